@@ -1,0 +1,2 @@
+// agent: public API (filled in by its issue)
+export {};

@@ -1,0 +1,2 @@
+// apiserver: public API (filled in by its issue)
+export {};

@@ -1,0 +1,2 @@
+// arp: public API (filled in by its issue)
+export {};

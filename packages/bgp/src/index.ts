@@ -1,0 +1,2 @@
+// bgp: public API (filled in by its issue)
+export {};

@@ -1,0 +1,2 @@
+// cni: public API (filled in by its issue)
+export {};

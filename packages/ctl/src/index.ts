@@ -1,0 +1,2 @@
+// ctl: public API (filled in by its issue)
+export {};

@@ -1,0 +1,2 @@
+// ipam: public API (filled in by its issue)
+export {};

@@ -1,0 +1,2 @@
+// k8s: public API (filled in by its issue)
+export {};

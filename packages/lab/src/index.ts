@@ -1,0 +1,2 @@
+// lab: public API (filled in by its issue)
+export {};

@@ -1,0 +1,2 @@
+// routes: public API (filled in by its issue)
+export {};

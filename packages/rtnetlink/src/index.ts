@@ -1,0 +1,2 @@
+// rtnetlink: public API (filled in by its issue)
+export {};

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Installs everything podnet needs on a fresh Debian 12 machine: the Debian packages listed in
+# scripts/debian-packages.txt, then the npm workspace (which builds the native addon and brings
+# its own Node 24 into node_modules/.bin, so npm scripts never run on the system Node 20).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+mapfile -t pkgs < <(grep -vE '^\s*(#|$)' scripts/debian-packages.txt)
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "install: Debian packages: ${missing[*]}"
+  SUDO=""
+  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -q
+  # policy-rc.d keeps the routing daemons (bird, frr, gobgpd) from starting as system services:
+  # tests and the lab start their own instances inside network namespaces.
+  policy=/usr/sbin/policy-rc.d
+  if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\nexit 101\n' | $SUDO tee "$policy" >/dev/null
+    $SUDO chmod +x "$policy"
+    trap '$SUDO rm -f "$policy"' EXIT
+  fi
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
+else
+  echo "install: Debian packages already present"
+fi
+
+echo "install: npm workspace"
+npm ci --no-fund --no-audit
