@@ -29,4 +29,7 @@ else
 fi
 
 echo "install: npm workspace"
-npm ci --no-fund --no-audit
+# `npm install` from the committed lock rather than `npm ci`: npm ci insists on lock entries for
+# every platform's optional binaries (biome's darwin/musl builds), and a registry mirror that does
+# not carry those makes npm ci refuse even though nothing for this platform is missing.
+npm install --no-fund --no-audit
