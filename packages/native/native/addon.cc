@@ -1,7 +1,708 @@
 // podnet native addon: only the syscalls Node lacks. No logic lives here.
+//
+// - AF_NETLINK sockets (bind, multicast groups, socket options, send, receive) polled on libuv;
+// - AF_PACKET sockets bound to an interface and EtherType;
+// - TCP sockets with TCP_MD5SIG keys, handed to Node's net.Socket / net.Server as a file descriptor;
+// - every socket can be created inside another network namespace: the calling thread enters the
+//   namespace, creates the socket and returns to its own namespace before the call returns.
+//
+// Errors are thrown as JS Errors carrying `code` (errno name), `errno` and `syscall`; the TypeScript
+// wrapper turns them into NativeError. Every error path closes the descriptors it opened.
 #include <napi.h>
+#include <uv.h>
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/if_packet.h>
+#include <linux/netlink.h>
+#include <net/ethernet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sched.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <string>
+#include <vector>
+
+#ifndef SOL_NETLINK
+#define SOL_NETLINK 270
+#endif
+#ifndef NETLINK_EXT_ACK
+#define NETLINK_EXT_ACK 11
+#endif
+#ifndef NETLINK_GET_STRICT_CHK
+#define NETLINK_GET_STRICT_CHK 12
+#endif
+#ifndef NETLINK_CAP_ACK
+#define NETLINK_CAP_ACK 10
+#endif
 
 namespace {
+
+std::string ErrnoName(int err) {
+  const char* name = strerrorname_np(err);
+  if (name != nullptr) return name;
+  return "E" + std::to_string(err);
+}
+
+// Builds (does not throw) an Error with code/errno/syscall.
+Napi::Error MakeErrno(Napi::Env env, int err, const char* syscall, const std::string& detail = "") {
+  std::string msg = std::string(syscall) + ": " + ErrnoName(err) + " (" + strerror(err) + ")";
+  if (!detail.empty()) msg += ": " + detail;
+  Napi::Error e = Napi::Error::New(env, msg);
+  e.Set("code", Napi::String::New(env, ErrnoName(err)));
+  e.Set("errno", Napi::Number::New(env, err));
+  e.Set("syscall", Napi::String::New(env, syscall));
+  return e;
+}
+
+void ThrowErrno(Napi::Env env, int err, const char* syscall, const std::string& detail = "") {
+  MakeErrno(env, err, syscall, detail).ThrowAsJavaScriptException();
+}
+
+void ThrowInvalid(Napi::Env env, const std::string& msg) {
+  Napi::Error e = Napi::TypeError::New(env, msg);
+  e.Set("code", Napi::String::New(env, "EINVAL"));
+  e.Set("errno", Napi::Number::New(env, EINVAL));
+  e.Set("syscall", Napi::String::New(env, "argument"));
+  e.ThrowAsJavaScriptException();
+}
+
+void CloseQuietly(int fd) {
+  if (fd >= 0) {
+    int saved = errno;
+    close(fd);
+    errno = saved;
+  }
+}
+
+// Enters a network namespace for the lifetime of the object and returns to the original one on
+// destruction. Failure to return is unrecoverable (the thread would run Node in the wrong
+// namespace), so that one case aborts the process rather than continuing silently.
+class NetnsGuard {
+ public:
+  NetnsGuard() = default;
+  NetnsGuard(const NetnsGuard&) = delete;
+  NetnsGuard& operator=(const NetnsGuard&) = delete;
+
+  // Returns 0, or an errno with *syscall naming the failing call.
+  int Enter(const std::string& path, const char** syscall) {
+    if (path.empty()) return 0;
+    origFd_ = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+    if (origFd_ < 0) {
+      *syscall = "open(/proc/thread-self/ns/net)";
+      return errno;
+    }
+    int target = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (target < 0) {
+      int err = errno;
+      CloseQuietly(origFd_);
+      origFd_ = -1;
+      *syscall = "open(netns)";
+      return err;
+    }
+    if (setns(target, CLONE_NEWNET) < 0) {
+      int err = errno;
+      CloseQuietly(target);
+      CloseQuietly(origFd_);
+      origFd_ = -1;
+      *syscall = "setns";
+      return err;
+    }
+    CloseQuietly(target);
+    return 0;
+  }
+
+  ~NetnsGuard() {
+    if (origFd_ < 0) return;
+    if (setns(origFd_, CLONE_NEWNET) < 0) {
+      // Never continue in a foreign namespace.
+      napi_fatal_error("podnet_native", NAPI_AUTO_LENGTH, "could not return to the original network namespace",
+                       NAPI_AUTO_LENGTH);
+    }
+    close(origFd_);
+  }
+
+ private:
+  int origFd_ = -1;
+};
+
+std::string OptString(const Napi::Value& v) {
+  if (v.IsString()) return v.As<Napi::String>().Utf8Value();
+  return "";
+}
+
+// ---------------------------------------------------------------------------------------------
+// netlink
+
+// nlOpen(protocol: number, groups: number[], netns: string | undefined, rcvbuf: number | undefined)
+//   -> { fd, portId }
+Napi::Value NlOpen(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 4 || !info[0].IsNumber() || !info[1].IsArray()) {
+    ThrowInvalid(env, "nlOpen(protocol, groups, netns, rcvbuf): bad arguments");
+    return env.Undefined();
+  }
+  int protocol = info[0].As<Napi::Number>().Int32Value();
+  Napi::Array groups = info[1].As<Napi::Array>();
+  std::string netns = OptString(info[2]);
+  int rcvbuf = info[3].IsNumber() ? info[3].As<Napi::Number>().Int32Value() : 0;
+
+  int fd = -1;
+  {
+    NetnsGuard guard;
+    const char* sc = "";
+    int err = guard.Enter(netns, &sc);
+    if (err != 0) {
+      ThrowErrno(env, err, sc, netns);
+      return env.Undefined();
+    }
+    fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC | SOCK_NONBLOCK, protocol);
+    if (fd < 0) {
+      int e = errno;
+      ThrowErrno(env, e, "socket(AF_NETLINK)");
+      return env.Undefined();
+    }
+  }
+
+  if (rcvbuf > 0) {
+    if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &rcvbuf, sizeof rcvbuf) < 0 &&
+        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf) < 0) {
+      int e = errno;
+      CloseQuietly(fd);
+      ThrowErrno(env, e, "setsockopt(SO_RCVBUF)");
+      return env.Undefined();
+    }
+    // The send buffer bounds a single sendmsg; keep it at least as large.
+    if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &rcvbuf, sizeof rcvbuf) < 0) {
+      setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &rcvbuf, sizeof rcvbuf);
+    }
+  }
+  // Errors come back without the whole original request echoed (smaller, never truncated).
+  int one = 1;
+  setsockopt(fd, SOL_NETLINK, NETLINK_CAP_ACK, &one, sizeof one);
+
+  struct sockaddr_nl sa;
+  memset(&sa, 0, sizeof sa);
+  sa.nl_family = AF_NETLINK;
+  if (bind(fd, reinterpret_cast<struct sockaddr*>(&sa), sizeof sa) < 0) {
+    int e = errno;
+    CloseQuietly(fd);
+    ThrowErrno(env, e, "bind(AF_NETLINK)");
+    return env.Undefined();
+  }
+  socklen_t len = sizeof sa;
+  if (getsockname(fd, reinterpret_cast<struct sockaddr*>(&sa), &len) < 0) {
+    int e = errno;
+    CloseQuietly(fd);
+    ThrowErrno(env, e, "getsockname");
+    return env.Undefined();
+  }
+  for (uint32_t i = 0; i < groups.Length(); i++) {
+    Napi::Value g = groups.Get(i);
+    if (!g.IsNumber()) {
+      CloseQuietly(fd);
+      ThrowInvalid(env, "groups[" + std::to_string(i) + "] must be a number");
+      return env.Undefined();
+    }
+    int group = g.As<Napi::Number>().Int32Value();
+    if (setsockopt(fd, SOL_NETLINK, NETLINK_ADD_MEMBERSHIP, &group, sizeof group) < 0) {
+      int e = errno;
+      CloseQuietly(fd);
+      ThrowErrno(env, e, "setsockopt(NETLINK_ADD_MEMBERSHIP)", "group " + std::to_string(group));
+      return env.Undefined();
+    }
+  }
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("fd", Napi::Number::New(env, fd));
+  out.Set("portId", Napi::Number::New(env, sa.nl_pid));
+  return out;
+}
+
+// nlSetOpt(fd, opt: number, value: number): setsockopt(SOL_NETLINK, opt, int)
+Napi::Value NlSetOpt(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 3 || !info[0].IsNumber() || !info[1].IsNumber() || !info[2].IsNumber()) {
+    ThrowInvalid(env, "nlSetOpt(fd, opt, value): bad arguments");
+    return env.Undefined();
+  }
+  int fd = info[0].As<Napi::Number>().Int32Value();
+  int opt = info[1].As<Napi::Number>().Int32Value();
+  int value = info[2].As<Napi::Number>().Int32Value();
+  if (setsockopt(fd, SOL_NETLINK, opt, &value, sizeof value) < 0) {
+    ThrowErrno(env, errno, "setsockopt(SOL_NETLINK)", "option " + std::to_string(opt));
+  }
+  return env.Undefined();
+}
+
+// sendBuf(fd, buf): one send() of the whole buffer to the kernel (netlink) or the bound interface
+// (packet). Returns the bytes sent. EINTR is retried; EAGAIN/ENOBUFS are thrown to the caller.
+Napi::Value SendBuf(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 2 || !info[0].IsNumber() || !info[1].IsBuffer()) {
+    ThrowInvalid(env, "send(fd, buffer): bad arguments");
+    return env.Undefined();
+  }
+  int fd = info[0].As<Napi::Number>().Int32Value();
+  Napi::Buffer<uint8_t> buf = info[1].As<Napi::Buffer<uint8_t>>();
+  ssize_t n;
+  do {
+    n = send(fd, buf.Data(), buf.Length(), 0);
+  } while (n < 0 && errno == EINTR);
+  if (n < 0) {
+    ThrowErrno(env, errno, "send");
+    return env.Undefined();
+  }
+  return Napi::Number::New(env, static_cast<double>(n));
+}
+
+// ---------------------------------------------------------------------------------------------
+// packet
+
+// packetOpen(ifindex, ethertype, netns | undefined) -> fd
+Napi::Value PacketOpen(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 3 || !info[0].IsNumber() || !info[1].IsNumber()) {
+    ThrowInvalid(env, "packetOpen(ifindex, ethertype, netns): bad arguments");
+    return env.Undefined();
+  }
+  int ifindex = info[0].As<Napi::Number>().Int32Value();
+  int ethertype = info[1].As<Napi::Number>().Int32Value();
+  std::string netns = OptString(info[2]);
+  int fd = -1;
+  {
+    NetnsGuard guard;
+    const char* sc = "";
+    int err = guard.Enter(netns, &sc);
+    if (err != 0) {
+      ThrowErrno(env, err, sc, netns);
+      return env.Undefined();
+    }
+    fd = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC | SOCK_NONBLOCK, htons(static_cast<uint16_t>(ethertype)));
+    if (fd < 0) {
+      ThrowErrno(env, errno, "socket(AF_PACKET)");
+      return env.Undefined();
+    }
+  }
+  struct sockaddr_ll sll;
+  memset(&sll, 0, sizeof sll);
+  sll.sll_family = AF_PACKET;
+  sll.sll_protocol = htons(static_cast<uint16_t>(ethertype));
+  sll.sll_ifindex = ifindex;
+  if (bind(fd, reinterpret_cast<struct sockaddr*>(&sll), sizeof sll) < 0) {
+    int e = errno;
+    CloseQuietly(fd);
+    ThrowErrno(env, e, "bind(AF_PACKET)", "ifindex " + std::to_string(ifindex));
+    return env.Undefined();
+  }
+  return Napi::Number::New(env, fd);
+}
+
+// ---------------------------------------------------------------------------------------------
+// TCP with MD5 signatures (RFC 2385)
+
+bool ParseAddr(int family, const std::string& text, struct sockaddr_storage* ss, socklen_t* len) {
+  memset(ss, 0, sizeof *ss);
+  if (family == AF_INET) {
+    auto* sin = reinterpret_cast<struct sockaddr_in*>(ss);
+    sin->sin_family = AF_INET;
+    if (inet_pton(AF_INET, text.c_str(), &sin->sin_addr) != 1) return false;
+    *len = sizeof *sin;
+    return true;
+  }
+  auto* sin6 = reinterpret_cast<struct sockaddr_in6*>(ss);
+  sin6->sin6_family = AF_INET6;
+  if (inet_pton(AF_INET6, text.c_str(), &sin6->sin6_addr) == 1) {
+    *len = sizeof *sin6;
+    return true;
+  }
+  // An IPv4 peer on an IPv6 socket is keyed by its v4-mapped address.
+  struct in_addr v4;
+  if (inet_pton(AF_INET, text.c_str(), &v4) == 1) {
+    sin6->sin6_addr.s6_addr[10] = 0xff;
+    sin6->sin6_addr.s6_addr[11] = 0xff;
+    memcpy(&sin6->sin6_addr.s6_addr[12], &v4, 4);
+    *len = sizeof *sin6;
+    return true;
+  }
+  return false;
+}
+
+int SocketFamily(int fd) {
+  struct sockaddr_storage ss;
+  socklen_t len = sizeof ss;
+  if (getsockname(fd, reinterpret_cast<struct sockaddr*>(&ss), &len) < 0) return -1;
+  return ss.ss_family;
+}
+
+// Returns 0 or an errno. key == nullptr removes the key.
+int ApplyMd5(int fd, int family, const std::string& peer, const std::string* key, std::string* why) {
+  struct tcp_md5sig sig;
+  memset(&sig, 0, sizeof sig);
+  socklen_t alen = 0;
+  if (!ParseAddr(family, peer, &sig.tcpm_addr, &alen)) {
+    *why = "peer address '" + peer + "' is not a valid IPv" + (family == AF_INET ? "4" : "6") + " address";
+    return EINVAL;
+  }
+  if (key != nullptr) {
+    if (key->empty() || key->size() > TCP_MD5SIG_MAXKEYLEN) {
+      *why = "md5 key for peer " + peer + " must be 1.." + std::to_string(TCP_MD5SIG_MAXKEYLEN) + " bytes, got " +
+             std::to_string(key->size());
+      return EINVAL;
+    }
+    sig.tcpm_keylen = static_cast<uint16_t>(key->size());
+    memcpy(sig.tcpm_key, key->data(), key->size());
+  }
+  if (setsockopt(fd, IPPROTO_TCP, TCP_MD5SIG, &sig, sizeof sig) < 0) {
+    *why = "peer " + peer;
+    return errno;
+  }
+  return 0;
+}
+
+// tcpSocket(family: 4|6, bindAddress?, bindPort?, md5: [peer, key][], reuseAddr: bool, netns?) -> fd
+Napi::Value TcpSocket(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 6 || !info[0].IsNumber() || !info[3].IsArray()) {
+    ThrowInvalid(env, "tcpSocket(family, bindAddress, bindPort, md5, reuseAddr, netns): bad arguments");
+    return env.Undefined();
+  }
+  int fam = info[0].As<Napi::Number>().Int32Value();
+  if (fam != 4 && fam != 6) {
+    ThrowInvalid(env, "family must be 4 or 6, got " + std::to_string(fam));
+    return env.Undefined();
+  }
+  int family = fam == 4 ? AF_INET : AF_INET6;
+  std::string bindAddress = OptString(info[1]);
+  int bindPort = info[2].IsNumber() ? info[2].As<Napi::Number>().Int32Value() : -1;
+  Napi::Array md5 = info[3].As<Napi::Array>();
+  bool reuse = info[4].ToBoolean().Value();
+  std::string netns = OptString(info[5]);
+
+  int fd = -1;
+  {
+    NetnsGuard guard;
+    const char* sc = "";
+    int err = guard.Enter(netns, &sc);
+    if (err != 0) {
+      ThrowErrno(env, err, sc, netns);
+      return env.Undefined();
+    }
+    fd = socket(family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, IPPROTO_TCP);
+    if (fd < 0) {
+      ThrowErrno(env, errno, "socket(SOCK_STREAM)");
+      return env.Undefined();
+    }
+  }
+  if (reuse) {
+    int one = 1;
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0) {
+      int e = errno;
+      CloseQuietly(fd);
+      ThrowErrno(env, e, "setsockopt(SO_REUSEADDR)");
+      return env.Undefined();
+    }
+  }
+  for (uint32_t i = 0; i < md5.Length(); i++) {
+    Napi::Value entry = md5.Get(i);
+    if (!entry.IsArray() || entry.As<Napi::Array>().Length() != 2) {
+      CloseQuietly(fd);
+      ThrowInvalid(env, "md5[" + std::to_string(i) + "] must be [peer, key]");
+      return env.Undefined();
+    }
+    std::string peer = OptString(entry.As<Napi::Array>().Get(0u));
+    std::string key = OptString(entry.As<Napi::Array>().Get(1u));
+    std::string why;
+    int err = ApplyMd5(fd, family, peer, &key, &why);
+    if (err != 0) {
+      CloseQuietly(fd);
+      ThrowErrno(env, err, "setsockopt(TCP_MD5SIG)", why);
+      return env.Undefined();
+    }
+  }
+  if (!bindAddress.empty() || bindPort >= 0) {
+    struct sockaddr_storage ss;
+    socklen_t len = 0;
+    std::string addr = bindAddress.empty() ? (family == AF_INET ? "0.0.0.0" : "::") : bindAddress;
+    if (!ParseAddr(family, addr, &ss, &len)) {
+      CloseQuietly(fd);
+      ThrowInvalid(env, "bindAddress '" + addr + "' is not a valid IPv" + std::to_string(fam) + " address");
+      return env.Undefined();
+    }
+    uint16_t port = htons(static_cast<uint16_t>(bindPort < 0 ? 0 : bindPort));
+    if (family == AF_INET) {
+      reinterpret_cast<struct sockaddr_in*>(&ss)->sin_port = port;
+    } else {
+      reinterpret_cast<struct sockaddr_in6*>(&ss)->sin6_port = port;
+    }
+    if (bind(fd, reinterpret_cast<struct sockaddr*>(&ss), len) < 0) {
+      int e = errno;
+      CloseQuietly(fd);
+      ThrowErrno(env, e, "bind", addr + ":" + std::to_string(bindPort < 0 ? 0 : bindPort));
+      return env.Undefined();
+    }
+  }
+  return Napi::Number::New(env, fd);
+}
+
+// setTcpMd5(fd, peer, key | null)
+Napi::Value SetTcpMd5(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 3 || !info[0].IsNumber() || !info[1].IsString()) {
+    ThrowInvalid(env, "setTcpMd5(fd, peer, key): bad arguments");
+    return env.Undefined();
+  }
+  int fd = info[0].As<Napi::Number>().Int32Value();
+  std::string peer = info[1].As<Napi::String>().Utf8Value();
+  int family = SocketFamily(fd);
+  if (family < 0) {
+    ThrowErrno(env, errno, "getsockname", "fd " + std::to_string(fd));
+    return env.Undefined();
+  }
+  if (family != AF_INET && family != AF_INET6) {
+    ThrowInvalid(env, "fd " + std::to_string(fd) + " is not a TCP/IP socket");
+    return env.Undefined();
+  }
+  std::string why;
+  int err;
+  if (info[2].IsString()) {
+    std::string key = info[2].As<Napi::String>().Utf8Value();
+    err = ApplyMd5(fd, family, peer, &key, &why);
+  } else {
+    err = ApplyMd5(fd, family, peer, nullptr, &why);
+  }
+  if (err != 0) ThrowErrno(env, err, "setsockopt(TCP_MD5SIG)", why);
+  return env.Undefined();
+}
+
+// closeFd(fd): close(2), for descriptors never handed to Node.
+Napi::Value CloseFd(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsNumber()) {
+    ThrowInvalid(env, "closeFd(fd): bad arguments");
+    return env.Undefined();
+  }
+  int fd = info[0].As<Napi::Number>().Int32Value();
+  if (close(fd) < 0 && errno != EINTR) ThrowErrno(env, errno, "close");
+  return env.Undefined();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Poller: a uv_poll on a socket fd that reads every datagram until EAGAIN and hands each one to JS.
+// kind 0 = netlink: cb(buffer); kind 1 = packet: cb(buffer, ifindex, pktType). Errors: onError(err).
+// The poller owns the fd: close() stops polling and closes it.
+
+class Poller : public Napi::ObjectWrap<Poller> {
+ public:
+  static Napi::Function Define(Napi::Env env) {
+    return DefineClass(env, "Poller",
+                       {
+                           InstanceMethod("start", &Poller::Start),
+                           InstanceMethod("stop", &Poller::Stop),
+                           InstanceMethod("ref", &Poller::RefLoop),
+                           InstanceMethod("unref", &Poller::UnrefLoop),
+                           InstanceMethod("close", &Poller::Close),
+                       });
+  }
+
+  // new Poller(fd, kind, bufferSize)
+  explicit Poller(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Poller>(info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 3 || !info[0].IsNumber() || !info[1].IsNumber() || !info[2].IsNumber()) {
+      ThrowInvalid(env, "new Poller(fd, kind, bufferSize): bad arguments");
+      return;
+    }
+    fd_ = info[0].As<Napi::Number>().Int32Value();
+    kind_ = info[1].As<Napi::Number>().Int32Value();
+    size_t size = info[2].As<Napi::Number>().Uint32Value();
+    buf_.resize(size < 4096 ? 4096 : size);
+    uv_loop_t* loop = nullptr;
+    if (napi_get_uv_event_loop(env, &loop) != napi_ok || loop == nullptr) {
+      ThrowInvalid(env, "no libuv loop");
+      return;
+    }
+    handle_ = new uv_poll_t;
+    int r = uv_poll_init_socket(loop, handle_, fd_);
+    if (r != 0) {
+      delete handle_;
+      handle_ = nullptr;
+      ThrowErrno(env, -r, "uv_poll_init");
+      return;
+    }
+    handle_->data = this;
+    env_ = env;
+  }
+
+  ~Poller() override {
+    // The JS object was collected without close(): stop polling, close the fd.
+    DoClose();
+  }
+
+ private:
+  Napi::Value Start(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (handle_ == nullptr) {
+      ThrowErrno(env, EBADF, "poll", "socket is closed");
+      return env.Undefined();
+    }
+    if (info.Length() >= 1 && info[0].IsFunction()) {
+      onData_ = Napi::Persistent(info[0].As<Napi::Function>());
+      if (info.Length() >= 2 && info[1].IsFunction()) onError_ = Napi::Persistent(info[1].As<Napi::Function>());
+    }
+    if (onData_.IsEmpty()) {
+      ThrowInvalid(env, "start(onData, onError): onData must be a function");
+      return env.Undefined();
+    }
+    if (!polling_) {
+      int r = uv_poll_start(handle_, UV_READABLE, &Poller::OnReadable);
+      if (r != 0) {
+        ThrowErrno(env, -r, "uv_poll_start");
+        return env.Undefined();
+      }
+      polling_ = true;
+      // While polling, keep this object alive even if JS drops it.
+      if (selfRefs_ == 0) {
+        Napi::ObjectWrap<Poller>::Ref();
+        selfRefs_ = 1;
+      }
+    }
+    return env.Undefined();
+  }
+
+  Napi::Value Stop(const Napi::CallbackInfo& info) {
+    if (handle_ != nullptr && polling_) {
+      uv_poll_stop(handle_);
+      polling_ = false;
+    }
+    ReleaseSelf();
+    return info.Env().Undefined();
+  }
+
+  Napi::Value RefLoop(const Napi::CallbackInfo& info) {
+    if (handle_ != nullptr) uv_ref(reinterpret_cast<uv_handle_t*>(handle_));
+    return info.Env().Undefined();
+  }
+
+  Napi::Value UnrefLoop(const Napi::CallbackInfo& info) {
+    if (handle_ != nullptr) uv_unref(reinterpret_cast<uv_handle_t*>(handle_));
+    return info.Env().Undefined();
+  }
+
+  Napi::Value Close(const Napi::CallbackInfo& info) {
+    DoClose();
+    ReleaseSelf();
+    return info.Env().Undefined();
+  }
+
+  void ReleaseSelf() {
+    if (selfRefs_ > 0) {
+      selfRefs_ = 0;
+      Napi::ObjectWrap<Poller>::Unref();
+    }
+  }
+
+  void DoClose() {
+    if (handle_ != nullptr) {
+      if (polling_) uv_poll_stop(handle_);
+      polling_ = false;
+      handle_->data = nullptr;
+      uv_close(reinterpret_cast<uv_handle_t*>(handle_),
+               [](uv_handle_t* h) { delete reinterpret_cast<uv_poll_t*>(h); });
+      handle_ = nullptr;
+    }
+    if (fd_ >= 0) {
+      close(fd_);
+      fd_ = -1;
+    }
+  }
+
+  static void OnReadable(uv_poll_t* handle, int status, int events) {
+    (void)events;
+    auto* self = static_cast<Poller*>(handle->data);
+    if (self == nullptr) return;
+    self->Drain(status);
+  }
+
+  // Calls fn(args); an exception thrown by the JS callback becomes an uncaught exception.
+  bool CallJs(Napi::FunctionReference& fn, const std::vector<napi_value>& args) {
+    if (fn.IsEmpty()) return true;
+    napi_value result;
+    napi_value recv;
+    napi_get_undefined(env_, &recv);
+    napi_status st = napi_call_function(env_, recv, fn.Value(), args.size(), args.data(), &result);
+    if (st == napi_pending_exception) {
+      napi_value exc;
+      napi_get_and_clear_last_exception(env_, &exc);
+      napi_fatal_exception(env_, exc);
+      return false;
+    }
+    return st == napi_ok;
+  }
+
+  void ReportError(int err, const char* syscall) {
+    Napi::HandleScope scope(env_);
+    Napi::Error e = MakeErrno(env_, err, syscall);
+    CallJs(onError_, {e.Value()});
+  }
+
+  void Drain(int status) {
+    Napi::HandleScope scope(env_);
+    if (status < 0) {
+      ReportError(-status, "uv_poll");
+      return;
+    }
+    // Bounded: at most 1024 datagrams per wake-up, so one busy socket never starves the loop.
+    // uv_poll is level-triggered, so the rest is read on the next iteration.
+    for (int i = 0; i < 1024 && fd_ >= 0 && polling_; i++) {
+      struct sockaddr_storage from;
+      struct iovec iov = {buf_.data(), buf_.size()};
+      struct msghdr msg;
+      memset(&msg, 0, sizeof msg);
+      msg.msg_name = &from;
+      msg.msg_namelen = sizeof from;
+      msg.msg_iov = &iov;
+      msg.msg_iovlen = 1;
+      ssize_t n = recvmsg(fd_, &msg, MSG_DONTWAIT);
+      if (n < 0) {
+        int err = errno;
+        if (err == EINTR) continue;
+        if (err == EAGAIN || err == EWOULDBLOCK) return;
+        // ENOBUFS on netlink: the receive queue overflowed and messages were lost.
+        ReportError(err, "recvmsg");
+        if (err == ENOBUFS) continue;
+        return;
+      }
+      if (msg.msg_flags & MSG_TRUNC) {
+        ReportError(EMSGSIZE, "recvmsg");
+        continue;
+      }
+      Napi::HandleScope inner(env_);
+      Napi::Buffer<uint8_t> data = Napi::Buffer<uint8_t>::Copy(env_, buf_.data(), static_cast<size_t>(n));
+      bool ok;
+      if (kind_ == 1) {
+        auto* sll = reinterpret_cast<struct sockaddr_ll*>(&from);
+        ok = CallJs(onData_, {data, Napi::Number::New(env_, sll->sll_ifindex),
+                              Napi::Number::New(env_, sll->sll_pkttype)});
+      } else {
+        ok = CallJs(onData_, {data});
+      }
+      if (!ok) return;
+    }
+  }
+
+  Napi::Env env_ = Napi::Env(nullptr);
+  uv_poll_t* handle_ = nullptr;
+  int fd_ = -1;
+  int kind_ = 0;
+  bool polling_ = false;
+  int selfRefs_ = 0;
+  std::vector<uint8_t> buf_;
+  Napi::FunctionReference onData_;
+  Napi::FunctionReference onError_;
+};
 
 Napi::Value AddonInfo(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -12,6 +713,14 @@ Napi::Value AddonInfo(const Napi::CallbackInfo& info) {
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("addonInfo", Napi::Function::New(env, AddonInfo, "addonInfo"));
+  exports.Set("nlOpen", Napi::Function::New(env, NlOpen, "nlOpen"));
+  exports.Set("nlSetOpt", Napi::Function::New(env, NlSetOpt, "nlSetOpt"));
+  exports.Set("sendBuf", Napi::Function::New(env, SendBuf, "sendBuf"));
+  exports.Set("packetOpen", Napi::Function::New(env, PacketOpen, "packetOpen"));
+  exports.Set("tcpSocket", Napi::Function::New(env, TcpSocket, "tcpSocket"));
+  exports.Set("setTcpMd5", Napi::Function::New(env, SetTcpMd5, "setTcpMd5"));
+  exports.Set("closeFd", Napi::Function::New(env, CloseFd, "closeFd"));
+  exports.Set("Poller", Poller::Define(env));
   return exports;
 }
 

@@ -1,8 +1,338 @@
-import { describe, expect, it } from 'vitest';
-import { addonInfo } from './index.js';
+import { once } from 'node:events';
+import net from 'node:net';
+import { cleanupStale, type Netns, NetnsSet, vethPair, waitFor } from '@podnet/testkit';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  addonInfo,
+  closeFd,
+  createTcpSocket,
+  NativeError,
+  NETLINK_ROUTE,
+  type NetlinkSocket,
+  openNetlink,
+  openPacket,
+  setTcpMd5,
+} from './index.js';
+
+const RTM_NEWLINK = 16;
+const RTM_GETLINK = 18;
+const NLMSG_DONE = 3;
+const RTNLGRP_LINK = 1;
+
+function linkDumpRequest(seq: number): Buffer {
+  const b = Buffer.alloc(32);
+  b.writeUInt32LE(32, 0);
+  b.writeUInt16LE(RTM_GETLINK, 4);
+  b.writeUInt16LE(0x1 | 0x300, 6); // NLM_F_REQUEST | NLM_F_DUMP
+  b.writeUInt32LE(seq, 8);
+  return b;
+}
+
+function* messages(datagram: Buffer): Generator<{ type: number; seq: number; body: Buffer }> {
+  let off = 0;
+  while (off + 16 <= datagram.length) {
+    const len = datagram.readUInt32LE(off);
+    if (len < 16) return;
+    yield {
+      type: datagram.readUInt16LE(off + 4),
+      seq: datagram.readUInt32LE(off + 8),
+      body: datagram.subarray(off + 16, off + len),
+    };
+    off += (len + 3) & ~3;
+  }
+}
+
+/** Names (IFLA_IFNAME) of the links in a dump. */
+function dumpLinkNames(sock: NetlinkSocket, seq: number): Promise<string[]> {
+  return new Promise((resolve, reject) => {
+    const names: string[] = [];
+    sock.onMessage((d) => {
+      for (const m of messages(d)) {
+        if (m.seq !== seq) continue;
+        if (m.type === NLMSG_DONE) resolve(names);
+        if (m.type === RTM_NEWLINK) {
+          let off = 16;
+          while (off + 4 <= m.body.length) {
+            const alen = m.body.readUInt16LE(off);
+            const atype = m.body.readUInt16LE(off + 2);
+            if (alen < 4) break;
+            if (atype === 3) names.push(m.body.toString('utf8', off + 4, off + alen - 1));
+            off += (alen + 3) & ~3;
+          }
+        }
+      }
+    }, reject);
+    sock.send(linkDumpRequest(seq));
+  });
+}
+
+const lab = new NetnsSet();
+let a: Netns;
+let b: Netns;
+
+beforeAll(async () => {
+  await cleanupStale();
+  a = await lab.create('nata');
+  b = await lab.create('natb');
+  await vethPair(a, 'va', b, 'vb');
+  await a.ip('addr', 'add', '10.77.0.1/24', 'dev', 'va');
+  await b.ip('addr', 'add', '10.77.0.2/24', 'dev', 'vb');
+  await a.ip('addr', 'add', 'fd77::1/64', 'dev', 'va', 'nodad');
+  await b.ip('addr', 'add', 'fd77::2/64', 'dev', 'vb', 'nodad');
+});
+
+afterAll(async () => {
+  await lab.destroy();
+});
 
 describe('native addon', () => {
   it('loads the compiled addon and reports the N-API version it was built for', () => {
     expect(addonInfo().napiVersion).toBe(8);
+  });
+});
+
+describe('netlink sockets', () => {
+  it('dumps the links of the namespace the socket was opened in, not the caller’s', async () => {
+    const sock = openNetlink({ protocol: NETLINK_ROUTE, netns: a.path, rcvbuf: 1 << 20 });
+    try {
+      expect(sock.portId).toBeGreaterThan(0);
+      const names = await dumpLinkNames(sock, 7);
+      expect(names.sort()).toEqual(['lo', 'va']);
+    } finally {
+      sock.close();
+    }
+  });
+
+  it('delivers multicast link events after joining RTNLGRP_LINK', async () => {
+    const sock = openNetlink({ protocol: NETLINK_ROUTE, netns: b.path, groups: [RTNLGRP_LINK] });
+    const seen: number[] = [];
+    sock.onMessage((d) => {
+      for (const m of messages(d)) seen.push(m.type);
+    });
+    try {
+      await b.ip('link', 'add', 'ev0', 'type', 'veth', 'peer', 'name', 'ev1');
+      await waitFor('an RTM_NEWLINK event', () => seen.includes(RTM_NEWLINK), { timeoutMs: 10_000 });
+    } finally {
+      sock.close();
+      await b.exec('ip', ['link', 'del', 'ev0']);
+    }
+  });
+
+  it('close is idempotent and send after close fails with EBADF', () => {
+    const sock = openNetlink({ protocol: NETLINK_ROUTE });
+    sock.close();
+    sock.close();
+    expect(() => sock.send(linkDumpRequest(1))).toThrow(expect.objectContaining({ code: 'EBADF' }));
+  });
+
+  it('switches strict checking and extended ACKs on a live socket', () => {
+    const sock = openNetlink({ protocol: NETLINK_ROUTE });
+    try {
+      sock.setStrictCheck(true);
+      sock.setExtAck(true);
+      sock.addMembership(RTNLGRP_LINK);
+      sock.dropMembership(RTNLGRP_LINK);
+      sock.pause();
+      sock.unref();
+      sock.ref();
+    } finally {
+      sock.close();
+    }
+  });
+
+  const bad: [string, () => unknown, string][] = [
+    [
+      'a missing namespace path',
+      () => openNetlink({ protocol: 0, netns: '/var/run/netns/pnt-none-0-0' }),
+      'ENOENT',
+    ],
+    ['a protocol out of range', () => openNetlink({ protocol: 99 }), 'EINVAL'],
+    ['a non-integer group', () => openNetlink({ protocol: 0, groups: [1.5] }), 'EINVAL'],
+    ['an unbound ifindex for a packet socket', () => openPacket({ ifindex: 0, ethertype: 0x806 }), 'EINVAL'],
+    [
+      'a packet socket on an interface that does not exist',
+      () => openPacket({ ifindex: 999_999, ethertype: 0x806 }),
+      'ENODEV',
+    ],
+    [
+      'an MD5 key longer than 80 bytes',
+      () => createTcpSocket({ family: 4, md5: [{ peer: '10.0.0.1', key: 'x'.repeat(81) }] }),
+      'EINVAL',
+    ],
+    [
+      'an MD5 peer that is not an address',
+      () => createTcpSocket({ family: 4, md5: [{ peer: 'nope', key: 'k' }] }),
+      'EINVAL',
+    ],
+    [
+      'a bind address of the wrong family',
+      () => createTcpSocket({ family: 4, bindAddress: '::1', bindPort: 0 }),
+      'EINVAL',
+    ],
+    ['setTcpMd5 on a closed descriptor', () => setTcpMd5(999_999, '10.0.0.1', 'k'), 'EBADF'],
+  ];
+  it.each(bad)('rejects %s with a NativeError naming the errno', (_name, fn, code) => {
+    let caught: unknown;
+    try {
+      fn();
+    } catch (err) {
+      caught = err;
+    }
+    expect(caught).toBeInstanceOf(NativeError);
+    expect((caught as NativeError).code).toBe(code);
+    expect((caught as NativeError).message.length).toBeGreaterThan(0);
+  });
+});
+
+describe('packet sockets', () => {
+  it('receives a frame sent by the peer namespace, with its ifindex and packet type', async () => {
+    const links = await b.ipJson<{ ifname: string; ifindex: number; address: string }[]>(
+      'link',
+      'show',
+      'vb',
+    );
+    const aLinks = await a.ipJson<{ ifname: string; ifindex: number; address: string }[]>(
+      'link',
+      'show',
+      'va',
+    );
+    const vb = links[0]!;
+    const va = aLinks[0]!;
+    const rx = openPacket({ ifindex: vb.ifindex, ethertype: 0x88b5, netns: b.path });
+    const tx = openPacket({ ifindex: va.ifindex, ethertype: 0x88b5, netns: a.path });
+    try {
+      const got = new Promise<{ frame: Buffer; ifindex: number; pktType: number }>((resolve) =>
+        rx.onFrame((frame, meta) => resolve({ frame, ...meta })),
+      );
+      const frame = Buffer.alloc(60);
+      Buffer.from(vb.address.replaceAll(':', ''), 'hex').copy(frame, 0);
+      Buffer.from(va.address.replaceAll(':', ''), 'hex').copy(frame, 6);
+      frame.writeUInt16BE(0x88b5, 12); // IEEE local experimental EtherType
+      frame.write('podnet-packet-test', 14);
+      tx.send(frame);
+      const r = await got;
+      expect(r.ifindex).toBe(vb.ifindex);
+      expect(r.pktType).toBe(0); // PACKET_HOST: addressed to vb's MAC
+      expect(r.frame.subarray(14, 32).toString()).toBe('podnet-packet-test');
+    } finally {
+      rx.close();
+      tx.close();
+      rx.close();
+    }
+  });
+});
+
+describe('TCP sockets with MD5 signatures', () => {
+  /** Starts a server in `ns` on an addon-made fd; returns the server and its port. */
+  async function md5Server(ns: Netns, family: 4 | 6, addr: string, peer: string, key: string) {
+    const fd = createTcpSocket({
+      family,
+      bindAddress: addr,
+      bindPort: 0,
+      reuseAddr: true,
+      netns: ns.path,
+      md5: [{ peer, key }],
+    });
+    const received: string[] = [];
+    const server = net.createServer((conn) => {
+      conn.on('data', (d) => {
+        received.push(d.toString());
+        conn.end('pong');
+      });
+      conn.on('error', () => {});
+    });
+    server.listen({ fd });
+    await once(server, 'listening');
+    const port = (server.address() as net.AddressInfo).port;
+    return { server, port, fd, received };
+  }
+
+  /** Connects from `ns` with `key`; resolves with the reply, or rejects on error/timeout. */
+  function md5Client(ns: Netns, family: 4 | 6, peer: string, port: number, key: string, timeoutMs: number) {
+    const fd = createTcpSocket({ family, netns: ns.path, md5: [{ peer, key }] });
+    const sock = new net.Socket({ fd, readable: true, writable: true });
+    return new Promise<string>((resolve, reject) => {
+      let reply = '';
+      const timer = setTimeout(() => {
+        sock.destroy();
+        reject(new Error('connect timed out'));
+      }, timeoutMs);
+      sock.on('data', (d) => {
+        reply += d.toString();
+      });
+      sock.on('end', () => {
+        clearTimeout(timer);
+        sock.destroy();
+        resolve(reply);
+      });
+      sock.on('error', (err) => {
+        clearTimeout(timer);
+        sock.destroy();
+        reject(err);
+      });
+      sock.connect(port, peer, () => sock.write('ping'));
+    });
+  }
+
+  it('connects between namespaces when both ends hold the same key (IPv4)', async () => {
+    const srv = await md5Server(a, 4, '10.77.0.1', '10.77.0.2', 's3cret');
+    try {
+      await expect(md5Client(b, 4, '10.77.0.1', srv.port, 's3cret', 10_000)).resolves.toBe('pong');
+      expect(srv.received).toEqual(['ping']);
+    } finally {
+      srv.server.close();
+    }
+  });
+
+  it('connects between namespaces when both ends hold the same key (IPv6)', async () => {
+    const srv = await md5Server(a, 6, 'fd77::1', 'fd77::2', 'v6-key');
+    try {
+      await expect(md5Client(b, 6, 'fd77::1', srv.port, 'v6-key', 10_000)).resolves.toBe('pong');
+    } finally {
+      srv.server.close();
+    }
+  });
+
+  it('never connects when the keys differ: the server drops the unsigned-by-its-key SYNs', async () => {
+    const srv = await md5Server(a, 4, '10.77.0.1', '10.77.0.2', 'right-key');
+    try {
+      await expect(md5Client(b, 4, '10.77.0.1', srv.port, 'wrong-key', 3000)).rejects.toThrow(/timed out/);
+      expect(srv.received).toEqual([]);
+    } finally {
+      srv.server.close();
+    }
+  });
+
+  it('applies a key added later to a listening socket, and a removed key stops new connections', async () => {
+    const fd = createTcpSocket({
+      family: 4,
+      bindAddress: '10.77.0.1',
+      bindPort: 0,
+      reuseAddr: true,
+      netns: a.path,
+    });
+    const server = net.createServer((conn) => {
+      conn.on('data', () => conn.end('pong'));
+      conn.on('error', () => {});
+    });
+    server.listen({ fd });
+    await once(server, 'listening');
+    const port = (server.address() as net.AddressInfo).port;
+    try {
+      setTcpMd5(fd, '10.77.0.2', 'later');
+      await expect(md5Client(b, 4, '10.77.0.1', port, 'later', 10_000)).resolves.toBe('pong');
+      setTcpMd5(fd, '10.77.0.2', null);
+      // The server no longer expects a signature; a signed SYN is now dropped.
+      await expect(md5Client(b, 4, '10.77.0.1', port, 'later', 3000)).rejects.toThrow(/timed out/);
+      expect(() => setTcpMd5(fd, '10.77.0.2', null)).toThrow(expect.objectContaining({ code: 'ENOENT' }));
+    } finally {
+      server.close();
+    }
+  });
+
+  it('closes an fd that was never handed to Node', () => {
+    const fd = createTcpSocket({ family: 4 });
+    closeFd(fd);
+    expect(() => closeFd(fd)).toThrow(expect.objectContaining({ code: 'EBADF' }));
   });
 });

@@ -1,17 +1,393 @@
-// The native addon's typed surface. Everything here is a thin wrapper over one syscall family.
+// @podnet/native: the syscalls Node lacks, as a thin typed wrapper over the N-API addon.
+//
+// Nothing here has logic beyond argument checks: netlink and packet sockets polled on libuv,
+// TCP sockets carrying TCP_MD5SIG keys, and creating any of them inside another network namespace.
+//
+// Namespaces: every `netns` option is a path (`/var/run/netns/NAME` or `/proc/PID/ns/net`). The
+// addon enters that namespace on the calling thread, creates the socket, and returns to its own
+// namespace before the call returns. A socket stays bound to the namespace it was created in, so
+// everything done with it later happens there. No bare `setns` is exported on purpose.
+//
+// Errors: every failure throws a NativeError whose `code` is the errno name ('EPERM', 'ENOENT', …),
+// with `errno` and the failing `syscall`. Bad arguments throw NativeError with code 'EINVAL' and
+// syscall 'argument'. Descriptors opened by a failing call are always closed.
 import { createRequire } from 'node:module';
 
 export interface AddonInfo {
   napiVersion: number;
 }
 
+/** A failed syscall: `code` is the errno name (EPERM, ENOENT, EADDRINUSE…). */
+export class NativeError extends Error {
+  readonly code: string;
+  readonly errno: number;
+  readonly syscall: string;
+  constructor(message: string, code: string, errno: number, syscall: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'NativeError';
+    this.code = code;
+    this.errno = errno;
+    this.syscall = syscall;
+  }
+}
+
+interface RawPoller {
+  start(onData: (...args: never[]) => void, onError?: (err: unknown) => void): void;
+  stop(): void;
+  ref(): void;
+  unref(): void;
+  close(): void;
+}
+
 interface Binding {
   addonInfo(): AddonInfo;
+  nlOpen(
+    protocol: number,
+    groups: number[],
+    netns: string | undefined,
+    rcvbuf: number | undefined,
+  ): {
+    fd: number;
+    portId: number;
+  };
+  nlSetOpt(fd: number, opt: number, value: number): void;
+  sendBuf(fd: number, buf: Buffer): number;
+  packetOpen(ifindex: number, ethertype: number, netns: string | undefined): number;
+  tcpSocket(
+    family: number,
+    bindAddress: string | undefined,
+    bindPort: number | undefined,
+    md5: [string, string][],
+    reuseAddr: boolean,
+    netns: string | undefined,
+  ): number;
+  setTcpMd5(fd: number, peer: string, key: string | null): void;
+  closeFd(fd: number): void;
+  Poller: new (fd: number, kind: number, bufferSize: number) => RawPoller;
 }
 
 const require = createRequire(import.meta.url);
 const binding = require('../build/Release/podnet_native.node') as Binding;
 
+/** Converts whatever the addon threw into a NativeError (keeps NativeErrors as they are). */
+export function toNativeError(err: unknown): NativeError {
+  if (err instanceof NativeError) return err;
+  if (err instanceof Error) {
+    const e = err as Error & { code?: unknown; errno?: unknown; syscall?: unknown };
+    return new NativeError(
+      err.message,
+      typeof e.code === 'string' ? e.code : 'EUNKNOWN',
+      typeof e.errno === 'number' ? e.errno : 0,
+      typeof e.syscall === 'string' ? e.syscall : 'unknown',
+      { cause: err },
+    );
+  }
+  return new NativeError(String(err), 'EUNKNOWN', 0, 'unknown');
+}
+
+function wrap<T>(fn: () => T): T {
+  try {
+    return fn();
+  } catch (err) {
+    throw toNativeError(err);
+  }
+}
+
+function invalid(field: string, value: unknown, why: string): NativeError {
+  return new NativeError(`${field}: ${why} (got ${JSON.stringify(value)})`, 'EINVAL', 22, 'argument');
+}
+
+function checkInt(field: string, value: unknown, min: number, max: number): number {
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
+    throw invalid(field, value, `must be an integer in ${min}..${max}`);
+  }
+  return value;
+}
+
 export function addonInfo(): AddonInfo {
   return binding.addonInfo();
+}
+
+// SOL_NETLINK options (linux/netlink.h).
+const NETLINK_ADD_MEMBERSHIP = 1;
+const NETLINK_DROP_MEMBERSHIP = 2;
+const NETLINK_EXT_ACK = 11;
+const NETLINK_GET_STRICT_CHK = 12;
+
+/** Netlink protocol numbers (linux/netlink.h). */
+export const NETLINK_ROUTE = 0;
+
+export interface NetlinkOptions {
+  /** Netlink protocol, e.g. NETLINK_ROUTE = 0. */
+  protocol: number;
+  /** Multicast group numbers (RTNLGRP_*) joined with NETLINK_ADD_MEMBERSHIP. */
+  groups?: number[];
+  /** /var/run/netns/NAME or /proc/PID/ns/net: the socket is created inside that namespace. */
+  netns?: string;
+  /** Receive (and send) buffer in bytes, set with SO_RCVBUFFORCE (root) or SO_RCVBUF. */
+  rcvbuf?: number;
+}
+
+export interface NetlinkSocket {
+  readonly fd: number;
+  /** nl_pid the kernel assigned (getsockname). */
+  readonly portId: number;
+  /** One send of the whole buffer (may hold many nlmsgs: batching). Throws NativeError (EAGAIN, ENOBUFS…). */
+  send(buf: Buffer): void;
+  /**
+   * Starts polling (uv_poll). Each callback receives one datagram, which may hold several nlmsgs.
+   * Reads until EAGAIN (at most 1024 datagrams per loop turn); never blocks the loop. Receive errors
+   * (ENOBUFS when the receive queue overflowed) go to onError, and polling goes on.
+   * Calling it again replaces the callbacks.
+   */
+  onMessage(cb: (datagram: Buffer) => void, onError?: (err: NativeError) => void): void;
+  addMembership(group: number): void;
+  dropMembership(group: number): void;
+  /** NETLINK_GET_STRICT_CHK: the kernel validates dump requests and filters by their header. */
+  setStrictCheck(on: boolean): void;
+  /** NETLINK_EXT_ACK: errors carry the kernel's message and the offending attribute. */
+  setExtAck(on: boolean): void;
+  /** Stops polling (data stays queued in the kernel). */
+  pause(): void;
+  /** Restarts polling after pause(). */
+  resume(): void;
+  /** The socket keeps the process alive while polling (default). */
+  ref(): void;
+  /** The socket no longer keeps the process alive. */
+  unref(): void;
+  /** Idempotent: stops polling and closes the fd. */
+  close(): void;
+}
+
+class NetlinkSocketImpl implements NetlinkSocket {
+  private readonly poller: RawPoller;
+  private closed = false;
+  private handlers: { data: (d: Buffer) => void; error: (e: unknown) => void } | undefined;
+
+  constructor(
+    readonly fd: number,
+    readonly portId: number,
+    bufferSize: number,
+  ) {
+    try {
+      this.poller = new binding.Poller(fd, 0, bufferSize);
+    } catch (err) {
+      binding.closeFd(fd);
+      throw toNativeError(err);
+    }
+  }
+
+  private assertOpen(what: string): void {
+    if (this.closed) throw new NativeError(`${what}: netlink socket is closed`, 'EBADF', 9, what);
+  }
+
+  send(buf: Buffer): void {
+    this.assertOpen('send');
+    wrap(() => binding.sendBuf(this.fd, buf));
+  }
+
+  onMessage(cb: (datagram: Buffer) => void, onError?: (err: NativeError) => void): void {
+    this.assertOpen('onMessage');
+    this.handlers = {
+      data: cb,
+      error: (e: unknown) => {
+        if (onError) onError(toNativeError(e));
+      },
+    };
+    wrap(() => this.poller.start(this.handlers!.data as never, this.handlers!.error));
+  }
+
+  addMembership(group: number): void {
+    this.assertOpen('addMembership');
+    checkInt('group', group, 1, 0xffff_ffff);
+    wrap(() => binding.nlSetOpt(this.fd, NETLINK_ADD_MEMBERSHIP, group));
+  }
+
+  dropMembership(group: number): void {
+    this.assertOpen('dropMembership');
+    checkInt('group', group, 1, 0xffff_ffff);
+    wrap(() => binding.nlSetOpt(this.fd, NETLINK_DROP_MEMBERSHIP, group));
+  }
+
+  setStrictCheck(on: boolean): void {
+    this.assertOpen('setStrictCheck');
+    wrap(() => binding.nlSetOpt(this.fd, NETLINK_GET_STRICT_CHK, on ? 1 : 0));
+  }
+
+  setExtAck(on: boolean): void {
+    this.assertOpen('setExtAck');
+    wrap(() => binding.nlSetOpt(this.fd, NETLINK_EXT_ACK, on ? 1 : 0));
+  }
+
+  pause(): void {
+    if (!this.closed) this.poller.stop();
+  }
+
+  resume(): void {
+    this.assertOpen('resume');
+    if (!this.handlers) return;
+    wrap(() => this.poller.start(this.handlers!.data as never, this.handlers!.error));
+  }
+
+  ref(): void {
+    if (!this.closed) this.poller.ref();
+  }
+
+  unref(): void {
+    if (!this.closed) this.poller.unref();
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.poller.close();
+  }
+}
+
+/**
+ * Opens a bound AF_NETLINK socket (non-blocking, close-on-exec, NETLINK_CAP_ACK set so error
+ * replies do not echo whole requests).
+ */
+export function openNetlink(opts: NetlinkOptions): NetlinkSocket {
+  checkInt('protocol', opts.protocol, 0, 31);
+  const groups = opts.groups ?? [];
+  groups.forEach((g, i) => {
+    checkInt(`groups[${i}]`, g, 1, 0xffff_ffff);
+  });
+  if (opts.rcvbuf !== undefined) checkInt('rcvbuf', opts.rcvbuf, 1, 0x7fff_ffff);
+  const { fd, portId } = wrap(() => binding.nlOpen(opts.protocol, groups, opts.netns, opts.rcvbuf));
+  // A dump datagram is at most 32 KiB unless the reader offers more; 1 MiB covers every case.
+  return new NetlinkSocketImpl(fd, portId, 1 << 20);
+}
+
+export interface PacketMeta {
+  ifindex: number;
+  /** PACKET_HOST = 0, PACKET_BROADCAST = 1, PACKET_MULTICAST = 2, PACKET_OTHERHOST = 3, PACKET_OUTGOING = 4. */
+  pktType: number;
+}
+
+export interface PacketSocket {
+  readonly fd: number;
+  /** Sends one whole Ethernet frame (header included) on the bound interface. */
+  send(frame: Buffer): void;
+  /** Starts polling; each callback receives one frame, Ethernet header included. */
+  onFrame(cb: (frame: Buffer, meta: PacketMeta) => void, onError?: (err: NativeError) => void): void;
+  ref(): void;
+  unref(): void;
+  /** Idempotent: stops polling and closes the fd. */
+  close(): void;
+}
+
+class PacketSocketImpl implements PacketSocket {
+  private readonly poller: RawPoller;
+  private closed = false;
+
+  constructor(readonly fd: number) {
+    try {
+      this.poller = new binding.Poller(fd, 1, 65536);
+    } catch (err) {
+      binding.closeFd(fd);
+      throw toNativeError(err);
+    }
+  }
+
+  send(frame: Buffer): void {
+    if (this.closed) throw new NativeError('send: packet socket is closed', 'EBADF', 9, 'send');
+    wrap(() => binding.sendBuf(this.fd, frame));
+  }
+
+  onFrame(cb: (frame: Buffer, meta: PacketMeta) => void, onError?: (err: NativeError) => void): void {
+    if (this.closed) throw new NativeError('onFrame: packet socket is closed', 'EBADF', 9, 'onFrame');
+    const data = (frame: Buffer, ifindex: number, pktType: number) => cb(frame, { ifindex, pktType });
+    wrap(() =>
+      this.poller.start(data as never, (e: unknown) => {
+        if (onError) onError(toNativeError(e));
+      }),
+    );
+  }
+
+  ref(): void {
+    if (!this.closed) this.poller.ref();
+  }
+
+  unref(): void {
+    if (!this.closed) this.poller.unref();
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.poller.close();
+  }
+}
+
+/** AF_PACKET SOCK_RAW socket bound to ifindex + ethertype; frames include the Ethernet header. */
+export function openPacket(opts: { ifindex: number; ethertype: number; netns?: string }): PacketSocket {
+  checkInt('ifindex', opts.ifindex, 1, 0x7fff_ffff);
+  checkInt('ethertype', opts.ethertype, 0, 0xffff);
+  const fd = wrap(() => binding.packetOpen(opts.ifindex, opts.ethertype, opts.netns));
+  return new PacketSocketImpl(fd);
+}
+
+export interface TcpSocketOptions {
+  family: 4 | 6;
+  /** Local address to bind (default: any address, when bindPort is given). */
+  bindAddress?: string;
+  /** Local port to bind; 0 picks one. Without bindAddress and bindPort the socket is not bound. */
+  bindPort?: number;
+  /** TCP_MD5SIG keys (RFC 2385), one per peer address, set before connect/listen. Keys are 1..80 bytes. */
+  md5?: { peer: string; key: string }[];
+  /** SO_REUSEADDR (set it for listening sockets). */
+  reuseAddr?: boolean;
+  /** Create the socket inside this network namespace (/var/run/netns/NAME or /proc/PID/ns/net). */
+  netns?: string;
+}
+
+/**
+ * Creates a non-blocking TCP socket with TCP_MD5SIG set per peer, optionally bound. Returns the fd.
+ *
+ * How Node uses it (tested in addon.test.ts on Node 24):
+ * - client: `const s = new net.Socket({ fd }); s.connect(port, host)` — Node adopts the fd
+ *   (uv_tcp_open) and connects it; the kernel signs every segment with the peer's key.
+ * - server: create with `bindAddress`/`bindPort` and `reuseAddr: true`, then
+ *   `net.createServer(onConn).listen({ fd })` — Node calls listen(2) on it. Keys set on the
+ *   listening socket (here or later with setTcpMd5) are copied to each accepted connection;
+ *   a SYN without the right signature is dropped silently by the kernel, so a mismatched key
+ *   shows up as a connect timeout on the client.
+ * Once handed to Node, Node owns the fd and closes it on destroy()/close(). An fd never handed
+ * to Node must be closed with closeFd(fd) (or fs.closeSync).
+ */
+export function createTcpSocket(opts: TcpSocketOptions): number {
+  if (opts.family !== 4 && opts.family !== 6) throw invalid('family', opts.family, 'must be 4 or 6');
+  if (opts.bindPort !== undefined) checkInt('bindPort', opts.bindPort, 0, 65535);
+  const md5 = (opts.md5 ?? []).map((m, i): [string, string] => {
+    if (typeof m.peer !== 'string' || m.peer === '')
+      throw invalid(`md5[${i}].peer`, m.peer, 'must be an address');
+    if (typeof m.key !== 'string' || m.key.length === 0 || Buffer.byteLength(m.key) > 80) {
+      throw invalid(`md5[${i}].key`, m.key === undefined ? m.key : '<redacted>', 'must be 1..80 bytes');
+    }
+    return [m.peer, m.key];
+  });
+  return wrap(() =>
+    binding.tcpSocket(opts.family, opts.bindAddress, opts.bindPort, md5, opts.reuseAddr ?? false, opts.netns),
+  );
+}
+
+/**
+ * Adds or replaces (key) or removes (null) the TCP_MD5SIG key for a peer on any TCP fd, including
+ * a listening one (e.g. `server._handle.fd`, or the fd given to listen({ fd })). Removing a key that
+ * is not set fails with ENOENT.
+ */
+export function setTcpMd5(fd: number, peer: string, key: string | null): void {
+  checkInt('fd', fd, 0, 0x7fff_ffff);
+  if (key !== null && (key.length === 0 || Buffer.byteLength(key) > 80)) {
+    throw invalid('key', '<redacted>', 'must be 1..80 bytes or null');
+  }
+  wrap(() => binding.setTcpMd5(fd, peer, key));
+}
+
+/** Closes a descriptor returned by this package that was never handed to Node. */
+export function closeFd(fd: number): void {
+  checkInt('fd', fd, 0, 0x7fff_ffff);
+  wrap(() => binding.closeFd(fd));
 }
