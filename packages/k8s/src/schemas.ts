@@ -1,0 +1,522 @@
+// One zod schema per podnet resource (group podnet.io, version v1alpha1). These are the single
+// source: the TypeScript types (z.infer), the validation of everything read from the API server,
+// and the CRD OpenAPI schemas in deploy/crds (scripts/gen-crds.mjs) all derive from them.
+//
+// Structural checks (types, enums, ranges) live in the zod shape and so reach the CRDs; semantic
+// checks (a CIDR parses, a block size fits its pool, ge <= le) are refinements whose messages
+// name the field and the value.
+import { z } from 'zod';
+import { cidrContains, familyBits, parseCidr, parseIp } from './net.js';
+import { selectorProblem } from './selector.js';
+
+export const GROUP = 'podnet.io';
+export const VERSION = 'v1alpha1';
+export const API_VERSION = `${GROUP}/${VERSION}`;
+
+const AS_MAX = 4294967295;
+
+// ---------------------------------------------------------------------------------------------
+// Shared pieces
+
+export const objectMetaSchema = z
+  .object({
+    name: z.string(),
+    namespace: z.string().optional(),
+    uid: z.string().optional(),
+    resourceVersion: z.string().optional(),
+    generation: z.number().optional(),
+    creationTimestamp: z.string().optional(),
+    deletionTimestamp: z.string().optional(),
+    labels: z.record(z.string(), z.string()).optional(),
+    annotations: z.record(z.string(), z.string()).optional(),
+  })
+  .loose();
+export type ObjectMeta = z.infer<typeof objectMetaSchema>;
+
+type Ctx = z.core.$RefinementCtx;
+
+function issue(ctx: Ctx, path: (string | number)[], message: string) {
+  ctx.addIssue({ code: 'custom', path, message });
+}
+
+function q(v: unknown): string {
+  return JSON.stringify(v);
+}
+
+function checkCidr(ctx: Ctx, path: (string | number)[], value: string, strict = true) {
+  if (!parseCidr(value, { strict }))
+    issue(
+      ctx,
+      path,
+      strict
+        ? `${q(value)} is not a valid network CIDR (address/prefix with host bits zero)`
+        : `${q(value)} is not a valid CIDR`,
+    );
+}
+
+function checkSelector(ctx: Ctx, path: (string | number)[], value: string | undefined) {
+  if (value === undefined) return;
+  const p = selectorProblem(value);
+  if (p) issue(ctx, path, p);
+}
+
+const asNumber = z.number().int().min(1).max(AS_MAX).describe('Autonomous System number (1-4294967295).');
+const seconds = (what: string) => z.number().int().min(0).max(65535).describe(what);
+
+const conditionSchema = z.object({
+  type: z.string(),
+  status: z.enum(['True', 'False', 'Unknown']),
+  reason: z.string().optional(),
+  message: z.string().optional(),
+  lastTransitionTime: z.string().optional(),
+});
+
+const statusSchema = z
+  .object({ conditions: z.array(conditionSchema).optional() })
+  .describe('Observed state, written by podnet components.');
+
+// ---------------------------------------------------------------------------------------------
+// IPPool (cluster-scoped)
+
+export const ipPoolSpecSchema = z
+  .object({
+    cidr: z.string().describe('The pool, e.g. 10.244.0.0/16 or fd00:10:244::/48.'),
+    blockSize: z
+      .number()
+      .int()
+      .min(0)
+      .max(128)
+      .optional()
+      .describe('Prefix length of the blocks handed to nodes. Default 26 (IPv4) or 122 (IPv6).'),
+    natOutgoing: z.boolean().default(false).describe('Masquerade traffic from pods to outside the pools.'),
+    disabled: z.boolean().default(false).describe('No new allocations from this pool.'),
+    nodeSelector: z
+      .string()
+      .default('all()')
+      .describe('Label selector for the nodes that may use this pool.'),
+    disableBGPExport: z.boolean().default(false).describe('Do not advertise this pool over BGP.'),
+  })
+  .superRefine((spec, ctx) => {
+    const c = parseCidr(spec.cidr, { strict: true });
+    if (!c) {
+      checkCidr(ctx, ['cidr'], spec.cidr);
+    } else if (spec.blockSize !== undefined) {
+      const bits = familyBits(c.family);
+      if (spec.blockSize < c.prefixLength || spec.blockSize > bits) {
+        issue(
+          ctx,
+          ['blockSize'],
+          `block size ${spec.blockSize} must be between the pool prefix /${c.prefixLength} and /${bits}`,
+        );
+      }
+    }
+    checkSelector(ctx, ['nodeSelector'], spec.nodeSelector);
+  })
+  .transform((spec) => {
+    const c = parseCidr(spec.cidr);
+    return { ...spec, blockSize: spec.blockSize ?? (c?.family === 6 ? 122 : 26) };
+  });
+
+export const ipPoolSchema = z.object({
+  apiVersion: z.literal(API_VERSION).optional(),
+  kind: z.literal('IPPool').optional(),
+  metadata: objectMetaSchema,
+  spec: ipPoolSpecSchema,
+  status: statusSchema.optional(),
+});
+export type IPPool = z.infer<typeof ipPoolSchema>;
+export type IPPoolInput = z.input<typeof ipPoolSchema>;
+
+// ---------------------------------------------------------------------------------------------
+// BGPConfiguration (cluster-scoped; `default`, or `node.<name>` for one node)
+
+const cidrEntry = z.object({ cidr: z.string() });
+
+const communityValue = z
+  .string()
+  .describe('A standard community "asn:value" (16-bit each) or a large community "a:b:c" (32-bit each).');
+
+function communityProblem(v: string): boolean {
+  const parts = v.split(':');
+  if (!parts.every((p) => /^\d{1,10}$/.test(p))) return true;
+  const n = parts.map(Number);
+  if (n.length === 2) return n.some((x) => x > 65535);
+  if (n.length === 3) return n.some((x) => x > AS_MAX);
+  return true;
+}
+
+export const bgpConfigurationSpecSchema = z
+  .object({
+    asNumber: asNumber.default(64512),
+    nodeToNodeMesh: z.boolean().default(true).describe('Peer every node with every other node.'),
+    listenPort: z.number().int().min(1).max(65535).default(179),
+    keepaliveTime: seconds('KEEPALIVE interval in seconds.').default(30),
+    holdTime: seconds('Hold time in seconds (0, or at least 3).').default(90),
+    gracefulRestart: z
+      .object({
+        enabled: z.boolean().default(true),
+        restartTime: seconds('Restart time advertised to peers, seconds.').default(120),
+      })
+      .default({ enabled: true, restartTime: 120 }),
+    communities: z
+      .array(z.object({ cidr: z.string(), values: z.array(communityValue) }))
+      .default([])
+      .describe('Communities attached to routes inside each CIDR.'),
+    serviceClusterIPs: z.array(cidrEntry).default([]),
+    serviceExternalIPs: z.array(cidrEntry).default([]),
+    serviceLoadBalancerIPs: z.array(cidrEntry).default([]),
+    logSeverity: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal']).default('info'),
+  })
+  .superRefine((spec, ctx) => {
+    if (spec.holdTime !== 0 && spec.holdTime < 3)
+      issue(ctx, ['holdTime'], `hold time ${spec.holdTime} must be 0 or at least 3 seconds (RFC 4271 4.2)`);
+    if (spec.holdTime !== 0 && spec.keepaliveTime >= spec.holdTime)
+      issue(
+        ctx,
+        ['keepaliveTime'],
+        `keepalive time ${spec.keepaliveTime} must be less than the hold time ${spec.holdTime}`,
+      );
+    spec.communities.forEach((c, i) => {
+      checkCidr(ctx, ['communities', i, 'cidr'], c.cidr);
+      c.values.forEach((v, j) => {
+        if (communityProblem(v))
+          issue(ctx, ['communities', i, 'values', j], `${q(v)} is not a community (asn:value or a:b:c)`);
+      });
+    });
+    for (const key of ['serviceClusterIPs', 'serviceExternalIPs', 'serviceLoadBalancerIPs'] as const) {
+      spec[key].forEach((e, i) => {
+        checkCidr(ctx, [key, i, 'cidr'], e.cidr);
+      });
+    }
+  });
+
+export const bgpConfigurationSchema = z.object({
+  apiVersion: z.literal(API_VERSION).optional(),
+  kind: z.literal('BGPConfiguration').optional(),
+  metadata: objectMetaSchema,
+  spec: bgpConfigurationSpecSchema,
+});
+export type BGPConfiguration = z.infer<typeof bgpConfigurationSchema>;
+export type BGPConfigurationInput = z.input<typeof bgpConfigurationSchema>;
+
+// ---------------------------------------------------------------------------------------------
+// BGPPeer (cluster-scoped)
+
+export const prefixFilterSchema = z.object({
+  cidr: z.string(),
+  ge: z.number().int().min(0).max(128).optional().describe('Match prefixes at least this long.'),
+  le: z.number().int().min(0).max(128).optional().describe('Match prefixes at most this long.'),
+  action: z.enum(['Accept', 'Reject']),
+});
+export type PrefixFilter = z.infer<typeof prefixFilterSchema>;
+
+/** Splits `ip`, `ip:port` or `[ipv6]:port`; undefined when malformed. */
+export function parsePeerAddress(s: string): { ip: string; port?: number } | undefined {
+  let ip = s;
+  let portText: string | undefined;
+  const bracket = /^\[([^\]]+)\]:(\d+)$/.exec(s);
+  if (bracket) {
+    ip = bracket[1]!;
+    portText = bracket[2];
+  } else if (!s.includes(':') || s.indexOf(':') !== s.lastIndexOf(':')) {
+    // a bare IPv4 or a bare IPv6 address
+  } else {
+    const i = s.indexOf(':');
+    ip = s.slice(0, i);
+    portText = s.slice(i + 1);
+  }
+  if (!parseIp(ip)) return undefined;
+  if (portText === undefined) return { ip };
+  if (!/^\d{1,5}$/.test(portText)) return undefined;
+  const port = Number(portText);
+  if (port < 1 || port > 65535) return undefined;
+  return { ip, port };
+}
+
+function checkFilters(ctx: Ctx, key: string, filters: PrefixFilter[]) {
+  filters.forEach((f, i) => {
+    const c = parseCidr(f.cidr, { strict: true });
+    if (!c) {
+      checkCidr(ctx, [key, i, 'cidr'], f.cidr);
+      return;
+    }
+    const bits = familyBits(c.family);
+    const ge = f.ge ?? c.prefixLength;
+    const le = f.le ?? (f.ge !== undefined ? bits : c.prefixLength);
+    if (f.ge !== undefined && (f.ge < c.prefixLength || f.ge > bits))
+      issue(ctx, [key, i, 'ge'], `ge ${f.ge} must be between /${c.prefixLength} and /${bits} for ${f.cidr}`);
+    if (f.le !== undefined && (f.le < c.prefixLength || f.le > bits))
+      issue(ctx, [key, i, 'le'], `le ${f.le} must be between /${c.prefixLength} and /${bits} for ${f.cidr}`);
+    if (ge > le) issue(ctx, [key, i, 'le'], `le ${le} must not be less than ge ${ge}`);
+  });
+}
+
+export const bgpPeerSpecSchema = z
+  .object({
+    peerIP: z
+      .string()
+      .optional()
+      .describe('Peer address, optionally with a port: 10.0.0.1, 10.0.0.1:1179, [fd00::1]:179.'),
+    asNumber: asNumber.optional(),
+    node: z
+      .string()
+      .optional()
+      .describe('Only this node peers (default: every node selected by nodeSelector).'),
+    nodeSelector: z.string().optional().describe('Label selector of the nodes that peer.'),
+    peerSelector: z
+      .string()
+      .optional()
+      .describe('Peer with the nodes this label selector matches, instead of peerIP/asNumber.'),
+    password: z
+      .object({
+        secretKeyRef: z.object({ name: z.string(), key: z.string() }),
+      })
+      .optional()
+      .describe('TCP MD5 password from a Secret in the podnet namespace.'),
+    keepaliveTime: seconds('KEEPALIVE interval in seconds.').optional(),
+    holdTime: seconds('Hold time in seconds (0, or at least 3).').optional(),
+    maxRestartTime: seconds('How long to keep routes from this peer while it restarts, seconds.').optional(),
+    sourceAddress: z
+      .string()
+      .default('UseNodeIP')
+      .describe('UseNodeIP, None, or an IP address to bind the session to.'),
+    routeReflectorClient: z.boolean().default(false),
+    importFilters: z.array(prefixFilterSchema).default([]),
+    exportFilters: z.array(prefixFilterSchema).default([]),
+    maxPrefixes: z.number().int().min(1).optional().describe('Reset the session above this many prefixes.'),
+  })
+  .superRefine((spec, ctx) => {
+    if (spec.peerSelector === undefined) {
+      if (spec.peerIP === undefined) issue(ctx, ['peerIP'], 'peerIP is required unless peerSelector is set');
+      if (spec.asNumber === undefined)
+        issue(ctx, ['asNumber'], 'asNumber is required unless peerSelector is set');
+    } else if (spec.peerIP !== undefined) {
+      issue(ctx, ['peerIP'], 'peerIP and peerSelector are mutually exclusive');
+    }
+    if (spec.peerIP !== undefined && !parsePeerAddress(spec.peerIP))
+      issue(ctx, ['peerIP'], `${q(spec.peerIP)} is not an IP address or ip:port`);
+    if (spec.node !== undefined && spec.nodeSelector !== undefined)
+      issue(ctx, ['nodeSelector'], 'node and nodeSelector are mutually exclusive');
+    checkSelector(ctx, ['nodeSelector'], spec.nodeSelector);
+    checkSelector(ctx, ['peerSelector'], spec.peerSelector);
+    if (spec.holdTime !== undefined && spec.holdTime !== 0 && spec.holdTime < 3)
+      issue(ctx, ['holdTime'], `hold time ${spec.holdTime} must be 0 or at least 3 seconds (RFC 4271 4.2)`);
+    if (
+      spec.holdTime !== undefined &&
+      spec.keepaliveTime !== undefined &&
+      spec.holdTime !== 0 &&
+      spec.keepaliveTime >= spec.holdTime
+    )
+      issue(
+        ctx,
+        ['keepaliveTime'],
+        `keepalive time ${spec.keepaliveTime} must be less than hold time ${spec.holdTime}`,
+      );
+    if (spec.sourceAddress !== 'UseNodeIP' && spec.sourceAddress !== 'None' && !parseIp(spec.sourceAddress))
+      issue(ctx, ['sourceAddress'], `${q(spec.sourceAddress)} is not UseNodeIP, None or an IP address`);
+    checkFilters(ctx, 'importFilters', spec.importFilters);
+    checkFilters(ctx, 'exportFilters', spec.exportFilters);
+  });
+
+export const bgpPeerSchema = z.object({
+  apiVersion: z.literal(API_VERSION).optional(),
+  kind: z.literal('BGPPeer').optional(),
+  metadata: objectMetaSchema,
+  spec: bgpPeerSpecSchema,
+  status: statusSchema.optional(),
+});
+export type BGPPeer = z.infer<typeof bgpPeerSchema>;
+export type BGPPeerInput = z.input<typeof bgpPeerSchema>;
+
+// ---------------------------------------------------------------------------------------------
+// IPAMBlock (cluster-scoped): one block of a pool and who holds each address in it.
+
+export const allocationAttributeSchema = z.object({
+  handleID: z.string(),
+  secondary: z
+    .record(z.string(), z.string())
+    .optional()
+    .describe('What the address is for: namespace, pod, node, containerID.'),
+});
+export type AllocationAttribute = z.infer<typeof allocationAttributeSchema>;
+
+export const ipamBlockSpecSchema = z
+  .object({
+    cidr: z.string(),
+    affinity: z
+      .string()
+      .nullable()
+      .optional()
+      .describe('"host:<node>" for the node this block is affine to; null when it is free.'),
+    allocations: z
+      .array(z.number().int().min(0).nullable())
+      .describe('Per ordinal: index into attributes, or null when the address is free.'),
+    unallocated: z
+      .array(z.number().int().min(0))
+      .describe('Free ordinals, in the order they are handed out.'),
+    attributes: z.array(allocationAttributeSchema).default([]),
+    strictAffinity: z.boolean().default(false),
+    deleted: z.boolean().default(false).describe('Set just before the block is deleted; no allocations.'),
+  })
+  .superRefine((spec, ctx) => {
+    const c = parseCidr(spec.cidr, { strict: true });
+    if (!c) {
+      checkCidr(ctx, ['cidr'], spec.cidr);
+      return;
+    }
+    const hostBits = familyBits(c.family) - c.prefixLength;
+    if (hostBits > 16) {
+      issue(ctx, ['cidr'], `${q(spec.cidr)} is too large for a block (at most 65536 addresses)`);
+      return;
+    }
+    const size = 2 ** hostBits;
+    if (spec.allocations.length !== size)
+      issue(ctx, ['allocations'], `has ${spec.allocations.length} entries, block ${spec.cidr} has ${size}`);
+    spec.allocations.forEach((a, i) => {
+      if (a !== null && a >= spec.attributes.length)
+        issue(ctx, ['allocations', i], `attribute index ${a} is out of range (${spec.attributes.length})`);
+    });
+    spec.unallocated.forEach((o, i) => {
+      if (o >= size) issue(ctx, ['unallocated', i], `ordinal ${o} is outside block ${spec.cidr}`);
+    });
+    if (spec.affinity != null && !spec.affinity.startsWith('host:'))
+      issue(ctx, ['affinity'], `${q(spec.affinity)} must look like host:<node>`);
+  });
+
+export const ipamBlockSchema = z.object({
+  apiVersion: z.literal(API_VERSION).optional(),
+  kind: z.literal('IPAMBlock').optional(),
+  metadata: objectMetaSchema,
+  spec: ipamBlockSpecSchema,
+});
+export type IPAMBlock = z.infer<typeof ipamBlockSchema>;
+export type IPAMBlockInput = z.input<typeof ipamBlockSchema>;
+
+// ---------------------------------------------------------------------------------------------
+// BlockAffinity (cluster-scoped): a node's claim on a block.
+
+export const blockAffinityStates = ['pending', 'confirmed', 'pendingDeletion'] as const;
+export type BlockAffinityState = (typeof blockAffinityStates)[number];
+
+export const blockAffinitySpecSchema = z
+  .object({
+    node: z.string(),
+    cidr: z.string(),
+    state: z.enum(blockAffinityStates).default('pending'),
+    deleted: z.boolean().default(false),
+  })
+  .superRefine((spec, ctx) => {
+    checkCidr(ctx, ['cidr'], spec.cidr);
+    if (spec.node === '') issue(ctx, ['node'], 'node must not be empty');
+  });
+
+export const blockAffinitySchema = z.object({
+  apiVersion: z.literal(API_VERSION).optional(),
+  kind: z.literal('BlockAffinity').optional(),
+  metadata: objectMetaSchema,
+  spec: blockAffinitySpecSchema,
+});
+export type BlockAffinity = z.infer<typeof blockAffinitySchema>;
+export type BlockAffinityInput = z.input<typeof blockAffinitySchema>;
+
+// ---------------------------------------------------------------------------------------------
+// IPAMHandle (cluster-scoped): what one allocation owner (`<network>.<containerID>`) holds.
+
+export const ipamHandleSpecSchema = z
+  .object({
+    handleID: z.string().min(1),
+    block: z
+      .record(z.string(), z.number().int().min(0))
+      .default({})
+      .describe('Addresses held, per block CIDR.'),
+    deleted: z.boolean().default(false),
+  })
+  .superRefine((spec, ctx) => {
+    for (const cidr of Object.keys(spec.block)) checkCidr(ctx, ['block', cidr], cidr);
+  });
+
+export const ipamHandleSchema = z.object({
+  apiVersion: z.literal(API_VERSION).optional(),
+  kind: z.literal('IPAMHandle').optional(),
+  metadata: objectMetaSchema,
+  spec: ipamHandleSpecSchema,
+});
+export type IPAMHandle = z.infer<typeof ipamHandleSchema>;
+export type IPAMHandleInput = z.input<typeof ipamHandleSchema>;
+
+// ---------------------------------------------------------------------------------------------
+// Node annotations
+
+export const NODE_ANNOTATIONS = {
+  ipv4Address: 'podnet.io/ipv4-address',
+  ipv6Address: 'podnet.io/ipv6-address',
+  asNumber: 'podnet.io/as-number',
+  routeReflectorClusterID: 'podnet.io/route-reflector-cluster-id',
+} as const;
+
+const interfaceCidr = (family: 4 | 6) =>
+  z.string().superRefine((v, ctx) => {
+    const c = parseCidr(v);
+    if (!c || c.family !== family)
+      ctx.addIssue({
+        code: 'custom',
+        message: `${q(v)} is not an IPv${family} address with a prefix length`,
+      });
+  });
+
+/** The podnet annotations on a Node; other annotations pass through untouched. */
+export const nodeAnnotationsSchema = z
+  .object({
+    [NODE_ANNOTATIONS.ipv4Address]: interfaceCidr(4).optional(),
+    [NODE_ANNOTATIONS.ipv6Address]: interfaceCidr(6).optional(),
+    [NODE_ANNOTATIONS.asNumber]: z
+      .string()
+      .optional()
+      .superRefine((v, ctx) => {
+        if (v === undefined) return;
+        const n = Number(v);
+        if (!/^\d+$/.test(v) || n < 1 || n > AS_MAX)
+          ctx.addIssue({ code: 'custom', message: `${q(v)} is not an AS number (1-4294967295)` });
+      }),
+    [NODE_ANNOTATIONS.routeReflectorClusterID]: z
+      .string()
+      .optional()
+      .superRefine((v, ctx) => {
+        if (v !== undefined && parseIp(v)?.family !== 4)
+          ctx.addIssue({ code: 'custom', message: `${q(v)} is not a cluster ID in IPv4 dotted form` });
+      }),
+  })
+  .loose();
+
+export interface NodeBgpInfo {
+  ipv4?: { address: string; prefixLength: number };
+  ipv6?: { address: string; prefixLength: number };
+  asNumber?: number;
+  routeReflectorClusterID?: string;
+}
+
+/** Reads a Node's podnet annotations; throws a SchemaError naming the bad annotation. */
+export function parseNodeAnnotations(annotations: Record<string, string> | undefined): NodeBgpInfo {
+  const a = nodeAnnotationsSchema.parse(annotations ?? {});
+  const out: NodeBgpInfo = {};
+  const split = (v: string) => {
+    const [address, len] = v.split('/');
+    return { address: address!, prefixLength: Number(len) };
+  };
+  const v4 = a[NODE_ANNOTATIONS.ipv4Address];
+  const v6 = a[NODE_ANNOTATIONS.ipv6Address];
+  const asn = a[NODE_ANNOTATIONS.asNumber];
+  const rr = a[NODE_ANNOTATIONS.routeReflectorClusterID];
+  if (typeof v4 === 'string') out.ipv4 = split(v4);
+  if (typeof v6 === 'string') out.ipv6 = split(v6);
+  if (typeof asn === 'string') out.asNumber = Number(asn);
+  if (typeof rr === 'string') out.routeReflectorClusterID = rr;
+  return out;
+}
+
+/** Whether a pool CIDR and a block CIDR agree (used by ipam and `ipam check`). */
+export function blockInPool(poolCidr: string, blockCidr: string): boolean {
+  const p = parseCidr(poolCidr);
+  const b = parseCidr(blockCidr);
+  return !!p && !!b && cidrContains(p, b);
+}
