@@ -1,0 +1,309 @@
+// desired = compute(inputs): the agent's pure core (DESIGN.md §4). No I/O, no clocks, no randomness:
+// the same inputs always give the same, sorted output, so reconcilers can diff it cheaply.
+import { addressOf, cidrContains, compareIp, hostCidr, isIPv4, parseCidr } from './ip.js';
+import type {
+  Advertisement,
+  BgpConfigView,
+  ComputeInputs,
+  Desired,
+  DesiredPeer,
+  DesiredRoute,
+  NodeView,
+  PeerType,
+} from './model.js';
+import { compileSelector } from './selector.js';
+
+export const DEFAULT_AS_NUMBER = 64512;
+export const DEFAULT_BGP_PORT = 179;
+export const DEFAULT_HOLD_TIME = 90;
+export const DEFAULT_GR_RESTART_TIME = 120;
+
+function configFor(configs: BgpConfigView[], nodeName: string) {
+  return {
+    node: configs.find((c) => c.name === `node.${nodeName}`),
+    global: configs.find((c) => c.name === 'default'),
+  };
+}
+
+/** AS number precedence: Node annotation > BGPConfiguration node.<name> > default > 64512. */
+export function resolveAsNumber(
+  node: NodeView | undefined,
+  nodeName: string,
+  configs: BgpConfigView[],
+): number {
+  if (node?.asNumber !== undefined) return node.asNumber;
+  const { node: n, global: g } = configFor(configs, nodeName);
+  return n?.asNumber ?? g?.asNumber ?? DEFAULT_AS_NUMBER;
+}
+
+function listenPortFor(nodeName: string, configs: BgpConfigView[], override?: number): number {
+  if (override !== undefined) return override;
+  const { node: n, global: g } = configFor(configs, nodeName);
+  return n?.listenPort ?? g?.listenPort ?? DEFAULT_BGP_PORT;
+}
+
+/** Splits `a.b.c.d`, `a.b.c.d:port`, `[v6]:port` or a bare v6 address. */
+export function splitPeerIP(text: string): { address: string; port?: number } | undefined {
+  const t = text.trim();
+  let m = /^\[([0-9a-fA-F:]+)\](?::(\d+))?$/.exec(t);
+  if (m) return { address: m[1]!, ...(m[2] ? { port: Number(m[2]) } : {}) };
+  m = /^(\d{1,3}(?:\.\d{1,3}){3})(?::(\d+))?$/.exec(t);
+  if (m && isIPv4(m[1]!)) return { address: m[1]!, ...(m[2] ? { port: Number(m[2]) } : {}) };
+  if (t.includes(':') && parseCidr(t)) return { address: t };
+  return undefined;
+}
+
+const PRIORITY: Record<PeerType, number> = {
+  node: 0,
+  global: 1,
+  'rr-client': 2,
+  'route-reflector': 3,
+  mesh: 4,
+};
+
+export function compute(inputs: ComputeInputs): Desired {
+  const problems: string[] = [];
+  const me = inputs.nodeName;
+  const selfNode = inputs.nodes.find((n) => n.name === me);
+  const address = inputs.nodeAddress
+    ? addressOf(inputs.nodeAddress)
+    : selfNode?.ipv4
+      ? addressOf(selfNode.ipv4)
+      : undefined;
+  const localAs = resolveAsNumber(selfNode, me, inputs.bgpConfigs);
+  const { node: myCfg, global: globalCfg } = configFor(inputs.bgpConfigs, me);
+  const cfg = (k: keyof BgpConfigView) => (myCfg?.[k] ?? globalCfg?.[k]) as never;
+  const holdDefault: number = cfg('holdTime') ?? DEFAULT_HOLD_TIME;
+  const keepaliveDefault: number = cfg('keepaliveTime') ?? Math.floor(holdDefault / 3);
+  const grEnabled: boolean = cfg('gracefulRestart') ?? true;
+  const restartTime: number = cfg('restartTime') ?? inputs.gracefulRestartTime ?? DEFAULT_GR_RESTART_TIME;
+  const listenPort = listenPortFor(me, inputs.bgpConfigs, inputs.listenPortOverride);
+  const myClusterId = selfNode?.rrClusterId;
+
+  const safeSelector = (src: string | undefined, what: string) => {
+    try {
+      return compileSelector(src);
+    } catch (err) {
+      problems.push(`${what}: ${(err as Error).message}`);
+      return () => false;
+    }
+  };
+
+  // ---- Blocks this node owns (confirmed affinity and a block that names us), and pools they are in.
+  const confirmed = new Set(
+    inputs.affinities
+      .filter((a) => a.node === me && a.state === 'confirmed')
+      .map((a) => parseCidr(a.cidr)?.text),
+  );
+  const ownedBlocks = inputs.blocks
+    .filter((b) => b.affinity === me && confirmed.has(parseCidr(b.cidr)?.text))
+    .map((b) => parseCidr(b.cidr)!)
+    .filter(Boolean);
+  const pools = inputs.pools
+    .map((p) => ({ pool: p, cidr: parseCidr(p.cidr) }))
+    .filter((p): p is { pool: typeof p.pool; cidr: NonNullable<typeof p.cidr> } => {
+      if (!p.cidr)
+        problems.push(`IPPool ${p.pool.name}: invalid cidr ${JSON.stringify(p.pool.cidr)}, skipped`);
+      return p.cidr !== undefined;
+    });
+  const poolOf = (c: NonNullable<ReturnType<typeof parseCidr>>) =>
+    pools.find((p) => cidrContains(p.cidr, c))?.pool;
+
+  // ---- Local routes and ARP interfaces from the pods this node hosts.
+  const routes: DesiredRoute[] = [];
+  const arpInterfaces: Desired['arpInterfaces'] = [];
+  const podIps: { ip: string; cidr: NonNullable<ReturnType<typeof parseCidr>> }[] = [];
+  for (const pod of inputs.pods) {
+    const ips: string[] = [];
+    for (const ip of pod.ips) {
+      const host = hostCidr(addressOf(ip));
+      if (!host) {
+        problems.push(`Pod ${pod.namespace}/${pod.name}: invalid IP ${JSON.stringify(ip)}, skipped`);
+        continue;
+      }
+      ips.push(addressOf(ip));
+      podIps.push({ ip: host, cidr: parseCidr(host)! });
+      routes.push({
+        type: 'local',
+        dst: host,
+        iface: pod.iface,
+        source: 'pod',
+        pod: `${pod.namespace}/${pod.name}`,
+      });
+    }
+    if (ips.length) arpInterfaces.push({ iface: pod.iface, podIps: ips.sort(compareIp) });
+  }
+  for (const b of ownedBlocks) routes.push({ type: 'blackhole', dst: b.text, source: 'block' });
+
+  // ---- Advertisements: confirmed blocks, borrowed /32s, service ranges.
+  const advertisements: Advertisement[] = [];
+  const communities: string[] = cfg('communities') ?? [];
+  const std = communities.filter((c) => c.split(':').length === 2);
+  const large = communities.filter((c) => c.split(':').length === 3);
+  if (address) {
+    const adv = (prefix: string, source: Advertisement['source']) =>
+      advertisements.push({ prefix, nextHop: address, communities: std, largeCommunities: large, source });
+    for (const b of ownedBlocks) {
+      if (poolOf(b)?.disableBGPExport) continue;
+      adv(b.text, 'block');
+    }
+    for (const p of podIps) {
+      if (ownedBlocks.some((b) => cidrContains(b, p.cidr))) continue;
+      if (poolOf(p.cidr)?.disableBGPExport) continue;
+      adv(p.ip, 'borrowed');
+    }
+    const services: [keyof BgpConfigView, Advertisement['source']][] = [
+      ['serviceClusterIPs', 'service-cluster-ip'],
+      ['serviceExternalIPs', 'service-external-ip'],
+      ['serviceLoadBalancerIPs', 'service-loadbalancer-ip'],
+    ];
+    for (const [key, source] of services) {
+      for (const c of (globalCfg?.[key] as string[] | undefined) ?? []) {
+        const parsed = parseCidr(c);
+        if (!parsed)
+          problems.push(`BGPConfiguration default: ${key} entry ${JSON.stringify(c)} is not a CIDR, skipped`);
+        else adv(parsed.text, source);
+      }
+    }
+  }
+  const advertised = new Set(advertisements.map((a) => a.prefix));
+
+  // ---- Remote routes: Loc-RIB best paths inside an IP pool, not our own, via other next hops.
+  for (const entry of inputs.rib) {
+    const c = parseCidr(entry.prefix);
+    if (!c || advertised.has(c.text)) continue;
+    if (!poolOf(c)) continue;
+    const via = [...new Set(entry.nextHops.map(addressOf))].filter((h) => h !== address).sort(compareIp);
+    if (via.length === 0) continue;
+    routes.push({ type: 'remote', dst: c.text, via, source: 'bgp' });
+  }
+
+  // ---- Peers.
+  const peers = new Map<string, DesiredPeer>();
+  const otherNodes = inputs.nodes.filter((n) => n.name !== me && n.ipv4 && isIPv4(addressOf(n.ipv4)));
+  const addPeer = (p: DesiredPeer) => {
+    if (p.address === address) return;
+    const existing = peers.get(p.key);
+    if (!existing || PRIORITY[p.type] < PRIORITY[existing.type]) peers.set(p.key, p);
+  };
+  const nodePeer = (
+    n: NodeView,
+    type: PeerType,
+    source: string,
+    overrides: Partial<DesiredPeer> = {},
+  ): DesiredPeer => {
+    const a = addressOf(n.ipv4!);
+    const port = listenPortFor(n.name, inputs.bgpConfigs);
+    return {
+      key: `${a}:${port}`,
+      source,
+      nodeName: n.name,
+      type,
+      address: a,
+      port,
+      remoteAs: resolveAsNumber(n, n.name, inputs.bgpConfigs),
+      localAs,
+      passive: compareIp(address ?? '', a) < 0,
+      localAddress: address,
+      holdTime: holdDefault,
+      keepaliveTime: keepaliveDefault,
+      gracefulRestart: { enabled: grEnabled, restartTime },
+      routeReflectorClient: false,
+      importFilter: [],
+      exportFilter: [],
+      ...overrides,
+    };
+  };
+  if (address) {
+    const mesh: boolean = globalCfg?.nodeToNodeMesh ?? true;
+    const reflectors = otherNodes.filter((n) => n.rrClusterId);
+    const clients = otherNodes.filter((n) => !n.rrClusterId);
+    if (myClusterId) {
+      for (const n of clients)
+        addPeer(nodePeer(n, 'rr-client', 'route-reflector', { routeReflectorClient: true }));
+      for (const n of reflectors) addPeer(nodePeer(n, 'mesh', 'route-reflector'));
+    } else {
+      for (const n of reflectors) addPeer(nodePeer(n, 'route-reflector', 'route-reflector'));
+      if (mesh) for (const n of clients) addPeer(nodePeer(n, 'mesh', 'node-to-node-mesh'));
+    }
+
+    const myLabels = selfNode?.labels ?? {};
+    for (const peer of [...inputs.peers].sort((a, b) => a.name.localeCompare(b.name))) {
+      const what = `BGPPeer ${peer.name}`;
+      let applies: boolean;
+      if (peer.node) applies = peer.node === me;
+      else if (peer.nodeSelector) applies = safeSelector(peer.nodeSelector, `${what} nodeSelector`)(myLabels);
+      else applies = true;
+      if (!applies) continue;
+      const type: PeerType = peer.node || peer.nodeSelector ? 'node' : 'global';
+      let password: string | undefined;
+      if (peer.password) {
+        password = inputs.secrets[`${peer.password.secretName}/${peer.password.key}`];
+        if (password === undefined) {
+          problems.push(
+            `${what}: password secret ${peer.password.secretName} key ${peer.password.key} not found; session not configured`,
+          );
+          continue;
+        }
+      }
+      const common = {
+        source: peer.name,
+        localAs,
+        localAddress: peer.sourceAddress === 'None' ? undefined : address,
+        holdTime: peer.holdTime ?? holdDefault,
+        keepaliveTime:
+          peer.keepaliveTime ??
+          (peer.holdTime !== undefined ? Math.floor(peer.holdTime / 3) : keepaliveDefault),
+        gracefulRestart: { enabled: grEnabled, restartTime: peer.maxRestartTime ?? restartTime },
+        routeReflectorClient: peer.routeReflectorClient ?? false,
+        importFilter: peer.importFilter ?? [],
+        exportFilter: peer.exportFilter ?? [],
+        ...(peer.maxPrefixes !== undefined ? { maxPrefixes: peer.maxPrefixes } : {}),
+        ...(password !== undefined ? { password } : {}),
+      };
+      if (peer.peerSelector) {
+        const sel = safeSelector(peer.peerSelector, `${what} peerSelector`);
+        for (const n of otherNodes) {
+          if (!sel(n.labels)) continue;
+          addPeer(nodePeer(n, type, peer.name, { ...common, type }));
+        }
+        continue;
+      }
+      const split = peer.peerIP ? splitPeerIP(peer.peerIP) : undefined;
+      if (!split) {
+        problems.push(`${what}: peerIP ${JSON.stringify(peer.peerIP ?? '')} is not an address; skipped`);
+        continue;
+      }
+      if (peer.asNumber === undefined) {
+        problems.push(`${what}: asNumber is missing; skipped`);
+        continue;
+      }
+      const port = split.port ?? DEFAULT_BGP_PORT;
+      addPeer({
+        ...common,
+        key: `${split.address}:${port}`,
+        type,
+        address: split.address,
+        port,
+        remoteAs: peer.asNumber,
+        passive: false,
+      });
+    }
+  }
+
+  const sortedRoutes = routes.sort((a, b) => compareIp(a.dst, b.dst) || a.type.localeCompare(b.type));
+  return {
+    node: {
+      name: me,
+      ...(address ? { address, routerId: address } : {}),
+      asNumber: localAs,
+      listenPort,
+      ...(myClusterId ? { clusterId: myClusterId } : {}),
+    },
+    routes: sortedRoutes,
+    arpInterfaces: arpInterfaces.sort((a, b) => a.iface.localeCompare(b.iface)),
+    peers: [...peers.values()].sort((a, b) => compareIp(a.address, b.address) || a.port - b.port),
+    advertisements: advertisements.sort((a, b) => compareIp(a.prefix, b.prefix)),
+    problems,
+  };
+}

@@ -1,0 +1,277 @@
+// Agent configuration: command-line flags > environment > YAML file > defaults, validated by one zod
+// schema. Errors name the field, where its value came from and the value itself.
+import { readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { parseArgs } from 'node:util';
+import { parse as parseYaml } from 'yaml';
+import { z } from 'zod';
+import { parseAutodetectionMethod } from './autodetect.js';
+import { ConfigError } from './errors.js';
+
+/** Parses `30s`, `2m`, `1h`, `500ms` or a bare number of seconds into milliseconds. */
+export function parseDuration(value: string | number): number | undefined {
+  if (typeof value === 'number') return Number.isFinite(value) && value >= 0 ? value * 1000 : undefined;
+  const m = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$/.exec(value);
+  if (!m) return undefined;
+  const n = Number(m[1]);
+  switch (m[2]) {
+    case 'ms':
+      return n;
+    case 'm':
+      return n * 60_000;
+    case 'h':
+      return n * 3_600_000;
+    default:
+      return n * 1000;
+  }
+}
+
+const duration = z.union([z.string(), z.number()]).transform((v, ctx) => {
+  const ms = parseDuration(v);
+  if (ms === undefined) {
+    ctx.addIssue({
+      code: 'custom',
+      message: `expected a duration like 30s, 2m or 500ms, got ${JSON.stringify(v)}`,
+    });
+    return z.NEVER;
+  }
+  return ms;
+});
+
+const port = z.coerce.number().int().min(1).max(65535);
+
+const listen = z.string().refine((v) => v === 'none' || /^(\[[0-9a-fA-F:]+\]|[^:]+):\d{1,5}$/.test(v), {
+  message: 'expected host:port (e.g. 127.0.0.1:9099) or "none"',
+});
+
+export const agentConfigSchema = z.object({
+  nodeName: z
+    .string()
+    .min(1)
+    .max(253)
+    .regex(/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/, 'must be a lowercase DNS subdomain (RFC 1123)'),
+  kubeconfig: z.string().min(1).optional(),
+  logLevel: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
+  statusListen: listen.default('127.0.0.1:9099'),
+  bgpListenPort: port.optional(),
+  ipv4Address: z
+    .string()
+    .regex(/^\d{1,3}(\.\d{1,3}){3}(\/\d{1,2})?$/, 'expected an IPv4 address, optionally with a /prefix')
+    .optional(),
+  ipAutodetectionMethod: z
+    .string()
+    .default('first-found')
+    .superRefine((v, ctx) => {
+      try {
+        parseAutodetectionMethod(v);
+      } catch (err) {
+        ctx.addIssue({ code: 'custom', message: (err as Error).message });
+      }
+    }),
+  arpMode: z.enum(['userspace', 'kernel']).default('userspace'),
+  resyncInterval: duration.default(30_000),
+  gracefulRestartTime: duration.default(120_000),
+  apiRetryInterval: duration.default(5_000),
+  cniBinDir: z.string().min(1).default('/opt/cni/bin'),
+  cniConfDir: z.string().min(1).default('/etc/cni/net.d'),
+  removeUnownedPodRoutes: z.coerce.boolean().default(false),
+});
+
+export type AgentConfig = z.output<typeof agentConfigSchema>;
+type Field = keyof z.input<typeof agentConfigSchema>;
+
+interface FieldSpec {
+  flag: string;
+  env: string;
+  type: 'string' | 'boolean';
+  help: string;
+}
+
+/** Every field, its flag, its environment variable and its help text (README documents the same). */
+export const FIELDS: Record<Field, FieldSpec> = {
+  nodeName: { flag: 'node-name', env: 'NODENAME', type: 'string', help: 'this node (default: hostname)' },
+  kubeconfig: {
+    flag: 'kubeconfig',
+    env: 'KUBECONFIG',
+    type: 'string',
+    help: 'kubeconfig path (default: in-cluster service account)',
+  },
+  logLevel: {
+    flag: 'log-level',
+    env: 'PODNET_LOG_LEVEL',
+    type: 'string',
+    help: 'trace|debug|info|warn|error|fatal|silent',
+  },
+  statusListen: {
+    flag: 'status-listen',
+    env: 'PODNET_STATUS_LISTEN',
+    type: 'string',
+    help: 'host:port for /livez /readyz /metrics /status, or none',
+  },
+  bgpListenPort: {
+    flag: 'bgp-listen-port',
+    env: 'PODNET_BGP_LISTEN_PORT',
+    type: 'string',
+    help: 'BGP port (overrides BGPConfiguration listenPort; default 179)',
+  },
+  ipv4Address: {
+    flag: 'ipv4-address',
+    env: 'IP',
+    type: 'string',
+    help: 'node IPv4 address (CIDR); skips autodetection',
+  },
+  ipAutodetectionMethod: {
+    flag: 'ip-autodetection-method',
+    env: 'IP_AUTODETECTION_METHOD',
+    type: 'string',
+    help: 'first-found | interface=REGEX | skip-interface=REGEX | can-reach=IP | cidr=CIDR[,CIDR]',
+  },
+  arpMode: { flag: 'arp-mode', env: 'PODNET_ARP_MODE', type: 'string', help: 'userspace | kernel' },
+  resyncInterval: {
+    flag: 'resync-interval',
+    env: 'PODNET_RESYNC_INTERVAL',
+    type: 'string',
+    help: 'full route/peer resync period (default 30s)',
+  },
+  gracefulRestartTime: {
+    flag: 'graceful-restart-time',
+    env: 'PODNET_GRACEFUL_RESTART_TIME',
+    type: 'string',
+    help: 'restart time announced to peers (default 120s)',
+  },
+  apiRetryInterval: {
+    flag: 'api-retry-interval',
+    env: 'PODNET_API_RETRY_INTERVAL',
+    type: 'string',
+    help: 'wait between start-up datastore retries (default 5s)',
+  },
+  cniBinDir: { flag: 'cni-bin-dir', env: 'PODNET_CNI_BIN_DIR', type: 'string', help: 'default /opt/cni/bin' },
+  cniConfDir: {
+    flag: 'cni-conf-dir',
+    env: 'PODNET_CNI_CONF_DIR',
+    type: 'string',
+    help: 'default /etc/cni/net.d',
+  },
+  removeUnownedPodRoutes: {
+    flag: 'remove-unowned-pod-routes',
+    env: 'PODNET_REMOVE_UNOWNED_POD_ROUTES',
+    type: 'boolean',
+    help: 'remove routes on pn* interfaces podnet did not create',
+  },
+};
+
+export interface ConfigSources {
+  argv?: string[];
+  env?: Record<string, string | undefined>;
+  /** Read the YAML file named by --config / PODNET_CONFIG with this (tests inject it). */
+  readFile?: (path: string) => string;
+  hostname?: () => string;
+}
+
+export interface LoadedConfig {
+  config: AgentConfig;
+  /** Where each field's value came from: flag, env, file or default. */
+  origin: Partial<Record<Field, string>>;
+  /** Positional arguments left over (a subcommand such as `install-cni`). */
+  positionals: string[];
+  help: boolean;
+}
+
+const fileSchemaKeys = new Set(Object.keys(FIELDS));
+
+/** Loads and validates the configuration; throws ConfigError naming the first bad field. */
+export function loadConfig(sources: ConfigSources = {}): LoadedConfig {
+  const argv = sources.argv ?? process.argv.slice(2);
+  const env = sources.env ?? process.env;
+  const options: Record<string, { type: 'string' | 'boolean' }> = {
+    config: { type: 'string' },
+    help: { type: 'boolean' },
+  };
+  for (const spec of Object.values(FIELDS)) options[spec.flag] = { type: spec.type };
+  let parsed: ReturnType<typeof parseArgs>;
+  try {
+    parsed = parseArgs({ args: argv, options, allowPositionals: true, strict: true });
+  } catch (err) {
+    throw new ConfigError('arguments', 'command line', `${(err as Error).message}; run with --help`);
+  }
+  const values = parsed.values as Record<string, string | boolean | undefined>;
+
+  const raw: Record<string, unknown> = {};
+  const origin: Partial<Record<Field, string>> = {};
+
+  const configPath = (values.config as string | undefined) ?? env.PODNET_CONFIG;
+  if (configPath) {
+    let text: string;
+    try {
+      text = (sources.readFile ?? ((p) => readFileSync(p, 'utf8')))(configPath);
+    } catch (err) {
+      throw new ConfigError('config', 'command line', `cannot read ${configPath}: ${(err as Error).message}`);
+    }
+    let doc: unknown;
+    try {
+      doc = parseYaml(text);
+    } catch (err) {
+      throw new ConfigError('config', configPath, `not valid YAML: ${(err as Error).message}`);
+    }
+    if (doc !== null && doc !== undefined) {
+      if (typeof doc !== 'object' || Array.isArray(doc))
+        throw new ConfigError('config', configPath, 'expected a YAML mapping of option: value');
+      for (const [k, v] of Object.entries(doc as Record<string, unknown>)) {
+        if (!fileSchemaKeys.has(k))
+          throw new ConfigError(
+            k,
+            configPath,
+            `unknown option; known options: ${[...fileSchemaKeys].sort().join(', ')}`,
+          );
+        raw[k] = v;
+        origin[k as Field] = `file ${configPath}`;
+      }
+    }
+  }
+  for (const [field, spec] of Object.entries(FIELDS) as [Field, FieldSpec][]) {
+    const e = env[spec.env];
+    if (e !== undefined && e !== '') {
+      raw[field] = spec.type === 'boolean' ? /^(1|true|yes|on)$/i.test(e) : e;
+      origin[field] = `env ${spec.env}`;
+    }
+    const f = values[spec.flag];
+    if (f !== undefined) {
+      raw[field] = f;
+      origin[field] = `flag --${spec.flag}`;
+    }
+  }
+  if (raw.nodeName === undefined) {
+    raw.nodeName = (sources.hostname ?? hostname)().toLowerCase();
+    origin.nodeName = 'hostname';
+  }
+
+  const result = agentConfigSchema.safeParse(raw);
+  if (!result.success) {
+    const issue = result.error.issues[0]!;
+    const field = String(issue.path[0] ?? 'config') as Field;
+    const spec = FIELDS[field];
+    const name = spec ? `--${spec.flag}` : field;
+    const value = raw[field];
+    throw new ConfigError(
+      name,
+      origin[field] ?? 'default',
+      `${issue.message} (value ${JSON.stringify(value)})`,
+    );
+  }
+  return { config: result.data, origin, positionals: parsed.positionals, help: values.help === true };
+}
+
+/** The --help text, generated from FIELDS so it never drifts from the parser. */
+export function helpText(): string {
+  const rows = Object.values(FIELDS).map((s) => [`--${s.flag}`, s.env, s.help]);
+  rows.unshift(['--config', 'PODNET_CONFIG', 'YAML file with the same options (camelCase keys)']);
+  const w0 = Math.max(...rows.map((r) => r[0]!.length));
+  const w1 = Math.max(...rows.map((r) => r[1]!.length));
+  return [
+    'usage: podnet-agent [options]            run the node agent',
+    '       podnet-agent install-cni [options] install the CNI binary and conflist, then exit',
+    '',
+    'Options (flag > environment > config file > default):',
+    ...rows.map((r) => `  ${r[0]!.padEnd(w0)}  ${r[1]!.padEnd(w1)}  ${r[2]}`),
+  ].join('\n');
+}

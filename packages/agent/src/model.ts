@@ -1,0 +1,194 @@
+// The agent's own view of its inputs and of the state it wants. Adapters turn @podnet/k8s objects and
+// bgp-ts RIB events into these plain shapes, so `compute` stays pure and is tested without a kernel,
+// an API server or a BGP peer.
+
+export type Labels = Record<string, string>;
+
+export interface NodeView {
+  name: string;
+  labels: Labels;
+  /** `podnet.io/ipv4-address` (CIDR), when set. */
+  ipv4?: string;
+  /** `podnet.io/as-number`, when set. */
+  asNumber?: number;
+  /** `podnet.io/route-reflector-cluster-id`, when set: this node is a route reflector. */
+  rrClusterId?: string;
+}
+
+export interface PoolView {
+  name: string;
+  cidr: string;
+  blockSize: number;
+  disabled: boolean;
+  disableBGPExport: boolean;
+  nodeSelector?: string;
+}
+
+export interface BgpConfigView {
+  /** `default` or `node.<name>`. */
+  name: string;
+  asNumber?: number;
+  nodeToNodeMesh?: boolean;
+  listenPort?: number;
+  keepaliveTime?: number;
+  holdTime?: number;
+  gracefulRestart?: boolean;
+  restartTime?: number;
+  communities?: string[];
+  serviceClusterIPs?: string[];
+  serviceExternalIPs?: string[];
+  serviceLoadBalancerIPs?: string[];
+}
+
+/** One entry of a prefix list: first match wins; no match → the list's default (accept). */
+export interface PrefixRule {
+  action: 'accept' | 'reject';
+  cidr: string;
+  /** Match prefix lengths >= ge (default: the rule's own length). */
+  ge?: number;
+  /** Match prefix lengths <= le (default: ge, i.e. exact length). */
+  le?: number;
+}
+
+export interface PeerView {
+  name: string;
+  /** `a.b.c.d`, `a.b.c.d:port` or `[v6]:port`. Empty when the peer is chosen by peerSelector. */
+  peerIP?: string;
+  asNumber?: number;
+  node?: string;
+  nodeSelector?: string;
+  peerSelector?: string;
+  password?: { secretName: string; key: string };
+  keepaliveTime?: number;
+  holdTime?: number;
+  maxRestartTime?: number;
+  /** `UseNodeIP` (default) binds the session to the node address; `None` lets the kernel choose. */
+  sourceAddress?: 'UseNodeIP' | 'None';
+  routeReflectorClient?: boolean;
+  importFilter?: PrefixRule[];
+  exportFilter?: PrefixRule[];
+  maxPrefixes?: number;
+}
+
+export interface BlockView {
+  cidr: string;
+  /** The node the block is affine to (a bare node name), if any. */
+  affinity?: string;
+  /** Allocated addresses in the block (for podnetctl and borrowed-address detection). */
+  allocations?: { ip: string; handle?: string }[];
+}
+
+export interface AffinityView {
+  node: string;
+  cidr: string;
+  state: 'pending' | 'confirmed' | 'pendingDeletion';
+}
+
+export interface PodView {
+  namespace: string;
+  name: string;
+  ips: string[];
+  /** Host-side interface, `pn` + 11 hex of sha1(namespace.name). */
+  iface: string;
+}
+
+/** A best path from the Loc-RIB, with every ECMP next hop. */
+export interface RibEntry {
+  prefix: string;
+  nextHops: string[];
+}
+
+export type PeerType = 'mesh' | 'global' | 'node' | 'rr-client' | 'route-reflector';
+
+export interface DesiredPeer {
+  /** `address:port`: one session per key. */
+  key: string;
+  /** The BGPPeer behind this session, or `node-to-node-mesh` / `route-reflector`. */
+  source: string;
+  /** The other node's name for node-to-node sessions. */
+  nodeName?: string;
+  type: PeerType;
+  address: string;
+  port: number;
+  remoteAs: number;
+  localAs: number;
+  passive: boolean;
+  localAddress?: string;
+  holdTime: number;
+  keepaliveTime: number;
+  password?: string;
+  gracefulRestart: { enabled: boolean; restartTime: number };
+  /** We act as route reflector for this peer. */
+  routeReflectorClient: boolean;
+  importFilter: PrefixRule[];
+  exportFilter: PrefixRule[];
+  maxPrefixes?: number;
+}
+
+export type RouteSource = 'pod' | 'block' | 'bgp';
+
+export type DesiredRoute =
+  | { type: 'local'; dst: string; iface: string; source: 'pod'; pod: string }
+  | { type: 'blackhole'; dst: string; source: 'block' }
+  | { type: 'remote'; dst: string; via: string[]; source: 'bgp' };
+
+export type AdvertisementSource =
+  | 'block'
+  | 'borrowed'
+  | 'service-cluster-ip'
+  | 'service-external-ip'
+  | 'service-loadbalancer-ip';
+
+export interface Advertisement {
+  prefix: string;
+  nextHop: string;
+  communities: string[];
+  largeCommunities: string[];
+  source: AdvertisementSource;
+}
+
+export interface ArpInterface {
+  iface: string;
+  /** The pod's own addresses: requests for them are not answered (duplicate address detection). */
+  podIps: string[];
+}
+
+export interface NodeIdentity {
+  name: string;
+  /** Node IPv4 address (no prefix), when known. */
+  address?: string;
+  asNumber: number;
+  routerId?: string;
+  listenPort: number;
+  clusterId?: string;
+}
+
+export interface Desired {
+  node: NodeIdentity;
+  routes: DesiredRoute[];
+  arpInterfaces: ArpInterface[];
+  peers: DesiredPeer[];
+  advertisements: Advertisement[];
+  /** Inputs that were skipped, with why (logged by the shell, shown in /status). */
+  problems: string[];
+}
+
+export interface ComputeInputs {
+  nodeName: string;
+  /** Node address in effect (annotation or autodetected), CIDR or bare. */
+  nodeAddress?: string;
+  nodes: NodeView[];
+  pools: PoolView[];
+  bgpConfigs: BgpConfigView[];
+  peers: PeerView[];
+  /** Secret data for peer passwords, keyed `secretName/key`. */
+  secrets: Record<string, string>;
+  blocks: BlockView[];
+  affinities: AffinityView[];
+  pods: PodView[];
+  rib: RibEntry[];
+  /** --bgp-listen-port, overriding BGPConfiguration. */
+  listenPortOverride?: number;
+  /** Restart time announced for graceful restart, seconds. */
+  gracefulRestartTime?: number;
+}
