@@ -83,7 +83,7 @@ describe('compute: advertisements', () => {
             name: 'default',
             serviceClusterIPs: ['10.96.0.0/12'],
             serviceLoadBalancerIPs: ['192.0.2.0/28', 'nonsense'],
-            communities: ['65000:100', '65000:1:2'],
+            communities: [{ cidr: '0.0.0.0/0', values: ['65000:100', '65000:1:2'] }],
           },
         ],
       }),
@@ -200,7 +200,7 @@ describe('compute: peers', () => {
     const peers = [
       { name: 'tor', peerIP: '10.0.0.1', asNumber: 65100 },
       { name: 'only-b', peerIP: '10.0.0.2:1179', asNumber: 65200, node: 'node-b' },
-      { name: 'rack1', peerIP: '10.0.0.3', asNumber: 65300, nodeSelector: "rack == 'r1'" },
+      { name: 'rack1', peerIP: '10.0.0.3', asNumber: 65300, nodeSelector: 'rack=r1' },
     ];
     const a = compute(inputs({ peers }));
     expect(a.peers.filter((p) => p.type !== 'mesh').map((p) => [p.key, p.type, p.passive])).toEqual([
@@ -243,7 +243,7 @@ describe('compute: peers', () => {
           node('node-c', '10.0.0.13'),
         ],
         bgpConfigs: [{ name: 'default', nodeToNodeMesh: false }],
-        peers: [{ name: 'to-edge', peerSelector: 'has(edge)' }],
+        peers: [{ name: 'to-edge', peerSelector: 'edge' }],
       }),
     );
     expect(d.peers.map((p) => [p.address, p.type, p.remoteAs, p.source])).toEqual([
@@ -299,7 +299,7 @@ describe('compute: peers', () => {
       inputs({
         peers: [
           { name: 'bad-ip', peerIP: '10.0.0.300', asNumber: 1 },
-          { name: 'bad-sel', nodeSelector: "rack == 'x", peerIP: '10.0.0.9', asNumber: 1 },
+          { name: 'bad-sel', nodeSelector: 'rack in (x', peerIP: '10.0.0.9', asNumber: 1 },
           { name: 'good', peerIP: '10.0.0.1', asNumber: 65000 },
         ],
       }),

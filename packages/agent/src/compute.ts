@@ -137,12 +137,24 @@ export function compute(inputs: ComputeInputs): Desired {
 
   // ---- Advertisements: confirmed blocks, borrowed /32s, service ranges.
   const advertisements: Advertisement[] = [];
-  const communities: string[] = cfg('communities') ?? [];
-  const std = communities.filter((c) => c.split(':').length === 2);
-  const large = communities.filter((c) => c.split(':').length === 3);
+  const communityRules = ((cfg('communities') ?? []) as { cidr: string; values: string[] }[]).flatMap((r) => {
+    const c = parseCidr(r.cidr);
+    return c ? [{ cidr: c, values: r.values }] : [];
+  });
   if (address) {
-    const adv = (prefix: string, source: Advertisement['source']) =>
-      advertisements.push({ prefix, nextHop: address, communities: std, largeCommunities: large, source });
+    const adv = (prefix: string, source: Advertisement['source']) => {
+      const p = parseCidr(prefix)!;
+      const values = [
+        ...new Set(communityRules.filter((r) => cidrContains(r.cidr, p)).flatMap((r) => r.values)),
+      ];
+      advertisements.push({
+        prefix,
+        nextHop: address,
+        communities: values.filter((v) => v.split(':').length === 2),
+        largeCommunities: values.filter((v) => v.split(':').length === 3),
+        source,
+      });
+    };
     for (const b of ownedBlocks) {
       if (poolOf(b)?.disableBGPExport) continue;
       adv(b.text, 'block');

@@ -34,7 +34,8 @@ export interface BgpConfigView {
   holdTime?: number;
   gracefulRestart?: boolean;
   restartTime?: number;
-  communities?: string[];
+  /** Communities attached to advertisements inside each CIDR. */
+  communities?: { cidr: string; values: string[] }[];
   serviceClusterIPs?: string[];
   serviceExternalIPs?: string[];
   serviceLoadBalancerIPs?: string[];

@@ -7,26 +7,22 @@ describe('compileSelector', () => {
   it.each([
     ['', true],
     ['all()', true],
-    ["rack == 'r1'", true],
-    ['rack == "r2"', false],
-    ["rack != 'r2'", true],
-    ['has(rack)', true],
-    ['!has(rack)', false],
-    ['has(podnet.io/rr)', true],
-    ["rack == 'r1' && zone == 'eu-1'", true],
-    ["rack == 'r2' || zone == 'eu-1'", true],
-    ["!(rack == 'r1')", false],
-    ["rack in {'r1', 'r2'}", true],
-    ["rack not in {'r1'}", false],
     ['rack=r1', true],
-    ['rack=r1,zone!=eu-1', false],
+    ['rack==r2', false],
+    ['rack!=r2', true],
     ['rack', true],
+    ['!rack', false],
+    ['podnet.io/rr', true],
+    ['rack=r1,zone=eu-1', true],
+    ['rack=r1,zone!=eu-1', false],
+    ['rack in (r1,r2)', true],
+    ['rack notin (r1)', false],
     ['!missing', true],
   ])('%s → %s', (sel, want) => {
     expect(compileSelector(sel)(labels)).toBe(want);
   });
 
-  it.each(["rack == 'r1", 'rack ~ r1', 'has(', "rack == 'a' &&"])('rejects %s naming the selector', (sel) => {
+  it.each(['rack = = r1', 'rack in (r1', '=x'])('rejects %s naming the selector', (sel) => {
     expect(() => compileSelector(sel)).toThrow(/selector/);
   });
 });
