@@ -1,2 +1,31 @@
-// cni: public API (filled in by its issue)
-export {};
+// @podnet/cni: the podnet CNI plugin. The executable is dist/podnet-cni.js (bin `podnet-cni`);
+// this module exposes its parts for the agent, the lab and tests.
+export { type CacheEntry, ResultCache } from './cache.js';
+export { diffAttachment } from './check.js';
+export { DEFAULT_CACHE_DIR, type NetConf, NetConfSchema, type PluginConfig, parseConfig } from './config.js';
+export type { Dataplane, ObservedAttachment, ObservedLink } from './dataplane.js';
+export {
+  type AllocateRequest,
+  type Allocation,
+  ANNOTATION_POD_IP,
+  ANNOTATION_POD_IPS,
+  type Datastore,
+  type DatastoreStatus,
+} from './datastore.js';
+export { type CniCommand, type CniRequest, type PodRef, parseCniArgs, parseEnv } from './env.js';
+export { CniError, CniErrorCode, CniErrorName, type CniErrorObject } from './errors.js';
+export { IprouteDataplane } from './iproute.js';
+export { type RunHooks, type RunOutcome, runPlugin } from './main.js';
+export {
+  type AttachmentPlan,
+  GATEWAY_V4,
+  GATEWAY_V6,
+  HOST_MAC,
+  handleId,
+  hostIfName,
+  planAttachment,
+  planResult,
+} from './plan.js';
+export { cmdAdd, cmdCheck, cmdDel, cmdGc, cmdStatus, type Deps, type Log } from './plugin.js';
+export { type CniResult, convertResult, mergeResults, parseResult } from './result.js';
+export { CURRENT_VERSION, compareVersions, SUPPORTED_VERSIONS, versionInfo } from './version.js';

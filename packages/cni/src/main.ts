@@ -1,0 +1,116 @@
+// The plugin process: environment + stdin in, result or error object on stdout, exit status out.
+import { ResultCache } from './cache.js';
+import { type PluginConfig, parseConfig, peekVersion } from './config.js';
+import type { Dataplane } from './dataplane.js';
+import type { Datastore } from './datastore.js';
+import { parseEnv } from './env.js';
+import { CniError, CniErrorCode } from './errors.js';
+import { cmdAdd, cmdCheck, cmdDel, cmdGc, cmdStatus, type Deps, type Log } from './plugin.js';
+import { convertResult } from './result.js';
+import { CURRENT_VERSION, versionInfo } from './version.js';
+
+export interface RunOutcome {
+  stdout: string;
+  exitCode: number;
+}
+
+export interface RunHooks {
+  /** Builds the dataplane (default: iproute2). */
+  dataplane?: () => Promise<Dataplane>;
+  /** Opens the datastore for a config (default: the Kubernetes API through the kubeconfig). */
+  datastore?: (cfg: PluginConfig, log: Log) => Promise<Datastore>;
+  logger?: (cfg: PluginConfig) => Promise<Log>;
+}
+
+async function defaultLogger(cfg: PluginConfig): Promise<Log> {
+  const { pino } = await import('pino');
+  const dest = cfg.logFile
+    ? pino.destination({ dest: cfg.logFile, sync: true, mkdir: true })
+    : pino.destination({ fd: 2, sync: true });
+  const logger: unknown = pino({ level: cfg.logLevel, base: { component: 'cni', pid: process.pid } }, dest);
+  return logger as Log;
+}
+
+async function defaultDatastore(cfg: PluginConfig, log: Log): Promise<Datastore> {
+  const { openKubeDatastore } = await import('./kube-datastore.js');
+  return openKubeDatastore(cfg, log);
+}
+
+async function defaultDataplane(): Promise<Dataplane> {
+  const { IprouteDataplane } = await import('./iproute.js');
+  return new IprouteDataplane();
+}
+
+/** Runs one CNI invocation. Never throws: every failure becomes a CNI error object. */
+export async function runPlugin(
+  env: NodeJS.ProcessEnv,
+  stdin: string,
+  hooks: RunHooks = {},
+): Promise<RunOutcome> {
+  let version = peekVersion(stdin) ?? CURRENT_VERSION;
+  let datastore: Datastore | undefined;
+  let log: Log | undefined;
+  try {
+    const req = parseEnv(env);
+    if (req.type === 'VERSION') return { stdout: `${JSON.stringify(versionInfo())}\n`, exitCode: 0 };
+    const cfg = parseConfig(stdin, env);
+    version = cfg.cniVersion;
+    const logger = await (hooks.logger ?? defaultLogger)(cfg);
+    log = logger;
+    const child = logger.child({
+      command: req.type,
+      ...('containerId' in req ? { containerId: req.containerId, ifname: req.ifname } : {}),
+    });
+    const deps: Deps = {
+      dataplane: await (hooks.dataplane ?? defaultDataplane)(),
+      datastore: async () => {
+        datastore ??= await (hooks.datastore ?? defaultDatastore)(cfg, child);
+        return datastore;
+      },
+      cache: new ResultCache(cfg.cacheDir),
+      log: child,
+    };
+    switch (req.type) {
+      case 'ADD': {
+        const result = await cmdAdd(cfg, req, deps);
+        return { stdout: `${JSON.stringify(convertResult(result, cfg.cniVersion))}\n`, exitCode: 0 };
+      }
+      case 'DEL':
+        await cmdDel(cfg, req, deps);
+        return { stdout: '', exitCode: 0 };
+      case 'CHECK':
+        await cmdCheck(cfg, req, deps);
+        return { stdout: '', exitCode: 0 };
+      case 'GC':
+        await cmdGc(cfg, deps);
+        return { stdout: '', exitCode: 0 };
+      case 'STATUS':
+        await cmdStatus(cfg, deps);
+        return { stdout: '', exitCode: 0 };
+      default:
+        throw new CniError(
+          CniErrorCode.InvalidEnv,
+          `CNI_COMMAND ${(req as { type: string }).type} is not handled`,
+        );
+    }
+  } catch (err) {
+    const e =
+      err instanceof CniError
+        ? err
+        : new CniError(
+            CniErrorCode.IoFailure,
+            `unexpected failure: ${(err as Error)?.message ?? String(err)}`,
+            undefined,
+            {
+              cause: err,
+            },
+          );
+    log?.error(
+      { code: e.code, codeName: e.codeName, error: e.message, details: e.details },
+      'CNI command failed',
+    );
+    return { stdout: `${JSON.stringify(e.toObject(version))}\n`, exitCode: 1 };
+  } finally {
+    if (datastore) await datastore.close().catch(() => undefined);
+  }
+}

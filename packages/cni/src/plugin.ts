@@ -1,0 +1,272 @@
+// The CNI commands. Each handler takes the validated config, the parsed environment and its
+// dependencies (kernel, datastore, cache, logger), so unit tests drive them with fakes and the
+// real tests drive the bundled binary.
+import type { ResultCache } from './cache.js';
+import { diffAttachment } from './check.js';
+import type { PluginConfig } from './config.js';
+import type { Dataplane } from './dataplane.js';
+import type { Datastore } from './datastore.js';
+import type { CniRequest } from './env.js';
+import { CniError, CniErrorCode, toCniError } from './errors.js';
+import { type AttachmentPlan, handleId, hostIfName, planAttachment, planResult } from './plan.js';
+import { type CniResult, mergeResults, parseResult } from './result.js';
+import { requireVersionFor } from './version.js';
+
+export interface Log {
+  debug(obj: object, msg?: string): void;
+  info(obj: object, msg?: string): void;
+  warn(obj: object, msg?: string): void;
+  error(obj: object, msg?: string): void;
+  child(bindings: Record<string, unknown>): Log;
+}
+
+export interface Deps {
+  dataplane: Dataplane;
+  /** Opened lazily: VERSION and a cached idempotent ADD never load the Kubernetes client. */
+  datastore: () => Promise<Datastore>;
+  cache: ResultCache;
+  log: Log;
+  /** Bounded retry of rollback/release calls; tests shorten it. */
+  releaseRetry?: { attempts: number; delayMs: number };
+}
+
+type AddReq = Extract<CniRequest, { type: 'ADD' }>;
+type DelReq = Extract<CniRequest, { type: 'DEL' }>;
+type CheckReq = Extract<CniRequest, { type: 'CHECK' }>;
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function withRetry<T>(deps: Deps, what: string, fn: () => Promise<T>): Promise<T> {
+  const { attempts, delayMs } = deps.releaseRetry ?? { attempts: 5, delayMs: 400 };
+  let last: unknown;
+  for (let i = 0; i < attempts; i++) {
+    try {
+      return await fn();
+    } catch (err) {
+      last = err;
+      const retryable = err instanceof CniError && err.code === CniErrorCode.TryAgainLater;
+      deps.log.warn({ what, attempt: i + 1, err: (err as Error).message }, 'datastore call failed');
+      if (!retryable || i === attempts - 1) break;
+      await sleep(delayMs * (i + 1));
+    }
+  }
+  throw last;
+}
+
+function prevOf(cfg: PluginConfig): CniResult | undefined {
+  return cfg.prevResult === undefined ? undefined : parseResult(cfg.prevResult, cfg.cniVersion);
+}
+
+export async function cmdAdd(cfg: PluginConfig, req: AddReq, deps: Deps): Promise<CniResult> {
+  requireVersionFor('ADD', cfg.cniVersion);
+  const prev = prevOf(cfg);
+  const log = deps.log;
+  const hostIf = hostIfName(req.pod, req.containerId, req.ifname);
+  const handle = handleId(cfg.name, req.containerId, req.ifname);
+
+  // Idempotent ADD: the same container and interface again returns the same result, provided the
+  // kernel still matches; a stale attachment is torn down and built again.
+  const cached = deps.cache.get(cfg.name, req.containerId, req.ifname);
+  if (cached && cached.plan.netns === req.netns) {
+    const diffs = diffAttachment(cached.plan, await deps.dataplane.observe(cached.plan));
+    if (diffs.length === 0) {
+      log.info({ containerId: req.containerId, hostIf }, 'ADD repeated: returning the cached result');
+      return mergeResults(prev, { ...cached.result, cniVersion: cfg.cniVersion });
+    }
+    log.warn({ containerId: req.containerId, diffs }, 'ADD repeated but the attachment drifted: rebuilding');
+  }
+  if (cached) {
+    await deps.dataplane.remove({
+      hostIf: cached.plan.hostIf,
+      netns: cached.plan.netns,
+      podIf: cached.plan.podIf,
+    });
+    deps.cache.delete(cfg.name, req.containerId, req.ifname);
+  }
+
+  const mtu = cfg.mtu ?? (await deps.dataplane.detectMtu());
+  const ds = await deps.datastore();
+  const attrs: Record<string, string> = {
+    node: cfg.nodeName,
+    containerID: req.containerId,
+    ifname: req.ifname,
+  };
+  if (req.pod) {
+    attrs.namespace = req.pod.namespace;
+    attrs.pod = req.pod.name;
+  }
+  const alloc = await ds.allocate({
+    handle,
+    node: cfg.nodeName,
+    ipv4: cfg.assignIpv4,
+    ipv6: cfg.assignIpv6,
+    ipv4Pools: cfg.ipv4Pools,
+    ipv6Pools: cfg.ipv6Pools,
+    attrs,
+  });
+  log.info({ handle, ipv4: alloc.ipv4, ipv6: alloc.ipv6 }, 'allocated');
+
+  const plan = planAttachment({
+    netns: req.netns,
+    hostIf,
+    podIf: req.ifname,
+    mtu,
+    ipv4: alloc.ipv4,
+    ipv6: alloc.ipv6,
+    arpMode: cfg.arpMode,
+  });
+  try {
+    let podMac: string;
+    try {
+      ({ podMac } = await deps.dataplane.create(plan));
+    } catch (err) {
+      // A leftover host interface of an earlier sandbox of the same pod: remove it and retry once.
+      if (!(err instanceof CniError) || !/File exists/.test(err.message)) throw err;
+      log.warn({ hostIf }, 'host interface already exists: replacing it');
+      await deps.dataplane.remove({ hostIf, netns: req.netns, podIf: req.ifname });
+      ({ podMac } = await deps.dataplane.create(plan));
+    }
+    const ips = [alloc.ipv4, alloc.ipv6].filter((x): x is string => x !== undefined);
+    if (req.pod) await ds.annotatePod(req.pod, ips);
+    const result = planResult(plan, podMac, cfg.cniVersion);
+    deps.cache.put({
+      kind: 'podnet-attachment',
+      network: cfg.name,
+      containerId: req.containerId,
+      ifname: req.ifname,
+      handle,
+      pod: req.pod,
+      plan,
+      result,
+      createdAt: new Date().toISOString(),
+    });
+    return mergeResults(prev, result);
+  } catch (err) {
+    const cause = toCniError(err, CniErrorCode.DataplaneFailure, 'ADD failed');
+    const problems = await rollback(plan, handle, deps);
+    log.error({ handle, hostIf, err: cause.message, rollback: problems }, 'ADD failed and was rolled back');
+    if (problems.length === 0) throw cause;
+    throw new CniError(cause.code, cause.message, `rollback incomplete: ${problems.join('; ')}`, { cause });
+  }
+}
+
+/** Undoes a partial ADD: the veth pair and the allocation. Returns what could not be undone. */
+async function rollback(plan: AttachmentPlan, handle: string, deps: Deps): Promise<string[]> {
+  const problems: string[] = [];
+  try {
+    await deps.dataplane.remove({ hostIf: plan.hostIf, netns: plan.netns, podIf: plan.podIf });
+  } catch (err) {
+    problems.push(`removing ${plan.hostIf}: ${(err as Error).message}`);
+  }
+  try {
+    const ds = await deps.datastore();
+    await withRetry(deps, 'release', () => ds.releaseByHandle(handle));
+  } catch (err) {
+    problems.push(`releasing ${handle}: ${(err as Error).message}`);
+  }
+  return problems;
+}
+
+export async function cmdDel(cfg: PluginConfig, req: DelReq, deps: Deps): Promise<void> {
+  requireVersionFor('DEL', cfg.cniVersion);
+  const cached = deps.cache.get(cfg.name, req.containerId, req.ifname);
+  const hostIf = cached?.plan.hostIf ?? hostIfName(req.pod, req.containerId, req.ifname);
+  const handle = cached?.handle ?? handleId(cfg.name, req.containerId, req.ifname);
+  // Only touch the host interface if it belongs to this container: a newer sandbox of the same pod
+  // has the same host name, and its cache entry (not ours) would then be the one that matches.
+  if (cached || !req.pod || !(await hostIfOwnedByOther(deps, cfg.name, req.containerId, hostIf))) {
+    await deps.dataplane.remove({ hostIf, netns: req.netns ?? cached?.plan.netns, podIf: req.ifname });
+  }
+  const ds = await deps.datastore();
+  await withRetry(deps, 'release', () => ds.releaseByHandle(handle));
+  deps.cache.delete(cfg.name, req.containerId, req.ifname);
+  deps.log.info({ handle, hostIf }, 'deleted');
+}
+
+async function hostIfOwnedByOther(deps: Deps, network: string, containerId: string, hostIf: string) {
+  return deps.cache.list(network).some((e) => e.plan.hostIf === hostIf && e.containerId !== containerId);
+}
+
+export async function cmdCheck(cfg: PluginConfig, req: CheckReq, deps: Deps): Promise<void> {
+  requireVersionFor('CHECK', cfg.cniVersion);
+  const cached = deps.cache.get(cfg.name, req.containerId, req.ifname);
+  if (!cached) {
+    throw new CniError(
+      CniErrorCode.UnknownContainer,
+      `no attachment of container ${req.containerId} on ${req.ifname} in network ${cfg.name}`,
+    );
+  }
+  const diffs: string[] = [];
+  if (cached.plan.netns !== req.netns)
+    diffs.push(`attachment was made in ${cached.plan.netns}, CHECK names ${req.netns}`);
+  const prev = prevOf(cfg);
+  if (prev) {
+    const have = new Set((prev.ips ?? []).map((i) => i.address));
+    for (const a of cached.plan.podAddresses) if (!have.has(a)) diffs.push(`prevResult lacks address ${a}`);
+  }
+  diffs.push(...diffAttachment(cached.plan, await deps.dataplane.observe(cached.plan)));
+  if (diffs.length > 0) {
+    throw new CniError(
+      CniErrorCode.CheckFailed,
+      `attachment of ${req.containerId} on ${req.ifname} differs: ${diffs.join('; ')}`,
+      diffs.join('\n'),
+    );
+  }
+}
+
+export async function cmdGc(cfg: PluginConfig, deps: Deps): Promise<void> {
+  requireVersionFor('GC', cfg.cniVersion);
+  const valid = cfg.validAttachments ?? [];
+  const validHandles = new Set(valid.map((a) => handleId(cfg.name, a.containerID, a.ifname)));
+  const ds = await deps.datastore();
+  const problems: string[] = [];
+  for (const e of deps.cache.list(cfg.name)) {
+    if (validHandles.has(e.handle)) continue;
+    try {
+      await deps.dataplane.remove({ hostIf: e.plan.hostIf, netns: e.plan.netns, podIf: e.plan.podIf });
+      await ds.releaseByHandle(e.handle);
+      deps.cache.delete(cfg.name, e.containerId, e.ifname);
+      deps.log.info({ handle: e.handle }, 'GC released a stale attachment');
+    } catch (err) {
+      problems.push(`${e.handle}: ${(err as Error).message}`);
+    }
+  }
+  // Allocations with no cache entry (a crash between allocation and the cache write, or a lost
+  // cache dir) are found through the datastore.
+  for (const h of await ds.listHandles(cfg.nodeName, `${handleId(cfg.name, '', '').replace(/\.+$/, '')}.`)) {
+    if (validHandles.has(h)) continue;
+    try {
+      await ds.releaseByHandle(h);
+      deps.log.info({ handle: h }, 'GC released an allocation with no attachment');
+    } catch (err) {
+      problems.push(`${h}: ${(err as Error).message}`);
+    }
+  }
+  if (problems.length > 0) {
+    throw new CniError(
+      CniErrorCode.IpamFailure,
+      `GC could not release ${problems.length} allocation(s)`,
+      problems.join('\n'),
+    );
+  }
+}
+
+export async function cmdStatus(cfg: PluginConfig, deps: Deps): Promise<void> {
+  requireVersionFor('STATUS', cfg.cniVersion);
+  let st: Awaited<ReturnType<Datastore['status']>>;
+  try {
+    st = await (await deps.datastore()).status(cfg.nodeName);
+  } catch (err) {
+    throw new CniError(
+      CniErrorCode.PluginNotAvailable,
+      `datastore is not reachable: ${(err as Error).message}`,
+    );
+  }
+  if (!st.reachable)
+    throw new CniError(CniErrorCode.PluginNotAvailable, `datastore is not reachable: ${st.detail}`);
+  if (!st.usablePool)
+    throw new CniError(
+      CniErrorCode.PluginNotAvailable,
+      `node ${cfg.nodeName} has no usable IP pool: ${st.detail}`,
+    );
+}
