@@ -1,2 +1,47 @@
-// arp: public API (filled in by its issue)
-export {};
+// @podnet/arp — the ARP proxy responder for the pods' gateway (169.254.1.1).
+//
+//   const arp = new ArpResponder({ mode: 'userspace' | 'kernel', logger, registry, netns? });
+//   await arp.addInterface({ ifname, ifindex, podIPs, hostMac });  // idempotent; re-call to update podIPs
+//   await arp.removeInterface(ifname);                              // a vanished interface is fine
+//   arp.stats() → { replies, ignored: {reason: n}, malformed: {reason: n}, errors, interfaces }
+//   await arp.close();
+//
+// userspace (default): an AF_PACKET socket per interface answers requests from the pod for any
+// address that is not the pod's own, at once, with the host MAC (and sets proxy_arp=0 so the
+// kernel does not answer as well). kernel: proxy_arp=1 and proxy_delay=0 on the interface.
+// The pure parts (frame codec, `decide`) are exported for podnetctl diagnostics and tests.
+export {
+  type ArpDecision,
+  type ArpInterface,
+  buildReply,
+  decide,
+  IGNORE_REASONS,
+  type IgnoreReason,
+  PACKET_TYPE,
+  POD_GATEWAY,
+} from './decide.js';
+export { ARP_ERROR_CODES, ArpError, type ArpErrorCode } from './errors.js';
+export {
+  ARP_FRAME_LEN,
+  ARPHRD_ETHER,
+  ARPOP,
+  type ArpPacket,
+  BROADCAST_MAC,
+  type DecodeResult,
+  decodeArpFrame,
+  ETH_P_ARP,
+  ETH_P_IP,
+  encodeArpFrame,
+  MALFORMED_REASONS,
+  type MalformedReason,
+  normalizeMac,
+  ZERO_MAC,
+} from './frame.js';
+export {
+  type ArpMode,
+  ArpResponder,
+  type ArpResponderOptions,
+  type ArpStats,
+  checkInterface,
+} from './responder.js';
+export { netnsSysctl, procSysctl, type SysctlEntry, type SysctlWriter } from './sysctl.js';

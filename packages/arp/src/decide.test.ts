@@ -1,0 +1,104 @@
+import { describe, expect, it } from 'vitest';
+import { REPLY_FROM_HOST, REQUEST_FOR_GATEWAY } from './__fixtures__/frames.js';
+import { type ArpInterface, decide, type IgnoreReason, PACKET_TYPE } from './decide.js';
+import { ARPOP, type ArpPacket, decodeArpFrame, encodeArpFrame } from './frame.js';
+
+const pod: ArpInterface = {
+  ifname: 'pn0123456789a',
+  ifindex: 7,
+  podIPs: ['10.65.0.7'],
+  hostMac: 'ee:ee:ee:ee:ee:ee',
+};
+const inbound = { ifindex: 7, pktType: PACKET_TYPE.broadcast };
+const request: ArpPacket = {
+  ethDst: 'ff:ff:ff:ff:ff:ff',
+  ethSrc: '0a:58:0a:41:00:07',
+  op: ARPOP.request,
+  sha: '0a:58:0a:41:00:07',
+  spa: '10.65.0.7',
+  tha: '00:00:00:00:00:00',
+  tpa: '169.254.1.1',
+};
+const frame = (p: Partial<ArpPacket>) => encodeArpFrame({ ...request, ...p });
+
+describe('decide', () => {
+  it("answers the pod's request for its gateway with the host MAC", () => {
+    const d = decide(REQUEST_FOR_GATEWAY, inbound, pod);
+    expect(d.type).toBe('reply');
+    if (d.type === 'reply') expect(d.frame.toString('hex')).toBe(REPLY_FROM_HOST.toString('hex'));
+  });
+
+  it.each([
+    ['another pod on the node', '10.65.0.8'],
+    ['a pod on another node', '10.65.3.9'],
+    ['an address outside the cluster', '8.8.8.8'],
+  ])('answers a request for %s (%s) with the host MAC too', (_name, tpa) => {
+    const d = decide(
+      frame({ tpa, ethDst: '0a:58:0a:41:00:01' }),
+      { ifindex: 7, pktType: PACKET_TYPE.host },
+      pod,
+    );
+    expect(d.type).toBe('reply');
+    if (d.type !== 'reply') return;
+    expect(decodeArpFrame(d.frame)).toEqual({
+      type: 'arp',
+      packet: {
+        ethDst: request.sha,
+        ethSrc: pod.hostMac,
+        op: ARPOP.reply,
+        sha: pod.hostMac,
+        spa: tpa,
+        tha: request.sha,
+        tpa: request.spa,
+      },
+    });
+  });
+
+  it.each<[string, Buffer, { ifindex: number; pktType: number }, ArpInterface, IgnoreReason]>([
+    [
+      'a frame from another interface',
+      REQUEST_FOR_GATEWAY,
+      { ifindex: 8, pktType: 1 },
+      pod,
+      'other-interface',
+    ],
+    [
+      'our own outgoing reply',
+      REPLY_FROM_HOST,
+      { ifindex: 7, pktType: PACKET_TYPE.outgoing },
+      pod,
+      'outgoing',
+    ],
+    ['a reply', frame({ op: ARPOP.reply }), inbound, pod, 'not-request'],
+    ['an unknown opcode (RARP request, 3)', frame({ op: 3 }), inbound, pod, 'not-request'],
+    ['a gratuitous ARP request', frame({ tpa: '10.65.0.7' }), inbound, pod, 'gratuitous'],
+    ['an RFC 5227 probe', frame({ spa: '0.0.0.0', tpa: '10.65.0.9' }), inbound, pod, 'probe'],
+    [
+      "a request for the pod's own address from a second pod address",
+      frame({ spa: '10.65.0.70', tpa: '10.65.0.7' }),
+      inbound,
+      { ...pod, podIPs: ['10.65.0.7', '10.65.0.70'] },
+      'own-address',
+    ],
+    [
+      'a request from an address that is not the pod',
+      frame({ spa: '10.99.0.1' }),
+      inbound,
+      pod,
+      'foreign-sender',
+    ],
+  ])('ignores %s', (_name, f, meta, iface, reason) => {
+    expect(decide(f, meta, iface)).toMatchObject({ type: 'ignore', reason });
+  });
+
+  it('answers any sender while the pod addresses are not known yet', () => {
+    expect(decide(frame({ spa: '10.99.0.1' }), inbound, { ...pod, podIPs: [] }).type).toBe('reply');
+  });
+
+  it('reports a malformed frame instead of throwing', () => {
+    expect(decide(REQUEST_FOR_GATEWAY.subarray(0, 30), inbound, pod)).toMatchObject({
+      type: 'malformed',
+      reason: 'short',
+    });
+  });
+});

@@ -1,0 +1,266 @@
+// The ARP proxy responder: one AF_PACKET socket per pod interface, answering with the host MAC.
+// The decision is the pure `decide`; this shell owns sockets, counters, metrics and logs.
+import { type NativeError, openPacket, type PacketMeta, type PacketSocket } from '@podnet/native';
+import type { Logger } from 'pino';
+import { Counter, Gauge, type Registry } from 'prom-client';
+import { type ArpInterface, decide, IGNORE_REASONS, type IgnoreReason } from './decide.js';
+import { ArpError } from './errors.js';
+import { ETH_P_ARP, isIPv4, MALFORMED_REASONS, type MalformedReason, normalizeMac } from './frame.js';
+import { netnsSysctl, procSysctl, type SysctlEntry, type SysctlWriter } from './sysctl.js';
+
+export type ArpMode = 'userspace' | 'kernel';
+
+export interface ArpResponderOptions {
+  /** `userspace` (default): our responder answers at once. `kernel`: proxy_arp=1, proxy_delay=0. */
+  mode?: ArpMode;
+  logger?: Logger;
+  /** Metrics are registered here when given (podnet_arp_*). */
+  registry?: Registry;
+  /** Network namespace of the interfaces (a path); default: the process's own. */
+  netns?: string;
+  /** How interface sysctls are written; default: /proc/sys, or `nsenter` into `netns`. */
+  sysctl?: SysctlWriter;
+  /** Opens the packet socket; injectable for unit tests. */
+  openSocket?: (opts: { ifindex: number; ethertype: number; netns?: string }) => PacketSocket;
+}
+
+export interface ArpStats {
+  mode: ArpMode;
+  interfaces: number;
+  replies: number;
+  ignored: Record<IgnoreReason, number>;
+  malformed: Record<MalformedReason, number>;
+  /** Frames the kernel refused to send, and receive errors. */
+  errors: number;
+}
+
+interface Served {
+  iface: ArpInterface;
+  socket?: PacketSocket;
+}
+
+const IFNAME_RE = /^[^/:\s]{1,15}$/;
+
+/** Checks an interface given by the agent; throws ARP_ERR_INVALID naming the field and value. */
+export function checkInterface(i: ArpInterface): ArpInterface {
+  const bad = (field: string, value: unknown, why: string) =>
+    new ArpError('ARP_ERR_INVALID', `${field}: ${JSON.stringify(value)} ${why}`);
+  if (typeof i.ifname !== 'string' || !IFNAME_RE.test(i.ifname))
+    throw bad('ifname', i.ifname, 'is not an interface name');
+  if (!Number.isInteger(i.ifindex) || i.ifindex < 1)
+    throw bad('ifindex', i.ifindex, 'is not an interface index');
+  const mac = normalizeMac(i.hostMac ?? '');
+  if (!mac) throw bad('hostMac', i.hostMac, 'is not a MAC address');
+  i.podIPs.forEach((ip, n) => {
+    if (!isIPv4(ip)) throw bad(`podIPs[${n}]`, ip, 'is not an IPv4 address');
+  });
+  return { ifname: i.ifname, ifindex: i.ifindex, podIPs: [...i.podIPs], hostMac: mac };
+}
+
+/**
+ * Answers pods' ARP for 169.254.1.1 and every other off-link address with the host MAC.
+ *
+ *   const arp = new ArpResponder({ mode: 'userspace', logger, registry });
+ *   await arp.addInterface({ ifname: 'pn0123456789a', ifindex: 7, podIPs: ['10.65.0.7'], hostMac: 'ee:ee:ee:ee:ee:ee' });
+ *   await arp.removeInterface('pn0123456789a');
+ *   arp.stats(); await arp.close();
+ */
+export class ArpResponder {
+  readonly mode: ArpMode;
+  private readonly log: Logger | undefined;
+  private readonly netns: string | undefined;
+  private readonly sysctl: SysctlWriter;
+  private readonly open: NonNullable<ArpResponderOptions['openSocket']>;
+  private readonly served = new Map<string, Served>();
+  private closed = false;
+  private readonly counts: Omit<ArpStats, 'mode' | 'interfaces'>;
+  private readonly metrics:
+    | {
+        replies: Counter;
+        ignored: Counter<'reason'>;
+        malformed: Counter<'reason'>;
+        errors: Counter;
+        interfaces: Gauge;
+      }
+    | undefined;
+
+  constructor(opts: ArpResponderOptions = {}) {
+    const mode = opts.mode ?? 'userspace';
+    if (mode !== 'userspace' && mode !== 'kernel') {
+      throw new ArpError('ARP_ERR_INVALID', `mode: ${JSON.stringify(mode)} is not 'userspace' or 'kernel'`);
+    }
+    this.mode = mode;
+    this.log = opts.logger?.child({ component: 'arp', mode });
+    this.netns = opts.netns;
+    this.sysctl = opts.sysctl ?? (opts.netns ? netnsSysctl(opts.netns) : procSysctl());
+    this.open = opts.openSocket ?? openPacket;
+    this.counts = {
+      replies: 0,
+      ignored: Object.fromEntries(IGNORE_REASONS.map((r) => [r, 0])) as Record<IgnoreReason, number>,
+      malformed: Object.fromEntries(MALFORMED_REASONS.map((r) => [r, 0])) as Record<MalformedReason, number>,
+      errors: 0,
+    };
+    if (opts.registry) {
+      const registers = [opts.registry];
+      this.metrics = {
+        replies: new Counter({
+          name: 'podnet_arp_replies_total',
+          help: 'ARP replies sent to pods',
+          registers,
+        }),
+        ignored: new Counter({
+          name: 'podnet_arp_ignored_total',
+          help: 'ARP frames seen on pod interfaces and not answered, by reason',
+          labelNames: ['reason'],
+          registers,
+        }),
+        malformed: new Counter({
+          name: 'podnet_arp_malformed_total',
+          help: 'Malformed ARP frames dropped, by reason',
+          labelNames: ['reason'],
+          registers,
+        }),
+        errors: new Counter({
+          name: 'podnet_arp_errors_total',
+          help: 'ARP socket send/receive errors',
+          registers,
+        }),
+        interfaces: new Gauge({ name: 'podnet_arp_interfaces', help: 'Pod interfaces served', registers }),
+      };
+    }
+  }
+
+  /** Serves (or re-serves, with new addresses) a pod interface. Idempotent. */
+  async addInterface(input: ArpInterface): Promise<void> {
+    if (this.closed) throw new ArpError('ARP_ERR_CLOSED', 'addInterface: the ARP responder is closed');
+    const iface = checkInterface(input);
+    const cur = this.served.get(iface.ifname);
+    if (cur && cur.iface.ifindex === iface.ifindex) {
+      cur.iface = iface; // new pod addresses take effect on the next frame
+      return;
+    }
+    if (cur) this.closeServed(cur);
+    const served: Served = { iface };
+    if (this.mode === 'kernel') {
+      await this.writeSysctls(iface.ifname, '1');
+    } else {
+      await this.writeSysctls(iface.ifname, '0');
+      served.socket = this.openSocketFor(served);
+    }
+    this.served.set(iface.ifname, served);
+    this.metrics?.interfaces.set(this.served.size);
+    this.log?.info(
+      { ifname: iface.ifname, ifindex: iface.ifindex, podIPs: iface.podIPs },
+      'serving pod interface',
+    );
+  }
+
+  /** Stops serving an interface; an interface that is already gone is not an error. */
+  async removeInterface(ifname: string): Promise<void> {
+    const cur = this.served.get(ifname);
+    if (!cur) return;
+    this.served.delete(ifname);
+    this.closeServed(cur);
+    if (this.mode === 'kernel') {
+      await this.writeSysctls(ifname, '0').catch((err: unknown) =>
+        this.log?.debug({ ifname, err }, 'interface gone before proxy_arp was cleared'),
+      );
+    }
+    this.metrics?.interfaces.set(this.served.size);
+    this.log?.info({ ifname }, 'stopped serving pod interface');
+  }
+
+  interfaces(): ArpInterface[] {
+    return [...this.served.values()].map((s) => s.iface);
+  }
+
+  stats(): ArpStats {
+    return {
+      mode: this.mode,
+      interfaces: this.served.size,
+      replies: this.counts.replies,
+      ignored: { ...this.counts.ignored },
+      malformed: { ...this.counts.malformed },
+      errors: this.counts.errors,
+    };
+  }
+
+  /** Closes every socket. Kernel-mode sysctls are left as they are (pods keep their gateway). */
+  async close(): Promise<void> {
+    this.closed = true;
+    for (const s of this.served.values()) this.closeServed(s);
+    this.served.clear();
+    this.metrics?.interfaces.set(0);
+  }
+
+  private async writeSysctls(ifname: string, proxyArp: '0' | '1'): Promise<void> {
+    const entries: SysctlEntry[] = [{ key: `net/ipv4/conf/${ifname}/proxy_arp`, value: proxyArp }];
+    if (proxyArp === '1') {
+      // The kernel answers proxy ARP only on a forwarding interface (arp_process), at once only
+      // with proxy_delay 0.
+      entries.push({ key: `net/ipv4/neigh/${ifname}/proxy_delay`, value: '0' });
+      entries.push({ key: `net/ipv4/conf/${ifname}/forwarding`, value: '1' });
+    }
+    try {
+      const changed = await this.sysctl.apply(entries);
+      if (changed.length) this.log?.debug({ ifname, changed }, 'interface sysctls written');
+    } catch (err) {
+      throw new ArpError('ARP_ERR_SYSCTL', `${ifname}: cannot write proxy_arp sysctls`, { cause: err });
+    }
+  }
+
+  private openSocketFor(served: Served): PacketSocket {
+    const { ifname, ifindex } = served.iface;
+    let socket: PacketSocket;
+    try {
+      socket = this.open({ ifindex, ethertype: ETH_P_ARP, ...(this.netns ? { netns: this.netns } : {}) });
+    } catch (err) {
+      throw new ArpError('ARP_ERR_SOCKET', `${ifname}: cannot open a packet socket on ifindex ${ifindex}`, {
+        cause: err,
+      });
+    }
+    socket.onFrame(
+      (frame, meta) => this.onFrame(served, socket, frame, meta),
+      (err: NativeError) => {
+        this.counts.errors++;
+        this.metrics?.errors.inc();
+        this.log?.warn({ ifname, code: err.code, err: err.message }, 'packet socket receive error');
+      },
+    );
+    return socket;
+  }
+
+  private onFrame(served: Served, socket: PacketSocket, frame: Buffer, meta: PacketMeta): void {
+    const d = decide(frame, meta, served.iface);
+    switch (d.type) {
+      case 'reply':
+        try {
+          socket.send(d.frame);
+          this.counts.replies++;
+          this.metrics?.replies.inc();
+        } catch (err) {
+          this.counts.errors++;
+          this.metrics?.errors.inc();
+          this.log?.warn({ ifname: served.iface.ifname, err: (err as Error).message }, 'ARP reply not sent');
+        }
+        return;
+      case 'ignore':
+        this.counts.ignored[d.reason]++;
+        this.metrics?.ignored.inc({ reason: d.reason });
+        return;
+      case 'malformed':
+        this.counts.malformed[d.reason]++;
+        this.metrics?.malformed.inc({ reason: d.reason });
+        this.log?.debug(
+          { ifname: served.iface.ifname, reason: d.reason, detail: d.detail },
+          'malformed ARP frame dropped',
+        );
+        return;
+    }
+  }
+
+  private closeServed(s: Served): void {
+    s.socket?.close();
+    s.socket = undefined;
+  }
+}
