@@ -1,0 +1,301 @@
+import pino from 'pino';
+import { afterEach, describe, expect, it } from 'vitest';
+import { Agent } from './agent.js';
+import { loadConfig } from './config.js';
+import type { Advertisement, ArpInterface, DesiredPeer, DesiredRoute, NodeView, RibEntry } from './model.js';
+import type { ArpPort, BgpPort, DatastorePort, DatastoreSnapshot, PeerStatus, RoutesPort } from './ports.js';
+import { startStatusServer } from './status.js';
+
+class FakeDatastore implements DatastorePort {
+  snap: DatastoreSnapshot = {
+    nodes: [],
+    pools: [{ name: 'p', cidr: '10.244.0.0/16', blockSize: 26, disabled: false, disableBGPExport: false }],
+    bgpConfigs: [],
+    peers: [],
+    secrets: {},
+    blocks: [],
+    affinities: [],
+    pods: [],
+  };
+  isSynced = true;
+  onChange: () => void = () => {};
+  annotations: Record<string, string>[] = [];
+  async start(onChange: () => void) {
+    this.onChange = onChange;
+  }
+  synced() {
+    return this.isSynced;
+  }
+  reachable() {
+    return true;
+  }
+  snapshot() {
+    return this.snap;
+  }
+  async getNode(name: string) {
+    return this.snap.nodes.find((n) => n.name === name);
+  }
+  async annotateNode(name: string, a: Record<string, string>) {
+    this.annotations.push(a);
+    const n = this.snap.nodes.find((x) => x.name === name)!;
+    n.ipv4 = a['podnet.io/ipv4-address'];
+    this.onChange();
+  }
+  async stop() {}
+  set(patch: Partial<DatastoreSnapshot>) {
+    this.snap = { ...this.snap, ...patch };
+    this.onChange();
+  }
+}
+
+class FakeBgp implements BgpPort {
+  log: string[] = [];
+  ribEntries: RibEntry[] = [];
+  state = new Map<string, PeerStatus>();
+  cb: () => void = () => {};
+  stopped: { graceful: boolean } | undefined;
+  async start() {
+    this.log.push('start');
+  }
+  async addPeer(p: DesiredPeer) {
+    this.log.push(`add ${p.key}`);
+    this.state.set(p.key, {
+      key: p.key,
+      state: 'Active',
+      since: 0,
+      prefixesReceived: 0,
+      prefixesAdvertised: 0,
+    });
+  }
+  async updatePeer(p: DesiredPeer) {
+    this.log.push(`update ${p.key}`);
+  }
+  async removePeer(p: DesiredPeer) {
+    this.log.push(`remove ${p.key}`);
+    this.state.delete(p.key);
+  }
+  async originate(a: Advertisement) {
+    this.log.push(`originate ${a.prefix}`);
+  }
+  async withdraw(a: Advertisement) {
+    this.log.push(`withdraw ${a.prefix}`);
+  }
+  rib() {
+    return this.ribEntries;
+  }
+  onRibChange(cb: () => void) {
+    this.cb = cb;
+  }
+  peers() {
+    return [...this.state.values()];
+  }
+  async stop(o: { graceful: boolean }) {
+    this.stopped = o;
+  }
+  establishAll() {
+    for (const s of this.state.values()) s.state = 'Established';
+  }
+}
+
+class FakeRoutes implements RoutesPort {
+  started = false;
+  desired: DesiredRoute[] = [];
+  stopped: { keepRoutes: boolean } | undefined;
+  async start() {
+    this.started = true;
+  }
+  async setDesired(r: DesiredRoute[]) {
+    this.desired = r;
+  }
+  async resync() {}
+  status() {
+    return { applied: true, routes: this.desired.map((r) => ({ dst: r.dst, state: 'programmed' as const })) };
+  }
+  async stop(o: { keepRoutes: boolean }) {
+    this.stopped = o;
+  }
+}
+
+class FakeArp implements ArpPort {
+  mode = 'userspace' as const;
+  ifaces = new Map<string, ArpInterface>();
+  async start() {}
+  async addInterface(i: ArpInterface) {
+    this.ifaces.set(i.iface, i);
+  }
+  async removeInterface(i: ArpInterface) {
+    this.ifaces.delete(i.iface);
+  }
+  replies() {
+    return 0;
+  }
+  async stop() {}
+}
+
+const node = (name: string, ip?: string): NodeView => ({
+  name,
+  labels: {},
+  ...(ip ? { ipv4: `${ip}/24` } : {}),
+});
+const wait = async (what: string, f: () => boolean) => {
+  for (let i = 0; i < 100; i++) {
+    if (f()) return;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  throw new Error(`timed out waiting for ${what}`);
+};
+
+function setup(argv: string[] = []) {
+  const { config } = loadConfig({ argv: ['--node-name', 'node-a', ...argv], env: {} });
+  const ds = new FakeDatastore();
+  const bgp = new FakeBgp();
+  const routes = new FakeRoutes();
+  const arp = new FakeArp();
+  const agent = new Agent({
+    config,
+    log: pino({ level: 'silent' }),
+    datastore: ds,
+    bgp,
+    routes,
+    arp,
+    routeHoldoffMs: 60_000,
+    interfaces: async () => [
+      { name: 'eth0', up: true, addresses: [{ cidr: '10.0.0.11/24', family: 4, scope: 'global' }] },
+    ],
+  });
+  return { agent, ds, bgp, routes, arp };
+}
+
+let current: Agent | undefined;
+afterEach(async () => {
+  await current?.stop();
+  current = undefined;
+});
+
+describe('Agent', () => {
+  it('autodetects the node address, writes it back, and meshes with the other nodes', async () => {
+    const t = setup();
+    current = t.agent;
+    t.ds.snap.nodes = [node('node-a'), node('node-b', '10.0.0.12'), node('node-c', '10.0.0.13')];
+    await t.agent.start();
+    await wait('peers added', () => t.bgp.log.filter((l) => l.startsWith('add')).length === 2);
+    expect(t.ds.annotations).toEqual([{ 'podnet.io/ipv4-address': '10.0.0.11/24' }]);
+    expect(t.bgp.log).toEqual(['start', 'add 10.0.0.12:179', 'add 10.0.0.13:179']);
+  });
+
+  it('keeps the kernel untouched until every session is up, then reconciles routes', async () => {
+    const t = setup();
+    current = t.agent;
+    t.ds.snap.nodes = [node('node-a', '10.0.0.11'), node('node-b', '10.0.0.12')];
+    t.ds.snap.blocks = [{ cidr: '10.244.1.0/26', affinity: 'node-a' }];
+    t.ds.snap.affinities = [{ node: 'node-a', cidr: '10.244.1.0/26', state: 'confirmed' }];
+    await t.agent.start();
+    await wait('peer added', () => t.bgp.state.size === 1);
+    await new Promise((r) => setTimeout(r, 100));
+    expect(t.routes.started).toBe(false);
+    expect(t.agent.status().ready).toBe(false);
+    expect(t.agent.status().readiness.reasons.join()).toMatch(/waiting for BGP sessions/);
+    t.bgp.establishAll();
+    t.bgp.ribEntries = [{ prefix: '10.244.2.0/26', nextHops: ['10.0.0.12'] }];
+    t.bgp.cb();
+    await wait('routes started', () => t.routes.started && t.routes.desired.length === 2);
+    expect(t.routes.desired.map((r) => `${r.type} ${r.dst}`)).toEqual([
+      'blackhole 10.244.1.0/26',
+      'remote 10.244.2.0/26',
+    ]);
+    expect(t.bgp.log).toContain('originate 10.244.1.0/26');
+    await wait('ready', () => t.agent.status().ready);
+  });
+
+  it('applies a BGPPeer change to that session only and withdraws a block whose affinity goes', async () => {
+    const t = setup();
+    current = t.agent;
+    t.ds.snap.nodes = [node('node-a', '10.0.0.11'), node('node-b', '10.0.0.12')];
+    t.ds.snap.peers = [{ name: 'tor', peerIP: '10.0.0.1', asNumber: 65000 }];
+    t.ds.snap.blocks = [{ cidr: '10.244.1.0/26', affinity: 'node-a' }];
+    t.ds.snap.affinities = [{ node: 'node-a', cidr: '10.244.1.0/26', state: 'confirmed' }];
+    await t.agent.start();
+    await wait('two peers', () => t.bgp.state.size === 2);
+    t.bgp.log.length = 0;
+    t.ds.set({ peers: [{ name: 'tor', peerIP: '10.0.0.1', asNumber: 65001 }] });
+    await wait('update', () => t.bgp.log.length > 0);
+    expect(t.bgp.log).toEqual(['update 10.0.0.1:179']);
+    t.bgp.log.length = 0;
+    t.ds.set({ affinities: [] });
+    await wait('withdraw', () => t.bgp.log.length > 0);
+    expect(t.bgp.log).toEqual(['withdraw 10.244.1.0/26']);
+  });
+
+  it('serves pod interfaces to the ARP responder as pods come and go', async () => {
+    const t = setup();
+    current = t.agent;
+    t.ds.snap.nodes = [node('node-a', '10.0.0.11')];
+    await t.agent.start();
+    t.ds.set({ pods: [{ namespace: 'ns', name: 'p', ips: ['10.244.1.2'], iface: 'pn00000000001' }] });
+    await wait('arp iface', () => t.arp.ifaces.has('pn00000000001'));
+    t.ds.set({ pods: [] });
+    await wait('arp iface gone', () => t.arp.ifaces.size === 0);
+  });
+
+  it('stops gracefully: keeps kernel routes and asks the speaker for graceful restart', async () => {
+    const t = setup();
+    t.ds.snap.nodes = [node('node-a', '10.0.0.11')];
+    await t.agent.start();
+    await wait('routes started', () => t.routes.started);
+    await t.agent.stop({ graceful: true });
+    expect(t.routes.stopped).toEqual({ keepRoutes: true });
+    expect(t.bgp.stopped).toEqual({ graceful: true });
+  });
+
+  it('keeps its state while the datastore is not synced and catches up when it is', async () => {
+    const t = setup();
+    current = t.agent;
+    t.ds.isSynced = false;
+    t.ds.snap.nodes = [node('node-a', '10.0.0.11'), node('node-b', '10.0.0.12')];
+    await t.agent.start();
+    await new Promise((r) => setTimeout(r, 300));
+    expect(t.bgp.log).toEqual([]);
+    expect(t.agent.status().readiness.reasons).toContain('datastore not synced');
+    t.ds.isSynced = true;
+    await wait('peer', () => t.bgp.state.size === 1);
+  });
+});
+
+describe('status endpoint', () => {
+  it('serves /livez, /readyz with reasons, /status JSON and podnet_* metrics', async () => {
+    const t = setup();
+    current = t.agent;
+    t.ds.snap.nodes = [node('node-a', '10.0.0.11'), node('node-b', '10.0.0.12')];
+    await t.agent.start();
+    await wait('peer', () => t.bgp.state.size === 1);
+    const srv = await startStatusServer(
+      '127.0.0.1:0',
+      {
+        live: () => t.agent.live(),
+        status: () => t.agent.status(),
+        metrics: async () => ({
+          contentType: t.agent.metrics.registry.contentType,
+          body: await t.agent.metrics.registry.metrics(),
+        }),
+      },
+      pino({ level: 'silent' }),
+    );
+    try {
+      expect((await fetch(`${srv.url}/livez`)).status).toBe(200);
+      const ready = await fetch(`${srv.url}/readyz`);
+      expect(ready.status).toBe(503);
+      expect(await ready.text()).toMatch(/not ready: .*10\.0\.0\.12 Active/);
+      const st = (await (await fetch(`${srv.url}/status`)).json()) as {
+        peers: { address: string; type: string }[];
+      };
+      expect(st.peers).toMatchObject([{ address: '10.0.0.12', type: 'mesh' }]);
+      await new Promise((r) => setTimeout(r, 1100));
+      const metrics = await (await fetch(`${srv.url}/metrics`)).text();
+      expect(metrics).toMatch(/podnet_bgp_peer_established\{peer="10.0.0.12:179",type="mesh"\} 0/);
+      expect(metrics).toContain('podnet_route_reconcile_duration_seconds');
+      expect((await fetch(`${srv.url}/nope`)).status).toBe(404);
+    } finally {
+      await srv.close();
+    }
+  });
+});

@@ -1,0 +1,468 @@
+// The agent's imperative shell: informer events, RIB changes and timers trigger one coalesced
+// recompute; reconcilers then make the speaker, the ARP responder and the kernel match `desired`.
+import type { Logger } from 'pino';
+import { detectNodeAddress, type NodeInterface, parseAutodetectionMethod } from './autodetect.js';
+import { compute } from './compute.js';
+import type { AgentConfig } from './config.js';
+import { addressOf } from './ip.js';
+import type { Metrics } from './metrics.js';
+import { createMetrics, PEER_STATES } from './metrics.js';
+import type { Advertisement, ArpInterface, Desired, DesiredPeer } from './model.js';
+import type { ArpPort, BgpPort, DatastorePort, PeerStatus, RoutesPort } from './ports.js';
+import { diffAdvertisements, diffArp, diffPeers } from './reconcile.js';
+import type { AgentStatus, PeerStatusView, RouteStatusView } from './status.js';
+
+export const NODE_IPV4_ANNOTATION = 'podnet.io/ipv4-address';
+
+export interface AgentDeps {
+  config: AgentConfig;
+  log: Logger;
+  datastore: DatastorePort;
+  bgp: BgpPort;
+  routes: RoutesPort;
+  arp: ArpPort;
+  /** Route protocol number shown in /status (from @podnet/routes). */
+  routeProtocol?: { number: number; name: string };
+  /** The node's interfaces and addresses, for autodetection. */
+  interfaces?: () => Promise<NodeInterface[]>;
+  /** Source address the kernel picks towards a destination, for `can-reach=`. */
+  canReach?: (destination: string) => Promise<string | undefined>;
+  metrics?: Metrics;
+  now?: () => number;
+  /** Longest wait after start for sessions to come up before the first route reconcile. */
+  routeHoldoffMs?: number;
+}
+
+type Phase = 'starting' | 'waiting-for-datastore' | 'resolving-address' | 'running' | 'stopping' | 'stopped';
+
+export class Agent {
+  readonly metrics: Metrics;
+  private readonly log: Logger;
+  private readonly now: () => number;
+  private phase: Phase = 'starting';
+  private desired: Desired | undefined;
+  private nodeAddress: string | undefined;
+  private bgpStarted = false;
+  private routesStarted = false;
+  private routesHoldoffUntil = 0;
+  private readonly peers = new Map<string, DesiredPeer>();
+  private readonly adverts = new Map<string, Advertisement>();
+  private readonly arpIfaces = new Map<string, ArpInterface>();
+  private readonly timers: NodeJS.Timeout[] = [];
+  private running: Promise<void> | undefined;
+  private dirty = false;
+  private lastTick = Date.now();
+  private lastRouteError: string | undefined;
+  private retryTimer: NodeJS.Timeout | undefined;
+  private readonly startedAt = new Date();
+  private readonly peerLog = new Map<string, Logger>();
+  private lastProblems = '';
+
+  constructor(private readonly deps: AgentDeps) {
+    this.log = deps.log.child({ component: 'agent', node: deps.config.nodeName });
+    this.metrics = deps.metrics ?? createMetrics();
+    this.now = deps.now ?? Date.now;
+  }
+
+  /** Starts the parts and the boot sequence; resolves once the loops run (not once ready). */
+  async start(): Promise<void> {
+    this.log.info({ config: { ...this.deps.config } }, 'starting');
+    await this.deps.arp.start();
+    await this.deps.datastore.start(() => this.schedule('datastore'));
+    this.deps.bgp.onRibChange(() => this.schedule('rib'));
+    this.timers.push(
+      setInterval(() => {
+        this.lastTick = Date.now();
+        this.tick();
+      }, 1000),
+      setInterval(() => void this.resync(), this.deps.config.resyncInterval),
+    );
+    void this.boot();
+  }
+
+  private async boot(): Promise<void> {
+    const cfg = this.deps.config;
+    this.phase = 'waiting-for-datastore';
+    let waited = 0;
+    while (!this.deps.datastore.synced()) {
+      if (this.isStopping()) return;
+      await sleep(200);
+      waited += 200;
+      if (waited % cfg.apiRetryInterval < 200)
+        this.log.warn({ waitedMs: waited }, 'datastore not synced yet; waiting for the API server');
+    }
+    this.phase = 'resolving-address';
+    for (;;) {
+      if (this.isStopping()) return;
+      try {
+        this.nodeAddress = await this.resolveAddress();
+        break;
+      } catch (err) {
+        this.log.error(
+          { err, code: (err as { code?: string }).code },
+          'cannot determine the node address; retrying',
+        );
+        await sleep(cfg.apiRetryInterval);
+      }
+    }
+    const d = this.computeNow();
+    const address = addressOf(this.nodeAddress);
+    await this.deps.bgp.start(
+      { ...d.node, address, routerId: d.node.routerId ?? address },
+      Math.round(cfg.gracefulRestartTime / 1000),
+    );
+    this.bgpStarted = true;
+    this.routesHoldoffUntil =
+      this.now() + (this.deps.routeHoldoffMs ?? Math.min(cfg.gracefulRestartTime, 15_000));
+    this.phase = 'running';
+    this.log.info(
+      { address: this.nodeAddress, as: d.node.asNumber, routerId: d.node.routerId },
+      'node identity',
+    );
+    this.schedule('boot');
+  }
+
+  /** Node annotation > --ipv4-address > autodetection (written back as the annotation). */
+  private async resolveAddress(): Promise<string> {
+    const cfg = this.deps.config;
+    const node = await this.deps.datastore.getNode(cfg.nodeName);
+    if (!node)
+      throw new Error(`Node ${cfg.nodeName} does not exist in the API; create it or fix --node-name`);
+    if (node.ipv4) return node.ipv4;
+    let address = cfg.ipv4Address;
+    if (address && !address.includes('/')) address = `${address}/32`;
+    if (!address) {
+      const method = parseAutodetectionMethod(cfg.ipAutodetectionMethod);
+      const ifaces = (await this.deps.interfaces?.()) ?? [];
+      address = await detectNodeAddress(method, ifaces, this.deps.canReach ?? (async () => undefined));
+      this.log.info({ address, method: cfg.ipAutodetectionMethod }, 'autodetected node address');
+    }
+    await this.deps.datastore.annotateNode(cfg.nodeName, { [NODE_IPV4_ANNOTATION]: address });
+    return address;
+  }
+
+  private isStopping() {
+    return this.phase === 'stopping' || this.phase === 'stopped';
+  }
+
+  /** Coalesces triggers: at most one recompute runs, and one more follows if anything changed meanwhile. */
+  schedule(reason: string): void {
+    if (this.isStopping()) return;
+    this.dirty = true;
+    if (this.running) return;
+    this.running = (async () => {
+      while (this.dirty && !this.isStopping()) {
+        this.dirty = false;
+        try {
+          await this.reconcile();
+        } catch (err) {
+          this.log.error({ err, reason }, 'reconcile failed; retrying in 1s');
+          this.retryLater();
+        }
+      }
+      this.running = undefined;
+    })();
+  }
+
+  private retryLater() {
+    if (this.retryTimer) return;
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = undefined;
+      this.schedule('retry');
+    }, 1000);
+  }
+
+  private computeNow(): Desired {
+    const snap = this.deps.datastore.snapshot();
+    const cfg = this.deps.config;
+    const d = compute({
+      nodeName: cfg.nodeName,
+      ...(this.nodeAddress ? { nodeAddress: this.nodeAddress } : {}),
+      ...snap,
+      rib: this.bgpStarted ? this.deps.bgp.rib() : [],
+      ...(cfg.bgpListenPort !== undefined ? { listenPortOverride: cfg.bgpListenPort } : {}),
+      gracefulRestartTime: Math.round(cfg.gracefulRestartTime / 1000),
+    });
+    this.metrics.recomputes.inc();
+    const problems = d.problems.join('\n');
+    if (problems !== this.lastProblems) {
+      for (const p of d.problems) this.log.warn({ problem: p }, 'input skipped');
+      this.lastProblems = problems;
+    }
+    const me = snap.affinities.filter((a) => a.node === cfg.nodeName);
+    for (const s of ['pending', 'confirmed', 'pendingDeletion'])
+      this.metrics.ipamBlocks.set({ state: s }, me.filter((a) => a.state === s).length);
+    const own = snap.blocks.filter((b) => b.affinity === cfg.nodeName);
+    this.metrics.ipamAllocations.set(own.reduce((n, b) => n + (b.allocations?.length ?? 0), 0));
+    this.metrics.computeProblems.set(d.problems.length);
+    return d;
+  }
+
+  private async reconcile(): Promise<void> {
+    if (!this.deps.datastore.synced()) return;
+    const d = this.computeNow();
+    this.desired = d;
+    if (this.bgpStarted) {
+      const nodeAddr = d.node.address;
+      if (this.nodeAddress && nodeAddr && nodeAddr !== addressOf(this.nodeAddress))
+        this.log.error(
+          { was: this.nodeAddress, now: nodeAddr },
+          'node address annotation changed; restart the agent to move the BGP speaker',
+        );
+      await this.reconcilePeers(d);
+      await this.reconcileAdvertisements(d);
+    }
+    await this.reconcileArp(d);
+    await this.reconcileRoutes(d);
+  }
+
+  private peerLogger(key: string) {
+    let l = this.peerLog.get(key);
+    if (!l) {
+      l = this.log.child({ component: 'bgp', peer: key });
+      this.peerLog.set(key, l);
+    }
+    return l;
+  }
+
+  private async reconcilePeers(d: Desired) {
+    const diff = diffPeers(this.peers, d.peers);
+    for (const p of diff.remove) {
+      this.peerLogger(p.key).info({ type: p.type, source: p.source }, 'removing peer');
+      await this.deps.bgp.removePeer(p);
+      this.peers.delete(p.key);
+      this.metrics.peerEstablished.remove({ peer: p.key, type: p.type });
+      for (const s of PEER_STATES) this.metrics.peerState.remove({ peer: p.key, type: p.type, state: s });
+    }
+    for (const p of diff.update) {
+      this.peerLogger(p.key).info({ type: p.type, source: p.source }, 'updating peer');
+      await this.deps.bgp.updatePeer(p);
+      this.peers.set(p.key, p);
+    }
+    for (const p of diff.add) {
+      this.peerLogger(p.key).info(
+        { type: p.type, source: p.source, remoteAs: p.remoteAs, passive: p.passive },
+        'adding peer',
+      );
+      await this.deps.bgp.addPeer(p);
+      this.peers.set(p.key, p);
+    }
+  }
+
+  private async reconcileAdvertisements(d: Desired) {
+    const diff = diffAdvertisements(this.adverts, d.advertisements);
+    for (const a of diff.remove) {
+      await this.deps.bgp.withdraw(a);
+      this.adverts.delete(a.prefix);
+    }
+    for (const a of [...diff.add, ...diff.update]) {
+      await this.deps.bgp.originate(a);
+      this.adverts.set(a.prefix, a);
+    }
+    if (diff.add.length + diff.update.length + diff.remove.length)
+      this.log.info(
+        {
+          originate: [...diff.add, ...diff.update].map((a) => a.prefix),
+          withdraw: diff.remove.map((a) => a.prefix),
+        },
+        'advertisements changed',
+      );
+    for (const s of [
+      'block',
+      'borrowed',
+      'service-cluster-ip',
+      'service-external-ip',
+      'service-loadbalancer-ip',
+    ])
+      this.metrics.advertisements.set({ source: s }, d.advertisements.filter((a) => a.source === s).length);
+  }
+
+  private async reconcileArp(d: Desired) {
+    const diff = diffArp(this.arpIfaces, d.arpInterfaces);
+    for (const i of [...diff.remove, ...diff.update]) {
+      await this.deps.arp.removeInterface(this.arpIfaces.get(i.iface) ?? i);
+      this.arpIfaces.delete(i.iface);
+    }
+    for (const i of [...diff.add, ...diff.update]) {
+      await this.deps.arp.addInterface(i);
+      this.arpIfaces.set(i.iface, i);
+    }
+    this.metrics.arpInterfaces.set(this.arpIfaces.size);
+  }
+
+  /** True once the first route reconcile may run: every session is up (with End-of-RIB) or the holdoff passed. */
+  private routesMayStart(): boolean {
+    if (!this.bgpStarted) return false;
+    if (this.now() >= this.routesHoldoffUntil) return true;
+    const status = new Map(this.deps.bgp.peers().map((p) => [p.key, p]));
+    for (const p of this.peers.values()) {
+      const s = status.get(p.key);
+      if (!s || s.state !== 'Established' || s.endOfRib === false) return false;
+    }
+    return true;
+  }
+
+  private async reconcileRoutes(d: Desired) {
+    for (const t of ['local', 'blackhole', 'remote'] as const)
+      this.metrics.routesDesired.set({ type: t }, d.routes.filter((r) => r.type === t).length);
+    if (!this.routesStarted) {
+      if (!this.routesMayStart()) return;
+      this.log.info({ routes: d.routes.length }, 'starting the route programmer (reconcile, no flush)');
+      await this.deps.routes.start();
+      this.routesStarted = true;
+    }
+    const end = this.metrics.routeReconcileDuration.startTimer();
+    try {
+      await this.deps.routes.setDesired(d.routes);
+      this.lastRouteError = undefined;
+    } catch (err) {
+      this.metrics.routeReconcileErrors.inc();
+      this.lastRouteError = (err as Error).message;
+      this.log.error({ err }, 'route reconcile failed');
+      this.retryLater();
+    } finally {
+      end();
+    }
+  }
+
+  private tick() {
+    if (this.phase !== 'running') return;
+    if (!this.routesStarted && this.routesMayStart()) this.schedule('routes-holdoff');
+    this.refreshPeerMetrics();
+    this.metrics.datastoreSynced.set(this.deps.datastore.synced() ? 1 : 0);
+    this.metrics.datastoreReachable.set(this.deps.datastore.reachable() ? 1 : 0);
+    this.metrics.arpReplies.set(this.deps.arp.replies());
+    this.metrics.ready.set(this.status().ready ? 1 : 0);
+  }
+
+  private refreshPeerMetrics() {
+    const byKey = new Map(this.deps.bgp.peers().map((p) => [p.key, p]));
+    for (const p of this.peers.values()) {
+      const s = byKey.get(p.key);
+      const state = s?.state ?? 'Idle';
+      this.metrics.peerEstablished.set({ peer: p.key, type: p.type }, state === 'Established' ? 1 : 0);
+      for (const st of PEER_STATES)
+        this.metrics.peerState.set({ peer: p.key, type: p.type, state: st }, st === state ? 1 : 0);
+      this.metrics.prefixesReceived.set({ peer: p.key }, s?.prefixesReceived ?? 0);
+      this.metrics.prefixesAdvertised.set({ peer: p.key }, s?.prefixesAdvertised ?? 0);
+    }
+  }
+
+  /** Timer-driven repair: a kernel resync plus a full recompute. */
+  async resync(): Promise<void> {
+    if (this.phase !== 'running') return;
+    if (this.routesStarted) {
+      try {
+        await this.deps.routes.resync();
+      } catch (err) {
+        this.metrics.routeReconcileErrors.inc();
+        this.log.error({ err }, 'route resync failed');
+      }
+    }
+    this.schedule('resync');
+  }
+
+  live(): boolean {
+    return Date.now() - this.lastTick < 10_000;
+  }
+
+  status(): AgentStatus {
+    const d = this.desired;
+    const peerStatus = new Map<string, PeerStatus>(
+      this.bgpStarted ? this.deps.bgp.peers().map((p) => [p.key, p]) : [],
+    );
+    const peers: PeerStatusView[] = [...this.peers.values()].map((p) => {
+      const s = peerStatus.get(p.key);
+      return {
+        address: p.address,
+        port: p.port,
+        type: p.type,
+        source: p.source,
+        ...(p.nodeName ? { nodeName: p.nodeName } : {}),
+        localAs: p.localAs,
+        remoteAs: p.remoteAs,
+        passive: p.passive,
+        state: s?.state ?? 'Idle',
+        since: new Date(s?.since ?? this.startedAt.getTime()).toISOString(),
+        prefixesReceived: s?.prefixesReceived ?? 0,
+        prefixesAdvertised: s?.prefixesAdvertised ?? 0,
+        ...(s?.lastError ? { lastError: s.lastError } : {}),
+      };
+    });
+    const rs = this.routesStarted ? this.deps.routes.status() : undefined;
+    const routeState = new Map(rs?.routes.map((r) => [r.dst, r.state]));
+    const routes: RouteStatusView[] = (d?.routes ?? []).map((r) => {
+      const state = rs ? (routeState.get(r.dst) ?? 'pending') : 'not-started';
+      switch (r.type) {
+        case 'local':
+          return { dst: r.dst, type: r.type, source: `pod ${r.pod}`, iface: r.iface, state };
+        case 'blackhole':
+          return { dst: r.dst, type: r.type, source: 'owned block', state };
+        case 'remote':
+          return { dst: r.dst, type: r.type, source: 'bgp', via: r.via, state };
+      }
+    });
+    const synced = this.deps.datastore.synced();
+    const routesApplied = this.routesStarted && !!rs?.applied && !this.lastRouteError;
+    const down = peers.filter((p) => p.state !== 'Established');
+    const sessionsUp = this.bgpStarted && down.length === 0;
+    const reasons: string[] = [];
+    if (!synced) reasons.push('datastore not synced');
+    if (this.phase !== 'running') reasons.push(`agent ${this.phase}`);
+    else if (!this.routesStarted) reasons.push('waiting for BGP sessions before the first route reconcile');
+    else if (!routesApplied)
+      reasons.push(
+        `routes not applied${(this.lastRouteError ?? rs?.lastError) ? `: ${this.lastRouteError ?? rs?.lastError}` : ''}`,
+      );
+    if (down.length)
+      reasons.push(`sessions not established: ${down.map((p) => `${p.address} ${p.state}`).join(', ')}`);
+    return {
+      version: 1,
+      node: d?.node ?? { name: this.deps.config.nodeName, asNumber: 0, listenPort: 0 },
+      ready: synced && routesApplied && sessionsUp && this.phase === 'running',
+      readiness: { synced, routesApplied, sessionsUp, reasons },
+      datastore: { synced, reachable: this.deps.datastore.reachable() },
+      routeProtocol: this.deps.routeProtocol ?? { number: 80, name: 'podnet' },
+      peers,
+      routes,
+      advertisements: d?.advertisements ?? [],
+      arp: {
+        mode: this.deps.arp.mode,
+        interfaces: [...this.arpIfaces.keys()],
+        replies: this.deps.arp.replies(),
+      },
+      problems: d?.problems ?? [],
+      startedAt: this.startedAt.toISOString(),
+    };
+  }
+
+  /** Graceful stop (SIGTERM): kernel routes stay, peers keep our routes (graceful restart). */
+  async stop(opts: { graceful: boolean } = { graceful: true }): Promise<void> {
+    if (this.isStopping()) return;
+    this.phase = 'stopping';
+    this.log.info({ graceful: opts.graceful }, 'stopping');
+    for (const t of this.timers) clearInterval(t);
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    await this.running?.catch(() => undefined);
+    const steps: [string, () => Promise<void>][] = [
+      ['bgp', () => (this.bgpStarted ? this.deps.bgp.stop({ graceful: opts.graceful }) : Promise.resolve())],
+      [
+        'routes',
+        () => (this.routesStarted ? this.deps.routes.stop({ keepRoutes: opts.graceful }) : Promise.resolve()),
+      ],
+      ['arp', () => this.deps.arp.stop()],
+      ['datastore', () => this.deps.datastore.stop()],
+    ];
+    for (const [part, step] of steps) {
+      try {
+        await step();
+      } catch (err) {
+        this.log.error({ err, part }, 'error while stopping');
+      }
+    }
+    this.phase = 'stopped';
+    this.log.info('stopped');
+  }
+}
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));

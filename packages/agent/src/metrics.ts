@@ -1,0 +1,108 @@
+// Prometheus metrics, all named podnet_*. One registry per agent (tests run several in a process).
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+
+export const PEER_STATES = ['Idle', 'Connect', 'Active', 'OpenSent', 'OpenConfirm', 'Established'] as const;
+
+export function createMetrics(opts: { defaultMetrics?: boolean } = {}) {
+  const registry = new Registry();
+  if (opts.defaultMetrics) collectDefaultMetrics({ register: registry, prefix: 'podnet_agent_' });
+  const m = {
+    registry,
+    peerState: new Gauge({
+      name: 'podnet_bgp_peer_state',
+      help: 'BGP session state per peer: 1 for the current state, 0 for the others',
+      labelNames: ['peer', 'type', 'state'],
+      registers: [registry],
+    }),
+    peerEstablished: new Gauge({
+      name: 'podnet_bgp_peer_established',
+      help: '1 when the BGP session with the peer is Established',
+      labelNames: ['peer', 'type'],
+      registers: [registry],
+    }),
+    prefixesReceived: new Gauge({
+      name: 'podnet_bgp_prefixes_received',
+      help: 'Prefixes received from the peer (Adj-RIB-In)',
+      labelNames: ['peer'],
+      registers: [registry],
+    }),
+    prefixesAdvertised: new Gauge({
+      name: 'podnet_bgp_prefixes_advertised',
+      help: 'Prefixes advertised to the peer (Adj-RIB-Out)',
+      labelNames: ['peer'],
+      registers: [registry],
+    }),
+    advertisements: new Gauge({
+      name: 'podnet_bgp_originated_prefixes',
+      help: 'Prefixes this node originates, by source',
+      labelNames: ['source'],
+      registers: [registry],
+    }),
+    routeReconcileDuration: new Histogram({
+      name: 'podnet_route_reconcile_duration_seconds',
+      help: 'Time to hand a desired route set to the route programmer and apply it',
+      buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+      registers: [registry],
+    }),
+    routeReconcileErrors: new Counter({
+      name: 'podnet_route_reconcile_errors_total',
+      help: 'Route reconciles that failed',
+      registers: [registry],
+    }),
+    routesDesired: new Gauge({
+      name: 'podnet_routes_desired',
+      help: 'Routes podnet wants in the kernel, by type',
+      labelNames: ['type'],
+      registers: [registry],
+    }),
+    arpInterfaces: new Gauge({
+      name: 'podnet_arp_interfaces',
+      help: 'Pod interfaces the ARP responder serves',
+      registers: [registry],
+    }),
+    arpReplies: new Gauge({
+      name: 'podnet_arp_replies_total',
+      help: 'ARP replies sent by the responder since start',
+      registers: [registry],
+    }),
+    ipamAllocations: new Gauge({
+      name: 'podnet_ipam_allocations',
+      help: 'Addresses allocated in the blocks affine to this node',
+      registers: [registry],
+    }),
+    ipamBlocks: new Gauge({
+      name: 'podnet_ipam_blocks',
+      help: 'Blocks affine to this node, by affinity state',
+      labelNames: ['state'],
+      registers: [registry],
+    }),
+    datastoreSynced: new Gauge({
+      name: 'podnet_datastore_synced',
+      help: '1 once every informer has listed',
+      registers: [registry],
+    }),
+    datastoreReachable: new Gauge({
+      name: 'podnet_datastore_reachable',
+      help: '1 while the API server answers',
+      registers: [registry],
+    }),
+    computeProblems: new Gauge({
+      name: 'podnet_compute_problems',
+      help: 'Inputs skipped by the last compute (invalid objects, missing secrets)',
+      registers: [registry],
+    }),
+    recomputes: new Counter({
+      name: 'podnet_agent_recomputes_total',
+      help: 'Times the desired state was recomputed',
+      registers: [registry],
+    }),
+    ready: new Gauge({
+      name: 'podnet_agent_ready',
+      help: '1 when /readyz answers 200',
+      registers: [registry],
+    }),
+  };
+  return m;
+}
+
+export type Metrics = ReturnType<typeof createMetrics>;

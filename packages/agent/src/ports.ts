@@ -1,0 +1,104 @@
+// The seams between the agent's shell and the parts it drives. Each real package (@podnet/k8s,
+// @podnet/bgp, @podnet/routes, @podnet/arp) sits behind one of these through a thin adapter, so the
+// shell is unit-tested with fakes and the adapters are tested against the real parts.
+import type {
+  Advertisement,
+  AffinityView,
+  ArpInterface,
+  BgpConfigView,
+  BlockView,
+  DesiredPeer,
+  DesiredRoute,
+  NodeIdentity,
+  NodeView,
+  PeerType,
+  PeerView,
+  PodView,
+  PoolView,
+  RibEntry,
+} from './model.js';
+
+export interface DatastoreSnapshot {
+  nodes: NodeView[];
+  pools: PoolView[];
+  bgpConfigs: BgpConfigView[];
+  peers: PeerView[];
+  secrets: Record<string, string>;
+  blocks: BlockView[];
+  affinities: AffinityView[];
+  pods: PodView[];
+}
+
+export interface DatastorePort {
+  /** Starts the informers; `onChange` runs after any event. Resolves once started (not synced). */
+  start(onChange: () => void): Promise<void>;
+  /** True once every informer has listed at least once. */
+  synced(): boolean;
+  /** False while the API server cannot be reached (the last snapshot stays in use). */
+  reachable(): boolean;
+  snapshot(): DatastoreSnapshot;
+  /** Reads one Node (direct GET, not the cache). */
+  getNode(name: string): Promise<NodeView | undefined>;
+  /** Merges annotations into a Node. */
+  annotateNode(name: string, annotations: Record<string, string>): Promise<void>;
+  stop(): Promise<void>;
+}
+
+export type PeerState = 'Idle' | 'Connect' | 'Active' | 'OpenSent' | 'OpenConfirm' | 'Established';
+
+export interface PeerStatus {
+  key: string;
+  state: PeerState;
+  /** When the session entered its current state (ms since epoch). */
+  since: number;
+  prefixesReceived: number;
+  prefixesAdvertised: number;
+  lastError?: string;
+  /** The peer has sent End-of-RIB since the session came up. */
+  endOfRib?: boolean;
+}
+
+export interface BgpPort {
+  start(
+    node: NodeIdentity & { address: string; routerId: string },
+    gracefulRestartTime: number,
+  ): Promise<void>;
+  addPeer(p: DesiredPeer): Promise<void>;
+  updatePeer(p: DesiredPeer): Promise<void>;
+  removePeer(p: DesiredPeer): Promise<void>;
+  originate(a: Advertisement): Promise<void>;
+  withdraw(a: Advertisement): Promise<void>;
+  /** Current best paths (with ECMP next hops). */
+  rib(): RibEntry[];
+  onRibChange(cb: () => void): void;
+  peers(): PeerStatus[];
+  stop(opts: { graceful: boolean }): Promise<void>;
+}
+
+export interface RoutesStatus {
+  /** The last reconcile applied every desired route (nothing failed, nothing pending for a bad reason). */
+  applied: boolean;
+  lastError?: string;
+  /** Per destination: programmed, waiting for its interface, or blocked by a foreign route. */
+  routes: { dst: string; state: 'programmed' | 'pending' | 'conflict' }[];
+}
+
+export interface RoutesPort {
+  start(): Promise<void>;
+  setDesired(routes: DesiredRoute[]): Promise<void>;
+  /** Forces a resync from a kernel dump (timer / after errors). */
+  resync(): Promise<void>;
+  status(): RoutesStatus;
+  stop(opts: { keepRoutes: boolean }): Promise<void>;
+}
+
+export interface ArpPort {
+  mode: 'userspace' | 'kernel';
+  start(): Promise<void>;
+  addInterface(i: ArpInterface): Promise<void>;
+  removeInterface(i: ArpInterface): Promise<void>;
+  replies(): number;
+  stop(): Promise<void>;
+}
+
+export type { PeerType };

@@ -1,0 +1,136 @@
+// The status endpoint: /livez, /readyz, /metrics and /status (the JSON podnetctl reads).
+import { createServer, type Server } from 'node:http';
+import type { Logger } from 'pino';
+import { AgentError } from './errors.js';
+import type { Advertisement, NodeIdentity, PeerType } from './model.js';
+import type { PeerState } from './ports.js';
+
+/** One BGP session as /status reports it. */
+export interface PeerStatusView {
+  address: string;
+  port: number;
+  type: PeerType;
+  /** The BGPPeer, `node-to-node-mesh` or `route-reflector`. */
+  source: string;
+  nodeName?: string;
+  localAs: number;
+  remoteAs: number;
+  passive: boolean;
+  state: PeerState;
+  /** ISO time the session entered its state. */
+  since: string;
+  prefixesReceived: number;
+  prefixesAdvertised: number;
+  lastError?: string;
+}
+
+export interface RouteStatusView {
+  dst: string;
+  type: 'local' | 'blackhole' | 'remote';
+  /** Where the route comes from: a pod, an owned block, or a BGP path. */
+  source: string;
+  iface?: string;
+  via?: string[];
+  state: 'programmed' | 'pending' | 'conflict' | 'not-started';
+}
+
+/** The JSON document served at /status (the contract with podnetctl). */
+export interface AgentStatus {
+  version: 1;
+  node: NodeIdentity;
+  ready: boolean;
+  readiness: { synced: boolean; routesApplied: boolean; sessionsUp: boolean; reasons: string[] };
+  datastore: { synced: boolean; reachable: boolean };
+  routeProtocol: { number: number; name: string };
+  peers: PeerStatusView[];
+  routes: RouteStatusView[];
+  advertisements: Advertisement[];
+  arp: { mode: 'userspace' | 'kernel'; interfaces: string[]; replies: number };
+  problems: string[];
+  startedAt: string;
+}
+
+export interface StatusSource {
+  live(): boolean;
+  status(): AgentStatus;
+  metrics(): Promise<{ contentType: string; body: string }>;
+}
+
+export interface StatusServer {
+  url: string;
+  close(): Promise<void>;
+}
+
+/** Starts the HTTP endpoint on `host:port` (`[v6]:port` accepted). */
+export async function startStatusServer(
+  listen: string,
+  src: StatusSource,
+  log: Logger,
+): Promise<StatusServer> {
+  const m = /^(?:\[([^\]]+)\]|([^:]+)):(\d+)$/.exec(listen);
+  if (!m)
+    throw new AgentError(
+      'AGENT_ERR_STATUS_LISTEN',
+      `--status-listen ${JSON.stringify(listen)}: expected host:port`,
+    );
+  const host = m[1] ?? m[2]!;
+  const port = Number(m[3]);
+  const server: Server = createServer((req, res) => {
+    const path = (req.url ?? '/').split('?')[0];
+    const send = (code: number, type: string, body: string) => {
+      res.writeHead(code, { 'content-type': type, 'cache-control': 'no-store' });
+      res.end(body);
+    };
+    try {
+      if (req.method !== 'GET' && req.method !== 'HEAD')
+        return send(405, 'text/plain', 'method not allowed\n');
+      switch (path) {
+        case '/livez':
+          return src.live()
+            ? send(200, 'text/plain', 'ok\n')
+            : send(503, 'text/plain', 'event loop stalled\n');
+        case '/readyz': {
+          const s = src.status();
+          return s.ready
+            ? send(200, 'text/plain', 'ok\n')
+            : send(503, 'text/plain', `not ready: ${s.readiness.reasons.join('; ')}\n`);
+        }
+        case '/status':
+          return send(200, 'application/json', `${JSON.stringify(src.status(), null, 2)}\n`);
+        case '/metrics':
+          src.metrics().then(
+            (r) => send(200, r.contentType, r.body),
+            (err) => send(500, 'text/plain', `metrics failed: ${(err as Error).message}\n`),
+          );
+          return;
+        default:
+          return send(404, 'text/plain', 'not found: try /livez /readyz /metrics /status\n');
+      }
+    } catch (err) {
+      log.error({ err, path }, 'status request failed');
+      send(500, 'text/plain', `${(err as Error).message}\n`);
+    }
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', (err) =>
+      reject(
+        new AgentError('AGENT_ERR_STATUS_LISTEN', `--status-listen ${listen}: ${err.message}`, {
+          cause: err,
+        }),
+      ),
+    );
+    server.listen(port, host, () => resolve());
+  });
+  const addr = server.address();
+  const actualPort = typeof addr === 'object' && addr ? addr.port : port;
+  const url = `http://${host.includes(':') ? `[${host}]` : host}:${actualPort}`;
+  log.info({ url }, 'status endpoint listening');
+  return {
+    url,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}
