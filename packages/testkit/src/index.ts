@@ -206,3 +206,4 @@ export async function waitFor<T>(
 }
 
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+export { type TestCluster, testCluster } from './cluster.js';

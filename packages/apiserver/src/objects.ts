@@ -1,0 +1,366 @@
+// What kube-apiserver's per-type strategies do on create and update, for the types we serve:
+// system metadata, status handling, defaults and validation. Pure functions over plain objects.
+import { randomBytes, randomUUID } from 'node:crypto';
+import { causes, errors, type StatusCause } from './errors.js';
+import { deepEqual, type Json } from './patch.js';
+import type { ResourceType } from './resources.js';
+import { applyStructuralSchema } from './schema.js';
+import type { KObject, ObjectMeta } from './store.js';
+
+const DNS1123_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+const DNS1123_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+const LABEL_KEY = /^([a-z0-9]([-a-z0-9.]*[a-z0-9])?\/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$/;
+const LABEL_VALUE = /^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?$/;
+
+export const now = () => new Date().toISOString().replace(/\.\d{3}Z$/, 'Z');
+
+const isObject = (v: unknown): v is Record<string, unknown> =>
+  typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/** `generateName` suffix: five characters from the alphabet kube-apiserver uses (no vowels, no look-alikes). */
+export function nameSuffix(): string {
+  const alphabet = 'bcdfghjklmnpqrstvwxz2456789';
+  const bytes = randomBytes(5);
+  let s = '';
+  for (const b of bytes) s += alphabet[b % alphabet.length];
+  return s;
+}
+
+function validateName(t: ResourceType, name: string, out: StatusCause[]): void {
+  const label = t.plural === 'namespaces';
+  const ok = label
+    ? DNS1123_LABEL.test(name) && name.length <= 63
+    : DNS1123_SUBDOMAIN.test(name) && name.length <= 253;
+  if (!ok)
+    out.push(
+      causes.invalid(
+        'metadata.name',
+        name,
+        label
+          ? "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (at most 63 characters)"
+          : "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (at most 253 characters)",
+      ),
+    );
+}
+
+function validateMeta(meta: ObjectMeta, out: StatusCause[]): void {
+  for (const [field, map, checkValues] of [
+    ['metadata.labels', meta.labels, true],
+    ['metadata.annotations', meta.annotations, false],
+  ] as const) {
+    if (map === undefined || map === null) continue;
+    if (!isObject(map)) {
+      out.push(causes.typeInvalid(field, map, 'object'));
+      continue;
+    }
+    for (const [k, v] of Object.entries(map)) {
+      if (!LABEL_KEY.test(k))
+        out.push(
+          causes.invalid(
+            field,
+            k,
+            "name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character",
+          ),
+        );
+      if (typeof v !== 'string') out.push(causes.typeInvalid(`${field}.${k}`, v, 'string'));
+      else if (checkValues && (!LABEL_VALUE.test(v) || v.length > 63))
+        out.push(
+          causes.invalid(
+            `${field}`,
+            v,
+            "a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (at most 63 characters)",
+          ),
+        );
+    }
+  }
+}
+
+/** Type-specific defaulting and validation, shared by create and update. */
+function typeRules(t: ResourceType, obj: KObject, version: string, out: StatusCause[]): KObject {
+  if (!t.builtin) {
+    const schema = t.schemas.get(version) ?? t.schemas.get(t.storageVersion);
+    if (schema !== undefined) return applyStructuralSchema(obj, schema, out) as KObject;
+    return obj;
+  }
+  switch (t.plural) {
+    case 'pods': {
+      const spec = obj.spec;
+      if (!isObject(spec)) out.push(causes.required('spec'));
+      else if (!Array.isArray(spec.containers) || spec.containers.length === 0)
+        out.push(causes.required('spec.containers'));
+      else
+        spec.containers.forEach((c: unknown, i: number) => {
+          if (!isObject(c) || typeof c.name !== 'string' || c.name === '')
+            out.push(causes.required(`spec.containers[${i}].name`));
+          if (!isObject(c) || typeof c.image !== 'string' || c.image === '')
+            out.push(causes.required(`spec.containers[${i}].image`));
+        });
+      return obj;
+    }
+    case 'secrets': {
+      const next: KObject = { ...obj };
+      next.type ??= 'Opaque';
+      const data: Record<string, unknown> = isObject(next.data) ? { ...next.data } : {};
+      if (next.data !== undefined && next.data !== null && !isObject(next.data))
+        out.push(causes.typeInvalid('data', next.data, 'object'));
+      for (const [k, v] of Object.entries(data))
+        if (typeof v !== 'string' || !/^[A-Za-z0-9+/]*={0,2}$/.test(v))
+          out.push(causes.invalid(`data[${k}]`, v, 'must be base64-encoded'));
+      if (isObject(next.stringData)) {
+        for (const [k, v] of Object.entries(next.stringData))
+          data[k] = Buffer.from(String(v)).toString('base64');
+      }
+      delete next.stringData;
+      if (Object.keys(data).length > 0) next.data = data;
+      return next;
+    }
+    case 'customresourcedefinitions':
+      validateCrd(obj, out);
+      return obj;
+    default:
+      return obj;
+  }
+}
+
+function validateCrd(obj: KObject, out: StatusCause[]): void {
+  const spec = obj.spec;
+  if (!isObject(spec)) {
+    out.push(causes.required('spec'));
+    return;
+  }
+  if (typeof spec.group !== 'string' || !spec.group.includes('.') || !DNS1123_SUBDOMAIN.test(spec.group))
+    out.push(causes.invalid('spec.group', spec.group, 'should be a domain with at least one dot'));
+  if (spec.scope !== 'Cluster' && spec.scope !== 'Namespaced')
+    out.push(causes.unsupported('spec.scope', spec.scope, ['Cluster', 'Namespaced']));
+  const names = spec.names;
+  if (!isObject(names)) out.push(causes.required('spec.names'));
+  else {
+    if (typeof names.plural !== 'string' || !DNS1123_LABEL.test(names.plural))
+      out.push(causes.invalid('spec.names.plural', names.plural, 'must be a DNS-1123 label'));
+    if (typeof names.kind !== 'string' || names.kind === '') out.push(causes.required('spec.names.kind'));
+    if (
+      typeof names.plural === 'string' &&
+      typeof spec.group === 'string' &&
+      obj.metadata.name !== `${names.plural}.${spec.group}`
+    )
+      out.push(
+        causes.invalid('metadata.name', obj.metadata.name, `must be spec.names.plural+"."+spec.group`),
+      );
+  }
+  if (!Array.isArray(spec.versions) || spec.versions.length === 0) out.push(causes.required('spec.versions'));
+  else {
+    const storage = spec.versions.filter((v: unknown) => isObject(v) && v.storage === true).length;
+    if (storage !== 1)
+      out.push(
+        causes.invalid(
+          'spec.versions',
+          `${storage} storage versions`,
+          'must have exactly one version marked as storage version',
+        ),
+      );
+    spec.versions.forEach((v: unknown, i: number) => {
+      if (!isObject(v) || typeof v.name !== 'string' || v.name === '')
+        out.push(causes.required(`spec.versions[${i}].name`));
+      else if (!isObject(v.schema) || !isObject(v.schema.openAPIV3Schema))
+        out.push(causes.required(`spec.versions[${i}].schema.openAPIV3Schema`));
+    });
+  }
+}
+
+function invalidIfAny(t: ResourceType, name: string, found: StatusCause[]): void {
+  if (found.length > 0) throw errors.invalid(t.kind, t.group, name, found);
+}
+
+/** The object to store for a create, or a 400/422 ApiError. `name` is resolved (generateName applied). */
+export function prepareCreate(
+  t: ResourceType,
+  version: string,
+  namespace: string | undefined,
+  body: unknown,
+): KObject {
+  if (!isObject(body)) throw errors.badRequest('the request body must be a JSON object');
+  const meta: ObjectMeta = isObject(body.metadata) ? { ...(body.metadata as ObjectMeta) } : {};
+  checkKind(t, version, body);
+  const found: StatusCause[] = [];
+  if (!meta.name) {
+    if (typeof meta.generateName === 'string' && meta.generateName !== '')
+      meta.name = `${meta.generateName}${nameSuffix()}`;
+    else found.push(causes.required('metadata.name'));
+  }
+  if (t.namespaced) {
+    if (meta.namespace !== undefined && meta.namespace !== '' && meta.namespace !== namespace)
+      throw errors.badRequest(
+        'the namespace of the provided object does not match the namespace sent on the request',
+      );
+    meta.namespace = namespace;
+  } else delete meta.namespace;
+  const name = meta.name ?? '';
+  if (name) validateName(t, name, found);
+  validateMeta(meta, found);
+  delete meta.resourceVersion;
+  delete meta.deletionTimestamp;
+  delete meta.deletionGracePeriodSeconds;
+  delete meta.selfLink;
+  meta.uid = randomUUID();
+  meta.creationTimestamp = now();
+  meta.generation = 1;
+  let obj: KObject = { ...body, apiVersion: apiVersion(t, version), kind: t.kind, metadata: meta };
+  if (t.hasStatus && !t.builtin) delete obj.status;
+  if (t.builtin) obj = builtinCreateDefaults(t, obj);
+  obj = typeRules(t, obj, version, found);
+  invalidIfAny(t, name, found);
+  return obj;
+}
+
+function builtinCreateDefaults(t: ResourceType, obj: KObject): KObject {
+  switch (t.plural) {
+    case 'pods':
+      return { ...obj, status: { phase: 'Pending', ...(isObject(obj.status) ? obj.status : {}) } };
+    case 'namespaces':
+      return {
+        ...obj,
+        metadata: {
+          ...obj.metadata,
+          labels: { ...obj.metadata.labels, 'kubernetes.io/metadata.name': obj.metadata.name! },
+        },
+        spec: { finalizers: ['kubernetes'] },
+        status: { phase: 'Active' },
+      };
+    case 'customresourcedefinitions': {
+      const spec = isObject(obj.spec) ? obj.spec : {};
+      const at = now();
+      return {
+        ...obj,
+        status: {
+          acceptedNames: spec.names ?? {},
+          storedVersions: Array.isArray(spec.versions)
+            ? spec.versions
+                .filter((v: unknown) => isObject(v) && v.storage === true)
+                .map((v: { name?: unknown }) => v.name)
+            : [],
+          conditions: [
+            {
+              type: 'NamesAccepted',
+              status: 'True',
+              reason: 'NoConflicts',
+              message: 'no conflicts found',
+              lastTransitionTime: at,
+            },
+            {
+              type: 'Established',
+              status: 'True',
+              reason: 'InitialNamesAccepted',
+              message: 'the initial names have been accepted',
+              lastTransitionTime: at,
+            },
+          ],
+        },
+      };
+    }
+    default:
+      return obj;
+  }
+}
+
+function apiVersion(t: ResourceType, version: string): string {
+  return t.group ? `${t.group}/${version}` : version;
+}
+
+function checkKind(t: ResourceType, version: string, body: Record<string, unknown>): void {
+  if (body.kind !== undefined && body.kind !== '' && body.kind !== t.kind)
+    throw errors.badRequest(
+      `the kind of the provided object (${String(body.kind)}) does not match the resource (${t.kind})`,
+    );
+  if (body.apiVersion !== undefined && body.apiVersion !== '' && body.apiVersion !== apiVersion(t, version))
+    throw errors.badRequest(
+      `the API version in the data (${String(body.apiVersion)}) does not match the expected API version (${apiVersion(t, version)})`,
+    );
+}
+
+const withoutMeta = (o: KObject, dropStatus: boolean) => {
+  const { metadata: _m, ...rest } = o;
+  if (dropStatus) delete rest.status;
+  return rest as Json;
+};
+
+/**
+ * The object to store for an update (PUT, or a patch's result) of `existing`; `existing` itself when
+ * nothing changed. Throws 409 on a stale resourceVersion and 400/422 on bad input.
+ */
+export function prepareUpdate(
+  t: ResourceType,
+  version: string,
+  existing: KObject,
+  body: unknown,
+  opts: { subresource?: 'status'; unconditional: boolean },
+): KObject {
+  if (!isObject(body)) throw errors.badRequest('the request body must be a JSON object');
+  const name = existing.metadata.name!;
+  checkKind(t, version, body);
+  const inMeta: ObjectMeta = isObject(body.metadata) ? (body.metadata as ObjectMeta) : {};
+  if (inMeta.name !== undefined && inMeta.name !== name)
+    throw errors.badRequest(
+      `the name of the object (${String(inMeta.name)}) does not match the name on the URL (${name})`,
+    );
+  if (t.namespaced && inMeta.namespace && inMeta.namespace !== existing.metadata.namespace)
+    throw errors.badRequest(
+      'the namespace of the provided object does not match the namespace sent on the request',
+    );
+  const rv = inMeta.resourceVersion;
+  if (rv === undefined || rv === '') {
+    if (!opts.unconditional && !t.builtin)
+      throw errors.invalid(t.kind, t.group, name, [
+        causes.invalid('metadata.resourceVersion', '0x0', 'must be specified for an update'),
+      ]);
+  } else if (rv !== existing.metadata.resourceVersion) {
+    throw errors.conflict(
+      { group: t.group, resource: t.plural },
+      name,
+      'the object has been modified; please apply your changes to the latest version and try again',
+    );
+  }
+  if (inMeta.uid !== undefined && inMeta.uid !== existing.metadata.uid)
+    throw errors.conflict(
+      { group: t.group, resource: t.plural },
+      name,
+      `Precondition failed: UID in precondition: ${String(inMeta.uid)}, UID in object meta: ${existing.metadata.uid}`,
+    );
+
+  let next: KObject;
+  if (opts.subresource === 'status') {
+    next = { ...existing, metadata: { ...existing.metadata } };
+    if (body.status === undefined) delete next.status;
+    else next.status = body.status;
+  } else {
+    const found0: StatusCause[] = [];
+    validateMeta(inMeta, found0);
+    invalidIfAny(t, name, found0);
+    const meta: ObjectMeta = {
+      ...inMeta,
+      name,
+      uid: existing.metadata.uid!,
+      creationTimestamp: existing.metadata.creationTimestamp!,
+      generation: existing.metadata.generation ?? 1,
+      resourceVersion: existing.metadata.resourceVersion!,
+    };
+    if (t.namespaced) meta.namespace = existing.metadata.namespace!;
+    else delete meta.namespace;
+    if (existing.metadata.deletionTimestamp) meta.deletionTimestamp = existing.metadata.deletionTimestamp;
+    else delete meta.deletionTimestamp;
+    next = { ...body, apiVersion: apiVersion(t, version), kind: t.kind, metadata: meta };
+    if (t.hasStatus) {
+      if (existing.status === undefined) delete next.status;
+      else next.status = existing.status;
+    }
+    if (t.plural === 'namespaces')
+      next.metadata.labels = { ...next.metadata.labels, 'kubernetes.io/metadata.name': name };
+  }
+  const found: StatusCause[] = [];
+  next = typeRules(t, next, version, found);
+  invalidIfAny(t, name, found);
+  const cmpExisting = { ...existing, apiVersion: next.apiVersion };
+  if (deepEqual(next as unknown as Json, cmpExisting as unknown as Json)) return existing;
+  if (!deepEqual(withoutMeta(next, t.hasStatus), withoutMeta(cmpExisting, t.hasStatus)))
+    next.metadata.generation = (existing.metadata.generation ?? 1) + 1;
+  return next;
+}

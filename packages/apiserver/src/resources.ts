@@ -1,0 +1,186 @@
+// The resource types the server serves: the built-in core/v1 and apiextensions types, and every
+// custom resource a CRD defines. A type is identified by group + plural (its storage key).
+
+export interface ResourceType {
+  group: string; // '' for core
+  /** Versions served; the first is the preferred one. */
+  versions: string[];
+  storageVersion: string;
+  plural: string;
+  singular: string;
+  kind: string;
+  listKind: string;
+  shortNames: string[];
+  categories: string[];
+  namespaced: boolean;
+  hasStatus: boolean;
+  /** Fields accepted in field selectors (beyond metadata.name and metadata.namespace). */
+  selectableFields: string[];
+  /** OpenAPI v3 schema per version, for custom resources. */
+  schemas: Map<string, unknown>;
+  builtin: boolean;
+  verbs: string[];
+}
+
+export const typeKey = (group: string, plural: string) => (group ? `${plural}.${group}` : plural);
+export const apiVersionOf = (group: string, version: string) => (group ? `${group}/${version}` : version);
+
+const ALL_VERBS = ['create', 'delete', 'deletecollection', 'get', 'list', 'patch', 'update', 'watch'];
+
+function builtin(
+  t: Pick<ResourceType, 'group' | 'plural' | 'singular' | 'kind' | 'namespaced' | 'hasStatus'> &
+    Partial<ResourceType>,
+  version: string,
+): ResourceType {
+  return {
+    versions: [version],
+    storageVersion: version,
+    listKind: `${t.kind}List`,
+    shortNames: [],
+    categories: [],
+    selectableFields: [],
+    schemas: new Map(),
+    builtin: true,
+    verbs: ALL_VERBS,
+    ...t,
+  };
+}
+
+export function builtinTypes(): ResourceType[] {
+  return [
+    builtin(
+      {
+        group: '',
+        plural: 'namespaces',
+        singular: 'namespace',
+        kind: 'Namespace',
+        namespaced: false,
+        hasStatus: true,
+      },
+      'v1',
+    ),
+    builtin(
+      { group: '', plural: 'nodes', singular: 'node', kind: 'Node', namespaced: false, hasStatus: true },
+      'v1',
+    ),
+    builtin(
+      {
+        group: '',
+        plural: 'pods',
+        singular: 'pod',
+        kind: 'Pod',
+        namespaced: true,
+        hasStatus: true,
+        shortNames: ['po'],
+        categories: ['all'],
+        selectableFields: [
+          'spec.nodeName',
+          'spec.restartPolicy',
+          'spec.schedulerName',
+          'spec.serviceAccountName',
+          'spec.hostNetwork',
+          'status.phase',
+          'status.podIP',
+          'status.nominatedNodeName',
+        ],
+      },
+      'v1',
+    ),
+    builtin(
+      {
+        group: '',
+        plural: 'secrets',
+        singular: 'secret',
+        kind: 'Secret',
+        namespaced: true,
+        hasStatus: false,
+        selectableFields: ['type'],
+      },
+      'v1',
+    ),
+    builtin(
+      {
+        group: 'apiextensions.k8s.io',
+        plural: 'customresourcedefinitions',
+        singular: 'customresourcedefinition',
+        kind: 'CustomResourceDefinition',
+        namespaced: false,
+        hasStatus: true,
+        shortNames: ['crd', 'crds'],
+        categories: ['api-extensions'],
+      },
+      'v1',
+    ),
+  ];
+}
+
+const nodeSelectable: Record<string, string[]> = {
+  nodes: ['spec.unschedulable'],
+  namespaces: ['status.phase'],
+};
+for (const t of builtinTypes()) nodeSelectable[t.plural] ??= t.selectableFields;
+
+interface CrdVersion {
+  name?: unknown;
+  served?: unknown;
+  storage?: unknown;
+  schema?: { openAPIV3Schema?: unknown };
+  subresources?: { status?: unknown };
+  selectableFields?: { jsonPath?: unknown }[];
+}
+
+/** The ResourceType a (validated) CRD object defines. */
+export function typeFromCrd(crd: {
+  spec: {
+    group: string;
+    scope: string;
+    names: {
+      plural: string;
+      singular?: string;
+      kind: string;
+      listKind?: string;
+      shortNames?: string[];
+      categories?: string[];
+    };
+    versions: CrdVersion[];
+  };
+}): ResourceType {
+  const { spec } = crd;
+  const served = spec.versions.filter((v) => v.served !== false).map((v) => String(v.name));
+  const storage = spec.versions.find((v) => v.storage === true);
+  const schemas = new Map<string, unknown>();
+  for (const v of spec.versions)
+    if (v.schema?.openAPIV3Schema) schemas.set(String(v.name), v.schema.openAPIV3Schema);
+  const selectable = new Set<string>();
+  for (const v of spec.versions)
+    for (const f of v.selectableFields ?? [])
+      if (typeof f.jsonPath === 'string') selectable.add(f.jsonPath.replace(/^\./, ''));
+  return {
+    group: spec.group,
+    versions: served,
+    storageVersion: String(storage?.name ?? served[0]),
+    plural: spec.names.plural,
+    singular: spec.names.singular || spec.names.kind.toLowerCase(),
+    kind: spec.names.kind,
+    listKind: spec.names.listKind || `${spec.names.kind}List`,
+    shortNames: spec.names.shortNames ?? [],
+    categories: spec.names.categories ?? [],
+    namespaced: spec.scope === 'Namespaced',
+    hasStatus: spec.versions.some(
+      (v) => v.subresources?.status !== undefined && v.subresources.status !== null,
+    ),
+    selectableFields: [...selectable],
+    schemas,
+    builtin: false,
+    verbs: ALL_VERBS,
+  };
+}
+
+export function supportedFields(t: ResourceType): Set<string> {
+  return new Set([
+    'metadata.name',
+    'metadata.namespace',
+    ...t.selectableFields,
+    ...(t.builtin ? (nodeSelectable[t.plural] ?? []) : []),
+  ]);
+}

@@ -1,0 +1,216 @@
+// The object store: one table per resource type, a global revision counter (like etcd's), a bounded
+// history of events for watch resumption, the live watchers, and optional persistence to a file.
+import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { dirname } from 'node:path';
+
+export interface ObjectMeta {
+  name?: string;
+  generateName?: string;
+  namespace?: string;
+  uid?: string;
+  resourceVersion?: string;
+  generation?: number;
+  creationTimestamp?: string;
+  deletionTimestamp?: string;
+  labels?: Record<string, string>;
+  annotations?: Record<string, string>;
+  [k: string]: unknown;
+}
+
+export interface KObject {
+  apiVersion?: string;
+  kind?: string;
+  metadata: ObjectMeta;
+  [k: string]: unknown;
+}
+
+export type EventType = 'ADDED' | 'MODIFIED' | 'DELETED';
+
+export interface StoreEvent {
+  rev: number;
+  type: EventType;
+  typeKey: string;
+  obj: KObject;
+  /** The object before this change (MODIFIED and DELETED). */
+  prev?: KObject;
+}
+
+export interface Watcher {
+  typeKey: string;
+  deliver(ev: StoreEvent): void;
+}
+
+export const objectKey = (namespace: string | undefined, name: string) => `${namespace ?? ''}/${name}`;
+
+interface Snapshot {
+  format: 'podnet-apiserver/v1';
+  revision: number;
+  objects: { typeKey: string; obj: KObject }[];
+  extra?: Record<string, unknown>;
+}
+
+export interface StoreOptions {
+  historySize?: number;
+  dataFile?: string;
+  /** Debounce for writes to dataFile. */
+  persistDelayMs?: number;
+  onPersistError?: (err: unknown) => void;
+}
+
+export class Store {
+  revision = 0;
+  /** Events with rev <= compacted are no longer in the history. */
+  compacted = 0;
+  private readonly tables = new Map<string, Map<string, KObject>>();
+  private readonly history: StoreEvent[] = [];
+  private historyStart = 0;
+  private readonly watchers = new Map<string, Set<Watcher>>();
+  private readonly historySize: number;
+  private persistTimer: NodeJS.Timeout | undefined;
+  private dirty = false;
+  /** Extra state persisted alongside the objects (the token and TLS material). */
+  extra: Record<string, unknown> = {};
+
+  constructor(private readonly opts: StoreOptions = {}) {
+    this.historySize = opts.historySize ?? 10_000;
+  }
+
+  /** Loads the snapshot in dataFile, if there is one. Returns whether it did. */
+  load(): boolean {
+    const file = this.opts.dataFile;
+    if (!file) return false;
+    let text: string;
+    try {
+      text = readFileSync(file, 'utf8');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
+      throw err;
+    }
+    const snap = JSON.parse(text) as Snapshot;
+    if (
+      snap.format !== 'podnet-apiserver/v1' ||
+      typeof snap.revision !== 'number' ||
+      !Array.isArray(snap.objects)
+    )
+      throw new Error(`${file}: not a podnet-apiserver data file (format ${JSON.stringify(snap.format)})`);
+    for (const { typeKey, obj } of snap.objects)
+      this.table(typeKey).set(objectKey(obj.metadata.namespace, obj.metadata.name!), obj);
+    this.revision = snap.revision;
+    this.compacted = snap.revision;
+    this.extra = snap.extra ?? {};
+    return true;
+  }
+
+  table(typeKey: string): Map<string, KObject> {
+    let t = this.tables.get(typeKey);
+    if (!t) {
+      t = new Map();
+      this.tables.set(typeKey, t);
+    }
+    return t;
+  }
+
+  get(typeKey: string, namespace: string | undefined, name: string): KObject | undefined {
+    return this.tables.get(typeKey)?.get(objectKey(namespace, name));
+  }
+
+  /** Objects of a type in key order (namespace, then name), optionally in one namespace. */
+  list(typeKey: string, namespace?: string): KObject[] {
+    const t = this.tables.get(typeKey);
+    if (!t) return [];
+    const prefix = namespace === undefined ? undefined : `${namespace}/`;
+    const keys = [...t.keys()].filter((k) => prefix === undefined || k.startsWith(prefix)).sort();
+    return keys.map((k) => t.get(k)!);
+  }
+
+  /** Writes an object (ADDED/MODIFIED) or removes it (DELETED); assigns the next revision. */
+  commit(type: EventType, typeKey: string, obj: KObject, prev?: KObject): KObject {
+    const rev = ++this.revision;
+    const stored: KObject = { ...obj, metadata: { ...obj.metadata, resourceVersion: String(rev) } };
+    const key = objectKey(stored.metadata.namespace, stored.metadata.name!);
+    if (type === 'DELETED') this.table(typeKey).delete(key);
+    else this.table(typeKey).set(key, stored);
+    const ev: StoreEvent = { rev, type, typeKey, obj: stored };
+    if (prev) ev.prev = prev;
+    this.history.push(ev);
+    if (this.history.length - this.historyStart > this.historySize) {
+      this.compacted = this.history[this.historyStart]!.rev;
+      this.historyStart++;
+      if (this.historyStart > 4096) {
+        this.history.splice(0, this.historyStart);
+        this.historyStart = 0;
+      }
+    }
+    const ws = this.watchers.get(typeKey);
+    if (ws) for (const w of ws) w.deliver(ev);
+    this.schedulePersist();
+    return stored;
+  }
+
+  /** Events after `rev` for a type. Undefined when they are no longer all in the history. */
+  eventsSince(typeKey: string, rev: number): StoreEvent[] | undefined {
+    if (rev < this.compacted) return undefined;
+    const out: StoreEvent[] = [];
+    for (let i = this.historyStart; i < this.history.length; i++) {
+      const ev = this.history[i]!;
+      if (ev.rev > rev && ev.typeKey === typeKey) out.push(ev);
+    }
+    return out;
+  }
+
+  addWatcher(w: Watcher): () => void {
+    let set = this.watchers.get(w.typeKey);
+    if (!set) {
+      set = new Set();
+      this.watchers.set(w.typeKey, set);
+    }
+    set.add(w);
+    return () => set.delete(w);
+  }
+
+  dropTable(typeKey: string): void {
+    this.tables.delete(typeKey);
+  }
+
+  schedulePersist(): void {
+    if (!this.opts.dataFile) return;
+    this.dirty = true;
+    if (this.persistTimer) return;
+    this.persistTimer = setTimeout(() => {
+      this.persistTimer = undefined;
+      try {
+        this.flush();
+      } catch (err) {
+        this.opts.onPersistError?.(err);
+      }
+    }, this.opts.persistDelayMs ?? 100);
+  }
+
+  /** Writes the snapshot now (atomically: a temp file renamed over the data file). */
+  flush(): void {
+    const file = this.opts.dataFile;
+    if (!file) return;
+    if (this.persistTimer) {
+      clearTimeout(this.persistTimer);
+      this.persistTimer = undefined;
+    }
+    if (!this.dirty) return;
+    const snap: Snapshot = {
+      format: 'podnet-apiserver/v1',
+      revision: this.revision,
+      objects: [],
+      extra: this.extra,
+    };
+    for (const [typeKey, t] of this.tables) for (const obj of t.values()) snap.objects.push({ typeKey, obj });
+    mkdirSync(dirname(file), { recursive: true });
+    const tmp = `${file}.tmp-${process.pid}`;
+    writeFileSync(tmp, JSON.stringify(snap), { mode: 0o600 });
+    renameSync(tmp, file);
+    this.dirty = false;
+  }
+
+  markDirty(): void {
+    this.dirty = true;
+    this.schedulePersist();
+  }
+}
