@@ -1,2 +1,28 @@
-// lab: public API (filled in by its issue)
-export {};
+// @podnet/lab: runs compose.yaml on Linux network namespaces (../README.md).
+export {
+  activeServices,
+  type ComposeNetwork,
+  type ComposeProject,
+  type ComposeService,
+  inSubnet,
+  type LabSettings,
+  parseCidr,
+  parseCompose,
+  type ServiceRole,
+} from './compose.js';
+export { apiServerUrl, birdConfig, frrConfig, kubeconfig, torPeers } from './configs.js';
+export { LabError, LabErrorCode } from './errors.js';
+export { Kube } from './kube.js';
+export { type LabPlan, type PlannedLink, type PlannedService, planLab, serviceAddress } from './plan.js';
+export { matrix, peerTable, podTable, summary, table } from './report.js';
+export {
+  DEFAULT_PREFIX,
+  DEFAULT_STATE_DIR,
+  Lab,
+  type LabConfig,
+  type LabTimeouts,
+  type PeerRow,
+  type Probe,
+} from './runner.js';
+export { validateComposeSpec } from './spec.js';
+export type { LabState, PodRecord, ProcessRecord } from './state.js';

@@ -1,0 +1,111 @@
+// A small Kubernetes REST client for the runner (plain node:http, so it can speak over the unix
+// socket that tunnels into the API server's namespace). Tests use @kubernetes/client-node.
+import { request } from 'node:http';
+import { LabError, LabErrorCode } from './errors.js';
+
+export interface KubeTarget {
+  /** Unix socket forwarded to the API server, or undefined to use `url`. */
+  socketPath?: string;
+  url?: string;
+  token?: string;
+}
+
+export interface KubeResponse {
+  status: number;
+  body: Record<string, unknown>;
+}
+
+export class Kube {
+  constructor(private readonly target: KubeTarget) {}
+
+  request(
+    method: string,
+    path: string,
+    body?: unknown,
+    contentType = 'application/json',
+  ): Promise<KubeResponse> {
+    const data = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
+    const url = this.target.url ? new URL(path, this.target.url) : undefined;
+    return new Promise((resolve, reject) => {
+      const req = request(
+        {
+          method,
+          path: url ? `${url.pathname}${url.search}` : path,
+          ...(this.target.socketPath
+            ? { socketPath: this.target.socketPath }
+            : { host: url?.hostname, port: url?.port }),
+          headers: {
+            accept: 'application/json',
+            ...(data ? { 'content-type': contentType, 'content-length': data.length } : {}),
+            ...(this.target.token ? { authorization: `Bearer ${this.target.token}` } : {}),
+          },
+          timeout: 15_000,
+        },
+        (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (c: Buffer) => chunks.push(c));
+          res.on('end', () => {
+            const text = Buffer.concat(chunks).toString('utf8');
+            let parsed: Record<string, unknown> = {};
+            try {
+              parsed = text ? (JSON.parse(text) as Record<string, unknown>) : {};
+            } catch {
+              parsed = { message: text.slice(0, 500) };
+            }
+            resolve({ status: res.statusCode ?? 0, body: parsed });
+          });
+        },
+      );
+      req.on('timeout', () => req.destroy(new Error(`${method} ${path}: no answer in 15 s`)));
+      req.on('error', (err) =>
+        reject(new LabError(LabErrorCode.api, `API ${method} ${path}: ${err.message}`, { cause: err })),
+      );
+      req.end(data);
+    });
+  }
+
+  private async expect(method: string, path: string, ok: number[], body?: unknown, ct?: string) {
+    const r = await this.request(method, path, body, ct);
+    if (!ok.includes(r.status)) {
+      const msg = typeof r.body.message === 'string' ? r.body.message : JSON.stringify(r.body).slice(0, 300);
+      throw new LabError(LabErrorCode.api, `API ${method} ${path} answered ${r.status}: ${msg}`);
+    }
+    return r;
+  }
+
+  /** Creates the object; an existing one is replaced by a merge patch of the same content. */
+  async apply(collection: string, obj: { metadata: { name: string } }): Promise<Record<string, unknown>> {
+    const r = await this.request('POST', collection, obj);
+    if (r.status === 201 || r.status === 200) return r.body;
+    if (r.status === 409) {
+      const p = await this.expect(
+        'PATCH',
+        `${collection}/${obj.metadata.name}`,
+        [200],
+        obj,
+        'application/merge-patch+json',
+      );
+      return p.body;
+    }
+    const msg = typeof r.body.message === 'string' ? r.body.message : JSON.stringify(r.body).slice(0, 300);
+    throw new LabError(
+      LabErrorCode.api,
+      `API POST ${collection} (${obj.metadata.name}) answered ${r.status}: ${msg}`,
+    );
+  }
+
+  async get(path: string): Promise<Record<string, unknown> | undefined> {
+    const r = await this.expect('GET', path, [200, 404]);
+    return r.status === 404 ? undefined : r.body;
+  }
+
+  async list(path: string): Promise<Record<string, unknown>[]> {
+    const r = await this.expect('GET', path, [200]);
+    return Array.isArray(r.body.items) ? (r.body.items as Record<string, unknown>[]) : [];
+  }
+
+  async delete(path: string): Promise<boolean> {
+    const r = await this.expect('DELETE', path, [200, 202, 404]);
+    return r.status !== 404;
+  }
+}

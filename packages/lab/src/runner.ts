@@ -1,0 +1,876 @@
+// The namespace runner: realises a compose project on Linux network namespaces. Everything it
+// creates is recorded in the state dir and carries the lab's namespace prefix, so `down` (and the
+// next `up`, after an interrupted run) removes exactly that. It never changes routes, links or
+// sysctls of the namespace it runs in: the bridges live in a namespace of their own, and the
+// runner reaches the API server through a unix socket forwarded into the API server's namespace.
+import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import {
+  closeSync,
+  existsSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
+import { createServer, connect as netConnect, type Server } from 'node:net';
+import { dirname, isAbsolute, join, resolve } from 'node:path';
+import { parseAllDocuments } from 'yaml';
+import { type ComposeProject, parseCompose } from './compose.js';
+import { apiServerUrl, birdConfig, frrConfig, kubeconfig, torPeers } from './configs.js';
+import { LabError, LabErrorCode } from './errors.js';
+import { Kube } from './kube.js';
+import { type LabPlan, type PlannedService, planLab, serviceAddress } from './plan.js';
+import { exec, ipIn, mapLimit, nsExec, run, sleep, waitUntil } from './sh.js';
+import {
+  isOurs,
+  type LabState,
+  type PodRecord,
+  type ProcessRecord,
+  processStartTime,
+  readState,
+  writeState,
+} from './state.js';
+
+export interface LabTimeouts {
+  apiMs: number;
+  bgpMs: number;
+  podMs: number;
+  reachMs: number;
+}
+
+export interface LabConfig {
+  /** The repository root: where packages/*\/dist live. */
+  repoRoot: string;
+  composeFile: string;
+  /** Where state, logs and generated files go (default /run/podnet-lab). */
+  stateDir: string;
+  /** Prefix of every namespace (default `pnl-`). */
+  prefix: string;
+  profiles?: string[];
+  only?: string[];
+  podsPerNode?: number;
+  /** Progress lines; the CLI prints them. */
+  log?: (line: string) => void;
+  timeouts?: Partial<LabTimeouts>;
+}
+
+const defaultTimeouts: LabTimeouts = { apiMs: 60_000, bgpMs: 90_000, podMs: 60_000, reachMs: 60_000 };
+
+export const DEFAULT_PREFIX = 'pnl-';
+export const DEFAULT_STATE_DIR = '/run/podnet-lab';
+
+/** One pod's reachability from one source. */
+export interface Probe {
+  from: string;
+  to: string;
+  ip: string;
+  ok: boolean;
+}
+
+export interface PeerRow {
+  router: string;
+  peer: string;
+  state: string;
+  since: string;
+  info: string;
+}
+
+function requireRoot(): void {
+  if (process.getuid?.() !== 0) {
+    throw new LabError(
+      LabErrorCode.notRoot,
+      'the lab creates network namespaces and needs root (run it as root)',
+    );
+  }
+}
+
+const nodeBin = process.execPath;
+
+/** A running (or to-be-started) lab described by one compose file and one state dir. */
+export class Lab {
+  readonly project: ComposeProject;
+  readonly plan: LabPlan;
+  readonly kube: Kube;
+  private readonly timeouts: LabTimeouts;
+  private readonly log: (line: string) => void;
+  private state: LabState;
+
+  constructor(readonly config: LabConfig) {
+    this.project = parseCompose(readFileSync(config.composeFile, 'utf8'));
+    if (config.podsPerNode !== undefined) this.project.settings.podsPerNode = config.podsPerNode;
+    this.plan = planLab(this.project, {
+      prefix: config.prefix,
+      profiles: config.profiles ?? [],
+      only: config.only ?? [],
+    });
+    this.timeouts = { ...defaultTimeouts, ...config.timeouts };
+    this.log = config.log ?? (() => {});
+    this.state = readState(config.stateDir) ?? this.freshState();
+    this.kube = new Kube({ socketPath: this.apiSocket, token: this.project.settings.apiServer.token });
+  }
+
+  private freshState(): LabState {
+    return {
+      version: 1,
+      prefix: this.config.prefix,
+      composeFile: this.config.composeFile,
+      repoRoot: this.config.repoRoot,
+      profiles: this.config.profiles ?? [],
+      only: this.config.only ?? [],
+      startedAt: new Date().toISOString(),
+      namespaces: [],
+      processes: [],
+      pods: [],
+      token: this.project.settings.apiServer.token,
+    };
+  }
+
+  get apiSocket(): string {
+    return join(this.config.stateDir, 'api.sock');
+  }
+
+  get pods(): readonly PodRecord[] {
+    return this.state.pods;
+  }
+
+  get processes(): readonly ProcessRecord[] {
+    return this.state.processes;
+  }
+
+  service(name: string): PlannedService {
+    const s = this.plan.services.find((x) => x.name === name);
+    if (!s)
+      throw new LabError(
+        LabErrorCode.usage,
+        `no service ${name} in this lab (have: ${this.plan.services.map((x) => x.name).join(', ')})`,
+      );
+    return s;
+  }
+
+  get nodes(): PlannedService[] {
+    return this.plan.services.filter((s) => s.role === 'node');
+  }
+
+  get tors(): PlannedService[] {
+    return this.plan.services.filter((s) => s.role === 'tor');
+  }
+
+  private save(): void {
+    writeState(this.config.stateDir, this.state);
+  }
+
+  // ---------------------------------------------------------------- up
+
+  /** Brings the lab up: cleans leftovers, wires namespaces, starts services, creates pods. */
+  async up(): Promise<void> {
+    requireRoot();
+    await this.down({ quiet: true });
+    this.state = this.freshState();
+    mkdirSync(this.config.stateDir, { recursive: true });
+    this.save();
+    const t0 = Date.now();
+    await this.wire();
+    this.log(
+      `✓ ${this.state.namespaces.length} namespaces, ${this.plan.bridges.length} bridges (${elapsed(t0)})`,
+    );
+    const api = this.plan.services.find((s) => s.role === 'apiserver');
+    if (api) {
+      await this.startService(api.name);
+      await this.waitForApi();
+      this.log(`✓ API server ${apiServerUrl(this.project)} answers (${elapsed(t0)})`);
+      await this.bootstrapApi();
+    }
+    for (const s of this.plan.services) {
+      if (s.role === 'tor' || s.role === 'node') await this.startService(s.name);
+    }
+    if (this.tors.length > 0 && this.nodes.length > 0) {
+      await this.waitForSessions();
+      this.log(
+        `✓ BGP sessions established between ${this.tors.length} ToR(s) and ${this.nodes.length} nodes (${elapsed(t0)})`,
+      );
+    }
+    if (this.nodes.length > 0 && this.project.settings.podsPerNode > 0) {
+      for (const node of this.nodes) {
+        for (let i = 0; i < this.project.settings.podsPerNode; i++)
+          await this.addPod(node.name, `pod-${node.name}-${i}`);
+      }
+      this.log(`✓ ${this.state.pods.length} pods created through podnet-cni ADD (${elapsed(t0)})`);
+    }
+  }
+
+  /** Creates the bridge namespace, one namespace per service, veths, addresses, routes, sysctls. */
+  private async wire(): Promise<void> {
+    const br = this.plan.bridgeNs;
+    await this.createNs(br);
+    for (const b of this.plan.bridges) {
+      await ipIn(br, 'link', 'add', b.bridge, 'type', 'bridge', 'forward_delay', '0', 'stp_state', '0');
+      await ipIn(br, 'link', 'set', b.bridge, 'up');
+    }
+    for (const s of this.plan.services) {
+      await this.createNs(s.ns);
+      for (const l of s.links) {
+        await ipIn(s.ns, 'link', 'add', l.ifname, 'type', 'veth', 'peer', 'name', l.peer, 'netns', br);
+        await ipIn(br, 'link', 'set', l.peer, 'master', l.bridge, 'up');
+        if (l.ipv6) await nsExec(s.ns, 'sysctl', ['-qw', `net.ipv6.conf.${l.ifname}.accept_dad=0`]);
+        if (l.ipv4) await ipIn(s.ns, 'addr', 'add', l.ipv4, 'dev', l.ifname);
+        if (l.ipv6) await ipIn(s.ns, 'addr', 'add', l.ipv6, 'dev', l.ifname, 'nodad');
+        await ipIn(s.ns, 'link', 'set', l.ifname, 'up');
+      }
+      for (const [k, v] of Object.entries(s.sysctls)) {
+        const r = await nsExec(s.ns, 'sysctl', ['-qw', `${k}=${v}`]);
+        if (r.code !== 0)
+          throw new LabError(LabErrorCode.command, `sysctl ${k}=${v} in ${s.name}: ${r.stderr.trim()}`);
+      }
+      for (const r of s.routes) await ipIn(s.ns, ...r);
+    }
+  }
+
+  private async createNs(name: string): Promise<void> {
+    await run('ip', ['netns', 'add', name]);
+    this.state.namespaces.push(name);
+    this.save();
+    await ipIn(name, 'link', 'set', 'lo', 'up');
+  }
+
+  // ---------------------------------------------------------------- services
+
+  private serviceDir(name: string): string {
+    return join(this.config.stateDir, name);
+  }
+
+  /** Maps an absolute container path onto the host: a bind mount's source, else the service's root dir. */
+  private hostPath(s: PlannedService, path: string, generated: Map<string, string>): string {
+    const gen = generated.get(path);
+    if (gen) return gen;
+    for (const v of s.compose.volumes) {
+      if (path === v.target || path.startsWith(`${v.target}/`)) {
+        const src = isAbsolute(v.source) ? v.source : resolve(dirname(this.config.composeFile), v.source);
+        return src + path.slice(v.target.length);
+      }
+    }
+    const mapped = join(this.serviceDir(s.name), 'root', path);
+    mkdirSync(dirname(mapped), { recursive: true });
+    return mapped;
+  }
+
+  /** Files the runner writes for a service instead of the compose file's static copies. */
+  private generatedFiles(s: PlannedService): Map<string, string> {
+    const out = new Map<string, string>();
+    const dir = this.serviceDir(s.name);
+    mkdirSync(dir, { recursive: true });
+    const all = this.project.services;
+    for (const v of s.compose.volumes) {
+      let text: string | undefined;
+      if (s.role === 'tor' && v.target.endsWith('bird.conf'))
+        text = birdConfig(s.compose, all, this.project.settings.bgp);
+      if (s.role === 'tor' && v.target.endsWith('frr.conf'))
+        text = frrConfig(s.compose, all, this.project.settings.bgp);
+      if (s.role === 'node' && v.target === s.compose.environment.KUBECONFIG) {
+        text = kubeconfig(
+          apiServerUrl(this.project) ?? 'http://127.0.0.1:6443',
+          this.project.settings.apiServer.token,
+        );
+      }
+      if (text === undefined) continue;
+      const file = join(dir, v.target.split('/').pop() ?? 'generated');
+      writeFileSync(file, text);
+      out.set(v.target, file);
+    }
+    return out;
+  }
+
+  /** The service's command translated for this host. */
+  commandFor(s: PlannedService): { argv: string[]; env: Record<string, string> } | undefined {
+    if (s.role === 'client') return undefined;
+    const generated = this.generatedFiles(s);
+    const [cmd, ...rest] = s.compose.command;
+    if (!cmd) throw new LabError(LabErrorCode.composeInvalid, `compose: services.${s.name}.command is empty`);
+    const mapArg = (a: string) => (a.startsWith('/') ? this.hostPath(s, a, generated) : a);
+    const env: Record<string, string> = {};
+    for (const [k, v] of Object.entries(s.compose.environment)) env[k] = mapArg(v);
+    const dist = (pkg: string, file: string) => {
+      const path = join(this.config.repoRoot, 'packages', pkg, 'dist', file);
+      if (!existsSync(path)) {
+        throw new LabError(
+          LabErrorCode.missingBuild,
+          `${s.name}: ${path} does not exist (build it: npx turbo run build --filter=@podnet/${pkg})`,
+        );
+      }
+      return path;
+    };
+    let argv: string[];
+    switch (cmd) {
+      case 'podnet-apiserver':
+        argv = [nodeBin, dist('apiserver', 'cli.js'), ...rest.map(mapArg)];
+        break;
+      case 'podnet-agent':
+        argv = [nodeBin, dist('agent', 'cli.js'), ...rest.map(mapArg)];
+        break;
+      case 'bird':
+        argv = ['bird', ...rest.map(mapArg)];
+        break;
+      default:
+        argv = [cmd, ...rest.map(mapArg)];
+    }
+    if (s.compose.daemon === 'frr') mkdirSync(this.hostPath(s, '/run/frr', generated), { recursive: true });
+    return { argv, env };
+  }
+
+  /** Starts a service's process inside its namespace, detached, with its output in its log file. */
+  async startService(name: string): Promise<ProcessRecord | undefined> {
+    const s = this.service(name);
+    const c = this.commandFor(s);
+    if (!c) return undefined;
+    const log = join(this.serviceDir(s.name), `${s.name}.log`);
+    const rec = this.spawnDetached(s.name, s.ns, c.argv, c.env, log);
+    if (s.role === 'apiserver') {
+      const port = String(this.project.settings.apiServer.port);
+      const fwd = join(this.config.repoRoot, 'packages', 'lab', 'dist', 'forward.js');
+      this.spawnDetached(
+        `${s.name}-forward`,
+        s.ns,
+        [nodeBin, fwd, this.apiSocket, '127.0.0.1', port],
+        {},
+        join(this.serviceDir(s.name), 'forward.log'),
+      );
+    }
+    // A process that dies at once (bad flags, missing binary) is reported now, with its log.
+    await sleep(300);
+    if (!isOurs(rec)) {
+      throw new LabError(
+        LabErrorCode.command,
+        `${s.name} exited right after starting: ${c.argv.join(' ')}\n${tail(log)}`,
+      );
+    }
+    return rec;
+  }
+
+  private spawnDetached(
+    service: string,
+    ns: string,
+    argv: string[],
+    env: Record<string, string>,
+    log: string,
+  ): ProcessRecord {
+    mkdirSync(dirname(log), { recursive: true });
+    const fd = openSync(log, 'a');
+    const child = spawn('ip', ['netns', 'exec', ns, ...argv], {
+      detached: true,
+      stdio: ['ignore', fd, fd],
+      env: { ...process.env, ...env },
+      cwd: this.config.repoRoot,
+    });
+    closeSync(fd);
+    child.unref();
+    const pid = child.pid;
+    if (pid === undefined)
+      throw new LabError(LabErrorCode.command, `could not start ${service}: ${argv.join(' ')}`);
+    const rec: ProcessRecord = { service, pid, startTime: processStartTime(pid) ?? '', argv, log };
+    this.state.processes.push(rec);
+    this.save();
+    return rec;
+  }
+
+  /** Stops a service's processes by pid: SIGTERM (graceful) or SIGKILL (a crash). */
+  async stopService(name: string, signal: 'SIGTERM' | 'SIGKILL' = 'SIGTERM', graceMs = 5000): Promise<void> {
+    const recs = this.state.processes.filter((p) => p.service === name || p.service === `${name}-forward`);
+    await Promise.all(recs.map((p) => stopProcess(p, signal, graceMs)));
+    this.state.processes = this.state.processes.filter((p) => !recs.includes(p));
+    this.save();
+  }
+
+  /** Restarts a service: stop (graceful unless told otherwise), then start again. */
+  async restartService(name: string, signal: 'SIGTERM' | 'SIGKILL' = 'SIGTERM'): Promise<void> {
+    await this.stopService(name, signal);
+    await this.startService(name);
+  }
+
+  // ---------------------------------------------------------------- API
+
+  private async waitForApi(): Promise<void> {
+    await waitUntil(
+      `the API server (${apiServerUrl(this.project)}) to answer GET /api/v1/namespaces through ${this.apiSocket}`,
+      async () => (await this.kube.request('GET', '/api/v1/namespaces')).status === 200,
+      { timeoutMs: this.timeouts.apiMs, intervalMs: 200 },
+    );
+  }
+
+  /** CRDs from deploy/crds, the IPPools, BGP configuration, the ToR peers and the Node objects. */
+  private async bootstrapApi(): Promise<void> {
+    const crdDir = join(this.config.repoRoot, 'deploy', 'crds');
+    const crds = existsSync(crdDir)
+      ? readdirSync(crdDir).filter((f) => /\.ya?ml$/.test(f) && f !== 'kustomization.yaml')
+      : [];
+    let n = 0;
+    for (const f of crds.sort()) {
+      for (const doc of parseAllDocuments(readFileSync(join(crdDir, f), 'utf8'))) {
+        const obj = doc.toJS() as { kind?: string; metadata?: { name: string } } | null;
+        if (obj?.kind !== 'CustomResourceDefinition' || !obj.metadata) continue;
+        await this.kube.apply(
+          '/apis/apiextensions.k8s.io/v1/customresourcedefinitions',
+          obj as { metadata: { name: string } },
+        );
+        n++;
+      }
+    }
+    const ns = this.project.settings.podNamespace;
+    await this.kube.apply('/api/v1/namespaces', {
+      apiVersion: 'v1',
+      kind: 'Namespace',
+      metadata: { name: ns },
+    } as never);
+    if (this.nodes.length === 0) {
+      this.log(`✓ ${n} CRDs applied`);
+      return;
+    }
+    if (n === 0) {
+      throw new LabError(
+        LabErrorCode.missingBuild,
+        `no CustomResourceDefinitions in ${crdDir}: the podnet CRDs must be generated there (packages/k8s)`,
+      );
+    }
+    const crd = '/apis/podnet.io/v1alpha1';
+    // The CRDs may take a moment to be served after they are created.
+    await waitUntil(
+      'the podnet.io/v1alpha1 resources to be served',
+      async () => (await this.kube.request('GET', `${crd}/ippools`)).status === 200,
+      {
+        timeoutMs: 15_000,
+      },
+    );
+    const { bgp, ipPools } = this.project.settings;
+    for (const p of ipPools) {
+      await this.kube.apply(`${crd}/ippools`, {
+        apiVersion: 'podnet.io/v1alpha1',
+        kind: 'IPPool',
+        metadata: { name: p.name },
+        spec: { cidr: p.cidr, blockSize: p.blockSize },
+      } as never);
+    }
+    await this.kube.apply(`${crd}/bgpconfigurations`, {
+      apiVersion: 'podnet.io/v1alpha1',
+      kind: 'BGPConfiguration',
+      metadata: { name: 'default' },
+      spec: {
+        asNumber: bgp.nodeAsNumber,
+        nodeToNodeMesh: bgp.nodeToNodeMesh,
+        keepaliveTime: `${bgp.keepaliveTime}s`,
+        holdTime: `${bgp.holdTime}s`,
+      },
+    } as never);
+    for (const tor of this.tors) {
+      for (const family of [4, 6] as const) {
+        const ip = serviceAddress(tor, family, tor.links[0]?.network);
+        if (!ip) continue;
+        await this.kube.apply(`${crd}/bgppeers`, {
+          apiVersion: 'podnet.io/v1alpha1',
+          kind: 'BGPPeer',
+          metadata: { name: `${tor.name}-v${family}` },
+          spec: {
+            peerIP: ip,
+            asNumber: tor.compose.asNumber,
+            keepaliveTime: `${bgp.keepaliveTime}s`,
+            holdTime: `${bgp.holdTime}s`,
+          },
+        } as never);
+      }
+    }
+    for (const node of this.nodes) {
+      const annotations: Record<string, string> = { 'podnet.io/as-number': String(bgp.nodeAsNumber) };
+      const v4 = node.links.find((l) => l.ipv4)?.ipv4;
+      const v6 = node.links.find((l) => l.ipv6)?.ipv6;
+      if (v4) annotations['podnet.io/ipv4-address'] = v4;
+      if (v6) annotations['podnet.io/ipv6-address'] = v6;
+      const addresses = [v4, v6]
+        .filter((a): a is string => !!a)
+        .map((a) => ({ type: 'InternalIP', address: a.split('/')[0] }));
+      await this.kube.apply('/api/v1/nodes', {
+        apiVersion: 'v1',
+        kind: 'Node',
+        metadata: { name: node.name, annotations, labels: { 'kubernetes.io/hostname': node.name } },
+        status: { addresses },
+      } as never);
+    }
+    this.log(
+      `✓ ${n} CRDs, ${ipPools.length} IPPools, BGP configuration, ${this.tors.length} ToR peers, ${this.nodes.length} Nodes`,
+    );
+  }
+
+  /**
+   * A TCP listener on 127.0.0.1 (in the caller's namespace) that tunnels to the lab's API server,
+   * for clients that need a URL (e.g. @kubernetes/client-node in tests). Close it when done.
+   */
+  async openApiTunnel(): Promise<{ url: string; token: string; close: () => Promise<void> }> {
+    const server: Server = createServer((conn) => {
+      const up = netConnect(this.apiSocket);
+      conn.pipe(up);
+      up.pipe(conn);
+      const close = () => {
+        conn.destroy();
+        up.destroy();
+      };
+      conn.on('error', close);
+      up.on('error', close);
+      conn.on('close', close);
+      up.on('close', close);
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+    const addr = server.address();
+    const port = typeof addr === 'object' && addr ? addr.port : 0;
+    return {
+      url: `http://127.0.0.1:${port}`,
+      token: this.project.settings.apiServer.token,
+      close: () => new Promise<void>((r) => server.close(() => r())),
+    };
+  }
+
+  // ---------------------------------------------------------------- BGP
+
+  /** `show protocols` of a BIRD ToR, parsed. */
+  async birdProtocols(tor: PlannedService): Promise<PeerRow[]> {
+    const sock = join(this.serviceDir(tor.name), 'root', 'run', 'bird', 'bird.ctl');
+    const r = await exec('birdc', ['-s', sock, 'show', 'protocols'], { timeoutMs: 5000 });
+    if (r.code !== 0)
+      throw new LabError(LabErrorCode.command, `birdc on ${tor.name}: ${r.stderr.trim() || r.stdout.trim()}`);
+    const rows: PeerRow[] = [];
+    for (const line of r.stdout.split('\n')) {
+      const f = line.trim().split(/\s+/);
+      if (f[1] !== 'BGP' || !f[0]) continue;
+      // name proto table state since [info…]
+      rows.push({
+        router: tor.name,
+        peer: f[0],
+        state: f[3] ?? '?',
+        since: f[4] ?? '',
+        info: f.slice(5).join(' '),
+      });
+    }
+    return rows;
+  }
+
+  /** `show bgp summary json` of an FRR ToR. */
+  async frrPeers(tor: PlannedService): Promise<PeerRow[]> {
+    const dir = join(this.serviceDir(tor.name), 'root', 'run', 'frr');
+    const r = await exec('vtysh', ['--vty_socket', dir, '-c', 'show bgp summary json'], { timeoutMs: 5000 });
+    if (r.code !== 0)
+      throw new LabError(LabErrorCode.command, `vtysh on ${tor.name}: ${r.stderr.trim() || r.stdout.trim()}`);
+    const json = JSON.parse(r.stdout) as Record<
+      string,
+      { peers?: Record<string, { state?: string; peerUptime?: string; pfxRcd?: number }> }
+    >;
+    const rows: PeerRow[] = [];
+    for (const [afi, sum] of Object.entries(json)) {
+      for (const [peer, p] of Object.entries(sum.peers ?? {})) {
+        rows.push({
+          router: tor.name,
+          peer: `${peer} (${afi})`,
+          state: p.state ?? '?',
+          since: p.peerUptime ?? '',
+          info: `${p.pfxRcd ?? 0} prefixes in`,
+        });
+      }
+    }
+    return rows;
+  }
+
+  /** The peer table of every ToR (BIRD or FRR). */
+  async torPeerTables(): Promise<PeerRow[]> {
+    const rows: PeerRow[] = [];
+    for (const tor of this.tors) {
+      try {
+        rows.push(
+          ...(tor.compose.daemon === 'frr' ? await this.frrPeers(tor) : await this.birdProtocols(tor)),
+        );
+      } catch (err) {
+        rows.push({
+          router: tor.name,
+          peer: '-',
+          state: 'unreachable',
+          since: '',
+          info: (err as Error).message.split('\n')[0] ?? '',
+        });
+      }
+    }
+    return rows;
+  }
+
+  /** The agent's /status document from inside the node's namespace, or undefined. */
+  async agentStatus(node: string): Promise<unknown> {
+    const s = this.service(node);
+    const script =
+      "fetch('http://127.0.0.1:9099/status').then(r=>r.text()).then(t=>process.stdout.write(t),e=>{console.error(String(e));process.exit(1)})";
+    const r = await nsExec(s.ns, nodeBin, ['-e', script], { timeoutMs: 5000 });
+    if (r.code !== 0) return undefined;
+    try {
+      return JSON.parse(r.stdout);
+    } catch {
+      return undefined;
+    }
+  }
+
+  private async waitForSessions(): Promise<void> {
+    const expected = this.tors.flatMap((t) =>
+      torPeers(
+        t.compose,
+        this.project.services.filter((s) => this.nodes.some((n) => n.name === s.name)),
+      ),
+    );
+    let last: PeerRow[] = [];
+    try {
+      await waitUntil(
+        'BGP sessions between the ToR and every node',
+        async () => {
+          last = await this.torPeerTables();
+          const v4 = last.filter((r) => /_v4$|\(ipv4/i.test(r.peer));
+          return (
+            v4.length >= expected.length && v4.every((r) => r.state === 'up' || r.state === 'Established')
+          );
+        },
+        { timeoutMs: this.timeouts.bgpMs, intervalMs: 500 },
+      );
+    } catch (err) {
+      const down = last
+        .filter((r) => r.state !== 'up' && r.state !== 'Established')
+        .map((r) => `${r.router}↔${r.peer}: ${r.state} ${r.info}`);
+      throw new LabError(
+        LabErrorCode.timeout,
+        `${(err as Error).message}; not established: ${down.join('; ') || 'no peers listed'}\n${this.nodeLogTails()}`,
+      );
+    }
+  }
+
+  private nodeLogTails(): string {
+    return this.nodes
+      .map((n) => `--- ${n.name} log:\n${tail(join(this.serviceDir(n.name), `${n.name}.log`), 8)}`)
+      .join('\n');
+  }
+
+  // ---------------------------------------------------------------- pods
+
+  private cniConfig(node: PlannedService): string {
+    const kc = join(this.serviceDir(node.name), 'kubeconfig');
+    if (!existsSync(kc))
+      writeFileSync(kc, kubeconfig(apiServerUrl(this.project) ?? '', this.project.settings.apiServer.token));
+    const hasV6 = this.project.settings.ipPools.some((p) => p.cidr.includes(':'));
+    return JSON.stringify({
+      cniVersion: '1.0.0',
+      name: 'podnet',
+      type: 'podnet',
+      kubeconfig: kc,
+      nodeName: node.name,
+      cacheDir: join(this.serviceDir(node.name), 'cni-cache'),
+      logFile: join(this.serviceDir(node.name), 'cni.log'),
+      logLevel: 'info',
+      ipam: { assign_ipv4: true, assign_ipv6: hasV6 },
+    });
+  }
+
+  private async cni(node: PlannedService, command: 'ADD' | 'DEL' | 'CHECK', pod: PodRecord): Promise<string> {
+    const plugin = join(this.config.repoRoot, 'packages', 'cni', 'dist', 'podnet-cni.js');
+    if (!existsSync(plugin)) {
+      throw new LabError(
+        LabErrorCode.missingBuild,
+        `${plugin} does not exist (build it: npx turbo run build --filter=@podnet/cni)`,
+      );
+    }
+    const env = {
+      ...process.env,
+      CNI_COMMAND: command,
+      CNI_CONTAINERID: pod.containerId,
+      CNI_NETNS: `/var/run/netns/${pod.ns}`,
+      CNI_IFNAME: 'eth0',
+      CNI_ARGS: `IgnoreUnknown=1;K8S_POD_NAMESPACE=${pod.namespace};K8S_POD_NAME=${pod.name}`,
+      CNI_PATH: join(this.config.repoRoot, 'packages', 'cni', 'dist'),
+    };
+    const r = await nsExec(node.ns, nodeBin, [plugin], {
+      env,
+      input: this.cniConfig(node),
+      timeoutMs: 60_000,
+    });
+    if (r.code !== 0) {
+      throw new LabError(
+        LabErrorCode.command,
+        `podnet-cni ${command} for ${pod.name} on ${node.name} exited ${r.code}: ${r.stdout.trim() || r.stderr.trim()}`,
+      );
+    }
+    return r.stdout;
+  }
+
+  /** Creates a pod as a kubelet would: the Pod object, a fresh namespace, then `podnet-cni ADD`. */
+  async addPod(nodeName: string, name: string): Promise<PodRecord> {
+    const node = this.service(nodeName);
+    const namespace = this.project.settings.podNamespace;
+    const ns = `${this.config.prefix}${name}`;
+    const pod: PodRecord = {
+      name,
+      namespace,
+      node: nodeName,
+      ns,
+      containerId: createHash('sha256').update(`${ns}/${Date.now()}`).digest('hex').slice(0, 32),
+    };
+    await this.kube.apply(`/api/v1/namespaces/${namespace}/pods`, {
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: { name, namespace, labels: { app: 'podnet-lab' } },
+      spec: { nodeName, containers: [{ name: 'pause', image: 'registry.k8s.io/pause:3.10' }] },
+    } as never);
+    await this.createNs(ns);
+    this.state.pods.push(pod);
+    this.save();
+    const out = await this.cni(node, 'ADD', pod);
+    const result = JSON.parse(out) as { ips?: { address: string }[] };
+    for (const ip of result.ips ?? []) {
+      const a = ip.address.split('/')[0] ?? '';
+      if (a.includes(':')) pod.ipv6 = a;
+      else pod.ipv4 = a;
+    }
+    if (!pod.ipv4 && !pod.ipv6)
+      throw new LabError(LabErrorCode.command, `podnet-cni ADD for ${name} returned no IP: ${out.trim()}`);
+    this.save();
+    return pod;
+  }
+
+  /** Deletes a pod as a kubelet would: `podnet-cni DEL`, the namespace, then the Pod object. */
+  async deletePod(name: string): Promise<void> {
+    const pod = this.state.pods.find((p) => p.name === name);
+    if (!pod) throw new LabError(LabErrorCode.usage, `no pod ${name} in this lab`);
+    await this.cni(this.service(pod.node), 'DEL', pod);
+    await exec('ip', ['netns', 'del', pod.ns]);
+    this.state.namespaces = this.state.namespaces.filter((n) => n !== pod.ns);
+    this.state.pods = this.state.pods.filter((p) => p !== pod);
+    this.save();
+    await this.kube.delete(`/api/v1/namespaces/${pod.namespace}/pods/${pod.name}`);
+  }
+
+  // ---------------------------------------------------------------- reachability
+
+  /** One ICMP echo from a namespace to an address (1 s timeout). */
+  async ping(
+    ns: string,
+    ip: string,
+    opts: { count?: number; intervalS?: number; timeoutS?: number } = {},
+  ): Promise<boolean> {
+    const count = opts.count ?? 1;
+    const args = ['-n', '-q', '-c', String(count), '-W', String(opts.timeoutS ?? 1)];
+    if (opts.intervalS !== undefined) args.push('-i', String(opts.intervalS));
+    const r = await nsExec(ns, 'ping', [...args, ip], { timeoutMs: 5_000 + count * 1_000 });
+    return r.code === 0;
+  }
+
+  /** Every pod to every other pod, and the client(s) to every pod, for one address family. */
+  async reachability(family: 4 | 6 = 4): Promise<Probe[]> {
+    const targets = this.state.pods.filter((p) => (family === 4 ? p.ipv4 : p.ipv6));
+    const sources = [
+      ...this.state.pods.map((p) => ({ name: p.name, ns: p.ns })),
+      ...this.plan.services.filter((s) => s.role === 'client').map((s) => ({ name: s.name, ns: s.ns })),
+    ];
+    const pairs = sources.flatMap((src) =>
+      targets
+        .filter((t) => t.name !== src.name)
+        .map((t) => ({ src, t, ip: (family === 4 ? t.ipv4 : t.ipv6) ?? '' })),
+    );
+    return mapLimit(pairs, 8, async ({ src, t, ip }) => ({
+      from: src.name,
+      to: t.name,
+      ip,
+      ok: await this.ping(src.ns, ip),
+    }));
+  }
+
+  /** Waits until every probe of `reachability()` succeeds (bounded), and returns the last matrix. */
+  async waitForReachability(family: 4 | 6 = 4): Promise<Probe[]> {
+    let last: Probe[] = [];
+    const deadline = Date.now() + this.timeouts.reachMs;
+    for (;;) {
+      last = await this.reachability(family);
+      if (last.every((p) => p.ok) || Date.now() >= deadline) return last;
+      await sleep(500);
+    }
+  }
+
+  // ---------------------------------------------------------------- down
+
+  /** Stops every process (by pid), deletes every namespace and the state dir. Idempotent. */
+  async down(opts: { quiet?: boolean } = {}): Promise<{ processes: number; namespaces: number }> {
+    requireRoot();
+    const state = readState(this.config.stateDir);
+    let processes = 0;
+    if (state) {
+      const ours = state.processes.filter(isOurs);
+      await Promise.all(ours.map((p) => stopProcess(p, 'SIGTERM', 3000)));
+      processes = ours.length;
+    }
+    const names = new Set(state?.namespaces ?? []);
+    if (existsSync('/var/run/netns')) {
+      for (const n of readdirSync('/var/run/netns')) if (n.startsWith(this.config.prefix)) names.add(n);
+    }
+    // Anything still running inside a lab namespace was started in it by the lab (or `lab exec`).
+    for (const n of names) {
+      const r = await exec('ip', ['netns', 'pids', n]);
+      for (const pid of r.stdout.split(/\s+/).filter(Boolean).map(Number)) {
+        try {
+          process.kill(pid, 'SIGKILL');
+          processes++;
+        } catch {}
+      }
+    }
+    let namespaces = 0;
+    for (const n of names) {
+      if (!n.startsWith(this.config.prefix)) continue;
+      if (!existsSync(`/var/run/netns/${n}`)) continue;
+      await exec('ip', ['netns', 'del', n]);
+      namespaces++;
+    }
+    if (existsSync(this.config.stateDir)) rmSync(this.config.stateDir, { recursive: true, force: true });
+    if (!opts.quiet || processes + namespaces > 0) {
+      this.log(`✓ removed ${processes} processes, ${namespaces} namespaces and ${this.config.stateDir}`);
+    }
+    this.state = this.freshState();
+    return { processes, namespaces };
+  }
+
+  /** Whether state exists and the recorded processes still run. */
+  statusSummary(): { service: string; pid: number; running: boolean; log: string }[] {
+    return this.state.processes.map((p) => ({
+      service: p.service,
+      pid: p.pid,
+      running: isOurs(p),
+      log: p.log,
+    }));
+  }
+
+  get isUp(): boolean {
+    return existsSync(join(this.config.stateDir, 'state.json')) && this.state.namespaces.length > 0;
+  }
+}
+
+async function stopProcess(p: ProcessRecord, signal: NodeJS.Signals, graceMs: number): Promise<void> {
+  if (!isOurs(p)) return;
+  try {
+    process.kill(p.pid, signal);
+  } catch {
+    return;
+  }
+  const deadline = Date.now() + graceMs;
+  while (isOurs(p) && Date.now() < deadline) await sleep(50);
+  if (isOurs(p)) {
+    try {
+      process.kill(p.pid, 'SIGKILL');
+    } catch {}
+    const hard = Date.now() + 2000;
+    while (isOurs(p) && Date.now() < hard) await sleep(50);
+  }
+}
+
+function tail(file: string, lines = 15): string {
+  try {
+    return readFileSync(file, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
+  } catch {
+    return '(no log)';
+  }
+}
+
+const elapsed = (t0: number) => `${((Date.now() - t0) / 1000).toFixed(1)} s`;
