@@ -111,6 +111,8 @@ export function jsonPatch(doc: Json, ops: unknown): Json {
     if (!isObject(raw) || typeof raw.op !== 'string' || typeof raw.path !== 'string')
       throw errors.badRequest(`json patch: operation ${idx} needs "op" and "path" strings`);
     const op = raw as unknown as JsonPatchOp;
+    parsePointer(op.path); // validates before the path is rebased below
+    if (typeof raw.from === 'string') parsePointer(raw.from);
     // Wrap the document so that "" (the whole document) has a parent.
     const wrapped: Json = { r: root.doc };
     const at = (p: string) => `/r${p}`;
