@@ -95,10 +95,12 @@ export function routeMatches(want: KernelRoute, have: KernelRoute): boolean {
     want.protocol !== have.protocol ||
     want.kind !== have.kind ||
     want.scope !== have.scope ||
-    want.nexthops.length !== have.nexthops.length
+    (want.kind === 'unicast' && want.nexthops.length !== have.nexthops.length)
   ) {
     return false;
   }
+  // A blackhole has no next hop; the kernel reports IPv6 ones on `lo`.
+  if (want.kind !== 'unicast') return true;
   const byGateway = (a: KernelNextHop, b: KernelNextHop) => (hopKey(a) < hopKey(b) ? -1 : 1);
   const w = [...want.nexthops].sort(byGateway);
   const h = [...have.nexthops].sort(byGateway);

@@ -5,6 +5,17 @@
 //   diffRoutes(desired, actualKernelRoutes, links, { removeForeignOnPodIfaces?, adoptOnPodIfaces? })
 //     → { ops (add/replace before delete), conflicts (foreign routes, never touched), pending, unchanged }
 //   PODNET_PROTO (80): every route podnet installs carries it; only such routes are changed/removed.
+//
+// Shell (the reconciler the agent composes):
+//   const rp = new RouteProgrammer({ kernel?, netns?, logger, registry, resyncIntervalMs: 30_000,
+//                                    removeForeignOnPodIfaces: false, sysctl? });
+//   await rp.start();                                   // dump, diff, apply; watch link/route events
+//   await rp.setDesired(computeDesired(inputs).routes); // resolves once applied (failures retried)
+//   rp.status()   → { desired, installed, pending, conflicts, failed, inSync, ops, lastResync }
+//   await rp.stop({ keepRoutes: true });                // graceful restart keeps podnet's routes
+// `kernel` is a RouteKernel: ipRouteKernel({ netns }) (iproute2) or rtnetlinkKernel (netlink).
+// Sysctls: ip_forward (+ IPv6 forwarding) and per pod interface forwarding (+ IPv6 forwarding,
+// accept_ra=0), written in the node namespace only (procSysctl in-process, netnsSysctl(path)).
 export {
   computeDesired,
   type DesiredSet,
@@ -28,6 +39,8 @@ export {
   prefixContains,
   tryParsePrefix,
 } from './ip.js';
+export { type IpRouteKernelOptions, ipRouteArgs, ipRouteKernel } from './ip-kernel.js';
+export type { KernelEvent, OpResult, RouteKernel } from './kernel.js';
 export {
   type DesiredNextHop,
   type DesiredRoute,
@@ -48,3 +61,11 @@ export {
   RTPROT,
   slotKey,
 } from './model.js';
+export {
+  globalSysctls,
+  podInterfaceSysctls,
+  RouteProgrammer,
+  type RouteProgrammerOptions,
+  type RouteProgrammerStatus,
+} from './programmer.js';
+export { netnsSysctl, procSysctl, type SysctlEntry, type SysctlWriter } from './sysctl.js';

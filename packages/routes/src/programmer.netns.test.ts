@@ -1,0 +1,188 @@
+// The route programmer against the real kernel: a node namespace with two (then three) pod
+// namespaces on veths and an uplink; the programmer runs from this process against the node
+// namespace, and sysctls are written inside it (never in the namespace the test runs in).
+import { cleanupStale, type Netns, NetnsSet, waitFor } from '@podnet/testkit';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { computeDesired, type RouteInputs } from './desired.js';
+import { ipRouteKernel } from './ip-kernel.js';
+import { PODNET_PROTO } from './model.js';
+import { RouteProgrammer } from './programmer.js';
+
+interface IpRoute {
+  dst: string;
+  gateway?: string;
+  dev?: string;
+  protocol?: string;
+  type?: string;
+  nexthops?: { gateway: string }[];
+}
+
+const lab = new NetnsSet();
+let node: Netns;
+const pods: Netns[] = [];
+let rp: RouteProgrammer;
+
+const PODS = [
+  { ifname: 'pn00000000001', ip: '10.65.0.1' },
+  { ifname: 'pn00000000002', ip: '10.65.0.2' },
+  { ifname: 'pn00000000003', ip: '10.65.0.3' },
+];
+
+async function addPod(i: number): Promise<Netns> {
+  const p = PODS[i]!;
+  const pod = await lab.create(`rtpod${i}`);
+  await node.ip('link', 'add', p.ifname, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', pod.name);
+  await node.ip('link', 'set', p.ifname, 'address', 'ee:ee:ee:ee:ee:ee', 'up');
+  // The test stands in for the ARP responder with the kernel's proxy ARP (answers only when the
+  // interface forwards, which the programmer's sysctls turn on).
+  await node.sysctl(`net.ipv4.conf.${p.ifname}.proxy_arp`, 1);
+  await node.sysctl(`net.ipv4.neigh.${p.ifname}.proxy_delay`, 0);
+  await pod.ip('link', 'set', 'eth0', 'up');
+  await pod.ip('addr', 'add', `${p.ip}/32`, 'dev', 'eth0');
+  await pod.ip('route', 'add', '169.254.1.1', 'dev', 'eth0', 'scope', 'link');
+  await pod.ip('route', 'add', 'default', 'via', '169.254.1.1', 'dev', 'eth0');
+  pods[i] = pod;
+  return pod;
+}
+
+const routes = (...args: string[]) => node.ipJson<IpRoute[]>('-N', 'route', 'show', ...args);
+const ours = () => routes('proto', String(PODNET_PROTO));
+const find = async (dst: string) => (await routes()).find((r) => r.dst === dst);
+
+const inputs = (over: Partial<RouteInputs> = {}): RouteInputs => ({
+  localPods: [0, 1].map((i) => ({ ifname: PODS[i]!.ifname, ips: [PODS[i]!.ip] })),
+  ownedBlocks: ['10.65.0.0/26'],
+  remote: [
+    { prefix: '10.65.1.0/26', nextHops: ['172.20.0.2', '172.20.0.3'] },
+    { prefix: '10.65.2.0/26', nextHops: ['172.20.0.2'] },
+  ],
+  ...over,
+});
+
+beforeAll(async () => {
+  await cleanupStale();
+  node = await lab.create('rtnode');
+  await node.ip('link', 'add', 'up0', 'type', 'veth', 'peer', 'name', 'up1');
+  await node.ip('link', 'set', 'up0', 'up');
+  await node.ip('link', 'set', 'up1', 'up');
+  await node.ip('addr', 'add', '172.20.0.1/24', 'dev', 'up0');
+  await node.ip('route', 'add', 'default', 'via', '172.20.0.254', 'dev', 'up0');
+  await addPod(0);
+  await addPod(1);
+  // A route another protocol owns, on a prefix podnet will also want.
+  await node.ip('route', 'add', '10.65.2.0/26', 'via', '172.20.0.9', 'proto', 'static');
+  rp = new RouteProgrammer({
+    kernel: ipRouteKernel({ netns: node.path }),
+    netns: node.path,
+    resyncIntervalMs: 2000,
+    ipv6: false,
+  });
+  await rp.setDesired(computeDesired(inputs()).routes);
+  await rp.start();
+});
+
+afterAll(async () => {
+  await rp?.stop();
+  await lab.destroy();
+});
+
+describe('route programmer in a namespace', () => {
+  it('installs pod routes, the block blackhole and ECMP remote routes with podnet protocol', async () => {
+    const r = await ours();
+    const by = new Map(r.map((x) => [x.dst, x]));
+    expect(by.get('10.65.0.1')).toMatchObject({ dev: PODS[0]!.ifname });
+    expect(by.get('10.65.0.2')).toMatchObject({ dev: PODS[1]!.ifname });
+    expect(by.get('10.65.0.0/26')?.type).toBe('6'); // RTN_BLACKHOLE
+    expect(
+      by
+        .get('10.65.1.0/26')
+        ?.nexthops?.map((n) => n.gateway)
+        .sort(),
+    ).toEqual(['172.20.0.2', '172.20.0.3']);
+    expect(rp.status()).toMatchObject({ desired: 5, installed: 4, failed: [] });
+  });
+
+  it('writes forwarding sysctls inside the node namespace', async () => {
+    expect(await node.run('cat', ['/proc/sys/net/ipv4/ip_forward'])).toBe('1\n');
+    expect(await node.run('cat', [`/proc/sys/net/ipv4/conf/${PODS[0]!.ifname}/forwarding`])).toBe('1\n');
+  });
+
+  it('lets two pods on the node reach each other through the host routes', async () => {
+    const r = await pods[0]!.exec('ping', ['-c', '1', '-W', '3', PODS[1]!.ip]);
+    expect(r.code, r.stdout + r.stderr).toBe(0);
+  });
+
+  it('leaves a route of another protocol on the same prefix alone and reports the conflict', async () => {
+    const foreign = await find('10.65.2.0/26');
+    expect(foreign).toMatchObject({ gateway: '172.20.0.9', protocol: '4' });
+    expect(rp.status().conflicts.map((c) => c.desired.dst)).toEqual(['10.65.2.0/26']);
+  });
+
+  it('restores a route deleted by hand with the next resync', async () => {
+    await node.ip('route', 'del', '10.65.0.2/32', 'dev', PODS[1]!.ifname);
+    expect(await find('10.65.0.2')).toBeUndefined();
+    await waitFor('10.65.0.2/32 to be back', () => find('10.65.0.2'), { timeoutMs: 15_000 });
+    const r = await pods[0]!.exec('ping', ['-c', '1', '-W', '3', PODS[1]!.ip]);
+    expect(r.code).toBe(0);
+  });
+
+  it('replaces a changed next hop in place', async () => {
+    await rp.setDesired(
+      computeDesired(
+        inputs({
+          remote: [
+            { prefix: '10.65.1.0/26', nextHops: ['172.20.0.3'] },
+            { prefix: '10.65.2.0/26', nextHops: ['172.20.0.2'] },
+          ],
+        }),
+      ).routes,
+    );
+    expect(await find('10.65.1.0/26')).toMatchObject({
+      gateway: '172.20.0.3',
+      protocol: String(PODNET_PROTO),
+    });
+  });
+
+  it('removes a route that is no longer desired, and nothing else', async () => {
+    const before = await routes('table', 'all');
+    await rp.setDesired(
+      computeDesired(inputs({ remote: [{ prefix: '10.65.2.0/26', nextHops: ['172.20.0.2'] }] })).routes,
+    );
+    const after = await routes('table', 'all');
+    expect(after).toEqual(before.filter((r) => r.dst !== '10.65.1.0/26'));
+  });
+
+  it('gives an interface that appears later its route, and drops it quietly when it vanishes', async () => {
+    const withThird = inputs({
+      localPods: PODS.map((p) => ({ ifname: p.ifname, ips: [p.ip] })),
+      remote: [],
+    });
+    await rp.setDesired(computeDesired(withThird).routes);
+    expect(rp.status().pending.map((p) => `${p.route.dst} ${p.reason}`)).toEqual([
+      '10.65.0.3/32 interface-missing',
+    ]);
+    await addPod(2);
+    await waitFor('the route of the late interface', () => find('10.65.0.3'), { timeoutMs: 15_000 });
+    const r = await pods[2]!.exec('ping', ['-c', '1', '-W', '3', PODS[0]!.ip]);
+    expect(r.code, r.stdout + r.stderr).toBe(0);
+
+    await node.ip('link', 'del', PODS[2]!.ifname);
+    await waitFor(
+      'the vanished interface to show as pending',
+      () => rp.status().pending.some((p) => p.route.dst === '10.65.0.3/32'),
+      { timeoutMs: 15_000 },
+    );
+    expect(await find('10.65.0.3')).toBeUndefined();
+    expect(rp.status().failed).toEqual([]);
+  });
+
+  it('keeps its routes on a graceful stop and removes only its own when asked to', async () => {
+    await rp.stop({ keepRoutes: true });
+    expect((await ours()).length).toBeGreaterThan(0);
+    const other = new RouteProgrammer({ kernel: ipRouteKernel({ netns: node.path }), sysctl: false });
+    await other.stop({ keepRoutes: false });
+    expect(await ours()).toEqual([]);
+    expect(await find('10.65.2.0/26')).toMatchObject({ gateway: '172.20.0.9' });
+    expect(await find('default')).toMatchObject({ gateway: '172.20.0.254' });
+  });
+});

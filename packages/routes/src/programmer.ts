@@ -1,0 +1,445 @@
+// The route programmer: holds desired and actual, applies the diff in batches with replace
+// semantics, and resyncs from a kernel dump on start, on netlink events and on a timer.
+import type { Logger } from 'pino';
+import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import { type DiffOptions, diffRoutes } from './diff.js';
+import { RoutesError } from './errors.js';
+import { ipRouteKernel } from './ip-kernel.js';
+import type { KernelEvent, RouteKernel } from './kernel.js';
+import {
+  type DesiredRoute,
+  formatKernelRoute,
+  type KernelRoute,
+  type LinkInfo,
+  type PendingRoute,
+  PODNET_PROTO,
+  type RouteConflict,
+  type RouteOp,
+  RT_TABLE_MAIN,
+  slotKey,
+} from './model.js';
+import { netnsSysctl, procSysctl, type SysctlEntry, type SysctlWriter } from './sysctl.js';
+
+export interface RouteProgrammerOptions {
+  /** The kernel to program; default: iproute2 in `netns` (or in the process's own namespace). */
+  kernel?: RouteKernel;
+  /** Namespace path for the default kernel and sysctl writer. */
+  netns?: string;
+  logger?: Logger;
+  /** Metrics are registered here when given (podnet_route_*). */
+  registry?: Registry;
+  /** Full resync from a kernel dump this often (default 30 s; 0 disables the timer). */
+  resyncIntervalMs?: number;
+  /** Wait this long after a kernel event before resyncing, to coalesce bursts (default 50 ms). */
+  eventDebounceMs?: number;
+  /** After a failed apply, resync after this long (default 1 s). */
+  retryMs?: number;
+  /** podnet's protocol number (default PODNET_PROTO, 80). */
+  protocol?: number;
+  /** Tables podnet programs (default: the tables of the desired routes, and main). */
+  tables?: number[];
+  podIfacePrefix?: string;
+  removeForeignOnPodIfaces?: boolean;
+  adoptOnPodIfaces?: boolean;
+  /** Sysctl writer; default /proc/sys, or `nsenter` into `netns`. `false` disables sysctls. */
+  sysctl?: SysctlWriter | false;
+  /** Also enable IPv6 forwarding (default true). */
+  ipv6?: boolean;
+}
+
+export interface RouteProgrammerStatus {
+  running: boolean;
+  protocol: number;
+  desired: number;
+  /** Routes with podnet's protocol in the kernel (as of the last dump plus applied changes). */
+  installed: number;
+  pending: PendingRoute[];
+  conflicts: RouteConflict[];
+  /** Operations that failed in the last apply (retried on the next resync). */
+  failed: { route: string; code: string; message: string }[];
+  lastResync?: Date;
+  lastApply?: Date;
+  /** True when the kernel matched desired after the last apply (no failures, nothing pending). */
+  inSync: boolean;
+  ops: { add: number; replace: number; delete: number };
+}
+
+type Trigger = 'start' | 'timer' | 'event' | 'retry' | 'desired' | 'manual';
+
+/** The per-interface and global sysctls a node with pod interfaces needs. */
+export function podInterfaceSysctls(ifname: string, ipv6: boolean): SysctlEntry[] {
+  const e: SysctlEntry[] = [{ key: `net/ipv4/conf/${ifname}/forwarding`, value: '1' }];
+  if (ipv6) {
+    e.push({ key: `net/ipv6/conf/${ifname}/forwarding`, value: '1' });
+    e.push({ key: `net/ipv6/conf/${ifname}/accept_ra`, value: '0' });
+  }
+  return e;
+}
+
+export function globalSysctls(ipv6: boolean): SysctlEntry[] {
+  const e: SysctlEntry[] = [{ key: 'net/ipv4/ip_forward', value: '1' }];
+  if (ipv6) e.push({ key: 'net/ipv6/conf/all/forwarding', value: '1' });
+  return e;
+}
+
+/**
+ * Makes the kernel's routes match `setDesired(...)`.
+ *
+ *   const rp = new RouteProgrammer({ netns, logger, registry, resyncIntervalMs: 30_000 });
+ *   await rp.start();                         // dump, diff, apply; watch link/route events
+ *   await rp.setDesired(computeDesired(inputs).routes);   // resolves once applied
+ *   rp.status();                              // pending, conflicts, failures, counters
+ *   await rp.stop({ keepRoutes: true });      // graceful restart keeps the kernel routes
+ */
+export class RouteProgrammer {
+  private readonly kernel: RouteKernel;
+  private readonly log: Logger | undefined;
+  private readonly opts: Required<
+    Pick<RouteProgrammerOptions, 'resyncIntervalMs' | 'eventDebounceMs' | 'retryMs' | 'protocol' | 'ipv6'>
+  >;
+  private readonly diffOpts: DiffOptions;
+  private readonly sysctl: SysctlWriter | undefined;
+  private desired = new Map<string, DesiredRoute>();
+  private actual = new Map<string, KernelRoute>();
+  private links: LinkInfo[] = [];
+  private needDump = true;
+  private dirty = false;
+  private loop: Promise<void> | undefined;
+  private running = false;
+  private timer: NodeJS.Timeout | undefined;
+  private debounce: NodeJS.Timeout | undefined;
+  private retry: NodeJS.Timeout | undefined;
+  private unwatch: (() => void) | undefined;
+  private readonly sysctlDone = new Set<string>();
+  private globalSysctlDone = false;
+  private lastDiff: { pending: PendingRoute[]; conflicts: RouteConflict[] } = { pending: [], conflicts: [] };
+  private failed: RouteProgrammerStatus['failed'] = [];
+  private lastResync: Date | undefined;
+  private lastApply: Date | undefined;
+  private readonly counts = { add: 0, replace: 0, delete: 0 };
+  private readonly metrics:
+    | {
+        reconcile: Histogram<'trigger'>;
+        ops: Counter<'op'>;
+        errors: Counter;
+        conflicts: Gauge;
+        pending: Gauge;
+        desired: Gauge;
+      }
+    | undefined;
+
+  constructor(private readonly options: RouteProgrammerOptions = {}) {
+    this.kernel = options.kernel ?? ipRouteKernel(options.netns ? { netns: options.netns } : {});
+    this.log = options.logger?.child({ component: 'routes' });
+    this.opts = {
+      resyncIntervalMs: options.resyncIntervalMs ?? 30_000,
+      eventDebounceMs: options.eventDebounceMs ?? 50,
+      retryMs: options.retryMs ?? 1000,
+      protocol: options.protocol ?? PODNET_PROTO,
+      ipv6: options.ipv6 ?? true,
+    };
+    for (const [field, v] of Object.entries(this.opts)) {
+      if (typeof v === 'number' && (!Number.isInteger(v) || v < 0)) {
+        throw new RoutesError(
+          'ROUTES_ERR_INVALID',
+          `${field}: ${JSON.stringify(v)} is not a non-negative integer`,
+        );
+      }
+    }
+    this.diffOpts = {
+      protocol: this.opts.protocol,
+      ...(options.podIfacePrefix !== undefined ? { podIfacePrefix: options.podIfacePrefix } : {}),
+      ...(options.removeForeignOnPodIfaces !== undefined
+        ? { removeForeignOnPodIfaces: options.removeForeignOnPodIfaces }
+        : {}),
+      ...(options.adoptOnPodIfaces !== undefined ? { adoptOnPodIfaces: options.adoptOnPodIfaces } : {}),
+    };
+    this.sysctl =
+      options.sysctl === false
+        ? undefined
+        : (options.sysctl ?? (options.netns ? netnsSysctl(options.netns) : procSysctl()));
+    if (options.registry) {
+      const registers = [options.registry];
+      this.metrics = {
+        reconcile: new Histogram({
+          name: 'podnet_route_reconcile_seconds',
+          help: 'Time to reconcile kernel routes with desired routes, by trigger',
+          labelNames: ['trigger'],
+          buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30],
+          registers,
+        }),
+        ops: new Counter({
+          name: 'podnet_route_ops_total',
+          help: 'Route operations applied, by op',
+          labelNames: ['op'],
+          registers,
+        }),
+        errors: new Counter({
+          name: 'podnet_route_errors_total',
+          help: 'Route operations the kernel refused',
+          registers,
+        }),
+        conflicts: new Gauge({
+          name: 'podnet_route_conflicts',
+          help: 'Desired routes blocked by a route podnet does not own',
+          registers,
+        }),
+        pending: new Gauge({
+          name: 'podnet_route_pending',
+          help: 'Desired routes waiting for their interface',
+          registers,
+        }),
+        desired: new Gauge({
+          name: 'podnet_routes_desired',
+          help: 'Routes podnet wants in the kernel',
+          registers,
+        }),
+      };
+    }
+  }
+
+  /** Dumps the kernel, applies the current desired set, and starts watching and the resync timer. */
+  async start(): Promise<void> {
+    if (this.running) return;
+    this.running = true;
+    this.unwatch = this.kernel.watch((e) => this.onEvent(e));
+    if (this.opts.resyncIntervalMs > 0) {
+      this.timer = setInterval(() => this.kick('timer', true), this.opts.resyncIntervalMs);
+      this.timer.unref();
+    }
+    await this.kick('start', true);
+  }
+
+  /** Replaces the desired set; resolves once the kernel has been updated (failures are retried). */
+  async setDesired(routes: readonly DesiredRoute[]): Promise<void> {
+    const next = new Map<string, DesiredRoute>();
+    for (const r of routes) next.set(slotKey(r), r);
+    this.desired = next;
+    this.metrics?.desired.set(next.size);
+    if (this.running) await this.kick('desired', false);
+  }
+
+  /** Forces a resync from a kernel dump now. */
+  resync(): Promise<void> {
+    return this.kick('manual', true);
+  }
+
+  status(): RouteProgrammerStatus {
+    let installed = 0;
+    for (const r of this.actual.values()) if (r.protocol === this.opts.protocol) installed++;
+    return {
+      running: this.running,
+      protocol: this.opts.protocol,
+      desired: this.desired.size,
+      installed,
+      pending: this.lastDiff.pending,
+      conflicts: this.lastDiff.conflicts,
+      failed: this.failed,
+      ...(this.lastResync ? { lastResync: this.lastResync } : {}),
+      ...(this.lastApply ? { lastApply: this.lastApply } : {}),
+      inSync: this.lastApply !== undefined && this.failed.length === 0 && this.lastDiff.pending.length === 0,
+      ops: { ...this.counts },
+    };
+  }
+
+  /**
+   * Stops timers and watching. With keepRoutes (the default, for a graceful restart) the kernel
+   * keeps podnet's routes; with keepRoutes false every route carrying podnet's protocol is removed.
+   */
+  async stop(opts: { keepRoutes?: boolean } = {}): Promise<void> {
+    this.running = false;
+    clearInterval(this.timer);
+    clearTimeout(this.debounce);
+    clearTimeout(this.retry);
+    this.unwatch?.();
+    this.unwatch = undefined;
+    await this.loop;
+    if (opts.keepRoutes === false) {
+      const actual = await this.kernel.listRoutes(this.tables());
+      const ops: RouteOp[] = actual
+        .filter((r) => r.protocol === this.opts.protocol)
+        .map((route) => ({ type: 'delete', route, reason: 'not-desired' }));
+      const results = await this.kernel.apply(ops);
+      const failed = results.filter((r) => !r.ok).length;
+      this.log?.info({ removed: ops.length - failed, failed }, 'removed podnet routes on stop');
+    }
+    await this.kernel.close();
+  }
+
+  private tables(): number[] {
+    const t = new Set(this.options.tables ?? [RT_TABLE_MAIN]);
+    for (const r of this.desired.values()) t.add(r.table);
+    return [...t];
+  }
+
+  private onEvent(e: KernelEvent): void {
+    if (!this.running) return;
+    switch (e.type) {
+      case 'route-deleted': {
+        // Our own deletes remove routes that are no longer desired; anything else that takes away
+        // a route we want (`ip route del`, a flushed interface) needs a resync.
+        if (e.protocol !== this.opts.protocol) return;
+        const wanted = [...this.desired.values()].some((d) => d.dst === e.dst && d.table === e.table);
+        if (!wanted) return;
+        this.log?.info({ dst: e.dst, table: e.table }, 'podnet route deleted outside podnet; resyncing');
+        break;
+      }
+      case 'link':
+      case 'link-removed': {
+        const known = this.links.find((l) => l.ifindex === e.ifindex);
+        if (e.type === 'link' && known && known.up === e.up && known.ifname === e.ifname) return;
+        if (e.type === 'link-removed') this.sysctlDone.delete(`${e.ifname}#${e.ifindex}`);
+        this.log?.debug({ event: e.type, ifname: e.ifname, ifindex: e.ifindex }, 'link changed; resyncing');
+        break;
+      }
+      case 'overflow':
+        this.log?.warn('kernel events lost; resyncing');
+        break;
+    }
+    clearTimeout(this.debounce);
+    this.debounce = setTimeout(() => void this.kick('event', true), this.opts.eventDebounceMs);
+  }
+
+  /**
+   * Asks for a reconcile (with a kernel dump when `dump`). One loop runs at a time; a request made
+   * while it runs makes it go round once more. Resolves when the loop is done.
+   */
+  private kick(trigger: Trigger, dump: boolean): Promise<void> {
+    if (dump) this.needDump = true;
+    this.dirty = true;
+    if (!this.running) return Promise.resolve();
+    if (!this.loop) {
+      let done!: () => void;
+      this.loop = new Promise<void>((r) => {
+        done = r;
+      });
+      void this.runLoop(trigger).then(done);
+    }
+    return this.loop;
+  }
+
+  private async runLoop(trigger: Trigger): Promise<void> {
+    try {
+      while (this.dirty && this.running) {
+        this.dirty = false;
+        await this.reconcileOnce(trigger);
+      }
+    } finally {
+      this.loop = undefined;
+    }
+  }
+
+  private async reconcileOnce(trigger: Trigger): Promise<void> {
+    const t0 = process.hrtime.bigint();
+    try {
+      if (this.needDump) {
+        this.needDump = false;
+        const [links, routes] = await Promise.all([
+          this.kernel.listLinks(),
+          this.kernel.listRoutes(this.tables()),
+        ]);
+        this.links = links;
+        this.actual = new Map(routes.map((r) => [slotKey(r), r]));
+        this.lastResync = new Date();
+      }
+      const desired = [...this.desired.values()];
+      const diff = diffRoutes(desired, [...this.actual.values()], this.links, this.diffOpts);
+      this.reportDiff(diff.conflicts, diff.pending);
+      const results = await this.kernel.apply(diff.ops);
+      this.failed = [];
+      diff.ops.forEach((op, i) => {
+        const r = results[i] ?? { ok: false as const, code: 'EUNKNOWN', message: 'no result' };
+        const key = slotKey(op.route);
+        if (r.ok || (op.type === 'delete' && r.code === 'ESRCH')) {
+          if (op.type === 'delete') this.actual.delete(key);
+          else this.actual.set(key, op.route);
+          this.counts[op.type]++;
+          this.metrics?.ops.inc({ op: op.type });
+          if (op.type === 'replace' && op.adopted) {
+            this.log?.info(
+              { route: formatKernelRoute(op.route), previous: op.previous.protocol },
+              'adopted route',
+            );
+          }
+        } else {
+          this.failed.push({ route: formatKernelRoute(op.route), code: r.code, message: r.message });
+          this.metrics?.errors.inc();
+        }
+      });
+      await this.applySysctls(desired);
+      this.lastApply = new Date();
+      if (this.failed.length) {
+        this.log?.warn(
+          { failed: this.failed.slice(0, 10), count: this.failed.length },
+          'route operations failed',
+        );
+        this.scheduleRetry();
+      }
+      if (diff.ops.length) {
+        this.log?.debug({ trigger, ops: diff.ops.length, failed: this.failed.length }, 'routes reconciled');
+      }
+    } catch (err) {
+      this.log?.error({ trigger, err }, 'reconcile failed');
+      this.failed = [
+        { route: '*', code: (err as { code?: string }).code ?? 'ERROR', message: (err as Error).message },
+      ];
+      this.needDump = true;
+      this.scheduleRetry();
+    } finally {
+      const s = Number(process.hrtime.bigint() - t0) / 1e9;
+      this.metrics?.reconcile.observe({ trigger }, s);
+    }
+  }
+
+  private scheduleRetry(): void {
+    if (!this.running || this.retry) return;
+    this.retry = setTimeout(() => {
+      this.retry = undefined;
+      void this.kick('retry', true);
+    }, this.opts.retryMs);
+    this.retry.unref();
+  }
+
+  private reportDiff(conflicts: RouteConflict[], pending: PendingRoute[]): void {
+    const before = new Set(this.lastDiff.conflicts.map((c) => slotKey(c.foreign)));
+    for (const c of conflicts) {
+      if (before.has(slotKey(c.foreign))) continue;
+      this.log?.warn(
+        { dst: c.desired.dst, wanted: c.desired.type, foreign: formatKernelRoute(c.foreign) },
+        'route conflict: a route podnet does not own holds the destination; leaving it alone',
+      );
+    }
+    this.lastDiff = { conflicts, pending };
+    this.metrics?.conflicts.set(conflicts.length);
+    this.metrics?.pending.set(pending.length);
+  }
+
+  private async applySysctls(desired: DesiredRoute[]): Promise<void> {
+    if (!this.sysctl) return;
+    const entries: SysctlEntry[] = [];
+    const marks: string[] = [];
+    if (!this.globalSysctlDone) entries.push(...globalSysctls(this.opts.ipv6));
+    const up = new Map(this.links.map((l) => [l.ifname, l]));
+    for (const d of desired) {
+      if (d.type !== 'local') continue;
+      const l = up.get(d.ifname);
+      if (!l) continue;
+      const mark = `${l.ifname}#${l.ifindex}`;
+      if (this.sysctlDone.has(mark) || marks.includes(mark)) continue;
+      marks.push(mark);
+      entries.push(...podInterfaceSysctls(l.ifname, this.opts.ipv6));
+    }
+    if (!entries.length) return;
+    try {
+      const changed = await this.sysctl.apply(entries);
+      this.globalSysctlDone = true;
+      for (const m of marks) this.sysctlDone.add(m);
+      if (changed.length) this.log?.info({ changed }, 'sysctls written');
+    } catch (err) {
+      // An interface can vanish between the dump and the write: retry on the next resync.
+      this.log?.warn({ err: (err as Error).message }, 'sysctls not written; retrying on the next resync');
+      this.needDump = true;
+      this.scheduleRetry();
+    }
+  }
+}
