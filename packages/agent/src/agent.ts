@@ -236,16 +236,26 @@ export class Agent {
     }
     for (const p of diff.update) {
       this.peerLogger(p.key).info({ type: p.type, source: p.source }, 'updating peer');
-      await this.deps.bgp.updatePeer(p);
-      this.peers.set(p.key, p);
+      try {
+        await this.deps.bgp.updatePeer(p);
+        this.peers.set(p.key, p);
+      } catch (err) {
+        this.peerLogger(p.key).error({ err }, 'cannot update peer; retrying');
+        this.retryLater();
+      }
     }
     for (const p of diff.add) {
       this.peerLogger(p.key).info(
         { type: p.type, source: p.source, remoteAs: p.remoteAs, passive: p.passive },
         'adding peer',
       );
-      await this.deps.bgp.addPeer(p);
-      this.peers.set(p.key, p);
+      try {
+        await this.deps.bgp.addPeer(p);
+        this.peers.set(p.key, p);
+      } catch (err) {
+        this.peerLogger(p.key).error({ err }, 'cannot add peer; retrying');
+        this.retryLater();
+      }
     }
   }
 
@@ -284,10 +294,15 @@ export class Agent {
       this.arpIfaces.delete(i.iface);
     }
     for (const i of [...diff.add, ...diff.update]) {
-      await this.deps.arp.addInterface(i);
-      this.arpIfaces.set(i.iface, i);
+      try {
+        await this.deps.arp.addInterface(i);
+        this.arpIfaces.set(i.iface, i);
+      } catch (err) {
+        // Usually the veth is not there yet; the next pass picks it up.
+        this.log.debug({ err, iface: i.iface }, 'ARP interface not served yet; retrying');
+        this.retryLater();
+      }
     }
-    this.metrics.arpInterfaces.set(this.arpIfaces.size);
   }
 
   /** True once the first route reconcile may run: every session is up (with End-of-RIB) or the holdoff passed. */
@@ -297,7 +312,7 @@ export class Agent {
     const status = new Map(this.deps.bgp.peers().map((p) => [p.key, p]));
     for (const p of this.peers.values()) {
       const s = status.get(p.key);
-      if (!s || s.state !== 'Established' || s.endOfRib === false) return false;
+      if (s?.state !== 'Established' || s.endOfRib === false) return false;
     }
     return true;
   }
@@ -331,7 +346,6 @@ export class Agent {
     this.refreshPeerMetrics();
     this.metrics.datastoreSynced.set(this.deps.datastore.synced() ? 1 : 0);
     this.metrics.datastoreReachable.set(this.deps.datastore.reachable() ? 1 : 0);
-    this.metrics.arpReplies.set(this.deps.arp.replies());
     this.metrics.ready.set(this.status().ready ? 1 : 0);
   }
 
@@ -398,7 +412,7 @@ export class Agent {
           return { dst: r.dst, type: r.type, source: `pod ${r.pod}`, iface: r.iface, state };
         case 'blackhole':
           return { dst: r.dst, type: r.type, source: 'owned block', state };
-        case 'remote':
+        default:
           return { dst: r.dst, type: r.type, source: 'bgp', via: r.via, state };
       }
     });

@@ -1,4 +1,5 @@
 // Prometheus metrics, all named podnet_*. One registry per agent (tests run several in a process).
+// The ARP responder registers its own podnet_arp_* metrics in the same registry.
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 
 export const PEER_STATES = ['Idle', 'Connect', 'Active', 'OpenSent', 'OpenConfirm', 'Established'] as const;
@@ -53,16 +54,6 @@ export function createMetrics(opts: { defaultMetrics?: boolean } = {}) {
       name: 'podnet_routes_desired',
       help: 'Routes podnet wants in the kernel, by type',
       labelNames: ['type'],
-      registers: [registry],
-    }),
-    arpInterfaces: new Gauge({
-      name: 'podnet_arp_interfaces',
-      help: 'Pod interfaces the ARP responder serves',
-      registers: [registry],
-    }),
-    arpReplies: new Gauge({
-      name: 'podnet_arp_replies_total',
-      help: 'ARP replies sent by the responder since start',
       registers: [registry],
     }),
     ipamAllocations: new Gauge({

@@ -1,0 +1,215 @@
+// Validates deploy/: every manifest parses, built-in kinds pass the Kubernetes OpenAPI schemas
+// (kubernetes-models), podnet resources pass their zod schemas, the kustomization lists what
+// exists, and RBAC and the DaemonSet keep the promises deploy/ makes (least privilege, no
+// privileged container, probes on the status port, rolling update one node at a time).
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { dirname, join, relative } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { BGPCONFIGURATION, BGPPEER, IPPOOL, validate } from '@podnet/k8s';
+import { describe, expect, it } from 'vitest';
+import { parseAllDocuments } from 'yaml';
+import { loadConfig } from './config.js';
+
+const DEPLOY = join(dirname(fileURLToPath(import.meta.url)), '../../../deploy');
+
+interface Doc {
+  file: string;
+  obj: {
+    apiVersion: string;
+    kind: string;
+    metadata?: { name?: string; namespace?: string };
+    [k: string]: unknown;
+  };
+}
+
+function yamlFiles(dir: string): string[] {
+  return readdirSync(dir).flatMap((f) => {
+    const p = join(dir, f);
+    if (statSync(p).isDirectory()) return yamlFiles(p);
+    return /\.ya?ml$/.test(f) ? [p] : [];
+  });
+}
+
+function docs(files: string[]): Doc[] {
+  return files.flatMap((file) =>
+    parseAllDocuments(readFileSync(file, 'utf8')).flatMap((d) => {
+      if (d.errors.length) throw new Error(`${relative(DEPLOY, file)}: ${d.errors[0]!.message}`);
+      const obj = d.toJS();
+      return obj ? [{ file: relative(DEPLOY, file), obj }] : [];
+    }),
+  );
+}
+
+const all = docs(yamlFiles(DEPLOY));
+const manifests = all.filter((d) => d.obj.kind !== 'Kustomization');
+const podnetSchemas: Record<string, Parameters<typeof validate>[0]> = {
+  IPPool: IPPOOL,
+  BGPPeer: BGPPEER,
+  BGPConfiguration: BGPCONFIGURATION,
+};
+
+async function validateBuiltin(d: Doc): Promise<void> {
+  const [group, version] = d.obj.apiVersion.includes('/')
+    ? d.obj.apiVersion.split('/')
+    : ['', d.obj.apiVersion];
+  const path = group ? `${group}/${version}` : version;
+  const mod = (await import(`kubernetes-models/${path}/${d.obj.kind}`)) as Record<
+    string,
+    new (
+      data: unknown,
+    ) => { validate(): void }
+  >;
+  const Model = mod[d.obj.kind];
+  if (!Model) throw new Error(`${d.file}: no Kubernetes schema for ${d.obj.apiVersion} ${d.obj.kind}`);
+  new Model(d.obj).validate();
+}
+
+const of = (kind: string) => manifests.filter((d) => d.obj.kind === kind);
+
+describe('deploy/ manifests', () => {
+  it('parses every YAML file and finds the kinds the base needs', () => {
+    const kinds = new Set(manifests.map((d) => d.obj.kind));
+    for (const k of [
+      'CustomResourceDefinition',
+      'Namespace',
+      'ServiceAccount',
+      'ClusterRole',
+      'ClusterRoleBinding',
+      'Role',
+      'RoleBinding',
+      'ConfigMap',
+      'DaemonSet',
+      'IPPool',
+      'BGPConfiguration',
+      'BGPPeer',
+    ])
+      expect(kinds, `a ${k} somewhere in deploy/`).toContain(k);
+  });
+
+  it.each(
+    manifests
+      .filter((d) => !d.obj.apiVersion.startsWith('podnet.io/'))
+      .map((d) => [`${d.file} ${d.obj.kind}/${d.obj.metadata?.name}`, d]),
+  )('%s passes the Kubernetes schema', async (_name, d) => {
+    await validateBuiltin(d as Doc);
+  });
+
+  it.each(
+    manifests
+      .filter((d) => d.obj.apiVersion.startsWith('podnet.io/'))
+      .map((d) => [`${d.file} ${d.obj.kind}/${d.obj.metadata?.name}`, d]),
+  )('%s passes the podnet schema', (_name, d) => {
+    const doc = d as Doc;
+    const schema = podnetSchemas[doc.obj.kind];
+    expect(schema, `a schema for ${doc.obj.kind}`).toBeDefined();
+    validate(schema!, doc.obj);
+  });
+
+  it('catches a broken manifest (the schema check can fail)', async () => {
+    const ds = of('DaemonSet')[0]!;
+    const broken = structuredClone(ds);
+    (broken.obj.spec as { template: { spec: { containers: unknown } } }).template.spec.containers = 'agent';
+    await expect(validateBuiltin(broken)).rejects.toThrow();
+  });
+
+  it('the kustomization lists every top-level manifest, and each one exists', () => {
+    const k = all.find((d) => d.file === 'kustomization.yaml')!.obj as unknown as { resources: string[] };
+    for (const r of k.resources) {
+      const p = join(DEPLOY, r);
+      expect(existsSync(p), `${r} exists`).toBe(true);
+      if (statSync(p).isDirectory())
+        expect(existsSync(join(p, 'kustomization.yaml')), `${r}kustomization.yaml`).toBe(true);
+    }
+    const top = readdirSync(DEPLOY).filter((f) => /\.ya?ml$/.test(f) && f !== 'kustomization.yaml');
+    expect(k.resources.filter((r) => !r.endsWith('/')).sort()).toEqual(top.sort());
+  });
+
+  it('grants no wildcard, no cluster-admin, and Secrets only by name with get', () => {
+    const roles = [...of('ClusterRole'), ...of('Role')];
+    expect(roles.length).toBeGreaterThan(0);
+    for (const r of roles) {
+      const rules = (
+        r.obj as unknown as {
+          rules: { apiGroups: string[]; resources: string[]; verbs: string[]; resourceNames?: string[] }[];
+        }
+      ).rules;
+      for (const rule of rules) {
+        for (const field of [rule.apiGroups, rule.resources, rule.verbs])
+          expect(field, `${r.obj.metadata?.name}: no wildcard`).not.toContain('*');
+        if (rule.resources.includes('secrets')) {
+          expect(r.obj.kind, 'secrets only through a namespaced Role').toBe('Role');
+          expect(rule.verbs).toEqual(['get']);
+          expect(rule.resourceNames?.length, 'secrets only by resourceNames').toBeGreaterThan(0);
+        }
+      }
+    }
+    for (const b of [...of('ClusterRoleBinding'), ...of('RoleBinding')]) {
+      const ref = (b.obj as unknown as { roleRef: { name: string } }).roleRef.name;
+      expect(['cluster-admin', 'admin', 'edit']).not.toContain(ref);
+      expect(roles.map((r) => r.obj.metadata?.name)).toContain(ref);
+    }
+  });
+
+  it('runs the agent on the host network with capabilities, not privileged, probed on the status port', () => {
+    const ds = of('DaemonSet')[0]!.obj as unknown as {
+      spec: {
+        updateStrategy: { type: string; rollingUpdate: { maxUnavailable: number } };
+        template: {
+          spec: {
+            hostNetwork: boolean;
+            tolerations: unknown[];
+            initContainers: { name: string; command: string[] }[];
+            containers: {
+              name: string;
+              securityContext: { privileged: boolean; capabilities: { add: string[]; drop: string[] } };
+              livenessProbe: { httpGet: { path: string; port: number } };
+              readinessProbe: { httpGet: { path: string; port: number } };
+              resources: { requests: Record<string, string> };
+            }[];
+          };
+        };
+      };
+    };
+    expect(ds.spec.updateStrategy).toEqual({ type: 'RollingUpdate', rollingUpdate: { maxUnavailable: 1 } });
+    const pod = ds.spec.template.spec;
+    expect(pod.hostNetwork).toBe(true);
+    expect(pod.tolerations.length).toBeGreaterThan(0);
+    expect(pod.initContainers.map((c) => c.command.at(-1))).toContain('install-cni');
+    const agent = pod.containers.find((c) => c.name === 'agent')!;
+    expect(agent.securityContext.privileged).toBe(false);
+    expect(agent.securityContext.capabilities.add.sort()).toEqual([
+      'NET_ADMIN',
+      'NET_BIND_SERVICE',
+      'NET_RAW',
+    ]);
+    expect(agent.securityContext.capabilities.drop).toEqual(['ALL']);
+    expect(agent.livenessProbe.httpGet).toMatchObject({ path: '/livez', port: 9099 });
+    expect(agent.readinessProbe.httpGet).toMatchObject({ path: '/readyz', port: 9099 });
+    expect(Object.keys(agent.resources.requests).sort()).toEqual(['cpu', 'memory']);
+  });
+
+  it('ships a conflist in the ConfigMap that is valid JSON naming the podnet plugin', () => {
+    const cm = of('ConfigMap').find((d) => d.obj.metadata?.name === 'podnet-config')!.obj as unknown as {
+      data: Record<string, string>;
+    };
+    const conf = JSON.parse(cm.data['10-podnet.conflist']!) as { plugins: { type: string }[] };
+    expect(conf.plugins[0]!.type).toBe('podnet');
+    expect(cm.data['agent.yaml']).toMatch(/statusListen: 127\.0\.0\.1:9099/);
+  });
+
+  it('ships an agent.yaml that the agent itself accepts', () => {
+    const cm = of('ConfigMap').find((d) => d.obj.metadata?.name === 'podnet-config')!.obj as unknown as {
+      data: Record<string, string>;
+    };
+    const { config } = loadConfig({
+      argv: ['--config', '/etc/podnet/agent.yaml'],
+      env: { NODENAME: 'node-a' },
+      readFile: () => cm.data['agent.yaml']!,
+    });
+    expect(config).toMatchObject({
+      nodeName: 'node-a',
+      statusListen: '127.0.0.1:9099',
+      resyncInterval: 30_000,
+    });
+  });
+});
