@@ -1,0 +1,99 @@
+// Import/export policy: prefix lists with ge/le and community matching. Pure functions.
+import { BgpConfigError } from '../wire/errors.js';
+import { parsePrefix } from '../wire/ip.js';
+import { parseCommunity, type RouteAttrs } from './attrs.js';
+
+export interface PrefixRule {
+  /** `10.0.0.0/8` or `2001:db8::/32`. */
+  prefix: string;
+  /** Match prefixes at least this long (default: the rule's own length). */
+  ge?: number | undefined;
+  /** Match prefixes at most this long (default: `ge` if given, else the rule's own length). */
+  le?: number | undefined;
+  action: 'accept' | 'reject';
+}
+
+export interface Policy {
+  /** First matching rule decides; no match falls to `defaultAction`. */
+  prefixList?: PrefixRule[] | undefined;
+  /** What happens to a prefix no rule matches (default `accept`, or `reject` when a prefix list is given). */
+  defaultAction?: 'accept' | 'reject' | undefined;
+  /** Routes carrying any of these communities (`asn:value`, `no-export`...) are rejected. */
+  rejectCommunities?: string[] | undefined;
+  /** Communities added to accepted routes. */
+  addCommunities?: string[] | undefined;
+  /** LOCAL_PREF set on accepted routes (import only). */
+  localPref?: number | undefined;
+}
+
+interface CompiledRule {
+  family: number;
+  bytes: Uint8Array;
+  len: number;
+  ge: number;
+  le: number;
+  accept: boolean;
+}
+
+export interface CompiledPolicy {
+  rules: CompiledRule[];
+  defaultAccept: boolean;
+  reject: Set<string>;
+  add: string[];
+  localPref?: number | undefined;
+}
+
+export function compilePolicy(p: Policy | undefined, field: string): CompiledPolicy | undefined {
+  if (!p) return undefined;
+  const rules = (p.prefixList ?? []).map((r, i) => {
+    const f = `${field}.prefixList[${i}]`;
+    const pp = parsePrefix(r.prefix, `${f}.prefix`);
+    const max = pp.bytes.length * 8;
+    const ge = r.ge ?? pp.len;
+    const le = r.le ?? (r.ge !== undefined ? max : pp.len);
+    if (ge < pp.len || ge > max)
+      throw new BgpConfigError(`${f}.ge`, r.ge, `must be between ${pp.len} and ${max}`);
+    if (le < ge || le > max) throw new BgpConfigError(`${f}.le`, r.le, `must be between ${ge} and ${max}`);
+    if (r.action !== 'accept' && r.action !== 'reject')
+      throw new BgpConfigError(`${f}.action`, r.action, 'must be accept or reject');
+    return { family: pp.afi, bytes: pp.bytes, len: pp.len, ge, le, accept: r.action === 'accept' };
+  });
+  for (const [i, c] of [...(p.rejectCommunities ?? []), ...(p.addCommunities ?? [])].entries())
+    if (parseCommunity(c) === undefined)
+      throw new BgpConfigError(`${field}.communities[${i}]`, c, 'expected asn:value');
+  return {
+    rules,
+    defaultAccept: (p.defaultAction ?? (rules.length > 0 ? 'reject' : 'accept')) === 'accept',
+    reject: new Set(p.rejectCommunities ?? []),
+    add: p.addCommunities ?? [],
+    localPref: p.localPref,
+  };
+}
+
+function covers(r: CompiledRule, bytes: Uint8Array, len: number): boolean {
+  if (len < r.ge || len > r.le) return false;
+  for (let bit = 0; bit < r.len; bit++) {
+    const m = 7 - (bit & 7);
+    if (((bytes[bit >> 3]! >> m) & 1) !== ((r.bytes[bit >> 3]! >> m) & 1)) return false;
+  }
+  return true;
+}
+
+/** Does the prefix pass the prefix list? */
+export function prefixAllowed(p: CompiledPolicy | undefined, prefix: string): boolean {
+  if (!p || p.rules.length === 0) return p?.defaultAccept ?? true;
+  const pp = parsePrefix(prefix);
+  for (const r of p.rules) if (r.family === pp.afi && covers(r, pp.bytes, pp.len)) return r.accept;
+  return p.defaultAccept;
+}
+
+/** Applies the attribute side of a policy: undefined means rejected. */
+export function applyAttrs(p: CompiledPolicy | undefined, a: RouteAttrs): RouteAttrs | undefined {
+  if (!p) return a;
+  if (p.reject.size > 0 && a.communities?.some((c) => p.reject.has(c))) return undefined;
+  if (p.add.length === 0 && p.localPref === undefined) return a;
+  const out = { ...a };
+  if (p.add.length) out.communities = [...new Set([...(a.communities ?? []), ...p.add])];
+  if (p.localPref !== undefined) out.localPref = p.localPref;
+  return out;
+}

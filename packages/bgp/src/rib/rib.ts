@@ -1,0 +1,165 @@
+// Adj-RIB-In, Loc-RIB and the decision process (RFC 4271 §9.1, RFC 4456 §9).
+// Memory layout for large tables: attribute sets are interned (one object per distinct set), IPv4
+// prefixes are numeric keys (addr * 64 + len), and a Loc-RIB entry is one pointer to the source
+// whose path won. No per-prefix objects.
+
+import { Afi } from '../wire/constants.js';
+import { type AfiValue, v4KeyToString } from '../wire/ip.js';
+import { asPathLength, attrsKey, neighborAs, type RouteAttrs } from './attrs.js';
+
+/** IPv4 prefixes are numbers (addr * 64 + len); IPv6 prefixes are canonical strings. */
+export type PrefixKey = number | string;
+
+export function keyToPrefix(k: PrefixKey): string {
+  return typeof k === 'number' ? v4KeyToString(k) : k;
+}
+
+export function keyFamily(k: PrefixKey): AfiValue {
+  return typeof k === 'number' ? Afi.IPV4 : Afi.IPV6;
+}
+
+/** One interned attribute set with the fields the decision process reads, precomputed. */
+export interface AttrSet {
+  readonly id: number;
+  readonly attrs: RouteAttrs;
+  readonly key: string;
+  refs: number;
+  readonly pathLen: number;
+  readonly originCode: number;
+  readonly med: number;
+  readonly localPref: number;
+  readonly nbrAs: number | undefined;
+}
+
+export class AttrTable {
+  private readonly byKey = new Map<string, AttrSet>();
+  private nextId = 1;
+
+  intern(attrs: RouteAttrs, defaultLocalPref = 100): AttrSet {
+    const key = attrsKey(attrs);
+    let s = this.byKey.get(key);
+    if (!s) {
+      s = {
+        id: this.nextId++,
+        attrs,
+        key,
+        refs: 0,
+        pathLen: asPathLength(attrs.asPath),
+        originCode: attrs.origin === 'igp' ? 0 : attrs.origin === 'egp' ? 1 : 2,
+        med: attrs.med ?? 0,
+        localPref: attrs.localPref ?? defaultLocalPref,
+        nbrAs: neighborAs(attrs.asPath),
+      };
+      this.byKey.set(key, s);
+    }
+    return s;
+  }
+
+  release(s: AttrSet): void {
+    if (--s.refs <= 0) this.byKey.delete(s.key);
+  }
+
+  get size(): number {
+    return this.byKey.size;
+  }
+}
+
+/** Where paths come from: a peer, or the speaker itself (originated routes). */
+export interface PathSource {
+  readonly id: number;
+  readonly kind: 'local' | 'peer';
+  readonly address: string;
+  /** Comparable form of the address for the last tie-break. */
+  readonly addressOrder: string;
+  ebgp: boolean;
+  /** Peer's BGP Identifier (set when the session comes up). */
+  routerId: string;
+  routeReflectorClient: boolean;
+  readonly adjIn: Map<PrefixKey, AttrSet>;
+  /** Routes kept from a previous session while the peer restarts (RFC 4724 helper mode). */
+  stale?: Map<PrefixKey, AttrSet> | undefined;
+}
+
+export function addressOrder(addr: string): string {
+  if (addr.includes(':')) return `6${addr}`;
+  return `4${addr
+    .split('.')
+    .map((p) => p.padStart(3, '0'))
+    .join('.')}`;
+}
+
+function ipOrder(s: string | undefined): number {
+  if (!s) return 0;
+  const p = s.split('.');
+  return ((Number(p[0]) << 24) | (Number(p[1]) << 16) | (Number(p[2]) << 8) | Number(p[3])) >>> 0;
+}
+
+/**
+ * Compares two candidate paths: negative when `a` is better. `upTo` stops after the step that
+ * ECMP uses (5: eBGP over iBGP), so equal-up-to-there paths are multipath-equal.
+ */
+export function comparePaths(a: PathSource, as: AttrSet, b: PathSource, bs: AttrSet, upTo = 99): number {
+  // Locally originated routes win over learned ones.
+  if (a.kind !== b.kind) return a.kind === 'local' ? -1 : 1;
+  // 1. Highest LOCAL_PREF.
+  if (as.localPref !== bs.localPref) return bs.localPref - as.localPref;
+  // 2. Shortest AS_PATH.
+  if (as.pathLen !== bs.pathLen) return as.pathLen - bs.pathLen;
+  // 3. Lowest ORIGIN.
+  if (as.originCode !== bs.originCode) return as.originCode - bs.originCode;
+  // 4. Lowest MED, only between paths from the same neighbour AS.
+  if (as.nbrAs === bs.nbrAs && as.med !== bs.med) return as.med - bs.med;
+  // 5. eBGP over iBGP.
+  if (a.ebgp !== b.ebgp) return a.ebgp ? -1 : 1;
+  if (upTo <= 5) return 0;
+  // 6. Lowest BGP Identifier (ORIGINATOR_ID when reflected, RFC 4456 §9).
+  const ida = ipOrder(as.attrs.originatorId ?? a.routerId);
+  const idb = ipOrder(bs.attrs.originatorId ?? b.routerId);
+  if (ida !== idb) return ida - idb;
+  // 7. Shortest CLUSTER_LIST.
+  const cla = as.attrs.clusterList?.length ?? 0;
+  const clb = bs.attrs.clusterList?.length ?? 0;
+  if (cla !== clb) return cla - clb;
+  // 8. Lowest peer address.
+  return a.addressOrder < b.addressOrder ? -1 : a.addressOrder > b.addressOrder ? 1 : 0;
+}
+
+export function pathOf(src: PathSource, key: PrefixKey): AttrSet | undefined {
+  return src.adjIn.get(key) ?? src.stale?.get(key);
+}
+
+/** Best source for `key` among `sources`, or undefined when no one has a path. */
+export function selectBest(sources: PathSource[], key: PrefixKey): PathSource | undefined {
+  let best: PathSource | undefined;
+  let bestSet: AttrSet | undefined;
+  for (const s of sources) {
+    const set = pathOf(s, key);
+    if (!set) continue;
+    if (!best || comparePaths(s, set, best, bestSet!) < 0) {
+      best = s;
+      bestSet = set;
+    }
+  }
+  return best;
+}
+
+/** The ECMP set: the best path plus every path equal to it through step 5, distinct next hops. */
+export function multipath(
+  sources: PathSource[],
+  key: PrefixKey,
+  best: PathSource,
+): { src: PathSource; set: AttrSet }[] {
+  const bestSet = pathOf(best, key)!;
+  const out = [{ src: best, set: bestSet }];
+  const hops = new Set([bestSet.attrs.nextHop]);
+  for (const s of sources) {
+    if (s === best) continue;
+    const set = pathOf(s, key);
+    if (!set || hops.has(set.attrs.nextHop)) continue;
+    if (comparePaths(s, set, best, bestSet, 5) === 0) {
+      out.push({ src: s, set });
+      hops.add(set.attrs.nextHop);
+    }
+  }
+  return out;
+}

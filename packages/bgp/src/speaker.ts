@@ -1,0 +1,1002 @@
+// The speaker: peers, the RIBs and policy, glued to one Session per peer. This is the API the
+// node agent uses (see index.ts for the documented surface).
+import { EventEmitter } from 'node:events';
+import { createServer, type Server, type Socket } from 'node:net';
+import type { Logger } from './logger.js';
+import { silentLogger } from './logger.js';
+import { containsAs, fromWire, type RouteAttrs, toWire } from './rib/attrs.js';
+import { applyAttrs, type CompiledPolicy, compilePolicy, type Policy, prefixAllowed } from './rib/policy.js';
+import {
+  type AttrSet,
+  AttrTable,
+  addressOrder,
+  keyFamily,
+  keyToPrefix,
+  multipath,
+  type PathSource,
+  type PrefixKey,
+  pathOf,
+  selectBest,
+} from './rib/rib.js';
+import type { FsmState } from './session/fsm.js';
+import {
+  type Clock,
+  type Conn,
+  type Negotiated,
+  Session,
+  systemClock,
+  type Transport,
+  tcpTransport,
+} from './session/session.js';
+import { Afi, CeaseSubcode, ErrorCode, Safi, UpdateSubcode } from './wire/constants.js';
+import { BgpConfigError, BgpError, updateError } from './wire/errors.js';
+import { addressFamily, formatIpv6, parseIpv4, parsePrefix, v4Key } from './wire/ip.js';
+import { decodeUpdate, encodeMessage, endOfRib, isEndOfRib, updateLayout } from './wire/messages.js';
+import { packAnnounce, packWithdraw } from './wire/pack.js';
+
+export interface SpeakerOptions {
+  /** Our AS number (1..4294967295). */
+  asn: number;
+  /** Our BGP Identifier (an IPv4 address). */
+  routerId: string;
+  /** Accept incoming sessions here (e.g. `{ port: 179 }`); omit for outgoing-only. */
+  listen?: { port: number; address?: string | undefined } | undefined;
+  logger?: Logger | undefined;
+  /** Route reflector CLUSTER_ID (default: routerId). Reflection happens for peers marked `routeReflectorClient`. */
+  clusterId?: string | undefined;
+  /** Set the Restart State bit in our Graceful Restart capability (we are coming back from a graceful stop). */
+  restarting?: boolean | undefined;
+  /** Injected for tests. */
+  clock?: Clock | undefined;
+  transport?: Transport | undefined;
+}
+
+export interface PeerConfig {
+  address: string;
+  /** TCP port of the peer (default 179). */
+  port?: number | undefined;
+  asn: number;
+  /** Wait for the peer to connect; never connect out (default false). */
+  passive?: boolean | undefined;
+  /** Proposed hold time in seconds: 0 or >= 3 (default 90). */
+  holdTime?: number | undefined;
+  /** Keepalive interval in seconds (default hold/3). */
+  keepalive?: number | undefined;
+  /** TCP MD5 signature password (RFC 2385), through @podnet/native. */
+  md5Password?: string | undefined;
+  /** Local address to connect from. */
+  sourceAddress?: string | undefined;
+  /** Reflect iBGP routes to and from this peer (we are its route reflector, RFC 4456). */
+  routeReflectorClient?: boolean | undefined;
+  /** Use our address as NEXT_HOP towards this (iBGP) peer. eBGP peers always get next-hop-self. */
+  nextHopSelf?: boolean | undefined;
+  /** IPv6 next hop to advertise when we are next hop and the session runs over IPv4. */
+  nextHopIpv6?: string | undefined;
+  /** Tear the session down with Cease/Maximum Number of Prefixes Reached above this many prefixes. */
+  maxPrefixes?: number | undefined;
+  /** Advertise Graceful Restart with this restart time (seconds, <= 4095). */
+  gracefulRestart?: { restartTime: number } | undefined;
+  import?: Policy | undefined;
+  export?: Policy | undefined;
+  /** Seconds between connection attempts (default 5). */
+  connectRetry?: number | undefined;
+  description?: string | undefined;
+}
+
+/** A Loc-RIB best-path change. */
+export interface RibChange {
+  type: 'added' | 'changed' | 'removed';
+  prefix: string;
+  afi: 1 | 2;
+  /** ECMP set: the next hops of the best path and of every multipath-equal path. Empty on removal. */
+  nextHops: string[];
+  /** Attributes of the best path (absent on removal). */
+  attrs?: RouteAttrs | undefined;
+  /** Where the best path came from: a peer address, or `local`. */
+  from?: string | undefined;
+}
+
+export interface RibEntry {
+  prefix: string;
+  nextHops: string[];
+  attrs: RouteAttrs;
+  from: string;
+  stale: boolean;
+}
+
+export interface PeerStatus {
+  address: string;
+  port: number;
+  asn: number;
+  type: 'ibgp' | 'ebgp';
+  state: FsmState;
+  /** When the state last changed (ms since epoch). */
+  since: number;
+  routerId?: string | undefined;
+  holdTime?: number | undefined;
+  prefixesReceived: number;
+  prefixesAdvertised: number;
+  staleRoutes: number;
+  messagesIn: number;
+  messagesOut: number;
+  updatesIn: number;
+  updatesOut: number;
+  lastError?: string | undefined;
+  routeReflectorClient: boolean;
+  description?: string | undefined;
+}
+
+interface Peer {
+  config: Required<Pick<PeerConfig, 'address' | 'port' | 'asn' | 'passive' | 'holdTime'>> & PeerConfig;
+  src: PathSource & { adjIn: Map<PrefixKey, AttrSet> };
+  session: Session;
+  importP?: CompiledPolicy | undefined;
+  exportP?: CompiledPolicy | undefined;
+  /** Raw attribute bytes -> imported set (null: withdraw/rejected), for this peer's codec context. */
+  cache: Map<string, AttrSet | null>;
+  /** Export transformation cache: `${src.id}:${set.id}` -> outgoing set. */
+  outCache: Map<string, AttrSet | null>;
+  out: Map<PrefixKey, AttrSet>;
+  negotiated?: Negotiated | undefined;
+  grTimer?: unknown;
+  established: boolean;
+  sending: boolean;
+  /** Keys waiting to be re-evaluated for this peer's Adj-RIB-Out. */
+  dirty: Set<PrefixKey>;
+  treatAsWithdraw: number;
+}
+
+function validatePeer(c: PeerConfig): Peer['config'] {
+  if (!addressFamily(c.address)) throw new BgpConfigError('address', c.address, 'not an IP address');
+  if (!Number.isInteger(c.asn) || c.asn < 1 || c.asn > 0xffffffff)
+    throw new BgpConfigError('asn', c.asn, 'must be 1..4294967295');
+  const port = c.port ?? 179;
+  if (!Number.isInteger(port) || port < 1 || port > 65535)
+    throw new BgpConfigError('port', c.port, 'must be 1..65535');
+  const holdTime = c.holdTime ?? 90;
+  if (!Number.isInteger(holdTime) || holdTime < 0 || holdTime > 65535 || holdTime === 1 || holdTime === 2)
+    throw new BgpConfigError('holdTime', c.holdTime, 'must be 0 or 3..65535');
+  if (c.keepalive !== undefined && (!Number.isInteger(c.keepalive) || c.keepalive < 1))
+    throw new BgpConfigError('keepalive', c.keepalive, 'must be a positive integer');
+  if (c.sourceAddress !== undefined && !addressFamily(c.sourceAddress))
+    throw new BgpConfigError('sourceAddress', c.sourceAddress, 'not an IP address');
+  if (c.nextHopIpv6 !== undefined && addressFamily(c.nextHopIpv6) !== Afi.IPV6)
+    throw new BgpConfigError('nextHopIpv6', c.nextHopIpv6, 'not an IPv6 address');
+  if (c.maxPrefixes !== undefined && (!Number.isInteger(c.maxPrefixes) || c.maxPrefixes < 1))
+    throw new BgpConfigError('maxPrefixes', c.maxPrefixes, 'must be a positive integer');
+  const rt = c.gracefulRestart?.restartTime;
+  if (rt !== undefined && (!Number.isInteger(rt) || rt < 1 || rt > 4095))
+    throw new BgpConfigError('gracefulRestart.restartTime', rt, 'must be 1..4095');
+  return { ...c, port, holdTime, passive: c.passive ?? false };
+}
+
+const FAMILIES = [
+  { afi: Afi.IPV4, safi: Safi.UNICAST },
+  { afi: Afi.IPV6, safi: Safi.UNICAST },
+];
+
+function normaliseAddr(a: string | undefined): string {
+  if (!a) return '';
+  return a.startsWith('::ffff:') && a.includes('.') ? a.slice(7) : a;
+}
+
+/**
+ * A BGP speaker. Events:
+ * - `'bestpath'` (RibChange): a Loc-RIB best path was added, changed or removed.
+ * - `'peer'` ({ address, from, to, reason }): a session changed state.
+ */
+export class Speaker extends EventEmitter {
+  readonly asn: number;
+  readonly routerId: string;
+  readonly clusterId: string;
+  private readonly log: Logger;
+  private readonly clock: Clock;
+  private readonly transport: Transport;
+  private readonly attrs = new AttrTable();
+  private readonly peersByAddr = new Map<string, Peer>();
+  private readonly sources: PathSource[] = [];
+  private readonly local: PathSource;
+  private readonly loc = new Map<PrefixKey, PathSource>();
+  /** Last emitted state per prefix (only while someone listens to 'bestpath'). */
+  private readonly emitted = new Map<PrefixKey, string>();
+  private server?: Server | undefined;
+  private started = false;
+  private nextSourceId = 1;
+  private flushScheduled = false;
+  private establishedCount = 0;
+
+  constructor(private readonly opts: SpeakerOptions) {
+    super();
+    if (!Number.isInteger(opts.asn) || opts.asn < 1 || opts.asn > 0xffffffff)
+      throw new BgpConfigError('asn', opts.asn, 'must be 1..4294967295');
+    if (parseIpv4(opts.routerId) === undefined || opts.routerId === '0.0.0.0')
+      throw new BgpConfigError('routerId', opts.routerId, 'must be a non-zero IPv4 address');
+    if (opts.clusterId !== undefined && parseIpv4(opts.clusterId) === undefined)
+      throw new BgpConfigError('clusterId', opts.clusterId, 'must be an IPv4 address');
+    this.asn = opts.asn;
+    this.routerId = opts.routerId;
+    this.clusterId = opts.clusterId ?? opts.routerId;
+    this.log = (opts.logger ?? silentLogger).child({ component: 'bgp' });
+    this.clock = opts.clock ?? systemClock;
+    this.transport = opts.transport ?? tcpTransport;
+    this.local = this.newSource('local', 'local', false);
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // Lifecycle
+
+  /** Starts listening (when configured) and starts every configured session. */
+  async start(): Promise<void> {
+    if (this.started) return;
+    this.started = true;
+    if (this.opts.listen) {
+      const server = createServer((sock) => this.onAccept(sock));
+      this.server = server;
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen({ port: this.opts.listen!.port, host: this.opts.listen!.address }, () => {
+          server.off('error', reject);
+          resolve();
+        });
+      });
+      this.log.info({ event: 'listening', port: this.listenPort }, 'BGP listening');
+    }
+    for (const p of this.peersByAddr.values()) p.session.start();
+  }
+
+  /** The port we listen on (useful with `listen: { port: 0 }`). */
+  get listenPort(): number | undefined {
+    const a = this.server?.address();
+    return a && typeof a === 'object' ? a.port : undefined;
+  }
+
+  /**
+   * Stops every session and the listener. `graceful: true` keeps our routes at peers that
+   * negotiated Graceful Restart: their sessions close without a NOTIFICATION (RFC 4724 §4), so
+   * they keep our routes as stale until we return and send End-of-RIB. Otherwise each session
+   * gets Cease/Administrative Shutdown.
+   */
+  async stop(opts: { graceful?: boolean } = {}): Promise<void> {
+    this.started = false;
+    for (const p of this.peersByAddr.values()) {
+      const gr = opts.graceful && p.negotiated?.gracefulRestart;
+      p.session.stop(CeaseSubcode.ADMINISTRATIVE_SHUTDOWN, !gr);
+      if (p.grTimer !== undefined) this.clock.clearTimeout(p.grTimer);
+    }
+    const server = this.server;
+    this.server = undefined;
+    if (server) await new Promise<void>((resolve) => server.close(() => resolve()));
+    // Let NOTIFICATIONs leave before the process goes.
+    await new Promise((r) => setTimeout(r, 50));
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // Peers
+
+  /** Adds a peer and starts its session (if the speaker is started). Other sessions are untouched. */
+  addPeer(config: PeerConfig): void {
+    const c = validatePeer(config);
+    if (this.peersByAddr.has(c.address))
+      throw new BgpConfigError('address', c.address, 'peer already configured');
+    const src = this.newSource('peer', c.address, c.asn !== this.asn) as Peer['src'];
+    src.routeReflectorClient = c.routeReflectorClient ?? false;
+    const peer: Peer = {
+      config: c,
+      src,
+      session: undefined as unknown as Session,
+      importP: compilePolicy(c.import, 'import'),
+      exportP: compilePolicy(c.export, 'export'),
+      cache: new Map(),
+      outCache: new Map(),
+      out: new Map(),
+      established: false,
+      sending: false,
+      dirty: new Set(),
+      treatAsWithdraw: 0,
+    };
+    peer.session = this.newSession(peer);
+    this.peersByAddr.set(c.address, peer);
+    this.sources.push(src);
+    if (this.started) peer.session.start();
+  }
+
+  /**
+   * Changes a peer. Policy, next-hop-self, route-reflector-client and max-prefix changes apply in
+   * place (export re-evaluated; an import change resets the session with Cease/Other
+   * Configuration Change); transport changes (asn, port, passive, timers, password, source, GR)
+   * reset only this session.
+   */
+  updatePeer(config: PeerConfig): void {
+    const c = validatePeer(config);
+    const p = this.peersByAddr.get(c.address);
+    if (!p) throw new BgpConfigError('address', c.address, 'no such peer');
+    const old = p.config;
+    const same = (k: keyof PeerConfig) => JSON.stringify(old[k]) === JSON.stringify(c[k]);
+    const transport = !(
+      [
+        'asn',
+        'port',
+        'passive',
+        'holdTime',
+        'keepalive',
+        'md5Password',
+        'sourceAddress',
+        'gracefulRestart',
+        'connectRetry',
+      ] as const
+    ).every(same);
+    const importChanged = !same('import');
+    p.config = c;
+    p.importP = compilePolicy(c.import, 'import');
+    p.exportP = compilePolicy(c.export, 'export');
+    p.src.routeReflectorClient = c.routeReflectorClient ?? false;
+    p.outCache.clear();
+    p.cache.clear();
+    if (transport || importChanged) {
+      p.session.stop(CeaseSubcode.OTHER_CONFIGURATION_CHANGE, true);
+      p.session.removeAllListeners();
+      p.src.ebgp = c.asn !== this.asn;
+      p.session = this.newSession(p);
+      if (this.started) p.session.start();
+      return;
+    }
+    if (p.established) {
+      for (const k of this.loc.keys()) p.dirty.add(k);
+      for (const k of p.out.keys()) p.dirty.add(k);
+      this.scheduleFlush();
+    }
+    if (c.maxPrefixes !== undefined) this.checkMaxPrefixes(p);
+  }
+
+  /** Removes a peer: Cease/Peer De-configured, and its routes leave the Loc-RIB. */
+  removePeer(address: string): void {
+    const p = this.peersByAddr.get(address);
+    if (!p) throw new BgpConfigError('address', address, 'no such peer');
+    p.session.stop(CeaseSubcode.PEER_DECONFIGURED, true);
+    p.session.removeAllListeners();
+    if (p.grTimer !== undefined) this.clock.clearTimeout(p.grTimer);
+    this.peersByAddr.delete(address);
+    const i = this.sources.indexOf(p.src);
+    if (i !== -1) this.sources.splice(i, 1);
+    this.purge(p, 'all');
+    for (const s of p.out.values()) this.attrs.release(s);
+    p.out.clear();
+  }
+
+  /** State and counters of every peer (for `podnetctl node status`). */
+  peers(): PeerStatus[] {
+    return [...this.peersByAddr.values()].map((p) => {
+      const s = p.session;
+      return {
+        address: p.config.address,
+        port: p.config.port,
+        asn: p.config.asn,
+        type: p.src.ebgp ? 'ebgp' : 'ibgp',
+        state: s.state,
+        since: s.since,
+        routerId: p.negotiated?.peerId,
+        holdTime: p.negotiated?.holdTime,
+        prefixesReceived: p.src.adjIn.size,
+        prefixesAdvertised: p.out.size,
+        staleRoutes: p.src.stale?.size ?? 0,
+        messagesIn: s.counters.messagesIn,
+        messagesOut: s.counters.messagesOut,
+        updatesIn: s.counters.updatesIn,
+        updatesOut: s.counters.updatesOut,
+        lastError: s.counters.lastError,
+        routeReflectorClient: p.src.routeReflectorClient,
+        description: p.config.description,
+      };
+    });
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // Local routes
+
+  /** Announces `prefix` from this speaker. `attrs.nextHop` defaults to our session address per peer. */
+  originate(prefix: string, attrs: Partial<RouteAttrs> = {}): void {
+    const key = this.keyOf(prefix, 'prefix');
+    if (attrs.nextHop !== undefined && !addressFamily(attrs.nextHop))
+      throw new BgpConfigError('attrs.nextHop', attrs.nextHop, 'not an IP address');
+    const full: RouteAttrs = { origin: 'igp', asPath: [], ...attrs };
+    const set = this.attrs.intern(full);
+    this.setPath(this.local, key, set);
+  }
+
+  /** Withdraws a prefix this speaker originated (no-op if it did not). */
+  withdraw(prefix: string): void {
+    this.removePath(this.local, this.keyOf(prefix, 'prefix'));
+  }
+
+  /** Prefixes this speaker originates. */
+  originated(): string[] {
+    return [...this.local.adjIn.keys()].map(keyToPrefix);
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // RIB views
+
+  /** The Loc-RIB: best path per prefix with its ECMP next hops. */
+  locRib(): RibEntry[] {
+    const out: RibEntry[] = [];
+    for (const [k, src] of this.loc) out.push(this.entry(k, src));
+    return out;
+  }
+
+  /** Number of prefixes in the Loc-RIB. */
+  get locRibSize(): number {
+    return this.loc.size;
+  }
+
+  lookup(prefix: string): RibEntry | undefined {
+    const k = this.keyOf(prefix, 'prefix');
+    const src = this.loc.get(k);
+    return src ? this.entry(k, src) : undefined;
+  }
+
+  /** Routes received from a peer (after import policy), including stale ones. */
+  adjRibIn(address: string): { prefix: string; attrs: RouteAttrs; stale: boolean }[] {
+    const p = this.peersByAddr.get(address);
+    if (!p) throw new BgpConfigError('address', address, 'no such peer');
+    const out = [...p.src.adjIn].map(([k, s]) => ({ prefix: keyToPrefix(k), attrs: s.attrs, stale: false }));
+    for (const [k, s] of p.src.stale ?? [])
+      if (!p.src.adjIn.has(k)) out.push({ prefix: keyToPrefix(k), attrs: s.attrs, stale: true });
+    return out;
+  }
+
+  /** Routes advertised to a peer, with the attributes as sent. */
+  adjRibOut(address: string): { prefix: string; attrs: RouteAttrs }[] {
+    const p = this.peersByAddr.get(address);
+    if (!p) throw new BgpConfigError('address', address, 'no such peer');
+    return [...p.out].map(([k, s]) => ({ prefix: keyToPrefix(k), attrs: s.attrs }));
+  }
+
+  /** Number of interned attribute sets (for diagnostics). */
+  get attributeSets(): number {
+    return this.attrs.size;
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // Internals: sessions
+
+  private newSource(kind: 'local' | 'peer', address: string, ebgp: boolean): PathSource {
+    const s: PathSource = {
+      id: this.nextSourceId++,
+      kind,
+      address,
+      addressOrder: addressOrder(address),
+      ebgp,
+      routerId: kind === 'local' ? this.opts.routerId : '0.0.0.0',
+      routeReflectorClient: false,
+      adjIn: new Map(),
+    };
+    if (kind === 'local') this.sources.push(s);
+    return s;
+  }
+
+  private newSession(p: Peer): Session {
+    const c = p.config;
+    const gr = c.gracefulRestart
+      ? { restartTime: c.gracefulRestart.restartTime, restarting: this.opts.restarting ?? false }
+      : undefined;
+    return new Session(
+      { asn: this.asn, routerId: this.routerId, families: FAMILIES, gracefulRestart: gr },
+      {
+        address: c.address,
+        port: c.port,
+        asn: c.asn,
+        passive: c.passive,
+        holdTime: c.holdTime,
+        keepalive: c.keepalive,
+        connectRetry: c.connectRetry ?? 5,
+        sourceAddress: c.sourceAddress,
+        md5Password: c.md5Password,
+        idleHoldMin: 1,
+        idleHoldMax: 60,
+      },
+      {
+        onEstablished: (n) => this.onEstablished(p, n),
+        onDown: (reason, graceful, error) => this.onDown(p, reason, graceful, error),
+        onUpdate: (body) => this.onUpdate(p, body),
+        onRouteRefresh: () => {
+          for (const k of this.loc.keys()) p.dirty.add(k);
+          p.outCache.clear();
+          for (const s of p.out.values()) this.attrs.release(s);
+          p.out.clear();
+          this.scheduleFlush();
+        },
+        onStateChange: (from, to, reason) => this.emit('peer', { address: c.address, from, to, reason }),
+      },
+      this.clock,
+      this.transport,
+      this.log,
+    );
+  }
+
+  /** Hands an accepted connection to the speaker (what the listener does; also for custom transports). */
+  acceptConnection(conn: Conn, remoteAddress: string): void {
+    const p = this.peersByAddr.get(normaliseAddr(remoteAddress));
+    if (!p) {
+      conn.on('error', () => {});
+      conn.write(
+        encodeMessage({
+          type: 'notification',
+          code: ErrorCode.CEASE,
+          subcode: CeaseSubcode.CONNECTION_REJECTED,
+          data: new Uint8Array(0),
+        }),
+      );
+      conn.end();
+      return;
+    }
+    p.session.incoming(conn);
+  }
+
+  private onAccept(sock: Socket): void {
+    const addr = normaliseAddr(sock.remoteAddress);
+    const p = this.peersByAddr.get(addr);
+    if (!p) {
+      this.log.warn(
+        { event: 'connection-rejected', remote: addr },
+        'connection from an unconfigured address',
+      );
+      sock.on('error', () => {});
+      sock.end(
+        encodeMessage({
+          type: 'notification',
+          code: ErrorCode.CEASE,
+          subcode: CeaseSubcode.CONNECTION_REJECTED,
+          data: new Uint8Array(0),
+        }),
+      );
+      return;
+    }
+    sock.setNoDelay(true);
+    p.session.incoming(sock);
+  }
+
+  private onEstablished(p: Peer, n: Negotiated): void {
+    p.negotiated = n;
+    p.established = true;
+    this.establishedCount++;
+    p.src.routerId = n.peerId;
+    p.cache.clear();
+    p.outCache.clear();
+    this.log.info(
+      { event: 'established', peer: p.config.address, peerId: n.peerId, hold: n.holdTime },
+      'session established',
+    );
+    if (p.src.stale && !n.peerGracefulRestart) this.purge(p, 'stale');
+    if (p.grTimer !== undefined && !n.peerGracefulRestart) {
+      this.clock.clearTimeout(p.grTimer);
+      p.grTimer = undefined;
+    }
+    // Initial advertisement: the whole Loc-RIB, then End-of-RIB per family.
+    for (const k of this.loc.keys()) p.dirty.add(k);
+    this.flushPeer(p);
+    p.session.sendFrames(n.families.map((f) => encodeMessage(endOfRib(f.afi, f.safi), { as4: n.as4 })));
+  }
+
+  private onDown(p: Peer, reason: string, graceful: boolean, error?: BgpError): void {
+    if (p.established) this.establishedCount--;
+    p.established = false;
+    p.dirty.clear();
+    for (const s of p.out.values()) this.attrs.release(s);
+    p.out.clear();
+    const gr = p.negotiated?.peerGracefulRestart;
+    this.log.info(
+      { event: 'down', peer: p.config.address, reason, graceful, err: error?.message },
+      'session down',
+    );
+    if (graceful && gr && p.src.adjIn.size + (p.src.stale?.size ?? 0) > 0) {
+      // RFC 4724 §4.2 helper: keep the routes as stale for the peer's restart time.
+      if (p.src.stale) {
+        for (const [k, s] of p.src.adjIn) {
+          const old = p.src.stale.get(k);
+          if (old) this.attrs.release(old);
+          p.src.stale.set(k, s);
+        }
+      } else p.src.stale = p.src.adjIn;
+      p.src.adjIn = new Map();
+      if (p.grTimer !== undefined) this.clock.clearTimeout(p.grTimer);
+      p.grTimer = this.clock.setTimeout(() => {
+        p.grTimer = undefined;
+        this.log.info(
+          { event: 'gr-timeout', peer: p.config.address },
+          'restart time over, removing stale routes',
+        );
+        this.purge(p, 'stale');
+      }, Math.max(1, gr.restartTime) * 1000);
+      return;
+    }
+    this.purge(p, 'all');
+  }
+
+  /** Removes a peer's routes: only the stale ones, or everything. */
+  private purge(p: Peer, which: 'stale' | 'all', family?: number): void {
+    const stale = p.src.stale;
+    if (stale) {
+      const keys = [...stale.keys()].filter((k) => family === undefined || keyFamily(k) === family);
+      for (const k of keys) {
+        const s = stale.get(k)!;
+        stale.delete(k);
+        this.attrs.release(s);
+        if (!p.src.adjIn.has(k)) this.recompute(k, p.src);
+      }
+      if (stale.size === 0) p.src.stale = undefined;
+    }
+    if (which === 'all') {
+      const keys = [...p.src.adjIn.keys()];
+      for (const k of keys) this.removePath(p.src, k);
+    }
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // Internals: UPDATE processing
+
+  private onUpdate(p: Peer, body: Buffer): void {
+    const n = p.negotiated!;
+    try {
+      const { wEnd, aStart, aEnd } = updateLayout(body);
+      if (aEnd === aStart) {
+        if (wEnd === 2 && aEnd === body.length) {
+          this.onEndOfRib(p, Afi.IPV4);
+          return;
+        }
+        this.eachV4(body, 2, wEnd, (k) => this.removePath(p.src, k));
+        if (aEnd < body.length)
+          throw updateError(
+            UpdateSubcode.MISSING_WELLKNOWN_ATTRIBUTE,
+            'NLRI without path attributes',
+            Uint8Array.of(1),
+          );
+        return;
+      }
+      const hasNlri = aEnd < body.length;
+      const raw = hasNlri ? body.toString('latin1', aStart, aEnd) : undefined;
+      const cached = raw === undefined ? undefined : p.cache.get(raw);
+      if (cached !== undefined) {
+        // Fast path: attributes seen before from this peer; only prefixes to walk.
+        this.eachV4(body, 2, wEnd, (k) => this.removePath(p.src, k));
+        if (cached === null) this.eachV4(body, aEnd, body.length, (k) => this.removePath(p.src, k));
+        else if (p.importP?.rules.length)
+          this.eachV4(body, aEnd, body.length, (k) => this.importOne(p, k, cached));
+        else this.eachV4(body, aEnd, body.length, (k) => this.setPath(p.src, k, cached));
+        this.checkMaxPrefixes(p);
+        return;
+      }
+      const d = decodeUpdate(body, { as4: n.as4 }, p.src.ebgp);
+      const msg = d.msg;
+      for (const i of d.issues)
+        this.log.warn(
+          { event: 'update-error', peer: p.config.address, action: i.action, err: i.error.message },
+          'malformed UPDATE attribute',
+        );
+      const eor = isEndOfRib(msg);
+      if (eor) {
+        this.onEndOfRib(p, eor.afi);
+        return;
+      }
+      for (const pfx of msg.withdrawn) this.removePath(p.src, this.keyOf(pfx));
+      for (const a of msg.attrs)
+        if (a.type === 'mp-unreach') for (const pfx of a.withdrawn) this.removePath(p.src, this.keyOf(pfx));
+      const mp = msg.attrs.find((a) => a.type === 'mp-reach');
+      const announced = [...msg.nlri, ...(mp?.type === 'mp-reach' && mp.afi === Afi.IPV6 ? mp.nlri : [])];
+      if (announced.length === 0) return;
+      let set: AttrSet | null = null;
+      if (d.action === 'treat-as-withdraw') p.treatAsWithdraw++;
+      else set = this.importAttrs(p, fromWire(msg.attrs, n.as4));
+      // Cache only IPv4 UPDATEs (MP_REACH carries NLRI inside the attributes).
+      if (raw !== undefined && !mp) {
+        if (p.cache.size > 100_000) p.cache.clear();
+        p.cache.set(raw, set);
+      }
+      for (const pfx of announced) {
+        const k = this.keyOf(pfx);
+        if (set === null) this.removePath(p.src, k);
+        else this.importOne(p, k, set);
+      }
+      this.checkMaxPrefixes(p);
+    } catch (err) {
+      if (err instanceof BgpError) {
+        this.log.warn(
+          { event: 'update-error', peer: p.config.address, err: err.message },
+          'UPDATE resets the session',
+        );
+        p.session.fail(err);
+        return;
+      }
+      throw err;
+    }
+  }
+
+  /** Walks IPv4 NLRI in [off, end) as numeric keys; throws INVALID_NETWORK_FIELD on bad encoding. */
+  private eachV4(b: Buffer, off: number, end: number, fn: (k: PrefixKey) => void): void {
+    while (off < end) {
+      const len = b[off++]!;
+      if (len > 32) throw updateError(UpdateSubcode.INVALID_NETWORK_FIELD, `prefix length ${len} above 32`);
+      const n = (len + 7) >> 3;
+      if (off + n > end)
+        throw updateError(UpdateSubcode.INVALID_NETWORK_FIELD, `prefix of length ${len} overruns the field`);
+      let a = 0;
+      for (let i = 0; i < 4; i++) a = a * 256 + (i < n ? b[off + i]! : 0);
+      off += n;
+      if (len < 32) {
+        const hostBits = 2 ** (32 - len);
+        a -= a % hostBits;
+      }
+      fn(a * 64 + len);
+    }
+  }
+
+  /** Import checks that depend on attributes only: loop prevention and the policy's attribute part. */
+  private importAttrs(p: Peer, attrs: RouteAttrs): AttrSet | null {
+    if (containsAs(attrs.asPath, this.asn)) return null; // RFC 4271 §9.1.2 loop
+    if (attrs.originatorId === this.routerId) return null; // RFC 4456 §8
+    if (attrs.clusterList?.includes(this.clusterId)) return null; // RFC 4456 §8
+    if (!attrs.nextHop) return null;
+    const after = applyAttrs(p.importP, attrs);
+    if (!after) return null;
+    return this.attrs.intern(after);
+  }
+
+  private importOne(p: Peer, k: PrefixKey, set: AttrSet): void {
+    if (p.importP?.rules.length && !prefixAllowed(p.importP, keyToPrefix(k))) {
+      this.removePath(p.src, k);
+      return;
+    }
+    this.setPath(p.src, k, set);
+  }
+
+  private onEndOfRib(p: Peer, afi: number): void {
+    this.log.info({ event: 'end-of-rib', peer: p.config.address, afi }, 'End-of-RIB received');
+    if (p.src.stale) this.purge(p, 'stale', afi);
+    if (!p.src.stale && p.grTimer !== undefined) {
+      this.clock.clearTimeout(p.grTimer);
+      p.grTimer = undefined;
+    }
+    this.emit('end-of-rib', { address: p.config.address, afi });
+  }
+
+  private checkMaxPrefixes(p: Peer): void {
+    const max = p.config.maxPrefixes;
+    if (max === undefined || p.src.adjIn.size <= max) return;
+    // RFC 4486 §4: data is AFI, SAFI and the upper bound.
+    const data = Uint8Array.of(0, 1, 1, max >>> 24, (max >>> 16) & 255, (max >>> 8) & 255, max & 255);
+    p.session.fail(
+      new BgpError(ErrorCode.CEASE, CeaseSubcode.MAX_PREFIXES, `more than ${max} prefixes`, data),
+    );
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // Internals: RIB
+
+  private keyOf(prefix: string, field = 'prefix'): PrefixKey {
+    const pp = parsePrefix(prefix, field);
+    if (pp.afi === Afi.IPV4) {
+      const b = pp.bytes;
+      return v4Key(((b[0]! << 24) | (b[1]! << 16) | (b[2]! << 8) | b[3]!) >>> 0, pp.len);
+    }
+    return `${formatIpv6(pp.bytes)}/${pp.len}`;
+  }
+
+  private setPath(src: PathSource, k: PrefixKey, set: AttrSet): void {
+    const old = src.adjIn.get(k);
+    if (old === set) return;
+    set.refs++;
+    src.adjIn.set(k, set);
+    if (old) this.attrs.release(old);
+    if (src.stale) {
+      const st = src.stale.get(k);
+      if (st) {
+        src.stale.delete(k);
+        this.attrs.release(st);
+      }
+    }
+    this.recompute(k, src);
+  }
+
+  private removePath(src: PathSource, k: PrefixKey): void {
+    const old = src.adjIn.get(k);
+    if (!old) return;
+    src.adjIn.delete(k);
+    this.attrs.release(old);
+    this.recompute(k, src);
+  }
+
+  private recompute(k: PrefixKey, changed: PathSource): void {
+    const prev = this.loc.get(k);
+    const srcs = this.sources;
+    let best: PathSource | undefined;
+    if (srcs.length <= 2 && this.local.adjIn.size === 0)
+      best = pathOf(changed, k) ? changed : selectBest(srcs, k);
+    else best = selectBest(srcs, k);
+    if (best) {
+      if (best !== prev) this.loc.set(k, best);
+    } else if (prev) this.loc.delete(k);
+    if (best === prev && best !== changed && !this.multipathMayChange(k)) return;
+    if (this.listenerCount('bestpath') > 0) this.emitChange(k, best);
+    if (this.establishedCount > (changed.kind === 'peer' && this.peerOf(changed)?.established ? 1 : 0)) {
+      for (const p of this.peersByAddr.values()) if (p.established && p.src !== changed) p.dirty.add(k);
+      // The source peer may need a withdrawal of what we sent it before.
+      const cp = this.peerOf(changed);
+      if (cp?.established && cp.out.has(k)) cp.dirty.add(k);
+      this.scheduleFlush();
+    }
+  }
+
+  private multipathMayChange(_k: PrefixKey): boolean {
+    return this.listenerCount('bestpath') > 0 && this.sources.length > 2;
+  }
+
+  private peerOf(src: PathSource): Peer | undefined {
+    return src.kind === 'peer' ? this.peersByAddr.get(src.address) : undefined;
+  }
+
+  private entry(k: PrefixKey, best: PathSource): RibEntry {
+    const set = pathOf(best, k)!;
+    const mp = multipath(this.sources, k, best);
+    return {
+      prefix: keyToPrefix(k),
+      nextHops: mp.map((m) => m.set.attrs.nextHop ?? '').filter((h) => h !== ''),
+      attrs: set.attrs,
+      from: best.kind === 'local' ? 'local' : best.address,
+      stale: !best.adjIn.has(k),
+    };
+  }
+
+  private emitChange(k: PrefixKey, best: PathSource | undefined): void {
+    const prev = this.emitted.get(k);
+    if (!best) {
+      if (prev === undefined) return;
+      this.emitted.delete(k);
+      this.emit('bestpath', {
+        type: 'removed',
+        prefix: keyToPrefix(k),
+        afi: keyFamily(k),
+        nextHops: [],
+      } satisfies RibChange);
+      return;
+    }
+    const e = this.entry(k, best);
+    const sig = `${best.id}|${pathOf(best, k)!.id}|${e.nextHops.join(',')}`;
+    if (sig === prev) return;
+    this.emitted.set(k, sig);
+    this.emit('bestpath', {
+      type: prev === undefined ? 'added' : 'changed',
+      prefix: e.prefix,
+      afi: keyFamily(k),
+      nextHops: e.nextHops,
+      attrs: e.attrs,
+      from: e.from,
+    } satisfies RibChange);
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // Internals: Adj-RIB-Out
+
+  private scheduleFlush(): void {
+    if (this.flushScheduled) return;
+    this.flushScheduled = true;
+    setImmediate(() => {
+      this.flushScheduled = false;
+      for (const p of this.peersByAddr.values()) if (p.established && p.dirty.size > 0) this.flushPeer(p);
+    });
+  }
+
+  /** What we would send `p` for `k` (undefined: nothing / withdraw). */
+  private exportFor(p: Peer, k: PrefixKey): AttrSet | undefined {
+    const best = this.loc.get(k);
+    if (!best || best === p.src) return undefined;
+    const n = p.negotiated!;
+    const fam = keyFamily(k);
+    if (!n.families.some((f) => f.afi === fam)) return undefined;
+    const set = pathOf(best, k)!;
+    if (p.exportP?.rules.length && !prefixAllowed(p.exportP, keyToPrefix(k))) return undefined;
+    const ck = `${best.id}:${set.id}:${fam}`;
+    let out = p.outCache.get(ck);
+    if (out === undefined) {
+      out = this.transformOut(p, best, set, fam);
+      p.outCache.set(ck, out);
+    }
+    return out ?? undefined;
+  }
+
+  private transformOut(p: Peer, best: PathSource, set: AttrSet, fam: number): AttrSet | null {
+    const a = set.attrs;
+    if (a.communities?.includes('65535:65282')) return null; // NO_ADVERTISE
+    if (p.src.ebgp && a.communities?.includes('65535:65281')) return null; // NO_EXPORT
+    const fromIbgp = best.kind === 'peer' && !best.ebgp;
+    let reflect = false;
+    if (fromIbgp && !p.src.ebgp) {
+      // iBGP split horizon, relaxed by route reflection (RFC 4456 §6).
+      if (!best.routeReflectorClient && !p.src.routeReflectorClient) return null;
+      reflect = true;
+      if (a.originatorId === p.src.routerId || (!a.originatorId && best.routerId === p.src.routerId))
+        return null;
+    }
+    const self = fam === Afi.IPV4 ? this.selfV4(p) : this.selfV6(p);
+    const r: RouteAttrs = { ...a };
+    if (p.src.ebgp) {
+      const first = a.asPath[0];
+      r.asPath =
+        first?.type === 'sequence' && first.asns.length < 255
+          ? [{ type: 'sequence', asns: [this.asn, ...first.asns] }, ...a.asPath.slice(1)]
+          : [{ type: 'sequence', asns: [this.asn] }, ...a.asPath];
+      r.localPref = undefined;
+      r.originatorId = undefined;
+      r.clusterList = undefined;
+      if (best.kind !== 'local') r.med = undefined;
+      if (best.kind !== 'local' || !a.nextHop) {
+        r.nextHop = self;
+        r.linkLocalNextHop = undefined;
+      }
+    } else {
+      r.localPref = set.localPref;
+      if (reflect) {
+        r.originatorId = a.originatorId ?? best.routerId;
+        r.clusterList = [this.clusterId, ...(a.clusterList ?? [])];
+      } else if (best.kind === 'local' ? !a.nextHop : p.config.nextHopSelf) {
+        r.nextHop = self;
+        r.linkLocalNextHop = undefined;
+      }
+    }
+    if (!r.nextHop || addressFamily(r.nextHop) !== fam) return null;
+    const after = applyAttrs(p.exportP, r);
+    return after ? this.attrs.intern(after) : null;
+  }
+
+  private selfV4(p: Peer): string | undefined {
+    const a = p.session.localAddress ?? p.config.sourceAddress;
+    return a && addressFamily(a) === Afi.IPV4 ? a : undefined;
+  }
+
+  private selfV6(p: Peer): string | undefined {
+    if (p.config.nextHopIpv6) return p.config.nextHopIpv6;
+    const a = p.session.localAddress ?? p.config.sourceAddress;
+    return a && addressFamily(a) === Afi.IPV6 ? a : undefined;
+  }
+
+  private flushPeer(p: Peer): void {
+    const n = p.negotiated;
+    if (!n || !p.established) return;
+    const announce = new Map<AttrSet, { v4: string[]; v6: string[] }>();
+    const withdraw = { v4: [] as string[], v6: [] as string[] };
+    for (const k of p.dirty) {
+      const next = this.exportFor(p, k);
+      const cur = p.out.get(k);
+      if (next === cur) continue;
+      const fam = typeof k === 'number' ? 'v4' : 'v6';
+      if (next) {
+        next.refs++;
+        p.out.set(k, next);
+        let g = announce.get(next);
+        if (!g) {
+          g = { v4: [], v6: [] };
+          announce.set(next, g);
+        }
+        g[fam].push(keyToPrefix(k));
+      } else {
+        p.out.delete(k);
+        withdraw[fam].push(keyToPrefix(k));
+      }
+      if (cur) this.attrs.release(cur);
+    }
+    p.dirty.clear();
+    const frames: Buffer[] = [];
+    const ctx = { as4: n.as4 };
+    if (withdraw.v4.length) frames.push(...packWithdraw(Afi.IPV4, withdraw.v4));
+    if (withdraw.v6.length) frames.push(...packWithdraw(Afi.IPV6, withdraw.v6));
+    for (const [set, g] of announce) {
+      if (g.v4.length) frames.push(...packAnnounce(Afi.IPV4, g.v4, toWire(set.attrs, n.as4, true), ctx));
+      if (g.v6.length) {
+        const hops = [
+          set.attrs.nextHop!,
+          ...(set.attrs.linkLocalNextHop ? [set.attrs.linkLocalNextHop] : []),
+        ];
+        frames.push(...packAnnounce(Afi.IPV6, g.v6, toWire(set.attrs, n.as4, false), ctx, hops));
+      }
+    }
+    if (frames.length) p.session.sendFrames(frames);
+  }
+}
