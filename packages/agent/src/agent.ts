@@ -318,8 +318,6 @@ export class Agent {
   }
 
   private async reconcileRoutes(d: Desired) {
-    for (const t of ['local', 'blackhole', 'remote'] as const)
-      this.metrics.routesDesired.set({ type: t }, d.routes.filter((r) => r.type === t).length);
     if (!this.routesStarted) {
       if (!this.routesMayStart()) return;
       this.log.info({ routes: d.routes.length }, 'starting the route programmer (reconcile, no flush)');

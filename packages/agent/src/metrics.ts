@@ -50,12 +50,6 @@ export function createMetrics(opts: { defaultMetrics?: boolean } = {}) {
       help: 'Route reconciles that failed',
       registers: [registry],
     }),
-    routesDesired: new Gauge({
-      name: 'podnet_routes_desired',
-      help: 'Routes podnet wants in the kernel, by type',
-      labelNames: ['type'],
-      registers: [registry],
-    }),
     ipamAllocations: new Gauge({
       name: 'podnet_ipam_allocations',
       help: 'Addresses allocated in the blocks affine to this node',

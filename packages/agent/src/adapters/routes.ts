@@ -1,0 +1,126 @@
+// RoutesPort over @podnet/routes' RouteProgrammer: the agent's desired routes become the route
+// programmer's inputs (local pods, owned blocks, remote paths); ownership stays by protocol number.
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import {
+  computeDesired,
+  ipRouteKernel,
+  PODNET_PROTO,
+  PODNET_PROTO_NAME,
+  RouteProgrammer,
+} from '@podnet/routes';
+import { Rtnl } from '@podnet/rtnetlink';
+import type { Logger } from 'pino';
+import type { Registry } from 'prom-client';
+import type { NodeInterface } from '../autodetect.js';
+import type { DesiredRoute } from '../model.js';
+import type { RoutesPort, RoutesStatus } from '../ports.js';
+
+export const ROUTE_PROTOCOL = { number: PODNET_PROTO, name: PODNET_PROTO_NAME };
+
+export function toRouteInputs(routes: DesiredRoute[]) {
+  const pods = new Map<string, string[]>();
+  const ownedBlocks: string[] = [];
+  const remote: { prefix: string; nextHops: string[] }[] = [];
+  for (const r of routes) {
+    if (r.type === 'local') pods.set(r.iface, [...(pods.get(r.iface) ?? []), r.dst]);
+    else if (r.type === 'blackhole') ownedBlocks.push(r.dst);
+    else remote.push({ prefix: r.dst, nextHops: r.via });
+  }
+  return { localPods: [...pods].map(([ifname, ips]) => ({ ifname, ips })), ownedBlocks, remote };
+}
+
+export class RoutesAdapter implements RoutesPort {
+  private readonly rp: RouteProgrammer;
+  private readonly log: Logger;
+  private rejected: string[] = [];
+
+  constructor(opts: {
+    logger: Logger;
+    registry?: Registry;
+    resyncIntervalMs: number;
+    removeForeignOnPodIfaces: boolean;
+    kernel?: 'netlink' | 'iproute2';
+  }) {
+    this.log = opts.logger.child({ component: 'routes-adapter' });
+    this.rp = new RouteProgrammer({
+      logger: opts.logger,
+      ...(opts.registry ? { registry: opts.registry } : {}),
+      resyncIntervalMs: opts.resyncIntervalMs,
+      removeForeignOnPodIfaces: opts.removeForeignOnPodIfaces,
+      ...(opts.kernel === 'iproute2' ? { kernel: ipRouteKernel({}) } : {}),
+    });
+  }
+
+  start(): Promise<void> {
+    return this.rp.start();
+  }
+
+  async setDesired(routes: DesiredRoute[]): Promise<void> {
+    const set = computeDesired(toRouteInputs(routes));
+    const rejected = set.rejected.map((r) => `${r.field}=${r.value}: ${r.message}`);
+    if (rejected.join() !== this.rejected.join())
+      for (const r of rejected) this.log.warn({ rejected: r }, 'route input rejected');
+    this.rejected = rejected;
+    await this.rp.setDesired(set.routes);
+  }
+
+  resync(): Promise<void> {
+    return this.rp.resync();
+  }
+
+  status(): RoutesStatus {
+    const s = this.rp.status();
+    const state = new Map<string, 'pending' | 'conflict'>();
+    for (const p of s.pending) state.set(p.route.dst, 'pending');
+    for (const c of s.conflicts) state.set(c.desired.dst, 'conflict');
+    for (const f of s.failed)
+      state.set(f.route.split(' ').find((w) => w.includes('/')) ?? f.route, 'pending');
+    const routes: RoutesStatus['routes'] = [];
+    // Only non-programmed states are listed; the agent treats the rest of its desired set as programmed.
+    for (const [dst, st] of state) routes.push({ dst, state: st });
+    const lastError = s.failed[0] ? `${s.failed[0].route}: ${s.failed[0].message}` : undefined;
+    // Pending routes waiting for a pod interface do not block readiness; failures and conflicts do.
+    const applied = s.running && s.lastApply !== undefined && s.failed.length === 0;
+    return { applied, ...(lastError ? { lastError } : {}), routes };
+  }
+
+  stop(opts: { keepRoutes: boolean }): Promise<void> {
+    return this.rp.stop(opts);
+  }
+}
+
+/** The node's interfaces and addresses from an rtnetlink dump, for autodetection. */
+export async function listInterfaces(): Promise<NodeInterface[]> {
+  const nl = await Rtnl.open({});
+  try {
+    const [links, addrs] = await Promise.all([nl.links.list(), nl.addrs.list({})]);
+    return links.map((l) => ({
+      name: l.name,
+      up: l.up,
+      addresses: addrs
+        .filter((a) => a.index === l.index)
+        .map((a) => ({
+          cidr: a.address,
+          family: a.family === 6 ? (6 as const) : (4 as const),
+          scope:
+            a.scope === 0 ? 'global' : a.scope === 253 ? 'link' : a.scope === 254 ? 'host' : String(a.scope),
+        })),
+    }));
+  } finally {
+    nl.close();
+  }
+}
+
+const pexec = promisify(execFile);
+
+/** The source address the kernel would use towards `destination` (`ip route get`). */
+export async function canReach(destination: string): Promise<string | undefined> {
+  try {
+    const { stdout } = await pexec('ip', ['-json', 'route', 'get', destination], { timeout: 5000 });
+    const r = JSON.parse(stdout) as { prefsrc?: string }[];
+    return r[0]?.prefsrc;
+  } catch {
+    return undefined;
+  }
+}
