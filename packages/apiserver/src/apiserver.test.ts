@@ -312,6 +312,50 @@ describe('core resources over HTTPS with the generated kubeconfig', () => {
     expect(r.body).toMatchObject({ kind: 'Status', apiVersion: 'v1', status: 'Failure', code, ...body });
   });
 
+  it('holds a deletion until the last finalizer is removed', async () => {
+    await s.core.createNamespacedSecret({
+      namespace: 'default',
+      body: { metadata: { name: 'held', finalizers: ['podnet.io/a', 'podnet.io/b'] } },
+    });
+    await s.core.deleteNamespacedSecret({ name: 'held', namespace: 'default' });
+    const marked = await s.core.readNamespacedSecret({ name: 'held', namespace: 'default' });
+    expect(marked.metadata?.deletionTimestamp).toBeInstanceOf(Date);
+    const adding = await failure(
+      s.core.patchNamespacedSecret(
+        {
+          name: 'held',
+          namespace: 'default',
+          body: { metadata: { finalizers: ['podnet.io/a', 'podnet.io/b', 'podnet.io/c'] } },
+        },
+        mergePatch,
+      ),
+    );
+    expect(adding.code).toBe(422);
+    await s.core.patchNamespacedSecret(
+      { name: 'held', namespace: 'default', body: { metadata: { finalizers: ['podnet.io/b'] } } },
+      mergePatch,
+    );
+    expect(
+      (await s.core.readNamespacedSecret({ name: 'held', namespace: 'default' })).metadata?.finalizers,
+    ).toEqual(['podnet.io/b']);
+    await s.core.patchNamespacedSecret(
+      { name: 'held', namespace: 'default', body: { metadata: { finalizers: null } } },
+      mergePatch,
+    );
+    expect((await failure(s.core.readNamespacedSecret({ name: 'held', namespace: 'default' }))).code).toBe(
+      404,
+    );
+  });
+
+  it('ignores the status given on pod create', async () => {
+    const p = await s.core.createNamespacedPod({
+      namespace: 'default',
+      body: { ...pod('fresh'), status: { phase: 'Running', podIP: '10.1.1.1' } },
+    });
+    expect(p.status?.phase).toBe('Pending');
+    expect(p.status?.podIP).toBeUndefined();
+  });
+
   it('names an object from generateName', async () => {
     const p = await s.core.createNamespacedPod({
       namespace: 'default',

@@ -215,7 +215,8 @@ export function prepareCreate(
 function builtinCreateDefaults(t: ResourceType, obj: KObject): KObject {
   switch (t.plural) {
     case 'pods':
-      return { ...obj, status: { phase: 'Pending', ...(isObject(obj.status) ? obj.status : {}) } };
+      // like kube-apiserver: a pod's status is not settable on create
+      return { ...obj, status: { phase: 'Pending', qosClass: 'BestEffort' } };
     case 'namespaces':
       return {
         ...obj,

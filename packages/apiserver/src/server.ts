@@ -9,8 +9,8 @@ import {
 } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
-import { ApiError, errors, successStatus } from './errors.js';
-import { nameSuffix, prepareCreate, prepareUpdate } from './objects.js';
+import { ApiError, causes, errors, successStatus } from './errors.js';
+import { nameSuffix, now, prepareCreate, prepareUpdate } from './objects.js';
 import { type Json, jsonPatch, mergePatch } from './patch.js';
 import {
   apiVersionOf,
@@ -374,6 +374,20 @@ export class ApiCore {
             `namespaces "${name}" is forbidden: this namespace may not be deleted`,
             { name, kind: 'namespaces' },
           );
+        if (hasFinalizers(existing)) {
+          // deletion waits for the finalizers: mark it, the last finalizer's removal deletes it
+          if (existing.metadata.deletionTimestamp || dryRun)
+            return send(res, 200, this.present(t, version, existing));
+          const marked: KObject = {
+            ...existing,
+            metadata: { ...existing.metadata, deletionTimestamp: now(), deletionGracePeriodSeconds: 0 },
+          };
+          return send(
+            res,
+            200,
+            this.present(t, version, this.o.store.commit('MODIFIED', key, marked, existing)),
+          );
+        }
         const deleted = dryRun ? existing : this.remove(t, key, existing);
         if (t.plural === 'pods') return send(res, 200, this.present(t, version, deleted));
         return send(
@@ -389,6 +403,19 @@ export class ApiCore {
 
   private write(t: ResourceType, key: string, existing: KObject, next: KObject, dryRun: boolean): KObject {
     if (next === existing || dryRun) return next;
+    if (existing.metadata.deletionTimestamp) {
+      const before = new Set(finalizersOf(existing));
+      const added = finalizersOf(next).filter((f) => !before.has(f));
+      if (added.length > 0)
+        throw errors.invalid(t.kind, t.group, existing.metadata.name!, [
+          causes.forbidden(
+            'metadata.finalizers',
+            `no new finalizers can be added if the object is being deleted, found new finalizers ${JSON.stringify(added)}`,
+          ),
+        ]);
+      if (!hasFinalizers(next))
+        return this.remove(t, key, this.o.store.commit('MODIFIED', key, next, existing));
+    }
     const stored = this.o.store.commit('MODIFIED', key, next, existing);
     if (t.plural === 'customresourcedefinitions') this.registerCrd(stored);
     return stored;
@@ -581,6 +608,13 @@ export class ApiCore {
   }
 }
 
+function finalizersOf(o: KObject): string[] {
+  const f = o.metadata.finalizers;
+  return Array.isArray(f) ? f.map(String) : [];
+}
+
+const hasFinalizers = (o: KObject) => finalizersOf(o).length > 0;
+
 function stripTypeMeta(o: KObject): KObject {
   const { apiVersion: _a, kind: _k, ...rest } = o;
   return rest as KObject;
@@ -639,7 +673,9 @@ export async function listen(
   const server: Server = opts.tls
     ? createHttpsServer({ key: opts.tls.key, cert: opts.tls.cert }, handler)
     : createHttpServer(handler);
-  server.keepAliveTimeout = 30_000;
+  // client-node 2.x opens a new connection (a new undici Agent) for every request and never reuses
+  // it, so idle connections are closed soon rather than piling up.
+  server.keepAliveTimeout = 5_000;
   const sockets = new Set<Socket>();
   server.on(opts.tls ? 'secureConnection' : 'connection', (s: Socket) => {
     sockets.add(s);
