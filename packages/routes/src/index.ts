@@ -68,4 +68,5 @@ export {
   type RouteProgrammerOptions,
   type RouteProgrammerStatus,
 } from './programmer.js';
+export { fromRouteInfo, type RtnetlinkKernelOptions, rtnetlinkKernel, toRequest } from './rtnl-kernel.js';
 export { netnsSysctl, procSysctl, type SysctlEntry, type SysctlWriter } from './sysctl.js';

@@ -5,8 +5,10 @@ import { cleanupStale, type Netns, NetnsSet, waitFor } from '@podnet/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { computeDesired, type RouteInputs } from './desired.js';
 import { ipRouteKernel } from './ip-kernel.js';
+import type { RouteKernel } from './kernel.js';
 import { PODNET_PROTO } from './model.js';
 import { RouteProgrammer } from './programmer.js';
+import { rtnetlinkKernel } from './rtnl-kernel.js';
 
 interface IpRoute {
   dst: string;
@@ -61,32 +63,43 @@ const inputs = (over: Partial<RouteInputs> = {}): RouteInputs => ({
 
 beforeAll(async () => {
   await cleanupStale();
-  node = await lab.create('rtnode');
-  await node.ip('link', 'add', 'up0', 'type', 'veth', 'peer', 'name', 'up1');
-  await node.ip('link', 'set', 'up0', 'up');
-  await node.ip('link', 'set', 'up1', 'up');
-  await node.ip('addr', 'add', '172.20.0.1/24', 'dev', 'up0');
-  await node.ip('route', 'add', 'default', 'via', '172.20.0.254', 'dev', 'up0');
-  await addPod(0);
-  await addPod(1);
-  // A route another protocol owns, on a prefix podnet will also want.
-  await node.ip('route', 'add', '10.65.2.0/26', 'via', '172.20.0.9', 'proto', 'static');
-  rp = new RouteProgrammer({
-    kernel: ipRouteKernel({ netns: node.path }),
-    netns: node.path,
-    resyncIntervalMs: 2000,
-    ipv6: false,
-  });
-  await rp.setDesired(computeDesired(inputs()).routes);
-  await rp.start();
 });
 
 afterAll(async () => {
-  await rp?.stop();
   await lab.destroy();
 });
 
-describe('route programmer in a namespace', () => {
+const backends: [string, (netns: string) => RouteKernel][] = [
+  ['rtnetlink', (netns) => rtnetlinkKernel({ netns })],
+  ['iproute2', (netns) => ipRouteKernel({ netns })],
+];
+
+describe.each(backends)('route programmer in a namespace, on %s', (_name, makeKernel) => {
+  beforeAll(async () => {
+    node = await lab.create('rtnode');
+    await node.ip('link', 'add', 'up0', 'type', 'veth', 'peer', 'name', 'up1');
+    await node.ip('link', 'set', 'up0', 'up');
+    await node.ip('link', 'set', 'up1', 'up');
+    await node.ip('addr', 'add', '172.20.0.1/24', 'dev', 'up0');
+    await node.ip('route', 'add', 'default', 'via', '172.20.0.254', 'dev', 'up0');
+    await addPod(0);
+    await addPod(1);
+    // A route another protocol owns, on a prefix podnet will also want.
+    await node.ip('route', 'add', '10.65.2.0/26', 'via', '172.20.0.9', 'proto', 'static');
+    rp = new RouteProgrammer({
+      kernel: makeKernel(node.path),
+      netns: node.path,
+      resyncIntervalMs: 2000,
+      ipv6: false,
+    });
+    await rp.setDesired(computeDesired(inputs()).routes);
+    await rp.start();
+  });
+
+  afterAll(async () => {
+    await rp?.stop();
+  });
+
   it('installs pod routes, the block blackhole and ECMP remote routes with podnet protocol', async () => {
     const r = await ours();
     const by = new Map(r.map((x) => [x.dst, x]));
@@ -145,6 +158,7 @@ describe('route programmer in a namespace', () => {
 
   it('removes a route that is no longer desired, and nothing else', async () => {
     const before = await routes('table', 'all');
+    expect(before.some((r) => r.dst === '10.65.1.0/26')).toBe(true);
     await rp.setDesired(
       computeDesired(inputs({ remote: [{ prefix: '10.65.2.0/26', nextHops: ['172.20.0.2'] }] })).routes,
     );
@@ -179,7 +193,7 @@ describe('route programmer in a namespace', () => {
   it('keeps its routes on a graceful stop and removes only its own when asked to', async () => {
     await rp.stop({ keepRoutes: true });
     expect((await ours()).length).toBeGreaterThan(0);
-    const other = new RouteProgrammer({ kernel: ipRouteKernel({ netns: node.path }), sysctl: false });
+    const other = new RouteProgrammer({ kernel: makeKernel(node.path), sysctl: false });
     await other.stop({ keepRoutes: false });
     expect(await ours()).toEqual([]);
     expect(await find('10.65.2.0/26')).toMatchObject({ gateway: '172.20.0.9' });

@@ -4,7 +4,6 @@ import type { Logger } from 'pino';
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import { type DiffOptions, diffRoutes } from './diff.js';
 import { RoutesError } from './errors.js';
-import { ipRouteKernel } from './ip-kernel.js';
 import type { KernelEvent, RouteKernel } from './kernel.js';
 import {
   type DesiredRoute,
@@ -18,10 +17,11 @@ import {
   RT_TABLE_MAIN,
   slotKey,
 } from './model.js';
+import { rtnetlinkKernel } from './rtnl-kernel.js';
 import { netnsSysctl, procSysctl, type SysctlEntry, type SysctlWriter } from './sysctl.js';
 
 export interface RouteProgrammerOptions {
-  /** The kernel to program; default: iproute2 in `netns` (or in the process's own namespace). */
+  /** The kernel to program; default: rtnetlink in `netns` (or in the process's own namespace). */
   kernel?: RouteKernel;
   /** Namespace path for the default kernel and sysctl writer. */
   netns?: string;
@@ -129,7 +129,7 @@ export class RouteProgrammer {
     | undefined;
 
   constructor(private readonly options: RouteProgrammerOptions = {}) {
-    this.kernel = options.kernel ?? ipRouteKernel(options.netns ? { netns: options.netns } : {});
+    this.kernel = options.kernel ?? rtnetlinkKernel(options.netns ? { netns: options.netns } : {});
     this.log = options.logger?.child({ component: 'routes' });
     this.opts = {
       resyncIntervalMs: options.resyncIntervalMs ?? 30_000,
@@ -334,10 +334,9 @@ export class RouteProgrammer {
     try {
       if (this.needDump) {
         this.needDump = false;
-        const [links, routes] = await Promise.all([
-          this.kernel.listLinks(),
-          this.kernel.listRoutes(this.tables()),
-        ]);
+        // One after the other: a netlink socket runs one dump at a time (EBUSY otherwise).
+        const links = await this.kernel.listLinks();
+        const routes = await this.kernel.listRoutes(this.tables());
         this.links = links;
         this.actual = new Map(routes.map((r) => [slotKey(r), r]));
         this.lastResync = new Date();

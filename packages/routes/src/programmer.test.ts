@@ -1,0 +1,164 @@
+// The reconciler's shell logic against an in-memory kernel (the real kernel is in
+// programmer.netns.test.ts): retries, event filtering, stop semantics, metrics.
+import { Registry } from 'prom-client';
+import { describe, expect, it } from 'vitest';
+import { computeDesired } from './desired.js';
+import type { KernelEvent, OpResult, RouteKernel } from './kernel.js';
+import { type KernelRoute, type LinkInfo, PODNET_PROTO, type RouteOp, RTPROT, slotKey } from './model.js';
+import { RouteProgrammer } from './programmer.js';
+import type { SysctlEntry } from './sysctl.js';
+
+class FakeKernel implements RouteKernel {
+  routes = new Map<string, KernelRoute>();
+  links: LinkInfo[] = [{ ifname: 'pna', ifindex: 10, up: true }];
+  dumps = 0;
+  batches: RouteOp[][] = [];
+  failNext: string | undefined;
+  emit: ((e: KernelEvent) => void) | undefined;
+  closed = false;
+  async listRoutes() {
+    this.dumps++;
+    return [...this.routes.values()];
+  }
+  async listLinks() {
+    return this.links.map((l) => ({ ...l }));
+  }
+  async apply(ops: readonly RouteOp[]): Promise<OpResult[]> {
+    this.batches.push([...ops]);
+    return ops.map((op) => {
+      if (this.failNext === op.route.dst) {
+        this.failNext = undefined;
+        return { ok: false, code: 'ENETUNREACH', message: 'Network is unreachable' };
+      }
+      if (op.type === 'delete') this.routes.delete(slotKey(op.route));
+      else this.routes.set(slotKey(op.route), op.route);
+      return { ok: true };
+    });
+  }
+  watch(onEvent: (e: KernelEvent) => void) {
+    this.emit = onEvent;
+    return () => {
+      this.emit = undefined;
+    };
+  }
+  async close() {
+    this.closed = true;
+  }
+}
+
+const desired = computeDesired({
+  localPods: [{ ifname: 'pna', ips: ['10.0.0.1'] }],
+  remote: [{ prefix: '10.0.1.0/26', nextHops: ['172.20.0.2'] }],
+}).routes;
+
+function setup() {
+  const kernel = new FakeKernel();
+  const writes: SysctlEntry[][] = [];
+  const registry = new Registry();
+  const rp = new RouteProgrammer({
+    kernel,
+    registry,
+    resyncIntervalMs: 0,
+    eventDebounceMs: 1,
+    retryMs: 20,
+    sysctl: {
+      async apply(e) {
+        writes.push([...e]);
+        return [];
+      },
+    },
+  });
+  return { kernel, rp, writes, registry };
+}
+
+const settle = (ms = 60) => new Promise((r) => setTimeout(r, ms));
+
+describe('RouteProgrammer with an in-memory kernel', () => {
+  it('applies the desired routes on start, and later changes without a new dump', async () => {
+    const { kernel, rp, registry } = setup();
+    await rp.setDesired(desired);
+    await rp.start();
+    expect(kernel.routes.size).toBe(2);
+    expect(kernel.dumps).toBe(1);
+    await rp.setDesired(desired.slice(0, 1));
+    expect(kernel.routes.size).toBe(1);
+    expect(kernel.dumps).toBe(1);
+    expect(rp.status()).toMatchObject({ inSync: true, installed: 1, ops: { add: 2, replace: 0, delete: 1 } });
+    expect(await registry.metrics()).toContain('podnet_route_ops_total{op="add"} 2');
+    await rp.stop();
+  });
+
+  it('retries a refused route with a resync, and reports it meanwhile', async () => {
+    const { kernel, rp } = setup();
+    kernel.failNext = '10.0.1.0/26';
+    await rp.setDesired(desired);
+    await rp.start();
+    expect(rp.status().failed).toEqual([
+      expect.objectContaining({ code: 'ENETUNREACH', route: expect.stringContaining('10.0.1.0/26') }),
+    ]);
+    expect(rp.status().inSync).toBe(false);
+    await settle(100);
+    expect(kernel.routes.has(`254|10.0.1.0/26|0`)).toBe(true);
+    expect(rp.status()).toMatchObject({ failed: [], inSync: true });
+    await rp.stop();
+  });
+
+  it('resyncs when a podnet route it wants is deleted, and not for foreign or unwanted ones', async () => {
+    const { kernel, rp } = setup();
+    await rp.setDesired(desired);
+    await rp.start();
+    const dumps = kernel.dumps;
+    kernel.emit!({ type: 'route-deleted', dst: '10.9.0.0/26', table: 254, protocol: PODNET_PROTO });
+    kernel.emit!({ type: 'route-deleted', dst: '10.0.1.0/26', table: 254, protocol: RTPROT.static });
+    await settle();
+    expect(kernel.dumps).toBe(dumps);
+    kernel.routes.delete('254|10.0.1.0/26|0');
+    kernel.emit!({ type: 'route-deleted', dst: '10.0.1.0/26', table: 254, protocol: PODNET_PROTO });
+    await settle();
+    expect(kernel.dumps).toBe(dumps + 1);
+    expect(kernel.routes.has('254|10.0.1.0/26|0')).toBe(true);
+    await rp.stop();
+  });
+
+  it('writes global and per-interface sysctls once per interface', async () => {
+    const { rp, writes } = setup();
+    await rp.setDesired(desired);
+    await rp.start();
+    await rp.resync();
+    expect(writes).toHaveLength(1);
+    expect(writes[0]!.map((e) => e.key)).toEqual([
+      'net/ipv4/ip_forward',
+      'net/ipv6/conf/all/forwarding',
+      'net/ipv4/conf/pna/forwarding',
+      'net/ipv6/conf/pna/forwarding',
+      'net/ipv6/conf/pna/accept_ra',
+    ]);
+    await rp.stop();
+  });
+
+  it('removes only its own routes on stop without keepRoutes', async () => {
+    const { kernel, rp } = setup();
+    const foreign: KernelRoute = {
+      family: 4,
+      table: 254,
+      dst: '192.168.0.0/16',
+      metric: 0,
+      protocol: RTPROT.static,
+      kind: 'unicast',
+      scope: 0,
+      nexthops: [{ gateway: '172.20.0.1' }],
+    };
+    kernel.routes.set(slotKey(foreign), foreign);
+    await rp.setDesired(desired);
+    await rp.start();
+    await rp.stop({ keepRoutes: false });
+    expect([...kernel.routes.values()]).toEqual([foreign]);
+    expect(kernel.closed).toBe(true);
+  });
+
+  it('rejects a bad option naming it', () => {
+    expect(() => new RouteProgrammer({ kernel: new FakeKernel(), resyncIntervalMs: -1 })).toThrow(
+      'resyncIntervalMs: -1',
+    );
+  });
+});
