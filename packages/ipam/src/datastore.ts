@@ -1,0 +1,63 @@
+// The narrow view of the datastore that IPAM needs. KubeClient's resource clients satisfy it over
+// HTTP; memory.ts is an in-process fake with the same compare-and-swap semantics for property tests.
+import {
+  BLOCKAFFINITY,
+  type BlockAffinity,
+  type BlockAffinityInput,
+  IPAMBLOCK,
+  type IPAMBlock,
+  type IPAMBlockInput,
+  IPAMHANDLE,
+  type IPAMHandle,
+  type IPAMHandleInput,
+  IPPOOL,
+  type IPPool,
+  type IPPoolInput,
+  K8S_ERR,
+  type KubeClient,
+  type SchemaError,
+} from '@podnet/k8s';
+
+export interface ObjectStore<T, I> {
+  get(name: string): Promise<T>;
+  list(opts?: {
+    labelSelector?: string;
+  }): Promise<{ items: T[]; invalid: { name: string; error: SchemaError }[] }>;
+  create(obj: I): Promise<T>;
+  /** Compare-and-swap on metadata.resourceVersion: K8S_ERR_CONFLICT when stale. */
+  replace(obj: I): Promise<T>;
+  delete(name: string, opts?: { resourceVersion?: string }): Promise<void>;
+}
+
+export interface IpamDatastore {
+  pools: ObjectStore<IPPool, IPPoolInput>;
+  blocks: ObjectStore<IPAMBlock, IPAMBlockInput>;
+  affinities: ObjectStore<BlockAffinity, BlockAffinityInput>;
+  handles: ObjectStore<IPAMHandle, IPAMHandleInput>;
+  /** The node's labels; undefined when there is no such Node object. */
+  nodeLabels(node: string): Promise<Record<string, string> | undefined>;
+  /** Whether a pod exists (GC of leaked addresses). */
+  podExists(namespace: string, name: string): Promise<boolean>;
+}
+
+/** The datastore over the Kubernetes API. */
+export function kubeDatastore(client: KubeClient): IpamDatastore {
+  return {
+    pools: client.resource(IPPOOL),
+    blocks: client.resource(IPAMBLOCK),
+    affinities: client.resource(BLOCKAFFINITY),
+    handles: client.resource(IPAMHANDLE),
+    async nodeLabels(node) {
+      try {
+        const n = await client.getNode(node);
+        return (n.metadata?.labels as Record<string, string> | undefined) ?? {};
+      } catch (err) {
+        if ((err as { code?: string }).code === K8S_ERR.NOT_FOUND) return undefined;
+        throw err;
+      }
+    },
+    async podExists(namespace, name) {
+      return (await client.findPod(namespace, name)) !== undefined;
+    },
+  };
+}

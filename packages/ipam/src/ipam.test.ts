@@ -1,0 +1,298 @@
+// Ipam over the in-memory datastore (same CAS semantics as the API server). The API suites in
+// ipam.api.test.ts run the same operations over HTTP.
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { IPAM_ERR, IpamError } from './errors.js';
+import { handleName, Ipam } from './ipam.js';
+import { type MemoryDatastore, memoryDatastore } from './memory.js';
+
+async function withPools(
+  ds: MemoryDatastore,
+  pools: { name: string; cidr: string; blockSize?: number; nodeSelector?: string }[],
+) {
+  for (const p of pools) {
+    await ds.pools.create({
+      metadata: { name: p.name },
+      spec: { cidr: p.cidr, blockSize: p.blockSize, nodeSelector: p.nodeSelector ?? 'all()' },
+    });
+  }
+}
+
+async function codeOf(p: Promise<unknown>): Promise<string> {
+  try {
+    await p;
+  } catch (err) {
+    expect(err).toBeInstanceOf(IpamError);
+    return (err as IpamError).code;
+  }
+  return 'no error';
+}
+
+describe('Ipam over an in-memory datastore', () => {
+  it('claims a /26 for the node, confirms the affinity, and allocates from it', async () => {
+    const ds = memoryDatastore();
+    await withPools(ds, [{ name: 'default', cidr: '10.244.0.0/16' }]);
+    const ipam = new Ipam({ datastore: ds });
+    const r = await ipam.allocate({
+      handle: 'podnet.c1',
+      node: 'n1',
+      attrs: { namespace: 'default', pod: 'p1' },
+    });
+    expect(r.ipv4).toMatchObject({ block: expect.stringMatching(/\/26$/), pool: 'default', borrowed: false });
+    expect(r.ipv4!.cidr).toBe(`${r.ipv4!.address}/32`);
+    const blocks = await ipam.blocksForNode('n1');
+    expect(blocks).toEqual([{ cidr: r.ipv4!.block, pool: 'default', state: 'confirmed', used: 1, free: 63 }]);
+    const r2 = await ipam.allocate({ handle: 'podnet.c2', node: 'n1' });
+    expect(r2.ipv4!.block).toBe(r.ipv4!.block);
+    expect(r2.ipv4!.address).not.toBe(r.ipv4!.address);
+    expect(await ipam.check()).toEqual([]);
+  });
+
+  it('writes twice per allocation once the node has a block (handle, then block)', async () => {
+    const ds = memoryDatastore();
+    await withPools(ds, [{ name: 'default', cidr: '10.244.0.0/16' }]);
+    const ipam = new Ipam({ datastore: ds });
+    await ipam.allocate({ handle: 'warm', node: 'n1' });
+    const writes = () => ds.blocks.writes + ds.handles.writes + ds.affinities.writes;
+    const before = writes();
+    for (let i = 0; i < 10; i++) await ipam.allocate({ handle: `h${i}`, node: 'n1' });
+    expect((writes() - before) / 10).toBe(2);
+  });
+
+  it('returns the same address when an ADD is retried with the same handle', async () => {
+    const ds = memoryDatastore();
+    await withPools(ds, [{ name: 'default', cidr: '10.244.0.0/16' }]);
+    const ipam = new Ipam({ datastore: ds });
+    const a = await ipam.allocate({ handle: 'podnet.c1', node: 'n1' });
+    const b = await ipam.allocate({ handle: 'podnet.c1', node: 'n1' });
+    expect(b.ipv4!.address).toBe(a.ipv4!.address);
+    expect((await ipam.usage()).totals.used).toBe(1);
+  });
+
+  it('allocates one address per family for a dual-stack pod and releases both by handle', async () => {
+    const ds = memoryDatastore();
+    await withPools(ds, [
+      { name: 'v4', cidr: '10.244.0.0/16' },
+      { name: 'v6', cidr: 'fd00:10:244::/48' },
+    ]);
+    const ipam = new Ipam({ datastore: ds });
+    const r = await ipam.allocate({ handle: 'podnet.c1', node: 'n1', ipv4: true, ipv6: true });
+    expect(r.ipv4?.address).toMatch(/^10\.244\./);
+    expect(r.ipv6?.address).toMatch(/^fd00:10:244:/);
+    expect(r.ipv6?.cidr).toBe(`${r.ipv6!.address}/128`);
+    expect(r.ipv6?.block).toMatch(/\/122$/);
+    const released = await ipam.releaseByHandle('podnet.c1');
+    expect(released.map((x) => x.address).sort()).toEqual([r.ipv4!.address, r.ipv6!.address].sort());
+    expect(await ipam.releaseByHandle('podnet.c1')).toEqual([]);
+    expect(ds.handles.objects.size).toBe(0);
+    expect(await ipam.check()).toEqual([]);
+  });
+
+  it('releases a single address by IP and keeps the rest of the handle', async () => {
+    const ds = memoryDatastore();
+    await withPools(ds, [
+      { name: 'v4', cidr: '10.244.0.0/16' },
+      { name: 'v6', cidr: 'fd00::/48' },
+    ]);
+    const ipam = new Ipam({ datastore: ds });
+    const r = await ipam.allocate({ handle: 'h', node: 'n1', ipv6: true });
+    expect(await ipam.releaseIp(r.ipv4!.address)).toMatchObject({ address: r.ipv4!.address, handle: 'h' });
+    expect(await ipam.releaseIp(r.ipv4!.address)).toBeUndefined();
+    expect(await ipam.releaseIp('192.168.0.1')).toBeUndefined();
+    expect(await codeOf(ipam.releaseIp('nope'))).toBe(IPAM_ERR.INVALID_ARGUMENT);
+    expect(await ipam.check()).toEqual([]);
+    expect((await ipam.releaseByHandle('h')).map((x) => x.address)).toEqual([r.ipv6!.address]);
+  });
+
+  it('fails with NO_POOL_FOR_NODE when no pool selects the node', async () => {
+    const ds = memoryDatastore();
+    await withPools(ds, [{ name: 'rack1', cidr: '10.1.0.0/16', nodeSelector: 'rack == r1' }]);
+    ds.nodes.set('n1', { rack: 'r2' });
+    ds.nodes.set('n2', { rack: 'r1' });
+    const ipam = new Ipam({ datastore: ds });
+    expect(await codeOf(ipam.allocate({ handle: 'h', node: 'n1' }))).toBe(IPAM_ERR.NO_POOL_FOR_NODE);
+    expect((await ipam.allocate({ handle: 'h', node: 'n2' })).ipv4?.pool).toBe('rack1');
+    expect(await codeOf(ipam.allocate({ handle: 'h6', node: 'n2', ipv4: false, ipv6: true }))).toBe(
+      IPAM_ERR.NO_POOL_FOR_NODE,
+    );
+  });
+
+  it('fails with POOLS_OVERLAP when two pools share addresses', async () => {
+    const ds = memoryDatastore();
+    await withPools(ds, [
+      { name: 'a', cidr: '10.0.0.0/16' },
+      { name: 'b', cidr: '10.0.1.0/24', blockSize: 28 },
+    ]);
+    expect(await codeOf(new Ipam({ datastore: ds }).allocate({ handle: 'h', node: 'n1' }))).toBe(
+      IPAM_ERR.POOLS_OVERLAP,
+    );
+  });
+
+  it('claims up to maxBlocksPerNode, then borrows, and with strict affinity reports exhaustion', async () => {
+    const ds = memoryDatastore();
+    await withPools(ds, [{ name: 'small', cidr: '10.0.0.0/28', blockSize: 30 }]); // 4 blocks of 4
+    const n1 = new Ipam({ datastore: ds, maxBlocksPerNode: 1 });
+    const n2 = new Ipam({ datastore: ds, maxBlocksPerNode: 1 });
+    for (let i = 0; i < 4; i++) await n1.allocate({ handle: `a${i}`, node: 'n1' });
+    await n2.allocate({ handle: 'b0', node: 'n2' });
+    const borrowed = await n1.allocate({ handle: 'a4', node: 'n1' });
+    expect(borrowed.ipv4?.borrowed).toBe(true);
+    expect(await n1.borrowedForNode('n1')).toEqual([
+      expect.objectContaining({ address: borrowed.ipv4!.address, owner: 'n2' }),
+    ]);
+    const strict = new Ipam({ datastore: ds, maxBlocksPerNode: 1, strictAffinity: true });
+    for (let i = 1; i < 3; i++) await n2.allocate({ handle: `b${i}`, node: 'n2' });
+    expect(await codeOf(strict.allocate({ handle: 'x', node: 'n2' }))).toBe(IPAM_ERR.POOL_EXHAUSTED);
+    expect(await n1.check()).toEqual([]);
+  });
+
+  it('fails with POOL_EXHAUSTED when every address is taken', async () => {
+    const ds = memoryDatastore();
+    await withPools(ds, [{ name: 'tiny', cidr: '10.0.0.0/30', blockSize: 31 }]);
+    const ipam = new Ipam({ datastore: ds });
+    for (let i = 0; i < 4; i++) await ipam.allocate({ handle: `h${i}`, node: 'n1' });
+    expect(await codeOf(ipam.allocate({ handle: 'h4', node: 'n1' }))).toBe(IPAM_ERR.POOL_EXHAUSTED);
+    expect(await ipam.check()).toEqual([]);
+  });
+
+  it('garbage-collects addresses of vanished pods only after seeing them twice across the grace period', async () => {
+    const ds = memoryDatastore();
+    await withPools(ds, [{ name: 'default', cidr: '10.244.0.0/16' }]);
+    ds.pods.add('default/alive');
+    const ipam = new Ipam({ datastore: ds });
+    await ipam.allocate({ handle: 'alive', node: 'n1', attrs: { namespace: 'default', pod: 'alive' } });
+    await ipam.allocate({ handle: 'gone', node: 'n1', attrs: { namespace: 'default', pod: 'gone' } });
+    expect(await ipam.gc({ now: 0, graceMs: 1000 })).toMatchObject({ releasedHandles: [], pending: 1 });
+    expect(await ipam.gc({ now: 500, graceMs: 1000 })).toMatchObject({ releasedHandles: [] });
+    expect(await ipam.gc({ now: 1500, graceMs: 1000 })).toMatchObject({ releasedHandles: ['gone'] });
+    expect((await ipam.usage()).totals).toMatchObject({ used: 1, handles: 1 });
+    expect(await ipam.check()).toEqual([]);
+  });
+
+  it("releases an empty block's affinity after the grace period but never the node's last block", async () => {
+    const ds = memoryDatastore();
+    await withPools(ds, [{ name: 'p', cidr: '10.0.0.0/24', blockSize: 30 }]);
+    const ipam = new Ipam({ datastore: ds });
+    for (let i = 0; i < 6; i++) await ipam.allocate({ handle: `h${i}`, node: 'n1' }); // 2 blocks
+    expect((await ipam.blocksForNode('n1')).length).toBe(2);
+    for (let i = 0; i < 6; i++) await ipam.releaseByHandle(`h${i}`);
+    await ipam.gc({ now: 0, graceMs: 100 });
+    const r = await ipam.gc({ now: 200, graceMs: 100 });
+    expect(r.releasedBlocks).toHaveLength(1);
+    expect(await ipam.gc({ now: 400, graceMs: 100 })).toMatchObject({ releasedBlocks: [] });
+    expect(await ipam.gc({ now: 600, graceMs: 100 })).toMatchObject({ releasedBlocks: [] });
+    expect((await ipam.blocksForNode('n1')).length).toBe(1);
+    expect(ds.affinities.objects.size).toBe(1);
+    expect(await ipam.check()).toEqual([]);
+  });
+
+  it('reports inconsistencies: wrong handle counts, missing handles, orphan affinities', async () => {
+    const ds = memoryDatastore();
+    await withPools(ds, [{ name: 'default', cidr: '10.244.0.0/16' }]);
+    const ipam = new Ipam({ datastore: ds });
+    await ipam.allocate({ handle: 'h1', node: 'n1' });
+    await ipam.allocate({ handle: 'h2', node: 'n1' });
+    const h1 = await ds.handles.get(handleName('h1'));
+    const cidr = Object.keys(h1.spec.block)[0]!;
+    await ds.handles.replace({ ...h1, spec: { ...h1.spec, block: { [cidr]: 3 } } });
+    await ds.handles.delete(handleName('h2'));
+    await ds.affinities.create({
+      metadata: { name: 'orphan' },
+      spec: { node: 'n9', cidr: '10.244.99.0/26', state: 'confirmed' },
+    });
+    const types = (await ipam.check()).map((i) => i.type).sort();
+    expect(types).toEqual(['affinity-without-block', 'allocation-without-handle', 'handle-count-mismatch']);
+  });
+
+  it('rejects an empty handle or node, or a request for no family', async () => {
+    const ipam = new Ipam({ datastore: memoryDatastore() });
+    expect(await codeOf(ipam.allocate({ handle: '', node: 'n1' }))).toBe(IPAM_ERR.INVALID_ARGUMENT);
+    expect(await codeOf(ipam.allocate({ handle: 'h', node: '' }))).toBe(IPAM_ERR.INVALID_ARGUMENT);
+    expect(await codeOf(ipam.allocate({ handle: 'h', node: 'n', ipv4: false }))).toBe(
+      IPAM_ERR.INVALID_ARGUMENT,
+    );
+  });
+
+  it.each([
+    ['podnet.abc123', 'podnet.abc123'],
+    ['podnet.ABC_123', /^podnet\.abc-123\.[0-9a-f]{16}$/],
+    ['___', /^h\.[0-9a-f]{16}$/],
+  ])('names handle %s as a valid object name', (id, want) => {
+    if (typeof want === 'string') expect(handleName(id)).toBe(want);
+    else expect(handleName(id)).toMatch(want);
+  });
+});
+
+describe('concurrent nodes (any interleaving of datastore calls)', () => {
+  const steps = fc.array(
+    fc.oneof(
+      fc.record({ type: fc.constant('alloc' as const), pod: fc.integer({ min: 0, max: 7 }) }),
+      fc.record({ type: fc.constant('release' as const), pod: fc.integer({ min: 0, max: 7 }) }),
+    ),
+    { maxLength: 8 },
+  );
+
+  it('never gives two pods the same address and leaks nothing once every pod is released', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.scheduler(),
+        fc.array(steps, { minLength: 2, maxLength: 3 }),
+        async (s, perNode) => {
+          const ds = memoryDatastore(() => s.schedule(Promise.resolve()));
+          // Pool setup without interleaving.
+          const setup = memoryDatastore();
+          await setup.pools.create({ metadata: { name: 'p' }, spec: { cidr: '10.0.0.0/27', blockSize: 30 } });
+          for (const [k, v] of setup.pools.objects) ds.pools.objects.set(k, v);
+          const held = new Map<string, string>(); // address → handle
+          const run = perNode.map(async (nodeSteps, n) => {
+            const ipam = new Ipam({ datastore: ds, maxBlocksPerNode: 2, maxRetries: 60 });
+            for (const st of nodeSteps) {
+              const handle = `n${n}.pod${st.pod}`;
+              if (st.type === 'alloc') {
+                try {
+                  const r = await ipam.allocate({ handle, node: `n${n}` });
+                  const a = r.ipv4!.address;
+                  const owner = held.get(a);
+                  if (owner !== undefined && owner !== handle)
+                    throw new Error(`${a} given to ${owner} and ${handle}`);
+                  held.set(a, handle);
+                } catch (err) {
+                  if (!(err instanceof IpamError && err.code === IPAM_ERR.POOL_EXHAUSTED)) throw err;
+                }
+              } else {
+                for (const r of await ipam.releaseByHandle(handle)) held.delete(r.address);
+              }
+            }
+          });
+          // Drive the scheduler until a promise settles (every datastore call waits on it).
+          const pump = async <T>(p: Promise<T>): Promise<T> => {
+            let settled = false;
+            const tracked = p.finally(() => {
+              settled = true;
+            });
+            for (let i = 0; i < 100_000 && !settled; i++) {
+              if (s.count() > 0) await s.waitOne();
+              else await new Promise((r) => setTimeout(r, 0));
+            }
+            return tracked;
+          };
+          await pump(Promise.all(run));
+          const checker = new Ipam({ datastore: ds });
+          expect(await pump(checker.check())).toEqual([]);
+          expect((await pump(checker.usage())).totals.used).toBe(held.size);
+          // Release every pod and verify nothing is left behind.
+          await pump(
+            (async () => {
+              for (let n = 0; n < perNode.length; n++)
+                for (let p = 0; p <= 7; p++) await checker.releaseByHandle(`n${n}.pod${p}`);
+            })(),
+          );
+          const after = await pump(checker.usage());
+          expect(await pump(checker.check())).toEqual([]);
+          expect(after.totals).toMatchObject({ used: 0, handles: 0 });
+        },
+      ),
+      { numRuns: 40 },
+    );
+  });
+});

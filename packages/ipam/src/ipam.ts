@@ -1,0 +1,1013 @@
+// Block IPAM against the datastore (DESIGN.md section 2 step 2, section 3).
+//
+// A node claims a block from an IPPool whose nodeSelector matches it: BlockAffinity `pending`, then
+// the IPAMBlock's creation (the atomic point: whoever creates it owns it), then the affinity goes
+// `confirmed`. Addresses come from the node's affine blocks first; when they are full the node
+// claims another block (up to maxBlocksPerNode), then borrows from other nodes' blocks unless
+// strictAffinity. Every write is a compare-and-swap on resourceVersion, retried a bounded number
+// of times on 409. An IPAMHandle (`<network>.<containerID>`) records which blocks an owner holds
+// addresses in; it is written before the block, so a crash never leaves an address unowned, and
+// release by handle is idempotent.
+import { createHash } from 'node:crypto';
+import {
+  type BlockAffinity,
+  cidrsOverlap,
+  formatCidr,
+  type IPAMBlock,
+  type IPAMHandle,
+  type IpFamily,
+  isK8sError,
+  K8S_ERR,
+  KubeClient,
+  type KubeClientOptions,
+  type ParsedCidr,
+} from '@podnet/k8s';
+import type { Logger } from 'pino';
+import {
+  affineNode,
+  affinityFor,
+  affinityName,
+  allocatedAddresses,
+  allocateInBlock,
+  type BlockState,
+  blockName,
+  blockOf,
+  blockProblems,
+  checkPoolsDisjoint,
+  freeCount,
+  ipAt,
+  mustParseCidr,
+  newBlock,
+  ordinalOf,
+  ordinalsOfHandle,
+  type PoolInfo,
+  pickFreeBlock,
+  poolContaining,
+  poolInfo,
+  poolsForNode,
+  releaseHandle,
+  releaseOrdinals,
+  usedCount,
+} from './block.js';
+import { type IpamDatastore, kubeDatastore } from './datastore.js';
+import { IPAM_ERR, IpamError } from './errors.js';
+
+export const NODE_LABEL = 'podnet.io/node';
+
+export interface IpamOptions {
+  /** A datastore; else one over `client`; else a KubeClient from kubeconfigPath/KUBECONFIG/in-cluster. */
+  datastore?: IpamDatastore;
+  client?: KubeClient;
+  kubeconfigPath?: string;
+  kubeClientOptions?: KubeClientOptions;
+  logger?: Logger;
+  /** Blocks one node may claim before it borrows. Default 20. */
+  maxBlocksPerNode?: number;
+  /** Never borrow from other nodes' blocks; fail with POOL_EXHAUSTED instead. Default false. */
+  strictAffinity?: boolean;
+  /** Compare-and-swap attempts per write before TOO_MANY_CONFLICTS. Default 30. */
+  maxRetries?: number;
+  /** How long pools and node labels are cached, ms. Default 5000. */
+  cacheTtlMs?: number;
+}
+
+export interface AllocationAttrs {
+  namespace?: string;
+  pod?: string;
+  containerID?: string;
+  [k: string]: string | undefined;
+}
+
+export interface AllocateRequest {
+  /** `<network>.<containerID>`: the owner; release by handle frees everything it holds. */
+  handle: string;
+  node: string;
+  /** Default true. */
+  ipv4?: boolean;
+  /** Default false. */
+  ipv6?: boolean;
+  attrs?: AllocationAttrs;
+  /** Only these IPPools (by name). */
+  pools?: string[];
+}
+
+export interface AllocatedAddress {
+  /** e.g. 10.244.1.5 */
+  address: string;
+  /** The address as a host route: 10.244.1.5/32 or fd00::5/128. */
+  cidr: string;
+  /** The block it came from, e.g. 10.244.1.0/26. */
+  block: string;
+  pool: string;
+  /** True when the block is affine to another node (the agent announces the /32). */
+  borrowed: boolean;
+}
+
+export interface AllocateResult {
+  ipv4?: AllocatedAddress;
+  ipv6?: AllocatedAddress;
+}
+
+export interface ReleasedAddress {
+  address: string;
+  block: string;
+  handle: string;
+}
+
+export interface NodeBlock {
+  cidr: string;
+  pool: string | undefined;
+  state: BlockAffinity['spec']['state'] | 'none';
+  used: number;
+  free: number;
+}
+
+export interface Inconsistency {
+  type:
+    | 'block-corrupt'
+    | 'blocks-overlap'
+    | 'block-outside-pools'
+    | 'block-without-affinity'
+    | 'affinity-without-block'
+    | 'handle-count-mismatch'
+    | 'allocation-without-handle'
+    | 'invalid-object'
+    | 'pools-overlap';
+  message: string;
+}
+
+export interface Usage {
+  pools: {
+    name: string;
+    cidr: string;
+    blockSize: number;
+    disabled: boolean;
+    blocks: number;
+    capacity: string;
+    used: number;
+  }[];
+  nodes: {
+    node: string;
+    blocks: { cidr: string; used: number; free: number }[];
+    used: number;
+    borrowedFrom: number;
+  }[];
+  totals: { blocks: number; used: number; handles: number };
+}
+
+export interface GcOptions {
+  /** How long a leaked address or an empty block must stay so before it is released. Default 60 s. */
+  graceMs?: number;
+  now?: number;
+  /** Release empty blocks' affinities (never a node's last block). Default true. */
+  blocks?: boolean;
+  /** Release addresses whose pod is gone. Default true. */
+  addresses?: boolean;
+}
+
+export interface GcReport {
+  releasedHandles: string[];
+  releasedBlocks: string[];
+  /** Candidates seen once, waiting for the grace period. */
+  pending: number;
+}
+
+/** A Kubernetes object name for a handle ID (which may hold characters names may not). */
+export function handleName(handleID: string): string {
+  if (/^[a-z0-9]([-a-z0-9.]{0,200}[a-z0-9])?$/.test(handleID)) return handleID;
+  const clean = handleID
+    .toLowerCase()
+    .replace(/[^a-z0-9.-]/g, '-')
+    .replace(/^[^a-z0-9]+/, '')
+    .slice(0, 40);
+  const h = createHash('sha256').update(handleID).digest('hex').slice(0, 16);
+  return clean ? `${clean.replace(/[^a-z0-9]+$/, '')}.${h}` : `h.${h}`;
+}
+
+function familyOf(c: ParsedCidr): IpFamily {
+  return c.family;
+}
+
+function toState(b: IPAMBlock): BlockState {
+  return {
+    cidr: b.spec.cidr,
+    affinity: b.spec.affinity ?? null,
+    allocations: b.spec.allocations,
+    unallocated: b.spec.unallocated,
+    attributes: b.spec.attributes,
+    strictAffinity: b.spec.strictAffinity,
+    deleted: b.spec.deleted,
+  };
+}
+
+function withState(b: IPAMBlock, s: BlockState): IPAMBlock {
+  return { ...b, spec: { ...b.spec, ...s } };
+}
+
+function labelValue(node: string): string | undefined {
+  return /^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$/.test(node) ? node : undefined;
+}
+
+function nodeLabels(node: string): Record<string, string> {
+  const v = labelValue(node);
+  return v ? { [NODE_LABEL]: v } : {};
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export class Ipam {
+  readonly ds: IpamDatastore;
+  readonly client: KubeClient | undefined;
+  private readonly log: Logger | undefined;
+  private readonly maxBlocksPerNode: number;
+  private readonly strictAffinity: boolean;
+  private readonly maxRetries: number;
+  private readonly cacheTtlMs: number;
+  /** Blocks last seen, by CIDR (a cache: every write is still a CAS on its resourceVersion). */
+  private readonly blocks = new Map<string, IPAMBlock>();
+  private readonly loadedNodes = new Set<string>();
+  private poolCache: { at: number; pools: PoolInfo[] } | undefined;
+  private readonly labelCache = new Map<string, { at: number; labels: Record<string, string> | undefined }>();
+  private readonly blockQueues = new Map<string, Promise<unknown>>();
+  private readonly gcSeen = new Map<string, number>();
+  /** Conflicts retried (409 on a CAS write), for metrics and the benchmark. */
+  conflicts = 0;
+
+  constructor(opts: IpamOptions = {}) {
+    if (opts.datastore) {
+      this.ds = opts.datastore;
+      this.client = opts.client;
+    } else {
+      this.client =
+        opts.client ??
+        new KubeClient({
+          ...opts.kubeClientOptions,
+          ...(opts.kubeconfigPath ? { kubeconfigPath: opts.kubeconfigPath } : {}),
+        });
+      this.ds = kubeDatastore(this.client);
+    }
+    this.log = opts.logger?.child({ component: 'ipam' });
+    this.maxBlocksPerNode = opts.maxBlocksPerNode ?? 20;
+    this.strictAffinity = opts.strictAffinity ?? false;
+    this.maxRetries = opts.maxRetries ?? 30;
+    this.cacheTtlMs = opts.cacheTtlMs ?? 5000;
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Reads and caches
+
+  /** The IPPools, validated and checked for overlap. */
+  async pools(fresh = false): Promise<PoolInfo[]> {
+    const now = Date.now();
+    if (!fresh && this.poolCache && now - this.poolCache.at < this.cacheTtlMs) return this.poolCache.pools;
+    const r = await this.ds.pools.list();
+    for (const bad of r.invalid)
+      this.log?.warn({ pool: bad.name, err: bad.error.message }, 'skipping invalid IPPool');
+    const pools: PoolInfo[] = [];
+    for (const p of r.items) {
+      try {
+        pools.push(poolInfo(p));
+      } catch (err) {
+        this.log?.warn({ pool: p.metadata.name, err: (err as Error).message }, 'skipping unusable IPPool');
+      }
+    }
+    checkPoolsDisjoint(pools);
+    this.poolCache = { at: now, pools };
+    return pools;
+  }
+
+  private async labelsOf(node: string) {
+    const now = Date.now();
+    const c = this.labelCache.get(node);
+    if (c && now - c.at < this.cacheTtlMs) return c.labels;
+    const labels = await this.ds.nodeLabels(node);
+    this.labelCache.set(node, { at: now, labels });
+    return labels;
+  }
+
+  private remember(b: IPAMBlock): IPAMBlock {
+    this.blocks.set(b.spec.cidr, b);
+    return b;
+  }
+
+  private forget(cidr: string) {
+    this.blocks.delete(cidr);
+  }
+
+  /** Loads the node's affine blocks into the cache (once per node, then kept by writes and conflicts). */
+  private async loadNode(node: string): Promise<void> {
+    if (this.loadedNodes.has(node)) return;
+    const v = labelValue(node);
+    const r = await this.ds.blocks.list(v ? { labelSelector: `${NODE_LABEL}=${v}` } : {});
+    for (const b of r.items) if (affineNode(b.spec) === node) this.remember(b);
+    this.loadedNodes.add(node);
+  }
+
+  private async fetchBlock(cidr: string): Promise<IPAMBlock | undefined> {
+    try {
+      return this.remember(await this.ds.blocks.get(blockName(cidr)));
+    } catch (err) {
+      if (isK8sError(err, K8S_ERR.NOT_FOUND)) {
+        this.forget(cidr);
+        return undefined;
+      }
+      throw err;
+    }
+  }
+
+  private async blockFor(cidr: string): Promise<IPAMBlock | undefined> {
+    return this.blocks.get(cidr) ?? (await this.fetchBlock(cidr));
+  }
+
+  /** Runs writes to one block from this process one after another (they would only conflict). */
+  private serial<T>(cidr: string, fn: () => Promise<T>): Promise<T> {
+    const prev = this.blockQueues.get(cidr) ?? Promise.resolve();
+    const next = prev.then(fn, fn);
+    const tail = next.catch(() => {});
+    this.blockQueues.set(cidr, tail);
+    void tail.then(() => {
+      if (this.blockQueues.get(cidr) === tail) this.blockQueues.delete(cidr);
+    });
+    return next;
+  }
+
+  /**
+   * Applies `change` to a block with compare-and-swap, re-reading and retrying on conflict.
+   * `change` returns undefined to leave the block alone.
+   */
+  private async casBlock<R>(
+    cidr: string,
+    change: (s: BlockState) => { state: BlockState; result: R } | undefined,
+  ): Promise<{ block: IPAMBlock; result: R } | undefined> {
+    return this.serial(cidr, async () => {
+      let b = await this.blockFor(cidr);
+      for (let attempt = 0; attempt < this.maxRetries; attempt++) {
+        if (!b) return undefined;
+        const c = change(toState(b));
+        if (!c) return undefined;
+        try {
+          const written = this.remember(await this.ds.blocks.replace(withState(b, c.state)));
+          return { block: written, result: c.result };
+        } catch (err) {
+          if (isK8sError(err, K8S_ERR.CONFLICT)) {
+            this.conflicts++;
+            b = await this.fetchBlock(cidr);
+            continue;
+          }
+          if (isK8sError(err, K8S_ERR.NOT_FOUND)) {
+            this.forget(cidr);
+            return undefined;
+          }
+          throw err;
+        }
+      }
+      throw new IpamError(
+        IPAM_ERR.TOO_MANY_CONFLICTS,
+        `block ${cidr}: gave up after ${this.maxRetries} conflicts`,
+      );
+    });
+  }
+
+  /** Read-modify-write of a handle with CAS; `change` returning undefined deletes it. */
+  private async casHandle(
+    handleID: string,
+    change: (cur: IPAMHandle['spec']['block'] | undefined) => IPAMHandle['spec']['block'] | undefined,
+  ): Promise<void> {
+    const name = handleName(handleID);
+    let cur: IPAMHandle | undefined;
+    let known = false;
+    for (let attempt = 0; attempt < this.maxRetries; attempt++) {
+      if (!known) {
+        try {
+          cur = await this.ds.handles.get(name);
+        } catch (err) {
+          if (!isK8sError(err, K8S_ERR.NOT_FOUND)) throw err;
+          cur = undefined;
+        }
+      }
+      known = false;
+      const next = change(cur?.spec.block);
+      try {
+        if (next === undefined) {
+          if (cur) await this.ds.handles.delete(name, { resourceVersion: cur.metadata.resourceVersion! });
+        } else if (!cur) {
+          await this.ds.handles.create({ metadata: { name }, spec: { handleID, block: next } });
+        } else {
+          await this.ds.handles.replace({ ...cur, spec: { ...cur.spec, block: next } });
+        }
+        return;
+      } catch (err) {
+        if (
+          isK8sError(err, K8S_ERR.CONFLICT) ||
+          isK8sError(err, K8S_ERR.ALREADY_EXISTS) ||
+          isK8sError(err, K8S_ERR.NOT_FOUND)
+        ) {
+          this.conflicts++;
+          continue;
+        }
+        throw err;
+      }
+    }
+    throw new IpamError(
+      IPAM_ERR.TOO_MANY_CONFLICTS,
+      `handle ${handleID}: gave up after ${this.maxRetries} conflicts`,
+    );
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Allocation
+
+  /**
+   * Allocates one address per requested family for `handle` on `node`. Idempotent per handle: when
+   * the handle already holds an address of a family (an ADD retried), that address is returned.
+   */
+  async allocate(req: AllocateRequest): Promise<AllocateResult> {
+    if (!req.handle) throw new IpamError(IPAM_ERR.INVALID_ARGUMENT, 'handle must not be empty');
+    if (!req.node) throw new IpamError(IPAM_ERR.INVALID_ARGUMENT, 'node must not be empty');
+    const families: IpFamily[] = [];
+    if (req.ipv4 ?? true) families.push(4);
+    if (req.ipv6) families.push(6);
+    if (families.length === 0) throw new IpamError(IPAM_ERR.INVALID_ARGUMENT, 'ask for ipv4, ipv6 or both');
+    const log = this.log?.child({ handle: req.handle, node: req.node });
+    const secondary: Record<string, string> = { node: req.node };
+    for (const [k, v] of Object.entries(req.attrs ?? {})) if (v !== undefined) secondary[k] = v;
+
+    const allPools = await this.pools();
+    const labels = (await this.labelsOf(req.node)) ?? {};
+    const result: AllocateResult = {};
+
+    const existing = await this.existingForHandle(req.handle);
+    for (const a of existing) {
+      const fam = familyOf(mustParseCidr(a.block));
+      if (fam === 4 && families.includes(4) && !result.ipv4) result.ipv4 = a;
+      if (fam === 6 && families.includes(6) && !result.ipv6) result.ipv6 = a;
+    }
+
+    for (const family of families) {
+      if ((family === 4 && result.ipv4) || (family === 6 && result.ipv6)) continue;
+      let pools = poolsForNode(allPools, family, labels);
+      if (req.pools) pools = pools.filter((p) => req.pools!.includes(p.name));
+      if (pools.length === 0) {
+        throw new IpamError(
+          IPAM_ERR.NO_POOL_FOR_NODE,
+          `no enabled IPv${family} IPPool${req.pools ? ` among ${req.pools.join(', ')}` : ''} selects node ${req.node}`,
+        );
+      }
+      const got = await this.allocateFamily(req, family, pools, secondary);
+      if (family === 4) result.ipv4 = got;
+      else result.ipv6 = got;
+      log?.debug({ address: got.address, block: got.block, borrowed: got.borrowed }, 'allocated');
+    }
+    return result;
+  }
+
+  /** What a handle already holds (for idempotent ADD). */
+  private async existingForHandle(handleID: string): Promise<AllocatedAddress[]> {
+    let h: IPAMHandle;
+    try {
+      h = await this.ds.handles.get(handleName(handleID));
+    } catch (err) {
+      if (isK8sError(err, K8S_ERR.NOT_FOUND)) return [];
+      throw err;
+    }
+    const out: AllocatedAddress[] = [];
+    const pools = await this.pools();
+    for (const [cidr, n] of Object.entries(h.spec.block)) {
+      if (n <= 0) continue;
+      const b = await this.fetchBlock(cidr);
+      if (!b) continue;
+      const c = mustParseCidr(cidr);
+      for (const o of ordinalsOfHandle(toState(b), handleID)) {
+        out.push(this.describe(c, o, b, pools, undefined));
+      }
+    }
+    return out;
+  }
+
+  private describe(
+    c: ParsedCidr,
+    ordinal: number,
+    b: IPAMBlock,
+    pools: PoolInfo[],
+    node: string | undefined,
+  ) {
+    const address = ipAt(c, ordinal);
+    return {
+      address,
+      cidr: `${address}/${c.family === 4 ? 32 : 128}`,
+      block: formatCidr(c),
+      pool: poolContaining(pools, c)?.name ?? '',
+      borrowed: node !== undefined && affineNode(b.spec) !== node,
+    };
+  }
+
+  private async allocateFamily(
+    req: AllocateRequest,
+    family: IpFamily,
+    pools: PoolInfo[],
+    secondary: Record<string, string>,
+  ): Promise<AllocatedAddress> {
+    await this.loadNode(req.node);
+    const tried = new Set<string>();
+    for (let round = 0; round < this.maxRetries; round++) {
+      const cidr = await this.chooseBlock(req.node, family, pools, tried);
+      if (!cidr) break;
+      // The handle is written first: the address is never unowned, even if we crash in between.
+      await this.casHandle(req.handle, (cur) => ({ ...cur, [cidr]: (cur?.[cidr] ?? 0) + 1 }));
+      const r = await this.casBlock(cidr, (s) => {
+        if (s.deleted) return undefined;
+        if (affineNode(s) !== req.node && (this.strictAffinity || s.strictAffinity)) return undefined;
+        const a = allocateInBlock(s, req.handle, secondary, 1);
+        return a.ordinals.length ? { state: a.block, result: a.ordinals[0]! } : undefined;
+      });
+      if (r) {
+        return this.describe(mustParseCidr(cidr), r.result, r.block, pools, req.node);
+      }
+      // The block filled up (or went away) under us: undo the handle's count and pick again.
+      tried.add(cidr);
+      await this.casHandle(req.handle, (cur) => {
+        const next = { ...cur };
+        const n = (next[cidr] ?? 1) - 1;
+        if (n > 0) next[cidr] = n;
+        else delete next[cidr];
+        return Object.keys(next).length ? next : undefined;
+      });
+    }
+    throw new IpamError(
+      IPAM_ERR.POOL_EXHAUSTED,
+      `no free IPv${family} address for node ${req.node} in pools ${pools.map((p) => `${p.name} (${formatCidr(p.cidr)})`).join(', ')}`,
+    );
+  }
+
+  /** Affine block with room → claim a new block → borrow; undefined when nothing is left. */
+  private async chooseBlock(node: string, family: IpFamily, pools: PoolInfo[], tried: Set<string>) {
+    const inPools = (b: IPAMBlock) => {
+      const c = mustParseCidr(b.spec.cidr);
+      return c.family === family && poolContaining(pools, c) !== undefined;
+    };
+    let affine: IPAMBlock[] = [];
+    for (let pass = 0; pass < 2; pass++) {
+      affine = [...this.blocks.values()].filter((b) => affineNode(b.spec) === node && !b.spec.deleted);
+      const withRoom = affine
+        .filter((b) => inPools(b) && freeCount(toState(b)) > 0 && !tried.has(b.spec.cidr))
+        .sort((a, b) => a.spec.cidr.localeCompare(b.spec.cidr));
+      if (withRoom[0]) return withRoom[0].spec.cidr;
+      // The cache may be stale (another process released addresses): re-read once before claiming.
+      if (pass === 0) {
+        for (const b of affine) this.forget(b.spec.cidr);
+        this.loadedNodes.delete(node);
+        await this.loadNode(node);
+      }
+    }
+
+    const nodeBlocks = affine.filter((b) => mustParseCidr(b.spec.cidr).family === family).length;
+    if (nodeBlocks < this.maxBlocksPerNode) {
+      for (const pool of pools) {
+        const claimed = await this.claimBlock(node, pool);
+        if (claimed) return claimed.spec.cidr;
+      }
+    }
+    if (this.strictAffinity) return undefined;
+    const all = await this.ds.blocks.list();
+    for (const b of all.items) this.remember(b);
+    const borrow = all.items
+      .filter(
+        (b) =>
+          inPools(b) &&
+          !b.spec.deleted &&
+          !b.spec.strictAffinity &&
+          freeCount(toState(b)) > 0 &&
+          !tried.has(b.spec.cidr),
+      )
+      .sort((a, b) => freeCount(toState(b)) - freeCount(toState(a)));
+    if (borrow[0]) {
+      this.log?.info({ node, block: borrow[0].spec.cidr, owner: affineNode(borrow[0].spec) }, 'borrowing');
+      return borrow[0].spec.cidr;
+    }
+    return undefined;
+  }
+
+  /**
+   * Claims a free block of `pool` for `node`: affinity pending → create the block (atomic point)
+   * → affinity confirmed. Undefined when the pool has no free block.
+   */
+  async claimBlock(node: string, pool: PoolInfo): Promise<IPAMBlock | undefined> {
+    for (let attempt = 0; attempt < this.maxRetries; attempt++) {
+      const existing = await this.ds.blocks.list();
+      const taken = new Set(existing.items.map((b) => b.spec.cidr));
+      for (const bad of existing.invalid) taken.add(bad.name); // never reuse what we cannot read
+      const cidr = pickFreeBlock(pool, taken, `${node}/${attempt}`);
+      if (!cidr) return undefined;
+      const cidrText = formatCidr(cidr);
+      const affName = affinityName(node, cidr);
+      const affinity = await this.createOrGetAffinity(affName, node, cidrText);
+      try {
+        const block = newBlock(cidr, node, this.strictAffinity);
+        const created = await this.ds.blocks.create({
+          metadata: { name: blockName(cidr), labels: nodeLabels(node) },
+          spec: block,
+        });
+        this.remember(created);
+        await this.confirmAffinity(affinity);
+        this.log?.info({ node, block: cidrText, pool: pool.name }, 'claimed block');
+        return created;
+      } catch (err) {
+        if (!isK8sError(err, K8S_ERR.ALREADY_EXISTS)) throw err;
+        // Lost the race (or an earlier attempt of ours won it).
+        const b = await this.fetchBlock(cidrText);
+        if (b && affineNode(b.spec) === node) {
+          await this.confirmAffinity(affinity);
+          return b;
+        }
+        this.conflicts++;
+        await this.deleteAffinity(affName);
+        await sleep(Math.random() * 5 * (attempt + 1));
+      }
+    }
+    throw new IpamError(
+      IPAM_ERR.TOO_MANY_CONFLICTS,
+      `node ${node}: could not claim a block of pool ${pool.name}`,
+    );
+  }
+
+  private async createOrGetAffinity(name: string, node: string, cidr: string): Promise<BlockAffinity> {
+    try {
+      return await this.ds.affinities.create({
+        metadata: { name, labels: nodeLabels(node) },
+        spec: { node, cidr, state: 'pending' },
+      });
+    } catch (err) {
+      if (!isK8sError(err, K8S_ERR.ALREADY_EXISTS)) throw err;
+      return this.ds.affinities.get(name);
+    }
+  }
+
+  private async confirmAffinity(a: BlockAffinity): Promise<void> {
+    let cur = a;
+    for (let attempt = 0; attempt < this.maxRetries; attempt++) {
+      if (cur.spec.state === 'confirmed') return;
+      try {
+        await this.ds.affinities.replace({ ...cur, spec: { ...cur.spec, state: 'confirmed' } });
+        return;
+      } catch (err) {
+        if (!isK8sError(err, K8S_ERR.CONFLICT)) throw err;
+        this.conflicts++;
+        cur = await this.ds.affinities.get(a.metadata.name);
+      }
+    }
+  }
+
+  private async deleteAffinity(name: string): Promise<void> {
+    try {
+      await this.ds.affinities.delete(name);
+    } catch (err) {
+      if (!isK8sError(err, K8S_ERR.NOT_FOUND)) throw err;
+    }
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Release
+
+  /** Releases every address a handle holds and deletes the handle. Idempotent. */
+  async releaseByHandle(handleID: string): Promise<ReleasedAddress[]> {
+    let h: IPAMHandle;
+    try {
+      h = await this.ds.handles.get(handleName(handleID));
+    } catch (err) {
+      if (isK8sError(err, K8S_ERR.NOT_FOUND)) return [];
+      throw err;
+    }
+    const released: ReleasedAddress[] = [];
+    for (const cidr of Object.keys(h.spec.block)) {
+      const c = mustParseCidr(cidr);
+      const r = await this.casBlock(cidr, (s) => {
+        const rel = releaseHandle(s, handleID);
+        return rel.released.length ? { state: rel.block, result: rel.released } : undefined;
+      });
+      for (const o of r?.result ?? []) released.push({ address: ipAt(c, o), block: cidr, handle: handleID });
+    }
+    const blocks = new Set(Object.keys(h.spec.block));
+    // Drop the blocks just cleared; keep any that a concurrent ADD with the same handle added.
+    await this.casHandle(handleID, (cur) => {
+      if (!cur) return undefined;
+      const rest = Object.fromEntries(Object.entries(cur).filter(([k]) => !blocks.has(k)));
+      return Object.keys(rest).length ? rest : undefined;
+    });
+    this.log?.debug({ handle: handleID, released: released.map((r) => r.address) }, 'released handle');
+    return released;
+  }
+
+  /** Releases one address; undefined when it was not allocated. */
+  async releaseIp(ip: string): Promise<ReleasedAddress | undefined> {
+    const pools = await this.pools();
+    let block: ParsedCidr | undefined;
+    for (const p of pools) {
+      const b = blockOf(ip, p.blockSize);
+      if (b && poolContaining([p], b)) block = b;
+    }
+    if (!block) {
+      if (!blockOf(ip, 32))
+        throw new IpamError(IPAM_ERR.INVALID_ARGUMENT, `${JSON.stringify(ip)} is not an IP address`);
+      return undefined;
+    }
+    const cidr = formatCidr(block);
+    const ordinal = ordinalOf(block, ip)!;
+    const r = await this.casBlock(cidr, (s) => {
+      const a = s.allocations[ordinal];
+      if (a === null || a === undefined) return undefined;
+      const handle = s.attributes[a]!.handleID;
+      return { state: releaseOrdinals(s, [ordinal]).block, result: handle };
+    });
+    if (!r) return undefined;
+    const handle = r.result;
+    const still = ordinalsOfHandle(toState(r.block), handle).length;
+    await this.casHandle(handle, (cur) => {
+      if (!cur) return undefined;
+      const next = { ...cur };
+      if (still > 0) next[cidr] = still;
+      else delete next[cidr];
+      return Object.keys(next).length ? next : undefined;
+    });
+    return { address: ip, block: cidr, handle };
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Views
+
+  /** The blocks affine to a node, with their affinity state and use. */
+  async blocksForNode(node: string): Promise<NodeBlock[]> {
+    const pools = await this.pools();
+    const v = labelValue(node);
+    const [blocks, affs] = await Promise.all([
+      this.ds.blocks.list(v ? { labelSelector: `${NODE_LABEL}=${v}` } : {}),
+      this.ds.affinities.list(v ? { labelSelector: `${NODE_LABEL}=${v}` } : {}),
+    ]);
+    const states = new Map(
+      affs.items.filter((a) => a.spec.node === node).map((a) => [a.spec.cidr, a.spec.state]),
+    );
+    return blocks.items
+      .filter((b) => affineNode(b.spec) === node && !b.spec.deleted)
+      .map((b) => ({
+        cidr: b.spec.cidr,
+        pool: poolContaining(pools, mustParseCidr(b.spec.cidr))?.name,
+        state: states.get(b.spec.cidr) ?? ('none' as const),
+        used: usedCount(toState(b)),
+        free: freeCount(toState(b)),
+      }))
+      .sort((a, b) => a.cidr.localeCompare(b.cidr));
+  }
+
+  /** Addresses used by pods on `node` that come from other nodes' blocks (announced as /32s). */
+  async borrowedForNode(
+    node: string,
+  ): Promise<{ address: string; block: string; owner: string | undefined }[]> {
+    const all = await this.ds.blocks.list();
+    const out: { address: string; block: string; owner: string | undefined }[] = [];
+    for (const b of all.items) {
+      if (affineNode(b.spec) === node) continue;
+      for (const a of allocatedAddresses(toState(b))) {
+        if (a.attr.secondary?.node === node)
+          out.push({ address: a.ip, block: b.spec.cidr, owner: affineNode(b.spec) });
+      }
+    }
+    return out;
+  }
+
+  /** Pools, blocks per node and utilisation (`podnetctl ipam show`). */
+  async usage(): Promise<Usage> {
+    const pools = await this.pools(true);
+    const [blocks, handles] = await Promise.all([this.ds.blocks.list(), this.ds.handles.list()]);
+    const nodes = new Map<string, Usage['nodes'][number]>();
+    const node = (n: string) => {
+      let e = nodes.get(n);
+      if (!e) {
+        e = { node: n, blocks: [], used: 0, borrowedFrom: 0 };
+        nodes.set(n, e);
+      }
+      return e;
+    };
+    const perPool = new Map(pools.map((p) => [p.name, { blocks: 0, used: 0 }]));
+    let used = 0;
+    for (const b of blocks.items) {
+      const s = toState(b);
+      const u = usedCount(s);
+      used += u;
+      const owner = affineNode(s);
+      if (owner) node(owner).blocks.push({ cidr: s.cidr, used: u, free: freeCount(s) });
+      for (const a of allocatedAddresses(s)) {
+        const n = a.attr.secondary?.node;
+        if (!n) continue;
+        node(n).used++;
+        if (n !== owner) node(n).borrowedFrom++;
+      }
+      const p = poolContaining(pools, mustParseCidr(s.cidr));
+      const e = p && perPool.get(p.name);
+      if (e) {
+        e.blocks++;
+        e.used += u;
+      }
+    }
+    return {
+      pools: pools.map((p) => ({
+        name: p.name,
+        cidr: formatCidr(p.cidr),
+        blockSize: p.blockSize,
+        disabled: p.disabled,
+        blocks: perPool.get(p.name)!.blocks,
+        capacity: (1n << BigInt((p.cidr.family === 4 ? 32 : 128) - p.cidr.prefixLength)).toString(),
+        used: perPool.get(p.name)!.used,
+      })),
+      nodes: [...nodes.values()].sort((a, b) => a.node.localeCompare(b.node)),
+      totals: { blocks: blocks.items.length, used, handles: handles.items.length },
+    };
+  }
+
+  /** Inconsistencies in the stored IPAM state (`podnetctl ipam check`). Empty when all is well. */
+  async check(): Promise<Inconsistency[]> {
+    const out: Inconsistency[] = [];
+    let pools: PoolInfo[] = [];
+    try {
+      pools = await this.pools(true);
+    } catch (err) {
+      out.push({ type: 'pools-overlap', message: (err as Error).message });
+    }
+    const [blocks, affs, handles] = await Promise.all([
+      this.ds.blocks.list(),
+      this.ds.affinities.list(),
+      this.ds.handles.list(),
+    ]);
+    for (const r of [blocks, affs, handles])
+      for (const bad of r.invalid) out.push({ type: 'invalid-object', message: bad.error.message });
+    const parsed = blocks.items.map((b) => ({ b, c: mustParseCidr(b.spec.cidr) }));
+    for (let i = 0; i < parsed.length; i++) {
+      const { b, c } = parsed[i]!;
+      for (const p of blockProblems(toState(b)))
+        out.push({ type: 'block-corrupt', message: `block ${b.spec.cidr}: ${p}` });
+      if (!poolContaining(pools, c))
+        out.push({ type: 'block-outside-pools', message: `block ${b.spec.cidr} lies in no IPPool` });
+      for (let j = i + 1; j < parsed.length; j++) {
+        const o = parsed[j]!;
+        if (cidrsOverlap(c, o.c))
+          out.push({ type: 'blocks-overlap', message: `blocks ${b.spec.cidr} and ${o.b.spec.cidr} overlap` });
+      }
+      const owner = affineNode(b.spec);
+      if (owner && !affs.items.some((a) => a.spec.node === owner && a.spec.cidr === b.spec.cidr))
+        out.push({
+          type: 'block-without-affinity',
+          message: `block ${b.spec.cidr} is affine to ${owner} but has no BlockAffinity`,
+        });
+    }
+    const blockByCidr = new Map(blocks.items.map((b) => [b.spec.cidr, b]));
+    for (const a of affs.items) {
+      if (a.spec.state === 'confirmed' && !blockByCidr.has(a.spec.cidr))
+        out.push({
+          type: 'affinity-without-block',
+          message: `BlockAffinity ${a.metadata.name} (${a.spec.node}, ${a.spec.cidr}) has no IPAMBlock`,
+        });
+    }
+    const handleIDs = new Set(handles.items.map((h) => h.spec.handleID));
+    for (const b of blocks.items) {
+      for (const attr of new Set(allocatedAddresses(toState(b)).map((a) => a.attr.handleID))) {
+        if (!handleIDs.has(attr))
+          out.push({
+            type: 'allocation-without-handle',
+            message: `block ${b.spec.cidr} holds addresses for handle ${attr}, which has no IPAMHandle`,
+          });
+      }
+    }
+    for (const h of handles.items) {
+      for (const [cidr, n] of Object.entries(h.spec.block)) {
+        const b = blockByCidr.get(cidr);
+        const actual = b ? ordinalsOfHandle(toState(b), h.spec.handleID).length : 0;
+        if (actual !== n)
+          out.push({
+            type: 'handle-count-mismatch',
+            message: `handle ${h.spec.handleID} counts ${n} address(es) in ${cidr}, the block holds ${actual}`,
+          });
+      }
+    }
+    return out;
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Garbage collection
+
+  /**
+   * Releases what nobody uses any more, each only after it was seen unused twice across the grace
+   * period: addresses whose pod no longer exists, and the affinity of an empty block (never a
+   * node's last block).
+   */
+  async gc(opts: GcOptions = {}): Promise<GcReport> {
+    const now = opts.now ?? Date.now();
+    const grace = opts.graceMs ?? 60_000;
+    const report: GcReport = { releasedHandles: [], releasedBlocks: [], pending: 0 };
+    const seenNow = new Set<string>();
+    const due = (key: string) => {
+      seenNow.add(key);
+      const first = this.gcSeen.get(key);
+      if (first === undefined) {
+        this.gcSeen.set(key, now);
+        return false;
+      }
+      return now - first >= grace;
+    };
+    const blocks = (await this.ds.blocks.list()).items;
+
+    if (opts.addresses ?? true) {
+      const handlesPods = new Map<string, { namespace: string; pod: string }>();
+      for (const b of blocks)
+        for (const a of allocatedAddresses(toState(b))) {
+          const ns = a.attr.secondary?.namespace;
+          const pod = a.attr.secondary?.pod;
+          if (ns && pod) handlesPods.set(a.attr.handleID, { namespace: ns, pod });
+        }
+      for (const [handle, { namespace, pod }] of handlesPods) {
+        if (await this.ds.podExists(namespace, pod)) continue;
+        if (due(`handle:${handle}`)) {
+          const rel = await this.releaseByHandle(handle);
+          this.log?.info(
+            { handle, namespace, pod, released: rel.map((r) => r.address) },
+            'gc: released leaked addresses',
+          );
+          report.releasedHandles.push(handle);
+          this.gcSeen.delete(`handle:${handle}`);
+        }
+      }
+    }
+
+    if (opts.blocks ?? true) {
+      const perNode = new Map<string, IPAMBlock[]>();
+      for (const b of blocks) {
+        const n = affineNode(b.spec);
+        if (n && !b.spec.deleted) perNode.set(n, [...(perNode.get(n) ?? []), b]);
+      }
+      for (const [node, list] of perNode) {
+        let remaining = list.length;
+        for (const b of list) {
+          if (remaining <= 1) break;
+          if (usedCount(toState(b)) !== 0) continue;
+          if (!due(`block:${b.spec.cidr}:${b.metadata.resourceVersion}`)) continue;
+          if (await this.releaseBlock(node, b)) {
+            report.releasedBlocks.push(b.spec.cidr);
+            remaining--;
+          }
+        }
+      }
+    }
+    for (const key of [...this.gcSeen.keys()]) if (!seenNow.has(key)) this.gcSeen.delete(key);
+    report.pending = this.gcSeen.size;
+    return report;
+  }
+
+  /**
+   * Gives up an empty block: affinity → pendingDeletion, mark the block deleted with a CAS on the
+   * version we saw empty (so an allocation in between wins), delete it, then delete the affinity.
+   */
+  private async releaseBlock(node: string, b: IPAMBlock): Promise<boolean> {
+    const affName = affinityName(node, b.spec.cidr);
+    try {
+      const a = await this.ds.affinities.get(affName);
+      await this.ds.affinities.replace({ ...a, spec: { ...a.spec, state: 'pendingDeletion' } });
+    } catch (err) {
+      if (!isK8sError(err, K8S_ERR.NOT_FOUND) && !isK8sError(err, K8S_ERR.CONFLICT)) throw err;
+    }
+    try {
+      const marked = await this.ds.blocks.replace({ ...b, spec: { ...b.spec, deleted: true } });
+      await this.ds.blocks.delete(blockName(b.spec.cidr), {
+        resourceVersion: marked.metadata.resourceVersion!,
+      });
+    } catch (err) {
+      if (isK8sError(err, K8S_ERR.CONFLICT)) {
+        // Someone allocated meanwhile: keep the block and its affinity.
+        this.conflicts++;
+        await this.restoreAffinity(affName);
+        return false;
+      }
+      if (!isK8sError(err, K8S_ERR.NOT_FOUND)) throw err;
+    }
+    this.forget(b.spec.cidr);
+    await this.deleteAffinity(affName);
+    this.log?.info({ node, block: b.spec.cidr }, 'gc: released empty block');
+    return true;
+  }
+
+  private async restoreAffinity(name: string) {
+    try {
+      const a = await this.ds.affinities.get(name);
+      if (a.spec.state === 'pendingDeletion')
+        await this.ds.affinities.replace({ ...a, spec: { ...a.spec, state: 'confirmed' } });
+    } catch (err) {
+      if (!isK8sError(err, K8S_ERR.NOT_FOUND) && !isK8sError(err, K8S_ERR.CONFLICT)) throw err;
+    }
+  }
+
+  /** Forgets cached blocks (the next allocation re-reads the node's blocks). */
+  invalidate(): void {
+    this.blocks.clear();
+    this.loadedNodes.clear();
+    this.poolCache = undefined;
+    this.labelCache.clear();
+  }
+}
+
+export { affinityFor };

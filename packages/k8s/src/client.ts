@@ -1,0 +1,352 @@
+// Typed access to the Kubernetes API over @kubernetes/client-node 2.x.
+//
+// `loadKubeConfig` finds the cluster (explicit file, $KUBECONFIG, the in-cluster service account,
+// then ~/.kube/config). `KubeClient.resource(IPPOOL)` gives a small typed client per resource whose
+// reads are validated by the zod schema and whose writes are compare-and-swap on resourceVersion.
+// Every API failure is a K8sError with a stable code.
+import {
+  ApiException,
+  ApiextensionsV1Api,
+  CoreV1Api,
+  CustomObjectsApi,
+  KubeConfig,
+  PatchStrategy,
+  setHeaderOptions,
+  type V1Node,
+  type V1Pod,
+} from '@kubernetes/client-node';
+import type { Logger } from 'pino';
+import type { z } from 'zod';
+import { K8S_ERR, K8sError, type SchemaError } from './errors.js';
+import { type ResourceDef, safeValidate, validate } from './resources.js';
+import type { ObjectMeta } from './schemas.js';
+
+export interface LoadKubeConfigOptions {
+  /** A kubeconfig file; wins over $KUBECONFIG and the in-cluster account. */
+  kubeconfigPath?: string;
+}
+
+/** Loads a kubeconfig: the given file, else $KUBECONFIG, else in-cluster, else ~/.kube/config. */
+export function loadKubeConfig(opts: LoadKubeConfigOptions = {}): KubeConfig {
+  const kc = new KubeConfig();
+  try {
+    if (opts.kubeconfigPath) kc.loadFromFile(opts.kubeconfigPath);
+    else if (!process.env.KUBECONFIG && process.env.KUBERNETES_SERVICE_HOST) kc.loadFromCluster();
+    else kc.loadFromDefault();
+  } catch (err) {
+    throw new K8sError(
+      K8S_ERR.CONFIG,
+      `cannot load kubeconfig ${opts.kubeconfigPath ?? process.env.KUBECONFIG ?? '(default)'}: ${(err as Error).message}`,
+      undefined,
+      { cause: err },
+    );
+  }
+  if (!kc.getCurrentCluster()) {
+    throw new K8sError(
+      K8S_ERR.CONFIG,
+      `kubeconfig ${opts.kubeconfigPath ?? process.env.KUBECONFIG ?? '(default)'} names no current cluster`,
+    );
+  }
+  return kc;
+}
+
+/** Request counters, shared by every resource client of one KubeClient (benchmarks, metrics). */
+export interface ClientStats {
+  reads: number;
+  writes: number;
+  conflicts: number;
+}
+
+interface StatusBody {
+  reason?: string;
+  message?: string;
+  code?: number;
+}
+
+function statusOf(body: unknown): StatusBody {
+  if (typeof body === 'string') {
+    try {
+      return JSON.parse(body) as StatusBody;
+    } catch {
+      return { message: body };
+    }
+  }
+  return (body ?? {}) as StatusBody;
+}
+
+/** Maps anything client-node throws onto a K8sError with a stable code. */
+export function toK8sError(err: unknown, what: string): K8sError {
+  if (err instanceof K8sError) return err;
+  if (err instanceof ApiException) {
+    const status = statusOf(err.body);
+    const msg = `${what}: ${status.message ?? err.message}`;
+    switch (err.code) {
+      case 404:
+        return new K8sError(K8S_ERR.NOT_FOUND, msg, 404, { cause: err });
+      case 409:
+        return new K8sError(
+          status.reason === 'AlreadyExists' ? K8S_ERR.ALREADY_EXISTS : K8S_ERR.CONFLICT,
+          msg,
+          409,
+          { cause: err },
+        );
+      case 410:
+        return new K8sError(K8S_ERR.GONE, msg, 410, { cause: err });
+      case 400:
+      case 422:
+        return new K8sError(K8S_ERR.INVALID, msg, err.code, { cause: err });
+      case 401:
+        return new K8sError(K8S_ERR.UNAUTHORIZED, msg, 401, { cause: err });
+      case 403:
+        return new K8sError(K8S_ERR.FORBIDDEN, msg, 403, { cause: err });
+      default:
+        return new K8sError(K8S_ERR.SERVER, `${msg} (HTTP ${err.code})`, err.code, { cause: err });
+    }
+  }
+  const e = err as Error & { cause?: { code?: string; message?: string }; code?: string };
+  const detail = e?.cause?.code ?? e?.code ?? e?.cause?.message ?? e?.message ?? String(err);
+  return new K8sError(K8S_ERR.UNREACHABLE, `${what}: API server unreachable (${detail})`, undefined, {
+    cause: err,
+  });
+}
+
+export interface ListOptions {
+  labelSelector?: string;
+  fieldSelector?: string;
+  namespace?: string;
+}
+
+export interface ListResult<T> {
+  items: T[];
+  /** The list's resourceVersion, where a watch resumes. */
+  resourceVersion: string;
+  /** Objects that failed validation: skipped, never fatal. */
+  invalid: { name: string; error: SchemaError }[];
+}
+
+export interface KubeObject {
+  apiVersion?: string;
+  kind?: string;
+  metadata: ObjectMeta;
+}
+
+const mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
+
+/** Typed get/list/create/replace/patch/delete for one custom resource. */
+export class ResourceClient<S extends z.ZodType> {
+  constructor(
+    readonly def: ResourceDef<S>,
+    private readonly api: CustomObjectsApi,
+    private readonly stats: ClientStats,
+  ) {}
+
+  private base(namespace?: string) {
+    const { group, version, plural } = this.def;
+    if (this.def.namespaced && !namespace) {
+      throw new K8sError(K8S_ERR.INVALID, `${this.def.kind} is namespaced: metadata.namespace is required`);
+    }
+    return { group, version, plural, namespace: namespace ?? '' };
+  }
+
+  private what(verb: string, name?: string) {
+    return `${verb} ${this.def.kind}${name ? ` ${JSON.stringify(name)}` : ''}`;
+  }
+
+  private async call<R>(what: string, write: boolean, fn: () => Promise<R>): Promise<R> {
+    if (write) this.stats.writes++;
+    else this.stats.reads++;
+    try {
+      return await fn();
+    } catch (err) {
+      const e = toK8sError(err, what);
+      if (e.code === K8S_ERR.CONFLICT) this.stats.conflicts++;
+      throw e;
+    }
+  }
+
+  async get(name: string, namespace?: string): Promise<z.infer<S>> {
+    const b = this.base(namespace);
+    const raw = await this.call(this.what('get', name), false, () =>
+      this.def.namespaced
+        ? this.api.getNamespacedCustomObject({ ...b, name })
+        : this.api.getClusterCustomObject({ ...b, name }),
+    );
+    return validate(this.def, raw);
+  }
+
+  /** Lists objects; invalid ones are returned apart in `invalid`, not thrown. */
+  async list(opts: ListOptions = {}): Promise<ListResult<z.infer<S>>> {
+    const { group, version, plural } = this.def;
+    const q = { labelSelector: opts.labelSelector, fieldSelector: opts.fieldSelector };
+    const raw = (await this.call(this.what('list'), false, () =>
+      opts.namespace
+        ? this.api.listNamespacedCustomObject({ group, version, plural, namespace: opts.namespace, ...q })
+        : this.api.listClusterCustomObject({ group, version, plural, ...q }),
+    )) as { items?: unknown[]; metadata?: { resourceVersion?: string } };
+    const out: ListResult<z.infer<S>> = {
+      items: [],
+      resourceVersion: raw.metadata?.resourceVersion ?? '',
+      invalid: [],
+    };
+    for (const item of raw.items ?? []) {
+      const r = safeValidate(this.def, item);
+      if (r.ok) out.items.push(r.value);
+      else out.invalid.push({ name: String((item as KubeObject)?.metadata?.name ?? '?'), error: r.error });
+    }
+    return out;
+  }
+
+  /** Creates the object (validated first); ALREADY_EXISTS when the name is taken. */
+  async create(obj: z.input<S>): Promise<z.infer<S>> {
+    const body = this.outgoing(obj);
+    const b = this.base(body.metadata.namespace);
+    const raw = await this.call(this.what('create', body.metadata.name), true, () =>
+      this.def.namespaced
+        ? this.api.createNamespacedCustomObject({ ...b, body })
+        : this.api.createClusterCustomObject({ ...b, body }),
+    );
+    return validate(this.def, raw);
+  }
+
+  /**
+   * Replaces the object. With metadata.resourceVersion set this is a compare-and-swap: CONFLICT
+   * when someone else wrote it first.
+   */
+  async replace(obj: z.input<S>): Promise<z.infer<S>> {
+    const body = this.outgoing(obj);
+    const b = this.base(body.metadata.namespace);
+    const name = body.metadata.name;
+    const raw = await this.call(this.what('replace', name), true, () =>
+      this.def.namespaced
+        ? this.api.replaceNamespacedCustomObject({ ...b, name, body })
+        : this.api.replaceClusterCustomObject({ ...b, name, body }),
+    );
+    return validate(this.def, raw);
+  }
+
+  /** Writes the status subresource (resources with statusSubresource). */
+  async replaceStatus(obj: z.input<S>): Promise<z.infer<S>> {
+    const body = this.outgoing(obj);
+    const b = this.base(body.metadata.namespace);
+    const name = body.metadata.name;
+    const raw = await this.call(this.what('replace status of', name), true, () =>
+      this.def.namespaced
+        ? this.api.replaceNamespacedCustomObjectStatus({ ...b, name, body })
+        : this.api.replaceClusterCustomObjectStatus({ ...b, name, body }),
+    );
+    return validate(this.def, raw);
+  }
+
+  /** JSON merge patch (RFC 7386). Include metadata.resourceVersion in the patch for CAS. */
+  async patch(name: string, patch: Record<string, unknown>, namespace?: string): Promise<z.infer<S>> {
+    const b = this.base(namespace);
+    const raw = await this.call(this.what('patch', name), true, () =>
+      this.def.namespaced
+        ? this.api.patchNamespacedCustomObject({ ...b, name, body: patch }, mergePatch)
+        : this.api.patchClusterCustomObject({ ...b, name, body: patch }, mergePatch),
+    );
+    return validate(this.def, raw);
+  }
+
+  /** Deletes; with `resourceVersion` only if unchanged since (CONFLICT otherwise). */
+  async delete(name: string, opts: { namespace?: string; resourceVersion?: string } = {}): Promise<void> {
+    const b = this.base(opts.namespace);
+    const body = opts.resourceVersion
+      ? { preconditions: { resourceVersion: opts.resourceVersion } }
+      : undefined;
+    await this.call(this.what('delete', name), true, () =>
+      this.def.namespaced
+        ? this.api.deleteNamespacedCustomObject({ ...b, name, body })
+        : this.api.deleteClusterCustomObject({ ...b, name, body }),
+    );
+  }
+
+  private outgoing(obj: z.input<S>): KubeObject {
+    const v = validate(this.def, obj) as KubeObject;
+    return { ...v, apiVersion: `${this.def.group}/${this.def.version}`, kind: this.def.kind };
+  }
+}
+
+export interface KubeClientOptions extends LoadKubeConfigOptions {
+  kubeConfig?: KubeConfig;
+  logger?: Logger;
+}
+
+/** One connection to the API server: typed resource clients plus the core objects podnet reads. */
+export class KubeClient {
+  readonly kc: KubeConfig;
+  readonly custom: CustomObjectsApi;
+  readonly core: CoreV1Api;
+  readonly extensions: ApiextensionsV1Api;
+  readonly stats: ClientStats = { reads: 0, writes: 0, conflicts: 0 };
+  private readonly clients = new Map<ResourceDef, ResourceClient<z.ZodType>>();
+
+  constructor(opts: KubeClientOptions = {}) {
+    this.kc = opts.kubeConfig ?? loadKubeConfig(opts);
+    this.custom = this.kc.makeApiClient(CustomObjectsApi);
+    this.core = this.kc.makeApiClient(CoreV1Api);
+    this.extensions = this.kc.makeApiClient(ApiextensionsV1Api);
+  }
+
+  resource<S extends z.ZodType>(def: ResourceDef<S>): ResourceClient<S> {
+    let c = this.clients.get(def as ResourceDef);
+    if (!c) {
+      c = new ResourceClient(def as ResourceDef, this.custom, this.stats);
+      this.clients.set(def as ResourceDef, c);
+    }
+    return c as unknown as ResourceClient<S>;
+  }
+
+  async getNode(name: string): Promise<V1Node> {
+    this.stats.reads++;
+    try {
+      return await this.core.readNode({ name });
+    } catch (err) {
+      throw toK8sError(err, `get Node ${JSON.stringify(name)}`);
+    }
+  }
+
+  async listNodes(opts: { labelSelector?: string } = {}): Promise<V1Node[]> {
+    this.stats.reads++;
+    try {
+      return (await this.core.listNode(opts)).items;
+    } catch (err) {
+      throw toK8sError(err, 'list Node');
+    }
+  }
+
+  /** Merge-patches a Node's annotations (null removes one). */
+  async annotateNode(name: string, annotations: Record<string, string | null>): Promise<V1Node> {
+    this.stats.writes++;
+    try {
+      return await this.core.patchNode({ name, body: { metadata: { annotations } } }, mergePatch);
+    } catch (err) {
+      throw toK8sError(err, `annotate Node ${JSON.stringify(name)}`);
+    }
+  }
+
+  async listPods(opts: ListOptions = {}): Promise<V1Pod[]> {
+    this.stats.reads++;
+    const q = { labelSelector: opts.labelSelector, fieldSelector: opts.fieldSelector };
+    try {
+      const r = opts.namespace
+        ? await this.core.listNamespacedPod({ namespace: opts.namespace, ...q })
+        : await this.core.listPodForAllNamespaces(q);
+      return r.items;
+    } catch (err) {
+      throw toK8sError(err, 'list Pod');
+    }
+  }
+
+  /** The pod, or undefined when it does not exist. */
+  async findPod(namespace: string, name: string): Promise<V1Pod | undefined> {
+    this.stats.reads++;
+    try {
+      return await this.core.readNamespacedPod({ namespace, name });
+    } catch (err) {
+      const e = toK8sError(err, `get Pod ${namespace}/${name}`);
+      if (e.code === K8S_ERR.NOT_FOUND) return undefined;
+      throw e;
+    }
+  }
+}

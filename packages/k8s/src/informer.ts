@@ -1,0 +1,385 @@
+// Informers: list, then watch from the list's resourceVersion, keeping an in-memory store.
+//
+// - Resume: every event and BOOKMARK advances the resourceVersion; a dropped connection re-watches
+//   from it, so nothing is missed and nothing is replayed.
+// - 410 Gone (as an HTTP status or an ERROR event): the version is too old; relist, and emit the
+//   difference between the old store and the new list as events.
+// - Errors back off exponentially with full jitter, up to maxBackoffMs; a healthy watch resets it.
+// - `synced` resolves after the first complete list; `hasSynced` is the flag.
+// - An object that fails its schema is logged with the failing fields and skipped; the informer
+//   keeps running and keeps the last valid version.
+import { Watch } from '@kubernetes/client-node';
+import type { Logger } from 'pino';
+import type { z } from 'zod';
+import type { KubeClient } from './client.js';
+import { toK8sError } from './client.js';
+import { K8S_ERR, type SchemaError } from './errors.js';
+import { type ResourceDef, safeValidate } from './resources.js';
+
+export interface Meta {
+  metadata?: { name?: string; namespace?: string; resourceVersion?: string };
+}
+
+export type ParseResult<T> = { ok: true; value: T } | { ok: false; error: SchemaError | Error };
+
+/** Where an informer lists and watches, and how it validates what it gets. */
+export interface InformerSource<T> {
+  kind: string;
+  /** Collection path, e.g. /apis/podnet.io/v1alpha1/ipamblocks or /api/v1/pods. */
+  path: string;
+  list(opts: {
+    labelSelector?: string;
+    fieldSelector?: string;
+  }): Promise<{ items: unknown[]; resourceVersion: string }>;
+  parse(raw: unknown): ParseResult<T>;
+}
+
+export type InformerEvent<T> =
+  | { type: 'added'; object: T }
+  | { type: 'modified'; object: T; old: T }
+  | { type: 'deleted'; object: T }
+  | { type: 'synced' }
+  | { type: 'relisted'; resourceVersion: string };
+
+export interface InformerOptions {
+  labelSelector?: string;
+  fieldSelector?: string;
+  logger?: Logger;
+  initialBackoffMs?: number;
+  maxBackoffMs?: number;
+  /** Asks the server to end each watch after this long (it is then resumed). Default 240 s. */
+  watchTimeoutSeconds?: number;
+}
+
+export function objectKey(o: Meta): string {
+  const m = o.metadata ?? {};
+  return m.namespace ? `${m.namespace}/${m.name}` : String(m.name);
+}
+
+/** Full-jitter exponential backoff: uniform in [0, min(max, initial * 2^attempt)]. */
+export function backoffDelay(
+  attempt: number,
+  initialMs: number,
+  maxMs: number,
+  random = Math.random,
+): number {
+  const cap = Math.min(maxMs, initialMs * 2 ** Math.min(attempt, 30));
+  return Math.max(initialMs / 2, Math.floor(random() * cap));
+}
+
+export class Informer<T extends Meta> {
+  private readonly store = new Map<string, T>();
+  private readonly handlers = new Set<(ev: InformerEvent<T>) => void>();
+  private resourceVersion = '';
+  private stopped = true;
+  private abort: AbortController | undefined;
+  private sleepTimer: NodeJS.Timeout | undefined;
+  private wake: (() => void) | undefined;
+  private attempt = 0;
+  private loop: Promise<void> | undefined;
+  private resolveSynced!: () => void;
+  private readonly watcher: Watch;
+  private readonly log: Logger | undefined;
+  /** Resolves after the first complete list. */
+  readonly synced: Promise<void>;
+  hasSynced = false;
+  /** Counters for tests and metrics. */
+  readonly counts = { lists: 0, watches: 0, invalid: 0, errors: 0 };
+
+  constructor(
+    readonly client: KubeClient,
+    readonly source: InformerSource<T>,
+    private readonly opts: InformerOptions = {},
+  ) {
+    this.watcher = new Watch(client.kc);
+    this.log = opts.logger?.child({ informer: source.kind, path: source.path });
+    this.synced = new Promise((r) => {
+      this.resolveSynced = r;
+    });
+  }
+
+  /** Receives every change; returns an unsubscribe function. */
+  on(handler: (ev: InformerEvent<T>) => void): () => void {
+    this.handlers.add(handler);
+    return () => this.handlers.delete(handler);
+  }
+
+  get(key: string): T | undefined {
+    return this.store.get(key);
+  }
+
+  list(): T[] {
+    return [...this.store.values()];
+  }
+
+  get lastResourceVersion(): string {
+    return this.resourceVersion;
+  }
+
+  start(): this {
+    if (!this.stopped) return this;
+    this.stopped = false;
+    this.loop = this.run();
+    return this;
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.abort?.abort();
+    if (this.sleepTimer) clearTimeout(this.sleepTimer);
+    this.wake?.();
+    await this.loop;
+  }
+
+  private emit(ev: InformerEvent<T>) {
+    for (const h of this.handlers) {
+      try {
+        h(ev);
+      } catch (err) {
+        this.log?.error({ err, event: ev.type }, 'informer handler threw');
+      }
+    }
+  }
+
+  private parse(raw: unknown): T | undefined {
+    const r = this.source.parse(raw);
+    if (r.ok) return r.value;
+    this.counts.invalid++;
+    const err = r.error as SchemaError;
+    this.log?.warn(
+      { name: objectKey(raw as Meta), problems: err.problems ?? [], err: err.message },
+      'skipping invalid object',
+    );
+    return undefined;
+  }
+
+  private async relist(): Promise<void> {
+    const { labelSelector, fieldSelector } = this.opts;
+    const r = await this.source.list({ labelSelector, fieldSelector });
+    this.counts.lists++;
+    const seen = new Set<string>();
+    for (const raw of r.items) {
+      const obj = this.parse(raw);
+      const key = objectKey(raw as Meta);
+      if (!obj) {
+        if (this.store.has(key)) seen.add(key); // keep the last valid version
+        continue;
+      }
+      seen.add(key);
+      this.upsert(obj);
+    }
+    for (const [key, old] of [...this.store]) {
+      if (!seen.has(key)) {
+        this.store.delete(key);
+        this.emit({ type: 'deleted', object: old });
+      }
+    }
+    this.resourceVersion = r.resourceVersion;
+    if (this.hasSynced) this.emit({ type: 'relisted', resourceVersion: r.resourceVersion });
+    else {
+      this.hasSynced = true;
+      this.resolveSynced();
+      this.emit({ type: 'synced' });
+    }
+    this.log?.debug({ items: this.store.size, resourceVersion: r.resourceVersion }, 'listed');
+  }
+
+  private upsert(obj: T) {
+    const key = objectKey(obj);
+    const old = this.store.get(key);
+    this.store.set(key, obj);
+    if (!old) this.emit({ type: 'added', object: obj });
+    else if (old.metadata?.resourceVersion !== obj.metadata?.resourceVersion)
+      this.emit({ type: 'modified', object: obj, old });
+  }
+
+  private onWatchEvent(type: string, raw: unknown): 'gone' | undefined {
+    const rv = (raw as Meta)?.metadata?.resourceVersion;
+    switch (type) {
+      case 'ADDED':
+      case 'MODIFIED': {
+        const obj = this.parse(raw);
+        if (obj) this.upsert(obj);
+        break;
+      }
+      case 'DELETED': {
+        const key = objectKey(raw as Meta);
+        const old = this.store.get(key);
+        if (old) {
+          this.store.delete(key);
+          this.emit({ type: 'deleted', object: old });
+        }
+        break;
+      }
+      case 'BOOKMARK':
+        break;
+      case 'ERROR': {
+        const status = raw as { code?: number; message?: string };
+        if (status.code === 410) return 'gone';
+        this.log?.warn({ status }, 'watch error event');
+        return undefined;
+      }
+      default:
+        this.log?.warn({ type }, 'unknown watch event type');
+    }
+    if (rv) this.resourceVersion = rv;
+    return undefined;
+  }
+
+  /** One watch connection; resolves when it ends, with why. */
+  private watchOnce(): Promise<{ reason: 'closed' | 'gone' | 'error'; err?: unknown }> {
+    return new Promise((resolve) => {
+      let gone = false;
+      const { labelSelector, fieldSelector } = this.opts;
+      const params = {
+        resourceVersion: this.resourceVersion,
+        allowWatchBookmarks: true,
+        labelSelector,
+        fieldSelector,
+        timeoutSeconds: this.opts.watchTimeoutSeconds ?? 240,
+      };
+      this.counts.watches++;
+      this.watcher
+        .watch(
+          this.source.path,
+          params,
+          (type, obj) => {
+            if (this.onWatchEvent(type, obj) === 'gone') {
+              gone = true;
+              this.abort?.abort();
+            } else this.attempt = 0;
+          },
+          (err) => {
+            if (gone || (err as { statusCode?: number } | null)?.statusCode === 410)
+              resolve({ reason: 'gone' });
+            else if (!err || this.stopped) resolve({ reason: 'closed' });
+            else if ((err as Error).name === 'TimeoutError' || (err as Error).name === 'AbortError')
+              resolve({ reason: 'closed' });
+            else resolve({ reason: 'error', err });
+          },
+        )
+        .then((ctrl) => {
+          this.abort = ctrl;
+          if (this.stopped) ctrl.abort();
+        })
+        .catch((err) => resolve({ reason: 'error', err }));
+    });
+  }
+
+  private sleep(ms: number): Promise<void> {
+    return new Promise((r) => {
+      this.wake = r;
+      this.sleepTimer = setTimeout(r, ms);
+    });
+  }
+
+  private async backoff(err: unknown) {
+    this.counts.errors++;
+    const delay = backoffDelay(
+      this.attempt++,
+      this.opts.initialBackoffMs ?? 200,
+      this.opts.maxBackoffMs ?? 30_000,
+    );
+    const e = toK8sError(err, `watch ${this.source.kind}`);
+    this.log?.warn({ err: e.message, code: e.code, retryInMs: delay }, 'informer error, backing off');
+    await this.sleep(delay);
+  }
+
+  private async run(): Promise<void> {
+    while (!this.stopped) {
+      try {
+        if (!this.resourceVersion) await this.relist();
+      } catch (err) {
+        if (this.stopped) break;
+        await this.backoff(err);
+        continue;
+      }
+      if (this.stopped) break;
+      const started = Date.now();
+      const r = await this.watchOnce();
+      if (this.stopped) break;
+      if (r.reason === 'gone') {
+        this.log?.info(
+          { resourceVersion: this.resourceVersion },
+          'resourceVersion too old (410 Gone); relisting',
+        );
+        this.resourceVersion = '';
+      } else if (r.reason === 'error') {
+        const code = toK8sError(r.err, 'watch').code;
+        if (code === K8S_ERR.GONE) this.resourceVersion = '';
+        await this.backoff(r.err);
+      } else if (Date.now() - started < 1000) {
+        // A watch that closes at once without an error is still a fault: do not spin.
+        await this.backoff(new Error('watch closed immediately'));
+      }
+    }
+  }
+}
+
+/** An informer source for a podnet custom resource, validated by its zod schema. */
+export function resourceSource<S extends z.ZodType>(
+  client: KubeClient,
+  def: ResourceDef<S>,
+  namespace?: string,
+): InformerSource<z.infer<S> & Meta> {
+  const rc = client.resource(def);
+  const path = namespace
+    ? `/apis/${def.group}/${def.version}/namespaces/${namespace}/${def.plural}`
+    : `/apis/${def.group}/${def.version}/${def.plural}`;
+  return {
+    kind: def.kind,
+    path,
+    async list(opts) {
+      // Raw list: the informer validates each item itself, so invalid ones get logged with their problems.
+      const { group, version, plural } = def;
+      client.stats.reads++;
+      try {
+        const raw = (await (namespace
+          ? client.custom.listNamespacedCustomObject({ group, version, plural, namespace, ...opts })
+          : client.custom.listClusterCustomObject({ group, version, plural, ...opts }))) as {
+          items?: unknown[];
+          metadata?: { resourceVersion?: string };
+        };
+        return { items: raw.items ?? [], resourceVersion: raw.metadata?.resourceVersion ?? '' };
+      } catch (err) {
+        throw toK8sError(err, `list ${rc.def.kind}`);
+      }
+    },
+    parse: (raw) => safeValidate(def, raw) as ParseResult<z.infer<S> & Meta>,
+  };
+}
+
+/** An informer source for core/v1 objects (pods, nodes), checked only for a name. */
+export function coreSource<T extends Meta>(
+  client: KubeClient,
+  kind: 'Pod' | 'Node',
+  namespace?: string,
+): InformerSource<T> {
+  const plural = kind === 'Pod' ? 'pods' : 'nodes';
+  const path = namespace ? `/api/v1/namespaces/${namespace}/${plural}` : `/api/v1/${plural}`;
+  return {
+    kind,
+    path,
+    async list(opts) {
+      client.stats.reads++;
+      try {
+        const r =
+          kind === 'Node'
+            ? await client.core.listNode(opts)
+            : namespace
+              ? await client.core.listNamespacedPod({ namespace, ...opts })
+              : await client.core.listPodForAllNamespaces(opts);
+        // client-node's typed list drops kind/apiVersion on items; keep them as plain objects.
+        return { items: r.items as unknown[], resourceVersion: r.metadata?.resourceVersion ?? '' };
+      } catch (err) {
+        throw toK8sError(err, `list ${kind}`);
+      }
+    },
+    parse(raw) {
+      const name = (raw as Meta)?.metadata?.name;
+      if (typeof name !== 'string' || name === '')
+        return { ok: false, error: new Error(`${kind} without metadata.name`) };
+      return { ok: true, value: raw as T };
+    },
+  };
+}

@@ -1,0 +1,57 @@
+// Installs (or updates) podnet's CRDs through the API and waits until each resource is served.
+import type { V1CustomResourceDefinition } from '@kubernetes/client-node';
+import { type KubeClient, toK8sError } from './client.js';
+import { allCrds } from './crd.js';
+import { K8S_ERR, K8sError } from './errors.js';
+import { RESOURCES } from './resources.js';
+
+export async function installCrds(client: KubeClient, opts: { timeoutMs?: number } = {}): Promise<void> {
+  for (const crd of allCrds() as unknown as V1CustomResourceDefinition[]) {
+    const name = crd.metadata!.name!;
+    try {
+      await client.extensions.createCustomResourceDefinition({ body: crd });
+    } catch (err) {
+      const e = toK8sError(err, `create CRD ${name}`);
+      if (e.code !== K8S_ERR.ALREADY_EXISTS) throw e;
+      for (let i = 0; ; i++) {
+        try {
+          const cur = await client.extensions.readCustomResourceDefinition({ name });
+          await client.extensions.replaceCustomResourceDefinition({
+            name,
+            body: { ...crd, metadata: { ...crd.metadata, resourceVersion: cur.metadata?.resourceVersion } },
+          });
+          break;
+        } catch (err2) {
+          const e2 = toK8sError(err2, `update CRD ${name}`);
+          if (e2.code !== K8S_ERR.CONFLICT || i >= 5) throw e2;
+        }
+      }
+    }
+  }
+  // A real API server serves a new CRD only once it is Established; a list proves it is.
+  const deadline = Date.now() + (opts.timeoutMs ?? 30_000);
+  for (const r of RESOURCES) {
+    for (;;) {
+      try {
+        await client.custom.listClusterCustomObject({
+          group: r.group,
+          version: r.version,
+          plural: r.plural,
+          limit: 1,
+        });
+        break;
+      } catch (err) {
+        if (Date.now() > deadline)
+          throw new K8sError(
+            K8S_ERR.UNREACHABLE,
+            `CRD ${r.plural}.${r.group} not served after install`,
+            undefined,
+            {
+              cause: err,
+            },
+          );
+        await new Promise((res) => setTimeout(res, 200));
+      }
+    }
+  }
+}
