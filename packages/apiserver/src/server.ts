@@ -70,7 +70,8 @@ interface Target {
 export class ApiCore {
   private readonly types = new Map<string, ResourceType>(); // typeKey → type
   private readonly routes = new Map<string, ResourceType>(); // group/version/plural → type
-  readonly watches = new Set<ServerResponse>();
+  /** Open watch streams, with the type each one watches. */
+  readonly watches = new Map<ServerResponse, string>();
   private readonly log: LoggerLike;
 
   constructor(private readonly o: ServerCoreOptions) {
@@ -438,6 +439,7 @@ export class ApiCore {
         const k = typeKey(spec.group, spec.names.plural);
         for (const o of store.list(k)) store.commit('DELETED', k, o, o);
         this.unregister(spec.group, spec.names.plural);
+        this.endWatches(k);
         store.dropTable(k);
       }
     }
@@ -540,7 +542,7 @@ export class ApiCore {
       'Transfer-Encoding': 'chunked',
     });
     res.flushHeaders();
-    this.watches.add(res);
+    this.watches.set(res, key);
     const write = (type: string, object: unknown) => {
       if (res.writableEnded || res.destroyed) return;
       res.write(`${JSON.stringify({ type, object })}\n`);
@@ -549,7 +551,10 @@ export class ApiCore {
         res.destroy();
       }
     };
+    // A watch from a resourceVersion not yet reached starts there, as kube-apiserver's does.
+    const startRev = /^\d+$/.test(rvParam) && rvParam !== '0' ? Number(rvParam) : 0;
     const emit = (ev: StoreEvent) => {
+      if (ev.rev <= startRev) return;
       const now = matches(ev.obj);
       let type: string | undefined;
       if (ev.type === 'ADDED') type = now ? 'ADDED' : undefined;
@@ -602,9 +607,12 @@ export class ApiCore {
   }
 
   /** Ends every open watch stream (on shutdown). */
-  endWatches(): void {
-    for (const res of this.watches) res.end();
-    this.watches.clear();
+  endWatches(typeKeyFilter?: string): void {
+    for (const [res, k] of this.watches) {
+      if (typeKeyFilter !== undefined && k !== typeKeyFilter) continue;
+      res.end();
+      this.watches.delete(res);
+    }
   }
 }
 
