@@ -8,7 +8,8 @@ const root = fileURLToPath(new URL('../../../', import.meta.url));
 const p = parseCompose(readFileSync(`${root}compose.yaml`, 'utf8'));
 const bird = p.services.find((s) => s.role === 'tor' && s.daemon === 'bird');
 const frr = p.services.find((s) => s.role === 'tor' && s.daemon === 'frr');
-if (bird) writeFileSync(`${root}deploy/docker/lab-tor/bird.conf`, birdConfig(bird, p.services, p.settings.bgp));
+if (bird)
+  writeFileSync(`${root}deploy/docker/lab-tor/bird.conf`, birdConfig(bird, p.services, p.settings.bgp));
 if (frr) writeFileSync(`${root}deploy/docker/lab-tor/frr.conf`, frrConfig(frr, p.services, p.settings.bgp));
 writeFileSync(
   `${root}deploy/docker/lab-config/kubeconfig`,

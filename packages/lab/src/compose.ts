@@ -59,7 +59,14 @@ export interface LabSettings {
   podNamespace: string;
   apiServer: { service: string; port: number; token: string };
   ipPools: IpPoolSetting[];
-  bgp: { nodeAsNumber: number; nodeToNodeMesh: boolean; keepaliveTime: number; holdTime: number };
+  bgp: {
+    nodeAsNumber: number;
+    nodeToNodeMesh: boolean;
+    keepaliveTime: number;
+    holdTime: number;
+    /** Graceful restart time the nodes announce (seconds). */
+    restartTime: number;
+  };
 }
 
 export interface ComposeProject {
@@ -235,6 +242,7 @@ function settings(x: unknown): LabSettings {
       nodeToNodeMesh: bgp.nodeToNodeMesh === undefined ? true : bgp.nodeToNodeMesh === true,
       keepaliveTime: num('x-podnet.bgp.keepaliveTime', bgp.keepaliveTime, 3, 1, 21845),
       holdTime: num('x-podnet.bgp.holdTime', bgp.holdTime, 9, 3, 65535),
+      restartTime: num('x-podnet.bgp.restartTime', bgp.restartTime, 120, 1, 4095),
     },
   };
 }

@@ -5,6 +5,7 @@ export {
   type ComposeProject,
   type ComposeService,
   inSubnet,
+  ipToBigInt,
   type LabSettings,
   parseCidr,
   parseCompose,
@@ -16,6 +17,7 @@ export { Kube } from './kube.js';
 export { type LabPlan, type PlannedLink, type PlannedService, planLab, serviceAddress } from './plan.js';
 export { matrix, peerTable, podTable, summary, table } from './report.js';
 export {
+  cleanupStaleLabs,
   DEFAULT_PREFIX,
   DEFAULT_STATE_DIR,
   Lab,

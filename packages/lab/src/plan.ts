@@ -102,10 +102,10 @@ export function ifname(base: string, suffix: string): string {
 }
 
 export function planLab(project: ComposeProject, opts: PlanOptions): LabPlan {
-  if (!/^[a-z0-9-]{1,12}$/.test(opts.prefix)) {
+  if (!/^[a-z0-9-]{1,20}$/.test(opts.prefix)) {
     throw new LabError(
       LabErrorCode.usage,
-      `prefix ${JSON.stringify(opts.prefix)}: expected 1-12 of [a-z0-9-]`,
+      `prefix ${JSON.stringify(opts.prefix)}: expected 1-20 of [a-z0-9-]`,
     );
   }
   let services = activeServices(project, opts.profiles ?? []);

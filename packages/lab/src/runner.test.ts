@@ -5,7 +5,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Lab, type LabConfig } from './runner.js';
+import { cleanupStaleLabs, Lab, type LabConfig } from './runner.js';
 import { processStartTime } from './state.js';
 
 const repoRoot = resolve(import.meta.dirname, '..', '..', '..');
@@ -25,26 +25,11 @@ const rootLinks = () =>
     .sort();
 const ip = (ns: string, ...args: string[]) => execFileSync('ip', ['-n', ns, ...args]).toString();
 
-/** Removes labs left by earlier test runs whose process is gone. */
-function cleanupStaleTestLabs(): void {
-  for (const name of netns()) {
-    const m = /^pnt-l(\d+)-/.exec(name);
-    if (!m || processStartTime(Number(m[1])) !== undefined) continue;
-    const pids = execFileSync('ip', ['netns', 'pids', name]).toString().split(/\s+/).filter(Boolean);
-    for (const pid of pids) {
-      try {
-        process.kill(Number(pid), 'SIGKILL');
-      } catch {}
-    }
-    execFileSync('ip', ['netns', 'del', name]);
-  }
-}
-
 let lab: Lab;
 let linksBefore: string[];
 
 beforeAll(async () => {
-  cleanupStaleTestLabs();
+  await cleanupStaleLabs(/^pnt-l(\d+)[a-z]*-/);
   linksBefore = rootLinks();
   lab = new Lab(config);
   await lab.up();

@@ -52,6 +52,11 @@ export interface LabConfig {
   profiles?: string[];
   only?: string[];
   podsPerNode?: number;
+  /**
+   * Start the node agents (default true). Without them the nodes are namespaces that the CNI plugin
+   * wires pods into, but nothing routes between nodes: for testing the runner itself.
+   */
+  agents?: boolean;
   /** Progress lines; the CLI prints them. */
   log?: (line: string) => void;
   timeouts?: Partial<LabTimeouts>;
@@ -183,10 +188,11 @@ export class Lab {
       this.log(`✓ API server ${apiServerUrl(this.project)} answers (${elapsed(t0)})`);
       await this.bootstrapApi();
     }
+    const agents = this.config.agents ?? true;
     for (const s of this.plan.services) {
-      if (s.role === 'tor' || s.role === 'node') await this.startService(s.name);
+      if (s.role === 'tor' || (s.role === 'node' && agents)) await this.startService(s.name);
     }
-    if (this.tors.length > 0 && this.nodes.length > 0) {
+    if (this.tors.length > 0 && this.nodes.length > 0 && agents) {
       await this.waitForSessions();
       this.log(
         `✓ BGP sessions established between ${this.tors.length} ToR(s) and ${this.nodes.length} nodes (${elapsed(t0)})`,
@@ -457,8 +463,9 @@ export class Lab {
       spec: {
         asNumber: bgp.nodeAsNumber,
         nodeToNodeMesh: bgp.nodeToNodeMesh,
-        keepaliveTime: `${bgp.keepaliveTime}s`,
-        holdTime: `${bgp.holdTime}s`,
+        keepaliveTime: bgp.keepaliveTime,
+        holdTime: bgp.holdTime,
+        gracefulRestart: { enabled: true, restartTime: bgp.restartTime },
       },
     } as never);
     for (const tor of this.tors) {
@@ -472,8 +479,8 @@ export class Lab {
           spec: {
             peerIP: ip,
             asNumber: tor.compose.asNumber,
-            keepaliveTime: `${bgp.keepaliveTime}s`,
-            holdTime: `${bgp.holdTime}s`,
+            keepaliveTime: bgp.keepaliveTime,
+            holdTime: bgp.holdTime,
           },
         } as never);
       }
@@ -611,7 +618,8 @@ export class Lab {
     }
   }
 
-  private async waitForSessions(): Promise<void> {
+  /** Waits (bounded) until every ToR has its IPv4 session with every node Established. */
+  async waitForSessions(): Promise<void> {
     const expected = this.tors.flatMap((t) =>
       torPeers(
         t.compose,
@@ -651,6 +659,7 @@ export class Lab {
   // ---------------------------------------------------------------- pods
 
   private cniConfig(node: PlannedService): string {
+    mkdirSync(this.serviceDir(node.name), { recursive: true });
     const kc = join(this.serviceDir(node.name), 'kubeconfig');
     if (!existsSync(kc))
       writeFileSync(kc, kubeconfig(apiServerUrl(this.project) ?? '', this.project.settings.apiServer.token));
@@ -845,6 +854,28 @@ export class Lab {
   get isUp(): boolean {
     return existsSync(join(this.config.stateDir, 'state.json')) && this.state.namespaces.length > 0;
   }
+}
+
+/**
+ * Removes labs left by test runs whose process is gone: namespaces whose name matches `pattern`
+ * (group 1 = the creating pid), after killing what still runs inside them.
+ */
+export async function cleanupStaleLabs(pattern: RegExp): Promise<string[]> {
+  if (!existsSync('/var/run/netns')) return [];
+  const removed: string[] = [];
+  for (const name of readdirSync('/var/run/netns')) {
+    const m = pattern.exec(name);
+    if (!m?.[1] || existsSync(`/proc/${m[1]}`)) continue;
+    const r = await exec('ip', ['netns', 'pids', name]);
+    for (const pid of r.stdout.split(/\s+/).filter(Boolean).map(Number)) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {}
+    }
+    await exec('ip', ['netns', 'del', name]);
+    removed.push(name);
+  }
+  return removed;
 }
 
 async function stopProcess(p: ProcessRecord, signal: NodeJS.Signals, graceMs: number): Promise<void> {
