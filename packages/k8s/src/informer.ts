@@ -49,6 +49,12 @@ export interface InformerOptions {
   maxBackoffMs?: number;
   /** Asks the server to end each watch after this long (it is then resumed). Default 240 s. */
   watchTimeoutSeconds?: number;
+  /**
+   * Start by watching from this resourceVersion (e.g. one persisted earlier) instead of listing.
+   * When the server no longer has it (410 Gone) the informer lists as usual. `synced` resolves
+   * only after a complete list.
+   */
+  resumeFrom?: string;
 }
 
 export function objectKey(o: Meta): string {
@@ -96,6 +102,7 @@ export class Informer<T extends Meta> {
     this.synced = new Promise((r) => {
       this.resolveSynced = r;
     });
+    if (opts.resumeFrom) this.resourceVersion = opts.resumeFrom;
   }
 
   /** Receives every change; returns an unsubscribe function. */
