@@ -67,7 +67,35 @@ interface Binding {
 }
 
 const require = createRequire(import.meta.url);
-const binding = require('../build/Release/podnet_native.node') as Binding;
+
+/**
+ * Loads the compiled addon. A concurrent rebuild (node-gyp removes build/ first) or a build-cache
+ * restore can hide the file for a moment, so a missing file is retried for up to ~5 s before failing
+ * with a message saying how to build it.
+ */
+function loadBinding(): Binding {
+  const path = '../build/Release/podnet_native.node';
+  const pause = new Int32Array(new SharedArrayBuffer(4));
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return require(path) as Binding;
+    } catch (err) {
+      if (attempt >= 25) {
+        throw new NativeError(
+          `@podnet/native: the compiled addon ${path} could not be loaded (${(err as Error).message}); ` +
+            'build it with `npm run build -w @podnet/native` (needs node-gyp, make, g++ and Node headers)',
+          'ENOENT',
+          2,
+          'dlopen',
+          { cause: err },
+        );
+      }
+      Atomics.wait(pause, 0, 0, 200);
+    }
+  }
+}
+
+const binding = loadBinding();
 
 /** Converts whatever the addon threw into a NativeError (keeps NativeErrors as they are). */
 export function toNativeError(err: unknown): NativeError {

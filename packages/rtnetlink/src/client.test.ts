@@ -59,6 +59,14 @@ describe('routes', () => {
       ],
     });
     await nl.routes.add({ dst: 'fd01::/64', gateway: 'fd00::2', protocol: PROTO });
+    await nl.routes.add({
+      dst: 'fd02::/64',
+      protocol: PROTO,
+      multipath: [
+        { gateway: 'fd00::2', oif: v0 },
+        { gateway: 'fd00::3', oif: v0 },
+      ],
+    });
     const v4 = await ipRoutes('proto', String(PROTO));
     expect(v4).toEqual(
       expect.arrayContaining([
@@ -75,7 +83,16 @@ describe('routes', () => {
     );
     expect(v4).toHaveLength(3);
     const v6 = await ns.ipJson<IpRoute[]>('-6', 'route', 'show', 'proto', String(PROTO));
-    expect(v6).toEqual([expect.objectContaining({ dst: 'fd01::/64', gateway: 'fd00::2', dev: 'v0' })]);
+    expect(v6).toEqual([
+      expect.objectContaining({ dst: 'fd01::/64', gateway: 'fd00::2', dev: 'v0' }),
+      expect.objectContaining({
+        dst: 'fd02::/64',
+        nexthops: [
+          expect.objectContaining({ gateway: 'fd00::2', dev: 'v0' }),
+          expect.objectContaining({ gateway: 'fd00::3', dev: 'v0' }),
+        ],
+      }),
+    ]);
   });
 
   it('lists only the routes of a protocol and table, filtered by the kernel', async () => {
@@ -96,8 +113,19 @@ describe('routes', () => {
     expect(statics.map((r) => r.dst)).toEqual(['10.8.0.0/16']);
     const viaIp = await ns.ipJson<IpRoute[]>('route', 'show', 'table', '1000');
     expect(viaIp).toEqual([expect.objectContaining({ dst: '10.7.0.0/16', dev: 'v0' })]);
+    expect(await nl.routes.list({ table: 4242, family: 4 })).toEqual([]); // no such table
+    expect(await nl.routes.list({ table: 4242, family: 6 })).toEqual([]);
     const v6 = await nl.routes.list({ family: 6, protocol: PROTO });
-    expect(v6).toEqual([expect.objectContaining({ dst: 'fd01::/64', gateway: 'fd00::2', family: 6 })]);
+    expect(v6).toEqual([
+      expect.objectContaining({ dst: 'fd01::/64', gateway: 'fd00::2', family: 6 }),
+      expect.objectContaining({
+        dst: 'fd02::/64',
+        multipath: [
+          { gateway: 'fd00::2', oif: v0, weight: 1 },
+          { gateway: 'fd00::3', oif: v0, weight: 1 },
+        ],
+      }),
+    ]);
   });
 
   it('replaces a route in place and deletes only when the owner protocol matches', async () => {

@@ -3,8 +3,8 @@
 // multicast subscriptions. One client talks to one network namespace.
 import { type NativeError, type NetlinkSocket, openNetlink } from '@podnet/native';
 import { type Address, type AddressSpec, encodeAddr, encodeAddrDump } from './addr.js';
-import { decodeNlError, type NlMsg, splitMessages } from './codec.js';
-import { NLM_F, NLMSG, RTNLGRP } from './constants.js';
+import { decodeNlError, type NlMsg, parseAttrs, splitMessages, str } from './codec.js';
+import { NLM_F, NLMSG, NLMSGERR_ATTR, RTNLGRP } from './constants.js';
 import { errnoName, invalid, kernelError, NetlinkError } from './errors.js';
 import type { Family } from './ip.js';
 import {
@@ -503,7 +503,14 @@ export class Rtnl {
   }
 
   private async listRoutes(filter: RouteFilter): Promise<RouteInfo[]> {
-    const items = await this.dump('route.list', (seq) => encodeRouteDump(this.w, filter, seq));
+    let items: RtnlMessage[];
+    try {
+      items = await this.dump('route.list', (seq) => encodeRouteDump(this.w, filter, seq));
+    } catch (err) {
+      // A filtered dump of one family fails with ENOENT when the table does not exist: no routes.
+      if (err instanceof NetlinkError && err.errnoName === 'ENOENT' && filter.table !== undefined) return [];
+      throw err;
+    }
     const out: RouteInfo[] = [];
     for (const m of items) if (m.type === 'route' && routeMatches(m.route, filter)) out.push(m.route);
     return out;
@@ -660,8 +667,14 @@ export class Rtnl {
         this.release();
         // With NLM_F_ACK_TLVS a DONE may carry an error code (a failed dump).
         const code = m.body.length >= 4 ? m.body.readInt32LE(0) : 0;
-        if (code < 0) p.reject(kernelError(-code, undefined, undefined, p.desc, m.seq));
-        else p.resolve({ items: p.items, interrupted: p.interrupted });
+        if (code < 0) {
+          let extAck: string | undefined;
+          if (m.flags & NLM_F.ACK_TLVS) {
+            const tlv = parseAttrs(m.body, 4);
+            if (!(tlv instanceof Error)) extAck = str(tlv[NLMSGERR_ATTR.MSG]);
+          }
+          p.reject(kernelError(-code, extAck, undefined, p.desc, m.seq));
+        } else p.resolve({ items: p.items, interrupted: p.interrupted });
         return;
       }
       p.items.push(decodeMessage(m));
