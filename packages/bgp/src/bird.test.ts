@@ -1,0 +1,176 @@
+// Interop with BIRD 2 in network namespaces: sessions both ways, IPv4 + IPv6 routes both ways,
+// withdrawals, hold-timer expiry and graceful restart of our side.
+import { cleanupStale, type Netns, NetnsSet, ProcessGroup, vethPair, waitFor } from '@podnet/testkit';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type Bird, birdEstablished, startBird } from './__fixtures__/daemons.js';
+import { SpeakerProc } from './__fixtures__/proc.js';
+
+const lab = new NetnsSet();
+const procs = new ProcessGroup();
+let us: Netns;
+let birdNs: Netns;
+let bird: Bird;
+let speaker: SpeakerProc;
+
+const birdConf = `
+router id 10.31.0.2;
+protocol device { }
+protocol static s4 { ipv4; route 192.0.2.0/24 blackhole; }
+protocol static s6 { ipv6; route 2001:db8:ff::/48 blackhole; }
+template bgp T {
+  hold time 3; keepalive time 1; connect retry time 1; connect delay time 1; error wait time 1, 2;
+  graceful restart on; graceful restart time 60;
+  ipv4 { import all; export where source = RTS_STATIC; };
+  ipv6 { import all; export where source = RTS_STATIC; next hop address fd31::2; };
+}
+# We connect to BIRD (BIRD only listens).
+protocol bgp a from T { local 10.31.0.2 as 65002; neighbor 10.31.0.1 as 65001; passive on; }
+# BIRD connects to us (we only listen).
+protocol bgp b from T { local 10.31.0.12 as 65002; neighbor 10.31.0.11 as 65001; }
+`;
+
+const peerA = {
+  address: '10.31.0.2',
+  asn: 65002,
+  sourceAddress: '10.31.0.1',
+  holdTime: 3,
+  connectRetry: 1,
+  nextHopIpv6: 'fd31::1',
+  gracefulRestart: { restartTime: 60 },
+};
+const peerB = { address: '10.31.0.12', asn: 65002, passive: true, holdTime: 3, nextHopIpv6: 'fd31::11' };
+
+function startSpeaker(restarting = false): SpeakerProc {
+  return new SpeakerProc(us, procs, { asn: 65001, routerId: '10.31.0.1', listen: { port: 179 }, restarting });
+}
+
+beforeAll(async () => {
+  await cleanupStale();
+  us = await lab.create('bgpus');
+  birdNs = await lab.create('bgpbird');
+  await vethPair(us, 'v-us', birdNs, 'v-bird');
+  for (const a of ['10.31.0.1/24', '10.31.0.11/24']) await us.ip('addr', 'add', a, 'dev', 'v-us');
+  for (const a of ['10.31.0.2/24', '10.31.0.12/24']) await birdNs.ip('addr', 'add', a, 'dev', 'v-bird');
+  await us.ip('addr', 'add', 'fd31::1/64', 'dev', 'v-us', 'nodad');
+  await us.ip('addr', 'add', 'fd31::11/64', 'dev', 'v-us', 'nodad');
+  await birdNs.ip('addr', 'add', 'fd31::2/64', 'dev', 'v-bird', 'nodad');
+  bird = await startBird(birdNs, procs, birdConf);
+  speaker = startSpeaker();
+  await speaker.addPeer(peerA);
+  await speaker.addPeer(peerB);
+  await speaker.originate('10.244.1.0/26');
+  await speaker.originate('2001:db8:1::/64');
+  await speaker.start();
+}, 60_000);
+
+afterAll(async () => {
+  await speaker?.close(procs).catch(() => {});
+  await procs.stopAll();
+  await lab.destroy();
+});
+
+describe('bgp-ts with BIRD 2', () => {
+  it('establishes a session that we open and one that BIRD opens', async () => {
+    await waitFor('BIRD protocol a (we connect) Established', () => birdEstablished(bird, 'a'), {
+      timeoutMs: 20_000,
+    });
+    await waitFor('BIRD protocol b (BIRD connects) Established', () => birdEstablished(bird, 'b'), {
+      timeoutMs: 20_000,
+    });
+    const peers = await speaker.peers();
+    expect(peers.map((p) => [p.address, p.state])).toEqual([
+      ['10.31.0.2', 'established'],
+      ['10.31.0.12', 'established'],
+    ]);
+  });
+
+  it('puts our IPv4 and IPv6 prefixes in BIRD with our next hop', async () => {
+    const v4 = await waitFor('10.244.1.0/26 in BIRD', async () => {
+      const out = await bird.route('10.244.1.0/26');
+      return out.includes('via 10.31.0.1 ') ? out : undefined;
+    });
+    expect(v4).toMatch(/BGP\.as_path: 65001/);
+    const v6 = await waitFor('2001:db8:1::/64 in BIRD', async () => {
+      const out = await bird.route('2001:db8:1::/64');
+      return out.includes('via fd31::1 ') ? out : undefined;
+    });
+    expect(v6).toMatch(/BGP\.next_hop: fd31::1/);
+  });
+
+  it('learns BIRD prefixes into the Loc-RIB with BIRD as next hop', async () => {
+    const v4 = await waitFor('192.0.2.0/24 in our Loc-RIB', () => speaker.lookup('192.0.2.0/24'));
+    expect(v4.nextHops.sort()).toEqual(['10.31.0.12', '10.31.0.2']);
+    expect(v4.attrs.asPath).toEqual([{ type: 'sequence', asns: [65002] }]);
+    const v6 = await waitFor('2001:db8:ff::/48 in our Loc-RIB', () => speaker.lookup('2001:db8:ff::/48'));
+    expect(v6.nextHops).toContain('fd31::2');
+  });
+
+  it('propagates withdrawals both ways', async () => {
+    await speaker.withdraw('10.244.1.0/26');
+    await waitFor(
+      '10.244.1.0/26 gone from BIRD',
+      async () => !(await bird.route('10.244.1.0/26')).includes('10.244.1.0/26'),
+    );
+    await bird.cmd('disable', 's4');
+    await waitFor(
+      '192.0.2.0/24 gone from our Loc-RIB',
+      async () => (await speaker.lookup('192.0.2.0/24')) === null,
+    );
+    await bird.cmd('enable', 's4');
+    await speaker.originate('10.244.1.0/26');
+    await waitFor('10.244.1.0/26 back in BIRD', async () =>
+      (await bird.route('10.244.1.0/26')).includes('via 10.31.0.1 '),
+    );
+  });
+
+  it('keeps our routes at BIRD across a graceful restart of our side, then drops what we no longer send', async () => {
+    await speaker.originate('10.244.2.0/26');
+    await waitFor('10.244.2.0/26 in BIRD', async () =>
+      (await bird.route('10.244.2.0/26')).includes('via 10.31.0.1 '),
+    );
+    await speaker.stop({ graceful: true });
+    await speaker.close(procs);
+    await waitFor('BIRD to notice we left', async () => !(await birdEstablished(bird, 'a')));
+    // Longer than the 3 s hold time: without graceful restart BIRD would have dropped them by now.
+    await new Promise((r) => setTimeout(r, 4000));
+    expect(await bird.route('10.244.1.0/26')).toContain('via 10.31.0.1 ');
+    expect(await bird.route('10.244.2.0/26')).toContain('via 10.31.0.1 ');
+    speaker = startSpeaker(true);
+    await speaker.addPeer(peerA);
+    await speaker.addPeer(peerB);
+    await speaker.originate('10.244.1.0/26');
+    await speaker.originate('2001:db8:1::/64');
+    await speaker.start();
+    await waitFor('session back', () => birdEstablished(bird, 'a'), { timeoutMs: 20_000 });
+    await waitFor(
+      '10.244.2.0/26 flushed after our End-of-RIB',
+      async () => !(await bird.route('10.244.2.0/26')).includes('10.244.2.0/26'),
+    );
+    expect(await bird.route('10.244.1.0/26')).toContain('via 10.31.0.1 ');
+  });
+
+  it('tears the session down when the hold timer expires', async () => {
+    await waitFor('session a established', async () => (await speaker.peers())[0]?.state === 'established', {
+      timeoutMs: 20_000,
+    });
+    process.kill(bird.pid, 'SIGSTOP');
+    try {
+      const p = await waitFor(
+        'our side to expire the hold timer',
+        async () => {
+          const s = (await speaker.peers())[0];
+          return s && s.state !== 'established' && s.lastError?.includes('HOLD_TIMER_EXPIRED')
+            ? s
+            : undefined;
+        },
+        { timeoutMs: 10_000 },
+      );
+      expect(p.lastError).toBe('sent HOLD_TIMER_EXPIRED/UNSPECIFIC');
+    } finally {
+      process.kill(bird.pid, 'SIGCONT');
+    }
+    expect(await speaker.lookup('192.0.2.0/24').then((r) => r?.nextHops.includes('10.31.0.2') ?? false)).toBe(
+      false,
+    );
+  });
+});
