@@ -16,12 +16,12 @@ interface Run {
 
 function runProc(cmd: string, args: string[], input?: string, timeoutMs = 15_000): Promise<Run> {
   return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawn(cmd, args, { stdio: [input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'] });
     const out: Buffer[] = [];
     const err: Buffer[] = [];
     const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    child.stdout.on('data', (b: Buffer) => out.push(b));
-    child.stderr.on('data', (b: Buffer) => err.push(b));
+    child.stdout?.on('data', (b: Buffer) => out.push(b));
+    child.stderr?.on('data', (b: Buffer) => err.push(b));
     child.on('error', (e) => {
       clearTimeout(timer);
       reject(e);
@@ -34,7 +34,11 @@ function runProc(cmd: string, args: string[], input?: string, timeoutMs = 15_000
         stderr: Buffer.concat(err).toString(),
       });
     });
-    child.stdin.end(input ?? '');
+    if (child.stdin) {
+      // `ip` may exit before reading all of its input (an early error): that is not our failure.
+      child.stdin.on('error', () => undefined);
+      child.stdin.end(input);
+    }
   });
 }
 

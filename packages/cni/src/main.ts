@@ -5,6 +5,7 @@ import type { Dataplane } from './dataplane.js';
 import type { Datastore } from './datastore.js';
 import { parseEnv } from './env.js';
 import { CniError, CniErrorCode } from './errors.js';
+import { failpointFromEnv } from './failpoint.js';
 import { cmdAdd, cmdCheck, cmdDel, cmdGc, cmdStatus, type Deps, type Log } from './plugin.js';
 import { convertResult } from './result.js';
 import { CURRENT_VERSION, versionInfo } from './version.js';
@@ -70,6 +71,8 @@ export async function runPlugin(
       cache: new ResultCache(cfg.cacheDir),
       log: child,
     };
+    const fp = failpointFromEnv(env);
+    if (fp) deps.failpoint = fp;
     switch (req.type) {
       case 'ADD': {
         const result = await cmdAdd(cfg, req, deps);

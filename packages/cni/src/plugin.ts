@@ -28,7 +28,11 @@ export interface Deps {
   log: Log;
   /** Bounded retry of rollback/release calls; tests shorten it. */
   releaseRetry?: { attempts: number; delayMs: number };
+  /** Failure injection for tests: awaited at named points of ADD (see failpoint.ts). */
+  failpoint?: (name: FailpointName) => Promise<void>;
 }
+
+export type FailpointName = 'after-allocate' | 'before-annotate';
 
 type AddReq = Extract<CniRequest, { type: 'ADD' }>;
 type DelReq = Extract<CniRequest, { type: 'DEL' }>;
@@ -105,6 +109,7 @@ export async function cmdAdd(cfg: PluginConfig, req: AddReq, deps: Deps): Promis
     attrs,
   });
   log.info({ handle, ipv4: alloc.ipv4, ipv6: alloc.ipv6 }, 'allocated');
+  await deps.failpoint?.('after-allocate');
 
   const plan = planAttachment({
     netns: req.netns,
@@ -123,10 +128,12 @@ export async function cmdAdd(cfg: PluginConfig, req: AddReq, deps: Deps): Promis
       // A leftover host interface of an earlier sandbox of the same pod: remove it and retry once.
       if (!(err instanceof CniError) || !/File exists/.test(err.message)) throw err;
       log.warn({ hostIf }, 'host interface already exists: replacing it');
-      await deps.dataplane.remove({ hostIf, netns: req.netns, podIf: req.ifname });
+      // Host side only: an interface of that name inside the pod's namespace is not ours to delete.
+      await deps.dataplane.remove({ hostIf, netns: undefined, podIf: req.ifname });
       ({ podMac } = await deps.dataplane.create(plan));
     }
     const ips = [alloc.ipv4, alloc.ipv6].filter((x): x is string => x !== undefined);
+    await deps.failpoint?.('before-annotate');
     if (req.pod) await ds.annotatePod(req.pod, ips);
     const result = planResult(plan, podMac, cfg.cniVersion);
     deps.cache.put({
@@ -154,7 +161,9 @@ export async function cmdAdd(cfg: PluginConfig, req: AddReq, deps: Deps): Promis
 async function rollback(plan: AttachmentPlan, handle: string, deps: Deps): Promise<string[]> {
   const problems: string[] = [];
   try {
-    await deps.dataplane.remove({ hostIf: plan.hostIf, netns: plan.netns, podIf: plan.podIf });
+    // Deleting the host end deletes the pair; `netns` is left out so that a name clash inside the
+    // pod (which made the create fail) never costs the pod an interface this ADD did not make.
+    await deps.dataplane.remove({ hostIf: plan.hostIf, netns: undefined, podIf: plan.podIf });
   } catch (err) {
     problems.push(`removing ${plan.hostIf}: ${(err as Error).message}`);
   }

@@ -1,0 +1,386 @@
+// The plugin as a real process, run as a runtime runs it (environment + stdin), inside a node
+// namespace this test creates, against pod namespaces it creates and the embedded API server.
+import { mkdtempSync, readdirSync, readFileSync, rmSync, unlinkSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { IPAMHANDLE, IPPOOL, installCrds, KubeClient } from '@podnet/k8s';
+import {
+  cleanupStale,
+  deleteNetns,
+  type Netns,
+  NetnsSet,
+  ProcessGroup,
+  type TestCluster,
+  testCluster,
+  waitFor,
+} from '@podnet/testkit';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type Forward, forwardIntoNetns } from './__fixtures__/forward.js';
+import { invoke, ok, requireBuiltPlugin } from './__fixtures__/runner.js';
+import { hostIfName } from './plan.js';
+
+const NODE = 'node-a';
+const POOL_CIDR = '10.77.0.0/16';
+const lab = new NetnsSet();
+const procs = new ProcessGroup();
+let cluster: TestCluster;
+let client: KubeClient;
+let fwd: Forward;
+let node: Netns;
+let cacheDir: string;
+let scratch: string;
+let podSeq = 0;
+
+function conf(extra: Record<string, unknown> = {}) {
+  return {
+    cniVersion: '1.0.0',
+    name: 'podnet',
+    type: 'podnet',
+    kubeconfig: cluster.kubeconfigPath,
+    nodeName: NODE,
+    arpMode: 'kernel',
+    cacheDir,
+    logLevel: 'warn',
+    ...extra,
+  };
+}
+
+interface TestPod {
+  ns: Netns;
+  name: string;
+  containerId: string;
+  ref: { namespace: string; name: string };
+}
+
+async function newPod(): Promise<TestPod> {
+  podSeq += 1;
+  const name = `pod-${podSeq}`;
+  const ns = await lab.create(`cnipod${podSeq}`);
+  await client.core.createNamespacedPod({
+    namespace: 'default',
+    body: { metadata: { name }, spec: { nodeName: NODE, containers: [{ name: 'c', image: 'none' }] } },
+  });
+  return {
+    ns,
+    name,
+    containerId: `c0ffee${podSeq.toString().padStart(4, '0')}`,
+    ref: { namespace: 'default', name },
+  };
+}
+
+const inv = (p: TestPod, command: 'ADD' | 'DEL' | 'CHECK', env?: Record<string, string>) => ({
+  command,
+  containerId: p.containerId,
+  netns: p.ns.path,
+  pod: p.ref,
+  ...(env ? { env } : {}),
+});
+
+async function hostLinks(): Promise<string[]> {
+  const links = await node.ipJson<{ ifname: string }[]>('link', 'show');
+  return links.map((l) => l.ifname).filter((n) => n.startsWith('pn'));
+}
+
+async function handles(): Promise<string[]> {
+  return (await client.resource(IPAMHANDLE).list()).items.map((h) => h.spec.handleID);
+}
+
+/** The pod's host interface, if it exists. */
+async function hostLinkOf(p: TestPod): Promise<string | undefined> {
+  const name = hostIfName(p.ref, p.containerId, 'eth0');
+  return (await hostLinks()).find((l) => l === name);
+}
+
+/** The pod's allocations (IPAM handles). */
+async function handlesOf(p: TestPod): Promise<string[]> {
+  return (await handles()).filter((h) => h.includes(p.containerId));
+}
+
+function podIp(result: Record<string, unknown> | undefined): string {
+  const ips = (result?.ips ?? []) as { address: string }[];
+  const v4 = ips.find((i) => !i.address.includes(':'));
+  if (!v4) throw new Error(`no IPv4 address in result ${JSON.stringify(result)}`);
+  return v4.address.split('/')[0]!;
+}
+
+beforeAll(async () => {
+  requireBuiltPlugin();
+  await cleanupStale();
+  cluster = await testCluster();
+  client = new KubeClient({ kubeconfigPath: cluster.kubeconfigPath });
+  await installCrds(client);
+  await client
+    .resource(IPPOOL)
+    .create({ metadata: { name: 'pool-a' }, spec: { cidr: POOL_CIDR, blockSize: 26 } });
+  await client.core.createNode({
+    body: { metadata: { name: NODE, labels: { 'kubernetes.io/hostname': NODE } } },
+  });
+  node = await lab.create('cninode');
+  // The node's uplink and default route: the MTU is detected from it, and kernel proxy ARP answers
+  // for 169.254.1.1 because it is routable through an interface other than the pod's.
+  await node.ip('link', 'add', 'up0', 'mtu', '1450', 'type', 'veth', 'peer', 'name', 'up1');
+  await node.ip('link', 'set', 'up0', 'up');
+  await node.ip('link', 'set', 'up1', 'up');
+  await node.ip('addr', 'add', '192.0.2.1/24', 'dev', 'up0');
+  await node.ip('route', 'add', 'default', 'via', '192.0.2.2', 'dev', 'up0');
+  const server = new URL(/server:\s*"?([^"\s]+)"?/.exec(readFileSync(cluster.kubeconfigPath, 'utf8'))![1]!);
+  fwd = await forwardIntoNetns(node, Number(server.port), server.hostname);
+  cacheDir = mkdtempSync(join(tmpdir(), 'podnet-cni-cache-'));
+  scratch = mkdtempSync(join(tmpdir(), 'podnet-cni-scratch-'));
+}, 120_000);
+
+afterAll(async () => {
+  await procs.stopAll();
+  await fwd?.close();
+  await lab.destroy();
+  await cluster?.close();
+  if (cacheDir) rmSync(cacheDir, { recursive: true, force: true });
+  if (scratch) rmSync(scratch, { recursive: true, force: true });
+});
+
+describe('podnet-cni as a process', () => {
+  it('answers VERSION with the spec versions it supports', async () => {
+    const r = ok(await invoke(node, { command: 'VERSION' }, { cniVersion: '1.1.0' }), 'VERSION');
+    expect(r.json).toEqual({
+      cniVersion: '1.1.0',
+      supportedVersions: ['0.3.0', '0.3.1', '0.4.0', '1.0.0', '1.1.0'],
+    });
+  });
+
+  it('reports STATUS ok while the API is up and the node has a pool', async () => {
+    ok(await invoke(node, { command: 'STATUS' }, conf({ cniVersion: '1.1.0' })), 'STATUS');
+  });
+
+  it('wires two pods that ping each other through the host', async () => {
+    const a = await newPod();
+    const b = await newPod();
+    const ra = ok(await invoke(node, inv(a, 'ADD'), conf()), 'ADD a');
+    const rb = ok(await invoke(node, inv(b, 'ADD'), conf()), 'ADD b');
+    const ipA = podIp(ra.json);
+    const ipB = podIp(rb.json);
+    expect(ipA).not.toBe(ipB);
+    expect(ra.json?.cniVersion).toBe('1.0.0');
+
+    // Pod side: eth0 with the /32, the gateway route and the default route; MTU from the uplink.
+    const eth0 = await a.ns.ipJson<{ mtu: number; addr_info: { local: string; prefixlen: number }[] }[]>(
+      'addr',
+      'show',
+      'dev',
+      'eth0',
+    );
+    expect(eth0[0]?.mtu).toBe(1450);
+    expect(eth0[0]?.addr_info.map((i) => `${i.local}/${i.prefixlen}`)).toContain(`${ipA}/32`);
+    const routes = await a.ns.ipJson<{ dst: string; gateway?: string; scope?: string }[]>(
+      'route',
+      'show',
+      'dev',
+      'eth0',
+    );
+    expect(routes).toEqual(
+      expect.arrayContaining([
+        expect.objectContaining({ dst: 'default', gateway: '169.254.1.1' }),
+        expect.objectContaining({ dst: '169.254.1.1', scope: 'link' }),
+      ]),
+    );
+    // Host side: pn + 11 hex, MAC ee:ee:ee:ee:ee:ee, a /32 scope link route to the pod.
+    const host = ((ra.json?.interfaces ?? []) as { name: string; mac: string }[])[0]!;
+    expect(host.name).toMatch(/^pn[0-9a-f]{11}$/);
+    const hostLink = await node.ipJson<{ address: string }[]>('link', 'show', 'dev', host.name);
+    expect(hostLink[0]?.address).toBe('ee:ee:ee:ee:ee:ee');
+    const hostRoutes = await node.ipJson<{ dst: string; scope: string }[]>('route', 'show', 'dev', host.name);
+    expect(hostRoutes).toContainEqual(expect.objectContaining({ dst: ipA, scope: 'link' }));
+    expect((await node.run('cat', [`/proc/sys/net/ipv4/conf/${host.name}/proxy_arp`])).trim()).toBe('1');
+
+    // The pod carries its IP as annotations.
+    const pod = await client.core.readNamespacedPod({ namespace: 'default', name: a.name });
+    expect(pod.metadata?.annotations?.['podnet.io/podIP']).toBe(ipA);
+    expect(pod.metadata?.annotations?.['podnet.io/podIPs']).toBe(ipA);
+
+    const ping = await a.ns.exec('ping', ['-c', '2', '-W', '3', ipB]);
+    expect(ping.code, ping.stdout + ping.stderr).toBe(0);
+
+    ok(await invoke(node, inv(a, 'DEL'), conf()), 'DEL a');
+    ok(await invoke(node, inv(b, 'DEL'), conf()), 'DEL b');
+  });
+
+  it('leaves no interface, route, allocation or cache entry after ADD/CHECK/DEL cycles', async () => {
+    const p = await newPod();
+    for (let i = 0; i < 3; i++) {
+      const r = ok(await invoke(node, inv(p, 'ADD'), conf()), `ADD #${i}`);
+      // A repeated ADD returns the same result.
+      const again = ok(await invoke(node, inv(p, 'ADD'), conf()), `ADD again #${i}`);
+      expect(again.json).toEqual(r.json);
+      ok(await invoke(node, inv(p, 'CHECK'), conf({ prevResult: r.json })), `CHECK #${i}`);
+      ok(await invoke(node, inv(p, 'DEL'), conf()), `DEL #${i}`);
+      // DEL is idempotent.
+      ok(await invoke(node, inv(p, 'DEL'), conf()), `DEL again #${i}`);
+    }
+    expect(await hostLinks()).toEqual([]);
+    const routes = await node.ipJson<{ dst: string }[]>('route', 'show');
+    expect(routes.filter((r) => r.dst.startsWith('10.77.'))).toEqual([]);
+    expect(await handles()).toEqual([]);
+    expect(readdirSync(cacheDir)).toEqual([]);
+    expect(
+      await p.ns.ipJson<{ ifname: string }[]>('link', 'show').then((l) => l.map((x) => x.ifname)),
+    ).toEqual(['lo']);
+  });
+
+  it('succeeds on DEL when the namespace is already gone', async () => {
+    const p = await newPod();
+    ok(await invoke(node, inv(p, 'ADD'), conf()), 'ADD');
+    await deleteNetns(p.ns);
+    ok(
+      await invoke(node, { command: 'DEL', containerId: p.containerId, pod: p.ref }, conf()),
+      'DEL without netns',
+    );
+    expect(await hostLinkOf(p)).toBeUndefined();
+    expect(await handlesOf(p)).toEqual([]);
+  });
+
+  it('CHECK reports precisely what differs', async () => {
+    const p = await newPod();
+    const r = ok(await invoke(node, inv(p, 'ADD'), conf()), 'ADD');
+    await p.ns.ip('route', 'del', 'default');
+    const c = await invoke(node, inv(p, 'CHECK'), conf({ prevResult: r.json }));
+    expect(c.code).toBe(1);
+    expect(c.json).toMatchObject({ code: 104 });
+    expect(String(c.json?.msg)).toContain('pod route 0.0.0.0/0 via 169.254.1.1 dev eth0 is missing');
+    ok(await invoke(node, inv(p, 'DEL'), conf()), 'DEL');
+  });
+
+  it('answers bad input with spec error codes and messages naming the problem', async () => {
+    const p = await newPod();
+    const bad = await invoke(node, inv(p, 'ADD'), { ...conf(), cniVersion: '2.0.0' });
+    expect(bad.json).toMatchObject({ code: 1, msg: expect.stringContaining('"2.0.0" is not supported') });
+    const noNetns = await invoke(node, { command: 'ADD', containerId: 'x', pod: p.ref }, conf());
+    expect(noNetns.json).toMatchObject({ code: 4, msg: expect.stringContaining('CNI_NETNS') });
+    const badMtu = await invoke(node, inv(p, 'ADD'), conf({ mtu: 'big' }));
+    expect(badMtu.json).toMatchObject({ code: 7, msg: expect.stringContaining('field mtu = "big"') });
+    expect(await hostLinkOf(p)).toBeUndefined();
+    expect(await handlesOf(p)).toEqual([]);
+  });
+
+  it('runs in a conflist chain with the reference portmap plugin', async () => {
+    const p = await newPod();
+    const name = 'podnet-chain';
+    const mine = ok(await invoke(node, inv(p, 'ADD'), conf({ name })), 'podnet ADD');
+    const pm = {
+      cniVersion: '1.0.0',
+      name,
+      type: 'portmap',
+      capabilities: { portMappings: true },
+      runtimeConfig: { portMappings: [{ hostPort: 18080, containerPort: 8080, protocol: 'tcp' }] },
+    };
+    const chained = ok(
+      await invoke(node, inv(p, 'ADD'), { ...pm, prevResult: mine.json }, ['/usr/lib/cni/portmap']),
+      'portmap ADD',
+    );
+    // portmap passes podnet's result through.
+    expect(chained.json?.ips).toEqual(mine.json?.ips);
+    const ip = podIp(chained.json);
+
+    // A TCP service in the pod answers on the node's address through portmap's DNAT.
+    const server = procs.add(
+      p.ns.spawn(process.execPath, [
+        '-e',
+        "require('net').createServer((s) => s.end('hello from pod')).listen(8080)",
+      ]),
+    );
+    await waitFor('the pod service to listen', async () =>
+      (await p.ns.run('ss', ['-ltn'])).includes(':8080'),
+    );
+    const reply = await node.run(process.execPath, [
+      '-e',
+      "const s = require('net').connect(18080, '192.0.2.1'); let d = ''; s.on('data', (b) => (d += b)); s.on('end', () => { process.stdout.write(d); process.exit(0); }); s.on('error', (e) => { console.error(e.message); process.exit(2); }); setTimeout(() => process.exit(3), 5000);",
+    ]);
+    expect(reply).toBe('hello from pod');
+    await procs.stop(server);
+    expect(ip.startsWith('10.77.')).toBe(true);
+
+    // (portmap's own CHECK is not run: with an IPv4-only result it looks for its IPv6 chain and fails.)
+    ok(await invoke(node, inv(p, 'CHECK'), conf({ name, prevResult: chained.json })), 'podnet CHECK');
+    // DEL runs the chain in reverse.
+    ok(
+      await invoke(node, inv(p, 'DEL'), { ...pm, prevResult: chained.json }, ['/usr/lib/cni/portmap']),
+      'portmap DEL',
+    );
+    ok(await invoke(node, inv(p, 'DEL'), conf({ name })), 'podnet DEL');
+    expect(await hostLinkOf(p)).toBeUndefined();
+    expect(await handlesOf(p)).toEqual([]);
+    expect(await node.run('iptables-save', ['-t', 'nat'])).not.toContain('18080');
+  });
+});
+
+describe('failure injection', () => {
+  async function addWithApiOutage(p: TestPod, outageMs: number | 'until-resumed') {
+    const marker = join(scratch, `fp-${p.containerId}`);
+    const run = invoke(node, inv(p, 'ADD', { PODNET_CNI_FAILPOINT: `before-annotate:${marker}` }), conf());
+    await waitFor('ADD to reach the failpoint', () => readdirSync(scratch).includes(`fp-${p.containerId}`), {
+      timeoutMs: 30_000,
+    });
+    // The veth exists and the address is allocated: now the API server goes away.
+    expect(await hostLinkOf(p)).toBeDefined();
+    expect(await handlesOf(p)).toHaveLength(1);
+    fwd.pause();
+    unlinkSync(marker);
+    if (outageMs !== 'until-resumed') setTimeout(() => fwd.resume(), outageMs);
+    return run;
+  }
+
+  it('rolls back the veth and the allocation when the API server stops mid-ADD', async () => {
+    const p = await newPod();
+    const r = await addWithApiOutage(p, 1000);
+    expect(r.code).toBe(1);
+    expect(r.json).toMatchObject({ code: 11 });
+    expect(String(r.json?.details ?? '')).not.toContain('rollback incomplete');
+    expect(await hostLinkOf(p)).toBeUndefined();
+    expect(
+      await p.ns.ipJson<{ ifname: string }[]>('link', 'show').then((l) => l.map((x) => x.ifname)),
+    ).toEqual(['lo']);
+    expect(await handlesOf(p)).toEqual([]);
+  });
+
+  it('removes the veth and says what it could not release when the API stays down; DEL finishes', async () => {
+    const p = await newPod();
+    const r = await addWithApiOutage(p, 'until-resumed');
+    fwd.resume();
+    expect(r.json).toMatchObject({ code: 11, details: expect.stringContaining('rollback incomplete') });
+    expect(await hostLinkOf(p)).toBeUndefined();
+    expect(await handlesOf(p)).toHaveLength(1);
+    // The runtime calls DEL after a failed ADD: that releases the address.
+    ok(await invoke(node, inv(p, 'DEL'), conf()), 'DEL after failed ADD');
+    expect(await handlesOf(p)).toEqual([]);
+  });
+
+  it('leaves a clashing interface in the pod alone and releases the address when the veth cannot be made', async () => {
+    const p = await newPod();
+    await p.ns.ip('link', 'add', 'eth0', 'type', 'veth', 'peer', 'name', 'other0');
+    const r = await invoke(node, inv(p, 'ADD'), conf());
+    expect(r.json).toMatchObject({ code: 102, msg: expect.stringContaining('eth0') });
+    expect(await hostLinkOf(p)).toBeUndefined();
+    expect(await handlesOf(p)).toEqual([]);
+    const links = await p.ns.ipJson<{ ifname: string }[]>('link', 'show');
+    expect(links.map((l) => l.ifname).sort()).toEqual(['eth0', 'lo', 'other0']);
+  });
+
+  it('GC releases allocations whose attachment is not valid', async () => {
+    const keep = await newPod();
+    const drop = await newPod();
+    const c11 = conf({ cniVersion: '1.1.0' });
+    ok(await invoke(node, inv(keep, 'ADD'), c11), 'ADD keep');
+    ok(await invoke(node, inv(drop, 'ADD'), c11), 'ADD drop');
+    ok(
+      await invoke(
+        node,
+        { command: 'GC' },
+        { ...c11, 'cni.dev/valid-attachments': [{ containerID: keep.containerId, ifname: 'eth0' }] },
+      ),
+      'GC',
+    );
+    expect(await handlesOf(drop)).toEqual([]);
+    expect(await hostLinkOf(drop)).toBeUndefined();
+    expect(await handlesOf(keep)).toEqual([`podnet.${keep.containerId}.eth0`]);
+    expect(await hostLinkOf(keep)).toBeDefined();
+    ok(await invoke(node, inv(keep, 'DEL'), c11), 'DEL keep');
+  });
+});
