@@ -227,8 +227,9 @@ describe('batches', () => {
 describe('links', () => {
   it('creates a veth with its peer in another namespace, with MTU and MACs, like a CNI plugin', async () => {
     const fd = openSync(peer.path, 'r');
+    let created: Awaited<ReturnType<typeof nl.links.createVeth>>;
     try {
-      await nl.links.createVeth({
+      created = await nl.links.createVeth({
         name: 'pnabc',
         peerName: 'eth0',
         peerNetnsFd: fd,
@@ -252,6 +253,7 @@ describe('links', () => {
     )[0]!;
     expect(pod).toMatchObject({ ifname: 'eth0', mtu: 1400, address: '02:42:0a:00:00:05' });
     const got = await nl.links.get('pnabc');
+    expect(created).toEqual(got);
     expect(got).toMatchObject({
       name: 'pnabc',
       kind: 'veth',
@@ -417,5 +419,24 @@ describe('client lifecycle', () => {
     const p = c.routes.list();
     c.close();
     await expect(p).rejects.toMatchObject({ code: 'NL_ERR_CLOSED' });
+  });
+
+  it('ends a batch cut short by close with NL_ERR_CLOSED for every unconfirmed request', async () => {
+    const c = await Rtnl.open({ netns: ns.path });
+    const reqs: Request[] = Array.from({ length: 3000 }, (_, i) => ({
+      type: 'route.replace',
+      route: { dst: `10.200.${i >> 8}.${i & 255}/32`, oif: v0, protocol: 82 },
+    }));
+    const pending = c.batch(reqs, { chunkBytes: 4096 });
+    setImmediate(() => c.close());
+    const results = await pending;
+    expect(results).toHaveLength(3000);
+    const failed = results.filter((r) => !r.ok);
+    expect(failed.length).toBeGreaterThan(0);
+    for (const r of failed) expect(r.ok ? '' : r.error.code).toBe('NL_ERR_CLOSED');
+    // Everything reported ok is really in the kernel.
+    const installed = (await nl.routes.list({ protocol: 82 })).length;
+    expect(installed).toBeGreaterThanOrEqual(results.filter((r) => r.ok).length);
+    await nl.batch((await nl.routes.list({ protocol: 82 })).map((route) => ({ type: 'route.del', route })));
   });
 });

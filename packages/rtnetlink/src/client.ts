@@ -217,8 +217,14 @@ export class Rtnl {
     list: (): Promise<Link[]> => this.listLinks(),
     /** The link, or undefined when there is none with that name/index. */
     get: (ref: string | number | LinkRef): Promise<Link | undefined> => this.getLink(ref),
-    createVeth: (o: VethOptions): Promise<void> =>
-      this.ackRequest(`link.createVeth ${o?.name}`, (seq) => encodeVeth(this.w, o, seq)),
+    /**
+     * Creates a veth pair; resolves with the first end as the kernel reports it (undefined when
+     * `netnsFd` moved it out of this client's namespace).
+     */
+    createVeth: async (o: VethOptions): Promise<Link | undefined> => {
+      await this.ackRequest(`link.createVeth ${o?.name}`, (seq) => encodeVeth(this.w, o, seq));
+      return o.netnsFd === undefined ? this.getLink({ name: o.name }) : undefined;
+    },
     set: (ref: string | number | LinkRef, change: LinkChange): Promise<void> => this.setLink(ref, change),
     del: (ref: string | number | LinkRef): Promise<void> =>
       this.single({ type: 'link.del', link: toRef(ref) }),
@@ -307,6 +313,7 @@ export class Rtnl {
       let prevBarrier: Promise<void> | undefined;
       let chunkStart = 0;
       for (let i = 0; i < n; i++) {
+        if (this.closed) throw new NetlinkError('NL_ERR_CLOSED', 'rtnetlink client closed during the batch');
         try {
           encodeRequest(w, reqs[i]!, base + i, ackEach);
         } catch (err) {
@@ -444,6 +451,8 @@ export class Rtnl {
   }
 
   private expectAck(seq: number, desc: string): Promise<void> {
+    if (this.closed)
+      return Promise.reject(new NetlinkError('NL_ERR_CLOSED', `${desc}: rtnetlink client closed`));
     return new Promise<void>((resolve, reject) => {
       this.pending.set(seq, { kind: 'ack', desc, resolve, reject, timer: this.timer(seq, desc) });
       this.hold();
