@@ -75,6 +75,7 @@ export const agentConfigSchema = z.object({
   cniBinDir: z.string().min(1).default('/opt/cni/bin'),
   cniConfDir: z.string().min(1).default('/etc/cni/net.d'),
   removeUnownedPodRoutes: z.coerce.boolean().default(false),
+  namespace: z.string().min(1).default('podnet-system'),
 });
 
 export type AgentConfig = z.output<typeof agentConfigSchema>;
@@ -151,6 +152,12 @@ export const FIELDS: Record<Field, FieldSpec> = {
     env: 'PODNET_CNI_CONF_DIR',
     type: 'string',
     help: 'default /etc/cni/net.d',
+  },
+  namespace: {
+    flag: 'namespace',
+    env: 'PODNET_NAMESPACE',
+    type: 'string',
+    help: 'namespace of the Secrets BGPPeers reference (default podnet-system)',
   },
   removeUnownedPodRoutes: {
     flag: 'remove-unowned-pod-routes',

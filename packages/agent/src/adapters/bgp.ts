@@ -1,0 +1,148 @@
+// BgpPort over bgp-ts's Speaker. One speaker per agent; peers are added, updated and removed one
+// at a time, so a change to one BGPPeer never resets another session.
+import { type PeerConfig, Speaker, type PeerStatus as SpeakerPeerStatus } from '@podnet/bgp';
+import type { Logger } from 'pino';
+import type { Advertisement, DesiredPeer, NodeIdentity, PrefixRule, RibEntry } from '../model.js';
+import type { BgpPort, PeerState, PeerStatus } from '../ports.js';
+
+function policy(rules: PrefixRule[]) {
+  if (rules.length === 0) return undefined;
+  return {
+    prefixList: rules.map((r) => ({
+      prefix: r.cidr,
+      action: r.action,
+      ...(r.ge !== undefined ? { ge: r.ge } : {}),
+      ...(r.le !== undefined ? { le: r.le } : {}),
+    })),
+    // A prefix list that names what to accept rejects the rest, as router prefix lists do.
+    defaultAction: 'reject' as const,
+  };
+}
+
+export function toPeerConfig(p: DesiredPeer): PeerConfig {
+  const imp = policy(p.importFilter);
+  const exp = policy(p.exportFilter);
+  return {
+    address: p.address,
+    port: p.port,
+    asn: p.remoteAs,
+    passive: p.passive,
+    holdTime: p.holdTime,
+    keepalive: p.keepaliveTime > 0 ? p.keepaliveTime : undefined,
+    ...(p.password !== undefined ? { md5Password: p.password } : {}),
+    ...(p.localAddress ? { sourceAddress: p.localAddress } : {}),
+    routeReflectorClient: p.routeReflectorClient,
+    ...(p.maxPrefixes !== undefined ? { maxPrefixes: p.maxPrefixes } : {}),
+    ...(p.gracefulRestart.enabled
+      ? { gracefulRestart: { restartTime: Math.max(1, Math.min(4095, p.gracefulRestart.restartTime)) } }
+      : {}),
+    ...(imp ? { import: imp } : {}),
+    ...(exp ? { export: exp } : {}),
+    connectRetry: 2,
+    description: `${p.type} ${p.source}${p.nodeName ? ` (${p.nodeName})` : ''}`,
+  };
+}
+
+export class BgpAdapter implements BgpPort {
+  private speaker: Speaker | undefined;
+  private readonly callbacks: (() => void)[] = [];
+  private readonly eor = new Set<string>();
+  private readonly log: Logger;
+
+  constructor(private readonly opts: { logger: Logger; restarting: boolean }) {
+    this.log = opts.logger.child({ component: 'bgp' });
+  }
+
+  async start(node: NodeIdentity & { address: string; routerId: string }): Promise<void> {
+    const s = new Speaker({
+      asn: node.asNumber,
+      routerId: node.routerId,
+      listen: { port: node.listenPort },
+      logger: this.opts.logger.child({ component: 'bgp' }),
+      ...(node.clusterId ? { clusterId: node.clusterId } : {}),
+      restarting: this.opts.restarting,
+    });
+    s.on('bestpath', () => this.fire());
+    s.on('peer', (e: { address: string; to: string; reason?: string }) => {
+      if (e.to !== 'Established') this.eor.delete(e.address);
+      this.log.info({ peer: e.address, state: e.to, reason: e.reason }, 'session state');
+      this.fire();
+    });
+    s.on('end-of-rib', (e: { address: string }) => {
+      this.eor.add(e.address);
+      this.fire();
+    });
+    this.speaker = s;
+    await s.start();
+    this.log.info(
+      { as: node.asNumber, routerId: node.routerId, port: node.listenPort, restarting: this.opts.restarting },
+      'BGP speaker started',
+    );
+  }
+
+  private fire() {
+    for (const cb of this.callbacks) cb();
+  }
+
+  private get s(): Speaker {
+    if (!this.speaker) throw new Error('BGP speaker not started');
+    return this.speaker;
+  }
+
+  async addPeer(p: DesiredPeer): Promise<void> {
+    this.s.addPeer(toPeerConfig(p));
+  }
+
+  async updatePeer(p: DesiredPeer): Promise<void> {
+    this.s.updatePeer(toPeerConfig(p));
+  }
+
+  async removePeer(p: DesiredPeer): Promise<void> {
+    this.s.removePeer(p.address);
+    this.eor.delete(p.address);
+  }
+
+  async originate(a: Advertisement): Promise<void> {
+    this.s.originate(a.prefix, {
+      nextHop: a.nextHop,
+      ...(a.communities.length ? { communities: a.communities } : {}),
+      ...(a.largeCommunities.length ? { largeCommunities: a.largeCommunities } : {}),
+    });
+  }
+
+  async withdraw(a: Advertisement): Promise<void> {
+    this.s.withdraw(a.prefix);
+  }
+
+  rib(): RibEntry[] {
+    if (!this.speaker) return [];
+    return this.speaker
+      .locRib()
+      .filter((e) => e.from !== 'local')
+      .map((e) => ({
+        prefix: e.prefix,
+        nextHops: e.nextHops.length ? e.nextHops : e.attrs.nextHop ? [e.attrs.nextHop] : [],
+      }));
+  }
+
+  onRibChange(cb: () => void): void {
+    this.callbacks.push(cb);
+  }
+
+  peers(): PeerStatus[] {
+    if (!this.speaker) return [];
+    return this.speaker.peers().map((p: SpeakerPeerStatus) => ({
+      key: `${p.address}:${p.port}`,
+      state: p.state as PeerState,
+      since: p.since,
+      prefixesReceived: p.prefixesReceived,
+      prefixesAdvertised: p.prefixesAdvertised,
+      ...(p.lastError ? { lastError: p.lastError } : {}),
+      endOfRib: this.eor.has(p.address),
+    }));
+  }
+
+  async stop(opts: { graceful: boolean }): Promise<void> {
+    await this.speaker?.stop({ graceful: opts.graceful });
+  }
+}

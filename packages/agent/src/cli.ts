@@ -1,0 +1,146 @@
+#!/usr/bin/env node
+// podnet-agent: the node daemon's entry point. See README.md for the options.
+import { KubeClient } from '@podnet/k8s';
+import { PODNET_PROTO } from '@podnet/routes';
+import { Rtnl } from '@podnet/rtnetlink';
+import pino from 'pino';
+import { ArpAdapter } from './adapters/arp.js';
+import { BgpAdapter } from './adapters/bgp.js';
+import { KubeDatastore } from './adapters/datastore.js';
+import { canReach, listInterfaces, ROUTE_PROTOCOL, RoutesAdapter } from './adapters/routes.js';
+import { Agent } from './agent.js';
+import { helpText, type LoadedConfig, loadConfig } from './config.js';
+import { installCni } from './install-cni.js';
+import { createMetrics } from './metrics.js';
+import { startStatusServer } from './status.js';
+
+/** True when podnet's routes are already in the kernel: we are coming back from a graceful stop. */
+async function hasPodnetRoutes(): Promise<boolean> {
+  try {
+    const nl = await Rtnl.open({});
+    try {
+      return (await nl.routes.list({ protocol: PODNET_PROTO })).length > 0;
+    } finally {
+      nl.close();
+    }
+  } catch {
+    return false;
+  }
+}
+
+async function main(): Promise<number> {
+  let loaded: LoadedConfig;
+  try {
+    loaded = loadConfig();
+  } catch (err) {
+    process.stderr.write(`podnet-agent: ${(err as Error).message}\n`);
+    return 2;
+  }
+  if (loaded.help) {
+    process.stdout.write(`${helpText()}\n`);
+    return 0;
+  }
+  const { config } = loaded;
+  const log = pino({ level: config.logLevel, base: { node: config.nodeName } });
+
+  const sub = loaded.positionals[0];
+  if (sub === 'install-cni') {
+    installCni({
+      nodeName: config.nodeName,
+      binDir: config.cniBinDir,
+      confDir: config.cniConfDir,
+      ...(process.env.PODNET_CNI_TOKEN_DIR ? { tokenDir: process.env.PODNET_CNI_TOKEN_DIR } : {}),
+      ...(config.kubeconfig ? { kubeconfigPath: config.kubeconfig } : {}),
+      logger: log,
+    });
+    return 0;
+  }
+  if (sub !== undefined) {
+    process.stderr.write(`podnet-agent: unknown command ${JSON.stringify(sub)}; run podnet-agent --help\n`);
+    return 2;
+  }
+
+  let client: KubeClient;
+  try {
+    client = new KubeClient({
+      ...(config.kubeconfig ? { kubeconfigPath: config.kubeconfig } : {}),
+      logger: log,
+    });
+  } catch (err) {
+    process.stderr.write(`podnet-agent: ${(err as Error).message}; pass --kubeconfig or run in a cluster\n`);
+    return 2;
+  }
+  const metrics = createMetrics({ defaultMetrics: true });
+  const restarting = await hasPodnetRoutes();
+  const agent = new Agent({
+    config,
+    log,
+    metrics,
+    datastore: new KubeDatastore(client, {
+      nodeName: config.nodeName,
+      namespace: config.namespace,
+      logger: log,
+    }),
+    bgp: new BgpAdapter({ logger: log, restarting }),
+    routes: new RoutesAdapter({
+      logger: log,
+      registry: metrics.registry,
+      resyncIntervalMs: config.resyncInterval,
+      removeForeignOnPodIfaces: config.removeUnownedPodRoutes,
+    }),
+    arp: new ArpAdapter({ mode: config.arpMode, logger: log, registry: metrics.registry }),
+    routeProtocol: ROUTE_PROTOCOL,
+    interfaces: listInterfaces,
+    canReach,
+  });
+  const status =
+    config.statusListen === 'none'
+      ? undefined
+      : await startStatusServer(
+          config.statusListen,
+          {
+            live: () => agent.live(),
+            status: () => agent.status(),
+            metrics: async () => ({
+              contentType: metrics.registry.contentType,
+              body: await metrics.registry.metrics(),
+            }),
+          },
+          log.child({ component: 'status' }),
+        );
+  process.on('unhandledRejection', (err) => log.error({ err }, 'unhandled rejection (continuing)'));
+  await agent.start();
+  log.info({ restarting }, 'podnet-agent running');
+
+  return new Promise<number>((resolve) => {
+    let stopping = false;
+    const onSignal = (signal: NodeJS.Signals) => {
+      if (stopping) {
+        log.warn({ signal }, 'second signal: exiting now');
+        resolve(1);
+        return;
+      }
+      stopping = true;
+      log.info({ signal }, 'graceful stop: keeping kernel routes, graceful restart towards peers');
+      const force = setTimeout(() => resolve(1), 20_000);
+      force.unref();
+      void agent
+        .stop({ graceful: true })
+        .then(() => status?.close())
+        .then(() => resolve(0));
+    };
+    process.on('SIGTERM', onSignal);
+    process.on('SIGINT', onSignal);
+  });
+}
+
+main().then(
+  (code) => {
+    // Flush pino before exiting.
+    setTimeout(() => process.exit(code), 50);
+  },
+  (err: unknown) => {
+    process.stderr.write(`podnet-agent: fatal: ${(err as Error)?.stack ?? String(err)}\n`);
+    process.exit(1);
+  },
+);
