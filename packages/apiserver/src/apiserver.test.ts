@@ -168,9 +168,9 @@ describe('core resources over HTTPS with the generated kubeconfig', () => {
     expect(jsonPatched.metadata?.annotations).toEqual({ note: 'x' });
 
     const toUpdate = structuredClone(jsonPatched);
-    toUpdate.spec!.nodeName = 'node-1';
+    toUpdate.spec!.containers[0]!.image = 'busybox:1.36';
     const updated = await s.core.replaceNamespacedPod({ name: 'crud', namespace: 'default', body: toUpdate });
-    expect(updated.spec?.nodeName).toBe('node-1');
+    expect(updated.spec?.containers[0]?.image).toBe('busybox:1.36');
     expect(updated.metadata?.generation).toBe(2);
     expect(Number(updated.metadata?.resourceVersion)).toBeGreaterThan(
       Number(jsonPatched.metadata?.resourceVersion),
@@ -354,6 +354,64 @@ describe('core resources over HTTPS with the generated kubeconfig', () => {
     });
     expect(p.status?.phase).toBe('Pending');
     expect(p.status?.podIP).toBeUndefined();
+  });
+
+  it('keeps a pod spec immutable except for images, and places a pod on a node through pods/binding', async () => {
+    const p = await s.core.createNamespacedPod({ namespace: 'default', body: pod('placed') });
+    expect(p.spec).toMatchObject({
+      restartPolicy: 'Always',
+      dnsPolicy: 'ClusterFirst',
+      schedulerName: 'default-scheduler',
+    });
+    const moved = await failure(
+      s.core.patchNamespacedPod(
+        { name: 'placed', namespace: 'default', body: { spec: { nodeName: 'node-9' } } },
+        mergePatch,
+      ),
+    );
+    expect(moved.code).toBe(422);
+    expect(moved.body).toMatchObject({
+      reason: 'Invalid',
+      details: { causes: [{ field: 'spec', reason: 'FieldValueForbidden' }] },
+    });
+    await s.core.createNamespacedPodBinding({
+      name: 'placed',
+      namespace: 'default',
+      body: { metadata: { name: 'placed' }, target: { kind: 'Node', name: 'node-9' } },
+    });
+    expect((await s.core.readNamespacedPod({ name: 'placed', namespace: 'default' })).spec?.nodeName).toBe(
+      'node-9',
+    );
+    const again = await failure(
+      s.core.createNamespacedPodBinding({
+        name: 'placed',
+        namespace: 'default',
+        body: { metadata: { name: 'placed' }, target: { kind: 'Node', name: 'node-8' } },
+      }),
+    );
+    expect(again.code).toBe(409);
+  });
+
+  it('serves configmaps and events', async () => {
+    await s.core.createNamespacedConfigMap({
+      namespace: 'kube-system',
+      body: { metadata: { name: 'podnet-config' }, data: { asNumber: '64512' } },
+    });
+    expect(
+      (await s.core.readNamespacedConfigMap({ name: 'podnet-config', namespace: 'kube-system' })).data,
+    ).toEqual({ asNumber: '64512' });
+    await s.core.createNamespacedEvent({
+      namespace: 'default',
+      body: {
+        metadata: { generateName: 'podnet-' },
+        involvedObject: { kind: 'Node', name: 'node-1' },
+        reason: 'BGPPeerUp',
+        message: 'peer 10.0.0.1 established',
+      },
+    });
+    expect((await s.core.listNamespacedEvent({ namespace: 'default' })).items.map((e) => e.reason)).toContain(
+      'BGPPeerUp',
+    );
   });
 
   it('names an object from generateName', async () => {

@@ -215,8 +215,12 @@ export function prepareCreate(
 function builtinCreateDefaults(t: ResourceType, obj: KObject): KObject {
   switch (t.plural) {
     case 'pods':
-      // like kube-apiserver: a pod's status is not settable on create
-      return { ...obj, status: { phase: 'Pending', qosClass: 'BestEffort' } };
+      // like kube-apiserver: a pod's status is not settable on create, and its spec gets defaults
+      return {
+        ...obj,
+        spec: podSpecDefaults(obj.spec),
+        status: { phase: 'Pending', qosClass: 'BestEffort' },
+      };
     case 'namespaces':
       return {
         ...obj,
@@ -261,6 +265,43 @@ function builtinCreateDefaults(t: ResourceType, obj: KObject): KObject {
     default:
       return obj;
   }
+}
+
+function podSpecDefaults(spec: unknown): unknown {
+  if (!isObject(spec)) return spec;
+  const container = (c: unknown) => {
+    if (!isObject(c)) return c;
+    const image = typeof c.image === 'string' ? c.image : '';
+    const tag = image.includes('@') ? 'digest' : (/:([^/:]+)$/.exec(image)?.[1] ?? 'latest');
+    return {
+      terminationMessagePath: '/dev/termination-log',
+      terminationMessagePolicy: 'File',
+      imagePullPolicy: tag === 'latest' ? 'Always' : 'IfNotPresent',
+      ...c,
+    };
+  };
+  return {
+    restartPolicy: 'Always',
+    terminationGracePeriodSeconds: 30,
+    dnsPolicy: 'ClusterFirst',
+    schedulerName: 'default-scheduler',
+    ...spec,
+    ...(Array.isArray(spec.containers) ? { containers: spec.containers.map(container) } : {}),
+    ...(Array.isArray(spec.initContainers) ? { initContainers: spec.initContainers.map(container) } : {}),
+  };
+}
+
+/** The parts of a pod spec an update may change (kube-apiserver's ValidatePodUpdate, simplified). */
+function podSpecImmutablePart(spec: unknown): Json {
+  if (!isObject(spec)) return (spec ?? null) as Json;
+  const { activeDeadlineSeconds: _a, terminationGracePeriodSeconds: _t, tolerations: _tol, ...rest } = spec;
+  const noImage = (cs: unknown) =>
+    Array.isArray(cs) ? cs.map((c) => (isObject(c) ? { ...c, image: '' } : c)) : cs;
+  return {
+    ...rest,
+    containers: noImage(rest.containers),
+    initContainers: noImage(rest.initContainers),
+  } as Json;
 }
 
 function apiVersion(t: ResourceType, version: string): string {
@@ -344,11 +385,24 @@ export function prepareUpdate(
       generation: existing.metadata.generation ?? 1,
       resourceVersion: existing.metadata.resourceVersion!,
     };
+    const spec = t.builtin && t.plural === 'pods' ? podSpecDefaults(body.spec) : body.spec;
+    if (
+      t.builtin &&
+      t.plural === 'pods' &&
+      !deepEqual(podSpecImmutablePart(spec), podSpecImmutablePart(existing.spec))
+    )
+      throw errors.invalid(t.kind, t.group, name, [
+        causes.forbidden(
+          'spec',
+          'pod updates may not change fields other than `spec.containers[*].image`, `spec.initContainers[*].image`, `spec.activeDeadlineSeconds`, `spec.tolerations` (only additions to existing tolerations) or `spec.terminationGracePeriodSeconds`',
+        ),
+      ]);
     if (t.namespaced) meta.namespace = existing.metadata.namespace!;
     else delete meta.namespace;
     if (existing.metadata.deletionTimestamp) meta.deletionTimestamp = existing.metadata.deletionTimestamp;
     else delete meta.deletionTimestamp;
     next = { ...body, apiVersion: apiVersion(t, version), kind: t.kind, metadata: meta };
+    if (spec !== undefined) next.spec = spec;
     if (t.hasStatus) {
       if (existing.status === undefined) delete next.status;
       else next.status = existing.status;

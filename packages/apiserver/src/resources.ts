@@ -89,6 +89,30 @@ export function builtinTypes(): ResourceType[] {
     builtin(
       {
         group: '',
+        plural: 'configmaps',
+        singular: 'configmap',
+        kind: 'ConfigMap',
+        namespaced: true,
+        hasStatus: false,
+        shortNames: ['cm'],
+      },
+      'v1',
+    ),
+    builtin(
+      {
+        group: '',
+        plural: 'events',
+        singular: 'event',
+        kind: 'Event',
+        namespaced: true,
+        hasStatus: false,
+        shortNames: ['ev'],
+      },
+      'v1',
+    ),
+    builtin(
+      {
+        group: '',
         plural: 'secrets',
         singular: 'secret',
         kind: 'Secret',

@@ -277,6 +277,10 @@ export class ApiCore {
     res: ServerResponse,
   ): Promise<void> {
     const { type: t, version } = tg;
+    if (tg.subresource === 'binding' && t.builtin && t.plural === 'pods' && tg.name !== undefined) {
+      if (method !== 'POST') throw errors.methodNotAllowed(method);
+      return send(res, 201, this.bind(tg.namespace!, tg.name, await readJson(req, this.o.maxBodyBytes)));
+    }
     if (tg.subresource !== undefined && !(tg.subresource === 'status' && t.hasStatus))
       throw errors.pathNotFound();
     const isWatch = tg.watch || q.get('watch') === 'true' || q.get('watch') === '1';
@@ -400,6 +404,26 @@ export class ApiCore {
       default:
         throw errors.methodNotAllowed(method);
     }
+  }
+
+  /** pods/binding: what the scheduler does to put a pod on a node (spec.nodeName is otherwise immutable). */
+  private bind(namespace: string, name: string, body: unknown) {
+    const ref = { group: '', resource: 'pods' };
+    const target = (body as { target?: { name?: unknown } } | undefined)?.target;
+    if (typeof target?.name !== 'string' || target.name === '')
+      throw errors.invalid('Binding', '', name, [causes.required('target.name')]);
+    const existing = this.o.store.get('pods', namespace, name);
+    if (!existing) throw errors.notFound(ref, name);
+    const spec = (existing.spec ?? {}) as { nodeName?: string };
+    if (spec.nodeName)
+      throw errors.conflict(ref, name, `pod ${name} is already assigned to node "${spec.nodeName}"`);
+    this.o.store.commit(
+      'MODIFIED',
+      'pods',
+      { ...existing, spec: { ...spec, nodeName: target.name } },
+      existing,
+    );
+    return { ...successStatus(), code: 201 };
   }
 
   private write(t: ResourceType, key: string, existing: KObject, next: KObject, dryRun: boolean): KObject {
