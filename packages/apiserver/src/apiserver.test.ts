@@ -414,6 +414,42 @@ describe('core resources over HTTPS with the generated kubeconfig', () => {
     );
   });
 
+  it('stores nothing on dryRun=All', async () => {
+    const p = await s.core.createNamespacedPod({ namespace: 'default', body: pod('dry'), dryRun: 'All' });
+    expect(p.metadata?.name).toBe('dry');
+    expect((await failure(s.core.readNamespacedPod({ name: 'dry', namespace: 'default' }))).code).toBe(404);
+  });
+
+  it('deletes with preconditions and by collection with a selector', async () => {
+    await s.core.createNamespace({ body: { metadata: { name: 'coll' } } });
+    const a = await s.core.createNamespacedPod({
+      namespace: 'coll',
+      body: pod('a', { metadata: { labels: { batch: 'x' } } }),
+    });
+    await s.core.createNamespacedPod({
+      namespace: 'coll',
+      body: pod('b', { metadata: { labels: { batch: 'x' } } }),
+    });
+    await s.core.createNamespacedPod({ namespace: 'coll', body: pod('c') });
+    const stale = await failure(
+      s.core.deleteNamespacedPod({
+        name: 'a',
+        namespace: 'coll',
+        body: { preconditions: { resourceVersion: '1' } },
+      }),
+    );
+    expect(stale.code).toBe(409);
+    await s.core.deleteNamespacedPod({
+      name: 'a',
+      namespace: 'coll',
+      body: { preconditions: { uid: a.metadata!.uid! } },
+    });
+    await s.core.deleteCollectionNamespacedPod({ namespace: 'coll', labelSelector: 'batch=x' });
+    expect(
+      (await s.core.listNamespacedPod({ namespace: 'coll' })).items.map((p) => p.metadata?.name),
+    ).toEqual(['c']);
+  });
+
   it('names an object from generateName', async () => {
     const p = await s.core.createNamespacedPod({
       namespace: 'default',
@@ -697,6 +733,46 @@ describe('watch', () => {
       'ADDED here',
       'MODIFIED here',
       'DELETED here',
+    ]);
+  });
+
+  it('watches one object by name and ends the stream after timeoutSeconds', async () => {
+    const a = await s.core.createNamespacedPod({ namespace: 'w', body: pod('single') });
+    await s.core.createNamespacedPod({ namespace: 'w', body: pod('other') });
+    const w = await openWatch(s.kc, '/api/v1/namespaces/w/pods', {
+      fieldSelector: 'metadata.name=single',
+      resourceVersion: a.metadata?.resourceVersion,
+      timeoutSeconds: 1,
+    });
+    await s.core.patchNamespacedPod(
+      { name: 'other', namespace: 'w', body: { metadata: { labels: { a: 'b' } } } },
+      mergePatch,
+    );
+    await s.core.patchNamespacedPod(
+      { name: 'single', namespace: 'w', body: { metadata: { labels: { a: 'b' } } } },
+      mergePatch,
+    );
+    await until('the server to end the watch', () => w.isDone(), 10_000);
+    expect(w.events.map((e) => `${e.type} ${e.obj.metadata?.name}`)).toEqual(['MODIFIED single']);
+  });
+
+  it('marks the end of the initial events with a bookmark when sendInitialEvents is asked for', async () => {
+    await s.core.createNamespace({ body: { metadata: { name: 'streaming' } } });
+    await s.core.createNamespacedPod({ namespace: 'streaming', body: pod('x1') });
+    await s.core.createNamespacedPod({ namespace: 'streaming', body: pod('x2') });
+    const w = await openWatch(s.kc, '/api/v1/namespaces/streaming/pods', {
+      sendInitialEvents: true,
+      allowWatchBookmarks: true,
+      resourceVersionMatch: 'NotOlderThan',
+    });
+    await until('the initial-events-end bookmark', () =>
+      w.events.some((e) => e.obj.metadata?.annotations?.['k8s.io/initial-events-end'] === 'true'),
+    );
+    w.stop();
+    expect(w.events.slice(0, 3).map((e) => `${e.type} ${e.obj.metadata?.name ?? ''}`)).toEqual([
+      'ADDED x1',
+      'ADDED x2',
+      'BOOKMARK ',
     ]);
   });
 
