@@ -54,11 +54,32 @@ if (!nodedir) {
   process.exit(1);
 }
 
-const gypScript = process.env.npm_config_node_gyp;
-const [cmd, args] =
-  gypScript && existsSync(gypScript)
-    ? [process.execPath, [gypScript, 'rebuild', `--nodedir=${nodedir}`]]
-    : ['node-gyp', ['rebuild', `--nodedir=${nodedir}`]];
+// node-gyp: the one npm runs scripts with, else the copy bundled with an installed npm, else PATH.
+function findNodeGyp() {
+  const candidates = [
+    process.env.npm_config_node_gyp,
+    join(
+      dirname(process.execPath),
+      '..',
+      'lib',
+      'node_modules',
+      'npm',
+      'node_modules',
+      'node-gyp',
+      'bin',
+      'node-gyp.js',
+    ),
+    '/usr/lib/node_modules/npm/node_modules/node-gyp/bin/node-gyp.js',
+    '/usr/local/lib/node_modules/npm/node_modules/node-gyp/bin/node-gyp.js',
+    '/usr/share/nodejs/node-gyp/bin/node-gyp.js',
+  ];
+  return candidates.find((c) => c && existsSync(c));
+}
+
+const gypScript = findNodeGyp();
+const [cmd, args] = gypScript
+  ? [process.execPath, [gypScript, 'rebuild', `--nodedir=${nodedir}`]]
+  : ['node-gyp', ['rebuild', `--nodedir=${nodedir}`]];
 const result = spawnSync(cmd, args, { cwd: root, stdio: 'inherit' });
 if (result.error) {
   console.error(`podnet/native: could not run node-gyp: ${result.error.message}`);
