@@ -207,3 +207,4 @@ export async function waitFor<T>(
 
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 export { type TestCluster, testCluster } from './cluster.js';
+export { type Tunnel, tunnelIntoNetns } from './tunnel.js';
