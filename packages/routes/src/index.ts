@@ -11,6 +11,7 @@
 //                                    removeForeignOnPodIfaces: false, sysctl? });
 //   await rp.start();                                   // dump, diff, apply; watch link/route events
 //   await rp.setDesired(computeDesired(inputs).routes); // resolves once applied (failures retried)
+//   await rp.patchDesired({ set: [route], remove: [route] }); // O(changes), for hot paths
 //   rp.status()   → { desired, installed, pending, conflicts, failed, inSync, ops, lastResync }
 //   await rp.stop({ keepRoutes: true });                // graceful restart keeps podnet's routes
 // `kernel` is a RouteKernel: ipRouteKernel({ netns }) (iproute2) or rtnetlinkKernel (netlink).
@@ -67,6 +68,7 @@ export {
   RouteProgrammer,
   type RouteProgrammerOptions,
   type RouteProgrammerStatus,
+  sameDesired,
 } from './programmer.js';
 export { fromRouteInfo, type RtnetlinkKernelOptions, rtnetlinkKernel, toRequest } from './rtnl-kernel.js';
 export { netnsSysctl, procSysctl, type SysctlEntry, type SysctlWriter } from './sysctl.js';

@@ -111,9 +111,13 @@ export class RouteProgrammer {
   private retry: NodeJS.Timeout | undefined;
   private unwatch: (() => void) | undefined;
   private readonly sysctlDone = new Set<string>();
+  private readonly reportedConflicts = new Set<string>();
   private globalSysctlDone = false;
-  private lastDiff: { pending: PendingRoute[]; conflicts: RouteConflict[] } = { pending: [], conflicts: [] };
-  private failed: RouteProgrammerStatus['failed'] = [];
+  /** Slots whose desired route changed since the last apply, or 'all' for a full diff. */
+  private dirtySlots: Set<string> | 'all' = 'all';
+  private pendingBySlot = new Map<string, PendingRoute>();
+  private conflictBySlot = new Map<string, RouteConflict>();
+  private failedBySlot = new Map<string, RouteProgrammerStatus['failed'][number]>();
   private lastResync: Date | undefined;
   private lastApply: Date | undefined;
   private readonly counts = { add: 0, replace: 0, delete: 0 };
@@ -210,12 +214,44 @@ export class RouteProgrammer {
     await this.kick('start', true);
   }
 
-  /** Replaces the desired set; resolves once the kernel has been updated (failures are retried). */
+  /**
+   * Replaces the desired set; resolves once the kernel has been updated (failures are retried).
+   * Only the destinations whose desired route changed are diffed and applied.
+   */
   async setDesired(routes: readonly DesiredRoute[]): Promise<void> {
     const next = new Map<string, DesiredRoute>();
     for (const r of routes) next.set(slotKey(r), r);
+    const dirty = this.dirtySlots;
+    if (dirty !== 'all') {
+      for (const [k, r] of next) {
+        const o = this.desired.get(k);
+        if (!o || !sameDesired(o, r)) dirty.add(k);
+      }
+      for (const k of this.desired.keys()) if (!next.has(k)) dirty.add(k);
+    }
     this.desired = next;
     this.metrics?.desired.set(next.size);
+    if (this.running) await this.kick('desired', false);
+  }
+
+  /** Adds or changes (`set`) and removes (`remove`) desired routes, without restating the rest. */
+  async patchDesired(patch: {
+    set?: readonly DesiredRoute[];
+    remove?: readonly DesiredRoute[];
+  }): Promise<void> {
+    const dirty = this.dirtySlots;
+    for (const r of patch.remove ?? []) {
+      const k = slotKey(r);
+      if (this.desired.delete(k) && dirty !== 'all') dirty.add(k);
+    }
+    for (const r of patch.set ?? []) {
+      const k = slotKey(r);
+      const o = this.desired.get(k);
+      if (o && sameDesired(o, r)) continue;
+      this.desired.set(k, r);
+      if (dirty !== 'all') dirty.add(k);
+    }
+    this.metrics?.desired.set(this.desired.size);
     if (this.running) await this.kick('desired', false);
   }
 
@@ -232,12 +268,12 @@ export class RouteProgrammer {
       protocol: this.opts.protocol,
       desired: this.desired.size,
       installed,
-      pending: this.lastDiff.pending,
-      conflicts: this.lastDiff.conflicts,
-      failed: this.failed,
+      pending: [...this.pendingBySlot.values()],
+      conflicts: [...this.conflictBySlot.values()],
+      failed: [...this.failedBySlot.values()],
       ...(this.lastResync ? { lastResync: this.lastResync } : {}),
       ...(this.lastApply ? { lastApply: this.lastApply } : {}),
-      inSync: this.lastApply !== undefined && this.failed.length === 0 && this.lastDiff.pending.length === 0,
+      inSync: this.lastApply !== undefined && this.failedBySlot.size === 0 && this.pendingBySlot.size === 0,
       ops: { ...this.counts },
     };
   }
@@ -334,6 +370,7 @@ export class RouteProgrammer {
     try {
       if (this.needDump) {
         this.needDump = false;
+        this.dirtySlots = 'all';
         // One after the other: a netlink socket runs one dump at a time (EBUSY otherwise).
         const links = await this.kernel.listLinks();
         const routes = await this.kernel.listRoutes(this.tables());
@@ -341,11 +378,33 @@ export class RouteProgrammer {
         this.actual = new Map(routes.map((r) => [slotKey(r), r]));
         this.lastResync = new Date();
       }
-      const desired = [...this.desired.values()];
-      const diff = diffRoutes(desired, [...this.actual.values()], this.links, this.diffOpts);
+      const dirty = this.dirtySlots;
+      this.dirtySlots = new Set();
+      let desired: DesiredRoute[];
+      let actual: KernelRoute[];
+      if (dirty === 'all') {
+        desired = [...this.desired.values()];
+        actual = [...this.actual.values()];
+        this.pendingBySlot.clear();
+        this.conflictBySlot.clear();
+        this.failedBySlot.clear();
+      } else {
+        desired = [];
+        actual = [];
+        for (const k of dirty) {
+          const d = this.desired.get(k);
+          if (d) desired.push(d);
+          const a = this.actual.get(k);
+          if (a) actual.push(a);
+          this.pendingBySlot.delete(k);
+          this.conflictBySlot.delete(k);
+          this.failedBySlot.delete(k);
+        }
+      }
+      const diff = diffRoutes(desired, actual, this.links, this.diffOpts);
       this.reportDiff(diff.conflicts, diff.pending);
       const results = await this.kernel.apply(diff.ops);
-      this.failed = [];
+      let failures = 0;
       diff.ops.forEach((op, i) => {
         const r = results[i] ?? { ok: false as const, code: 'EUNKNOWN', message: 'no result' };
         const key = slotKey(op.route);
@@ -361,27 +420,34 @@ export class RouteProgrammer {
             );
           }
         } else {
-          this.failed.push({ route: formatKernelRoute(op.route), code: r.code, message: r.message });
+          failures++;
+          this.failedBySlot.set(key, {
+            route: formatKernelRoute(op.route),
+            code: r.code,
+            message: r.message,
+          });
           this.metrics?.errors.inc();
         }
       });
       await this.applySysctls(desired);
       this.lastApply = new Date();
-      if (this.failed.length) {
+      if (failures) {
         this.log?.warn(
-          { failed: this.failed.slice(0, 10), count: this.failed.length },
+          { failed: [...this.failedBySlot.values()].slice(0, 10), count: failures },
           'route operations failed',
         );
         this.scheduleRetry();
       }
       if (diff.ops.length) {
-        this.log?.debug({ trigger, ops: diff.ops.length, failed: this.failed.length }, 'routes reconciled');
+        this.log?.debug({ trigger, ops: diff.ops.length, failed: failures }, 'routes reconciled');
       }
     } catch (err) {
       this.log?.error({ trigger, err }, 'reconcile failed');
-      this.failed = [
-        { route: '*', code: (err as { code?: string }).code ?? 'ERROR', message: (err as Error).message },
-      ];
+      this.failedBySlot.set('*', {
+        route: '*',
+        code: (err as { code?: string }).code ?? 'ERROR',
+        message: (err as Error).message,
+      });
       this.needDump = true;
       this.scheduleRetry();
     } finally {
@@ -400,17 +466,20 @@ export class RouteProgrammer {
   }
 
   private reportDiff(conflicts: RouteConflict[], pending: PendingRoute[]): void {
-    const before = new Set(this.lastDiff.conflicts.map((c) => slotKey(c.foreign)));
     for (const c of conflicts) {
-      if (before.has(slotKey(c.foreign))) continue;
+      const k = slotKey(c.foreign);
+      this.conflictBySlot.set(k, c);
+      if (this.reportedConflicts.has(k)) continue;
+      this.reportedConflicts.add(k);
       this.log?.warn(
         { dst: c.desired.dst, wanted: c.desired.type, foreign: formatKernelRoute(c.foreign) },
         'route conflict: a route podnet does not own holds the destination; leaving it alone',
       );
     }
-    this.lastDiff = { conflicts, pending };
-    this.metrics?.conflicts.set(conflicts.length);
-    this.metrics?.pending.set(pending.length);
+    for (const k of this.reportedConflicts) if (!this.conflictBySlot.has(k)) this.reportedConflicts.delete(k);
+    for (const p of pending) this.pendingBySlot.set(slotKey(p.route), p);
+    this.metrics?.conflicts.set(this.conflictBySlot.size);
+    this.metrics?.pending.set(this.pendingBySlot.size);
   }
 
   private async applySysctls(desired: DesiredRoute[]): Promise<void> {
@@ -441,4 +510,19 @@ export class RouteProgrammer {
       this.scheduleRetry();
     }
   }
+}
+
+/** True when two desired routes ask for the same thing (computeDesired makes fresh objects). */
+export function sameDesired(a: DesiredRoute, b: DesiredRoute): boolean {
+  if (a === b) return true;
+  if (a.type !== b.type || a.dst !== b.dst || a.table !== b.table || a.metric !== b.metric) return false;
+  if (a.type === 'local') return a.ifname === (b as typeof a).ifname;
+  if (a.type === 'via') {
+    const bh = (b as typeof a).nexthops;
+    return (
+      a.nexthops.length === bh.length &&
+      a.nexthops.every((h, i) => h.gateway === bh[i]!.gateway && h.ifname === bh[i]!.ifname)
+    );
+  }
+  return true;
 }
