@@ -1,5 +1,6 @@
 // Interop with BIRD 2 in network namespaces: sessions both ways, IPv4 + IPv6 routes both ways,
 // withdrawals, hold-timer expiry and graceful restart of our side.
+import { rmSync } from 'node:fs';
 import { cleanupStale, type Netns, NetnsSet, ProcessGroup, vethPair, waitFor } from '@podnet/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Bird, birdEstablished, startBird } from './__fixtures__/daemons.js';
@@ -67,6 +68,7 @@ afterAll(async () => {
   await speaker?.close(procs).catch(() => {});
   await procs.stopAll();
   await lab.destroy();
+  if (bird) rmSync(bird.dir, { recursive: true, force: true });
 });
 
 describe('bgp-ts with BIRD 2', () => {

@@ -1,5 +1,5 @@
 // Test helpers to run BIRD 2 and FRR's bgpd inside test namespaces, as processes tracked by pid.
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { exec, type Netns, type ProcessGroup, run, waitFor } from '@podnet/testkit';
@@ -57,8 +57,11 @@ export async function startFrr(ns: Netns, group: ProcessGroup, bgpConf: string):
   writeFileSync(join(dir, 'bgpd.conf'), bgpConf);
   writeFileSync(join(dir, 'zebra.conf'), 'hostname zebra\n');
   writeFileSync(join(dir, 'vtysh.conf'), '');
+  // The daemons drop privileges to the frr user: let it use the directory.
+  chmodSync(dir, 0o777);
+  for (const f of ['bgpd.conf', 'zebra.conf', 'vtysh.conf']) chmodSync(join(dir, f), 0o644);
   const zsock = join(dir, 'zserv.api');
-  const common = ['--vty_socket', dir, '-u', 'root', '-g', 'root', '-z', zsock];
+  const common = ['--vty_socket', dir, '-z', zsock];
   const zebra = group.add(
     ns.spawn('/usr/lib/frr/zebra', ['-f', join(dir, 'zebra.conf'), '-i', join(dir, 'zebra.pid'), ...common]),
   );
