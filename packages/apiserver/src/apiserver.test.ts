@@ -1,5 +1,5 @@
 // The embedded API server, exercised only through @kubernetes/client-node over real HTTPS/HTTP.
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { request as httpsRequest } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -1064,6 +1064,16 @@ describe('custom resources', () => {
 });
 
 describe('persistence and plain HTTP', () => {
+  it('refuses to start on a corrupt data file, naming it', async () => {
+    const dataFile = join(dir, 'corrupt.json');
+    await writeFile(dataFile, '{"format": "podnet-apiserver/v1", "revision": 3, "objects": [');
+    await expect(startApiServer({ dataFile, tls: false })).rejects.toThrow(`${dataFile}: not valid JSON`);
+    await writeFile(dataFile, '{"something": "else"}');
+    await expect(startApiServer({ dataFile, tls: false })).rejects.toThrow(
+      `${dataFile}: not a podnet-apiserver data file`,
+    );
+  });
+
   it('keeps objects, the token and an increasing resourceVersion across a restart', async () => {
     const dataFile = join(dir, 'persist', 'data.json');
     const a = await start({ dataFile, tls: false });

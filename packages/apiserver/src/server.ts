@@ -153,7 +153,12 @@ export class ApiCore {
     }
     if (!this.authorized(req)) throw errors.unauthorized();
     if (path === '/version') return send(res, 200, VERSION);
-    const segs = path.split('/').slice(1).map(decodeURIComponent);
+    let segs: string[];
+    try {
+      segs = path.split('/').slice(1).map(decodeURIComponent);
+    } catch {
+      throw errors.badRequest(`malformed path: ${path}`);
+    }
     if (segs[0] === 'api') {
       if (segs.length === 1)
         return send(res, 200, { kind: 'APIVersions', versions: ['v1'], serverAddressByClientCIDRs: [] });

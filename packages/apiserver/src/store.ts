@@ -86,9 +86,16 @@ export class Store {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
       throw err;
     }
-    const snap = JSON.parse(text) as Snapshot;
+    let snap: Snapshot;
+    try {
+      snap = JSON.parse(text) as Snapshot;
+    } catch (err) {
+      throw new Error(`${file}: not valid JSON (${(err as Error).message}); move it away to start empty`, {
+        cause: err,
+      });
+    }
     if (
-      snap.format !== 'podnet-apiserver/v1' ||
+      snap?.format !== 'podnet-apiserver/v1' ||
       typeof snap.revision !== 'number' ||
       !Array.isArray(snap.objects)
     )
