@@ -450,6 +450,31 @@ describe('core resources over HTTPS with the generated kubeconfig', () => {
     ).toEqual(['c']);
   });
 
+  it('applies a strategic merge patch to pod status conditions by type', async () => {
+    await s.core.createNamespacedPod({ namespace: 'default', body: pod('smp') });
+    const smp = setHeaderOptions('Content-Type', PatchStrategy.StrategicMergePatch);
+    const conditions = [
+      { type: 'Ready', status: 'False' },
+      { type: 'PodScheduled', status: 'True' },
+    ];
+    await s.core.patchNamespacedPodStatus(
+      { name: 'smp', namespace: 'default', body: { status: { conditions } } },
+      smp,
+    );
+    const p = await s.core.patchNamespacedPodStatus(
+      {
+        name: 'smp',
+        namespace: 'default',
+        body: { status: { conditions: [{ type: 'Ready', status: 'True' }] } },
+      },
+      smp,
+    );
+    expect(p.status?.conditions?.map((c) => `${c.type}=${c.status}`)).toEqual([
+      'Ready=True',
+      'PodScheduled=True',
+    ]);
+  });
+
   it('names an object from generateName', async () => {
     const p = await s.core.createNamespacedPod({
       namespace: 'default',
@@ -919,6 +944,23 @@ describe('custom resources', () => {
     });
     expect(list.kind).toBe('IPPoolList');
     expect(list.items.map((i: { metadata: { name: string } }) => i.metadata.name)).toEqual(['default-v4']);
+  });
+
+  it('refuses a strategic merge patch on a custom resource with 415, as kube-apiserver does', async () => {
+    const r = await failure(
+      s.custom.patchClusterCustomObject(
+        {
+          group: 'podnet.io',
+          version: 'v1alpha1',
+          plural: 'ippools',
+          name: 'default-v4',
+          body: { spec: { disabled: true } },
+        },
+        setHeaderOptions('Content-Type', PatchStrategy.StrategicMergePatch),
+      ),
+    );
+    expect(r.code).toBe(415);
+    expect(r.body).toMatchObject({ kind: 'Status', reason: 'UnsupportedMediaType' });
   });
 
   it('rejects a custom resource that breaks its schema with 422 naming the field', async () => {

@@ -29,6 +29,7 @@ import {
   parseLabelSelector,
 } from './selectors.js';
 import type { KObject, Store, StoreEvent } from './store.js';
+import { MERGE_KEYS, strategicMergePatch } from './strategic.js';
 
 export interface LoggerLike {
   debug(obj: object, msg?: string): void;
@@ -347,9 +348,12 @@ export class ApiCore {
         const ctype = (req.headers['content-type'] ?? '').split(';')[0]!.trim();
         const current = this.present(t, version, existing) as unknown as Json;
         let patched: Json;
-        if (ctype === 'application/merge-patch+json' || ctype === 'application/strategic-merge-patch+json')
-          patched = mergePatch(current, body as Json);
-        else if (ctype === 'application/json-patch+json') patched = jsonPatch(current, body);
+        if (ctype === 'application/merge-patch+json') patched = mergePatch(current, body as Json);
+        else if (ctype === 'application/strategic-merge-patch+json') {
+          // as on kube-apiserver: custom resources have no patch strategies to follow
+          if (!t.builtin) throw errors.unsupportedMediaType(ctype);
+          patched = strategicMergePatch(current, body as Json, MERGE_KEYS[t.plural] ?? {});
+        } else if (ctype === 'application/json-patch+json') patched = jsonPatch(current, body);
         else throw errors.unsupportedMediaType(ctype);
         const opts =
           tg.subresource === 'status'
