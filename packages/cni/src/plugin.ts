@@ -88,8 +88,10 @@ export async function cmdAdd(cfg: PluginConfig, req: AddReq, deps: Deps): Promis
     deps.cache.delete(cfg.name, req.containerId, req.ifname);
   }
 
+  const t0 = performance.now();
   const mtu = cfg.mtu ?? (await deps.dataplane.detectMtu());
   const ds = await deps.datastore();
+  const tOpen = performance.now();
   const attrs: Record<string, string> = {
     node: cfg.nodeName,
     containerID: req.containerId,
@@ -108,7 +110,8 @@ export async function cmdAdd(cfg: PluginConfig, req: AddReq, deps: Deps): Promis
     ipv6Pools: cfg.ipv6Pools,
     attrs,
   });
-  log.info({ handle, ipv4: alloc.ipv4, ipv6: alloc.ipv6 }, 'allocated');
+  const tAlloc = performance.now();
+  log.info({ handle, ipv4: alloc.ipv4, ipv6: alloc.ipv6, ms: Math.round(tAlloc - tOpen) }, 'allocated');
   await deps.failpoint?.('after-allocate');
 
   const plan = planAttachment({
@@ -133,8 +136,10 @@ export async function cmdAdd(cfg: PluginConfig, req: AddReq, deps: Deps): Promis
       ({ podMac } = await deps.dataplane.create(plan));
     }
     const ips = [alloc.ipv4, alloc.ipv6].filter((x): x is string => x !== undefined);
+    const tWired = performance.now();
     await deps.failpoint?.('before-annotate');
     if (req.pod) await ds.annotatePod(req.pod, ips);
+    const tAnnotated = performance.now();
     const result = planResult(plan, podMac, cfg.cniVersion);
     deps.cache.put({
       kind: 'podnet-attachment',
@@ -147,6 +152,18 @@ export async function cmdAdd(cfg: PluginConfig, req: AddReq, deps: Deps): Promis
       result,
       createdAt: new Date().toISOString(),
     });
+    log.info(
+      {
+        hostIf,
+        ips,
+        openMs: Math.round(tOpen - t0),
+        allocateMs: Math.round(tAlloc - tOpen),
+        wireMs: Math.round(tWired - tAlloc),
+        annotateMs: Math.round(tAnnotated - tWired),
+        sinceProcessStartMs: Math.round(performance.now()),
+      },
+      'ADD done',
+    );
     return mergeResults(prev, result);
   } catch (err) {
     const cause = toCniError(err, CniErrorCode.DataplaneFailure, 'ADD failed');

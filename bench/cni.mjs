@@ -1,0 +1,228 @@
+// Benchmark: the podnet CNI plugin's ADD and DEL latency over N pods on one node, as a runtime
+// sees it (one process per call, environment + stdin), against the embedded API server; the
+// reference `ptp` plugin with `host-local` IPAM (Debian containernetworking-plugins) is run on the
+// same node for comparison. Process start is measured apart (VERSION wall time).
+//   npm run bench -- cni [pods]
+// Everything runs in namespaces named pnt-cnibench-<pid>-<n> (removed at the end, or by the
+// testkit's cleanupStale() after a crash). Last line: one JSON object.
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync, unlinkSync } from 'node:fs';
+import { connect, createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { fileURLToPath } from 'node:url';
+import { startApiServer } from '../packages/apiserver/dist/index.js';
+import { IPPOOL, installCrds, KubeClient } from '../packages/k8s/dist/index.js';
+
+const PODS = Number(process.argv[2] ?? 200);
+const PLUGIN = fileURLToPath(new URL('../packages/cni/dist/podnet-cni.js', import.meta.url));
+const REF_DIR = '/usr/lib/cni';
+const NODE = 'bench-node';
+const namespaces = [];
+
+function sh(cmd, args, input) {
+  const r = spawnSync(cmd, args, { input, encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} failed: ${r.stderr || r.stdout}`);
+  return r.stdout;
+}
+
+function netns(tag) {
+  const name = `pnt-${tag}-${process.pid}-${namespaces.length + 1}`;
+  sh('ip', ['netns', 'add', name]);
+  namespaces.push(name);
+  sh('ip', ['-n', name, 'link', 'set', 'lo', 'up']);
+  return { name, path: `/var/run/netns/${name}` };
+}
+
+/** Runs one CNI call inside the node's namespace and returns its wall time (ms) and outcome. */
+function cni(node, cmd, env, config) {
+  return new Promise((resolve, reject) => {
+    const t0 = performance.now();
+    const child = spawn('nsenter', [`--net=${node.path}`, ...cmd], {
+      env: {
+        PATH: process.env.PATH,
+        CNI_PATH: REF_DIR,
+        ...(process.env.CNI_BENCH_NODE_OPTIONS ? { NODE_OPTIONS: process.env.CNI_BENCH_NODE_OPTIONS } : {}),
+        ...env,
+      },
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (b) => (out += b));
+    child.stderr.on('data', (b) => (err += b));
+    child.on('error', reject);
+    child.on('close', (code) => {
+      const ms = performance.now() - t0;
+      if (code !== 0) reject(new Error(`${env.CNI_COMMAND} exited ${code}: ${out} ${err}`));
+      else resolve({ ms, out, err });
+    });
+    child.stdin.end(JSON.stringify(config));
+  });
+}
+
+function pct(samples, p) {
+  const s = [...samples].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.max(0, Math.ceil(p * s.length) - 1))];
+}
+const r1 = (x) => Math.round(x * 10) / 10;
+
+/** Serves 127.0.0.1:port of this namespace inside `node` through a unix socket (no link, no route). */
+async function forward(node, port) {
+  const sock = join(tmpdir(), `pnt-cnibench-${process.pid}.sock`);
+  if (existsSync(sock)) unlinkSync(sock);
+  const server = createServer((c) => {
+    const up = connect(port, '127.0.0.1');
+    c.pipe(up);
+    up.pipe(c);
+    const end = () => {
+      c.destroy();
+      up.destroy();
+    };
+    c.on('error', end);
+    up.on('error', end);
+    c.on('close', end);
+    up.on('close', end);
+  });
+  await new Promise((r) => server.listen(sock, r));
+  const inner = `const net=require('node:net');const [s,p]=process.argv.slice(1);net.createServer((c)=>{const u=net.connect(s);c.pipe(u);u.pipe(c);const e=()=>{c.destroy();u.destroy()};c.on('error',e);u.on('error',e);c.on('close',e);u.on('close',e)}).listen(Number(p),'127.0.0.1',()=>process.stdout.write('ready\\n'));setInterval(()=>{if(process.ppid===1)process.exit(0)},1000);`;
+  const child = spawn('nsenter', [`--net=${node.path}`, process.execPath, '-e', inner, sock, String(port)], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  await new Promise((resolve, reject) => {
+    child.stdout.on('data', (b) => String(b).includes('ready') && resolve());
+    child.once('exit', (c) => reject(new Error(`forwarder exited ${c}`)));
+  });
+  return async () => {
+    child.kill('SIGTERM');
+    await new Promise((r) => server.close(r));
+    if (existsSync(sock)) unlinkSync(sock);
+  };
+}
+
+async function main() {
+  if (!existsSync(PLUGIN)) throw new Error(`${PLUGIN} is missing: run the build first`);
+  const tmp = mkdtempSync(join(tmpdir(), 'podnet-bench-cni-'));
+  const api = await startApiServer({ port: 0, host: '127.0.0.1', kubeconfigPath: join(tmp, 'kubeconfig') });
+  let stopForward = async () => {};
+  try {
+    const client = new KubeClient({ kubeconfigPath: join(tmp, 'kubeconfig') });
+    await installCrds(client);
+    await client
+      .resource(IPPOOL)
+      .create({ metadata: { name: 'bench' }, spec: { cidr: '10.88.0.0/16', blockSize: 26 } });
+    await client.core.createNode({ body: { metadata: { name: NODE } } });
+
+    const node = netns('cnibench');
+    sh('ip', ['-n', node.name, 'link', 'add', 'up0', 'type', 'veth', 'peer', 'name', 'up1']);
+    sh('ip', ['-n', node.name, 'link', 'set', 'up0', 'up']);
+    sh('ip', ['-n', node.name, 'link', 'set', 'up1', 'up']);
+    sh('ip', ['-n', node.name, 'addr', 'add', '192.0.2.1/24', 'dev', 'up0']);
+    sh('ip', ['-n', node.name, 'route', 'add', 'default', 'via', '192.0.2.2']);
+    stopForward = await forward(node, Number(new URL(api.url).port));
+
+    const pods = [];
+    for (let i = 0; i < PODS; i++) {
+      const name = `bench-${i}`;
+      await client.core.createNamespacedPod({
+        namespace: 'default',
+        body: { metadata: { name }, spec: { nodeName: NODE, containers: [{ name: 'c', image: 'none' }] } },
+      });
+      pods.push({ name, ns: netns('cnibench'), id: `bench${String(i).padStart(6, '0')}` });
+    }
+
+    const node24 = [process.execPath, PLUGIN];
+    const conf = {
+      cniVersion: '1.0.0',
+      name: 'podnet',
+      type: 'podnet',
+      kubeconfig: join(tmp, 'kubeconfig'),
+      nodeName: NODE,
+      mtu: 1500,
+      cacheDir: join(tmp, 'cache'),
+      logLevel: process.env.CNI_BENCH_LOGLEVEL ?? 'warn',
+    };
+    // Process start: VERSION loads nothing but the bundle; the first runs fill the compile cache.
+    for (let i = 0; i < 3; i++) await cni(node, node24, { CNI_COMMAND: 'VERSION' }, { cniVersion: '1.0.0' });
+    const start = [];
+    for (let i = 0; i < 20; i++)
+      start.push((await cni(node, node24, { CNI_COMMAND: 'VERSION' }, { cniVersion: '1.0.0' })).ms);
+    const bare = [];
+    for (let i = 0; i < 20; i++) {
+      bare.push((await cni(node, [process.execPath, '-e', '0'], { CNI_COMMAND: 'VERSION' }, {})).ms);
+    }
+
+    const env = (p, cmd) => ({
+      CNI_COMMAND: cmd,
+      CNI_CONTAINERID: p.id,
+      CNI_NETNS: p.ns.path,
+      CNI_IFNAME: 'eth0',
+      CNI_ARGS: `IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME=${p.name}`,
+    });
+    const add = [];
+    const del = [];
+    for (const p of pods) {
+      const r = await cni(node, node24, env(p, 'ADD'), conf);
+      add.push(r.ms);
+      if (process.env.CNI_BENCH_LOGLEVEL && add.length <= 5)
+        process.stderr.write(`${Math.round(r.ms)} ms: ${r.err}`);
+    }
+    const links = sh('ip', ['-n', node.name, '-json', 'link', 'show']);
+    const wired = JSON.parse(links).filter((l) => l.ifname.startsWith('pn')).length;
+    if (wired !== PODS) throw new Error(`expected ${PODS} host interfaces after ADD, found ${wired}`);
+    for (const p of pods) del.push((await cni(node, node24, env(p, 'DEL'), conf)).ms);
+
+    // The reference: ptp + host-local (veth, /32 address, routes; IPAM in a local file).
+    const refConf = {
+      cniVersion: '1.0.0',
+      name: 'ref',
+      type: 'ptp',
+      mtu: 1500,
+      ipam: { type: 'host-local', subnet: '10.99.0.0/16', dataDir: join(tmp, 'host-local') },
+    };
+    const ref = [join(REF_DIR, 'ptp')];
+    const refAdd = [];
+    const refDel = [];
+    for (const p of pods) refAdd.push((await cni(node, ref, env(p, 'ADD'), refConf)).ms);
+    for (const p of pods) refDel.push((await cni(node, ref, env(p, 'DEL'), refConf)).ms);
+
+    const res = {
+      bench: 'cni',
+      pods: PODS,
+      add_p50_ms: r1(pct(add, 0.5)),
+      add_p99_ms: r1(pct(add, 0.99)),
+      del_p50_ms: r1(pct(del, 0.5)),
+      del_p99_ms: r1(pct(del, 0.99)),
+      process_start_ms: r1(pct(start, 0.5)),
+      node_bare_start_ms: r1(pct(bare, 0.5)),
+      ref_add_p50_ms: r1(pct(refAdd, 0.5)),
+      ref_add_p99_ms: r1(pct(refAdd, 0.99)),
+      ref_del_p99_ms: r1(pct(refDel, 0.99)),
+    };
+    const rows = [
+      ['podnet ADD', res.add_p50_ms, res.add_p99_ms],
+      ['podnet DEL', res.del_p50_ms, res.del_p99_ms],
+      ['podnet VERSION (process start)', res.process_start_ms, r1(pct(start, 0.99))],
+      ['node -e 0 (bare Node start)', res.node_bare_start_ms, r1(pct(bare, 0.99))],
+      ['ref ptp+host-local ADD', res.ref_add_p50_ms, res.ref_add_p99_ms],
+      ['ref ptp+host-local DEL', r1(pct(refDel, 0.5)), res.ref_del_p99_ms],
+    ];
+    console.log(`CNI latency over ${PODS} pods on one node (ms, wall time per process incl. nsenter)`);
+    console.log(`${'call'.padEnd(34)}${'p50'.padStart(9)}${'p99'.padStart(9)}`);
+    for (const [k, a, b] of rows)
+      console.log(`${k.padEnd(34)}${String(a).padStart(9)}${String(b).padStart(9)}`);
+    console.log(JSON.stringify(res));
+  } finally {
+    await stopForward();
+    await api.close();
+    for (const n of namespaces) spawnSync('ip', ['netns', 'del', n]);
+    rmSync(tmp, { recursive: true, force: true });
+  }
+}
+
+main().catch((err) => {
+  console.error(err);
+  for (const n of namespaces) spawnSync('ip', ['netns', 'del', n]);
+  process.exit(1);
+});
