@@ -1096,6 +1096,18 @@ describe('custom resources', () => {
     expect(version.major).toBe('1');
   });
 
+  it("keeps a CRD's scope immutable", async () => {
+    const crd = await s.ext.readCustomResourceDefinition({ name: 'ippools.podnet.io' });
+    const r = await failure(
+      s.ext.replaceCustomResourceDefinition({
+        name: 'ippools.podnet.io',
+        body: { ...crd, spec: { ...crd.spec, scope: 'Namespaced' } },
+      }),
+    );
+    expect(r.code).toBe(422);
+    expect(r.body).toMatchObject({ details: { causes: [{ field: 'spec.scope' }] } });
+  });
+
   it('rejects a CRD whose name is not plural.group with 422', async () => {
     const r = await failure(
       s.ext.createCustomResourceDefinition({ body: { ...ippoolCrd, metadata: { name: 'wrong.podnet.io' } } }),

@@ -411,6 +411,12 @@ export function prepareUpdate(
       next.metadata.labels = { ...next.metadata.labels, 'kubernetes.io/metadata.name': name };
   }
   const found: StatusCause[] = [];
+  if (t.builtin && t.plural === 'customresourcedefinitions' && opts.subresource !== 'status') {
+    const was = (existing.spec ?? {}) as Record<string, unknown>;
+    const spec = isObject(next.spec) ? next.spec : {};
+    for (const f of ['group', 'scope'] as const)
+      if (spec[f] !== was[f]) found.push(causes.invalid(`spec.${f}`, spec[f], 'field is immutable'));
+  }
   next = typeRules(t, next, version, found);
   invalidIfAny(t, name, found);
   const cmpExisting = { ...existing, apiVersion: next.apiVersion };
