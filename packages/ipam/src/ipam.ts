@@ -213,6 +213,13 @@ function nodeLabels(node: string): Record<string, string> {
   return v ? { [NODE_LABEL]: v } : {};
 }
 
+interface HandleState {
+  /** The handle object is known to exist (created by this call or found). */
+  exists: boolean;
+  /** What the handle held before this call, when it already existed. */
+  existing: AllocatedAddress[] | undefined;
+}
+
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 export class Ipam {
@@ -232,6 +239,8 @@ export class Ipam {
   private readonly gcSeen = new Map<string, number>();
   /** Conflicts retried (409 on a CAS write), for metrics and the benchmark. */
   conflicts = 0;
+  /** Blocks this instance claimed. */
+  claims = 0;
 
   constructor(opts: IpamOptions = {}) {
     if (opts.datastore) {
@@ -435,16 +444,11 @@ export class Ipam {
     const allPools = await this.pools();
     const labels = (await this.labelsOf(req.node)) ?? {};
     const result: AllocateResult = {};
-
-    const existing = await this.existingForHandle(req.handle);
-    for (const a of existing) {
-      const fam = familyOf(mustParseCidr(a.block));
-      if (fam === 4 && families.includes(4) && !result.ipv4) result.ipv4 = a;
-      if (fam === 6 && families.includes(6) && !result.ipv6) result.ipv6 = a;
-    }
+    // Steady state is two writes: create the handle, CAS the block. Only when the handle already
+    // exists (a retried ADD, or a second family) is it read first.
+    const hs: HandleState = { exists: false, existing: undefined };
 
     for (const family of families) {
-      if ((family === 4 && result.ipv4) || (family === 6 && result.ipv6)) continue;
       let pools = poolsForNode(allPools, family, labels);
       if (req.pools) pools = pools.filter((p) => req.pools!.includes(p.name));
       if (pools.length === 0) {
@@ -453,7 +457,7 @@ export class Ipam {
           `no enabled IPv${family} IPPool${req.pools ? ` among ${req.pools.join(', ')}` : ''} selects node ${req.node}`,
         );
       }
-      const got = await this.allocateFamily(req, family, pools, secondary);
+      const got = await this.allocateFamily(req, family, pools, secondary, hs);
       if (family === 4) result.ipv4 = got;
       else result.ipv6 = got;
       log?.debug({ address: got.address, block: got.block, borrowed: got.borrowed }, 'allocated');
@@ -462,7 +466,7 @@ export class Ipam {
   }
 
   /** What a handle already holds (for idempotent ADD). */
-  private async existingForHandle(handleID: string): Promise<AllocatedAddress[]> {
+  private async existingForHandle(handleID: string, node?: string): Promise<AllocatedAddress[]> {
     let h: IPAMHandle;
     try {
       h = await this.ds.handles.get(handleName(handleID));
@@ -478,7 +482,7 @@ export class Ipam {
       if (!b) continue;
       const c = mustParseCidr(cidr);
       for (const o of ordinalsOfHandle(toState(b), handleID)) {
-        out.push(this.describe(c, o, b, pools, undefined));
+        out.push(this.describe(c, o, b, pools, node));
       }
     }
     return out;
@@ -506,14 +510,34 @@ export class Ipam {
     family: IpFamily,
     pools: PoolInfo[],
     secondary: Record<string, string>,
+    hs: HandleState,
   ): Promise<AllocatedAddress> {
+    const held = hs.existing?.find((a) => familyOf(mustParseCidr(a.block)) === family);
+    if (held) return held;
     await this.loadNode(req.node);
     const tried = new Set<string>();
     for (let round = 0; round < this.maxRetries; round++) {
       const cidr = await this.chooseBlock(req.node, family, pools, tried);
       if (!cidr) break;
       // The handle is written first: the address is never unowned, even if we crash in between.
-      await this.casHandle(req.handle, (cur) => ({ ...cur, [cidr]: (cur?.[cidr] ?? 0) + 1 }));
+      if (!hs.exists) {
+        try {
+          await this.ds.handles.create({
+            metadata: { name: handleName(req.handle) },
+            spec: { handleID: req.handle, block: { [cidr]: 1 } },
+          });
+          hs.exists = true;
+        } catch (err) {
+          if (!isK8sError(err, K8S_ERR.ALREADY_EXISTS)) throw err;
+          hs.exists = true;
+          hs.existing = await this.existingForHandle(req.handle, req.node);
+          const again = hs.existing.find((a) => familyOf(mustParseCidr(a.block)) === family);
+          if (again) return again;
+          await this.casHandle(req.handle, (cur) => ({ ...cur, [cidr]: (cur?.[cidr] ?? 0) + 1 }));
+        }
+      } else {
+        await this.casHandle(req.handle, (cur) => ({ ...cur, [cidr]: (cur?.[cidr] ?? 0) + 1 }));
+      }
       const r = await this.casBlock(cidr, (s) => {
         if (s.deleted) return undefined;
         if (affineNode(s) !== req.node && (this.strictAffinity || s.strictAffinity)) return undefined;
@@ -608,6 +632,7 @@ export class Ipam {
           spec: block,
         });
         this.remember(created);
+        this.claims++;
         await this.confirmAffinity(affinity);
         this.log?.info({ node, block: cidrText, pool: pool.name }, 'claimed block');
         return created;

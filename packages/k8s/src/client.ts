@@ -50,6 +50,38 @@ export function loadKubeConfig(opts: LoadKubeConfigOptions = {}): KubeConfig {
   return kc;
 }
 
+type DispatcherFactory = (cluster: unknown, agentOptions: Record<string, unknown>) => unknown;
+
+/**
+ * client-node 2.0 builds a new undici Agent, hence a new TCP+TLS connection, for every request.
+ * This keeps one per (server, TLS material) so requests reuse pooled keep-alive connections; the
+ * headers (bearer tokens, which may rotate) are still applied per request by client-node.
+ */
+function reuseConnections(kc: KubeConfig): { close(): Promise<void> } {
+  const target = kc as unknown as { createDispatcher?: DispatcherFactory };
+  const original = target.createDispatcher?.bind(kc);
+  const cache = new Map<string, unknown>();
+  if (original) {
+    target.createDispatcher = (cluster, agentOptions) => {
+      const c = cluster as { server?: string; proxyUrl?: string } | null;
+      const tlsKeys = ['ca', 'cert', 'key', 'pfx', 'passphrase', 'rejectUnauthorized', 'servername'];
+      const key = JSON.stringify([
+        c?.server,
+        c?.proxyUrl,
+        ...tlsKeys.map((k) => String(agentOptions[k] ?? '')),
+      ]);
+      if (!cache.has(key)) cache.set(key, original(cluster, agentOptions));
+      return cache.get(key);
+    };
+  }
+  return {
+    async close() {
+      for (const d of cache.values()) await (d as { close?: () => Promise<void> } | undefined)?.close?.();
+      cache.clear();
+    },
+  };
+}
+
 /** Request counters, shared by every resource client of one KubeClient (benchmarks, metrics). */
 export interface ClientStats {
   reads: number;
@@ -280,12 +312,19 @@ export class KubeClient {
   readonly extensions: ApiextensionsV1Api;
   readonly stats: ClientStats = { reads: 0, writes: 0, conflicts: 0 };
   private readonly clients = new Map<ResourceDef, ResourceClient<z.ZodType>>();
+  private readonly connections: { close(): Promise<void> };
 
   constructor(opts: KubeClientOptions = {}) {
     this.kc = opts.kubeConfig ?? loadKubeConfig(opts);
+    this.connections = reuseConnections(this.kc);
     this.custom = this.kc.makeApiClient(CustomObjectsApi);
     this.core = this.kc.makeApiClient(CoreV1Api);
     this.extensions = this.kc.makeApiClient(ApiextensionsV1Api);
+  }
+
+  /** Closes the pooled connections (watches end too). */
+  async close(): Promise<void> {
+    await this.connections.close();
   }
 
   resource<S extends z.ZodType>(def: ResourceDef<S>): ResourceClient<S> {
