@@ -1,6 +1,7 @@
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { REPLY_FROM_HOST, REQUEST_FOR_GATEWAY } from './__fixtures__/frames.js';
-import { type ArpInterface, decide, type IgnoreReason, PACKET_TYPE } from './decide.js';
+import { type ArpInterface, buildReply, decide, type IgnoreReason, PACKET_TYPE } from './decide.js';
 import { ARPOP, type ArpPacket, decodeArpFrame, encodeArpFrame } from './frame.js';
 
 const pod: ArpInterface = {
@@ -100,5 +101,23 @@ describe('decide', () => {
       type: 'malformed',
       reason: 'short',
     });
+  });
+});
+
+describe('decide properties', () => {
+  it('replies byte for byte as the packet-level buildReply does, and only to requests from the pod', () => {
+    const mac = fc
+      .uint8Array({ minLength: 6, maxLength: 6 })
+      .map((b) => [...b].map((x) => x.toString(16).padStart(2, '0')).join(':'));
+    fc.assert(
+      fc.property(mac, fc.ipV4(), fc.ipV4(), fc.ipV4(), mac, (sha, spa, tpa, own, hostMac) => {
+        const req = { ...request, ethSrc: sha, sha, spa, tpa };
+        const iface = { ...pod, podIPs: [own], hostMac };
+        const d = decide(encodeArpFrame(req), inbound, iface);
+        const shouldReply = spa !== '0.0.0.0' && spa !== tpa && tpa !== own && spa === own;
+        expect(d.type).toBe(shouldReply ? 'reply' : 'ignore');
+        if (d.type === 'reply') expect(d.frame.equals(buildReply(req, hostMac))).toBe(true);
+      }),
+    );
   });
 });

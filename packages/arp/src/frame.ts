@@ -86,23 +86,29 @@ function writeIPv4(buf: Buffer, off: number, ip: string, field: string): void {
   for (let i = 0; i < 4; i++) buf[off + i] = Number(parts[i]);
 }
 
+/**
+ * Checks that a frame is well-formed Ethernet/IPv4 ARP (length, ethertype, htype, ptype, hlen,
+ * plen). Returns what is wrong, or undefined when it is fine.
+ */
+export function checkArpFrame(frame: Buffer): { reason: MalformedReason; detail: string } | undefined {
+  if (frame.length < ARP_FRAME_LEN)
+    return { reason: 'short', detail: `${frame.length} bytes, need ${ARP_FRAME_LEN}` };
+  const ethertype = frame.readUInt16BE(12);
+  if (ethertype !== ETH_P_ARP)
+    return { reason: 'ethertype', detail: `ethertype 0x${ethertype.toString(16)}` };
+  const htype = frame.readUInt16BE(14);
+  if (htype !== ARPHRD_ETHER) return { reason: 'htype', detail: `hardware type ${htype}` };
+  const ptype = frame.readUInt16BE(16);
+  if (ptype !== ETH_P_IP) return { reason: 'ptype', detail: `protocol type 0x${ptype.toString(16)}` };
+  if (frame[18] !== 6) return { reason: 'hlen', detail: `hardware length ${frame[18]}` };
+  if (frame[19] !== 4) return { reason: 'plen', detail: `protocol length ${frame[19]}` };
+  return undefined;
+}
+
 /** Decodes an Ethernet frame holding an Ethernet/IPv4 ARP packet. Trailing padding is ignored. */
 export function decodeArpFrame(frame: Buffer): DecodeResult {
-  if (frame.length < ARP_FRAME_LEN) {
-    return { type: 'malformed', reason: 'short', detail: `${frame.length} bytes, need ${ARP_FRAME_LEN}` };
-  }
-  const ethertype = frame.readUInt16BE(12);
-  if (ethertype !== ETH_P_ARP) {
-    return { type: 'malformed', reason: 'ethertype', detail: `ethertype 0x${ethertype.toString(16)}` };
-  }
-  const htype = frame.readUInt16BE(14);
-  if (htype !== ARPHRD_ETHER) return { type: 'malformed', reason: 'htype', detail: `hardware type ${htype}` };
-  const ptype = frame.readUInt16BE(16);
-  if (ptype !== ETH_P_IP) {
-    return { type: 'malformed', reason: 'ptype', detail: `protocol type 0x${ptype.toString(16)}` };
-  }
-  if (frame[18] !== 6) return { type: 'malformed', reason: 'hlen', detail: `hardware length ${frame[18]}` };
-  if (frame[19] !== 4) return { type: 'malformed', reason: 'plen', detail: `protocol length ${frame[19]}` };
+  const bad = checkArpFrame(frame);
+  if (bad) return { type: 'malformed', ...bad };
   return {
     type: 'arp',
     packet: {

@@ -1,0 +1,175 @@
+// Benchmark: ARP answer latency seen from a pod, podnet's userspace responder vs the kernel's
+// proxy ARP (default proxy_delay, and proxy_delay=0), same namespaces, same probe, same run.
+//
+// A pod namespace and a node namespace joined by a veth (host side pn…, ee:ee:ee:ee:ee:ee). The
+// probe opens a packet socket on the pod's eth0 and sends 100 broadcast requests for 169.254.1.1,
+// one at a time, timing each until the reply arrives. podnet's responder runs in its own process
+// (this file with --responder), as it would in the agent. Last line: one JSON object.
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { fileURLToPath } from 'node:url';
+import { ArpResponder, decodeArpFrame, ETH_P_ARP, encodeArpFrame } from '../packages/arp/dist/index.js';
+import { openPacket } from '../packages/native/dist/index.js';
+import { cleanupStale, NetnsSet } from '../packages/testkit/dist/index.js';
+
+const REQUESTS = 100;
+const HOST_MAC = 'ee:ee:ee:ee:ee:ee';
+const HOST_IF = 'pn0a1b2c3d4e5';
+const POD_IP = '10.65.0.7';
+const GATEWAY = '169.254.1.1';
+const TIMEOUT_MS = 3000;
+
+if (process.argv[2] === '--responder') {
+  // Child: serve one interface until stdin closes.
+  const [, , , netns, ifindex] = process.argv;
+  const arp = new ArpResponder({ netns });
+  await arp.addInterface({ ifname: HOST_IF, ifindex: Number(ifindex), podIPs: [POD_IP], hostMac: HOST_MAC });
+  process.stdout.write('ready\n');
+  process.stdin.resume();
+  process.stdin.on('end', async () => {
+    await arp.close();
+    process.exit(0);
+  });
+} else {
+  await main();
+}
+
+async function probe(pod, podIfindex, podMac) {
+  const sock = openPacket({ ifindex: podIfindex, ethertype: ETH_P_ARP, netns: pod.path });
+  const request = encodeArpFrame({
+    ethDst: 'ff:ff:ff:ff:ff:ff',
+    ethSrc: podMac,
+    op: 1,
+    sha: podMac,
+    spa: POD_IP,
+    tha: '00:00:00:00:00:00',
+    tpa: GATEWAY,
+  });
+  let waiting;
+  sock.onFrame((frame, meta) => {
+    if (meta.pktType === 4 || !waiting) return;
+    const d = decodeArpFrame(frame);
+    if (d.type !== 'arp' || d.packet.op !== 2 || d.packet.spa !== GATEWAY || d.packet.tpa !== POD_IP) return;
+    waiting(d.packet.sha);
+  });
+  const rtts = [];
+  let lost = 0;
+  let wrongMac = 0;
+  for (let i = 0; i < REQUESTS; i++) {
+    const got = new Promise((resolve) => {
+      const timer = setTimeout(() => resolve(undefined), TIMEOUT_MS);
+      waiting = (mac) => {
+        clearTimeout(timer);
+        resolve(mac);
+      };
+    });
+    const t0 = process.hrtime.bigint();
+    sock.send(request);
+    const mac = await got;
+    const rtt = Number(process.hrtime.bigint() - t0) / 1e6;
+    waiting = undefined;
+    if (mac === undefined) lost++;
+    else {
+      if (mac !== HOST_MAC) wrongMac++;
+      rtts.push(rtt);
+    }
+    await new Promise((r) => setTimeout(r, 2)); // let late duplicates drain
+  }
+  sock.close();
+  rtts.sort((a, b) => a - b);
+  const q = (p) => (rtts.length ? rtts[Math.min(rtts.length - 1, Math.floor(p * rtts.length))] : Number.NaN);
+  return {
+    p50: q(0.5),
+    p90: q(0.9),
+    p99: q(0.99),
+    max: rtts.at(-1) ?? Number.NaN,
+    lost,
+    wrongMac,
+    n: rtts.length,
+  };
+}
+
+async function main() {
+  await cleanupStale();
+  const lab = new NetnsSet();
+  let child;
+  try {
+    const node = await lab.create('bencharpnode');
+    const pod = await lab.create('bencharppod');
+    await node.ip('link', 'add', HOST_IF, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', pod.name);
+    await node.ip('link', 'set', HOST_IF, 'address', HOST_MAC, 'up');
+    await node.ip('link', 'add', 'up0', 'type', 'veth', 'peer', 'name', 'up1');
+    await node.ip('link', 'set', 'up0', 'up');
+    await node.ip('link', 'set', 'up1', 'up');
+    await node.ip('addr', 'add', '172.20.0.1/24', 'dev', 'up0');
+    await node.ip('route', 'add', 'default', 'via', '172.20.0.254', 'dev', 'up0');
+    await node.ip('route', 'add', `${POD_IP}/32`, 'dev', HOST_IF, 'scope', 'link');
+    await node.sysctl('net.ipv4.ip_forward', 1);
+    await node.sysctl(`net.ipv4.conf.${HOST_IF}.forwarding`, 1);
+    await pod.ip('link', 'set', 'eth0', 'up');
+    await pod.ip('addr', 'add', `${POD_IP}/32`, 'dev', 'eth0');
+    const [hostLink] = await node.ipJson('link', 'show', HOST_IF);
+    const [podLink] = await pod.ipJson('link', 'show', 'eth0');
+    const defaultDelay = (await node.run('cat', [`/proc/sys/net/ipv4/neigh/${HOST_IF}/proxy_delay`])).trim();
+
+    // 1. podnet's userspace responder, in its own process.
+    await node.sysctl(`net.ipv4.conf.${HOST_IF}.proxy_arp`, 0);
+    const self = fileURLToPath(import.meta.url);
+    child = spawn(process.execPath, [self, '--responder', node.path, String(hostLink.ifindex)], {
+      stdio: ['pipe', 'pipe', 'inherit'],
+    });
+    const [line] = await Promise.race([
+      once(child.stdout, 'data'),
+      once(child, 'exit').then(() => {
+        throw new Error('responder process exited before it was ready');
+      }),
+    ]);
+    if (!String(line).includes('ready')) throw new Error(`responder: ${line}`);
+    const podnet = await probe(pod, podLink.ifindex, podLink.address);
+    child.stdin.end();
+    await once(child, 'exit');
+    child = undefined;
+
+    // 2. Kernel proxy ARP with the default proxy_delay, 3. with proxy_delay=0.
+    await node.sysctl(`net.ipv4.conf.${HOST_IF}.proxy_arp`, 1);
+    const kernel = await probe(pod, podLink.ifindex, podLink.address);
+    await node.sysctl(`net.ipv4.neigh.${HOST_IF}.proxy_delay`, 0);
+    const kernel0 = await probe(pod, podLink.ifindex, podLink.address);
+
+    const f = (x) => (Number.isNaN(x) ? '-' : x.toFixed(3));
+    console.log(`\nARP for ${GATEWAY} from a pod, ${REQUESTS} sequential broadcast requests (ms)`);
+    const head = ['', 'p50', 'p90', 'p99', 'max', 'answered', 'lost'];
+    console.log(head.map((c, i) => c.padEnd(i === 0 ? 40 : 10)).join(''));
+    for (const [name, r] of [
+      ['podnet userspace responder', podnet],
+      [`kernel proxy_arp (proxy_delay=${defaultDelay})`, kernel],
+      ['kernel proxy_arp (proxy_delay=0)', kernel0],
+    ]) {
+      console.log(
+        [name, f(r.p50), f(r.p90), f(r.p99), f(r.max), String(r.n), String(r.lost)]
+          .map((c, i) => c.padEnd(i === 0 ? 40 : 10))
+          .join(''),
+      );
+    }
+    for (const r of [podnet, kernel, kernel0]) {
+      if (r.wrongMac) throw new Error(`${r.wrongMac} replies did not carry ${HOST_MAC}`);
+      if (r.n === 0) throw new Error('no replies at all');
+    }
+    console.log(
+      JSON.stringify({
+        bench: 'arp',
+        requests: REQUESTS,
+        podnet_p50_ms: +podnet.p50.toFixed(4),
+        kernel_p50_ms: +kernel.p50.toFixed(4),
+        kernel_delay0_p50_ms: +kernel0.p50.toFixed(4),
+        ratio: +(podnet.p50 / kernel0.p50).toFixed(3),
+      }),
+    );
+  } finally {
+    if (child) {
+      child.stdin.end();
+      child.kill('SIGTERM');
+    }
+    await lab.destroy();
+  }
+}
