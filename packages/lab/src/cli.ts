@@ -6,7 +6,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { LabError, LabErrorCode } from './errors.js';
-import { matrix, peerTable, podTable, summary } from './report.js';
+import { agentPeerTable, matrix, peerTable, podTable, summary } from './report.js';
 import { DEFAULT_PREFIX, DEFAULT_STATE_DIR, Lab } from './runner.js';
 import { readState } from './state.js';
 
@@ -53,11 +53,12 @@ async function printReport(lab: Lab, probesOnly = false): Promise<boolean> {
   if (peers.length > 0) console.log(`\nToR BGP peers\n${peerTable(peers)}`);
   for (const node of lab.nodes) {
     const st = await lab.agentStatus(node.name);
-    const table = (st as { peers?: unknown } | undefined)?.peers;
-    if (Array.isArray(table)) {
-      console.log(`\n${node.name} BGP peers`);
-      console.table(table);
-    }
+    const peers = (st as { peers?: unknown } | undefined)?.peers;
+    if (Array.isArray(peers)) console.log(`\n${node.name} BGP peers\n${agentPeerTable(peers)}`);
+    else
+      console.log(
+        `\n${node.name}: no /status from the agent (is it running? npm run lab -- logs ${node.name})`,
+      );
   }
   return allOk;
 }

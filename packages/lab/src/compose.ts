@@ -44,6 +44,8 @@ export interface ComposeService {
   /** In compose order; the first is eth0 inside the service's namespace. */
   networks: Attachment[];
   asNumber?: number;
+  /** A node that is a BGP route reflector (Node annotation podnet.io/route-reflector-cluster-id). */
+  routeReflectorClusterId?: string;
   daemon?: TorDaemon;
   gateway: { ipv4?: string; ipv6?: string };
 }
@@ -305,6 +307,13 @@ export function parseCompose(text: string): ComposeProject {
     if (gw.ipv4 !== undefined) svc.gateway.ipv4 = str(`${f}.x-podnet.gateway.ipv4`, gw.ipv4, '');
     if (gw.ipv6 !== undefined) svc.gateway.ipv6 = str(`${f}.x-podnet.gateway.ipv6`, gw.ipv6, '');
     if (x.asNumber !== undefined) svc.asNumber = num(`${f}.x-podnet.asNumber`, x.asNumber, 0, 1, 4294967295);
+    if (x.routeReflectorClusterId !== undefined) {
+      svc.routeReflectorClusterId = str(
+        `${f}.x-podnet.routeReflectorClusterId`,
+        x.routeReflectorClusterId,
+        '',
+      );
+    }
     if (svc.role === 'tor') {
       const d = x.daemon ?? 'bird';
       if (d !== 'bird' && d !== 'frr') invalid(`${f}.x-podnet.daemon`, d, 'expected bird or frr');

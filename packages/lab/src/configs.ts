@@ -141,7 +141,10 @@ export function frrConfig(tor: ComposeService, all: ComposeService[], bgp: LabSe
   return lines.join('\n');
 }
 
-/** A kubeconfig for the lab's API server over plain HTTP with a bearer token. */
+/**
+ * A kubeconfig for the lab's API server with a bearer token. Over plain HTTP (the lab's private
+ * fabric) @kubernetes/client-node insists on `insecure-skip-tls-verify`, so it is set for http URLs.
+ */
 export function kubeconfig(server: string, token: string): string {
   return [
     'apiVersion: v1',
@@ -150,6 +153,7 @@ export function kubeconfig(server: string, token: string): string {
     '  - name: podnet-lab',
     '    cluster:',
     `      server: ${server}`,
+    ...(server.startsWith('http://') ? ['      insecure-skip-tls-verify: true'] : []),
     'users:',
     '  - name: podnet-lab',
     '    user:',

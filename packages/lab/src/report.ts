@@ -50,3 +50,26 @@ export function peerTable(rows: readonly PeerRow[]): string {
     rows.map((r) => [r.router, r.peer, r.state, r.since, r.info]),
   );
 }
+
+/** An agent's /status `peers` as a table: peer, type, state, since, prefixes in/out, last error. */
+export function agentPeerTable(peers: readonly unknown[]): string {
+  const str = (v: unknown) => (v === undefined || v === null ? '' : String(v));
+  return table(
+    ['peer', 'type', 'state', 'since', 'in/out', 'info'],
+    peers.map((x) => {
+      const p = (typeof x === 'object' && x !== null ? x : {}) as Record<string, unknown>;
+      const since = str(p.since)
+        .replace(/^\d{4}-\d\d-\d\dT/, '')
+        .replace(/\.\d+Z$/, '');
+      const name = p.nodeName ? `${str(p.address)} (${str(p.nodeName)})` : str(p.address);
+      return [
+        name,
+        str(p.type),
+        str(p.state),
+        since,
+        `${str(p.prefixesReceived)}/${str(p.prefixesAdvertised)}`,
+        str(p.lastError),
+      ];
+    }),
+  );
+}

@@ -487,6 +487,9 @@ export class Lab {
     }
     for (const node of this.nodes) {
       const annotations: Record<string, string> = { 'podnet.io/as-number': String(bgp.nodeAsNumber) };
+      if (node.compose.routeReflectorClusterId) {
+        annotations['podnet.io/route-reflector-cluster-id'] = node.compose.routeReflectorClusterId;
+      }
       const v4 = node.links.find((l) => l.ipv4)?.ipv4;
       const v6 = node.links.find((l) => l.ipv6)?.ipv6;
       if (v4) annotations['podnet.io/ipv4-address'] = v4;
