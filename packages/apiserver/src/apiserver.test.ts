@@ -733,6 +733,12 @@ describe('watch', () => {
     });
   });
 
+  it('answers resourceVersion 1 with 410 Gone, as a real server whose watch cache starts at boot', async () => {
+    const w = await openWatch(s.kc, '/api/v1/namespaces', { resourceVersion: '1' });
+    await until('the stream to end', () => w.isDone());
+    expect(w.events.map((e) => e.obj.code)).toEqual([410]);
+  });
+
   it('turns field-selector transitions into ADDED and DELETED for the filtered watch', async () => {
     const list = await s.core.listPodForAllNamespaces({ fieldSelector: 'spec.nodeName=node-x' });
     const w = await openWatch(s.kc, '/api/v1/pods', {

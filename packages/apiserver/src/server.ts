@@ -85,6 +85,8 @@ export class ApiCore {
         const t = this.types.get('namespaces')!;
         o.store.commit('ADDED', 'namespaces', prepareCreate(t, 'v1', undefined, { metadata: { name: ns } }));
       }
+    // Like a real server's watch cache, the history starts now: older resourceVersions are 410 Gone.
+    o.store.compacted = o.store.revision;
   }
 
   private register(t: ResourceType): void {
