@@ -169,6 +169,22 @@ describe('Ipam over an in-memory datastore', () => {
     expect(await ipam.check()).toEqual([]);
   });
 
+  it('deletes a handle that holds no address (an ADD that died half-way) after the grace period', async () => {
+    const ds = memoryDatastore();
+    await withPools(ds, [{ name: 'default', cidr: '10.244.0.0/16' }]);
+    const ipam = new Ipam({ datastore: ds });
+    await ipam.allocate({ handle: 'kept', node: 'n1' });
+    await ds.handles.create({
+      metadata: { name: 'orphan' },
+      spec: { handleID: 'orphan', block: { '10.244.0.0/26': 1 } },
+    });
+    expect((await ipam.check()).map((i) => i.type)).toEqual(['handle-count-mismatch']);
+    expect((await ipam.gc({ now: 0, graceMs: 10 })).releasedHandles).toEqual([]);
+    expect((await ipam.gc({ now: 20, graceMs: 10 })).releasedHandles).toEqual(['orphan']);
+    expect(await ipam.check()).toEqual([]);
+    expect([...ds.handles.objects.keys()]).toEqual(['kept']);
+  });
+
   it("releases an empty block's affinity after the grace period but never the node's last block", async () => {
     const ds = memoryDatastore();
     await withPools(ds, [{ name: 'p', cidr: '10.0.0.0/24', blockSize: 30 }]);

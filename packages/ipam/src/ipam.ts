@@ -960,6 +960,23 @@ export class Ipam {
       }
     }
 
+    if (opts.addresses ?? true) {
+      // Handles that hold nothing (an ADD that died between writing the handle and the block).
+      const holders = new Set<string>();
+      for (const b of blocks) for (const a of allocatedAddresses(toState(b))) holders.add(a.attr.handleID);
+      for (const h of (await this.ds.handles.list()).items) {
+        if (holders.has(h.spec.handleID)) continue;
+        if (!due(`empty-handle:${h.spec.handleID}:${h.metadata.resourceVersion}`)) continue;
+        try {
+          await this.ds.handles.delete(h.metadata.name, { resourceVersion: h.metadata.resourceVersion! });
+          report.releasedHandles.push(h.spec.handleID);
+          this.log?.info({ handle: h.spec.handleID }, 'gc: deleted a handle that holds no address');
+        } catch (err) {
+          if (!isK8sError(err, K8S_ERR.CONFLICT) && !isK8sError(err, K8S_ERR.NOT_FOUND)) throw err;
+        }
+      }
+    }
+
     if (opts.blocks ?? true) {
       const perNode = new Map<string, IPAMBlock[]>();
       for (const b of blocks) {
