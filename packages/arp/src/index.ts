@@ -1,8 +1,9 @@
 // @podnet/arp — the ARP proxy responder for the pods' gateway (169.254.1.1).
 //
-//   const arp = new ArpResponder({ mode: 'userspace' | 'kernel', logger, registry, netns? });
+//   const arp = new ArpResponder({ mode: 'userspace' | 'kernel', logger, registry, netns?, followLinks? });
 //   await arp.addInterface({ ifname, ifindex, podIPs, hostMac });  // idempotent; re-call to update podIPs
 //   await arp.removeInterface(ifname);                              // a vanished interface is fine
+//   (followLinks, default true: an interface the kernel deletes is dropped by itself, via rtnetlink)
 //   arp.stats() → { replies, ignored: {reason: n}, malformed: {reason: n}, errors, interfaces }
 //   await arp.close();
 //

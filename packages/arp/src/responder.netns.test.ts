@@ -133,3 +133,29 @@ describe('kernel mode in a namespace', () => {
     }
   });
 });
+
+describe('interfaces that vanish', () => {
+  it('stops serving an interface the kernel deletes, by itself', async () => {
+    await node.ip('link', 'add', 'pnvanish0', 'type', 'veth', 'peer', 'name', 'pnvanish1');
+    await node.ip('link', 'set', 'pnvanish0', 'up');
+    const [l] = await node.ipJson<{ ifindex: number }[]>('link', 'show', 'pnvanish0');
+    const arp = new ArpResponder({ netns: node.path });
+    try {
+      await arp.addInterface({
+        ifname: 'pnvanish0',
+        ifindex: l!.ifindex,
+        podIPs: [POD_IP],
+        hostMac: HOST_MAC,
+      });
+      await arp.addInterface({ ifname: HOST_IF, ifindex, podIPs: [POD_IP], hostMac: HOST_MAC });
+      await node.ip('link', 'del', 'pnvanish0');
+      await waitFor('the deleted interface to be dropped', () => arp.stats().interfaces === 1, {
+        timeoutMs: 10_000,
+      });
+      expect(arp.interfaces().map((i) => i.ifname)).toEqual([HOST_IF]);
+      expect((await arping('169.254.1.1')).stdout).toContain(HOST_MAC);
+    } finally {
+      await arp.close();
+    }
+  });
+});

@@ -38,6 +38,7 @@ function fixture(mode: 'userspace' | 'kernel' = 'userspace') {
     mode,
     registry,
     sysctl,
+    followLinks: false,
     openSocket: () => {
       const s = new FakeSocket();
       sockets.push(s);

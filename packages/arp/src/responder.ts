@@ -1,6 +1,7 @@
 // The ARP proxy responder: one AF_PACKET socket per pod interface, answering with the host MAC.
 // The decision is the pure `decide`; this shell owns sockets, counters, metrics and logs.
 import { type NativeError, openPacket, type PacketMeta, type PacketSocket } from '@podnet/native';
+import { Rtnl } from '@podnet/rtnetlink';
 import type { Logger } from 'pino';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import { type ArpInterface, decide, IGNORE_REASONS, type IgnoreReason } from './decide.js';
@@ -20,6 +21,11 @@ export interface ArpResponderOptions {
   netns?: string;
   /** How interface sysctls are written; default: /proc/sys, or `nsenter` into `netns`. */
   sysctl?: SysctlWriter;
+  /**
+   * Stop serving an interface by itself when the kernel deletes it (rtnetlink link events).
+   * Default true.
+   */
+  followLinks?: boolean;
   /** Opens the packet socket; injectable for unit tests. */
   openSocket?: (opts: { ifindex: number; ethertype: number; netns?: string }) => PacketSocket;
 }
@@ -73,6 +79,8 @@ export class ArpResponder {
   private readonly open: NonNullable<ArpResponderOptions['openSocket']>;
   private readonly served = new Map<string, Served>();
   private closed = false;
+  private readonly followLinks: boolean;
+  private linkWatch: Promise<{ rtnl: Rtnl; sub: { close(): void } } | undefined> | undefined;
   private readonly counts: Omit<ArpStats, 'mode' | 'interfaces'>;
   private readonly metrics:
     | {
@@ -94,6 +102,7 @@ export class ArpResponder {
     this.netns = opts.netns;
     this.sysctl = opts.sysctl ?? (opts.netns ? netnsSysctl(opts.netns) : procSysctl());
     this.open = opts.openSocket ?? openPacket;
+    this.followLinks = opts.followLinks ?? true;
     this.counts = {
       replies: 0,
       ignored: Object.fromEntries(IGNORE_REASONS.map((r) => [r, 0])) as Record<IgnoreReason, number>,
@@ -140,6 +149,7 @@ export class ArpResponder {
       return;
     }
     if (cur) this.closeServed(cur);
+    if (this.followLinks) this.watchLinks();
     const served: Served = { iface };
     if (this.mode === 'kernel') {
       await this.writeSysctls(iface.ifname, '1');
@@ -188,9 +198,43 @@ export class ArpResponder {
   /** Closes every socket. Kernel-mode sysctls are left as they are (pods keep their gateway). */
   async close(): Promise<void> {
     this.closed = true;
+    const w = await this.linkWatch;
+    w?.sub.close();
+    w?.rtnl.close();
+    this.linkWatch = undefined;
     for (const s of this.served.values()) this.closeServed(s);
     this.served.clear();
     this.metrics?.interfaces.set(0);
+  }
+
+  /** Subscribes once to link events, so a deleted interface stops being served. */
+  private watchLinks(): void {
+    if (this.linkWatch) return;
+    this.linkWatch = (async () => {
+      try {
+        const rtnl = await Rtnl.open(this.netns ? { netns: this.netns } : {});
+        const sub = rtnl.subscribe(['link'], (ev) => {
+          if (ev.type !== 'link' || ev.op !== 'del') return;
+          const s = this.served.get(ev.link.name);
+          if (!s || s.iface.ifindex !== ev.link.index) return;
+          this.log?.info({ ifname: ev.link.name, ifindex: ev.link.index }, 'pod interface deleted');
+          void this.removeInterface(ev.link.name);
+        });
+        sub.unref();
+        if (this.closed) {
+          sub.close();
+          rtnl.close();
+          return undefined;
+        }
+        return { rtnl, sub };
+      } catch (err) {
+        this.log?.warn(
+          { err: (err as Error).message },
+          'cannot follow link events; the agent removes interfaces',
+        );
+        return undefined;
+      }
+    })();
   }
 
   private async writeSysctls(ifname: string, proxyArp: '0' | '1'): Promise<void> {
