@@ -31,7 +31,14 @@ import {
 import { Afi, CeaseSubcode, ErrorCode, Safi, UpdateSubcode } from './wire/constants.js';
 import { BgpConfigError, BgpError, updateError } from './wire/errors.js';
 import { addressFamily, formatIpv6, parseIpv4, parsePrefix, v4Key } from './wire/ip.js';
-import { decodeUpdate, encodeMessage, endOfRib, isEndOfRib, updateLayout } from './wire/messages.js';
+import {
+  decodeUpdate,
+  encodeMessage,
+  endOfRib,
+  isEndOfRib,
+  updateLayout,
+  validateAttributes,
+} from './wire/messages.js';
 import { packAnnounce, packWithdraw } from './wire/pack.js';
 
 export interface SpeakerOptions {
@@ -665,6 +672,27 @@ export class Speaker extends EventEmitter {
         this.checkMaxPrefixes(p);
         return;
       }
+      if (raw !== undefined) {
+        // IPv4 NLRI: decode the attributes once, cache the outcome, walk the prefixes as numbers.
+        const v = validateAttributes(body.subarray(aStart, aEnd), { as4: n.as4 }, p.src.ebgp, true);
+        if (!v.attrs.some((a) => a.type === 'mp-reach' || a.type === 'mp-unreach')) {
+          for (const i of v.issues)
+            this.log.warn(
+              { event: 'update-error', peer: p.config.address, action: i.action, err: i.error.message },
+              'malformed UPDATE attribute',
+            );
+          let set: AttrSet | null = null;
+          if (v.action === 'treat-as-withdraw') p.treatAsWithdraw++;
+          else set = this.importAttrs(p, fromWire(v.attrs, n.as4));
+          if (p.cache.size > 100_000) p.cache.clear();
+          p.cache.set(raw, set);
+          this.eachV4(body, 2, wEnd, (k) => this.removePath(p.src, k));
+          if (set === null) this.eachV4(body, aEnd, body.length, (k) => this.removePath(p.src, k));
+          else this.eachV4(body, aEnd, body.length, (k) => this.importOne(p, k, set));
+          this.checkMaxPrefixes(p);
+          return;
+        }
+      }
       const d = decodeUpdate(body, { as4: n.as4 }, p.src.ebgp);
       const msg = d.msg;
       for (const i of d.issues)
@@ -718,14 +746,13 @@ export class Speaker extends EventEmitter {
       const n = (len + 7) >> 3;
       if (off + n > end)
         throw updateError(UpdateSubcode.INVALID_NETWORK_FIELD, `prefix of length ${len} overruns the field`);
-      let a = 0;
-      for (let i = 0; i < 4; i++) a = a * 256 + (i < n ? b[off + i]! : 0);
+      // Key = 2^len + the len network bits (see v4Key); small integers up to /29.
+      let net = 0;
+      for (let i = 0; i < n; i++) net = net * 256 + b[off + i]!;
       off += n;
-      if (len < 32) {
-        const hostBits = 2 ** (32 - len);
-        a -= a % hostBits;
-      }
-      fn(a * 64 + len);
+      const extra = n * 8 - len;
+      if (extra > 0) net = Math.floor(net / (1 << extra));
+      fn(2 ** len + net);
     }
   }
 

@@ -152,12 +152,18 @@ export function addressFamily(s: string): AfiValue | undefined {
   return undefined;
 }
 
-/** IPv4 prefix as a compact numeric key: addr * 64 + len (fits exactly in a double). */
+/**
+ * IPv4 prefix as a compact numeric key: 2^len + (network bits), the numbering of a binary trie.
+ * Every (address, length) pair gets its own key, and prefixes up to /29 give keys below 2^30,
+ * which V8 keeps as small integers (no heap number per key).
+ */
 export function v4Key(addr: number, len: number): number {
-  return addr * 64 + len;
+  return 2 ** len + Math.floor(addr / 2 ** (32 - len));
 }
 
 export function v4KeyToString(key: number): string {
-  const len = key % 64;
-  return `${formatIpv4((key - len) / 64)}/${len}`;
+  let len = 0;
+  while (2 ** (len + 1) <= key) len++;
+  const addr = (key - 2 ** len) * 2 ** (32 - len);
+  return `${formatIpv4(addr)}/${len}`;
 }

@@ -311,14 +311,17 @@ export function updateLayout(b: Uint8Array): { wEnd: number; aStart: number; aEn
 }
 
 /**
- * Decodes and validates an UPDATE body. Throws a BgpError only for session-reset conditions; all
- * other problems come back as `action` + `issues`, with the offending attributes left out.
+ * Decodes the Path Attributes field and applies the UPDATE-level checks of RFC 4271 §6.3 and
+ * RFC 7606: throws for session-reset conditions; missing well-known attributes (when there is
+ * NLRI) make the action treat-as-withdraw; LOCAL_PREF from an external peer is discarded.
  */
-export function decodeUpdate(b: Uint8Array, ctx: CodecContext = DEFAULT_CONTEXT, ebgp = true): DecodedUpdate {
-  const { wEnd, aStart, aEnd } = updateLayout(b);
-  const withdrawn = decodePrefixes(Afi.IPV4, b, 2, wEnd);
-  const nlri = decodePrefixes(Afi.IPV4, b, aEnd, b.length);
-  const dec = decodeAttributes(b.subarray(aStart, aEnd), ctx);
+export function validateAttributes(
+  view: Uint8Array,
+  ctx: CodecContext,
+  ebgp: boolean,
+  hasIpv4Nlri: boolean,
+): { attrs: PathAttr[]; action: ErrorAction; issues: AttrIssue[] } {
+  const dec = decodeAttributes(view, ctx);
   let { action } = dec;
   const issues = dec.issues;
   const reset = issues.find((i) => i.action === 'session-reset');
@@ -330,10 +333,10 @@ export function decodeUpdate(b: Uint8Array, ctx: CodecContext = DEFAULT_CONTEXT,
     if (i !== -1) attrs.splice(i, 1);
   }
   const hasMpReach = attrs.some((a) => a.type === 'mp-reach' && a.nlri.length > 0);
-  if (nlri.length > 0 || hasMpReach) {
+  if (hasIpv4Nlri || hasMpReach) {
     // RFC 4271 §6.3 / RFC 7606 §3.d: missing well-known mandatory attributes -> treat-as-withdraw.
     const need: number[] = [AttrType.ORIGIN, AttrType.AS_PATH];
-    if (nlri.length > 0) need.push(AttrType.NEXT_HOP);
+    if (hasIpv4Nlri) need.push(AttrType.NEXT_HOP);
     const have = new Set(attrs.map((a) => a.type));
     const names: Record<number, PathAttr['type']> = { 1: 'origin', 2: 'as-path', 3: 'next-hop' };
     for (const code of need) {
@@ -342,9 +345,19 @@ export function decodeUpdate(b: Uint8Array, ctx: CodecContext = DEFAULT_CONTEXT,
         action = strongest(action, 'treat-as-withdraw');
       }
     }
-  } else if (attrs.length > 0 && !attrs.some((a) => a.type === 'mp-unreach') && withdrawn.length === 0) {
-    // Attributes without NLRI carry nothing; accepted and ignored (RFC 7606 §5.2).
   }
+  return { attrs, action, issues };
+}
+
+/**
+ * Decodes and validates an UPDATE body. Throws a BgpError only for session-reset conditions; all
+ * other problems come back as `action` + `issues`, with the offending attributes left out.
+ */
+export function decodeUpdate(b: Uint8Array, ctx: CodecContext = DEFAULT_CONTEXT, ebgp = true): DecodedUpdate {
+  const { wEnd, aStart, aEnd } = updateLayout(b);
+  const withdrawn = decodePrefixes(Afi.IPV4, b, 2, wEnd);
+  const nlri = decodePrefixes(Afi.IPV4, b, aEnd, b.length);
+  const { attrs, action, issues } = validateAttributes(b.subarray(aStart, aEnd), ctx, ebgp, nlri.length > 0);
   return { msg: { type: 'update', withdrawn, attrs, nlri }, action, issues };
 }
 
