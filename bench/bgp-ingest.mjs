@@ -23,7 +23,11 @@ import {
 import { buildFeed } from './lib/bgp-feed.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
-const PREFIXES = Number(process.env.BGP_INGEST_PREFIXES ?? 1_000_000);
+// `npm run bench -- bgp-ingest --prefixes N` runs a smaller table (for a quick look).
+const argAt = process.argv.indexOf('--prefixes');
+const PREFIXES = argAt !== -1 ? Number(process.argv[argAt + 1]) : 1_000_000;
+if (!Number.isInteger(PREFIXES) || PREFIXES < 1 || PREFIXES > 4_000_000)
+  throw new Error(`--prefixes must be 1..4000000, got ${process.argv[argAt + 1]}`);
 const SETS = 10_000;
 const LIMIT_MS = 600_000;
 const RECEIVER_AS = 65001;
