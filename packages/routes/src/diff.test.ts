@@ -213,6 +213,13 @@ describe('diffRoutes', () => {
 });
 
 describe('routeMatches', () => {
+  it('ignores the scope of IPv6 routes, which the kernel always reports as universe', () => {
+    const want = { ...local('0.0.0.0', 10), family: 6 as const, dst: 'fd00::6/128', metric: 1024 };
+    expect(routeMatches(want, { ...want, scope: RT_SCOPE.universe })).toBe(true);
+    const want4 = local('10.0.0.1', 10);
+    expect(routeMatches(want4, { ...want4, scope: RT_SCOPE.universe })).toBe(false);
+  });
+
   it('ignores the order of ECMP next hops and the interface the kernel resolved a gateway to', () => {
     const r = resolveDesired(want.find((x) => x.type === 'via')!, new Map());
     if (r.type !== 'ready') throw new Error('expected ready');

@@ -94,7 +94,8 @@ export function routeMatches(want: KernelRoute, have: KernelRoute): boolean {
     want.metric !== have.metric ||
     want.protocol !== have.protocol ||
     want.kind !== have.kind ||
-    want.scope !== have.scope ||
+    // IPv6 has no route scopes: the kernel ignores rtm_scope and reports universe.
+    (want.family === 4 && want.scope !== have.scope) ||
     (want.kind === 'unicast' && want.nexthops.length !== have.nexthops.length)
   ) {
     return false;

@@ -113,6 +113,10 @@ describe.each(backends)('route programmer in a namespace, on %s', (_name, makeKe
         .sort(),
     ).toEqual(['172.20.0.2', '172.20.0.3']);
     expect(rp.status()).toMatchObject({ desired: 5, installed: 4, failed: [] });
+    // Resyncing a kernel that already matches changes nothing.
+    const ops = rp.status().ops;
+    await rp.resync();
+    expect(rp.status().ops).toEqual(ops);
   });
 
   it('writes forwarding sysctls inside the node namespace', async () => {
@@ -198,5 +202,54 @@ describe.each(backends)('route programmer in a namespace, on %s', (_name, makeKe
     expect(await ours()).toEqual([]);
     expect(await find('10.65.2.0/26')).toMatchObject({ gateway: '172.20.0.9' });
     expect(await find('default')).toMatchObject({ gateway: '172.20.0.254' });
+  });
+});
+
+describe.each(backends)('IPv6 routes in a namespace, on %s', (_name, makeKernel) => {
+  let v6node: Netns;
+  let v6: RouteProgrammer;
+  const v6routes = (...args: string[]) => v6node.ipJson<IpRoute[]>('-N', '-6', 'route', 'show', ...args);
+
+  beforeAll(async () => {
+    v6node = await lab.create('rtnode6');
+    await v6node.ip('link', 'add', 'up0', 'type', 'veth', 'peer', 'name', 'up1');
+    await v6node.ip('link', 'set', 'up0', 'up');
+    await v6node.ip('link', 'set', 'up1', 'up');
+    await v6node.ip('-6', 'addr', 'add', 'fd00:ff::1/64', 'dev', 'up0', 'nodad');
+    await v6node.ip('link', 'add', 'pn0000000006a', 'type', 'veth', 'peer', 'name', 'pod6');
+    await v6node.ip('link', 'set', 'pn0000000006a', 'up');
+    await v6node.ip('link', 'set', 'pod6', 'up');
+    v6 = new RouteProgrammer({ kernel: makeKernel(v6node.path), netns: v6node.path, resyncIntervalMs: 0 });
+    await v6.setDesired(
+      computeDesired({
+        localPods: [{ ifname: 'pn0000000006a', ips: ['fd00:10::6'] }],
+        ownedBlocks: ['fd00:10::/122'],
+        remote: [{ prefix: 'fd00:20::/122', nextHops: ['fd00:ff::3', 'fd00:ff::2'] }],
+      }).routes,
+    );
+    await v6.start();
+  });
+
+  afterAll(async () => {
+    await v6?.stop();
+  });
+
+  it('installs /128 pod routes, a blackhole and ECMP via routes, and leaves them be on resync', async () => {
+    const r = new Map((await v6routes('proto', String(PODNET_PROTO))).map((x) => [x.dst, x]));
+    expect(r.get('fd00:10::6')).toMatchObject({ dev: 'pn0000000006a' });
+    expect(r.get('fd00:10::/122')?.type).toBe('6');
+    expect(
+      r
+        .get('fd00:20::/122')
+        ?.nexthops?.map((n) => n.gateway)
+        .sort(),
+    ).toEqual(['fd00:ff::2', 'fd00:ff::3']);
+    expect(v6.status()).toMatchObject({ installed: 3, failed: [], conflicts: [] });
+    const ops = v6.status().ops;
+    await v6.resync();
+    await v6.resync();
+    expect(v6.status().ops).toEqual(ops);
+    expect(await v6node.run('cat', ['/proc/sys/net/ipv6/conf/pn0000000006a/forwarding'])).toBe('1\n');
+    expect(await v6node.run('cat', ['/proc/sys/net/ipv6/conf/pn0000000006a/accept_ra'])).toBe('0\n');
   });
 });
