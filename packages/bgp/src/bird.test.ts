@@ -28,6 +28,14 @@ template bgp T {
 protocol bgp a from T { local 10.31.0.2 as 65002; neighbor 10.31.0.1 as 65001; passive on; }
 # BIRD connects to us (we only listen).
 protocol bgp b from T { local 10.31.0.12 as 65002; neighbor 10.31.0.11 as 65001; }
+# TCP MD5: we connect to c, d connects to us; both sign with the password.
+template bgp M {
+  hold time 3; keepalive time 1; connect retry time 1; connect delay time 1; error wait time 1, 2;
+  password "s3cret-key";
+  ipv4 { import all; export none; };
+}
+protocol bgp c from M { local 10.31.0.22 as 65002; neighbor 10.31.0.21 as 65001; passive on; }
+protocol bgp d from M { local 10.31.0.32 as 65002; neighbor 10.31.0.31 as 65001; }
 `;
 
 const peerA = {
@@ -50,8 +58,10 @@ beforeAll(async () => {
   us = await lab.create('bgpus');
   birdNs = await lab.create('bgpbird');
   await vethPair(us, 'v-us', birdNs, 'v-bird');
-  for (const a of ['10.31.0.1/24', '10.31.0.11/24']) await us.ip('addr', 'add', a, 'dev', 'v-us');
-  for (const a of ['10.31.0.2/24', '10.31.0.12/24']) await birdNs.ip('addr', 'add', a, 'dev', 'v-bird');
+  for (const a of ['10.31.0.1/24', '10.31.0.11/24', '10.31.0.21/24', '10.31.0.31/24'])
+    await us.ip('addr', 'add', a, 'dev', 'v-us');
+  for (const a of ['10.31.0.2/24', '10.31.0.12/24', '10.31.0.22/24', '10.31.0.32/24'])
+    await birdNs.ip('addr', 'add', a, 'dev', 'v-bird');
   await us.ip('addr', 'add', 'fd31::1/64', 'dev', 'v-us', 'nodad');
   await us.ip('addr', 'add', 'fd31::11/64', 'dev', 'v-us', 'nodad');
   await birdNs.ip('addr', 'add', 'fd31::2/64', 'dev', 'v-bird', 'nodad');
@@ -84,6 +94,27 @@ describe('bgp-ts with BIRD 2', () => {
       ['10.31.0.2', 'established'],
       ['10.31.0.12', 'established'],
     ]);
+  });
+
+  it('signs sessions with TCP MD5, outgoing and on the listener, for peers added at runtime', async () => {
+    const md5 = { asn: 65002, holdTime: 3, connectRetry: 1, md5Password: 's3cret-key' };
+    await speaker.addPeer({ ...md5, address: '10.31.0.22', sourceAddress: '10.31.0.21' });
+    await speaker.addPeer({ ...md5, address: '10.31.0.32', passive: true });
+    await waitFor('BIRD protocol c (MD5, we connect) Established', () => birdEstablished(bird, 'c'), {
+      timeoutMs: 20_000,
+    });
+    await waitFor('BIRD protocol d (MD5, BIRD connects) Established', () => birdEstablished(bird, 'd'), {
+      timeoutMs: 20_000,
+    });
+    await waitFor('10.244.1.0/26 from the MD5 session in BIRD', async () =>
+      (await bird.route('10.244.1.0/26')).includes('[c '),
+    );
+    await speaker.call('removePeer', '10.31.0.22');
+    await speaker.call('removePeer', '10.31.0.32');
+    await waitFor(
+      'MD5 sessions down',
+      async () => !(await birdEstablished(bird, 'c')) && !(await birdEstablished(bird, 'd')),
+    );
   });
 
   it('puts our IPv4 and IPv6 prefixes in BIRD with our next hop', async () => {

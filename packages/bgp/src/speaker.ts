@@ -19,6 +19,7 @@ import {
   selectBest,
 } from './rib/rib.js';
 import type { FsmState } from './session/fsm.js';
+import { setListenerMd5 } from './session/md5.js';
 import {
   type Clock,
   type Conn,
@@ -247,6 +248,8 @@ export class Speaker extends EventEmitter {
         });
       });
       this.log.info({ event: 'listening', port: this.listenPort }, 'BGP listening');
+      for (const p of this.peersByAddr.values())
+        if (p.config.md5Password) this.listenerKey(p.config.address, p.config.md5Password);
     }
     for (const p of this.peersByAddr.values()) p.session.start();
   }
@@ -302,6 +305,7 @@ export class Speaker extends EventEmitter {
       treatAsWithdraw: 0,
     };
     peer.session = this.newSession(peer);
+    if (c.md5Password && this.server) this.listenerKey(c.address, c.md5Password);
     this.peersByAddr.set(c.address, peer);
     this.sources.push(src);
     if (this.started) peer.session.start();
@@ -333,6 +337,7 @@ export class Speaker extends EventEmitter {
       ] as const
     ).every(same);
     const importChanged = !same('import');
+    if (old.md5Password !== c.md5Password && this.server) this.listenerKey(c.address, c.md5Password ?? null);
     p.config = c;
     p.importP = compilePolicy(c.import, 'import');
     p.exportP = compilePolicy(c.export, 'export');
@@ -361,6 +366,7 @@ export class Speaker extends EventEmitter {
     if (!p) throw new BgpConfigError('address', address, 'no such peer');
     p.session.stop(CeaseSubcode.PEER_DECONFIGURED, true);
     p.session.removeAllListeners();
+    if (p.config.md5Password && this.server) this.listenerKey(address, null);
     if (p.grTimer !== undefined) this.clock.clearTimeout(p.grTimer);
     this.peersByAddr.delete(address);
     const i = this.sources.indexOf(p.src);
@@ -518,6 +524,26 @@ export class Speaker extends EventEmitter {
       this.transport,
       this.log,
     );
+  }
+
+  /** Sets or removes the TCP MD5 key for a peer on the listening socket. */
+  private listenerKey(address: string, key: string | null): void {
+    const fd = (this.server as unknown as { _handle?: { fd?: number } })._handle?.fd;
+    if (fd === undefined || fd < 0) {
+      this.log.error(
+        { event: 'md5-error', peer: address },
+        'cannot set TCP MD5 key: listening socket has no fd',
+      );
+      return;
+    }
+    try {
+      setListenerMd5(fd, address, key);
+    } catch (err) {
+      this.log.error(
+        { event: 'md5-error', peer: address, err: String(err) },
+        'cannot set TCP MD5 key on the listener',
+      );
+    }
   }
 
   /** Hands an accepted connection to the speaker (what the listener does; also for custom transports). */

@@ -21,6 +21,7 @@ import { BgpError, openError } from '../wire/errors.js';
 import { Framer } from '../wire/framer.js';
 import { type Capability, decodeMessage, encodeMessage, type OpenMessage } from '../wire/messages.js';
 import { type FsmAction, type FsmEvent, type FsmState, type TimerName, transition } from './fsm.js';
+import { connectWithMd5 } from './md5.js';
 
 export interface Clock {
   now(): number;
@@ -68,6 +69,7 @@ export interface Transport {
 
 export const tcpTransport: Transport = {
   connect(opts) {
+    if (opts.md5Password) return connectWithMd5({ ...opts, md5Password: opts.md5Password });
     const s: Socket = createConnection({ host: opts.host, port: opts.port, localAddress: opts.localAddress });
     s.setNoDelay(true);
     return s;
