@@ -4,7 +4,8 @@
 // - dist/podnet-cni.js: the executable, a few lines that turn on Node's on-disk compile cache and
 //   then import the bundle, so V8 reuses compiled code across invocations (measured: about 15 ms
 //   less per process start than running the bundle directly).
-import { chmodSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, mkdirSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
@@ -52,7 +53,21 @@ await build({
   legalComments: 'none',
   logLevel: 'warning',
   plugins: [stubClientNode],
+  // @podnet/native finds its addon relative to its module (import.meta.url): in the bundle that is
+  // dist/, so the addon is copied to build/Release/ next to it, below.
+  define: { 'import.meta.url': '__podnetModuleUrl' },
+  banner: { js: "var __podnetModuleUrl = require('node:url').pathToFileURL(__filename).href;" },
 });
+const nativeAddon = join(
+  dirname(createRequire(import.meta.url).resolve('@podnet/native')),
+  '..',
+  'build',
+  'Release',
+  'podnet_native.node',
+);
+mkdirSync(join(root, 'build', 'Release'), { recursive: true });
+copyFileSync(nativeAddon, join(root, 'build', 'Release', 'podnet_native.node'));
+
 const launcher = join(dist, 'podnet-cni.js');
 writeFileSync(
   launcher,

@@ -30,6 +30,8 @@ export const NetConfSchema = z
     mtu: z.number().int().min(68).max(65535).optional(),
     ipam: IpamConfigSchema.optional(),
     arpMode: z.enum(['userspace', 'kernel']).optional(),
+    /** How the kernel is programmed: rtnetlink-ts (default) or iproute2 processes. */
+    dataplane: z.enum(['netlink', 'iproute2']).optional(),
     logLevel: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).optional(),
     logFile: z.string().min(1).optional(),
     cacheDir: z.string().min(1).optional(),
@@ -56,6 +58,7 @@ export interface PluginConfig {
   ipv4Pools: string[];
   ipv6Pools: string[];
   arpMode: 'userspace' | 'kernel';
+  dataplane: 'netlink' | 'iproute2';
   logLevel: NonNullable<NetConf['logLevel']>;
   logFile: string | undefined;
   cacheDir: string;
@@ -147,6 +150,7 @@ export function parseConfig(stdin: string, env: NodeJS.ProcessEnv = process.env)
     ipv4Pools: c.ipam?.ipv4_pools ?? [],
     ipv6Pools: c.ipam?.ipv6_pools ?? [],
     arpMode: c.arpMode ?? 'userspace',
+    dataplane: c.dataplane ?? 'netlink',
     logLevel: c.logLevel ?? 'warn',
     logFile: c.logFile,
     cacheDir: c.cacheDir ?? DEFAULT_CACHE_DIR,

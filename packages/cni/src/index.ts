@@ -16,6 +16,7 @@ export { type CniCommand, type CniRequest, type PodRef, parseCniArgs, parseEnv }
 export { CniError, CniErrorCode, CniErrorName, type CniErrorObject } from './errors.js';
 export { IprouteDataplane } from './iproute.js';
 export { type RunHooks, type RunOutcome, runPlugin } from './main.js';
+export { NetlinkDataplane } from './netlink.js';
 export {
   type AttachmentPlan,
   GATEWAY_V4,

@@ -16,8 +16,8 @@ export interface RunOutcome {
 }
 
 export interface RunHooks {
-  /** Builds the dataplane (default: iproute2). */
-  dataplane?: () => Promise<Dataplane>;
+  /** Builds the dataplane (default: the config's, rtnetlink-ts unless it says iproute2). */
+  dataplane?: (cfg: PluginConfig) => Promise<Dataplane>;
   /** Opens the datastore for a config (default: the Kubernetes API through the kubeconfig). */
   datastore?: (cfg: PluginConfig, log: Log) => Promise<Datastore>;
   logger?: (cfg: PluginConfig) => Promise<Log>;
@@ -37,9 +37,13 @@ async function defaultDatastore(cfg: PluginConfig, log: Log): Promise<Datastore>
   return openKubeDatastore(cfg, log);
 }
 
-async function defaultDataplane(): Promise<Dataplane> {
-  const { IprouteDataplane } = await import('./iproute.js');
-  return new IprouteDataplane();
+async function defaultDataplane(cfg: PluginConfig): Promise<Dataplane> {
+  if (cfg.dataplane === 'iproute2') {
+    const { IprouteDataplane } = await import('./iproute.js');
+    return new IprouteDataplane();
+  }
+  const { NetlinkDataplane } = await import('./netlink.js');
+  return new NetlinkDataplane();
 }
 
 /** Runs one CNI invocation. Never throws: every failure becomes a CNI error object. */
@@ -63,7 +67,7 @@ export async function runPlugin(
       ...('containerId' in req ? { containerId: req.containerId, ifname: req.ifname } : {}),
     });
     const deps: Deps = {
-      dataplane: await (hooks.dataplane ?? defaultDataplane)(),
+      dataplane: await (hooks.dataplane ?? defaultDataplane)(cfg),
       datastore: async () => {
         datastore ??= await (hooks.datastore ?? defaultDatastore)(cfg, child);
         return datastore;

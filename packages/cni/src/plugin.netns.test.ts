@@ -151,80 +151,6 @@ describe('podnet-cni as a process', () => {
     ok(await invoke(node, { command: 'STATUS' }, conf({ cniVersion: '1.1.0' })), 'STATUS');
   });
 
-  it('wires two pods that ping each other through the host', async () => {
-    const a = await newPod();
-    const b = await newPod();
-    const ra = ok(await invoke(node, inv(a, 'ADD'), conf()), 'ADD a');
-    const rb = ok(await invoke(node, inv(b, 'ADD'), conf()), 'ADD b');
-    const ipA = podIp(ra.json);
-    const ipB = podIp(rb.json);
-    expect(ipA).not.toBe(ipB);
-    expect(ra.json?.cniVersion).toBe('1.0.0');
-
-    // Pod side: eth0 with the /32, the gateway route and the default route; MTU from the uplink.
-    const eth0 = await a.ns.ipJson<{ mtu: number; addr_info: { local: string; prefixlen: number }[] }[]>(
-      'addr',
-      'show',
-      'dev',
-      'eth0',
-    );
-    expect(eth0[0]?.mtu).toBe(1450);
-    expect(eth0[0]?.addr_info.map((i) => `${i.local}/${i.prefixlen}`)).toContain(`${ipA}/32`);
-    const routes = await a.ns.ipJson<{ dst: string; gateway?: string; scope?: string }[]>(
-      'route',
-      'show',
-      'dev',
-      'eth0',
-    );
-    expect(routes).toEqual(
-      expect.arrayContaining([
-        expect.objectContaining({ dst: 'default', gateway: '169.254.1.1' }),
-        expect.objectContaining({ dst: '169.254.1.1', scope: 'link' }),
-      ]),
-    );
-    // Host side: pn + 11 hex, MAC ee:ee:ee:ee:ee:ee, a /32 scope link route to the pod.
-    const host = ((ra.json?.interfaces ?? []) as { name: string; mac: string }[])[0]!;
-    expect(host.name).toMatch(/^pn[0-9a-f]{11}$/);
-    const hostLink = await node.ipJson<{ address: string }[]>('link', 'show', 'dev', host.name);
-    expect(hostLink[0]?.address).toBe('ee:ee:ee:ee:ee:ee');
-    const hostRoutes = await node.ipJson<{ dst: string; scope: string }[]>('route', 'show', 'dev', host.name);
-    expect(hostRoutes).toContainEqual(expect.objectContaining({ dst: ipA, scope: 'link' }));
-    expect((await node.run('cat', [`/proc/sys/net/ipv4/conf/${host.name}/proxy_arp`])).trim()).toBe('1');
-
-    // The pod carries its IP as annotations.
-    const pod = await client.core.readNamespacedPod({ namespace: 'default', name: a.name });
-    expect(pod.metadata?.annotations?.['podnet.io/podIP']).toBe(ipA);
-    expect(pod.metadata?.annotations?.['podnet.io/podIPs']).toBe(ipA);
-
-    const ping = await a.ns.exec('ping', ['-c', '2', '-W', '3', ipB]);
-    expect(ping.code, ping.stdout + ping.stderr).toBe(0);
-
-    ok(await invoke(node, inv(a, 'DEL'), conf()), 'DEL a');
-    ok(await invoke(node, inv(b, 'DEL'), conf()), 'DEL b');
-  });
-
-  it('leaves no interface, route, allocation or cache entry after ADD/CHECK/DEL cycles', async () => {
-    const p = await newPod();
-    for (let i = 0; i < 3; i++) {
-      const r = ok(await invoke(node, inv(p, 'ADD'), conf()), `ADD #${i}`);
-      // A repeated ADD returns the same result.
-      const again = ok(await invoke(node, inv(p, 'ADD'), conf()), `ADD again #${i}`);
-      expect(again.json).toEqual(r.json);
-      ok(await invoke(node, inv(p, 'CHECK'), conf({ prevResult: r.json })), `CHECK #${i}`);
-      ok(await invoke(node, inv(p, 'DEL'), conf()), `DEL #${i}`);
-      // DEL is idempotent.
-      ok(await invoke(node, inv(p, 'DEL'), conf()), `DEL again #${i}`);
-    }
-    expect(await hostLinks()).toEqual([]);
-    const routes = await node.ipJson<{ dst: string }[]>('route', 'show');
-    expect(routes.filter((r) => r.dst.startsWith('10.77.'))).toEqual([]);
-    expect(await handles()).toEqual([]);
-    expect(readdirSync(cacheDir)).toEqual([]);
-    expect(
-      await p.ns.ipJson<{ ifname: string }[]>('link', 'show').then((l) => l.map((x) => x.ifname)),
-    ).toEqual(['lo']);
-  });
-
   it('succeeds on DEL when the namespace is already gone', async () => {
     const p = await newPod();
     ok(await invoke(node, inv(p, 'ADD'), conf()), 'ADD');
@@ -235,17 +161,6 @@ describe('podnet-cni as a process', () => {
     );
     expect(await hostLinkOf(p)).toBeUndefined();
     expect(await handlesOf(p)).toEqual([]);
-  });
-
-  it('CHECK reports precisely what differs', async () => {
-    const p = await newPod();
-    const r = ok(await invoke(node, inv(p, 'ADD'), conf()), 'ADD');
-    await p.ns.ip('route', 'del', 'default');
-    const c = await invoke(node, inv(p, 'CHECK'), conf({ prevResult: r.json }));
-    expect(c.code).toBe(1);
-    expect(c.json).toMatchObject({ code: 104 });
-    expect(String(c.json?.msg)).toContain('pod route 0.0.0.0/0 via 169.254.1.1 dev eth0 is missing');
-    ok(await invoke(node, inv(p, 'DEL'), conf()), 'DEL');
   });
 
   it('answers bad input with spec error codes and messages naming the problem', async () => {
@@ -308,6 +223,93 @@ describe('podnet-cni as a process', () => {
     expect(await hostLinkOf(p)).toBeUndefined();
     expect(await handlesOf(p)).toEqual([]);
     expect(await node.run('iptables-save', ['-t', 'nat'])).not.toContain('18080');
+  });
+});
+
+describe.each(['netlink', 'iproute2'])('the %s dataplane', (dataplane) => {
+  it('wires two pods that ping each other through the host', async () => {
+    const a = await newPod();
+    const b = await newPod();
+    const ra = ok(await invoke(node, inv(a, 'ADD'), conf({ dataplane })), 'ADD a');
+    const rb = ok(await invoke(node, inv(b, 'ADD'), conf({ dataplane })), 'ADD b');
+    const ipA = podIp(ra.json);
+    const ipB = podIp(rb.json);
+    expect(ipA).not.toBe(ipB);
+    expect(ra.json?.cniVersion).toBe('1.0.0');
+
+    // Pod side: eth0 with the /32, the gateway route and the default route; MTU from the uplink.
+    const eth0 = await a.ns.ipJson<{ mtu: number; addr_info: { local: string; prefixlen: number }[] }[]>(
+      'addr',
+      'show',
+      'dev',
+      'eth0',
+    );
+    expect(eth0[0]?.mtu).toBe(1450);
+    expect(eth0[0]?.addr_info.map((i) => `${i.local}/${i.prefixlen}`)).toContain(`${ipA}/32`);
+    const routes = await a.ns.ipJson<{ dst: string; gateway?: string; scope?: string }[]>(
+      'route',
+      'show',
+      'dev',
+      'eth0',
+    );
+    expect(routes).toEqual(
+      expect.arrayContaining([
+        expect.objectContaining({ dst: 'default', gateway: '169.254.1.1' }),
+        expect.objectContaining({ dst: '169.254.1.1', scope: 'link' }),
+      ]),
+    );
+    // Host side: pn + 11 hex, MAC ee:ee:ee:ee:ee:ee, a /32 scope link route to the pod.
+    const host = ((ra.json?.interfaces ?? []) as { name: string; mac: string }[])[0]!;
+    expect(host.name).toMatch(/^pn[0-9a-f]{11}$/);
+    const hostLink = await node.ipJson<{ address: string }[]>('link', 'show', 'dev', host.name);
+    expect(hostLink[0]?.address).toBe('ee:ee:ee:ee:ee:ee');
+    const hostRoutes = await node.ipJson<{ dst: string; scope: string }[]>('route', 'show', 'dev', host.name);
+    expect(hostRoutes).toContainEqual(expect.objectContaining({ dst: ipA, scope: 'link' }));
+    expect((await node.run('cat', [`/proc/sys/net/ipv4/conf/${host.name}/proxy_arp`])).trim()).toBe('1');
+
+    // The pod carries its IP as annotations.
+    const pod = await client.core.readNamespacedPod({ namespace: 'default', name: a.name });
+    expect(pod.metadata?.annotations?.['podnet.io/podIP']).toBe(ipA);
+    expect(pod.metadata?.annotations?.['podnet.io/podIPs']).toBe(ipA);
+
+    const ping = await a.ns.exec('ping', ['-c', '2', '-W', '3', ipB]);
+    expect(ping.code, ping.stdout + ping.stderr).toBe(0);
+
+    ok(await invoke(node, inv(a, 'DEL'), conf({ dataplane })), 'DEL a');
+    ok(await invoke(node, inv(b, 'DEL'), conf({ dataplane })), 'DEL b');
+  });
+
+  it('leaves no interface, route, allocation or cache entry after ADD/CHECK/DEL cycles', async () => {
+    const p = await newPod();
+    for (let i = 0; i < 3; i++) {
+      const r = ok(await invoke(node, inv(p, 'ADD'), conf({ dataplane })), `ADD #${i}`);
+      // A repeated ADD returns the same result.
+      const again = ok(await invoke(node, inv(p, 'ADD'), conf({ dataplane })), `ADD again #${i}`);
+      expect(again.json).toEqual(r.json);
+      ok(await invoke(node, inv(p, 'CHECK'), conf({ dataplane, prevResult: r.json })), `CHECK #${i}`);
+      ok(await invoke(node, inv(p, 'DEL'), conf({ dataplane })), `DEL #${i}`);
+      // DEL is idempotent.
+      ok(await invoke(node, inv(p, 'DEL'), conf({ dataplane })), `DEL again #${i}`);
+    }
+    expect(await hostLinks()).toEqual([]);
+    const routes = await node.ipJson<{ dst: string }[]>('route', 'show');
+    expect(routes.filter((r) => r.dst.startsWith('10.77.'))).toEqual([]);
+    expect(await handles()).toEqual([]);
+    expect(readdirSync(cacheDir)).toEqual([]);
+    expect(
+      await p.ns.ipJson<{ ifname: string }[]>('link', 'show').then((l) => l.map((x) => x.ifname)),
+    ).toEqual(['lo']);
+  });
+
+  it('CHECK reports precisely what differs', async () => {
+    const p = await newPod();
+    const r = ok(await invoke(node, inv(p, 'ADD'), conf({ dataplane })), 'ADD');
+    await p.ns.ip('route', 'del', 'default');
+    const c = await invoke(node, inv(p, 'CHECK'), conf({ dataplane, prevResult: r.json }));
+    expect(c.code).toBe(1);
+    expect(c.json).toMatchObject({ code: 104 });
+    expect(String(c.json?.msg)).toContain('pod route 0.0.0.0/0 via 169.254.1.1 dev eth0 is missing');
+    ok(await invoke(node, inv(p, 'DEL'), conf({ dataplane })), 'DEL');
   });
 });
 

@@ -1,0 +1,226 @@
+// The Dataplane over rtnetlink-ts (@podnet/rtnetlink): no processes, one netlink socket in the
+// node's namespace and one opened inside the pod's (CNI_NETNS). The veth is created with its peer
+// already in the pod's namespace (IFLA_NET_NS_FD), named CNI_IFNAME there, so no rename or move is
+// needed. Host sysctls are written to /proc/sys of the plugin's own (the node's) namespace.
+import { closeSync, existsSync, openSync, readFileSync, writeFileSync } from 'node:fs';
+import { type NetlinkError, type Request, Rtnl } from '@podnet/rtnetlink';
+import type { Dataplane, ObservedAttachment } from './dataplane.js';
+import { CniError, CniErrorCode } from './errors.js';
+import type { AttachmentPlan, PlannedRoute } from './plan.js';
+
+const SCOPE_LINK = 253;
+const SCOPE_UNIVERSE = 0;
+const RTPROT_KERNEL = 2;
+
+function nlFail(what: string, err: unknown): CniError {
+  const e = err as Partial<NetlinkError> & Error;
+  const why = e.extAck ? `${e.errnoName ?? e.code}: ${e.extAck}` : (e.errnoName ?? e.message);
+  return new CniError(CniErrorCode.DataplaneFailure, `${what}: ${why}`, undefined, { cause: err });
+}
+
+function isMissing(err: unknown): boolean {
+  const n = (err as Partial<NetlinkError>).errnoName;
+  return n === 'ENODEV' || n === 'ENOENT' || n === 'ESRCH';
+}
+
+function toRoute(r: PlannedRoute, oif: number) {
+  return {
+    dst: r.dst,
+    oif,
+    ...(r.gw ? { gateway: r.gw } : {}),
+    scope: r.scope === 'link' ? SCOPE_LINK : SCOPE_UNIVERSE,
+  };
+}
+
+async function withRtnl<T>(
+  netns: string | undefined,
+  what: string,
+  fn: (nl: Rtnl) => Promise<T>,
+): Promise<T> {
+  let nl: Rtnl;
+  try {
+    nl = await Rtnl.open(netns ? { netns } : {});
+  } catch (err) {
+    if (netns && !existsSync(netns)) {
+      throw new CniError(CniErrorCode.UnknownContainer, `network namespace ${netns} does not exist`);
+    }
+    throw nlFail(`opening rtnetlink ${netns ? `in ${netns}` : 'in the node namespace'} (${what})`, err);
+  }
+  try {
+    return await fn(nl);
+  } finally {
+    nl.close();
+  }
+}
+
+function firstError(results: { ok: boolean; error?: NetlinkError }[]): NetlinkError | undefined {
+  for (const r of results) if (!r.ok) return r.error;
+  return undefined;
+}
+
+export class NetlinkDataplane implements Dataplane {
+  async detectMtu(): Promise<number> {
+    return withRtnl(undefined, 'detect MTU', async (nl) => {
+      const routes = await nl.routes.list({ family: 4, table: 254 });
+      const def = routes.find((r) => r.dst === '0.0.0.0/0' && (r.oif !== undefined || r.multipath));
+      const oif = def?.oif ?? def?.multipath?.[0]?.oif;
+      if (oif === undefined) return 1500;
+      return (await nl.links.get(oif))?.mtu ?? 1500;
+    });
+  }
+
+  async create(plan: AttachmentPlan): Promise<{ podMac: string }> {
+    if (!existsSync(plan.netns)) {
+      throw new CniError(CniErrorCode.UnknownContainer, `network namespace ${plan.netns} does not exist`);
+    }
+    await withRtnl(undefined, 'create', async (host) => {
+      const fd = openSync(plan.netns, 'r');
+      try {
+        await host.links.createVeth({
+          name: plan.hostIf,
+          peerName: plan.podIf,
+          peerNetnsFd: fd,
+          mtu: plan.mtu,
+          mac: plan.hostMac,
+        });
+      } catch (err) {
+        const exists = (err as Partial<NetlinkError>).errnoName === 'EEXIST';
+        throw nlFail(
+          `creating veth ${plan.hostIf} with peer ${plan.podIf} in ${plan.netns}${exists ? ' (File exists)' : ''}`,
+          err,
+        );
+      } finally {
+        closeSync(fd);
+      }
+      const link = await host.links.get(plan.hostIf);
+      if (!link)
+        throw new CniError(
+          CniErrorCode.DataplaneFailure,
+          `host interface ${plan.hostIf} vanished after creation`,
+        );
+      writeSysctls(plan);
+      const reqs: Request[] = [
+        { type: 'link.set', index: link.index, change: { up: true } },
+        ...plan.hostRoutes.map(
+          (dst): Request => ({ type: 'route.replace', route: { dst, oif: link.index, scope: SCOPE_LINK } }),
+        ),
+      ];
+      const err = firstError(await host.batch(reqs));
+      if (err) throw nlFail(`configuring host interface ${plan.hostIf}`, err);
+    });
+    return withRtnl(plan.netns, 'configure pod', async (pod) => {
+      const link = await pod.links.get(plan.podIf);
+      if (!link?.mac)
+        throw new CniError(CniErrorCode.DataplaneFailure, `${plan.podIf} is missing in ${plan.netns}`);
+      const lo = await pod.links.get('lo');
+      const reqs: Request[] = [
+        ...(lo && !lo.up ? [{ type: 'link.set', index: lo.index, change: { up: true } } as Request] : []),
+        ...plan.podAddresses.map(
+          (address): Request => ({
+            type: 'addr.add',
+            addr: {
+              index: link.index,
+              address,
+              replace: true,
+              ...(address.includes(':') ? { nodad: true } : {}),
+            },
+          }),
+        ),
+        { type: 'link.set', index: link.index, change: { up: true } },
+        ...plan.podRoutes.map((r): Request => ({ type: 'route.replace', route: toRoute(r, link.index) })),
+      ];
+      const err = firstError(await pod.batch(reqs));
+      if (err) throw nlFail(`configuring ${plan.podIf} in ${plan.netns}`, err);
+      return { podMac: link.mac };
+    });
+  }
+
+  async remove(target: { hostIf: string; netns: string | undefined; podIf: string }): Promise<void> {
+    const hostGone = await withRtnl(undefined, 'remove', async (host) => {
+      try {
+        await host.links.del(target.hostIf);
+        return false;
+      } catch (err) {
+        if (isMissing(err)) return true;
+        throw nlFail(`deleting host interface ${target.hostIf}`, err);
+      }
+    });
+    if (hostGone && target.netns && existsSync(target.netns)) {
+      // The host end is gone but the pod end may remain (e.g. an earlier partial ADD).
+      await withRtnl(target.netns, 'remove', async (pod) => {
+        try {
+          await pod.links.del(target.podIf);
+        } catch (err) {
+          if (!isMissing(err)) throw nlFail(`deleting ${target.podIf} in ${target.netns}`, err);
+        }
+      }).catch((err) => {
+        // A namespace that disappears while we look is as good as removed.
+        if (existsSync(target.netns!)) throw err;
+      });
+    }
+  }
+
+  async observe(plan: AttachmentPlan): Promise<ObservedAttachment> {
+    const seen: ObservedAttachment = {
+      hostLink: undefined,
+      hostRoutes: [],
+      hostSysctls: {},
+      netnsExists: existsSync(plan.netns),
+      podLink: undefined,
+      podAddresses: [],
+      podRoutes: [],
+    };
+    await withRtnl(undefined, 'observe', async (host) => {
+      const l = await host.links.get(plan.hostIf);
+      if (!l) return;
+      seen.hostLink = { name: l.name, mac: l.mac ?? '', mtu: l.mtu ?? 0, up: l.up };
+      for (const family of [4, 6] as const) {
+        for (const r of await host.routes.list({ family, table: 254, oif: l.index })) {
+          if (r.protocol === RTPROT_KERNEL) continue;
+          if (family === 4 && r.scope !== SCOPE_LINK) continue;
+          seen.hostRoutes.push(r.dst);
+        }
+      }
+      for (const s of plan.hostSysctls) {
+        try {
+          seen.hostSysctls[s.key] = readFileSync(`/proc/sys/${s.key}`, 'utf8').trim();
+        } catch {
+          seen.hostSysctls[s.key] = undefined;
+        }
+      }
+    });
+    if (!seen.netnsExists) return seen;
+    await withRtnl(plan.netns, 'observe', async (pod) => {
+      const l = await pod.links.get(plan.podIf);
+      if (!l) return;
+      seen.podLink = { name: l.name, mac: l.mac ?? '', mtu: l.mtu ?? 0, up: l.up };
+      seen.podAddresses = (await pod.addrs.list({ index: l.index }))
+        .filter((a) => a.scope === SCOPE_UNIVERSE)
+        .map((a) => a.address);
+      for (const family of [4, 6] as const) {
+        for (const r of await pod.routes.list({ family, table: 254, oif: l.index })) {
+          if (r.protocol === RTPROT_KERNEL) continue;
+          seen.podRoutes.push({
+            dst: r.dst,
+            ...(r.gateway ? { gw: r.gateway } : {}),
+            ...(r.scope === SCOPE_LINK ? { scope: 'link' as const } : {}),
+          });
+        }
+      }
+    });
+    return seen;
+  }
+}
+
+function writeSysctls(plan: AttachmentPlan): void {
+  for (const s of plan.hostSysctls) {
+    try {
+      writeFileSync(`/proc/sys/${s.key}`, s.value);
+    } catch (err) {
+      throw new CniError(
+        CniErrorCode.DataplaneFailure,
+        `writing sysctl ${s.key.replaceAll('/', '.')}=${s.value}: ${(err as Error).message}`,
+      );
+    }
+  }
+}
