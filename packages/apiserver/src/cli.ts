@@ -10,7 +10,8 @@ const USAGE = `usage: podnet-apiserver [options]
   --host ADDR         address to listen on (default 127.0.0.1; 0.0.0.0 for all)
   --data FILE         keep objects in FILE across restarts
   --kubeconfig FILE   write a kubeconfig for clients to FILE
-  --token TOKEN       bearer token clients must present (generated if absent)
+  --token TOKEN       bearer token clients must present (default: $PODNET_APISERVER_TOKEN,
+                      else the one kept in --data, else a generated one)
   --advertise ADDR    address clients use (kubeconfig server, certificate); repeatable
   --no-tls            serve plain HTTP instead of HTTPS
   --log-level LEVEL   debug | info | warn | error (default info)
@@ -65,7 +66,9 @@ async function main(): Promise<void> {
     port,
     host: v.host ?? '127.0.0.1',
     tls: !v['no-tls'],
-    ...(v.token ? { token: v.token } : {}),
+    ...((v.token ?? process.env.PODNET_APISERVER_TOKEN)
+      ? { token: v.token ?? process.env.PODNET_APISERVER_TOKEN }
+      : {}),
     ...(v.data ? { dataFile: v.data } : {}),
     ...(v.kubeconfig ? { kubeconfigPath: v.kubeconfig } : {}),
     ...(v.advertise?.length ? { advertise: v.advertise } : {}),

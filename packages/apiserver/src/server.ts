@@ -1,6 +1,6 @@
 // The HTTP(S) front: routing of Kubernetes API paths, bearer-token auth, the verbs, watch streams,
 // discovery. Objects live in the Store; per-type rules are in objects.ts.
-import { randomBytes } from 'node:crypto';
+import { randomBytes, timingSafeEqual } from 'node:crypto';
 import {
   createServer as createHttpServer,
   type IncomingMessage,
@@ -74,9 +74,11 @@ export class ApiCore {
   /** Open watch streams, with the type each one watches. */
   readonly watches = new Map<ServerResponse, string>();
   private readonly log: LoggerLike;
+  private readonly expectedAuth: Buffer;
 
   constructor(private readonly o: ServerCoreOptions) {
     this.log = o.logger;
+    this.expectedAuth = Buffer.from(`Bearer ${o.token}`);
     for (const t of builtinTypes()) this.register(t);
     for (const crd of o.store.list(typeKey('apiextensions.k8s.io', 'customresourcedefinitions')))
       this.registerCrd(crd);
@@ -107,7 +109,12 @@ export class ApiCore {
 
   private registerCrd(crd: KObject): void {
     try {
-      this.register(typeFromCrd(crd as never));
+      const t = typeFromCrd(crd as never);
+      this.register(t);
+      this.log.info(
+        { crd: crd.metadata.name, versions: t.versions, scope: t.namespaced ? 'Namespaced' : 'Cluster' },
+        'serving custom resource',
+      );
     } catch (err) {
       this.log.warn({ crd: crd.metadata.name, err: String(err) }, 'cannot serve custom resource definition');
     }
@@ -145,7 +152,9 @@ export class ApiCore {
 
   private authorized(req: IncomingMessage): boolean {
     const h = req.headers.authorization;
-    return typeof h === 'string' && h === `Bearer ${this.o.token}`;
+    if (typeof h !== 'string') return false;
+    const got = Buffer.from(h);
+    return got.length === this.expectedAuth.length && timingSafeEqual(got, this.expectedAuth);
   }
 
   private async route(method: string, url: URL, req: IncomingMessage, res: ServerResponse): Promise<void> {
