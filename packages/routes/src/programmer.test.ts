@@ -156,6 +156,23 @@ describe('RouteProgrammer with an in-memory kernel', () => {
     expect(kernel.closed).toBe(true);
   });
 
+  it('refuses to start again once stopped', async () => {
+    const { rp } = setup();
+    await rp.start();
+    await rp.stop();
+    await expect(rp.start()).rejects.toMatchObject({ code: 'ROUTES_ERR_STOPPED' });
+  });
+
+  it('coalesces a burst of link events into one resync', async () => {
+    const { kernel, rp } = setup();
+    await rp.start();
+    const dumps = kernel.dumps;
+    for (let i = 0; i < 50; i++) kernel.emit!({ type: 'link', ifname: `pn${i}`, ifindex: 100 + i, up: true });
+    await settle();
+    expect(kernel.dumps).toBe(dumps + 1);
+    await rp.stop();
+  });
+
   it('rejects a bad option naming it', () => {
     expect(() => new RouteProgrammer({ kernel: new FakeKernel(), resyncIntervalMs: -1 })).toThrow(
       'resyncIntervalMs: -1',

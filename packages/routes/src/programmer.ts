@@ -108,6 +108,9 @@ export class RouteProgrammer {
   private running = false;
   private timer: NodeJS.Timeout | undefined;
   private debounce: NodeJS.Timeout | undefined;
+  private stopped = false;
+  /** `table|dst` of every desired route, for filtering route events; rebuilt on demand. */
+  private desiredDsts: Set<string> | undefined;
   private retry: NodeJS.Timeout | undefined;
   private unwatch: (() => void) | undefined;
   private readonly sysctlDone = new Set<string>();
@@ -205,6 +208,8 @@ export class RouteProgrammer {
   /** Dumps the kernel, applies the current desired set, and starts watching and the resync timer. */
   async start(): Promise<void> {
     if (this.running) return;
+    if (this.stopped)
+      throw new RoutesError('ROUTES_ERR_STOPPED', 'start: this route programmer was stopped; make a new one');
     this.running = true;
     this.unwatch = this.kernel.watch((e) => this.onEvent(e));
     if (this.opts.resyncIntervalMs > 0) {
@@ -230,6 +235,7 @@ export class RouteProgrammer {
       for (const k of this.desired.keys()) if (!next.has(k)) dirty.add(k);
     }
     this.desired = next;
+    this.desiredDsts = undefined;
     this.metrics?.desired.set(next.size);
     if (this.running) await this.kick('desired', false);
   }
@@ -251,6 +257,7 @@ export class RouteProgrammer {
       this.desired.set(k, r);
       if (dirty !== 'all') dirty.add(k);
     }
+    this.desiredDsts = undefined;
     this.metrics?.desired.set(this.desired.size);
     if (this.running) await this.kick('desired', false);
   }
@@ -284,6 +291,7 @@ export class RouteProgrammer {
    */
   async stop(opts: { keepRoutes?: boolean } = {}): Promise<void> {
     this.running = false;
+    this.stopped = true;
     clearInterval(this.timer);
     clearTimeout(this.debounce);
     clearTimeout(this.retry);
@@ -315,7 +323,8 @@ export class RouteProgrammer {
         // Our own deletes remove routes that are no longer desired; anything else that takes away
         // a route we want (`ip route del`, a flushed interface) needs a resync.
         if (e.protocol !== this.opts.protocol) return;
-        const wanted = [...this.desired.values()].some((d) => d.dst === e.dst && d.table === e.table);
+        this.desiredDsts ??= new Set([...this.desired.values()].map((d) => `${d.table}|${d.dst}`));
+        const wanted = this.desiredDsts.has(`${e.table}|${e.dst}`);
         if (!wanted) return;
         this.log?.info({ dst: e.dst, table: e.table }, 'podnet route deleted outside podnet; resyncing');
         break;
@@ -332,8 +341,13 @@ export class RouteProgrammer {
         this.log?.warn('kernel events lost; resyncing');
         break;
     }
-    clearTimeout(this.debounce);
-    this.debounce = setTimeout(() => void this.kick('event', true), this.opts.eventDebounceMs);
+    // The first event schedules a resync; later ones until it runs are covered by it (a steady
+    // stream of events cannot postpone it forever).
+    if (this.debounce) return;
+    this.debounce = setTimeout(() => {
+      this.debounce = undefined;
+      void this.kick('event', true);
+    }, this.opts.eventDebounceMs);
   }
 
   /**
