@@ -51,6 +51,7 @@ export class Agent {
   private readonly timers: NodeJS.Timeout[] = [];
   private running: Promise<void> | undefined;
   private dirty = false;
+  private loopActive = false;
   private lastTick = Date.now();
   private lastRouteError: string | undefined;
   private retryTimer: NodeJS.Timeout | undefined;
@@ -149,8 +150,14 @@ export class Agent {
   schedule(reason: string): void {
     if (this.isStopping()) return;
     this.dirty = true;
-    if (this.running) return;
-    this.running = (async () => {
+    // Set before the loop starts: a reconcile step may trigger schedule() synchronously.
+    if (this.loopActive) return;
+    this.loopActive = true;
+    this.running = this.loop(reason);
+  }
+
+  private async loop(reason: string): Promise<void> {
+    try {
       while (this.dirty && !this.isStopping()) {
         this.dirty = false;
         try {
@@ -160,8 +167,9 @@ export class Agent {
           this.retryLater();
         }
       }
-      this.running = undefined;
-    })();
+    } finally {
+      this.loopActive = false;
+    }
   }
 
   private retryLater() {

@@ -43,10 +43,21 @@ export function toPeerConfig(p: DesiredPeer): PeerConfig {
   };
 }
 
+/** bgp-ts FSM state names → RFC 4271 names as podnetctl prints them. */
+const STATE_NAMES: Record<string, PeerState> = {
+  idle: 'Idle',
+  connect: 'Connect',
+  active: 'Active',
+  'open-sent': 'OpenSent',
+  'open-confirm': 'OpenConfirm',
+  established: 'Established',
+};
+
 export class BgpAdapter implements BgpPort {
   private speaker: Speaker | undefined;
   private readonly callbacks: (() => void)[] = [];
   private readonly eor = new Set<string>();
+  private firePending = false;
   private readonly log: Logger;
 
   constructor(private readonly opts: { logger: Logger; restarting: boolean }) {
@@ -64,7 +75,7 @@ export class BgpAdapter implements BgpPort {
     });
     s.on('bestpath', () => this.fire());
     s.on('peer', (e: { address: string; to: string; reason?: string }) => {
-      if (e.to !== 'Established') this.eor.delete(e.address);
+      if (e.to !== 'established') this.eor.delete(e.address);
       this.log.info({ peer: e.address, state: e.to, reason: e.reason }, 'session state');
       this.fire();
     });
@@ -80,8 +91,14 @@ export class BgpAdapter implements BgpPort {
     );
   }
 
+  /** Deferred: the speaker emits events synchronously from inside addPeer/updatePeer. */
   private fire() {
-    for (const cb of this.callbacks) cb();
+    if (this.firePending) return;
+    this.firePending = true;
+    setImmediate(() => {
+      this.firePending = false;
+      for (const cb of this.callbacks) cb();
+    });
   }
 
   private get s(): Speaker {
@@ -133,7 +150,7 @@ export class BgpAdapter implements BgpPort {
     if (!this.speaker) return [];
     return this.speaker.peers().map((p: SpeakerPeerStatus) => ({
       key: `${p.address}:${p.port}`,
-      state: p.state as PeerState,
+      state: STATE_NAMES[p.state] ?? (p.state as PeerState),
       since: p.since,
       prefixesReceived: p.prefixesReceived,
       prefixesAdvertised: p.prefixesAdvertised,

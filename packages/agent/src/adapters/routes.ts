@@ -94,7 +94,9 @@ export class RoutesAdapter implements RoutesPort {
 export async function listInterfaces(): Promise<NodeInterface[]> {
   const nl = await Rtnl.open({});
   try {
-    const [links, addrs] = await Promise.all([nl.links.list(), nl.addrs.list({})]);
+    // One dump at a time: a netlink socket refuses a second dump while one runs (EBUSY).
+    const links = await nl.links.list();
+    const addrs = await nl.addrs.list({});
     return links.map((l) => ({
       name: l.name,
       up: l.up,

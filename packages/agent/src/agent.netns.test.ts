@@ -1,0 +1,388 @@
+// The agent for real: podnet-agent processes in node namespaces on one shared segment, the
+// embedded API server (or KUBECONFIG's cluster) reached through a tunnel, pods wired by the real
+// CNI plugin, BGP between the agents' bgp-ts speakers and BIRD 2 as a ToR, routes in the kernel.
+import type { ChildProcess } from 'node:child_process';
+import { createWriteStream, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { BGPCONFIGURATION, BGPPEER, IPPOOL, installCrds, KubeClient } from '@podnet/k8s';
+import {
+  cleanupStale,
+  exec,
+  type Netns,
+  NetnsSet,
+  ProcessGroup,
+  run,
+  type TestCluster,
+  type Tunnel,
+  testCluster,
+  tunnelIntoNetns,
+  vethPair,
+  waitFor,
+} from '@podnet/testkit';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parse as parseYaml, stringify as toYaml } from 'yaml';
+import type { AgentStatus } from './status.js';
+
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
+const AGENT = join(ROOT, 'packages/agent/dist/cli.js');
+const CNI = join(ROOT, 'packages/cni/dist/podnet-cni.js');
+const WORK = join(tmpdir(), `podnet-agent-test-${process.pid}`);
+const API_PORT = 6443;
+
+const nets = new NetnsSet();
+const procs = new ProcessGroup();
+const tunnels: Tunnel[] = [];
+let cluster: TestCluster;
+let client: KubeClient;
+let fabric: Netns;
+
+interface Node {
+  name: string;
+  ip: string;
+  ns: Netns;
+  kubeconfig: string;
+  agent?: ChildProcess;
+}
+const nodes = new Map<string, Node>();
+const pods = new Map<string, { ns: Netns; ip: string; node: string }>();
+
+async function addNode(name: string, ip: string): Promise<Node> {
+  const ns = await nets.create(name.replace('-', ''));
+  const idx = nodes.size;
+  await vethPair(ns, 'eth0', fabric, `f${idx}`);
+  await fabric.ip('link', 'set', `f${idx}`, 'master', 'br0');
+  await ns.ip('addr', 'add', `${ip}/24`, 'dev', 'eth0');
+  const server = new URL(
+    (
+      parseYaml(readFileSync(cluster.kubeconfigPath, 'utf8')) as {
+        clusters: { cluster: { server: string } }[];
+      }
+    ).clusters[0]!.cluster.server,
+  );
+  tunnels.push(await tunnelIntoNetns(ns, API_PORT, { host: server.hostname, port: Number(server.port) }));
+  const kc = parseYaml(readFileSync(cluster.kubeconfigPath, 'utf8')) as {
+    clusters: { cluster: { server: string } }[];
+  };
+  for (const c of kc.clusters) {
+    const u = new URL(c.cluster.server);
+    u.hostname = '127.0.0.1';
+    u.port = String(API_PORT);
+    c.cluster.server = u.toString().replace(/\/$/, '');
+  }
+  const kubeconfig = join(WORK, `${name}.kubeconfig`);
+  writeFileSync(kubeconfig, toYaml(kc));
+  await client.core.createNode({
+    body: { apiVersion: 'v1', kind: 'Node', metadata: { name, labels: { 'kubernetes.io/hostname': name } } },
+  });
+  const node = { name, ip, ns, kubeconfig };
+  nodes.set(name, node);
+  return node;
+}
+
+function startAgent(node: Node): ChildProcess {
+  const log = createWriteStream(join(WORK, `${node.name}.agent.log`), { flags: 'a' });
+  const child = procs.add(
+    node.ns.spawn(process.execPath, [
+      AGENT,
+      '--node-name',
+      node.name,
+      '--kubeconfig',
+      node.kubeconfig,
+      '--ip-autodetection-method',
+      'interface=eth0',
+      '--status-listen',
+      '127.0.0.1:9099',
+      '--resync-interval',
+      '10s',
+      '--log-level',
+      'debug',
+    ]),
+  );
+  child.stdout?.pipe(log);
+  child.stderr?.pipe(log);
+  node.agent = child;
+  return child;
+}
+
+async function status(node: Node): Promise<AgentStatus> {
+  const out = await node.ns.run('curl', ['-sf', '--max-time', '3', 'http://127.0.0.1:9099/status']);
+  return JSON.parse(out) as AgentStatus;
+}
+
+async function podnetRoutes(
+  node: Node,
+): Promise<{ dst: string; gateway?: string; nexthops?: { gateway: string }[]; type?: string }[]> {
+  return node.ns.ipJson('route', 'show', 'proto', '80');
+}
+
+async function addPod(nodeName: string, name: string): Promise<string> {
+  const node = nodes.get(nodeName)!;
+  await client.core.createNamespacedPod({
+    namespace: 'default',
+    body: {
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: { name, namespace: 'default' },
+      spec: { nodeName, containers: [{ name: 'pause', image: 'pause' }] },
+    },
+  });
+  const podNs = await nets.create(name.replace('-', ''));
+  const conf = JSON.stringify({
+    cniVersion: '1.0.0',
+    name: 'podnet',
+    type: 'podnet',
+    kubeconfig: node.kubeconfig,
+    nodeName,
+    cacheDir: join(WORK, `${nodeName}-cni-cache`),
+    logFile: join(WORK, `${nodeName}-cni.log`),
+  });
+  const env = {
+    CNI_COMMAND: 'ADD',
+    CNI_CONTAINERID: `c-${name}-${process.pid}`,
+    CNI_NETNS: podNs.path,
+    CNI_IFNAME: 'eth0',
+    CNI_ARGS: `IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME=${name}`,
+    CNI_PATH: dirname(CNI),
+  };
+  const r = await exec(
+    'ip',
+    [
+      'netns',
+      'exec',
+      node.ns.name,
+      'env',
+      ...Object.entries(env).map(([k, v]) => `${k}=${v}`),
+      process.execPath,
+      CNI,
+    ],
+    { input: conf, timeoutMs: 60_000 },
+  );
+  if (r.code !== 0)
+    throw new Error(`podnet-cni ADD ${name} on ${nodeName} exited ${r.code}: ${r.stdout} ${r.stderr}`);
+  const ip = (JSON.parse(r.stdout) as { ips: { address: string }[] }).ips[0]!.address.split('/')[0]!;
+  pods.set(name, { ns: podNs, ip, node: nodeName });
+  return ip;
+}
+
+const ping = (from: string, to: string) =>
+  pods
+    .get(from)!
+    .ns.exec('ping', ['-c', '1', '-W', '2', pods.get(to)!.ip])
+    .then((r) => r.code === 0);
+
+/** The route to `dst` in `node`'s kernel, carrying podnet's protocol, via `gw`. */
+async function hasRouteVia(node: Node, block: string, gw: string): Promise<boolean> {
+  const rs = await podnetRoutes(node);
+  return rs.some((r) => r.dst === block && (r.gateway === gw || r.nexthops?.some((n) => n.gateway === gw)));
+}
+
+const blockOf = (ip: string) => {
+  const p = ip.split('.').map(Number);
+  return `${p[0]}.${p[1]}.${p[2]}.${p[3]! & 0xc0}/26`;
+};
+
+beforeAll(async () => {
+  for (const f of [AGENT, CNI])
+    if (!existsSync(f))
+      throw new Error(`${f} is missing: build first (npx turbo run build --filter=@podnet/agent)`);
+  await cleanupStale();
+  mkdirSync(WORK, { recursive: true });
+  cluster = await testCluster();
+  client = new KubeClient({ kubeconfigPath: cluster.kubeconfigPath });
+  await installCrds(client);
+  await client.core.createNamespace({ body: { metadata: { name: 'default' } } }).catch(() => undefined);
+  await client.resource(IPPOOL).create({
+    metadata: { name: 'pods' },
+    spec: { cidr: '10.244.0.0/16', blockSize: 26 },
+  });
+  await client.resource(BGPCONFIGURATION).create({
+    metadata: { name: 'default' },
+    spec: { holdTime: 9, keepaliveTime: 3, gracefulRestart: { enabled: true, restartTime: 15 } },
+  });
+  fabric = await nets.create('fabric');
+  await fabric.ip('link', 'add', 'br0', 'type', 'bridge');
+  await fabric.ip('link', 'set', 'br0', 'up');
+  await addNode('node-a', '10.99.0.11');
+  await addNode('node-b', '10.99.0.12');
+}, 120_000);
+
+afterAll(async () => {
+  await procs.stopAll(5000);
+  for (const t of tunnels) await t.close();
+  await nets.destroy();
+  await cluster?.close();
+  if (!process.env.PODNET_KEEP_TEST_LOGS) rmSync(WORK, { recursive: true, force: true });
+}, 60_000);
+
+describe('podnet-agent in network namespaces', () => {
+  it('two agents form the mesh, write their address back and install each other blocks', async () => {
+    startAgent(nodes.get('node-a')!);
+    startAgent(nodes.get('node-b')!);
+    const a = nodes.get('node-a')!;
+    const b = nodes.get('node-b')!;
+    await waitFor(
+      'node-a and node-b Established with each other',
+      async () => {
+        const [sa, sb] = [await status(a), await status(b)];
+        return (
+          sa.peers.some((p) => p.address === b.ip && p.type === 'mesh' && p.state === 'Established') &&
+          sb.peers.some((p) => p.address === a.ip && p.type === 'mesh' && p.state === 'Established')
+        );
+      },
+      { timeoutMs: 60_000, intervalMs: 500 },
+    );
+    const nodeObj = await client.getNode('node-a');
+    expect(nodeObj.metadata?.annotations?.['podnet.io/ipv4-address']).toBe('10.99.0.11/24');
+    // Exactly one side of the pair is passive (the lower address).
+    expect((await status(a)).peers.find((p) => p.address === b.ip)!.passive).toBe(true);
+    expect((await status(b)).peers.find((p) => p.address === a.ip)!.passive).toBe(false);
+
+    const ipA = await addPod('node-a', 'pod-a1');
+    const ipB = await addPod('node-b', 'pod-b1');
+    await waitFor('node-a routes node-b block via 10.99.0.12', () => hasRouteVia(a, blockOf(ipB), b.ip), {
+      timeoutMs: 30_000,
+      intervalMs: 300,
+    });
+    await waitFor('node-b routes node-a block via 10.99.0.11', () => hasRouteVia(b, blockOf(ipA), a.ip), {
+      timeoutMs: 30_000,
+      intervalMs: 300,
+    });
+    // The owner blackholes its own block and routes the pod's /32 to its interface.
+    const ra = await podnetRoutes(a);
+    expect(ra.some((r) => r.type === 'blackhole' && r.dst === blockOf(ipA))).toBe(true);
+    expect(ra.some((r) => r.dst === ipA)).toBe(true);
+    await waitFor('pod-a1 pings pod-b1 across nodes', () => ping('pod-a1', 'pod-b1'), { timeoutMs: 20_000 });
+    await waitFor('both agents ready', async () => (await status(a)).ready && (await status(b)).ready, {
+      timeoutMs: 30_000,
+      intervalMs: 500,
+    });
+  }, 180_000);
+
+  it('a third node joining gets every block and everyone gets its block', async () => {
+    const c = await addNode('node-c', '10.99.0.13');
+    startAgent(c);
+    const ipC = await addPod('node-c', 'pod-c1');
+    for (const p of ['pod-a1', 'pod-b1']) {
+      const info = pods.get(p)!;
+      const owner = nodes.get(info.node)!;
+      await waitFor(
+        `node-c routes ${p}'s block via ${owner.ip}`,
+        () => hasRouteVia(c, blockOf(info.ip), owner.ip),
+        {
+          timeoutMs: 60_000,
+          intervalMs: 500,
+        },
+      );
+    }
+    for (const n of ['node-a', 'node-b'])
+      await waitFor(`${n} routes node-c's block`, () => hasRouteVia(nodes.get(n)!, blockOf(ipC), c.ip), {
+        timeoutMs: 30_000,
+        intervalMs: 500,
+      });
+    await waitFor('pod-c1 pings pod-a1', () => ping('pod-c1', 'pod-a1'), { timeoutMs: 20_000 });
+  }, 180_000);
+
+  it('a BGPPeer added at runtime to a BIRD ToR brings up that session only', async () => {
+    const tor = await nets.create('tor');
+    await vethPair(tor, 'eth0', fabric, 'ftor');
+    await fabric.ip('link', 'set', 'ftor', 'master', 'br0');
+    await tor.ip('addr', 'add', '10.99.0.1/24', 'dev', 'eth0');
+    const dir = join(WORK, 'bird');
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(
+      join(dir, 'bird.conf'),
+      [
+        'router id 10.99.0.1;',
+        'protocol device {}',
+        'protocol bgp node_a {',
+        '  local 10.99.0.1 as 65000;',
+        '  neighbor 10.99.0.11 as 64512;',
+        '  hold time 9;',
+        '  ipv4 { import all; export none; };',
+        '}',
+      ].join('\n'),
+    );
+    const sock = join(dir, 'bird.ctl');
+    procs.add(tor.spawn('bird', ['-f', '-c', join(dir, 'bird.conf'), '-s', sock]));
+    await waitFor(
+      'BIRD up',
+      async () => (await exec('birdc', ['-s', sock, 'show', 'status'])).stdout.includes('Daemon is up'),
+      {
+        timeoutMs: 15_000,
+      },
+    );
+    const a = nodes.get('node-a')!;
+    const b = nodes.get('node-b')!;
+    const before = (await status(a)).peers.filter((p) => p.type === 'mesh');
+    expect(before.every((p) => p.state === 'Established')).toBe(true);
+
+    await client.resource(BGPPEER).create({
+      metadata: { name: 'tor-a' },
+      spec: { peerIP: '10.99.0.1', asNumber: 65000, node: 'node-a' },
+    });
+    await waitFor(
+      'node-a Established with the ToR',
+      async () =>
+        (await status(a)).peers.some(
+          (p) => p.address === '10.99.0.1' && p.type === 'node' && p.state === 'Established',
+        ),
+      { timeoutMs: 60_000, intervalMs: 500 },
+    );
+    await waitFor(
+      'BIRD learned pod-a1 block from node-a',
+      async () =>
+        (await run('birdc', ['-s', sock, 'show', 'route'])).includes(blockOf(pods.get('pod-a1')!.ip)),
+      { timeoutMs: 20_000, intervalMs: 500 },
+    );
+    // Only node-a peers with the ToR, and node-a's mesh sessions were not reset.
+    expect((await status(b)).peers.some((p) => p.address === '10.99.0.1')).toBe(false);
+    const after = (await status(a)).peers.filter((p) => p.type === 'mesh');
+    for (const p of before) expect(after.find((q) => q.address === p.address)?.since).toBe(p.since);
+  }, 120_000);
+
+  it('SIGKILL of one agent removes its routes from the others after the hold time', async () => {
+    const c = nodes.get('node-c')!;
+    const block = blockOf(pods.get('pod-c1')!.ip);
+    c.agent!.kill('SIGKILL');
+    for (const n of ['node-a', 'node-b'])
+      await waitFor(
+        `${n} drops node-c's block ${block}`,
+        async () => !(await podnetRoutes(nodes.get(n)!)).some((r) => r.dst === block),
+        { timeoutMs: 60_000, intervalMs: 500 },
+      );
+    // node-c's own kernel keeps its routes (nobody flushed them).
+    expect((await podnetRoutes(c)).some((r) => r.dst === block)).toBe(true);
+  }, 120_000);
+
+  it('a graceful restart of an agent keeps pod-to-pod ping running with zero loss', async () => {
+    const b = nodes.get('node-b')!;
+    const target = pods.get('pod-b1')!.ip;
+    const pinger = pods.get('pod-a1')!.ns.spawn('ping', ['-i', '0.1', '-W', '1', target]);
+    procs.add(pinger);
+    let out = '';
+    pinger.stdout?.on('data', (d) => {
+      out += String(d);
+    });
+    await new Promise((r) => setTimeout(r, 1000));
+    await procs.stop(b.agent!, 10_000);
+    await new Promise((r) => setTimeout(r, 1500));
+    startAgent(b);
+    await waitFor(
+      'node-b back and Established with node-a',
+      async () =>
+        (await status(b)).peers.some((p) => p.address === '10.99.0.11' && p.state === 'Established'),
+      { timeoutMs: 60_000, intervalMs: 500 },
+    );
+    await new Promise((r) => setTimeout(r, 3000));
+    const exited = new Promise<void>((r) => pinger.once('exit', () => r()));
+    pinger.kill('SIGINT');
+    await exited;
+    const m = /(\d+) packets transmitted, (\d+) received/.exec(out);
+    expect(m, `ping summary in: ${out.slice(-300)}`).not.toBeNull();
+    const [sent, received] = [Number(m![1]), Number(m![2])];
+    expect(sent).toBeGreaterThan(40);
+    expect(received).toBe(sent);
+  }, 120_000);
+});
