@@ -1114,6 +1114,19 @@ describe('custom resources', () => {
     expect(r.body).toMatchObject({ details: { causes: [{ field: 'spec.scope' }] } });
   });
 
+  it('refuses a CRD in a group reserved for Kubernetes, so built-in types cannot be replaced', async () => {
+    const r = await failure(
+      s.ext.createCustomResourceDefinition({
+        body: {
+          metadata: { name: 'pods.core.k8s.io' },
+          spec: { ...ippoolCrd.spec, group: 'core.k8s.io', names: { plural: 'pods', kind: 'Pod' } },
+        },
+      }),
+    );
+    expect(r.code).toBe(422);
+    expect(r.body).toMatchObject({ details: { causes: [{ field: 'spec.group' }] } });
+  });
+
   it('rejects a CRD whose name is not plural.group with 422', async () => {
     const r = await failure(
       s.ext.createCustomResourceDefinition({ body: { ...ippoolCrd, metadata: { name: 'wrong.podnet.io' } } }),

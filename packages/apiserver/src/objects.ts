@@ -130,6 +130,14 @@ function validateCrd(obj: KObject, out: StatusCause[]): void {
   }
   if (typeof spec.group !== 'string' || !spec.group.includes('.') || !DNS1123_SUBDOMAIN.test(spec.group))
     out.push(causes.invalid('spec.group', spec.group, 'should be a domain with at least one dot'));
+  else if (/(^|\.)(k8s\.io|kubernetes\.io)$/.test(spec.group))
+    out.push(
+      causes.invalid(
+        'spec.group',
+        spec.group,
+        'groups under k8s.io and kubernetes.io are reserved for the Kubernetes project',
+      ),
+    );
   if (spec.scope !== 'Cluster' && spec.scope !== 'Namespaced')
     out.push(causes.unsupported('spec.scope', spec.scope, ['Cluster', 'Namespaced']));
   const names = spec.names;
