@@ -199,6 +199,42 @@ describe('speaker over an in-memory network', () => {
     expect(established(r, '10.0.0.2')).toBe(true);
   });
 
+  it('ends up with one session per pair when both sides connect at once (collision resolution)', async () => {
+    const net = new MemNet();
+    const a = mk(net, '10.0.0.1', 65001);
+    const b = mk(net, '10.0.0.2', 65002);
+    a.addPeer({ address: '10.0.0.2', asn: 65002, holdTime: 9, connectRetry: 1 });
+    b.addPeer({ address: '10.0.0.1', asn: 65001, holdTime: 9, connectRetry: 1 });
+    a.originate('10.1.0.0/24');
+    b.originate('10.2.0.0/24');
+    await Promise.all([a.start(), b.start()]);
+    await until('both established with routes', () => !!a.lookup('10.2.0.0/24') && !!b.lookup('10.1.0.0/24'));
+    await new Promise((r) => setTimeout(r, 300));
+    expect(established(a, '10.0.0.2') && established(b, '10.0.0.1')).toBe(true);
+    expect(a.peers()[0]!.lastError ?? '').not.toContain('HOLD');
+  });
+
+  it('passes unknown optional transitive attributes on with the Partial bit, and honours NO_EXPORT', async () => {
+    const net = new MemNet();
+    const a = mk(net, '10.0.0.1', 65001);
+    const b = mk(net, '10.0.0.2', 65001);
+    const c = mk(net, '10.0.0.3', 65003);
+    link(a, '10.0.0.1', b, '10.0.0.2');
+    link(b, '10.0.0.2', c, '10.0.0.3');
+    a.originate('10.7.0.0/16', { unknown: [{ code: 99, flags: 0xc0, value: Uint8Array.of(1, 2, 3) }] });
+    a.originate('10.8.0.0/16', { communities: ['no-export'] });
+    await Promise.all([a.start(), b.start(), c.start()]);
+    await until('unknown attribute route at c', () => !!c.lookup('10.7.0.0/16'));
+    const at = c.lookup('10.7.0.0/16')!;
+    expect(at.attrs.unknown).toEqual([{ code: 99, flags: 0xe0, value: Uint8Array.of(1, 2, 3) }]);
+    expect(at.attrs.asPath).toEqual([{ type: 'sequence', asns: [65001] }]);
+    // NO_EXPORT: kept inside the AS (a -> b is iBGP), never sent to the external peer c.
+    await until('NO_EXPORT route at b', () => !!b.lookup('10.8.0.0/16'));
+    expect(b.lookup('10.8.0.0/16')?.attrs.communities).toEqual(['65535:65281']);
+    await new Promise((r) => setTimeout(r, 200));
+    expect(c.lookup('10.8.0.0/16')).toBeUndefined();
+  });
+
   it('rejects bad peer configuration with an error naming the field and value', () => {
     const s = new Speaker({ asn: 65000, routerId: '1.1.1.1' });
     const bad: [Partial<PeerConfig>, string][] = [

@@ -4,7 +4,7 @@ import { EventEmitter } from 'node:events';
 import { createServer, type Server, type Socket } from 'node:net';
 import type { Logger } from './logger.js';
 import { silentLogger } from './logger.js';
-import { containsAs, fromWire, type RouteAttrs, toWire } from './rib/attrs.js';
+import { containsAs, fromWire, normaliseCommunity, type RouteAttrs, toWire } from './rib/attrs.js';
 import { applyAttrs, type CompiledPolicy, compilePolicy, type Policy, prefixAllowed } from './rib/policy.js';
 import {
   type AttrSet,
@@ -412,6 +412,14 @@ export class Speaker extends EventEmitter {
     if (attrs.nextHop !== undefined && !addressFamily(attrs.nextHop))
       throw new BgpConfigError('attrs.nextHop', attrs.nextHop, 'not an IP address');
     const full: RouteAttrs = { origin: 'igp', asPath: [], ...attrs };
+    if (attrs.communities) {
+      full.communities = attrs.communities.map((c, i) => {
+        const n = normaliseCommunity(c);
+        if (n === undefined)
+          throw new BgpConfigError(`attrs.communities[${i}]`, c, 'expected asn:value or a well-known name');
+        return n;
+      });
+    }
     const set = this.attrs.intern(full);
     this.setPath(this.local, key, set);
   }

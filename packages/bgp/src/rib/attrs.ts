@@ -47,6 +47,12 @@ export function parseCommunity(s: string): number | undefined {
   return ((a << 16) | b) >>> 0;
 }
 
+/** Canonical `asn:value` form of a community (`no-export` becomes `65535:65281`). */
+export function normaliseCommunity(s: string): string | undefined {
+  const c = parseCommunity(s);
+  return c === undefined ? undefined : communityToString(c);
+}
+
 /** Builds RouteAttrs from decoded wire attributes; merges AS4_PATH for 2-octet peers (RFC 6793 §4.2.3). */
 export function fromWire(list: PathAttr[], as4: boolean): RouteAttrs {
   const r: RouteAttrs = { origin: 'igp', asPath: [] };

@@ -1,7 +1,7 @@
 // Import/export policy: prefix lists with ge/le and community matching. Pure functions.
 import { BgpConfigError } from '../wire/errors.js';
 import { parsePrefix } from '../wire/ip.js';
-import { parseCommunity, type RouteAttrs } from './attrs.js';
+import { normaliseCommunity, parseCommunity, type RouteAttrs } from './attrs.js';
 
 export interface PrefixRule {
   /** `10.0.0.0/8` or `2001:db8::/32`. */
@@ -64,8 +64,8 @@ export function compilePolicy(p: Policy | undefined, field: string): CompiledPol
   return {
     rules,
     defaultAccept: (p.defaultAction ?? (rules.length > 0 ? 'reject' : 'accept')) === 'accept',
-    reject: new Set(p.rejectCommunities ?? []),
-    add: p.addCommunities ?? [],
+    reject: new Set((p.rejectCommunities ?? []).map((c) => normaliseCommunity(c)!)),
+    add: (p.addCommunities ?? []).map((c) => normaliseCommunity(c)!),
     localPref: p.localPref,
   };
 }

@@ -296,6 +296,27 @@ describe('session driver with a fake clock', () => {
     expect(h.s.state).toBe('established');
   });
 
+  it('sends a keepalive in the middle of a long UPDATE burst (keepalives are not starved)', () => {
+    const h = harness();
+    const s = h.s as unknown as { handlers: SessionHandlers };
+    h.establish(9);
+    const sentBefore = h.conn().sent().length;
+    // Each UPDATE takes one (fake) second to process; the burst arrives as one chunk.
+    s.handlers.onUpdate = () => {
+      h.clock.t += 1000; // no timer can fire while the event loop is busy
+    };
+    const burst = Buffer.concat(
+      Array.from({ length: 10 }, () =>
+        encodeMessage({ type: 'update', withdrawn: ['10.0.0.0/8'], attrs: [], nlri: [] }),
+      ),
+    );
+    h.conn().emit('data', burst);
+    expect(h.conn().sent().slice(sentBefore)).toContain('keepalive');
+    // Input was being consumed all along: the burst itself does not expire the hold timer.
+    h.clock.advance(5000);
+    expect(h.s.state).toBe('established');
+  });
+
   it('rejects an OPEN from the wrong AS with OPEN/Bad Peer AS', () => {
     const h = harness();
     h.s.start();

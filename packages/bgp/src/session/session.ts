@@ -371,6 +371,8 @@ export class Session extends EventEmitter {
         });
       }
     }
+    // Input was consumed up to now (processing may have taken a while).
+    this.lastRecv = this.clock.now();
     // Keepalives are never starved by a long burst of input: send one if it is due.
     if (
       this.state === 'established' &&
