@@ -6,7 +6,7 @@
 // server, which bounds what an allocation (two CAS writes) can cost. Duplicates are counted from the
 // results, not assumed; the run ends by releasing everything and checking nothing leaked.
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -22,6 +22,11 @@ const ALLOCATIONS = arg('allocations', 1000);
 const NODES = arg('nodes', 5);
 const PER_NODE = arg('per-node', 1); // allocations in flight per node (CNI ADDs at once)
 
+/** CPU seconds (user+system) a process has used, from /proc. */
+const cpuSeconds = (pid) => {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in clock ticks (USER_HZ 100)
+};
 const pct = (sorted, p) => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
 const round = (x, d = 2) => Math.round(x * 10 ** d) / 10 ** d;
 
@@ -80,6 +85,8 @@ try {
   const steady = []; // allocations that did not have to claim a block
   const results = [];
   let next = 0;
+  const serverCpu0 = cpuSeconds(server.pid);
+  const clientCpu0 = process.cpuUsage();
   const t0 = performance.now();
   await Promise.all(
     nodes.flatMap((n) =>
@@ -104,6 +111,9 @@ try {
     ),
   );
   const elapsed = (performance.now() - t0) / 1000;
+  const serverCpuMs = ((cpuSeconds(server.pid) - serverCpu0) * 1000) / ALLOCATIONS;
+  const clientCpu = process.cpuUsage(clientCpu0);
+  const clientCpuMs = (clientCpu.user + clientCpu.system) / 1000 / ALLOCATIONS;
   const writes = nodes.reduce((s, n, i) => s + n.client.stats.writes - before[i].writes, 0);
   const conflicts = nodes.reduce(
     (s, n, i) => s + n.ipam.conflicts + n.client.stats.conflicts - before[i].conflicts,
@@ -141,6 +151,8 @@ try {
     ['steady state p99', `${round(pct(steady, 99))} ms`],
     ['API writes / allocation', round(writes / ALLOCATIONS, 3)],
     ['conflicts retried', conflicts],
+    ['API server CPU / allocation', `${round(serverCpuMs)} ms`],
+    ['clients CPU / allocation', `${round(clientCpuMs)} ms`],
     ['blocks claimed', usage.totals.blocks],
     ['duplicates', duplicates],
     ['ipam check problems', problems.length],

@@ -12,6 +12,7 @@ import {
   blockProblems,
   checkBlockSize,
   checkPoolsDisjoint,
+  cidrOfBlockName,
   ipAt,
   mustParseCidr,
   newBlock,
@@ -50,8 +51,13 @@ describe('block CIDR math', () => {
     ['10.244.1.64/26', '10-244-1-64-26'],
     ['fd00:10:244::40/122', 'fd00-10-244-0-0-0-0-40-122'],
     ['::/122', '0-0-0-0-0-0-0-0-122'],
-  ])('names block %s as %s', (cidr, name) => {
+  ])('names block %s as %s, and back', (cidr, name) => {
     expect(blockName(cidr)).toBe(name);
+    expect(cidrOfBlockName(name)).toBe(cidr);
+  });
+
+  it.each(['10-244-1-65-26', 'banana', 'a-b-c-d-e'])('knows %s is not a block name', (name) => {
+    expect(cidrOfBlockName(name)).toBeUndefined();
   });
 
   it('finds the n-th block of a pool and back, for IPv4 and IPv6', () => {

@@ -118,6 +118,16 @@ export function blockName(block: ParsedCidr | string): string {
   return `${groups.join('-')}-${c.prefixLength}`;
 }
 
+/** The CIDR a block object name stands for (the inverse of blockName); undefined if it is not one. */
+export function cidrOfBlockName(name: string): string | undefined {
+  const parts = name.split('-');
+  let text: string | undefined;
+  if (parts.length === 5) text = `${parts.slice(0, 4).join('.')}/${parts[4]}`;
+  if (parts.length === 9) text = `${parts.slice(0, 8).join(':')}/${parts[8]}`;
+  const c = text === undefined ? undefined : parseCidr(text, { strict: true });
+  return c ? formatCidr(c) : undefined;
+}
+
 export function affinityFor(node: string): string {
   return `host:${node}`;
 }

@@ -21,6 +21,7 @@ const POOL_CIDR = `100.${96 + (seed >> 4)}.${(seed & 15) * 16}.0/20`;
 const POOL = `${RUN}-pool`;
 
 let cluster: TestCluster;
+const created6: string[] = [];
 let client: KubeClient;
 
 async function pMap<T, R>(items: T[], limit: number, fn: (t: T) => Promise<R>): Promise<R[]> {
@@ -147,6 +148,25 @@ describe('IPAM over the Kubernetes API', () => {
     expect(blocks.reduce((n, x) => n + x.used, 0)).toBe(12);
     for (let i = 0; i < 12; i++) await a.releaseByHandle(`${RUN}.shared.c${i}`);
     expect((await a.blocksForNode(node)).reduce((n, x) => n + x.used, 0)).toBe(0);
+  });
+
+  it('allocates and releases a dual-stack pair over the API', async () => {
+    const v6 = `fd00:${(seed + 1).toString(16)}:${(process.pid % 65536).toString(16)}::/48`;
+    created6.push(`${RUN}-v6`);
+    await client.resource(IPPOOL).create({ metadata: { name: `${RUN}-v6` }, spec: { cidr: v6 } });
+    const ipam = new Ipam({ kubeconfigPath: cluster.kubeconfigPath });
+    const r = await ipam.allocate({
+      handle: `${RUN}.ds`,
+      node: `${RUN}-ds`,
+      ipv4: true,
+      ipv6: true,
+      pools: [POOL, `${RUN}-v6`],
+    });
+    expect(blockInPool(POOL_CIDR, r.ipv4!.cidr)).toBe(true);
+    expect(blockInPool(v6, r.ipv6!.cidr)).toBe(true);
+    expect(r.ipv6!.block).toMatch(/\/122$/);
+    const released = await ipam.releaseByHandle(`${RUN}.ds`);
+    expect(released.map((x) => x.address).sort()).toEqual([r.ipv4!.address, r.ipv6!.address].sort());
   });
 
   it('garbage-collects the address of a pod that no longer exists, keeping a live pod', async () => {

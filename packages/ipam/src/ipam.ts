@@ -34,6 +34,7 @@ import {
   blockOf,
   blockProblems,
   checkPoolsDisjoint,
+  cidrOfBlockName,
   freeCount,
   ipAt,
   mustParseCidr,
@@ -619,7 +620,11 @@ export class Ipam {
     for (let attempt = 0; attempt < this.maxRetries; attempt++) {
       const existing = await this.ds.blocks.list();
       const taken = new Set(existing.items.map((b) => b.spec.cidr));
-      for (const bad of existing.invalid) taken.add(bad.name); // never reuse what we cannot read
+      for (const bad of existing.invalid) {
+        // Never hand out a block whose object exists but cannot be read.
+        const c = cidrOfBlockName(bad.name);
+        if (c) taken.add(c);
+      }
       const cidr = pickFreeBlock(pool, taken, `${node}/${attempt}`);
       if (!cidr) return undefined;
       const cidrText = formatCidr(cidr);
