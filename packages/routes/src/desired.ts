@@ -1,6 +1,14 @@
 // The pure "compute desired" layer: the agent's view of pods, blocks and BGP best paths in, the
 // set of routes podnet wants in the kernel out. No I/O; unit-tested without a kernel.
-import { canonicalAddr, type Family, type Prefix, parseAddr, parsePrefix, prefixContains } from './ip.js';
+import {
+  canonicalAddr,
+  type Family,
+  type Prefix,
+  parseAddr,
+  parsePrefix,
+  prefixContains,
+  tryParsePrefix,
+} from './ip.js';
 import { type DesiredNextHop, type DesiredRoute, defaultMetric, RT_TABLE_MAIN, slotKey } from './model.js';
 
 export interface LocalPodInput {
@@ -115,6 +123,12 @@ export function computeDesired(inputs: RouteInputs): DesiredSet {
     put({ type: 'blackhole', dst: p.text, family: p.family, table, metric: metricOf(p.family) });
   });
 
+  // Next hops repeat across thousands of routes: parse each text once per call.
+  const addrCache = new Map<string, ReturnType<typeof parseAddr>>();
+  const addrOf = (s: string) => {
+    if (!addrCache.has(s)) addrCache.set(s, typeof s === 'string' ? parseAddr(s) : undefined);
+    return addrCache.get(s);
+  };
   (inputs.remote ?? []).forEach((r, i) => {
     const p = prefixOf(r.prefix);
     if (!p) {
@@ -123,7 +137,7 @@ export function computeDesired(inputs: RouteInputs): DesiredSet {
     }
     const hops = new Set<string>();
     r.nextHops.forEach((nh, j) => {
-      const a = parseAddr(nh);
+      const a = addrOf(nh);
       if (!a) reject(`remote[${i}].nextHops[${j}]`, nh, 'not an IPv4 or IPv6 address');
       else if (a.family !== p.family)
         reject(`remote[${i}].nextHops[${j}]`, nh, `not an IPv${p.family} address`);
@@ -142,11 +156,7 @@ export function computeDesired(inputs: RouteInputs): DesiredSet {
 }
 
 function prefixOf(s: string): Prefix | undefined {
-  try {
-    return parsePrefix(s);
-  } catch {
-    return undefined;
-  }
+  return typeof s === 'string' ? tryParsePrefix(s) : undefined;
 }
 
 function hostPrefix(ip: string): Prefix | string {

@@ -26,6 +26,10 @@ describe('parsePrefix', () => {
     '1:2:3:4:5:6:7:8:9',
     'fe80::1%eth0',
     '10.0.0.1/',
+    '10..0.1',
+    '1.2.3.4.5',
+    '01234.1.1.1',
+    '10.0.0.1/032',
     'pod',
     '',
   ])('rejects %j naming the field and value', (input) => {
@@ -47,6 +51,19 @@ describe('parsePrefix', () => {
         const a = parseAddr(s);
         expect(a).toBeDefined();
         expect(`[${a!.text}]`).toBe(new URL(`http://[${s}]/`).hostname);
+      }),
+    );
+  });
+
+  it('masks IPv4 host bits like a reference computed with BigInt', () => {
+    fc.assert(
+      fc.property(fc.ipV4(), fc.integer({ min: 0, max: 32 }), (addr, len) => {
+        const v = addr.split('.').reduce((acc, o) => (acc << 8n) | BigInt(o), 0n);
+        const net = len === 0 ? 0n : v & (((1n << BigInt(len)) - 1n) << BigInt(32 - len));
+        const p = parsePrefix(`${addr}/${len}`);
+        expect(p.bits).toBe(net);
+        expect(p.text).toBe(`${formatAddr(4, net)}/${len}`);
+        expect(parseAddr(p.text.split('/')[0]!)?.bits).toBe(net);
       }),
     );
   });

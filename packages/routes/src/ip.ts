@@ -14,17 +14,35 @@ export interface Prefix {
   text: string;
 }
 
-function parseV4(s: string): bigint | undefined {
-  const parts = s.split('.');
-  if (parts.length !== 4) return undefined;
-  let v = 0n;
-  for (const p of parts) {
-    if (!/^\d{1,3}$/.test(p)) return undefined;
-    const n = Number(p);
-    if (n > 255) return undefined;
-    v = (v << 8n) | BigInt(n);
+/** Parses dotted-quad IPv4 to an unsigned 32-bit number (plain numbers: this is a hot path). */
+function parseV4Number(s: string): number | undefined {
+  let v = 0;
+  let octet = 0;
+  let digits = 0;
+  let dots = 0;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c >= 48 && c <= 57) {
+      octet = octet * 10 + (c - 48);
+      if (++digits > 3 || octet > 255) return undefined;
+    } else if (c === 46) {
+      if (digits === 0 || ++dots > 3) return undefined;
+      v = v * 256 + octet;
+      octet = 0;
+      digits = 0;
+    } else {
+      return undefined;
+    }
   }
-  return v;
+  if (dots !== 3 || digits === 0) return undefined;
+  return v * 256 + octet;
+}
+
+const formatV4 = (n: number) => `${n >>> 24}.${(n >>> 16) & 255}.${(n >>> 8) & 255}.${n & 255}`;
+
+function parseV4(s: string): bigint | undefined {
+  const n = parseV4Number(s);
+  return n === undefined ? undefined : BigInt(n);
 }
 
 function parseV6(s: string): bigint | undefined {
@@ -55,9 +73,7 @@ function parseV6(s: string): bigint | undefined {
 }
 
 export function formatAddr(family: Family, v: bigint): string {
-  if (family === 4) {
-    return [24n, 16n, 8n, 0n].map((s) => String((v >> s) & 0xffn)).join('.');
-  }
+  if (family === 4) return formatV4(Number(v & 0xffffffffn));
   const groups: number[] = [];
   for (let i = 7; i >= 0; i--) groups.push(Number((v >> BigInt(i * 16)) & 0xffffn));
   // RFC 5952 section 4.2: compress the longest run (>= 2) of zero groups, the first one on a tie.
@@ -85,8 +101,8 @@ export function formatAddr(family: Family, v: bigint): string {
 
 /** Parses an address (no prefix length). Returns undefined when it is not an IPv4 or IPv6 address. */
 export function parseAddr(s: string): { family: Family; bits: bigint; text: string } | undefined {
-  const v4 = parseV4(s);
-  if (v4 !== undefined) return { family: 4, bits: v4, text: formatAddr(4, v4) };
+  const n = parseV4Number(s);
+  if (n !== undefined) return { family: 4, bits: BigInt(n), text: formatV4(n) };
   const v6 = parseV6(s);
   if (v6 !== undefined) return { family: 6, bits: v6, text: formatAddr(6, v6) };
   return undefined;
@@ -111,6 +127,18 @@ export function parsePrefix(s: string, field = 'prefix'): Prefix {
 
 export function tryParsePrefix(s: string): Prefix | undefined {
   const slash = s.indexOf('/');
+  const v4 = parseV4Number(slash < 0 ? s : s.slice(0, slash));
+  if (v4 !== undefined) {
+    let len = 32;
+    if (slash >= 0) {
+      const lenText = s.slice(slash + 1);
+      if (!/^\d{1,2}$/.test(lenText)) return undefined;
+      len = Number(lenText);
+      if (len > 32) return undefined;
+    }
+    const net = len === 0 ? 0 : (v4 & ((0xffffffff << (32 - len)) >>> 0)) >>> 0;
+    return { family: 4, bits: BigInt(net), len, text: `${formatV4(net)}/${len}` };
+  }
   const a = parseAddr(slash < 0 ? s : s.slice(0, slash));
   if (!a) return undefined;
   const lenText = slash < 0 ? String(width(a.family)) : s.slice(slash + 1);
