@@ -36,6 +36,13 @@ template bgp M {
 }
 protocol bgp c from M { local 10.31.0.22 as 65002; neighbor 10.31.0.21 as 65001; passive on; }
 protocol bgp d from M { local 10.31.0.32 as 65002; neighbor 10.31.0.31 as 65001; }
+# A session over IPv6 transport (we connect).
+protocol bgp e {
+  local fd31::2 as 65002; neighbor fd31::1 as 65001; passive on;
+  hold time 3; keepalive time 1; connect retry time 1; connect delay time 1; error wait time 1, 2;
+  ipv4 { import all; export none; };
+  ipv6 { import all; export none; };
+}
 `;
 
 const peerA = {
@@ -115,6 +122,26 @@ describe('bgp-ts with BIRD 2', () => {
       'MD5 sessions down',
       async () => !(await birdEstablished(bird, 'c')) && !(await birdEstablished(bird, 'd')),
     );
+  });
+
+  it('runs a session over IPv6 transport with the session address as IPv6 next hop', async () => {
+    await speaker.addPeer({
+      address: 'fd31::2',
+      asn: 65002,
+      holdTime: 3,
+      connectRetry: 1,
+      sourceAddress: 'fd31::1',
+    });
+    await waitFor('BIRD protocol e (IPv6 transport) Established', () => birdEstablished(bird, 'e'), {
+      timeoutMs: 20_000,
+    });
+    await waitFor('2001:db8:1::/64 from the IPv6 session in BIRD', async () => {
+      const out = await bird.cmd('show', 'route', '2001:db8:1::/64', 'protocol', 'e', 'all');
+      return out.includes('via fd31::1 ');
+    });
+    const status = (await speaker.peers()).find((p) => p.address === 'fd31::2');
+    expect(status).toMatchObject({ state: 'established', prefixesAdvertised: 2 });
+    await speaker.call('removePeer', 'fd31::2');
   });
 
   it('puts our IPv4 and IPv6 prefixes in BIRD with our next hop', async () => {
