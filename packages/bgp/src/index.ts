@@ -23,6 +23,12 @@
  * - `'bestpath'` fires for every Loc-RIB change (locally originated routes included, `from: 'local'`).
  * - `'peer'` fires on every session state change: `{ address, from, to, reason }`.
  * - `'end-of-rib'` fires when a peer sends End-of-RIB: `{ address, afi }`.
+ * - `'bestpath'` only reports changes; call `locRib()` for the current table when subscribing late.
+ * - `md5Password` needs @podnet/native (loaded on first use); keys on the listening socket are kept
+ *   in step with `addPeer/updatePeer/removePeer`.
+ * - `stop({ graceful: true })` closes sessions that negotiated Graceful Restart without a
+ *   NOTIFICATION (peers keep our routes as stale); start the next instance with `restarting: true`.
+ *   Others get Cease/Administrative Shutdown.
  */
 
 export type { Logger } from './logger.js';
