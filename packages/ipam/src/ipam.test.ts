@@ -202,6 +202,23 @@ describe('Ipam over an in-memory datastore', () => {
     expect(await ipam.check()).toEqual([]);
   });
 
+  it('with deletedNodes, releases the last empty block of a node whose Node object is gone', async () => {
+    const ds = memoryDatastore();
+    await withPools(ds, [{ name: 'p', cidr: '10.0.0.0/24', blockSize: 28 }]);
+    ds.nodes.set('alive', {});
+    const ipam = new Ipam({ datastore: ds });
+    await ipam.allocate({ handle: 'a', node: 'alive' });
+    await ipam.allocate({ handle: 'g', node: 'gone' });
+    await ipam.releaseByHandle('a');
+    await ipam.releaseByHandle('g');
+    await ipam.gc({ now: 0, graceMs: 10, deletedNodes: true });
+    const r = await ipam.gc({ now: 20, graceMs: 10, deletedNodes: true });
+    expect(r.releasedBlocks).toHaveLength(1);
+    expect(await ipam.blocksForNode('gone')).toEqual([]);
+    expect(await ipam.blocksForNode('alive')).toHaveLength(1);
+    expect(await ipam.check()).toEqual([]);
+  });
+
   it('reports inconsistencies: wrong handle counts, missing handles, orphan affinities', async () => {
     const ds = memoryDatastore();
     await withPools(ds, [{ name: 'default', cidr: '10.244.0.0/16' }]);

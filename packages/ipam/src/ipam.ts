@@ -164,6 +164,11 @@ export interface GcOptions {
   blocks?: boolean;
   /** Release addresses whose pod is gone. Default true. */
   addresses?: boolean;
+  /**
+   * Also release the last empty block of a node whose Node object no longer exists. Default false
+   * (set it where Node objects are authoritative, as in the agent).
+   */
+  deletedNodes?: boolean;
 }
 
 export interface GcReport {
@@ -989,9 +994,11 @@ export class Ipam {
         if (n && !b.spec.deleted) perNode.set(n, [...(perNode.get(n) ?? []), b]);
       }
       for (const [node, list] of perNode) {
+        // A node whose Node object is gone keeps nothing: even its last empty block goes.
+        const nodeGone = opts.deletedNodes === true && (await this.ds.nodeLabels(node)) === undefined;
         let remaining = list.length;
         for (const b of list) {
-          if (remaining <= 1) break;
+          if (remaining <= 1 && !nodeGone) break;
           if (usedCount(toState(b)) !== 0) continue;
           if (!due(`block:${b.spec.cidr}:${b.metadata.resourceVersion}`)) continue;
           if (await this.releaseBlock(node, b)) {
