@@ -411,6 +411,20 @@ describe('malformed input', () => {
     expect(bad.error.message).toMatch(msg);
   });
 
+  it('reports every truncation of every captured message as malformed, at every offset', () => {
+    const all = Object.entries(K).map(([name, h]) => [name, hex(h)] as const);
+    for (const [name, full] of all) {
+      expect(only(full).type, name).not.toBe('malformed');
+      for (let cut = 1; cut < full.length; cut++) {
+        const out = decodeDatagram(full.subarray(0, cut));
+        expect(
+          out.map((m) => m.type),
+          `${name} cut at ${cut}`,
+        ).toEqual(['malformed']);
+      }
+    }
+  });
+
   it('keeps the good messages before a broken one', () => {
     const two = Buffer.concat([blackhole, blackhole.subarray(0, 20)]);
     const out = decodeDatagram(two);
