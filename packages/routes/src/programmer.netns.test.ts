@@ -143,6 +143,19 @@ describe.each(backends)('route programmer in a namespace, on %s', (_name, makeKe
     expect(r.code).toBe(0);
   });
 
+  it('puts pod routes back when their interface comes up again after going down', async () => {
+    await node.ip('link', 'set', PODS[1]!.ifname, 'down');
+    await waitFor('the route on the down interface to be pending', () =>
+      rp.status().pending.some((p) => p.route.dst === '10.65.0.2/32' && p.reason === 'interface-down'),
+    );
+    expect(await find('10.65.0.2')).toBeUndefined();
+    await node.ip('link', 'set', PODS[1]!.ifname, 'up');
+    await waitFor('10.65.0.2/32 to be back after link up', () => find('10.65.0.2'), { timeoutMs: 15_000 });
+    expect(rp.status().pending).toEqual([]);
+    const r = await pods[0]!.exec('ping', ['-c', '1', '-W', '3', PODS[1]!.ip]);
+    expect(r.code, r.stdout + r.stderr).toBe(0);
+  });
+
   it('replaces a changed next hop in place', async () => {
     await rp.setDesired(
       computeDesired(
