@@ -235,6 +235,31 @@ describe('speaker over an in-memory network', () => {
     expect(c.lookup('10.8.0.0/16')).toBeUndefined();
   });
 
+  it('applies a new import policy through ROUTE-REFRESH without resetting the session', async () => {
+    const net = new MemNet();
+    const a = mk(net, '10.0.0.1', 65001);
+    const b = mk(net, '10.0.0.2', 65002);
+    link(a, '10.0.0.1', b, '10.0.0.2');
+    a.originate('10.1.0.0/24');
+    a.originate('10.2.0.0/24');
+    await Promise.all([a.start(), b.start()]);
+    await until('both routes at b', () => b.locRibSize === 2);
+    const since = b.peers()[0]!.since;
+    const base = { address: '10.0.0.1', asn: 65001, holdTime: 9, passive: true };
+    b.updatePeer({
+      ...base,
+      import: { prefixList: [{ prefix: '10.2.0.0/24', action: 'reject' }], defaultAction: 'accept' },
+    });
+    await until('10.2.0.0/24 filtered', () => !b.lookup('10.2.0.0/24'));
+    expect(b.lookup('10.1.0.0/24')).toBeDefined();
+    b.updatePeer({ ...base, import: { localPref: 250 } });
+    await until(
+      '10.2.0.0/24 back with the new LOCAL_PREF',
+      () => b.lookup('10.2.0.0/24')?.attrs.localPref === 250,
+    );
+    expect(b.peers()[0]).toMatchObject({ state: 'established', since });
+  });
+
   it('rejects bad peer configuration with an error naming the field and value', () => {
     const s = new Speaker({ asn: 65000, routerId: '1.1.1.1' });
     const bad: [Partial<PeerConfig>, string][] = [

@@ -313,8 +313,8 @@ export class Speaker extends EventEmitter {
 
   /**
    * Changes a peer. Policy, next-hop-self, route-reflector-client and max-prefix changes apply in
-   * place (export re-evaluated; an import change resets the session with Cease/Other
-   * Configuration Change); transport changes (asn, port, passive, timers, password, source, GR)
+   * place (export re-evaluated; an import change sends ROUTE-REFRESH, or resets the session with
+   * Cease/Other Configuration Change when the peer lacks route refresh); transport changes (asn, port, passive, timers, password, source, GR)
    * reset only this session.
    */
   updatePeer(config: PeerConfig): void {
@@ -344,7 +344,15 @@ export class Speaker extends EventEmitter {
     p.src.routeReflectorClient = c.routeReflectorClient ?? false;
     p.outCache.clear();
     p.cache.clear();
-    if (transport || importChanged) {
+    if (importChanged && !transport && p.established && p.negotiated?.routeRefresh) {
+      // Soft inbound reconfiguration: the peer re-sends everything, and every route goes
+      // through the new import policy again (rejected ones are withdrawn from the Loc-RIB).
+      for (const f of p.negotiated.families) p.session.sendRouteRefresh(f.afi, f.safi);
+      this.log.info(
+        { event: 'route-refresh-sent', peer: c.address },
+        'import policy changed: asked the peer to re-send',
+      );
+    } else if (transport || importChanged) {
       p.session.stop(CeaseSubcode.OTHER_CONFIGURATION_CHANGE, true);
       p.session.removeAllListeners();
       p.src.ebgp = c.asn !== this.asn;
@@ -608,6 +616,13 @@ export class Speaker extends EventEmitter {
       'session established',
     );
     if (p.src.stale && !n.peerGracefulRestart) this.purge(p, 'stale');
+    else if (p.src.stale && n.peerGracefulRestart) {
+      // RFC 4724 §4.2: families the peer did not preserve forwarding for lose their stale routes now.
+      for (const afi of [Afi.IPV4, Afi.IPV6]) {
+        const f = n.peerGracefulRestart.families.find((x) => x.afi === afi);
+        if (!f?.forwardingPreserved) this.purge(p, 'stale', afi);
+      }
+    }
     if (p.grTimer !== undefined && !n.peerGracefulRestart) {
       this.clock.clearTimeout(p.grTimer);
       p.grTimer = undefined;

@@ -239,6 +239,13 @@ export class Session extends EventEmitter {
     });
   }
 
+  /** Asks the peer to re-send its routes for a family (RFC 2918); false when not negotiated. */
+  sendRouteRefresh(afi: number, safi: number): boolean {
+    if (this.state !== 'established' || !this.negotiated?.routeRefresh) return false;
+    this.write(encodeMessage({ type: 'route-refresh', afi, safi }));
+    return true;
+  }
+
   /** Writes UPDATE frames, queueing behind the socket's backpressure. Returns false while queued. */
   sendFrames(frames: Buffer[]): boolean {
     if (this.state !== 'established' || !this.conn) return false;
