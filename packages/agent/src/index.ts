@@ -1,5 +1,6 @@
 // @podnet/agent: the node agent. The pure core is exported for podnetctl, the lab and tests.
 
+export { Agent, type AgentDeps, NODE_IPV4_ANNOTATION } from './agent.js';
 export type { NodeInterface } from './autodetect.js';
 export {
   type AutodetectionMethod,
@@ -10,5 +11,18 @@ export {
 export { compute, DEFAULT_AS_NUMBER, resolveAsNumber, splitPeerIP } from './compute.js';
 export { type AgentConfig, helpText, loadConfig, parseDuration } from './config.js';
 export { AgentError, ConfigError } from './errors.js';
+export { createMetrics, type Metrics } from './metrics.js';
 export type * from './model.js';
+export type {
+  ArpPort,
+  BgpPort,
+  DatastorePort,
+  DatastoreSnapshot,
+  PeerState,
+  PeerStatus,
+  RoutesPort,
+  RoutesStatus,
+} from './ports.js';
+export { diffAdvertisements, diffArp, diffPeers } from './reconcile.js';
 export { compileSelector } from './selector.js';
+export { type AgentStatus, type PeerStatusView, type RouteStatusView, startStatusServer } from './status.js';

@@ -1,2 +1,15 @@
-// ctl: public API (filled in by its issue)
-export {};
+// @podnet/ctl: podnetctl. The commands and formatters are exported for the lab and tests.
+export { DEFAULT_AGENT_URL, fetchAgentStatus } from './agent-status.js';
+export { type CtlIo, runCtl, USAGE } from './cli-main.js';
+export {
+  type CheckProblem,
+  type CommandResult,
+  findLeaks,
+  ipamCheck,
+  ipamRelease,
+  ipamShow,
+  nodeStatus,
+  routes,
+} from './commands.js';
+export { CtlError, type CtlErrorCode } from './errors.js';
+export { type Column, formatAge, formatPercent, type OutputFormat, render, renderTable } from './format.js';

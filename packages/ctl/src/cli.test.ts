@@ -1,0 +1,149 @@
+import type { AgentStatus } from '@podnet/agent';
+import { startStatusServer } from '@podnet/agent';
+import pino from 'pino';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parse } from 'yaml';
+import { runCtl } from './cli-main.js';
+
+const now = Date.now();
+const status: AgentStatus = {
+  version: 1,
+  node: { name: 'node-a', address: '10.0.0.11', asNumber: 64512, routerId: '10.0.0.11', listenPort: 179 },
+  ready: false,
+  readiness: {
+    synced: true,
+    routesApplied: true,
+    sessionsUp: false,
+    reasons: ['sessions not established: 10.0.0.1 Active'],
+  },
+  datastore: { synced: true, reachable: true },
+  routeProtocol: { number: 80, name: 'podnet' },
+  peers: [
+    {
+      address: '10.0.0.12',
+      port: 179,
+      type: 'mesh',
+      source: 'node-to-node-mesh',
+      nodeName: 'node-b',
+      localAs: 64512,
+      remoteAs: 64512,
+      passive: true,
+      state: 'Established',
+      since: new Date(now - 125_000).toISOString(),
+      prefixesReceived: 2,
+      prefixesAdvertised: 1,
+    },
+    {
+      address: '10.0.0.1',
+      port: 179,
+      type: 'node',
+      source: 'tor-a',
+      localAs: 64512,
+      remoteAs: 65000,
+      passive: false,
+      state: 'Active',
+      since: new Date(now - 5_000).toISOString(),
+      prefixesReceived: 0,
+      prefixesAdvertised: 0,
+      lastError: 'connect ECONNREFUSED 10.0.0.1:179',
+    },
+  ],
+  routes: [
+    { dst: '10.244.1.0/26', type: 'blackhole', source: 'owned block', state: 'programmed' },
+    {
+      dst: '10.244.1.5/32',
+      type: 'local',
+      source: 'pod default/web',
+      iface: 'pn0123456789a',
+      state: 'programmed',
+    },
+    { dst: '10.244.2.0/26', type: 'remote', source: 'bgp', via: ['10.0.0.12'], state: 'programmed' },
+  ],
+  advertisements: [
+    { prefix: '10.244.1.0/26', nextHop: '10.0.0.11', communities: [], largeCommunities: [], source: 'block' },
+  ],
+  arp: { mode: 'userspace', interfaces: ['pn0123456789a'], replies: 3 },
+  problems: [],
+  startedAt: new Date(now - 600_000).toISOString(),
+};
+
+let url = '';
+let close: () => Promise<void> = async () => {};
+beforeAll(async () => {
+  const srv = await startStatusServer(
+    '127.0.0.1:0',
+    {
+      live: () => true,
+      status: () => status,
+      metrics: async () => ({ contentType: 'text/plain', body: '' }),
+    },
+    pino({ level: 'silent' }),
+  );
+  url = srv.url;
+  close = srv.close;
+});
+afterAll(() => close());
+
+async function ctl(...argv: string[]) {
+  let stdout = '';
+  let stderr = '';
+  const code = await runCtl(argv, { env: {}, stdout: (s) => (stdout += s), stderr: (s) => (stderr += s) });
+  return { code, stdout, stderr };
+}
+
+describe('podnetctl against an agent status endpoint', () => {
+  it('node status prints an aligned peer table with type, state, since, prefixes and last error', async () => {
+    const r = await ctl('node', 'status', '--agent', url);
+    expect(r.code).toBe(0);
+    const lines = r.stdout.split('\n');
+    expect(lines[0]).toBe('Node node-a  address 10.0.0.11  AS 64512  router ID 10.0.0.11');
+    expect(lines[1]).toMatch(/^Ready: no — sessions not established/);
+    const header = lines[3]!;
+    expect(header).toMatch(/^PEER\s+TYPE\s+AS\s+STATE\s+SINCE\s+IN\s+OUT\s+INFO$/);
+    expect(lines[4]).toMatch(/^10\.0\.0\.12\s+mesh\s+64512\s+Established\s+2m\d+s\s+2\s+1\s+node node-b$/);
+    expect(lines[5]).toMatch(/^10\.0\.0\.1\s+node\s+65000\s+Active\s+\ds\s+0\s+0\s+connect ECONNREFUSED/);
+    // Columns line up: every row's STATE starts where the header's does.
+    const col = header.indexOf('STATE');
+    expect(lines[4]!.slice(col)).toMatch(/^Established/);
+    expect(lines[5]!.slice(col)).toMatch(/^Active/);
+  });
+
+  it.each(['json', 'yaml'])('node status --output %s carries the peers', async (fmt) => {
+    const r = await ctl('node', 'status', '--agent', url, '-o', fmt);
+    expect(r.code).toBe(0);
+    const doc = (fmt === 'json' ? JSON.parse(r.stdout) : parse(r.stdout)) as { peers: { address: string }[] };
+    expect(doc.peers.map((p) => p.address)).toEqual(['10.0.0.12', '10.0.0.1']);
+  });
+
+  it('routes shows each route with its source and the protocol number', async () => {
+    const r = await ctl('routes', '--agent', url);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain('protocol podnet, 80');
+    expect(r.stdout).toMatch(/10\.244\.2\.0\/26\s+remote\s+10\.0\.0\.12\s+bgp\s+programmed/);
+    expect(r.stdout).toMatch(/10\.244\.1\.5\/32\s+local\s+dev pn0123456789a\s+pod default\/web/);
+    expect(r.stdout).toContain('Announced over BGP: 10.244.1.0/26 (block)');
+  });
+
+  it('says what to do when the agent cannot be reached', async () => {
+    const { createServer } = await import('node:net');
+    const probe = createServer();
+    await new Promise<void>((r) => probe.listen(0, '127.0.0.1', () => r()));
+    const port = (probe.address() as { port: number }).port;
+    await new Promise<void>((r) => probe.close(() => r()));
+    const r = await ctl('node', 'status', '--agent', `http://127.0.0.1:${port}`);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain(`cannot reach the podnet agent at http://127.0.0.1:${port} (ECONNREFUSED)`);
+    expect(r.stderr).toMatch(/--agent URL/);
+  });
+
+  it.each([
+    [['bogus'], /unknown command "bogus"/],
+    [['node', 'status', '-o', 'xml'], /--output "xml": use table, json or yaml/],
+    [['ipam', 'release'], /needs --ip ADDRESS/],
+    [['--nope'], /Unknown option/],
+  ])('rejects %j with usage help and exit code 2', async (argv, msg) => {
+    const r = await ctl(...argv);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(msg);
+  });
+});
