@@ -1,7 +1,8 @@
 // IPAM benchmark: `npm run bench -- ipam [--allocations N] [--nodes N] [--per-node N]`.
 // Starts the embedded API server as its own process (podnet-apiserver, HTTPS + token, as the lab
-// runs it), installs the CRDs and one IPPool, lets each simulated node claim its first block (the steady state the goal is stated for),
-// then times N pod allocations from the nodes running concurrently, each node with its own client.
+// runs it), installs the CRDs and one IPPool, lets each simulated node claim its first block (the
+// steady state the goal is stated for), then times N pod allocations from the nodes running
+// concurrently, each node with its own client.
 // Reference in the same run: the latency of one bare API write (creating an object) on the same
 // server, which bounds what an allocation (two CAS writes) can cost. Duplicates are counted from the
 // results, not assumed; the run ends by releasing everything and checking nothing leaked.
