@@ -286,6 +286,11 @@ describe('speaker over an in-memory network', () => {
       expect((err as BgpConfigError).field).toBe(field);
     }
     expect(() => new Speaker({ asn: 65000, routerId: '0.0.0.0' })).toThrow(/routerId/);
+    expect(() => s.originate('10.0.0.0/33')).toThrow(/prefix/);
+    expect(() => s.originate('10.0.0.0/8', { communities: ['65536:1'] })).toThrow(/attrs\.communities\[0\]/);
+    expect(() => s.originate('10.0.0.0/8', { largeCommunities: ['1:2'] })).toThrow(
+      /attrs\.largeCommunities\[0\]/,
+    );
   });
 });
 

@@ -420,6 +420,15 @@ export class Speaker extends EventEmitter {
     if (attrs.nextHop !== undefined && !addressFamily(attrs.nextHop))
       throw new BgpConfigError('attrs.nextHop', attrs.nextHop, 'not an IP address');
     const full: RouteAttrs = { origin: 'igp', asPath: [], ...attrs };
+    for (const [i, lc] of (attrs.largeCommunities ?? []).entries()) {
+      const parts = lc.split(':');
+      if (parts.length !== 3 || parts.some((x) => !/^\d{1,10}$/.test(x) || Number(x) > 0xffffffff))
+        throw new BgpConfigError(
+          `attrs.largeCommunities[${i}]`,
+          lc,
+          'expected global:local1:local2 (each 0..4294967295)',
+        );
+    }
     if (attrs.communities) {
       full.communities = attrs.communities.map((c, i) => {
         const n = normaliseCommunity(c);
