@@ -104,6 +104,16 @@ describe('Ipam over an in-memory datastore', () => {
     expect((await ipam.releaseByHandle('h')).map((x) => x.address)).toEqual([r.ipv6!.address]);
   });
 
+  it('releases an address by IP even after its pool was deleted', async () => {
+    const ds = memoryDatastore();
+    await withPools(ds, [{ name: 'old', cidr: '10.9.0.0/16', blockSize: 28 }]);
+    const ipam = new Ipam({ datastore: ds, cacheTtlMs: 0 });
+    const r = await ipam.allocate({ handle: 'h', node: 'n1' });
+    await ds.pools.delete('old');
+    expect(await ipam.releaseIp(r.ipv4!.address)).toMatchObject({ block: r.ipv4!.block, handle: 'h' });
+    expect(ds.handles.objects.size).toBe(0);
+  });
+
   it('fails with NO_POOL_FOR_NODE when no pool selects the node', async () => {
     const ds = memoryDatastore();
     await withPools(ds, [{ name: 'rack1', cidr: '10.1.0.0/16', nodeSelector: 'rack == r1' }]);

@@ -11,6 +11,7 @@
 import { createHash } from 'node:crypto';
 import {
   type BlockAffinity,
+  cidrContainsIp,
   cidrsOverlap,
   formatCidr,
   type IPAMBlock,
@@ -21,6 +22,7 @@ import {
   KubeClient,
   type KubeClientOptions,
   type ParsedCidr,
+  parseIp,
 } from '@podnet/k8s';
 import type { Logger } from 'pino';
 import {
@@ -734,16 +736,20 @@ export class Ipam {
 
   /** Releases one address; undefined when it was not allocated. */
   async releaseIp(ip: string): Promise<ReleasedAddress | undefined> {
+    const parsed = parseIp(ip);
+    if (!parsed) throw new IpamError(IPAM_ERR.INVALID_ARGUMENT, `${JSON.stringify(ip)} is not an IP address`);
     const pools = await this.pools();
     let block: ParsedCidr | undefined;
     for (const p of pools) {
       const b = blockOf(ip, p.blockSize);
       if (b && poolContaining([p], b)) block = b;
     }
-    if (!block) {
-      if (!blockOf(ip, 32))
-        throw new IpamError(IPAM_ERR.INVALID_ARGUMENT, `${JSON.stringify(ip)} is not an IP address`);
-      return undefined;
+    if (!block || !(await this.blockFor(formatCidr(block)))) {
+      // The pool is gone or its block size changed since the block was made: find the holder.
+      const all = await this.ds.blocks.list();
+      const holder = all.items.find((b) => cidrContainsIp(mustParseCidr(b.spec.cidr), parsed));
+      if (!holder) return undefined;
+      block = mustParseCidr(this.remember(holder).spec.cidr);
     }
     const cidr = formatCidr(block);
     const ordinal = ordinalOf(block, ip)!;
