@@ -1,0 +1,38 @@
+// Dual stack: every pod also gets an IPv6 address from the fd00:244::/48 pool, and reaches every
+// other pod over IPv6 across nodes, as the client does through the ToR.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { cleanupStaleScenarioLabs, Lab, routesVia, scenarioConfig, unreachable } from './harness.js';
+
+const config = scenarioConfig('d');
+let lab: Lab;
+
+beforeAll(async () => {
+  await cleanupStaleScenarioLabs();
+  lab = new Lab(config);
+  await lab.up();
+});
+
+afterAll(async () => {
+  await new Lab(config).down({ quiet: true });
+});
+
+describe('lab dual stack (IPv4 + IPv6 pools)', () => {
+  it('reaches every pod over IPv6 too (dual stack)', async () => {
+    const v6 = lab.pods.filter((p) => p.ipv6);
+    expect(v6.length, 'pods have IPv6 addresses from the fd00:244::/48 pool').toBe(lab.pods.length);
+    const probes = await lab.waitForReachability(6);
+    expect(unreachable(probes)).toEqual([]);
+  });
+
+  it('routes each node to the other nodes’ IPv6 blocks via their IPv6 addresses', () => {
+    for (const node of lab.nodes) {
+      const ip6 = node.links[0]?.ipv6?.split('/')[0] ?? '';
+      for (const other of lab.nodes.filter((n) => n !== node)) {
+        expect(
+          routesVia(other.ns, ip6, 6).length,
+          `${other.name} has an IPv6 route via ${node.name}`,
+        ).toBeGreaterThan(0);
+      }
+    }
+  });
+});

@@ -1,0 +1,48 @@
+// A graceful agent restart (SIGTERM): the kernel routes stay, the peers keep node-b's routes
+// (graceful restart), so no packet to, from or through node-b is lost.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { cleanupStaleScenarioLabs, Lab, pingRun, podIp, scenarioConfig, unreachable } from './harness.js';
+
+const config = scenarioConfig('g');
+let lab: Lab;
+
+beforeAll(async () => {
+  await cleanupStaleScenarioLabs();
+  lab = new Lab(config);
+  await lab.up();
+  expect(unreachable(await lab.waitForReachability(4))).toEqual([]);
+});
+
+afterAll(async () => {
+  await new Lab(config).down({ quiet: true });
+});
+
+describe('lab graceful agent restart', () => {
+  it('loses no ping while node-b’s agent restarts gracefully (SIGTERM, graceful restart)', async () => {
+    const onA = lab.pods.find((p) => p.node === 'node-a')!;
+    const onB = lab.pods.find((p) => p.node === 'node-b')!;
+    const before = lab.processes.find((p) => p.service === 'node-b')?.pid;
+    const count = 150; // 15 s of pings, 10 per second, covering the whole restart
+    const tPing = Date.now();
+    const onC = lab.pods.find((p) => p.node === 'node-c')!;
+    const pings = [
+      pingRun(onA.ns, podIp(onB), count, 0.1),
+      pingRun(lab.service('client').ns, podIp(onB), count, 0.1),
+      pingRun(onB.ns, podIp(onA), count, 0.1),
+      pingRun(onB.ns, podIp(onC), count, 0.1),
+    ];
+    await new Promise((r) => setTimeout(r, 1000));
+    await lab.restartService('node-b', 'SIGTERM');
+    await lab.waitForSessions();
+    const restarted = Date.now() - tPing;
+    const after = lab.processes.find((p) => p.service === 'node-b')?.pid;
+    expect(after, 'a new node-b agent process').not.toBe(before);
+    const results = await Promise.all(pings);
+    expect(restarted, 'the restart finished while the pings ran').toBeLessThan(count * 100);
+    for (const r of results) expect(r.sent).toBe(count);
+    expect(results.map((r) => r.sent - r.received)).toEqual([0, 0, 0, 0]);
+    process.stderr.write(
+      `[faults] node-b restarted and re-peered ${restarted} ms into ${count} pings, none lost\n`,
+    );
+  });
+});
