@@ -1,0 +1,99 @@
+// A speaker fed malformed UPDATEs by a raw peer: RFC 7606 actions apply per UPDATE, the process
+// keeps running and the RIB keeps exactly what it should.
+import { afterEach, describe, expect, it } from 'vitest';
+import { MemConn } from './__fixtures__/memnet.js';
+import { Speaker } from './speaker.js';
+import { decodeMessage, encodeMessage, type UpdateMessage } from './wire/messages.js';
+
+const until = async (what: string, f: () => boolean, ms = 5000) => {
+  const end = Date.now() + ms;
+  while (!f()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+};
+const hex = (s: string) => Buffer.from(s.replace(/\s+/g, ''), 'hex');
+const M = 'ffffffffffffffffffffffffffffffff';
+function rawUpdate(attrs: string, nlri: string): Buffer {
+  const a = hex(attrs);
+  const n = hex(nlri);
+  const body = Buffer.concat([hex('0000'), Buffer.from([a.length >> 8, a.length & 255]), a, n]);
+  return Buffer.concat([hex(M), Buffer.from([(body.length + 19) >> 8, (body.length + 19) & 255, 2]), body]);
+}
+const good = '40 01 01 00  40 02 06 02 01 0000fde9  40 03 04 0a000001';
+
+let speaker: Speaker | undefined;
+afterEach(async () => {
+  await speaker?.stop();
+});
+
+async function connect() {
+  const s = new Speaker({ asn: 65000, routerId: '10.0.0.2' });
+  speaker = s;
+  s.addPeer({ address: '10.0.0.1', asn: 65001, passive: true, holdTime: 9 });
+  await s.start();
+  const peer = new MemConn('10.0.0.1', '10.0.0.2');
+  const ours = new MemConn('10.0.0.2', '10.0.0.1');
+  peer.peer = ours;
+  ours.peer = peer;
+  const received: ReturnType<typeof decodeMessage>[] = [];
+  peer.on('data', (b: Buffer) => {
+    for (let off = 0; off < b.length; off += b.readUInt16BE(off + 16))
+      received.push(decodeMessage(b.subarray(off)));
+  });
+  s.acceptConnection(ours, '10.0.0.1');
+  peer.write(
+    encodeMessage({
+      type: 'open',
+      version: 4,
+      myAs: 65001,
+      holdTime: 9,
+      bgpId: '10.0.0.1',
+      capabilities: [{ type: 'four-octet-as', asn: 65001 }],
+    }),
+  );
+  peer.write(encodeMessage({ type: 'keepalive' }));
+  await until('established', () => s.peers()[0]?.state === 'established');
+  const send = (b: Buffer) => peer.write(b);
+  const announce = (m: Omit<UpdateMessage, 'type'>) => send(encodeMessage({ type: 'update', ...m }));
+  return { s, send, announce, received };
+}
+
+describe('malformed UPDATEs from a peer', () => {
+  it('treat-as-withdraw removes only the prefixes of the bad UPDATE and keeps the session', async () => {
+    const { s, send } = await connect();
+    send(rawUpdate(good, '18 0a0100  18 0a0200'));
+    await until('two routes', () => s.locRibSize === 2);
+    send(rawUpdate('40 01 01 05  40 02 00  40 03 04 0a000001', '18 0a0100'));
+    await until('10.1.0.0/24 withdrawn', () => !s.lookup('10.1.0.0/24'));
+    expect(s.lookup('10.2.0.0/24')).toBeDefined();
+    expect(s.peers()[0]!.state).toBe('established');
+  });
+
+  it('attribute-discard installs the route without the bad attribute', async () => {
+    const { s, send } = await connect();
+    send(rawUpdate(`${good} 40 06 01 00`, '18 0a0300'));
+    await until('route', () => !!s.lookup('10.3.0.0/24'));
+    expect(s.lookup('10.3.0.0/24')!.attrs.atomicAggregate).toBeUndefined();
+    expect(s.peers()[0]!.state).toBe('established');
+  });
+
+  it('resets the session with UPDATE/Invalid Network Field and drops the peer routes on bad NLRI', async () => {
+    const { s, send, received } = await connect();
+    send(rawUpdate(good, '18 0a0400'));
+    await until('route', () => !!s.lookup('10.4.0.0/24'));
+    send(rawUpdate(good, '21 0a000000 00'));
+    await until('NOTIFICATION', () => received.some((m) => m.type === 'notification'));
+    expect(received.find((m) => m.type === 'notification')).toMatchObject({ code: 3, subcode: 10 });
+    await until('routes dropped', () => s.locRibSize === 0);
+    expect(s.peers()[0]!.state).not.toBe('established');
+  });
+
+  it('answers garbage after Established with MESSAGE_HEADER/Connection Not Synchronized', async () => {
+    const { s, send, received } = await connect();
+    send(Buffer.alloc(40, 0x00));
+    await until('NOTIFICATION', () => received.some((m) => m.type === 'notification'));
+    expect(received.find((m) => m.type === 'notification')).toMatchObject({ code: 1, subcode: 1 });
+    expect(s.locRibSize).toBe(0);
+  });
+});
