@@ -215,6 +215,34 @@ describe('informer', () => {
     }
   });
 
+  it('moves its resourceVersion forward on BOOKMARKs while nothing it selects changes', async () => {
+    const pools = client.resource(IPPOOL);
+    const inf = new Informer(client, resourceSource(client, IPPOOL), {
+      labelSelector: `${runSelector},informer=bookmark`,
+    });
+    const events: string[] = [];
+    inf.on((e) => events.push(e.type));
+    inf.start();
+    try {
+      await inf.synced;
+      const listed = BigInt(inf.lastResourceVersion);
+      // Writes the informer does not select: it gets no events, only bookmarks carrying newer versions.
+      await pools.create(pool(`${RUN}-bm`, '100.69.0.0/20', { informer: 'elsewhere' }));
+      for (let i = 0; i < 3; i++)
+        await pools.patch(`${RUN}-bm`, { metadata: { annotations: { n: String(i) } } });
+      // The embedded server bookmarks every 300 ms here; kube-apiserver about once a minute.
+      await waitFor(
+        'a bookmark past the list version',
+        () => BigInt(inf.lastResourceVersion) > listed,
+        90_000,
+      );
+      expect(events).toEqual(['synced']);
+      expect(inf.counts.lists).toBe(1);
+    } finally {
+      await inf.stop();
+    }
+  }, 120_000);
+
   it('relists when its resourceVersion is too old (410 Gone) and emits what changed', async () => {
     const pools = client.resource(IPPOOL);
     await pools.create(pool(`${RUN}-g0`, '100.67.0.0/20', { informer: 'gone' }));
