@@ -176,9 +176,10 @@ Napi::Value NlOpen(const Napi::CallbackInfo& info) {
       ThrowErrno(env, e, "setsockopt(SO_RCVBUF)");
       return env.Undefined();
     }
-    // The send buffer bounds a single sendmsg; keep it at least as large.
-    if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &rcvbuf, sizeof rcvbuf) < 0) {
-      setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &rcvbuf, sizeof rcvbuf);
+    // The send buffer bounds a single sendmsg (batches): at least 1 MiB, or rcvbuf when larger.
+    int sndbuf = rcvbuf > (1 << 20) ? rcvbuf : (1 << 20);
+    if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &sndbuf, sizeof sndbuf) < 0) {
+      setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf);
     }
   }
   // Errors come back without the whole original request echoed (smaller, never truncated).
@@ -651,8 +652,27 @@ class Poller : public Napi::ObjectWrap<Poller> {
   void Drain(int status) {
     Napi::HandleScope scope(env_);
     if (status < 0) {
-      ReportError(-status, "uv_poll");
-      return;
+      // libuv reports POLLERR as UV_EBADF and stops the handle. For these sockets POLLERR means a
+      // pending socket error: ENOBUFS (netlink receive queue overflowed, messages lost) or ENETDOWN
+      // (packet socket's interface went down). Fetch (and clear) it, report it, and keep polling.
+      int soerr = 0;
+      socklen_t len = sizeof soerr;
+      if (fd_ >= 0 && getsockopt(fd_, SOL_SOCKET, SO_ERROR, &soerr, &len) == 0 && soerr != 0) {
+        ReportError(soerr, "recvmsg");
+      } else {
+        polling_ = false;
+        ReleaseSelf();
+        ReportError(-status, "uv_poll");
+        return;
+      }
+      if (handle_ == nullptr || fd_ < 0 || !polling_) return;  // closed or paused by the callback
+      int r = uv_poll_start(handle_, UV_READABLE, &Poller::OnReadable);
+      if (r != 0) {
+        polling_ = false;
+        ReleaseSelf();
+        ReportError(-r, "uv_poll_start");
+        return;
+      }
     }
     // Bounded: at most 1024 datagrams per wake-up, so one busy socket never starves the loop.
     // uv_poll is level-triggered, so the rest is read on the next iteration.

@@ -222,6 +222,46 @@ describe('packet sockets', () => {
   });
 });
 
+describe('socket errors while polling', () => {
+  it('reports ENETDOWN when a packet socket’s interface goes down, and receives again once it is up', async () => {
+    // Its own veth pair: taking an interface down flushes its IPv6 addresses, which other tests use.
+    await vethPair(a, 'pa', b, 'pb');
+    const vb = (await b.ipJson<{ ifindex: number; address: string }[]>('link', 'show', 'pb'))[0]!;
+    const va = (await a.ipJson<{ ifindex: number; address: string }[]>('link', 'show', 'pa'))[0]!;
+    const rx = openPacket({ ifindex: vb.ifindex, ethertype: 0x88b6, netns: b.path });
+    const tx = openPacket({ ifindex: va.ifindex, ethertype: 0x88b6, netns: a.path });
+    const errors: string[] = [];
+    const frames: Buffer[] = [];
+    rx.onFrame(
+      (f) => frames.push(f),
+      (e) => errors.push(e.code),
+    );
+    try {
+      await b.ip('link', 'set', 'pb', 'down');
+      await waitFor('ENETDOWN on the packet socket', () => errors.includes('ENETDOWN'), {
+        timeoutMs: 10_000,
+      });
+      await b.ip('link', 'set', 'pb', 'up');
+      const frame = Buffer.alloc(60);
+      Buffer.from(vb.address.replaceAll(':', ''), 'hex').copy(frame, 0);
+      Buffer.from(va.address.replaceAll(':', ''), 'hex').copy(frame, 6);
+      frame.writeUInt16BE(0x88b6, 12);
+      await waitFor(
+        'a frame after the interface came back',
+        () => {
+          tx.send(frame);
+          return frames.length > 0;
+        },
+        { timeoutMs: 10_000, intervalMs: 200 },
+      );
+    } finally {
+      rx.close();
+      tx.close();
+      await a.exec('ip', ['link', 'del', 'pa']);
+    }
+  });
+});
+
 describe('TCP sockets with MD5 signatures', () => {
   /** Starts a server in `ns` on an addon-made fd; returns the server and its port. */
   async function md5Server(ns: Netns, family: 4 | 6, addr: string, peer: string, key: string) {

@@ -152,7 +152,10 @@ export interface NetlinkOptions {
   groups?: number[];
   /** /var/run/netns/NAME or /proc/PID/ns/net: the socket is created inside that namespace. */
   netns?: string;
-  /** Receive (and send) buffer in bytes, set with SO_RCVBUFFORCE (root) or SO_RCVBUF. */
+  /**
+   * Receive buffer in bytes, set with SO_RCVBUFFORCE (root) or SO_RCVBUF. When given, the send
+   * buffer is raised too, to max(rcvbuf, 1 MiB), so one sendmsg can carry a large batch.
+   */
   rcvbuf?: number;
 }
 

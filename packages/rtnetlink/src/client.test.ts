@@ -393,6 +393,35 @@ describe('events', () => {
     }
   });
 
+  it('reports lost events as NL_ERR_OVERRUN when the subscriber falls behind, and keeps delivering', async () => {
+    const errors: NetlinkError[] = [];
+    let events = 0;
+    const sub = nl.subscribe(
+      ['route'],
+      () => events++,
+      (e) => errors.push(e),
+      { rcvbuf: 4096 },
+    );
+    try {
+      // One sendmsg makes the kernel emit thousands of events before this process reads any.
+      const reqs: Request[] = Array.from({ length: 3000 }, (_, i) => ({
+        type: 'route.add',
+        route: { dst: `10.210.${i >> 8}.${i & 255}/32`, oif: v0, protocol: 83 },
+      }));
+      expect((await nl.batch(reqs)).every((r) => r.ok)).toBe(true);
+      await waitFor('an overrun report', () => errors.some((e) => e.code === 'NL_ERR_OVERRUN'), {
+        timeoutMs: 10_000,
+      });
+      expect(events).toBeLessThan(3000);
+      const before = events;
+      await nl.routes.add({ dst: '10.211.0.0/24', oif: v0, protocol: 83 });
+      await waitFor('an event after the overrun', () => events > before, { timeoutMs: 10_000 });
+    } finally {
+      sub.close();
+      await nl.batch((await nl.routes.list({ protocol: 83 })).map((route) => ({ type: 'route.del', route })));
+    }
+  });
+
   it('refuses an unknown event group', () => {
     expect(() => nl.subscribe(['bogus' as 'link'], () => {})).toThrow(/unknown group/);
   });

@@ -368,6 +368,7 @@ export class Rtnl {
     groups: EventGroup[],
     cb: (ev: RtnlEvent) => void,
     onError?: (err: NetlinkError) => void,
+    opts: { rcvbuf?: number } = {},
   ): Subscription {
     this.assertOpen();
     const nums = new Set<number>();
@@ -378,7 +379,12 @@ export class Rtnl {
     }
     let sock: NetlinkSocket;
     try {
-      sock = openNetlink({ protocol: 0, netns: this.netns, groups: [...nums], rcvbuf: this.rcvbuf });
+      sock = openNetlink({
+        protocol: 0,
+        netns: this.netns,
+        groups: [...nums],
+        rcvbuf: opts.rcvbuf ?? this.rcvbuf,
+      });
     } catch (err) {
       throw socketError('subscribe', err);
     }
