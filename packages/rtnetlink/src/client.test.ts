@@ -210,6 +210,33 @@ describe('batches', () => {
     expect((await ns.ip('route', 'show', 'table', '2000')).trim()).toBe('');
   });
 
+  it('keeps results apart when batches and single requests run at the same time', async () => {
+    const mk = (third: number, n: number): Request[] =>
+      Array.from({ length: n }, (_, i) => ({
+        type: 'route.add',
+        route: { dst: `10.${third}.${i >> 8}.${i & 255}/32`, oif: v0, protocol: 84 },
+      }));
+    const a = mk(150, 2000);
+    const b = mk(151, 2000);
+    // b's 1000th request duplicates a's 10th: exactly one of the two fails, whichever runs second.
+    b[1000] = a[10]!;
+    const [ra, rb, single, listed] = await Promise.all([
+      nl.batch(a, { chunkBytes: 8192 }),
+      nl.batch(b, { chunkBytes: 8192, ackEach: true }),
+      nl.routes.add({ dst: '10.152.0.0/24', oif: v0, protocol: 84 }),
+      nl.routes.list({ protocol: 84 }),
+    ]);
+    expect(single).toBeUndefined();
+    expect(Array.isArray(listed)).toBe(true);
+    const failedA = ra.flatMap((r, i) => (r.ok ? [] : [i]));
+    const failedB = rb.flatMap((r, i) => (r.ok ? [] : [i]));
+    expect([...failedA, ...failedB.map((i) => i + 10_000)].sort((x, y) => x - y)).toHaveLength(1);
+    expect(failedA.length ? failedA : failedB).toEqual(failedA.length ? [10] : [1000]);
+    const installed = (await ns.ip('route', 'show', 'proto', '84')).trim().split('\n');
+    expect(installed).toHaveLength(2000 + 1999 + 1);
+    await nl.batch((await nl.routes.list({ protocol: 84 })).map((route) => ({ type: 'route.del', route })));
+  });
+
   it('mixes requests of every kind in one batch', async () => {
     const results = await nl.batch([
       { type: 'addr.add', addr: { index: v0, address: '10.9.1.1/32' } },
