@@ -304,6 +304,33 @@ describe('informer', () => {
     }
   });
 
+  it('backs off and keeps trying while the API server is unreachable, and stops for good', async () => {
+    const { KubeConfig } = await import('@kubernetes/client-node');
+    const dead = new KubeConfig();
+    dead.loadFromOptions({
+      clusters: [{ name: 'dead', server: 'http://127.0.0.1:9', skipTLSVerify: true }],
+      users: [{ name: 'u', token: 'x' }],
+      contexts: [{ name: 'c', cluster: 'dead', user: 'u' }],
+      currentContext: 'c',
+    });
+    const c = new KubeClient({ kubeConfig: dead });
+    const { logger, lines } = logCapture();
+    const inf = new Informer(c, resourceSource(c, IPPOOL), {
+      logger,
+      initialBackoffMs: 20,
+      maxBackoffMs: 100,
+    });
+    inf.start();
+    await waitFor('three failed attempts', () => inf.counts.errors >= 3, 10_000);
+    expect(inf.hasSynced).toBe(false);
+    const warn = lines.find((l) => l.msg === 'informer error, backing off');
+    expect(warn).toMatchObject({ code: K8S_ERR.UNREACHABLE });
+    await inf.stop(); // ends the backoff sleep instead of waiting it out
+    const errors = inf.counts.errors;
+    await new Promise((r) => setTimeout(r, 300));
+    expect(inf.counts.errors).toBe(errors);
+  });
+
   it("watches only one node's pods with a spec.nodeName field selector", async () => {
     const nodeA = `${RUN}-node-a`;
     const mkPod = async (name: string, nodeName: string) => {
