@@ -106,6 +106,49 @@ describe('compute: advertisements', () => {
   });
 });
 
+describe('compute: dual stack', () => {
+  const v6 = {
+    pools: [
+      { name: 'v4', cidr: '10.244.0.0/16', blockSize: 26, disabled: false, disableBGPExport: false },
+      { name: 'v6', cidr: 'fd00:10:244::/48', blockSize: 122, disabled: false, disableBGPExport: false },
+    ],
+    blocks: [
+      { cidr: '10.244.1.0/26', affinity: 'node-a' },
+      { cidr: 'fd00:10:244::/122', affinity: 'node-a' },
+    ],
+    affinities: [
+      { node: 'node-a', cidr: '10.244.1.0/26', state: 'confirmed' as const },
+      { node: 'node-a', cidr: 'fd00:10:244::/122', state: 'confirmed' as const },
+    ],
+  };
+
+  it('announces IPv6 blocks with the node IPv6 address as next hop', () => {
+    const d = compute(
+      inputs({
+        ...v6,
+        nodes: [node('node-a', '10.0.0.11', { ipv6: 'fd00:88::11/64' }), node('node-b', '10.0.0.12')],
+        rib: [{ prefix: 'fd00:10:244::40/122', nextHops: ['fd00:88::12'] }],
+      }),
+    );
+    expect(d.advertisements.map((a) => [a.prefix, a.nextHop])).toEqual([
+      ['10.244.1.0/26', '10.0.0.11'],
+      ['fd00:10:244::/122', 'fd00:88::11'],
+    ]);
+    expect(d.routes).toContainEqual({
+      type: 'remote',
+      dst: 'fd00:10:244::40/122',
+      via: ['fd00:88::12'],
+      source: 'bgp',
+    });
+  });
+
+  it('does not announce an IPv6 block without an IPv6 node address, and says so', () => {
+    const d = compute(inputs(v6));
+    expect(d.advertisements.map((a) => a.prefix)).toEqual(['10.244.1.0/26']);
+    expect(d.problems.join()).toMatch(/fd00:10:244::\/122: not announced.*ipv6-address/);
+  });
+});
+
 describe('compute: routes', () => {
   it('programs each local pod /32 on its pn interface and answers ARP there', () => {
     const d = compute(

@@ -70,6 +70,7 @@ export function compute(inputs: ComputeInputs): Desired {
     : selfNode?.ipv4
       ? addressOf(selfNode.ipv4)
       : undefined;
+  const addressV6 = selfNode?.ipv6 ? addressOf(selfNode.ipv6) : undefined;
   const localAs = resolveAsNumber(selfNode, me, inputs.bgpConfigs);
   const { node: myCfg, global: globalCfg } = configFor(inputs.bgpConfigs, me);
   const cfg = (k: keyof BgpConfigView) => (myCfg?.[k] ?? globalCfg?.[k]) as never;
@@ -144,12 +145,18 @@ export function compute(inputs: ComputeInputs): Desired {
   if (address) {
     const adv = (prefix: string, source: Advertisement['source']) => {
       const p = parseCidr(prefix)!;
+      // IPv6 prefixes go out with the node's IPv6 address as next hop (podnet.io/ipv6-address).
+      const nextHop = p.family === 4 ? address : addressV6;
+      if (!nextHop) {
+        problems.push(`${prefix}: not announced, node ${me} has no podnet.io/ipv6-address annotation`);
+        return;
+      }
       const values = [
         ...new Set(communityRules.filter((r) => cidrContains(r.cidr, p)).flatMap((r) => r.values)),
       ];
       advertisements.push({
         prefix,
-        nextHop: address,
+        nextHop,
         communities: values.filter((v) => v.split(':').length === 2),
         largeCommunities: values.filter((v) => v.split(':').length === 3),
         source,
@@ -185,7 +192,9 @@ export function compute(inputs: ComputeInputs): Desired {
     const c = parseCidr(entry.prefix);
     if (!c || advertised.has(c.text)) continue;
     if (!poolOf(c)) continue;
-    const via = [...new Set(entry.nextHops.map(addressOf))].filter((h) => h !== address).sort(compareIp);
+    const via = [...new Set(entry.nextHops.map(addressOf))]
+      .filter((h) => h !== address && h !== addressV6)
+      .sort(compareIp);
     if (via.length === 0) continue;
     routes.push({ type: 'remote', dst: c.text, via, source: 'bgp' });
   }

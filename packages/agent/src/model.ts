@@ -9,6 +9,8 @@ export interface NodeView {
   labels: Labels;
   /** `podnet.io/ipv4-address` (CIDR), when set. */
   ipv4?: string;
+  /** `podnet.io/ipv6-address` (CIDR), when set: the next hop of this node's IPv6 announcements. */
+  ipv6?: string;
   /** `podnet.io/as-number`, when set. */
   asNumber?: number;
   /** `podnet.io/route-reflector-cluster-id`, when set: this node is a route reflector. */

@@ -50,6 +50,7 @@ export function nodeView(n: CoreNode, problems: string[]): NodeView | undefined 
     name,
     labels: n.metadata?.labels ?? {},
     ...(info.ipv4 ? { ipv4: `${info.ipv4.address}/${info.ipv4.prefixLength}` } : {}),
+    ...(info.ipv6 ? { ipv6: `${info.ipv6.address}/${info.ipv6.prefixLength}` } : {}),
     ...(info.asNumber !== undefined ? { asNumber: info.asNumber } : {}),
     ...(info.routeReflectorClusterID ? { rrClusterId: info.routeReflectorClusterID } : {}),
   };
