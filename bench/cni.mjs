@@ -162,11 +162,18 @@ async function main() {
     });
     const add = [];
     const del = [];
+    const phases = {};
     for (const p of pods) {
       const r = await cni(node, node24, env(p, 'ADD'), conf);
       add.push(r.ms);
-      if (process.env.CNI_BENCH_LOGLEVEL && add.length <= 5)
-        process.stderr.write(`${Math.round(r.ms)} ms: ${r.err}`);
+      // With CNI_BENCH_LOGLEVEL=info the plugin logs its phases ('ADD done'): collect them.
+      for (const line of r.err.split('\n')) {
+        if (!line.includes('"ADD done"')) continue;
+        const o = JSON.parse(line);
+        for (const k of ['sinceProcessStartMs', 'openMs', 'allocateMs', 'wireMs', 'annotateMs']) {
+          (phases[k] ??= []).push(o[k]);
+        }
+      }
     }
     const links = sh('ip', ['-n', node.name, '-json', 'link', 'show']);
     const wired = JSON.parse(links).filter((l) => l.ifname.startsWith('pn')).length;
@@ -212,6 +219,10 @@ async function main() {
     console.log(`${'call'.padEnd(34)}${'p50'.padStart(9)}${'p99'.padStart(9)}`);
     for (const [k, a, b] of rows)
       console.log(`${k.padEnd(34)}${String(a).padStart(9)}${String(b).padStart(9)}`);
+    if (Object.keys(phases).length > 0) {
+      console.log('ADD phases inside the plugin (p50 ms):');
+      for (const [k, v] of Object.entries(phases)) console.log(`  ${k.padEnd(22)}${String(r1(pct(v, 0.5))).padStart(8)}`);
+    }
     console.log(JSON.stringify(res));
   } finally {
     await stopForward();

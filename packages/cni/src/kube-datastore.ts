@@ -156,6 +156,9 @@ export class KubeDatastore implements Datastore {
 }
 
 export async function openKubeDatastore(cfg: PluginConfig, log: Log): Promise<Datastore> {
-  const kube = new MiniKube(loadKubeTarget(cfg.kubeconfig), cfg.datastoreTimeoutMs);
+  const kube = new MiniKube(
+    loadKubeTarget(cfg.kubeconfig, process.env, cfg.cacheDir),
+    cfg.datastoreTimeoutMs,
+  );
   return new KubeDatastore(kube, log);
 }

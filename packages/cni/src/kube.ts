@@ -2,10 +2,12 @@
 // @kubernetes/client-node takes 100-200 ms to load, longer than the whole ADD; this loads in a
 // few milliseconds. It reads a kubeconfig (server, CA, token or client certificate) or the
 // in-cluster service account, and maps failures onto CNI codes: unreachable or timed out → 11.
-import { readFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
-import { parse as parseYaml } from 'yaml';
+import { createRequire } from 'node:module';
+import { join } from 'node:path';
 import { CniError, CniErrorCode } from './errors.js';
 
 export interface KubeTarget {
@@ -48,10 +50,54 @@ function configError(path: string, msg: string): CniError {
   return new CniError(CniErrorCode.InvalidConfig, `kubeconfig ${path}: ${msg}`);
 }
 
+/** The yaml parser, loaded on first use (see loadPino in log.ts for the pattern). */
+function parseYaml(text: string): unknown {
+  const yaml = (
+    typeof require === 'function' ? require('yaml') : createRequire(import.meta.url)('yaml')
+  ) as typeof import('yaml');
+  return yaml.parse(text);
+}
+
+/**
+ * Parses a kubeconfig, reusing the parse of an unchanged file: YAML parsing costs more than the
+ * rest of a DEL. The parsed form is kept in the plugin's cache dir (mode 0600, like the file it
+ * mirrors), keyed by path, size, mtime and inode.
+ */
+function readKubeconfig(path: string, cacheDir: string | undefined): KubeconfigFile {
+  const st = statSync(path);
+  const key = `${st.size}:${st.mtimeMs}:${st.ino}`;
+  const sub = cacheDir ? join(cacheDir, 'kubeconfig') : undefined;
+  const cacheFile = sub
+    ? join(sub, `${createHash('sha1').update(path).digest('hex').slice(0, 16)}.json`)
+    : undefined;
+  if (cacheFile) {
+    try {
+      const c = JSON.parse(readFileSync(cacheFile, 'utf8')) as { key: string; doc: KubeconfigFile };
+      if (c.key === key) return c.doc;
+    } catch {
+      // No cache yet, or a torn one: parse the file.
+    }
+  }
+  const text = readFileSync(path, 'utf8');
+  const doc = (text.trimStart().startsWith('{') ? JSON.parse(text) : parseYaml(text)) as KubeconfigFile;
+  if (cacheFile && sub) {
+    try {
+      mkdirSync(sub, { recursive: true, mode: 0o700 });
+      const tmp = `${cacheFile}.${process.pid}.tmp`;
+      writeFileSync(tmp, JSON.stringify({ key, doc }), { mode: 0o600 });
+      renameSync(tmp, cacheFile);
+    } catch {
+      // A read-only cache dir only costs the next call a parse.
+    }
+  }
+  return doc;
+}
+
 /** Reads the cluster to talk to: the kubeconfig file, else the in-cluster service account. */
 export function loadKubeTarget(
   kubeconfig: string | undefined,
   env: NodeJS.ProcessEnv = process.env,
+  cacheDir?: string,
 ): KubeTarget {
   if (!kubeconfig) {
     const host = env.KUBERNETES_SERVICE_HOST;
@@ -70,7 +116,7 @@ export function loadKubeTarget(
   }
   let doc: KubeconfigFile;
   try {
-    doc = parseYaml(readFileSync(kubeconfig, 'utf8')) as KubeconfigFile;
+    doc = readKubeconfig(kubeconfig, cacheDir);
   } catch (err) {
     throw configError(kubeconfig, `cannot be read: ${(err as Error).message}`);
   }

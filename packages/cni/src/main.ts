@@ -6,6 +6,7 @@ import type { Datastore } from './datastore.js';
 import { parseEnv } from './env.js';
 import { CniError, CniErrorCode } from './errors.js';
 import { failpointFromEnv } from './failpoint.js';
+import { pluginLogger } from './log.js';
 import { cmdAdd, cmdCheck, cmdDel, cmdGc, cmdStatus, type Deps, type Log } from './plugin.js';
 import { convertResult } from './result.js';
 import { CURRENT_VERSION, versionInfo } from './version.js';
@@ -24,12 +25,7 @@ export interface RunHooks {
 }
 
 async function defaultLogger(cfg: PluginConfig): Promise<Log> {
-  const { pino } = await import('pino');
-  const dest = cfg.logFile
-    ? pino.destination({ dest: cfg.logFile, sync: true, mkdir: true })
-    : pino.destination({ fd: 2, sync: true });
-  const logger: unknown = pino({ level: cfg.logLevel, base: { component: 'cni', pid: process.pid } }, dest);
-  return logger as Log;
+  return pluginLogger(cfg);
 }
 
 async function defaultDatastore(cfg: PluginConfig, log: Log): Promise<Datastore> {
