@@ -237,6 +237,22 @@ describe('batches', () => {
     await nl.batch((await nl.routes.list({ protocol: 84 })).map((route) => ({ type: 'route.del', route })));
   });
 
+  it('fails only the malformed entries of a batch: null, an unknown type, a missing route', async () => {
+    const results = await nl.batch([
+      null as unknown as Request,
+      { type: 'route.frobnicate' } as unknown as Request,
+      { type: 'route.add' } as unknown as Request,
+      { type: 'route.replace', route: { dst: '10.9.5.0/24', oif: v0, protocol: PROTO } },
+    ]);
+    expect(results.map((r) => (r.ok ? 'ok' : r.error.code))).toEqual([
+      'NL_ERR_INVALID',
+      'NL_ERR_INVALID',
+      'NL_ERR_INVALID',
+      'ok',
+    ]);
+    expect(results[1]!.ok ? '' : results[1]!.error.message).toMatch(/route\.frobnicate/);
+  });
+
   it('mixes requests of every kind in one batch', async () => {
     const results = await nl.batch([
       { type: 'addr.add', addr: { index: v0, address: '10.9.1.1/32' } },

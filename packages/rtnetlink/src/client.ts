@@ -120,6 +120,7 @@ const GROUPS: Record<EventGroup, number[]> = {
 
 /** A short description of a request for error messages. */
 export function describeRequest(r: Request): string {
+  if (r === null || typeof r !== 'object') return `not a request: ${String(r)}`;
   switch (r.type) {
     case 'route.add':
     case 'route.replace':
