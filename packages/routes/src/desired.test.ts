@@ -67,6 +67,20 @@ describe('computeDesired', () => {
     expect(d.rejected[0]).toMatchObject({ field, value });
   });
 
+  it('asks for a permanent neighbour entry per pod address when the pod MAC is known', () => {
+    const d = computeDesired({
+      localPods: [{ ifname: 'pn1', ips: ['10.0.0.2', 'fd00::2'], mac: '0A:58:0A:00:00:02' }],
+    });
+    expect(d.neighbours).toEqual([
+      { ifname: 'pn1', ip: '10.0.0.2', family: 4, mac: '0a:58:0a:00:00:02' },
+      { ifname: 'pn1', ip: 'fd00::2', family: 6, mac: '0a:58:0a:00:00:02' },
+    ]);
+    const bad = computeDesired({ localPods: [{ ifname: 'pn1', ips: ['10.0.0.2'], mac: '0a:58' }] });
+    expect(bad.neighbours).toEqual([]);
+    expect(bad.routes).toHaveLength(1);
+    expect(bad.rejected).toEqual([expect.objectContaining({ field: 'localPods[0].mac', value: '0a:58' })]);
+  });
+
   it('keeps the good entries when one entry is bad', () => {
     const d = computeDesired({ localPods: [{ ifname: 'pn1', ips: ['bogus', '10.0.0.2'] }] });
     expect(d.routes.map((r) => r.dst)).toEqual(['10.0.0.2/32']);

@@ -10,12 +10,15 @@ import {
   tryParsePrefix,
 } from './ip.js';
 import { type DesiredNextHop, type DesiredRoute, defaultMetric, RT_TABLE_MAIN, slotKey } from './model.js';
+import type { DesiredNeighbour } from './neigh.js';
 
 export interface LocalPodInput {
   /** The host side of the pod's veth (pn + 11 hex characters). */
   ifname: string;
   /** The pod's addresses, bare (`10.65.0.7`) or as host prefixes (`10.65.0.7/32`). */
   ips: string[];
+  /** The pod's own MAC (its eth0): when given, a permanent neighbour entry is kept for each IP. */
+  mac?: string;
 }
 
 export interface RemoteRouteInput {
@@ -52,6 +55,8 @@ export interface ShadowedRoute {
 
 export interface DesiredSet {
   routes: DesiredRoute[];
+  /** Permanent neighbour entries for local pods that came with a MAC. */
+  neighbours: DesiredNeighbour[];
   rejected: RejectedInput[];
   shadowed: ShadowedRoute[];
 }
@@ -60,6 +65,8 @@ export interface DesiredSet {
 export function validIfname(name: string): boolean {
   return name.length > 0 && name.length < 16 && name !== '.' && name !== '..' && !/[/:\s]/.test(name);
 }
+
+const MAC_RE = /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/i;
 
 const strength: Record<DesiredRoute['type'], number> = { local: 3, blackhole: 2, via: 1 };
 
@@ -73,6 +80,7 @@ export function computeDesired(inputs: RouteInputs): DesiredSet {
   const metricOf = (f: Family) => (f === 4 ? inputs.metric?.v4 : inputs.metric?.v6) ?? defaultMetric(f);
   const rejected: RejectedInput[] = [];
   const shadowed: ShadowedRoute[] = [];
+  const neighbours: DesiredNeighbour[] = [];
   const bySlot = new Map<string, DesiredRoute>();
   const reject = (field: string, value: string, message: string) => rejected.push({ field, value, message });
 
@@ -96,6 +104,11 @@ export function computeDesired(inputs: RouteInputs): DesiredSet {
       reject(`localPods[${i}].ifname`, pod.ifname, 'not a valid interface name');
       return;
     }
+    let mac: string | undefined;
+    if (pod.mac !== undefined) {
+      if (typeof pod.mac === 'string' && MAC_RE.test(pod.mac)) mac = pod.mac.toLowerCase();
+      else reject(`localPods[${i}].mac`, String(pod.mac), 'not a MAC address (xx:xx:xx:xx:xx:xx)');
+    }
     pod.ips.forEach((ip, j) => {
       const field = `localPods[${i}].ips[${j}]`;
       const p = hostPrefix(ip);
@@ -111,6 +124,13 @@ export function computeDesired(inputs: RouteInputs): DesiredSet {
         metric: metricOf(p.family),
         ifname: pod.ifname,
       });
+      if (mac)
+        neighbours.push({
+          ifname: pod.ifname,
+          ip: p.text.slice(0, p.text.indexOf('/')),
+          family: p.family,
+          mac,
+        });
     });
   });
 
@@ -152,7 +172,7 @@ export function computeDesired(inputs: RouteInputs): DesiredSet {
   });
 
   const routes = [...bySlot.values()].sort((a, b) => (a.dst < b.dst ? -1 : a.dst > b.dst ? 1 : 0));
-  return { routes, rejected, shadowed };
+  return { routes, neighbours, rejected, shadowed };
 }
 
 function prefixOf(s: string): Prefix | undefined {

@@ -12,7 +12,8 @@
 //   await rp.start();                                   // dump, diff, apply; watch link/route events
 //   await rp.setDesired(computeDesired(inputs).routes); // resolves once applied (failures retried)
 //   await rp.patchDesired({ set: [route], remove: [route] }); // O(changes), for hot paths
-//   rp.status()   → { desired, installed, pending, conflicts, failed, inSync, ops, lastResync }
+//   await rp.setDesiredNeighbours(computeDesired(inputs).neighbours); // permanent pod IP → pod MAC entries
+//   rp.status()   → { desired, installed, pending, conflicts, failed, inSync, ops, neighbours, lastResync }
 //   await rp.stop({ keepRoutes: true });                // graceful restart keeps podnet's routes
 // `kernel` is a RouteKernel: ipRouteKernel({ netns }) (iproute2) or rtnetlinkKernel (netlink).
 // Sysctls: ip_forward (+ IPv6 forwarding) and per pod interface forwarding (+ IPv6 forwarding,
@@ -62,6 +63,14 @@ export {
   RTPROT,
   slotKey,
 } from './model.js';
+export {
+  type DesiredNeighbour,
+  diffNeighbours,
+  type KernelNeighbour,
+  type NeighbourDiff,
+  type NeighbourOp,
+  neighKey,
+} from './neigh.js';
 export {
   globalSysctls,
   podInterfaceSysctls,

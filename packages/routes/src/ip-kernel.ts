@@ -4,7 +4,7 @@
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { RoutesError } from './errors.js';
-import { tryParsePrefix } from './ip.js';
+import { parseAddr, tryParsePrefix } from './ip.js';
 import type { KernelEvent, OpResult, RouteKernel } from './kernel.js';
 import {
   type KernelRoute,
@@ -13,6 +13,7 @@ import {
   type RouteOp,
   RT_TABLE_MAIN,
 } from './model.js';
+import type { KernelNeighbour, NeighbourOp } from './neigh.js';
 
 const RTN_KIND: Record<string, KernelRouteKind> = {
   '1': 'unicast',
@@ -173,6 +174,49 @@ export function ipRouteKernel(opts: IpRouteKernelOptions = {}): RouteKernel {
               ? 'ENODEV'
               : 'EKERNEL';
         results[opIndex] = { ok: false, code, message };
+      });
+      return results;
+    },
+
+    async listNeighbours(): Promise<KernelNeighbour[]> {
+      const links = await listLinks();
+      const index = new Map(links.map((l) => [l.ifname, l.ifindex]));
+      const r = await run([...ip, '-json', 'neigh', 'show', 'nud', 'permanent']);
+      if (r.code !== 0) throw new RoutesError('ROUTES_ERR_KERNEL', `ip neigh show: ${r.stderr.trim()}`);
+      const out: KernelNeighbour[] = [];
+      for (const n of JSON.parse(r.stdout || '[]') as { dst: string; dev?: string; lladdr?: string }[]) {
+        const a = parseAddr(n.dst);
+        const ifindex = n.dev === undefined ? undefined : index.get(n.dev);
+        if (!a || ifindex === undefined) continue;
+        out.push({
+          family: a.family,
+          ifindex,
+          ip: a.text,
+          ...(n.lladdr ? { mac: n.lladdr.toLowerCase() } : {}),
+        });
+      }
+      return out;
+    },
+
+    async applyNeighbours(ops: readonly NeighbourOp[]) {
+      if (ops.length === 0) return [];
+      const results: OpResult[] = ops.map(() => ({ ok: true }));
+      const lines = ops.map((op) => {
+        const dev = names.get(op.neigh.ifindex) ?? `#${op.neigh.ifindex}`;
+        return op.type === 'replace'
+          ? `neigh replace ${op.neigh.ip} lladdr ${op.neigh.mac} dev ${dev} nud permanent`
+          : `neigh del ${op.neigh.ip} dev ${dev}`;
+      });
+      const r = await run([...ip, '-force', '-batch', '-'], `${lines.join('\n')}\n`);
+      const errLines = r.stderr.split('\n');
+      errLines.forEach((l, k) => {
+        const m = /^Command failed -:(\d+)/.exec(l);
+        if (m)
+          results[Number(m[1]) - 1] = {
+            ok: false,
+            code: 'EKERNEL',
+            message: (errLines[k - 1] ?? 'failed').trim(),
+          };
       });
       return results;
     },

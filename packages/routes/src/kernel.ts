@@ -2,6 +2,7 @@
 // and report changes. The reconciler depends only on this interface; `ipRouteKernel` implements it
 // with iproute2 and `rtnetlinkKernel` with @podnet/rtnetlink.
 import type { KernelRoute, LinkInfo, RouteOp } from './model.js';
+import type { KernelNeighbour, NeighbourOp } from './neigh.js';
 
 export type OpResult = { ok: true } | { ok: false; code: string; message: string };
 
@@ -23,4 +24,8 @@ export interface RouteKernel {
   /** Reports changes until the returned function is called. */
   watch(onEvent: (e: KernelEvent) => void): () => void;
   close(): Promise<void>;
+  /** Permanent neighbour entries (IPv4 and IPv6). Optional: without it, neighbours are not managed. */
+  listNeighbours?(): Promise<KernelNeighbour[]>;
+  /** Replaces (`nud permanent`) or deletes neighbour entries; one result per op. */
+  applyNeighbours?(ops: readonly NeighbourOp[]): Promise<OpResult[]>;
 }

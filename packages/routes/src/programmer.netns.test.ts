@@ -124,6 +124,37 @@ describe.each(backends)('route programmer in a namespace, on %s', (_name, makeKe
     expect(await node.run('cat', [`/proc/sys/net/ipv4/conf/${PODS[0]!.ifname}/forwarding`])).toBe('1\n');
   });
 
+  it('keeps a permanent neighbour entry per pod, restores one deleted by hand and drops one no longer wanted', async () => {
+    const macs = await Promise.all(
+      [0, 1].map(
+        async (i) => (await pods[i]!.ipJson<{ address: string }[]>('link', 'show', 'eth0'))[0]!.address,
+      ),
+    );
+    const withMacs = (n: number) =>
+      computeDesired({
+        localPods: [0, 1]
+          .slice(0, n)
+          .map((i) => ({ ifname: PODS[i]!.ifname, ips: [PODS[i]!.ip], mac: macs[i]! })),
+      }).neighbours;
+    const neigh = async (i: number) =>
+      (
+        await node.ipJson<{ dst: string; lladdr?: string; state?: string[] }[]>(
+          'neigh',
+          'show',
+          'dev',
+          PODS[i]!.ifname,
+        )
+      ).find((n) => n.dst === PODS[i]!.ip);
+    await rp.setDesiredNeighbours(withMacs(2));
+    for (const i of [0, 1]) expect(await neigh(i)).toMatchObject({ lladdr: macs[i], state: ['PERMANENT'] });
+    await node.ip('neigh', 'del', PODS[0]!.ip, 'dev', PODS[0]!.ifname);
+    await rp.resync();
+    expect(await neigh(0)).toMatchObject({ lladdr: macs[0], state: ['PERMANENT'] });
+    await rp.setDesiredNeighbours(withMacs(1));
+    expect((await neigh(1))?.state).not.toEqual(['PERMANENT']);
+    expect(rp.status().neighbours).toEqual({ desired: 1, installed: 1, pending: 0 });
+  });
+
   it('lets two pods on the node reach each other through the host routes', async () => {
     const r = await pods[0]!.exec('ping', ['-c', '1', '-W', '3', PODS[1]!.ip]);
     expect(r.code, r.stdout + r.stderr).toBe(0);

@@ -17,6 +17,7 @@ import {
   RT_TABLE_MAIN,
   slotKey,
 } from './model.js';
+import { type DesiredNeighbour, diffNeighbours, type KernelNeighbour, neighKey } from './neigh.js';
 import { rtnetlinkKernel } from './rtnl-kernel.js';
 import { netnsSysctl, procSysctl, type SysctlEntry, type SysctlWriter } from './sysctl.js';
 
@@ -62,6 +63,8 @@ export interface RouteProgrammerStatus {
   /** True when the kernel matched desired after the last apply (no failures, nothing pending). */
   inSync: boolean;
   ops: { add: number; replace: number; delete: number };
+  /** Permanent neighbour entries for local pods (when the kernel backend supports them). */
+  neighbours: { desired: number; installed: number; pending: number };
 }
 
 type Trigger = 'start' | 'timer' | 'event' | 'retry' | 'desired' | 'manual';
@@ -102,6 +105,11 @@ export class RouteProgrammer {
   private desired = new Map<string, DesiredRoute>();
   private actual = new Map<string, KernelRoute>();
   private links: LinkInfo[] = [];
+  private desiredNeigh: DesiredNeighbour[] = [];
+  private actualNeigh = new Map<string, KernelNeighbour>();
+  /** Entries this process installed: the only ones it removes (unless removeForeignOnPodIfaces). */
+  private readonly ownedNeigh = new Set<string>();
+  private pendingNeigh = 0;
   private needDump = true;
   private dirty = false;
   private loop: Promise<void> | undefined;
@@ -262,6 +270,15 @@ export class RouteProgrammer {
     if (this.running) await this.kick('desired', false);
   }
 
+  /**
+   * Sets the permanent neighbour entries for local pods (computeDesired(...).neighbours); they
+   * are kept on the next reconcile, and restored by resyncs.
+   */
+  async setDesiredNeighbours(neighbours: readonly DesiredNeighbour[]): Promise<void> {
+    this.desiredNeigh = [...neighbours];
+    if (this.running) await this.kick('desired', false);
+  }
+
   /** Forces a resync from a kernel dump now. */
   resync(): Promise<void> {
     return this.kick('manual', true);
@@ -282,6 +299,11 @@ export class RouteProgrammer {
       ...(this.lastApply ? { lastApply: this.lastApply } : {}),
       inSync: this.lastApply !== undefined && this.failedBySlot.size === 0 && this.pendingBySlot.size === 0,
       ops: { ...this.counts },
+      neighbours: {
+        desired: this.desiredNeigh.length,
+        installed: [...this.actualNeigh.keys()].filter((k) => this.ownedNeigh.has(k)).length,
+        pending: this.pendingNeigh,
+      },
     };
   }
 
@@ -390,6 +412,9 @@ export class RouteProgrammer {
         const routes = await this.kernel.listRoutes(this.tables());
         this.links = links;
         this.actual = new Map(routes.map((r) => [slotKey(r), r]));
+        if (this.kernel.listNeighbours) {
+          this.actualNeigh = new Map((await this.kernel.listNeighbours()).map((n) => [neighKey(n), n]));
+        }
         this.lastResync = new Date();
       }
       const dirty = this.dirtySlots;
@@ -443,6 +468,7 @@ export class RouteProgrammer {
           this.metrics?.errors.inc();
         }
       });
+      failures += await this.applyNeighbours();
       await this.applySysctls(desired);
       this.lastApply = new Date();
       if (failures) {
@@ -468,6 +494,53 @@ export class RouteProgrammer {
       const s = Number(process.hrtime.bigint() - t0) / 1e9;
       this.metrics?.reconcile.observe({ trigger }, s);
     }
+  }
+
+  /** Brings permanent neighbour entries in line; returns how many operations failed. */
+  private async applyNeighbours(): Promise<number> {
+    if (!this.kernel.applyNeighbours) return 0;
+    if (
+      this.desiredNeigh.length === 0 &&
+      this.ownedNeigh.size === 0 &&
+      !this.diffOpts.removeForeignOnPodIfaces
+    ) {
+      return 0;
+    }
+    const prefix = this.diffOpts.podIfacePrefix ?? 'pn';
+    const podIndex = new Set(this.links.filter((l) => l.ifname.startsWith(prefix)).map((l) => l.ifindex));
+    const diff = diffNeighbours(
+      this.desiredNeigh,
+      [...this.actualNeigh.values()],
+      this.links,
+      (n) =>
+        this.ownedNeigh.has(neighKey(n)) ||
+        (this.diffOpts.removeForeignOnPodIfaces === true && podIndex.has(n.ifindex)),
+    );
+    this.pendingNeigh = diff.pending.length;
+    if (diff.ops.length === 0) return 0;
+    const results = await this.kernel.applyNeighbours(diff.ops);
+    let failures = 0;
+    diff.ops.forEach((op, i) => {
+      const r = results[i];
+      const k = neighKey(op.neigh);
+      if (r?.ok || (op.type === 'delete' && r?.code === 'ENOENT')) {
+        if (op.type === 'delete') {
+          this.actualNeigh.delete(k);
+          this.ownedNeigh.delete(k);
+        } else {
+          this.actualNeigh.set(k, op.neigh);
+          this.ownedNeigh.add(k);
+        }
+      } else {
+        failures++;
+        this.failedBySlot.set(`neigh|${k}`, {
+          route: `neigh ${op.neigh.ip} ifindex ${op.neigh.ifindex}`,
+          code: r?.code ?? 'EUNKNOWN',
+          message: r?.ok === false ? r.message : 'no result',
+        });
+      }
+    });
+    return failures;
   }
 
   private scheduleRetry(): void {

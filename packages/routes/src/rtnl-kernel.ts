@@ -8,9 +8,12 @@ import {
   Rtnl,
   type RtnlEvent,
 } from '@podnet/rtnetlink';
-import { tryParsePrefix } from './ip.js';
+import { parseAddr, tryParsePrefix } from './ip.js';
 import type { KernelEvent, OpResult, RouteKernel } from './kernel.js';
 import type { KernelNextHop, KernelRoute, KernelRouteKind, LinkInfo, RouteOp } from './model.js';
+import type { KernelNeighbour } from './neigh.js';
+
+const NUD_PERMANENT = 0x80;
 
 const KINDS: readonly string[] = ['unicast', 'blackhole', 'unreachable', 'prohibit'];
 
@@ -95,6 +98,41 @@ export function rtnetlinkKernel(opts: RtnetlinkKernelOptions = {}): RouteKernel 
     async apply(ops): Promise<OpResult[]> {
       if (ops.length === 0) return [];
       const results = await (await nl()).batch(ops.map(toRequest));
+      return results.map((r) =>
+        r.ok
+          ? r
+          : {
+              ok: false,
+              code: r.error.errnoName ?? r.error.code,
+              message: r.error.extAck ?? r.error.message,
+            },
+      );
+    },
+
+    async listNeighbours(): Promise<KernelNeighbour[]> {
+      const out: KernelNeighbour[] = [];
+      for (const n of await (await nl()).neigh.list({})) {
+        if (n.proxy || !(n.state & NUD_PERMANENT)) continue;
+        const a = parseAddr(n.dst);
+        if (!a) continue;
+        out.push({
+          family: a.family,
+          ifindex: n.index,
+          ip: a.text,
+          ...(n.lladdr ? { mac: n.lladdr.toLowerCase() } : {}),
+        });
+      }
+      return out;
+    },
+
+    async applyNeighbours(ops): Promise<OpResult[]> {
+      if (ops.length === 0) return [];
+      const reqs: Request[] = ops.map((op) =>
+        op.type === 'replace'
+          ? { type: 'neigh.add', neigh: { index: op.neigh.ifindex, dst: op.neigh.ip, lladdr: op.neigh.mac } }
+          : { type: 'neigh.del', neigh: { index: op.neigh.ifindex, dst: op.neigh.ip } },
+      );
+      const results = await (await nl()).batch(reqs);
       return results.map((r) =>
         r.ok
           ? r
