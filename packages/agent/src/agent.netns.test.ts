@@ -254,6 +254,11 @@ describe('podnet-agent in network namespaces', () => {
     expect(ra.some((r) => r.type === 'blackhole' && r.dst === blockOf(ipA))).toBe(true);
     expect(ra.some((r) => r.dst === ipA)).toBe(true);
     await waitFor('pod-a1 pings pod-b1 across nodes', () => ping('pod-a1', 'pod-b1'), { timeoutMs: 20_000 });
+    const metrics = await a.ns.run('curl', ['-sf', '--max-time', '3', 'http://127.0.0.1:9099/metrics']);
+    expect(metrics).toContain(`podnet_bgp_peer_established{peer="${b.ip}:179",type="mesh"} 1`);
+    expect(metrics).toMatch(/podnet_arp_replies_total \d+/);
+    expect(metrics).toMatch(/podnet_route_reconcile_duration_seconds_count \d+/);
+    expect(metrics).toMatch(/podnet_ipam_allocations 1/);
     await waitFor('both agents ready', async () => (await status(a)).ready && (await status(b)).ready, {
       timeoutMs: 30_000,
       intervalMs: 500,
@@ -283,6 +288,43 @@ describe('podnet-agent in network namespaces', () => {
       });
     await waitFor('pod-c1 pings pod-a1', () => ping('pod-c1', 'pod-a1'), { timeoutMs: 20_000 });
   }, 180_000);
+
+  it('keeps routes and BGP up while the API server is unreachable, and resyncs when it returns', async () => {
+    const a = nodes.get('node-a')!;
+    const tunnel = tunnels[0]!;
+    await tunnel.close();
+    await waitFor(
+      'node-a notices the API server is gone',
+      async () => !(await status(a)).datastore.reachable,
+      {
+        timeoutMs: 30_000,
+        intervalMs: 500,
+      },
+    );
+    const s = await status(a);
+    expect(s.peers.every((p) => p.state === 'Established')).toBe(true);
+    expect(s.routes.filter((r) => r.type === 'remote').length).toBeGreaterThanOrEqual(2);
+    expect(await ping('pod-a1', 'pod-b1')).toBe(true);
+    expect(await ping('pod-a1', 'pod-c1')).toBe(true);
+    const server = new URL(
+      (
+        parseYaml(readFileSync(cluster.kubeconfigPath, 'utf8')) as {
+          clusters: { cluster: { server: string } }[];
+        }
+      ).clusters[0]!.cluster.server,
+    );
+    tunnels[0] = await tunnelIntoNetns(a.ns, API_PORT, { host: server.hostname, port: Number(server.port) });
+    await waitFor('node-a reaches the API server again', async () => (await status(a)).datastore.reachable, {
+      timeoutMs: 30_000,
+      intervalMs: 500,
+    });
+    // The informers resumed: a change made now reaches node-a.
+    await client.annotateNode('node-a', { 'podnet.io/as-number': '64512' });
+    await waitFor('node-a ready after the resync', async () => (await status(a)).ready, {
+      timeoutMs: 30_000,
+      intervalMs: 500,
+    });
+  }, 120_000);
 
   it('a BGPPeer added at runtime to a BIRD ToR brings up that session only', async () => {
     const tor = await nets.create('tor');
