@@ -2,7 +2,7 @@
 
 import { parseAttrs, str, u32 } from './codec.js';
 import { AF, IFA, IFA_F, IFADDRMSG_LEN, NLM_F, RT_SCOPE, RTM } from './constants.js';
-import { decodeError, invalid, type NetlinkError } from './errors.js';
+import { decodeError, invalid, type NetlinkError, requireObject } from './errors.js';
 import { type Family, formatAddr, parsePrefix } from './ip.js';
 import type { Writer } from './writer.js';
 
@@ -48,6 +48,7 @@ function checkIndex(field: string, v: unknown): number {
 
 export function encodeAddr(w: Writer, op: 'add' | 'del', a: AddressSpec, seq: number, ack = true): void {
   const where = `addr.${op}`;
+  requireObject(where, a, 'an object like { index, address }');
   const p = parsePrefix(a.address, `${where}.address`);
   const index = checkIndex(`${where}.index`, a.index);
   let flags = NLM_F.REQUEST | (ack ? NLM_F.ACK : 0);

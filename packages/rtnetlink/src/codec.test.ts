@@ -1,14 +1,14 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import * as K from './__fixtures__/kernel.js';
-import { decodeAddr, encodeAddr } from './addr.js';
+import { type AddressSpec, decodeAddr, encodeAddr } from './addr.js';
 import { decodeNlError, parseAttrs, splitMessages } from './codec.js';
 import { NLM_F, NLMSG, RTM } from './constants.js';
 import { NetlinkError } from './errors.js';
 import { formatAddr, parsePrefix } from './ip.js';
-import { decodeLink, encodeLinkSet, encodeVeth } from './link.js';
+import { decodeLink, encodeLinkSet, encodeVeth, type LinkChange, type VethOptions } from './link.js';
 import { decodeDatagram, decodeMessage, type RtnlMessage } from './messages.js';
-import { decodeNeigh, encodeNeigh } from './neigh.js';
+import { decodeNeigh, encodeNeigh, type NeighbourSpec } from './neigh.js';
 import { decodeRoute, encodeRoute, type Route, type RouteInfo } from './route.js';
 import { Writer } from './writer.js';
 
@@ -331,6 +331,26 @@ describe('encoding requests', () => {
       'a neighbour without an IP',
       (w) => encodeNeigh(w, 'add', { index: 3, dst: 'nope' }, 1),
       /neigh\.add\.dst/,
+    ],
+    [
+      'a veth without options',
+      (w) => encodeVeth(w, undefined as unknown as VethOptions, 1),
+      /veth: must be an object/,
+    ],
+    [
+      'a link change that is not an object',
+      (w) => encodeLinkSet(w, 3, null as unknown as LinkChange, 1),
+      /link\.change/,
+    ],
+    [
+      'an address that is not an object',
+      (w) => encodeAddr(w, 'del', 'x' as unknown as AddressSpec, 1),
+      /addr\.del/,
+    ],
+    [
+      'a neighbour that is not an object',
+      (w) => encodeNeigh(w, 'add', 7 as unknown as NeighbourSpec, 1),
+      /neigh\.add/,
     ],
     [
       'an address on index 0',

@@ -104,3 +104,8 @@ export function invalid(field: string, value: unknown, why: string): NetlinkErro
 export function decodeError(message: string): NetlinkError {
   return new NetlinkError('NL_ERR_DECODE', message);
 }
+
+/** Throws NL_ERR_INVALID unless `v` is a (non-null) object. */
+export function requireObject(field: string, v: unknown, what: string): void {
+  if (v === null || typeof v !== 'object') throw invalid(field, v, `must be ${what}`);
+}

@@ -3,7 +3,7 @@
 
 import { parseAttrs, str, u8, u32 } from './codec.js';
 import { AF, IFF, IFINFOMSG_LEN, IFLA, IFLA_INFO, NLM_F, OPERSTATES, RTM, VETH_INFO } from './constants.js';
-import { decodeError, invalid, type NetlinkError } from './errors.js';
+import { decodeError, invalid, type NetlinkError, requireObject } from './errors.js';
 import { formatMac, macBytes } from './ip.js';
 import type { Writer } from './writer.js';
 
@@ -103,6 +103,7 @@ export function encodeLinkDump(w: Writer, seq: number): void {
 }
 
 export function encodeLinkGet(w: Writer, ref: LinkRef, seq: number): void {
+  requireObject('link', ref, '{ index } or { name }');
   withRollback(w, () => {
     const m = w.beginMsg(RTM.GETLINK, NLM_F.REQUEST, seq);
     if ('index' in ref) {
@@ -116,6 +117,7 @@ export function encodeLinkGet(w: Writer, ref: LinkRef, seq: number): void {
 }
 
 export function encodeVeth(w: Writer, o: VethOptions, seq: number): void {
+  requireObject('veth', o, 'an object with name and peerName');
   withRollback(w, () => {
     const m = w.beginMsg(RTM.NEWLINK, NLM_F.REQUEST | NLM_F.ACK | NLM_F.CREATE | NLM_F.EXCL, seq);
     ifinfomsg(w, 0, 0, 0);
@@ -144,6 +146,7 @@ export function encodeVeth(w: Writer, o: VethOptions, seq: number): void {
 
 /** RTM_NEWLINK on an existing link (no NLM_F_CREATE): changes only what is given. */
 export function encodeLinkSet(w: Writer, index: number, c: LinkChange, seq: number, ack = true): void {
+  requireObject('link.change', c, 'an object like { up, mtu, mac, name }');
   withRollback(w, () => {
     const m = w.beginMsg(RTM.NEWLINK, NLM_F.REQUEST | (ack ? NLM_F.ACK : 0), seq);
     const change = c.up === undefined ? 0 : IFF.UP;
@@ -158,6 +161,7 @@ export function encodeLinkSet(w: Writer, index: number, c: LinkChange, seq: numb
 }
 
 export function encodeLinkDel(w: Writer, ref: LinkRef, seq: number, ack = true): void {
+  requireObject('link', ref, '{ index } or { name }');
   withRollback(w, () => {
     const m = w.beginMsg(RTM.DELLINK, NLM_F.REQUEST | (ack ? NLM_F.ACK : 0), seq);
     if ('index' in ref) {

@@ -2,7 +2,7 @@
 
 import { parseAttrs } from './codec.js';
 import { AF, NDA, NDMSG_LEN, NLM_F, NTF, NUD, RTM } from './constants.js';
-import { decodeError, invalid, type NetlinkError } from './errors.js';
+import { decodeError, invalid, type NetlinkError, requireObject } from './errors.js';
 import { type Family, familyOf, formatAddr, formatMac, macBytes } from './ip.js';
 import type { Writer } from './writer.js';
 
@@ -41,6 +41,7 @@ function checkIndex(field: string, v: unknown): number {
 /** add = create or replace (like `ip neigh replace`); del removes. */
 export function encodeNeigh(w: Writer, op: 'add' | 'del', n: NeighbourSpec, seq: number, ack = true): void {
   const where = `neigh.${op}`;
+  requireObject(where, n, 'an object like { index, dst }');
   const family = familyOf(n.dst);
   if (!family) throw invalid(`${where}.dst`, n.dst, 'not an IP address');
   const index = checkIndex(`${where}.index`, n.index);
