@@ -367,6 +367,21 @@ describe('addresses', () => {
 });
 
 describe('neighbours', () => {
+  it('tags an entry with an owner protocol (NDA_PROTOCOL) that ip neigh reports', async () => {
+    await nl.neigh.add({ index: v0, dst: '10.9.0.60', lladdr: '02:00:00:00:00:60', protocol: PROTO });
+    const ipN = await ns.ipJson<{ dst: string; protocol?: string }[]>(
+      'neigh',
+      'show',
+      '10.9.0.60',
+      'dev',
+      'v0',
+    );
+    expect(ipN).toEqual([expect.objectContaining({ dst: '10.9.0.60', protocol: String(PROTO) })]);
+    const mine = (await nl.neigh.list({ index: v0 })).find((n) => n.dst === '10.9.0.60');
+    expect(mine).toMatchObject({ protocol: PROTO, state: 0x80, lladdr: '02:00:00:00:00:60' });
+    await nl.neigh.del({ index: v0, dst: '10.9.0.60' });
+  });
+
   it('adds permanent and proxy entries that ip neigh reports, and deletes them', async () => {
     await nl.neigh.add({ index: v0, dst: '10.9.0.50', lladdr: '02:00:00:00:00:50' });
     await nl.neigh.add({ index: v0, dst: '10.9.0.51', proxy: true });

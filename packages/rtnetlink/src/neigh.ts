@@ -17,6 +17,8 @@ export interface NeighbourSpec {
   state?: number;
   /** A proxy entry (NTF_PROXY): the kernel answers ARP/ND for dst on this interface. */
   proxy?: boolean;
+  /** Owner protocol (NDA_PROTOCOL, Linux 5.2+), e.g. podnet's route protocol number. */
+  protocol?: number;
 }
 
 export interface Neighbour {
@@ -29,6 +31,8 @@ export interface Neighbour {
   /** NTF_* bits. */
   flags: number;
   proxy: boolean;
+  /** NDA_PROTOCOL when the entry carries one. */
+  protocol?: number;
 }
 
 function checkIndex(field: string, v: unknown): number {
@@ -49,6 +53,9 @@ export function encodeNeigh(w: Writer, op: 'add' | 'del', n: NeighbourSpec, seq:
   if (!Number.isInteger(state) || state < 0 || state > 0xffff)
     throw invalid(`${where}.state`, state, 'must be a NUD_* value');
   const lladdr = n.lladdr === undefined ? undefined : macBytes(n.lladdr, `${where}.lladdr`);
+  if (n.protocol !== undefined && (!Number.isInteger(n.protocol) || n.protocol < 0 || n.protocol > 255)) {
+    throw invalid(`${where}.protocol`, n.protocol, 'must be an integer in 0..255');
+  }
   let flags = NLM_F.REQUEST | (ack ? NLM_F.ACK : 0);
   if (op === 'add') flags |= NLM_F.CREATE | NLM_F.REPLACE;
   const m = w.beginMsg(op === 'add' ? RTM.NEWNEIGH : RTM.DELNEIGH, flags, seq);
@@ -62,6 +69,7 @@ export function encodeNeigh(w: Writer, op: 'add' | 'del', n: NeighbourSpec, seq:
   w.off += NDMSG_LEN;
   w.attrAddr(NDA.DST, n.dst, `${where}.dst`);
   if (lladdr) w.attr(NDA.LLADDR, lladdr);
+  if (n.protocol !== undefined) w.attrU8(NDA.PROTOCOL, n.protocol);
   w.endMsg(m);
 }
 
@@ -103,5 +111,7 @@ export function decodeNeigh(body: Buffer): Neighbour | NetlinkError {
   };
   const ll = attrs[NDA.LLADDR];
   if (ll && ll.length > 0) n.lladdr = formatMac(ll);
+  const proto = attrs[NDA.PROTOCOL];
+  if (proto && proto.length >= 1) n.protocol = proto[0]!;
   return n;
 }
