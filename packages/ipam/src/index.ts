@@ -17,6 +17,12 @@
 // @podnet/k8s K8sError (K8S_ERR_UNREACHABLE, ...). memoryDatastore() is an in-process fake with the
 // same CAS semantics for unit tests of packages that use IPAM.
 export {
+  type AffinityEvent,
+  type AffinityState,
+  type AffinityTransition,
+  affinityTransition,
+} from './affinity.js';
+export {
   type BlockState,
   blockAt,
   blockCount,

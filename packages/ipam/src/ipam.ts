@@ -25,6 +25,7 @@ import {
   parseIp,
 } from '@podnet/k8s';
 import type { Logger } from 'pino';
+import { type AffinityEvent, type AffinityState, affinityTransition } from './affinity.js';
 import {
   affineNode,
   affinityFor,
@@ -636,7 +637,7 @@ export class Ipam {
       if (!cidr) return undefined;
       const cidrText = formatCidr(cidr);
       const affName = affinityName(node, cidr);
-      const affinity = await this.createOrGetAffinity(affName, node, cidrText);
+      await this.affinityEvent(affName, node, cidrText, { type: 'claim' });
       try {
         const block = newBlock(cidr, node, this.strictAffinity);
         const created = await this.ds.blocks.create({
@@ -645,7 +646,7 @@ export class Ipam {
         });
         this.remember(created);
         this.claims++;
-        await this.confirmAffinity(affinity);
+        await this.affinityEvent(affName, node, cidrText, { type: 'block-created' });
         this.log?.info({ node, block: cidrText, pool: pool.name }, 'claimed block');
         return created;
       } catch (err) {
@@ -653,11 +654,14 @@ export class Ipam {
         // Lost the race (or an earlier attempt of ours won it).
         const b = await this.fetchBlock(cidrText);
         if (b && affineNode(b.spec) === node) {
-          await this.confirmAffinity(affinity);
+          await this.affinityEvent(affName, node, cidrText, { type: 'block-already-ours' });
           return b;
         }
         this.conflicts++;
-        await this.deleteAffinity(affName);
+        await this.affinityEvent(affName, node, cidrText, {
+          type: 'lost-race',
+          owner: b ? affineNode(b.spec) : undefined,
+        });
         await sleep(Math.random() * 5 * (attempt + 1));
       }
     }
@@ -667,39 +671,54 @@ export class Ipam {
     );
   }
 
-  private async createOrGetAffinity(name: string, node: string, cidr: string): Promise<BlockAffinity> {
-    try {
-      return await this.ds.affinities.create({
-        metadata: { name, labels: nodeLabels(node) },
-        spec: { node, cidr, state: 'pending' },
-      });
-    } catch (err) {
-      if (!isK8sError(err, K8S_ERR.ALREADY_EXISTS)) throw err;
-      return this.ds.affinities.get(name);
-    }
-  }
-
-  private async confirmAffinity(a: BlockAffinity): Promise<void> {
-    let cur = a;
+  /**
+   * Applies one event to a node's BlockAffinity through affinityTransition, with compare-and-swap:
+   * creates it on `claim`, deletes it when the transition leads to `deleted`, retries on conflict.
+   */
+  private async affinityEvent(name: string, node: string, cidr: string, ev: AffinityEvent): Promise<void> {
     for (let attempt = 0; attempt < this.maxRetries; attempt++) {
-      if (cur.spec.state === 'confirmed') return;
+      let cur: BlockAffinity | undefined;
       try {
-        await this.ds.affinities.replace({ ...cur, spec: { ...cur.spec, state: 'confirmed' } });
+        cur = await this.ds.affinities.get(name);
+      } catch (err) {
+        if (!isK8sError(err, K8S_ERR.NOT_FOUND)) throw err;
+      }
+      const state: AffinityState = cur?.spec.state ?? 'none';
+      const t = affinityTransition(state, ev);
+      if (!t.ok) {
+        this.log?.warn({ node, block: cidr, state, event: ev.type }, t.reason);
+        return;
+      }
+      if (t.next === state) return;
+      try {
+        if (t.next === 'deleted') {
+          if (cur) await this.ds.affinities.delete(name, { resourceVersion: cur.metadata.resourceVersion! });
+        } else if (!cur) {
+          await this.ds.affinities.create({
+            metadata: { name, labels: nodeLabels(node) },
+            spec: { node, cidr, state: t.next },
+          });
+        } else {
+          await this.ds.affinities.replace({ ...cur, spec: { ...cur.spec, state: t.next } });
+        }
+        this.log?.debug({ node, block: cidr, from: state, to: t.next, reason: t.reason }, 'block affinity');
         return;
       } catch (err) {
-        if (!isK8sError(err, K8S_ERR.CONFLICT)) throw err;
-        this.conflicts++;
-        cur = await this.ds.affinities.get(a.metadata.name);
+        if (
+          isK8sError(err, K8S_ERR.CONFLICT) ||
+          isK8sError(err, K8S_ERR.ALREADY_EXISTS) ||
+          isK8sError(err, K8S_ERR.NOT_FOUND)
+        ) {
+          this.conflicts++;
+          continue;
+        }
+        throw err;
       }
     }
-  }
-
-  private async deleteAffinity(name: string): Promise<void> {
-    try {
-      await this.ds.affinities.delete(name);
-    } catch (err) {
-      if (!isK8sError(err, K8S_ERR.NOT_FOUND)) throw err;
-    }
+    throw new IpamError(
+      IPAM_ERR.TOO_MANY_CONFLICTS,
+      `BlockAffinity ${name}: gave up after ${this.maxRetries} conflicts`,
+    );
   }
 
   // -------------------------------------------------------------------------------------------
@@ -1025,12 +1044,7 @@ export class Ipam {
    */
   private async releaseBlock(node: string, b: IPAMBlock): Promise<boolean> {
     const affName = affinityName(node, b.spec.cidr);
-    try {
-      const a = await this.ds.affinities.get(affName);
-      await this.ds.affinities.replace({ ...a, spec: { ...a.spec, state: 'pendingDeletion' } });
-    } catch (err) {
-      if (!isK8sError(err, K8S_ERR.NOT_FOUND) && !isK8sError(err, K8S_ERR.CONFLICT)) throw err;
-    }
+    await this.affinityEvent(affName, node, b.spec.cidr, { type: 'release-empty' });
     try {
       const marked = await this.ds.blocks.replace({ ...b, spec: { ...b.spec, deleted: true } });
       await this.ds.blocks.delete(blockName(b.spec.cidr), {
@@ -1040,25 +1054,15 @@ export class Ipam {
       if (isK8sError(err, K8S_ERR.CONFLICT)) {
         // Someone allocated meanwhile: keep the block and its affinity.
         this.conflicts++;
-        await this.restoreAffinity(affName);
+        await this.affinityEvent(affName, node, b.spec.cidr, { type: 'block-in-use' });
         return false;
       }
       if (!isK8sError(err, K8S_ERR.NOT_FOUND)) throw err;
     }
     this.forget(b.spec.cidr);
-    await this.deleteAffinity(affName);
+    await this.affinityEvent(affName, node, b.spec.cidr, { type: 'block-deleted' });
     this.log?.info({ node, block: b.spec.cidr }, 'gc: released empty block');
     return true;
-  }
-
-  private async restoreAffinity(name: string) {
-    try {
-      const a = await this.ds.affinities.get(name);
-      if (a.spec.state === 'pendingDeletion')
-        await this.ds.affinities.replace({ ...a, spec: { ...a.spec, state: 'confirmed' } });
-    } catch (err) {
-      if (!isK8sError(err, K8S_ERR.NOT_FOUND) && !isK8sError(err, K8S_ERR.CONFLICT)) throw err;
-    }
   }
 
   /** Forgets cached blocks (the next allocation re-reads the node's blocks). */
