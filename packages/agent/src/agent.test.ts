@@ -261,6 +261,36 @@ describe('Agent', () => {
   });
 });
 
+describe('Agent IPAM garbage collection', () => {
+  it('runs ipam.gc with the configured grace and counts what it released', async () => {
+    const { config } = loadConfig({ argv: ['--node-name', 'node-a', '--ipam-gc-grace', '2m'], env: {} });
+    const ds = new FakeDatastore();
+    ds.snap.nodes = [node('node-a', '10.0.0.11')];
+    const calls: number[] = [];
+    const agent = new Agent({
+      config,
+      log: pino({ level: 'silent' }),
+      datastore: ds,
+      bgp: new FakeBgp(),
+      routes: new FakeRoutes(),
+      arp: new FakeArp(),
+      ipamGc: async (grace) => {
+        calls.push(grace);
+        if (calls.length === 2) throw new Error('API down');
+        return { releasedHandles: ['podnet.c1'], releasedBlocks: [] };
+      },
+    });
+    current = agent;
+    await agent.start();
+    await wait('running', () => agent.status().node.address === '10.0.0.11');
+    await agent.runIpamGc();
+    await agent.runIpamGc();
+    expect(calls).toEqual([120_000, 120_000]);
+    const m = await agent.metrics.registry.getSingleMetricAsString('podnet_ipam_gc_released_total');
+    expect(m).toContain('podnet_ipam_gc_released_total{kind="handle"} 1');
+  });
+});
+
 describe('status endpoint', () => {
   it('serves /livez, /readyz with reasons, /status JSON and podnet_* metrics', async () => {
     const t = setup();

@@ -29,6 +29,8 @@ export interface AgentDeps {
   canReach?: (destination: string) => Promise<string | undefined>;
   metrics?: Metrics;
   now?: () => number;
+  /** IPAM garbage collection (ipam.gc): leaked addresses and empty blocks, CAS-safe on every node. */
+  ipamGc?: (graceMs: number) => Promise<{ releasedHandles: string[]; releasedBlocks: string[] }>;
   /** Longest wait after start for sessions to come up before the first route reconcile. */
   routeHoldoffMs?: number;
 }
@@ -78,6 +80,8 @@ export class Agent {
       }, 1000),
       setInterval(() => void this.resync(), this.deps.config.resyncInterval),
     );
+    if (this.deps.ipamGc && this.deps.config.ipamGcInterval > 0)
+      this.timers.push(setInterval(() => void this.runIpamGc(), this.deps.config.ipamGcInterval));
     void this.boot();
   }
 
@@ -380,6 +384,20 @@ export class Agent {
       }
     }
     this.schedule('resync');
+  }
+
+  /** One pass of IPAM garbage collection; errors are logged, never fatal. */
+  async runIpamGc(): Promise<void> {
+    if (this.phase !== 'running' || !this.deps.ipamGc || !this.deps.datastore.reachable()) return;
+    try {
+      const r = await this.deps.ipamGc(this.deps.config.ipamGcGrace);
+      this.metrics.ipamGcReleased.inc({ kind: 'handle' }, r.releasedHandles.length);
+      this.metrics.ipamGcReleased.inc({ kind: 'block' }, r.releasedBlocks.length);
+      if (r.releasedHandles.length || r.releasedBlocks.length)
+        this.log.info({ handles: r.releasedHandles, blocks: r.releasedBlocks }, 'IPAM garbage collected');
+    } catch (err) {
+      this.log.warn({ err }, 'IPAM garbage collection failed; next pass retries');
+    }
   }
 
   live(): boolean {

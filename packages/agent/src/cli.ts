@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 // podnet-agent: the node daemon's entry point. See README.md for the options.
+import { Ipam } from '@podnet/ipam';
 import { KubeClient } from '@podnet/k8s';
 import { PODNET_PROTO } from '@podnet/routes';
 import { Rtnl } from '@podnet/rtnetlink';
@@ -71,6 +72,7 @@ async function main(): Promise<number> {
     return 2;
   }
   const metrics = createMetrics({ defaultMetrics: true });
+  const ipam = new Ipam({ client, logger: log });
   const restarting = await hasPodnetRoutes();
   const agent = new Agent({
     config,
@@ -90,6 +92,7 @@ async function main(): Promise<number> {
     }),
     arp: new ArpAdapter({ mode: config.arpMode, logger: log, registry: metrics.registry }),
     routeProtocol: ROUTE_PROTOCOL,
+    ipamGc: (graceMs) => ipam.gc({ graceMs }),
     interfaces: listInterfaces,
     canReach,
   });

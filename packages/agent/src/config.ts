@@ -76,6 +76,8 @@ export const agentConfigSchema = z.object({
   cniConfDir: z.string().min(1).default('/etc/cni/net.d'),
   removeUnownedPodRoutes: z.coerce.boolean().default(false),
   namespace: z.string().min(1).default('podnet-system'),
+  ipamGcInterval: duration.default(300_000),
+  ipamGcGrace: duration.default(60_000),
 });
 
 export type AgentConfig = z.output<typeof agentConfigSchema>;
@@ -158,6 +160,18 @@ export const FIELDS: Record<Field, FieldSpec> = {
     env: 'PODNET_NAMESPACE',
     type: 'string',
     help: 'namespace of the Secrets BGPPeers reference (default podnet-system)',
+  },
+  ipamGcInterval: {
+    flag: 'ipam-gc-interval',
+    env: 'PODNET_IPAM_GC_INTERVAL',
+    type: 'string',
+    help: 'how often to release leaked addresses and empty blocks (default 5m; 0 disables)',
+  },
+  ipamGcGrace: {
+    flag: 'ipam-gc-grace',
+    env: 'PODNET_IPAM_GC_GRACE',
+    type: 'string',
+    help: 'how long a leak or an empty block must last before it is released (default 60s)',
   },
   removeUnownedPodRoutes: {
     flag: 'remove-unowned-pod-routes',

@@ -61,6 +61,12 @@ export function createMetrics(opts: { defaultMetrics?: boolean } = {}) {
       labelNames: ['state'],
       registers: [registry],
     }),
+    ipamGcReleased: new Counter({
+      name: 'podnet_ipam_gc_released_total',
+      help: 'Leaked handles and empty blocks released by IPAM garbage collection',
+      labelNames: ['kind'],
+      registers: [registry],
+    }),
     datastoreSynced: new Gauge({
       name: 'podnet_datastore_synced',
       help: '1 once every informer has listed',
