@@ -167,8 +167,9 @@ export interface NetlinkSocket {
   send(buf: Buffer): void;
   /**
    * Starts polling (uv_poll). Each callback receives one datagram, which may hold several nlmsgs.
-   * Reads until EAGAIN (at most 1024 datagrams per loop turn); never blocks the loop. Receive errors
-   * (ENOBUFS when the receive queue overflowed) go to onError, and polling goes on.
+   * Reads until EAGAIN (at most 1024 datagrams per loop turn); never blocks the loop. Socket errors
+   * go to onError and polling goes on: ENOBUFS means the receive queue overflowed and messages were
+   * lost (resync). A polling socket must be closed with close(); it is never garbage-collected.
    * Calling it again replaces the callbacks.
    */
   onMessage(cb: (datagram: Buffer) => void, onError?: (err: NativeError) => void): void;
@@ -301,7 +302,11 @@ export interface PacketSocket {
   readonly fd: number;
   /** Sends one whole Ethernet frame (header included) on the bound interface. */
   send(frame: Buffer): void;
-  /** Starts polling; each callback receives one frame, Ethernet header included. */
+  /**
+   * Starts polling; each callback receives one frame, Ethernet header included. Socket errors go to
+   * onError and polling goes on (ENETDOWN when the interface goes down; frames flow again once it
+   * is up).
+   */
   onFrame(cb: (frame: Buffer, meta: PacketMeta) => void, onError?: (err: NativeError) => void): void;
   ref(): void;
   unref(): void;
