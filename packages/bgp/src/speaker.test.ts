@@ -303,6 +303,7 @@ describe('decision process', () => {
     ebgp: true,
     routerId: '1.1.1.1',
     routeReflectorClient: false,
+    up: true,
     adjIn: new Map(),
     ...over,
   });

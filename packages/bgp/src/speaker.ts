@@ -31,7 +31,7 @@ import {
 } from './session/session.js';
 import { Afi, CeaseSubcode, ErrorCode, Safi, UpdateSubcode } from './wire/constants.js';
 import { BgpConfigError, BgpError, updateError } from './wire/errors.js';
-import { addressFamily, formatIpv6, parseIpv4, parsePrefix, v4Key } from './wire/ip.js';
+import { addressFamily, formatIpv6, parseIpv4, parseIpv6, parsePrefix, v4Key } from './wire/ip.js';
 import {
   decodeUpdate,
   encodeMessage,
@@ -154,8 +154,19 @@ interface Peer {
   treatAsWithdraw: number;
 }
 
+/** One spelling per address, so configured and accepted addresses compare equal. */
+function canonicalAddress(a: string): string {
+  const v6 = a.includes(':') ? parseIpv6(a) : undefined;
+  if (v6) {
+    const text = formatIpv6(v6);
+    return text.startsWith('::ffff:') && a.includes('.') ? a.slice(a.lastIndexOf(':') + 1) : text;
+  }
+  return a;
+}
+
 function validatePeer(c: PeerConfig): Peer['config'] {
   if (!addressFamily(c.address)) throw new BgpConfigError('address', c.address, 'not an IP address');
+  c = { ...c, address: canonicalAddress(c.address) };
   if (!Number.isInteger(c.asn) || c.asn < 1 || c.asn > 0xffffffff)
     throw new BgpConfigError('asn', c.asn, 'must be 1..4294967295');
   const port = c.port ?? 179;
@@ -185,7 +196,7 @@ const FAMILIES = [
 
 function normaliseAddr(a: string | undefined): string {
   if (!a) return '';
-  return a.startsWith('::ffff:') && a.includes('.') ? a.slice(7) : a;
+  return a.startsWith('::ffff:') && a.includes('.') ? a.slice(7) : canonicalAddress(a);
 }
 
 /**
@@ -228,7 +239,15 @@ export class Speaker extends EventEmitter {
     this.clock = opts.clock ?? systemClock;
     this.transport = opts.transport ?? tcpTransport;
     this.local = this.newSource('local', 'local', false);
+    this.on('newListener', (ev) => {
+      if (ev === 'bestpath') this.watched = true;
+    });
+    this.on('removeListener', () => {
+      this.watched = this.listenerCount('bestpath') > 0;
+    });
   }
+  /** Someone listens to 'bestpath' (checked per prefix, so kept as a field). */
+  private watched = false;
 
   // ------------------------------------------------------------------------------------------
   // Lifecycle
@@ -370,6 +389,7 @@ export class Speaker extends EventEmitter {
 
   /** Removes a peer: Cease/Peer De-configured, and its routes leave the Loc-RIB. */
   removePeer(address: string): void {
+    address = canonicalAddress(address);
     const p = this.peersByAddr.get(address);
     if (!p) throw new BgpConfigError('address', address, 'no such peer');
     p.session.stop(CeaseSubcode.PEER_DECONFIGURED, true);
@@ -474,7 +494,7 @@ export class Speaker extends EventEmitter {
 
   /** Routes received from a peer (after import policy), including stale ones. */
   adjRibIn(address: string): { prefix: string; attrs: RouteAttrs; stale: boolean }[] {
-    const p = this.peersByAddr.get(address);
+    const p = this.peersByAddr.get(canonicalAddress(address));
     if (!p) throw new BgpConfigError('address', address, 'no such peer');
     const out = [...p.src.adjIn].map(([k, s]) => ({ prefix: keyToPrefix(k), attrs: s.attrs, stale: false }));
     for (const [k, s] of p.src.stale ?? [])
@@ -484,7 +504,7 @@ export class Speaker extends EventEmitter {
 
   /** Routes advertised to a peer, with the attributes as sent. */
   adjRibOut(address: string): { prefix: string; attrs: RouteAttrs }[] {
-    const p = this.peersByAddr.get(address);
+    const p = this.peersByAddr.get(canonicalAddress(address));
     if (!p) throw new BgpConfigError('address', address, 'no such peer');
     return [...p.out].map(([k, s]) => ({ prefix: keyToPrefix(k), attrs: s.attrs }));
   }
@@ -506,6 +526,7 @@ export class Speaker extends EventEmitter {
       ebgp,
       routerId: kind === 'local' ? this.opts.routerId : '0.0.0.0',
       routeReflectorClient: false,
+      up: false,
       adjIn: new Map(),
     };
     if (kind === 'local') this.sources.push(s);
@@ -616,6 +637,7 @@ export class Speaker extends EventEmitter {
   private onEstablished(p: Peer, n: Negotiated): void {
     p.negotiated = n;
     p.established = true;
+    p.src.up = true;
     this.establishedCount++;
     p.src.routerId = n.peerId;
     p.cache.clear();
@@ -645,6 +667,7 @@ export class Speaker extends EventEmitter {
   private onDown(p: Peer, reason: string, graceful: boolean, error?: BgpError): void {
     if (p.established) this.establishedCount--;
     p.established = false;
+    p.src.up = false;
     p.dirty.clear();
     for (const s of p.out.values()) this.attrs.release(s);
     p.out.clear();
@@ -806,11 +829,11 @@ export class Speaker extends EventEmitter {
         throw updateError(UpdateSubcode.INVALID_NETWORK_FIELD, `prefix of length ${len} overruns the field`);
       // Key = 2^len + the len network bits (see v4Key); small integers up to /29.
       let net = 0;
-      for (let i = 0; i < n; i++) net = net * 256 + b[off + i]!;
+      for (let i = 0; i < n; i++) net = ((net << 8) | b[off + i]!) >>> 0;
       off += n;
       const extra = n * 8 - len;
-      if (extra > 0) net = Math.floor(net / (1 << extra));
-      fn(2 ** len + net);
+      if (extra > 0) net >>>= extra;
+      fn(len <= 30 ? (1 << len) + net : 2 ** len + net);
     }
   }
 
@@ -900,8 +923,8 @@ export class Speaker extends EventEmitter {
       if (best !== prev) this.loc.set(k, best);
     } else if (prev) this.loc.delete(k);
     if (best === prev && best !== changed && !this.multipathMayChange(k)) return;
-    if (this.listenerCount('bestpath') > 0) this.emitChange(k, best);
-    if (this.establishedCount > (changed.kind === 'peer' && this.peerOf(changed)?.established ? 1 : 0)) {
+    if (this.watched) this.emitChange(k, best);
+    if (this.establishedCount > (changed.up ? 1 : 0)) {
       for (const p of this.peersByAddr.values()) if (p.established && p.src !== changed) p.dirty.add(k);
       // The source peer may need a withdrawal of what we sent it before.
       const cp = this.peerOf(changed);
@@ -911,7 +934,7 @@ export class Speaker extends EventEmitter {
   }
 
   private multipathMayChange(_k: PrefixKey): boolean {
-    return this.listenerCount('bestpath') > 0 && this.sources.length > 2;
+    return this.watched && this.sources.length > 2;
   }
 
   private peerOf(src: PathSource): Peer | undefined {

@@ -75,6 +75,8 @@ export interface PathSource {
   /** Peer's BGP Identifier (set when the session comes up). */
   routerId: string;
   routeReflectorClient: boolean;
+  /** The session is Established (peers only). */
+  up: boolean;
   readonly adjIn: Map<PrefixKey, AttrSet>;
   /** Routes kept from a previous session while the peer restarts (RFC 4724 helper mode). */
   stale?: Map<PrefixKey, AttrSet> | undefined;
