@@ -81,6 +81,12 @@ export function formatAddr(b: Uint8Array): string {
   return `${hex.slice(0, bestStart).join(':')}::${hex.slice(bestStart + bestLen).join(':')}`;
 }
 
+/** Formats the 4 or 16 address bytes at `off` of `buf` without making a view for IPv4. */
+export function formatAddrAt(buf: Buffer, off: number, len: number): string {
+  if (len === 4) return `${buf[off]}.${buf[off + 1]}.${buf[off + 2]}.${buf[off + 3]}`;
+  return formatAddr(buf.subarray(off, off + len));
+}
+
 export interface Prefix {
   family: Family;
   addr: string;
