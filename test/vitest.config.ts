@@ -8,12 +8,9 @@ import { defineConfig } from 'vitest/config';
  * reason in test/README.md. Remove an entry as soon as it passes.
  */
 const pending = [
-  // The agent does not exchange IPv6 blocks yet: mesh sessions carry IPv4 only and its IPv6
-  // session to the ToR fails with "bind EINVAL <node IPv4>" (IPv6 peer bound to the IPv4 address).
-  'src/dualstack.test.ts',
-  // Flaky (passes most runs, lost 1 of 150 pings per flow in some): on restart the agent deletes
-  // every proto-80 route of the node and re-adds it 30-100 ms later (`ip monitor route` shows all
-  // "Deleted" at one timestamp), and re-adds the route to another node's block only 1-2 s later.
+  // Flaky (passed 6 of 7 runs; the failing one lost 1 of 150 pings on each flow): on its first
+  // reconcile after a restart the agent deletes every proto-80 route of the node at one instant
+  // (`ip monitor route`) and re-adds the pod /32s ~15 ms later, other nodes' blocks 0.1-1.5 s later.
   'src/graceful-restart.test.ts',
 ];
 
