@@ -1,7 +1,7 @@
 // The Datastore over the Kubernetes API: @podnet/ipam on an HTTP object store (kube-store.ts) for
 // addresses, and MiniKube for the pod annotation and STATUS. IPAM and datastore failures become
 // CNI codes: unreachable → 11, pools exhausted or none for the node → 100, anything else → 101.
-import { IPAM_ERR, Ipam, IpamError } from '@podnet/ipam';
+import { IPAM_ERR, Ipam, IpamError, type IpamOptions } from '@podnet/ipam';
 import { K8S_ERR, K8sError, matchesSelector, parseSelector } from '@podnet/k8s';
 import type { PluginConfig } from './config.js';
 import {
@@ -62,7 +62,11 @@ export class KubeDatastore implements Datastore {
     private readonly log: Log,
   ) {
     this.store = httpIpamStore(kube);
-    this.ipam = new Ipam({ datastore: this.store });
+    // ipam logs through the plugin's logger (the same lazily created pino, same level).
+    this.ipam = new Ipam({
+      datastore: this.store,
+      logger: log as unknown as NonNullable<IpamOptions['logger']>,
+    });
   }
 
   async allocate(req: AllocateRequest): Promise<Allocation> {

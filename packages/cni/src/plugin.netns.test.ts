@@ -112,6 +112,9 @@ beforeAll(async () => {
   await client
     .resource(IPPOOL)
     .create({ metadata: { name: 'pool-a' }, spec: { cidr: POOL_CIDR, blockSize: 26 } });
+  await client
+    .resource(IPPOOL)
+    .create({ metadata: { name: 'pool-v6' }, spec: { cidr: 'fd77::/48', blockSize: 122 } });
   await client.core.createNode({
     body: { metadata: { name: NODE, labels: { 'kubernetes.io/hostname': NODE } } },
   });
@@ -123,6 +126,8 @@ beforeAll(async () => {
   await node.ip('link', 'set', 'up1', 'up');
   await node.ip('addr', 'add', '192.0.2.1/24', 'dev', 'up0');
   await node.ip('route', 'add', 'default', 'via', '192.0.2.2', 'dev', 'up0');
+  // IPv6 forwarding is global in Linux (the agent's job on a real node).
+  await node.sysctl('net.ipv6.conf.all.forwarding', 1);
   const server = new URL(/server:\s*"?([^"\s]+)"?/.exec(readFileSync(cluster.kubeconfigPath, 'utf8'))![1]!);
   fwd = await forwardIntoNetns(node, Number(server.port), server.hostname);
   cacheDir = mkdtempSync(join(tmpdir(), 'podnet-cni-cache-'));
@@ -299,6 +304,38 @@ describe.each(['netlink', 'iproute2'])('the %s dataplane', (dataplane) => {
     expect(
       await p.ns.ipJson<{ ifname: string }[]>('link', 'show').then((l) => l.map((x) => x.ifname)),
     ).toEqual(['lo']);
+  });
+
+  it('wires dual-stack pods: /128 with a default route via the host veth link-local, ping6 between them', async () => {
+    const a = await newPod();
+    const b = await newPod();
+    const dual = conf({ dataplane, ipam: { assign_ipv6: true } });
+    const ra = ok(await invoke(node, inv(a, 'ADD'), dual), 'ADD a');
+    const rb = ok(await invoke(node, inv(b, 'ADD'), dual), 'ADD b');
+    const v6 = (r: typeof ra) =>
+      ((r.json?.ips ?? []) as { address: string }[]).find((i) => i.address.includes(':'));
+    expect(v6(ra)?.address).toMatch(/^fd77:.*\/128$/);
+    expect(v6(ra)).toMatchObject({ gateway: 'fe80::ecee:eeff:feee:eeee', interface: 1 });
+    const routes = await a.ns.ipJson<{ dst: string; gateway?: string }[]>(
+      '-6',
+      'route',
+      'show',
+      'dev',
+      'eth0',
+    );
+    expect(routes).toContainEqual(
+      expect.objectContaining({ dst: 'default', gateway: 'fe80::ecee:eeff:feee:eeee' }),
+    );
+    const pod = await client.core.readNamespacedPod({ namespace: 'default', name: a.name });
+    expect(pod.metadata?.annotations?.['podnet.io/podIPs']).toBe(
+      `${podIp(ra.json)},${v6(ra)!.address.split('/')[0]}`,
+    );
+    const ping = await a.ns.exec('ping', ['-6', '-c', '2', '-W', '3', v6(rb)!.address.split('/')[0]!]);
+    expect(ping.code, ping.stdout + ping.stderr).toBe(0);
+    ok(await invoke(node, inv(a, 'CHECK'), { ...dual, prevResult: ra.json }), 'CHECK a');
+    ok(await invoke(node, inv(a, 'DEL'), dual), 'DEL a');
+    ok(await invoke(node, inv(b, 'DEL'), dual), 'DEL b');
+    expect(await handlesOf(a)).toEqual([]);
   });
 
   it('CHECK reports precisely what differs', async () => {
