@@ -70,6 +70,16 @@ describe('malformed UPDATEs from a peer', () => {
     expect(s.peers()[0]!.state).toBe('established');
   });
 
+  it('treats NLRI without any path attribute as withdrawn', async () => {
+    const { s, send } = await connect();
+    send(rawUpdate(good, '18 0a0500  18 0a0600'));
+    await until('routes', () => s.locRibSize === 2);
+    send(rawUpdate('', '18 0a0500'));
+    await until('10.5.0.0/24 withdrawn', () => !s.lookup('10.5.0.0/24'));
+    expect(s.lookup('10.6.0.0/24')).toBeDefined();
+    expect(s.peers()[0]!.state).toBe('established');
+  });
+
   it('attribute-discard installs the route without the bad attribute', async () => {
     const { s, send } = await connect();
     send(rawUpdate(`${good} 40 06 01 00`, '18 0a0300'));

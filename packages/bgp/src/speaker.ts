@@ -731,13 +731,16 @@ export class Speaker extends EventEmitter {
           this.onEndOfRib(p, Afi.IPV4);
           return;
         }
-        this.eachV4(body, 2, wEnd, (k) => this.removePath(p.src, k));
-        if (aEnd < body.length)
-          throw updateError(
-            UpdateSubcode.MISSING_WELLKNOWN_ATTRIBUTE,
+        this.applyV4(p, body, 2, wEnd, null);
+        if (aEnd < body.length) {
+          // RFC 7606 §3.d: NLRI without the mandatory attributes is treated as withdrawn.
+          p.treatAsWithdraw++;
+          this.log.warn(
+            { event: 'update-error', peer: p.config.address, action: 'treat-as-withdraw' },
             'NLRI without path attributes',
-            Uint8Array.of(1),
           );
+          this.applyV4(p, body, aEnd, body.length, null);
+        }
         return;
       }
       const hasNlri = aEnd < body.length;
@@ -745,11 +748,8 @@ export class Speaker extends EventEmitter {
       const cached = raw === undefined ? undefined : p.cache.get(raw);
       if (cached !== undefined) {
         // Fast path: attributes seen before from this peer; only prefixes to walk.
-        this.eachV4(body, 2, wEnd, (k) => this.removePath(p.src, k));
-        if (cached === null) this.eachV4(body, aEnd, body.length, (k) => this.removePath(p.src, k));
-        else if (p.importP?.rules.length)
-          this.eachV4(body, aEnd, body.length, (k) => this.importOne(p, k, cached));
-        else this.eachV4(body, aEnd, body.length, (k) => this.setPath(p.src, k, cached));
+        this.applyV4(p, body, 2, wEnd, null);
+        this.applyV4(p, body, aEnd, body.length, cached);
         this.checkMaxPrefixes(p);
         return;
       }
@@ -767,9 +767,8 @@ export class Speaker extends EventEmitter {
           else set = this.importAttrs(p, fromWire(v.attrs, n.as4));
           if (p.cache.size > 100_000) p.cache.clear();
           p.cache.set(raw, set);
-          this.eachV4(body, 2, wEnd, (k) => this.removePath(p.src, k));
-          if (set === null) this.eachV4(body, aEnd, body.length, (k) => this.removePath(p.src, k));
-          else this.eachV4(body, aEnd, body.length, (k) => this.importOne(p, k, set));
+          this.applyV4(p, body, 2, wEnd, null);
+          this.applyV4(p, body, aEnd, body.length, set);
           this.checkMaxPrefixes(p);
           return;
         }
@@ -819,8 +818,13 @@ export class Speaker extends EventEmitter {
     }
   }
 
-  /** Walks IPv4 NLRI in [off, end) as numeric keys; throws INVALID_NETWORK_FIELD on bad encoding. */
-  private eachV4(b: Buffer, off: number, end: number, fn: (k: PrefixKey) => void): void {
+  /**
+   * Walks IPv4 NLRI in [off, end) as numeric keys and announces them with `set` (null: withdraws
+   * them). Throws INVALID_NETWORK_FIELD on bad encoding. One loop with direct calls: this is the
+   * ingest hot path.
+   */
+  private applyV4(p: Peer, b: Buffer, off: number, end: number, set: AttrSet | null): void {
+    const filter = set !== null && (p.importP?.rules.length ?? 0) > 0;
     while (off < end) {
       const len = b[off++]!;
       if (len > 32) throw updateError(UpdateSubcode.INVALID_NETWORK_FIELD, `prefix length ${len} above 32`);
@@ -833,7 +837,10 @@ export class Speaker extends EventEmitter {
       off += n;
       const extra = n * 8 - len;
       if (extra > 0) net >>>= extra;
-      fn(len <= 30 ? (1 << len) + net : 2 ** len + net);
+      const k = len <= 30 ? (1 << len) + net : 2 ** len + net;
+      if (set === null) this.removePath(p.src, k);
+      else if (filter) this.importOne(p, k, set);
+      else this.setPath(p.src, k, set);
     }
   }
 
