@@ -15,6 +15,7 @@ import {
   type IPPoolInput,
   K8S_ERR,
   type KubeClient,
+  POD_ANNOTATIONS,
   type SchemaError,
 } from '@podnet/k8s';
 
@@ -38,6 +39,12 @@ export interface IpamDatastore {
   nodeLabels(node: string): Promise<Record<string, string> | undefined>;
   /** Whether a pod exists (GC of leaked addresses). */
   podExists(namespace: string, name: string): Promise<boolean>;
+  /**
+   * Optional, preferred by GC: the addresses recorded on the pod (annotations and status), [] when
+   * it records none, undefined when there is no such pod. Lets GC see that a pod re-created under
+   * the same name (a StatefulSet) no longer uses an old address.
+   */
+  podAddresses?(namespace: string, name: string): Promise<string[] | undefined>;
 }
 
 /** The datastore over the Kubernetes API. */
@@ -58,6 +65,17 @@ export function kubeDatastore(client: KubeClient): IpamDatastore {
     },
     async podExists(namespace, name) {
       return (await client.findPod(namespace, name)) !== undefined;
+    },
+    async podAddresses(namespace, name) {
+      const pod = await client.findPod(namespace, name);
+      if (!pod) return undefined;
+      const out = new Set<string>();
+      const a = pod.metadata?.annotations ?? {};
+      for (const ip of (a[POD_ANNOTATIONS.podIPs] ?? '').split(',')) if (ip.trim()) out.add(ip.trim());
+      if (a[POD_ANNOTATIONS.podIP]) out.add(a[POD_ANNOTATIONS.podIP]!);
+      for (const ip of pod.status?.podIPs ?? []) if (ip.ip) out.add(ip.ip);
+      if (pod.status?.podIP) out.add(pod.status.podIP);
+      return [...out];
     },
   };
 }

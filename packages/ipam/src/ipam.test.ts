@@ -179,6 +179,20 @@ describe('Ipam over an in-memory datastore', () => {
     expect(await ipam.check()).toEqual([]);
   });
 
+  it('garbage-collects the address of a pod re-created under the same name with another address', async () => {
+    const ds = memoryDatastore();
+    await withPools(ds, [{ name: 'default', cidr: '10.244.0.0/16' }]);
+    const ipam = new Ipam({ datastore: ds });
+    const old = await ipam.allocate({ handle: 'old', node: 'n1', attrs: { namespace: 'db', pod: 'web-0' } });
+    const now = await ipam.allocate({ handle: 'new', node: 'n1', attrs: { namespace: 'db', pod: 'web-0' } });
+    ds.pods.add('db/web-0');
+    ds.podIPs.set('db/web-0', [now.ipv4!.address]);
+    await ipam.gc({ now: 0, graceMs: 10 });
+    expect((await ipam.gc({ now: 20, graceMs: 10 })).releasedHandles).toEqual(['old']);
+    expect(await ipam.releaseIp(old.ipv4!.address)).toBeUndefined();
+    expect((await ipam.usage()).totals.used).toBe(1);
+  });
+
   it('deletes a handle that holds no address (an ADD that died half-way) after the grace period', async () => {
     const ds = memoryDatastore();
     await withPools(ds, [{ name: 'default', cidr: '10.244.0.0/16' }]);

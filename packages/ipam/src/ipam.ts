@@ -974,15 +974,18 @@ export class Ipam {
     const blocks = (await this.ds.blocks.list()).items;
 
     if (opts.addresses ?? true) {
-      const handlesPods = new Map<string, { namespace: string; pod: string }>();
+      const handlesPods = new Map<string, { namespace: string; pod: string; ips: string[] }>();
       for (const b of blocks)
         for (const a of allocatedAddresses(toState(b))) {
           const ns = a.attr.secondary?.namespace;
           const pod = a.attr.secondary?.pod;
-          if (ns && pod) handlesPods.set(a.attr.handleID, { namespace: ns, pod });
+          if (!ns || !pod) continue;
+          const e = handlesPods.get(a.attr.handleID) ?? { namespace: ns, pod, ips: [] };
+          e.ips.push(a.ip);
+          handlesPods.set(a.attr.handleID, e);
         }
-      for (const [handle, { namespace, pod }] of handlesPods) {
-        if (await this.ds.podExists(namespace, pod)) continue;
+      for (const [handle, { namespace, pod, ips }] of handlesPods) {
+        if (await this.podHolds(namespace, pod, ips)) continue;
         if (due(`handle:${handle}`)) {
           const rel = await this.releaseByHandle(handle);
           this.log?.info(
@@ -1036,6 +1039,14 @@ export class Ipam {
     for (const key of [...this.gcSeen.keys()]) if (!seenNow.has(key)) this.gcSeen.delete(key);
     report.pending = this.gcSeen.size;
     return report;
+  }
+
+  /** Whether the pod still exists and (when it records its addresses) still uses one of `ips`. */
+  private async podHolds(namespace: string, pod: string, ips: string[]): Promise<boolean> {
+    if (!this.ds.podAddresses) return this.ds.podExists(namespace, pod);
+    const recorded = await this.ds.podAddresses(namespace, pod);
+    if (recorded === undefined) return false;
+    return recorded.length === 0 || ips.some((ip) => recorded.includes(ip));
   }
 
   /**

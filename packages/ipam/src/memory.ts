@@ -92,12 +92,15 @@ export interface MemoryDatastore extends IpamDatastore {
   handles: MemoryStore<typeof IPAMHANDLE.schema>;
   nodes: Map<string, Record<string, string>>;
   pods: Set<string>;
+  /** Addresses recorded on pods, by namespace/name (pods without an entry record none). */
+  podIPs: Map<string, string[]>;
 }
 
 export function memoryDatastore(yieldPoint: () => Promise<void> = async () => {}): MemoryDatastore {
   const rev = { n: 0 };
   const nodes = new Map<string, Record<string, string>>();
   const pods = new Set<string>();
+  const podIPs = new Map<string, string[]>();
   return {
     pools: new MemoryStore(IPPOOL, rev, yieldPoint),
     blocks: new MemoryStore(IPAMBLOCK, rev, yieldPoint),
@@ -105,6 +108,7 @@ export function memoryDatastore(yieldPoint: () => Promise<void> = async () => {}
     handles: new MemoryStore(IPAMHANDLE, rev, yieldPoint),
     nodes,
     pods,
+    podIPs,
     async nodeLabels(node) {
       await yieldPoint();
       return nodes.get(node);
@@ -112,6 +116,11 @@ export function memoryDatastore(yieldPoint: () => Promise<void> = async () => {}
     async podExists(namespace, name) {
       await yieldPoint();
       return pods.has(`${namespace}/${name}`);
+    },
+    async podAddresses(namespace, name) {
+      await yieldPoint();
+      const key = `${namespace}/${name}`;
+      return pods.has(key) ? (podIPs.get(key) ?? []) : undefined;
     },
   };
 }

@@ -464,6 +464,12 @@ const interfaceCidr = (family: 4 | 6) =>
       });
   });
 
+/** Annotations the CNI plugin writes on a Pod: its address(es), comma-separated for the plural. */
+export const POD_ANNOTATIONS = {
+  podIP: 'podnet.io/podIP',
+  podIPs: 'podnet.io/podIPs',
+} as const;
+
 /** The podnet annotations on a Node; other annotations pass through untouched. */
 export const nodeAnnotationsSchema = z
   .object({
