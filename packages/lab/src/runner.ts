@@ -195,7 +195,7 @@ export class Lab {
     if (this.tors.length > 0 && this.nodes.length > 0 && agents) {
       await this.waitForSessions();
       this.log(
-        `✓ BGP sessions established between ${this.tors.length} ToR(s) and ${this.nodes.length} nodes (${elapsed(t0)})`,
+        `✓ BGP sessions established between ${this.tors.map((t) => t.name).join(', ')} and ${this.nodes.length} nodes (${elapsed(t0)})`,
       );
     }
     if (this.nodes.length > 0 && this.project.settings.podsPerNode > 0) {
@@ -468,6 +468,7 @@ export class Lab {
         gracefulRestart: { enabled: true, restartTime: bgp.restartTime },
       },
     } as never);
+    let peers = 0;
     for (const tor of this.tors) {
       for (const family of [4, 6] as const) {
         const ip = serviceAddress(tor, family, tor.links[0]?.network);
@@ -483,6 +484,7 @@ export class Lab {
             holdTime: bgp.holdTime,
           },
         } as never);
+        peers++;
       }
     }
     for (const node of this.nodes) {
@@ -505,7 +507,7 @@ export class Lab {
       } as never);
     }
     this.log(
-      `✓ ${n} CRDs, ${ipPools.length} IPPools, BGP configuration, ${this.tors.length} ToR peers, ${this.nodes.length} Nodes`,
+      `✓ ${n} CRDs, ${ipPools.length} IPPools, BGPConfiguration default, ${peers} BGPPeers (ToR), ${this.nodes.length} Nodes`,
     );
   }
 
