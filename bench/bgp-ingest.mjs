@@ -23,12 +23,18 @@ import {
 import { buildFeed } from './lib/bgp-feed.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
-// `npm run bench -- bgp-ingest --prefixes N` runs a smaller table (for a quick look).
+// `npm run bench -- bgp-ingest --prefixes N` runs a smaller table (for a quick look);
+// `--runs N` (default 3) repeats bgp-ts and BIRD, interleaved, and reports the median run
+// (GoBGP takes minutes per run and runs once).
 const argAt = process.argv.indexOf('--prefixes');
 const PREFIXES = argAt !== -1 ? Number(process.argv[argAt + 1]) : 1_000_000;
 if (!Number.isInteger(PREFIXES) || PREFIXES < 1 || PREFIXES > 4_000_000)
   throw new Error(`--prefixes must be 1..4000000, got ${process.argv[argAt + 1]}`);
 const SETS = 10_000;
+const runsAt = process.argv.indexOf('--runs');
+const RUNS = runsAt !== -1 ? Number(process.argv[runsAt + 1]) : 3;
+if (!Number.isInteger(RUNS) || RUNS < 1 || RUNS > 20)
+  throw new Error(`--runs must be 1..20, got ${process.argv[runsAt + 1]}`);
 const LIMIT_MS = 600_000;
 const RECEIVER_AS = 65001;
 const FEEDER_AS = 65100;
@@ -259,12 +265,21 @@ async function main() {
     `feed: ${PREFIXES} prefixes, ${SETS} attribute sets, ${updates} UPDATEs, ${(bytes / 1e6).toFixed(1)} MB (built in ${Date.now() - tb} ms)`,
   );
 
-  log('running bgp-ts…');
-  const podnet = await runBgpTs(rx[0], fns);
-  log('running BIRD 2…');
-  const bird = await runBird(rx[1], fns);
-  log('running GoBGP…');
+  const podnetRuns = [];
+  const birdRuns = [];
+  for (let i = 1; i <= RUNS; i++) {
+    log(`run ${i}/${RUNS}: bgp-ts…`);
+    podnetRuns.push(await runBgpTs(rx[0], fns));
+    log(`run ${i}/${RUNS}: BIRD 2…`);
+    birdRuns.push(await runBird(rx[1], fns));
+  }
+  log('GoBGP (one run)…');
   const gobgp = await runGobgp(rx[2], fns);
+  const median = (runs) => [...runs].sort((a, b) => a.ms - b.ms)[Math.floor((runs.length - 1) / 2)];
+  const podnet = median(podnetRuns);
+  const bird = median(birdRuns);
+  log(`bgp-ts runs (s): ${podnetRuns.map((r) => (r.ms / 1000).toFixed(2)).join(', ')}`);
+  log(`BIRD 2 runs (s): ${birdRuns.map((r) => (r.ms / 1000).toFixed(2)).join(', ')}`);
 
   const perS = (r) => Math.round((PREFIXES / r.ms) * 1000);
   const bpp = (r) => Math.round(r.rssDelta / PREFIXES);
@@ -275,7 +290,7 @@ async function main() {
   ];
   const pad = (s, n) => String(s).padStart(n);
   console.log(
-    `\nbgp-ingest: ${PREFIXES.toLocaleString('en')} IPv4 prefixes, ${SETS.toLocaleString('en')} attribute sets, ${updates.toLocaleString('en')} UPDATEs`,
+    `\nbgp-ingest: ${PREFIXES.toLocaleString('en')} IPv4 prefixes, ${SETS.toLocaleString('en')} attribute sets, ${updates.toLocaleString('en')} UPDATEs (median of ${RUNS} runs for bgp-ts and BIRD 2, one for GoBGP)`,
   );
   console.log(
     `${'receiver'.padEnd(10)}${pad('routes', 10)}${pad('time (s)', 10)}${pad('prefixes/s', 12)}${pad('RSS +MB', 10)}${pad('B/prefix', 10)}`,
