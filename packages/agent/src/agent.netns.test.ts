@@ -427,4 +427,41 @@ describe('podnet-agent in network namespaces', () => {
     expect(sent).toBeGreaterThan(40);
     expect(received).toBe(sent);
   }, 120_000);
+
+  it('route reflector: with the mesh off, clients learn each other blocks through the reflector', async () => {
+    const [a, b, c] = ['node-a', 'node-b', 'node-c'].map((n) => nodes.get(n)!) as [Node, Node, Node];
+    startAgent(c);
+    const cfg = await client.resource(BGPCONFIGURATION).get('default');
+    await client.resource(BGPCONFIGURATION).replace({ ...cfg, spec: { ...cfg.spec, nodeToNodeMesh: false } });
+    await client.annotateNode('node-a', { 'podnet.io/route-reflector-cluster-id': '10.99.0.11' });
+    for (const n of [b, c])
+      await waitFor(
+        `${n.name} peers only with the reflector`,
+        async () => {
+          const ps = (await status(n)).peers;
+          return (
+            ps.length === 1 &&
+            ps[0]!.address === a.ip &&
+            ps[0]!.type === 'route-reflector' &&
+            ps[0]!.state === 'Established'
+          );
+        },
+        { timeoutMs: 60_000, intervalMs: 500 },
+      );
+    await waitFor(
+      'node-a reflects for node-b and node-c',
+      async () => {
+        const ps = (await status(a)).peers.filter((p) => p.type === 'rr-client' && p.state === 'Established');
+        return ps.length === 2;
+      },
+      { timeoutMs: 30_000, intervalMs: 500 },
+    );
+    // The reflected route keeps node-b as next hop: node-c sends straight to node-b.
+    const blockB = blockOf(pods.get('pod-b1')!.ip);
+    await waitFor(`node-c routes ${blockB} via node-b (reflected)`, () => hasRouteVia(c, blockB, b.ip), {
+      timeoutMs: 30_000,
+      intervalMs: 500,
+    });
+    await waitFor('pod-c1 pings pod-b1', () => ping('pod-c1', 'pod-b1'), { timeoutMs: 20_000 });
+  }, 180_000);
 });
