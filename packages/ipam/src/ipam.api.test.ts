@@ -1,6 +1,7 @@
 // IPAM over HTTP against a Kubernetes API server: the embedded one by default, or the real cluster
 // named by KUBECONFIG (unchanged). CRDs come from deploy/crds through the API; every name and the
 // pool's CIDR are unique to this run, and everything is removed afterwards.
+import { fileURLToPath } from 'node:url';
 import {
   BLOCKAFFINITY,
   blockInPool,
@@ -9,11 +10,14 @@ import {
   IPPOOL,
   installCrds,
   KubeClient,
+  loadCrdFiles,
 } from '@podnet/k8s';
 import { type TestCluster, testCluster } from '@podnet/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
 import { Ipam } from './ipam.js';
 
+const CRD_DIR = fileURLToPath(new URL('../../../deploy/crds', import.meta.url));
 const RUN = `ipam${process.pid.toString(36)}${Date.now().toString(36).slice(-4)}`;
 // A /20 somewhere in 100.96.0.0/11 (other suites use other ranges), different on every run.
 const seed = (process.pid * 7919 + Date.now()) % 512;
@@ -43,7 +47,7 @@ const ours = (message: string) => message.includes(POOL_CIDR.split('.').slice(0,
 beforeAll(async () => {
   cluster = await testCluster();
   client = new KubeClient({ kubeconfigPath: cluster.kubeconfigPath });
-  await installCrds(client);
+  await installCrds(client, { crds: loadCrdFiles(CRD_DIR) });
   await client
     .resource(IPPOOL)
     .create({ metadata: { name: POOL }, spec: { cidr: POOL_CIDR, blockSize: 28 } });

@@ -1,12 +1,36 @@
 // Installs (or updates) podnet's CRDs through the API and waits until each resource is served.
+// Tests install them from deploy/crds; src/crd.test.ts keeps those files equal to the schemas.
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import type { V1CustomResourceDefinition } from '@kubernetes/client-node';
+import { parse } from 'yaml';
 import { type KubeClient, toK8sError } from './client.js';
 import { allCrds } from './crd.js';
 import { K8S_ERR, K8sError } from './errors.js';
 import { RESOURCES } from './resources.js';
 
-export async function installCrds(client: KubeClient, opts: { timeoutMs?: number } = {}): Promise<void> {
-  for (const crd of allCrds() as unknown as V1CustomResourceDefinition[]) {
+/** Reads the CRDs of a directory such as deploy/crds (every *.yaml but kustomization.yaml). */
+export function loadCrdFiles(dir: string): V1CustomResourceDefinition[] {
+  return readdirSync(dir)
+    .filter((f) => f.endsWith('.yaml') && f !== 'kustomization.yaml')
+    .sort()
+    .map((f) => {
+      const doc = parse(readFileSync(join(dir, f), 'utf8')) as V1CustomResourceDefinition;
+      if (doc?.kind !== 'CustomResourceDefinition')
+        throw new K8sError(K8S_ERR.CONFIG, `${join(dir, f)} is not a CustomResourceDefinition`);
+      return doc;
+    });
+}
+
+/**
+ * Creates or updates podnet's CRDs (the given ones, e.g. loadCrdFiles('deploy/crds'), or those
+ * generated from the schemas) and waits until every podnet resource is served.
+ */
+export async function installCrds(
+  client: KubeClient,
+  opts: { timeoutMs?: number; crds?: V1CustomResourceDefinition[] } = {},
+): Promise<void> {
+  for (const crd of opts.crds ?? (allCrds() as unknown as V1CustomResourceDefinition[])) {
     const name = crd.metadata!.name!;
     try {
       await client.extensions.createCustomResourceDefinition({ body: crd });

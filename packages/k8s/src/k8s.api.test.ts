@@ -2,16 +2,19 @@
 // default, or the real cluster named by KUBECONFIG (the suite runs unchanged against both).
 // Everything this suite creates carries a per-run label and unique names.
 import { Writable } from 'node:stream';
+import { fileURLToPath } from 'node:url';
 import { type TestCluster, testCluster } from '@podnet/testkit';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
 import { KubeClient } from './client.js';
 import { K8S_ERR, K8sError, SchemaError } from './errors.js';
 import { coreSource, Informer, type InformerEvent, resourceSource } from './informer.js';
-import { installCrds } from './install.js';
+import { installCrds, loadCrdFiles } from './install.js';
 import { BGPPEER, IPPOOL } from './resources.js';
 import type { IPPool } from './schemas.js';
 
+const CRD_DIR = fileURLToPath(new URL('../../../deploy/crds', import.meta.url));
 const RUN = `k8s${process.pid.toString(36)}${Date.now().toString(36).slice(-4)}`;
 const runLabel = { 'podnet.io/test-run': RUN };
 const runSelector = `podnet.io/test-run=${RUN}`;
@@ -47,7 +50,7 @@ function logCapture() {
 beforeAll(async () => {
   cluster = await testCluster({ historySize: 30, bookmarkIntervalMs: 300 });
   client = new KubeClient({ kubeconfigPath: cluster.kubeconfigPath });
-  await installCrds(client);
+  await installCrds(client, { crds: loadCrdFiles(CRD_DIR) });
 });
 
 afterAll(async () => {
