@@ -80,6 +80,15 @@ describe('malformed UPDATEs from a peer', () => {
     expect(s.peers()[0]!.state).toBe('established');
   });
 
+  it('ignores routes whose NEXT_HOP is 0.0.0.0 or multicast', async () => {
+    const { s, send } = await connect();
+    send(rawUpdate('40 01 01 00  40 02 06 02 01 0000fde9  40 03 04 00000000', '18 0a0700'));
+    send(rawUpdate('40 01 01 00  40 02 06 02 01 0000fde9  40 03 04 e0000001', '18 0a0800'));
+    send(rawUpdate(good, '18 0a0900'));
+    await until('good route', () => !!s.lookup('10.9.0.0/24'));
+    expect(s.locRibSize).toBe(1);
+  });
+
   it('attribute-discard installs the route without the bad attribute', async () => {
     const { s, send } = await connect();
     send(rawUpdate(`${good} 40 06 01 00`, '18 0a0300'));

@@ -154,6 +154,14 @@ interface Peer {
   treatAsWithdraw: number;
 }
 
+/** A NEXT_HOP we could forward to: not 0.0.0.0, multicast, broadcast or unspecified. */
+function usableNextHop(nh: string): boolean {
+  const v4 = parseIpv4(nh);
+  if (v4 !== undefined) return v4 !== 0 && v4 < 0xe0000000;
+  const v6 = parseIpv6(nh);
+  return v6 !== undefined && v6[0] !== 0xff && v6.some((b) => b !== 0);
+}
+
 /** One spelling per address, so configured and accepted addresses compare equal. */
 function canonicalAddress(a: string): string {
   const v6 = a.includes(':') ? parseIpv6(a) : undefined;
@@ -849,7 +857,7 @@ export class Speaker extends EventEmitter {
     if (containsAs(attrs.asPath, this.asn)) return null; // RFC 4271 §9.1.2 loop
     if (attrs.originatorId === this.routerId) return null; // RFC 4456 §8
     if (attrs.clusterList?.includes(this.clusterId)) return null; // RFC 4456 §8
-    if (!attrs.nextHop) return null;
+    if (!attrs.nextHop || !usableNextHop(attrs.nextHop)) return null; // RFC 4271 §6.3 / RFC 7606 §7.3
     const after = applyAttrs(p.importP, attrs);
     if (!after) return null;
     return this.attrs.intern(after);

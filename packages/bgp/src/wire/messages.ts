@@ -15,6 +15,7 @@ import {
   AttrType,
   BGP_VERSION,
   CapabilityCode,
+  ErrorCode,
   HEADER_LEN,
   HeaderSubcode,
   MARKER_LEN,
@@ -411,8 +412,14 @@ export function decodeMessage(frameBuf: Uint8Array, ctx: CodecContext = DEFAULT_
     case MessageType.KEEPALIVE:
       return { type: 'keepalive' };
     case MessageType.ROUTE_REFRESH:
+      // RFC 7313 §5: ROUTE-REFRESH Message Error / Invalid Message Length, with the message as data.
       if (body.length !== 4)
-        throw headerError(HeaderSubcode.BAD_MESSAGE_LENGTH, `ROUTE-REFRESH length ${body.length + 19}`);
+        throw new BgpError(
+          ErrorCode.ROUTE_REFRESH,
+          1,
+          `ROUTE-REFRESH length ${body.length + 19}`,
+          Uint8Array.from(frameBuf),
+        );
       return { type: 'route-refresh', afi: u16(body, 0), safi: body[3]! };
     default:
       return { type: 'unknown', code: msgType, body: Uint8Array.from(body) };
