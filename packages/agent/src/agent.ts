@@ -60,6 +60,8 @@ export class Agent {
   private readonly startedAt = new Date();
   private readonly peerLog = new Map<string, Logger>();
   private lastProblems = '';
+  private startedIdentity: string | undefined;
+  private warnedIdentity: string | undefined;
 
   constructor(private readonly deps: AgentDeps) {
     this.log = deps.log.child({ component: 'agent', node: deps.config.nodeName });
@@ -117,6 +119,12 @@ export class Agent {
       Math.round(cfg.gracefulRestartTime / 1000),
     );
     this.bgpStarted = true;
+    this.startedIdentity = JSON.stringify({
+      address: d.node.address ?? address,
+      as: d.node.asNumber,
+      port: d.node.listenPort,
+      clusterId: d.node.clusterId,
+    });
     this.routesHoldoffUntil =
       this.now() + (this.deps.routeHoldoffMs ?? Math.min(cfg.gracefulRestartTime, 15_000));
     this.phase = 'running';
@@ -215,12 +223,21 @@ export class Agent {
     const d = this.computeNow();
     this.desired = d;
     if (this.bgpStarted) {
-      const nodeAddr = d.node.address;
-      if (this.nodeAddress && nodeAddr && nodeAddr !== addressOf(this.nodeAddress))
+      // The speaker's identity is fixed at start; a change needs a (graceful) restart of the agent.
+      const now = {
+        address: d.node.address,
+        as: d.node.asNumber,
+        port: d.node.listenPort,
+        clusterId: d.node.clusterId,
+      };
+      const key = JSON.stringify(now);
+      if (this.startedIdentity && key !== this.startedIdentity && key !== this.warnedIdentity) {
+        this.warnedIdentity = key;
         this.log.error(
-          { was: this.nodeAddress, now: nodeAddr },
-          'node address annotation changed; restart the agent to move the BGP speaker',
+          { was: JSON.parse(this.startedIdentity), now },
+          'node BGP identity changed (address, AS, listen port or cluster ID); restart the agent to apply it',
         );
+      }
       await this.reconcilePeers(d);
       await this.reconcileAdvertisements(d);
     }

@@ -366,6 +366,25 @@ describe('compute: peers', () => {
   });
 });
 
+describe('compute: BGPPeer sourceAddress', () => {
+  it.each([
+    [undefined, '10.0.0.11'],
+    ['UseNodeIP', '10.0.0.11'],
+    ['None', undefined],
+    ['10.0.0.99', '10.0.0.99'],
+  ])('%s binds the session to %s', (sourceAddress, want) => {
+    const d = compute(
+      inputs({
+        bgpConfigs: [{ name: 'default', nodeToNodeMesh: false }],
+        peers: [
+          { name: 'tor', peerIP: '10.0.0.1', asNumber: 65000, ...(sourceAddress ? { sourceAddress } : {}) },
+        ],
+      }),
+    );
+    expect(d.peers[0]!.localAddress).toBe(want);
+  });
+});
+
 describe('splitPeerIP', () => {
   it.each([
     ['10.0.0.1', { address: '10.0.0.1' }],

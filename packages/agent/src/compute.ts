@@ -270,7 +270,12 @@ export function compute(inputs: ComputeInputs): Desired {
       const common = {
         source: peer.name,
         localAs,
-        localAddress: peer.sourceAddress === 'None' ? undefined : address,
+        localAddress:
+          peer.sourceAddress === 'None'
+            ? undefined
+            : peer.sourceAddress && peer.sourceAddress !== 'UseNodeIP'
+              ? peer.sourceAddress
+              : address,
         holdTime: peer.holdTime ?? holdDefault,
         keepaliveTime:
           peer.keepaliveTime ??

@@ -65,8 +65,8 @@ export interface PeerView {
   keepaliveTime?: number;
   holdTime?: number;
   maxRestartTime?: number;
-  /** `UseNodeIP` (default) binds the session to the node address; `None` lets the kernel choose. */
-  sourceAddress?: 'UseNodeIP' | 'None';
+  /** `UseNodeIP` (default) binds the session to the node address; `None` lets the kernel choose; or an IP. */
+  sourceAddress?: string;
   routeReflectorClient?: boolean;
   importFilter?: PrefixRule[];
   exportFilter?: PrefixRule[];

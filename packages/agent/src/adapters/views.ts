@@ -124,7 +124,7 @@ export function peerView(p: BGPPeer): PeerView {
     ...(s.keepaliveTime !== undefined ? { keepaliveTime: s.keepaliveTime } : {}),
     ...(s.holdTime !== undefined ? { holdTime: s.holdTime } : {}),
     ...(s.maxRestartTime !== undefined ? { maxRestartTime: s.maxRestartTime } : {}),
-    sourceAddress: s.sourceAddress === 'None' ? 'None' : 'UseNodeIP',
+    sourceAddress: s.sourceAddress,
     routeReflectorClient: s.routeReflectorClient,
     importFilter: rules(s.importFilters),
     exportFilter: rules(s.exportFilters),
