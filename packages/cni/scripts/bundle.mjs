@@ -4,7 +4,8 @@
 // - dist/podnet-cni.js: the executable, a few lines that turn on Node's on-disk compile cache and
 //   then import the bundle, so V8 reuses compiled code across invocations (measured: about 15 ms
 //   less per process start than running the bundle directly).
-import { chmodSync, copyFileSync, mkdirSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, writeFileSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -37,6 +38,21 @@ const stubClientNode = {
   },
 };
 
+// @podnet/native loads its addon from ../build/Release relative to its own module. In the bundle
+// the addon sits next to the bundle (dist/podnet_native.node, copied below), so the bundle can be
+// installed anywhere with that one file beside it (e.g. /opt/cni/bin).
+const nativeNextToBundle = {
+  name: 'native-next-to-bundle',
+  setup(b) {
+    b.onLoad({ filter: /[\\/]native[\\/]dist[\\/]index\.js$/ }, async (args) => {
+      const src = await readFile(args.path, 'utf8');
+      const from = "const path = '../build/Release/podnet_native.node';";
+      if (!src.includes(from)) throw new Error(`${args.path}: the addon path to patch was not found`);
+      return { contents: src.replace(from, 'const path = globalThis.__podnetNativeAddon;'), loader: 'js' };
+    });
+  },
+};
+
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const dist = join(root, 'dist');
 await build({
@@ -52,11 +68,14 @@ await build({
   minify: true,
   legalComments: 'none',
   logLevel: 'warning',
-  plugins: [stubClientNode],
-  // @podnet/native finds its addon relative to its module (import.meta.url): in the bundle that is
-  // dist/, so the addon is copied to build/Release/ next to it, below.
+  plugins: [stubClientNode, nativeNextToBundle],
   define: { 'import.meta.url': '__podnetModuleUrl' },
-  banner: { js: "var __podnetModuleUrl = require('node:url').pathToFileURL(__filename).href;" },
+  banner: {
+    js: [
+      "var __podnetModuleUrl = require('node:url').pathToFileURL(__filename).href;",
+      "globalThis.__podnetNativeAddon = require('node:path').join(__dirname, 'podnet_native.node');",
+    ].join('\n'),
+  },
 });
 const nativeAddon = join(
   dirname(createRequire(import.meta.url).resolve('@podnet/native')),
@@ -65,8 +84,7 @@ const nativeAddon = join(
   'Release',
   'podnet_native.node',
 );
-mkdirSync(join(root, 'build', 'Release'), { recursive: true });
-copyFileSync(nativeAddon, join(root, 'build', 'Release', 'podnet_native.node'));
+copyFileSync(nativeAddon, join(dist, 'podnet_native.node'));
 
 const launcher = join(dist, 'podnet-cni.js');
 writeFileSync(

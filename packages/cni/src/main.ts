@@ -1,4 +1,5 @@
 // The plugin process: environment + stdin in, result or error object on stdout, exit status out.
+import { existsSync } from 'node:fs';
 import { ResultCache } from './cache.js';
 import { type PluginConfig, parseConfig, peekVersion } from './config.js';
 import type { Dataplane } from './dataplane.js';
@@ -18,7 +19,7 @@ export interface RunOutcome {
 
 export interface RunHooks {
   /** Builds the dataplane (default: the config's, rtnetlink-ts unless it says iproute2). */
-  dataplane?: (cfg: PluginConfig) => Promise<Dataplane>;
+  dataplane?: (cfg: PluginConfig, log: Log) => Promise<Dataplane>;
   /** Opens the datastore for a config (default: the Kubernetes API through the kubeconfig). */
   datastore?: (cfg: PluginConfig, log: Log) => Promise<Datastore>;
   logger?: (cfg: PluginConfig) => Promise<Log>;
@@ -33,8 +34,14 @@ async function defaultDatastore(cfg: PluginConfig, log: Log): Promise<Datastore>
   return openKubeDatastore(cfg, log);
 }
 
-async function defaultDataplane(cfg: PluginConfig): Promise<Dataplane> {
-  if (cfg.dataplane === 'iproute2') {
+async function defaultDataplane(cfg: PluginConfig, log: Log): Promise<Dataplane> {
+  // The bundle loads @podnet/native's addon from beside itself; without it, iproute2 does the job.
+  const addon = (globalThis as { __podnetNativeAddon?: string }).__podnetNativeAddon;
+  const noAddon = addon !== undefined && !existsSync(addon);
+  if (noAddon && cfg.dataplane !== 'iproute2') {
+    log.warn({ addon }, 'the rtnetlink addon is missing beside the plugin: using iproute2');
+  }
+  if (cfg.dataplane === 'iproute2' || noAddon) {
     const { IprouteDataplane } = await import('./iproute.js');
     return new IprouteDataplane();
   }
@@ -63,7 +70,7 @@ export async function runPlugin(
       ...('containerId' in req ? { containerId: req.containerId, ifname: req.ifname } : {}),
     });
     const deps: Deps = {
-      dataplane: await (hooks.dataplane ?? defaultDataplane)(cfg),
+      dataplane: await (hooks.dataplane ?? defaultDataplane)(cfg, child),
       datastore: async () => {
         datastore ??= await (hooks.datastore ?? defaultDatastore)(cfg, child);
         return datastore;

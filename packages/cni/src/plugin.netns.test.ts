@@ -1,8 +1,8 @@
 // The plugin as a real process, run as a runtime runs it (environment + stdin), inside a node
 // namespace this test creates, against pod namespaces it creates and the embedded API server.
-import { mkdtempSync, readdirSync, readFileSync, rmSync, unlinkSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, readdirSync, readFileSync, rmSync, unlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { IPAMHANDLE, IPPOOL, installCrds, KubeClient } from '@podnet/k8s';
 import {
   cleanupStale,
@@ -16,7 +16,7 @@ import {
 } from '@podnet/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Forward, forwardIntoNetns } from './__fixtures__/forward.js';
-import { invoke, ok, requireBuiltPlugin } from './__fixtures__/runner.js';
+import { BUNDLE, invoke, ok, requireBuiltPlugin } from './__fixtures__/runner.js';
 import { hostIfName } from './plan.js';
 
 const NODE = 'node-a';
@@ -164,6 +164,23 @@ describe('podnet-cni as a process', () => {
       await invoke(node, { command: 'DEL', containerId: p.containerId, pod: p.ref }, conf()),
       'DEL without netns',
     );
+    expect(await hostLinkOf(p)).toBeUndefined();
+    expect(await handlesOf(p)).toEqual([]);
+  });
+
+  it('runs installed elsewhere as one file, with iproute2 when the rtnetlink addon is not beside it', async () => {
+    const dir = mkdtempSync(join(scratch, 'opt-cni-bin-'));
+    const installed = join(dir, 'podnet-cni.js');
+    copyFileSync(BUNDLE, installed);
+    const p = await newPod();
+    const r = ok(await invoke(node, inv(p, 'ADD'), conf(), [process.execPath, installed]), 'ADD');
+    expect(r.stderr).toContain('the rtnetlink addon is missing beside the plugin: using iproute2');
+    const ping = await p.ns.exec('ping', ['-c', '1', '-W', '3', '192.0.2.1']);
+    expect(ping.code, ping.stdout + ping.stderr).toBe(0);
+    // With the addon beside it, the default dataplane is used and nothing is said.
+    copyFileSync(join(dirname(BUNDLE), 'podnet_native.node'), join(dir, 'podnet_native.node'));
+    const d = ok(await invoke(node, inv(p, 'DEL'), conf(), [process.execPath, installed]), 'DEL');
+    expect(d.stderr).toBe('');
     expect(await hostLinkOf(p)).toBeUndefined();
     expect(await handlesOf(p)).toEqual([]);
   });

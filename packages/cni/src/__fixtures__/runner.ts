@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 import type { Netns } from '@podnet/testkit';
 
 export const PLUGIN = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'dist', 'podnet-cni.js');
+export const BUNDLE = join(dirname(PLUGIN), 'podnet-cni-bundle.cjs');
 
 export function requireBuiltPlugin(): void {
   if (!existsSync(PLUGIN)) {
