@@ -85,6 +85,9 @@ const nativeAddon = join(
   'podnet_native.node',
 );
 copyFileSync(nativeAddon, join(dist, 'podnet_native.node'));
+// The name @podnet/agent's install-cni copies (to <binDir>/podnet-cni.js, outside any package, where
+// .js is CommonJS). Do not run it inside this package: here .js means ESM; use podnet-cni.js.
+copyFileSync(join(dist, 'podnet-cni-bundle.cjs'), join(dist, 'podnet-cni-bundle.js'));
 
 const launcher = join(dist, 'podnet-cni.js');
 writeFileSync(
