@@ -70,6 +70,42 @@ describe('malformed UPDATEs from a peer', () => {
     expect(s.peers()[0]!.state).toBe('established');
   });
 
+  it('uses NEXT_HOP for classic NLRI and the MP_REACH next hop for MP NLRI in one UPDATE', async () => {
+    const { s, announce } = await connect();
+    const base = [
+      { type: 'origin' as const, value: 0 },
+      { type: 'as-path' as const, segments: [{ type: 'sequence' as const, asns: [65001] }] },
+      { type: 'next-hop' as const, addr: '10.0.0.1' },
+    ];
+    announce({
+      withdrawn: [],
+      attrs: [
+        ...base,
+        { type: 'mp-reach', afi: 2, safi: 1, nextHops: ['fd00::1', 'fe80::1'], nlri: ['2001:db8:9::/48'] },
+      ],
+      nlri: ['10.10.0.0/16'],
+    });
+    announce({
+      withdrawn: [],
+      attrs: [
+        ...base.slice(0, 2),
+        { type: 'mp-reach', afi: 1, safi: 1, nextHops: ['10.0.0.7'], nlri: ['10.11.0.0/16'] },
+      ],
+      nlri: [],
+    });
+    await until('three routes', () => s.locRibSize === 3);
+    expect(s.lookup('10.10.0.0/16')!.nextHops).toEqual(['10.0.0.1']);
+    expect(s.lookup('2001:db8:9::/48')!.nextHops).toEqual(['fd00::1']);
+    expect(s.lookup('2001:db8:9::/48')!.attrs.linkLocalNextHop).toBe('fe80::1');
+    expect(s.lookup('10.11.0.0/16')!.nextHops).toEqual(['10.0.0.7']);
+    announce({
+      withdrawn: [],
+      attrs: [{ type: 'mp-unreach', afi: 2, safi: 1, withdrawn: ['2001:db8:9::/48'] }],
+      nlri: [],
+    });
+    await until('IPv6 route withdrawn', () => s.locRibSize === 2);
+  });
+
   it('treats NLRI without any path attribute as withdrawn', async () => {
     const { s, send } = await connect();
     send(rawUpdate(good, '18 0a0500  18 0a0600'));

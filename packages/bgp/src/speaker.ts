@@ -797,20 +797,39 @@ export class Speaker extends EventEmitter {
       for (const a of msg.attrs)
         if (a.type === 'mp-unreach') for (const pfx of a.withdrawn) this.removePath(p.src, this.keyOf(pfx));
       const mp = msg.attrs.find((a) => a.type === 'mp-reach');
-      const announced = [...msg.nlri, ...(mp?.type === 'mp-reach' && mp.afi === Afi.IPV6 ? mp.nlri : [])];
-      if (announced.length === 0) return;
-      let set: AttrSet | null = null;
-      if (d.action === 'treat-as-withdraw') p.treatAsWithdraw++;
-      else set = this.importAttrs(p, fromWire(msg.attrs, n.as4));
-      // Cache only IPv4 UPDATEs (MP_REACH carries NLRI inside the attributes).
-      if (raw !== undefined && !mp) {
-        if (p.cache.size > 100_000) p.cache.clear();
-        p.cache.set(raw, set);
-      }
-      for (const pfx of announced) {
+      const mpNlri = mp?.type === 'mp-reach' && (mp.afi === Afi.IPV4 || mp.afi === Afi.IPV6) ? mp.nlri : [];
+      if (msg.nlri.length === 0 && mpNlri.length === 0) return;
+      const bad = d.action === 'treat-as-withdraw';
+      if (bad) p.treatAsWithdraw++;
+      // Classic NLRI use NEXT_HOP; MP_REACH NLRI use the MP_REACH next hop(s) (RFC 4760 §3).
+      const classic = bad
+        ? null
+        : this.importAttrs(
+            p,
+            fromWire(
+              msg.attrs.filter((a) => a.type !== 'mp-reach'),
+              n.as4,
+            ),
+          );
+      const multi =
+        bad || mpNlri.length === 0
+          ? null
+          : this.importAttrs(
+              p,
+              fromWire(
+                msg.attrs.filter((a) => a.type !== 'next-hop'),
+                n.as4,
+              ),
+            );
+      for (const pfx of msg.nlri) {
         const k = this.keyOf(pfx);
-        if (set === null) this.removePath(p.src, k);
-        else this.importOne(p, k, set);
+        if (classic === null) this.removePath(p.src, k);
+        else this.importOne(p, k, classic);
+      }
+      for (const pfx of mpNlri) {
+        const k = this.keyOf(pfx);
+        if (multi === null) this.removePath(p.src, k);
+        else this.importOne(p, k, multi);
       }
       this.checkMaxPrefixes(p);
     } catch (err) {
