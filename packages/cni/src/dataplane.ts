@@ -20,6 +20,8 @@ export interface ObservedAttachment {
 }
 
 export interface Dataplane {
+  /** Fails with code 3 (container unknown) when the namespace path does not exist. */
+  checkNetns(netns: string): Promise<void>;
   /** The MTU of the node's default-route interface (or 1500 when there is none). */
   detectMtu(): Promise<number>;
   /** Creates the veth pair and programs both sides; returns the pod interface's MAC. */

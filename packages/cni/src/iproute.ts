@@ -97,6 +97,12 @@ export class IprouteDataplane implements Dataplane {
     return runProc(this.nsenterPath, [`--net=${netns}`, this.ipPath, ...args], input);
   }
 
+  async checkNetns(netns: string): Promise<void> {
+    if (!existsSync(netns)) {
+      throw new CniError(CniErrorCode.UnknownContainer, `network namespace ${netns} does not exist`);
+    }
+  }
+
   async detectMtu(): Promise<number> {
     try {
       const lines = readFileSync('/proc/net/route', 'utf8').split('\n').slice(1);

@@ -59,6 +59,12 @@ function firstError(results: { ok: boolean; error?: NetlinkError }[]): NetlinkEr
 }
 
 export class NetlinkDataplane implements Dataplane {
+  async checkNetns(netns: string): Promise<void> {
+    if (!existsSync(netns)) {
+      throw new CniError(CniErrorCode.UnknownContainer, `network namespace ${netns} does not exist`);
+    }
+  }
+
   async detectMtu(): Promise<number> {
     return withRtnl(undefined, 'detect MTU', async (nl) => {
       const routes = await nl.routes.list({ family: 4, table: 254 });

@@ -21,6 +21,11 @@ class FakeDataplane implements Dataplane {
   links = new Map<string, { plan: AttachmentPlan; podMac: string }>();
   failCreate: Error | undefined;
   created = 0;
+  missingNetns = new Set<string>();
+  async checkNetns(netns: string) {
+    if (this.missingNetns.has(netns))
+      throw new CniError(CniErrorCode.UnknownContainer, `network namespace ${netns} does not exist`);
+  }
   async detectMtu() {
     return 1480;
   }
@@ -342,6 +347,14 @@ describe('ADD', () => {
     ds.releaseByHandle = orig;
   });
 
+  it('fails with code 3 before allocating when the namespace does not exist', async () => {
+    dp.missingNetns.add('/var/run/netns/c1');
+    await expect(cmdAdd(cfg, addReq('c1'), deps)).rejects.toMatchObject({
+      code: CniErrorCode.UnknownContainer,
+    });
+    expect(ds.byHandle.size).toBe(0);
+  });
+
   it('fails with code 100 when the pool is exhausted, leaving nothing behind', async () => {
     for (let i = 0; i < 14; i++) await cmdAdd(cfg, addReq(`c${i}`, `p${i}`), deps);
     await expect(cmdAdd(cfg, addReq('last', 'plast'), deps)).rejects.toMatchObject({
@@ -397,6 +410,18 @@ describe('DEL', () => {
     await cmdAdd(cfg, addReq('new'), deps);
     await cmdDel(cfg, delReq('old'), deps);
     expect(dp.links.size).toBe(1);
+    expect(ds.byHandle.has('podnet.new.eth0')).toBe(true);
+  });
+
+  it('leaves the interface of a newer sandbox alone when the old sandbox is deleted after it', async () => {
+    await cmdAdd(cfg, addReq('old'), deps);
+    // The runtime recreates the sandbox before deleting the old one: same pod, same host name.
+    await new Promise((r) => setTimeout(r, 5));
+    await cmdAdd(cfg, addReq('new'), deps);
+    await cmdDel(cfg, delReq('old'), deps);
+    expect(dp.links.size).toBe(1);
+    expect([...dp.links.values()][0]?.plan.netns).toBe('/var/run/netns/new');
+    expect(ds.byHandle.has('podnet.old.eth0')).toBe(false);
     expect(ds.byHandle.has('podnet.new.eth0')).toBe(true);
   });
 

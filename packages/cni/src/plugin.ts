@@ -89,6 +89,8 @@ export async function cmdAdd(cfg: PluginConfig, req: AddReq, deps: Deps): Promis
   }
 
   const t0 = performance.now();
+  // A namespace that is not there is the runtime's mistake: say so before allocating anything.
+  await deps.dataplane.checkNetns(req.netns);
   const mtu = cfg.mtu ?? (await deps.dataplane.detectMtu());
   const ds = await deps.datastore();
   const tOpen = performance.now();
@@ -198,19 +200,26 @@ export async function cmdDel(cfg: PluginConfig, req: DelReq, deps: Deps): Promis
   const cached = deps.cache.get(cfg.name, req.containerId, req.ifname);
   const hostIf = cached?.plan.hostIf ?? hostIfName(req.pod, req.containerId, req.ifname);
   const handle = cached?.handle ?? handleId(cfg.name, req.containerId, req.ifname);
-  // Only touch the host interface if it belongs to this container: a newer sandbox of the same pod
-  // has the same host name, and its cache entry (not ours) would then be the one that matches.
-  if (cached || !req.pod || !(await hostIfOwnedByOther(deps, cfg.name, req.containerId, hostIf))) {
+  // Only touch the host interface if it is this container's: a newer sandbox of the same pod has
+  // the same host name, and then its (newer) cache entry is the owner. The runtime may DEL the old
+  // sandbox after the new one was added.
+  const newerOwner = deps.cache
+    .list(cfg.name)
+    .some(
+      (e) =>
+        e.plan.hostIf === hostIf &&
+        e.containerId !== req.containerId &&
+        (!cached || e.createdAt > cached.createdAt),
+    );
+  if (!newerOwner) {
     await deps.dataplane.remove({ hostIf, netns: req.netns ?? cached?.plan.netns, podIf: req.ifname });
+  } else {
+    deps.log.info({ hostIf }, 'host interface belongs to a newer sandbox of the pod: left alone');
   }
   const ds = await deps.datastore();
   await withRetry(deps, 'release', () => ds.releaseByHandle(handle));
   deps.cache.delete(cfg.name, req.containerId, req.ifname);
   deps.log.info({ handle, hostIf }, 'deleted');
-}
-
-async function hostIfOwnedByOther(deps: Deps, network: string, containerId: string, hostIf: string) {
-  return deps.cache.list(network).some((e) => e.plan.hostIf === hostIf && e.containerId !== containerId);
 }
 
 export async function cmdCheck(cfg: PluginConfig, req: CheckReq, deps: Deps): Promise<void> {
