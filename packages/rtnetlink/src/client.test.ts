@@ -237,6 +237,50 @@ describe('batches', () => {
     await nl.batch((await nl.routes.list({ protocol: 84 })).map((route) => ({ type: 'route.del', route })));
   });
 
+  it('queues concurrent dumps on one client: every routes/links/addrs/neigh list resolves with the full table', async () => {
+    const n = 3000; // large enough that each route dump spans many datagrams
+    const adds: Request[] = Array.from({ length: n }, (_, i) => ({
+      type: 'route.add',
+      route: { dst: `10.160.${i >> 8}.${i & 255}/32`, oif: v0, protocol: 85 },
+    }));
+    expect((await nl.batch(adds)).filter((r) => !r.ok)).toEqual([]);
+    const links = (await ns.ipJson<{ ifname: string }[]>('link', 'show')).map((l) => l.ifname).sort();
+    const calls = Array.from({ length: 12 }, (_, i) => {
+      switch (i % 4) {
+        case 0:
+          return nl.routes.list({ protocol: 85 }).then((r) => ({ kind: 'routes' as const, n: r.length }));
+        case 1:
+          return nl.links
+            .list()
+            .then((l) => ({ kind: 'links' as const, names: l.map((x) => x.name).sort() }));
+        case 2:
+          return nl.addrs.list({ index: v0 }).then((a) => ({ kind: 'addrs' as const, n: a.length }));
+        default:
+          return nl.neigh.list({ family: 4 }).then((x) => ({ kind: 'neigh' as const, ok: Array.isArray(x) }));
+      }
+    });
+    // A single request and a batch issued meanwhile are not held up behind the dumps.
+    const single = nl.routes.add({ dst: '10.161.0.0/24', oif: v0, protocol: 86 });
+    expect(nl.queuedDumps).toBe(12);
+    const results = await Promise.all([...calls, single]);
+    expect(nl.queuedDumps).toBe(0);
+    for (const r of results.slice(0, 12)) {
+      if (!r) throw new Error('missing result');
+      if (r.kind === 'routes') expect(r).toEqual({ kind: 'routes', n });
+      if (r.kind === 'links') expect(r).toEqual({ kind: 'links', names: links });
+      if (r.kind === 'addrs') expect(r.n).toBeGreaterThanOrEqual(2); // 10.9.0.1/24, fd00::1/64 (+ link-local)
+      if (r.kind === 'neigh') expect(r).toEqual({ kind: 'neigh', ok: true });
+    }
+    expect(await ipRoutes('proto', '86')).toHaveLength(1);
+    const mine = await nl.routes.list({ protocol: 85 });
+    await Promise.all([
+      nl.batch(mine.map((route) => ({ type: 'route.del', route }))),
+      nl.routes.del({ dst: '10.161.0.0/24', oif: v0, protocol: 86 }),
+      nl.routes.list({ protocol: 85 }),
+    ]);
+    expect(await ipRoutes('proto', '85')).toEqual([]);
+  });
+
   it('fails only the malformed entries of a batch: null, an unknown type, a missing route', async () => {
     const results = await nl.batch([
       null as unknown as Request,

@@ -198,6 +198,12 @@ export class Rtnl {
   private seq = 1;
   private readonly pending = new Map<number, Pending>();
   private readonly batches = new Set<BatchState>();
+  /**
+   * The kernel runs one dump per socket at a time (a second gets EBUSY). Dumps queue here, in
+   * order: each waits for the one before it to end (DONE, error, timeout or close).
+   */
+  private dumpTail: Promise<void> = Promise.resolve();
+  private dumpsQueued = 0;
   private inflight = 0;
   private closed = false;
   private readonly timeoutMs: number;
@@ -493,7 +499,35 @@ export class Rtnl {
     }
   }
 
+  /** Number of dumps waiting for or running on this socket (for tests and diagnostics). */
+  get queuedDumps(): number {
+    return this.dumpsQueued;
+  }
+
+  /**
+   * Runs one dump after every dump issued before it has finished: callers may start dumps
+   * concurrently. Single requests and batches do not conflict with a dump and are not queued.
+   */
   private async dump(desc: string, encode: (seq: number) => void): Promise<RtnlMessage[]> {
+    this.assertOpen();
+    const prev = this.dumpTail;
+    let done!: () => void;
+    this.dumpTail = new Promise<void>((resolve) => {
+      done = resolve;
+    });
+    this.dumpsQueued++;
+    this.hold(); // a queued dump keeps the process alive like a running one
+    try {
+      await prev;
+      return await this.dumpNow(desc, encode);
+    } finally {
+      this.dumpsQueued--;
+      this.release();
+      done();
+    }
+  }
+
+  private async dumpNow(desc: string, encode: (seq: number) => void): Promise<RtnlMessage[]> {
     for (let attempt = 0; ; attempt++) {
       this.assertOpen();
       const seq = this.takeSeq(1);
