@@ -14,12 +14,13 @@ import {
 } from './commands.js';
 import { CtlError } from './errors.js';
 import { OUTPUT_FORMATS, type OutputFormat, render } from './format.js';
+import { dumpPodnetRoutes } from './kernel.js';
 
 export const USAGE = `usage: podnetctl [--output table|json|yaml] COMMAND
 
 Commands:
   node status              BGP peers of the local agent: type, state, since, prefixes in/out
-  routes                   routes podnet programs on this node, with their source
+  routes [--netns NAME]    podnet's routes in the kernel (protocol 80) joined with their source
   ipam show                pools, blocks per node, utilisation
   ipam check               inconsistencies and leaked addresses (exit code 1 when any)
   ipam release --ip ADDR   free one address
@@ -49,6 +50,7 @@ export async function runCtl(argv: string[], io: CtlIo): Promise<number> {
             agent: { type: 'string' },
             kubeconfig: { type: 'string' },
             ip: { type: 'string' },
+            netns: { type: 'string' },
             help: { type: 'boolean', short: 'h' },
           },
         });
@@ -93,9 +95,26 @@ export async function runCtl(argv: string[], io: CtlIo): Promise<number> {
       case 'node status':
         result = nodeStatus(await fetchAgentStatus(agentUrl));
         break;
-      case 'routes':
-        result = routes(await fetchAgentStatus(agentUrl));
+      case 'routes': {
+        const notes: string[] = [];
+        const [st, kernel] = await Promise.all([
+          fetchAgentStatus(agentUrl).catch((err: Error) => {
+            notes.push(`no sources: ${err.message.split('\n')[0]}`);
+            return undefined;
+          }),
+          dumpPodnetRoutes(values.netns ? { netns: values.netns } : {}).catch((err: Error) => {
+            notes.push(`kernel not read: ${err.message}`);
+            return undefined;
+          }),
+        ]);
+        if (!st && !kernel)
+          throw new CtlError(
+            'CTL_ERR_AGENT',
+            `neither the agent nor the kernel could be read:\n  ${notes.join('\n  ')}`,
+          );
+        result = routes(st, kernel, notes);
         break;
+      }
       case 'ipam show': {
         const { ipam: i } = ipam();
         result = ipamShow(await i.usage().catch((e) => Promise.reject(apiError(e))));

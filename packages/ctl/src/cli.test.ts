@@ -1,5 +1,6 @@
 import type { AgentStatus } from '@podnet/agent';
 import { startStatusServer } from '@podnet/agent';
+import { cleanupStale, type Netns, NetnsSet } from '@podnet/testkit';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
@@ -69,7 +70,25 @@ const status: AgentStatus = {
 
 let url = '';
 let close: () => Promise<void> = async () => {};
+const nets = new NetnsSet();
+let ns: Netns;
 beforeAll(async () => {
+  await cleanupStale();
+  ns = await nets.create('ctlroutes');
+  for (const [name, addr] of [
+    ['eth0', '10.0.0.11/24'],
+    ['pn0123456789a', undefined],
+  ] as const) {
+    await ns.ip('link', 'add', name, 'type', 'veth', 'peer', 'name', `${name.slice(0, 10)}-p`);
+    await ns.ip('link', 'set', `${name.slice(0, 10)}-p`, 'up');
+    await ns.ip('link', 'set', name, 'up');
+    if (addr) await ns.ip('addr', 'add', addr, 'dev', name);
+  }
+  await ns.ip('route', 'add', 'blackhole', '10.244.1.0/26', 'proto', '80');
+  await ns.ip('route', 'add', '10.244.1.5/32', 'dev', 'pn0123456789a', 'scope', 'link', 'proto', '80');
+  await ns.ip('route', 'add', 'blackhole', '10.244.9.0/26', 'proto', '80');
+  // A route of another protocol is not podnet's and is not listed.
+  await ns.ip('route', 'add', '10.244.3.0/26', 'via', '10.0.0.13', 'proto', 'static');
   const srv = await startStatusServer(
     '127.0.0.1:0',
     {
@@ -82,7 +101,10 @@ beforeAll(async () => {
   url = srv.url;
   close = srv.close;
 });
-afterAll(() => close());
+afterAll(async () => {
+  await close();
+  await nets.destroy();
+});
 
 async function ctl(...argv: string[]) {
   let stdout = '';
@@ -115,13 +137,26 @@ describe('podnetctl against an agent status endpoint', () => {
     expect(doc.peers.map((p) => p.address)).toEqual(['10.0.0.12', '10.0.0.1']);
   });
 
-  it('routes shows each route with its source and the protocol number', async () => {
-    const r = await ctl('routes', '--agent', url);
+  it('routes joins the kernel (protocol 80) with each route source: installed, missing, stale', async () => {
+    const r = await ctl('routes', '--agent', url, '--netns', ns.name);
+    expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
     expect(r.stdout).toContain('protocol podnet, 80');
-    expect(r.stdout).toMatch(/10\.244\.2\.0\/26\s+remote\s+10\.0\.0\.12\s+bgp\s+programmed/);
-    expect(r.stdout).toMatch(/10\.244\.1\.5\/32\s+local\s+dev pn0123456789a\s+pod default\/web/);
+    expect(r.stdout).toMatch(/^10\.244\.1\.0\/26\s+blackhole\s+\(drop\)\s+owned block\s+installed$/m);
+    expect(r.stdout).toMatch(
+      /^10\.244\.1\.5\/32\s+local\s+dev pn0123456789a\s+pod default\/web\s+installed$/m,
+    );
+    expect(r.stdout).toMatch(/^10\.244\.2\.0\/26\s+remote\s+10\.0\.0\.12\s+bgp\s+missing$/m);
+    expect(r.stdout).toMatch(/^10\.244\.9\.0\/26\s+blackhole\s+\(drop\)\s+\(not desired\)\s+stale$/m);
     expect(r.stdout).toContain('Announced over BGP: 10.244.1.0/26 (block)');
+  });
+
+  it('routes still lists the kernel routes when the agent is down, and says why sources are missing', async () => {
+    const r = await ctl('routes', '--agent', 'http://127.0.0.1:9', '--netns', ns.name, '-o', 'json');
+    expect(r.code).toBe(0);
+    const doc = JSON.parse(r.stdout) as { routes: { dst: string; state: string }[]; notes: string[] };
+    expect(doc.routes.map((x) => x.dst).sort()).toEqual(['10.244.1.0/26', '10.244.1.5/32', '10.244.9.0/26']);
+    expect(doc.notes[0]).toMatch(/no sources: cannot reach the podnet agent/);
   });
 
   it('says what to do when the agent cannot be reached', async () => {

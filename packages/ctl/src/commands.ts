@@ -3,6 +3,7 @@ import type { AgentStatus } from '@podnet/agent';
 import type { Inconsistency, Ipam, ReleasedAddress, Usage } from '@podnet/ipam';
 import { CtlError } from './errors.js';
 import { type Column, formatAge, formatPercent, renderTable } from './format.js';
+import type { KernelRouteView } from './kernel.js';
 
 export interface CommandResult {
   data: unknown;
@@ -50,30 +51,82 @@ export function nodeStatus(s: AgentStatus, now = Date.now()): CommandResult {
   };
 }
 
-type Route = AgentStatus['routes'][number];
+export interface RouteRow {
+  dst: string;
+  type: string;
+  via?: string;
+  source: string;
+  state: string;
+}
 
-/** `podnetctl routes`: the routes podnet programs, with where each comes from. */
-export function routes(s: AgentStatus): CommandResult {
-  const cols: Column<Route>[] = [
+/**
+ * `podnetctl routes`: the routes podnet programs with their source. Joins what the agent wants
+ * (its /status) with what the kernel holds (a dump of protocol 80): a desired route missing from
+ * the kernel shows as `missing`, a podnet route nobody wants any more as `stale`.
+ */
+export function routes(
+  s: AgentStatus | undefined,
+  kernel: KernelRouteView[] | undefined,
+  notes: string[] = [],
+): CommandResult {
+  const rows: RouteRow[] = [];
+  const inKernel = new Map((kernel ?? []).map((k) => [k.dst, k]));
+  const viaOf = (k: KernelRouteView) =>
+    k.via.length ? k.via.join(',') : k.dev ? `dev ${k.dev}` : k.kind === 'blackhole' ? '(drop)' : undefined;
+  for (const r of s?.routes ?? []) {
+    const k = inKernel.get(r.dst);
+    const via = r.via
+      ? r.via.join(',')
+      : r.iface
+        ? `dev ${r.iface}`
+        : r.type === 'blackhole'
+          ? '(drop)'
+          : undefined;
+    const state = !kernel
+      ? r.state
+      : k
+        ? r.state === 'programmed' || r.state === 'not-started'
+          ? 'installed'
+          : r.state
+        : r.state === 'programmed'
+          ? 'missing'
+          : r.state;
+    rows.push({ dst: r.dst, type: r.type, ...(via ? { via } : {}), source: r.source, state });
+  }
+  const wanted = new Set((s?.routes ?? []).map((r) => r.dst));
+  for (const k of kernel ?? []) {
+    if (wanted.has(k.dst)) continue;
+    const via = viaOf(k);
+    rows.push({
+      dst: k.dst,
+      type: k.kind === 'blackhole' ? 'blackhole' : k.dev ? 'local' : 'remote',
+      ...(via ? { via } : {}),
+      source: s ? '(not desired)' : '-',
+      state: s ? 'stale' : 'installed',
+    });
+  }
+  const proto = s?.routeProtocol ?? { name: 'podnet', number: 80 };
+  const cols: Column<RouteRow>[] = [
     { header: 'DESTINATION', value: (r) => r.dst },
     { header: 'TYPE', value: (r) => r.type },
-    {
-      header: 'VIA',
-      value: (r) =>
-        r.via ? r.via.join(',') : r.iface ? `dev ${r.iface}` : r.type === 'blackhole' ? '(drop)' : undefined,
-    },
+    { header: 'VIA', value: (r) => r.via },
     { header: 'SOURCE', value: (r) => r.source },
     { header: 'STATE', value: (r) => r.state },
   ];
   return {
-    data: { protocol: s.routeProtocol, routes: s.routes, advertisements: s.advertisements },
+    data: { protocol: proto, routes: rows, advertisements: s?.advertisements ?? [], notes },
     table: () =>
       [
-        `Routes owned by podnet (protocol ${s.routeProtocol.name}, ${s.routeProtocol.number}; see \`ip route show proto ${s.routeProtocol.number}\`):`,
+        `Routes owned by podnet (protocol ${proto.name}, ${proto.number}; see \`ip route show proto ${proto.number}\`):`,
+        ...notes.map((n) => `note: ${n}`),
         '',
-        s.routes.length ? renderTable(cols, s.routes) : 'No routes.',
-        '',
-        `Announced over BGP: ${s.advertisements.map((a) => `${a.prefix} (${a.source})`).join(', ') || 'nothing'}`,
+        rows.length ? renderTable(cols, rows) : 'No routes.',
+        ...(s
+          ? [
+              '',
+              `Announced over BGP: ${s.advertisements.map((a) => `${a.prefix} (${a.source})`).join(', ') || 'nothing'}`,
+            ]
+          : []),
       ].join('\n'),
   };
 }

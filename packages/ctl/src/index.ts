@@ -9,7 +9,9 @@ export {
   ipamRelease,
   ipamShow,
   nodeStatus,
+  type RouteRow,
   routes,
 } from './commands.js';
 export { CtlError, type CtlErrorCode } from './errors.js';
 export { type Column, formatAge, formatPercent, type OutputFormat, render, renderTable } from './format.js';
+export { dumpPodnetRoutes, type KernelRouteView, PODNET_ROUTE_PROTOCOL } from './kernel.js';

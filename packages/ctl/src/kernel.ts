@@ -1,0 +1,49 @@
+// podnet's routes as the kernel holds them (a netlink dump filtered on podnet's protocol number),
+// for `podnetctl routes`. Works in the caller's namespace or in a named one (`--netns`).
+import { Rtnl } from '@podnet/rtnetlink';
+import { CtlError } from './errors.js';
+
+export const PODNET_ROUTE_PROTOCOL = 80;
+
+export interface KernelRouteView {
+  dst: string;
+  kind: string;
+  via: string[];
+  dev?: string;
+}
+
+export async function dumpPodnetRoutes(
+  opts: { netns?: string; protocol?: number } = {},
+): Promise<KernelRouteView[]> {
+  let nl: Rtnl;
+  try {
+    nl = await Rtnl.open(
+      opts.netns ? { netns: opts.netns.includes('/') ? opts.netns : `/var/run/netns/${opts.netns}` } : {},
+    );
+  } catch (err) {
+    throw new CtlError(
+      'CTL_ERR_AGENT',
+      `cannot read the kernel's routes (${(err as Error).message}); run podnetctl as root on the node${opts.netns ? `, and check that namespace ${opts.netns} exists` : ''}`,
+    );
+  }
+  try {
+    const links = new Map((await nl.links.list()).map((l) => [l.index, l.name]));
+    const routes = await nl.routes.list({ protocol: opts.protocol ?? PODNET_ROUTE_PROTOCOL });
+    return routes.map((r) => {
+      const hops = r.multipath?.length ? r.multipath : [{ gateway: r.gateway, oif: r.oif }];
+      const via = hops.flatMap((h) => (h.gateway ? [h.gateway] : []));
+      const dev =
+        hops.length === 1 && !hops[0]!.gateway && hops[0]!.oif !== undefined
+          ? links.get(hops[0]!.oif)
+          : undefined;
+      return {
+        dst: r.dst.includes('/') ? r.dst : `${r.dst}/${r.dst.includes(':') ? 128 : 32}`,
+        kind: r.type,
+        via,
+        ...(dev ? { dev } : {}),
+      };
+    });
+  } finally {
+    nl.close();
+  }
+}
