@@ -133,4 +133,22 @@ describe('bgp-ts with FRR', () => {
     });
     expect(n).toMatch(/Cease/);
   });
+
+  it('closes with Cease/Maximum Number of Prefixes Reached when FRR sends more than maxPrefixes', async () => {
+    await frr.vtysh(
+      'configure terminal\nrouter bgp 65003\naddress-family ipv4 unicast\nnetwork 198.51.100.0/24',
+    );
+    await speaker.addPeer({ address: '10.32.0.2', asn: 65003, holdTime: 3, connectRetry: 1, maxPrefixes: 1 });
+    const n = await waitFor(
+      'FRR to record the max-prefix NOTIFICATION',
+      async () => {
+        const out = await frr.vtysh('show bgp neighbors 10.32.0.1');
+        return /Maximum Number of Prefixes Reached/i.test(out) ? out : undefined;
+      },
+      { timeoutMs: 20_000 },
+    );
+    expect(n).toMatch(/Cease/i);
+    const [p] = await speaker.peers();
+    expect(p?.lastError).toBe('sent CEASE/MAX_PREFIXES');
+  });
 });
