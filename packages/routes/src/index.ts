@@ -12,7 +12,9 @@
 //   await rp.start();                                   // dump, diff, apply; watch link/route events
 //   await rp.setDesired(computeDesired(inputs).routes); // resolves once applied (failures retried)
 //   await rp.patchDesired({ set: [route], remove: [route] }); // O(changes), for hot paths
-//   await rp.setDesiredNeighbours(computeDesired(inputs).neighbours); // permanent pod IP → pod MAC entries
+//   await rp.setDesiredNeighbours(computeDesired(inputs).neighbours); // permanent pod IP → pod MAC entries,
+//     marked with podnet's protocol (NDA_PROTOCOL): after a restart the entries carrying it are
+//     recognised as podnet's; stale ones go once setDesiredNeighbours is called; others are never touched
 //   rp.status()   → { desired, installed, pending, conflicts, failed, inSync, ops, neighbours, lastResync }
 //   await rp.stop({ keepRoutes: true });                // graceful restart keeps podnet's routes
 // `kernel` is a RouteKernel: ipRouteKernel({ netns }) (iproute2) or rtnetlinkKernel (netlink).

@@ -181,10 +181,16 @@ export function ipRouteKernel(opts: IpRouteKernelOptions = {}): RouteKernel {
     async listNeighbours(): Promise<KernelNeighbour[]> {
       const links = await listLinks();
       const index = new Map(links.map((l) => [l.ifname, l.ifindex]));
-      const r = await run([...ip, '-json', 'neigh', 'show', 'nud', 'permanent']);
+      // -N: the owner protocol as a number, not a name from /etc/iproute2/rt_protos.
+      const r = await run([...ip, '-N', '-json', 'neigh', 'show', 'nud', 'permanent']);
       if (r.code !== 0) throw new RoutesError('ROUTES_ERR_KERNEL', `ip neigh show: ${r.stderr.trim()}`);
       const out: KernelNeighbour[] = [];
-      for (const n of JSON.parse(r.stdout || '[]') as { dst: string; dev?: string; lladdr?: string }[]) {
+      for (const n of JSON.parse(r.stdout || '[]') as {
+        dst: string;
+        dev?: string;
+        lladdr?: string;
+        protocol?: string | number;
+      }[]) {
         const a = parseAddr(n.dst);
         const ifindex = n.dev === undefined ? undefined : index.get(n.dev);
         if (!a || ifindex === undefined) continue;
@@ -193,6 +199,9 @@ export function ipRouteKernel(opts: IpRouteKernelOptions = {}): RouteKernel {
           ifindex,
           ip: a.text,
           ...(n.lladdr ? { mac: n.lladdr.toLowerCase() } : {}),
+          ...(n.protocol !== undefined && /^\d+$/.test(String(n.protocol))
+            ? { protocol: Number(n.protocol) }
+            : {}),
         });
       }
       return out;
@@ -204,7 +213,7 @@ export function ipRouteKernel(opts: IpRouteKernelOptions = {}): RouteKernel {
       const lines = ops.map((op) => {
         const dev = names.get(op.neigh.ifindex) ?? `#${op.neigh.ifindex}`;
         return op.type === 'replace'
-          ? `neigh replace ${op.neigh.ip} lladdr ${op.neigh.mac} dev ${dev} nud permanent`
+          ? `neigh replace ${op.neigh.ip} lladdr ${op.neigh.mac} dev ${dev} nud permanent${op.neigh.protocol !== undefined ? ` protocol ${op.neigh.protocol}` : ''}`
           : `neigh del ${op.neigh.ip} dev ${dev}`;
       });
       const r = await run([...ip, '-force', '-batch', '-'], `${lines.join('\n')}\n`);

@@ -37,6 +37,30 @@ describe('diffNeighbours', () => {
     expect(summary(diffNeighbours(want, actual, links, owned))).toEqual(ops);
   });
 
+  it.each<[string, KernelNeighbour[], string[]]>([
+    ['installs a missing entry with the owner protocol', [], ['replace 10.0.0.1@10 proto 80']],
+    [
+      'leaves an entry that already carries the protocol alone',
+      [{ ...entry('10.0.0.1', '0a:58:0a:00:00:01'), protocol: 80 }],
+      [],
+    ],
+    [
+      'takes over a desired entry without a protocol',
+      [entry('10.0.0.1', '0a:58:0a:00:00:01')],
+      ['replace 10.0.0.1@10 proto 80'],
+    ],
+    [
+      'takes over a desired entry of another protocol',
+      [{ ...entry('10.0.0.1', '0a:58:0a:00:00:01'), protocol: 4 }],
+      ['replace 10.0.0.1@10 proto 80'],
+    ],
+  ])('with an owner protocol: %s', (_name, actual, ops) => {
+    const d = diffNeighbours(want, actual, links, () => false, 80);
+    expect(d.ops.map((o) => `${o.type} ${o.neigh.ip}@${o.neigh.ifindex} proto ${o.neigh.protocol}`)).toEqual(
+      ops,
+    );
+  });
+
   it('holds entries for missing or down interfaces as pending', () => {
     const d = diffNeighbours(
       [

@@ -1,8 +1,9 @@
 // Permanent neighbour entries for local pods (pod IP → pod MAC on its pn* interface), so the node
 // never has to resolve a pod's address. Pure diff here; the programmer applies it.
 //
-// Ownership: the kernel has no protocol field for neighbours we can rely on, so podnet owns the
-// permanent entries it installed in this process, and, when removeForeignOnPodIfaces is set, every
+// Ownership: podnet marks the entries it installs with its protocol number (NDA_PROTOCOL, Linux
+// 5.2+), so after a restart a fresh programmer recognises its own entries in a dump. It owns those,
+// the entries it installed in this process, and, when removeForeignOnPodIfaces is set, every
 // permanent entry on a pod interface. Nothing else is ever removed.
 import type { Family } from './ip.js';
 import type { LinkInfo, PendingReason } from './model.js';
@@ -22,6 +23,8 @@ export interface KernelNeighbour {
   ifindex: number;
   ip: string;
   mac?: string;
+  /** Owner protocol (NDA_PROTOCOL) when the entry carries one. */
+  protocol?: number;
 }
 
 export type NeighbourOp =
@@ -36,14 +39,16 @@ export interface NeighbourDiff {
 }
 
 /**
- * What to change so the kernel's permanent entries match `desired`. `owned(key)` says whether an
- * entry not desired any more may be removed.
+ * What to change so the kernel's permanent entries match `desired`. `owned(n)` says whether an
+ * entry not desired any more may be removed. With `protocol`, entries are installed with that owner
+ * protocol, and a desired entry that carries another one (or none) is replaced to take it over.
  */
 export function diffNeighbours(
   desired: readonly DesiredNeighbour[],
   actual: readonly KernelNeighbour[],
   links: readonly LinkInfo[],
   owned: (n: KernelNeighbour) => boolean,
+  protocol?: number,
 ): NeighbourDiff {
   const linkByName = new Map(links.map((l) => [l.ifname, l]));
   const have = new Map(actual.map((n) => [neighKey(n), n]));
@@ -56,10 +61,18 @@ export function diffNeighbours(
       pending.push({ neigh: d, reason: l ? 'interface-down' : 'interface-missing' });
       continue;
     }
-    const n = { family: d.family, ifindex: l.ifindex, ip: d.ip, mac: d.mac };
+    const n: KernelNeighbour & { mac: string } = {
+      family: d.family,
+      ifindex: l.ifindex,
+      ip: d.ip,
+      mac: d.mac,
+    };
+    if (protocol !== undefined) n.protocol = protocol;
     const k = neighKey(n);
     want.add(k);
-    if (have.get(k)?.mac !== d.mac) ops.push({ type: 'replace', neigh: n });
+    const h = have.get(k);
+    if (h?.mac !== d.mac || (protocol !== undefined && h.protocol !== protocol))
+      ops.push({ type: 'replace', neigh: n });
   }
   for (const [k, n] of have) if (!want.has(k) && owned(n)) ops.push({ type: 'delete', neigh: n });
   return { ops, pending };

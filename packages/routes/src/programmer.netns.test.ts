@@ -249,6 +249,96 @@ describe.each(backends)('route programmer in a namespace, on %s', (_name, makeKe
   });
 });
 
+describe.each(backends)('neighbour ownership across a restart, on %s', (_name, makeKernel) => {
+  let nnode: Netns;
+  const A = { ifname: 'pn0000000000a', ip: '10.67.0.1', mac: '02:00:00:00:00:0a' };
+  const B = { ifname: 'pn0000000000b', ip: '10.67.0.2', mac: '02:00:00:00:00:0b' };
+  const desiredOf = (...ps: (typeof A)[]) => ps.map((p) => ({ ...p, family: 4 as const }));
+  const programmer = () =>
+    new RouteProgrammer({ kernel: makeKernel(nnode.path), sysctl: false, resyncIntervalMs: 0 });
+  const entries = async () =>
+    new Map(
+      (
+        await nnode.ipJson<
+          { dst: string; dev: string; lladdr?: string; state?: string[]; protocol?: string }[]
+        >('-N', 'neigh', 'show', 'nud', 'permanent')
+      ).map((n) => [`${n.dst}@${n.dev}`, `${n.lladdr} ${n.protocol ?? '-'}`]),
+    );
+
+  beforeAll(async () => {
+    nnode = await lab.create('rtneigh');
+    for (const p of [A, B]) {
+      await nnode.ip('link', 'add', p.ifname, 'type', 'veth', 'peer', 'name', `${p.ifname}p`);
+      await nnode.ip('link', 'set', p.ifname, 'up');
+      await nnode.ip('link', 'set', `${p.ifname}p`, 'up');
+    }
+  });
+
+  it('a new programmer instance (simulated restart) cleans up a stale neighbour it owned and leaves a foreign one', async () => {
+    const first = programmer();
+    await first.setDesiredNeighbours(desiredOf(A, B));
+    await first.start();
+    expect(await entries()).toEqual(
+      new Map([
+        [`${A.ip}@${A.ifname}`, `${A.mac} ${PODNET_PROTO}`],
+        [`${B.ip}@${B.ifname}`, `${B.mac} ${PODNET_PROTO}`],
+      ]),
+    );
+    await first.stop({ keepRoutes: true });
+    // Foreign permanent entries on a pod interface: one without an owner, one of another protocol.
+    await nnode.ip(
+      'neigh',
+      'replace',
+      '10.67.0.8',
+      'lladdr',
+      '02:00:00:00:00:08',
+      'dev',
+      B.ifname,
+      'nud',
+      'permanent',
+    );
+    await nnode.ip(
+      'neigh',
+      'replace',
+      '10.67.0.9',
+      'lladdr',
+      '02:00:00:00:00:09',
+      'dev',
+      B.ifname,
+      'nud',
+      'permanent',
+      'protocol',
+      '4',
+    );
+    const before = await entries();
+    expect(before.size).toBe(4);
+
+    // The restarted programmer touches nothing until it is told which neighbours it wants...
+    const second = programmer();
+    await second.start();
+    expect(await entries()).toEqual(before);
+    expect(second.status().neighbours).toEqual({ desired: 0, installed: 2, pending: 0 });
+    // ...then removes its own stale entry (B, now gone from the desired set) and nothing else.
+    await second.setDesiredNeighbours(desiredOf(A));
+    const after = await entries();
+    expect(after).toEqual(
+      new Map([
+        [`${A.ip}@${A.ifname}`, `${A.mac} ${PODNET_PROTO}`],
+        [`10.67.0.8@${B.ifname}`, '02:00:00:00:00:08 -'],
+        [`10.67.0.9@${B.ifname}`, '02:00:00:00:00:09 4'],
+      ]),
+    );
+    expect(second.status()).toMatchObject({
+      failed: [],
+      neighbours: { desired: 1, installed: 1, pending: 0 },
+    });
+    // A desired address held by a foreign entry is taken over: podnet's MAC and protocol.
+    await second.setDesiredNeighbours(desiredOf(A, { ...B, ip: '10.67.0.8' }));
+    expect((await entries()).get(`10.67.0.8@${B.ifname}`)).toBe(`${B.mac} ${PODNET_PROTO}`);
+    await second.stop();
+  });
+});
+
 describe.each(backends)('IPv6 routes in a namespace, on %s', (_name, makeKernel) => {
   let v6node: Netns;
   let v6: RouteProgrammer;

@@ -107,8 +107,13 @@ export class RouteProgrammer {
   private links: LinkInfo[] = [];
   private desiredNeigh: DesiredNeighbour[] = [];
   private actualNeigh = new Map<string, KernelNeighbour>();
-  /** Entries this process installed: the only ones it removes (unless removeForeignOnPodIfaces). */
+  /**
+   * Entries this process installed. It removes these and the entries carrying its protocol (from
+   * an earlier run), and with removeForeignOnPodIfaces any permanent entry on a pod interface.
+   */
   private readonly ownedNeigh = new Set<string>();
+  /** Neighbours are managed only once setDesiredNeighbours has said what is wanted. */
+  private neighboursSet = false;
   private pendingNeigh = 0;
   private needDump = true;
   private dirty = false;
@@ -276,6 +281,7 @@ export class RouteProgrammer {
    */
   async setDesiredNeighbours(neighbours: readonly DesiredNeighbour[]): Promise<void> {
     this.desiredNeigh = [...neighbours];
+    this.neighboursSet = true;
     if (this.running) await this.kick('desired', false);
   }
 
@@ -301,7 +307,7 @@ export class RouteProgrammer {
       ops: { ...this.counts },
       neighbours: {
         desired: this.desiredNeigh.length,
-        installed: [...this.actualNeigh.keys()].filter((k) => this.ownedNeigh.has(k)).length,
+        installed: this.countOwnNeighbours(),
         pending: this.pendingNeigh,
       },
     };
@@ -496,25 +502,32 @@ export class RouteProgrammer {
     }
   }
 
-  /** Brings permanent neighbour entries in line; returns how many operations failed. */
+  private countOwnNeighbours(): number {
+    let n = 0;
+    for (const [k, e] of this.actualNeigh)
+      if (e.protocol === this.opts.protocol || this.ownedNeigh.has(k)) n++;
+    return n;
+  }
+
+  /**
+   * Brings permanent neighbour entries in line; returns how many operations failed. Before
+   * setDesiredNeighbours is first called nothing is removed (a restarted agent has not said yet
+   * which entries it wants), except foreign entries on pod interfaces with removeForeignOnPodIfaces.
+   */
   private async applyNeighbours(): Promise<number> {
     if (!this.kernel.applyNeighbours) return 0;
-    if (
-      this.desiredNeigh.length === 0 &&
-      this.ownedNeigh.size === 0 &&
-      !this.diffOpts.removeForeignOnPodIfaces
-    ) {
-      return 0;
-    }
+    if (!this.neighboursSet && !this.diffOpts.removeForeignOnPodIfaces) return 0;
     const prefix = this.diffOpts.podIfacePrefix ?? 'pn';
     const podIndex = new Set(this.links.filter((l) => l.ifname.startsWith(prefix)).map((l) => l.ifindex));
+    const protocol = this.opts.protocol;
     const diff = diffNeighbours(
       this.desiredNeigh,
       [...this.actualNeigh.values()],
       this.links,
       (n) =>
-        this.ownedNeigh.has(neighKey(n)) ||
+        (this.neighboursSet && (n.protocol === protocol || this.ownedNeigh.has(neighKey(n)))) ||
         (this.diffOpts.removeForeignOnPodIfaces === true && podIndex.has(n.ifindex)),
+      protocol,
     );
     this.pendingNeigh = diff.pending.length;
     if (diff.ops.length === 0) return 0;

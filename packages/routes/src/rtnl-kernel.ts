@@ -120,6 +120,7 @@ export function rtnetlinkKernel(opts: RtnetlinkKernelOptions = {}): RouteKernel 
           ifindex: n.index,
           ip: a.text,
           ...(n.lladdr ? { mac: n.lladdr.toLowerCase() } : {}),
+          ...(n.protocol !== undefined ? { protocol: n.protocol } : {}),
         });
       }
       return out;
@@ -129,7 +130,15 @@ export function rtnetlinkKernel(opts: RtnetlinkKernelOptions = {}): RouteKernel 
       if (ops.length === 0) return [];
       const reqs: Request[] = ops.map((op) =>
         op.type === 'replace'
-          ? { type: 'neigh.add', neigh: { index: op.neigh.ifindex, dst: op.neigh.ip, lladdr: op.neigh.mac } }
+          ? {
+              type: 'neigh.add',
+              neigh: {
+                index: op.neigh.ifindex,
+                dst: op.neigh.ip,
+                lladdr: op.neigh.mac,
+                ...(op.neigh.protocol !== undefined ? { protocol: op.neigh.protocol } : {}),
+              },
+            }
           : { type: 'neigh.del', neigh: { index: op.neigh.ifindex, dst: op.neigh.ip } },
       );
       const results = await (await nl()).batch(reqs);
