@@ -18,8 +18,18 @@ export const repoRoot = resolve(import.meta.dirname, '..', '..');
 /** Removes scenario labs left by runs whose process is gone. */
 export const cleanupStaleScenarioLabs = () => cleanupStaleLabs(/^pnt-s(\d+)[a-z]*-/);
 
+/**
+ * With KUBECONFIG set (and PODNET_TEST_EMBEDDED unset), scenarios run against that API server,
+ * bridged into the lab, instead of the embedded one: the same convention as testkit's testCluster().
+ */
+const outsideKubeconfig =
+  process.env.KUBECONFIG && process.env.PODNET_TEST_EMBEDDED !== '1'
+    ? process.env.KUBECONFIG.split(':')[0]
+    : undefined;
+
 export function scenarioConfig(tag: string, extra: Partial<LabConfig> = {}): LabConfig {
   return {
+    ...(outsideKubeconfig ? { kubeconfig: outsideKubeconfig } : {}),
     repoRoot,
     composeFile: join(repoRoot, 'compose.yaml'),
     stateDir: `/tmp/podnet-scenario-${tag}-${process.pid}`,

@@ -28,6 +28,8 @@ options:
   --pods <n>             pods per node (default: x-podnet.podsPerNode)
   --state-dir <dir>      state, logs and generated files (default ${DEFAULT_STATE_DIR})
   --prefix <p>           namespace prefix (default ${DEFAULT_PREFIX})
+  --kubeconfig <file>    use this outside API server (e.g. a real kube-apiserver) instead of the
+                         compose apiserver service; down deletes the lab's objects there
 `;
 
 function say(line: string): void {
@@ -75,6 +77,7 @@ async function main(argv: string[]): Promise<number> {
       pods: { type: 'string' },
       'state-dir': { type: 'string' },
       prefix: { type: 'string' },
+      kubeconfig: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -105,6 +108,7 @@ async function main(argv: string[]): Promise<number> {
     profiles: values.profile ?? (command === 'up' ? [] : (saved?.profiles ?? [])),
     only: command === 'up' ? args : (saved?.only ?? []),
     ...(pods === undefined ? {} : { podsPerNode: pods }),
+    ...(values.kubeconfig ? { kubeconfig: resolve(values.kubeconfig) } : {}),
     log: say,
   });
   const needRunning = () => {

@@ -1,19 +1,34 @@
-// Runs inside the API server's namespace: listens on a unix socket (the filesystem is shared
-// across network namespaces) and pipes every connection to host:port in this namespace. This is
-// how the runner, started in the root namespace, reaches the lab's API server without any route
-// or link in the root namespace.
-//   node forward.js <socket> <host> <port>
+// A byte pipe between a listener and a target, each a unix socket (`unix:/path`) or TCP
+// (`tcp:host:port`). The filesystem is shared across network namespaces, so a pair of these joins
+// two namespaces without any route or link between them:
+// - the runner (root namespace) reaches the lab's API server: in the API server's namespace,
+//   `forward.js unix:<state>/api.sock tcp:127.0.0.1:6443`;
+// - the lab's nodes reach an outside API server (KUBECONFIG mode): in the API server's namespace,
+//   `forward.js tcp:0.0.0.0:6443 unix:<state>/ext-api.sock`, and in the root namespace
+//   `forward.js unix:<state>/ext-api.sock tcp:<server host>:<port>`. TLS passes through untouched.
+//   node forward.js <listen> <target>
 import { existsSync, unlinkSync } from 'node:fs';
-import { connect, createServer } from 'node:net';
+import { connect, createServer, type Socket } from 'node:net';
 
-const [socket, host, port] = process.argv.slice(2);
-if (!socket || !host || !port) {
-  console.error('usage: forward.js <socket> <host> <port>');
+type Endpoint = { type: 'unix'; path: string } | { type: 'tcp'; host: string; port: number };
+
+function endpoint(arg: string | undefined): Endpoint {
+  if (arg?.startsWith('unix:')) return { type: 'unix', path: arg.slice(5) };
+  const m = arg ? /^tcp:(\[?[^\]]*\]?|[^:]*):(\d+)$/.exec(arg) : null;
+  if (m?.[1] !== undefined && m[2])
+    return { type: 'tcp', host: m[1].replace(/^\[|\]$/g, ''), port: Number(m[2]) };
+  console.error(`forward: ${JSON.stringify(arg)}: expected unix:/path or tcp:host:port`);
+  console.error('usage: forward.js <listen> <target>');
   process.exit(2);
 }
-if (existsSync(socket)) unlinkSync(socket);
+
+const listen = endpoint(process.argv[2]);
+const target = endpoint(process.argv[3]);
+const open = (): Socket =>
+  target.type === 'unix' ? connect(target.path) : connect(target.port, target.host);
+
 const server = createServer((conn) => {
-  const up = connect(Number(port), host);
+  const up = open();
   conn.pipe(up);
   up.pipe(conn);
   const close = () => {
@@ -25,7 +40,12 @@ const server = createServer((conn) => {
   conn.on('close', close);
   up.on('close', close);
 });
-server.listen(socket);
+if (listen.type === 'unix') {
+  if (existsSync(listen.path)) unlinkSync(listen.path);
+  server.listen(listen.path);
+} else {
+  server.listen(listen.port, listen.host);
+}
 const stop = () => {
   server.close();
   process.exit(0);

@@ -1,6 +1,7 @@
 // A small Kubernetes REST client for the runner (plain node:http, so it can speak over the unix
 // socket that tunnels into the API server's namespace). Tests use @kubernetes/client-node.
 import { request } from 'node:http';
+import { request as httpsRequest } from 'node:https';
 import { LabError, LabErrorCode } from './errors.js';
 
 export interface KubeTarget {
@@ -8,6 +9,12 @@ export interface KubeTarget {
   socketPath?: string;
   url?: string;
   token?: string;
+  /** TLS to an https `url`: CA, client certificate and key (PEM), name to check, or no check. */
+  caPem?: string;
+  certPem?: string;
+  keyPem?: string;
+  servername?: string;
+  insecure?: boolean;
 }
 
 export interface KubeResponse {
@@ -26,9 +33,21 @@ export class Kube {
   ): Promise<KubeResponse> {
     const data = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
     const url = this.target.url ? new URL(path, this.target.url) : undefined;
+    const tls =
+      url?.protocol === 'https:'
+        ? {
+            ...(this.target.caPem ? { ca: this.target.caPem } : {}),
+            ...(this.target.certPem ? { cert: this.target.certPem } : {}),
+            ...(this.target.keyPem ? { key: this.target.keyPem } : {}),
+            ...(this.target.servername ? { servername: this.target.servername } : {}),
+            rejectUnauthorized: !this.target.insecure,
+          }
+        : undefined;
+    const send = tls ? httpsRequest : request;
     return new Promise((resolve, reject) => {
-      const req = request(
+      const req = send(
         {
+          ...tls,
           method,
           path: url ? `${url.pathname}${url.search}` : path,
           ...(this.target.socketPath

@@ -21,6 +21,7 @@ import { parseAllDocuments } from 'yaml';
 import { type ComposeProject, parseCompose } from './compose.js';
 import { apiServerUrl, birdConfig, frrConfig, kubeconfig, torPeers } from './configs.js';
 import { LabError, LabErrorCode } from './errors.js';
+import { bridgedKubeconfig, type ExternalApi, readKubeconfig, serverNameFor } from './external.js';
 import { Kube } from './kube.js';
 import { type LabPlan, type PlannedService, planLab, serviceAddress } from './plan.js';
 import { exec, ipIn, mapLimit, nsExec, run, sleep, waitUntil } from './sh.js';
@@ -57,6 +58,12 @@ export interface LabConfig {
    * wires pods into, but nothing routes between nodes: for testing the runner itself.
    */
   agents?: boolean;
+  /**
+   * An outside API server (e.g. a real kube-apiserver) to use instead of the compose file's
+   * `apiserver` service: the lab bridges it onto the API server's lab address, and `down` deletes
+   * the objects the lab created there.
+   */
+  kubeconfig?: string;
   /** Progress lines; the CLI prints them. */
   log?: (line: string) => void;
   timeouts?: Partial<LabTimeouts>;
@@ -99,6 +106,7 @@ export class Lab {
   readonly project: ComposeProject;
   readonly plan: LabPlan;
   readonly kube: Kube;
+  readonly external: ExternalApi | undefined;
   private readonly timeouts: LabTimeouts;
   private readonly log: (line: string) => void;
   private state: LabState;
@@ -114,7 +122,20 @@ export class Lab {
     this.timeouts = { ...defaultTimeouts, ...config.timeouts };
     this.log = config.log ?? (() => {});
     this.state = readState(config.stateDir) ?? this.freshState();
-    this.kube = new Kube({ socketPath: this.apiSocket, token: this.project.settings.apiServer.token });
+    const kc = config.kubeconfig ?? this.state.kubeconfig;
+    this.external = kc ? readKubeconfig(kc) : undefined;
+    const ext = this.external;
+    this.kube = ext
+      ? new Kube({
+          url: ext.server.href,
+          ...(ext.token ? { token: ext.token } : {}),
+          ...(ext.caPem ? { caPem: ext.caPem } : {}),
+          ...(ext.certPem ? { certPem: ext.certPem } : {}),
+          ...(ext.keyPem ? { keyPem: ext.keyPem } : {}),
+          ...(ext.tlsServerName ? { servername: ext.tlsServerName } : {}),
+          insecure: ext.insecure,
+        })
+      : new Kube({ socketPath: this.apiSocket, token: this.project.settings.apiServer.token });
   }
 
   private freshState(): LabState {
@@ -130,7 +151,42 @@ export class Lab {
       processes: [],
       pods: [],
       token: this.project.settings.apiServer.token,
+      ...(this.config.kubeconfig ? { kubeconfig: resolve(this.config.kubeconfig) } : {}),
     };
+  }
+
+  /** The URL the lab's nodes use for the API: the API service's lab address (bridged when outside). */
+  get labApiUrl(): string {
+    const url = apiServerUrl(this.project) ?? 'http://127.0.0.1:6443';
+    if (!this.external) return url;
+    return `${this.external.server.protocol}//${serverNameFor(this.external)}:${this.project.settings.apiServer.port}`;
+  }
+
+  /**
+   * KUBECONFIG mode: inside each node namespace the outside server's certificate name resolves to
+   * the API service's lab address (`ip netns exec` bind-mounts /etc/netns/<ns>/hosts over /etc/hosts).
+   */
+  private writeNodeHosts(): void {
+    if (!this.external) return;
+    const ip = apiServerUrl(this.project)
+      ?.replace(/^http:\/\//, '')
+      .replace(/:\d+$/, '');
+    if (!ip) return;
+    for (const node of this.nodes) {
+      const dir = `/etc/netns/${node.ns}`;
+      mkdirSync(dir, { recursive: true });
+      writeFileSync(
+        join(dir, 'hosts'),
+        `127.0.0.1 localhost\n::1 localhost\n${ip} ${serverNameFor(this.external)}\n`,
+      );
+    }
+  }
+
+  /** The kubeconfig the lab's nodes and CNI use. */
+  private nodeKubeconfig(): string {
+    return this.external
+      ? bridgedKubeconfig(this.external, this.project.settings.apiServer.port)
+      : kubeconfig(this.labApiUrl, this.project.settings.apiServer.token);
   }
 
   get apiSocket(): string {
@@ -183,9 +239,16 @@ export class Lab {
     );
     const api = this.plan.services.find((s) => s.role === 'apiserver');
     if (api) {
-      await this.startService(api.name);
+      if (this.external) {
+        this.writeNodeHosts();
+        await this.bridgeExternalApi(api);
+      } else await this.startService(api.name);
       await this.waitForApi();
-      this.log(`✓ API server ${apiServerUrl(this.project)} answers (${elapsed(t0)})`);
+      this.log(
+        this.external
+          ? `✓ outside API server ${this.external.server.origin} answers, bridged to ${this.labApiUrl} (${elapsed(t0)})`
+          : `✓ API server ${this.labApiUrl} answers (${elapsed(t0)})`,
+      );
       await this.bootstrapApi();
     }
     const agents = this.config.agents ?? true;
@@ -275,10 +338,7 @@ export class Lab {
       if (s.role === 'tor' && v.target.endsWith('frr.conf'))
         text = frrConfig(s.compose, all, this.project.settings.bgp);
       if (s.role === 'node' && v.target === s.compose.environment.KUBECONFIG) {
-        text = kubeconfig(
-          apiServerUrl(this.project) ?? 'http://127.0.0.1:6443',
-          this.project.settings.apiServer.token,
-        );
+        text = this.nodeKubeconfig();
       }
       if (text === undefined) continue;
       const file = join(dir, v.target.split('/').pop() ?? 'generated');
@@ -338,7 +398,7 @@ export class Lab {
       this.spawnDetached(
         `${s.name}-forward`,
         s.ns,
-        [nodeBin, fwd, this.apiSocket, '127.0.0.1', port],
+        [nodeBin, fwd, `unix:${this.apiSocket}`, `tcp:127.0.0.1:${port}`],
         {},
         join(this.serviceDir(s.name), 'forward.log'),
       );
@@ -354,16 +414,51 @@ export class Lab {
     return rec;
   }
 
+  /**
+   * KUBECONFIG mode: the outside API server appears at the API service's lab address. In the API
+   * service's namespace a forwarder listens on the compose port and pipes to a unix socket; in the
+   * root namespace a relay pipes that socket to the outside server. TLS passes through untouched.
+   */
+  private async bridgeExternalApi(api: PlannedService): Promise<void> {
+    const ext = this.external;
+    if (!ext) return;
+    const fwd = join(this.config.repoRoot, 'packages', 'lab', 'dist', 'forward.js');
+    const sock = join(this.config.stateDir, 'ext-api.sock');
+    const host = ext.server.hostname.replace(/^\[|\]$/g, '');
+    const port = ext.server.port || (ext.server.protocol === 'https:' ? '443' : '80');
+    const dir = this.serviceDir(api.name);
+    const relay = this.spawnDetached(
+      `${api.name}-relay`,
+      undefined,
+      [nodeBin, fwd, `unix:${sock}`, `tcp:${host}:${port}`],
+      {},
+      join(dir, 'relay.log'),
+    );
+    const forward = this.spawnDetached(
+      `${api.name}-forward`,
+      api.ns,
+      [nodeBin, fwd, `tcp:0.0.0.0:${this.project.settings.apiServer.port}`, `unix:${sock}`],
+      {},
+      join(dir, 'forward.log'),
+    );
+    await sleep(300);
+    for (const p of [relay, forward]) {
+      if (!isOurs(p))
+        throw new LabError(LabErrorCode.command, `${p.service} exited right after starting\n${tail(p.log)}`);
+    }
+  }
+
   private spawnDetached(
     service: string,
-    ns: string,
+    ns: string | undefined,
     argv: string[],
     env: Record<string, string>,
     log: string,
   ): ProcessRecord {
     mkdirSync(dirname(log), { recursive: true });
     const fd = openSync(log, 'a');
-    const child = spawn('ip', ['netns', 'exec', ns, ...argv], {
+    const [cmd, args] = ns ? ['ip', ['netns', 'exec', ns, ...argv]] : [argv[0] ?? '', argv.slice(1)];
+    const child = spawn(cmd, args, {
       detached: true,
       stdio: ['ignore', fd, fd],
       env: { ...process.env, ...env },
@@ -398,7 +493,9 @@ export class Lab {
 
   private async waitForApi(): Promise<void> {
     await waitUntil(
-      `the API server (${apiServerUrl(this.project)}) to answer GET /api/v1/namespaces through ${this.apiSocket}`,
+      this.external
+        ? `the outside API server ${this.external.server.origin} to answer GET /api/v1/namespaces`
+        : `the API server (${this.labApiUrl}) to answer GET /api/v1/namespaces through ${this.apiSocket}`,
       async () => (await this.kube.request('GET', '/api/v1/namespaces')).status === 200,
       { timeoutMs: this.timeouts.apiMs, intervalMs: 200 },
     );
@@ -666,8 +763,7 @@ export class Lab {
   private cniConfig(node: PlannedService): string {
     mkdirSync(this.serviceDir(node.name), { recursive: true });
     const kc = join(this.serviceDir(node.name), 'kubeconfig');
-    if (!existsSync(kc))
-      writeFileSync(kc, kubeconfig(apiServerUrl(this.project) ?? '', this.project.settings.apiServer.token));
+    if (!existsSync(kc)) writeFileSync(kc, this.nodeKubeconfig());
     const hasV6 = this.project.settings.ipPools.some((p) => p.cidr.includes(':'));
     return JSON.stringify({
       cniVersion: '1.0.0',
@@ -812,6 +908,7 @@ export class Lab {
     requireRoot();
     const state = readState(this.config.stateDir);
     let processes = 0;
+    if (state?.kubeconfig && this.external) await this.deleteExternalObjects(state);
     if (state) {
       const ours = state.processes.filter(isOurs);
       await Promise.all(ours.map((p) => stopProcess(p, 'SIGTERM', 3000)));
@@ -838,12 +935,48 @@ export class Lab {
       await exec('ip', ['netns', 'del', n]);
       namespaces++;
     }
+    if (existsSync('/etc/netns')) {
+      for (const n of readdirSync('/etc/netns')) {
+        if (n.startsWith(this.config.prefix)) rmSync(join('/etc/netns', n), { recursive: true, force: true });
+      }
+    }
     if (existsSync(this.config.stateDir)) rmSync(this.config.stateDir, { recursive: true, force: true });
     if (!opts.quiet || processes + namespaces > 0) {
       this.log(`✓ removed ${processes} processes, ${namespaces} namespaces and ${this.config.stateDir}`);
     }
     this.state = this.freshState();
     return { processes, namespaces };
+  }
+
+  /**
+   * KUBECONFIG mode: the outside cluster outlives the lab, so `down` deletes what the lab put there:
+   * its Pods, Nodes, IPPools, ToR BGPPeers, and the IPAM objects of its nodes. Best effort: a
+   * failure is logged and `down` goes on.
+   */
+  private async deleteExternalObjects(state: LabState): Promise<void> {
+    const crd = '/apis/podnet.io/v1alpha1';
+    const nodes = new Set(this.nodes.map((n) => n.name));
+    const paths = [
+      ...state.pods.map((p) => `/api/v1/namespaces/${p.namespace}/pods/${p.name}`),
+      ...[...nodes].map((n) => `/api/v1/nodes/${n}`),
+      ...this.project.settings.ipPools.map((p) => `${crd}/ippools/${p.name}`),
+      ...this.tors.flatMap((t) => [`${crd}/bgppeers/${t.name}-v4`, `${crd}/bgppeers/${t.name}-v6`]),
+    ];
+    try {
+      for (const kind of ['blockaffinities', 'ipamblocks', 'ipamhandles']) {
+        for (const o of await this.kube.list(`${crd}/${kind}`)) {
+          const text = JSON.stringify(o.spec ?? {});
+          const name = (o.metadata as { name?: string } | undefined)?.name;
+          if (name && [...nodes].some((n) => text.includes(`"${n}"`) || text.includes(`host:${n}`))) {
+            paths.push(`${crd}/${kind}/${name}`);
+          }
+        }
+      }
+      for (const p of paths) await this.kube.delete(p);
+      this.log(`✓ deleted ${paths.length} lab objects from ${this.external?.server.origin}`);
+    } catch (err) {
+      this.log(`! could not delete every lab object from the outside API server: ${(err as Error).message}`);
+    }
   }
 
   /** Whether state exists and the recorded processes still run. */

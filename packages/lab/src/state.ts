@@ -34,6 +34,8 @@ export interface LabState {
   pods: PodRecord[];
   apiSocket?: string;
   token: string;
+  /** KUBECONFIG mode: the outside API server's kubeconfig. */
+  kubeconfig?: string;
 }
 
 export const stateFile = (dir: string) => join(dir, 'state.json');
