@@ -1,9 +1,9 @@
 // Interop with BIRD 2 in network namespaces: sessions both ways, IPv4 + IPv6 routes both ways,
 // withdrawals, hold-timer expiry and graceful restart of our side.
 import { rmSync } from 'node:fs';
-import { cleanupStale, type Netns, NetnsSet, ProcessGroup, vethPair, waitFor } from '@podnet/testkit';
+import { cleanupStale, type Netns, NetnsSet, ProcessGroup, vethPair } from '@podnet/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type Bird, birdEstablished, startBird } from './__fixtures__/daemons.js';
+import { type Bird, birdEstablished, startBird, wait } from './__fixtures__/daemons.js';
 import { SpeakerProc } from './__fixtures__/proc.js';
 
 const lab = new NetnsSet();
@@ -88,12 +88,12 @@ afterAll(async () => {
   if (bird) rmSync(bird.dir, { recursive: true, force: true });
 });
 
-describe('bgp-ts with BIRD 2', () => {
+describe('bgp-ts with BIRD 2', { timeout: 90_000 }, () => {
   it('establishes a session that we open and one that BIRD opens', async () => {
-    await waitFor('BIRD protocol a (we connect) Established', () => birdEstablished(bird, 'a'), {
+    await wait('BIRD protocol a (we connect) Established', () => birdEstablished(bird, 'a'), {
       timeoutMs: 20_000,
     });
-    await waitFor('BIRD protocol b (BIRD connects) Established', () => birdEstablished(bird, 'b'), {
+    await wait('BIRD protocol b (BIRD connects) Established', () => birdEstablished(bird, 'b'), {
       timeoutMs: 20_000,
     });
     const peers = await speaker.peers();
@@ -107,18 +107,18 @@ describe('bgp-ts with BIRD 2', () => {
     const md5 = { asn: 65002, holdTime: 3, connectRetry: 1, md5Password: 's3cret-key' };
     await speaker.addPeer({ ...md5, address: '10.31.0.22', sourceAddress: '10.31.0.21' });
     await speaker.addPeer({ ...md5, address: '10.31.0.32', passive: true });
-    await waitFor('BIRD protocol c (MD5, we connect) Established', () => birdEstablished(bird, 'c'), {
+    await wait('BIRD protocol c (MD5, we connect) Established', () => birdEstablished(bird, 'c'), {
       timeoutMs: 20_000,
     });
-    await waitFor('BIRD protocol d (MD5, BIRD connects) Established', () => birdEstablished(bird, 'd'), {
+    await wait('BIRD protocol d (MD5, BIRD connects) Established', () => birdEstablished(bird, 'd'), {
       timeoutMs: 20_000,
     });
-    await waitFor('10.244.1.0/26 from the MD5 session in BIRD', async () =>
+    await wait('10.244.1.0/26 from the MD5 session in BIRD', async () =>
       (await bird.route('10.244.1.0/26')).includes('[c '),
     );
     await speaker.call('removePeer', '10.31.0.22');
     await speaker.call('removePeer', '10.31.0.32');
-    await waitFor(
+    await wait(
       'MD5 sessions down',
       async () => !(await birdEstablished(bird, 'c')) && !(await birdEstablished(bird, 'd')),
     );
@@ -132,10 +132,10 @@ describe('bgp-ts with BIRD 2', () => {
       connectRetry: 1,
       sourceAddress: 'fd31::1',
     });
-    await waitFor('BIRD protocol e (IPv6 transport) Established', () => birdEstablished(bird, 'e'), {
+    await wait('BIRD protocol e (IPv6 transport) Established', () => birdEstablished(bird, 'e'), {
       timeoutMs: 20_000,
     });
-    await waitFor('2001:db8:1::/64 from the IPv6 session in BIRD', async () => {
+    await wait('2001:db8:1::/64 from the IPv6 session in BIRD', async () => {
       const out = await bird.cmd('show', 'route', '2001:db8:1::/64', 'protocol', 'e', 'all');
       return out.includes('via fd31::1 ');
     });
@@ -145,12 +145,12 @@ describe('bgp-ts with BIRD 2', () => {
   });
 
   it('puts our IPv4 and IPv6 prefixes in BIRD with our next hop', async () => {
-    const v4 = await waitFor('10.244.1.0/26 in BIRD', async () => {
+    const v4 = await wait('10.244.1.0/26 in BIRD', async () => {
       const out = await bird.route('10.244.1.0/26');
       return out.includes('via 10.31.0.1 ') ? out : undefined;
     });
     expect(v4).toMatch(/BGP\.as_path: 65001/);
-    const v6 = await waitFor('2001:db8:1::/64 in BIRD', async () => {
+    const v6 = await wait('2001:db8:1::/64 in BIRD', async () => {
       const out = await bird.route('2001:db8:1::/64');
       return out.includes('via fd31::1 ') ? out : undefined;
     });
@@ -158,39 +158,39 @@ describe('bgp-ts with BIRD 2', () => {
   });
 
   it('learns BIRD prefixes into the Loc-RIB with BIRD as next hop', async () => {
-    const v4 = await waitFor('192.0.2.0/24 in our Loc-RIB', () => speaker.lookup('192.0.2.0/24'));
+    const v4 = await wait('192.0.2.0/24 in our Loc-RIB', () => speaker.lookup('192.0.2.0/24'));
     expect(v4.nextHops.sort()).toEqual(['10.31.0.12', '10.31.0.2']);
     expect(v4.attrs.asPath).toEqual([{ type: 'sequence', asns: [65002] }]);
-    const v6 = await waitFor('2001:db8:ff::/48 in our Loc-RIB', () => speaker.lookup('2001:db8:ff::/48'));
+    const v6 = await wait('2001:db8:ff::/48 in our Loc-RIB', () => speaker.lookup('2001:db8:ff::/48'));
     expect(v6.nextHops).toContain('fd31::2');
   });
 
   it('propagates withdrawals both ways', async () => {
     await speaker.withdraw('10.244.1.0/26');
-    await waitFor(
+    await wait(
       '10.244.1.0/26 gone from BIRD',
       async () => !(await bird.route('10.244.1.0/26')).includes('10.244.1.0/26'),
     );
     await bird.cmd('disable', 's4');
-    await waitFor(
+    await wait(
       '192.0.2.0/24 gone from our Loc-RIB',
       async () => (await speaker.lookup('192.0.2.0/24')) === null,
     );
     await bird.cmd('enable', 's4');
     await speaker.originate('10.244.1.0/26');
-    await waitFor('10.244.1.0/26 back in BIRD', async () =>
+    await wait('10.244.1.0/26 back in BIRD', async () =>
       (await bird.route('10.244.1.0/26')).includes('via 10.31.0.1 '),
     );
   });
 
   it('keeps our routes at BIRD across a graceful restart of our side, then drops what we no longer send', async () => {
     await speaker.originate('10.244.2.0/26');
-    await waitFor('10.244.2.0/26 in BIRD', async () =>
+    await wait('10.244.2.0/26 in BIRD', async () =>
       (await bird.route('10.244.2.0/26')).includes('via 10.31.0.1 '),
     );
     await speaker.stop({ graceful: true });
     await speaker.close(procs);
-    await waitFor('BIRD to notice we left', async () => !(await birdEstablished(bird, 'a')));
+    await wait('BIRD to notice we left', async () => !(await birdEstablished(bird, 'a')));
     // Longer than the 3 s hold time: without graceful restart BIRD would have dropped them by now.
     await new Promise((r) => setTimeout(r, 4000));
     expect(await bird.route('10.244.1.0/26')).toContain('via 10.31.0.1 ');
@@ -201,8 +201,8 @@ describe('bgp-ts with BIRD 2', () => {
     await speaker.originate('10.244.1.0/26');
     await speaker.originate('2001:db8:1::/64');
     await speaker.start();
-    await waitFor('session back', () => birdEstablished(bird, 'a'), { timeoutMs: 20_000 });
-    await waitFor(
+    await wait('session back', () => birdEstablished(bird, 'a'), { timeoutMs: 20_000 });
+    await wait(
       '10.244.2.0/26 flushed after our End-of-RIB',
       async () => !(await bird.route('10.244.2.0/26')).includes('10.244.2.0/26'),
     );
@@ -210,12 +210,12 @@ describe('bgp-ts with BIRD 2', () => {
   });
 
   it('tears the session down when the hold timer expires', async () => {
-    await waitFor('session a established', async () => (await speaker.peers())[0]?.state === 'established', {
+    await wait('session a established', async () => (await speaker.peers())[0]?.state === 'established', {
       timeoutMs: 20_000,
     });
     process.kill(bird.pid, 'SIGSTOP');
     try {
-      const p = await waitFor(
+      const p = await wait(
         'our side to expire the hold timer',
         async () => {
           const s = (await speaker.peers())[0];

@@ -1,9 +1,9 @@
 // Interop with FRR (zebra + bgpd) in network namespaces: both sides connect at once (collision
 // resolution), IPv4 + IPv6 routes both ways with next hops, withdrawals, and Cease on removal.
 import { rmSync } from 'node:fs';
-import { cleanupStale, type Netns, NetnsSet, ProcessGroup, vethPair, waitFor } from '@podnet/testkit';
+import { cleanupStale, type Netns, NetnsSet, ProcessGroup, vethPair } from '@podnet/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type Frr, startFrr } from './__fixtures__/daemons.js';
+import { type Frr, startFrr, wait } from './__fixtures__/daemons.js';
 import { SpeakerProc } from './__fixtures__/proc.js';
 
 const lab = new NetnsSet();
@@ -72,9 +72,9 @@ afterAll(async () => {
   if (frr) rmSync(frr.dir, { recursive: true, force: true });
 });
 
-describe('bgp-ts with FRR', () => {
+describe('bgp-ts with FRR', { timeout: 90_000 }, () => {
   it('establishes a session while both sides try to connect (collision resolution)', async () => {
-    await waitFor(
+    await wait(
       'FRR neighbor Established',
       async () => {
         const s = await frr.json<{ ipv4Unicast?: { peers?: Record<string, { state: string }> } }>(
@@ -89,13 +89,13 @@ describe('bgp-ts with FRR', () => {
   });
 
   it('puts our IPv4 and IPv6 prefixes in FRR with our next hop', async () => {
-    const v4 = await waitFor('10.244.7.0/26 in FRR', async () => {
+    const v4 = await wait('10.244.7.0/26 in FRR', async () => {
       const r = await frr.json<FrrRoute>('show bgp ipv4 unicast 10.244.7.0/26 json');
       return r.paths?.[0];
     });
     expect(v4.nexthops?.[0]?.ip).toBe('10.32.0.1');
     expect(v4.aspath?.string).toBe('65001');
-    const v6 = await waitFor('2001:db8:7::/64 in FRR', async () => {
+    const v6 = await wait('2001:db8:7::/64 in FRR', async () => {
       const r = await frr.json<FrrRoute>('show bgp ipv6 unicast 2001:db8:7::/64 json');
       return r.paths?.[0];
     });
@@ -103,23 +103,23 @@ describe('bgp-ts with FRR', () => {
   });
 
   it('learns FRR prefixes into the Loc-RIB', async () => {
-    const v4 = await waitFor('198.51.100.0/24 in our Loc-RIB', () => speaker.lookup('198.51.100.0/24'));
+    const v4 = await wait('198.51.100.0/24 in our Loc-RIB', () => speaker.lookup('198.51.100.0/24'));
     expect(v4.nextHops).toEqual(['10.32.0.2']);
     expect(v4.attrs.asPath).toEqual([{ type: 'sequence', asns: [65003] }]);
-    const v6 = await waitFor('2001:db8:fe::/48 in our Loc-RIB', () => speaker.lookup('2001:db8:fe::/48'));
+    const v6 = await wait('2001:db8:fe::/48 in our Loc-RIB', () => speaker.lookup('2001:db8:fe::/48'));
     expect(v6.nextHops[0]).toBe('fd32::2');
   });
 
   it('propagates withdrawals both ways', async () => {
     await speaker.withdraw('2001:db8:7::/64');
-    await waitFor('2001:db8:7::/64 gone from FRR', async () => {
+    await wait('2001:db8:7::/64 gone from FRR', async () => {
       const r = await frr.json<FrrRoute>('show bgp ipv6 unicast 2001:db8:7::/64 json');
       return !r.paths?.length;
     });
     await frr.vtysh(
       'configure terminal\nrouter bgp 65003\naddress-family ipv4 unicast\nno network 198.51.100.0/24',
     );
-    await waitFor(
+    await wait(
       '198.51.100.0/24 gone from our Loc-RIB',
       async () => (await speaker.lookup('198.51.100.0/24')) === null,
     );
@@ -127,7 +127,7 @@ describe('bgp-ts with FRR', () => {
 
   it('sends Cease/Peer De-configured when the peer is removed', async () => {
     await speaker.call('removePeer', '10.32.0.2');
-    const n = await waitFor('FRR to record our NOTIFICATION', async () => {
+    const n = await wait('FRR to record our NOTIFICATION', async () => {
       const out = await frr.vtysh('show bgp neighbors 10.32.0.1');
       return /Peer De-configured/i.test(out) ? out : undefined;
     });
@@ -139,7 +139,7 @@ describe('bgp-ts with FRR', () => {
       'configure terminal\nrouter bgp 65003\naddress-family ipv4 unicast\nnetwork 198.51.100.0/24',
     );
     await speaker.addPeer({ address: '10.32.0.2', asn: 65003, holdTime: 3, connectRetry: 1, maxPrefixes: 1 });
-    const n = await waitFor(
+    const n = await wait(
       'FRR to record the max-prefix NOTIFICATION',
       async () => {
         const out = await frr.vtysh('show bgp neighbors 10.32.0.1');

@@ -1,7 +1,8 @@
 // What the node agents do: bgp-ts speakers in a full iBGP mesh over real TCP, every one both
 // listening and connecting (so connections collide), each announcing its own pod block.
-import { cleanupStale, type Netns, NetnsSet, ProcessGroup, vethPair, waitFor } from '@podnet/testkit';
+import { cleanupStale, type Netns, NetnsSet, ProcessGroup, vethPair } from '@podnet/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { wait } from './__fixtures__/daemons.js';
 import { SpeakerProc } from './__fixtures__/proc.js';
 
 const lab = new NetnsSet();
@@ -36,12 +37,12 @@ afterAll(async () => {
   await lab.destroy();
 });
 
-describe('bgp-ts full iBGP mesh over real TCP', () => {
+describe('bgp-ts full iBGP mesh over real TCP', { timeout: 90_000 }, () => {
   it('establishes every session and learns every other node block with that node as next hop', async () => {
     for (const n of nodes) {
       for (const m of nodes) {
         if (m === n) continue;
-        const r = await waitFor(`${m.block} at ${n.addr}`, () => n.sp.lookup(m.block), { timeoutMs: 20_000 });
+        const r = await wait(`${m.block} at ${n.addr}`, () => n.sp.lookup(m.block), { timeoutMs: 20_000 });
         expect(r.nextHops).toEqual([m.addr]);
         expect(r.attrs.localPref).toBe(100);
       }
@@ -64,6 +65,6 @@ describe('bgp-ts full iBGP mesh over real TCP', () => {
     const [a, b, c] = nodes;
     await a!.sp.withdraw(a!.block);
     for (const n of [b!, c!])
-      await waitFor(`${a!.block} gone at ${n.addr}`, async () => (await n.sp.lookup(a!.block)) === null);
+      await wait(`${a!.block} gone at ${n.addr}`, async () => (await n.sp.lookup(a!.block)) === null);
   });
 });

@@ -1,9 +1,9 @@
 // Route reflection with real BIRD 2 peers on one L2 segment (a bridge in its own namespace):
 // bgp-ts reflects between two BIRD clients, and is itself a client of a BIRD route reflector.
 import { rmSync } from 'node:fs';
-import { cleanupStale, type Netns, NetnsSet, ProcessGroup, vethPair, waitFor } from '@podnet/testkit';
+import { cleanupStale, type Netns, NetnsSet, ProcessGroup, vethPair } from '@podnet/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type Bird, birdEstablished, startBird } from './__fixtures__/daemons.js';
+import { type Bird, birdEstablished, startBird, wait } from './__fixtures__/daemons.js';
 import { SpeakerProc } from './__fixtures__/proc.js';
 
 const lab = new NetnsSet();
@@ -84,14 +84,14 @@ afterAll(async () => {
   for (const b of birds) rmSync(b.dir, { recursive: true, force: true });
 });
 
-describe('route reflection with BIRD 2', () => {
+describe('route reflection with BIRD 2', { timeout: 90_000 }, () => {
   it('establishes every iBGP session', async () => {
-    await waitFor(
+    await wait(
       'clients up',
       async () => (await birdEstablished(c1, 'rr1')) && (await birdEstablished(c2, 'rr1')),
       { timeoutMs: 20_000 },
     );
-    await waitFor(
+    await wait(
       'BIRD RR up',
       async () => (await birdEstablished(rr, 'pus')) && (await birdEstablished(rr, 'pus2')),
       { timeoutMs: 20_000 },
@@ -99,27 +99,27 @@ describe('route reflection with BIRD 2', () => {
   });
 
   it('reflects each client route to the other client with ORIGINATOR_ID and our CLUSTER_LIST', async () => {
-    const at2 = await waitFor('c1 route at c2', async () => {
+    const at2 = await wait('c1 route at c2', async () => {
       const out = await c2.route('10.51.1.0/24');
       return out.includes('via 10.41.0.2 ') ? out : undefined;
     });
     expect(at2).toMatch(/BGP\.originator_id: 10\.41\.0\.2/);
     expect(at2).toMatch(/BGP\.cluster_list: 10\.41\.0\.1/);
-    const at1 = await waitFor('c2 route at c1', async () => {
+    const at1 = await wait('c2 route at c1', async () => {
       const out = await c1.route('10.51.2.0/24');
       return out.includes('via 10.41.0.3 ') ? out : undefined;
     });
     expect(at1).toMatch(/BGP\.originator_id: 10\.41\.0\.3/);
     // Our own route reaches both clients with us as next hop.
-    await waitFor('our route at c1', async () => (await c1.route('10.53.0.0/24')).includes('via 10.41.0.1 '));
+    await wait('our route at c1', async () => (await c1.route('10.53.0.0/24')).includes('via 10.41.0.1 '));
   });
 
   it('learns, as a client of the BIRD reflector, the route of the other client', async () => {
-    const r = await waitFor('us2 route in our Loc-RIB', () => us.lookup('10.52.0.0/24'));
+    const r = await wait('us2 route in our Loc-RIB', () => us.lookup('10.52.0.0/24'));
     expect(r.nextHops).toEqual(['10.41.0.5']);
     expect(r.attrs.originatorId).toBe('10.41.0.5');
     expect(r.attrs.clusterList).toEqual(['10.41.0.4']);
-    const back = await waitFor('our route at us2 via the reflector', () => us2.lookup('10.53.0.0/24'));
+    const back = await wait('our route at us2 via the reflector', () => us2.lookup('10.53.0.0/24'));
     expect(back.nextHops).toEqual(['10.41.0.1']);
     expect(back.attrs.originatorId).toBe('10.41.0.1');
   });
@@ -127,7 +127,7 @@ describe('route reflection with BIRD 2', () => {
   it('drops a reflected route that carries our own CLUSTER_ID (loop prevention)', async () => {
     // c1's route goes us -> BIRD RR -> us2 with CLUSTER_LIST [10.41.0.4, 10.41.0.1]; BIRD also
     // reflects it back to us, and we must keep the path we learned directly from c1.
-    const at2 = await waitFor('c1 route at us2', () => us2.lookup('10.51.1.0/24'));
+    const at2 = await wait('c1 route at us2', () => us2.lookup('10.51.1.0/24'));
     expect(at2.attrs.clusterList).toEqual(['10.41.0.4', '10.41.0.1']);
     const ours = await us.call<{ prefix: string }[]>('adjRibIn', '10.41.0.4');
     expect(ours.map((r) => r.prefix)).not.toContain('10.51.1.0/24');

@@ -96,3 +96,12 @@ export async function startFrr(ns: Netns, group: ProcessGroup, bgpConf: string):
   );
   return { dir, pid: bgpd.pid!, vtysh, json: async (c) => JSON.parse(await vtysh(c)) };
 }
+
+/** `waitFor` with a default generous enough for a loaded CI machine (20 s). */
+export function wait<T>(
+  what: string,
+  check: () => T | Promise<T>,
+  opts: { timeoutMs?: number; intervalMs?: number } = {},
+) {
+  return waitFor(what, check, { timeoutMs: 20_000, ...opts });
+}
