@@ -53,12 +53,9 @@ async function validateBuiltin(d: Doc): Promise<void> {
     ? d.obj.apiVersion.split('/')
     : ['', d.obj.apiVersion];
   const path = group ? `${group}/${version}` : version;
-  const mod = (await import(`kubernetes-models/${path}/${d.obj.kind}`)) as Record<
-    string,
-    new (
-      data: unknown,
-    ) => { validate(): void }
-  >;
+  // A plain string (not a template in the import) so the bundler does not try to resolve it statically.
+  const specifier: string = ['kubernetes-models', path, d.obj.kind].join('/');
+  const mod = (await import(specifier)) as Record<string, new (data: unknown) => { validate(): void }>;
   const Model = mod[d.obj.kind];
   if (!Model) throw new Error(`${d.file}: no Kubernetes schema for ${d.obj.apiVersion} ${d.obj.kind}`);
   new Model(d.obj).validate();
