@@ -935,23 +935,32 @@ export class Speaker extends EventEmitter {
         this.attrs.release(st);
       }
     }
-    this.recompute(k, src);
+    this.recompute(k, src, true);
   }
 
   private removePath(src: PathSource, k: PrefixKey): void {
     const old = src.adjIn.get(k);
-    if (!old) return;
+    if (!old) {
+      // A withdrawal of a route kept as stale (graceful restart) removes it too.
+      const st = src.stale?.get(k);
+      if (!st) return;
+      src.stale!.delete(k);
+      this.attrs.release(st);
+      this.recompute(k, src, false);
+      return;
+    }
     src.adjIn.delete(k);
     this.attrs.release(old);
-    this.recompute(k, src);
+    this.recompute(k, src, false);
   }
 
-  private recompute(k: PrefixKey, changed: PathSource): void {
+  /** Re-runs best-path selection for `k` after `changed` got (`has`) or lost a path for it. */
+  private recompute(k: PrefixKey, changed: PathSource, has = pathOf(changed, k) !== undefined): void {
     const prev = this.loc.get(k);
     const srcs = this.sources;
     let best: PathSource | undefined;
-    if (srcs.length <= 2 && this.local.adjIn.size === 0)
-      best = pathOf(changed, k) ? changed : selectBest(srcs, k);
+    // One peer and nothing originated: its path is the only candidate.
+    if (srcs.length <= 2 && this.local.adjIn.size === 0) best = has ? changed : selectBest(srcs, k);
     else best = selectBest(srcs, k);
     if (best) {
       if (best !== prev) this.loc.set(k, best);
