@@ -53,9 +53,9 @@ function cni(node, cmd, env, config) {
     child.stdout.on('data', (b) => (out += b));
     child.stderr.on('data', (b) => (err += b));
     child.on('error', reject);
-    child.on('close', (code) => {
+    child.on('close', (code, signal) => {
       const ms = performance.now() - t0;
-      if (code !== 0) reject(new Error(`${env.CNI_COMMAND} exited ${code}: ${out} ${err}`));
+      if (code !== 0) reject(new Error(`${env.CNI_COMMAND} exited ${code ?? signal}: ${out} ${err}`));
       else resolve({ ms, out, err });
     });
     child.stdin.end(JSON.stringify(config));
@@ -170,7 +170,7 @@ async function main() {
       for (const line of r.err.split('\n')) {
         if (!line.includes('"ADD done"')) continue;
         const o = JSON.parse(line);
-        for (const k of ['sinceProcessStartMs', 'openMs', 'allocateMs', 'wireMs', 'annotateMs']) {
+        for (const k of ['startMs', 'openMs', 'allocateMs', 'wireMs', 'annotateMs', 'sinceProcessStartMs']) {
           (phases[k] ??= []).push(o[k]);
         }
       }

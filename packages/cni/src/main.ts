@@ -55,6 +55,7 @@ export async function runPlugin(
   stdin: string,
   hooks: RunHooks = {},
 ): Promise<RunOutcome> {
+  const tStart = performance.now();
   let version = peekVersion(stdin) ?? CURRENT_VERSION;
   let datastore: Datastore | undefined;
   let log: Log | undefined;
@@ -65,10 +66,12 @@ export async function runPlugin(
     version = cfg.cniVersion;
     const logger = await (hooks.logger ?? defaultLogger)(cfg);
     log = logger;
+    const tConfig = performance.now();
     const child = logger.child({
       command: req.type,
       ...('containerId' in req ? { containerId: req.containerId, ifname: req.ifname } : {}),
     });
+    child.debug({ processToPluginMs: Math.round(tStart), configMs: Math.round(tConfig - tStart) }, 'started');
     const deps: Deps = {
       dataplane: await (hooks.dataplane ?? defaultDataplane)(cfg, child),
       datastore: async () => {
