@@ -317,6 +317,43 @@ describe('session driver with a fake clock', () => {
     expect(h.s.state).toBe('established');
   });
 
+  const collide = (peerId: string) => {
+    const h = harness();
+    h.s.start();
+    const outgoing = h.conn();
+    outgoing.emit('connect');
+    expect(h.s.state).toBe('open-sent');
+    const incoming = new FakeConn();
+    h.s.incoming(incoming);
+    expect(incoming.sent()).toEqual(['open']);
+    const open = encodeMessage({
+      type: 'open',
+      version: 4,
+      myAs: 65002,
+      holdTime: 9,
+      bgpId: peerId,
+      capabilities: [{ type: 'four-octet-as', asn: 65002 }],
+    });
+    incoming.emit('data', open);
+    return { h, outgoing, incoming };
+  };
+
+  it('keeps the connection the peer opened when its BGP Identifier is higher (RFC 4271 §6.8)', () => {
+    const { h, outgoing, incoming } = collide('10.0.0.9');
+    expect(decodeMessage(outgoing.out.at(-1)!)).toMatchObject({ type: 'notification', code: 6, subcode: 7 });
+    expect(incoming.sent()).toEqual(['open', 'keepalive']);
+    expect(h.s.state).toBe('open-confirm');
+    incoming.emit('data', encodeMessage({ type: 'keepalive' }));
+    expect(h.s.state).toBe('established');
+  });
+
+  it('keeps our own connection when our BGP Identifier is higher, closing the other with Cease 7', () => {
+    const { h, outgoing, incoming } = collide('9.9.9.9');
+    expect(decodeMessage(incoming.out.at(-1)!)).toMatchObject({ type: 'notification', code: 6, subcode: 7 });
+    expect(outgoing.sent()).toEqual(['open']);
+    expect(h.s.state).toBe('open-sent');
+  });
+
   it('rejects an OPEN from the wrong AS with OPEN/Bad Peer AS', () => {
     const h = harness();
     h.s.start();

@@ -275,7 +275,7 @@ export class Session extends EventEmitter {
 
   private resolveCollision(conn: Conn, open: OpenMessage): void {
     const err = this.checkOpen(open);
-    if (err) {
+    if (err || this.state === 'established') {
       this.dropPending(CeaseSubcode.CONNECTION_COLLISION_RESOLUTION);
       return;
     }
@@ -603,6 +603,8 @@ export class Session extends EventEmitter {
         this.stopTimer(a.timer);
         return;
       case 'session-up':
+        // RFC 4271 §6.8: once Established, a connection still in collision is closed.
+        this.dropPending(CeaseSubcode.CONNECTION_COLLISION_RESOLUTION);
         this.counters.establishedTransitions++;
         this.lastSent = this.clock.now();
         this.handlers.onEstablished(this.negotiated!);
