@@ -489,6 +489,13 @@ describe('GC and STATUS', () => {
     expect(dp.links.size).toBe(1);
   });
 
+  it('GC refuses to run without cni.dev/valid-attachments, releasing nothing', async () => {
+    const gcCfg = { ...cfg, cniVersion: '1.1.0' };
+    await cmdAdd(gcCfg, addReq('keep', 'a'), deps);
+    await expect(cmdGc(gcCfg, deps)).rejects.toMatchObject({ code: CniErrorCode.InvalidConfig });
+    expect(ds.byHandle.size).toBe(1);
+  });
+
   it('STATUS passes when the datastore is reachable and fails with code 50 when not', async () => {
     const st = { ...cfg, cniVersion: '1.1.0' };
     await cmdStatus(st, deps);

@@ -252,7 +252,14 @@ export async function cmdCheck(cfg: PluginConfig, req: CheckReq, deps: Deps): Pr
 
 export async function cmdGc(cfg: PluginConfig, deps: Deps): Promise<void> {
   requireVersionFor('GC', cfg.cniVersion);
-  const valid = cfg.validAttachments ?? [];
+  // Without the list every attachment would look stale: refuse rather than release them all.
+  if (cfg.validAttachments === undefined) {
+    throw new CniError(
+      CniErrorCode.InvalidConfig,
+      'GC needs cni.dev/valid-attachments in the network configuration (an empty list releases everything)',
+    );
+  }
+  const valid = cfg.validAttachments;
   const validHandles = new Set(valid.map((a) => handleId(cfg.name, a.containerID, a.ifname)));
   const ds = await deps.datastore();
   const problems: string[] = [];
