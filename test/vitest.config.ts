@@ -12,6 +12,9 @@ const pending = [
   // reconcile after a restart the agent deletes every proto-80 route of the node at one instant
   // (`ip monitor route`) and re-adds the pod /32s ~15 ms later, other nodes' blocks 0.1-1.5 s later.
   'src/graceful-restart.test.ts',
+  // The IPAM GC releases a node's empty IPv4 block (blocks.test.ts passes) but not its empty IPv6
+  // block: node-c's fd00:244::100/122 stays affine and routed 60 s after its last pod went.
+  'src/blocks-dualstack.test.ts',
 ];
 
 export default defineConfig({

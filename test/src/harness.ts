@@ -2,6 +2,7 @@
 // (pnt-s<pid><tag>-) and state dir, torn down in afterAll and, after an interrupted run, on the next
 // start. Helpers read the kernel and the API the way an operator would.
 import { execFileSync, spawn } from 'node:child_process';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import {
   cleanupStaleLabs,
@@ -12,6 +13,7 @@ import {
   type PodRecord,
   parseCidr,
 } from '@podnet/lab';
+import { parse, stringify } from 'yaml';
 
 export const repoRoot = resolve(import.meta.dirname, '..', '..');
 
@@ -124,4 +126,23 @@ export function pingRun(
       else resolve({ sent: Number(m[1]), received: Number(m[2]) });
     });
   });
+}
+
+/**
+ * A copy of compose.yaml changed by `edit` (on the parsed document, merge keys expanded), written
+ * next to the scenario's state; returns its path for `LabConfig.composeFile`.
+ */
+export interface ComposeDoc {
+  services: Record<string, { environment: Record<string, string>; [key: string]: unknown }>;
+  [key: string]: unknown;
+}
+
+export function composeVariant(tag: string, edit: (doc: ComposeDoc) => void): string {
+  const doc = parse(readFileSync(join(repoRoot, 'compose.yaml'), 'utf8'), { merge: true }) as ComposeDoc;
+  edit(doc);
+  const dir = `/tmp/podnet-scenario-${tag}-${process.pid}-compose`;
+  mkdirSync(dir, { recursive: true });
+  const file = join(dir, 'compose.yaml');
+  writeFileSync(file, stringify(doc));
+  return file;
 }
