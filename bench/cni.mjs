@@ -170,7 +170,7 @@ async function main() {
       for (const line of r.err.split('\n')) {
         if (!line.includes('"ADD done"')) continue;
         const o = JSON.parse(line);
-        for (const k of ['startMs', 'openMs', 'allocateMs', 'wireMs', 'annotateMs', 'sinceProcessStartMs']) {
+        for (const k of ['startMs', 'openMs', 'allocateMs', 'wireMs', 'annotateMs', 'sinceProcessStartMs', 'apiRequests']) {
           (phases[k] ??= []).push(o[k]);
         }
       }

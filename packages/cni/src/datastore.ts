@@ -36,6 +36,8 @@ export interface Datastore {
   /** Handles of allocations on this node whose name starts with prefix (for GC). */
   listHandles(node: string, prefix: string): Promise<string[]>;
   status(node: string): Promise<DatastoreStatus>;
+  /** API requests made so far and the time spent in them, for logs. */
+  stats?(): { requests: number; ms: number };
   close(): Promise<void>;
 }
 

@@ -154,6 +154,10 @@ export class KubeDatastore implements Datastore {
     };
   }
 
+  stats(): { requests: number; ms: number } {
+    return { requests: this.kube.stats.requests, ms: Math.round(this.kube.stats.ms) };
+  }
+
   async close(): Promise<void> {
     this.kube.close();
   }

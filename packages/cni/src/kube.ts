@@ -158,6 +158,8 @@ export interface KubeResponse<T> {
 }
 
 export class MiniKube {
+  /** Requests sent and the time spent waiting for them (logged with each ADD). */
+  readonly stats = { requests: 0, ms: 0 };
   private readonly agent: HttpAgent | HttpsAgent;
   private readonly https: boolean;
 
@@ -194,6 +196,8 @@ export class MiniKube {
     }
     if (this.target.token) headers.authorization = `Bearer ${this.target.token}`;
     const what = `${method} ${url.pathname}`;
+    const t0 = performance.now();
+    this.stats.requests += 1;
     const res = await new Promise<{ status: number; text: string }>((resolve, reject) => {
       const req = (this.https ? httpsRequest : httpRequest)(
         url,
@@ -218,6 +222,7 @@ export class MiniKube {
         { cause: err },
       );
     });
+    this.stats.ms += performance.now() - t0;
     let parsed: unknown;
     try {
       parsed = res.text ? JSON.parse(res.text) : undefined;

@@ -162,6 +162,7 @@ export async function cmdAdd(cfg: PluginConfig, req: AddReq, deps: Deps): Promis
         allocateMs: Math.round(tAlloc - tOpen),
         wireMs: Math.round(tWired - tAlloc),
         annotateMs: Math.round(tAnnotated - tWired),
+        apiRequests: ds.stats?.().requests,
         startMs: Math.round(t0),
         sinceProcessStartMs: Math.round(performance.now()),
       },
