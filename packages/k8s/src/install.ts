@@ -2,7 +2,7 @@
 // Tests install them from deploy/crds; src/crd.test.ts keeps those files equal to the schemas.
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { V1CustomResourceDefinition } from '@kubernetes/client-node';
+import { loadYaml, type V1CustomResourceDefinition } from '@kubernetes/client-node';
 import { parse } from 'yaml';
 import { type KubeClient, toK8sError } from './client.js';
 import { allCrds } from './crd.js';
@@ -30,7 +30,11 @@ export async function installCrds(
   client: KubeClient,
   opts: { timeoutMs?: number; crds?: V1CustomResourceDefinition[] } = {},
 ): Promise<void> {
-  for (const crd of opts.crds ?? (allCrds() as unknown as V1CustomResourceDefinition[])) {
+  for (const raw of opts.crds ?? (allCrds() as unknown as V1CustomResourceDefinition[])) {
+    // client-node serialises its typed models by their own field names (`_default`,
+    // `x_kubernetes_preserve_unknown_fields`): a plain object's `default:` and `x-kubernetes-*`
+    // keys would be dropped on the wire. loadYaml maps the wire names onto the model first.
+    const crd = loadYaml<V1CustomResourceDefinition>(JSON.stringify(raw));
     const name = crd.metadata!.name!;
     try {
       await client.extensions.createCustomResourceDefinition({ body: crd });

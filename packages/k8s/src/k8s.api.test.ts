@@ -86,6 +86,27 @@ describe('typed resource client', () => {
     expect(list.resourceVersion).toBeTruthy();
   });
 
+  it('installs the CRDs with their schema defaults, so the server defaults objects written by anyone', async () => {
+    const stored = await client.extensions.readCustomResourceDefinition({ name: 'ippools.podnet.io' });
+    const spec = stored.spec.versions[0]?.schema?.openAPIV3Schema?.properties?.spec;
+    expect(spec?.properties?.nodeSelector?._default).toBe('all()');
+    // A raw object without the defaulted fields, bypassing our typed client's own defaulting.
+    const name = `${RUN}-raw`;
+    created.pools.push(name);
+    const obj = (await client.custom.createClusterCustomObject({
+      group: 'podnet.io',
+      version: 'v1alpha1',
+      plural: 'ippools',
+      body: {
+        apiVersion: 'podnet.io/v1alpha1',
+        kind: 'IPPool',
+        metadata: { name },
+        spec: { cidr: '100.64.48.0/20' },
+      },
+    })) as IPPool;
+    expect(obj.spec.nodeSelector).toBe('all()');
+  });
+
   it('maps API failures to typed errors: NOT_FOUND, ALREADY_EXISTS, CONFLICT', async () => {
     const pools = client.resource(IPPOOL);
     const codeOf = async (p: Promise<unknown>) => {
