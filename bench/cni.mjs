@@ -170,7 +170,15 @@ async function main() {
       for (const line of r.err.split('\n')) {
         if (!line.includes('"ADD done"')) continue;
         const o = JSON.parse(line);
-        for (const k of ['startMs', 'openMs', 'allocateMs', 'wireMs', 'annotateMs', 'sinceProcessStartMs', 'apiRequests']) {
+        for (const k of [
+          'startMs',
+          'openMs',
+          'allocateMs',
+          'wireMs',
+          'annotateMs',
+          'sinceProcessStartMs',
+          'apiRequests',
+        ]) {
           (phases[k] ??= []).push(o[k]);
         }
       }
@@ -206,6 +214,7 @@ async function main() {
       ref_add_p50_ms: r1(pct(refAdd, 0.5)),
       ref_add_p99_ms: r1(pct(refAdd, 0.99)),
       ref_del_p99_ms: r1(pct(refDel, 0.99)),
+      add_p50_ratio_vs_ref: r1(pct(add, 0.5) / pct(refAdd, 0.5)),
     };
     const rows = [
       ['podnet ADD', res.add_p50_ms, res.add_p99_ms],
@@ -221,7 +230,8 @@ async function main() {
       console.log(`${k.padEnd(34)}${String(a).padStart(9)}${String(b).padStart(9)}`);
     if (Object.keys(phases).length > 0) {
       console.log('ADD phases inside the plugin (p50 ms):');
-      for (const [k, v] of Object.entries(phases)) console.log(`  ${k.padEnd(22)}${String(r1(pct(v, 0.5))).padStart(8)}`);
+      for (const [k, v] of Object.entries(phases))
+        console.log(`  ${k.padEnd(22)}${String(r1(pct(v, 0.5))).padStart(8)}`);
     }
     console.log(JSON.stringify(res));
   } finally {
