@@ -419,6 +419,44 @@ describe('failure injection', () => {
     expect(links.map((l) => l.ifname).sort()).toEqual(['eth0', 'lo', 'other0']);
   });
 
+  it('STATUS reports code 50 while the API server is unreachable', async () => {
+    fwd.pause();
+    try {
+      const r = await invoke(
+        node,
+        { command: 'STATUS' },
+        conf({ cniVersion: '1.1.0', datastoreTimeoutMs: 2000 }),
+      );
+      expect(r.code).toBe(1);
+      expect(r.json).toMatchObject({ code: 50, msg: expect.stringContaining('datastore is not reachable') });
+    } finally {
+      fwd.resume();
+    }
+  });
+
+  it('fails with code 100 when the pool is exhausted, leaving no interface or allocation behind', async () => {
+    const pools = client.resource(IPPOOL);
+    await pools.create({ metadata: { name: 'tiny' }, spec: { cidr: '10.78.0.0/30', blockSize: 30 } });
+    const tiny = conf({ ipam: { ipv4_pools: ['tiny'] } });
+    const added: TestPod[] = [];
+    let failed: { pod: TestPod; json: Record<string, unknown> | undefined } | undefined;
+    try {
+      for (let i = 0; i < 6 && !failed; i++) {
+        const p = await newPod();
+        const r = await invoke(node, inv(p, 'ADD'), tiny);
+        if (r.code === 0) added.push(p);
+        else failed = { pod: p, json: r.json };
+      }
+      expect(added.length).toBeGreaterThan(0);
+      expect(failed?.json).toMatchObject({ code: 100, msg: expect.stringContaining('tiny') });
+      expect(await hostLinkOf(failed!.pod)).toBeUndefined();
+      expect(await handlesOf(failed!.pod)).toEqual([]);
+    } finally {
+      for (const p of added) ok(await invoke(node, inv(p, 'DEL'), tiny), 'DEL');
+      await pools.delete('tiny');
+    }
+  });
+
   it('GC releases allocations whose attachment is not valid', async () => {
     const keep = await newPod();
     const drop = await newPod();
