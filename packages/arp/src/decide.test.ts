@@ -1,7 +1,15 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { REPLY_FROM_HOST, REQUEST_FOR_GATEWAY } from './__fixtures__/frames.js';
-import { type ArpInterface, buildReply, decide, type IgnoreReason, PACKET_TYPE } from './decide.js';
+import {
+  type ArpInterface,
+  buildReply,
+  decide,
+  decidePrepared,
+  type IgnoreReason,
+  PACKET_TYPE,
+  prepareInterface,
+} from './decide.js';
 import { ARPOP, type ArpPacket, decodeArpFrame, encodeArpFrame } from './frame.js';
 
 const pod: ArpInterface = {
@@ -119,5 +127,45 @@ describe('decide properties', () => {
         if (d.type === 'reply') expect(d.frame.equals(buildReply(req, hostMac))).toBe(true);
       }),
     );
+  });
+});
+
+describe('decidePrepared (the responder hot path)', () => {
+  it('rewrites one reply frame per interface, each reply exactly what buildReply makes for its request', () => {
+    const mac = fc
+      .uint8Array({ minLength: 6, maxLength: 6 })
+      .map((b) => [...b].map((x) => x.toString(16).padStart(2, '0')).join(':'));
+    const p = prepareInterface({ ...pod, podIPs: [] }); // answers any sender
+    const frames = new Set<Buffer>();
+    fc.assert(
+      fc.property(mac, fc.ipV4(), fc.ipV4(), (sha, spa, tpa) => {
+        fc.pre(spa !== '0.0.0.0' && spa !== tpa);
+        const req = { ...request, ethSrc: sha, sha, spa, tpa };
+        const d = decidePrepared(encodeArpFrame(req), inbound, p);
+        expect(d.type).toBe('reply');
+        if (d.type !== 'reply') return;
+        frames.add(d.frame);
+        expect(d.frame.equals(buildReply(req, pod.hostMac))).toBe(true);
+      }),
+    );
+    expect(frames.size).toBe(1);
+  });
+
+  it('decides as decide does for every kind of frame, with no reply frame for ignored ones', () => {
+    const p = prepareInterface(pod);
+    for (const f of [
+      REQUEST_FOR_GATEWAY,
+      REPLY_FROM_HOST,
+      frame({ spa: '0.0.0.0' }),
+      frame({ tpa: '10.65.0.7' }),
+      frame({ spa: '10.99.0.1' }),
+      REQUEST_FOR_GATEWAY.subarray(0, 30),
+    ]) {
+      expect(decidePrepared(f, inbound, p)).toEqual(decide(f, inbound, pod));
+    }
+    expect(decidePrepared(REQUEST_FOR_GATEWAY, { ifindex: 8, pktType: 1 }, p)).toEqual({
+      type: 'ignore',
+      reason: 'other-interface',
+    });
   });
 });

@@ -16,10 +16,13 @@ export {
   type ArpInterface,
   buildReply,
   decide,
+  decidePrepared,
   IGNORE_REASONS,
   type IgnoreReason,
   PACKET_TYPE,
   POD_GATEWAY,
+  type PreparedInterface,
+  prepareInterface,
 } from './decide.js';
 export { ARP_ERROR_CODES, ArpError, type ArpErrorCode } from './errors.js';
 export {

@@ -1,10 +1,23 @@
 // The ARP proxy responder: one AF_PACKET socket per pod interface, answering with the host MAC.
 // The decision is the pure `decide`; this shell owns sockets, counters, metrics and logs.
-import { type NativeError, openPacket, type PacketMeta, type PacketSocket } from '@podnet/native';
+import {
+  type NativeError,
+  openPacket,
+  type PacketMeta,
+  type PacketOptions,
+  type PacketSocket,
+} from '@podnet/native';
 import { Rtnl } from '@podnet/rtnetlink';
 import type { Logger } from 'pino';
 import { Counter, Gauge, type Registry } from 'prom-client';
-import { type ArpInterface, decide, IGNORE_REASONS, type IgnoreReason } from './decide.js';
+import {
+  type ArpInterface,
+  decidePrepared,
+  IGNORE_REASONS,
+  type IgnoreReason,
+  type PreparedInterface,
+  prepareInterface,
+} from './decide.js';
 import { ArpError } from './errors.js';
 import { ETH_P_ARP, isIPv4, MALFORMED_REASONS, type MalformedReason, normalizeMac } from './frame.js';
 import { netnsSysctl, procSysctl, type SysctlEntry, type SysctlWriter } from './sysctl.js';
@@ -26,8 +39,11 @@ export interface ArpResponderOptions {
    * Default true.
    */
   followLinks?: boolean;
-  /** Opens the packet socket; injectable for unit tests. */
-  openSocket?: (opts: { ifindex: number; ethertype: number; netns?: string }) => PacketSocket;
+  /**
+   * Opens the packet socket; injectable for unit tests. The responder asks for `reuseFrameBuffer`
+   * (it keeps nothing from a frame after its callback).
+   */
+  openSocket?: (opts: PacketOptions) => PacketSocket;
 }
 
 export interface ArpStats {
@@ -42,6 +58,8 @@ export interface ArpStats {
 
 interface Served {
   iface: ArpInterface;
+  /** The hot-path form of `iface` (with the reusable reply frame). */
+  prepared: PreparedInterface;
   socket?: PacketSocket;
 }
 
@@ -146,11 +164,12 @@ export class ArpResponder {
     const cur = this.served.get(iface.ifname);
     if (cur && cur.iface.ifindex === iface.ifindex) {
       cur.iface = iface; // new pod addresses take effect on the next frame
+      cur.prepared = prepareInterface(iface);
       return;
     }
     if (cur) this.closeServed(cur);
     if (this.followLinks) this.watchLinks();
-    const served: Served = { iface };
+    const served: Served = { iface, prepared: prepareInterface(iface) };
     if (this.mode === 'kernel') {
       await this.writeSysctls(iface.ifname, '1');
     } else {
@@ -257,7 +276,14 @@ export class ArpResponder {
     const { ifname, ifindex } = served.iface;
     let socket: PacketSocket;
     try {
-      socket = this.open({ ifindex, ethertype: ETH_P_ARP, ...(this.netns ? { netns: this.netns } : {}) });
+      socket = this.open({
+        ifindex,
+        ethertype: ETH_P_ARP,
+        ...(this.netns ? { netns: this.netns } : {}),
+        // Frames are read into one reused buffer (no allocation per frame). Our own replies do not
+        // come back: the kernel hands outgoing frames only to ETH_P_ALL sockets.
+        reuseFrameBuffer: true,
+      });
     } catch (err) {
       throw new ArpError('ARP_ERR_SOCKET', `${ifname}: cannot open a packet socket on ifindex ${ifindex}`, {
         cause: err,
@@ -275,7 +301,8 @@ export class ArpResponder {
   }
 
   private onFrame(served: Served, socket: PacketSocket, frame: Buffer, meta: PacketMeta): void {
-    const d = decide(frame, meta, served.iface);
+    // The reply is served.prepared.reply, sent before the next frame is decided.
+    const d = decidePrepared(frame, meta, served.prepared);
     switch (d.type) {
       case 'reply':
         try {

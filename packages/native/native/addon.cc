@@ -24,6 +24,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <initializer_list>
 #include <string>
 #include <vector>
 
@@ -263,7 +264,13 @@ Napi::Value SendBuf(const Napi::CallbackInfo& info) {
 // ---------------------------------------------------------------------------------------------
 // packet
 
-// packetOpen(ifindex, ethertype, netns | undefined) -> fd
+#ifndef PACKET_IGNORE_OUTGOING
+#define PACKET_IGNORE_OUTGOING 23
+#endif
+
+// packetOpen(ifindex, ethertype, netns | undefined, ignoreOutgoing?) -> fd
+// ignoreOutgoing sets PACKET_IGNORE_OUTGOING (Linux 4.20+): the socket no longer sees the frames
+// this host sends on the interface (its own replies included). Older kernels: silently not set.
 Napi::Value PacketOpen(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (info.Length() < 3 || !info[0].IsNumber() || !info[1].IsNumber()) {
@@ -273,6 +280,7 @@ Napi::Value PacketOpen(const Napi::CallbackInfo& info) {
   int ifindex = info[0].As<Napi::Number>().Int32Value();
   int ethertype = info[1].As<Napi::Number>().Int32Value();
   std::string netns = OptString(info[2]);
+  bool ignoreOutgoing = info.Length() >= 4 && info[3].IsBoolean() && info[3].As<Napi::Boolean>().Value();
   int fd = -1;
   {
     NetnsGuard guard;
@@ -298,6 +306,15 @@ Napi::Value PacketOpen(const Napi::CallbackInfo& info) {
     CloseQuietly(fd);
     ThrowErrno(env, e, "bind(AF_PACKET)", "ifindex " + std::to_string(ifindex));
     return env.Undefined();
+  }
+  if (ignoreOutgoing) {
+    int one = 1;
+    if (setsockopt(fd, SOL_PACKET, PACKET_IGNORE_OUTGOING, &one, sizeof one) < 0 && errno != ENOPROTOOPT) {
+      int e = errno;
+      CloseQuietly(fd);
+      ThrowErrno(env, e, "setsockopt(PACKET_IGNORE_OUTGOING)");
+      return env.Undefined();
+    }
   }
   return Napi::Number::New(env, fd);
 }
@@ -493,7 +510,9 @@ Napi::Value CloseFd(const Napi::CallbackInfo& info) {
 
 // ---------------------------------------------------------------------------------------------
 // Poller: a uv_poll on a socket fd that reads every datagram until EAGAIN and hands each one to JS.
-// kind 0 = netlink: cb(buffer); kind 1 = packet: cb(buffer, ifindex, pktType). Errors: onError(err).
+// kind 0 = netlink: cb(buffer); kind 1 = packet: cb(buffer, ifindex, pktType); kind 2 = packet
+// into one shared JS buffer (sharedBuffer()), no allocation per frame: cb(length, ifindex, pktType),
+// the frame being sharedBuffer()[0, length) until the callback returns. Errors: onError(err).
 // The poller owns the fd: close() stops polling and closes it.
 
 class Poller : public Napi::ObjectWrap<Poller> {
@@ -506,6 +525,7 @@ class Poller : public Napi::ObjectWrap<Poller> {
                            InstanceMethod("ref", &Poller::RefLoop),
                            InstanceMethod("unref", &Poller::UnrefLoop),
                            InstanceMethod("close", &Poller::Close),
+                           InstanceMethod("sharedBuffer", &Poller::SharedBuffer),
                        });
   }
 
@@ -519,7 +539,18 @@ class Poller : public Napi::ObjectWrap<Poller> {
     fd_ = info[0].As<Napi::Number>().Int32Value();
     kind_ = info[1].As<Napi::Number>().Int32Value();
     size_t size = info[2].As<Napi::Number>().Uint32Value();
-    buf_.resize(size < 4096 ? 4096 : size);
+    if (size < 4096) size = 4096;
+    if (kind_ == 2) {
+      // Received straight into memory JS sees: V8 never moves an ArrayBuffer's backing store.
+      Napi::Buffer<uint8_t> shared = Napi::Buffer<uint8_t>::New(env, size);
+      shared_ = Napi::Persistent(shared);
+      recvData_ = shared.Data();
+      recvSize_ = shared.Length();
+    } else {
+      buf_.resize(size);
+      recvData_ = buf_.data();
+      recvSize_ = buf_.size();
+    }
     uv_loop_t* loop = nullptr;
     if (napi_get_uv_event_loop(env, &loop) != napi_ok || loop == nullptr) {
       ThrowInvalid(env, "no libuv loop");
@@ -592,6 +623,11 @@ class Poller : public Napi::ObjectWrap<Poller> {
     return info.Env().Undefined();
   }
 
+  Napi::Value SharedBuffer(const Napi::CallbackInfo& info) {
+    if (shared_.IsEmpty()) return info.Env().Undefined();
+    return shared_.Value();
+  }
+
   Napi::Value Close(const Napi::CallbackInfo& info) {
     DoClose();
     ReleaseSelf();
@@ -628,12 +664,13 @@ class Poller : public Napi::ObjectWrap<Poller> {
   }
 
   // Calls fn(args); an exception thrown by the JS callback becomes an uncaught exception.
-  bool CallJs(Napi::FunctionReference& fn, const std::vector<napi_value>& args) {
+  // (An initializer_list, not a vector: no heap allocation per call.)
+  bool CallJs(Napi::FunctionReference& fn, std::initializer_list<napi_value> args) {
     if (fn.IsEmpty()) return true;
     napi_value result;
     napi_value recv;
     napi_get_undefined(env_, &recv);
-    napi_status st = napi_call_function(env_, recv, fn.Value(), args.size(), args.data(), &result);
+    napi_status st = napi_call_function(env_, recv, fn.Value(), args.size(), args.begin(), &result);
     if (st == napi_pending_exception) {
       napi_value exc;
       napi_get_and_clear_last_exception(env_, &exc);
@@ -678,7 +715,7 @@ class Poller : public Napi::ObjectWrap<Poller> {
     // uv_poll is level-triggered, so the rest is read on the next iteration.
     for (int i = 0; i < 1024 && fd_ >= 0 && polling_; i++) {
       struct sockaddr_storage from;
-      struct iovec iov = {buf_.data(), buf_.size()};
+      struct iovec iov = {recvData_, recvSize_};
       struct msghdr msg;
       memset(&msg, 0, sizeof msg);
       msg.msg_name = &from;
@@ -700,8 +737,18 @@ class Poller : public Napi::ObjectWrap<Poller> {
         continue;
       }
       Napi::HandleScope inner(env_);
-      Napi::Buffer<uint8_t> data = Napi::Buffer<uint8_t>::Copy(env_, buf_.data(), static_cast<size_t>(n));
       bool ok;
+      if (kind_ == 2) {
+        auto* sll = reinterpret_cast<struct sockaddr_ll*>(&from);
+        napi_value args[3];
+        napi_create_uint32(env_, static_cast<uint32_t>(n), &args[0]);
+        napi_create_int32(env_, sll->sll_ifindex, &args[1]);
+        napi_create_uint32(env_, sll->sll_pkttype, &args[2]);
+        ok = CallJs(onData_, {args[0], args[1], args[2]});
+        if (!ok) return;
+        continue;
+      }
+      Napi::Buffer<uint8_t> data = Napi::Buffer<uint8_t>::Copy(env_, recvData_, static_cast<size_t>(n));
       if (kind_ == 1) {
         auto* sll = reinterpret_cast<struct sockaddr_ll*>(&from);
         ok = CallJs(onData_, {data, Napi::Number::New(env_, sll->sll_ifindex),
@@ -720,6 +767,9 @@ class Poller : public Napi::ObjectWrap<Poller> {
   bool polling_ = false;
   int selfRefs_ = 0;
   std::vector<uint8_t> buf_;
+  Napi::Reference<Napi::Buffer<uint8_t>> shared_;
+  uint8_t* recvData_ = nullptr;
+  size_t recvSize_ = 0;
   Napi::FunctionReference onData_;
   Napi::FunctionReference onError_;
 };

@@ -222,6 +222,73 @@ describe('packet sockets', () => {
   });
 });
 
+describe('packet sockets with a reused frame buffer and without outgoing frames', () => {
+  it('delivers each frame as a view of one reused buffer, and never the socket’s own sends', async () => {
+    const vb = (await b.ipJson<{ ifindex: number; address: string }[]>('link', 'show', 'vb'))[0]!;
+    const va = (await a.ipJson<{ ifindex: number; address: string }[]>('link', 'show', 'va'))[0]!;
+    const ETHERTYPE = 0x88b6;
+    // Bound to ETH_P_ALL: only such sockets get outgoing frames at all (the kernel's taps).
+    const ETH_P_ALL = 0x0003;
+    const rx = openPacket({
+      ifindex: vb.ifindex,
+      ethertype: ETH_P_ALL,
+      netns: b.path,
+      ignoreOutgoing: true,
+      reuseFrameBuffer: true,
+    });
+    const control = openPacket({ ifindex: vb.ifindex, ethertype: ETH_P_ALL, netns: b.path });
+    const tx = openPacket({ ifindex: va.ifindex, ethertype: ETHERTYPE, netns: a.path });
+    // Sends from vb's side; a socket never gets its own sends back, so this is a third one.
+    const txb = openPacket({ ifindex: vb.ifindex, ethertype: ETHERTYPE, netns: b.path });
+    const frameTo = (dst: string, src: string, text: string, len: number) => {
+      const f = Buffer.alloc(len);
+      Buffer.from(dst.replaceAll(':', ''), 'hex').copy(f, 0);
+      Buffer.from(src.replaceAll(':', ''), 'hex').copy(f, 6);
+      f.writeUInt16BE(ETHERTYPE, 12);
+      f.write(text, 14);
+      return f;
+    };
+    try {
+      const seen: { text: string; length: number; pktType: number; store: ArrayBufferLike; meta: object }[] =
+        [];
+      const controlSeen: { text: string; pktType: number }[] = [];
+      const done = new Promise<void>((resolve) =>
+        rx.onFrame((frame, meta) => {
+          if (frame.readUInt16BE(12) !== ETHERTYPE) return; // other traffic on the link (IPv6 RS…)
+          const text = frame.subarray(14, 14 + 6).toString();
+          seen.push({ text, length: frame.length, pktType: meta.pktType, store: frame.buffer, meta });
+          if (text === 'end...') resolve();
+        }),
+      );
+      control.onFrame((frame, meta) => {
+        if (frame.readUInt16BE(12) === ETHERTYPE)
+          controlSeen.push({ text: frame.subarray(14, 20).toString(), pktType: meta.pktType });
+      });
+      tx.send(frameTo(vb.address, va.address, 'one...', 60));
+      tx.send(frameTo(vb.address, va.address, 'two...', 100));
+      txb.send(frameTo(va.address, vb.address, 'mine..', 60)); // outgoing on vb: not for rx
+      tx.send(frameTo(vb.address, va.address, 'end...', 60));
+      await done;
+      expect(seen.map((x) => [x.text, x.length, x.pktType])).toEqual([
+        ['one...', 60, 0],
+        ['two...', 100, 0],
+        ['end...', 60, 0],
+      ]);
+      // One backing store and one meta object for every frame.
+      expect(new Set(seen.map((x) => x.store)).size).toBe(1);
+      expect(new Set(seen.map((x) => x.meta)).size).toBe(1);
+      // A socket without ignoreOutgoing sees that send as PACKET_OUTGOING (4).
+      await waitFor('the control socket to see all four frames', () => controlSeen.length >= 4);
+      expect(controlSeen).toContainEqual({ text: 'mine..', pktType: 4 });
+    } finally {
+      rx.close();
+      control.close();
+      tx.close();
+      txb.close();
+    }
+  });
+});
+
 describe('socket errors while polling', () => {
   it('reports ENETDOWN when a packet socket’s interface goes down, and receives again once it is up', async () => {
     // Its own veth pair: taking an interface down flushes its IPv6 addresses, which other tests use.

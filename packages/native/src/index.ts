@@ -37,6 +37,8 @@ interface RawPoller {
   ref(): void;
   unref(): void;
   close(): void;
+  /** Kind 2 only: the buffer frames are received into. */
+  sharedBuffer(): Buffer | undefined;
 }
 
 interface Binding {
@@ -52,7 +54,7 @@ interface Binding {
   };
   nlSetOpt(fd: number, opt: number, value: number): void;
   sendBuf(fd: number, buf: Buffer): number;
-  packetOpen(ifindex: number, ethertype: number, netns: string | undefined): number;
+  packetOpen(ifindex: number, ethertype: number, netns: string | undefined, ignoreOutgoing?: boolean): number;
   tcpSocket(
     family: number,
     bindAddress: string | undefined,
@@ -314,13 +316,39 @@ export interface PacketSocket {
   close(): void;
 }
 
+export interface PacketOptions {
+  ifindex: number;
+  ethertype: number;
+  netns?: string;
+  /**
+   * Do not receive the frames this host sends on the interface (PACKET_IGNORE_OUTGOING, Linux
+   * 4.20+; ignored on older kernels, where `pktType` 4 still marks them). Default false.
+   */
+  ignoreOutgoing?: boolean;
+  /**
+   * Receive every frame into one buffer owned by the socket, with no allocation per frame: the
+   * `frame` and `meta` handed to onFrame are only valid until the callback returns (copy what you
+   * keep). Default false: each frame is a fresh Buffer and a fresh meta object.
+   */
+  reuseFrameBuffer?: boolean;
+}
+
+/** Frames up to this length get a cached view of the shared buffer (no allocation per frame). */
+const VIEW_CACHE_MAX = 2048;
+
 class PacketSocketImpl implements PacketSocket {
   private readonly poller: RawPoller;
   private closed = false;
+  private readonly shared: Buffer | undefined;
 
-  constructor(readonly fd: number) {
+  constructor(
+    readonly fd: number,
+    reuse = false,
+  ) {
     try {
-      this.poller = new binding.Poller(fd, 1, 65536);
+      this.poller = new binding.Poller(fd, reuse ? 2 : 1, 65536);
+      this.shared = reuse ? this.poller.sharedBuffer() : undefined;
+      if (reuse && !this.shared) throw new NativeError('no shared receive buffer', 'EINVAL', 22, 'argument');
     } catch (err) {
       binding.closeFd(fd);
       throw toNativeError(err);
@@ -329,12 +357,36 @@ class PacketSocketImpl implements PacketSocket {
 
   send(frame: Buffer): void {
     if (this.closed) throw new NativeError('send: packet socket is closed', 'EBADF', 9, 'send');
-    wrap(() => binding.sendBuf(this.fd, frame));
+    try {
+      binding.sendBuf(this.fd, frame);
+    } catch (err) {
+      throw toNativeError(err);
+    }
   }
 
   onFrame(cb: (frame: Buffer, meta: PacketMeta) => void, onError?: (err: NativeError) => void): void {
     if (this.closed) throw new NativeError('onFrame: packet socket is closed', 'EBADF', 9, 'onFrame');
-    const data = (frame: Buffer, ifindex: number, pktType: number) => cb(frame, { ifindex, pktType });
+    let data: (...args: never[]) => void;
+    const shared = this.shared;
+    if (shared) {
+      // One meta object and one view per frame length, reused for every frame.
+      const views: (Buffer | undefined)[] = [];
+      const meta: PacketMeta = { ifindex: 0, pktType: 0 };
+      data = ((length: number, ifindex: number, pktType: number) => {
+        let view = length <= VIEW_CACHE_MAX ? views[length] : undefined;
+        if (!view) {
+          view = shared.subarray(0, length);
+          if (length <= VIEW_CACHE_MAX) views[length] = view;
+        }
+        meta.ifindex = ifindex;
+        meta.pktType = pktType;
+        cb(view, meta);
+      }) as (...args: never[]) => void;
+    } else {
+      data = ((frame: Buffer, ifindex: number, pktType: number) => cb(frame, { ifindex, pktType })) as (
+        ...args: never[]
+      ) => void;
+    }
     wrap(() =>
       this.poller.start(data as never, (e: unknown) => {
         if (onError) onError(toNativeError(e));
@@ -358,11 +410,13 @@ class PacketSocketImpl implements PacketSocket {
 }
 
 /** AF_PACKET SOCK_RAW socket bound to ifindex + ethertype; frames include the Ethernet header. */
-export function openPacket(opts: { ifindex: number; ethertype: number; netns?: string }): PacketSocket {
+export function openPacket(opts: PacketOptions): PacketSocket {
   checkInt('ifindex', opts.ifindex, 1, 0x7fff_ffff);
   checkInt('ethertype', opts.ethertype, 0, 0xffff);
-  const fd = wrap(() => binding.packetOpen(opts.ifindex, opts.ethertype, opts.netns));
-  return new PacketSocketImpl(fd);
+  const fd = wrap(() =>
+    binding.packetOpen(opts.ifindex, opts.ethertype, opts.netns, opts.ignoreOutgoing === true),
+  );
+  return new PacketSocketImpl(fd, opts.reuseFrameBuffer === true);
 }
 
 export interface TcpSocketOptions {
