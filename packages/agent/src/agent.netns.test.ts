@@ -47,6 +47,7 @@ interface Node {
 }
 const nodes = new Map<string, Node>();
 const pods = new Map<string, { ns: Netns; ip: string; node: string }>();
+let birdSock = '';
 
 async function addNode(name: string, ip: string): Promise<Node> {
   const ns = await nets.create(name.replace('-', ''));
@@ -344,9 +345,17 @@ describe('podnet-agent in network namespaces', () => {
         '  hold time 9;',
         '  ipv4 { import all; export none; };',
         '}',
+        'protocol bgp node_b {',
+        '  local 10.99.0.1 as 65000;',
+        '  neighbor 10.99.0.12 as 64512;',
+        '  hold time 9;',
+        '  password "s3cret-md5";',
+        '  ipv4 { import all; export none; };',
+        '}',
       ].join('\n'),
     );
     const sock = join(dir, 'bird.ctl');
+    birdSock = sock;
     procs.add(tor.spawn('bird', ['-f', '-c', join(dir, 'bird.conf'), '-s', sock]));
     await waitFor(
       'BIRD up',
@@ -382,6 +391,35 @@ describe('podnet-agent in network namespaces', () => {
     expect((await status(b)).peers.some((p) => p.address === '10.99.0.1')).toBe(false);
     const after = (await status(a)).peers.filter((p) => p.type === 'mesh');
     for (const p of before) expect(after.find((q) => q.address === p.address)?.since).toBe(p.since);
+  }, 120_000);
+
+  it('a BGPPeer with a TCP MD5 password from a Secret peers with the ToR', async () => {
+    const b = nodes.get('node-b')!;
+    await client.core
+      .createNamespace({ body: { metadata: { name: 'podnet-system' } } })
+      .catch(() => undefined);
+    await client.core.createNamespacedSecret({
+      namespace: 'podnet-system',
+      body: { metadata: { name: 'bgp-passwords' }, stringData: { 'tor-b': 's3cret-md5' } },
+    });
+    await client.resource(BGPPEER).create({
+      metadata: { name: 'tor-b' },
+      spec: {
+        peerIP: '10.99.0.1',
+        asNumber: 65000,
+        node: 'node-b',
+        password: { secretKeyRef: { name: 'bgp-passwords', key: 'tor-b' } },
+      },
+    });
+    await waitFor(
+      'node-b Established with the ToR over TCP MD5',
+      async () =>
+        (await status(b)).peers.some(
+          (p) => p.address === '10.99.0.1' && p.source === 'tor-b' && p.state === 'Established',
+        ),
+      { timeoutMs: 60_000, intervalMs: 500 },
+    );
+    expect(await run('birdc', ['-s', birdSock, 'show', 'protocols', 'node_b'])).toMatch(/Established/);
   }, 120_000);
 
   it('SIGKILL of one agent removes its routes from the others after the hold time', async () => {
@@ -436,9 +474,10 @@ describe('podnet-agent in network namespaces', () => {
     await client.annotateNode('node-a', { 'podnet.io/route-reflector-cluster-id': '10.99.0.11' });
     for (const n of [b, c])
       await waitFor(
-        `${n.name} peers only with the reflector`,
+        `${n.name} peers with the reflector and with no other node`,
         async () => {
-          const ps = (await status(n)).peers;
+          // node-b also keeps its ToR session (BGPPeer tor-b): only node-to-node sessions count here.
+          const ps = (await status(n)).peers.filter((p) => p.address !== '10.99.0.1');
           return (
             ps.length === 1 &&
             ps[0]!.address === a.ip &&
