@@ -2,6 +2,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { MemNet } from './__fixtures__/memnet.js';
 import type { RouteAttrs } from './rib/attrs.js';
 import { compilePolicy, prefixAllowed } from './rib/policy.js';
+import { PrefixMap } from './rib/prefix-map.js';
 import { type AttrSet, comparePaths, type PathSource } from './rib/rib.js';
 import { type PeerConfig, type RibChange, Speaker } from './speaker.js';
 import { BgpConfigError } from './wire/errors.js';
@@ -304,7 +305,7 @@ describe('decision process', () => {
     routerId: '1.1.1.1',
     routeReflectorClient: false,
     up: true,
-    adjIn: new Map(),
+    adjIn: new PrefixMap(),
     ...over,
   });
   const set = (over: Partial<AttrSet> = {}, attrs: Partial<RouteAttrs> = {}): AttrSet => ({

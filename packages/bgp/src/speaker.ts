@@ -6,6 +6,7 @@ import type { Logger } from './logger.js';
 import { silentLogger } from './logger.js';
 import { containsAs, fromWire, normaliseCommunity, type RouteAttrs, toWire } from './rib/attrs.js';
 import { applyAttrs, type CompiledPolicy, compilePolicy, type Policy, prefixAllowed } from './rib/policy.js';
+import { PrefixMap } from './rib/prefix-map.js';
 import {
   type AttrSet,
   AttrTable,
@@ -136,7 +137,7 @@ export interface PeerStatus {
 
 interface Peer {
   config: Required<Pick<PeerConfig, 'address' | 'port' | 'asn' | 'passive' | 'holdTime'>> & PeerConfig;
-  src: PathSource & { adjIn: Map<PrefixKey, AttrSet> };
+  src: PathSource & { adjIn: PrefixMap<AttrSet> };
   session: Session;
   importP?: CompiledPolicy | undefined;
   exportP?: CompiledPolicy | undefined;
@@ -144,7 +145,7 @@ interface Peer {
   cache: Map<string, AttrSet | null>;
   /** Export transformation cache: `${src.id}:${set.id}` -> outgoing set. */
   outCache: Map<string, AttrSet | null>;
-  out: Map<PrefixKey, AttrSet>;
+  out: PrefixMap<AttrSet>;
   negotiated?: Negotiated | undefined;
   grTimer?: unknown;
   established: boolean;
@@ -223,7 +224,7 @@ export class Speaker extends EventEmitter {
   private readonly peersByAddr = new Map<string, Peer>();
   private readonly sources: PathSource[] = [];
   private readonly local: PathSource;
-  private readonly loc = new Map<PrefixKey, PathSource>();
+  private readonly loc = new PrefixMap<PathSource>();
   /** Last emitted state per prefix (only while someone listens to 'bestpath'). */
   private readonly emitted = new Map<PrefixKey, string>();
   private server?: Server | undefined;
@@ -325,7 +326,7 @@ export class Speaker extends EventEmitter {
       exportP: compilePolicy(c.export, 'export'),
       cache: new Map(),
       outCache: new Map(),
-      out: new Map(),
+      out: new PrefixMap(),
       established: false,
       sending: false,
       dirty: new Set(),
@@ -535,7 +536,7 @@ export class Speaker extends EventEmitter {
       routerId: kind === 'local' ? this.opts.routerId : '0.0.0.0',
       routeReflectorClient: false,
       up: false,
-      adjIn: new Map(),
+      adjIn: new PrefixMap(),
     };
     if (kind === 'local') this.sources.push(s);
     return s;
@@ -693,7 +694,7 @@ export class Speaker extends EventEmitter {
           p.src.stale.set(k, s);
         }
       } else p.src.stale = p.src.adjIn;
-      p.src.adjIn = new Map();
+      p.src.adjIn = new PrefixMap();
       if (p.grTimer !== undefined) this.clock.clearTimeout(p.grTimer);
       p.grTimer = this.clock.setTimeout(() => {
         p.grTimer = undefined;

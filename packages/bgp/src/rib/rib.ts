@@ -6,6 +6,7 @@
 import { Afi } from '../wire/constants.js';
 import { type AfiValue, v4KeyToString } from '../wire/ip.js';
 import { asPathLength, attrsKey, neighborAs, type RouteAttrs } from './attrs.js';
+import type { PrefixMap } from './prefix-map.js';
 
 /** IPv4 prefixes are numbers (addr * 64 + len); IPv6 prefixes are canonical strings. */
 export type PrefixKey = number | string;
@@ -77,9 +78,9 @@ export interface PathSource {
   routeReflectorClient: boolean;
   /** The session is Established (peers only). */
   up: boolean;
-  readonly adjIn: Map<PrefixKey, AttrSet>;
+  readonly adjIn: PrefixMap<AttrSet>;
   /** Routes kept from a previous session while the peer restarts (RFC 4724 helper mode). */
-  stale?: Map<PrefixKey, AttrSet> | undefined;
+  stale?: PrefixMap<AttrSet> | undefined;
 }
 
 export function addressOrder(addr: string): string {
