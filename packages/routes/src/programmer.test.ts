@@ -1,9 +1,11 @@
 // The reconciler's shell logic against an in-memory kernel (the real kernel is in
 // programmer.netns.test.ts): retries, event filtering, stop semantics, metrics.
+import fc from 'fast-check';
 import { Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
 import { computeDesired } from './desired.js';
 import type { KernelEvent, OpResult, RouteKernel } from './kernel.js';
+import type { DesiredRoute } from './model.js';
 import { type KernelRoute, type LinkInfo, PODNET_PROTO, type RouteOp, RTPROT, slotKey } from './model.js';
 import { RouteProgrammer } from './programmer.js';
 import type { SysctlEntry } from './sysctl.js';
@@ -176,6 +178,79 @@ describe('RouteProgrammer with an in-memory kernel', () => {
   it('rejects a bad option naming it', () => {
     expect(() => new RouteProgrammer({ kernel: new FakeKernel(), resyncIntervalMs: -1 })).toThrow(
       'resyncIntervalMs: -1',
+    );
+  });
+});
+
+describe('setDesired with the whole set', () => {
+  const PREFIXES = ['10.1.0.0/26', '10.1.0.64/26', '10.1.0.128/26', '10.1.0.192/26', '10.2.0.0/26'];
+  const GATEWAYS = ['172.20.0.2', '172.20.0.3', '172.20.0.4'];
+  const via = (p: number, g: number): DesiredRoute =>
+    computeDesired({ remote: [{ prefix: PREFIXES[p]!, nextHops: [GATEWAYS[g]!] }] }).routes[0]!;
+  const kernelView = (k: FakeKernel) =>
+    Object.fromEntries(
+      [...k.routes.values()].map((r) => [r.dst, r.nexthops.map((h) => h.gateway).join(',')]),
+    );
+  const expectedView = (m: Map<string, DesiredRoute>) =>
+    Object.fromEntries(
+      [...m.values()].map((r) => [r.dst, r.type === 'via' ? r.nexthops.map((h) => h.gateway).join(',') : '']),
+    );
+
+  it('applies one changed next hop in an otherwise identical list (fresh objects) as one replace', async () => {
+    const { kernel, rp } = setup();
+    const list = (changed: number) => PREFIXES.map((_, p) => via(p, p === changed ? 1 : 0));
+    await rp.setDesired(list(-1));
+    await rp.start();
+    kernel.batches = [];
+    await rp.setDesired(list(2));
+    expect(kernel.batches.flat().map((op) => `${op.type} ${op.route.dst}`)).toEqual([
+      'replace 10.1.0.128/26',
+    ]);
+    expect(kernelView(kernel)['10.1.0.128/26']).toBe('172.20.0.3');
+    await rp.setDesired(list(2)); // nothing changed: nothing sent
+    expect(kernel.batches.flat()).toHaveLength(1);
+    await rp.stop();
+  });
+
+  type Step =
+    | { type: 'set'; list: [number, number][] }
+    | { type: 'mutate'; index: number; gw: number }
+    | { type: 'patch'; p: number; gw: number };
+  const pair = fc.tuple(fc.nat(PREFIXES.length - 1), fc.nat(GATEWAYS.length - 1));
+  const step: fc.Arbitrary<Step> = fc.oneof(
+    fc.record({ type: fc.constant('set' as const), list: fc.array(pair, { maxLength: 7 }) }),
+    fc.record({ type: fc.constant('mutate' as const), index: fc.nat(6), gw: fc.nat(GATEWAYS.length - 1) }),
+    fc.record({ type: fc.constant('patch' as const), p: fc.nat(PREFIXES.length - 1), gw: fc.nat(2) }),
+  );
+
+  it('leaves the kernel exactly as the last list says, whatever the order, duplicates and patches in between', async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.array(step, { minLength: 1, maxLength: 8 }), async (steps) => {
+        const { kernel, rp } = setup();
+        await rp.start();
+        let list: [number, number][] = [];
+        const model = new Map<string, DesiredRoute>();
+        for (const st of steps) {
+          if (st.type === 'patch') {
+            const r = via(st.p, st.gw);
+            model.set(slotKey(r), r);
+            await rp.patchDesired({ set: [r] });
+            continue;
+          }
+          if (st.type === 'set') list = st.list;
+          else if (list.length) {
+            list = list.map((e, i): [number, number] => (i === st.index % list.length ? [e[0], st.gw] : e));
+          }
+          model.clear();
+          const routes = list.map(([p, g]) => via(p, g));
+          for (const r of routes) model.set(slotKey(r), r);
+          await rp.setDesired(routes);
+          expect(kernelView(kernel)).toEqual(expectedView(model));
+        }
+        expect(kernelView(kernel)).toEqual(expectedView(model));
+        await rp.stop();
+      }),
+      { numRuns: 150 },
     );
   });
 });

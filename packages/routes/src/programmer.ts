@@ -129,6 +129,11 @@ export class RouteProgrammer {
   private readonly sysctlDone = new Set<string>();
   private readonly reportedConflicts = new Set<string>();
   private globalSysctlDone = false;
+  /**
+   * The last list given to setDesired (a copy) with each entry's slot key, while `desired` still
+   * holds exactly it and every slot appears once: lets an unchanged-shape setDesired skip the map.
+   */
+  private lastSet: { routes: DesiredRoute[]; keys: string[] } | undefined;
   /** Slots whose desired route changed since the last apply, or 'all' for a full diff. */
   private dirtySlots: Set<string> | 'all' = 'all';
   private pendingBySlot = new Map<string, PendingRoute>();
@@ -237,20 +242,60 @@ export class RouteProgrammer {
    * Only the destinations whose desired route changed are diffed and applied.
    */
   async setDesired(routes: readonly DesiredRoute[]): Promise<void> {
-    const next = new Map<string, DesiredRoute>();
-    for (const r of routes) next.set(slotKey(r), r);
-    const dirty = this.dirtySlots;
-    if (dirty !== 'all') {
-      for (const [k, r] of next) {
-        const o = this.desired.get(k);
-        if (!o || !sameDesired(o, r)) dirty.add(k);
+    if (!this.setDesiredInPlace(routes)) {
+      const next = new Map<string, DesiredRoute>();
+      const keys: string[] = new Array(routes.length);
+      for (let i = 0; i < routes.length; i++) {
+        const r = routes[i]!;
+        const k = slotKey(r);
+        keys[i] = k;
+        next.set(k, r);
       }
-      for (const k of this.desired.keys()) if (!next.has(k)) dirty.add(k);
+      const dirty = this.dirtySlots;
+      if (dirty !== 'all') {
+        for (const [k, r] of next) {
+          const o = this.desired.get(k);
+          if (!o || !sameDesired(o, r)) dirty.add(k);
+        }
+        for (const k of this.desired.keys()) if (!next.has(k)) dirty.add(k);
+      }
+      this.desired = next;
+      this.desiredDsts = undefined;
+      // Remembered for the in-place path when every slot appears once.
+      this.lastSet = next.size === routes.length ? { routes: [...routes], keys } : undefined;
     }
-    this.desired = next;
-    this.desiredDsts = undefined;
-    this.metrics?.desired.set(next.size);
+    this.metrics?.desired.set(this.desired.size);
     if (this.running) await this.kick('desired', false);
+  }
+
+  /**
+   * setDesired's cheap path: the same destinations in the same order as the last setDesired (what
+   * computeDesired gives when only next hops or interfaces change). Compares position by position,
+   * builds no keys and no map, and touches only the entries that changed. Returns false, changing
+   * nothing, when the general path must run.
+   */
+  private setDesiredInPlace(routes: readonly DesiredRoute[]): boolean {
+    const last = this.lastSet;
+    if (!last || last.routes.length !== routes.length) return false;
+    const prev = last.routes;
+    let changed: number[] | undefined;
+    for (let i = 0; i < routes.length; i++) {
+      const r = routes[i]!;
+      const o = prev[i]!;
+      if (r === o) continue;
+      if (r.table !== o.table || r.dst !== o.dst || r.metric !== o.metric) return false;
+      if (!sameDesired(o, r)) (changed ??= []).push(i);
+    }
+    if (!changed) return true;
+    const dirty = this.dirtySlots;
+    for (const i of changed) {
+      const r = routes[i]!;
+      const k = last.keys[i]!;
+      prev[i] = r;
+      this.desired.set(k, r);
+      if (dirty !== 'all') dirty.add(k);
+    }
+    return true;
   }
 
   /** Adds or changes (`set`) and removes (`remove`) desired routes, without restating the rest. */
@@ -258,6 +303,7 @@ export class RouteProgrammer {
     set?: readonly DesiredRoute[];
     remove?: readonly DesiredRoute[];
   }): Promise<void> {
+    this.lastSet = undefined; // the desired set no longer follows the last setDesired list
     const dirty = this.dirtySlots;
     for (const r of patch.remove ?? []) {
       const k = slotKey(r);
