@@ -9,6 +9,8 @@ export const IPAM_ERR = {
   INVALID_ARGUMENT: 'IPAM_ERR_INVALID_ARGUMENT',
   NOT_ALLOCATED: 'IPAM_ERR_NOT_ALLOCATED',
   TOO_MANY_CONFLICTS: 'IPAM_ERR_TOO_MANY_CONFLICTS',
+  /** Another allocation with the same handle holds it and has not recorded its address yet. */
+  HANDLE_BUSY: 'IPAM_ERR_HANDLE_BUSY',
   DATASTORE: 'IPAM_ERR_DATASTORE',
 } as const;
 export type IpamErrorCode = (typeof IPAM_ERR)[keyof typeof IPAM_ERR];

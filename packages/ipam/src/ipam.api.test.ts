@@ -15,7 +15,7 @@ import {
 import { type TestCluster, testCluster } from '@podnet/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import { Ipam } from './ipam.js';
+import { handleName, Ipam } from './ipam.js';
 
 const CRD_DIR = fileURLToPath(new URL('../../../deploy/crds', import.meta.url));
 const RUN = `ipam${process.pid.toString(36)}${Date.now().toString(36).slice(-4)}`;
@@ -152,6 +152,38 @@ describe('IPAM over the Kubernetes API', () => {
     expect(blocks.reduce((n, x) => n + x.used, 0)).toBe(12);
     for (let i = 0; i < 12; i++) await a.releaseByHandle(`${RUN}.shared.c${i}`);
     expect((await a.blocksForNode(node)).reduce((n, x) => n + x.used, 0)).toBe(0);
+  });
+
+  it('gives one address to a handle that many concurrent ADDs (several processes) allocate at once', async () => {
+    const node = `${RUN}-same`;
+    const handles = Array.from({ length: 8 }, (_, i) => `${RUN}.same.c${i}`);
+    // Four "processes" (own clients), each firing three ADDs per handle at once: twelve racing
+    // calls per handle.
+    const procs = Array.from({ length: 4 }, () => new Ipam({ kubeconfigPath: cluster.kubeconfigPath }));
+    const got = await Promise.all(
+      handles.flatMap((handle) =>
+        procs.flatMap((ipam) =>
+          Array.from({ length: 3 }, async () => ({ handle, r: await ipam.allocate({ handle, node }) })),
+        ),
+      ),
+    );
+    const blocks = (await client.resource(IPAMBLOCK).list()).items;
+    const held = new Set<string>();
+    for (const handle of handles) {
+      const mine = got.filter((g) => g.handle === handle);
+      const addresses = new Set(mine.map((g) => g.r.ipv4!.address));
+      expect([...addresses], `${handle} was given`).toHaveLength(1);
+      const holding = blocks.flatMap((b) => {
+        const attrs = new Set(b.spec.attributes.flatMap((a, i) => (a.handleID === handle ? [i] : [])));
+        return b.spec.allocations.filter((a) => a !== null && attrs.has(a)).map(() => b.spec.cidr);
+      });
+      expect(holding, `blocks holding ${handle}`).toEqual([mine[0]!.r.ipv4!.block]);
+      const h = await client.resource(IPAMHANDLE).get(handleName(handle));
+      expect(h.spec.block).toEqual({ [mine[0]!.r.ipv4!.block]: 1 });
+      held.add(mine[0]!.r.ipv4!.address);
+    }
+    expect(held.size).toBe(handles.length);
+    for (const handle of handles) expect(await procs[0]!.releaseByHandle(handle)).toHaveLength(1);
   });
 
   it('allocates and releases a dual-stack pair over the API', async () => {

@@ -69,6 +69,45 @@ describe('Ipam over an in-memory datastore', () => {
     expect((await ipam.usage()).totals.used).toBe(1);
   });
 
+  it('waits for a handle pinned by another process and fails with HANDLE_BUSY when it never records', async () => {
+    const ds = memoryDatastore();
+    await withPools(ds, [{ name: 'default', cidr: '10.244.0.0/16' }]);
+    const ipam = new Ipam({ datastore: ds, handleWaitMs: 50 });
+    const first = await ipam.allocate({ handle: 'warm', node: 'n1' });
+    // Another process created the handle, pinned the block, and died before writing the block.
+    await ds.handles.create({
+      metadata: { name: 'podnet.dead' },
+      spec: { handleID: 'podnet.dead', block: { [first.ipv4!.block]: 1 } },
+    });
+    expect(await codeOf(ipam.allocate({ handle: 'podnet.dead', node: 'n1' }))).toBe(IPAM_ERR.HANDLE_BUSY);
+    // The kubelet's DEL after the failed ADD frees the handle; the next ADD gets an address.
+    await ipam.releaseByHandle('podnet.dead');
+    const r = await ipam.allocate({ handle: 'podnet.dead', node: 'n1' });
+    expect(r.ipv4!.address).not.toBe(first.ipv4!.address);
+    expect(await ipam.check()).toEqual([]);
+  });
+
+  it('finishes, in the same process, an allocation whose block write failed half-way', async () => {
+    const ds = memoryDatastore();
+    await withPools(ds, [{ name: 'default', cidr: '10.244.0.0/16' }]);
+    const ipam = new Ipam({ datastore: ds, handleWaitMs: 50 });
+    await ipam.allocate({ handle: 'warm', node: 'n1' });
+    const replace = ds.blocks.replace.bind(ds.blocks);
+    let fail = true;
+    ds.blocks.replace = async (o) => {
+      if (fail) {
+        fail = false;
+        throw new Error('connection reset');
+      }
+      return replace(o);
+    };
+    await expect(ipam.allocate({ handle: 'podnet.c1', node: 'n1' })).rejects.toThrow('connection reset');
+    const r = await ipam.allocate({ handle: 'podnet.c1', node: 'n1' });
+    expect(r.ipv4!.address).toMatch(/^10\.244\./);
+    expect((await ipam.usage()).totals).toMatchObject({ used: 2, handles: 2 });
+    expect(await ipam.check()).toEqual([]);
+  });
+
   it('allocates one address per family for a dual-stack pod and releases both by handle', async () => {
     const ds = memoryDatastore();
     await withPools(ds, [
@@ -347,6 +386,86 @@ describe('concurrent nodes (any interleaving of datastore calls)', () => {
           const after = await pump(checker.usage());
           expect(await pump(checker.check())).toEqual([]);
           expect(after.totals).toMatchObject({ used: 0, handles: 0 });
+        },
+      ),
+      { numRuns: 40 },
+    );
+  });
+});
+
+describe('concurrent allocations with one handle (any interleaving of datastore calls)', () => {
+  it('gives a handle one address however many calls race for it, in one process or several', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.scheduler(),
+        // Per simulated process: the handles (0..3) its concurrent ADDs use, and the node it runs on.
+        fc.array(
+          fc.record({
+            node: fc.integer({ min: 0, max: 1 }),
+            handles: fc.array(fc.integer({ min: 0, max: 3 }), { minLength: 1, maxLength: 5 }),
+          }),
+          { minLength: 2, maxLength: 3 },
+        ),
+        async (s, procs) => {
+          const ds = memoryDatastore(() => s.schedule(Promise.resolve()));
+          const setup = memoryDatastore();
+          // Blocks of 4 addresses, so pinned blocks fill up and pins move under contention.
+          await setup.pools.create({ metadata: { name: 'p' }, spec: { cidr: '10.0.0.0/27', blockSize: 30 } });
+          for (const [k, v] of setup.pools.objects) ds.pools.objects.set(k, v);
+          const returned = new Map<string, Set<string>>(); // handle → addresses returned to callers
+          const run = procs.map(async (proc) => {
+            const ipam = new Ipam({
+              datastore: ds,
+              maxBlocksPerNode: 2,
+              maxRetries: 60,
+              handleWaitMs: 120_000,
+            });
+            await Promise.all(
+              proc.handles.map(async (h) => {
+                const handle = `h${h}`;
+                try {
+                  const r = await ipam.allocate({ handle, node: `n${proc.node}` });
+                  const set = returned.get(handle) ?? new Set<string>();
+                  set.add(r.ipv4!.address);
+                  returned.set(handle, set);
+                } catch (err) {
+                  if (!(err instanceof IpamError && err.code === IPAM_ERR.POOL_EXHAUSTED)) throw err;
+                }
+              }),
+            );
+          });
+          const pump = async <T>(p: Promise<T>): Promise<T> => {
+            let settled = false;
+            const tracked = p.finally(() => {
+              settled = true;
+            });
+            for (let i = 0; i < 100_000 && !settled; i++) {
+              if (s.count() > 0) await s.waitOne();
+              else await new Promise((r) => setTimeout(r, 0));
+            }
+            return tracked;
+          };
+          await pump(Promise.all(run));
+          // What the blocks hold, by handle.
+          const stored = new Map<string, string[]>();
+          for (const b of ds.blocks.objects.values()) {
+            const spec = (b as unknown as { spec: { cidr: string; allocations: (number | null)[] } }).spec;
+            const attrs = (b as unknown as { spec: { attributes: { handleID: string }[] } }).spec.attributes;
+            const base = spec.cidr.split('/')[0]!.split('.').map(Number);
+            spec.allocations.forEach((a, o) => {
+              if (a === null) return;
+              const ip = `${base[0]}.${base[1]}.${base[2]}.${base[3]! + o}`;
+              const h = attrs[a]!.handleID;
+              stored.set(h, [...(stored.get(h) ?? []), ip]);
+            });
+          }
+          for (const [handle, addrs] of returned) {
+            expect(addrs.size, `${handle} was given ${[...addrs].join(', ')}`).toBe(1);
+            expect(stored.get(handle), `${handle} holds`).toEqual([...addrs]);
+          }
+          for (const [handle, addrs] of stored) expect(addrs.length, `${handle} holds ${addrs}`).toBe(1);
+          const checker = new Ipam({ datastore: ds });
+          expect(await pump(checker.check())).toEqual([]);
         },
       ),
       { numRuns: 40 },

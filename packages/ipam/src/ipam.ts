@@ -73,6 +73,11 @@ export interface IpamOptions {
   maxRetries?: number;
   /** How long pools and node labels are cached, ms. Default 5000. */
   cacheTtlMs?: number;
+  /**
+   * How long an allocation waits for another one with the same handle (in another process) to
+   * record its address before failing with HANDLE_BUSY, ms. Default 10000.
+   */
+  handleWaitMs?: number;
 }
 
 export interface AllocationAttrs {
@@ -222,11 +227,11 @@ function nodeLabels(node: string): Record<string, string> {
   return v ? { [NODE_LABEL]: v } : {};
 }
 
-interface HandleState {
-  /** The handle object is known to exist (created by this call or found). */
-  exists: boolean;
-  /** What the handle held before this call, when it already existed. */
-  existing: AllocatedAddress[] | undefined;
+interface FamilyPlan {
+  family: IpFamily;
+  pools: PoolInfo[];
+  /** Blocks found full (or gone) during this allocation. */
+  tried: Set<string>;
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -246,6 +251,10 @@ export class Ipam {
   private readonly labelCache = new Map<string, { at: number; labels: Record<string, string> | undefined }>();
   private readonly blockQueues = new Map<string, Promise<unknown>>();
   private readonly gcSeen = new Map<string, number>();
+  private readonly inflight = new Map<string, Promise<void>>();
+  /** Handles whose pins this instance wrote and whose allocation has not completed. */
+  private readonly adoptable = new Set<string>();
+  private readonly handleWaitMs: number;
   /** Conflicts retried (409 on a CAS write), for metrics and the benchmark. */
   conflicts = 0;
   /** Blocks this instance claimed. */
@@ -269,6 +278,7 @@ export class Ipam {
     this.strictAffinity = opts.strictAffinity ?? false;
     this.maxRetries = opts.maxRetries ?? 30;
     this.cacheTtlMs = opts.cacheTtlMs ?? 5000;
+    this.handleWaitMs = opts.handleWaitMs ?? 10_000;
   }
 
   // -------------------------------------------------------------------------------------------
@@ -351,7 +361,8 @@ export class Ipam {
 
   /**
    * Applies `change` to a block with compare-and-swap, re-reading and retrying on conflict.
-   * `change` returns undefined to leave the block alone.
+   * `change` returns undefined to leave the block alone, or the state it was given (unchanged) to
+   * report a result without writing.
    */
   private async casBlock<R>(
     cidr: string,
@@ -361,8 +372,10 @@ export class Ipam {
       let b = await this.blockFor(cidr);
       for (let attempt = 0; attempt < this.maxRetries; attempt++) {
         if (!b) return undefined;
-        const c = change(toState(b));
+        const state = toState(b);
+        const c = change(state);
         if (!c) return undefined;
+        if (c.state === state) return { block: b, result: c.result }; // nothing to write
         try {
           const written = this.remember(await this.ds.blocks.replace(withState(b, c.state)));
           return { block: written, result: c.result };
@@ -438,6 +451,15 @@ export class Ipam {
   /**
    * Allocates one address per requested family for `handle` on `node`. Idempotent per handle: when
    * the handle already holds an address of a family (an ADD retried), that address is returned.
+   *
+   * The IPAMHandle is the atomic point. Whoever creates it (or adds a family to it with a CAS)
+   * pins one block per family in that write and becomes the only writer of the handle's address
+   * in that family: it allocates in the pinned block (idempotently: a block that already holds an
+   * address for the handle gives that one back) and, when the block is full, moves the pin with a
+   * CAS before trying the next block. Every other call with the same handle only reads: it waits,
+   * boundedly, until the pinned block records the address and returns it. So concurrent ADDs with
+   * one handle get one address per family. Steady state stays two writes: create the handle, CAS
+   * the block.
    */
   async allocate(req: AllocateRequest): Promise<AllocateResult> {
     if (!req.handle) throw new IpamError(IPAM_ERR.INVALID_ARGUMENT, 'handle must not be empty');
@@ -446,18 +468,12 @@ export class Ipam {
     if (req.ipv4 ?? true) families.push(4);
     if (req.ipv6) families.push(6);
     if (families.length === 0) throw new IpamError(IPAM_ERR.INVALID_ARGUMENT, 'ask for ipv4, ipv6 or both');
-    const log = this.log?.child({ handle: req.handle, node: req.node });
     const secondary: Record<string, string> = { node: req.node };
     for (const [k, v] of Object.entries(req.attrs ?? {})) if (v !== undefined) secondary[k] = v;
 
     const allPools = await this.pools();
     const labels = (await this.labelsOf(req.node)) ?? {};
-    const result: AllocateResult = {};
-    // Steady state is two writes: create the handle, CAS the block. Only when the handle already
-    // exists (a retried ADD, or a second family) is it read first.
-    const hs: HandleState = { exists: false, existing: undefined };
-
-    for (const family of families) {
+    const plan: FamilyPlan[] = families.map((family) => {
       let pools = poolsForNode(allPools, family, labels);
       if (req.pools) pools = pools.filter((p) => req.pools!.includes(p.name));
       if (pools.length === 0) {
@@ -466,35 +482,196 @@ export class Ipam {
           `no enabled IPv${family} IPPool${req.pools ? ` among ${req.pools.join(', ')}` : ''} selects node ${req.node}`,
         );
       }
-      const got = await this.allocateFamily(req, family, pools, secondary, hs);
-      if (family === 4) result.ipv4 = got;
-      else result.ipv6 = got;
-      log?.debug({ address: got.address, block: got.block, borrowed: got.borrowed }, 'allocated');
-    }
-    return result;
+      return { family, pools, tried: new Set<string>() };
+    });
+
+    // Calls with one handle in this process run one after the other (the later one then finds the
+    // handle and its addresses); calls in other processes are kept apart by the handle itself.
+    const prev = this.inflight.get(req.handle);
+    const run = (async () => {
+      if (prev) await prev;
+      const r = await this.allocateWithHandle(req, plan, secondary);
+      this.adoptable.delete(req.handle);
+      return r;
+    })();
+    const tail = run.then(
+      () => {},
+      () => {},
+    );
+    this.inflight.set(req.handle, tail);
+    void tail.then(() => {
+      if (this.inflight.get(req.handle) === tail) this.inflight.delete(req.handle);
+    });
+    return run;
   }
 
-  /** What a handle already holds (for idempotent ADD). */
-  private async existingForHandle(handleID: string, node?: string): Promise<AllocatedAddress[]> {
-    let h: IPAMHandle;
+  private async allocateWithHandle(
+    req: AllocateRequest,
+    plan: FamilyPlan[],
+    secondary: Record<string, string>,
+  ): Promise<AllocateResult> {
+    const log = this.log?.child({ handle: req.handle, node: req.node });
+    const name = handleName(req.handle);
+    const result: AllocateResult = {};
+    const set = (family: IpFamily, a: AllocatedAddress) => {
+      if (family === 4) result.ipv4 = a;
+      else result.ipv6 = a;
+      log?.debug({ address: a.address, block: a.block, borrowed: a.borrowed }, 'allocated');
+    };
+    const deadline = Date.now() + this.handleWaitMs;
+    let pause = 2;
+    // The first attempt assumes the handle is new (no read in the steady state).
+    let h: IPAMHandle | undefined;
+    let read = false;
+    for (let round = 0; round < 10_000; round++) {
+      const todo = plan.filter((p) => (p.family === 4 ? !result.ipv4 : !result.ipv6));
+      if (todo.length === 0) return result;
+      if (read) h = await this.readHandle(name);
+      read = true;
+
+      if (!h) {
+        // Own the handle: its creation pins one block per family.
+        const pins = await this.choosePins(req.node, todo);
+        try {
+          await this.ds.handles.create({
+            metadata: { name },
+            spec: { handleID: req.handle, block: Object.fromEntries(pins.map((p) => [p.cidr, 1])) },
+          });
+          this.adoptable.add(req.handle);
+        } catch (err) {
+          if (!isK8sError(err, K8S_ERR.ALREADY_EXISTS)) throw err;
+          this.conflicts++;
+          continue;
+        }
+        for (const p of pins) set(p.plan.family, await this.fillPin(req, p.plan, p.cidr, secondary));
+        continue;
+      }
+
+      // The handle exists. A family it does not pin yet is ours once our CAS adds the pin.
+      const held = h;
+      const unpinned = todo.filter((p) => this.pinsOf(held, p.family).length === 0);
+      if (unpinned.length > 0) {
+        const pins = await this.choosePins(req.node, unpinned);
+        const block = { ...held.spec.block };
+        for (const p of pins) block[p.cidr] = (block[p.cidr] ?? 0) + 1;
+        try {
+          await this.ds.handles.replace({ ...held, spec: { ...held.spec, block } });
+          this.adoptable.add(req.handle);
+        } catch (err) {
+          if (!isK8sError(err, K8S_ERR.CONFLICT) && !isK8sError(err, K8S_ERR.NOT_FOUND)) throw err;
+          this.conflicts++;
+          continue;
+        }
+        for (const p of pins) set(p.plan.family, await this.fillPin(req, p.plan, p.cidr, secondary));
+        continue;
+      }
+
+      // A pin written by an earlier call of this instance that failed half-way: that call has
+      // settled (calls with one handle run in turn here), so its pin is ours to fill.
+      if (this.adoptable.has(req.handle)) {
+        for (const p of todo)
+          set(p.family, await this.fillPin(req, p, this.pinsOf(held, p.family)[0]!, secondary));
+        continue;
+      }
+      // Every family left is pinned by another call (or an earlier ADD): read what it recorded.
+      const pools = await this.pools();
+      for (const p of todo) {
+        for (const cidr of this.pinsOf(held, p.family)) {
+          const b = await this.fetchBlock(cidr);
+          const o = b ? ordinalsOfHandle(toState(b), req.handle)[0] : undefined;
+          if (b && o !== undefined) {
+            set(p.family, this.describe(mustParseCidr(cidr), o, b, pools, req.node));
+            break;
+          }
+        }
+      }
+      if (plan.every((p) => (p.family === 4 ? result.ipv4 : result.ipv6))) return result;
+      if (Date.now() >= deadline) {
+        throw new IpamError(
+          IPAM_ERR.HANDLE_BUSY,
+          `handle ${req.handle}: another allocation pinned ${Object.keys(held.spec.block).join(', ')} and has not recorded its address within ${this.handleWaitMs} ms (if it died, DEL or GC releases the handle)`,
+        );
+      }
+      await sleep(pause);
+      pause = Math.min(pause * 2, 100);
+    }
+    throw new IpamError(IPAM_ERR.TOO_MANY_CONFLICTS, `handle ${req.handle}: gave up after too many rounds`);
+  }
+
+  private async readHandle(name: string): Promise<IPAMHandle | undefined> {
     try {
-      h = await this.ds.handles.get(handleName(handleID));
+      return await this.ds.handles.get(name);
     } catch (err) {
-      if (isK8sError(err, K8S_ERR.NOT_FOUND)) return [];
+      if (isK8sError(err, K8S_ERR.NOT_FOUND)) return undefined;
       throw err;
     }
-    const out: AllocatedAddress[] = [];
-    const pools = await this.pools();
-    for (const [cidr, n] of Object.entries(h.spec.block)) {
-      if (n <= 0) continue;
-      const b = await this.fetchBlock(cidr);
-      if (!b) continue;
-      const c = mustParseCidr(cidr);
-      for (const o of ordinalsOfHandle(toState(b), handleID)) {
-        out.push(this.describe(c, o, b, pools, node));
-      }
+  }
+
+  /** The blocks of a family in which a handle holds (or is about to hold) an address. */
+  private pinsOf(h: IPAMHandle, family: IpFamily): string[] {
+    return Object.entries(h.spec.block)
+      .filter(([cidr, n]) => n > 0 && familyOf(mustParseCidr(cidr)) === family)
+      .map(([cidr]) => cidr)
+      .sort();
+  }
+
+  /** A block for each family (claiming one when the node has none with room). */
+  private async choosePins(node: string, plans: FamilyPlan[]): Promise<{ plan: FamilyPlan; cidr: string }[]> {
+    await this.loadNode(node);
+    const out: { plan: FamilyPlan; cidr: string }[] = [];
+    for (const plan of plans) {
+      const cidr = await this.chooseBlock(node, plan.family, plan.pools, plan.tried);
+      if (!cidr) throw this.exhausted(node, plan);
+      out.push({ plan, cidr });
     }
     return out;
+  }
+
+  private exhausted(node: string, plan: FamilyPlan): IpamError {
+    return new IpamError(
+      IPAM_ERR.POOL_EXHAUSTED,
+      `no free IPv${plan.family} address for node ${node} in pools ${plan.pools.map((p) => `${p.name} (${formatCidr(p.cidr)})`).join(', ')}`,
+    );
+  }
+
+  /**
+   * As the owner of the handle's pin in `cidr`: allocates there (or finds the address an earlier
+   * attempt of ours recorded); when the block is full or gone, moves the pin to another block with a
+   * CAS on the handle and tries again. On exhaustion it removes its pin and throws POOL_EXHAUSTED.
+   */
+  private async fillPin(
+    req: AllocateRequest,
+    plan: FamilyPlan,
+    first: string,
+    secondary: Record<string, string>,
+  ): Promise<AllocatedAddress> {
+    let cidr = first;
+    for (let round = 0; round < this.maxRetries; round++) {
+      const r = await this.casBlock(cidr, (s) => {
+        const have = ordinalsOfHandle(s, req.handle)[0];
+        if (have !== undefined) return { state: s, result: have };
+        if (s.deleted) return undefined;
+        if (affineNode(s) !== req.node && (this.strictAffinity || s.strictAffinity)) return undefined;
+        const a = allocateInBlock(s, req.handle, secondary, 1);
+        return a.ordinals.length ? { state: a.block, result: a.ordinals[0]! } : undefined;
+      });
+      if (r) return this.describe(mustParseCidr(cidr), r.result, r.block, await this.pools(), req.node);
+      // The block filled up (or went away) under us: move the pin, or give it up.
+      plan.tried.add(cidr);
+      const from = cidr;
+      const next = await this.chooseBlock(req.node, plan.family, plan.pools, plan.tried);
+      await this.casHandle(req.handle, (cur) => {
+        const block = { ...cur };
+        const n = (block[from] ?? 1) - 1;
+        if (n > 0) block[from] = n;
+        else delete block[from];
+        if (next) block[next] = (block[next] ?? 0) + 1;
+        return Object.keys(block).length ? block : undefined;
+      });
+      if (!next) break;
+      cidr = next;
+    }
+    throw this.exhausted(req.node, plan);
   }
 
   private describe(
@@ -512,64 +689,6 @@ export class Ipam {
       pool: poolContaining(pools, c)?.name ?? '',
       borrowed: node !== undefined && affineNode(b.spec) !== node,
     };
-  }
-
-  private async allocateFamily(
-    req: AllocateRequest,
-    family: IpFamily,
-    pools: PoolInfo[],
-    secondary: Record<string, string>,
-    hs: HandleState,
-  ): Promise<AllocatedAddress> {
-    const held = hs.existing?.find((a) => familyOf(mustParseCidr(a.block)) === family);
-    if (held) return held;
-    await this.loadNode(req.node);
-    const tried = new Set<string>();
-    for (let round = 0; round < this.maxRetries; round++) {
-      const cidr = await this.chooseBlock(req.node, family, pools, tried);
-      if (!cidr) break;
-      // The handle is written first: the address is never unowned, even if we crash in between.
-      if (!hs.exists) {
-        try {
-          await this.ds.handles.create({
-            metadata: { name: handleName(req.handle) },
-            spec: { handleID: req.handle, block: { [cidr]: 1 } },
-          });
-          hs.exists = true;
-        } catch (err) {
-          if (!isK8sError(err, K8S_ERR.ALREADY_EXISTS)) throw err;
-          hs.exists = true;
-          hs.existing = await this.existingForHandle(req.handle, req.node);
-          const again = hs.existing.find((a) => familyOf(mustParseCidr(a.block)) === family);
-          if (again) return again;
-          await this.casHandle(req.handle, (cur) => ({ ...cur, [cidr]: (cur?.[cidr] ?? 0) + 1 }));
-        }
-      } else {
-        await this.casHandle(req.handle, (cur) => ({ ...cur, [cidr]: (cur?.[cidr] ?? 0) + 1 }));
-      }
-      const r = await this.casBlock(cidr, (s) => {
-        if (s.deleted) return undefined;
-        if (affineNode(s) !== req.node && (this.strictAffinity || s.strictAffinity)) return undefined;
-        const a = allocateInBlock(s, req.handle, secondary, 1);
-        return a.ordinals.length ? { state: a.block, result: a.ordinals[0]! } : undefined;
-      });
-      if (r) {
-        return this.describe(mustParseCidr(cidr), r.result, r.block, pools, req.node);
-      }
-      // The block filled up (or went away) under us: undo the handle's count and pick again.
-      tried.add(cidr);
-      await this.casHandle(req.handle, (cur) => {
-        const next = { ...cur };
-        const n = (next[cidr] ?? 1) - 1;
-        if (n > 0) next[cidr] = n;
-        else delete next[cidr];
-        return Object.keys(next).length ? next : undefined;
-      });
-    }
-    throw new IpamError(
-      IPAM_ERR.POOL_EXHAUSTED,
-      `no free IPv${family} address for node ${req.node} in pools ${pools.map((p) => `${p.name} (${formatCidr(p.cidr)})`).join(', ')}`,
-    );
   }
 
   /** Affine block with room → claim a new block → borrow; undefined when nothing is left. */
@@ -726,6 +845,7 @@ export class Ipam {
 
   /** Releases every address a handle holds and deletes the handle. Idempotent. */
   async releaseByHandle(handleID: string): Promise<ReleasedAddress[]> {
+    this.adoptable.delete(handleID);
     let h: IPAMHandle;
     try {
       h = await this.ds.handles.get(handleName(handleID));
