@@ -123,7 +123,13 @@ async function main(argv: string[]): Promise<number> {
     case 'up': {
       const services = lab.plan.services.map((s) => s.name).join(', ');
       say(`compose: ${composeFile} → ${services}`);
-      await lab.up();
+      try {
+        await lab.up();
+      } catch (err) {
+        say(`up failed; what came up is left for inspection (npm run lab -- logs <service>).`);
+        say(`remove it with: npm run lab -- down${values['state-dir'] ? ` --state-dir ${stateDir}` : ''}`);
+        throw err;
+      }
       const ok = await printReport(lab);
       if (!ok) {
         say('some pods are not reachable (see the matrix above). The lab is left running: inspect it with');
