@@ -55,6 +55,9 @@ async function addNode(name: string, ip: string): Promise<Node> {
   await vethPair(ns, 'eth0', fabric, `f${idx}`);
   await fabric.ip('link', 'set', `f${idx}`, 'master', 'br0');
   await ns.ip('addr', 'add', `${ip}/24`, 'dev', 'eth0');
+  // Like a real node: a default route towards the fabric's router (the ToR at 10.99.0.1). Kernel
+  // proxy ARP answers the pods' 169.254.1.1 only for destinations the node has a route to.
+  await ns.ip('route', 'add', 'default', 'via', '10.99.0.1', 'dev', 'eth0');
   const server = new URL(
     (
       parseYaml(readFileSync(cluster.kubeconfigPath, 'utf8')) as {
@@ -82,7 +85,7 @@ async function addNode(name: string, ip: string): Promise<Node> {
   return node;
 }
 
-function startAgent(node: Node): ChildProcess {
+function startAgent(node: Node, extra: string[] = []): ChildProcess {
   const log = createWriteStream(join(WORK, `${node.name}.agent.log`), { flags: 'a' });
   const child = procs.add(
     node.ns.spawn(process.execPath, [
@@ -99,6 +102,7 @@ function startAgent(node: Node): ChildProcess {
       '10s',
       '--log-level',
       'debug',
+      ...extra,
     ]),
   );
   child.stdout?.pipe(log);
@@ -268,7 +272,8 @@ describe('podnet-agent in network namespaces', () => {
 
   it('a third node joining gets every block and everyone gets its block', async () => {
     const c = await addNode('node-c', '10.99.0.13');
-    startAgent(c);
+    // node-c answers its pods' ARP with the kernel (proxy_arp) instead of the userspace responder.
+    startAgent(c, ['--arp-mode', 'kernel']);
     const ipC = await addPod('node-c', 'pod-c1');
     for (const p of ['pod-a1', 'pod-b1']) {
       const info = pods.get(p)!;
@@ -288,6 +293,9 @@ describe('podnet-agent in network namespaces', () => {
         intervalMs: 500,
       });
     await waitFor('pod-c1 pings pod-a1', () => ping('pod-c1', 'pod-a1'), { timeoutMs: 20_000 });
+    const iface = (await status(c)).arp.interfaces[0]!;
+    expect((await status(c)).arp.mode).toBe('kernel');
+    expect((await c.ns.run('sysctl', ['-n', `net.ipv4.conf.${iface}.proxy_arp`])).trim()).toBe('1');
   }, 180_000);
 
   it('keeps routes and BGP up while the API server is unreachable, and resyncs when it returns', async () => {
@@ -468,7 +476,7 @@ describe('podnet-agent in network namespaces', () => {
 
   it('route reflector: with the mesh off, clients learn each other blocks through the reflector', async () => {
     const [a, b, c] = ['node-a', 'node-b', 'node-c'].map((n) => nodes.get(n)!) as [Node, Node, Node];
-    startAgent(c);
+    startAgent(c, ['--arp-mode', 'kernel']);
     const cfg = await client.resource(BGPCONFIGURATION).get('default');
     await client.resource(BGPCONFIGURATION).replace({ ...cfg, spec: { ...cfg.spec, nodeToNodeMesh: false } });
     await client.annotateNode('node-a', { 'podnet.io/route-reflector-cluster-id': '10.99.0.11' });
