@@ -45,6 +45,24 @@ export interface IpamDatastore {
    * the same name (a StatefulSet) no longer uses an old address.
    */
   podAddresses?(namespace: string, name: string): Promise<string[] | undefined>;
+  /**
+   * Optional, preferred by GC (one list per node instead of one read per pod): the pods on `node`
+   * (every pod when node is undefined), keyed `namespace/name`, with the addresses each records.
+   */
+  listPodAddresses?(node?: string): Promise<Map<string, string[]>>;
+}
+
+type V1Pod = NonNullable<Awaited<ReturnType<KubeClient['findPod']>>>;
+
+/** The addresses a pod records: podnet's annotations and its status. */
+export function recordedAddresses(pod: V1Pod): string[] {
+  const out = new Set<string>();
+  const a = pod.metadata?.annotations ?? {};
+  for (const ip of (a[POD_ANNOTATIONS.podIPs] ?? '').split(',')) if (ip.trim()) out.add(ip.trim());
+  if (a[POD_ANNOTATIONS.podIP]) out.add(a[POD_ANNOTATIONS.podIP]!);
+  for (const ip of pod.status?.podIPs ?? []) if (ip.ip) out.add(ip.ip);
+  if (pod.status?.podIP) out.add(pod.status.podIP);
+  return [...out];
 }
 
 /** The datastore over the Kubernetes API. */
@@ -68,14 +86,16 @@ export function kubeDatastore(client: KubeClient): IpamDatastore {
     },
     async podAddresses(namespace, name) {
       const pod = await client.findPod(namespace, name);
-      if (!pod) return undefined;
-      const out = new Set<string>();
-      const a = pod.metadata?.annotations ?? {};
-      for (const ip of (a[POD_ANNOTATIONS.podIPs] ?? '').split(',')) if (ip.trim()) out.add(ip.trim());
-      if (a[POD_ANNOTATIONS.podIP]) out.add(a[POD_ANNOTATIONS.podIP]!);
-      for (const ip of pod.status?.podIPs ?? []) if (ip.ip) out.add(ip.ip);
-      if (pod.status?.podIP) out.add(pod.status.podIP);
-      return [...out];
+      return pod ? recordedAddresses(pod) : undefined;
+    },
+    async listPodAddresses(node) {
+      const pods = await client.listPods(node ? { fieldSelector: `spec.nodeName=${node}` } : {});
+      return new Map(
+        pods.map((p) => [
+          `${p.metadata?.namespace ?? 'default'}/${p.metadata?.name ?? ''}`,
+          recordedAddresses(p),
+        ]),
+      );
     },
   };
 }

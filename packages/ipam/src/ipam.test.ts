@@ -218,6 +218,43 @@ describe('Ipam over an in-memory datastore', () => {
     expect(await ipam.check()).toEqual([]);
   });
 
+  it('lists pods in bulk during GC: one list per node, not one read per pod', async () => {
+    const ds = memoryDatastore();
+    await withPools(ds, [{ name: 'default', cidr: '10.244.0.0/16' }]);
+    const ipam = new Ipam({ datastore: ds });
+    for (const node of ['n1', 'n2'])
+      for (let i = 0; i < 10; i++) {
+        const pod = `${node}-p${i}`;
+        await ipam.allocate({ handle: pod, node, attrs: { namespace: 'default', pod } });
+        if (i % 2 === 0) {
+          ds.pods.add(`default/${pod}`);
+          ds.podNodes.set(`default/${pod}`, node);
+        }
+      }
+    // A pod of that name exists, but on the other node: it is not the one that held the address.
+    ds.podNodes.set('default/n1-p0', 'n2');
+    const before = ds.podReads;
+    await ipam.gc({ now: 0, graceMs: 10 });
+    expect(ds.podReads - before).toBe(2);
+    const r = await ipam.gc({ now: 20, graceMs: 10 });
+    expect(r.releasedHandles.sort()).toEqual(
+      [
+        'n1-p0',
+        'n1-p1',
+        'n1-p3',
+        'n1-p5',
+        'n1-p7',
+        'n1-p9',
+        'n2-p1',
+        'n2-p3',
+        'n2-p5',
+        'n2-p7',
+        'n2-p9',
+      ].sort(),
+    );
+    expect((await ipam.usage()).totals).toMatchObject({ used: 9, handles: 9 });
+  });
+
   it('garbage-collects the address of a pod re-created under the same name with another address', async () => {
     const ds = memoryDatastore();
     await withPools(ds, [{ name: 'default', cidr: '10.244.0.0/16' }]);

@@ -1094,18 +1094,42 @@ export class Ipam {
     const blocks = (await this.ds.blocks.list()).items;
 
     if (opts.addresses ?? true) {
-      const handlesPods = new Map<string, { namespace: string; pod: string; ips: string[] }>();
+      const handlesPods = new Map<
+        string,
+        { namespace: string; pod: string; node: string | undefined; ips: string[] }
+      >();
       for (const b of blocks)
         for (const a of allocatedAddresses(toState(b))) {
           const ns = a.attr.secondary?.namespace;
           const pod = a.attr.secondary?.pod;
           if (!ns || !pod) continue;
-          const e = handlesPods.get(a.attr.handleID) ?? { namespace: ns, pod, ips: [] };
+          const e = handlesPods.get(a.attr.handleID) ?? {
+            namespace: ns,
+            pod,
+            node: a.attr.secondary?.node,
+            ips: [],
+          };
           e.ips.push(a.ip);
           handlesPods.set(a.attr.handleID, e);
         }
-      for (const [handle, { namespace, pod, ips }] of handlesPods) {
-        if (await this.podHolds(namespace, pod, ips)) continue;
+      // Pods are listed in bulk: one list per node that holds candidates (field selector
+      // spec.nodeName), and one list of every pod for addresses that name no node.
+      const lists = new Map<string, Promise<Map<string, string[]>>>();
+      const podsOn = (node: string | undefined) => {
+        const key = node ?? '';
+        let l = lists.get(key);
+        if (!l) {
+          l = this.ds.listPodAddresses!(node);
+          lists.set(key, l);
+        }
+        return l;
+      };
+      for (const [handle, { namespace, pod, node, ips }] of handlesPods) {
+        if (this.ds.listPodAddresses) {
+          const recorded = (await podsOn(node)).get(`${namespace}/${pod}`);
+          if (recorded !== undefined && (recorded.length === 0 || ips.some((ip) => recorded.includes(ip))))
+            continue;
+        } else if (await this.podHolds(namespace, pod, ips)) continue;
         if (due(`handle:${handle}`)) {
           const rel = await this.releaseByHandle(handle);
           this.log?.info(

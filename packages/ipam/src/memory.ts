@@ -94,6 +94,10 @@ export interface MemoryDatastore extends IpamDatastore {
   pods: Set<string>;
   /** Addresses recorded on pods, by namespace/name (pods without an entry record none). */
   podIPs: Map<string, string[]>;
+  /** The node of a pod, by namespace/name (a pod without an entry is listed for every node). */
+  podNodes: Map<string, string>;
+  /** Pod reads and lists GC made (to check it lists in bulk). */
+  podReads: number;
 }
 
 export function memoryDatastore(yieldPoint: () => Promise<void> = async () => {}): MemoryDatastore {
@@ -101,7 +105,8 @@ export function memoryDatastore(yieldPoint: () => Promise<void> = async () => {}
   const nodes = new Map<string, Record<string, string>>();
   const pods = new Set<string>();
   const podIPs = new Map<string, string[]>();
-  return {
+  const podNodes = new Map<string, string>();
+  const ds: MemoryDatastore = {
     pools: new MemoryStore(IPPOOL, rev, yieldPoint),
     blocks: new MemoryStore(IPAMBLOCK, rev, yieldPoint),
     affinities: new MemoryStore(BLOCKAFFINITY, rev, yieldPoint),
@@ -109,18 +114,33 @@ export function memoryDatastore(yieldPoint: () => Promise<void> = async () => {}
     nodes,
     pods,
     podIPs,
+    podNodes,
+    podReads: 0,
     async nodeLabels(node) {
       await yieldPoint();
       return nodes.get(node);
     },
     async podExists(namespace, name) {
       await yieldPoint();
+      ds.podReads++;
       return pods.has(`${namespace}/${name}`);
     },
     async podAddresses(namespace, name) {
       await yieldPoint();
+      ds.podReads++;
       const key = `${namespace}/${name}`;
       return pods.has(key) ? (podIPs.get(key) ?? []) : undefined;
     },
+    async listPodAddresses(node) {
+      await yieldPoint();
+      ds.podReads++;
+      const out = new Map<string, string[]>();
+      for (const key of pods) {
+        const on = podNodes.get(key);
+        if (node === undefined || on === undefined || on === node) out.set(key, podIPs.get(key) ?? []);
+      }
+      return out;
+    },
   };
+  return ds;
 }
