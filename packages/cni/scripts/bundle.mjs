@@ -4,7 +4,7 @@
 // - dist/podnet-cni.js: the executable, a few lines that turn on Node's on-disk compile cache and
 //   then import the bundle, so V8 reuses compiled code across invocations (measured: about 15 ms
 //   less per process start than running the bundle directly).
-import { chmodSync, copyFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
@@ -53,9 +53,25 @@ const nativeNextToBundle = {
   },
 };
 
+/**
+ * Replaces a file atomically (temp file + rename), and only when its content changes: plugin
+ * processes started from these files may be running while another build happens (several engineers
+ * and CI share a machine), and rewriting a loaded addon or bundle in place can crash them (SIGBUS
+ * on a truncated mapping, a torn script).
+ */
+function publish(path, contents, mode = 0o644) {
+  const data = Buffer.from(contents);
+  if (existsSync(path) && readFileSync(path).equals(data)) return;
+  const tmp = `${path}.${process.pid}.tmp`;
+  writeFileSync(tmp, data, { mode });
+  chmodSync(tmp, mode);
+  renameSync(tmp, path);
+}
+
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const dist = join(root, 'dist');
-await build({
+const bundled = await build({
+  write: false,
   entryPoints: [join(dist, 'cli.js')],
   // CommonJS on purpose: builtins are then loaded with require(), and Node does not build ESM
   // facades for them (which enumerates every export of node:http, node:crypto… and cost ~30 ms
@@ -84,14 +100,15 @@ const nativeAddon = join(
   'Release',
   'podnet_native.node',
 );
-copyFileSync(nativeAddon, join(dist, 'podnet_native.node'));
+const bundle = bundled.outputFiles[0].contents;
+publish(join(dist, 'podnet-cni-bundle.cjs'), bundle);
+publish(join(dist, 'podnet_native.node'), readFileSync(nativeAddon), 0o755);
 // The name @podnet/agent's install-cni copies (to <binDir>/podnet-cni.js, outside any package, where
 // .js is CommonJS). Do not run it inside this package: here .js means ESM; use podnet-cni.js.
-copyFileSync(join(dist, 'podnet-cni-bundle.cjs'), join(dist, 'podnet-cni-bundle.js'));
+publish(join(dist, 'podnet-cni-bundle.js'), bundle);
 
-const launcher = join(dist, 'podnet-cni.js');
-writeFileSync(
-  launcher,
+publish(
+  join(dist, 'podnet-cni.js'),
   [
     '#!/usr/bin/env node',
     '// podnet CNI plugin launcher: compile cache on, then the bundle.',
@@ -102,5 +119,5 @@ writeFileSync(
     "createRequire(import.meta.url)('./podnet-cni-bundle.cjs');",
     '',
   ].join('\n'),
+  0o755,
 );
-chmodSync(launcher, 0o755);
