@@ -6,6 +6,10 @@
 // API), then every agent is started at once: converge_s is the time from that start until every
 // node has a kernel route to every other node's block. rss_mb_per_node is the agents' mean RSS
 // after convergence.
+// A full mesh of 50 nodes needs ~2,500 ARP entries, and the kernel's IPv4 neighbour table is one
+// table shared by every namespace (net.ipv4.neigh.default.gc_thresh3, 1024 by default, a sysctl of
+// the root namespace that the lab never touches): past it, connects fail with EHOSTUNREACH and
+// sends with ENOBUFS, so --mode mesh converges only up to ~25-30 nodes on a default host.
 // Last line: {"bench":"scale","nodes":…,"converge_s":…,"rss_mb_per_node":…}
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
