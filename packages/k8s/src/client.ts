@@ -4,6 +4,8 @@
 // then ~/.kube/config). `KubeClient.resource(IPPOOL)` gives a small typed client per resource whose
 // reads are validated by the zod schema and whose writes are compare-and-swap on resourceVersion.
 // Every API failure is a K8sError with a stable code.
+
+import { createHash } from 'node:crypto';
 import {
   ApiException,
   ApiextensionsV1Api,
@@ -51,32 +53,58 @@ export function loadKubeConfig(opts: LoadKubeConfigOptions = {}): KubeConfig {
 }
 
 type DispatcherFactory = (cluster: unknown, agentOptions: Record<string, unknown>) => unknown;
+type Dispatch = (opts: Record<string, unknown>, handler: unknown) => boolean;
+interface ComposableDispatcher {
+  compose?: (interceptor: (dispatch: Dispatch) => Dispatch) => unknown;
+}
+
+/**
+ * undici closes the connection after any request that carries a body with a method that does not
+ * expect one (DELETE), unless the request says `reset: false`. Our deletes carry DeleteOptions
+ * (the resourceVersion precondition), and both kube-apiserver and podnet-apiserver read that body,
+ * so the connection stays usable: keep it.
+ */
+export function keepAliveOnDelete(dispatch: Dispatch): Dispatch {
+  return (opts, handler) =>
+    dispatch(opts.method === 'DELETE' && opts.reset == null ? { ...opts, reset: false } : opts, handler);
+}
+
+/** A short digest of the TLS material, so the cache key is cheap to build on every request. */
+function digest(v: unknown): string {
+  if (v === undefined || v === null) return '';
+  if (typeof v === 'string' || Buffer.isBuffer(v)) return createHash('sha256').update(v).digest('base64url');
+  return createHash('sha256').update(JSON.stringify(v)).digest('base64url');
+}
 
 /**
  * client-node 2.0 builds a new undici Agent, hence a new TCP+TLS connection, for every request.
  * This keeps one per (server, TLS material) so requests reuse pooled keep-alive connections; the
- * headers (bearer tokens, which may rotate) are still applied per request by client-node.
+ * headers (bearer tokens, which may rotate) are still applied per request by client-node. DELETEs
+ * with a body keep their connection too (keepAliveOnDelete).
  */
 function reuseConnections(kc: KubeConfig): { close(): Promise<void> } {
   const target = kc as unknown as { createDispatcher?: DispatcherFactory };
   const original = target.createDispatcher?.bind(kc);
-  const cache = new Map<string, unknown>();
+  const cache = new Map<string, { agent: unknown; dispatcher: unknown }>();
   if (original) {
     target.createDispatcher = (cluster, agentOptions) => {
       const c = cluster as { server?: string; proxyUrl?: string } | null;
       const tlsKeys = ['ca', 'cert', 'key', 'pfx', 'passphrase', 'rejectUnauthorized', 'servername'];
-      const key = JSON.stringify([
-        c?.server,
-        c?.proxyUrl,
-        ...tlsKeys.map((k) => String(agentOptions[k] ?? '')),
-      ]);
-      if (!cache.has(key)) cache.set(key, original(cluster, agentOptions));
-      return cache.get(key);
+      const key = [c?.server, c?.proxyUrl, ...tlsKeys.map((k) => digest(agentOptions[k]))].join('\n');
+      let e = cache.get(key);
+      if (!e) {
+        const agent = original(cluster, agentOptions);
+        const compose = (agent as ComposableDispatcher | undefined)?.compose;
+        e = { agent, dispatcher: compose ? compose.call(agent, keepAliveOnDelete) : agent };
+        cache.set(key, e);
+      }
+      return e.dispatcher;
     };
   }
   return {
     async close() {
-      for (const d of cache.values()) await (d as { close?: () => Promise<void> } | undefined)?.close?.();
+      for (const e of cache.values())
+        await (e.agent as { close?: () => Promise<void> } | undefined)?.close?.();
       cache.clear();
     },
   };

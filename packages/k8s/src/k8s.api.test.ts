@@ -1,6 +1,7 @@
 // Typed access and informers against a Kubernetes API server over HTTP: the embedded server by
 // default, or the real cluster named by KUBECONFIG (the suite runs unchanged against both).
 // Everything this suite creates carries a per-run label and unique names.
+import diagnostics from 'node:diagnostics_channel';
 import { Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { type TestCluster, testCluster } from '@podnet/testkit';
@@ -135,6 +136,40 @@ describe('typed resource client', () => {
     expect(patched.spec).toMatchObject({ natOutgoing: true, disabled: true });
     await pools.delete(`${RUN}-b`, { resourceVersion: patched.metadata.resourceVersion! });
     expect(await codeOf(pools.get(`${RUN}-b`))).toBe(K8S_ERR.NOT_FOUND);
+  });
+
+  it('reuses one pooled connection for every verb, DELETE with a precondition included', async () => {
+    // A fresh client; undici reports every new connection on this channel.
+    const c = new KubeClient({ kubeconfigPath: cluster.kubeconfigPath });
+    let connects = 0;
+    const onConnect = () => connects++;
+    diagnostics.subscribe('undici:client:connected', onConnect);
+    try {
+      const pools = c.resource(IPPOOL);
+      await pools.list({ labelSelector: runSelector });
+      const first = connects;
+      for (let i = 0; i < 10; i++) {
+        const name = `${RUN}-conn-${i}`;
+        const made = await pools.create(pool(name, `10.${140 + i}.0.0/16`));
+        await pools.get(name);
+        const replaced = await pools.replace({ ...made, spec: { ...made.spec, disabled: true } });
+        await pools.replace(made).catch((err) => expect(err).toMatchObject({ code: K8S_ERR.CONFLICT }));
+        await pools.patch(name, { metadata: { annotations: { touched: 'yes' } } });
+        await pools
+          .delete(name, { resourceVersion: replaced.metadata.resourceVersion! })
+          .catch((err) => expect(err).toMatchObject({ code: K8S_ERR.CONFLICT }));
+        await pools.delete(name, { resourceVersion: (await pools.get(name)).metadata.resourceVersion! });
+        await pools.get(name).catch((err) => expect(err).toMatchObject({ code: K8S_ERR.NOT_FOUND }));
+        await c.listPods({ fieldSelector: 'spec.nodeName=nowhere' });
+      }
+      expect(first).toBeGreaterThanOrEqual(1);
+      // undici may open a second connection when a request goes out just before the previous
+      // response is fully processed; a connection per DELETE would be 20 here.
+      expect(connects - first).toBeLessThanOrEqual(2);
+    } finally {
+      diagnostics.unsubscribe('undici:client:connected', onConnect);
+      await c.close();
+    }
   });
 
   it('refuses to send an invalid object, naming the field', async () => {
