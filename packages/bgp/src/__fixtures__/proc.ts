@@ -42,14 +42,18 @@ export class SpeakerProc {
     this.child.stderr!.on('data', (d: Buffer) => {
       this.stderr = (this.stderr + d.toString()).slice(-20_000);
     });
-    this.child.on('exit', () => {
-      for (const w of this.waiting.values())
-        w.reject(new Error(`speaker process exited; stderr: ${this.stderr}`));
+    this.child.on('exit', (code, signal) => {
+      this.exited = `speaker process exited (code ${code}, signal ${signal}); stderr: ${this.stderr.slice(-2000)}`;
+      for (const w of this.waiting.values()) w.reject(new Error(this.exited));
       this.waiting.clear();
     });
   }
 
+  /** Why the process is gone, once it is. */
+  exited?: string;
+
   call<T = unknown>(op: string, ...args: unknown[]): Promise<T> {
+    if (this.exited) return Promise.reject(new Error(this.exited));
     const id = ++this.seq;
     return new Promise<T>((resolve, reject) => {
       this.waiting.set(id, { resolve: resolve as (v: unknown) => void, reject });
