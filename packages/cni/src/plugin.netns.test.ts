@@ -295,7 +295,13 @@ describe.each(['netlink', 'iproute2'])('the %s dataplane', (dataplane) => {
     expect(pod.metadata?.annotations?.['podnet.io/podIPs']).toBe(ipA);
 
     const ping = await a.ns.exec('ping', ['-c', '2', '-W', '3', ipB]);
-    expect(ping.code, ping.stdout + ping.stderr).toBe(0);
+    // On failure, say what the pod's neighbour table and the node's routes looked like.
+    const why =
+      ping.code === 0
+        ? ''
+        : `\npod neigh: ${await a.ns.ip('neigh')}\nnode routes: ${await node.ip('route')}` +
+          `\nglobal ARP cache (stat): ${readFileSync('/proc/net/stat/arp_cache', 'utf8').split('\n')[1] ?? ''}`;
+    expect(ping.code, ping.stdout + ping.stderr + why).toBe(0);
 
     ok(await invoke(node, inv(a, 'DEL'), conf({ dataplane })), 'DEL a');
     ok(await invoke(node, inv(b, 'DEL'), conf({ dataplane })), 'DEL b');
