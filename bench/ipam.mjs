@@ -225,7 +225,9 @@ async function main() {
     const problems = await checker.check();
 
     // Release everything, then verify that nothing leaked.
+    const r0 = performance.now();
     await Promise.all(nodes.map((n) => n.release()));
+    const releaseS = (performance.now() - r0) / 1000;
     const after = await checker.usage();
 
     const rows = [
@@ -248,6 +250,7 @@ async function main() {
       ['blocks claimed', usage.totals.blocks],
       ['duplicates', duplicates],
       ['ipam check problems', problems.length],
+      ['release of all (by handle, nodes in parallel)', `${round(releaseS)} s`],
       ['addresses left after release', after.totals.used],
       ['ref: bare API write p50', `${round(pct(ref, 50))} ms`],
       ['ref: bare API write p99', `${round(pct(ref, 99))} ms`],
@@ -271,6 +274,7 @@ async function main() {
         conflicts,
         duplicates,
         leaked: after.totals.used,
+        release_s: round(releaseS),
         ref_write_p50_ms: round(pct(ref, 50)),
       }),
     );
