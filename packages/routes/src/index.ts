@@ -11,6 +11,7 @@
 //                                    removeForeignOnPodIfaces: false, sysctl? });
 //   await rp.start();                                   // dump, diff, apply; watch link/route events
 //   await rp.setDesired(computeDesired(inputs).routes); // resolves once applied (failures retried)
+//     (the same destinations in the same order as last time: compared in place, O(n) without keys or maps)
 //   await rp.patchDesired({ set: [route], remove: [route] }); // O(changes), for hot paths
 //   await rp.setDesiredNeighbours(computeDesired(inputs).neighbours); // permanent pod IP → pod MAC entries,
 //     marked with podnet's protocol (NDA_PROTOCOL): after a restart the entries carrying it are

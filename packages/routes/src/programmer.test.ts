@@ -196,7 +196,7 @@ describe('setDesired with the whole set', () => {
       [...m.values()].map((r) => [r.dst, r.type === 'via' ? r.nexthops.map((h) => h.gateway).join(',') : '']),
     );
 
-  it('applies one changed next hop in an otherwise identical list (fresh objects) as one replace', async () => {
+  it('applies one changed, added or removed destination in an otherwise identical list (fresh objects) as one operation', async () => {
     const { kernel, rp } = setup();
     const list = (changed: number) => PREFIXES.map((_, p) => via(p, p === changed ? 1 : 0));
     await rp.setDesired(list(-1));
@@ -209,23 +209,54 @@ describe('setDesired with the whole set', () => {
     expect(kernelView(kernel)['10.1.0.128/26']).toBe('172.20.0.3');
     await rp.setDesired(list(2)); // nothing changed: nothing sent
     expect(kernel.batches.flat()).toHaveLength(1);
+    // One destination more in the middle, then one fewer: one add, one delete.
+    kernel.batches = [];
+    const extra = computeDesired({ remote: [{ prefix: '10.3.0.0/26', nextHops: [GATEWAYS[2]!] }] })
+      .routes[0]!;
+    const longer = [...list(2).slice(0, 3), extra, ...list(2).slice(3)];
+    await rp.setDesired(longer);
+    await rp.setDesired(longer.filter((r) => r.dst !== '10.1.0.64/26'));
+    expect(kernel.batches.flat().map((op) => `${op.type} ${op.route.dst}`)).toEqual([
+      'add 10.3.0.0/26',
+      'delete 10.1.0.64/26',
+    ]);
+    expect(Object.keys(kernelView(kernel)).sort()).toEqual([
+      '10.1.0.0/26',
+      '10.1.0.128/26',
+      '10.1.0.192/26',
+      '10.2.0.0/26',
+      '10.3.0.0/26',
+    ]);
     await rp.stop();
   });
 
   type Step =
     | { type: 'set'; list: [number, number][] }
     | { type: 'mutate'; index: number; gw: number }
+    | { type: 'insert'; index: number; p: number; gw: number }
+    | { type: 'remove'; index: number }
     | { type: 'patch'; p: number; gw: number };
   const pair = fc.tuple(fc.nat(PREFIXES.length - 1), fc.nat(GATEWAYS.length - 1));
   const step: fc.Arbitrary<Step> = fc.oneof(
     fc.record({ type: fc.constant('set' as const), list: fc.array(pair, { maxLength: 7 }) }),
+    fc.record({
+      type: fc.constant('set' as const),
+      list: fc.uniqueArray(pair, { maxLength: PREFIXES.length, selector: (x) => x[0] }),
+    }),
+    fc.record({
+      type: fc.constant('insert' as const),
+      index: fc.nat(7),
+      p: fc.nat(PREFIXES.length - 1),
+      gw: fc.nat(2),
+    }),
+    fc.record({ type: fc.constant('remove' as const), index: fc.nat(7) }),
     fc.record({ type: fc.constant('mutate' as const), index: fc.nat(6), gw: fc.nat(GATEWAYS.length - 1) }),
     fc.record({ type: fc.constant('patch' as const), p: fc.nat(PREFIXES.length - 1), gw: fc.nat(2) }),
   );
 
   it('leaves the kernel exactly as the last list says, whatever the order, duplicates and patches in between', async () => {
     await fc.assert(
-      fc.asyncProperty(fc.array(step, { minLength: 1, maxLength: 8 }), async (steps) => {
+      fc.asyncProperty(fc.array(step, { minLength: 1, maxLength: 10 }), async (steps) => {
         const { kernel, rp } = setup();
         await rp.start();
         let list: [number, number][] = [];
@@ -238,6 +269,10 @@ describe('setDesired with the whole set', () => {
             continue;
           }
           if (st.type === 'set') list = st.list;
+          else if (st.type === 'insert') {
+            const at = st.index % (list.length + 1);
+            list = [...list.slice(0, at), [st.p, st.gw], ...list.slice(at)];
+          } else if (st.type === 'remove') list = list.filter((_, i) => i !== st.index % (list.length || 1));
           else if (list.length) {
             list = list.map((e, i): [number, number] => (i === st.index % list.length ? [e[0], st.gw] : e));
           }
@@ -250,7 +285,7 @@ describe('setDesired with the whole set', () => {
         expect(kernelView(kernel)).toEqual(expectedView(model));
         await rp.stop();
       }),
-      { numRuns: 150 },
+      { numRuns: 300 },
     );
   });
 });

@@ -269,32 +269,83 @@ export class RouteProgrammer {
   }
 
   /**
-   * setDesired's cheap path: the same destinations in the same order as the last setDesired (what
-   * computeDesired gives when only next hops or interfaces change). Compares position by position,
-   * builds no keys and no map, and touches only the entries that changed. Returns false, changing
-   * nothing, when the general path must run.
+   * setDesired's cheap path, against the list given last time (what computeDesired gives when a
+   * pod, a block or a next hop changes): the common prefix and suffix are compared position by
+   * position without building keys, and only the part in between (the inserted, removed or moved
+   * entries) is keyed. Touches only what changed. Returns false, having changed nothing, when the
+   * general path must run (no previous list, or a destination listed twice).
    */
   private setDesiredInPlace(routes: readonly DesiredRoute[]): boolean {
     const last = this.lastSet;
-    if (!last || last.routes.length !== routes.length) return false;
+    if (!last) return false;
     const prev = last.routes;
-    let changed: number[] | undefined;
-    for (let i = 0; i < routes.length; i++) {
+    const keys = last.keys;
+    const n = routes.length;
+    const m = prev.length;
+    // Entries at the same slot whose route changed: [index in routes, index in prev].
+    const changed: number[] = [];
+    let i = 0;
+    for (; i < n && i < m; i++) {
       const r = routes[i]!;
       const o = prev[i]!;
       if (r === o) continue;
-      if (r.table !== o.table || r.dst !== o.dst || r.metric !== o.metric) return false;
-      if (!sameDesired(o, r)) (changed ??= []).push(i);
+      if (r.dst !== o.dst || r.table !== o.table || r.metric !== o.metric) break; // another slot
+      if (!sameDesired(o, r)) changed.push(i, i);
     }
-    if (!changed) return true;
+    let j = 0;
+    for (; j < n - i && j < m - i; j++) {
+      const r = routes[n - 1 - j]!;
+      const o = prev[m - 1 - j]!;
+      if (r === o) continue;
+      if (r.dst !== o.dst || r.table !== o.table || r.metric !== o.metric) break;
+      if (!sameDesired(o, r)) changed.push(n - 1 - j, m - 1 - j);
+    }
+    // The middle: routes[i, n - j) replaces prev[i, m - j).
+    const oldMid = new Map<string, number>();
+    for (let k = i; k < m - j; k++) oldMid.set(keys[k]!, k);
+    const newMid = new Map<string, DesiredRoute>();
+    const newKeys: string[] = [];
+    for (let k = i; k < n - j; k++) {
+      const r = routes[k]!;
+      const key = slotKey(r);
+      // Listed twice (in the middle, or also in the unchanged prefix/suffix): the general path.
+      if (newMid.has(key) || (!oldMid.has(key) && this.desired.has(key))) return false;
+      newMid.set(key, r);
+      newKeys.push(key);
+    }
     const dirty = this.dirtySlots;
-    for (const i of changed) {
-      const r = routes[i]!;
-      const k = last.keys[i]!;
-      prev[i] = r;
-      this.desired.set(k, r);
-      if (dirty !== 'all') dirty.add(k);
+    const mark = (key: string) => {
+      if (dirty !== 'all') dirty.add(key);
+    };
+    for (let c = 0; c < changed.length; c += 2) {
+      const key = keys[changed[c + 1]!]!;
+      this.desired.set(key, routes[changed[c]!]!);
+      mark(key);
     }
+    let slotsChanged = false;
+    for (const key of oldMid.keys()) {
+      if (newMid.has(key)) continue;
+      this.desired.delete(key);
+      mark(key);
+      slotsChanged = true;
+    }
+    for (const [key, r] of newMid) {
+      const o = this.desired.get(key);
+      if (o && sameDesired(o, r)) continue;
+      if (!o) slotsChanged = true;
+      this.desired.set(key, r);
+      mark(key);
+    }
+    if (n === m) {
+      for (let c = 0; c < changed.length; c += 2) prev[changed[c + 1]!] = routes[changed[c]!]!;
+      for (let k = i; k < n - j; k++) {
+        prev[k] = routes[k]!;
+        keys[k] = newKeys[k - i]!;
+      }
+    } else {
+      this.lastSet = { routes: [...routes], keys: [...keys.slice(0, i), ...newKeys, ...keys.slice(m - j)] };
+    }
+    if (slotsChanged) this.desiredDsts = undefined;
     return true;
   }
 
@@ -664,11 +715,16 @@ export function sameDesired(a: DesiredRoute, b: DesiredRoute): boolean {
   if (a.type !== b.type || a.dst !== b.dst || a.table !== b.table || a.metric !== b.metric) return false;
   if (a.type === 'local') return a.ifname === (b as typeof a).ifname;
   if (a.type === 'via') {
+    // A plain loop: setDesired calls this for every destination, often before the JIT has.
+    const ah = a.nexthops;
     const bh = (b as typeof a).nexthops;
-    return (
-      a.nexthops.length === bh.length &&
-      a.nexthops.every((h, i) => h.gateway === bh[i]!.gateway && h.ifname === bh[i]!.ifname)
-    );
+    if (ah.length !== bh.length) return false;
+    for (let i = 0; i < ah.length; i++) {
+      const x = ah[i]!;
+      const y = bh[i]!;
+      if (x.gateway !== y.gateway || x.ifname !== y.ifname) return false;
+    }
+    return true;
   }
   return true;
 }
