@@ -274,7 +274,7 @@ describe.each(backends)('neighbour ownership across a restart, on %s', (_name, m
     }
   });
 
-  it('a new programmer instance (simulated restart) cleans up a stale neighbour it owned and leaves a foreign one', async () => {
+  it('a new programmer instance (simulated restart) cleans up a stale neighbour it owned and leaves a foreign one; uninstall removes only its own', async () => {
     const first = programmer();
     await first.setDesiredNeighbours(desiredOf(A, B));
     await first.start();
@@ -335,7 +335,9 @@ describe.each(backends)('neighbour ownership across a restart, on %s', (_name, m
     // A desired address held by a foreign entry is taken over: podnet's MAC and protocol.
     await second.setDesiredNeighbours(desiredOf(A, { ...B, ip: '10.67.0.8' }));
     expect((await entries()).get(`10.67.0.8@${B.ifname}`)).toBe(`${B.mac} ${PODNET_PROTO}`);
-    await second.stop();
+    // Uninstall (stop without keepRoutes): podnet's entries go, the foreign one stays.
+    await second.stop({ keepRoutes: false });
+    expect(await entries()).toEqual(new Map([[`10.67.0.9@${B.ifname}`, '02:00:00:00:00:09 4']]));
   });
 });
 

@@ -412,7 +412,8 @@ export class RouteProgrammer {
 
   /**
    * Stops timers and watching. With keepRoutes (the default, for a graceful restart) the kernel
-   * keeps podnet's routes; with keepRoutes false every route carrying podnet's protocol is removed.
+   * keeps podnet's routes; with keepRoutes false every route and permanent neighbour entry carrying
+   * podnet's protocol is removed.
    */
   async stop(opts: { keepRoutes?: boolean } = {}): Promise<void> {
     this.running = false;
@@ -431,6 +432,16 @@ export class RouteProgrammer {
       const results = await this.kernel.apply(ops);
       const failed = results.filter((r) => !r.ok).length;
       this.log?.info({ removed: ops.length - failed, failed }, 'removed podnet routes on stop');
+      if (this.kernel.listNeighbours && this.kernel.applyNeighbours) {
+        const mine = (await this.kernel.listNeighbours()).filter((n) => n.protocol === this.opts.protocol);
+        const nres = await this.kernel.applyNeighbours(mine.map((neigh) => ({ type: 'delete', neigh })));
+        const nfailed = nres.filter((r) => !r.ok).length;
+        if (mine.length)
+          this.log?.info(
+            { removed: mine.length - nfailed, failed: nfailed },
+            'removed podnet neighbours on stop',
+          );
+      }
     }
     await this.kernel.close();
   }
