@@ -14,8 +14,9 @@ function policy(rules: PrefixRule[]) {
       ...(r.ge !== undefined ? { ge: r.ge } : {}),
       ...(r.le !== undefined ? { le: r.le } : {}),
     })),
-    // A prefix list that names what to accept rejects the rest, as router prefix lists do.
-    defaultAction: 'reject' as const,
+    // A list that names what to accept rejects the rest (as router prefix lists do); a list of
+    // rejections only accepts the rest.
+    defaultAction: rules.some((r) => r.action === 'accept') ? ('reject' as const) : ('accept' as const),
   };
 }
 
