@@ -10,6 +10,9 @@
 // userspace (default): an AF_PACKET socket per interface answers requests from the pod for any
 // address that is not the pod's own, at once, with the host MAC (and sets proxy_arp=0 so the
 // kernel does not answer as well). kernel: proxy_arp=1 and proxy_delay=0 on the interface.
+// Hot path: frames are read into one buffer the packet socket reuses (reuseFrameBuffer), and
+// `decidePrepared` answers from a per-interface prepared form (pod IPs as numbers, one reply frame
+// rewritten in place), so an answered request allocates nothing.
 // The pure parts (frame codec, `decide`) are exported for podnetctl diagnostics and tests.
 export {
   type ArpDecision,
