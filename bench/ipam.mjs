@@ -27,6 +27,9 @@ const ALLOCATIONS = arg('allocations', 1000);
 const NODES = arg('nodes', 5);
 const PER_NODE = arg('per-node', 1); // allocations in flight per node (CNI ADDs at once)
 const IN_PROCESS = !process.argv.includes('--node-processes');
+// `--client-node` sends every request through client-node's fetch pipeline (KubeClient
+// directRequests: false), for comparison with the direct requests the KubeClient makes by default.
+const DIRECT = !process.argv.includes('--client-node');
 
 /** CPU seconds (user+system) a process has used, from /proc. */
 const cpuSeconds = (pid) => {
@@ -41,7 +44,7 @@ const round = (x, d = 2) => Math.round(x * 10 ** d) / 10 ** d;
  * allocates pods i of `indices` (PER_NODE at a time) and returns what it measured.
  */
 function simulatedNode(kubeconfigPath, name) {
-  const client = new KubeClient({ kubeconfigPath });
+  const client = new KubeClient({ kubeconfigPath, directRequests: DIRECT });
   const ipam = new Ipam({ client });
   const results = [];
   return {
@@ -122,7 +125,16 @@ if (process.argv.includes('--node-worker')) {
 function childNode(kubeconfigPath, name) {
   const child = fork(
     fileURLToPath(import.meta.url),
-    ['--node-worker', '--per-node', String(PER_NODE), '--kubeconfig', kubeconfigPath, '--node', name],
+    [
+      '--node-worker',
+      '--per-node',
+      String(PER_NODE),
+      '--kubeconfig',
+      kubeconfigPath,
+      '--node',
+      name,
+      ...(DIRECT ? [] : ['--client-node']),
+    ],
     { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] },
   );
   const ask = (msg) =>
@@ -236,6 +248,10 @@ async function main() {
         'nodes (concurrent)',
         `${NODES} x ${PER_NODE} in flight, ${IN_PROCESS ? 'all in one process' : 'one process each'}`,
       ],
+      [
+        'requests',
+        DIRECT ? 'direct over the pooled connection (default)' : 'through client-node fetch (--client-node)',
+      ],
       ['elapsed', `${round(elapsed)} s`],
       ['allocations/s', round(ALLOCATIONS / elapsed, 1)],
       ['latency p50', `${round(pct(latencies, 50))} ms`],
@@ -265,6 +281,7 @@ async function main() {
         allocations: ALLOCATIONS,
         nodes: NODES,
         node_processes: !IN_PROCESS,
+        direct_requests: DIRECT,
         per_s: round(ALLOCATIONS / elapsed, 1),
         p50_ms: round(pct(latencies, 50)),
         p99_ms: round(pct(latencies, 99)),

@@ -172,6 +172,36 @@ describe('typed resource client', () => {
     }
   });
 
+  it('gives the same objects and typed errors over direct requests and through client-node', async () => {
+    for (const directRequests of [true, false]) {
+      const c = new KubeClient({ kubeconfigPath: cluster.kubeconfigPath, directRequests });
+      try {
+        const pools = c.resource(IPPOOL);
+        const name = `${RUN}-via-${directRequests ? 'direct' : 'client-node'}`;
+        const made = await pools.create(pool(name, directRequests ? '10.150.0.0/16' : '10.151.0.0/16'));
+        expect(made.spec).toMatchObject({ blockSize: 26, disabled: false });
+        expect(await pools.get(name)).toEqual(made);
+        const codeOf = (p: Promise<unknown>) =>
+          p.then(
+            () => 'no error',
+            (e: K8sError) => e.code,
+          );
+        expect(await codeOf(pools.create(pool(name, '10.152.0.0/16')))).toBe(K8S_ERR.ALREADY_EXISTS);
+        const replaced = await pools.replace({ ...made, spec: { ...made.spec, disabled: true } });
+        expect(replaced.spec.disabled).toBe(true);
+        expect(await codeOf(pools.replace(made))).toBe(K8S_ERR.CONFLICT);
+        expect(await codeOf(pools.delete(name, { resourceVersion: made.metadata.resourceVersion! }))).toBe(
+          K8S_ERR.CONFLICT,
+        );
+        await pools.delete(name, { resourceVersion: replaced.metadata.resourceVersion! });
+        expect(await codeOf(pools.get(name))).toBe(K8S_ERR.NOT_FOUND);
+        expect(await codeOf(pools.delete(name))).toBe(K8S_ERR.NOT_FOUND);
+      } finally {
+        await c.close();
+      }
+    }
+  });
+
   it('refuses to send an invalid object, naming the field', async () => {
     const pools = client.resource(IPPOOL);
     await expect(pools.create(pool(`${RUN}-bad`, '100.64.0.0/99'))).rejects.toThrow(SchemaError);
