@@ -4,6 +4,7 @@ import { closeSync, openSync } from 'node:fs';
 import { cleanupStale, type Netns, NetnsSet, waitFor } from '@podnet/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Request, Rtnl, type RtnlEvent } from './client.js';
+import { RTM } from './constants.js';
 import { NetlinkError } from './errors.js';
 
 const PROTO = 80;
@@ -490,6 +491,25 @@ describe('events', () => {
           seen.some((e) => e.type === 'neigh' && e.neigh.dst === '10.9.0.88'),
         { timeoutMs: 10_000 },
       );
+    } finally {
+      sub.close();
+    }
+  });
+
+  it('skips, before decoding, the message types a subscriber filters out', async () => {
+    const seen: RtnlEvent[] = [];
+    const sub = nl.subscribe(['route'], (ev) => seen.push(ev), undefined, {
+      types: (t) => t !== RTM.NEWROUTE,
+    });
+    try {
+      await ns.ip('route', 'add', '10.68.0.0/16', 'via', '10.9.0.9', 'proto', '99');
+      await ns.ip('route', 'del', '10.68.0.0/16', 'proto', '99');
+      await waitFor(
+        'the route deletion event',
+        () => seen.some((e) => e.type === 'route' && e.op === 'del' && e.route.dst === '10.68.0.0/16'),
+        { timeoutMs: 10_000 },
+      );
+      expect(seen.filter((e) => e.type === 'route' && e.op === 'new')).toEqual([]);
     } finally {
       sub.close();
     }

@@ -375,7 +375,14 @@ export class Rtnl {
     groups: EventGroup[],
     cb: (ev: RtnlEvent) => void,
     onError?: (err: NetlinkError) => void,
-    opts: { rcvbuf?: number } = {},
+    opts: {
+      rcvbuf?: number;
+      /**
+       * Only messages whose nlmsg_type this accepts (RTM_*) are decoded and delivered; e.g.
+       * `(t) => t !== RTM.NEWROUTE` skips the cost of decoding route additions nobody reads.
+       */
+      types?: (nlmsgType: number) => boolean;
+    } = {},
   ): Subscription {
     this.assertOpen();
     const nums = new Set<number>();
@@ -398,7 +405,9 @@ export class Rtnl {
     sock.onMessage(
       (d) => {
         const { msgs, error } = splitMessages(d);
+        const types = opts.types;
         for (const m of msgs) {
+          if (types && !types(m.type)) continue;
           const ev = decodeMessage(m);
           if (ev.type === 'link' || ev.type === 'addr' || ev.type === 'route' || ev.type === 'neigh') cb(ev);
           else if (ev.type === 'malformed' && onError) onError(ev.error);
