@@ -5,6 +5,7 @@ import {
   type Request,
   type Route,
   type RouteInfo,
+  RTM,
   Rtnl,
   type RtnlEvent,
 } from '@podnet/rtnetlink';
@@ -172,7 +173,9 @@ export function rtnetlinkKernel(opts: RtnetlinkKernelOptions = {}): RouteKernel 
       void nl().then(
         (c) => {
           if (stopped || closed) return;
-          sub = c.subscribe(['link', 'route'], handle, onError);
+          // Only deletions of routes matter here; route additions (thousands after a big apply,
+          // most of them ours) are skipped before they are decoded.
+          sub = c.subscribe(['link', 'route'], handle, onError, { types: (t) => t !== RTM.NEWROUTE });
           subs.add(sub);
           // The resync timer and requests keep the process alive, not the event socket.
           (sub as { unref?: () => void }).unref?.();
