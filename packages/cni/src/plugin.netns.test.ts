@@ -16,6 +16,7 @@ import {
 } from '@podnet/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Forward, forwardIntoNetns } from './__fixtures__/forward.js';
+import { type ApiEndpoint, apiEndpoint, writePluginKubeconfig } from './__fixtures__/kubeconfig.js';
 import { BUNDLE, invoke, ok, requireBuiltPlugin } from './__fixtures__/runner.js';
 import { hostIfName } from './plan.js';
 
@@ -30,13 +31,30 @@ let node: Netns;
 let cacheDir: string;
 let scratch: string;
 let podSeq = 0;
+/**
+ * Inside the node namespace the API server (embedded on loopback, or the cluster KUBECONFIG names)
+ * is reached through a forwarder at this address, which its certificate does not name: the plugin's
+ * kubeconfig carries tls-server-name, as one for a cluster behind a load balancer or NAT would.
+ */
+const API_IN_NODE = '127.1.2.3';
+let api: ApiEndpoint;
+let pluginKubeconfig: string;
+
+function kubeconfigVia(name: string, tlsServerName: string | null): string {
+  const path = join(scratch, name);
+  writePluginKubeconfig(cluster.kubeconfigPath, path, {
+    server: `${api.url.protocol}//${API_IN_NODE}:${api.port}`,
+    tlsServerName,
+  });
+  return path;
+}
 
 function conf(extra: Record<string, unknown> = {}) {
   return {
     cniVersion: '1.0.0',
     name: 'podnet',
     type: 'podnet',
-    kubeconfig: cluster.kubeconfigPath,
+    kubeconfig: pluginKubeconfig,
     nodeName: NODE,
     arpMode: 'kernel',
     cacheDir,
@@ -128,10 +146,11 @@ beforeAll(async () => {
   await node.ip('route', 'add', 'default', 'via', '192.0.2.2', 'dev', 'up0');
   // IPv6 forwarding is global in Linux (the agent's job on a real node).
   await node.sysctl('net.ipv6.conf.all.forwarding', 1);
-  const server = new URL(/server:\s*"?([^"\s]+)"?/.exec(readFileSync(cluster.kubeconfigPath, 'utf8'))![1]!);
-  fwd = await forwardIntoNetns(node, Number(server.port), server.hostname);
   cacheDir = mkdtempSync(join(tmpdir(), 'podnet-cni-cache-'));
   scratch = mkdtempSync(join(tmpdir(), 'podnet-cni-scratch-'));
+  api = apiEndpoint(cluster.kubeconfigPath);
+  fwd = await forwardIntoNetns(node, api.port, api.host, API_IN_NODE);
+  pluginKubeconfig = kubeconfigVia('kubeconfig', api.tlsServerName ?? api.host);
 }, 120_000);
 
 afterAll(async () => {
@@ -154,6 +173,52 @@ describe('podnet-cni as a process', () => {
 
   it('reports STATUS ok while the API is up and the node has a pool', async () => {
     ok(await invoke(node, { command: 'STATUS' }, conf({ cniVersion: '1.1.0' })), 'STATUS');
+  });
+
+  it('reaches an API server whose certificate does not name the address dialled, through tls-server-name', async () => {
+    if (api.url.protocol !== 'https:')
+      throw new Error(`this test needs an HTTPS API server, not ${api.url.href}`);
+    const plain = await invoke(
+      node,
+      { command: 'STATUS' },
+      conf({
+        cniVersion: '1.1.0',
+        kubeconfig: kubeconfigVia('kubeconfig-no-sni', null),
+        datastoreTimeoutMs: 5000,
+      }),
+    );
+    expect(plain.code).toBe(1);
+    expect(plain.json).toMatchObject({
+      code: 50,
+      msg: expect.stringContaining('ERR_TLS_CERT_ALTNAME_INVALID'),
+    });
+    expect(plain.json?.msg).toContain('set tls-server-name');
+    // The embedded server's certificate names localhost (a host name: sent as SNI) and 127.0.0.1 (an
+    // address: checked, not sent); a real cluster's is checked against its kubeconfig's own name.
+    const names = cluster.embedded ? ['localhost', '127.0.0.1'] : [api.tlsServerName ?? api.host];
+    for (const name of names) {
+      ok(
+        await invoke(
+          node,
+          { command: 'STATUS' },
+          conf({ cniVersion: '1.1.0', kubeconfig: kubeconfigVia(`kubeconfig-${name}`, name) }),
+        ),
+        `STATUS with tls-server-name ${name}`,
+      );
+    }
+    const wrong = await invoke(
+      node,
+      { command: 'STATUS' },
+      conf({
+        cniVersion: '1.1.0',
+        kubeconfig: kubeconfigVia('kubeconfig-wrong', 'not-the-apiserver.example'),
+        datastoreTimeoutMs: 5000,
+      }),
+    );
+    expect(wrong.json).toMatchObject({
+      code: 50,
+      msg: expect.stringContaining('tls-server-name not-the-apiserver.example'),
+    });
   });
 
   it('succeeds on DEL when the namespace is already gone', async () => {

@@ -11,14 +11,14 @@ import type { Netns } from '@podnet/testkit';
 
 const INNER = `
 const net = require('node:net');
-const [sock, port] = process.argv.slice(1);
+const [sock, port, host] = process.argv.slice(1);
 const srv = net.createServer((c) => {
   const up = net.connect(sock);
   c.pipe(up); up.pipe(c);
   const end = () => { c.destroy(); up.destroy(); };
   c.on('error', end); up.on('error', end); c.on('close', end); up.on('close', end);
 });
-srv.listen(Number(port), '127.0.0.1', () => process.stdout.write('ready\\n'));
+srv.listen(Number(port), host, () => process.stdout.write('ready\\n'));
 process.on('SIGTERM', () => process.exit(0));
 setInterval(() => { if (process.ppid === 1) process.exit(0); }, 1000);
 `;
@@ -32,7 +32,16 @@ export interface Forward {
   close(): Promise<void>;
 }
 
-export async function forwardIntoNetns(ns: Netns, port: number, targetHost = '127.0.0.1'): Promise<Forward> {
+/**
+ * Forwards `targetHost:port` (reached from this namespace: loopback or a remote cluster) to
+ * `listenHost:port` inside `ns` (any 127.x address is local on a namespace's lo).
+ */
+export async function forwardIntoNetns(
+  ns: Netns,
+  port: number,
+  targetHost = '127.0.0.1',
+  listenHost = '127.0.0.1',
+): Promise<Forward> {
   n += 1;
   const sock = join(tmpdir(), `pnt-fwd-${process.pid}-${n}.sock`);
   if (existsSync(sock)) unlinkSync(sock);
@@ -65,7 +74,7 @@ export async function forwardIntoNetns(ns: Netns, port: number, targetHost = '12
   });
   const child: ChildProcess = spawn(
     'ip',
-    ['netns', 'exec', ns.name, process.execPath, '-e', INNER, sock, String(port)],
+    ['netns', 'exec', ns.name, process.execPath, '-e', INNER, sock, String(port), listenHost],
     {
       stdio: ['ignore', 'pipe', 'pipe'],
     },
