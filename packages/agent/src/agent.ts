@@ -350,6 +350,10 @@ export class Agent {
     if (!this.routesStarted) {
       if (!this.routesMayStart()) return;
       this.log.info({ routes: d.routes.length }, 'starting the route programmer (reconcile, no flush)');
+      // The complete desired set goes in before the first kernel dump and diff: started with an
+      // empty one, the programmer would delete every route of ours (the ones a graceful restart
+      // kept) and add them back moments later, dropping the packets in between.
+      await this.deps.routes.setDesired(d.routes);
       await this.deps.routes.start();
       this.routesStarted = true;
     }

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { compute, resolveAsNumber, splitPeerIP } from './compute.js';
+import { compute, filterAccepts, REJECT_ALL, resolveAsNumber, splitPeerIP } from './compute.js';
+import { parseCidr } from './ip.js';
 import type { ComputeInputs, NodeView } from './model.js';
 
 const node = (name: string, ip: string, extra: Partial<NodeView> = {}): NodeView => ({
@@ -382,6 +383,109 @@ describe('compute: BGPPeer sourceAddress', () => {
       }),
     );
     expect(d.peers[0]!.localAddress).toBe(want);
+  });
+});
+
+describe('compute: BGPPeer source address per family', () => {
+  const dual = (sourceAddress?: string) =>
+    compute(
+      inputs({
+        nodes: [node('node-a', '10.0.0.11', { ipv6: 'fd00::11/64' }), node('node-b', '10.0.0.12')],
+        bgpConfigs: [{ name: 'default', nodeToNodeMesh: false }],
+        peers: [
+          { name: 'tor', peerIP: '10.0.0.1', asNumber: 65000, ...(sourceAddress ? { sourceAddress } : {}) },
+          { name: 'tor6', peerIP: 'fd00::1', asNumber: 65000, ...(sourceAddress ? { sourceAddress } : {}) },
+        ],
+      }),
+    ).peers.map((p) => [p.address, p.localAddress]);
+
+  it('binds an IPv6 session to the node IPv6 address and an IPv4 session to the IPv4 one', () => {
+    expect(dual()).toEqual([
+      ['10.0.0.1', '10.0.0.11'],
+      ['fd00::1', 'fd00::11'],
+    ]);
+    expect(dual('UseNodeIP')).toEqual(dual());
+  });
+
+  it('lets the kernel pick the source of an IPv6 session when the node has no IPv6 address', () => {
+    const d = compute(
+      inputs({
+        bgpConfigs: [{ name: 'default', nodeToNodeMesh: false }],
+        peers: [{ name: 'tor6', peerIP: '[fd00::1]:179', asNumber: 65000 }],
+      }),
+    );
+    expect(d.peers.map((p) => [p.address, p.localAddress])).toEqual([['fd00::1', undefined]]);
+  });
+});
+
+describe('compute: what external peers get', () => {
+  const withTor = (over: Partial<ComputeInputs> = {}) =>
+    compute(
+      inputs({
+        pods: [{ namespace: 'default', name: 'p2', ips: ['10.244.2.9'], iface: 'pn0123456789b' }],
+        rib: [{ prefix: '10.244.2.0/26', nextHops: ['10.0.0.12'] }],
+        ...over,
+        peers: [{ name: 'tor', peerIP: '10.0.0.1', asNumber: 65000 }, ...(over.peers ?? [])],
+      }),
+    );
+
+  it('exports to a ToR exactly the prefixes the node originates, and rejects learned ones', () => {
+    const tor = withTor().peers.find((p) => p.source === 'tor')!;
+    expect(tor.exportFilter).toEqual([
+      { action: 'accept', cidr: '10.244.1.0/26' },
+      { action: 'accept', cidr: '10.244.2.9/32' },
+      ...REJECT_ALL,
+    ]);
+    // The block learned from node-b (iBGP) matches no accept rule and falls on the reject-all tail.
+    expect(filterAccepts(tor.exportFilter, parseCidr('10.244.2.0/26')!)).toBe(false);
+    expect(filterAccepts(tor.exportFilter, parseCidr('fd00::/122')!)).toBe(false);
+    expect(filterAccepts(tor.exportFilter, parseCidr('10.244.1.0/26')!)).toBe(true);
+  });
+
+  it('exports nothing to a ToR while the node originates nothing', () => {
+    const tor = withTor({ affinities: [], pods: [] }).peers.find((p) => p.source === 'tor')!;
+    expect(tor.exportFilter).toEqual(REJECT_ALL);
+    expect(filterAccepts(tor.exportFilter, parseCidr('10.244.2.0/26')!)).toBe(false);
+  });
+
+  it('applies the BGPPeer export filter on top of the originated-only rule', () => {
+    const d = withTor({
+      peers: [
+        {
+          name: 'tor2',
+          peerIP: '10.0.0.2',
+          asNumber: 65000,
+          exportFilter: [{ action: 'reject', cidr: '10.244.2.0/24', ge: 32 }],
+        },
+      ],
+    });
+    expect(d.peers.find((p) => p.source === 'tor2')!.exportFilter).toEqual([
+      { action: 'accept', cidr: '10.244.1.0/26' },
+      ...REJECT_ALL,
+    ]);
+  });
+
+  it('keeps the full table towards mesh peers and route-reflector clients', () => {
+    const d = withTor({
+      peers: [{ name: 'client', peerIP: '10.0.0.7', asNumber: 64512, routeReflectorClient: true }],
+    });
+    expect(d.peers.filter((p) => p.type === 'mesh').every((p) => p.exportFilter.length === 0)).toBe(true);
+    expect(d.peers.find((p) => p.source === 'client')!.exportFilter).toEqual([]);
+  });
+});
+
+describe('filterAccepts', () => {
+  it.each([
+    [[{ action: 'accept' as const, cidr: '10.0.0.0/8' }], '10.0.0.0/8', true],
+    [[{ action: 'accept' as const, cidr: '10.0.0.0/8' }], '10.1.0.0/16', false],
+    [[{ action: 'accept' as const, cidr: '10.0.0.0/8', le: 24 }], '10.1.0.0/16', true],
+    [[{ action: 'accept' as const, cidr: '10.0.0.0/8', ge: 26 }], '10.1.0.0/26', true],
+    [[{ action: 'accept' as const, cidr: '10.0.0.0/8', ge: 26 }], '10.1.0.0/24', false],
+    [[{ action: 'reject' as const, cidr: '10.0.0.0/8', ge: 8 }], '10.1.0.0/24', false],
+    [[{ action: 'reject' as const, cidr: '10.0.0.0/8', ge: 8 }], '192.168.0.0/24', true],
+    [[{ action: 'accept' as const, cidr: '10.0.0.0/8', ge: 8 }], 'fd00::/64', false],
+  ])('%j on %s accepts: %s', (rules, prefix, want) => {
+    expect(filterAccepts(rules, parseCidr(prefix)!)).toBe(want);
   });
 });
 

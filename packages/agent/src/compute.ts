@@ -1,6 +1,6 @@
 // desired = compute(inputs): the agent's pure core (DESIGN.md §4). No I/O, no clocks, no randomness:
 // the same inputs always give the same, sorted output, so reconcilers can diff it cheaply.
-import { addressOf, cidrContains, compareIp, hostCidr, isIPv4, parseCidr } from './ip.js';
+import { addressOf, type Cidr, cidrContains, compareIp, hostCidr, isIPv4, parseCidr } from './ip.js';
 import type {
   Advertisement,
   BgpConfigView,
@@ -10,6 +10,7 @@ import type {
   DesiredRoute,
   NodeView,
   PeerType,
+  PrefixRule,
 } from './model.js';
 import { compileSelector } from './selector.js';
 
@@ -51,6 +52,40 @@ export function splitPeerIP(text: string): { address: string; port?: number } | 
   if (m && isIPv4(m[1]!)) return { address: m[1]!, ...(m[2] ? { port: Number(m[2]) } : {}) };
   if (t.includes(':') && parseCidr(t)) return { address: t };
   return undefined;
+}
+
+/** Does a prefix rule (ge/le as in router prefix lists) match `prefix`? */
+export function ruleMatches(rule: PrefixRule, prefix: Cidr): boolean {
+  const r = parseCidr(rule.cidr);
+  if (!r || r.family !== prefix.family) return false;
+  const max = r.family === 4 ? 32 : 128;
+  const ge = rule.ge ?? r.prefixLen;
+  const le = rule.le ?? (rule.ge !== undefined ? max : r.prefixLen);
+  return prefix.prefixLen >= ge && prefix.prefixLen <= le && cidrContains(r, prefix);
+}
+
+/** A user prefix list on one prefix: first match decides; accept-lists reject the rest. */
+export function filterAccepts(rules: PrefixRule[], prefix: Cidr): boolean {
+  for (const r of rules) if (ruleMatches(r, prefix)) return r.action === 'accept';
+  return !rules.some((r) => r.action === 'accept');
+}
+
+/** Rejects every prefix of both families (the tail of an originated-only export list). */
+export const REJECT_ALL: PrefixRule[] = [
+  { action: 'reject', cidr: '0.0.0.0/0', ge: 0, le: 32 },
+  { action: 'reject', cidr: '::/0', ge: 0, le: 128 },
+];
+
+/**
+ * The export list for an external peer: exactly the prefixes this node originates that the
+ * peer's own export filter lets through, then reject everything else.
+ */
+export function originatedOnly(advertisements: Advertisement[], userFilter: PrefixRule[]): PrefixRule[] {
+  const accepted = advertisements
+    .map((a) => parseCidr(a.prefix))
+    .filter((c): c is Cidr => c !== undefined && filterAccepts(userFilter, c))
+    .sort((a, b) => compareIp(a.text, b.text));
+  return [...accepted.map((c) => ({ action: 'accept' as const, cidr: c.text })), ...REJECT_ALL];
 }
 
 const PRIORITY: Record<PeerType, number> = {
@@ -267,15 +302,19 @@ export function compute(inputs: ComputeInputs): Desired {
           continue;
         }
       }
+      // The source address is of the peer's family: an IPv6 session binds the node's IPv6 address
+      // (podnet.io/ipv6-address), never its IPv4 one; without one the kernel picks.
+      const sourceFor = (peerAddress: string) =>
+        peer.sourceAddress === 'None'
+          ? undefined
+          : peer.sourceAddress && peer.sourceAddress !== 'UseNodeIP'
+            ? peer.sourceAddress
+            : isIPv4(peerAddress)
+              ? address
+              : addressV6;
       const common = {
         source: peer.name,
         localAs,
-        localAddress:
-          peer.sourceAddress === 'None'
-            ? undefined
-            : peer.sourceAddress && peer.sourceAddress !== 'UseNodeIP'
-              ? peer.sourceAddress
-              : address,
         holdTime: peer.holdTime ?? holdDefault,
         keepaliveTime:
           peer.keepaliveTime ??
@@ -291,7 +330,8 @@ export function compute(inputs: ComputeInputs): Desired {
         const sel = safeSelector(peer.peerSelector, `${what} peerSelector`);
         for (const n of otherNodes) {
           if (!sel(n.labels)) continue;
-          addPeer(nodePeer(n, type, peer.name, { ...common, type }));
+          const localAddress = sourceFor(addressOf(n.ipv4!));
+          addPeer(nodePeer(n, type, peer.name, { ...common, type, localAddress }));
         }
         continue;
       }
@@ -305,8 +345,16 @@ export function compute(inputs: ComputeInputs): Desired {
         continue;
       }
       const port = split.port ?? DEFAULT_BGP_PORT;
+      const localAddress = sourceFor(split.address);
+      // An external peer (not a node, not our route-reflector client) gets only what this node
+      // originates: its blocks, borrowed /32s and service ranges, never routes learned from others.
+      const exportFilter = peer.routeReflectorClient
+        ? common.exportFilter
+        : originatedOnly(advertisements, common.exportFilter);
       addPeer({
         ...common,
+        ...(localAddress ? { localAddress } : {}),
+        exportFilter,
         key: `${split.address}:${port}`,
         type,
         address: split.address,

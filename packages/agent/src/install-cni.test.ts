@@ -1,8 +1,9 @@
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { installCni } from './install-cni.js';
+import { defaultPluginBundle, installCni } from './install-cni.js';
 
 const dirs: string[] = [];
 const tmp = () => {
@@ -17,8 +18,9 @@ afterEach(() => {
 describe('installCni', () => {
   it('installs the plugin, its wrapper, a token kubeconfig and the conflist for this node', () => {
     const root = tmp();
-    const bundle = join(root, 'bundle.js');
+    const bundle = join(root, 'bundle.cjs');
     writeFileSync(bundle, 'console.log("cni")');
+    writeFileSync(join(root, 'podnet_native.node'), 'addon');
     const tokenDir = join(root, 'token');
     mkdirSync(tokenDir);
     writeFileSync(join(tokenDir, 'token'), 'tok123\n');
@@ -35,7 +37,8 @@ describe('installCni', () => {
       server: 'https://10.96.0.1:443',
     });
     expect(files.map((f) => f.slice(root.length))).toEqual([
-      '/bin/podnet-cni.js',
+      '/bin/podnet_native.node',
+      '/bin/podnet-cni.cjs',
       '/bin/podnet-node',
       '/bin/podnet',
       '/net.d/podnet-kubeconfig',
@@ -52,6 +55,25 @@ describe('installCni', () => {
     expect(kc).toContain('token: tok123');
     expect(kc).toContain('server: https://10.96.0.1:443');
     expect(statSync(join(confDir, 'podnet-kubeconfig')).mode & 0o077).toBe(0);
+  });
+
+  it('installs the built plugin so that the wrapper runs it with the rtnetlink addon beside it', () => {
+    const bundle = defaultPluginBundle();
+    if (!existsSync(bundle)) throw new Error(`${bundle} is missing: run the build of @podnet/cni first`);
+    const root = tmp();
+    const binDir = join(root, 'bin');
+    installCni({ nodeName: 'node-a', binDir, confDir: join(root, 'net.d') });
+    expect(existsSync(join(binDir, 'podnet_native.node'))).toBe(true);
+    expect(readFileSync(join(binDir, 'podnet'), 'utf8')).toContain('"$d/podnet-node" "$d/podnet-cni.cjs"');
+    // The installed wrapper, run as the kubelet runs a plugin, from a directory outside any package.
+    const out = execFileSync(join(binDir, 'podnet'), [], {
+      cwd: root,
+      env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin', CNI_COMMAND: 'VERSION' },
+      input: '{"cniVersion":"1.0.0"}',
+      encoding: 'utf8',
+      timeout: 20_000,
+    });
+    expect(JSON.parse(out)).toMatchObject({ supportedVersions: expect.arrayContaining(['1.0.0', '1.1.0']) });
   });
 
   it('fails naming the missing plugin bundle and what to do', () => {

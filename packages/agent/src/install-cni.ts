@@ -1,5 +1,6 @@
 // `podnet-agent install-cni`: what the DaemonSet's init container runs. Puts the CNI plugin on the
-// host (the bundled plugin, the Node binary that runs it and a `podnet` wrapper), writes the
+// host (the bundled plugin `podnet-cni.cjs`, the rtnetlink addon `podnet_native.node` beside it,
+// the Node binary that runs it and a `podnet` wrapper), writes the
 // conflist and a kubeconfig for the plugin. Every file is written to a temporary name and renamed,
 // so the kubelet never sees half a file.
 import {
@@ -38,8 +39,13 @@ export interface InstallCniOptions {
   nodeName: string;
   binDir: string;
   confDir: string;
-  /** The plugin bundle (default: @podnet/cni's dist next to this package). */
+  /** The plugin bundle (default: @podnet/cni's dist/podnet-cni-bundle.cjs next to this package). */
   pluginBundle?: string;
+  /**
+   * The rtnetlink addon the bundle loads from its own directory (default: podnet_native.node beside
+   * the bundle). Without it the plugin still works, through `ip`/`nsenter`, and says so.
+   */
+  nativeAddon?: string;
   /** The Node binary that runs the plugin (default: this process's). */
   nodeBinary?: string;
   /** A conflist template (default: /etc/podnet/10-podnet.conflist if present, else DEFAULT_CONFLIST). */
@@ -67,8 +73,16 @@ function atomicCopy(src: string, dst: string, mode: number) {
 }
 
 export function defaultPluginBundle(): string {
-  return resolve(dirname(fileURLToPath(import.meta.url)), '../../cni/dist/podnet-cni-bundle.js');
+  return resolve(dirname(fileURLToPath(import.meta.url)), '../../cni/dist/podnet-cni-bundle.cjs');
 }
+
+/** Names of what lands in the CNI bin directory. */
+export const CNI_BIN_FILES = {
+  bundle: 'podnet-cni.cjs',
+  addon: 'podnet_native.node',
+  node: 'podnet-node',
+  wrapper: 'podnet',
+} as const;
 
 export function installCni(o: InstallCniOptions): { files: string[] } {
   const bundle = o.pluginBundle ?? defaultPluginBundle();
@@ -80,16 +94,33 @@ export function installCni(o: InstallCniOptions): { files: string[] } {
   mkdirSync(o.binDir, { recursive: true });
   mkdirSync(o.confDir, { recursive: true });
   const files: string[] = [];
-  const js = join(o.binDir, 'podnet-cni.js');
+  // The addon goes first: a plugin run between the two copies finds either both or the old pair.
+  const addon = o.nativeAddon ?? join(dirname(bundle), CNI_BIN_FILES.addon);
+  if (existsSync(addon)) {
+    const dst = join(o.binDir, CNI_BIN_FILES.addon);
+    atomicCopy(addon, dst, 0o755);
+    files.push(dst);
+  } else if (o.nativeAddon !== undefined) {
+    throw new AgentError(
+      'AGENT_ERR_CONFIG',
+      `rtnetlink addon ${addon} not found; build @podnet/native first`,
+    );
+  } else {
+    o.logger?.warn(
+      { addon },
+      'rtnetlink addon not found beside the CNI bundle; the plugin will fall back to ip/nsenter',
+    );
+  }
+  const js = join(o.binDir, CNI_BIN_FILES.bundle);
   atomicCopy(bundle, js, 0o755);
   files.push(js);
-  const nodeBin = join(o.binDir, 'podnet-node');
+  const nodeBin = join(o.binDir, CNI_BIN_FILES.node);
   atomicCopy(o.nodeBinary ?? process.execPath, nodeBin, 0o755);
   files.push(nodeBin);
-  const wrapper = join(o.binDir, 'podnet');
+  const wrapper = join(o.binDir, CNI_BIN_FILES.wrapper);
   atomicWrite(
     wrapper,
-    '#!/bin/sh\nd=$(dirname "$0")\nexec "$d/podnet-node" "$d/podnet-cni.js" "$@"\n',
+    `#!/bin/sh\nd=$(dirname "$0")\nexec "$d/${CNI_BIN_FILES.node}" "$d/${CNI_BIN_FILES.bundle}" "$@"\n`,
     0o755,
   );
   files.push(wrapper);

@@ -84,7 +84,9 @@ export interface RoutesStatus {
 }
 
 export interface RoutesPort {
+  /** Dumps the kernel and applies the desired set given so far: owned routes not in it are deleted. */
   start(): Promise<void>;
+  /** Replaces the desired set; before start() it only records it (nothing touches the kernel). */
   setDesired(routes: DesiredRoute[]): Promise<void>;
   /** Forces a resync from a kernel dump (timer / after errors). */
   resync(): Promise<void>;

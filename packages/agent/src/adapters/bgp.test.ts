@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { compute, REJECT_ALL } from '../compute.js';
 import type { DesiredPeer } from '../model.js';
 import { toPeerConfig } from './bgp.js';
 
@@ -52,6 +53,34 @@ describe('toPeerConfig', () => {
       defaultAction: 'accept',
     });
     expect(toPeerConfig(base).import).toBeUndefined();
+  });
+
+  it('gives an external peer a prefix list of the originated prefixes that rejects everything else', () => {
+    const d = compute({
+      nodeName: 'node-a',
+      nodes: [
+        { name: 'node-a', labels: {}, ipv4: '10.0.0.11/24' },
+        { name: 'node-b', labels: {}, ipv4: '10.0.0.12/24' },
+      ],
+      pools: [{ name: 'p', cidr: '10.244.0.0/16', blockSize: 26, disabled: false, disableBGPExport: false }],
+      bgpConfigs: [],
+      peers: [{ name: 'tor', peerIP: '10.0.0.1', asNumber: 65000 }],
+      secrets: {},
+      blocks: [{ cidr: '10.244.1.0/26', affinity: 'node-a' }],
+      affinities: [{ node: 'node-a', cidr: '10.244.1.0/26', state: 'confirmed' }],
+      pods: [],
+      rib: [{ prefix: '10.244.2.0/26', nextHops: ['10.0.0.12'] }],
+    });
+    const tor = toPeerConfig(d.peers.find((p) => p.source === 'tor')!);
+    expect(tor.export).toEqual({
+      prefixList: [
+        { prefix: '10.244.1.0/26', action: 'accept' },
+        ...REJECT_ALL.map((r) => ({ prefix: r.cidr, action: r.action, ge: r.ge, le: r.le })),
+      ],
+      defaultAction: 'reject',
+    });
+    // Mesh peers keep bgp-ts's default export (iBGP rules already stop re-advertising learned routes).
+    expect(toPeerConfig(d.peers.find((p) => p.type === 'mesh')!).export).toBeUndefined();
   });
 
   it('leaves graceful restart out when disabled and clamps the restart time to 12 bits', () => {
