@@ -68,6 +68,33 @@ function publish(path, contents, mode = 0o644) {
   renameSync(tmp, path);
 }
 
+// @podnet/k8s's index re-exports everything (KubeClient over client-node, informers, CRD rendering,
+// install), and esbuild keeps and runs every re-exported module (measured: ~18 ms of each ADD's
+// start in k8s/dist/client.js alone). The plugin and @podnet/ipam use only the schemas, resource
+// definitions, errors, addresses and selectors, so in the bundle '@podnet/k8s' is that subset, plus
+// a KubeClient that throws if constructed (ipam builds one only without a datastore; the plugin
+// always gives it one). A name imported from outside the subset fails the build, loudly.
+const K8S_SUBSET = ['errors', 'net', 'selector', 'schemas', 'resources'];
+const leanK8s = {
+  name: 'lean-k8s',
+  setup(b) {
+    b.onResolve({ filter: /^@podnet\/k8s$/ }, () => ({ path: 'k8s', namespace: 'lean-k8s' }));
+    b.onLoad({ filter: /.*/, namespace: 'lean-k8s' }, () => {
+      const dir = dirname(createRequire(import.meta.url).resolve('@podnet/k8s'));
+      return {
+        resolveDir: dir,
+        loader: 'js',
+        contents: [
+          ...K8S_SUBSET.map((m) => `export * from ${JSON.stringify(join(dir, `${m}.js`))};`),
+          'export class KubeClient {',
+          "  constructor() { throw new Error('@podnet/k8s KubeClient is not part of the podnet-cni bundle'); }",
+          '}',
+        ].join('\n'),
+      };
+    });
+  },
+};
+
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const dist = join(root, 'dist');
 const bundled = await build({
@@ -81,10 +108,11 @@ const bundled = await build({
   platform: 'node',
   format: 'cjs',
   target: 'node22',
-  minify: true,
+  // PODNET_CNI_NO_MINIFY=1 keeps names readable in CPU profiles (--cpu-prof).
+  minify: process.env.PODNET_CNI_NO_MINIFY !== '1',
   legalComments: 'none',
   logLevel: 'warning',
-  plugins: [stubClientNode, nativeNextToBundle],
+  plugins: [leanK8s, stubClientNode, nativeNextToBundle],
   define: { 'import.meta.url': '__podnetModuleUrl' },
   banner: {
     js: [

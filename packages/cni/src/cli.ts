@@ -14,6 +14,9 @@ async function main(): Promise<void> {
     process.stdout.write(`${JSON.stringify(versionInfo())}\n`);
     return;
   }
+  // zod compiles each object schema to a function (new Function) on its first parse; a process that
+  // parses each schema a few times and exits is faster interpreting them.
+  if (process.env.PODNET_CNI_ZOD_JIT !== '1') (await import('zod')).z.config({ jitless: true });
   const { runPlugin } = await import('./main.js');
   const out = await runPlugin(process.env, await readStdin());
   if (out.stdout) process.stdout.write(out.stdout);
