@@ -37,7 +37,8 @@ export interface Datastore {
   listHandles(node: string, prefix: string): Promise<string[]>;
   status(node: string): Promise<DatastoreStatus>;
   /** API requests made so far and the time spent in them, for logs. */
-  stats?(): { requests: number; ms: number };
+  /** API requests so far: count, time waited, and each as `METHOD path status time`. */
+  stats?(): { requests: number; ms: number; calls?: string[] };
   close(): Promise<void>;
 }
 

@@ -154,8 +154,9 @@ export class KubeDatastore implements Datastore {
     };
   }
 
-  stats(): { requests: number; ms: number } {
-    return { requests: this.kube.stats.requests, ms: Math.round(this.kube.stats.ms) };
+  stats(): { requests: number; ms: number; calls: string[] } {
+    const { requests, ms, calls } = this.kube.stats;
+    return { requests, ms: Math.round(ms), calls: [...calls] };
   }
 
   async close(): Promise<void> {

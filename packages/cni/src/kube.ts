@@ -354,7 +354,7 @@ function describeNetError(err: NodeJS.ErrnoException, target: KubeTarget): strin
 
 export class MiniKube {
   /** Requests sent and the time spent waiting for them (logged with each ADD). */
-  readonly stats = { requests: 0, ms: 0 };
+  readonly stats = { requests: 0, ms: 0, calls: [] as string[] };
   private readonly agent: HttpAgent | HttpsAgent;
   private readonly https: boolean;
 
@@ -423,6 +423,7 @@ export class MiniKube {
       );
     });
     this.stats.ms += performance.now() - t0;
+    this.stats.calls.push(`${what} ${res.status} ${Math.round(performance.now() - t0)}ms`);
     let parsed: unknown;
     try {
       parsed = res.text ? JSON.parse(res.text) : undefined;

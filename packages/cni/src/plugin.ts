@@ -163,6 +163,7 @@ export async function cmdAdd(cfg: PluginConfig, req: AddReq, deps: Deps): Promis
         wireMs: Math.round(tWired - tAlloc),
         annotateMs: Math.round(tAnnotated - tWired),
         apiRequests: ds.stats?.().requests,
+        apiCalls: ds.stats?.().calls,
         startMs: Math.round(t0),
         sinceProcessStartMs: Math.round(performance.now()),
       },
