@@ -14,6 +14,8 @@
 // `decidePrepared` answers from a per-interface prepared form (pod IPs as numbers, one reply frame
 // rewritten in place), so an answered request allocates nothing.
 // The pure parts (frame codec, `decide`) are exported for podnetctl diagnostics and tests.
+
+export { netnsSysctl, procSysctl, type SysctlEntry, type SysctlWriter } from '@podnet/rtnetlink';
 export {
   type ArpDecision,
   type ArpInterface,
@@ -51,4 +53,3 @@ export {
   type ArpStats,
   checkInterface,
 } from './responder.js';
-export { netnsSysctl, procSysctl, type SysctlEntry, type SysctlWriter } from './sysctl.js';

@@ -1,10 +1,10 @@
 import type { PacketMeta, PacketSocket } from '@podnet/native';
+import type { SysctlEntry, SysctlWriter } from '@podnet/rtnetlink';
 import { Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
 import { REQUEST_FOR_GATEWAY } from './__fixtures__/frames.js';
 import { PACKET_TYPE } from './decide.js';
 import { ArpResponder, checkInterface } from './responder.js';
-import type { SysctlEntry, SysctlWriter } from './sysctl.js';
 
 class FakeSocket implements PacketSocket {
   readonly fd = 99;

@@ -7,7 +7,7 @@ import {
   type PacketOptions,
   type PacketSocket,
 } from '@podnet/native';
-import { Rtnl } from '@podnet/rtnetlink';
+import { netnsSysctl, procSysctl, Rtnl, type SysctlEntry, type SysctlWriter } from '@podnet/rtnetlink';
 import type { Logger } from 'pino';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import {
@@ -20,7 +20,6 @@ import {
 } from './decide.js';
 import { ArpError } from './errors.js';
 import { ETH_P_ARP, isIPv4, MALFORMED_REASONS, type MalformedReason, normalizeMac } from './frame.js';
-import { netnsSysctl, procSysctl, type SysctlEntry, type SysctlWriter } from './sysctl.js';
 
 export type ArpMode = 'userspace' | 'kernel';
 

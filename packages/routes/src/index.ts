@@ -21,6 +21,8 @@
 // `kernel` is a RouteKernel: ipRouteKernel({ netns }) (iproute2) or rtnetlinkKernel (netlink).
 // Sysctls: ip_forward (+ IPv6 forwarding) and per pod interface forwarding (+ IPv6 forwarding,
 // accept_ra=0), written in the node namespace only (procSysctl in-process, netnsSysctl(path)).
+
+export { netnsSysctl, procSysctl, type SysctlEntry, type SysctlWriter } from '@podnet/rtnetlink';
 export {
   computeDesired,
   type DesiredSet,
@@ -83,4 +85,3 @@ export {
   sameDesired,
 } from './programmer.js';
 export { fromRouteInfo, type RtnetlinkKernelOptions, rtnetlinkKernel, toRequest } from './rtnl-kernel.js';
-export { netnsSysctl, procSysctl, type SysctlEntry, type SysctlWriter } from './sysctl.js';

@@ -1,5 +1,7 @@
 // The reconciler's shell logic against an in-memory kernel (the real kernel is in
 // programmer.netns.test.ts): retries, event filtering, stop semantics, metrics.
+
+import type { SysctlEntry } from '@podnet/rtnetlink';
 import fc from 'fast-check';
 import { Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
@@ -8,7 +10,6 @@ import type { KernelEvent, OpResult, RouteKernel } from './kernel.js';
 import type { DesiredRoute } from './model.js';
 import { type KernelRoute, type LinkInfo, PODNET_PROTO, type RouteOp, RTPROT, slotKey } from './model.js';
 import { RouteProgrammer } from './programmer.js';
-import type { SysctlEntry } from './sysctl.js';
 
 class FakeKernel implements RouteKernel {
   routes = new Map<string, KernelRoute>();

@@ -1,5 +1,7 @@
 // The route programmer: holds desired and actual, applies the diff in batches with replace
 // semantics, and resyncs from a kernel dump on start, on netlink events and on a timer.
+
+import { netnsSysctl, procSysctl, type SysctlEntry, type SysctlWriter } from '@podnet/rtnetlink';
 import type { Logger } from 'pino';
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import { type DiffOptions, diffRoutes } from './diff.js';
@@ -19,7 +21,6 @@ import {
 } from './model.js';
 import { type DesiredNeighbour, diffNeighbours, type KernelNeighbour, neighKey } from './neigh.js';
 import { rtnetlinkKernel } from './rtnl-kernel.js';
-import { netnsSysctl, procSysctl, type SysctlEntry, type SysctlWriter } from './sysctl.js';
 
 export interface RouteProgrammerOptions {
   /** The kernel to program; default: rtnetlink in `netns` (or in the process's own namespace). */

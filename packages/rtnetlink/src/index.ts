@@ -58,4 +58,11 @@ export {
   type RouteOp,
   routeMatches,
 } from './route.js';
+export {
+  checkEntry as checkSysctlEntry,
+  netnsSysctl,
+  procSysctl,
+  type SysctlEntry,
+  type SysctlWriter,
+} from './sysctl.js';
 export { Writer } from './writer.js';

@@ -1,6 +1,8 @@
-// Writes sysctls idempotently (read, compare, write only what differs), in the namespace the
-// responder serves: the process's own (the agent runs inside the node's namespace) or another one
-// given by path, entered by a short-lived `nsenter` child so the caller's namespace is never touched.
+// Writes network sysctls idempotently (read, compare, write only what differs) in one network
+// namespace: the process's own (the agent runs inside the node's namespace) or another one given by
+// path, entered by a short-lived `nsenter` child so the caller's namespace is never touched.
+// It lives beside the netlink client because every user of one (routes, arp) needs the other:
+// the kernel's per-interface knobs have no netlink interface of their own.
 import { execFile } from 'node:child_process';
 import { readFile, writeFile } from 'node:fs/promises';
 
