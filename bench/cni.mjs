@@ -163,6 +163,7 @@ async function main() {
     const add = [];
     const del = [];
     const phases = {};
+    const apiCalls = [];
     for (const p of pods) {
       const r = await cni(node, node24, env(p, 'ADD'), conf);
       add.push(r.ms);
@@ -170,6 +171,7 @@ async function main() {
       for (const line of r.err.split('\n')) {
         if (!line.includes('"ADD done"')) continue;
         const o = JSON.parse(line);
+        if (o.apiCalls) apiCalls.push(o.apiCalls);
         for (const k of [
           'startMs',
           'openMs',
@@ -232,6 +234,11 @@ async function main() {
       console.log('ADD phases inside the plugin (p50 ms):');
       for (const [k, v] of Object.entries(phases))
         console.log(`  ${k.padEnd(22)}${String(r1(pct(v, 0.5))).padStart(8)}`);
+    }
+    if (apiCalls.length > 1) {
+      console.log('API requests of the first ADD (claims a block) and of the last one:');
+      for (const c of apiCalls[0]) console.log(`  first  ${c}`);
+      for (const c of apiCalls[apiCalls.length - 1]) console.log(`  last   ${c}`);
     }
     console.log(JSON.stringify(res));
   } finally {
