@@ -1,49 +1,125 @@
 // The network configuration the runtime writes on stdin (SPEC.md section 1, plugin configuration
-// object), validated with zod. Unknown keys are kept: runtimes add their own (args, capabilities…).
+// object), validated by hand (config-schema.ts has the same as a zod schema). Unknown keys are kept:
+// runtimes add their own (args, capabilities…).
 import { hostname } from 'node:os';
-import { z } from 'zod';
 import { CniError, CniErrorCode } from './errors.js';
 import { isSupportedVersion, SUPPORTED_VERSIONS } from './version.js';
 
-const attachment = z.object({ containerID: z.string().min(1), ifname: z.string().min(1) }).loose();
+type Issue = { path: (string | number)[]; message: string };
 
-const boolish = z.union([z.boolean(), z.enum(['true', 'false']).transform((s) => s === 'true')]);
+const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
 
-export const IpamConfigSchema = z
-  .object({
-    type: z.string().optional(),
-    /** Pools (IPPool names or CIDRs) to allocate IPv4 from; empty means any enabled pool. */
-    ipv4_pools: z.array(z.string()).optional(),
-    ipv6_pools: z.array(z.string()).optional(),
-    assign_ipv4: boolish.optional(),
-    assign_ipv6: boolish.optional(),
-  })
-  .loose();
+/** The network configuration after validation (unknown keys kept, assign_* made booleans). */
+export interface NetConf {
+  cniVersion: string;
+  name: string;
+  type: 'podnet';
+  kubeconfig?: string;
+  nodeName?: string;
+  mtu?: number;
+  ipam?: {
+    type?: string;
+    ipv4_pools?: string[];
+    ipv6_pools?: string[];
+    assign_ipv4?: boolean;
+    assign_ipv6?: boolean;
+    [k: string]: unknown;
+  };
+  arpMode?: 'userspace' | 'kernel';
+  dataplane?: 'netlink' | 'iproute2';
+  logLevel?: (typeof LOG_LEVELS)[number];
+  logFile?: string;
+  cacheDir?: string;
+  datastoreTimeoutMs?: number;
+  prevResult?: unknown;
+  runtimeConfig?: Record<string, unknown>;
+  'cni.dev/valid-attachments'?: { containerID: string; ifname: string; [k: string]: unknown }[];
+  'cni.dev/attachments'?: { containerID: string; ifname: string; [k: string]: unknown }[];
+  [k: string]: unknown;
+}
 
-export const NetConfSchema = z
-  .object({
-    cniVersion: z.string().min(1),
-    name: z.string().min(1),
-    type: z.literal('podnet'),
-    kubeconfig: z.string().min(1).optional(),
-    nodeName: z.string().min(1).optional(),
-    mtu: z.number().int().min(68).max(65535).optional(),
-    ipam: IpamConfigSchema.optional(),
-    arpMode: z.enum(['userspace', 'kernel']).optional(),
-    /** How the kernel is programmed: rtnetlink-ts (default) or iproute2 processes. */
-    dataplane: z.enum(['netlink', 'iproute2']).optional(),
-    logLevel: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).optional(),
-    logFile: z.string().min(1).optional(),
-    cacheDir: z.string().min(1).optional(),
-    datastoreTimeoutMs: z.number().int().positive().optional(),
-    prevResult: z.unknown().optional(),
-    runtimeConfig: z.record(z.string(), z.unknown()).optional(),
-    'cni.dev/valid-attachments': z.array(attachment).optional(),
-    'cni.dev/attachments': z.array(attachment).optional(),
-  })
-  .loose();
+const isObject = (v: unknown): v is Record<string, unknown> =>
+  typeof v === 'object' && v !== null && !Array.isArray(v);
 
-export type NetConf = z.infer<typeof NetConfSchema>;
+/**
+ * Validates the network configuration by hand (no schema to build at process start); returns
+ * every problem with its path, or the config with assign_* as booleans.
+ */
+export function validateNetConf(
+  json: Record<string, unknown>,
+): { ok: true; value: NetConf } | { ok: false; issues: Issue[] } {
+  const issues: Issue[] = [];
+  const bad = (path: (string | number)[], message: string) => issues.push({ path, message });
+  const str = (o: Record<string, unknown>, k: string, path: (string | number)[], required: boolean) => {
+    const v = o[k];
+    if (v === undefined) {
+      if (required) bad([...path, k], 'required: a non-empty string');
+    } else if (typeof v !== 'string' || v === '') bad([...path, k], 'must be a non-empty string');
+  };
+  const oneOf = (k: string, values: readonly string[]) => {
+    const v = json[k];
+    if (v !== undefined && !values.includes(v as string)) bad([k], `must be one of ${values.join(', ')}`);
+  };
+  const int = (k: string, min: number, max: number) => {
+    const v = json[k];
+    if (v === undefined) return;
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
+      bad([k], `must be an integer from ${min} to ${max}`);
+    }
+  };
+  str(json, 'cniVersion', [], true);
+  str(json, 'name', [], true);
+  if (json.type !== 'podnet') bad(['type'], 'must be "podnet"');
+  for (const k of ['kubeconfig', 'nodeName', 'logFile', 'cacheDir']) str(json, k, [], false);
+  int('mtu', 68, 65535);
+  int('datastoreTimeoutMs', 1, Number.MAX_SAFE_INTEGER);
+  oneOf('arpMode', ['userspace', 'kernel']);
+  oneOf('dataplane', ['netlink', 'iproute2']);
+  oneOf('logLevel', LOG_LEVELS);
+  if (json.runtimeConfig !== undefined && !isObject(json.runtimeConfig))
+    bad(['runtimeConfig'], 'must be an object');
+  let ipam: NetConf['ipam'];
+  if (json.ipam !== undefined) {
+    if (!isObject(json.ipam)) bad(['ipam'], 'must be an object');
+    else {
+      ipam = { ...json.ipam };
+      if (ipam.type !== undefined && typeof ipam.type !== 'string') bad(['ipam', 'type'], 'must be a string');
+      for (const k of ['ipv4_pools', 'ipv6_pools'] as const) {
+        const v = json.ipam[k];
+        if (v === undefined) continue;
+        if (!Array.isArray(v)) bad(['ipam', k], 'must be a list of strings');
+        else {
+          v.forEach((x, i) => {
+            if (typeof x !== 'string') bad(['ipam', k, i], 'must be a string');
+          });
+        }
+      }
+      for (const k of ['assign_ipv4', 'assign_ipv6'] as const) {
+        const v = json.ipam[k];
+        if (v === undefined || typeof v === 'boolean') continue;
+        if (v === 'true' || v === 'false') ipam[k] = v === 'true';
+        else bad(['ipam', k], 'must be true or false');
+      }
+    }
+  }
+  for (const k of ['cni.dev/valid-attachments', 'cni.dev/attachments']) {
+    const v = json[k];
+    if (v === undefined) continue;
+    if (!Array.isArray(v)) {
+      bad([k], 'must be a list of {containerID, ifname}');
+      continue;
+    }
+    v.forEach((a, i) => {
+      if (!isObject(a)) bad([k, i], 'must be an object {containerID, ifname}');
+      else {
+        str(a, 'containerID', [k, i], true);
+        str(a, 'ifname', [k, i], true);
+      }
+    });
+  }
+  if (issues.length > 0) return { ok: false, issues };
+  return { ok: true, value: { ...json, ...(ipam ? { ipam } : {}) } as NetConf };
+}
 
 /** A config with every default applied: what the commands work with. */
 export interface PluginConfig {
@@ -118,18 +194,18 @@ export function parseConfig(stdin: string, env: NodeJS.ProcessEnv = process.env)
       `cniVersion "${version}" is not supported; this plugin supports ${SUPPORTED_VERSIONS.join(', ')}`,
     );
   }
-  const parsed = NetConfSchema.safeParse(json);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0]!;
+  const parsed = validateNetConf(json as Record<string, unknown>);
+  if (!parsed.ok) {
+    const issue = parsed.issues[0]!;
     const field = formatIssuePath(issue.path);
     const value = valueAt(json, issue.path);
     throw new CniError(
       CniErrorCode.InvalidConfig,
       `invalid network configuration: field ${field} = ${JSON.stringify(value) ?? 'undefined'}: ${issue.message}`,
-      parsed.error.issues.map((i) => `${formatIssuePath(i.path)}: ${i.message}`).join('; '),
+      parsed.issues.map((i) => `${formatIssuePath(i.path)}: ${i.message}`).join('; '),
     );
   }
-  const c = parsed.data;
+  const c = parsed.value;
   const assignIpv6 = c.ipam?.assign_ipv6 ?? (c.ipam?.ipv6_pools?.length ?? 0) > 0;
   const assignIpv4 = c.ipam?.assign_ipv4 ?? true;
   if (!assignIpv4 && !assignIpv6) {

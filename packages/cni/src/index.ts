@@ -2,7 +2,14 @@
 // this module exposes its parts for the agent, the lab and tests.
 export { type CacheEntry, ResultCache } from './cache.js';
 export { diffAttachment } from './check.js';
-export { DEFAULT_CACHE_DIR, type NetConf, NetConfSchema, type PluginConfig, parseConfig } from './config.js';
+export {
+  DEFAULT_CACHE_DIR,
+  type NetConf,
+  type PluginConfig,
+  parseConfig,
+  validateNetConf,
+} from './config.js';
+export { IpamConfigSchema, NetConfSchema } from './config-schema.js';
 export type { Dataplane, ObservedAttachment, ObservedLink } from './dataplane.js';
 export {
   type AllocateRequest,
