@@ -11,7 +11,9 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
 
-// @podnet/k8s and @podnet/ipam import @kubernetes/client-node statically (KubeClient), though the
+// A fallback since lean-k8s (below) leaves KubeClient out: should anything still import
+// @kubernetes/client-node, it gets a stub. Originally: @podnet/k8s and @podnet/ipam import
+// @kubernetes/client-node statically (KubeClient), though the
 // plugin never uses it: it talks HTTP itself (src/kube.ts) and gives ipam that datastore. The
 // bundle swaps client-node for a generated stub with the same export names, each a function that
 // throws if constructed (so accidental use fails loudly): 2.8 MB → about 0.6 MB, and 100+ ms less
