@@ -216,6 +216,39 @@ describe('Agent', () => {
     await wait('ready', () => t.agent.status().ready);
   });
 
+  it('does not start the route programmer from a pass that began before the speaker started', async () => {
+    const t = setup();
+    current = t.agent;
+    t.ds.snap.nodes = [node('node-a', '10.0.0.11'), node('node-b', '10.0.0.12')];
+    t.ds.snap.pods = [{ namespace: 'ns', name: 'p', ips: ['10.244.1.2'], iface: 'pn00000000001' }];
+    t.bgp.ribEntries = [{ prefix: '10.244.2.0/26', nextHops: ['10.0.0.12'] }];
+    // The first pass (a datastore event during the boot) stalls in the ARP step until the boot is done.
+    let release!: () => void;
+    const gate = new Promise<void>((r) => {
+      release = r;
+    });
+    const add = t.arp.addInterface.bind(t.arp);
+    t.arp.addInterface = async (i) => {
+      await gate;
+      await add(i);
+    };
+    await t.agent.start();
+    t.ds.onChange();
+    await wait('boot done', () => t.bgp.log.includes('start'));
+    await new Promise((r) => setTimeout(r, 50));
+    release();
+    await wait('peer added', () => t.bgp.state.size === 1);
+    await new Promise((r) => setTimeout(r, 100));
+    expect(t.routes.started, 'routes wait for the session and its End-of-RIB').toBe(false);
+    t.bgp.establishAll();
+    t.bgp.cb();
+    await wait('routes started', () => t.routes.started);
+    expect(t.routes.desiredAtStart?.map((r) => `${r.type} ${r.dst}`)).toEqual([
+      'local 10.244.1.2/32',
+      'remote 10.244.2.0/26',
+    ]);
+  });
+
   it('applies a BGPPeer change to that session only and withdraws a block whose affinity goes', async () => {
     const t = setup();
     current = t.agent;

@@ -220,6 +220,10 @@ export class Agent {
 
   private async reconcile(): Promise<void> {
     if (!this.deps.datastore.synced()) return;
+    // Read before computing: a pass that began while the speaker was still starting has neither
+    // reconciled the peers nor seen the RIB, so it must not start the route programmer even if
+    // the boot finishes while it runs.
+    const bgpReady = this.bgpStarted && this.phase === 'running';
     const d = this.computeNow();
     this.desired = d;
     if (this.bgpStarted) {
@@ -242,7 +246,7 @@ export class Agent {
       await this.reconcileAdvertisements(d);
     }
     await this.reconcileArp(d);
-    await this.reconcileRoutes(d);
+    await this.reconcileRoutes(d, bgpReady);
   }
 
   private peerLogger(key: string) {
@@ -334,21 +338,24 @@ export class Agent {
     }
   }
 
-  /** True once the first route reconcile may run: every session is up (with End-of-RIB) or the holdoff passed. */
-  private routesMayStart(): boolean {
-    if (!this.bgpStarted) return false;
+  /**
+   * True once the first route reconcile may run: every peer `d` wants is up with End-of-RIB (so the
+   * RIB, and with it `d`, is complete), or the holdoff passed.
+   */
+  private routesMayStart(d: Desired | undefined): boolean {
+    if (!this.bgpStarted || this.phase !== 'running' || !d) return false;
     if (this.now() >= this.routesHoldoffUntil) return true;
     const status = new Map(this.deps.bgp.peers().map((p) => [p.key, p]));
-    for (const p of this.peers.values()) {
+    for (const p of d.peers) {
       const s = status.get(p.key);
-      if (s?.state !== 'Established' || s.endOfRib === false) return false;
+      if (!this.peers.has(p.key) || s?.state !== 'Established' || s.endOfRib === false) return false;
     }
     return true;
   }
 
-  private async reconcileRoutes(d: Desired) {
+  private async reconcileRoutes(d: Desired, bgpReady: boolean) {
     if (!this.routesStarted) {
-      if (!this.routesMayStart()) return;
+      if (!bgpReady || !this.routesMayStart(d)) return;
       this.log.info({ routes: d.routes.length }, 'starting the route programmer (reconcile, no flush)');
       // The complete desired set goes in before the first kernel dump and diff: started with an
       // empty one, the programmer would delete every route of ours (the ones a graceful restart
@@ -373,7 +380,7 @@ export class Agent {
 
   private tick() {
     if (this.phase !== 'running') return;
-    if (!this.routesStarted && this.routesMayStart()) this.schedule('routes-holdoff');
+    if (!this.routesStarted && this.routesMayStart(this.desired)) this.schedule('routes-holdoff');
     this.refreshPeerMetrics();
     this.metrics.datastoreSynced.set(this.deps.datastore.synced() ? 1 : 0);
     this.metrics.datastoreReachable.set(this.deps.datastore.reachable() ? 1 : 0);
