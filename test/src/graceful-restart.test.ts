@@ -1,5 +1,6 @@
 // A graceful agent restart (SIGTERM): the kernel routes stay, the peers keep node-b's routes
 // (graceful restart), so no packet to, from or through node-b is lost.
+import { spawn } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cleanupStaleScenarioLabs, Lab, pingRun, podIp, scenarioConfig, unreachable } from './harness.js';
 
@@ -31,15 +32,31 @@ describe('lab graceful agent restart', () => {
       pingRun(onB.ns, podIp(onA), count, 0.1),
       pingRun(onB.ns, podIp(onC), count, 0.1),
     ];
-    await new Promise((r) => setTimeout(r, 1000));
-    await lab.restartService('node-b', 'SIGTERM');
-    await lab.waitForSessions();
+    // Every route change in node-b while its agent restarts: the new agent must delete none of the
+    // routes the old one kept (its first reconcile starts from the complete desired set).
+    const monitor = spawn('ip', ['-ts', '-n', lab.service('node-b').ns, 'monitor', 'route'], {
+      stdio: ['ignore', 'pipe', 'ignore'],
+    });
+    let changes = '';
+    monitor.stdout.on('data', (b: Buffer) => {
+      changes += b.toString();
+    });
+    try {
+      await new Promise((r) => setTimeout(r, 1000));
+      await lab.restartService('node-b', 'SIGTERM');
+      await lab.waitForSessions();
+      await new Promise((r) => setTimeout(r, 1000));
+    } finally {
+      monitor.kill('SIGTERM');
+    }
     const restarted = Date.now() - tPing;
     const after = lab.processes.find((p) => p.service === 'node-b')?.pid;
     expect(after, 'a new node-b agent process').not.toBe(before);
     const results = await Promise.all(pings);
     expect(restarted, 'the restart finished while the pings ran').toBeLessThan(count * 100);
     for (const r of results) expect(r.sent).toBe(count);
+    const deleted = changes.split('\n').filter((l) => /\bDeleted .*proto (80|podnet)\b/.test(l));
+    expect(deleted, 'podnet routes node-b deleted while its agent restarted').toEqual([]);
     expect(results.map((r) => r.sent - r.received)).toEqual([0, 0, 0, 0]);
     process.stderr.write(
       `[faults] node-b restarted and re-peered ${restarted} ms into ${count} pings, none lost\n`,

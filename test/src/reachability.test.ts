@@ -49,6 +49,23 @@ describe('lab reachability (3 nodes, BIRD ToR, external client)', () => {
     }
   });
 
+  it('has the ToR route each block to its owner only (nodes pass on no block learned from others)', async () => {
+    const nodeIp = new Map(lab.nodes.map((n) => [n.name, n.links[0]?.ipv4?.split('/')[0] ?? '']));
+    const owners = new Map<string, string>();
+    for (const b of await lab.kube.list('/apis/podnet.io/v1alpha1/ipamblocks')) {
+      const spec = b.spec as { cidr?: string; affinity?: string };
+      if (spec.cidr?.includes('.') && spec.affinity?.startsWith('host:'))
+        owners.set(spec.cidr, spec.affinity.slice('host:'.length));
+    }
+    expect(owners.size, 'IPv4 blocks affine to nodes').toBeGreaterThan(0);
+    const torRoutes = routes(lab.service('tor').ns);
+    for (const [cidr, owner] of owners) {
+      const r = torRoutes.filter((x) => x.dst === cidr);
+      const hops = r.flatMap((x) => (x.nexthops ?? [x]).map((h) => h.gateway));
+      expect(hops, `tor's next hops for ${cidr} (owned by ${owner})`).toEqual([nodeIp.get(owner)]);
+    }
+  });
+
   it('makes a new pod on node-a reachable from node-c’s pods and from the client', async () => {
     const pod = await lab.addPod('node-a', 'pod-node-a-new');
     const ip = podIp(pod);
