@@ -3,6 +3,7 @@
 // reference `ptp` plugin with `host-local` IPAM (Debian containernetworking-plugins) is run on the
 // same node for comparison. Process start is measured apart (VERSION wall time).
 //   npm run bench -- cni [pods]
+//   CNI_BENCH_PLUGIN=/path/to/podnet-cni.js npm run bench -- cni   (another build of the plugin)
 // Everything runs in namespaces named pnt-cnibench-<pid>-<n> (removed at the end, or by the
 // testkit's cleanupStale() after a crash). Last line: one JSON object.
 import { spawn, spawnSync } from 'node:child_process';
@@ -16,7 +17,10 @@ import { startApiServer } from '../packages/apiserver/dist/index.js';
 import { IPPOOL, installCrds, KubeClient } from '../packages/k8s/dist/index.js';
 
 const PODS = Number(process.argv[2] ?? 200);
-const PLUGIN = fileURLToPath(new URL('../packages/cni/dist/podnet-cni.js', import.meta.url));
+// CNI_BENCH_PLUGIN=<path to podnet-cni.js> measures another build (e.g. an older one, side by side).
+const PLUGIN =
+  process.env.CNI_BENCH_PLUGIN ??
+  fileURLToPath(new URL('../packages/cni/dist/podnet-cni.js', import.meta.url));
 const REF_DIR = '/usr/lib/cni';
 const NODE = 'bench-node';
 const namespaces = [];
