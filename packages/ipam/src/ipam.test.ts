@@ -302,6 +302,31 @@ describe('Ipam over an in-memory datastore', () => {
     expect(await ipam.check()).toEqual([]);
   });
 
+  it("keeps a dual-stack node's last empty block of each family, and with keepLastBlock false releases both", async () => {
+    const setup = async () => {
+      const ds = memoryDatastore();
+      await withPools(ds, [
+        { name: 'v4', cidr: '10.244.0.0/16' },
+        { name: 'v6', cidr: 'fd00:10:244::/48' },
+      ]);
+      const ipam = new Ipam({ datastore: ds });
+      await ipam.allocate({ handle: 'h', node: 'n1', ipv4: true, ipv6: true });
+      await ipam.releaseByHandle('h');
+      return ipam;
+    };
+    const kept = await setup();
+    for (const now of [0, 200, 400]) await kept.gc({ now, graceMs: 100 });
+    const families = (await kept.blocksForNode('n1')).map((b) => (b.cidr.includes(':') ? 6 : 4)).sort();
+    expect(families).toEqual([4, 6]);
+
+    const released = await setup();
+    await released.gc({ now: 0, graceMs: 100, keepLastBlock: false });
+    const r = await released.gc({ now: 200, graceMs: 100, keepLastBlock: false });
+    expect(r.releasedBlocks).toHaveLength(2);
+    expect(await released.blocksForNode('n1')).toEqual([]);
+    expect(await released.check()).toEqual([]);
+  });
+
   it('with deletedNodes, releases the last empty block of a node whose Node object is gone', async () => {
     const ds = memoryDatastore();
     await withPools(ds, [{ name: 'p', cidr: '10.0.0.0/24', blockSize: 28 }]);

@@ -168,8 +168,14 @@ export interface GcOptions {
   /** How long a leaked address or an empty block must stay so before it is released. Default 60 s. */
   graceMs?: number;
   now?: number;
-  /** Release empty blocks' affinities (never a node's last block). Default true. */
+  /** Release empty blocks' affinities (never a node's last block of a family, see keepLastBlock). Default true. */
   blocks?: boolean;
+  /**
+   * Keep each node's last block of each address family even when it is empty, so the node's next
+   * pod needs no new claim. Default true. Set false where an empty node should give its blocks back
+   * (and withdraw them) once the grace period has passed.
+   */
+  keepLastBlock?: boolean;
   /** Release addresses whose pod is gone. Default true. */
   addresses?: boolean;
   /**
@@ -1160,17 +1166,29 @@ export class Ipam {
     }
 
     if (opts.blocks ?? true) {
-      const perNode = new Map<string, IPAMBlock[]>();
+      // Grouped per node AND family: a dual-stack node's last IPv4 block and last IPv6 block are
+      // each its last of their kind (counting both together released whichever came first).
+      const perNodeFamily = new Map<string, { node: string; list: IPAMBlock[] }>();
       for (const b of blocks) {
-        const n = affineNode(b.spec);
-        if (n && !b.spec.deleted) perNode.set(n, [...(perNode.get(n) ?? []), b]);
+        const node = affineNode(b.spec);
+        if (!node || b.spec.deleted) continue;
+        const key = `${node}|${b.spec.cidr.includes(':') ? 6 : 4}`;
+        const group = perNodeFamily.get(key) ?? { node, list: [] };
+        group.list.push(b);
+        perNodeFamily.set(key, group);
       }
-      for (const [node, list] of perNode) {
+      const keepLast = opts.keepLastBlock ?? true;
+      const goneNodes = new Map<string, boolean>();
+      for (const { node, list } of perNodeFamily.values()) {
         // A node whose Node object is gone keeps nothing: even its last empty block goes.
-        const nodeGone = opts.deletedNodes === true && (await this.ds.nodeLabels(node)) === undefined;
+        let nodeGone = goneNodes.get(node);
+        if (nodeGone === undefined) {
+          nodeGone = opts.deletedNodes === true && (await this.ds.nodeLabels(node)) === undefined;
+          goneNodes.set(node, nodeGone);
+        }
         let remaining = list.length;
         for (const b of list) {
-          if (remaining <= 1 && !nodeGone) break;
+          if (keepLast && remaining <= 1 && !nodeGone) break;
           if (usedCount(toState(b)) !== 0) continue;
           if (!due(`block:${b.spec.cidr}:${b.metadata.resourceVersion}`)) continue;
           if (await this.releaseBlock(node, b)) {
