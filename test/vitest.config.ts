@@ -7,12 +7,7 @@ import { defineConfig } from 'vitest/config';
  * (`npx vitest run src/<file>` in test/, or `npm run lab -- scenario <name>`) and is listed with the
  * reason in test/README.md. Remove an entry as soon as it passes.
  */
-const pending = [
-  // @podnet/ipam's gc keeps "a node's last block" counting the blocks of both families together:
-  // node-c's empty IPv4 block goes first (sorted first), then its IPv6 block counts as the last one
-  // and stays affine and routed. Needs the gc to decide per node and family (see test/README.md).
-  'src/blocks-dualstack.test.ts',
-];
+const pending: string[] = [];
 
 export default defineConfig({
   test: {

@@ -1,6 +1,7 @@
 // Block lifecycle: when the last pod of a node goes, its block stays affine for the grace period,
 // then the IPAM garbage collector releases it and every router withdraws it. The node agents run
-// their GC every 2 s with a 6 s grace here (PODNET_IPAM_GC_INTERVAL / PODNET_IPAM_GC_GRACE).
+// their GC every 2 s with a 6 s grace here (PODNET_IPAM_GC_INTERVAL / PODNET_IPAM_GC_GRACE), and give
+// back a node's last empty block (PODNET_IPAM_GC_KEEP_LAST_BLOCK=false; the default keeps it).
 import { rmSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -21,6 +22,8 @@ const composeFile = composeVariant('b', (doc) => {
     Object.assign(svc.environment, {
       PODNET_IPAM_GC_INTERVAL: '2s',
       PODNET_IPAM_GC_GRACE: '6s',
+      // The default keeps a node's last block of each family; this scenario wants it given back.
+      PODNET_IPAM_GC_KEEP_LAST_BLOCK: 'false',
     });
   }
 });

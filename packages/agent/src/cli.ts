@@ -92,7 +92,8 @@ async function main(): Promise<number> {
     }),
     arp: new ArpAdapter({ mode: config.arpMode, logger: log, registry: metrics.registry }),
     routeProtocol: ROUTE_PROTOCOL,
-    ipamGc: (graceMs) => ipam.gc({ graceMs }),
+    // Node objects are authoritative here: a deleted node's last blocks go too.
+    ipamGc: (graceMs) => ipam.gc({ graceMs, deletedNodes: true, keepLastBlock: config.ipamGcKeepLastBlock }),
     interfaces: listInterfaces,
     canReach,
   });

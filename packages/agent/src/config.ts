@@ -78,6 +78,7 @@ export const agentConfigSchema = z.object({
   namespace: z.string().min(1).default('podnet-system'),
   ipamGcInterval: duration.default(300_000),
   ipamGcGrace: duration.default(60_000),
+  ipamGcKeepLastBlock: z.boolean().default(true),
 });
 
 export type AgentConfig = z.output<typeof agentConfigSchema>;
@@ -172,6 +173,12 @@ export const FIELDS: Record<Field, FieldSpec> = {
     env: 'PODNET_IPAM_GC_GRACE',
     type: 'string',
     help: 'how long a leak or an empty block must last before it is released (default 60s)',
+  },
+  ipamGcKeepLastBlock: {
+    flag: 'ipam-gc-keep-last-block',
+    env: 'PODNET_IPAM_GC_KEEP_LAST_BLOCK',
+    type: 'boolean',
+    help: "keep each node's last block of each family even when empty (default true)",
   },
   removeUnownedPodRoutes: {
     flag: 'remove-unowned-pod-routes',
