@@ -1,6 +1,7 @@
 // The Datastore over the Kubernetes API: @podnet/ipam on an HTTP object store (kube-store.ts) for
 // addresses, and MiniKube for the pod annotation and STATUS. IPAM and datastore failures become
-// CNI codes: unreachable → 11, pools exhausted or none for the node → 100, anything else → 101.
+// CNI codes: unreachable, CAS conflicts or a busy handle → 11, pools exhausted or none for the node
+// → 100, anything else → 101.
 import { IPAM_ERR, Ipam, IpamError, type IpamOptions } from '@podnet/ipam';
 import { K8S_ERR, K8sError, matchesSelector, parseSelector } from '@podnet/k8s';
 import type { PluginConfig } from './config.js';
@@ -38,7 +39,9 @@ export function toCniIpamError(err: unknown, what: string): CniError {
     if (err.code === IPAM_ERR.POOL_EXHAUSTED || err.code === IPAM_ERR.NO_POOL_FOR_NODE) {
       return new CniError(CniErrorCode.IpamExhausted, `${what}: ${err.message}`, err.code, { cause: err });
     }
-    if (err.code === IPAM_ERR.TOO_MANY_CONFLICTS) {
+    // Both pass: too many compare-and-swap conflicts, or another ADD for the same container still
+    // holds the handle. The runtime should retry.
+    if (err.code === IPAM_ERR.TOO_MANY_CONFLICTS || err.code === IPAM_ERR.HANDLE_BUSY) {
       return new CniError(CniErrorCode.TryAgainLater, `${what}: ${err.message}`, err.code, { cause: err });
     }
     return new CniError(CniErrorCode.IpamFailure, `${what}: ${err.message}`, err.code, { cause: err });
