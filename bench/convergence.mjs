@@ -102,6 +102,7 @@ const pct = (xs, p) => {
 const r1 = (x) => (Number.isFinite(x) ? Math.round(x * 10) / 10 : null);
 
 let exitCode = 0;
+let summary;
 try {
   await lab.up();
   const probes = await lab.waitForReachability(4);
@@ -195,17 +196,15 @@ try {
   );
   if (missed) console.log(`${missed} pods were not reachable within 10 s from at least one source`);
   console.log('reference: Calico/BIRD picks up kernel routes on a 2 s scan by default (not run here)');
-  console.log(
-    JSON.stringify({
-      bench: 'convergence',
-      pods: podCount,
-      p50_ms: r1(pct(cross, 50)),
-      p99_ms: r1(pct(cross, 99)),
-      client_p99_ms: r1(pct(viaTor, 99)),
-      pod_delete_withdraw_ms: r1(pct(deletes, 50)),
-      node_kill_withdraw_ms: r1(nodeKill),
-    }),
-  );
+  summary = JSON.stringify({
+    bench: 'convergence',
+    pods: podCount,
+    p50_ms: r1(pct(cross, 50)),
+    p99_ms: r1(pct(cross, 99)),
+    client_p99_ms: r1(pct(viaTor, 99)),
+    pod_delete_withdraw_ms: r1(pct(deletes, 50)),
+    node_kill_withdraw_ms: r1(nodeKill),
+  });
 } catch (err) {
   console.error(`convergence: ${err.message}`);
   exitCode = 1;
@@ -213,4 +212,6 @@ try {
   await lab.down({ quiet: true }).catch(() => {});
   rmSync(work, { recursive: true, force: true });
 }
+// The JSON line comes last, after the lab's teardown messages.
+if (summary) console.log(summary);
 process.exit(exitCode);

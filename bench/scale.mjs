@@ -91,6 +91,7 @@ const rssMb = (pid) => {
 };
 
 let exitCode = 0;
+let summary;
 try {
   await lab.up(); // namespaces, API objects, ToR, one pod per node through the CNI plugin
   const t0 = Date.now();
@@ -130,15 +131,13 @@ try {
       ],
     ),
   );
-  console.log(
-    JSON.stringify({
-      bench: 'scale',
-      nodes: n,
-      mode: values.mode,
-      converge_s: Number.isFinite(convergeS) ? Math.round(convergeS * 10) / 10 : null,
-      rss_mb_per_node: Math.round(meanRss * 10) / 10,
-    }),
-  );
+  summary = JSON.stringify({
+    bench: 'scale',
+    nodes: n,
+    mode: values.mode,
+    converge_s: Number.isFinite(convergeS) ? Math.round(convergeS * 10) / 10 : null,
+    rss_mb_per_node: Math.round(meanRss * 10) / 10,
+  });
 } catch (err) {
   console.error(`scale: ${err.message}`);
   exitCode = 1;
@@ -146,4 +145,6 @@ try {
   await lab.down({ quiet: true }).catch(() => {});
   rmSync(work, { recursive: true, force: true });
 }
+// The JSON line comes last, after the lab's teardown messages.
+if (summary) console.log(summary);
 process.exit(exitCode);
