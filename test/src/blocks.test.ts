@@ -1,5 +1,6 @@
-// Block lifecycle: when the last pod of a node goes, its block stays affine for the grace period,
-// then the IPAM garbage collector releases it and every router withdraws it. The node agents run
+// Block lifecycle, both families: when the last pod of a node goes, its IPv4 and IPv6 blocks stay
+// affine for the grace period, then the IPAM garbage collector releases them and every router
+// withdraws them; the node's next pod claims a block again. The node agents run
 // their GC every 2 s with a 6 s grace here (PODNET_IPAM_GC_INTERVAL / PODNET_IPAM_GC_GRACE), and give
 // back a node's last empty block (PODNET_IPAM_GC_KEEP_LAST_BLOCK=false; the default keeps it).
 import { rmSync } from 'node:fs';
@@ -44,8 +45,8 @@ afterAll(async () => {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-describe('lab block lifecycle', () => {
-  it('withdraws node-c’s IPv4 block everywhere once its last pod is gone and the grace period passed', async () => {
+describe('lab block lifecycle (IPv4 and IPv6)', () => {
+  it('withdraws node-c’s blocks everywhere once its last pod is gone and the grace period passed', async () => {
     const c = lab.service('node-c').links[0];
     const via = { 4: c?.ipv4?.split('/')[0] ?? '', 6: c?.ipv6?.split('/')[0] ?? '' } as const;
     const watchers = ['node-a', 'node-b', 'tor'].map((n) => lab.service(n).ns);
@@ -54,11 +55,12 @@ describe('lab block lifecycle', () => {
       6: routesVia(lab.service('node-a').ns, via[6], 6).map((r) => r.dst),
     };
     expect(blocks[4].length, 'node-a routes node-c’s IPv4 block via node-c').toBeGreaterThan(0);
+    expect(blocks[6].length, 'node-a routes node-c’s IPv6 block via node-c').toBeGreaterThan(0);
     for (const pod of lab.pods.filter((p) => p.node === 'node-c')) await lab.deletePod(pod.name);
     const t0 = Date.now();
     const bound = 60_000;
     const left = (ns: string, f: 4 | 6) => routesVia(ns, via[f], f).filter((r) => blocks[f].includes(r.dst));
-    for (const f of [4] as const) {
+    for (const f of [4, 6] as const) {
       for (const ns of watchers) {
         while (left(ns, f).length > 0 && Date.now() - t0 < bound) await sleep(250);
         expect(
@@ -68,12 +70,12 @@ describe('lab block lifecycle', () => {
       }
     }
     process.stderr.write(
-      `[blocks] node-c's empty IPv4 block withdrawn everywhere ${Date.now() - t0} ms after its last pod\n`,
+      `[blocks] node-c's empty blocks withdrawn everywhere ${Date.now() - t0} ms after its last pod\n`,
     );
     const mine = async () =>
       (await lab.kube.list('/apis/podnet.io/v1alpha1/blockaffinities'))
         .map((a) => a.spec as { node?: string; cidr?: string })
-        .filter((a) => a.node === 'node-c' && !a.cidr?.includes(':'));
+        .filter((a) => a.node === 'node-c');
     while ((await mine()).length > 0 && Date.now() - t0 < bound) await sleep(500);
     expect(await mine()).toEqual([]);
   });
