@@ -1,4 +1,8 @@
-// The port between the plugin and the kernel: create, observe and remove one attachment.
+// The port between the plugin and the kernel: create, observe and remove one attachment. Both
+// implementations (netlink.ts, iproute.ts) share the parts that do not depend on how links and
+// routes are programmed: the host sysctls, written and read through /proc/sys of this namespace.
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { CniError, CniErrorCode } from './errors.js';
 import type { AttachmentPlan, PlannedRoute } from './plan.js';
 
 export interface ObservedLink {
@@ -30,4 +34,44 @@ export interface Dataplane {
   remove(target: { hostIf: string; netns: string | undefined; podIf: string }): Promise<void>;
   /** Reads what the kernel has for this attachment (for CHECK and idempotent ADD). */
   observe(plan: AttachmentPlan): Promise<ObservedAttachment>;
+}
+
+/** An observation before anything is looked at: nothing found yet, and whether the netns exists. */
+export function emptyObservation(plan: AttachmentPlan): ObservedAttachment {
+  return {
+    hostLink: undefined,
+    hostRoutes: [],
+    hostSysctls: {},
+    netnsExists: existsSync(plan.netns),
+    podLink: undefined,
+    podAddresses: [],
+    podRoutes: [],
+  };
+}
+
+/** Writes the plan's host sysctls in this process's namespace (the node's). */
+export function writeHostSysctls(plan: AttachmentPlan): void {
+  for (const s of plan.hostSysctls) {
+    try {
+      writeFileSync(`/proc/sys/${s.key}`, s.value);
+    } catch (err) {
+      throw new CniError(
+        CniErrorCode.DataplaneFailure,
+        `writing sysctl ${s.key.replaceAll('/', '.')}=${s.value}: ${(err as Error).message}`,
+      );
+    }
+  }
+}
+
+/** Reads the plan's host sysctls; one that cannot be read is undefined. */
+export function readHostSysctls(plan: AttachmentPlan): Record<string, string | undefined> {
+  const out: Record<string, string | undefined> = {};
+  for (const s of plan.hostSysctls) {
+    try {
+      out[s.key] = readFileSync(`/proc/sys/${s.key}`, 'utf8').trim();
+    } catch {
+      out[s.key] = undefined;
+    }
+  }
+  return out;
 }

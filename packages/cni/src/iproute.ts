@@ -3,8 +3,15 @@
 // `nsenter --net=<CNI_NETNS> ip -batch -`. Host sysctls are written to /proc/sys of the plugin's
 // own namespace. Each ADD costs two or three short processes.
 import { spawn } from 'node:child_process';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
-import type { Dataplane, ObservedAttachment, ObservedLink } from './dataplane.js';
+import { existsSync, readFileSync } from 'node:fs';
+import {
+  type Dataplane,
+  emptyObservation,
+  type ObservedAttachment,
+  type ObservedLink,
+  readHostSysctls,
+  writeHostSysctls,
+} from './dataplane.js';
 import { CniError, CniErrorCode } from './errors.js';
 import type { AttachmentPlan, PlannedRoute } from './plan.js';
 
@@ -132,14 +139,14 @@ export class IprouteDataplane implements Dataplane {
       const r = await this.ip(['-batch', '-'], `${add}\n`);
       if (r.code !== 0)
         throw fail(`creating veth ${plan.hostIf} with peer ${plan.podIf} in ${plan.netns}`, r);
-      this.writeSysctls(plan);
+      writeHostSysctls(plan);
       const r2 = await this.ip(['-batch', '-'], `${hostUp.join('\n')}\n`);
       if (r2.code !== 0) throw fail(`configuring host interface ${plan.hostIf}`, r2);
     } else {
       const r = await this.ip(['-batch', '-'], `${[add, ...hostUp].join('\n')}\n`);
       if (r.code !== 0)
         throw fail(`creating veth ${plan.hostIf} with peer ${plan.podIf} in ${plan.netns}`, r);
-      this.writeSysctls(plan);
+      writeHostSysctls(plan);
     }
     const pod = [
       'link set lo up',
@@ -158,19 +165,6 @@ export class IprouteDataplane implements Dataplane {
     return { podMac: link.address };
   }
 
-  private writeSysctls(plan: AttachmentPlan): void {
-    for (const s of plan.hostSysctls) {
-      try {
-        writeFileSync(`/proc/sys/${s.key}`, s.value);
-      } catch (err) {
-        throw new CniError(
-          CniErrorCode.DataplaneFailure,
-          `writing sysctl ${s.key.replaceAll('/', '.')}=${s.value}: ${(err as Error).message}`,
-        );
-      }
-    }
-  }
-
   async remove(target: { hostIf: string; netns: string | undefined; podIf: string }): Promise<void> {
     const r = await this.ip(['link', 'del', target.hostIf]);
     const hostGone = r.code === 0 || /Cannot find device|does not exist/.test(r.stderr);
@@ -185,15 +179,7 @@ export class IprouteDataplane implements Dataplane {
   }
 
   async observe(plan: AttachmentPlan): Promise<ObservedAttachment> {
-    const seen: ObservedAttachment = {
-      hostLink: undefined,
-      hostRoutes: [],
-      hostSysctls: {},
-      netnsExists: existsSync(plan.netns),
-      podLink: undefined,
-      podAddresses: [],
-      podRoutes: [],
-    };
+    const seen = emptyObservation(plan);
     const h = await this.ip(['-j', 'link', 'show', 'dev', plan.hostIf]);
     if (h.code === 0) {
       const l = parseJsonArrays<IpLink>(h.stdout)[0];
@@ -204,13 +190,7 @@ export class IprouteDataplane implements Dataplane {
         if (r.scope === 'link') seen.hostRoutes.push(normDst(r.dst, false));
       for (const r of parseJsonArrays<IpRoute>(r6.stdout))
         if (r.protocol !== 'kernel') seen.hostRoutes.push(normDst(r.dst, true));
-      for (const s of plan.hostSysctls) {
-        try {
-          seen.hostSysctls[s.key] = readFileSync(`/proc/sys/${s.key}`, 'utf8').trim();
-        } catch {
-          seen.hostSysctls[s.key] = undefined;
-        }
-      }
+      seen.hostSysctls = readHostSysctls(plan);
     }
     if (!seen.netnsExists) return seen;
     const a = await this.inNetns(plan.netns, ['-j', 'addr', 'show', 'dev', plan.podIf]);

@@ -2,9 +2,15 @@
 // node's namespace and one opened inside the pod's (CNI_NETNS). The veth is created with its peer
 // already in the pod's namespace (IFLA_NET_NS_FD), named CNI_IFNAME there, so no rename or move is
 // needed. Host sysctls are written to /proc/sys of the plugin's own (the node's) namespace.
-import { closeSync, existsSync, openSync, readFileSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, openSync } from 'node:fs';
 import { type NetlinkError, type Request, Rtnl } from '@podnet/rtnetlink';
-import type { Dataplane, ObservedAttachment } from './dataplane.js';
+import {
+  type Dataplane,
+  emptyObservation,
+  type ObservedAttachment,
+  readHostSysctls,
+  writeHostSysctls,
+} from './dataplane.js';
 import { CniError, CniErrorCode } from './errors.js';
 import type { AttachmentPlan, PlannedRoute } from './plan.js';
 
@@ -104,7 +110,7 @@ export class NetlinkDataplane implements Dataplane {
           CniErrorCode.DataplaneFailure,
           `host interface ${plan.hostIf} vanished after creation`,
         );
-      writeSysctls(plan);
+      writeHostSysctls(plan);
       const reqs: Request[] = [
         { type: 'link.set', index: link.index, change: { up: true } },
         ...plan.hostRoutes.map(
@@ -167,15 +173,7 @@ export class NetlinkDataplane implements Dataplane {
   }
 
   async observe(plan: AttachmentPlan): Promise<ObservedAttachment> {
-    const seen: ObservedAttachment = {
-      hostLink: undefined,
-      hostRoutes: [],
-      hostSysctls: {},
-      netnsExists: existsSync(plan.netns),
-      podLink: undefined,
-      podAddresses: [],
-      podRoutes: [],
-    };
+    const seen = emptyObservation(plan);
     await withRtnl(undefined, 'observe', async (host) => {
       const l = await host.links.get(plan.hostIf);
       if (!l) return;
@@ -187,13 +185,7 @@ export class NetlinkDataplane implements Dataplane {
           seen.hostRoutes.push(r.dst);
         }
       }
-      for (const s of plan.hostSysctls) {
-        try {
-          seen.hostSysctls[s.key] = readFileSync(`/proc/sys/${s.key}`, 'utf8').trim();
-        } catch {
-          seen.hostSysctls[s.key] = undefined;
-        }
-      }
+      seen.hostSysctls = readHostSysctls(plan);
     });
     if (!seen.netnsExists) return seen;
     await withRtnl(plan.netns, 'observe', async (pod) => {
@@ -215,18 +207,5 @@ export class NetlinkDataplane implements Dataplane {
       }
     });
     return seen;
-  }
-}
-
-function writeSysctls(plan: AttachmentPlan): void {
-  for (const s of plan.hostSysctls) {
-    try {
-      writeFileSync(`/proc/sys/${s.key}`, s.value);
-    } catch (err) {
-      throw new CniError(
-        CniErrorCode.DataplaneFailure,
-        `writing sysctl ${s.key.replaceAll('/', '.')}=${s.value}: ${(err as Error).message}`,
-      );
-    }
   }
 }
