@@ -131,6 +131,25 @@ class NetnsGuard {
   int origFd_ = -1;
 };
 
+// socket() inside the namespace at `netns` (or this one when empty); the thread is back in its own
+// namespace when this returns. Returns the fd, or -1 after throwing a NativeError.
+int SocketIn(Napi::Env env, const std::string& netns, int domain, int type, int protocol, const char* what) {
+  NetnsGuard guard;
+  const char* sc = "";
+  int err = guard.Enter(netns, &sc);
+  if (err != 0) {
+    ThrowErrno(env, err, sc, netns);
+    return -1;
+  }
+  int fd = socket(domain, type | SOCK_CLOEXEC | SOCK_NONBLOCK, protocol);
+  if (fd < 0) {
+    int e = errno;
+    ThrowErrno(env, e, what);
+    return -1;
+  }
+  return fd;
+}
+
 std::string OptString(const Napi::Value& v) {
   if (v.IsString()) return v.As<Napi::String>().Utf8Value();
   return "";
@@ -152,22 +171,8 @@ Napi::Value NlOpen(const Napi::CallbackInfo& info) {
   std::string netns = OptString(info[2]);
   int rcvbuf = info[3].IsNumber() ? info[3].As<Napi::Number>().Int32Value() : 0;
 
-  int fd = -1;
-  {
-    NetnsGuard guard;
-    const char* sc = "";
-    int err = guard.Enter(netns, &sc);
-    if (err != 0) {
-      ThrowErrno(env, err, sc, netns);
-      return env.Undefined();
-    }
-    fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC | SOCK_NONBLOCK, protocol);
-    if (fd < 0) {
-      int e = errno;
-      ThrowErrno(env, e, "socket(AF_NETLINK)");
-      return env.Undefined();
-    }
-  }
+  int fd = SocketIn(env, netns, AF_NETLINK, SOCK_RAW, protocol, "socket(AF_NETLINK)");
+  if (fd < 0) return env.Undefined();
 
   if (rcvbuf > 0) {
     if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &rcvbuf, sizeof rcvbuf) < 0 &&
@@ -281,21 +286,8 @@ Napi::Value PacketOpen(const Napi::CallbackInfo& info) {
   int ethertype = info[1].As<Napi::Number>().Int32Value();
   std::string netns = OptString(info[2]);
   bool ignoreOutgoing = info.Length() >= 4 && info[3].IsBoolean() && info[3].As<Napi::Boolean>().Value();
-  int fd = -1;
-  {
-    NetnsGuard guard;
-    const char* sc = "";
-    int err = guard.Enter(netns, &sc);
-    if (err != 0) {
-      ThrowErrno(env, err, sc, netns);
-      return env.Undefined();
-    }
-    fd = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC | SOCK_NONBLOCK, htons(static_cast<uint16_t>(ethertype)));
-    if (fd < 0) {
-      ThrowErrno(env, errno, "socket(AF_PACKET)");
-      return env.Undefined();
-    }
-  }
+  int fd = SocketIn(env, netns, AF_PACKET, SOCK_RAW, htons(static_cast<uint16_t>(ethertype)), "socket(AF_PACKET)");
+  if (fd < 0) return env.Undefined();
   struct sockaddr_ll sll;
   memset(&sll, 0, sizeof sll);
   sll.sll_family = AF_PACKET;
@@ -400,21 +392,8 @@ Napi::Value TcpSocket(const Napi::CallbackInfo& info) {
   bool reuse = info[4].ToBoolean().Value();
   std::string netns = OptString(info[5]);
 
-  int fd = -1;
-  {
-    NetnsGuard guard;
-    const char* sc = "";
-    int err = guard.Enter(netns, &sc);
-    if (err != 0) {
-      ThrowErrno(env, err, sc, netns);
-      return env.Undefined();
-    }
-    fd = socket(family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, IPPROTO_TCP);
-    if (fd < 0) {
-      ThrowErrno(env, errno, "socket(SOCK_STREAM)");
-      return env.Undefined();
-    }
-  }
+  int fd = SocketIn(env, netns, family, SOCK_STREAM, IPPROTO_TCP, "socket(SOCK_STREAM)");
+  if (fd < 0) return env.Undefined();
   if (reuse) {
     int one = 1;
     if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0) {
