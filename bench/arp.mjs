@@ -4,7 +4,9 @@
 // A pod namespace and a node namespace joined by a veth (host side pn…, ee:ee:ee:ee:ee:ee). The
 // probe opens a packet socket on the pod's eth0 and sends 100 broadcast requests for 169.254.1.1,
 // one at a time, timing each until the reply arrives. podnet's responder runs in its own process
-// (this file with --responder), as it would in the agent. Last line: one JSON object.
+// (this file with --responder), as it would in the agent; when stdin closes it prints its stats,
+// so the table says how many replies its reply cache sent and how many JS decided and sent.
+// Last line: one JSON object.
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
@@ -27,6 +29,8 @@ if (process.argv[2] === '--responder') {
   process.stdout.write('ready\n');
   process.stdin.resume();
   process.stdin.on('end', async () => {
+    const { replies, repliesFromCache } = arp.stats();
+    process.stdout.write(`${JSON.stringify({ stats: { replies, repliesFromCache } })}\n`);
     await arp.close();
     process.exit(0);
   });
@@ -126,9 +130,19 @@ async function main() {
     ]);
     if (!String(line).includes('ready')) throw new Error(`responder: ${line}`);
     const podnet = await probe(pod, podLink.ifindex, podLink.address);
+    let childOut = '';
+    child.stdout.on('data', (d) => {
+      childOut += d;
+    });
     child.stdin.end();
     await once(child, 'exit');
     child = undefined;
+    const stats = childOut
+      .split('\n')
+      .filter((l) => l.startsWith('{'))
+      .map((l) => JSON.parse(l).stats)
+      .at(-1);
+    if (!stats) throw new Error(`responder printed no stats: ${JSON.stringify(childOut)}`);
 
     // 2. Kernel proxy ARP with the default proxy_delay, 3. with proxy_delay=0.
     await node.sysctl(`net.ipv4.conf.${HOST_IF}.proxy_arp`, 1);
@@ -151,6 +165,10 @@ async function main() {
           .join(''),
       );
     }
+    console.log(
+      `podnet replies: ${stats.replies}, of which ${stats.repliesFromCache} from the reply cache (addon) ` +
+        `and ${stats.replies - stats.repliesFromCache} decided and sent by JS`,
+    );
     for (const r of [podnet, kernel, kernel0]) {
       if (r.wrongMac) throw new Error(`${r.wrongMac} replies did not carry ${HOST_MAC}`);
       if (r.n === 0) throw new Error('no replies at all');
@@ -163,6 +181,8 @@ async function main() {
         kernel_p50_ms: +kernel.p50.toFixed(4),
         kernel_delay0_p50_ms: +kernel0.p50.toFixed(4),
         ratio: +(podnet.p50 / kernel0.p50).toFixed(3),
+        podnet_replies: stats.replies,
+        podnet_cache_replies: stats.repliesFromCache,
       }),
     );
   } finally {

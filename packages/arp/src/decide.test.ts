@@ -4,8 +4,10 @@ import { REPLY_FROM_HOST, REQUEST_FOR_GATEWAY } from './__fixtures__/frames.js';
 import {
   type ArpInterface,
   buildReply,
+  DECISION_BYTES,
   decide,
   decidePrepared,
+  decisionMask,
   type IgnoreReason,
   PACKET_TYPE,
   prepareInterface,
@@ -167,5 +169,70 @@ describe('decidePrepared (the responder hot path)', () => {
       type: 'ignore',
       reason: 'other-interface',
     });
+  });
+});
+
+describe('DECISION_BYTES (the reply cache key)', () => {
+  const macs = fc.constantFrom('0a:58:0a:41:00:07', 'ee:ee:ee:ee:ee:ee', '02:00:00:00:00:01');
+  const ips = fc.constantFrom('10.65.0.7', '10.65.0.8', '169.254.1.1', '0.0.0.0', '10.99.0.1');
+  /** Frames near the decision's edges: ARP with a few field values each, sometimes damaged. */
+  const arpFrame = fc
+    .record({
+      ethSrc: macs,
+      op: fc.constantFrom(1, 2, 3),
+      sha: macs,
+      spa: ips,
+      tha: macs,
+      tpa: ips,
+      damage: fc.option(fc.tuple(fc.integer({ min: 12, max: 41 }), fc.integer({ min: 0, max: 255 }))),
+      extra: fc.integer({ min: 0, max: 18 }),
+    })
+    .map(({ damage, extra, ...fields }) => {
+      const f = Buffer.concat([
+        encodeArpFrame({ ...request, ...fields }).subarray(0, 42),
+        Buffer.alloc(extra),
+      ]);
+      if (damage) f[damage[0]] = damage[1];
+      return f;
+    });
+  const meta = fc.record({ ifindex: fc.constantFrom(7, 8), pktType: fc.integer({ min: 0, max: 4 }) });
+  const iface = fc.record({
+    ifname: fc.constant('pn0123456789a'),
+    ifindex: fc.constant(7),
+    podIPs: fc.subarray(['10.65.0.7', '10.65.0.8', '169.254.1.1']),
+    hostMac: fc.constantFrom('ee:ee:ee:ee:ee:ee', '02:aa:bb:cc:dd:ee'),
+  });
+
+  it('gives the same decision and reply bytes to frames that differ only outside them', () => {
+    const mask = decisionMask();
+    fc.assert(
+      fc.property(
+        arpFrame,
+        fc.uint8Array({ minLength: 60, maxLength: 60 }),
+        fc.integer({ min: 42, max: 60 }),
+        meta,
+        iface,
+        (f, noise, len, m, i) => {
+          // Same bytes where the mask is set, anything else elsewhere, any length from 42 bytes.
+          const g = Buffer.from(noise.subarray(0, len));
+          for (let k = 0; k < mask.length; k++) if (mask[k]) g[k] = f[k]!;
+          const a = decide(f, m, i);
+          const b = decide(g, m, i);
+          expect(b).toEqual(a);
+        },
+      ),
+      { numRuns: 2000 },
+    );
+  });
+
+  it('covers every field the decision reads and ends at the end of an Ethernet/IPv4 ARP frame', () => {
+    expect(DECISION_BYTES).toEqual([
+      [6, 32],
+      [38, 42],
+    ]);
+    const mask = decisionMask();
+    expect(mask.length).toBe(42);
+    expect(mask.subarray(0, 6).every((x) => x === 0)).toBe(true); // Ethernet destination
+    expect(mask.subarray(32, 38).every((x) => x === 0)).toBe(true); // tha
   });
 });

@@ -1,6 +1,7 @@
 // The responder's decision, pure: one received frame + the interface it came in on → reply (with
 // the frame to send), ignore (with a named reason) or malformed (counted and dropped).
 import {
+  ARP_FRAME_LEN,
   ARPOP,
   type ArpPacket,
   checkArpFrame,
@@ -170,6 +171,28 @@ export function decidePrepared(
     reply[38 + i] = frame[28 + i]!; // tpa = the requester's spa
   }
   return p.replyDecision;
+}
+
+/**
+ * The bytes of a frame that `decidePrepared` reads, as [start, end) ranges: the Ethernet source
+ * (not read, but kept in the key: a pod's requests carry its own MAC there), ethertype, htype,
+ * ptype, hlen, plen, op, sha, spa, and tpa. Not read: the Ethernet destination (broadcast or the
+ * host MAC), tha (zero, or whatever the pod last knew) and padding. Besides these bytes a decision
+ * depends only on the frame being at least ARP_FRAME_LEN long (the last range ends there), the
+ * receiving ifindex and packet type, and the prepared interface. Two frames equal on these bytes,
+ * with the same meta and interface, get the same decision and the same reply bytes (a property
+ * test holds this to `decidePrepared`): that is what makes a decision cacheable by its key.
+ */
+export const DECISION_BYTES: readonly (readonly [number, number])[] = [
+  [6, 32],
+  [38, ARP_FRAME_LEN],
+];
+
+/** DECISION_BYTES as a byte mask over the first ARP_FRAME_LEN bytes (0xff where read); a new Buffer. */
+export function decisionMask(): Buffer {
+  const mask = Buffer.alloc(ARP_FRAME_LEN);
+  for (const [start, end] of DECISION_BYTES) mask.fill(0xff, start, end);
+  return mask;
 }
 
 /**

@@ -4,7 +4,7 @@
 //   await arp.addInterface({ ifname, ifindex, podIPs, hostMac });  // idempotent; re-call to update podIPs
 //   await arp.removeInterface(ifname);                              // a vanished interface is fine
 //   (followLinks, default true: an interface the kernel deletes is dropped by itself, via rtnetlink)
-//   arp.stats() → { replies, ignored: {reason: n}, malformed: {reason: n}, errors, interfaces }
+//   arp.stats() → { replies, repliesFromCache, ignored: {reason: n}, malformed: {reason: n}, errors, interfaces }
 //   await arp.close();
 //
 // userspace (default): an AF_PACKET socket per interface answers requests from the pod for any
@@ -12,7 +12,8 @@
 // kernel does not answer as well). kernel: proxy_arp=1 and proxy_delay=0 on the interface.
 // Hot path: frames are read into one buffer the packet socket reuses (reuseFrameBuffer), and
 // `decidePrepared` answers from a per-interface prepared form (pod IPs as numbers, one reply frame
-// rewritten in place), so an answered request allocates nothing.
+// rewritten in place), so an answered request allocates nothing. Each socket's reply cache (in the
+// addon) repeats the replies decide made for requests seen before, without calling JS; see README.md.
 // The pure parts (frame codec, `decide`) are exported for podnetctl diagnostics and tests.
 
 export { netnsSysctl, procSysctl, type SysctlEntry, type SysctlWriter } from '@podnet/rtnetlink';
@@ -20,8 +21,10 @@ export {
   type ArpDecision,
   type ArpInterface,
   buildReply,
+  DECISION_BYTES,
   decide,
   decidePrepared,
+  decisionMask,
   IGNORE_REASONS,
   type IgnoreReason,
   PACKET_TYPE,

@@ -115,6 +115,29 @@ describe('userspace responder in a namespace', () => {
     await arp.addInterface({ ifname: HOST_IF, ifindex, podIPs: [POD_IP], hostMac: HOST_MAC });
     expect((await arping('169.254.1.1')).stdout).toContain(HOST_MAC);
   });
+
+  it('answers a repeated request from the reply cache, and never once the address becomes the pod own', async () => {
+    const before = arp.stats();
+    const r = await pod.exec('arping', ['-c', '3', '-w', '5', '-i', 'eth0', '10.65.3.10'], {
+      timeoutMs: 10_000,
+    });
+    expect(r.stdout.split(`from ${HOST_MAC} (10.65.3.10)`).length - 1, r.stdout).toBe(3);
+    const after = arp.stats();
+    // The first request is decided in JS; the same request again is answered by the addon.
+    expect(after.replies - before.replies).toBe(3);
+    expect(after.repliesFromCache - before.repliesFromCache).toBe(2);
+    // 10.65.3.10 becomes one of the pod's addresses: the cached answer must not be sent again.
+    await arp.addInterface({ ifname: HOST_IF, ifindex, podIPs: [POD_IP, '10.65.3.10'], hostMac: HOST_MAC });
+    try {
+      const silent = await arping('10.65.3.10');
+      expect(silent.stdout).not.toContain(HOST_MAC);
+      expect(arp.stats().ignored['own-address']).toBeGreaterThan(after.ignored['own-address']);
+      expect(arp.stats().replies).toBe(after.replies);
+    } finally {
+      await arp.addInterface({ ifname: HOST_IF, ifindex, podIPs: [POD_IP], hostMac: HOST_MAC });
+    }
+    expect((await arping('10.65.3.10')).stdout).toContain(HOST_MAC);
+  });
 });
 
 describe('kernel mode in a namespace', () => {

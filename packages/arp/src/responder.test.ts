@@ -1,13 +1,34 @@
-import type { PacketMeta, PacketSocket } from '@podnet/native';
+import type { PacketMeta, PacketOptions, PacketSocket, ReplyCache } from '@podnet/native';
 import type { SysctlEntry, SysctlWriter } from '@podnet/rtnetlink';
 import { Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
 import { REQUEST_FOR_GATEWAY } from './__fixtures__/frames.js';
-import { PACKET_TYPE } from './decide.js';
+import { decisionMask, PACKET_TYPE } from './decide.js';
 import { ArpResponder, checkInterface } from './responder.js';
+
+/** Records what the responder installs; `hits` is set by the test (the addon counts them). */
+class FakeReplyCache implements ReplyCache {
+  entries: { frame: Buffer; meta: PacketMeta; reply: Buffer }[] = [];
+  clears = 0;
+  hits = 0;
+  get size() {
+    return this.entries.length;
+  }
+  add(frame: Buffer, meta: PacketMeta, reply: Buffer) {
+    this.entries.push({ frame: Buffer.from(frame), meta: { ...meta }, reply: Buffer.from(reply) });
+  }
+  clear() {
+    this.entries = [];
+    this.clears++;
+  }
+}
 
 class FakeSocket implements PacketSocket {
   readonly fd = 99;
+  replyCache: FakeReplyCache | undefined;
+  constructor(readonly opts?: PacketOptions) {
+    if (opts?.replyCache) this.replyCache = new FakeReplyCache();
+  }
   sent: Buffer[] = [];
   closed = false;
   deliver: ((frame: Buffer, meta: PacketMeta) => void) | undefined;
@@ -24,7 +45,7 @@ class FakeSocket implements PacketSocket {
   }
 }
 
-function fixture(mode: 'userspace' | 'kernel' = 'userspace') {
+function fixture(mode: 'userspace' | 'kernel' = 'userspace', replyCacheSize?: number) {
   const sockets: FakeSocket[] = [];
   const writes: SysctlEntry[][] = [];
   const sysctl: SysctlWriter = {
@@ -39,8 +60,9 @@ function fixture(mode: 'userspace' | 'kernel' = 'userspace') {
     registry,
     sysctl,
     followLinks: false,
-    openSocket: () => {
-      const s = new FakeSocket();
+    ...(replyCacheSize === undefined ? {} : { replyCacheSize }),
+    openSocket: (opts) => {
+      const s = new FakeSocket(opts);
       sockets.push(s);
       return s;
     },
@@ -117,6 +139,82 @@ describe('ArpResponder', () => {
 
   it('rejects an unknown mode naming it', () => {
     expect(() => new ArpResponder({ mode: 'both' as 'kernel' })).toThrow('mode: "both"');
+  });
+});
+
+describe('ArpResponder with reply caches', () => {
+  const broadcast = { ifindex: 7, pktType: PACKET_TYPE.broadcast };
+
+  it('opens each socket with a cache keyed on the bytes decide reads, and installs each reply it sends', async () => {
+    const { arp, sockets } = fixture();
+    await arp.addInterface(pod);
+    const s = sockets[0]!;
+    expect(s.opts?.replyCache).toEqual({ mask: decisionMask(), capacity: 8 });
+    s.deliver!(REQUEST_FOR_GATEWAY, broadcast);
+    s.deliver!(REQUEST_FOR_GATEWAY, { ifindex: 7, pktType: PACKET_TYPE.outgoing });
+    s.deliver!(REQUEST_FOR_GATEWAY.subarray(0, 20), broadcast);
+    // Only the answered request is installed, with the frame actually sent.
+    expect(s.replyCache!.entries).toHaveLength(1);
+    const e = s.replyCache!.entries[0]!;
+    expect(e.frame.equals(REQUEST_FOR_GATEWAY)).toBe(true);
+    expect(e.meta).toEqual(broadcast);
+    expect(e.reply.equals(s.sent[0]!)).toBe(true);
+  });
+
+  it('does not install a reply the kernel refused to send', async () => {
+    const { arp, sockets } = fixture();
+    await arp.addInterface(pod);
+    sockets[0]!.send = () => {
+      throw new Error('ENOBUFS');
+    };
+    sockets[0]!.deliver!(REQUEST_FOR_GATEWAY, broadcast);
+    expect(sockets[0]!.replyCache!.entries).toHaveLength(0);
+  });
+
+  it('counts the replies the caches sent in stats and metrics, also after their socket closed', async () => {
+    const { arp, sockets, registry } = fixture();
+    await arp.addInterface(pod);
+    sockets[0]!.deliver!(REQUEST_FOR_GATEWAY, broadcast);
+    sockets[0]!.replyCache!.hits = 5;
+    expect(arp.stats()).toMatchObject({ replies: 6, repliesFromCache: 5 });
+    let text = await registry.metrics();
+    expect(text).toContain('podnet_arp_replies_total 6');
+    expect(text).toContain('podnet_arp_cache_replies_total 5');
+    sockets[0]!.replyCache!.hits = 7;
+    await arp.removeInterface(pod.ifname);
+    expect(arp.stats()).toMatchObject({ replies: 8, repliesFromCache: 7 });
+    text = await registry.metrics();
+    expect(text).toContain('podnet_arp_replies_total 8');
+    expect(text).toContain('podnet_arp_cache_replies_total 7');
+  });
+
+  it('clears the cache when the pod addresses or the host MAC change, not when nothing does', async () => {
+    const { arp, sockets } = fixture();
+    await arp.addInterface(pod);
+    const cache = sockets[0]!.replyCache!;
+    sockets[0]!.deliver!(REQUEST_FOR_GATEWAY, broadcast);
+    expect(cache.size).toBe(1);
+    await arp.addInterface({ ...pod });
+    expect(cache.size).toBe(1);
+    await arp.addInterface({ ...pod, podIPs: ['10.65.0.7', '169.254.1.1'] });
+    expect(cache.size).toBe(0);
+    // 169.254.1.1 is now the pod's own: decide ignores it, and nothing is installed.
+    sockets[0]!.deliver!(REQUEST_FOR_GATEWAY, broadcast);
+    expect(cache.size).toBe(0);
+    expect(arp.stats().ignored['own-address']).toBe(1);
+    await arp.addInterface({ ...pod, hostMac: '02:aa:bb:cc:dd:ee' });
+    expect(cache.clears).toBe(2);
+    sockets[0]!.deliver!(REQUEST_FOR_GATEWAY, broadcast);
+    expect(cache.entries[0]!.reply.subarray(6, 12).toString('hex')).toBe('02aabbccddee');
+  });
+
+  it('opens sockets without a cache when replyCacheSize is 0, and rejects sizes out of 1..64', async () => {
+    const { arp, sockets } = fixture('userspace', 0);
+    await arp.addInterface(pod);
+    expect(sockets[0]!.opts?.replyCache).toBeUndefined();
+    sockets[0]!.deliver!(REQUEST_FOR_GATEWAY, broadcast);
+    expect(arp.stats()).toMatchObject({ replies: 1, repliesFromCache: 0 });
+    expect(() => new ArpResponder({ replyCacheSize: 65 })).toThrow('replyCacheSize: 65');
   });
 });
 

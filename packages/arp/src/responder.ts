@@ -1,5 +1,11 @@
 // The ARP proxy responder: one AF_PACKET socket per pod interface, answering with the host MAC.
 // The decision is the pure `decide`; this shell owns sockets, counters, metrics and logs.
+//
+// Reply cache: after `decidePrepared` decides to answer a frame, the responder installs that frame's
+// key (its DECISION_BYTES, ifindex and packet type) and the reply it sent in the socket's reply
+// cache (@podnet/native), so the addon answers the same request again without calling JS. decide
+// stays the only place that decides: the cache only repeats its answers, and is cleared whenever
+// the interface's addresses or MAC change. See README.md.
 import {
   type NativeError,
   openPacket,
@@ -13,6 +19,7 @@ import { Counter, Gauge, type Registry } from 'prom-client';
 import {
   type ArpInterface,
   decidePrepared,
+  decisionMask,
   IGNORE_REASONS,
   type IgnoreReason,
   type PreparedInterface,
@@ -40,15 +47,24 @@ export interface ArpResponderOptions {
   followLinks?: boolean;
   /**
    * Opens the packet socket; injectable for unit tests. The responder asks for `reuseFrameBuffer`
-   * (it keeps nothing from a frame after its callback).
+   * (it keeps nothing from a frame after its callback) and a `replyCache` of replyCacheSize entries.
    */
   openSocket?: (opts: PacketOptions) => PacketSocket;
+  /**
+   * Entries in each interface's reply cache (1..64; default 8: a pod asks for its gateway, by
+   * broadcast and by unicast refresh, and seldom anything else). 0 turns the cache off: every frame
+   * is decided in JS.
+   */
+  replyCacheSize?: number;
 }
 
 export interface ArpStats {
   mode: ArpMode;
   interfaces: number;
+  /** Replies sent, by JS and by the reply cache. */
   replies: number;
+  /** Of `replies`, those the sockets' reply caches sent (requests decided before). */
+  repliesFromCache: number;
   ignored: Record<IgnoreReason, number>;
   malformed: Record<MalformedReason, number>;
   /** Frames the kernel refused to send, and receive errors. */
@@ -80,6 +96,13 @@ export function checkInterface(i: ArpInterface): ArpInterface {
   return { ifname: i.ifname, ifindex: i.ifindex, podIPs: [...i.podIPs], hostMac: mac };
 }
 
+/** Whether decisions for `a` and `b` (same ifindex) are the same: same pod addresses and MAC. */
+function sameAnswers(a: ArpInterface, b: ArpInterface): boolean {
+  if (a.hostMac !== b.hostMac || a.podIPs.length !== b.podIPs.length) return false;
+  const ips = new Set(a.podIPs);
+  return b.podIPs.every((ip) => ips.has(ip));
+}
+
 /**
  * Answers pods' ARP for 169.254.1.1 and every other off-link address with the host MAC.
  *
@@ -97,11 +120,18 @@ export class ArpResponder {
   private readonly served = new Map<string, Served>();
   private closed = false;
   private readonly followLinks: boolean;
+  private readonly replyCacheSize: number;
+  /** Cache replies of sockets closed since (a socket's count goes with it). */
+  private closedCacheReplies = 0;
+  /** Cache replies already added to the replies metric. */
+  private cacheRepliesInMetric = 0;
   private linkWatch: Promise<{ rtnl: Rtnl; sub: { close(): void } } | undefined> | undefined;
-  private readonly counts: Omit<ArpStats, 'mode' | 'interfaces'>;
+  /** Counted in JS; replies here are the ones JS sent. */
+  private readonly counts: Omit<ArpStats, 'mode' | 'interfaces' | 'repliesFromCache'>;
   private readonly metrics:
     | {
         replies: Counter;
+        cacheReplies: Counter;
         ignored: Counter<'reason'>;
         malformed: Counter<'reason'>;
         errors: Counter;
@@ -120,6 +150,11 @@ export class ArpResponder {
     this.sysctl = opts.sysctl ?? (opts.netns ? netnsSysctl(opts.netns) : procSysctl());
     this.open = opts.openSocket ?? openPacket;
     this.followLinks = opts.followLinks ?? true;
+    const cacheSize = opts.replyCacheSize ?? 8;
+    if (!Number.isInteger(cacheSize) || cacheSize < 0 || cacheSize > 64) {
+      throw new ArpError('ARP_ERR_INVALID', `replyCacheSize: ${JSON.stringify(cacheSize)} is not in 0..64`);
+    }
+    this.replyCacheSize = cacheSize;
     this.counts = {
       replies: 0,
       ignored: Object.fromEntries(IGNORE_REASONS.map((r) => [r, 0])) as Record<IgnoreReason, number>,
@@ -128,11 +163,19 @@ export class ArpResponder {
     };
     if (opts.registry) {
       const registers = [opts.registry];
+      // The reply caches count in the addon; a scrape brings their counts into the replies metric.
       this.metrics = {
         replies: new Counter({
           name: 'podnet_arp_replies_total',
-          help: 'ARP replies sent to pods',
+          help: 'ARP replies sent to pods (by JS and by the reply cache)',
           registers,
+          collect: () => this.syncCacheReplies(),
+        }),
+        cacheReplies: new Counter({
+          name: 'podnet_arp_cache_replies_total',
+          help: 'Of the ARP replies, those sent by the reply cache (requests answered before)',
+          registers,
+          collect: () => this.syncCacheReplies(),
         }),
         ignored: new Counter({
           name: 'podnet_arp_ignored_total',
@@ -162,8 +205,11 @@ export class ArpResponder {
     const iface = checkInterface(input);
     const cur = this.served.get(iface.ifname);
     if (cur && cur.iface.ifindex === iface.ifindex) {
+      if (sameAnswers(cur.iface, iface)) return; // the agent re-adds on every resync
       cur.iface = iface; // new pod addresses take effect on the next frame
       cur.prepared = prepareInterface(iface);
+      // Answers decided with the old addresses or MAC must not be repeated.
+      cur.socket?.replyCache?.clear();
       return;
     }
     if (cur) this.closeServed(cur);
@@ -203,10 +249,12 @@ export class ArpResponder {
   }
 
   stats(): ArpStats {
+    const fromCache = this.cacheReplies();
     return {
       mode: this.mode,
       interfaces: this.served.size,
-      replies: this.counts.replies,
+      replies: this.counts.replies + fromCache,
+      repliesFromCache: fromCache,
       ignored: { ...this.counts.ignored },
       malformed: { ...this.counts.malformed },
       errors: this.counts.errors,
@@ -223,6 +271,24 @@ export class ArpResponder {
     for (const s of this.served.values()) this.closeServed(s);
     this.served.clear();
     this.metrics?.interfaces.set(0);
+  }
+
+  /** Replies sent by the sockets' reply caches, closed sockets included. */
+  private cacheReplies(): number {
+    let n = this.closedCacheReplies;
+    for (const s of this.served.values()) n += s.socket?.replyCache?.hits ?? 0;
+    return n;
+  }
+
+  /** Adds the cache replies not yet counted to the replies metrics (at scrape time). */
+  private syncCacheReplies(): void {
+    if (!this.metrics) return;
+    const n = this.cacheReplies();
+    const delta = n - this.cacheRepliesInMetric;
+    if (delta <= 0) return;
+    this.cacheRepliesInMetric = n;
+    this.metrics.replies.inc(delta);
+    this.metrics.cacheReplies.inc(delta);
   }
 
   /** Subscribes once to link events, so a deleted interface stops being served. */
@@ -282,6 +348,9 @@ export class ArpResponder {
         // Frames are read into one reused buffer (no allocation per frame). Our own replies do not
         // come back: the kernel hands outgoing frames only to ETH_P_ALL sockets.
         reuseFrameBuffer: true,
+        ...(this.replyCacheSize > 0
+          ? { replyCache: { mask: decisionMask(), capacity: this.replyCacheSize } }
+          : {}),
       });
     } catch (err) {
       throw new ArpError('ARP_ERR_SOCKET', `${ifname}: cannot open a packet socket on ifindex ${ifindex}`, {
@@ -306,12 +375,23 @@ export class ArpResponder {
       case 'reply':
         try {
           socket.send(d.frame);
-          this.counts.replies++;
-          this.metrics?.replies.inc();
         } catch (err) {
           this.counts.errors++;
           this.metrics?.errors.inc();
           this.log?.warn({ ifname: served.iface.ifname, err: (err as Error).message }, 'ARP reply not sent');
+          return;
+        }
+        this.counts.replies++;
+        this.metrics?.replies.inc();
+        // The same request again (same DECISION_BYTES, ifindex, packet type) gets this reply from
+        // the addon. d.frame is rewritten by the next decision: the addon keeps a copy.
+        try {
+          socket.replyCache?.add(frame, meta, d.frame);
+        } catch (err) {
+          this.log?.warn(
+            { ifname: served.iface.ifname, err: (err as Error).message },
+            'reply cache not updated',
+          );
         }
         return;
       case 'ignore':
@@ -330,6 +410,7 @@ export class ArpResponder {
   }
 
   private closeServed(s: Served): void {
+    this.closedCacheReplies += s.socket?.replyCache?.hits ?? 0;
     s.socket?.close();
     s.socket = undefined;
   }

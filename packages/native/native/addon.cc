@@ -6,6 +6,10 @@
 // - every socket can be created inside another network namespace: the calling thread enters the
 //   namespace, creates the socket and returns to its own namespace before the call returns.
 //
+// The one exception to "no logic": a packet socket's reply cache (see ReplyCache below), a small
+// exact-match table of answers that JavaScript decided and installed; the addon only compares bytes
+// and sends the stored frame.
+//
 // Errors are thrown as JS Errors carrying `code` (errno name), `errno` and `syscall`; the TypeScript
 // wrapper turns them into NativeError. Every error path closes the descriptors it opened.
 #include <napi.h>
@@ -488,10 +492,104 @@ Napi::Value CloseFd(const Napi::CallbackInfo& info) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// ReplyCache: the fast path of a packet socket, like a flow cache in front of a slow path. JS
+// decides every frame it is shown; when it decides to answer one, it may install an entry: the
+// frame's bytes under a mask (the bytes the decision read), the ifindex and packet type it came
+// with, and the exact frame it sent back. A later frame equal to an entry on all of these is
+// answered here with that frame, without calling JS, and only counted. Anything else goes to JS.
+// Bounded: at most `capacity` entries; a new key replaces the oldest. JS clears it whenever the
+// state its decisions depend on changes.
+
+class ReplyCache {
+ public:
+  static constexpr size_t kMaxKey = 64;
+  static constexpr size_t kMaxReply = 128;
+  static constexpr size_t kMaxEntries = 64;
+
+  struct Entry {
+    int ifindex;
+    unsigned pktType;
+    uint8_t key[kMaxKey];
+    uint8_t reply[kMaxReply];
+    size_t replyLen;
+  };
+
+  bool enabled() const { return keyLen_ > 0; }
+  size_t size() const { return entries_.size(); }
+  double hits() const { return hits_; }
+  void CountHit() { hits_++; }
+  void Clear() {
+    entries_.clear();
+    next_ = 0;
+  }
+
+  void Configure(const uint8_t* mask, size_t len, size_t capacity) {
+    memcpy(mask_, mask, len);
+    keyLen_ = len;
+    capacity_ = capacity;
+    entries_.reserve(capacity);
+    Clear();
+  }
+
+  // The entry whose key `frame` matches, or nullptr.
+  const Entry* Find(const uint8_t* frame, size_t len, int ifindex, unsigned pktType) const {
+    int i = IndexOf(frame, len, ifindex, pktType);
+    return i < 0 ? nullptr : &entries_[i];
+  }
+
+  // Adds (or replaces the reply of) the entry for `frame`; the caller checked the lengths.
+  void Add(const uint8_t* frame, int ifindex, unsigned pktType, const uint8_t* reply, size_t replyLen) {
+    int i = IndexOf(frame, keyLen_, ifindex, pktType);
+    Entry* e = i < 0 ? nullptr : &entries_[i];
+    if (e == nullptr) {
+      if (entries_.size() < capacity_) {
+        entries_.emplace_back();
+        e = &entries_.back();
+      } else {
+        e = &entries_[next_];
+        next_ = (next_ + 1) % capacity_;
+      }
+      e->ifindex = ifindex;
+      e->pktType = pktType;
+      for (size_t i = 0; i < keyLen_; i++) e->key[i] = frame[i] & mask_[i];
+    }
+    memcpy(e->reply, reply, replyLen);
+    e->replyLen = replyLen;
+  }
+
+  size_t keyLen() const { return keyLen_; }
+
+ private:
+  int IndexOf(const uint8_t* frame, size_t len, int ifindex, unsigned pktType) const {
+    if (len < keyLen_) return -1;
+    for (size_t i = 0; i < entries_.size(); i++) {
+      const Entry& e = entries_[i];
+      if (e.ifindex == ifindex && e.pktType == pktType && Matches(e, frame)) return static_cast<int>(i);
+    }
+    return -1;
+  }
+
+  bool Matches(const Entry& e, const uint8_t* frame) const {
+    for (size_t i = 0; i < keyLen_; i++) {
+      if ((frame[i] & mask_[i]) != e.key[i]) return false;
+    }
+    return true;
+  }
+
+  uint8_t mask_[kMaxKey] = {};
+  size_t keyLen_ = 0;
+  size_t capacity_ = 0;
+  size_t next_ = 0;  // the oldest entry once full
+  std::vector<Entry> entries_;
+  double hits_ = 0;
+};
+
+// ---------------------------------------------------------------------------------------------
 // Poller: a uv_poll on a socket fd that reads every datagram until EAGAIN and hands each one to JS.
 // kind 0 = netlink: cb(buffer); kind 1 = packet: cb(buffer, ifindex, pktType); kind 2 = packet
 // into one shared JS buffer (sharedBuffer()), no allocation per frame: cb(length, ifindex, pktType),
 // the frame being sharedBuffer()[0, length) until the callback returns. Errors: onError(err).
+// Packet kinds may have a ReplyCache (cacheConfigure): a frame it answers never reaches JS.
 // The poller owns the fd: close() stops polling and closes it.
 
 class Poller : public Napi::ObjectWrap<Poller> {
@@ -505,6 +603,10 @@ class Poller : public Napi::ObjectWrap<Poller> {
                            InstanceMethod("unref", &Poller::UnrefLoop),
                            InstanceMethod("close", &Poller::Close),
                            InstanceMethod("sharedBuffer", &Poller::SharedBuffer),
+                           InstanceMethod("cacheConfigure", &Poller::CacheConfigure),
+                           InstanceMethod("cacheAdd", &Poller::CacheAdd),
+                           InstanceMethod("cacheClear", &Poller::CacheClear),
+                           InstanceMethod("cacheStats", &Poller::CacheStats),
                        });
   }
 
@@ -607,6 +709,74 @@ class Poller : public Napi::ObjectWrap<Poller> {
     return shared_.Value();
   }
 
+  // cacheConfigure(mask: Buffer, capacity: number): enables the reply cache (packet kinds only);
+  // keys are the first mask.length bytes of a frame ANDed with the mask. Clears it.
+  Napi::Value CacheConfigure(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (kind_ == 0 || info.Length() < 2 || !info[0].IsBuffer() || !info[1].IsNumber()) {
+      ThrowInvalid(env, "cacheConfigure(mask, capacity): bad arguments (packet sockets only)");
+      return env.Undefined();
+    }
+    Napi::Buffer<uint8_t> mask = info[0].As<Napi::Buffer<uint8_t>>();
+    int64_t capacity = info[1].As<Napi::Number>().Int64Value();
+    if (mask.Length() == 0 || mask.Length() > ReplyCache::kMaxKey || capacity < 1 ||
+        capacity > static_cast<int64_t>(ReplyCache::kMaxEntries)) {
+      ThrowInvalid(env, "cacheConfigure: mask must be 1.." + std::to_string(ReplyCache::kMaxKey) +
+                            " bytes and capacity 1.." + std::to_string(ReplyCache::kMaxEntries));
+      return env.Undefined();
+    }
+    cache_.Configure(mask.Data(), mask.Length(), static_cast<size_t>(capacity));
+    return env.Undefined();
+  }
+
+  // cacheAdd(frame: Buffer, ifindex: number, pktType: number, reply: Buffer)
+  Napi::Value CacheAdd(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (!cache_.enabled() || info.Length() < 4 || !info[0].IsBuffer() || !info[1].IsNumber() ||
+        !info[2].IsNumber() || !info[3].IsBuffer()) {
+      ThrowInvalid(env, "cacheAdd(frame, ifindex, pktType, reply): bad arguments (or no cacheConfigure)");
+      return env.Undefined();
+    }
+    Napi::Buffer<uint8_t> frame = info[0].As<Napi::Buffer<uint8_t>>();
+    Napi::Buffer<uint8_t> reply = info[3].As<Napi::Buffer<uint8_t>>();
+    if (frame.Length() < cache_.keyLen() || reply.Length() == 0 || reply.Length() > ReplyCache::kMaxReply) {
+      ThrowInvalid(env, "cacheAdd: frame shorter than the key, or reply not 1.." +
+                            std::to_string(ReplyCache::kMaxReply) + " bytes");
+      return env.Undefined();
+    }
+    cache_.Add(frame.Data(), info[1].As<Napi::Number>().Int32Value(), info[2].As<Napi::Number>().Uint32Value(),
+               reply.Data(), reply.Length());
+    return env.Undefined();
+  }
+
+  Napi::Value CacheClear(const Napi::CallbackInfo& info) {
+    cache_.Clear();
+    return info.Env().Undefined();
+  }
+
+  // cacheStats() -> { hits, size }
+  Napi::Value CacheStats(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    Napi::Object out = Napi::Object::New(env);
+    out.Set("hits", Napi::Number::New(env, cache_.hits()));
+    out.Set("size", Napi::Number::New(env, static_cast<double>(cache_.size())));
+    return out;
+  }
+
+  // Sends the cached answer to a frame, if there is one. False: JS gets the frame (a send the kernel
+  // refuses included, so JS sends again and counts the error as it always does).
+  bool AnswerFromCache(size_t len, const struct sockaddr_ll* sll) {
+    const ReplyCache::Entry* e = cache_.Find(recvData_, len, sll->sll_ifindex, sll->sll_pkttype);
+    if (e == nullptr) return false;
+    ssize_t n;
+    do {
+      n = send(fd_, e->reply, e->replyLen, 0);
+    } while (n < 0 && errno == EINTR);
+    if (n != static_cast<ssize_t>(e->replyLen)) return false;
+    cache_.CountHit();
+    return true;
+  }
+
   Napi::Value Close(const Napi::CallbackInfo& info) {
     DoClose();
     ReleaseSelf();
@@ -665,8 +835,9 @@ class Poller : public Napi::ObjectWrap<Poller> {
     CallJs(onError_, {e.Value()});
   }
 
+  // Handle scopes are opened only where JS values are made: a frame the reply cache answers never
+  // touches V8.
   void Drain(int status) {
-    Napi::HandleScope scope(env_);
     if (status < 0) {
       // libuv reports POLLERR as UV_EBADF and stops the handle. For these sockets POLLERR means a
       // pending socket error: ENOBUFS (netlink receive queue overflowed, messages lost) or ENETDOWN
@@ -715,6 +886,10 @@ class Poller : public Napi::ObjectWrap<Poller> {
         ReportError(EMSGSIZE, "recvmsg");
         continue;
       }
+      if (kind_ != 0 && cache_.enabled() &&
+          AnswerFromCache(static_cast<size_t>(n), reinterpret_cast<struct sockaddr_ll*>(&from))) {
+        continue;
+      }
       Napi::HandleScope inner(env_);
       bool ok;
       if (kind_ == 2) {
@@ -751,6 +926,7 @@ class Poller : public Napi::ObjectWrap<Poller> {
   size_t recvSize_ = 0;
   Napi::FunctionReference onData_;
   Napi::FunctionReference onError_;
+  ReplyCache cache_;
 };
 
 Napi::Value AddonInfo(const Napi::CallbackInfo& info) {

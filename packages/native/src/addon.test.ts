@@ -289,6 +289,120 @@ describe('packet sockets with a reused frame buffer and without outgoing frames'
   });
 });
 
+describe('packet sockets with a reply cache', () => {
+  it('answers frames equal on the masked bytes from the addon, counts them, and hands the rest to JS', async () => {
+    const vb = (await b.ipJson<{ ifindex: number; address: string }[]>('link', 'show', 'vb'))[0]!;
+    const va = (await a.ipJson<{ ifindex: number; address: string }[]>('link', 'show', 'va'))[0]!;
+    const ETHERTYPE = 0x88b7;
+    const mac = (m: string) => Buffer.from(m.replaceAll(':', ''), 'hex');
+    // The key: Ethernet source, EtherType and the 6-byte tag at 14; not the destination (0..5).
+    const mask = Buffer.alloc(20);
+    mask.fill(0xff, 6, 20);
+    const frame = (dst: string, src: string, tag: string, tail = 0) => {
+      const f = Buffer.alloc(60);
+      mac(dst).copy(f, 0);
+      mac(src).copy(f, 6);
+      f.writeUInt16BE(ETHERTYPE, 12);
+      f.write(tag, 14);
+      f[40] = tail; // outside the mask
+      return f;
+    };
+    const request = (tag: string, tail = 0, dst = vb.address) => frame(dst, va.address, tag, tail);
+    const answer = (tag: string) => frame(va.address, vb.address, tag);
+    const rx = openPacket({
+      ifindex: vb.ifindex,
+      ethertype: ETHERTYPE,
+      netns: b.path,
+      reuseFrameBuffer: true,
+      replyCache: { mask, capacity: 2 },
+    });
+    const tx = openPacket({ ifindex: va.ifindex, ethertype: ETHERTYPE, netns: a.path });
+    const toJs: string[] = [];
+    const answers: string[] = [];
+    const install = new Map<string, string>(); // request tag -> answer tag, installed when JS sees it
+    rx.onFrame((f, meta) => {
+      const tag = f.subarray(14, 20).toString();
+      toJs.push(`${tag}/${meta.pktType}`);
+      const reply = install.get(tag);
+      if (reply) rx.replyCache!.add(f, meta, answer(reply));
+    });
+    tx.onFrame((f) => {
+      answers.push(f.subarray(14, 20).toString());
+    });
+    let syncs = 0;
+    /** Sends `f`, then a marker frame; resolves once JS has seen the marker (frames go in order). */
+    const exchange = async (f: Buffer) => {
+      const js = toJs.length;
+      const ans = answers.length;
+      tx.send(f);
+      const marker = `sync${String(syncs++).padStart(2, '0')}`;
+      tx.send(request(marker));
+      await waitFor(`JS to see ${marker}`, () => toJs.includes(`${marker}/0`));
+      return {
+        js: toJs.slice(js).filter((t) => !t.startsWith('sync')),
+        answers: answers.slice(ans),
+      };
+    };
+    try {
+      const cache = rx.replyCache!;
+      expect(cache).toBeDefined();
+      install.set('req-A.', 'rep-A.');
+      // Not cached yet: JS decides (and installs).
+      expect((await exchange(request('req-A.'))).js).toEqual(['req-A./0']);
+      expect(cache.size).toBe(1);
+      // The same frame again, and one differing only outside the mask: answered by the addon.
+      const again = await exchange(request('req-A.'));
+      const unmasked = await exchange(request('req-A.', 7));
+      expect(again.js).toEqual([]);
+      expect(unmasked.js).toEqual([]);
+      await waitFor('both cached answers to arrive', () => answers.filter((t) => t === 'rep-A.').length >= 2);
+      expect(cache.hits).toBe(2);
+      // A masked byte differs, or the packet type does (broadcast): JS.
+      expect((await exchange(request('req-B.'))).js).toEqual(['req-B./0']);
+      expect((await exchange(request('req-A.', 0, 'ff:ff:ff:ff:ff:ff'))).js).toEqual(['req-A./1']);
+      expect(cache.hits).toBe(2);
+      // Bounded: with two entries held, a third replaces the oldest (req-A to vb's MAC).
+      install.set('req-B.', 'rep-B.');
+      install.set('req-C.', 'rep-C.');
+      await exchange(request('req-B.'));
+      await exchange(request('req-C.'));
+      expect(cache.size).toBe(2);
+      expect((await exchange(request('req-A.'))).js).toEqual(['req-A./0']);
+      // clear(): everything goes to JS again.
+      install.clear();
+      cache.clear();
+      expect(cache.size).toBe(0);
+      expect((await exchange(request('req-B.'))).js).toEqual(['req-B./0']);
+      expect((await exchange(request('req-C.'))).js).toEqual(['req-C./0']);
+      // Hits outlive the socket.
+      const hits = cache.hits;
+      expect(hits).toBe(2);
+      rx.close();
+      expect(cache.hits).toBe(hits);
+      expect(cache.size).toBe(0);
+      expect(() =>
+        cache.add(request('req-D.'), { ifindex: vb.ifindex, pktType: 0 }, answer('x')),
+      ).not.toThrow();
+    } finally {
+      rx.close();
+      tx.close();
+    }
+  });
+
+  it('rejects a reply cache with an empty or oversized mask or capacity, naming the field', () => {
+    const opts = { ifindex: 1, ethertype: 0x88b7 };
+    expect(() => openPacket({ ...opts, replyCache: { mask: Buffer.alloc(0), capacity: 4 } })).toThrow(
+      'replyCache.mask',
+    );
+    expect(() => openPacket({ ...opts, replyCache: { mask: Buffer.alloc(65), capacity: 4 } })).toThrow(
+      'replyCache.mask',
+    );
+    expect(() => openPacket({ ...opts, replyCache: { mask: Buffer.alloc(8), capacity: 65 } })).toThrow(
+      'replyCache.capacity',
+    );
+  });
+});
+
 describe('socket errors while polling', () => {
   it('reports ENETDOWN when a packet socket’s interface goes down, and receives again once it is up', async () => {
     // Its own veth pair: taking an interface down flushes its IPv6 addresses, which other tests use.

@@ -39,6 +39,10 @@ interface RawPoller {
   close(): void;
   /** Kind 2 only: the buffer frames are received into. */
   sharedBuffer(): Buffer | undefined;
+  cacheConfigure(mask: Buffer, capacity: number): void;
+  cacheAdd(frame: Buffer, ifindex: number, pktType: number, reply: Buffer): void;
+  cacheClear(): void;
+  cacheStats(): { hits: number; size: number };
 }
 
 interface Binding {
@@ -300,8 +304,40 @@ export interface PacketMeta {
   pktType: number;
 }
 
+/**
+ * A packet socket's reply cache: a fast path in the addon, in front of the JS callback (the slow
+ * path), like a flow cache. The caller decides every frame it receives; after deciding to answer
+ * one, it may `add` it with the answer it sent. From then on, a received frame equal to it on every
+ * byte of the mask, with the same ifindex and packet type, is answered by the addon with the same
+ * reply and never reaches onFrame; it is only counted (`hits`). Frames that match no entry, and a
+ * cached answer the kernel refuses to send, go to onFrame as before. Bounded: a new entry replaces
+ * the oldest once `capacity` are held. `clear()` whenever what the decisions depend on changes.
+ */
+export interface ReplyCache {
+  /** Installs `reply` as the answer to frames equal to `frame` on the mask, with `meta`'s ifindex and pktType. */
+  add(frame: Buffer, meta: PacketMeta, reply: Buffer): void;
+  /** Drops every entry (hits are kept). */
+  clear(): void;
+  /** Frames answered by the cache since the socket was opened. */
+  readonly hits: number;
+  /** Entries held. */
+  readonly size: number;
+}
+
+export interface ReplyCacheOptions {
+  /**
+   * The bytes a decision reads: a frame's key is its first `mask.length` bytes ANDed with the mask
+   * (1..64 bytes). Frames shorter than the mask never match.
+   */
+  mask: Buffer;
+  /** Entries held at most, 1..64. */
+  capacity: number;
+}
+
 export interface PacketSocket {
   readonly fd: number;
+  /** Present when the socket was opened with `replyCache`. */
+  readonly replyCache?: ReplyCache;
   /** Sends one whole Ethernet frame (header included) on the bound interface. */
   send(frame: Buffer): void;
   /**
@@ -331,24 +367,63 @@ export interface PacketOptions {
    * keep). Default false: each frame is a fresh Buffer and a fresh meta object.
    */
   reuseFrameBuffer?: boolean;
+  /** Answer known frames in the addon, without calling onFrame (see ReplyCache). */
+  replyCache?: ReplyCacheOptions;
 }
 
 /** Frames up to this length get a cached view of the shared buffer (no allocation per frame). */
 const VIEW_CACHE_MAX = 2048;
 
+class ReplyCacheImpl implements ReplyCache {
+  /** Hits of the poller's cache, kept when the socket closes. */
+  private closedHits = 0;
+  private poller: RawPoller | undefined;
+
+  constructor(poller: RawPoller, opts: ReplyCacheOptions) {
+    this.poller = poller;
+    poller.cacheConfigure(opts.mask, opts.capacity);
+  }
+
+  add(frame: Buffer, meta: PacketMeta, reply: Buffer): void {
+    if (this.poller) wrap(() => this.poller!.cacheAdd(frame, meta.ifindex, meta.pktType, reply));
+  }
+
+  clear(): void {
+    this.poller?.cacheClear();
+  }
+
+  get hits(): number {
+    return this.poller ? this.poller.cacheStats().hits : this.closedHits;
+  }
+
+  get size(): number {
+    return this.poller ? this.poller.cacheStats().size : 0;
+  }
+
+  /** The socket is closing: keep the count, forget the poller. */
+  detach(): void {
+    if (!this.poller) return;
+    this.closedHits = this.poller.cacheStats().hits;
+    this.poller = undefined;
+  }
+}
+
 class PacketSocketImpl implements PacketSocket {
   private readonly poller: RawPoller;
   private closed = false;
   private readonly shared: Buffer | undefined;
+  readonly replyCache: ReplyCacheImpl | undefined;
 
   constructor(
     readonly fd: number,
     reuse = false,
+    cache?: ReplyCacheOptions,
   ) {
     try {
       this.poller = new binding.Poller(fd, reuse ? 2 : 1, 65536);
       this.shared = reuse ? this.poller.sharedBuffer() : undefined;
       if (reuse && !this.shared) throw new NativeError('no shared receive buffer', 'EINVAL', 22, 'argument');
+      this.replyCache = cache ? new ReplyCacheImpl(this.poller, cache) : undefined;
     } catch (err) {
       binding.closeFd(fd);
       throw toNativeError(err);
@@ -405,6 +480,7 @@ class PacketSocketImpl implements PacketSocket {
   close(): void {
     if (this.closed) return;
     this.closed = true;
+    this.replyCache?.detach();
     this.poller.close();
   }
 }
@@ -413,10 +489,16 @@ class PacketSocketImpl implements PacketSocket {
 export function openPacket(opts: PacketOptions): PacketSocket {
   checkInt('ifindex', opts.ifindex, 1, 0x7fff_ffff);
   checkInt('ethertype', opts.ethertype, 0, 0xffff);
+  if (opts.replyCache) {
+    const { mask, capacity } = opts.replyCache;
+    if (!Buffer.isBuffer(mask) || mask.length < 1 || mask.length > 64)
+      throw invalid('replyCache.mask', mask?.length, 'must be a Buffer of 1..64 bytes');
+    checkInt('replyCache.capacity', capacity, 1, 64);
+  }
   const fd = wrap(() =>
     binding.packetOpen(opts.ifindex, opts.ethertype, opts.netns, opts.ignoreOutgoing === true),
   );
-  return new PacketSocketImpl(fd, opts.reuseFrameBuffer === true);
+  return new PacketSocketImpl(fd, opts.reuseFrameBuffer === true, opts.replyCache);
 }
 
 export interface TcpSocketOptions {
