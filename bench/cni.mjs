@@ -2,12 +2,14 @@
 // sees it (one process per call, environment + stdin), against the embedded API server; the
 // reference `ptp` plugin with `host-local` IPAM (Debian containernetworking-plugins) is run on the
 // same node for comparison. Process start is measured apart (VERSION wall time).
+// The plugin is run as installed: the dist/podnet-cni launcher (Node from the plugin's startup
+// snapshot); the script form (`node podnet-cni.js`) is timed on VERSION beside it.
 //   npm run bench -- cni [pods]
-//   CNI_BENCH_PLUGIN=/path/to/podnet-cni.js npm run bench -- cni   (another build of the plugin)
+//   CNI_BENCH_PLUGIN=/path/to/podnet-cni[.js] npm run bench -- cni   (another build; .js runs with node)
 // Everything runs in namespaces named pnt-cnibench-<pid>-<n> (removed at the end, or by the
 // testkit's cleanupStale() after a crash). Last line: one JSON object.
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, unlinkSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, unlinkSync } from 'node:fs';
 import { connect, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -19,8 +21,8 @@ import { IPPOOL, installCrds, KubeClient } from '../packages/k8s/dist/index.js';
 const PODS = Number(process.argv[2] ?? 200);
 // CNI_BENCH_PLUGIN=<path to podnet-cni.js> measures another build (e.g. an older one, side by side).
 const PLUGIN =
-  process.env.CNI_BENCH_PLUGIN ??
-  fileURLToPath(new URL('../packages/cni/dist/podnet-cni.js', import.meta.url));
+  process.env.CNI_BENCH_PLUGIN ?? fileURLToPath(new URL('../packages/cni/dist/podnet-cni', import.meta.url));
+const SCRIPT = fileURLToPath(new URL('../packages/cni/dist/podnet-cni.js', import.meta.url));
 const REF_DIR = '/usr/lib/cni';
 const NODE = 'bench-node';
 const namespaces = [];
@@ -136,7 +138,8 @@ async function main() {
       pods.push({ name, ns: netns('cnibench'), id: `bench${String(i).padStart(6, '0')}` });
     }
 
-    const node24 = [process.execPath, PLUGIN];
+    const node24 = PLUGIN.endsWith('.js') ? [process.execPath, PLUGIN] : [PLUGIN];
+    const snapshot = !PLUGIN.endsWith('.js') && readFileSync(PLUGIN, 'utf8').includes('--snapshot-blob');
     const conf = {
       cniVersion: '1.0.0',
       name: 'podnet',
@@ -152,6 +155,10 @@ async function main() {
     const start = [];
     for (let i = 0; i < 20; i++)
       start.push((await cni(node, node24, { CNI_COMMAND: 'VERSION' }, { cniVersion: '1.0.0' })).ms);
+    const script = [];
+    for (let i = 0; i < 3; i++) await cni(node, [process.execPath, SCRIPT], { CNI_COMMAND: 'VERSION' }, {});
+    for (let i = 0; i < 20; i++)
+      script.push((await cni(node, [process.execPath, SCRIPT], { CNI_COMMAND: 'VERSION' }, {})).ms);
     const bare = [];
     for (let i = 0; i < 20; i++) {
       bare.push((await cni(node, [process.execPath, '-e', '0'], { CNI_COMMAND: 'VERSION' }, {})).ms);
@@ -216,6 +223,8 @@ async function main() {
       del_p50_ms: r1(pct(del, 0.5)),
       del_p99_ms: r1(pct(del, 0.99)),
       process_start_ms: r1(pct(start, 0.5)),
+      launcher: snapshot ? 'snapshot' : 'script',
+      script_start_ms: r1(pct(script, 0.5)),
       node_bare_start_ms: r1(pct(bare, 0.5)),
       ref_add_p50_ms: r1(pct(refAdd, 0.5)),
       ref_add_p99_ms: r1(pct(refAdd, 0.99)),
@@ -225,7 +234,8 @@ async function main() {
     const rows = [
       ['podnet ADD', res.add_p50_ms, res.add_p99_ms],
       ['podnet DEL', res.del_p50_ms, res.del_p99_ms],
-      ['podnet VERSION (process start)', res.process_start_ms, r1(pct(start, 0.99))],
+      [`podnet VERSION (process start, ${res.launcher})`, res.process_start_ms, r1(pct(start, 0.99))],
+      ['podnet VERSION (node podnet-cni.js)', res.script_start_ms, r1(pct(script, 0.99))],
       ['node -e 0 (bare Node start)', res.node_bare_start_ms, r1(pct(bare, 0.99))],
       ['ref ptp+host-local ADD', res.ref_add_p50_ms, res.ref_add_p99_ms],
       ['ref ptp+host-local DEL', r1(pct(refDel, 0.5)), res.ref_del_p99_ms],

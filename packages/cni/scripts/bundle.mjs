@@ -3,12 +3,17 @@
 // - dist/podnet-cni-bundle.cjs: everything, minified, one file;
 // - dist/podnet-cni.js: the executable, a few lines that turn on Node's on-disk compile cache and
 //   then import the bundle, so V8 reuses compiled code across invocations (measured: about 15 ms
-//   less per process start than running the bundle directly).
-import { chmodSync, existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+//   less per process start than running the bundle directly);
+// - dist/podnet-cni.snapshot: a V8 startup snapshot of the same code with every module an ADD needs
+//   already evaluated (src/snapshot.ts), built by this Node binary and usable only by it;
+// - dist/podnet-cni: the launcher runtimes should run, a shell script that starts this Node from
+//   the snapshot (or runs podnet-cni.js when no snapshot could be built).
+import { spawnSync } from 'node:child_process';
+import { chmodSync, existsSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { build } from 'esbuild';
 
 // A fallback since lean-k8s (below) leaves KubeClient out: should anything still import
@@ -147,6 +152,139 @@ publish(
     '  enableCompileCache?.(process.env.PODNET_CNI_COMPILE_CACHE);',
     '} catch {}',
     "createRequire(import.meta.url)('./podnet-cni-bundle.cjs');",
+    '',
+  ].join('\n'),
+  0o755,
+);
+
+// --- The startup snapshot --------------------------------------------------------------------------
+// `node --build-snapshot` runs one script and keeps the heap it leaves. Node can snapshot only some
+// builtins: the ones it cannot (http, https, tls, net, child_process, module, diagnostics_channel)
+// are replaced by objects whose properties load the real module on first use, at run time. The
+// rtnetlink addon cannot be in a snapshot either: its loading is deferred to the first call, and
+// done with process.dlopen (createRequire comes from node:module, which is not snapshotted).
+const NOT_SNAPSHOTTED = /^(node:)?(http|https|tls|net|child_process|module|diagnostics_channel)$/;
+const lazyBuiltins = {
+  name: 'lazy-builtins',
+  setup(b) {
+    b.onResolve({ filter: NOT_SNAPSHOTTED }, (a) => ({
+      path: a.path.startsWith('node:') ? a.path : `node:${a.path}`,
+      namespace: 'lazy-builtin',
+    }));
+    b.onLoad({ filter: /.*/, namespace: 'lazy-builtin' }, async (a) => {
+      const names = Object.keys(await import(a.path)).filter((k) => k !== 'default');
+      return {
+        loader: 'js',
+        contents: [
+          'let m;',
+          `const load = () => (m ??= process.getBuiltinModule(${JSON.stringify(a.path)}));`,
+          `for (const k of ${JSON.stringify(names)})`,
+          '  Object.defineProperty(exports, k, { get: () => load()[k], enumerable: true });',
+        ].join('\n'),
+      };
+    });
+  },
+};
+const nativeDeferred = {
+  name: 'native-deferred',
+  setup(b) {
+    b.onLoad({ filter: /[\\/]native[\\/]dist[\\/]index\.js$/ }, async (args) => {
+      let src = await readFile(args.path, 'utf8');
+      const edits = [
+        [
+          "const path = '../build/Release/podnet_native.node';",
+          'const path = globalThis.__podnetNativeAddon;',
+        ],
+        ['const require = createRequire(import.meta.url);', ''],
+        ['return require(path);', 'const m = { exports: {} }; process.dlopen(m, path); return m.exports;'],
+        [
+          'const binding = loadBinding();',
+          'let loaded; const binding = new Proxy({}, { get: (_, k) => (loaded ??= loadBinding())[k] });',
+        ],
+      ];
+      for (const [from, to] of edits) {
+        if (!src.includes(from)) throw new Error(`${args.path}: "${from}" was not found (snapshot patch)`);
+        src = src.replace(from, to);
+      }
+      return { contents: src, loader: 'js' };
+    });
+  },
+};
+
+/**
+ * Bundles src/snapshot.ts, builds the snapshot with this Node and checks that it answers VERSION;
+ * returns why not, if not (the launcher then runs the script form).
+ */
+async function buildSnapshot() {
+  const snapshotEntry = await build({
+    write: false,
+    entryPoints: [join(dist, 'snapshot.js')],
+    outfile: join(dist, 'podnet-cni-snapshot.cjs'),
+    bundle: true,
+    platform: 'node',
+    format: 'cjs',
+    target: 'node22',
+    minify: process.env.PODNET_CNI_NO_MINIFY !== '1',
+    legalComments: 'none',
+    logLevel: 'warning',
+    plugins: [leanK8s, stubClientNode, nativeDeferred, lazyBuiltins],
+    define: { 'import.meta.url': '__podnetModuleUrl' },
+    banner: {
+      js: [
+        `var __podnetModuleUrl = ${JSON.stringify(pathToFileURL(join(dist, 'podnet-cni-snapshot.cjs')).href)};`,
+        `globalThis.__podnetNativeAddon = ${JSON.stringify(join(dist, 'podnet_native.node'))};`,
+      ].join('\n'),
+    },
+  });
+  publish(join(dist, 'podnet-cni-snapshot.cjs'), snapshotEntry.outputFiles[0].contents);
+  const blob = join(dist, 'podnet-cni.snapshot');
+  const tmp = `${blob}.${process.pid}.tmp`;
+  const made = spawnSync(
+    process.execPath,
+    ['--snapshot-blob', tmp, '--build-snapshot', join(dist, 'podnet-cni-snapshot.cjs')],
+    { encoding: 'utf8', timeout: 120_000 },
+  );
+  if (made.status !== 0) {
+    rmSync(tmp, { force: true });
+    return `node --build-snapshot failed: ${made.stderr || made.error?.message}`;
+  }
+  const probe = spawnSync(process.execPath, ['--snapshot-blob', tmp, dist], {
+    encoding: 'utf8',
+    timeout: 30_000,
+    env: { ...process.env, CNI_COMMAND: 'VERSION' },
+    input: '',
+  });
+  if (probe.status !== 0 || !probe.stdout.includes('supportedVersions')) {
+    rmSync(tmp, { force: true });
+    return `the snapshot does not answer VERSION: ${probe.stderr || probe.stdout}`;
+  }
+  if (existsSync(blob) && readFileSync(blob).equals(readFileSync(tmp))) rmSync(tmp);
+  else renameSync(tmp, blob);
+  return undefined;
+}
+
+const shq = (s) => `'${s.replaceAll("'", "'\\''")}'`;
+const snapshotProblem =
+  process.env.PODNET_CNI_NO_SNAPSHOT === '1'
+    ? 'PODNET_CNI_NO_SNAPSHOT=1'
+    : await buildSnapshot().catch((err) => `bundling src/snapshot.ts failed: ${err.message}`);
+if (snapshotProblem) {
+  console.warn(`podnet-cni: no startup snapshot (${snapshotProblem}); dist/podnet-cni runs the bundle`);
+  rmSync(join(dist, 'podnet-cni.snapshot'), { force: true });
+}
+publish(
+  join(dist, 'podnet-cni'),
+  [
+    '#!/bin/sh',
+    '# podnet CNI plugin launcher, written by scripts/bundle.mjs for the Node binary that built it.',
+    snapshotProblem
+      ? `# No startup snapshot could be built (${snapshotProblem.split('\n')[0]}): run the bundle.`
+      : "# Starts Node from the plugin's startup snapshot; the argument is the directory of the addon.",
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: shell parameter expansion, not a template
+    'case $0 in */*) d=${0%/*} ;; *) d=. ;; esac',
+    snapshotProblem
+      ? `exec ${shq(process.execPath)} "$d/podnet-cni.js"`
+      : `exec ${shq(process.execPath)} --snapshot-blob "$d/podnet-cni.snapshot" "$d"`,
     '',
   ].join('\n'),
   0o755,

@@ -28,12 +28,20 @@ export interface Dataplane {
   checkNetns(netns: string): Promise<void>;
   /** The MTU of the node's default-route interface (or 1500 when there is none). */
   detectMtu(): Promise<number>;
-  /** Creates the veth pair and programs both sides; returns the pod interface's MAC. */
-  create(plan: AttachmentPlan): Promise<{ podMac: string }>;
+  /**
+   * Creates the veth pair (the pod end named plan.podIf inside plan.netns), writes the host
+   * sysctls and brings both ends (and the pod's lo) up, with no address or route yet. Returns the
+   * pod interface's MAC. Fails with a message containing "File exists" when the host name is taken.
+   */
+  createLink(plan: AttachmentPlan): Promise<{ podMac: string }>;
+  /** Adds the plan's addresses and routes, on both sides, to a link createLink made. */
+  configure(plan: AttachmentPlan): Promise<void>;
   /** Removes the attachment; missing interfaces or namespaces are not errors. */
   remove(target: { hostIf: string; netns: string | undefined; podIf: string }): Promise<void>;
   /** Reads what the kernel has for this attachment (for CHECK and idempotent ADD). */
   observe(plan: AttachmentPlan): Promise<ObservedAttachment>;
+  /** Releases what the dataplane holds open (netlink sockets); the process is about to end. */
+  close?(): void;
 }
 
 /** An observation before anything is looked at: nothing found yet, and whether the netns exists. */

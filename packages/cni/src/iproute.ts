@@ -125,44 +125,41 @@ export class IprouteDataplane implements Dataplane {
     return 1500;
   }
 
-  async create(plan: AttachmentPlan): Promise<{ podMac: string }> {
+  async createLink(plan: AttachmentPlan): Promise<{ podMac: string }> {
     if (!existsSync(plan.netns)) {
       throw new CniError(CniErrorCode.UnknownContainer, `network namespace ${plan.netns} does not exist`);
     }
     const add = `link add ${plan.hostIf} mtu ${plan.mtu} address ${plan.hostMac} type veth peer name ${plan.podIf} mtu ${plan.mtu} netns ${plan.netns}`;
-    const hostUp = [
-      `link set ${plan.hostIf} up`,
-      ...plan.hostRoutes.map((dst) => `route replace ${dst} dev ${plan.hostIf} scope link`),
-    ];
-    const needsEarlySysctls = plan.ipv6 !== undefined;
-    if (needsEarlySysctls) {
-      const r = await this.ip(['-batch', '-'], `${add}\n`);
-      if (r.code !== 0)
-        throw fail(`creating veth ${plan.hostIf} with peer ${plan.podIf} in ${plan.netns}`, r);
-      writeHostSysctls(plan);
-      const r2 = await this.ip(['-batch', '-'], `${hostUp.join('\n')}\n`);
-      if (r2.code !== 0) throw fail(`configuring host interface ${plan.hostIf}`, r2);
-    } else {
-      const r = await this.ip(['-batch', '-'], `${[add, ...hostUp].join('\n')}\n`);
-      if (r.code !== 0)
-        throw fail(`creating veth ${plan.hostIf} with peer ${plan.podIf} in ${plan.netns}`, r);
-      writeHostSysctls(plan);
-    }
-    const pod = [
-      'link set lo up',
-      ...plan.podAddresses.map(
-        (a) => `addr replace ${a} dev ${plan.podIf}${a.includes(':') ? ' nodad' : ''}`,
-      ),
-      `link set ${plan.podIf} up`,
-      ...plan.podRoutes.map((r) => routeLine(r, plan.podIf)),
-      `link show dev ${plan.podIf}`,
-    ];
+    const r = await this.ip(['-batch', '-'], `${add}\n`);
+    if (r.code !== 0) throw fail(`creating veth ${plan.hostIf} with peer ${plan.podIf} in ${plan.netns}`, r);
+    // Before the link comes up: IPv6's accept_dad must be set before the link-local address appears.
+    writeHostSysctls(plan);
+    const r2 = await this.ip(['link', 'set', plan.hostIf, 'up']);
+    if (r2.code !== 0) throw fail(`bringing up host interface ${plan.hostIf}`, r2);
+    const pod = ['link set lo up', `link set ${plan.podIf} up`, `link show dev ${plan.podIf}`];
     const r3 = await this.inNetns(plan.netns, ['-j', '-batch', '-'], `${pod.join('\n')}\n`);
-    if (r3.code !== 0) throw fail(`configuring ${plan.podIf} in ${plan.netns}`, r3);
+    if (r3.code !== 0) throw fail(`bringing up ${plan.podIf} in ${plan.netns}`, r3);
     const link = parseJsonArrays<IpLink>(r3.stdout)[0];
     if (!link?.address)
       throw new CniError(CniErrorCode.DataplaneFailure, `could not read the MAC of ${plan.podIf}`);
     return { podMac: link.address };
+  }
+
+  async configure(plan: AttachmentPlan): Promise<void> {
+    if (plan.hostRoutes.length > 0) {
+      const host = plan.hostRoutes.map((dst) => `route replace ${dst} dev ${plan.hostIf} scope link`);
+      const r = await this.ip(['-batch', '-'], `${host.join('\n')}\n`);
+      if (r.code !== 0) throw fail(`routing to ${plan.hostIf}`, r);
+    }
+    const pod = [
+      ...plan.podAddresses.map(
+        (a) => `addr replace ${a} dev ${plan.podIf}${a.includes(':') ? ' nodad' : ''}`,
+      ),
+      ...plan.podRoutes.map((r) => routeLine(r, plan.podIf)),
+    ];
+    if (pod.length === 0) return;
+    const r = await this.inNetns(plan.netns, ['-batch', '-'], `${pod.join('\n')}\n`);
+    if (r.code !== 0) throw fail(`configuring ${plan.podIf} in ${plan.netns}`, r);
   }
 
   async remove(target: { hostIf: string; netns: string | undefined; podIf: string }): Promise<void> {

@@ -58,6 +58,7 @@ export async function runPlugin(
   const tStart = performance.now();
   let version = peekVersion(stdin) ?? CURRENT_VERSION;
   let datastore: Datastore | undefined;
+  let dataplane: Dataplane | undefined;
   let log: Log | undefined;
   try {
     const req = parseEnv(env);
@@ -72,8 +73,9 @@ export async function runPlugin(
       ...('containerId' in req ? { containerId: req.containerId, ifname: req.ifname } : {}),
     });
     child.debug({ processToPluginMs: Math.round(tStart), configMs: Math.round(tConfig - tStart) }, 'started');
+    dataplane = await (hooks.dataplane ?? defaultDataplane)(cfg, child);
     const deps: Deps = {
-      dataplane: await (hooks.dataplane ?? defaultDataplane)(cfg, child),
+      dataplane,
       datastore: async () => {
         datastore ??= await (hooks.datastore ?? defaultDatastore)(cfg, child);
         return datastore;
@@ -124,6 +126,7 @@ export async function runPlugin(
     );
     return { stdout: `${JSON.stringify(e.toObject(version))}\n`, exitCode: 1 };
   } finally {
+    dataplane?.close?.();
     if (datastore) await datastore.close().catch(() => undefined);
   }
 }

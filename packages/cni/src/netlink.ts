@@ -38,10 +38,12 @@ function toRoute(r: PlannedRoute, oif: number) {
   };
 }
 
+/** Runs fn on a netlink socket opened in `netns`; closes it afterwards unless `close` is false. */
 async function withRtnl<T>(
   netns: string | undefined,
   what: string,
   fn: (nl: Rtnl) => Promise<T>,
+  close = true,
 ): Promise<T> {
   let nl: Rtnl;
   try {
@@ -55,7 +57,7 @@ async function withRtnl<T>(
   try {
     return await fn(nl);
   } finally {
-    nl.close();
+    if (close) nl.close();
   }
 }
 
@@ -65,6 +67,8 @@ function firstError(results: { ok: boolean; error?: NetlinkError }[]): NetlinkEr
 }
 
 export class NetlinkDataplane implements Dataplane {
+  private readonly conns = new Map<string, Promise<Rtnl>>();
+
   async checkNetns(netns: string): Promise<void> {
     if (!existsSync(netns)) {
       throw new CniError(CniErrorCode.UnknownContainer, `network namespace ${netns} does not exist`);
@@ -81,70 +85,116 @@ export class NetlinkDataplane implements Dataplane {
     });
   }
 
-  async create(plan: AttachmentPlan): Promise<{ podMac: string }> {
+  /**
+   * The netlink socket of a namespace (undefined: the node's), opened once and kept for the rest
+   * of the invocation: ADD uses each twice (link, then addresses and routes).
+   */
+  private conn(netns: string | undefined, what: string): Promise<Rtnl> {
+    const key = netns ?? '';
+    let c = this.conns.get(key);
+    if (!c) {
+      c = withRtnl(netns, what, async (nl) => nl, false);
+      this.conns.set(key, c);
+      c.catch(() => this.conns.delete(key));
+    }
+    return c;
+  }
+
+  close(): void {
+    for (const c of this.conns.values())
+      void c.then(
+        (nl) => nl.close(),
+        () => undefined,
+      );
+    this.conns.clear();
+  }
+
+  async createLink(plan: AttachmentPlan): Promise<{ podMac: string }> {
     if (!existsSync(plan.netns)) {
       throw new CniError(CniErrorCode.UnknownContainer, `network namespace ${plan.netns} does not exist`);
     }
-    await withRtnl(undefined, 'create', async (host) => {
-      const fd = openSync(plan.netns, 'r');
-      try {
-        await host.links.createVeth({
-          name: plan.hostIf,
-          peerName: plan.podIf,
-          peerNetnsFd: fd,
-          mtu: plan.mtu,
-          mac: plan.hostMac,
-        });
-      } catch (err) {
-        const exists = (err as Partial<NetlinkError>).errnoName === 'EEXIST';
-        throw nlFail(
-          `creating veth ${plan.hostIf} with peer ${plan.podIf} in ${plan.netns}${exists ? ' (File exists)' : ''}`,
-          err,
-        );
-      } finally {
-        closeSync(fd);
-      }
-      const link = await host.links.get(plan.hostIf);
-      if (!link)
-        throw new CniError(
-          CniErrorCode.DataplaneFailure,
-          `host interface ${plan.hostIf} vanished after creation`,
-        );
-      writeHostSysctls(plan);
-      const reqs: Request[] = [
-        { type: 'link.set', index: link.index, change: { up: true } },
-        ...plan.hostRoutes.map(
-          (dst): Request => ({ type: 'route.replace', route: { dst, oif: link.index, scope: SCOPE_LINK } }),
-        ),
-      ];
-      const err = firstError(await host.batch(reqs));
-      if (err) throw nlFail(`configuring host interface ${plan.hostIf}`, err);
-    });
-    return withRtnl(plan.netns, 'configure pod', async (pod) => {
-      const link = await pod.links.get(plan.podIf);
-      if (!link?.mac)
-        throw new CniError(CniErrorCode.DataplaneFailure, `${plan.podIf} is missing in ${plan.netns}`);
-      const lo = await pod.links.get('lo');
-      const reqs: Request[] = [
-        ...(lo && !lo.up ? [{ type: 'link.set', index: lo.index, change: { up: true } } as Request] : []),
-        ...plan.podAddresses.map(
-          (address): Request => ({
-            type: 'addr.add',
-            addr: {
-              index: link.index,
-              address,
-              replace: true,
-              ...(address.includes(':') ? { nodad: true } : {}),
-            },
+    const host = await this.conn(undefined, 'create');
+    const fd = openSync(plan.netns, 'r');
+    try {
+      await host.links.createVeth({
+        name: plan.hostIf,
+        peerName: plan.podIf,
+        peerNetnsFd: fd,
+        mtu: plan.mtu,
+        mac: plan.hostMac,
+      });
+    } catch (err) {
+      const exists = (err as Partial<NetlinkError>).errnoName === 'EEXIST';
+      throw nlFail(
+        `creating veth ${plan.hostIf} with peer ${plan.podIf} in ${plan.netns}${exists ? ' (File exists)' : ''}`,
+        err,
+      );
+    } finally {
+      closeSync(fd);
+    }
+    const hostLink = await host.links.get(plan.hostIf);
+    if (!hostLink)
+      throw new CniError(
+        CniErrorCode.DataplaneFailure,
+        `host interface ${plan.hostIf} vanished after creation`,
+      );
+    // Before the link comes up: IPv6's accept_dad must be set before the link-local address appears.
+    writeHostSysctls(plan);
+    const up = firstError(
+      await host.batch([{ type: 'link.set', index: hostLink.index, change: { up: true } }]),
+    );
+    if (up) throw nlFail(`bringing up host interface ${plan.hostIf}`, up);
+
+    const pod = await this.conn(plan.netns, 'configure pod');
+    const link = await pod.links.get(plan.podIf);
+    if (!link?.mac)
+      throw new CniError(CniErrorCode.DataplaneFailure, `${plan.podIf} is missing in ${plan.netns}`);
+    const lo = await pod.links.get('lo');
+    const reqs: Request[] = [
+      ...(lo && !lo.up ? [{ type: 'link.set', index: lo.index, change: { up: true } } as Request] : []),
+      { type: 'link.set', index: link.index, change: { up: true } },
+    ];
+    const err = firstError(await pod.batch(reqs));
+    if (err) throw nlFail(`bringing up ${plan.podIf} in ${plan.netns}`, err);
+    return { podMac: link.mac };
+  }
+
+  async configure(plan: AttachmentPlan): Promise<void> {
+    const host = await this.conn(undefined, 'configure host');
+    const hostLink = await host.links.get(plan.hostIf);
+    if (!hostLink)
+      throw new CniError(CniErrorCode.DataplaneFailure, `host interface ${plan.hostIf} is missing`);
+    const hostErr = firstError(
+      await host.batch(
+        plan.hostRoutes.map(
+          (dst): Request => ({
+            type: 'route.replace',
+            route: { dst, oif: hostLink.index, scope: SCOPE_LINK },
           }),
         ),
-        { type: 'link.set', index: link.index, change: { up: true } },
-        ...plan.podRoutes.map((r): Request => ({ type: 'route.replace', route: toRoute(r, link.index) })),
-      ];
-      const err = firstError(await pod.batch(reqs));
-      if (err) throw nlFail(`configuring ${plan.podIf} in ${plan.netns}`, err);
-      return { podMac: link.mac };
-    });
+      ),
+    );
+    if (hostErr) throw nlFail(`routing to ${plan.hostIf}`, hostErr);
+
+    const pod = await this.conn(plan.netns, 'configure pod');
+    const link = await pod.links.get(plan.podIf);
+    if (!link) throw new CniError(CniErrorCode.DataplaneFailure, `${plan.podIf} is missing in ${plan.netns}`);
+    const reqs: Request[] = [
+      ...plan.podAddresses.map(
+        (address): Request => ({
+          type: 'addr.add',
+          addr: {
+            index: link.index,
+            address,
+            replace: true,
+            ...(address.includes(':') ? { nodad: true } : {}),
+          },
+        }),
+      ),
+      ...plan.podRoutes.map((r): Request => ({ type: 'route.replace', route: toRoute(r, link.index) })),
+    ];
+    const err = firstError(await pod.batch(reqs));
+    if (err) throw nlFail(`configuring ${plan.podIf} in ${plan.netns}`, err);
   }
 
   async remove(target: { hostIf: string; netns: string | undefined; podIf: string }): Promise<void> {

@@ -65,6 +65,17 @@ export interface PlanInput {
   arpMode: 'userspace' | 'kernel';
 }
 
+/**
+ * The link part of an attachment, before its addresses are known: the veth pair and the host
+ * sysctls for the families the pod will get (`ipv6`: whether it gets an IPv6 address). ADD makes
+ * the link while IPAM allocates, then adds the addresses and routes of the full plan.
+ */
+export function planLink(input: Omit<PlanInput, 'ipv4' | 'ipv6'> & { ipv6: boolean }): AttachmentPlan {
+  const { ipv6, ...rest } = input;
+  const plan = planAttachment({ ...rest, ...(ipv6 ? { ipv6: '::' } : {}) });
+  return { ...plan, ipv6: undefined, podAddresses: [], podRoutes: [], hostRoutes: [] };
+}
+
 export function planAttachment(input: PlanInput): AttachmentPlan {
   const { hostIf, ipv4, ipv6 } = input;
   const podAddresses: string[] = [];

@@ -17,7 +17,7 @@ import {
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Forward, forwardIntoNetns } from './__fixtures__/forward.js';
 import { type ApiEndpoint, apiEndpoint, writePluginKubeconfig } from './__fixtures__/kubeconfig.js';
-import { BUNDLE, invoke, ok, requireBuiltPlugin } from './__fixtures__/runner.js';
+import { BUNDLE, invoke, ok, PLUGIN, requireBuiltPlugin, SCRIPT } from './__fixtures__/runner.js';
 import { hostIfName } from './plan.js';
 
 const NODE = 'node-a';
@@ -163,12 +163,35 @@ afterAll(async () => {
 });
 
 describe('podnet-cni as a process', () => {
-  it('answers VERSION with the spec versions it supports', async () => {
-    const r = ok(await invoke(node, { command: 'VERSION' }, { cniVersion: '1.1.0' }), 'VERSION');
-    expect(r.json).toEqual({
-      cniVersion: '1.1.0',
-      supportedVersions: ['0.3.0', '0.3.1', '0.4.0', '1.0.0', '1.1.0'],
-    });
+  it('answers VERSION with the spec versions it supports, from the launcher and as a script', async () => {
+    for (const cmd of [[PLUGIN], [process.execPath, SCRIPT]]) {
+      const r = ok(await invoke(node, { command: 'VERSION' }, { cniVersion: '1.1.0' }, cmd), 'VERSION');
+      expect(r.json).toEqual({
+        cniVersion: '1.1.0',
+        supportedVersions: ['0.3.0', '0.3.1', '0.4.0', '1.0.0', '1.1.0'],
+      });
+    }
+  });
+
+  it('gives the same kind of result from the snapshot launcher and from the script', async () => {
+    const launcher = readFileSync(PLUGIN, 'utf8');
+    // The build falls back to the script when it cannot make a snapshot; here it could.
+    expect(launcher).toContain('--snapshot-blob');
+    const a = await newPod();
+    const b = await newPod();
+    const ra = ok(await invoke(node, inv(a, 'ADD'), conf()), 'ADD (launcher)');
+    const rb = ok(await invoke(node, inv(b, 'ADD'), conf(), [process.execPath, SCRIPT]), 'ADD (script)');
+    const shape = (r: Record<string, unknown> | undefined) =>
+      JSON.stringify(r, (k, v) =>
+        k === 'address' || k === 'mac' || k === 'name' || k === 'sandbox' ? '*' : v,
+      );
+    expect(shape(ra.json)).toBe(shape(rb.json));
+    ok(await invoke(node, inv(a, 'DEL'), conf(), [process.execPath, SCRIPT]), 'DEL (script)');
+    ok(await invoke(node, inv(b, 'DEL'), conf()), 'DEL (launcher)');
+    expect(await hostLinkOf(a)).toBeUndefined();
+    expect(await hostLinkOf(b)).toBeUndefined();
+    expect(await handlesOf(a)).toEqual([]);
+    expect(await handlesOf(b)).toEqual([]);
   });
 
   it('reports STATUS ok while the API is up and the node has a pool', async () => {

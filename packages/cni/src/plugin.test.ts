@@ -29,14 +29,27 @@ class FakeDataplane implements Dataplane {
   async detectMtu() {
     return 1480;
   }
-  async create(plan: AttachmentPlan) {
+  failConfigure: Error | undefined;
+  /** The number of createLink calls still in progress, and the most seen at once with an allocation. */
+  linking = 0;
+  async createLink(plan: AttachmentPlan) {
     if (this.failCreate) throw this.failCreate;
     if (this.links.has(plan.hostIf))
       throw new CniError(CniErrorCode.DataplaneFailure, 'RTNETLINK answers: File exists');
+    this.linking += 1;
+    await new Promise((r) => setTimeout(r, 1));
+    this.linking -= 1;
     this.created += 1;
     const podMac = `02:00:00:00:00:${(this.created % 256).toString(16).padStart(2, '0')}`;
     this.links.set(plan.hostIf, { plan, podMac });
     return { podMac };
+  }
+  async configure(plan: AttachmentPlan) {
+    if (this.failConfigure) throw this.failConfigure;
+    const l = this.links.get(plan.hostIf);
+    if (!l) throw new CniError(CniErrorCode.DataplaneFailure, `host interface ${plan.hostIf} is missing`);
+    if (l.plan.podAddresses.length > 0) throw new Error(`${plan.hostIf} configured twice`);
+    l.plan = plan;
   }
   async remove(t: { hostIf: string }) {
     this.links.delete(t.hostIf);
@@ -73,11 +86,16 @@ class FakeDatastore implements Datastore {
   annotations = new Map<string, string[]>();
   down = false;
   failAnnotate = false;
+  /** Whether an allocation ran while a link was being created (ADD overlaps the two). */
+  overlapped = false;
+  dataplane: FakeDataplane | undefined;
   private check() {
     if (this.down) throw new CniError(CniErrorCode.TryAgainLater, 'API server unreachable: ECONNREFUSED');
   }
   async allocate(req: AllocateRequest): Promise<Allocation> {
     this.check();
+    await new Promise((r) => setTimeout(r, 1));
+    if (this.dataplane && this.dataplane.linking > 0) this.overlapped = true;
     const existing = this.byHandle.get(req.handle);
     if (existing) return { ipv4: existing.ip, ipv6: undefined };
     const used = new Set([...this.byHandle.values()].map((v) => v.ip));
@@ -317,6 +335,36 @@ describe('ADD', () => {
     deps.cache.delete('podnet', 'old', 'eth0');
     await cmdAdd(cfg, addReq('new'), deps);
     expect(dp.links.size).toBe(1);
+  });
+
+  it('makes the veth while IPAM allocates, and gives it its addresses afterwards', async () => {
+    ds.dataplane = dp;
+    const r = await cmdAdd(cfg, addReq('c1'), deps);
+    expect(ds.overlapped).toBe(true);
+    const link = dp.links.get(r.interfaces![0]!.name)!;
+    expect(link.plan.podAddresses).toEqual(['10.0.0.1/32']);
+    expect(link.plan.hostRoutes).toEqual(['10.0.0.1/32']);
+  });
+
+  it('rolls back the veth and the allocation when the addresses cannot be configured', async () => {
+    dp.failConfigure = new CniError(CniErrorCode.DataplaneFailure, 'configuring eth0: Invalid argument');
+    await expect(cmdAdd(cfg, addReq('c1'), deps)).rejects.toMatchObject({
+      code: CniErrorCode.DataplaneFailure,
+      message: expect.stringContaining('Invalid argument'),
+    });
+    expect(dp.links.size).toBe(0);
+    expect(ds.byHandle.size).toBe(0);
+  });
+
+  it('removes the veth when the allocation fails, and releases nothing it did not get', async () => {
+    ds.down = true;
+    let released = 0;
+    ds.releaseByHandle = async () => {
+      released += 1;
+    };
+    await expect(cmdAdd(cfg, addReq('c1'), deps)).rejects.toMatchObject({ code: CniErrorCode.TryAgainLater });
+    expect(dp.links.size).toBe(0);
+    expect(released).toBe(0);
   });
 
   it('rolls back the allocation when the veth cannot be created', async () => {

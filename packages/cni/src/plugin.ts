@@ -8,7 +8,7 @@ import type { Dataplane } from './dataplane.js';
 import type { Datastore } from './datastore.js';
 import type { CniRequest } from './env.js';
 import { CniError, CniErrorCode, toCniError } from './errors.js';
-import { type AttachmentPlan, handleId, hostIfName, planAttachment, planResult } from './plan.js';
+import { type AttachmentPlan, handleId, hostIfName, planAttachment, planLink, planResult } from './plan.js';
 import { type CniResult, mergeResults, parseResult } from './result.js';
 import { requireVersionFor } from './version.js';
 
@@ -91,7 +91,6 @@ export async function cmdAdd(cfg: PluginConfig, req: AddReq, deps: Deps): Promis
   const t0 = performance.now();
   // A namespace that is not there is the runtime's mistake: say so before allocating anything.
   await deps.dataplane.checkNetns(req.netns);
-  const mtu = cfg.mtu ?? (await deps.dataplane.detectMtu());
   const ds = await deps.datastore();
   const tOpen = performance.now();
   const attrs: Record<string, string> = {
@@ -103,18 +102,52 @@ export async function cmdAdd(cfg: PluginConfig, req: AddReq, deps: Deps): Promis
     attrs.namespace = req.pod.namespace;
     attrs.pod = req.pod.name;
   }
-  const alloc = await ds.allocate({
-    handle,
-    node: cfg.nodeName,
-    ipv4: cfg.assignIpv4,
-    ipv6: cfg.assignIpv6,
-    ipv4Pools: cfg.ipv4Pools,
-    ipv6Pools: cfg.ipv6Pools,
-    attrs,
-  });
+  // The veth pair does not depend on the addresses: it is made while IPAM waits on the API server,
+  // and gets its addresses and routes once they are known.
+  const linking = (async () => {
+    const mtu = cfg.mtu ?? (await deps.dataplane.detectMtu());
+    const link = planLink({
+      netns: req.netns,
+      hostIf,
+      podIf: req.ifname,
+      mtu,
+      arpMode: cfg.arpMode,
+      ipv6: cfg.assignIpv6,
+    });
+    const { podMac } = await createLink(link, deps);
+    return { mtu, podMac, ms: performance.now() - tOpen };
+  })();
+  const allocating = ds
+    .allocate({
+      handle,
+      node: cfg.nodeName,
+      ipv4: cfg.assignIpv4,
+      ipv6: cfg.assignIpv6,
+      ipv4Pools: cfg.ipv4Pools,
+      ipv6Pools: cfg.ipv6Pools,
+      attrs,
+    })
+    .then((alloc) => ({ alloc, ms: performance.now() - tOpen }));
+  const [linked, allocated] = await Promise.allSettled([linking, allocating]);
+  if (allocated.status === 'rejected' || linked.status === 'rejected') {
+    const cause =
+      allocated.status === 'rejected'
+        ? toCniError(allocated.reason, CniErrorCode.IpamFailure, 'ADD failed')
+        : toCniError((linked as PromiseRejectedResult).reason, CniErrorCode.DataplaneFailure, 'ADD failed');
+    // Whatever half was made is undone: the link (if any), and the allocation (if it was made).
+    const problems = await rollback(
+      { hostIf, podIf: req.ifname },
+      allocated.status === 'fulfilled' ? handle : undefined,
+      deps,
+    );
+    log.error({ handle, hostIf, err: cause.message, rollback: problems }, 'ADD failed and was rolled back');
+    if (problems.length === 0) throw cause;
+    throw new CniError(cause.code, cause.message, `rollback incomplete: ${problems.join('; ')}`, { cause });
+  }
+  const { alloc } = allocated.value;
+  const { mtu, podMac } = linked.value;
   const tAlloc = performance.now();
-  log.info({ handle, ipv4: alloc.ipv4, ipv6: alloc.ipv6, ms: Math.round(tAlloc - tOpen) }, 'allocated');
-  await deps.failpoint?.('after-allocate');
+  log.info({ handle, ipv4: alloc.ipv4, ipv6: alloc.ipv6, ms: Math.round(allocated.value.ms) }, 'allocated');
 
   const plan = planAttachment({
     netns: req.netns,
@@ -126,17 +159,8 @@ export async function cmdAdd(cfg: PluginConfig, req: AddReq, deps: Deps): Promis
     arpMode: cfg.arpMode,
   });
   try {
-    let podMac: string;
-    try {
-      ({ podMac } = await deps.dataplane.create(plan));
-    } catch (err) {
-      // A leftover host interface of an earlier sandbox of the same pod: remove it and retry once.
-      if (!(err instanceof CniError) || !/File exists/.test(err.message)) throw err;
-      log.warn({ hostIf }, 'host interface already exists: replacing it');
-      // Host side only: an interface of that name inside the pod's namespace is not ours to delete.
-      await deps.dataplane.remove({ hostIf, netns: undefined, podIf: req.ifname });
-      ({ podMac } = await deps.dataplane.create(plan));
-    }
+    await deps.failpoint?.('after-allocate');
+    await deps.dataplane.configure(plan);
     const ips = [alloc.ipv4, alloc.ipv6].filter((x): x is string => x !== undefined);
     const tWired = performance.now();
     await deps.failpoint?.('before-annotate');
@@ -159,7 +183,8 @@ export async function cmdAdd(cfg: PluginConfig, req: AddReq, deps: Deps): Promis
         hostIf,
         ips,
         openMs: Math.round(tOpen - t0),
-        allocateMs: Math.round(tAlloc - tOpen),
+        allocateMs: Math.round(allocated.value.ms),
+        linkMs: Math.round(linked.value.ms),
         wireMs: Math.round(tWired - tAlloc),
         annotateMs: Math.round(tAnnotated - tWired),
         apiRequests: ds.stats?.().requests,
@@ -179,8 +204,28 @@ export async function cmdAdd(cfg: PluginConfig, req: AddReq, deps: Deps): Promis
   }
 }
 
-/** Undoes a partial ADD: the veth pair and the allocation. Returns what could not be undone. */
-async function rollback(plan: AttachmentPlan, handle: string, deps: Deps): Promise<string[]> {
+/** Creates the link; a leftover host interface of an earlier sandbox of the same pod is replaced once. */
+async function createLink(link: AttachmentPlan, deps: Deps): Promise<{ podMac: string }> {
+  try {
+    return await deps.dataplane.createLink(link);
+  } catch (err) {
+    if (!(err instanceof CniError) || !/File exists/.test(err.message)) throw err;
+    deps.log.warn({ hostIf: link.hostIf }, 'host interface already exists: replacing it');
+    // Host side only: an interface of that name inside the pod's namespace is not ours to delete.
+    await deps.dataplane.remove({ hostIf: link.hostIf, netns: undefined, podIf: link.podIf });
+    return deps.dataplane.createLink(link);
+  }
+}
+
+/**
+ * Undoes a partial ADD: the veth pair and (when `handle` is given) the allocation. Returns what could
+ * not be undone.
+ */
+async function rollback(
+  plan: Pick<AttachmentPlan, 'hostIf' | 'podIf'>,
+  handle: string | undefined,
+  deps: Deps,
+): Promise<string[]> {
   const problems: string[] = [];
   try {
     // Deleting the host end deletes the pair; `netns` is left out so that a name clash inside the
@@ -189,6 +234,7 @@ async function rollback(plan: AttachmentPlan, handle: string, deps: Deps): Promi
   } catch (err) {
     problems.push(`removing ${plan.hostIf}: ${(err as Error).message}`);
   }
+  if (handle === undefined) return problems;
   try {
     const ds = await deps.datastore();
     await withRetry(deps, 'release', () => ds.releaseByHandle(handle));

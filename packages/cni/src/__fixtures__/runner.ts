@@ -6,11 +6,15 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Netns } from '@podnet/testkit';
 
-export const PLUGIN = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'dist', 'podnet-cni.js');
-export const BUNDLE = join(dirname(PLUGIN), 'podnet-cni-bundle.cjs');
+const DIST = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'dist');
+/** The launcher a runtime runs (Node from the plugin's startup snapshot), as the bench measures it. */
+export const PLUGIN = join(DIST, 'podnet-cni');
+/** The script form: `node podnet-cni.js` loads the bundle. */
+export const SCRIPT = join(DIST, 'podnet-cni.js');
+export const BUNDLE = join(DIST, 'podnet-cni-bundle.cjs');
 
 export function requireBuiltPlugin(): void {
-  if (!existsSync(PLUGIN)) {
+  if (!existsSync(PLUGIN) || !existsSync(SCRIPT)) {
     throw new Error(
       `${PLUGIN} is missing: build the package first (npx turbo run build --filter=@podnet/cni)`,
     );
@@ -35,12 +39,7 @@ export interface CniRun {
 }
 
 /** Runs `cmd` (the podnet plugin by default) inside `node` with the CNI environment. */
-export function invoke(
-  node: Netns,
-  inv: Invocation,
-  config: unknown,
-  cmd: string[] = [process.execPath, PLUGIN],
-) {
+export function invoke(node: Netns, inv: Invocation, config: unknown, cmd: string[] = [PLUGIN]) {
   const env: Record<string, string> = {
     PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin',
     CNI_COMMAND: inv.command,
