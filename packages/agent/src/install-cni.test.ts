@@ -64,7 +64,11 @@ describe('installCni', () => {
     const binDir = join(root, 'bin');
     installCni({ nodeName: 'node-a', binDir, confDir: join(root, 'net.d') });
     expect(existsSync(join(binDir, 'podnet_native.node'))).toBe(true);
-    expect(readFileSync(join(binDir, 'podnet'), 'utf8')).toContain('"$d/podnet-node" "$d/podnet-cni.cjs"');
+    // The bundle was built with this Node, and the installed Node is a copy of it: the snapshot is used.
+    expect(readFileSync(join(binDir, 'podnet'), 'utf8')).toContain(
+      '"$d/podnet-node" --snapshot-blob "$d/podnet-cni.snapshot" "$d"',
+    );
+    expect(existsSync(join(binDir, 'podnet-cni.snapshot'))).toBe(true);
     // The installed wrapper, run as the kubelet runs a plugin, from a directory outside any package.
     const out = execFileSync(join(binDir, 'podnet'), [], {
       cwd: root,
@@ -74,6 +78,38 @@ describe('installCni', () => {
       timeout: 20_000,
     });
     expect(JSON.parse(out)).toMatchObject({ supportedVersions: expect.arrayContaining(['1.0.0', '1.1.0']) });
+  });
+
+  it('runs the bundle when the installed Node cannot start from the snapshot', () => {
+    const bundle = defaultPluginBundle();
+    if (!existsSync(bundle)) throw new Error(`${bundle} is missing: run the build of @podnet/cni first`);
+    const root = tmp();
+    const binDir = join(root, 'bin');
+    const notASnapshot = join(root, 'other.snapshot');
+    writeFileSync(notASnapshot, 'not a V8 snapshot');
+    const warnings: string[] = [];
+    const logger = { warn: (_: unknown, msg: string) => warnings.push(msg), info() {} };
+    const { files } = installCni({
+      nodeName: 'node-a',
+      binDir,
+      confDir: join(root, 'net.d'),
+      pluginSnapshot: notASnapshot,
+      logger: logger as never,
+    });
+    expect(warnings.join('\n')).toContain('does not start with the installed Node');
+    expect(files).not.toContain(join(binDir, 'podnet-cni.snapshot'));
+    expect(existsSync(join(binDir, 'podnet-cni.snapshot'))).toBe(false);
+    expect(readFileSync(join(binDir, 'podnet'), 'utf8')).toContain(
+      '"$d/podnet-node" "$d/podnet-cni.cjs" "$@"',
+    );
+    const out = execFileSync(join(binDir, 'podnet'), [], {
+      cwd: root,
+      env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin', CNI_COMMAND: 'VERSION' },
+      input: '{"cniVersion":"1.0.0"}',
+      encoding: 'utf8',
+      timeout: 20_000,
+    });
+    expect(JSON.parse(out)).toMatchObject({ supportedVersions: expect.arrayContaining(['1.0.0']) });
   });
 
   it('fails naming the missing plugin bundle and what to do', () => {

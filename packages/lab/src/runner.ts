@@ -779,7 +779,8 @@ export class Lab {
   }
 
   private async cni(node: PlannedService, command: 'ADD' | 'DEL' | 'CHECK', pod: PodRecord): Promise<string> {
-    const plugin = join(this.config.repoRoot, 'packages', 'cni', 'dist', 'podnet-cni.js');
+    // The launcher a runtime runs: Node started from the plugin's startup snapshot.
+    const plugin = join(this.config.repoRoot, 'packages', 'cni', 'dist', 'podnet-cni');
     if (!existsSync(plugin)) {
       throw new LabError(
         LabErrorCode.missingBuild,
@@ -795,7 +796,7 @@ export class Lab {
       CNI_ARGS: `IgnoreUnknown=1;K8S_POD_NAMESPACE=${pod.namespace};K8S_POD_NAME=${pod.name}`,
       CNI_PATH: join(this.config.repoRoot, 'packages', 'cni', 'dist'),
     };
-    const r = await nsExec(node.ns, nodeBin, [plugin], {
+    const r = await nsExec(node.ns, plugin, [], {
       env,
       input: this.cniConfig(node),
       timeoutMs: 60_000,
