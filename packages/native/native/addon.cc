@@ -539,8 +539,8 @@ class ReplyCache {
 
   // Adds (or replaces the reply of) the entry for `frame`; the caller checked the lengths.
   void Add(const uint8_t* frame, int ifindex, unsigned pktType, const uint8_t* reply, size_t replyLen) {
-    int i = IndexOf(frame, keyLen_, ifindex, pktType);
-    Entry* e = i < 0 ? nullptr : &entries_[i];
+    int found = IndexOf(frame, keyLen_, ifindex, pktType);
+    Entry* e = found < 0 ? nullptr : &entries_[found];
     if (e == nullptr) {
       if (entries_.size() < capacity_) {
         entries_.emplace_back();
