@@ -232,18 +232,21 @@ async function main() {
       add_p50_ratio_vs_ref: r1(pct(add, 0.5) / pct(refAdd, 0.5)),
     };
     const rows = [
-      ['podnet ADD', res.add_p50_ms, res.add_p99_ms],
-      ['podnet DEL', res.del_p50_ms, res.del_p99_ms],
-      [`podnet VERSION (process start, ${res.launcher})`, res.process_start_ms, r1(pct(start, 0.99))],
-      ['podnet VERSION (node podnet-cni.js)', res.script_start_ms, r1(pct(script, 0.99))],
-      ['node -e 0 (bare Node start)', res.node_bare_start_ms, r1(pct(bare, 0.99))],
-      ['ref ptp+host-local ADD', res.ref_add_p50_ms, res.ref_add_p99_ms],
-      ['ref ptp+host-local DEL', r1(pct(refDel, 0.5)), res.ref_del_p99_ms],
+      ['podnet ADD', add],
+      ['podnet DEL', del],
+      [`podnet VERSION (process start, ${res.launcher})`, start],
+      ['podnet VERSION (node podnet-cni.js)', script],
+      ['node -e 0 (bare Node start)', bare],
+      ['ref ptp+host-local ADD', refAdd],
+      ['ref ptp+host-local DEL', refDel],
     ];
     console.log(`CNI latency over ${PODS} pods on one node (ms, wall time per process incl. nsenter)`);
-    console.log(`${'call'.padEnd(34)}${'p50'.padStart(9)}${'p99'.padStart(9)}`);
-    for (const [k, a, b] of rows)
-      console.log(`${k.padEnd(34)}${String(a).padStart(9)}${String(b).padStart(9)}`);
+    const cols = ['p50', 'p90', 'p99', 'max'];
+    console.log(`${'call'.padEnd(40)}${cols.map((c) => c.padStart(9)).join('')}`);
+    for (const [k, v] of rows) {
+      const f = [0.5, 0.9, 0.99, 1].map((p) => String(r1(pct(v, p))).padStart(9));
+      console.log(`${k.padEnd(40)}${f.join('')}`);
+    }
     if (Object.keys(phases).length > 0) {
       console.log('ADD phases inside the plugin (p50 ms):');
       for (const [k, v] of Object.entries(phases))

@@ -18,7 +18,7 @@ async function main(): Promise<void> {
   }
   // zod compiles each object schema to a function (new Function) on its first parse; a process that
   // parses each schema a few times and exits is faster interpreting them.
-  if (process.env.PODNET_CNI_ZOD_JIT !== '1') (await import('zod')).z.config({ jitless: true });
+  (await import('zod')).z.config({ jitless: process.env.PODNET_CNI_ZOD_JIT !== '1' });
   const { runPlugin } = await import('./main.js');
   const out = await runPlugin(process.env, await readStdin());
   if (out.stdout) process.stdout.write(out.stdout);
