@@ -10,6 +10,7 @@ import { createRequire } from 'node:module';
 import { isIP } from 'node:net';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { checkServerIdentity, type PeerCertificate } from 'node:tls';
+import { now } from './clock.js';
 import { CniError, CniErrorCode } from './errors.js';
 
 export interface KubeTarget {
@@ -396,7 +397,7 @@ export class MiniKube {
       headers.authorization = `Basic ${Buffer.from(`${username}:${password}`).toString('base64')}`;
     }
     const what = `${method} ${url.pathname}`;
-    const t0 = performance.now();
+    const t0 = now();
     this.stats.requests += 1;
     const res = await new Promise<{ status: number; text: string }>((resolve, reject) => {
       const req = (this.https ? httpsRequest : httpRequest)(
@@ -422,8 +423,8 @@ export class MiniKube {
         { cause: err },
       );
     });
-    this.stats.ms += performance.now() - t0;
-    this.stats.calls.push(`${what} ${res.status} ${Math.round(performance.now() - t0)}ms`);
+    this.stats.ms += now() - t0;
+    this.stats.calls.push(`${what} ${res.status} ${Math.round(now() - t0)}ms`);
     let parsed: unknown;
     try {
       parsed = res.text ? JSON.parse(res.text) : undefined;

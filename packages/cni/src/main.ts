@@ -1,6 +1,7 @@
 // The plugin process: environment + stdin in, result or error object on stdout, exit status out.
 import { existsSync } from 'node:fs';
 import { ResultCache } from './cache.js';
+import { now } from './clock.js';
 import { type PluginConfig, parseConfig, peekVersion } from './config.js';
 import type { Dataplane } from './dataplane.js';
 import type { Datastore } from './datastore.js';
@@ -55,7 +56,7 @@ export async function runPlugin(
   stdin: string,
   hooks: RunHooks = {},
 ): Promise<RunOutcome> {
-  const tStart = performance.now();
+  const tStart = now();
   let version = peekVersion(stdin) ?? CURRENT_VERSION;
   let datastore: Datastore | undefined;
   let dataplane: Dataplane | undefined;
@@ -67,7 +68,7 @@ export async function runPlugin(
     version = cfg.cniVersion;
     const logger = await (hooks.logger ?? defaultLogger)(cfg);
     log = logger;
-    const tConfig = performance.now();
+    const tConfig = now();
     const child = logger.child({
       command: req.type,
       ...('containerId' in req ? { containerId: req.containerId, ifname: req.ifname } : {}),

@@ -3,6 +3,7 @@
 // real tests drive the bundled binary.
 import type { ResultCache } from './cache.js';
 import { diffAttachment } from './check.js';
+import { now } from './clock.js';
 import type { PluginConfig } from './config.js';
 import type { Dataplane } from './dataplane.js';
 import type { Datastore } from './datastore.js';
@@ -88,11 +89,11 @@ export async function cmdAdd(cfg: PluginConfig, req: AddReq, deps: Deps): Promis
     deps.cache.delete(cfg.name, req.containerId, req.ifname);
   }
 
-  const t0 = performance.now();
+  const t0 = now();
   // A namespace that is not there is the runtime's mistake: say so before allocating anything.
   await deps.dataplane.checkNetns(req.netns);
   const ds = await deps.datastore();
-  const tOpen = performance.now();
+  const tOpen = now();
   const attrs: Record<string, string> = {
     node: cfg.nodeName,
     containerID: req.containerId,
@@ -115,7 +116,7 @@ export async function cmdAdd(cfg: PluginConfig, req: AddReq, deps: Deps): Promis
       ipv6: cfg.assignIpv6,
     });
     const { podMac } = await createLink(link, deps);
-    return { mtu, podMac, ms: performance.now() - tOpen };
+    return { mtu, podMac, ms: now() - tOpen };
   })();
   const allocating = ds
     .allocate({
@@ -127,7 +128,7 @@ export async function cmdAdd(cfg: PluginConfig, req: AddReq, deps: Deps): Promis
       ipv6Pools: cfg.ipv6Pools,
       attrs,
     })
-    .then((alloc) => ({ alloc, ms: performance.now() - tOpen }));
+    .then((alloc) => ({ alloc, ms: now() - tOpen }));
   const [linked, allocated] = await Promise.allSettled([linking, allocating]);
   if (allocated.status === 'rejected' || linked.status === 'rejected') {
     const cause =
@@ -146,7 +147,7 @@ export async function cmdAdd(cfg: PluginConfig, req: AddReq, deps: Deps): Promis
   }
   const { alloc } = allocated.value;
   const { mtu, podMac } = linked.value;
-  const tAlloc = performance.now();
+  const tAlloc = now();
   log.info({ handle, ipv4: alloc.ipv4, ipv6: alloc.ipv6, ms: Math.round(allocated.value.ms) }, 'allocated');
 
   const plan = planAttachment({
@@ -162,10 +163,10 @@ export async function cmdAdd(cfg: PluginConfig, req: AddReq, deps: Deps): Promis
     await deps.failpoint?.('after-allocate');
     await deps.dataplane.configure(plan);
     const ips = [alloc.ipv4, alloc.ipv6].filter((x): x is string => x !== undefined);
-    const tWired = performance.now();
+    const tWired = now();
     await deps.failpoint?.('before-annotate');
     if (req.pod) await ds.annotatePod(req.pod, ips);
-    const tAnnotated = performance.now();
+    const tAnnotated = now();
     const result = planResult(plan, podMac, cfg.cniVersion);
     deps.cache.put({
       kind: 'podnet-attachment',
@@ -190,7 +191,7 @@ export async function cmdAdd(cfg: PluginConfig, req: AddReq, deps: Deps): Promis
         apiRequests: ds.stats?.().requests,
         apiCalls: ds.stats?.().calls,
         startMs: Math.round(t0),
-        sinceProcessStartMs: Math.round(performance.now()),
+        sinceProcessStartMs: Math.round(now()),
       },
       'ADD done',
     );

@@ -166,6 +166,24 @@ describe('Ipam over an in-memory datastore', () => {
     );
   });
 
+  it('reads the Node only when some pool selects nodes by label', async () => {
+    const ds = memoryDatastore();
+    let reads = 0;
+    const read = ds.nodeLabels.bind(ds);
+    ds.nodeLabels = (node) => {
+      reads++;
+      return read(node);
+    };
+    await withPools(ds, [{ name: 'everyone', cidr: '10.1.0.0/16' }]);
+    ds.nodes.set('n1', { rack: 'r1' });
+    await new Ipam({ datastore: ds }).allocate({ handle: 'h1', node: 'n1' });
+    expect(reads).toBe(0);
+    await withPools(ds, [{ name: 'rack1', cidr: '10.2.0.0/16', nodeSelector: 'rack == r1' }]);
+    const r = await new Ipam({ datastore: ds }).allocate({ handle: 'h2', node: 'n1', pools: ['rack1'] });
+    expect(r.ipv4?.pool).toBe('rack1');
+    expect(reads).toBe(1);
+  });
+
   it('fails with POOLS_OVERLAP when two pools share addresses', async () => {
     const ds = memoryDatastore();
     await withPools(ds, [

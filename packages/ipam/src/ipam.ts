@@ -23,6 +23,7 @@ import {
   type KubeClientOptions,
   type ParsedCidr,
   parseIp,
+  parseSelector,
 } from '@podnet/k8s';
 import type { Logger } from 'pino';
 import { type AffinityEvent, type AffinityState, affinityTransition } from './affinity.js';
@@ -226,6 +227,15 @@ function withState(b: IPAMBlock, s: BlockState): IPAMBlock {
 
 function labelValue(node: string): string | undefined {
   return /^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$/.test(node) ? node : undefined;
+}
+
+/** Whether a pool's nodeSelector selects every node (`all()` or empty); an invalid one does not. */
+function selectsEveryNode(selector: string): boolean {
+  try {
+    return parseSelector(selector).requirements.length === 0;
+  } catch {
+    return false;
+  }
 }
 
 function nodeLabels(node: string): Record<string, string> {
@@ -478,7 +488,11 @@ export class Ipam {
     for (const [k, v] of Object.entries(req.attrs ?? {})) if (v !== undefined) secondary[k] = v;
 
     const allPools = await this.pools();
-    const labels = (await this.labelsOf(req.node)) ?? {};
+    // The node's labels matter only to a pool that selects some nodes: with every pool on all()
+    // (the default), the read of the Node is skipped.
+    const labels = allPools.some((p) => !selectsEveryNode(p.nodeSelector))
+      ? ((await this.labelsOf(req.node)) ?? {})
+      : {};
     const plan: FamilyPlan[] = families.map((family) => {
       let pools = poolsForNode(allPools, family, labels);
       if (req.pools) pools = pools.filter((p) => req.pools!.includes(p.name));
