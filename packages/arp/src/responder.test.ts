@@ -4,7 +4,7 @@ import { Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
 import { REQUEST_FOR_GATEWAY } from './__fixtures__/frames.js';
 import { decisionMask, PACKET_TYPE } from './decide.js';
-import { ArpResponder, checkInterface } from './responder.js';
+import { ArpResponder, type ArpResponderOptions, checkInterface } from './responder.js';
 
 /** Records what the responder installs; `hits` is set by the test (the addon counts them). */
 class FakeReplyCache implements ReplyCache {
@@ -25,9 +25,12 @@ class FakeReplyCache implements ReplyCache {
 
 class FakeSocket implements PacketSocket {
   readonly fd = 99;
+  readonly threaded: boolean;
+  readonly dropped = 0;
   replyCache: FakeReplyCache | undefined;
   constructor(readonly opts?: PacketOptions) {
     if (opts?.replyCache) this.replyCache = new FakeReplyCache();
+    this.threaded = opts?.fastPathThread === true;
   }
   sent: Buffer[] = [];
   closed = false;
@@ -45,7 +48,11 @@ class FakeSocket implements PacketSocket {
   }
 }
 
-function fixture(mode: 'userspace' | 'kernel' = 'userspace', replyCacheSize?: number) {
+function fixture(
+  mode: 'userspace' | 'kernel' = 'userspace',
+  replyCacheSize?: number,
+  extra: Partial<ArpResponderOptions> = {},
+) {
   const sockets: FakeSocket[] = [];
   const writes: SysctlEntry[][] = [];
   const sysctl: SysctlWriter = {
@@ -61,6 +68,7 @@ function fixture(mode: 'userspace' | 'kernel' = 'userspace', replyCacheSize?: nu
     sysctl,
     followLinks: false,
     ...(replyCacheSize === undefined ? {} : { replyCacheSize }),
+    ...extra,
     openSocket: (opts) => {
       const s = new FakeSocket(opts);
       sockets.push(s);
@@ -215,6 +223,19 @@ describe('ArpResponder with reply caches', () => {
     sockets[0]!.deliver!(REQUEST_FOR_GATEWAY, broadcast);
     expect(arp.stats()).toMatchObject({ replies: 1, repliesFromCache: 0 });
     expect(() => new ArpResponder({ replyCacheSize: 65 })).toThrow('replyCacheSize: 65');
+  });
+
+  it('reads each socket on a receive thread by default, and on the event loop when told or without a cache', async () => {
+    const byDefault = fixture();
+    await byDefault.arp.addInterface(pod);
+    expect(byDefault.sockets[0]!.opts?.fastPathThread).toBe(true);
+    const off = fixture('userspace', undefined, { fastPathThread: false });
+    await off.arp.addInterface(pod);
+    expect(off.sockets[0]!.opts?.fastPathThread).toBe(false);
+    expect(off.sockets[0]!.opts?.replyCache).toBeDefined();
+    const noCache = fixture('userspace', 0);
+    await noCache.arp.addInterface(pod);
+    expect(noCache.sockets[0]!.opts?.fastPathThread).toBeUndefined();
   });
 });
 

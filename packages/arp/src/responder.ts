@@ -56,6 +56,12 @@ export interface ArpResponderOptions {
    * is decided in JS.
    */
   replyCacheSize?: number;
+  /**
+   * Read each socket on a receive thread of the addon (`fastPathThread` of @podnet/native), so a
+   * request the reply cache answers never waits for Node's event loop; the rest still reaches JS.
+   * Default true. false, or replyCacheSize 0: the socket is polled on the event loop.
+   */
+  fastPathThread?: boolean;
 }
 
 export interface ArpStats {
@@ -121,6 +127,7 @@ export class ArpResponder {
   private closed = false;
   private readonly followLinks: boolean;
   private readonly replyCacheSize: number;
+  private readonly fastPathThread: boolean;
   /** Cache replies of sockets closed since (a socket's count goes with it). */
   private closedCacheReplies = 0;
   /** Cache replies already added to the replies metric. */
@@ -155,6 +162,7 @@ export class ArpResponder {
       throw new ArpError('ARP_ERR_INVALID', `replyCacheSize: ${JSON.stringify(cacheSize)} is not in 0..64`);
     }
     this.replyCacheSize = cacheSize;
+    this.fastPathThread = opts.fastPathThread ?? true;
     this.counts = {
       replies: 0,
       ignored: Object.fromEntries(IGNORE_REASONS.map((r) => [r, 0])) as Record<IgnoreReason, number>,
@@ -348,8 +356,13 @@ export class ArpResponder {
         // Frames are read into one reused buffer (no allocation per frame). Our own replies do not
         // come back: the kernel hands outgoing frames only to ETH_P_ALL sockets.
         reuseFrameBuffer: true,
+        // The reply cache answers on the socket's receive thread (fastPathThread), or in the poll
+        // callback on the event loop.
         ...(this.replyCacheSize > 0
-          ? { replyCache: { mask: decisionMask(), capacity: this.replyCacheSize } }
+          ? {
+              replyCache: { mask: decisionMask(), capacity: this.replyCacheSize },
+              fastPathThread: this.fastPathThread,
+            }
           : {}),
       });
     } catch (err) {

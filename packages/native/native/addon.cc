@@ -8,7 +8,8 @@
 //
 // The one exception to "no logic": a packet socket's reply cache (see ReplyCache below), a small
 // exact-match table of answers that JavaScript decided and installed; the addon only compares bytes
-// and sends the stored frame.
+// and sends the stored frame. Such a socket may also be read by its own receive thread (see
+// "Receive thread" in Poller), so a cached answer never waits for Node's event loop.
 //
 // Errors are thrown as JS Errors carrying `code` (errno name), `errno` and `syscall`; the TypeScript
 // wrapper turns them into NativeError. Every error path closes the descriptors it opened.
@@ -23,12 +24,19 @@
 #include <net/ethernet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
+#include <pthread.h>
 #include <sched.h>
+#include <signal.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <atomic>
+#include <deque>
 #include <initializer_list>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -498,7 +506,8 @@ Napi::Value CloseFd(const Napi::CallbackInfo& info) {
 // with, and the exact frame it sent back. A later frame equal to an entry on all of these is
 // answered here with that frame, without calling JS, and only counted. Anything else goes to JS.
 // Bounded: at most `capacity` entries; a new key replaces the oldest. JS clears it whenever the
-// state its decisions depend on changes.
+// state its decisions depend on changes. Not thread-safe by itself: the Poller guards it with a
+// mutex (JS adds and clears, a receive thread may look up).
 
 class ReplyCache {
  public:
@@ -516,8 +525,6 @@ class ReplyCache {
 
   bool enabled() const { return keyLen_ > 0; }
   size_t size() const { return entries_.size(); }
-  double hits() const { return hits_; }
-  void CountHit() { hits_++; }
   void Clear() {
     entries_.clear();
     next_ = 0;
@@ -581,16 +588,31 @@ class ReplyCache {
   size_t capacity_ = 0;
   size_t next_ = 0;  // the oldest entry once full
   std::vector<Entry> entries_;
-  double hits_ = 0;
 };
 
 // ---------------------------------------------------------------------------------------------
-// Poller: a uv_poll on a socket fd that reads every datagram until EAGAIN and hands each one to JS.
+// Poller: reads every datagram of a socket fd until EAGAIN and hands each one to JS.
 // kind 0 = netlink: cb(buffer); kind 1 = packet: cb(buffer, ifindex, pktType); kind 2 = packet
 // into one shared JS buffer (sharedBuffer()), no allocation per frame: cb(length, ifindex, pktType),
 // the frame being sharedBuffer()[0, length) until the callback returns. Errors: onError(err).
 // Packet kinds may have a ReplyCache (cacheConfigure): a frame it answers never reaches JS.
-// The poller owns the fd: close() stops polling and closes it.
+// The poller owns the fd: close() stops reading and closes it.
+//
+// Two ways to read, chosen at construction:
+//
+// - uv_poll (the default, every kind): the fd is polled on Node's loop; the poll callback reads,
+//   answers cache hits and calls JS, all on the JS thread.
+//
+// - Receive thread (packet kinds with a reply cache; `threaded`): a cache hit waiting for the event
+//   loop costs a loop wake-up, the loop's own work before and after the callback, and often the CPU
+//   the requester needs. So a thread of its own blocks in poll() on the fd and an eventfd (the
+//   stop signal), reads until EAGAIN, and answers cache hits itself with send(). Every other frame
+//   is copied, with its ifindex and packet type, into a bounded queue (mutex) and the JS thread is
+//   woken with uv_async_send; its callback calls onData exactly as the uv_poll path does. A frame
+//   that finds the queue full is dropped and counted, and JS gets an ENOBUFS error for it, like a
+//   receive error. The thread never touches V8: JS values are made only on the JS thread.
+//   Shared between the threads: the cache (cacheMu_), the queue (queueMu_), the hit and drop
+//   counters (atomics); the fd and the eventfd are closed only after the thread is joined.
 
 class Poller : public Napi::ObjectWrap<Poller> {
  public:
@@ -610,15 +632,23 @@ class Poller : public Napi::ObjectWrap<Poller> {
                        });
   }
 
-  // new Poller(fd, kind, bufferSize)
+  // Frames waiting for the JS thread, at most this many; a receive thread drops (and counts) more.
+  static constexpr size_t kQueueMax = 256;
+
+  // new Poller(fd, kind, bufferSize, threaded?)
   explicit Poller(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Poller>(info) {
     Napi::Env env = info.Env();
     if (info.Length() < 3 || !info[0].IsNumber() || !info[1].IsNumber() || !info[2].IsNumber()) {
-      ThrowInvalid(env, "new Poller(fd, kind, bufferSize): bad arguments");
+      ThrowInvalid(env, "new Poller(fd, kind, bufferSize, threaded): bad arguments");
       return;
     }
     fd_ = info[0].As<Napi::Number>().Int32Value();
     kind_ = info[1].As<Napi::Number>().Int32Value();
+    threaded_ = info.Length() >= 4 && info[3].IsBoolean() && info[3].As<Napi::Boolean>().Value();
+    if (threaded_ && kind_ == 0) {
+      ThrowInvalid(env, "new Poller: a receive thread is for packet sockets only");
+      return;
+    }
     size_t size = info[2].As<Napi::Number>().Uint32Value();
     if (size < 4096) size = 4096;
     if (kind_ == 2) {
@@ -632,13 +662,19 @@ class Poller : public Napi::ObjectWrap<Poller> {
       recvData_ = buf_.data();
       recvSize_ = buf_.size();
     }
-    uv_loop_t* loop = nullptr;
-    if (napi_get_uv_event_loop(env, &loop) != napi_ok || loop == nullptr) {
+    if (napi_get_uv_event_loop(env, &loop_) != napi_ok || loop_ == nullptr) {
       ThrowInvalid(env, "no libuv loop");
       return;
     }
+    env_ = env;
+    if (threaded_) {
+      // The thread reads into its own buffer; frames for JS are copied into recvData_ on the JS
+      // thread. The async handle and the thread are created by start().
+      threadBuf_.resize(size);
+      return;
+    }
     handle_ = new uv_poll_t;
-    int r = uv_poll_init_socket(loop, handle_, fd_);
+    int r = uv_poll_init_socket(loop_, handle_, fd_);
     if (r != 0) {
       delete handle_;
       handle_ = nullptr;
@@ -646,18 +682,19 @@ class Poller : public Napi::ObjectWrap<Poller> {
       return;
     }
     handle_->data = this;
-    env_ = env;
   }
 
   ~Poller() override {
-    // The JS object was collected without close(): stop polling, close the fd.
+    // The JS object was collected without close(): stop reading, close the fd.
     DoClose();
   }
 
  private:
+  bool closed() const { return fd_ < 0; }
+
   Napi::Value Start(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
-    if (handle_ == nullptr) {
+    if (closed() || (!threaded_ && handle_ == nullptr)) {
       ThrowErrno(env, EBADF, "poll", "socket is closed");
       return env.Undefined();
     }
@@ -670,9 +707,9 @@ class Poller : public Napi::ObjectWrap<Poller> {
       return env.Undefined();
     }
     if (!polling_) {
-      int r = uv_poll_start(handle_, UV_READABLE, &Poller::OnReadable);
-      if (r != 0) {
-        ThrowErrno(env, -r, "uv_poll_start");
+      int err = threaded_ ? StartThread() : -uv_poll_start(handle_, UV_READABLE, &Poller::OnReadable);
+      if (err != 0) {
+        ThrowErrno(env, err, threaded_ ? "pthread_create" : "uv_poll_start");
         return env.Undefined();
       }
       polling_ = true;
@@ -686,8 +723,12 @@ class Poller : public Napi::ObjectWrap<Poller> {
   }
 
   Napi::Value Stop(const Napi::CallbackInfo& info) {
-    if (handle_ != nullptr && polling_) {
-      uv_poll_stop(handle_);
+    if (polling_) {
+      if (threaded_) {
+        StopThread();
+      } else if (handle_ != nullptr) {
+        uv_poll_stop(handle_);
+      }
       polling_ = false;
     }
     ReleaseSelf();
@@ -695,13 +736,35 @@ class Poller : public Napi::ObjectWrap<Poller> {
   }
 
   Napi::Value RefLoop(const Napi::CallbackInfo& info) {
-    if (handle_ != nullptr) uv_ref(reinterpret_cast<uv_handle_t*>(handle_));
+    refed_ = true;
+    ApplyRef();
     return info.Env().Undefined();
   }
 
   Napi::Value UnrefLoop(const Napi::CallbackInfo& info) {
-    if (handle_ != nullptr) uv_unref(reinterpret_cast<uv_handle_t*>(handle_));
+    refed_ = false;
+    ApplyRef();
     return info.Env().Undefined();
+  }
+
+  // uv_poll: the handle is active only while polling, so its ref flag is all that is needed. The
+  // async handle is active from uv_async_init on, so it is ref'd only while the thread runs and JS
+  // asked for ref (the default).
+  void ApplyRef() {
+    if (handle_ != nullptr) {
+      if (refed_) {
+        uv_ref(reinterpret_cast<uv_handle_t*>(handle_));
+      } else {
+        uv_unref(reinterpret_cast<uv_handle_t*>(handle_));
+      }
+    }
+    if (async_ != nullptr) {
+      if (refed_ && threadRunning_) {
+        uv_ref(reinterpret_cast<uv_handle_t*>(async_));
+      } else {
+        uv_unref(reinterpret_cast<uv_handle_t*>(async_));
+      }
+    }
   }
 
   Napi::Value SharedBuffer(const Napi::CallbackInfo& info) {
@@ -725,6 +788,7 @@ class Poller : public Napi::ObjectWrap<Poller> {
                             " bytes and capacity 1.." + std::to_string(ReplyCache::kMaxEntries));
       return env.Undefined();
     }
+    std::lock_guard<std::mutex> lock(cacheMu_);
     cache_.Configure(mask.Data(), mask.Length(), static_cast<size_t>(capacity));
     return env.Undefined();
   }
@@ -732,6 +796,7 @@ class Poller : public Napi::ObjectWrap<Poller> {
   // cacheAdd(frame: Buffer, ifindex: number, pktType: number, reply: Buffer)
   Napi::Value CacheAdd(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
+    std::lock_guard<std::mutex> lock(cacheMu_);
     if (!cache_.enabled() || info.Length() < 4 || !info[0].IsBuffer() || !info[1].IsNumber() ||
         !info[2].IsNumber() || !info[3].IsBuffer()) {
       ThrowInvalid(env, "cacheAdd(frame, ifindex, pktType, reply): bad arguments (or no cacheConfigure)");
@@ -750,30 +815,48 @@ class Poller : public Napi::ObjectWrap<Poller> {
   }
 
   Napi::Value CacheClear(const Napi::CallbackInfo& info) {
+    std::lock_guard<std::mutex> lock(cacheMu_);
     cache_.Clear();
     return info.Env().Undefined();
   }
 
-  // cacheStats() -> { hits, size }
+  // cacheStats() -> { hits, size, dropped }: dropped counts the frames a receive thread could not
+  // queue for JS (always 0 on the uv_poll path).
   Napi::Value CacheStats(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
+    size_t size;
+    {
+      std::lock_guard<std::mutex> lock(cacheMu_);
+      size = cache_.size();
+    }
     Napi::Object out = Napi::Object::New(env);
-    out.Set("hits", Napi::Number::New(env, cache_.hits()));
-    out.Set("size", Napi::Number::New(env, static_cast<double>(cache_.size())));
+    out.Set("hits", Napi::Number::New(env, static_cast<double>(hits_.load(std::memory_order_relaxed))));
+    out.Set("size", Napi::Number::New(env, static_cast<double>(size)));
+    out.Set("dropped", Napi::Number::New(env, static_cast<double>(drops_.load(std::memory_order_relaxed))));
     return out;
   }
 
-  // Sends the cached answer to a frame, if there is one. False: JS gets the frame (a send the kernel
-  // refuses included, so JS sends again and counts the error as it always does).
-  bool AnswerFromCache(size_t len, const struct sockaddr_ll* sll) {
-    const ReplyCache::Entry* e = cache_.Find(recvData_, len, sll->sll_ifindex, sll->sll_pkttype);
-    if (e == nullptr) return false;
+  // Sends the cached answer to `frame`, if there is one; on either thread. False: JS gets the
+  // frame (a send the kernel refuses included, so JS sends again and counts the error as it
+  // always does). The reply is copied under the lock and sent outside it, so JS never waits for
+  // a send to install or clear entries.
+  bool AnswerFromCache(const uint8_t* frame, size_t len, const struct sockaddr_ll* sll) {
+    uint8_t reply[ReplyCache::kMaxReply];
+    size_t replyLen;
+    {
+      std::lock_guard<std::mutex> lock(cacheMu_);
+      if (!cache_.enabled()) return false;
+      const ReplyCache::Entry* e = cache_.Find(frame, len, sll->sll_ifindex, sll->sll_pkttype);
+      if (e == nullptr) return false;
+      replyLen = e->replyLen;
+      memcpy(reply, e->reply, replyLen);
+    }
     ssize_t n;
     do {
-      n = send(fd_, e->reply, e->replyLen, 0);
+      n = send(fd_, reply, replyLen, 0);
     } while (n < 0 && errno == EINTR);
-    if (n != static_cast<ssize_t>(e->replyLen)) return false;
-    cache_.CountHit();
+    if (n != static_cast<ssize_t>(replyLen)) return false;
+    hits_.fetch_add(1, std::memory_order_relaxed);
     return true;
   }
 
@@ -790,20 +873,265 @@ class Poller : public Napi::ObjectWrap<Poller> {
     }
   }
 
+  // Idempotent; on the JS thread (close(), the finalizer). The thread is joined before the fd it
+  // reads and the handle it signals go away.
   void DoClose() {
     if (handle_ != nullptr) {
       if (polling_) uv_poll_stop(handle_);
-      polling_ = false;
       handle_->data = nullptr;
       uv_close(reinterpret_cast<uv_handle_t*>(handle_),
                [](uv_handle_t* h) { delete reinterpret_cast<uv_poll_t*>(h); });
       handle_ = nullptr;
+    }
+    polling_ = false;
+    StopThread();
+    if (async_ != nullptr) {
+      async_->data = nullptr;  // a wake-up already pending finds no poller
+      uv_close(reinterpret_cast<uv_handle_t*>(async_),
+               [](uv_handle_t* h) { delete reinterpret_cast<uv_async_t*>(h); });
+      async_ = nullptr;
+    }
+    {
+      std::lock_guard<std::mutex> lock(queueMu_);
+      queue_.clear();
     }
     if (fd_ >= 0) {
       close(fd_);
       fd_ = -1;
     }
   }
+
+  // ---- receive thread ------------------------------------------------------------------------
+
+  // A frame (or an error) read by the receive thread, waiting for the JS thread.
+  struct Queued {
+    std::vector<uint8_t> data;
+    int ifindex = 0;
+    unsigned pktType = 0;
+    int err = 0;  // non-zero: an error to report instead of a frame
+    const char* syscall = "";
+  };
+
+  // Starts the receive thread (and, the first time, the async handle that wakes the JS thread).
+  // Returns 0 or an errno.
+  int StartThread() {
+    if (async_ == nullptr) {
+      async_ = new uv_async_t;
+      int r = uv_async_init(loop_, async_, &Poller::OnAsync);
+      if (r != 0) {
+        delete async_;
+        async_ = nullptr;
+        return -r;
+      }
+      async_->data = this;
+    }
+    wakeFd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (wakeFd_ < 0) {
+      int err = errno;
+      ApplyRef();  // no thread: the async handle must not hold the loop
+      return err;
+    }
+    // The thread takes no signals: Node's handlers run on the JS thread, as they expect.
+    sigset_t all, saved;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &saved);
+    int err = pthread_create(&thread_, nullptr, &Poller::ThreadMain, this);
+    pthread_sigmask(SIG_SETMASK, &saved, nullptr);
+    if (err != 0) {
+      close(wakeFd_);
+      wakeFd_ = -1;
+      ApplyRef();
+      return err;
+    }
+    threadRunning_ = true;
+    ApplyRef();
+    // Node tearing the environment down (process exit, a worker ending) with the socket open.
+    napi_add_env_cleanup_hook(env_, &Poller::OnEnvCleanup, this);
+    return 0;
+  }
+
+  // Signals the eventfd and joins the thread; frames it already queued stay queued. Idempotent.
+  void StopThread() {
+    if (!threadRunning_) return;
+    uint64_t one = 1;
+    ssize_t w;
+    do {
+      w = write(wakeFd_, &one, sizeof one);
+    } while (w < 0 && errno == EINTR);
+    pthread_join(thread_, nullptr);
+    threadRunning_ = false;
+    close(wakeFd_);
+    wakeFd_ = -1;
+    napi_remove_env_cleanup_hook(env_, &Poller::OnEnvCleanup, this);
+    ApplyRef();
+  }
+
+  static void OnEnvCleanup(void* arg) {
+    auto* self = static_cast<Poller*>(arg);
+    // Called once by Node; StopThread must not remove the hook being run, so stop by hand.
+    uint64_t one = 1;
+    ssize_t w;
+    do {
+      w = write(self->wakeFd_, &one, sizeof one);
+    } while (w < 0 && errno == EINTR);
+    pthread_join(self->thread_, nullptr);
+    self->threadRunning_ = false;
+    close(self->wakeFd_);
+    self->wakeFd_ = -1;
+  }
+
+  static void* ThreadMain(void* arg) {
+    static_cast<Poller*>(arg)->ReceiveLoop();
+    return nullptr;
+  }
+
+  // Queues a frame or an error for the JS thread; false when the queue is full (counted as a drop).
+  bool Enqueue(Queued&& item) {
+    std::lock_guard<std::mutex> lock(queueMu_);
+    if (queue_.size() >= kQueueMax) {
+      drops_.fetch_add(1, std::memory_order_relaxed);
+      return false;
+    }
+    queue_.push_back(std::move(item));
+    return true;
+  }
+
+  void EnqueueError(int err, const char* syscall) {
+    Queued q;
+    q.err = err;
+    q.syscall = syscall;
+    Enqueue(std::move(q));
+  }
+
+  // The receive thread: only syscalls, the cache and the queue; never V8 or libuv (uv_async_send
+  // is the one libuv call that is thread-safe).
+  void ReceiveLoop() {
+    struct pollfd pfd[2];
+    pfd[0] = {fd_, POLLIN, 0};
+    pfd[1] = {wakeFd_, POLLIN, 0};
+    for (;;) {
+      int r = poll(pfd, 2, -1);
+      if (r < 0) {
+        if (errno == EINTR) continue;
+        EnqueueError(errno, "poll");
+        uv_async_send(async_);
+        return;
+      }
+      if (pfd[1].revents != 0) return;  // stop
+      bool wake = false;
+      if (pfd[0].revents & POLLERR) {
+        // A pending socket error (ENETDOWN when the interface went down): fetching it clears it.
+        int soerr = 0;
+        socklen_t len = sizeof soerr;
+        if (getsockopt(fd_, SOL_SOCKET, SO_ERROR, &soerr, &len) == 0 && soerr != 0) {
+          EnqueueError(soerr, "recvmsg");
+          wake = true;
+        }
+      }
+      if ((pfd[0].revents & (POLLNVAL | POLLHUP)) != 0 && (pfd[0].revents & POLLIN) == 0) {
+        EnqueueError(EBADF, "poll");
+        uv_async_send(async_);
+        return;
+      }
+      // At most 1024 frames before looking at the stop signal again.
+      for (int i = 0; i < 1024; i++) {
+        struct sockaddr_ll sll;
+        struct iovec iov = {threadBuf_.data(), threadBuf_.size()};
+        struct msghdr msg;
+        memset(&msg, 0, sizeof msg);
+        msg.msg_name = &sll;
+        msg.msg_namelen = sizeof sll;
+        msg.msg_iov = &iov;
+        msg.msg_iovlen = 1;
+        ssize_t n = recvmsg(fd_, &msg, MSG_DONTWAIT);
+        if (n < 0) {
+          int err = errno;
+          if (err == EINTR) continue;
+          if (err != EAGAIN && err != EWOULDBLOCK) {
+            EnqueueError(err, "recvmsg");
+            wake = true;
+          }
+          break;
+        }
+        if (msg.msg_flags & MSG_TRUNC) {
+          EnqueueError(EMSGSIZE, "recvmsg");
+          wake = true;
+          continue;
+        }
+        if (AnswerFromCache(threadBuf_.data(), static_cast<size_t>(n), &sll)) continue;
+        Queued q;
+        q.data.assign(threadBuf_.data(), threadBuf_.data() + n);
+        q.ifindex = sll.sll_ifindex;
+        q.pktType = sll.sll_pkttype;
+        Enqueue(std::move(q));
+        wake = true;  // a drop is reported too
+      }
+      if (wake) uv_async_send(async_);
+    }
+  }
+
+  static void OnAsync(uv_async_t* handle) {
+    auto* self = static_cast<Poller*>(handle->data);
+    if (self == nullptr) return;
+    self->DeliverQueued();
+  }
+
+  // On the JS thread: hands the queued frames and errors to JS, in the order they were read, then
+  // reports the frames dropped since the last report as one ENOBUFS error. The callback may close
+  // the socket (the rest is then discarded) or throw (the rest waits for the next wake-up).
+  void DeliverQueued() {
+    std::deque<Queued> batch;
+    {
+      std::lock_guard<std::mutex> lock(queueMu_);
+      batch.swap(queue_);
+    }
+    while (!batch.empty() && !closed()) {
+      Queued& q = batch.front();
+      bool ok;
+      if (q.err != 0) {
+        ok = ReportError(q.err, q.syscall);
+      } else {
+        ok = CallData(q.data.data(), q.data.size(), q.ifindex, q.pktType);
+      }
+      batch.pop_front();
+      if (!ok && !closed()) {
+        // The callback threw: put the rest back in front of what arrived since, and come back.
+        std::lock_guard<std::mutex> lock(queueMu_);
+        while (!batch.empty()) {
+          queue_.push_front(std::move(batch.back()));
+          batch.pop_back();
+        }
+        if (async_ != nullptr) uv_async_send(async_);
+        return;
+      }
+    }
+    if (closed()) return;
+    uint64_t drops = drops_.load(std::memory_order_relaxed);
+    if (drops > dropsReported_) {
+      uint64_t n = drops - dropsReported_;
+      dropsReported_ = drops;
+      ReportError(ENOBUFS, "recvmsg", std::to_string(n) + " frame(s) dropped: " + std::to_string(kQueueMax) +
+                                          " frames were already waiting for JS");
+    }
+  }
+
+  // Calls onData with one packet frame (kinds 1 and 2), as the uv_poll path does.
+  bool CallData(const uint8_t* data, size_t len, int ifindex, unsigned pktType) {
+    Napi::HandleScope scope(env_);
+    napi_value args[3];
+    if (kind_ == 2) {
+      if (len > recvSize_) len = recvSize_;  // both buffers have the same size: never true
+      memcpy(recvData_, data, len);
+      napi_create_uint32(env_, static_cast<uint32_t>(len), &args[0]);
+    } else {
+      args[0] = Napi::Buffer<uint8_t>::Copy(env_, data, len);
+    }
+    napi_create_int32(env_, ifindex, &args[1]);
+    napi_create_uint32(env_, pktType, &args[2]);
+    return CallJs(onData_, {args[0], args[1], args[2]});
+  }
+
+  // ---- uv_poll path --------------------------------------------------------------------------
 
   static void OnReadable(uv_poll_t* handle, int status, int events) {
     (void)events;
@@ -829,10 +1157,10 @@ class Poller : public Napi::ObjectWrap<Poller> {
     return st == napi_ok;
   }
 
-  void ReportError(int err, const char* syscall) {
+  bool ReportError(int err, const char* syscall, const std::string& detail = "") {
     Napi::HandleScope scope(env_);
-    Napi::Error e = MakeErrno(env_, err, syscall);
-    CallJs(onError_, {e.Value()});
+    Napi::Error e = MakeErrno(env_, err, syscall, detail);
+    return CallJs(onError_, {e.Value()});
   }
 
   // Handle scopes are opened only where JS values are made: a frame the reply cache answers never
@@ -886,8 +1214,8 @@ class Poller : public Napi::ObjectWrap<Poller> {
         ReportError(EMSGSIZE, "recvmsg");
         continue;
       }
-      if (kind_ != 0 && cache_.enabled() &&
-          AnswerFromCache(static_cast<size_t>(n), reinterpret_cast<struct sockaddr_ll*>(&from))) {
+      if (kind_ != 0 &&
+          AnswerFromCache(recvData_, static_cast<size_t>(n), reinterpret_cast<struct sockaddr_ll*>(&from))) {
         continue;
       }
       Napi::HandleScope inner(env_);
@@ -915,10 +1243,11 @@ class Poller : public Napi::ObjectWrap<Poller> {
   }
 
   Napi::Env env_ = Napi::Env(nullptr);
-  uv_poll_t* handle_ = nullptr;
+  uv_loop_t* loop_ = nullptr;
   int fd_ = -1;
   int kind_ = 0;
   bool polling_ = false;
+  bool refed_ = true;  // what JS asked for with ref()/unref()
   int selfRefs_ = 0;
   std::vector<uint8_t> buf_;
   Napi::Reference<Napi::Buffer<uint8_t>> shared_;
@@ -926,7 +1255,24 @@ class Poller : public Napi::ObjectWrap<Poller> {
   size_t recvSize_ = 0;
   Napi::FunctionReference onData_;
   Napi::FunctionReference onError_;
+  std::mutex cacheMu_;  // guards cache_ (JS thread and receive thread)
   ReplyCache cache_;
+  std::atomic<uint64_t> hits_{0};  // frames answered from the cache, by either thread
+
+  // uv_poll path
+  uv_poll_t* handle_ = nullptr;
+
+  // receive thread path (threaded_)
+  bool threaded_ = false;
+  bool threadRunning_ = false;
+  pthread_t thread_{};
+  int wakeFd_ = -1;  // eventfd: written to stop the thread
+  uv_async_t* async_ = nullptr;
+  std::vector<uint8_t> threadBuf_;
+  std::mutex queueMu_;  // guards queue_
+  std::deque<Queued> queue_;
+  std::atomic<uint64_t> drops_{0};
+  uint64_t dropsReported_ = 0;  // JS thread only
 };
 
 Napi::Value AddonInfo(const Napi::CallbackInfo& info) {

@@ -1,4 +1,6 @@
+import { spawn } from 'node:child_process';
 import { once } from 'node:events';
+import { readdirSync } from 'node:fs';
 import net from 'node:net';
 import { cleanupStale, type Netns, NetnsSet, vethPair, waitFor } from '@podnet/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -290,104 +292,115 @@ describe('packet sockets with a reused frame buffer and without outgoing frames'
 });
 
 describe('packet sockets with a reply cache', () => {
-  it('answers frames equal on the masked bytes from the addon, counts them, and hands the rest to JS', async () => {
-    const vb = (await b.ipJson<{ ifindex: number; address: string }[]>('link', 'show', 'vb'))[0]!;
-    const va = (await a.ipJson<{ ifindex: number; address: string }[]>('link', 'show', 'va'))[0]!;
-    const ETHERTYPE = 0x88b7;
-    const mac = (m: string) => Buffer.from(m.replaceAll(':', ''), 'hex');
-    // The key: Ethernet source, EtherType and the 6-byte tag at 14; not the destination (0..5).
-    const mask = Buffer.alloc(20);
-    mask.fill(0xff, 6, 20);
-    const frame = (dst: string, src: string, tag: string, tail = 0) => {
-      const f = Buffer.alloc(60);
-      mac(dst).copy(f, 0);
-      mac(src).copy(f, 6);
-      f.writeUInt16BE(ETHERTYPE, 12);
-      f.write(tag, 14);
-      f[40] = tail; // outside the mask
-      return f;
-    };
-    const request = (tag: string, tail = 0, dst = vb.address) => frame(dst, va.address, tag, tail);
-    const answer = (tag: string) => frame(va.address, vb.address, tag);
-    const rx = openPacket({
-      ifindex: vb.ifindex,
-      ethertype: ETHERTYPE,
-      netns: b.path,
-      reuseFrameBuffer: true,
-      replyCache: { mask, capacity: 2 },
-    });
-    const tx = openPacket({ ifindex: va.ifindex, ethertype: ETHERTYPE, netns: a.path });
-    const toJs: string[] = [];
-    const answers: string[] = [];
-    const install = new Map<string, string>(); // request tag -> answer tag, installed when JS sees it
-    rx.onFrame((f, meta) => {
-      const tag = f.subarray(14, 20).toString();
-      toJs.push(`${tag}/${meta.pktType}`);
-      const reply = install.get(tag);
-      if (reply) rx.replyCache!.add(f, meta, answer(reply));
-    });
-    tx.onFrame((f) => {
-      answers.push(f.subarray(14, 20).toString());
-    });
-    let syncs = 0;
-    /** Sends `f`, then a marker frame; resolves once JS has seen the marker (frames go in order). */
-    const exchange = async (f: Buffer) => {
-      const js = toJs.length;
-      const ans = answers.length;
-      tx.send(f);
-      const marker = `sync${String(syncs++).padStart(2, '0')}`;
-      tx.send(request(marker));
-      await waitFor(`JS to see ${marker}`, () => toJs.includes(`${marker}/0`));
-      return {
-        js: toJs.slice(js).filter((t) => !t.startsWith('sync')),
-        answers: answers.slice(ans),
+  it.each([
+    ['on the event loop', false],
+    ['on a receive thread', true],
+  ])(
+    'answers frames equal on the masked bytes from the addon (%s), counts them, and hands the rest to JS',
+    async (_, fastPathThread) => {
+      const vb = (await b.ipJson<{ ifindex: number; address: string }[]>('link', 'show', 'vb'))[0]!;
+      const va = (await a.ipJson<{ ifindex: number; address: string }[]>('link', 'show', 'va'))[0]!;
+      const ETHERTYPE = 0x88b7;
+      const mac = (m: string) => Buffer.from(m.replaceAll(':', ''), 'hex');
+      // The key: Ethernet source, EtherType and the 6-byte tag at 14; not the destination (0..5).
+      const mask = Buffer.alloc(20);
+      mask.fill(0xff, 6, 20);
+      const frame = (dst: string, src: string, tag: string, tail = 0) => {
+        const f = Buffer.alloc(60);
+        mac(dst).copy(f, 0);
+        mac(src).copy(f, 6);
+        f.writeUInt16BE(ETHERTYPE, 12);
+        f.write(tag, 14);
+        f[40] = tail; // outside the mask
+        return f;
       };
-    };
-    try {
-      const cache = rx.replyCache!;
-      expect(cache).toBeDefined();
-      install.set('req-A.', 'rep-A.');
-      // Not cached yet: JS decides (and installs).
-      expect((await exchange(request('req-A.'))).js).toEqual(['req-A./0']);
-      expect(cache.size).toBe(1);
-      // The same frame again, and one differing only outside the mask: answered by the addon.
-      const again = await exchange(request('req-A.'));
-      const unmasked = await exchange(request('req-A.', 7));
-      expect(again.js).toEqual([]);
-      expect(unmasked.js).toEqual([]);
-      await waitFor('both cached answers to arrive', () => answers.filter((t) => t === 'rep-A.').length >= 2);
-      expect(cache.hits).toBe(2);
-      // A masked byte differs, or the packet type does (broadcast): JS.
-      expect((await exchange(request('req-B.'))).js).toEqual(['req-B./0']);
-      expect((await exchange(request('req-A.', 0, 'ff:ff:ff:ff:ff:ff'))).js).toEqual(['req-A./1']);
-      expect(cache.hits).toBe(2);
-      // Bounded: with two entries held, a third replaces the oldest (req-A to vb's MAC).
-      install.set('req-B.', 'rep-B.');
-      install.set('req-C.', 'rep-C.');
-      await exchange(request('req-B.'));
-      await exchange(request('req-C.'));
-      expect(cache.size).toBe(2);
-      expect((await exchange(request('req-A.'))).js).toEqual(['req-A./0']);
-      // clear(): everything goes to JS again.
-      install.clear();
-      cache.clear();
-      expect(cache.size).toBe(0);
-      expect((await exchange(request('req-B.'))).js).toEqual(['req-B./0']);
-      expect((await exchange(request('req-C.'))).js).toEqual(['req-C./0']);
-      // Hits outlive the socket.
-      const hits = cache.hits;
-      expect(hits).toBe(2);
-      rx.close();
-      expect(cache.hits).toBe(hits);
-      expect(cache.size).toBe(0);
-      expect(() =>
-        cache.add(request('req-D.'), { ifindex: vb.ifindex, pktType: 0 }, answer('x')),
-      ).not.toThrow();
-    } finally {
-      rx.close();
-      tx.close();
-    }
-  });
+      const request = (tag: string, tail = 0, dst = vb.address) => frame(dst, va.address, tag, tail);
+      const answer = (tag: string) => frame(va.address, vb.address, tag);
+      const rx = openPacket({
+        ifindex: vb.ifindex,
+        ethertype: ETHERTYPE,
+        netns: b.path,
+        reuseFrameBuffer: true,
+        replyCache: { mask, capacity: 2 },
+        fastPathThread,
+      });
+      expect(rx.threaded).toBe(fastPathThread);
+      const tx = openPacket({ ifindex: va.ifindex, ethertype: ETHERTYPE, netns: a.path });
+      const toJs: string[] = [];
+      const answers: string[] = [];
+      const install = new Map<string, string>(); // request tag -> answer tag, installed when JS sees it
+      rx.onFrame((f, meta) => {
+        const tag = f.subarray(14, 20).toString();
+        toJs.push(`${tag}/${meta.pktType}`);
+        const reply = install.get(tag);
+        if (reply) rx.replyCache!.add(f, meta, answer(reply));
+      });
+      tx.onFrame((f) => {
+        answers.push(f.subarray(14, 20).toString());
+      });
+      let syncs = 0;
+      /** Sends `f`, then a marker frame; resolves once JS has seen the marker (frames go in order). */
+      const exchange = async (f: Buffer) => {
+        const js = toJs.length;
+        const ans = answers.length;
+        tx.send(f);
+        const marker = `sync${String(syncs++).padStart(2, '0')}`;
+        tx.send(request(marker));
+        await waitFor(`JS to see ${marker}`, () => toJs.includes(`${marker}/0`));
+        return {
+          js: toJs.slice(js).filter((t) => !t.startsWith('sync')),
+          answers: answers.slice(ans),
+        };
+      };
+      try {
+        const cache = rx.replyCache!;
+        expect(cache).toBeDefined();
+        install.set('req-A.', 'rep-A.');
+        // Not cached yet: JS decides (and installs).
+        expect((await exchange(request('req-A.'))).js).toEqual(['req-A./0']);
+        expect(cache.size).toBe(1);
+        // The same frame again, and one differing only outside the mask: answered by the addon.
+        const again = await exchange(request('req-A.'));
+        const unmasked = await exchange(request('req-A.', 7));
+        expect(again.js).toEqual([]);
+        expect(unmasked.js).toEqual([]);
+        await waitFor(
+          'both cached answers to arrive',
+          () => answers.filter((t) => t === 'rep-A.').length >= 2,
+        );
+        expect(cache.hits).toBe(2);
+        // A masked byte differs, or the packet type does (broadcast): JS.
+        expect((await exchange(request('req-B.'))).js).toEqual(['req-B./0']);
+        expect((await exchange(request('req-A.', 0, 'ff:ff:ff:ff:ff:ff'))).js).toEqual(['req-A./1']);
+        expect(cache.hits).toBe(2);
+        // Bounded: with two entries held, a third replaces the oldest (req-A to vb's MAC).
+        install.set('req-B.', 'rep-B.');
+        install.set('req-C.', 'rep-C.');
+        await exchange(request('req-B.'));
+        await exchange(request('req-C.'));
+        expect(cache.size).toBe(2);
+        expect((await exchange(request('req-A.'))).js).toEqual(['req-A./0']);
+        // clear(): everything goes to JS again.
+        install.clear();
+        cache.clear();
+        expect(cache.size).toBe(0);
+        expect((await exchange(request('req-B.'))).js).toEqual(['req-B./0']);
+        expect((await exchange(request('req-C.'))).js).toEqual(['req-C./0']);
+        // Hits outlive the socket.
+        const hits = cache.hits;
+        expect(hits).toBe(2);
+        rx.close();
+        expect(cache.hits).toBe(hits);
+        expect(cache.size).toBe(0);
+        expect(() =>
+          cache.add(request('req-D.'), { ifindex: vb.ifindex, pktType: 0 }, answer('x')),
+        ).not.toThrow();
+      } finally {
+        rx.close();
+        tx.close();
+      }
+    },
+  );
 
   it('rejects a reply cache with an empty or oversized mask or capacity, naming the field', () => {
     const opts = { ifindex: 1, ethertype: 0x88b7 };
@@ -403,44 +416,252 @@ describe('packet sockets with a reply cache', () => {
   });
 });
 
-describe('socket errors while polling', () => {
-  it('reports ENETDOWN when a packet socket’s interface goes down, and receives again once it is up', async () => {
-    // Its own veth pair: taking an interface down flushes its IPv6 addresses, which other tests use.
-    await vethPair(a, 'pa', b, 'pb');
-    const vb = (await b.ipJson<{ ifindex: number; address: string }[]>('link', 'show', 'pb'))[0]!;
-    const va = (await a.ipJson<{ ifindex: number; address: string }[]>('link', 'show', 'pa'))[0]!;
-    const rx = openPacket({ ifindex: vb.ifindex, ethertype: 0x88b6, netns: b.path });
-    const tx = openPacket({ ifindex: va.ifindex, ethertype: 0x88b6, netns: a.path });
-    const errors: string[] = [];
-    const frames: Buffer[] = [];
-    rx.onFrame(
-      (f) => frames.push(f),
-      (e) => errors.push(e.code),
-    );
+describe('packet sockets read by a receive thread (fastPathThread)', () => {
+  const ETHERTYPE = 0x88b8;
+  const mac = (m: string) => Buffer.from(m.replaceAll(':', ''), 'hex');
+  let vb: { ifindex: number; address: string };
+  let va: { ifindex: number; address: string };
+  const frame = (seq: number, len = 60) => {
+    const f = Buffer.alloc(len);
+    mac(vb.address).copy(f, 0);
+    mac(va.address).copy(f, 6);
+    f.writeUInt16BE(ETHERTYPE, 12);
+    f.writeUInt32BE(seq, 14);
+    return f;
+  };
+  // A cache that never matches what these tests send (the key wants byte 20 = 0xff): every frame
+  // goes to JS through the thread's queue.
+  const neverHit = () => {
+    const mask = Buffer.alloc(21);
+    mask[20] = 0xff;
+    return { mask, capacity: 1 };
+  };
+  const openRx = (extra: Partial<Parameters<typeof openPacket>[0]> = {}) =>
+    openPacket({
+      ifindex: vb.ifindex,
+      ethertype: ETHERTYPE,
+      netns: b.path,
+      replyCache: neverHit(),
+      fastPathThread: true,
+      ...extra,
+    });
+  const fdCount = () => readdirSync('/proc/self/fd').length;
+  const threadCount = () => readdirSync('/proc/self/task').length;
+
+  beforeAll(async () => {
+    vb = (await b.ipJson<{ ifindex: number; address: string }[]>('link', 'show', 'vb'))[0]!;
+    va = (await a.ipJson<{ ifindex: number; address: string }[]>('link', 'show', 'va'))[0]!;
+  });
+
+  it('delivers every frame in order with its meta, as fresh Buffers or in the reused buffer', async () => {
+    const tx = openPacket({ ifindex: va.ifindex, ethertype: ETHERTYPE, netns: a.path });
+    for (const reuseFrameBuffer of [false, true]) {
+      const rx = openRx({ reuseFrameBuffer });
+      const seen: [number, number, number, number][] = [];
+      rx.onFrame((f, meta) => seen.push([f.readUInt32BE(14), f.length, meta.ifindex, meta.pktType]));
+      try {
+        for (let i = 0; i < 50; i++) tx.send(frame(i, 60 + i));
+        await waitFor('50 frames', () => seen.length >= 50);
+        expect(seen).toEqual(Array.from({ length: 50 }, (_, i) => [i, 60 + i, vb.ifindex, 0]));
+        expect(rx.dropped).toBe(0);
+      } finally {
+        rx.close();
+      }
+    }
+    tx.close();
+  });
+
+  it('opens and closes 200 sockets without leaking descriptors or threads', async () => {
+    const fds = fdCount();
+    const threads = threadCount();
+    for (let i = 0; i < 200; i++) {
+      const rx = openRx({ reuseFrameBuffer: i % 2 === 0 });
+      rx.onFrame(() => {});
+      if (i % 3 === 0) rx.unref();
+      rx.close();
+      rx.close(); // idempotent
+    }
+    // uv_close completes on the next loop turn.
+    await new Promise((r) => setImmediate(r));
+    expect(fdCount()).toBe(fds);
+    expect(threadCount()).toBe(threads);
+  });
+
+  it('closes while frames are arriving, and calls onFrame no more after close', async () => {
+    const tx = openPacket({ ifindex: va.ifindex, ethertype: ETHERTYPE, netns: a.path });
+    const threads = threadCount();
     try {
-      await b.ip('link', 'set', 'pb', 'down');
-      await waitFor('ENETDOWN on the packet socket', () => errors.includes('ENETDOWN'), {
-        timeoutMs: 10_000,
-      });
-      await b.ip('link', 'set', 'pb', 'up');
-      const frame = Buffer.alloc(60);
-      Buffer.from(vb.address.replaceAll(':', ''), 'hex').copy(frame, 0);
-      Buffer.from(va.address.replaceAll(':', ''), 'hex').copy(frame, 6);
-      frame.writeUInt16BE(0x88b6, 12);
-      await waitFor(
-        'a frame after the interface came back',
-        () => {
-          tx.send(frame);
-          return frames.length > 0;
-        },
-        { timeoutMs: 10_000, intervalMs: 200 },
-      );
+      for (let round = 0; round < 20; round++) {
+        const rx = openRx({ reuseFrameBuffer: round % 2 === 0 });
+        let closed = false;
+        let afterClose = 0;
+        let got = 0;
+        rx.onFrame(() => {
+          if (closed) afterClose++;
+          got++;
+        });
+        let sent = 0;
+        // Keep sending from the loop while the thread receives, then close in the middle of it.
+        await new Promise<void>((resolve) => {
+          const burst = () => {
+            for (let i = 0; i < 20; i++) tx.send(frame(sent++));
+            if (got > 0 && sent > 100) {
+              closed = true;
+              rx.close();
+              resolve();
+            } else setImmediate(burst);
+          };
+          burst();
+        });
+        for (let i = 0; i < 50; i++) tx.send(frame(sent++));
+        await new Promise((r) => setTimeout(r, 5));
+        expect(afterClose).toBe(0);
+      }
+      expect(threadCount()).toBe(threads);
+    } finally {
+      tx.close();
+    }
+  });
+
+  it('closes from inside onFrame: the frames already queued are not delivered', async () => {
+    const tx = openPacket({ ifindex: va.ifindex, ethertype: ETHERTYPE, netns: a.path });
+    const rx = openRx({ reuseFrameBuffer: true });
+    const seen: number[] = [];
+    rx.onFrame((f) => {
+      seen.push(f.readUInt32BE(14));
+      rx.close();
+    });
+    try {
+      for (let i = 0; i < 20; i++) tx.send(frame(i));
+      await waitFor('the first frame', () => seen.length > 0);
+      await new Promise((r) => setTimeout(r, 20));
+      expect(seen).toEqual([0]);
+      expect(() => rx.send(frame(0))).toThrow(NativeError);
     } finally {
       rx.close();
       tx.close();
-      await a.exec('ip', ['link', 'del', 'pa']);
     }
   });
+
+  it('drops frames that find the queue to JS full, counts them and reports ENOBUFS, then goes on', async () => {
+    const tx = openPacket({ ifindex: va.ifindex, ethertype: ETHERTYPE, netns: a.path });
+    const rx = openRx();
+    const seen: number[] = [];
+    const errors: NativeError[] = [];
+    rx.onFrame(
+      (f) => seen.push(f.readUInt32BE(14)),
+      (e) => errors.push(e),
+    );
+    try {
+      // The JS thread is busy sending (and then spinning) while the thread receives: no frame
+      // can be delivered, so at most 256 wait and the rest are dropped.
+      const SENT = 2000;
+      for (let i = 0; i < SENT; i++) tx.send(frame(i));
+      const until = Date.now() + 100;
+      while (Date.now() < until);
+      await waitFor('a drop report', () => errors.length > 0);
+      expect(rx.dropped).toBeGreaterThan(0);
+      expect(errors[0]!.code).toBe('ENOBUFS');
+      expect(errors[0]!.message).toContain('dropped');
+      expect(seen.length).toBeGreaterThanOrEqual(256);
+      expect(seen.length + rx.dropped).toBeLessThanOrEqual(SENT);
+      // In order, with gaps only.
+      expect([...seen].sort((x, y) => x - y)).toEqual(seen);
+      // Still receiving.
+      const before = seen.length;
+      tx.send(frame(SENT));
+      await waitFor('a frame after the drops', () => seen.length > before);
+      expect(seen.at(-1)).toBe(SENT);
+    } finally {
+      rx.close();
+      tx.close();
+    }
+  });
+
+  it('keeps the process alive while polling unless unref()ed', async () => {
+    const dist = new URL('../dist/index.js', import.meta.url).href;
+    const script = (unref: boolean) =>
+      `const { openPacket } = await import(${JSON.stringify(dist)});
+       const s = openPacket({ ifindex: ${vb.ifindex}, ethertype: ${ETHERTYPE}, netns: ${JSON.stringify(b.path)},
+         replyCache: { mask: Buffer.alloc(14, 0xff), capacity: 1 }, fastPathThread: true });
+       s.onFrame(() => {});
+       ${unref ? 's.unref();' : 's.unref(); s.ref();'}
+       process.stdout.write('polling\\n');`;
+    const run = (unref: boolean) => {
+      const child = spawn(process.execPath, ['--input-type=module', '-e', script(unref)], {
+        stdio: ['ignore', 'pipe', 'inherit'],
+      });
+      const exited = once(child, 'exit').then(([code]) => code as number);
+      return { child, exited };
+    };
+    const unrefd = run(true);
+    expect(await unrefd.exited).toBe(0);
+    const refd = run(false);
+    await once(refd.child.stdout!, 'data');
+    const still = await Promise.race([refd.exited, new Promise((r) => setTimeout(() => r('alive'), 1000))]);
+    expect(still).toBe('alive');
+    refd.child.kill('SIGTERM');
+    await refd.exited;
+  });
+
+  it('needs a reply cache', () => {
+    expect(() => openPacket({ ifindex: 1, ethertype: ETHERTYPE, fastPathThread: true })).toThrow(
+      'fastPathThread',
+    );
+  });
+});
+
+describe('socket errors while polling', () => {
+  it.each([
+    ['on the event loop', false],
+    ['on a receive thread', true],
+  ])(
+    'reports ENETDOWN when a packet socket’s interface goes down (%s), and receives again once it is up',
+    async (_, fastPathThread) => {
+      // Its own veth pair: taking an interface down flushes its IPv6 addresses, which other tests use.
+      await vethPair(a, 'pa', b, 'pb');
+      const vb = (await b.ipJson<{ ifindex: number; address: string }[]>('link', 'show', 'pb'))[0]!;
+      const va = (await a.ipJson<{ ifindex: number; address: string }[]>('link', 'show', 'pa'))[0]!;
+      const rx = openPacket({
+        ifindex: vb.ifindex,
+        ethertype: 0x88b6,
+        netns: b.path,
+        ...(fastPathThread
+          ? { replyCache: { mask: Buffer.alloc(14, 0xff), capacity: 1 }, fastPathThread }
+          : {}),
+      });
+      const tx = openPacket({ ifindex: va.ifindex, ethertype: 0x88b6, netns: a.path });
+      const errors: string[] = [];
+      const frames: Buffer[] = [];
+      rx.onFrame(
+        (f) => frames.push(f),
+        (e) => errors.push(e.code),
+      );
+      try {
+        await b.ip('link', 'set', 'pb', 'down');
+        await waitFor('ENETDOWN on the packet socket', () => errors.includes('ENETDOWN'), {
+          timeoutMs: 10_000,
+        });
+        await b.ip('link', 'set', 'pb', 'up');
+        const frame = Buffer.alloc(60);
+        Buffer.from(vb.address.replaceAll(':', ''), 'hex').copy(frame, 0);
+        Buffer.from(va.address.replaceAll(':', ''), 'hex').copy(frame, 6);
+        frame.writeUInt16BE(0x88b6, 12);
+        await waitFor(
+          'a frame after the interface came back',
+          () => {
+            tx.send(frame);
+            return frames.length > 0;
+          },
+          { timeoutMs: 10_000, intervalMs: 200 },
+        );
+      } finally {
+        rx.close();
+        tx.close();
+        await a.exec('ip', ['link', 'del', 'pa']);
+      }
+    },
+  );
 });
 
 describe('TCP sockets with MD5 signatures', () => {

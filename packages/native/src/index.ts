@@ -42,7 +42,7 @@ interface RawPoller {
   cacheConfigure(mask: Buffer, capacity: number): void;
   cacheAdd(frame: Buffer, ifindex: number, pktType: number, reply: Buffer): void;
   cacheClear(): void;
-  cacheStats(): { hits: number; size: number };
+  cacheStats(): { hits: number; size: number; dropped: number };
 }
 
 interface Binding {
@@ -69,7 +69,7 @@ interface Binding {
   ): number;
   setTcpMd5(fd: number, peer: string, key: string | null): void;
   closeFd(fd: number): void;
-  Poller: new (fd: number, kind: number, bufferSize: number) => RawPoller;
+  Poller: new (fd: number, kind: number, bufferSize: number, threaded?: boolean) => RawPoller;
 }
 
 const require = createRequire(import.meta.url);
@@ -338,6 +338,13 @@ export interface PacketSocket {
   readonly fd: number;
   /** Present when the socket was opened with `replyCache`. */
   readonly replyCache?: ReplyCache;
+  /** Whether the socket is read by its own receive thread (`fastPathThread`). */
+  readonly threaded: boolean;
+  /**
+   * Frames the receive thread read but could not queue for onFrame (the queue holds 256): each
+   * was also reported to onError as ENOBUFS. Always 0 without `fastPathThread`.
+   */
+  readonly dropped: number;
   /** Sends one whole Ethernet frame (header included) on the bound interface. */
   send(frame: Buffer): void;
   /**
@@ -369,6 +376,15 @@ export interface PacketOptions {
   reuseFrameBuffer?: boolean;
   /** Answer known frames in the addon, without calling onFrame (see ReplyCache). */
   replyCache?: ReplyCacheOptions;
+  /**
+   * Read the socket on a thread of its own instead of Node's event loop (needs `replyCache`): the
+   * thread blocks on the socket and answers cache hits itself, so they never wait for the loop;
+   * every other frame is queued (at most 256) and onFrame runs on the JS thread as without it,
+   * with the same frame, meta and errors. A frame that finds the queue full is dropped, counted in
+   * `dropped` and reported to onError as ENOBUFS. ref/unref and close behave as without it.
+   * Default false.
+   */
+  fastPathThread?: boolean;
 }
 
 /** Frames up to this length get a cached view of the shared buffer (no allocation per frame). */
@@ -411,6 +427,7 @@ class ReplyCacheImpl implements ReplyCache {
 class PacketSocketImpl implements PacketSocket {
   private readonly poller: RawPoller;
   private closed = false;
+  private closedDropped = 0;
   private readonly shared: Buffer | undefined;
   readonly replyCache: ReplyCacheImpl | undefined;
 
@@ -418,9 +435,10 @@ class PacketSocketImpl implements PacketSocket {
     readonly fd: number,
     reuse = false,
     cache?: ReplyCacheOptions,
+    readonly threaded = false,
   ) {
     try {
-      this.poller = new binding.Poller(fd, reuse ? 2 : 1, 65536);
+      this.poller = new binding.Poller(fd, reuse ? 2 : 1, 65536, threaded);
       this.shared = reuse ? this.poller.sharedBuffer() : undefined;
       if (reuse && !this.shared) throw new NativeError('no shared receive buffer', 'EINVAL', 22, 'argument');
       this.replyCache = cache ? new ReplyCacheImpl(this.poller, cache) : undefined;
@@ -428,6 +446,10 @@ class PacketSocketImpl implements PacketSocket {
       binding.closeFd(fd);
       throw toNativeError(err);
     }
+  }
+
+  get dropped(): number {
+    return this.closed ? this.closedDropped : this.poller.cacheStats().dropped;
   }
 
   send(frame: Buffer): void {
@@ -480,8 +502,10 @@ class PacketSocketImpl implements PacketSocket {
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    this.replyCache?.detach();
+    // Closed first (a receive thread is joined), so the counts read after it are final.
     this.poller.close();
+    this.closedDropped = this.poller.cacheStats().dropped;
+    this.replyCache?.detach();
   }
 }
 
@@ -495,10 +519,13 @@ export function openPacket(opts: PacketOptions): PacketSocket {
       throw invalid('replyCache.mask', mask?.length, 'must be a Buffer of 1..64 bytes');
     checkInt('replyCache.capacity', capacity, 1, 64);
   }
+  const threaded = opts.fastPathThread === true;
+  if (threaded && !opts.replyCache)
+    throw invalid('fastPathThread', true, 'needs replyCache (the thread answers from the reply cache)');
   const fd = wrap(() =>
     binding.packetOpen(opts.ifindex, opts.ethertype, opts.netns, opts.ignoreOutgoing === true),
   );
-  return new PacketSocketImpl(fd, opts.reuseFrameBuffer === true, opts.replyCache);
+  return new PacketSocketImpl(fd, opts.reuseFrameBuffer === true, opts.replyCache, threaded);
 }
 
 export interface TcpSocketOptions {
