@@ -259,8 +259,19 @@ describe('podnet-agent in network namespaces', () => {
     expect(ra.some((r) => r.type === 'blackhole' && r.dst === blockOf(ipA))).toBe(true);
     expect(ra.some((r) => r.dst === ipA)).toBe(true);
     await waitFor('pod-a1 pings pod-b1 across nodes', () => ping('pod-a1', 'pod-b1'), { timeoutMs: 20_000 });
-    const metrics = await a.ns.run('curl', ['-sf', '--max-time', '3', 'http://127.0.0.1:9099/metrics']);
-    expect(metrics).toContain(`podnet_bgp_peer_established{peer="${b.ip}:179",type="mesh"} 1`);
+    // The session gauge is read as the agent last saw the session; on a loaded machine a scrape can
+    // come before the agent's own view catches up with what the routes already show.
+    const established = `podnet_bgp_peer_established{peer="${b.ip}:179",type="mesh"} 1`;
+    let metrics = '';
+    await waitFor(
+      'node-a to report its mesh session with node-b as established',
+      async () => {
+        metrics = await a.ns.run('curl', ['-sf', '--max-time', '3', 'http://127.0.0.1:9099/metrics']);
+        return metrics.includes(established);
+      },
+      { timeoutMs: 15_000 },
+    );
+    expect(metrics).toContain(established);
     expect(metrics).toMatch(/podnet_arp_replies_total \d+/);
     expect(metrics).toMatch(/podnet_route_reconcile_duration_seconds_count \d+/);
     expect(metrics).toMatch(/podnet_ipam_allocations 1/);

@@ -55,7 +55,7 @@ class RehearsalApi {
     this.stats.requests += 1;
     const [pathname = '', query = ''] = path.split('?');
     const selector = new URLSearchParams(query).get('labelSelector');
-    const obj = body as Record<string, unknown> | undefined;
+    const obj = (body ?? {}) as Record<string, unknown>;
     const existing = this.objects.get(pathname);
     switch (method) {
       case 'GET': {
@@ -73,17 +73,17 @@ class RehearsalApi {
         throw new KubeHttpError(404, 'NotFound', `${path} not found`);
       }
       case 'POST': {
-        const name = (obj?.metadata as { name: string }).name;
+        const name = (obj.metadata as { name: string }).name;
         if (this.objects.has(`${pathname}/${name}`))
           throw new KubeHttpError(409, 'AlreadyExists', `${name} exists`);
-        return this.put(pathname, obj ?? {}) as T;
+        return this.put(pathname, obj) as T;
       }
       case 'PUT': {
-        const rv = (obj?.metadata as { resourceVersion?: string }).resourceVersion;
+        const rv = (obj.metadata as { resourceVersion?: string }).resourceVersion;
         if (!existing) throw new KubeHttpError(404, 'NotFound', `${path} not found`);
         if (rv !== (existing.metadata as { resourceVersion: string }).resourceVersion)
           throw new KubeHttpError(409, 'Conflict', `${path} was modified`);
-        return this.put(pathname.slice(0, pathname.lastIndexOf('/')), obj ?? {}) as T;
+        return this.put(pathname.slice(0, pathname.lastIndexOf('/')), obj) as T;
       }
       case 'PATCH':
         return {} as T;

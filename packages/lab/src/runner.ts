@@ -267,7 +267,58 @@ export class Lab {
           await this.addPod(node.name, `pod-${node.name}-${i}`);
       }
       this.log(`✓ ${this.state.pods.length} pods created through podnet-cni ADD (${elapsed(t0)})`);
+      if (agents && (await this.waitForMeshRoutes())) {
+        this.log(`✓ every node routes the other nodes' pod blocks through them (${elapsed(t0)})`);
+      }
     }
+  }
+
+  /**
+   * Waits (bounded) until every node routes each other node's pod blocks through that node: the
+   * node-to-node mesh has converged. Pods reach each other through the ToR before that, so
+   * reachability alone does not show it. Returns false when there is no mesh to wait for.
+   */
+  async waitForMeshRoutes(): Promise<boolean> {
+    const { bgp, ipPools } = this.project.settings;
+    if (!bgp.nodeToNodeMesh || this.nodes.length < 2 || this.state.pods.length === 0) return false;
+    const families = ipPools.some((p) => p.cidr.includes(':')) ? ([4, 6] as const) : ([4] as const);
+    const addressOf = (n: PlannedService, f: 4 | 6) =>
+      (f === 4 ? n.links.find((l) => l.ipv4)?.ipv4 : n.links.find((l) => l.ipv6)?.ipv6)?.split('/')[0];
+    const withPods = this.nodes.filter((n) => this.state.pods.some((p) => p.node === n.name));
+    let missing: string[] = [];
+    const check = async () => {
+      missing = [];
+      for (const node of this.nodes) {
+        for (const f of families) {
+          const r = await exec('ip', [`-${f}`, '-n', node.ns, '-json', 'route', 'show']);
+          const routes = JSON.parse(r.stdout.trim() || '[]') as {
+            gateway?: string;
+            nexthops?: { gateway?: string }[];
+          }[];
+          for (const other of withPods.filter((o) => o !== node)) {
+            const via = addressOf(other, f);
+            if (!via) continue;
+            const has = routes.some(
+              (rt) => rt.gateway === via || rt.nexthops?.some((h) => h.gateway === via),
+            );
+            if (!has) missing.push(`${node.name} has no IPv${f} route via ${other.name} (${via})`);
+          }
+        }
+      }
+      return missing.length === 0;
+    };
+    try {
+      await waitUntil("every node routing the other nodes' pod blocks", check, {
+        timeoutMs: this.timeouts.bgpMs,
+        intervalMs: 250,
+      });
+    } catch (err) {
+      throw new LabError(
+        LabErrorCode.timeout,
+        `${(err as Error).message}: ${missing.join('; ')}\n${this.nodeLogTails()}`,
+      );
+    }
+    return true;
   }
 
   /** Creates the bridge namespace, one namespace per service, veths, addresses, routes, sysctls. */
