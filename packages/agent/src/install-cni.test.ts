@@ -15,6 +15,18 @@ afterEach(() => {
   for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
 });
 
+/** Runs the installed `podnet` wrapper as the kubelet runs a plugin (VERSION), from `cwd`. */
+function versionOf(binDir: string, cwd: string): unknown {
+  const out = execFileSync(join(binDir, 'podnet'), [], {
+    cwd,
+    env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin', CNI_COMMAND: 'VERSION' },
+    input: '{"cniVersion":"1.0.0"}',
+    encoding: 'utf8',
+    timeout: 20_000,
+  });
+  return JSON.parse(out);
+}
+
 describe('installCni', () => {
   it('installs the plugin, its wrapper, a token kubeconfig and the conflist for this node', () => {
     const root = tmp();
@@ -70,14 +82,9 @@ describe('installCni', () => {
     );
     expect(existsSync(join(binDir, 'podnet-cni.snapshot'))).toBe(true);
     // The installed wrapper, run as the kubelet runs a plugin, from a directory outside any package.
-    const out = execFileSync(join(binDir, 'podnet'), [], {
-      cwd: root,
-      env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin', CNI_COMMAND: 'VERSION' },
-      input: '{"cniVersion":"1.0.0"}',
-      encoding: 'utf8',
-      timeout: 20_000,
+    expect(versionOf(binDir, root)).toMatchObject({
+      supportedVersions: expect.arrayContaining(['1.0.0', '1.1.0']),
     });
-    expect(JSON.parse(out)).toMatchObject({ supportedVersions: expect.arrayContaining(['1.0.0', '1.1.0']) });
   });
 
   it('runs the bundle when the installed Node cannot start from the snapshot', () => {
@@ -102,14 +109,7 @@ describe('installCni', () => {
     expect(readFileSync(join(binDir, 'podnet'), 'utf8')).toContain(
       '"$d/podnet-node" "$d/podnet-cni.cjs" "$@"',
     );
-    const out = execFileSync(join(binDir, 'podnet'), [], {
-      cwd: root,
-      env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin', CNI_COMMAND: 'VERSION' },
-      input: '{"cniVersion":"1.0.0"}',
-      encoding: 'utf8',
-      timeout: 20_000,
-    });
-    expect(JSON.parse(out)).toMatchObject({ supportedVersions: expect.arrayContaining(['1.0.0']) });
+    expect(versionOf(binDir, root)).toMatchObject({ supportedVersions: expect.arrayContaining(['1.0.0']) });
   });
 
   it('fails naming the missing plugin bundle and what to do', () => {

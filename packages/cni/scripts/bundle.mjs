@@ -117,23 +117,27 @@ const zodEnglishOnly = {
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const dist = join(root, 'dist');
-const bundled = await build({
+/** What both bundles (the script's and the snapshot's) are built with. */
+const common = {
   write: false,
-  entryPoints: [join(dist, 'cli.js')],
+  bundle: true,
+  platform: 'node',
   // CommonJS on purpose: builtins are then loaded with require(), and Node does not build ESM
   // facades for them (which enumerates every export of node:http, node:crypto… and cost ~30 ms
   // per process in a CPU profile).
-  outfile: join(dist, 'podnet-cni-bundle.cjs'),
-  bundle: true,
-  platform: 'node',
   format: 'cjs',
   target: 'node22',
   // PODNET_CNI_NO_MINIFY=1 keeps names readable in CPU profiles (--cpu-prof).
   minify: process.env.PODNET_CNI_NO_MINIFY !== '1',
   legalComments: 'none',
   logLevel: 'warning',
-  plugins: [leanK8s, stubClientNode, nativeNextToBundle, zodEnglishOnly],
   define: { 'import.meta.url': '__podnetModuleUrl' },
+};
+const bundled = await build({
+  ...common,
+  entryPoints: [join(dist, 'cli.js')],
+  outfile: join(dist, 'podnet-cni-bundle.cjs'),
+  plugins: [leanK8s, stubClientNode, nativeNextToBundle, zodEnglishOnly],
   banner: {
     js: [
       "var __podnetModuleUrl = require('node:url').pathToFileURL(__filename).href;",
@@ -230,18 +234,10 @@ const nativeDeferred = {
  */
 async function buildSnapshot() {
   const snapshotEntry = await build({
-    write: false,
+    ...common,
     entryPoints: [join(dist, 'snapshot.js')],
     outfile: join(dist, 'podnet-cni-snapshot.cjs'),
-    bundle: true,
-    platform: 'node',
-    format: 'cjs',
-    target: 'node22',
-    minify: process.env.PODNET_CNI_NO_MINIFY !== '1',
-    legalComments: 'none',
-    logLevel: 'warning',
     plugins: [leanK8s, stubClientNode, nativeDeferred, lazyBuiltins, zodEnglishOnly],
-    define: { 'import.meta.url': '__podnetModuleUrl' },
     banner: {
       js: [
         `var __podnetModuleUrl = ${JSON.stringify(pathToFileURL(join(dist, 'podnet-cni-snapshot.cjs')).href)};`,
