@@ -6,6 +6,8 @@
 // one at a time, timing each until the reply arrives. podnet's responder runs in its own process
 // (this file with --responder), as it would in the agent; when stdin closes it prints its stats,
 // so the table says how many replies its reply cache sent and how many JS decided and sent.
+// The responder reads its socket on the addon's receive thread (fastPathThread, the default);
+// PODNET_ARP_THREAD=0 polls it on the event loop instead, for a comparison.
 // Last line: one JSON object.
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
@@ -20,11 +22,12 @@ const HOST_IF = 'pn0a1b2c3d4e5';
 const POD_IP = '10.65.0.7';
 const GATEWAY = '169.254.1.1';
 const TIMEOUT_MS = 3000;
+const FAST_PATH_THREAD = process.env.PODNET_ARP_THREAD !== '0';
 
 if (process.argv[2] === '--responder') {
   // Child: serve one interface until stdin closes.
   const [, , , netns, ifindex] = process.argv;
-  const arp = new ArpResponder({ netns });
+  const arp = new ArpResponder({ netns, fastPathThread: FAST_PATH_THREAD });
   await arp.addInterface({ ifname: HOST_IF, ifindex: Number(ifindex), podIPs: [POD_IP], hostMac: HOST_MAC });
   process.stdout.write('ready\n');
   process.stdin.resume();
@@ -151,7 +154,10 @@ async function main() {
     const kernel0 = await probe(pod, podLink.ifindex, podLink.address);
 
     const f = (x) => (Number.isNaN(x) ? '-' : x.toFixed(3));
-    console.log(`\nARP for ${GATEWAY} from a pod, ${REQUESTS} sequential broadcast requests (ms)`);
+    console.log(
+      `\npodnet's socket is read ${FAST_PATH_THREAD ? 'on a receive thread (fastPathThread)' : 'on the event loop (PODNET_ARP_THREAD=0)'}`,
+    );
+    console.log(`ARP for ${GATEWAY} from a pod, ${REQUESTS} sequential broadcast requests (ms)`);
     const head = ['', 'p50', 'p90', 'p99', 'max', 'answered', 'lost'];
     console.log(head.map((c, i) => c.padEnd(i === 0 ? 40 : 10)).join(''));
     for (const [name, r] of [
@@ -183,6 +189,7 @@ async function main() {
         ratio: +(podnet.p50 / kernel0.p50).toFixed(3),
         podnet_replies: stats.replies,
         podnet_cache_replies: stats.repliesFromCache,
+        fast_path_thread: FAST_PATH_THREAD,
       }),
     );
   } finally {

@@ -943,6 +943,7 @@ class Poller : public Napi::ObjectWrap<Poller> {
       ApplyRef();
       return err;
     }
+    pthread_setname_np(thread_, "podnet-rx");  // as top, perf and /proc show it
     threadRunning_ = true;
     ApplyRef();
     // Node tearing the environment down (process exit, a worker ending) with the socket open.
