@@ -838,24 +838,19 @@ class Poller : public Napi::ObjectWrap<Poller> {
 
   // Sends the cached answer to `frame`, if there is one; on either thread. False: JS gets the
   // frame (a send the kernel refuses included, so JS sends again and counts the error as it
-  // always does). The reply is copied under the lock and sent outside it, so JS never waits for
-  // a send to install or clear entries.
+  // always does). The send happens under the lock: once cacheClear() returns, no reply from before
+  // it can still go out, as on the event loop, where clear and answer never overlap. (JS waits at
+  // most one send of a ≤128-byte frame to install or clear an entry.)
   bool AnswerFromCache(const uint8_t* frame, size_t len, const struct sockaddr_ll* sll) {
-    uint8_t reply[ReplyCache::kMaxReply];
-    size_t replyLen;
-    {
-      std::lock_guard<std::mutex> lock(cacheMu_);
-      if (!cache_.enabled()) return false;
-      const ReplyCache::Entry* e = cache_.Find(frame, len, sll->sll_ifindex, sll->sll_pkttype);
-      if (e == nullptr) return false;
-      replyLen = e->replyLen;
-      memcpy(reply, e->reply, replyLen);
-    }
+    std::lock_guard<std::mutex> lock(cacheMu_);
+    if (!cache_.enabled()) return false;
+    const ReplyCache::Entry* e = cache_.Find(frame, len, sll->sll_ifindex, sll->sll_pkttype);
+    if (e == nullptr) return false;
     ssize_t n;
     do {
-      n = send(fd_, reply, replyLen, 0);
+      n = send(fd_, e->reply, e->replyLen, 0);
     } while (n < 0 && errno == EINTR);
-    if (n != static_cast<ssize_t>(replyLen)) return false;
+    if (n != static_cast<ssize_t>(e->replyLen)) return false;
     hits_.fetch_add(1, std::memory_order_relaxed);
     return true;
   }
