@@ -6,11 +6,13 @@
 // one at a time, timing each until the reply arrives. podnet's responder runs in its own process
 // (this file with --responder), as it would in the agent; when stdin closes it prints its stats,
 // so the table says how many replies its reply cache sent and how many JS decided and sent.
+// The headline pair (podnet, and the kernel with proxy_delay=0) is measured interleaved, A B B A in
+// blocks of 50 requests, so that a drift of the machine during the run falls on both alike; the
+// kernel with its default proxy_delay (~0.4 s a request) is measured after, in one block.
 // The responder reads its socket on the addon's receive thread (fastPathThread, the default);
 // PODNET_ARP_THREAD=0 polls it on the event loop instead. Either way the run also compares the two
-// in the same conditions: after the headline run (A), 100 requests each to a fresh responder of
-// the other kind (B), again B, and again A (A B B A: an order that cancels a drift), giving
-// `thread_p50_ms` and `loop_p50_ms` over 200 requests each.
+// in the same conditions: 100 requests to a fresh responder of the headline's kind (A), then of the
+// other kind (B), again B, and again A, giving `thread_p50_ms` and `loop_p50_ms` over 200 each.
 // Last line: one JSON object.
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
@@ -45,7 +47,7 @@ if (process.argv[2] === '--responder') {
 }
 
 /** Serves the pod interface from a responder process (on its receive thread or not) while probing. */
-async function viaResponder(node, pod, hostIfindex, podLink, thread) {
+async function viaResponder(node, pod, hostIfindex, podLink, thread, count = REQUESTS) {
   const self = fileURLToPath(import.meta.url);
   const child = spawn(
     process.execPath,
@@ -60,7 +62,7 @@ async function viaResponder(node, pod, hostIfindex, podLink, thread) {
       }),
     ]);
     if (!String(line).includes('ready')) throw new Error(`responder: ${line}`);
-    const result = await probe(pod, podLink.ifindex, podLink.address);
+    const result = await probe(pod, podLink.ifindex, podLink.address, count);
     let childOut = '';
     child.stdout.on('data', (d) => {
       childOut += d;
@@ -98,7 +100,7 @@ function summary(rtts, lost = 0, wrongMac = 0) {
   };
 }
 
-async function probe(pod, podIfindex, podMac) {
+async function probe(pod, podIfindex, podMac, count = REQUESTS) {
   const sock = openPacket({ ifindex: podIfindex, ethertype: ETH_P_ARP, netns: pod.path });
   const request = encodeArpFrame({
     ethDst: 'ff:ff:ff:ff:ff:ff',
@@ -119,7 +121,7 @@ async function probe(pod, podIfindex, podMac) {
   const rtts = [];
   let lost = 0;
   let wrongMac = 0;
-  for (let i = 0; i < REQUESTS; i++) {
+  for (let i = 0; i < count; i++) {
     const got = new Promise((resolve) => {
       const timer = setTimeout(() => resolve(undefined), TIMEOUT_MS);
       waiting = (mac) => {
@@ -173,24 +175,41 @@ async function main() {
     await probe(pod, podLink.ifindex, podLink.address);
     await node.sysctl(`net.ipv4.neigh.${HOST_IF}.proxy_delay`, defaultDelay);
 
-    // 1. podnet's userspace responder, in its own process.
+    // 1. The headline: podnet's userspace responder (in its own process) against kernel proxy ARP
+    // with proxy_delay=0, interleaved A B B A in blocks of 50 requests (100 each in all), so that
+    // a drift of the machine during the run (CPU placement, frequency) falls on both alike.
+    const serve = (thread, count) => viaResponder(node, pod, hostLink.ifindex, podLink, thread, count);
+    await node.sysctl(`net.ipv4.neigh.${HOST_IF}.proxy_delay`, 0);
+    const byKernel = async () => {
+      await node.sysctl(`net.ipv4.conf.${HOST_IF}.proxy_arp`, 1);
+      const r = await probe(pod, podLink.ifindex, podLink.address, REQUESTS / 2);
+      await node.sysctl(`net.ipv4.conf.${HOST_IF}.proxy_arp`, 0);
+      return r;
+    };
     await node.sysctl(`net.ipv4.conf.${HOST_IF}.proxy_arp`, 0);
-    const serve = (thread) => viaResponder(node, pod, hostLink.ifindex, podLink, thread);
-    const podnet = await serve(FAST_PATH_THREAD);
-    const stats = podnet.stats;
+    const p1 = await serve(FAST_PATH_THREAD, REQUESTS / 2);
+    const k1 = await byKernel();
+    const k2 = await byKernel();
+    const p2 = await serve(FAST_PATH_THREAD, REQUESTS / 2);
+    const podnet = summary([...p1.rtts, ...p2.rtts], p1.lost + p2.lost, p1.wrongMac + p2.wrongMac);
+    const kernel0 = summary([...k1.rtts, ...k2.rtts], k1.lost + k2.lost, k1.wrongMac + k2.wrongMac);
+    const stats = {
+      replies: p1.stats.replies + p2.stats.replies,
+      repliesFromCache: p1.stats.repliesFromCache + p2.stats.repliesFromCache,
+    };
     // 1b. The receive thread against the event loop, same run, in the order A B B A (A: the headline's).
+    const a1 = await serve(FAST_PATH_THREAD);
     const o1 = await serve(!FAST_PATH_THREAD);
     const o2 = await serve(!FAST_PATH_THREAD);
-    const again = await serve(FAST_PATH_THREAD);
-    const [t1, t2, l1, l2] = FAST_PATH_THREAD ? [podnet, again, o1, o2] : [o1, o2, podnet, again];
+    const a2 = await serve(FAST_PATH_THREAD);
+    const [t1, t2, l1, l2] = FAST_PATH_THREAD ? [a1, a2, o1, o2] : [o1, o2, a1, a2];
     const onThread = summary([...t1.rtts, ...t2.rtts], t1.lost + t2.lost, t1.wrongMac + t2.wrongMac);
     const onLoop = summary([...l1.rtts, ...l2.rtts], l1.lost + l2.lost, l1.wrongMac + l2.wrongMac);
 
-    // 2. Kernel proxy ARP with the default proxy_delay, 3. with proxy_delay=0.
+    // 2. Kernel proxy ARP with the default proxy_delay (100 requests; each waits the delay).
+    await node.sysctl(`net.ipv4.neigh.${HOST_IF}.proxy_delay`, defaultDelay);
     await node.sysctl(`net.ipv4.conf.${HOST_IF}.proxy_arp`, 1);
     const kernel = await probe(pod, podLink.ifindex, podLink.address);
-    await node.sysctl(`net.ipv4.neigh.${HOST_IF}.proxy_delay`, 0);
-    const kernel0 = await probe(pod, podLink.ifindex, podLink.address);
 
     const f = (x) => (Number.isNaN(x) ? '-' : x.toFixed(3));
     console.log(
@@ -200,9 +219,9 @@ async function main() {
     const head = ['', 'p50', 'p90', 'p99', 'max', 'answered', 'lost'];
     console.log(head.map((c, i) => c.padEnd(i === 0 ? 40 : 10)).join(''));
     for (const [name, r] of [
-      ['podnet userspace responder', podnet],
+      ['podnet userspace responder (2 x 50)', podnet],
+      ['kernel proxy_arp, proxy_delay=0 (2 x 50)', kernel0],
       [`kernel proxy_arp (proxy_delay=${defaultDelay})`, kernel],
-      ['kernel proxy_arp (proxy_delay=0)', kernel0],
       ['podnet, receive thread (2 x 100)', onThread],
       ['podnet, event loop (2 x 100)', onLoop],
     ]) {
