@@ -614,6 +614,21 @@ class ReplyCache {
 //   Shared between the threads: the cache (cacheMu_), the queue (queueMu_), the hit and drop
 //   counters (atomics); the fd and the eventfd are closed only after the thread is joined.
 
+// One datagram without blocking: recvmsg into buf, the sender's address into `from`; the message
+// flags (MSG_TRUNC) into *msgFlags. Returns what recvmsg returns (errno set on -1).
+static ssize_t RecvOne(int fd, void* buf, size_t size, void* from, socklen_t fromLen, int* msgFlags) {
+  struct iovec iov = {buf, size};
+  struct msghdr msg;
+  memset(&msg, 0, sizeof msg);
+  msg.msg_name = from;
+  msg.msg_namelen = fromLen;
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  ssize_t n = recvmsg(fd, &msg, MSG_DONTWAIT);
+  *msgFlags = msg.msg_flags;
+  return n;
+}
+
 class Poller : public Napi::ObjectWrap<Poller> {
  public:
   static Napi::Function Define(Napi::Env env) {
@@ -1032,14 +1047,8 @@ class Poller : public Napi::ObjectWrap<Poller> {
       // At most 1024 frames before looking at the stop signal again.
       for (int i = 0; i < 1024; i++) {
         struct sockaddr_ll sll;
-        struct iovec iov = {threadBuf_.data(), threadBuf_.size()};
-        struct msghdr msg;
-        memset(&msg, 0, sizeof msg);
-        msg.msg_name = &sll;
-        msg.msg_namelen = sizeof sll;
-        msg.msg_iov = &iov;
-        msg.msg_iovlen = 1;
-        ssize_t n = recvmsg(fd_, &msg, MSG_DONTWAIT);
+        int msgFlags = 0;
+        ssize_t n = RecvOne(fd_, threadBuf_.data(), threadBuf_.size(), &sll, sizeof sll, &msgFlags);
         if (n < 0) {
           int err = errno;
           if (err == EINTR) continue;
@@ -1049,7 +1058,7 @@ class Poller : public Napi::ObjectWrap<Poller> {
           }
           break;
         }
-        if (msg.msg_flags & MSG_TRUNC) {
+        if (msgFlags & MSG_TRUNC) {
           EnqueueError(EMSGSIZE, "recvmsg");
           wake = true;
           continue;
@@ -1189,14 +1198,8 @@ class Poller : public Napi::ObjectWrap<Poller> {
     // uv_poll is level-triggered, so the rest is read on the next iteration.
     for (int i = 0; i < 1024 && fd_ >= 0 && polling_; i++) {
       struct sockaddr_storage from;
-      struct iovec iov = {recvData_, recvSize_};
-      struct msghdr msg;
-      memset(&msg, 0, sizeof msg);
-      msg.msg_name = &from;
-      msg.msg_namelen = sizeof from;
-      msg.msg_iov = &iov;
-      msg.msg_iovlen = 1;
-      ssize_t n = recvmsg(fd_, &msg, MSG_DONTWAIT);
+      int msgFlags = 0;
+      ssize_t n = RecvOne(fd_, recvData_, recvSize_, &from, sizeof from, &msgFlags);
       if (n < 0) {
         int err = errno;
         if (err == EINTR) continue;
@@ -1206,7 +1209,7 @@ class Poller : public Napi::ObjectWrap<Poller> {
         if (err == ENOBUFS) continue;
         return;
       }
-      if (msg.msg_flags & MSG_TRUNC) {
+      if (msgFlags & MSG_TRUNC) {
         ReportError(EMSGSIZE, "recvmsg");
         continue;
       }
