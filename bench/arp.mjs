@@ -217,7 +217,7 @@ async function main() {
     );
     console.log(`ARP for ${GATEWAY} from a pod, ${REQUESTS} sequential broadcast requests (ms)`);
     const head = ['', 'p50', 'p90', 'p99', 'max', 'answered', 'lost'];
-    console.log(head.map((c, i) => c.padEnd(i === 0 ? 40 : 10)).join(''));
+    console.log(head.map((c, i) => c.padEnd(i === 0 ? 44 : 10)).join(''));
     for (const [name, r] of [
       ['podnet userspace responder (2 x 50)', podnet],
       ['kernel proxy_arp, proxy_delay=0 (2 x 50)', kernel0],
@@ -227,7 +227,7 @@ async function main() {
     ]) {
       console.log(
         [name, f(r.p50), f(r.p90), f(r.p99), f(r.max), String(r.n), String(r.lost)]
-          .map((c, i) => c.padEnd(i === 0 ? 40 : 10))
+          .map((c, i) => c.padEnd(i === 0 ? 44 : 10))
           .join(''),
       );
     }
