@@ -100,6 +100,50 @@ describe('ArpResponder', () => {
     expect(text).toContain('podnet_arp_interfaces 1');
   });
 
+  it('reads the socket on the event loop when its receive thread cannot start', async () => {
+    // A threaded socket fails to start, as on EAGAIN from pthread_create.
+    const opened: FakeSocket[] = [];
+    const failing = new ArpResponder({
+      followLinks: false,
+      sysctl: { apply: async (entries) => entries.map((e) => e.key) },
+      openSocket: (opts) => {
+        const s = new FakeSocket(opts);
+        if (s.threaded)
+          s.onFrame = () => {
+            throw Object.assign(new Error('pthread_create: EAGAIN'), {
+              code: 'EAGAIN',
+              syscall: 'pthread_create',
+            });
+          };
+        opened.push(s);
+        return s;
+      },
+    });
+    await failing.addInterface(pod);
+    expect(opened.map((s) => [s.threaded, s.closed])).toEqual([
+      [true, true],
+      [false, false],
+    ]);
+    opened[1]!.deliver!(REQUEST_FOR_GATEWAY, { ifindex: 7, pktType: PACKET_TYPE.broadcast });
+    expect(opened[1]!.sent).toHaveLength(1);
+    expect(failing.stats().replies).toBe(1);
+    // Any other failure to start is an error of addInterface, and the socket is closed.
+    const broken = new ArpResponder({
+      followLinks: false,
+      sysctl: { apply: async (entries) => entries.map((e) => e.key) },
+      openSocket: (opts) => {
+        const s = new FakeSocket(opts);
+        s.onFrame = () => {
+          throw Object.assign(new Error('EBADF'), { code: 'EBADF', syscall: 'poll' });
+        };
+        opened.push(s);
+        return s;
+      },
+    });
+    await expect(broken.addInterface(pod)).rejects.toMatchObject({ code: 'ARP_ERR_SOCKET' });
+    expect(opened.at(-1)!.closed).toBe(true);
+  });
+
   it('counts a send the kernel refuses as an error and keeps running', async () => {
     const { arp, sockets } = fixture();
     await arp.addInterface(pod);

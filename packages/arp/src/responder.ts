@@ -345,7 +345,12 @@ export class ArpResponder {
     }
   }
 
-  private openSocketFor(served: Served): PacketSocket {
+  /**
+   * Opens and starts the interface's socket. A receive thread that cannot start (pthread_create
+   * failed: thread limit, memory) is not fatal: the socket is opened again and read on the event
+   * loop, and a warning says so.
+   */
+  private openSocketFor(served: Served, thread = this.fastPathThread): PacketSocket {
     const { ifname, ifindex } = served.iface;
     let socket: PacketSocket;
     try {
@@ -361,7 +366,7 @@ export class ArpResponder {
         ...(this.replyCacheSize > 0
           ? {
               replyCache: { mask: decisionMask(), capacity: this.replyCacheSize },
-              fastPathThread: this.fastPathThread,
+              fastPathThread: thread,
             }
           : {}),
       });
@@ -370,14 +375,29 @@ export class ArpResponder {
         cause: err,
       });
     }
-    socket.onFrame(
-      (frame, meta) => this.onFrame(served, socket, frame, meta),
-      (err: NativeError) => {
-        this.counts.errors++;
-        this.metrics?.errors.inc();
-        this.log?.warn({ ifname, code: err.code, err: err.message }, 'packet socket receive error');
-      },
-    );
+    try {
+      socket.onFrame(
+        (frame, meta) => this.onFrame(served, socket, frame, meta),
+        (err: NativeError) => {
+          this.counts.errors++;
+          this.metrics?.errors.inc();
+          this.log?.warn({ ifname, code: err.code, err: err.message }, 'packet socket receive error');
+        },
+      );
+    } catch (err) {
+      socket.close();
+      const e = err as Partial<NativeError>;
+      if (thread && socket.threaded && e.syscall === 'pthread_create') {
+        this.log?.warn(
+          { ifname, code: e.code, err: e.message },
+          'cannot start the receive thread: reading the socket on the event loop',
+        );
+        return this.openSocketFor(served, false);
+      }
+      throw new ArpError('ARP_ERR_SOCKET', `${ifname}: cannot start reading the packet socket`, {
+        cause: err,
+      });
+    }
     return socket;
   }
 
