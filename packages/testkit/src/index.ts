@@ -1,6 +1,6 @@
 // Test-only helpers shared by every package's network tests and by test/ scenarios.
 //
-// Safety rules (../shared/DESIGN.md section 7) are built in:
+// Safety rules (docs/testing.md) are built in:
 // - every namespace is named `pnt-<tag>-<pid>-<n>`, so a test only ever deletes namespaces it (or a
 //   dead earlier run) created; `cleanupStale()` removes those whose creating pid is gone;
 // - commands run inside a namespace with `ip netns exec`, never in the caller's namespace;
