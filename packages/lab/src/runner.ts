@@ -381,7 +381,8 @@ export class Lab {
     const out = new Map<string, string>();
     const dir = this.serviceDir(s.name);
     mkdirSync(dir, { recursive: true });
-    const all = this.project.services;
+    // The routers peer with the nodes this run starts (not those of inactive profiles).
+    const all = this.plan.services.map((p) => p.compose);
     for (const v of s.compose.volumes) {
       let text: string | undefined;
       if (s.role === 'tor' && v.target.endsWith('bird.conf'))
