@@ -18,7 +18,7 @@ import {
 import { createServer, connect as netConnect, type Server } from 'node:net';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { parseAllDocuments } from 'yaml';
-import { type ComposeProject, parseCompose } from './compose.js';
+import { activeServices, type ComposeProject, parseCompose } from './compose.js';
 import { apiServerUrl, birdConfig, frrConfig, kubeconfig, torPeers } from './configs.js';
 import { LabError, LabErrorCode } from './errors.js';
 import { bridgedKubeconfig, type ExternalApi, readKubeconfig, serverNameFor } from './external.js';
@@ -399,8 +399,8 @@ export class Lab {
     const out = new Map<string, string>();
     const dir = this.serviceDir(s.name);
     mkdirSync(dir, { recursive: true });
-    // The routers peer with the nodes this run starts (not those of inactive profiles).
-    const all = this.plan.services.map((p) => p.compose);
+    // The routers peer with the nodes of the active profiles (not node-d/e without `racks`).
+    const all = activeServices(this.project, this.config.profiles ?? []);
     for (const v of s.compose.volumes) {
       let text: string | undefined;
       if (s.role === 'tor' && v.target.endsWith('bird.conf'))
