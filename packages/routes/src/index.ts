@@ -99,6 +99,7 @@ export {
 export { fromRouteInfo, type RtnetlinkKernelOptions, rtnetlinkKernel, toRequest } from './rtnl-kernel.js';
 export {
   applyEach,
+  forwardingGate,
   globalSysctls,
   podInterfaceSysctls,
   type SysctlResult,

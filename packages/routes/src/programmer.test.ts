@@ -182,7 +182,7 @@ describe('RouteProgrammer with an in-memory kernel', () => {
       await rp.start();
       const s = rp.status();
       expect(s.unwritableSysctls).toMatchObject([
-        { sysctl: 'net.ipv4.ip_forward', value: '1', code: 'EROFS' },
+        { sysctl: 'net.ipv4.ip_forward', value: '1', code: 'EROFS', blocksForwarding: true },
       ]);
       // The routes themselves are applied: nothing failed there.
       expect(s.failed).toEqual([]);
@@ -210,6 +210,31 @@ describe('RouteProgrammer with an in-memory kernel', () => {
     } finally {
       vi.useRealTimers();
     }
+  });
+
+  it('tells a refused sysctl that stops forwarding from one that does not', async () => {
+    const kernel = new FakeKernel();
+    const rp = new RouteProgrammer({
+      kernel,
+      resyncIntervalMs: 0,
+      families: [4, 6],
+      sysctl: {
+        // IPv6 on a read-only /proc/sys whose global switches an init container already set: only
+        // the per-interface knobs that differ (accept_ra) are written, and refused.
+        async apply(entries) {
+          for (const e of entries)
+            if (e.key.endsWith('/accept_ra'))
+              throw new Error(`sh: 1: cannot create /proc/sys/${e.key}: Read-only file system`);
+          return [];
+        },
+      },
+    });
+    await rp.setDesired(desired);
+    await rp.start();
+    expect(rp.status().unwritableSysctls).toMatchObject([
+      { sysctl: 'net.ipv6.conf.pna.accept_ra', value: '0', code: 'EROFS', blocksForwarding: false },
+    ]);
+    await rp.stop();
   });
 
   it('removes only its own routes on stop without keepRoutes', async () => {

@@ -24,7 +24,14 @@ import {
 import { type DesiredNeighbour, diffNeighbours, type KernelNeighbour, neighKey } from './neigh.js';
 import type { NextHopResolver } from './nexthop.js';
 import { rtnetlinkKernel } from './rtnl-kernel.js';
-import { applyEach, globalSysctls, podInterfaceSysctls, sysctlName, UNWRITABLE_CODES } from './sysctl.js';
+import {
+  applyEach,
+  forwardingGate,
+  globalSysctls,
+  podInterfaceSysctls,
+  sysctlName,
+  UNWRITABLE_CODES,
+} from './sysctl.js';
 
 export interface RouteProgrammerOptions {
   /** The kernel to program; default: rtnetlink in `netns` (or in the process's own namespace). */
@@ -69,6 +76,8 @@ export interface SysctlProblem {
   sysctl: string;
   /** The value it needs. */
   value: string;
+  /** Packets are not forwarded while it is wrong (forwardingGate): the node is not ready. */
+  blocksForwarding: boolean;
   code: string;
   message: string;
   since: Date;
@@ -836,6 +845,7 @@ export class RouteProgrammer {
           this.sysctlUnwritable.set(mark, {
             sysctl: name,
             value: r.entry.value,
+            blocksForwarding: forwardingGate(r.entry.key),
             code: r.code,
             message: r.message,
             since: new Date(),

@@ -30,6 +30,20 @@ export function podInterfaceSysctls(ifname: string, families: readonly Family[])
   return e;
 }
 
+/**
+ * Whether packets stop being forwarded while this entry is wrong: the global switches, and IPv4's
+ * per-interface one (it gates what arrives on the pod's interface). IPv6's per-interface
+ * `forwarding` and `accept_ra` only change host/router behaviour (with all.forwarding on, router
+ * advertisements are ignored anyway).
+ */
+export function forwardingGate(key: string): boolean {
+  return (
+    key === 'net/ipv4/ip_forward' ||
+    key === 'net/ipv6/conf/all/forwarding' ||
+    /^net\/ipv4\/conf\/[^/]+\/forwarding$/.test(key)
+  );
+}
+
 /** `net/ipv4/ip_forward` → `net.ipv4.ip_forward` (what sysctl(8) and operators call it). */
 export const sysctlName = (key: string) => key.replaceAll('/', '.');
 

@@ -102,7 +102,8 @@ export class RoutesAdapter implements RoutesPort {
         type: 'SysctlUnwritable',
         subject: p.sysctl,
         message: `sysctl ${p.sysctl} is not ${p.value} and cannot be set (${p.code}: /proc/sys is read-only for the agent); set it on the node`,
-        blocksReadiness: true,
+        // Only a switch that stops forwarding fails readiness (not e.g. a pod interface's accept_ra).
+        blocksReadiness: p.blocksForwarding,
       });
     for (const u of s.unresolved)
       for (const h of u.nextHops)
