@@ -133,6 +133,12 @@ describe('forwarding sysctls of podnet-agent', () => {
     expect(await sysctl('net/ipv4/ip_forward')).toBe('1');
     expect(await sysctl('net/ipv6/conf/all/forwarding')).toBe('0');
     expect(await sysctl('net/ipv6/conf/eth0/forwarding')).toBe('0');
+    // Drift: something turns it off; the next resync turns it on again.
+    await node.sysctl('net.ipv4.ip_forward', 0);
+    await waitFor('ip_forward repaired', async () => (await sysctl('net/ipv4/ip_forward')) === '1', {
+      timeoutMs: 30_000,
+      intervalMs: 300,
+    });
     await procs.stop(agent, 10_000);
   }, 120_000);
 

@@ -128,14 +128,17 @@ describe('RouteProgrammer with an in-memory kernel', () => {
     const { rp, writes } = setup();
     await rp.setDesired(desired);
     await rp.start();
-    await rp.resync();
-    expect(writes).toHaveLength(1);
     // An IPv4-only set never touches IPv6 forwarding (it would make the node ignore RAs).
-    expect(writes[0]!.map((e) => e.key)).toEqual(['net/ipv4/ip_forward', 'net/ipv4/conf/pna/forwarding']);
+    expect(writes.map((w) => w.map((e) => e.key))).toEqual([
+      ['net/ipv4/ip_forward', 'net/ipv4/conf/pna/forwarding'],
+    ]);
+    // A resync reads the global switch again (drift repair), not the per-interface one.
+    await rp.resync();
+    expect(writes.map((w) => w.map((e) => e.key))[1]).toEqual(['net/ipv4/ip_forward']);
     // An IPv6 pool appears: its sysctls are added, the IPv4 ones are not written again.
     await rp.setFamilies([4, 6]);
-    expect(writes).toHaveLength(2);
-    expect(writes[1]!.map((e) => e.key)).toEqual([
+    expect(writes).toHaveLength(3);
+    expect(writes[2]!.map((e) => e.key)).toEqual([
       'net/ipv6/conf/all/forwarding',
       'net/ipv6/conf/pna/forwarding',
       'net/ipv6/conf/pna/accept_ra',

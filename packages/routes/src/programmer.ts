@@ -791,7 +791,8 @@ export class RouteProgrammer {
   }
 
   /**
-   * Writes the forwarding sysctls of the families in use, globally and per pod interface. A write
+   * Writes the forwarding sysctls of the families in use, globally (checked again on every resync)
+   * and per pod interface (once per interface). A write
    * that /proc/sys refuses (read-only under containerd and CRI-O) is reported once (status, a
    * warning, podnet_sysctl_unwritable) and tried again only on a timer or manual resync, where the
    * read-before-write also notices when someone else (an init container) has set it meanwhile.
@@ -801,12 +802,14 @@ export class RouteProgrammer {
     const recheck = trigger === 'timer' || trigger === 'manual' || trigger === 'start';
     const families = this.familiesInUse();
     const todo: { entry: SysctlEntry; mark: string }[] = [];
-    const want = (entry: SysctlEntry, mark: string) => {
-      if (this.sysctlDone.has(mark) || todo.some((t) => t.mark === mark)) return;
+    const want = (entry: SysctlEntry, mark: string, verify = false) => {
+      if ((this.sysctlDone.has(mark) && !verify) || todo.some((t) => t.mark === mark)) return;
       if (this.sysctlUnwritable.has(mark) && !recheck) return;
       todo.push({ entry, mark });
     };
-    for (const e of globalSysctls(families)) want(e, e.key);
+    // The global switches are read again on every timer or manual resync (drift: something set
+    // ip_forward back to 0); per-interface ones once per interface.
+    for (const e of globalSysctls(families)) want(e, e.key, recheck);
     const up = new Map(this.links.map((l) => [l.ifname, l]));
     // Every pod interface on a full pass (a timer resync), else the ones whose routes changed.
     const locals = recheck || this.sysctlFullPass ? [...this.desired.values()] : desired;
