@@ -103,16 +103,24 @@ class FakeRoutes implements RoutesPort {
   /** The desired set the first kernel reconcile (start) ran with. */
   desiredAtStart: DesiredRoute[] | undefined;
   stopped: { keepRoutes: boolean } | undefined;
+  families: (4 | 6)[] | undefined;
+  /** What the route programmer reports as breaking the data path (e.g. a read-only sysctl). */
+  notReady: string[] = [];
   async start() {
     this.started = true;
     this.desiredAtStart = [...this.desired];
   }
-  async setDesired(r: DesiredRoute[]) {
+  async setDesired(r: DesiredRoute[], families?: (4 | 6)[]) {
     this.desired = r;
+    this.families = families;
   }
   async resync() {}
   status() {
-    return { applied: true, routes: this.desired.map((r) => ({ dst: r.dst, state: 'programmed' as const })) };
+    return {
+      applied: true,
+      routes: this.desired.map((r) => ({ dst: r.dst, state: 'programmed' as const })),
+      ...(this.notReady.length ? { notReady: this.notReady } : {}),
+    };
   }
   async stop(o: { keepRoutes: boolean }) {
     this.stopped = o;
@@ -214,6 +222,26 @@ describe('Agent', () => {
     ]);
     expect(t.bgp.log).toContain('originate 10.244.1.0/26');
     await wait('ready', () => t.agent.status().ready);
+  });
+
+  it('is not ready while the route programmer says the data path is broken, and ready once it is not', async () => {
+    const t = setup();
+    current = t.agent;
+    t.ds.snap.nodes = [node('node-a', '10.0.0.11')];
+    t.ds.snap.pools = [
+      { name: 'v4', cidr: '10.244.0.0/16', blockSize: 26, disabled: false, disableBGPExport: false },
+    ];
+    t.routes.notReady = ['sysctl net.ipv4.ip_forward is not 1 and cannot be set (EROFS)'];
+    await t.agent.start();
+    await wait('routes started', () => t.routes.started);
+    // The pools' families go to the route programmer: IPv4 only here.
+    expect(t.routes.families).toEqual([4]);
+    expect(t.agent.status().ready).toBe(false);
+    expect(t.agent.status().readiness.reasons).toContain(
+      'sysctl net.ipv4.ip_forward is not 1 and cannot be set (EROFS)',
+    );
+    t.routes.notReady = [];
+    expect(t.agent.status().ready).toBe(true);
   });
 
   it('does not start the route programmer from a pass that began before the speaker started', async () => {

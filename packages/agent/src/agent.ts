@@ -360,13 +360,13 @@ export class Agent {
       // The complete desired set goes in before the first kernel dump and diff: started with an
       // empty one, the programmer would delete every route of ours (the ones a graceful restart
       // kept) and add them back moments later, dropping the packets in between.
-      await this.deps.routes.setDesired(d.routes);
+      await this.deps.routes.setDesired(d.routes, d.families);
       await this.deps.routes.start();
       this.routesStarted = true;
     }
     const end = this.metrics.routeReconcileDuration.startTimer();
     try {
-      await this.deps.routes.setDesired(d.routes);
+      await this.deps.routes.setDesired(d.routes, d.families);
       this.lastRouteError = undefined;
     } catch (err) {
       this.metrics.routeReconcileErrors.inc();
@@ -384,7 +384,11 @@ export class Agent {
     this.refreshPeerMetrics();
     this.metrics.datastoreSynced.set(this.deps.datastore.synced() ? 1 : 0);
     this.metrics.datastoreReachable.set(this.deps.datastore.reachable() ? 1 : 0);
-    this.metrics.ready.set(this.status().ready ? 1 : 0);
+    const s = this.status();
+    this.metrics.ready.set(s.ready ? 1 : 0);
+    this.metrics.nextHopsUnreachable.set(
+      new Set(s.conditions.filter((c) => c.type === 'NextHopUnreachable').map((c) => c.subject)).size,
+    );
   }
 
   private refreshPeerMetrics() {
@@ -482,10 +486,17 @@ export class Agent {
       );
     if (down.length)
       reasons.push(`sessions not established: ${down.map((p) => `${p.address} ${p.state}`).join(', ')}`);
+    // The data path itself: e.g. ip_forward is 0 and /proc/sys is read-only.
+    const dataPathBroken = rs?.notReady ?? [];
+    reasons.push(...dataPathBroken);
+    const conditions = [
+      ...(rs?.conditions ?? []),
+      ...((this.bgpStarted ? this.deps.bgp.unreachableNextHops?.() : undefined) ?? []),
+    ];
     return {
       version: 1,
       node: d?.node ?? { name: this.deps.config.nodeName, asNumber: 0, listenPort: 0 },
-      ready: synced && routesApplied && sessionsUp && this.phase === 'running',
+      ready: synced && routesApplied && sessionsUp && this.phase === 'running' && dataPathBroken.length === 0,
       readiness: { synced, routesApplied, sessionsUp, reasons },
       datastore: { synced, reachable: this.deps.datastore.reachable() },
       routeProtocol: this.deps.routeProtocol ?? { number: 80, name: 'podnet' },
@@ -498,6 +509,7 @@ export class Agent {
         replies: this.deps.arp.replies(),
       },
       problems: d?.problems ?? [],
+      conditions,
       startedAt: this.startedAt.toISOString(),
     };
   }

@@ -74,6 +74,20 @@ async function main(): Promise<number> {
   const metrics = createMetrics({ defaultMetrics: true });
   const ipam = new Ipam({ client, logger: log });
   const restarting = await hasPodnetRoutes();
+  const routes = new RoutesAdapter({
+    logger: log,
+    registry: metrics.registry,
+    resyncIntervalMs: config.resyncInterval,
+    removeForeignOnPodIfaces: config.removeUnownedPodRoutes,
+  });
+  // Next hops resolve through the kernel's routes (nodes in other subnets via the ToR); BGP leaves
+  // out paths whose next hop has no route, and selects again when the kernel's routes change.
+  await routes.startNextHops();
+  const bgp = new BgpAdapter({
+    logger: log,
+    restarting,
+    nextHopReachable: (addr) => routes.nextHops.reachable(addr),
+  });
   const agent = new Agent({
     config,
     log,
@@ -83,13 +97,8 @@ async function main(): Promise<number> {
       namespace: config.namespace,
       logger: log,
     }),
-    bgp: new BgpAdapter({ logger: log, restarting }),
-    routes: new RoutesAdapter({
-      logger: log,
-      registry: metrics.registry,
-      resyncIntervalMs: config.resyncInterval,
-      removeForeignOnPodIfaces: config.removeUnownedPodRoutes,
-    }),
+    bgp,
+    routes,
     arp: new ArpAdapter({ mode: config.arpMode, logger: log, registry: metrics.registry }),
     routeProtocol: ROUTE_PROTOCOL,
     // Node objects are authoritative here: a deleted node's last blocks go too.
@@ -112,6 +121,10 @@ async function main(): Promise<number> {
           },
           log.child({ component: 'status' }),
         );
+  routes.nextHops.onChange(() => {
+    bgp.nextHopsChanged();
+    agent.schedule('next-hops');
+  });
   process.on('unhandledRejection', (err) => log.error({ err }, 'unhandled rejection (continuing)'));
   await agent.start();
   log.info({ restarting }, 'podnet-agent running');
@@ -130,6 +143,7 @@ async function main(): Promise<number> {
       force.unref();
       void agent
         .stop({ graceful: true })
+        .then(() => routes.nextHops.stop())
         .then(() => status?.close())
         .then(() => resolve(0));
     };

@@ -36,6 +36,22 @@ function inputs(over: Partial<ComputeInputs> = {}): ComputeInputs {
   };
 }
 
+describe('compute: address families', () => {
+  it('takes the families in use from the IPPools', () => {
+    expect(compute(inputs()).families).toEqual([4]);
+    const dual = compute(
+      inputs({
+        pools: [
+          { name: 'v6', cidr: 'fd00:244::/48', blockSize: 122, disabled: false, disableBGPExport: false },
+          { name: 'v4', cidr: '10.244.0.0/16', blockSize: 26, disabled: true, disableBGPExport: false },
+        ],
+      }),
+    );
+    expect(dual.families).toEqual([4, 6]);
+    expect(compute(inputs({ pools: [] })).families).toEqual([]);
+  });
+});
+
 describe('compute: advertisements', () => {
   it('announces confirmed blocks with the node as next hop and never pending ones', () => {
     const d = compute(inputs());

@@ -366,6 +366,8 @@ export function compute(inputs: ComputeInputs): Desired {
   }
 
   const sortedRoutes = routes.sort((a, b) => compareIp(a.dst, b.dst) || a.type.localeCompare(b.type));
+  // Families in use: those of the pools (a disabled pool's pods keep their addresses).
+  const families = [...new Set(pools.map((p) => p.cidr.family))].sort();
   return {
     node: {
       name: me,
@@ -375,6 +377,7 @@ export function compute(inputs: ComputeInputs): Desired {
       ...(myClusterId ? { clusterId: myClusterId } : {}),
     },
     routes: sortedRoutes,
+    families,
     arpInterfaces: arpInterfaces.sort((a, b) => a.iface.localeCompare(b.iface)),
     peers: [...peers.values()].sort((a, b) => compareIp(a.address, b.address) || a.port - b.port),
     advertisements: advertisements.sort((a, b) => compareIp(a.prefix, b.prefix)),

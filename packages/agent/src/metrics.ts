@@ -87,6 +87,11 @@ export function createMetrics(opts: { defaultMetrics?: boolean } = {}) {
       help: 'Times the desired state was recomputed',
       registers: [registry],
     }),
+    nextHopsUnreachable: new Gauge({
+      name: 'podnet_bgp_nexthops_unreachable',
+      help: 'Next hops of received paths with no route in the kernel (left out of best-path selection)',
+      registers: [registry],
+    }),
     ready: new Gauge({
       name: 'podnet_agent_ready',
       help: '1 when /readyz answers 200',

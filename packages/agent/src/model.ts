@@ -169,6 +169,11 @@ export interface NodeIdentity {
 export interface Desired {
   node: NodeIdentity;
   routes: DesiredRoute[];
+  /**
+   * Address families of the IPPools (sorted): the route programmer keeps forwarding on for these
+   * only, so an IPv4-only cluster never turns on IPv6 forwarding.
+   */
+  families: (4 | 6)[];
   arpInterfaces: ArpInterface[];
   peers: DesiredPeer[];
   advertisements: Advertisement[];

@@ -70,6 +70,8 @@ export interface BgpPort {
   withdraw(a: Advertisement): Promise<void>;
   /** Current best paths (with ECMP next hops). */
   rib(): RibEntry[];
+  /** Received paths left out of best-path selection because their next hop has no route. */
+  unreachableNextHops?(): Condition[];
   onRibChange(cb: () => void): void;
   peers(): PeerStatus[];
   stop(opts: { graceful: boolean }): Promise<void>;
@@ -78,16 +80,36 @@ export interface BgpPort {
 export interface RoutesStatus {
   /** The last reconcile applied every desired route (nothing failed, nothing pending for a bad reason). */
   applied: boolean;
+  /**
+   * Why the node's data path is broken though the routes are in (e.g. `net.ipv4.ip_forward` is 0
+   * and /proc/sys is read-only): each one fails /readyz.
+   */
+  notReady?: string[];
+  /** Conditions worth showing that do not fail readiness (e.g. routes whose next hop has no route). */
+  conditions?: Condition[];
   lastError?: string;
   /** Per destination: programmed, waiting for its interface, or blocked by a foreign route. */
   routes: { dst: string; state: 'programmed' | 'pending' | 'conflict' }[];
 }
 
+/** A named state of the node (status `conditions`), e.g. a read-only sysctl or an unreachable next hop. */
+export interface Condition {
+  type: 'SysctlUnwritable' | 'NextHopUnreachable';
+  /** What it is about: a sysctl name, a next-hop address. */
+  subject: string;
+  message: string;
+  /** True when it fails /readyz. */
+  blocksReadiness: boolean;
+}
+
 export interface RoutesPort {
   /** Dumps the kernel and applies the desired set given so far: owned routes not in it are deleted. */
   start(): Promise<void>;
-  /** Replaces the desired set; before start() it only records it (nothing touches the kernel). */
-  setDesired(routes: DesiredRoute[]): Promise<void>;
+  /**
+   * Replaces the desired set; before start() it only records it (nothing touches the kernel).
+   * `families` (from the IPPools) are the address families whose forwarding sysctls are kept.
+   */
+  setDesired(routes: DesiredRoute[], families?: (4 | 6)[]): Promise<void>;
   /** Forces a resync from a kernel dump (timer / after errors). */
   resync(): Promise<void>;
   status(): RoutesStatus;

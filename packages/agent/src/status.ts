@@ -3,7 +3,7 @@ import { createServer, type Server } from 'node:http';
 import type { Logger } from 'pino';
 import { AgentError } from './errors.js';
 import type { Advertisement, NodeIdentity, PeerType } from './model.js';
-import type { PeerState } from './ports.js';
+import type { Condition, PeerState } from './ports.js';
 
 /** One BGP session as /status reports it. */
 export interface PeerStatusView {
@@ -47,6 +47,11 @@ export interface AgentStatus {
   advertisements: Advertisement[];
   arp: { mode: 'userspace' | 'kernel'; interfaces: string[]; replies: number };
   problems: string[];
+  /**
+   * States of the node's data path worth acting on: a sysctl /proc/sys refuses to set (fails
+   * /readyz), a next hop with no route in the kernel (its paths are left out of best-path).
+   */
+  conditions: Condition[];
   startedAt: string;
 }
 

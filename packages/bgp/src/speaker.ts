@@ -14,7 +14,9 @@ import {
   keyFamily,
   keyToPrefix,
   multipath,
+  nextHopUsable,
   type PathSource,
+  type PathUsable,
   type PrefixKey,
   pathOf,
   selectBest,
@@ -55,6 +57,12 @@ export interface SpeakerOptions {
   clusterId?: string | undefined;
   /** Set the Restart State bit in our Graceful Restart capability (we are coming back from a graceful stop). */
   restarting?: boolean | undefined;
+  /**
+   * Whether a NEXT_HOP can be resolved (e.g. the kernel has a route to it). Paths whose next hop
+   * cannot are left out of best-path selection (RFC 4271 §9.1.2.1); call nextHopsChanged() when
+   * the answer may have changed. Default: every next hop is reachable.
+   */
+  nextHopReachable?: ((addr: string) => boolean) | undefined;
   /** Injected for tests. */
   clock?: Clock | undefined;
   transport?: Transport | undefined;
@@ -248,6 +256,7 @@ export class Speaker extends EventEmitter {
     this.clock = opts.clock ?? systemClock;
     this.transport = opts.transport ?? tcpTransport;
     this.local = this.newSource('local', 'local', false);
+    this.usable = nextHopUsable(opts.nextHopReachable);
     this.on('newListener', (ev) => {
       if (ev === 'bestpath') this.watched = true;
     });
@@ -257,6 +266,23 @@ export class Speaker extends EventEmitter {
   }
   /** Someone listens to 'bestpath' (checked per prefix, so kept as a field). */
   private watched = false;
+  /** RFC 4271 §9.1.2.1 next-hop resolvability, from opts.nextHopReachable. */
+  private readonly usable: PathUsable | undefined;
+
+  /**
+   * Runs best-path selection again for every prefix with a path, after the next-hop reachability
+   * answer may have changed (e.g. the kernel's routes changed). Emits 'bestpath' for what changed.
+   */
+  nextHopsChanged(): void {
+    if (!this.usable) return;
+    const keys = new Set<PrefixKey>(this.loc.keys());
+    for (const src of this.sources) {
+      if (src.kind === 'local') continue;
+      for (const k of src.adjIn.keys()) keys.add(k);
+      for (const k of src.stale?.keys() ?? []) keys.add(k);
+    }
+    for (const k of keys) this.recompute(k, this.local, this.local.adjIn.has(k));
+  }
 
   // ------------------------------------------------------------------------------------------
   // Lifecycle
@@ -961,8 +987,9 @@ export class Speaker extends EventEmitter {
     const srcs = this.sources;
     let best: PathSource | undefined;
     // One peer and nothing originated: its path is the only candidate.
-    if (srcs.length <= 2 && this.local.adjIn.size === 0) best = has ? changed : selectBest(srcs, k);
-    else best = selectBest(srcs, k);
+    if (srcs.length <= 2 && this.local.adjIn.size === 0 && !this.usable)
+      best = has ? changed : selectBest(srcs, k);
+    else best = selectBest(srcs, k, this.usable);
     if (best) {
       if (best !== prev) this.loc.set(k, best);
     } else if (prev) this.loc.delete(k);
@@ -987,7 +1014,7 @@ export class Speaker extends EventEmitter {
 
   private entry(k: PrefixKey, best: PathSource): RibEntry {
     const set = pathOf(best, k)!;
-    const mp = multipath(this.sources, k, best);
+    const mp = multipath(this.sources, k, best, this.usable);
     return {
       prefix: keyToPrefix(k),
       nextHops: mp.map((m) => m.set.attrs.nextHop ?? '').filter((h) => h !== ''),

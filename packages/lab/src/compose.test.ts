@@ -32,8 +32,17 @@ describe('parseCompose', () => {
       'node-a',
       'node-b',
       'node-c',
+      'node-d',
+      'node-e',
       'client',
     ]);
+    // The second rack (profile racks): its own subnet, default route via the ToR there.
+    expect(byName.get('node-d')).toMatchObject({
+      role: 'node',
+      profiles: ['racks'],
+      networks: [{ network: 'rack2', ipv4: '10.90.0.21', ipv6: 'fd00:90::21' }],
+      gateway: { ipv4: '10.90.0.254', ipv6: 'fd00:90::fe' },
+    });
     expect(byName.get('tor')).toMatchObject({ role: 'tor', daemon: 'bird', asNumber: 65000 });
     expect(byName.get('tor-frr')).toMatchObject({ role: 'tor', daemon: 'frr', profiles: ['frr'] });
     expect(byName.get('node-b')?.networks).toEqual([

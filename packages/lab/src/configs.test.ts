@@ -19,6 +19,9 @@ describe('generated router configuration', () => {
       ['node-a', '10.88.0.11', 'fd00:88::11'],
       ['node-b', '10.88.0.12', 'fd00:88::12'],
       ['node-c', '10.88.0.13', 'fd00:88::13'],
+      // profile racks: the second rack's nodes, on the ToR's rack2 interface.
+      ['node-d', '10.90.0.21', 'fd00:90::21'],
+      ['node-e', '10.90.0.22', 'fd00:90::22'],
     ]);
     const conf = birdConfig(tor, project.services, project.settings.bgp);
     expect(conf).toContain('local as 65000;');

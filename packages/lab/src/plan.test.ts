@@ -12,14 +12,23 @@ describe('planLab', () => {
     expect(plan.bridges).toEqual([
       { network: 'fabric', bridge: 'br-fabric' },
       { network: 'external', bridge: 'br-external' },
+      { network: 'rack2', bridge: 'br-rack2' },
     ]);
     const tor = plan.services.find((s) => s.name === 'tor');
     expect(tor?.ns).toBe('pnl-tor');
     expect(tor?.links.map((l) => [l.ifname, l.bridge, l.ipv4, l.ipv6])).toEqual([
       ['eth0', 'br-fabric', '10.88.0.254/24', 'fd00:88::fe/64'],
       ['eth1', 'br-external', '10.89.0.254/24', 'fd00:89::fe/64'],
+      ['eth2', 'br-rack2', '10.90.0.254/24', 'fd00:90::fe/64'],
     ]);
     expect(tor && serviceAddress(tor, 4, 'external')).toBe('10.89.0.254');
+    // The second rack's nodes start only with their profile, routed by the ToR.
+    expect(plan.services.some((s) => s.name === 'node-d')).toBe(false);
+    const racks = planLab(project, { prefix: 'pnl-', profiles: ['racks'] });
+    expect(racks.services.find((s) => s.name === 'node-d')?.routes).toEqual([
+      ['route', 'replace', 'default', 'via', '10.90.0.254'],
+      ['-6', 'route', 'replace', 'default', 'via', 'fd00:90::fe'],
+    ]);
   });
 
   it('keeps every interface name within 15 bytes and unique on the bridges', () => {

@@ -49,7 +49,8 @@ describe('lab runner on namespaces (ToR and client)', () => {
     const bridges = JSON.parse(ip(`${prefix}net`, '-json', 'link', 'show', 'type', 'bridge')) as {
       ifname: string;
     }[];
-    expect(bridges.map((b) => b.ifname).sort()).toEqual(['br-external', 'br-fabric']);
+    // br-rack2: the ToR's interface on the second rack's subnet (used by profile racks).
+    expect(bridges.map((b) => b.ifname).sort()).toEqual(['br-external', 'br-fabric', 'br-rack2']);
   });
 
   it('gives the client its compose addresses and a default route via the ToR only', () => {

@@ -18,7 +18,7 @@ import {
 import { createServer, connect as netConnect, type Server } from 'node:net';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { parseAllDocuments } from 'yaml';
-import { type ComposeProject, parseCompose } from './compose.js';
+import { activeServices, type ComposeProject, parseCompose } from './compose.js';
 import { apiServerUrl, birdConfig, frrConfig, kubeconfig, torPeers } from './configs.js';
 import { LabError, LabErrorCode } from './errors.js';
 import { bridgedKubeconfig, type ExternalApi, readKubeconfig, serverNameFor } from './external.js';
@@ -100,6 +100,8 @@ function requireRoot(): void {
 }
 
 const nodeBin = process.execPath;
+/** The protocol number podnet marks its kernel routes with (@podnet/routes PODNET_PROTO). */
+const PODNET_ROUTE_PROTO = 80;
 
 /** A running (or to-be-started) lab described by one compose file and one state dir. */
 export class Lab {
@@ -290,18 +292,34 @@ export class Lab {
       missing = [];
       for (const node of this.nodes) {
         for (const f of families) {
-          const r = await exec('ip', [`-${f}`, '-n', node.ns, '-json', 'route', 'show']);
+          const r = await exec('ip', [`-${f}`, '-N', '-n', node.ns, '-json', 'route', 'show']);
           const routes = JSON.parse(r.stdout.trim() || '[]') as {
             gateway?: string;
+            protocol?: string;
             nexthops?: { gateway?: string }[];
           }[];
+          const via = (gw: string) => (rt: (typeof routes)[number]) =>
+            rt.gateway === gw || (rt.nexthops?.some((h) => h.gateway === gw) ?? false);
+          // Nodes on another subnet (profile racks): their blocks go via this node's gateway (the
+          // ToR), resolved through the route to their address; one podnet route each at least.
+          const offLink: PlannedService[] = [];
           for (const other of withPods.filter((o) => o !== node)) {
-            const via = addressOf(other, f);
-            if (!via) continue;
-            const has = routes.some(
-              (rt) => rt.gateway === via || rt.nexthops?.some((h) => h.gateway === via),
-            );
-            if (!has) missing.push(`${node.name} has no IPv${f} route via ${other.name} (${via})`);
+            const addr = addressOf(other, f);
+            if (!addr) continue;
+            if (!node.links.some((l) => other.links.some((o) => o.network === l.network))) {
+              offLink.push(other);
+              continue;
+            }
+            if (!routes.some(via(addr)))
+              missing.push(`${node.name} has no IPv${f} route via ${other.name} (${addr})`);
+          }
+          const gw = f === 4 ? node.compose.gateway.ipv4 : node.compose.gateway.ipv6;
+          if (offLink.length && gw) {
+            const n = routes.filter((rt) => rt.protocol === String(PODNET_ROUTE_PROTO) && via(gw)(rt)).length;
+            if (n < offLink.length)
+              missing.push(
+                `${node.name} has ${n} IPv${f} podnet routes via its gateway ${gw}, wants one per node on another subnet (${offLink.map((o) => o.name).join(', ')})`,
+              );
           }
         }
       }
@@ -381,7 +399,8 @@ export class Lab {
     const out = new Map<string, string>();
     const dir = this.serviceDir(s.name);
     mkdirSync(dir, { recursive: true });
-    const all = this.project.services;
+    // The routers peer with the nodes of the active profiles (not node-d/e without `racks`).
+    const all = activeServices(this.project, this.config.profiles ?? []);
     for (const v of s.compose.volumes) {
       let text: string | undefined;
       if (s.role === 'tor' && v.target.endsWith('bird.conf'))

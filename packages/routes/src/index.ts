@@ -19,8 +19,14 @@
 //   rp.status()   → { desired, installed, pending, conflicts, failed, inSync, ops, neighbours, lastResync }
 //   await rp.stop({ keepRoutes: true });                // graceful restart keeps podnet's routes
 // `kernel` is a RouteKernel: ipRouteKernel({ netns }) (iproute2) or rtnetlinkKernel (netlink).
-// Sysctls: ip_forward (+ IPv6 forwarding) and per pod interface forwarding (+ IPv6 forwarding,
-// accept_ra=0), written in the node namespace only (procSysctl in-process, netnsSysctl(path)).
+// Sysctls: for the families in use (`families`, or setFamilies from the IPPools): ip_forward and
+// per pod interface forwarding; IPv6 (all.forwarding, per interface forwarding, accept_ra=0) only
+// when IPv6 is used. Written in the node namespace only (procSysctl in-process, netnsSysctl(path)).
+// A write /proc/sys refuses (EROFS/EACCES/EPERM) is reported once (status().unwritableSysctls,
+// podnet_sysctl_unwritable) and rechecked on each resync, never retried in a loop.
+// Next hops: new NextHopResolver({ netns }) keeps the kernel's routes of other protocols; given as
+// `resolver`, a `via` next hop off the node's subnets is installed via the gateway of the route to
+// it (BIRD's `gateway recursive`), and one with no route is listed in status().unresolved.
 
 export { netnsSysctl, procSysctl, type SysctlEntry, type SysctlWriter } from '@podnet/rtnetlink';
 export {
@@ -77,11 +83,27 @@ export {
   neighKey,
 } from './neigh.js';
 export {
-  globalSysctls,
-  podInterfaceSysctls,
+  type NextHopResolution,
+  NextHopResolver,
+  type NextHopResolverOptions,
+  resolveNextHop,
+} from './nexthop.js';
+export {
   RouteProgrammer,
   type RouteProgrammerOptions,
   type RouteProgrammerStatus,
+  type SysctlProblem,
   sameDesired,
+  type UnresolvedRoute,
 } from './programmer.js';
 export { fromRouteInfo, type RtnetlinkKernelOptions, rtnetlinkKernel, toRequest } from './rtnl-kernel.js';
+export {
+  applyEach,
+  forwardingGate,
+  globalSysctls,
+  podInterfaceSysctls,
+  type SysctlResult,
+  sysctlErrorCode,
+  sysctlName,
+  UNWRITABLE_CODES,
+} from './sysctl.js';

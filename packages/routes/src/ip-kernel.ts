@@ -248,7 +248,6 @@ export function ipRouteKernel(opts: IpRouteKernelOptions = {}): RouteKernel {
           else onEvent({ type: 'link', ifname, ifindex, up: /[<,]UP[,>]/.test(text) });
           return;
         }
-        if (!deleted) return;
         const words = text.trim().split(/\s+/);
         const kinds = ['blackhole', 'unreachable', 'prohibit', 'unicast'];
         const dstWord = kinds.includes(words[0] ?? '') ? words[1] : words[0];
@@ -260,7 +259,7 @@ export function ipRouteKernel(opts: IpRouteKernelOptions = {}): RouteKernel {
         if (!p) return;
         const table = at('table');
         onEvent({
-          type: 'route-deleted',
+          type: deleted ? 'route-deleted' : 'route-added',
           dst: p.text,
           table: table === undefined ? RT_TABLE_MAIN : (TABLE_NAMES[table] ?? Number(table)),
           protocol: Number(at('proto') ?? 0),

@@ -12,6 +12,8 @@ export type KernelEvent =
   | { type: 'link-removed'; ifname: string; ifindex: number }
   /** A route went away; `protocol` and `dst` tell whether it was one of podnet's. */
   | { type: 'route-deleted'; dst: string; table: number; protocol: number }
+  /** A route of another protocol was added or replaced (next hops may resolve differently now). */
+  | { type: 'route-added'; dst: string; table: number; protocol: number }
   /** Events were lost (receive buffer overflow, monitor restarted): only a full resync is safe. */
   | { type: 'overflow' };
 

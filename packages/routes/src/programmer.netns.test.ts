@@ -90,7 +90,7 @@ describe.each(backends)('route programmer in a namespace, on %s', (_name, makeKe
       kernel: makeKernel(node.path),
       netns: node.path,
       resyncIntervalMs: 2000,
-      ipv6: false,
+      families: [4],
     });
     await rp.setDesired(computeDesired(inputs()).routes);
     await rp.start();

@@ -3,8 +3,9 @@
 
 import type { SysctlEntry } from '@podnet/rtnetlink';
 import fc from 'fast-check';
+import pino from 'pino';
 import { Registry } from 'prom-client';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { computeDesired } from './desired.js';
 import type { KernelEvent, OpResult, RouteKernel } from './kernel.js';
 import type { DesiredRoute } from './model.js';
@@ -123,18 +124,118 @@ describe('RouteProgrammer with an in-memory kernel', () => {
     await rp.stop();
   });
 
-  it('writes global and per-interface sysctls once per interface', async () => {
+  it('writes global and per-interface sysctls once per interface, only for the families in use', async () => {
     const { rp, writes } = setup();
     await rp.setDesired(desired);
     await rp.start();
+    // An IPv4-only set never touches IPv6 forwarding (it would make the node ignore RAs).
+    expect(writes.map((w) => w.map((e) => e.key))).toEqual([
+      ['net/ipv4/ip_forward', 'net/ipv4/conf/pna/forwarding'],
+    ]);
+    // A resync reads the global switch again (drift repair), not the per-interface one.
     await rp.resync();
-    expect(writes).toHaveLength(1);
-    expect(writes[0]!.map((e) => e.key)).toEqual([
-      'net/ipv4/ip_forward',
+    expect(writes.map((w) => w.map((e) => e.key))[1]).toEqual(['net/ipv4/ip_forward']);
+    // An IPv6 pool appears: its sysctls are added, the IPv4 ones are not written again.
+    await rp.setFamilies([4, 6]);
+    expect(writes).toHaveLength(3);
+    expect(writes[2]!.map((e) => e.key)).toEqual([
       'net/ipv6/conf/all/forwarding',
-      'net/ipv4/conf/pna/forwarding',
       'net/ipv6/conf/pna/forwarding',
       'net/ipv6/conf/pna/accept_ra',
+    ]);
+    expect(rp.status().families).toEqual([4, 6]);
+    await rp.stop();
+  });
+
+  it('reports a sysctl a read-only /proc/sys refuses once, without a retry loop, and clears it when the value is set', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'setInterval', 'clearInterval'] });
+    try {
+      const kernel = new FakeKernel();
+      const registry = new Registry();
+      const warnings: string[] = [];
+      const logger = pino({ level: 'info' }, { write: (l: string) => warnings.push(l) });
+      let readOnly = true;
+      const tried: string[][] = [];
+      const rp = new RouteProgrammer({
+        kernel,
+        registry,
+        logger,
+        resyncIntervalMs: 30_000,
+        eventDebounceMs: 1,
+        retryMs: 1000,
+        families: [4],
+        sysctl: {
+          // As procSysctl on a read-only /proc/sys: ip_forward reads 0 and its write fails EROFS;
+          // the per-interface knob is already 1 (inherited), so nothing is written for it.
+          async apply(entries) {
+            tried.push(entries.map((e) => e.key));
+            for (const e of entries)
+              if (e.key === 'net/ipv4/ip_forward' && readOnly)
+                throw Object.assign(
+                  new Error("EROFS: read-only file system, open '/proc/sys/net/ipv4/ip_forward'"),
+                  {
+                    code: 'EROFS',
+                  },
+                );
+            return [];
+          },
+        },
+      });
+      await rp.setDesired(desired);
+      await rp.start();
+      const s = rp.status();
+      expect(s.unwritableSysctls).toMatchObject([
+        { sysctl: 'net.ipv4.ip_forward', value: '1', code: 'EROFS', blocksForwarding: true },
+      ]);
+      // The routes themselves are applied: nothing failed there.
+      expect(s.failed).toEqual([]);
+      expect(await registry.getSingleMetricAsString('podnet_sysctl_unwritable')).toContain(
+        'podnet_sysctl_unwritable{sysctl="net.ipv4.ip_forward"} 1',
+      );
+      const dumps = kernel.dumps;
+      const attempts = tried.length;
+      // Ten retry intervals pass: no dump, no write (before the fix: a full dump every second).
+      await vi.advanceTimersByTimeAsync(10_000);
+      expect(kernel.dumps).toBe(dumps);
+      expect(tried.length).toBe(attempts);
+      expect(warnings.filter((l) => l.includes('cannot be set'))).toHaveLength(1);
+      // The resync timer checks again; it is still refused: still one warning.
+      await vi.advanceTimersByTimeAsync(20_000);
+      expect(kernel.dumps).toBe(dumps + 1);
+      expect(rp.status().unwritableSysctls).toHaveLength(1);
+      expect(warnings.filter((l) => l.includes('cannot be set'))).toHaveLength(1);
+      // Someone sets it (an init container): the next resync sees it and the condition clears.
+      readOnly = false;
+      await vi.advanceTimersByTimeAsync(30_000);
+      expect(rp.status().unwritableSysctls).toEqual([]);
+      expect(await registry.getSingleMetricAsString('podnet_sysctl_unwritable')).not.toContain('ip_forward');
+      await rp.stop();
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
+  it('tells a refused sysctl that stops forwarding from one that does not', async () => {
+    const kernel = new FakeKernel();
+    const rp = new RouteProgrammer({
+      kernel,
+      resyncIntervalMs: 0,
+      families: [4, 6],
+      sysctl: {
+        // IPv6 on a read-only /proc/sys whose global switches an init container already set: only
+        // the per-interface knobs that differ (accept_ra) are written, and refused.
+        async apply(entries) {
+          for (const e of entries)
+            if (e.key.endsWith('/accept_ra'))
+              throw new Error(`sh: 1: cannot create /proc/sys/${e.key}: Read-only file system`);
+          return [];
+        },
+      },
+    });
+    await rp.setDesired(desired);
+    await rp.start();
+    expect(rp.status().unwritableSysctls).toMatchObject([
+      { sysctl: 'net.ipv6.conf.pna.accept_ra', value: '0', code: 'EROFS', blocksForwarding: false },
     ]);
     await rp.stop();
   });

@@ -6,8 +6,10 @@ import type { Logger } from 'pino';
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import { type DiffOptions, diffRoutes } from './diff.js';
 import { RoutesError } from './errors.js';
+import type { Family } from './ip.js';
 import type { KernelEvent, RouteKernel } from './kernel.js';
 import {
+  type DesiredNextHop,
   type DesiredRoute,
   formatKernelRoute,
   type KernelRoute,
@@ -20,7 +22,16 @@ import {
   slotKey,
 } from './model.js';
 import { type DesiredNeighbour, diffNeighbours, type KernelNeighbour, neighKey } from './neigh.js';
+import type { NextHopResolver } from './nexthop.js';
 import { rtnetlinkKernel } from './rtnl-kernel.js';
+import {
+  applyEach,
+  forwardingGate,
+  globalSysctls,
+  podInterfaceSysctls,
+  sysctlName,
+  UNWRITABLE_CODES,
+} from './sysctl.js';
 
 export interface RouteProgrammerOptions {
   /** The kernel to program; default: rtnetlink in `netns` (or in the process's own namespace). */
@@ -45,8 +56,37 @@ export interface RouteProgrammerOptions {
   adoptOnPodIfaces?: boolean;
   /** Sysctl writer; default /proc/sys, or `nsenter` into `netns`. `false` disables sysctls. */
   sysctl?: SysctlWriter | false;
-  /** Also enable IPv6 forwarding (default true). */
-  ipv6?: boolean;
+  /**
+   * Address families whose forwarding sysctls are written (the agent derives them from the
+   * IPPools; setFamilies changes them). Default: the families of the desired routes. An IPv4-only
+   * node never gets `net.ipv6.conf.all.forwarding` written.
+   */
+  families?: Family[];
+  /**
+   * Resolves `via` next hops through the kernel's own routes (BIRD's `gateway recursive`): a next
+   * hop off the node's subnets is installed via the gateway of the route to it, and a next hop
+   * with no route is reported (status().unresolved) instead of being retried.
+   */
+  resolver?: NextHopResolver;
+}
+
+/** A sysctl the programmer needs but may not write (read-only /proc/sys). */
+export interface SysctlProblem {
+  /** Dotted name, e.g. `net.ipv4.ip_forward`. */
+  sysctl: string;
+  /** The value it needs. */
+  value: string;
+  /** Packets are not forwarded while it is wrong (forwardingGate): the node is not ready. */
+  blocksForwarding: boolean;
+  code: string;
+  message: string;
+  since: Date;
+}
+
+/** A desired route none of whose next hops has a route in the kernel: not installed. */
+export interface UnresolvedRoute {
+  dst: string;
+  nextHops: { gateway: string; reason: string }[];
 }
 
 export interface RouteProgrammerStatus {
@@ -66,25 +106,15 @@ export interface RouteProgrammerStatus {
   ops: { add: number; replace: number; delete: number };
   /** Permanent neighbour entries for local pods (when the kernel backend supports them). */
   neighbours: { desired: number; installed: number; pending: number };
+  /** Routes whose next hops have no route in the kernel (with a resolver). */
+  unresolved: UnresolvedRoute[];
+  /** Families whose forwarding sysctls are kept. */
+  families: Family[];
+  /** Sysctls that could not be written because /proc/sys refuses writes; rechecked on each resync. */
+  unwritableSysctls: SysctlProblem[];
 }
 
 type Trigger = 'start' | 'timer' | 'event' | 'retry' | 'desired' | 'manual';
-
-/** The per-interface and global sysctls a node with pod interfaces needs. */
-export function podInterfaceSysctls(ifname: string, ipv6: boolean): SysctlEntry[] {
-  const e: SysctlEntry[] = [{ key: `net/ipv4/conf/${ifname}/forwarding`, value: '1' }];
-  if (ipv6) {
-    e.push({ key: `net/ipv6/conf/${ifname}/forwarding`, value: '1' });
-    e.push({ key: `net/ipv6/conf/${ifname}/accept_ra`, value: '0' });
-  }
-  return e;
-}
-
-export function globalSysctls(ipv6: boolean): SysctlEntry[] {
-  const e: SysctlEntry[] = [{ key: 'net/ipv4/ip_forward', value: '1' }];
-  if (ipv6) e.push({ key: 'net/ipv6/conf/all/forwarding', value: '1' });
-  return e;
-}
 
 /**
  * Makes the kernel's routes match `setDesired(...)`.
@@ -99,7 +129,7 @@ export class RouteProgrammer {
   private readonly kernel: RouteKernel;
   private readonly log: Logger | undefined;
   private readonly opts: Required<
-    Pick<RouteProgrammerOptions, 'resyncIntervalMs' | 'eventDebounceMs' | 'retryMs' | 'protocol' | 'ipv6'>
+    Pick<RouteProgrammerOptions, 'resyncIntervalMs' | 'eventDebounceMs' | 'retryMs' | 'protocol'>
   >;
   private readonly diffOpts: DiffOptions;
   private readonly sysctl: SysctlWriter | undefined;
@@ -127,9 +157,19 @@ export class RouteProgrammer {
   private desiredDsts: Set<string> | undefined;
   private retry: NodeJS.Timeout | undefined;
   private unwatch: (() => void) | undefined;
+  /** Sysctl entries written (`key`, or `key#ifindex` for an interface's). */
   private readonly sysctlDone = new Set<string>();
+  /** Entries /proc/sys refused (EROFS, EACCES, EPERM), by mark; tried again only on a resync. */
+  private readonly sysctlUnwritable = new Map<string, SysctlProblem>();
+  private families: Family[] | undefined;
+  /** The families changed: the next sysctl pass covers every pod interface. */
+  private sysctlFullPass = false;
   private readonly reportedConflicts = new Set<string>();
-  private globalSysctlDone = false;
+  private readonly resolver: NextHopResolver | undefined;
+  private unresubscribe: (() => void) | undefined;
+  private unresolvedBySlot = new Map<string, UnresolvedRoute>();
+  /** Next hops reported as unreachable (logged once each, until they resolve again). */
+  private readonly reportedUnreachable = new Set<string>();
   /**
    * The last list given to setDesired (a copy) with each entry's slot key, while `desired` still
    * holds exactly it and every slot appears once: lets an unchanged-shape setDesired skip the map.
@@ -151,6 +191,8 @@ export class RouteProgrammer {
         conflicts: Gauge;
         pending: Gauge;
         desired: Gauge;
+        unwritable: Gauge<'sysctl'>;
+        unreachable: Gauge;
       }
     | undefined;
 
@@ -162,8 +204,9 @@ export class RouteProgrammer {
       eventDebounceMs: options.eventDebounceMs ?? 50,
       retryMs: options.retryMs ?? 1000,
       protocol: options.protocol ?? PODNET_PROTO,
-      ipv6: options.ipv6 ?? true,
     };
+    if (options.families) this.families = checkFamilies(options.families);
+    this.resolver = options.resolver;
     for (const [field, v] of Object.entries(this.opts)) {
       if (typeof v === 'number' && (!Number.isInteger(v) || v < 0)) {
         throw new RoutesError(
@@ -220,6 +263,17 @@ export class RouteProgrammer {
           help: 'Routes podnet wants in the kernel',
           registers,
         }),
+        unwritable: new Gauge({
+          name: 'podnet_sysctl_unwritable',
+          help: 'Sysctls podnet needs that /proc/sys refuses to write (1 while refused), by sysctl',
+          labelNames: ['sysctl'],
+          registers,
+        }),
+        unreachable: new Gauge({
+          name: 'podnet_route_nexthops_unreachable',
+          help: 'Next hops of desired routes with no route in the kernel (their routes are not installed)',
+          registers,
+        }),
       };
     }
   }
@@ -231,6 +285,11 @@ export class RouteProgrammer {
       throw new RoutesError('ROUTES_ERR_STOPPED', 'start: this route programmer was stopped; make a new one');
     this.running = true;
     this.unwatch = this.kernel.watch((e) => this.onEvent(e));
+    this.unresubscribe = this.resolver?.onChange(() => {
+      // Every `via` route may resolve differently now; no dump needed, the resolver read the kernel.
+      this.dirtySlots = 'all';
+      void this.kick('event', false);
+    });
     if (this.opts.resyncIntervalMs > 0) {
       this.timer = setInterval(() => this.kick('timer', true), this.opts.resyncIntervalMs);
       this.timer.unref();
@@ -383,6 +442,18 @@ export class RouteProgrammer {
     if (this.running) await this.kick('desired', false);
   }
 
+  /**
+   * Sets the address families whose forwarding sysctls are kept (from the IPPools). A family
+   * added later gets its sysctls on the next reconcile; one removed is left as the kernel has it.
+   */
+  async setFamilies(families: readonly Family[]): Promise<void> {
+    const next = checkFamilies(families);
+    if (this.families && next.join() === this.families.join()) return;
+    this.families = next;
+    this.sysctlFullPass = true;
+    if (this.running) await this.kick('desired', false);
+  }
+
   /** Forces a resync from a kernel dump now. */
   resync(): Promise<void> {
     return this.kick('manual', true);
@@ -408,6 +479,9 @@ export class RouteProgrammer {
         installed: this.countOwnNeighbours(),
         pending: this.pendingNeigh,
       },
+      unresolved: [...this.unresolvedBySlot.values()],
+      families: this.familiesInUse(),
+      unwritableSysctls: [...this.sysctlUnwritable.values()],
     };
   }
 
@@ -424,6 +498,8 @@ export class RouteProgrammer {
     clearTimeout(this.retry);
     this.unwatch?.();
     this.unwatch = undefined;
+    this.unresubscribe?.();
+    this.unresubscribe = undefined;
     await this.loop;
     if (opts.keepRoutes === false) {
       const actual = await this.kernel.listRoutes(this.tables());
@@ -456,6 +532,9 @@ export class RouteProgrammer {
   private onEvent(e: KernelEvent): void {
     if (!this.running) return;
     switch (e.type) {
+      case 'route-added':
+        // Additions never take a route from podnet; next-hop changes come through the resolver.
+        return;
       case 'route-deleted': {
         // Our own deletes remove routes that are no longer desired; anything else that takes away
         // a route we want (`ip route del`, a flushed interface) needs a resync.
@@ -470,7 +549,7 @@ export class RouteProgrammer {
       case 'link-removed': {
         const known = this.links.find((l) => l.ifindex === e.ifindex);
         if (e.type === 'link' && known && known.up === e.up && known.ifname === e.ifname) return;
-        if (e.type === 'link-removed') this.sysctlDone.delete(`${e.ifname}#${e.ifindex}`);
+        if (e.type === 'link-removed') this.forgetInterfaceSysctls(e.ifindex);
         this.log?.debug({ event: e.type, ifname: e.ifname, ifindex: e.ifindex }, 'link changed; resyncing');
         break;
       }
@@ -542,6 +621,7 @@ export class RouteProgrammer {
         this.pendingBySlot.clear();
         this.conflictBySlot.clear();
         this.failedBySlot.clear();
+        this.unresolvedBySlot.clear();
       } else {
         desired = [];
         actual = [];
@@ -553,9 +633,10 @@ export class RouteProgrammer {
           this.pendingBySlot.delete(k);
           this.conflictBySlot.delete(k);
           this.failedBySlot.delete(k);
+          this.unresolvedBySlot.delete(k);
         }
       }
-      const diff = diffRoutes(desired, actual, this.links, this.diffOpts);
+      const diff = diffRoutes(this.resolveNextHops(desired), actual, this.links, this.diffOpts);
       this.reportDiff(diff.conflicts, diff.pending);
       const results = await this.kernel.apply(diff.ops);
       let failures = 0;
@@ -584,7 +665,7 @@ export class RouteProgrammer {
         }
       });
       failures += await this.applyNeighbours();
-      await this.applySysctls(desired);
+      await this.applySysctls(desired, trigger);
       this.lastApply = new Date();
       if (failures) {
         this.log?.warn(
@@ -691,34 +772,181 @@ export class RouteProgrammer {
     this.metrics?.pending.set(this.pendingBySlot.size);
   }
 
-  private async applySysctls(desired: DesiredRoute[]): Promise<void> {
+  /** The families whose sysctls are kept: as set, or those of the desired routes. */
+  private familiesInUse(): Family[] {
+    if (this.families) return this.families;
+    const f = new Set<Family>();
+    for (const r of this.desired.values()) f.add(r.family);
+    return [...f].sort();
+  }
+
+  private forgetInterfaceSysctls(ifindex: number): void {
+    const suffix = `#${ifindex}`;
+    for (const m of this.sysctlDone) if (m.endsWith(suffix)) this.sysctlDone.delete(m);
+    for (const [m, p] of this.sysctlUnwritable)
+      if (m.endsWith(suffix)) {
+        this.sysctlUnwritable.delete(m);
+        this.metrics?.unwritable.remove({ sysctl: p.sysctl });
+      }
+  }
+
+  /**
+   * Writes the forwarding sysctls of the families in use, globally (checked again on every resync)
+   * and per pod interface (once per interface). A write
+   * that /proc/sys refuses (read-only under containerd and CRI-O) is reported once (status, a
+   * warning, podnet_sysctl_unwritable) and tried again only on a timer or manual resync, where the
+   * read-before-write also notices when someone else (an init container) has set it meanwhile.
+   */
+  private async applySysctls(desired: DesiredRoute[], trigger: Trigger): Promise<void> {
     if (!this.sysctl) return;
-    const entries: SysctlEntry[] = [];
-    const marks: string[] = [];
-    if (!this.globalSysctlDone) entries.push(...globalSysctls(this.opts.ipv6));
+    const recheck = trigger === 'timer' || trigger === 'manual' || trigger === 'start';
+    const families = this.familiesInUse();
+    const todo: { entry: SysctlEntry; mark: string }[] = [];
+    const want = (entry: SysctlEntry, mark: string, verify = false) => {
+      if ((this.sysctlDone.has(mark) && !verify) || todo.some((t) => t.mark === mark)) return;
+      if (this.sysctlUnwritable.has(mark) && !recheck) return;
+      todo.push({ entry, mark });
+    };
+    // The global switches are read again on every timer or manual resync (drift: something set
+    // ip_forward back to 0); per-interface ones once per interface.
+    for (const e of globalSysctls(families)) want(e, e.key, recheck);
     const up = new Map(this.links.map((l) => [l.ifname, l]));
-    for (const d of desired) {
+    // Every pod interface on a full pass (a timer resync), else the ones whose routes changed.
+    const locals = recheck || this.sysctlFullPass ? [...this.desired.values()] : desired;
+    this.sysctlFullPass = false;
+    for (const d of locals) {
       if (d.type !== 'local') continue;
       const l = up.get(d.ifname);
       if (!l) continue;
-      const mark = `${l.ifname}#${l.ifindex}`;
-      if (this.sysctlDone.has(mark) || marks.includes(mark)) continue;
-      marks.push(mark);
-      entries.push(...podInterfaceSysctls(l.ifname, this.opts.ipv6));
+      for (const e of podInterfaceSysctls(l.ifname, families)) want(e, `${e.key}#${l.ifindex}`);
     }
-    if (!entries.length) return;
-    try {
-      const changed = await this.sysctl.apply(entries);
-      this.globalSysctlDone = true;
-      for (const m of marks) this.sysctlDone.add(m);
-      if (changed.length) this.log?.info({ changed }, 'sysctls written');
-    } catch (err) {
+    if (!todo.length) return;
+    const results = await applyEach(
+      this.sysctl,
+      todo.map((t) => t.entry),
+    );
+    const changed: string[] = [];
+    let transient = false;
+    results.forEach((r, i) => {
+      const { mark } = todo[i]!;
+      const name = sysctlName(r.entry.key);
+      if (r.ok) {
+        this.sysctlDone.add(mark);
+        if (r.changed) changed.push(r.entry.key);
+        if (this.sysctlUnwritable.delete(mark)) {
+          this.metrics?.unwritable.remove({ sysctl: name });
+          this.log?.info({ sysctl: name, value: r.entry.value }, 'sysctl is set now');
+        }
+        return;
+      }
+      if (UNWRITABLE_CODES.has(r.code)) {
+        if (!this.sysctlUnwritable.has(mark)) {
+          this.log?.warn(
+            { sysctl: name, value: r.entry.value, code: r.code, err: r.message },
+            `sysctl ${name} is not ${r.entry.value} and cannot be set (${r.code}): /proc/sys is read-only for podnet; set it on the node (an init container, or a privileged agent); checked again on every resync`,
+          );
+          this.sysctlUnwritable.set(mark, {
+            sysctl: name,
+            value: r.entry.value,
+            blocksForwarding: forwardingGate(r.entry.key),
+            code: r.code,
+            message: r.message,
+            since: new Date(),
+          });
+        }
+        this.metrics?.unwritable.set({ sysctl: name }, 1);
+        return;
+      }
       // An interface can vanish between the dump and the write: retry on the next resync.
-      this.log?.warn({ err: (err as Error).message }, 'sysctls not written; retrying on the next resync');
+      transient = true;
+      this.log?.warn(
+        { sysctl: name, code: r.code, err: r.message },
+        'sysctl not written; retrying on the next resync',
+      );
+    });
+    if (changed.length) this.log?.info({ changed }, 'sysctls written');
+    if (transient) {
       this.needDump = true;
       this.scheduleRetry();
     }
   }
+
+  /**
+   * With a resolver: each `via` next hop becomes the gateway(s) the kernel's route to it names
+   * (or stays, when it is on a connected subnet). A route none of whose next hops resolves is left
+   * out (so an installed one goes) and listed in status().unresolved; each such next hop is logged
+   * once. The resolver's change event brings them back.
+   */
+  private resolveNextHops(desired: DesiredRoute[]): DesiredRoute[] {
+    const resolver = this.resolver;
+    if (!resolver) return desired;
+    const out: DesiredRoute[] = [];
+    for (const d of desired) {
+      if (d.type !== 'via') {
+        out.push(d);
+        continue;
+      }
+      const hops: DesiredNextHop[] = [];
+      const seen = new Set<string>();
+      const bad: UnresolvedRoute['nextHops'] = [];
+      const add = (h: DesiredNextHop) => {
+        const k = `${h.gateway}@${h.ifname ?? ''}`;
+        if (seen.has(k)) return;
+        seen.add(k);
+        hops.push(h);
+      };
+      for (const nh of d.nexthops) {
+        if (nh.ifname !== undefined) {
+          add(nh);
+          continue;
+        }
+        const r = resolver.resolve(nh.gateway);
+        if (r.type === 'connected') add(nh);
+        else if (r.type === 'recursive') for (const g of r.gateways) add({ gateway: g.gateway! });
+        else bad.push({ gateway: nh.gateway, reason: r.reason });
+      }
+      if (hops.length === 0) {
+        this.unresolvedBySlot.set(slotKey(d), { dst: d.dst, nextHops: bad });
+        continue;
+      }
+      out.push(
+        hops.length === d.nexthops.length && hops.every((h, i) => h === d.nexthops[i])
+          ? d
+          : { ...d, nexthops: hops },
+      );
+    }
+    this.reportUnresolved();
+    return out;
+  }
+
+  private reportUnresolved(): void {
+    const now = new Map<string, string>();
+    for (const u of this.unresolvedBySlot.values()) for (const h of u.nextHops) now.set(h.gateway, h.reason);
+    for (const [gw, reason] of now) {
+      if (this.reportedUnreachable.has(gw)) continue;
+      this.reportedUnreachable.add(gw);
+      const routes = [...this.unresolvedBySlot.values()].filter((u) =>
+        u.nextHops.some((h) => h.gateway === gw),
+      );
+      this.log?.warn(
+        { nextHop: gw, reason, routes: routes.slice(0, 10).map((u) => u.dst), count: routes.length },
+        'next hop has no route in the kernel; its routes are not installed until one appears',
+      );
+    }
+    for (const gw of this.reportedUnreachable)
+      if (!now.has(gw)) {
+        this.reportedUnreachable.delete(gw);
+        this.log?.info({ nextHop: gw }, 'next hop reachable again');
+      }
+    this.metrics?.unreachable.set(now.size);
+  }
+}
+
+function checkFamilies(families: readonly Family[]): Family[] {
+  for (const f of families)
+    if (f !== 4 && f !== 6)
+      throw new RoutesError('ROUTES_ERR_INVALID', `families: ${JSON.stringify(f)} is not 4 or 6`);
+  return [...new Set(families)].sort();
 }
 
 /** True when two desired routes ask for the same thing (computeDesired makes fresh objects). */

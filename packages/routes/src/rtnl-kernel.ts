@@ -11,7 +11,14 @@ import {
 } from '@podnet/rtnetlink';
 import { parseAddr, tryParsePrefix } from './ip.js';
 import type { KernelEvent, OpResult, RouteKernel } from './kernel.js';
-import type { KernelNextHop, KernelRoute, KernelRouteKind, LinkInfo, RouteOp } from './model.js';
+import {
+  type KernelNextHop,
+  type KernelRoute,
+  type KernelRouteKind,
+  type LinkInfo,
+  PODNET_PROTO,
+  type RouteOp,
+} from './model.js';
 import type { KernelNeighbour } from './neigh.js';
 
 const NUD_PERMANENT = 0x80;
@@ -66,12 +73,15 @@ export interface RtnetlinkKernelOptions {
   netns?: string;
   /** An open client to use (not closed by close()). */
   rtnl?: Rtnl;
+  /** podnet's protocol number: additions of its own routes are not reported (default 80). */
+  protocol?: number;
 }
 
 /** A RouteKernel on rtnetlink-ts. The client opens on first use. */
 export function rtnetlinkKernel(opts: RtnetlinkKernelOptions = {}): RouteKernel {
   let client: Promise<Rtnl> | undefined = opts.rtnl ? Promise.resolve(opts.rtnl) : undefined;
   let closed = false;
+  const ownProto = opts.protocol ?? PODNET_PROTO;
   const subs = new Set<{ close(): void }>();
   const nl = () => {
     client ??= Rtnl.open(opts.netns ? { netns: opts.netns } : {});
@@ -162,9 +172,11 @@ export function rtnetlinkKernel(opts: RtnetlinkKernelOptions = {}): RouteKernel 
           const l = ev.link;
           if (ev.op === 'del') onEvent({ type: 'link-removed', ifname: l.name, ifindex: l.index });
           else onEvent({ type: 'link', ifname: l.name, ifindex: l.index, up: l.up });
-        } else if (ev.type === 'route' && ev.op === 'del') {
+        } else if (ev.type === 'route') {
           const k = fromRouteInfo(ev.route);
-          if (k) onEvent({ type: 'route-deleted', dst: k.dst, table: k.table, protocol: k.protocol });
+          if (!k) return;
+          const type = ev.op === 'del' ? 'route-deleted' : 'route-added';
+          onEvent({ type, dst: k.dst, table: k.table, protocol: k.protocol });
         }
       };
       const onError = (err: NetlinkError) => {
@@ -173,9 +185,12 @@ export function rtnetlinkKernel(opts: RtnetlinkKernelOptions = {}): RouteKernel 
       void nl().then(
         (c) => {
           if (stopped || closed) return;
-          // Only deletions of routes matter here; route additions (thousands after a big apply,
-          // most of them ours) are skipped before they are decoded.
-          sub = c.subscribe(['link', 'route'], handle, onError, { types: (t) => t !== RTM.NEWROUTE });
+          // Additions of our own routes (thousands after a big apply) are skipped before they are
+          // decoded: the protocol is byte 5 of the rtmsg header. Others' additions matter to
+          // next-hop resolution (a route towards another rack appearing or changing).
+          sub = c.subscribe(['link', 'route'], handle, onError, {
+            types: (t, body) => t !== RTM.NEWROUTE || body === undefined || body[5] !== ownProto,
+          });
           subs.add(sub);
           // The resync timer and requests keep the process alive, not the event socket.
           (sub as { unref?: () => void }).unref?.();

@@ -380,8 +380,9 @@ export class Rtnl {
       /**
        * Only messages whose nlmsg_type this accepts (RTM_*) are decoded and delivered; e.g.
        * `(t) => t !== RTM.NEWROUTE` skips the cost of decoding route additions nobody reads.
+       * `body` is the message after the nlmsghdr (e.g. the rtmsg header, to filter on protocol).
        */
-      types?: (nlmsgType: number) => boolean;
+      types?: (nlmsgType: number, body: Buffer) => boolean;
     } = {},
   ): Subscription {
     this.assertOpen();
@@ -407,7 +408,7 @@ export class Rtnl {
         const { msgs, error } = splitMessages(d);
         const types = opts.types;
         for (const m of msgs) {
-          if (types && !types(m.type)) continue;
+          if (types && !types(m.type, m.body)) continue;
           const ev = decodeMessage(m);
           if (ev.type === 'link' || ev.type === 'addr' || ev.type === 'route' || ev.type === 'neigh') cb(ev);
           else if (ev.type === 'malformed' && onError) onError(ev.error);

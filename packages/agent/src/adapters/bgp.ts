@@ -3,7 +3,7 @@
 import { type PeerConfig, Speaker, type PeerStatus as SpeakerPeerStatus } from '@podnet/bgp';
 import type { Logger } from 'pino';
 import type { Advertisement, DesiredPeer, NodeIdentity, PrefixRule, RibEntry } from '../model.js';
-import type { BgpPort, PeerState, PeerStatus } from '../ports.js';
+import type { BgpPort, Condition, PeerState, PeerStatus } from '../ports.js';
 
 function policy(rules: PrefixRule[]) {
   if (rules.length === 0) return undefined;
@@ -60,8 +60,18 @@ export class BgpAdapter implements BgpPort {
   private readonly eor = new Set<string>();
   private firePending = false;
   private readonly log: Logger;
+  /** Unreachable next hops, recomputed after a RIB, session or reachability change. */
+  private unreachable: Condition[] | undefined;
+  private readonly reportedUnreachable = new Set<string>();
 
-  constructor(private readonly opts: { logger: Logger; restarting: boolean }) {
+  constructor(
+    private readonly opts: {
+      logger: Logger;
+      restarting: boolean;
+      /** RFC 4271 §9.1.2.1: paths whose next hop has no route are left out of best-path selection. */
+      nextHopReachable?: (addr: string) => boolean;
+    },
+  ) {
     this.log = opts.logger.child({ component: 'bgp' });
   }
 
@@ -73,6 +83,7 @@ export class BgpAdapter implements BgpPort {
       logger: this.opts.logger.child({ component: 'bgp' }),
       ...(node.clusterId ? { clusterId: node.clusterId } : {}),
       restarting: this.opts.restarting,
+      ...(this.opts.nextHopReachable ? { nextHopReachable: this.opts.nextHopReachable } : {}),
     });
     s.on('bestpath', () => this.fire());
     s.on('peer', (e: { address: string; to: string; reason?: string }) => {
@@ -94,6 +105,7 @@ export class BgpAdapter implements BgpPort {
 
   /** Deferred: the speaker emits events synchronously from inside addPeer/updatePeer. */
   private fire() {
+    this.unreachable = undefined;
     if (this.firePending) return;
     this.firePending = true;
     setImmediate(() => {
@@ -141,6 +153,58 @@ export class BgpAdapter implements BgpPort {
         prefix: e.prefix,
         nextHops: e.nextHops.length ? e.nextHops : e.attrs.nextHop ? [e.attrs.nextHop] : [],
       }));
+  }
+
+  /** The kernel's routes changed: select best paths again (their next hops may resolve differently). */
+  nextHopsChanged(): void {
+    this.unreachable = undefined;
+    this.speaker?.nextHopsChanged();
+  }
+
+  /**
+   * One condition per next hop of a received path that has no route (the path is not selected).
+   * Logged once when it appears and once when it clears.
+   */
+  unreachableNextHops(): Condition[] {
+    const reachable = this.opts.nextHopReachable;
+    if (!this.speaker || !reachable) return [];
+    if (this.unreachable) return this.unreachable;
+    const byHop = new Map<string, { peers: Set<string>; prefixes: string[] }>();
+    for (const p of this.speaker.peers()) {
+      for (const r of this.speaker.adjRibIn(p.address)) {
+        const nh = r.attrs.nextHop;
+        if (!nh || reachable(nh)) continue;
+        const e = byHop.get(nh) ?? { peers: new Set(), prefixes: [] };
+        e.peers.add(p.address);
+        e.prefixes.push(r.prefix);
+        byHop.set(nh, e);
+      }
+    }
+    const out: Condition[] = [];
+    for (const [nh, e] of [...byHop].sort(([a], [b]) => (a < b ? -1 : 1))) {
+      const shown =
+        e.prefixes.slice(0, 5).join(', ') + (e.prefixes.length > 5 ? `, … (${e.prefixes.length})` : '');
+      out.push({
+        type: 'NextHopUnreachable',
+        subject: nh,
+        message: `next hop ${nh} (from ${[...e.peers].join(', ')}) has no route in the kernel; its paths are not used: ${shown}`,
+        blocksReadiness: false,
+      });
+      if (!this.reportedUnreachable.has(nh)) {
+        this.reportedUnreachable.add(nh);
+        this.log.warn(
+          { nextHop: nh, peers: [...e.peers], prefixes: e.prefixes.length },
+          'next hop has no route in the kernel; its paths are left out of best-path selection',
+        );
+      }
+    }
+    for (const nh of this.reportedUnreachable)
+      if (!byHop.has(nh)) {
+        this.reportedUnreachable.delete(nh);
+        this.log.info({ nextHop: nh }, 'next hop has a route again');
+      }
+    this.unreachable = out;
+    return out;
   }
 
   onRibChange(cb: () => void): void {

@@ -5,16 +5,19 @@ import { promisify } from 'node:util';
 import {
   computeDesired,
   ipRouteKernel,
+  NextHopResolver,
   PODNET_PROTO,
   PODNET_PROTO_NAME,
+  type RouteKernel,
   RouteProgrammer,
+  rtnetlinkKernel,
 } from '@podnet/routes';
 import { Rtnl } from '@podnet/rtnetlink';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import type { NodeInterface } from '../autodetect.js';
 import type { DesiredRoute } from '../model.js';
-import type { RoutesPort, RoutesStatus } from '../ports.js';
+import type { Condition, RoutesPort, RoutesStatus } from '../ports.js';
 
 export const ROUTE_PROTOCOL = { number: PODNET_PROTO, name: PODNET_PROTO_NAME };
 
@@ -32,6 +35,8 @@ export function toRouteInputs(routes: DesiredRoute[]) {
 
 export class RoutesAdapter implements RoutesPort {
   private readonly rp: RouteProgrammer;
+  /** The kernel's routes to the next hops: BGP best paths and `via` routes both ask it. */
+  readonly nextHops: NextHopResolver;
   private readonly log: Logger;
   private rejected: string[] = [];
 
@@ -43,25 +48,34 @@ export class RoutesAdapter implements RoutesPort {
     kernel?: 'netlink' | 'iproute2';
   }) {
     this.log = opts.logger.child({ component: 'routes-adapter' });
+    const kernel = (): RouteKernel => (opts.kernel === 'iproute2' ? ipRouteKernel({}) : rtnetlinkKernel({}));
+    this.nextHops = new NextHopResolver({ kernel: kernel(), logger: opts.logger });
     this.rp = new RouteProgrammer({
       logger: opts.logger,
       ...(opts.registry ? { registry: opts.registry } : {}),
       resyncIntervalMs: opts.resyncIntervalMs,
       removeForeignOnPodIfaces: opts.removeForeignOnPodIfaces,
-      ...(opts.kernel === 'iproute2' ? { kernel: ipRouteKernel({}) } : {}),
+      kernel: kernel(),
+      resolver: this.nextHops,
     });
+  }
+
+  /** Reads the kernel's routes for next-hop resolution; before the BGP speaker starts. */
+  startNextHops(): Promise<void> {
+    return this.nextHops.start();
   }
 
   start(): Promise<void> {
     return this.rp.start();
   }
 
-  async setDesired(routes: DesiredRoute[]): Promise<void> {
+  async setDesired(routes: DesiredRoute[], families?: (4 | 6)[]): Promise<void> {
     const set = computeDesired(toRouteInputs(routes));
     const rejected = set.rejected.map((r) => `${r.field}=${r.value}: ${r.message}`);
     if (rejected.join() !== this.rejected.join())
       for (const r of rejected) this.log.warn({ rejected: r }, 'route input rejected');
     this.rejected = rejected;
+    if (families) await this.rp.setFamilies(families);
     await this.rp.setDesired(set.routes);
   }
 
@@ -82,11 +96,39 @@ export class RoutesAdapter implements RoutesPort {
     const lastError = s.failed[0] ? `${s.failed[0].route}: ${s.failed[0].message}` : undefined;
     // Pending routes waiting for a pod interface do not block readiness; failures and conflicts do.
     const applied = s.running && s.lastApply !== undefined && s.failed.length === 0;
-    return { applied, ...(lastError ? { lastError } : {}), routes };
+    const conditions: Condition[] = [];
+    for (const p of s.unwritableSysctls)
+      conditions.push({
+        type: 'SysctlUnwritable',
+        subject: p.sysctl,
+        message: `sysctl ${p.sysctl} is not ${p.value} and cannot be set (${p.code}: /proc/sys is read-only for the agent); set it on the node`,
+        // Only a switch that stops forwarding fails readiness (not e.g. a pod interface's accept_ra).
+        blocksReadiness: p.blocksForwarding,
+      });
+    for (const u of s.unresolved)
+      for (const h of u.nextHops)
+        conditions.push({
+          type: 'NextHopUnreachable',
+          subject: h.gateway,
+          message: `route ${u.dst} not installed: next hop ${h.gateway} is unreachable (${h.reason})`,
+          blocksReadiness: false,
+        });
+    const notReady = conditions.filter((c) => c.blocksReadiness).map((c) => c.message);
+    return {
+      applied,
+      ...(lastError ? { lastError } : {}),
+      routes,
+      ...(notReady.length ? { notReady } : {}),
+      ...(conditions.length ? { conditions } : {}),
+    };
   }
 
-  stop(opts: { keepRoutes: boolean }): Promise<void> {
-    return this.rp.stop(opts);
+  async stop(opts: { keepRoutes: boolean }): Promise<void> {
+    try {
+      await this.rp.stop(opts);
+    } finally {
+      await this.nextHops.stop();
+    }
   }
 }
 

@@ -131,13 +131,30 @@ export function pathOf(src: PathSource, key: PrefixKey): AttrSet | undefined {
   return src.adjIn.get(key) ?? src.stale?.get(key);
 }
 
-/** Best source for `key` among `sources`, or undefined when no one has a path. */
-export function selectBest(sources: PathSource[], key: PrefixKey): PathSource | undefined {
+/**
+ * Whether a path may be selected: RFC 4271 §9.1.2.1, a route whose NEXT_HOP cannot be resolved is
+ * excluded from the decision process. Originated paths always qualify.
+ */
+export type PathUsable = (src: PathSource, set: AttrSet) => boolean;
+
+/** A PathUsable over a next-hop reachability test (undefined when there is none). */
+export function nextHopUsable(reachable: ((addr: string) => boolean) | undefined): PathUsable | undefined {
+  if (!reachable) return undefined;
+  return (src, set) =>
+    src.kind === 'local' || set.attrs.nextHop === undefined || reachable(set.attrs.nextHop);
+}
+
+/** Best source for `key` among `sources`, or undefined when no one has a (usable) path. */
+export function selectBest(
+  sources: PathSource[],
+  key: PrefixKey,
+  usable?: PathUsable,
+): PathSource | undefined {
   let best: PathSource | undefined;
   let bestSet: AttrSet | undefined;
   for (const s of sources) {
     const set = pathOf(s, key);
-    if (!set) continue;
+    if (!set || (usable && !usable(s, set))) continue;
     if (!best || comparePaths(s, set, best, bestSet!) < 0) {
       best = s;
       bestSet = set;
@@ -151,6 +168,7 @@ export function multipath(
   sources: PathSource[],
   key: PrefixKey,
   best: PathSource,
+  usable?: PathUsable,
 ): { src: PathSource; set: AttrSet }[] {
   const bestSet = pathOf(best, key)!;
   const out = [{ src: best, set: bestSet }];
@@ -158,7 +176,7 @@ export function multipath(
   for (const s of sources) {
     if (s === best) continue;
     const set = pathOf(s, key);
-    if (!set || hops.has(set.attrs.nextHop)) continue;
+    if (!set || hops.has(set.attrs.nextHop) || (usable && !usable(s, set))) continue;
     if (comparePaths(s, set, best, bestSet, 5) === 0) {
       out.push({ src: s, set });
       hops.add(set.attrs.nextHop);
