@@ -33,7 +33,10 @@ export function parseAddr(s: string): { family: Family; bits: bigint; text: stri
 export function parsePrefix(s: string, field = 'prefix'): Prefix {
   const r = net.parseCidrResult(s, { hostBits: 'clear', bare: true });
   if (!r.ok)
-    throw new RoutesError('ROUTES_ERR_INVALID', `${field}: "${s}" is not an IPv4 or IPv6 prefix (${r.reason})`);
+    throw new RoutesError(
+      'ROUTES_ERR_INVALID',
+      `${field}: "${s}" is not an IPv4 or IPv6 prefix (${r.reason})`,
+    );
   return toPrefix(r.value);
 }
 
@@ -58,6 +61,9 @@ export function prefixContains(outer: Prefix, inner: Prefix): boolean {
 export function canonicalAddr(s: string, field = 'address'): string {
   const r = net.parseIpResult(s);
   if (!r.ok)
-    throw new RoutesError('ROUTES_ERR_INVALID', `${field}: "${s}" is not an IPv4 or IPv6 address (${r.reason})`);
+    throw new RoutesError(
+      'ROUTES_ERR_INVALID',
+      `${field}: "${s}" is not an IPv4 or IPv6 address (${r.reason})`,
+    );
   return net.formatIp(r.value);
 }

@@ -58,7 +58,8 @@ export function parsePrefix(text: string, field: string): Prefix {
   if (!r.ok) {
     const slash = text.indexOf('/');
     const family = slash < 0 ? undefined : net.parseIp(text.slice(0, slash))?.family;
-    if (family) throw invalid(field, text, `prefix length must be 0..${net.familyBits(family)} (${r.reason})`);
+    if (family)
+      throw invalid(field, text, `prefix length must be 0..${net.familyBits(family)} (${r.reason})`);
     throw invalid(field, text, `not an IP prefix (${r.reason}; want e.g. 10.0.0.0/24 or fd00::/64)`);
   }
   const c = r.value;
