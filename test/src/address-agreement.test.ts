@@ -6,6 +6,7 @@ import { ip as agentIp, splitPeerIP } from '@podnet/agent';
 import { encodeArpFrame } from '@podnet/arp';
 import { wire } from '@podnet/bgp';
 import * as k8s from '@podnet/k8s';
+import * as lab from '@podnet/lab';
 import * as net from '@podnet/net';
 import * as routes from '@podnet/routes';
 import * as rtnl from '@podnet/rtnetlink';
@@ -171,6 +172,25 @@ describe('@podnet/agent', () => {
         return p && { ip: text(p.ip), port: p.port };
       },
     ));
+});
+
+describe('@podnet/lab (compose.yaml)', () => {
+  it('parseCidr, ipToBigInt', () => {
+    agree(
+      cidrText,
+      (s) =>
+        attempt(() => {
+          const c = lab.parseCidr('networks.fabric.subnet', s);
+          return `${c.address}/${c.prefixLength}`;
+        }),
+      (s) => cidrText_(netCidr(s, 'keep')),
+    );
+    agree(
+      addressText,
+      (s) => attempt(() => lab.ipToBigInt(s)),
+      (s) => netIp(s)?.value,
+    );
+  });
 });
 
 describe('bgp-ts (its own parser, held to the same answers)', () => {
