@@ -210,6 +210,7 @@ export function parseCidrResult(s: string, opts: ParseCidrOptions): Parsed<Cidr>
   const slash = s.indexOf('/');
   if (slash < 0 && !opts.bare) return { ok: false, reason: 'no /prefix-length' };
   const addrText = slash < 0 ? s : s.slice(0, slash);
+  if (addrText.indexOf(':') < 0) return parseV4CidrResult(s, addrText, slash, opts.hostBits);
   const ip = parseIpResult(addrText);
   if (!ip.ok) return ip;
   const { family, value } = ip.value;
@@ -230,6 +231,29 @@ export function parseCidrResult(s: string, opts: ParseCidrOptions): Parsed<Cidr>
     if (opts.hostBits === 'clear') return { ok: true, value: { family, addr: value & mask, len } };
   }
   return { ok: true, value: { family, addr: value, len } };
+}
+
+/** The IPv4 case of parseCidrResult in plain numbers (route dumps parse many of these). */
+function parseV4CidrResult(s: string, addrText: string, slash: number, hostBits: HostBits): Parsed<Cidr> {
+  if (addrText.indexOf('%') >= 0) return { ok: false, reason: 'a zone is only allowed on IPv6' };
+  const v = scanV4(addrText, 0, addrText.length);
+  if (typeof v === 'string') return { ok: false, reason: v };
+  let len = 32;
+  if (slash >= 0) {
+    const l = scanLen(s, slash + 1, 32);
+    if (typeof l === 'string') return { ok: false, reason: l };
+    len = l;
+  }
+  const host = len === 32 ? 0 : 2 ** (32 - len) - 1;
+  const network = v - (v % (host + 1));
+  if (network !== v) {
+    if (hostBits === 'reject') {
+      const net = formatCidr({ family: 4, addr: BigInt(network), len });
+      return { ok: false, reason: `host bits set (the network is ${net})` };
+    }
+    if (hostBits === 'clear') return { ok: true, value: { family: 4, addr: BigInt(network), len } };
+  }
+  return { ok: true, value: { family: 4, addr: BigInt(v), len } };
 }
 
 /** Parses a CIDR with the given host-bits policy; undefined when it is not one. */
@@ -274,7 +298,7 @@ function formatV6(v: bigint): string {
 
 /** Canonical text of an address (RFC 5952 for IPv6, with its zone when it has one). */
 export function formatIp(ip: { family: Family; value: bigint; zone?: string | undefined }): string {
-  const text = ip.family === 4 ? formatIpv4(Number(ip.value & ALL4)) : formatV6(ip.value & ALL6);
+  const text = ip.family === 4 ? formatIpv4(Number(ip.value)) : formatV6(ip.value & ALL6);
   return ip.zone === undefined ? text : `${text}%${ip.zone}`;
 }
 
