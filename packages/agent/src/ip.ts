@@ -3,6 +3,7 @@
 import {
   formatIpv4,
   cidrContains as netCidrContains,
+  compareIp as netCompareIp,
   formatCidr as netFormatCidr,
   formatIp as netFormatIp,
   parseCidr as netParseCidr,
@@ -74,11 +75,10 @@ export function addressOf(s: string): string {
 
 /** Orders addresses numerically (IPv4 before IPv6). */
 export function compareIp(a: string, b: string): number {
-  const x = ipValue(addressOf(a));
-  const y = ipValue(addressOf(b));
+  const x = parseIp(addressOf(a));
+  const y = parseIp(addressOf(b));
   if (!x || !y) return a < b ? -1 : a > b ? 1 : 0;
-  if (x.family !== y.family) return x.family - y.family;
-  return x.value < y.value ? -1 : x.value > y.value ? 1 : 0;
+  return netCompareIp(x, y);
 }
 
 /** Splits `a.b.c.d`, `a.b.c.d:port`, `[v6]:port` or a bare v6 address; the address in canonical text. */

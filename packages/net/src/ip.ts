@@ -327,14 +327,8 @@ export function ipFromBytes(b: Uint8Array): IpAddr | undefined {
   return { family: b.length === 4 ? 4 : 6, value: v };
 }
 
-/** Whether a 128-bit value is an IPv4-mapped IPv6 address (::ffff:0:0/96). */
-export const isV4Mapped = (ip: IpAddr): boolean => ip.family === 6 && ip.value >> 32n === 0xffffn;
-
 // ---------------------------------------------------------------------------------------------
 // Arithmetic
-
-/** The network address of a CIDR (host bits cleared, whatever the parse policy kept). */
-export const networkOf = (c: Cidr): bigint => c.addr & maskOf(c.family, c.len);
 
 const asCidr = (x: Cidr | IpAddr): Cidr =>
   'len' in x ? x : { family: x.family, addr: x.value, len: familyBits(x.family) };
