@@ -5,7 +5,7 @@
 // Structural checks (types, enums, ranges) live in the zod shape and so reach the CRDs; semantic
 // checks (a CIDR parses, a block size fits its pool, ge <= le) are refinements whose messages
 // name the field and the value.
-import { formatIp, parseAddrPort } from '@podnet/net';
+import { formatIp, parseAddrPort, parseCidrResult } from '@podnet/net';
 import { z } from 'zod';
 import { cidrContains, familyBits, parseCidr, parseIp } from './net.js';
 import { selectorProblem } from './selector.js';
@@ -45,13 +45,14 @@ function q(v: unknown): string {
 }
 
 function checkCidr(ctx: Ctx, path: (string | number)[], value: string, strict = true) {
-  if (!parseCidr(value, { strict }))
+  const r = parseCidrResult(value, { hostBits: strict ? 'reject' : 'clear' });
+  if (!r.ok)
     issue(
       ctx,
       path,
       strict
-        ? `${q(value)} is not a valid network CIDR (address/prefix with host bits zero)`
-        : `${q(value)} is not a valid CIDR`,
+        ? `${q(value)} is not a valid network CIDR (address/prefix with host bits zero): ${r.reason}`
+        : `${q(value)} is not a valid CIDR: ${r.reason}`,
     );
 }
 

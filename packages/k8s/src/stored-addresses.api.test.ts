@@ -91,6 +91,8 @@ describe('stored objects with addresses the strict parser refuses', () => {
       const warned = lines.filter((l) => l.msg === 'skipping invalid object').map((l) => JSON.stringify(l));
       expect(warned.find((w) => w.includes(`${RUN}-len0`))).toContain('spec.cidr: \\"100.73.0.0/020\\"');
       expect(warned.find((w) => w.includes(`${RUN}-oct0`))).toContain('spec.cidr: \\"100.074.0.0/16\\"');
+      expect(warned.find((w) => w.includes(`${RUN}-len0`))).toContain('leading zero in the prefix length');
+      expect(warned.find((w) => w.includes(`${RUN}-oct0`))).toContain('leading zero in an IPv4 octet');
 
       // Edited into a refused value: the informer keeps the last valid version and says why.
       await editRaw('ippools', `${RUN}-ok`, { cidr: '100.72.0.0/020' });
