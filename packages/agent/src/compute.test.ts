@@ -511,8 +511,20 @@ describe('splitPeerIP', () => {
     ['10.0.0.1:1790', { address: '10.0.0.1', port: 1790 }],
     ['[fd00::1]:179', { address: 'fd00::1', port: 179 }],
     ['fd00::1', { address: 'fd00::1' }],
+    ['FD00:0::1', { address: 'fd00::1' }],
+    ['[::ffff:10.0.0.1]:179', { address: '::ffff:10.0.0.1', port: 179 }],
     ['nope', undefined],
-  ])('%s', (text, want) => {
+    // the one grammar of @podnet/net (the k8s BGPPeer schema uses it too)
+    ['010.0.0.1', undefined],
+    [' 10.0.0.1', undefined],
+    ['[fd00::1]', undefined],
+    ['[10.0.0.1]:179', undefined],
+    ['[fe80::1%eth0]:179', undefined],
+    ['10.0.0.1:0', undefined],
+    ['10.0.0.1:65536', undefined],
+    ['10.0.0.1:0179', undefined],
+    ['[::::]:179', undefined],
+  ])('%j', (text, want) => {
     expect(splitPeerIP(text)).toEqual(want);
   });
 });

@@ -1,6 +1,15 @@
 // desired = compute(inputs): the agent's pure core (DESIGN.md §4). No I/O, no clocks, no randomness:
 // the same inputs always give the same, sorted output, so reconcilers can diff it cheaply.
-import { addressOf, type Cidr, cidrContains, compareIp, hostCidr, isIPv4, parseCidr } from './ip.js';
+import {
+  addressOf,
+  type Cidr,
+  cidrContains,
+  compareIp,
+  hostCidr,
+  isIPv4,
+  parseCidr,
+  splitAddrPort,
+} from './ip.js';
 import type {
   Advertisement,
   BgpConfigView,
@@ -43,15 +52,9 @@ function listenPortFor(nodeName: string, configs: BgpConfigView[], override?: nu
   return n?.listenPort ?? g?.listenPort ?? DEFAULT_BGP_PORT;
 }
 
-/** Splits `a.b.c.d`, `a.b.c.d:port`, `[v6]:port` or a bare v6 address. */
+/** Splits `a.b.c.d`, `a.b.c.d:port`, `[v6]:port` or a bare v6 address (@podnet/net's grammar). */
 export function splitPeerIP(text: string): { address: string; port?: number } | undefined {
-  const t = text.trim();
-  let m = /^\[([0-9a-fA-F:]+)\](?::(\d+))?$/.exec(t);
-  if (m) return { address: m[1]!, ...(m[2] ? { port: Number(m[2]) } : {}) };
-  m = /^(\d{1,3}(?:\.\d{1,3}){3})(?::(\d+))?$/.exec(t);
-  if (m && isIPv4(m[1]!)) return { address: m[1]!, ...(m[2] ? { port: Number(m[2]) } : {}) };
-  if (t.includes(':') && parseCidr(t)) return { address: t };
-  return undefined;
+  return splitAddrPort(text);
 }
 
 /** Does a prefix rule (ge/le as in router prefix lists) match `prefix`? */

@@ -11,6 +11,8 @@ export {
 export { compute, DEFAULT_AS_NUMBER, resolveAsNumber, splitPeerIP } from './compute.js';
 export { type AgentConfig, helpText, loadConfig, parseDuration } from './config.js';
 export { AgentError, ConfigError } from './errors.js';
+/** The address helpers (thin wrappers over @podnet/net), for the cross-package agreement test. */
+export * as ip from './ip.js';
 export { createMetrics, type Metrics } from './metrics.js';
 export type * from './model.js';
 export type {

@@ -6,6 +6,7 @@
 //
 // Decoding never throws: a frame that is not well-formed Ethernet/IPv4 ARP comes back as a
 // `malformed` result naming what was wrong, so the responder counts it and drops it.
+import { parseIpv4Number } from '@podnet/net';
 
 /** EtherType of ARP (IEEE 802 numbers; RFC 826). */
 export const ETH_P_ARP = 0x0806;
@@ -65,10 +66,10 @@ export function ipv4ToString(buf: Buffer, off: number): string {
 }
 
 const MAC_RE = /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/i;
-const IPV4_RE = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
 
 export const isMac = (s: string) => MAC_RE.test(s);
-export const isIPv4 = (s: string) => IPV4_RE.test(s);
+/** Strict dotted-quad IPv4 (@podnet/net, podnet's one address parser). */
+export const isIPv4 = (s: string) => parseIpv4Number(s) !== undefined;
 
 /** Canonical (lower-case) MAC text, or undefined when `s` is not `xx:xx:xx:xx:xx:xx`. */
 export function normalizeMac(s: string): string | undefined {

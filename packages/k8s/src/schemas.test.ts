@@ -160,9 +160,17 @@ describe('BGPPeer', () => {
     ['10.0.0.1:179', { ip: '10.0.0.1', port: 179 }],
     ['fd00::1', { ip: 'fd00::1' }],
     ['[fd00::1]:1179', { ip: 'fd00::1', port: 1179 }],
+    ['[FD00:0::1]:1179', { ip: 'fd00::1', port: 1179 }],
   ])('parses peer address %s', (s, want) => {
     expect(parsePeerAddress(s)).toEqual(want);
   });
+
+  it.each(['[10.0.0.1]:179', '10.0.0.1:0179', '010.0.0.1', '[fd00::1]', 'fe80::1%eth0', '10.0.0.1:'])(
+    'refuses peer address %s',
+    (s) => {
+      expect(parsePeerAddress(s)).toBeUndefined();
+    },
+  );
 });
 
 describe('IPAM objects', () => {
@@ -258,7 +266,7 @@ describe('net', () => {
     expect(parseIp(s)?.family).toBe(family);
   });
 
-  it.each(['10.0.0', '10.0.0.256', '01.0.0.1', 'fd00:::1', '1:2:3:4:5:6:7:8:9', 'g::1', ''])(
+  it.each(['10.0.0', '10.0.0.256', '01.0.0.1', 'fd00:::1', '1:2:3:4:5:6:7:8:9', 'g::1', '', 'fe80::1%eth0'])(
     'rejects %s',
     (s) => {
       expect(parseIp(s)).toBeUndefined();
@@ -288,6 +296,13 @@ describe('net', () => {
     expect(formatCidr(parseCidr('10.1.2.3/16')!)).toBe('10.1.0.0/16');
     expect(parseCidr('10.1.2.3/16', { strict: true })).toBeUndefined();
   });
+
+  it.each(['10.0.0.0/08', '010.0.0.0/8', '10.0.0.0/ 8', 'fe80::%eth0/64', ' 10.0.0.0/8'])(
+    'refuses the CIDR %j',
+    (s) => {
+      expect(parseCidr(s)).toBeUndefined();
+    },
+  );
 });
 
 describe('label selectors', () => {

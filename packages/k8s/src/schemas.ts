@@ -5,6 +5,7 @@
 // Structural checks (types, enums, ranges) live in the zod shape and so reach the CRDs; semantic
 // checks (a CIDR parses, a block size fits its pool, ge <= le) are refinements whose messages
 // name the field and the value.
+import { formatIp, parseAddrPort, parseCidrResult } from '@podnet/net';
 import { z } from 'zod';
 import { cidrContains, familyBits, parseCidr, parseIp } from './net.js';
 import { selectorProblem } from './selector.js';
@@ -44,13 +45,14 @@ function q(v: unknown): string {
 }
 
 function checkCidr(ctx: Ctx, path: (string | number)[], value: string, strict = true) {
-  if (!parseCidr(value, { strict }))
+  const r = parseCidrResult(value, { hostBits: strict ? 'reject' : 'clear' });
+  if (!r.ok)
     issue(
       ctx,
       path,
       strict
-        ? `${q(value)} is not a valid network CIDR (address/prefix with host bits zero)`
-        : `${q(value)} is not a valid CIDR`,
+        ? `${q(value)} is not a valid network CIDR (address/prefix with host bits zero): ${r.reason}`
+        : `${q(value)} is not a valid CIDR: ${r.reason}`,
     );
 }
 
@@ -210,27 +212,11 @@ export const prefixFilterSchema = z.object({
 });
 export type PrefixFilter = z.infer<typeof prefixFilterSchema>;
 
-/** Splits `ip`, `ip:port` or `[ipv6]:port`; undefined when malformed. */
+/** Splits `ip`, `ip:port` or `[ipv6]:port` (@podnet/net's grammar); undefined when malformed. */
 export function parsePeerAddress(s: string): { ip: string; port?: number } | undefined {
-  let ip = s;
-  let portText: string | undefined;
-  const bracket = /^\[([^\]]+)\]:(\d+)$/.exec(s);
-  if (bracket) {
-    ip = bracket[1]!;
-    portText = bracket[2];
-  } else if (!s.includes(':') || s.indexOf(':') !== s.lastIndexOf(':')) {
-    // a bare IPv4 or a bare IPv6 address
-  } else {
-    const i = s.indexOf(':');
-    ip = s.slice(0, i);
-    portText = s.slice(i + 1);
-  }
-  if (!parseIp(ip)) return undefined;
-  if (portText === undefined) return { ip };
-  if (!/^\d{1,5}$/.test(portText)) return undefined;
-  const port = Number(portText);
-  if (port < 1 || port > 65535) return undefined;
-  return { ip, port };
+  const p = parseAddrPort(s, { port: 'optional' });
+  if (!p) return undefined;
+  return p.port === undefined ? { ip: formatIp(p.ip) } : { ip: formatIp(p.ip), port: p.port };
 }
 
 function checkFilters(ctx: Ctx, key: string, filters: PrefixFilter[]) {

@@ -1,6 +1,6 @@
 // compose.yaml → a typed, normalised project: the subset of the Compose Specification the lab
 // realises, plus the `x-podnet` extension fields. Pure: `parseCompose(text)` does no I/O.
-import { isIPv4, isIPv6 } from 'node:net';
+import * as net from '@podnet/net';
 import { parse as parseYaml } from 'yaml';
 import { LabError, LabErrorCode } from './errors.js';
 import { validateComposeSpec } from './spec.js';
@@ -87,14 +87,10 @@ function invalid(field: string, value: unknown, why: string): never {
 
 export function parseCidr(field: string, text: unknown): Cidr {
   if (typeof text !== 'string') invalid(field, text, 'expected a CIDR string');
-  const [address = '', len = '', extra] = text.split('/');
-  const family = isIPv4(address) ? 4 : isIPv6(address) ? 6 : invalid(field, text, 'not an IP address');
-  const prefixLength = Number(len);
-  const max = family === 4 ? 32 : 128;
-  if (extra !== undefined || !/^\d+$/.test(len) || prefixLength > max) {
-    invalid(field, text, `expected a prefix length 0..${max}`);
-  }
-  return { address, prefixLength, family };
+  const r = net.parseCidrResult(text, { hostBits: 'keep' });
+  if (!r.ok) invalid(field, text, `not an IP prefix (${r.reason})`);
+  const { family, addr, len } = r.value;
+  return { address: net.formatIp({ family, value: addr }), prefixLength: len, family };
 }
 
 function stringList(field: string, v: unknown): string[] {
@@ -168,29 +164,24 @@ function attachments(field: string, v: unknown, networks: Map<string, ComposeNet
 
 function address(field: string, v: unknown, subnet: Cidr | undefined): string {
   if (typeof v !== 'string') invalid(field, v, 'expected an IP address');
-  const family = isIPv4(v) ? 4 : isIPv6(v) ? 6 : invalid(field, v, 'not an IP address');
+  const r = net.parseIpResult(v);
+  if (!r.ok) invalid(field, v, `not an IP address (${r.reason})`);
+  const family = r.value.family;
   if (!subnet) invalid(field, v, `the network has no IPv${family} subnet in its ipam config`);
   if (!inSubnet(v, subnet))
     invalid(field, v, `outside the network's subnet ${subnet.address}/${subnet.prefixLength}`);
   return v;
 }
 
-/** The address as a bigint (IPv4 or IPv6). */
+/** The address as a bigint (IPv4 or IPv6); throws naming the value when it is not an address. */
 export function ipToBigInt(ip: string): bigint {
-  if (isIPv4(ip)) return ip.split('.').reduce((acc, o) => (acc << 8n) | BigInt(Number(o)), 0n);
-  const [head = '', tail] = ip.split('::');
-  const groups = (s: string) => (s ? s.split(':') : []);
-  const h = groups(head);
-  const t = tail === undefined ? [] : groups(tail);
-  const all = [...h, ...Array(8 - h.length - t.length).fill('0'), ...t];
-  return all.reduce((acc, g) => (acc << 16n) | BigInt(Number.parseInt(g, 16)), 0n);
+  return net.mustParseIp(ip, 'address').value;
 }
 
 export function inSubnet(ip: string, subnet: Cidr): boolean {
-  const bits = subnet.family === 4 ? 32 : 128;
-  if ((isIPv4(ip) ? 4 : 6) !== subnet.family) return false;
-  const shift = BigInt(bits - subnet.prefixLength);
-  return ipToBigInt(ip) >> shift === ipToBigInt(subnet.address) >> shift;
+  const a = net.parseIp(ip);
+  const s = net.parseIp(subnet.address);
+  return !!a && !!s && net.cidrContains({ family: s.family, addr: s.value, len: subnet.prefixLength }, a);
 }
 
 function num(field: string, v: unknown, dflt: number, min = 0, max = Number.MAX_SAFE_INTEGER): number {

@@ -310,6 +310,16 @@ describe('encoding requests', () => {
       /route\.add\.gateway/,
     ],
     [
+      'a gateway with a zone (the interface is oif, never part of the address)',
+      (w) => encodeRoute(w, 'add', { dst: '::/0', gateway: 'fe80::1%eth0', oif: 2 }, 1, true),
+      /route\.add\.gateway.*fe80::1%eth0/,
+    ],
+    [
+      'a destination with a leading zero in an octet',
+      (w) => encodeRoute(w, 'add', { dst: '010.0.0.0/8' }, 1, true),
+      /route\.add\.dst.*leading zero/,
+    ],
+    [
       'a next-hop weight of 0',
       (w) =>
         encodeRoute(

@@ -5,13 +5,16 @@ import { BgpConfigError } from './errors.js';
 
 export type AfiValue = (typeof Afi)[keyof typeof Afi];
 
-/** Parses dotted-quad IPv4 into an unsigned 32-bit number, or returns undefined. */
+/**
+ * Parses dotted-quad IPv4 into an unsigned 32-bit number, or returns undefined. Strict like Go's
+ * netip: an octet with a leading zero (`010`) is refused, since inet_aton would read it as octal.
+ */
 export function parseIpv4(s: string): number | undefined {
   const parts = s.split('.');
   if (parts.length !== 4) return undefined;
   let v = 0;
   for (const p of parts) {
-    if (!/^\d{1,3}$/.test(p)) return undefined;
+    if (!/^(?:0|[1-9]\d{0,2})$/.test(p)) return undefined;
     const n = Number(p);
     if (n > 255) return undefined;
     v = v * 256 + n;
@@ -71,10 +74,15 @@ export function parseIpv6(s: string): Uint8Array | undefined {
   return out;
 }
 
-/** RFC 5952 text form: lowercase, no leading zeros, longest run (>= 2) of zero groups as `::`. */
+/**
+ * RFC 5952 text form: lowercase, no leading zeros, longest run (>= 2) of zero groups as `::`, and
+ * IPv4-mapped addresses as `::ffff:a.b.c.d` (section 5).
+ */
 export function formatIpv6(b: Uint8Array, off = 0): string {
   const g: number[] = [];
   for (let i = 0; i < 8; i++) g.push(((b[off + i * 2] ?? 0) << 8) | (b[off + i * 2 + 1] ?? 0));
+  if (g[0] === 0 && g[1] === 0 && g[2] === 0 && g[3] === 0 && g[4] === 0 && g[5] === 0xffff)
+    return `::ffff:${b[off + 12]}.${b[off + 13]}.${b[off + 14]}.${b[off + 15]}`;
   let bestStart = -1;
   let bestLen = 0;
   for (let i = 0; i < 8; ) {
@@ -111,7 +119,8 @@ export function parsePrefix(s: string, field = 'prefix'): ParsedPrefix {
   if (slash === -1) throw new BgpConfigError(field, s, 'expected address/length');
   const addr = s.slice(0, slash);
   const lenStr = s.slice(slash + 1);
-  if (!/^\d{1,3}$/.test(lenStr)) throw new BgpConfigError(field, s, 'prefix length is not a number');
+  if (!/^(?:0|[1-9]\d{0,2})$/.test(lenStr))
+    throw new BgpConfigError(field, s, 'prefix length is not a number without leading zeros');
   const len = Number(lenStr);
   let afi: AfiValue;
   let bytes: Uint8Array;

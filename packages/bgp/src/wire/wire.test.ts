@@ -2,9 +2,9 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import type { PathAttr } from './attributes.js';
 import { ErrorCode, HeaderSubcode, OpenSubcode, UpdateSubcode } from './constants.js';
-import { BgpError } from './errors.js';
+import { BgpConfigError, BgpError } from './errors.js';
 import { Framer } from './framer.js';
-import { formatIpv6, parseIpv6 } from './ip.js';
+import { addressFamily, canonicalPrefix, formatIpv6, parseIpv6, parsePrefix } from './ip.js';
 import {
   type BgpMessage,
   decodeMessage,
@@ -491,5 +491,24 @@ describe('properties', () => {
         expect(parseIpv6(formatIpv6(b))).toEqual(b);
       }),
     );
+  });
+});
+
+describe('address text (strict, as @podnet/net: test/src/address-agreement.test.ts)', () => {
+  it.each(['010.0.0.1', '10.0.0.01', '::ffff:010.0.0.1', '10.0.0.1 ', 'fe80::1%eth0', '1:2:3:4:5:6:7:8::'])(
+    'refuses the address %j',
+    (s) => {
+      expect(addressFamily(s)).toBeUndefined();
+    },
+  );
+
+  it.each(['010.0.0.0/8', '10.0.0.0/08', 'fd00::/064', '10.0.0.0/+8'])('refuses the prefix %j', (s) => {
+    expect(() => parsePrefix(s, 'importFilter')).toThrow(BgpConfigError);
+  });
+
+  it('writes IPv4-mapped IPv6 as ::ffff:a.b.c.d (RFC 5952 section 5)', () => {
+    expect(formatIpv6(parseIpv6('::FFFF:a00:1')!)).toBe('::ffff:10.0.0.1');
+    expect(canonicalPrefix('::ffff:0:0/96')).toBe('::ffff:0.0.0.0/96');
+    expect(formatIpv6(parseIpv6('::a00:1')!)).toBe('::a00:1');
   });
 });
