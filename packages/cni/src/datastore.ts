@@ -31,12 +31,8 @@ export interface Datastore {
   allocate(req: AllocateRequest): Promise<Allocation>;
   /** Releases every address held by the handle; an unknown handle is not an error. */
   releaseByHandle(handle: string): Promise<void>;
-  /**
-   * Records the pod's IPs; a missing pod is not an error. The primary attachment (eth0) sets
-   * podnet.io/podIP and podnet.io/podIPs; another attachment (`primary: false`) adds its IPs to
-   * podnet.io/podIPs and leaves podnet.io/podIP alone, so eth0's addresses stay recorded.
-   */
-  annotatePod(pod: PodRef, ips: string[], opts?: { primary: boolean }): Promise<void>;
+  /** Records the pod's IPs (podnet.io/podIP, podnet.io/podIPs); a missing pod is not an error. */
+  annotatePod(pod: PodRef, ips: string[]): Promise<void>;
   /** Handles of allocations on this node whose name starts with prefix (for GC). */
   listHandles(node: string, prefix: string): Promise<string[]>;
   status(node: string): Promise<DatastoreStatus>;

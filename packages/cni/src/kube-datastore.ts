@@ -100,45 +100,13 @@ export class KubeDatastore implements Datastore {
     }
   }
 
-  async annotatePod(
-    pod: PodRef,
-    ips: string[],
-    opts: { primary: boolean } = { primary: true },
-  ): Promise<void> {
+  async annotatePod(pod: PodRef, ips: string[]): Promise<void> {
     const path = `/api/v1/namespaces/${encodeURIComponent(pod.namespace)}/pods/${encodeURIComponent(pod.name)}`;
+    const patch = {
+      metadata: { annotations: { [ANNOTATION_POD_IP]: ips[0] ?? '', [ANNOTATION_POD_IPS]: ips.join(',') } },
+    };
     try {
-      if (opts.primary) {
-        const patch = {
-          metadata: {
-            annotations: { [ANNOTATION_POD_IP]: ips[0] ?? '', [ANNOTATION_POD_IPS]: ips.join(',') },
-          },
-        };
-        await this.kube.request('PATCH', path, patch, 'application/merge-patch+json');
-        return;
-      }
-      // A secondary attachment adds its IPs to what the pod records, with a compare-and-swap on the
-      // pod's resourceVersion (a 409 means another writer came first: read again).
-      for (let attempt = 0; ; attempt++) {
-        const cur = await this.kube.request<{
-          metadata?: { resourceVersion?: string; annotations?: Record<string, string> };
-        }>('GET', path);
-        const a = cur.metadata?.annotations ?? {};
-        const have = (a[ANNOTATION_POD_IPS] ?? '').split(',').filter((x) => x !== '');
-        const all = [...have, ...ips.filter((ip) => !have.includes(ip))];
-        const annotations: Record<string, string> = { [ANNOTATION_POD_IPS]: all.join(',') };
-        if (!a[ANNOTATION_POD_IP]) annotations[ANNOTATION_POD_IP] = all[0] ?? '';
-        try {
-          await this.kube.request(
-            'PATCH',
-            path,
-            { metadata: { resourceVersion: cur.metadata?.resourceVersion, annotations } },
-            'application/merge-patch+json',
-          );
-          return;
-        } catch (err) {
-          if (!(err instanceof KubeHttpError && err.status === 409) || attempt >= 4) throw err;
-        }
-      }
+      await this.kube.request('PATCH', path, patch, 'application/merge-patch+json');
     } catch (err) {
       if (err instanceof KubeHttpError && err.status === 404) {
         this.log.warn({ pod: `${pod.namespace}/${pod.name}` }, 'pod not found: not annotated');

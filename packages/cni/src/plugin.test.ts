@@ -95,8 +95,10 @@ class FakeDatastore implements Datastore {
   private check() {
     if (this.down) throw new CniError(CniErrorCode.TryAgainLater, 'API server unreachable: ECONNREFUSED');
   }
+  attrsByHandle = new Map<string, Record<string, string>>();
   async allocate(req: AllocateRequest): Promise<Allocation> {
     this.check();
+    this.attrsByHandle.set(req.handle, req.attrs);
     await new Promise((r) => setTimeout(r, 1));
     if (this.dataplane && this.dataplane.linking > 0) this.overlapped = true;
     const existing = this.byHandle.get(req.handle);
@@ -115,16 +117,10 @@ class FakeDatastore implements Datastore {
     this.check();
     this.byHandle.delete(handle);
   }
-  async annotatePod(
-    pod: { namespace: string; name: string },
-    ips: string[],
-    opts: { primary: boolean } = { primary: true },
-  ) {
+  async annotatePod(pod: { namespace: string; name: string }, ips: string[]) {
     this.check();
     if (this.failAnnotate) throw new CniError(CniErrorCode.TryAgainLater, 'API server went away');
-    const key = `${pod.namespace}/${pod.name}`;
-    const have = opts.primary ? [] : (this.annotations.get(key) ?? []);
-    this.annotations.set(key, [...have, ...ips.filter((ip) => !have.includes(ip))]);
+    this.annotations.set(`${pod.namespace}/${pod.name}`, ips);
   }
   async listHandles(node: string, prefix: string) {
     this.check();
@@ -592,8 +588,16 @@ describe('a second attachment of a pod (another CNI_IFNAME)', () => {
     expect(dp.links.size).toBe(2);
     expect(dp.links.get(eth0Host)?.plan.podAddresses).toEqual(['10.0.0.1/32']);
     expect(dp.links.get(net1Host)?.plan.podAddresses).toEqual(['10.0.0.2/32']);
-    // The pod records both addresses, eth0's first.
-    expect(ds.annotations.get('default/web-0')).toEqual(['10.0.0.1', '10.0.0.2']);
+    // The pod records eth0's addresses: those the agent routes to eth0's host interface.
+    expect(ds.annotations.get('default/web-0')).toEqual(['10.0.0.1']);
+    // Only eth0's allocation names the pod as its owner: the agent's IPAM GC decides by podIPs.
+    expect(ds.attrsByHandle.get('podnet.c1.eth0')).toMatchObject({ namespace: 'default', pod: 'web-0' });
+    expect(ds.attrsByHandle.get('podnet.c1.net1')).toEqual({
+      node: 'node-a',
+      containerID: 'c1',
+      ifname: 'net1',
+      attachedTo: 'default/web-0',
+    });
     await cmdCheck(cfg, checkReq('c1'), deps);
     await cmdCheck(cfg, net1(checkReq('c1')), deps);
 

@@ -118,9 +118,16 @@ export async function cmdAdd(cfg: PluginConfig, req: AddReq, deps: Deps): Promis
     containerID: req.containerId,
     ifname: req.ifname,
   };
-  if (req.pod) {
+  // eth0's addresses are the pod's: recorded on the Pod (podnet.io/podIPs), routed by the agent to
+  // the pod's host interface, and released by the agent's IPAM GC once the pod is gone. Another
+  // attachment's (net1…) are none of these: its own host route carries them, and DEL or GC
+  // releases them; `attachedTo` only names the pod.
+  const primary = req.ifname === PRIMARY_IFNAME;
+  if (req.pod && primary) {
     attrs.namespace = req.pod.namespace;
     attrs.pod = req.pod.name;
+  } else if (req.pod) {
+    attrs.attachedTo = `${req.pod.namespace}/${req.pod.name}`;
   }
   // The veth pair does not depend on the addresses: it is made while IPAM waits on the API server,
   // and gets its addresses and routes once they are known.
@@ -208,8 +215,7 @@ export async function cmdAdd(cfg: PluginConfig, req: AddReq, deps: Deps): Promis
     const ips = [alloc.ipv4, alloc.ipv6].filter((x): x is string => x !== undefined);
     const tWired = now();
     await deps.failpoint?.('before-annotate');
-    // eth0's addresses are the pod's; another attachment's are added to podIPs beside them.
-    if (req.pod) await ds.annotatePod(req.pod, ips, { primary: req.ifname === PRIMARY_IFNAME });
+    if (req.pod && primary) await ds.annotatePod(req.pod, ips);
     const tAnnotated = now();
     const result = planResult(plan, podMac, cfg.cniVersion);
     deps.cache.put({
