@@ -447,6 +447,20 @@ describe.each(['netlink', 'iproute2'])('the %s dataplane', (dataplane) => {
     expect(routes).toContainEqual(
       expect.objectContaining({ dst: 'default', gateway: 'fe80::ecee:eeff:feee:eeee' }),
     );
+    const neigh6 = await a.ns.ipJson<{ dst: string; lladdr?: string; state?: string[] }[]>(
+      '-6',
+      'neigh',
+      'show',
+      'dev',
+      'eth0',
+    );
+    expect(neigh6).toContainEqual(
+      expect.objectContaining({
+        dst: 'fe80::ecee:eeff:feee:eeee',
+        lladdr: 'ee:ee:ee:ee:ee:ee',
+        state: ['PERMANENT'],
+      }),
+    );
     const pod = await client.core.readNamespacedPod({ namespace: 'default', name: a.name });
     expect(pod.metadata?.annotations?.['podnet.io/podIPs']).toBe(
       `${podIp(ra.json)},${v6(ra)!.address.split('/')[0]}`,
