@@ -44,6 +44,8 @@ export interface InflightMarker {
   ifname: string;
   handle: string;
   runtime: string;
+  /** The veth this ADD makes: GC removes it with the allocation when the ADD died. */
+  hostIf: string;
   pid: number;
   /** The process's start time (field 22 of /proc/<pid>/stat), so a reused pid is not mistaken for it. */
   pidStart: string;

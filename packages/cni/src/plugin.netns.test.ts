@@ -672,6 +672,29 @@ describe('failure injection', () => {
     ok(await invoke(node, inv(p, 'DEL'), c11), 'DEL');
   });
 
+  it('GC releases the allocation and the veth of an ADD that died before completing', async () => {
+    const p = await newPod();
+    const c11 = conf({ cniVersion: '1.1.0', gcGracePeriodSeconds: 0 });
+    const marker = join(scratch, `fp-die-${p.containerId}`);
+    const adding = invoke(node, inv(p, 'ADD', { PODNET_CNI_FAILPOINT: `before-annotate:${marker}` }), c11);
+    await waitFor(
+      'ADD to reach the failpoint',
+      () => readdirSync(scratch).includes(`fp-die-${p.containerId}`),
+      {
+        timeoutMs: 30_000,
+      },
+    );
+    // The plugin process (started by this test; the failpoint wrote its pid) dies mid-ADD.
+    process.kill(Number(readFileSync(marker, 'utf8')), 'SIGKILL');
+    expect((await adding).code).not.toBe(0);
+    unlinkSync(marker);
+    expect(await handlesOf(p)).toHaveLength(1);
+    expect(await hostLinkOf(p)).toBeDefined();
+    ok(await invoke(node, { command: 'GC' }, { ...c11, 'cni.dev/valid-attachments': [] }), 'GC');
+    expect(await handlesOf(p)).toEqual([]);
+    expect(await hostLinkOf(p)).toBeUndefined();
+  });
+
   it('GC leaves the attachments of another runtime using the same network name alone', async () => {
     const p = await newPod();
     const c11 = conf({ cniVersion: '1.1.0', gcGracePeriodSeconds: 0 });

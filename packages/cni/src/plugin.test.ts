@@ -661,6 +661,18 @@ describe('GC and STATUS', () => {
       ifname: 'eth0',
       handle: 'podnet.crashed.eth0',
       runtime: '/usr/bin/containerd',
+      hostIf: 'pncrashed0000',
+    });
+    // …and left its veth behind.
+    dp.links.set('pncrashed0000', {
+      plan: planAttachment({
+        netns: '/n',
+        hostIf: 'pncrashed0000',
+        podIf: 'eth0',
+        mtu: 1500,
+        arpMode: 'userspace',
+      }),
+      podMac: '02:00:00:00:00:99',
     });
     const marker = deps.cache.getInflight('podnet.crashed.eth0')!;
     writeFileSync(

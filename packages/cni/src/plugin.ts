@@ -157,6 +157,7 @@ export async function cmdAdd(cfg: PluginConfig, req: AddReq, deps: Deps): Promis
       ifname: req.ifname,
       handle,
       runtime,
+      hostIf,
     });
   }
   const clearMarker = () => {
@@ -393,6 +394,12 @@ export async function cmdGc(cfg: PluginConfig, deps: Deps): Promise<void> {
       );
       continue;
     }
+    // A repeated ADD rebuilding this attachment right now.
+    const busy = deps.cache.getInflight(e.handle);
+    if (busy && busy.pid !== process.pid && inflightAlive(busy)) {
+      deps.log.info({ handle: e.handle, pid: busy.pid }, 'GC left the attachment of an ADD in flight alone');
+      continue;
+    }
     const age = nowMs - Date.parse(e.createdAt);
     if (!(age >= graceMs)) {
       deps.log.info({ handle: e.handle, ageMs: age, graceMs }, 'GC left a recent attachment alone');
@@ -423,6 +430,11 @@ export async function cmdGc(cfg: PluginConfig, deps: Deps): Promise<void> {
       continue;
     }
     try {
+      // Its veth too, unless the name is taken by a completed attachment (a newer sandbox of the
+      // pod). Host side only: deleting it deletes the pair.
+      if (m.hostIf && !cached.some((e) => e.plan.hostIf === m.hostIf)) {
+        await deps.dataplane.remove({ hostIf: m.hostIf, netns: undefined, podIf: m.ifname });
+      }
       await ds.releaseByHandle(h);
       deps.cache.clearInflight(h);
       deps.log.info({ handle: h, pid: m.pid }, 'GC released the allocation of an ADD that died');
