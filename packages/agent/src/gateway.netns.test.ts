@@ -258,7 +258,17 @@ describe('the pods keep their gateway while the agent is down', () => {
     }
 
     // The agent comes back: it takes up pod-3 as well, and the data path is what it was.
-    const before = await dataPath();
+    const before = (await dataPath()) as Record<string, unknown>;
+    for (const [name, p] of pods) {
+      // Something to compare: the node routes each pod, each pod has its gateway entry and routes.
+      expect(before[`${name}@node`]).toEqual([{ dst: p.ip, dev: p.hostIf, scope: 'link' }]);
+      expect(before[name]).toMatchObject({
+        permanentNeighbours: [expect.objectContaining({ dst: '169.254.1.1' })],
+        routes4: expect.arrayContaining([
+          expect.objectContaining({ dst: 'default', gateway: '169.254.1.1' }),
+        ]),
+      });
+    }
     agent = startAgent();
     await waitFor(
       "the restarted agent's ARP responder to serve every pod",

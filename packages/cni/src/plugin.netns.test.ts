@@ -425,7 +425,8 @@ describe.each(['netlink', 'iproute2'])('the %s dataplane', (dataplane) => {
     expect(
       await p.ns.ipJson<{ ifname: string }[]>('link', 'show').then((l) => l.map((x) => x.ifname)),
     ).toEqual(['lo']);
-  });
+    // 15 plugin processes: on a shared, loaded machine this outlasts the default 30 s.
+  }, 120_000);
 
   it('wires dual-stack pods: /128 with a default route via the host veth link-local, ping6 between them', async () => {
     const a = await newPod();
@@ -524,7 +525,7 @@ describe.each(['netlink', 'iproute2'])('the %s dataplane', (dataplane) => {
     ok(await invoke(node, { ...inv(p, 'DEL'), ifname: 'net1' }, c), 'DEL net1 at last');
     ok(await invoke(node, inv(peer, 'DEL'), c), 'DEL peer');
     expect(await handlesOf(p)).toEqual([]);
-  });
+  }, 120_000);
 
   it('CHECK reports precisely what differs', async () => {
     const p = await newPod();
@@ -714,7 +715,7 @@ describe('failure injection', () => {
     );
     expect(await handlesOf(p)).toEqual([]);
     expect(await hostLinkOf(p)).toBeUndefined();
-  });
+  }, 120_000);
 
   it('GC does nothing with disableGC', async () => {
     const p = await newPod();
