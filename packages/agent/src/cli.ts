@@ -50,6 +50,7 @@ async function main(): Promise<number> {
       nodeName: config.nodeName,
       binDir: config.cniBinDir,
       confDir: config.cniConfDir,
+      ...(config.cniHostConfDir ? { hostConfDir: config.cniHostConfDir } : {}),
       ...(process.env.PODNET_CNI_TOKEN_DIR ? { tokenDir: process.env.PODNET_CNI_TOKEN_DIR } : {}),
       ...(config.kubeconfig ? { kubeconfigPath: config.kubeconfig } : {}),
       logger: log,

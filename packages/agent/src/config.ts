@@ -74,6 +74,8 @@ export const agentConfigSchema = z.object({
   apiRetryInterval: duration.default(5_000),
   cniBinDir: z.string().min(1).default('/opt/cni/bin'),
   cniConfDir: z.string().min(1).default('/etc/cni/net.d'),
+  /** Where the host sees cniConfDir (install-cni in a container mounts it elsewhere); default cniConfDir. */
+  cniHostConfDir: z.string().min(1).optional(),
   removeUnownedPodRoutes: z.coerce.boolean().default(false),
   namespace: z.string().min(1).default('podnet-system'),
   ipamGcInterval: duration.default(300_000),
@@ -155,6 +157,12 @@ export const FIELDS: Record<Field, FieldSpec> = {
     env: 'PODNET_CNI_CONF_DIR',
     type: 'string',
     help: 'default /etc/cni/net.d',
+  },
+  cniHostConfDir: {
+    flag: 'host-cni-conf-dir',
+    env: 'PODNET_CNI_HOST_CONF_DIR',
+    type: 'string',
+    help: 'the CNI config dir as the host (kubelet, runtime) sees it, written into the conflist (default --cni-conf-dir)',
   },
   namespace: {
     flag: 'namespace',

@@ -1,8 +1,10 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
+import { parseAllDocuments } from 'yaml';
 import { defaultPluginBundle, installCni } from './install-cni.js';
 
 const dirs: string[] = [];
@@ -138,5 +140,47 @@ describe('installCni', () => {
         conflistTemplate: '{ nope',
       }),
     ).toThrow(/conflist template is not valid JSON/);
+  });
+
+  it('the DaemonSet gives install-cni the host path of the conf dir it mounts', () => {
+    const file = resolve(dirname(fileURLToPath(import.meta.url)), '../../../deploy/daemonset.yaml');
+    type Ds = {
+      kind: string;
+      spec: {
+        template: {
+          spec: {
+            initContainers: {
+              command: string[];
+              env: { name: string; value?: string }[];
+              volumeMounts: { name: string; mountPath: string }[];
+            }[];
+            volumes: { name: string; hostPath?: { path: string } }[];
+          };
+        };
+      };
+    };
+    const ds = parseAllDocuments(readFileSync(file, 'utf8'))
+      .map((d) => d.toJS() as Ds)
+      .find((d) => d?.kind === 'DaemonSet')!;
+    const pod = ds.spec.template.spec;
+    const init = pod.initContainers.find((c) => c.command.includes('install-cni'))!;
+    const env = Object.fromEntries(init.env.map((e) => [e.name, e.value]));
+    const mount = init.volumeMounts.find((m) => m.mountPath === env.PODNET_CNI_CONF_DIR)!;
+    const hostPath = pod.volumes.find((v) => v.name === mount.name)?.hostPath?.path;
+    expect(hostPath).toBe('/etc/cni/net.d');
+    expect(env.PODNET_CNI_HOST_CONF_DIR).toBe(hostPath);
+  });
+
+  it('names the conf dir as the host sees it in the conflist, and as given when they are the same', () => {
+    const root = tmp();
+    const bundle = join(root, 'bundle.js');
+    writeFileSync(bundle, '');
+    const base = { nodeName: 'n', binDir: join(root, 'b'), pluginBundle: bundle, nodeBinary: bundle };
+    installCni({ ...base, confDir: join(root, 'c'), hostConfDir: '/etc/cni/net.d' });
+    const conf = JSON.parse(readFileSync(join(root, 'c', '10-podnet.conflist'), 'utf8'));
+    expect(conf.plugins[0].kubeconfig).toBe('/etc/cni/net.d/podnet-kubeconfig');
+    installCni({ ...base, confDir: join(root, 'd') });
+    const same = JSON.parse(readFileSync(join(root, 'd', '10-podnet.conflist'), 'utf8'));
+    expect(same.plugins[0].kubeconfig).toBe(join(root, 'd', 'podnet-kubeconfig'));
   });
 });

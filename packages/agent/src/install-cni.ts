@@ -41,7 +41,15 @@ export const DEFAULT_CONFLIST = `{
 export interface InstallCniOptions {
   nodeName: string;
   binDir: string;
+  /** Where the files are written (in the DaemonSet's init container: the host's dir mounted at /host/…). */
   confDir: string;
+  /**
+   * Where the host (kubelet, container runtime, the plugin they run) sees confDir: the paths written
+   * into the conflist are made from it. Default: confDir (install-cni running on the host itself).
+   * Nothing else written names a path: the `podnet` wrapper finds the Node binary, the bundle and the
+   * snapshot beside itself, and the kubeconfig carries its CA and token inline.
+   */
+  hostConfDir?: string;
   /** The plugin bundle (default: @podnet/cni's dist/podnet-cni-bundle.cjs next to this package). */
   pluginBundle?: string;
   /**
@@ -213,7 +221,11 @@ export function installCni(o: InstallCniOptions): { files: string[] } {
     (existsSync(`/etc/podnet/${CONFLIST_NAME}`)
       ? readFileSync(`/etc/podnet/${CONFLIST_NAME}`, 'utf8')
       : DEFAULT_CONFLIST);
-  const conflist = template.replaceAll('__KUBECONFIG__', kubeconfig).replaceAll('__NODENAME__', o.nodeName);
+  // The conflist is read by the host: its paths are host paths, not this process's.
+  const hostKubeconfig = join(o.hostConfDir ?? o.confDir, CNI_KUBECONFIG_NAME);
+  const conflist = template
+    .replaceAll('__KUBECONFIG__', hostKubeconfig)
+    .replaceAll('__NODENAME__', o.nodeName);
   try {
     JSON.parse(conflist);
   } catch (err) {

@@ -1,7 +1,18 @@
 // The per-attachment result cache: one JSON file per (network, container, interface) under the
 // cache dir. ADD writes it last (so its presence means the attachment completed), CHECK and
 // idempotent ADD read it, DEL and GC remove it. Writes are atomic (temp file + rename).
-import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+// Beside them, `inflight/` holds one marker per ADD that has started allocating and not finished
+// (or whose rollback could not release its allocation): GC uses it to tell an ADD in flight (its
+// process is alive) from one that died.
+import {
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import type { PodRef } from './env.js';
 import type { AttachmentPlan } from './plan.js';
@@ -18,6 +29,56 @@ export interface CacheEntry {
   /** This plugin's own result (1.1.0 shape), before merging with any prevResult. */
   result: CniResult;
   createdAt: string;
+  /**
+   * The program that ran the ADD (the runtime: containerd, CRI-O, Multus…; see runtimeId). GC
+   * touches only entries of the runtime that runs it. Absent in entries of earlier releases.
+   */
+  runtime?: string;
+}
+
+/** An ADD that allocated (or is allocating) and has not completed: see ResultCache.markInflight. */
+export interface InflightMarker {
+  kind: 'podnet-inflight';
+  network: string;
+  containerId: string;
+  ifname: string;
+  handle: string;
+  runtime: string;
+  /** The veth this ADD makes: GC removes it with the allocation when the ADD died. */
+  hostIf: string;
+  pid: number;
+  /** The process's start time (field 22 of /proc/<pid>/stat), so a reused pid is not mistaken for it. */
+  pidStart: string;
+  startedAt: string;
+}
+
+/** The start time of a process (clock ticks since boot), or undefined when there is no such process. */
+export function processStart(pid: number): string | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // The command name (field 2) may hold spaces and parentheses: count from its closing one.
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
+  } catch {
+    return undefined;
+  }
+}
+
+/** Whether the ADD that wrote a marker is still running. */
+export function inflightAlive(m: Pick<InflightMarker, 'pid' | 'pidStart'>): boolean {
+  return processStart(m.pid) === m.pidStart;
+}
+
+/**
+ * Who runs the plugin: the executable of the parent process (the runtime that execs plugins, e.g.
+ * /usr/bin/containerd, or a meta-plugin such as Multus). Attachments are GC'd only by the runtime
+ * that made them, so two runtimes using the same network name never release each other's.
+ */
+export function runtimeId(): string {
+  try {
+    return readlinkSync(`/proc/${process.ppid}/exe`);
+  } catch {
+    return `unknown (parent pid ${process.ppid})`;
+  }
 }
 
 function fileName(network: string, containerId: string, ifname: string): string {
@@ -51,6 +112,40 @@ export class ResultCache {
 
   delete(network: string, containerId: string, ifname: string): void {
     rmSync(this.path(network, containerId, ifname), { force: true });
+  }
+
+  private inflightPath(handle: string): string {
+    return join(this.dir, 'inflight', `${handle.replace(/[^A-Za-z0-9_.-]/g, '_')}.json`);
+  }
+
+  /** Records that this process is about to allocate for `handle` (removed by clearInflight). */
+  markInflight(m: Omit<InflightMarker, 'kind' | 'pid' | 'pidStart' | 'startedAt'>): void {
+    const dir = join(this.dir, 'inflight');
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    const marker: InflightMarker = {
+      kind: 'podnet-inflight',
+      ...m,
+      pid: process.pid,
+      pidStart: processStart(process.pid) ?? '',
+      startedAt: new Date().toISOString(),
+    };
+    const file = this.inflightPath(m.handle);
+    const tmp = `${file}.${process.pid}.tmp`;
+    writeFileSync(tmp, JSON.stringify(marker), { mode: 0o600 });
+    renameSync(tmp, file);
+  }
+
+  clearInflight(handle: string): void {
+    rmSync(this.inflightPath(handle), { force: true });
+  }
+
+  getInflight(handle: string): InflightMarker | undefined {
+    try {
+      const m = JSON.parse(readFileSync(this.inflightPath(handle), 'utf8')) as InflightMarker;
+      return m.kind === 'podnet-inflight' ? m : undefined;
+    } catch {
+      return undefined;
+    }
   }
 
   /** Every entry of one network (for GC). Unreadable files are skipped. */

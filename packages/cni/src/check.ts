@@ -53,5 +53,13 @@ export function diffAttachment(plan: AttachmentPlan, seen: ObservedAttachment): 
     if (!seen.podRoutes.some((s) => sameRoute(r, s)))
       d.push(`pod route ${routeText(r)} dev ${plan.podIf} is missing`);
   }
+  for (const n of plan.podNeighbours ?? []) {
+    const seenN = seen.podNeighbours.find((x) => x.ip === n.ip);
+    if (!seenN) d.push(`pod neighbour ${n.ip} lladdr ${n.lladdr} dev ${plan.podIf} is missing`);
+    else if (!seenN.permanent || seenN.lladdr.toLowerCase() !== n.lladdr)
+      d.push(
+        `pod neighbour ${n.ip} dev ${plan.podIf} is ${seenN.lladdr || '(no lladdr)'}${seenN.permanent ? '' : ' (not permanent)'}, expected ${n.lladdr} permanent`,
+      );
+  }
   return d;
 }

@@ -69,6 +69,8 @@ const netconf = fc.record(
     logFile: maybe(anyValue),
     cacheDir: maybe(anyValue),
     datastoreTimeoutMs: maybe(anyValue),
+    disableGC: maybe(anyValue),
+    gcGracePeriodSeconds: maybe(anyValue),
     runtimeConfig: maybe(anyValue),
     prevResult: maybe(anyValue),
     'cni.dev/valid-attachments': maybe(attachments),

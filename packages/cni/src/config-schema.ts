@@ -35,6 +35,10 @@ export const NetConfSchema = z
     logFile: z.string().min(1).optional(),
     cacheDir: z.string().min(1).optional(),
     datastoreTimeoutMs: z.number().int().positive().optional(),
+    /** CNI 1.1: GC does nothing for this network. */
+    disableGC: z.boolean().optional(),
+    /** GC keeps completed attachments younger than this many seconds. */
+    gcGracePeriodSeconds: z.number().int().min(0).max(86_400).optional(),
     prevResult: z.unknown().optional(),
     runtimeConfig: z.record(z.string(), z.unknown()).optional(),
     'cni.dev/valid-attachments': z.array(attachment).optional(),

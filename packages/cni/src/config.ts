@@ -31,6 +31,8 @@ export interface NetConf {
   logFile?: string;
   cacheDir?: string;
   datastoreTimeoutMs?: number;
+  disableGC?: boolean;
+  gcGracePeriodSeconds?: number;
   prevResult?: unknown;
   runtimeConfig?: Record<string, unknown>;
   'cni.dev/valid-attachments'?: { containerID: string; ifname: string; [k: string]: unknown }[];
@@ -73,6 +75,9 @@ export function validateNetConf(
   for (const k of ['kubeconfig', 'nodeName', 'logFile', 'cacheDir']) str(json, k, [], false);
   int('mtu', 68, 65535);
   int('datastoreTimeoutMs', 1, Number.MAX_SAFE_INTEGER);
+  int('gcGracePeriodSeconds', 0, 86_400);
+  if (json.disableGC !== undefined && typeof json.disableGC !== 'boolean')
+    bad(['disableGC'], 'must be true or false');
   oneOf('arpMode', ['userspace', 'kernel']);
   oneOf('dataplane', ['netlink', 'iproute2']);
   oneOf('logLevel', LOG_LEVELS);
@@ -139,11 +144,16 @@ export interface PluginConfig {
   logFile: string | undefined;
   cacheDir: string;
   datastoreTimeoutMs: number;
+  /** CNI 1.1 `disableGC`: GC does nothing. */
+  disableGC: boolean;
+  /** GC keeps completed attachments younger than this. */
+  gcGracePeriodSeconds: number;
   prevResult: unknown;
   validAttachments: { containerID: string; ifname: string }[] | undefined;
 }
 
 export const DEFAULT_CACHE_DIR = '/var/lib/cni/podnet';
+export const DEFAULT_GC_GRACE_SECONDS = 60;
 
 function formatIssuePath(path: readonly PropertyKey[]): string {
   return path.length === 0
@@ -231,6 +241,8 @@ export function parseConfig(stdin: string, env: NodeJS.ProcessEnv = process.env)
     logFile: c.logFile,
     cacheDir: c.cacheDir ?? DEFAULT_CACHE_DIR,
     datastoreTimeoutMs: c.datastoreTimeoutMs ?? 10_000,
+    disableGC: c.disableGC ?? false,
+    gcGracePeriodSeconds: c.gcGracePeriodSeconds ?? DEFAULT_GC_GRACE_SECONDS,
     prevResult: c.prevResult,
     validAttachments: c['cni.dev/valid-attachments'],
   };

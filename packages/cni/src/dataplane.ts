@@ -21,6 +21,14 @@ export interface ObservedAttachment {
   podLink: ObservedLink | undefined;
   podAddresses: string[];
   podRoutes: PlannedRoute[];
+  /** Neighbour entries on the pod interface (IPv4 and IPv6). */
+  podNeighbours: ObservedNeighbour[];
+}
+
+export interface ObservedNeighbour {
+  ip: string;
+  lladdr: string;
+  permanent: boolean;
 }
 
 export interface Dataplane {
@@ -54,6 +62,7 @@ export function emptyObservation(plan: AttachmentPlan): ObservedAttachment {
     podLink: undefined,
     podAddresses: [],
     podRoutes: [],
+    podNeighbours: [],
   };
 }
 

@@ -87,7 +87,13 @@ function normDst(dst: string, v6: boolean): string {
 }
 
 function routeLine(r: PlannedRoute, dev: string): string {
-  return `route replace ${r.dst}${r.gw ? ` via ${r.gw}` : ''} dev ${dev}${r.scope ? ` scope ${r.scope}` : ''}`;
+  return `route replace ${r.dst}${r.gw ? ` via ${r.gw}` : ''} dev ${dev}${r.scope ? ` scope ${r.scope}` : ''}${r.metric !== undefined ? ` metric ${r.metric}` : ''}`;
+}
+
+interface IpNeigh {
+  dst: string;
+  lladdr?: string;
+  state?: string[];
 }
 
 export class IprouteDataplane implements Dataplane {
@@ -155,6 +161,9 @@ export class IprouteDataplane implements Dataplane {
       ...plan.podAddresses.map(
         (a) => `addr replace ${a} dev ${plan.podIf}${a.includes(':') ? ' nodad' : ''}`,
       ),
+      ...(plan.podNeighbours ?? []).map(
+        (n) => `neigh replace ${n.ip} lladdr ${n.lladdr} dev ${plan.podIf} nud permanent`,
+      ),
       ...plan.podRoutes.map((r) => routeLine(r, plan.podIf)),
     ];
     if (pod.length === 0) return;
@@ -210,6 +219,14 @@ export class IprouteDataplane implements Dataplane {
     for (const x of parseJsonArrays<IpRoute>(r6.stdout)) {
       if (x.protocol === 'kernel') continue;
       seen.podRoutes.push({ dst: normDst(x.dst, true), ...(x.gateway ? { gw: x.gateway } : {}) });
+    }
+    const nb = await this.inNetns(plan.netns, ['-j', 'neigh', 'show', 'dev', plan.podIf]);
+    for (const x of parseJsonArrays<IpNeigh>(nb.stdout)) {
+      seen.podNeighbours.push({
+        ip: x.dst,
+        lladdr: x.lladdr ?? '',
+        permanent: (x.state ?? []).includes('PERMANENT'),
+      });
     }
     return seen;
   }

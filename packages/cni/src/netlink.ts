@@ -17,6 +17,7 @@ import type { AttachmentPlan, PlannedRoute } from './plan.js';
 const SCOPE_LINK = 253;
 const SCOPE_UNIVERSE = 0;
 const RTPROT_KERNEL = 2;
+const NUD_PERMANENT = 0x80;
 
 function nlFail(what: string, err: unknown): CniError {
   const e = err as Partial<NetlinkError> & Error;
@@ -34,6 +35,7 @@ function toRoute(r: PlannedRoute, oif: number) {
     dst: r.dst,
     oif,
     ...(r.gw ? { gateway: r.gw } : {}),
+    ...(r.metric !== undefined ? { metric: r.metric } : {}),
     scope: r.scope === 'link' ? SCOPE_LINK : SCOPE_UNIVERSE,
   };
 }
@@ -191,6 +193,13 @@ export class NetlinkDataplane implements Dataplane {
           },
         }),
       ),
+      // The gateways' permanent neighbour entries come before the routes through them.
+      ...(plan.podNeighbours ?? []).map(
+        (n): Request => ({
+          type: 'neigh.add',
+          neigh: { index: link.index, dst: n.ip, lladdr: n.lladdr, state: NUD_PERMANENT },
+        }),
+      ),
       ...plan.podRoutes.map((r): Request => ({ type: 'route.replace', route: toRoute(r, link.index) })),
     ];
     const err = firstError(await pod.batch(reqs));
@@ -254,6 +263,13 @@ export class NetlinkDataplane implements Dataplane {
             ...(r.scope === SCOPE_LINK ? { scope: 'link' as const } : {}),
           });
         }
+      }
+      for (const n of await pod.neigh.list({ index: l.index })) {
+        seen.podNeighbours.push({
+          ip: n.dst,
+          lladdr: n.lladdr ?? '',
+          permanent: (n.state & NUD_PERMANENT) !== 0,
+        });
       }
     });
     return seen;

@@ -368,6 +368,16 @@ describe.each(['netlink', 'iproute2'])('the %s dataplane', (dataplane) => {
         expect.objectContaining({ dst: '169.254.1.1', scope: 'link' }),
       ]),
     );
+    // The gateway is a permanent neighbour at the host veth's MAC: no ARP is needed to reach it.
+    const neigh = await a.ns.ipJson<{ dst: string; lladdr?: string; state?: string[] }[]>(
+      'neigh',
+      'show',
+      'dev',
+      'eth0',
+    );
+    expect(neigh).toContainEqual(
+      expect.objectContaining({ dst: '169.254.1.1', lladdr: 'ee:ee:ee:ee:ee:ee', state: ['PERMANENT'] }),
+    );
     // Host side: pn + 11 hex, MAC ee:ee:ee:ee:ee:ee, a /32 scope link route to the pod.
     const host = ((ra.json?.interfaces ?? []) as { name: string; mac: string }[])[0]!;
     expect(host.name).toMatch(/^pn[0-9a-f]{11}$/);
@@ -415,7 +425,8 @@ describe.each(['netlink', 'iproute2'])('the %s dataplane', (dataplane) => {
     expect(
       await p.ns.ipJson<{ ifname: string }[]>('link', 'show').then((l) => l.map((x) => x.ifname)),
     ).toEqual(['lo']);
-  });
+    // 15 plugin processes: on a shared, loaded machine this outlasts the default 30 s.
+  }, 120_000);
 
   it('wires dual-stack pods: /128 with a default route via the host veth link-local, ping6 between them', async () => {
     const a = await newPod();
@@ -437,6 +448,20 @@ describe.each(['netlink', 'iproute2'])('the %s dataplane', (dataplane) => {
     expect(routes).toContainEqual(
       expect.objectContaining({ dst: 'default', gateway: 'fe80::ecee:eeff:feee:eeee' }),
     );
+    const neigh6 = await a.ns.ipJson<{ dst: string; lladdr?: string; state?: string[] }[]>(
+      '-6',
+      'neigh',
+      'show',
+      'dev',
+      'eth0',
+    );
+    expect(neigh6).toContainEqual(
+      expect.objectContaining({
+        dst: 'fe80::ecee:eeff:feee:eeee',
+        lladdr: 'ee:ee:ee:ee:ee:ee',
+        state: ['PERMANENT'],
+      }),
+    );
     const pod = await client.core.readNamespacedPod({ namespace: 'default', name: a.name });
     expect(pod.metadata?.annotations?.['podnet.io/podIPs']).toBe(
       `${podIp(ra.json)},${v6(ra)!.address.split('/')[0]}`,
@@ -448,6 +473,59 @@ describe.each(['netlink', 'iproute2'])('the %s dataplane', (dataplane) => {
     ok(await invoke(node, inv(b, 'DEL'), dual), 'DEL b');
     expect(await handlesOf(a)).toEqual([]);
   });
+
+  it('gives a second attachment of a pod (net1) its own host interface; DEL of either leaves the other', async () => {
+    const p = await newPod();
+    const peer = await newPod();
+    const c = conf({ dataplane });
+    const hostOf = (r: { json: Record<string, unknown> | undefined }) =>
+      ((r.json?.interfaces ?? []) as { name: string }[])[0]!.name;
+    const r0 = ok(await invoke(node, inv(p, 'ADD'), c), 'ADD eth0');
+    const rPeer = ok(await invoke(node, inv(peer, 'ADD'), c), 'ADD peer');
+    const r1 = ok(await invoke(node, { ...inv(p, 'ADD'), ifname: 'net1' }, c), 'ADD net1');
+    const [h0, h1] = [hostOf(r0), hostOf(r1)];
+    expect(h0).toBe(hostIfName(p.ref, p.containerId, 'eth0'));
+    expect(h1).not.toBe(h0);
+    expect(await hostLinks()).toEqual(expect.arrayContaining([h0, h1]));
+    const podLinks = await p.ns.ipJson<{ ifname: string }[]>('link', 'show');
+    expect(podLinks.map((l) => l.ifname).sort()).toEqual(['eth0', 'lo', 'net1']);
+    const [ip0, ip1, ipPeer] = [podIp(r0.json), podIp(r1.json), podIp(rPeer.json)];
+    // eth0 keeps the pod's default route; net1's sits beside it with a higher metric.
+    const route = await p.ns.ipJson<{ dev: string }[]>('route', 'get', ipPeer);
+    expect(route[0]?.dev).toBe('eth0');
+    const defaults = await p.ns.ipJson<{ dev: string; metric?: number }[]>('route', 'show', 'default');
+    expect(defaults.map((d) => d.dev).sort()).toEqual(['eth0', 'net1']);
+    const pod = await client.core.readNamespacedPod({ namespace: 'default', name: p.name });
+    expect(pod.metadata?.annotations?.['podnet.io/podIP']).toBe(ip0);
+    // The Pod records eth0's address (what the agent routes to eth0's host interface) only.
+    expect(pod.metadata?.annotations?.['podnet.io/podIPs']).toBe(ip0);
+    for (const ip of [ip0, ip1]) {
+      const ping = await peer.ns.exec('ping', ['-c', '1', '-W', '3', ip]);
+      expect(ping.code, `ping ${ip}: ${ping.stdout}${ping.stderr}`).toBe(0);
+    }
+    ok(await invoke(node, inv(p, 'CHECK'), { ...c, prevResult: r0.json }), 'CHECK eth0');
+    ok(
+      await invoke(node, { ...inv(p, 'CHECK'), ifname: 'net1' }, { ...c, prevResult: r1.json }),
+      'CHECK net1',
+    );
+
+    ok(await invoke(node, { ...inv(p, 'DEL'), ifname: 'net1' }, c), 'DEL net1');
+    expect(await hostLinks()).toContain(h0);
+    expect(await hostLinks()).not.toContain(h1);
+    expect(await handlesOf(p)).toEqual([`podnet.${p.containerId}.eth0`]);
+    ok(await invoke(node, inv(p, 'CHECK'), { ...c, prevResult: r0.json }), 'CHECK eth0 after DEL net1');
+    const after = await p.ns.exec('ping', ['-c', '1', '-W', '3', ipPeer]);
+    expect(after.code, after.stdout + after.stderr).toBe(0);
+
+    // And the other way round: DEL eth0 leaves net1.
+    ok(await invoke(node, { ...inv(p, 'ADD'), ifname: 'net1' }, c), 'ADD net1 again');
+    ok(await invoke(node, inv(p, 'DEL'), c), 'DEL eth0');
+    expect(await hostLinks()).toContain(h1);
+    expect(await handlesOf(p)).toEqual([`podnet.${p.containerId}.net1`]);
+    ok(await invoke(node, { ...inv(p, 'DEL'), ifname: 'net1' }, c), 'DEL net1 at last');
+    ok(await invoke(node, inv(peer, 'DEL'), c), 'DEL peer');
+    expect(await handlesOf(p)).toEqual([]);
+  }, 120_000);
 
   it('CHECK reports precisely what differs', async () => {
     const p = await newPod();
@@ -554,7 +632,7 @@ describe('failure injection', () => {
   it('GC releases allocations whose attachment is not valid', async () => {
     const keep = await newPod();
     const drop = await newPod();
-    const c11 = conf({ cniVersion: '1.1.0' });
+    const c11 = conf({ cniVersion: '1.1.0', gcGracePeriodSeconds: 0 });
     ok(await invoke(node, inv(keep, 'ADD'), c11), 'ADD keep');
     ok(await invoke(node, inv(drop, 'ADD'), c11), 'ADD drop');
     ok(
@@ -570,5 +648,106 @@ describe('failure injection', () => {
     expect(await handlesOf(keep)).toEqual([`podnet.${keep.containerId}.eth0`]);
     expect(await hostLinkOf(keep)).toBeDefined();
     ok(await invoke(node, inv(keep, 'DEL'), c11), 'DEL keep');
+  });
+
+  it('GC never releases the allocation of an ADD still in flight', async () => {
+    const p = await newPod();
+    const c11 = conf({ cniVersion: '1.1.0', gcGracePeriodSeconds: 0 });
+    const marker = join(scratch, `fp-gc-${p.containerId}`);
+    const adding = invoke(node, inv(p, 'ADD', { PODNET_CNI_FAILPOINT: `before-annotate:${marker}` }), c11);
+    await waitFor(
+      'ADD to reach the failpoint',
+      () => readdirSync(scratch).includes(`fp-gc-${p.containerId}`),
+      {
+        timeoutMs: 30_000,
+      },
+    );
+    expect(await handlesOf(p)).toHaveLength(1);
+    // The runtime listed its attachments before this ADD began: it is not among them.
+    ok(await invoke(node, { command: 'GC' }, { ...c11, 'cni.dev/valid-attachments': [] }), 'GC');
+    expect(await handlesOf(p)).toHaveLength(1);
+    expect(await hostLinkOf(p)).toBeDefined();
+    unlinkSync(marker);
+    const r = ok(await adding, 'ADD after GC');
+    ok(await invoke(node, inv(p, 'CHECK'), { ...c11, prevResult: r.json }), 'CHECK');
+    ok(await invoke(node, inv(p, 'DEL'), c11), 'DEL');
+  });
+
+  it('GC releases the allocation and the veth of an ADD that died before completing', async () => {
+    const p = await newPod();
+    const c11 = conf({ cniVersion: '1.1.0', gcGracePeriodSeconds: 0 });
+    const marker = join(scratch, `fp-die-${p.containerId}`);
+    const adding = invoke(node, inv(p, 'ADD', { PODNET_CNI_FAILPOINT: `before-annotate:${marker}` }), c11);
+    await waitFor(
+      'ADD to reach the failpoint',
+      () => readdirSync(scratch).includes(`fp-die-${p.containerId}`),
+      {
+        timeoutMs: 30_000,
+      },
+    );
+    // The plugin process (started by this test; the failpoint wrote its pid) dies mid-ADD.
+    process.kill(Number(readFileSync(marker, 'utf8')), 'SIGKILL');
+    expect((await adding).code).not.toBe(0);
+    unlinkSync(marker);
+    expect(await handlesOf(p)).toHaveLength(1);
+    expect(await hostLinkOf(p)).toBeDefined();
+    ok(await invoke(node, { command: 'GC' }, { ...c11, 'cni.dev/valid-attachments': [] }), 'GC');
+    expect(await handlesOf(p)).toEqual([]);
+    expect(await hostLinkOf(p)).toBeUndefined();
+  });
+
+  it('GC leaves the attachments of another runtime using the same network name alone', async () => {
+    const p = await newPod();
+    const c11 = conf({ cniVersion: '1.1.0', gcGracePeriodSeconds: 0 });
+    // A second runtime: the plugin run by another program (bash stays its parent).
+    const viaOther = ['/bin/bash', '-c', `${PLUGIN}; exit $?`];
+    ok(await invoke(node, inv(p, 'ADD'), c11, viaOther), 'ADD by the other runtime');
+    ok(
+      await invoke(node, { command: 'GC' }, { ...c11, 'cni.dev/valid-attachments': [] }),
+      'GC by this runtime',
+    );
+    expect(await handlesOf(p)).toHaveLength(1);
+    expect(await hostLinkOf(p)).toBeDefined();
+    // The runtime that made it does collect it.
+    ok(
+      await invoke(node, { command: 'GC' }, { ...c11, 'cni.dev/valid-attachments': [] }, viaOther),
+      'GC by the other runtime',
+    );
+    expect(await handlesOf(p)).toEqual([]);
+    expect(await hostLinkOf(p)).toBeUndefined();
+  }, 120_000);
+
+  it('GC does nothing with disableGC', async () => {
+    const p = await newPod();
+    const c11 = conf({ cniVersion: '1.1.0', gcGracePeriodSeconds: 0, disableGC: true });
+    ok(await invoke(node, inv(p, 'ADD'), c11), 'ADD');
+    ok(await invoke(node, { command: 'GC' }, { ...c11, 'cni.dev/valid-attachments': [] }), 'GC');
+    expect(await handlesOf(p)).toHaveLength(1);
+    ok(await invoke(node, inv(p, 'DEL'), c11), 'DEL');
+  });
+
+  it("releases by handle an allocation the API server stored when the allocation's answer is lost", async () => {
+    const p = await newPod();
+    const marker = join(scratch, `fp-lost-${p.containerId}`);
+    const adding = invoke(
+      node,
+      inv(p, 'ADD', { PODNET_CNI_FAILPOINT: `allocate-response-lost:${marker}:throw` }),
+      conf(),
+    );
+    await waitFor(
+      'ADD to reach the failpoint',
+      () => readdirSync(scratch).includes(`fp-lost-${p.containerId}`),
+      {
+        timeoutMs: 30_000,
+      },
+    );
+    // The server has the allocation; the plugin is about to see the call fail.
+    expect(await handlesOf(p)).toHaveLength(1);
+    unlinkSync(marker);
+    const r = await adding;
+    expect(r.json).toMatchObject({ code: 11, msg: expect.stringContaining('answer was lost') });
+    expect(String(r.json?.details ?? '')).not.toContain('rollback incomplete');
+    expect(await handlesOf(p)).toEqual([]);
+    expect(await hostLinkOf(p)).toBeUndefined();
   });
 });

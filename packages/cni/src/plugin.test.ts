@@ -1,4 +1,5 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
@@ -12,7 +13,7 @@ import type { CniRequest } from './env.js';
 import { CniError, CniErrorCode } from './errors.js';
 import { runPlugin } from './main.js';
 import { type AttachmentPlan, handleId, hostIfName, planAttachment } from './plan.js';
-import { cmdAdd, cmdCheck, cmdDel, cmdGc, cmdStatus, type Deps, type Log } from './plugin.js';
+import { cmdAdd, cmdCheck, cmdDel, cmdGc, cmdStatus, type Deps, HANDLE_BUSY, type Log } from './plugin.js';
 
 const quiet: Log = { debug() {}, info() {}, warn() {}, error() {}, child: () => quiet };
 
@@ -65,6 +66,7 @@ class FakeDataplane implements Dataplane {
         podLink: undefined,
         podAddresses: [],
         podRoutes: [],
+        podNeighbours: [],
       };
     }
     const p = l.plan;
@@ -76,6 +78,7 @@ class FakeDataplane implements Dataplane {
       podLink: { name: p.podIf, mac: l.podMac, mtu: p.mtu, up: true },
       podAddresses: [...p.podAddresses],
       podRoutes: p.podRoutes.map((r) => ({ ...r })),
+      podNeighbours: (p.podNeighbours ?? []).map((n) => ({ ...n, permanent: true })),
     };
   }
 }
@@ -92,8 +95,10 @@ class FakeDatastore implements Datastore {
   private check() {
     if (this.down) throw new CniError(CniErrorCode.TryAgainLater, 'API server unreachable: ECONNREFUSED');
   }
+  attrsByHandle = new Map<string, Record<string, string>>();
   async allocate(req: AllocateRequest): Promise<Allocation> {
     this.check();
+    this.attrsByHandle.set(req.handle, req.attrs);
     await new Promise((r) => setTimeout(r, 1));
     if (this.dataplane && this.dataplane.linking > 0) this.overlapped = true;
     const existing = this.byHandle.get(req.handle);
@@ -190,11 +195,44 @@ describe('naming and plans', () => {
     fc.assert(
       fc.property(fc.string({ minLength: 1 }), fc.string({ minLength: 1 }), (a, b) => {
         const x = hostIfName({ namespace: 'ns', name: a }, 'c', 'eth0');
-        expect(hostIfName({ namespace: 'ns', name: a }, 'other', 'eth1')).toBe(x);
+        expect(hostIfName({ namespace: 'ns', name: a }, 'other-sandbox', 'eth0')).toBe(x);
         if (a !== b) expect(hostIfName({ namespace: 'ns', name: b }, 'c', 'eth0')).not.toBe(x);
       }),
       { numRuns: 200 },
     );
+  });
+
+  it("gives each interface of a pod its own host name, keeping eth0's", () => {
+    // sha1("default.web-0.net1") = de80847183d…, computed with `printf default.web-0.net1 | sha1sum`.
+    const pod = { namespace: 'default', name: 'web-0' };
+    expect(hostIfName(pod, 'c', 'net1')).toBe('pnde80847183d');
+    expect(hostIfName(pod, 'c', 'eth0')).toBe('pn0d7763386da');
+    fc.assert(
+      fc.property(fc.stringMatching(/^[a-z][a-z0-9]{0,14}$/), (ifname) => {
+        if (ifname !== 'eth0') expect(hostIfName(pod, 'c', ifname)).not.toBe(hostIfName(pod, 'c', 'eth0'));
+      }),
+      { numRuns: 200 },
+    );
+  });
+
+  it("plans a second interface's routes with a metric of their own, beside eth0's", () => {
+    const p = planAttachment({
+      netns: '/n',
+      hostIf: 'pn1',
+      podIf: 'net1',
+      mtu: 1500,
+      ipv4: '10.0.0.2',
+      ipv6: 'fd00::2',
+      arpMode: 'userspace',
+    });
+    const metric = p.podRoutes[0]!.metric!;
+    expect(metric).toBeGreaterThanOrEqual(1024);
+    expect(metric).toBeLessThan(2048);
+    expect(p.podRoutes.every((r) => r.metric === metric)).toBe(true);
+    expect(p.podNeighbours).toEqual([
+      { ip: '169.254.1.1', lladdr: 'ee:ee:ee:ee:ee:ee' },
+      { ip: 'fe80::ecee:eeff:feee:eeee', lladdr: 'ee:ee:ee:ee:ee:ee' },
+    ]);
   });
 
   it('makes handles valid Kubernetes names', () => {
@@ -216,6 +254,11 @@ describe('naming and plans', () => {
       { dst: '169.254.1.1/32', scope: 'link' },
       { dst: '0.0.0.0/0', gw: '169.254.1.1' },
       { dst: '::/0', gw: 'fe80::ecee:eeff:feee:eeee' },
+    ]);
+    // The gateways are permanent neighbours: the pod never asks ARP/ND for them.
+    expect(p.podNeighbours).toEqual([
+      { ip: '169.254.1.1', lladdr: 'ee:ee:ee:ee:ee:ee' },
+      { ip: 'fe80::ecee:eeff:feee:eeee', lladdr: 'ee:ee:ee:ee:ee:ee' },
     ]);
     expect(p.hostRoutes).toEqual(['10.0.0.1/32', 'fd00::1/128']);
     const sys = Object.fromEntries(p.hostSysctls.map((s) => [s.key, s.value]));
@@ -257,10 +300,16 @@ describe('diffAttachment', () => {
       { dst: '169.254.1.1/32', scope: 'link' },
       { dst: '0.0.0.0/0', gw: '169.254.1.1' },
     ],
+    podNeighbours: [{ ip: '169.254.1.1', lladdr: 'ee:ee:ee:ee:ee:ee', permanent: true }],
   });
 
   it('finds nothing when the kernel matches', () => {
     expect(diffAttachment(plan, good())).toEqual([]);
+  });
+
+  it('does not ask an attachment cached before gateway neighbours existed for one', () => {
+    const { podNeighbours: _, ...old } = plan;
+    expect(diffAttachment(old, { ...good(), podNeighbours: [] })).toEqual([]);
   });
 
   it.each<[string, (o: ObservedAttachment) => void, string]>([
@@ -293,6 +342,16 @@ describe('diffAttachment', () => {
       'a missing default route',
       (o) => (o.podRoutes = o.podRoutes.slice(0, 1)),
       'pod route 0.0.0.0/0 via 169.254.1.1 dev eth0 is missing',
+    ],
+    [
+      'a missing gateway neighbour',
+      (o) => (o.podNeighbours = []),
+      'pod neighbour 169.254.1.1 lladdr ee:ee:ee:ee:ee:ee dev eth0 is missing',
+    ],
+    [
+      'a gateway neighbour that is not permanent',
+      (o) => (o.podNeighbours = [{ ip: '169.254.1.1', lladdr: 'ee:ee:ee:ee:ee:ee', permanent: false }]),
+      'pod neighbour 169.254.1.1 dev eth0 is ee:ee:ee:ee:ee:ee (not permanent), expected ee:ee:ee:ee:ee:ee permanent',
     ],
   ])('reports %s precisely', (_, mutate, expected) => {
     const o = good();
@@ -356,15 +415,53 @@ describe('ADD', () => {
     expect(ds.byHandle.size).toBe(0);
   });
 
-  it('removes the veth when the allocation fails, and releases nothing it did not get', async () => {
+  it('removes the veth when the allocation fails, and still releases by handle', async () => {
     ds.down = true;
-    let released = 0;
-    ds.releaseByHandle = async () => {
-      released += 1;
+    const released: string[] = [];
+    ds.releaseByHandle = async (h) => {
+      released.push(h);
     };
     await expect(cmdAdd(cfg, addReq('c1'), deps)).rejects.toMatchObject({ code: CniErrorCode.TryAgainLater });
     expect(dp.links.size).toBe(0);
-    expect(released).toBe(0);
+    expect(released).toEqual(['podnet.c1.eth0']);
+  });
+
+  it('releases an allocation the server stored although the allocation call failed (response lost)', async () => {
+    const allocate = ds.allocate.bind(ds);
+    ds.allocate = async (req) => {
+      await allocate(req);
+      throw new CniError(CniErrorCode.TryAgainLater, 'allocating: socket hang up (the response was lost)');
+    };
+    await expect(cmdAdd(cfg, addReq('c1'), deps)).rejects.toMatchObject({
+      code: CniErrorCode.TryAgainLater,
+      message: expect.stringContaining('response was lost'),
+    });
+    expect(ds.byHandle.size).toBe(0);
+    expect(dp.links.size).toBe(0);
+    // Nothing is left for GC either: the rollback was complete.
+    expect(deps.cache.getInflight('podnet.c1.eth0')).toBeUndefined();
+  });
+
+  it('releases by handle when the allocation-response-lost failpoint fires after the allocation', async () => {
+    deps.failpoint = async (name) => {
+      if (name === 'allocate-response-lost') throw new CniError(CniErrorCode.TryAgainLater, 'failpoint');
+    };
+    await expect(cmdAdd(cfg, addReq('c1'), deps)).rejects.toMatchObject({ code: CniErrorCode.TryAgainLater });
+    expect(ds.byHandle.size).toBe(0);
+  });
+
+  it('leaves a handle that another ADD of the same attachment holds (HANDLE_BUSY)', async () => {
+    ds.byHandle.set('podnet.c1.eth0', { ip: '10.0.0.9', node: 'node-a' });
+    ds.allocate = async () => {
+      throw new CniError(
+        CniErrorCode.TryAgainLater,
+        'handle podnet.c1.eth0: another allocation…',
+        HANDLE_BUSY,
+      );
+    };
+    await expect(cmdAdd(cfg, addReq('c1'), deps)).rejects.toMatchObject({ code: CniErrorCode.TryAgainLater });
+    expect(ds.byHandle.get('podnet.c1.eth0')).toEqual({ ip: '10.0.0.9', node: 'node-a' });
+    expect(dp.links.size).toBe(0);
   });
 
   it('rolls back the allocation when the veth cannot be created', async () => {
@@ -479,6 +576,43 @@ describe('DEL', () => {
   });
 });
 
+describe('a second attachment of a pod (another CNI_IFNAME)', () => {
+  const net1 = <T extends { ifname: string }>(r: T): T => ({ ...r, ifname: 'net1' });
+
+  it("gets its own host interface and never replaces eth0's; DEL of either leaves the other", async () => {
+    const a = await cmdAdd(cfg, addReq('c1'), deps);
+    const b = await cmdAdd(cfg, net1(addReq('c1')), deps);
+    const eth0Host = a.interfaces![0]!.name;
+    const net1Host = b.interfaces![0]!.name;
+    expect(net1Host).not.toBe(eth0Host);
+    expect(dp.links.size).toBe(2);
+    expect(dp.links.get(eth0Host)?.plan.podAddresses).toEqual(['10.0.0.1/32']);
+    expect(dp.links.get(net1Host)?.plan.podAddresses).toEqual(['10.0.0.2/32']);
+    // The pod records eth0's addresses: those the agent routes to eth0's host interface.
+    expect(ds.annotations.get('default/web-0')).toEqual(['10.0.0.1']);
+    // Only eth0's allocation names the pod as its owner: the agent's IPAM GC decides by podIPs.
+    expect(ds.attrsByHandle.get('podnet.c1.eth0')).toMatchObject({ namespace: 'default', pod: 'web-0' });
+    expect(ds.attrsByHandle.get('podnet.c1.net1')).toEqual({
+      node: 'node-a',
+      containerID: 'c1',
+      ifname: 'net1',
+      attachedTo: 'default/web-0',
+    });
+    await cmdCheck(cfg, checkReq('c1'), deps);
+    await cmdCheck(cfg, net1(checkReq('c1')), deps);
+
+    await cmdDel(cfg, net1(delReq('c1')), deps);
+    expect([...dp.links.keys()]).toEqual([eth0Host]);
+    expect([...ds.byHandle.keys()]).toEqual(['podnet.c1.eth0']);
+    await cmdCheck(cfg, checkReq('c1'), deps);
+
+    await cmdAdd(cfg, net1(addReq('c1')), deps);
+    await cmdDel(cfg, delReq('c1'), deps);
+    expect([...dp.links.keys()]).toEqual([net1Host]);
+    expect([...ds.byHandle.keys()]).toEqual(['podnet.c1.net1']);
+  });
+});
+
 describe('CHECK', () => {
   it('passes on an intact attachment', async () => {
     await cmdAdd(cfg, addReq('c1'), deps);
@@ -508,33 +642,116 @@ describe('CHECK', () => {
 });
 
 describe('GC and STATUS', () => {
-  it('releases every attachment not in cni.dev/valid-attachments, and nothing else', async () => {
+  const later = () => Date.now() + 3_600_000;
+  const orphan = (handle: string, node = 'node-a') =>
+    ds.allocate({ handle, node, ipv4: true, ipv6: false, ipv4Pools: [], ipv6Pools: [], attrs: {} });
+  /** The pid of a process that has exited. */
+  const deadPid = () => spawnSync('true').pid!;
+
+  it('releases completed attachments of this runtime not in cni.dev/valid-attachments, and nothing else', async () => {
     const gcCfg = { ...cfg, cniVersion: '1.1.0' };
+    deps.runtime = '/usr/bin/containerd';
     await cmdAdd(gcCfg, addReq('keep', 'a'), deps);
     await cmdAdd(gcCfg, addReq('drop', 'b'), deps);
-    // An allocation without a cache entry (crash between allocate and cache write).
-    await ds.allocate({
-      handle: 'podnet.orphan.eth0',
-      node: 'node-a',
-      ipv4: true,
-      ipv6: false,
-      ipv4Pools: [],
-      ipv6Pools: [],
-      attrs: {},
+    // An ADD that allocated and died before its cache write (its marker names a dead process).
+    await orphan('podnet.crashed.eth0');
+    deps.cache.markInflight({
+      network: 'podnet',
+      containerId: 'crashed',
+      ifname: 'eth0',
+      handle: 'podnet.crashed.eth0',
+      runtime: '/usr/bin/containerd',
+      hostIf: 'pncrashed0000',
     });
+    // …and left its veth behind.
+    dp.links.set('pncrashed0000', {
+      plan: planAttachment({
+        netns: '/n',
+        hostIf: 'pncrashed0000',
+        podIf: 'eth0',
+        mtu: 1500,
+        arpMode: 'userspace',
+      }),
+      podMac: '02:00:00:00:00:99',
+    });
+    const marker = deps.cache.getInflight('podnet.crashed.eth0')!;
+    writeFileSync(
+      join(dir, 'inflight', 'podnet.crashed.eth0.json'),
+      JSON.stringify({ ...marker, pid: deadPid() }),
+    );
+    // An allocation with no local trace (another runtime's cache dir, a lost cache): not provably ours.
+    await orphan('podnet.untraced.eth0');
     // Another node's allocation is not this node's to collect.
-    await ds.allocate({
-      handle: 'podnet.elsewhere.eth0',
-      node: 'node-b',
-      ipv4: true,
-      ipv6: false,
-      ipv4Pools: [],
-      ipv6Pools: [],
-      attrs: {},
-    });
+    await orphan('podnet.elsewhere.eth0', 'node-b');
+    deps.wallClock = later;
     await cmdGc({ ...gcCfg, validAttachments: [{ containerID: 'keep', ifname: 'eth0' }] }, deps);
-    expect([...ds.byHandle.keys()].sort()).toEqual(['podnet.elsewhere.eth0', 'podnet.keep.eth0']);
+    expect([...ds.byHandle.keys()].sort()).toEqual([
+      'podnet.elsewhere.eth0',
+      'podnet.keep.eth0',
+      'podnet.untraced.eth0',
+    ]);
     expect(dp.links.size).toBe(1);
+    expect(deps.cache.getInflight('podnet.crashed.eth0')).toBeUndefined();
+  });
+
+  it('never releases the allocation of an ADD in flight', async () => {
+    const gcCfg = { ...cfg, cniVersion: '1.1.0' };
+    let resume!: () => void;
+    const reached = new Promise<void>((r) => {
+      deps.failpoint = async (name) => {
+        if (name !== 'before-annotate') return;
+        r();
+        await new Promise<void>((go) => (resume = go));
+      };
+    });
+    const adding = cmdAdd(gcCfg, addReq('c1'), deps);
+    await reached;
+    expect(ds.byHandle.has('podnet.c1.eth0')).toBe(true);
+    deps.wallClock = later;
+    // The runtime's list was taken before this ADD began: the attachment is not in it.
+    await cmdGc({ ...gcCfg, validAttachments: [] }, deps);
+    expect(ds.byHandle.has('podnet.c1.eth0')).toBe(true);
+    resume();
+    await adding;
+    await cmdCheck(gcCfg, checkReq('c1'), deps);
+  });
+
+  it('keeps a completed attachment younger than gcGracePeriodSeconds', async () => {
+    const gcCfg = { ...cfg, cniVersion: '1.1.0', gcGracePeriodSeconds: 60 };
+    await cmdAdd(gcCfg, addReq('c1'), deps);
+    deps.wallClock = () => Date.now() + 30_000;
+    await cmdGc({ ...gcCfg, validAttachments: [] }, deps);
+    expect(ds.byHandle.size).toBe(1);
+    deps.wallClock = () => Date.now() + 61_000;
+    await cmdGc({ ...gcCfg, validAttachments: [] }, deps);
+    expect(ds.byHandle.size).toBe(0);
+  });
+
+  it("leaves another runtime's attachments of the same network alone", async () => {
+    const gcCfg = { ...cfg, cniVersion: '1.1.0' };
+    deps.runtime = '/usr/bin/containerd';
+    await cmdAdd(gcCfg, addReq('mine', 'a'), deps);
+    deps.runtime = '/usr/bin/crio';
+    await cmdAdd(gcCfg, addReq('theirs', 'b'), deps);
+    deps.runtime = '/usr/bin/containerd';
+    deps.wallClock = later;
+    await cmdGc({ ...gcCfg, validAttachments: [] }, deps);
+    expect([...ds.byHandle.keys()]).toEqual(['podnet.theirs.eth0']);
+    expect(dp.links.size).toBe(1);
+  });
+
+  it('does nothing when the network configuration says disableGC', async () => {
+    const gcCfg = parseConfig(
+      JSON.stringify({ cniVersion: '1.1.0', name: 'podnet', type: 'podnet', cacheDir: dir, disableGC: true }),
+      {},
+    );
+    await cmdAdd({ ...gcCfg, nodeName: 'node-a' }, addReq('c1'), deps);
+    deps.wallClock = later;
+    await cmdGc({ ...gcCfg, nodeName: 'node-a', validAttachments: [] }, deps);
+    expect(ds.byHandle.size).toBe(1);
+    expect(() =>
+      parseConfig(JSON.stringify({ cniVersion: '1.1.0', name: 'p', type: 'podnet', disableGC: 'yes' }), {}),
+    ).toThrow(/field disableGC = "yes": must be true or false/);
   });
 
   it('GC refuses to run without cni.dev/valid-attachments, releasing nothing', async () => {

@@ -1,7 +1,7 @@
 // The CNI commands. Each handler takes the validated config, the parsed environment and its
 // dependencies (kernel, datastore, cache, logger), so unit tests drive them with fakes and the
 // real tests drive the bundled binary.
-import type { ResultCache } from './cache.js';
+import { inflightAlive, type ResultCache, runtimeId } from './cache.js';
 import { diffAttachment } from './check.js';
 import { now } from './clock.js';
 import type { PluginConfig } from './config.js';
@@ -9,7 +9,15 @@ import type { Dataplane } from './dataplane.js';
 import type { Datastore } from './datastore.js';
 import type { CniRequest } from './env.js';
 import { CniError, CniErrorCode, toCniError } from './errors.js';
-import { type AttachmentPlan, handleId, hostIfName, planAttachment, planLink, planResult } from './plan.js';
+import {
+  type AttachmentPlan,
+  handleId,
+  hostIfName,
+  PRIMARY_IFNAME,
+  planAttachment,
+  planLink,
+  planResult,
+} from './plan.js';
 import { type CniResult, mergeResults, parseResult } from './result.js';
 import { requireVersionFor } from './version.js';
 
@@ -31,9 +39,20 @@ export interface Deps {
   releaseRetry?: { attempts: number; delayMs: number };
   /** Failure injection for tests: awaited at named points of ADD (see failpoint.ts). */
   failpoint?: (name: FailpointName) => Promise<void>;
+  /** Who runs the plugin (default: runtimeId(), the parent's executable); GC keys on it. */
+  runtime?: string;
+  /** Wall clock in ms (default Date.now); GC's grace period is measured with it. */
+  wallClock?: () => number;
 }
 
-export type FailpointName = 'after-allocate' | 'before-annotate';
+/**
+ * Failure injection points of ADD. `allocate-response-lost` comes after the allocation was stored
+ * and makes the allocation call fail as if its response had been lost on the way back.
+ */
+export type FailpointName = 'after-allocate' | 'before-annotate' | 'allocate-response-lost';
+
+/** The IPAM error code (CniError details) of an allocation refused because another ADD holds the handle. */
+export const HANDLE_BUSY = 'IPAM_ERR_HANDLE_BUSY';
 
 type AddReq = Extract<CniRequest, { type: 'ADD' }>;
 type DelReq = Extract<CniRequest, { type: 'DEL' }>;
@@ -99,9 +118,16 @@ export async function cmdAdd(cfg: PluginConfig, req: AddReq, deps: Deps): Promis
     containerID: req.containerId,
     ifname: req.ifname,
   };
-  if (req.pod) {
+  // eth0's addresses are the pod's: recorded on the Pod (podnet.io/podIPs), routed by the agent to
+  // the pod's host interface, and released by the agent's IPAM GC once the pod is gone. Another
+  // attachment's (net1…) are none of these: its own host route carries them, and DEL or GC
+  // releases them; `attachedTo` only names the pod.
+  const primary = req.ifname === PRIMARY_IFNAME;
+  if (req.pod && primary) {
     attrs.namespace = req.pod.namespace;
     attrs.pod = req.pod.name;
+  } else if (req.pod) {
+    attrs.attachedTo = `${req.pod.namespace}/${req.pod.name}`;
   }
   // The veth pair does not depend on the addresses: it is made while IPAM waits on the API server,
   // and gets its addresses and routes once they are known.
@@ -118,6 +144,25 @@ export async function cmdAdd(cfg: PluginConfig, req: AddReq, deps: Deps): Promis
     const { podMac } = await createLink(link, deps);
     return { mtu, podMac, ms: now() - tOpen };
   })();
+  // From here until the attachment is cached (or rolled back), GC sees this ADD as in flight.
+  // A live marker of another process for the same attachment (the runtime ran two ADDs at once)
+  // stays that process's.
+  const runtime = deps.runtime ?? runtimeId();
+  const other = deps.cache.getInflight(handle);
+  const ownMarker = !(other && other.pid !== process.pid && inflightAlive(other));
+  if (ownMarker) {
+    deps.cache.markInflight({
+      network: cfg.name,
+      containerId: req.containerId,
+      ifname: req.ifname,
+      handle,
+      runtime,
+      hostIf,
+    });
+  }
+  const clearMarker = () => {
+    if (ownMarker) deps.cache.clearInflight(handle);
+  };
   const allocating = ds
     .allocate({
       handle,
@@ -128,20 +173,26 @@ export async function cmdAdd(cfg: PluginConfig, req: AddReq, deps: Deps): Promis
       ipv6Pools: cfg.ipv6Pools,
       attrs,
     })
-    .then((alloc) => ({ alloc, ms: now() - tOpen }));
+    .then(async (alloc) => {
+      await deps.failpoint?.('allocate-response-lost');
+      return { alloc, ms: now() - tOpen };
+    });
   const [linked, allocated] = await Promise.allSettled([linking, allocating]);
   if (allocated.status === 'rejected' || linked.status === 'rejected') {
     const cause =
       allocated.status === 'rejected'
         ? toCniError(allocated.reason, CniErrorCode.IpamFailure, 'ADD failed')
         : toCniError((linked as PromiseRejectedResult).reason, CniErrorCode.DataplaneFailure, 'ADD failed');
-    // Whatever half was made is undone: the link (if any), and the allocation (if it was made).
-    const problems = await rollback(
-      { hostIf, podIf: req.ifname },
-      allocated.status === 'fulfilled' ? handle : undefined,
-      deps,
-    );
+    // Whatever half was made is undone: the link (if any), and the allocation. The allocation is
+    // released by handle even when the call failed: the server may have stored it before its answer
+    // was lost (a timeout, a cut connection), and releasing a handle that holds nothing is a no-op.
+    // Only a handle another ADD of this attachment still holds (HANDLE_BUSY) is not ours to release.
+    const busy = allocated.status === 'rejected' && cause.details === HANDLE_BUSY;
+    const problems = await rollback({ hostIf, podIf: req.ifname }, busy ? undefined : handle, deps);
     log.error({ handle, hostIf, err: cause.message, rollback: problems }, 'ADD failed and was rolled back');
+    // A complete rollback ends the ADD; an incomplete one leaves the marker for GC (this process
+    // ends now, so GC sees it as dead) and the runtime's DEL.
+    if (problems.length === 0 || busy) clearMarker();
     if (problems.length === 0) throw cause;
     throw new CniError(cause.code, cause.message, `rollback incomplete: ${problems.join('; ')}`, { cause });
   }
@@ -165,7 +216,7 @@ export async function cmdAdd(cfg: PluginConfig, req: AddReq, deps: Deps): Promis
     const ips = [alloc.ipv4, alloc.ipv6].filter((x): x is string => x !== undefined);
     const tWired = now();
     await deps.failpoint?.('before-annotate');
-    if (req.pod) await ds.annotatePod(req.pod, ips);
+    if (req.pod && primary) await ds.annotatePod(req.pod, ips);
     const tAnnotated = now();
     const result = planResult(plan, podMac, cfg.cniVersion);
     deps.cache.put({
@@ -178,7 +229,9 @@ export async function cmdAdd(cfg: PluginConfig, req: AddReq, deps: Deps): Promis
       plan,
       result,
       createdAt: new Date().toISOString(),
+      runtime,
     });
+    clearMarker();
     log.info(
       {
         hostIf,
@@ -200,6 +253,7 @@ export async function cmdAdd(cfg: PluginConfig, req: AddReq, deps: Deps): Promis
     const cause = toCniError(err, CniErrorCode.DataplaneFailure, 'ADD failed');
     const problems = await rollback(plan, handle, deps);
     log.error({ handle, hostIf, err: cause.message, rollback: problems }, 'ADD failed and was rolled back');
+    if (problems.length === 0) clearMarker();
     if (problems.length === 0) throw cause;
     throw new CniError(cause.code, cause.message, `rollback incomplete: ${problems.join('; ')}`, { cause });
   }
@@ -269,6 +323,7 @@ export async function cmdDel(cfg: PluginConfig, req: DelReq, deps: Deps): Promis
   const ds = await deps.datastore();
   await withRetry(deps, 'release', () => ds.releaseByHandle(handle));
   deps.cache.delete(cfg.name, req.containerId, req.ifname);
+  deps.cache.clearInflight(handle);
   deps.log.info({ handle, hostIf }, 'deleted');
 }
 
@@ -299,8 +354,22 @@ export async function cmdCheck(cfg: PluginConfig, req: CheckReq, deps: Deps): Pr
   }
 }
 
+/**
+ * GC (CNI 1.1): releases what is provably this plugin's, this runtime's and dead. An attachment is
+ * released only when it is not among `cni.dev/valid-attachments`, and
+ * - it completed (cached) under the runtime that runs this GC, more than `gcGracePeriodSeconds`
+ *   ago (an ADD that finished just after the runtime listed its attachments is not yet in the list);
+ * - or its ADD allocated under this runtime and died (an in-flight marker whose process is gone).
+ * An allocation of an ADD still running (live marker), of another runtime using the same network
+ * name, or with no local trace at all (another runtime's cache directory, a lost cache) is left to
+ * its owner, DEL, or the agent's IPAM GC (which releases addresses whose pod is gone).
+ */
 export async function cmdGc(cfg: PluginConfig, deps: Deps): Promise<void> {
   requireVersionFor('GC', cfg.cniVersion);
+  if (cfg.disableGC) {
+    deps.log.info({ network: cfg.name }, 'GC is disabled for this network (disableGC): nothing released');
+    return;
+  }
   // Without the list every attachment would look stale: refuse rather than release them all.
   if (cfg.validAttachments === undefined) {
     throw new CniError(
@@ -308,28 +377,67 @@ export async function cmdGc(cfg: PluginConfig, deps: Deps): Promise<void> {
       'GC needs cni.dev/valid-attachments in the network configuration (an empty list releases everything)',
     );
   }
+  const runtime = deps.runtime ?? runtimeId();
+  const nowMs = (deps.wallClock ?? Date.now)();
+  const graceMs = cfg.gcGracePeriodSeconds * 1000;
   const valid = cfg.validAttachments;
   const validHandles = new Set(valid.map((a) => handleId(cfg.name, a.containerID, a.ifname)));
   const ds = await deps.datastore();
   const problems: string[] = [];
-  for (const e of deps.cache.list(cfg.name)) {
+  const cached = deps.cache.list(cfg.name);
+  for (const e of cached) {
     if (validHandles.has(e.handle)) continue;
+    if (e.runtime !== runtime) {
+      deps.log.info(
+        { handle: e.handle, owner: e.runtime ?? '(not recorded)', runtime },
+        'GC left an attachment of another runtime alone',
+      );
+      continue;
+    }
+    // A repeated ADD rebuilding this attachment right now.
+    const busy = deps.cache.getInflight(e.handle);
+    if (busy && busy.pid !== process.pid && inflightAlive(busy)) {
+      deps.log.info({ handle: e.handle, pid: busy.pid }, 'GC left the attachment of an ADD in flight alone');
+      continue;
+    }
+    const age = nowMs - Date.parse(e.createdAt);
+    if (!(age >= graceMs)) {
+      deps.log.info({ handle: e.handle, ageMs: age, graceMs }, 'GC left a recent attachment alone');
+      continue;
+    }
     try {
       await deps.dataplane.remove({ hostIf: e.plan.hostIf, netns: e.plan.netns, podIf: e.plan.podIf });
       await ds.releaseByHandle(e.handle);
       deps.cache.delete(cfg.name, e.containerId, e.ifname);
+      deps.cache.clearInflight(e.handle);
       deps.log.info({ handle: e.handle }, 'GC released a stale attachment');
     } catch (err) {
       problems.push(`${e.handle}: ${(err as Error).message}`);
     }
   }
-  // Allocations with no cache entry (a crash between allocation and the cache write, or a lost
-  // cache dir) are found through the datastore.
+  // Allocations with no completed attachment: released only when the ADD that made them is known
+  // here and dead (it crashed between allocation and the cache write, or could not roll back).
+  const completed = new Set(cached.map((e) => e.handle));
   for (const h of await ds.listHandles(cfg.nodeName, `${handleId(cfg.name, '', '').replace(/\.+$/, '')}.`)) {
-    if (validHandles.has(h)) continue;
+    if (validHandles.has(h) || completed.has(h)) continue;
+    const m = deps.cache.getInflight(h);
+    if (!m || m.runtime !== runtime || m.network !== cfg.name) {
+      deps.log.info({ handle: h }, 'GC left an allocation it has no record of alone');
+      continue;
+    }
+    if (inflightAlive(m)) {
+      deps.log.info({ handle: h, pid: m.pid }, 'GC left the allocation of an ADD in flight alone');
+      continue;
+    }
     try {
+      // Its veth too, unless the name is taken by a completed attachment (a newer sandbox of the
+      // pod). Host side only: deleting it deletes the pair.
+      if (m.hostIf && !cached.some((e) => e.plan.hostIf === m.hostIf)) {
+        await deps.dataplane.remove({ hostIf: m.hostIf, netns: undefined, podIf: m.ifname });
+      }
       await ds.releaseByHandle(h);
-      deps.log.info({ handle: h }, 'GC released an allocation with no attachment');
+      deps.cache.clearInflight(h);
+      deps.log.info({ handle: h, pid: m.pid }, 'GC released the allocation of an ADD that died');
     } catch (err) {
       problems.push(`${h}: ${(err as Error).message}`);
     }

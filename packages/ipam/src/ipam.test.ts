@@ -1,5 +1,7 @@
 // Ipam over the in-memory datastore (same CAS semantics as the API server). The API suites in
 // ipam.api.test.ts run the same operations over HTTP.
+
+import { K8S_ERR, K8sError } from '@podnet/k8s';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { IPAM_ERR, IpamError } from './errors.js';
@@ -551,4 +553,50 @@ describe('concurrent allocations with one handle (any interleaving of datastore 
       { numRuns: 40 },
     );
   });
+});
+
+describe('an allocation whose answer is lost after the server stored it', () => {
+  it.each(['handle create', 'block write'] as const)(
+    'is undone by release by handle (the %s was stored, its answer lost)',
+    async (lost) => {
+      const ds = memoryDatastore();
+      await withPools(ds, [{ name: 'default', cidr: '10.244.0.0/16' }]);
+      const ipam = new Ipam({ datastore: ds });
+      await ipam.allocate({ handle: 'warm', node: 'n1' });
+      let armed = true;
+      const cut = () => {
+        if (!armed) return;
+        armed = false;
+        throw new K8sError(K8S_ERR.UNREACHABLE, 'socket hang up (the answer was lost)');
+      };
+      if (lost === 'handle create') {
+        const create = ds.handles.create.bind(ds.handles);
+        ds.handles.create = async (o) => {
+          const r = await create(o);
+          cut();
+          return r;
+        };
+      } else {
+        const replace = ds.blocks.replace.bind(ds.blocks);
+        ds.blocks.replace = async (o) => {
+          const r = await replace(o);
+          cut();
+          return r;
+        };
+      }
+      await expect(ipam.allocate({ handle: 'podnet.c1.eth0', node: 'n1' })).rejects.toThrow(
+        /answer was lost/,
+      );
+      expect(armed).toBe(false);
+      // The server holds the handle (and, in the second case, the address).
+      expect(ds.handles.objects.has(handleName('podnet.c1.eth0'))).toBe(true);
+      const released = await ipam.releaseByHandle('podnet.c1.eth0');
+      expect(released.length).toBe(lost === 'block write' ? 1 : 0);
+      expect(ds.handles.objects.has(handleName('podnet.c1.eth0'))).toBe(false);
+      expect((await ipam.usage()).totals.used).toBe(1);
+      expect(await ipam.check()).toEqual([]);
+      // Idempotent: again, nothing to do and no error.
+      expect(await ipam.releaseByHandle('podnet.c1.eth0')).toEqual([]);
+    },
+  );
 });

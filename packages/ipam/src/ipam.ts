@@ -405,6 +405,9 @@ export class Ipam {
             this.forget(cidr);
             return undefined;
           }
+          // Any other failure leaves the outcome unknown (the server may have stored the write and
+          // its answer been lost): the cached block can no longer be trusted.
+          this.forget(cidr);
           throw err;
         }
       }
@@ -876,6 +879,9 @@ export class Ipam {
     const released: ReleasedAddress[] = [];
     for (const cidr of Object.keys(h.spec.block)) {
       const c = mustParseCidr(cidr);
+      // Decide on the server's block, not a cached one: an address written by another process, or
+      // by a write of ours whose answer was lost, is in the block but not in a stale copy of it.
+      this.forget(cidr);
       const r = await this.casBlock(cidr, (s) => {
         const rel = releaseHandle(s, handleID);
         return rel.released.length ? { state: rel.block, result: rel.released } : undefined;
