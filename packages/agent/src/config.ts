@@ -40,6 +40,30 @@ const duration = z.union([z.string(), z.number()]).transform((v, ctx) => {
 
 const port = z.coerce.number().int().min(1).max(65535);
 
+/**
+ * A boolean option's value: true/false/1/0, case-insensitive, as a string (flag, environment, a
+ * quoted YAML value) or a YAML boolean or number; undefined for anything else (never a truthy guess:
+ * `z.coerce.boolean` reads the string "false" as true).
+ */
+export function parseBoolean(v: unknown): boolean | undefined {
+  if (typeof v === 'boolean') return v;
+  if (v === 1 || v === 0) return v === 1;
+  if (typeof v !== 'string') return undefined;
+  const s = v.trim().toLowerCase();
+  if (s === 'true' || s === '1') return true;
+  if (s === 'false' || s === '0') return false;
+  return undefined;
+}
+
+const bool = z.union([z.boolean(), z.string(), z.number()]).transform((v, ctx) => {
+  const b = parseBoolean(v);
+  if (b === undefined) {
+    ctx.addIssue({ code: 'custom', message: `expected true, false, 1 or 0, got ${JSON.stringify(v)}` });
+    return z.NEVER;
+  }
+  return b;
+});
+
 const listen = z.string().refine((v) => v === 'none' || /^(\[[0-9a-fA-F:]+\]|[^:]+):\d{1,5}$/.test(v), {
   message: 'expected host:port (e.g. 127.0.0.1:9099) or "none"',
 });
@@ -74,11 +98,11 @@ export const agentConfigSchema = z.object({
   apiRetryInterval: duration.default(5_000),
   cniBinDir: z.string().min(1).default('/opt/cni/bin'),
   cniConfDir: z.string().min(1).default('/etc/cni/net.d'),
-  removeUnownedPodRoutes: z.coerce.boolean().default(false),
+  removeUnownedPodRoutes: bool.default(false),
   namespace: z.string().min(1).default('podnet-system'),
   ipamGcInterval: duration.default(300_000),
   ipamGcGrace: duration.default(60_000),
-  ipamGcKeepLastBlock: z.boolean().default(true),
+  ipamGcKeepLastBlock: bool.default(true),
 });
 
 export type AgentConfig = z.output<typeof agentConfigSchema>;
@@ -216,9 +240,24 @@ export function loadConfig(sources: ConfigSources = {}): LoadedConfig {
     help: { type: 'boolean' },
   };
   for (const spec of Object.values(FIELDS)) options[spec.flag] = { type: spec.type };
+  // A boolean flag is `--flag` (true) or `--flag=VALUE`; parseArgs refuses a value on a boolean,
+  // so those are taken out here and checked by the schema like any other value.
+  const boolFlags = new Set(Object.values(FIELDS).flatMap((s) => (s.type === 'boolean' ? [s.flag] : [])));
+  const flagValues: Record<string, string> = {};
+  const args: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === '--') {
+      args.push(...argv.slice(i));
+      break;
+    }
+    const m = /^--([^=]+)=(.*)$/s.exec(a);
+    if (m && boolFlags.has(m[1]!)) flagValues[m[1]!] = m[2]!;
+    else args.push(a);
+  }
   let parsed: ReturnType<typeof parseArgs>;
   try {
-    parsed = parseArgs({ args: argv, options, allowPositionals: true, strict: true });
+    parsed = parseArgs({ args, options, allowPositionals: true, strict: true });
   } catch (err) {
     throw new ConfigError('arguments', 'command line', `${(err as Error).message}; run with --help`);
   }
@@ -259,10 +298,10 @@ export function loadConfig(sources: ConfigSources = {}): LoadedConfig {
   for (const [field, spec] of Object.entries(FIELDS) as [Field, FieldSpec][]) {
     const e = env[spec.env];
     if (e !== undefined && e !== '') {
-      raw[field] = spec.type === 'boolean' ? /^(1|true|yes|on)$/i.test(e) : e;
+      raw[field] = e;
       origin[field] = `env ${spec.env}`;
     }
-    const f = values[spec.flag];
+    const f = values[spec.flag] ?? flagValues[spec.flag];
     if (f !== undefined) {
       raw[field] = f;
       origin[field] = `flag --${spec.flag}`;
