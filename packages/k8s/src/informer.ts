@@ -39,7 +39,9 @@ export type InformerEvent<T> =
   | { type: 'modified'; object: T; old: T }
   | { type: 'deleted'; object: T }
   | { type: 'synced' }
-  | { type: 'relisted'; resourceVersion: string };
+  | { type: 'relisted'; resourceVersion: string }
+  /** The set of invalid objects (`invalid()`) changed: one was rejected, fixed or deleted. */
+  | { type: 'invalid'; key: string };
 
 export interface InformerOptions {
   labelSelector?: string;
@@ -78,8 +80,17 @@ export function backoffDelay(
   return Math.max(initialMs / 2, Math.floor(random() * cap));
 }
 
+/** An object the informer received but could not use: the raw object as the server sent it. */
+export interface InvalidObject {
+  key: string;
+  raw: unknown;
+  error: SchemaError | Error;
+}
+
 export class Informer<T extends Meta> {
   private readonly store = new Map<string, T>();
+  /** Objects whose latest version failed validation, by key (for status conditions). */
+  private readonly rejected = new Map<string, InvalidObject>();
   private readonly handlers = new Set<(ev: InformerEvent<T>) => void>();
   private resourceVersion = '';
   private stopped = true;
@@ -124,6 +135,11 @@ export class Informer<T extends Meta> {
     return [...this.store.values()];
   }
 
+  /** Objects whose latest version is invalid (the store may still hold an older valid one). */
+  invalid(): InvalidObject[] {
+    return [...this.rejected.values()];
+  }
+
   get lastResourceVersion(): string {
     return this.resourceVersion;
   }
@@ -155,7 +171,13 @@ export class Informer<T extends Meta> {
 
   private parse(raw: unknown): T | undefined {
     const r = this.source.parse(raw);
-    if (r.ok) return r.value;
+    const key = objectKey(raw as Meta);
+    if (r.ok) {
+      if (this.rejected.delete(key)) this.emit({ type: 'invalid', key });
+      return r.value;
+    }
+    this.rejected.set(key, { key, raw, error: r.error });
+    this.emit({ type: 'invalid', key });
     this.counts.invalid++;
     const err = r.error as SchemaError;
     this.log?.warn(
@@ -180,6 +202,12 @@ export class Informer<T extends Meta> {
       seen.add(key);
       this.upsert(obj);
     }
+    const listed = new Set(r.items.map((raw) => objectKey(raw as Meta)));
+    for (const key of [...this.rejected.keys()])
+      if (!listed.has(key)) {
+        this.rejected.delete(key);
+        this.emit({ type: 'invalid', key });
+      }
     for (const [key, old] of [...this.store]) {
       if (!seen.has(key)) {
         this.store.delete(key);
@@ -216,6 +244,7 @@ export class Informer<T extends Meta> {
       }
       case 'DELETED': {
         const key = objectKey(raw as Meta);
+        if (this.rejected.delete(key)) this.emit({ type: 'invalid', key });
         const old = this.store.get(key);
         if (old) {
           this.store.delete(key);
