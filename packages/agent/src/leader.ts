@@ -5,7 +5,7 @@
 // never both win. A holder that cannot renew within renewDeadline stops leading before its lease
 // can expire elsewhere. A graceful stop releases the lease (empty holder) so another node takes
 // over at once; a holder that dies is replaced one lease duration after its last renewal.
-import { isK8sError, K8S_ERR, type KubeClient, toK8sError } from '@podnet/k8s';
+import { K8S_ERR, type KubeClient, toK8sError } from '@podnet/k8s';
 import type { Logger } from 'pino';
 
 const GROUP = { group: 'coordination.k8s.io', version: 'v1', plural: 'leases' } as const;
@@ -168,7 +168,7 @@ export class LeaderElector {
       if (this.leading) this.setLeading(false); // someone else holds it now
     } catch (err) {
       const e = toK8sError(err, 'leader election');
-      if (!isK8sError(e, K8S_ERR.CONFLICT))
+      if (e.code !== K8S_ERR.CONFLICT)
         this.log?.warn({ err: e.message, code: e.code }, 'cannot acquire or renew the lease');
       if (this.leading && this.now() - this.lastRenew >= this.renewDeadlineMs) {
         this.log?.warn({ renewDeadlineMs: this.renewDeadlineMs }, 'lease not renewed in time');
