@@ -73,17 +73,14 @@ describe('loadConfig', () => {
       expect(loadConfig({ ...base, argv: [], env: env(v) }).config.removeUnownedPodRoutes).toBe(want);
     });
 
-    it.each([
-      ['yes'],
-      ['on'],
-      ['no'],
-      ['2'],
-      ['flase'],
-    ])('env %j is an error naming the option and the value', (v) => {
-      expect(() => loadConfig({ ...base, argv: [], env: env(v) })).toThrow(
-        new RegExp(`--remove-unowned-pod-routes \\(from env PODNET_REMOVE_UNOWNED_POD_ROUTES\\).*"${v}"`),
-      );
-    });
+    it.each([['yes'], ['on'], ['no'], ['2'], ['flase']])(
+      'env %j is an error naming the option and the value',
+      (v) => {
+        expect(() => loadConfig({ ...base, argv: [], env: env(v) })).toThrow(
+          new RegExp(`--remove-unowned-pod-routes \\(from env PODNET_REMOVE_UNOWNED_POD_ROUTES\\).*"${v}"`),
+        );
+      },
+    );
 
     it('reads the YAML string "false" from a config file (a ConfigMap) as false', () => {
       const file = (text: string) =>
@@ -96,7 +93,9 @@ describe('loadConfig', () => {
       expect(() => file('removeUnownedPodRoutes: "off"\n')).toThrow(
         /--remove-unowned-pod-routes \(from file c\.yaml\).*"off"/,
       );
-      expect(() => file('ipamGcKeepLastBlock: 2\n')).toThrow(/--ipam-gc-keep-last-block \(from file c\.yaml\).*2/);
+      expect(() => file('ipamGcKeepLastBlock: 2\n')).toThrow(
+        /--ipam-gc-keep-last-block \(from file c\.yaml\).*2/,
+      );
     });
 
     it('takes a bare flag as true and --flag=VALUE with the same four words', () => {
