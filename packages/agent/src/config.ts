@@ -68,42 +68,62 @@ const listen = z.string().refine((v) => v === 'none' || /^(\[[0-9a-fA-F:]+\]|[^:
   message: 'expected host:port (e.g. 127.0.0.1:9099) or "none"',
 });
 
-export const agentConfigSchema = z.object({
-  nodeName: z
-    .string()
-    .min(1)
-    .max(253)
-    .regex(/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/, 'must be a lowercase DNS subdomain (RFC 1123)'),
-  kubeconfig: z.string().min(1).optional(),
-  logLevel: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
-  statusListen: listen.default('127.0.0.1:9099'),
-  bgpListenPort: port.optional(),
-  ipv4Address: z
-    .string()
-    .regex(/^\d{1,3}(\.\d{1,3}){3}(\/\d{1,2})?$/, 'expected an IPv4 address, optionally with a /prefix')
-    .optional(),
-  ipAutodetectionMethod: z
-    .string()
-    .default('first-found')
-    .superRefine((v, ctx) => {
-      try {
-        parseAutodetectionMethod(v);
-      } catch (err) {
-        ctx.addIssue({ code: 'custom', message: (err as Error).message });
-      }
-    }),
-  arpMode: z.enum(['userspace', 'kernel']).default('userspace'),
-  resyncInterval: duration.default(30_000),
-  gracefulRestartTime: duration.default(120_000),
-  apiRetryInterval: duration.default(5_000),
-  cniBinDir: z.string().min(1).default('/opt/cni/bin'),
-  cniConfDir: z.string().min(1).default('/etc/cni/net.d'),
-  removeUnownedPodRoutes: bool.default(false),
-  namespace: z.string().min(1).default('podnet-system'),
-  ipamGcInterval: duration.default(300_000),
-  ipamGcGrace: duration.default(60_000),
-  ipamGcKeepLastBlock: bool.default(true),
-});
+export const agentConfigSchema = z
+  .object({
+    nodeName: z
+      .string()
+      .min(1)
+      .max(253)
+      .regex(/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/, 'must be a lowercase DNS subdomain (RFC 1123)'),
+    kubeconfig: z.string().min(1).optional(),
+    logLevel: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
+    statusListen: listen.default('127.0.0.1:9099'),
+    bgpListenPort: port.optional(),
+    ipv4Address: z
+      .string()
+      .regex(/^\d{1,3}(\.\d{1,3}){3}(\/\d{1,2})?$/, 'expected an IPv4 address, optionally with a /prefix')
+      .optional(),
+    ipAutodetectionMethod: z
+      .string()
+      .default('first-found')
+      .superRefine((v, ctx) => {
+        try {
+          parseAutodetectionMethod(v);
+        } catch (err) {
+          ctx.addIssue({ code: 'custom', message: (err as Error).message });
+        }
+      }),
+    arpMode: z.enum(['userspace', 'kernel']).default('userspace'),
+    resyncInterval: duration.default(30_000),
+    gracefulRestartTime: duration.default(120_000),
+    apiRetryInterval: duration.default(5_000),
+    cniBinDir: z.string().min(1).default('/opt/cni/bin'),
+    cniConfDir: z.string().min(1).default('/etc/cni/net.d'),
+    removeUnownedPodRoutes: bool.default(false),
+    namespace: z.string().min(1).default('podnet-system'),
+    ipamGcInterval: duration.default(300_000),
+    ipamGcGrace: duration.default(60_000),
+    ipamGcKeepLastBlock: bool.default(true),
+    leaderElectionLeaseDuration: duration.default(15_000),
+    leaderElectionRenewDeadline: duration.default(10_000),
+    leaderElectionRetryPeriod: duration.default(2_000),
+    statusWriteRate: z.coerce.number().positive().default(5),
+    statusWriteBurst: z.coerce.number().int().min(1).default(10),
+  })
+  .superRefine((c, ctx) => {
+    if (!(c.leaderElectionRenewDeadline < c.leaderElectionLeaseDuration))
+      ctx.addIssue({
+        code: 'custom',
+        path: ['leaderElectionRenewDeadline'],
+        message: `must be shorter than the lease duration (${c.leaderElectionLeaseDuration} ms)`,
+      });
+    if (!(c.leaderElectionRetryPeriod < c.leaderElectionRenewDeadline))
+      ctx.addIssue({
+        code: 'custom',
+        path: ['leaderElectionRetryPeriod'],
+        message: `must be shorter than the renew deadline (${c.leaderElectionRenewDeadline} ms)`,
+      });
+  });
 
 export type AgentConfig = z.output<typeof agentConfigSchema>;
 type Field = keyof z.input<typeof agentConfigSchema>;
@@ -203,6 +223,36 @@ export const FIELDS: Record<Field, FieldSpec> = {
     env: 'PODNET_IPAM_GC_KEEP_LAST_BLOCK',
     type: 'boolean',
     help: "keep each node's last block of each family even when empty (default true)",
+  },
+  leaderElectionLeaseDuration: {
+    flag: 'leader-election-lease-duration',
+    env: 'PODNET_LEADER_ELECTION_LEASE_DURATION',
+    type: 'string',
+    help: 'how long the status writer lease holds without renewal (default 15s)',
+  },
+  leaderElectionRenewDeadline: {
+    flag: 'leader-election-renew-deadline',
+    env: 'PODNET_LEADER_ELECTION_RENEW_DEADLINE',
+    type: 'string',
+    help: 'the holder stops writing if it could not renew for this long (default 10s)',
+  },
+  leaderElectionRetryPeriod: {
+    flag: 'leader-election-retry-period',
+    env: 'PODNET_LEADER_ELECTION_RETRY_PERIOD',
+    type: 'string',
+    help: 'how often to try to acquire or renew the lease (default 2s)',
+  },
+  statusWriteRate: {
+    flag: 'status-write-rate',
+    env: 'PODNET_STATUS_WRITE_RATE',
+    type: 'string',
+    help: 'status conditions and Events written per second, at most (default 5)',
+  },
+  statusWriteBurst: {
+    flag: 'status-write-burst',
+    env: 'PODNET_STATUS_WRITE_BURST',
+    type: 'string',
+    help: 'writes allowed at once before the rate applies (default 10)',
   },
   removeUnownedPodRoutes: {
     flag: 'remove-unowned-pod-routes',
