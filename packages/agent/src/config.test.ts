@@ -119,6 +119,26 @@ describe('loadConfig', () => {
     });
   });
 
+  it('takes leader election durations and the status write rate, and keeps their order', () => {
+    const { config } = loadConfig({
+      ...base,
+      argv: ['--leader-election-lease-duration', '30s', '--status-write-rate', '2.5'],
+    });
+    expect(config).toMatchObject({
+      leaderElectionLeaseDuration: 30_000,
+      leaderElectionRenewDeadline: 10_000,
+      leaderElectionRetryPeriod: 2_000,
+      statusWriteRate: 2.5,
+      statusWriteBurst: 10,
+    });
+    expect(() => loadConfig({ ...base, argv: ['--leader-election-renew-deadline', '20s'] })).toThrow(
+      /--leader-election-renew-deadline.*shorter than the lease duration.*"20s"/,
+    );
+    expect(() => loadConfig({ ...base, argv: ['--status-write-rate', '0'] })).toThrow(
+      /--status-write-rate.*"0"/,
+    );
+  });
+
   it('keeps a subcommand as a positional argument', () => {
     expect(loadConfig({ ...base, argv: ['install-cni'] }).positionals).toEqual(['install-cni']);
   });
