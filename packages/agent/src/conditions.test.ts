@@ -1,6 +1,6 @@
 import { IPPOOL, type IPPool, safeValidate } from '@podnet/k8s';
 import { describe, expect, it } from 'vitest';
-import { nodeAnnotationProblems, peerConditions, poolConditions } from './conditions.js';
+import { nodeAnnotationProblems, peerConditions, poolConditions, usablePools } from './conditions.js';
 import { TokenBucket } from './events.js';
 
 function pool(name: string, cidr: string, createdAt: string, extra: Record<string, unknown> = {}) {
@@ -54,6 +54,15 @@ describe('poolConditions', () => {
     expect(
       peerConditions([], [{ key: 'x', raw: { metadata: { name: 'x' } }, error: new Error('bad') }]).get('x'),
     ).toEqual({ status: 'False', reason: 'InvalidSpec', message: 'bad' });
+  });
+});
+
+describe('usablePools', () => {
+  it('leaves out a newer overlapping pool, so its disableBGPExport cannot hide the older pool blocks', () => {
+    const base = pool('default', '10.244.0.0/16', '2026-01-01T00:00:00Z');
+    const half = pool('a-half', '10.244.128.0/17', '2026-01-02T00:00:00Z', { disableBGPExport: true });
+    const other = pool('other', '10.245.0.0/16', '2026-01-03T00:00:00Z');
+    expect(usablePools([half, base, other]).map((p) => p.metadata.name)).toEqual(['default', 'other']);
   });
 });
 

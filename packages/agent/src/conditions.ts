@@ -61,6 +61,22 @@ export function poolConditions(valid: IPPool[], invalid: InvalidObject[]): Map<s
   return out;
 }
 
+/**
+ * The pools podnet uses: the valid ones minus each pool set aside for overlapping an older one, the
+ * same choice IPAM makes, so no setting of a set-aside pool (disableBGPExport…) reaches routing.
+ */
+export function usablePools(valid: IPPool[]): IPPool[] {
+  const infos = valid.flatMap((p) => {
+    try {
+      return [poolInfo(p)];
+    } catch {
+      return [];
+    }
+  });
+  const keep = new Set(selectPools(infos).valid.map((p) => p.name));
+  return valid.filter((p) => keep.has(p.metadata.name));
+}
+
 /** Ready per BGPPeer name: InvalidSpec naming the fields, else True (its session is another matter). */
 export function peerConditions(valid: BGPPeer[], invalid: InvalidObject[]): Map<string, ReadyCondition> {
   const out = new Map<string, ReadyCondition>();
