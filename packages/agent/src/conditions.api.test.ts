@@ -15,7 +15,7 @@ const CRD_DIR = fileURLToPath(new URL('../../../deploy/crds', import.meta.url));
 const RUN = `cond${process.pid.toString(36)}${Date.now().toString(36).slice(-4)}`;
 let cluster: TestCluster;
 let client: KubeClient;
-const made = { pools: [] as string[], peers: [] as string[], nodes: [] as string[] };
+const made = { pools: [] as string[], peers: [] as string[], configs: [] as string[], nodes: [] as string[] };
 
 async function waitFor(what: string, check: () => Promise<boolean> | boolean, timeoutMs = 30_000) {
   const deadline = Date.now() + timeoutMs;
@@ -33,7 +33,14 @@ interface Cond {
   lastTransitionTime?: string;
 }
 
-async function ready(plural: 'ippools' | 'bgppeers', name: string): Promise<Cond | undefined> {
+type Plural = 'ippools' | 'bgppeers' | 'bgpconfigurations';
+const KIND: Record<Plural, string> = {
+  ippools: 'IPPool',
+  bgppeers: 'BGPPeer',
+  bgpconfigurations: 'BGPConfiguration',
+};
+
+async function ready(plural: Plural, name: string): Promise<Cond | undefined> {
   const o = (await client.custom.getClusterCustomObject({
     group: 'podnet.io',
     version: 'v1alpha1',
@@ -110,23 +117,18 @@ afterAll(async () => {
 });
 
 /** Creates a custom object as a user would (raw, so an invalid spec reaches the server). */
-async function createRaw(plural: 'ippools' | 'bgppeers', name: string, spec: Record<string, unknown>) {
-  (plural === 'ippools' ? made.pools : made.peers).push(name);
+async function createRaw(plural: Plural, name: string, spec: Record<string, unknown>) {
+  ({ ippools: made.pools, bgppeers: made.peers, bgpconfigurations: made.configs })[plural].push(name);
   await client.custom.createClusterCustomObject({
     group: 'podnet.io',
     version: 'v1alpha1',
     plural,
-    body: {
-      apiVersion: 'podnet.io/v1alpha1',
-      kind: plural === 'ippools' ? 'IPPool' : 'BGPPeer',
-      metadata: { name },
-      spec,
-    },
+    body: { apiVersion: 'podnet.io/v1alpha1', kind: KIND[plural], metadata: { name }, spec },
   });
 }
 
 describe('status conditions and Events for the objects podnet reads', () => {
-  it('marks bad IPPools and BGPPeers Ready=False with the field and the value, good ones Ready=True, from one elected writer that hands over', async () => {
+  it('marks bad IPPools, BGPPeers and BGPConfigurations Ready=False with the field and the value, good ones Ready=True, from one elected writer that hands over', async () => {
     const base = `${RUN}-a-base`;
     const half = `${RUN}-b-half`; // newer than base and after it by name: set aside either way
     const bad = `${RUN}-c-bad`;
@@ -137,6 +139,10 @@ describe('status conditions and Events for the objects podnet reads', () => {
     await createRaw('ippools', bad, { cidr: '100.81.0.1/16' });
     await createRaw('bgppeers', peerBad, { peerIP: '10.0.0.300', asNumber: 65000 });
     await createRaw('bgppeers', peerOk, { peerIP: '192.0.2.1', asNumber: 65001 });
+    const cfgBad = `node.${RUN}-x`;
+    const cfgOk = `node.${RUN}-y`;
+    await createRaw('bgpconfigurations', cfgBad, { holdTime: 2 });
+    await createRaw('bgpconfigurations', cfgOk, { holdTime: 9, keepaliveTime: 3 });
 
     const a = agent('node-a', `${RUN}-status`);
     const b = agent('node-b', `${RUN}-status`);
@@ -151,6 +157,8 @@ describe('status conditions and Events for the objects podnet reads', () => {
           ready('ippools', bad),
           ready('bgppeers', peerBad),
           ready('bgppeers', peerOk),
+          ready('bgpconfigurations', cfgBad),
+          ready('bgpconfigurations', cfgOk),
         ]);
         return all.every((c) => c !== undefined);
       });
@@ -165,11 +173,19 @@ describe('status conditions and Events for the objects podnet reads', () => {
       expect(pb).toMatchObject({ status: 'False', reason: 'InvalidSpec' });
       expect(pb?.message).toContain('spec.peerIP: "10.0.0.300" is not an IP address');
       expect(await ready('bgppeers', peerOk)).toMatchObject({ status: 'True', reason: 'Valid' });
+      const cb = await ready('bgpconfigurations', cfgBad);
+      expect(cb).toMatchObject({ status: 'False', reason: 'InvalidSpec' });
+      expect(cb?.message).toContain('spec.holdTime: hold time 2 must be 0 or at least 3 seconds');
+      expect(await ready('bgpconfigurations', cfgOk)).toMatchObject({ status: 'True', reason: 'Valid' });
       expect(b.elector.isLeader()).toBe(false);
       expect(b.writer.writes).toBe(0);
 
       // One Warning Event per unusable object, none for the good ones.
-      await waitFor('three warnings', async () => (await eventsFor(peerBad)).length > 0);
+      await waitFor('the warnings', async () => (await eventsFor(cfgBad)).length > 0);
+      expect(await eventsFor(cfgBad)).toEqual([
+        { kind: 'BGPConfiguration', type: 'Warning', reason: 'InvalidSpec', message: cb?.message },
+      ]);
+      expect(await eventsFor(cfgOk)).toEqual([]);
       expect(await eventsFor(half)).toEqual([
         { kind: 'IPPool', type: 'Warning', reason: 'Overlap', message: h?.message },
       ]);

@@ -77,8 +77,14 @@ export function usablePools(valid: IPPool[]): IPPool[] {
   return valid.filter((p) => keep.has(p.metadata.name));
 }
 
-/** Ready per BGPPeer name: InvalidSpec naming the fields, else True (its session is another matter). */
-export function peerConditions(valid: BGPPeer[], invalid: InvalidObject[]): Map<string, ReadyCondition> {
+/**
+ * Ready per name for objects that are usable when their spec is valid (BGPPeer, BGPConfiguration):
+ * InvalidSpec naming the fields, else True (a peer's session is another matter).
+ */
+export function specConditions(
+  valid: { metadata: { name: string } }[],
+  invalid: InvalidObject[],
+): Map<string, ReadyCondition> {
   const out = new Map<string, ReadyCondition>();
   for (const bad of invalid)
     out.set(nameOf(bad.raw), { status: 'False', reason: REASON.invalid, message: invalidMessage(bad.error) });
@@ -87,6 +93,8 @@ export function peerConditions(valid: BGPPeer[], invalid: InvalidObject[]): Map<
       out.set(p.metadata.name, { status: 'True', reason: REASON.valid, message: 'valid; spec accepted' });
   return out;
 }
+
+export const peerConditions = (valid: BGPPeer[], invalid: InvalidObject[]) => specConditions(valid, invalid);
 
 /** The problems of a Node's podnet.io/* annotations: `annotation <key>: <why, with the value>`. */
 export function nodeAnnotationProblems(annotations: Record<string, string> | undefined): string[] {

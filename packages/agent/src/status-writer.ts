@@ -1,14 +1,13 @@
 // The cluster-wide status writer: run by the one agent that holds the lease (leader.ts). It watches
-// every IPPool and BGPPeer, computes their Ready condition (conditions.ts) and writes it to the
-// status subresource, only when it changed, at a bounded rate, with a Kubernetes Event when an
+// every IPPool, BGPPeer and BGPConfiguration, computes their Ready condition (conditions.ts) and
+// writes it to the status subresource, only when it changed, at a bounded rate, with a Kubernetes Event when an
 // object becomes unusable (Warning) or usable again (Normal). A new leader reads the conditions
 // already written, so a handover rewrites nothing and repeats no Event.
 import {
+  BGPCONFIGURATION,
   BGPPEER,
-  type BGPPeer,
   Informer,
   IPPOOL,
-  type IPPool,
   isK8sError,
   K8S_ERR,
   type KubeClient,
@@ -16,7 +15,7 @@ import {
   resourceSource,
 } from '@podnet/k8s';
 import type { Logger } from 'pino';
-import { peerConditions, poolConditions, type ReadyCondition } from './conditions.js';
+import { poolConditions, type ReadyCondition, specConditions } from './conditions.js';
 import type { EventRecorder, TokenBucket } from './events.js';
 
 interface StoredCondition {
@@ -41,7 +40,15 @@ export interface StatusWriterOptions {
   now?: () => number;
 }
 
-type Kind = 'IPPool' | 'BGPPeer';
+type Kind = 'IPPool' | 'BGPPeer' | 'BGPConfiguration';
+type Named = { metadata: { name: string } };
+
+/** What is watched, and how its Ready condition is computed (pools also overlap each other). */
+const KINDS: { kind: Kind; def: ResourceDef; conditions: typeof specConditions }[] = [
+  { kind: 'IPPool', def: IPPOOL as ResourceDef, conditions: poolConditions as typeof specConditions },
+  { kind: 'BGPPeer', def: BGPPEER as ResourceDef, conditions: specConditions },
+  { kind: 'BGPConfiguration', def: BGPCONFIGURATION as ResourceDef, conditions: specConditions },
+];
 
 interface Pending {
   kind: Kind;
@@ -56,8 +63,7 @@ export function rfc3339Seconds(ms: number): string {
 export class StatusWriter {
   private readonly log: Logger | undefined;
   private readonly now: () => number;
-  private pools: Informer<IPPool> | undefined;
-  private peers: Informer<BGPPeer> | undefined;
+  private readonly informers = new Map<Kind, Informer<Named>>();
   private readonly pending = new Map<string, Pending>();
   private pump: Promise<void> | undefined;
   private scheduled: NodeJS.Immediate | undefined;
@@ -80,13 +86,13 @@ export class StatusWriter {
       initialBackoffMs: 200,
       maxBackoffMs: 5000,
     };
-    this.pools = new Informer(this.o.client, resourceSource(this.o.client, IPPOOL), opts);
-    this.peers = new Informer(this.o.client, resourceSource(this.o.client, BGPPEER), opts);
-    for (const inf of [this.pools, this.peers] as Informer<{ metadata?: { name?: string } }>[]) {
+    for (const k of KINDS) {
+      const inf = new Informer(this.o.client, resourceSource(this.o.client, k.def), opts) as Informer<Named>;
+      this.informers.set(k.kind, inf);
       inf.on(() => this.schedule());
       inf.start();
     }
-    this.log?.info('writing IPPool and BGPPeer conditions');
+    this.log?.info('writing IPPool, BGPPeer and BGPConfiguration conditions');
   }
 
   async stop(): Promise<void> {
@@ -94,7 +100,8 @@ export class StatusWriter {
     this.running = false;
     if (this.scheduled) clearImmediate(this.scheduled);
     this.pending.clear();
-    await Promise.all([this.pools?.stop(), this.peers?.stop()]);
+    await Promise.all([...this.informers.values()].map((i) => i.stop()));
+    this.informers.clear();
     await this.pump;
     this.log?.info('stopped writing conditions');
   }
@@ -109,11 +116,11 @@ export class StatusWriter {
 
   /** Queues a write for every object whose Ready condition differs from the one stored. */
   private reconcile() {
-    const pools = this.pools;
-    const peers = this.peers;
-    if (!pools?.hasSynced || !peers?.hasSynced) return;
-    this.compare('IPPool', poolConditions(this.validOnly(pools), pools.invalid()));
-    this.compare('BGPPeer', peerConditions(this.validOnly(peers), peers.invalid()));
+    if (!this.running || ![...this.informers.values()].every((i) => i.hasSynced)) return;
+    for (const k of KINDS) {
+      const inf = this.informers.get(k.kind)!;
+      this.compare(k.kind, k.conditions(this.validOnly(inf), inf.invalid()));
+    }
     if (this.pending.size && !this.pump)
       this.pump = this.drain().finally(() => {
         this.pump = undefined;
@@ -121,14 +128,14 @@ export class StatusWriter {
       });
   }
 
-  private validOnly<T extends { metadata: { name: string } }>(inf: Informer<T>): T[] {
+  private validOnly<T extends Named>(inf: Informer<T>): T[] {
     const bad = new Set(inf.invalid().map((i) => i.key));
     return inf.list().filter((o) => !bad.has(o.metadata.name));
   }
 
   /** The object as last seen: its latest (maybe invalid) version. */
   private current(kind: Kind, name: string): Raw | undefined {
-    const inf = kind === 'IPPool' ? this.pools : this.peers;
+    const inf = this.informers.get(kind);
     const bad = inf?.invalid().find((i) => i.key === name);
     return (bad?.raw as Raw | undefined) ?? (inf?.get(name) as Raw | undefined);
   }
@@ -161,7 +168,7 @@ export class StatusWriter {
   private async write(p: Pending) {
     const raw = this.current(p.kind, p.name);
     if (!raw?.metadata) return; // deleted meanwhile
-    const def = (p.kind === 'IPPool' ? IPPOOL : BGPPEER) as ResourceDef;
+    const def = KINDS.find((k) => k.kind === p.kind)!.def;
     const old = raw.status?.conditions ?? [];
     const prev = old.find((c) => c.type === 'Ready');
     const cond: StoredCondition = {

@@ -205,6 +205,7 @@ export const bgpConfigurationSchema = z.object({
   kind: z.literal('BGPConfiguration').optional(),
   metadata: objectMetaSchema,
   spec: bgpConfigurationSpecSchema,
+  status: statusSchema.optional(),
 });
 export type BGPConfiguration = z.infer<typeof bgpConfigurationSchema>;
 export type BGPConfigurationInput = z.input<typeof bgpConfigurationSchema>;
