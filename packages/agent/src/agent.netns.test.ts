@@ -198,6 +198,8 @@ beforeAll(async () => {
   client = new KubeClient({ kubeconfigPath: cluster.kubeconfigPath });
   await installCrds(client);
   await client.core.createNamespace({ body: { metadata: { name: 'default' } } }).catch(() => undefined);
+  // The agents' namespace (--namespace default): the status writer's Lease lives there.
+  await client.core.createNamespace({ body: { metadata: { name: 'podnet-system' } } }).catch(() => undefined);
   await client.resource(IPPOOL).create({
     metadata: { name: 'pods' },
     spec: { cidr: '10.244.0.0/16', blockSize: 26 },
@@ -279,6 +281,20 @@ describe('podnet-agent in network namespaces', () => {
       timeoutMs: 30_000,
       intervalMs: 500,
     });
+    // One of the two holds the status writer's Lease and has marked the pool Ready.
+    await waitFor(
+      'the pool to be marked Ready by the elected agent',
+      async () => (await client.resource(IPPOOL).get('pods')).status?.conditions?.[0]?.status === 'True',
+      { timeoutMs: 30_000, intervalMs: 500 },
+    );
+    const lease = (await client.custom.getNamespacedCustomObject({
+      group: 'coordination.k8s.io',
+      version: 'v1',
+      plural: 'leases',
+      namespace: 'podnet-system',
+      name: 'podnet-status-writer',
+    })) as { spec: { holderIdentity: string } };
+    expect(['node-a', 'node-b']).toContain(lease.spec.holderIdentity);
   }, 180_000);
 
   it('a third node joining gets every block and everyone gets its block', async () => {

@@ -4,14 +4,15 @@ import { Ipam } from '@podnet/ipam';
 import { KubeClient } from '@podnet/k8s';
 import { PODNET_PROTO } from '@podnet/routes';
 import { Rtnl } from '@podnet/rtnetlink';
-import pino from 'pino';
 import { ArpAdapter } from './adapters/arp.js';
 import { BgpAdapter } from './adapters/bgp.js';
 import { KubeDatastore } from './adapters/datastore.js';
 import { canReach, listInterfaces, ROUTE_PROTOCOL, RoutesAdapter } from './adapters/routes.js';
 import { Agent } from './agent.js';
+import { startClusterStatus } from './cluster-status.js';
 import { helpText, type LoadedConfig, loadConfig } from './config.js';
 import { installCni } from './install-cni.js';
+import { LogLevelController, liveLogger } from './log-level.js';
 import { createMetrics } from './metrics.js';
 import { startStatusServer } from './status.js';
 
@@ -42,7 +43,8 @@ async function main(): Promise<number> {
     return 0;
   }
   const { config } = loaded;
-  const log = pino({ level: config.logLevel, base: { node: config.nodeName } });
+  // Live: BGPConfiguration.logSeverity may change it later, unless a flag or env set it (log-level.ts).
+  const { log, setLevel } = liveLogger({ level: config.logLevel, base: { node: config.nodeName } });
 
   const sub = loaded.positionals[0];
   if (sub === 'install-cni') {
@@ -128,6 +130,16 @@ async function main(): Promise<number> {
   });
   process.on('unhandledRejection', (err) => log.error({ err }, 'unhandled rejection (continuing)'));
   await agent.start();
+  const logLevel = new LogLevelController({
+    client,
+    nodeName: config.nodeName,
+    configured: config.logLevel,
+    fixed: /^(flag|env) /.test(loaded.origin.logLevel ?? ''),
+    setLevel,
+    logger: log,
+  });
+  logLevel.start();
+  const clusterStatus = startClusterStatus(client, config, log);
   log.info({ restarting }, 'podnet-agent running');
 
   return new Promise<number>((resolve) => {
@@ -142,8 +154,11 @@ async function main(): Promise<number> {
       log.info({ signal }, 'graceful stop: keeping kernel routes, graceful restart towards peers');
       const force = setTimeout(() => resolve(1), 20_000);
       force.unref();
-      void agent
-        .stop({ graceful: true })
+      void clusterStatus
+        .stop()
+        .catch((err: unknown) => log.warn({ err }, 'error while stopping the status writer'))
+        .then(() => logLevel.stop())
+        .then(() => agent.stop({ graceful: true }))
         .then(() => routes.nextHops.stop())
         .then(() => status?.close())
         .then(() => resolve(0));

@@ -60,6 +60,85 @@ describe('loadConfig', () => {
     );
   });
 
+  describe('boolean options accept exactly true/false/1/0 (any case)', () => {
+    const env = (v: string) => ({ PODNET_REMOVE_UNOWNED_POD_ROUTES: v });
+    it.each([
+      ['true', true],
+      ['TRUE', true],
+      ['1', true],
+      ['false', false],
+      ['False', false],
+      ['0', false],
+    ])('env %j is %s', (v, want) => {
+      expect(loadConfig({ ...base, argv: [], env: env(v) }).config.removeUnownedPodRoutes).toBe(want);
+    });
+
+    it.each([['yes'], ['on'], ['no'], ['2'], ['flase']])(
+      'env %j is an error naming the option and the value',
+      (v) => {
+        expect(() => loadConfig({ ...base, argv: [], env: env(v) })).toThrow(
+          new RegExp(`--remove-unowned-pod-routes \\(from env PODNET_REMOVE_UNOWNED_POD_ROUTES\\).*"${v}"`),
+        );
+      },
+    );
+
+    it('reads the YAML string "false" from a config file (a ConfigMap) as false', () => {
+      const file = (text: string) =>
+        loadConfig({ ...base, argv: ['--config', 'c.yaml'], readFile: () => text }).config;
+      expect(file('removeUnownedPodRoutes: "false"\n').removeUnownedPodRoutes).toBe(false);
+      expect(file('removeUnownedPodRoutes: "0"\n').removeUnownedPodRoutes).toBe(false);
+      expect(file('removeUnownedPodRoutes: true\n').removeUnownedPodRoutes).toBe(true);
+      expect(file('ipamGcKeepLastBlock: "false"\n').ipamGcKeepLastBlock).toBe(false);
+      expect(file('ipamGcKeepLastBlock: 0\n').ipamGcKeepLastBlock).toBe(false);
+      expect(() => file('removeUnownedPodRoutes: "off"\n')).toThrow(
+        /--remove-unowned-pod-routes \(from file c\.yaml\).*"off"/,
+      );
+      expect(() => file('ipamGcKeepLastBlock: 2\n')).toThrow(
+        /--ipam-gc-keep-last-block \(from file c\.yaml\).*2/,
+      );
+    });
+
+    it('takes a bare flag as true and --flag=VALUE with the same four words', () => {
+      const flags = (...argv: string[]) => loadConfig({ ...base, argv }).config;
+      expect(flags('--remove-unowned-pod-routes').removeUnownedPodRoutes).toBe(true);
+      expect(flags('--remove-unowned-pod-routes=false').removeUnownedPodRoutes).toBe(false);
+      expect(flags('--ipam-gc-keep-last-block=0').ipamGcKeepLastBlock).toBe(false);
+      expect(flags('--ipam-gc-keep-last-block=True').ipamGcKeepLastBlock).toBe(true);
+      expect(() => flags('--ipam-gc-keep-last-block=nope')).toThrow(
+        /--ipam-gc-keep-last-block \(from flag --ipam-gc-keep-last-block\).*"nope"/,
+      );
+    });
+
+    it('lets a flag override an environment boolean', () => {
+      const { config } = loadConfig({
+        ...base,
+        argv: ['--remove-unowned-pod-routes=0'],
+        env: env('1'),
+      });
+      expect(config.removeUnownedPodRoutes).toBe(false);
+    });
+  });
+
+  it('takes leader election durations and the status write rate, and keeps their order', () => {
+    const { config } = loadConfig({
+      ...base,
+      argv: ['--leader-election-lease-duration', '30s', '--status-write-rate', '2.5'],
+    });
+    expect(config).toMatchObject({
+      leaderElectionLeaseDuration: 30_000,
+      leaderElectionRenewDeadline: 10_000,
+      leaderElectionRetryPeriod: 2_000,
+      statusWriteRate: 2.5,
+      statusWriteBurst: 10,
+    });
+    expect(() => loadConfig({ ...base, argv: ['--leader-election-renew-deadline', '20s'] })).toThrow(
+      /--leader-election-renew-deadline.*shorter than the lease duration.*"20s"/,
+    );
+    expect(() => loadConfig({ ...base, argv: ['--status-write-rate', '0'] })).toThrow(
+      /--status-write-rate.*"0"/,
+    );
+  });
+
   it('keeps a subcommand as a positional argument', () => {
     expect(loadConfig({ ...base, argv: ['install-cni'] }).positionals).toEqual(['install-cni']);
   });

@@ -40,48 +40,92 @@ const duration = z.union([z.string(), z.number()]).transform((v, ctx) => {
 
 const port = z.coerce.number().int().min(1).max(65535);
 
+/**
+ * A boolean option's value: true/false/1/0, case-insensitive, as a string (flag, environment, a
+ * quoted YAML value) or a YAML boolean or number; undefined for anything else (never a truthy guess:
+ * `z.coerce.boolean` reads the string "false" as true).
+ */
+export function parseBoolean(v: unknown): boolean | undefined {
+  if (typeof v === 'boolean') return v;
+  if (v === 1 || v === 0) return v === 1;
+  if (typeof v !== 'string') return undefined;
+  const s = v.trim().toLowerCase();
+  if (s === 'true' || s === '1') return true;
+  if (s === 'false' || s === '0') return false;
+  return undefined;
+}
+
+const bool = z.union([z.boolean(), z.string(), z.number()]).transform((v, ctx) => {
+  const b = parseBoolean(v);
+  if (b === undefined) {
+    ctx.addIssue({ code: 'custom', message: `expected true, false, 1 or 0, got ${JSON.stringify(v)}` });
+    return z.NEVER;
+  }
+  return b;
+});
+
 const listen = z.string().refine((v) => v === 'none' || /^(\[[0-9a-fA-F:]+\]|[^:]+):\d{1,5}$/.test(v), {
   message: 'expected host:port (e.g. 127.0.0.1:9099) or "none"',
 });
 
-export const agentConfigSchema = z.object({
-  nodeName: z
-    .string()
-    .min(1)
-    .max(253)
-    .regex(/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/, 'must be a lowercase DNS subdomain (RFC 1123)'),
-  kubeconfig: z.string().min(1).optional(),
-  logLevel: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
-  statusListen: listen.default('127.0.0.1:9099'),
-  bgpListenPort: port.optional(),
-  ipv4Address: z
-    .string()
-    .regex(/^\d{1,3}(\.\d{1,3}){3}(\/\d{1,2})?$/, 'expected an IPv4 address, optionally with a /prefix')
-    .optional(),
-  ipAutodetectionMethod: z
-    .string()
-    .default('first-found')
-    .superRefine((v, ctx) => {
-      try {
-        parseAutodetectionMethod(v);
-      } catch (err) {
-        ctx.addIssue({ code: 'custom', message: (err as Error).message });
-      }
-    }),
-  arpMode: z.enum(['userspace', 'kernel']).default('userspace'),
-  resyncInterval: duration.default(30_000),
-  gracefulRestartTime: duration.default(120_000),
-  apiRetryInterval: duration.default(5_000),
-  cniBinDir: z.string().min(1).default('/opt/cni/bin'),
-  cniConfDir: z.string().min(1).default('/etc/cni/net.d'),
-  /** Where the host sees cniConfDir (install-cni in a container mounts it elsewhere); default cniConfDir. */
-  cniHostConfDir: z.string().min(1).optional(),
-  removeUnownedPodRoutes: z.coerce.boolean().default(false),
-  namespace: z.string().min(1).default('podnet-system'),
-  ipamGcInterval: duration.default(300_000),
-  ipamGcGrace: duration.default(60_000),
-  ipamGcKeepLastBlock: z.boolean().default(true),
-});
+export const agentConfigSchema = z
+  .object({
+    nodeName: z
+      .string()
+      .min(1)
+      .max(253)
+      .regex(/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/, 'must be a lowercase DNS subdomain (RFC 1123)'),
+    kubeconfig: z.string().min(1).optional(),
+    logLevel: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
+    statusListen: listen.default('127.0.0.1:9099'),
+    bgpListenPort: port.optional(),
+    ipv4Address: z
+      .string()
+      .regex(/^\d{1,3}(\.\d{1,3}){3}(\/\d{1,2})?$/, 'expected an IPv4 address, optionally with a /prefix')
+      .optional(),
+    ipAutodetectionMethod: z
+      .string()
+      .default('first-found')
+      .superRefine((v, ctx) => {
+        try {
+          parseAutodetectionMethod(v);
+        } catch (err) {
+          ctx.addIssue({ code: 'custom', message: (err as Error).message });
+        }
+      }),
+    arpMode: z.enum(['userspace', 'kernel']).default('userspace'),
+    resyncInterval: duration.default(30_000),
+    gracefulRestartTime: duration.default(120_000),
+    apiRetryInterval: duration.default(5_000),
+    cniBinDir: z.string().min(1).default('/opt/cni/bin'),
+    cniConfDir: z.string().min(1).default('/etc/cni/net.d'),
+    /** Where the host sees cniConfDir (install-cni in a container mounts it elsewhere); default cniConfDir. */
+    cniHostConfDir: z.string().min(1).optional(),
+    removeUnownedPodRoutes: bool.default(false),
+    namespace: z.string().min(1).default('podnet-system'),
+    ipamGcInterval: duration.default(300_000),
+    ipamGcGrace: duration.default(60_000),
+    ipamGcKeepLastBlock: bool.default(true),
+    leaderElectionLeaseDuration: duration.default(15_000),
+    leaderElectionRenewDeadline: duration.default(10_000),
+    leaderElectionRetryPeriod: duration.default(2_000),
+    statusWriteRate: z.coerce.number().positive().default(5),
+    statusWriteBurst: z.coerce.number().int().min(1).default(10),
+  })
+  .superRefine((c, ctx) => {
+    if (!(c.leaderElectionRenewDeadline < c.leaderElectionLeaseDuration))
+      ctx.addIssue({
+        code: 'custom',
+        path: ['leaderElectionRenewDeadline'],
+        message: `must be shorter than the lease duration (${c.leaderElectionLeaseDuration} ms)`,
+      });
+    if (!(c.leaderElectionRetryPeriod < c.leaderElectionRenewDeadline))
+      ctx.addIssue({
+        code: 'custom',
+        path: ['leaderElectionRetryPeriod'],
+        message: `must be shorter than the renew deadline (${c.leaderElectionRenewDeadline} ms)`,
+      });
+  });
 
 export type AgentConfig = z.output<typeof agentConfigSchema>;
 type Field = keyof z.input<typeof agentConfigSchema>;
@@ -188,6 +232,36 @@ export const FIELDS: Record<Field, FieldSpec> = {
     type: 'boolean',
     help: "keep each node's last block of each family even when empty (default true)",
   },
+  leaderElectionLeaseDuration: {
+    flag: 'leader-election-lease-duration',
+    env: 'PODNET_LEADER_ELECTION_LEASE_DURATION',
+    type: 'string',
+    help: 'how long the status writer lease holds without renewal (default 15s)',
+  },
+  leaderElectionRenewDeadline: {
+    flag: 'leader-election-renew-deadline',
+    env: 'PODNET_LEADER_ELECTION_RENEW_DEADLINE',
+    type: 'string',
+    help: 'the holder stops writing if it could not renew for this long (default 10s)',
+  },
+  leaderElectionRetryPeriod: {
+    flag: 'leader-election-retry-period',
+    env: 'PODNET_LEADER_ELECTION_RETRY_PERIOD',
+    type: 'string',
+    help: 'how often to try to acquire or renew the lease (default 2s)',
+  },
+  statusWriteRate: {
+    flag: 'status-write-rate',
+    env: 'PODNET_STATUS_WRITE_RATE',
+    type: 'string',
+    help: 'status conditions and Events written per second, at most (default 5)',
+  },
+  statusWriteBurst: {
+    flag: 'status-write-burst',
+    env: 'PODNET_STATUS_WRITE_BURST',
+    type: 'string',
+    help: 'writes allowed at once before the rate applies (default 10)',
+  },
   removeUnownedPodRoutes: {
     flag: 'remove-unowned-pod-routes',
     env: 'PODNET_REMOVE_UNOWNED_POD_ROUTES',
@@ -224,9 +298,24 @@ export function loadConfig(sources: ConfigSources = {}): LoadedConfig {
     help: { type: 'boolean' },
   };
   for (const spec of Object.values(FIELDS)) options[spec.flag] = { type: spec.type };
+  // A boolean flag is `--flag` (true) or `--flag=VALUE`; parseArgs refuses a value on a boolean,
+  // so those are taken out here and checked by the schema like any other value.
+  const boolFlags = new Set(Object.values(FIELDS).flatMap((s) => (s.type === 'boolean' ? [s.flag] : [])));
+  const flagValues: Record<string, string> = {};
+  const args: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === '--') {
+      args.push(...argv.slice(i));
+      break;
+    }
+    const m = /^--([^=]+)=(.*)$/s.exec(a);
+    if (m && boolFlags.has(m[1]!)) flagValues[m[1]!] = m[2]!;
+    else args.push(a);
+  }
   let parsed: ReturnType<typeof parseArgs>;
   try {
-    parsed = parseArgs({ args: argv, options, allowPositionals: true, strict: true });
+    parsed = parseArgs({ args, options, allowPositionals: true, strict: true });
   } catch (err) {
     throw new ConfigError('arguments', 'command line', `${(err as Error).message}; run with --help`);
   }
@@ -267,10 +356,10 @@ export function loadConfig(sources: ConfigSources = {}): LoadedConfig {
   for (const [field, spec] of Object.entries(FIELDS) as [Field, FieldSpec][]) {
     const e = env[spec.env];
     if (e !== undefined && e !== '') {
-      raw[field] = spec.type === 'boolean' ? /^(1|true|yes|on)$/i.test(e) : e;
+      raw[field] = e;
       origin[field] = `env ${spec.env}`;
     }
-    const f = values[spec.flag];
+    const f = values[spec.flag] ?? flagValues[spec.flag];
     if (f !== undefined) {
       raw[field] = f;
       origin[field] = `flag --${spec.flag}`;

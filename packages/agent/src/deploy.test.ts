@@ -185,6 +185,16 @@ describe('deploy/ manifests', () => {
     expect(Object.keys(agent.resources.requests).sort()).toEqual(['cpu', 'memory']);
   });
 
+  it('sets no IPPool natOutgoing anywhere in deploy/ (no podnet component acts on it yet)', () => {
+    const pools = all.filter((d) => d.obj.kind === 'IPPool');
+    expect(pools.length).toBeGreaterThan(0);
+    for (const d of pools)
+      expect({ file: d.file, natOutgoing: (d.obj.spec as Record<string, unknown>).natOutgoing }).toEqual({
+        file: d.file,
+        natOutgoing: undefined,
+      });
+  });
+
   it('ships a conflist in the ConfigMap that is valid JSON naming the podnet plugin', () => {
     const cm = of('ConfigMap').find((d) => d.obj.metadata?.name === 'podnet-config')!.obj as unknown as {
       data: Record<string, string>;

@@ -414,6 +414,79 @@ describe('core resources over HTTPS with the generated kubeconfig', () => {
     );
   });
 
+  it("refuses an event whose namespace is not its object's (a cluster-scoped object's go to default)", async () => {
+    const bad = await failure(
+      s.core.createNamespacedEvent({
+        namespace: 'kube-system',
+        body: {
+          metadata: { name: 'node-ev' },
+          involvedObject: { kind: 'Node', name: 'node-1' },
+          reason: 'X',
+          message: 'y',
+        },
+      }),
+    );
+    expect(bad.code).toBe(422);
+    expect(JSON.stringify(bad.body)).toContain('involvedObject.namespace');
+    const pod = await failure(
+      s.core.createNamespacedEvent({
+        namespace: 'default',
+        body: {
+          metadata: { name: 'pod-ev' },
+          involvedObject: { kind: 'Pod', name: 'p', namespace: 'kube-system' },
+          reason: 'X',
+        },
+      }),
+    );
+    expect(pod.code).toBe(422);
+  });
+
+  it('serves coordination.k8s.io/v1 Leases with compare-and-swap and validates their spec', async () => {
+    const g = { group: 'coordination.k8s.io', version: 'v1', namespace: 'kube-system', plural: 'leases' };
+    const groups = (await s.kc.makeApiClient(ApisApi).getAPIVersions()).groups.map((x) => x.name);
+    expect(groups).toContain('coordination.k8s.io');
+    const created = (await s.custom.createNamespacedCustomObject({
+      ...g,
+      body: {
+        apiVersion: 'coordination.k8s.io/v1',
+        kind: 'Lease',
+        metadata: { name: 'writer' },
+        spec: {
+          holderIdentity: 'node-a',
+          leaseDurationSeconds: 15,
+          acquireTime: '2026-01-01T00:00:00.000000Z',
+          renewTime: '2026-01-01T00:00:00.000000Z',
+          leaseTransitions: 0,
+        },
+      },
+    })) as { metadata: { resourceVersion: string }; spec: Record<string, unknown> };
+    const next = { ...created, spec: { ...created.spec, holderIdentity: 'node-b', leaseTransitions: 1 } };
+    await s.custom.replaceNamespacedCustomObject({ ...g, name: 'writer', body: next });
+    // The same stale resourceVersion again: the second writer loses.
+    expect(
+      (await failure(s.custom.replaceNamespacedCustomObject({ ...g, name: 'writer', body: next }))).code,
+    ).toBe(409);
+    for (const [field, value] of [
+      ['leaseDurationSeconds', 0],
+      ['leaseTransitions', -1],
+      ['renewTime', '2026-01-01T00:00:00.000Z'],
+    ] as const) {
+      const r = await failure(
+        s.custom.createNamespacedCustomObject({
+          ...g,
+          body: {
+            apiVersion: 'coordination.k8s.io/v1',
+            kind: 'Lease',
+            metadata: { name: `bad-${field.toLowerCase()}` },
+            spec: { [field]: value },
+          },
+        }),
+      );
+      expect(r.code).toBe(422);
+      expect(JSON.stringify(r.body)).toContain(`spec.${field}`);
+    }
+  });
+
   it('stores nothing on dryRun=All', async () => {
     const p = await s.core.createNamespacedPod({ namespace: 'default', body: pod('dry'), dryRun: 'All' });
     expect(p.metadata?.name).toBe('dry');

@@ -34,6 +34,11 @@ export interface ApiServerOptions {
   historySize?: number;
   /** How often a watch with allowWatchBookmarks gets a BOOKMARK. Default 10 s. */
   bookmarkIntervalMs?: number;
+  /**
+   * `interval` (default): a BOOKMARK every bookmarkIntervalMs. `before-timeout`: only one, 2 s before
+   * the watch's `timeoutSeconds` ends, like kube-apiserver 1.20 (for tests that must hold on both).
+   */
+  bookmarkMode?: 'interval' | 'before-timeout';
 }
 
 export interface ApiServer {
@@ -77,6 +82,7 @@ export async function startApiServer(opts: ApiServerOptions = {}): Promise<ApiSe
     store,
     logger: log,
     bookmarkIntervalMs: opts.bookmarkIntervalMs ?? 10_000,
+    ...(opts.bookmarkMode ? { bookmarkMode: opts.bookmarkMode } : {}),
     maxBodyBytes: 3 * 1024 * 1024,
   });
   const listener = await listen(core, { host, port: opts.port ?? 0, ...(tls ? { tls } : {}) });

@@ -117,9 +117,66 @@ function typeRules(t: ResourceType, obj: KObject, version: string, out: StatusCa
     case 'customresourcedefinitions':
       validateCrd(obj, out);
       return obj;
+    case 'leases':
+      validateLease(obj, out);
+      return obj;
+    case 'events':
+      validateEvent(obj, out);
+      return obj;
     default:
       return obj;
   }
+}
+
+/** RFC 3339 with exactly six fractional digits: metav1.MicroTime, as kube-apiserver parses it. */
+const MICRO_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}(Z|[+-]\d{2}:\d{2})$/;
+
+/** coordination.k8s.io/v1 Lease: kube-apiserver's ValidateLeaseSpec. */
+function validateLease(obj: KObject, out: StatusCause[]): void {
+  const spec = obj.spec;
+  if (spec === undefined || spec === null) return;
+  if (!isObject(spec)) {
+    out.push(causes.typeInvalid('spec', spec, 'object'));
+    return;
+  }
+  const d = spec.leaseDurationSeconds;
+  if (d !== undefined && d !== null) {
+    if (!Number.isInteger(d)) out.push(causes.typeInvalid('spec.leaseDurationSeconds', d, 'integer'));
+    else if ((d as number) <= 0)
+      out.push(causes.invalid('spec.leaseDurationSeconds', d, 'must be greater than 0'));
+  }
+  const n = spec.leaseTransitions;
+  if (n !== undefined && n !== null) {
+    if (!Number.isInteger(n)) out.push(causes.typeInvalid('spec.leaseTransitions', n, 'integer'));
+    else if ((n as number) < 0)
+      out.push(causes.invalid('spec.leaseTransitions', n, 'must be greater than or equal to 0'));
+  }
+  const h = spec.holderIdentity;
+  if (h !== undefined && h !== null && typeof h !== 'string')
+    out.push(causes.typeInvalid('spec.holderIdentity', h, 'string'));
+  for (const k of ['acquireTime', 'renewTime'] as const) {
+    const v = spec[k];
+    if (v !== undefined && v !== null && (typeof v !== 'string' || !MICRO_TIME.test(v)))
+      out.push(
+        causes.invalid(`spec.${k}`, v, 'must be RFC 3339 with microseconds (2006-01-02T15:04:05.000000Z)'),
+      );
+  }
+}
+
+/**
+ * core/v1 Event as kube-apiserver validates one without eventTime: the event's namespace is the
+ * involved object's, and for a cluster-scoped object (no namespace) it is "default" (or empty).
+ */
+function validateEvent(obj: KObject, out: StatusCause[]): void {
+  const io = obj.involvedObject;
+  if (!isObject(io)) {
+    out.push(causes.required('involvedObject'));
+    return;
+  }
+  const ns = obj.metadata.namespace ?? '';
+  const ioNs = typeof io.namespace === 'string' ? io.namespace : '';
+  if (ioNs === '' ? ns !== '' && ns !== 'default' : ns !== ioNs)
+    out.push(causes.invalid('involvedObject.namespace', ioNs, 'does not match event.namespace'));
 }
 
 function validateCrd(obj: KObject, out: StatusCause[]): void {

@@ -124,6 +124,17 @@ export function builtinTypes(): ResourceType[] {
     ),
     builtin(
       {
+        group: 'coordination.k8s.io',
+        plural: 'leases',
+        singular: 'lease',
+        kind: 'Lease',
+        namespaced: true,
+        hasStatus: false,
+      },
+      'v1',
+    ),
+    builtin(
+      {
         group: 'apiextensions.k8s.io',
         plural: 'customresourcedefinitions',
         singular: 'customresourcedefinition',

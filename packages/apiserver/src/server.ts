@@ -53,6 +53,12 @@ export interface ServerCoreOptions {
   store: Store;
   logger: LoggerLike;
   bookmarkIntervalMs: number;
+  /**
+   * `interval`: a BOOKMARK every bookmarkIntervalMs. `before-timeout`: one BOOKMARK 2 s before the
+   * watch's timeoutSeconds deadline and none without a timeout, as kube-apiserver 1.20's watch cache
+   * sends them (later releases add one about every minute).
+   */
+  bookmarkMode?: 'interval' | 'before-timeout';
   maxBodyBytes: number;
 }
 
@@ -638,7 +644,10 @@ export class ApiCore {
     }
     const unwatch = store.addWatcher({ typeKey: key, deliver: emit });
     const timers: NodeJS.Timeout[] = [];
-    if (bookmarks) timers.push(setInterval(() => bookmark(), this.o.bookmarkIntervalMs));
+    if (bookmarks && this.o.bookmarkMode === 'before-timeout') {
+      if (timeoutSeconds > 0)
+        timers.push(setTimeout(() => bookmark(), Math.max(0, timeoutSeconds * 1000 - 2000)));
+    } else if (bookmarks) timers.push(setInterval(() => bookmark(), this.o.bookmarkIntervalMs));
     if (timeoutSeconds > 0) timers.push(setTimeout(finish, timeoutSeconds * 1000));
     cleanup = () => {
       unwatch();

@@ -288,6 +288,8 @@ export interface PoolInfo {
   blockSize: number;
   disabled: boolean;
   nodeSelector: string;
+  /** metadata.creationTimestamp (RFC 3339), which decides which of two overlapping pools is kept. */
+  createdAt?: string;
 }
 
 export function poolInfo(p: IPPool): PoolInfo {
@@ -299,23 +301,52 @@ export function poolInfo(p: IPPool): PoolInfo {
     blockSize: p.spec.blockSize,
     disabled: p.spec.disabled,
     nodeSelector: p.spec.nodeSelector,
+    ...(p.metadata.creationTimestamp ? { createdAt: p.metadata.creationTimestamp } : {}),
   };
+}
+
+/** A pool left out of allocation because it overlaps an older one that is in use. */
+export interface SetAsidePool {
+  pool: PoolInfo;
+  /** The older pool it overlaps. */
+  overlaps: PoolInfo;
+  /** "IPPool b spec.cidr 10.0.1.0/24 overlaps IPPool a (10.0.0.0/16), which is older". */
+  message: string;
+}
+
+/** Older first: by creationTimestamp (a pool without one sorts first), then by name. */
+export function olderPoolFirst(a: PoolInfo, b: PoolInfo): number {
+  const ta = a.createdAt ? Date.parse(a.createdAt) : Number.NEGATIVE_INFINITY;
+  const tb = b.createdAt ? Date.parse(b.createdAt) : Number.NEGATIVE_INFINITY;
+  if (ta !== tb) return ta < tb ? -1 : 1;
+  return a.name < b.name ? -1 : a.name > b.name ? 1 : 0;
+}
+
+/**
+ * Splits pools into those in use and those set aside: walking from the oldest (creationTimestamp,
+ * then name), a pool that shares addresses with a pool already in use is set aside. One bad pool
+ * never stops allocation from the others; a set-aside pool does not block a later one.
+ */
+export function selectPools(pools: PoolInfo[]): { valid: PoolInfo[]; setAside: SetAsidePool[] } {
+  const valid: PoolInfo[] = [];
+  const setAside: SetAsidePool[] = [];
+  for (const p of [...pools].sort(olderPoolFirst)) {
+    const older = valid.find((v) => cidrsOverlap(v.cidr, p.cidr));
+    if (!older) valid.push(p);
+    else
+      setAside.push({
+        pool: p,
+        overlaps: older,
+        message: `IPPool ${p.name} spec.cidr ${formatCidr(p.cidr)} overlaps IPPool ${older.name} (${formatCidr(older.cidr)}), which is older`,
+      });
+  }
+  return { valid, setAside };
 }
 
 /** Throws POOLS_OVERLAP when two pools share addresses. */
 export function checkPoolsDisjoint(pools: PoolInfo[]): void {
-  for (let i = 0; i < pools.length; i++) {
-    for (let j = i + 1; j < pools.length; j++) {
-      const a = pools[i]!;
-      const b = pools[j]!;
-      if (cidrsOverlap(a.cidr, b.cidr)) {
-        throw new IpamError(
-          IPAM_ERR.POOLS_OVERLAP,
-          `IPPools ${a.name} (${formatCidr(a.cidr)}) and ${b.name} (${formatCidr(b.cidr)}) overlap`,
-        );
-      }
-    }
-  }
+  const first = selectPools(pools).setAside[0];
+  if (first) throw new IpamError(IPAM_ERR.POOLS_OVERLAP, first.message);
 }
 
 /** Enabled pools of a family whose nodeSelector matches the node's labels, in name order. */

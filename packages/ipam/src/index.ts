@@ -31,11 +31,14 @@ export {
   checkPoolsDisjoint,
   ipAt,
   newBlock,
+  olderPoolFirst,
   ordinalOf,
   type PoolInfo,
   pickFreeBlock,
   poolInfo,
   poolsForNode,
+  type SetAsidePool,
+  selectPools,
 } from './block.js';
 export { type IpamDatastore, kubeDatastore, type ObjectStore } from './datastore.js';
 export { IPAM_ERR, IpamError, type IpamErrorCode, isIpamError } from './errors.js';

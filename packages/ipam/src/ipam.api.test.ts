@@ -186,6 +186,26 @@ describe('IPAM over the Kubernetes API', () => {
     for (const handle of handles) expect(await procs[0]!.releaseByHandle(handle)).toHaveLength(1);
   });
 
+  it('allocates from the valid pool while a newer disabled pool overlaps it (set aside)', async () => {
+    // The reproduction of the fault: a disabled half inside the pool in use made every ADD fail
+    // with IPAM_ERR_POOLS_OVERLAP. The half is created after POOL, so it is the newer one.
+    const half = `${RUN}-q-half`; // sorts after POOL, should the two share a creation second
+    const [net] = POOL_CIDR.split('/');
+    await client.resource(IPPOOL).create({
+      metadata: { name: half },
+      spec: { cidr: `${net}/21`, blockSize: 28, disabled: true },
+    });
+    try {
+      const ipam = new Ipam({ client, cacheTtlMs: 0 });
+      const r = await ipam.allocate({ handle: `${RUN}.overlap`, node: `${RUN}-n9` });
+      expect(r.ipv4?.pool).toBe(POOL);
+      expect((await ipam.setAsidePools()).map((s) => s.pool.name)).toContain(half);
+      await ipam.releaseByHandle(`${RUN}.overlap`);
+    } finally {
+      await client.resource(IPPOOL).delete(half);
+    }
+  });
+
   it('allocates and releases a dual-stack pair over the API', async () => {
     const v6 = `fd00:${(seed + 1).toString(16)}:${(process.pid % 65536).toString(16)}::/48`;
     created6.push(`${RUN}-v6`);

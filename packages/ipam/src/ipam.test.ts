@@ -4,6 +4,7 @@
 import { K8S_ERR, K8sError } from '@podnet/k8s';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { mustParseCidr, type PoolInfo, selectPools } from './block.js';
 import { IPAM_ERR, IpamError } from './errors.js';
 import { handleName, Ipam } from './ipam.js';
 import { type MemoryDatastore, memoryDatastore } from './memory.js';
@@ -18,6 +19,10 @@ async function withPools(
       spec: { cidr: p.cidr, blockSize: p.blockSize, nodeSelector: p.nodeSelector ?? 'all()' },
     });
   }
+}
+
+function poolInfoOf(name: string, cidr: string): PoolInfo {
+  return { name, cidr: mustParseCidr(cidr), blockSize: 26, disabled: false, nodeSelector: 'all()' };
 }
 
 async function codeOf(p: Promise<unknown>): Promise<string> {
@@ -186,15 +191,60 @@ describe('Ipam over an in-memory datastore', () => {
     expect(reads).toBe(1);
   });
 
-  it('fails with POOLS_OVERLAP when two pools share addresses', async () => {
+  it('sets aside a pool that overlaps an older one and keeps allocating from the valid pools', async () => {
+    // The reproduction: a disabled /17 inside the default /16 made every allocation fail.
     const ds = memoryDatastore();
-    await withPools(ds, [
-      { name: 'a', cidr: '10.0.0.0/16' },
-      { name: 'b', cidr: '10.0.1.0/24', blockSize: 28 },
+    await ds.pools.create({
+      metadata: { name: 'default', creationTimestamp: '2026-01-01T00:00:00Z' },
+      spec: { cidr: '10.244.0.0/16' },
+    });
+    await ds.pools.create({
+      metadata: { name: 'a-half', creationTimestamp: '2026-01-02T00:00:00Z' },
+      spec: { cidr: '10.244.128.0/17', disabled: true },
+    });
+    // Newer and enabled, and first by name: still set aside, so no address comes from it.
+    await ds.pools.create({
+      metadata: { name: 'a-slice', creationTimestamp: '2026-01-03T00:00:00Z' },
+      spec: { cidr: '10.244.7.0/24', blockSize: 28 },
+    });
+    await ds.pools.create({
+      metadata: { name: 'other', creationTimestamp: '2026-01-04T00:00:00Z' },
+      spec: { cidr: '10.245.0.0/16' },
+    });
+    const ipam = new Ipam({ datastore: ds });
+    const r = await ipam.allocate({ handle: 'h', node: 'n1' });
+    expect(r.ipv4?.pool).toBe('default');
+    expect((await ipam.pools()).map((p) => p.name)).toEqual(['default', 'other']);
+    expect((await ipam.setAsidePools()).map((s) => [s.pool.name, s.overlaps.name, s.message])).toEqual([
+      [
+        'a-half',
+        'default',
+        'IPPool a-half spec.cidr 10.244.128.0/17 overlaps IPPool default (10.244.0.0/16), which is older',
+      ],
+      [
+        'a-slice',
+        'default',
+        'IPPool a-slice spec.cidr 10.244.7.0/24 overlaps IPPool default (10.244.0.0/16), which is older',
+      ],
     ]);
-    expect(await codeOf(new Ipam({ datastore: ds }).allocate({ handle: 'h', node: 'n1' }))).toBe(
-      IPAM_ERR.POOLS_OVERLAP,
-    );
+    expect((await ipam.allocate({ handle: 'h2', node: 'n2', pools: ['other'] })).ipv4?.pool).toBe('other');
+    expect((await ipam.check()).filter((i) => i.type === 'pools-overlap')).toHaveLength(2);
+  });
+
+  it('keeps the older of two overlapping pools by creationTimestamp, then by name', () => {
+    const info = (name: string, cidr: string, createdAt?: string) =>
+      ({ ...poolInfoOf(name, cidr), ...(createdAt ? { createdAt } : {}) }) as PoolInfo;
+    const older = info('z-old', '10.0.0.0/16', '2026-01-01T00:00:00Z');
+    const newer = info('a-new', '10.0.0.0/24', '2026-01-01T00:00:01Z');
+    expect(selectPools([newer, older]).valid.map((p) => p.name)).toEqual(['z-old']);
+    const tieA = info('a', '10.1.0.0/16', '2026-01-01T00:00:00Z');
+    const tieB = info('b', '10.1.0.0/16', '2026-01-01T00:00:00Z');
+    expect(selectPools([tieB, tieA]).valid.map((p) => p.name)).toEqual(['a']);
+    // A set-aside pool blocks nothing: c overlaps only b, which is set aside behind a.
+    const a = info('a', '10.2.0.0/24', '2026-01-01T00:00:00Z');
+    const b = info('b', '10.2.0.0/23', '2026-01-02T00:00:00Z');
+    const c = info('c', '10.2.1.0/24', '2026-01-03T00:00:00Z');
+    expect(selectPools([c, b, a]).valid.map((p) => p.name)).toEqual(['a', 'c']);
   });
 
   it('claims up to maxBlocksPerNode, then borrows, and with strict affinity reports exhaustion', async () => {

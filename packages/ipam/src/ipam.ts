@@ -37,7 +37,6 @@ import {
   blockName,
   blockOf,
   blockProblems,
-  checkPoolsDisjoint,
   cidrOfBlockName,
   freeCount,
   ipAt,
@@ -52,6 +51,8 @@ import {
   poolsForNode,
   releaseHandle,
   releaseOrdinals,
+  type SetAsidePool,
+  selectPools,
   usedCount,
 } from './block.js';
 import { type IpamDatastore, kubeDatastore } from './datastore.js';
@@ -263,7 +264,9 @@ export class Ipam {
   /** Blocks last seen, by CIDR (a cache: every write is still a CAS on its resourceVersion). */
   private readonly blocks = new Map<string, IPAMBlock>();
   private readonly loadedNodes = new Set<string>();
-  private poolCache: { at: number; pools: PoolInfo[] } | undefined;
+  private poolCache: { at: number; pools: PoolInfo[]; setAside: SetAsidePool[] } | undefined;
+  /** Set-aside pools already logged (by message), so each overlap is logged once, not per read. */
+  private readonly loggedOverlaps = new Set<string>();
   private readonly labelCache = new Map<string, { at: number; labels: Record<string, string> | undefined }>();
   private readonly blockQueues = new Map<string, Promise<unknown>>();
   private readonly gcSeen = new Map<string, number>();
@@ -300,10 +303,22 @@ export class Ipam {
   // -------------------------------------------------------------------------------------------
   // Reads and caches
 
-  /** The IPPools, validated and checked for overlap. */
+  /**
+   * The IPPools in use: valid ones, minus each pool that overlaps an older one (set aside, see
+   * selectPools; `setAsidePools()` lists them and `check()` reports them).
+   */
   async pools(fresh = false): Promise<PoolInfo[]> {
+    return (await this.poolSelection(fresh)).pools;
+  }
+
+  /** Pools left out because they overlap an older pool, with the reason. */
+  async setAsidePools(fresh = false): Promise<SetAsidePool[]> {
+    return (await this.poolSelection(fresh)).setAside;
+  }
+
+  private async poolSelection(fresh: boolean): Promise<{ pools: PoolInfo[]; setAside: SetAsidePool[] }> {
     const now = Date.now();
-    if (!fresh && this.poolCache && now - this.poolCache.at < this.cacheTtlMs) return this.poolCache.pools;
+    if (!fresh && this.poolCache && now - this.poolCache.at < this.cacheTtlMs) return this.poolCache;
     const r = await this.ds.pools.list();
     for (const bad of r.invalid)
       this.log?.warn({ pool: bad.name, err: bad.error.message }, 'skipping invalid IPPool');
@@ -315,9 +330,15 @@ export class Ipam {
         this.log?.warn({ pool: p.metadata.name, err: (err as Error).message }, 'skipping unusable IPPool');
       }
     }
-    checkPoolsDisjoint(pools);
-    this.poolCache = { at: now, pools };
-    return pools;
+    const { valid, setAside } = selectPools(pools);
+    for (const s of setAside)
+      if (!this.loggedOverlaps.has(s.message)) {
+        this.loggedOverlaps.add(s.message);
+        this.log?.warn({ pool: s.pool.name, overlaps: s.overlaps.name, err: s.message }, 'IPPool set aside');
+      }
+    // Keep the name order the rest of IPAM relies on (poolsForNode sorts again).
+    this.poolCache = { at: now, pools: valid.sort((a, b) => a.name.localeCompare(b.name)), setAside };
+    return this.poolCache;
   }
 
   private async labelsOf(node: string) {
@@ -1031,12 +1052,8 @@ export class Ipam {
   /** Inconsistencies in the stored IPAM state (`podnetctl ipam check`). Empty when all is well. */
   async check(): Promise<Inconsistency[]> {
     const out: Inconsistency[] = [];
-    let pools: PoolInfo[] = [];
-    try {
-      pools = await this.pools(true);
-    } catch (err) {
-      out.push({ type: 'pools-overlap', message: (err as Error).message });
-    }
+    const { pools, setAside } = await this.poolSelection(true);
+    for (const s of setAside) out.push({ type: 'pools-overlap', message: `${s.message}: set aside` });
     const [blocks, affs, handles] = await Promise.all([
       this.ds.blocks.list(),
       this.ds.affinities.list(),

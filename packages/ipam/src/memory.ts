@@ -55,7 +55,14 @@ export class MemoryStore<S extends z.ZodType> implements ObjectStore<z.infer<S>,
     this.writes++;
     if (this.objects.has(name))
       throw new K8sError(K8S_ERR.ALREADY_EXISTS, `${this.def.kind} ${name} exists`, 409);
-    const stored = { ...v, metadata: { ...v.metadata, resourceVersion: String(++this.rev.n) } };
+    // Like the API server, stamp the creation time (seconds); a test may give its own to order objects.
+    const creationTimestamp =
+      (v.metadata as { creationTimestamp?: string }).creationTimestamp ??
+      new Date().toISOString().replace(/\.\d+Z$/, 'Z');
+    const stored = {
+      ...v,
+      metadata: { ...v.metadata, creationTimestamp, resourceVersion: String(++this.rev.n) },
+    };
     this.objects.set(name, stored);
     return this.copy(stored);
   }

@@ -10,6 +10,7 @@ import {
   ApiException,
   ApiextensionsV1Api,
   CoreV1Api,
+  type CoreV1Event,
   CustomObjectsApi,
   KubeConfig,
   PatchStrategy,
@@ -390,6 +391,28 @@ export class ResourceClient<S extends z.ZodType> {
     return validate(this.def, raw);
   }
 
+  /**
+   * Merge-patches the status subresource with `status`, as a compare-and-swap when resourceVersion
+   * is given. Works on objects that fail the schema too (their conditions say why): the answer is
+   * not validated.
+   */
+  async patchStatus(
+    name: string,
+    status: Record<string, unknown>,
+    opts: { resourceVersion?: string; namespace?: string } = {},
+  ): Promise<void> {
+    const b = this.base(opts.namespace);
+    const body = {
+      ...(opts.resourceVersion ? { metadata: { resourceVersion: opts.resourceVersion } } : {}),
+      status,
+    };
+    await this.call(this.what('patch status of', name), true, () =>
+      this.def.namespaced
+        ? this.api.patchNamespacedCustomObjectStatus({ ...b, name, body }, mergePatch)
+        : this.api.patchClusterCustomObjectStatus({ ...b, name, body }, mergePatch),
+    );
+  }
+
   /** JSON merge patch (RFC 7386). Include metadata.resourceVersion in the patch for CAS. */
   async patch(name: string, patch: Record<string, unknown>, namespace?: string): Promise<z.infer<S>> {
     const b = this.base(namespace);
@@ -494,6 +517,17 @@ export class KubeClient {
       return await this.core.patchNode({ name, body: { metadata: { annotations } } }, mergePatch);
     } catch (err) {
       throw toK8sError(err, `annotate Node ${JSON.stringify(name)}`);
+    }
+  }
+
+  /** Creates a core/v1 Event (namespace `default` for a cluster-scoped object). */
+  async createEvent(event: CoreV1Event): Promise<void> {
+    this.stats.writes++;
+    const namespace = event.metadata?.namespace ?? 'default';
+    try {
+      await this.core.createNamespacedEvent({ namespace, body: event });
+    } catch (err) {
+      throw toK8sError(err, `create Event for ${event.involvedObject.kind} ${event.involvedObject.name}`);
     }
   }
 

@@ -54,7 +54,8 @@ export class SchemaError extends K8sError {
   }
 }
 
-function formatProblem(p: SchemaProblem): string {
+/** `spec.cidr: "10.0.0.1/16" is not a valid network CIDR …`: the field, the problem and the value. */
+export function formatProblem(p: SchemaProblem): string {
   const shown =
     p.value === undefined || p.message.includes(JSON.stringify(p.value)) ? '' : ` (got ${short(p.value)})`;
   return `${p.path || '(root)'}: ${p.message}${shown}`;

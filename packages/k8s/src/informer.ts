@@ -39,7 +39,9 @@ export type InformerEvent<T> =
   | { type: 'modified'; object: T; old: T }
   | { type: 'deleted'; object: T }
   | { type: 'synced' }
-  | { type: 'relisted'; resourceVersion: string };
+  | { type: 'relisted'; resourceVersion: string }
+  /** The set of invalid objects (`invalid()`) changed: one was rejected, fixed or deleted. */
+  | { type: 'invalid'; key: string };
 
 export interface InformerOptions {
   labelSelector?: string;
@@ -47,7 +49,12 @@ export interface InformerOptions {
   logger?: Logger;
   initialBackoffMs?: number;
   maxBackoffMs?: number;
-  /** Asks the server to end each watch after this long (it is then resumed). Default 240 s. */
+  /**
+   * Asks the server to end each watch after this long (it is then resumed from the last
+   * resourceVersion). Default 240 s. kube-apiserver sends a BOOKMARK 2 s before this deadline
+   * (1.20 only then; later releases also about once a minute), so the resourceVersion a resumed
+   * watch starts from is recent even when nothing selected changed.
+   */
   watchTimeoutSeconds?: number;
   /**
    * Start by watching from this resourceVersion (e.g. one persisted earlier) instead of listing.
@@ -73,8 +80,17 @@ export function backoffDelay(
   return Math.max(initialMs / 2, Math.floor(random() * cap));
 }
 
+/** An object the informer received but could not use: the raw object as the server sent it. */
+export interface InvalidObject {
+  key: string;
+  raw: unknown;
+  error: SchemaError | Error;
+}
+
 export class Informer<T extends Meta> {
   private readonly store = new Map<string, T>();
+  /** Objects whose latest version failed validation, by key (for status conditions). */
+  private readonly rejected = new Map<string, InvalidObject>();
   private readonly handlers = new Set<(ev: InformerEvent<T>) => void>();
   private resourceVersion = '';
   private stopped = true;
@@ -90,7 +106,7 @@ export class Informer<T extends Meta> {
   readonly synced: Promise<void>;
   hasSynced = false;
   /** Counters for tests and metrics. */
-  readonly counts = { lists: 0, watches: 0, invalid: 0, errors: 0 };
+  readonly counts = { lists: 0, watches: 0, invalid: 0, errors: 0, bookmarks: 0 };
 
   constructor(
     readonly client: KubeClient,
@@ -117,6 +133,11 @@ export class Informer<T extends Meta> {
 
   list(): T[] {
     return [...this.store.values()];
+  }
+
+  /** Objects whose latest version is invalid (the store may still hold an older valid one). */
+  invalid(): InvalidObject[] {
+    return [...this.rejected.values()];
   }
 
   get lastResourceVersion(): string {
@@ -150,7 +171,13 @@ export class Informer<T extends Meta> {
 
   private parse(raw: unknown): T | undefined {
     const r = this.source.parse(raw);
-    if (r.ok) return r.value;
+    const key = objectKey(raw as Meta);
+    if (r.ok) {
+      if (this.rejected.delete(key)) this.emit({ type: 'invalid', key });
+      return r.value;
+    }
+    this.rejected.set(key, { key, raw, error: r.error });
+    this.emit({ type: 'invalid', key });
     this.counts.invalid++;
     const err = r.error as SchemaError;
     this.log?.warn(
@@ -175,6 +202,12 @@ export class Informer<T extends Meta> {
       seen.add(key);
       this.upsert(obj);
     }
+    const listed = new Set(r.items.map((raw) => objectKey(raw as Meta)));
+    for (const key of [...this.rejected.keys()])
+      if (!listed.has(key)) {
+        this.rejected.delete(key);
+        this.emit({ type: 'invalid', key });
+      }
     for (const [key, old] of [...this.store]) {
       if (!seen.has(key)) {
         this.store.delete(key);
@@ -211,6 +244,7 @@ export class Informer<T extends Meta> {
       }
       case 'DELETED': {
         const key = objectKey(raw as Meta);
+        if (this.rejected.delete(key)) this.emit({ type: 'invalid', key });
         const old = this.store.get(key);
         if (old) {
           this.store.delete(key);
@@ -219,6 +253,7 @@ export class Informer<T extends Meta> {
         break;
       }
       case 'BOOKMARK':
+        this.counts.bookmarks++;
         break;
       case 'ERROR': {
         const status = raw as { code?: number; message?: string };

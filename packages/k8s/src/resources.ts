@@ -69,7 +69,7 @@ export const BGPCONFIGURATION = def({
   shortNames: ['bgpconfig'],
   namespaced: false,
   schema: bgpConfigurationSchema,
-  statusSubresource: false,
+  statusSubresource: true,
   description: 'BGP settings: "default" for the cluster, "node.<name>" for one node.',
   printerColumns: [
     { name: 'AS', type: 'integer', jsonPath: '.spec.asNumber' },

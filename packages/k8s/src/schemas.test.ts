@@ -1,5 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { allCrds } from './crd.js';
 import { SchemaError } from './errors.js';
 import { formatCidr, formatIp, parseCidr, parseIp } from './net.js';
 import {
@@ -70,9 +71,13 @@ describe('BGPConfiguration', () => {
       keepaliveTime: 30,
       holdTime: 90,
       gracefulRestart: { enabled: true, restartTime: 120 },
-      logSeverity: 'info',
       serviceClusterIPs: [],
     });
+    // Unset means "the agent's own configuration", not info (see the agent's log level).
+    expect(c.spec.logSeverity).toBeUndefined();
+    expect(
+      validate(BGPCONFIGURATION, { metadata: meta, spec: { logSeverity: 'debug' } }).spec.logSeverity,
+    ).toBe('debug');
   });
 
   it.each([
@@ -324,5 +329,27 @@ describe('label selectors', () => {
 
   it.each(['zone in (a', 'zone=a b', '=a', 'zone=a,,rack=b'])('rejects %s', (sel) => {
     expect(() => parseSelector(sel)).toThrow(/invalid selector/);
+  });
+});
+
+describe('fields removed or marked', () => {
+  it('reads a stored BlockAffinity or IPAMHandle that still has spec.deleted (older podnet) and drops the field', () => {
+    for (const deleted of [false, true, 'true']) {
+      const a = validate(BLOCKAFFINITY, {
+        metadata: { name: 'n1-10-0-0-0-26' },
+        spec: { node: 'n1', cidr: '10.0.0.0/26', state: 'confirmed', deleted },
+      });
+      expect(a.spec).toEqual({ node: 'n1', cidr: '10.0.0.0/26', state: 'confirmed' });
+      const h = validate(IPAMHANDLE, {
+        metadata: { name: 'h' },
+        spec: { handleID: 'podnet.c1', block: { '10.0.0.0/26': 1 }, deleted },
+      });
+      expect(h.spec).toEqual({ handleID: 'podnet.c1', block: { '10.0.0.0/26': 1 } });
+    }
+  });
+
+  it('says in the CRD that IPPool.natOutgoing is not acted on yet', () => {
+    const crd = allCrds().find((c) => (c.metadata as { name: string }).name === 'ippools.podnet.io');
+    expect(JSON.stringify(crd)).toContain('NOT YET ACTED ON');
   });
 });

@@ -90,7 +90,12 @@ export const ipPoolSpecSchema = z
       .max(128)
       .optional()
       .describe('Prefix length of the blocks handed to nodes. Default 26 (IPv4) or 122 (IPv6).'),
-    natOutgoing: z.boolean().default(false).describe('Masquerade traffic from pods to outside the pools.'),
+    natOutgoing: z
+      .boolean()
+      .default(false)
+      .describe(
+        'NOT YET ACTED ON (a stub until egress NAT lands): no podnet component masquerades traffic today, whatever this says. Meant to SNAT pod traffic to outside every pool to the node address.',
+      ),
     disabled: z.boolean().default(false).describe('No new allocations from this pool.'),
     nodeSelector: z
       .string()
@@ -167,7 +172,12 @@ export const bgpConfigurationSpecSchema = z
     serviceClusterIPs: z.array(cidrEntry).default([]),
     serviceExternalIPs: z.array(cidrEntry).default([]),
     serviceLoadBalancerIPs: z.array(cidrEntry).default([]),
-    logSeverity: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal']).default('info'),
+    logSeverity: z
+      .enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal'])
+      .optional()
+      .describe(
+        "The agents' log level, applied live (node.<name> over default); --log-level or PODNET_LOG_LEVEL on an agent wins. Unset: the agent's own configuration.",
+      ),
   })
   .superRefine((spec, ctx) => {
     if (spec.holdTime !== 0 && spec.holdTime < 3)
@@ -197,6 +207,7 @@ export const bgpConfigurationSchema = z.object({
   kind: z.literal('BGPConfiguration').optional(),
   metadata: objectMetaSchema,
   spec: bgpConfigurationSpecSchema,
+  status: statusSchema.optional(),
 });
 export type BGPConfiguration = z.infer<typeof bgpConfigurationSchema>;
 export type BGPConfigurationInput = z.input<typeof bgpConfigurationSchema>;
@@ -389,7 +400,9 @@ export const blockAffinitySpecSchema = z
     node: z.string(),
     cidr: z.string(),
     state: z.enum(blockAffinityStates).default('pending'),
-    deleted: z.boolean().default(false),
+    // No `deleted`: Calico marks an affinity deleted before removing it because it could not make a
+    // delete conditional; podnet deletes with a resourceVersion precondition. A stored `deleted`
+    // (older podnet) is ignored on read and dropped on the next write.
   })
   .superRefine((spec, ctx) => {
     checkCidr(ctx, ['cidr'], spec.cidr);
@@ -415,7 +428,7 @@ export const ipamHandleSpecSchema = z
       .record(z.string(), z.number().int().min(0))
       .default({})
       .describe('Addresses held, per block CIDR.'),
-    deleted: z.boolean().default(false),
+    // No `deleted` (as on BlockAffinity): an empty handle is deleted with a resourceVersion precondition.
   })
   .superRefine((spec, ctx) => {
     for (const cidr of Object.keys(spec.block)) checkCidr(ctx, ['block', cidr], cidr);

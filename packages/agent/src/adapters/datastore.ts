@@ -13,6 +13,7 @@ import {
   resourceSource,
 } from '@podnet/k8s';
 import type { Logger } from 'pino';
+import { usablePools } from '../conditions.js';
 import type { NodeView } from '../model.js';
 import type { DatastorePort, DatastoreSnapshot } from '../ports.js';
 import {
@@ -139,7 +140,8 @@ export class KubeDatastore implements DatastorePort {
     const snap: DatastoreSnapshot = {
       nodes: this.nodes.list().flatMap((n) => nodeView(n, problems) ?? []),
       pods: this.pods.list().flatMap((p) => podView(p) ?? []),
-      pools: this.pools.list().map(poolView),
+      // A pool overlapping an older one is set aside, here as in IPAM (conditions.ts).
+      pools: usablePools(this.pools.list()).map(poolView),
       bgpConfigs: this.configs.list().map(bgpConfigView),
       peers: this.peers.list().map(peerView),
       secrets: this.secrets,

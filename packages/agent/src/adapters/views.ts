@@ -152,6 +152,5 @@ export function blockView(b: IPAMBlock): BlockView {
 }
 
 export function affinityView(a: BlockAffinity): AffinityView | undefined {
-  if (a.spec.deleted) return undefined;
   return { node: a.spec.node, cidr: a.spec.cidr, state: a.spec.state };
 }

@@ -1,0 +1,51 @@
+// What the agent reports about the objects it reads (docs/conditions.md): every agent reports its own
+// Node's annotations; the one agent holding the `podnet-status-writer` Lease writes the IPPool and
+// BGPPeer conditions. Every status write and Event of the agent shares one rate limit.
+import type { KubeClient } from '@podnet/k8s';
+import type { Logger } from 'pino';
+import type { AgentConfig } from './config.js';
+import { EventRecorder, TokenBucket } from './events.js';
+import { LeaderElector } from './leader.js';
+import { NodeAnnotationReporter } from './node-events.js';
+import { StatusWriter } from './status-writer.js';
+
+export const STATUS_LEASE = 'podnet-status-writer';
+
+export interface ClusterStatus {
+  elector: LeaderElector;
+  writer: StatusWriter;
+  nodeReporter: NodeAnnotationReporter;
+  stop(): Promise<void>;
+}
+
+export function startClusterStatus(client: KubeClient, config: AgentConfig, logger: Logger): ClusterStatus {
+  const limiter = new TokenBucket(config.statusWriteRate, config.statusWriteBurst);
+  const recorder = new EventRecorder({ client, identity: config.nodeName, limiter, logger });
+  const writer = new StatusWriter({ client, recorder, limiter, logger });
+  const elector = new LeaderElector({
+    client,
+    namespace: config.namespace,
+    name: STATUS_LEASE,
+    identity: config.nodeName,
+    leaseDurationMs: config.leaderElectionLeaseDuration,
+    renewDeadlineMs: config.leaderElectionRenewDeadline,
+    retryPeriodMs: config.leaderElectionRetryPeriod,
+    logger,
+    onStartedLeading: () => writer.start(),
+    onStoppedLeading: () => void writer.stop(),
+  });
+  const nodeReporter = new NodeAnnotationReporter({ client, nodeName: config.nodeName, recorder, logger });
+  elector.start();
+  nodeReporter.start();
+  return {
+    elector,
+    writer,
+    nodeReporter,
+    async stop() {
+      // Release first, so another agent takes over at once.
+      await elector.stop({ release: true });
+      await writer.stop();
+      await nodeReporter.stop();
+    },
+  };
+}
