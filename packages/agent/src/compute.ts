@@ -1,4 +1,4 @@
-// desired = compute(inputs): the agent's pure core (DESIGN.md §4). No I/O, no clocks, no randomness:
+// desired = compute(inputs): the agent's pure core (docs/architecture.md, "Inside the agent"). No I/O, no clocks, no randomness:
 // the same inputs always give the same, sorted output, so reconcilers can diff it cheaply.
 import {
   addressOf,

@@ -1,4 +1,4 @@
-// @podnet/apiserver: an embedded Kubernetes API server for the lab and tests (DESIGN.md section 5).
+// @podnet/apiserver: an embedded Kubernetes API server for the lab and tests.
 // Serves core/v1 Nodes, Pods, Namespaces, Secrets, apiextensions/v1 CRDs and their custom resources
 // with kube-apiserver semantics, over HTTPS (self-signed) or HTTP, with bearer-token auth.
 import { mkdirSync, writeFileSync } from 'node:fs';

@@ -1,4 +1,4 @@
-// Block IPAM against the datastore (DESIGN.md section 2 step 2, section 3).
+// Block IPAM against the datastore (docs/architecture.md: "One pod, end to end" step 2, "Resources").
 //
 // A node claims a block from an IPPool whose nodeSelector matches it: BlockAffinity `pending`, then
 // the IPAMBlock's creation (the atomic point: whoever creates it owns it), then the affinity goes

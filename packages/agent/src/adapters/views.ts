@@ -31,7 +31,7 @@ export interface CorePod extends CoreMeta {
   status?: { phase?: string; podIPs?: { ip?: string }[]; podIP?: string };
 }
 
-/** `pn` + 11 hex characters of sha1("namespace.pod"): the host side of the pod's veth (DESIGN.md §2). */
+/** `pn` + 11 hex characters of sha1("namespace.pod"): the host side of the pod's veth (docs/architecture.md, "One pod, end to end"). */
 export function podInterfaceName(namespace: string, name: string): string {
   return `pn${createHash('sha1').update(`${namespace}.${name}`).digest('hex').slice(0, 11)}`;
 }
