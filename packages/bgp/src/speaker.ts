@@ -17,6 +17,7 @@ import {
   type PathSource,
   type PrefixKey,
   pathOf,
+  sameAttrs,
   selectBest,
 } from './rib/rib.js';
 import type { FsmState } from './session/fsm.js';
@@ -55,6 +56,11 @@ export interface SpeakerOptions {
   clusterId?: string | undefined;
   /** Set the Restart State bit in our Graceful Restart capability (we are coming back from a graceful stop). */
   restarting?: boolean | undefined;
+  /**
+   * Bytes each peer's cache of raw attribute lists may take (default 4 MiB). The cache saves
+   * decoding the attributes of an UPDATE seen before; the oldest entries go first.
+   */
+  attrCacheBytes?: number | undefined;
   /** Injected for tests. */
   clock?: Clock | undefined;
   transport?: Transport | undefined;
@@ -126,6 +132,8 @@ export interface PeerStatus {
   prefixesReceived: number;
   prefixesAdvertised: number;
   staleRoutes: number;
+  /** Estimated bytes held by this peer's raw-attribute cache (bounded by SpeakerOptions.attrCacheBytes). */
+  attrCacheBytes: number;
   messagesIn: number;
   messagesOut: number;
   updatesIn: number;
@@ -141,8 +149,13 @@ interface Peer {
   session: Session;
   importP?: CompiledPolicy | undefined;
   exportP?: CompiledPolicy | undefined;
-  /** Raw attribute bytes -> imported set (null: withdraw/rejected), for this peer's codec context. */
+  /**
+   * Raw attribute bytes -> imported set (null: withdraw/rejected), for this peer's codec context.
+   * Holds sets that are not interned (nothing accepted uses them yet); bounded by `cacheBytes`.
+   */
   cache: Map<string, AttrSet | null>;
+  /** Estimated bytes held by `cache`. */
+  cacheBytes: number;
   /** Export transformation cache: `${src.id}:${set.id}` -> outgoing set. */
   outCache: Map<string, AttrSet | null>;
   out: PrefixMap<AttrSet>;
@@ -198,6 +211,19 @@ function validatePeer(c: PeerConfig): Peer['config'] {
   return { ...c, port, holdTime, passive: c.passive ?? false };
 }
 
+/** Per-peer budget of the raw-attribute cache (SpeakerOptions.attrCacheBytes). */
+export const DEFAULT_ATTR_CACHE_BYTES = 4 * 1024 * 1024;
+/** Entries of a peer's export-transformation cache before it is emptied. */
+const OUT_CACHE_ENTRIES = 65_536;
+
+/**
+ * Estimated bytes one raw-attribute cache entry holds: the key string and the map slot, plus for
+ * a set the decoded attributes and their canonical key (measured about 3x the key's length).
+ */
+function cacheCost(raw: string, set: AttrSet | null): number {
+  return 64 + raw.length + (set ? 200 + 3 * set.key.length : 0);
+}
+
 const FAMILIES = [
   { afi: Afi.IPV4, safi: Safi.UNICAST },
   { afi: Afi.IPV6, safi: Safi.UNICAST },
@@ -232,6 +258,7 @@ export class Speaker extends EventEmitter {
   private nextSourceId = 1;
   private flushScheduled = false;
   private establishedCount = 0;
+  private readonly attrCacheBytes: number;
 
   constructor(private readonly opts: SpeakerOptions) {
     super();
@@ -244,6 +271,10 @@ export class Speaker extends EventEmitter {
     this.asn = opts.asn;
     this.routerId = opts.routerId;
     this.clusterId = opts.clusterId ?? opts.routerId;
+    const cacheBytes = opts.attrCacheBytes ?? DEFAULT_ATTR_CACHE_BYTES;
+    if (!Number.isInteger(cacheBytes) || cacheBytes < 0)
+      throw new BgpConfigError('attrCacheBytes', opts.attrCacheBytes, 'must be a non-negative integer');
+    this.attrCacheBytes = cacheBytes;
     this.log = (opts.logger ?? silentLogger).child({ component: 'bgp' });
     this.clock = opts.clock ?? systemClock;
     this.transport = opts.transport ?? tcpTransport;
@@ -325,6 +356,7 @@ export class Speaker extends EventEmitter {
       importP: compilePolicy(c.import, 'import'),
       exportP: compilePolicy(c.export, 'export'),
       cache: new Map(),
+      cacheBytes: 0,
       outCache: new Map(),
       out: new PrefixMap(),
       established: false,
@@ -371,7 +403,7 @@ export class Speaker extends EventEmitter {
     p.exportP = compilePolicy(c.export, 'export');
     p.src.routeReflectorClient = c.routeReflectorClient ?? false;
     p.outCache.clear();
-    p.cache.clear();
+    this.cacheClear(p);
     if (importChanged && !transport && p.established && p.negotiated?.routeRefresh) {
       // Soft inbound reconfiguration: the peer re-sends everything, and every route goes
       // through the new import policy again (rejected ones are withdrawn from the Loc-RIB).
@@ -429,6 +461,7 @@ export class Speaker extends EventEmitter {
         prefixesReceived: p.src.adjIn.size,
         prefixesAdvertised: p.out.size,
         staleRoutes: p.src.stale?.size ?? 0,
+        attrCacheBytes: p.cacheBytes,
         messagesIn: s.counters.messagesIn,
         messagesOut: s.counters.messagesOut,
         updatesIn: s.counters.updatesIn,
@@ -466,8 +499,7 @@ export class Speaker extends EventEmitter {
         return n;
       });
     }
-    const set = this.attrs.intern(full);
-    this.setPath(this.local, key, set);
+    this.setPath(this.local, key, this.attrs.make(full));
   }
 
   /** Withdraws a prefix this speaker originated (no-op if it did not). */
@@ -649,7 +681,7 @@ export class Speaker extends EventEmitter {
     p.src.up = true;
     this.establishedCount++;
     p.src.routerId = n.peerId;
-    p.cache.clear();
+    this.cacheClear(p);
     p.outCache.clear();
     this.log.info(
       { event: 'established', peer: p.config.address, peerId: n.peerId, hold: n.holdTime },
@@ -774,8 +806,7 @@ export class Speaker extends EventEmitter {
           let set: AttrSet | null = null;
           if (v.action === 'treat-as-withdraw') p.treatAsWithdraw++;
           else set = this.importAttrs(p, fromWire(v.attrs, n.as4));
-          if (p.cache.size > 100_000) p.cache.clear();
-          p.cache.set(raw, set);
+          this.cachePut(p, raw, set);
           this.applyV4(p, body, 2, wEnd, null);
           this.applyV4(p, body, aEnd, body.length, set);
           this.checkMaxPrefixes(p);
@@ -880,7 +911,27 @@ export class Speaker extends EventEmitter {
     if (!attrs.nextHop || !usableNextHop(attrs.nextHop)) return null; // RFC 4271 §6.3 / RFC 7606 §7.3
     const after = applyAttrs(p.importP, attrs);
     if (!after) return null;
-    return this.attrs.intern(after);
+    return this.attrs.make(after);
+  }
+
+  /** Remembers what a raw attribute list imported as, within the peer's byte budget (oldest out first). */
+  private cachePut(p: Peer, raw: string, set: AttrSet | null): void {
+    const max = this.attrCacheBytes;
+    const cost = cacheCost(raw, set);
+    if (cost > max) return;
+    p.cache.set(raw, set);
+    p.cacheBytes += cost;
+    if (p.cacheBytes <= max) return;
+    for (const [k, v] of p.cache) {
+      p.cache.delete(k);
+      p.cacheBytes -= cacheCost(k, v);
+      if (p.cacheBytes <= max) break;
+    }
+  }
+
+  private cacheClear(p: Peer): void {
+    p.cache.clear();
+    p.cacheBytes = 0;
   }
 
   private importOne(p: Peer, k: PrefixKey, set: AttrSet): void {
@@ -923,10 +974,11 @@ export class Speaker extends EventEmitter {
     return `${formatIpv6(pp.bytes)}/${pp.len}`;
   }
 
-  private setPath(src: PathSource, k: PrefixKey, set: AttrSet): void {
+  /** Stores `cand` as `src`'s path for `k`: the one place an attribute set gets interned. */
+  private setPath(src: PathSource, k: PrefixKey, cand: AttrSet): void {
     const old = src.adjIn.get(k);
-    if (old === set) return;
-    set.refs++;
+    if (sameAttrs(old, cand)) return;
+    const set = this.attrs.acquire(cand);
     src.adjIn.set(k, set);
     if (old) this.attrs.release(old);
     if (src.stale) {
@@ -1049,6 +1101,8 @@ export class Speaker extends EventEmitter {
     let out = p.outCache.get(ck);
     if (out === undefined) {
       out = this.transformOut(p, best, set, fam);
+      // Keys name set ids, which retire with their sets: bound the map rather than track them.
+      if (p.outCache.size >= OUT_CACHE_ENTRIES) p.outCache.clear();
       p.outCache.set(ck, out);
     }
     return out ?? undefined;
@@ -1095,7 +1149,7 @@ export class Speaker extends EventEmitter {
     }
     if (!r.nextHop || addressFamily(r.nextHop) !== fam) return null;
     const after = applyAttrs(p.exportP, r);
-    return after ? this.attrs.intern(after) : null;
+    return after ? this.attrs.make(after) : null;
   }
 
   private selfV4(p: Peer): string | undefined {
@@ -1115,12 +1169,12 @@ export class Speaker extends EventEmitter {
     const announce = new Map<AttrSet, { v4: string[]; v6: string[] }>();
     const withdraw = { v4: [] as string[], v6: [] as string[] };
     for (const k of p.dirty) {
-      const next = this.exportFor(p, k);
+      const cand = this.exportFor(p, k);
       const cur = p.out.get(k);
-      if (next === cur) continue;
+      if (sameAttrs(cand, cur)) continue;
       const fam = typeof k === 'number' ? 'v4' : 'v6';
-      if (next) {
-        next.refs++;
+      if (cand) {
+        const next = this.attrs.acquire(cand);
         p.out.set(k, next);
         let g = announce.get(next);
         if (!g) {

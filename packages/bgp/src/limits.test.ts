@@ -1,0 +1,65 @@
+// What one peer can make the speaker hold: attribute sets only for accepted prefixes, a raw
+// attribute cache bounded in bytes, and a default receive limit.
+import { afterEach, describe, expect, it } from 'vitest';
+import { rawPeer, until } from './__fixtures__/rawpeer.js';
+import { Speaker } from './speaker.js';
+import type { PathAttr } from './wire/attributes.js';
+
+let speaker: Speaker | undefined;
+afterEach(async () => {
+  await speaker?.stop();
+  speaker = undefined;
+});
+
+const attrs = (med: number): PathAttr[] => [
+  { type: 'origin', value: 0 },
+  { type: 'as-path', segments: [{ type: 'sequence', asns: [65001] }] },
+  { type: 'next-hop', addr: '10.0.0.1' },
+  { type: 'med', value: med },
+];
+
+async function established(opts: ConstructorParameters<typeof Speaker>[0], peer: Parameters<Speaker['addPeer']>[0]) {
+  const s = new Speaker(opts);
+  speaker = s;
+  s.addPeer(peer);
+  await s.start();
+  const p = rawPeer(s, peer.address, opts.routerId);
+  p.open({ asn: peer.asn });
+  p.keepalive();
+  await until('established', () => s.peers()[0]?.state === 'established');
+  return { s, p };
+}
+
+describe('attribute sets', () => {
+  it('holds no attribute set for 20,000 UPDATEs whose prefixes the import filter rejects', async () => {
+    const { s, p } = await established(
+      { asn: 65000, routerId: '10.0.0.2', attrCacheBytes: 64 * 1024 },
+      {
+        address: '10.0.0.1',
+        asn: 65001,
+        passive: true,
+        import: { prefixList: [{ prefix: '10.244.0.0/16', le: 32, action: 'accept' }], defaultAction: 'reject' },
+      },
+    );
+    for (let i = 0; i < 20_000; i++)
+      p.announce({ withdrawn: [], attrs: attrs(i), nlri: [`192.168.${i >> 8}.${i & 255}/32`] });
+    await until('20,000 UPDATEs read', () => s.peers()[0]!.updatesIn === 20_000);
+    expect(s.peers()[0]!.state).toBe('established');
+    expect(s.peers()[0]!.prefixesReceived).toBe(0);
+    expect(s.attributeSets).toBe(0);
+    expect(s.peers()[0]!.attrCacheBytes).toBeGreaterThan(0);
+    expect(s.peers()[0]!.attrCacheBytes).toBeLessThanOrEqual(64 * 1024);
+
+    // Accepted prefixes intern their set; it goes with the last prefix that uses it.
+    p.announce({ withdrawn: [], attrs: attrs(7), nlri: ['10.244.1.0/26', '10.244.2.0/26'] });
+    p.announce({ withdrawn: [], attrs: attrs(8), nlri: ['10.244.3.0/26'] });
+    await until('three routes', () => s.locRibSize === 3);
+    expect(s.attributeSets).toBe(2);
+    p.announce({ withdrawn: ['10.244.1.0/26', '10.244.3.0/26'], attrs: [], nlri: [] });
+    await until('one route', () => s.locRibSize === 1);
+    expect(s.attributeSets).toBe(1);
+    p.announce({ withdrawn: ['10.244.2.0/26'], attrs: [], nlri: [] });
+    await until('no route', () => s.locRibSize === 0);
+    expect(s.attributeSets).toBe(0);
+  });
+});
