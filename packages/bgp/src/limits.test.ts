@@ -18,7 +18,10 @@ const attrs = (med: number): PathAttr[] => [
   { type: 'med', value: med },
 ];
 
-async function established(opts: ConstructorParameters<typeof Speaker>[0], peer: Parameters<Speaker['addPeer']>[0]) {
+async function established(
+  opts: ConstructorParameters<typeof Speaker>[0],
+  peer: Parameters<Speaker['addPeer']>[0],
+) {
   const s = new Speaker(opts);
   speaker = s;
   s.addPeer(peer);
@@ -38,7 +41,10 @@ describe('attribute sets', () => {
         address: '10.0.0.1',
         asn: 65001,
         passive: true,
-        import: { prefixList: [{ prefix: '10.244.0.0/16', le: 32, action: 'accept' }], defaultAction: 'reject' },
+        import: {
+          prefixList: [{ prefix: '10.244.0.0/16', le: 32, action: 'accept' }],
+          defaultAction: 'reject',
+        },
       },
     );
     for (let i = 0; i < 20_000; i++)
@@ -61,5 +67,28 @@ describe('attribute sets', () => {
     p.announce({ withdrawn: ['10.244.2.0/26'], attrs: [], nlri: [] });
     await until('no route', () => s.locRibSize === 0);
     expect(s.attributeSets).toBe(0);
+  });
+});
+
+describe('attributes from an external peer', () => {
+  it('discards ORIGINATOR_ID and CLUSTER_LIST from an eBGP peer and never passes them on', async () => {
+    // ORIGINATOR_ID = our router ID would make the route look like a reflection loop if kept.
+    const { s, p } = await established(
+      { asn: 65000, routerId: '10.0.0.2', clusterId: '10.0.0.2' },
+      { address: '10.0.0.1', asn: 65001, passive: true },
+    );
+    p.announce({
+      withdrawn: [],
+      attrs: [
+        ...attrs(1),
+        { type: 'originator-id', id: '10.0.0.2' },
+        { type: 'cluster-list', ids: ['10.0.0.2'] },
+      ],
+      nlri: ['10.244.1.0/26'],
+    });
+    await until('route', () => s.locRibSize === 1);
+    const r = s.lookup('10.244.1.0/26')!;
+    expect(r.attrs.originatorId).toBeUndefined();
+    expect(r.attrs.clusterList).toBeUndefined();
   });
 });

@@ -54,8 +54,16 @@ export interface SpeakerOptions {
   logger?: Logger | undefined;
   /** Route reflector CLUSTER_ID (default: routerId). Reflection happens for peers marked `routeReflectorClient`. */
   clusterId?: string | undefined;
-  /** Set the Restart State bit in our Graceful Restart capability (we are coming back from a graceful stop). */
+  /**
+   * We are coming back from a graceful stop: the Restart State (R) bit is set in our Graceful
+   * Restart capability, for each peer until its first session after the restart is Established.
+   */
   restarting?: boolean | undefined;
+  /**
+   * AFIs (1 IPv4, 2 IPv6) whose forwarding state survived our restart: the F bit is set for them,
+   * and only while `restarting` (default: every family, when restarting).
+   */
+  forwardingPreserved?: number[] | undefined;
   /**
    * Bytes each peer's cache of raw attribute lists may take (default 4 MiB). The cache saves
    * decoding the attributes of an UPDATE seen before; the oldest entries go first.
@@ -91,6 +99,11 @@ export interface PeerConfig {
   maxPrefixes?: number | undefined;
   /** Advertise Graceful Restart with this restart time (seconds, <= 4095). */
   gracefulRestart?: { restartTime: number } | undefined;
+  /**
+   * Longest time (seconds) we keep this peer's routes stale while it restarts, whatever restart
+   * time it announces (RFC 4724 helper). Default: the peer's own restart time.
+   */
+  maxRestartTime?: number | undefined;
   import?: Policy | undefined;
   export?: Policy | undefined;
   /** Seconds between connection attempts (default 5). */
@@ -166,6 +179,8 @@ interface Peer {
   /** Keys waiting to be re-evaluated for this peer's Adj-RIB-Out. */
   dirty: Set<PrefixKey>;
   treatAsWithdraw: number;
+  /** Our next OPEN to this peer carries the R bit: no session with it since our restart. */
+  restarting: boolean;
 }
 
 /** A NEXT_HOP we could forward to: not 0.0.0.0, multicast, broadcast or unspecified. */
@@ -205,6 +220,8 @@ function validatePeer(c: PeerConfig): Peer['config'] {
     throw new BgpConfigError('nextHopIpv6', c.nextHopIpv6, 'not an IPv6 address');
   if (c.maxPrefixes !== undefined && (!Number.isInteger(c.maxPrefixes) || c.maxPrefixes < 1))
     throw new BgpConfigError('maxPrefixes', c.maxPrefixes, 'must be a positive integer');
+  if (c.maxRestartTime !== undefined && (!Number.isInteger(c.maxRestartTime) || c.maxRestartTime < 0))
+    throw new BgpConfigError('maxRestartTime', c.maxRestartTime, 'must be a non-negative integer');
   const rt = c.gracefulRestart?.restartTime;
   if (rt !== undefined && (!Number.isInteger(rt) || rt < 1 || rt > 4095))
     throw new BgpConfigError('gracefulRestart.restartTime', rt, 'must be 1..4095');
@@ -363,6 +380,7 @@ export class Speaker extends EventEmitter {
       sending: false,
       dirty: new Set(),
       treatAsWithdraw: 0,
+      restarting: this.opts.restarting ?? false,
     };
     peer.session = this.newSession(peer);
     if (c.md5Password && this.server) this.listenerKey(c.address, c.md5Password);
@@ -577,7 +595,11 @@ export class Speaker extends EventEmitter {
   private newSession(p: Peer): Session {
     const c = p.config;
     const gr = c.gracefulRestart
-      ? { restartTime: c.gracefulRestart.restartTime, restarting: this.opts.restarting ?? false }
+      ? {
+          restartTime: c.gracefulRestart.restartTime,
+          restarting: p.restarting,
+          forwardingPreserved: this.opts.forwardingPreserved ?? FAMILIES.map((f) => f.afi),
+        }
       : undefined;
     return new Session(
       { asn: this.asn, routerId: this.routerId, families: FAMILIES, gracefulRestart: gr },
@@ -683,11 +705,14 @@ export class Speaker extends EventEmitter {
     p.src.routerId = n.peerId;
     this.cacheClear(p);
     p.outCache.clear();
+    // Our restart is over for this peer: later OPENs carry neither the R bit nor F bits.
+    p.restarting = false;
+    if (p.session.local.gracefulRestart) p.session.local.gracefulRestart.restarting = false;
     this.log.info(
       { event: 'established', peer: p.config.address, peerId: n.peerId, hold: n.holdTime },
       'session established',
     );
-    if (p.src.stale && !n.peerGracefulRestart) this.purge(p, 'stale');
+    if (p.src.stale && !(n.gracefulRestart && n.peerGracefulRestart)) this.purge(p, 'stale');
     else if (p.src.stale && n.peerGracefulRestart) {
       // RFC 4724 §4.2: families the peer did not preserve forwarding for lose their stale routes now.
       for (const afi of [Afi.IPV4, Afi.IPV6]) {
@@ -712,13 +737,31 @@ export class Speaker extends EventEmitter {
     p.dirty.clear();
     for (const s of p.out.values()) this.attrs.release(s);
     p.out.clear();
-    const gr = p.negotiated?.peerGracefulRestart;
+    // RFC 4724 §4.2 helper: only with GR on at both ends, only the families the peer's capability
+    // lists, and for its restart time capped by maxRestartTime.
+    const n = p.negotiated;
+    const gr = n?.gracefulRestart ? n.peerGracefulRestart : undefined;
+    const kept = new Set(gr?.families.filter((f) => f.safi === Safi.UNICAST).map((f) => f.afi) ?? []);
+    const restartTime = Math.min(gr?.restartTime ?? 0, p.config.maxRestartTime ?? Number.POSITIVE_INFINITY);
     this.log.info(
-      { event: 'down', peer: p.config.address, reason, graceful, err: error?.message },
+      {
+        event: 'down',
+        peer: p.config.address,
+        reason,
+        graceful,
+        err: error?.message,
+        ...(graceful && gr ? { keepStale: [...kept], restartTime } : {}),
+      },
       'session down',
     );
-    if (graceful && gr && p.src.adjIn.size + (p.src.stale?.size ?? 0) > 0) {
-      // RFC 4724 §4.2 helper: keep the routes as stale for the peer's restart time.
+    if (
+      graceful &&
+      gr &&
+      kept.size > 0 &&
+      restartTime > 0 &&
+      p.src.adjIn.size + (p.src.stale?.size ?? 0) > 0
+    ) {
+      // Keep the routes as stale for the restart time; families not listed go now.
       if (p.src.stale) {
         for (const [k, s] of p.src.adjIn) {
           const old = p.src.stale.get(k);
@@ -727,6 +770,7 @@ export class Speaker extends EventEmitter {
         }
       } else p.src.stale = p.src.adjIn;
       p.src.adjIn = new PrefixMap();
+      for (const f of FAMILIES) if (!kept.has(f.afi)) this.purge(p, 'stale', f.afi);
       if (p.grTimer !== undefined) this.clock.clearTimeout(p.grTimer);
       p.grTimer = this.clock.setTimeout(() => {
         p.grTimer = undefined;
@@ -735,7 +779,7 @@ export class Speaker extends EventEmitter {
           'restart time over, removing stale routes',
         );
         this.purge(p, 'stale');
-      }, Math.max(1, gr.restartTime) * 1000);
+      }, restartTime * 1000);
       return;
     }
     this.purge(p, 'all');

@@ -1,8 +1,9 @@
 // A hand-driven BGP peer on an in-memory connection: the test writes raw messages and reads what
 // the speaker sends back. For inputs no real daemon would produce.
-import { MemConn } from './memnet.js';
+
 import type { Speaker } from '../speaker.js';
 import { type Capability, decodeMessage, encodeMessage, type UpdateMessage } from '../wire/messages.js';
+import { MemConn } from './memnet.js';
 
 export const until = async (what: string, f: () => boolean, ms = 10_000) => {
   const end = Date.now() + ms;
