@@ -69,6 +69,12 @@ export interface SpeakerOptions {
    * decoding the attributes of an UPDATE seen before; the oldest entries go first.
    */
   attrCacheBytes?: number | undefined;
+  /**
+   * Connections from an address with no peer are refused with Cease/Connection Rejected and a log
+   * line at most this many times a minute per source address (default 10); past that they are
+   * closed at once, silently.
+   */
+  refusalsPerMinute?: number | undefined;
   /** Injected for tests. */
   clock?: Clock | undefined;
   transport?: Transport | undefined;
@@ -133,6 +139,8 @@ export interface RibEntry {
 }
 
 export interface PeerStatus {
+  /** The peer's key (see `peerKey`): address and port. */
+  key: string;
   address: string;
   port: number;
   asn: number;
@@ -157,6 +165,8 @@ export interface PeerStatus {
 }
 
 interface Peer {
+  /** `peerKey(address, port)`. */
+  key: string;
   config: Required<Pick<PeerConfig, 'address' | 'port' | 'asn' | 'passive' | 'holdTime'>> & PeerConfig;
   src: PathSource & { adjIn: PrefixMap<AttrSet> };
   session: Session;
@@ -241,10 +251,30 @@ function cacheCost(raw: string, set: AttrSet | null): number {
   return 64 + raw.length + (set ? 200 + 3 * set.key.length : 0);
 }
 
+/** Refusals per source address and minute answered with a NOTIFICATION (SpeakerOptions.refusalsPerMinute). */
+export const DEFAULT_REFUSALS_PER_MINUTE = 10;
+/** Source addresses whose refusal rate is tracked (the least recently seen are forgotten). */
+const REFUSAL_SOURCES = 4096;
+const REJECTED = encodeMessage({
+  type: 'notification',
+  code: ErrorCode.CEASE,
+  subcode: CeaseSubcode.CONNECTION_REJECTED,
+  data: new Uint8Array(0),
+});
+
 const FAMILIES = [
   { afi: Afi.IPV4, safi: Safi.UNICAST },
   { afi: Afi.IPV6, safi: Safi.UNICAST },
 ];
+
+/**
+ * The one key of a peer, used by the speaker and its callers alike: canonical address and TCP
+ * port, `10.0.0.1:179` or `[fd00::1]:179`.
+ */
+export function peerKey(address: string, port = 179): string {
+  const a = canonicalAddress(address);
+  return a.includes(':') ? `[${a}]:${port}` : `${a}:${port}`;
+}
 
 function normaliseAddr(a: string | undefined): string {
   if (!a) return '';
@@ -264,7 +294,8 @@ export class Speaker extends EventEmitter {
   private readonly clock: Clock;
   private readonly transport: Transport;
   private readonly attrs = new AttrTable();
-  private readonly peersByAddr = new Map<string, Peer>();
+  private readonly peersByKey = new Map<string, Peer>();
+  private readonly peerBySource = new Map<number, Peer>();
   private readonly sources: PathSource[] = [];
   private readonly local: PathSource;
   private readonly loc = new PrefixMap<PathSource>();
@@ -276,6 +307,10 @@ export class Speaker extends EventEmitter {
   private flushScheduled = false;
   private establishedCount = 0;
   private readonly attrCacheBytes: number;
+  private readonly refusalsPerMinute: number;
+  private readonly refusals = new Map<string, { tokens: number; at: number; suppressed: number }>();
+  /** Refused connections not closed yet (stop() closes them). */
+  private readonly refused = new Set<Conn>();
 
   constructor(private readonly opts: SpeakerOptions) {
     super();
@@ -292,6 +327,10 @@ export class Speaker extends EventEmitter {
     if (!Number.isInteger(cacheBytes) || cacheBytes < 0)
       throw new BgpConfigError('attrCacheBytes', opts.attrCacheBytes, 'must be a non-negative integer');
     this.attrCacheBytes = cacheBytes;
+    const rpm = opts.refusalsPerMinute ?? DEFAULT_REFUSALS_PER_MINUTE;
+    if (!Number.isFinite(rpm) || rpm < 0)
+      throw new BgpConfigError('refusalsPerMinute', opts.refusalsPerMinute, 'must be a non-negative number');
+    this.refusalsPerMinute = rpm;
     this.log = (opts.logger ?? silentLogger).child({ component: 'bgp' });
     this.clock = opts.clock ?? systemClock;
     this.transport = opts.transport ?? tcpTransport;
@@ -324,10 +363,10 @@ export class Speaker extends EventEmitter {
         });
       });
       this.log.info({ event: 'listening', port: this.listenPort }, 'BGP listening');
-      for (const p of this.peersByAddr.values())
-        if (p.config.md5Password) this.listenerKey(p.config.address, p.config.md5Password);
+      for (const p of this.peersByKey.values())
+        if (p.config.md5Password) this.refreshListenerKey(p.config.address);
     }
-    for (const p of this.peersByAddr.values()) p.session.start();
+    for (const p of this.peersByKey.values()) p.session.start();
   }
 
   /** The port we listen on (useful with `listen: { port: 0 }`). */
@@ -344,13 +383,15 @@ export class Speaker extends EventEmitter {
    */
   async stop(opts: { graceful?: boolean } = {}): Promise<void> {
     this.started = false;
-    for (const p of this.peersByAddr.values()) {
+    for (const p of this.peersByKey.values()) {
       const gr = opts.graceful && p.negotiated?.gracefulRestart;
       p.session.stop(CeaseSubcode.ADMINISTRATIVE_SHUTDOWN, !gr);
       if (p.grTimer !== undefined) this.clock.clearTimeout(p.grTimer);
     }
     const server = this.server;
     this.server = undefined;
+    for (const c of this.refused) c.destroy();
+    this.refused.clear();
     if (server) await new Promise<void>((resolve) => server.close(() => resolve()));
     // Let NOTIFICATIONs leave before the process goes.
     await new Promise((r) => setTimeout(r, 50));
@@ -362,11 +403,12 @@ export class Speaker extends EventEmitter {
   /** Adds a peer and starts its session (if the speaker is started). Other sessions are untouched. */
   addPeer(config: PeerConfig): void {
     const c = validatePeer(config);
-    if (this.peersByAddr.has(c.address))
-      throw new BgpConfigError('address', c.address, 'peer already configured');
+    const key = peerKey(c.address, c.port);
+    if (this.peersByKey.has(key)) throw new BgpConfigError('address', key, 'peer already configured');
     const src = this.newSource('peer', c.address, c.asn !== this.asn) as Peer['src'];
     src.routeReflectorClient = c.routeReflectorClient ?? false;
     const peer: Peer = {
+      key,
       config: c,
       src,
       session: undefined as unknown as Session,
@@ -383,8 +425,9 @@ export class Speaker extends EventEmitter {
       restarting: this.opts.restarting ?? false,
     };
     peer.session = this.newSession(peer);
-    if (c.md5Password && this.server) this.listenerKey(c.address, c.md5Password);
-    this.peersByAddr.set(c.address, peer);
+    this.peersByKey.set(key, peer);
+    this.peerBySource.set(src.id, peer);
+    if (c.md5Password) this.refreshListenerKey(c.address);
     this.sources.push(src);
     if (this.started) peer.session.start();
   }
@@ -397,8 +440,8 @@ export class Speaker extends EventEmitter {
    */
   updatePeer(config: PeerConfig): void {
     const c = validatePeer(config);
-    const p = this.peersByAddr.get(c.address);
-    if (!p) throw new BgpConfigError('address', c.address, 'no such peer');
+    const p = this.peersByKey.get(peerKey(c.address, c.port));
+    if (!p) throw new BgpConfigError('address', peerKey(c.address, c.port), 'no such peer');
     const old = p.config;
     const same = (k: keyof PeerConfig) => JSON.stringify(old[k]) === JSON.stringify(c[k]);
     const transport = !(
@@ -415,8 +458,8 @@ export class Speaker extends EventEmitter {
       ] as const
     ).every(same);
     const importChanged = !same('import');
-    if (old.md5Password !== c.md5Password && this.server) this.listenerKey(c.address, c.md5Password ?? null);
     p.config = c;
+    if (old.md5Password !== c.md5Password) this.refreshListenerKey(c.address);
     p.importP = compilePolicy(c.import, 'import');
     p.exportP = compilePolicy(c.export, 'export');
     p.src.routeReflectorClient = c.routeReflectorClient ?? false;
@@ -446,16 +489,18 @@ export class Speaker extends EventEmitter {
     if (c.maxPrefixes !== undefined) this.checkMaxPrefixes(p);
   }
 
-  /** Removes a peer: Cease/Peer De-configured, and its routes leave the Loc-RIB. */
-  removePeer(address: string): void {
-    address = canonicalAddress(address);
-    const p = this.peersByAddr.get(address);
-    if (!p) throw new BgpConfigError('address', address, 'no such peer');
+  /**
+   * Removes a peer: Cease/Peer De-configured, and its routes leave the Loc-RIB. `port` may be
+   * left out when only one peer has this address.
+   */
+  removePeer(address: string, port?: number): void {
+    const p = this.findPeer(address, port);
     p.session.stop(CeaseSubcode.PEER_DECONFIGURED, true);
     p.session.removeAllListeners();
-    if (p.config.md5Password && this.server) this.listenerKey(address, null);
     if (p.grTimer !== undefined) this.clock.clearTimeout(p.grTimer);
-    this.peersByAddr.delete(address);
+    this.peersByKey.delete(p.key);
+    this.peerBySource.delete(p.src.id);
+    if (p.config.md5Password) this.refreshListenerKey(p.config.address);
     const i = this.sources.indexOf(p.src);
     if (i !== -1) this.sources.splice(i, 1);
     this.purge(p, 'all');
@@ -465,9 +510,10 @@ export class Speaker extends EventEmitter {
 
   /** State and counters of every peer (for `podnetctl node status`). */
   peers(): PeerStatus[] {
-    return [...this.peersByAddr.values()].map((p) => {
+    return [...this.peersByKey.values()].map((p) => {
       const s = p.session;
       return {
+        key: p.key,
         address: p.config.address,
         port: p.config.port,
         asn: p.config.asn,
@@ -552,9 +598,8 @@ export class Speaker extends EventEmitter {
   }
 
   /** Routes received from a peer (after import policy), including stale ones. */
-  adjRibIn(address: string): { prefix: string; attrs: RouteAttrs; stale: boolean }[] {
-    const p = this.peersByAddr.get(canonicalAddress(address));
-    if (!p) throw new BgpConfigError('address', address, 'no such peer');
+  adjRibIn(address: string, port?: number): { prefix: string; attrs: RouteAttrs; stale: boolean }[] {
+    const p = this.findPeer(address, port);
     const out = [...p.src.adjIn].map(([k, s]) => ({ prefix: keyToPrefix(k), attrs: s.attrs, stale: false }));
     for (const [k, s] of p.src.stale ?? [])
       if (!p.src.adjIn.has(k)) out.push({ prefix: keyToPrefix(k), attrs: s.attrs, stale: true });
@@ -562,9 +607,8 @@ export class Speaker extends EventEmitter {
   }
 
   /** Routes advertised to a peer, with the attributes as sent. */
-  adjRibOut(address: string): { prefix: string; attrs: RouteAttrs }[] {
-    const p = this.peersByAddr.get(canonicalAddress(address));
-    if (!p) throw new BgpConfigError('address', address, 'no such peer');
+  adjRibOut(address: string, port?: number): { prefix: string; attrs: RouteAttrs }[] {
+    const p = this.findPeer(address, port);
     return [...p.out].map(([k, s]) => ({ prefix: keyToPrefix(k), attrs: s.attrs }));
   }
 
@@ -627,12 +671,57 @@ export class Speaker extends EventEmitter {
           p.out.clear();
           this.scheduleFlush();
         },
-        onStateChange: (from, to, reason) => this.emit('peer', { address: c.address, from, to, reason }),
+        onStateChange: (from, to, reason) =>
+          this.emit('peer', { key: p.key, address: c.address, port: c.port, from, to, reason }),
       },
       this.clock,
       this.transport,
       this.log,
     );
+  }
+
+  /** The peer at `address` (and `port`; without it, the only peer at that address). */
+  private findPeer(address: string, port?: number): Peer {
+    if (port !== undefined) {
+      const p = this.peersByKey.get(peerKey(address, port));
+      if (!p) throw new BgpConfigError('address', peerKey(address, port), 'no such peer');
+      return p;
+    }
+    const a = canonicalAddress(address);
+    const all = [...this.peersByKey.values()].filter((p) => p.config.address === a);
+    if (all.length === 0) throw new BgpConfigError('address', address, 'no such peer');
+    if (all.length > 1)
+      throw new BgpConfigError('port', undefined, `${all.length} peers at ${address}: name the port`);
+    return all[0]!;
+  }
+
+  /**
+   * The peer an accepted connection from `address` belongs to. The remote port of a connection
+   * says nothing (it is ephemeral): the only peer at that address, or, when several share it, the
+   * one at the standard port 179 (the others are reached by our outgoing connections only).
+   */
+  private peerFor(address: string): Peer | undefined {
+    let only: Peer | undefined;
+    let n = 0;
+    for (const p of this.peersByKey.values()) {
+      if (p.config.address !== address) continue;
+      n++;
+      only = p;
+    }
+    if (n <= 1) return only;
+    return this.peersByKey.get(peerKey(address, 179));
+  }
+
+  /** The listening socket holds one TCP MD5 key per address: that of the first peer there with one. */
+  private refreshListenerKey(address: string): void {
+    if (!this.server) return;
+    let key: string | null = null;
+    for (const p of this.peersByKey.values())
+      if (p.config.address === address && p.config.md5Password) {
+        key = p.config.md5Password;
+        break;
+      }
+    this.listenerKey(address, key);
   }
 
   /** Sets or removes the TCP MD5 key for a peer on the listening socket. */
@@ -657,44 +746,72 @@ export class Speaker extends EventEmitter {
 
   /** Hands an accepted connection to the speaker (what the listener does; also for custom transports). */
   acceptConnection(conn: Conn, remoteAddress: string): void {
-    const p = this.peersByAddr.get(normaliseAddr(remoteAddress));
+    const addr = normaliseAddr(remoteAddress);
+    const p = this.peerFor(addr);
     if (!p) {
-      conn.on('error', () => {});
-      conn.write(
-        encodeMessage({
-          type: 'notification',
-          code: ErrorCode.CEASE,
-          subcode: CeaseSubcode.CONNECTION_REJECTED,
-          data: new Uint8Array(0),
-        }),
-      );
-      conn.end();
+      this.refuse(conn, addr);
       return;
     }
+    conn.setNoDelay?.(true);
     p.session.incoming(conn);
   }
 
   private onAccept(sock: Socket): void {
-    const addr = normaliseAddr(sock.remoteAddress);
-    const p = this.peersByAddr.get(addr);
-    if (!p) {
-      this.log.warn(
-        { event: 'connection-rejected', remote: addr },
-        'connection from an unconfigured address',
-      );
-      sock.on('error', () => {});
-      sock.end(
-        encodeMessage({
-          type: 'notification',
-          code: ErrorCode.CEASE,
-          subcode: CeaseSubcode.CONNECTION_REJECTED,
-          data: new Uint8Array(0),
-        }),
-      );
+    if (!this.server) {
+      sock.destroy();
       return;
     }
-    sock.setNoDelay(true);
-    p.session.incoming(sock);
+    this.acceptConnection(sock, sock.remoteAddress ?? '');
+  }
+
+  /**
+   * A connection from an address with no peer: Cease/Connection Rejected, then the socket is
+   * closed (at once, or after a second if the peer does not close first). Past the per-source
+   * rate, it is destroyed without a word or a log line.
+   */
+  private refuse(conn: Conn, addr: string): void {
+    conn.on('error', () => {});
+    const r = this.refusalAllowed(addr);
+    if (!r.allowed) {
+      conn.destroy();
+      return;
+    }
+    this.log.warn(
+      { event: 'connection-rejected', remote: addr, ...(r.suppressed ? { suppressed: r.suppressed } : {}) },
+      'connection from an address with no peer',
+    );
+    this.refused.add(conn);
+    const t = this.clock.setTimeout(() => conn.destroy(), 1000);
+    conn.on('close', () => {
+      this.clock.clearTimeout(t);
+      this.refused.delete(conn);
+    });
+    // Read and drop whatever arrives, so the peer's close is seen and the socket goes.
+    conn.on('data', () => {});
+    conn.write(REJECTED);
+    conn.end();
+  }
+
+  /** Token bucket per source address: `refusalsPerMinute` answered refusals, refilled evenly. */
+  private refusalAllowed(addr: string): { allowed: boolean; suppressed: number } {
+    const cap = this.refusalsPerMinute;
+    const now = this.clock.now();
+    let b = this.refusals.get(addr);
+    if (b)
+      this.refusals.delete(addr); // re-inserted below: the map stays in last-seen order
+    else b = { tokens: cap, at: now, suppressed: 0 };
+    b.tokens = Math.min(cap, b.tokens + ((now - b.at) * cap) / 60_000);
+    b.at = now;
+    this.refusals.set(addr, b);
+    if (this.refusals.size > REFUSAL_SOURCES) this.refusals.delete(this.refusals.keys().next().value!);
+    if (b.tokens < 1) {
+      b.suppressed++;
+      return { allowed: false, suppressed: b.suppressed };
+    }
+    b.tokens -= 1;
+    const suppressed = b.suppressed;
+    b.suppressed = 0;
+    return { allowed: true, suppressed };
   }
 
   private onEstablished(p: Peer, n: Negotiated): void {
@@ -993,7 +1110,7 @@ export class Speaker extends EventEmitter {
       this.clock.clearTimeout(p.grTimer);
       p.grTimer = undefined;
     }
-    this.emit('end-of-rib', { address: p.config.address, afi });
+    this.emit('end-of-rib', { key: p.key, address: p.config.address, port: p.config.port, afi });
   }
 
   private checkMaxPrefixes(p: Peer): void {
@@ -1065,7 +1182,7 @@ export class Speaker extends EventEmitter {
     if (best === prev && best !== changed && !this.multipathMayChange(k)) return;
     if (this.watched) this.emitChange(k, best);
     if (this.establishedCount > (changed.up ? 1 : 0)) {
-      for (const p of this.peersByAddr.values()) if (p.established && p.src !== changed) p.dirty.add(k);
+      for (const p of this.peersByKey.values()) if (p.established && p.src !== changed) p.dirty.add(k);
       // The source peer may need a withdrawal of what we sent it before.
       const cp = this.peerOf(changed);
       if (cp?.established && cp.out.has(k)) cp.dirty.add(k);
@@ -1078,7 +1195,7 @@ export class Speaker extends EventEmitter {
   }
 
   private peerOf(src: PathSource): Peer | undefined {
-    return src.kind === 'peer' ? this.peersByAddr.get(src.address) : undefined;
+    return src.kind === 'peer' ? this.peerBySource.get(src.id) : undefined;
   }
 
   private entry(k: PrefixKey, best: PathSource): RibEntry {
@@ -1128,7 +1245,7 @@ export class Speaker extends EventEmitter {
     this.flushScheduled = true;
     setImmediate(() => {
       this.flushScheduled = false;
-      for (const p of this.peersByAddr.values()) if (p.established && p.dirty.size > 0) this.flushPeer(p);
+      for (const p of this.peersByKey.values()) if (p.established && p.dirty.size > 0) this.flushPeer(p);
     });
   }
 
