@@ -92,3 +92,45 @@ describe('attributes from an external peer', () => {
     expect(r.attrs.clusterList).toBeUndefined();
   });
 });
+
+describe('receive limit', () => {
+  it('applies the default limit to a peer without maxPrefixes: Cease 6/1, a log line and a counter', async () => {
+    const warned: unknown[] = [];
+    const logger = {
+      debug() {},
+      info() {},
+      warn(o: unknown) {
+        warned.push(o);
+      },
+      error() {},
+      child() {
+        return logger;
+      },
+    };
+    const { s, p } = await established(
+      { asn: 65000, routerId: '10.0.0.2', defaultMaxPrefixes: 100, logger },
+      { address: '10.0.0.1', asn: 65001, passive: true },
+    );
+    const events: unknown[] = [];
+    s.on('max-prefixes', (e) => events.push(e));
+    expect(s.peers()[0]!.maxPrefixes).toBe(100);
+    const nlri = Array.from({ length: 101 }, (_, i) => `10.244.${i}.0/24`);
+    p.announce({ withdrawn: [], attrs: attrs(1), nlri: nlri.slice(0, 100) });
+    await until('100 routes', () => s.locRibSize === 100);
+    expect(p.received.some((m) => m.type === 'notification')).toBe(false);
+    p.announce({ withdrawn: [], attrs: attrs(1), nlri: nlri.slice(100) });
+    await until('NOTIFICATION', () => p.received.some((m) => m.type === 'notification'));
+    // RFC 4486: data = AFI, SAFI, the limit.
+    expect(p.received.find((m) => m.type === 'notification')).toMatchObject({
+      code: 6,
+      subcode: 1,
+      data: Uint8Array.of(0, 1, 1, 0, 0, 0, 100),
+    });
+    await until('routes dropped', () => s.locRibSize === 0);
+    expect(s.peers()[0]!.maxPrefixesExceeded).toBe(1);
+    expect(events).toEqual([{ key: '10.0.0.1:179', address: '10.0.0.1', port: 179, limit: 100 }]);
+    expect(warned).toContainEqual(
+      expect.objectContaining({ event: 'max-prefixes', peer: '10.0.0.1:179', limit: 100 }),
+    );
+  });
+});

@@ -75,6 +75,10 @@ export interface SpeakerOptions {
    * closed at once, silently.
    */
   refusalsPerMinute?: number | undefined;
+  /**
+   * Receive limit of a peer whose config has no `maxPrefixes` (default 1,000,000; 0: none).
+   */
+  defaultMaxPrefixes?: number | undefined;
   /** Injected for tests. */
   clock?: Clock | undefined;
   transport?: Transport | undefined;
@@ -101,7 +105,10 @@ export interface PeerConfig {
   nextHopSelf?: boolean | undefined;
   /** IPv6 next hop to advertise when we are next hop and the session runs over IPv4. */
   nextHopIpv6?: string | undefined;
-  /** Tear the session down with Cease/Maximum Number of Prefixes Reached above this many prefixes. */
+  /**
+   * Tear the session down with Cease/Maximum Number of Prefixes Reached (RFC 4486) when more
+   * prefixes than this are accepted from the peer (default: SpeakerOptions.defaultMaxPrefixes).
+   */
   maxPrefixes?: number | undefined;
   /** Advertise Graceful Restart with this restart time (seconds, <= 4095). */
   gracefulRestart?: { restartTime: number } | undefined;
@@ -155,6 +162,10 @@ export interface PeerStatus {
   staleRoutes: number;
   /** Estimated bytes held by this peer's raw-attribute cache (bounded by SpeakerOptions.attrCacheBytes). */
   attrCacheBytes: number;
+  /** Receive limit in force (maxPrefixes, or the speaker's default; undefined: none). */
+  maxPrefixes?: number | undefined;
+  /** Times the session was reset because the peer went over its receive limit. */
+  maxPrefixesExceeded: number;
   messagesIn: number;
   messagesOut: number;
   updatesIn: number;
@@ -191,6 +202,8 @@ interface Peer {
   treatAsWithdraw: number;
   /** Our next OPEN to this peer carries the R bit: no session with it since our restart. */
   restarting: boolean;
+  /** Sessions reset because the peer went over its receive limit. */
+  maxPrefixesExceeded: number;
 }
 
 /** A NEXT_HOP we could forward to: not 0.0.0.0, multicast, broadcast or unspecified. */
@@ -251,6 +264,8 @@ function cacheCost(raw: string, set: AttrSet | null): number {
   return 64 + raw.length + (set ? 200 + 3 * set.key.length : 0);
 }
 
+/** Receive limit of a peer configured without maxPrefixes (SpeakerOptions.defaultMaxPrefixes). */
+export const DEFAULT_MAX_PREFIXES = 1_000_000;
 /** Refusals per source address and minute answered with a NOTIFICATION (SpeakerOptions.refusalsPerMinute). */
 export const DEFAULT_REFUSALS_PER_MINUTE = 10;
 /** Source addresses whose refusal rate is tracked (the least recently seen are forgotten). */
@@ -308,6 +323,7 @@ export class Speaker extends EventEmitter {
   private establishedCount = 0;
   private readonly attrCacheBytes: number;
   private readonly refusalsPerMinute: number;
+  private readonly defaultMaxPrefixes: number;
   private readonly refusals = new Map<string, { tokens: number; at: number; suppressed: number }>();
   /** Refused connections not closed yet (stop() closes them). */
   private readonly refused = new Set<Conn>();
@@ -331,6 +347,14 @@ export class Speaker extends EventEmitter {
     if (!Number.isFinite(rpm) || rpm < 0)
       throw new BgpConfigError('refusalsPerMinute', opts.refusalsPerMinute, 'must be a non-negative number');
     this.refusalsPerMinute = rpm;
+    const dmp = opts.defaultMaxPrefixes ?? DEFAULT_MAX_PREFIXES;
+    if (!Number.isInteger(dmp) || dmp < 0)
+      throw new BgpConfigError(
+        'defaultMaxPrefixes',
+        opts.defaultMaxPrefixes,
+        'must be a non-negative integer',
+      );
+    this.defaultMaxPrefixes = dmp;
     this.log = (opts.logger ?? silentLogger).child({ component: 'bgp' });
     this.clock = opts.clock ?? systemClock;
     this.transport = opts.transport ?? tcpTransport;
@@ -423,6 +447,7 @@ export class Speaker extends EventEmitter {
       dirty: new Set(),
       treatAsWithdraw: 0,
       restarting: this.opts.restarting ?? false,
+      maxPrefixesExceeded: 0,
     };
     peer.session = this.newSession(peer);
     this.peersByKey.set(key, peer);
@@ -526,6 +551,8 @@ export class Speaker extends EventEmitter {
         prefixesAdvertised: p.out.size,
         staleRoutes: p.src.stale?.size ?? 0,
         attrCacheBytes: p.cacheBytes,
+        maxPrefixes: p.config.maxPrefixes ?? (this.defaultMaxPrefixes || undefined),
+        maxPrefixesExceeded: p.maxPrefixesExceeded,
         messagesIn: s.counters.messagesIn,
         messagesOut: s.counters.messagesOut,
         updatesIn: s.counters.updatesIn,
@@ -1114,8 +1141,14 @@ export class Speaker extends EventEmitter {
   }
 
   private checkMaxPrefixes(p: Peer): void {
-    const max = p.config.maxPrefixes;
-    if (max === undefined || p.src.adjIn.size <= max) return;
+    const max = p.config.maxPrefixes ?? (this.defaultMaxPrefixes || undefined);
+    if (max === undefined || p.src.adjIn.size <= max || !p.established) return;
+    p.maxPrefixesExceeded++;
+    this.log.warn(
+      { event: 'max-prefixes', peer: p.key, limit: max, received: p.src.adjIn.size },
+      'peer sent more prefixes than its limit: Cease/Maximum Number of Prefixes Reached',
+    );
+    this.emit('max-prefixes', { key: p.key, address: p.config.address, port: p.config.port, limit: max });
     // RFC 4486 §4: data is AFI, SAFI and the upper bound.
     const data = Uint8Array.of(0, 1, 1, max >>> 24, (max >>> 16) & 255, (max >>> 8) & 255, max & 255);
     p.session.fail(
