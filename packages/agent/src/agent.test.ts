@@ -249,6 +249,31 @@ describe('Agent', () => {
     ]);
   });
 
+  it('keeps serving ARP and programming routes while one peer cannot be added or removed', async () => {
+    const t = setup();
+    current = t.agent;
+    t.ds.snap.nodes = [node('node-a', '10.0.0.11'), node('node-b', '10.0.0.12')];
+    t.ds.snap.peers = [{ name: 'tor', peerIP: '10.0.0.1', asNumber: 65000 }];
+    t.ds.snap.pods = [{ namespace: 'ns', name: 'p', ips: ['10.244.1.2'], iface: 'pn00000000001' }];
+    const add = t.bgp.addPeer.bind(t.bgp);
+    t.bgp.addPeer = async (p) => {
+      if (p.source === 'tor') throw new Error('peer already configured');
+      await add(p);
+    };
+    t.bgp.removePeer = async () => {
+      throw new Error('no such peer');
+    };
+    await t.agent.start();
+    await wait('ARP interface served', () => t.arp.ifaces.has('pn00000000001'));
+    await wait('mesh peer added', () => t.bgp.state.size === 1);
+    t.bgp.establishAll();
+    t.bgp.cb();
+    // The ToR never comes up, so the routes start after the holdoff; removing node-b (whose
+    // removal fails) must not stop the next passes either.
+    t.ds.set({ nodes: [node('node-a', '10.0.0.11')], pods: [] });
+    await wait('ARP interface gone', () => !t.arp.ifaces.has('pn00000000001'));
+  });
+
   it('applies a BGPPeer change to that session only and withdraws a block whose affinity goes', async () => {
     const t = setup();
     current = t.agent;

@@ -15,17 +15,23 @@ import { installCni } from './install-cni.js';
 import { createMetrics } from './metrics.js';
 import { startStatusServer } from './status.js';
 
-/** True when podnet's routes are already in the kernel: we are coming back from a graceful stop. */
-async function hasPodnetRoutes(): Promise<boolean> {
+/**
+ * The AFIs (1 IPv4, 2 IPv6) of which podnet's routes are still in the kernel: when any, we are
+ * coming back from a graceful stop, and forwarding was preserved for those families (the F bit).
+ */
+async function keptFamilies(): Promise<number[]> {
   try {
     const nl = await Rtnl.open({});
     try {
-      return (await nl.routes.list({ protocol: PODNET_PROTO })).length > 0;
+      const kept: number[] = [];
+      if ((await nl.routes.list({ protocol: PODNET_PROTO, family: 4 })).length > 0) kept.push(1);
+      if ((await nl.routes.list({ protocol: PODNET_PROTO, family: 6 })).length > 0) kept.push(2);
+      return kept;
     } finally {
       nl.close();
     }
   } catch {
-    return false;
+    return [];
   }
 }
 
@@ -73,7 +79,8 @@ async function main(): Promise<number> {
   }
   const metrics = createMetrics({ defaultMetrics: true });
   const ipam = new Ipam({ client, logger: log });
-  const restarting = await hasPodnetRoutes();
+  const kept = await keptFamilies();
+  const restarting = kept.length > 0;
   const agent = new Agent({
     config,
     log,
@@ -83,7 +90,13 @@ async function main(): Promise<number> {
       namespace: config.namespace,
       logger: log,
     }),
-    bgp: new BgpAdapter({ logger: log, restarting }),
+    bgp: new BgpAdapter({
+      logger: log,
+      restarting,
+      forwardingPreserved: kept,
+      attrCacheBytes: config.bgpAttrCacheBytes,
+      refusalsPerMinute: config.bgpRefusalsPerMinute,
+    }),
     routes: new RoutesAdapter({
       logger: log,
       registry: metrics.registry,
