@@ -53,8 +53,25 @@ describe('attribute sets', () => {
     expect(s.peers()[0]!.state).toBe('established');
     expect(s.peers()[0]!.prefixesReceived).toBe(0);
     expect(s.attributeSets).toBe(0);
-    expect(s.peers()[0]!.attrCacheBytes).toBeGreaterThan(0);
+    // Rejected attribute lists are not cached either.
+    expect(s.peers()[0]!.attrCacheBytes).toBe(0);
+
+    // The cache of accepted attribute lists stays within its byte budget.
+    for (let i = 0; i < 2_000; i++)
+      p.announce({
+        withdrawn: [],
+        attrs: attrs(100_000 + i),
+        nlri: [`10.244.${i >> 6}.${(i & 63) << 2}/30`],
+      });
+    await until('2,000 routes', () => s.locRibSize === 2_000);
+    expect(s.attributeSets).toBe(2_000);
+    expect(s.peers()[0]!.attrCacheBytes).toBeGreaterThan(32 * 1024);
     expect(s.peers()[0]!.attrCacheBytes).toBeLessThanOrEqual(64 * 1024);
+    const all = Array.from({ length: 2_000 }, (_, i) => `10.244.${i >> 6}.${(i & 63) << 2}/30`);
+    for (let i = 0; i < all.length; i += 500)
+      p.announce({ withdrawn: all.slice(i, i + 500), attrs: [], nlri: [] });
+    await until('withdrawn', () => s.locRibSize === 0);
+    expect(s.attributeSets).toBe(0);
 
     // Accepted prefixes intern their set; it goes with the last prefix that uses it.
     p.announce({ withdrawn: [], attrs: attrs(7), nlri: ['10.244.1.0/26', '10.244.2.0/26'] });

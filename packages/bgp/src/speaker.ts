@@ -184,8 +184,9 @@ interface Peer {
   importP?: CompiledPolicy | undefined;
   exportP?: CompiledPolicy | undefined;
   /**
-   * Raw attribute bytes -> imported set (null: withdraw/rejected), for this peer's codec context.
-   * Holds sets that are not interned (nothing accepted uses them yet); bounded by `cacheBytes`.
+   * Raw attribute bytes -> imported set, for this peer's codec context: only sets that an
+   * accepted prefix took (interned when cached; they may have been released since). Bounded by
+   * `cacheBytes`.
    */
   cache: Map<string, AttrSet | null>;
   /** Estimated bytes held by `cache`. */
@@ -994,9 +995,12 @@ export class Speaker extends EventEmitter {
           let set: AttrSet | null = null;
           if (v.action === 'treat-as-withdraw') p.treatAsWithdraw++;
           else set = this.importAttrs(p, fromWire(v.attrs, n.as4));
-          this.cachePut(p, raw, set);
           this.applyV4(p, body, 2, wEnd, null);
           this.applyV4(p, body, aEnd, body.length, set);
+          // Only attributes that some accepted prefix uses are worth remembering: caching the
+          // rejected ones would let a peer churn the cache (and the young generation of the heap)
+          // with attribute lists that lead nowhere.
+          if (set?.interned) this.cachePut(p, raw, set);
           this.checkMaxPrefixes(p);
           return;
         }
@@ -1103,7 +1107,7 @@ export class Speaker extends EventEmitter {
   }
 
   /** Remembers what a raw attribute list imported as, within the peer's byte budget (oldest out first). */
-  private cachePut(p: Peer, raw: string, set: AttrSet | null): void {
+  private cachePut(p: Peer, raw: string, set: AttrSet): void {
     const max = this.attrCacheBytes;
     const cost = cacheCost(raw, set);
     if (cost > max) return;
