@@ -182,12 +182,14 @@ one();`;
     child.stderr.on('data', (d) => {
       err += d;
     });
-    const alive = () => {
+    /** `v`, once the receiver is known to be still running. */
+    const alive = (v) => {
       if (child.exitCode !== null) throw new Error(`receiver exited: ${err}`);
+      return v;
     };
-    const ready = await waitFor('bgp-ts receiver ready', () => (alive(), ev.ready), { timeoutMs: 30_000 });
+    const ready = await waitFor('bgp-ts receiver ready', () => alive(ev.ready), { timeoutMs: 30_000 });
     const f = await startFeeder(fns, 1);
-    const eor = await waitFor('bgp-ts End-of-RIB processed', () => (alive(), ev.eor), {
+    const eor = await waitFor('bgp-ts End-of-RIB processed', () => alive(ev.eor), {
       timeoutMs: LIMIT_MS,
       intervalMs: 20,
     });
@@ -195,7 +197,7 @@ one();`;
     const mem = async () => {
       ev.mem = undefined;
       child.stdin.write('mem\n');
-      return waitFor('bgp-ts memory', () => (alive(), ev.mem), { timeoutMs: 30_000, intervalMs: 10 });
+      return waitFor('bgp-ts memory', () => alive(ev.mem), { timeoutMs: 30_000, intervalMs: 10 });
     };
     const churn = async (src) => {
       const before = await mem();
