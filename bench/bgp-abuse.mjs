@@ -32,6 +32,7 @@ if (process.argv[2] === '--receiver') {
       heapUsed: m.heapUsed,
       heapTotal: m.heapTotal,
       external: m.external,
+      arrayBuffers: m.arrayBuffers,
       fds: readdirSync('/proc/self/fd').length,
       spaces: Object.fromEntries(
         v8.getHeapSpaceStatistics().map((x) => [x.space_name, Math.round(x.space_size / 1048576)]),
@@ -94,6 +95,9 @@ async function bench() {
   const SETS = arg('--sets', 100_000);
   const CHURN = arg('--churn', 35_000);
   const LIMIT_MS = 600_000;
+  // The receiver runs with the node flags podnet-agent runs with (its shebang), as in production.
+  const shebang = readFileSync(join(here, '../packages/agent/dist/cli.js'), 'utf8').split('\n')[0];
+  const AGENT_FLAGS = shebang.split(/\s+/).filter((w) => w.startsWith('--'));
   const lab = new NetnsSet();
   const procs = new ProcessGroup();
   const work = mkdtempSync(join(tmpdir(), 'pnt-bgp-abuse-'));
@@ -167,6 +171,7 @@ one();`;
   async function runBgpTs(rns, fns) {
     const child = procs.add(
       rns.spawn(process.execPath, [
+        ...AGENT_FLAGS,
         '--expose-gc',
         fileURLToPath(import.meta.url),
         '--receiver',
@@ -208,6 +213,9 @@ one();`;
       });
       await new Promise((r) => c.once('exit', r));
       const after = await mem();
+      log(
+        `bgp-ts heap spaces (MiB) around churn from ${src}: ${JSON.stringify(before.spaces)} -> ${JSON.stringify(after.spaces)}`,
+      );
       return { before, after, sessions: Number(outText.trim()) };
     };
     log(`bgp-ts: ${CHURN} short sessions with malformed UPDATEs…`);
@@ -293,7 +301,7 @@ protocol bgp feeder {
     const pad = (s, n) => String(s).padStart(n);
     const load = readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
     console.log(
-      `\nbgp-abuse: ${PREFIXES.toLocaleString('en')} prefixes rejected by the import filter, ${SETS.toLocaleString('en')} attribute sets, ${updates.toLocaleString('en')} UPDATEs (load ${load})`,
+      `\nbgp-abuse: ${PREFIXES.toLocaleString('en')} prefixes rejected by the import filter, ${SETS.toLocaleString('en')} attribute sets, ${updates.toLocaleString('en')} UPDATEs (node ${process.version} ${AGENT_FLAGS.join(' ')}, load ${load})`,
     );
     console.log(
       `${'receiver'.padEnd(10)}${pad('RSS before', 12)}${pad('RSS after', 12)}${pad('growth MiB', 12)}`,
@@ -322,6 +330,8 @@ protocol bgp feeder {
       bench: 'bgp-abuse',
       prefixes: PREFIXES,
       sets: SETS,
+      node: process.version,
+      node_flags: AGENT_FLAGS.join(' '),
       rss_growth_mb: Number((tsGrowth / 1e6).toFixed(1)),
       ref: 'bird2',
       ref_rss_growth_mb: Number((birdGrowth / 1e6).toFixed(1)),
@@ -333,6 +343,8 @@ protocol bgp feeder {
       refused_rss_growth_mb: Number(((ts.refused.after.rss - ts.refused.before.rss) / 1e6).toFixed(1)),
       refused_fd_growth: ts.refused.after.fds - ts.refused.before.fds,
     };
+    log(`bgp-ts memory before: ${JSON.stringify({ ...ts.ready, spaces: undefined })}`);
+    log(`bgp-ts memory after:  ${JSON.stringify({ ...ts.eor, spaces: undefined })}`);
     log(`bgp-ts heap spaces (MiB) before: ${JSON.stringify(ts.ready.spaces)}`);
     log(`bgp-ts heap spaces (MiB) after:  ${JSON.stringify(ts.eor.spaces)}`);
     console.log(JSON.stringify(result));

@@ -335,9 +335,20 @@ export class Session extends EventEmitter {
       conn.end();
     } catch {
       conn.destroy();
+      return;
     }
-    const t = this.clock.setTimeout(() => conn.destroy(), 2000);
-    void t;
+    this.destroyLater(conn, 2000);
+  }
+
+  /**
+   * Destroys an ended connection after `ms` unless it closed first (the timer goes with it, so a
+   * closed socket is not kept alive for the delay).
+   */
+  private destroyLater(conn: Conn, ms: number): void {
+    const t = this.clock.setTimeout(() => conn.destroy(), ms);
+    // Read and drop what the peer still sends, so its close is seen.
+    conn.on('data', () => {});
+    conn.on('close', () => this.clock.clearTimeout(t));
   }
 
   private attach(conn: Conn, outbound: boolean): void {
@@ -369,10 +380,11 @@ export class Session extends EventEmitter {
     if (!c) return;
     c.removeAllListeners();
     c.on('error', () => {});
-    if (this.sentNotification) c.end();
-    else c.destroy();
-    // A NOTIFICATION may still be in flight: give the socket a moment, then force it.
-    this.clock.setTimeout(() => c.destroy(), 1000);
+    if (this.sentNotification) {
+      // A NOTIFICATION may still be in flight: give the socket a moment, then force it.
+      c.end();
+      this.destroyLater(c, 1000);
+    } else c.destroy();
   }
 
   private onData(conn: Conn, chunk: Buffer): void {
