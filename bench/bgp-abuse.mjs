@@ -27,8 +27,13 @@ if (process.argv[2] === '--receiver') {
   const mem = () => {
     globalThis.gc?.();
     const m = process.memoryUsage();
+    const status = readFileSync('/proc/self/status', 'utf8');
+    const kb = (k) => Number(new RegExp(`${k}:\\s+(\\d+) kB`).exec(status)?.[1] ?? Number.NaN) * 1024;
     return {
       rss: m.rss,
+      // Anonymous memory (heap, malloc) apart from file-backed pages (the node binary's code).
+      rssAnon: kb('RssAnon'),
+      rssFile: kb('RssFile'),
       heapUsed: m.heapUsed,
       heapTotal: m.heapTotal,
       external: m.external,
@@ -313,6 +318,9 @@ protocol bgp feeder {
       `${'BIRD 2'.padEnd(10)}${pad(mb(bird.rss0), 12)}${pad(mb(bird.rss1), 12)}${pad(mb(birdGrowth), 12)}`,
     );
     console.log(
+      `bgp-ts RSS growth split: anonymous ${mb(ts.eor.rssAnon - ts.ready.rssAnon)} MiB, file-backed (code pages) ${mb(ts.eor.rssFile - ts.ready.rssFile)} MiB; V8 heap total ${mb(ts.eor.heapTotal - ts.ready.heapTotal)} MiB, external ${mb(ts.eor.external - ts.ready.external)} MiB`,
+    );
+    console.log(
       `bgp-ts after End-of-RIB: ${ts.eor.locRib} routes, ${ts.eor.attributeSets} attribute sets held, raw-attribute cache ${mb(ts.eor.cacheBytes)} MiB, heap used ${mb(ts.eor.heapUsed)} MiB`,
     );
     console.log(`\nconnection churn against bgp-ts (${CHURN.toLocaleString('en')} each)`);
@@ -333,6 +341,7 @@ protocol bgp feeder {
       node: process.version,
       node_flags: AGENT_FLAGS.join(' '),
       rss_growth_mb: Number((tsGrowth / 1e6).toFixed(1)),
+      rss_anon_growth_mb: Number(((ts.eor.rssAnon - ts.ready.rssAnon) / 1e6).toFixed(1)),
       ref: 'bird2',
       ref_rss_growth_mb: Number((birdGrowth / 1e6).toFixed(1)),
       ratio: Number((tsGrowth / Math.max(birdGrowth, 1)).toFixed(2)),
