@@ -5,6 +5,7 @@
 // same run. Then connection churn: 35,000 short sessions from the configured peer, each OPEN,
 // KEEPALIVE and a malformed UPDATE (the speaker resets it), and 35,000 connections from an
 // address with no peer; RSS and open fds of bgp-ts before and after each.
+// The feed is sent 3 times (`--feeds N`) over new sessions, to tell warm-up from a leak.
 // `--prefixes N`, `--sets N`, `--churn N` for a smaller run. Last line: one JSON object.
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -99,6 +100,7 @@ async function bench() {
   const PREFIXES = Math.min(arg('--prefixes', 1_000_000), 4_000_000); // the feed stays below 100.64/10
   const SETS = arg('--sets', 100_000);
   const CHURN = arg('--churn', 35_000);
+  const FEEDS = arg('--feeds', 3);
   const LIMIT_MS = 600_000;
   // The receiver runs with the node flags podnet-agent runs with (its shebang), as in production.
   const shebang = readFileSync(join(here, '../packages/agent/dist/cli.js'), 'utf8').split('\n')[0];
@@ -198,12 +200,32 @@ one();`;
       return v;
     };
     const ready = await waitFor('bgp-ts receiver ready', () => alive(ev.ready), { timeoutMs: 30_000 });
-    const f = await startFeeder(fns, 1);
-    const eor = await waitFor('bgp-ts End-of-RIB processed', () => alive(ev.eor), {
-      timeoutMs: LIMIT_MS,
-      intervalMs: 20,
-    });
-    await stop(f.child);
+    // The same feed FEEDS times over new sessions: growth that stops after the first is warm-up
+    // (compiled code, pages touched once), growth that goes on would be a leak.
+    const eors = [];
+    for (let i = 0; i < FEEDS; i++) {
+      ev.eor = undefined;
+      const f = await startFeeder(fns, 1);
+      eors.push(
+        await waitFor('bgp-ts End-of-RIB processed', () => alive(ev.eor), {
+          timeoutMs: LIMIT_MS,
+          intervalMs: 20,
+        }),
+      );
+      await stop(f.child);
+      if (i + 1 < FEEDS) {
+        ev.mem = undefined;
+        await waitFor(
+          'bgp-ts session down',
+          () => {
+            child.stdin.write('mem\n');
+            return alive(ev.mem)?.state !== 'established' && ev.mem?.state !== undefined;
+          },
+          { timeoutMs: 30_000, intervalMs: 200 },
+        );
+      }
+    }
+    const eor = eors[0];
     const mem = async () => {
       ev.mem = undefined;
       child.stdin.write('mem\n');
@@ -228,7 +250,7 @@ one();`;
     log(`bgp-ts: ${CHURN} connections from an address with no peer…`);
     const refused = await churn('10.61.1.3');
     await stop(child);
-    return { ready, eor, sessions, refused };
+    return { ready, eor, last: eors.at(-1), sessions, refused };
   }
 
   async function runBird(rns, fns) {
@@ -318,6 +340,9 @@ protocol bgp feeder {
       `${'BIRD 2'.padEnd(10)}${pad(mb(bird.rss0), 12)}${pad(mb(bird.rss1), 12)}${pad(mb(birdGrowth), 12)}`,
     );
     console.log(
+      `bgp-ts after ${FEEDS} feeds over ${FEEDS} sessions: RSS ${mb(ts.last.rss)} MiB (${mb(ts.last.rss - ts.eor.rss)} MiB more than after the first), anonymous ${mb(ts.last.rssAnon)} MiB`,
+    );
+    console.log(
       `bgp-ts RSS growth split: anonymous ${mb(ts.eor.rssAnon - ts.ready.rssAnon)} MiB, file-backed (code pages) ${mb(ts.eor.rssFile - ts.ready.rssFile)} MiB; V8 heap total ${mb(ts.eor.heapTotal - ts.ready.heapTotal)} MiB, external ${mb(ts.eor.external - ts.ready.external)} MiB`,
     );
     console.log(
@@ -342,6 +367,8 @@ protocol bgp feeder {
       node_flags: AGENT_FLAGS.join(' '),
       rss_growth_mb: Number((tsGrowth / 1e6).toFixed(1)),
       rss_anon_growth_mb: Number(((ts.eor.rssAnon - ts.ready.rssAnon) / 1e6).toFixed(1)),
+      feeds: FEEDS,
+      rss_growth_after_feeds_mb: Number(((ts.last.rss - ts.ready.rss) / 1e6).toFixed(1)),
       ref: 'bird2',
       ref_rss_growth_mb: Number((birdGrowth / 1e6).toFixed(1)),
       ratio: Number((tsGrowth / Math.max(birdGrowth, 1)).toFixed(2)),
