@@ -156,6 +156,14 @@ const wait = async (what: string, f: () => boolean) => {
   throw new Error(`timed out waiting for ${what}`);
 };
 
+const waitAsync = async (what: string, f: () => Promise<boolean>) => {
+  for (let i = 0; i < 150; i++) {
+    if (await f()) return;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  throw new Error(`timed out waiting for ${what}`);
+};
+
 function setup(argv: string[] = []) {
   const { config } = loadConfig({ argv: ['--node-name', 'node-a', ...argv], env: {} });
   const ds = new FakeDatastore();
@@ -275,6 +283,47 @@ describe('Agent', () => {
       'local 10.244.1.2/32',
       'remote 10.244.2.0/26',
     ]);
+  });
+
+  it('counts sessions reset for going over the receive limit in podnet_bgp_max_prefixes_exceeded_total', async () => {
+    const t = setup();
+    current = t.agent;
+    t.ds.snap.nodes = [node('node-a', '10.0.0.11'), node('node-b', '10.0.0.12')];
+    await t.agent.start();
+    await wait('peer added', () => t.bgp.state.size === 1);
+    const metric = async () =>
+      (
+        await t.agent.metrics.registry.getSingleMetricAsString('podnet_bgp_max_prefixes_exceeded_total')
+      ).trim();
+    t.bgp.state.get('10.0.0.12:179')!.maxPrefixesExceeded = 2;
+    await waitAsync('counter at 2', async () => (await metric()).endsWith('{peer="10.0.0.12:179"} 2'));
+    t.bgp.state.get('10.0.0.12:179')!.maxPrefixesExceeded = 3;
+    await waitAsync('counter at 3', async () => (await metric()).endsWith('{peer="10.0.0.12:179"} 3'));
+  });
+
+  it('keeps serving ARP and programming routes while one peer cannot be added or removed', async () => {
+    const t = setup();
+    current = t.agent;
+    t.ds.snap.nodes = [node('node-a', '10.0.0.11'), node('node-b', '10.0.0.12')];
+    t.ds.snap.peers = [{ name: 'tor', peerIP: '10.0.0.1', asNumber: 65000 }];
+    t.ds.snap.pods = [{ namespace: 'ns', name: 'p', ips: ['10.244.1.2'], iface: 'pn00000000001' }];
+    const add = t.bgp.addPeer.bind(t.bgp);
+    t.bgp.addPeer = async (p) => {
+      if (p.source === 'tor') throw new Error('peer already configured');
+      await add(p);
+    };
+    t.bgp.removePeer = async () => {
+      throw new Error('no such peer');
+    };
+    await t.agent.start();
+    await wait('ARP interface served', () => t.arp.ifaces.has('pn00000000001'));
+    await wait('mesh peer added', () => t.bgp.state.size === 1);
+    t.bgp.establishAll();
+    t.bgp.cb();
+    // The ToR never comes up, so the routes start after the holdoff; removing node-b (whose
+    // removal fails) must not stop the next passes either.
+    t.ds.set({ nodes: [node('node-a', '10.0.0.11')], pods: [] });
+    await wait('ARP interface gone', () => !t.arp.ifaces.has('pn00000000001'));
   });
 
   it('applies a BGPPeer change to that session only and withdraws a block whose affinity goes', async () => {

@@ -59,6 +59,8 @@ export class Agent {
   private retryTimer: NodeJS.Timeout | undefined;
   private readonly startedAt = new Date();
   private readonly peerLog = new Map<string, Logger>();
+  /** Last maxPrefixesExceeded seen per peer (for the counter). */
+  private readonly maxPrefixSeen = new Map<string, number>();
   private lastProblems = '';
   private startedIdentity: string | undefined;
   private warnedIdentity: string | undefined;
@@ -202,6 +204,7 @@ export class Agent {
       rib: this.bgpStarted ? this.deps.bgp.rib() : [],
       ...(cfg.bgpListenPort !== undefined ? { listenPortOverride: cfg.bgpListenPort } : {}),
       gracefulRestartTime: Math.round(cfg.gracefulRestartTime / 1000),
+      externalMaxPrefixes: cfg.bgpMaxPrefixes,
     });
     this.metrics.recomputes.inc();
     const problems = d.problems.join('\n');
@@ -242,8 +245,14 @@ export class Agent {
           'node BGP identity changed (address, AS, listen port or cluster ID); restart the agent to apply it',
         );
       }
-      await this.reconcilePeers(d);
-      await this.reconcileAdvertisements(d);
+      // A failing peer or announcement never holds up the ARP responder or the routes.
+      try {
+        await this.reconcilePeers(d);
+        await this.reconcileAdvertisements(d);
+      } catch (err) {
+        this.log.error({ err }, 'BGP reconcile failed; retrying in 1s');
+        this.retryLater();
+      }
     }
     await this.reconcileArp(d);
     await this.reconcileRoutes(d, bgpReady);
@@ -262,8 +271,14 @@ export class Agent {
     const diff = diffPeers(this.peers, d.peers);
     for (const p of diff.remove) {
       this.peerLogger(p.key).info({ type: p.type, source: p.source }, 'removing peer');
-      await this.deps.bgp.removePeer(p);
+      try {
+        await this.deps.bgp.removePeer(p);
+      } catch (err) {
+        // Forget it all the same: the speaker no longer has it, or will not run it.
+        this.peerLogger(p.key).error({ err }, 'cannot remove peer');
+      }
       this.peers.delete(p.key);
+      this.maxPrefixSeen.delete(p.key);
       this.metrics.peerEstablished.remove({ peer: p.key, type: p.type });
       for (const s of PEER_STATES) this.metrics.peerState.remove({ peer: p.key, type: p.type, state: s });
     }
@@ -401,6 +416,11 @@ export class Agent {
         this.metrics.peerState.set({ peer: p.key, type: p.type, state: st }, st === state ? 1 : 0);
       this.metrics.prefixesReceived.set({ peer: p.key }, s?.prefixesReceived ?? 0);
       this.metrics.prefixesAdvertised.set({ peer: p.key }, s?.prefixesAdvertised ?? 0);
+      // The speaker counts resets per peer; the metric is a counter: add what is new.
+      const exceeded = s?.maxPrefixesExceeded ?? 0;
+      const seen = this.maxPrefixSeen.get(p.key) ?? 0;
+      if (exceeded > seen) this.metrics.maxPrefixesExceeded.inc({ peer: p.key }, exceeded - seen);
+      this.maxPrefixSeen.set(p.key, exceeded);
     }
   }
 

@@ -528,3 +528,86 @@ describe('splitPeerIP', () => {
     expect(splitPeerIP(text)).toEqual(want);
   });
 });
+
+describe('compute: receive limits and node import lists', () => {
+  it('limits node peers by the blocks the pools can hold and imports only pool and service prefixes', () => {
+    const d = compute(
+      inputs({
+        pools: [
+          { name: 'a', cidr: '10.244.0.0/16', blockSize: 26, disabled: false, disableBGPExport: false },
+          { name: 'b', cidr: '10.245.0.0/20', blockSize: 26, disabled: true, disableBGPExport: false },
+        ],
+        bgpConfigs: [{ name: 'default', serviceClusterIPs: ['10.96.0.0/12'] }],
+      }),
+    );
+    const mesh = d.peers.find((p) => p.type === 'mesh')!;
+    // 1024 + 64 blocks, as many again for borrowed /32s, and one service range.
+    expect(mesh.maxPrefixes).toBe(2 * (1024 + 64) + 1);
+    expect(mesh.importFilter).toEqual([
+      { action: 'accept', cidr: '10.244.0.0/16', ge: 16, le: 32 },
+      { action: 'accept', cidr: '10.245.0.0/20', ge: 20, le: 32 },
+      { action: 'accept', cidr: '10.96.0.0/12', ge: 12, le: 32 },
+    ]);
+  });
+
+  it('rejects every prefix from node peers while there is no pool', () => {
+    const d = compute(inputs({ pools: [] }));
+    const mesh = d.peers.find((p) => p.type === 'mesh')!;
+    expect(mesh.importFilter).toEqual(REJECT_ALL);
+    expect(mesh.maxPrefixes).toBe(1024);
+  });
+
+  it('caps the limit derived from an IPv6 pool', () => {
+    const d = compute(
+      inputs({
+        pools: [
+          { name: 'v6', cidr: 'fd00:244::/48', blockSize: 122, disabled: false, disableBGPExport: false },
+        ],
+      }),
+    );
+    expect(d.peers.find((p) => p.type === 'mesh')!.maxPrefixes).toBe(1_000_000);
+  });
+
+  it('gives an external peer the documented default, the agent option, or its own maxPrefixes', () => {
+    const tor = (over: Partial<ComputeInputs>) =>
+      compute(inputs(over)).peers.find((p) => p.source === 'tor')!.maxPrefixes;
+    expect(tor({ peers: [{ name: 'tor', peerIP: '10.0.0.1', asNumber: 65000 }] })).toBe(10_000);
+    expect(
+      tor({ peers: [{ name: 'tor', peerIP: '10.0.0.1', asNumber: 65000 }], externalMaxPrefixes: 500 }),
+    ).toBe(500);
+    expect(tor({ peers: [{ name: 'tor', peerIP: '10.0.0.1', asNumber: 65000, maxPrefixes: 42 }] })).toBe(42);
+  });
+});
+
+describe('compute: graceful restart towards BGPPeers', () => {
+  it('announces our own restart time and passes maxRestartTime on as the cap of the peer one', () => {
+    const d = compute(
+      inputs({
+        bgpConfigs: [{ name: 'default', restartTime: 90 }],
+        peers: [{ name: 'tor', peerIP: '10.0.0.1', asNumber: 65000, maxRestartTime: 30 }],
+      }),
+    );
+    const tor = d.peers.find((p) => p.source === 'tor')!;
+    expect(tor.gracefulRestart).toEqual({ enabled: true, restartTime: 90 });
+    expect(tor.maxRestartTime).toBe(30);
+  });
+});
+
+describe('compute: peer keys', () => {
+  it('keeps two BGPPeers on one address at different ports as two sessions', () => {
+    const d = compute(
+      inputs({
+        peers: [
+          { name: 'bird', peerIP: '10.0.0.1', asNumber: 65000 },
+          { name: 'gobgp', peerIP: '10.0.0.1:1790', asNumber: 65001 },
+          { name: 'v6', peerIP: '[FD00::0001]:179', asNumber: 65002 },
+        ],
+      }),
+    );
+    expect(d.peers.filter((p) => p.type === 'global').map((p) => [p.key, p.source])).toEqual([
+      ['10.0.0.1:179', 'bird'],
+      ['10.0.0.1:1790', 'gobgp'],
+      ['[fd00::1]:179', 'v6'],
+    ]);
+  });
+});

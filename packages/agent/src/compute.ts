@@ -1,5 +1,6 @@
 // desired = compute(inputs): the agent's pure core (docs/architecture.md, "Inside the agent"). No I/O, no clocks, no randomness:
 // the same inputs always give the same, sorted output, so reconcilers can diff it cheaply.
+import { peerKey } from '@podnet/bgp';
 import {
   addressOf,
   type Cidr,
@@ -27,6 +28,34 @@ export const DEFAULT_AS_NUMBER = 64512;
 export const DEFAULT_BGP_PORT = 179;
 export const DEFAULT_HOLD_TIME = 90;
 export const DEFAULT_GR_RESTART_TIME = 120;
+/** Receive limit of an external BGPPeer without maxPrefixes (agent option --bgp-max-prefixes). */
+export const DEFAULT_EXTERNAL_MAX_PREFIXES = 10_000;
+/** Ceiling of the receive limit derived from the pools (an IPv6 pool holds 2^n blocks). */
+export const NODE_MAX_PREFIXES_CAP = 1_000_000;
+
+/**
+ * Receive limit of a node peer (mesh, route reflector, client): every block the pools can hold,
+ * the same again (at least 1024) for borrowed /32s, plus the service ranges.
+ */
+export function nodeMaxPrefixes(pools: { cidr: Cidr; blockSize: number }[], serviceRanges: number): number {
+  let blocks = 0;
+  for (const p of pools) blocks += 2 ** Math.max(0, p.blockSize - p.cidr.prefixLen);
+  return Math.min(NODE_MAX_PREFIXES_CAP, blocks + Math.max(1024, blocks) + serviceRanges);
+}
+
+/**
+ * Import list of a node peer: only prefixes inside the pools and the advertised service ranges
+ * (reject everything when there are none).
+ */
+export function nodeImportFilter(ranges: Cidr[]): PrefixRule[] {
+  if (ranges.length === 0) return REJECT_ALL;
+  return ranges.map((c) => ({
+    action: 'accept' as const,
+    cidr: c.text,
+    ge: c.prefixLen,
+    le: c.family === 4 ? 32 : 128,
+  }));
+}
 
 function configFor(configs: BgpConfigView[], nodeName: string) {
   return {
@@ -224,6 +253,14 @@ export function compute(inputs: ComputeInputs): Desired {
     }
   }
   const advertised = new Set(advertisements.map((a) => a.prefix));
+  const serviceRanges = advertisements
+    .filter((a) => a.source.startsWith('service-'))
+    .map((a) => parseCidr(a.prefix)!);
+  const nodeMax = nodeMaxPrefixes(
+    pools.map((p) => ({ cidr: p.cidr, blockSize: p.pool.blockSize })),
+    serviceRanges.length,
+  );
+  const nodeImport = nodeImportFilter([...pools.map((p) => p.cidr), ...serviceRanges]);
 
   // ---- Remote routes: Loc-RIB best paths inside an IP pool, not our own, via other next hops.
   for (const entry of inputs.rib) {
@@ -254,7 +291,7 @@ export function compute(inputs: ComputeInputs): Desired {
     const a = addressOf(n.ipv4!);
     const port = listenPortFor(n.name, inputs.bgpConfigs);
     return {
-      key: `${a}:${port}`,
+      key: peerKey(a, port),
       source,
       nodeName: n.name,
       type,
@@ -268,8 +305,9 @@ export function compute(inputs: ComputeInputs): Desired {
       keepaliveTime: keepaliveDefault,
       gracefulRestart: { enabled: grEnabled, restartTime },
       routeReflectorClient: false,
-      importFilter: [],
+      importFilter: nodeImport,
       exportFilter: [],
+      maxPrefixes: nodeMax,
       ...overrides,
     };
   };
@@ -322,11 +360,12 @@ export function compute(inputs: ComputeInputs): Desired {
         keepaliveTime:
           peer.keepaliveTime ??
           (peer.holdTime !== undefined ? Math.floor(peer.holdTime / 3) : keepaliveDefault),
-        gracefulRestart: { enabled: grEnabled, restartTime: peer.maxRestartTime ?? restartTime },
+        // We announce our own restart time; maxRestartTime caps the one the peer announces.
+        gracefulRestart: { enabled: grEnabled, restartTime },
+        ...(peer.maxRestartTime !== undefined ? { maxRestartTime: peer.maxRestartTime } : {}),
         routeReflectorClient: peer.routeReflectorClient ?? false,
         importFilter: peer.importFilter ?? [],
         exportFilter: peer.exportFilter ?? [],
-        ...(peer.maxPrefixes !== undefined ? { maxPrefixes: peer.maxPrefixes } : {}),
         ...(password !== undefined ? { password } : {}),
       };
       if (peer.peerSelector) {
@@ -334,7 +373,14 @@ export function compute(inputs: ComputeInputs): Desired {
         for (const n of otherNodes) {
           if (!sel(n.labels)) continue;
           const localAddress = sourceFor(addressOf(n.ipv4!));
-          addPeer(nodePeer(n, type, peer.name, { ...common, type, localAddress }));
+          addPeer(
+            nodePeer(n, type, peer.name, {
+              ...common,
+              type,
+              localAddress,
+              maxPrefixes: peer.maxPrefixes ?? nodeMax,
+            }),
+          );
         }
         continue;
       }
@@ -358,7 +404,8 @@ export function compute(inputs: ComputeInputs): Desired {
         ...common,
         ...(localAddress ? { localAddress } : {}),
         exportFilter,
-        key: `${split.address}:${port}`,
+        maxPrefixes: peer.maxPrefixes ?? inputs.externalMaxPrefixes ?? DEFAULT_EXTERNAL_MAX_PREFIXES,
+        key: peerKey(split.address, port),
         type,
         address: split.address,
         port,

@@ -96,6 +96,13 @@ export const agentConfigSchema = z
     arpMode: z.enum(['userspace', 'kernel']).default('userspace'),
     resyncInterval: duration.default(30_000),
     gracefulRestartTime: duration.default(120_000),
+    bgpMaxPrefixes: z.coerce.number().int().min(1).default(10_000),
+    bgpAttrCacheBytes: z.coerce
+      .number()
+      .int()
+      .min(0)
+      .default(4 * 1024 * 1024),
+    bgpRefusalsPerMinute: z.coerce.number().min(0).default(10),
     apiRetryInterval: duration.default(5_000),
     cniBinDir: z.string().min(1).default('/opt/cni/bin'),
     cniConfDir: z.string().min(1).default('/etc/cni/net.d'),
@@ -188,6 +195,24 @@ export const FIELDS: Record<Field, FieldSpec> = {
     env: 'PODNET_GRACEFUL_RESTART_TIME',
     type: 'string',
     help: 'restart time announced to peers (default 120s)',
+  },
+  bgpMaxPrefixes: {
+    flag: 'bgp-max-prefixes',
+    env: 'PODNET_BGP_MAX_PREFIXES',
+    type: 'string',
+    help: 'receive limit of an external BGPPeer without maxPrefixes (default 10000)',
+  },
+  bgpAttrCacheBytes: {
+    flag: 'bgp-attr-cache-bytes',
+    env: 'PODNET_BGP_ATTR_CACHE_BYTES',
+    type: 'string',
+    help: "bytes of each peer's raw BGP attribute cache (default 4194304)",
+  },
+  bgpRefusalsPerMinute: {
+    flag: 'bgp-refusals-per-minute',
+    env: 'PODNET_BGP_REFUSALS_PER_MINUTE',
+    type: 'string',
+    help: 'refused BGP connections answered and logged per source and minute (default 10)',
   },
   apiRetryInterval: {
     flag: 'api-retry-interval',

@@ -33,6 +33,12 @@ export function createMetrics(opts: { defaultMetrics?: boolean } = {}) {
       labelNames: ['peer'],
       registers: [registry],
     }),
+    maxPrefixesExceeded: new Counter({
+      name: 'podnet_bgp_max_prefixes_exceeded_total',
+      help: 'Sessions reset with Cease/Maximum Number of Prefixes Reached because the peer sent more than its limit',
+      labelNames: ['peer'],
+      registers: [registry],
+    }),
     advertisements: new Gauge({
       name: 'podnet_bgp_originated_prefixes',
       help: 'Prefixes this node originates, by source',

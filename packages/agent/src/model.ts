@@ -120,12 +120,16 @@ export interface DesiredPeer {
   holdTime: number;
   keepaliveTime: number;
   password?: string;
+  /** Our graceful restart capability: on or off, and the restart time we announce. */
   gracefulRestart: { enabled: boolean; restartTime: number };
+  /** Cap on the restart time the peer announces (BGPPeer maxRestartTime), seconds. */
+  maxRestartTime?: number;
   /** We act as route reflector for this peer. */
   routeReflectorClient: boolean;
   importFilter: PrefixRule[];
   exportFilter: PrefixRule[];
-  maxPrefixes?: number;
+  /** Receive limit (BGPPeer maxPrefixes, or the default for the peer's type). */
+  maxPrefixes: number;
 }
 
 export type RouteSource = 'pod' | 'block' | 'bgp';
@@ -199,4 +203,6 @@ export interface ComputeInputs {
   listenPortOverride?: number;
   /** Restart time announced for graceful restart, seconds. */
   gracefulRestartTime?: number;
+  /** Receive limit of an external BGPPeer without maxPrefixes (--bgp-max-prefixes). */
+  externalMaxPrefixes?: number;
 }

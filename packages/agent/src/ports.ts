@@ -54,6 +54,8 @@ export interface PeerStatus {
   prefixesReceived: number;
   prefixesAdvertised: number;
   lastError?: string;
+  /** Sessions reset because the peer went over its receive limit (a counter). */
+  maxPrefixesExceeded?: number;
   /** The peer has sent End-of-RIB since the session came up. */
   endOfRib?: boolean;
 }

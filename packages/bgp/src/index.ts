@@ -21,8 +21,10 @@
  * - `originate(prefix, attrs)`: `attrs.nextHop` is the next hop we advertise (for IPv6 over an IPv4
  *   session, give it or set the peer's `nextHopIpv6`); without it, the session's local address is used.
  * - `'bestpath'` fires for every Loc-RIB change (locally originated routes included, `from: 'local'`).
- * - `'peer'` fires on every session state change: `{ address, from, to, reason }`.
- * - `'end-of-rib'` fires when a peer sends End-of-RIB: `{ address, afi }`.
+ * - Peers are keyed by address and port ({@link peerKey}): `removePeer(address, port?)`.
+ * - `'peer'` fires on every session state change: `{ key, address, port, from, to, reason }`.
+ * - `'end-of-rib'` fires when a peer sends End-of-RIB: `{ key, address, port, afi }`.
+ * - `'max-prefixes'` fires when a peer goes over its receive limit: `{ key, address, port, limit }`.
  * - `'bestpath'` only reports changes; call `locRib()` for the current table when subscribing late.
  * - `md5Password` needs @podnet/native (loaded on first use); keys on the listening socket are kept
  *   in step with `addPeer/updatePeer/removePeer`.
@@ -39,8 +41,12 @@ export { transition } from './session/fsm.js';
 export type { Clock, Conn, Negotiated, Transport } from './session/session.js';
 export { Session } from './session/session.js';
 export {
+  DEFAULT_ATTR_CACHE_BYTES,
+  DEFAULT_MAX_PREFIXES,
+  DEFAULT_REFUSALS_PER_MINUTE,
   type PeerConfig,
   type PeerStatus,
+  peerKey,
   type RibChange,
   type RibEntry,
   Speaker,

@@ -313,6 +313,7 @@ describe('decision process', () => {
     attrs: { origin: 'igp', asPath: [], ...attrs },
     key: '',
     refs: 1,
+    interned: true,
     pathLen: 1,
     originCode: 0,
     med: 0,

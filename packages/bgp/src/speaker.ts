@@ -19,6 +19,7 @@ import {
   type PathUsable,
   type PrefixKey,
   pathOf,
+  sameAttrs,
   selectBest,
 } from './rib/rib.js';
 import type { FsmState } from './session/fsm.js';
@@ -55,7 +56,10 @@ export interface SpeakerOptions {
   logger?: Logger | undefined;
   /** Route reflector CLUSTER_ID (default: routerId). Reflection happens for peers marked `routeReflectorClient`. */
   clusterId?: string | undefined;
-  /** Set the Restart State bit in our Graceful Restart capability (we are coming back from a graceful stop). */
+  /**
+   * We are coming back from a graceful stop: the Restart State (R) bit is set in our Graceful
+   * Restart capability, for each peer until its first session after the restart is Established.
+   */
   restarting?: boolean | undefined;
   /**
    * Whether a NEXT_HOP can be resolved (e.g. the kernel has a route to it). Paths whose next hop
@@ -63,6 +67,26 @@ export interface SpeakerOptions {
    * the answer may have changed. Default: every next hop is reachable.
    */
   nextHopReachable?: ((addr: string) => boolean) | undefined;
+  /**
+   * AFIs (1 IPv4, 2 IPv6) whose forwarding state survived our restart: the F bit is set for them,
+   * and only while `restarting` (default: every family, when restarting).
+   */
+  forwardingPreserved?: number[] | undefined;
+  /**
+   * Bytes each peer's cache of raw attribute lists may take (default 4 MiB). The cache saves
+   * decoding the attributes of an UPDATE seen before; the oldest entries go first.
+   */
+  attrCacheBytes?: number | undefined;
+  /**
+   * Connections from an address with no peer are refused with Cease/Connection Rejected and a log
+   * line at most this many times a minute per source address (default 10); past that they are
+   * closed at once, silently.
+   */
+  refusalsPerMinute?: number | undefined;
+  /**
+   * Receive limit of a peer whose config has no `maxPrefixes` (default 1,000,000; 0: none).
+   */
+  defaultMaxPrefixes?: number | undefined;
   /** Injected for tests. */
   clock?: Clock | undefined;
   transport?: Transport | undefined;
@@ -89,10 +113,18 @@ export interface PeerConfig {
   nextHopSelf?: boolean | undefined;
   /** IPv6 next hop to advertise when we are next hop and the session runs over IPv4. */
   nextHopIpv6?: string | undefined;
-  /** Tear the session down with Cease/Maximum Number of Prefixes Reached above this many prefixes. */
+  /**
+   * Tear the session down with Cease/Maximum Number of Prefixes Reached (RFC 4486) when more
+   * prefixes than this are accepted from the peer (default: SpeakerOptions.defaultMaxPrefixes).
+   */
   maxPrefixes?: number | undefined;
   /** Advertise Graceful Restart with this restart time (seconds, <= 4095). */
   gracefulRestart?: { restartTime: number } | undefined;
+  /**
+   * Longest time (seconds) we keep this peer's routes stale while it restarts, whatever restart
+   * time it announces (RFC 4724 helper). Default: the peer's own restart time.
+   */
+  maxRestartTime?: number | undefined;
   import?: Policy | undefined;
   export?: Policy | undefined;
   /** Seconds between connection attempts (default 5). */
@@ -122,6 +154,8 @@ export interface RibEntry {
 }
 
 export interface PeerStatus {
+  /** The peer's key (see `peerKey`): address and port. */
+  key: string;
   address: string;
   port: number;
   asn: number;
@@ -134,6 +168,12 @@ export interface PeerStatus {
   prefixesReceived: number;
   prefixesAdvertised: number;
   staleRoutes: number;
+  /** Estimated bytes held by this peer's raw-attribute cache (bounded by SpeakerOptions.attrCacheBytes). */
+  attrCacheBytes: number;
+  /** Receive limit in force (maxPrefixes, or the speaker's default; undefined: none). */
+  maxPrefixes?: number | undefined;
+  /** Times the session was reset because the peer went over its receive limit. */
+  maxPrefixesExceeded: number;
   messagesIn: number;
   messagesOut: number;
   updatesIn: number;
@@ -144,13 +184,21 @@ export interface PeerStatus {
 }
 
 interface Peer {
+  /** `peerKey(address, port)`. */
+  key: string;
   config: Required<Pick<PeerConfig, 'address' | 'port' | 'asn' | 'passive' | 'holdTime'>> & PeerConfig;
   src: PathSource & { adjIn: PrefixMap<AttrSet> };
   session: Session;
   importP?: CompiledPolicy | undefined;
   exportP?: CompiledPolicy | undefined;
-  /** Raw attribute bytes -> imported set (null: withdraw/rejected), for this peer's codec context. */
+  /**
+   * Raw attribute bytes -> imported set, for this peer's codec context: only sets that an
+   * accepted prefix took (interned when cached; they may have been released since). Bounded by
+   * `cacheBytes`.
+   */
   cache: Map<string, AttrSet | null>;
+  /** Estimated bytes held by `cache`. */
+  cacheBytes: number;
   /** Export transformation cache: `${src.id}:${set.id}` -> outgoing set. */
   outCache: Map<string, AttrSet | null>;
   out: PrefixMap<AttrSet>;
@@ -161,6 +209,10 @@ interface Peer {
   /** Keys waiting to be re-evaluated for this peer's Adj-RIB-Out. */
   dirty: Set<PrefixKey>;
   treatAsWithdraw: number;
+  /** Our next OPEN to this peer carries the R bit: no session with it since our restart. */
+  restarting: boolean;
+  /** Sessions reset because the peer went over its receive limit. */
+  maxPrefixesExceeded: number;
 }
 
 /** A NEXT_HOP we could forward to: not 0.0.0.0, multicast, broadcast or unspecified. */
@@ -200,16 +252,53 @@ function validatePeer(c: PeerConfig): Peer['config'] {
     throw new BgpConfigError('nextHopIpv6', c.nextHopIpv6, 'not an IPv6 address');
   if (c.maxPrefixes !== undefined && (!Number.isInteger(c.maxPrefixes) || c.maxPrefixes < 1))
     throw new BgpConfigError('maxPrefixes', c.maxPrefixes, 'must be a positive integer');
+  if (c.maxRestartTime !== undefined && (!Number.isInteger(c.maxRestartTime) || c.maxRestartTime < 0))
+    throw new BgpConfigError('maxRestartTime', c.maxRestartTime, 'must be a non-negative integer');
   const rt = c.gracefulRestart?.restartTime;
   if (rt !== undefined && (!Number.isInteger(rt) || rt < 1 || rt > 4095))
     throw new BgpConfigError('gracefulRestart.restartTime', rt, 'must be 1..4095');
   return { ...c, port, holdTime, passive: c.passive ?? false };
 }
 
+/** Per-peer budget of the raw-attribute cache (SpeakerOptions.attrCacheBytes). */
+export const DEFAULT_ATTR_CACHE_BYTES = 4 * 1024 * 1024;
+/** Entries of a peer's export-transformation cache before it is emptied. */
+const OUT_CACHE_ENTRIES = 65_536;
+
+/**
+ * Estimated bytes one raw-attribute cache entry holds: the key string and the map slot, plus for
+ * a set the decoded attributes and their canonical key (measured about 3x the key's length).
+ */
+function cacheCost(raw: string, set: AttrSet | null): number {
+  return 64 + raw.length + (set ? 200 + 3 * set.key.length : 0);
+}
+
+/** Receive limit of a peer configured without maxPrefixes (SpeakerOptions.defaultMaxPrefixes). */
+export const DEFAULT_MAX_PREFIXES = 1_000_000;
+/** Refusals per source address and minute answered with a NOTIFICATION (SpeakerOptions.refusalsPerMinute). */
+export const DEFAULT_REFUSALS_PER_MINUTE = 10;
+/** Source addresses whose refusal rate is tracked (the least recently seen are forgotten). */
+const REFUSAL_SOURCES = 4096;
+const REJECTED = encodeMessage({
+  type: 'notification',
+  code: ErrorCode.CEASE,
+  subcode: CeaseSubcode.CONNECTION_REJECTED,
+  data: new Uint8Array(0),
+});
+
 const FAMILIES = [
   { afi: Afi.IPV4, safi: Safi.UNICAST },
   { afi: Afi.IPV6, safi: Safi.UNICAST },
 ];
+
+/**
+ * The one key of a peer, used by the speaker and its callers alike: canonical address and TCP
+ * port, `10.0.0.1:179` or `[fd00::1]:179`.
+ */
+export function peerKey(address: string, port = 179): string {
+  const a = canonicalAddress(address);
+  return a.includes(':') ? `[${a}]:${port}` : `${a}:${port}`;
+}
 
 function normaliseAddr(a: string | undefined): string {
   if (!a) return '';
@@ -229,7 +318,8 @@ export class Speaker extends EventEmitter {
   private readonly clock: Clock;
   private readonly transport: Transport;
   private readonly attrs = new AttrTable();
-  private readonly peersByAddr = new Map<string, Peer>();
+  private readonly peersByKey = new Map<string, Peer>();
+  private readonly peerBySource = new Map<number, Peer>();
   private readonly sources: PathSource[] = [];
   private readonly local: PathSource;
   private readonly loc = new PrefixMap<PathSource>();
@@ -240,6 +330,12 @@ export class Speaker extends EventEmitter {
   private nextSourceId = 1;
   private flushScheduled = false;
   private establishedCount = 0;
+  private readonly attrCacheBytes: number;
+  private readonly refusalsPerMinute: number;
+  private readonly defaultMaxPrefixes: number;
+  private readonly refusals = new Map<string, { tokens: number; at: number; suppressed: number }>();
+  /** Refused connections not closed yet (stop() closes them). */
+  private readonly refused = new Set<Conn>();
 
   constructor(private readonly opts: SpeakerOptions) {
     super();
@@ -252,6 +348,22 @@ export class Speaker extends EventEmitter {
     this.asn = opts.asn;
     this.routerId = opts.routerId;
     this.clusterId = opts.clusterId ?? opts.routerId;
+    const cacheBytes = opts.attrCacheBytes ?? DEFAULT_ATTR_CACHE_BYTES;
+    if (!Number.isInteger(cacheBytes) || cacheBytes < 0)
+      throw new BgpConfigError('attrCacheBytes', opts.attrCacheBytes, 'must be a non-negative integer');
+    this.attrCacheBytes = cacheBytes;
+    const rpm = opts.refusalsPerMinute ?? DEFAULT_REFUSALS_PER_MINUTE;
+    if (!Number.isFinite(rpm) || rpm < 0)
+      throw new BgpConfigError('refusalsPerMinute', opts.refusalsPerMinute, 'must be a non-negative number');
+    this.refusalsPerMinute = rpm;
+    const dmp = opts.defaultMaxPrefixes ?? DEFAULT_MAX_PREFIXES;
+    if (!Number.isInteger(dmp) || dmp < 0)
+      throw new BgpConfigError(
+        'defaultMaxPrefixes',
+        opts.defaultMaxPrefixes,
+        'must be a non-negative integer',
+      );
+    this.defaultMaxPrefixes = dmp;
     this.log = (opts.logger ?? silentLogger).child({ component: 'bgp' });
     this.clock = opts.clock ?? systemClock;
     this.transport = opts.transport ?? tcpTransport;
@@ -302,10 +414,10 @@ export class Speaker extends EventEmitter {
         });
       });
       this.log.info({ event: 'listening', port: this.listenPort }, 'BGP listening');
-      for (const p of this.peersByAddr.values())
-        if (p.config.md5Password) this.listenerKey(p.config.address, p.config.md5Password);
+      for (const p of this.peersByKey.values())
+        if (p.config.md5Password) this.refreshListenerKey(p.config.address);
     }
-    for (const p of this.peersByAddr.values()) p.session.start();
+    for (const p of this.peersByKey.values()) p.session.start();
   }
 
   /** The port we listen on (useful with `listen: { port: 0 }`). */
@@ -322,13 +434,15 @@ export class Speaker extends EventEmitter {
    */
   async stop(opts: { graceful?: boolean } = {}): Promise<void> {
     this.started = false;
-    for (const p of this.peersByAddr.values()) {
+    for (const p of this.peersByKey.values()) {
       const gr = opts.graceful && p.negotiated?.gracefulRestart;
       p.session.stop(CeaseSubcode.ADMINISTRATIVE_SHUTDOWN, !gr);
       if (p.grTimer !== undefined) this.clock.clearTimeout(p.grTimer);
     }
     const server = this.server;
     this.server = undefined;
+    for (const c of this.refused) c.destroy();
+    this.refused.clear();
     if (server) await new Promise<void>((resolve) => server.close(() => resolve()));
     // Let NOTIFICATIONs leave before the process goes.
     await new Promise((r) => setTimeout(r, 50));
@@ -340,27 +454,32 @@ export class Speaker extends EventEmitter {
   /** Adds a peer and starts its session (if the speaker is started). Other sessions are untouched. */
   addPeer(config: PeerConfig): void {
     const c = validatePeer(config);
-    if (this.peersByAddr.has(c.address))
-      throw new BgpConfigError('address', c.address, 'peer already configured');
+    const key = peerKey(c.address, c.port);
+    if (this.peersByKey.has(key)) throw new BgpConfigError('address', key, 'peer already configured');
     const src = this.newSource('peer', c.address, c.asn !== this.asn) as Peer['src'];
     src.routeReflectorClient = c.routeReflectorClient ?? false;
     const peer: Peer = {
+      key,
       config: c,
       src,
       session: undefined as unknown as Session,
       importP: compilePolicy(c.import, 'import'),
       exportP: compilePolicy(c.export, 'export'),
       cache: new Map(),
+      cacheBytes: 0,
       outCache: new Map(),
       out: new PrefixMap(),
       established: false,
       sending: false,
       dirty: new Set(),
       treatAsWithdraw: 0,
+      restarting: this.opts.restarting ?? false,
+      maxPrefixesExceeded: 0,
     };
     peer.session = this.newSession(peer);
-    if (c.md5Password && this.server) this.listenerKey(c.address, c.md5Password);
-    this.peersByAddr.set(c.address, peer);
+    this.peersByKey.set(key, peer);
+    this.peerBySource.set(src.id, peer);
+    if (c.md5Password) this.refreshListenerKey(c.address);
     this.sources.push(src);
     if (this.started) peer.session.start();
   }
@@ -373,8 +492,8 @@ export class Speaker extends EventEmitter {
    */
   updatePeer(config: PeerConfig): void {
     const c = validatePeer(config);
-    const p = this.peersByAddr.get(c.address);
-    if (!p) throw new BgpConfigError('address', c.address, 'no such peer');
+    const p = this.peersByKey.get(peerKey(c.address, c.port));
+    if (!p) throw new BgpConfigError('address', peerKey(c.address, c.port), 'no such peer');
     const old = p.config;
     const same = (k: keyof PeerConfig) => JSON.stringify(old[k]) === JSON.stringify(c[k]);
     const transport = !(
@@ -391,13 +510,13 @@ export class Speaker extends EventEmitter {
       ] as const
     ).every(same);
     const importChanged = !same('import');
-    if (old.md5Password !== c.md5Password && this.server) this.listenerKey(c.address, c.md5Password ?? null);
     p.config = c;
+    if (old.md5Password !== c.md5Password) this.refreshListenerKey(c.address);
     p.importP = compilePolicy(c.import, 'import');
     p.exportP = compilePolicy(c.export, 'export');
     p.src.routeReflectorClient = c.routeReflectorClient ?? false;
     p.outCache.clear();
-    p.cache.clear();
+    this.cacheClear(p);
     if (importChanged && !transport && p.established && p.negotiated?.routeRefresh) {
       // Soft inbound reconfiguration: the peer re-sends everything, and every route goes
       // through the new import policy again (rejected ones are withdrawn from the Loc-RIB).
@@ -422,16 +541,18 @@ export class Speaker extends EventEmitter {
     if (c.maxPrefixes !== undefined) this.checkMaxPrefixes(p);
   }
 
-  /** Removes a peer: Cease/Peer De-configured, and its routes leave the Loc-RIB. */
-  removePeer(address: string): void {
-    address = canonicalAddress(address);
-    const p = this.peersByAddr.get(address);
-    if (!p) throw new BgpConfigError('address', address, 'no such peer');
+  /**
+   * Removes a peer: Cease/Peer De-configured, and its routes leave the Loc-RIB. `port` may be
+   * left out when only one peer has this address.
+   */
+  removePeer(address: string, port?: number): void {
+    const p = this.findPeer(address, port);
     p.session.stop(CeaseSubcode.PEER_DECONFIGURED, true);
     p.session.removeAllListeners();
-    if (p.config.md5Password && this.server) this.listenerKey(address, null);
     if (p.grTimer !== undefined) this.clock.clearTimeout(p.grTimer);
-    this.peersByAddr.delete(address);
+    this.peersByKey.delete(p.key);
+    this.peerBySource.delete(p.src.id);
+    if (p.config.md5Password) this.refreshListenerKey(p.config.address);
     const i = this.sources.indexOf(p.src);
     if (i !== -1) this.sources.splice(i, 1);
     this.purge(p, 'all');
@@ -441,9 +562,10 @@ export class Speaker extends EventEmitter {
 
   /** State and counters of every peer (for `podnetctl node status`). */
   peers(): PeerStatus[] {
-    return [...this.peersByAddr.values()].map((p) => {
+    return [...this.peersByKey.values()].map((p) => {
       const s = p.session;
       return {
+        key: p.key,
         address: p.config.address,
         port: p.config.port,
         asn: p.config.asn,
@@ -455,6 +577,9 @@ export class Speaker extends EventEmitter {
         prefixesReceived: p.src.adjIn.size,
         prefixesAdvertised: p.out.size,
         staleRoutes: p.src.stale?.size ?? 0,
+        attrCacheBytes: p.cacheBytes,
+        maxPrefixes: p.config.maxPrefixes ?? (this.defaultMaxPrefixes || undefined),
+        maxPrefixesExceeded: p.maxPrefixesExceeded,
         messagesIn: s.counters.messagesIn,
         messagesOut: s.counters.messagesOut,
         updatesIn: s.counters.updatesIn,
@@ -492,8 +617,7 @@ export class Speaker extends EventEmitter {
         return n;
       });
     }
-    const set = this.attrs.intern(full);
-    this.setPath(this.local, key, set);
+    this.setPath(this.local, key, this.attrs.make(full));
   }
 
   /** Withdraws a prefix this speaker originated (no-op if it did not). */
@@ -528,9 +652,8 @@ export class Speaker extends EventEmitter {
   }
 
   /** Routes received from a peer (after import policy), including stale ones. */
-  adjRibIn(address: string): { prefix: string; attrs: RouteAttrs; stale: boolean }[] {
-    const p = this.peersByAddr.get(canonicalAddress(address));
-    if (!p) throw new BgpConfigError('address', address, 'no such peer');
+  adjRibIn(address: string, port?: number): { prefix: string; attrs: RouteAttrs; stale: boolean }[] {
+    const p = this.findPeer(address, port);
     const out = [...p.src.adjIn].map(([k, s]) => ({ prefix: keyToPrefix(k), attrs: s.attrs, stale: false }));
     for (const [k, s] of p.src.stale ?? [])
       if (!p.src.adjIn.has(k)) out.push({ prefix: keyToPrefix(k), attrs: s.attrs, stale: true });
@@ -538,9 +661,8 @@ export class Speaker extends EventEmitter {
   }
 
   /** Routes advertised to a peer, with the attributes as sent. */
-  adjRibOut(address: string): { prefix: string; attrs: RouteAttrs }[] {
-    const p = this.peersByAddr.get(canonicalAddress(address));
-    if (!p) throw new BgpConfigError('address', address, 'no such peer');
+  adjRibOut(address: string, port?: number): { prefix: string; attrs: RouteAttrs }[] {
+    const p = this.findPeer(address, port);
     return [...p.out].map(([k, s]) => ({ prefix: keyToPrefix(k), attrs: s.attrs }));
   }
 
@@ -571,7 +693,11 @@ export class Speaker extends EventEmitter {
   private newSession(p: Peer): Session {
     const c = p.config;
     const gr = c.gracefulRestart
-      ? { restartTime: c.gracefulRestart.restartTime, restarting: this.opts.restarting ?? false }
+      ? {
+          restartTime: c.gracefulRestart.restartTime,
+          restarting: p.restarting,
+          forwardingPreserved: this.opts.forwardingPreserved ?? FAMILIES.map((f) => f.afi),
+        }
       : undefined;
     return new Session(
       { asn: this.asn, routerId: this.routerId, families: FAMILIES, gracefulRestart: gr },
@@ -599,12 +725,57 @@ export class Speaker extends EventEmitter {
           p.out.clear();
           this.scheduleFlush();
         },
-        onStateChange: (from, to, reason) => this.emit('peer', { address: c.address, from, to, reason }),
+        onStateChange: (from, to, reason) =>
+          this.emit('peer', { key: p.key, address: c.address, port: c.port, from, to, reason }),
       },
       this.clock,
       this.transport,
       this.log,
     );
+  }
+
+  /** The peer at `address` (and `port`; without it, the only peer at that address). */
+  private findPeer(address: string, port?: number): Peer {
+    if (port !== undefined) {
+      const p = this.peersByKey.get(peerKey(address, port));
+      if (!p) throw new BgpConfigError('address', peerKey(address, port), 'no such peer');
+      return p;
+    }
+    const a = canonicalAddress(address);
+    const all = [...this.peersByKey.values()].filter((p) => p.config.address === a);
+    if (all.length === 0) throw new BgpConfigError('address', address, 'no such peer');
+    if (all.length > 1)
+      throw new BgpConfigError('port', undefined, `${all.length} peers at ${address}: name the port`);
+    return all[0]!;
+  }
+
+  /**
+   * The peer an accepted connection from `address` belongs to. The remote port of a connection
+   * says nothing (it is ephemeral): the only peer at that address, or, when several share it, the
+   * one at the standard port 179 (the others are reached by our outgoing connections only).
+   */
+  private peerFor(address: string): Peer | undefined {
+    let only: Peer | undefined;
+    let n = 0;
+    for (const p of this.peersByKey.values()) {
+      if (p.config.address !== address) continue;
+      n++;
+      only = p;
+    }
+    if (n <= 1) return only;
+    return this.peersByKey.get(peerKey(address, 179));
+  }
+
+  /** The listening socket holds one TCP MD5 key per address: that of the first peer there with one. */
+  private refreshListenerKey(address: string): void {
+    if (!this.server) return;
+    let key: string | null = null;
+    for (const p of this.peersByKey.values())
+      if (p.config.address === address && p.config.md5Password) {
+        key = p.config.md5Password;
+        break;
+      }
+    this.listenerKey(address, key);
   }
 
   /** Sets or removes the TCP MD5 key for a peer on the listening socket. */
@@ -629,44 +800,72 @@ export class Speaker extends EventEmitter {
 
   /** Hands an accepted connection to the speaker (what the listener does; also for custom transports). */
   acceptConnection(conn: Conn, remoteAddress: string): void {
-    const p = this.peersByAddr.get(normaliseAddr(remoteAddress));
+    const addr = normaliseAddr(remoteAddress);
+    const p = this.peerFor(addr);
     if (!p) {
-      conn.on('error', () => {});
-      conn.write(
-        encodeMessage({
-          type: 'notification',
-          code: ErrorCode.CEASE,
-          subcode: CeaseSubcode.CONNECTION_REJECTED,
-          data: new Uint8Array(0),
-        }),
-      );
-      conn.end();
+      this.refuse(conn, addr);
       return;
     }
+    conn.setNoDelay?.(true);
     p.session.incoming(conn);
   }
 
   private onAccept(sock: Socket): void {
-    const addr = normaliseAddr(sock.remoteAddress);
-    const p = this.peersByAddr.get(addr);
-    if (!p) {
-      this.log.warn(
-        { event: 'connection-rejected', remote: addr },
-        'connection from an unconfigured address',
-      );
-      sock.on('error', () => {});
-      sock.end(
-        encodeMessage({
-          type: 'notification',
-          code: ErrorCode.CEASE,
-          subcode: CeaseSubcode.CONNECTION_REJECTED,
-          data: new Uint8Array(0),
-        }),
-      );
+    if (!this.server) {
+      sock.destroy();
       return;
     }
-    sock.setNoDelay(true);
-    p.session.incoming(sock);
+    this.acceptConnection(sock, sock.remoteAddress ?? '');
+  }
+
+  /**
+   * A connection from an address with no peer: Cease/Connection Rejected, then the socket is
+   * closed (at once, or after a second if the peer does not close first). Past the per-source
+   * rate, it is destroyed without a word or a log line.
+   */
+  private refuse(conn: Conn, addr: string): void {
+    conn.on('error', () => {});
+    const r = this.refusalAllowed(addr);
+    if (!r.allowed) {
+      conn.destroy();
+      return;
+    }
+    this.log.warn(
+      { event: 'connection-rejected', remote: addr, ...(r.suppressed ? { suppressed: r.suppressed } : {}) },
+      'connection from an address with no peer',
+    );
+    this.refused.add(conn);
+    const t = this.clock.setTimeout(() => conn.destroy(), 1000);
+    conn.on('close', () => {
+      this.clock.clearTimeout(t);
+      this.refused.delete(conn);
+    });
+    // Read and drop whatever arrives, so the peer's close is seen and the socket goes.
+    conn.on('data', () => {});
+    conn.write(REJECTED);
+    conn.end();
+  }
+
+  /** Token bucket per source address: `refusalsPerMinute` answered refusals, refilled evenly. */
+  private refusalAllowed(addr: string): { allowed: boolean; suppressed: number } {
+    const cap = this.refusalsPerMinute;
+    const now = this.clock.now();
+    let b = this.refusals.get(addr);
+    if (b)
+      this.refusals.delete(addr); // re-inserted below: the map stays in last-seen order
+    else b = { tokens: cap, at: now, suppressed: 0 };
+    b.tokens = Math.min(cap, b.tokens + ((now - b.at) * cap) / 60_000);
+    b.at = now;
+    this.refusals.set(addr, b);
+    if (this.refusals.size > REFUSAL_SOURCES) this.refusals.delete(this.refusals.keys().next().value!);
+    if (b.tokens < 1) {
+      b.suppressed++;
+      return { allowed: false, suppressed: b.suppressed };
+    }
+    b.tokens -= 1;
+    const suppressed = b.suppressed;
+    b.suppressed = 0;
+    return { allowed: true, suppressed };
   }
 
   private onEstablished(p: Peer, n: Negotiated): void {
@@ -675,13 +874,16 @@ export class Speaker extends EventEmitter {
     p.src.up = true;
     this.establishedCount++;
     p.src.routerId = n.peerId;
-    p.cache.clear();
+    this.cacheClear(p);
     p.outCache.clear();
+    // Our restart is over for this peer: later OPENs carry neither the R bit nor F bits.
+    p.restarting = false;
+    if (p.session.local.gracefulRestart) p.session.local.gracefulRestart.restarting = false;
     this.log.info(
       { event: 'established', peer: p.config.address, peerId: n.peerId, hold: n.holdTime },
       'session established',
     );
-    if (p.src.stale && !n.peerGracefulRestart) this.purge(p, 'stale');
+    if (p.src.stale && !(n.gracefulRestart && n.peerGracefulRestart)) this.purge(p, 'stale');
     else if (p.src.stale && n.peerGracefulRestart) {
       // RFC 4724 §4.2: families the peer did not preserve forwarding for lose their stale routes now.
       for (const afi of [Afi.IPV4, Afi.IPV6]) {
@@ -706,13 +908,31 @@ export class Speaker extends EventEmitter {
     p.dirty.clear();
     for (const s of p.out.values()) this.attrs.release(s);
     p.out.clear();
-    const gr = p.negotiated?.peerGracefulRestart;
+    // RFC 4724 §4.2 helper: only with GR on at both ends, only the families the peer's capability
+    // lists, and for its restart time capped by maxRestartTime.
+    const n = p.negotiated;
+    const gr = n?.gracefulRestart ? n.peerGracefulRestart : undefined;
+    const kept = new Set(gr?.families.filter((f) => f.safi === Safi.UNICAST).map((f) => f.afi) ?? []);
+    const restartTime = Math.min(gr?.restartTime ?? 0, p.config.maxRestartTime ?? Number.POSITIVE_INFINITY);
     this.log.info(
-      { event: 'down', peer: p.config.address, reason, graceful, err: error?.message },
+      {
+        event: 'down',
+        peer: p.config.address,
+        reason,
+        graceful,
+        err: error?.message,
+        ...(graceful && gr ? { keepStale: [...kept], restartTime } : {}),
+      },
       'session down',
     );
-    if (graceful && gr && p.src.adjIn.size + (p.src.stale?.size ?? 0) > 0) {
-      // RFC 4724 §4.2 helper: keep the routes as stale for the peer's restart time.
+    if (
+      graceful &&
+      gr &&
+      kept.size > 0 &&
+      restartTime > 0 &&
+      p.src.adjIn.size + (p.src.stale?.size ?? 0) > 0
+    ) {
+      // Keep the routes as stale for the restart time; families not listed go now.
       if (p.src.stale) {
         for (const [k, s] of p.src.adjIn) {
           const old = p.src.stale.get(k);
@@ -721,6 +941,7 @@ export class Speaker extends EventEmitter {
         }
       } else p.src.stale = p.src.adjIn;
       p.src.adjIn = new PrefixMap();
+      for (const f of FAMILIES) if (!kept.has(f.afi)) this.purge(p, 'stale', f.afi);
       if (p.grTimer !== undefined) this.clock.clearTimeout(p.grTimer);
       p.grTimer = this.clock.setTimeout(() => {
         p.grTimer = undefined;
@@ -729,7 +950,7 @@ export class Speaker extends EventEmitter {
           'restart time over, removing stale routes',
         );
         this.purge(p, 'stale');
-      }, Math.max(1, gr.restartTime) * 1000);
+      }, restartTime * 1000);
       return;
     }
     this.purge(p, 'all');
@@ -800,10 +1021,12 @@ export class Speaker extends EventEmitter {
           let set: AttrSet | null = null;
           if (v.action === 'treat-as-withdraw') p.treatAsWithdraw++;
           else set = this.importAttrs(p, fromWire(v.attrs, n.as4));
-          if (p.cache.size > 100_000) p.cache.clear();
-          p.cache.set(raw, set);
           this.applyV4(p, body, 2, wEnd, null);
           this.applyV4(p, body, aEnd, body.length, set);
+          // Only attributes that some accepted prefix uses are worth remembering: caching the
+          // rejected ones would let a peer churn the cache (and the young generation of the heap)
+          // with attribute lists that lead nowhere.
+          if (set?.interned) this.cachePut(p, raw, set);
           this.checkMaxPrefixes(p);
           return;
         }
@@ -906,7 +1129,27 @@ export class Speaker extends EventEmitter {
     if (!attrs.nextHop || !usableNextHop(attrs.nextHop)) return null; // RFC 4271 §6.3 / RFC 7606 §7.3
     const after = applyAttrs(p.importP, attrs);
     if (!after) return null;
-    return this.attrs.intern(after);
+    return this.attrs.make(after);
+  }
+
+  /** Remembers what a raw attribute list imported as, within the peer's byte budget (oldest out first). */
+  private cachePut(p: Peer, raw: string, set: AttrSet): void {
+    const max = this.attrCacheBytes;
+    const cost = cacheCost(raw, set);
+    if (cost > max) return;
+    p.cache.set(raw, set);
+    p.cacheBytes += cost;
+    if (p.cacheBytes <= max) return;
+    for (const [k, v] of p.cache) {
+      p.cache.delete(k);
+      p.cacheBytes -= cacheCost(k, v);
+      if (p.cacheBytes <= max) break;
+    }
+  }
+
+  private cacheClear(p: Peer): void {
+    p.cache.clear();
+    p.cacheBytes = 0;
   }
 
   private importOne(p: Peer, k: PrefixKey, set: AttrSet): void {
@@ -924,12 +1167,18 @@ export class Speaker extends EventEmitter {
       this.clock.clearTimeout(p.grTimer);
       p.grTimer = undefined;
     }
-    this.emit('end-of-rib', { address: p.config.address, afi });
+    this.emit('end-of-rib', { key: p.key, address: p.config.address, port: p.config.port, afi });
   }
 
   private checkMaxPrefixes(p: Peer): void {
-    const max = p.config.maxPrefixes;
-    if (max === undefined || p.src.adjIn.size <= max) return;
+    const max = p.config.maxPrefixes ?? (this.defaultMaxPrefixes || undefined);
+    if (max === undefined || p.src.adjIn.size <= max || !p.established) return;
+    p.maxPrefixesExceeded++;
+    this.log.warn(
+      { event: 'max-prefixes', peer: p.key, limit: max, received: p.src.adjIn.size },
+      'peer sent more prefixes than its limit: Cease/Maximum Number of Prefixes Reached',
+    );
+    this.emit('max-prefixes', { key: p.key, address: p.config.address, port: p.config.port, limit: max });
     // RFC 4486 §4: data is AFI, SAFI and the upper bound.
     const data = Uint8Array.of(0, 1, 1, max >>> 24, (max >>> 16) & 255, (max >>> 8) & 255, max & 255);
     p.session.fail(
@@ -949,10 +1198,11 @@ export class Speaker extends EventEmitter {
     return `${formatIpv6(pp.bytes)}/${pp.len}`;
   }
 
-  private setPath(src: PathSource, k: PrefixKey, set: AttrSet): void {
+  /** Stores `cand` as `src`'s path for `k`: the one place an attribute set gets interned. */
+  private setPath(src: PathSource, k: PrefixKey, cand: AttrSet): void {
     const old = src.adjIn.get(k);
-    if (old === set) return;
-    set.refs++;
+    if (sameAttrs(old, cand)) return;
+    const set = this.attrs.acquire(cand);
     src.adjIn.set(k, set);
     if (old) this.attrs.release(old);
     if (src.stale) {
@@ -996,7 +1246,7 @@ export class Speaker extends EventEmitter {
     if (best === prev && best !== changed && !this.multipathMayChange(k)) return;
     if (this.watched) this.emitChange(k, best);
     if (this.establishedCount > (changed.up ? 1 : 0)) {
-      for (const p of this.peersByAddr.values()) if (p.established && p.src !== changed) p.dirty.add(k);
+      for (const p of this.peersByKey.values()) if (p.established && p.src !== changed) p.dirty.add(k);
       // The source peer may need a withdrawal of what we sent it before.
       const cp = this.peerOf(changed);
       if (cp?.established && cp.out.has(k)) cp.dirty.add(k);
@@ -1009,7 +1259,7 @@ export class Speaker extends EventEmitter {
   }
 
   private peerOf(src: PathSource): Peer | undefined {
-    return src.kind === 'peer' ? this.peersByAddr.get(src.address) : undefined;
+    return src.kind === 'peer' ? this.peerBySource.get(src.id) : undefined;
   }
 
   private entry(k: PrefixKey, best: PathSource): RibEntry {
@@ -1059,7 +1309,7 @@ export class Speaker extends EventEmitter {
     this.flushScheduled = true;
     setImmediate(() => {
       this.flushScheduled = false;
-      for (const p of this.peersByAddr.values()) if (p.established && p.dirty.size > 0) this.flushPeer(p);
+      for (const p of this.peersByKey.values()) if (p.established && p.dirty.size > 0) this.flushPeer(p);
     });
   }
 
@@ -1076,6 +1326,8 @@ export class Speaker extends EventEmitter {
     let out = p.outCache.get(ck);
     if (out === undefined) {
       out = this.transformOut(p, best, set, fam);
+      // Keys name set ids, which retire with their sets: bound the map rather than track them.
+      if (p.outCache.size >= OUT_CACHE_ENTRIES) p.outCache.clear();
       p.outCache.set(ck, out);
     }
     return out ?? undefined;
@@ -1122,7 +1374,7 @@ export class Speaker extends EventEmitter {
     }
     if (!r.nextHop || addressFamily(r.nextHop) !== fam) return null;
     const after = applyAttrs(p.exportP, r);
-    return after ? this.attrs.intern(after) : null;
+    return after ? this.attrs.make(after) : null;
   }
 
   private selfV4(p: Peer): string | undefined {
@@ -1142,12 +1394,12 @@ export class Speaker extends EventEmitter {
     const announce = new Map<AttrSet, { v4: string[]; v6: string[] }>();
     const withdraw = { v4: [] as string[], v6: [] as string[] };
     for (const k of p.dirty) {
-      const next = this.exportFor(p, k);
+      const cand = this.exportFor(p, k);
       const cur = p.out.get(k);
-      if (next === cur) continue;
+      if (sameAttrs(cand, cur)) continue;
       const fam = typeof k === 'number' ? 'v4' : 'v6';
-      if (next) {
-        next.refs++;
+      if (cand) {
+        const next = this.attrs.acquire(cand);
         p.out.set(k, next);
         let g = announce.get(next);
         if (!g) {

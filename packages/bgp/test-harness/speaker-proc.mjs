@@ -2,6 +2,7 @@
 // `ip netns exec`), driven by JSON lines on stdin: {"id":1,"op":"addPeer","args":[{...}]}.
 // Replies {"id":1,"ok":true,"result":...}; events arrive as {"event":"bestpath","data":...}.
 // The process exits when stdin closes, so it never outlives the test that started it.
+import { readdirSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { Speaker } from '../dist/index.js';
 
@@ -25,13 +26,14 @@ const speaker = new Speaker({ ...opts, logger });
 const send = (o) => process.stdout.write(`${JSON.stringify(o)}\n`);
 speaker.on('bestpath', (data) => send({ event: 'bestpath', data }));
 speaker.on('peer', (data) => send({ event: 'peer', data }));
+speaker.on('max-prefixes', (data) => send({ event: 'max-prefixes', data }));
 
 const ops = {
   start: () => speaker.start(),
   stop: (o) => speaker.stop(o),
   addPeer: (c) => speaker.addPeer(c),
   updatePeer: (c) => speaker.updatePeer(c),
-  removePeer: (a) => speaker.removePeer(a),
+  removePeer: (a, port) => speaker.removePeer(a, port),
   originate: (p, a) => speaker.originate(p, a),
   withdraw: (p) => speaker.withdraw(p),
   locRib: () => speaker.locRib(),
@@ -40,6 +42,10 @@ const ops = {
   adjRibIn: (a) => speaker.adjRibIn(a),
   adjRibOut: (a) => speaker.adjRibOut(a),
   listenPort: () => speaker.listenPort ?? null,
+  // For leak tests: open file descriptors, and the handles keeping the event loop alive.
+  fds: () => readdirSync('/proc/self/fd').length,
+  resources: () => process.getActiveResourcesInfo(),
+  memory: () => process.memoryUsage(),
 };
 
 const rl = createInterface({ input: process.stdin });

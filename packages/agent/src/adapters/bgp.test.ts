@@ -19,6 +19,7 @@ const base: DesiredPeer = {
   routeReflectorClient: false,
   importFilter: [],
   exportFilter: [],
+  maxPrefixes: 10_000,
 };
 
 describe('toPeerConfig', () => {
@@ -81,6 +82,13 @@ describe('toPeerConfig', () => {
     });
     // Mesh peers keep bgp-ts's default export (iBGP rules already stop re-advertising learned routes).
     expect(toPeerConfig(d.peers.find((p) => p.type === 'mesh')!).export).toBeUndefined();
+  });
+
+  it('passes maxRestartTime on as the cap of the peer restart time, apart from the time we announce', () => {
+    expect(toPeerConfig({ ...base, maxRestartTime: 30 })).toMatchObject({
+      maxRestartTime: 30,
+      gracefulRestart: { restartTime: 120 },
+    });
   });
 
   it('leaves graceful restart out when disabled and clamps the restart time to 12 bits', () => {

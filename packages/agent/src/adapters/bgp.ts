@@ -33,7 +33,8 @@ export function toPeerConfig(p: DesiredPeer): PeerConfig {
     ...(p.password !== undefined ? { md5Password: p.password } : {}),
     ...(p.localAddress ? { sourceAddress: p.localAddress } : {}),
     routeReflectorClient: p.routeReflectorClient,
-    ...(p.maxPrefixes !== undefined ? { maxPrefixes: p.maxPrefixes } : {}),
+    maxPrefixes: p.maxPrefixes,
+    ...(p.maxRestartTime !== undefined ? { maxRestartTime: p.maxRestartTime } : {}),
     ...(p.gracefulRestart.enabled
       ? { gracefulRestart: { restartTime: Math.max(1, Math.min(4095, p.gracefulRestart.restartTime)) } }
       : {}),
@@ -67,7 +68,12 @@ export class BgpAdapter implements BgpPort {
   constructor(
     private readonly opts: {
       logger: Logger;
+      /** Coming back from a graceful stop (podnet routes were still in the kernel). */
       restarting: boolean;
+      /** AFIs whose routes the kernel kept over the restart (F bit); default: every family. */
+      forwardingPreserved?: number[];
+      attrCacheBytes?: number;
+      refusalsPerMinute?: number;
       /** RFC 4271 §9.1.2.1: paths whose next hop has no route are left out of best-path selection. */
       nextHopReachable?: (addr: string) => boolean;
     },
@@ -84,15 +90,22 @@ export class BgpAdapter implements BgpPort {
       ...(node.clusterId ? { clusterId: node.clusterId } : {}),
       restarting: this.opts.restarting,
       ...(this.opts.nextHopReachable ? { nextHopReachable: this.opts.nextHopReachable } : {}),
+      ...(this.opts.forwardingPreserved ? { forwardingPreserved: this.opts.forwardingPreserved } : {}),
+      ...(this.opts.attrCacheBytes !== undefined ? { attrCacheBytes: this.opts.attrCacheBytes } : {}),
+      ...(this.opts.refusalsPerMinute !== undefined
+        ? { refusalsPerMinute: this.opts.refusalsPerMinute }
+        : {}),
+      // Every peer the agent adds carries its own limit (see compute); none falls back to this.
+      defaultMaxPrefixes: 0,
     });
     s.on('bestpath', () => this.fire());
-    s.on('peer', (e: { address: string; to: string; reason?: string }) => {
-      if (e.to !== 'established') this.eor.delete(e.address);
-      this.log.info({ peer: e.address, state: e.to, reason: e.reason }, 'session state');
+    s.on('peer', (e: { key: string; to: string; reason?: string }) => {
+      if (e.to !== 'established') this.eor.delete(e.key);
+      this.log.info({ peer: e.key, state: e.to, reason: e.reason }, 'session state');
       this.fire();
     });
-    s.on('end-of-rib', (e: { address: string }) => {
-      this.eor.add(e.address);
+    s.on('end-of-rib', (e: { key: string }) => {
+      this.eor.add(e.key);
       this.fire();
     });
     this.speaker = s;
@@ -128,8 +141,8 @@ export class BgpAdapter implements BgpPort {
   }
 
   async removePeer(p: DesiredPeer): Promise<void> {
-    this.s.removePeer(p.address);
-    this.eor.delete(p.address);
+    this.s.removePeer(p.address, p.port);
+    this.eor.delete(p.key);
   }
 
   async originate(a: Advertisement): Promise<void> {
@@ -214,13 +227,14 @@ export class BgpAdapter implements BgpPort {
   peers(): PeerStatus[] {
     if (!this.speaker) return [];
     return this.speaker.peers().map((p: SpeakerPeerStatus) => ({
-      key: `${p.address}:${p.port}`,
+      key: p.key,
       state: STATE_NAMES[p.state] ?? (p.state as PeerState),
       since: p.since,
       prefixesReceived: p.prefixesReceived,
       prefixesAdvertised: p.prefixesAdvertised,
       ...(p.lastError ? { lastError: p.lastError } : {}),
-      endOfRib: this.eor.has(p.address),
+      maxPrefixesExceeded: p.maxPrefixesExceeded,
+      endOfRib: this.eor.has(p.key),
     }));
   }
 

@@ -56,6 +56,7 @@ describe('BgpAdapter with nextHopReachable', () => {
       routeReflectorClient: false,
       importFilter: [],
       exportFilter: [],
+      maxPrefixes: 10_000,
     };
     await adapter.addPeer(p);
     await until('the reachable path selected', () => adapter.rib().length === 1);

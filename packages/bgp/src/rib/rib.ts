@@ -19,12 +19,19 @@ export function keyFamily(k: PrefixKey): AfiValue {
   return typeof k === 'number' ? Afi.IPV4 : Afi.IPV6;
 }
 
-/** One interned attribute set with the fields the decision process reads, precomputed. */
+/**
+ * One attribute set with the fields the decision process reads, precomputed. A set is made for
+ * every distinct attribute list that arrives, but it enters the table (is interned) only when a
+ * prefix that uses it is accepted, and leaves it when the last such prefix goes (refcount).
+ */
 export interface AttrSet {
   readonly id: number;
   readonly attrs: RouteAttrs;
   readonly key: string;
+  /** Prefixes (Adj-RIB-In, stale, Adj-RIB-Out entries) holding this set. */
   refs: number;
+  /** In the table: some prefix holds it. A set that is not is garbage once no cache refers to it. */
+  interned: boolean;
   readonly pathLen: number;
   readonly originCode: number;
   readonly med: number;
@@ -36,33 +43,61 @@ export class AttrTable {
   private readonly byKey = new Map<string, AttrSet>();
   private nextId = 1;
 
-  intern(attrs: RouteAttrs, defaultLocalPref = 100): AttrSet {
+  /** A set for `attrs`, not yet in the table: nothing is held until `acquire`. */
+  make(attrs: RouteAttrs, defaultLocalPref = 100): AttrSet {
     const key = attrsKey(attrs);
-    let s = this.byKey.get(key);
-    if (!s) {
-      s = {
-        id: this.nextId++,
-        attrs,
-        key,
-        refs: 0,
-        pathLen: asPathLength(attrs.asPath),
-        originCode: attrs.origin === 'igp' ? 0 : attrs.origin === 'egp' ? 1 : 2,
-        med: attrs.med ?? 0,
-        localPref: attrs.localPref ?? defaultLocalPref,
-        nbrAs: neighborAs(attrs.asPath),
-      };
-      this.byKey.set(key, s);
+    const live = this.byKey.get(key);
+    if (live) return live;
+    return {
+      id: this.nextId++,
+      attrs,
+      key,
+      refs: 0,
+      interned: false,
+      pathLen: asPathLength(attrs.asPath),
+      originCode: attrs.origin === 'igp' ? 0 : attrs.origin === 'egp' ? 1 : 2,
+      med: attrs.med ?? 0,
+      localPref: attrs.localPref ?? defaultLocalPref,
+      nbrAs: neighborAs(attrs.asPath),
+    };
+  }
+
+  /**
+   * Takes one reference for a prefix that is accepted with `s`, and returns the set to store: `s`
+   * itself (interned now if it was not), or the set of equal attributes already in the table.
+   */
+  acquire(s: AttrSet): AttrSet {
+    if (!s.interned) {
+      const live = this.byKey.get(s.key);
+      if (live) s = live;
+      else {
+        s.interned = true;
+        this.byKey.set(s.key, s);
+      }
     }
+    s.refs++;
     return s;
   }
 
+  /** Drops one reference; the last one takes the set out of the table. */
   release(s: AttrSet): void {
-    if (--s.refs <= 0) this.byKey.delete(s.key);
+    if (--s.refs > 0) return;
+    s.refs = 0;
+    if (s.interned) {
+      s.interned = false;
+      if (this.byKey.get(s.key) === s) this.byKey.delete(s.key);
+    }
   }
 
+  /** Sets held by at least one prefix. */
   get size(): number {
     return this.byKey.size;
   }
+}
+
+/** Same attributes (`a` and `b` may be distinct objects, one of them not interned). */
+export function sameAttrs(a: AttrSet | undefined, b: AttrSet | undefined): boolean {
+  return a === b || (a !== undefined && b !== undefined && a.key === b.key);
 }
 
 /** Where paths come from: a peer, or the speaker itself (originated routes). */

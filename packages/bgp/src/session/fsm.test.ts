@@ -192,7 +192,7 @@ function harness(opts: { hold?: number } = {}) {
       asn: 65001,
       routerId: '10.0.0.1',
       families: [{ afi: 1, safi: 1 }],
-      gracefulRestart: { restartTime: 30, restarting: false },
+      gracefulRestart: { restartTime: 30, restarting: false, forwardingPreserved: [] },
     },
     {
       address: '10.0.0.2',
@@ -286,13 +286,42 @@ describe('session driver with a fake clock', () => {
     expect(h.events.at(-1)).toBe('down:hold-timer-expired:false');
   });
 
-  it('restarts the hold timer on any received traffic, updates included', () => {
+  it('restarts the hold timer on each whole UPDATE received', () => {
     const h = harness();
     h.establish(9);
     for (let i = 0; i < 10; i++) {
       h.clock.advance(5000);
       h.feed({ type: 'update', withdrawn: ['10.0.0.0/8'], attrs: [], nlri: [] });
     }
+    expect(h.s.state).toBe('established');
+  });
+
+  it('does not restart the hold timer on a trickle of bytes that never makes a whole message', () => {
+    const h = harness();
+    h.establish(9);
+    const update = encodeMessage({ type: 'update', withdrawn: ['10.0.0.0/8'], attrs: [], nlri: [] });
+    const conn = h.conn();
+    // One octet every 2 s: after 10 s the peer has sent 5 octets and not one whole message.
+    for (let i = 0; i < 5; i++) {
+      h.clock.advance(2000);
+      conn.emit('data', update.subarray(i, i + 1));
+    }
+    expect(h.events.at(-1)).toBe('down:hold-timer-expired:false');
+    expect(decodeMessage(conn.out.at(-1)!)).toMatchObject({
+      type: 'notification',
+      code: ErrorCode.HOLD_TIMER_EXPIRED,
+    });
+  });
+
+  it('restarts the hold timer when the trickled message is whole', () => {
+    const h = harness();
+    h.establish(9);
+    const update = encodeMessage({ type: 'update', withdrawn: ['10.0.0.0/8'], attrs: [], nlri: [] });
+    h.clock.advance(5000);
+    h.conn().emit('data', update.subarray(0, 10));
+    h.clock.advance(3000);
+    h.conn().emit('data', update.subarray(10));
+    h.clock.advance(8000);
     expect(h.s.state).toBe('established');
   });
 

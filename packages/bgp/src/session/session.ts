@@ -81,7 +81,11 @@ export interface LocalConfig {
   routerId: string;
   /** Families we offer (Multiprotocol capability). */
   families: { afi: number; safi: number }[];
-  gracefulRestart?: { restartTime: number; restarting: boolean } | undefined;
+  /**
+   * Our Graceful Restart capability. `restarting` sets the R bit (we came back from a restart);
+   * the F bit is set for the AFIs in `forwardingPreserved`, and only while `restarting`.
+   */
+  gracefulRestart?: { restartTime: number; restarting: boolean; forwardingPreserved: number[] } | undefined;
 }
 
 export interface SessionConfig {
@@ -157,6 +161,8 @@ export class Session extends EventEmitter {
   private holdSeconds = 0;
   private keepaliveSeconds = 0;
   private lastRecv = 0;
+  /** A whole KEEPALIVE or UPDATE arrived in the chunk being processed. */
+  private holdFed = false;
   private lastSent = 0;
   private failures = 0;
   private enabled = false;
@@ -210,6 +216,17 @@ export class Session extends EventEmitter {
       this.attach(conn, false);
       this.dispatch({ type: 'tcp-connected' });
       return;
+    }
+    if (this.state === 'established' && this.negotiated?.gracefulRestart) {
+      // RFC 4724 §4.2: a new connection from a peer Established with graceful restart is that peer
+      // restarting, not a collision. Close the old session as if its TCP connection had gone (its
+      // routes are kept stale), and take the new one.
+      this.log.info({ event: 'peer-restarted' }, 'new connection from the peer: it restarted');
+      this.dispatch({ type: 'tcp-closed' });
+      if ((this.state as FsmState) === 'idle') {
+        this.incoming(conn);
+        return;
+      }
     }
     if (this.state === 'established' || this.pendingIncoming) {
       // RFC 4271 §6.8: a collision with an established session closes the new connection.
@@ -318,9 +335,20 @@ export class Session extends EventEmitter {
       conn.end();
     } catch {
       conn.destroy();
+      return;
     }
-    const t = this.clock.setTimeout(() => conn.destroy(), 2000);
-    void t;
+    this.destroyLater(conn, 2000);
+  }
+
+  /**
+   * Destroys an ended connection after `ms` unless it closed first (the timer goes with it, so a
+   * closed socket is not kept alive for the delay).
+   */
+  private destroyLater(conn: Conn, ms: number): void {
+    const t = this.clock.setTimeout(() => conn.destroy(), ms);
+    // Read and drop what the peer still sends, so its close is seen.
+    conn.on('data', () => {});
+    conn.on('close', () => this.clock.clearTimeout(t));
   }
 
   private attach(conn: Conn, outbound: boolean): void {
@@ -352,16 +380,16 @@ export class Session extends EventEmitter {
     if (!c) return;
     c.removeAllListeners();
     c.on('error', () => {});
-    if (this.sentNotification) c.end();
-    else c.destroy();
-    // A NOTIFICATION may still be in flight: give the socket a moment, then force it.
-    this.clock.setTimeout(() => c.destroy(), 1000);
+    if (this.sentNotification) {
+      // A NOTIFICATION may still be in flight: give the socket a moment, then force it.
+      c.end();
+      this.destroyLater(c, 1000);
+    } else c.destroy();
   }
 
   private onData(conn: Conn, chunk: Buffer): void {
     if (this.conn !== conn) return;
-    const now = this.clock.now();
-    this.lastRecv = now;
+    this.holdFed = false;
     try {
       this.framer.push(chunk, (f, t) => {
         if (this.conn !== conn) return;
@@ -378,8 +406,9 @@ export class Session extends EventEmitter {
         });
       }
     }
-    // Input was consumed up to now (processing may have taken a while).
-    this.lastRecv = this.clock.now();
+    // RFC 4271 §4.4/§8: only a whole KEEPALIVE or UPDATE restarts the hold timer (not a trickle of
+    // bytes); it counts from when it was processed, as processing a burst may have taken a while.
+    if (this.holdFed) this.lastRecv = this.clock.now();
     // Keepalives are never starved by a long burst of input: send one if it is due.
     if (
       this.state === 'established' &&
@@ -390,6 +419,7 @@ export class Session extends EventEmitter {
   }
 
   private onFrame(f: Buffer, t: number): void {
+    if (t === MessageType.UPDATE || t === MessageType.KEEPALIVE) this.holdFed = true;
     switch (t) {
       case MessageType.UPDATE:
         this.counters.updatesIn++;
@@ -516,7 +546,10 @@ export class Session extends EventEmitter {
         type: 'graceful-restart',
         restarting: gr.restarting,
         restartTime: gr.restartTime,
-        families: this.local.families.map((f) => ({ ...f, forwardingPreserved: true })),
+        families: this.local.families.map((f) => ({
+          ...f,
+          forwardingPreserved: gr.restarting && gr.forwardingPreserved.includes(f.afi),
+        })),
       });
     return encodeMessage({
       type: 'open',
@@ -611,9 +644,10 @@ export class Session extends EventEmitter {
         this.emit('established');
         return;
       case 'session-down': {
-        // Graceful: GR negotiated and no NOTIFICATION either way (RFC 4724 §4.2; RFC 8538 not implemented).
+        // Graceful: GR on at both ends and no NOTIFICATION either way (RFC 4724 §4.2; RFC 8538 not
+        // implemented).
         const graceful =
-          this.negotiated?.peerGracefulRestart !== undefined &&
+          this.negotiated?.gracefulRestart === true &&
           reason !== 'notification-received' &&
           !this.sentNotification;
         this.writeQueue = [];
@@ -641,7 +675,7 @@ export class Session extends EventEmitter {
       this.timers.delete(name);
       switch (name) {
         case 'hold': {
-          // Enforced on received traffic: any octet received restarts the hold time.
+          // Restarted by each whole KEEPALIVE or UPDATE received (see onData).
           const hold = this.state === 'open-sent' ? seconds : this.holdSeconds;
           const left = this.lastRecv + hold * 1000 - this.clock.now();
           if (left > 0) {

@@ -328,10 +328,13 @@ export function validateAttributes(
   const reset = issues.find((i) => i.action === 'session-reset');
   if (reset) throw reset.error;
   const attrs = dec.attrs;
-  // RFC 7606 §7.5: LOCAL_PREF from an external peer is discarded.
+  // RFC 7606 §7.5, §7.9, §7.10: LOCAL_PREF, ORIGINATOR_ID and CLUSTER_LIST from an external peer
+  // are discarded (they mean something only inside the AS).
   if (ebgp) {
-    const i = attrs.findIndex((a) => a.type === 'local-pref');
-    if (i !== -1) attrs.splice(i, 1);
+    for (let i = attrs.length - 1; i >= 0; i--) {
+      const t = attrs[i]!.type;
+      if (t === 'local-pref' || t === 'originator-id' || t === 'cluster-list') attrs.splice(i, 1);
+    }
   }
   const hasMpReach = attrs.some((a) => a.type === 'mp-reach' && a.nlri.length > 0);
   if (hasIpv4Nlri || hasMpReach) {

@@ -152,6 +152,15 @@ describe('message codec', () => {
     );
   });
 
+  it('keeps ORIGINATOR_ID and CLUSTER_LIST from an internal peer and discards them from an external one (RFC 7606 §7.9, §7.10)', () => {
+    const bytes = hex(fixtures[6]!.hex).subarray(19);
+    const types = (ebgp: boolean) => decodeUpdate(bytes, { as4: true }, ebgp).msg.attrs.map((a) => a.type);
+    expect(types(false)).toEqual(expect.arrayContaining(['originator-id', 'cluster-list']));
+    expect(types(true)).not.toContain('originator-id');
+    expect(types(true)).not.toContain('cluster-list');
+    expect(types(true)).toContain('large-communities');
+  });
+
   it('writes 2-octet AS paths with AS_TRANS for a peer without the 4-octet capability', () => {
     const m: UpdateMessage = {
       type: 'update',
