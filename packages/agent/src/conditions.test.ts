@@ -37,7 +37,8 @@ describe('poolConditions', () => {
       broken: {
         status: 'False',
         reason: 'InvalidSpec',
-        message: 'spec.cidr: "10.9.0.1/16" is not a valid network CIDR (address/prefix with host bits zero)',
+        message:
+          'spec.cidr: "10.9.0.1/16" is not a valid network CIDR (address/prefix with host bits zero): host bits set (the network is 10.9.0.0/16)',
       },
     });
   });

@@ -18,6 +18,14 @@ const status: AgentStatus = {
     reasons: ['sessions not established: 10.0.0.1 Active'],
   },
   datastore: { synced: true, reachable: true },
+  conditions: [
+    {
+      type: 'NextHopUnreachable',
+      subject: '10.1.0.12',
+      message: 'no route to next hop 10.1.0.12; its paths are left out of best-path selection',
+      blocksReadiness: false,
+    },
+  ],
   routeProtocol: { number: 80, name: 'podnet' },
   peers: [
     {
@@ -128,6 +136,16 @@ describe('podnetctl against an agent status endpoint', () => {
     const col = header.indexOf('STATE');
     expect(lines[4]!.slice(col)).toMatch(/^Established/);
     expect(lines[5]!.slice(col)).toMatch(/^Active/);
+  });
+
+  it('node status lists the data-path conditions under the peers', async () => {
+    const r = await ctl('node', 'status', '--agent', url);
+    const lines = r.stdout.split('\n');
+    const at = lines.indexOf('Conditions:');
+    expect(at).toBeGreaterThan(5);
+    expect(lines[at + 1]).toBe(
+      '  - NextHopUnreachable 10.1.0.12: no route to next hop 10.1.0.12; its paths are left out of best-path selection',
+    );
   });
 
   it.each(['json', 'yaml'])('node status --output %s carries the peers', async (fmt) => {

@@ -37,7 +37,7 @@ export function nodeStatus(s: AgentStatus, now = Date.now()): CommandResult {
   ];
   const n = s.node;
   return {
-    data: { node: n, ready: s.ready, readiness: s.readiness, peers: s.peers },
+    data: { node: n, ready: s.ready, readiness: s.readiness, peers: s.peers, conditions: s.conditions },
     table: () => {
       const head = [
         `Node ${n.name}  address ${n.address ?? '(unknown)'}  AS ${n.asNumber}  router ID ${n.routerId ?? '-'}${n.clusterId ? `  route reflector (cluster ${n.clusterId})` : ''}`,
@@ -46,7 +46,16 @@ export function nodeStatus(s: AgentStatus, now = Date.now()): CommandResult {
       ];
       const body = s.peers.length ? renderTable(cols, s.peers) : 'No BGP peers configured.';
       const problems = s.problems.length ? ['', 'Skipped inputs:', ...s.problems.map((p) => `  - ${p}`)] : [];
-      return [...head, body, ...problems].join('\n');
+      const conditions = s.conditions.length
+        ? [
+            '',
+            'Conditions:',
+            ...s.conditions.map(
+              (c) => `  - ${c.type} ${c.subject}${c.blocksReadiness ? ' (not ready)' : ''}: ${c.message}`,
+            ),
+          ]
+        : [];
+      return [...head, body, ...conditions, ...problems].join('\n');
     },
   };
 }
