@@ -10,9 +10,11 @@ import { BgpAdapter } from './adapters/bgp.js';
 import { KubeDatastore } from './adapters/datastore.js';
 import { canReach, listInterfaces, ROUTE_PROTOCOL, RoutesAdapter } from './adapters/routes.js';
 import { Agent } from './agent.js';
-import { helpText, type LoadedConfig, loadConfig } from './config.js';
+import { CNI_TOKEN_NAME, CniTokenRefresher, requestTokenVia, type TokenRequestSpec } from './cni-token.js';
+import { type AgentConfig, helpText, type LoadedConfig, loadConfig } from './config.js';
 import { installCni } from './install-cni.js';
 import { createMetrics } from './metrics.js';
+import { startMetricsListener } from './metrics-listener.js';
 import { startStatusServer } from './status.js';
 
 /** True when podnet's routes are already in the kernel: we are coming back from a graceful stop. */
@@ -27,6 +29,18 @@ async function hasPodnetRoutes(): Promise<boolean> {
   } catch {
     return false;
   }
+}
+
+/** What the CNI token is asked for, or undefined outside a pod (no --pod-name: the lab, tests). */
+function cniTokenSpec(config: AgentConfig): TokenRequestSpec | undefined {
+  if (!config.podName) return undefined;
+  return {
+    namespace: config.namespace,
+    serviceAccount: config.cniServiceAccount,
+    pod: { name: config.podName, ...(config.podUid ? { uid: config.podUid } : {}) },
+    audiences: config.cniTokenAudience ? [config.cniTokenAudience] : [],
+    expirationSeconds: Math.round(config.cniTokenExpiration / 1000),
+  };
 }
 
 async function main(): Promise<number> {
@@ -46,11 +60,33 @@ async function main(): Promise<number> {
 
   const sub = loaded.positionals[0];
   if (sub === 'install-cni') {
+    // In the DaemonSet: the first pod-bound token goes in before the conflist, so the plugin has a
+    // credential as soon as the kubelet sees the network configured; the agent then refreshes it.
+    const spec = cniTokenSpec(config);
+    if (spec) {
+      try {
+        const client = new KubeClient({
+          ...(config.kubeconfig ? { kubeconfigPath: config.kubeconfig } : {}),
+          logger: log,
+        });
+        const refresher = new CniTokenRefresher({
+          spec,
+          request: requestTokenVia(client.core),
+          dir: config.cniConfDir,
+          log,
+        });
+        await refresher.start().finally(() => refresher.stop());
+      } catch (err) {
+        process.stderr.write(`podnet-agent install-cni: ${(err as Error).message}\n`);
+        return 1;
+      }
+    }
     installCni({
       nodeName: config.nodeName,
       binDir: config.cniBinDir,
       confDir: config.cniConfDir,
       ...(process.env.PODNET_CNI_TOKEN_DIR ? { tokenDir: process.env.PODNET_CNI_TOKEN_DIR } : {}),
+      ...(spec ? { tokenFile: CNI_TOKEN_NAME } : {}),
       ...(config.kubeconfig ? { kubeconfigPath: config.kubeconfig } : {}),
       logger: log,
     });
@@ -112,6 +148,26 @@ async function main(): Promise<number> {
           },
           log.child({ component: 'status' }),
         );
+  const metricsListener =
+    config.metricsListen === 'none'
+      ? undefined
+      : await startMetricsListener(
+          config.metricsListen,
+          async () => ({ contentType: metrics.registry.contentType, body: await metrics.registry.metrics() }),
+          log.child({ component: 'metrics' }),
+        );
+  const tokenSpec = cniTokenSpec(config);
+  const cniToken = tokenSpec
+    ? new CniTokenRefresher({
+        spec: tokenSpec,
+        request: requestTokenVia(client.core),
+        dir: config.cniConfDir,
+        log: log.child({ component: 'cni-token' }),
+        registry: metrics.registry,
+      })
+    : undefined;
+  // A failed first request is logged and retried by the refresher; the agent goes on.
+  cniToken?.start().catch(() => {});
   process.on('unhandledRejection', (err) => log.error({ err }, 'unhandled rejection (continuing)'));
   await agent.start();
   log.info({ restarting }, 'podnet-agent running');
@@ -130,7 +186,10 @@ async function main(): Promise<number> {
       force.unref();
       void agent
         .stop({ graceful: true })
-        .then(() => status?.close())
+        .then(() => {
+          cniToken?.stop();
+          return Promise.all([status?.close(), metricsListener?.close()]);
+        })
         .then(() => resolve(0));
     };
     process.on('SIGTERM', onSignal);

@@ -79,6 +79,16 @@ export const agentConfigSchema = z.object({
   ipamGcInterval: duration.default(300_000),
   ipamGcGrace: duration.default(60_000),
   ipamGcKeepLastBlock: z.boolean().default(true),
+  metricsListen: listen.default('0.0.0.0:9091'),
+  podName: z.string().min(1).optional(),
+  podUid: z.string().min(1).optional(),
+  cniServiceAccount: z.string().min(1).default('podnet-cni'),
+  cniTokenExpiration: duration
+    .default(3_600_000)
+    .refine((ms) => ms >= 600_000, {
+      message: 'must be at least 10m (the API server refuses shorter tokens)',
+    }),
+  cniTokenAudience: z.string().min(1).optional(),
 });
 
 export type AgentConfig = z.output<typeof agentConfigSchema>;
@@ -110,7 +120,7 @@ export const FIELDS: Record<Field, FieldSpec> = {
     flag: 'status-listen',
     env: 'PODNET_STATUS_LISTEN',
     type: 'string',
-    help: 'host:port for /livez /readyz /metrics /status, or none',
+    help: 'loopback host:port for /livez /readyz /status (and /metrics), or none',
   },
   bgpListenPort: {
     flag: 'bgp-listen-port',
@@ -185,6 +195,37 @@ export const FIELDS: Record<Field, FieldSpec> = {
     env: 'PODNET_REMOVE_UNOWNED_POD_ROUTES',
     type: 'boolean',
     help: 'remove routes on pn* interfaces podnet did not create',
+  },
+  metricsListen: {
+    flag: 'metrics-listen',
+    env: 'PODNET_METRICS_LISTEN',
+    type: 'string',
+    help: 'host:port serving /metrics only, for Prometheus on the node address (default 0.0.0.0:9091), or none',
+  },
+  podName: {
+    flag: 'pod-name',
+    env: 'POD_NAME',
+    type: 'string',
+    help: "this agent's pod; set, the agent keeps the CNI plugin's pod-bound token fresh",
+  },
+  podUid: { flag: 'pod-uid', env: 'POD_UID', type: 'string', help: "this agent's pod uid (binds the token)" },
+  cniServiceAccount: {
+    flag: 'cni-service-account',
+    env: 'PODNET_CNI_SERVICE_ACCOUNT',
+    type: 'string',
+    help: 'service account (in --namespace) whose token the CNI plugin uses (default podnet-cni)',
+  },
+  cniTokenExpiration: {
+    flag: 'cni-token-expiration',
+    env: 'PODNET_CNI_TOKEN_EXPIRATION',
+    type: 'string',
+    help: "lifetime asked for the CNI plugin's token, renewed at 80% (default 1h, at least 10m)",
+  },
+  cniTokenAudience: {
+    flag: 'cni-token-audience',
+    env: 'PODNET_CNI_TOKEN_AUDIENCE',
+    type: 'string',
+    help: "the CNI token's audience (default: the API server's own)",
   },
 };
 
