@@ -1,8 +1,9 @@
 #!/usr/bin/env node
 // podnet-agent: the node daemon's entry point. See README.md for the options.
+import { readFileSync } from 'node:fs';
 import { Ipam } from '@podnet/ipam';
 import { KubeClient } from '@podnet/k8s';
-import { PODNET_PROTO } from '@podnet/routes';
+import { PODNET_PROTO, procSysctl } from '@podnet/routes';
 import { Rtnl } from '@podnet/rtnetlink';
 import pino from 'pino';
 import { ArpAdapter } from './adapters/arp.js';
@@ -15,6 +16,7 @@ import { type AgentConfig, helpText, type LoadedConfig, loadConfig } from './con
 import { installCni } from './install-cni.js';
 import { createMetrics } from './metrics.js';
 import { startMetricsListener } from './metrics-listener.js';
+import { parseSysctlConf } from './node-sysctls.js';
 import { startStatusServer } from './status.js';
 
 /** True when podnet's routes are already in the kernel: we are coming back from a graceful stop. */
@@ -91,6 +93,17 @@ async function main(): Promise<number> {
       logger: log,
     });
     return 0;
+  }
+  if (sub === 'node-sysctls') {
+    const file = loaded.positionals[1] ?? '/etc/podnet/node-sysctls.conf';
+    try {
+      const changed = await procSysctl().apply(parseSysctlConf(readFileSync(file, 'utf8'), file));
+      log.info({ file, changed }, 'node sysctls set');
+      return 0;
+    } catch (err) {
+      process.stderr.write(`podnet-agent node-sysctls: ${(err as Error).message}\n`);
+      return 1;
+    }
   }
   if (sub !== undefined) {
     process.stderr.write(`podnet-agent: unknown command ${JSON.stringify(sub)}; run podnet-agent --help\n`);

@@ -83,11 +83,9 @@ export const agentConfigSchema = z.object({
   podName: z.string().min(1).optional(),
   podUid: z.string().min(1).optional(),
   cniServiceAccount: z.string().min(1).default('podnet-cni'),
-  cniTokenExpiration: duration
-    .default(3_600_000)
-    .refine((ms) => ms >= 600_000, {
-      message: 'must be at least 10m (the API server refuses shorter tokens)',
-    }),
+  cniTokenExpiration: duration.default(3_600_000).refine((ms) => ms >= 600_000, {
+    message: 'must be at least 10m (the API server refuses shorter tokens)',
+  }),
   cniTokenAudience: z.string().min(1).optional(),
 });
 
@@ -339,6 +337,7 @@ export function helpText(): string {
   return [
     'usage: podnet-agent [options]            run the node agent',
     '       podnet-agent install-cni [options] install the CNI binary and conflist, then exit',
+    '       podnet-agent node-sysctls [FILE]   write the sysctls of FILE (sysctl.d syntax), then exit',
     '',
     'Options (flag > environment > config file > default):',
     ...rows.map((r) => `  ${r[0]!.padEnd(w0)}  ${r[1]!.padEnd(w1)}  ${r[2]}`),

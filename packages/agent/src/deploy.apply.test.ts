@@ -20,6 +20,8 @@ const NOT_SERVED_BY_EMBEDDED = new Set([
   'RoleBinding',
   'ConfigMap',
   'DaemonSet',
+  'ValidatingAdmissionPolicy',
+  'ValidatingAdmissionPolicyBinding',
 ]);
 
 interface Obj {
