@@ -1,8 +1,8 @@
 // Validates deploy/: every manifest parses, built-in kinds pass the Kubernetes OpenAPI schemas
 // (kubernetes-models), podnet resources pass their zod schemas, the kustomization lists what
 // exists, and RBAC and the DaemonSet keep the promises deploy/ makes (least privilege, no
-// privileged container, probes on the status port, rolling update one node at a time).
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+// privileged agent, probes on the status port, rolling update one node at a time).
+import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { BGPCONFIGURATION, BGPPEER, IPPOOL, validate } from '@podnet/k8s';
