@@ -5,7 +5,7 @@
 // host whatever path the container mounts it at). The plugin reads it on every call and caches
 // no copy. The agent asks for a new token at 80% of its lifetime; a token whose pod is deleted
 // stops authenticating at once, so no node keeps a credential that outlives its agent's pod.
-import { chmodSync, renameSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { Gauge, type Registry } from 'prom-client';
@@ -86,6 +86,7 @@ export function requestTokenVia(core: CoreApiLike): TokenRequester {
 
 /** Writes the token file (0600, temp file + rename: the plugin never reads half a token). */
 export function writeCniToken(dir: string, token: string): string {
+  mkdirSync(dir, { recursive: true });
   const path = join(dir, CNI_TOKEN_NAME);
   const tmp = `${path}.podnet-tmp`;
   writeFileSync(tmp, token, { mode: 0o600 });
