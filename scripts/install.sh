@@ -33,6 +33,3 @@ echo "install: npm workspace"
 # every platform's optional binaries (biome's darwin/musl builds), and a registry mirror that does
 # not carry those makes npm ci refuse even though nothing for this platform is missing.
 npm install --no-fund --no-audit
-
-# Debian 12's kubectl (1.20), extracted beside the workspace for the deploy tests; best effort.
-scripts/fetch-kubectl.sh || echo "install: Debian's kubectl not fetched; the kubectl 1.20 deploy test will be skipped"
