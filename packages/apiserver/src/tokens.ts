@@ -12,7 +12,7 @@ import {
   sign,
   verify,
 } from 'node:crypto';
-import { causes, errors } from './errors.js';
+import { causes, errors, type StatusCause } from './errors.js';
 import type { KObject, Store } from './store.js';
 
 /** The issuer and default API audience of a kubeadm cluster (`--service-account-issuer`). */
@@ -85,7 +85,7 @@ export class TokenIssuer {
     const sa = this.store.get('serviceaccounts', namespace, name);
     if (!sa) throw errors.notFound(ref, name);
     const spec = isObject(body) && isObject(body.spec) ? body.spec : {};
-    const found = [];
+    const found: StatusCause[] = [];
     const expirationSeconds = spec.expirationSeconds ?? DEFAULT_EXPIRATION_SECONDS;
     if (typeof expirationSeconds !== 'number' || !Number.isInteger(expirationSeconds))
       found.push(causes.typeInvalid('spec.expirationSeconds', expirationSeconds, 'integer'));
