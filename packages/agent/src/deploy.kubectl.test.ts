@@ -5,7 +5,7 @@
 // resources of CRDs that do not exist yet are refused: the last test shows it). Each kubectl
 // missing here is skipped, saying how to get it.
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -85,6 +85,13 @@ async function emptyServer(): Promise<{ kubectl: (bin: string, args: string[]) =
       child.on('close', (code) => resolve({ code, stdout, stderr }));
     });
   return { kubectl };
+}
+
+interface Ctr {
+  name: string;
+  image: string;
+  env: { name: string }[];
+  livenessProbe?: unknown;
 }
 
 interface Obj {
@@ -174,6 +181,51 @@ describe.each(kubectls)('kubectl apply -k deploy/ with $label', ({ bin, missing 
       const again = await kubectl(bin!, ['apply', '-k', 'deploy/']);
       expect(again.code, `${version}: ${again.stdout}${again.stderr}`).toBe(0);
       expect(again.stdout).not.toMatch(/created/);
+
+      // An upgrade: the same base with a new image and one more agent variable patches the
+      // DaemonSet in place (a strategic merge patch: containers merge by name, env by name).
+      const copy = mkdtempSync(join(tmpdir(), 'podnet-deploy-copy-'));
+      try {
+        cpSync(DEPLOY, copy, { recursive: true });
+        const ds = readFileSync(join(copy, 'daemonset.yaml'), 'utf8');
+        writeFileSync(
+          join(copy, 'daemonset.yaml'),
+          ds
+            .replaceAll('image: podnet/agent:0.1.0', 'image: podnet/agent:0.1.1')
+            .replace(
+              '              value: /host/etc/cni/net.d\n          ports:\n',
+              '              value: /host/etc/cni/net.d\n            - name: PODNET_LOG_LEVEL\n              value: debug\n          ports:\n',
+            ),
+        );
+        const upgrade = await kubectl(bin!, ['apply', '-k', copy]);
+        expect(upgrade.code, `${version}: ${upgrade.stdout}${upgrade.stderr}`).toBe(0);
+        expect(upgrade.stdout).toContain('daemonset.apps/podnet-agent configured');
+        const client = new KubeClient({ kubeconfigPath: cluster!.kubeconfigPath });
+        const got = (await KubernetesObjectApi.makeApiClient(client.kc).read({
+          apiVersion: 'apps/v1',
+          kind: 'DaemonSet',
+          metadata: { name: 'podnet-agent', namespace: 'podnet-system' },
+        } as never)) as unknown as {
+          spec: { template: { spec: { containers: Ctr[]; initContainers: Ctr[] } } };
+        };
+        const pod = got.spec.template.spec;
+        expect(pod.initContainers.map((c) => [c.name, c.image])).toEqual([
+          ['node-sysctls', 'podnet/agent:0.1.1'],
+          ['install-cni', 'podnet/agent:0.1.1'],
+        ]);
+        const agent = pod.containers.find((c) => c.name === 'agent')!;
+        expect(agent.image).toBe('podnet/agent:0.1.1');
+        expect(agent.env.map((e) => e.name)).toEqual([
+          'NODENAME',
+          'POD_NAME',
+          'POD_UID',
+          'PODNET_CNI_CONF_DIR',
+          'PODNET_LOG_LEVEL',
+        ]);
+        expect(agent.livenessProbe, 'the rest of the container is kept').toBeDefined();
+      } finally {
+        rmSync(copy, { recursive: true, force: true });
+      }
     },
     120_000,
   );
