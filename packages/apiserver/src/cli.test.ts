@@ -54,7 +54,7 @@ describe('podnet-apiserver', () => {
     const p = run(['--port', '0', '--data', data, '--kubeconfig', kubeconfig, '--log-level', 'warn']);
     // The two lines are two writes: the pipe may hand them over in two reads.
     await until('the listening and kubeconfig lines', () =>
-      /listening on https:\/\/127\.0\.0\.1:\d+[^]*kubeconfig written/.test(p.out()),
+      /listening on https:\/\/127\.0\.0\.1:\d+[\s\S]*kubeconfig written/.test(p.out()),
     );
     expect(p.out()).toContain(`kubeconfig written to ${kubeconfig}`);
     const kc = new KubeConfig();
