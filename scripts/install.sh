@@ -29,7 +29,9 @@ else
 fi
 
 echo "install: npm workspace"
-# `npm install` from the committed lock rather than `npm ci`: npm ci insists on lock entries for
-# every platform's optional binaries (biome's darwin/musl builds), and a registry mirror that does
-# not carry those makes npm ci refuse even though nothing for this platform is missing.
-npm install --no-fund --no-audit
+# `npm ci`: installs exactly the committed lock and fails when package.json and package-lock.json
+# disagree, so CI (which runs this script) catches a lock that the Dockerfiles' `npm ci` would refuse.
+npm ci --no-fund --no-audit
+
+echo "install: kubectl builds for the deploy tests (scripts/fetch-kubectl.sh)"
+scripts/fetch-kubectl.sh

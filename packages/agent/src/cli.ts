@@ -13,6 +13,7 @@ import { canReach, listInterfaces, ROUTE_PROTOCOL, RoutesAdapter } from './adapt
 import { Agent } from './agent.js';
 import { CNI_TOKEN_NAME, CniTokenRefresher, requestTokenVia, type TokenRequestSpec } from './cni-token.js';
 import { type AgentConfig, helpText, type LoadedConfig, loadConfig } from './config.js';
+import { startDefaultObjects } from './defaults.js';
 import { installCni } from './install-cni.js';
 import { createMetrics } from './metrics.js';
 import { startMetricsListener } from './metrics-listener.js';
@@ -121,6 +122,13 @@ async function main(): Promise<number> {
     return 2;
   }
   const metrics = createMetrics({ defaultMetrics: true });
+  // The default IPPool(s) and BGPConfiguration, when absent (deploy/ cannot apply them with the CRDs).
+  const defaults = startDefaultObjects(
+    client,
+    config,
+    log.child({ component: 'defaults' }),
+    config.apiRetryInterval,
+  );
   const ipam = new Ipam({ client, logger: log });
   const restarting = await hasPodnetRoutes();
   const agent = new Agent({
@@ -145,6 +153,7 @@ async function main(): Promise<number> {
     ipamGc: (graceMs) => ipam.gc({ graceMs, deletedNodes: true, keepLastBlock: config.ipamGcKeepLastBlock }),
     interfaces: listInterfaces,
     canReach,
+    defaultObjects: defaults.done,
   });
   const status =
     config.statusListen === 'none'
@@ -194,6 +203,7 @@ async function main(): Promise<number> {
         return;
       }
       stopping = true;
+      defaults.stop();
       log.info({ signal }, 'graceful stop: keeping kernel routes, graceful restart towards peers');
       const force = setTimeout(() => resolve(1), 20_000);
       force.unref();

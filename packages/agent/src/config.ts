@@ -3,6 +3,7 @@
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { parseArgs } from 'node:util';
+import { parseCidr } from '@podnet/k8s';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { parseAutodetectionMethod } from './autodetect.js';
@@ -43,6 +44,25 @@ const port = z.coerce.number().int().min(1).max(65535);
 const listen = z.string().refine((v) => v === 'none' || /^(\[[0-9a-fA-F:]+\]|[^:]+):\d{1,5}$/.test(v), {
   message: 'expected host:port (e.g. 127.0.0.1:9099) or "none"',
 });
+
+/** An IPv4 or IPv6 pool CIDR with no host bits set; `none` (or empty) is no pool of that family. */
+const poolCidr = (family: 4 | 6, fallback: string) =>
+  z
+    .string()
+    .default(fallback)
+    .transform((v, ctx) => {
+      const t = v.trim();
+      if (t === '' || t === 'none') return undefined;
+      const c = parseCidr(t, { strict: true });
+      if (!c || c.family !== family) {
+        ctx.addIssue({
+          code: 'custom',
+          message: `expected an IPv${family} CIDR with no host bits set (e.g. ${family === 4 ? '10.244.0.0/16' : 'fd00:10:244::/48'}) or none`,
+        });
+        return z.NEVER;
+      }
+      return t;
+    });
 
 export const agentConfigSchema = z.object({
   nodeName: z
@@ -87,6 +107,13 @@ export const agentConfigSchema = z.object({
     message: 'must be at least 10m (the API server refuses shorter tokens)',
   }),
   cniTokenAudience: z.string().min(1).optional(),
+  // Created at start-up when absent (defaults.ts): kubectl cannot apply them with their CRDs.
+  defaultIpv4PoolCidr: poolCidr(4, '10.244.0.0/16'),
+  defaultIpv4PoolBlockSize: z.coerce.number().int().min(0).max(32).default(26),
+  defaultIpv6PoolCidr: poolCidr(6, 'none'),
+  defaultIpv6PoolBlockSize: z.coerce.number().int().min(0).max(128).default(122),
+  defaultAsNumber: z.coerce.number().int().min(1).max(4294967295).default(64512),
+  defaultNodeToNodeMesh: z.boolean().default(true),
 });
 
 export type AgentConfig = z.output<typeof agentConfigSchema>;
@@ -225,6 +252,42 @@ export const FIELDS: Record<Field, FieldSpec> = {
     type: 'string',
     help: "the CNI token's audience (default: the API server's own)",
   },
+  defaultIpv4PoolCidr: {
+    flag: 'default-ipv4-pool-cidr',
+    env: 'PODNET_DEFAULT_IPV4_POOL_CIDR',
+    type: 'string',
+    help: 'IPPool default-ipv4 created at start-up when no IPPool exists (default 10.244.0.0/16; none: no pool)',
+  },
+  defaultIpv4PoolBlockSize: {
+    flag: 'default-ipv4-pool-block-size',
+    env: 'PODNET_DEFAULT_IPV4_POOL_BLOCK_SIZE',
+    type: 'string',
+    help: 'blockSize of that pool (default 26)',
+  },
+  defaultIpv6PoolCidr: {
+    flag: 'default-ipv6-pool-cidr',
+    env: 'PODNET_DEFAULT_IPV6_POOL_CIDR',
+    type: 'string',
+    help: 'IPPool default-ipv6 created with the IPv4 one (default none: no pool)',
+  },
+  defaultIpv6PoolBlockSize: {
+    flag: 'default-ipv6-pool-block-size',
+    env: 'PODNET_DEFAULT_IPV6_POOL_BLOCK_SIZE',
+    type: 'string',
+    help: 'blockSize of that pool (default 122)',
+  },
+  defaultAsNumber: {
+    flag: 'default-as-number',
+    env: 'PODNET_DEFAULT_AS_NUMBER',
+    type: 'string',
+    help: 'asNumber of the BGPConfiguration default, created at start-up when absent (default 64512)',
+  },
+  defaultNodeToNodeMesh: {
+    flag: 'default-node-to-node-mesh',
+    env: 'PODNET_DEFAULT_NODE_TO_NODE_MESH',
+    type: 'boolean',
+    help: 'nodeToNodeMesh of that BGPConfiguration (default true)',
+  },
 };
 
 export interface ConfigSources {
@@ -325,7 +388,28 @@ export function loadConfig(sources: ConfigSources = {}): LoadedConfig {
       `${issue.message} (value ${JSON.stringify(value)})`,
     );
   }
+  checkDefaultPoolBlockSizes(result.data, origin);
   return { config: result.data, origin, positionals: parsed.positionals, help: values.help === true };
+}
+
+/** A default pool's block size lies between the pool's prefix length and the family's width. */
+function checkDefaultPoolBlockSizes(config: AgentConfig, origin: Partial<Record<Field, string>>): void {
+  const pools = [
+    ['defaultIpv4PoolCidr', 'defaultIpv4PoolBlockSize', 32],
+    ['defaultIpv6PoolCidr', 'defaultIpv6PoolBlockSize', 128],
+  ] as const;
+  for (const [cidrField, sizeField, bits] of pools) {
+    const cidr = config[cidrField];
+    if (cidr === undefined) continue;
+    const prefix = parseCidr(cidr)!.prefixLength;
+    const size = config[sizeField];
+    if (size < prefix || size > bits)
+      throw new ConfigError(
+        `--${FIELDS[sizeField].flag}`,
+        origin[sizeField] ?? 'default',
+        `block size ${size} must be between the prefix length of --${FIELDS[cidrField].flag} ${cidr} (/${prefix}) and /${bits} (value ${JSON.stringify(size)})`,
+      );
+  }
 }
 
 /** The --help text, generated from FIELDS so it never drifts from the parser. */

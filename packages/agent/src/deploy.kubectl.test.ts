@@ -1,27 +1,28 @@
-// `kubectl apply -k deploy/` on an empty API server, with the kubectl on PATH and with Debian 12's
-// kubectl 1.20 (kustomize v2.0.3), as an operator runs it: one pass creates the CRDs, the
-// namespace, RBAC, the ConfigMap and the DaemonSet; the default IPPool and BGPConfiguration follow
-// in a second apply (kubectl maps every object of one apply before creating any, so custom
-// resources of CRDs that do not exist yet are refused: the last test shows it). Each kubectl
-// missing here is skipped, saying how to get it.
+// `kubectl apply -k deploy/` on an empty API server, as an operator runs it, with a current kubectl
+// (Debian trixie's) and with Debian 12's kubectl 1.20 (kustomize v2.0.3): one pass creates the
+// CRDs, the namespace, RBAC, the ConfigMap and the DaemonSet. The default IPPool and
+// BGPConfiguration are then created by the agent's start-up code (defaults.ts) over HTTP against
+// that server, from the shipped agent.yaml: kubectl cannot create custom resources of CRDs created
+// in the same apply (the last test shows it). scripts/fetch-kubectl.sh (run by scripts/install.sh)
+// extracts both kubectl builds from Debian's packages; a missing one is skipped, saying so.
 import { spawn, spawnSync } from 'node:child_process';
 import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
+import { Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { KubernetesObjectApi } from '@kubernetes/client-node';
-import { KubeClient } from '@podnet/k8s';
+import { BGPCONFIGURATION, IPPOOL, installCrds, KubeClient, loadCrdFiles } from '@podnet/k8s';
 import { type TestCluster, testCluster } from '@podnet/testkit';
+import pino from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { parseAllDocuments, parse as parseYaml } from 'yaml';
+import { loadConfig } from './config.js';
+import { type DefaultsConfig, ensureDefaultObjects } from './defaults.js';
 
 const REPO = join(dirname(fileURLToPath(import.meta.url)), '../../..');
 const DEPLOY = join(REPO, 'deploy');
 
-function which(cmd: string): string | undefined {
-  const r = spawnSync('sh', ['-c', `command -v ${cmd}`], { encoding: 'utf8' });
-  return r.status === 0 ? r.stdout.trim() : undefined;
-}
 function versionOf(bin: string): string {
   const r = spawnSync(bin, ['version', '--client', '-o', 'json'], { encoding: 'utf8', timeout: 20_000 });
   try {
@@ -31,20 +32,19 @@ function versionOf(bin: string): string {
   }
 }
 
-const debian = join(REPO, 'node_modules/.cache/kubectl-debian/kubectl');
-const onPath = which('kubectl');
-const kubectls: { label: string; bin: string | undefined; missing: string }[] = [
-  {
-    label: 'the kubectl on PATH',
-    bin: onPath,
-    missing: 'no kubectl on PATH (Debian: apt-get install kubernetes-client, or scripts/fetch-kubectl.sh)',
-  },
-  {
-    label: "Debian 12's kubectl 1.20",
-    bin: existsSync(debian) ? debian : undefined,
-    missing: `${debian} is missing: run scripts/fetch-kubectl.sh (extracts Debian's kubernetes-client)`,
-  },
+function fetched(dir: string, what: string) {
+  const bin = join(REPO, 'node_modules/.cache', dir, 'kubectl');
+  return {
+    label: what,
+    bin: existsSync(bin) ? bin : undefined,
+    missing: `${bin} is missing: run scripts/fetch-kubectl.sh (extracts it from Debian's package)`,
+  };
+}
+const kubectls = [
+  fetched('kubectl-trixie', "Debian trixie's current kubectl"),
+  fetched('kubectl-debian', "Debian 12's kubectl 1.20"),
 ];
+const current = kubectls[0]!;
 
 interface Run {
   code: number | null;
@@ -131,7 +131,7 @@ async function expectServed(objs: Obj[]): Promise<void> {
 
 describe.each(kubectls)('kubectl apply -k deploy/ with $label', ({ bin, missing }) => {
   it.skipIf(!bin)(
-    `creates every object of the base in one pass on an empty API server, then the default pool and BGP configuration${bin ? '' : ` (skipped: ${missing})`}`,
+    `creates every object of the base in one pass on an empty API server; the agent then creates the default pool and BGP configuration once${bin ? '' : ` (skipped: ${missing})`}`,
     async () => {
       const { kubectl } = await emptyServer();
       const version = versionOf(bin!);
@@ -157,22 +157,40 @@ describe.each(kubectls)('kubectl apply -k deploy/ with $label', ({ bin, missing 
         ),
       );
 
-      const config = await kubectl(bin!, [
-        'apply',
-        '-f',
-        'deploy/ippool-default.yaml',
-        '-f',
-        'deploy/bgpconfiguration-default.yaml',
+      // The agent's start-up creation, from the shipped agent.yaml, over HTTP: exactly one default
+      // pool and BGPConfiguration; a second run (another agent, or a restart) changes nothing.
+      const client = new KubeClient({ kubeconfigPath: cluster!.kubeconfigPath });
+      const defaults = shippedDefaults();
+      expect(defaults.defaultIpv4PoolCidr).toBe('10.244.0.0/16');
+      const logs = capture();
+      const made = await ensureDefaultObjects(client, defaults, logs.log);
+      expect(made).toEqual({ created: ['IPPool/default-ipv4', 'BGPConfiguration/default'], existing: [] });
+      expect(logs.lines().filter((l) => /^created the default/.test(l.msg))).toEqual([
+        expect.objectContaining({
+          kind: 'IPPool',
+          name: 'default-ipv4',
+          cidr: '10.244.0.0/16',
+          blockSize: 26,
+        }),
+        expect.objectContaining({ kind: 'BGPConfiguration', name: 'default', asNumber: 64512 }),
       ]);
-      expect(config.code, `${version}: ${config.stdout}${config.stderr}`).toBe(0);
-      await expectServed([
-        ...parseAllDocuments(readFileSync(join(DEPLOY, 'ippool-default.yaml'), 'utf8')).map(
-          (d) => d.toJS() as Obj,
-        ),
-        ...parseAllDocuments(readFileSync(join(DEPLOY, 'bgpconfiguration-default.yaml'), 'utf8')).map(
-          (d) => d.toJS() as Obj,
-        ),
+      const pools = (await client.resource(IPPOOL).list()).items;
+      expect(pools.map((p) => [p.metadata.name, p.spec.cidr, p.spec.blockSize])).toEqual([
+        ['default-ipv4', '10.244.0.0/16', 26],
       ]);
+      const bgp = (await client.resource(BGPCONFIGURATION).list()).items;
+      expect(bgp.map((c) => [c.metadata.name, c.spec.asNumber, c.spec.nodeToNodeMesh])).toEqual([
+        ['default', 64512, true],
+      ]);
+      const again1 = await ensureDefaultObjects(client, defaults, logs.log);
+      expect(again1).toEqual({ created: [], existing: ['IPPool/default-ipv4', 'BGPConfiguration/default'] });
+      expect((await client.resource(IPPOOL).list()).items.map((p) => p.metadata.resourceVersion)).toEqual(
+        pools.map((p) => p.metadata.resourceVersion),
+      );
+      expect(
+        (await client.resource(BGPCONFIGURATION).list()).items.map((c) => c.metadata.resourceVersion),
+      ).toEqual(bgp.map((c) => c.metadata.resourceVersion));
+      await client.close();
 
       // The CRD folder applies on its own too (it holds no kustomization.yaml)…
       const crds = await kubectl(bin!, ['apply', '-f', 'deploy/crds/']);
@@ -232,16 +250,16 @@ describe.each(kubectls)('kubectl apply -k deploy/ with $label', ({ bin, missing 
 });
 
 describe('custom resources in the same apply as their CRDs', () => {
-  it.skipIf(!onPath)(
-    `are refused by kubectl on an empty server (why the default pool is a second apply)${onPath ? '' : ' (skipped: no kubectl on PATH)'}`,
+  it.skipIf(!current.bin)(
+    `are refused by kubectl on an empty server (why the agent creates the default pool)${current.bin ? '' : ` (skipped: ${current.missing})`}`,
     async () => {
       const { kubectl } = await emptyServer();
-      const r = await kubectl(onPath!, [
+      const r = await kubectl(current.bin!, [
         'apply',
         '-f',
         'deploy/crds/podnet.io_ippools.yaml',
         '-f',
-        'deploy/ippool-default.yaml',
+        'deploy/examples/ippool-default.yaml',
       ]);
       expect(r.code).not.toBe(0);
       expect(r.stdout).toContain('customresourcedefinition.apiextensions.k8s.io/ippools.podnet.io created');
@@ -249,4 +267,106 @@ describe('custom resources in the same apply as their CRDs', () => {
     },
     60_000,
   );
+});
+
+/** The default-object options of the shipped agent.yaml (deploy/configmap.yaml), as the agent loads them. */
+function shippedDefaults(): DefaultsConfig {
+  const cm = parseYaml(readFileSync(join(DEPLOY, 'configmap.yaml'), 'utf8')) as {
+    data: Record<string, string>;
+  };
+  return loadConfig({
+    argv: ['--config', '/etc/podnet/agent.yaml'],
+    env: {},
+    readFile: () => cm.data['agent.yaml']!,
+    hostname: () => 'node-a',
+  }).config;
+}
+
+/** A logger whose JSON lines the test reads. */
+function capture() {
+  const out: string[] = [];
+  const stream = new Writable({
+    write(chunk, _enc, done) {
+      out.push(String(chunk));
+      done();
+    },
+  });
+  const log = pino({ level: 'info' }, stream);
+  return {
+    log,
+    lines: () =>
+      out
+        .join('')
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => JSON.parse(l) as { msg: string; [k: string]: unknown }),
+  };
+}
+
+describe("the agent's default objects on a server with CRDs only (defaults.ts over HTTP)", () => {
+  async function crdsOnly(): Promise<KubeClient> {
+    await emptyServer();
+    const client = new KubeClient({ kubeconfigPath: cluster!.kubeconfigPath });
+    await installCrds(client, { crds: loadCrdFiles(join(DEPLOY, 'crds')) });
+    return client;
+  }
+
+  it('creates no default pool when any IPPool exists, and never changes an existing BGPConfiguration', async () => {
+    const client = await crdsOnly();
+    await client.resource(IPPOOL).create({
+      metadata: { name: 'rack-pool' },
+      spec: { cidr: '172.20.0.0/16', blockSize: 28 },
+    });
+    const mine = await client.resource(BGPCONFIGURATION).create({
+      metadata: { name: 'default' },
+      spec: { asNumber: 65010, nodeToNodeMesh: false },
+    });
+    const logs = capture();
+    const r = await ensureDefaultObjects(
+      client,
+      { ...shippedDefaults(), defaultIpv6PoolCidr: 'fd00:10:244::/48' },
+      logs.log,
+    );
+    expect(r).toEqual({ created: [], existing: ['BGPConfiguration/default'] });
+    expect(logs.lines().map((l) => l.msg)).toContain('IPPools exist; no default pool created');
+    expect((await client.resource(IPPOOL).list()).items.map((p) => p.metadata.name)).toEqual(['rack-pool']);
+    const bgp = await client.resource(BGPCONFIGURATION).get('default');
+    expect(bgp.metadata.resourceVersion).toBe(mine.metadata.resourceVersion);
+    expect([bgp.spec.asNumber, bgp.spec.nodeToNodeMesh]).toEqual([65010, false]);
+    await client.close();
+  }, 60_000);
+
+  it('creates both families when configured, and agents racing on an empty server make one of each', async () => {
+    const client = await crdsOnly();
+    const cfg: DefaultsConfig = {
+      ...shippedDefaults(),
+      defaultIpv6PoolCidr: 'fd00:10:244::/48',
+      defaultAsNumber: 65001,
+    };
+    const quiet = pino({ level: 'silent' });
+    const results = await Promise.all([1, 2, 3].map(() => ensureDefaultObjects(client, cfg, quiet)));
+    // Every agent succeeds; each object is created by exactly one of them (409 for the others).
+    for (const key of ['IPPool/default-ipv4', 'IPPool/default-ipv6', 'BGPConfiguration/default']) {
+      expect(results.filter((r) => r.created.includes(key)).length, key).toBe(1);
+    }
+    const pools = (await client.resource(IPPOOL).list()).items;
+    expect(pools.map((p) => [p.metadata.name, p.spec.cidr, p.spec.blockSize]).sort()).toEqual([
+      ['default-ipv4', '10.244.0.0/16', 26],
+      ['default-ipv6', 'fd00:10:244::/48', 122],
+    ]);
+    expect((await client.resource(BGPCONFIGURATION).get('default')).spec.asNumber).toBe(65001);
+    await client.close();
+  }, 60_000);
+
+  it('creates nothing of a family whose CIDR is none', async () => {
+    const client = await crdsOnly();
+    const r = await ensureDefaultObjects(
+      client,
+      { ...shippedDefaults(), defaultIpv4PoolCidr: undefined },
+      pino({ level: 'silent' }),
+    );
+    expect(r.created).toEqual(['BGPConfiguration/default']);
+    expect((await client.resource(IPPOOL).list()).items).toEqual([]);
+    await client.close();
+  }, 60_000);
 });
