@@ -136,6 +136,22 @@ describe('deploy/admission: node-scoped writes', () => {
     ).toMatch(/may only UPDATE/);
   });
 
+  it('lets the agent create IPPools and BGPConfigurations only under the default names', () => {
+    const q = { operation: 'CREATE', group: 'podnet.io', user: AGENT, node: 'n1' } as const;
+    for (const name of ['default-ipv4', 'default-ipv6'])
+      expect(admit({ ...q, resource: 'ippools', object: node(name) })).toBe('allowed');
+    expect(admit({ ...q, resource: 'bgpconfigurations', object: node('default') })).toBe('allowed');
+    expect(admit({ ...q, resource: 'ippools', object: node('wide-open') })).toMatch(
+      /may only create the default IPPools .* not ippools wide-open$/,
+    );
+    expect(admit({ ...q, resource: 'bgpconfigurations', object: node('node.n2') })).toMatch(
+      /not bgpconfigurations node\.n2$/,
+    );
+    expect(admit({ ...q, user: 'system:admin', resource: 'ippools', object: node('mine') })).toBe(
+      'not matched',
+    );
+  });
+
   it('refuses podnet tokens that carry no node, and leaves every other user alone', () => {
     const q = {
       operation: 'UPDATE',
