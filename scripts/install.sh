@@ -32,3 +32,6 @@ echo "install: npm workspace"
 # `npm ci`: installs exactly the committed lock and fails when package.json and package-lock.json
 # disagree, so CI (which runs this script) catches a lock that the Dockerfiles' `npm ci` would refuse.
 npm ci --no-fund --no-audit
+
+echo "install: kubectl builds for the deploy tests (scripts/fetch-kubectl.sh)"
+scripts/fetch-kubectl.sh

@@ -54,8 +54,11 @@ class FakeBgp implements BgpPort {
   state = new Map<string, PeerStatus>();
   cb: () => void = () => {};
   stopped: { graceful: boolean } | undefined;
-  async start() {
+  /** The identity each start() was given. */
+  identities: Parameters<BgpPort['start']>[0][] = [];
+  async start(...args: Parameters<BgpPort['start']>) {
     this.log.push('start');
+    this.identities.push(args[0]);
   }
   async addPeer(p: DesiredPeer) {
     this.log.push(`add ${p.key}`);
@@ -379,6 +382,40 @@ describe('Agent', () => {
     expect(t.agent.status().readiness.reasons).toContain('datastore not synced');
     t.ds.isSynced = true;
     await wait('peer', () => t.bgp.state.size === 1);
+  });
+});
+
+describe('Agent start-up default objects', () => {
+  it('computes the node identity from the BGPConfiguration the start-up created, once the informers show it', async () => {
+    const { config } = loadConfig({
+      argv: ['--node-name', 'node-a', '--api-retry-interval', '30s'],
+      env: {},
+    });
+    const ds = new FakeDatastore();
+    ds.snap.nodes = [node('node-a', '10.0.0.11')];
+    // The informer delivers the created object only on the third read after the creation.
+    let reads = 0;
+    const snapshot = ds.snapshot.bind(ds);
+    ds.snapshot = () => {
+      if (++reads === 3) ds.snap.bgpConfigs = [{ name: 'default', asNumber: 65001 }];
+      return snapshot();
+    };
+    const bgp = new FakeBgp();
+    const agent = new Agent({
+      config,
+      log: pino({ level: 'silent' }),
+      datastore: ds,
+      bgp,
+      routes: new FakeRoutes(),
+      arp: new FakeArp(),
+      routeHoldoffMs: 60_000,
+      defaultObjects: Promise.resolve({ created: ['BGPConfiguration/default'] }),
+    });
+    current = agent;
+    await agent.start();
+    await wait('the speaker to start', () => bgp.identities.length > 0);
+    expect(bgp.identities.map((n) => n.asNumber)).toEqual([65001]);
+    expect(reads).toBeGreaterThanOrEqual(3);
   });
 });
 

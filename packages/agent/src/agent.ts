@@ -33,6 +33,8 @@ export interface AgentDeps {
   ipamGc?: (graceMs: number) => Promise<{ releasedHandles: string[]; releasedBlocks: string[] }>;
   /** Longest wait after start for sessions to come up before the first route reconcile. */
   routeHoldoffMs?: number;
+  /** The start-up creation of the default IPPools and BGPConfiguration (defaults.ts). */
+  defaultObjects?: Promise<{ created: string[] } | undefined>;
 }
 
 type Phase = 'starting' | 'waiting-for-datastore' | 'resolving-address' | 'running' | 'stopping' | 'stopped';
@@ -100,6 +102,7 @@ export class Agent {
       if (waited % cfg.apiRetryInterval < 200)
         this.log.warn({ waitedMs: waited }, 'datastore not synced yet; waiting for the API server');
     }
+    if (this.deps.defaultObjects) await this.awaitDefaultObjects(this.deps.defaultObjects);
     this.phase = 'resolving-address';
     for (;;) {
       if (this.isStopping()) return;
@@ -135,6 +138,31 @@ export class Agent {
       'node identity',
     );
     this.schedule('boot');
+  }
+
+  /**
+   * The node's BGP identity is fixed once the speaker starts: give the default objects (e.g. a
+   * BGPConfiguration with --default-as-number) up to --api-retry-interval to be created and seen
+   * by the informers, so the identity is computed from them.
+   */
+  private async awaitDefaultObjects(pending: Promise<{ created: string[] } | undefined>): Promise<void> {
+    const limit = this.deps.config.apiRetryInterval;
+    let timer: NodeJS.Timeout | undefined;
+    const r = await Promise.race([
+      pending,
+      new Promise<undefined>((resolve) => {
+        timer = setTimeout(() => resolve(undefined), limit);
+      }),
+    ]);
+    clearTimeout(timer);
+    const seen = (key: string) => {
+      const [kind, name] = key.split('/');
+      const snap = this.deps.datastore.snapshot();
+      return (kind === 'IPPool' ? snap.pools : snap.bgpConfigs).some((o) => o.name === name);
+    };
+    const created = r?.created ?? [];
+    for (let waited = 0; waited < limit && !this.isStopping() && !created.every(seen); waited += 100)
+      await sleep(100);
   }
 
   /** Node annotation > --ipv4-address > autodetection (written back as the annotation). */

@@ -2,9 +2,10 @@
 // podnet-agent: the node daemon's entry point. See README.md for the options.
 // The young generation is capped at 2 x 4 MiB: with Node's default (up to 2 x 32 MiB on a large
 // host) connection churn from BGP peers grows the agent's RSS by ~60 MiB of mostly empty heap.
+import { readFileSync } from 'node:fs';
 import { Ipam } from '@podnet/ipam';
 import { KubeClient } from '@podnet/k8s';
-import { PODNET_PROTO } from '@podnet/routes';
+import { PODNET_PROTO, procSysctl } from '@podnet/routes';
 import { Rtnl } from '@podnet/rtnetlink';
 import { ArpAdapter } from './adapters/arp.js';
 import { BgpAdapter } from './adapters/bgp.js';
@@ -12,10 +13,14 @@ import { KubeDatastore } from './adapters/datastore.js';
 import { canReach, listInterfaces, ROUTE_PROTOCOL, RoutesAdapter } from './adapters/routes.js';
 import { Agent } from './agent.js';
 import { startClusterStatus } from './cluster-status.js';
-import { helpText, type LoadedConfig, loadConfig } from './config.js';
+import { CNI_TOKEN_NAME, CniTokenRefresher, requestTokenVia, type TokenRequestSpec } from './cni-token.js';
+import { type AgentConfig, helpText, type LoadedConfig, loadConfig } from './config.js';
+import { startDefaultObjects } from './defaults.js';
 import { installCni } from './install-cni.js';
 import { LogLevelController, liveLogger } from './log-level.js';
 import { createMetrics } from './metrics.js';
+import { startMetricsListener } from './metrics-listener.js';
+import { parseSysctlConf } from './node-sysctls.js';
 import { startStatusServer } from './status.js';
 
 /**
@@ -38,6 +43,18 @@ async function keptFamilies(): Promise<number[]> {
   }
 }
 
+/** What the CNI token is asked for, or undefined outside a pod (no --pod-name: the lab, tests). */
+function cniTokenSpec(config: AgentConfig): TokenRequestSpec | undefined {
+  if (!config.podName) return undefined;
+  return {
+    namespace: config.namespace,
+    serviceAccount: config.cniServiceAccount,
+    pod: { name: config.podName, ...(config.podUid ? { uid: config.podUid } : {}) },
+    audiences: config.cniTokenAudience ? [config.cniTokenAudience] : [],
+    expirationSeconds: Math.round(config.cniTokenExpiration / 1000),
+  };
+}
+
 async function main(): Promise<number> {
   let loaded: LoadedConfig;
   try {
@@ -56,16 +73,49 @@ async function main(): Promise<number> {
 
   const sub = loaded.positionals[0];
   if (sub === 'install-cni') {
+    // In the DaemonSet: the first pod-bound token goes in before the conflist, so the plugin has a
+    // credential as soon as the kubelet sees the network configured; the agent then refreshes it.
+    const spec = cniTokenSpec(config);
+    if (spec) {
+      try {
+        const client = new KubeClient({
+          ...(config.kubeconfig ? { kubeconfigPath: config.kubeconfig } : {}),
+          logger: log,
+        });
+        const refresher = new CniTokenRefresher({
+          spec,
+          request: requestTokenVia(client.core),
+          dir: config.cniConfDir,
+          log,
+        });
+        await refresher.start().finally(() => refresher.stop());
+      } catch (err) {
+        process.stderr.write(`podnet-agent install-cni: ${(err as Error).message}\n`);
+        return 1;
+      }
+    }
     installCni({
       nodeName: config.nodeName,
       binDir: config.cniBinDir,
       confDir: config.cniConfDir,
       ...(config.cniHostConfDir ? { hostConfDir: config.cniHostConfDir } : {}),
       ...(process.env.PODNET_CNI_TOKEN_DIR ? { tokenDir: process.env.PODNET_CNI_TOKEN_DIR } : {}),
+      ...(spec ? { tokenFile: CNI_TOKEN_NAME } : {}),
       ...(config.kubeconfig ? { kubeconfigPath: config.kubeconfig } : {}),
       logger: log,
     });
     return 0;
+  }
+  if (sub === 'node-sysctls') {
+    const file = loaded.positionals[1] ?? '/etc/podnet/node-sysctls.conf';
+    try {
+      const changed = await procSysctl().apply(parseSysctlConf(readFileSync(file, 'utf8'), file));
+      log.info({ file, changed }, 'node sysctls set');
+      return 0;
+    } catch (err) {
+      process.stderr.write(`podnet-agent node-sysctls: ${(err as Error).message}\n`);
+      return 1;
+    }
   }
   if (sub !== undefined) {
     process.stderr.write(`podnet-agent: unknown command ${JSON.stringify(sub)}; run podnet-agent --help\n`);
@@ -83,6 +133,13 @@ async function main(): Promise<number> {
     return 2;
   }
   const metrics = createMetrics({ defaultMetrics: true });
+  // The default IPPool(s) and BGPConfiguration, when absent (deploy/ cannot apply them with the CRDs).
+  const defaults = startDefaultObjects(
+    client,
+    config,
+    log.child({ component: 'defaults' }),
+    config.apiRetryInterval,
+  );
   const ipam = new Ipam({ client, logger: log });
   const kept = await keptFamilies();
   const restarting = kept.length > 0;
@@ -120,6 +177,7 @@ async function main(): Promise<number> {
     ipamGc: (graceMs) => ipam.gc({ graceMs, deletedNodes: true, keepLastBlock: config.ipamGcKeepLastBlock }),
     interfaces: listInterfaces,
     canReach,
+    defaultObjects: defaults.done,
   });
   const status =
     config.statusListen === 'none'
@@ -140,6 +198,26 @@ async function main(): Promise<number> {
     bgp.nextHopsChanged();
     agent.schedule('next-hops');
   });
+  const metricsListener =
+    config.metricsListen === 'none'
+      ? undefined
+      : await startMetricsListener(
+          config.metricsListen,
+          async () => ({ contentType: metrics.registry.contentType, body: await metrics.registry.metrics() }),
+          log.child({ component: 'metrics' }),
+        );
+  const tokenSpec = cniTokenSpec(config);
+  const cniToken = tokenSpec
+    ? new CniTokenRefresher({
+        spec: tokenSpec,
+        request: requestTokenVia(client.core),
+        dir: config.cniConfDir,
+        log: log.child({ component: 'cni-token' }),
+        registry: metrics.registry,
+      })
+    : undefined;
+  // A failed first request is logged and retried by the refresher; the agent goes on.
+  cniToken?.start().catch(() => {});
   process.on('unhandledRejection', (err) => log.error({ err }, 'unhandled rejection (continuing)'));
   await agent.start();
   const logLevel = new LogLevelController({
@@ -163,6 +241,7 @@ async function main(): Promise<number> {
         return;
       }
       stopping = true;
+      defaults.stop();
       log.info({ signal }, 'graceful stop: keeping kernel routes, graceful restart towards peers');
       const force = setTimeout(() => resolve(1), 20_000);
       force.unref();
@@ -172,7 +251,10 @@ async function main(): Promise<number> {
         .then(() => logLevel.stop())
         .then(() => agent.stop({ graceful: true }))
         .then(() => routes.nextHops.stop())
-        .then(() => status?.close())
+        .then(() => {
+          cniToken?.stop();
+          return Promise.all([status?.close(), metricsListener?.close()]);
+        })
         .then(() => resolve(0));
     };
     process.on('SIGTERM', onSignal);

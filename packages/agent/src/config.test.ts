@@ -139,6 +139,51 @@ describe('loadConfig', () => {
     );
   });
 
+  it('reads the default-object options: an IPv4 pool by default, none for IPv6, none disables', () => {
+    expect(loadConfig({ ...base, argv: [] }).config).toMatchObject({
+      defaultIpv4PoolCidr: '10.244.0.0/16',
+      defaultIpv4PoolBlockSize: 26,
+      defaultIpv6PoolCidr: undefined,
+      defaultIpv6PoolBlockSize: 122,
+      defaultAsNumber: 64512,
+      defaultNodeToNodeMesh: true,
+    });
+    const { config } = loadConfig({
+      ...base,
+      argv: ['--config', 'c.yaml'],
+      env: { PODNET_DEFAULT_IPV6_POOL_CIDR: 'fd00:10:244::/48', PODNET_DEFAULT_AS_NUMBER: '65010' },
+      readFile: () =>
+        'defaultIpv4PoolCidr: none\ndefaultIpv6PoolBlockSize: 120\ndefaultNodeToNodeMesh: false\n',
+    });
+    expect(config).toMatchObject({
+      defaultIpv4PoolCidr: undefined,
+      defaultIpv6PoolCidr: 'fd00:10:244::/48',
+      defaultIpv6PoolBlockSize: 120,
+      defaultAsNumber: 65010,
+      defaultNodeToNodeMesh: false,
+    });
+  });
+
+  it.each([
+    [
+      { PODNET_DEFAULT_IPV4_POOL_CIDR: '10.244.0.1/16' },
+      /--default-ipv4-pool-cidr \(from env PODNET_DEFAULT_IPV4_POOL_CIDR\): expected an IPv4 CIDR.*"10\.244\.0\.1\/16"/,
+    ],
+    [{ PODNET_DEFAULT_IPV4_POOL_CIDR: 'fd00::/48' }, /--default-ipv4-pool-cidr.*IPv4 CIDR.*"fd00::\/48"/],
+    [
+      { PODNET_DEFAULT_IPV6_POOL_CIDR: '10.0.0.0/8' },
+      /--default-ipv6-pool-cidr.*IPv6 CIDR.*"10\.0\.0\.0\/8"/,
+    ],
+    [{ PODNET_DEFAULT_IPV4_POOL_CIDR: '10.244.0.0/33' }, /--default-ipv4-pool-cidr.*"10\.244\.0\.0\/33"/],
+    [
+      { PODNET_DEFAULT_IPV4_POOL_CIDR: '10.244.0.0/16', PODNET_DEFAULT_IPV4_POOL_BLOCK_SIZE: '12' },
+      /--default-ipv4-pool-block-size \(from env PODNET_DEFAULT_IPV4_POOL_BLOCK_SIZE\): block size 12 .*--default-ipv4-pool-cidr 10\.244\.0\.0\/16/,
+    ],
+    [{ PODNET_DEFAULT_AS_NUMBER: '0' }, /--default-as-number.*"0"/],
+  ])('rejects the default-object options %j naming the option and value', (env, msg) => {
+    expect(() => loadConfig({ argv: [], env, hostname: () => 'h' })).toThrow(msg);
+  });
+
   it('keeps a subcommand as a positional argument', () => {
     expect(loadConfig({ ...base, argv: ['install-cni'] }).positionals).toEqual(['install-cni']);
   });

@@ -3,6 +3,7 @@
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { parseArgs } from 'node:util';
+import { parseCidr } from '@podnet/k8s';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { parseAutodetectionMethod } from './autodetect.js';
@@ -68,6 +69,25 @@ const listen = z.string().refine((v) => v === 'none' || /^(\[[0-9a-fA-F:]+\]|[^:
   message: 'expected host:port (e.g. 127.0.0.1:9099) or "none"',
 });
 
+/** An IPv4 or IPv6 pool CIDR with no host bits set; `none` (or empty) is no pool of that family. */
+const poolCidr = (family: 4 | 6, fallback: string) =>
+  z
+    .string()
+    .default(fallback)
+    .transform((v, ctx) => {
+      const t = v.trim();
+      if (t === '' || t === 'none') return undefined;
+      const c = parseCidr(t, { strict: true });
+      if (!c || c.family !== family) {
+        ctx.addIssue({
+          code: 'custom',
+          message: `expected an IPv${family} CIDR with no host bits set (e.g. ${family === 4 ? '10.244.0.0/16' : 'fd00:10:244::/48'}) or none`,
+        });
+        return z.NEVER;
+      }
+      return t;
+    });
+
 export const agentConfigSchema = z
   .object({
     nodeName: z
@@ -118,6 +138,21 @@ export const agentConfigSchema = z
     leaderElectionRetryPeriod: duration.default(2_000),
     statusWriteRate: z.coerce.number().positive().default(5),
     statusWriteBurst: z.coerce.number().int().min(1).default(10),
+    metricsListen: listen.default('0.0.0.0:9091'),
+    podName: z.string().min(1).optional(),
+    podUid: z.string().min(1).optional(),
+    cniServiceAccount: z.string().min(1).default('podnet-cni'),
+    cniTokenExpiration: duration.default(3_600_000).refine((ms) => ms >= 600_000, {
+      message: 'must be at least 10m (the API server refuses shorter tokens)',
+    }),
+    cniTokenAudience: z.string().min(1).optional(),
+    // Created at start-up when absent (defaults.ts): kubectl cannot apply them with their CRDs.
+    defaultIpv4PoolCidr: poolCidr(4, '10.244.0.0/16'),
+    defaultIpv4PoolBlockSize: z.coerce.number().int().min(0).max(32).default(26),
+    defaultIpv6PoolCidr: poolCidr(6, 'none'),
+    defaultIpv6PoolBlockSize: z.coerce.number().int().min(0).max(128).default(122),
+    defaultAsNumber: z.coerce.number().int().min(1).max(4294967295).default(64512),
+    defaultNodeToNodeMesh: bool.default(true),
   })
   .superRefine((c, ctx) => {
     if (!(c.leaderElectionRenewDeadline < c.leaderElectionLeaseDuration))
@@ -163,7 +198,7 @@ export const FIELDS: Record<Field, FieldSpec> = {
     flag: 'status-listen',
     env: 'PODNET_STATUS_LISTEN',
     type: 'string',
-    help: 'host:port for /livez /readyz /metrics /status, or none',
+    help: 'loopback host:port for /livez /readyz /status (and /metrics), or none',
   },
   bgpListenPort: {
     flag: 'bgp-listen-port',
@@ -293,6 +328,73 @@ export const FIELDS: Record<Field, FieldSpec> = {
     type: 'boolean',
     help: 'remove routes on pn* interfaces podnet did not create',
   },
+  metricsListen: {
+    flag: 'metrics-listen',
+    env: 'PODNET_METRICS_LISTEN',
+    type: 'string',
+    help: 'host:port serving /metrics only, for Prometheus on the node address (default 0.0.0.0:9091), or none',
+  },
+  podName: {
+    flag: 'pod-name',
+    env: 'POD_NAME',
+    type: 'string',
+    help: "this agent's pod; set, the agent keeps the CNI plugin's pod-bound token fresh",
+  },
+  podUid: { flag: 'pod-uid', env: 'POD_UID', type: 'string', help: "this agent's pod uid (binds the token)" },
+  cniServiceAccount: {
+    flag: 'cni-service-account',
+    env: 'PODNET_CNI_SERVICE_ACCOUNT',
+    type: 'string',
+    help: 'service account (in --namespace) whose token the CNI plugin uses (default podnet-cni)',
+  },
+  cniTokenExpiration: {
+    flag: 'cni-token-expiration',
+    env: 'PODNET_CNI_TOKEN_EXPIRATION',
+    type: 'string',
+    help: "lifetime asked for the CNI plugin's token, renewed at 80% (default 1h, at least 10m)",
+  },
+  cniTokenAudience: {
+    flag: 'cni-token-audience',
+    env: 'PODNET_CNI_TOKEN_AUDIENCE',
+    type: 'string',
+    help: "the CNI token's audience (default: the API server's own)",
+  },
+  defaultIpv4PoolCidr: {
+    flag: 'default-ipv4-pool-cidr',
+    env: 'PODNET_DEFAULT_IPV4_POOL_CIDR',
+    type: 'string',
+    help: 'IPPool default-ipv4 created at start-up when no IPPool exists (default 10.244.0.0/16; none: no pool)',
+  },
+  defaultIpv4PoolBlockSize: {
+    flag: 'default-ipv4-pool-block-size',
+    env: 'PODNET_DEFAULT_IPV4_POOL_BLOCK_SIZE',
+    type: 'string',
+    help: 'blockSize of that pool (default 26)',
+  },
+  defaultIpv6PoolCidr: {
+    flag: 'default-ipv6-pool-cidr',
+    env: 'PODNET_DEFAULT_IPV6_POOL_CIDR',
+    type: 'string',
+    help: 'IPPool default-ipv6 created with the IPv4 one (default none: no pool)',
+  },
+  defaultIpv6PoolBlockSize: {
+    flag: 'default-ipv6-pool-block-size',
+    env: 'PODNET_DEFAULT_IPV6_POOL_BLOCK_SIZE',
+    type: 'string',
+    help: 'blockSize of that pool (default 122)',
+  },
+  defaultAsNumber: {
+    flag: 'default-as-number',
+    env: 'PODNET_DEFAULT_AS_NUMBER',
+    type: 'string',
+    help: 'asNumber of the BGPConfiguration default, created at start-up when absent (default 64512)',
+  },
+  defaultNodeToNodeMesh: {
+    flag: 'default-node-to-node-mesh',
+    env: 'PODNET_DEFAULT_NODE_TO_NODE_MESH',
+    type: 'boolean',
+    help: 'nodeToNodeMesh of that BGPConfiguration (default true)',
+  },
 };
 
 export interface ConfigSources {
@@ -408,7 +510,28 @@ export function loadConfig(sources: ConfigSources = {}): LoadedConfig {
       `${issue.message} (value ${JSON.stringify(value)})`,
     );
   }
+  checkDefaultPoolBlockSizes(result.data, origin);
   return { config: result.data, origin, positionals: parsed.positionals, help: values.help === true };
+}
+
+/** A default pool's block size lies between the pool's prefix length and the family's width. */
+function checkDefaultPoolBlockSizes(config: AgentConfig, origin: Partial<Record<Field, string>>): void {
+  const pools = [
+    ['defaultIpv4PoolCidr', 'defaultIpv4PoolBlockSize', 32],
+    ['defaultIpv6PoolCidr', 'defaultIpv6PoolBlockSize', 128],
+  ] as const;
+  for (const [cidrField, sizeField, bits] of pools) {
+    const cidr = config[cidrField];
+    if (cidr === undefined) continue;
+    const prefix = parseCidr(cidr)!.prefixLength;
+    const size = config[sizeField];
+    if (size < prefix || size > bits)
+      throw new ConfigError(
+        `--${FIELDS[sizeField].flag}`,
+        origin[sizeField] ?? 'default',
+        `block size ${size} must be between the prefix length of --${FIELDS[cidrField].flag} ${cidr} (/${prefix}) and /${bits} (value ${JSON.stringify(size)})`,
+      );
+  }
 }
 
 /** The --help text, generated from FIELDS so it never drifts from the parser. */
@@ -420,6 +543,7 @@ export function helpText(): string {
   return [
     'usage: podnet-agent [options]            run the node agent',
     '       podnet-agent install-cni [options] install the CNI binary and conflist, then exit',
+    '       podnet-agent node-sysctls [FILE]   write the sysctls of FILE (sysctl.d syntax), then exit',
     '',
     'Options (flag > environment > config file > default):',
     ...rows.map((r) => `  ${r[0]!.padEnd(w0)}  ${r[1]!.padEnd(w1)}  ${r[2]}`),

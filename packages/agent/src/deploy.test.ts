@@ -1,14 +1,15 @@
 // Validates deploy/: every manifest parses, built-in kinds pass the Kubernetes OpenAPI schemas
 // (kubernetes-models), podnet resources pass their zod schemas, the kustomization lists what
 // exists, and RBAC and the DaemonSet keep the promises deploy/ makes (least privilege, no
-// privileged container, probes on the status port, rolling update one node at a time).
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+// privileged agent, probes on the status port, rolling update one node at a time).
+import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { BGPCONFIGURATION, BGPPEER, IPPOOL, validate } from '@podnet/k8s';
 import { describe, expect, it } from 'vitest';
 import { parseAllDocuments } from 'yaml';
 import { loadConfig } from './config.js';
+import { parseSysctlConf } from './node-sysctls.js';
 
 const DEPLOY = join(dirname(fileURLToPath(import.meta.url)), '../../../deploy');
 
@@ -109,16 +110,31 @@ describe('deploy/ manifests', () => {
     await expect(validateBuiltin(broken)).rejects.toThrow();
   });
 
-  it('the kustomization lists every top-level manifest, and each one exists', () => {
+  it('the kustomization lists every top-level manifest and every CRD, and no custom resource', () => {
     const k = all.find((d) => d.file === 'kustomization.yaml')!.obj as unknown as { resources: string[] };
-    for (const r of k.resources) {
-      const p = join(DEPLOY, r);
-      expect(existsSync(p), `${r} exists`).toBe(true);
-      if (statSync(p).isDirectory())
-        expect(existsSync(join(p, 'kustomization.yaml')), `${r}kustomization.yaml`).toBe(true);
-    }
+    for (const r of k.resources) expect(statSync(join(DEPLOY, r)).isFile(), `${r} is a file`).toBe(true);
+    // kubectl 1.20's kustomize (v2.0.3) refuses `labels` and directories in `resources`.
+    expect(Object.keys(k).sort()).toEqual(['apiVersion', 'kind', 'namespace', 'resources']);
+    const crds = readdirSync(join(DEPLOY, 'crds')).filter((f) => /\.ya?ml$/.test(f));
+    expect(
+      crds,
+      'no kustomization in crds/: `kubectl apply -f deploy/crds/` reads every YAML there',
+    ).not.toContain('kustomization.yaml');
+    for (const f of crds)
+      expect(k.resources, `crds/${f} is listed in deploy/kustomization.yaml`).toContain(`crds/${f}`);
+    // Custom resources cannot be in the same apply as their CRDs (deploy.kubectl.test.ts shows it):
+    // the agent creates the default IPPool and BGPConfiguration (defaults.ts).
     const top = readdirSync(DEPLOY).filter((f) => /\.ya?ml$/.test(f) && f !== 'kustomization.yaml');
-    expect(k.resources.filter((r) => !r.endsWith('/')).sort()).toEqual(top.sort());
+    expect(k.resources.filter((r) => !r.includes('/')).sort()).toEqual(top.sort());
+    for (const r of k.resources)
+      for (const d of all.filter((x) => x.file === r))
+        expect(d.obj.apiVersion, `${r}: no custom resource in the one-pass base`).not.toMatch(
+          /^podnet\.io\//,
+        );
+    const admission = all.find((d) => d.file === 'admission/kustomization.yaml')!.obj as unknown as {
+      resources: string[];
+    };
+    expect(admission.resources).toEqual(['node-scoped-writes.yaml']);
   });
 
   it('grants no wildcard, no cluster-admin, and Secrets only by name with get', () => {
@@ -147,7 +163,7 @@ describe('deploy/ manifests', () => {
     }
   });
 
-  it('runs the agent on the host network with capabilities, not privileged, probed on the status port', () => {
+  it('runs the agent on the host network with capabilities, not privileged, probed on the status port, scraped on the metrics port', () => {
     const ds = of('DaemonSet')[0]!.obj as unknown as {
       spec: {
         updateStrategy: { type: string; rollingUpdate: { maxUnavailable: number } };
@@ -183,6 +199,79 @@ describe('deploy/ manifests', () => {
     expect(agent.livenessProbe.httpGet).toMatchObject({ path: '/livez', port: 9099 });
     expect(agent.readinessProbe.httpGet).toMatchObject({ path: '/readyz', port: 9099 });
     expect(Object.keys(agent.resources.requests).sort()).toEqual(['cpu', 'memory']);
+    const full = of('DaemonSet')[0]!.obj as unknown as {
+      spec: {
+        template: {
+          metadata: { annotations: Record<string, string> };
+          spec: {
+            initContainers: Container[];
+            containers: Container[];
+            volumes: { name: string; hostPath?: { path: string } }[];
+          };
+        };
+      };
+    };
+    interface Container {
+      name: string;
+      securityContext: { privileged?: boolean };
+      ports?: { name: string; containerPort: number; hostPort?: number }[];
+      env?: { name: string; value?: string; valueFrom?: { fieldRef?: { fieldPath: string } } }[];
+      volumeMounts?: { name: string }[];
+    }
+    const t = full.spec.template;
+    expect(t.metadata.annotations).toMatchObject({
+      'prometheus.io/scrape': 'true',
+      'prometheus.io/port': '9091',
+      'prometheus.io/path': '/metrics',
+    });
+    const a = t.spec.containers.find((c) => c.name === 'agent')!;
+    expect(a.ports).toContainEqual({ name: 'metrics', containerPort: 9091, hostPort: 9091, protocol: 'TCP' });
+    // Only the one-shot sysctl writer is privileged; the reason is written beside it.
+    const privileged = [...t.spec.initContainers, ...t.spec.containers].filter(
+      (c) => c.securityContext.privileged,
+    );
+    expect(privileged.map((c) => c.name)).toEqual(['node-sysctls']);
+    expect(readFileSync(join(DEPLOY, 'daemonset.yaml'), 'utf8')).toMatch(
+      /Privileged because containerd and CRI-O mount \/proc\/sys read-only/,
+    );
+    // Every host path is mounted by some container (no /lib/modules nothing reads).
+    const mounted = new Set(
+      [...t.spec.initContainers, ...t.spec.containers].flatMap((c) =>
+        (c.volumeMounts ?? []).map((m) => m.name),
+      ),
+    );
+    for (const v of t.spec.volumes) expect(mounted, `volume ${v.name} is mounted`).toContain(v.name);
+    expect(t.spec.volumes.map((v) => v.hostPath?.path)).not.toContain('/lib/modules');
+    // The CNI token is bound to this pod: the containers that request it know the pod's name and uid.
+    for (const name of ['install-cni', 'agent']) {
+      const c = [...t.spec.initContainers, ...t.spec.containers].find((x) => x.name === name)!;
+      const env = Object.fromEntries(
+        (c.env ?? []).map((e) => [e.name, e.valueFrom?.fieldRef?.fieldPath ?? e.value]),
+      );
+      expect(env, name).toMatchObject({ POD_NAME: 'metadata.name', POD_UID: 'metadata.uid' });
+    }
+  });
+
+  it('ships no long-lived token: no service-account-token Secret, and the agent may request only the CNI token', () => {
+    for (const d of of('Secret'))
+      expect((d.obj as { type?: string }).type, `${d.file} ${d.obj.metadata?.name}`).not.toBe(
+        'kubernetes.io/service-account-token',
+      );
+    const role = of('Role').find((d) => d.obj.metadata?.name === 'podnet-agent-cni-token')!
+      .obj as unknown as {
+      rules: unknown[];
+    };
+    expect(role.rules).toEqual([
+      {
+        apiGroups: [''],
+        resources: ['serviceaccounts/token'],
+        resourceNames: ['podnet-cni'],
+        verbs: ['create'],
+      },
+    ]);
+    const rbac = readFileSync(join(DEPLOY, 'rbac.yaml'), 'utf8');
+    expect(rbac).toMatch(/What RBAC cannot express/);
+    expect(rbac).toMatch(/deploy\/admission\//);
   });
 
   it('sets no IPPool natOutgoing anywhere in deploy/ (no podnet component acts on it yet)', () => {
@@ -216,7 +305,17 @@ describe('deploy/ manifests', () => {
     expect(config).toMatchObject({
       nodeName: 'node-a',
       statusListen: '127.0.0.1:9099',
+      metricsListen: '0.0.0.0:9091',
       resyncInterval: 30_000,
     });
+  });
+
+  it('ships node-sysctls.conf that turns IPv4 forwarding on and nothing else', () => {
+    const cm = of('ConfigMap').find((d) => d.obj.metadata?.name === 'podnet-config')!.obj as unknown as {
+      data: Record<string, string>;
+    };
+    expect(parseSysctlConf(cm.data['node-sysctls.conf']!, 'node-sysctls.conf')).toEqual([
+      { key: 'net/ipv4/ip_forward', value: '1' },
+    ]);
   });
 });

@@ -5,7 +5,9 @@ export type AgentErrorCode =
   | 'AGENT_ERR_AUTODETECT'
   | 'AGENT_ERR_NODE'
   | 'AGENT_ERR_SELECTOR'
-  | 'AGENT_ERR_STATUS_LISTEN';
+  | 'AGENT_ERR_STATUS_LISTEN'
+  | 'AGENT_ERR_METRICS_LISTEN'
+  | 'AGENT_ERR_CNI_TOKEN';
 
 export class AgentError extends Error {
   override readonly name = 'AgentError';

@@ -70,6 +70,12 @@ export interface InstallCniOptions {
   kubeconfigPath?: string;
   /** …or built from a service-account token directory (token, ca.crt) and the in-cluster server. */
   tokenDir?: string;
+  /**
+   * With tokenDir: the kubeconfig names this token file, relative to itself (`tokenFile`), instead
+   * of embedding tokenDir's token; the agent keeps the file fresh (cni-token.ts). Only ca.crt is
+   * read from tokenDir then.
+   */
+  tokenFile?: string;
   server?: string;
   logger?: Logger;
 }
@@ -176,7 +182,9 @@ export function installCni(o: InstallCniOptions): { files: string[] } {
 
   const kubeconfig = join(o.confDir, CNI_KUBECONFIG_NAME);
   if (o.tokenDir) {
-    const token = readFileSync(join(o.tokenDir, 'token'), 'utf8').trim();
+    const user = o.tokenFile
+      ? `tokenFile: ${o.tokenFile}`
+      : `token: ${readFileSync(join(o.tokenDir, 'token'), 'utf8').trim()}`;
     const ca = readFileSync(join(o.tokenDir, 'ca.crt')).toString('base64');
     const server =
       o.server ??
@@ -201,7 +209,7 @@ export function installCni(o: InstallCniOptions): { files: string[] } {
         'users:',
         '  - name: podnet-cni',
         '    user:',
-        `      token: ${token}`,
+        `      ${user}`,
         'contexts:',
         '  - name: podnet-cni',
         '    context: { cluster: local, user: podnet-cni }',

@@ -52,7 +52,10 @@ describe('podnet-apiserver', () => {
     const kubeconfig = join(dir, 'kubeconfig');
     const data = join(dir, 'data.json');
     const p = run(['--port', '0', '--data', data, '--kubeconfig', kubeconfig, '--log-level', 'warn']);
-    await until('the listening line', () => /listening on https:\/\/127\.0\.0\.1:\d+/.test(p.out()));
+    // The two lines are two writes: the pipe may hand them over in two reads.
+    await until('the listening and kubeconfig lines', () =>
+      /listening on https:\/\/127\.0\.0\.1:\d+[\s\S]*kubeconfig written/.test(p.out()),
+    );
     expect(p.out()).toContain(`kubeconfig written to ${kubeconfig}`);
     const kc = new KubeConfig();
     kc.loadFromString(await readFile(kubeconfig, 'utf8'));

@@ -1,6 +1,7 @@
 // @podnet/apiserver: an embedded Kubernetes API server for the lab and tests.
-// Serves core/v1 Nodes, Pods, Namespaces, Secrets, apiextensions/v1 CRDs and their custom resources
-// with kube-apiserver semantics, over HTTPS (self-signed) or HTTP, with bearer-token auth.
+// Serves core/v1 Nodes, Pods, Namespaces, Secrets, ServiceAccounts (with TokenRequest), the kinds
+// deploy/ installs, apiextensions/v1 CRDs and their custom resources with kube-apiserver semantics,
+// over HTTPS (self-signed) or HTTP, with bearer-token auth (its own token, or service account tokens).
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { kubeconfigYaml } from './kubeconfig.js';

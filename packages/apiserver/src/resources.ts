@@ -1,5 +1,6 @@
 // The resource types the server serves: the built-in core/v1 and apiextensions types, and every
 // custom resource a CRD defines. A type is identified by group + plural (its storage key).
+import { INSTALL_TYPES } from './install-types.js';
 
 export interface ResourceType {
   group: string; // '' for core
@@ -48,6 +49,7 @@ function builtin(
 
 export function builtinTypes(): ResourceType[] {
   return [
+    ...INSTALL_TYPES.map(([t, v]) => builtin(t, v)),
     builtin(
       {
         group: '',

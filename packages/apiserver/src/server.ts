@@ -11,6 +11,7 @@ import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 import { ApiError, causes, errors, successStatus } from './errors.js';
 import { nameSuffix, now, prepareCreate, prepareUpdate } from './objects.js';
+import { openApiV2 } from './openapi.js';
 import { type Json, jsonPatch, mergePatch } from './patch.js';
 import {
   apiVersionOf,
@@ -30,6 +31,7 @@ import {
 } from './selectors.js';
 import type { KObject, Store, StoreEvent } from './store.js';
 import { MERGE_KEYS, strategicMergePatch } from './strategic.js';
+import { TokenIssuer } from './tokens.js';
 
 export interface LoggerLike {
   debug(obj: object, msg?: string): void;
@@ -81,10 +83,13 @@ export class ApiCore {
   readonly watches = new Map<ServerResponse, string>();
   private readonly log: LoggerLike;
   private readonly expectedAuth: Buffer;
+  /** Service account tokens: TokenRequest and their authentication. */
+  readonly tokens: TokenIssuer;
 
   constructor(private readonly o: ServerCoreOptions) {
     this.log = o.logger;
     this.expectedAuth = Buffer.from(`Bearer ${o.token}`);
+    this.tokens = new TokenIssuer(o.store);
     for (const t of builtinTypes()) this.register(t);
     for (const crd of o.store.list(typeKey('apiextensions.k8s.io', 'customresourcedefinitions')))
       this.registerCrd(crd);
@@ -160,7 +165,8 @@ export class ApiCore {
     const h = req.headers.authorization;
     if (typeof h !== 'string') return false;
     const got = Buffer.from(h);
-    return got.length === this.expectedAuth.length && timingSafeEqual(got, this.expectedAuth);
+    if (got.length === this.expectedAuth.length && timingSafeEqual(got, this.expectedAuth)) return true;
+    return h.startsWith('Bearer ') && this.tokens.authenticate(h.slice(7).trim()) !== undefined;
   }
 
   private async route(method: string, url: URL, req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -171,6 +177,7 @@ export class ApiCore {
     }
     if (!this.authorized(req)) throw errors.unauthorized();
     if (path === '/version') return send(res, 200, VERSION);
+    if (path === '/openapi/v2') return openApiV2(req, res, VERSION.gitVersion);
     let segs: string[];
     try {
       segs = path.split('/').slice(1).map(decodeURIComponent);
@@ -260,6 +267,16 @@ export class ApiCore {
         ...(t.shortNames.length ? { shortNames: t.shortNames } : {}),
         ...(t.categories.length ? { categories: t.categories } : {}),
       });
+      if (t.builtin && t.plural === 'serviceaccounts')
+        resources.push({
+          name: 'serviceaccounts/token',
+          singularName: '',
+          namespaced: true,
+          group: 'authentication.k8s.io',
+          version: 'v1',
+          kind: 'TokenRequest',
+          verbs: ['create'],
+        });
       if (t.hasStatus)
         resources.push({
           name: `${t.plural}/status`,
@@ -300,6 +317,11 @@ export class ApiCore {
     res: ServerResponse,
   ): Promise<void> {
     const { type: t, version } = tg;
+    if (tg.subresource === 'token' && t.builtin && t.plural === 'serviceaccounts' && tg.name !== undefined) {
+      if (method !== 'POST') throw errors.methodNotAllowed(method);
+      const body = await readJson(req, this.o.maxBodyBytes);
+      return send(res, 201, this.tokens.request(tg.namespace!, tg.name, body));
+    }
     if (tg.subresource === 'binding' && t.builtin && t.plural === 'pods' && tg.name !== undefined) {
       if (method !== 'POST') throw errors.methodNotAllowed(method);
       return send(res, 201, this.bind(tg.namespace!, tg.name, await readJson(req, this.o.maxBodyBytes)));

@@ -36,6 +36,21 @@ export const MERGE_KEYS: Readonly<Record<string, MergeKeys>> = {
   configmaps: meta,
   events: meta,
   customresourcedefinitions: meta,
+  // What `kubectl apply` patches when deploy/ changes (RBAC rules and subjects are atomic lists).
+  daemonsets: {
+    ...meta,
+    ...containerKeys('spec.template.spec.containers'),
+    ...containerKeys('spec.template.spec.initContainers'),
+    'spec.template.spec.volumes': 'name',
+    'spec.template.spec.imagePullSecrets': 'name',
+    'spec.template.spec.hostAliases': 'ip',
+    'status.conditions': 'type',
+  },
+  serviceaccounts: { ...meta, secrets: 'name' },
+  clusterroles: meta,
+  clusterrolebindings: meta,
+  roles: meta,
+  rolebindings: meta,
 };
 
 const isObject = (v: unknown): v is Record<string, Json> =>

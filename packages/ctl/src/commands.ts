@@ -170,7 +170,7 @@ export function ipamShow(u: Usage): CommandResult {
       [
         u.pools.length
           ? renderTable(poolCols, u.pools)
-          : 'No IPPools: create one (kubectl apply -f deploy/ippool-default.yaml).',
+          : 'No IPPools: the agent creates default-ipv4 at start-up unless defaultIpv4PoolCidr is none (deploy/examples/ippool-default.yaml).',
         '',
         rows.length ? renderTable(nodeCols, rows) : 'No blocks claimed yet.',
         ...(borrowed.length
