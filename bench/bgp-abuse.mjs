@@ -2,7 +2,10 @@
 // 1,000,000 IPv4 prefixes over 100,000 distinct attribute sets, every one outside the receiver's
 // import filter (it accepts only 100.64.0.0/10, as a pod range; the feed lies in 1.0.0.0-17.0.0.0),
 // then End-of-RIB. Measured per receiver: RSS before the feed and after End-of-RIB is processed; bgp-ts and BIRD 2 (same stream, same filter) in the
-// same run. Then connection churn: 35,000 short sessions from the configured peer, each OPEN,
+// same run. "Before" is taken once the session is Established and a warm-up of 1,000 prefixes
+// (`--warmup N`, same encoding, same filter, its own End-of-RIB) has gone through the same code
+// path, so code loaded and compiled once is not counted as growth of the feed; the growth from the
+// receiver's start is reported too (`rss_growth_incl_warmup_mb`). Then connection churn: 35,000 short sessions from the configured peer, each OPEN,
 // KEEPALIVE and a malformed UPDATE (the speaker resets it), and 35,000 connections from an
 // address with no peer; RSS and open fds of bgp-ts before and after each.
 // The feed is sent 3 times (`--feeds N`) over new sessions, to tell warm-up from a leak.
@@ -101,6 +104,7 @@ async function bench() {
   const SETS = arg('--sets', 100_000);
   const CHURN = arg('--churn', 35_000);
   const FEEDS = arg('--feeds', 3);
+  const WARMUP = arg('--warmup', 1_000);
   const LIMIT_MS = 600_000;
   // The receiver runs with the node flags podnet-agent runs with (its shebang), as in production.
   const shebang = readFileSync(join(here, '../packages/agent/dist/cli.js'), 'utf8').split('\n')[0];
@@ -128,7 +132,7 @@ async function bench() {
       }
     });
   };
-  const startFeeder = async (ns, n) => {
+  const startFeeder = async (ns, n, warm = false) => {
     const child = procs.add(
       ns.spawn(process.execPath, [
         join(here, 'lib/bgp-feeder.mjs'),
@@ -138,6 +142,7 @@ async function bench() {
         String(FEEDER_AS),
         String(RECEIVER_AS),
         `10.61.${n}.2`,
+        ...(warm ? [join(work, `warm-${n}.bin`)] : []),
       ]),
     );
     const ev = {};
@@ -203,9 +208,19 @@ one();`;
     // The same feed FEEDS times over new sessions: growth that stops after the first is warm-up
     // (compiled code, pages touched once), growth that goes on would be a leak.
     const eors = [];
+    let warm;
     for (let i = 0; i < FEEDS; i++) {
       ev.eor = undefined;
-      const f = await startFeeder(fns, 1);
+      const f = await startFeeder(fns, 1, i === 0);
+      if (i === 0) {
+        // The warm-up's End-of-RIB: "before" for the feed, then the feed on the same session.
+        warm = await waitFor('bgp-ts warm-up processed', () => alive(ev.eor), {
+          timeoutMs: 60_000,
+          intervalMs: 20,
+        });
+        ev.eor = undefined;
+        f.child.stdin.write('go\n');
+      }
       eors.push(
         await waitFor('bgp-ts End-of-RIB processed', () => alive(ev.eor), {
           timeoutMs: LIMIT_MS,
@@ -250,7 +265,7 @@ one();`;
     log(`bgp-ts: ${CHURN} connections from an address with no peer…`);
     const refused = await churn('10.61.1.3');
     await stop(child);
-    return { ready, eor, last: eors.at(-1), sessions, refused };
+    return { ready, warm, eor, last: eors.at(-1), sessions, refused };
   }
 
   async function runBird(rns, fns) {
@@ -273,24 +288,29 @@ protocol bgp feeder {
       async () => (await exec('birdc', ['-s', sock, 'show', 'status'])).stdout.includes('Daemon is up'),
       { timeoutMs: 30_000 },
     );
-    const rss0 = vmRss(child.pid);
-    const f = await startFeeder(fns, 2);
+    const start = vmRss(child.pid);
+    const f = await startFeeder(fns, 2, true);
     let filtered = 0;
-    await waitFor(
-      'BIRD to have filtered every prefix',
-      async () => {
-        const r = await exec('birdc', ['-s', sock, 'show', 'protocols', 'all', 'feeder']);
-        // Import updates: received, rejected, filtered, ignored, accepted.
-        const m = /Import updates:\s+(\d+)\s+(\d+)\s+(\d+)/.exec(r.stdout);
-        filtered = m ? Number(m[3]) : 0;
-        return m && Number(m[1]) >= PREFIXES;
-      },
-      { timeoutMs: LIMIT_MS, intervalMs: 100 },
-    );
+    const received = (n, what) =>
+      waitFor(
+        what,
+        async () => {
+          const r = await exec('birdc', ['-s', sock, 'show', 'protocols', 'all', 'feeder']);
+          // Import updates: received, rejected, filtered, ignored, accepted.
+          const m = /Import updates:\s+(\d+)\s+(\d+)\s+(\d+)/.exec(r.stdout);
+          filtered = m ? Number(m[3]) : 0;
+          return m && Number(m[1]) >= n;
+        },
+        { timeoutMs: LIMIT_MS, intervalMs: 100 },
+      );
+    await received(WARMUP, 'BIRD to have filtered the warm-up');
+    const rss0 = vmRss(child.pid);
+    f.child.stdin.write('go\n');
+    await received(WARMUP + PREFIXES, 'BIRD to have filtered every prefix');
     const rss1 = vmRss(child.pid);
     await stop(f.child);
     await procs.stop(child);
-    return { rss0, rss1, filtered };
+    return { start, rss0, rss1, filtered };
   }
 
   try {
@@ -315,6 +335,13 @@ protocol bgp feeder {
       });
       writeFileSync(join(work, `feed-${n}.bin`), feed.stream);
       updates = feed.updates;
+      const warm = buildFeed({
+        prefixes: WARMUP,
+        sets: Math.max(1, Math.round((SETS * WARMUP) / PREFIXES)),
+        feederAs: FEEDER_AS,
+        nextHop: `10.61.${n}.2`,
+      });
+      writeFileSync(join(work, `warm-${n}.bin`), warm.stream);
     }
     log(`feed: ${PREFIXES} filtered-out prefixes, ${SETS} attribute sets, ${updates} UPDATEs`);
     log('bgp-ts…');
@@ -323,7 +350,7 @@ protocol bgp feeder {
     const bird = await runBird(rx[1], fns);
 
     const mb = (b) => (b / 1048576).toFixed(1);
-    const tsGrowth = ts.eor.rss - ts.ready.rss;
+    const tsGrowth = ts.eor.rss - ts.warm.rss;
     const birdGrowth = bird.rss1 - bird.rss0;
     const pad = (s, n) => String(s).padStart(n);
     const load = readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
@@ -331,22 +358,39 @@ protocol bgp feeder {
       `\nbgp-abuse: ${PREFIXES.toLocaleString('en')} prefixes rejected by the import filter, ${SETS.toLocaleString('en')} attribute sets, ${updates.toLocaleString('en')} UPDATEs (node ${process.version} ${AGENT_FLAGS.join(' ')}, load ${load})`,
     );
     console.log(
-      `${'receiver'.padEnd(10)}${pad('RSS before', 12)}${pad('RSS after', 12)}${pad('growth MiB', 12)}`,
+      `"before" = Established and a warm-up of ${WARMUP.toLocaleString('en')} prefixes processed (same path, same filter); growth = after the feed - before`,
     );
     console.log(
-      `${'bgp-ts'.padEnd(10)}${pad(mb(ts.ready.rss), 12)}${pad(mb(ts.eor.rss), 12)}${pad(mb(tsGrowth), 12)}`,
+      `${'receiver'.padEnd(10)}${pad('RSS start', 12)}${pad('RSS before', 12)}${pad('RSS after', 12)}${pad('growth MiB', 12)}`,
     );
     console.log(
-      `${'BIRD 2'.padEnd(10)}${pad(mb(bird.rss0), 12)}${pad(mb(bird.rss1), 12)}${pad(mb(birdGrowth), 12)}`,
+      `${'bgp-ts'.padEnd(10)}${pad(mb(ts.ready.rss), 12)}${pad(mb(ts.warm.rss), 12)}${pad(mb(ts.eor.rss), 12)}${pad(mb(tsGrowth), 12)}`,
     );
     console.log(
-      `bgp-ts after ${FEEDS} feeds over ${FEEDS} sessions: RSS ${mb(ts.last.rss)} MiB (${mb(ts.last.rss - ts.eor.rss)} MiB more than after the first), anonymous ${mb(ts.last.rssAnon)} MiB`,
+      `${'BIRD 2'.padEnd(10)}${pad(mb(bird.start), 12)}${pad(mb(bird.rss0), 12)}${pad(mb(bird.rss1), 12)}${pad(mb(birdGrowth), 12)}`,
+    );
+    // Where bgp-ts's memory is (MiB; process.memoryUsage() after a full GC, and /proc/self/status).
+    const cols = [
+      ['rss', 'rss'],
+      ['anon', 'rssAnon'],
+      ['file', 'rssFile'],
+      ['heapTotal', 'heapTotal'],
+      ['heapUsed', 'heapUsed'],
+      ['external', 'external'],
+      ['arrayBuf', 'arrayBuffers'],
+    ];
+    console.log(`\n${'bgp-ts (MiB)'.padEnd(24)}${cols.map(([h]) => pad(h, 10)).join('')}`);
+    const row = (name, m) =>
+      console.log(`${name.padEnd(24)}${cols.map(([, k]) => pad(mb(m[k]), 10)).join('')}`);
+    row('start (listening)', ts.ready);
+    row(`after warm-up (${WARMUP})`, ts.warm);
+    row('after the feed', ts.eor);
+    row(`after ${FEEDS} feeds`, ts.last);
+    console.log(
+      `${'growth (feed)'.padEnd(24)}${cols.map(([, k]) => pad(mb(ts.eor[k] - ts.warm[k]), 10)).join('')}`,
     );
     console.log(
-      `bgp-ts RSS growth split: anonymous ${mb(ts.eor.rssAnon - ts.ready.rssAnon)} MiB, file-backed (code pages) ${mb(ts.eor.rssFile - ts.ready.rssFile)} MiB; V8 heap total ${mb(ts.eor.heapTotal - ts.ready.heapTotal)} MiB, external ${mb(ts.eor.external - ts.ready.external)} MiB`,
-    );
-    console.log(
-      `bgp-ts after End-of-RIB: ${ts.eor.locRib} routes, ${ts.eor.attributeSets} attribute sets held, raw-attribute cache ${mb(ts.eor.cacheBytes)} MiB, heap used ${mb(ts.eor.heapUsed)} MiB`,
+      `bgp-ts after End-of-RIB: ${ts.eor.locRib} routes, ${ts.eor.attributeSets} attribute sets held, raw-attribute cache ${mb(ts.eor.cacheBytes)} MiB`,
     );
     console.log(`\nconnection churn against bgp-ts (${CHURN.toLocaleString('en')} each)`);
     console.log(
@@ -365,13 +409,20 @@ protocol bgp feeder {
       sets: SETS,
       node: process.version,
       node_flags: AGENT_FLAGS.join(' '),
+      warmup_prefixes: WARMUP,
       rss_growth_mb: Number((tsGrowth / 1e6).toFixed(1)),
-      rss_anon_growth_mb: Number(((ts.eor.rssAnon - ts.ready.rssAnon) / 1e6).toFixed(1)),
+      rss_anon_growth_mb: Number(((ts.eor.rssAnon - ts.warm.rssAnon) / 1e6).toFixed(1)),
+      rss_file_growth_mb: Number(((ts.eor.rssFile - ts.warm.rssFile) / 1e6).toFixed(1)),
+      heap_total_growth_mb: Number(((ts.eor.heapTotal - ts.warm.heapTotal) / 1e6).toFixed(1)),
+      external_growth_mb: Number(((ts.eor.external - ts.warm.external) / 1e6).toFixed(1)),
+      array_buffers_growth_mb: Number(((ts.eor.arrayBuffers - ts.warm.arrayBuffers) / 1e6).toFixed(1)),
+      rss_growth_incl_warmup_mb: Number(((ts.eor.rss - ts.ready.rss) / 1e6).toFixed(1)),
       feeds: FEEDS,
-      rss_growth_after_feeds_mb: Number(((ts.last.rss - ts.ready.rss) / 1e6).toFixed(1)),
+      rss_growth_after_feeds_mb: Number(((ts.last.rss - ts.warm.rss) / 1e6).toFixed(1)),
       ref: 'bird2',
       ref_rss_growth_mb: Number((birdGrowth / 1e6).toFixed(1)),
-      ratio: Number((tsGrowth / Math.max(birdGrowth, 1)).toFixed(2)),
+      // No ratio when BIRD's growth is below the page-level noise (0.1 MB).
+      ratio: birdGrowth >= 1e5 ? Number((tsGrowth / birdGrowth).toFixed(2)) : null,
       attribute_sets_held: ts.eor.attributeSets,
       churn_sessions: ts.sessions.sessions,
       churn_rss_growth_mb: Number(((ts.sessions.after.rss - ts.sessions.before.rss) / 1e6).toFixed(1)),
@@ -379,9 +430,10 @@ protocol bgp feeder {
       refused_rss_growth_mb: Number(((ts.refused.after.rss - ts.refused.before.rss) / 1e6).toFixed(1)),
       refused_fd_growth: ts.refused.after.fds - ts.refused.before.fds,
     };
-    log(`bgp-ts memory before: ${JSON.stringify({ ...ts.ready, spaces: undefined })}`);
+    log(`bgp-ts memory at start: ${JSON.stringify({ ...ts.ready, spaces: undefined })}`);
+    log(`bgp-ts memory before: ${JSON.stringify({ ...ts.warm, spaces: undefined })}`);
     log(`bgp-ts memory after:  ${JSON.stringify({ ...ts.eor, spaces: undefined })}`);
-    log(`bgp-ts heap spaces (MiB) before: ${JSON.stringify(ts.ready.spaces)}`);
+    log(`bgp-ts heap spaces (MiB) before: ${JSON.stringify(ts.warm.spaces)}`);
     log(`bgp-ts heap spaces (MiB) after:  ${JSON.stringify(ts.eor.spaces)}`);
     console.log(JSON.stringify(result));
   } finally {

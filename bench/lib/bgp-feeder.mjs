@@ -1,13 +1,16 @@
 // The bgp-ingest feeder: a minimal BGP speaker that connects to a receiver, and once the session
 // is Established writes a pre-encoded stream of UPDATEs (+ End-of-RIB) as fast as TCP takes it.
-// Usage (inside a namespace): node bgp-feeder.mjs <feedFile> <localAddr> <remoteAddr> <asn> <peerAsn> <routerId>
+// Usage (inside a namespace): node bgp-feeder.mjs <feedFile> <localAddr> <remoteAddr> <asn> <peerAsn> <routerId> [warmFile]
 // Prints JSON lines: {"event":"established","t":ms} then {"event":"sent","t":ms}. Exits when stdin closes.
+// With a warmFile, that stream goes first ({"event":"warm-sent"}) and the feed waits for "go" on stdin.
 import { readFileSync } from 'node:fs';
 import { createConnection } from 'node:net';
 import { wire } from '../../packages/bgp/dist/index.js';
 
-const [feedFile, localAddress, host, asn, peerAsn, routerId] = process.argv.slice(2);
+const [feedFile, localAddress, host, asn, peerAsn, routerId, warmFile] = process.argv.slice(2);
 const feed = readFileSync(feedFile);
+const warm = warmFile ? readFileSync(warmFile) : undefined;
+const sendFeed = () => sock.write(feed, () => out({ event: 'sent', t: Date.now() }));
 const out = (o) => process.stdout.write(`${JSON.stringify(o)}\n`);
 const sock = createConnection({ host, port: 179, localAddress });
 sock.setNoDelay(true);
@@ -44,7 +47,8 @@ sock.on('data', (chunk) => {
       state = 'established';
       out({ event: 'established', t: Date.now() });
       ka = setInterval(() => sock.write(wire.encodeMessage({ type: 'keepalive' })), 20_000);
-      sock.write(feed, () => out({ event: 'sent', t: Date.now() }));
+      if (warm) sock.write(warm, () => out({ event: 'warm-sent', t: Date.now() }));
+      else sendFeed();
     } else if (t === wire.MessageType.NOTIFICATION) {
       const m = wire.decodeMessage(f);
       out({ event: 'error', error: `NOTIFICATION ${wire.notificationName(m.code, m.subcode)}` });
@@ -56,7 +60,10 @@ sock.on('close', () => {
   clearInterval(ka);
   out({ event: 'closed' });
 });
-process.stdin.resume();
+process.stdin.setEncoding('utf8');
+process.stdin.on('data', (d) => {
+  if (warm && d.includes('go')) sendFeed();
+});
 process.stdin.on('end', () => {
   clearInterval(ka);
   sock.destroy();

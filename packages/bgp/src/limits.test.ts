@@ -85,6 +85,52 @@ describe('attribute sets', () => {
     await until('no route', () => s.locRibSize === 0);
     expect(s.attributeSets).toBe(0);
   });
+
+  it('takes the accepted prefixes of an UPDATE that mixes them with rejected ones, and withdraws the rejected', async () => {
+    const { s, p } = await established(
+      { asn: 65000, routerId: '10.0.0.2' },
+      {
+        address: '10.0.0.1',
+        asn: 65001,
+        passive: true,
+        import: {
+          prefixList: [
+            { prefix: '10.244.7.0/24', le: 32, action: 'reject' },
+            { prefix: '10.244.0.0/16', ge: 24, le: 32, action: 'accept' },
+          ],
+          defaultAction: 'reject',
+        },
+      },
+    );
+    // Rejected first (outside the list, too short, the rejected /24), the accepted ones last.
+    p.announce({
+      withdrawn: [],
+      attrs: attrs(1),
+      nlri: [
+        '192.168.0.0/24',
+        '10.244.0.0/16',
+        '10.244.7.128/25',
+        '10.0.0.0/8',
+        '10.244.1.0/26',
+        '10.244.255.255/32',
+      ],
+    });
+    await until('two routes', () => s.locRibSize === 2);
+    expect(
+      s
+        .locRib()
+        .map((r) => r.prefix)
+        .sort(),
+    ).toEqual(['10.244.1.0/26', '10.244.255.255/32']);
+    expect(s.lookup('10.244.1.0/26')!.attrs.med).toBe(1);
+    expect(s.attributeSets).toBe(1);
+    // An UPDATE whose prefixes are all rejected builds nothing and leaves what was accepted alone.
+    p.announce({ withdrawn: [], attrs: attrs(2), nlri: ['10.244.7.0/24', '172.16.0.0/12'] });
+    p.announce({ withdrawn: [], attrs: attrs(3), nlri: ['10.244.2.0/24'] });
+    await until('three routes', () => s.locRibSize === 3);
+    expect(s.attributeSets).toBe(2);
+    expect(s.peers()[0]!.prefixesReceived).toBe(3);
+  });
 });
 
 describe('attributes from an external peer', () => {

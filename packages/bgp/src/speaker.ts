@@ -5,7 +5,14 @@ import { createServer, type Server, type Socket } from 'node:net';
 import type { Logger } from './logger.js';
 import { silentLogger } from './logger.js';
 import { containsAs, fromWire, normaliseCommunity, type RouteAttrs, toWire } from './rib/attrs.js';
-import { applyAttrs, type CompiledPolicy, compilePolicy, type Policy, prefixAllowed } from './rib/policy.js';
+import {
+  applyAttrs,
+  type CompiledPolicy,
+  compilePolicy,
+  type Policy,
+  prefixAllowed,
+  prefixAllowedV4,
+} from './rib/policy.js';
 import { PrefixMap } from './rib/prefix-map.js';
 import {
   type AttrSet,
@@ -1020,7 +1027,10 @@ export class Speaker extends EventEmitter {
             );
           let set: AttrSet | null = null;
           if (v.action === 'treat-as-withdraw') p.treatAsWithdraw++;
-          else set = this.importAttrs(p, fromWire(v.attrs, n.as4));
+          // When the import filter rejects every prefix, the attributes would only be built to be
+          // dropped: the prefixes are withdrawn from this peer all the same (set null).
+          else if (this.anyImportedV4(p, body, aEnd, body.length))
+            set = this.importAttrs(p, fromWire(v.attrs, n.as4));
           this.applyV4(p, body, 2, wEnd, null);
           this.applyV4(p, body, aEnd, body.length, set);
           // Only attributes that some accepted prefix uses are worth remembering: caching the
@@ -1116,9 +1126,31 @@ export class Speaker extends EventEmitter {
       if (extra > 0) net >>>= extra;
       const k = len <= 30 ? (1 << len) + net : 2 ** len + net;
       if (set === null) this.removePath(p.src, k);
-      else if (filter) this.importOne(p, k, set);
+      // The filter reads the numbers: no string or object per prefix (rejected ones cost nothing).
+      else if (filter && !prefixAllowedV4(p.importP, (net << (32 - len)) >>> 0, len))
+        this.removePath(p.src, k);
       else this.setPath(p.src, k, set);
     }
+  }
+
+  /**
+   * Does the import filter let any IPv4 prefix in [off, end) through? True without a prefix list,
+   * and on bad encoding (`applyV4` then reports it).
+   */
+  private anyImportedV4(p: Peer, b: Buffer, off: number, end: number): boolean {
+    if ((p.importP?.rules.length ?? 0) === 0) return true;
+    while (off < end) {
+      const len = b[off++]!;
+      const n = (len + 7) >> 3;
+      if (len > 32 || off + n > end) return true;
+      let addr = 0;
+      for (let i = 0; i < 4; i++) addr = ((addr << 8) | (i < n ? b[off + i]! : 0)) >>> 0;
+      off += n;
+      // Bits past the length are ignored on the wire (RFC 4271 §4.3): mask them off.
+      if (len < 32) addr = (addr & ~(0xffffffff >>> len)) >>> 0;
+      if (prefixAllowedV4(p.importP, addr, len)) return true;
+    }
+    return false;
   }
 
   /** Import checks that depend on attributes only: loop prevention and the policy's attribute part. */

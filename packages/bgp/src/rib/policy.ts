@@ -1,4 +1,5 @@
 // Import/export policy: prefix lists with ge/le and community matching. Pure functions.
+import { Afi } from '../wire/constants.js';
 import { BgpConfigError } from '../wire/errors.js';
 import { parsePrefix } from '../wire/ip.js';
 import { normaliseCommunity, parseCommunity, type RouteAttrs } from './attrs.js';
@@ -33,6 +34,8 @@ interface CompiledRule {
   ge: number;
   le: number;
   accept: boolean;
+  /** IPv4 rules: the network as an unsigned 32-bit number (0 for IPv6), for `prefixAllowedV4`. */
+  v4: number;
 }
 
 export interface CompiledPolicy {
@@ -56,7 +59,9 @@ export function compilePolicy(p: Policy | undefined, field: string): CompiledPol
     if (le < ge || le > max) throw new BgpConfigError(`${f}.le`, r.le, `must be between ${ge} and ${max}`);
     if (r.action !== 'accept' && r.action !== 'reject')
       throw new BgpConfigError(`${f}.action`, r.action, 'must be accept or reject');
-    return { family: pp.afi, bytes: pp.bytes, len: pp.len, ge, le, accept: r.action === 'accept' };
+    const b = pp.bytes;
+    const v4 = pp.afi === Afi.IPV4 ? ((b[0]! << 24) | (b[1]! << 16) | (b[2]! << 8) | b[3]!) >>> 0 : 0;
+    return { family: pp.afi, bytes: pp.bytes, len: pp.len, ge, le, accept: r.action === 'accept', v4 };
   });
   for (const [i, c] of [...(p.rejectCommunities ?? []), ...(p.addCommunities ?? [])].entries())
     if (parseCommunity(c) === undefined)
@@ -84,6 +89,20 @@ export function prefixAllowed(p: CompiledPolicy | undefined, prefix: string): bo
   if (!p || p.rules.length === 0) return p?.defaultAccept ?? true;
   const pp = parsePrefix(prefix);
   for (const r of p.rules) if (r.family === pp.afi && covers(r, pp.bytes, pp.len)) return r.accept;
+  return p.defaultAccept;
+}
+
+/**
+ * `prefixAllowed` for an IPv4 prefix given as numbers (`addr` holds the network in its top `len`
+ * bits, the rest 0): the ingest path filters without building a string or an object per prefix.
+ */
+export function prefixAllowedV4(p: CompiledPolicy | undefined, addr: number, len: number): boolean {
+  if (!p || p.rules.length === 0) return p?.defaultAccept ?? true;
+  for (const r of p.rules) {
+    if (r.family !== Afi.IPV4 || len < r.ge || len > r.le) continue;
+    // r.len <= r.ge <= len: compare the rule's r.len leading bits (a shift by 32 would be by 0).
+    if (r.len === 0 || addr >>> (32 - r.len) === r.v4 >>> (32 - r.len)) return r.accept;
+  }
   return p.defaultAccept;
 }
 
