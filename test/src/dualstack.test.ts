@@ -1,20 +1,23 @@
 // Dual stack: every pod also gets an IPv6 address from the fd00:244::/48 pool, and reaches every
 // other pod over IPv6 across nodes, as the client does through the ToR.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cleanupStaleScenarioLabs, Lab, routesVia, scenarioConfig, unreachable } from './harness.js';
+import {
+  downScenarioLab,
+  type Lab,
+  routesVia,
+  scenarioConfig,
+  unreachable,
+  upScenarioLab,
+} from './harness.js';
 
 const config = scenarioConfig('d');
 let lab: Lab;
 
 beforeAll(async () => {
-  await cleanupStaleScenarioLabs();
-  lab = new Lab(config);
-  await lab.up();
+  lab = await upScenarioLab(config);
 });
 
-afterAll(async () => {
-  await new Lab(config).down({ quiet: true });
-});
+afterAll(() => downScenarioLab(config));
 
 describe('lab dual stack (IPv4 + IPv6 pools)', () => {
   it('reaches every pod over IPv6 too (dual stack)', async () => {

@@ -41,6 +41,17 @@ export function scenarioConfig(tag: string, extra: Partial<LabConfig> = {}): Lab
   };
 }
 
+/** Removes stale labs, then brings the scenario's lab up and returns it (call in beforeAll). */
+export async function upScenarioLab(config: LabConfig): Promise<Lab> {
+  await cleanupStaleScenarioLabs();
+  const lab = new Lab(config);
+  await lab.up();
+  return lab;
+}
+
+/** Takes the scenario's lab down from its state dir, also after an `up` that failed (call in afterAll). */
+export const downScenarioLab = (config: LabConfig) => new Lab(config).down({ quiet: true });
+
 export interface KernelRoute {
   dst: string;
   gateway?: string;

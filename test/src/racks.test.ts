@@ -5,13 +5,14 @@
 // block via the ToR. Pods in both racks reach each other and the client.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
-  cleanupStaleScenarioLabs,
+  downScenarioLab,
   type KernelRoute,
-  Lab,
+  type Lab,
   routes,
   routesVia,
   scenarioConfig,
   unreachable,
+  upScenarioLab,
 } from './harness.js';
 
 const config = scenarioConfig('k', { profiles: ['racks'] });
@@ -39,14 +40,10 @@ async function blocksByNode(): Promise<Map<string, string[]>> {
 const hopsOf = (r: KernelRoute | undefined) => (r ? (r.nexthops ?? [r]).map((h) => h.gateway) : []);
 
 beforeAll(async () => {
-  await cleanupStaleScenarioLabs();
-  lab = new Lab(config);
-  await lab.up();
+  lab = await upScenarioLab(config);
 });
 
-afterAll(async () => {
-  await new Lab(config).down({ quiet: true });
-});
+afterAll(() => downScenarioLab(config));
 
 describe('lab with two racks (profile racks: two fabric subnets routed by the ToR)', () => {
   it('runs the nodes of both racks, each on its own subnet', () => {

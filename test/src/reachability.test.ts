@@ -2,28 +2,25 @@
 // every pod through the ToR, with no NAT and no overlay; pods come and go.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
-  cleanupStaleScenarioLabs,
+  downScenarioLab,
   isAllocated,
-  Lab,
+  type Lab,
   podIp,
   routes,
   routesVia,
   scenarioConfig,
   unreachable,
+  upScenarioLab,
 } from './harness.js';
 
 const config = scenarioConfig('r');
 let lab: Lab;
 
 beforeAll(async () => {
-  await cleanupStaleScenarioLabs();
-  lab = new Lab(config);
-  await lab.up();
+  lab = await upScenarioLab(config);
 });
 
-afterAll(async () => {
-  await new Lab(config).down({ quiet: true });
-});
+afterAll(() => downScenarioLab(config));
 
 describe('lab reachability (3 nodes, BIRD ToR, external client)', () => {
   it('reaches every pod from every other pod and from the client over IPv4', async () => {

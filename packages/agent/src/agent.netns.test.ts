@@ -2,40 +2,15 @@
 // embedded API server (or KUBECONFIG's cluster) reached through a tunnel, pods wired by the real
 // CNI plugin, BGP between the agents' bgp-ts speakers and BIRD 2 as a ToR, routes in the kernel.
 import type { ChildProcess } from 'node:child_process';
-import { createWriteStream, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { BGPCONFIGURATION, BGPPEER, IPPOOL, installCrds, KubeClient } from '@podnet/k8s';
-import {
-  cleanupStale,
-  exec,
-  type Netns,
-  NetnsSet,
-  ProcessGroup,
-  run,
-  type TestCluster,
-  type Tunnel,
-  testCluster,
-  tunnelIntoNetns,
-  vethPair,
-  waitFor,
-} from '@podnet/testkit';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { BGPCONFIGURATION, BGPPEER, IPPOOL } from '@podnet/k8s';
+import { exec, type Netns, run, type Tunnel, vethPair, waitFor } from '@podnet/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parse as parseYaml, stringify as toYaml } from 'yaml';
+import { AGENT, AgentLab, CNI, STATUS_URL } from './__fixtures__/netns-agent.js';
 import type { AgentStatus } from './status.js';
 
-const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
-const AGENT = join(ROOT, 'packages/agent/dist/cli.js');
-const CNI = join(ROOT, 'packages/cni/dist/podnet-cni.js');
-const WORK = join(tmpdir(), `podnet-agent-test-${process.pid}`);
-const API_PORT = 6443;
-
-const nets = new NetnsSet();
-const procs = new ProcessGroup();
-const tunnels: Tunnel[] = [];
-let cluster: TestCluster;
-let client: KubeClient;
+const lab = new AgentLab('agent');
 let fabric: Netns;
 
 interface Node {
@@ -43,6 +18,8 @@ interface Node {
   ip: string;
   ns: Netns;
   kubeconfig: string;
+  /** This node's way to the API server. */
+  tunnel: Tunnel;
   agent?: ChildProcess;
 }
 const nodes = new Map<string, Node>();
@@ -50,7 +27,7 @@ const pods = new Map<string, { ns: Netns; ip: string; node: string }>();
 let birdSock = '';
 
 async function addNode(name: string, ip: string): Promise<Node> {
-  const ns = await nets.create(name.replace('-', ''));
+  const ns = await lab.nets.create(name.replace('-', ''));
   const idx = nodes.size;
   await vethPair(ns, 'eth0', fabric, `f${idx}`);
   await fabric.ip('link', 'set', `f${idx}`, 'master', 'br0');
@@ -58,61 +35,35 @@ async function addNode(name: string, ip: string): Promise<Node> {
   // Like a real node: a default route towards the fabric's router (the ToR at 10.99.0.1). Kernel
   // proxy ARP answers the pods' 169.254.1.1 only for destinations the node has a route to.
   await ns.ip('route', 'add', 'default', 'via', '10.99.0.1', 'dev', 'eth0');
-  const server = new URL(
-    (
-      parseYaml(readFileSync(cluster.kubeconfigPath, 'utf8')) as {
-        clusters: { cluster: { server: string } }[];
-      }
-    ).clusters[0]!.cluster.server,
-  );
-  tunnels.push(await tunnelIntoNetns(ns, API_PORT, { host: server.hostname, port: Number(server.port) }));
-  const kc = parseYaml(readFileSync(cluster.kubeconfigPath, 'utf8')) as {
-    clusters: { cluster: { server: string } }[];
-  };
-  for (const c of kc.clusters) {
-    const u = new URL(c.cluster.server);
-    u.hostname = '127.0.0.1';
-    u.port = String(API_PORT);
-    c.cluster.server = u.toString().replace(/\/$/, '');
-  }
-  const kubeconfig = join(WORK, `${name}.kubeconfig`);
-  writeFileSync(kubeconfig, toYaml(kc));
-  await client.core.createNode({
+  const { kubeconfig, tunnel } = await lab.kubeconfigIn(ns, name);
+  await lab.client.core.createNode({
     body: { apiVersion: 'v1', kind: 'Node', metadata: { name, labels: { 'kubernetes.io/hostname': name } } },
   });
-  const node = { name, ip, ns, kubeconfig };
+  const node = { name, ip, ns, kubeconfig, tunnel };
   nodes.set(name, node);
   return node;
 }
 
 function startAgent(node: Node, extra: string[] = []): ChildProcess {
-  const log = createWriteStream(join(WORK, `${node.name}.agent.log`), { flags: 'a' });
-  const child = procs.add(
-    node.ns.spawn(process.execPath, [
-      AGENT,
-      '--node-name',
-      node.name,
-      '--kubeconfig',
-      node.kubeconfig,
-      '--ip-autodetection-method',
-      'interface=eth0',
-      '--status-listen',
-      '127.0.0.1:9099',
-      '--resync-interval',
-      '10s',
-      '--log-level',
-      'debug',
-      ...extra,
-    ]),
+  const child = lab.logged(
+    node.ns.spawn(
+      process.execPath,
+      lab.agentArgv(node.name, node.kubeconfig, [
+        '--resync-interval',
+        '10s',
+        '--log-level',
+        'debug',
+        ...extra,
+      ]),
+    ),
+    `${node.name}.agent.log`,
   );
-  child.stdout?.pipe(log);
-  child.stderr?.pipe(log);
   node.agent = child;
   return child;
 }
 
 async function status(node: Node): Promise<AgentStatus> {
-  const out = await node.ns.run('curl', ['-sf', '--max-time', '3', 'http://127.0.0.1:9099/status']);
+  const out = await node.ns.run('curl', ['-sf', '--max-time', '3', `${STATUS_URL}/status`]);
   return JSON.parse(out) as AgentStatus;
 }
 
@@ -124,7 +75,7 @@ async function podnetRoutes(
 
 async function addPod(nodeName: string, name: string): Promise<string> {
   const node = nodes.get(nodeName)!;
-  await client.core.createNamespacedPod({
+  await lab.client.core.createNamespacedPod({
     namespace: 'default',
     body: {
       apiVersion: 'v1',
@@ -133,40 +84,19 @@ async function addPod(nodeName: string, name: string): Promise<string> {
       spec: { nodeName, containers: [{ name: 'pause', image: 'pause' }] },
     },
   });
-  const podNs = await nets.create(name.replace('-', ''));
-  const conf = JSON.stringify({
-    cniVersion: '1.0.0',
-    name: 'podnet',
-    type: 'podnet',
-    kubeconfig: node.kubeconfig,
-    nodeName,
-    cacheDir: join(WORK, `${nodeName}-cni-cache`),
-    logFile: join(WORK, `${nodeName}-cni.log`),
-  });
-  const env = {
-    CNI_COMMAND: 'ADD',
-    CNI_CONTAINERID: `c-${name}-${process.pid}`,
-    CNI_NETNS: podNs.path,
-    CNI_IFNAME: 'eth0',
-    CNI_ARGS: `IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME=${name}`,
-    CNI_PATH: dirname(CNI),
-  };
-  const r = await exec(
-    'ip',
-    [
-      'netns',
-      'exec',
-      node.ns.name,
-      'env',
-      ...Object.entries(env).map(([k, v]) => `${k}=${v}`),
-      process.execPath,
-      CNI,
-    ],
-    { input: conf, timeoutMs: 60_000 },
+  const podNs = await lab.nets.create(name.replace('-', ''));
+  const result = await lab.cniAdd(
+    node.ns,
+    podNs,
+    { name, containerId: `c-${name}-${process.pid}` },
+    {
+      kubeconfig: node.kubeconfig,
+      nodeName,
+      cacheDir: join(lab.work, `${nodeName}-cni-cache`),
+      logFile: join(lab.work, `${nodeName}-cni.log`),
+    },
   );
-  if (r.code !== 0)
-    throw new Error(`podnet-cni ADD ${name} on ${nodeName} exited ${r.code}: ${r.stdout} ${r.stderr}`);
-  const ip = (JSON.parse(r.stdout) as { ips: { address: string }[] }).ips[0]!.address.split('/')[0]!;
+  const ip = result.ips[0]!.address.split('/')[0]!;
   pods.set(name, { ns: podNs, ip, node: nodeName });
   return ip;
 }
@@ -189,39 +119,24 @@ const blockOf = (ip: string) => {
 };
 
 beforeAll(async () => {
-  for (const f of [AGENT, CNI])
-    if (!existsSync(f))
-      throw new Error(`${f} is missing: build first (npx turbo run build --filter=@podnet/agent)`);
-  await cleanupStale();
-  mkdirSync(WORK, { recursive: true });
-  cluster = await testCluster();
-  client = new KubeClient({ kubeconfigPath: cluster.kubeconfigPath });
-  await installCrds(client);
-  await client.core.createNamespace({ body: { metadata: { name: 'default' } } }).catch(() => undefined);
+  await lab.start([AGENT, CNI], { cidr: '10.244.0.0/16', blockSize: 26 });
+  await lab.client.core.createNamespace({ body: { metadata: { name: 'default' } } }).catch(() => undefined);
   // The agents' namespace (--namespace default): the status writer's Lease lives there.
-  await client.core.createNamespace({ body: { metadata: { name: 'podnet-system' } } }).catch(() => undefined);
-  await client.resource(IPPOOL).create({
-    metadata: { name: 'pods' },
-    spec: { cidr: '10.244.0.0/16', blockSize: 26 },
-  });
-  await client.resource(BGPCONFIGURATION).create({
+  await lab.client.core
+    .createNamespace({ body: { metadata: { name: 'podnet-system' } } })
+    .catch(() => undefined);
+  await lab.client.resource(BGPCONFIGURATION).create({
     metadata: { name: 'default' },
     spec: { holdTime: 9, keepaliveTime: 3, gracefulRestart: { enabled: true, restartTime: 15 } },
   });
-  fabric = await nets.create('fabric');
+  fabric = await lab.nets.create('fabric');
   await fabric.ip('link', 'add', 'br0', 'type', 'bridge');
   await fabric.ip('link', 'set', 'br0', 'up');
   await addNode('node-a', '10.99.0.11');
   await addNode('node-b', '10.99.0.12');
 }, 120_000);
 
-afterAll(async () => {
-  await procs.stopAll(5000);
-  for (const t of tunnels) await t.close();
-  await nets.destroy();
-  await cluster?.close();
-  if (!process.env.PODNET_KEEP_TEST_LOGS) rmSync(WORK, { recursive: true, force: true });
-}, 60_000);
+afterAll(() => lab.stop(), 60_000);
 
 describe('podnet-agent in network namespaces', () => {
   it('two agents form the mesh, write their address back and install each other blocks', async () => {
@@ -240,7 +155,7 @@ describe('podnet-agent in network namespaces', () => {
       },
       { timeoutMs: 60_000, intervalMs: 500 },
     );
-    const nodeObj = await client.getNode('node-a');
+    const nodeObj = await lab.client.getNode('node-a');
     expect(nodeObj.metadata?.annotations?.['podnet.io/ipv4-address']).toBe('10.99.0.11/24');
     // Exactly one side of the pair is passive (the lower address).
     expect((await status(a)).peers.find((p) => p.address === b.ip)!.passive).toBe(true);
@@ -284,10 +199,10 @@ describe('podnet-agent in network namespaces', () => {
     // One of the two holds the status writer's Lease and has marked the pool Ready.
     await waitFor(
       'the pool to be marked Ready by the elected agent',
-      async () => (await client.resource(IPPOOL).get('pods')).status?.conditions?.[0]?.status === 'True',
+      async () => (await lab.client.resource(IPPOOL).get('pods')).status?.conditions?.[0]?.status === 'True',
       { timeoutMs: 30_000, intervalMs: 500 },
     );
-    const lease = (await client.custom.getNamespacedCustomObject({
+    const lease = (await lab.client.custom.getNamespacedCustomObject({
       group: 'coordination.k8s.io',
       version: 'v1',
       plural: 'leases',
@@ -327,8 +242,7 @@ describe('podnet-agent in network namespaces', () => {
 
   it('keeps routes and BGP up while the API server is unreachable, and resyncs when it returns', async () => {
     const a = nodes.get('node-a')!;
-    const tunnel = tunnels[0]!;
-    await tunnel.close();
+    await a.tunnel.close();
     await waitFor(
       'node-a notices the API server is gone',
       async () => !(await status(a)).datastore.reachable,
@@ -342,20 +256,13 @@ describe('podnet-agent in network namespaces', () => {
     expect(s.routes.filter((r) => r.type === 'remote').length).toBeGreaterThanOrEqual(2);
     expect(await ping('pod-a1', 'pod-b1')).toBe(true);
     expect(await ping('pod-a1', 'pod-c1')).toBe(true);
-    const server = new URL(
-      (
-        parseYaml(readFileSync(cluster.kubeconfigPath, 'utf8')) as {
-          clusters: { cluster: { server: string } }[];
-        }
-      ).clusters[0]!.cluster.server,
-    );
-    tunnels[0] = await tunnelIntoNetns(a.ns, API_PORT, { host: server.hostname, port: Number(server.port) });
+    a.tunnel = await lab.tunnelInto(a.ns);
     await waitFor('node-a reaches the API server again', async () => (await status(a)).datastore.reachable, {
       timeoutMs: 30_000,
       intervalMs: 500,
     });
     // The informers resumed: a change made now reaches node-a.
-    await client.annotateNode('node-a', { 'podnet.io/as-number': '64512' });
+    await lab.client.annotateNode('node-a', { 'podnet.io/as-number': '64512' });
     await waitFor('node-a ready after the resync', async () => (await status(a)).ready, {
       timeoutMs: 30_000,
       intervalMs: 500,
@@ -363,11 +270,11 @@ describe('podnet-agent in network namespaces', () => {
   }, 120_000);
 
   it('a BGPPeer added at runtime to a BIRD ToR brings up that session only', async () => {
-    const tor = await nets.create('tor');
+    const tor = await lab.nets.create('tor');
     await vethPair(tor, 'eth0', fabric, 'ftor');
     await fabric.ip('link', 'set', 'ftor', 'master', 'br0');
     await tor.ip('addr', 'add', '10.99.0.1/24', 'dev', 'eth0');
-    const dir = join(WORK, 'bird');
+    const dir = join(lab.work, 'bird');
     mkdirSync(dir, { recursive: true });
     writeFileSync(
       join(dir, 'bird.conf'),
@@ -391,7 +298,7 @@ describe('podnet-agent in network namespaces', () => {
     );
     const sock = join(dir, 'bird.ctl');
     birdSock = sock;
-    procs.add(tor.spawn('bird', ['-f', '-c', join(dir, 'bird.conf'), '-s', sock]));
+    lab.procs.add(tor.spawn('bird', ['-f', '-c', join(dir, 'bird.conf'), '-s', sock]));
     await waitFor(
       'BIRD up',
       async () => (await exec('birdc', ['-s', sock, 'show', 'status'])).stdout.includes('Daemon is up'),
@@ -404,7 +311,7 @@ describe('podnet-agent in network namespaces', () => {
     const before = (await status(a)).peers.filter((p) => p.type === 'mesh');
     expect(before.every((p) => p.state === 'Established')).toBe(true);
 
-    await client.resource(BGPPEER).create({
+    await lab.client.resource(BGPPEER).create({
       metadata: { name: 'tor-a' },
       spec: { peerIP: '10.99.0.1', asNumber: 65000, node: 'node-a' },
     });
@@ -430,14 +337,14 @@ describe('podnet-agent in network namespaces', () => {
 
   it('a BGPPeer with a TCP MD5 password from a Secret peers with the ToR', async () => {
     const b = nodes.get('node-b')!;
-    await client.core
+    await lab.client.core
       .createNamespace({ body: { metadata: { name: 'podnet-system' } } })
       .catch(() => undefined);
-    await client.core.createNamespacedSecret({
+    await lab.client.core.createNamespacedSecret({
       namespace: 'podnet-system',
       body: { metadata: { name: 'bgp-passwords' }, stringData: { 'tor-b': 's3cret-md5' } },
     });
-    await client.resource(BGPPEER).create({
+    await lab.client.resource(BGPPEER).create({
       metadata: { name: 'tor-b' },
       spec: {
         peerIP: '10.99.0.1',
@@ -475,13 +382,13 @@ describe('podnet-agent in network namespaces', () => {
     const b = nodes.get('node-b')!;
     const target = pods.get('pod-b1')!.ip;
     const pinger = pods.get('pod-a1')!.ns.spawn('ping', ['-i', '0.1', '-W', '1', target]);
-    procs.add(pinger);
+    lab.procs.add(pinger);
     let out = '';
     pinger.stdout?.on('data', (d) => {
       out += String(d);
     });
     await new Promise((r) => setTimeout(r, 1000));
-    await procs.stop(b.agent!, 10_000);
+    await lab.procs.stop(b.agent!, 10_000);
     await new Promise((r) => setTimeout(r, 1500));
     startAgent(b);
     await waitFor(
@@ -504,9 +411,11 @@ describe('podnet-agent in network namespaces', () => {
   it('route reflector: with the mesh off, clients learn each other blocks through the reflector', async () => {
     const [a, b, c] = ['node-a', 'node-b', 'node-c'].map((n) => nodes.get(n)!) as [Node, Node, Node];
     startAgent(c, ['--arp-mode', 'kernel']);
-    const cfg = await client.resource(BGPCONFIGURATION).get('default');
-    await client.resource(BGPCONFIGURATION).replace({ ...cfg, spec: { ...cfg.spec, nodeToNodeMesh: false } });
-    await client.annotateNode('node-a', { 'podnet.io/route-reflector-cluster-id': '10.99.0.11' });
+    const cfg = await lab.client.resource(BGPCONFIGURATION).get('default');
+    await lab.client
+      .resource(BGPCONFIGURATION)
+      .replace({ ...cfg, spec: { ...cfg.spec, nodeToNodeMesh: false } });
+    await lab.client.annotateNode('node-a', { 'podnet.io/route-reflector-cluster-id': '10.99.0.11' });
     for (const n of [b, c])
       await waitFor(
         `${n.name} peers with the reflector and with no other node`,

@@ -62,4 +62,24 @@ describe('--metrics-listen', () => {
       startMetricsListener('127.0.0.1:99999', async () => ({ contentType: '', body: '' }), log),
     ).rejects.toThrow(/--metrics-listen "127.0.0.1:99999"/);
   });
+
+  it('both listeners name their own option when the address is bad or taken', async () => {
+    const src = async () => ({ contentType: '', body: '' });
+    const statusSrc = { live: () => true, status: () => ({}) as AgentStatus, metrics: src };
+    await expect(startStatusServer('127.0.0.1:99999', statusSrc, log)).rejects.toMatchObject({
+      code: 'AGENT_ERR_STATUS_LISTEN',
+      message: expect.stringContaining('--status-listen "127.0.0.1:99999"'),
+    });
+    const m = await startMetricsListener('127.0.0.1:0', src, log);
+    open.push(m);
+    const taken = new URL(m.url).host;
+    await expect(startStatusServer(taken, statusSrc, log)).rejects.toMatchObject({
+      code: 'AGENT_ERR_STATUS_LISTEN',
+      message: expect.stringContaining(`--status-listen ${taken}: listen EADDRINUSE`),
+    });
+    await expect(startMetricsListener(taken, src, log)).rejects.toMatchObject({
+      code: 'AGENT_ERR_METRICS_LISTEN',
+      message: expect.stringContaining(`--metrics-listen ${taken}: listen EADDRINUSE`),
+    });
+  });
 });

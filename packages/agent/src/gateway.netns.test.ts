@@ -3,112 +3,47 @@
 // their neighbour caches flushed and their timers short, and for a pod added while the agent is
 // down. Starting the agent again changes none of the pods' routes and neighbours.
 import type { ChildProcess } from 'node:child_process';
-import { createWriteStream, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { IPPOOL, installCrds, KubeClient } from '@podnet/k8s';
-import {
-  cleanupStale,
-  exec,
-  type Netns,
-  NetnsSet,
-  ProcessGroup,
-  type TestCluster,
-  type Tunnel,
-  testCluster,
-  tunnelIntoNetns,
-  vethPair,
-  waitFor,
-} from '@podnet/testkit';
+import { join } from 'node:path';
+import { type Netns, vethPair, waitFor } from '@podnet/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parse as parseYaml, stringify as toYaml } from 'yaml';
+import { AGENT, AgentLab, CNI, STATUS_URL } from './__fixtures__/netns-agent.js';
 import type { AgentStatus } from './status.js';
 
-const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
-const AGENT = join(ROOT, 'packages/agent/dist/cli.js');
-const CNI = join(ROOT, 'packages/cni/dist/podnet-cni.js');
-const WORK = join(tmpdir(), `podnet-gateway-test-${process.pid}`);
-const API_PORT = 6443;
 const NODE = 'node-gw';
 const NODE_IP = '10.98.0.11';
 
-const nets = new NetnsSet();
-const procs = new ProcessGroup();
-let cluster: TestCluster;
-let client: KubeClient;
-let tunnel: Tunnel | undefined;
+const lab = new AgentLab('gateway');
 let node: Netns;
 let kubeconfig: string;
 const pods = new Map<string, { ns: Netns; ip: string; hostIf: string }>();
 
 function startAgent(): ChildProcess {
-  const log = createWriteStream(join(WORK, 'agent.log'), { flags: 'a' });
-  const child = procs.add(
-    node.spawn(process.execPath, [
-      AGENT,
-      '--node-name',
-      NODE,
-      '--kubeconfig',
-      kubeconfig,
-      '--ip-autodetection-method',
-      'interface=eth0',
-      '--status-listen',
-      '127.0.0.1:9099',
-      '--arp-mode',
-      'userspace',
-      '--log-level',
-      'debug',
-    ]),
+  return lab.logged(
+    node.spawn(
+      process.execPath,
+      lab.agentArgv(NODE, kubeconfig, ['--arp-mode', 'userspace', '--log-level', 'debug']),
+    ),
+    'agent.log',
   );
-  child.stdout?.pipe(log);
-  child.stderr?.pipe(log);
-  return child;
 }
 
 async function status(): Promise<AgentStatus | undefined> {
-  const r = await node.exec('curl', ['-sf', '--max-time', '3', 'http://127.0.0.1:9099/status']);
+  const r = await node.exec('curl', ['-sf', '--max-time', '3', `${STATUS_URL}/status`]);
   return r.code === 0 ? (JSON.parse(r.stdout) as AgentStatus) : undefined;
 }
 
 async function addPod(name: string): Promise<void> {
-  await client.core.createNamespacedPod({
+  await lab.client.core.createNamespacedPod({
     namespace: 'default',
     body: { metadata: { name }, spec: { nodeName: NODE, containers: [{ name: 'c', image: 'x' }] } },
   });
-  const ns = await nets.create(name.replace('-', ''));
-  const conf = JSON.stringify({
-    cniVersion: '1.0.0',
-    name: 'podnet',
-    type: 'podnet',
-    kubeconfig,
-    nodeName: NODE,
-    arpMode: 'userspace',
-    cacheDir: join(WORK, 'cni-cache'),
-  });
-  const env = {
-    CNI_COMMAND: 'ADD',
-    CNI_CONTAINERID: `c-${name}`,
-    CNI_NETNS: ns.path,
-    CNI_IFNAME: 'eth0',
-    CNI_ARGS: `IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME=${name}`,
-    CNI_PATH: dirname(CNI),
-  };
-  const r = await exec(
-    'ip',
-    [
-      'netns',
-      'exec',
-      node.name,
-      'env',
-      ...Object.entries(env).map(([k, v]) => `${k}=${v}`),
-      process.execPath,
-      CNI,
-    ],
-    { input: conf, timeoutMs: 60_000 },
+  const ns = await lab.nets.create(name.replace('-', ''));
+  const result = await lab.cniAdd(
+    node,
+    ns,
+    { name, containerId: `c-${name}` },
+    { kubeconfig, nodeName: NODE, arpMode: 'userspace', cacheDir: join(lab.work, 'cni-cache') },
   );
-  if (r.code !== 0) throw new Error(`podnet-cni ADD ${name} exited ${r.code}: ${r.stdout} ${r.stderr}`);
-  const result = JSON.parse(r.stdout) as { ips: { address: string }[]; interfaces: { name: string }[] };
   pods.set(name, {
     ns,
     ip: result.ips[0]!.address.split('/')[0]!,
@@ -142,50 +77,21 @@ async function dataPath(): Promise<unknown> {
 }
 
 beforeAll(async () => {
-  for (const f of [AGENT, CNI])
-    if (!existsSync(f))
-      throw new Error(`${f} is missing: build first (npx turbo run build --filter=@podnet/agent)`);
-  await cleanupStale();
-  mkdirSync(WORK, { recursive: true });
-  cluster = await testCluster();
-  client = new KubeClient({ kubeconfigPath: cluster.kubeconfigPath });
-  await installCrds(client);
-  await client.core.createNamespace({ body: { metadata: { name: 'default' } } }).catch(() => undefined);
-  await client.resource(IPPOOL).create({
-    metadata: { name: 'pods' },
-    spec: { cidr: '10.247.0.0/16', blockSize: 26 },
-  });
-  await client.core.createNode({
+  await lab.start([AGENT, CNI], { cidr: '10.247.0.0/16', blockSize: 26 });
+  await lab.client.core.createNamespace({ body: { metadata: { name: 'default' } } }).catch(() => undefined);
+  await lab.client.core.createNode({
     body: { metadata: { name: NODE, labels: { 'kubernetes.io/hostname': NODE } } },
   });
   // The node: one uplink with an address (the agent's), on a segment of its own; no default route.
-  node = await nets.create('gwnode');
-  const fabric = await nets.create('gwfab');
+  node = await lab.nets.create('gwnode');
+  const fabric = await lab.nets.create('gwfab');
   await vethPair(node, 'eth0', fabric, 'f0');
   await node.ip('addr', 'add', `${NODE_IP}/24`, 'dev', 'eth0');
   await fabric.ip('addr', 'add', '10.98.0.1/24', 'dev', 'f0');
-  const kc = parseYaml(readFileSync(cluster.kubeconfigPath, 'utf8')) as {
-    clusters: { cluster: { server: string } }[];
-  };
-  const server = new URL(kc.clusters[0]!.cluster.server);
-  tunnel = await tunnelIntoNetns(node, API_PORT, { host: server.hostname, port: Number(server.port) });
-  for (const c of kc.clusters) {
-    const u = new URL(c.cluster.server);
-    u.hostname = '127.0.0.1';
-    u.port = String(API_PORT);
-    c.cluster.server = u.toString().replace(/\/$/, '');
-  }
-  kubeconfig = join(WORK, 'node.kubeconfig');
-  writeFileSync(kubeconfig, toYaml(kc));
+  ({ kubeconfig } = await lab.kubeconfigIn(node, 'node'));
 }, 120_000);
 
-afterAll(async () => {
-  await procs.stopAll(5000);
-  await tunnel?.close();
-  await nets.destroy();
-  await cluster?.close();
-  if (!process.env.PODNET_KEEP_TEST_LOGS) rmSync(WORK, { recursive: true, force: true });
-}, 60_000);
+afterAll(() => lab.stop(), 60_000);
 
 describe('the pods keep their gateway while the agent is down', () => {
   it('existing pods and a pod added while the agent is down reach the host and each other; restarting the agent changes nothing', async () => {
@@ -212,7 +118,7 @@ describe('the pods keep their gateway while the agent is down', () => {
     }
 
     // The agent goes away (crash loop, upgrade…).
-    await procs.stop(agent, 10_000);
+    await lab.procs.stop(agent, 10_000);
     expect(await status()).toBeUndefined();
     // Nothing else answers ARP for the gateway: proxy ARP stays off in userspace mode.
     for (const p of pods.values())

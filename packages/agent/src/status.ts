@@ -1,7 +1,7 @@
 // The status endpoint: /livez, /readyz, /metrics and /status (the JSON podnetctl reads).
 import { createServer, type Server } from 'node:http';
 import type { Logger } from 'pino';
-import { AgentError } from './errors.js';
+import { type HttpListener, listenHttp } from './http-listener.js';
 import type { Advertisement, NodeIdentity, PeerType } from './model.js';
 import type { Condition, PeerState } from './ports.js';
 
@@ -61,10 +61,7 @@ export interface StatusSource {
   metrics(): Promise<{ contentType: string; body: string }>;
 }
 
-export interface StatusServer {
-  url: string;
-  close(): Promise<void>;
-}
+export type StatusServer = HttpListener;
 
 /** Starts the HTTP endpoint on `host:port` (`[v6]:port` accepted). */
 export async function startStatusServer(
@@ -72,14 +69,6 @@ export async function startStatusServer(
   src: StatusSource,
   log: Logger,
 ): Promise<StatusServer> {
-  const m = /^(?:\[([^\]]+)\]|([^:]+)):(\d+)$/.exec(listen);
-  if (!m)
-    throw new AgentError(
-      'AGENT_ERR_STATUS_LISTEN',
-      `--status-listen ${JSON.stringify(listen)}: expected host:port`,
-    );
-  const host = m[1] ?? m[2]!;
-  const port = Number(m[3]);
   const server: Server = createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];
     const send = (code: number, type: string, body: string) => {
@@ -116,26 +105,11 @@ export async function startStatusServer(
       send(500, 'text/plain', `${(err as Error).message}\n`);
     }
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', (err) =>
-      reject(
-        new AgentError('AGENT_ERR_STATUS_LISTEN', `--status-listen ${listen}: ${err.message}`, {
-          cause: err,
-        }),
-      ),
-    );
-    server.listen(port, host, () => resolve());
-  });
-  const addr = server.address();
-  const actualPort = typeof addr === 'object' && addr ? addr.port : port;
-  const url = `http://${host.includes(':') ? `[${host}]` : host}:${actualPort}`;
-  log.info({ url }, 'status endpoint listening');
-  return {
-    url,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
-  };
+  return listenHttp(
+    server,
+    { flag: '--status-listen', code: 'AGENT_ERR_STATUS_LISTEN' },
+    listen,
+    'status endpoint',
+    log,
+  );
 }

@@ -4,56 +4,20 @@
 // test's own mounts are untouched). IPv4-only pools: the agent never writes IPv6 forwarding; it
 // sets ip_forward when it may, and when it may not, /readyz says why until someone else sets it.
 import type { ChildProcess } from 'node:child_process';
-import { createWriteStream, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { IPPOOL, installCrds, KubeClient } from '@podnet/k8s';
-import {
-  cleanupStale,
-  type Netns,
-  NetnsSet,
-  ProcessGroup,
-  type TestCluster,
-  type Tunnel,
-  testCluster,
-  tunnelIntoNetns,
-  waitFor,
-} from '@podnet/testkit';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { type Netns, waitFor } from '@podnet/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parse as parseYaml, stringify as toYaml } from 'yaml';
+import { AGENT, AgentLab, STATUS_URL } from './__fixtures__/netns-agent.js';
 
-const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
-const AGENT = join(ROOT, 'packages/agent/dist/cli.js');
-const WORK = join(tmpdir(), `podnet-sysctl-test-${process.pid}`);
-const API_PORT = 6443;
-const STATUS = 'http://127.0.0.1:9099';
-
-const nets = new NetnsSet();
-const procs = new ProcessGroup();
-let tunnel: Tunnel | undefined;
-let cluster: TestCluster;
-let client: KubeClient;
+const lab = new AgentLab('sysctl');
 let node: Netns;
 let kubeconfig: string;
 let logPath = '';
 
 function startAgent(readOnlyProcSys: boolean, tag: string): ChildProcess {
-  logPath = join(WORK, `agent-${tag}.log`);
-  const log = createWriteStream(logPath, { flags: 'a' });
-  const argv = [
-    AGENT,
-    '--node-name',
-    'node-a',
-    '--kubeconfig',
-    kubeconfig,
-    '--ip-autodetection-method',
-    'interface=eth0',
-    '--status-listen',
-    '127.0.0.1:9099',
-    '--resync-interval',
-    '2s',
-  ];
+  logPath = join(lab.work, `agent-${tag}.log`);
+  const argv = lab.agentArgv('node-a', kubeconfig, ['--resync-interval', '2s']);
   // As containerd mounts /proc/sys for an unprivileged container: read-only, in the agent's own
   // mount namespace (private propagation: nothing leaks to the test's namespace).
   const child = readOnlyProcSys
@@ -68,59 +32,38 @@ function startAgent(readOnlyProcSys: boolean, tag: string): ChildProcess {
         ...argv,
       ])
     : node.spawn(process.execPath, argv);
-  procs.add(child);
-  child.stdout?.pipe(log);
-  child.stderr?.pipe(log);
-  return child;
+  return lab.logged(child, `agent-${tag}.log`);
 }
 
 const curl = async (path: string) => {
-  const r = await node.exec('curl', ['-s', '--max-time', '3', '-w', '\n%{http_code}', `${STATUS}${path}`]);
+  const r = await node.exec('curl', [
+    '-s',
+    '--max-time',
+    '3',
+    '-w',
+    '\n%{http_code}',
+    `${STATUS_URL}${path}`,
+  ]);
   const i = r.stdout.lastIndexOf('\n');
   return { code: Number(r.stdout.slice(i + 1)), body: r.stdout.slice(0, i) };
 };
 const sysctl = async (key: string) => (await node.run('cat', [`/proc/sys/${key}`])).trim();
 
 beforeAll(async () => {
-  if (!existsSync(AGENT))
-    throw new Error(`${AGENT} is missing: build first (npx turbo run build --filter=@podnet/agent)`);
-  await cleanupStale();
-  mkdirSync(WORK, { recursive: true });
-  cluster = await testCluster();
-  client = new KubeClient({ kubeconfigPath: cluster.kubeconfigPath });
-  await installCrds(client);
   // IPv4 only.
-  await client
-    .resource(IPPOOL)
-    .create({ metadata: { name: 'pods' }, spec: { cidr: '10.244.0.0/16', blockSize: 26 } });
-  node = await nets.create('sysnode');
+  await lab.start([AGENT], { cidr: '10.244.0.0/16', blockSize: 26 });
+  node = await lab.nets.create('sysnode');
   await node.ip('link', 'add', 'eth0', 'type', 'veth', 'peer', 'name', 'eth1');
   await node.ip('link', 'set', 'eth0', 'up');
   await node.ip('link', 'set', 'eth1', 'up');
   await node.ip('addr', 'add', '10.99.0.11/24', 'dev', 'eth0');
-  const kc = parseYaml(readFileSync(cluster.kubeconfigPath, 'utf8')) as {
-    clusters: { cluster: { server: string } }[];
-  };
-  const server = new URL(kc.clusters[0]!.cluster.server);
-  tunnel = await tunnelIntoNetns(node, API_PORT, { host: server.hostname, port: Number(server.port) });
-  for (const c of kc.clusters) {
-    const u = new URL(c.cluster.server);
-    u.hostname = '127.0.0.1';
-    u.port = String(API_PORT);
-    c.cluster.server = u.toString().replace(/\/$/, '');
-  }
-  kubeconfig = join(WORK, 'node-a.kubeconfig');
-  writeFileSync(kubeconfig, toYaml(kc));
-  await client.core.createNode({ body: { apiVersion: 'v1', kind: 'Node', metadata: { name: 'node-a' } } });
+  ({ kubeconfig } = await lab.kubeconfigIn(node, 'node-a'));
+  await lab.client.core.createNode({
+    body: { apiVersion: 'v1', kind: 'Node', metadata: { name: 'node-a' } },
+  });
 }, 120_000);
 
-afterAll(async () => {
-  await procs.stopAll(5000);
-  await tunnel?.close();
-  await nets.destroy();
-  await cluster?.close();
-  if (!process.env.PODNET_KEEP_TEST_LOGS) rmSync(WORK, { recursive: true, force: true });
-}, 60_000);
+afterAll(() => lab.stop(), 60_000);
 
 describe('forwarding sysctls of podnet-agent', () => {
   it('on an IPv4-only cluster sets ip_forward and leaves IPv6 forwarding alone', async () => {
@@ -139,7 +82,7 @@ describe('forwarding sysctls of podnet-agent', () => {
       timeoutMs: 30_000,
       intervalMs: 300,
     });
-    await procs.stop(agent, 10_000);
+    await lab.procs.stop(agent, 10_000);
   }, 120_000);
 
   it('with /proc/sys read-only and ip_forward 0, fails /readyz naming the sysctl until it is set, without a retry loop', async () => {

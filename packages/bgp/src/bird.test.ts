@@ -1,13 +1,12 @@
 // Interop with BIRD 2 in network namespaces: sessions both ways, IPv4 + IPv6 routes both ways,
 // withdrawals, hold-timer expiry and graceful restart of our side.
-import { rmSync } from 'node:fs';
-import { cleanupStale, type Netns, NetnsSet, ProcessGroup, vethPair } from '@podnet/testkit';
+import type { Netns } from '@podnet/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Bird, birdEstablished, startBird, wait } from './__fixtures__/daemons.js';
+import { SpeakerLab } from './__fixtures__/pair.js';
 import { SpeakerProc } from './__fixtures__/proc.js';
 
-const lab = new NetnsSet();
-const procs = new ProcessGroup();
+const lab = new SpeakerLab();
 let us: Netns;
 let birdNs: Netns;
 let bird: Bird;
@@ -57,22 +56,23 @@ const peerA = {
 const peerB = { address: '10.31.0.12', asn: 65002, passive: true, holdTime: 3, nextHopIpv6: 'fd31::11' };
 
 function startSpeaker(restarting = false): SpeakerProc {
-  return new SpeakerProc(us, procs, { asn: 65001, routerId: '10.31.0.1', listen: { port: 179 }, restarting });
+  return new SpeakerProc(us, lab.procs, {
+    asn: 65001,
+    routerId: '10.31.0.1',
+    listen: { port: 179 },
+    restarting,
+  });
 }
 
 beforeAll(async () => {
-  await cleanupStale();
-  us = await lab.create('bgpus');
-  birdNs = await lab.create('bgpbird');
-  await vethPair(us, 'v-us', birdNs, 'v-bird');
-  for (const a of ['10.31.0.1/24', '10.31.0.11/24', '10.31.0.21/24', '10.31.0.31/24'])
-    await us.ip('addr', 'add', a, 'dev', 'v-us');
-  for (const a of ['10.31.0.2/24', '10.31.0.12/24', '10.31.0.22/24', '10.31.0.32/24'])
-    await birdNs.ip('addr', 'add', a, 'dev', 'v-bird');
-  await us.ip('addr', 'add', 'fd31::1/64', 'dev', 'v-us', 'nodad');
-  await us.ip('addr', 'add', 'fd31::11/64', 'dev', 'v-us', 'nodad');
-  await birdNs.ip('addr', 'add', 'fd31::2/64', 'dev', 'v-bird', 'nodad');
-  bird = await startBird(birdNs, procs, birdConf);
+  ({ us, them: birdNs } = await lab.pair(
+    { us: 'bgpus', them: 'bgpbird', themIf: 'v-bird' },
+    {
+      us: ['10.31.0.1/24', '10.31.0.11/24', '10.31.0.21/24', '10.31.0.31/24', 'fd31::1/64', 'fd31::11/64'],
+      them: ['10.31.0.2/24', '10.31.0.12/24', '10.31.0.22/24', '10.31.0.32/24', 'fd31::2/64'],
+    },
+  ));
+  bird = await startBird(birdNs, lab.procs, birdConf);
   speaker = startSpeaker();
   await speaker.addPeer(peerA);
   await speaker.addPeer(peerB);
@@ -81,12 +81,7 @@ beforeAll(async () => {
   await speaker.start();
 }, 60_000);
 
-afterAll(async () => {
-  await speaker?.close(procs).catch(() => {});
-  await procs.stopAll();
-  await lab.destroy();
-  if (bird) rmSync(bird.dir, { recursive: true, force: true });
-});
+afterAll(() => lab.stop([speaker], [bird?.dir]));
 
 describe('bgp-ts with BIRD 2', { timeout: 90_000 }, () => {
   it('establishes a session that we open and one that BIRD opens', async () => {
@@ -189,7 +184,7 @@ describe('bgp-ts with BIRD 2', { timeout: 90_000 }, () => {
       (await bird.route('10.244.2.0/26')).includes('via 10.31.0.1 '),
     );
     await speaker.stop({ graceful: true });
-    await speaker.close(procs);
+    await speaker.close(lab.procs);
     await wait('BIRD to notice we left', async () => !(await birdEstablished(bird, 'a')));
     // Longer than the 3 s hold time: without graceful restart BIRD would have dropped them by now.
     await new Promise((r) => setTimeout(r, 4000));

@@ -1,13 +1,12 @@
 // Interop with FRR (zebra + bgpd) in network namespaces: both sides connect at once (collision
 // resolution), IPv4 + IPv6 routes both ways with next hops, withdrawals, and Cease on removal.
-import { rmSync } from 'node:fs';
-import { cleanupStale, type Netns, NetnsSet, ProcessGroup, vethPair } from '@podnet/testkit';
+import type { Netns } from '@podnet/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Frr, startFrr, wait } from './__fixtures__/daemons.js';
+import { SpeakerLab } from './__fixtures__/pair.js';
 import { SpeakerProc } from './__fixtures__/proc.js';
 
-const lab = new NetnsSet();
-const procs = new ProcessGroup();
+const lab = new SpeakerLab();
 let us: Netns;
 let frrNs: Netns;
 let frr: Frr;
@@ -42,16 +41,12 @@ interface FrrRoute {
 }
 
 beforeAll(async () => {
-  await cleanupStale();
-  us = await lab.create('bgpus');
-  frrNs = await lab.create('bgpfrr');
-  await vethPair(us, 'v-us', frrNs, 'v-frr');
-  await us.ip('addr', 'add', '10.32.0.1/24', 'dev', 'v-us');
-  await frrNs.ip('addr', 'add', '10.32.0.2/24', 'dev', 'v-frr');
-  await us.ip('addr', 'add', 'fd32::1/64', 'dev', 'v-us', 'nodad');
-  await frrNs.ip('addr', 'add', 'fd32::2/64', 'dev', 'v-frr', 'nodad');
-  frr = await startFrr(frrNs, procs, bgpdConf);
-  speaker = new SpeakerProc(us, procs, { asn: 65001, routerId: '10.32.0.1', listen: { port: 179 } });
+  ({ us, them: frrNs } = await lab.pair(
+    { us: 'bgpus', them: 'bgpfrr', themIf: 'v-frr' },
+    { us: ['10.32.0.1/24', 'fd32::1/64'], them: ['10.32.0.2/24', 'fd32::2/64'] },
+  ));
+  frr = await startFrr(frrNs, lab.procs, bgpdConf);
+  speaker = new SpeakerProc(us, lab.procs, { asn: 65001, routerId: '10.32.0.1', listen: { port: 179 } });
   await speaker.addPeer({
     address: '10.32.0.2',
     asn: 65003,
@@ -65,12 +60,7 @@ beforeAll(async () => {
   await speaker.start();
 }, 60_000);
 
-afterAll(async () => {
-  await speaker?.close(procs).catch(() => {});
-  await procs.stopAll();
-  await lab.destroy();
-  if (frr) rmSync(frr.dir, { recursive: true, force: true });
-});
+afterAll(() => lab.stop([speaker], [frr?.dir]));
 
 describe('bgp-ts with FRR', { timeout: 90_000 }, () => {
   it('establishes a session while both sides try to connect (collision resolution)', async () => {

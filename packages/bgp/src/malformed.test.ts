@@ -1,17 +1,9 @@
 // A speaker fed malformed UPDATEs by a raw peer: RFC 7606 actions apply per UPDATE, the process
 // keeps running and the RIB keeps exactly what it should.
 import { afterEach, describe, expect, it } from 'vitest';
-import { MemConn } from './__fixtures__/memnet.js';
+import { rawPeer, until } from './__fixtures__/rawpeer.js';
 import { Speaker } from './speaker.js';
-import { decodeMessage, encodeMessage, type UpdateMessage } from './wire/messages.js';
 
-const until = async (what: string, f: () => boolean, ms = 5000) => {
-  const end = Date.now() + ms;
-  while (!f()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
-};
 const hex = (s: string) => Buffer.from(s.replace(/\s+/g, ''), 'hex');
 const M = 'ffffffffffffffffffffffffffffffff';
 function rawUpdate(attrs: string, nlri: string): Buffer {
@@ -32,31 +24,11 @@ async function connect() {
   speaker = s;
   s.addPeer({ address: '10.0.0.1', asn: 65001, passive: true, holdTime: 9 });
   await s.start();
-  const peer = new MemConn('10.0.0.1', '10.0.0.2');
-  const ours = new MemConn('10.0.0.2', '10.0.0.1');
-  peer.peer = ours;
-  ours.peer = peer;
-  const received: ReturnType<typeof decodeMessage>[] = [];
-  peer.on('data', (b: Buffer) => {
-    for (let off = 0; off < b.length; off += b.readUInt16BE(off + 16))
-      received.push(decodeMessage(b.subarray(off)));
-  });
-  s.acceptConnection(ours, '10.0.0.1');
-  peer.write(
-    encodeMessage({
-      type: 'open',
-      version: 4,
-      myAs: 65001,
-      holdTime: 9,
-      bgpId: '10.0.0.1',
-      capabilities: [{ type: 'four-octet-as', asn: 65001 }],
-    }),
-  );
-  peer.write(encodeMessage({ type: 'keepalive' }));
+  const peer = rawPeer(s, '10.0.0.1', '10.0.0.2');
+  peer.open({ asn: 65001, holdTime: 9 });
+  peer.keepalive();
   await until('established', () => s.peers()[0]?.state === 'established');
-  const send = (b: Buffer) => peer.write(b);
-  const announce = (m: Omit<UpdateMessage, 'type'>) => send(encodeMessage({ type: 'update', ...m }));
-  return { s, send, announce, received };
+  return { s, send: peer.send, announce: peer.announce, received: peer.received };
 }
 
 describe('malformed UPDATEs from a peer', () => {

@@ -1,33 +1,13 @@
 // RFC 4271 §9.1.2.1: a path whose NEXT_HOP cannot be resolved is not a candidate for best path.
 // The speaker asks `nextHopReachable`, and selects again when told the answer may have changed.
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { MemNet } from './__fixtures__/memnet.js';
-import { type RibChange, Speaker } from './speaker.js';
+import { memSpeakers } from './__fixtures__/speakers.js';
+import { until } from './__fixtures__/until.js';
+import type { RibChange } from './speaker.js';
 
-const until = async (what: string, f: () => boolean, ms = 5000) => {
-  const end = Date.now() + ms;
-  while (!f()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-};
-
-const running: Speaker[] = [];
-afterEach(async () => {
-  for (const s of running.splice(0)) await s.stop();
-});
-
-function mk(
-  net: MemNet,
-  addr: string,
-  asn: number,
-  extra: Partial<ConstructorParameters<typeof Speaker>[0]> = {},
-) {
-  const s = new Speaker({ asn, routerId: addr, transport: net.transport(addr), ...extra });
-  net.register(addr, s);
-  running.push(s);
-  return s;
-}
+const speakers = memSpeakers();
+const mk = speakers.make;
 
 describe('next-hop reachability in best-path selection', () => {
   it('leaves out paths whose next hop is unreachable, and selects again on nextHopsChanged', async () => {

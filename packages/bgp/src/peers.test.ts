@@ -1,12 +1,12 @@
 // Peers keyed by address and port, against real sockets in network namespaces: two BIRDs on one
 // address at ports 179 and 1790.
-import { cleanupStale, type Netns, NetnsSet, ProcessGroup, vethPair } from '@podnet/testkit';
+import type { Netns } from '@podnet/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Bird, birdEstablished, startBird, wait } from './__fixtures__/daemons.js';
+import { SpeakerLab } from './__fixtures__/pair.js';
 import { SpeakerProc } from './__fixtures__/proc.js';
 
-const lab = new NetnsSet();
-const procs = new ProcessGroup();
+const lab = new SpeakerLab();
 let us: Netns;
 let them: Netns;
 let speaker: SpeakerProc;
@@ -24,26 +24,20 @@ protocol bgp speaker {
 `;
 
 beforeAll(async () => {
-  await cleanupStale();
-  us = await lab.create('peerus');
-  them = await lab.create('peerthem');
-  await vethPair(us, 'v-us', them, 'v-them');
-  await us.ip('addr', 'add', '10.33.0.1/24', 'dev', 'v-us');
-  await them.ip('addr', 'add', '10.33.0.2/24', 'dev', 'v-them');
-  birds.push(await startBird(them, procs, birdConf(179, '192.0.2.0/24')));
-  birds.push(await startBird(them, procs, birdConf(1790, '198.51.100.0/24')));
-  speaker = new SpeakerProc(us, procs, { asn: 65001, routerId: '10.33.0.1', listen: { port: 179 } });
+  ({ us, them } = await lab.pair(
+    { us: 'peerus', them: 'peerthem', themIf: 'v-them' },
+    { us: ['10.33.0.1/24'], them: ['10.33.0.2/24'] },
+  ));
+  birds.push(await startBird(them, lab.procs, birdConf(179, '192.0.2.0/24')));
+  birds.push(await startBird(them, lab.procs, birdConf(1790, '198.51.100.0/24')));
+  speaker = new SpeakerProc(us, lab.procs, { asn: 65001, routerId: '10.33.0.1', listen: { port: 179 } });
   const peer = { address: '10.33.0.2', asn: 65002, holdTime: 3, connectRetry: 1 };
   await speaker.addPeer({ ...peer, port: 179 });
   await speaker.addPeer({ ...peer, port: 1790 });
   await speaker.start();
 }, 60_000);
 
-afterAll(async () => {
-  await speaker?.close(procs).catch(() => {});
-  await procs.stopAll();
-  await lab.destroy();
-});
+afterAll(() => lab.stop([speaker]));
 
 describe('peers keyed by address and port', { timeout: 60_000 }, () => {
   it('runs two sessions with two daemons on one address at different ports', async () => {

@@ -1,32 +1,27 @@
 // Connections from an address with no peer, against real sockets in network namespaces: a client
 // connects 1,000 times; the speaker must close every one (fd count) and still stop cleanly.
-import { cleanupStale, type Netns, NetnsSet, ProcessGroup, vethPair } from '@podnet/testkit';
+import type { Netns } from '@podnet/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { wait } from './__fixtures__/daemons.js';
+import { SpeakerLab } from './__fixtures__/pair.js';
 import { SpeakerProc } from './__fixtures__/proc.js';
 
-const lab = new NetnsSet();
-const procs = new ProcessGroup();
+const lab = new SpeakerLab();
 let them: Netns;
 let speaker: SpeakerProc;
 
 beforeAll(async () => {
-  await cleanupStale();
-  const us = await lab.create('refus');
-  them = await lab.create('refthem');
-  await vethPair(us, 'v-us', them, 'v-them');
-  await us.ip('addr', 'add', '10.34.0.1/24', 'dev', 'v-us');
-  await them.ip('addr', 'add', '10.34.0.3/24', 'dev', 'v-them');
-  speaker = new SpeakerProc(us, procs, { asn: 65001, routerId: '10.34.0.1', listen: { port: 179 } });
+  const pair = await lab.pair(
+    { us: 'refus', them: 'refthem', themIf: 'v-them' },
+    { us: ['10.34.0.1/24'], them: ['10.34.0.3/24'] },
+  );
+  them = pair.them;
+  speaker = new SpeakerProc(pair.us, lab.procs, { asn: 65001, routerId: '10.34.0.1', listen: { port: 179 } });
   await speaker.addPeer({ address: '10.34.0.2', asn: 65002, passive: true });
   await speaker.start();
 }, 60_000);
 
-afterAll(async () => {
-  await speaker?.close(procs).catch(() => {});
-  await procs.stopAll();
-  await lab.destroy();
-});
+afterAll(() => lab.stop([speaker]));
 
 // 1,000 connections from 10.34.0.3 (no peer there), 20 at a time; each sends an OPEN-sized blob
 // and waits for the speaker to close. Prints how many closed.
@@ -51,7 +46,7 @@ Promise.all(Array.from({ length: 20 }, one)).then(() => { console.log(done); pro
 describe('connections from an address with no peer', { timeout: 60_000 }, () => {
   it('closes 1,000 refused connections: the fd count comes back, and stop() leaves no handle open', async () => {
     const before = await speaker.call<number>('fds');
-    const client = procs.add(them.spawn(process.execPath, ['-e', churn]));
+    const client = lab.procs.add(them.spawn(process.execPath, ['-e', churn]));
     let out = '';
     client.stdout!.on('data', (d: Buffer) => {
       out += d.toString();

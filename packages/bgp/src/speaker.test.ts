@@ -1,5 +1,7 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { MemNet } from './__fixtures__/memnet.js';
+import { memSpeakers } from './__fixtures__/speakers.js';
+import { until } from './__fixtures__/until.js';
 import type { RouteAttrs } from './rib/attrs.js';
 import { compilePolicy, prefixAllowed } from './rib/policy.js';
 import { PrefixMap } from './rib/prefix-map.js';
@@ -7,30 +9,8 @@ import { type AttrSet, comparePaths, type PathSource } from './rib/rib.js';
 import { type PeerConfig, type RibChange, Speaker } from './speaker.js';
 import { BgpConfigError } from './wire/errors.js';
 
-const until = async (what: string, f: () => boolean, ms = 5000) => {
-  const end = Date.now() + ms;
-  while (!f()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-};
-
-const running: Speaker[] = [];
-afterEach(async () => {
-  for (const s of running.splice(0)) await s.stop();
-});
-
-function mk(
-  net: MemNet,
-  addr: string,
-  asn: number,
-  extra: Partial<ConstructorParameters<typeof Speaker>[0]> = {},
-) {
-  const s = new Speaker({ asn, routerId: addr, transport: net.transport(addr), ...extra });
-  net.register(addr, s);
-  running.push(s);
-  return s;
-}
+const speakers = memSpeakers();
+const mk = speakers.make;
 
 function link(
   a: Speaker,
@@ -157,7 +137,7 @@ describe('speaker over an in-memory network', () => {
     await Promise.all([a.start(), b.start()]);
     await until('routes', () => b.locRibSize === 2);
     await a.stop({ graceful: true });
-    running.splice(running.indexOf(a), 1);
+    speakers.forget(a);
     await until('b sees the session go', () => !established(b, '10.0.0.1'));
     expect(b.locRibSize).toBe(2);
     expect(b.lookup('10.1.0.0/24')!.stale).toBe(true);

@@ -2,12 +2,10 @@
 // default, or the real cluster named by KUBECONFIG (the suite runs unchanged against both).
 // Everything this suite creates carries a per-run label and unique names.
 import diagnostics from 'node:diagnostics_channel';
-import { Writable } from 'node:stream';
-import { fileURLToPath } from 'node:url';
 import { type TestCluster, testCluster } from '@podnet/testkit';
-import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
+import { apiWithCrds, CRD_DIR, logCapture, testRun, waitFor } from './__fixtures__/api.js';
 import { KubeClient } from './client.js';
 import { K8S_ERR, K8sError, SchemaError } from './errors.js';
 import { coreSource, Informer, type InformerEvent, resourceSource } from './informer.js';
@@ -15,43 +13,19 @@ import { installCrds, loadCrdFiles } from './install.js';
 import { BGPPEER, IPPOOL } from './resources.js';
 import type { IPPool } from './schemas.js';
 
-const CRD_DIR = fileURLToPath(new URL('../../../deploy/crds', import.meta.url));
-const RUN = `k8s${process.pid.toString(36)}${Date.now().toString(36).slice(-4)}`;
-const runLabel = { 'podnet.io/test-run': RUN };
-const runSelector = `podnet.io/test-run=${RUN}`;
+const { run: RUN, labels: runLabel, selector: runSelector } = testRun('k8s');
 
 let cluster: TestCluster;
 let client: KubeClient;
 const created: { pools: string[]; peers: string[]; pods: string[] } = { pools: [], peers: [], pods: [] };
-
-async function waitFor(what: string, check: () => boolean, timeoutMs = 15_000) {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
 
 function pool(name: string, cidr: string, extra: Record<string, string> = {}) {
   created.pools.push(name);
   return { metadata: { name, labels: { ...runLabel, ...extra } }, spec: { cidr } };
 }
 
-function logCapture() {
-  const lines: Record<string, unknown>[] = [];
-  const stream = new Writable({
-    write(chunk, _enc, cb) {
-      for (const l of String(chunk).split('\n')) if (l.trim()) lines.push(JSON.parse(l));
-      cb();
-    },
-  });
-  return { logger: pino({ level: 'debug' }, stream), lines };
-}
-
 beforeAll(async () => {
-  cluster = await testCluster({ historySize: 30, bookmarkIntervalMs: 300 });
-  client = new KubeClient({ kubeconfigPath: cluster.kubeconfigPath });
-  await installCrds(client, { crds: loadCrdFiles(CRD_DIR) });
+  ({ cluster, client } = await apiWithCrds({ historySize: 30, bookmarkIntervalMs: 300 }));
 });
 
 afterAll(async () => {

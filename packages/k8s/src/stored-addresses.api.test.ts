@@ -3,44 +3,19 @@
 // leading zero. The API server stores them (the CRD schema says "string"); podnet's readers refuse
 // them by name, skip them, keep the last valid version, and never stop. Against the embedded API
 // server, or the cluster in KUBECONFIG.
-import { Writable } from 'node:stream';
-import { fileURLToPath } from 'node:url';
-import { type TestCluster, testCluster } from '@podnet/testkit';
-import pino from 'pino';
+import type { TestCluster } from '@podnet/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { KubeClient } from './client.js';
+import { apiWithCrds, logCapture, testRun, waitFor } from './__fixtures__/api.js';
+import type { KubeClient } from './client.js';
 import { Informer, resourceSource } from './informer.js';
-import { installCrds, loadCrdFiles } from './install.js';
 import { BGPPEER, IPPOOL } from './resources.js';
 
-const CRD_DIR = fileURLToPath(new URL('../../../deploy/crds', import.meta.url));
-const RUN = `sa${process.pid.toString(36)}${Date.now().toString(36).slice(-4)}`;
-const labels = { 'podnet.io/test-run': RUN };
-const labelSelector = `podnet.io/test-run=${RUN}`;
+const { run: RUN, labels, selector: labelSelector } = testRun('sa');
 const G = { group: 'podnet.io', version: 'v1alpha1' };
 
 let cluster: TestCluster;
 let client: KubeClient;
 const created: { plural: string; name: string }[] = [];
-
-async function waitFor(what: string, check: () => boolean, timeoutMs = 15_000) {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
-
-function logCapture() {
-  const lines: Record<string, unknown>[] = [];
-  const stream = new Writable({
-    write(chunk, _enc, cb) {
-      for (const l of String(chunk).split('\n')) if (l.trim()) lines.push(JSON.parse(l));
-      cb();
-    },
-  });
-  return { logger: pino({ level: 'debug' }, stream), lines };
-}
 
 /** Stores an object as given, past podnet's own validation (as an older podnet or kubectl would). */
 async function storeRaw(plural: 'ippools' | 'bgppeers', name: string, spec: Record<string, unknown>) {
@@ -60,9 +35,7 @@ async function editRaw(plural: 'ippools' | 'bgppeers', name: string, spec: Recor
 }
 
 beforeAll(async () => {
-  cluster = await testCluster({ historySize: 30 });
-  client = new KubeClient({ kubeconfigPath: cluster.kubeconfigPath });
-  await installCrds(client, { crds: loadCrdFiles(CRD_DIR) });
+  ({ cluster, client } = await apiWithCrds({ historySize: 30 }));
 });
 
 afterAll(async () => {

@@ -2,14 +2,12 @@
 // blocks whose next hops are nodes in another rack (10.88.2.0/24). The kernel refuses `via` such
 // an address; the programmer installs the block via the gateway of the kernel's route to it, and
 // follows that route as it appears, moves and goes (netlink route events, no polling).
-import { cleanupStale, type Netns, NetnsSet, waitFor } from '@podnet/testkit';
+import { type Netns, waitFor } from '@podnet/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { backends, fileNamespaces, nodeWithUplink } from './__fixtures__/netns.js';
 import { computeDesired } from './desired.js';
-import { ipRouteKernel } from './ip-kernel.js';
-import type { RouteKernel } from './kernel.js';
 import { NextHopResolver } from './nexthop.js';
 import { RouteProgrammer } from './programmer.js';
-import { rtnetlinkKernel } from './rtnl-kernel.js';
 
 interface IpRoute {
   dst: string;
@@ -17,20 +15,7 @@ interface IpRoute {
   nexthops?: { gateway: string }[];
 }
 
-const lab = new NetnsSet();
-
-beforeAll(async () => {
-  await cleanupStale();
-});
-
-afterAll(async () => {
-  await lab.destroy();
-});
-
-const backends: [string, (netns: string) => RouteKernel][] = [
-  ['rtnetlink', (netns) => rtnetlinkKernel({ netns })],
-  ['iproute2', (netns) => ipRouteKernel({ netns })],
-];
+const lab = fileNamespaces();
 
 describe.each(backends)('next hops in another subnet, on %s', (_name, makeKernel) => {
   let node: Netns;
@@ -43,11 +28,7 @@ describe.each(backends)('next hops in another subnet, on %s', (_name, makeKernel
   };
 
   beforeAll(async () => {
-    node = await lab.create('nhnode');
-    await node.ip('link', 'add', 'eth0', 'type', 'veth', 'peer', 'name', 'eth1');
-    await node.ip('link', 'set', 'eth0', 'up');
-    await node.ip('link', 'set', 'eth1', 'up');
-    await node.ip('addr', 'add', '10.88.1.11/24', 'dev', 'eth0');
+    node = await nodeWithUplink(lab, 'nhnode', { dev: 'eth0', peer: 'eth1', address: '10.88.1.11/24' });
     resolver = new NextHopResolver({ kernel: makeKernel(node.path), eventDebounceMs: 10 });
     await resolver.start();
     rp = new RouteProgrammer({

@@ -1,14 +1,12 @@
 // The route programmer against the real kernel: a node namespace with two (then three) pod
 // namespaces on veths and an uplink; the programmer runs from this process against the node
 // namespace, and sysctls are written inside it (never in the namespace the test runs in).
-import { cleanupStale, type Netns, NetnsSet, waitFor } from '@podnet/testkit';
+import { type Netns, waitFor } from '@podnet/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { backends, fileNamespaces, nodeWithUplink } from './__fixtures__/netns.js';
 import { computeDesired, type RouteInputs } from './desired.js';
-import { ipRouteKernel } from './ip-kernel.js';
-import type { RouteKernel } from './kernel.js';
 import { PODNET_PROTO } from './model.js';
 import { RouteProgrammer } from './programmer.js';
-import { rtnetlinkKernel } from './rtnl-kernel.js';
 
 interface IpRoute {
   dst: string;
@@ -19,7 +17,7 @@ interface IpRoute {
   nexthops?: { gateway: string }[];
 }
 
-const lab = new NetnsSet();
+const lab = fileNamespaces();
 let node: Netns;
 const pods: Netns[] = [];
 let rp: RouteProgrammer;
@@ -61,26 +59,9 @@ const inputs = (over: Partial<RouteInputs> = {}): RouteInputs => ({
   ...over,
 });
 
-beforeAll(async () => {
-  await cleanupStale();
-});
-
-afterAll(async () => {
-  await lab.destroy();
-});
-
-const backends: [string, (netns: string) => RouteKernel][] = [
-  ['rtnetlink', (netns) => rtnetlinkKernel({ netns })],
-  ['iproute2', (netns) => ipRouteKernel({ netns })],
-];
-
 describe.each(backends)('route programmer in a namespace, on %s', (_name, makeKernel) => {
   beforeAll(async () => {
-    node = await lab.create('rtnode');
-    await node.ip('link', 'add', 'up0', 'type', 'veth', 'peer', 'name', 'up1');
-    await node.ip('link', 'set', 'up0', 'up');
-    await node.ip('link', 'set', 'up1', 'up');
-    await node.ip('addr', 'add', '172.20.0.1/24', 'dev', 'up0');
+    node = await nodeWithUplink(lab, 'rtnode', { dev: 'up0', peer: 'up1', address: '172.20.0.1/24' });
     await node.ip('route', 'add', 'default', 'via', '172.20.0.254', 'dev', 'up0');
     await addPod(0);
     await addPod(1);
@@ -347,11 +328,7 @@ describe.each(backends)('IPv6 routes in a namespace, on %s', (_name, makeKernel)
   const v6routes = (...args: string[]) => v6node.ipJson<IpRoute[]>('-N', '-6', 'route', 'show', ...args);
 
   beforeAll(async () => {
-    v6node = await lab.create('rtnode6');
-    await v6node.ip('link', 'add', 'up0', 'type', 'veth', 'peer', 'name', 'up1');
-    await v6node.ip('link', 'set', 'up0', 'up');
-    await v6node.ip('link', 'set', 'up1', 'up');
-    await v6node.ip('-6', 'addr', 'add', 'fd00:ff::1/64', 'dev', 'up0', 'nodad');
+    v6node = await nodeWithUplink(lab, 'rtnode6', { dev: 'up0', peer: 'up1', address: 'fd00:ff::1/64' });
     await v6node.ip('link', 'add', 'pn0000000006a', 'type', 'veth', 'peer', 'name', 'pod6');
     await v6node.ip('link', 'set', 'pn0000000006a', 'up');
     await v6node.ip('link', 'set', 'pod6', 'up');

@@ -5,13 +5,7 @@ import type { Speaker } from '../speaker.js';
 import { type Capability, decodeMessage, encodeMessage, type UpdateMessage } from '../wire/messages.js';
 import { MemConn } from './memnet.js';
 
-export const until = async (what: string, f: () => boolean, ms = 10_000) => {
-  const end = Date.now() + ms;
-  while (!f()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
-};
+export { until } from './until.js';
 
 export interface RawPeer {
   conn: MemConn;
