@@ -29,13 +29,14 @@ export const NAME_RE = /^[A-Za-z][A-Za-z0-9_-]{0,63}$/;
  * Words nft's parser reads as keywords where a name is expected (nft 1.0 does not accept quoted
  * names there). Not exhaustive: a name nft still refuses fails the transaction as NFT_ERR_APPLY.
  */
+// biome-ignore format: one list of words
 const RESERVED = new Set([
   'fwd', 'dup', 'counter', 'comment', 'accept', 'drop', 'return', 'jump', 'goto', 'continue',
   'queue', 'reject', 'log', 'limit', 'meta', 'ct', 'ip', 'ip6', 'inet', 'tcp', 'udp', 'sctp',
   'table', 'chain', 'set', 'map', 'rule', 'element', 'flags', 'type', 'hook', 'priority',
   'policy', 'masquerade', 'snat', 'dnat', 'redirect', 'vmap', 'th', 'quota', 'flush', 'add',
   'delete', 'list', 'insert', 'replace', 'create', 'define', 'include', 'elements', 'interval',
-]); // biome-ignore format: one list
+]);
 const COMMENT_MAX = 128;
 const COMMENT_RE = /^[^"\\\n\r\t\u0000-\u001f]*$/;
 
