@@ -141,6 +141,13 @@ describe('NftTable in a namespace with the real nft', () => {
     expect(await nft.drift()).toEqual({ structural: [], elements: [] });
   });
 
+  it('reads the same table through a namespace path (nsenter) as through its name', async () => {
+    const byName = await nftCli({ netns: ns.name }).list('podnet');
+    expect(byName).not.toBeNull();
+    expect(await nftCli({ netns: ns.path }).list('podnet')).toBe(byName);
+    expect(await nftCli({ netns: ns.path }).list('absent')).toBeNull();
+  });
+
   it('removes chains and sets the model no longer has, and the whole table when deleted by hand it comes back', async () => {
     const smaller = natModel(['10.96.0.0/12']);
     smaller.chains = smaller.chains.slice(0, 1);

@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { FakeExecutor } from './__fixtures__/fake.js';
 import { natModel } from './__fixtures__/models.js';
 import { NftError } from './errors.js';
+import { nftCli } from './exec.js';
 import { NftTable } from './nft.js';
 
 /** A listing equal to natModel(pools) as the kernel would print it, with `forwardRules` rules in forward. */
@@ -133,6 +134,16 @@ describe('NftTable.sync', () => {
     expect(err).toMatchObject({
       code: 'NFT_ERR_APPLY',
       stderr: 'Error: Could not process rule: Too many levels of symbolic links',
+    });
+  });
+});
+
+describe('nftCli', () => {
+  it('a missing nft program is NFT_ERR_EXEC naming the command', async () => {
+    const exec = nftCli({ nft: '/nonexistent/nft' });
+    await expect(exec.apply('add table inet podnet\n')).rejects.toMatchObject({
+      code: 'NFT_ERR_EXEC',
+      message: expect.stringContaining('/nonexistent/nft -f -'),
     });
   });
 });
