@@ -164,4 +164,11 @@ describe('NftTable in a namespace with the real nft', () => {
     items = await ruleset();
     expect(ofTable(items, 'podnet', 'rule')).toHaveLength(1);
   });
+
+  it('never touched the other table in the namespace (after every sync, refusal and repair above)', async () => {
+    expect(await ns.run('nft', ['-j', 'list', 'table', 'inet', 'hostfw'])).toBe(otherBefore);
+    const items = await ruleset();
+    expect(ofTable(items, 'hostfw', 'chain').map((c) => c.name)).toEqual(['input', 'forward']);
+    expect(ofTable(items, 'hostfw', 'rule')).toHaveLength(2);
+  });
 });
