@@ -1,0 +1,78 @@
+// Running `nft`: the executor applies a transaction file on stdin (`nft -f -`) and lists the
+// table as JSON. In production it runs in the agent's own network namespace; tests give it a
+// namespace (a name: `ip netns exec`; a path: `nsenter --net=`).
+import { spawn } from 'node:child_process';
+import { NftError } from './errors.js';
+
+export interface NftExecutor {
+  /** Applies one transaction; throws NFT_ERR_APPLY (with nft's stderr) when it is refused. */
+  apply(script: string): Promise<void>;
+  /** `nft -j list table inet <table>` output, or null when the table does not exist. */
+  list(table: string): Promise<string | null>;
+}
+
+export interface CliOptions {
+  /** A namespace name (under /var/run/netns) or a path to a namespace file; default: this one. */
+  netns?: string;
+  /** The nft program; default `nft`. */
+  nft?: string;
+  timeoutMs?: number;
+}
+
+interface Ran {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+function runCommand(argv: string[], input: string | undefined, timeoutMs: number): Promise<Ran> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(argv[0]!, argv.slice(1), { stdio: ['pipe', 'pipe', 'pipe'], timeout: timeoutMs });
+    const out: Buffer[] = [];
+    const err: Buffer[] = [];
+    child.stdout.on('data', (b: Buffer) => out.push(b));
+    child.stderr.on('data', (b: Buffer) => err.push(b));
+    child.on('error', (e) =>
+      reject(new NftError('NFT_ERR_EXEC', `cannot run ${argv.join(' ')}: ${e.message}`, '', { cause: e })),
+    );
+    child.on('close', (code, signal) =>
+      resolve({
+        code: code ?? (signal ? 128 : 1),
+        stdout: Buffer.concat(out).toString(),
+        stderr: Buffer.concat(err).toString() + (signal ? `\nkilled by ${signal}` : ''),
+      }),
+    );
+    child.stdin.on('error', () => {}); // nft exiting early closes stdin; the exit status tells why.
+    child.stdin.end(input ?? '');
+  });
+}
+
+/** The executor that runs the `nft` program. */
+export function nftCli(opts: CliOptions = {}): NftExecutor {
+  const nft = opts.nft ?? 'nft';
+  const timeoutMs = opts.timeoutMs ?? 30_000;
+  const argv = (args: string[]) => {
+    if (!opts.netns) return [nft, ...args];
+    if (opts.netns.startsWith('/')) return ['nsenter', `--net=${opts.netns}`, nft, ...args];
+    return ['ip', 'netns', 'exec', opts.netns, nft, ...args];
+  };
+  return {
+    async apply(script) {
+      const r = await runCommand(argv(['-f', '-']), script, timeoutMs);
+      if (r.code !== 0) {
+        const first = r.stderr.trim().split('\n')[0] ?? '';
+        throw new NftError(
+          'NFT_ERR_APPLY',
+          `nft -f refused the transaction (exit ${r.code}): ${first}`,
+          r.stderr,
+        );
+      }
+    },
+    async list(table) {
+      const r = await runCommand(argv(['-j', 'list', 'table', 'inet', table]), undefined, timeoutMs);
+      if (r.code === 0) return r.stdout;
+      if (/No such file or directory/.test(r.stderr)) return null;
+      throw new NftError('NFT_ERR_READ', `nft -j list table inet ${table} failed (exit ${r.code})`, r.stderr);
+    },
+  };
+}

@@ -1,0 +1,19 @@
+// @podnet/nft: podnet's nf_tables layer (see README.md).
+export { canonicalElement, elementResult, verdictText } from './elements.js';
+export { NFT_ERROR_CODES, NftError, type NftErrorCode } from './errors.js';
+export { type CliOptions, type NftExecutor, nftCli } from './exec.js';
+export * from './model.js';
+export { NftTable, type SyncResult } from './nft.js';
+export { type Observed, type ObservedChain, type ObservedSet, parseListing } from './observed.js';
+export {
+  compare,
+  type Drift,
+  NAME_RE,
+  renderElements,
+  renderFull,
+  renderRule,
+  type SetDelta,
+  structureKey,
+  type ValidTable,
+  validate,
+} from './render.js';

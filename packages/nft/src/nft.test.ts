@@ -1,0 +1,149 @@
+// NftTable.sync's choice of transaction, against the in-memory executor.
+import { describe, expect, it } from 'vitest';
+import { FakeExecutor } from './__fixtures__/fake.js';
+import { natModel } from './__fixtures__/models.js';
+import { NftError } from './errors.js';
+import { nftCli } from './exec.js';
+import { NftTable } from './nft.js';
+
+/** A listing equal to natModel(pools) as the kernel would print it, with `forwardRules` rules in forward. */
+function listing(pools: string[], forwardRules = 2): string {
+  const t = 'podnet';
+  const rule = (chain: string, handle: number) => ({
+    rule: { family: 'inet', table: t, chain, handle, expr: [] },
+  });
+  return JSON.stringify({
+    nftables: [
+      { table: { family: 'inet', name: t } },
+      {
+        chain: {
+          family: 'inet',
+          table: t,
+          name: 'nat-postrouting',
+          type: 'nat',
+          hook: 'postrouting',
+          prio: 100,
+          policy: 'accept',
+        },
+      },
+      {
+        chain: {
+          family: 'inet',
+          table: t,
+          name: 'forward',
+          type: 'filter',
+          hook: 'forward',
+          prio: 0,
+          policy: 'accept',
+        },
+      },
+      { chain: { family: 'inet', table: t, name: 'pod-ingress' } },
+      {
+        set: {
+          family: 'inet',
+          table: t,
+          name: 'pools4',
+          type: 'ipv4_addr',
+          flags: ['interval'],
+          comment: 'IPv4 pools',
+          elem: pools,
+        },
+      },
+      {
+        set: {
+          family: 'inet',
+          table: t,
+          name: 'pools6',
+          type: 'ipv6_addr',
+          flags: ['interval'],
+          elem: [{ prefix: { addr: 'fd00:65::', len: 48 } }],
+        },
+      },
+      { set: { family: 'inet', table: t, name: 'dns-ports', type: 'inet_service', elem: [53] } },
+      { set: { family: 'inet', table: t, name: 'pod-ifs', type: 'ifname', elem: ['pn0001'] } },
+      {
+        map: {
+          family: 'inet',
+          table: t,
+          name: 'pod-policy',
+          type: 'ipv4_addr',
+          map: 'verdict',
+          elem: [['10.65.0.1', { jump: { target: 'pod-ingress' } }]],
+        },
+      },
+      rule('nat-postrouting', 1),
+      ...Array.from({ length: forwardRules }, (_, i) => rule('forward', 10 + i)),
+      ...[1, 2, 3].map((h) => rule('pod-ingress', 20 + h)),
+    ],
+  });
+}
+
+describe('NftTable.sync', () => {
+  it('first sync of a process is a full transaction even when the kernel already holds the model', async () => {
+    const fake = new FakeExecutor();
+    fake.listing = listing(['10.65.0.0/16']);
+    const nft = new NftTable({ exec: fake });
+    const r = await nft.sync(natModel());
+    expect(r.mode).toBe('full');
+    expect(fake.applied).toEqual([r.script]);
+    expect(r.script.startsWith('add table inet podnet\nflush table inet podnet\n')).toBe(true);
+  });
+
+  it('then an element change is an element transaction, and an equal kernel needs none', async () => {
+    const fake = new FakeExecutor();
+    const nft = new NftTable({ exec: fake });
+    await nft.sync(natModel());
+    fake.listing = listing(['10.65.0.0/16']);
+    const r = await nft.sync(natModel(['10.65.0.0/16', '10.66.0.0/16']));
+    expect(r).toEqual({ mode: 'elements', script: 'add element inet podnet pools4 { 10.66.0.0/16 }\n' });
+    fake.listing = listing(['10.65.0.0/16', '10.66.0.0/16']);
+    expect(await nft.sync(natModel(['10.65.0.0/16', '10.66.0.0/16']))).toEqual({ mode: 'none', script: '' });
+    expect(fake.applied).toHaveLength(2);
+  });
+
+  it('a rule missing in the kernel (drift) gives a full transaction', async () => {
+    const fake = new FakeExecutor();
+    const nft = new NftTable({ exec: fake });
+    await nft.sync(natModel());
+    fake.listing = listing(['10.65.0.0/16'], 1);
+    expect((await nft.drift()).structural).toEqual(['chain forward has 1 rules, want 2']);
+    expect((await nft.sync(natModel())).mode).toBe('full');
+  });
+
+  it('a changed rule (same count) gives a full transaction', async () => {
+    const fake = new FakeExecutor();
+    const nft = new NftTable({ exec: fake });
+    await nft.sync(natModel());
+    fake.listing = listing(['10.65.0.0/16']);
+    const changed = natModel();
+    changed.chains[1]!.rules[0]!.counter = true;
+    const r = await nft.sync(changed);
+    expect(r.mode).toBe('full');
+    expect(r.script).toContain('add rule inet podnet forward ct state established,related counter accept\n');
+  });
+
+  it('an invalid model never reaches the executor; a refused one surfaces nft stderr', async () => {
+    const fake = new FakeExecutor();
+    const nft = new NftTable({ exec: fake });
+    const bad = natModel(['10.65.0.0/33']);
+    await expect(nft.sync(bad)).rejects.toMatchObject({ code: 'NFT_ERR_INVALID' });
+    expect(fake.applied).toEqual([]);
+    fake.refuse = 'Error: Could not process rule: Too many levels of symbolic links';
+    const err = await nft.sync(natModel()).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(NftError);
+    expect(err).toMatchObject({
+      code: 'NFT_ERR_APPLY',
+      stderr: 'Error: Could not process rule: Too many levels of symbolic links',
+    });
+  });
+});
+
+describe('nftCli', () => {
+  it('a missing nft program is NFT_ERR_EXEC naming the command', async () => {
+    const exec = nftCli({ nft: '/nonexistent/nft' });
+    await expect(exec.apply('add table inet podnet\n')).rejects.toMatchObject({
+      code: 'NFT_ERR_EXEC',
+      message: expect.stringContaining('/nonexistent/nft -f -'),
+    });
+  });
+});

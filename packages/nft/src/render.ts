@@ -1,0 +1,424 @@
+// The pure renderer: a validated model (and, when known, what the kernel holds) to the text of
+// one `nft -f` transaction. Nothing here runs a program or reads the kernel.
+//
+// A full sync flushes and recreates everything podnet owns, knftables' way: `add table` (so the
+// first run works) then `flush table`, set and map contents flushed and re-added, chains and sets
+// the model no longer has (or whose spec changed) deleted, every rule added again. The kernel
+// applies the file as one batch, so no packet sees half of it and a refused file changes nothing.
+// An element sync adds and deletes only the elements that differ: no rule is rewritten.
+
+import { elementResult, IFNAME_RE, verdictText } from './elements.js';
+import { NftError } from './errors.js';
+import {
+  type Action,
+  type Chain,
+  DEFAULT_TABLE,
+  FAMILY,
+  type Match,
+  NAMED_PRIORITIES,
+  type Rule,
+  type SetType,
+  type Table,
+  type Verdict,
+} from './model.js';
+import type { Observed } from './observed.js';
+
+/** Names: a letter, then letters, digits, `_` or `-`; at most 64 characters. */
+export const NAME_RE = /^[A-Za-z][A-Za-z0-9_-]{0,63}$/;
+/**
+ * Words nft's parser reads as keywords where a name is expected (nft 1.0 does not accept quoted
+ * names there). Not exhaustive: a name nft still refuses fails the transaction as NFT_ERR_APPLY.
+ */
+// biome-ignore format: one list of words
+const RESERVED = new Set([
+  'fwd', 'dup', 'counter', 'comment', 'accept', 'drop', 'return', 'jump', 'goto', 'continue',
+  'queue', 'reject', 'log', 'limit', 'meta', 'ct', 'ip', 'ip6', 'inet', 'tcp', 'udp', 'sctp',
+  'table', 'chain', 'set', 'map', 'rule', 'element', 'flags', 'type', 'hook', 'priority',
+  'policy', 'masquerade', 'snat', 'dnat', 'redirect', 'vmap', 'th', 'quota', 'flush', 'add',
+  'delete', 'list', 'insert', 'replace', 'create', 'define', 'include', 'elements', 'interval',
+]);
+const COMMENT_MAX = 128;
+const COMMENT_RE = /^[^"\\\n\r\t\u0000-\u001f]*$/;
+
+/** A model checked and normalised: the table named, elements canonical and deduplicated. */
+export interface ValidTable {
+  name: string;
+  chains: Chain[];
+  sets: {
+    name: string;
+    kind: 'set' | 'map';
+    type: SetType;
+    interval: boolean;
+    comment?: string;
+    elements: string[];
+  }[];
+}
+
+function bad(field: string, value: unknown, why: string): never {
+  throw new NftError('NFT_ERR_INVALID', `${field}: ${JSON.stringify(value)} ${why}`);
+}
+
+function checkName(field: string, name: unknown): void {
+  if (typeof name !== 'string' || !NAME_RE.test(name)) {
+    bad(field, name, 'is not a name (a letter, then letters, digits, _ or -; at most 64)');
+  }
+  if (RESERVED.has(name.toLowerCase())) bad(field, name, 'is an nft keyword');
+}
+
+function checkComment(field: string, c: unknown): void {
+  if (c === undefined) return;
+  if (typeof c !== 'string' || c.length > COMMENT_MAX || !COMMENT_RE.test(c)) {
+    bad(
+      field,
+      c,
+      `is not a comment (at most ${COMMENT_MAX} characters, no quotes, backslashes or control characters)`,
+    );
+  }
+}
+
+/** Overlapping prefixes in an interval set are refused by nft; say which two. */
+function checkOverlap(field: string, type: SetType, elements: string[]): void {
+  if (type !== 'ipv4_addr' && type !== 'ipv6_addr') return;
+  const width = type === 'ipv4_addr' ? 32n : 128n;
+  const spans = elements.map((e) => {
+    const [a, l] = e.split('/');
+    const r = elementResult(type, a!, false);
+    const start = r.ok ? addrValue(r.value, type) : 0n;
+    const len = l === undefined ? width : BigInt(l);
+    return { e, start, end: start + (1n << (width - len)) - 1n };
+  });
+  spans.sort((x, y) => (x.start < y.start ? -1 : x.start > y.start ? 1 : 0));
+  for (let i = 1; i < spans.length; i++) {
+    if (spans[i]!.start <= spans[i - 1]!.end) bad(field, spans[i]!.e, `overlaps ${spans[i - 1]!.e}`);
+  }
+}
+
+function addrValue(text: string, type: SetType): bigint {
+  if (type === 'ipv4_addr') return text.split('.').reduce((acc, o) => (acc << 8n) + BigInt(o), 0n);
+  const [head, tail] = text.includes('::') ? text.split('::') : [text, undefined];
+  const h = head ? head.split(':') : [];
+  const t = tail ? tail.split(':') : [];
+  const groups = tail === undefined ? h : [...h, ...Array(8 - h.length - t.length).fill('0'), ...t];
+  return groups.reduce((acc, g) => (acc << 16n) + BigInt(`0x${g || '0'}`), 0n);
+}
+
+/** Checks the whole model; throws NFT_ERR_INVALID naming the field and the value. */
+export function validate(table: Table): ValidTable {
+  const name = table.name ?? DEFAULT_TABLE;
+  checkName('table.name', name);
+  const sets: ValidTable['sets'] = [];
+  const setTypes = new Map<string, { kind: 'set' | 'map'; type: SetType }>();
+  const setTypesOk: SetType[] = ['ipv4_addr', 'ipv6_addr', 'inet_service', 'ifname'];
+  const addSet = (
+    kind: 'set' | 'map',
+    i: number,
+    s: { name: string; type: SetType; interval?: boolean; comment?: string },
+  ) => {
+    const f = `${kind}s[${i}]`;
+    checkName(`${f}.name`, s.name);
+    if (setTypes.has(s.name)) bad(`${f}.name`, s.name, 'is used by another set or map');
+    if (!setTypesOk.includes(s.type)) bad(`${f}.type`, s.type, `is not one of ${setTypesOk.join(', ')}`);
+    if (s.interval && s.type !== 'ipv4_addr' && s.type !== 'ipv6_addr') {
+      bad(`${f}.interval`, s.interval, `is only for address sets (type ${s.type})`);
+    }
+    checkComment(`${f}.comment`, s.comment);
+    setTypes.set(s.name, { kind, type: s.type });
+  };
+  const canon = (field: string, type: SetType, interval: boolean, e: string) => {
+    const r = elementResult(type, e, interval);
+    if (!r.ok) bad(field, e, `is not a ${type} element: ${r.reason}`);
+    return r.value;
+  };
+  (table.sets ?? []).forEach((s, i) => {
+    addSet('set', i, s);
+    const interval = s.interval ?? false;
+    const elements = [
+      ...new Set(s.elements.map((e, j) => canon(`sets[${i}].elements[${j}]`, s.type, interval, e))),
+    ];
+    if (interval) checkOverlap(`sets[${i}].elements`, s.type, elements);
+    sets.push({ name: s.name, kind: 'set', type: s.type, interval, comment: s.comment, elements });
+  });
+  const chainNames = new Map<string, Chain>();
+  table.chains.forEach((c, i) => {
+    checkName(`chains[${i}].name`, c.name);
+    if (chainNames.has(c.name)) bad(`chains[${i}].name`, c.name, 'is used by another chain');
+    checkComment(`chains[${i}].comment`, c.comment);
+    if (c.base) {
+      const p = c.base.priority;
+      if (
+        typeof p === 'number' ? !Number.isInteger(p) || Math.abs(p) > 2 ** 31 - 1 : !(p in NAMED_PRIORITIES)
+      ) {
+        bad(
+          `chains[${i}].base.priority`,
+          p,
+          `is not an integer or one of ${Object.keys(NAMED_PRIORITIES).join(', ')}`,
+        );
+      }
+    }
+    chainNames.set(c.name, c);
+  });
+  const checkVerdict = (field: string, v: Verdict) => {
+    if (v.kind === 'jump' || v.kind === 'goto') {
+      const target = chainNames.get(v.chain);
+      if (!target) bad(`${field}.chain`, v.chain, 'is not a chain of the table');
+      if (target.base) bad(`${field}.chain`, v.chain, 'is a base chain (jump and goto need a regular chain)');
+    }
+  };
+  (table.maps ?? []).forEach((m, i) => {
+    addSet('map', i, m);
+    const interval = m.interval ?? false;
+    const byKey = new Map<string, string>();
+    m.elements.forEach((el, j) => {
+      const key = canon(`maps[${i}].elements[${j}].key`, m.type, interval, el.key);
+      checkVerdict(`maps[${i}].elements[${j}].verdict`, el.verdict);
+      if (byKey.has(key)) bad(`maps[${i}].elements[${j}].key`, el.key, 'appears twice');
+      byKey.set(key, verdictText(el.verdict));
+    });
+    if (interval) checkOverlap(`maps[${i}].elements`, m.type, [...byKey.keys()]);
+    sets.push({
+      name: m.name,
+      kind: 'map',
+      type: m.type,
+      interval,
+      comment: m.comment,
+      elements: [...byKey].map(([k, v]) => `${k} : ${v}`),
+    });
+  });
+  const wantSet = (field: string, set: string, kind: 'set' | 'map', types: SetType[]) => {
+    const s = setTypes.get(set);
+    if (!s || s.kind !== kind) bad(field, set, `is not a ${kind} of the table`);
+    if (!types.includes(s.type)) bad(field, set, `is a ${kind} of ${s.type}, not ${types.join(' or ')}`);
+  };
+  table.chains.forEach((c, i) => {
+    c.rules.forEach((r, j) => {
+      const f = `chains[${i}].rules[${j}]`;
+      checkComment(`${f}.comment`, r.comment);
+      if (!r.match?.length && !r.action && !r.counter)
+        bad(f, r, 'does nothing (no match, counter or action)');
+      (r.match ?? []).forEach((m, k) => {
+        const mf = `${f}.match[${k}]`;
+        if (m.kind === 'addr')
+          wantSet(`${mf}.set`, m.set, 'set', [m.field.startsWith('ip6') ? 'ipv6_addr' : 'ipv4_addr']);
+        if (m.kind === 'ifset') wantSet(`${mf}.set`, m.set, 'set', ['ifname']);
+        if (m.kind === 'ifname') {
+          const stem = m.name.endsWith('*') ? m.name.slice(0, -1) : m.name;
+          if (!IFNAME_RE.test(stem))
+            bad(`${mf}.name`, m.name, 'is not an interface name or prefix* (1-15 of A-Z a-z 0-9 _ . -)');
+        }
+        if (
+          m.kind === 'l4' &&
+          typeof m.dport === 'number' &&
+          !(Number.isInteger(m.dport) && m.dport >= 1 && m.dport <= 65535)
+        ) {
+          bad(`${mf}.dport`, m.dport, 'is not a port 1..65535');
+        }
+        if (m.kind === 'l4' && typeof m.dport === 'object')
+          wantSet(`${mf}.dport.set`, m.dport.set, 'set', ['inet_service']);
+        if (m.kind === 'ct' && m.states.length === 0) bad(`${mf}.states`, m.states, 'is empty');
+      });
+      const a = r.action;
+      if (a && a.kind === 'vmap') {
+        const t: SetType[] =
+          a.field === 'th dport'
+            ? ['inet_service']
+            : a.field.endsWith('ifname')
+              ? ['ifname']
+              : [a.field.startsWith('ip6') ? 'ipv6_addr' : 'ipv4_addr'];
+        wantSet(`${f}.action.map`, a.map, 'map', t);
+      } else if (a && a.kind !== 'masquerade') {
+        checkVerdict(`${f}.action`, a);
+      }
+    });
+  });
+  return { name, chains: table.chains, sets };
+}
+
+const q = (s: string) => `"${s}"`;
+
+function renderMatch(m: Match): string {
+  const not = 'negate' in m && m.negate ? '!= ' : '';
+  switch (m.kind) {
+    case 'addr':
+      return `${m.field} ${not}@${m.set}`;
+    case 'ifname':
+      return `${m.field} ${not}${q(m.name)}`;
+    case 'ifset':
+      return `${m.field} ${not}@${m.set}`;
+    case 'l4':
+      if (m.dport === undefined) return `meta l4proto ${m.proto}`;
+      return `${m.proto} dport ${typeof m.dport === 'number' ? m.dport : `@${m.dport.set}`}`;
+    case 'ct':
+      return `ct state ${m.states.join(',')}`;
+  }
+}
+
+function renderAction(a: Action): string {
+  if (a.kind === 'masquerade') return a.fullyRandom ? 'masquerade fully-random' : 'masquerade';
+  if (a.kind === 'vmap') return `${a.field} vmap @${a.map}`;
+  return verdictText(a);
+}
+
+/** One rule's statement text (what follows `add rule inet <table> <chain>`). */
+export function renderRule(r: Rule): string {
+  const parts = (r.match ?? []).map(renderMatch);
+  if (r.counter) parts.push('counter');
+  if (r.action) parts.push(renderAction(r.action));
+  if (r.comment !== undefined) parts.push(`comment ${q(r.comment)}`);
+  return parts.join(' ');
+}
+
+function chainSpec(c: Chain): string {
+  const parts: string[] = [];
+  if (c.base) {
+    parts.push(`type ${c.base.type} hook ${c.base.hook} priority ${c.base.priority};`);
+    parts.push(`policy ${c.base.policy ?? 'accept'};`);
+  }
+  if (c.comment !== undefined) parts.push(`comment ${q(c.comment)};`);
+  return parts.length ? ` { ${parts.join(' ')} }` : '';
+}
+
+function elementText(type: SetType, e: string): string {
+  return type === 'ifname' ? q(e) : e;
+}
+
+function mapElementText(type: SetType, e: string): string {
+  const [k, v] = e.split(' : ');
+  return `${elementText(type, k!)} : ${v}`;
+}
+
+function elementsLine(op: 'add' | 'delete', fam: string, s: ValidTable['sets'][number], elems: string[]) {
+  const text = elems.map((e) => (s.kind === 'map' ? mapElementText(s.type, e) : elementText(s.type, e)));
+  return `${op} element ${fam} ${s.name} { ${text.join(', ')} }`;
+}
+
+function setSpec(s: ValidTable['sets'][number]): string {
+  const parts = [s.kind === 'map' ? `type ${s.type} : verdict;` : `type ${s.type};`];
+  if (s.interval) parts.push('flags interval;');
+  if (s.comment !== undefined) parts.push(`comment ${q(s.comment)};`);
+  return `{ ${parts.join(' ')} }`;
+}
+
+const priorityNumber = (p: number | string) =>
+  typeof p === 'number' ? p : NAMED_PRIORITIES[p as keyof typeof NAMED_PRIORITIES];
+
+/** Whether the kernel's chain has the model's spec (else it is deleted and added again). */
+function sameChain(c: Chain, o: Observed['chains'] extends Map<string, infer V> ? V : never): boolean {
+  if (c.comment !== o.comment) return false;
+  if (!c.base || !o.base) return !c.base && !o.base;
+  return (
+    c.base.type === o.base.type &&
+    c.base.hook === o.base.hook &&
+    priorityNumber(c.base.priority) === o.base.priority &&
+    (c.base.policy ?? 'accept') === o.base.policy
+  );
+}
+
+function sameSet(
+  s: ValidTable['sets'][number],
+  o: Observed['sets'] extends Map<string, infer V> ? V : never,
+) {
+  return s.kind === o.kind && s.type === o.type && s.interval === o.interval && s.comment === o.comment;
+}
+
+/**
+ * The full transaction: everything podnet owns flushed and recreated. `observed` (what the kernel
+ * holds now, if known) names the chains and sets to delete; without it nothing is deleted.
+ */
+export function renderFull(t: ValidTable, observed?: Observed | null): string {
+  const fam = `${FAMILY} ${t.name}`;
+  const out = [`add table ${fam}`, `flush table ${fam}`];
+  const wantChains = new Map(t.chains.map((c) => [c.name, c]));
+  const wantSets = new Map(t.sets.map((s) => [s.name, s]));
+  if (observed) {
+    // Contents first (a map element may jump to a chain deleted below), then stale objects.
+    for (const [name, o] of observed.sets) {
+      const s = wantSets.get(name);
+      if (s && sameSet(s, o)) out.push(`flush ${o.kind} ${fam} ${name}`);
+    }
+    for (const [name, o] of observed.sets) {
+      const s = wantSets.get(name);
+      if (!s || !sameSet(s, o)) out.push(`delete ${o.kind} ${fam} ${name}`);
+    }
+    for (const [name, o] of observed.chains) {
+      const c = wantChains.get(name);
+      if (!c || !sameChain(c, o)) out.push(`delete chain ${fam} ${name}`);
+    }
+  }
+  for (const c of t.chains) out.push(`add chain ${fam} ${c.name}${chainSpec(c)}`);
+  for (const s of t.sets) {
+    out.push(`add ${s.kind} ${fam} ${s.name} ${setSpec(s)}`);
+    if (!observed) out.push(`flush ${s.kind} ${fam} ${s.name}`);
+    if (s.elements.length) out.push(elementsLine('add', fam, s, s.elements));
+  }
+  for (const c of t.chains) for (const r of c.rules) out.push(`add rule ${fam} ${c.name} ${renderRule(r)}`);
+  return `${out.join('\n')}\n`;
+}
+
+/** The structure of the model without set contents: equal keys need no rule rewrite. */
+export function structureKey(t: ValidTable): string {
+  return renderFull({ ...t, sets: t.sets.map((s) => ({ ...s, elements: [] })) });
+}
+
+export interface SetDelta {
+  set: string;
+  add: string[];
+  delete: string[];
+}
+
+export interface Drift {
+  /** Differences in chains, rule counts, sets' specs: repaired by a full sync. */
+  structural: string[];
+  /** Sets whose elements differ: repaired by an element sync. */
+  elements: SetDelta[];
+}
+
+/** Compares the model with what the kernel holds (pure). */
+export function compare(t: ValidTable, observed: Observed | null): Drift {
+  if (!observed) return { structural: [`table ${FAMILY} ${t.name} is missing`], elements: [] };
+  const structural: string[] = [];
+  const elements: SetDelta[] = [];
+  for (const c of t.chains) {
+    const o = observed.chains.get(c.name);
+    if (!o) structural.push(`chain ${c.name} is missing`);
+    else {
+      if (!sameChain(c, o))
+        structural.push(`chain ${c.name} has a different type, hook, priority, policy or comment`);
+      if (o.rules !== c.rules.length)
+        structural.push(`chain ${c.name} has ${o.rules} rules, want ${c.rules.length}`);
+    }
+  }
+  for (const name of observed.chains.keys()) {
+    if (!t.chains.some((c) => c.name === name)) structural.push(`chain ${name} is not in the model`);
+  }
+  for (const s of t.sets) {
+    const o = observed.sets.get(s.name);
+    if (!o) structural.push(`${s.kind} ${s.name} is missing`);
+    else if (!sameSet(s, o)) structural.push(`${s.kind} ${s.name} has a different type, flags or comment`);
+    else {
+      const have = new Set(o.elements);
+      const want = new Set(s.elements);
+      const add = s.elements.filter((e) => !have.has(e));
+      const del = o.elements.filter((e) => !want.has(e));
+      if (add.length || del.length) elements.push({ set: s.name, add, delete: del });
+    }
+  }
+  for (const [name, o] of observed.sets) {
+    if (!t.sets.some((s) => s.name === name)) structural.push(`${o.kind} ${name} is not in the model`);
+  }
+  return { structural, elements };
+}
+
+/** The element-only transaction for `deltas` (deletes first, so a map key can change verdict). */
+export function renderElements(t: ValidTable, deltas: SetDelta[]): string {
+  const fam = `${FAMILY} ${t.name}`;
+  const out: string[] = [];
+  for (const d of deltas) {
+    const s = t.sets.find((x) => x.name === d.set)!;
+    if (d.delete.length) out.push(elementsLine('delete', fam, s, d.delete));
+  }
+  for (const d of deltas) {
+    const s = t.sets.find((x) => x.name === d.set)!;
+    if (d.add.length) out.push(elementsLine('add', fam, s, d.add));
+  }
+  return out.length ? `${out.join('\n')}\n` : '';
+}
