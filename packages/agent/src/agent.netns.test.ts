@@ -2,7 +2,7 @@
 // embedded API server (or KUBECONFIG's cluster) reached through a tunnel, pods wired by the real
 // CNI plugin, BGP between the agents' bgp-ts speakers and BIRD 2 as a ToR, routes in the kernel.
 import type { ChildProcess } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { BGPCONFIGURATION, BGPPEER, IPPOOL } from '@podnet/k8s';
 import { exec, type Netns, run, type Tunnel, vethPair, waitFor } from '@podnet/testkit';
@@ -140,8 +140,9 @@ afterAll(() => lab.stop(), 60_000);
 
 describe('podnet-agent in network namespaces', () => {
   it('two agents form the mesh, write their address back and install each other blocks', async () => {
-    startAgent(nodes.get('node-a')!);
-    startAgent(nodes.get('node-b')!);
+    // A short GC interval, so the elected agent's passes show in its log during this test.
+    startAgent(nodes.get('node-a')!, ['--ipam-gc-interval', '3s']);
+    startAgent(nodes.get('node-b')!, ['--ipam-gc-interval', '3s']);
     const a = nodes.get('node-a')!;
     const b = nodes.get('node-b')!;
     await waitFor(
@@ -208,8 +209,39 @@ describe('podnet-agent in network namespaces', () => {
       plural: 'leases',
       namespace: 'podnet-system',
       name: 'podnet-status-writer',
-    })) as { spec: { holderIdentity: string } };
+    })) as { spec: { holderIdentity: string; leaseTransitions?: number } };
     expect(['node-a', 'node-b']).toContain(lease.spec.holderIdentity);
+    // Only the holder garbage-collects IPAM: every GC pass an agent logs falls inside a term of its
+    // own (between "started" and "stopped"), and the holder has logged passes.
+    const holder = lease.spec.holderIdentity;
+    const gcLog = (name: string) =>
+      readFileSync(join(lab.work, `${name}.agent.log`), 'utf8')
+        .split('\n')
+        .filter((l) => l.startsWith('{'))
+        .map((l) => (JSON.parse(l) as { msg?: string }).msg ?? '')
+        .filter((m) => m.includes('IPAM garbage collection'));
+    await waitFor(
+      'the holder to log an IPAM GC pass',
+      () => gcLog(holder).includes('IPAM garbage collection pass'),
+      {
+        timeoutMs: 20_000,
+        intervalMs: 500,
+      },
+    );
+    for (const name of ['node-a', 'node-b']) {
+      let leading = false;
+      for (const m of gcLog(name)) {
+        if (m.startsWith('lease held')) leading = true;
+        else if (m.startsWith('lease lost')) leading = false;
+        else if (m === 'IPAM garbage collection pass')
+          expect(leading, `${name} ran GC without the lease`).toBe(true);
+      }
+    }
+    const other = holder === 'node-a' ? 'node-b' : 'node-a';
+    expect(gcLog(holder)).toContain('lease held: IPAM garbage collection started');
+    // Unless the lease changed hands during the test, the other agent never collected.
+    if ((lease.spec.leaseTransitions ?? 0) === 0)
+      expect(gcLog(other)).not.toContain('IPAM garbage collection pass');
   }, 180_000);
 
   it('a third node joining gets every block and everyone gets its block', async () => {

@@ -1,5 +1,7 @@
+import { Ipam, memoryDatastore } from '@podnet/ipam';
 import pino from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
+import { FakeClock } from '../../bgp/src/__fixtures__/clock.js';
 import { Agent } from './agent.js';
 import { loadConfig } from './config.js';
 import type { Advertisement, ArpInterface, DesiredPeer, DesiredRoute, NodeView, RibEntry } from './model.js';
@@ -441,11 +443,118 @@ describe('Agent IPAM garbage collection', () => {
     current = agent;
     await agent.start();
     await wait('running', () => agent.status().node.address === '10.0.0.11');
+    agent.setIpamGcLeader(true);
     await agent.runIpamGc();
     await agent.runIpamGc();
     expect(calls).toEqual([120_000, 120_000]);
     const m = await agent.metrics.registry.getSingleMetricAsString('podnet_ipam_gc_released_total');
     expect(m).toContain('podnet_ipam_gc_released_total{kind="handle"} 1');
+  });
+});
+
+describe('Agent IPAM garbage collection on the lease holder only', () => {
+  async function gcPair(interval: string) {
+    const clock = new FakeClock();
+    const ipamDs = memoryDatastore();
+    await ipamDs.pools.create({
+      metadata: { name: 'default' },
+      spec: { cidr: '10.244.0.0/16', nodeSelector: 'all()' },
+    });
+    // A leaked address: its pod does not exist.
+    await new Ipam({ datastore: ipamDs }).allocate({
+      handle: 'gone',
+      node: 'node-a',
+      attrs: { namespace: 'default', pod: 'gone' },
+    });
+    const passes: { node: string; released: string[] }[] = [];
+    const agents = new Map<string, Agent>();
+    for (const [name, ip] of [
+      ['node-a', '10.0.0.11'],
+      ['node-b', '10.0.0.12'],
+    ] as const) {
+      const argv = ['--node-name', name, '--ipam-gc-interval', interval, '--ipam-gc-grace', '15s'];
+      const { config } = loadConfig({ argv, env: {} });
+      const ds = new FakeDatastore();
+      ds.snap.nodes = [node('node-a', '10.0.0.11'), node('node-b', '10.0.0.12')];
+      const ipam = new Ipam({ datastore: ipamDs });
+      const agent = new Agent({
+        config,
+        log: pino({ level: 'silent' }),
+        datastore: ds,
+        bgp: new FakeBgp(),
+        routes: new FakeRoutes(),
+        arp: new FakeArp(),
+        clock,
+        ipamGc: async (graceMs) => {
+          const r = await ipam.gc({ graceMs, now: clock.now() });
+          passes.push({ node: name, released: r.releasedHandles });
+          return r;
+        },
+        ipamGcForget: () => ipam.gcForget(),
+      });
+      agents.set(name, agent);
+      await agent.start();
+      await wait(`${name} running`, () => agent.status().node.address === ip);
+    }
+    // The elector, faked: hands the Lease from one holder to the next, as startClusterStatus's duties do.
+    let holder: string | undefined;
+    const handTo = (next: string) => {
+      if (holder) agents.get(holder)!.setIpamGcLeader(false);
+      holder = next;
+      agents.get(next)!.setIpamGcLeader(true);
+    };
+    const gauge = async (name: string) =>
+      (await agents.get(name)!.metrics.registry.getSingleMetricAsString('podnet_ipam_gc_leader'))
+        .split('\n')
+        .at(-1);
+    return { clock, passes, agents, handTo, gauge };
+  }
+
+  it('runs only on the holder, stops on loss, starts on the new holder, and each term waits a whole grace', async () => {
+    const t = await gcPair('10s');
+    try {
+      const step = async (n: number) => {
+        t.clock.advance(10_000);
+        await wait(`${n} GC passes`, () => t.passes.length >= n);
+      };
+      t.handTo('node-a');
+      expect(await t.gauge('node-a')).toBe('podnet_ipam_gc_leader 1');
+      expect(await t.gauge('node-b')).toBe('podnet_ipam_gc_leader 0');
+      await step(1); // node-a sees the leaked address once
+      t.handTo('node-b');
+      expect(await t.gauge('node-a')).toBe('podnet_ipam_gc_leader 0');
+      await step(2); // node-b's first pass: seen once by node-b, not released
+      await step(3); // 10 s later: still inside node-b's grace
+      t.handTo('node-a'); // node-a saw it 20 s ago, in its earlier term
+      await step(4); // a new term: seen once again, not released
+      await step(5);
+      await step(6); // 20 s after this term first saw it: released
+      expect(t.passes).toEqual([
+        { node: 'node-a', released: [] },
+        { node: 'node-b', released: [] },
+        { node: 'node-b', released: [] },
+        { node: 'node-a', released: [] },
+        { node: 'node-a', released: [] },
+        { node: 'node-a', released: ['gone'] },
+      ]);
+    } finally {
+      for (const a of t.agents.values()) await a.stop();
+    }
+  });
+
+  it('--ipam-gc-interval 0 keeps it off even on the holder', async () => {
+    const t = await gcPair('0');
+    try {
+      const timers = t.clock.pending;
+      t.handTo('node-a');
+      expect(t.clock.pending).toBe(timers);
+      t.clock.advance(3_600_000);
+      await t.agents.get('node-a')!.runIpamGc();
+      expect(t.passes).toEqual([]);
+      expect(await t.gauge('node-a')).toBe('podnet_ipam_gc_leader 0');
+    } finally {
+      for (const a of t.agents.values()) await a.stop();
+    }
   });
 });
 

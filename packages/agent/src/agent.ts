@@ -29,8 +29,17 @@ export interface AgentDeps {
   canReach?: (destination: string) => Promise<string | undefined>;
   metrics?: Metrics;
   now?: () => number;
-  /** IPAM garbage collection (ipam.gc): leaked addresses and empty blocks, CAS-safe on every node. */
-  ipamGc?: (graceMs: number) => Promise<{ releasedHandles: string[]; releasedBlocks: string[] }>;
+  /**
+   * IPAM garbage collection (ipam.gc): leaked addresses and empty blocks. Cluster-wide, so it runs
+   * only while this agent holds the agents' Lease (setIpamGcLeader).
+   */
+  ipamGc?: (
+    graceMs: number,
+  ) => Promise<{ releasedHandles: string[]; releasedBlocks: string[]; pending?: number }>;
+  /** Forgets the candidates ipamGc has seen once, so a new term waits a whole grace period again. */
+  ipamGcForget?: () => void;
+  /** Timers of the IPAM garbage collection (a fake clock in tests). */
+  clock?: { setTimeout(fn: () => void, ms: number): unknown; clearTimeout(h: unknown): void };
   /** Longest wait after start for sessions to come up before the first route reconcile. */
   routeHoldoffMs?: number;
   /** The start-up creation of the default IPPools and BGPConfiguration (defaults.ts). */
@@ -66,6 +75,8 @@ export class Agent {
   private lastProblems = '';
   private startedIdentity: string | undefined;
   private warnedIdentity: string | undefined;
+  private gcLeading = false;
+  private gcTimer: unknown;
 
   constructor(private readonly deps: AgentDeps) {
     this.log = deps.log.child({ component: 'agent', node: deps.config.nodeName });
@@ -86,8 +97,6 @@ export class Agent {
       }, 1000),
       setInterval(() => void this.resync(), this.deps.config.resyncInterval),
     );
-    if (this.deps.ipamGc && this.deps.config.ipamGcInterval > 0)
-      this.timers.push(setInterval(() => void this.runIpamGc(), this.deps.config.ipamGcInterval));
     void this.boot();
   }
 
@@ -466,11 +475,49 @@ export class Agent {
     this.schedule('resync');
   }
 
-  /** One pass of IPAM garbage collection; errors are logged, never fatal. */
+  /**
+   * Starts or stops the periodic IPAM garbage collection as this agent gains or loses the agents'
+   * Lease. A pass already running when leadership is lost finishes; no new one starts. A new term
+   * forgets what earlier terms saw, so nothing is released before it was seen twice a grace apart.
+   */
+  setIpamGcLeader(leading: boolean): void {
+    const interval = this.deps.config.ipamGcInterval;
+    if (!this.deps.ipamGc || interval <= 0 || leading === this.gcLeading) return;
+    if (leading && this.isStopping()) return;
+    this.gcLeading = leading;
+    this.metrics.ipamGcLeader.set(leading ? 1 : 0);
+    const clock = this.deps.clock ?? {
+      setTimeout,
+      clearTimeout: (h: unknown) => clearTimeout(h as NodeJS.Timeout),
+    };
+    if (!leading) {
+      clock.clearTimeout(this.gcTimer);
+      this.gcTimer = undefined;
+      this.log.info('lease lost: IPAM garbage collection stopped');
+      return;
+    }
+    this.deps.ipamGcForget?.();
+    const tick = () => {
+      this.gcTimer = clock.setTimeout(tick, interval);
+      void this.runIpamGc();
+    };
+    this.gcTimer = clock.setTimeout(tick, interval);
+    this.log.info(
+      { intervalMs: interval, graceMs: this.deps.config.ipamGcGrace },
+      'lease held: IPAM garbage collection started',
+    );
+  }
+
+  /** One pass of IPAM garbage collection, on the lease holder only; errors are logged, never fatal. */
   async runIpamGc(): Promise<void> {
-    if (this.phase !== 'running' || !this.deps.ipamGc || !this.deps.datastore.reachable()) return;
+    if (this.phase !== 'running' || !this.gcLeading || !this.deps.ipamGc || !this.deps.datastore.reachable())
+      return;
     try {
       const r = await this.deps.ipamGc(this.deps.config.ipamGcGrace);
+      this.log.debug(
+        { released: r.releasedHandles.length + r.releasedBlocks.length, pending: r.pending },
+        'IPAM garbage collection pass',
+      );
       this.metrics.ipamGcReleased.inc({ kind: 'handle' }, r.releasedHandles.length);
       this.metrics.ipamGcReleased.inc({ kind: 'block' }, r.releasedBlocks.length);
       if (r.releasedHandles.length || r.releasedBlocks.length)
@@ -568,6 +615,7 @@ export class Agent {
     this.phase = 'stopping';
     this.log.info({ graceful: opts.graceful }, 'stopping');
     for (const t of this.timers) clearInterval(t);
+    this.setIpamGcLeader(false);
     if (this.retryTimer) clearTimeout(this.retryTimer);
     await this.running?.catch(() => undefined);
     const steps: [string, () => Promise<void>][] = [

@@ -175,6 +175,7 @@ async function main(): Promise<number> {
     routeProtocol: ROUTE_PROTOCOL,
     // Node objects are authoritative here: a deleted node's last blocks go too.
     ipamGc: (graceMs) => ipam.gc({ graceMs, deletedNodes: true, keepLastBlock: config.ipamGcKeepLastBlock }),
+    ipamGcForget: () => ipam.gcForget(),
     interfaces: listInterfaces,
     canReach,
     defaultObjects: defaults.done,
@@ -229,7 +230,13 @@ async function main(): Promise<number> {
     logger: log,
   });
   logLevel.start();
-  const clusterStatus = startClusterStatus(client, config, log);
+  // One elected agent does the cluster-wide work: the status writer and the IPAM garbage collection.
+  const clusterStatus = startClusterStatus(client, config, log, [
+    {
+      onStartedLeading: () => agent.setIpamGcLeader(true),
+      onStoppedLeading: () => agent.setIpamGcLeader(false),
+    },
+  ]);
   log.info({ restarting }, 'podnet-agent running');
 
   return new Promise<number>((resolve) => {

@@ -1,6 +1,7 @@
 // What the agent reports about the objects it reads (docs/conditions.md): every agent reports its own
 // Node's annotations; the one agent holding the `podnet-status-writer` Lease writes the IPPool and
-// BGPPeer conditions. Every status write and Event of the agent shares one rate limit.
+// BGPPeer conditions. Every status write and Event of the agent shares one rate limit. The same Lease
+// elects the other cluster-wide duties (`duties`, e.g. the IPAM garbage collection).
 import type { KubeClient } from '@podnet/k8s';
 import type { Logger } from 'pino';
 import type { AgentConfig } from './config.js';
@@ -18,7 +19,18 @@ export interface ClusterStatus {
   stop(): Promise<void>;
 }
 
-export function startClusterStatus(client: KubeClient, config: AgentConfig, logger: Logger): ClusterStatus {
+/** A cluster-wide duty done only by the holder of the agents' Lease. */
+export interface LeaderDuty {
+  onStartedLeading(): void;
+  onStoppedLeading(): void;
+}
+
+export function startClusterStatus(
+  client: KubeClient,
+  config: AgentConfig,
+  logger: Logger,
+  duties: LeaderDuty[] = [],
+): ClusterStatus {
   const limiter = new TokenBucket(config.statusWriteRate, config.statusWriteBurst);
   const recorder = new EventRecorder({ client, identity: config.nodeName, limiter, logger });
   const writer = new StatusWriter({ client, recorder, limiter, logger });
@@ -31,8 +43,14 @@ export function startClusterStatus(client: KubeClient, config: AgentConfig, logg
     renewDeadlineMs: config.leaderElectionRenewDeadline,
     retryPeriodMs: config.leaderElectionRetryPeriod,
     logger,
-    onStartedLeading: () => writer.start(),
-    onStoppedLeading: () => void writer.stop(),
+    onStartedLeading: () => {
+      writer.start();
+      for (const d of duties) d.onStartedLeading();
+    },
+    onStoppedLeading: () => {
+      void writer.stop();
+      for (const d of duties) d.onStoppedLeading();
+    },
   });
   const nodeReporter = new NodeAnnotationReporter({ client, nodeName: config.nodeName, recorder, logger });
   elector.start();

@@ -73,6 +73,11 @@ export function createMetrics(opts: { defaultMetrics?: boolean } = {}) {
       labelNames: ['kind'],
       registers: [registry],
     }),
+    ipamGcLeader: new Gauge({
+      name: 'podnet_ipam_gc_leader',
+      help: "1 while this agent holds the agents' Lease and runs the cluster-wide IPAM garbage collection",
+      registers: [registry],
+    }),
     datastoreSynced: new Gauge({
       name: 'podnet_datastore_synced',
       help: '1 once every informer has listed',

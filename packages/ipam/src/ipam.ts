@@ -1116,6 +1116,14 @@ export class Ipam {
   // Garbage collection
 
   /**
+   * Forgets the candidates gc() has seen once. Call it when this instance takes garbage collection
+   * over (a new leader term), so nothing is released before this term saw it twice a grace apart.
+   */
+  gcForget(): void {
+    this.gcSeen.clear();
+  }
+
+  /**
    * Releases what nobody uses any more, each only after it was seen unused twice across the grace
    * period: addresses whose pod no longer exists, and the affinity of an empty block (never a
    * node's last block).
