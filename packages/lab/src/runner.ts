@@ -595,6 +595,16 @@ export class Lab {
       kind: 'Namespace',
       metadata: { name: ns },
     } as never);
+    // The agents' own namespace, as deploy/ creates it: their Lease (the one agent that writes pool
+    // conditions and runs the IPAM garbage collection) and BGP password Secrets live there.
+    const agentNs = join(this.config.repoRoot, 'deploy', 'namespace.yaml');
+    if (existsSync(agentNs)) {
+      const obj = parseAllDocuments(readFileSync(agentNs, 'utf8'))[0]?.toJS() as
+        | { kind?: string; metadata?: { name: string } }
+        | undefined;
+      if (obj?.kind === 'Namespace' && obj.metadata)
+        await this.kube.apply('/api/v1/namespaces', obj as { metadata: { name: string } });
+    }
     if (this.nodes.length === 0) {
       this.log(`✓ ${n} CRDs applied`);
       return;
