@@ -41,6 +41,8 @@ const status: AgentStatus = {
       since: new Date(now - 125_000).toISOString(),
       prefixesReceived: 2,
       prefixesAdvertised: 1,
+      // From an attempt before the session came up: not shown while it is Established.
+      lastError: 'connect ECONNREFUSED 10.0.0.12:179',
     },
     {
       address: '10.0.0.1',

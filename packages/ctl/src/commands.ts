@@ -26,8 +26,9 @@ export function nodeStatus(s: AgentStatus, now = Date.now()): CommandResult {
     { header: 'OUT', value: (p) => p.prefixesAdvertised, align: 'right' },
     {
       header: 'INFO',
+      // A session that is up again shows who it is, not the error of an earlier attempt.
       value: (p) =>
-        p.lastError ??
+        (p.state !== 'Established' ? p.lastError : undefined) ??
         (p.nodeName
           ? `node ${p.nodeName}`
           : p.source !== 'node-to-node-mesh'

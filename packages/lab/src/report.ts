@@ -68,7 +68,8 @@ export function agentPeerTable(peers: readonly unknown[]): string {
         str(p.state),
         since,
         `${str(p.prefixesReceived)}/${str(p.prefixesAdvertised)}`,
-        str(p.lastError),
+        // A session that is up again does not show the error of an earlier attempt.
+        p.state === 'Established' ? '' : str(p.lastError),
       ];
     }),
   );
