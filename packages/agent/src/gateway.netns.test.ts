@@ -64,10 +64,27 @@ async function ping(from: string, to: string): Promise<{ ok: boolean; why: strin
 /** What the pods' data path is made of: each pod's routes and permanent neighbours, the node's routes to them. */
 async function dataPath(): Promise<unknown> {
   const out: Record<string, unknown> = {};
+  // The kernel keeps the local table itself, from the addresses: the IPv6 link-local address (and
+  // its local route) appears only after duplicate address detection, whenever that ends. So the
+  // pods' global addresses are compared, and the routes of every table but local.
+  const routes = async (ns: Netns, family: '-4' | '-6') =>
+    (await ns.ipJson<{ table?: string }[]>(family, 'route', 'show', 'table', 'all')).filter(
+      (r) => r.table !== 'local',
+    );
   for (const [name, p] of pods) {
+    const addrs = await p.ns.ipJson<{ ifname: string; addr_info: { local: string; prefixlen: number }[] }[]>(
+      'addr',
+      'show',
+      'scope',
+      'global',
+    );
     out[name] = {
-      routes4: await p.ns.ipJson('-4', 'route', 'show', 'table', 'all'),
-      routes6: await p.ns.ipJson('-6', 'route', 'show', 'table', 'all'),
+      addresses: addrs.map((l) => ({
+        ifname: l.ifname,
+        addrs: l.addr_info.map((a) => `${a.local}/${a.prefixlen}`),
+      })),
+      routes4: await routes(p.ns, '-4'),
+      routes6: await routes(p.ns, '-6'),
       permanentNeighbours: await p.ns.ipJson('neigh', 'show', 'nud', 'permanent'),
     };
     const toPod = await node.ipJson<{ dst: string; dev: string; scope?: string }[]>('route', 'show', p.ip);
