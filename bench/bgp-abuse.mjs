@@ -15,6 +15,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'n
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { jsonLines, vmRss } from './lib/proc.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const RECEIVER_AS = 65001;
@@ -113,25 +114,6 @@ async function bench() {
   const procs = new ProcessGroup();
   const work = mkdtempSync(join(tmpdir(), 'pnt-bgp-abuse-'));
   const log = (...a) => console.error(...a);
-  const vmRss = (pid) => {
-    const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-    return m ? Number(m[1]) * 1024 : Number.NaN;
-  };
-  const lines = (child, onLine) => {
-    let buf = '';
-    child.stdout.on('data', (d) => {
-      buf += d.toString();
-      for (let i = buf.indexOf('\n'); i !== -1; i = buf.indexOf('\n')) {
-        const l = buf.slice(0, i);
-        buf = buf.slice(i + 1);
-        try {
-          onLine(JSON.parse(l));
-        } catch {
-          /* not JSON */
-        }
-      }
-    });
-  };
   const startFeeder = async (ns, n, warm = false) => {
     const child = procs.add(
       ns.spawn(process.execPath, [
@@ -146,7 +128,7 @@ async function bench() {
       ]),
     );
     const ev = {};
-    lines(child, (o) => {
+    jsonLines(child, (o) => {
       if (o.event === 'error') log(`feeder ${n}: ${o.error}`);
       ev[o.event] = o;
     });
@@ -192,7 +174,7 @@ one();`;
       ]),
     );
     const ev = {};
-    lines(child, (o) => {
+    jsonLines(child, (o) => {
       ev[o.event] = o;
     });
     let err = '';

@@ -8,7 +8,7 @@
 //  - BIRD 2: poll `birdc show route count` until it reaches the prefix count.
 //  - GoBGP: poll `gobgp global rib summary` until it reaches the prefix count.
 // Last line: one JSON object.
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -21,6 +21,7 @@ import {
   waitFor,
 } from '../packages/testkit/dist/index.js';
 import { buildFeed } from './lib/bgp-feed.mjs';
+import { jsonLines, vmRss } from './lib/proc.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 // `npm run bench -- bgp-ingest --prefixes N` runs a smaller table (for a quick look);
@@ -44,27 +45,6 @@ const procs = new ProcessGroup();
 const work = mkdtempSync(join(tmpdir(), 'pnt-bgp-ingest-'));
 const log = (...a) => console.error(...a);
 
-function lines(child, onLine) {
-  let buf = '';
-  child.stdout.on('data', (d) => {
-    buf += d.toString();
-    for (let i = buf.indexOf('\n'); i !== -1; i = buf.indexOf('\n')) {
-      const l = buf.slice(0, i);
-      buf = buf.slice(i + 1);
-      try {
-        onLine(JSON.parse(l));
-      } catch {
-        /* not JSON */
-      }
-    }
-  });
-}
-
-function vmRss(pid) {
-  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return m ? Number(m[1]) * 1024 : Number.NaN;
-}
-
 async function startFeeder(ns, n) {
   const child = procs.add(
     ns.spawn(process.execPath, [
@@ -78,7 +58,7 @@ async function startFeeder(ns, n) {
     ]),
   );
   const ev = {};
-  lines(child, (o) => {
+  jsonLines(child, (o) => {
     if (o.event === 'error') log(`feeder ${n}: ${o.error}`);
     ev[o.event] = o;
   });
@@ -107,7 +87,7 @@ async function runBgpTs(rns, fns) {
     ]),
   );
   const ev = {};
-  lines(child, (o) => {
+  jsonLines(child, (o) => {
     ev[o.event] = o;
   });
   let err = '';
