@@ -47,8 +47,12 @@ export type Match =
   | { kind: 'ifname'; field: 'iifname' | 'oifname'; name: string; negate?: boolean }
   /** `iifname @set`: the interface is (not) in a named ifname set. */
   | { kind: 'ifset'; field: 'iifname' | 'oifname'; set: string; negate?: boolean }
-  /** `meta l4proto tcp`, or with a port `tcp dport 53` / `tcp dport @set`. */
-  | { kind: 'l4'; proto: 'tcp' | 'udp' | 'sctp'; dport?: number | { set: string } }
+  /** `meta l4proto tcp`, or with a port `tcp dport 53` / `tcp dport @set` / a range `tcp dport 80-90`. */
+  | {
+      kind: 'l4';
+      proto: 'tcp' | 'udp' | 'sctp';
+      dport?: number | { set: string } | { range: [from: number, to: number] };
+    }
   /** `ct state established,related`. */
   | { kind: 'ct'; states: ('new' | 'established' | 'related' | 'invalid' | 'untracked')[] };
 

@@ -110,6 +110,11 @@ describe('renderRule', () => {
       'meta l4proto sctp counter',
     ],
     [
+      'a port range',
+      { match: [{ kind: 'l4', proto: 'udp', dport: { range: [8000, 8100] } }], action: { kind: 'return' } },
+      'udp dport 8000-8100 return',
+    ],
+    [
       'ct state new, jump',
       { match: [{ kind: 'ct', states: ['new'] }], action: { kind: 'jump', chain: 'x' } },
       'ct state new jump x',
@@ -196,6 +201,15 @@ describe('validate', () => {
       'a port out of range',
       { chains: [], sets: [{ name: 'p', type: 'inet_service', elements: ['70000'] }] },
       'sets[0].elements[0]: "70000" is not a inet_service element',
+    ],
+    [
+      'a port range ending below its start',
+      {
+        chains: [
+          { name: 'c', rules: [{ match: [{ kind: 'l4', proto: 'tcp', dport: { range: [90, 80] } }] }] },
+        ],
+      },
+      'chains[0].rules[0].match[0].dport.range: [90,80] is not a port range',
     ],
   ])('refuses %s, naming the field and the value', (_name, model, message) => {
     let caught: unknown;

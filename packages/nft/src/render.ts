@@ -212,8 +212,14 @@ export function validate(table: Table): ValidTable {
         ) {
           bad(`${mf}.dport`, m.dport, 'is not a port 1..65535');
         }
-        if (m.kind === 'l4' && typeof m.dport === 'object')
+        if (m.kind === 'l4' && typeof m.dport === 'object' && 'set' in m.dport)
           wantSet(`${mf}.dport.set`, m.dport.set, 'set', ['inet_service']);
+        if (m.kind === 'l4' && typeof m.dport === 'object' && 'range' in m.dport) {
+          const [from, to] = m.dport.range;
+          const port = (p: number) => Number.isInteger(p) && p >= 1 && p <= 65535;
+          if (!port(from) || !port(to) || from > to)
+            bad(`${mf}.dport.range`, m.dport.range, 'is not a port range from..to within 1..65535');
+        }
         if (m.kind === 'ct' && m.states.length === 0) bad(`${mf}.states`, m.states, 'is empty');
       });
       const a = r.action;
@@ -246,7 +252,9 @@ function renderMatch(m: Match): string {
       return `${m.field} ${not}@${m.set}`;
     case 'l4':
       if (m.dport === undefined) return `meta l4proto ${m.proto}`;
-      return `${m.proto} dport ${typeof m.dport === 'number' ? m.dport : `@${m.dport.set}`}`;
+      if (typeof m.dport === 'number') return `${m.proto} dport ${m.dport}`;
+      if ('range' in m.dport) return `${m.proto} dport ${m.dport.range[0]}-${m.dport.range[1]}`;
+      return `${m.proto} dport @${m.dport.set}`;
     case 'ct':
       return `ct state ${m.states.join(',')}`;
   }
