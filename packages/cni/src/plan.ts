@@ -1,5 +1,6 @@
 // The pure description of one pod attachment: what ADD programs and what CHECK expects to find.
 import { createHash } from 'node:crypto';
+import { podInterfaceName } from '@podnet/net';
 import type { PodRef } from './env.js';
 import type { CniResult } from './result.js';
 
@@ -22,9 +23,8 @@ export const PRIMARY_IFNAME = 'eth0';
  * kubelet), the container ID and interface name are hashed.
  */
 export function hostIfName(pod: PodRef | undefined, containerId: string, ifname: string): string {
-  const key = pod
-    ? `${pod.namespace}.${pod.name}${ifname === PRIMARY_IFNAME ? '' : `.${ifname}`}`
-    : `${containerId}.${ifname}`;
+  if (pod && ifname === PRIMARY_IFNAME) return podInterfaceName(pod.namespace, pod.name);
+  const key = pod ? `${pod.namespace}.${pod.name}.${ifname}` : `${containerId}.${ifname}`;
   return HOST_IF_PREFIX + createHash('sha1').update(key).digest('hex').slice(0, 11);
 }
 

@@ -2,6 +2,7 @@
 // agree with this one by a property test in test/). See README.md for the grammar.
 export { type AddrPort, type ParseAddrPortOptions, parseAddrPort, parseAddrPortResult } from './addrport.js';
 export { NET_ERR_INVALID, NetError } from './errors.js';
+export { POD_IF_PREFIX, podInterfaceName } from './ifname.js';
 export {
   type Cidr,
   cidrContains,

@@ -1,0 +1,313 @@
+// The semantics: which local pods the policies select, and for each of them the union of what
+// its policies allow, as allow entries over shared peer sets. A peer set belongs to one policy
+// rule (not to a pod), so the rules grow with pods x policies selecting them, while the peers of
+// a rule (every pod a selector picks, every ipBlock) are elements of its set.
+import { createHash } from 'node:crypto';
+import { type Family, parseCidrResult, parseIpResult, podInterfaceName } from '@podnet/net';
+import { type ParsedPolicy, type ParsedPort, type ParsedRule, parsePolicy } from './parse.js';
+import { inSpans, type Span, toPrefixes } from './ranges.js';
+import { matchesSelector } from './selector.js';
+import { NamespaceSchema, type Pod, PodSchema, type PolicyInput, type Protocol } from './types.js';
+
+/** The label the API server puts on every namespace (selectable even when the input lacks it). */
+export const NAMESPACE_NAME_LABEL = 'kubernetes.io/metadata.name';
+
+/** The addresses of a rule's peers: canonical prefixes (a host as the bare address). */
+export interface PeerSet {
+  /** Unique per policy rule (and named port): the nft set names derive from it. */
+  id: string;
+  /** `namespace/name ingress[0]` (and the named port). */
+  origin: string;
+  v4: string[];
+  v6: string[];
+}
+
+export interface PortMatch {
+  protocol: Protocol;
+  /** Absent: every port of the protocol. */
+  port?: number;
+  /** With `port`: the range port..endPort. */
+  endPort?: number;
+}
+
+/** One allowed (peers, ports) pair of one policy rule, for one pod and direction. */
+export interface Allow {
+  /** `namespace/name` of the policy. */
+  policy: string;
+  rule: number;
+  /** A PeerSet id; absent: every address. */
+  peers?: string;
+  /** Absent: every port and protocol. Never empty. */
+  ports?: PortMatch[];
+  /** Named ports of the rule, as resolved for this entry (`http` = TCP 8080), for display. */
+  named?: string[];
+}
+
+export interface PodPolicy {
+  namespace: string;
+  name: string;
+  /** The host side of the pod's veth: the interface the chains are dispatched on. */
+  ifname: string;
+  /** `namespace/name` of every policy selecting the pod. */
+  policies: string[];
+  /** Present when some policy isolates the pod's ingress: only these pass (besides replies and the node). */
+  ingress?: Allow[];
+  /** Present when some policy isolates the pod's egress. */
+  egress?: Allow[];
+}
+
+export interface Translation {
+  node: string;
+  /** Local pods selected by at least one policy, by ifname. */
+  pods: PodPolicy[];
+  /** Peer sets the allow entries refer to, by id. */
+  sets: PeerSet[];
+  /** This node's addresses (always allowed to reach its pods). */
+  nodeAddrs: { v4: string[]; v6: string[] };
+  /** Inputs that were skipped, each naming the object, the field and the value. */
+  problems: string[];
+}
+
+interface Addr {
+  family: Family;
+  value: bigint;
+}
+interface PodInfo extends Pod {
+  addrs: Addr[];
+}
+
+/** The cluster as the translation indexes it. */
+interface Cluster {
+  namespaces: Map<string, Record<string, string>>;
+  podsByNs: Map<string, PodInfo[]>;
+  pods: PodInfo[];
+}
+
+function index(input: PolicyInput, problems: string[]): Cluster {
+  const namespaces = new Map<string, Record<string, string>>();
+  for (const raw of input.namespaces) {
+    const r = NamespaceSchema.safeParse(raw);
+    if (!r.success) problems.push(`namespace ${JSON.stringify(raw)}: ${r.error.issues[0]?.message}`);
+    else namespaces.set(r.data.name, { ...r.data.labels, [NAMESPACE_NAME_LABEL]: r.data.name });
+  }
+  const podsByNs = new Map<string, PodInfo[]>();
+  const pods: PodInfo[] = [];
+  for (const raw of input.pods) {
+    const r = PodSchema.safeParse(raw);
+    if (!r.success) {
+      problems.push(`pod ${raw.namespace}/${raw.name}: ${r.error.issues[0]?.message}`);
+      continue;
+    }
+    const addrs: Addr[] = [];
+    for (const ip of r.data.ips) {
+      const a = parseIpResult(ip);
+      if (a.ok) addrs.push({ family: a.value.family, value: a.value.value });
+      else
+        problems.push(
+          `pod ${r.data.namespace}/${r.data.name}: ips: ${JSON.stringify(ip)} is not an IP address: ${a.reason}`,
+        );
+    }
+    const p: PodInfo = { ...r.data, addrs };
+    pods.push(p);
+    const list = podsByNs.get(p.namespace) ?? [];
+    list.push(p);
+    podsByNs.set(p.namespace, list);
+  }
+  return { namespaces, podsByNs, pods };
+}
+
+const nsLabels = (c: Cluster, ns: string) => c.namespaces.get(ns) ?? { [NAMESPACE_NAME_LABEL]: ns };
+
+/** Pods a rule's selector peers pick, and the spans of its ipBlocks, per family. */
+function rulePeers(c: Cluster, policy: ParsedPolicy, rule: ParsedRule) {
+  const pods = new Set<PodInfo>();
+  const blocks: Record<Family, Span[]> = { 4: [], 6: [] };
+  for (const peer of rule.peers ?? []) {
+    if (peer.kind === 'block') {
+      blocks[peer.family].push(...peer.spans);
+      continue;
+    }
+    const nss = peer.namespaceSelector
+      ? [...c.podsByNs.keys()].filter((ns) => matchesSelector(peer.namespaceSelector!, nsLabels(c, ns)))
+      : [policy.namespace];
+    for (const ns of nss)
+      for (const p of c.podsByNs.get(ns) ?? [])
+        if (!peer.podSelector || matchesSelector(peer.podSelector, p.labels)) pods.add(p);
+  }
+  return { pods: [...pods], blocks };
+}
+
+function peerSet(id: string, origin: string, pods: PodInfo[], blocks: Record<Family, Span[]>): PeerSet {
+  const spans: Record<Family, Span[]> = { 4: [...blocks[4]], 6: [...blocks[6]] };
+  for (const p of pods) for (const a of p.addrs) spans[a.family].push({ start: a.value, end: a.value });
+  return { id, origin, v4: toPrefixes(4, spans[4]), v6: toPrefixes(6, spans[6]) };
+}
+
+/** The number a named port means on `pod` (first container port with that name and protocol). */
+function resolveNamed(pod: Pod, name: string, protocol: Protocol): number | undefined {
+  return pod.ports.find((p) => p.name === name && p.protocol === protocol)?.containerPort;
+}
+
+function numericPort(p: ParsedPort): PortMatch {
+  const m: PortMatch = { protocol: p.protocol };
+  if (typeof p.port === 'number') m.port = p.port;
+  if (typeof p.port === 'number' && p.endPort !== undefined && p.endPort !== p.port) m.endPort = p.endPort;
+  return m;
+}
+
+const policyHash = (key: string) => createHash('sha1').update(key).digest('hex').slice(0, 10);
+
+/** Builds the sets of one policy's rules once, however many local pods the policy selects. */
+class RuleSets {
+  readonly sets = new Map<string, PeerSet>();
+  constructor(private readonly c: Cluster) {}
+
+  /** The set of the rule's peers (undefined when the rule has none: every address). */
+  base(policy: ParsedPolicy, dir: 'ingress' | 'egress', i: number, rule: ParsedRule): string | undefined {
+    if (!rule.peers) return undefined;
+    const id = `np${policyHash(policy.key)}-${dir[0]}${i}`;
+    if (!this.sets.has(id)) {
+      const { pods, blocks } = rulePeers(this.c, policy, rule);
+      this.sets.set(id, peerSet(id, `${policy.key} ${dir}[${i}]`, pods, blocks));
+    }
+    return id;
+  }
+
+  /**
+   * An egress rule's named port, resolved on each destination pod: one set per number it means,
+   * holding the peers (pods picked by the rule's selectors, or pods inside its ipBlocks; every pod
+   * when the rule has no peers) that define the name as that number.
+   */
+  named(policy: ParsedPolicy, i: number, rule: ParsedRule, name: string, protocol: Protocol) {
+    const { pods, blocks } = rule.peers
+      ? rulePeers(this.c, policy, rule)
+      : { pods: this.c.pods, blocks: { 4: [], 6: [] } as Record<Family, Span[]> };
+    const candidates = new Set(pods);
+    for (const p of this.c.pods)
+      if (p.addrs.some((a) => inSpans(blocks[a.family], a.value))) candidates.add(p);
+    const byNumber = new Map<number, PodInfo[]>();
+    for (const p of candidates) {
+      const n = resolveNamed(p, name, protocol);
+      if (n !== undefined) byNumber.set(n, [...(byNumber.get(n) ?? []), p]);
+    }
+    const out: { id: string; port: number }[] = [];
+    for (const [n, ps] of [...byNumber].sort((a, b) => a[0] - b[0])) {
+      const id = `np${policyHash(policy.key)}-e${i}-${protocol.toLowerCase()}${n}`;
+      const inBlocks = (p: PodInfo) =>
+        p.addrs.filter((a) => inSpans(blocks[a.family], a.value)).map((a) => ({ ...p, addrs: [a] }));
+      // A pod picked only through an ipBlock contributes only its addresses inside the block.
+      const members = ps.flatMap((p) => (pods.includes(p) || !rule.peers ? [p] : inBlocks(p)));
+      this.sets.set(
+        id,
+        peerSet(id, `${policy.key} egress[${i}] ${name}=${protocol}/${n}`, members, { 4: [], 6: [] }),
+      );
+      out.push({ id, port: n });
+    }
+    return out;
+  }
+}
+
+function ingressAllows(sets: RuleSets, policy: ParsedPolicy, pod: Pod): Allow[] {
+  const out: Allow[] = [];
+  (policy.ingress ?? []).forEach((rule, i) => {
+    const a: Allow = { policy: policy.key, rule: i };
+    const peers = sets.base(policy, 'ingress', i, rule);
+    if (peers) a.peers = peers;
+    if (rule.ports) {
+      // Named ports resolve on the destination, which is this pod; a name it lacks matches nothing.
+      const named: string[] = [];
+      const ports = rule.ports.flatMap((p): PortMatch[] => {
+        if (typeof p.port !== 'string') return [numericPort(p)];
+        const n = resolveNamed(pod, p.port, p.protocol);
+        if (n !== undefined) named.push(`${p.port}=${p.protocol}/${n}`);
+        return n === undefined ? [] : [{ protocol: p.protocol, port: n }];
+      });
+      if (ports.length === 0) return;
+      a.ports = ports;
+      if (named.length) a.named = named;
+    }
+    out.push(a);
+  });
+  return out;
+}
+
+function egressAllows(sets: RuleSets, policy: ParsedPolicy): Allow[] {
+  const out: Allow[] = [];
+  (policy.egress ?? []).forEach((rule, i) => {
+    const peers = sets.base(policy, 'egress', i, rule);
+    const numeric = rule.ports?.filter((p) => typeof p.port !== 'string');
+    if (!rule.ports || (numeric && numeric.length > 0)) {
+      const a: Allow = { policy: policy.key, rule: i };
+      if (peers) a.peers = peers;
+      if (numeric) a.ports = numeric.map(numericPort);
+      out.push(a);
+    }
+    for (const p of rule.ports ?? []) {
+      if (typeof p.port !== 'string') continue;
+      for (const s of sets.named(policy, i, rule, p.port, p.protocol))
+        out.push({
+          policy: policy.key,
+          rule: i,
+          peers: s.id,
+          ports: [{ protocol: p.protocol, port: s.port }],
+          named: [`${p.port}=${p.protocol}/${s.port}`],
+        });
+    }
+  });
+  return out;
+}
+
+function nodeAddrs(addresses: string[], problems: string[]) {
+  const spans: Record<Family, Span[]> = { 4: [], 6: [] };
+  for (const text of addresses) {
+    // Node annotations carry the address with its prefix length (10.0.0.11/24): the address counts.
+    const r = parseCidrResult(text, { hostBits: 'keep', bare: true });
+    if (!r.ok) problems.push(`nodeAddresses: ${JSON.stringify(text)} is not an address: ${r.reason}`);
+    else spans[r.value.family].push({ start: r.value.addr, end: r.value.addr });
+  }
+  return { v4: toPrefixes(4, spans[4]), v6: toPrefixes(6, spans[6]) };
+}
+
+/** Policies + pods + namespaces → what `input.node` enforces for its pods. Pure. */
+export function translate(input: PolicyInput): Translation {
+  const problems: string[] = [];
+  const cluster = index(input, problems);
+  const policies: ParsedPolicy[] = [];
+  for (const raw of input.policies) {
+    const r = parsePolicy(raw);
+    if (r.ok) policies.push(r.policy);
+    else problems.push(...r.problems.map((p) => `networkpolicy ${r.key}: ${p}`));
+  }
+  policies.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+  const sets = new RuleSets(cluster);
+  const byIf = new Map<string, PodPolicy>();
+  for (const policy of policies) {
+    let egress: Allow[] | undefined;
+    for (const pod of cluster.podsByNs.get(policy.namespace) ?? []) {
+      if (pod.node !== input.node || !matchesSelector(policy.podSelector, pod.labels)) continue;
+      const ifname = podInterfaceName(pod.namespace, pod.name);
+      const pp: PodPolicy = byIf.get(ifname) ?? {
+        namespace: pod.namespace,
+        name: pod.name,
+        ifname,
+        policies: [],
+      };
+      byIf.set(ifname, pp);
+      pp.policies.push(policy.key);
+      if (policy.ingress) pp.ingress = [...(pp.ingress ?? []), ...ingressAllows(sets, policy, pod)];
+      if (policy.egress) {
+        egress ??= egressAllows(sets, policy);
+        pp.egress = [...(pp.egress ?? []), ...egress];
+      }
+    }
+  }
+  const pods = [...byIf.values()].sort((a, b) => (a.ifname < b.ifname ? -1 : 1));
+  const usedSets = [...sets.sets.values()].sort((a, b) => (a.id < b.id ? -1 : 1));
+  return {
+    node: input.node,
+    pods,
+    sets: usedSets,
+    nodeAddrs: nodeAddrs(input.nodeAddresses, problems),
+    problems,
+  };
+}

@@ -1,0 +1,23 @@
+// @podnet/policy: Kubernetes NetworkPolicy as a pure translation (see README.md).
+export {
+  type Allow,
+  NAMESPACE_NAME_LABEL,
+  type PeerSet,
+  type PodPolicy,
+  type PortMatch,
+  type Translation,
+  translate,
+} from './compute.js';
+export {
+  EGRESS_MAP,
+  egressChain,
+  INGRESS_MAP,
+  ingressChain,
+  NODE_SET,
+  POLICY_CHAIN,
+  policyTable,
+  setName,
+} from './lower.js';
+export { type ParsedPolicy, parsePolicy, policyTypes } from './parse.js';
+export { matchesSelector, selectorText } from './selector.js';
+export * from './types.js';

@@ -1,0 +1,108 @@
+// The translation to @podnet/nft's model: the table fragment this node's agent adds to `inet podnet`.
+//
+//   chain np-forward (filter, hook forward, priority filter, policy accept)
+//     ct state established,related accept       replies and flows already allowed
+//     iifname vmap @np-egress                   from a selected pod: jump np-out-<ifname>
+//     oifname vmap @np-ingress                  to a selected pod:   jump np-in-<ifname>
+//   chain np-in-<ifname>                        one per pod isolated for ingress
+//     ip saddr @np-node4 return                 its own node (kubelet probes), ip6 likewise
+//     ip saddr @<rule set>-v4 tcp dport 80 return   one rule per allowed (family, port)
+//     counter drop
+//   chain np-out-<ifname>                       one per pod isolated for egress, daddr instead
+//
+// A chain allows with `return`, so a packet between two selected pods of this node passes the
+// sender's egress chain and then the receiver's ingress chain. Peer addresses live in one interval
+// set per policy rule and family: a pod or namespace label change, a pod address change, is an
+// element update of those sets; the rules change only with the pods a policy selects.
+import type { Chain, Match, NamedSet, Rule, Table, VerdictMap } from '@podnet/nft';
+import type { Allow, PortMatch, Translation } from './compute.js';
+
+export const POLICY_CHAIN = 'np-forward';
+export const INGRESS_MAP = 'np-ingress';
+export const EGRESS_MAP = 'np-egress';
+export const NODE_SET = { v4: 'np-node4', v6: 'np-node6' } as const;
+
+export const ingressChain = (ifname: string) => `np-in-${ifname}`;
+export const egressChain = (ifname: string) => `np-out-${ifname}`;
+export const setName = (id: string, family: 'v4' | 'v6') => `${id}-${family}`;
+
+const COMMENT_MAX = 128;
+const comment = (text: string) => (text.length > COMMENT_MAX ? `${text.slice(0, COMMENT_MAX - 1)}~` : text);
+
+function portMatch(p: PortMatch): Match {
+  const proto = p.protocol.toLowerCase() as 'tcp' | 'udp' | 'sctp';
+  if (p.port === undefined) return { kind: 'l4', proto };
+  if (p.endPort === undefined) return { kind: 'l4', proto, dport: p.port };
+  return { kind: 'l4', proto, dport: { range: [p.port, p.endPort] } };
+}
+
+function allowRules(a: Allow, dir: 'ingress' | 'egress'): Rule[] {
+  const side = dir === 'ingress' ? 'saddr' : 'daddr';
+  const addrs: Match[][] = a.peers
+    ? [
+        [{ kind: 'addr', field: `ip ${side}`, set: setName(a.peers, 'v4') }],
+        [{ kind: 'addr', field: `ip6 ${side}`, set: setName(a.peers, 'v6') }],
+      ]
+    : [[]];
+  const ports: Match[][] = a.ports ? a.ports.map((p) => [portMatch(p)]) : [[]];
+  const text = comment(`${a.policy} ${dir}[${a.rule}]`);
+  return addrs.flatMap((am) =>
+    ports.map((pm): Rule => {
+      const match = [...am, ...pm];
+      return match.length
+        ? { match, action: { kind: 'return' }, comment: text }
+        : { action: { kind: 'return' }, comment: text };
+    }),
+  );
+}
+
+function podChain(name: string, allows: Allow[], dir: 'ingress' | 'egress', pod: string): Chain {
+  const rules: Rule[] = [];
+  if (dir === 'ingress')
+    rules.push(
+      { match: [{ kind: 'addr', field: 'ip saddr', set: NODE_SET.v4 }], action: { kind: 'return' } },
+      { match: [{ kind: 'addr', field: 'ip6 saddr', set: NODE_SET.v6 }], action: { kind: 'return' } },
+    );
+  for (const a of allows) rules.push(...allowRules(a, dir));
+  rules.push({ counter: true, action: { kind: 'drop' }, comment: comment(`${pod} ${dir} not allowed`) });
+  return { name, rules, comment: comment(`${dir} of ${pod}`) };
+}
+
+/** The nft table fragment (chains, sets, maps) of a translation. Concatenate it into the agent's table. */
+export function policyTable(t: Translation): Required<Pick<Table, 'chains' | 'sets' | 'maps'>> {
+  const chains: Chain[] = [
+    {
+      name: POLICY_CHAIN,
+      base: { type: 'filter', hook: 'forward', priority: 'filter', policy: 'accept' },
+      comment: "NetworkPolicy of this node's pods",
+      rules: [
+        { match: [{ kind: 'ct', states: ['established', 'related'] }], action: { kind: 'accept' } },
+        { match: [], action: { kind: 'vmap', field: 'iifname', map: EGRESS_MAP } },
+        { match: [], action: { kind: 'vmap', field: 'oifname', map: INGRESS_MAP } },
+      ],
+    },
+  ];
+  const ingress: VerdictMap = { name: INGRESS_MAP, type: 'ifname', elements: [] };
+  const egress: VerdictMap = { name: EGRESS_MAP, type: 'ifname', elements: [] };
+  for (const p of t.pods) {
+    const pod = `${p.namespace}/${p.name}`;
+    if (p.ingress) {
+      chains.push(podChain(ingressChain(p.ifname), p.ingress, 'ingress', pod));
+      ingress.elements.push({ key: p.ifname, verdict: { kind: 'jump', chain: ingressChain(p.ifname) } });
+    }
+    if (p.egress) {
+      chains.push(podChain(egressChain(p.ifname), p.egress, 'egress', pod));
+      egress.elements.push({ key: p.ifname, verdict: { kind: 'jump', chain: egressChain(p.ifname) } });
+    }
+  }
+  const sets: NamedSet[] = [
+    { name: NODE_SET.v4, type: 'ipv4_addr', interval: true, elements: t.nodeAddrs.v4, comment: 'this node' },
+    { name: NODE_SET.v6, type: 'ipv6_addr', interval: true, elements: t.nodeAddrs.v6, comment: 'this node' },
+  ];
+  for (const s of t.sets) {
+    const c = comment(s.origin);
+    sets.push({ name: setName(s.id, 'v4'), type: 'ipv4_addr', interval: true, elements: s.v4, comment: c });
+    sets.push({ name: setName(s.id, 'v6'), type: 'ipv6_addr', interval: true, elements: s.v6, comment: c });
+  }
+  return { chains, sets, maps: [ingress, egress] };
+}
