@@ -171,9 +171,9 @@ export const errors = {
 
 /** Field-level validation problems, in the shape Status causes use. */
 export const causes = {
-  required: (field: string): StatusCause => ({
+  required: (field: string, detail?: string): StatusCause => ({
     reason: 'FieldValueRequired',
-    message: 'Required value',
+    message: detail ? `Required value: ${detail}` : 'Required value',
     field,
   }),
   invalid: (field: string, value: unknown, why: string): StatusCause => ({

@@ -2,6 +2,7 @@
 // system metadata, status handling, defaults and validation. Pure functions over plain objects.
 import { randomBytes, randomUUID } from 'node:crypto';
 import { causes, errors, type StatusCause } from './errors.js';
+import { validateNetworkPolicy } from './networkpolicy.js';
 import { deepEqual, type Json } from './patch.js';
 import type { ResourceType } from './resources.js';
 import { applyStructuralSchema } from './schema.js';
@@ -123,6 +124,8 @@ function typeRules(t: ResourceType, obj: KObject, version: string, out: StatusCa
     case 'events':
       validateEvent(obj, out);
       return obj;
+    case 'networkpolicies':
+      return validateNetworkPolicy(obj, out);
     default:
       return obj;
   }

@@ -137,6 +137,18 @@ export function builtinTypes(): ResourceType[] {
     ),
     builtin(
       {
+        group: 'networking.k8s.io',
+        plural: 'networkpolicies',
+        singular: 'networkpolicy',
+        kind: 'NetworkPolicy',
+        namespaced: true,
+        hasStatus: false,
+        shortNames: ['netpol'],
+      },
+      'v1',
+    ),
+    builtin(
+      {
         group: 'apiextensions.k8s.io',
         plural: 'customresourcedefinitions',
         singular: 'customresourcedefinition',
