@@ -2,6 +2,7 @@
 import { parseArgs } from 'node:util';
 import { Ipam } from '@podnet/ipam';
 import { KubeClient } from '@podnet/k8s';
+import { podFromObject } from '@podnet/policy';
 import { DEFAULT_AGENT_URL, fetchAgentStatus } from './agent-status.js';
 import {
   type CommandResult,
@@ -15,6 +16,7 @@ import {
 import { CtlError } from './errors.js';
 import { OUTPUT_FORMATS, type OutputFormat, render } from './format.js';
 import { dumpPodnetRoutes } from './kernel.js';
+import { policyExplain } from './policy.js';
 
 export const USAGE = `usage: podnetctl [--output table|json|yaml] COMMAND
 
@@ -24,11 +26,12 @@ Commands:
   ipam show                pools, blocks per node, utilisation
   ipam check               inconsistencies and leaked addresses (exit code 1 when any)
   ipam release --ip ADDR   free one address
+  policy NAMESPACE/POD     NetworkPolicies selecting the pod, its effective ingress/egress allow list
 
 Options:
   -o, --output FORMAT      table (default), json or yaml
   --agent URL              the local agent's status endpoint (default ${DEFAULT_AGENT_URL}, env PODNETCTL_AGENT)
-  --kubeconfig PATH        for ipam commands (default KUBECONFIG, then in-cluster)
+  --kubeconfig PATH        for ipam and policy commands (default KUBECONFIG, then in-cluster)
   -h, --help               this text`;
 
 export interface CtlIo {
@@ -89,9 +92,30 @@ export async function runCtl(argv: string[], io: CtlIo): Promise<number> {
             `${(err as Error).message}\nCheck that the API server is reachable with this kubeconfig (kubectl get ippools).`,
           );
 
-    const cmd = positionals.join(' ');
+    const cmd = positionals[0] === 'policy' && positionals.length === 2 ? 'policy' : positionals.join(' ');
     let result: CommandResult;
     switch (cmd) {
+      case 'policy': {
+        const { client } = ipam();
+        const [policies, pods, namespaces] = await Promise.all([
+          client.custom.listClusterCustomObject({
+            group: 'networking.k8s.io',
+            version: 'v1',
+            plural: 'networkpolicies',
+          }),
+          client.listPods(),
+          client.core.listNamespace(),
+        ]).catch((e) => Promise.reject(apiError(e)));
+        result = policyExplain(positionals[1]!, {
+          policies: (policies as { items?: unknown[] }).items ?? [],
+          pods: pods.map(podFromObject),
+          namespaces: namespaces.items.map((n) => ({
+            name: n.metadata?.name ?? '',
+            labels: n.metadata?.labels ?? {},
+          })),
+        });
+        break;
+      }
       case 'node status':
         result = nodeStatus(await fetchAgentStatus(agentUrl));
         break;
