@@ -6,13 +6,14 @@ import { renderFull, validate } from '@podnet/nft';
 import { cleanupStale, type Netns, NetnsSet, vethPair } from '@podnet/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { NODE1, policy, translateFor } from './__fixtures__/cluster.js';
-import { ingressChain, policyTable } from './lower.js';
+import { egressChain, ingressChain, policyTable } from './lower.js';
 
 const GW = '10.0.0.254';
+const GW6 = 'fd00::ffff';
 const PODS = [
-  { ns: 'x', name: 'a', ip: '10.0.1.1' },
-  { ns: 'x', name: 'c', ip: '10.0.1.3' },
-  { ns: 'y', name: 'a', ip: '10.0.2.1' },
+  { ns: 'x', name: 'a', ip: '10.0.1.1', ip6: 'fd00::1:1' },
+  { ns: 'x', name: 'c', ip: '10.0.1.3', ip6: 'fd00::1:3' },
+  { ns: 'y', name: 'a', ip: '10.0.2.1', ip6: 'fd00::2:1' },
 ] as const;
 
 const lab = new NetnsSet();
@@ -23,6 +24,7 @@ beforeAll(async () => {
   await cleanupStale();
   node = await lab.create('polnode');
   await node.sysctl('net.ipv4.ip_forward', 1);
+  await node.sysctl('net.ipv6.conf.all.forwarding', 1);
   for (const p of PODS) {
     const ns = await lab.create(`pol${p.ns}${p.name}`);
     const hostIf = podInterfaceName(p.ns, p.name);
@@ -32,21 +34,33 @@ beforeAll(async () => {
     await ns.ip('addr', 'add', `${p.ip}/32`, 'dev', 'eth0');
     await ns.ip('route', 'add', GW, 'dev', 'eth0');
     await ns.ip('route', 'add', 'default', 'via', GW);
+    await node.ip('addr', 'add', `${GW6}/128`, 'dev', hostIf, 'nodad');
+    await node.ip('-6', 'route', 'add', `${p.ip6}/128`, 'dev', hostIf);
+    await ns.ip('addr', 'add', `${p.ip6}/128`, 'dev', 'eth0', 'nodad');
+    await ns.ip('-6', 'route', 'add', GW6, 'dev', 'eth0');
+    await ns.ip('-6', 'route', 'add', 'default', 'via', GW6);
     pods.set(`${p.ns}/${p.name}`, ns);
   }
-  // x/a admits only namespace y; x/c and y/a are not selected by any policy.
+  // x/a admits only namespace y; x/c may send only to x/a; y/a is selected by no policy.
   const t = translateFor(NODE1, [
     policy('x', 'from-y', {
       podSelector: { matchLabels: { pod: 'a' } },
       ingress: [{ from: [{ namespaceSelector: { matchLabels: { ns: 'y' } } }] }],
+    }),
+    policy('x', 'c-to-a', {
+      podSelector: { matchLabels: { pod: 'c' } },
+      policyTypes: ['Egress'],
+      egress: [{ to: [{ podSelector: { matchLabels: { pod: 'a' } } }] }],
     }),
   ]);
   await node.run('nft', ['-f', '-'], { input: renderFull(validate(policyTable(t))) });
 });
 afterAll(() => lab.destroy());
 
-const ping = (from: string, to: string) =>
-  pods.get(from)!.exec('ping', ['-c', '1', '-W', '2', PODS.find((p) => `${p.ns}/${p.name}` === to)!.ip]);
+const ping = (from: string, to: string, family: 4 | 6 = 4) => {
+  const dst = PODS.find((p) => `${p.ns}/${p.name}` === to)!;
+  return pods.get(from)!.exec('ping', [`-${family}`, '-c', '1', '-W', '2', family === 4 ? dst.ip : dst.ip6]);
+};
 
 async function dropped(chain: string): Promise<number> {
   const out = JSON.parse(await node.run('nft', ['-j', 'list', 'chain', 'inet', 'podnet', chain])) as {
@@ -56,27 +70,35 @@ async function dropped(chain: string): Promise<number> {
   return rule.expr.find((e) => e.counter)!.counter!.packets;
 }
 
-describe('a NetworkPolicy table in the kernel', () => {
+describe.each([4, 6] as const)('a NetworkPolicy table in the kernel, IPv%s', (family) => {
   const xa = ingressChain(podInterfaceName('x', 'a'));
+  const xc = egressChain(podInterfaceName('x', 'c'));
 
   it('lets a pod of the allowed namespace reach the selected pod', async () => {
-    expect((await ping('y/a', 'x/a')).code).toBe(0);
+    expect((await ping('y/a', 'x/a', family)).code).toBe(0);
   });
 
   it("drops a pod of another namespace at the selected pod's ingress chain", async () => {
+    // x/c's egress allows x/a, so the packet passes x/c's chain and meets x/a's.
     const before = await dropped(xa);
-    expect((await ping('x/c', 'x/a')).code).not.toBe(0);
+    expect((await ping('x/c', 'x/a', family)).code).not.toBe(0);
     expect(await dropped(xa)).toBeGreaterThan(before);
   });
 
-  it('lets replies in: the selected pod reaches an unselected one and gets the answer', async () => {
+  it("drops what the sender's egress chain does not allow", async () => {
+    const before = await dropped(xc);
+    expect((await ping('x/c', 'y/a', family)).code).not.toBe(0);
+    expect(await dropped(xc)).toBeGreaterThan(before);
+  });
+
+  it('lets replies in: x/a reaches x/c and gets the answer its own ingress would refuse', async () => {
     const before = await dropped(xa);
-    expect((await ping('x/a', 'x/c')).code).toBe(0);
+    expect((await ping('x/a', 'x/c', family)).code).toBe(0);
     expect(await dropped(xa)).toBe(before);
   });
 
   it('leaves unselected pods open to everyone', async () => {
-    expect((await ping('x/c', 'y/a')).code).toBe(0);
-    expect((await ping('y/a', 'x/c')).code).toBe(0);
+    expect((await ping('x/a', 'y/a', family)).code).toBe(0);
+    expect((await ping('y/a', 'x/c', family)).code).toBe(0);
   });
 });
