@@ -19,5 +19,5 @@ export {
   setName,
 } from './lower.js';
 export { type ParsedPolicy, parsePolicy, policyTypes } from './parse.js';
-export { matchesSelector, selectorText } from './selector.js';
+export { matchesSelector } from './selector.js';
 export * from './types.js';

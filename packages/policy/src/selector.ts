@@ -25,17 +25,3 @@ export function matchesSelector(sel: LabelSelector, labels: Record<string, strin
   }
   return true;
 }
-
-/** The selector as text, as kubectl prints it (`app=web,tier in (a,b),!legacy`); `<all>` when empty. */
-export function selectorText(sel: LabelSelector | null | undefined): string {
-  const parts: string[] = [];
-  for (const [k, v] of Object.entries(sel?.matchLabels ?? {})) parts.push(`${k}=${v}`);
-  for (const e of sel?.matchExpressions ?? []) {
-    const vals = `(${(e.values ?? []).join(',')})`;
-    if (e.operator === 'In') parts.push(`${e.key} in ${vals}`);
-    else if (e.operator === 'NotIn') parts.push(`${e.key} notin ${vals}`);
-    else if (e.operator === 'Exists') parts.push(e.key);
-    else parts.push(`!${e.key}`);
-  }
-  return parts.length ? parts.join(',') : '<all>';
-}
