@@ -370,6 +370,19 @@ describe('NetworkPolicy', () => {
     );
   });
 
+  it('takes a strategic merge patch (kubectl apply) that replaces a rule list whole', async () => {
+    await net.createNamespacedNetworkPolicy({
+      namespace: 'default',
+      body: np('smp', { podSelector: {}, ingress: [{ ports: [{ port: 80 }] }, { ports: [{ port: 81 }] }] }),
+    });
+    const patched = await net.patchNamespacedNetworkPolicy(
+      { name: 'smp', namespace: 'default', body: { spec: { ingress: [{ ports: [{ port: 82 }] }] } } },
+      setHeaderOptions('Content-Type', PatchStrategy.StrategicMergePatch),
+    );
+    expect(patched.spec?.ingress).toEqual([{ ports: [{ port: 82, protocol: 'TCP' }] }]);
+    await net.deleteNamespacedNetworkPolicy({ name: 'smp', namespace: 'default' });
+  });
+
   it('refuses an invalid update and keeps the stored object', async () => {
     await net.createNamespacedNetworkPolicy({ namespace: 'default', body: np('keep', { podSelector: {} }) });
     const f = await failure(

@@ -36,6 +36,8 @@ export const MERGE_KEYS: Readonly<Record<string, MergeKeys>> = {
   configmaps: meta,
   events: meta,
   customresourcedefinitions: meta,
+  // NetworkPolicy's rule, peer and port lists have no merge key: a patch replaces them whole.
+  networkpolicies: meta,
   // What `kubectl apply` patches when deploy/ changes (RBAC rules and subjects are atomic lists).
   daemonsets: {
     ...meta,
