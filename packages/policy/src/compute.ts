@@ -155,7 +155,17 @@ function numericPort(p: ParsedPort): PortMatch {
   return m;
 }
 
-const policyHash = (key: string) => createHash('sha1').update(key).digest('hex').slice(0, 10);
+const hashes = new Map<string, string>();
+/** 10 hex of sha1(namespace/name): the stable stem of a policy's set names (memoised). */
+function policyHash(key: string): string {
+  let h = hashes.get(key);
+  if (h === undefined) {
+    h = createHash('sha1').update(key).digest('hex').slice(0, 10);
+    if (hashes.size > 100_000) hashes.clear();
+    hashes.set(key, h);
+  }
+  return h;
+}
 
 /** Builds the sets of one policy's rules once, however many local pods the policy selects. */
 class RuleSets {
@@ -294,10 +304,10 @@ export function translate(input: PolicyInput): Translation {
       };
       byIf.set(ifname, pp);
       pp.policies.push(policy.key);
-      if (policy.ingress) pp.ingress = [...(pp.ingress ?? []), ...ingressAllows(sets, policy, pod)];
+      if (policy.ingress) (pp.ingress ??= []).push(...ingressAllows(sets, policy, pod));
       if (policy.egress) {
         egress ??= egressAllows(sets, policy);
-        pp.egress = [...(pp.egress ?? []), ...egress];
+        (pp.egress ??= []).push(...egress);
       }
     }
   }
