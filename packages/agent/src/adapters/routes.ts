@@ -8,6 +8,7 @@ import {
   NextHopResolver,
   PODNET_PROTO,
   PODNET_PROTO_NAME,
+  type RejectedInput,
   type RouteKernel,
   RouteProgrammer,
   rtnetlinkKernel,
@@ -39,6 +40,7 @@ export class RoutesAdapter implements RoutesPort {
   readonly nextHops: NextHopResolver;
   private readonly log: Logger;
   private rejected: string[] = [];
+  private rejectedInputs: RejectedInput[] = [];
 
   constructor(opts: {
     logger: Logger;
@@ -75,6 +77,7 @@ export class RoutesAdapter implements RoutesPort {
     if (rejected.join() !== this.rejected.join())
       for (const r of rejected) this.log.warn({ rejected: r }, 'route input rejected');
     this.rejected = rejected;
+    this.rejectedInputs = set.rejected;
     if (families) await this.rp.setFamilies(families);
     await this.rp.setDesired(set.routes);
   }
@@ -85,14 +88,13 @@ export class RoutesAdapter implements RoutesPort {
 
   status(): RoutesStatus {
     const s = this.rp.status();
-    const state = new Map<string, 'pending' | 'conflict'>();
-    for (const p of s.pending) state.set(p.route.dst, 'pending');
-    for (const c of s.conflicts) state.set(c.desired.dst, 'conflict');
-    for (const f of s.failed)
-      state.set(f.route.split(' ').find((w) => w.includes('/')) ?? f.route, 'pending');
-    const routes: RoutesStatus['routes'] = [];
-    // Only non-programmed states are listed; the agent treats the rest of its desired set as programmed.
-    for (const [dst, st] of state) routes.push({ dst, state: st });
+    // Every desired route, from what the kernel acknowledged and the dumps since (routeStates).
+    const routes: RoutesStatus['routes'] = this.rp
+      .routeStates()
+      .map((r) => ({ dst: r.dst, state: r.state, ...(r.detail ? { detail: r.detail } : {}) }));
+    // Inputs computeDesired refused never reach the kernel.
+    for (const r of this.rejectedInputs)
+      routes.push({ dst: r.value, state: 'failed', detail: `${r.field}: ${r.message}` });
     const lastError = s.failed[0] ? `${s.failed[0].route}: ${s.failed[0].message}` : undefined;
     // Pending routes waiting for a pod interface do not block readiness; failures and conflicts do.
     const applied = s.running && s.lastApply !== undefined && s.failed.length === 0;
