@@ -731,7 +731,7 @@ export class RouteProgrammer {
           else {
             this.actual.set(key, op.route);
             this.ackedSinceDump.add(key);
-            this.goneSinceDump.delete(`${op.route.table}|${op.route.dst}`);
+            if (this.goneSinceDump.size) this.goneSinceDump.delete(`${op.route.table}|${op.route.dst}`);
           }
           this.counts[op.type]++;
           this.metrics?.ops.inc({ op: op.type });
