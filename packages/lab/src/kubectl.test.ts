@@ -6,6 +6,7 @@
 // scripts/fetch-kubectl.sh (node_modules/.cache); a missing build is skipped, saying so.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { request as httpsRequest } from 'node:https';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -131,6 +132,30 @@ describe('the namespace lab serves its API over HTTPS', () => {
     expect(text).toContain(`server: https://127.0.0.1:${config.apiHostPort}`);
     expect(text).toMatch(/certificate-authority-data: \S+/);
     expect(text).toContain(`token: ${lab.project.settings.apiServer.token}`);
+  });
+});
+
+describe('openApiTunnel', () => {
+  it("gives an https URL on 127.0.0.1 that the server's CA verifies", async () => {
+    const t = await lab.openApiTunnel();
+    try {
+      expect(t.url).toMatch(/^https:\/\/127\.0\.0\.1:\d+$/);
+      const status = await new Promise<number>((ok, fail) => {
+        const req = httpsRequest(
+          `${t.url}/api/v1/namespaces`,
+          { ca: t.caPem, headers: { authorization: `Bearer ${t.token}` } },
+          (res) => {
+            res.resume();
+            ok(res.statusCode ?? 0);
+          },
+        );
+        req.on('error', fail);
+        req.end();
+      });
+      expect(status).toBe(200);
+    } finally {
+      await t.close();
+    }
   });
 });
 

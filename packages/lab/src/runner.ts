@@ -793,7 +793,13 @@ export class Lab {
    * A TCP listener on 127.0.0.1 (in the caller's namespace) that tunnels to the lab's API server,
    * for clients that need a URL (e.g. @kubernetes/client-node in tests). Close it when done.
    */
-  async openApiTunnel(): Promise<{ url: string; token: string; close: () => Promise<void> }> {
+  async openApiTunnel(): Promise<{
+    url: string;
+    token: string;
+    /** The API server's CA when it serves HTTPS (the namespace lab; the certificate names 127.0.0.1). */
+    caPem?: string;
+    close: () => Promise<void>;
+  }> {
     const server: Server = createServer((conn) => {
       const up = netConnect(this.apiSocket);
       conn.pipe(up);
@@ -810,9 +816,11 @@ export class Lab {
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
     const addr = server.address();
     const port = typeof addr === 'object' && addr ? addr.port : 0;
+    const caPem = this.apiCaPem();
     return {
-      url: `http://127.0.0.1:${port}`,
+      url: `${caPem ? 'https' : 'http'}://127.0.0.1:${port}`,
       token: this.project.settings.apiServer.token,
+      ...(caPem ? { caPem } : {}),
       close: () => new Promise<void>((r) => server.close(() => r())),
     };
   }
