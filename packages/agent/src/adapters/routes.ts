@@ -34,6 +34,16 @@ export function toRouteInputs(routes: DesiredRoute[]) {
   return { localPods: [...pods].map(([ifname, ips]) => ({ ifname, ips })), ownedBlocks, remote };
 }
 
+/** The destinations of the input a rejection names (`localPods[2].ifname` → that pod's IPs). */
+function rejectedDsts(inputs: ReturnType<typeof toRouteInputs>, field: string): string[] {
+  const m = /^(localPods|ownedBlocks|remote)\[(\d+)\]/.exec(field);
+  if (!m) return [];
+  const i = Number(m[2]);
+  if (m[1] === 'localPods') return inputs.localPods[i]?.ips ?? [];
+  if (m[1] === 'ownedBlocks') return inputs.ownedBlocks[i] !== undefined ? [inputs.ownedBlocks[i]!] : [];
+  return inputs.remote[i] ? [inputs.remote[i]!.prefix] : [];
+}
+
 export class RoutesAdapter implements RoutesPort {
   private readonly rp: RouteProgrammer;
   /** The kernel's routes to the next hops: BGP best paths and `via` routes both ask it. */
@@ -41,6 +51,7 @@ export class RoutesAdapter implements RoutesPort {
   private readonly log: Logger;
   private rejected: string[] = [];
   private rejectedInputs: RejectedInput[] = [];
+  private inputs: ReturnType<typeof toRouteInputs> = { localPods: [], ownedBlocks: [], remote: [] };
 
   constructor(opts: {
     logger: Logger;
@@ -72,7 +83,8 @@ export class RoutesAdapter implements RoutesPort {
   }
 
   async setDesired(routes: DesiredRoute[], families?: (4 | 6)[]): Promise<void> {
-    const set = computeDesired(toRouteInputs(routes));
+    this.inputs = toRouteInputs(routes);
+    const set = computeDesired(this.inputs);
     const rejected = set.rejected.map((r) => `${r.field}=${r.value}: ${r.message}`);
     if (rejected.join() !== this.rejected.join())
       for (const r of rejected) this.log.warn({ rejected: r }, 'route input rejected');
@@ -92,9 +104,11 @@ export class RoutesAdapter implements RoutesPort {
     const routes: RoutesStatus['routes'] = this.rp
       .routeStates()
       .map((r) => ({ dst: r.dst, state: r.state, ...(r.detail ? { detail: r.detail } : {}) }));
-    // Inputs computeDesired refused never reach the kernel.
-    for (const r of this.rejectedInputs)
-      routes.push({ dst: r.value, state: 'failed', detail: `${r.field}: ${r.message}` });
+    // Inputs computeDesired refused never reach the kernel: `failed`, on the routes they belong to.
+    for (const r of this.rejectedInputs) {
+      const detail = `${r.field}=${r.value}: ${r.message}`;
+      for (const dst of rejectedDsts(this.inputs, r.field)) routes.push({ dst, state: 'failed', detail });
+    }
     const lastError = s.failed[0] ? `${s.failed[0].route}: ${s.failed[0].message}` : undefined;
     // Pending routes waiting for a pod interface do not block readiness; failures and conflicts do.
     const applied = s.running && s.lastApply !== undefined && s.failed.length === 0;
