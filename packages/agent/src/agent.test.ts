@@ -123,7 +123,7 @@ class FakeRoutes implements RoutesPort {
   status() {
     return {
       applied: true,
-      routes: this.desired.map((r) => ({ dst: r.dst, state: 'programmed' as const })),
+      routes: this.desired.map((r) => ({ dst: r.dst, state: 'installed' as const })),
       ...(this.notReady.length ? { notReady: this.notReady } : {}),
     };
   }

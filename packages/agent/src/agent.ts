@@ -555,16 +555,33 @@ export class Agent {
       };
     });
     const rs = this.routesStarted ? this.deps.routes.status() : undefined;
-    const routeState = new Map(rs?.routes.map((r) => [r.dst, r.state]));
+    const routeState = new Map(rs?.routes.map((r) => [r.dst, r]));
     const routes: RouteStatusView[] = (d?.routes ?? []).map((r) => {
-      const state = rs ? (routeState.get(r.dst) ?? 'pending') : 'not-started';
+      // The route programmer reports every desired route; one it does not know is not in the kernel.
+      const k = routeState.get(r.dst);
+      const state = rs ? (k?.state ?? 'missing') : 'not-started';
+      const detail = k?.detail;
       switch (r.type) {
         case 'local':
-          return { dst: r.dst, type: r.type, source: `pod ${r.pod}`, iface: r.iface, state };
+          return {
+            dst: r.dst,
+            type: r.type,
+            source: `pod ${r.pod}`,
+            iface: r.iface,
+            state,
+            ...(detail ? { detail } : {}),
+          };
         case 'blackhole':
-          return { dst: r.dst, type: r.type, source: 'owned block', state };
+          return { dst: r.dst, type: r.type, source: 'owned block', state, ...(detail ? { detail } : {}) };
         default:
-          return { dst: r.dst, type: r.type, source: 'bgp', via: r.via, state };
+          return {
+            dst: r.dst,
+            type: r.type,
+            source: 'bgp',
+            via: r.via,
+            state,
+            ...(detail ? { detail } : {}),
+          };
       }
     });
     const synced = this.deps.datastore.synced();

@@ -20,6 +20,7 @@ export type {
   BgpPort,
   DatastorePort,
   DatastoreSnapshot,
+  KernelRouteState,
   PeerState,
   PeerStatus,
   RoutesPort,

@@ -79,6 +79,15 @@ export interface BgpPort {
   stop(opts: { graceful: boolean }): Promise<void>;
 }
 
+export type KernelRouteState =
+  | 'installed'
+  | 'applied'
+  | 'missing'
+  | 'pending'
+  | 'conflict'
+  | 'failed'
+  | 'unresolved';
+
 export interface RoutesStatus {
   /** The last reconcile applied every desired route (nothing failed, nothing pending for a bad reason). */
   applied: boolean;
@@ -90,8 +99,12 @@ export interface RoutesStatus {
   /** Conditions worth showing that do not fail readiness (e.g. routes whose next hop has no route). */
   conditions?: Condition[];
   lastError?: string;
-  /** Per destination: programmed, waiting for its interface, or blocked by a foreign route. */
-  routes: { dst: string; state: 'programmed' | 'pending' | 'conflict' }[];
+  /**
+   * Every desired destination with its state from the kernel's answers: installed (acknowledged
+   * and held by a later dump), applied (acknowledged, not yet dumped), missing, pending (waiting
+   * for its interface), conflict, failed (refused or rejected), unresolved (no next hop).
+   */
+  routes: { dst: string; state: KernelRouteState; detail?: string }[];
 }
 
 /** A named state of the node (status `conditions`), e.g. a read-only sysctl or an unreachable next hop. */

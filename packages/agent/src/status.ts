@@ -3,7 +3,7 @@ import { createServer, type Server } from 'node:http';
 import type { Logger } from 'pino';
 import { type HttpListener, listenHttp } from './http-listener.js';
 import type { Advertisement, NodeIdentity, PeerType } from './model.js';
-import type { Condition, PeerState } from './ports.js';
+import type { Condition, KernelRouteState, PeerState } from './ports.js';
 
 /** One BGP session as /status reports it. */
 export interface PeerStatusView {
@@ -31,7 +31,13 @@ export interface RouteStatusView {
   source: string;
   iface?: string;
   via?: string[];
-  state: 'programmed' | 'pending' | 'conflict' | 'not-started';
+  /**
+   * From the kernel's answers (see RoutesStatus): `installed` only once the kernel acknowledged
+   * the route and a later dump holds it; `not-started` before the first reconcile.
+   */
+  state: KernelRouteState | 'not-started';
+  /** Why, when not installed (the kernel's error, the interface it waits for, …). */
+  detail?: string;
 }
 
 /** The JSON document served at /status (the contract with podnetctl). */

@@ -60,15 +60,26 @@ const status: AgentStatus = {
     },
   ],
   routes: [
-    { dst: '10.244.1.0/26', type: 'blackhole', source: 'owned block', state: 'programmed' },
+    { dst: '10.244.1.0/26', type: 'blackhole', source: 'owned block', state: 'installed' },
     {
       dst: '10.244.1.5/32',
       type: 'local',
       source: 'pod default/web',
       iface: 'pn0123456789a',
-      state: 'programmed',
+      state: 'installed',
     },
-    { dst: '10.244.2.0/26', type: 'remote', source: 'bgp', via: ['10.0.0.12'], state: 'programmed' },
+    // The agent's last dump held it; it has since been deleted by hand (not in the namespace).
+    { dst: '10.244.2.0/26', type: 'remote', source: 'bgp', via: ['10.0.0.12'], state: 'installed' },
+    // The kernel holds it with another next hop than the agent wants.
+    { dst: '10.244.4.0/26', type: 'remote', source: 'bgp', via: ['10.0.0.14'], state: 'applied' },
+    {
+      dst: '10.244.1.6/32',
+      type: 'local',
+      source: 'pod default/db',
+      iface: 'pn0123456789b',
+      state: 'pending',
+      detail: 'interface-missing',
+    },
   ],
   advertisements: [
     { prefix: '10.244.1.0/26', nextHop: '10.0.0.11', communities: [], largeCommunities: [], source: 'block' },
@@ -97,6 +108,7 @@ beforeAll(async () => {
   await ns.ip('route', 'add', 'blackhole', '10.244.1.0/26', 'proto', '80');
   await ns.ip('route', 'add', '10.244.1.5/32', 'dev', 'pn0123456789a', 'scope', 'link', 'proto', '80');
   await ns.ip('route', 'add', 'blackhole', '10.244.9.0/26', 'proto', '80');
+  await ns.ip('route', 'add', '10.244.4.0/26', 'via', '10.0.0.13', 'proto', '80');
   // A route of another protocol is not podnet's and is not listed.
   await ns.ip('route', 'add', '10.244.3.0/26', 'via', '10.0.0.13', 'proto', 'static');
   const srv = await startStatusServer(
@@ -157,25 +169,58 @@ describe('podnetctl against an agent status endpoint', () => {
     expect(doc.peers.map((p) => p.address)).toEqual(['10.0.0.12', '10.0.0.1']);
   });
 
-  it('routes joins the kernel (protocol 80) with each route source: installed, missing, stale', async () => {
+  it("routes shows the agent's state beside a KERNEL column read from the namespace: present, absent, differs, stale", async () => {
     const r = await ctl('routes', '--agent', url, '--netns', ns.name);
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
     expect(r.stdout).toContain('protocol podnet, 80');
-    expect(r.stdout).toMatch(/^10\.244\.1\.0\/26\s+blackhole\s+\(drop\)\s+owned block\s+installed$/m);
+    expect(r.stdout).toMatch(/^DESTINATION\s+TYPE\s+VIA\s+SOURCE\s+STATE\s+KERNEL$/m);
     expect(r.stdout).toMatch(
-      /^10\.244\.1\.5\/32\s+local\s+dev pn0123456789a\s+pod default\/web\s+installed$/m,
+      /^10\.244\.1\.0\/26\s+blackhole\s+\(drop\)\s+owned block\s+installed\s+present$/m,
     );
-    expect(r.stdout).toMatch(/^10\.244\.2\.0\/26\s+remote\s+10\.0\.0\.12\s+bgp\s+missing$/m);
-    expect(r.stdout).toMatch(/^10\.244\.9\.0\/26\s+blackhole\s+\(drop\)\s+\(not desired\)\s+stale$/m);
+    expect(r.stdout).toMatch(
+      /^10\.244\.1\.5\/32\s+local\s+dev pn0123456789a\s+pod default\/web\s+installed\s+present$/m,
+    );
+    expect(r.stdout).toMatch(/^10\.244\.2\.0\/26\s+remote\s+10\.0\.0\.12\s+bgp\s+installed\s+absent$/m);
+    expect(r.stdout).toMatch(
+      /^10\.244\.4\.0\/26\s+remote\s+10\.0\.0\.14\s+bgp\s+applied\s+differs \(10\.0\.0\.13\)$/m,
+    );
+    expect(r.stdout).toMatch(
+      /^10\.244\.1\.6\/32\s+local\s+dev pn0123456789b\s+pod default\/db\s+pending\s+absent$/m,
+    );
+    expect(r.stdout).toMatch(
+      /^10\.244\.9\.0\/26\s+blackhole\s+\(drop\)\s+\(not desired\)\s+stale\s+present$/m,
+    );
+    expect(r.stdout).toContain(
+      'Kernel: 2 of 5 desired routes present; 2 the agent counts as in the kernel are not: 10.244.2.0/26, 10.244.4.0/26',
+    );
     expect(r.stdout).toContain('Announced over BGP: 10.244.1.0/26 (block)');
+  });
+
+  it('routes says the kernel was not read, rather than guessing, when the namespace cannot be opened', async () => {
+    const r = await ctl('routes', '--agent', url, '--netns', 'pnt-no-such-namespace');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/^note: kernel not read: cannot read the kernel's routes/m);
+    expect(r.stdout).toMatch(/^10\.244\.2\.0\/26\s+remote\s+10\.0\.0\.12\s+bgp\s+installed\s+not-read$/m);
+    expect(r.stdout).toContain(
+      'Kernel: not read (see the note); the KERNEL column is unknown, not compared.',
+    );
+    const json = await ctl('routes', '--agent', url, '--netns', 'pnt-no-such-namespace', '-o', 'json');
+    const doc = JSON.parse(json.stdout) as { kernelRead: boolean; routes: { kernel: string }[] };
+    expect(doc.kernelRead).toBe(false);
+    expect(new Set(doc.routes.map((x) => x.kernel))).toEqual(new Set(['not-read']));
   });
 
   it('routes still lists the kernel routes when the agent is down, and says why sources are missing', async () => {
     const r = await ctl('routes', '--agent', 'http://127.0.0.1:9', '--netns', ns.name, '-o', 'json');
     expect(r.code).toBe(0);
     const doc = JSON.parse(r.stdout) as { routes: { dst: string; state: string }[]; notes: string[] };
-    expect(doc.routes.map((x) => x.dst).sort()).toEqual(['10.244.1.0/26', '10.244.1.5/32', '10.244.9.0/26']);
+    expect(doc.routes.map((x) => x.dst).sort()).toEqual([
+      '10.244.1.0/26',
+      '10.244.1.5/32',
+      '10.244.4.0/26',
+      '10.244.9.0/26',
+    ]);
     expect(doc.notes[0]).toMatch(/no sources: cannot reach the podnet agent/);
   });
 

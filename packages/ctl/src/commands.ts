@@ -66,13 +66,19 @@ export interface RouteRow {
   type: string;
   via?: string;
   source: string;
+  /** The agent's state for the route (from its /status), `stale` for a podnet route it does not want. */
   state: string;
+  /** What the kernel dump of podnet's protocol shows: present, absent, differs, or not-read. */
+  kernel: 'present' | 'absent' | 'differs' | 'not-read';
+  /** The kernel's route when it differs from what the agent wants. */
+  kernelRoute?: string;
 }
 
 /**
- * `podnetctl routes`: the routes podnet programs with their source. Joins what the agent wants
- * (its /status) with what the kernel holds (a dump of protocol 80): a desired route missing from
- * the kernel shows as `missing`, a podnet route nobody wants any more as `stale`.
+ * `podnetctl routes`: the routes podnet programs with their source and the agent's state, and a
+ * KERNEL column from a dump of protocol 80 in this namespace: `present`, `absent`, `differs` (the
+ * kernel's route is shown), or `not-read` when the kernel could not be read (a note says why). A
+ * podnet route the agent does not want shows as `stale`.
  */
 export function routes(
   s: AgentStatus | undefined,
@@ -92,16 +98,23 @@ export function routes(
         : r.type === 'blackhole'
           ? '(drop)'
           : undefined;
-    const state = !kernel
-      ? r.state
-      : k
-        ? r.state === 'programmed' || r.state === 'not-started'
-          ? 'installed'
-          : r.state
-        : r.state === 'programmed'
-          ? 'missing'
-          : r.state;
-    rows.push({ dst: r.dst, type: r.type, ...(via ? { via } : {}), source: r.source, state });
+    const row: RouteRow = {
+      dst: r.dst,
+      type: r.type,
+      ...(via ? { via } : {}),
+      source: r.source,
+      state: r.state,
+      kernel: 'not-read',
+    };
+    if (kernel) {
+      if (!k) row.kernel = 'absent';
+      else if (matches(r, k)) row.kernel = 'present';
+      else {
+        row.kernel = 'differs';
+        row.kernelRoute = `${k.kind === 'blackhole' ? 'blackhole ' : ''}${viaOf(k) ?? k.kind}`;
+      }
+    }
+    rows.push(row);
   }
   const wanted = new Set((s?.routes ?? []).map((r) => r.dst));
   for (const k of kernel ?? []) {
@@ -112,9 +125,15 @@ export function routes(
       type: k.kind === 'blackhole' ? 'blackhole' : k.dev ? 'local' : 'remote',
       ...(via ? { via } : {}),
       source: s ? '(not desired)' : '-',
-      state: s ? 'stale' : 'installed',
+      state: s ? 'stale' : '-',
+      kernel: 'present',
     });
   }
+  // The agent believes a route is in the kernel that the kernel does not hold (as it wants it).
+  const disagree = rows.filter(
+    (r) =>
+      (r.state === 'installed' || r.state === 'applied') && (r.kernel === 'absent' || r.kernel === 'differs'),
+  );
   const proto = s?.routeProtocol ?? { name: 'podnet', number: 80 };
   const cols: Column<RouteRow>[] = [
     { header: 'DESTINATION', value: (r) => r.dst },
@@ -122,23 +141,49 @@ export function routes(
     { header: 'VIA', value: (r) => r.via },
     { header: 'SOURCE', value: (r) => r.source },
     { header: 'STATE', value: (r) => r.state },
+    { header: 'KERNEL', value: (r) => (r.kernelRoute ? `${r.kernel} (${r.kernelRoute})` : r.kernel) },
   ];
+  const present = rows.filter((r) => r.state !== 'stale' && r.kernel === 'present').length;
+  const desired = s?.routes.length ?? 0;
   return {
-    data: { protocol: proto, routes: rows, advertisements: s?.advertisements ?? [], notes },
+    data: {
+      protocol: proto,
+      kernelRead: kernel !== undefined,
+      routes: rows,
+      advertisements: s?.advertisements ?? [],
+      notes,
+    },
     table: () =>
       [
         `Routes owned by podnet (protocol ${proto.name}, ${proto.number}; see \`ip route show proto ${proto.number}\`):`,
         ...notes.map((n) => `note: ${n}`),
         '',
         rows.length ? renderTable(cols, rows) : 'No routes.',
+        '',
+        kernel
+          ? s
+            ? `Kernel: ${present} of ${desired} desired routes present${disagree.length ? `; ${disagree.length} the agent counts as in the kernel are not: ${disagree.map((r) => r.dst).join(', ')} (the agent repairs them on its next resync)` : ''}.`
+            : 'Kernel: read; the agent was not, so no route has a source or state.'
+          : 'Kernel: not read (see the note); the KERNEL column is unknown, not compared.',
         ...(s
           ? [
-              '',
               `Announced over BGP: ${s.advertisements.map((a) => `${a.prefix} (${a.source})`).join(', ') || 'nothing'}`,
             ]
           : []),
       ].join('\n'),
   };
+}
+
+/** The kernel's route is the one the agent wants (same kind, next hops or interface). */
+function matches(r: AgentStatus['routes'][number], k: KernelRouteView): boolean {
+  switch (r.type) {
+    case 'blackhole':
+      return k.kind === 'blackhole';
+    case 'local':
+      return k.kind === 'unicast' && k.via.length === 0 && k.dev === r.iface;
+    default:
+      return k.kind === 'unicast' && [...k.via].sort().join() === [...(r.via ?? [])].sort().join();
+  }
 }
 
 /** `podnetctl ipam show`: pools, blocks per node and utilisation. */

@@ -1,13 +1,13 @@
 #!/usr/bin/env node
 // podnet-lab: `npm run lab -- <command>` (see ../README.md).
 import { spawnSync } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { LabError, LabErrorCode } from './errors.js';
 import { agentPeerTable, matrix, peerTable, podTable, summary } from './report.js';
-import { DEFAULT_PREFIX, DEFAULT_STATE_DIR, Lab } from './runner.js';
+import { DEFAULT_API_HOST_PORT, DEFAULT_PREFIX, DEFAULT_STATE_DIR, Lab } from './runner.js';
 import { readState } from './state.js';
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
@@ -18,6 +18,7 @@ commands:
   up [service…]          bring the lab up (default), then print the reachability matrix
   status                 services, pods, BGP peers and the reachability matrix of a running lab
   down                   remove every namespace, process and file the lab created
+  kubeconfig [file]      write the kubeconfig kubectl on the host uses (default <state-dir>/kubeconfig)
   logs <service>         print a service's log
   exec <service|pod> -- <cmd…>   run a command inside a service's (or a pod's) namespace
   scenario <name>        run the test/ scenario <name> (e.g. reachability) with vitest
@@ -30,6 +31,8 @@ options:
   --prefix <p>           namespace prefix (default ${DEFAULT_PREFIX})
   --kubeconfig <file>    use this outside API server (e.g. a real kube-apiserver) instead of the
                          compose apiserver service; down deletes the lab's objects there
+  --api-port <n>         host loopback port forwarded to the lab's API server, for kubectl
+                         (default ${DEFAULT_API_HOST_PORT}; 0 for none)
 `;
 
 function say(line: string): void {
@@ -65,6 +68,23 @@ async function printReport(lab: Lab, probesOnly = false): Promise<boolean> {
   return allOk;
 }
 
+/** The kubeconfig for kubectl on the host, printed after `up` (also in <state-dir>/kubeconfig). */
+function printKubeconfig(lab: Lab): void {
+  let text: string;
+  try {
+    text = lab.hostKubeconfig();
+  } catch (err) {
+    say(`no kubeconfig for the host: ${(err as Error).message}`);
+    return;
+  }
+  console.log(
+    `\nkubeconfig for kubectl on the host (API server over HTTPS, its CA, the lab token):\n${text}`,
+  );
+  say(
+    `kubectl: export KUBECONFIG=${lab.config.kubeconfig ?? lab.hostKubeconfigPath}; kubectl get pods -A   (or: npm run lab -- kubeconfig FILE)`,
+  );
+}
+
 async function main(argv: string[]): Promise<number> {
   const dash = argv.indexOf('--');
   const rest = dash >= 0 ? argv.slice(dash + 1) : [];
@@ -78,6 +98,7 @@ async function main(argv: string[]): Promise<number> {
       'state-dir': { type: 'string' },
       prefix: { type: 'string' },
       kubeconfig: { type: 'string' },
+      'api-port': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -100,6 +121,15 @@ async function main(argv: string[]): Promise<number> {
       );
     }
   }
+  let apiHostPort: number | undefined;
+  if (values['api-port'] !== undefined) {
+    apiHostPort = Number(values['api-port']);
+    if (!Number.isInteger(apiHostPort) || apiHostPort < 0 || apiHostPort > 65535)
+      throw new LabError(
+        LabErrorCode.usage,
+        `--api-port ${JSON.stringify(values['api-port'])}: expected a port 0..65535 (0: no host forward)`,
+      );
+  }
   const lab = new Lab({
     repoRoot,
     composeFile,
@@ -109,6 +139,7 @@ async function main(argv: string[]): Promise<number> {
     only: command === 'up' ? args : (saved?.only ?? []),
     ...(pods === undefined ? {} : { podsPerNode: pods }),
     ...(values.kubeconfig ? { kubeconfig: resolve(values.kubeconfig) } : {}),
+    ...(apiHostPort === undefined ? {} : { apiHostPort }),
     log: say,
   });
   const needRunning = () => {
@@ -131,6 +162,7 @@ async function main(argv: string[]): Promise<number> {
         throw err;
       }
       const ok = await printReport(lab);
+      printKubeconfig(lab);
       if (!ok) {
         say('some pods are not reachable (see the matrix above). The lab is left running: inspect it with');
         say(
@@ -152,6 +184,13 @@ async function main(argv: string[]): Promise<number> {
     case 'down':
       await lab.down();
       return 0;
+    case 'kubeconfig': {
+      needRunning();
+      const file = resolve(args[0] ?? lab.hostKubeconfigPath);
+      writeFileSync(file, lab.hostKubeconfig(), { mode: 0o600 });
+      say(`kubeconfig written to ${file}; use it with: export KUBECONFIG=${file}; kubectl get pods -A`);
+      return 0;
+    }
     case 'logs': {
       const name = args[0];
       if (!name) throw new LabError(LabErrorCode.usage, 'logs: name a service');

@@ -142,10 +142,11 @@ export function frrConfig(tor: ComposeService, all: ComposeService[], bgp: LabSe
 }
 
 /**
- * A kubeconfig for the lab's API server with a bearer token. Over plain HTTP (the lab's private
- * fabric) @kubernetes/client-node insists on `insecure-skip-tls-verify`, so it is set for http URLs.
+ * A kubeconfig for the lab's API server with a bearer token. Over HTTPS (the namespace lab) it
+ * carries the server's CA; over plain HTTP (the Docker lab's private fabric) @kubernetes/client-node
+ * insists on `insecure-skip-tls-verify`, so it is set for http URLs (kubectl sends no token there).
  */
-export function kubeconfig(server: string, token: string): string {
+export function kubeconfig(server: string, token: string, caPem?: string): string {
   return [
     'apiVersion: v1',
     'kind: Config',
@@ -153,6 +154,7 @@ export function kubeconfig(server: string, token: string): string {
     '  - name: podnet-lab',
     '    cluster:',
     `      server: ${server}`,
+    ...(caPem ? [`      certificate-authority-data: ${Buffer.from(caPem).toString('base64')}`] : []),
     ...(server.startsWith('http://') ? ['      insecure-skip-tls-verify: true'] : []),
     'users:',
     '  - name: podnet-lab',
@@ -168,9 +170,12 @@ export function kubeconfig(server: string, token: string): string {
   ].join('\n');
 }
 
-/** The URL the lab's services use to reach the API server: its first IPv4 address. */
-export function apiServerUrl(project: ComposeProject): string | undefined {
+/**
+ * The URL the lab's services use to reach the API server: its first IPv4 address. `http` for the
+ * Docker lab (compose's `--no-tls`), `https` for the namespace lab.
+ */
+export function apiServerUrl(project: ComposeProject, scheme: 'http' | 'https' = 'http'): string | undefined {
   const api = project.settings.apiServer;
   const ip = project.services.find((s) => s.name === api.service)?.networks.find((a) => a.ipv4)?.ipv4;
-  return ip ? `http://${ip}:${api.port}` : undefined;
+  return ip ? `${scheme}://${ip}:${api.port}` : undefined;
 }

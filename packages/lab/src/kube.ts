@@ -9,8 +9,12 @@ export interface KubeTarget {
   socketPath?: string;
   url?: string;
   token?: string;
-  /** TLS to an https `url`: CA, client certificate and key (PEM), name to check, or no check. */
-  caPem?: string;
+  /**
+   * TLS to an https `url`: CA, client certificate and key (PEM), name to check, or no check. With
+   * `socketPath`, a CA (or a function giving it once known) means TLS over the socket, checked
+   * against the name `localhost`.
+   */
+  caPem?: string | (() => string | undefined);
   certPem?: string;
   keyPem?: string;
   servername?: string;
@@ -33,10 +37,11 @@ export class Kube {
   ): Promise<KubeResponse> {
     const data = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
     const url = this.target.url ? new URL(path, this.target.url) : undefined;
+    const ca = typeof this.target.caPem === 'function' ? this.target.caPem() : this.target.caPem;
     const tls =
-      url?.protocol === 'https:'
+      url?.protocol === 'https:' || (this.target.socketPath && ca)
         ? {
-            ...(this.target.caPem ? { ca: this.target.caPem } : {}),
+            ...(ca ? { ca } : {}),
             ...(this.target.certPem ? { cert: this.target.certPem } : {}),
             ...(this.target.keyPem ? { key: this.target.keyPem } : {}),
             ...(this.target.servername ? { servername: this.target.servername } : {}),

@@ -17,7 +17,7 @@ import {
 } from 'node:fs';
 import { createServer, connect as netConnect, type Server } from 'node:net';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
-import { parseAllDocuments } from 'yaml';
+import { parseAllDocuments, parse as parseYaml } from 'yaml';
 import { activeServices, type ComposeProject, parseCompose } from './compose.js';
 import { apiServerUrl, birdConfig, frrConfig, kubeconfig, torPeers } from './configs.js';
 import { LabError, LabErrorCode } from './errors.js';
@@ -64,6 +64,11 @@ export interface LabConfig {
    * the objects the lab created there.
    */
   kubeconfig?: string;
+  /**
+   * Port on the host's loopback (127.0.0.1) forwarded to the lab's API server, for kubectl from
+   * the host (hostKubeconfig()); default DEFAULT_API_HOST_PORT, 0 for none.
+   */
+  apiHostPort?: number;
   /** Progress lines; the CLI prints them. */
   log?: (line: string) => void;
   timeouts?: Partial<LabTimeouts>;
@@ -73,6 +78,7 @@ const defaultTimeouts: LabTimeouts = { apiMs: 60_000, bgpMs: 90_000, podMs: 60_0
 
 export const DEFAULT_PREFIX = 'pnl-';
 export const DEFAULT_STATE_DIR = '/run/podnet-lab';
+export const DEFAULT_API_HOST_PORT = 16443;
 
 /** One pod's reachability from one source. */
 export interface Probe {
@@ -137,7 +143,12 @@ export class Lab {
           ...(ext.tlsServerName ? { servername: ext.tlsServerName } : {}),
           insecure: ext.insecure,
         })
-      : new Kube({ socketPath: this.apiSocket, token: this.project.settings.apiServer.token });
+      : new Kube({
+          socketPath: this.apiSocket,
+          token: this.project.settings.apiServer.token,
+          // HTTPS through the socket once the API server has written its CA.
+          caPem: () => this.apiCaPem(),
+        });
   }
 
   private freshState(): LabState {
@@ -154,12 +165,13 @@ export class Lab {
       pods: [],
       token: this.project.settings.apiServer.token,
       ...(this.config.kubeconfig ? { kubeconfig: resolve(this.config.kubeconfig) } : {}),
+      ...(this.config.kubeconfig ? {} : { apiHostPort: this.config.apiHostPort ?? DEFAULT_API_HOST_PORT }),
     };
   }
 
   /** The URL the lab's nodes use for the API: the API service's lab address (bridged when outside). */
   get labApiUrl(): string {
-    const url = apiServerUrl(this.project) ?? 'http://127.0.0.1:6443';
+    const url = apiServerUrl(this.project, 'https') ?? 'https://127.0.0.1:6443';
     if (!this.external) return url;
     return `${this.external.server.protocol}//${serverNameFor(this.external)}:${this.project.settings.apiServer.port}`;
   }
@@ -171,7 +183,7 @@ export class Lab {
   private writeNodeHosts(): void {
     if (!this.external) return;
     const ip = apiServerUrl(this.project)
-      ?.replace(/^http:\/\//, '')
+      ?.replace(/^https?:\/\//, '')
       .replace(/:\d+$/, '');
     if (!ip) return;
     for (const node of this.nodes) {
@@ -188,7 +200,80 @@ export class Lab {
   private nodeKubeconfig(): string {
     return this.external
       ? bridgedKubeconfig(this.external, this.project.settings.apiServer.port)
-      : kubeconfig(this.labApiUrl, this.project.settings.apiServer.token);
+      : kubeconfig(this.labApiUrl, this.project.settings.apiServer.token, this.requireApiCa());
+  }
+
+  /** The kubeconfig the lab's API server writes (HTTPS, its CA, its lab address). */
+  get apiServerKubeconfigPath(): string {
+    return join(this.config.stateDir, 'apiserver.kubeconfig');
+  }
+
+  /** The API server's CA (its self-signed certificate), once it has written its kubeconfig. */
+  apiCaPem(): string | undefined {
+    const file = this.apiServerKubeconfigPath;
+    if (!existsSync(file)) return undefined;
+    const kc = parseYaml(readFileSync(file, 'utf8')) as {
+      clusters?: { cluster?: { 'certificate-authority-data'?: string } }[];
+    };
+    const data = kc.clusters?.[0]?.cluster?.['certificate-authority-data'];
+    return data ? Buffer.from(data, 'base64').toString('utf8') : undefined;
+  }
+
+  private requireApiCa(): string {
+    const ca = this.apiCaPem();
+    if (!ca)
+      throw new LabError(
+        LabErrorCode.api,
+        `the API server has not written its CA to ${this.apiServerKubeconfigPath} (is it running? npm run lab -- logs ${this.project.settings.apiServer.service})`,
+      );
+    return ca;
+  }
+
+  /**
+   * A kubeconfig for kubectl on the host: the lab's API server over HTTPS through the host's
+   * loopback forward (https://127.0.0.1:<apiHostPort>), with its CA and the lab token. In
+   * KUBECONFIG mode, the outside server's own kubeconfig.
+   */
+  hostKubeconfig(): string {
+    if (this.state.kubeconfig) return readFileSync(this.state.kubeconfig, 'utf8');
+    const port = this.state.apiHostPort;
+    if (!port)
+      throw new LabError(
+        LabErrorCode.usage,
+        'this lab forwards no host port to its API server (started with --api-port 0)',
+      );
+    return kubeconfig(
+      `https://127.0.0.1:${port}`,
+      this.project.settings.apiServer.token,
+      this.requireApiCa(),
+    );
+  }
+
+  /** Where up() writes hostKubeconfig(). */
+  get hostKubeconfigPath(): string {
+    return join(this.config.stateDir, 'kubeconfig');
+  }
+
+  /** The host's loopback port piped to the API server's socket (kubectl from the host). */
+  private async forwardApiToHost(): Promise<void> {
+    const port = this.state.apiHostPort;
+    if (!port) return;
+    const fwd = join(this.config.repoRoot, 'packages', 'lab', 'dist', 'forward.js');
+    const api = this.project.settings.apiServer.service;
+    const rec = this.spawnDetached(
+      `${api}-host-forward`,
+      undefined,
+      [nodeBin, fwd, `tcp:127.0.0.1:${port}`, `unix:${this.apiSocket}`],
+      {},
+      join(this.serviceDir(api), 'host-forward.log'),
+    );
+    await sleep(300);
+    if (!isOurs(rec))
+      throw new LabError(
+        LabErrorCode.command,
+        `the forward of 127.0.0.1:${port} to the API server exited right after starting (port in use? pick another with --api-port)\n${tail(rec.log)}`,
+      );
+    writeFileSync(this.hostKubeconfigPath, this.hostKubeconfig(), { mode: 0o600 });
   }
 
   get apiSocket(): string {
@@ -246,6 +331,7 @@ export class Lab {
         await this.bridgeExternalApi(api);
       } else await this.startService(api.name);
       await this.waitForApi();
+      if (!this.external) await this.forwardApiToHost();
       this.log(
         this.external
           ? `✓ outside API server ${this.external.server.origin} answers, bridged to ${this.labApiUrl} (${elapsed(t0)})`
@@ -439,9 +525,24 @@ export class Lab {
     };
     let argv: string[];
     switch (cmd) {
-      case 'podnet-apiserver':
-        argv = [nodeBin, dist('apiserver', 'cli.js'), ...rest.map(mapArg)];
+      case 'podnet-apiserver': {
+        // The namespace lab serves HTTPS (kubectl sends no token over http://): compose's
+        // --no-tls is for the Docker lab, whose nodes read a static plain-HTTP kubeconfig. The
+        // server makes its certificate (kept in its data file) for its lab addresses, and writes
+        // a kubeconfig with its CA, which the nodes' kubeconfigs and the runner use.
+        const advertise = s.links.flatMap((l) =>
+          [l.ipv4, l.ipv6].flatMap((a) => (a ? ['--advertise', a.split('/')[0]!] : [])),
+        );
+        argv = [
+          nodeBin,
+          dist('apiserver', 'cli.js'),
+          ...rest.filter((a) => a !== '--no-tls').map(mapArg),
+          ...advertise,
+          '--kubeconfig',
+          this.apiServerKubeconfigPath,
+        ];
         break;
+      }
       case 'podnet-agent':
         argv = [nodeBin, dist('agent', 'cli.js'), ...rest.map(mapArg)];
         break;
@@ -692,7 +793,13 @@ export class Lab {
    * A TCP listener on 127.0.0.1 (in the caller's namespace) that tunnels to the lab's API server,
    * for clients that need a URL (e.g. @kubernetes/client-node in tests). Close it when done.
    */
-  async openApiTunnel(): Promise<{ url: string; token: string; close: () => Promise<void> }> {
+  async openApiTunnel(): Promise<{
+    url: string;
+    token: string;
+    /** The API server's CA when it serves HTTPS (the namespace lab; the certificate names 127.0.0.1). */
+    caPem?: string;
+    close: () => Promise<void>;
+  }> {
     const server: Server = createServer((conn) => {
       const up = netConnect(this.apiSocket);
       conn.pipe(up);
@@ -709,9 +816,11 @@ export class Lab {
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
     const addr = server.address();
     const port = typeof addr === 'object' && addr ? addr.port : 0;
+    const caPem = this.apiCaPem();
     return {
-      url: `http://127.0.0.1:${port}`,
+      url: `${caPem ? 'https' : 'http'}://127.0.0.1:${port}`,
       token: this.project.settings.apiServer.token,
+      ...(caPem ? { caPem } : {}),
       close: () => new Promise<void>((r) => server.close(() => r())),
     };
   }

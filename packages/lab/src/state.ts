@@ -34,6 +34,8 @@ export interface LabState {
   pods: PodRecord[];
   apiSocket?: string;
   token: string;
+  /** The host's loopback port forwarded to the lab's API server (hostKubeconfig), if any. */
+  apiHostPort?: number;
   /** KUBECONFIG mode: the outside API server's kubeconfig. */
   kubeconfig?: string;
 }

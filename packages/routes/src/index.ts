@@ -17,6 +17,10 @@
 //     marked with podnet's protocol (NDA_PROTOCOL): after a restart the entries carrying it are
 //     recognised as podnet's; stale ones go once setDesiredNeighbours is called; others are never touched
 //   rp.status()   → { desired, installed, pending, conflicts, failed, inSync, ops, neighbours, lastResync }
+//   rp.routeStates() → per desired route: installed (the kernel ACKed it and a later dump holds it),
+//     applied (ACKed, not yet confirmed by a dump: one follows after verifyDelayMs, default 1 s),
+//     missing (a dump lacks it or the kernel reported it deleted; until repaired), pending,
+//     conflict, failed (the kernel refused it), unresolved (no route to any next hop)
 //   await rp.stop({ keepRoutes: true });                // graceful restart keeps podnet's routes
 // `kernel` is a RouteKernel: ipRouteKernel({ netns }) (iproute2) or rtnetlinkKernel (netlink).
 // Sysctls: for the families in use (`families`, or setFamilies from the IPPools): ip_forward and
@@ -92,6 +96,8 @@ export {
   RouteProgrammer,
   type RouteProgrammerOptions,
   type RouteProgrammerStatus,
+  type RouteState,
+  type RouteStateView,
   type SysctlProblem,
   sameDesired,
   type UnresolvedRoute,

@@ -163,6 +163,8 @@ describe('RouteProgrammer with an in-memory kernel', () => {
         resyncIntervalMs: 30_000,
         eventDebounceMs: 1,
         retryMs: 1000,
+        // No verification dump after the first apply: the dumps counted below are retries only.
+        verifyDelayMs: 0,
         families: [4],
         sysctl: {
           // As procSysctl on a read-only /proc/sys: ip_forward reads 0 and its write fails EROFS;

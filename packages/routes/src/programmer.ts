@@ -68,6 +68,39 @@ export interface RouteProgrammerOptions {
    * with no route is reported (status().unresolved) instead of being retried.
    */
   resolver?: NextHopResolver;
+  /**
+   * After an apply that the kernel acknowledged, dump again after this long (coalesced) so that
+   * routeStates() can say `installed` (default 1000 ms; 0: only the timer resync confirms).
+   */
+  verifyDelayMs?: number;
+}
+
+/**
+ * Where one desired route stands, from what the kernel said:
+ * - `installed`: the last dump holds it as wanted (after the kernel acknowledged any change);
+ * - `applied`: the kernel acknowledged the change; no dump has confirmed it yet;
+ * - `missing`: not in the kernel (a dump lacks it, or the kernel reported it deleted), not yet repaired;
+ * - `pending`: waiting for its interface (absent or down), or not applied yet;
+ * - `conflict`: a route podnet does not own holds the destination;
+ * - `failed`: the kernel refused the operation (retried on the next resync);
+ * - `unresolved`: none of its next hops has a route in the kernel.
+ */
+export type RouteState =
+  | 'installed'
+  | 'applied'
+  | 'missing'
+  | 'pending'
+  | 'conflict'
+  | 'failed'
+  | 'unresolved';
+
+export interface RouteStateView {
+  dst: string;
+  table: number;
+  metric: number;
+  state: RouteState;
+  /** Why, for the states other than installed (the kernel's error, the pending reason, …). */
+  detail?: string;
 }
 
 /** A sysctl the programmer needs but may not write (read-only /proc/sys). */
@@ -114,7 +147,7 @@ export interface RouteProgrammerStatus {
   unwritableSysctls: SysctlProblem[];
 }
 
-type Trigger = 'start' | 'timer' | 'event' | 'retry' | 'desired' | 'manual';
+type Trigger = 'start' | 'timer' | 'event' | 'retry' | 'desired' | 'manual' | 'verify';
 
 /**
  * Makes the kernel's routes match `setDesired(...)`.
@@ -129,7 +162,10 @@ export class RouteProgrammer {
   private readonly kernel: RouteKernel;
   private readonly log: Logger | undefined;
   private readonly opts: Required<
-    Pick<RouteProgrammerOptions, 'resyncIntervalMs' | 'eventDebounceMs' | 'retryMs' | 'protocol'>
+    Pick<
+      RouteProgrammerOptions,
+      'resyncIntervalMs' | 'eventDebounceMs' | 'retryMs' | 'protocol' | 'verifyDelayMs'
+    >
   >;
   private readonly diffOpts: DiffOptions;
   private readonly sysctl: SysctlWriter | undefined;
@@ -182,6 +218,11 @@ export class RouteProgrammer {
   private failedBySlot = new Map<string, RouteProgrammerStatus['failed'][number]>();
   private lastResync: Date | undefined;
   private lastApply: Date | undefined;
+  /** Slots the kernel acknowledged (add/replace) since the last dump: `applied`, not yet `installed`. */
+  private readonly ackedSinceDump = new Set<string>();
+  /** `table|dst` the kernel reported deleted (podnet's protocol) since the last dump: `missing`. */
+  private readonly goneSinceDump = new Set<string>();
+  private verify: NodeJS.Timeout | undefined;
   private readonly counts = { add: 0, replace: 0, delete: 0 };
   private readonly metrics:
     | {
@@ -204,6 +245,7 @@ export class RouteProgrammer {
       eventDebounceMs: options.eventDebounceMs ?? 50,
       retryMs: options.retryMs ?? 1000,
       protocol: options.protocol ?? PODNET_PROTO,
+      verifyDelayMs: options.verifyDelayMs ?? 1000,
     };
     if (options.families) this.families = checkFamilies(options.families);
     this.resolver = options.resolver;
@@ -486,6 +528,42 @@ export class RouteProgrammer {
   }
 
   /**
+   * Every desired route with its state, from the kernel's answers: `installed` only when the
+   * kernel acknowledged the route and a dump taken after that holds it.
+   */
+  routeStates(): RouteStateView[] {
+    const conflicts = new Map<string, RouteConflict>();
+    for (const c of this.conflictBySlot.values()) conflicts.set(slotKey(c.desired), c);
+    const dirty = this.dirtySlots;
+    const out: RouteStateView[] = [];
+    for (const [k, d] of this.desired) {
+      const view = (state: RouteState, detail?: string): RouteStateView => ({
+        dst: d.dst,
+        table: d.table,
+        metric: d.metric,
+        state,
+        ...(detail ? { detail } : {}),
+      });
+      const c = conflicts.get(k);
+      const f = this.failedBySlot.get(k);
+      const u = this.unresolvedBySlot.get(k);
+      const p = this.pendingBySlot.get(k);
+      const a = this.actual.get(k);
+      if (c) out.push(view('conflict', `held by ${formatKernelRoute(c.foreign)}`));
+      else if (f) out.push(view('failed', `${f.code}: ${f.message}`));
+      else if (u) out.push(view('unresolved', u.nextHops.map((h) => `${h.gateway}: ${h.reason}`).join('; ')));
+      else if (p) out.push(view('pending', p.reason));
+      else if (this.goneSinceDump.has(`${d.table}|${d.dst}`))
+        out.push(view('missing', 'the kernel reported it deleted; a resync repairs it'));
+      else if (dirty === 'all' || dirty.has(k)) out.push(view('pending', 'not applied yet'));
+      else if (this.ackedSinceDump.has(k)) out.push(view('applied', 'acknowledged; awaiting a dump'));
+      else if (a && a.protocol === this.opts.protocol) out.push(view('installed'));
+      else out.push(view('missing', 'not in the last kernel dump'));
+    }
+    return out;
+  }
+
+  /**
    * Stops timers and watching. With keepRoutes (the default, for a graceful restart) the kernel
    * keeps podnet's routes; with keepRoutes false every route and permanent neighbour entry carrying
    * podnet's protocol is removed.
@@ -496,6 +574,7 @@ export class RouteProgrammer {
     clearInterval(this.timer);
     clearTimeout(this.debounce);
     clearTimeout(this.retry);
+    clearTimeout(this.verify);
     this.unwatch?.();
     this.unwatch = undefined;
     this.unresubscribe?.();
@@ -542,6 +621,7 @@ export class RouteProgrammer {
         this.desiredDsts ??= new Set([...this.desired.values()].map((d) => `${d.table}|${d.dst}`));
         const wanted = this.desiredDsts.has(`${e.table}|${e.dst}`);
         if (!wanted) return;
+        this.goneSinceDump.add(`${e.table}|${e.dst}`);
         this.log?.info({ dst: e.dst, table: e.table }, 'podnet route deleted outside podnet; resyncing');
         break;
       }
@@ -601,6 +681,9 @@ export class RouteProgrammer {
       if (this.needDump) {
         this.needDump = false;
         this.dirtySlots = 'all';
+        // The dump is the truth from here on; a deletion reported while it runs marks the slot again.
+        this.ackedSinceDump.clear();
+        this.goneSinceDump.clear();
         // One after the other: a netlink socket runs one dump at a time (EBUSY otherwise).
         const links = await this.kernel.listLinks();
         const routes = await this.kernel.listRoutes(this.tables());
@@ -645,7 +728,11 @@ export class RouteProgrammer {
         const key = slotKey(op.route);
         if (r.ok || (op.type === 'delete' && r.code === 'ESRCH')) {
           if (op.type === 'delete') this.actual.delete(key);
-          else this.actual.set(key, op.route);
+          else {
+            this.actual.set(key, op.route);
+            this.ackedSinceDump.add(key);
+            if (this.goneSinceDump.size) this.goneSinceDump.delete(`${op.route.table}|${op.route.dst}`);
+          }
           this.counts[op.type]++;
           this.metrics?.ops.inc({ op: op.type });
           if (op.type === 'replace' && op.adopted) {
@@ -664,6 +751,7 @@ export class RouteProgrammer {
           this.metrics?.errors.inc();
         }
       });
+      if (this.ackedSinceDump.size) this.scheduleVerify();
       failures += await this.applyNeighbours();
       await this.applySysctls(desired, trigger);
       this.lastApply = new Date();
@@ -753,6 +841,16 @@ export class RouteProgrammer {
       void this.kick('retry', true);
     }, this.opts.retryMs);
     this.retry.unref();
+  }
+
+  /** A dump after acknowledged changes, so that they can be reported as installed. */
+  private scheduleVerify(): void {
+    if (!this.running || this.verify || this.opts.verifyDelayMs === 0) return;
+    this.verify = setTimeout(() => {
+      this.verify = undefined;
+      void this.kick('verify', true);
+    }, this.opts.verifyDelayMs);
+    this.verify.unref();
   }
 
   private reportDiff(conflicts: RouteConflict[], pending: PendingRoute[]): void {

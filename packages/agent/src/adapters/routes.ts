@@ -8,6 +8,7 @@ import {
   NextHopResolver,
   PODNET_PROTO,
   PODNET_PROTO_NAME,
+  type RejectedInput,
   type RouteKernel,
   RouteProgrammer,
   rtnetlinkKernel,
@@ -33,12 +34,24 @@ export function toRouteInputs(routes: DesiredRoute[]) {
   return { localPods: [...pods].map(([ifname, ips]) => ({ ifname, ips })), ownedBlocks, remote };
 }
 
+/** The destinations of the input a rejection names (`localPods[2].ifname` → that pod's IPs). */
+function rejectedDsts(inputs: ReturnType<typeof toRouteInputs>, field: string): string[] {
+  const m = /^(localPods|ownedBlocks|remote)\[(\d+)\]/.exec(field);
+  if (!m) return [];
+  const i = Number(m[2]);
+  if (m[1] === 'localPods') return inputs.localPods[i]?.ips ?? [];
+  if (m[1] === 'ownedBlocks') return inputs.ownedBlocks[i] !== undefined ? [inputs.ownedBlocks[i]!] : [];
+  return inputs.remote[i] ? [inputs.remote[i]!.prefix] : [];
+}
+
 export class RoutesAdapter implements RoutesPort {
   private readonly rp: RouteProgrammer;
   /** The kernel's routes to the next hops: BGP best paths and `via` routes both ask it. */
   readonly nextHops: NextHopResolver;
   private readonly log: Logger;
   private rejected: string[] = [];
+  private rejectedInputs: RejectedInput[] = [];
+  private inputs: ReturnType<typeof toRouteInputs> = { localPods: [], ownedBlocks: [], remote: [] };
 
   constructor(opts: {
     logger: Logger;
@@ -70,11 +83,13 @@ export class RoutesAdapter implements RoutesPort {
   }
 
   async setDesired(routes: DesiredRoute[], families?: (4 | 6)[]): Promise<void> {
-    const set = computeDesired(toRouteInputs(routes));
+    this.inputs = toRouteInputs(routes);
+    const set = computeDesired(this.inputs);
     const rejected = set.rejected.map((r) => `${r.field}=${r.value}: ${r.message}`);
     if (rejected.join() !== this.rejected.join())
       for (const r of rejected) this.log.warn({ rejected: r }, 'route input rejected');
     this.rejected = rejected;
+    this.rejectedInputs = set.rejected;
     if (families) await this.rp.setFamilies(families);
     await this.rp.setDesired(set.routes);
   }
@@ -85,14 +100,15 @@ export class RoutesAdapter implements RoutesPort {
 
   status(): RoutesStatus {
     const s = this.rp.status();
-    const state = new Map<string, 'pending' | 'conflict'>();
-    for (const p of s.pending) state.set(p.route.dst, 'pending');
-    for (const c of s.conflicts) state.set(c.desired.dst, 'conflict');
-    for (const f of s.failed)
-      state.set(f.route.split(' ').find((w) => w.includes('/')) ?? f.route, 'pending');
-    const routes: RoutesStatus['routes'] = [];
-    // Only non-programmed states are listed; the agent treats the rest of its desired set as programmed.
-    for (const [dst, st] of state) routes.push({ dst, state: st });
+    // Every desired route, from what the kernel acknowledged and the dumps since (routeStates).
+    const routes: RoutesStatus['routes'] = this.rp
+      .routeStates()
+      .map((r) => ({ dst: r.dst, state: r.state, ...(r.detail ? { detail: r.detail } : {}) }));
+    // Inputs computeDesired refused never reach the kernel: `failed`, on the routes they belong to.
+    for (const r of this.rejectedInputs) {
+      const detail = `${r.field}=${r.value}: ${r.message}`;
+      for (const dst of rejectedDsts(this.inputs, r.field)) routes.push({ dst, state: 'failed', detail });
+    }
     const lastError = s.failed[0] ? `${s.failed[0].route}: ${s.failed[0].message}` : undefined;
     // Pending routes waiting for a pod interface do not block readiness; failures and conflicts do.
     const applied = s.running && s.lastApply !== undefined && s.failed.length === 0;
