@@ -59,7 +59,9 @@ async function printReport(lab: Lab, probesOnly = false): Promise<boolean> {
     }
   }
   if (lab.pods.length > 0 && lab.plan.services.some((s) => s.role === 'client')) {
-    say(`probing the ${lab.model.name} model's table (TCP and UDP echo: the source address each receiver saw)…`);
+    say(
+      `probing the ${lab.model.name} model's table (TCP and UDP echo: the source address each receiver saw)…`,
+    );
     const rows = await lab.waitForTable();
     console.log(`\n${renderTable(lab.model, rows)}`);
     if (rows.some((r) => rowProblems(r).length > 0)) allOk = false;

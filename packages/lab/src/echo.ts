@@ -3,7 +3,7 @@
 // are built from what the receivers report, so translation is observed, not assumed. The CLI
 // (echo-cli.ts) runs either side inside any lab namespace (pod, node, external host).
 import { createSocket, type Socket as UdpSocket } from 'node:dgram';
-import { isIP, createServer as tcpServer, connect as tcpConnect } from 'node:net';
+import { isIP, connect as tcpConnect, createServer as tcpServer } from 'node:net';
 
 export const DEFAULT_ECHO_PORT = 7777;
 /** Servers stop by themselves after this long unless told otherwise (seconds). */
@@ -140,5 +140,7 @@ function probeUdp(t: EchoTarget, timeoutMs: number): Promise<EchoResult> {
 
 /** Asks every target at once; each answers with the source it saw or fails within `timeoutMs`. */
 export function probeAll(targets: readonly EchoTarget[], timeoutMs: number): Promise<EchoResult[]> {
-  return Promise.all(targets.map((t) => (t.proto === 'tcp' ? probeTcp(t, timeoutMs) : probeUdp(t, timeoutMs))));
+  return Promise.all(
+    targets.map((t) => (t.proto === 'tcp' ? probeTcp(t, timeoutMs) : probeUdp(t, timeoutMs))),
+  );
 }

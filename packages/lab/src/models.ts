@@ -55,7 +55,8 @@ export function parseModels(x: unknown): NetworkModel[] {
     const d = def === null ? {} : def;
     if (!isDict(d)) invalid(f, def, 'expected {natOutgoing, isolated, podRoutesToTor, description}');
     for (const k of Object.keys(d)) {
-      if (!knownKeys.has(k)) invalid(`${f}.${k}`, d[k], `unknown field (known: ${[...knownKeys].join(', ')})`);
+      if (!knownKeys.has(k))
+        invalid(`${f}.${k}`, d[k], `unknown field (known: ${[...knownKeys].join(', ')})`);
     }
     const description = d.description === undefined ? name : d.description;
     if (typeof description !== 'string') invalid(`${f}.description`, description, 'expected a string');

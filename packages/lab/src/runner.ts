@@ -20,14 +20,13 @@ import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { parseAllDocuments } from 'yaml';
 import { activeServices, type ComposeProject, parseCompose } from './compose.js';
 import { apiServerUrl, birdConfig, frrConfig, kubeconfig, torPeers } from './configs.js';
+import { DEFAULT_ECHO_LIFETIME_S, DEFAULT_ECHO_PORT, type EchoResult, formatTarget } from './echo.js';
 import { LabError, LabErrorCode } from './errors.js';
 import { bridgedKubeconfig, type ExternalApi, readKubeconfig, serverNameFor } from './external.js';
-import { DEFAULT_ECHO_LIFETIME_S, DEFAULT_ECHO_PORT, type EchoResult, formatTarget } from './echo.js';
 import { Kube } from './kube.js';
 import { modelPoolFields, type NetworkModel, selectModel, torExportFilters } from './models.js';
 import { type LabPlan, type PlannedService, planLab, serviceAddress } from './plan.js';
 import { exec, ipIn, mapLimit, nsExec, run, sleep, waitUntil } from './sh.js';
-import { type Endpoint, type MeasuredRow, planTable, rowProblems, type Seen } from './table.js';
 import {
   isOurs,
   type LabState,
@@ -37,6 +36,7 @@ import {
   readState,
   writeState,
 } from './state.js';
+import { type Endpoint, type MeasuredRow, planTable, rowProblems, type Seen } from './table.js';
 
 export interface LabTimeouts {
   apiMs: number;
@@ -1032,7 +1032,10 @@ export class Lab {
     };
     const client = this.plan.services.find((s) => s.role === 'client');
     if (!client)
-      throw new LabError(LabErrorCode.usage, 'the model table needs an external host: a service with role client');
+      throw new LabError(
+        LabErrorCode.usage,
+        'the model table needs an external host: a service with role client',
+      );
     return {
       pods: this.state.pods.map((p) => ({
         name: p.name,
@@ -1060,7 +1063,15 @@ export class Lab {
       const service = `echo-${e.name}`;
       if (this.state.processes.some((p) => p.service === service && isOurs(p))) continue;
       const log = join(this.config.stateDir, 'echo', `${e.name}.log`);
-      const argv = [nodeBin, script, 'serve', '--port', String(this.echoPort), '--lifetime-s', String(lifetime)];
+      const argv = [
+        nodeBin,
+        script,
+        'serve',
+        '--port',
+        String(this.echoPort),
+        '--lifetime-s',
+        String(lifetime),
+      ];
       started.push(this.spawnDetached(service, e.ns, argv, {}, log));
     }
     await waitUntil(

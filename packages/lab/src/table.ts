@@ -56,7 +56,13 @@ export function planTable(
       const e: Expected = expectedFor(model, traffic);
       const node = nodeOf(from);
       expected[f] =
-        e === 'none' ? null : e === 'sender' ? (addr(from, f) ?? null) : node ? (addr(node, f) ?? null) : null;
+        e === 'none'
+          ? null
+          : e === 'sender'
+            ? (addr(from, f) ?? null)
+            : node
+              ? (addr(node, f) ?? null)
+              : null;
     }
     return { traffic, from, to, expected };
   });
@@ -71,8 +77,10 @@ export function rowProblems(r: MeasuredRow): string[] {
     for (const proto of ['tcp', 'udp'] as const) {
       const seen = r.seen[f]?.[proto];
       const why = r.seen[f]?.[`${proto}Error`] ?? 'no answer';
-      if (want === null && seen !== undefined) out.push(`${proto}${f} answered (saw ${seen}), want no connection`);
-      if (want !== null && seen !== want) out.push(`${proto}${f} saw ${seen ?? `nothing (${why})`}, want ${want}`);
+      if (want === null && seen !== undefined)
+        out.push(`${proto}${f} answered (saw ${seen}), want no connection`);
+      if (want !== null && seen !== want)
+        out.push(`${proto}${f} saw ${seen ?? `nothing (${why})`}, want ${want}`);
     }
   }
   return out;
@@ -95,7 +103,14 @@ export function renderTable(model: NetworkModel, rows: readonly MeasuredRow[]): 
   const sorted = [...rows].sort((a, b) => order(a) - order(b));
   const body = sorted.map((r) => {
     const problems = rowProblems(r);
-    return [r.traffic, r.from.name, r.to.name, cell(r, 4), cell(r, 6), problems.length ? `✗ ${problems.join('; ')}` : 'ok'];
+    return [
+      r.traffic,
+      r.from.name,
+      r.to.name,
+      cell(r, 4),
+      cell(r, 6),
+      problems.length ? `✗ ${problems.join('; ')}` : 'ok',
+    ];
   });
   const bad = sorted.filter((r) => rowProblems(r).length > 0).length;
   return `model ${model.name} (${model.description}): ${sorted.length - bad}/${sorted.length} rows as promised\n${table(
