@@ -37,7 +37,14 @@ export class NetfilterReconciler implements NetfilterPort {
   /** One sync at a time: the event loop and the timer never interleave two transactions. */
   private chain: Promise<void> = Promise.resolve();
 
-  constructor(private readonly o: { nft: NftTable; log: Logger; metrics: Metrics; now?: () => number }) {
+  constructor(
+    private readonly o: {
+      nft: Pick<NftTable, 'sync' | 'drift'>;
+      log: Logger;
+      metrics: Metrics;
+      now?: () => number;
+    },
+  ) {
     this.log = o.log.child({ component: 'netfilter' });
   }
 
