@@ -1,27 +1,20 @@
-import { type Drift, NftError, type NftTable, type SyncResult, type Table } from '@podnet/nft';
+import { NftError, type NftTable, type SyncResult, type Table } from '@podnet/nft';
 import pino from 'pino';
 import { describe, expect, it } from 'vitest';
 import { createMetrics } from './metrics.js';
 import { buildNetfilter } from './netfilter.js';
 import { NetfilterReconciler } from './netfilter-sync.js';
 
-/** NftTable's two calls, scripted: what each sync returns (or throws) and what drift() reports. */
-class FakeNft implements Pick<NftTable, 'sync' | 'drift'> {
+/** NftTable.sync scripted: what each call returns (or throws). */
+class FakeNft implements Pick<NftTable, 'sync'> {
   synced: Table[] = [];
-  driftCalls = 0;
   next: (SyncResult | Error)[] = [];
-  nextDrift: Drift = { structural: [], elements: [] };
 
   async sync(model: Table): Promise<SyncResult> {
     this.synced.push(model);
     const r = this.next.shift() ?? { mode: 'elements', script: 'x' };
     if (r instanceof Error) throw r;
     return r;
-  }
-
-  async drift(): Promise<Drift> {
-    this.driftCalls++;
-    return this.nextDrift;
   }
 }
 
@@ -72,18 +65,39 @@ describe('NetfilterReconciler', () => {
     expect(await value(metrics, 'podnet_netfilter_applied')).toBe(1);
   });
 
-  it('on resync reads the drift and counts a repair when the kernel differed', async () => {
+  it('on resync counts a repair when the kernel needed a transaction the model did not', async () => {
     const { nft, metrics, r } = setup();
+    nft.next = [
+      { mode: 'full', script: 'a' },
+      { mode: 'none', script: '' },
+    ];
     await r.sync(table(true), { resync: false });
-    nft.next = [{ mode: 'none', script: '' }];
     await r.sync(table(true), { resync: true });
-    expect(nft.driftCalls).toBe(1);
+    expect(nft.synced).toHaveLength(2);
     expect(r.status().driftRepairs).toBe(0);
-    nft.nextDrift = { structural: ['chain postrouting: 0 rules, want 2'], elements: [] };
-    nft.next = [{ mode: 'full', script: 'flush…' }];
+    // Same model, but the kernel lost its rules (full) or an element (elements): both repairs.
+    nft.next = [
+      { mode: 'full', script: 'flush…' },
+      { mode: 'elements', script: 'add element…' },
+    ];
     await r.sync(table(true), { resync: true });
-    expect(r.status()).toMatchObject({ driftRepairs: 1, generation: 2, applied: true });
-    expect(await value(metrics, 'podnet_netfilter_drift_repairs_total')).toBe(1);
+    await r.sync(table(true), { resync: true });
+    // A changed pool applied as elements, or the first full sync, is not a repair.
+    nft.next = [{ mode: 'elements', script: 'delete element…' }];
+    await r.sync(table(false), { resync: false });
+    expect(r.status()).toMatchObject({ driftRepairs: 2, generation: 4, applied: true });
+    expect(await value(metrics, 'podnet_netfilter_drift_repairs_total')).toBe(2);
+  });
+
+  it('counts a full transaction for an unchanged structure with changed elements as a repair', async () => {
+    const { nft, r } = setup();
+    nft.next = [
+      { mode: 'full', script: 'a' },
+      { mode: 'full', script: 'b' },
+    ];
+    await r.sync(table(true), { resync: false });
+    await r.sync(table(false), { resync: false });
+    expect(r.status().driftRepairs).toBe(1);
   });
 
   it('reports a failure (no nft program) in its status and metrics, and recovers on the next sync', async () => {

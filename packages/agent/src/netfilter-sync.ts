@@ -29,6 +29,8 @@ export interface NetfilterPort {
 export class NetfilterReconciler implements NetfilterPort {
   private readonly log: Logger;
   private appliedKey: string | undefined;
+  /** The last applied table without set elements: chains, rules, set specs. */
+  private appliedStructure: string | undefined;
   private generation = 0;
   private driftRepairs = 0;
   private lastError: string | undefined;
@@ -39,7 +41,7 @@ export class NetfilterReconciler implements NetfilterPort {
 
   constructor(
     private readonly o: {
-      nft: Pick<NftTable, 'sync' | 'drift'>;
+      nft: Pick<NftTable, 'sync'>;
       log: Logger;
       metrics: Metrics;
       now?: () => number;
@@ -61,26 +63,25 @@ export class NetfilterReconciler implements NetfilterPort {
     const now = this.o.now ?? Date.now;
     const started = now();
     const m = this.o.metrics;
+    const structure = structureOf(table);
     try {
-      let drift: string[] = [];
-      if (resync && this.appliedKey !== undefined) {
-        const d = await this.o.nft.drift();
-        drift = [
-          ...d.structural,
-          ...d.elements.map((e) => `set ${e.set}: ${e.add.length} missing, ${e.delete.length} extra`),
-        ];
-      }
       const r = await this.o.nft.sync(table);
+      // sync() reads the kernel and writes only what differs from the model. A transaction for a
+      // model equal to the one applied last, or a full one for an unchanged structure, can only
+      // mean the kernel was changed by someone else (one read: no race with a second read).
+      const repaired =
+        r.mode !== 'none' &&
+        (key === this.appliedKey || (r.mode === 'full' && structure === this.appliedStructure));
       if (r.mode !== 'none') {
         this.generation++;
         m.netfilterGeneration.set(this.generation);
         m.netfilterTransactions.inc({ mode: r.mode });
       }
-      if (drift.length && r.mode !== 'none') {
+      if (repaired) {
         this.driftRepairs++;
         m.netfilterDriftRepairs.inc();
         this.log.warn(
-          { table: `inet ${this.tableName}`, drift: drift.slice(0, 20), mode: r.mode },
+          { table: `inet ${this.tableName}`, mode: r.mode, script: r.script.slice(0, 2000) },
           'inet podnet was changed outside podnet; restored',
         );
       } else if (r.mode !== 'none') {
@@ -91,6 +92,7 @@ export class NetfilterReconciler implements NetfilterPort {
       }
       if (this.lastError) this.log.info('netfilter table applied again after errors');
       this.appliedKey = key;
+      this.appliedStructure = structure;
       this.lastError = undefined;
       this.lastSync = new Date(now());
       m.netfilterApplied.set(1);
@@ -121,4 +123,8 @@ export class NetfilterReconciler implements NetfilterPort {
       driftRepairs: this.driftRepairs,
     };
   }
+}
+
+function structureOf(t: Table): string {
+  return JSON.stringify({ ...t, sets: (t.sets ?? []).map((x) => ({ ...x, elements: [] })) });
 }

@@ -140,20 +140,21 @@ function isolationRules(f: 4 | 6): Rule[] {
   ];
 }
 
-/** The chains: fixed rules over the sets, so no input change rewrites a rule. */
+/**
+ * The chains: fixed rules over the sets, so no input change rewrites a rule. No chain comments:
+ * @podnet/nft does not read them back, so each resync saw drift and recreated the table.
+ */
 export function netfilterChains(): Chain[] {
   return [
     {
       name: 'postrouting',
       base: { type: 'nat', hook: 'postrouting', priority: 'srcnat' },
       rules: [natRule(4), natRule(6)],
-      comment: 'egress NAT of IPPools with natOutgoing',
     },
     {
       name: 'forward',
       base: { type: 'filter', hook: 'forward', priority: 'filter', policy: 'accept' },
       rules: [...isolationRules(4), ...isolationRules(6)],
-      comment: 'isolated IPPools reach only the cluster',
     },
   ];
 }
