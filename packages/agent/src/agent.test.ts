@@ -1,12 +1,35 @@
 import { Ipam, memoryDatastore } from '@podnet/ipam';
+import type { Table } from '@podnet/nft';
 import pino from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { FakeClock } from '../../bgp/src/__fixtures__/clock.js';
-import { Agent } from './agent.js';
+import { Agent, type AgentDeps } from './agent.js';
 import { loadConfig } from './config.js';
 import type { Advertisement, ArpInterface, DesiredPeer, DesiredRoute, NodeView, RibEntry } from './model.js';
+import type { NetfilterPort, NetfilterStatus } from './netfilter-sync.js';
 import type { ArpPort, BgpPort, DatastorePort, DatastoreSnapshot, PeerStatus, RoutesPort } from './ports.js';
 import { startStatusServer } from './status.js';
+
+/** The netfilter port, recording the tables it is given; `fail` makes it report an error. */
+class FakeNetfilter implements NetfilterPort {
+  tables: { table: Table; resync: boolean }[] = [];
+  fail: string | undefined;
+  async sync(table: Table, opts: { resync: boolean }) {
+    this.tables.push({ table, resync: opts.resync });
+  }
+  status(): NetfilterStatus {
+    return {
+      table: 'inet podnet',
+      generation: this.tables.length,
+      applied: !this.fail,
+      ...(this.fail ? { lastError: this.fail } : {}),
+      driftRepairs: 0,
+    };
+  }
+  set(name: string): string[] {
+    return this.tables.at(-1)?.table.sets?.find((s) => s.name === name)?.elements ?? [];
+  }
+}
 
 class FakeDatastore implements DatastorePort {
   snap: DatastoreSnapshot = {
@@ -169,7 +192,7 @@ const waitAsync = async (what: string, f: () => Promise<boolean>) => {
   throw new Error(`timed out waiting for ${what}`);
 };
 
-function setup(argv: string[] = []) {
+function setup(argv: string[] = [], extra: Partial<AgentDeps> = {}) {
   const { config } = loadConfig({ argv: ['--node-name', 'node-a', ...argv], env: {} });
   const ds = new FakeDatastore();
   const bgp = new FakeBgp();
@@ -186,6 +209,7 @@ function setup(argv: string[] = []) {
     interfaces: async () => [
       { name: 'eth0', up: true, addresses: [{ cidr: '10.0.0.11/24', family: 4, scope: 'global' }] },
     ],
+    ...extra,
   });
   return { agent, ds, bgp, routes, arp };
 }
@@ -194,6 +218,77 @@ let current: Agent | undefined;
 afterEach(async () => {
   await current?.stop();
   current = undefined;
+});
+
+describe('Agent netfilter', () => {
+  it('keeps inet podnet in step with the pools at runtime, and is not ready while the table is not applied', async () => {
+    const nf = new FakeNetfilter();
+    const t = setup([], { netfilter: nf });
+    current = t.agent;
+    t.ds.snap.nodes = [node('node-a', '10.0.0.11')];
+    t.ds.snap.pools = [
+      {
+        name: 'p',
+        cidr: '10.244.0.0/16',
+        blockSize: 26,
+        disabled: false,
+        disableBGPExport: false,
+        natOutgoing: true,
+      },
+    ];
+    await t.agent.start();
+    await wait('table synced', () => nf.set('nat4').includes('10.244.0.0/16'));
+    expect(nf.set('cluster4')).toEqual(['10.0.0.11/32', '10.244.0.0/16']);
+    t.ds.set({
+      pools: [
+        {
+          name: 'p',
+          cidr: '10.244.0.0/16',
+          blockSize: 26,
+          disabled: false,
+          disableBGPExport: false,
+          natOutgoing: false,
+        },
+      ],
+    });
+    await wait('pool no longer translated', () => nf.set('nat4').length === 0);
+    expect(nf.set('pools4')).toEqual(['10.244.0.0/16']);
+    expect(nf.tables.every((x) => !x.resync)).toBe(true);
+    t.bgp.establishAll();
+    await wait('ready', () => t.agent.status().ready);
+    nf.fail = 'nft -f refused the transaction (exit 1): Error: Could not process rule';
+    const s = t.agent.status();
+    expect(s.ready).toBe(false);
+    expect(s.readiness.reasons.join()).toContain('netfilter table inet podnet not applied: nft -f refused');
+    expect(s.conditions).toContainEqual(
+      expect.objectContaining({ type: 'NetfilterNotApplied', blocksReadiness: true }),
+    );
+    expect(s.netfilter).toMatchObject({ applied: false });
+  });
+
+  it('reports a pool with isolated and natOutgoing in /status problems and never masquerades it', async () => {
+    const nf = new FakeNetfilter();
+    const t = setup([], { netfilter: nf });
+    current = t.agent;
+    t.ds.snap.nodes = [node('node-a', '10.0.0.11')];
+    t.ds.snap.pools = [
+      {
+        name: 'both',
+        cidr: '10.244.0.0/16',
+        blockSize: 26,
+        disabled: false,
+        disableBGPExport: false,
+        natOutgoing: true,
+        isolated: true,
+      },
+    ];
+    await t.agent.start();
+    await wait('table synced', () => nf.set('isolated4').length === 1);
+    expect(nf.set('nat4')).toEqual([]);
+    expect(t.agent.status().problems.join()).toMatch(
+      /IPPool both: spec\.isolated: true and spec\.natOutgoing: true/,
+    );
+  });
 });
 
 describe('Agent', () => {

@@ -8,6 +8,8 @@ import { addressOf } from './ip.js';
 import type { Metrics } from './metrics.js';
 import { createMetrics, PEER_STATES } from './metrics.js';
 import type { Advertisement, ArpInterface, Desired, DesiredPeer } from './model.js';
+import { buildNetfilter } from './netfilter.js';
+import type { NetfilterPort } from './netfilter-sync.js';
 import type { ArpPort, BgpPort, DatastorePort, PeerStatus, RoutesPort } from './ports.js';
 import { diffAdvertisements, diffArp, diffPeers } from './reconcile.js';
 import type { AgentStatus, PeerStatusView, RouteStatusView } from './status.js';
@@ -44,6 +46,8 @@ export interface AgentDeps {
   routeHoldoffMs?: number;
   /** The start-up creation of the default IPPools and BGPConfiguration (defaults.ts). */
   defaultObjects?: Promise<{ created: string[] } | undefined>;
+  /** Keeps the `inet podnet` nf_tables table (netfilter-sync.ts); absent with --netfilter off. */
+  netfilter?: NetfilterPort;
 }
 
 type Phase = 'starting' | 'waiting-for-datastore' | 'resolving-address' | 'running' | 'stopping' | 'stopped';
@@ -77,6 +81,7 @@ export class Agent {
   private warnedIdentity: string | undefined;
   private gcLeading = false;
   private gcTimer: unknown;
+  private netfilterProblems: string[] = [];
 
   constructor(private readonly deps: AgentDeps) {
     this.log = deps.log.child({ component: 'agent', node: deps.config.nodeName });
@@ -97,6 +102,11 @@ export class Agent {
       }, 1000),
       setInterval(() => void this.resync(), this.deps.config.resyncInterval),
     );
+    if (this.deps.netfilter)
+      this.timers.push(
+        setInterval(() => void this.reconcileNetfilter(true), this.deps.config.netfilterResyncInterval),
+      );
+    else this.metrics.netfilterApplied.set(-1);
     void this.boot();
   }
 
@@ -291,8 +301,34 @@ export class Agent {
         this.retryLater();
       }
     }
+    await this.reconcileNetfilter(false);
     await this.reconcileArp(d);
     await this.reconcileRoutes(d, bgpReady);
+  }
+
+  /**
+   * Makes `inet podnet` match the pools, nodes and BGPConfigurations (only when that changed, or on
+   * `resync`: read the kernel back and repair drift). Never throws: a failure is in /status.
+   */
+  async reconcileNetfilter(resync: boolean): Promise<void> {
+    const nf = this.deps.netfilter;
+    if (!nf || this.isStopping() || !this.deps.datastore.synced()) return;
+    const snap = this.deps.datastore.snapshot();
+    const plan = buildNetfilter({
+      nodeName: this.deps.config.nodeName,
+      pools: snap.pools,
+      nodes: snap.nodes,
+      bgpConfigs: snap.bgpConfigs,
+    });
+    const problems = plan.problems.map((p) => `${p.kind} ${p.name}: ${p.message}`);
+    if (problems.join('\n') !== this.netfilterProblems.join('\n'))
+      for (const p of plan.problems)
+        this.log.warn(
+          { kind: p.kind, name: p.name, problem: p.message },
+          'netfilter: input not applied as written',
+        );
+    this.netfilterProblems = problems;
+    await nf.sync(plan.table, { resync });
   }
 
   private peerLogger(key: string) {
@@ -599,10 +635,25 @@ export class Agent {
     if (down.length)
       reasons.push(`sessions not established: ${down.map((p) => `${p.address} ${p.state}`).join(', ')}`);
     // The data path itself: e.g. ip_forward is 0 and /proc/sys is read-only.
-    const dataPathBroken = rs?.notReady ?? [];
+    const dataPathBroken = [...(rs?.notReady ?? [])];
+    const nf = this.deps.netfilter?.status();
+    if (nf && !nf.applied && synced)
+      dataPathBroken.push(
+        `netfilter table ${nf.table} not applied${nf.lastError ? `: ${nf.lastError}` : ''}`,
+      );
     reasons.push(...dataPathBroken);
     const conditions = [
       ...(rs?.conditions ?? []),
+      ...(nf && !nf.applied && nf.lastError
+        ? [
+            {
+              type: 'NetfilterNotApplied' as const,
+              subject: nf.table,
+              message: nf.lastError,
+              blocksReadiness: true,
+            },
+          ]
+        : []),
       ...((this.bgpStarted ? this.deps.bgp.unreachableNextHops?.() : undefined) ?? []),
     ];
     return {
@@ -620,8 +671,9 @@ export class Agent {
         interfaces: [...this.arpIfaces.keys()],
         replies: this.deps.arp.replies(),
       },
-      problems: d?.problems ?? [],
+      problems: [...(d?.problems ?? []), ...this.netfilterProblems],
       conditions,
+      ...(nf ? { netfilter: nf } : {}),
       startedAt: this.startedAt.toISOString(),
     };
   }

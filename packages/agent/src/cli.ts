@@ -5,6 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { Ipam } from '@podnet/ipam';
 import { KubeClient } from '@podnet/k8s';
+import { NftTable, nftCli } from '@podnet/nft';
 import { PODNET_PROTO, procSysctl } from '@podnet/routes';
 import { Rtnl } from '@podnet/rtnetlink';
 import { ArpAdapter } from './adapters/arp.js';
@@ -20,6 +21,7 @@ import { installCni } from './install-cni.js';
 import { LogLevelController, liveLogger } from './log-level.js';
 import { createMetrics } from './metrics.js';
 import { startMetricsListener } from './metrics-listener.js';
+import { NetfilterReconciler } from './netfilter-sync.js';
 import { parseSysctlConf } from './node-sysctls.js';
 import { startStatusServer } from './status.js';
 
@@ -176,6 +178,9 @@ async function main(): Promise<number> {
     // Node objects are authoritative here: a deleted node's last blocks go too.
     ipamGc: (graceMs) => ipam.gc({ graceMs, deletedNodes: true, keepLastBlock: config.ipamGcKeepLastBlock }),
     ipamGcForget: () => ipam.gcForget(),
+    ...(config.netfilter === 'on'
+      ? { netfilter: new NetfilterReconciler({ nft: new NftTable({ exec: nftCli() }), log, metrics }) }
+      : {}),
     interfaces: listInterfaces,
     canReach,
     defaultObjects: defaults.done,

@@ -43,6 +43,23 @@ describe('poolConditions', () => {
     });
   });
 
+  it('reports isolated together with natOutgoing as ConflictingFields naming both fields; the pool stays in use', () => {
+    const both = pool('both', '10.7.0.0/16', '2026-01-01T00:00:00Z', { isolated: true, natOutgoing: true });
+    const c = poolConditions(
+      [both, pool('iso', '10.8.0.0/16', '2026-01-01T00:00:00Z', { isolated: true })],
+      [],
+    );
+    expect(c.get('both')).toEqual({
+      status: 'False',
+      reason: 'ConflictingFields',
+      message: expect.stringMatching(
+        /spec\.isolated: true and spec\.natOutgoing: true .*treated as isolated/,
+      ),
+    });
+    expect(c.get('iso')).toEqual({ status: 'True', reason: 'Valid', message: 'valid; in use' });
+    expect(usablePools([both]).map((p) => p.metadata.name)).toEqual(['both']);
+  });
+
   it('lets the latest, invalid version of a pool win over the older valid one the informer keeps', () => {
     const raw = { metadata: { name: 'p' }, spec: { cidr: 'nope' } };
     const r = safeValidate(IPPOOL, raw);

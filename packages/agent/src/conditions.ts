@@ -10,6 +10,7 @@ import {
   nodeAnnotationsSchema,
   type SchemaError,
 } from '@podnet/k8s';
+import { conflictMessage } from './netfilter.js';
 
 export interface ReadyCondition {
   status: 'True' | 'False';
@@ -19,7 +20,12 @@ export interface ReadyCondition {
   message: string;
 }
 
-export const REASON = { valid: 'Valid', invalid: 'InvalidSpec', overlap: 'Overlap' } as const;
+export const REASON = {
+  valid: 'Valid',
+  invalid: 'InvalidSpec',
+  overlap: 'Overlap',
+  conflict: 'ConflictingFields',
+} as const;
 
 function nameOf(raw: unknown): string {
   return String((raw as { metadata?: { name?: unknown } } | null)?.metadata?.name ?? '');
@@ -33,7 +39,8 @@ export function invalidMessage(err: SchemaError | Error): string {
 
 /**
  * Ready per IPPool name: invalid (schema) → InvalidSpec; valid but overlapping an older pool →
- * Overlap (the pool is set aside by IPAM); otherwise True. `invalid` wins over an older valid
+ * Overlap (the pool is set aside by IPAM); isolated together with natOutgoing → ConflictingFields
+ * (the pool is used, and treated as isolated); otherwise True. `invalid` wins over an older valid
  * version of the same pool still held by the informer.
  */
 export function poolConditions(valid: IPPool[], invalid: InvalidObject[]): Map<string, ReadyCondition> {
@@ -52,12 +59,19 @@ export function poolConditions(valid: IPPool[], invalid: InvalidObject[]): Map<s
   const { valid: used, setAside } = selectPools(infos);
   for (const s of setAside)
     out.set(s.pool.name, { status: 'False', reason: REASON.overlap, message: `${s.message}; set aside` });
-  for (const p of used)
+  const byName = new Map(valid.map((p) => [p.metadata.name, p]));
+  for (const p of used) {
+    const spec = byName.get(p.name)?.spec;
+    if (spec?.isolated && spec.natOutgoing) {
+      out.set(p.name, { status: 'False', reason: REASON.conflict, message: conflictMessage() });
+      continue;
+    }
     out.set(p.name, {
       status: 'True',
       reason: REASON.valid,
       message: p.disabled ? 'valid; disabled: no new allocations' : 'valid; in use',
     });
+  }
   return out;
 }
 

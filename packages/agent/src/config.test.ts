@@ -17,6 +17,24 @@ describe('loadConfig', () => {
     expect(origin.nodeName).toBe('hostname');
   });
 
+  it('keeps inet podnet by default, resynced every 30s; --netfilter off and the environment change it', () => {
+    expect(loadConfig({ ...base, argv: [] }).config).toMatchObject({
+      netfilter: 'on',
+      netfilterResyncInterval: 30_000,
+    });
+    const { config, origin } = loadConfig({
+      ...base,
+      argv: ['--netfilter', 'off'],
+      env: { PODNET_NETFILTER_RESYNC_INTERVAL: '5s' },
+    });
+    expect(config).toMatchObject({ netfilter: 'off', netfilterResyncInterval: 5000 });
+    expect(origin.netfilterResyncInterval).toBe('env PODNET_NETFILTER_RESYNC_INTERVAL');
+    expect(() => loadConfig({ ...base, argv: ['--netfilter', 'maybe'] })).toThrow(/--netfilter.*"maybe"/);
+    expect(() => loadConfig({ ...base, argv: ['--netfilter-resync-interval', '10ms'] })).toThrow(
+      /--netfilter-resync-interval.*at least 1s/,
+    );
+  });
+
   it('prefers flags over environment over the config file', () => {
     const { config, origin } = loadConfig({
       argv: ['--config', '/etc/podnet.yaml', '--log-level', 'debug'],

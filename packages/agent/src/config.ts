@@ -116,6 +116,10 @@ export const agentConfigSchema = z
     arpMode: z.enum(['userspace', 'kernel']).default('userspace'),
     resyncInterval: duration.default(30_000),
     gracefulRestartTime: duration.default(120_000),
+    netfilter: z.enum(['on', 'off']).default('on'),
+    netfilterResyncInterval: duration.default(30_000).refine((ms) => ms >= 1000, {
+      message: 'must be at least 1s',
+    }),
     bgpMaxPrefixes: z.coerce.number().int().min(1).default(10_000),
     bgpAttrCacheBytes: z.coerce
       .number()
@@ -224,6 +228,18 @@ export const FIELDS: Record<Field, FieldSpec> = {
     env: 'PODNET_RESYNC_INTERVAL',
     type: 'string',
     help: 'full route/peer resync period (default 30s)',
+  },
+  netfilter: {
+    flag: 'netfilter',
+    env: 'PODNET_NETFILTER',
+    type: 'string',
+    help: 'on | off: keep the inet podnet nf_tables table (natOutgoing, isolated pools) (default on)',
+  },
+  netfilterResyncInterval: {
+    flag: 'netfilter-resync-interval',
+    env: 'PODNET_NETFILTER_RESYNC_INTERVAL',
+    type: 'string',
+    help: 'how often inet podnet is read back and drift repaired (default 30s)',
   },
   gracefulRestartTime: {
     flag: 'graceful-restart-time',

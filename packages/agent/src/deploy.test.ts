@@ -274,7 +274,7 @@ describe('deploy/ manifests', () => {
     expect(rbac).toMatch(/deploy\/admission\//);
   });
 
-  it('sets no IPPool natOutgoing anywhere in deploy/ (no podnet component acts on it yet)', () => {
+  it('sets no IPPool natOutgoing anywhere in deploy/ (the flat model is the default; docs/network-models.md turns on the others)', () => {
     const pools = all.filter((d) => d.obj.kind === 'IPPool');
     expect(pools.length).toBeGreaterThan(0);
     for (const d of pools)
@@ -282,6 +282,31 @@ describe('deploy/ manifests', () => {
         file: d.file,
         natOutgoing: undefined,
       });
+  });
+
+  it('gives the agent what inet podnet needs: NET_ADMIN, and nft and @podnet/nft in the image', () => {
+    const ds = of('DaemonSet')[0]!.obj as unknown as {
+      spec: {
+        template: {
+          spec: { containers: { name: string; securityContext: { capabilities: { add: string[] } } }[] };
+        };
+      };
+    };
+    const agent = ds.spec.template.spec.containers.find((c) => c.name === 'agent')!;
+    expect(agent.securityContext.capabilities.add).toContain('NET_ADMIN');
+    const dockerfile = readFileSync(join(DEPLOY, 'docker/Dockerfile'), 'utf8');
+    const runtime = dockerfile.slice(dockerfile.indexOf('AS agent'));
+    expect(runtime).toMatch(/apt-get install [^\n]*\bnftables\b/);
+    // Every workspace package the agent imports is copied into the runtime stage.
+    const deps = Object.keys(
+      (
+        JSON.parse(readFileSync(join(DEPLOY, '../packages/agent/package.json'), 'utf8')) as {
+          dependencies: Record<string, string>;
+        }
+      ).dependencies,
+    ).filter((d) => d.startsWith('@podnet/'));
+    expect(deps).toContain('@podnet/nft');
+    for (const d of deps) expect(runtime).toContain(`/src/packages/${d.slice('@podnet/'.length)}/dist`);
   });
 
   it('ships a conflist in the ConfigMap that is valid JSON naming the podnet plugin', () => {

@@ -56,6 +56,38 @@ export function createMetrics(opts: { defaultMetrics?: boolean } = {}) {
       help: 'Route reconciles that failed',
       registers: [registry],
     }),
+    netfilterGeneration: new Gauge({
+      name: 'podnet_netfilter_generation',
+      help: 'Transactions applied to the inet podnet table by this agent (its rules generation)',
+      registers: [registry],
+    }),
+    netfilterTransactions: new Counter({
+      name: 'podnet_netfilter_transactions_total',
+      help: 'Transactions applied to the inet podnet table, by mode (full: flushed and recreated; elements: set elements only)',
+      labelNames: ['mode'],
+      registers: [registry],
+    }),
+    netfilterDriftRepairs: new Counter({
+      name: 'podnet_netfilter_drift_repairs_total',
+      help: 'Resyncs that found inet podnet changed by someone else and restored it',
+      registers: [registry],
+    }),
+    netfilterSyncDuration: new Gauge({
+      name: 'podnet_netfilter_last_sync_duration_seconds',
+      help: 'Duration of the last sync of inet podnet (read back, compare, apply)',
+      registers: [registry],
+    }),
+    netfilterErrors: new Counter({
+      name: 'podnet_netfilter_errors_total',
+      help: 'Syncs of inet podnet that failed, by code (NFT_ERR_EXEC: no nft program; NFT_ERR_APPLY: refused)',
+      labelNames: ['code'],
+      registers: [registry],
+    }),
+    netfilterApplied: new Gauge({
+      name: 'podnet_netfilter_applied',
+      help: '1 when the last sync of inet podnet succeeded, 0 when it failed (-1: netfilter off)',
+      registers: [registry],
+    }),
     ipamAllocations: new Gauge({
       name: 'podnet_ipam_allocations',
       help: 'Addresses allocated in the blocks affine to this node',

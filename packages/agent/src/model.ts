@@ -15,6 +15,8 @@ export interface NodeView {
   asNumber?: number;
   /** `podnet.io/route-reflector-cluster-id`, when set: this node is a route reflector. */
   rrClusterId?: string;
+  /** The Node's InternalIP addresses (status.addresses), part of the cluster an isolated pool reaches. */
+  internalIPs?: string[];
 }
 
 export interface PoolView {
@@ -24,6 +26,10 @@ export interface PoolView {
   disabled: boolean;
   disableBGPExport: boolean;
   nodeSelector?: string;
+  /** Masquerade pod traffic to outside every pool (netfilter.ts). */
+  natOutgoing?: boolean;
+  /** Pods exchange traffic only with the cluster (netfilter.ts). */
+  isolated?: boolean;
 }
 
 export interface BgpConfigView {
@@ -41,6 +47,8 @@ export interface BgpConfigView {
   serviceClusterIPs?: string[];
   serviceExternalIPs?: string[];
   serviceLoadBalancerIPs?: string[];
+  /** Destinations never masqueraded. */
+  natOutgoingExclusions?: string[];
 }
 
 /** One entry of a prefix list: first match wins; no match → the list's default (accept). */

@@ -109,7 +109,7 @@ export interface RoutesStatus {
 
 /** A named state of the node (status `conditions`), e.g. a read-only sysctl or an unreachable next hop. */
 export interface Condition {
-  type: 'SysctlUnwritable' | 'NextHopUnreachable';
+  type: 'SysctlUnwritable' | 'NextHopUnreachable' | 'NetfilterNotApplied';
   /** What it is about: a sysctl name, a next-hop address. */
   subject: string;
   message: string;

@@ -3,6 +3,7 @@ import { createServer, type Server } from 'node:http';
 import type { Logger } from 'pino';
 import { type HttpListener, listenHttp } from './http-listener.js';
 import type { Advertisement, NodeIdentity, PeerType } from './model.js';
+import type { NetfilterStatus } from './netfilter-sync.js';
 import type { Condition, KernelRouteState, PeerState } from './ports.js';
 
 /** One BGP session as /status reports it. */
@@ -58,6 +59,8 @@ export interface AgentStatus {
    * /readyz), a next hop with no route in the kernel (its paths are left out of best-path).
    */
   conditions: Condition[];
+  /** The `inet podnet` nf_tables table (absent with --netfilter off). */
+  netfilter?: NetfilterStatus;
   startedAt: string;
 }
 

@@ -26,6 +26,7 @@ const status: AgentStatus = {
       blocksReadiness: false,
     },
   ],
+  netfilter: { table: 'inet podnet', generation: 3, applied: true, driftRepairs: 1 },
   routeProtocol: { number: 80, name: 'podnet' },
   peers: [
     {
@@ -159,6 +160,13 @@ describe('podnetctl against an agent status endpoint', () => {
     expect(at).toBeGreaterThan(5);
     expect(lines[at + 1]).toBe(
       '  - NextHopUnreachable 10.1.0.12: no route to next hop 10.1.0.12; its paths are left out of best-path selection',
+    );
+  });
+
+  it('node status ends with the state of the inet podnet table', async () => {
+    const r = await ctl('node', 'status', '--agent', url);
+    expect(r.stdout.trimEnd().split('\n').at(-1)).toBe(
+      'Netfilter: inet podnet applied, generation 3, 1 drift repair',
     );
   });
 

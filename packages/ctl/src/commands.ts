@@ -38,7 +38,14 @@ export function nodeStatus(s: AgentStatus, now = Date.now()): CommandResult {
   ];
   const n = s.node;
   return {
-    data: { node: n, ready: s.ready, readiness: s.readiness, peers: s.peers, conditions: s.conditions },
+    data: {
+      node: n,
+      ready: s.ready,
+      readiness: s.readiness,
+      peers: s.peers,
+      conditions: s.conditions,
+      ...(s.netfilter ? { netfilter: s.netfilter } : {}),
+    },
     table: () => {
       const head = [
         `Node ${n.name}  address ${n.address ?? '(unknown)'}  AS ${n.asNumber}  router ID ${n.routerId ?? '-'}${n.clusterId ? `  route reflector (cluster ${n.clusterId})` : ''}`,
@@ -56,7 +63,14 @@ export function nodeStatus(s: AgentStatus, now = Date.now()): CommandResult {
             ),
           ]
         : [];
-      return [...head, body, ...conditions, ...problems].join('\n');
+      const nf = s.netfilter;
+      const netfilter = nf
+        ? [
+            '',
+            `Netfilter: ${nf.table} ${nf.applied ? 'applied' : `not applied${nf.lastError ? ` (${nf.lastError})` : ''}`}, generation ${nf.generation}, ${nf.driftRepairs} drift repair${nf.driftRepairs === 1 ? '' : 's'}`,
+          ]
+        : [];
+      return [...head, body, ...conditions, ...problems, ...netfilter].join('\n');
     },
   };
 }

@@ -10,7 +10,7 @@ import { KubeClient } from './client.js';
 import { K8S_ERR, K8sError, SchemaError } from './errors.js';
 import { coreSource, Informer, type InformerEvent, resourceSource } from './informer.js';
 import { installCrds, loadCrdFiles } from './install.js';
-import { BGPPEER, IPPOOL } from './resources.js';
+import { BGPCONFIGURATION, BGPPEER, IPPOOL } from './resources.js';
 import type { IPPool } from './schemas.js';
 
 const { run: RUN, labels: runLabel, selector: runSelector } = testRun('k8s');
@@ -197,6 +197,45 @@ describe('typed resource client', () => {
     expect(err).toBeDefined();
     const { toK8sError } = await import('./client.js');
     expect(toK8sError(err, 'create').code).toBe(K8S_ERR.INVALID);
+  });
+
+  it('serves and validates IPPool isolated and BGPConfiguration natOutgoingExclusions against the CRD schema', async () => {
+    const pools = client.resource(IPPOOL);
+    const p = await pools.create({
+      ...pool(`${RUN}-iso`, '100.64.48.0/20'),
+      spec: { cidr: '100.64.48.0/20', isolated: true },
+    });
+    expect(p.spec).toMatchObject({ isolated: true, natOutgoing: false });
+    expect((await pools.get(`${RUN}-iso`)).spec.isolated).toBe(true);
+    const configs = client.resource(BGPCONFIGURATION);
+    const name = `node.${RUN}-excl`;
+    const c = await configs.create({
+      metadata: { name, labels: runLabel },
+      spec: { natOutgoingExclusions: [{ cidr: '172.16.0.0/12' }] },
+    });
+    expect(c.spec.natOutgoingExclusions).toEqual([{ cidr: '172.16.0.0/12' }]);
+    await configs.delete(name);
+    const invalid = async (plural: string, kind: string, spec: Record<string, unknown>) => {
+      const body = {
+        apiVersion: 'podnet.io/v1alpha1',
+        kind,
+        metadata: { name: `${RUN}-bad-${plural}`, labels: runLabel },
+        spec,
+      };
+      const { toK8sError } = await import('./client.js');
+      const err = await client.custom
+        .createClusterCustomObject({ group: 'podnet.io', version: 'v1alpha1', plural, body })
+        .then(() => undefined)
+        .catch((e) => e);
+      return toK8sError(err, 'create');
+    };
+    created.pools.push(`${RUN}-bad-ippools`);
+    const e1 = await invalid('ippools', 'IPPool', { cidr: '100.64.64.0/20', isolated: 'yes' });
+    expect(e1.code).toBe(K8S_ERR.INVALID);
+    expect(e1.message).toContain('spec.isolated');
+    const e2 = await invalid('bgpconfigurations', 'BGPConfiguration', { natOutgoingExclusions: [{}] });
+    expect(e2.code).toBe(K8S_ERR.INVALID);
+    expect(e2.message).toContain('natOutgoingExclusions');
   });
 
   it('reports an unreachable server as K8S_ERR_UNREACHABLE', async () => {

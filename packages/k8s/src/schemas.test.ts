@@ -34,6 +34,7 @@ describe('IPPool', () => {
       cidr: '10.244.0.0/16',
       blockSize: 26,
       natOutgoing: false,
+      isolated: false,
       disabled: false,
       nodeSelector: 'all()',
       disableBGPExport: false,
@@ -55,6 +56,7 @@ describe('IPPool', () => {
     [{ cidr: '10.244.0.0/16', blockSize: 33 }, 'spec.blockSize: block size 33 must be between'],
     [{ cidr: '10.244.0.0/16', nodeSelector: 'zone in (a' }, 'spec.nodeSelector: invalid selector'],
     [{ cidr: '10.244.0.0/16', natOutgoing: 'yes' }, 'spec.natOutgoing'],
+    [{ cidr: '10.244.0.0/16', isolated: 'yes' }, 'spec.isolated'],
     [{}, 'spec.cidr'],
   ])('rejects %j with an error naming the field', (spec, message) => {
     expect(problemsOf(() => validate(IPPOOL, { metadata: meta, spec }))).toContain(message);
@@ -72,6 +74,7 @@ describe('BGPConfiguration', () => {
       holdTime: 90,
       gracefulRestart: { enabled: true, restartTime: 120 },
       serviceClusterIPs: [],
+      natOutgoingExclusions: [],
     });
     // Unset means "the agent's own configuration", not info (see the agent's log level).
     expect(c.spec.logSeverity).toBeUndefined();
@@ -93,6 +96,10 @@ describe('BGPConfiguration', () => {
       'spec.communities.0.values.0: "65536:1"',
     ],
     [{ serviceClusterIPs: [{ cidr: '10.96.0.0/40' }] }, 'spec.serviceClusterIPs.0.cidr: "10.96.0.0/40"'],
+    [
+      { natOutgoingExclusions: [{ cidr: '172.16.0.1/12' }] },
+      'spec.natOutgoingExclusions.0.cidr: "172.16.0.1/12" is not a valid network CIDR',
+    ],
     [{ logSeverity: 'loud' }, 'spec.logSeverity'],
   ])('rejects %j', (spec, message) => {
     expect(problemsOf(() => validate(BGPCONFIGURATION, { metadata: meta, spec }))).toContain(message);
@@ -348,8 +355,13 @@ describe('fields removed or marked', () => {
     }
   });
 
-  it('says in the CRD that IPPool.natOutgoing is not acted on yet', () => {
-    const crd = allCrds().find((c) => (c.metadata as { name: string }).name === 'ippools.podnet.io');
-    expect(JSON.stringify(crd)).toContain('NOT YET ACTED ON');
+  it('describes natOutgoing and isolated in the IPPool CRD, and exclusions in BGPConfiguration', () => {
+    const crd = (name: string) =>
+      JSON.stringify(allCrds().find((c) => (c.metadata as { name: string }).name === name));
+    const pools = crd('ippools.podnet.io');
+    expect(pools).not.toContain('NOT YET ACTED ON');
+    expect(pools).toMatch(/"isolated":{[^}]*"type":"boolean"/);
+    expect(pools).toContain('Masquerade this pool');
+    expect(crd('bgpconfigurations.podnet.io')).toContain('"natOutgoingExclusions"');
   });
 });

@@ -94,9 +94,18 @@ export const ipPoolSpecSchema = z
       .boolean()
       .default(false)
       .describe(
-        'NOT YET ACTED ON (a stub until egress NAT lands): no podnet component masquerades traffic today, whatever this says. Meant to SNAT pod traffic to outside every pool to the node address.',
+        "Masquerade this pool's pod traffic to the node's address when it leaves for a destination outside every IPPool and outside BGPConfiguration natOutgoingExclusions (IPv4, and NAT66 for IPv6 pools). Not applied to a disabled pool, nor together with isolated.",
       ),
-    disabled: z.boolean().default(false).describe('No new allocations from this pool.'),
+    isolated: z
+      .boolean()
+      .default(false)
+      .describe(
+        'Pods of this pool exchange traffic only with the cluster (every IPPool, every node address, BGPConfiguration serviceClusterIPs); the node drops anything else in both directions. Invalid together with natOutgoing: the agents report it and treat the pool as isolated.',
+      ),
+    disabled: z
+      .boolean()
+      .default(false)
+      .describe('No new allocations from this pool, and its traffic is no longer masqueraded (natOutgoing).'),
     nodeSelector: z
       .string()
       .default('all()')
@@ -170,6 +179,12 @@ export const bgpConfigurationSpecSchema = z
       .default([])
       .describe('Communities attached to routes inside each CIDR.'),
     serviceClusterIPs: z.array(cidrEntry).default([]),
+    natOutgoingExclusions: z
+      .array(cidrEntry)
+      .default([])
+      .describe(
+        'Destination CIDRs that pod traffic of natOutgoing pools reaches untranslated (e.g. a corporate range that routes pods natively). The default object and node.<name> lists both apply.',
+      ),
     serviceExternalIPs: z.array(cidrEntry).default([]),
     serviceLoadBalancerIPs: z.array(cidrEntry).default([]),
     logSeverity: z
@@ -195,7 +210,12 @@ export const bgpConfigurationSpecSchema = z
           issue(ctx, ['communities', i, 'values', j], `${q(v)} is not a community (asn:value or a:b:c)`);
       });
     });
-    for (const key of ['serviceClusterIPs', 'serviceExternalIPs', 'serviceLoadBalancerIPs'] as const) {
+    for (const key of [
+      'serviceClusterIPs',
+      'serviceExternalIPs',
+      'serviceLoadBalancerIPs',
+      'natOutgoingExclusions',
+    ] as const) {
       spec[key].forEach((e, i) => {
         checkCidr(ctx, [key, i, 'cidr'], e.cidr);
       });

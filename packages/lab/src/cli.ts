@@ -6,9 +6,11 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { LabError, LabErrorCode } from './errors.js';
+import { expectedFor } from './models.js';
 import { agentPeerTable, matrix, peerTable, podTable, summary } from './report.js';
 import { DEFAULT_API_HOST_PORT, DEFAULT_PREFIX, DEFAULT_STATE_DIR, Lab } from './runner.js';
 import { readState } from './state.js';
+import { renderTable, rowProblems } from './table.js';
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 
@@ -26,6 +28,7 @@ commands:
 options:
   --compose <file>       compose file (default: compose.yaml at the repository root)
   --profile <name>       enable a compose profile (repeatable), e.g. --profile frr
+  --model <name>         network model from x-podnet.models: flat (default), island, isolated
   --pods <n>             pods per node (default: x-podnet.podsPerNode)
   --state-dir <dir>      state, logs and generated files (default ${DEFAULT_STATE_DIR})
   --prefix <p>           namespace prefix (default ${DEFAULT_PREFIX})
@@ -45,13 +48,26 @@ async function printReport(lab: Lab, probesOnly = false): Promise<boolean> {
     console.log(`\npods\n${podTable(lab.pods)}`);
     for (const family of [4, 6] as const) {
       if (!lab.pods.some((p) => (family === 4 ? p.ipv4 : p.ipv6))) continue;
-      say(`probing IPv${family} reachability (every pod ↔ every pod, client → every pod)…`);
-      const probes = await lab.waitForReachability(family);
+      // Where the model keeps the outside from the pods, the matrix is pod ↔ pod; the model's table
+      // below shows what the outside sees.
+      const clients = expectedFor(lab.model, 'external→pod') !== 'none';
+      say(
+        `probing IPv${family} reachability (every pod ↔ every pod${clients ? ', client → every pod' : ''})…`,
+      );
+      const probes = await lab.waitForReachability(family, { clients });
       const s = summary(probes);
       console.log(`\nreachability IPv${family}: ${s.ok}/${s.total} ok\n${matrix(lab.pods, probes)}`);
       for (const f of s.failed.slice(0, 10)) console.log(`  unreachable: ${f.from} → ${f.to} (${f.ip})`);
       if (s.failed.length > 0) allOk = false;
     }
+  }
+  if (lab.pods.length > 0 && lab.plan.services.some((s) => s.role === 'client')) {
+    say(
+      `probing the ${lab.model.name} model's table (TCP and UDP echo: the source address each receiver saw)…`,
+    );
+    const rows = await lab.waitForTable();
+    console.log(`\n${renderTable(lab.model, rows)}`);
+    if (rows.some((r) => rowProblems(r).length > 0)) allOk = false;
   }
   if (probesOnly) return allOk;
   const peers = await lab.torPeerTables();
@@ -94,6 +110,7 @@ async function main(argv: string[]): Promise<number> {
     options: {
       compose: { type: 'string' },
       profile: { type: 'string', multiple: true },
+      model: { type: 'string' },
       pods: { type: 'string' },
       'state-dir': { type: 'string' },
       prefix: { type: 'string' },
@@ -130,12 +147,15 @@ async function main(argv: string[]): Promise<number> {
         `--api-port ${JSON.stringify(values['api-port'])}: expected a port 0..65535 (0: no host forward)`,
       );
   }
+  // Like the profiles: `up` runs the model named (default flat), other commands the one that is up.
+  const model = values.model ?? (command === 'up' ? undefined : saved?.model);
   const lab = new Lab({
     repoRoot,
     composeFile,
     stateDir,
     prefix: values.prefix ?? saved?.prefix ?? DEFAULT_PREFIX,
     profiles: values.profile ?? (command === 'up' ? [] : (saved?.profiles ?? [])),
+    ...(model ? { model } : {}),
     only: command === 'up' ? args : (saved?.only ?? []),
     ...(pods === undefined ? {} : { podsPerNode: pods }),
     ...(values.kubeconfig ? { kubeconfig: resolve(values.kubeconfig) } : {}),
@@ -154,6 +174,7 @@ async function main(argv: string[]): Promise<number> {
     case 'up': {
       const services = lab.plan.services.map((s) => s.name).join(', ');
       say(`compose: ${composeFile} → ${services}`);
+      say(`model: ${lab.model.name} (${lab.model.description})`);
       try {
         await lab.up();
       } catch (err) {
@@ -164,7 +185,9 @@ async function main(argv: string[]): Promise<number> {
       const ok = await printReport(lab);
       printKubeconfig(lab);
       if (!ok) {
-        say('some pods are not reachable (see the matrix above). The lab is left running: inspect it with');
+        say(
+          `some pods are not reachable, or the ${lab.model.name} model's table is not what it promises (see above). The lab is left running: inspect it with`,
+        );
         say(
           '  npm run lab -- logs <service>   |   npm run lab -- exec node-a -- ip route   |   npm run lab -- down',
         );
@@ -175,6 +198,7 @@ async function main(argv: string[]): Promise<number> {
     }
     case 'status': {
       needRunning();
+      say(`model: ${lab.model.name} (${lab.model.description})`);
       for (const p of lab.statusSummary())
         say(
           `${p.service.padEnd(18)} pid ${String(p.pid).padEnd(8)} ${p.running ? 'running' : 'NOT RUNNING'}`,

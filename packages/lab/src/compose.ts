@@ -3,6 +3,7 @@
 import * as net from '@podnet/net';
 import { parse as parseYaml } from 'yaml';
 import { LabError, LabErrorCode } from './errors.js';
+import { type NetworkModel, parseModels } from './models.js';
 import { validateComposeSpec } from './spec.js';
 
 export type ServiceRole = 'apiserver' | 'tor' | 'node' | 'client';
@@ -69,6 +70,8 @@ export interface LabSettings {
     /** Graceful restart time the nodes announce (seconds). */
     restartTime: number;
   };
+  /** The network models (`x-podnet.models`), in file order; `--model` picks one (default flat). */
+  models: NetworkModel[];
 }
 
 export interface ComposeProject {
@@ -237,6 +240,7 @@ function settings(x: unknown): LabSettings {
       holdTime: num('x-podnet.bgp.holdTime', bgp.holdTime, 9, 3, 65535),
       restartTime: num('x-podnet.bgp.restartTime', bgp.restartTime, 120, 1, 4095),
     },
+    models: parseModels(p.models),
   };
 }
 

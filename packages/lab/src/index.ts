@@ -12,8 +12,29 @@ export {
   type ServiceRole,
 } from './compose.js';
 export { apiServerUrl, birdConfig, frrConfig, kubeconfig, torPeers } from './configs.js';
+export {
+  DEFAULT_ECHO_PORT,
+  type EchoResult,
+  type EchoTarget,
+  echoReply,
+  parseReply,
+  parseTarget,
+  peerText,
+} from './echo.js';
 export { LabError, LabErrorCode } from './errors.js';
 export { Kube } from './kube.js';
+export {
+  DEFAULT_MODEL,
+  type Expected,
+  expectedFor,
+  modelPoolFields,
+  type NetworkModel,
+  parseModels,
+  selectModel,
+  TRAFFIC,
+  type Traffic,
+  torExportFilters,
+} from './models.js';
 export { type LabPlan, type PlannedLink, type PlannedService, planLab, serviceAddress } from './plan.js';
 export { matrix, peerTable, podTable, summary, table } from './report.js';
 export {
@@ -28,3 +49,12 @@ export {
 } from './runner.js';
 export { validateComposeSpec } from './spec.js';
 export type { LabState, PodRecord, ProcessRecord } from './state.js';
+export {
+  type Endpoint,
+  type MeasuredRow,
+  planTable,
+  renderTable,
+  rowProblems,
+  type Seen,
+  type TableRow,
+} from './table.js';

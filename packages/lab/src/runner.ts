@@ -20,9 +20,11 @@ import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { parseAllDocuments, parse as parseYaml } from 'yaml';
 import { activeServices, type ComposeProject, parseCompose } from './compose.js';
 import { apiServerUrl, birdConfig, frrConfig, kubeconfig, torPeers } from './configs.js';
+import { DEFAULT_ECHO_LIFETIME_S, DEFAULT_ECHO_PORT, type EchoResult, formatTarget } from './echo.js';
 import { LabError, LabErrorCode } from './errors.js';
 import { bridgedKubeconfig, type ExternalApi, readKubeconfig, serverNameFor } from './external.js';
 import { Kube } from './kube.js';
+import { modelPoolFields, type NetworkModel, selectModel, torExportFilters } from './models.js';
 import { type LabPlan, type PlannedService, planLab, serviceAddress } from './plan.js';
 import { exec, ipIn, mapLimit, nsExec, run, sleep, waitUntil } from './sh.js';
 import {
@@ -34,12 +36,15 @@ import {
   readState,
   writeState,
 } from './state.js';
+import { type Endpoint, type MeasuredRow, planTable, rowProblems, type Seen } from './table.js';
 
 export interface LabTimeouts {
   apiMs: number;
   bgpMs: number;
   podMs: number;
   reachMs: number;
+  /** How long one echo probe waits for its answer (a probe that gets none fails after this). */
+  probeMs: number;
 }
 
 export interface LabConfig {
@@ -69,12 +74,27 @@ export interface LabConfig {
    * the host (hostKubeconfig()); default DEFAULT_API_HOST_PORT, 0 for none.
    */
   apiHostPort?: number;
+  /**
+   * The network model (a name under x-podnet.models: flat, island, isolated; default flat). It is
+   * also a compose profile: services tagged with it join the lab.
+   */
+  model?: string;
+  /** Port of the echo servers the model table probes (default 7777). */
+  echoPort?: number;
+  /** Seconds after which the echo servers stop by themselves (default 600). */
+  echoLifetimeS?: number;
   /** Progress lines; the CLI prints them. */
   log?: (line: string) => void;
   timeouts?: Partial<LabTimeouts>;
 }
 
-const defaultTimeouts: LabTimeouts = { apiMs: 60_000, bgpMs: 90_000, podMs: 60_000, reachMs: 60_000 };
+const defaultTimeouts: LabTimeouts = {
+  apiMs: 60_000,
+  bgpMs: 90_000,
+  podMs: 60_000,
+  reachMs: 60_000,
+  probeMs: 2_000,
+};
 
 export const DEFAULT_PREFIX = 'pnl-';
 export const DEFAULT_STATE_DIR = '/run/podnet-lab';
@@ -115,6 +135,8 @@ export class Lab {
   readonly plan: LabPlan;
   readonly kube: Kube;
   readonly external: ExternalApi | undefined;
+  /** The network model this lab runs (x-podnet.models). */
+  readonly model: NetworkModel;
   private readonly timeouts: LabTimeouts;
   private readonly log: (line: string) => void;
   private state: LabState;
@@ -122,9 +144,10 @@ export class Lab {
   constructor(readonly config: LabConfig) {
     this.project = parseCompose(readFileSync(config.composeFile, 'utf8'));
     if (config.podsPerNode !== undefined) this.project.settings.podsPerNode = config.podsPerNode;
+    this.model = selectModel(this.project.settings.models, config.model);
     this.plan = planLab(this.project, {
       prefix: config.prefix,
-      profiles: config.profiles ?? [],
+      profiles: [...(config.profiles ?? []), this.model.name],
       only: config.only ?? [],
     });
     this.timeouts = { ...defaultTimeouts, ...config.timeouts };
@@ -164,6 +187,7 @@ export class Lab {
       processes: [],
       pods: [],
       token: this.project.settings.apiServer.token,
+      model: this.model.name,
       ...(this.config.kubeconfig ? { kubeconfig: resolve(this.config.kubeconfig) } : {}),
       ...(this.config.kubeconfig ? {} : { apiHostPort: this.config.apiHostPort ?? DEFAULT_API_HOST_PORT }),
     };
@@ -731,7 +755,7 @@ export class Lab {
         apiVersion: 'podnet.io/v1alpha1',
         kind: 'IPPool',
         metadata: { name: p.name },
-        spec: { cidr: p.cidr, blockSize: p.blockSize },
+        spec: { cidr: p.cidr, blockSize: p.blockSize, ...modelPoolFields(this.model) },
       } as never);
     }
     await this.kube.apply(`${crd}/bgpconfigurations`, {
@@ -751,6 +775,7 @@ export class Lab {
       for (const family of [4, 6] as const) {
         const ip = serviceAddress(tor, family, tor.links[0]?.network);
         if (!ip) continue;
+        const exportFilters = torExportFilters(this.model, ipPools, family);
         await this.kube.apply(`${crd}/bgppeers`, {
           apiVersion: 'podnet.io/v1alpha1',
           kind: 'BGPPeer',
@@ -760,6 +785,7 @@ export class Lab {
             asNumber: tor.compose.asNumber,
             keepaliveTime: bgp.keepaliveTime,
             holdTime: bgp.holdTime,
+            ...(exportFilters.length > 0 ? { exportFilters } : {}),
           },
         } as never);
         peers++;
@@ -785,7 +811,7 @@ export class Lab {
       } as never);
     }
     this.log(
-      `✓ ${n} CRDs, ${ipPools.length} IPPools, BGPConfiguration default, ${peers} BGPPeers (ToR), ${this.nodes.length} Nodes`,
+      `✓ ${n} CRDs, ${ipPools.length} IPPools, BGPConfiguration default, ${peers} BGPPeers (ToR), ${this.nodes.length} Nodes (model ${this.model.name})`,
     );
   }
 
@@ -1060,12 +1086,18 @@ export class Lab {
     return r.code === 0;
   }
 
-  /** Every pod to every other pod, and the client(s) to every pod, for one address family. */
-  async reachability(family: 4 | 6 = 4): Promise<Probe[]> {
+  /**
+   * Every pod to every other pod, and the client(s) to every pod, for one address family. Without
+   * `clients` (models where nothing outside reaches a pod) only pod to pod.
+   */
+  async reachability(family: 4 | 6 = 4, opts: { clients?: boolean } = {}): Promise<Probe[]> {
     const targets = this.state.pods.filter((p) => (family === 4 ? p.ipv4 : p.ipv6));
     const sources = [
       ...this.state.pods.map((p) => ({ name: p.name, ns: p.ns })),
-      ...this.plan.services.filter((s) => s.role === 'client').map((s) => ({ name: s.name, ns: s.ns })),
+      ...(opts.clients === false ? [] : this.plan.services.filter((s) => s.role === 'client')).map((s) => ({
+        name: s.name,
+        ns: s.ns,
+      })),
     ];
     const pairs = sources.flatMap((src) =>
       targets
@@ -1081,12 +1113,143 @@ export class Lab {
   }
 
   /** Waits until every probe of `reachability()` succeeds (bounded), and returns the last matrix. */
-  async waitForReachability(family: 4 | 6 = 4): Promise<Probe[]> {
+  async waitForReachability(family: 4 | 6 = 4, opts: { clients?: boolean } = {}): Promise<Probe[]> {
     let last: Probe[] = [];
     const deadline = Date.now() + this.timeouts.reachMs;
     for (;;) {
-      last = await this.reachability(family);
+      last = await this.reachability(family, opts);
       if (last.every((p) => p.ok) || Date.now() >= deadline) return last;
+      await sleep(500);
+    }
+  }
+
+  // ---------------------------------------------------------------- the model's table
+
+  private get echoPort(): number {
+    return this.config.echoPort ?? DEFAULT_ECHO_PORT;
+  }
+
+  /** The pods, nodes and external host (the first `client` service) of the model's table. */
+  tableEndpoints(): { pods: Endpoint[]; nodes: Endpoint[]; external: Endpoint } {
+    const svc = (s: PlannedService): Endpoint => {
+      const e: Endpoint = { name: s.name, ns: s.ns };
+      const v4 = serviceAddress(s, 4);
+      const v6 = serviceAddress(s, 6);
+      if (v4) e.ipv4 = v4;
+      if (v6) e.ipv6 = v6;
+      return e;
+    };
+    const client = this.plan.services.find((s) => s.role === 'client');
+    if (!client)
+      throw new LabError(
+        LabErrorCode.usage,
+        'the model table needs an external host: a service with role client',
+      );
+    return {
+      pods: this.state.pods.map((p) => ({
+        name: p.name,
+        ns: p.ns,
+        node: p.node,
+        ...(p.ipv4 ? { ipv4: p.ipv4 } : {}),
+        ...(p.ipv6 ? { ipv6: p.ipv6 } : {}),
+      })),
+      nodes: this.nodes.map(svc),
+      external: svc(client),
+    };
+  }
+
+  /**
+   * Starts the echo (TCP and UDP, answers with the source address it saw) in every pod, node and
+   * the external host that has none running yet, and waits until each listens. The servers stop
+   * by themselves after `echoLifetimeS`; `down` stops them before.
+   */
+  async startEcho(): Promise<void> {
+    const { pods, nodes, external } = this.tableEndpoints();
+    const script = join(this.config.repoRoot, 'packages', 'lab', 'dist', 'echo-cli.js');
+    const lifetime = this.config.echoLifetimeS ?? DEFAULT_ECHO_LIFETIME_S;
+    const started: ProcessRecord[] = [];
+    for (const e of [...pods, ...nodes, external]) {
+      const service = `echo-${e.name}`;
+      if (this.state.processes.some((p) => p.service === service && isOurs(p))) continue;
+      const log = join(this.config.stateDir, 'echo', `${e.name}.log`);
+      const argv = [
+        nodeBin,
+        script,
+        'serve',
+        '--port',
+        String(this.echoPort),
+        '--lifetime-s',
+        String(lifetime),
+      ];
+      started.push(this.spawnDetached(service, e.ns, argv, {}, log));
+    }
+    await waitUntil(
+      `the echo servers to listen on port ${this.echoPort}`,
+      () => started.every((p) => existsSync(p.log) && readFileSync(p.log, 'utf8').includes('listening')),
+      { timeoutMs: 30_000, intervalMs: 100 },
+    ).catch((err: Error) => {
+      const dead = started.filter((p) => !isOurs(p)).map((p) => `${p.service}: ${tail(p.log, 3)}`);
+      throw new LabError(LabErrorCode.command, `${err.message}\n${dead.join('\n')}`);
+    });
+  }
+
+  /**
+   * Probes the model's whole table once: every sender asks every receiver's echo over TCP and UDP,
+   * IPv4 and IPv6, and each row records the source address the receiver reported.
+   */
+  async probeTable(): Promise<MeasuredRow[]> {
+    await this.startEcho();
+    const rows = planTable(this.model, this.tableEndpoints());
+    const script = join(this.config.repoRoot, 'packages', 'lab', 'dist', 'echo-cli.js');
+    const bySource = new Map<string, { ns: string; rows: MeasuredRow[] }>();
+    const measured: MeasuredRow[] = rows.map((r) => ({ ...r, seen: {} }));
+    for (const r of measured) {
+      const g = bySource.get(r.from.ns) ?? { ns: r.from.ns, rows: [] };
+      g.rows.push(r);
+      bySource.set(r.from.ns, g);
+    }
+    await mapLimit([...bySource.values()], 4, async ({ ns, rows }) => {
+      const asks: { row: MeasuredRow; family: 4 | 6; proto: 'tcp' | 'udp'; target: string }[] = [];
+      for (const row of rows) {
+        for (const family of [4, 6] as const) {
+          const address = family === 4 ? row.to.ipv4 : row.to.ipv6;
+          if (row.expected[family] === undefined || !address) continue;
+          for (const proto of ['tcp', 'udp'] as const) {
+            asks.push({ row, family, proto, target: formatTarget({ proto, address, port: this.echoPort }) });
+          }
+        }
+      }
+      const r = await nsExec(
+        ns,
+        nodeBin,
+        [script, 'probe', '--timeout-ms', String(this.timeouts.probeMs), ...asks.map((a) => a.target)],
+        { timeoutMs: this.timeouts.probeMs + 30_000 },
+      );
+      if (r.code !== 0) throw new LabError(LabErrorCode.command, `echo probe in ${ns}: ${r.stderr.trim()}`);
+      const results = r.stdout
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => JSON.parse(l) as EchoResult);
+      asks.forEach((a, i) => {
+        const res = results[i];
+        const seen: Seen = a.row.seen[a.family] ?? {};
+        if (res?.seen) seen[a.proto] = res.seen;
+        else seen[`${a.proto}Error`] = res?.error ?? 'no result';
+        a.row.seen[a.family] = seen;
+      });
+    });
+    return measured;
+  }
+
+  /**
+   * Probes the table until every row is what the model promises, or the reachability timeout
+   * passes (bounded); returns the last table.
+   */
+  async waitForTable(): Promise<MeasuredRow[]> {
+    const deadline = Date.now() + this.timeouts.reachMs;
+    for (;;) {
+      const rows = await this.probeTable();
+      if (rows.every((r) => rowProblems(r).length === 0) || Date.now() >= deadline) return rows;
       await sleep(500);
     }
   }

@@ -38,6 +38,8 @@ export interface LabState {
   apiHostPort?: number;
   /** KUBECONFIG mode: the outside API server's kubeconfig. */
   kubeconfig?: string;
+  /** The network model the lab was brought up with (x-podnet.models; absent: the default). */
+  model?: string;
 }
 
 export const stateFile = (dir: string) => join(dir, 'state.json');

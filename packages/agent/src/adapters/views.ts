@@ -25,7 +25,9 @@ interface CoreMeta {
     annotations?: Record<string, string>;
   };
 }
-export interface CoreNode extends CoreMeta {}
+export interface CoreNode extends CoreMeta {
+  status?: { addresses?: { type?: string; address?: string }[] };
+}
 export interface CorePod extends CoreMeta {
   spec?: { nodeName?: string; hostNetwork?: boolean };
   status?: { phase?: string; podIPs?: { ip?: string }[]; podIP?: string };
@@ -46,6 +48,9 @@ export function nodeView(n: CoreNode, problems: string[]): NodeView | undefined 
     problems.push(`Node ${name}: ${(err as Error).message}; its podnet annotations are ignored`);
     info = {};
   }
+  const internal = (n.status?.addresses ?? [])
+    .filter((a) => a.type === 'InternalIP' && a.address)
+    .map((a) => a.address!);
   return {
     name,
     labels: n.metadata?.labels ?? {},
@@ -53,6 +58,7 @@ export function nodeView(n: CoreNode, problems: string[]): NodeView | undefined 
     ...(info.ipv6 ? { ipv6: `${info.ipv6.address}/${info.ipv6.prefixLength}` } : {}),
     ...(info.asNumber !== undefined ? { asNumber: info.asNumber } : {}),
     ...(info.routeReflectorClusterID ? { rrClusterId: info.routeReflectorClusterID } : {}),
+    ...(internal.length ? { internalIPs: internal } : {}),
   };
 }
 
@@ -81,6 +87,8 @@ export function poolView(p: IPPool): PoolView {
     disabled: p.spec.disabled,
     disableBGPExport: p.spec.disableBGPExport,
     nodeSelector: p.spec.nodeSelector,
+    natOutgoing: p.spec.natOutgoing,
+    isolated: p.spec.isolated,
   };
 }
 
@@ -99,6 +107,7 @@ export function bgpConfigView(c: BGPConfiguration): BgpConfigView {
     serviceClusterIPs: s.serviceClusterIPs.map((e) => e.cidr),
     serviceExternalIPs: s.serviceExternalIPs.map((e) => e.cidr),
     serviceLoadBalancerIPs: s.serviceLoadBalancerIPs.map((e) => e.cidr),
+    natOutgoingExclusions: s.natOutgoingExclusions.map((e) => e.cidr),
   };
 }
 

@@ -1,0 +1,130 @@
+// Keeps the kernel's `inet podnet` equal to the table buildNetfilter() computes: on every input
+// change (only when the model changed) and on the resync timer, which reads the kernel back and
+// repairs drift (someone flushed or edited the table). A failure (no nft program, the kernel
+// refusing) is logged once per distinct error and reported in /status; the agent keeps running.
+import type { NftTable, Table } from '@podnet/nft';
+import type { Logger } from 'pino';
+import type { Metrics } from './metrics.js';
+
+export interface NetfilterStatus {
+  table: string;
+  /** Transactions applied by this agent. */
+  generation: number;
+  /** The last sync succeeded. */
+  applied: boolean;
+  lastError?: string;
+  /** ISO time of the last successful sync. */
+  lastSync?: string;
+  /** Resyncs that found the table changed by someone else and restored it. */
+  driftRepairs: number;
+}
+
+/** What the agent drives; NetfilterReconciler is the real one. */
+export interface NetfilterPort {
+  /** Applies `table` when it differs from what was applied last (`resync`: read the kernel, repair drift). */
+  sync(table: Table, opts: { resync: boolean }): Promise<void>;
+  status(): NetfilterStatus;
+}
+
+export class NetfilterReconciler implements NetfilterPort {
+  private readonly log: Logger;
+  private appliedKey: string | undefined;
+  /** The last applied table without set elements: chains, rules, set specs. */
+  private appliedStructure: string | undefined;
+  private generation = 0;
+  private driftRepairs = 0;
+  private lastError: string | undefined;
+  private lastSync: Date | undefined;
+  private tableName = 'podnet';
+  /** One sync at a time: the event loop and the timer never interleave two transactions. */
+  private chain: Promise<void> = Promise.resolve();
+
+  constructor(
+    private readonly o: {
+      nft: Pick<NftTable, 'sync'>;
+      log: Logger;
+      metrics: Metrics;
+      now?: () => number;
+    },
+  ) {
+    this.log = o.log.child({ component: 'netfilter' });
+  }
+
+  sync(table: Table, opts: { resync: boolean }): Promise<void> {
+    const next = this.chain.then(() => this.syncNow(table, opts.resync));
+    this.chain = next.catch(() => undefined);
+    return next;
+  }
+
+  private async syncNow(table: Table, resync: boolean): Promise<void> {
+    const key = JSON.stringify(table);
+    this.tableName = table.name ?? 'podnet';
+    if (!resync && key === this.appliedKey && !this.lastError) return;
+    const now = this.o.now ?? Date.now;
+    const started = now();
+    const m = this.o.metrics;
+    const structure = structureOf(table);
+    try {
+      const r = await this.o.nft.sync(table);
+      // sync() reads the kernel and writes only what differs from the model. A transaction for a
+      // model equal to the one applied last, or a full one for an unchanged structure, can only
+      // mean the kernel was changed by someone else (one read: no race with a second read).
+      const repaired =
+        r.mode !== 'none' &&
+        (key === this.appliedKey || (r.mode === 'full' && structure === this.appliedStructure));
+      if (r.mode !== 'none') {
+        this.generation++;
+        m.netfilterGeneration.set(this.generation);
+        m.netfilterTransactions.inc({ mode: r.mode });
+      }
+      if (repaired) {
+        this.driftRepairs++;
+        m.netfilterDriftRepairs.inc();
+        this.log.warn(
+          { table: `inet ${this.tableName}`, mode: r.mode, script: r.script.slice(0, 2000) },
+          'inet podnet was changed outside podnet; restored',
+        );
+      } else if (r.mode !== 'none') {
+        this.log.info(
+          { table: `inet ${this.tableName}`, mode: r.mode, generation: this.generation },
+          'netfilter table applied',
+        );
+      }
+      if (this.lastError) this.log.info('netfilter table applied again after errors');
+      this.appliedKey = key;
+      this.appliedStructure = structure;
+      this.lastError = undefined;
+      this.lastSync = new Date(now());
+      m.netfilterApplied.set(1);
+    } catch (err) {
+      const e = err as Error & { code?: string; stderr?: string };
+      m.netfilterErrors.inc({ code: e.code ?? 'unknown' });
+      m.netfilterApplied.set(0);
+      if (e.message !== this.lastError)
+        this.log.error(
+          { err: e.message, code: e.code, stderr: e.stderr?.slice(0, 2000) },
+          e.code === 'NFT_ERR_EXEC'
+            ? 'cannot program inet podnet: the nft program could not be run (install Debian nftables); retrying on every resync'
+            : 'cannot program inet podnet; retrying on every resync',
+        );
+      this.lastError = e.message;
+    } finally {
+      m.netfilterSyncDuration.set((now() - started) / 1000);
+    }
+  }
+
+  status(): NetfilterStatus {
+    return {
+      table: `inet ${this.tableName}`,
+      generation: this.generation,
+      applied: this.appliedKey !== undefined && this.lastError === undefined,
+      ...(this.lastError ? { lastError: this.lastError } : {}),
+      ...(this.lastSync ? { lastSync: this.lastSync.toISOString() } : {}),
+      driftRepairs: this.driftRepairs,
+    };
+  }
+}
+
+function structureOf(t: Table): string {
+  return JSON.stringify({ ...t, sets: (t.sets ?? []).map((x) => ({ ...x, elements: [] })) });
+}
