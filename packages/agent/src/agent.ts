@@ -301,7 +301,8 @@ export class Agent {
         this.retryLater();
       }
     }
-    await this.reconcileNetfilter(false);
+    // Not awaited: a slow or hung `nft` never holds up the routes (the reconciler keeps one pending model).
+    void this.reconcileNetfilter(false).catch((err) => this.log.error({ err }, 'netfilter reconcile failed'));
     await this.reconcileArp(d);
     await this.reconcileRoutes(d, bgpReady);
   }

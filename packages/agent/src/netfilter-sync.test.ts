@@ -113,3 +113,28 @@ describe('NetfilterReconciler', () => {
     expect(r.status().lastError).toBeUndefined();
   });
 });
+
+describe('NetfilterReconciler while nft is slow', () => {
+  it('keeps only the newest model waiting, never a queue', async () => {
+    let release: () => void = () => {};
+    const seen: Table[] = [];
+    const nft: Pick<NftTable, 'sync'> = {
+      sync: async (t) => {
+        seen.push(t);
+        if (seen.length === 1) await new Promise<void>((r) => (release = r));
+        return { mode: 'elements', script: 'x' };
+      },
+    };
+    const r = new NetfilterReconciler({ nft, log: pino({ level: 'silent' }), metrics: createMetrics() });
+    const first = r.sync(table(true), { resync: false });
+    await Promise.resolve();
+    void r.sync(table(false), { resync: false });
+    void r.sync(table(true), { resync: false });
+    const last = r.sync(table(false), { resync: true });
+    release();
+    await Promise.all([first, last]);
+    // The first, then only the last of the three that waited.
+    expect(seen).toEqual([table(true), table(false)]);
+    expect(r.status().generation).toBe(2);
+  });
+});

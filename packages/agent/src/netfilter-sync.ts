@@ -36,8 +36,12 @@ export class NetfilterReconciler implements NetfilterPort {
   private lastError: string | undefined;
   private lastSync: Date | undefined;
   private tableName = 'podnet';
-  /** One sync at a time: the event loop and the timer never interleave two transactions. */
-  private chain: Promise<void> = Promise.resolve();
+  /**
+   * One sync at a time (the event loop and the timer never interleave two transactions), and only
+   * the newest model waits: a slow `nft` never builds a queue.
+   */
+  private pending: { table: Table; resync: boolean } | undefined;
+  private running: Promise<void> | undefined;
 
   constructor(
     private readonly o: {
@@ -51,9 +55,19 @@ export class NetfilterReconciler implements NetfilterPort {
   }
 
   sync(table: Table, opts: { resync: boolean }): Promise<void> {
-    const next = this.chain.then(() => this.syncNow(table, opts.resync));
-    this.chain = next.catch(() => undefined);
-    return next;
+    this.pending = { table, resync: opts.resync || (this.pending?.resync ?? false) };
+    if (!this.running)
+      this.running = this.drain().finally(() => {
+        this.running = undefined;
+      });
+    return this.running;
+  }
+
+  private async drain(): Promise<void> {
+    for (let p = this.pending; p; p = this.pending) {
+      this.pending = undefined;
+      await this.syncNow(p.table, p.resync);
+    }
   }
 
   private async syncNow(table: Table, resync: boolean): Promise<void> {

@@ -3,10 +3,11 @@
 // namespace and to each other, and a receiver reports the source address it sees. `nft -j list
 // ruleset`, run by the test, is the independent reader of the table and of its drop counters.
 import type { ChildProcess } from 'node:child_process';
+import { mkdirSync, readFileSync, symlinkSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { BGPCONFIGURATION, IPPOOL } from '@podnet/k8s';
-import { type Netns, vethPair, waitFor } from '@podnet/testkit';
+import { type Netns, run, vethPair, waitFor } from '@podnet/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AGENT, AgentLab, STATUS_URL } from './__fixtures__/netns-agent.js';
 import type { AgentStatus } from './status.js';
@@ -30,6 +31,7 @@ let pod1: Netns;
 let pod2: Netns;
 let iso: Netns;
 let agent: ChildProcess;
+let kubeconfig: string;
 const heard = new Map<string, { tag: string; from: string }[]>();
 
 type Item = Record<string, Record<string, unknown>>;
@@ -175,7 +177,7 @@ beforeAll(async () => {
   await node.run('nft', ['-f', '-'], { input: OTHERS });
   othersBefore = await others();
 
-  const { kubeconfig } = await lab.kubeconfigIn(node, 'nat-node');
+  ({ kubeconfig } = await lab.kubeconfigIn(node, 'nat-node'));
   await lab.client.core.createNode({
     body: { apiVersion: 'v1', kind: 'Node', metadata: { name: 'nat-node' } },
   });
@@ -314,5 +316,46 @@ describe('netfilter in namespaces (podnet-agent, real nft)', () => {
 
   it('leaves the other tables of the namespace exactly as they were', async () => {
     expect(await others()).toBe(othersBefore);
+  });
+
+  it('without the nft program: keeps running, not ready with NetfilterNotApplied; the table of the last run stays', async () => {
+    await lab.procs.stop(agent);
+    // A PATH with `ip` (for `ip netns exec`) and nothing else: the agent cannot find `nft`.
+    const bin = join(lab.work, 'bin-without-nft');
+    mkdirSync(bin, { recursive: true });
+    symlinkSync((await run('sh', ['-c', 'command -v ip'])).trim(), join(bin, 'ip'));
+    agent = lab.logged(
+      node.spawn(
+        process.execPath,
+        lab.agentArgv('nat-node', kubeconfig, ['--netfilter-resync-interval', '1s']),
+        {
+          env: { ...process.env, PATH: bin },
+        },
+      ),
+      'nat-node-2.agent.log',
+    );
+    const s = await waitFor(
+      'NetfilterNotApplied',
+      async () => {
+        const st = await status();
+        return st.node.address && st.conditions.find((c) => c.type === 'NetfilterNotApplied')
+          ? st
+          : undefined;
+      },
+      { timeoutMs: 60_000, intervalMs: 250 },
+    );
+    expect(s.ready).toBe(false);
+    expect(s.readiness.reasons.join()).toMatch(/netfilter table inet podnet not applied: cannot run nft/);
+    expect(s.netfilter).toMatchObject({ applied: false });
+    expect(agent.exitCode).toBeNull();
+    await waitFor('the log line', () =>
+      readFileSync(join(lab.work, 'nat-node-2.agent.log'), 'utf8').includes(
+        'cannot program inet podnet: the nft program could not be run',
+      ),
+    );
+    // The routing side still runs (the status endpoint answers with the node identity), and the
+    // table the previous agent left keeps translating.
+    expect(s.node.address).toMatch(new RegExp(`^${NODE4.replaceAll('.', '\\.')}(/24)?$`));
+    expect(await sourceSeen(pod1, ext, EXT4)).toBe(NODE4);
   });
 });
