@@ -113,7 +113,7 @@ host_tree() {
     for p in packages/*/; do
       p=${p%/}
       echo "$p/package.json"
-      for d in dist build node_modules; do [ -e "$p/$d" ] && echo "$p/$d"; done
+      for d in dist build node_modules schema; do [ -e "$p/$d" ] && echo "$p/$d"; done
     done
   } | sort -u >"$list"
   # Key: every file's path, size and mtime (the build output changes when sources change).

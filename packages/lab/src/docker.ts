@@ -4,7 +4,7 @@
 // every node container (`podnet-agent install-cni`, as the DaemonSet's init container does), creates
 // pods as a kubelet would (the Pod object, a fresh network namespace inside the node container, then
 // the plugin's ADD), and reads the reachability matrix and the peer tables through `docker exec`.
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { activeServices, type ComposeProject, type ComposeService, parseCompose } from './compose.js';
 import { apiServerUrl, torPeers } from './configs.js';
@@ -12,7 +12,6 @@ import { LabError, LabErrorCode } from './errors.js';
 import type { PeerRow, Probe } from './runner.js';
 import { type ExecResult, exec, mapLimit, sleep, waitUntil } from './sh.js';
 import type { PodRecord } from './state.js';
-import { readFileSync } from 'node:fs';
 
 export interface DockerLabConfig {
   composeFile: string;
@@ -40,7 +39,9 @@ const CNI_PLUGIN = '/opt/cni/bin/podnet';
 function defaultCompose(env: NodeJS.ProcessEnv): string[] {
   if (env.PODNET_COMPOSE) return env.PODNET_COMPOSE.split(' ').filter(Boolean);
   const path = (env.PATH ?? '').split(':');
-  return path.some((d) => d && existsSync(`${d}/docker-compose`)) ? ['docker-compose'] : ['docker', 'compose'];
+  return path.some((d) => d && existsSync(`${d}/docker-compose`))
+    ? ['docker-compose']
+    : ['docker', 'compose'];
 }
 
 export class DockerLab {
@@ -81,7 +82,15 @@ export class DockerLab {
     const p = this.config.project ? ['-p', this.config.project] : [];
     return [
       cmd,
-      [...pre, ...p, '-f', this.config.composeFile, '--project-directory', dirname(this.config.composeFile), ...args],
+      [
+        ...pre,
+        ...p,
+        '-f',
+        this.config.composeFile,
+        '--project-directory',
+        dirname(this.config.composeFile),
+        ...args,
+      ],
     ];
   }
 
@@ -99,7 +108,8 @@ export class DockerLab {
 
   private async containerId(service: string): Promise<string> {
     const id = (await this.compose(['ps', '-q', service])).trim().split('\n')[0] ?? '';
-    if (!id) throw new LabError(LabErrorCode.notRunning, `no container for service ${service} (is the lab up?)`);
+    if (!id)
+      throw new LabError(LabErrorCode.notRunning, `no container for service ${service} (is the lab up?)`);
     return id;
   }
 
@@ -160,7 +170,9 @@ export class DockerLab {
         else await this.readPod(node.name, name);
       }
     }
-    this.log(`✓ ${this.pods.length} pods on ${this.nodes.length} nodes, through podnet-cni ADD (${elapsed(t0)})`);
+    this.log(
+      `✓ ${this.pods.length} pods on ${this.nodes.length} nodes, through podnet-cni ADD (${elapsed(t0)})`,
+    );
   }
 
   /** Waits (bounded) for the lab-init container to exit 0; its log when it failed. */
@@ -182,8 +194,13 @@ export class DockerLab {
         { timeoutMs: this.t.initMs, intervalMs: 500 },
       );
     } catch (err) {
-      const logs = await this.compose(['logs', '--no-color', '--tail', '30', 'lab-init']).catch((e) => String(e));
-      throw new LabError(LabErrorCode.timeout, `${(err as Error).message} (state: ${state || 'none'})\n${logs}`);
+      const logs = await this.compose(['logs', '--no-color', '--tail', '30', 'lab-init']).catch((e) =>
+        String(e),
+      );
+      throw new LabError(
+        LabErrorCode.timeout,
+        `${(err as Error).message} (state: ${state || 'none'})\n${logs}`,
+      );
     }
   }
 
@@ -218,7 +235,10 @@ export class DockerLab {
       type: 'podnet',
       kubeconfig: NODE_KUBECONFIG,
       nodeName: node,
-      ipam: { assign_ipv4: true, assign_ipv6: this.project.settings.ipPools.some((p) => p.cidr.includes(':')) },
+      ipam: {
+        assign_ipv4: true,
+        assign_ipv6: this.project.settings.ipPools.some((p) => p.cidr.includes(':')),
+      },
     });
   }
 
@@ -277,8 +297,25 @@ export class DockerLab {
 
   /** A pod made by an earlier `up`: its addresses, read from eth0 in its namespace. */
   private async readPod(node: string, name: string): Promise<void> {
-    const out = await this.execOk(node, ['ip', '-n', name, '-j', 'addr', 'show', 'dev', 'eth0', 'scope', 'global']);
-    const pod: PodRecord = { name, namespace: this.project.settings.podNamespace, node, ns: name, containerId: '' };
+    const out = await this.execOk(node, [
+      'ip',
+      '-n',
+      name,
+      '-j',
+      'addr',
+      'show',
+      'dev',
+      'eth0',
+      'scope',
+      'global',
+    ]);
+    const pod: PodRecord = {
+      name,
+      namespace: this.project.settings.podNamespace,
+      node,
+      ns: name,
+      containerId: '',
+    };
     const links = JSON.parse(out || '[]') as { addr_info?: { family: string; local: string }[] }[];
     for (const a of links[0]?.addr_info ?? []) {
       if (a.family === 'inet') pod.ipv4 = a.local;
@@ -300,7 +337,9 @@ export class DockerLab {
 
   async ping(service: string, ns: string | undefined, ip: string): Promise<boolean> {
     const ping = ['ping', '-n', '-q', '-c', '1', '-W', '1', ip];
-    const r = await this.exec(service, ns ? ['ip', 'netns', 'exec', ns, ...ping] : ping, { timeoutMs: 10_000 });
+    const r = await this.exec(service, ns ? ['ip', 'netns', 'exec', ns, ...ping] : ping, {
+      timeoutMs: 10_000,
+    });
     return r.code === 0;
   }
 
@@ -309,10 +348,14 @@ export class DockerLab {
     const targets = this.pods.filter((p) => (family === 4 ? p.ipv4 : p.ipv6));
     const sources = [
       ...this.pods.map((p) => ({ name: p.name, service: p.node, ns: p.ns as string | undefined })),
-      ...this.services.filter((s) => s.role === 'client').map((s) => ({ name: s.name, service: s.name, ns: undefined })),
+      ...this.services
+        .filter((s) => s.role === 'client')
+        .map((s) => ({ name: s.name, service: s.name, ns: undefined })),
     ];
     const pairs = sources.flatMap((src) =>
-      targets.filter((t) => t.name !== src.name).map((t) => ({ src, t, ip: (family === 4 ? t.ipv4 : t.ipv6) ?? '' })),
+      targets
+        .filter((t) => t.name !== src.name)
+        .map((t) => ({ src, t, ip: (family === 4 ? t.ipv4 : t.ipv6) ?? '' })),
     );
     return mapLimit(pairs, 6, async ({ src, t, ip }) => ({
       from: src.name,
@@ -343,7 +386,13 @@ export class DockerLab {
           ? await this.exec(tor.name, ['vtysh', '--vty_socket', '/run/frr', '-c', 'show bgp summary json'])
           : await this.exec(tor.name, ['birdc', '-s', '/run/bird/bird.ctl', 'show', 'protocols']);
       if (r.code !== 0) {
-        rows.push({ router: tor.name, peer: '-', state: 'unreachable', since: '', info: r.stderr.trim() || r.stdout.trim() });
+        rows.push({
+          router: tor.name,
+          peer: '-',
+          state: 'unreachable',
+          since: '',
+          info: r.stderr.trim() || r.stdout.trim(),
+        });
         continue;
       }
       rows.push(...(tor.daemon === 'frr' ? frrRows(tor.name, r.stdout) : birdRows(tor.name, r.stdout)));
@@ -353,13 +402,27 @@ export class DockerLab {
 
   /** Waits (bounded) until every ToR has its IPv4 and IPv6 sessions with every node Established. */
   async waitForSessions(): Promise<PeerRow[]> {
-    const expected = this.tors.flatMap((t) => torPeers(t, this.nodes)).length;
+    // The static bird.conf names every node of every profile: only the active nodes' sessions count.
+    const wanted = (tor: ComposeService, row: PeerRow) =>
+      torPeers(tor, this.nodes).some((p) =>
+        [4, 6].some((f) => {
+          const addr = (f === 4 ? p.ipv4 : p.ipv6)?.split('/')[0];
+          if (!addr) return false;
+          return tor.daemon === 'frr' ? row.peer.startsWith(`${addr} (`) : row.peer === protoName(p.name, f);
+        }),
+      );
+    const expected = this.tors.flatMap((t) =>
+      torPeers(t, this.nodes).flatMap((p) => [p.ipv4, p.ipv6].filter(Boolean)),
+    ).length;
     let last: PeerRow[] = [];
     try {
       await waitUntil(
         'BGP sessions between the ToR and every node',
         async () => {
-          last = await this.torPeerTables();
+          last = (await this.torPeerTables()).filter((r) => {
+            const tor = this.tors.find((t) => t.name === r.router);
+            return tor !== undefined && wanted(tor, r);
+          });
           return last.length >= expected && last.every((r) => r.state === 'up' || r.state === 'Established');
         },
         { timeoutMs: this.t.bgpMs, intervalMs: 1000 },
@@ -438,5 +501,7 @@ export function frrRows(router: string, text: string): PeerRow[] {
   }
   return rows;
 }
+
+const protoName = (name: string, family: number) => `${name.replace(/[^a-zA-Z0-9]/g, '_')}_v${family}`;
 
 const elapsed = (t0: number) => `${((Date.now() - t0) / 1000).toFixed(1)} s`;

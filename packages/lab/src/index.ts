@@ -12,6 +12,8 @@ export {
   type ServiceRole,
 } from './compose.js';
 export { apiServerUrl, birdConfig, frrConfig, kubeconfig, torPeers } from './configs.js';
+export { birdRows, DockerLab, type DockerLabConfig, frrRows } from './docker.js';
+export { dockerMain, printDockerReport } from './docker-cli.js';
 export { LabError, LabErrorCode } from './errors.js';
 export { Kube } from './kube.js';
 export { type LabPlan, type PlannedLink, type PlannedService, planLab, serviceAddress } from './plan.js';
