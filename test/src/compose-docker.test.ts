@@ -95,7 +95,7 @@ describe.skipIf(docker.skip !== undefined)(
           .map((r) => r.peer)
           .sort(),
       ).toEqual(['node_a_v4', 'node_a_v6', 'node_b_v4', 'node_b_v6', 'node_c_v4', 'node_c_v6']);
-    });
+    }, 600_000);
 
     it('reaches every pod from every pod and from the client, IPv4 and IPv6: 36/36 each', async () => {
       expect(lab.pods.length).toBe(6);
@@ -108,7 +108,7 @@ describe.skipIf(docker.skip !== undefined)(
           failed: [],
         });
       }
-    });
+    }, 600_000);
 
     it("routes the client to the pods through the ToR (its default route, not Docker's)", async () => {
       const pod = lab.pods[0];
@@ -138,7 +138,7 @@ describe.skipIf(docker.skip !== undefined)(
       expect(rows.some((r) => /^[1-9]\d* prefixes in/.test(r.info))).toBe(true);
       const s = summary(await frr.waitForReachability(4));
       expect(s.ok).toBe(36);
-    });
+    }, 600_000);
 
     it('leaves no container, network or volume after docker-compose down -v', async () => {
       await lab.down();
@@ -146,6 +146,6 @@ describe.skipIf(docker.skip !== undefined)(
       expect(dockerJson(['ps', '-a', '-q', ...filter])).toEqual([]);
       expect(dockerJson(['network', 'ls', '-q', ...filter])).toEqual([]);
       expect(dockerJson(['volume', 'ls', '-q', ...filter])).toEqual([]);
-    });
+    }, 600_000);
   },
 );

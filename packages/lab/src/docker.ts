@@ -335,15 +335,10 @@ export class DockerLab {
 
   // ---------------------------------------------------------------- reachability
 
-  async ping(service: string, ns: string | undefined, ip: string): Promise<boolean> {
-    const ping = ['ping', '-n', '-q', '-c', '1', '-W', '1', ip];
-    const r = await this.exec(service, ns ? ['ip', 'netns', 'exec', ns, ...ping] : ping, {
-      timeoutMs: 10_000,
-    });
-    return r.code === 0;
-  }
-
-  /** Every pod to every other pod, and the client(s) to every pod, for one address family. */
+  /**
+   * Every pod to every other pod, and the client(s) to every pod, for one address family: one
+   * `docker exec` per source, pinging its targets in turn (one echo each, 1 s timeout).
+   */
   async reachability(family: 4 | 6 = 4): Promise<Probe[]> {
     const targets = this.pods.filter((p) => (family === 4 ? p.ipv4 : p.ipv6));
     const sources = [
@@ -352,17 +347,24 @@ export class DockerLab {
         .filter((s) => s.role === 'client')
         .map((s) => ({ name: s.name, service: s.name, ns: undefined })),
     ];
-    const pairs = sources.flatMap((src) =>
-      targets
-        .filter((t) => t.name !== src.name)
-        .map((t) => ({ src, t, ip: (family === 4 ? t.ipv4 : t.ipv6) ?? '' })),
-    );
-    return mapLimit(pairs, 6, async ({ src, t, ip }) => ({
-      from: src.name,
-      to: t.name,
-      ip,
-      ok: await this.ping(src.service, src.ns, ip),
-    }));
+    const script =
+      'for ip in "$@"; do if ping -n -q -c 1 -W 1 "$ip" >/dev/null 2>&1; then echo "ok $ip"; else echo "no $ip"; fi; done';
+    const rows = await mapLimit(sources, 4, async (src) => {
+      const to = targets.filter((t) => t.name !== src.name);
+      const ips = to.map((t) => (family === 4 ? t.ipv4 : t.ipv6) ?? '');
+      const argv = ['sh', '-c', script, 'probe', ...ips];
+      const r = await this.exec(src.service, src.ns ? ['ip', 'netns', 'exec', src.ns, ...argv] : argv, {
+        timeoutMs: 30_000 + ips.length * 2_000,
+      });
+      const ok = new Set(
+        r.stdout
+          .split('\n')
+          .filter((l) => l.startsWith('ok '))
+          .map((l) => l.slice(3)),
+      );
+      return to.map((t, i) => ({ from: src.name, to: t.name, ip: ips[i] ?? '', ok: ok.has(ips[i] ?? '') }));
+    });
+    return rows.flat();
   }
 
   /** Waits (bounded) until every probe succeeds, and returns the last matrix. */
