@@ -83,8 +83,9 @@ base_images() {
     if [ ! -f "$tar" ]; then
       t=$(now); mkdir -p "$CACHE"
       say "mmdebstrap bookworm ($DEBIAN_PACKAGES) → $tar"
-      nice -n 10 mmdebstrap --quiet --variant=minbase --include="$DEBIAN_PACKAGES" bookworm "$tar.tmp" "$MIRROR"
-      mv "$tar.tmp" "$tar"
+      # (mmdebstrap picks its output format from the name: the temporary name ends in .tar too)
+      nice -n 10 mmdebstrap --quiet --variant=minbase --include="$DEBIAN_PACKAGES" bookworm "$CACHE/tmp-$key.tar" "$MIRROR"
+      mv "$CACHE/tmp-$key.tar" "$tar"
       say "debian root made in $(($(now) - t)) s"
     fi
     "$DOCKER" import -c "LABEL io.podnet.key=$key" -c 'CMD ["bash"]' "$tar" debian:12-slim >/dev/null
