@@ -5,6 +5,7 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { dockerMain } from './docker-cli.js';
 import { LabError, LabErrorCode } from './errors.js';
 import { expectedFor } from './models.js';
 import { agentPeerTable, matrix, peerTable, podTable, summary } from './report.js';
@@ -24,6 +25,8 @@ commands:
   logs <service>         print a service's log
   exec <service|pod> -- <cmd…>   run a command inside a service's (or a pod's) namespace
   scenario <name>        run the test/ scenario <name> (e.g. reachability) with vitest
+  bootstrap              write the lab's API objects to --kubeconfig's server, then exit (what
+                         compose's lab-init service runs; profiles from $PODNET_PROFILES)
 
 options:
   --compose <file>       compose file (default: compose.yaml at the repository root)
@@ -32,6 +35,7 @@ options:
   --pods <n>             pods per node (default: x-podnet.podsPerNode)
   --state-dir <dir>      state, logs and generated files (default ${DEFAULT_STATE_DIR})
   --prefix <p>           namespace prefix (default ${DEFAULT_PREFIX})
+  --engine docker        run the verbs up, status, down on docker compose instead (docs/docker.md)
   --kubeconfig <file>    use this outside API server (e.g. a real kube-apiserver) instead of the
                          compose apiserver service; down deletes the lab's objects there
   --api-port <n>         host loopback port forwarded to the lab's API server, for kubectl
@@ -101,6 +105,39 @@ function printKubeconfig(lab: Lab): void {
   );
 }
 
+/**
+ * `podnet-lab bootstrap --kubeconfig <file>`: compose's lab-init service. The active compose
+ * profiles come from --profile or $PODNET_PROFILES (compose.yaml passes COMPOSE_PROFILES).
+ */
+async function bootstrap(
+  kc: string | undefined,
+  compose: string | undefined,
+  profiles: string[] | undefined,
+) {
+  if (!kc) throw new LabError(LabErrorCode.usage, 'bootstrap: --kubeconfig <file> names the API server');
+  // The network model (flat, island, isolated; x-podnet.models): the pools and ToR peers it writes.
+  const model = process.env.PODNET_MODEL?.trim() || 'flat';
+  const fromEnv = (process.env.PODNET_PROFILES ?? '')
+    .split(',')
+    .map((p) => p.trim())
+    .filter(Boolean);
+  const lab = new Lab({
+    repoRoot,
+    composeFile: resolve(compose ?? join(repoRoot, 'compose.yaml')),
+    stateDir: DEFAULT_STATE_DIR,
+    prefix: DEFAULT_PREFIX,
+    profiles: profiles ?? fromEnv,
+    kubeconfig: resolve(kc),
+    model,
+    log: say,
+  });
+  say(
+    `bootstrap: model ${lab.model.name}, profiles ${(profiles ?? fromEnv).join(',') || '(none)'}, API ${lab.external?.server.origin}`,
+  );
+  await lab.bootstrap();
+  return 0;
+}
+
 async function main(argv: string[]): Promise<number> {
   const dash = argv.indexOf('--');
   const rest = dash >= 0 ? argv.slice(dash + 1) : [];
@@ -116,6 +153,7 @@ async function main(argv: string[]): Promise<number> {
       prefix: { type: 'string' },
       kubeconfig: { type: 'string' },
       'api-port': { type: 'string' },
+      engine: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -124,6 +162,20 @@ async function main(argv: string[]): Promise<number> {
     return 0;
   }
   const [command = 'up', ...args] = positionals;
+  if (values.engine !== undefined && values.engine !== 'namespaces') {
+    if (values.engine !== 'docker')
+      throw new LabError(
+        LabErrorCode.usage,
+        `--engine ${JSON.stringify(values.engine)}: expected docker or namespaces`,
+      );
+    return dockerMain(command, {
+      composeFile: resolve(values.compose ?? join(repoRoot, 'compose.yaml')),
+      profiles: values.profile ?? [],
+      ...(values.pods !== undefined ? { pods: values.pods } : {}),
+      log: say,
+    });
+  }
+  if (command === 'bootstrap') return bootstrap(values.kubeconfig, values.compose, values.profile);
   const stateDir = values['state-dir'] ?? DEFAULT_STATE_DIR;
   const saved = readState(stateDir);
   const composeFile = resolve(values.compose ?? saved?.composeFile ?? join(repoRoot, 'compose.yaml'));

@@ -282,6 +282,8 @@ export function parseCompose(text: string): ComposeProject {
     const s = isDict(def) ? def : {};
     const x = isDict(s['x-podnet']) ? s['x-podnet'] : {};
     const f = `services.${name}`;
+    // Docker's one-shot bootstrap (`podnet-lab bootstrap`): the namespace runner does it itself.
+    if (x.role === 'init') continue;
     const role = x.role ?? (name === 'client' ? 'client' : undefined);
     if (!roles.includes(role as ServiceRole)) {
       invalid(`${f}.x-podnet.role`, role, `expected one of ${roles.join(', ')}`);

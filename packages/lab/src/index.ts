@@ -12,6 +12,8 @@ export {
   type ServiceRole,
 } from './compose.js';
 export { apiServerUrl, birdConfig, frrConfig, kubeconfig, torPeers } from './configs.js';
+export { birdRows, DockerLab, type DockerLabConfig, frrRows } from './docker.js';
+export { dockerMain, printDockerReport } from './docker-cli.js';
 export {
   DEFAULT_ECHO_PORT,
   type EchoResult,

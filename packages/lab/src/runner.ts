@@ -696,6 +696,15 @@ export class Lab {
     );
   }
 
+  /**
+   * What compose's lab-init service runs (`podnet-lab bootstrap`): waits for the API server, then
+   * writes the same objects `up` writes.
+   */
+  async bootstrap(): Promise<void> {
+    await this.waitForApi();
+    await this.bootstrapApi();
+  }
+
   /** CRDs from deploy/crds, the IPPools, BGP configuration, the ToR peers and the Node objects. */
   private async bootstrapApi(): Promise<void> {
     const crdDir = join(this.config.repoRoot, 'deploy', 'crds');
