@@ -297,15 +297,19 @@ describe('deploy/ manifests', () => {
     const dockerfile = readFileSync(join(DEPLOY, 'docker/Dockerfile'), 'utf8');
     const runtime = dockerfile.slice(dockerfile.indexOf('AS agent'));
     expect(runtime).toMatch(/apt-get install [^\n]*\bnftables\b/);
-    // Every workspace package the agent imports is copied into the runtime stage.
-    const deps = Object.keys(
-      (
-        JSON.parse(readFileSync(join(DEPLOY, '../packages/agent/package.json'), 'utf8')) as {
-          dependencies: Record<string, string>;
-        }
-      ).dependencies,
-    ).filter((d) => d.startsWith('@podnet/'));
+    // Every workspace package the agent and podnetctl (both in the image) import is copied into
+    // the runtime stage.
+    const depsOf = (pkg: string) =>
+      Object.keys(
+        (
+          JSON.parse(readFileSync(join(DEPLOY, `../packages/${pkg}/package.json`), 'utf8')) as {
+            dependencies: Record<string, string>;
+          }
+        ).dependencies,
+      ).filter((d) => d.startsWith('@podnet/'));
+    const deps = [...new Set([...depsOf('agent'), ...depsOf('ctl')])];
     expect(deps).toContain('@podnet/nft');
+    expect(deps).toContain('@podnet/policy');
     for (const d of deps) expect(runtime).toContain(`/src/packages/${d.slice('@podnet/'.length)}/dist`);
   });
 
