@@ -1,14 +1,29 @@
 // The table podnet owns, kept equal to a model: sync() applies the model in one transaction and
 // drift() says how the kernel differs from the last model synced.
+//
+// Which transaction: a full flush-and-recreate (`nft -f -`) on the first sync of a process, when
+// the model's structure changed or when the kernel drifted structurally (a chain, set or map, or
+// the content of a rule, differs from what the last full apply left); otherwise only the element
+// delta, over netlink when the executor has the fast path and no set involved has `interval`,
+// else through `nft -f -`. Either way one kernel transaction.
+//
+// Drift detection: right after a full apply the rules are read back (`nft -t -j list table`) and
+// kept, normalised (handles and counter values dropped); a later read compares every rule with
+// them, so a rule replaced in place is seen. Reading costs a process start and the whole listing,
+// so a sync first asks the kernel for its ruleset generation (NFT_MSG_GETGEN): unchanged since
+// podnet's last transaction means nothing in the namespace's nf_tables changed, and the delta is
+// computed from the last model alone.
 import { NftError } from './errors.js';
 import type { NftExecutor } from './exec.js';
 import type { Table } from './model.js';
+import type { ElementChange } from './nfnl.js';
 import { type Observed, parseListing } from './observed.js';
 import {
   compare,
   type Drift,
   renderElements,
   renderFull,
+  type SetDelta,
   structureKey,
   type ValidTable,
   validate,
@@ -17,8 +32,28 @@ import {
 export interface SyncResult {
   /** `full`: flushed and recreated; `elements`: only set/map elements changed; `none`: already equal. */
   mode: 'full' | 'elements' | 'none';
-  /** The transaction applied ('' for `none`). */
+  /** The transaction applied, in nft syntax ('' for `none`; for `netlink` the equivalent text). */
   script: string;
+  /** The executor that applied it: `nft -f -` or the netlink element fast path (absent for `none`). */
+  via?: 'nft' | 'netlink';
+  /** How the kernel differed from what podnet last left there (repaired by this sync); empty: no drift. */
+  repaired?: string[];
+}
+
+/** What the agent exports as metrics. */
+export interface NftCounters {
+  /** Full flush-and-recreate transactions applied. */
+  fullApplies: number;
+  /** Element-only transactions applied (either executor). */
+  elementDeltas: number;
+  /** Of those, applied over netlink. */
+  elementDeltasNetlink: number;
+  /** Syncs that found the table differing from what podnet last left there, and repaired it. */
+  driftRepairs: number;
+  /** Syncs that skipped reading the table back because the ruleset generation was unchanged. */
+  readsSkipped: number;
+  /** The namespace's ruleset generation right after podnet's last transaction (undefined: unknown). */
+  generation: number | undefined;
 }
 
 export class NftTable {
@@ -26,9 +61,24 @@ export class NftTable {
   /** Structure (everything but set contents) of the last model applied by this process. */
   private applied: string | undefined;
   private model: ValidTable | undefined;
+  /** Each chain's rules as the kernel reported them right after the last full apply. */
+  private rules: Map<string, string[]> | undefined;
+  private readonly stats: NftCounters = {
+    fullApplies: 0,
+    elementDeltas: 0,
+    elementDeltasNetlink: 0,
+    driftRepairs: 0,
+    readsSkipped: 0,
+    generation: undefined,
+  };
 
   constructor(opts: { exec: NftExecutor }) {
     this.exec = opts.exec;
+  }
+
+  /** A copy of the counters (for metrics). */
+  get counters(): NftCounters {
+    return { ...this.stats };
   }
 
   /** Reads podnet's table back (null when it does not exist). */
@@ -38,32 +88,143 @@ export class NftTable {
   }
 
   /**
-   * Makes the kernel's table equal to `model` in one transaction. The first sync of a process,
-   * a changed structure or any structural drift gives a full flush-and-recreate; otherwise only
-   * the differing set and map elements are added and deleted. Throws NFT_ERR_INVALID before
-   * touching the kernel, NFT_ERR_APPLY (nothing changed) when nft refuses.
+   * Makes the kernel's table equal to `model` in one transaction (see the file's header for which).
+   * Throws NFT_ERR_INVALID before touching the kernel, NFT_ERR_APPLY (nothing changed) when the
+   * kernel or nft refuses.
    */
   async sync(model: Table): Promise<SyncResult> {
     const t = validate(model);
     const key = structureKey(t);
+    const gen = this.exec.generation ? await this.exec.generation() : undefined;
+    if (this.model && this.applied === key && gen !== undefined && gen === this.stats.generation) {
+      // Nothing in nf_tables changed since podnet's last transaction: the kernel holds this.model.
+      this.stats.readsSkipped++;
+      return this.applyDelta(t, diffModels(this.model, t), []);
+    }
     const observed = await this.read(t.name);
     const drift = compare(t, observed);
-    let result: SyncResult;
-    if (this.applied === key && drift.structural.length === 0) {
-      const script = renderElements(t, drift.elements);
-      result = { mode: script ? 'elements' : 'none', script };
-    } else {
-      result = { mode: 'full', script: renderFull(t, observed) };
+    const ruleDrift = this.applied === key && this.rules ? compareRules(this.rules, observed) : [];
+    const repaired = this.model ? describeDrift(this.model, observed, ruleDrift) : [];
+    this.stats.generation = gen;
+    if (this.applied === key && drift.structural.length === 0 && ruleDrift.length === 0) {
+      return this.applyDelta(t, drift.elements, repaired);
     }
-    if (result.script) await this.exec.apply(result.script);
-    this.applied = key;
+    const script = renderFull(t, observed);
+    await this.exec.apply(script);
+    this.stats.fullApplies++;
+    if (repaired.length) this.stats.driftRepairs++;
     this.model = t;
-    return result;
+    this.applied = key;
+    await this.snapshot(t.name);
+    return { mode: 'full', script, via: 'nft', repaired };
   }
 
-  /** How the kernel differs from the last model synced (empty lists: no drift). */
+  /** How the kernel differs from the last model synced (empty lists: no drift). Always reads the table. */
   async drift(): Promise<Drift> {
     if (!this.model) throw new NftError('NFT_ERR_INVALID', 'drift(): nothing has been synced yet');
-    return compare(this.model, await this.read(this.model.name));
+    const observed = await this.read(this.model.name);
+    const d = compare(this.model, observed);
+    if (this.rules) d.structural.push(...compareRules(this.rules, observed));
+    return d;
   }
+
+  /** Releases the executor's netlink socket. */
+  close(): void {
+    this.exec.close?.();
+  }
+
+  private async applyDelta(t: ValidTable, deltas: SetDelta[], repaired: string[]): Promise<SyncResult> {
+    if (deltas.length === 0) {
+      this.model = t;
+      return { mode: 'none', script: '' };
+    }
+    const script = renderElements(t, deltas);
+    const sets = new Map(t.sets.map((s) => [s.name, s]));
+    let via: 'nft' | 'netlink' = 'nft';
+    if (this.exec.applyElements && deltas.every((d) => !sets.get(d.set)!.interval)) {
+      const changes: ElementChange[] = deltas.map((d) => {
+        const s = sets.get(d.set)!;
+        return { set: d.set, kind: s.kind, type: s.type, add: d.add, delete: d.delete };
+      });
+      // The model is remembered only once the kernel took the change: a refusal leaves the old one.
+      const gen = await this.guard(() => this.exec.applyElements!(t.name, changes));
+      if (gen !== null) {
+        via = 'netlink';
+        this.stats.generation = gen;
+        this.stats.elementDeltasNetlink++;
+      }
+    }
+    if (via === 'nft') {
+      await this.guard(() => this.exec.apply(script));
+      this.stats.generation = this.exec.generation ? await this.exec.generation() : undefined;
+    }
+    this.model = t;
+    this.stats.elementDeltas++;
+    if (repaired.length) this.stats.driftRepairs++;
+    return { mode: 'elements', script, via, repaired };
+  }
+
+  /** Runs a kernel change; on failure forgets the generation, so the next sync reads the table. */
+  private async guard<T>(f: () => Promise<T>): Promise<T> {
+    try {
+      return await f();
+    } catch (err) {
+      this.stats.generation = undefined;
+      throw err;
+    }
+  }
+
+  /** Keeps the rules as the kernel holds them after a full apply, and the generation they are at. */
+  private async snapshot(table: string): Promise<void> {
+    const before = this.exec.generation ? await this.exec.generation() : undefined;
+    const json = await this.exec.list(table, { terse: true });
+    const after = this.exec.generation ? await this.exec.generation() : undefined;
+    const observed = json === null ? null : parseListing(json, table);
+    this.rules = new Map([...(observed?.chains ?? [])].map(([name, c]) => [name, c.ruleTexts]));
+    if (before !== after || observed === null) {
+      // Something else changed nf_tables between the apply and the read: the snapshot may hold it.
+      this.applied = undefined;
+      this.stats.generation = undefined;
+    } else {
+      this.stats.generation = after;
+    }
+  }
+}
+
+/** The element changes from one valid model to another of the same structure (pure). */
+export function diffModels(from: ValidTable, to: ValidTable): SetDelta[] {
+  const old = new Map(from.sets.map((s) => [s.name, s.elements]));
+  const out: SetDelta[] = [];
+  for (const s of to.sets) {
+    const before = old.get(s.name) ?? [];
+    const had = new Set(before);
+    const want = new Set(s.elements);
+    const add = s.elements.filter((e) => !had.has(e));
+    const del = before.filter((e) => !want.has(e));
+    if (add.length || del.length) out.push({ set: s.name, add, delete: del });
+  }
+  return out;
+}
+
+/** Rules that differ from those the kernel held after the last full apply (pure). */
+export function compareRules(applied: Map<string, string[]>, observed: Observed | null): string[] {
+  if (!observed) return [];
+  const out: string[] = [];
+  for (const [chain, want] of applied) {
+    const have = observed.chains.get(chain)?.ruleTexts;
+    if (!have || have.length !== want.length) continue; // missing chains and counts: compare() reports them
+    want.forEach((r, i) => {
+      if (have[i] !== r) out.push(`chain ${chain} rule ${i + 1} differs from the one applied`);
+    });
+  }
+  return out;
+}
+
+function describeDrift(model: ValidTable, observed: Observed | null, ruleDrift: string[]): string[] {
+  const d = compare(model, observed);
+  return [
+    ...d.structural,
+    ...ruleDrift,
+    ...d.elements.map((e) => `${e.set}: ${e.add.length} elements missing, ${e.delete.length} extra`),
+  ];
 }
