@@ -31,8 +31,6 @@ export const NFPROTO_INET = 1;
 export const NFT_MSG = { NEWSETELEM: 12, DELSETELEM: 14, NEWGEN: 15, GETGEN: 16 } as const;
 /** enum nft_set_elem_list_attributes */
 const NFTA_SET_ELEM_LIST = { TABLE: 1, SET: 2, ELEMENTS: 3 } as const;
-/** enum nft_list_attributes: NFTA_LIST_ELEM */
-const NFTA_LIST_ELEM = 1;
 /** enum nft_set_elem_attributes */
 const NFTA_SET_ELEM = { KEY: 1, DATA: 2 } as const;
 /** enum nft_data_attributes */
@@ -146,9 +144,11 @@ function encodeElementMessage(
   w.attrStr(NFTA_SET_ELEM_LIST.TABLE, table);
   w.attrStr(NFTA_SET_ELEM_LIST.SET, c.set);
   const list = w.beginNest(NFTA_SET_ELEM_LIST.ELEMENTS | NLA_F_NESTED);
-  for (const e of elements) {
+  for (let i = 0; i < elements.length; i++) {
+    const e = elements[i]!;
     const [key, verdict] = c.kind === 'map' ? e.split(' : ') : [e, undefined];
-    const el = w.beginNest(NFTA_LIST_ELEM | NLA_F_NESTED);
+    // Each element is a nest whose type the kernel ignores; nft numbers them from 1, and so do we.
+    const el = w.beginNest((i + 1) | NLA_F_NESTED);
     const k = w.beginNest(NFTA_SET_ELEM.KEY | NLA_F_NESTED);
     w.attr(NFTA_DATA.VALUE, keyBytes(c.type, key!));
     w.endNest(k);
