@@ -13,7 +13,14 @@ export {
   encodeGetGen,
   type NfnlReply,
 } from './nfnl.js';
-export { compareRules, diffModels, type NftCounters, NftTable, type SyncResult } from './nft.js';
+export {
+  compareRules,
+  diffModels,
+  type ElementUpdate,
+  type NftCounters,
+  NftTable,
+  type SyncResult,
+} from './nft.js';
 export { type Observed, type ObservedChain, type ObservedSet, parseListing } from './observed.js';
 export {
   compare,

@@ -4,7 +4,7 @@ import { FakeExecutor } from './__fixtures__/fake.js';
 import { natModel } from './__fixtures__/models.js';
 import { NftError } from './errors.js';
 import { nftCli } from './exec.js';
-import { NftTable } from './nft.js';
+import { type ElementUpdate, NftTable } from './nft.js';
 
 /** A listing equal to natModel(pools) as the kernel would print it, with `forwardRules` rules in forward. */
 function listing(
@@ -246,6 +246,95 @@ describe('NftTable.sync with the fast path and the generation', () => {
         add: ['10.65.0.7 : jump pod-ingress'],
         delete: ['10.65.0.1 : jump pod-ingress'],
       },
+    ]);
+  });
+});
+
+describe('NftTable.update', () => {
+  async function synced() {
+    const fake = new FakeExecutor({ fast: true });
+    const nft = new NftTable({ exec: fake });
+    fake.listing = listing(['10.65.0.0/16']);
+    await nft.sync(natModel());
+    return { fake, nft };
+  }
+
+  it("changes one pod's elements without the whole model, over the fast path, and sync() agrees after", async () => {
+    const { fake, nft } = await synced();
+    const lists = fake.lists;
+    const r = await nft.update([
+      { map: 'pod-policy', add: [{ key: '10.65.0.2', verdict: { kind: 'jump', chain: 'pod-ingress' } }] },
+      { set: 'pod-ifs', add: ['pn0002', 'pn0001'], delete: ['pn0009'] },
+    ]);
+    expect(r).toMatchObject({ mode: 'elements', via: 'netlink' });
+    expect(fake.fastApplied).toEqual([
+      [
+        { set: 'pod-ifs', kind: 'set', type: 'ifname', add: ['pn0002'], delete: [] },
+        {
+          set: 'pod-policy',
+          kind: 'map',
+          type: 'ipv4_addr',
+          add: ['10.65.0.2 : jump pod-ingress'],
+          delete: [],
+        },
+      ],
+    ]);
+    // A verdict change is a delete and an add of the key; deleting what is absent is a no-op.
+    await nft.update([
+      { map: 'pod-policy', add: [{ key: '10.65.0.2', verdict: { kind: 'drop' } }], delete: ['10.65.0.99'] },
+    ]);
+    expect(fake.fastApplied.at(-1)).toEqual([
+      {
+        set: 'pod-policy',
+        kind: 'map',
+        type: 'ipv4_addr',
+        add: ['10.65.0.2 : drop'],
+        delete: ['10.65.0.2 : jump pod-ingress'],
+      },
+    ]);
+    expect(fake.lists).toBe(lists);
+    const same = natModel();
+    same.sets!.find((x) => x.name === 'pod-ifs')!.elements.push('pn0002');
+    same.maps![0]!.elements.push({ key: '10.65.0.2', verdict: { kind: 'drop' } });
+    expect(await nft.sync(same)).toEqual({ mode: 'none', script: '' });
+    expect(nft.counters).toMatchObject({ elementDeltasNetlink: 2, readsSkipped: 3 });
+  });
+
+  it.each([
+    [[{ set: 'nope', add: ['1.2.3.4'] }], 'changes[0].set: "nope" is not a set of the table'],
+    [[{ map: 'pod-ifs', add: [] }], 'changes[0].map: "pod-ifs" is not a map of the table'],
+    [
+      [{ set: 'pod-ifs', add: ['pn0001', 'bad name!'] }],
+      'changes[0].add[1]: "bad name!" is not a ifname element',
+    ],
+    [
+      [{ map: 'pod-policy', add: [{ key: '10.65.0.2', verdict: { kind: 'jump', chain: 'forward' } }] }],
+      'changes[0].add[0].verdict.chain: "forward" is not a regular chain of the table',
+    ],
+  ] as [ElementUpdate[], string][])(
+    'refuses %j naming the field and the value; nothing is sent',
+    async (changes, msg) => {
+      const { fake, nft } = await synced();
+      await expect(nft.update(changes)).rejects.toMatchObject({
+        code: 'NFT_ERR_INVALID',
+        message: expect.stringContaining(msg),
+      });
+      expect(fake.fastApplied).toEqual([]);
+      expect(fake.applied).toHaveLength(1);
+    },
+  );
+
+  it('when the generation moved, update is a sync of the updated model: it reads the table and repairs drift', async () => {
+    const { fake, nft } = await synced();
+    fake.gen += 5;
+    fake.listing = listing(['10.65.0.0/16'], 2, { ports: [53, 99] });
+    const lists = fake.lists;
+    const r = await nft.update([{ set: 'pod-ifs', add: ['pn0002'] }]);
+    expect(fake.lists).toBe(lists + 1);
+    expect(r).toMatchObject({ mode: 'elements', repaired: ['dns-ports: 0 elements missing, 1 extra'] });
+    expect(fake.fastApplied.at(-1)).toEqual([
+      { set: 'dns-ports', kind: 'set', type: 'inet_service', add: [], delete: ['99'] },
+      { set: 'pod-ifs', kind: 'set', type: 'ifname', add: ['pn0002'], delete: [] },
     ]);
   });
 });

@@ -13,9 +13,10 @@
 // so a sync first asks the kernel for its ruleset generation (NFT_MSG_GETGEN): unchanged since
 // podnet's last transaction means nothing in the namespace's nf_tables changed, and the delta is
 // computed from the last model alone.
+import { elementResult, verdictText } from './elements.js';
 import { NftError } from './errors.js';
 import type { NftExecutor } from './exec.js';
-import type { Table } from './model.js';
+import type { Table, Verdict } from './model.js';
 import type { ElementChange } from './nfnl.js';
 import { type Observed, parseListing } from './observed.js';
 import {
@@ -56,6 +57,11 @@ export interface NftCounters {
   generation: number | undefined;
 }
 
+/** Elements to add to and delete from one set or map of the last model synced (see update()). */
+export type ElementUpdate =
+  | { set: string; add?: string[]; delete?: string[] }
+  | { map: string; add?: { key: string; verdict: Verdict }[]; delete?: string[] };
+
 export class NftTable {
   private readonly exec: NftExecutor;
   /** Structure (everything but set contents) of the last model applied by this process. */
@@ -63,6 +69,7 @@ export class NftTable {
   private model: ValidTable | undefined;
   /** Each chain's rules as the kernel reported them right after the last full apply. */
   private rules: Map<string, string[]> | undefined;
+  private queue: Promise<unknown> = Promise.resolve();
   private readonly stats: NftCounters = {
     fullApplies: 0,
     elementDeltas: 0,
@@ -92,7 +99,18 @@ export class NftTable {
    * Throws NFT_ERR_INVALID before touching the kernel, NFT_ERR_APPLY (nothing changed) when the
    * kernel or nft refuses.
    */
-  async sync(model: Table): Promise<SyncResult> {
+  sync(model: Table): Promise<SyncResult> {
+    return this.serial(() => this.syncNow(model));
+  }
+
+  /** One sync or update at a time: each starts from what the one before left. */
+  private serial<T>(f: () => Promise<T>): Promise<T> {
+    const run = this.queue.then(f, f);
+    this.queue = run.catch(() => {});
+    return run;
+  }
+
+  private async syncNow(model: Table): Promise<SyncResult> {
     const t = validate(model);
     const key = structureKey(t);
     const gen = this.exec.generation ? await this.exec.generation() : undefined;
@@ -117,6 +135,34 @@ export class NftTable {
     this.applied = key;
     await this.snapshot(t.name);
     return { mode: 'full', script, via: 'nft', repaired };
+  }
+
+  /**
+   * Changes elements of the last model synced without handing over the whole model: a pod's
+   * elements come and go at the cost of the change, not of the table (sync() validates and
+   * compares everything). Only the elements named are checked (NFT_ERR_INVALID naming the field
+   * and the value); adding an element already there and deleting one that is not are no-ops. When
+   * the ruleset generation is podnet's own the delta is applied directly (over netlink when no
+   * set involved has `interval`); otherwise this is a sync() of the updated model, which reads
+   * the table and repairs drift.
+   */
+  update(changes: ElementUpdate[]): Promise<SyncResult> {
+    return this.serial(async () => {
+      const t = this.model;
+      if (!t) throw new NftError('NFT_ERR_INVALID', 'update(): nothing has been synced yet');
+      const next = applyUpdates(t, changes);
+      const deltas = diffModels(t, next);
+      const sets = new Map(t.sets.map((s) => [s.name, s]));
+      // Prefixes (interval sets) get the whole model's checks (overlaps) through sync().
+      if (deltas.every((d) => !sets.get(d.set)!.interval)) {
+        const gen = this.exec.generation ? await this.exec.generation() : undefined;
+        if (this.applied !== undefined && gen !== undefined && gen === this.stats.generation) {
+          this.stats.readsSkipped++;
+          return this.applyDelta(next, deltas, []);
+        }
+      }
+      return this.syncNow(toTable(next));
+    });
   }
 
   /** How the kernel differs from the last model synced (empty lists: no drift). Always reads the table. */
@@ -189,6 +235,92 @@ export class NftTable {
       this.stats.generation = after;
     }
   }
+}
+
+/** The model with `changes` applied; checks only the elements named (pure). */
+function applyUpdates(t: ValidTable, changes: ElementUpdate[]): ValidTable {
+  const sets = t.sets.map((s) => ({ ...s }));
+  const byName = new Map(sets.map((s) => [s.name, s]));
+  const regular = new Set(t.chains.filter((c) => !c.base).map((c) => c.name));
+  changes.forEach((c, i) => {
+    const f = `changes[${i}]`;
+    const isMap = 'map' in c;
+    const name = isMap ? c.map : c.set;
+    const s = byName.get(name);
+    if (!s || s.kind !== (isMap ? 'map' : 'set')) {
+      throw new NftError(
+        'NFT_ERR_INVALID',
+        `${f}.${isMap ? 'map' : 'set'}: ${JSON.stringify(name)} is not a ${isMap ? 'map' : 'set'} of the table`,
+      );
+    }
+    const canon = (field: string, e: string) => {
+      const r = elementResult(s.type, e, s.interval);
+      if (!r.ok) {
+        throw new NftError(
+          'NFT_ERR_INVALID',
+          `${field}: ${JSON.stringify(e)} is not a ${s.type} element: ${r.reason}`,
+        );
+      }
+      return r.value;
+    };
+    // Elements of a map are `key : verdict`; they are keyed by `key`.
+    const keyOf = (e: string) => (isMap ? e.slice(0, e.indexOf(' : ')) : e);
+    const current = new Map(s.elements.map((e) => [keyOf(e), e]));
+    (c.delete ?? []).forEach((e, j) => {
+      current.delete(canon(`${f}.delete[${j}]`, e));
+    });
+    (c.add ?? []).forEach((e, j) => {
+      if (typeof e === 'string') {
+        const v = canon(`${f}.add[${j}]`, e);
+        current.set(v, v);
+        return;
+      }
+      const key = canon(`${f}.add[${j}].key`, e.key);
+      const v = e.verdict;
+      if ((v.kind === 'jump' || v.kind === 'goto') && !regular.has(v.chain)) {
+        throw new NftError(
+          'NFT_ERR_INVALID',
+          `${f}.add[${j}].verdict.chain: ${JSON.stringify(v.chain)} is not a regular chain of the table`,
+        );
+      }
+      current.set(key, `${key} : ${verdictText(v)}`);
+    });
+    s.elements = [...current.values()];
+  });
+  return { ...t, sets };
+}
+
+/** A valid model back in the model's own shape (to hand to sync()). */
+function toTable(t: ValidTable): Table {
+  const verdictOf = (text: string): Verdict => {
+    const [kind, chain] = text.split(' ');
+    return kind === 'jump' || kind === 'goto' ? { kind, chain: chain! } : ({ kind } as Verdict);
+  };
+  return {
+    name: t.name,
+    chains: t.chains,
+    sets: t.sets
+      .filter((s) => s.kind === 'set')
+      .map((s) => ({
+        name: s.name,
+        type: s.type,
+        interval: s.interval,
+        elements: s.elements,
+        comment: s.comment,
+      })),
+    maps: t.sets
+      .filter((s) => s.kind === 'map')
+      .map((s) => ({
+        name: s.name,
+        type: s.type,
+        interval: s.interval,
+        comment: s.comment,
+        elements: s.elements.map((e) => {
+          const [key, v] = e.split(' : ');
+          return { key: key!, verdict: verdictOf(v!) };
+        }),
+      })),
+  };
 }
 
 /** The element changes from one valid model to another of the same structure (pure). */
