@@ -21,6 +21,11 @@ export interface NftExecutor {
    * NFT_ERR_APPLY naming the refused change; the kernel then changed nothing.
    */
   applyElements?(table: string, changes: ElementChange[]): Promise<number | null>;
+  /**
+   * Each chain's rules as digests of the kernel's encoding, counters left out (optional; without
+   * it the rules are compared in `list(table, { terse: true })` output). Null: no such table.
+   */
+  ruleDigests?(table: string): Promise<Map<string, string[]> | null>;
   /** The namespace's nf_tables ruleset generation (optional; without it every sync reads the table). */
   generation?(): Promise<number>;
   /** Releases what the executor holds open (the netlink socket). */
@@ -80,9 +85,10 @@ export function nftCli(opts: CliOptions = {}): NftExecutor {
   // The netlink socket is opened in the same namespace, by path, on first use.
   const nsPath = opts.netns && !opts.netns.startsWith('/') ? `/var/run/netns/${opts.netns}` : opts.netns;
   const nl = opts.netlink === false ? undefined : new NfNetlink({ netns: nsPath, timeoutMs });
-  const fast: Pick<NftExecutor, 'applyElements' | 'generation' | 'close'> = nl
+  const fast: Pick<NftExecutor, 'applyElements' | 'generation' | 'ruleDigests' | 'close'> = nl
     ? {
         applyElements: (table, changes) => nl.applyElements(table, changes),
+        ruleDigests: (table) => nl.ruleDigests(table),
         generation: () => nl.generation(),
         close: () => nl.close(),
       }

@@ -15,6 +15,7 @@ import {
   type ElementChange,
   encodeElementBatch,
   encodeGetGen,
+  encodeGetRules,
 } from './nfnl.js';
 
 const NETLINK_NETFILTER = 12;
@@ -31,6 +32,15 @@ interface Outcome {
   gen: number;
   acks: Set<number>;
   errors: { seq: number; errno: number; extAck?: string }[];
+}
+
+/** A rule dump in flight: each chain's rule digests, in order. */
+interface Dumping {
+  seq: number;
+  rules: Map<string, string[]>;
+  resolve: (r: Map<string, string[]> | null) => void;
+  reject: (e: Error) => void;
+  timer: NodeJS.Timeout;
 }
 
 interface Waiting {
@@ -78,6 +88,7 @@ export class NfNetlink {
   private sock: NetlinkSocket | undefined;
   private seq = 1;
   private waiting: Waiting | undefined;
+  private dumping: Dumping | undefined;
   private tail: Promise<unknown> = Promise.resolve();
   private closed = false;
   private readonly timeoutMs: number;
@@ -139,6 +150,73 @@ export class NfNetlink {
     });
   }
 
+  /**
+   * Digests of every rule of `table`, per chain in order (NFT_MSG_GETRULE dump; see nfnl.ts
+   * ruleDigest), or null when the table does not exist. Far cheaper than `nft -j list` for large
+   * tables, and it compares the kernel's own encoding of each rule.
+   */
+  ruleDigests(table: string): Promise<Map<string, string[]> | null> {
+    return this.serial(() => {
+      const sock = this.socket();
+      const seq = this.takeSeq(1);
+      return new Promise<Map<string, string[]> | null>((resolve, reject) => {
+        this.dumping = {
+          seq,
+          rules: new Map(),
+          resolve,
+          reject,
+          timer: setTimeout(
+            () =>
+              this.failDump(
+                new NftError('NFT_ERR_READ', `nf_tables rule dump: no end within ${this.timeoutMs} ms`),
+              ),
+            this.timeoutMs,
+          ),
+        };
+        sock.ref();
+        try {
+          sock.send(encodeGetRules(table, seq));
+        } catch (err) {
+          this.failDump(
+            new NftError('NFT_ERR_EXEC', `nf_tables netlink send: ${(err as Error).message}`, '', {
+              cause: err,
+            }),
+          );
+        }
+      });
+    });
+  }
+
+  private endDump(): Dumping | undefined {
+    const d = this.dumping;
+    if (!d) return undefined;
+    clearTimeout(d.timer);
+    this.dumping = undefined;
+    this.sock?.unref();
+    return d;
+  }
+
+  private failDump(e: Error): void {
+    this.endDump()?.reject(e);
+  }
+
+  private onDump(d: Dumping, r: ReturnType<typeof decodeReplies>[number]): void {
+    if (r.type === 'malformed')
+      this.failDump(new NftError('NFT_ERR_READ', `nf_tables rule dump: ${r.reason}`));
+    else if (r.type === 'rule' && r.seq === d.seq) {
+      const list = d.rules.get(r.chain);
+      if (list) list.push(r.digest);
+      else d.rules.set(r.chain, [r.digest]);
+    } else if (r.type === 'done' && r.seq === d.seq) {
+      if (r.errno === 0) this.endDump()?.resolve(d.rules);
+      else this.failDump(new NftError('NFT_ERR_READ', `nf_tables rule dump failed: ${errnoName(r.errno)}`));
+    } else if (r.type === 'error' && r.seq === d.seq) {
+      if (r.errno === 2)
+        this.endDump()?.resolve(null); // ENOENT: no such table
+      else this.failDump(new NftError('NFT_ERR_READ', `nf_tables rule dump refused: ${errnoName(r.errno)}`));
+    }
+  }
+
   private takeSeq(n: number): number {
     if (this.seq + n + 100_000 >= 0xffff_ffff) this.seq = 1;
     const s = this.seq;
@@ -186,6 +264,11 @@ export class NfNetlink {
   }
 
   private onDatagram(d: Buffer): void {
+    const dump = this.dumping;
+    if (dump) {
+      for (const r of decodeReplies(d)) this.onDump(dump, r);
+      return;
+    }
     const w = this.waiting;
     if (!w) return;
     for (const r of decodeReplies(d)) {
@@ -226,6 +309,7 @@ export class NfNetlink {
     if (this.closed) return;
     this.closed = true;
     this.fail(new NftError('NFT_ERR_EXEC', 'the nf_tables netlink socket was closed'));
+    this.failDump(new NftError('NFT_ERR_EXEC', 'the nf_tables netlink socket was closed'));
     this.sock?.close();
     this.sock = undefined;
   }

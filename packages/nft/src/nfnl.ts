@@ -6,6 +6,7 @@
 // NFNL_MSG_BATCH_END; the kernel applies it as one transaction or not at all. Integers inside
 // nf_tables attributes are big-endian; the netlink and nfgenmsg headers are host order
 // (little-endian on every platform podnet targets), except nfgenmsg.res_id (big-endian).
+import { createHash } from 'node:crypto';
 import { ipToBytes, parseIpResult } from '@podnet/net';
 import {
   decodeNlError,
@@ -28,7 +29,18 @@ export const NFNETLINK_V0 = 0;
 export const NFPROTO_INET = 1;
 
 /** nf_tables.h enum nf_tables_msg_types (only those used). */
-export const NFT_MSG = { NEWSETELEM: 12, DELSETELEM: 14, NEWGEN: 15, GETGEN: 16 } as const;
+export const NFT_MSG = {
+  NEWRULE: 6,
+  GETRULE: 7,
+  NEWSETELEM: 12,
+  DELSETELEM: 14,
+  NEWGEN: 15,
+  GETGEN: 16,
+} as const;
+/** enum nft_rule_attributes (only those used). */
+const NFTA_RULE = { TABLE: 1, CHAIN: 2, EXPRESSIONS: 4, USERDATA: 7 } as const;
+/** enum nft_expr_attributes */
+const NFTA_EXPR = { NAME: 1, DATA: 2 } as const;
 /** enum nft_set_elem_list_attributes */
 const NFTA_SET_ELEM_LIST = { TABLE: 1, SET: 2, ELEMENTS: 3 } as const;
 /** enum nft_set_elem_attributes */
@@ -213,9 +225,60 @@ export function encodeGetGen(seq: number): Buffer {
   return Buffer.from(w.view());
 }
 
+/** NFT_MSG_GETRULE dump of every rule of `table` (inet), answered by NEWRULE messages and DONE. */
+export function encodeGetRules(table: string, seq: number): Buffer {
+  const w = new Writer(64);
+  const m = w.beginMsg(nftMsgType(NFT_MSG.GETRULE), NLM_F.REQUEST | NLM_F.DUMP, seq);
+  nfgen(w, NFPROTO_INET, 0);
+  w.attrStr(NFTA_RULE.TABLE, table);
+  w.endMsg(m);
+  return Buffer.from(w.view());
+}
+
+/** Walks a run of netlink attributes: (type without flag bits, value view). */
+function* attrs(buf: Buffer, start = 0): Generator<[number, Buffer]> {
+  let off = start;
+  while (off + 4 <= buf.length) {
+    const len = buf.readUInt16LE(off);
+    if (len < 4 || off + len > buf.length) return;
+    yield [buf.readUInt16LE(off + 2) & 0x3fff, buf.subarray(off + 4, off + len)];
+    off += (len + 3) & ~3;
+  }
+}
+
+/**
+ * A rule's content as a digest of the kernel's own encoding: each expression's name and data
+ * (a counter's packet and byte values left out: they change with traffic) and the user data (the
+ * comment). Handles and positions are not part of it, so an unchanged rule digests the same in
+ * every dump and a rule replaced in place does not.
+ */
+function ruleDigest(body: Buffer): { chain: string; digest: string } {
+  const h = createHash('sha1');
+  let chain = '';
+  for (const [type, v] of attrs(body, 4)) {
+    if (type === NFTA_RULE.CHAIN) chain = v.toString('latin1').replace(/\0.*$/s, '');
+    else if (type === NFTA_RULE.USERDATA) h.update('u').update(v);
+    else if (type === NFTA_RULE.EXPRESSIONS) {
+      for (const [, expr] of attrs(v)) {
+        let name = '';
+        let data: Buffer | undefined;
+        for (const [t, x] of attrs(expr)) {
+          if (t === NFTA_EXPR.NAME) name = x.toString('latin1').replace(/\0.*$/s, '');
+          else if (t === NFTA_EXPR.DATA) data = x;
+        }
+        h.update(`e${name}\0`);
+        if (data && name !== 'counter') h.update(data);
+      }
+    }
+  }
+  return { chain, digest: h.digest('hex') };
+}
+
 /** A reply the fast path acts on (a discriminated union; anything else is `other`). */
 export type NfnlReply =
   | { type: 'ack'; seq: number }
+  | { type: 'rule'; seq: number; chain: string; digest: string }
+  | { type: 'done'; seq: number; errno: number }
   | { type: 'error'; seq: number; errno: number; extAck?: string }
   | { type: 'gen'; seq: number; id: number }
   | { type: 'other'; seq: number; nlType: number }
@@ -234,6 +297,11 @@ function decodeOne(m: NlMsg): NfnlReply {
     const id = attrs[NFTA_GEN_ID];
     if (!id || id.length < 4) return { type: 'malformed', reason: 'NEWGEN without NFTA_GEN_ID' };
     return { type: 'gen', seq: m.seq, id: id.readUInt32BE(0) };
+  }
+  if (m.type === nftMsgType(NFT_MSG.NEWRULE)) return { type: 'rule', seq: m.seq, ...ruleDigest(m.body) };
+  if (m.type === NLMSG.DONE) {
+    const code = m.body.length >= 4 ? m.body.readInt32LE(0) : 0;
+    return { type: 'done', seq: m.seq, errno: -code };
   }
   return { type: 'other', seq: m.seq, nlType: m.type };
 }

@@ -121,7 +121,10 @@ export class NftTable {
     }
     const observed = await this.read(t.name);
     const drift = compare(t, observed);
-    const ruleDrift = this.applied === key && this.rules ? compareRules(this.rules, observed) : [];
+    const ruleDrift =
+      this.applied === key && this.rules && observed
+        ? compareRules(this.rules, await this.readRules(t.name, observed))
+        : [];
     const repaired = this.model ? describeDrift(this.model, observed, ruleDrift) : [];
     this.stats.generation = gen;
     if (this.applied === key && drift.structural.length === 0 && ruleDrift.length === 0) {
@@ -170,7 +173,8 @@ export class NftTable {
     if (!this.model) throw new NftError('NFT_ERR_INVALID', 'drift(): nothing has been synced yet');
     const observed = await this.read(this.model.name);
     const d = compare(this.model, observed);
-    if (this.rules) d.structural.push(...compareRules(this.rules, observed));
+    if (this.rules && observed)
+      d.structural.push(...compareRules(this.rules, await this.readRules(this.model.name, observed)));
     return d;
   }
 
@@ -220,14 +224,24 @@ export class NftTable {
     }
   }
 
+  /** Each chain's rules: digests over netlink when the executor has them, else from `listing`. */
+  private async readRules(table: string, listing: Observed | null): Promise<Map<string, string[]> | null> {
+    if (this.exec.ruleDigests) return this.exec.ruleDigests(table);
+    return listing && new Map([...listing.chains].map(([name, c]) => [name, c.ruleTexts]));
+  }
+
   /** Keeps the rules as the kernel holds them after a full apply, and the generation they are at. */
   private async snapshot(table: string): Promise<void> {
     const before = this.exec.generation ? await this.exec.generation() : undefined;
-    const json = await this.exec.list(table, { terse: true });
+    let rules: Map<string, string[]> | null;
+    if (this.exec.ruleDigests) rules = await this.exec.ruleDigests(table);
+    else {
+      const json = await this.exec.list(table, { terse: true });
+      rules = await this.readRules(table, json === null ? null : parseListing(json, table));
+    }
     const after = this.exec.generation ? await this.exec.generation() : undefined;
-    const observed = json === null ? null : parseListing(json, table);
-    this.rules = new Map([...(observed?.chains ?? [])].map(([name, c]) => [name, c.ruleTexts]));
-    if (before !== after || observed === null) {
+    this.rules = rules ?? undefined;
+    if (before !== after || rules === null) {
       // Something else changed nf_tables between the apply and the read: the snapshot may hold it.
       this.applied = undefined;
       this.stats.generation = undefined;
@@ -339,11 +353,11 @@ export function diffModels(from: ValidTable, to: ValidTable): SetDelta[] {
 }
 
 /** Rules that differ from those the kernel held after the last full apply (pure). */
-export function compareRules(applied: Map<string, string[]>, observed: Observed | null): string[] {
-  if (!observed) return [];
+export function compareRules(applied: Map<string, string[]>, now: Map<string, string[]> | null): string[] {
+  if (!now) return [];
   const out: string[] = [];
   for (const [chain, want] of applied) {
-    const have = observed.chains.get(chain)?.ruleTexts;
+    const have = now.get(chain) ?? [];
     if (!have || have.length !== want.length) continue; // missing chains and counts: compare() reports them
     want.forEach((r, i) => {
       if (have[i] !== r) out.push(`chain ${chain} rule ${i + 1} differs from the one applied`);
