@@ -1,6 +1,6 @@
 // Benchmark: podnet's nf_tables layer (@podnet/nft) against `nft -f`, same ruleset, same kernel,
 // same run, in a namespace of its own. `npm run bench -- nft [--pods 5000] [--pools 50]
-// [--changes 1000] [--runs 3]`. Prints a table, then one JSON object as its last line.
+// [--changes 1000] [--slow-changes 50] [--runs 3]`. Prints a table, then one JSON object as its last line.
 //
 // The table (`inet podnet`) is what the NAT/isolation model of issue 13 renders, plus the per-pod
 // part NetworkPolicy (issue 14) will add, every pod treated as local (the worst case for one node):
@@ -38,6 +38,9 @@ const PODS = arg('pods', 5000);
 const POOLS = arg('pools', 50);
 const CHANGES = arg('changes', 1000);
 const RUNS = arg('runs', 3);
+// The comparison paths (sync of the whole model, an nft process per change) cost 100-1000× more
+// per change; they get fewer samples.
+const SLOW = arg('slow-changes', 50);
 const { model, podUpdate } = nftModel(PODS, POOLS);
 const lab = new NetnsSet();
 const file = join(tmpdir(), `podnet-bench-nft-${process.pid}.nft`);
@@ -85,6 +88,7 @@ function timed(exec) {
       apply: wrap('apply', exec.apply),
       list: wrap('list', exec.list),
       applyElements: wrap('applyElements', exec.applyElements),
+      ruleDigests: wrap('ruleDigests', exec.ruleDigests),
       generation: wrap('generation', exec.generation),
       close: exec.close,
     },
@@ -173,7 +177,7 @@ async function main() {
     if (r.via !== 'netlink' || r.mode !== 'elements') throw new Error(`update went ${r.mode}/${r.via}`);
   }
   const viaSync = [];
-  for (let k = 0; k < Math.min(CHANGES, 200); k++) {
+  for (let k = 0; k < Math.min(CHANGES, SLOW); k++) {
     const i = (k >> 1) * 41 % PODS;
     const mk = model(k % 2 === 0 ? new Set([i]) : new Set());
     const t0 = process.hrtime.bigint();
@@ -184,7 +188,7 @@ async function main() {
   const exec = nftCli({ netns: ns.name, netlink: false });
   const viaNft = [];
   const valid = validate(m);
-  for (let k = 0; k < Math.min(CHANGES, 200); k++) {
+  for (let k = 0; k < Math.min(CHANGES, SLOW); k++) {
     const i = (k >> 1) * 43 % PODS;
     const del = k % 2 === 0;
     const elems = podUpdate(i, 'add').map((u) => ({

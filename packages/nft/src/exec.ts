@@ -37,6 +37,7 @@ export interface CliOptions {
   netns?: string;
   /** The nft program; default `nft`. */
   nft?: string;
+  /** Per nft run and per netlink exchange; default 120 s (listing 10,000 chains takes tens of seconds). */
   timeoutMs?: number;
   /**
    * Element changes and the generation over NETLINK_NETFILTER (default true); false: every
@@ -76,7 +77,7 @@ function runCommand(argv: string[], input: string | undefined, timeoutMs: number
 /** The executor that runs the `nft` program. */
 export function nftCli(opts: CliOptions = {}): NftExecutor {
   const nft = opts.nft ?? 'nft';
-  const timeoutMs = opts.timeoutMs ?? 30_000;
+  const timeoutMs = opts.timeoutMs ?? 120_000;
   const argv = (args: string[]) => {
     if (!opts.netns) return [nft, ...args];
     if (opts.netns.startsWith('/')) return ['nsenter', `--net=${opts.netns}`, nft, ...args];

@@ -153,8 +153,7 @@ export class NftTable {
     return this.serial(async () => {
       const t = this.model;
       if (!t) throw new NftError('NFT_ERR_INVALID', 'update(): nothing has been synced yet');
-      const next = applyUpdates(t, changes);
-      const deltas = diffModels(t, next);
+      const { next, deltas } = applyUpdates(t, changes);
       const sets = new Map(t.sets.map((s) => [s.name, s]));
       // Prefixes (interval sets) get the whole model's checks (overlaps) through sync().
       if (deltas.every((d) => !sets.get(d.set)!.interval)) {
@@ -251,16 +250,21 @@ export class NftTable {
   }
 }
 
-/** The model with `changes` applied; checks only the elements named (pure). */
-function applyUpdates(t: ValidTable, changes: ElementUpdate[]): ValidTable {
-  const sets = t.sets.map((s) => ({ ...s }));
-  const byName = new Map(sets.map((s) => [s.name, s]));
+/**
+ * The model with `changes` applied, and the element delta: only the sets named are copied and
+ * compared, and only the elements named are checked (pure).
+ */
+function applyUpdates(t: ValidTable, changes: ElementUpdate[]): { next: ValidTable; deltas: SetDelta[] } {
+  const sets = [...t.sets];
+  const index = new Map(sets.map((s, i) => [s.name, i]));
   const regular = new Set(t.chains.filter((c) => !c.base).map((c) => c.name));
+  const touched = new Map<string, { before: string[]; current: Map<string, string> }>();
   changes.forEach((c, i) => {
     const f = `changes[${i}]`;
     const isMap = 'map' in c;
     const name = isMap ? c.map : c.set;
-    const s = byName.get(name);
+    const at = index.get(name);
+    const s = at === undefined ? undefined : sets[at]!;
     if (!s || s.kind !== (isMap ? 'map' : 'set')) {
       throw new NftError(
         'NFT_ERR_INVALID',
@@ -279,7 +283,12 @@ function applyUpdates(t: ValidTable, changes: ElementUpdate[]): ValidTable {
     };
     // Elements of a map are `key : verdict`; they are keyed by `key`.
     const keyOf = (e: string) => (isMap ? e.slice(0, e.indexOf(' : ')) : e);
-    const current = new Map(s.elements.map((e) => [keyOf(e), e]));
+    let entry = touched.get(name);
+    if (!entry) {
+      entry = { before: s.elements, current: new Map(s.elements.map((e) => [keyOf(e), e])) };
+      touched.set(name, entry);
+    }
+    const current = entry.current;
     (c.delete ?? []).forEach((e, j) => {
       current.delete(canon(`${f}.delete[${j}]`, e));
     });
@@ -299,9 +308,22 @@ function applyUpdates(t: ValidTable, changes: ElementUpdate[]): ValidTable {
       }
       current.set(key, `${key} : ${verdictText(v)}`);
     });
-    s.elements = [...current.values()];
   });
-  return { ...t, sets };
+  const deltas: SetDelta[] = [];
+  // In the model's set order, like diffModels.
+  for (const [name, { before, current }] of [...touched].sort(
+    (a, b) => index.get(a[0])! - index.get(b[0])!,
+  )) {
+    const at = index.get(name)!;
+    const elements = [...current.values()];
+    sets[at] = { ...sets[at]!, elements };
+    const had = new Set(before);
+    const now = new Set(elements);
+    const add = elements.filter((e) => !had.has(e));
+    const del = before.filter((e) => !now.has(e));
+    if (add.length || del.length) deltas.push({ set: name, add, delete: del });
+  }
+  return { next: { ...t, sets }, deltas };
 }
 
 /** A valid model back in the model's own shape (to hand to sync()). */
