@@ -180,6 +180,32 @@ describe('NftTable in a namespace with the real nft', () => {
     expect(await nft.drift()).toEqual({ structural: [], elements: [] });
   });
 
+  it("update() adds and removes one pod's elements over netlink; the kernel holds exactly them", async () => {
+    const model = natModel(['10.96.0.0/12']);
+    expect((await nft.sync(model)).mode).toBe('none');
+    const before = ruleHandles(await ruleset());
+    const r = await nft.update([
+      { set: 'pod-ifs', add: ['pn0042'] },
+      { map: 'pod-policy', add: [{ key: '10.65.0.42', verdict: { kind: 'jump', chain: 'pod-ingress' } }] },
+    ]);
+    expect(r).toMatchObject({ mode: 'elements', via: 'netlink' });
+    let items = await ruleset();
+    expect(ruleHandles(items)).toEqual(before);
+    expect(setElems(items, 'pod-ifs')).toEqual(['pn0001', 'pn0042']);
+    expect(ofTable(items, 'podnet', 'map').find((m) => m.name === 'pod-policy')!.elem).toContainEqual([
+      '10.65.0.42',
+      { jump: { target: 'pod-ingress' } },
+    ]);
+    await nft.update([
+      { set: 'pod-ifs', delete: ['pn0042'] },
+      { map: 'pod-policy', delete: ['10.65.0.42'] },
+    ]);
+    items = await ruleset();
+    expect(setElems(items, 'pod-ifs')).toEqual(['pn0001']);
+    expect(await nft.drift()).toEqual({ structural: [], elements: [] });
+    expect(await nft.sync(model)).toEqual({ mode: 'none', script: '' });
+  });
+
   it('a fast-path transaction the kernel refuses changes nothing and names the element and the errno', async () => {
     const exec = nftCli({ netns: ns.name });
     try {
