@@ -157,10 +157,13 @@ async function main() {
         const f = await fromEmptyFile(kept.script);
         fileRuns.push(f.took);
         const c = census(f.ns);
-        if (c.chains !== expectChains || c.toPod !== PODS) throw new Error(`nft -f left ${JSON.stringify(c)}`);
+        if (c.chains !== expectChains || c.toPod !== PODS)
+          throw new Error(`nft -f left ${JSON.stringify(c)}`);
         await deleteNetns(f.ns);
       }
-      console.log(`  from empty run ${r + 1} ${which}: ${(which === 'sync' ? syncRuns : fileRuns).at(-1).toFixed(0)} ms`);
+      console.log(
+        `  from empty run ${r + 1} ${which}: ${(which === 'sync' ? syncRuns : fileRuns).at(-1).toFixed(0)} ms`,
+      );
     }
   }
 
@@ -170,7 +173,7 @@ async function main() {
   const handles = nftIn(ns, ['-j', 'list', 'chain', 'inet', 'podnet', 'forward']);
   const viaUpdate = [];
   for (let k = 0; k < CHANGES; k++) {
-    const i = (k >> 1) * 37 % PODS;
+    const i = ((k >> 1) * 37) % PODS;
     const t0 = process.hrtime.bigint();
     const r = await nft.update(podUpdate(i, k % 2 === 0 ? 'delete' : 'add'));
     viaUpdate.push(ms(t0));
@@ -178,7 +181,7 @@ async function main() {
   }
   const viaSync = [];
   for (let k = 0; k < Math.min(CHANGES, SLOW); k++) {
-    const i = (k >> 1) * 41 % PODS;
+    const i = ((k >> 1) * 41) % PODS;
     const mk = model(k % 2 === 0 ? new Set([i]) : new Set());
     const t0 = process.hrtime.bigint();
     const r = await nft.sync(mk);
@@ -189,12 +192,16 @@ async function main() {
   const viaNft = [];
   const valid = validate(m);
   for (let k = 0; k < Math.min(CHANGES, SLOW); k++) {
-    const i = (k >> 1) * 43 % PODS;
+    const i = ((k >> 1) * 43) % PODS;
     const del = k % 2 === 0;
     const elems = podUpdate(i, 'add').map((u) => ({
       set: u.set ?? u.map,
-      add: del ? [] : (u.add ?? []).map((e) => (typeof e === 'string' ? e : `${e.key} : jump ${e.verdict.chain}`)),
-      delete: del ? (u.add ?? []).map((e) => (typeof e === 'string' ? e : `${e.key} : jump ${e.verdict.chain}`)) : [],
+      add: del
+        ? []
+        : (u.add ?? []).map((e) => (typeof e === 'string' ? e : `${e.key} : jump ${e.verdict.chain}`)),
+      delete: del
+        ? (u.add ?? []).map((e) => (typeof e === 'string' ? e : `${e.key} : jump ${e.verdict.chain}`))
+        : [],
     }));
     const script = renderElements(valid, elems);
     const t0 = process.hrtime.bigint();
@@ -203,13 +210,16 @@ async function main() {
   }
   const after = census(ns);
   if (JSON.stringify(after) !== JSON.stringify(before)) {
-    throw new Error(`changes did not return to the start: ${JSON.stringify(before)} → ${JSON.stringify(after)}`);
+    throw new Error(
+      `changes did not return to the start: ${JSON.stringify(before)} → ${JSON.stringify(after)}`,
+    );
   }
   if (nftIn(ns, ['-j', 'list', 'chain', 'inet', 'podnet', 'forward']) !== handles) {
     throw new Error('a rule of the forward chain changed during element changes');
   }
   const drift = await nft.drift();
-  if (drift.structural.length || drift.elements.length) throw new Error(`drift after the run: ${JSON.stringify(drift)}`);
+  if (drift.structural.length || drift.elements.length)
+    throw new Error(`drift after the run: ${JSON.stringify(drift)}`);
   const counters = nft.counters;
   nft.close();
   await lab.destroy();
@@ -218,13 +228,25 @@ async function main() {
   const syncMs = median(syncRuns);
   const fileMs = median(fileRuns);
   const row = (name, xs) =>
-    `${name.padEnd(34)}${pct(xs, 50).toFixed(3).padStart(10)}${pct(xs, 99).toFixed(3).padStart(10)}${Math.max(...xs).toFixed(3).padStart(10)}${String(xs.length).padStart(8)}`;
-  console.log(`\nfrom empty (${expectChains} chains; median of ${RUNS}, alternating order, fresh namespace each)`);
-  console.log(`  NftTable.sync                    ${syncMs.toFixed(0).padStart(8)} ms   runs ${syncRuns.map((x) => x.toFixed(0)).join(', ')}`);
-  console.log(`  nft -f file (same text)          ${fileMs.toFixed(0).padStart(8)} ms   runs ${fileRuns.map((x) => x.toFixed(0)).join(', ')}`);
+    `${name.padEnd(34)}${pct(xs, 50).toFixed(3).padStart(10)}${pct(xs, 99).toFixed(3).padStart(10)}${Math.max(
+      ...xs,
+    )
+      .toFixed(3)
+      .padStart(10)}${String(xs.length).padStart(8)}`;
+  console.log(
+    `\nfrom empty (${expectChains} chains; median of ${RUNS}, alternating order, fresh namespace each)`,
+  );
+  console.log(
+    `  NftTable.sync                    ${syncMs.toFixed(0).padStart(8)} ms   runs ${syncRuns.map((x) => x.toFixed(0)).join(', ')}`,
+  );
+  console.log(
+    `  nft -f file (same text)          ${fileMs.toFixed(0).padStart(8)} ms   runs ${fileRuns.map((x) => x.toFixed(0)).join(', ')}`,
+  );
   console.log(`  ratio                            ${(syncMs / fileMs).toFixed(3).padStart(8)}`);
   console.log(`\nsingle-pod change (12 elements in 6 sets/maps), acknowledged by the kernel, ms`);
-  console.log(`${''.padEnd(34)}${'p50'.padStart(10)}${'p99'.padStart(10)}${'max'.padStart(10)}${'n'.padStart(8)}`);
+  console.log(
+    `${''.padEnd(34)}${'p50'.padStart(10)}${'p99'.padStart(10)}${'max'.padStart(10)}${'n'.padStart(8)}`,
+  );
   console.log(row('NftTable.update (netlink)', viaUpdate));
   console.log(row('NftTable.sync whole model (netlink)', viaSync));
   console.log(row('nft -f - (one process per change)', viaNft));

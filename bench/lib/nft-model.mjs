@@ -5,7 +5,8 @@ export function nftModel(PODS, POOLS) {
   const poolCidr6 = (p) => `fd00:65:0:${p.toString(16)}::/112`;
   const perPool = Math.ceil(PODS / POOLS);
   const podPool = (i) => Math.floor(i / perPool);
-  const podIp4 = (i) => `10.${64 + (podPool(i) >> 6)}.${(podPool(i) & 63) * 4 + ((i % perPool) >> 8)}.${(i % perPool) & 255}`;
+  const podIp4 = (i) =>
+    `10.${64 + (podPool(i) >> 6)}.${(podPool(i) & 63) * 4 + ((i % perPool) >> 8)}.${(i % perPool) & 255}`;
   const podIp6 = (i) => `fd00:65:0:${podPool(i).toString(16)}::${((i % perPool) + 1).toString(16)}`;
   const podIf = (i) => `pn${i.toString(16).padStart(8, '0')}`;
   const peers4 = (i) => [1, 2, 3, 4].map((k) => podIp4((i + k * 7) % PODS));
@@ -31,7 +32,11 @@ export function nftModel(PODS, POOLS) {
         name: 'postrouting',
         base: { type: 'nat', hook: 'postrouting', priority: 'srcnat' },
         rules: [4, 6].map((f) => ({
-          match: [addr(f, 'saddr', 'nat'), addr(f, 'daddr', 'pools', true), addr(f, 'daddr', 'natexcl', true)],
+          match: [
+            addr(f, 'saddr', 'nat'),
+            addr(f, 'daddr', 'pools', true),
+            addr(f, 'daddr', 'natexcl', true),
+          ],
           counter: true,
           action: { kind: 'masquerade' },
         })),
@@ -98,7 +103,9 @@ export function nftModel(PODS, POOLS) {
       });
       chains.push({
         name: `p${i}-out`,
-        rules: [{ match: [{ kind: 'l4', proto: 'tcp', dport: 25 }], counter: true, action: { kind: 'drop' } }],
+        rules: [
+          { match: [{ kind: 'l4', proto: 'tcp', dport: 25 }], counter: true, action: { kind: 'drop' } },
+        ],
       });
     }
     return { chains, sets, maps };
