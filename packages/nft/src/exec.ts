@@ -3,12 +3,33 @@
 // namespace (a name: `ip netns exec`; a path: `nsenter --net=`).
 import { spawn } from 'node:child_process';
 import { NftError } from './errors.js';
+import { NfNetlink } from './netlink.js';
+import type { ElementChange } from './nfnl.js';
 
 export interface NftExecutor {
   /** Applies one transaction; throws NFT_ERR_APPLY (with nft's stderr) when it is refused. */
   apply(script: string): Promise<void>;
-  /** `nft -j list table inet <table>` output, or null when the table does not exist. */
-  list(table: string): Promise<string | null>;
+  /**
+   * `nft -j list table inet <table>` output, or null when the table does not exist. `terse`:
+   * without set and map elements (`nft -t`), for the rules alone.
+   */
+  list(table: string, opts?: { terse?: boolean }): Promise<string | null>;
+  /**
+   * The fast path (optional): applies element changes of sets and maps without `interval` as one
+   * nf_tables transaction over netlink. Resolves with the ruleset generation after it, or null
+   * when it does not take this change (too large: the caller renders it for `apply`). Throws
+   * NFT_ERR_APPLY naming the refused change; the kernel then changed nothing.
+   */
+  applyElements?(table: string, changes: ElementChange[]): Promise<number | null>;
+  /**
+   * Each chain's rules as digests of the kernel's encoding, counters left out (optional; without
+   * it the rules are compared in `list(table, { terse: true })` output). Null: no such table.
+   */
+  ruleDigests?(table: string): Promise<Map<string, string[]> | null>;
+  /** The namespace's nf_tables ruleset generation (optional; without it every sync reads the table). */
+  generation?(): Promise<number>;
+  /** Releases what the executor holds open (the netlink socket). */
+  close?(): void;
 }
 
 export interface CliOptions {
@@ -16,7 +37,13 @@ export interface CliOptions {
   netns?: string;
   /** The nft program; default `nft`. */
   nft?: string;
+  /** Per nft run and per netlink exchange; default 120 s (listing 10,000 chains takes tens of seconds). */
   timeoutMs?: number;
+  /**
+   * Element changes and the generation over NETLINK_NETFILTER (default true); false: every
+   * change through `nft -f` and no generation (every sync reads the table back).
+   */
+  netlink?: boolean;
 }
 
 interface Ran {
@@ -50,13 +77,25 @@ function runCommand(argv: string[], input: string | undefined, timeoutMs: number
 /** The executor that runs the `nft` program. */
 export function nftCli(opts: CliOptions = {}): NftExecutor {
   const nft = opts.nft ?? 'nft';
-  const timeoutMs = opts.timeoutMs ?? 30_000;
+  const timeoutMs = opts.timeoutMs ?? 120_000;
   const argv = (args: string[]) => {
     if (!opts.netns) return [nft, ...args];
     if (opts.netns.startsWith('/')) return ['nsenter', `--net=${opts.netns}`, nft, ...args];
     return ['ip', 'netns', 'exec', opts.netns, nft, ...args];
   };
+  // The netlink socket is opened in the same namespace, by path, on first use.
+  const nsPath = opts.netns && !opts.netns.startsWith('/') ? `/var/run/netns/${opts.netns}` : opts.netns;
+  const nl = opts.netlink === false ? undefined : new NfNetlink({ netns: nsPath, timeoutMs });
+  const fast: Pick<NftExecutor, 'applyElements' | 'generation' | 'ruleDigests' | 'close'> = nl
+    ? {
+        applyElements: (table, changes) => nl.applyElements(table, changes),
+        ruleDigests: (table) => nl.ruleDigests(table),
+        generation: () => nl.generation(),
+        close: () => nl.close(),
+      }
+    : {};
   return {
+    ...fast,
     async apply(script) {
       const r = await runCommand(argv(['-f', '-']), script, timeoutMs);
       if (r.code !== 0) {
@@ -68,8 +107,9 @@ export function nftCli(opts: CliOptions = {}): NftExecutor {
         );
       }
     },
-    async list(table) {
-      const r = await runCommand(argv(['-j', 'list', 'table', 'inet', table]), undefined, timeoutMs);
+    async list(table, o) {
+      const args = [...(o?.terse ? ['-t'] : []), '-j', 'list', 'table', 'inet', table];
+      const r = await runCommand(argv(args), undefined, timeoutMs);
       if (r.code === 0) return r.stdout;
       if (/No such file or directory/.test(r.stderr)) return null;
       throw new NftError('NFT_ERR_READ', `nft -j list table inet ${table} failed (exit ${r.code})`, r.stderr);

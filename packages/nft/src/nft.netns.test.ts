@@ -148,6 +148,133 @@ describe('NftTable in a namespace with the real nft', () => {
     expect(await nftCli({ netns: ns.path }).list('absent')).toBeNull();
   });
 
+  it('element changes of sets and maps without interval go over netlink: every rule keeps its handle', async () => {
+    const model = natModel(['10.96.0.0/12']);
+    expect((await nft.sync(model)).mode).toBe('none');
+    const before = ruleHandles(await ruleset());
+    const bigger = natModel(['10.96.0.0/12'], ['53', '853']);
+    bigger.sets!.find((x) => x.name === 'pod-ifs')!.elements.push('pn0002');
+    bigger.maps![0]!.elements.push({ key: '10.65.0.2', verdict: { kind: 'jump', chain: 'pod-ingress' } });
+    const skipped = nft.counters.readsSkipped;
+    const r = await nft.sync(bigger);
+    expect(r).toMatchObject({ mode: 'elements', via: 'netlink', repaired: [] });
+    expect(nft.counters.readsSkipped).toBe(skipped + 1);
+    let items = await ruleset();
+    expect(ruleHandles(items)).toEqual(before);
+    expect(setElems(items, 'dns-ports')).toEqual([53, 853]);
+    expect(setElems(items, 'pod-ifs')).toEqual(['pn0001', 'pn0002']);
+    const policy = ofTable(items, 'podnet', 'map').find((m) => m.name === 'pod-policy')!.elem;
+    expect(policy).toEqual([
+      ['10.65.0.1', { jump: { target: 'pod-ingress' } }],
+      ['10.65.0.2', { jump: { target: 'pod-ingress' } }],
+    ]);
+    // And back: deleted over netlink too.
+    expect(await nft.sync(model)).toMatchObject({ mode: 'elements', via: 'netlink' });
+    items = await ruleset();
+    expect(ruleHandles(items)).toEqual(before);
+    expect(setElems(items, 'dns-ports')).toEqual([53]);
+    expect(setElems(items, 'pod-ifs')).toEqual(['pn0001']);
+    expect(ofTable(items, 'podnet', 'map').find((m) => m.name === 'pod-policy')!.elem).toEqual([
+      ['10.65.0.1', { jump: { target: 'pod-ingress' } }],
+    ]);
+    expect(await nft.drift()).toEqual({ structural: [], elements: [] });
+  });
+
+  it("update() adds and removes one pod's elements over netlink; the kernel holds exactly them", async () => {
+    const model = natModel(['10.96.0.0/12']);
+    expect((await nft.sync(model)).mode).toBe('none');
+    const before = ruleHandles(await ruleset());
+    const r = await nft.update([
+      { set: 'pod-ifs', add: ['pn0042'] },
+      { map: 'pod-policy', add: [{ key: '10.65.0.42', verdict: { kind: 'jump', chain: 'pod-ingress' } }] },
+    ]);
+    expect(r).toMatchObject({ mode: 'elements', via: 'netlink' });
+    let items = await ruleset();
+    expect(ruleHandles(items)).toEqual(before);
+    expect(setElems(items, 'pod-ifs')).toEqual(['pn0001', 'pn0042']);
+    expect(ofTable(items, 'podnet', 'map').find((m) => m.name === 'pod-policy')!.elem).toContainEqual([
+      '10.65.0.42',
+      { jump: { target: 'pod-ingress' } },
+    ]);
+    await nft.update([
+      { set: 'pod-ifs', delete: ['pn0042'] },
+      { map: 'pod-policy', delete: ['10.65.0.42'] },
+    ]);
+    items = await ruleset();
+    expect(setElems(items, 'pod-ifs')).toEqual(['pn0001']);
+    expect(await nft.drift()).toEqual({ structural: [], elements: [] });
+    expect(await nft.sync(model)).toEqual({ mode: 'none', script: '' });
+  });
+
+  it('a fast-path transaction the kernel refuses changes nothing and names the element and the errno', async () => {
+    const exec = nftCli({ netns: ns.name });
+    try {
+      const before = await ns.run('nft', ['-j', 'list', 'ruleset']);
+      const err = await exec.applyElements!('podnet', [
+        { set: 'pod-ifs', kind: 'set', type: 'ifname', add: ['pn0777'], delete: [] },
+        { set: 'dns-ports', kind: 'set', type: 'inet_service', add: [], delete: ['9999'] },
+      ]).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(NftError);
+      expect((err as NftError).code).toBe('NFT_ERR_APPLY');
+      expect((err as NftError).message).toContain('delete element inet podnet dns-ports { 9999 }: ENOENT');
+      expect(await ns.run('nft', ['-j', 'list', 'ruleset'])).toBe(before); // pn0777 was not added either
+      const gen = await exec.generation!();
+      expect(
+        await exec.applyElements!('podnet', [
+          { set: 'pod-ifs', kind: 'set', type: 'ifname', add: ['pn0777'], delete: [] },
+        ]),
+      ).toBe(gen + 1);
+      expect(setElems(await ruleset(), 'pod-ifs')).toEqual(['pn0001', 'pn0777']);
+      await exec.applyElements!('podnet', [
+        { set: 'pod-ifs', kind: 'set', type: 'ifname', add: [], delete: ['pn0777'] },
+      ]);
+    } finally {
+      exec.close!();
+    }
+  });
+
+  it('a rule replaced in place (same count, other content) is drift; the next sync repairs it', async () => {
+    const model = natModel(['10.96.0.0/12']);
+    expect((await nft.sync(model)).mode).toBe('none');
+    const fwd = ofTable(await ruleset(), 'podnet', 'rule').filter((r) => r.chain === 'forward');
+    const original = JSON.stringify(fwd[0]!.expr);
+    await ns.run('nft', [
+      'replace',
+      'rule',
+      'inet',
+      'podnet',
+      'forward',
+      'handle',
+      String(fwd[0]!.handle),
+      'accept',
+    ]);
+    expect(ofTable(await ruleset(), 'podnet', 'rule').filter((r) => r.chain === 'forward')).toHaveLength(2);
+    expect((await nft.drift()).structural).toEqual(['chain forward rule 1 differs from the one applied']);
+    const repairs = nft.counters.driftRepairs;
+    const r = await nft.sync(model);
+    expect(r).toMatchObject({
+      mode: 'full',
+      repaired: ['chain forward rule 1 differs from the one applied'],
+    });
+    expect(nft.counters.driftRepairs).toBe(repairs + 1);
+    const after = ofTable(await ruleset(), 'podnet', 'rule').filter((r) => r.chain === 'forward');
+    expect(JSON.stringify(after[0]!.expr)).toBe(original);
+    expect(await nft.drift()).toEqual({ structural: [], elements: [] });
+  });
+
+  it('a change in another table moves the generation: the next sync reads the table and finds no drift', async () => {
+    const model = natModel(['10.96.0.0/12']);
+    expect((await nft.sync(model)).mode).toBe('none');
+    const { readsSkipped, generation } = nft.counters;
+    await ns.run('nft', ['add', 'table', 'inet', 'scratch']);
+    await ns.run('nft', ['delete', 'table', 'inet', 'scratch']);
+    expect(await nft.sync(model)).toEqual({ mode: 'none', script: '' });
+    expect(nft.counters.readsSkipped).toBe(readsSkipped);
+    expect(nft.counters.generation).toBe(generation! + 2);
+    expect(await nft.sync(model)).toEqual({ mode: 'none', script: '' });
+    expect(nft.counters.readsSkipped).toBe(readsSkipped + 1);
+  });
+
   it('removes chains and sets the model no longer has, and the whole table when deleted by hand it comes back', async () => {
     const smaller = natModel(['10.96.0.0/12']);
     smaller.chains = smaller.chains.slice(0, 1);

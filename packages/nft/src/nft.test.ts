@@ -4,13 +4,17 @@ import { FakeExecutor } from './__fixtures__/fake.js';
 import { natModel } from './__fixtures__/models.js';
 import { NftError } from './errors.js';
 import { nftCli } from './exec.js';
-import { NftTable } from './nft.js';
+import { type ElementUpdate, NftTable } from './nft.js';
 
 /** A listing equal to natModel(pools) as the kernel would print it, with `forwardRules` rules in forward. */
-function listing(pools: string[], forwardRules = 2): string {
+function listing(
+  pools: string[],
+  forwardRules = 2,
+  opts: { ports?: number[]; policy?: [string, string][]; forwardExpr?: unknown[] } = {},
+): string {
   const t = 'podnet';
-  const rule = (chain: string, handle: number) => ({
-    rule: { family: 'inet', table: t, chain, handle, expr: [] },
+  const rule = (chain: string, handle: number, expr: unknown[] = []) => ({
+    rule: { family: 'inet', table: t, chain, handle, expr },
   });
   return JSON.stringify({
     nftables: [
@@ -59,7 +63,9 @@ function listing(pools: string[], forwardRules = 2): string {
           elem: [{ prefix: { addr: 'fd00:65::', len: 48 } }],
         },
       },
-      { set: { family: 'inet', table: t, name: 'dns-ports', type: 'inet_service', elem: [53] } },
+      {
+        set: { family: 'inet', table: t, name: 'dns-ports', type: 'inet_service', elem: opts.ports ?? [53] },
+      },
       { set: { family: 'inet', table: t, name: 'pod-ifs', type: 'ifname', elem: ['pn0001'] } },
       {
         map: {
@@ -68,11 +74,13 @@ function listing(pools: string[], forwardRules = 2): string {
           name: 'pod-policy',
           type: 'ipv4_addr',
           map: 'verdict',
-          elem: [['10.65.0.1', { jump: { target: 'pod-ingress' } }]],
+          elem: (opts.policy ?? [['10.65.0.1', 'pod-ingress']]).map(([k, c]) => [k, { jump: { target: c } }]),
         },
       },
       rule('nat-postrouting', 1),
-      ...Array.from({ length: forwardRules }, (_, i) => rule('forward', 10 + i)),
+      ...Array.from({ length: forwardRules }, (_, i) =>
+        rule('forward', 10 + i, i === 0 ? (opts.forwardExpr ?? []) : []),
+      ),
       ...[1, 2, 3].map((h) => rule('pod-ingress', 20 + h)),
     ],
   });
@@ -92,10 +100,15 @@ describe('NftTable.sync', () => {
   it('then an element change is an element transaction, and an equal kernel needs none', async () => {
     const fake = new FakeExecutor();
     const nft = new NftTable({ exec: fake });
-    await nft.sync(natModel());
     fake.listing = listing(['10.65.0.0/16']);
+    await nft.sync(natModel());
     const r = await nft.sync(natModel(['10.65.0.0/16', '10.66.0.0/16']));
-    expect(r).toEqual({ mode: 'elements', script: 'add element inet podnet pools4 { 10.66.0.0/16 }\n' });
+    expect(r).toEqual({
+      mode: 'elements',
+      script: 'add element inet podnet pools4 { 10.66.0.0/16 }\n',
+      via: 'nft',
+      repaired: [],
+    });
     fake.listing = listing(['10.65.0.0/16', '10.66.0.0/16']);
     expect(await nft.sync(natModel(['10.65.0.0/16', '10.66.0.0/16']))).toEqual({ mode: 'none', script: '' });
     expect(fake.applied).toHaveLength(2);
@@ -135,6 +148,194 @@ describe('NftTable.sync', () => {
       code: 'NFT_ERR_APPLY',
       stderr: 'Error: Could not process rule: Too many levels of symbolic links',
     });
+  });
+});
+
+describe('NftTable.sync with the fast path and the generation', () => {
+  const withPolicy = (keys: string[]) => {
+    const m = natModel();
+    m.maps![0]!.elements = keys.map((key) => ({ key, verdict: { kind: 'jump', chain: 'pod-ingress' } }));
+    return m;
+  };
+
+  it('sends a change of sets without interval over the fast path and skips the read while the generation holds', async () => {
+    const fake = new FakeExecutor({ fast: true });
+    const nft = new NftTable({ exec: fake });
+    fake.listing = listing(['10.65.0.0/16']);
+    expect((await nft.sync(natModel())).mode).toBe('full');
+    const lists = fake.lists;
+    const r = await nft.sync(withPolicy(['10.65.0.1', '10.65.0.2']));
+    expect(r).toMatchObject({ mode: 'elements', via: 'netlink', repaired: [] });
+    expect(r.script).toBe('add element inet podnet pod-policy { 10.65.0.2 : jump pod-ingress }\n');
+    expect(fake.fastApplied).toEqual([
+      [
+        {
+          set: 'pod-policy',
+          kind: 'map',
+          type: 'ipv4_addr',
+          add: ['10.65.0.2 : jump pod-ingress'],
+          delete: [],
+        },
+      ],
+    ]);
+    expect(await nft.sync(withPolicy(['10.65.0.2']))).toMatchObject({ mode: 'elements', via: 'netlink' });
+    expect(fake.lists).toBe(lists); // the generation was podnet's own: no read
+    expect(nft.counters).toEqual({
+      fullApplies: 1,
+      elementDeltas: 2,
+      elementDeltasNetlink: 2,
+      driftRepairs: 0,
+      readsSkipped: 2,
+      generation: fake.gen,
+    });
+  });
+
+  it('a change that touches an interval set, or that the fast path declines, goes through nft -f', async () => {
+    const fake = new FakeExecutor({ fast: true });
+    const nft = new NftTable({ exec: fake });
+    fake.listing = listing(['10.65.0.0/16']);
+    await nft.sync(natModel());
+    const both = withPolicy(['10.65.0.1', '10.65.0.9']);
+    both.sets![0]!.elements.push('10.66.0.0/16');
+    expect(await nft.sync(both)).toMatchObject({ mode: 'elements', via: 'nft' });
+    expect(fake.applied.at(-1)).toBe(
+      'add element inet podnet pools4 { 10.66.0.0/16 }\nadd element inet podnet pod-policy { 10.65.0.9 : jump pod-ingress }\n',
+    );
+    fake.fastDeclines = true;
+    expect(await nft.sync(natModel(['10.65.0.0/16', '10.66.0.0/16']))).toMatchObject({ via: 'nft' });
+    expect(fake.fastApplied).toEqual([]);
+    expect(nft.counters.generation).toBe(fake.gen);
+  });
+
+  it('a changed generation makes the sync read the table, and a rule edited in place is repaired by a full apply', async () => {
+    const fake = new FakeExecutor({ fast: true });
+    const nft = new NftTable({ exec: fake });
+    fake.listing = listing(['10.65.0.0/16']);
+    await nft.sync(natModel());
+    // Someone replaced forward's first rule (same count, other content) and bumped the generation.
+    fake.listing = listing(['10.65.0.0/16'], 2, { forwardExpr: [{ accept: null }] });
+    fake.gen += 1;
+    expect((await nft.drift()).structural).toEqual(['chain forward rule 1 differs from the one applied']);
+    const lists = fake.lists;
+    const r = await nft.sync(natModel());
+    expect(fake.lists).toBeGreaterThan(lists);
+    expect(r).toMatchObject({
+      mode: 'full',
+      repaired: ['chain forward rule 1 differs from the one applied'],
+    });
+    expect(nft.counters).toMatchObject({ fullApplies: 2, driftRepairs: 1, readsSkipped: 0 });
+  });
+
+  it('a refused fast-path change leaves the old model: the next sync reads the kernel and retries', async () => {
+    const fake = new FakeExecutor({ fast: true });
+    const nft = new NftTable({ exec: fake });
+    fake.listing = listing(['10.65.0.0/16']);
+    await nft.sync(natModel());
+    fake.refuse = 'ENOENT';
+    await expect(nft.sync(withPolicy(['10.65.0.7']))).rejects.toMatchObject({ code: 'NFT_ERR_APPLY' });
+    expect(nft.counters.generation).toBeUndefined();
+    const lists = fake.lists;
+    const r = await nft.sync(withPolicy(['10.65.0.7']));
+    expect(fake.lists).toBe(lists + 1);
+    expect(r).toMatchObject({ mode: 'elements', via: 'netlink', repaired: [] });
+    expect(fake.fastApplied.at(-1)).toEqual([
+      {
+        set: 'pod-policy',
+        kind: 'map',
+        type: 'ipv4_addr',
+        add: ['10.65.0.7 : jump pod-ingress'],
+        delete: ['10.65.0.1 : jump pod-ingress'],
+      },
+    ]);
+  });
+});
+
+describe('NftTable.update', () => {
+  async function synced() {
+    const fake = new FakeExecutor({ fast: true });
+    const nft = new NftTable({ exec: fake });
+    fake.listing = listing(['10.65.0.0/16']);
+    await nft.sync(natModel());
+    return { fake, nft };
+  }
+
+  it("changes one pod's elements without the whole model, over the fast path, and sync() agrees after", async () => {
+    const { fake, nft } = await synced();
+    const lists = fake.lists;
+    const r = await nft.update([
+      { map: 'pod-policy', add: [{ key: '10.65.0.2', verdict: { kind: 'jump', chain: 'pod-ingress' } }] },
+      { set: 'pod-ifs', add: ['pn0002', 'pn0001'], delete: ['pn0009'] },
+    ]);
+    expect(r).toMatchObject({ mode: 'elements', via: 'netlink' });
+    expect(fake.fastApplied).toEqual([
+      [
+        { set: 'pod-ifs', kind: 'set', type: 'ifname', add: ['pn0002'], delete: [] },
+        {
+          set: 'pod-policy',
+          kind: 'map',
+          type: 'ipv4_addr',
+          add: ['10.65.0.2 : jump pod-ingress'],
+          delete: [],
+        },
+      ],
+    ]);
+    // A verdict change is a delete and an add of the key; deleting what is absent is a no-op.
+    await nft.update([
+      { map: 'pod-policy', add: [{ key: '10.65.0.2', verdict: { kind: 'drop' } }], delete: ['10.65.0.99'] },
+    ]);
+    expect(fake.fastApplied.at(-1)).toEqual([
+      {
+        set: 'pod-policy',
+        kind: 'map',
+        type: 'ipv4_addr',
+        add: ['10.65.0.2 : drop'],
+        delete: ['10.65.0.2 : jump pod-ingress'],
+      },
+    ]);
+    expect(fake.lists).toBe(lists);
+    const same = natModel();
+    same.sets!.find((x) => x.name === 'pod-ifs')!.elements.push('pn0002');
+    same.maps![0]!.elements.push({ key: '10.65.0.2', verdict: { kind: 'drop' } });
+    expect(await nft.sync(same)).toEqual({ mode: 'none', script: '' });
+    expect(nft.counters).toMatchObject({ elementDeltasNetlink: 2, readsSkipped: 3 });
+  });
+
+  it.each([
+    [[{ set: 'nope', add: ['1.2.3.4'] }], 'changes[0].set: "nope" is not a set of the table'],
+    [[{ map: 'pod-ifs', add: [] }], 'changes[0].map: "pod-ifs" is not a map of the table'],
+    [
+      [{ set: 'pod-ifs', add: ['pn0001', 'bad name!'] }],
+      'changes[0].add[1]: "bad name!" is not a ifname element',
+    ],
+    [
+      [{ map: 'pod-policy', add: [{ key: '10.65.0.2', verdict: { kind: 'jump', chain: 'forward' } }] }],
+      'changes[0].add[0].verdict.chain: "forward" is not a regular chain of the table',
+    ],
+  ] as [ElementUpdate[], string][])(
+    'refuses %j naming the field and the value; nothing is sent',
+    async (changes, msg) => {
+      const { fake, nft } = await synced();
+      await expect(nft.update(changes)).rejects.toMatchObject({
+        code: 'NFT_ERR_INVALID',
+        message: expect.stringContaining(msg),
+      });
+      expect(fake.fastApplied).toEqual([]);
+      expect(fake.applied).toHaveLength(1);
+    },
+  );
+
+  it('when the generation moved, update is a sync of the updated model: it reads the table and repairs drift', async () => {
+    const { fake, nft } = await synced();
+    fake.gen += 5;
+    fake.listing = listing(['10.65.0.0/16'], 2, { ports: [53, 99] });
+    const lists = fake.lists;
+    const r = await nft.update([{ set: 'pod-ifs', add: ['pn0002'] }]);
+    expect(fake.lists).toBe(lists + 1);
+    expect(r).toMatchObject({ mode: 'elements', repaired: ['dns-ports: 0 elements missing, 1 extra'] });
+    expect(fake.fastApplied.at(-1)).toEqual([
+      { set: 'dns-ports', kind: 'set', type: 'inet_service', add: [], delete: ['99'] },
+      { set: 'pod-ifs', kind: 'set', type: 'ifname', add: ['pn0002'], delete: [] },
+    ]);
   });
 });
 

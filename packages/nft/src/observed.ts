@@ -9,6 +9,11 @@ import type { SetType, Verdict } from './model.js';
 export interface ObservedChain {
   base?: { type: string; hook: string; priority: number; policy: string };
   rules: number;
+  /**
+   * Each rule's content, normalised: its expressions and comment as JSON, counter values dropped
+   * (handles are not part of it). Compared with what the kernel held right after a full apply.
+   */
+  ruleTexts: string[];
   comment?: string;
 }
 
@@ -63,6 +68,20 @@ function verdictOf(v: unknown): Verdict {
   throw new NftError('NFT_ERR_READ', `unrecognised verdict ${JSON.stringify(v)}`);
 }
 
+/** A rule's expressions and comment as JSON with counter values dropped (they change with traffic). */
+function ruleText(r: Json): string {
+  const strip = (v: unknown): unknown => {
+    if (Array.isArray(v)) return v.map(strip);
+    if (v && typeof v === 'object') {
+      const o: Json = {};
+      for (const [k, x] of Object.entries(v as Json)) o[k] = k === 'counter' ? {} : strip(x);
+      return o;
+    }
+    return v;
+  };
+  return JSON.stringify({ expr: strip(r.expr), comment: r.comment ?? null });
+}
+
 /** Parses `nft -j list table inet <table>` output into the observed shape (pure). */
 export function parseListing(json: string, table: string): Observed {
   let doc: { nftables?: Json[] };
@@ -81,7 +100,7 @@ export function parseListing(json: string, table: string): Observed {
     if (item.chain) {
       const c = item.chain as Json;
       if (!mine(c)) continue;
-      const chain: ObservedChain = { rules: 0 };
+      const chain: ObservedChain = { rules: 0, ruleTexts: [] };
       if (c.hook !== undefined) {
         chain.base = {
           type: String(c.type),
@@ -117,7 +136,10 @@ export function parseListing(json: string, table: string): Observed {
       const r = item.rule as Json;
       if (!mine(r)) continue;
       const chain = obs.chains.get(String(r.chain));
-      if (chain) chain.rules += 1;
+      if (chain) {
+        chain.rules += 1;
+        chain.ruleTexts.push(ruleText(r));
+      }
     }
   }
   return obs;

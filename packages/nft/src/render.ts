@@ -364,7 +364,13 @@ export function renderFull(t: ValidTable, observed?: Observed | null): string {
 
 /** The structure of the model without set contents: equal keys need no rule rewrite. */
 export function structureKey(t: ValidTable): string {
-  return renderFull({ ...t, sets: t.sets.map((s) => ({ ...s, elements: [] })) });
+  // The model's own structure as JSON (the chains with their rules, the sets' specs): equal JSON,
+  // equal rendering. Cheaper than rendering the text for large tables.
+  return JSON.stringify([
+    t.name,
+    t.chains,
+    t.sets.map((s) => [s.name, s.kind, s.type, s.interval, s.comment ?? null]),
+  ]);
 }
 
 export interface SetDelta {
