@@ -304,10 +304,14 @@ export function translate(input: PolicyInput): Translation {
       };
       byIf.set(ifname, pp);
       pp.policies.push(policy.key);
-      if (policy.ingress) (pp.ingress ??= []).push(...ingressAllows(sets, policy, pod));
+      if (policy.ingress) {
+        pp.ingress ??= [];
+        pp.ingress.push(...ingressAllows(sets, policy, pod));
+      }
       if (policy.egress) {
         egress ??= egressAllows(sets, policy);
-        (pp.egress ??= []).push(...egress);
+        pp.egress ??= [];
+        pp.egress.push(...egress);
       }
     }
   }
