@@ -168,6 +168,13 @@ async function main(argv: string[]): Promise<number> {
         LabErrorCode.usage,
         `--engine ${JSON.stringify(values.engine)}: expected docker or namespaces`,
       );
+    // The docker engine prints the flat model's matrix (every pod reachable from the client); the
+    // other models run under compose with PODNET_MODEL (docs/docker.md) but have no table there yet.
+    if (values.model !== undefined && values.model !== 'flat')
+      throw new LabError(
+        LabErrorCode.usage,
+        `--model ${JSON.stringify(values.model)} with --engine docker: its table runs on namespaces only (npm run lab -- --model ${values.model}); under compose, PODNET_MODEL=${values.model} docker compose up -d writes the model's pools and peers`,
+      );
     return dockerMain(command, {
       composeFile: resolve(values.compose ?? join(repoRoot, 'compose.yaml')),
       profiles: values.profile ?? [],
