@@ -5,6 +5,8 @@ import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { realClusterUp } from './cluster/cli.js';
+import { RealCluster } from './cluster/real.js';
 import { LabError, LabErrorCode } from './errors.js';
 import { agentPeerTable, matrix, peerTable, podTable, summary } from './report.js';
 import { DEFAULT_PREFIX, DEFAULT_STATE_DIR, Lab } from './runner.js';
@@ -30,6 +32,9 @@ options:
   --prefix <p>           namespace prefix (default ${DEFAULT_PREFIX})
   --kubeconfig <file>    use this outside API server (e.g. a real kube-apiserver) instead of the
                          compose apiserver service; down deletes the lab's objects there
+  --cluster real         a real cluster on the namespaces: etcd, kube-apiserver, kube-scheduler,
+                         kube-controller-manager, containerd + kubelet per node, podnet on it
+                         (docs/real-cluster.md; builds Kubernetes once with scripts/kube-build.sh)
 `;
 
 function say(line: string): void {
@@ -78,6 +83,7 @@ async function main(argv: string[]): Promise<number> {
       'state-dir': { type: 'string' },
       prefix: { type: 'string' },
       kubeconfig: { type: 'string' },
+      cluster: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -118,6 +124,18 @@ async function main(argv: string[]): Promise<number> {
         `no lab is running (no state in ${stateDir}); start one with: npm run lab`,
       );
   };
+
+  if (values.cluster !== undefined && values.cluster !== 'real')
+    throw new LabError(
+      LabErrorCode.usage,
+      `--cluster ${JSON.stringify(values.cluster)}: the one mode is "real"`,
+    );
+  const clusterConfig = { ...lab.config, log: say };
+  if (command === 'up' && values.cluster === 'real') return realClusterUp(clusterConfig);
+  if (command === 'down' && existsSync(join(stateDir, 'cluster'))) {
+    await new RealCluster(clusterConfig).down();
+    return 0;
+  }
 
   switch (command) {
     case 'up': {
