@@ -146,7 +146,8 @@ KUBE_GIT_MAJOR='1'
 KUBE_GIT_MINOR='20'
 EOF
 export KUBE_GIT_VERSION_FILE="$work/version.env"
-export GOCACHE="$work/gocache" GOPATH="$work/gopath" GOPROXY=off GOFLAGS="-p=$jobs" GOTOOLCHAIN=local
+# -v: `go install` names each package it compiles, which the progress lines below count.
+export GOPATH="$work/gopath" GOPROXY=off GOFLAGS="-p=$jobs -v" GOTOOLCHAIN=local
 export KUBE_VERBOSE=2
 for t in "${targets[@]}"; do
   name=${t#cmd/}
@@ -155,10 +156,19 @@ for t in "${targets[@]}"; do
     continue
   fi
   t0=$(date +%s)
-  log "building $name (go build -p $jobs under nice -n 19; log: $work/build.log)"
-  if ! (cd "$src" && nice -n 19 make WHAT="$t" >>"$work/build.log" 2>&1); then
-    tail -30 "$work/build.log" >&2
-    die "building $name failed (log: $work/build.log)"
+  log "building $name (go build -p $jobs under nice -n 19; log: $work/build-$name.log)"
+  (cd "$src" && exec nice -n 19 make WHAT="$t" >"$work/build-$name.log" 2>&1) &
+  make_pid=$!
+  # Progress: a line a minute with the packages compiled so far (go install -v lists them).
+  while kill -0 "$make_pid" 2>/dev/null; do
+    for _ in $(seq 60); do kill -0 "$make_pid" 2>/dev/null || break; sleep 1; done
+    kill -0 "$make_pid" 2>/dev/null || break
+    n=$(grep -cE '^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.~-]+)*$' "$work/build-$name.log" || true)
+    log "  $name: $n packages compiled, $(($(date +%s) - t0))s"
+  done
+  if ! wait "$make_pid"; then
+    tail -30 "$work/build-$name.log" >&2
+    die "building $name failed (log: $work/build-$name.log)"
   fi
   touch "$work/.built-$name"
   log "built $name in $(($(date +%s) - t0))s"
