@@ -26,6 +26,8 @@ version=1.20.2
 source_pkg="kubernetes/bookworm"
 targets=(cmd/kube-apiserver cmd/kube-controller-manager cmd/kube-scheduler cmd/kubelet cmd/kube-proxy)
 RECIPE="reflect2-from-debian;version-file;targets=${targets[*]}"
+# Build order: what a cluster needs first (kube-proxy last). Not part of the key.
+order=(cmd/kube-apiserver cmd/kubelet cmd/kube-scheduler cmd/kube-controller-manager cmd/kube-proxy)
 jobs=${PODNET_KUBE_BUILD_JOBS:-2}
 
 log() { printf '%s kube-build: %s\n' "$(date -u +%H:%M:%S)" "$*"; }
@@ -149,7 +151,7 @@ export KUBE_GIT_VERSION_FILE="$work/version.env"
 # -v: `go install` names each package it compiles, which the progress lines below count.
 export GOPATH="$work/gopath" GOPROXY=off GOFLAGS="-p=$jobs -v" GOTOOLCHAIN=local
 export KUBE_VERBOSE=2
-for t in "${targets[@]}"; do
+for t in "${order[@]}"; do
   name=${t#cmd/}
   if [ -x "$src/_output/local/bin/linux/amd64/$name" ] && [ -f "$work/.built-$name" ]; then
     log "$name already built"
