@@ -8,15 +8,7 @@
 // pid); `down` first kills the containers (descendants of the nodes' containerd shims, which live
 // in the pods' network namespaces), then the lab's namespaces and state.
 import { spawnSync } from 'node:child_process';
-import {
-  copyFileSync,
-  existsSync,
-  mkdirSync,
-  readdirSync,
-  readFileSync,
-  rmSync,
-  writeFileSync,
-} from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseAllDocuments } from 'yaml';
 import { LabError, LabErrorCode } from '../errors.js';
@@ -24,9 +16,10 @@ import { Kube } from '../kube.js';
 import type { PlannedService } from '../plan.js';
 import { serviceAddress } from '../plan.js';
 import { Lab, type LabConfig } from '../runner.js';
-import { exec, mapLimit, run, waitUntil } from '../sh.js';
+import { exec, mapLimit, waitUntil } from '../sh.js';
 import { isOurs, type ProcessRecord } from '../state.js';
 import { BUSYBOX_IMAGE, labImages, PAUSE_IMAGE } from './images.js';
+import { inNet, killContainers, startContainerd } from './node.js';
 import { type CertSpec, kubeconfigFor, makePki, type Pki } from './pki.js';
 
 export const KUBE_BINARIES = [
@@ -77,15 +70,6 @@ export interface ClusterPod {
 }
 
 type Obj = Record<string, unknown> & { metadata?: { name?: string; namespace?: string } };
-
-const nsPath = (ns: string) => `/var/run/netns/${ns}`;
-/** Daemons that need the host's cgroup and sysfs mounts: nsenter, not `ip netns exec` (which remounts /sys). */
-const inNet = (ns: string, argv: string[], mntPid?: number) => [
-  'nsenter',
-  `--net=${nsPath(ns)}`,
-  ...(mntPid ? [`--mount=/proc/${mntPid}/ns/mnt`] : []),
-  ...argv,
-];
 
 export class RealCluster {
   readonly lab: Lab;
@@ -430,21 +414,6 @@ export class RealCluster {
 
   // ---------------------------------------------------------------- nodes
 
-  /** The node's private mount namespace: per-node directories over the paths kubelet, containerd and CNI share. */
-  private nodeMounts(node: PlannedService): [string, string][] {
-    const d = this.nodeDir(node.name);
-    return [
-      [join(d, 'cni-net.d'), '/etc/cni/net.d'],
-      [join(d, 'cni-bin'), '/opt/cni/bin'],
-      [join(d, 'var-lib-cni'), '/var/lib/cni'],
-      [join(d, 'kubelet'), '/var/lib/kubelet'],
-      [join(d, 'log-pods'), '/var/log/pods'],
-      [join(d, 'log-containers'), '/var/log/containers'],
-      [join(d, 'run-containerd'), '/run/containerd'],
-      [join(d, 'run-netns'), '/run/netns'],
-    ];
-  }
-
   private async startNode(node: PlannedService, images: { ref: string; tar: string }[]): Promise<void> {
     const pki = this.pki;
     if (!pki) throw new Error('startNode before makePki');
@@ -452,56 +421,14 @@ export class RealCluster {
     const ip = serviceAddress(node, 4);
     if (!ip)
       throw new LabError(LabErrorCode.composeInvalid, `compose: node ${node.name} has no IPv4 address`);
-    const mounts = this.nodeMounts(node);
-    for (const [src, target] of mounts) {
-      mkdirSync(src, { recursive: true });
-      // The mount point must exist on the host's file system (an empty directory when it did not).
-      mkdirSync(target, { recursive: true });
-    }
-    // The loopback plugin containerd runs for every pod, and portmap (podnet's conflist chains it).
-    for (const p of ['loopback', 'portmap']) copyFileSync(`/usr/lib/cni/${p}`, join(d, 'cni-bin', p));
-    const ready = join(d, 'mounts.ready');
-    rmSync(ready, { force: true });
-    const script = [
-      'set -e',
-      ...mounts.map(([src, target]) => `mount --bind '${src}' '${target}'`),
-      `touch '${ready}'`,
-      'exec sleep infinity',
-    ].join('; ');
-    const holder = this.spawn(
-      `${node.name}-mounts`,
-      inNet(node.ns, ['unshare', '--mount', '--propagation', 'private', 'sh', '-c', script]),
-    );
-    await waitUntil(
-      `${node.name}'s mount namespace`,
-      () => {
-        this.alive(holder);
-        return existsSync(ready);
-      },
-      { timeoutMs: 10_000, intervalMs: 100 },
-    );
-    this.mounts.set(node.name, holder.pid);
-
-    // containerd: its own root, state and socket; the CRI config the machine needs.
-    const sock = join(d, 'containerd.sock');
-    const cfg = join(d, 'containerd.toml');
-    writeFileSync(cfg, containerdConfig(d, sock));
-    const containerd = this.spawn(
-      `${node.name}-containerd`,
-      inNet(node.ns, ['containerd', '--config', cfg], holder.pid),
-    );
-    await waitUntil(
-      `${node.name}'s containerd socket ${sock}`,
-      () => {
-        this.alive(containerd);
-        return existsSync(sock);
-      },
-      { timeoutMs: 30_000, intervalMs: 100 },
-    );
-    for (const img of images)
-      await run('ctr', ['--address', sock, '-n', 'k8s.io', 'images', 'import', img.tar], {
-        timeoutMs: 120_000,
-      });
+    const { holderPid, sock } = await startContainerd({
+      name: node.name,
+      ns: node.ns,
+      dir: d,
+      images,
+      spawn: (service, argv) => this.spawn(service, argv),
+    });
+    this.mounts.set(node.name, holderPid);
 
     // kubelet: cgroupfs, no QoS cgroups, nothing enforced; its own root dir (the mount namespace's).
     const kcfg = join(d, 'kubelet.yaml');
@@ -525,7 +452,7 @@ export class RealCluster {
           '--root-dir=/var/lib/kubelet',
           '--v=1',
         ],
-        holder.pid,
+        holderPid,
       ),
     );
   }
@@ -802,37 +729,7 @@ export class RealCluster {
    * pod's), then removes the lab (processes by pid, namespaces, state dir). Idempotent.
    */
   async down(opts: { quiet?: boolean } = {}): Promise<void> {
-    const prefix = this.config.prefix;
-    const roots = new Set<number>();
-    if (existsSync('/var/run/netns')) {
-      for (const n of readdirSync('/var/run/netns')) {
-        if (!n.startsWith(prefix)) continue;
-        const r = await exec('ip', ['netns', 'pids', n]);
-        for (const pid of r.stdout.split(/\s+/).filter(Boolean)) roots.add(Number(pid));
-      }
-    }
-    const children = new Map<number, number[]>();
-    for (const e of readdirSync('/proc')) {
-      if (!/^\d+$/.test(e)) continue;
-      try {
-        const stat = readFileSync(`/proc/${e}/stat`, 'utf8');
-        const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-        children.set(ppid, [...(children.get(ppid) ?? []), Number(e)]);
-      } catch {}
-    }
-    const victims: number[] = [];
-    const walk = (pid: number) => {
-      for (const c of children.get(pid) ?? []) {
-        victims.push(c);
-        walk(c);
-      }
-    };
-    for (const r of roots) walk(r);
-    for (const pid of victims.filter((p) => !roots.has(p))) {
-      try {
-        process.kill(pid, 'SIGKILL');
-      } catch {}
-    }
+    await killContainers(this.config.prefix);
     await this.lab.down(opts);
     this.client = undefined;
   }
@@ -851,34 +748,6 @@ function testContainer() {
     ports: [{ containerPort: 8080 }],
     readinessProbe: { httpGet: { path: '/', port: 8080 }, periodSeconds: 2 },
   };
-}
-
-function containerdConfig(dir: string, sock: string): string {
-  return `version = 2
-root = "${join(dir, 'containerd', 'root')}"
-state = "${join(dir, 'containerd', 'state')}"
-
-[grpc]
-  address = "${sock}"
-
-[plugins."io.containerd.internal.v1.opt"]
-  path = "${join(dir, 'containerd', 'opt')}"
-
-[plugins."io.containerd.grpc.v1.cri"]
-  sandbox_image = "${PAUSE_IMAGE}"
-  # This machine withholds CAP_SYS_RESOURCE even from root: without this runc fails every sandbox
-  # ("can't get final child's PID from pipe: EOF") raising oom_score_adj above the runtime's own.
-  restrict_oom_score_adj = true
-  stream_server_address = "127.0.0.1"
-  [plugins."io.containerd.grpc.v1.cri".containerd]
-    snapshotter = "overlayfs"
-    default_runtime_name = "runc"
-    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
-      runtime_type = "io.containerd.runc.v2"
-  [plugins."io.containerd.grpc.v1.cri".cni]
-    bin_dir = "/opt/cni/bin"
-    conf_dir = "/etc/cni/net.d"
-`;
 }
 
 function kubeletConfig(ip: string, pki: Pki, certName: string): string {
