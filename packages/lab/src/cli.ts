@@ -131,11 +131,12 @@ async function main(argv: string[]): Promise<number> {
       `--cluster ${JSON.stringify(values.cluster)}: the one mode is "real"`,
     );
   const clusterConfig = { ...lab.config, log: say };
-  if (command === 'up' && values.cluster === 'real') return realClusterUp(clusterConfig);
-  if (command === 'down' && existsSync(join(stateDir, 'cluster'))) {
+  // A real cluster's containers live in the pods' namespaces: its teardown goes first, on down and up.
+  if ((command === 'down' || command === 'up') && existsSync(join(stateDir, 'cluster'))) {
     await new RealCluster(clusterConfig).down();
-    return 0;
+    if (command === 'down') return 0;
   }
+  if (command === 'up' && values.cluster === 'real') return realClusterUp(clusterConfig);
 
   switch (command) {
     case 'up': {
