@@ -2,7 +2,17 @@
 // private mount namespace, the lab's pause and busybox images (docker archives made without Docker)
 // imported and run, and the teardown of containers. Namespaces use a per-run prefix (pnt-c<pid>-).
 import { spawn } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, openSync, rmSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import {
+  closeSync,
+  existsSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  rmdirSync,
+  rmSync,
+} from 'node:fs';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cleanupStaleLabs } from '../runner.js';
@@ -70,6 +80,13 @@ afterAll(async () => {
   await until('the test processes to exit', () => procs.every((p) => !isOurs(p))).catch(() => {});
   await exec('ip', ['netns', 'del', ns]);
   rmSync(dir, { recursive: true, force: true });
+  // `ctr run` puts containers under /k8s.io/<id> in every hierarchy: the parent goes when empty
+  // (rmdir fails on a cgroup another containerd still uses).
+  for (const h of readdirSync('/sys/fs/cgroup')) {
+    try {
+      rmdirSync(join('/sys/fs/cgroup', h, 'k8s.io'));
+    } catch {}
+  }
 }, 60_000);
 
 describe('a real-cluster node runtime (containerd in private namespaces, local images)', () => {
@@ -107,13 +124,29 @@ describe('a real-cluster node runtime (containerd in private namespaces, local i
   });
 
   it('kills the containers on teardown (they are not in the node namespace)', async () => {
-    await ctr('run', '-d', BUSYBOX_IMAGE, 'bb-sleep', 'sleep', '600');
-    await until('bb-sleep RUNNING', async () => (await taskState('bb-sleep'))?.status === 'RUNNING');
-    const pid = (await taskState('bb-sleep'))?.pid ?? 0;
+    // A 64-hex id, as the CRI gives its containers (and their cgroups).
+    const id = createHash('sha256').update(`bb-sleep-${process.pid}`).digest('hex');
+    await ctr('run', '-d', BUSYBOX_IMAGE, id, 'sleep', '600');
+    await until('bb-sleep RUNNING', async () => (await taskState(id))?.status === 'RUNNING');
+    const pid = (await taskState(id))?.pid ?? 0;
     expect(pid).toBeGreaterThan(0);
     const ip = await exec('ip', ['netns', 'pids', ns]);
     expect(ip.stdout.split(/\s+/)).not.toContain(String(pid));
+    // Its cgroups (cgroupfs: directories named by the container id) go with it.
+    const cgroups = readFileSync(`/proc/${pid}/cgroup`, 'utf8')
+      .split('\n')
+      .flatMap((l) => {
+        const [, ctrls, path] = l.split(':');
+        return path && /\/[0-9a-f]{64}$/.test(path)
+          ? (ctrls ? ctrls.split(',') : ['unified']).map((c) =>
+              join('/sys/fs/cgroup', c.replace(/^name=/, ''), path),
+            )
+          : [];
+      })
+      .filter((d) => existsSync(d));
+    expect(cgroups.length, 'the container has cgroups of its own').toBeGreaterThan(0);
     expect(await killContainers(prefix)).toBeGreaterThan(0);
     await until(`container process ${pid} to be gone`, () => !existsSync(`/proc/${pid}`));
+    expect(cgroups.filter((d) => existsSync(d))).toEqual([]);
   }, 60_000);
 });

@@ -8,12 +8,13 @@ import {
   mkdirSync,
   readdirSync,
   readFileSync,
+  rmdirSync,
   rmSync,
   writeFileSync,
 } from 'node:fs';
 import { join } from 'node:path';
 import { LabError, LabErrorCode } from '../errors.js';
-import { exec, run, waitUntil } from '../sh.js';
+import { exec, run, sleep, waitUntil } from '../sh.js';
 import { isOurs, type ProcessRecord } from '../state.js';
 import { PAUSE_IMAGE } from './images.js';
 
@@ -140,9 +141,30 @@ export async function killContainers(prefix: string): Promise<number> {
     }
   };
   for (const r of roots) walk(r);
+  // The containers' own cgroups (cgroupfs: a directory named by the container's 64-hex id), to
+  // remove once they are empty; nothing else is touched.
+  const cgroups = new Set<string>();
+  for (const pid of victims) {
+    try {
+      for (const line of readFileSync(`/proc/${pid}/cgroup`, 'utf8').split('\n')) {
+        const [, controllers, path] = line.split(':');
+        if (!path || !/\/[0-9a-f]{64}$/.test(path)) continue;
+        // v1: one hierarchy per controller ("cpu,cpuacct" is mounted as cpu and cpuacct too).
+        for (const c of controllers ? controllers.split(',') : ['unified'])
+          cgroups.add(join('/sys/fs/cgroup', c.replace(/^name=/, ''), path));
+      }
+    } catch {}
+  }
   for (const pid of victims) {
     try {
       process.kill(pid, 'SIGKILL');
+    } catch {}
+  }
+  const deadline = Date.now() + 5_000;
+  while ([...victims].some((p) => existsSync(`/proc/${p}`)) && Date.now() < deadline) await sleep(50);
+  for (const dir of cgroups) {
+    try {
+      rmdirSync(dir);
     } catch {}
   }
   return victims.size;

@@ -161,7 +161,8 @@ export class RealCluster {
   async up(): Promise<void> {
     const t0 = Date.now();
     const step = (line: string) => this.log(`✓ ${line} (${elapsed(t0)})`);
-    for (const b of KUBE_BINARIES) this.bin(b);
+    // kube-proxy is built and cached but not started yet (docs/real-cluster.md).
+    for (const b of KUBE_BINARIES) if (b !== 'kube-proxy') this.bin(b);
     await this.down({ quiet: true });
     await this.lab.wireOnly();
     step(`${this.lab.plan.services.length + 1} namespaces wired`);
@@ -248,7 +249,6 @@ export class RealCluster {
         '--listen-peer-urls=http://127.0.0.1:2380',
         '--initial-advertise-peer-urls=http://127.0.0.1:2380',
         '--initial-cluster=lab=http://127.0.0.1:2380',
-        '--log-level=warn',
       ]),
     );
     const apiserver = this.spawn(
