@@ -14,7 +14,7 @@ import {
 } from 'node:fs';
 import { join } from 'node:path';
 import { LabError, LabErrorCode } from '../errors.js';
-import { exec, run, sleep, waitUntil } from '../sh.js';
+import { exec, run, sleep } from '../sh.js';
 import { isOurs, type ProcessRecord } from '../state.js';
 import { PAUSE_IMAGE } from './images.js';
 
@@ -53,8 +53,42 @@ export interface NodeRuntimeOptions {
   spawn: (service: string, argv: string[]) => ProcessRecord;
 }
 
-const gone = (p: ProcessRecord, what: string) =>
-  new LabError(LabErrorCode.command, `${what} exited: ${p.argv.join(' ')}\n${tail(p.log)}`);
+/**
+ * Polls `check` until truthy (bounded, like sh.ts waitUntil), but fails at once, with the log's
+ * tail, when one of `procs` has exited: a daemon that dies on a bad flag is reported in a second.
+ */
+export async function waitAlive<T>(
+  what: string,
+  procs: readonly ProcessRecord[],
+  check: () => T | Promise<T>,
+  opts: { timeoutMs: number; intervalMs?: number },
+): Promise<NonNullable<T>> {
+  const deadline = Date.now() + opts.timeoutMs;
+  let last: unknown;
+  for (;;) {
+    for (const p of procs) {
+      if (!isOurs(p))
+        throw new LabError(
+          LabErrorCode.command,
+          `${p.service} exited while waiting for ${what}: ${p.argv.join(' ')}\n${tail(p.log)}`,
+        );
+    }
+    try {
+      const v = await check();
+      if (v) return v as NonNullable<T>;
+    } catch (err) {
+      last = err;
+    }
+    if (Date.now() >= deadline) {
+      const why = last instanceof Error ? ` (last error: ${last.message})` : '';
+      throw new LabError(
+        LabErrorCode.timeout,
+        `timed out after ${opts.timeoutMs / 1000} s waiting for ${what}${why}`,
+      );
+    }
+    await sleep(opts.intervalMs ?? 250);
+  }
+}
 
 /** The mount namespace holder, then containerd in it, then the images; returns the holder and socket. */
 export async function startContainerd(o: NodeRuntimeOptions): Promise<{ holderPid: number; sock: string }> {
@@ -78,14 +112,10 @@ export async function startContainerd(o: NodeRuntimeOptions): Promise<{ holderPi
     `${o.name}-mounts`,
     inNet(o.ns, ['unshare', '--mount', '--propagation', 'private', 'sh', '-c', script]),
   );
-  await waitUntil(
-    `${o.name}'s mount namespace`,
-    () => {
-      if (!isOurs(holder)) throw gone(holder, `${o.name}'s mount namespace holder`);
-      return existsSync(ready);
-    },
-    { timeoutMs: 10_000, intervalMs: 100 },
-  );
+  await waitAlive(`${o.name}'s mount namespace`, [holder], () => existsSync(ready), {
+    timeoutMs: 10_000,
+    intervalMs: 100,
+  });
   const sock = join(o.dir, 'containerd.sock');
   const cfg = join(o.dir, 'containerd.toml');
   writeFileSync(cfg, containerdConfig(o.dir, sock));
@@ -93,14 +123,10 @@ export async function startContainerd(o: NodeRuntimeOptions): Promise<{ holderPi
     `${o.name}-containerd`,
     inNet(o.ns, ['containerd', '--config', cfg], holder.pid),
   );
-  await waitUntil(
-    `${o.name}'s containerd socket ${sock}`,
-    () => {
-      if (!isOurs(containerd)) throw gone(containerd, `${o.name}'s containerd`);
-      return existsSync(sock);
-    },
-    { timeoutMs: 30_000, intervalMs: 100 },
-  );
+  await waitAlive(`${o.name}'s containerd socket ${sock}`, [containerd], () => existsSync(sock), {
+    timeoutMs: 30_000,
+    intervalMs: 100,
+  });
   for (const img of o.images)
     await run('ctr', ['--address', sock, '-n', 'k8s.io', 'images', 'import', img.tar], {
       timeoutMs: 120_000,

@@ -17,9 +17,9 @@ import type { PlannedService } from '../plan.js';
 import { serviceAddress } from '../plan.js';
 import { Lab, type LabConfig } from '../runner.js';
 import { exec, mapLimit, waitUntil } from '../sh.js';
-import { isOurs, type ProcessRecord } from '../state.js';
+import type { ProcessRecord } from '../state.js';
 import { BUSYBOX_IMAGE, labImages, PAUSE_IMAGE } from './images.js';
-import { inNet, killContainers, startContainerd } from './node.js';
+import { inNet, killContainers, startContainerd, waitAlive } from './node.js';
 import { type CertSpec, kubeconfigFor, makePki, type Pki } from './pki.js';
 
 export const KUBE_BINARIES = [
@@ -148,12 +148,6 @@ export class RealCluster {
       env,
       join(this.config.stateDir, 'logs', `${service}.log`),
     );
-  }
-
-  /** Fails with the log's tail when the process is gone. */
-  private alive(p: ProcessRecord): void {
-    if (!isOurs(p))
-      throw new LabError(LabErrorCode.command, `${p.service} exited: ${p.argv.join(' ')}\n${tail(p.log)}`);
   }
 
   // ---------------------------------------------------------------- up
@@ -288,13 +282,10 @@ export class RealCluster {
       {},
       join(this.config.stateDir, 'logs', `${api.name}-forward.log`),
     );
-    await waitUntil(
+    await waitAlive(
       `kube-apiserver to answer GET /readyz (log: ${apiserver.log})`,
-      async () => {
-        this.alive(etcd);
-        this.alive(apiserver);
-        return (await this.kube.request('GET', '/readyz')).status === 200;
-      },
+      [etcd, apiserver],
+      async () => (await this.kube.request('GET', '/readyz')).status === 200,
       { timeoutMs: this.timeouts.apiMs, intervalMs: 500 },
     );
     const common = ['--leader-elect=false', '--bind-address=127.0.0.1', '--port=0', '--v=1'];
@@ -460,8 +451,9 @@ export class RealCluster {
   /** Waits for every node object; Ready ones when `ready`. */
   async waitForNodes(ready: boolean): Promise<void> {
     let last = '';
-    await waitUntil(
+    await waitAlive(
       ready ? 'every node Ready' : 'every kubelet to register its node',
+      this.lab.processes,
       async () => {
         const nodes = await this.kube.list('/api/v1/nodes');
         const state = new Map(
@@ -480,8 +472,8 @@ export class RealCluster {
         return this.lab.nodes.every((n) => state.has(n.name) && (!ready || state.get(n.name) === 'Ready'));
       },
       { timeoutMs: this.timeouts.nodeMs, intervalMs: 1000 },
-    ).catch((err: Error) => {
-      throw new LabError(LabErrorCode.timeout, `${err.message}: ${last}\n${this.nodeLogTails()}`);
+    ).catch((err: LabError) => {
+      throw new LabError(err.code, `${err.message}: ${last}\n${this.nodeLogTails()}`);
     });
   }
 
@@ -667,16 +659,17 @@ export class RealCluster {
   /** Waits until `count` pods match and every one is Running and Ready. */
   async waitForPods(selector: string, count: number): Promise<ClusterPod[]> {
     let last: ClusterPod[] = [];
-    return waitUntil(
+    return waitAlive(
       `${count} pods (${selector}) Running and Ready`,
+      this.lab.processes,
       async () => {
         last = await this.pods(selector);
         return last.length === count && last.every((p) => p.ready) ? last : undefined;
       },
       { timeoutMs: this.timeouts.podMs, intervalMs: 1000 },
-    ).catch((err: Error) => {
+    ).catch((err: LabError) => {
       throw new LabError(
-        LabErrorCode.timeout,
+        err.code,
         `${err.message}; have ${last.map((p) => `${p.name}@${p.node} ${p.ip} ${p.ready ? 'ready' : 'not ready'}`).join(', ') || 'none'}\n${this.nodeLogTails()}`,
       );
     });
