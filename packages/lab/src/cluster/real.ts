@@ -82,7 +82,9 @@ export class RealCluster {
   private readonly mounts = new Map<string, number>();
 
   constructor(readonly config: RealClusterConfig) {
-    this.lab = new Lab({ ...config, agents: false, podsPerNode: 0 });
+    // The cluster is its own API server: never the lab's outside-API mode.
+    const { kubeconfig: _outside, ...labConfig } = config;
+    this.lab = new Lab({ ...labConfig, agents: false, podsPerNode: 0 });
     this.log = config.log ?? (() => {});
     this.timeouts = { ...defaultTimeouts, ...config.clusterTimeouts };
     this.binDir = config.kubeBinDir ?? cachedKubeBinDir(config.repoRoot) ?? '';
