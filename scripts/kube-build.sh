@@ -125,8 +125,9 @@ if [ ! -f "$src/.patched" ]; then
   # Only the package's own files (Debian's tree may hold test data dirs; vendor/ keeps no tests).
   find "$reflect2_src" -maxdepth 1 -type f \( -name '*.go' -o -name '*.s' -o -name 'LICENSE' \) \
     ! -name '*_test.go' -exec cp {} "$v/" \;
-  # go.mod pins the module with a replace directive (=> ... v1.0.1), which vendor/modules.txt
-  # repeats; `-mod=vendor` requires the two to agree.
+  # The 1.20 Makefile builds in GOPATH mode (hack/lib/init.sh: GO111MODULE=off), where vendor/ is
+  # all that counts. go.mod's replace directive (=> ... v1.0.1) and vendor/modules.txt are updated
+  # too, so a module-mode build (`-mod=vendor`, which requires the two to agree) sees 1.0.2 as well.
   sed -i 's#^\(\s*github.com/modern-go/reflect2 => github.com/modern-go/reflect2\) v1\.0\.1$#\1 v1.0.2#' \
     "$src/go.mod"
   sed -i 's#^\(\# github.com/modern-go/reflect2 .*=> github.com/modern-go/reflect2\) v1\.0\.1$#\1 v1.0.2#' \
