@@ -50,6 +50,7 @@ describe.skipIf(!binDir)('real cluster: kubelet + containerd + podnet (3 nodes, 
     cluster = new RealCluster(config);
     await cluster.up();
     replicas = cluster.lab.nodes.length * cluster.lab.project.settings.podsPerNode;
+    expect(replicas, 'x-podnet.podsPerNode × nodes').toBeGreaterThan(0);
     await cluster.deployTestPods(replicas);
     pods = await cluster.waitForPods(APP, replicas);
   }, 900_000);

@@ -84,7 +84,8 @@ export class RealCluster {
   constructor(readonly config: RealClusterConfig) {
     // The cluster is its own API server: never the lab's outside-API mode.
     const { kubeconfig: _outside, ...labConfig } = config;
-    this.lab = new Lab({ ...labConfig, agents: false, podsPerNode: 0 });
+    // Only wireOnly() and startService() of the Lab are used: its own agents and pods never start.
+    this.lab = new Lab({ ...labConfig, agents: false });
     this.log = config.log ?? (() => {});
     this.timeouts = { ...defaultTimeouts, ...config.clusterTimeouts };
     this.binDir = config.kubeBinDir ?? cachedKubeBinDir(config.repoRoot) ?? '';
