@@ -12,7 +12,7 @@ import {
   rmSync,
   writeFileSync,
 } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { LabError, LabErrorCode } from '../errors.js';
 import { exec, run, sleep } from '../sh.js';
 import { isOurs, type ProcessRecord } from '../state.js';
@@ -191,6 +191,8 @@ export async function killContainers(prefix: string): Promise<number> {
   for (const dir of cgroups) {
     try {
       rmdirSync(dir);
+      // containerd's namespace level (/k8s.io) too once empty (rmdir fails while in use).
+      if (dirname(dir).endsWith('/k8s.io')) rmdirSync(dirname(dir));
     } catch {}
   }
   return victims.size;
