@@ -6,6 +6,8 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { dockerMain } from './docker-cli.js';
+import { realClusterUp } from './cluster/cli.js';
+import { RealCluster } from './cluster/real.js';
 import { LabError, LabErrorCode } from './errors.js';
 import { expectedFor } from './models.js';
 import { agentPeerTable, matrix, peerTable, podTable, summary } from './report.js';
@@ -40,6 +42,9 @@ options:
                          compose apiserver service; down deletes the lab's objects there
   --api-port <n>         host loopback port forwarded to the lab's API server, for kubectl
                          (default ${DEFAULT_API_HOST_PORT}; 0 for none)
+  --cluster real         a real cluster on the namespaces: etcd, kube-apiserver, kube-scheduler,
+                         kube-controller-manager, containerd + kubelet per node, podnet on it
+                         (docs/real-cluster.md; builds Kubernetes once with scripts/kube-build.sh)
 `;
 
 function say(line: string): void {
@@ -154,6 +159,7 @@ async function main(argv: string[]): Promise<number> {
       kubeconfig: { type: 'string' },
       'api-port': { type: 'string' },
       engine: { type: 'string' },
+      cluster: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -228,6 +234,19 @@ async function main(argv: string[]): Promise<number> {
         `no lab is running (no state in ${stateDir}); start one with: npm run lab`,
       );
   };
+
+  if (values.cluster !== undefined && values.cluster !== 'real')
+    throw new LabError(
+      LabErrorCode.usage,
+      `--cluster ${JSON.stringify(values.cluster)}: the one mode is "real"`,
+    );
+  const clusterConfig = { ...lab.config, log: say };
+  // A real cluster's containers live in the pods' namespaces: its teardown goes first, on down and up.
+  if ((command === 'down' || command === 'up') && existsSync(join(stateDir, 'cluster'))) {
+    await new RealCluster(clusterConfig).down();
+    if (command === 'down') return 0;
+  }
+  if (command === 'up' && values.cluster === 'real') return realClusterUp(clusterConfig);
 
   switch (command) {
     case 'up': {

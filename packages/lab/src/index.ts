@@ -1,4 +1,12 @@
 // @podnet/lab: runs compose.yaml on Linux network namespaces (../README.md).
+
+export {
+  type ClusterPod,
+  cachedKubeBinDir,
+  KUBE_BINARIES,
+  RealCluster,
+  type RealClusterConfig,
+} from './cluster/real.js';
 export {
   activeServices,
   type ComposeNetwork,

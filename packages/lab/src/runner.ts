@@ -386,6 +386,19 @@ export class Lab {
   }
 
   /**
+   * Cleans leftovers and wires the namespaces, bridges and addresses, and starts nothing: the
+   * real-cluster mode (cluster/real.ts) starts its own processes in them.
+   */
+  async wireOnly(): Promise<void> {
+    requireRoot();
+    await this.down({ quiet: true });
+    this.state = this.freshState();
+    mkdirSync(this.config.stateDir, { recursive: true });
+    this.save();
+    await this.wire();
+  }
+
+  /**
    * Waits (bounded) until every node routes each other node's pod blocks through that node: the
    * node-to-node mesh has converged. Pods reach each other through the ToR before that, so
    * reachability alone does not show it. Returns false when there is no mesh to wait for.
@@ -643,7 +656,8 @@ export class Lab {
     }
   }
 
-  private spawnDetached(
+  /** Starts a process detached (in `ns` via `ip netns exec` when given), recorded for `down`. */
+  spawnDetached(
     service: string,
     ns: string | undefined,
     argv: string[],

@@ -1,0 +1,788 @@
+// The real-cluster mode (`npm run lab -- --cluster real`, docs/real-cluster.md): compose.yaml's
+// namespaces with real Kubernetes in them. The apiserver service's namespace runs etcd,
+// kube-apiserver (RBAC on), kube-scheduler and kube-controller-manager; each node's namespace runs
+// containerd and a kubelet in a private mount namespace of its own (its /etc/cni/net.d,
+// /opt/cni/bin, /var/lib/kubelet, /run/containerd and /run/netns), then podnet: the CNI plugin
+// installed by `podnet-agent install-cni` and the agent as a process. The ToRs and the client are
+// the lab's as always. Every process is started through Lab.spawnDetached (recorded, stopped by
+// pid); `down` first kills the containers (descendants of the nodes' containerd shims, which live
+// in the pods' network namespaces), then the lab's namespaces and state.
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parseAllDocuments } from 'yaml';
+import { LabError, LabErrorCode } from '../errors.js';
+import { Kube } from '../kube.js';
+import type { PlannedService } from '../plan.js';
+import { serviceAddress } from '../plan.js';
+import { Lab, type LabConfig } from '../runner.js';
+import { exec, mapLimit, waitUntil } from '../sh.js';
+import type { ProcessRecord } from '../state.js';
+import { BUSYBOX_IMAGE, labImages, PAUSE_IMAGE } from './images.js';
+import { inNet, killContainers, startContainerd, waitAlive } from './node.js';
+import { type CertSpec, kubeconfigFor, makePki, type Pki } from './pki.js';
+
+export const KUBE_BINARIES = [
+  'kube-apiserver',
+  'kube-controller-manager',
+  'kube-scheduler',
+  'kubelet',
+  'kube-proxy',
+] as const;
+
+/** The cached Kubernetes binaries (scripts/kube-build.sh --print-dir), or undefined. */
+export function cachedKubeBinDir(repoRoot: string): string | undefined {
+  const r = spawnSync(join(repoRoot, 'scripts', 'kube-build.sh'), ['--print-dir'], { encoding: 'utf8' });
+  const dir = r.status === 0 ? r.stdout.trim() : '';
+  return dir && KUBE_BINARIES.every((b) => existsSync(join(dir, b))) ? dir : undefined;
+}
+
+/** The Service range of the lab cluster: its first address is the `kubernetes` Service. */
+export const SERVICE_CIDR = '10.96.0.0/24';
+const SERVICE_IP = '10.96.0.1';
+const AGENT_NAMESPACE = 'podnet-system';
+const TEST_APP = 'podnet-lab-test';
+
+export interface ClusterTimeouts {
+  apiMs: number;
+  nodeMs: number;
+  podMs: number;
+  tokenMs: number;
+}
+const defaultTimeouts: ClusterTimeouts = { apiMs: 120_000, nodeMs: 180_000, podMs: 180_000, tokenMs: 60_000 };
+
+export interface RealClusterConfig extends LabConfig {
+  /** Directory holding the binaries of KUBE_BINARIES (default: the cache of scripts/kube-build.sh). */
+  kubeBinDir?: string;
+  clusterTimeouts?: Partial<ClusterTimeouts>;
+}
+
+/** A pod as the API server and the node's containerd see it. */
+export interface ClusterPod {
+  name: string;
+  node: string;
+  ip: string;
+  /** podnet's annotation podnet.io/podIP (what the CNI plugin wrote). */
+  annotatedIp: string | undefined;
+  /** The sandbox's PID on the host: /proc/<pid>/ns/net is the pod's network namespace. */
+  pid: number;
+  ready: boolean;
+}
+
+type Obj = Record<string, unknown> & { metadata?: { name?: string; namespace?: string } };
+
+export class RealCluster {
+  readonly lab: Lab;
+  private client: Kube | undefined;
+  private readonly binDir: string;
+  private readonly timeouts: ClusterTimeouts;
+  private readonly log: (line: string) => void;
+  private pki: Pki | undefined;
+  /** Node name → PID of its mount-namespace holder. */
+  private readonly mounts = new Map<string, number>();
+
+  constructor(readonly config: RealClusterConfig) {
+    // The cluster is its own API server: never the lab's outside-API mode.
+    const { kubeconfig: _outside, ...labConfig } = config;
+    // Only wireOnly() and startService() of the Lab are used: its own agents and pods never start.
+    this.lab = new Lab({ ...labConfig, agents: false });
+    this.log = config.log ?? (() => {});
+    this.timeouts = { ...defaultTimeouts, ...config.clusterTimeouts };
+    this.binDir = config.kubeBinDir ?? cachedKubeBinDir(config.repoRoot) ?? '';
+  }
+
+  /** The runner's client: the admin certificate, over the unix socket forwarded to kube-apiserver. */
+  get kube(): Kube {
+    if (this.client) return this.client;
+    const pki = join(this.dir, 'pki');
+    const pem = (f: string) => (existsSync(join(pki, f)) ? readFileSync(join(pki, f), 'utf8') : undefined);
+    const [caPem, certPem, keyPem] = [pem('ca.crt'), pem('admin.crt'), pem('admin.key')];
+    this.client = new Kube({
+      socketPath: this.lab.apiSocket,
+      url: `https://kubernetes:${this.port}`,
+      servername: 'kubernetes',
+      ...(caPem && certPem && keyPem ? { caPem, certPem, keyPem } : {}),
+    });
+    return this.client;
+  }
+
+  /** Where the cluster's files live (PKI, kubeconfigs, images, etcd). */
+  get dir(): string {
+    return join(this.config.stateDir, 'cluster');
+  }
+
+  private get port(): number {
+    return this.lab.project.settings.apiServer.port;
+  }
+
+  private get apiService(): PlannedService {
+    const api = this.lab.plan.services.find((s) => s.role === 'apiserver');
+    if (!api)
+      throw new LabError(LabErrorCode.composeInvalid, 'compose: the real cluster needs an apiserver service');
+    return api;
+  }
+
+  private get apiIp(): string {
+    const ip = serviceAddress(this.apiService, 4);
+    if (!ip)
+      throw new LabError(LabErrorCode.composeInvalid, `compose: ${this.apiService.name} has no IPv4 address`);
+    return ip;
+  }
+
+  private nodeDir(node: string): string {
+    return join(this.config.stateDir, node, 'k8s');
+  }
+
+  private bin(name: (typeof KUBE_BINARIES)[number]): string {
+    const path = join(this.binDir, name);
+    if (!this.binDir || !existsSync(path))
+      throw new LabError(
+        LabErrorCode.missingBuild,
+        `${name} is not built: run scripts/kube-build.sh (builds Kubernetes 1.20.2 from Debian's source once, then caches it)`,
+      );
+    return path;
+  }
+
+  private spawn(service: string, argv: string[], env: Record<string, string> = {}): ProcessRecord {
+    return this.lab.spawnDetached(
+      service,
+      undefined,
+      argv,
+      env,
+      join(this.config.stateDir, 'logs', `${service}.log`),
+    );
+  }
+
+  // ---------------------------------------------------------------- up
+
+  async up(): Promise<void> {
+    const t0 = Date.now();
+    const step = (line: string) => this.log(`✓ ${line} (${elapsed(t0)})`);
+    // kube-proxy is built and cached but not started yet (docs/real-cluster.md).
+    for (const b of KUBE_BINARIES) if (b !== 'kube-proxy') this.bin(b);
+    await this.down({ quiet: true });
+    await this.lab.wireOnly();
+    step(`${this.lab.plan.services.length + 1} namespaces wired`);
+    for (const tor of this.lab.tors) await this.lab.startService(tor.name);
+    this.pki = await this.makePki();
+    step('certificates and keys made (openssl)');
+    await this.startControlPlane();
+    step(
+      `kube-apiserver https://${this.apiIp}:${this.port} ready; etcd, kube-scheduler, kube-controller-manager started`,
+    );
+    await this.applyPodnetObjects();
+    step('podnet namespace, RBAC, CRDs, IPPools, BGPConfiguration and ToR BGPPeers applied');
+    const images = await labImages(this.config.repoRoot, join(this.dir, 'images'));
+    step(`images built: ${images.map((i) => i.ref).join(', ')}`);
+    for (const node of this.lab.nodes) await this.startNode(node, images);
+    await this.waitForNodes(false);
+    step(`${this.lab.nodes.length} kubelets registered (NotReady until a CNI conflist is there)`);
+    await this.installPodnet();
+    step('podnet installed on every node: CNI plugin + conflist (install-cni), agent process');
+    await this.waitForNodes(true);
+    step(`${this.lab.nodes.length} nodes Ready`);
+    if (this.lab.tors.length > 0) {
+      await this.lab.waitForSessions();
+      step('BGP sessions between the ToR and every node established');
+    }
+  }
+
+  private async makePki(): Promise<Pki> {
+    const nodes = this.lab.nodes;
+    const certs: CertSpec[] = [
+      {
+        name: 'apiserver',
+        cn: 'kube-apiserver',
+        sans: [
+          `IP:${this.apiIp}`,
+          `IP:${SERVICE_IP}`,
+          'IP:127.0.0.1',
+          'DNS:kubernetes',
+          'DNS:kubernetes.default',
+          'DNS:kubernetes.default.svc',
+          'DNS:kubernetes.default.svc.cluster.local',
+        ],
+      },
+      { name: 'admin', cn: 'podnet-lab-admin', orgs: ['system:masters'] },
+      { name: 'apiserver-kubelet-client', cn: 'kube-apiserver-kubelet-client', orgs: ['system:masters'] },
+      { name: 'kube-scheduler', cn: 'system:kube-scheduler' },
+      { name: 'kube-controller-manager', cn: 'system:kube-controller-manager' },
+      ...nodes.map((n) => ({
+        name: `node-${n.name}`,
+        cn: `system:node:${n.name}`,
+        orgs: ['system:nodes'],
+        sans: [`DNS:${n.name}`, ...(serviceAddress(n, 4) ? [`IP:${serviceAddress(n, 4)}`] : [])],
+      })),
+    ];
+    const pki = await makePki(join(this.dir, 'pki'), certs);
+    const kc = (name: string, server: string) =>
+      writeFileSync(
+        join(this.dir, `${name}.kubeconfig`),
+        kubeconfigFor(server, pki.caCrt, { crt: pki.crt(name), key: pki.key(name) }),
+      );
+    const local = `https://127.0.0.1:${this.port}`;
+    kc('admin', local);
+    kc('kube-scheduler', local);
+    kc('kube-controller-manager', local);
+    for (const n of nodes) kc(`node-${n.name}`, `https://${this.apiIp}:${this.port}`);
+    this.client = undefined; // made again from the new certificates
+    return pki;
+  }
+
+  private async startControlPlane(): Promise<void> {
+    const pki = this.pki;
+    if (!pki) throw new Error('startControlPlane before makePki');
+    const api = this.apiService;
+    const etcdDir = join(this.dir, 'etcd');
+    mkdirSync(etcdDir, { recursive: true });
+    const etcd = this.spawn(
+      'etcd',
+      inNet(api.ns, [
+        'etcd',
+        '--name=lab',
+        `--data-dir=${etcdDir}`,
+        '--listen-client-urls=http://127.0.0.1:2379',
+        '--advertise-client-urls=http://127.0.0.1:2379',
+        '--listen-peer-urls=http://127.0.0.1:2380',
+        '--initial-advertise-peer-urls=http://127.0.0.1:2380',
+        '--initial-cluster=lab=http://127.0.0.1:2380',
+      ]),
+    );
+    const apiserver = this.spawn(
+      'kube-apiserver',
+      inNet(api.ns, [
+        this.bin('kube-apiserver'),
+        '--etcd-servers=http://127.0.0.1:2379',
+        `--advertise-address=${this.apiIp}`,
+        '--bind-address=0.0.0.0',
+        `--secure-port=${this.port}`,
+        '--insecure-port=0',
+        '--authorization-mode=Node,RBAC',
+        '--enable-admission-plugins=NodeRestriction',
+        '--allow-privileged=true',
+        `--client-ca-file=${pki.caCrt}`,
+        `--tls-cert-file=${pki.crt('apiserver')}`,
+        `--tls-private-key-file=${pki.key('apiserver')}`,
+        `--kubelet-client-certificate=${pki.crt('apiserver-kubelet-client')}`,
+        `--kubelet-client-key=${pki.key('apiserver-kubelet-client')}`,
+        '--kubelet-preferred-address-types=InternalIP',
+        `--service-account-key-file=${pki.saPub}`,
+        `--service-account-signing-key-file=${pki.saKey}`,
+        '--service-account-issuer=https://kubernetes.default.svc.cluster.local',
+        `--service-cluster-ip-range=${SERVICE_CIDR}`,
+        '--v=1',
+      ]),
+    );
+    this.lab.spawnDetached(
+      `${api.name}-forward`,
+      api.ns,
+      [
+        process.execPath,
+        join(this.config.repoRoot, 'packages', 'lab', 'dist', 'forward.js'),
+        `unix:${this.lab.apiSocket}`,
+        `tcp:127.0.0.1:${this.port}`,
+      ],
+      {},
+      join(this.config.stateDir, 'logs', `${api.name}-forward.log`),
+    );
+    await waitAlive(
+      `kube-apiserver to answer GET /readyz (log: ${apiserver.log})`,
+      [etcd, apiserver],
+      async () => (await this.kube.request('GET', '/readyz')).status === 200,
+      { timeoutMs: this.timeouts.apiMs, intervalMs: 500 },
+    );
+    const common = ['--leader-elect=false', '--bind-address=127.0.0.1', '--port=0', '--v=1'];
+    this.spawn(
+      'kube-scheduler',
+      inNet(api.ns, [
+        this.bin('kube-scheduler'),
+        `--kubeconfig=${join(this.dir, 'kube-scheduler.kubeconfig')}`,
+        ...common,
+      ]),
+    );
+    this.spawn(
+      'kube-controller-manager',
+      inNet(api.ns, [
+        this.bin('kube-controller-manager'),
+        `--kubeconfig=${join(this.dir, 'kube-controller-manager.kubeconfig')}`,
+        // The DaemonSet (and every other) controller acts with its own service account's rights.
+        '--use-service-account-credentials',
+        `--service-account-private-key-file=${pki.saKey}`,
+        `--root-ca-file=${pki.caCrt}`,
+        `--cluster-signing-cert-file=${pki.caCrt}`,
+        `--cluster-signing-key-file=${pki.caKey}`,
+        `--service-cluster-ip-range=${SERVICE_CIDR}`,
+        ...common,
+      ]),
+    );
+  }
+
+  // ---------------------------------------------------------------- objects
+
+  /** Applies one object by kind (the kinds deploy/ and the lab use). */
+  async applyObject(obj: Obj): Promise<void> {
+    const kind = obj.kind as string;
+    const ns = obj.metadata?.namespace ?? AGENT_NAMESPACE;
+    const paths: Record<string, string> = {
+      Namespace: '/api/v1/namespaces',
+      ServiceAccount: `/api/v1/namespaces/${ns}/serviceaccounts`,
+      ConfigMap: `/api/v1/namespaces/${ns}/configmaps`,
+      ClusterRole: '/apis/rbac.authorization.k8s.io/v1/clusterroles',
+      ClusterRoleBinding: '/apis/rbac.authorization.k8s.io/v1/clusterrolebindings',
+      Role: `/apis/rbac.authorization.k8s.io/v1/namespaces/${ns}/roles`,
+      RoleBinding: `/apis/rbac.authorization.k8s.io/v1/namespaces/${ns}/rolebindings`,
+      CustomResourceDefinition: '/apis/apiextensions.k8s.io/v1/customresourcedefinitions',
+      IPPool: '/apis/podnet.io/v1alpha1/ippools',
+      BGPConfiguration: '/apis/podnet.io/v1alpha1/bgpconfigurations',
+      BGPPeer: '/apis/podnet.io/v1alpha1/bgppeers',
+    };
+    const path = paths[kind];
+    if (!path)
+      throw new LabError(LabErrorCode.usage, `real cluster: no path known for kind ${JSON.stringify(kind)}`);
+    await this.kube.apply(path, obj as { metadata: { name: string } });
+  }
+
+  private async applyFile(file: string): Promise<number> {
+    let n = 0;
+    for (const doc of parseAllDocuments(readFileSync(file, 'utf8'))) {
+      const obj = doc.toJS() as Obj | null;
+      if (!obj?.kind || obj.kind === 'Kustomization') continue;
+      await this.applyObject(obj);
+      n++;
+    }
+    return n;
+  }
+
+  /** deploy/namespace.yaml, deploy/rbac.yaml and the CRDs as users apply them; the lab's pools and peers. */
+  private async applyPodnetObjects(): Promise<void> {
+    const deploy = join(this.config.repoRoot, 'deploy');
+    await this.applyFile(join(deploy, 'namespace.yaml'));
+    await this.applyFile(join(deploy, 'rbac.yaml'));
+    for (const f of readdirSync(join(deploy, 'crds'))
+      .filter((f) => f.startsWith('podnet.io_'))
+      .sort())
+      await this.applyFile(join(deploy, 'crds', f));
+    await waitUntil(
+      'the podnet.io/v1alpha1 resources to be served',
+      async () => (await this.kube.request('GET', '/apis/podnet.io/v1alpha1/ippools')).status === 200,
+      { timeoutMs: 30_000, intervalMs: 250 },
+    );
+    const { bgp, ipPools } = this.lab.project.settings;
+    for (const p of ipPools)
+      await this.applyObject({
+        apiVersion: 'podnet.io/v1alpha1',
+        kind: 'IPPool',
+        metadata: { name: p.name },
+        spec: { cidr: p.cidr, blockSize: p.blockSize },
+      });
+    await this.applyObject({
+      apiVersion: 'podnet.io/v1alpha1',
+      kind: 'BGPConfiguration',
+      metadata: { name: 'default' },
+      spec: {
+        asNumber: bgp.nodeAsNumber,
+        nodeToNodeMesh: bgp.nodeToNodeMesh,
+        keepaliveTime: bgp.keepaliveTime,
+        holdTime: bgp.holdTime,
+        gracefulRestart: { enabled: true, restartTime: bgp.restartTime },
+      },
+    });
+    for (const tor of this.lab.tors) {
+      for (const family of [4, 6] as const) {
+        const ip = serviceAddress(tor, family, tor.links[0]?.network);
+        if (!ip) continue;
+        await this.applyObject({
+          apiVersion: 'podnet.io/v1alpha1',
+          kind: 'BGPPeer',
+          metadata: { name: `${tor.name}-v${family}` },
+          spec: {
+            peerIP: ip,
+            asNumber: tor.compose.asNumber,
+            keepaliveTime: bgp.keepaliveTime,
+            holdTime: bgp.holdTime,
+          },
+        });
+      }
+    }
+  }
+
+  // ---------------------------------------------------------------- nodes
+
+  private async startNode(node: PlannedService, images: { ref: string; tar: string }[]): Promise<void> {
+    const pki = this.pki;
+    if (!pki) throw new Error('startNode before makePki');
+    const d = this.nodeDir(node.name);
+    const ip = serviceAddress(node, 4);
+    if (!ip)
+      throw new LabError(LabErrorCode.composeInvalid, `compose: node ${node.name} has no IPv4 address`);
+    const { holderPid, sock } = await startContainerd({
+      name: node.name,
+      ns: node.ns,
+      dir: d,
+      images,
+      spawn: (service, argv) => this.spawn(service, argv),
+    });
+    this.mounts.set(node.name, holderPid);
+
+    // kubelet: cgroupfs, no QoS cgroups, nothing enforced; its own root dir (the mount namespace's).
+    const kcfg = join(d, 'kubelet.yaml');
+    writeFileSync(kcfg, kubeletConfig(ip, pki, `node-${node.name}`));
+    this.spawn(
+      `${node.name}-kubelet`,
+      inNet(
+        node.ns,
+        [
+          this.bin('kubelet'),
+          `--config=${kcfg}`,
+          `--kubeconfig=${join(this.dir, `node-${node.name}.kubeconfig`)}`,
+          '--container-runtime=remote',
+          `--container-runtime-endpoint=unix://${sock}`,
+          `--hostname-override=${node.name}`,
+          `--node-ip=${ip}`,
+          `--pod-infra-container-image=${PAUSE_IMAGE}`,
+          '--cgroup-driver=cgroupfs',
+          '--cgroups-per-qos=false',
+          '--enforce-node-allocatable=',
+          '--root-dir=/var/lib/kubelet',
+          '--v=1',
+        ],
+        holderPid,
+      ),
+    );
+  }
+
+  /** Waits for every node object; Ready ones when `ready`. */
+  async waitForNodes(ready: boolean): Promise<void> {
+    let last = '';
+    await waitAlive(
+      ready ? 'every node Ready' : 'every kubelet to register its node',
+      this.lab.processes,
+      async () => {
+        const nodes = await this.kube.list('/api/v1/nodes');
+        const state = new Map(
+          nodes.map((n) => {
+            const conds =
+              (n.status as { conditions?: { type: string; status: string; message?: string }[] })
+                ?.conditions ?? [];
+            const r = conds.find((c) => c.type === 'Ready');
+            return [
+              (n.metadata as { name: string }).name,
+              r?.status === 'True' ? 'Ready' : `NotReady (${r?.message ?? 'no condition'})`,
+            ];
+          }),
+        );
+        last = this.lab.nodes.map((n) => `${n.name}: ${state.get(n.name) ?? 'not registered'}`).join('; ');
+        return this.lab.nodes.every((n) => state.has(n.name) && (!ready || state.get(n.name) === 'Ready'));
+      },
+      { timeoutMs: this.timeouts.nodeMs, intervalMs: 1000 },
+    ).catch((err: LabError) => {
+      throw new LabError(err.code, `${err.message}: ${last}\n${this.nodeLogTails()}`);
+    });
+  }
+
+  private nodeLogTails(): string {
+    return this.lab.nodes
+      .map(
+        (n) =>
+          `--- ${n.name} kubelet log:\n${tail(join(this.config.stateDir, 'logs', `${n.name}-kubelet.log`), 6)}`,
+      )
+      .join('\n');
+  }
+
+  // ---------------------------------------------------------------- podnet
+
+  /** The token of a service account (its token Secret, made by the controller manager). */
+  private async serviceAccountToken(sa: string): Promise<string> {
+    return waitUntil(
+      `the token Secret of service account ${AGENT_NAMESPACE}/${sa}`,
+      async () => {
+        for (const s of await this.kube.list(`/api/v1/namespaces/${AGENT_NAMESPACE}/secrets`)) {
+          const ann = (s.metadata as { annotations?: Record<string, string> }).annotations ?? {};
+          const token = (s.data as { token?: string } | undefined)?.token;
+          if (
+            s.type === 'kubernetes.io/service-account-token' &&
+            ann['kubernetes.io/service-account.name'] === sa &&
+            token
+          )
+            return Buffer.from(token, 'base64').toString('utf8');
+        }
+        return undefined;
+      },
+      { timeoutMs: this.timeouts.tokenMs, intervalMs: 500 },
+    );
+  }
+
+  /**
+   * podnet as the hand-made install the issue describes: `podnet-agent install-cni` in each node's
+   * mount namespace (plugin, conflist and a kubeconfig with the podnet-cni service account's token),
+   * then the agent as a process in the node's network namespace with the podnet-agent token. The
+   * DaemonSet install (`kubectl apply -k deploy/`) needs the agent image and is not done here.
+   */
+  private async installPodnet(): Promise<void> {
+    const pki = this.pki;
+    if (!pki) throw new Error('installPodnet before makePki');
+    const server = `https://${this.apiIp}:${this.port}`;
+    const agentKc = join(this.dir, 'podnet-agent.kubeconfig');
+    const cniKc = join(this.dir, 'podnet-cni.kubeconfig');
+    writeFileSync(
+      agentKc,
+      kubeconfigFor(
+        server,
+        pki.caCrt,
+        { token: await this.serviceAccountToken('podnet-agent') },
+        'podnet-agent',
+      ),
+      { mode: 0o600 },
+    );
+    writeFileSync(
+      cniKc,
+      kubeconfigFor(server, pki.caCrt, { token: await this.serviceAccountToken('podnet-cni') }, 'podnet-cni'),
+      { mode: 0o600 },
+    );
+    const agentCli = join(this.config.repoRoot, 'packages', 'agent', 'dist', 'cli.js');
+    if (!existsSync(agentCli))
+      throw new LabError(LabErrorCode.missingBuild, `${agentCli} does not exist (npm run build)`);
+    for (const node of this.lab.nodes) {
+      const holder = this.mounts.get(node.name);
+      if (!holder) throw new Error(`no mount namespace for ${node.name}`);
+      const r = await exec(
+        'nsenter',
+        inNet(node.ns, [process.execPath, agentCli, 'install-cni'], holder).slice(1),
+        {
+          env: {
+            ...process.env,
+            NODENAME: node.name,
+            KUBECONFIG: cniKc,
+            PODNET_CNI_BIN_DIR: '/opt/cni/bin',
+            PODNET_CNI_CONF_DIR: '/etc/cni/net.d',
+          },
+          timeoutMs: 60_000,
+        },
+      );
+      if (r.code !== 0)
+        throw new LabError(
+          LabErrorCode.command,
+          `podnet-agent install-cni on ${node.name} exited ${r.code}: ${r.stderr.trim() || r.stdout.trim()}`,
+        );
+      this.lab.spawnDetached(
+        node.name,
+        node.ns,
+        [process.execPath, agentCli, '--node-name', node.name],
+        { KUBECONFIG: agentKc, NODENAME: node.name, PODNET_LOG_LEVEL: 'info' },
+        join(this.config.stateDir, node.name, `${node.name}.log`),
+      );
+    }
+  }
+
+  // ---------------------------------------------------------------- pods
+
+  /**
+   * A Deployment of busybox pods (an HTTP server with a readiness probe) spread evenly over the
+   * nodes by the scheduler (topology spread on the host name).
+   */
+  async deployTestPods(replicas: number, name = TEST_APP): Promise<void> {
+    const ns = this.lab.project.settings.podNamespace;
+    const labels = { app: name };
+    await this.kube.apply(`/apis/apps/v1/namespaces/${ns}/deployments`, {
+      apiVersion: 'apps/v1',
+      kind: 'Deployment',
+      metadata: { name, namespace: ns },
+      spec: {
+        replicas,
+        selector: { matchLabels: labels },
+        template: {
+          metadata: { labels },
+          spec: {
+            terminationGracePeriodSeconds: 2,
+            topologySpreadConstraints: [
+              {
+                maxSkew: 1,
+                topologyKey: 'kubernetes.io/hostname',
+                whenUnsatisfiable: 'DoNotSchedule',
+                labelSelector: { matchLabels: labels },
+              },
+            ],
+            containers: [testContainer()],
+          },
+        },
+      },
+    } as never);
+  }
+
+  /** A bare pod (no controller) the scheduler places; deleting it is final. */
+  async createTestPod(name: string): Promise<void> {
+    const ns = this.lab.project.settings.podNamespace;
+    await this.kube.apply(`/api/v1/namespaces/${ns}/pods`, {
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: { name, namespace: ns, labels: { app: `${TEST_APP}-single` } },
+      spec: { terminationGracePeriodSeconds: 2, containers: [testContainer()] },
+    } as never);
+  }
+
+  /** Pods matching the label selector, with their sandbox PIDs from the node's containerd. */
+  async pods(selector: string): Promise<ClusterPod[]> {
+    const ns = this.lab.project.settings.podNamespace;
+    const items = await this.kube.list(
+      `/api/v1/namespaces/${ns}/pods?labelSelector=${encodeURIComponent(selector)}`,
+    );
+    const out: ClusterPod[] = [];
+    for (const p of items) {
+      const meta = p.metadata as {
+        name: string;
+        annotations?: Record<string, string>;
+        deletionTimestamp?: string;
+      };
+      if (meta.deletionTimestamp) continue;
+      const spec = p.spec as { nodeName?: string };
+      const status = p.status as {
+        podIP?: string;
+        phase?: string;
+        conditions?: { type: string; status: string }[];
+        containerStatuses?: { containerID?: string }[];
+      };
+      const cid = status.containerStatuses?.[0]?.containerID?.replace(/^containerd:\/\//, '');
+      if (!spec.nodeName || !status.podIP || !cid) continue;
+      const pid = await this.taskPid(spec.nodeName, cid);
+      if (!pid) continue;
+      out.push({
+        name: meta.name,
+        node: spec.nodeName,
+        ip: status.podIP,
+        annotatedIp: meta.annotations?.['podnet.io/podIP'],
+        pid,
+        ready:
+          status.phase === 'Running' &&
+          (status.conditions ?? []).some((c) => c.type === 'Ready' && c.status === 'True'),
+      });
+    }
+    return out.sort((a, b) => a.name.localeCompare(b.name));
+  }
+
+  /** Waits until `count` pods match and every one is Running and Ready. */
+  async waitForPods(selector: string, count: number): Promise<ClusterPod[]> {
+    let last: ClusterPod[] = [];
+    return waitAlive(
+      `${count} pods (${selector}) Running and Ready`,
+      this.lab.processes,
+      async () => {
+        last = await this.pods(selector);
+        return last.length === count && last.every((p) => p.ready) ? last : undefined;
+      },
+      { timeoutMs: this.timeouts.podMs, intervalMs: 1000 },
+    ).catch((err: LabError) => {
+      throw new LabError(
+        err.code,
+        `${err.message}; have ${last.map((p) => `${p.name}@${p.node} ${p.ip} ${p.ready ? 'ready' : 'not ready'}`).join(', ') || 'none'}\n${this.nodeLogTails()}`,
+      );
+    });
+  }
+
+  /** PID of a container's task in a node's containerd (`ctr task ls`). */
+  private async taskPid(node: string, containerId: string): Promise<number | undefined> {
+    const sock = join(this.nodeDir(node), 'containerd.sock');
+    const r = await exec('ctr', ['--address', sock, '-n', 'k8s.io', 'tasks', 'ls']);
+    for (const line of r.stdout.split('\n')) {
+      const [id, pid, status] = line.trim().split(/\s+/);
+      if (id === containerId && status === 'RUNNING') return Number(pid);
+    }
+    return undefined;
+  }
+
+  /** A command inside a pod's network namespace (the host's tools). */
+  podExec(pod: ClusterPod, argv: string[]) {
+    return exec('nsenter', [`--net=/proc/${pod.pid}/ns/net`, ...argv], { timeoutMs: 10_000 });
+  }
+
+  /** One ICMP echo from a pod (or, with a lab namespace name, from a lab service) to `ip`. */
+  async ping(from: ClusterPod | string, ip: string): Promise<boolean> {
+    if (typeof from === 'string') return this.lab.ping(from, ip);
+    return (await this.podExec(from, ['ping', '-n', '-q', '-c', '1', '-W', '1', ip])).code === 0;
+  }
+
+  /** Every pod → every other pod and the client(s) → every pod; unreachable pairs. */
+  async unreachable(pods: readonly ClusterPod[]): Promise<string[]> {
+    const clients = this.lab.plan.services.filter((s) => s.role === 'client');
+    const pairs = [
+      ...pods.flatMap((a) =>
+        pods.filter((b) => b !== a).map((b) => ({ from: a as ClusterPod | string, name: a.name, to: b })),
+      ),
+      ...clients.flatMap((c) =>
+        pods.map((b) => ({ from: c.ns as ClusterPod | string, name: c.name, to: b })),
+      ),
+    ];
+    const res = await mapLimit(pairs, 8, async (p) =>
+      (await this.ping(p.from, p.to.ip)) ? undefined : `${p.name} → ${p.to.name} (${p.to.ip})`,
+    );
+    return res.filter((x): x is string => x !== undefined);
+  }
+
+  // ---------------------------------------------------------------- down
+
+  /**
+   * Kills every container of every lab node (the descendants of the processes in the nodes'
+   * network namespaces: containerd's shims and what they run, whose network namespace is the
+   * pod's), then removes the lab (processes by pid, namespaces, state dir). Idempotent.
+   */
+  async down(opts: { quiet?: boolean } = {}): Promise<void> {
+    await killContainers(this.config.prefix);
+    await this.lab.down(opts);
+    this.client = undefined;
+  }
+}
+
+function testContainer() {
+  return {
+    name: 'web',
+    image: BUSYBOX_IMAGE,
+    imagePullPolicy: 'Never',
+    command: [
+      'sh',
+      '-c',
+      'mkdir -p /tmp/www && echo ok > /tmp/www/index.html && exec httpd -f -p 8080 -h /tmp/www',
+    ],
+    ports: [{ containerPort: 8080 }],
+    readinessProbe: { httpGet: { path: '/', port: 8080 }, periodSeconds: 2 },
+  };
+}
+
+function kubeletConfig(ip: string, pki: Pki, certName: string): string {
+  return `${JSON.stringify(
+    {
+      apiVersion: 'kubelet.config.k8s.io/v1beta1',
+      kind: 'KubeletConfiguration',
+      address: ip,
+      port: 10250,
+      readOnlyPort: 0,
+      healthzBindAddress: '127.0.0.1',
+      healthzPort: 10248,
+      authentication: {
+        anonymous: { enabled: false },
+        webhook: { enabled: true },
+        x509: { clientCAFile: pki.caCrt },
+      },
+      authorization: { mode: 'Webhook' },
+      tlsCertFile: pki.crt(certName),
+      tlsPrivateKeyFile: pki.key(certName),
+      clusterDomain: 'cluster.local',
+      failSwapOn: false,
+      // A shared machine's disk and memory are not the lab's to guard: no evictions, no image GC.
+      evictionHard: { 'memory.available': '1Mi', 'nodefs.available': '1%', 'imagefs.available': '1%' },
+      imageGCHighThresholdPercent: 100,
+      imageGCLowThresholdPercent: 99,
+      serializeImagePulls: false,
+    },
+    null,
+    2,
+  )}\n`;
+}
+
+function tail(file: string, lines = 15): string {
+  try {
+    return readFileSync(file, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
+  } catch {
+    return '(no log)';
+  }
+}
+
+const elapsed = (t0: number) => `${((Date.now() - t0) / 1000).toFixed(1)} s`;

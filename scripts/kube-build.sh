@@ -1,0 +1,190 @@
+#!/usr/bin/env bash
+# Builds the Kubernetes server binaries the real-cluster lab runs (docs/real-cluster.md) from
+# Debian 12's `kubernetes` source package (1.20.2) with Debian's Go, and caches them by version:
+#
+#   $PODNET_KUBE_CACHE/kube-<version>-<key>/bin/{kube-apiserver,kube-controller-manager,
+#                                              kube-scheduler,kubelet,kube-proxy}
+#
+# <key> hashes what goes into the build besides the source: the Go and reflect2 package versions
+# and the RECIPE below. A run that finds the directory prints its path and exits at once.
+#
+# The one change to the source: the vendored github.com/modern-go/reflect2 v1.0.1 is replaced by
+# Debian's golang-github-modern-go-reflect2-dev (1.0.2). v1.0.1 reads Go runtime internals that
+# changed in Go 1.18; binaries built with Go >= 1.18 and v1.0.1 crash (fault in mapiterinit) as
+# soon as json-iterator walks a map, i.e. on the API server's first custom resource.
+#
+# The machine's apt sources are left alone: the deb-src line lives in a private apt
+# configuration under the cache directory. The Go build runs under `nice -n 19` (the machine is
+# shared); PODNET_KUBE_BUILD_JOBS sets `go build -p` (default 2).
+#
+# Usage: scripts/kube-build.sh [--print-dir]   (--print-dir: print the cache's bin directory if
+#        it is complete and exit 0, else exit 1; builds nothing)
+set -euo pipefail
+
+cache_root=${PODNET_KUBE_CACHE:-/var/cache/podnet}
+version=1.20.2
+source_pkg="kubernetes/bookworm"
+targets=(cmd/kube-apiserver cmd/kube-controller-manager cmd/kube-scheduler cmd/kubelet cmd/kube-proxy)
+RECIPE="reflect2-from-debian;version-file;targets=${targets[*]}"
+# Build order: what a cluster needs first (kube-proxy last). Not part of the key.
+order=(cmd/kube-apiserver cmd/kubelet cmd/kube-scheduler cmd/kube-controller-manager cmd/kube-proxy)
+jobs=${PODNET_KUBE_BUILD_JOBS:-2}
+
+log() { printf '%s kube-build: %s\n' "$(date -u +%H:%M:%S)" "$*"; }
+die() {
+  log "error: $*" >&2
+  exit 1
+}
+
+pkgver() { dpkg-query -W -f='${Version}' "$1" 2>/dev/null || true; }
+go_ver=$(pkgver golang-go)
+reflect2_ver=$(pkgver golang-github-modern-go-reflect2-dev)
+key=$(printf '%s\n' "$RECIPE" "golang-go=$go_ver" "reflect2=$reflect2_ver" | sha256sum | cut -c1-12)
+dir="$cache_root/kube-$version-$key"
+
+complete() {
+  [ -f "$dir/.complete" ] || return 1
+  for t in "${targets[@]}"; do [ -x "$dir/bin/${t#cmd/}" ] || return 1; done
+}
+
+if [ "${1:-}" = "--print-dir" ]; then
+  complete && echo "$dir/bin" && exit 0
+  exit 1
+fi
+
+if complete; then
+  log "cached: $dir/bin"
+  echo "$dir/bin"
+  exit 0
+fi
+
+[ -n "$go_ver" ] || die "Debian package golang-go is not installed (scripts/debian-packages.txt)"
+[ -n "$reflect2_ver" ] || die "Debian package golang-github-modern-go-reflect2-dev is not installed"
+reflect2_src=/usr/share/gocode/src/github.com/modern-go/reflect2
+[ -f "$reflect2_src/reflect2.go" ] || die "$reflect2_src/reflect2.go is missing"
+command -v dpkg-source >/dev/null || die "dpkg-source is missing (Debian package dpkg-dev)"
+command -v rsync >/dev/null || die "rsync is missing (Debian package rsync; the Kubernetes Makefile uses it)"
+
+mkdir -p "$cache_root"
+exec 9>"$cache_root/kube-build.lock"
+if ! flock -n 9; then
+  log "another build holds $cache_root/kube-build.lock; waiting"
+  flock 9
+  if complete; then
+    log "cached: $dir/bin"
+    echo "$dir/bin"
+    exit 0
+  fi
+fi
+
+start=$(date +%s)
+work="$cache_root/build-$version-$key"
+src="$work/src"
+
+# 1. The source package, through a private apt configuration that names bookworm's deb-src.
+if [ ! -f "$src/.unpacked" ]; then
+  log "fetching the Debian source package $source_pkg"
+  keyring=/usr/share/keyrings/debian-archive-keyring.gpg
+  [ -r "$keyring" ] || die "$keyring is missing (Debian package debian-archive-keyring)"
+  apt="$work/apt"
+  rm -rf "$src" "$apt"
+  mkdir -p "$apt/etc/sources.list.d" "$apt/etc/preferences.d" "$apt/etc/apt.conf.d" \
+    "$apt/lists/partial" "$apt/archives/partial" "$work/dl"
+  : >"$apt/status"
+  echo "deb-src [signed-by=$keyring] http://deb.debian.org/debian bookworm main" >"$apt/etc/sources.list"
+  opts=(
+    -o "Dir::Etc=$apt/etc"
+    -o "Dir::Etc::sourcelist=$apt/etc/sources.list"
+    -o "Dir::Etc::sourceparts=$apt/etc/sources.list.d"
+    -o "Dir::Etc::preferencesparts=$apt/etc/preferences.d"
+    -o "Dir::Etc::parts=$apt/etc/apt.conf.d"
+    -o "Dir::State::lists=$apt/lists"
+    -o "Dir::State::status=$apt/status"
+    -o "Dir::Cache=$apt"
+    -o "Dir::Cache::archives=$apt/archives"
+  )
+  # As root apt fetches as the _apt user, which cannot write under a private directory: stay root.
+  [ "$(id -u)" -ne 0 ] || opts+=(-o "APT::Sandbox::User=root")
+  apt-get "${opts[@]}" -q update
+  (cd "$work/dl" && apt-get "${opts[@]}" -q source --download-only "$source_pkg")
+  dsc=$(ls "$work/dl"/kubernetes_*.dsc)
+  log "unpacking $(basename "$dsc")"
+  dpkg-source --no-check -x "$dsc" "$src" >/dev/null
+  rm -rf "$apt" "$work/dl"
+  touch "$src/.unpacked"
+fi
+
+# 2. reflect2 v1.0.1 -> Debian's 1.0.2 (see the header), in vendor/ and in the module lists that
+# `go build -mod=vendor` checks against each other.
+if [ ! -f "$src/.patched" ]; then
+  log "replacing vendored github.com/modern-go/reflect2 with Debian's $reflect2_ver"
+  v="$src/vendor/github.com/modern-go/reflect2"
+  [ -d "$v" ] || die "$v is missing: not the source tree this script knows"
+  rm -rf "$v"
+  mkdir -p "$v"
+  # Only the package's own files (Debian's tree may hold test data dirs; vendor/ keeps no tests).
+  find "$reflect2_src" -maxdepth 1 -type f \( -name '*.go' -o -name '*.s' -o -name 'LICENSE' \) \
+    ! -name '*_test.go' -exec cp {} "$v/" \;
+  # The 1.20 Makefile builds in GOPATH mode (hack/lib/init.sh: GO111MODULE=off), where vendor/ is
+  # all that counts. go.mod's replace directive (=> ... v1.0.1) and vendor/modules.txt are updated
+  # too, so a module-mode build (`-mod=vendor`, which requires the two to agree) sees 1.0.2 as well.
+  sed -i 's#^\(\s*github.com/modern-go/reflect2 => github.com/modern-go/reflect2\) v1\.0\.1$#\1 v1.0.2#' \
+    "$src/go.mod"
+  sed -i 's#^\(\# github.com/modern-go/reflect2 .*=> github.com/modern-go/reflect2\) v1\.0\.1$#\1 v1.0.2#' \
+    "$src/vendor/modules.txt"
+  grep -q 'github.com/modern-go/reflect2 => github.com/modern-go/reflect2 v1.0.2' "$src/go.mod" ||
+    die "go.mod: the reflect2 replacement is not v1.0.2"
+  ! grep -q 'modern-go/reflect2.*v1\.0\.1$' "$src/vendor/modules.txt" ||
+    die "vendor/modules.txt: a reflect2 replacement is still v1.0.1"
+  touch "$src/.patched"
+fi
+
+# 3. The build, one target at a time (progress per binary; the Go build cache carries shared
+# packages from one to the next).
+cat >"$work/version.env" <<EOF
+KUBE_GIT_COMMIT=''
+KUBE_GIT_TREE_STATE='clean'
+KUBE_GIT_VERSION='v$version'
+KUBE_GIT_MAJOR='1'
+KUBE_GIT_MINOR='20'
+EOF
+export KUBE_GIT_VERSION_FILE="$work/version.env"
+# -v: `go install` names each package it compiles, which the progress lines below count.
+export GOPATH="$work/gopath" GOPROXY=off GOFLAGS="-p=$jobs -v" GOTOOLCHAIN=local
+export KUBE_VERBOSE=2
+for t in "${order[@]}"; do
+  name=${t#cmd/}
+  if [ -x "$src/_output/local/bin/linux/amd64/$name" ] && [ -f "$work/.built-$name" ]; then
+    log "$name already built"
+    continue
+  fi
+  t0=$(date +%s)
+  log "building $name (go build -p $jobs under nice -n 19; log: $work/build-$name.log)"
+  (cd "$src" && exec nice -n 19 make WHAT="$t" >"$work/build-$name.log" 2>&1) &
+  make_pid=$!
+  # Progress: a line a minute with the packages compiled so far (go install -v lists them).
+  while kill -0 "$make_pid" 2>/dev/null; do
+    for _ in $(seq 60); do kill -0 "$make_pid" 2>/dev/null || break; sleep 1; done
+    kill -0 "$make_pid" 2>/dev/null || break
+    n=$(grep -cE '^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.~-]+)*$' "$work/build-$name.log" || true)
+    log "  $name: $n packages compiled, $(($(date +%s) - t0))s"
+  done
+  if ! wait "$make_pid"; then
+    tail -30 "$work/build-$name.log" >&2
+    die "building $name failed (log: $work/build-$name.log)"
+  fi
+  touch "$work/.built-$name"
+  log "built $name in $(($(date +%s) - t0))s"
+done
+
+# 4. Into the cache.
+mkdir -p "$dir/bin"
+for t in "${targets[@]}"; do
+  install -m 0755 "$src/_output/local/bin/linux/amd64/${t#cmd/}" "$dir/bin/"
+done
+printf 'version=%s\nkey=%s\ngolang-go=%s\nreflect2=%s\nbuilt=%s\nseconds=%s\n' "$version" "$key" \
+  "$go_ver" "$reflect2_ver" "$(date -u +%FT%TZ)" "$(($(date +%s) - start))" >"$dir/.complete"
+# The source tree and Go cache (several GB) are not needed any more.
+[ -n "${PODNET_KUBE_KEEP_BUILD:-}" ] || rm -rf "$work"
+log "done in $(($(date +%s) - start))s: $dir/bin"
+echo "$dir/bin"
