@@ -25,9 +25,28 @@ ROOT=${PODNET_DOCKER_ROOT:-/var/lib/podnet-docker}
 CACHE=${PODNET_DOCKER_CACHE:-/var/cache/podnet-docker}
 RUN=/run/podnet-docker-$NS
 MIRROR=${PODNET_DEBIAN_MIRROR:-http://deb.debian.org/debian}
-# What the Dockerfiles' apt-get install lines name (deploy/docker/**/Dockerfile, final stages).
-DEBIAN_PACKAGES=iproute2,iputils-ping,curl,bird2,frr,ca-certificates
 REPO=$(cd "$(dirname "$0")/.." && pwd)
+dockerfile_packages() {
+  # Every package an `apt-get install` of a Dockerfile names, outside the npm build stage (which
+  # the offline path replaces), joined with commas.
+  for f in "$REPO"/deploy/docker/Dockerfile "$REPO"/deploy/docker/*/Dockerfile; do
+    awk '
+      /\\$/ { sub(/\\$/, ""); buf = buf $0 " "; next }
+      { line = buf $0; buf = "" }
+      toupper(line) ~ /^FROM / { stage = (match(line, / [Aa][Ss] [^ ]+/) ? substr(line, RSTART + 4, RLENGTH - 4) : "") }
+      stage != "build-npm" {
+        n = split(line, parts, "apt-get install")
+        for (i = 2; i <= n; i++) {
+          seg = parts[i]; sub(/&&.*/, "", seg)
+          m = split(seg, w, /[ \t]+/)
+          for (j = 1; j <= m; j++) if (w[j] != "" && w[j] !~ /^-/) print w[j]
+        }
+      }' "$f"
+  done | sort -u | paste -sd, -
+}
+# What the Dockerfiles' apt-get install lines name (deploy/docker/**/Dockerfile, read here so a
+# package added to a Dockerfile is in the base image too), and ca-certificates.
+DEBIAN_PACKAGES=$(dockerfile_packages),ca-certificates
 DOCKER=${PODNET_DOCKER:-/usr/bin/docker}
 
 say() { printf '[docker-tier] %s\n' "$*" >&2; }
