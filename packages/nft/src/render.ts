@@ -423,15 +423,19 @@ export function compare(t: ValidTable, observed: Observed | null): Drift {
 }
 
 /** The element-only transaction for `deltas` (deletes first, so a map key can change verdict). */
-export function renderElements(t: ValidTable, deltas: SetDelta[]): string {
+export function renderElements(
+  t: ValidTable,
+  deltas: SetDelta[],
+  setOf: (name: string) => ValidTable['sets'][number] = (name) => t.sets.find((x) => x.name === name)!,
+): string {
   const fam = `${FAMILY} ${t.name}`;
   const out: string[] = [];
   for (const d of deltas) {
-    const s = t.sets.find((x) => x.name === d.set)!;
+    const s = setOf(d.set);
     if (d.delete.length) out.push(elementsLine('delete', fam, s, d.delete));
   }
   for (const d of deltas) {
-    const s = t.sets.find((x) => x.name === d.set)!;
+    const s = setOf(d.set);
     if (d.add.length) out.push(elementsLine('add', fam, s, d.add));
   }
   return out.length ? `${out.join('\n')}\n` : '';
