@@ -1,7 +1,12 @@
 // Set elements in one canonical text form, so the model and the kernel's listing compare equal:
 // addresses in RFC 5952 form, a host prefix (/32, /128) as the bare address, ports in decimal.
 import { familyBits, formatCidr, formatIp, parseCidrResult } from '@podnet/net';
-import type { SetType, Verdict } from './model.js';
+import type { BaseType, SetType, Verdict } from './model.js';
+
+/** The fields of a set type: one, or those of a concatenation (`ifname . ipv4_addr`). */
+export function typeParts(type: SetType): BaseType[] {
+  return type.split(' . ') as BaseType[];
+}
 
 export const IFNAME_RE = /^[A-Za-z0-9_.-]{1,15}$/;
 
@@ -12,6 +17,20 @@ export function elementResult(
   interval: boolean,
 ): { ok: true; value: string } | { ok: false; reason: string } {
   if (typeof text !== 'string') return { ok: false, reason: 'not a string' };
+  if (type.includes(' . ')) {
+    const types = typeParts(type);
+    const parts = text.split(' . ');
+    if (parts.length !== types.length) {
+      return { ok: false, reason: `not ${types.length} values joined by " . "` };
+    }
+    const out: string[] = [];
+    for (let i = 0; i < types.length; i++) {
+      const r = elementResult(types[i]!, parts[i]!, false);
+      if (!r.ok) return { ok: false, reason: `value ${i + 1}: ${r.reason}` };
+      out.push(r.value);
+    }
+    return { ok: true, value: out.join(' . ') };
+  }
   if (type === 'inet_service') {
     if (!/^[0-9]{1,5}$/.test(text) || Number(text) < 1 || Number(text) > 65535) {
       return { ok: false, reason: 'not a port 1..65535' };

@@ -7,13 +7,15 @@
 // applies the file as one batch, so no packet sees half of it and a refused file changes nothing.
 // An element sync adds and deletes only the elements that differ: no rule is rewritten.
 
-import { elementResult, IFNAME_RE, verdictText } from './elements.js';
+import { elementResult, IFNAME_RE, typeParts, verdictText } from './elements.js';
 import { NftError } from './errors.js';
 import {
   type Action,
+  type BaseType,
   type Chain,
   DEFAULT_TABLE,
   FAMILY,
+  type KeyField,
   type Match,
   NAMED_PRIORITIES,
   type Rule,
@@ -108,7 +110,11 @@ export function validate(table: Table): ValidTable {
   checkName('table.name', name);
   const sets: ValidTable['sets'] = [];
   const setTypes = new Map<string, { kind: 'set' | 'map'; type: SetType }>();
-  const setTypesOk: SetType[] = ['ipv4_addr', 'ipv6_addr', 'inet_service', 'ifname'];
+  const baseTypes: BaseType[] = ['ipv4_addr', 'ipv6_addr', 'inet_service', 'ifname'];
+  const typeOk = (t: unknown) =>
+    typeof t === 'string' &&
+    t.split(' . ').length <= 3 &&
+    t.split(' . ').every((p) => baseTypes.includes(p as BaseType));
   const addSet = (
     kind: 'set' | 'map',
     i: number,
@@ -117,7 +123,13 @@ export function validate(table: Table): ValidTable {
     const f = `${kind}s[${i}]`;
     checkName(`${f}.name`, s.name);
     if (setTypes.has(s.name)) bad(`${f}.name`, s.name, 'is used by another set or map');
-    if (!setTypesOk.includes(s.type)) bad(`${f}.type`, s.type, `is not one of ${setTypesOk.join(', ')}`);
+    if (!typeOk(s.type)) {
+      bad(
+        `${f}.type`,
+        s.type,
+        `is not one of ${baseTypes.join(', ')} or a concatenation of 2-3 of them (a . b)`,
+      );
+    }
     if (s.interval && s.type !== 'ipv4_addr' && s.type !== 'ipv6_addr') {
       bad(`${f}.interval`, s.interval, `is only for address sets (type ${s.type})`);
     }
@@ -200,6 +212,15 @@ export function validate(table: Table): ValidTable {
         if (m.kind === 'addr')
           wantSet(`${mf}.set`, m.set, 'set', [m.field.startsWith('ip6') ? 'ipv6_addr' : 'ipv4_addr']);
         if (m.kind === 'ifset') wantSet(`${mf}.set`, m.set, 'set', ['ifname']);
+        if (m.kind === 'concat') {
+          if (!Array.isArray(m.fields) || m.fields.length < 2 || m.fields.length > 3)
+            bad(`${mf}.fields`, m.fields, 'is not 2 or 3 fields');
+          m.fields.forEach((x, n) => {
+            if (!(x in FIELD_TYPE))
+              bad(`${mf}.fields[${n}]`, x, `is not one of ${Object.keys(FIELD_TYPE).join(', ')}`);
+          });
+          wantSet(`${mf}.set`, m.set, 'set', [m.fields.map((x) => FIELD_TYPE[x]).join(' . ') as SetType]);
+        }
         if (m.kind === 'ifname') {
           const stem = m.name.endsWith('*') ? m.name.slice(0, -1) : m.name;
           if (!IFNAME_RE.test(stem))
@@ -241,6 +262,17 @@ export function validate(table: Table): ValidTable {
 
 const q = (s: string) => `"${s}"`;
 
+/** The key type of each field a match or a map can key on. */
+const FIELD_TYPE: Record<KeyField, BaseType> = {
+  'ip saddr': 'ipv4_addr',
+  'ip daddr': 'ipv4_addr',
+  'ip6 saddr': 'ipv6_addr',
+  'ip6 daddr': 'ipv6_addr',
+  iifname: 'ifname',
+  oifname: 'ifname',
+  'th dport': 'inet_service',
+};
+
 function renderMatch(m: Match): string {
   const not = 'negate' in m && m.negate ? '!= ' : '';
   switch (m.kind) {
@@ -250,6 +282,8 @@ function renderMatch(m: Match): string {
       return `${m.field} ${not}${q(m.name)}`;
     case 'ifset':
       return `${m.field} ${not}@${m.set}`;
+    case 'concat':
+      return `${m.fields.join(' . ')} ${not}@${m.set}`;
     case 'l4':
       if (m.dport === undefined) return `meta l4proto ${m.proto}`;
       if (typeof m.dport === 'number') return `${m.proto} dport ${m.dport}`;
@@ -286,7 +320,13 @@ function chainSpec(c: Chain): string {
 }
 
 function elementText(type: SetType, e: string): string {
-  return type === 'ifname' ? q(e) : e;
+  if (type === 'ifname') return q(e);
+  if (!type.includes(' . ')) return e;
+  const types = typeParts(type);
+  return e
+    .split(' . ')
+    .map((p, i) => (types[i] === 'ifname' ? q(p) : p))
+    .join(' . ');
 }
 
 function mapElementText(type: SetType, e: string): string {
