@@ -136,16 +136,18 @@ export function validate(table: Table): ValidTable {
     checkComment(`${f}.comment`, s.comment);
     setTypes.set(s.name, { kind, type: s.type });
   };
-  const canon = (field: string, type: SetType, interval: boolean, e: string) => {
-    const r = elementResult(type, e, interval);
-    if (!r.ok) bad(field, e, `is not a ${type} element: ${r.reason}`);
+  const memo = new Map<string, string>();
+  // The field's name is built only for an error (elements can be many).
+  const canon = (field: () => string, type: SetType, interval: boolean, e: string) => {
+    const r = elementResult(type, e, interval, memo);
+    if (!r.ok) bad(field(), e, `is not a ${type} element: ${r.reason}`);
     return r.value;
   };
   (table.sets ?? []).forEach((s, i) => {
     addSet('set', i, s);
     const interval = s.interval ?? false;
     const elements = [
-      ...new Set(s.elements.map((e, j) => canon(`sets[${i}].elements[${j}]`, s.type, interval, e))),
+      ...new Set(s.elements.map((e, j) => canon(() => `sets[${i}].elements[${j}]`, s.type, interval, e))),
     ];
     if (interval) checkOverlap(`sets[${i}].elements`, s.type, elements);
     sets.push({ name: s.name, kind: 'set', type: s.type, interval, comment: s.comment, elements });
@@ -181,7 +183,7 @@ export function validate(table: Table): ValidTable {
     const interval = m.interval ?? false;
     const byKey = new Map<string, string>();
     m.elements.forEach((el, j) => {
-      const key = canon(`maps[${i}].elements[${j}].key`, m.type, interval, el.key);
+      const key = canon(() => `maps[${i}].elements[${j}].key`, m.type, interval, el.key);
       checkVerdict(`maps[${i}].elements[${j}].verdict`, el.verdict);
       if (byKey.has(key)) bad(`maps[${i}].elements[${j}].key`, el.key, 'appears twice');
       byKey.set(key, verdictText(el.verdict));
@@ -323,6 +325,8 @@ function elementText(type: SetType, e: string): string {
   if (type === 'ifname') return q(e);
   if (!type.includes(' . ')) return e;
   const types = typeParts(type);
+  // The usual shape (only the first field an ifname) without splitting the element.
+  if (types[0] === 'ifname' && !types.includes('ifname', 1)) return `"${e.replace(' . ', '" . ')}`;
   return e
     .split(' . ')
     .map((p, i) => (types[i] === 'ifname' ? q(p) : p))
