@@ -1,27 +1,35 @@
 // Benchmark: podnet's nf_tables layer (@podnet/nft) against `nft -f`, same ruleset, same kernel,
-// same run, in a namespace of its own. `npm run bench -- nft [--pods 5000] [--pools 50]
-// [--changes 1000] [--slow-changes 50] [--runs 3]`. Prints a table, then one JSON object as its last line.
+// same run, in namespaces of its own. `npm run bench -- nft [--pods 5000] [--pools 50]
+// [--changes 1000] [--slow-changes 50] [--runs 3] [--layouts flat,shared,perpod]`. Prints a table,
+// then one JSON object as its last line.
 //
 // The table (`inet podnet`) is what the NAT/isolation model of issue 13 renders, plus the per-pod
-// part NetworkPolicy (issue 14) will add, every pod treated as local (the worst case for one node):
+// state NetworkPolicy (issue 14) will add, every pod treated as local (the worst case for one node):
 // - NAT and isolation, from the pools: interval sets pools4/6, nat4/6, natexcl4/6, isolated4/6,
 //   cluster4/6 (50 pools: an IPv4 /22 and an IPv6 /112 each; every 10th pool isolated, the others
 //   natOutgoing; 2 exclusions; cluster = pools + 10 node addresses + the service range); chains
 //   `postrouting` (nat, srcnat: masquerade nat4/nat6 to outside pools and exclusions) and
-//   `forward` (filter: drop isolated traffic outside the cluster, then policy dispatch).
-// - Policy, per pod: its interface in two ifname-keyed verdict maps, `to_pod` (oifname → jump
-//   `p<i>-in`) and `from_pod` (iifname → jump `p<i>-out`), its addresses in `pods4`/`pods6`, and
-//   per-pod address sets `p<i>-in4`/`p<i>-in6` (4 allowed peers each) used by its ingress chain.
-//   That is 2 chains, 2 sets and 12 elements per pod: the per-pod shape a policy dataplane needs.
-// Measured:
+//   `forward` (filter: drop isolated traffic outside the cluster, then the policy checks).
+// - Policy, per pod: its addresses in `pods4`/`pods6`, ingress allowed only from 4 peers (IPv4 and
+//   IPv6), egress tcp/25 dropped: 12 elements per pod in every layout. The layouts
+//   (bench/lib/nft-model.mjs) differ in where that state lives, which is what a pod change costs:
+//   - `flat` (measured first, the JSON's main keys): elements only, in sets with concatenated keys
+//     checked by fixed rules of `forward`: `oifname . ip saddr @in-allow4 accept` (and ip6),
+//     `oifname @in-isolated drop`, `iifname . th dport @out-deny drop`. 2 chains.
+//   - `shared`: ifname verdict maps `to_pod`/`from_pod` whose elements jump to one of two fixed
+//     chains (np-in, np-out) holding the same concatenated checks. 4 chains.
+//   - `perpod`: the verdict maps jump to two chains per pod (p<i>-in, p<i>-out) with two address
+//     sets per pod: what packages/policy renders today. 10,002 chains.
+// Measured, per layout:
 // - from empty: NftTable.sync(model) (validate, render, `nft -f -`, read the rules back for drift)
 //   against `nft -f <file>` of the very text sync applied, each in a fresh namespace, alternating
-//   which goes first; medians of --runs. ratio_full = sync / nft -f.
-// - single-pod changes: --changes transactions, each deleting or re-adding one pod's 12 elements
-//   (its two map entries, two addresses, eight peers), acknowledged by the kernel: through
-//   NftTable.update() (the fast path over netlink), through NftTable.sync() of the whole model
-//   (same fast path, plus validating and diffing 5,000 pods), and through `nft -f -` (a process
-//   per change). single_change_p99_ms is update()'s p99.
+//   which goes first; medians of --runs (the first layout; 1 run for the others).
+//   ratio_full = sync / nft -f.
+// - single-pod changes: --changes transactions, each deleting or re-adding one pod's 12 elements,
+//   acknowledged by the kernel, through NftTable.update() (the fast path over netlink); for the
+//   first layout also through NftTable.sync() of the whole model and through `nft -f -` (a process
+//   per change), --slow-changes each. single_change_p99_ms is update()'s p99 (first layout);
+//   <layout>_single_change_p99_ms the others'.
 import { execFileSync } from 'node:child_process';
 import { rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
