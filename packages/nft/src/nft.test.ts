@@ -250,25 +250,6 @@ describe('NftTable.sync with the fast path and the generation', () => {
   });
 });
 
-describe('the first sync of a process', () => {
-  it('skips reading the table when a rule dump says it does not exist, and reads it when it does', async () => {
-    const fake = new FakeExecutor({ fast: true });
-    let dumps = 0;
-    fake.ruleDigests = async () => {
-      dumps++;
-      return fake.listing === null ? null : new Map();
-    };
-    const r = await new NftTable({ exec: fake }).sync(natModel());
-    expect(r.mode).toBe('full');
-    expect(fake.lists).toBe(0);
-    expect(dumps).toBe(2); // the existence check, then the rules after the apply
-    expect(r.script).not.toContain('delete ');
-    fake.listing = listing(['10.65.0.0/16']);
-    await new NftTable({ exec: fake }).sync(natModel());
-    expect(fake.lists).toBe(1);
-  });
-});
-
 describe('NftTable.update', () => {
   async function synced() {
     const fake = new FakeExecutor({ fast: true });

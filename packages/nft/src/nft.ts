@@ -130,10 +130,7 @@ export class NftTable {
       this.stats.readsSkipped++;
       return this.applyDelta(t, diffModels(prev, t), []);
     }
-    // The first sync of a process asks the kernel over netlink whether the table exists at all
-    // (a rule dump answers null when it does not): on an empty namespace nft's listing is skipped.
-    const absent = !prev && this.exec.ruleDigests ? (await this.exec.ruleDigests(t.name)) === null : false;
-    const observed = absent ? null : await this.read(t.name);
+    const observed = await this.read(t.name);
     const drift = compare(t, observed);
     const ruleDrift =
       this.applied === key && this.rules && observed

@@ -17,7 +17,6 @@ export class FakeExecutor implements NftExecutor {
   fastDeclines = false;
   applyElements?: NftExecutor['applyElements'];
   generation?: NftExecutor['generation'];
-  ruleDigests?: NftExecutor['ruleDigests'];
 
   constructor(opts: { fast?: boolean } = {}) {
     if (opts.fast) {
