@@ -1,34 +1,42 @@
 // Benchmark: podnet's nf_tables layer (@podnet/nft) against `nft -f`, same ruleset, same kernel,
-// same run, in a namespace of its own. `npm run bench -- nft [--pods 5000] [--pools 50]
-// [--changes 1000] [--slow-changes 50] [--runs 3]`. Prints a table, then one JSON object as its last line.
+// same run, in namespaces of its own. `npm run bench -- nft [--pods 5000] [--pools 50]
+// [--changes 1000] [--slow-changes 50] [--runs 3] [--layouts flat,shared,perpod]`. Prints a table,
+// then one JSON object as its last line.
 //
 // The table (`inet podnet`) is what the NAT/isolation model of issue 13 renders, plus the per-pod
-// part NetworkPolicy (issue 14) will add, every pod treated as local (the worst case for one node):
+// state NetworkPolicy (issue 14) will add, every pod treated as local (the worst case for one node):
 // - NAT and isolation, from the pools: interval sets pools4/6, nat4/6, natexcl4/6, isolated4/6,
 //   cluster4/6 (50 pools: an IPv4 /22 and an IPv6 /112 each; every 10th pool isolated, the others
 //   natOutgoing; 2 exclusions; cluster = pools + 10 node addresses + the service range); chains
 //   `postrouting` (nat, srcnat: masquerade nat4/nat6 to outside pools and exclusions) and
-//   `forward` (filter: drop isolated traffic outside the cluster, then policy dispatch).
-// - Policy, per pod: its interface in two ifname-keyed verdict maps, `to_pod` (oifname → jump
-//   `p<i>-in`) and `from_pod` (iifname → jump `p<i>-out`), its addresses in `pods4`/`pods6`, and
-//   per-pod address sets `p<i>-in4`/`p<i>-in6` (4 allowed peers each) used by its ingress chain.
-//   That is 2 chains, 2 sets and 12 elements per pod: the per-pod shape a policy dataplane needs.
-// Measured:
+//   `forward` (filter: drop isolated traffic outside the cluster, then the policy checks).
+// - Policy, per pod: its addresses in `pods4`/`pods6`, ingress allowed only from 4 peers (IPv4 and
+//   IPv6), egress tcp/25 dropped: 12 elements per pod in every layout. The layouts
+//   (bench/lib/nft-model.mjs) differ in where that state lives, which is what a pod change costs:
+//   - `flat` (measured first, the JSON's main keys): elements only, in sets with concatenated keys
+//     checked by fixed rules of `forward`: `oifname . ip saddr @in-allow4 accept` (and ip6),
+//     `oifname @in-isolated drop`, `iifname . th dport @out-deny drop`. 2 chains.
+//   - `shared`: ifname verdict maps `to_pod`/`from_pod` whose elements jump to one of two fixed
+//     chains (np-in, np-out) holding the same concatenated checks. 4 chains.
+//   - `perpod`: the verdict maps jump to two chains per pod (p<i>-in, p<i>-out) with two address
+//     sets per pod: what packages/policy renders today. 10,002 chains.
+// Measured, per layout:
 // - from empty: NftTable.sync(model) (validate, render, `nft -f -`, read the rules back for drift)
 //   against `nft -f <file>` of the very text sync applied, each in a fresh namespace, alternating
-//   which goes first; medians of --runs. ratio_full = sync / nft -f.
-// - single-pod changes: --changes transactions, each deleting or re-adding one pod's 12 elements
-//   (its two map entries, two addresses, eight peers), acknowledged by the kernel: through
-//   NftTable.update() (the fast path over netlink), through NftTable.sync() of the whole model
-//   (same fast path, plus validating and diffing 5,000 pods), and through `nft -f -` (a process
-//   per change). single_change_p99_ms is update()'s p99.
+//   which goes first; medians of --runs (the first layout; 1 run for the others).
+//   ratio_full = sync / nft -f.
+// - single-pod changes: --changes transactions, each deleting or re-adding one pod's 12 elements,
+//   acknowledged by the kernel, through NftTable.update() (the fast path over netlink); for the
+//   first layout also through NftTable.sync() of the whole model and through `nft -f -` (a process
+//   per change), --slow-changes each. single_change_p99_ms is update()'s p99 (first layout);
+//   <layout>_single_change_p99_ms the others'.
 import { execFileSync } from 'node:child_process';
 import { rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { NftTable, nftCli, renderElements, validate } from '../packages/nft/dist/index.js';
 import { cleanupStale, deleteNetns, NetnsSet } from '../packages/testkit/dist/index.js';
-import { nftModel } from './lib/nft-model.mjs';
+import { LAYOUTS, nftModel } from './lib/nft-model.mjs';
 
 const arg = (name, def) => {
   const i = process.argv.indexOf(`--${name}`);
@@ -41,7 +49,9 @@ const RUNS = arg('runs', 3);
 // The comparison paths (sync of the whole model, an nft process per change) cost 100-1000× more
 // per change; they get fewer samples.
 const SLOW = arg('slow-changes', 50);
-const { model, podUpdate } = nftModel(PODS, POOLS);
+// --layouts flat,perpod: which layouts of the table (bench/lib/nft-model.mjs), the first in full.
+const li = process.argv.indexOf('--layouts');
+const LAYOUTS_RUN = li > 0 ? process.argv[li + 1].split(',') : LAYOUTS;
 const lab = new NetnsSet();
 const file = join(tmpdir(), `podnet-bench-nft-${process.pid}.nft`);
 
@@ -63,7 +73,7 @@ function census(ns) {
     chains: items.filter((x) => x.chain).length,
     rules: items.filter((x) => x.rule).length,
     sets: items.filter((x) => x.set || x.map).length,
-    toPod: elems('to_pod').map.elem?.length ?? 0,
+    toPod: elems('to_pod')?.map.elem?.length ?? 0,
     pods4: elems('pods4').set.elem?.length ?? 0,
   };
 }
@@ -123,26 +133,29 @@ async function fromEmptyFile(script) {
   return { took, ns };
 }
 
-async function main() {
-  await cleanupStale();
+/** From empty (`runs` times each way) then single-pod changes, for one layout of the table. */
+async function measure(layout, runs, slow) {
+  const { model, podUpdate } = nftModel(PODS, POOLS, layout);
   const m = model();
-  const expectChains = 2 + 2 * PODS;
+  const expectChains = m.chains.length;
+  const elements =
+    m.sets.reduce((n, s) => n + s.elements.length, 0) + m.maps.reduce((n, s) => n + s.elements.length, 0);
   console.log(
-    `model: ${PODS} pods in ${POOLS} pools, ${expectChains} chains, ${m.sets.length + m.maps.length} sets and maps, ${m.sets.reduce((n, s) => n + s.elements.length, 0) + m.maps.reduce((n, s) => n + s.elements.length, 0)} elements`,
+    `layout ${layout}: ${PODS} pods in ${POOLS} pools, ${expectChains} chains, ${m.sets.length + m.maps.length} sets and maps, ${elements} elements`,
   );
+  const ok = (c) =>
+    c.chains === expectChains && c.pods4 === PODS && c.toPod === (layout === 'flat' ? 0 : PODS);
   const syncRuns = [];
   const fileRuns = [];
   let kept;
-  for (let r = 0; r < RUNS; r++) {
+  for (let r = 0; r < runs; r++) {
     const order = r % 2 === 0 ? ['sync', 'file'] : ['file', 'sync'];
     for (const which of order) {
       if (which === 'sync') {
         const s = await fromEmptySync(m);
         syncRuns.push(s.took);
         const c = census(s.ns);
-        if (c.chains !== expectChains || c.toPod !== PODS || c.pods4 !== PODS) {
-          throw new Error(`sync left ${JSON.stringify(c)}`);
-        }
+        if (!ok(c)) throw new Error(`sync left ${JSON.stringify(c)}`);
         if (!kept) kept = s;
         else {
           s.nft.close();
@@ -151,14 +164,12 @@ async function main() {
       } else {
         if (!kept) {
           // The file is the text sync applied; render it once from a sync (not timed).
-          const s = await fromEmptySync(m);
-          kept = s;
+          kept = await fromEmptySync(m);
         }
         const f = await fromEmptyFile(kept.script);
         fileRuns.push(f.took);
         const c = census(f.ns);
-        if (c.chains !== expectChains || c.toPod !== PODS)
-          throw new Error(`nft -f left ${JSON.stringify(c)}`);
+        if (!ok(c)) throw new Error(`nft -f left ${JSON.stringify(c)}`);
         await deleteNetns(f.ns);
       }
       console.log(
@@ -180,7 +191,7 @@ async function main() {
     if (r.via !== 'netlink' || r.mode !== 'elements') throw new Error(`update went ${r.mode}/${r.via}`);
   }
   const viaSync = [];
-  for (let k = 0; k < Math.min(CHANGES, SLOW); k++) {
+  for (let k = 0; k < Math.min(CHANGES, slow); k++) {
     const i = ((k >> 1) * 41) % PODS;
     const mk = model(k % 2 === 0 ? new Set([i]) : new Set());
     const t0 = process.hrtime.bigint();
@@ -191,18 +202,15 @@ async function main() {
   const exec = nftCli({ netns: ns.name, netlink: false });
   const viaNft = [];
   const valid = validate(m);
-  for (let k = 0; k < Math.min(CHANGES, SLOW); k++) {
+  for (let k = 0; k < Math.min(CHANGES, slow); k++) {
     const i = ((k >> 1) * 43) % PODS;
     const del = k % 2 === 0;
-    const elems = podUpdate(i, 'add').map((u) => ({
-      set: u.set ?? u.map,
-      add: del
-        ? []
-        : (u.add ?? []).map((e) => (typeof e === 'string' ? e : `${e.key} : jump ${e.verdict.chain}`)),
-      delete: del
-        ? (u.add ?? []).map((e) => (typeof e === 'string' ? e : `${e.key} : jump ${e.verdict.chain}`))
-        : [],
-    }));
+    const elems = podUpdate(i, 'add').map((u) => {
+      const text = (u.add ?? []).map((e) =>
+        typeof e === 'string' ? e : `${e.key} : jump ${e.verdict.chain}`,
+      );
+      return { set: u.set ?? u.map, add: del ? [] : text, delete: del ? text : [] };
+    });
     const script = renderElements(valid, elems);
     const t0 = process.hrtime.bigint();
     await exec.apply(script);
@@ -222,52 +230,73 @@ async function main() {
     throw new Error(`drift after the run: ${JSON.stringify(drift)}`);
   const counters = nft.counters;
   nft.close();
+  await deleteNetns(ns);
+  console.log(`  counters: ${JSON.stringify(counters)}`);
+  return { layout, chains: expectChains, elements, syncRuns, fileRuns, viaUpdate, viaSync, viaNft };
+}
+
+async function main() {
+  await cleanupStale();
+  const results = [];
+  for (const layout of LAYOUTS_RUN) {
+    // The first layout is the one measured in full; the others get one from-empty run each way
+    // and only the update() changes (they are there to compare a change's cost).
+    const first = results.length === 0;
+    results.push(await measure(layout, first ? RUNS : 1, first ? SLOW : 0));
+  }
   await lab.destroy();
   rmSync(file, { force: true });
 
-  const syncMs = median(syncRuns);
-  const fileMs = median(fileRuns);
   const row = (name, xs) =>
-    `${name.padEnd(34)}${pct(xs, 50).toFixed(3).padStart(10)}${pct(xs, 99).toFixed(3).padStart(10)}${Math.max(
-      ...xs,
-    )
-      .toFixed(3)
-      .padStart(10)}${String(xs.length).padStart(8)}`;
-  console.log(
-    `\nfrom empty (${expectChains} chains; median of ${RUNS}, alternating order, fresh namespace each)`,
-  );
-  console.log(
-    `  NftTable.sync                    ${syncMs.toFixed(0).padStart(8)} ms   runs ${syncRuns.map((x) => x.toFixed(0)).join(', ')}`,
-  );
-  console.log(
-    `  nft -f file (same text)          ${fileMs.toFixed(0).padStart(8)} ms   runs ${fileRuns.map((x) => x.toFixed(0)).join(', ')}`,
-  );
-  console.log(`  ratio                            ${(syncMs / fileMs).toFixed(3).padStart(8)}`);
-  console.log(`\nsingle-pod change (12 elements in 6 sets/maps), acknowledged by the kernel, ms`);
-  console.log(
-    `${''.padEnd(34)}${'p50'.padStart(10)}${'p99'.padStart(10)}${'max'.padStart(10)}${'n'.padStart(8)}`,
-  );
-  console.log(row('NftTable.update (netlink)', viaUpdate));
-  console.log(row('NftTable.sync whole model (netlink)', viaSync));
-  console.log(row('nft -f - (one process per change)', viaNft));
-  console.log(`counters: ${JSON.stringify(counters)}`);
-  console.log(
-    JSON.stringify({
-      bench: 'nft',
-      pods: PODS,
-      pools: POOLS,
-      chains: expectChains,
-      full_sync_ms: +syncMs.toFixed(1),
-      full_nft_file_ms: +fileMs.toFixed(1),
-      ratio_full: +(syncMs / fileMs).toFixed(3),
-      single_change_p50_ms: +pct(viaUpdate, 50).toFixed(3),
-      single_change_p99_ms: +pct(viaUpdate, 99).toFixed(3),
-      single_change_sync_p50_ms: +pct(viaSync, 50).toFixed(3),
-      single_change_sync_p99_ms: +pct(viaSync, 99).toFixed(3),
-      single_change_nft_p50_ms: +pct(viaNft, 50).toFixed(3),
-      single_change_nft_p99_ms: +pct(viaNft, 99).toFixed(3),
-    }),
-  );
+    xs.length === 0
+      ? ''
+      : `${name.padEnd(44)}${pct(xs, 50).toFixed(3).padStart(10)}${pct(xs, 99).toFixed(3).padStart(10)}${Math.max(
+          ...xs,
+        )
+          .toFixed(3)
+          .padStart(10)}${String(xs.length).padStart(8)}\n`;
+  console.log(`\nfrom empty (median of runs, alternating order, fresh namespace each), ms`);
+  for (const r of results) {
+    const a = median(r.syncRuns);
+    const b = median(r.fileRuns);
+    console.log(
+      `  ${`${r.layout} (${r.chains} chains, ${r.elements} elements)`.padEnd(42)} sync ${a.toFixed(0).padStart(7)}   nft -f ${b.toFixed(0).padStart(7)}   ratio ${(a / b).toFixed(3)}   runs ${r.syncRuns.map((x) => x.toFixed(0)).join(', ')} / ${r.fileRuns.map((x) => x.toFixed(0)).join(', ')}`,
+    );
+  }
+  console.log(`\nsingle-pod change (12 elements), acknowledged by the kernel, ms`);
+  let out = `${''.padEnd(44)}${'p50'.padStart(10)}${'p99'.padStart(10)}${'max'.padStart(10)}${'n'.padStart(8)}\n`;
+  for (const r of results) {
+    out += row(`${r.layout}: NftTable.update (netlink)`, r.viaUpdate);
+    out += row(`${r.layout}: NftTable.sync whole model`, r.viaSync);
+    out += row(`${r.layout}: nft -f - (a process per change)`, r.viaNft);
+  }
+  process.stdout.write(out);
+  const [p] = results;
+  const json = {
+    bench: 'nft',
+    pods: PODS,
+    pools: POOLS,
+    layout: p.layout,
+    chains: p.chains,
+    full_sync_ms: +median(p.syncRuns).toFixed(1),
+    full_nft_file_ms: +median(p.fileRuns).toFixed(1),
+    ratio_full: +(median(p.syncRuns) / median(p.fileRuns)).toFixed(3),
+    single_change_p50_ms: +pct(p.viaUpdate, 50).toFixed(3),
+    single_change_p99_ms: +pct(p.viaUpdate, 99).toFixed(3),
+  };
+  if (p.viaSync.length) {
+    json.single_change_sync_p50_ms = +pct(p.viaSync, 50).toFixed(3);
+    json.single_change_sync_p99_ms = +pct(p.viaSync, 99).toFixed(3);
+    json.single_change_nft_p50_ms = +pct(p.viaNft, 50).toFixed(3);
+    json.single_change_nft_p99_ms = +pct(p.viaNft, 99).toFixed(3);
+  }
+  for (const r of results.slice(1)) {
+    json[`${r.layout}_chains`] = r.chains;
+    json[`${r.layout}_ratio_full`] = +(median(r.syncRuns) / median(r.fileRuns)).toFixed(3);
+    json[`${r.layout}_single_change_p50_ms`] = +pct(r.viaUpdate, 50).toFixed(3);
+    json[`${r.layout}_single_change_p99_ms`] = +pct(r.viaUpdate, 99).toFixed(3);
+  }
+  console.log(JSON.stringify(json));
 }
 
 main().catch(async (err) => {

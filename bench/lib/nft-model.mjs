@@ -1,6 +1,16 @@
 // The benchmark table of bench/nft.mjs (see its header): NAT and isolation sets and chains for
-// the pools, plus the per-pod policy elements, chains and sets, for `pods` pods in `pools` pools.
-export function nftModel(PODS, POOLS) {
+// the pools, plus the per-pod policy state of `pods` pods in `pools` pools, in one of three layouts:
+// - `flat`: per-pod state only as elements of sets with concatenated keys, checked by fixed rules
+//   of `forward` (oifname . ip saddr @in-allow4, iifname . th dport @out-deny, oifname @in-isolated);
+// - `shared`: ifname verdict maps as in `perpod`, but every element jumps to one of two fixed
+//   chains (np-in, np-out) that check the same concatenated sets;
+// - `perpod`: ifname verdict maps jumping to two chains per pod, with two address sets per pod.
+// Each gives a pod the same 12 elements and the same verdicts (ingress only from its 4 peers,
+// egress tcp/25 dropped).
+export const LAYOUTS = ['flat', 'shared', 'perpod'];
+
+export function nftModel(PODS, POOLS, layout = 'flat') {
+  if (!LAYOUTS.includes(layout)) throw new Error(`layout ${JSON.stringify(layout)} is not one of ${LAYOUTS}`);
   const poolCidr4 = (p) => `10.${64 + (p >> 6)}.${(p & 63) * 4}.0/22`;
   const poolCidr6 = (p) => `fd00:65:0:${p.toString(16)}::/112`;
   const perPool = Math.ceil(PODS / POOLS);
@@ -27,6 +37,16 @@ export function nftModel(PODS, POOLS) {
       set: `${s}${f}`,
       negate,
     });
+    const cat = (fields, set) => ({ kind: 'concat', fields, set });
+    const outDeny = {
+      match: [{ kind: 'l4', proto: 'tcp' }, cat(['iifname', 'th dport'], 'out-deny')],
+      counter: true,
+      action: { kind: 'drop' },
+    };
+    const inAllow = [4, 6].map((f) => ({
+      match: [cat(['oifname', f === 4 ? 'ip saddr' : 'ip6 saddr'], `in-allow${f}`)],
+      action: { kind: 'accept' },
+    }));
     const chains = [
       {
         name: 'postrouting',
@@ -58,11 +78,27 @@ export function nftModel(PODS, POOLS) {
             },
           ]),
           { match: [{ kind: 'ct', states: ['established', 'related'] }], action: { kind: 'accept' } },
-          { action: { kind: 'vmap', field: 'oifname', map: 'to_pod' } },
-          { action: { kind: 'vmap', field: 'iifname', map: 'from_pod' } },
+          ...(layout === 'flat'
+            ? [
+                outDeny,
+                ...inAllow,
+                {
+                  match: [{ kind: 'ifset', field: 'oifname', set: 'in-isolated' }],
+                  counter: true,
+                  action: { kind: 'drop' },
+                },
+              ]
+            : [
+                { action: { kind: 'vmap', field: 'iifname', map: 'from_pod' } },
+                { action: { kind: 'vmap', field: 'oifname', map: 'to_pod' } },
+              ]),
         ],
       },
     ];
+    if (layout === 'shared') {
+      chains.push({ name: 'np-out', rules: [outDeny] });
+      chains.push({ name: 'np-in', rules: [...inAllow, { counter: true, action: { kind: 'drop' } }] });
+    }
     const sets = [
       set('pools4', 'ipv4_addr', pools.map(poolCidr4), true),
       set('pools6', 'ipv6_addr', pools.map(poolCidr6), true),
@@ -77,19 +113,49 @@ export function nftModel(PODS, POOLS) {
       set('pods4', 'ipv4_addr', present.map(podIp4)),
       set('pods6', 'ipv6_addr', present.map(podIp6)),
     ];
-    const maps = [
-      {
-        name: 'to_pod',
-        type: 'ifname',
-        elements: present.map((i) => ({ key: podIf(i), verdict: { kind: 'jump', chain: `p${i}-in` } })),
-      },
-      {
-        name: 'from_pod',
-        type: 'ifname',
-        elements: present.map((i) => ({ key: podIf(i), verdict: { kind: 'jump', chain: `p${i}-out` } })),
-      },
-    ];
-    for (let i = 0; i < PODS; i++) {
+    const maps = [];
+    if (layout === 'flat' || layout === 'shared') {
+      sets.push(
+        set(
+          'in-allow4',
+          'ifname . ipv4_addr',
+          present.flatMap((i) => peers4(i).map((a) => `${podIf(i)} . ${a}`)),
+        ),
+        set(
+          'in-allow6',
+          'ifname . ipv6_addr',
+          present.flatMap((i) => peers6(i).map((a) => `${podIf(i)} . ${a}`)),
+        ),
+        set(
+          'out-deny',
+          'ifname . inet_service',
+          present.map((i) => `${podIf(i)} . 25`),
+        ),
+      );
+    }
+    if (layout === 'flat') sets.push(set('in-isolated', 'ifname', present.map(podIf)));
+    if (layout !== 'flat') {
+      const target = (i, dir) => (layout === 'shared' ? `np-${dir}` : `p${i}-${dir}`);
+      maps.push(
+        {
+          name: 'to_pod',
+          type: 'ifname',
+          elements: present.map((i) => ({
+            key: podIf(i),
+            verdict: { kind: 'jump', chain: target(i, 'in') },
+          })),
+        },
+        {
+          name: 'from_pod',
+          type: 'ifname',
+          elements: present.map((i) => ({
+            key: podIf(i),
+            verdict: { kind: 'jump', chain: target(i, 'out') },
+          })),
+        },
+      );
+    }
+    for (let i = 0; layout === 'perpod' && i < PODS; i++) {
       const on = !absent.has(i);
       sets.push(set(`p${i}-in4`, 'ipv4_addr', on ? peers4(i) : []));
       sets.push(set(`p${i}-in6`, 'ipv6_addr', on ? peers6(i) : []));
@@ -111,27 +177,40 @@ export function nftModel(PODS, POOLS) {
     return { chains, sets, maps };
   }
 
-  /** One pod's elements, as update() takes them. */
+  /** One pod's 12 elements, as update() takes them (`op`: add or delete). */
   function podUpdate(i, op) {
-    const jump = (dir) => ({ kind: 'jump', chain: `p${i}-${dir}` });
-    if (op === 'delete') {
-      return [
-        { set: 'pods4', delete: [podIp4(i)] },
-        { set: 'pods6', delete: [podIp6(i)] },
-        { set: `p${i}-in4`, delete: peers4(i) },
-        { set: `p${i}-in6`, delete: peers6(i) },
-        { map: 'to_pod', delete: [podIf(i)] },
-        { map: 'from_pod', delete: [podIf(i)] },
-      ];
+    const del = op === 'delete';
+    const ch = (kind, name, elements) => ({ [kind]: name, [del ? 'delete' : 'add']: elements });
+    const jump = (dir) => ({
+      key: podIf(i),
+      verdict: { kind: 'jump', chain: layout === 'shared' ? `np-${dir}` : `p${i}-${dir}` },
+    });
+    const out = [ch('set', 'pods4', [podIp4(i)]), ch('set', 'pods6', [podIp6(i)])];
+    if (layout === 'perpod') {
+      out.push(ch('set', `p${i}-in4`, peers4(i)), ch('set', `p${i}-in6`, peers6(i)));
+    } else {
+      out.push(
+        ch(
+          'set',
+          'in-allow4',
+          peers4(i).map((a) => `${podIf(i)} . ${a}`),
+        ),
+        ch(
+          'set',
+          'in-allow6',
+          peers6(i).map((a) => `${podIf(i)} . ${a}`),
+        ),
+      );
     }
-    return [
-      { set: 'pods4', add: [podIp4(i)] },
-      { set: 'pods6', add: [podIp6(i)] },
-      { set: `p${i}-in4`, add: peers4(i) },
-      { set: `p${i}-in6`, add: peers6(i) },
-      { map: 'to_pod', add: [{ key: podIf(i), verdict: jump('in') }] },
-      { map: 'from_pod', add: [{ key: podIf(i), verdict: jump('out') }] },
-    ];
+    if (layout === 'flat') {
+      out.push(ch('set', 'in-isolated', [podIf(i)]), ch('set', 'out-deny', [`${podIf(i)} . 25`]));
+    } else {
+      out.push(
+        ch('map', 'to_pod', del ? [podIf(i)] : [jump('in')]),
+        ch('map', 'from_pod', del ? [podIf(i)] : [jump('out')]),
+      );
+    }
+    return out;
   }
 
   return { model, podUpdate, podIf, podIp4, podIp6 };

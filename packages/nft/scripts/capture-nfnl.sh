@@ -15,6 +15,10 @@ table inet t {
   set sp { type inet_service; }
   chain c { }
   map m { type ifname : verdict; }
+  set c4 { type ifname . ipv4_addr; }
+  set c6 { type ifname . ipv6_addr; }
+  set cp { type ifname . inet_service; }
+  set c3 { type ipv4_addr . ipv4_addr . inet_service; }
 }
 NFT
 
@@ -46,5 +50,12 @@ add element inet t m { "pn0003" : drop }
 add element inet t m { "pn0004" : goto c }
 add element inet t m { "pn0005" : return }
 delete element inet t m { "pn0001" }
+add element inet t c4 { "pn0001" . 10.65.0.1 }
+add element inet t c4 { "pn0001" . 10.65.0.1, "pn0002" . 192.0.2.255 }
+delete element inet t c4 { "pn0001" . 10.65.0.1 }
+add element inet t c6 { "pn0001" . fd00:65::1 }
+add element inet t cp { "pn0001" . 25 }
+delete element inet t cp { "pn0001" . 25 }
+add element inet t c3 { 10.65.0.1 . 10.65.0.2 . 443 }
 CMDS
 echo "];"

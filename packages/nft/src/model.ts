@@ -45,6 +45,11 @@ export type Match =
   | { kind: 'addr'; field: AddrField; set: string; negate?: boolean }
   /** `iifname "pn*"`: an interface name, or every name with that prefix when it ends in `*`. */
   | { kind: 'ifname'; field: 'iifname' | 'oifname'; name: string; negate?: boolean }
+  /**
+   * `oifname . ip saddr @set`: the concatenation of the fields is (not) in a set whose type is the
+   * fields' types concatenated (`ifname . ipv4_addr`). `th dport` needs an `l4` match before it.
+   */
+  | { kind: 'concat'; fields: KeyField[]; set: string; negate?: boolean }
   /** `iifname @set`: the interface is (not) in a named ifname set. */
   | { kind: 'ifset'; field: 'iifname' | 'oifname'; set: string; negate?: boolean }
   /** `meta l4proto tcp`, or with a port `tcp dport 53` / `tcp dport @set` / a range `tcp dport 80-90`. */
@@ -80,7 +85,13 @@ export interface Chain {
   comment?: string;
 }
 
-export type SetType = 'ipv4_addr' | 'ipv6_addr' | 'inet_service' | 'ifname';
+/** The key types of one field. */
+export type BaseType = 'ipv4_addr' | 'ipv6_addr' | 'inet_service' | 'ifname';
+/**
+ * A set's key type: one field, or a concatenation of two or three (`ifname . ipv4_addr`), whose
+ * elements are written the same way (`pn0001 . 10.65.0.2`). Concatenations have no `interval`.
+ */
+export type SetType = BaseType | `${BaseType} . ${BaseType}` | `${BaseType} . ${BaseType} . ${BaseType}`;
 
 export interface NamedSet {
   name: string;

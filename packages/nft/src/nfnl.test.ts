@@ -12,6 +12,10 @@ const TYPES: Record<string, SetType> = {
   si: 'ifname',
   sp: 'inet_service',
   m: 'ifname',
+  c4: 'ifname . ipv4_addr',
+  c6: 'ifname . ipv6_addr',
+  cp: 'ifname . inet_service',
+  c3: 'ipv4_addr . ipv4_addr . inet_service',
 };
 
 /** `add element inet t s4 { a, b }` → the change the encoder takes (the fixture's commands only). */

@@ -17,8 +17,9 @@ import {
   splitMessages,
   Writer,
 } from '@podnet/rtnetlink';
+import { typeParts } from './elements.js';
 import { NftError } from './errors.js';
-import type { SetType, Verdict } from './model.js';
+import type { BaseType, SetType, Verdict } from './model.js';
 
 /** nfnetlink.h */
 export const NFNL_SUBSYS_NFTABLES = 10;
@@ -90,7 +91,23 @@ export interface EncodedBatch {
 const ELEMENTS_PER_MESSAGE = 256;
 
 function keyBytes(type: SetType, text: string): Uint8Array {
-  switch (type) {
+  if (type.includes(' . ')) {
+    // A concatenation: each field in its own 32-bit registers, zero-padded to a multiple of 4.
+    const types = typeParts(type);
+    const parts = text.split(' . ');
+    if (parts.length !== types.length) {
+      throw new NftError('NFT_ERR_INVALID', `element ${JSON.stringify(text)} is not a ${type} element`);
+    }
+    return Buffer.concat(
+      types.map((t, i) => {
+        const b = keyBytes(t, parts[i]!);
+        const out = Buffer.alloc((b.length + 3) & ~3);
+        out.set(b);
+        return out;
+      }),
+    );
+  }
+  switch (type as BaseType) {
     case 'ipv4_addr':
     case 'ipv6_addr': {
       const r = parseIpResult(text);

@@ -206,6 +206,61 @@ describe('NftTable in a namespace with the real nft', () => {
     expect(await nft.sync(model)).toEqual({ mode: 'none', script: '' });
   });
 
+  it('concatenated keys (ifname . address, ifname . port): sync, update() over netlink, nft reads them back', async () => {
+    const own = new NftTable({ exec: nftCli({ netns: ns.name }) });
+    const model: Table = {
+      name: 'podnetcat',
+      chains: [
+        {
+          name: 'forward',
+          base: { type: 'filter', hook: 'forward', priority: 'filter' },
+          rules: [
+            {
+              match: [{ kind: 'concat', fields: ['oifname', 'ip saddr'], set: 'in4' }],
+              action: { kind: 'accept' },
+            },
+            {
+              match: [{ kind: 'concat', fields: ['oifname', 'ip6 saddr'], set: 'in6' }],
+              action: { kind: 'accept' },
+            },
+            {
+              match: [
+                { kind: 'l4', proto: 'tcp' },
+                { kind: 'concat', fields: ['iifname', 'th dport'], set: 'outdeny' },
+              ],
+              action: { kind: 'drop' },
+            },
+          ],
+        },
+      ],
+      sets: [
+        { name: 'in4', type: 'ifname . ipv4_addr', elements: ['pn0001 . 10.65.0.2'] },
+        { name: 'in6', type: 'ifname . ipv6_addr', elements: [] },
+        { name: 'outdeny', type: 'ifname . inet_service', elements: ['pn0001 . 25'] },
+      ],
+    };
+    try {
+      expect((await own.sync(model)).mode).toBe('full');
+      const r = await own.update([
+        { set: 'in4', add: ['pn0002 . 10.65.0.3'], delete: ['pn0001 . 10.65.0.2'] },
+        { set: 'in6', add: ['pn0002 . fd00:65::3'] },
+        { set: 'outdeny', add: ['pn0002 . 443'] },
+      ]);
+      expect(r).toMatchObject({ mode: 'elements', via: 'netlink' });
+      const sets = ofTable(await ruleset(), 'podnetcat', 'set');
+      const elems = (n: string) => sets.find((x) => x.name === n)?.elem;
+      expect(elems('in4')).toEqual([{ concat: ['pn0002', '10.65.0.3'] }]);
+      expect(elems('in6')).toEqual([{ concat: ['pn0002', 'fd00:65::3'] }]);
+      expect(elems('outdeny')).toEqual(
+        expect.arrayContaining([{ concat: ['pn0001', 25] }, { concat: ['pn0002', 443] }]),
+      );
+      expect(await own.drift()).toEqual({ structural: [], elements: [] });
+      await ns.run('nft', ['delete', 'table', 'inet', 'podnetcat']);
+    } finally {
+      own.close();
+    }
+  });
+
   it('a fast-path transaction the kernel refuses changes nothing and names the element and the errno', async () => {
     const exec = nftCli({ netns: ns.name });
     try {

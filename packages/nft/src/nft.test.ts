@@ -10,7 +10,7 @@ import { type ElementUpdate, NftTable } from './nft.js';
 function listing(
   pools: string[],
   forwardRules = 2,
-  opts: { ports?: number[]; policy?: [string, string][]; forwardExpr?: unknown[] } = {},
+  opts: { ports?: number[]; ifs?: string[]; policy?: [string, string][]; forwardExpr?: unknown[] } = {},
 ): string {
   const t = 'podnet';
   const rule = (chain: string, handle: number, expr: unknown[] = []) => ({
@@ -66,7 +66,7 @@ function listing(
       {
         set: { family: 'inet', table: t, name: 'dns-ports', type: 'inet_service', elem: opts.ports ?? [53] },
       },
-      { set: { family: 'inet', table: t, name: 'pod-ifs', type: 'ifname', elem: ['pn0001'] } },
+      { set: { family: 'inet', table: t, name: 'pod-ifs', type: 'ifname', elem: opts.ifs ?? ['pn0001'] } },
       {
         map: {
           family: 'inet',
@@ -298,6 +298,36 @@ describe('NftTable.update', () => {
     same.maps![0]!.elements.push({ key: '10.65.0.2', verdict: { kind: 'drop' } });
     expect(await nft.sync(same)).toEqual({ mode: 'none', script: '' });
     expect(nft.counters).toMatchObject({ elementDeltasNetlink: 2, readsSkipped: 3 });
+  });
+
+  it('keeps the elements it changed as its state: later updates and sync() start from them; a refused update changes nothing', async () => {
+    const { fake, nft } = await synced();
+    await nft.update([{ set: 'pod-ifs', add: ['pn0002', 'pn0003'] }]);
+    // Deleting and re-adding in one update, and adding what the last update added: no change.
+    await nft.update([
+      { set: 'pod-ifs', add: ['pn0003'], delete: ['pn0002'] },
+      { set: 'pod-ifs', add: ['pn0002'] },
+    ]);
+    expect(fake.fastApplied).toHaveLength(1);
+    fake.refuse = 'ENOENT';
+    await expect(nft.update([{ set: 'pod-ifs', delete: ['pn0001'] }])).rejects.toMatchObject({
+      code: 'NFT_ERR_APPLY',
+    });
+    // The refusal forgot the generation: the next update reads the table (which holds pn0001-3).
+    fake.listing = listing(['10.65.0.0/16'], 2, { ifs: ['pn0001', 'pn0002', 'pn0003'] });
+    const r = await nft.update([{ set: 'pod-ifs', delete: ['pn0003'] }]);
+    expect(r).toMatchObject({ mode: 'elements', repaired: [] });
+    expect(fake.fastApplied.at(-1)).toEqual([
+      { set: 'pod-ifs', kind: 'set', type: 'ifname', add: [], delete: ['pn0003'] },
+    ]);
+    await nft.update([{ set: 'pod-ifs', delete: ['pn0001'] }]);
+    const want = natModel();
+    want.sets!.find((x) => x.name === 'pod-ifs')!.elements = ['pn0002'];
+    expect(await nft.sync(want)).toEqual({ mode: 'none', script: '' });
+    expect(await nft.sync(natModel())).toMatchObject({ mode: 'elements' });
+    expect(fake.fastApplied.at(-1)).toEqual([
+      { set: 'pod-ifs', kind: 'set', type: 'ifname', add: ['pn0001'], delete: ['pn0002'] },
+    ]);
   });
 
   it.each([

@@ -67,6 +67,16 @@ export class NftTable {
   /** Structure (everything but set contents) of the last model applied by this process. */
   private applied: string | undefined;
   private model: ValidTable | undefined;
+  /**
+   * Element state kept incrementally by update(): for each set it touched since the model was
+   * last replaced, the set's elements by key (for a map, `key` → `key : verdict`), changed in
+   * place once the kernel acknowledged. `this.model`'s element lists of the sets in `dirty` are
+   * stale until current() writes them back (only sync(), drift() and a fallback need them).
+   */
+  private live = new Map<string, Map<string, string>>();
+  private dirty = new Set<string>();
+  /** Lookups over this.model's structure (sets by name with their position, regular chains). */
+  private lookup: { model: ValidTable; sets: Map<string, number>; regular: Set<string> } | undefined;
   /** Each chain's rules as the kernel reported them right after the last full apply. */
   private rules: Map<string, string[]> | undefined;
   private queue: Promise<unknown> = Promise.resolve();
@@ -114,10 +124,11 @@ export class NftTable {
     const t = validate(model);
     const key = structureKey(t);
     const gen = this.exec.generation ? await this.exec.generation() : undefined;
-    if (this.model && this.applied === key && gen !== undefined && gen === this.stats.generation) {
-      // Nothing in nf_tables changed since podnet's last transaction: the kernel holds this.model.
+    const prev = this.model && this.current();
+    if (prev && this.applied === key && gen !== undefined && gen === this.stats.generation) {
+      // Nothing in nf_tables changed since podnet's last transaction: the kernel holds the model.
       this.stats.readsSkipped++;
-      return this.applyDelta(t, diffModels(this.model, t), []);
+      return this.applyDelta(t, diffModels(prev, t), []);
     }
     const observed = await this.read(t.name);
     const drift = compare(t, observed);
@@ -125,7 +136,7 @@ export class NftTable {
       this.applied === key && this.rules && observed
         ? compareRules(this.rules, await this.readRules(t.name, observed))
         : [];
-    const repaired = this.model ? describeDrift(this.model, observed, ruleDrift) : [];
+    const repaired = prev ? describeDrift(prev, observed, ruleDrift) : [];
     this.stats.generation = gen;
     if (this.applied === key && drift.structural.length === 0 && ruleDrift.length === 0) {
       return this.applyDelta(t, drift.elements, repaired);
@@ -134,7 +145,7 @@ export class NftTable {
     await this.exec.apply(script);
     this.stats.fullApplies++;
     if (repaired.length) this.stats.driftRepairs++;
-    this.model = t;
+    this.setModel(t);
     this.applied = key;
     await this.snapshot(t.name);
     return { mode: 'full', script, via: 'nft', repaired };
@@ -151,29 +162,98 @@ export class NftTable {
    */
   update(changes: ElementUpdate[]): Promise<SyncResult> {
     return this.serial(async () => {
-      const t = this.model;
-      if (!t) throw new NftError('NFT_ERR_INVALID', 'update(): nothing has been synced yet');
-      const { next, deltas } = applyUpdates(t, changes);
-      const sets = new Map(t.sets.map((s) => [s.name, s]));
+      if (!this.model) throw new NftError('NFT_ERR_INVALID', 'update(): nothing has been synced yet');
+      const look = this.lookups();
+      const { deltas, staged } = stageUpdates(this.model, look, (name) => this.liveSet(name), changes);
       // Prefixes (interval sets) get the whole model's checks (overlaps) through sync().
-      if (deltas.every((d) => !sets.get(d.set)!.interval)) {
+      if (deltas.every((d) => !this.model!.sets[look.sets.get(d.set)!]!.interval)) {
         const gen = this.exec.generation ? await this.exec.generation() : undefined;
         if (this.applied !== undefined && gen !== undefined && gen === this.stats.generation) {
           this.stats.readsSkipped++;
-          return this.applyDelta(next, deltas, []);
+          if (deltas.length === 0) return { mode: 'none', script: '' };
+          const r = await this.applyDeltaOnly(this.model, deltas, []);
+          // The kernel took it: the staged elements become the state (no copy of any set).
+          for (const [name, changed] of staged) {
+            const live = this.liveSet(name);
+            for (const [k, v] of changed) {
+              if (v === null) live.delete(k);
+              else live.set(k, v);
+            }
+            this.dirty.add(name);
+          }
+          return r;
         }
       }
-      return this.syncNow(toTable(next));
+      // The slow way: the whole updated model through sync() (reads the table, repairs drift).
+      const t = this.current();
+      const sets = t.sets.map((s) => {
+        const changed = staged.get(s.name);
+        if (!changed) return s;
+        const m = new Map(this.liveSet(s.name));
+        for (const [k, v] of changed) {
+          if (v === null) m.delete(k);
+          else m.set(k, v);
+        }
+        return { ...s, elements: [...m.values()] };
+      });
+      return this.syncNow(toTable({ ...t, sets }));
     });
+  }
+
+  /** The elements of set `name` of this.model by key, built on first use. */
+  private liveSet(name: string): Map<string, string> {
+    let m = this.live.get(name);
+    if (!m) {
+      const s = this.model!.sets[this.lookups().sets.get(name)!]!;
+      const keyOf = (e: string) => (s.kind === 'map' ? e.slice(0, e.indexOf(' : ')) : e);
+      m = new Map(s.elements.map((e) => [keyOf(e), e]));
+      this.live.set(name, m);
+    }
+    return m;
+  }
+
+  private lookups(): { model: ValidTable; sets: Map<string, number>; regular: Set<string> } {
+    const t = this.model!;
+    if (this.lookup?.model !== t) {
+      this.lookup = {
+        model: t,
+        sets: new Map(t.sets.map((s, i) => [s.name, i])),
+        regular: new Set(t.chains.filter((c) => !c.base).map((c) => c.name)),
+      };
+    }
+    return this.lookup;
+  }
+
+  /** this.model with the element lists update() changed written back (the state sync() compares). */
+  private current(): ValidTable {
+    const t = this.model!;
+    if (this.dirty.size === 0) return t;
+    const sets = t.sets.map((s) =>
+      this.dirty.has(s.name) ? { ...s, elements: [...this.liveSet(s.name).values()] } : s,
+    );
+    this.dirty.clear();
+    this.live.clear();
+    this.setModel({ ...t, sets });
+    return this.model!;
+  }
+
+  /** Replaces the model remembered (update()'s incremental state belongs to the old one). */
+  private setModel(t: ValidTable): void {
+    if (this.model !== t) {
+      this.live.clear();
+      this.dirty.clear();
+    }
+    this.model = t;
   }
 
   /** How the kernel differs from the last model synced (empty lists: no drift). Always reads the table. */
   async drift(): Promise<Drift> {
     if (!this.model) throw new NftError('NFT_ERR_INVALID', 'drift(): nothing has been synced yet');
-    const observed = await this.read(this.model.name);
-    const d = compare(this.model, observed);
+    const t = this.current();
+    const observed = await this.read(t.name);
+    const d = compare(t, observed);
     if (this.rules && observed)
-      d.structural.push(...compareRules(this.rules, await this.readRules(this.model.name, observed)));
+      d.structural.push(...compareRules(this.rules, await this.readRules(t.name, observed)));
     return d;
   }
 
@@ -184,18 +264,28 @@ export class NftTable {
 
   private async applyDelta(t: ValidTable, deltas: SetDelta[], repaired: string[]): Promise<SyncResult> {
     if (deltas.length === 0) {
-      this.model = t;
+      this.setModel(t);
       return { mode: 'none', script: '' };
     }
-    const script = renderElements(t, deltas);
-    const sets = new Map(t.sets.map((s) => [s.name, s]));
+    const r = await this.applyDeltaOnly(t, deltas, repaired);
+    this.setModel(t);
+    return r;
+  }
+
+  /**
+   * Applies an element delta of `t` (whose structure is the kernel's) without remembering a model:
+   * the caller does once the kernel took it (a refusal leaves the old one).
+   */
+  private async applyDeltaOnly(t: ValidTable, deltas: SetDelta[], repaired: string[]): Promise<SyncResult> {
+    const index = t === this.model ? this.lookups().sets : new Map(t.sets.map((s, i) => [s.name, i]));
+    const setOf = (name: string) => t.sets[index.get(name)!]!;
+    const script = renderElements(t, deltas, setOf);
     let via: 'nft' | 'netlink' = 'nft';
-    if (this.exec.applyElements && deltas.every((d) => !sets.get(d.set)!.interval)) {
+    if (this.exec.applyElements && deltas.every((d) => !setOf(d.set).interval)) {
       const changes: ElementChange[] = deltas.map((d) => {
-        const s = sets.get(d.set)!;
+        const s = setOf(d.set);
         return { set: d.set, kind: s.kind, type: s.type, add: d.add, delete: d.delete };
       });
-      // The model is remembered only once the kernel took the change: a refusal leaves the old one.
       const gen = await this.guard(() => this.exec.applyElements!(t.name, changes));
       if (gen !== null) {
         via = 'netlink';
@@ -207,7 +297,6 @@ export class NftTable {
       await this.guard(() => this.exec.apply(script));
       this.stats.generation = this.exec.generation ? await this.exec.generation() : undefined;
     }
-    this.model = t;
     this.stats.elementDeltas++;
     if (repaired.length) this.stats.driftRepairs++;
     return { mode: 'elements', script, via, repaired };
@@ -251,20 +340,24 @@ export class NftTable {
 }
 
 /**
- * The model with `changes` applied, and the element delta: only the sets named are copied and
- * compared, and only the elements named are checked (pure).
+ * What `changes` do to the current elements (`live(name)`: a set's elements by key, not changed
+ * here): the element delta to send, and per set the keys staged (the element text, or null for a
+ * deletion). Only the sets and elements named are looked at and checked, so the cost is the
+ * change's, not the table's (pure but for reading `live`).
  */
-function applyUpdates(t: ValidTable, changes: ElementUpdate[]): { next: ValidTable; deltas: SetDelta[] } {
-  const sets = [...t.sets];
-  const index = new Map(sets.map((s, i) => [s.name, i]));
-  const regular = new Set(t.chains.filter((c) => !c.base).map((c) => c.name));
-  const touched = new Map<string, { before: string[]; current: Map<string, string> }>();
+function stageUpdates(
+  t: ValidTable,
+  look: { sets: Map<string, number>; regular: Set<string> },
+  live: (name: string) => Map<string, string>,
+  changes: ElementUpdate[],
+): { deltas: SetDelta[]; staged: Map<string, Map<string, string | null>> } {
+  const staged = new Map<string, Map<string, string | null>>();
   changes.forEach((c, i) => {
     const f = `changes[${i}]`;
     const isMap = 'map' in c;
     const name = isMap ? c.map : c.set;
-    const at = index.get(name);
-    const s = at === undefined ? undefined : sets[at]!;
+    const at = look.sets.get(name);
+    const s = at === undefined ? undefined : t.sets[at]!;
     if (!s || s.kind !== (isMap ? 'map' : 'set')) {
       throw new NftError(
         'NFT_ERR_INVALID',
@@ -281,49 +374,47 @@ function applyUpdates(t: ValidTable, changes: ElementUpdate[]): { next: ValidTab
       }
       return r.value;
     };
-    // Elements of a map are `key : verdict`; they are keyed by `key`.
-    const keyOf = (e: string) => (isMap ? e.slice(0, e.indexOf(' : ')) : e);
-    let entry = touched.get(name);
-    if (!entry) {
-      entry = { before: s.elements, current: new Map(s.elements.map((e) => [keyOf(e), e])) };
-      touched.set(name, entry);
+    let st = staged.get(name);
+    if (!st) {
+      st = new Map();
+      staged.set(name, st);
     }
-    const current = entry.current;
+    const changed = st;
     (c.delete ?? []).forEach((e, j) => {
-      current.delete(canon(`${f}.delete[${j}]`, e));
+      changed.set(canon(`${f}.delete[${j}]`, e), null);
     });
     (c.add ?? []).forEach((e, j) => {
       if (typeof e === 'string') {
         const v = canon(`${f}.add[${j}]`, e);
-        current.set(v, v);
+        changed.set(v, v);
         return;
       }
       const key = canon(`${f}.add[${j}].key`, e.key);
       const v = e.verdict;
-      if ((v.kind === 'jump' || v.kind === 'goto') && !regular.has(v.chain)) {
+      if ((v.kind === 'jump' || v.kind === 'goto') && !look.regular.has(v.chain)) {
         throw new NftError(
           'NFT_ERR_INVALID',
           `${f}.add[${j}].verdict.chain: ${JSON.stringify(v.chain)} is not a regular chain of the table`,
         );
       }
-      current.set(key, `${key} : ${verdictText(v)}`);
+      changed.set(key, `${key} : ${verdictText(v)}`);
     });
   });
   const deltas: SetDelta[] = [];
   // In the model's set order, like diffModels.
-  for (const [name, { before, current }] of [...touched].sort(
-    (a, b) => index.get(a[0])! - index.get(b[0])!,
-  )) {
-    const at = index.get(name)!;
-    const elements = [...current.values()];
-    sets[at] = { ...sets[at]!, elements };
-    const had = new Set(before);
-    const now = new Set(elements);
-    const add = elements.filter((e) => !had.has(e));
-    const del = before.filter((e) => !now.has(e));
+  for (const [name, changed] of [...staged].sort((a, b) => look.sets.get(a[0])! - look.sets.get(b[0])!)) {
+    const have = live(name);
+    const add: string[] = [];
+    const del: string[] = [];
+    for (const [k, v] of changed) {
+      const old = have.get(k);
+      if (old === v || (old === undefined && v === null)) continue;
+      if (old !== undefined) del.push(old);
+      if (v !== null) add.push(v);
+    }
     if (add.length || del.length) deltas.push({ set: name, add, delete: del });
   }
-  return { next: { ...t, sets }, deltas };
+  return { deltas, staged };
 }
 
 /** A valid model back in the model's own shape (to hand to sync()). */

@@ -51,6 +51,10 @@ function keyText(type: string, v: unknown): string {
       const p = o.prefix as { addr: string; len: number };
       return canonicalElement(type as SetType, `${p.addr}/${p.len}`);
     }
+    if (Array.isArray(o.concat)) {
+      const types = type.split(' . ');
+      return o.concat.map((x, i) => keyText(types[i] ?? type, x)).join(' . ');
+    }
     if (Array.isArray(o.range)) {
       return `${keyText(type, o.range[0])}-${keyText(type, o.range[1])}`;
     }
@@ -116,7 +120,8 @@ export function parseListing(json: string, table: string): Observed {
   for (const item of doc.nftables) {
     const s = (item.set ?? item.map) as Json | undefined;
     if (s && mine(s)) {
-      const type = String(s.type);
+      // A concatenation's type is listed as an array of its fields' types.
+      const type = Array.isArray(s.type) ? s.type.join(' . ') : String(s.type);
       const isMap = item.map !== undefined;
       const elems = Array.isArray(s.elem) ? s.elem : [];
       const set: ObservedSet = {

@@ -358,3 +358,137 @@ describe('compare and renderElements', () => {
     expect(compare(validate(natModel()), null).structural).toEqual(['table inet podnet is missing']);
   });
 });
+
+describe('concatenated keys', () => {
+  /** Per-pod policy state as elements of sets keyed by `ifname . address` / `ifname . port`. */
+  const concatModel = (allow4: string[], deny: string[] = ['pn0001 . 25']): Table => ({
+    chains: [
+      {
+        name: 'forward',
+        base: { type: 'filter', hook: 'forward', priority: 'filter' },
+        rules: [
+          {
+            match: [{ kind: 'concat', fields: ['oifname', 'ip saddr'], set: 'in-allow4' }],
+            action: { kind: 'accept' },
+          },
+          {
+            match: [
+              { kind: 'l4', proto: 'tcp' },
+              { kind: 'concat', fields: ['iifname', 'th dport'], set: 'out-deny' },
+            ],
+            counter: true,
+            action: { kind: 'drop' },
+          },
+        ],
+      },
+    ],
+    sets: [
+      { name: 'in-allow4', type: 'ifname . ipv4_addr', elements: allow4 },
+      { name: 'out-deny', type: 'ifname . inet_service', elements: deny },
+    ],
+  });
+
+  it('renders the set type, quoted ifname fields of elements and the concatenated match', () => {
+    const t = validate(concatModel(['pn0001 . 10.65.0.2', 'pn0001 . 10.65.0.2']));
+    expect(t.sets[0]!.elements).toEqual(['pn0001 . 10.65.0.2']);
+    const text = renderFull(t);
+    expect(text).toContain('add set inet podnet in-allow4 { type ifname . ipv4_addr; }\n');
+    expect(text).toContain('add element inet podnet in-allow4 { "pn0001" . 10.65.0.2 }\n');
+    expect(text).toContain('add element inet podnet out-deny { "pn0001" . 25 }\n');
+    expect(text).toContain('add rule inet podnet forward oifname . ip saddr @in-allow4 accept\n');
+    expect(text).toContain(
+      'add rule inet podnet forward meta l4proto tcp iifname . th dport @out-deny counter drop\n',
+    );
+    expect(renderElements(t, [{ set: 'in-allow4', add: ['pn0002 . 10.65.0.3'], delete: [] }])).toBe(
+      'add element inet podnet in-allow4 { "pn0002" . 10.65.0.3 }\n',
+    );
+  });
+
+  it.each<[string, Table, string]>([
+    [
+      'an element with one value too few',
+      concatModel(['pn0001']),
+      'sets[0].elements[0]: "pn0001" is not a ifname . ipv4_addr element: not 2 values joined by " . "',
+    ],
+    [
+      'an IPv6 address in an ipv4_addr field',
+      concatModel(['pn0001 . fd00::1']),
+      'sets[0].elements[0]: "pn0001 . fd00::1" is not a ifname . ipv4_addr element: value 2: not an IPv4 address',
+    ],
+    [
+      'a prefix (concatenations have no interval)',
+      concatModel(['pn0001 . 10.65.0.0/24']),
+      'is not a ifname . ipv4_addr element: value 2: a prefix in a set without `interval`',
+    ],
+    [
+      'a type of unknown fields',
+      { ...concatModel([]), sets: [{ name: 'in-allow4', type: 'ifname . mac' as 'ifname', elements: [] }] },
+      'sets[0].type: "ifname . mac" is not one of',
+    ],
+    [
+      'an interval concatenation',
+      {
+        ...concatModel([]),
+        sets: [{ name: 'in-allow4', type: 'ifname . ipv4_addr', interval: true, elements: [] }],
+      },
+      'sets[0].interval: true is only for address sets',
+    ],
+    [
+      'a match whose fields are not the set type',
+      {
+        ...concatModel([]),
+        sets: [
+          { name: 'in-allow4', type: 'ifname . ipv6_addr', elements: [] },
+          { name: 'out-deny', type: 'ifname . inet_service', elements: [] },
+        ],
+      },
+      'chains[0].rules[0].match[0].set: "in-allow4" is a set of ifname . ipv6_addr, not ifname . ipv4_addr',
+    ],
+  ])('refuses %s naming the field and the value', (_why, model, msg) => {
+    expect(() => validate(model)).toThrow(NftError);
+    expect(() => validate(model)).toThrow(msg);
+  });
+
+  it("reads nft's listing of concatenations back in the model's text: no drift", () => {
+    const t = validate(concatModel(['pn0001 . 10.65.0.2']));
+    const listing = JSON.stringify({
+      nftables: [
+        {
+          chain: {
+            family: 'inet',
+            table: 'podnet',
+            name: 'forward',
+            type: 'filter',
+            hook: 'forward',
+            prio: 0,
+            policy: 'accept',
+          },
+        },
+        {
+          set: {
+            family: 'inet',
+            table: 'podnet',
+            name: 'in-allow4',
+            type: ['ifname', 'ipv4_addr'],
+            elem: [{ concat: ['pn0001', '10.65.0.2'] }],
+          },
+        },
+        {
+          set: {
+            family: 'inet',
+            table: 'podnet',
+            name: 'out-deny',
+            type: ['ifname', 'inet_service'],
+            elem: [{ concat: ['pn0001', 25] }, { concat: ['pn0009', 53] }],
+          },
+        },
+        { rule: { family: 'inet', table: 'podnet', chain: 'forward', expr: [] } },
+        { rule: { family: 'inet', table: 'podnet', chain: 'forward', expr: [] } },
+      ],
+    });
+    expect(compare(t, parseListing(listing, 'podnet'))).toEqual({
+      structural: [],
+      elements: [{ set: 'out-deny', add: [], delete: ['pn0009 . 53'] }],
+    });
+  });
+});

@@ -7,13 +7,15 @@
 // applies the file as one batch, so no packet sees half of it and a refused file changes nothing.
 // An element sync adds and deletes only the elements that differ: no rule is rewritten.
 
-import { elementResult, IFNAME_RE, verdictText } from './elements.js';
+import { elementResult, IFNAME_RE, typeParts, verdictText } from './elements.js';
 import { NftError } from './errors.js';
 import {
   type Action,
+  type BaseType,
   type Chain,
   DEFAULT_TABLE,
   FAMILY,
+  type KeyField,
   type Match,
   NAMED_PRIORITIES,
   type Rule,
@@ -108,7 +110,11 @@ export function validate(table: Table): ValidTable {
   checkName('table.name', name);
   const sets: ValidTable['sets'] = [];
   const setTypes = new Map<string, { kind: 'set' | 'map'; type: SetType }>();
-  const setTypesOk: SetType[] = ['ipv4_addr', 'ipv6_addr', 'inet_service', 'ifname'];
+  const baseTypes: BaseType[] = ['ipv4_addr', 'ipv6_addr', 'inet_service', 'ifname'];
+  const typeOk = (t: unknown) =>
+    typeof t === 'string' &&
+    t.split(' . ').length <= 3 &&
+    t.split(' . ').every((p) => baseTypes.includes(p as BaseType));
   const addSet = (
     kind: 'set' | 'map',
     i: number,
@@ -117,23 +123,31 @@ export function validate(table: Table): ValidTable {
     const f = `${kind}s[${i}]`;
     checkName(`${f}.name`, s.name);
     if (setTypes.has(s.name)) bad(`${f}.name`, s.name, 'is used by another set or map');
-    if (!setTypesOk.includes(s.type)) bad(`${f}.type`, s.type, `is not one of ${setTypesOk.join(', ')}`);
+    if (!typeOk(s.type)) {
+      bad(
+        `${f}.type`,
+        s.type,
+        `is not one of ${baseTypes.join(', ')} or a concatenation of 2-3 of them (a . b)`,
+      );
+    }
     if (s.interval && s.type !== 'ipv4_addr' && s.type !== 'ipv6_addr') {
       bad(`${f}.interval`, s.interval, `is only for address sets (type ${s.type})`);
     }
     checkComment(`${f}.comment`, s.comment);
     setTypes.set(s.name, { kind, type: s.type });
   };
-  const canon = (field: string, type: SetType, interval: boolean, e: string) => {
-    const r = elementResult(type, e, interval);
-    if (!r.ok) bad(field, e, `is not a ${type} element: ${r.reason}`);
+  const memo = new Map<string, string>();
+  // The field's name is built only for an error (elements can be many).
+  const canon = (field: () => string, type: SetType, interval: boolean, e: string) => {
+    const r = elementResult(type, e, interval, memo);
+    if (!r.ok) bad(field(), e, `is not a ${type} element: ${r.reason}`);
     return r.value;
   };
   (table.sets ?? []).forEach((s, i) => {
     addSet('set', i, s);
     const interval = s.interval ?? false;
     const elements = [
-      ...new Set(s.elements.map((e, j) => canon(`sets[${i}].elements[${j}]`, s.type, interval, e))),
+      ...new Set(s.elements.map((e, j) => canon(() => `sets[${i}].elements[${j}]`, s.type, interval, e))),
     ];
     if (interval) checkOverlap(`sets[${i}].elements`, s.type, elements);
     sets.push({ name: s.name, kind: 'set', type: s.type, interval, comment: s.comment, elements });
@@ -169,7 +183,7 @@ export function validate(table: Table): ValidTable {
     const interval = m.interval ?? false;
     const byKey = new Map<string, string>();
     m.elements.forEach((el, j) => {
-      const key = canon(`maps[${i}].elements[${j}].key`, m.type, interval, el.key);
+      const key = canon(() => `maps[${i}].elements[${j}].key`, m.type, interval, el.key);
       checkVerdict(`maps[${i}].elements[${j}].verdict`, el.verdict);
       if (byKey.has(key)) bad(`maps[${i}].elements[${j}].key`, el.key, 'appears twice');
       byKey.set(key, verdictText(el.verdict));
@@ -200,6 +214,15 @@ export function validate(table: Table): ValidTable {
         if (m.kind === 'addr')
           wantSet(`${mf}.set`, m.set, 'set', [m.field.startsWith('ip6') ? 'ipv6_addr' : 'ipv4_addr']);
         if (m.kind === 'ifset') wantSet(`${mf}.set`, m.set, 'set', ['ifname']);
+        if (m.kind === 'concat') {
+          if (!Array.isArray(m.fields) || m.fields.length < 2 || m.fields.length > 3)
+            bad(`${mf}.fields`, m.fields, 'is not 2 or 3 fields');
+          m.fields.forEach((x, n) => {
+            if (!(x in FIELD_TYPE))
+              bad(`${mf}.fields[${n}]`, x, `is not one of ${Object.keys(FIELD_TYPE).join(', ')}`);
+          });
+          wantSet(`${mf}.set`, m.set, 'set', [m.fields.map((x) => FIELD_TYPE[x]).join(' . ') as SetType]);
+        }
         if (m.kind === 'ifname') {
           const stem = m.name.endsWith('*') ? m.name.slice(0, -1) : m.name;
           if (!IFNAME_RE.test(stem))
@@ -241,6 +264,17 @@ export function validate(table: Table): ValidTable {
 
 const q = (s: string) => `"${s}"`;
 
+/** The key type of each field a match or a map can key on. */
+const FIELD_TYPE: Record<KeyField, BaseType> = {
+  'ip saddr': 'ipv4_addr',
+  'ip daddr': 'ipv4_addr',
+  'ip6 saddr': 'ipv6_addr',
+  'ip6 daddr': 'ipv6_addr',
+  iifname: 'ifname',
+  oifname: 'ifname',
+  'th dport': 'inet_service',
+};
+
 function renderMatch(m: Match): string {
   const not = 'negate' in m && m.negate ? '!= ' : '';
   switch (m.kind) {
@@ -250,6 +284,8 @@ function renderMatch(m: Match): string {
       return `${m.field} ${not}${q(m.name)}`;
     case 'ifset':
       return `${m.field} ${not}@${m.set}`;
+    case 'concat':
+      return `${m.fields.join(' . ')} ${not}@${m.set}`;
     case 'l4':
       if (m.dport === undefined) return `meta l4proto ${m.proto}`;
       if (typeof m.dport === 'number') return `${m.proto} dport ${m.dport}`;
@@ -286,7 +322,15 @@ function chainSpec(c: Chain): string {
 }
 
 function elementText(type: SetType, e: string): string {
-  return type === 'ifname' ? q(e) : e;
+  if (type === 'ifname') return q(e);
+  if (!type.includes(' . ')) return e;
+  const types = typeParts(type);
+  // The usual shape (only the first field an ifname) without splitting the element.
+  if (types[0] === 'ifname' && !types.includes('ifname', 1)) return `"${e.replace(' . ', '" . ')}`;
+  return e
+    .split(' . ')
+    .map((p, i) => (types[i] === 'ifname' ? q(p) : p))
+    .join(' . ');
 }
 
 function mapElementText(type: SetType, e: string): string {
@@ -423,15 +467,19 @@ export function compare(t: ValidTable, observed: Observed | null): Drift {
 }
 
 /** The element-only transaction for `deltas` (deletes first, so a map key can change verdict). */
-export function renderElements(t: ValidTable, deltas: SetDelta[]): string {
+export function renderElements(
+  t: ValidTable,
+  deltas: SetDelta[],
+  setOf: (name: string) => ValidTable['sets'][number] = (name) => t.sets.find((x) => x.name === name)!,
+): string {
   const fam = `${FAMILY} ${t.name}`;
   const out: string[] = [];
   for (const d of deltas) {
-    const s = t.sets.find((x) => x.name === d.set)!;
+    const s = setOf(d.set);
     if (d.delete.length) out.push(elementsLine('delete', fam, s, d.delete));
   }
   for (const d of deltas) {
-    const s = t.sets.find((x) => x.name === d.set)!;
+    const s = setOf(d.set);
     if (d.add.length) out.push(elementsLine('add', fam, s, d.add));
   }
   return out.length ? `${out.join('\n')}\n` : '';
