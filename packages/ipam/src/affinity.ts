@@ -1,4 +1,4 @@
-// The life of a BlockAffinity as an explicit transition function (STYLE.md: state machines).
+// The life of a BlockAffinity as an explicit transition function.
 //
 //   (none) ──claim──▶ pending ──block-created / block-already-ours──▶ confirmed
 //                        └──lost-race──▶ (deleted)
