@@ -60,15 +60,19 @@ export const ipIn = (ns: string, ...args: string[]) => run('ip', ['-n', ns, ...a
 
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
-/** Polls `check` until truthy, or throws LAB_ERR_TIMEOUT naming `what`. */
+/**
+ * Polls `check` until truthy, or throws LAB_ERR_TIMEOUT naming `what`. `alive`, when given, runs
+ * before every check and throws to stop waiting at once (e.g. the process being waited for exited).
+ */
 export async function waitUntil<T>(
   what: string,
   check: () => T | Promise<T>,
-  opts: { timeoutMs: number; intervalMs?: number },
+  opts: { timeoutMs: number; intervalMs?: number; alive?: () => void },
 ): Promise<NonNullable<T>> {
   const deadline = Date.now() + opts.timeoutMs;
   let last: unknown;
   for (;;) {
+    opts.alive?.();
     try {
       const v = await check();
       if (v) return v as NonNullable<T>;
