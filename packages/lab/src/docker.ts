@@ -11,7 +11,7 @@ import { apiServerUrl, torPeers } from './configs.js';
 import { LabError, LabErrorCode } from './errors.js';
 import { birdRows, frrRows } from './peers.js';
 import type { PeerRow, Probe } from './runner.js';
-import { type ExecResult, exec, mapLimit, sleep, waitUntil } from './sh.js';
+import { type ExecResult, elapsed, exec, mapLimit, sleep, waitUntil } from './sh.js';
 import type { PodRecord } from './state.js';
 
 export interface DockerLabConfig {
@@ -474,5 +474,3 @@ function setAddresses(pod: PodRecord, result: string): void {
 }
 
 const protoName = (name: string, family: number) => `${name.replace(/[^a-zA-Z0-9]/g, '_')}_v${family}`;
-
-const elapsed = (t0: number) => `${((Date.now() - t0) / 1000).toFixed(1)} s`;

@@ -28,7 +28,7 @@ import { type NetworkModel, selectModel } from './models.js';
 import { labObjects } from './objects.js';
 import { birdRows, frrRows } from './peers.js';
 import { type LabPlan, type PlannedService, planLab, serviceAddress } from './plan.js';
-import { exec, ipIn, mapLimit, nsExec, run, sleep, waitUntil } from './sh.js';
+import { elapsed, exec, ipIn, mapLimit, nsExec, run, sleep, tail, waitUntil } from './sh.js';
 import {
   isOurs,
   type LabState,
@@ -1346,13 +1346,3 @@ async function stopProcess(p: ProcessRecord, signal: NodeJS.Signals, graceMs: nu
     while (isOurs(p) && Date.now() < hard) await sleep(50);
   }
 }
-
-function tail(file: string, lines = 15): string {
-  try {
-    return readFileSync(file, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
-  } catch {
-    return '(no log)';
-  }
-}
-
-const elapsed = (t0: number) => `${((Date.now() - t0) / 1000).toFixed(1)} s`;

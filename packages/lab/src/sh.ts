@@ -1,6 +1,7 @@
 // Child processes for the runner: commands run to completion (never throw on a non-zero exit
 // unless asked) and commands inside a namespace via `ip netns exec`.
 import { execFile } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { LabError, LabErrorCode } from './errors.js';
 
 export interface ExecResult {
@@ -107,3 +108,15 @@ export async function mapLimit<T, R>(
   await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
   return out;
 }
+
+/** The last `lines` lines of a log file, or "(no log)" when it cannot be read. */
+export function tail(file: string, lines = 15): string {
+  try {
+    return readFileSync(file, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
+  } catch {
+    return '(no log)';
+  }
+}
+
+/** Seconds since `t0` (a Date.now() value), for progress lines: "1.5 s". */
+export const elapsed = (t0: number) => `${((Date.now() - t0) / 1000).toFixed(1)} s`;

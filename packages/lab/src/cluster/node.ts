@@ -14,7 +14,7 @@ import {
 } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { LabError, LabErrorCode } from '../errors.js';
-import { exec, run, sleep, waitUntil } from '../sh.js';
+import { exec, run, sleep, tail, waitUntil } from '../sh.js';
 import { isOurs, type ProcessRecord } from '../state.js';
 import { PAUSE_IMAGE } from './images.js';
 
@@ -211,12 +211,4 @@ state = "${join(dir, 'containerd', 'state')}"
     bin_dir = "/opt/cni/bin"
     conf_dir = "/etc/cni/net.d"
 `;
-}
-
-function tail(file: string, lines = 15): string {
-  try {
-    return readFileSync(file, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
-  } catch {
-    return '(no log)';
-  }
 }

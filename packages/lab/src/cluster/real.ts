@@ -17,7 +17,7 @@ import { labObjects } from '../objects.js';
 import type { PlannedService } from '../plan.js';
 import { serviceAddress } from '../plan.js';
 import { Lab, type LabConfig } from '../runner.js';
-import { exec, mapLimit, waitUntil } from '../sh.js';
+import { elapsed, exec, mapLimit, tail, waitUntil } from '../sh.js';
 import type { ProcessRecord } from '../state.js';
 import { BUSYBOX_IMAGE, labImages, PAUSE_IMAGE } from './images.js';
 import { inNet, killContainers, startContainerd, waitAlive } from './node.js';
@@ -743,13 +743,3 @@ function kubeletConfig(ip: string, pki: Pki, certName: string): string {
     2,
   )}\n`;
 }
-
-function tail(file: string, lines = 15): string {
-  try {
-    return readFileSync(file, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
-  } catch {
-    return '(no log)';
-  }
-}
-
-const elapsed = (t0: number) => `${((Date.now() - t0) / 1000).toFixed(1)} s`;
