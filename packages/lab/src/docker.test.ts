@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parseCompose } from './compose.js';
-import { birdRows, frrRows } from './docker.js';
+import { birdRows, frrRows } from './peers.js';
 
 const repoRoot = join(import.meta.dirname, '..', '..', '..');
 

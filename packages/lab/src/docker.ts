@@ -9,8 +9,9 @@ import { dirname } from 'node:path';
 import { activeServices, type ComposeProject, type ComposeService, parseCompose } from './compose.js';
 import { apiServerUrl, torPeers } from './configs.js';
 import { LabError, LabErrorCode } from './errors.js';
+import { birdRows, frrRows } from './peers.js';
 import type { PeerRow, Probe } from './runner.js';
-import { type ExecResult, exec, mapLimit, sleep, waitUntil } from './sh.js';
+import { type ExecResult, elapsed, exec, mapLimit, sleep, waitUntil } from './sh.js';
 import type { PodRecord } from './state.js';
 
 export interface DockerLabConfig {
@@ -472,38 +473,4 @@ function setAddresses(pod: PodRecord, result: string): void {
   }
 }
 
-/** BGP rows of BIRD's `show protocols` (name proto table state since info…). */
-export function birdRows(router: string, text: string): PeerRow[] {
-  const rows: PeerRow[] = [];
-  for (const line of text.split('\n')) {
-    const f = line.trim().split(/\s+/);
-    if (f[1] !== 'BGP' || !f[0]) continue;
-    rows.push({ router, peer: f[0], state: f[3] ?? '?', since: f[4] ?? '', info: f.slice(5).join(' ') });
-  }
-  return rows;
-}
-
-/** Rows of FRR's `show bgp summary json` (one per peer and address family). */
-export function frrRows(router: string, text: string): PeerRow[] {
-  const json = JSON.parse(text) as Record<
-    string,
-    { peers?: Record<string, { state?: string; peerUptime?: string; pfxRcd?: number }> }
-  >;
-  const rows: PeerRow[] = [];
-  for (const [afi, sum] of Object.entries(json)) {
-    for (const [peer, p] of Object.entries(sum.peers ?? {})) {
-      rows.push({
-        router,
-        peer: `${peer} (${afi})`,
-        state: p.state ?? '?',
-        since: p.peerUptime ?? '',
-        info: `${p.pfxRcd ?? 0} prefixes in`,
-      });
-    }
-  }
-  return rows;
-}
-
 const protoName = (name: string, family: number) => `${name.replace(/[^a-zA-Z0-9]/g, '_')}_v${family}`;
-
-const elapsed = (t0: number) => `${((Date.now() - t0) / 1000).toFixed(1)} s`;

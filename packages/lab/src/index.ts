@@ -20,7 +20,7 @@ export {
   type ServiceRole,
 } from './compose.js';
 export { apiServerUrl, birdConfig, frrConfig, kubeconfig, torPeers } from './configs.js';
-export { birdRows, DockerLab, type DockerLabConfig, frrRows } from './docker.js';
+export { DockerLab, type DockerLabConfig } from './docker.js';
 export { dockerMain, printDockerReport } from './docker-cli.js';
 export {
   DEFAULT_ECHO_PORT,
@@ -45,6 +45,8 @@ export {
   type Traffic,
   torExportFilters,
 } from './models.js';
+export { type LabObject, type LabObjects, labObjects } from './objects.js';
+export { birdRows, frrRows } from './peers.js';
 export { type LabPlan, type PlannedLink, type PlannedService, planLab, serviceAddress } from './plan.js';
 export { matrix, peerTable, podTable, summary, table } from './report.js';
 export {

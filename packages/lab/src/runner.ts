@@ -24,9 +24,11 @@ import { DEFAULT_ECHO_LIFETIME_S, DEFAULT_ECHO_PORT, type EchoResult, formatTarg
 import { LabError, LabErrorCode } from './errors.js';
 import { bridgedKubeconfig, type ExternalApi, readKubeconfig, serverNameFor } from './external.js';
 import { Kube } from './kube.js';
-import { modelPoolFields, type NetworkModel, selectModel, torExportFilters } from './models.js';
+import { type NetworkModel, selectModel } from './models.js';
+import { labObjects } from './objects.js';
+import { birdRows, frrRows } from './peers.js';
 import { type LabPlan, type PlannedService, planLab, serviceAddress } from './plan.js';
-import { exec, ipIn, mapLimit, nsExec, run, sleep, waitUntil } from './sh.js';
+import { elapsed, exec, ipIn, mapLimit, nsExec, run, sleep, tail, waitUntil } from './sh.js';
 import {
   isOurs,
   type LabState,
@@ -773,47 +775,11 @@ export class Lab {
       },
     );
     const { bgp, ipPools } = this.project.settings;
-    for (const p of ipPools) {
-      await this.kube.apply(`${crd}/ippools`, {
-        apiVersion: 'podnet.io/v1alpha1',
-        kind: 'IPPool',
-        metadata: { name: p.name },
-        spec: { cidr: p.cidr, blockSize: p.blockSize, ...modelPoolFields(this.model) },
-      } as never);
-    }
-    await this.kube.apply(`${crd}/bgpconfigurations`, {
-      apiVersion: 'podnet.io/v1alpha1',
-      kind: 'BGPConfiguration',
-      metadata: { name: 'default' },
-      spec: {
-        asNumber: bgp.nodeAsNumber,
-        nodeToNodeMesh: bgp.nodeToNodeMesh,
-        keepaliveTime: bgp.keepaliveTime,
-        holdTime: bgp.holdTime,
-        gracefulRestart: { enabled: true, restartTime: bgp.restartTime },
-      },
-    } as never);
-    let peers = 0;
-    for (const tor of this.tors) {
-      for (const family of [4, 6] as const) {
-        const ip = serviceAddress(tor, family, tor.links[0]?.network);
-        if (!ip) continue;
-        const exportFilters = torExportFilters(this.model, ipPools, family);
-        await this.kube.apply(`${crd}/bgppeers`, {
-          apiVersion: 'podnet.io/v1alpha1',
-          kind: 'BGPPeer',
-          metadata: { name: `${tor.name}-v${family}` },
-          spec: {
-            peerIP: ip,
-            asNumber: tor.compose.asNumber,
-            keepaliveTime: bgp.keepaliveTime,
-            holdTime: bgp.holdTime,
-            ...(exportFilters.length > 0 ? { exportFilters } : {}),
-          },
-        } as never);
-        peers++;
-      }
-    }
+    const objects = labObjects(this.project.settings, this.model, this.tors);
+    for (const p of objects.ipPools) await this.kube.apply(`${crd}/ippools`, p);
+    await this.kube.apply(`${crd}/bgpconfigurations`, objects.bgpConfiguration);
+    for (const peer of objects.bgpPeers) await this.kube.apply(`${crd}/bgppeers`, peer);
+    const peers = objects.bgpPeers.length;
     for (const node of this.nodes) {
       const annotations: Record<string, string> = { 'podnet.io/as-number': String(bgp.nodeAsNumber) };
       if (node.compose.routeReflectorClusterId) {
@@ -882,20 +848,7 @@ export class Lab {
     const r = await exec('birdc', ['-s', sock, 'show', 'protocols'], { timeoutMs: 5000 });
     if (r.code !== 0)
       throw new LabError(LabErrorCode.command, `birdc on ${tor.name}: ${r.stderr.trim() || r.stdout.trim()}`);
-    const rows: PeerRow[] = [];
-    for (const line of r.stdout.split('\n')) {
-      const f = line.trim().split(/\s+/);
-      if (f[1] !== 'BGP' || !f[0]) continue;
-      // name proto table state since [info…]
-      rows.push({
-        router: tor.name,
-        peer: f[0],
-        state: f[3] ?? '?',
-        since: f[4] ?? '',
-        info: f.slice(5).join(' '),
-      });
-    }
-    return rows;
+    return birdRows(tor.name, r.stdout);
   }
 
   /** `show bgp summary json` of an FRR ToR. */
@@ -904,23 +857,7 @@ export class Lab {
     const r = await exec('vtysh', ['--vty_socket', dir, '-c', 'show bgp summary json'], { timeoutMs: 5000 });
     if (r.code !== 0)
       throw new LabError(LabErrorCode.command, `vtysh on ${tor.name}: ${r.stderr.trim() || r.stdout.trim()}`);
-    const json = JSON.parse(r.stdout) as Record<
-      string,
-      { peers?: Record<string, { state?: string; peerUptime?: string; pfxRcd?: number }> }
-    >;
-    const rows: PeerRow[] = [];
-    for (const [afi, sum] of Object.entries(json)) {
-      for (const [peer, p] of Object.entries(sum.peers ?? {})) {
-        rows.push({
-          router: tor.name,
-          peer: `${peer} (${afi})`,
-          state: p.state ?? '?',
-          since: p.peerUptime ?? '',
-          info: `${p.pfxRcd ?? 0} prefixes in`,
-        });
-      }
-    }
-    return rows;
+    return frrRows(tor.name, r.stdout);
   }
 
   /** The peer table of every ToR (BIRD or FRR). */
@@ -1409,13 +1346,3 @@ async function stopProcess(p: ProcessRecord, signal: NodeJS.Signals, graceMs: nu
     while (isOurs(p) && Date.now() < hard) await sleep(50);
   }
 }
-
-function tail(file: string, lines = 15): string {
-  try {
-    return readFileSync(file, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
-  } catch {
-    return '(no log)';
-  }
-}
-
-const elapsed = (t0: number) => `${((Date.now() - t0) / 1000).toFixed(1)} s`;

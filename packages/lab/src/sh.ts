@@ -1,6 +1,7 @@
 // Child processes for the runner: commands run to completion (never throw on a non-zero exit
 // unless asked) and commands inside a namespace via `ip netns exec`.
 import { execFile } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { LabError, LabErrorCode } from './errors.js';
 
 export interface ExecResult {
@@ -60,15 +61,19 @@ export const ipIn = (ns: string, ...args: string[]) => run('ip', ['-n', ns, ...a
 
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
-/** Polls `check` until truthy, or throws LAB_ERR_TIMEOUT naming `what`. */
+/**
+ * Polls `check` until truthy, or throws LAB_ERR_TIMEOUT naming `what`. `alive`, when given, runs
+ * before every check and throws to stop waiting at once (e.g. the process being waited for exited).
+ */
 export async function waitUntil<T>(
   what: string,
   check: () => T | Promise<T>,
-  opts: { timeoutMs: number; intervalMs?: number },
+  opts: { timeoutMs: number; intervalMs?: number; alive?: () => void },
 ): Promise<NonNullable<T>> {
   const deadline = Date.now() + opts.timeoutMs;
   let last: unknown;
   for (;;) {
+    opts.alive?.();
     try {
       const v = await check();
       if (v) return v as NonNullable<T>;
@@ -103,3 +108,15 @@ export async function mapLimit<T, R>(
   await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
   return out;
 }
+
+/** The last `lines` lines of a log file, or "(no log)" when it cannot be read. */
+export function tail(file: string, lines = 15): string {
+  try {
+    return readFileSync(file, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
+  } catch {
+    return '(no log)';
+  }
+}
+
+/** Seconds since `t0` (a Date.now() value), for progress lines: "1.5 s". */
+export const elapsed = (t0: number) => `${((Date.now() - t0) / 1000).toFixed(1)} s`;

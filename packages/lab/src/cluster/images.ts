@@ -18,24 +18,27 @@ export interface ImageSpec {
 
 const sha256 = (buf: Buffer | string) => createHash('sha256').update(buf).digest('hex');
 
-/** Writes `out` (a docker-archive tarball) from `spec`; returns the image's config digest. */
-export async function dockerArchive(spec: ImageSpec, work: string, out: string): Promise<string> {
-  rmSync(work, { recursive: true, force: true });
-  mkdirSync(work, { recursive: true });
-  const layerTar = join(work, 'layer.tar');
-  // Reproducible: sorted names, owner root, no timestamps.
-  await run('tar', [
+/** `tar -cf out -C dir members…`, reproducible: sorted names, owner root, no timestamps. */
+const reproducibleTar = (dir: string, out: string, members: readonly string[]) =>
+  run('tar', [
     '--sort=name',
     '--owner=0',
     '--group=0',
     '--numeric-owner',
     '--mtime=@0',
     '-C',
-    spec.rootfs,
+    dir,
     '-cf',
-    layerTar,
-    '.',
+    out,
+    ...members,
   ]);
+
+/** Writes `out` (a docker-archive tarball) from `spec`; returns the image's config digest. */
+export async function dockerArchive(spec: ImageSpec, work: string, out: string): Promise<string> {
+  rmSync(work, { recursive: true, force: true });
+  mkdirSync(work, { recursive: true });
+  const layerTar = join(work, 'layer.tar');
+  await reproducibleTar(spec.rootfs, layerTar, ['.']);
   const diffId = sha256(readFileSync(layerTar));
   mkdirSync(join(work, diffId));
   copyFileSync(layerTar, join(work, diffId, 'layer.tar'));
@@ -62,20 +65,7 @@ export async function dockerArchive(spec: ImageSpec, work: string, out: string):
       { Config: `${configDigest}.json`, RepoTags: [spec.ref], Layers: [`${diffId}/layer.tar`] },
     ]),
   );
-  await run('tar', [
-    '--sort=name',
-    '--owner=0',
-    '--group=0',
-    '--numeric-owner',
-    '--mtime=@0',
-    '-C',
-    work,
-    '-cf',
-    out,
-    'manifest.json',
-    `${configDigest}.json`,
-    diffId,
-  ]);
+  await reproducibleTar(work, out, ['manifest.json', `${configDigest}.json`, diffId]);
   rmSync(work, { recursive: true, force: true });
   return configDigest;
 }

@@ -14,7 +14,7 @@ import {
 } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { LabError, LabErrorCode } from '../errors.js';
-import { exec, run, sleep } from '../sh.js';
+import { exec, run, sleep, tail, waitUntil } from '../sh.js';
 import { isOurs, type ProcessRecord } from '../state.js';
 import { PAUSE_IMAGE } from './images.js';
 
@@ -63,31 +63,18 @@ export async function waitAlive<T>(
   check: () => T | Promise<T>,
   opts: { timeoutMs: number; intervalMs?: number },
 ): Promise<NonNullable<T>> {
-  const deadline = Date.now() + opts.timeoutMs;
-  let last: unknown;
-  for (;;) {
-    for (const p of procs) {
-      if (!isOurs(p))
-        throw new LabError(
-          LabErrorCode.command,
-          `${p.service} exited while waiting for ${what}: ${p.argv.join(' ')}\n${tail(p.log)}`,
-        );
-    }
-    try {
-      const v = await check();
-      if (v) return v as NonNullable<T>;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() >= deadline) {
-      const why = last instanceof Error ? ` (last error: ${last.message})` : '';
-      throw new LabError(
-        LabErrorCode.timeout,
-        `timed out after ${opts.timeoutMs / 1000} s waiting for ${what}${why}`,
-      );
-    }
-    await sleep(opts.intervalMs ?? 250);
-  }
+  return waitUntil(what, check, {
+    ...opts,
+    alive: () => {
+      for (const p of procs) {
+        if (!isOurs(p))
+          throw new LabError(
+            LabErrorCode.command,
+            `${p.service} exited while waiting for ${what}: ${p.argv.join(' ')}\n${tail(p.log)}`,
+          );
+      }
+    },
+  });
 }
 
 /** The mount namespace holder, then containerd in it, then the images; returns the holder and socket. */
@@ -224,12 +211,4 @@ state = "${join(dir, 'containerd', 'state')}"
     bin_dir = "/opt/cni/bin"
     conf_dir = "/etc/cni/net.d"
 `;
-}
-
-function tail(file: string, lines = 15): string {
-  try {
-    return readFileSync(file, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
-  } catch {
-    return '(no log)';
-  }
 }

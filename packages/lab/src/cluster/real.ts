@@ -13,10 +13,11 @@ import { join } from 'node:path';
 import { parseAllDocuments } from 'yaml';
 import { LabError, LabErrorCode } from '../errors.js';
 import { Kube } from '../kube.js';
+import { labObjects } from '../objects.js';
 import type { PlannedService } from '../plan.js';
 import { serviceAddress } from '../plan.js';
 import { Lab, type LabConfig } from '../runner.js';
-import { exec, mapLimit, waitUntil } from '../sh.js';
+import { elapsed, exec, mapLimit, tail, waitUntil } from '../sh.js';
 import type { ProcessRecord } from '../state.js';
 import { BUSYBOX_IMAGE, labImages, PAUSE_IMAGE } from './images.js';
 import { inNet, killContainers, startContainerd, waitAlive } from './node.js';
@@ -367,43 +368,9 @@ export class RealCluster {
       async () => (await this.kube.request('GET', '/apis/podnet.io/v1alpha1/ippools')).status === 200,
       { timeoutMs: 30_000, intervalMs: 250 },
     );
-    const { bgp, ipPools } = this.lab.project.settings;
-    for (const p of ipPools)
-      await this.applyObject({
-        apiVersion: 'podnet.io/v1alpha1',
-        kind: 'IPPool',
-        metadata: { name: p.name },
-        spec: { cidr: p.cidr, blockSize: p.blockSize },
-      });
-    await this.applyObject({
-      apiVersion: 'podnet.io/v1alpha1',
-      kind: 'BGPConfiguration',
-      metadata: { name: 'default' },
-      spec: {
-        asNumber: bgp.nodeAsNumber,
-        nodeToNodeMesh: bgp.nodeToNodeMesh,
-        keepaliveTime: bgp.keepaliveTime,
-        holdTime: bgp.holdTime,
-        gracefulRestart: { enabled: true, restartTime: bgp.restartTime },
-      },
-    });
-    for (const tor of this.lab.tors) {
-      for (const family of [4, 6] as const) {
-        const ip = serviceAddress(tor, family, tor.links[0]?.network);
-        if (!ip) continue;
-        await this.applyObject({
-          apiVersion: 'podnet.io/v1alpha1',
-          kind: 'BGPPeer',
-          metadata: { name: `${tor.name}-v${family}` },
-          spec: {
-            peerIP: ip,
-            asNumber: tor.compose.asNumber,
-            keepaliveTime: bgp.keepaliveTime,
-            holdTime: bgp.holdTime,
-          },
-        });
-      }
-    }
+    const objects = labObjects(this.lab.project.settings, this.lab.model, this.lab.tors);
+    for (const obj of [...objects.ipPools, objects.bgpConfiguration, ...objects.bgpPeers])
+      await this.applyObject(obj);
   }
 
   // ---------------------------------------------------------------- nodes
@@ -776,13 +743,3 @@ function kubeletConfig(ip: string, pki: Pki, certName: string): string {
     2,
   )}\n`;
 }
-
-function tail(file: string, lines = 15): string {
-  try {
-    return readFileSync(file, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
-  } catch {
-    return '(no log)';
-  }
-}
-
-const elapsed = (t0: number) => `${((Date.now() - t0) / 1000).toFixed(1)} s`;
