@@ -62,6 +62,19 @@ async function until(what: string, check: () => Promise<boolean> | boolean, ms =
   }
 }
 
+/** The pids of containerd shims serving the containerd at `address`. */
+function shimsOf(address: string): number[] {
+  const out: number[] = [];
+  for (const e of readdirSync('/proc')) {
+    if (!/^\d+$/.test(e)) continue;
+    try {
+      const argv = readFileSync(`/proc/${e}/cmdline`, 'utf8').split('\0');
+      if (argv[0]!.endsWith('containerd-shim-runc-v2') && argv.includes(address)) out.push(Number(e));
+    } catch {}
+  }
+  return out;
+}
+
 beforeAll(async () => {
   await cleanupStaleLabs(/^pnt-c(\d+)-/);
   mkdirSync(dir, { recursive: true });
@@ -148,5 +161,7 @@ describe('a real-cluster node runtime (containerd in private namespaces, local i
     expect(await killContainers(prefix)).toBeGreaterThan(0);
     await until(`container process ${pid} to be gone`, () => !existsSync(`/proc/${pid}`));
     expect(cgroups.filter((d) => existsSync(d))).toEqual([]);
+    // containerd's shim for it (reparented to init, so no descendant of the namespace's processes).
+    await until('the shims of this containerd to be gone', () => shimsOf(sock).length === 0);
   }, 60_000);
 });

@@ -124,7 +124,8 @@ export async function startContainerd(o: NodeRuntimeOptions): Promise<{ holderPi
 /**
  * SIGKILLs the descendants of every process in the namespaces named `prefix…`: containerd's shims
  * run in the node's namespace, the containers they started in the pods' (invisible to
- * `ip netns pids`). The namespaces' own processes are left to the lab's teardown. Returns the count.
+ * `ip netns pids`). Of the namespaces' own processes only the shims go here (the rest, which the lab
+ * started itself, are left to its teardown). Returns the count.
  */
 export async function killContainers(prefix: string): Promise<number> {
   const roots = new Set<number>();
@@ -154,6 +155,14 @@ export async function killContainers(prefix: string): Promise<number> {
     }
   };
   for (const r of roots) walk(r);
+  // containerd's shims live in the node's namespace but outlive containerd (they are reparented to
+  // init), so they go too: a shim left behind keeps running after the lab is gone.
+  for (const r of roots) {
+    try {
+      if (readFileSync(`/proc/${r}/cmdline`, 'utf8').split('\0')[0]!.endsWith('containerd-shim-runc-v2'))
+        victims.add(r);
+    } catch {}
+  }
   // The containers' own cgroups (cgroupfs: a directory named by the container's 64-hex id), to
   // remove once they are empty; nothing else is touched.
   const cgroups = new Set<string>();
