@@ -55,7 +55,7 @@ describe('lab graceful agent restart', () => {
     const results = await Promise.all(pings);
     expect(restarted, 'the restart finished while the pings ran').toBeLessThan(count * 100);
     for (const r of results) expect(r.sent).toBe(count);
-    const deleted = changes.split('\n').filter((l) => /\bDeleted .*proto (80|podnet)\b/.test(l));
+    const deleted = changes.split('\n').filter((l) => /\bDeleted .*proto (213|podnet)\b/.test(l));
     expect(deleted, 'podnet routes node-b deleted while its agent restarted').toEqual([]);
     expect(results.map((r) => r.sent - r.received)).toEqual([0, 0, 0, 0]);
     process.stderr.write(

@@ -63,7 +63,7 @@ describe('lab with two racks (profile racks: two fabric subnets routed by the To
     const blocks = await blocksByNode();
     for (const node of [...RACK1, ...RACK2]) {
       const table = routes(lab.service(node).ns).filter(
-        (r) => r.protocol === '80' || r.protocol === 'podnet',
+        (r) => r.protocol === '213' || r.protocol === 'podnet',
       );
       const myRack = RACK1.includes(node) ? RACK1 : RACK2;
       const tor = RACK1.includes(node) ? TOR_RACK1 : TOR_RACK2;

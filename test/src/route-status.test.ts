@@ -60,14 +60,14 @@ describe('route status in the lab (3 nodes, BIRD ToR)', () => {
     expect(rows.some((r) => r.type === 'blackhole')).toBe(true);
     expect(rows.some((r) => r.type === 'remote')).toBe(true);
     expect(rows.filter((r) => r.state === 'stale')).toEqual([]);
-    const { stdout } = await pexec('ip', ['-n', node.ns, '-json', 'route', 'show', 'proto', '80']);
+    const { stdout } = await pexec('ip', ['-n', node.ns, '-json', 'route', 'show', 'proto', '213']);
     expect((JSON.parse(stdout) as unknown[]).length).toBe(rows.filter((r) => !r.dst.includes(':')).length);
   });
 
   it('puts back a route deleted by hand and reports it installed again', async () => {
     const node = lab.service('node-a');
     const remote = (await allInstalled(node.ns)).find((r) => r.type === 'remote' && !r.dst.includes(':'))!;
-    await pexec('ip', ['-n', node.ns, 'route', 'del', remote.dst, 'proto', '80']);
+    await pexec('ip', ['-n', node.ns, 'route', 'del', remote.dst, 'proto', '213']);
     const rows = await allInstalled(node.ns);
     expect(rows.find((r) => r.dst === remote.dst)).toMatchObject({ state: 'installed', kernel: 'present' });
   });

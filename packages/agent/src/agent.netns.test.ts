@@ -5,6 +5,7 @@ import type { ChildProcess } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { BGPCONFIGURATION, BGPPEER, IPPOOL } from '@podnet/k8s';
+import { PODNET_PROTO } from '@podnet/routes';
 import { exec, type Netns, run, type Tunnel, vethPair, waitFor } from '@podnet/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AGENT, AgentLab, CNI, STATUS_URL } from './__fixtures__/netns-agent.js';
@@ -70,7 +71,7 @@ async function status(node: Node): Promise<AgentStatus> {
 async function podnetRoutes(
   node: Node,
 ): Promise<{ dst: string; gateway?: string; nexthops?: { gateway: string }[]; type?: string }[]> {
-  return node.ns.ipJson('route', 'show', 'proto', '80');
+  return node.ns.ipJson('route', 'show', 'proto', String(PODNET_PROTO));
 }
 
 async function addPod(nodeName: string, name: string): Promise<string> {

@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import { Ipam } from '@podnet/ipam';
 import { KubeClient } from '@podnet/k8s';
 import { NftTable, nftCli } from '@podnet/nft';
-import { PODNET_PROTO, procSysctl } from '@podnet/routes';
+import { procSysctl } from '@podnet/routes';
 import { Rtnl } from '@podnet/rtnetlink';
 import { ArpAdapter } from './adapters/arp.js';
 import { BgpAdapter } from './adapters/bgp.js';
@@ -29,13 +29,13 @@ import { startStatusServer } from './status.js';
  * The AFIs (1 IPv4, 2 IPv6) of which podnet's routes are still in the kernel: when any, we are
  * coming back from a graceful stop, and forwarding was preserved for those families (the F bit).
  */
-async function keptFamilies(): Promise<number[]> {
+async function keptFamilies(protocol: number): Promise<number[]> {
   try {
     const nl = await Rtnl.open({});
     try {
       const kept: number[] = [];
-      if ((await nl.routes.list({ protocol: PODNET_PROTO, family: 4 })).length > 0) kept.push(1);
-      if ((await nl.routes.list({ protocol: PODNET_PROTO, family: 6 })).length > 0) kept.push(2);
+      if ((await nl.routes.list({ protocol, family: 4 })).length > 0) kept.push(1);
+      if ((await nl.routes.list({ protocol, family: 6 })).length > 0) kept.push(2);
       return kept;
     } finally {
       nl.close();
@@ -143,12 +143,13 @@ async function main(): Promise<number> {
     config.apiRetryInterval,
   );
   const ipam = new Ipam({ client, logger: log });
-  const kept = await keptFamilies();
+  const kept = await keptFamilies(config.routeProtocol);
   const restarting = kept.length > 0;
   const routes = new RoutesAdapter({
     logger: log,
     registry: metrics.registry,
     resyncIntervalMs: config.resyncInterval,
+    protocol: config.routeProtocol,
     removeForeignOnPodIfaces: config.removeUnownedPodRoutes,
   });
   // Next hops resolve through the kernel's routes (nodes in other subnets via the ToR); BGP leaves
@@ -174,7 +175,7 @@ async function main(): Promise<number> {
     bgp,
     routes,
     arp: new ArpAdapter({ mode: config.arpMode, logger: log, registry: metrics.registry }),
-    routeProtocol: ROUTE_PROTOCOL,
+    routeProtocol: { ...ROUTE_PROTOCOL, number: config.routeProtocol },
     // Node objects are authoritative here: a deleted node's last blocks go too.
     ipamGc: (graceMs) => ipam.gc({ graceMs, deletedNodes: true, keepLastBlock: config.ipamGcKeepLastBlock }),
     ipamGcForget: () => ipam.gcForget(),

@@ -72,6 +72,21 @@ describe('loadConfig', () => {
     ).toThrow(/logLevl \(from c\.yaml\): unknown option/);
   });
 
+  it("takes --route-protocol (default podnet's 213, not felix's 80) and refuses the kernel's 0-4 and > 255", () => {
+    const base = { env: { NODENAME: 'n1' }, argv: [] as string[] };
+    expect(loadConfig(base).config.routeProtocol).toBe(213);
+    expect(loadConfig({ ...base, argv: ['--route-protocol', '150'] }).config.routeProtocol).toBe(150);
+    expect(
+      loadConfig({ ...base, env: { ...base.env, PODNET_ROUTE_PROTOCOL: '80' } }).config.routeProtocol,
+    ).toBe(80);
+    expect(() => loadConfig({ ...base, argv: ['--route-protocol', '3'] })).toThrow(
+      /--route-protocol.*must be 5\.\.255.*"3"/,
+    );
+    expect(() => loadConfig({ ...base, argv: ['--route-protocol', '256'] })).toThrow(
+      /--route-protocol.*"256"/,
+    );
+  });
+
   it('names the environment variable a bad value came from', () => {
     expect(() => loadConfig({ argv: [], env: { PODNET_LOG_LEVEL: 'loud' }, hostname: () => 'h' })).toThrow(
       /env PODNET_LOG_LEVEL.*"loud"/,

@@ -4,6 +4,7 @@ import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { parseArgs } from 'node:util';
 import { parseCidr } from '@podnet/k8s';
+import { PODNET_PROTO } from '@podnet/routes';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { parseAutodetectionMethod } from './autodetect.js';
@@ -115,6 +116,14 @@ export const agentConfigSchema = z
       }),
     arpMode: z.enum(['userspace', 'kernel']).default('userspace'),
     resyncInterval: duration.default(30_000),
+    // 0-4 are the kernel's own (unspec, redirect, kernel, boot, static): owning them would mean
+    // removing routes nobody gave podnet.
+    routeProtocol: z.coerce
+      .number()
+      .int()
+      .min(5, "must be 5..255 (0-4 are the kernel's: unspec, redirect, kernel, boot, static)")
+      .max(255, 'must be 5..255 (rtm_protocol is one byte)')
+      .default(PODNET_PROTO),
     gracefulRestartTime: duration.default(120_000),
     netfilter: z.enum(['on', 'off']).default('on'),
     netfilterResyncInterval: duration.default(30_000).refine((ms) => ms >= 1000, {
@@ -228,6 +237,12 @@ export const FIELDS: Record<Field, FieldSpec> = {
     env: 'PODNET_RESYNC_INTERVAL',
     type: 'string',
     help: 'full route/peer resync period (default 30s)',
+  },
+  routeProtocol: {
+    flag: 'route-protocol',
+    env: 'PODNET_ROUTE_PROTOCOL',
+    type: 'string',
+    help: `rtm_protocol number marking podnet's routes; only they are changed (default ${PODNET_PROTO}; not 80, Calico felix's)`,
   },
   netfilter: {
     flag: 'netfilter',

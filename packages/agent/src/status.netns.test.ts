@@ -3,6 +3,7 @@
 // programmer (kernel ACK, then a dump). podnetctl's comparison with the kernel, run in a node of
 // the lab: test/src/route-status.test.ts.
 import { join } from 'node:path';
+import { PODNET_PROTO } from '@podnet/routes';
 import { type Netns, vethPair, waitFor } from '@podnet/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AGENT, AgentLab, CNI, STATUS_URL } from './__fixtures__/netns-agent.js';
@@ -75,7 +76,7 @@ describe("the agent's route status comes from the kernel", () => {
     ).catch(async (err: Error) => {
       throw new Error(`${err.message}: ${JSON.stringify((await status())?.routes)}`);
     });
-    const kernel = await node.ipJson<{ dst: string }[]>('route', 'show', 'proto', '80');
+    const kernel = await node.ipJson<{ dst: string }[]>('route', 'show', 'proto', String(PODNET_PROTO));
     expect(kernel.map((r) => r.dst).sort()).toEqual([block, podIp].sort());
     expect(done.routes.map((r) => [r.dst, r.type, r.state]).sort()).toEqual(
       [

@@ -22,7 +22,7 @@ export const USAGE = `usage: podnetctl [--output table|json|yaml] COMMAND
 
 Commands:
   node status              BGP peers of the local agent: type, state, since, prefixes in/out
-  routes [--netns NAME]    podnet's routes in the kernel (protocol 80) joined with their source
+  routes [--netns NAME]    podnet's routes in the kernel (protocol 213) joined with their source
   ipam show                pools, blocks per node, utilisation
   ipam check               inconsistencies and leaked addresses (exit code 1 when any)
   ipam release --ip ADDR   free one address

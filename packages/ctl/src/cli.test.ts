@@ -106,10 +106,10 @@ beforeAll(async () => {
     await ns.ip('link', 'set', name, 'up');
     if (addr) await ns.ip('addr', 'add', addr, 'dev', name);
   }
-  await ns.ip('route', 'add', 'blackhole', '10.244.1.0/26', 'proto', '80');
-  await ns.ip('route', 'add', '10.244.1.5/32', 'dev', 'pn0123456789a', 'scope', 'link', 'proto', '80');
-  await ns.ip('route', 'add', 'blackhole', '10.244.9.0/26', 'proto', '80');
-  await ns.ip('route', 'add', '10.244.4.0/26', 'via', '10.0.0.13', 'proto', '80');
+  await ns.ip('route', 'add', 'blackhole', '10.244.1.0/26', 'proto', '213');
+  await ns.ip('route', 'add', '10.244.1.5/32', 'dev', 'pn0123456789a', 'scope', 'link', 'proto', '213');
+  await ns.ip('route', 'add', 'blackhole', '10.244.9.0/26', 'proto', '213');
+  await ns.ip('route', 'add', '10.244.4.0/26', 'via', '10.0.0.13', 'proto', '213');
   // A route of another protocol is not podnet's and is not listed.
   await ns.ip('route', 'add', '10.244.3.0/26', 'via', '10.0.0.13', 'proto', 'static');
   const srv = await startStatusServer(

@@ -90,7 +90,7 @@ export interface RouteRow {
 
 /**
  * `podnetctl routes`: the routes podnet programs with their source and the agent's state, and a
- * KERNEL column from a dump of protocol 80 in this namespace: `present`, `absent`, `differs` (the
+ * KERNEL column from a dump of podnet's protocol (213) in this namespace: `present`, `absent`, `differs` (the
  * kernel's route is shown), or `not-read` when the kernel could not be read (a note says why). A
  * podnet route the agent does not want shows as `stale`.
  */
@@ -148,7 +148,7 @@ export function routes(
     (r) =>
       (r.state === 'installed' || r.state === 'applied') && (r.kernel === 'absent' || r.kernel === 'differs'),
   );
-  const proto = s?.routeProtocol ?? { name: 'podnet', number: 80 };
+  const proto = s?.routeProtocol ?? { name: 'podnet', number: 213 }; // kernel.ts PODNET_ROUTE_PROTOCOL
   const cols: Column<RouteRow>[] = [
     { header: 'DESTINATION', value: (r) => r.dst },
     { header: 'TYPE', value: (r) => r.type },

@@ -3,7 +3,8 @@
 import { Rtnl } from '@podnet/rtnetlink';
 import { CtlError } from './errors.js';
 
-export const PODNET_ROUTE_PROTOCOL = 80;
+/** podnet's default route protocol (@podnet/routes PODNET_PROTO; the agent's --route-protocol). */
+export const PODNET_ROUTE_PROTOCOL = 213;
 
 export interface KernelRouteView {
   dst: string;

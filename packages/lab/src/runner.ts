@@ -129,7 +129,7 @@ function requireRoot(): void {
 
 const nodeBin = process.execPath;
 /** The protocol number podnet marks its kernel routes with (@podnet/routes PODNET_PROTO). */
-const PODNET_ROUTE_PROTO = 80;
+const PODNET_ROUTE_PROTO = 213;
 
 /** A running (or to-be-started) lab described by one compose file and one state dir. */
 export class Lab {

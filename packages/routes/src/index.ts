@@ -4,7 +4,7 @@
 //   computeDesired({ localPods, ownedBlocks, remote, table?, metric? }) → { routes, rejected, shadowed }
 //   diffRoutes(desired, actualKernelRoutes, links, { removeForeignOnPodIfaces?, adoptOnPodIfaces? })
 //     → { ops (add/replace before delete), conflicts (foreign routes, never touched), pending, unchanged }
-//   PODNET_PROTO (80): every route podnet installs carries it; only such routes are changed/removed.
+//   PODNET_PROTO (213; the agent's --route-protocol): every route podnet installs carries it; only such routes are changed/removed.
 //
 // Shell (the reconciler the agent composes):
 //   const rp = new RouteProgrammer({ kernel?, netns?, logger, registry, resyncIntervalMs: 30_000,

@@ -2,12 +2,15 @@
 import type { Family } from './ip.js';
 
 /**
- * podnet's route protocol number (rtm_protocol). Every route podnet installs carries it, and only
- * routes carrying it are ever changed or removed. 80 is unassigned in iproute2's rt_protos and in
- * the numbers routing daemons register (bird 12, zebra 11, FRR 186-197, babel 42, openr 99...).
- * `ip route show proto 80` lists podnet's routes; `podnetctl` prints the number.
+ * podnet's default route protocol number (rtm_protocol; the agent's `--route-protocol` changes
+ * it). Every route podnet installs carries it, and only routes carrying it are ever changed or
+ * removed. 213 is in neither iproute2's rt_protos nor FRR's (186-197), and is not BIRD's 12,
+ * zebra's 11, babel's 42, openr's 99, nor Calico felix's: felix marks its VXLAN, IPIP-blackhole and
+ * no-encap routes with 80 (and its device routes with 3, boot), and treats every proto-80 route as
+ * its own. podnet used 80 before; docs/install.md says how to migrate from Calico and from 80.
+ * `ip route show proto 213` lists podnet's routes; `podnetctl` prints the number.
  */
-export const PODNET_PROTO = 80;
+export const PODNET_PROTO = 213;
 export const PODNET_PROTO_NAME = 'podnet';
 
 /** rtm_protocol values (linux/rtnetlink.h) this package cares about. */

@@ -77,7 +77,7 @@ export interface NextHopResolverOptions {
   /** The kernel to read; default rtnetlink in `netns` (or in the process's own namespace). */
   kernel?: RouteKernel;
   netns?: string;
-  /** podnet's protocol number: its routes are never used to resolve (default 80). */
+  /** podnet's protocol number: its routes are never used to resolve (default PODNET_PROTO, 213). */
   protocol?: number;
   /** Tables to resolve in (default main). */
   tables?: number[];

@@ -47,7 +47,7 @@ export interface RouteProgrammerOptions {
   eventDebounceMs?: number;
   /** After a failed apply, resync after this long (default 1 s). */
   retryMs?: number;
-  /** podnet's protocol number (default PODNET_PROTO, 80). */
+  /** podnet's protocol number (default PODNET_PROTO, 213). */
   protocol?: number;
   /** Tables podnet programs (default: the tables of the desired routes, and main). */
   tables?: number[];

@@ -59,12 +59,17 @@ export class RoutesAdapter implements RoutesPort {
     resyncIntervalMs: number;
     removeForeignOnPodIfaces: boolean;
     kernel?: 'netlink' | 'iproute2';
+    /** The rtm_protocol marking podnet's routes (--route-protocol; default PODNET_PROTO). */
+    protocol?: number;
   }) {
     this.log = opts.logger.child({ component: 'routes-adapter' });
-    const kernel = (): RouteKernel => (opts.kernel === 'iproute2' ? ipRouteKernel({}) : rtnetlinkKernel({}));
-    this.nextHops = new NextHopResolver({ kernel: kernel(), logger: opts.logger });
+    const protocol = opts.protocol ?? PODNET_PROTO;
+    const kernel = (): RouteKernel =>
+      opts.kernel === 'iproute2' ? ipRouteKernel({}) : rtnetlinkKernel({ protocol });
+    this.nextHops = new NextHopResolver({ kernel: kernel(), logger: opts.logger, protocol });
     this.rp = new RouteProgrammer({
       logger: opts.logger,
+      protocol,
       ...(opts.registry ? { registry: opts.registry } : {}),
       resyncIntervalMs: opts.resyncIntervalMs,
       removeForeignOnPodIfaces: opts.removeForeignOnPodIfaces,
