@@ -547,6 +547,50 @@ describe('Agent IPAM garbage collection', () => {
   });
 });
 
+describe('Agent IPAM pool usage metrics', () => {
+  it('exports every pool size and addresses in use on the lease holder, and drops them when the lease goes', async () => {
+    const ipamDs = memoryDatastore();
+    await ipamDs.pools.create({
+      metadata: { name: 'small' },
+      spec: { cidr: '10.245.0.0/24', blockSize: 28 },
+    });
+    const ipam = new Ipam({ datastore: ipamDs });
+    for (const pod of ['p1', 'p2', 'p3'])
+      await ipam.allocate({ handle: pod, node: 'node-a', attrs: { namespace: 'default', pod } });
+    const { config } = loadConfig({ argv: ['--node-name', 'node-a'], env: {} });
+    const ds = new FakeDatastore();
+    ds.snap.nodes = [node('node-a', '10.0.0.11')];
+    const agent = new Agent({
+      config,
+      log: pino({ level: 'silent' }),
+      datastore: ds,
+      bgp: new FakeBgp(),
+      routes: new FakeRoutes(),
+      arp: new FakeArp(),
+      ipamGc: async () => ({ releasedHandles: [], releasedBlocks: [] }),
+      ipamUsage: () => ipam.usage(),
+    });
+    current = agent;
+    await agent.start();
+    await wait('running', () => agent.status().node.address === '10.0.0.11');
+    const scrape = async () =>
+      (await agent.metrics.registry.metrics()).split('\n').filter((l) => /^podnet_ipam_pool_/.test(l));
+    await agent.runIpamGc();
+    expect(await scrape()).toEqual([]); // not the holder: nothing exported
+    agent.setIpamGcLeader(true);
+    await agent.runIpamGc();
+    expect(await scrape()).toEqual([
+      'podnet_ipam_pool_size_addresses{pool="small"} 256',
+      'podnet_ipam_pool_used_addresses{pool="small"} 3',
+    ]);
+    await ipam.releaseByHandle('p1');
+    await agent.runIpamGc();
+    expect(await scrape()).toContain('podnet_ipam_pool_used_addresses{pool="small"} 2');
+    agent.setIpamGcLeader(false);
+    expect(await scrape()).toEqual([]);
+  });
+});
+
 describe('Agent IPAM garbage collection on the lease holder only', () => {
   async function gcPair(interval: string) {
     const clock = new FakeClock();

@@ -40,6 +40,8 @@ export interface AgentDeps {
   ) => Promise<{ releasedHandles: string[]; releasedBlocks: string[]; pending?: number }>;
   /** Forgets the candidates ipamGc has seen once, so a new term waits a whole grace period again. */
   ipamGcForget?: () => void;
+  /** Every pool's size and addresses in use (ipam.usage), exported by the lease holder after each GC pass. */
+  ipamUsage?: () => Promise<{ pools: { name: string; capacity: string; used: number }[] }>;
   /** Timers of the IPAM garbage collection (a fake clock in tests). */
   clock?: { setTimeout(fn: () => void, ms: number): unknown; clearTimeout(h: unknown): void };
   /** Longest wait after start for sessions to come up before the first route reconcile. */
@@ -530,6 +532,9 @@ export class Agent {
     if (!leading) {
       clock.clearTimeout(this.gcTimer);
       this.gcTimer = undefined;
+      // Only the holder exports pool usage, so a sum over agents never counts a pool twice.
+      this.metrics.ipamPoolSize.reset();
+      this.metrics.ipamPoolUsed.reset();
       this.log.info('lease lost: IPAM garbage collection stopped');
       return;
     }
@@ -561,6 +566,24 @@ export class Agent {
         this.log.info({ handles: r.releasedHandles, blocks: r.releasedBlocks }, 'IPAM garbage collected');
     } catch (err) {
       this.log.warn({ err }, 'IPAM garbage collection failed; next pass retries');
+    }
+    await this.exportPoolUsage();
+  }
+
+  /** The pools' size and use as gauges (podnet_ipam_pool_*), on the lease holder only. */
+  private async exportPoolUsage(): Promise<void> {
+    if (!this.deps.ipamUsage) return;
+    try {
+      const { pools } = await this.deps.ipamUsage();
+      if (!this.gcLeading) return;
+      this.metrics.ipamPoolSize.reset();
+      this.metrics.ipamPoolUsed.reset();
+      for (const p of pools) {
+        this.metrics.ipamPoolSize.set({ pool: p.name }, Number(p.capacity));
+        this.metrics.ipamPoolUsed.set({ pool: p.name }, p.used);
+      }
+    } catch (err) {
+      this.log.warn({ err }, 'IPAM pool usage not read; next pass retries');
     }
   }
 

@@ -179,6 +179,7 @@ async function main(): Promise<number> {
     // Node objects are authoritative here: a deleted node's last blocks go too.
     ipamGc: (graceMs) => ipam.gc({ graceMs, deletedNodes: true, keepLastBlock: config.ipamGcKeepLastBlock }),
     ipamGcForget: () => ipam.gcForget(),
+    ipamUsage: () => ipam.usage(),
     ...(config.netfilter === 'on'
       ? { netfilter: new NetfilterReconciler({ nft: new NftTable({ exec: nftCli() }), log, metrics }) }
       : {}),

@@ -110,6 +110,18 @@ export function createMetrics(opts: { defaultMetrics?: boolean } = {}) {
       help: "1 while this agent holds the agents' Lease and runs the cluster-wide IPAM garbage collection",
       registers: [registry],
     }),
+    ipamPoolSize: new Gauge({
+      name: 'podnet_ipam_pool_size_addresses',
+      help: "Addresses in the IPPool's CIDR (exported by the lease holder, every --ipam-gc-interval)",
+      labelNames: ['pool'],
+      registers: [registry],
+    }),
+    ipamPoolUsed: new Gauge({
+      name: 'podnet_ipam_pool_used_addresses',
+      help: "Addresses allocated in the IPPool's blocks, on every node (exported by the lease holder)",
+      labelNames: ['pool'],
+      registers: [registry],
+    }),
     datastoreSynced: new Gauge({
       name: 'podnet_datastore_synced',
       help: '1 once every informer has listed',
