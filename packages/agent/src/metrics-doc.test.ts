@@ -5,13 +5,9 @@
 // row for type, labels and help text. PODNET_WRITE_METRICS_DOC=1 rewrites the table from the code.
 import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import pino from 'pino';
 import type { Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
-import { ArpAdapter } from './adapters/arp.js';
-import { RoutesAdapter } from './adapters/routes.js';
-import { CniTokenRefresher } from './cni-token.js';
-import { createMetrics } from './metrics.js';
+import { agentRegistry } from './__fixtures__/registry.js';
 
 const ROOT = join(import.meta.dirname, '..', '..', '..');
 const DOC = join(ROOT, 'docs', 'metrics.md');
@@ -25,32 +21,7 @@ interface Row {
   help: string;
 }
 
-/** The agent's registry, wired as cli.ts wires it (no socket is opened: only constructors run). */
-function agentRegistry(defaultMetrics: boolean): Registry {
-  const log = pino({ level: 'silent' });
-  const metrics = createMetrics({ defaultMetrics });
-  const registry = metrics.registry;
-  new RoutesAdapter({ logger: log, registry, resyncIntervalMs: 30_000, removeForeignOnPodIfaces: false });
-  new ArpAdapter({ mode: 'userspace', logger: log, registry });
-  new CniTokenRefresher({
-    spec: {
-      namespace: 'podnet-system',
-      serviceAccount: 'podnet-cni',
-      pod: { name: 'p' },
-      audiences: [],
-      expirationSeconds: 3600,
-    },
-    request: async () => {
-      throw new Error('not called');
-    },
-    dir: '/nonexistent',
-    log,
-    registry,
-  });
-  return registry;
-}
-
-function registryRows(registry: Registry): Row[] {
+export function registryRows(registry: Registry): Row[] {
   return registry
     .getMetricsAsArray()
     .map((m) => {
