@@ -33,5 +33,5 @@ echo "install: npm workspace"
 # disagree, so CI (which runs this script) catches a lock that the Dockerfiles' `npm ci` would refuse.
 npm ci --no-fund --no-audit
 
-echo "install: kubectl builds for the deploy tests (scripts/fetch-kubectl.sh)"
-scripts/fetch-kubectl.sh
+echo "install: kubectl and promtool builds for the tests (scripts/fetch-tools.sh)"
+scripts/fetch-tools.sh

@@ -3,7 +3,7 @@
 // CRDs, the namespace, RBAC, the ConfigMap and the DaemonSet. The default IPPool and
 // BGPConfiguration are then created by the agent's start-up code (defaults.ts) over HTTP against
 // that server, from the shipped agent.yaml: kubectl cannot create custom resources of CRDs created
-// in the same apply (the last test shows it). scripts/fetch-kubectl.sh (run by scripts/install.sh)
+// in the same apply (the last test shows it). scripts/fetch-tools.sh (run by scripts/install.sh)
 // extracts both kubectl builds from Debian's packages; a missing one is skipped, saying so.
 import { spawn, spawnSync } from 'node:child_process';
 import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -37,7 +37,7 @@ function fetched(dir: string, what: string) {
   return {
     label: what,
     bin: existsSync(bin) ? bin : undefined,
-    missing: `${bin} is missing: run scripts/fetch-kubectl.sh (extracts it from Debian's package)`,
+    missing: `${bin} is missing: run scripts/fetch-tools.sh (extracts it from Debian's package)`,
   };
 }
 const kubectls = [

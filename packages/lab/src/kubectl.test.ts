@@ -3,7 +3,7 @@
 // kubeconfig the lab writes for the host (hostKubeconfig, through a loopback forward) works with
 // Debian's kubectl builds. Beside it, the plain-HTTP server the lab used to run, with the same token:
 // kubectl sends no bearer token over http://, so it gets 401. kubectl comes from
-// scripts/fetch-kubectl.sh (node_modules/.cache); a missing build is skipped, saying so.
+// scripts/fetch-tools.sh (node_modules/.cache); a missing build is skipped, saying so.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { request as httpsRequest } from 'node:https';
@@ -22,7 +22,7 @@ function fetched(dir: string, label: string) {
   return {
     label,
     bin: existsSync(bin) ? bin : undefined,
-    missing: `${bin} is missing: run scripts/fetch-kubectl.sh (extracts it from Debian's package)`,
+    missing: `${bin} is missing: run scripts/fetch-tools.sh (extracts it from Debian's package)`,
   };
 }
 const kubectls = [

@@ -1,26 +1,30 @@
 #!/usr/bin/env bash
-# Puts two Debian builds of kubectl under node_modules/.cache, for the deploy tests
-# (packages/agent/src/deploy.kubectl.test.ts, which skips, saying why, when one is absent):
+# Puts tools the tests need, extracted from Debian packages, under node_modules/.cache:
 #   kubectl-debian/kubectl  Debian 12's kubectl 1.20 (bookworm, package kubernetes-client)
 #   kubectl-trixie/kubectl  a current kubectl (trixie, package kubectl)
+#     for the deploy tests (packages/agent/src/deploy.kubectl.test.ts) and the lab's kubectl test
+#   promtool-debian/promtool  Prometheus' rule checker (bookworm, package prometheus), for
+#     packages/agent/src/observability.test.ts
 # Nothing is installed and the system's apt sources are left alone: a private apt configuration
-# under node_modules/.cache/apt-kubectl names both suites, `apt-get download` fetches the two
-# .deb files (verified against the Debian archive keyring) and dpkg-deb extracts the binaries.
-# (Installing them would clash with other packages: /usr/bin/kubectl may come from Google's.)
+# under node_modules/.cache/apt-kubectl names both suites, `apt-get download` fetches the .deb
+# files (verified against the Debian archive keyring) and dpkg-deb extracts the binaries.
+# (Installing them would clash or start daemons: /usr/bin/kubectl may come from Google's, and the
+# prometheus package starts a Prometheus server where systemd runs.)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cache=node_modules/.cache
-# suite package destination-directory
+# suite package binary destination-directory
 wanted=(
-  "bookworm kubernetes-client kubectl-debian"
-  "trixie kubectl kubectl-trixie"
+  "bookworm kubernetes-client kubectl kubectl-debian"
+  "trixie kubectl kubectl kubectl-trixie"
+  "bookworm prometheus promtool promtool-debian"
 )
 
 missing=()
 for w in "${wanted[@]}"; do
-  read -r _ _ dir <<<"$w"
-  if [ -x "$cache/$dir/kubectl" ]; then
-    echo "fetch-kubectl: $cache/$dir/kubectl already there"
+  read -r _ _ bin dir <<<"$w"
+  if [ -x "$cache/$dir/$bin" ]; then
+    echo "fetch-tools: $cache/$dir/$bin already there"
   else
     missing+=("$w")
   fi
@@ -29,7 +33,7 @@ done
 
 keyring=/usr/share/keyrings/debian-archive-keyring.gpg
 [ -r "$keyring" ] || {
-  echo "fetch-kubectl: $keyring is missing (Debian package debian-archive-keyring)" >&2
+  echo "fetch-tools: $keyring is missing (Debian package debian-archive-keyring)" >&2
   exit 1
 }
 apt="$PWD/$cache/apt-kubectl"
@@ -61,13 +65,12 @@ apt-get "${opts[@]}" -q update
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 for w in "${missing[@]}"; do
-  read -r suite pkg dir <<<"$w"
+  read -r suite pkg bin dir <<<"$w"
   rm -rf "$work/root" "$work"/*.deb
   (cd "$work" && apt-get "${opts[@]}" -q download "$pkg/$suite")
   dpkg-deb -x "$work"/"${pkg}"_*.deb "$work/root"
   mkdir -p "$cache/$dir"
-  install -m 0755 "$work/root/usr/bin/kubectl" "$cache/$dir/kubectl"
-  version=$("$cache/$dir/kubectl" version --client 2>/dev/null | grep -o 'v[0-9][0-9.]*' | head -1 || true)
-  echo "fetch-kubectl: $cache/$dir/kubectl is $suite's $pkg ($version)"
+  install -m 0755 "$work/root/usr/bin/$bin" "$cache/$dir/$bin"
+  echo "fetch-tools: $cache/$dir/$bin is $suite's $pkg"
 done
 rm -rf "$apt" # the package lists (about 40 MB); the next run fetches them again if needed
