@@ -591,6 +591,19 @@ describe('compute: graceful restart towards BGPPeers', () => {
     expect(tor.gracefulRestart).toEqual({ enabled: true, restartTime: 90 });
     expect(tor.maxRestartTime).toBe(30);
   });
+
+  it('passes BGPPeer longLivedGracefulRestart on to that peer only (off by default)', () => {
+    const d = compute(
+      inputs({
+        peers: [
+          { name: 'rr1', peerIP: '10.0.0.1', asNumber: 64512, longLivedGracefulRestart: { staleTime: 3600 } },
+          { name: 'tor', peerIP: '10.0.0.2', asNumber: 65000 },
+        ],
+      }),
+    );
+    expect(d.peers.find((p) => p.source === 'rr1')!.longLivedGracefulRestart).toEqual({ staleTime: 3600 });
+    expect(d.peers.find((p) => p.source === 'tor')!.longLivedGracefulRestart).toBeUndefined();
+  });
 });
 
 describe('compute: peer keys', () => {

@@ -363,6 +363,7 @@ export function compute(inputs: ComputeInputs): Desired {
         // We announce our own restart time; maxRestartTime caps the one the peer announces.
         gracefulRestart: { enabled: grEnabled, restartTime },
         ...(peer.maxRestartTime !== undefined ? { maxRestartTime: peer.maxRestartTime } : {}),
+        ...(peer.longLivedGracefulRestart ? { longLivedGracefulRestart: peer.longLivedGracefulRestart } : {}),
         routeReflectorClient: peer.routeReflectorClient ?? false,
         importFilter: peer.importFilter ?? [],
         exportFilter: peer.exportFilter ?? [],

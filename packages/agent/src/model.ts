@@ -73,6 +73,8 @@ export interface PeerView {
   keepaliveTime?: number;
   holdTime?: number;
   maxRestartTime?: number;
+  /** BGPPeer longLivedGracefulRestart (RFC 9494): stale time we advertise, cap on the peer's. */
+  longLivedGracefulRestart?: { staleTime: number; maxStaleTime?: number };
   /** `UseNodeIP` (default) binds the session to the node address; `None` lets the kernel choose; or an IP. */
   sourceAddress?: string;
   routeReflectorClient?: boolean;
@@ -132,6 +134,8 @@ export interface DesiredPeer {
   gracefulRestart: { enabled: boolean; restartTime: number };
   /** Cap on the restart time the peer announces (BGPPeer maxRestartTime), seconds. */
   maxRestartTime?: number;
+  /** Long-lived graceful restart (RFC 9494): the stale time we announce, the cap on the peer's. */
+  longLivedGracefulRestart?: { staleTime: number; maxStaleTime?: number };
   /** We act as route reflector for this peer. */
   routeReflectorClient: boolean;
   importFilter: PrefixRule[];

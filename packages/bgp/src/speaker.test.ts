@@ -299,6 +299,7 @@ describe('decision process', () => {
     med: 0,
     localPref: 100,
     nbrAs: 65001,
+    llgrStale: false,
     ...over,
   });
   const rows: [string, PathSource, AttrSet, PathSource, AttrSet][] = [
@@ -330,6 +331,13 @@ describe('decision process', () => {
       set(),
     ],
     ['locally originated', src({ kind: 'local' }), set({ localPref: 0 }), src(), set({ localPref: 500 })],
+    [
+      'no LLGR_STALE (RFC 9494), however much better the stale one is otherwise',
+      src({ ebgp: false, routerId: '9.9.9.9' }),
+      set({ localPref: 0, pathLen: 9 }),
+      src({ ebgp: true }),
+      set({ localPref: 500, pathLen: 0, llgrStale: true }),
+    ],
   ];
   for (const [name, a, as, b, bs] of rows) {
     it(`prefers the path with ${name}`, () => {

@@ -2,6 +2,7 @@
 // node agent uses (see index.ts for the documented surface).
 import { EventEmitter } from 'node:events';
 import { createServer, type Server, type Socket } from 'node:net';
+import { longLivedFamilies, MAX_LONG_LIVED_STALE_TIME, markLongLivedStale } from './llgr.js';
 import type { Logger } from './logger.js';
 import { silentLogger } from './logger.js';
 import { containsAs, fromWire, normaliseCommunity, type RouteAttrs, toWire } from './rib/attrs.js';
@@ -132,6 +133,15 @@ export interface PeerConfig {
    * time it announces (RFC 4724 helper). Default: the peer's own restart time.
    */
   maxRestartTime?: number | undefined;
+  /**
+   * Advertise Long-Lived Graceful Restart (RFC 9494) with this stale time (seconds,
+   * 1..16777215): a peer that negotiates it keeps our routes as LLGR_STALE for that long past our
+   * restart time, and we keep its routes likewise for its stale time. Needs `gracefulRestart`
+   * (whose restartTime may then be 0: straight to the long-lived phase).
+   */
+  longLivedGracefulRestart?: { staleTime: number } | undefined;
+  /** Longest time (seconds) we keep this peer's routes LLGR_STALE, whatever stale time it announces. */
+  maxLongLivedStaleTime?: number | undefined;
   import?: Policy | undefined;
   export?: Policy | undefined;
   /** Seconds between connection attempts (default 5). */
@@ -211,6 +221,8 @@ interface Peer {
   out: PrefixMap<AttrSet>;
   negotiated?: Negotiated | undefined;
   grTimer?: unknown;
+  /** Per AFI: the Long-lived Stale Time timer running for this peer's LLGR_STALE routes. */
+  llgrTimers: Map<number, unknown>;
   established: boolean;
   sending: boolean;
   /** Keys waiting to be re-evaluated for this peer's Adj-RIB-Out. */
@@ -262,8 +274,17 @@ function validatePeer(c: PeerConfig): Peer['config'] {
   if (c.maxRestartTime !== undefined && (!Number.isInteger(c.maxRestartTime) || c.maxRestartTime < 0))
     throw new BgpConfigError('maxRestartTime', c.maxRestartTime, 'must be a non-negative integer');
   const rt = c.gracefulRestart?.restartTime;
-  if (rt !== undefined && (!Number.isInteger(rt) || rt < 1 || rt > 4095))
-    throw new BgpConfigError('gracefulRestart.restartTime', rt, 'must be 1..4095');
+  const minRt = c.longLivedGracefulRestart ? 0 : 1;
+  if (rt !== undefined && (!Number.isInteger(rt) || rt < minRt || rt > 4095))
+    throw new BgpConfigError('gracefulRestart.restartTime', rt, `must be ${minRt}..4095`);
+  const st = c.longLivedGracefulRestart?.staleTime;
+  if (st !== undefined && (!Number.isInteger(st) || st < 1 || st > MAX_LONG_LIVED_STALE_TIME))
+    throw new BgpConfigError('longLivedGracefulRestart.staleTime', st, 'must be 1..16777215');
+  if (st !== undefined && !c.gracefulRestart)
+    throw new BgpConfigError('longLivedGracefulRestart', c.longLivedGracefulRestart, 'needs gracefulRestart');
+  const mst = c.maxLongLivedStaleTime;
+  if (mst !== undefined && (!Number.isInteger(mst) || mst < 0))
+    throw new BgpConfigError('maxLongLivedStaleTime', mst, 'must be a non-negative integer');
   return { ...c, port, holdTime, passive: c.passive ?? false };
 }
 
@@ -445,6 +466,7 @@ export class Speaker extends EventEmitter {
       const gr = opts.graceful && p.negotiated?.gracefulRestart;
       p.session.stop(CeaseSubcode.ADMINISTRATIVE_SHUTDOWN, !gr);
       if (p.grTimer !== undefined) this.clock.clearTimeout(p.grTimer);
+      this.stopLongLived(p);
     }
     const server = this.server;
     this.server = undefined;
@@ -482,6 +504,7 @@ export class Speaker extends EventEmitter {
       treatAsWithdraw: 0,
       restarting: this.opts.restarting ?? false,
       maxPrefixesExceeded: 0,
+      llgrTimers: new Map(),
     };
     peer.session = this.newSession(peer);
     this.peersByKey.set(key, peer);
@@ -513,6 +536,7 @@ export class Speaker extends EventEmitter {
         'md5Password',
         'sourceAddress',
         'gracefulRestart',
+        'longLivedGracefulRestart',
         'connectRetry',
       ] as const
     ).every(same);
@@ -557,6 +581,7 @@ export class Speaker extends EventEmitter {
     p.session.stop(CeaseSubcode.PEER_DECONFIGURED, true);
     p.session.removeAllListeners();
     if (p.grTimer !== undefined) this.clock.clearTimeout(p.grTimer);
+    this.stopLongLived(p);
     this.peersByKey.delete(p.key);
     this.peerBySource.delete(p.src.id);
     if (p.config.md5Password) this.refreshListenerKey(p.config.address);
@@ -707,7 +732,13 @@ export class Speaker extends EventEmitter {
         }
       : undefined;
     return new Session(
-      { asn: this.asn, routerId: this.routerId, families: FAMILIES, gracefulRestart: gr },
+      {
+        asn: this.asn,
+        routerId: this.routerId,
+        families: FAMILIES,
+        gracefulRestart: gr,
+        longLivedGracefulRestart: c.longLivedGracefulRestart,
+      },
       {
         address: c.address,
         port: c.port,
@@ -892,12 +923,19 @@ export class Speaker extends EventEmitter {
     );
     if (p.src.stale && !(n.gracefulRestart && n.peerGracefulRestart)) this.purge(p, 'stale');
     else if (p.src.stale && n.peerGracefulRestart) {
-      // RFC 4724 §4.2: families the peer did not preserve forwarding for lose their stale routes now.
+      // RFC 4724 §4.2: families the peer did not preserve forwarding for lose their stale routes now;
+      // for families in the long-lived phase, the F bit of its LLGR capability says (RFC 9494).
       for (const afi of [Afi.IPV4, Afi.IPV6]) {
-        const f = n.peerGracefulRestart.families.find((x) => x.afi === afi);
-        if (!f?.forwardingPreserved) this.purge(p, 'stale', afi);
+        const caps = p.llgrTimers.has(afi)
+          ? n.longLivedGracefulRestart
+            ? n.peerLongLivedGracefulRestart?.families
+            : undefined
+          : n.peerGracefulRestart.families;
+        const f = caps?.find((x) => x.afi === afi);
+        if (!f?.forwardingPreserved) this.purgeFamily(p, afi);
       }
     }
+    if (!p.src.stale) this.stopLongLived(p);
     if (p.grTimer !== undefined && !n.peerGracefulRestart) {
       this.clock.clearTimeout(p.grTimer);
       p.grTimer = undefined;
@@ -921,6 +959,10 @@ export class Speaker extends EventEmitter {
     const gr = n?.gracefulRestart ? n.peerGracefulRestart : undefined;
     const kept = new Set(gr?.families.filter((f) => f.safi === Safi.UNICAST).map((f) => f.afi) ?? []);
     const restartTime = Math.min(gr?.restartTime ?? 0, p.config.maxRestartTime ?? Number.POSITIVE_INFINITY);
+    // RFC 9494: families with LLGR go long-lived stale when the restart time is over, or at
+    // once when graceful restart does not keep them (restart time 0, or not in the GR capability).
+    const longLived = graceful && gr ? longLivedFamilies(n, p.config.maxLongLivedStaleTime) : new Map();
+    if (restartTime === 0) kept.clear();
     this.log.info(
       {
         event: 'down',
@@ -929,16 +971,11 @@ export class Speaker extends EventEmitter {
         graceful,
         err: error?.message,
         ...(graceful && gr ? { keepStale: [...kept], restartTime } : {}),
+        ...(longLived.size > 0 ? { longLivedStale: Object.fromEntries(longLived) } : {}),
       },
       'session down',
     );
-    if (
-      graceful &&
-      gr &&
-      kept.size > 0 &&
-      restartTime > 0 &&
-      p.src.adjIn.size + (p.src.stale?.size ?? 0) > 0
-    ) {
+    if (graceful && gr && kept.size + longLived.size > 0 && p.src.adjIn.size + (p.src.stale?.size ?? 0) > 0) {
       // Keep the routes as stale for the restart time; families not listed go now.
       if (p.src.stale) {
         for (const [k, s] of p.src.adjIn) {
@@ -948,19 +985,101 @@ export class Speaker extends EventEmitter {
         }
       } else p.src.stale = p.src.adjIn;
       p.src.adjIn = new PrefixMap();
-      for (const f of FAMILIES) if (!kept.has(f.afi)) this.purge(p, 'stale', f.afi);
+      for (const f of FAMILIES) {
+        if (kept.has(f.afi)) continue;
+        const t = longLived.get(f.afi);
+        if (t === undefined) this.purgeFamily(p, f.afi);
+        else this.enterLongLived(p, f.afi, t);
+      }
       if (p.grTimer !== undefined) this.clock.clearTimeout(p.grTimer);
+      p.grTimer = undefined;
+      if (kept.size === 0) return;
       p.grTimer = this.clock.setTimeout(() => {
         p.grTimer = undefined;
         this.log.info(
           { event: 'gr-timeout', peer: p.config.address },
-          'restart time over, removing stale routes',
+          longLived.size > 0
+            ? 'restart time over, stale routes of families with LLGR become LLGR_STALE'
+            : 'restart time over, removing stale routes',
         );
-        this.purge(p, 'stale');
+        for (const afi of kept) {
+          const t = longLived.get(afi);
+          if (t === undefined) this.purgeFamily(p, afi);
+          else this.enterLongLived(p, afi, t);
+        }
       }, restartTime * 1000);
       return;
     }
+    this.stopLongLived(p);
     this.purge(p, 'all');
+  }
+
+  /**
+   * RFC 9494: the long-lived stale phase of `afi` for this peer. Its stale routes carrying
+   * NO_LLGR go; the others get LLGR_STALE (so they lose to any other path and are re-advertised
+   * only to peers with LLGR) and stay for `staleTime` seconds, unless End-of-RIB or a withdrawal
+   * comes first.
+   */
+  private enterLongLived(p: Peer, afi: number, staleTime: number): void {
+    const stale = p.src.stale;
+    const marked = new Map<AttrSet, AttrSet | null>();
+    let kept = 0;
+    let dropped = 0;
+    for (const [k, s] of stale ? [...stale] : []) {
+      if (keyFamily(k) !== afi) continue;
+      let next = marked.get(s);
+      if (next === undefined) {
+        const a = markLongLivedStale(s.attrs);
+        next = a === null ? null : a === s.attrs ? s : this.attrs.make(a);
+        marked.set(s, next);
+      }
+      if (next === s) {
+        kept++;
+        continue;
+      }
+      if (next === null) {
+        dropped++;
+        stale!.delete(k);
+      } else {
+        kept++;
+        stale!.set(k, this.attrs.acquire(next));
+      }
+      this.attrs.release(s);
+      if (!p.src.adjIn.has(k)) this.recompute(k, p.src, next !== null);
+    }
+    if (stale?.size === 0) p.src.stale = undefined;
+    const old = p.llgrTimers.get(afi);
+    if (old !== undefined) this.clock.clearTimeout(old);
+    p.llgrTimers.delete(afi);
+    this.log.info(
+      { event: 'llgr-stale', peer: p.config.address, afi, routes: kept, noLlgr: dropped, staleTime },
+      'long-lived graceful restart: keeping stale routes as LLGR_STALE',
+    );
+    if (kept === 0) return;
+    p.llgrTimers.set(
+      afi,
+      this.clock.setTimeout(() => {
+        p.llgrTimers.delete(afi);
+        this.log.info(
+          { event: 'llgr-timeout', peer: p.config.address, afi },
+          'long-lived stale time over, removing LLGR_STALE routes',
+        );
+        this.purge(p, 'stale', afi);
+      }, staleTime * 1000),
+    );
+  }
+
+  /** Removes the stale routes of one family and stops its long-lived stale timer. */
+  private purgeFamily(p: Peer, afi: number): void {
+    this.purge(p, 'stale', afi);
+    const t = p.llgrTimers.get(afi);
+    if (t !== undefined) this.clock.clearTimeout(t);
+    p.llgrTimers.delete(afi);
+  }
+
+  private stopLongLived(p: Peer): void {
+    for (const t of p.llgrTimers.values()) this.clock.clearTimeout(t);
+    p.llgrTimers.clear();
   }
 
   /** Removes a peer's routes: only the stale ones, or everything. */
@@ -1194,7 +1313,8 @@ export class Speaker extends EventEmitter {
 
   private onEndOfRib(p: Peer, afi: number): void {
     this.log.info({ event: 'end-of-rib', peer: p.config.address, afi }, 'End-of-RIB received');
-    if (p.src.stale) this.purge(p, 'stale', afi);
+    if (p.src.stale) this.purgeFamily(p, afi);
+    else this.stopLongLived(p);
     if (!p.src.stale && p.grTimer !== undefined) {
       this.clock.clearTimeout(p.grTimer);
       p.grTimer = undefined;
@@ -1367,6 +1487,10 @@ export class Speaker extends EventEmitter {
 
   private transformOut(p: Peer, best: PathSource, set: AttrSet, fam: number): AttrSet | null {
     const a = set.attrs;
+    // RFC 9494: an LLGR_STALE route goes only to peers that sent the LLGR capability (with
+    // the community on it); the others get a withdrawal. The partial deployment option is
+    // not implemented.
+    if (set.llgrStale && !p.negotiated?.peerLongLivedGracefulRestart) return null;
     if (a.communities?.includes('65535:65282')) return null; // NO_ADVERTISE
     if (p.src.ebgp && a.communities?.includes('65535:65281')) return null; // NO_EXPORT
     const fromIbgp = best.kind === 'peer' && !best.ebgp;

@@ -130,6 +130,7 @@ describe('BGPPeer', () => {
     });
     expect(p.spec.sourceAddress).toBe('UseNodeIP');
     expect(p.spec.routeReflectorClient).toBe(false);
+    expect(p.spec.longLivedGracefulRestart).toBeUndefined();
     expect(parsePeerAddress(p.spec.peerIP!)).toEqual({ ip: '10.0.0.1', port: 1179 });
   });
 
@@ -163,6 +164,18 @@ describe('BGPPeer', () => {
       'spec.importFilters.0.action',
     ],
     [{ peerIP: '10.0.0.1', asNumber: 1, sourceAddress: 'eth0' }, 'spec.sourceAddress: "eth0"'],
+    [
+      { peerIP: '10.0.0.1', asNumber: 1, longLivedGracefulRestart: { staleTime: 0 } },
+      'spec.longLivedGracefulRestart.staleTime',
+    ],
+    [
+      { peerIP: '10.0.0.1', asNumber: 1, longLivedGracefulRestart: { staleTime: 16777216 } },
+      'spec.longLivedGracefulRestart.staleTime',
+    ],
+    [
+      { peerIP: '10.0.0.1', asNumber: 1, longLivedGracefulRestart: {} },
+      'spec.longLivedGracefulRestart.staleTime',
+    ],
   ])('rejects %j', (spec, message) => {
     expect(problemsOf(() => validate(BGPPEER, { metadata: meta, spec }))).toContain(message);
   });

@@ -293,6 +293,26 @@ export const bgpPeerSpecSchema = z
     keepaliveTime: seconds('KEEPALIVE interval in seconds.').optional(),
     holdTime: seconds('Hold time in seconds (0, or at least 3).').optional(),
     maxRestartTime: seconds('How long to keep routes from this peer while it restarts, seconds.').optional(),
+    longLivedGracefulRestart: z
+      .object({
+        staleTime: z
+          .number()
+          .int()
+          .min(1)
+          .max(16777215)
+          .describe('Long-lived stale time advertised to the peer (RFC 9494), seconds (1..16777215).'),
+        maxStaleTime: z
+          .number()
+          .int()
+          .min(0)
+          .max(16777215)
+          .optional()
+          .describe('Cap on the stale time the peer advertises, seconds (default: the peer value).'),
+      })
+      .optional()
+      .describe(
+        'Long-lived graceful restart (RFC 9494), off when absent: routes of a peer gone past its restart time are kept as LLGR_STALE (least preferred) for the stale time. Needs graceful restart (BGPConfiguration).',
+      ),
     sourceAddress: z
       .string()
       .default('UseNodeIP')

@@ -91,6 +91,29 @@ describe('toPeerConfig', () => {
     });
   });
 
+  it('passes longLivedGracefulRestart on (RFC 9494) only beside graceful restart, whose restart time may then be 0', () => {
+    const llgr = { staleTime: 86400, maxStaleTime: 3600 };
+    expect(
+      toPeerConfig({
+        ...base,
+        gracefulRestart: { enabled: true, restartTime: 0 },
+        longLivedGracefulRestart: llgr,
+      }),
+    ).toMatchObject({
+      gracefulRestart: { restartTime: 0 },
+      longLivedGracefulRestart: { staleTime: 86400 },
+      maxLongLivedStaleTime: 3600,
+    });
+    const off = toPeerConfig({
+      ...base,
+      gracefulRestart: { enabled: false, restartTime: 120 },
+      longLivedGracefulRestart: llgr,
+    });
+    expect(off.longLivedGracefulRestart).toBeUndefined();
+    expect(off.maxLongLivedStaleTime).toBeUndefined();
+    expect(toPeerConfig(base).longLivedGracefulRestart).toBeUndefined();
+  });
+
   it('leaves graceful restart out when disabled and clamps the restart time to 12 bits', () => {
     expect(
       toPeerConfig({ ...base, gracefulRestart: { enabled: false, restartTime: 120 } }).gracefulRestart,

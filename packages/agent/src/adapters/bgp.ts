@@ -23,6 +23,7 @@ function policy(rules: PrefixRule[]) {
 export function toPeerConfig(p: DesiredPeer): PeerConfig {
   const imp = policy(p.importFilter);
   const exp = policy(p.exportFilter);
+  const llgr = p.longLivedGracefulRestart;
   return {
     address: p.address,
     port: p.port,
@@ -36,7 +37,18 @@ export function toPeerConfig(p: DesiredPeer): PeerConfig {
     maxPrefixes: p.maxPrefixes,
     ...(p.maxRestartTime !== undefined ? { maxRestartTime: p.maxRestartTime } : {}),
     ...(p.gracefulRestart.enabled
-      ? { gracefulRestart: { restartTime: Math.max(1, Math.min(4095, p.gracefulRestart.restartTime)) } }
+      ? {
+          gracefulRestart: {
+            restartTime: Math.max(llgr ? 0 : 1, Math.min(4095, p.gracefulRestart.restartTime)),
+          },
+        }
+      : {}),
+    // RFC 9494 rides on graceful restart: without it the capability is not sent.
+    ...(p.gracefulRestart.enabled && llgr
+      ? {
+          longLivedGracefulRestart: { staleTime: llgr.staleTime },
+          ...(llgr.maxStaleTime !== undefined ? { maxLongLivedStaleTime: llgr.maxStaleTime } : {}),
+        }
       : {}),
     ...(imp ? { import: imp } : {}),
     ...(exp ? { export: exp } : {}),

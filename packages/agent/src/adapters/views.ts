@@ -133,6 +133,7 @@ export function peerView(p: BGPPeer): PeerView {
     ...(s.keepaliveTime !== undefined ? { keepaliveTime: s.keepaliveTime } : {}),
     ...(s.holdTime !== undefined ? { holdTime: s.holdTime } : {}),
     ...(s.maxRestartTime !== undefined ? { maxRestartTime: s.maxRestartTime } : {}),
+    ...(s.longLivedGracefulRestart ? { longLivedGracefulRestart: s.longLivedGracefulRestart } : {}),
     sourceAddress: s.sourceAddress,
     routeReflectorClient: s.routeReflectorClient,
     importFilter: rules(s.importFilters),

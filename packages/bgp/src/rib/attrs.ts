@@ -37,6 +37,9 @@ export function parseCommunity(s: string): number | undefined {
     'no-export': 0xffffff01,
     'no-advertise': 0xffffff02,
     'no-export-subconfed': 0xffffff03,
+    // RFC 9494
+    'llgr-stale': 0xffff0006,
+    'no-llgr': 0xffff0007,
   };
   if (known[s] !== undefined) return known[s];
   const m = /^(\d{1,5}):(\d{1,5})$/.exec(s);

@@ -37,7 +37,13 @@ export interface AttrSet {
   readonly med: number;
   readonly localPref: number;
   readonly nbrAs: number | undefined;
+  /** Carries LLGR_STALE (65535:6): the least preferred of all paths (RFC 9494). */
+  readonly llgrStale: boolean;
 }
+
+/** RFC 9494 well-known communities, in RouteAttrs form. */
+export const LLGR_STALE = '65535:6';
+export const NO_LLGR = '65535:7';
 
 export class AttrTable {
   private readonly byKey = new Map<string, AttrSet>();
@@ -59,6 +65,7 @@ export class AttrTable {
       med: attrs.med ?? 0,
       localPref: attrs.localPref ?? defaultLocalPref,
       nbrAs: neighborAs(attrs.asPath),
+      llgrStale: attrs.communities?.includes(LLGR_STALE) ?? false,
     };
   }
 
@@ -137,6 +144,8 @@ function ipOrder(s: string | undefined): number {
  * ECMP uses (5: eBGP over iBGP), so equal-up-to-there paths are multipath-equal.
  */
 export function comparePaths(a: PathSource, as: AttrSet, b: PathSource, bs: AttrSet, upTo = 99): number {
+  // RFC 9494: a path carrying LLGR_STALE loses to every path that does not.
+  if (as.llgrStale !== bs.llgrStale) return as.llgrStale ? 1 : -1;
   // Locally originated routes win over learned ones.
   if (a.kind !== b.kind) return a.kind === 'local' ? -1 : 1;
   // 1. Highest LOCAL_PREF.

@@ -86,6 +86,11 @@ export interface LocalConfig {
    * the F bit is set for the AFIs in `forwardingPreserved`, and only while `restarting`.
    */
   gracefulRestart?: { restartTime: number; restarting: boolean; forwardingPreserved: number[] } | undefined;
+  /**
+   * Our Long-Lived Graceful Restart capability (RFC 9494): the stale time we ask the peer to keep
+   * our routes for, past the restart time. Sent only beside `gracefulRestart`.
+   */
+  longLivedGracefulRestart?: { staleTime: number } | undefined;
 }
 
 export interface SessionConfig {
@@ -121,6 +126,12 @@ export interface Negotiated {
   };
   /** We both sent Graceful Restart. */
   gracefulRestart: boolean;
+  /** The peer's Long-Lived Graceful Restart capability (RFC 9494), if it sent one. */
+  peerLongLivedGracefulRestart?: {
+    families: { afi: number; safi: number; forwardingPreserved: boolean; staleTime: number }[];
+  };
+  /** We both sent Graceful Restart and Long-Lived Graceful Restart (RFC 9494). */
+  longLivedGracefulRestart: boolean;
 }
 
 export interface SessionHandlers {
@@ -505,6 +516,7 @@ export class Session extends EventEmitter {
       theirs.some((t) => t.afi === f.afi && t.safi === f.safi),
     );
     const gr = open.capabilities.find((c) => c.type === 'graceful-restart');
+    const llgr = open.capabilities.find((c) => c.type === 'long-lived-graceful-restart');
     const keepalive =
       hold === 0
         ? 0
@@ -527,6 +539,14 @@ export class Session extends EventEmitter {
           }
         : {}),
       gracefulRestart: gr !== undefined && this.local.gracefulRestart !== undefined,
+      ...(llgr?.type === 'long-lived-graceful-restart'
+        ? { peerLongLivedGracefulRestart: { families: llgr.families } }
+        : {}),
+      longLivedGracefulRestart:
+        gr !== undefined &&
+        llgr !== undefined &&
+        this.local.gracefulRestart !== undefined &&
+        this.local.longLivedGracefulRestart !== undefined,
     };
     this.holdSeconds = hold;
     this.keepaliveSeconds = keepalive;
@@ -549,6 +569,16 @@ export class Session extends EventEmitter {
         families: this.local.families.map((f) => ({
           ...f,
           forwardingPreserved: gr.restarting && gr.forwardingPreserved.includes(f.afi),
+        })),
+      });
+    const llgr = this.local.longLivedGracefulRestart;
+    if (gr && llgr)
+      caps.push({
+        type: 'long-lived-graceful-restart',
+        families: this.local.families.map((f) => ({
+          ...f,
+          forwardingPreserved: gr.restarting && gr.forwardingPreserved.includes(f.afi),
+          staleTime: llgr.staleTime,
         })),
       });
     return encodeMessage({

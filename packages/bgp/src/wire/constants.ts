@@ -27,12 +27,13 @@ export const Safi = { UNICAST: 1 } as const;
 /** RFC 4271 §4.2 optional parameter types; RFC 5492 capabilities; RFC 9072 extended length (255). */
 export const OptParam = { CAPABILITIES: 2, EXTENDED_LENGTH: 255 } as const;
 
-/** IANA capability codes (RFC 4760, 2918, 4724, 6793). */
+/** IANA capability codes (RFC 4760, 2918, 4724, 6793, 9494). */
 export const CapabilityCode = {
   MULTIPROTOCOL: 1,
   ROUTE_REFRESH: 2,
   GRACEFUL_RESTART: 64,
   FOUR_OCTET_AS: 65,
+  LONG_LIVED_GRACEFUL_RESTART: 71,
 } as const;
 
 /** RFC 4271 §5 and §4.3 attribute type codes (plus RFC 1997, 4456, 4760, 8092). */

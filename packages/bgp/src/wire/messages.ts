@@ -40,6 +40,11 @@ export type Capability =
       restartTime: number;
       families: { afi: number; safi: number; forwardingPreserved: boolean }[];
     }
+  | {
+      /** RFC 9494: per family, the F bit and the Long-lived Stale Time (seconds, 24 bits). */
+      type: 'long-lived-graceful-restart';
+      families: { afi: number; safi: number; forwardingPreserved: boolean; staleTime: number }[];
+    }
   | { type: 'unknown'; code: number; value: Uint8Array };
 
 export interface OpenMessage {
@@ -155,6 +160,15 @@ function encodeCapability(w: Writer, c: Capability): void {
           .u8(f.safi)
           .u8(f.forwardingPreserved ? 0x80 : 0);
       return;
+    case 'long-lived-graceful-restart':
+      w.u8(CapabilityCode.LONG_LIVED_GRACEFUL_RESTART).u8(7 * c.families.length);
+      for (const f of c.families)
+        w.u16(f.afi)
+          .u8(f.safi)
+          .u8(f.forwardingPreserved ? 0x80 : 0)
+          .u8((f.staleTime >>> 16) & 0xff)
+          .u16(f.staleTime & 0xffff);
+      return;
     case 'unknown':
       w.u8(c.code).u8(c.value.length).bytes(c.value);
       return;
@@ -195,6 +209,19 @@ function decodeCapabilities(b: Uint8Array, out: Capability[]): void {
           restartTime: flags & 0x0fff,
           families,
         });
+        break;
+      }
+      case CapabilityCode.LONG_LIVED_GRACEFUL_RESTART: {
+        if (len % 7 !== 0) throw openError(0, `long-lived graceful restart capability length ${len}`);
+        const families = [];
+        for (let i = 0; i < len; i += 7)
+          families.push({
+            afi: u16(v, i),
+            safi: v[i + 2]!,
+            forwardingPreserved: (v[i + 3]! & 0x80) !== 0,
+            staleTime: (v[i + 4]! << 16) | u16(v, i + 5),
+          });
+        out.push({ type: 'long-lived-graceful-restart', families });
         break;
       }
       default:

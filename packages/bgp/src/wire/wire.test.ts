@@ -123,6 +123,29 @@ const fixtures: { name: string; hex: string; msg: BgpMessage }[] = [
       nlri: [],
     },
   },
+  {
+    name: 'OPEN with GR 0 s (no family) and LLGR: IPv4 F bit 86400 s, IPv6 1 s (RFC 9494)',
+    hex: `${M} 0039 01 04 fde8 005a 0a000002 1c
+          02 1a 0104 0001 00 01  4002 0000  470e 0001 01 80 015180 0002 01 00 000001`,
+    msg: {
+      type: 'open',
+      version: 4,
+      myAs: 65000,
+      holdTime: 90,
+      bgpId: '10.0.0.2',
+      capabilities: [
+        { type: 'multiprotocol', afi: 1, safi: 1 },
+        { type: 'graceful-restart', restarting: false, restartTime: 0, families: [] },
+        {
+          type: 'long-lived-graceful-restart',
+          families: [
+            { afi: 1, safi: 1, forwardingPreserved: true, staleTime: 86400 },
+            { afi: 2, safi: 1, forwardingPreserved: false, staleTime: 1 },
+          ],
+        },
+      ],
+    },
+  },
 ];
 
 function normalise(m: BgpMessage): unknown {
@@ -241,6 +264,12 @@ describe('malformed messages', () => {
       hex: `${M} 0020 01 04 fde8 005a 01010101 03 01 01 00`,
       code: 2,
       subcode: OpenSubcode.UNSUPPORTED_OPTIONAL_PARAMETER,
+    },
+    {
+      name: 'OPEN with a long-lived graceful restart capability of 6 octets (not a multiple of 7)',
+      hex: `${M} 0027 01 04 fde8 005a 01010101 0a 02 08 47 06 0001 01 80 0000 00`,
+      code: 2,
+      subcode: 0,
     },
     {
       name: 'OPEN optional length overruns',
