@@ -82,6 +82,8 @@ export class Agent {
   private gcLeading = false;
   private gcTimer: unknown;
   private netfilterProblems: string[] = [];
+  /** The last timer-driven resync (kernel dump and recompute): when it ended and how long it took. */
+  private lastResync: { at: number; durationMs: number } | undefined;
 
   constructor(private readonly deps: AgentDeps) {
     this.log = deps.log.child({ component: 'agent', node: deps.config.nodeName });
@@ -221,9 +223,12 @@ export class Agent {
     try {
       while (this.dirty && !this.isStopping()) {
         this.dirty = false;
+        const end = this.metrics.reconcileDuration.startTimer();
         try {
           await this.reconcile();
+          end({ result: 'ok' });
         } catch (err) {
+          end({ result: 'error' });
           this.log.error({ err, reason }, 'reconcile failed; retrying in 1s');
           this.retryLater();
         }
@@ -501,6 +506,7 @@ export class Agent {
   /** Timer-driven repair: a kernel resync plus a full recompute. */
   async resync(): Promise<void> {
     if (this.phase !== 'running') return;
+    const started = this.now();
     if (this.routesStarted) {
       try {
         await this.deps.routes.resync();
@@ -510,6 +516,10 @@ export class Agent {
       }
     }
     this.schedule('resync');
+    await this.running?.catch(() => undefined);
+    const end = this.now();
+    this.lastResync = { at: end, durationMs: end - started };
+    this.metrics.resyncDuration.observe((end - started) / 1000);
   }
 
   /**
@@ -657,6 +667,15 @@ export class Agent {
         : []),
       ...((this.bgpStarted ? this.deps.bgp.unreachableNextHops?.() : undefined) ?? []),
     ];
+    const own = this.deps.datastore.synced()
+      ? this.deps.datastore.snapshot().blocks.filter((b) => b.affinity === this.deps.config.nodeName)
+      : [];
+    const blocks = own.map((b) => {
+      const [addr, len] = b.cidr.split('/');
+      const size = 2 ** ((addr!.includes(':') ? 128 : 32) - Number(len));
+      const inUse = b.allocations?.length ?? 0;
+      return { cidr: b.cidr, inUse, free: Math.max(0, size - inUse) };
+    });
     return {
       version: 1,
       node: d?.node ?? { name: this.deps.config.nodeName, asNumber: 0, listenPort: 0 },
@@ -675,6 +694,15 @@ export class Agent {
       problems: [...(d?.problems ?? []), ...this.netfilterProblems],
       conditions,
       ...(nf ? { netfilter: nf } : {}),
+      ipam: { blocks, addressesInUse: blocks.reduce((n, b) => n + b.inUse, 0) },
+      ...(this.lastResync
+        ? {
+            lastResync: {
+              time: new Date(this.lastResync.at).toISOString(),
+              durationSeconds: this.lastResync.durationMs / 1000,
+            },
+          }
+        : {}),
       startedAt: this.startedAt.toISOString(),
     };
   }

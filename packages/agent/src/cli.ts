@@ -241,7 +241,7 @@ async function main(): Promise<number> {
       onStartedLeading: () => agent.setIpamGcLeader(true),
       onStoppedLeading: () => agent.setIpamGcLeader(false),
     },
-  ]);
+  ], () => agent.status());
   log.info({ restarting }, 'podnet-agent running');
 
   return new Promise<number>((resolve) => {

@@ -61,6 +61,10 @@ export interface AgentStatus {
   conditions: Condition[];
   /** The `inet podnet` nf_tables table (absent with --netfilter off). */
   netfilter?: NetfilterStatus;
+  /** The IPAM blocks affine to this node and the addresses allocated in them. */
+  ipam?: { blocks: { cidr: string; inUse: number; free: number }[]; addressesInUse: number };
+  /** The last timer-driven resync (`--resync-interval`): kernel dump, recompute, apply. */
+  lastResync?: { time: string; durationSeconds: number };
   startedAt: string;
 }
 
