@@ -142,8 +142,12 @@ export const agentConfigSchema = z
     leaderElectionRetryPeriod: duration.default(2_000),
     statusWriteRate: z.coerce.number().positive().default(5),
     statusWriteBurst: z.coerce.number().int().min(1).default(10),
-    nodeStatusInterval: duration.default(10_000).refine((ms) => ms >= 1000, { message: 'must be at least 1s' }),
-    nodeStatusHeartbeat: duration.default(60_000).refine((ms) => ms >= 1000, { message: 'must be at least 1s' }),
+    nodeStatusInterval: duration
+      .default(10_000)
+      .refine((ms) => ms >= 1000, { message: 'must be at least 1s' }),
+    nodeStatusHeartbeat: duration
+      .default(60_000)
+      .refine((ms) => ms >= 1000, { message: 'must be at least 1s' }),
     poolUsageWarning: z.coerce.number().gt(0).max(1).default(0.9),
     metricsListen: listen.default('0.0.0.0:9091'),
     podName: z.string().min(1).optional(),

@@ -13,8 +13,9 @@ import { rfc3339Seconds } from './status-writer.js';
 
 export const AGENT_VERSION: string = (() => {
   try {
-    return (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string })
-      .version;
+    return (
+      JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }
+    ).version;
   } catch {
     return 'unknown';
   }
@@ -195,7 +196,8 @@ export class NodeStatusReporter {
     const key = JSON.stringify(body);
     const t = this.now();
     const changed = key !== this.last;
-    if (!(changed && t - this.lastWrite >= this.o.intervalMs) && t - this.lastWrite < this.o.heartbeatMs) return;
+    if (!(changed && t - this.lastWrite >= this.o.intervalMs) && t - this.lastWrite < this.o.heartbeatMs)
+      return;
     await this.o.limiter.take();
     try {
       await this.write({ ...body, lastUpdate: rfc3339Seconds(this.now()) });

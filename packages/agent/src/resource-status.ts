@@ -100,7 +100,8 @@ export function peerSessions(
             type: 'Established',
             status: 'False',
             reason: 'NoSessions',
-            message: 'no node peers with it (no NodeStatus lists a session; check spec.node and spec.nodeSelector)',
+            message:
+              'no node peers with it (no NodeStatus lists a session; check spec.node and spec.nodeSelector)',
           }
         : down.length === 0
           ? {

@@ -7,9 +7,9 @@ import {
   BGPCONFIGURATION,
   BGPPEER,
   type BGPPeer,
+  Informer,
   IPAMBLOCK,
   type IPAMBlock,
-  Informer,
   IPPOOL,
   type IPPool,
   isK8sError,
@@ -76,8 +76,10 @@ function canonical(v: unknown): string {
   );
 }
 
-const sameCondition = (a: StoredCondition | undefined, b: { status: string; reason: string; message: string }) =>
-  !!a && a.status === b.status && a.reason === b.reason && a.message === b.message;
+const sameCondition = (
+  a: StoredCondition | undefined,
+  b: { status: string; reason: string; message: string },
+) => !!a && a.status === b.status && a.reason === b.reason && a.message === b.message;
 
 export function rfc3339Seconds(ms: number): string {
   return new Date(ms).toISOString().replace(/\.\d+Z$/, 'Z');
@@ -132,9 +134,7 @@ export class StatusWriter {
     this.running = false;
     if (this.scheduled) clearImmediate(this.scheduled);
     this.pending.clear();
-    await Promise.all(
-      [...this.informers.values(), this.blocks, this.nodeStatuses].map((i) => i?.stop()),
-    );
+    await Promise.all([...this.informers.values(), this.blocks, this.nodeStatuses].map((i) => i?.stop()));
     this.informers.clear();
     this.blocks = undefined;
     this.nodeStatuses = undefined;
@@ -219,7 +219,11 @@ export class StatusWriter {
     const prev = old.find((c) => c.type === 'Ready');
     const since = (was: StoredCondition | undefined, status: string) =>
       was?.status === status && was.lastTransitionTime ? was.lastTransitionTime : rfc3339Seconds(this.now());
-    const cond: StoredCondition = { type: 'Ready', ...p.cond, lastTransitionTime: since(prev, p.cond.status) };
+    const cond: StoredCondition = {
+      type: 'Ready',
+      ...p.cond,
+      lastTransitionTime: since(prev, p.cond.status),
+    };
     const obs = p.observed;
     const prevObs = obs && old.find((c) => c.type === obs.condition.type);
     const obsCond: StoredCondition[] = obs
@@ -227,20 +231,18 @@ export class StatusWriter {
       : [];
     const log = this.log?.child({ kind: p.kind, name: p.name });
     try {
-      await this.o.client
-        .resource(def)
-        .patchStatus(
-          p.name,
-          {
-            ...obs?.fields,
-            conditions: [
-              ...old.filter((c) => c.type !== 'Ready' && c.type !== obs?.condition.type),
-              cond,
-              ...obsCond,
-            ],
-          },
-          { ...(raw.metadata.resourceVersion ? { resourceVersion: raw.metadata.resourceVersion } : {}) },
-        );
+      await this.o.client.resource(def).patchStatus(
+        p.name,
+        {
+          ...obs?.fields,
+          conditions: [
+            ...old.filter((c) => c.type !== 'Ready' && c.type !== obs?.condition.type),
+            cond,
+            ...obsCond,
+          ],
+        },
+        { ...(raw.metadata.resourceVersion ? { resourceVersion: raw.metadata.resourceVersion } : {}) },
+      );
       this.writes++;
       this.writtenKeys.push(`${p.kind}/${p.name}`);
       if (this.writtenKeys.length > 1000) this.writtenKeys.shift();
@@ -279,7 +281,8 @@ export class StatusWriter {
     const full = c.reason === POOL_REASON.noFree || c.reason === POOL_REASON.nearlyFull;
     const wasFull = prev?.reason === POOL_REASON.noFree || prev?.reason === POOL_REASON.nearlyFull;
     if (!full && !wasFull) return;
-    if (full) this.log?.warn({ pool: p.name, reason: c.reason, err: c.message }, 'IPPool running out of addresses');
+    if (full)
+      this.log?.warn({ pool: p.name, reason: c.reason, err: c.message }, 'IPPool running out of addresses');
     await this.o.recorder.record(
       {
         apiVersion: `${IPPOOL.group}/${IPPOOL.version}`,
