@@ -84,6 +84,8 @@ export class Agent {
   private netfilterProblems: string[] = [];
   /** The last timer-driven resync (kernel dump and recompute): when it ended and how long it took. */
   private lastResync: { at: number; durationMs: number } | undefined;
+  /** The peer each best path came from, by prefix (from the last recompute). */
+  private bestPathFrom = new Map<string, string>();
 
   constructor(private readonly deps: AgentDeps) {
     this.log = deps.log.child({ component: 'agent', node: deps.config.nodeName });
@@ -249,11 +251,13 @@ export class Agent {
   private computeNow(): Desired {
     const snap = this.deps.datastore.snapshot();
     const cfg = this.deps.config;
+    const rib = this.bgpStarted ? this.deps.bgp.rib() : [];
+    this.bestPathFrom = new Map(rib.flatMap((e) => (e.from ? [[e.prefix, e.from] as const] : [])));
     const d = compute({
       nodeName: cfg.nodeName,
       ...(this.nodeAddress ? { nodeAddress: this.nodeAddress } : {}),
       ...snap,
-      rib: this.bgpStarted ? this.deps.bgp.rib() : [],
+      rib,
       ...(cfg.bgpListenPort !== undefined ? { listenPortOverride: cfg.bgpListenPort } : {}),
       gracefulRestartTime: Math.round(cfg.gracefulRestartTime / 1000),
       externalMaxPrefixes: cfg.bgpMaxPrefixes,
@@ -620,15 +624,18 @@ export class Agent {
           };
         case 'blackhole':
           return { dst: r.dst, type: r.type, source: 'owned block', state, ...(detail ? { detail } : {}) };
-        default:
+        default: {
+          const peer = this.bestPathFrom.get(r.dst);
           return {
             dst: r.dst,
             type: r.type,
             source: 'bgp',
             via: r.via,
+            ...(peer ? { peer } : {}),
             state,
             ...(detail ? { detail } : {}),
           };
+        }
       }
     });
     const synced = this.deps.datastore.synced();

@@ -29,3 +29,4 @@ export type {
 export { diffAdvertisements, diffArp, diffPeers } from './reconcile.js';
 export { compileSelector } from './selector.js';
 export { type AgentStatus, type PeerStatusView, type RouteStatusView, startStatusServer } from './status.js';
+export { podView } from './adapters/views.js';

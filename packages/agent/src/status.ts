@@ -32,6 +32,8 @@ export interface RouteStatusView {
   source: string;
   iface?: string;
   via?: string[];
+  /** For a BGP route: the peer (address:port) its best path came from. */
+  peer?: string;
   /**
    * From the kernel's answers (see RoutesStatus): `installed` only once the kernel acknowledged
    * the route and a later dump holds it; `not-started` before the first reconcile.
