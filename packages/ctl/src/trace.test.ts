@@ -184,6 +184,15 @@ describe('trace', () => {
     expect(by['destination node']).toMatchObject({ status: 'problem', detail: 'agent not ready: x' });
   });
 
+  it("an address of the node's own block that no pod holds: the block's blackhole drops it", () => {
+    const t = trace(base({ dst: { kind: 'ip', ip: '10.244.0.7' }, local: { node: 'a', kernel: kernelA } }));
+    expect(t.hops.find((h) => h.hop === 'kernel route')).toMatchObject({
+      status: 'problem',
+      detail:
+        "blackhole 10.244.0.0/26 proto podnet drops it: 10.244.0.7 is in this node's block 10.244.0.0/26 but no pod here has it",
+    });
+  });
+
   it('to an outside IP: the route leaves by the default route; a policy hook gives its verdict', () => {
     const t = trace(
       base({

@@ -192,7 +192,10 @@ export function trace(input: TraceInput): { ip: string; hops: Hop[] } {
       status: 'ok',
       detail: `${ip} is outside every IPAM block: it leaves by the node's own routes (ToR, default route)`,
     });
-  if (here(src.node)) hops.push(kernelRouteHop(local!, ip, dstNode === src.node ? dst : undefined, owner));
+  if (here(src.node))
+    hops.push(
+      kernelRouteHop(local!, ip, dstNode === src.node && dst.kind === 'pod' ? dst : undefined, owner),
+    );
   else
     hops.push({
       hop: 'kernel route',
