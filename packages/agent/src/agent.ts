@@ -84,6 +84,10 @@ export class Agent {
   private gcLeading = false;
   private gcTimer: unknown;
   private netfilterProblems: string[] = [];
+  /** The last timer-driven resync (kernel dump and recompute): when it ended and how long it took. */
+  private lastResync: { at: number; durationMs: number } | undefined;
+  /** The peer each best path came from, by prefix (from the last recompute). */
+  private bestPathFrom = new Map<string, string>();
 
   constructor(private readonly deps: AgentDeps) {
     this.log = deps.log.child({ component: 'agent', node: deps.config.nodeName });
@@ -223,9 +227,12 @@ export class Agent {
     try {
       while (this.dirty && !this.isStopping()) {
         this.dirty = false;
+        const end = this.metrics.reconcileDuration.startTimer();
         try {
           await this.reconcile();
+          end({ result: 'ok' });
         } catch (err) {
+          end({ result: 'error' });
           this.log.error({ err, reason }, 'reconcile failed; retrying in 1s');
           this.retryLater();
         }
@@ -246,11 +253,13 @@ export class Agent {
   private computeNow(): Desired {
     const snap = this.deps.datastore.snapshot();
     const cfg = this.deps.config;
+    const rib = this.bgpStarted ? this.deps.bgp.rib() : [];
+    this.bestPathFrom = new Map(rib.flatMap((e) => (e.from ? [[e.prefix, e.from] as const] : [])));
     const d = compute({
       nodeName: cfg.nodeName,
       ...(this.nodeAddress ? { nodeAddress: this.nodeAddress } : {}),
       ...snap,
-      rib: this.bgpStarted ? this.deps.bgp.rib() : [],
+      rib,
       ...(cfg.bgpListenPort !== undefined ? { listenPortOverride: cfg.bgpListenPort } : {}),
       gracefulRestartTime: Math.round(cfg.gracefulRestartTime / 1000),
       externalMaxPrefixes: cfg.bgpMaxPrefixes,
@@ -503,6 +512,7 @@ export class Agent {
   /** Timer-driven repair: a kernel resync plus a full recompute. */
   async resync(): Promise<void> {
     if (this.phase !== 'running') return;
+    const started = this.now();
     if (this.routesStarted) {
       try {
         await this.deps.routes.resync();
@@ -512,6 +522,10 @@ export class Agent {
       }
     }
     this.schedule('resync');
+    await this.running?.catch(() => undefined);
+    const end = this.now();
+    this.lastResync = { at: end, durationMs: end - started };
+    this.metrics.resyncDuration.observe((end - started) / 1000);
   }
 
   /**
@@ -633,15 +647,18 @@ export class Agent {
           };
         case 'blackhole':
           return { dst: r.dst, type: r.type, source: 'owned block', state, ...(detail ? { detail } : {}) };
-        default:
+        default: {
+          const peer = this.bestPathFrom.get(r.dst);
           return {
             dst: r.dst,
             type: r.type,
             source: 'bgp',
             via: r.via,
+            ...(peer ? { peer } : {}),
             state,
             ...(detail ? { detail } : {}),
           };
+        }
       }
     });
     const synced = this.deps.datastore.synced();
@@ -680,13 +697,22 @@ export class Agent {
         : []),
       ...((this.bgpStarted ? this.deps.bgp.unreachableNextHops?.() : undefined) ?? []),
     ];
+    const own = this.deps.datastore.synced()
+      ? this.deps.datastore.snapshot().blocks.filter((b) => b.affinity === this.deps.config.nodeName)
+      : [];
+    const blocks = own.map((b) => {
+      const [addr, len] = b.cidr.split('/');
+      const size = 2 ** ((addr!.includes(':') ? 128 : 32) - Number(len));
+      const inUse = b.allocations?.length ?? 0;
+      return { cidr: b.cidr, inUse, free: Math.max(0, size - inUse) };
+    });
     return {
       version: 1,
       node: d?.node ?? { name: this.deps.config.nodeName, asNumber: 0, listenPort: 0 },
       ready: synced && routesApplied && sessionsUp && this.phase === 'running' && dataPathBroken.length === 0,
       readiness: { synced, routesApplied, sessionsUp, reasons },
       datastore: { synced, reachable: this.deps.datastore.reachable() },
-      routeProtocol: this.deps.routeProtocol ?? { number: 80, name: 'podnet' },
+      routeProtocol: this.deps.routeProtocol ?? { number: this.deps.config.routeProtocol, name: 'podnet' },
       peers,
       routes,
       advertisements: d?.advertisements ?? [],
@@ -698,6 +724,15 @@ export class Agent {
       problems: [...(d?.problems ?? []), ...this.netfilterProblems],
       conditions,
       ...(nf ? { netfilter: nf } : {}),
+      ipam: { blocks, addressesInUse: blocks.reduce((n, b) => n + b.inUse, 0) },
+      ...(this.lastResync
+        ? {
+            lastResync: {
+              time: new Date(this.lastResync.at).toISOString(),
+              durationSeconds: this.lastResync.durationMs / 1000,
+            },
+          }
+        : {}),
       startedAt: this.startedAt.toISOString(),
     };
   }

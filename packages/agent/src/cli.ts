@@ -238,12 +238,18 @@ async function main(): Promise<number> {
   });
   logLevel.start();
   // One elected agent does the cluster-wide work: the status writer and the IPAM garbage collection.
-  const clusterStatus = startClusterStatus(client, config, log, [
-    {
-      onStartedLeading: () => agent.setIpamGcLeader(true),
-      onStoppedLeading: () => agent.setIpamGcLeader(false),
-    },
-  ]);
+  const clusterStatus = startClusterStatus(
+    client,
+    config,
+    log,
+    [
+      {
+        onStartedLeading: () => agent.setIpamGcLeader(true),
+        onStoppedLeading: () => agent.setIpamGcLeader(false),
+      },
+    ],
+    () => agent.status(),
+  );
   log.info({ restarting }, 'podnet-agent running');
 
   return new Promise<number>((resolve) => {

@@ -8,6 +8,8 @@ import type { AgentConfig } from './config.js';
 import { EventRecorder, TokenBucket } from './events.js';
 import { LeaderElector } from './leader.js';
 import { NodeAnnotationReporter } from './node-events.js';
+import { NodeStatusReporter } from './node-status.js';
+import type { AgentStatus } from './status.js';
 import { StatusWriter } from './status-writer.js';
 
 export const STATUS_LEASE = 'podnet-status-writer';
@@ -16,6 +18,8 @@ export interface ClusterStatus {
   elector: LeaderElector;
   writer: StatusWriter;
   nodeReporter: NodeAnnotationReporter;
+  /** This node's NodeStatus (absent when no status source was given). */
+  nodeStatus?: NodeStatusReporter;
   stop(): Promise<void>;
 }
 
@@ -30,10 +34,17 @@ export function startClusterStatus(
   config: AgentConfig,
   logger: Logger,
   duties: LeaderDuty[] = [],
+  agentStatus?: () => AgentStatus,
 ): ClusterStatus {
   const limiter = new TokenBucket(config.statusWriteRate, config.statusWriteBurst);
   const recorder = new EventRecorder({ client, identity: config.nodeName, limiter, logger });
-  const writer = new StatusWriter({ client, recorder, limiter, logger });
+  const writer = new StatusWriter({
+    client,
+    recorder,
+    limiter,
+    logger,
+    poolUsageWarning: config.poolUsageWarning,
+  });
   const elector = new LeaderElector({
     client,
     namespace: config.namespace,
@@ -53,13 +64,28 @@ export function startClusterStatus(
     },
   });
   const nodeReporter = new NodeAnnotationReporter({ client, nodeName: config.nodeName, recorder, logger });
+  const nodeStatus = agentStatus
+    ? new NodeStatusReporter({
+        client,
+        nodeName: config.nodeName,
+        status: agentStatus,
+        recorder,
+        limiter,
+        intervalMs: config.nodeStatusInterval,
+        heartbeatMs: config.nodeStatusHeartbeat,
+        logger,
+      })
+    : undefined;
   elector.start();
   nodeReporter.start();
+  nodeStatus?.start();
   return {
     elector,
     writer,
     nodeReporter,
+    ...(nodeStatus ? { nodeStatus } : {}),
     async stop() {
+      await nodeStatus?.stop();
       // Release first, so another agent takes over at once.
       await elector.stop({ release: true });
       await writer.stop();

@@ -151,6 +151,13 @@ export const agentConfigSchema = z
     leaderElectionRetryPeriod: duration.default(2_000),
     statusWriteRate: z.coerce.number().positive().default(5),
     statusWriteBurst: z.coerce.number().int().min(1).default(10),
+    nodeStatusInterval: duration
+      .default(10_000)
+      .refine((ms) => ms >= 1000, { message: 'must be at least 1s' }),
+    nodeStatusHeartbeat: duration
+      .default(60_000)
+      .refine((ms) => ms >= 1000, { message: 'must be at least 1s' }),
+    poolUsageWarning: z.coerce.number().gt(0).max(1).default(0.9),
     metricsListen: listen.default('0.0.0.0:9091'),
     podName: z.string().min(1).optional(),
     podUid: z.string().min(1).optional(),
@@ -352,6 +359,24 @@ export const FIELDS: Record<Field, FieldSpec> = {
     env: 'PODNET_STATUS_WRITE_BURST',
     type: 'string',
     help: 'writes allowed at once before the rate applies (default 10)',
+  },
+  nodeStatusInterval: {
+    flag: 'node-status-interval',
+    env: 'PODNET_NODE_STATUS_INTERVAL',
+    type: 'string',
+    help: 'the NodeStatus of this node is written at most this often, when it changed (default 10s)',
+  },
+  nodeStatusHeartbeat: {
+    flag: 'node-status-heartbeat',
+    env: 'PODNET_NODE_STATUS_HEARTBEAT',
+    type: 'string',
+    help: 'and at least this often, unchanged, to refresh status.lastUpdate (default 1m)',
+  },
+  poolUsageWarning: {
+    flag: 'pool-usage-warning',
+    env: 'PODNET_POOL_USAGE_WARNING',
+    type: 'string',
+    help: 'share of an IPPool in use (0-1] at which the elected writer sets Exhausted=True with reason NearlyFull and records a Warning Event (default 0.9)',
   },
   removeUnownedPodRoutes: {
     flag: 'remove-unowned-pod-routes',

@@ -136,6 +136,24 @@ describe('deploy/admission: node-scoped writes', () => {
     ).toMatch(/may only UPDATE/);
   });
 
+  it('lets an agent create, update and delete only the NodeStatus named after its node', () => {
+    const q = { group: 'podnet.io', resource: 'nodestatuses', user: AGENT, node: 'n1' } as const;
+    expect(admit({ ...q, operation: 'CREATE', object: node('n1') })).toBe('allowed');
+    expect(admit({ ...q, operation: 'UPDATE', object: node('n1'), oldObject: node('n1') })).toBe('allowed');
+    expect(admit({ ...q, operation: 'CREATE', object: node('n2') })).toBe(
+      'podnet on node n1 may only write its own NodeStatus, not n2',
+    );
+    expect(admit({ ...q, operation: 'UPDATE', object: node('n2'), oldObject: node('n2') })).toMatch(
+      /only write its own NodeStatus/,
+    );
+    expect(admit({ ...q, operation: 'DELETE', oldObject: node('n2') })).toMatch(
+      /only write its own NodeStatus/,
+    );
+    expect(admit({ ...q, node: undefined, operation: 'CREATE', object: node('n1') })).toMatch(
+      /token bound to a pod on a node/,
+    );
+  });
+
   it('lets the agent create IPPools and BGPConfigurations only under the default names', () => {
     const q = { operation: 'CREATE', group: 'podnet.io', user: AGENT, node: 'n1' } as const;
     for (const name of ['default-ipv4', 'default-ipv6'])

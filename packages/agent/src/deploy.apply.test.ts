@@ -113,7 +113,7 @@ describe('deploy/ applied to an API server', () => {
 
   it('accepts the CRDs, then every podnet object, Namespace and Secret, and serves them back', async () => {
     const crds = all.filter((d) => d.obj.kind === 'CustomResourceDefinition');
-    expect(crds.length).toBe(6);
+    expect(crds.length).toBe(7);
     for (const { obj } of crds) {
       await apply(obj);
       const spec = obj.spec as { group: string; names: { kind: string; plural: string } };

@@ -1,5 +1,6 @@
 // @podnet/agent: the node agent. The pure core is exported for podnetctl, the lab and tests.
 
+export { podView } from './adapters/views.js';
 export { Agent, type AgentDeps, NODE_IPV4_ANNOTATION } from './agent.js';
 export type { NodeInterface } from './autodetect.js';
 export {

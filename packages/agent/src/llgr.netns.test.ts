@@ -5,6 +5,7 @@
 import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { BGPCONFIGURATION, BGPPEER } from '@podnet/k8s';
+import { PODNET_PROTO } from '@podnet/routes';
 import { exec, type Netns, vethPair, waitFor } from '@podnet/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AGENT, AgentLab, CNI } from './__fixtures__/netns-agent.js';
@@ -148,7 +149,7 @@ async function hasRouteVia(node: Node, block: string, gw: string): Promise<boole
     'route',
     'show',
     'proto',
-    '80',
+    String(PODNET_PROTO),
   );
   return rs.some((r) => r.dst === block && (r.gateway === gw || r.nexthops?.some((n) => n.gateway === gw)));
 }

@@ -51,6 +51,19 @@ export function createMetrics(opts: { defaultMetrics?: boolean } = {}) {
       buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
       registers: [registry],
     }),
+    reconcileDuration: new Histogram({
+      name: 'podnet_agent_reconcile_duration_seconds',
+      help: 'Time of one pass of the agent loop: compute the desired state, then reconcile BGP peers, announcements, ARP and routes',
+      labelNames: ['result'],
+      buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+      registers: [registry],
+    }),
+    resyncDuration: new Histogram({
+      name: 'podnet_agent_resync_duration_seconds',
+      help: 'Time of a timer-driven resync (--resync-interval): kernel dump, recompute and apply',
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      registers: [registry],
+    }),
     routeReconcileErrors: new Counter({
       name: 'podnet_route_reconcile_errors_total',
       help: 'Route reconciles that failed',

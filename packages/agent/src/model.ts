@@ -109,6 +109,8 @@ export interface PodView {
 export interface RibEntry {
   prefix: string;
   nextHops: string[];
+  /** The peer (address:port key) the best path came from. */
+  from?: string;
 }
 
 export type PeerType = 'mesh' | 'global' | 'node' | 'rr-client' | 'route-reflector';

@@ -32,6 +32,8 @@ export interface RouteStatusView {
   source: string;
   iface?: string;
   via?: string[];
+  /** For a BGP route: the peer (address:port) its best path came from. */
+  peer?: string;
   /**
    * From the kernel's answers (see RoutesStatus): `installed` only once the kernel acknowledged
    * the route and a later dump holds it; `not-started` before the first reconcile.
@@ -61,6 +63,10 @@ export interface AgentStatus {
   conditions: Condition[];
   /** The `inet podnet` nf_tables table (absent with --netfilter off). */
   netfilter?: NetfilterStatus;
+  /** The IPAM blocks affine to this node and the addresses allocated in them. */
+  ipam?: { blocks: { cidr: string; inUse: number; free: number }[]; addressesInUse: number };
+  /** The last timer-driven resync (`--resync-interval`): kernel dump, recompute, apply. */
+  lastResync?: { time: string; durationSeconds: number };
   startedAt: string;
 }
 

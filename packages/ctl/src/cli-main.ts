@@ -1,9 +1,12 @@
 // podnetctl's argument handling, separate from the process so tests call it directly.
 import { parseArgs } from 'node:util';
+import { podView } from '@podnet/agent';
 import { Ipam } from '@podnet/ipam';
-import { KubeClient } from '@podnet/k8s';
+import { IPAMBLOCK, KubeClient, NODESTATUS, type NodeStatus } from '@podnet/k8s';
+import { parseIp, podInterfaceName } from '@podnet/net';
 import { podFromObject } from '@podnet/policy';
 import { DEFAULT_AGENT_URL, fetchAgentStatus } from './agent-status.js';
+import { clusterStatus } from './cluster.js';
 import {
   type CommandResult,
   findLeaks,
@@ -13,25 +16,31 @@ import {
   nodeStatus,
   routes,
 } from './commands.js';
+import { completion } from './completion.js';
 import { CtlError } from './errors.js';
 import { OUTPUT_FORMATS, type OutputFormat, render } from './format.js';
-import { dumpPodnetRoutes } from './kernel.js';
+import { dumpPodnetRoutes, readKernel } from './kernel.js';
 import { policyExplain } from './policy.js';
+import { type LocalNode, type TracePod, type TraceTarget, traceResult } from './trace.js';
 
 export const USAGE = `usage: podnetctl [--output table|json|yaml] COMMAND
 
 Commands:
   node status              BGP peers of the local agent: type, state, since, prefixes in/out
+  cluster status           every node's readiness and BGP sessions, from the NodeStatus objects
+  trace NS/POD NS/POD|IP   the path hop by hop: API state, and the kernel of the node podnetctl runs on
   routes [--netns NAME]    podnet's routes in the kernel (protocol 213) joined with their source
   ipam show                pools, blocks per node, utilisation
   ipam check               inconsistencies and leaked addresses (exit code 1 when any)
   ipam release --ip ADDR   free one address
   policy NAMESPACE/POD     NetworkPolicies selecting the pod, its effective ingress/egress allow list
+  completion bash|zsh      shell completion script (source <(podnetctl completion bash))
 
 Options:
   -o, --output FORMAT      table (default), json or yaml
   --agent URL              the local agent's status endpoint (default ${DEFAULT_AGENT_URL}, env PODNETCTL_AGENT)
-  --kubeconfig PATH        for ipam and policy commands (default KUBECONFIG, then in-cluster)
+  --kubeconfig PATH        for ipam, policy, cluster and trace (default KUBECONFIG, then in-cluster)
+  --netns NAME             routes, trace: read the kernel of this network namespace
   -h, --help               this text`;
 
 export interface CtlIo {
@@ -92,9 +101,76 @@ export async function runCtl(argv: string[], io: CtlIo): Promise<number> {
             `${(err as Error).message}\nCheck that the API server is reachable with this kubeconfig (kubectl get ippools).`,
           );
 
-    const cmd = positionals[0] === 'policy' && positionals.length === 2 ? 'policy' : positionals.join(' ');
+    const cmd =
+      (positionals[0] === 'policy' && positionals.length === 2) ||
+      (positionals[0] === 'trace' && positionals.length === 3) ||
+      (positionals[0] === 'completion' && positionals.length === 2)
+        ? positionals[0]
+        : positionals.join(' ');
     let result: CommandResult;
     switch (cmd) {
+      case 'completion':
+        io.stdout(`${completion(positionals[1])}\n`);
+        return 0;
+      case 'cluster status': {
+        const { client } = ipam();
+        const [nodes, statuses] = await Promise.all([
+          client.listNodes(),
+          client.resource(NODESTATUS).list(),
+        ]).catch((e) => Promise.reject(apiError(e)));
+        result = clusterStatus(
+          nodes.map((n) => n.metadata?.name ?? '').filter(Boolean),
+          statuses.items as NodeStatus[],
+        );
+        break;
+      }
+      case 'trace': {
+        const { client } = ipam();
+        const pod = async (ref: string): Promise<TracePod> => {
+          const [ns, name] = ref.split('/');
+          if (!ns || !name)
+            throw new CtlError('CTL_ERR_USAGE', `${JSON.stringify(ref)}: give a pod as NAMESPACE/NAME`);
+          const p = await client.findPod(ns, name).catch((e) => Promise.reject(apiError(e)));
+          if (!p) throw new CtlError('CTL_ERR_NOT_FOUND', `pod ${ns}/${name} not found`);
+          const v = podView(p as Parameters<typeof podView>[0]);
+          return {
+            namespace: ns,
+            name,
+            ...(p.spec?.nodeName ? { node: p.spec.nodeName } : {}),
+            ips: (v?.ips ?? []).map((ip) => ip.split('/')[0]!),
+            iface: podInterfaceName(ns, name),
+          };
+        };
+        const src = await pod(positionals[1]!);
+        const to = positionals[2]!;
+        const dst: TraceTarget = parseIp(to) ? { kind: 'ip', ip: to } : { kind: 'pod', ...(await pod(to)) };
+        const [blocks, statuses] = await Promise.all([
+          client.resource(IPAMBLOCK).list(),
+          client.resource(NODESTATUS).list(),
+        ]).catch((e) => Promise.reject(apiError(e)));
+        // On a node: its agent says which node this is; the kernel is read here (or in --netns).
+        const agent = await fetchAgentStatus(agentUrl, 2000).catch(() => undefined);
+        let local: LocalNode | undefined;
+        if (agent) {
+          local = { node: agent.node.name, agent };
+          try {
+            local.kernel = await readKernel(values.netns ? { netns: values.netns } : {});
+          } catch (err) {
+            local.kernelError = (err as Error).message;
+          }
+        }
+        result = traceResult({
+          src,
+          dst,
+          blocks: blocks.items.map((b) => ({
+            cidr: b.spec.cidr,
+            ...(b.spec.affinity?.startsWith('host:') ? { node: b.spec.affinity.slice(5) } : {}),
+          })),
+          nodeStatuses: statuses.items as NodeStatus[],
+          ...(local ? { local } : {}),
+        });
+        break;
+      }
       case 'policy': {
         const { client } = ipam();
         const [policies, pods, namespaces] = await Promise.all([

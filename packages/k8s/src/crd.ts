@@ -55,17 +55,23 @@ export function crdFor(r: ResourceDef): JsonObject {
     kind: { type: 'string' },
     metadata: { type: 'object' },
   };
+  // A status-only kind (NodeStatus) has no spec.
   const spec = shape.spec;
-  if (!spec) throw new Error(`${r.kind} has no spec schema`);
-  properties.spec = jsonSchemaOf(spec);
+  if (spec) properties.spec = jsonSchemaOf(spec);
   const status = shape.status;
   if (status) properties.status = jsonSchemaOf(status);
+  if (!spec && !status) throw new Error(`${r.kind} has neither a spec nor a status schema`);
   const version: JsonObject = {
     name: r.version,
     served: true,
     storage: true,
     schema: {
-      openAPIV3Schema: { type: 'object', description: r.description, required: ['spec'], properties },
+      openAPIV3Schema: {
+        type: 'object',
+        description: r.description,
+        ...(spec ? { required: ['spec'] } : {}),
+        properties,
+      },
     },
     additionalPrinterColumns: r.printerColumns.map((c) => ({ ...c }) as JsonObject),
   };

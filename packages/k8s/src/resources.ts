@@ -11,6 +11,7 @@ import {
   ipamBlockSchema,
   ipamHandleSchema,
   ipPoolSchema,
+  nodeStatusSchema,
   VERSION,
 } from './schemas.js';
 
@@ -57,6 +58,9 @@ export const IPPOOL = def({
     { name: 'Block', type: 'integer', jsonPath: '.spec.blockSize' },
     { name: 'NAT', type: 'boolean', jsonPath: '.spec.natOutgoing' },
     { name: 'Disabled', type: 'boolean', jsonPath: '.spec.disabled' },
+    { name: 'Blocks', type: 'integer', jsonPath: '.status.blocks' },
+    { name: 'InUse', type: 'integer', jsonPath: '.status.addressesInUse' },
+    { name: 'Free', type: 'string', jsonPath: '.status.addressesFree' },
     { name: 'Selector', type: 'string', jsonPath: '.spec.nodeSelector', priority: 1 },
     AGE,
   ],
@@ -92,6 +96,8 @@ export const BGPPEER = def({
     { name: 'Peer', type: 'string', jsonPath: '.spec.peerIP' },
     { name: 'AS', type: 'integer', jsonPath: '.spec.asNumber' },
     { name: 'Node', type: 'string', jsonPath: '.spec.node' },
+    { name: 'Established', type: 'integer', jsonPath: '.status.established' },
+    { name: 'Sessions', type: 'integer', jsonPath: '.status.sessions' },
     { name: 'NodeSelector', type: 'string', jsonPath: '.spec.nodeSelector', priority: 1 },
     AGE,
   ],
@@ -142,7 +148,37 @@ export const IPAMHANDLE = def({
   printerColumns: [{ name: 'Handle', type: 'string', jsonPath: '.spec.handleID' }, AGE],
 });
 
-export const RESOURCES = [IPPOOL, BGPCONFIGURATION, BGPPEER, IPAMBLOCK, BLOCKAFFINITY, IPAMHANDLE] as const;
+export const NODESTATUS = def({
+  kind: 'NodeStatus',
+  plural: 'nodestatuses',
+  singular: 'nodestatus',
+  shortNames: ['pns'],
+  namespaced: false,
+  schema: nodeStatusSchema,
+  statusSubresource: true,
+  description: "One node's podnet agent as it sees itself (named after the node, written only by its agent).",
+  printerColumns: [
+    { name: 'Ready', type: 'boolean', jsonPath: '.status.ready' },
+    { name: 'Established', type: 'integer', jsonPath: '.status.establishedSessions' },
+    { name: 'Sessions', type: 'integer', jsonPath: '.status.totalSessions' },
+    { name: 'Routes4', type: 'integer', jsonPath: '.status.routes.ipv4.installed' },
+    { name: 'Routes6', type: 'integer', jsonPath: '.status.routes.ipv6.installed' },
+    { name: 'Addresses', type: 'integer', jsonPath: '.status.ipam.addressesInUse' },
+    { name: 'Version', type: 'string', jsonPath: '.status.agentVersion' },
+    { name: 'Updated', type: 'date', jsonPath: '.status.lastUpdate' },
+    { name: 'Reasons', type: 'string', jsonPath: '.status.reasons', priority: 1 },
+  ],
+});
+
+export const RESOURCES = [
+  IPPOOL,
+  BGPCONFIGURATION,
+  BGPPEER,
+  IPAMBLOCK,
+  BLOCKAFFINITY,
+  IPAMHANDLE,
+  NODESTATUS,
+] as const;
 
 /**
  * Validates an object against its resource schema and applies the defaults. Throws a SchemaError

@@ -73,9 +73,41 @@ const conditionSchema = z.object({
   lastTransitionTime: z.string().optional(),
 });
 
+export type StatusCondition = z.infer<typeof conditionSchema>;
+
 const statusSchema = z
   .object({ conditions: z.array(conditionSchema).optional() })
   .describe('Observed state, written by podnet components.');
+
+/** IPPool.status: the Ready and Exhausted conditions and the use of the pool's addresses (the elected writer). */
+const ipPoolStatusSchema = z
+  .object({
+    conditions: z.array(conditionSchema).optional(),
+    blocks: z.number().int().min(0).optional().describe('IPAM blocks claimed from this pool.'),
+    addressesInUse: z.number().int().min(0).optional().describe('Addresses allocated in those blocks.'),
+    addressesFree: z
+      .string()
+      .optional()
+      .describe('Addresses of the pool not allocated, in decimal (a string: an IPv6 pool exceeds int64).'),
+  })
+  .describe('Observed state, written by the agent holding the podnet-status-writer Lease.');
+
+const peerSessionSchema = z.object({
+  node: z.string().describe('The node whose agent holds the session.'),
+  state: z.enum(['Idle', 'Connect', 'Active', 'OpenSent', 'OpenConfirm', 'Established']),
+  since: z.string().optional().describe('When the session entered its state (RFC 3339).'),
+  lastError: z.string().optional(),
+});
+
+/** BGPPeer.status: per node that uses the peer, its session (from the NodeStatus objects), and conditions. */
+const bgpPeerStatusSchema = z
+  .object({
+    conditions: z.array(conditionSchema).optional(),
+    nodes: z.array(peerSessionSchema).optional().describe('One entry per node that peers with it.'),
+    established: z.number().int().min(0).optional().describe('Nodes whose session is Established.'),
+    sessions: z.number().int().min(0).optional().describe('Nodes that peer with it.'),
+  })
+  .describe('Observed state, written by the agent holding the podnet-status-writer Lease.');
 
 // ---------------------------------------------------------------------------------------------
 // IPPool (cluster-scoped)
@@ -138,7 +170,7 @@ export const ipPoolSchema = z.object({
   kind: z.literal('IPPool').optional(),
   metadata: objectMetaSchema,
   spec: ipPoolSpecSchema,
-  status: statusSchema.optional(),
+  status: ipPoolStatusSchema.optional(),
 });
 export type IPPool = z.infer<typeof ipPoolSchema>;
 export type IPPoolInput = z.input<typeof ipPoolSchema>;
@@ -360,7 +392,7 @@ export const bgpPeerSchema = z.object({
   kind: z.literal('BGPPeer').optional(),
   metadata: objectMetaSchema,
   spec: bgpPeerSpecSchema,
-  status: statusSchema.optional(),
+  status: bgpPeerStatusSchema.optional(),
 });
 export type BGPPeer = z.infer<typeof bgpPeerSchema>;
 export type BGPPeerInput = z.input<typeof bgpPeerSchema>;
@@ -565,3 +597,76 @@ export function blockInPool(poolCidr: string, blockCidr: string): boolean {
   const b = parseCidr(blockCidr);
   return !!p && !!b && cidrContains(p, b);
 }
+
+// ---------------------------------------------------------------------------------------------
+// NodeStatus (cluster-scoped, named after its node): what one node's agent reports about itself.
+// Only status; written only by that node's agent (deploy/admission enforces it on Kubernetes >= 1.30).
+
+const routeCountsSchema = z.object({
+  desired: z.number().int().min(0),
+  installed: z.number().int().min(0).describe('Acknowledged by the kernel and held by a later dump.'),
+  failed: z.number().int().min(0).describe('Refused by the kernel, in conflict, or with no next hop.'),
+  pending: z.number().int().min(0).describe('Waiting for their interface, or not dumped yet.'),
+});
+
+export const nodeSessionSchema = z.object({
+  peer: z.string().describe('The peer address (address:port when not 179).'),
+  type: z.string().describe('mesh, global, node, rr-client or route-reflector.'),
+  source: z.string().describe('The BGPPeer, node-to-node-mesh or route-reflector.'),
+  peerNode: z.string().optional().describe('The node at the other end (mesh and route reflectors).'),
+  remoteAs: z.number().int().min(0),
+  state: z.enum(['Idle', 'Connect', 'Active', 'OpenSent', 'OpenConfirm', 'Established']),
+  since: z.string().describe('When the session entered its state (RFC 3339).'),
+  prefixesAccepted: z
+    .number()
+    .int()
+    .min(0)
+    .describe('Prefixes held from the peer after the import policy (Adj-RIB-In).'),
+  prefixesAdvertised: z.number().int().min(0).describe('Prefixes sent to the peer (Adj-RIB-Out).'),
+  lastError: z.string().optional(),
+});
+export type NodeSession = z.infer<typeof nodeSessionSchema>;
+
+export const nodeStatusStatusSchema = z
+  .object({
+    agentVersion: z.string(),
+    address: z.string().optional().describe('The node address the agent peers from.'),
+    asNumber: z.number().int().min(0).optional(),
+    ready: z.boolean().describe("The agent's /readyz."),
+    reasons: z.array(z.string()).default([]).describe('Why it is not ready (empty when ready).'),
+    sessions: z.array(nodeSessionSchema).default([]),
+    establishedSessions: z.number().int().min(0),
+    totalSessions: z.number().int().min(0),
+    routes: z
+      .object({ ipv4: routeCountsSchema, ipv6: routeCountsSchema })
+      .describe("podnet's routes in the node's kernel, by family."),
+    ipam: z.object({
+      blocks: z
+        .array(z.object({ cidr: z.string(), inUse: z.number().int().min(0), free: z.number().int().min(0) }))
+        .default([])
+        .describe('IPAM blocks affine to the node.'),
+      addressesInUse: z.number().int().min(0),
+    }),
+    lastResync: z
+      .object({
+        time: z.string().describe('When the agent last resynced its routes from a kernel dump (RFC 3339).'),
+        durationSeconds: z.number().min(0),
+      })
+      .optional(),
+    heartbeatSeconds: z
+      .number()
+      .int()
+      .min(1)
+      .describe('The agent rewrites this object at least this often; an older lastUpdate means it stopped.'),
+    lastUpdate: z.string().describe('When the agent last wrote this object (RFC 3339).'),
+  })
+  .describe("Written only by the node's own agent, at a bounded rate.");
+export type NodeStatusStatus = z.infer<typeof nodeStatusStatusSchema>;
+
+export const nodeStatusSchema = z.object({
+  apiVersion: z.literal(API_VERSION).optional(),
+  kind: z.literal('NodeStatus').optional(),
+  metadata: objectMetaSchema,
+  status: nodeStatusStatusSchema.optional(),
+});
+export type NodeStatus = z.infer<typeof nodeStatusSchema>;

@@ -177,6 +177,7 @@ export class BgpAdapter implements BgpPort {
       .map((e) => ({
         prefix: e.prefix,
         nextHops: e.nextHops.length ? e.nextHops : e.attrs.nextHop ? [e.attrs.nextHop] : [],
+        from: e.from,
       }));
   }
 

@@ -1,0 +1,171 @@
+// Status in the Kubernetes API, in the lab (3 nodes, BIRD ToR, real kernels in namespaces): every
+// agent writes its NodeStatus with its sessions Established; the elected writer fills the ToR
+// BGPPeer's sessions per node and the pools' use; `podnetctl cluster status` reads them all in one
+// table, and `podnetctl trace`, run in a node, explains a pod-to-pod path from the API, the node's
+// kernel and its agent's BGP best path (and names what is missing on a broken path).
+import { execFile } from 'node:child_process';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { downScenarioLab, type Lab, repoRoot, scenarioConfig, upScenarioLab } from './harness.js';
+
+const pexec = promisify(execFile);
+const CTL = join(repoRoot, 'packages/ctl/dist/cli.js');
+// No host port forward: scenario labs run side by side.
+const config = scenarioConfig('st', { podsPerNode: 1, apiHostPort: 0 });
+let lab: Lab;
+
+/** podnetctl in a node's namespace, with that node's kubeconfig; exit code kept. */
+async function ctl(node: string, args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  const ns = lab.service(node).ns;
+  const kc = join(config.stateDir, node, 'kubeconfig');
+  try {
+    const { stdout, stderr } = await pexec(
+      'ip',
+      ['netns', 'exec', ns, process.execPath, CTL, '--kubeconfig', kc, ...args],
+      { timeout: 30_000 },
+    );
+    return { code: 0, stdout, stderr };
+  } catch (err) {
+    const e = err as { code?: number; stdout?: string; stderr?: string };
+    if (typeof e.code !== 'number') throw err;
+    return { code: e.code, stdout: e.stdout ?? '', stderr: e.stderr ?? '' };
+  }
+}
+
+interface ClusterDoc {
+  nodes: {
+    node: string;
+    state: string;
+    sessions: { peer: string; type: string; state: string; prefixesAccepted: number }[];
+    routes?: { ipv4: { installed: number; failed: number } };
+  }[];
+}
+
+interface Hop {
+  hop: string;
+  status: string;
+  detail: string;
+}
+
+beforeAll(async () => {
+  lab = await upScenarioLab(config);
+});
+
+afterAll(() => downScenarioLab(config));
+
+describe('status resources and podnetctl in the lab (3 nodes, BIRD ToR)', () => {
+  it('shows the NodeStatus of every node Ready with all sessions Established in `podnetctl cluster status`', async () => {
+    const nodes = ['node-a', 'node-b', 'node-c'];
+    let doc: ClusterDoc = { nodes: [] };
+    // Bounded: the agents write when their state settles (at most every 10 s each).
+    for (let i = 0; i < 90; i++) {
+      const r = await ctl('node-a', ['cluster', 'status', '-o', 'json']);
+      doc = JSON.parse(r.stdout) as ClusterDoc;
+      const ok =
+        r.code === 0 &&
+        nodes.every((n) => {
+          const x = doc.nodes.find((y) => y.node === n);
+          return (
+            x?.state === 'Ready' &&
+            x.sessions.length >= 3 &&
+            x.sessions.every((s) => s.state === 'Established') &&
+            (x.routes?.ipv4.installed ?? 0) > 0
+          );
+        });
+      if (ok) break;
+      await new Promise((r) => setTimeout(r, 1000));
+    }
+    expect(doc.nodes.map((n) => n.node)).toEqual(nodes);
+    for (const n of doc.nodes) {
+      expect(n.state, n.node).toBe('Ready');
+      // Two mesh sessions and the ToR, each Established, each with what it accepted.
+      expect(n.sessions.filter((s) => s.type === 'mesh')).toHaveLength(2);
+      expect(n.sessions.some((s) => s.type !== 'mesh')).toBe(true);
+      expect(n.sessions.every((s) => s.state === 'Established')).toBe(true);
+      expect(n.routes!.ipv4.failed).toBe(0);
+    }
+    const table = await ctl('node-b', ['cluster', 'status']);
+    process.stderr.write(`\n$ podnetctl cluster status\n${table.stdout}\n`);
+    expect(table.code).toBe(0);
+    expect(table.stdout).toMatch(/3 of 3 nodes Ready; (\d+) of \1 sessions Established\./);
+  });
+
+  it("fills the ToR BGPPeer's status with every node's session, Established", async () => {
+    const kc = join(config.stateDir, 'node-a', 'kubeconfig');
+    let status: { established?: number; sessions?: number; nodes?: { node: string; state: string }[] } = {};
+    let name = '';
+    for (let i = 0; i < 60; i++) {
+      const { stdout } = await pexec('ip', [
+        'netns',
+        'exec',
+        lab.service('node-a').ns,
+        'kubectl',
+        '--kubeconfig',
+        kc,
+        'get',
+        'bgppeers.podnet.io',
+        '-o',
+        'json',
+      ]);
+      const items = (
+        JSON.parse(stdout) as { items: { metadata: { name: string }; status?: typeof status }[] }
+      ).items;
+      const tor = items.find((p) => (p.status?.sessions ?? 0) > 0) ?? items[0];
+      name = tor?.metadata.name ?? '';
+      status = tor?.status ?? {};
+      if (status.established === 3) break;
+      await new Promise((r) => setTimeout(r, 1000));
+    }
+    expect(name).not.toBe('');
+    expect(status).toMatchObject({ established: 3, sessions: 3 });
+    expect(status.nodes!.map((n) => `${n.node} ${n.state}`)).toEqual([
+      'node-a Established',
+      'node-b Established',
+      'node-c Established',
+    ]);
+  });
+
+  it('traces a pod on node-a to a pod on node-b hop by hop, from the kernel of each node', async () => {
+    const a = lab.pods.find((p) => p.node === 'node-a')!;
+    const b = lab.pods.find((p) => p.node === 'node-b')!;
+    const args = ['trace', `${a.namespace}/${a.name}`, `${b.namespace}/${b.name}`];
+    const fromA = await ctl('node-a', [...args, '-o', 'json']);
+    const docA = JSON.parse(fromA.stdout) as { ip: string; hops: Hop[] };
+    const hopA = (h: string) => docA.hops.find((x) => x.hop === h)!;
+    expect(docA.ip).toBe(b.ipv4);
+    expect(hopA('source veth')).toMatchObject({ status: 'ok' });
+    expect(hopA('source veth').detail).toMatch(
+      new RegExp(`^${a.ipv4!.replace(/\./g, '\\.')}/32 dev pn[0-9a-f]{11} proto podnet`),
+    );
+    expect(hopA('route to destination node')).toMatchObject({ status: 'ok' });
+    expect(hopA('route to destination node').detail).toMatch(/session with node-b \(.+\) Established/);
+    // The block route learned over BGP, the agent's best path and the peer it came from.
+    expect(hopA('kernel route')).toMatchObject({ status: 'ok' });
+    expect(hopA('kernel route').detail).toMatch(
+      / via \S+ proto podnet; BGP best path .+ from peer \S+ \(agent: installed\)$/,
+    );
+    expect(hopA('destination veth')).toMatchObject({ status: 'not-checked' });
+    expect(fromA.code).toBe(0);
+    const fromB = JSON.parse((await ctl('node-b', [...args, '-o', 'json'])).stdout) as { hops: Hop[] };
+    expect(fromB.hops.find((x) => x.hop === 'destination veth')).toMatchObject({ status: 'ok' });
+    const table = await ctl('node-a', args);
+    process.stderr.write(`\n$ podnetctl trace ${args.slice(1).join(' ')}   # on node-a\n${table.stdout}\n`);
+  });
+
+  it("names what is missing: an address of node-a's block that no pod holds is dropped by the block's blackhole", async () => {
+    const a = lab.pods.find((p) => p.node === 'node-a')!;
+    // The next address of the pod's own block: allocated to no pod (one pod per node).
+    const parts = a.ipv4!.split('.').map(Number);
+    const free = [...parts.slice(0, 3), parts[3]! % 64 === 63 ? parts[3]! - 1 : parts[3]! + 1].join('.');
+    const r = await ctl('node-a', ['trace', `${a.namespace}/${a.name}`, free, '-o', 'json']);
+    const doc = JSON.parse(r.stdout) as { hops: Hop[] };
+    expect(doc.hops.find((x) => x.hop === 'kernel route')).toMatchObject({
+      status: 'problem',
+      detail: expect.stringMatching(
+        /^blackhole \S+ proto podnet drops it: .* is in this node's block \S+ but no pod here has it$/,
+      ),
+    });
+    expect(r.code).toBe(1);
+  });
+});
