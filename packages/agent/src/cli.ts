@@ -17,6 +17,7 @@ import { startClusterStatus } from './cluster-status.js';
 import { CNI_TOKEN_NAME, CniTokenRefresher, requestTokenVia, type TokenRequestSpec } from './cni-token.js';
 import { type AgentConfig, helpText, type LoadedConfig, loadConfig } from './config.js';
 import { startDefaultObjects } from './defaults.js';
+import { EventRecorder, TokenBucket } from './events.js';
 import { installCni } from './install-cni.js';
 import { LogLevelController, liveLogger } from './log-level.js';
 import { createMetrics } from './metrics.js';
@@ -24,7 +25,6 @@ import { startMetricsListener } from './metrics-listener.js';
 import { NetfilterReconciler } from './netfilter-sync.js';
 import { parseSysctlConf } from './node-sysctls.js';
 import { PolicySync } from './policy-sync.js';
-import { EventRecorder, TokenBucket } from './events.js';
 import { startStatusServer } from './status.js';
 
 /**

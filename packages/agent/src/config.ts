@@ -248,7 +248,7 @@ export const FIELDS: Record<Field, FieldSpec> = {
     flag: 'network-policy',
     env: 'PODNET_NETWORK_POLICY',
     type: 'string',
-    help: 'on | off: enforce Kubernetes NetworkPolicies for this node\'s pods in inet podnet (needs --netfilter on) (default on)',
+    help: "on | off: enforce Kubernetes NetworkPolicies for this node's pods in inet podnet (needs --netfilter on) (default on)",
   },
   networkPolicyDebounce: {
     flag: 'network-policy-debounce',

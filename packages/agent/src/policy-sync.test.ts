@@ -8,10 +8,10 @@ import {
   Debouncer,
   Interner,
   type NamespaceProjection,
+  type PodProjection,
   PolicyEngine,
   type PolicyFragment,
   type PolicyObject,
-  type PodProjection,
   policyOfProblem,
   projectNamespace,
   projectPod,
@@ -115,7 +115,10 @@ describe('projections', () => {
 
   it('leaves host-network pods and finished pods without addresses', () => {
     const i = new Interner();
-    const host = projectPod(rawPod('kube-system', 'agent', {}, ['192.168.0.1'], 'n1', { hostNetwork: true }), i);
+    const host = projectPod(
+      rawPod('kube-system', 'agent', {}, ['192.168.0.1'], 'n1', { hostNetwork: true }),
+      i,
+    );
     expect(host).toMatchObject({ ips: [], hostNetwork: true });
     const done = projectPod(rawPod('x', 'job', {}, ['10.244.0.9'], 'n1', { phase: 'Succeeded' }), i);
     expect(done.ips).toEqual([]);
@@ -133,7 +136,10 @@ describe('projections', () => {
 
   it('keeps namespace labels and policy specs', () => {
     const ns = projectNamespace(
-      { metadata: { name: 'y', labels: { 'kubernetes.io/metadata.name': 'y', ns: 'y' }, uid: 'u' }, spec: {} },
+      {
+        metadata: { name: 'y', labels: { 'kubernetes.io/metadata.name': 'y', ns: 'y' }, uid: 'u' },
+        spec: {},
+      },
       new Interner(),
     );
     expect(ns).toEqual({
@@ -206,7 +212,10 @@ describe('PolicyEngine', () => {
   );
   const allowFromB = projectPolicy({
     metadata: { namespace: 'x', name: 'allow-b', resourceVersion: '1' },
-    spec: { podSelector: { matchLabels: { pod: 'a' } }, ingress: [{ from: [{ podSelector: { matchLabels: { pod: 'b' } } }] }] },
+    spec: {
+      podSelector: { matchLabels: { pod: 'a' } },
+      ingress: [{ from: [{ podSelector: { matchLabels: { pod: 'b' } } }] }],
+    },
   });
   const bad = projectPolicy({
     metadata: { namespace: 'x', name: 'bad-cidr', resourceVersion: '1' },
@@ -279,17 +288,29 @@ describe('PolicyEngine', () => {
 describe('withPolicy and problems', () => {
   it('adds the fragment to the table without touching its own chains and sets', () => {
     const t = withPolicy(
-      { name: 'podnet', chains: [{ name: 'forward', rules: [] }], sets: [{ name: 'pools4', type: 'ipv4_addr' }] },
-      { chains: [{ name: 'np-forward', rules: [] }], sets: [{ name: 'np-node4', type: 'ipv4_addr' }], maps: [] },
+      {
+        name: 'podnet',
+        chains: [{ name: 'forward', rules: [] }],
+        sets: [{ name: 'pools4', type: 'ipv4_addr', elements: [] }],
+      },
+      {
+        chains: [{ name: 'np-forward', rules: [] }],
+        sets: [{ name: 'np-node4', type: 'ipv4_addr', elements: [] }],
+        maps: [],
+      },
     );
     expect(t.chains.map((c) => c.name)).toEqual(['forward', 'np-forward']);
     expect(t.sets?.map((s) => s.name)).toEqual(['pools4', 'np-node4']);
   });
 
   it('reads the policy out of a translation problem', () => {
-    expect(policyOfProblem('networkpolicy x/deny: spec.ingress[0].ports[0].port: "a b" is not a port')).toEqual(
-      { namespace: 'x', name: 'deny', message: 'spec.ingress[0].ports[0].port: "a b" is not a port' },
-    );
+    expect(
+      policyOfProblem('networkpolicy x/deny: spec.ingress[0].ports[0].port: "a b" is not a port'),
+    ).toEqual({
+      namespace: 'x',
+      name: 'deny',
+      message: 'spec.ingress[0].ports[0].port: "a b" is not a port',
+    });
     expect(policyOfProblem('pod x/a: bad')).toBeUndefined();
   });
 });

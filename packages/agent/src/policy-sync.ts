@@ -121,7 +121,10 @@ export function projectPod(raw: unknown, interner: Interner): PodProjection {
   const done = o.status?.phase === 'Succeeded' || o.status?.phase === 'Failed';
   const ips = done ? [] : (p.ips ?? []);
   const ports = p.ports?.length
-    ? interner.intern(`p\0${JSON.stringify(p.ports)}`, () => Object.freeze(p.ports ?? []) as PodInput['ports'])
+    ? interner.intern(
+        `p\0${JSON.stringify(p.ports)}`,
+        () => Object.freeze(p.ports ?? []) as PodInput['ports'],
+      )
     : NO_PORTS;
   const labels = interner.labels(p.labels);
   const node = p.node ? interner.string(p.node) : undefined;
@@ -380,7 +383,12 @@ export class PolicyEngine implements PolicyPort {
       );
       if (np && this.o.events)
         void this.o.events.record(
-          { apiVersion: 'networking.k8s.io/v1', kind: 'NetworkPolicy', namespace: np.namespace, name: np.name },
+          {
+            apiVersion: 'networking.k8s.io/v1',
+            kind: 'NetworkPolicy',
+            namespace: np.namespace,
+            name: np.name,
+          },
           'Warning',
           'InvalidNetworkPolicy',
           `${np.message} (not enforced on node ${this.o.node}; the other policies are)`,
