@@ -25,7 +25,7 @@ let world: NetpolWorld;
 
 beforeAll(async () => {
   lab = await upScenarioLab(config);
-  world = new NetpolWorld(lab, { probeTimeoutMs: 1000, waitMs: 20_000, lifetimeS: 1800 });
+  world = new NetpolWorld(lab, { probeTimeoutMs: 1500, waitMs: 60_000, lifetimeS: 1800 });
   await world.up();
 });
 
