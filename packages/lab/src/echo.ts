@@ -91,10 +91,11 @@ export async function startEchoServer(port: number): Promise<EchoServer> {
 /**
  * Ends a probe as timed out only after the I/O already waiting has been read: a prober descheduled
  * past its deadline (a loaded machine) wakes with its timers due before the poll phase, and would
- * call an answered probe a timeout. setImmediate runs after that poll phase.
+ * call an answered probe a timeout. Each setImmediate lets one more poll phase run first; three
+ * cover a connect completing, its reply being read and its end being seen.
  */
-function lateTimeout(fn: () => void): void {
-  setImmediate(fn);
+function lateTimeout(fn: () => void, polls = 3): void {
+  setImmediate(() => (polls > 1 ? lateTimeout(fn, polls - 1) : fn()));
 }
 
 function probeTcp(t: EchoTarget, timeoutMs: number): Promise<EchoResult> {
