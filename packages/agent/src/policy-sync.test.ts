@@ -38,7 +38,7 @@ function rawPod(
       labels,
       uid: `uid-${name}`,
       resourceVersion: '17',
-      annotations: { 'podnet.io/allocated': ips.join(',') },
+      annotations: { 'example.com/note': ips.join(',') } as Record<string, string>,
       managedFields: [{ manager: 'kubelet', operation: 'Update', fieldsV1: { 'f:status': {} } }],
     },
     spec: {
@@ -111,6 +111,12 @@ describe('projections', () => {
     expect(relabelled.metadata.resourceVersion).not.toBe(base.metadata.resourceVersion);
     const moved = projectPod(rawPod('x', 'a', { pod: 'a' }, ['10.244.0.6'], 'n1'), i);
     expect(moved.metadata.resourceVersion).not.toBe(base.metadata.resourceVersion);
+  });
+
+  it('takes the addresses podnet-cni annotated before the kubelet writes status.podIPs', () => {
+    const raw = rawPod('x', 'a', { pod: 'a' }, [], 'n1');
+    (raw.metadata.annotations as Record<string, string>)['podnet.io/podIPs'] = '10.244.0.7,fd00:244::7';
+    expect(projectPod(raw, new Interner()).ips).toEqual(['10.244.0.7', 'fd00:244::7']);
   });
 
   it('leaves host-network pods and finished pods without addresses', () => {

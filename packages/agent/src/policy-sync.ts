@@ -17,6 +17,7 @@ import {
 import type { Table } from '@podnet/nft';
 import { type NamespaceInput, type PodInput, podFromObject, policyTable, translate } from '@podnet/policy';
 import type { Logger } from 'pino';
+import { POD_IP_ANNOTATION, POD_IPS_ANNOTATION } from './adapters/views.js';
 import type { EventRecorder } from './events.js';
 
 export type PolicyFragment = Required<Pick<Table, 'chains' | 'sets' | 'maps'>>;
@@ -109,6 +110,7 @@ function digest(parts: string): string {
 }
 
 type RawPod = Parameters<typeof podFromObject>[0] & {
+  metadata?: { annotations?: Record<string, string> };
   spec?: { hostNetwork?: boolean };
   status?: { phase?: string };
 };
@@ -119,7 +121,16 @@ export function projectPod(raw: unknown, interner: Interner): PodProjection {
   const p = podFromObject(o);
   // A finished pod's addresses go back to IPAM and may be another pod's already.
   const done = o.status?.phase === 'Succeeded' || o.status?.phase === 'Failed';
-  const ips = done ? [] : (p.ips ?? []);
+  // podnet's CNI plugin writes the addresses as annotations at ADD, before (or without) the kubelet's
+  // status.podIPs: the same precedence as the agent's own pods (adapters/views.ts podView).
+  const ann = o.metadata?.annotations?.[POD_IPS_ANNOTATION] ?? o.metadata?.annotations?.[POD_IP_ANNOTATION];
+  const annotated = ann
+    ? ann
+        .split(',')
+        .map((x) => x.trim())
+        .filter(Boolean)
+    : [];
+  const ips = done ? [] : annotated.length ? annotated : (p.ips ?? []);
   const ports = p.ports?.length
     ? interner.intern(
         `p\0${JSON.stringify(p.ports)}`,
