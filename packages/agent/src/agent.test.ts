@@ -7,6 +7,7 @@ import { Agent, type AgentDeps } from './agent.js';
 import { loadConfig } from './config.js';
 import type { Advertisement, ArpInterface, DesiredPeer, DesiredRoute, NodeView, RibEntry } from './model.js';
 import type { NetfilterPort, NetfilterStatus } from './netfilter-sync.js';
+import type { PolicyPort } from './policy-sync.js';
 import type { ArpPort, BgpPort, DatastorePort, DatastoreSnapshot, PeerStatus, RoutesPort } from './ports.js';
 import { startStatusServer } from './status.js';
 
@@ -288,6 +289,45 @@ describe('Agent netfilter', () => {
     expect(t.agent.status().problems.join()).toMatch(
       /IPPool both: spec\.isolated: true and spec\.natOutgoing: true/,
     );
+  });
+});
+
+describe('Agent NetworkPolicy', () => {
+  it('merges the policy fragment into inet podnet once the policy watches listed, with the node addresses', async () => {
+    const nf = new FakeNetfilter();
+    const asked: string[][] = [];
+    const policy: PolicyPort & { ready: boolean } = {
+      ready: false,
+      synced() {
+        return this.ready;
+      },
+      fragment(nodeAddresses) {
+        asked.push(nodeAddresses);
+        return {
+          chains: [{ name: 'np-forward', rules: [] }],
+          sets: [{ name: 'np-node4', type: 'ipv4_addr', elements: nodeAddresses }],
+          maps: [],
+        };
+      },
+      problems: () => [
+        'networkpolicy x/bad: spec.ingress[0].from[0].ipBlock.cidr: "10.0.0.0/33" is not a CIDR',
+      ],
+    };
+    const t = setup([], { netfilter: nf, policy });
+    current = t.agent;
+    t.ds.snap.nodes = [node('node-a', '10.0.0.11')];
+    await t.agent.start();
+    await wait('running', () => t.agent.status().readiness.reasons.every((r) => !r.includes('agent ')));
+    await t.agent.reconcileNetfilter(false);
+    expect(nf.tables, 'nothing applied before the policy watches listed').toEqual([]);
+    policy.ready = true;
+    await t.agent.reconcileNetfilter(false);
+    const table = nf.tables.at(-1)!.table;
+    expect(table.chains.map((c) => c.name)).toEqual(['postrouting', 'forward', 'np-forward']);
+    expect(nf.set('np-node4')).toEqual(['10.0.0.11']);
+    expect(nf.set('pools4')).toEqual(['10.244.0.0/16']);
+    expect(asked.at(-1)).toEqual(['10.0.0.11']);
+    expect(t.agent.status().problems.join()).toContain('networkpolicy x/bad');
   });
 });
 

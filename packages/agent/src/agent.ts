@@ -10,6 +10,7 @@ import { createMetrics, PEER_STATES } from './metrics.js';
 import type { Advertisement, ArpInterface, Desired, DesiredPeer } from './model.js';
 import { buildNetfilter } from './netfilter.js';
 import type { NetfilterPort } from './netfilter-sync.js';
+import { type PolicyPort, withPolicy } from './policy-sync.js';
 import type { ArpPort, BgpPort, DatastorePort, PeerStatus, RoutesPort } from './ports.js';
 import { diffAdvertisements, diffArp, diffPeers } from './reconcile.js';
 import type { AgentStatus, PeerStatusView, RouteStatusView } from './status.js';
@@ -50,6 +51,8 @@ export interface AgentDeps {
   defaultObjects?: Promise<{ created: string[] } | undefined>;
   /** Keeps the `inet podnet` nf_tables table (netfilter-sync.ts); absent with --netfilter off. */
   netfilter?: NetfilterPort;
+  /** NetworkPolicy enforcement (policy-sync.ts), merged into `inet podnet`; absent with --network-policy off. */
+  policy?: PolicyPort;
 }
 
 type Phase = 'starting' | 'waiting-for-datastore' | 'resolving-address' | 'running' | 'stopping' | 'stopped';
@@ -325,6 +328,10 @@ export class Agent {
   async reconcileNetfilter(resync: boolean): Promise<void> {
     const nf = this.deps.netfilter;
     if (!nf || this.isStopping() || !this.deps.datastore.synced()) return;
+    const policy = this.deps.policy;
+    // Until every policy watch has listed once, keep what the kernel has: an empty fragment would
+    // open every isolated pod for that moment (e.g. at an agent restart).
+    if (policy && !policy.synced()) return;
     const snap = this.deps.datastore.snapshot();
     const plan = buildNetfilter({
       nodeName: this.deps.config.nodeName,
@@ -340,7 +347,13 @@ export class Agent {
           'netfilter: input not applied as written',
         );
     this.netfilterProblems = problems;
-    await nf.sync(plan.table, { resync });
+    const me = snap.nodes.find((n) => n.name === this.deps.config.nodeName);
+    const nodeAddresses = me
+      ? [me.ipv4, me.ipv6, ...(me.internalIPs ?? [])].flatMap((a) => (a ? [addressOf(a)] : []))
+      : [];
+    if (this.nodeAddress && !nodeAddresses.includes(addressOf(this.nodeAddress)))
+      nodeAddresses.push(addressOf(this.nodeAddress));
+    await nf.sync(withPolicy(plan.table, policy?.fragment(nodeAddresses)), { resync });
   }
 
   private peerLogger(key: string) {
@@ -721,7 +734,7 @@ export class Agent {
         interfaces: [...this.arpIfaces.keys()],
         replies: this.deps.arp.replies(),
       },
-      problems: [...(d?.problems ?? []), ...this.netfilterProblems],
+      problems: [...(d?.problems ?? []), ...this.netfilterProblems, ...(this.deps.policy?.problems() ?? [])],
       conditions,
       ...(nf ? { netfilter: nf } : {}),
       ipam: { blocks, addressesInUse: blocks.reduce((n, b) => n + b.inUse, 0) },

@@ -17,12 +17,14 @@ import { startClusterStatus } from './cluster-status.js';
 import { CNI_TOKEN_NAME, CniTokenRefresher, requestTokenVia, type TokenRequestSpec } from './cni-token.js';
 import { type AgentConfig, helpText, type LoadedConfig, loadConfig } from './config.js';
 import { startDefaultObjects } from './defaults.js';
+import { EventRecorder, TokenBucket } from './events.js';
 import { installCni } from './install-cni.js';
 import { LogLevelController, liveLogger } from './log-level.js';
 import { createMetrics } from './metrics.js';
 import { startMetricsListener } from './metrics-listener.js';
 import { NetfilterReconciler } from './netfilter-sync.js';
 import { parseSysctlConf } from './node-sysctls.js';
+import { PolicySync } from './policy-sync.js';
 import { startStatusServer } from './status.js';
 
 /**
@@ -163,6 +165,26 @@ async function main(): Promise<number> {
     refusalsPerMinute: config.bgpRefusalsPerMinute,
     nextHopReachable: (addr) => routes.nextHops.reachable(addr),
   });
+  // NetworkPolicy: cluster-wide watches of pods, namespaces and policies (projections only).
+  const enforcePolicy = config.networkPolicy === 'on' && config.netfilter === 'on';
+  if (config.networkPolicy === 'on' && !enforcePolicy)
+    log.warn('NetworkPolicies are not enforced: --netfilter off leaves no table to enforce them in');
+  let onPolicyChange = () => {};
+  const policy = enforcePolicy
+    ? new PolicySync(client, {
+        node: config.nodeName,
+        log,
+        onChange: () => onPolicyChange(),
+        debounceMs: config.networkPolicyDebounce,
+        maxDelayMs: config.networkPolicyMaxDelay,
+        events: new EventRecorder({
+          client,
+          identity: config.nodeName,
+          limiter: new TokenBucket(config.statusWriteRate, config.statusWriteBurst),
+          logger: log,
+        }),
+      })
+    : undefined;
   const agent = new Agent({
     config,
     log,
@@ -183,6 +205,7 @@ async function main(): Promise<number> {
     ...(config.netfilter === 'on'
       ? { netfilter: new NetfilterReconciler({ nft: new NftTable({ exec: nftCli() }), log, metrics }) }
       : {}),
+    ...(policy ? { policy } : {}),
     interfaces: listInterfaces,
     canReach,
     defaultObjects: defaults.done,
@@ -227,6 +250,8 @@ async function main(): Promise<number> {
   // A failed first request is logged and retried by the refresher; the agent goes on.
   cniToken?.start().catch(() => {});
   process.on('unhandledRejection', (err) => log.error({ err }, 'unhandled rejection (continuing)'));
+  onPolicyChange = () => void agent.reconcileNetfilter(false);
+  policy?.start();
   await agent.start();
   const logLevel = new LogLevelController({
     client,
@@ -270,6 +295,7 @@ async function main(): Promise<number> {
         .catch((err: unknown) => log.warn({ err }, 'error while stopping the status writer'))
         .then(() => logLevel.stop())
         .then(() => agent.stop({ graceful: true }))
+        .then(() => policy?.stop())
         .then(() => routes.nextHops.stop())
         .then(() => {
           cniToken?.stop();

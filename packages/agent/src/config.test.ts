@@ -35,6 +35,35 @@ describe('loadConfig', () => {
     );
   });
 
+  it('enforces NetworkPolicies by default; --network-policy off and PODNET_NETWORK_POLICY turn it off', () => {
+    expect(loadConfig({ ...base, argv: [] }).config).toMatchObject({
+      networkPolicy: 'on',
+      networkPolicyDebounce: 20,
+      networkPolicyMaxDelay: 200,
+    });
+    expect(loadConfig({ ...base, argv: ['--network-policy', 'off'] }).config.networkPolicy).toBe('off');
+    const { config, origin } = loadConfig({
+      ...base,
+      argv: ['--network-policy-debounce', '50ms'],
+      env: { PODNET_NETWORK_POLICY: 'off', PODNET_NETWORK_POLICY_MAX_DELAY: '1s' },
+    });
+    expect(config).toMatchObject({
+      networkPolicy: 'off',
+      networkPolicyDebounce: 50,
+      networkPolicyMaxDelay: 1000,
+    });
+    expect(origin.networkPolicy).toBe('env PODNET_NETWORK_POLICY');
+    expect(() => loadConfig({ ...base, argv: ['--network-policy', 'yes'] })).toThrow(
+      /--network-policy.*"yes"/,
+    );
+    expect(() =>
+      loadConfig({
+        ...base,
+        argv: ['--network-policy-debounce', '1s', '--network-policy-max-delay', '100ms'],
+      }),
+    ).toThrow(/--network-policy-max-delay.*at least the debounce/);
+  });
+
   it('prefers flags over environment over the config file', () => {
     const { config, origin } = loadConfig({
       argv: ['--config', '/etc/podnet.yaml', '--log-level', 'debug'],

@@ -129,6 +129,9 @@ export const agentConfigSchema = z
     netfilterResyncInterval: duration.default(30_000).refine((ms) => ms >= 1000, {
       message: 'must be at least 1s',
     }),
+    networkPolicy: z.enum(['on', 'off']).default('on'),
+    networkPolicyDebounce: duration.default(20),
+    networkPolicyMaxDelay: duration.default(200),
     bgpMaxPrefixes: z.coerce.number().int().min(1).default(10_000),
     bgpAttrCacheBytes: z.coerce
       .number()
@@ -175,6 +178,12 @@ export const agentConfigSchema = z
     defaultNodeToNodeMesh: bool.default(true),
   })
   .superRefine((c, ctx) => {
+    if (c.networkPolicyMaxDelay < c.networkPolicyDebounce)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['networkPolicyMaxDelay'],
+        message: `must be at least the debounce (${c.networkPolicyDebounce} ms)`,
+      });
     if (!(c.leaderElectionRenewDeadline < c.leaderElectionLeaseDuration))
       ctx.addIssue({
         code: 'custom',
@@ -256,6 +265,24 @@ export const FIELDS: Record<Field, FieldSpec> = {
     env: 'PODNET_NETFILTER',
     type: 'string',
     help: 'on | off: keep the inet podnet nf_tables table (natOutgoing, isolated pools) (default on)',
+  },
+  networkPolicy: {
+    flag: 'network-policy',
+    env: 'PODNET_NETWORK_POLICY',
+    type: 'string',
+    help: "on | off: enforce Kubernetes NetworkPolicies for this node's pods in inet podnet (needs --netfilter on) (default on)",
+  },
+  networkPolicyDebounce: {
+    flag: 'network-policy-debounce',
+    env: 'PODNET_NETWORK_POLICY_DEBOUNCE',
+    type: 'string',
+    help: 'quiet time after a pod, namespace or policy change before the rules are rebuilt (default 20ms)',
+  },
+  networkPolicyMaxDelay: {
+    flag: 'network-policy-max-delay',
+    env: 'PODNET_NETWORK_POLICY_MAX_DELAY',
+    type: 'string',
+    help: 'longest a change waits for the rebuild while changes keep coming (default 200ms)',
   },
   netfilterResyncInterval: {
     flag: 'netfilter-resync-interval',

@@ -163,6 +163,29 @@ describe('deploy/ manifests', () => {
     }
   });
 
+  it('lets the agent list and watch pods, namespaces and NetworkPolicies cluster-wide (NetworkPolicy enforcement)', () => {
+    const role = of('ClusterRole').find((r) => r.obj.metadata?.name === 'podnet-agent')!.obj as unknown as {
+      rules: { apiGroups: string[]; resources: string[]; verbs: string[]; resourceNames?: string[] }[];
+    };
+    const can = (group: string, resource: string, verb: string) =>
+      role.rules.some(
+        (r) =>
+          r.apiGroups.includes(group) &&
+          r.resources.includes(resource) &&
+          r.verbs.includes(verb) &&
+          !r.resourceNames,
+      );
+    for (const [group, resource] of [
+      ['', 'pods'],
+      ['', 'namespaces'],
+      ['networking.k8s.io', 'networkpolicies'],
+    ] as const)
+      for (const verb of ['list', 'watch'])
+        expect(can(group, resource, verb), `${verb} ${group || 'core'}/${resource} cluster-wide`).toBe(true);
+    expect(can('', 'events', 'create'), 'Events on NetworkPolicies in their namespaces').toBe(true);
+    expect(can('networking.k8s.io', 'networkpolicies', 'create'), 'policies are only read').toBe(false);
+  });
+
   it('runs the agent on the host network with capabilities, not privileged, probed on the status port, scraped on the metrics port', () => {
     const ds = of('DaemonSet')[0]!.obj as unknown as {
       spec: {

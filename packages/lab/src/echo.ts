@@ -88,6 +88,16 @@ export async function startEchoServer(port: number): Promise<EchoServer> {
   };
 }
 
+/**
+ * Ends a probe as timed out only after the I/O already waiting has been read: a prober descheduled
+ * past its deadline (a loaded machine) wakes with its timers due before the poll phase, and would
+ * call an answered probe a timeout. Each setImmediate lets one more poll phase run first; three
+ * cover a connect completing, its reply being read and its end being seen.
+ */
+function lateTimeout(fn: () => void, polls = 3): void {
+  setImmediate(() => (polls > 1 ? lateTimeout(fn, polls - 1) : fn()));
+}
+
 function probeTcp(t: EchoTarget, timeoutMs: number): Promise<EchoResult> {
   return new Promise((resolve) => {
     let data = '';
@@ -100,7 +110,7 @@ function probeTcp(t: EchoTarget, timeoutMs: number): Promise<EchoResult> {
       sock.destroy();
       resolve({ ...t, ...r });
     };
-    const timer = setTimeout(() => finish({ error: 'timeout' }), timeoutMs);
+    const timer = setTimeout(() => lateTimeout(() => finish({ error: 'timeout' })), timeoutMs);
     sock.setEncoding('utf8');
     sock.on('data', (d: string) => {
       data += d;
@@ -125,7 +135,7 @@ function probeUdp(t: EchoTarget, timeoutMs: number): Promise<EchoResult> {
       sock.close();
       resolve({ ...t, ...r });
     };
-    const timer = setTimeout(() => finish({ error: 'timeout' }), timeoutMs);
+    const timer = setTimeout(() => lateTimeout(() => finish({ error: 'timeout' })), timeoutMs);
     const send = () => sock.send('probe\n', t.port, t.address, () => {});
     // A datagram may be lost (e.g. while a neighbour resolves): ask again a few times in the window.
     const resend = setInterval(send, Math.max(50, Math.floor(timeoutMs / 4)));

@@ -45,6 +45,19 @@ export {
   type Traffic,
   torExportFilters,
 } from './models.js';
+export {
+  type Allowed as NetpolAllowed,
+  type Matrix as NetpolMatrix,
+  matrixKey,
+  mismatches,
+  NETPOL_NAMESPACES,
+  NETPOL_PODS,
+  type NetpolPod,
+  NetpolWorld,
+  type Probe as NetpolProbe,
+  probes as netpolProbes,
+  renderMatrix,
+} from './netpol.js';
 export { type LabObject, type LabObjects, labObjects } from './objects.js';
 export { birdRows, frrRows } from './peers.js';
 export { type LabPlan, type PlannedLink, type PlannedService, planLab, serviceAddress } from './plan.js';

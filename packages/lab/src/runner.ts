@@ -986,10 +986,14 @@ export class Lab {
   }
 
   /** Creates a pod as a kubelet would: the Pod object, a fresh namespace, then `podnet-cni ADD`. */
-  async addPod(nodeName: string, name: string): Promise<PodRecord> {
+  async addPod(
+    nodeName: string,
+    name: string,
+    opts: { namespace?: string; labels?: Record<string, string>; ports?: unknown[] } = {},
+  ): Promise<PodRecord> {
     const node = this.service(nodeName);
-    const namespace = this.project.settings.podNamespace;
-    const ns = `${this.config.prefix}${name}`;
+    const namespace = opts.namespace ?? this.project.settings.podNamespace;
+    const ns = `${this.config.prefix}${opts.namespace ? `${opts.namespace}-` : ''}${name}`;
     const pod: PodRecord = {
       name,
       namespace,
@@ -1000,8 +1004,17 @@ export class Lab {
     await this.kube.apply(`/api/v1/namespaces/${namespace}/pods`, {
       apiVersion: 'v1',
       kind: 'Pod',
-      metadata: { name, namespace, labels: { app: 'podnet-lab' } },
-      spec: { nodeName, containers: [{ name: 'pause', image: 'registry.k8s.io/pause:3.10' }] },
+      metadata: { name, namespace, labels: opts.labels ?? { app: 'podnet-lab' } },
+      spec: {
+        nodeName,
+        containers: [
+          {
+            name: 'pause',
+            image: 'registry.k8s.io/pause:3.10',
+            ...(opts.ports ? { ports: opts.ports } : {}),
+          },
+        ],
+      },
     } as never);
     await this.createNs(ns);
     this.state.pods.push(pod);

@@ -1,0 +1,475 @@
+// NetworkPolicy enforcement, the agent's side (docs/network-policy.md). The only file of the agent
+// that calls @podnet/policy: it watches NetworkPolicies, Namespaces and every Pod cluster-wide,
+// keeps of each object only what the translation reads (a projection, never the whole object),
+// and hands the agent the `inet podnet` fragment (chains, sets, maps) that enforces the policies
+// for this node's pods on their pn* interfaces. Changes are debounced (bounded by a maximum delay)
+// and then trigger one netfilter reconcile; unusable policies are logged and reported as Events
+// naming the field and value, while every other policy stays enforced.
+import {
+  coreSource,
+  Informer,
+  type InformerEvent,
+  type InformerSource,
+  type KubeClient,
+  type Meta,
+  toK8sError,
+} from '@podnet/k8s';
+import type { Table } from '@podnet/nft';
+import { type NamespaceInput, type PodInput, podFromObject, policyTable, translate } from '@podnet/policy';
+import type { Logger } from 'pino';
+import { POD_IP_ANNOTATION, POD_IPS_ANNOTATION } from './adapters/views.js';
+import type { EventRecorder } from './events.js';
+
+export type PolicyFragment = Required<Pick<Table, 'chains' | 'sets' | 'maps'>>;
+
+/** What the agent asks of the policy side (PolicySync is the real one). */
+export interface PolicyPort {
+  /** Every watch listed once: before that, enforcing would open what a policy closes. */
+  synced(): boolean;
+  /** The chains, sets and maps enforcing the policies for this node's pods. */
+  fragment(nodeAddresses: string[]): PolicyFragment;
+  /** Policies (and pods, namespaces) not used as written, each naming the field and value. */
+  problems(): string[];
+}
+
+// ------------------------------------------------------------------ projections
+
+/**
+ * A Pod as kept in memory: what the translation reads. `metadata.resourceVersion` holds a digest of
+ * the projection instead of the server's version, so the informer reports a change only when a
+ * field we use changed (a status condition or annotation update is not one).
+ */
+export interface PodProjection extends Meta {
+  metadata: { namespace: string; name: string; resourceVersion: string };
+  labels: Readonly<Record<string, string>>;
+  ips: readonly string[];
+  node?: string;
+  ports: PodInput['ports'];
+  /** Host-network pods use the node's address: never a policy peer, never enforced. */
+  hostNetwork?: true;
+}
+
+export interface NamespaceProjection extends Meta {
+  metadata: { name: string; resourceVersion: string };
+  labels: Readonly<Record<string, string>>;
+}
+
+export interface PolicyObject extends Meta {
+  metadata: { namespace: string; name: string; resourceVersion: string; uid?: string };
+  spec: unknown;
+}
+
+/**
+ * Shares equal values between projections: label maps, port lists, node names and label strings of
+ * pods of one workload are one object each, not one per pod. Emptied when it holds more entries
+ * than `limit` (what projections already hold stays shared; new ones start a new table), so values
+ * no pod uses any more do not pile up.
+ */
+export class Interner {
+  private readonly values = new Map<string, unknown>();
+  constructor(private readonly limit = 50_000) {}
+
+  intern<T>(key: string, make: () => T): T {
+    const hit = this.values.get(key);
+    if (hit !== undefined) return hit as T;
+    if (this.values.size >= this.limit) this.values.clear();
+    const v = make();
+    this.values.set(key, v);
+    return v;
+  }
+
+  string(s: string): string {
+    return this.intern(`s\0${s}`, () => s);
+  }
+
+  labels(l: Record<string, string> | undefined): Readonly<Record<string, string>> {
+    if (!l) return EMPTY;
+    const entries = Object.entries(l).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    if (entries.length === 0) return EMPTY;
+    return this.intern(`l\0${JSON.stringify(entries)}`, () =>
+      Object.freeze(Object.fromEntries(entries.map(([k, v]) => [this.string(k), this.string(v)]))),
+    );
+  }
+
+  get size(): number {
+    return this.values.size;
+  }
+}
+
+const EMPTY: Readonly<Record<string, string>> = Object.freeze({});
+const NO_PORTS: PodInput['ports'] = Object.freeze([]) as unknown as PodInput['ports'];
+
+/** FNV-1a over the projection's fields: a short stand-in for the resourceVersion. */
+function digest(parts: string): string {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < parts.length; i++) {
+    h ^= parts.charCodeAt(i);
+    h = Math.imul(h, 0x01000193);
+  }
+  return (h >>> 0).toString(36);
+}
+
+type RawPod = Parameters<typeof podFromObject>[0] & {
+  metadata?: { annotations?: Record<string, string> };
+  spec?: { hostNetwork?: boolean };
+  status?: { phase?: string };
+};
+
+/** A core/v1 Pod (as listed or watched) reduced to its projection. */
+export function projectPod(raw: unknown, interner: Interner): PodProjection {
+  const o = raw as RawPod;
+  const p = podFromObject(o);
+  // A finished pod's addresses go back to IPAM and may be another pod's already.
+  const done = o.status?.phase === 'Succeeded' || o.status?.phase === 'Failed';
+  // podnet's CNI plugin writes the addresses as annotations at ADD, before (or without) the kubelet's
+  // status.podIPs: the same precedence as the agent's own pods (adapters/views.ts podView).
+  const ann = o.metadata?.annotations?.[POD_IPS_ANNOTATION] ?? o.metadata?.annotations?.[POD_IP_ANNOTATION];
+  const annotated = ann
+    ? ann
+        .split(',')
+        .map((x) => x.trim())
+        .filter(Boolean)
+    : [];
+  const ips = done ? [] : annotated.length ? annotated : (p.ips ?? []);
+  const ports = p.ports?.length
+    ? interner.intern(
+        `p\0${JSON.stringify(p.ports)}`,
+        () => Object.freeze(p.ports ?? []) as PodInput['ports'],
+      )
+    : NO_PORTS;
+  const labels = interner.labels(p.labels);
+  const node = p.node ? interner.string(p.node) : undefined;
+  const hostNetwork = o.spec?.hostNetwork === true;
+  const version = digest(
+    `${JSON.stringify(labels)}|${ips.join(',')}|${node ?? ''}|${JSON.stringify(ports)}|${hostNetwork}`,
+  );
+  return {
+    metadata: { namespace: interner.string(p.namespace), name: p.name, resourceVersion: version },
+    labels,
+    ips: hostNetwork ? [] : ips,
+    ...(node ? { node } : {}),
+    ports,
+    ...(hostNetwork ? { hostNetwork: true as const } : {}),
+  };
+}
+
+export function projectNamespace(raw: unknown, interner: Interner): NamespaceProjection {
+  const m = (raw as { metadata?: { name?: string; labels?: Record<string, string> } }).metadata ?? {};
+  const labels = interner.labels(m.labels);
+  return {
+    metadata: { name: interner.string(m.name ?? ''), resourceVersion: digest(JSON.stringify(labels)) },
+    labels,
+  };
+}
+
+export function projectPolicy(raw: unknown): PolicyObject {
+  const o = raw as {
+    metadata?: { namespace?: string; name?: string; resourceVersion?: string; uid?: string };
+    spec?: unknown;
+  };
+  const m = o.metadata ?? {};
+  return {
+    metadata: {
+      namespace: m.namespace ?? '',
+      name: m.name ?? '',
+      resourceVersion: m.resourceVersion ?? '',
+      ...(m.uid ? { uid: m.uid } : {}),
+    },
+    spec: o.spec,
+  };
+}
+
+// ------------------------------------------------------------------ sources
+
+function named(raw: unknown): boolean {
+  const n = (raw as Meta | null)?.metadata?.name;
+  return typeof n === 'string' && n !== '';
+}
+
+/** Every Pod of the cluster, projected as it arrives (the store never holds a whole Pod). */
+export function podSource(client: KubeClient, interner: Interner): InformerSource<PodProjection> {
+  const core = coreSource<Meta>(client, 'Pod');
+  return {
+    kind: 'Pod',
+    path: core.path,
+    list: (opts) => core.list(opts),
+    parse: (raw) =>
+      named(raw)
+        ? { ok: true, value: projectPod(raw, interner) }
+        : { ok: false, error: new Error('Pod without metadata.name') },
+  };
+}
+
+export function namespaceSource(client: KubeClient, interner: Interner): InformerSource<NamespaceProjection> {
+  return {
+    kind: 'Namespace',
+    path: '/api/v1/namespaces',
+    async list(opts) {
+      client.stats.reads++;
+      try {
+        const r = await client.core.listNamespace(opts);
+        return { items: r.items as unknown[], resourceVersion: r.metadata?.resourceVersion ?? '' };
+      } catch (err) {
+        throw toK8sError(err, 'list Namespace');
+      }
+    },
+    parse: (raw) =>
+      named(raw)
+        ? { ok: true, value: projectNamespace(raw, interner) }
+        : { ok: false, error: new Error('Namespace without metadata.name') },
+  };
+}
+
+/** NetworkPolicies as the server sends them (spec unchecked here: the translation names bad fields). */
+export function networkPolicySource(client: KubeClient): InformerSource<PolicyObject> {
+  return {
+    kind: 'NetworkPolicy',
+    path: '/apis/networking.k8s.io/v1/networkpolicies',
+    async list(opts) {
+      client.stats.reads++;
+      try {
+        const r = (await client.custom.listClusterCustomObject({
+          group: 'networking.k8s.io',
+          version: 'v1',
+          plural: 'networkpolicies',
+          ...opts,
+        })) as { items?: unknown[]; metadata?: { resourceVersion?: string } };
+        return { items: r.items ?? [], resourceVersion: r.metadata?.resourceVersion ?? '' };
+      } catch (err) {
+        throw toK8sError(err, 'list NetworkPolicy');
+      }
+    },
+    parse: (raw) =>
+      named(raw)
+        ? { ok: true, value: projectPolicy(raw) }
+        : { ok: false, error: new Error('NetworkPolicy without metadata.name') },
+  };
+}
+
+// ------------------------------------------------------------------ the sync
+
+export interface Clock {
+  setTimeout(fn: () => void, ms: number): unknown;
+  clearTimeout(h: unknown): void;
+  now(): number;
+}
+
+const realClock: Clock = {
+  setTimeout: (fn, ms) => setTimeout(fn, ms),
+  clearTimeout: (h) => clearTimeout(h as NodeJS.Timeout),
+  now: () => Date.now(),
+};
+
+/**
+ * Coalesces a burst of changes into one call: `fn` runs `quietMs` after the last change, but never
+ * later than `maxDelayMs` after the first one of the burst (a steady stream still gets applied).
+ */
+export class Debouncer {
+  private timer: unknown;
+  private firstAt: number | undefined;
+
+  constructor(
+    private readonly fn: () => void,
+    private readonly quietMs: number,
+    private readonly maxDelayMs: number,
+    private readonly clock: Clock = realClock,
+  ) {}
+
+  trigger(): void {
+    const now = this.clock.now();
+    this.firstAt ??= now;
+    if (this.timer !== undefined) this.clock.clearTimeout(this.timer);
+    const wait = Math.max(0, Math.min(this.quietMs, this.firstAt + this.maxDelayMs - now));
+    this.timer = this.clock.setTimeout(() => this.fire(), wait);
+  }
+
+  private fire(): void {
+    this.timer = undefined;
+    this.firstAt = undefined;
+    this.fn();
+  }
+
+  cancel(): void {
+    if (this.timer !== undefined) this.clock.clearTimeout(this.timer);
+    this.timer = undefined;
+    this.firstAt = undefined;
+  }
+}
+
+export interface PolicyStores {
+  pods: { list(): PodProjection[]; hasSynced: boolean };
+  namespaces: { list(): NamespaceProjection[]; hasSynced: boolean };
+  policies: { list(): PolicyObject[]; hasSynced: boolean };
+}
+
+export interface PolicySyncOptions {
+  node: string;
+  log: Logger;
+  /** Called (debounced) after pods, namespaces or policies changed in a way the translation reads. */
+  onChange: () => void;
+  debounceMs: number;
+  maxDelayMs: number;
+  /** Warning Events on unusable NetworkPolicies (absent: log lines only). */
+  events?: EventRecorder;
+  clock?: Clock;
+}
+
+/** A translation problem about a policy (`networkpolicy ns/name: field: value why`), split up. */
+export function policyOfProblem(p: string): { namespace: string; name: string; message: string } | undefined {
+  const m = /^networkpolicy ([^/\s]+)\/([^:\s]+): (.*)$/s.exec(p);
+  return m ? { namespace: m[1]!, name: m[2]!, message: m[3]! } : undefined;
+}
+
+/** The translation over stores: cached until a store changes or the node's addresses do. */
+export class PolicyEngine implements PolicyPort {
+  private version = 0;
+  private cached: { key: string; fragment: PolicyFragment; problems: string[] } | undefined;
+  private reported = new Set<string>();
+  private readonly log: Logger;
+
+  constructor(
+    private readonly stores: PolicyStores,
+    private readonly o: Pick<PolicySyncOptions, 'node' | 'log' | 'events'>,
+  ) {
+    this.log = o.log.child({ component: 'network-policy' });
+  }
+
+  /** A store changed in a way the translation reads. */
+  changed(): void {
+    this.version++;
+  }
+
+  synced(): boolean {
+    return this.stores.pods.hasSynced && this.stores.namespaces.hasSynced && this.stores.policies.hasSynced;
+  }
+
+  fragment(nodeAddresses: string[]): PolicyFragment {
+    const key = `${this.version}|${nodeAddresses.join(',')}`;
+    if (this.cached?.key === key) return this.cached.fragment;
+    const pods: PodInput[] = [];
+    for (const p of this.stores.pods.list()) {
+      if (p.hostNetwork) continue;
+      pods.push({
+        namespace: p.metadata.namespace,
+        name: p.metadata.name,
+        labels: p.labels as Record<string, string>,
+        ips: p.ips as string[],
+        ...(p.node ? { node: p.node } : {}),
+        ports: p.ports,
+      });
+    }
+    const namespaces: NamespaceInput[] = this.stores.namespaces
+      .list()
+      .map((n) => ({ name: n.metadata.name, labels: n.labels as Record<string, string> }));
+    const t = translate({
+      node: this.o.node,
+      nodeAddresses,
+      policies: this.stores.policies.list(),
+      pods,
+      namespaces,
+    });
+    const fragment = policyTable(t);
+    this.report(t.problems);
+    this.cached = { key, fragment, problems: t.problems };
+    this.log.debug(
+      { pods: t.pods.length, sets: fragment.sets.length, chains: fragment.chains.length },
+      'network policy translated',
+    );
+    return fragment;
+  }
+
+  problems(): string[] {
+    return this.cached?.problems ?? [];
+  }
+
+  /** Each problem once while it lasts: a log line, and an Event on the policy it names. */
+  private report(problems: string[]): void {
+    const now = new Set(problems);
+    for (const p of problems) {
+      if (this.reported.has(p)) continue;
+      const np = policyOfProblem(p);
+      this.log.warn(
+        np ? { policy: `${np.namespace}/${np.name}`, problem: np.message } : { problem: p },
+        np ? 'NetworkPolicy not enforced as written' : 'network policy input skipped',
+      );
+      if (np && this.o.events)
+        void this.o.events.record(
+          {
+            apiVersion: 'networking.k8s.io/v1',
+            kind: 'NetworkPolicy',
+            namespace: np.namespace,
+            name: np.name,
+          },
+          'Warning',
+          'InvalidNetworkPolicy',
+          `${np.message} (not enforced on node ${this.o.node}; the other policies are)`,
+        );
+    }
+    this.reported = now;
+  }
+}
+
+/** Watches the three kinds cluster-wide and drives a PolicyEngine. */
+export class PolicySync implements PolicyPort {
+  readonly interner = new Interner();
+  readonly pods: Informer<PodProjection>;
+  readonly namespaces: Informer<NamespaceProjection>;
+  readonly policies: Informer<PolicyObject>;
+  private readonly engine: PolicyEngine;
+  private readonly debouncer: Debouncer;
+  private readonly unsubscribe: (() => void)[] = [];
+
+  constructor(client: KubeClient, o: PolicySyncOptions) {
+    const io = { logger: o.log, initialBackoffMs: 200, maxBackoffMs: 5000 };
+    this.pods = new Informer(client, podSource(client, this.interner), io);
+    this.namespaces = new Informer(client, namespaceSource(client, this.interner), io);
+    this.policies = new Informer(client, networkPolicySource(client), io);
+    this.engine = new PolicyEngine(
+      { pods: this.pods, namespaces: this.namespaces, policies: this.policies },
+      o,
+    );
+    this.debouncer = new Debouncer(o.onChange, o.debounceMs, o.maxDelayMs, o.clock ?? realClock);
+  }
+
+  start(): void {
+    for (const inf of [this.pods, this.namespaces, this.policies] as Informer<Meta>[]) {
+      this.unsubscribe.push(
+        inf.on((ev: InformerEvent<Meta>) => {
+          if (ev.type === 'invalid' || ev.type === 'relisted') return;
+          this.engine.changed();
+          this.debouncer.trigger();
+        }),
+      );
+      inf.start();
+    }
+  }
+
+  async stop(): Promise<void> {
+    this.debouncer.cancel();
+    for (const u of this.unsubscribe.splice(0)) u();
+    await Promise.all([this.pods.stop(), this.namespaces.stop(), this.policies.stop()]);
+  }
+
+  synced(): boolean {
+    return this.engine.synced();
+  }
+
+  fragment(nodeAddresses: string[]): PolicyFragment {
+    return this.engine.fragment(nodeAddresses);
+  }
+
+  problems(): string[] {
+    return this.engine.problems();
+  }
+}
+
+/** The `inet podnet` model with the policy fragment added (names are the fragment's own, np-…). */
+export function withPolicy(table: Table, fragment: PolicyFragment | undefined): Table {
+  if (!fragment) return table;
+  return {
+    ...table,
+    chains: [...table.chains, ...fragment.chains],
+    sets: [...(table.sets ?? []), ...fragment.sets],
+    maps: [...(table.maps ?? []), ...fragment.maps],
+  };
+}
