@@ -54,18 +54,23 @@ describe('BFD Control packet codec', () => {
     );
   });
 
+  /** The fixture with byte `i` set to `v`. */
+  const poke = (i: number, v: number) => (b: Buffer) => {
+    b[i] = v;
+    return b;
+  };
   const bad: [string, (b: Buffer) => Buffer, RegExp][] = [
     ['a short packet', (b) => b.subarray(0, 20), /short/],
-    ['version 2', (b) => ((b[0] = 0x40), b), /version 2/],
-    ['a length field under 24', (b) => ((b[3] = 20), b), /length field 20/],
-    ['a length field past the datagram', (b) => ((b[3] = 30), b), /length field 30/],
-    ['detect multiplier 0', (b) => ((b[2] = 0), b), /multiplier 0/],
-    ['the multipoint bit', (b) => ((b[1] = b[1]! | 1), b), /multipoint/],
-    ['my discriminator 0', (b) => (b.writeUInt32BE(0, 4), b), /my discriminator 0/],
-    ['your discriminator 0 while Up', (b) => (b.writeUInt32BE(0, 8), b), /your discriminator 0 in state up/],
+    ['version 2', poke(0, 0x40), /version 2/],
+    ['a length field under 24', poke(3, 20), /length field 20/],
+    ['a length field past the datagram', poke(3, 30), /length field 30/],
+    ['detect multiplier 0', poke(2, 0), /multiplier 0/],
+    ['the multipoint bit', poke(1, 0xc9), /multipoint/],
+    ['my discriminator 0', (b) => b.fill(0, 4, 8), /my discriminator 0/],
+    ['your discriminator 0 while Up', (b) => b.fill(0, 8, 12), /your discriminator 0 in state up/],
     [
       'authentication',
-      (b) => Buffer.concat([((b[1] = b[1]! | 4), (b[3] = 26), b), Buffer.from('0102', 'hex')]),
+      (b) => Buffer.concat([poke(3, 26)(poke(1, 0xcc)(b)), Buffer.from('0102', 'hex')]),
       /authentication/,
     ],
   ];
