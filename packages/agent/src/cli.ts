@@ -161,6 +161,7 @@ async function main(): Promise<number> {
     attrCacheBytes: config.bgpAttrCacheBytes,
     refusalsPerMinute: config.bgpRefusalsPerMinute,
     nextHopReachable: (addr) => routes.nextHops.reachable(addr),
+    registry: metrics.registry,
   });
   const agent = new Agent({
     config,
