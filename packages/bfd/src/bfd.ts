@@ -47,6 +47,8 @@ export interface BfdOptions {
   random?: () => number;
   /** Receive port (default 3784; tests may change it only together with the peer). */
   port?: number;
+  /** Called after each packet sent, with the peer and the clock time (for jitter measurements). */
+  onTransmit?: (peer: string, t: number) => void;
 }
 
 export interface BfdCounters {
@@ -159,7 +161,10 @@ export class Bfd extends EventEmitter {
       peer,
       localDiscr: discr,
       timers,
-      send: (b) => sock.send(b, peer, this.port),
+      send: (b) => {
+        sock.send(b, peer, this.port);
+        this.opts.onTransmit?.(peer, this.clock.now());
+      },
       clock: this.clock,
       ...(this.opts.random ? { random: this.opts.random } : {}),
       logger: this.log,
