@@ -9,7 +9,9 @@
 //   (a) BFD on, 300 ms x 3 (--bfd MINTX,MINRX,MULT to change), keepalive 3 s / hold 9 s
 //   (b) hold timer only: keepalive 3 s / hold 9 s, no BFD
 // Then, with BFD on, node 1 ingests the bgp-ingest feed (1,000,000 prefixes) from a feeder while
-// its BFD sessions run: its transmit intervals are measured and every BFD Down counted.
+// its BFD sessions run: its transmit intervals are measured and every BFD Down counted. Twice: BFD
+// on a worker thread (as the agent runs it; counted in bfd_false_downs), and BFD on the speaker's
+// own event loop (main_loop_*, for comparison only).
 // A false Down is an Up→Down of any BFD session that the trial's cut does not explain.
 // Usage: npm run bench -- failover [--trials N] [--prefixes N]. Last line: one JSON object.
 import { execFileSync } from 'node:child_process';
@@ -105,7 +107,7 @@ async function startTor(bfd) {
   );
 }
 
-function startNode(n, bfd, ingest) {
+function startNode(n, bfd, ingest, mainThread = false) {
   const b = bfd ? { minTx: MINTX, minRx: MINRX, multiplier: MULT } : undefined;
   const peers = [
     {
@@ -128,7 +130,14 @@ function startNode(n, bfd, ingest) {
       })),
     ...(ingest ? [{ address: FEEDER, asn: FEEDER_AS, passive: true, holdTime: 90, keepalive: 30 }] : []),
   ];
-  const cfg = { routerId: addr(n.i), asn: NODE_AS, originate: [block(n.i)], watch: [block(3)], peers };
+  const cfg = {
+    routerId: addr(n.i),
+    asn: NODE_AS,
+    originate: [block(n.i)],
+    watch: [block(3)],
+    peers,
+    mainThread,
+  };
   n.child = procs.add(n.ns.spawn(process.execPath, [join(here, 'lib/bfd-node.mjs'), JSON.stringify(cfg)]));
   n.events = [];
   n.has3 = false;
@@ -225,11 +234,9 @@ async function run(bfd) {
 }
 
 /** BFD on, node 1 ingesting the feed: transmit intervals and every BFD Down while it runs. */
-async function ingest() {
-  const feed = buildFeed({ prefixes: PREFIXES, sets: 10_000, feederAs: FEEDER_AS, nextHop: FEEDER });
-  writeFileSync(join(work, 'feed.bin'), feed.stream);
+async function ingest(mainThread) {
   await startTor(true);
-  for (const n of nodes) startNode(n, true, n.i === 1);
+  for (const n of nodes) startNode(n, true, n.i === 1, mainThread);
   await waitFor('the fabric to heal', healed, { timeoutMs: 120_000, intervalMs: 100 });
   await waitFor(
     'BFD sessions Up',
@@ -290,17 +297,25 @@ async function ingest() {
 
 try {
   await topology();
+  const feed = buildFeed({ prefixes: PREFIXES, sets: 10_000, feederAs: FEEDER_AS, nextHop: FEEDER });
+  writeFileSync(join(work, 'feed.bin'), feed.stream);
   const b = await run(true);
   const h = await run(false);
-  const ing = await ingest();
+  // BFD as the agent runs it (worker thread), then on the speaker's own event loop for comparison.
+  const ing = await ingest(false);
+  const ingMain = await ingest(true);
   const row = (name, xs) =>
     `${name.padEnd(22)} p50 ${String(p(xs, 0.5)).padStart(6)} ms   p99 ${String(p(xs, 0.99)).padStart(6)} ms   max ${String(Math.max(...xs)).padStart(6)} ms`;
   console.log(`failover: ${TRIALS} trials each, cut to the last router without the dead node's block`);
   console.log(row(`BFD ${MINTX}/${MINRX} ms x ${MULT}`, b.times));
   console.log(row(`hold ${KEEPALIVE} s / ${HOLD} s`, h.times));
-  console.log(
-    `BFD beside a ${PREFIXES}-prefix ingest (${ing.ingestMs} ms): node 1 transmit interval min ${ing.tx.min.toFixed(1)} p50 ${ing.tx.p50.toFixed(1)} p99 ${ing.tx.p99.toFixed(1)} max ${ing.tx.max.toFixed(1)} ms over ${ing.tx.n} packets; BFD downs: nodes ${ing.nodeDowns}, ToR polls not all Up ${ing.torPollsNotUp}`,
-  );
+  for (const [name, r] of [
+    ['worker thread', ing],
+    ['main event loop', ingMain],
+  ])
+    console.log(
+      `BFD on the ${name} beside a ${PREFIXES}-prefix ingest (${r.ingestMs} ms): node 1 transmit interval min ${r.tx.min.toFixed(1)} p50 ${r.tx.p50.toFixed(1)} p99 ${r.tx.p99.toFixed(1)} max ${r.tx.max.toFixed(1)} ms over ${r.tx.n} packets; BFD downs: nodes ${r.nodeDowns}, ToR polls not all Up ${r.torPollsNotUp}`,
+    );
   const falseDowns = b.falseDowns + ing.nodeDowns + ing.torPollsNotUp;
   console.log(
     JSON.stringify({

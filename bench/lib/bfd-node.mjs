@@ -9,7 +9,7 @@
 // "stats" (BFD transmit intervals of this node since the last "stats").
 import { pino } from 'pino';
 import { BfdLink } from '../../packages/agent/dist/adapters/bfd.js';
-import { Bfd } from '../../packages/bfd/dist/index.js';
+import { Bfd, BfdThread } from '../../packages/bfd/dist/index.js';
 import { Speaker } from '../../packages/bgp/dist/index.js';
 
 const cfg = JSON.parse(process.argv[2]);
@@ -17,14 +17,14 @@ const out = (o) => process.stdout.write(`${JSON.stringify(o)}\n`);
 const logger = pino({ level: 'warn' }, pino.destination(2));
 let lastTx = new Map();
 let gaps = [];
-const bfd = new Bfd({
-  logger,
-  onTransmit: (peer, t) => {
-    const prev = lastTx.get(peer);
-    if (prev !== undefined) gaps.push(t - prev);
-    lastTx.set(peer, t);
-  },
-});
+const onTransmit = (peer, t) => {
+  const prev = lastTx.get(peer);
+  if (prev !== undefined) gaps.push(t - prev);
+  lastTx.set(peer, t);
+};
+// cfg.mainThread: BFD on the speaker's own event loop (for comparison); default: on a worker
+// thread, as the agent runs it.
+const bfd = cfg.mainThread ? new Bfd({ logger, onTransmit }) : new BfdThread({ logger, onTransmit });
 const speaker = new Speaker({ asn: cfg.asn, routerId: cfg.routerId, listen: { port: 179 }, logger });
 const link = new BfdLink(() => speaker, { logger, bfd });
 bfd.on('state', (c) =>

@@ -208,6 +208,10 @@ export class Bfd extends EventEmitter {
     return this.byPeer.has(canonical(peer));
   }
 
+  stateOf(peer: string): SessionStatus['state'] | undefined {
+    return this.byPeer.get(canonical(peer))?.session.state;
+  }
+
   session(peer: string): SessionStatus | undefined {
     return this.byPeer.get(canonical(peer))?.session.status();
   }

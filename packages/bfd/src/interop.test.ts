@@ -4,6 +4,7 @@ import { cleanupStale, type Netns, NetnsSet, ProcessGroup, vethPair, waitFor } f
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { type Daemon, startBirdBfd, startFrrBfd } from './__fixtures__/peers.js';
 import { Bfd } from './bfd.js';
+import { BfdThread } from './thread.js';
 import type { StateChange } from './session.js';
 
 const lab = new NetnsSet();
@@ -149,4 +150,33 @@ describe('BFD with FRR bfdd', () => {
       `we went silent: bfdd saw Down after ${ms.toFixed(0)} ms, polled every 20 ms (detection 900 ms)`,
     );
   }, 90_000);
+});
+
+describe('BFD on a worker thread (BfdThread) with BIRD 2', () => {
+  it('stays Up on both sides while the main thread is blocked for three detection times', async () => {
+    const bird = await startBirdBfd(theirs, procs, { neighbor: '10.77.0.1', ...timers });
+    const b = new BfdThread({ netns: ours.path });
+    b.start();
+    try {
+      b.addPeer({ peer: '10.77.0.2', timers });
+      await waitFor('our session Up', () => b.stateOf('10.77.0.2') === 'up', { timeoutMs: 20_000 });
+      await waitFor('BIRD session Up', async () => (await bird.session('10.77.0.1'))?.state === 'Up', {
+        timeoutMs: 20_000,
+      });
+      await waitFor('the poll sequence to end', async () => (await b.status()).sessions[0]?.polling === false);
+      const before = (await b.status()).sessions[0]!;
+      // A main thread as busy as a full-table UPDATE burst: nothing else runs on it for 2.7 s.
+      const t0 = Date.now();
+      while (Date.now() - t0 < 2700) {
+        /* busy */
+      }
+      const after = (await b.status()).sessions[0]!;
+      expect(after.state).toBe('up');
+      expect(after.since).toBe(before.since);
+      expect(after.sent - before.sent).toBeGreaterThanOrEqual(9);
+      expect((await bird.session('10.77.0.1'))?.state).toBe('Up');
+    } finally {
+      b.stop();
+    }
+  }, 60_000);
 });

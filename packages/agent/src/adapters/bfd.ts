@@ -4,7 +4,7 @@
 // BFD is Up again; the reason is logged and counted. With `controlPlaneCheck` and graceful restart,
 // a peer whose BFD shares fate with its control plane (C bit clear) keeps its routes stale as in a
 // restart (RFC 5882 §4.3); with the C bit set they go at once.
-import { Bfd, type StateChange } from '@podnet/bfd';
+import { type BfdInstance, BfdThread, type StateChange } from '@podnet/bfd';
 import type { Speaker } from '@podnet/bgp';
 import type { Logger } from 'pino';
 import { Counter, Gauge, type Registry } from 'prom-client';
@@ -13,7 +13,7 @@ import type { DesiredPeer } from '../model.js';
 const BFD_STATES = ['admin-down', 'down', 'init', 'up'] as const;
 
 export class BfdLink {
-  readonly bfd: Bfd;
+  readonly bfd: BfdInstance;
   /** Desired BGP peers with BFD on, by key; BFD sessions are per address. */
   private readonly peers = new Map<string, DesiredPeer>();
   private readonly log: Logger;
@@ -22,10 +22,14 @@ export class BfdLink {
 
   constructor(
     private readonly speaker: () => Speaker | undefined,
-    opts: { logger: Logger; registry?: Registry | undefined; bfd?: Bfd | undefined },
+    opts: { logger: Logger; registry?: Registry | undefined; bfd?: BfdInstance | undefined },
   ) {
     this.log = opts.logger.child({ component: 'bfd' });
-    this.bfd = opts.bfd ?? new Bfd({ logger: this.log });
+    // On a worker thread: a busy main loop (a full-table UPDATE burst) must not delay BFD.
+    this.bfd = opts.bfd ?? new BfdThread({ logger: this.log });
+    this.bfd.on('error', (err: Error) =>
+      this.log.error({ event: 'bfd-error', err: err.message }, 'BFD: sessions may be missing'),
+    );
     const registers = opts.registry ? [opts.registry] : [];
     this.downs = new Counter({
       name: 'podnet_bfd_session_down_total',
@@ -106,8 +110,8 @@ export class BfdLink {
       multiplier: Math.min(...b.map((x) => x.multiplier)),
     };
     this.bfd.addPeer({ peer: address, local: users[0]!.localAddress, timers });
-    if (!this.bfd.session(address)) return;
-    this.setStateGauge(address, this.bfd.session(address)!.state);
+    const state = this.bfd.stateOf(address);
+    if (state) this.setStateGauge(address, state);
   }
 
   private setStateGauge(peer: string, state: string): void {

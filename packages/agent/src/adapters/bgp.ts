@@ -1,7 +1,7 @@
 // BgpPort over bgp-ts's Speaker. One speaker per agent; peers are added, updated and removed one
 // at a time, so a change to one BGPPeer never resets another session.
 
-import type { Bfd } from '@podnet/bfd';
+import type { BfdInstance } from '@podnet/bfd';
 import { type PeerConfig, Speaker, type PeerStatus as SpeakerPeerStatus } from '@podnet/bgp';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
@@ -87,7 +87,7 @@ export class BgpAdapter implements BgpPort {
       /** Where podnet_bfd_* metrics go. */
       registry?: Registry;
       /** A BFD instance to use (tests); default one in the agent's namespace. */
-      bfd?: Bfd;
+      bfd?: BfdInstance;
     },
   ) {
     this.log = opts.logger.child({ component: 'bgp' });
