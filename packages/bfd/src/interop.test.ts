@@ -4,8 +4,8 @@ import { cleanupStale, type Netns, NetnsSet, ProcessGroup, vethPair, waitFor } f
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { type Daemon, startBirdBfd, startFrrBfd } from './__fixtures__/peers.js';
 import { Bfd } from './bfd.js';
-import { BfdThread } from './thread.js';
 import type { StateChange } from './session.js';
+import { BfdThread } from './thread.js';
 
 const lab = new NetnsSet();
 const procs = new ProcessGroup();
@@ -93,14 +93,28 @@ describe('BFD with BIRD 2', () => {
       expect(theirView?.detectMs).toBe(900);
       expect(b.counters.ttlDropped).toBe(0);
 
+      // New timers on a running session: a Poll Sequence, no flap on either side.
+      const since = s.since;
+      b.updatePeer('10.77.0.2', { minTx: 500, minRx: 500, multiplier: 3 });
+      await waitFor('BIRD to send every 500 ms', async () => (await bird.session('10.77.0.1'))?.txMs === 500);
+      await waitFor('our poll to end', () => b.session('10.77.0.2')?.polling === false);
+      expect(b.session('10.77.0.2')).toMatchObject({
+        state: 'up',
+        since,
+        txIntervalMs: 500,
+        detectionTimeMs: 1500,
+      });
+      expect((await bird.session('10.77.0.1'))?.state).toBe('Up');
+
       // The neighbour dies: our detection timer fires.
+      const detect = b.session('10.77.0.2')!.detectionTimeMs;
       const down = nextState(b, '10.77.0.2', 'down');
       const t0 = performance.now();
       bird.kill();
       const c = await down;
       const ms = performance.now() - t0;
       expect(c.diag).toBe('control-detection-time-expired');
-      console.log(`BIRD killed: our session Down after ${ms.toFixed(0)} ms (detection time 900 ms)`);
+      console.log(`BIRD killed: our session Down after ${ms.toFixed(0)} ms (detection time ${detect} ms)`);
     } finally {
       b.stop();
     }
@@ -163,7 +177,10 @@ describe('BFD on a worker thread (BfdThread) with BIRD 2', () => {
       await waitFor('BIRD session Up', async () => (await bird.session('10.77.0.1'))?.state === 'Up', {
         timeoutMs: 20_000,
       });
-      await waitFor('the poll sequence to end', async () => (await b.status()).sessions[0]?.polling === false);
+      await waitFor(
+        'the poll sequence to end',
+        async () => (await b.status()).sessions[0]?.polling === false,
+      );
       const before = (await b.status()).sessions[0]!;
       // A main thread as busy as a full-table UPDATE burst: nothing else runs on it for 2.7 s.
       const t0 = Date.now();
