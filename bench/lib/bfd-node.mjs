@@ -45,6 +45,12 @@ for (const p of cfg.peers) {
     holdTime: p.holdTime,
     keepalive: p.keepalive,
     connectRetry: 1,
+    // Like the agent towards its peers: only the node's own blocks go out (the ingested table is
+    // not passed on to the fabric).
+    export: {
+      prefixList: (cfg.originate ?? []).map((prefix) => ({ prefix, action: 'accept' })),
+      defaultAction: 'reject',
+    },
   });
   // The agent's DesiredPeer, as far as BfdLink reads it.
   link.sync({
