@@ -164,6 +164,7 @@ async function main(): Promise<number> {
     attrCacheBytes: config.bgpAttrCacheBytes,
     refusalsPerMinute: config.bgpRefusalsPerMinute,
     nextHopReachable: (addr) => routes.nextHops.reachable(addr),
+    registry: metrics.registry,
   });
   // NetworkPolicy: cluster-wide watches of pods, namespaces and policies (projections only).
   const enforcePolicy = config.networkPolicy === 'on' && config.netfilter === 'on';

@@ -1,6 +1,7 @@
 // desired = compute(inputs): the agent's pure core (docs/architecture.md, "Inside the agent"). No I/O, no clocks, no randomness:
 // the same inputs always give the same, sorted output, so reconcilers can diff it cheaply.
 import { peerKey } from '@podnet/bgp';
+import { resolveBfd } from './bfd-config.js';
 import {
   addressOf,
   type Cidr,
@@ -16,6 +17,7 @@ import type {
   BgpConfigView,
   ComputeInputs,
   Desired,
+  DesiredBfd,
   DesiredPeer,
   DesiredRoute,
   NodeView,
@@ -55,6 +57,10 @@ export function nodeImportFilter(ranges: Cidr[]): PrefixRule[] {
     ge: c.prefixLen,
     le: c.family === 4 ? 32 : 128,
   }));
+}
+
+function bfdOf(b: DesiredBfd | undefined): { bfd?: DesiredBfd } {
+  return b ? { bfd: b } : {};
 }
 
 function configFor(configs: BgpConfigView[], nodeName: string) {
@@ -147,6 +153,7 @@ export function compute(inputs: ComputeInputs): Desired {
   const restartTime: number = cfg('restartTime') ?? inputs.gracefulRestartTime ?? DEFAULT_GR_RESTART_TIME;
   const listenPort = listenPortFor(me, inputs.bgpConfigs, inputs.listenPortOverride);
   const myClusterId = selfNode?.rrClusterId;
+  const meshBfd = resolveBfd(myCfg?.bfd, globalCfg?.bfd);
 
   const safeSelector = (src: string | undefined, what: string) => {
     try {
@@ -308,6 +315,7 @@ export function compute(inputs: ComputeInputs): Desired {
       importFilter: nodeImport,
       exportFilter: [],
       maxPrefixes: nodeMax,
+      ...(meshBfd ? { bfd: meshBfd } : {}),
       ...overrides,
     };
   };
@@ -368,20 +376,22 @@ export function compute(inputs: ComputeInputs): Desired {
         importFilter: peer.importFilter ?? [],
         exportFilter: peer.exportFilter ?? [],
         ...(password !== undefined ? { password } : {}),
+        ...bfdOf(resolveBfd(peer.bfd, myCfg?.bfd, globalCfg?.bfd)),
       };
       if (peer.peerSelector) {
         const sel = safeSelector(peer.peerSelector, `${what} peerSelector`);
         for (const n of otherNodes) {
           if (!sel(n.labels)) continue;
           const localAddress = sourceFor(addressOf(n.ipv4!));
-          addPeer(
-            nodePeer(n, type, peer.name, {
-              ...common,
-              type,
-              localAddress,
-              maxPrefixes: peer.maxPrefixes ?? nodeMax,
-            }),
-          );
+          const np = nodePeer(n, type, peer.name, {
+            ...common,
+            type,
+            localAddress,
+            maxPrefixes: peer.maxPrefixes ?? nodeMax,
+          });
+          // The BGPPeer's BFD (resolved above) replaces the mesh's, off included.
+          if (!('bfd' in common)) delete np.bfd;
+          addPeer(np);
         }
         continue;
       }

@@ -49,6 +49,25 @@ export interface BgpConfigView {
   serviceLoadBalancerIPs?: string[];
   /** Destinations never masqueraded. */
   natOutgoingExclusions?: string[];
+  /** BFD for node-to-node sessions and the default for BGPPeers. */
+  bfd?: BfdView;
+}
+
+/** BFD settings as configured (BGPConfiguration / BGPPeer `bfd`); unset fields fall through. */
+export interface BfdView {
+  enabled?: boolean | undefined;
+  minTx?: number | undefined;
+  minRx?: number | undefined;
+  multiplier?: number | undefined;
+  controlPlaneCheck?: boolean | undefined;
+}
+
+/** The BFD a session runs (ms, multiplier; RFC 5882 §4.3 handling on or off). */
+export interface DesiredBfd {
+  minTx: number;
+  minRx: number;
+  multiplier: number;
+  controlPlaneCheck: boolean;
 }
 
 /** One entry of a prefix list: first match wins; no match → the list's default (accept). */
@@ -81,6 +100,7 @@ export interface PeerView {
   importFilter?: PrefixRule[];
   exportFilter?: PrefixRule[];
   maxPrefixes?: number;
+  bfd?: BfdView;
 }
 
 export interface BlockView {
@@ -144,6 +164,8 @@ export interface DesiredPeer {
   exportFilter: PrefixRule[];
   /** Receive limit (BGPPeer maxPrefixes, or the default for the peer's type). */
   maxPrefixes: number;
+  /** BFD towards the peer, when enabled. */
+  bfd?: DesiredBfd;
 }
 
 export type RouteSource = 'pod' | 'block' | 'bgp';

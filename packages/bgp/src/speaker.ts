@@ -232,6 +232,8 @@ interface Peer {
   restarting: boolean;
   /** Sessions reset because the peer went over its receive limit. */
   maxPrefixesExceeded: number;
+  /** Why a liveness detector (BFD) holds this peer down; the session stays stopped until it clears. */
+  unreachable?: string | undefined;
 }
 
 /** A NEXT_HOP we could forward to: not 0.0.0.0, multicast, broadcast or unspecified. */
@@ -445,7 +447,7 @@ export class Speaker extends EventEmitter {
       for (const p of this.peersByKey.values())
         if (p.config.md5Password) this.refreshListenerKey(p.config.address);
     }
-    for (const p of this.peersByKey.values()) p.session.start();
+    for (const p of this.peersByKey.values()) if (!p.unreachable) p.session.start();
   }
 
   /** The port we listen on (useful with `listen: { port: 0 }`). */
@@ -561,7 +563,7 @@ export class Speaker extends EventEmitter {
       p.session.removeAllListeners();
       p.src.ebgp = c.asn !== this.asn;
       p.session = this.newSession(p);
-      if (this.started) p.session.start();
+      if (this.started && !p.unreachable) p.session.start();
       return;
     }
     if (p.established) {
@@ -590,6 +592,35 @@ export class Speaker extends EventEmitter {
     this.purge(p, 'all');
     for (const s of p.out.values()) this.attrs.release(s);
     p.out.clear();
+  }
+
+  /**
+   * A liveness detector (BFD, RFC 5882 §4.2) saw the path to this peer fail: the session goes down
+   * at once, and it stays down (no connection out, incoming ones refused) until
+   * {@link peerReachable}. `graceful` (RFC 5882 §4.3: the peer's BFD shares fate with its control
+   * plane, so this may be a restart) keeps the routes stale when Graceful Restart was negotiated:
+   * the session closes without a NOTIFICATION. Otherwise a Cease/BFD Down NOTIFICATION (RFC 9384)
+   * is sent and the peer's routes are withdrawn now. Returns whether routes were kept stale.
+   */
+  peerUnreachable(address: string, opts: { port?: number; reason: string; graceful?: boolean }): boolean {
+    const p = this.findPeer(address, opts.port);
+    const keepStale = opts.graceful === true && p.established && p.negotiated?.gracefulRestart === true;
+    p.unreachable = opts.reason;
+    this.log.warn(
+      { event: 'peer-unreachable', peer: p.config.address, reason: opts.reason, keepStale },
+      'liveness detection says the peer is unreachable: session down until it is reachable again',
+    );
+    p.session.stop(CeaseSubcode.BFD_DOWN, !keepStale);
+    return keepStale;
+  }
+
+  /** The liveness detector sees the peer again: its session may connect (and accept) once more. */
+  peerReachable(address: string, port?: number): void {
+    const p = this.findPeer(address, port);
+    if (!p.unreachable) return;
+    p.unreachable = undefined;
+    this.log.info({ event: 'peer-reachable', peer: p.config.address }, 'peer reachable again');
+    if (this.started) p.session.start();
   }
 
   /** State and counters of every peer (for `podnetctl node status`). */

@@ -193,6 +193,42 @@ function communityProblem(v: string): boolean {
   return true;
 }
 
+// ---------------------------------------------------------------------------------------------
+// BFD (RFC 5880/5881) towards BGP peers: the mesh-wide default in BGPConfiguration, per peer in BGPPeer
+
+export const bfdSchema = z
+  .object({
+    enabled: z
+      .boolean()
+      .optional()
+      .describe('Run BFD towards the peer; a BFD Down takes the BGP session down at once.'),
+    minTx: z
+      .number()
+      .int()
+      .min(10)
+      .max(60000)
+      .optional()
+      .describe('Desired Min TX Interval, milliseconds (default 300).'),
+    minRx: z
+      .number()
+      .int()
+      .min(10)
+      .max(60000)
+      .optional()
+      .describe('Required Min RX Interval, milliseconds (default 300).'),
+    multiplier: z.number().int().min(1).max(255).optional().describe('Detect Mult (default 3).'),
+    controlPlaneCheck: z
+      .boolean()
+      .optional()
+      .describe(
+        'RFC 5882 4.3: with graceful restart negotiated, a BFD Down from a peer whose BFD shares fate with its control plane (C bit clear) keeps its routes stale as in a restart; with the C bit set they go at once. Default false: a BFD Down always withdraws at once.',
+      ),
+  })
+  .describe(
+    'Bidirectional Forwarding Detection; unset fields come from BGPConfiguration bfd, then the defaults.',
+  );
+export type BfdSpec = z.infer<typeof bfdSchema>;
+
 export const bgpConfigurationSpecSchema = z
   .object({
     asNumber: asNumber.default(64512),
@@ -210,6 +246,11 @@ export const bgpConfigurationSpecSchema = z
       .array(z.object({ cidr: z.string(), values: z.array(communityValue) }))
       .default([])
       .describe('Communities attached to routes inside each CIDR.'),
+    bfd: bfdSchema
+      .optional()
+      .describe(
+        'BFD for node-to-node sessions, and the default for every BGPPeer (enabled: false unless set).',
+      ),
     serviceClusterIPs: z.array(cidrEntry).default([]),
     natOutgoingExclusions: z
       .array(cidrEntry)
@@ -349,6 +390,7 @@ export const bgpPeerSpecSchema = z
       .string()
       .default('UseNodeIP')
       .describe('UseNodeIP, None, or an IP address to bind the session to.'),
+    bfd: bfdSchema.optional(),
     routeReflectorClient: z.boolean().default(false),
     importFilters: z.array(prefixFilterSchema).default([]),
     exportFilters: z.array(prefixFilterSchema).default([]),

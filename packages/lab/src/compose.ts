@@ -69,6 +69,8 @@ export interface LabSettings {
     holdTime: number;
     /** Graceful restart time the nodes announce (seconds). */
     restartTime: number;
+    /** BFD on the ToR and the nodes (x-podnet.bgp.bfd; default on, 300 ms x 3). */
+    bfd: { enabled: boolean; minTx: number; minRx: number; multiplier: number };
   };
   /** The network models (`x-podnet.models`), in file order; `--model` picks one (default flat). */
   models: NetworkModel[];
@@ -201,6 +203,15 @@ function str(field: string, v: unknown, dflt: string): string {
   return v;
 }
 
+function bfdSettings(b: Record<string, unknown>): LabSettings['bgp']['bfd'] {
+  return {
+    enabled: b.enabled === undefined ? true : b.enabled === true,
+    minTx: num('x-podnet.bgp.bfd.minTx', b.minTx, 300, 10, 60000),
+    minRx: num('x-podnet.bgp.bfd.minRx', b.minRx, 300, 10, 60000),
+    multiplier: num('x-podnet.bgp.bfd.multiplier', b.multiplier, 3, 1, 255),
+  };
+}
+
 const roles: readonly ServiceRole[] = ['apiserver', 'tor', 'node', 'client'];
 
 function settings(x: unknown): LabSettings {
@@ -239,6 +250,7 @@ function settings(x: unknown): LabSettings {
       keepaliveTime: num('x-podnet.bgp.keepaliveTime', bgp.keepaliveTime, 3, 1, 21845),
       holdTime: num('x-podnet.bgp.holdTime', bgp.holdTime, 9, 3, 65535),
       restartTime: num('x-podnet.bgp.restartTime', bgp.restartTime, 120, 1, 4095),
+      bfd: bfdSettings(isDict(bgp.bfd) ? bgp.bfd : {}),
     },
     models: parseModels(p.models),
   };

@@ -61,8 +61,10 @@ export function birdConfig(tor: ComposeService, all: ComposeService[], bgp: LabS
     '  connect retry time 1;',
     '  error wait time 1, 5;',
     '  graceful restart on;',
+    ...(bgp.bfd.enabled ? ['  bfd on;'] : []),
     '}',
     '',
+    ...birdBfd(bgp.bfd),
   ];
   for (const p of torPeers(tor, all)) {
     if (p.ipv4) {
@@ -87,6 +89,20 @@ export function birdConfig(tor: ComposeService, all: ComposeService[], bgp: LabS
     }
   }
   return lines.join('\n');
+}
+
+/**
+ * BIRD's BFD protocol (RFC 5880/5881), which its BGP sessions use (`bfd on`): a node whose BFD
+ * goes silent loses its sessions, and its routes, within the detection time.
+ */
+function birdBfd(b: LabSettings['bgp']['bfd']): string[] {
+  if (!b.enabled) return [];
+  return [
+    'protocol bfd {',
+    `  interface "*" { min rx interval ${b.minRx} ms; min tx interval ${b.minTx} ms; multiplier ${b.multiplier}; };`,
+    '}',
+    '',
+  ];
 }
 
 /** FRR bgpd configuration with the same policy as the BIRD ToR. */

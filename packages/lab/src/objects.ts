@@ -64,6 +64,17 @@ export function labObjects(
         keepaliveTime: bgp.keepaliveTime,
         holdTime: bgp.holdTime,
         gracefulRestart: { enabled: true, restartTime: bgp.restartTime },
+        // Mesh-wide BFD, and the default of the ToR BGPPeers.
+        ...(bgp.bfd.enabled
+          ? {
+              bfd: {
+                enabled: true,
+                minTx: bgp.bfd.minTx,
+                minRx: bgp.bfd.minRx,
+                multiplier: bgp.bfd.multiplier,
+              },
+            }
+          : {}),
       },
     },
     bgpPeers,

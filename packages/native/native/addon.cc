@@ -590,8 +590,117 @@ class ReplyCache {
   std::vector<Entry> entries_;
 };
 
+
+// ---------------------------------------------------------------------------------------------
+// UDP with a chosen TTL / hop limit sent and the received one reported (BFD, RFC 5881 §5: GTSM)
+
+// udpSocket(family, bindAddress | undefined, bindPort, ttl, netns | undefined) -> { fd, port }
+// Sets IP_TTL / IPV6_UNICAST_HOPS to `ttl` and IP_RECVTTL / IPV6_RECVHOPLIMIT, so every datagram a
+// kind-3 Poller reads comes with the TTL or hop limit it arrived with. IPv6 sockets are V6ONLY.
+Napi::Value UdpSocket(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 5 || !info[0].IsNumber() || !info[2].IsNumber() || !info[3].IsNumber()) {
+    ThrowInvalid(env, "udpSocket(family, bindAddress, bindPort, ttl, netns): bad arguments");
+    return env.Undefined();
+  }
+  int family = info[0].As<Napi::Number>().Int32Value() == 6 ? AF_INET6 : AF_INET;
+  std::string bindAddress = OptString(info[1]);
+  int port = info[2].As<Napi::Number>().Int32Value();
+  int ttl = info[3].As<Napi::Number>().Int32Value();
+  std::string netns = OptString(info[4]);
+  struct sockaddr_storage ss;
+  socklen_t len = 0;
+  if (bindAddress.empty()) {
+    memset(&ss, 0, sizeof ss);
+    ss.ss_family = static_cast<sa_family_t>(family);
+    len = family == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6);
+  } else if (!ParseAddr(family, bindAddress, &ss, &len)) {
+    ThrowInvalid(env, "udpSocket: bindAddress " + bindAddress + " is not an address of the family");
+    return env.Undefined();
+  }
+  if (family == AF_INET) {
+    reinterpret_cast<struct sockaddr_in*>(&ss)->sin_port = htons(static_cast<uint16_t>(port));
+  } else {
+    reinterpret_cast<struct sockaddr_in6*>(&ss)->sin6_port = htons(static_cast<uint16_t>(port));
+  }
+  int fd = SocketIn(env, netns, family, SOCK_DGRAM, 0, "socket(udp)");
+  if (fd < 0) return env.Undefined();
+  int one = 1;
+  struct Opt {
+    int level, name, value;
+    const char* what;
+  };
+  std::vector<Opt> opts;
+  if (family == AF_INET) {
+    opts = {{IPPROTO_IP, IP_TTL, ttl, "setsockopt(IP_TTL)"}, {IPPROTO_IP, IP_RECVTTL, one, "setsockopt(IP_RECVTTL)"}};
+  } else {
+    opts = {{IPPROTO_IPV6, IPV6_V6ONLY, one, "setsockopt(IPV6_V6ONLY)"},
+            {IPPROTO_IPV6, IPV6_UNICAST_HOPS, ttl, "setsockopt(IPV6_UNICAST_HOPS)"},
+            {IPPROTO_IPV6, IPV6_RECVHOPLIMIT, one, "setsockopt(IPV6_RECVHOPLIMIT)"}};
+  }
+  for (const Opt& o : opts) {
+    if (setsockopt(fd, o.level, o.name, &o.value, sizeof o.value) < 0) {
+      int e = errno;
+      CloseQuietly(fd);
+      ThrowErrno(env, e, o.what);
+      return env.Undefined();
+    }
+  }
+  if (bind(fd, reinterpret_cast<struct sockaddr*>(&ss), len) < 0) {
+    int e = errno;
+    CloseQuietly(fd);
+    ThrowErrno(env, e, "bind(udp)", (bindAddress.empty() ? "*" : bindAddress) + " port " + std::to_string(port));
+    return env.Undefined();
+  }
+  struct sockaddr_storage got;
+  socklen_t gotLen = sizeof got;
+  getsockname(fd, reinterpret_cast<struct sockaddr*>(&got), &gotLen);
+  int bound = family == AF_INET ? ntohs(reinterpret_cast<struct sockaddr_in*>(&got)->sin_port)
+                                : ntohs(reinterpret_cast<struct sockaddr_in6*>(&got)->sin6_port);
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("fd", Napi::Number::New(env, fd));
+  out.Set("port", Napi::Number::New(env, bound));
+  return out;
+}
+
+// udpSendTo(fd, buffer, address, port) -> bytes sent
+Napi::Value UdpSendTo(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 4 || !info[0].IsNumber() || !info[1].IsBuffer() || !info[2].IsString() ||
+      !info[3].IsNumber()) {
+    ThrowInvalid(env, "udpSendTo(fd, buffer, address, port): bad arguments");
+    return env.Undefined();
+  }
+  int fd = info[0].As<Napi::Number>().Int32Value();
+  Napi::Buffer<uint8_t> buf = info[1].As<Napi::Buffer<uint8_t>>();
+  std::string addr = info[2].As<Napi::String>().Utf8Value();
+  int port = info[3].As<Napi::Number>().Int32Value();
+  int family = SocketFamily(fd);
+  struct sockaddr_storage ss;
+  socklen_t len = 0;
+  if (family < 0 || !ParseAddr(family, addr, &ss, &len)) {
+    ThrowInvalid(env, "udpSendTo: address " + addr + " does not fit the socket");
+    return env.Undefined();
+  }
+  if (family == AF_INET) {
+    reinterpret_cast<struct sockaddr_in*>(&ss)->sin_port = htons(static_cast<uint16_t>(port));
+  } else {
+    reinterpret_cast<struct sockaddr_in6*>(&ss)->sin6_port = htons(static_cast<uint16_t>(port));
+  }
+  ssize_t n;
+  do {
+    n = sendto(fd, buf.Data(), buf.Length(), 0, reinterpret_cast<struct sockaddr*>(&ss), len);
+  } while (n < 0 && errno == EINTR);
+  if (n < 0) {
+    ThrowErrno(env, errno, "sendto", addr);
+    return env.Undefined();
+  }
+  return Napi::Number::New(env, static_cast<double>(n));
+}
+
 // ---------------------------------------------------------------------------------------------
 // Poller: reads every datagram of a socket fd until EAGAIN and hands each one to JS.
+// kind 3 = UDP (udpSocket): cb(buffer, address, port, ttl), ttl being the received TTL / hop limit.
 // kind 0 = netlink: cb(buffer); kind 1 = packet: cb(buffer, ifindex, pktType); kind 2 = packet
 // into one shared JS buffer (sharedBuffer()), no allocation per frame: cb(length, ifindex, pktType),
 // the frame being sharedBuffer()[0, length) until the callback returns. Errors: onError(err).
@@ -627,6 +736,54 @@ static ssize_t RecvOne(int fd, void* buf, size_t size, void* from, socklen_t fro
   ssize_t n = recvmsg(fd, &msg, MSG_DONTWAIT);
   *msgFlags = msg.msg_flags;
   return n;
+}
+
+// One UDP datagram without blocking, with the TTL (IPv4) or hop limit (IPv6) it arrived with in
+// *ttl (-1 when the kernel gave none).
+static ssize_t RecvUdp(int fd, void* buf, size_t size, struct sockaddr_storage* from, int* msgFlags, int* ttl) {
+  struct iovec iov = {buf, size};
+  union {
+    char buf[CMSG_SPACE(sizeof(int)) * 4];
+    struct cmsghdr align;
+  } control;
+  struct msghdr msg;
+  memset(&msg, 0, sizeof msg);
+  msg.msg_name = from;
+  msg.msg_namelen = sizeof *from;
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = control.buf;
+  msg.msg_controllen = sizeof control.buf;
+  ssize_t n = recvmsg(fd, &msg, MSG_DONTWAIT);
+  *msgFlags = msg.msg_flags;
+  *ttl = -1;
+  if (n < 0) return n;
+  for (struct cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
+    if ((c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_TTL) ||
+        (c->cmsg_level == IPPROTO_IPV6 && c->cmsg_type == IPV6_HOPLIMIT)) {
+      int v;
+      memcpy(&v, CMSG_DATA(c), sizeof v);
+      *ttl = v;
+    }
+  }
+  return n;
+}
+
+// The text form of a received datagram's source address and its port.
+static std::string AddrText(const struct sockaddr_storage* ss, int* port) {
+  char text[INET6_ADDRSTRLEN] = "";
+  if (ss->ss_family == AF_INET) {
+    auto* sin = reinterpret_cast<const struct sockaddr_in*>(ss);
+    inet_ntop(AF_INET, &sin->sin_addr, text, sizeof text);
+    *port = ntohs(sin->sin_port);
+  } else if (ss->ss_family == AF_INET6) {
+    auto* sin6 = reinterpret_cast<const struct sockaddr_in6*>(ss);
+    inet_ntop(AF_INET6, &sin6->sin6_addr, text, sizeof text);
+    *port = ntohs(sin6->sin6_port);
+  } else {
+    *port = 0;
+  }
+  return text;
 }
 
 class Poller : public Napi::ObjectWrap<Poller> {
@@ -1199,7 +1356,9 @@ class Poller : public Napi::ObjectWrap<Poller> {
     for (int i = 0; i < 1024 && fd_ >= 0 && polling_; i++) {
       struct sockaddr_storage from;
       int msgFlags = 0;
-      ssize_t n = RecvOne(fd_, recvData_, recvSize_, &from, sizeof from, &msgFlags);
+      int ttl = -1;
+      ssize_t n = kind_ == 3 ? RecvUdp(fd_, recvData_, recvSize_, &from, &msgFlags, &ttl)
+                             : RecvOne(fd_, recvData_, recvSize_, &from, sizeof from, &msgFlags);
       if (n < 0) {
         int err = errno;
         if (err == EINTR) continue;
@@ -1211,6 +1370,18 @@ class Poller : public Napi::ObjectWrap<Poller> {
       }
       if (msgFlags & MSG_TRUNC) {
         ReportError(EMSGSIZE, "recvmsg");
+        continue;
+      }
+      if (kind_ == 3) {
+        // UDP: cb(datagram, address, port, ttl)
+        Napi::HandleScope inner(env_);
+        int port = 0;
+        std::string addr = AddrText(&from, &port);
+        Napi::Buffer<uint8_t> data = Napi::Buffer<uint8_t>::Copy(env_, recvData_, static_cast<size_t>(n));
+        if (!CallJs(onData_, {data, Napi::String::New(env_, addr), Napi::Number::New(env_, port),
+                              Napi::Number::New(env_, ttl)})) {
+          return;
+        }
         continue;
       }
       if (kind_ != 0 &&
@@ -1290,6 +1461,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("tcpSocket", Napi::Function::New(env, TcpSocket, "tcpSocket"));
   exports.Set("setTcpMd5", Napi::Function::New(env, SetTcpMd5, "setTcpMd5"));
   exports.Set("closeFd", Napi::Function::New(env, CloseFd, "closeFd"));
+  exports.Set("udpSocket", Napi::Function::New(env, UdpSocket, "udpSocket"));
+  exports.Set("udpSendTo", Napi::Function::New(env, UdpSendTo, "udpSendTo"));
   exports.Set("Poller", Poller::Define(env));
   return exports;
 }

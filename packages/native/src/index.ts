@@ -69,6 +69,14 @@ interface Binding {
   ): number;
   setTcpMd5(fd: number, peer: string, key: string | null): void;
   closeFd(fd: number): void;
+  udpSocket(
+    family: number,
+    bindAddress: string | undefined,
+    bindPort: number,
+    ttl: number,
+    netns: string | undefined,
+  ): { fd: number; port: number };
+  udpSendTo(fd: number, buf: Buffer, address: string, port: number): number;
   Poller: new (fd: number, kind: number, bufferSize: number, threaded?: boolean) => RawPoller;
 }
 
@@ -589,4 +597,92 @@ export function setTcpMd5(fd: number, peer: string, key: string | null): void {
 export function closeFd(fd: number): void {
   checkInt('fd', fd, 0, 0x7fff_ffff);
   wrap(() => binding.closeFd(fd));
+}
+
+/** Where a UDP datagram came from, and the TTL (IPv4) or hop limit (IPv6) it arrived with. */
+export interface UdpMeta {
+  address: string;
+  port: number;
+  /** IP_RECVTTL / IPV6_RECVHOPLIMIT; -1 when the kernel reported none. */
+  ttl: number;
+}
+
+export interface UdpOptions {
+  family: 4 | 6;
+  /** Local address to bind (default: any). */
+  bindAddress?: string;
+  /** Local port; 0 lets the kernel pick. */
+  port: number;
+  /** TTL / hop limit of every datagram sent (IP_TTL / IPV6_UNICAST_HOPS), 1..255. */
+  ttl: number;
+  netns?: string;
+}
+
+export interface UdpSocket {
+  readonly fd: number;
+  /** The bound local port. */
+  readonly port: number;
+  send(buf: Buffer, address: string, port: number): void;
+  /** Starts polling on Node's loop; each callback is one datagram with its source and received TTL. */
+  onDatagram(cb: (data: Buffer, meta: UdpMeta) => void, onError?: (err: NativeError) => void): void;
+  ref(): void;
+  unref(): void;
+  /** Idempotent. */
+  close(): void;
+}
+
+class UdpSocketImpl implements UdpSocket {
+  private poller: RawPoller | undefined;
+  private closed = false;
+  constructor(
+    readonly fd: number,
+    readonly port: number,
+  ) {}
+
+  send(buf: Buffer, address: string, port: number): void {
+    if (this.closed) throw new NativeError('send: udp socket is closed', 'EBADF', 9, 'sendto');
+    wrap(() => binding.udpSendTo(this.fd, buf, address, port));
+  }
+
+  onDatagram(cb: (data: Buffer, meta: UdpMeta) => void, onError?: (err: NativeError) => void): void {
+    if (this.closed) throw new NativeError('onDatagram: udp socket is closed', 'EBADF', 9, 'onDatagram');
+    if (!this.poller) this.poller = wrap(() => new binding.Poller(this.fd, 3, 65536));
+    const data = ((buf: Buffer, address: string, port: number, ttl: number) =>
+      cb(buf, { address, port, ttl })) as (...args: never[]) => void;
+    wrap(() =>
+      this.poller!.start(data, (e: unknown) => {
+        if (onError) onError(toNativeError(e));
+      }),
+    );
+  }
+
+  ref(): void {
+    if (!this.closed) this.poller?.ref();
+  }
+
+  unref(): void {
+    if (!this.closed) this.poller?.unref();
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.poller) this.poller.close();
+    else binding.closeFd(this.fd);
+  }
+}
+
+/**
+ * A non-blocking UDP socket that sends with the given TTL / hop limit and reports the TTL / hop
+ * limit of every datagram received (IP_RECVTTL, IPV6_RECVHOPLIMIT, read with recvmsg): what BFD's
+ * single-hop check (RFC 5881 §5) needs and Node's dgram cannot give. IPv6 sockets are V6ONLY.
+ */
+export function openUdp(opts: UdpOptions): UdpSocket {
+  if (opts.family !== 4 && opts.family !== 6) throw invalid('family', opts.family, 'must be 4 or 6');
+  checkInt('port', opts.port, 0, 65535);
+  checkInt('ttl', opts.ttl, 1, 255);
+  const { fd, port } = wrap(() =>
+    binding.udpSocket(opts.family, opts.bindAddress, opts.port, opts.ttl, opts.netns),
+  );
+  return new UdpSocketImpl(fd, port);
 }

@@ -1,9 +1,13 @@
 // BgpPort over bgp-ts's Speaker. One speaker per agent; peers are added, updated and removed one
 // at a time, so a change to one BGPPeer never resets another session.
+
+import type { BfdInstance } from '@podnet/bfd';
 import { type PeerConfig, Speaker, type PeerStatus as SpeakerPeerStatus } from '@podnet/bgp';
 import type { Logger } from 'pino';
+import type { Registry } from 'prom-client';
 import type { Advertisement, DesiredPeer, NodeIdentity, PrefixRule, RibEntry } from '../model.js';
 import type { BgpPort, Condition, PeerState, PeerStatus } from '../ports.js';
+import { BfdLink } from './bfd.js';
 
 function policy(rules: PrefixRule[]) {
   if (rules.length === 0) return undefined;
@@ -76,6 +80,10 @@ export class BgpAdapter implements BgpPort {
   /** Unreachable next hops, recomputed after a RIB, session or reachability change. */
   private unreachable: Condition[] | undefined;
   private readonly reportedUnreachable = new Set<string>();
+  /** BFD towards the peers that enable it (adapters/bfd.ts). */
+  readonly bfdLink: BfdLink;
+  /** The speaker config last applied per peer key: a change of BFD alone leaves the session alone. */
+  private readonly applied = new Map<string, string>();
 
   constructor(
     private readonly opts: {
@@ -88,9 +96,18 @@ export class BgpAdapter implements BgpPort {
       refusalsPerMinute?: number;
       /** RFC 4271 §9.1.2.1: paths whose next hop has no route are left out of best-path selection. */
       nextHopReachable?: (addr: string) => boolean;
+      /** Where podnet_bfd_* metrics go. */
+      registry?: Registry;
+      /** A BFD instance to use (tests); default one in the agent's namespace. */
+      bfd?: BfdInstance;
     },
   ) {
     this.log = opts.logger.child({ component: 'bgp' });
+    this.bfdLink = new BfdLink(() => this.speaker, {
+      logger: opts.logger,
+      registry: opts.registry,
+      bfd: opts.bfd,
+    });
   }
 
   async start(node: NodeIdentity & { address: string; routerId: string }): Promise<void> {
@@ -145,15 +162,23 @@ export class BgpAdapter implements BgpPort {
   }
 
   async addPeer(p: DesiredPeer): Promise<void> {
-    this.s.addPeer(toPeerConfig(p));
+    const c = toPeerConfig(p);
+    this.s.addPeer(c);
+    this.applied.set(p.key, JSON.stringify(c));
+    this.bfdLink.sync(p);
   }
 
   async updatePeer(p: DesiredPeer): Promise<void> {
-    this.s.updatePeer(toPeerConfig(p));
+    const c = toPeerConfig(p);
+    if (this.applied.get(p.key) !== JSON.stringify(c)) this.s.updatePeer(c);
+    this.applied.set(p.key, JSON.stringify(c));
+    this.bfdLink.sync(p);
   }
 
   async removePeer(p: DesiredPeer): Promise<void> {
+    this.bfdLink.remove(p);
     this.s.removePeer(p.address, p.port);
+    this.applied.delete(p.key);
     this.eor.delete(p.key);
   }
 
@@ -252,6 +277,7 @@ export class BgpAdapter implements BgpPort {
   }
 
   async stop(opts: { graceful: boolean }): Promise<void> {
+    this.bfdLink.stop();
     await this.speaker?.stop({ graceful: opts.graceful });
   }
 }

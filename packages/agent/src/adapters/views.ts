@@ -108,6 +108,7 @@ export function bgpConfigView(c: BGPConfiguration): BgpConfigView {
     serviceExternalIPs: s.serviceExternalIPs.map((e) => e.cidr),
     serviceLoadBalancerIPs: s.serviceLoadBalancerIPs.map((e) => e.cidr),
     natOutgoingExclusions: s.natOutgoingExclusions.map((e) => e.cidr),
+    ...(s.bfd ? { bfd: s.bfd } : {}),
   };
 }
 
@@ -139,6 +140,7 @@ export function peerView(p: BGPPeer): PeerView {
     importFilter: rules(s.importFilters),
     exportFilter: rules(s.exportFilters),
     ...(s.maxPrefixes !== undefined ? { maxPrefixes: s.maxPrefixes } : {}),
+    ...(s.bfd ? { bfd: s.bfd } : {}),
   };
 }
 

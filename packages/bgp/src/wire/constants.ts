@@ -130,6 +130,8 @@ export const CeaseSubcode = {
   CONNECTION_COLLISION_RESOLUTION: 7,
   OUT_OF_RESOURCES: 8,
   HARD_RESET: 9,
+  /** RFC 9384. */
+  BFD_DOWN: 10,
 } as const;
 
 /** RFC 1997 well-known communities. */

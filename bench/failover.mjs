@@ -1,0 +1,347 @@
+// failover: how long a silently dead node keeps attracting traffic, BFD against the hold timer.
+// A small fabric in namespaces on one bridge: a ToR (BIRD 2, its bfd protocol, eBGP to every node)
+// and three nodes, each a bgp-ts Speaker with BFD wired as the agent wires it (bench/lib/bfd-node.mjs:
+// packages/agent's BfdLink over @podnet/bfd), in an iBGP full mesh. Each node originates its block.
+// A trial cuts node 3 (its link goes down inside its namespace; its process keeps running, nobody
+// is told) and measures from the cut to the moment the last router (the ToR's kernel table and
+// both other nodes' Loc-RIBs) has removed node 3's block; then the link comes back and the fabric
+// heals before the next trial.
+//   (a) BFD on, 300 ms x 3 (--bfd MINTX,MINRX,MULT to change), keepalive 3 s / hold 9 s
+//   (b) hold timer only: keepalive 3 s / hold 9 s, no BFD
+// Then, with BFD on, node 1 ingests the bgp-ingest feed (1,000,000 prefixes) from a feeder while
+// its BFD sessions run: its transmit intervals are measured and every BFD Down counted. Twice: BFD
+// on a worker thread (as the agent runs it; counted in bfd_false_downs), and BFD on the speaker's
+// own event loop (main_loop_*, for comparison only).
+// A false Down is an Up→Down of any BFD session that the trial's cut does not explain.
+// Usage: npm run bench -- failover [--trials N] [--prefixes N]. Last line: one JSON object.
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { cleanupStale, exec, NetnsSet, ProcessGroup, waitFor } from '../packages/testkit/dist/index.js';
+import { buildFeed } from './lib/bgp-feed.mjs';
+import { jsonLines } from './lib/proc.mjs';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const arg = (name, def) => {
+  const i = process.argv.indexOf(name);
+  return i === -1 ? def : process.argv[i + 1];
+};
+const TRIALS = Number(arg('--trials', '20'));
+const PREFIXES = Number(arg('--prefixes', '1000000'));
+const [MINTX, MINRX, MULT] = arg('--bfd', '300,300,3').split(',').map(Number);
+if (!Number.isInteger(TRIALS) || TRIALS < 1 || TRIALS > 200) throw new Error(`--trials must be 1..200`);
+const KEEPALIVE = 3;
+const HOLD = 9;
+const NODE_AS = 64512;
+const TOR_AS = 65000;
+const FEEDER_AS = 65100;
+const log = (...a) => console.error(...a);
+
+const nets = new NetnsSet();
+const procs = new ProcessGroup();
+const work = mkdtempSync(join(tmpdir(), 'pnt-failover-'));
+const addr = (i) => `10.61.0.${i}`;
+const TOR = addr(254);
+const FEEDER = addr(100);
+const block = (i) => `10.244.${i}.0/26`;
+
+let tor;
+let feederNs;
+const nodes = [];
+
+async function topology() {
+  await cleanupStale();
+  const br = await nets.create('fobr');
+  await br.ip('link', 'add', 'br0', 'type', 'bridge');
+  await br.ip('link', 'set', 'br0', 'up');
+  const attach = async (ns, ip, tag) => {
+    await br.ip('link', 'add', `p${tag}`, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', ns.name);
+    await br.ip('link', 'set', `p${tag}`, 'master', 'br0');
+    await br.ip('link', 'set', `p${tag}`, 'up');
+    await ns.ip('addr', 'add', `${ip}/24`, 'dev', 'eth0');
+    await ns.ip('link', 'set', 'eth0', 'up');
+  };
+  tor = { ns: await nets.create('fotor') };
+  await attach(tor.ns, TOR, 't');
+  for (let i = 1; i <= 3; i++) {
+    const ns = await nets.create(`fon${i}`);
+    await attach(ns, addr(i), `n${i}`);
+    nodes.push({ i, ns });
+  }
+  feederNs = await nets.create('fofeed');
+  await attach(feederNs, FEEDER, 'f');
+}
+
+function birdConf(bfd) {
+  const lines = [
+    `router id ${TOR};`,
+    'protocol device { scan time 10; }',
+    'protocol kernel { ipv4 { import none; export all; }; merge paths on; }',
+  ];
+  if (bfd)
+    lines.push(
+      `protocol bfd { interface "*" { min rx interval ${MINRX} ms; min tx interval ${MINTX} ms; multiplier ${MULT}; }; }`,
+    );
+  for (const n of nodes)
+    lines.push(
+      `protocol bgp n${n.i} { local ${TOR} as ${TOR_AS}; neighbor ${addr(n.i)} as ${NODE_AS}; hold time ${HOLD}; keepalive time ${KEEPALIVE};`,
+      `  connect retry time 1; error wait time 1, 2; ${bfd ? 'bfd on;' : ''} ipv4 { import all; export none; }; }`,
+    );
+  return `${lines.join('\n')}\n`;
+}
+
+async function startTor(bfd) {
+  const dir = join(work, `tor-${bfd ? 'bfd' : 'hold'}`);
+  execFileSync('mkdir', ['-p', dir]);
+  writeFileSync(join(dir, 'bird.conf'), birdConf(bfd));
+  tor.sock = join(dir, 'bird.ctl');
+  tor.child = procs.add(tor.ns.spawn('bird', ['-f', '-c', join(dir, 'bird.conf'), '-s', tor.sock]));
+  await waitFor(
+    'BIRD up',
+    async () => (await exec('birdc', ['-s', tor.sock, 'show', 'status'])).stdout.includes('Daemon is up'),
+    {
+      timeoutMs: 30_000,
+    },
+  );
+}
+
+function startNode(n, bfd, ingest, mainThread = false) {
+  const b = bfd ? { minTx: MINTX, minRx: MINRX, multiplier: MULT } : undefined;
+  const peers = [
+    {
+      address: TOR,
+      asn: TOR_AS,
+      passive: false,
+      holdTime: HOLD,
+      keepalive: KEEPALIVE,
+      ...(b ? { bfd: b } : {}),
+    },
+    ...nodes
+      .filter((o) => o.i !== n.i)
+      .map((o) => ({
+        address: addr(o.i),
+        asn: NODE_AS,
+        passive: o.i < n.i,
+        holdTime: HOLD,
+        keepalive: KEEPALIVE,
+        ...(b ? { bfd: b } : {}),
+      })),
+    ...(ingest ? [{ address: FEEDER, asn: FEEDER_AS, passive: true, holdTime: 90, keepalive: 30 }] : []),
+  ];
+  const cfg = {
+    routerId: addr(n.i),
+    asn: NODE_AS,
+    originate: [block(n.i)],
+    watch: [block(3)],
+    peers,
+    mainThread,
+  };
+  n.child = procs.add(n.ns.spawn(process.execPath, [join(here, 'lib/bfd-node.mjs'), JSON.stringify(cfg)]));
+  n.events = [];
+  n.has3 = false;
+  jsonLines(n.child, (o) => {
+    n.events.push(o);
+    if (o.event === 'route') {
+      n.has3 = o.present;
+      if (!o.present) n.gone3 = o.t;
+    }
+  });
+  n.child.stderr.on('data', (d) => {
+    n.stderr = ((n.stderr ?? '') + d).slice(-4000);
+  });
+}
+
+const torHas3 = async () =>
+  (await exec('ip', ['-n', tor.ns.name, 'route', 'show', block(3)])).stdout.trim() !== '';
+
+async function healed() {
+  for (const n of nodes.filter((x) => x.i !== 3)) if (!n.has3) return false;
+  if (!(await torHas3())) return false;
+  for (let i = 1; i <= 3; i++)
+    if (!(await exec('ip', ['-n', tor.ns.name, 'route', 'show', block(i)])).stdout.trim()) return false;
+  return true;
+}
+
+/** BFD Up→Down events seen since `from` (ms), on the nodes and (polled) the ToR. */
+function nodeDowns(from) {
+  return nodes.flatMap((n) =>
+    n.events
+      .filter((e) => e.event === 'bfd' && e.from === 'up' && e.t >= from)
+      .map((e) => ({ node: n.i, ...e })),
+  );
+}
+
+async function trial(bfd) {
+  await waitFor('the fabric to heal', healed, { timeoutMs: 120_000, intervalMs: 100 });
+  if (bfd) {
+    // Every BFD session Up before the cut (a half-open session is not what we measure).
+    await waitFor(
+      'BFD sessions Up',
+      async () => {
+        const s = (await exec('birdc', ['-s', tor.sock, 'show', 'bfd', 'sessions'])).stdout;
+        return (s.match(/\bUp\b/g) ?? []).length === 3;
+      },
+      { timeoutMs: 60_000, intervalMs: 100 },
+    );
+  }
+  for (const n of nodes) n.gone3 = undefined;
+  const t0 = Date.now();
+  execFileSync('ip', ['-n', nodes[2].ns.name, 'link', 'set', 'eth0', 'down']);
+  let torGone;
+  await waitFor(
+    "node 3's block gone everywhere",
+    async () => {
+      if (torGone === undefined && !(await torHas3())) torGone = Date.now();
+      return torGone !== undefined && nodes.filter((n) => n.i !== 3).every((n) => n.gone3 !== undefined);
+    },
+    { timeoutMs: (HOLD + 30) * 1000, intervalMs: 10 },
+  );
+  const last = Math.max(torGone, ...nodes.filter((n) => n.i !== 3).map((n) => n.gone3));
+  const ms = last - t0;
+  // Downs the cut does not explain: sessions that do not involve node 3.
+  const falseDowns = nodeDowns(t0).filter((e) => e.node !== 3 && e.peer !== addr(3)).length;
+  execFileSync('ip', ['-n', nodes[2].ns.name, 'link', 'set', 'eth0', 'up']);
+  return { ms, falseDowns };
+}
+
+async function stopAll() {
+  for (const n of nodes) n.child?.stdin.end();
+  await procs.stopAll();
+}
+
+const p = (xs, f) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.ceil(f * s.length) - 1)];
+};
+
+async function run(bfd) {
+  await startTor(bfd);
+  for (const n of nodes) startNode(n, bfd, false);
+  const times = [];
+  let falseDowns = 0;
+  for (let t = 0; t < TRIALS; t++) {
+    const r = await trial(bfd);
+    times.push(r.ms);
+    falseDowns += r.falseDowns;
+    log(
+      `${bfd ? 'bfd ' : 'hold'} trial ${t + 1}/${TRIALS}: ${r.ms} ms${r.falseDowns ? ` (${r.falseDowns} false downs)` : ''}`,
+    );
+  }
+  await stopAll();
+  return { times, falseDowns };
+}
+
+/** BFD on, node 1 ingesting the feed: transmit intervals and every BFD Down while it runs. */
+async function ingest(mainThread) {
+  await startTor(true);
+  for (const n of nodes) startNode(n, true, n.i === 1, mainThread);
+  await waitFor('the fabric to heal', healed, { timeoutMs: 120_000, intervalMs: 100 });
+  await waitFor(
+    'BFD sessions Up',
+    async () =>
+      ((await exec('birdc', ['-s', tor.sock, 'show', 'bfd', 'sessions'])).stdout.match(/\bUp\b/g) ?? [])
+        .length === 3,
+    { timeoutMs: 60_000, intervalMs: 100 },
+  );
+  const n1 = nodes[0];
+  const stats = () =>
+    new Promise((resolve) => {
+      const on = (o) => o.event === 'stats' && resolve(o);
+      const before = n1.events.length;
+      const iv = setInterval(() => {
+        const s = n1.events.slice(before).find((e) => e.event === 'stats');
+        if (s) {
+          clearInterval(iv);
+          on(s);
+        }
+      }, 20);
+      n1.child.stdin.write('stats\n');
+    });
+  await stats(); // reset
+  const t0 = Date.now();
+  const torDowns0 = (await exec('birdc', ['-s', tor.sock, 'show', 'bfd', 'sessions'])).stdout;
+  const feeder = procs.add(
+    feederNs.spawn(process.execPath, [
+      join(here, 'lib/bgp-feeder.mjs'),
+      join(work, 'feed.bin'),
+      FEEDER,
+      addr(1),
+      String(FEEDER_AS),
+      String(NODE_AS),
+      FEEDER,
+    ]),
+  );
+  let torNotUp = 0;
+  const poll = setInterval(async () => {
+    const s = (await exec('birdc', ['-s', tor.sock, 'show', 'bfd', 'sessions'])).stdout;
+    if ((s.match(/\bUp\b/g) ?? []).length !== 3) torNotUp++;
+  }, 200);
+  const eor = await waitFor(
+    'node 1 to take the whole feed',
+    () => n1.events.find((e) => e.event === 'eor' && e.locRib >= PREFIXES),
+    {
+      timeoutMs: 900_000,
+      intervalMs: 50,
+    },
+  );
+  clearInterval(poll);
+  const s = await stats();
+  const downs = nodeDowns(t0).length;
+  feeder.stdin.end();
+  await stopAll();
+  void torDowns0;
+  return { ingestMs: eor.t - t0, tx: s, nodeDowns: downs, torPollsNotUp: torNotUp };
+}
+
+try {
+  await topology();
+  const feed = buildFeed({ prefixes: PREFIXES, sets: 10_000, feederAs: FEEDER_AS, nextHop: FEEDER });
+  writeFileSync(join(work, 'feed.bin'), feed.stream);
+  const b = await run(true);
+  const h = await run(false);
+  // BFD as the agent runs it (worker thread), then on the speaker's own event loop for comparison.
+  const ing = await ingest(false);
+  const ingMain = await ingest(true);
+  const row = (name, xs) =>
+    `${name.padEnd(22)} p50 ${String(p(xs, 0.5)).padStart(6)} ms   p99 ${String(p(xs, 0.99)).padStart(6)} ms   max ${String(Math.max(...xs)).padStart(6)} ms`;
+  console.log(`failover: ${TRIALS} trials each, cut to the last router without the dead node's block`);
+  console.log(row(`BFD ${MINTX}/${MINRX} ms x ${MULT}`, b.times));
+  console.log(row(`hold ${KEEPALIVE} s / ${HOLD} s`, h.times));
+  for (const [name, r] of [
+    ['worker thread', ing],
+    ['main event loop', ingMain],
+  ])
+    console.log(
+      `BFD on the ${name} beside a ${PREFIXES}-prefix ingest (${r.ingestMs} ms): node 1 transmit interval min ${r.tx.min.toFixed(1)} p50 ${r.tx.p50.toFixed(1)} p99 ${r.tx.p99.toFixed(1)} max ${r.tx.max.toFixed(1)} ms over ${r.tx.n} packets; BFD downs: nodes ${r.nodeDowns}, ToR polls not all Up ${r.torPollsNotUp}`,
+    );
+  const falseDowns = b.falseDowns + ing.nodeDowns + ing.torPollsNotUp;
+  console.log(
+    JSON.stringify({
+      bench: 'failover',
+      trials: TRIALS,
+      bfd: { minTx: MINTX, minRx: MINRX, multiplier: MULT },
+      hold: { keepalive: KEEPALIVE, hold: HOLD },
+      bfd_p50_ms: p(b.times, 0.5),
+      bfd_p99_ms: p(b.times, 0.99),
+      hold_p50_ms: p(h.times, 0.5),
+      hold_p99_ms: p(h.times, 0.99),
+      ratio: Number((p(h.times, 0.99) / p(b.times, 0.99)).toFixed(1)),
+      bfd_false_downs: falseDowns,
+      ingest_prefixes: PREFIXES,
+      ingest_ms: ing.ingestMs,
+      ingest_tx_interval_ms: {
+        min: ing.tx.min,
+        p50: ing.tx.p50,
+        p99: ing.tx.p99,
+        max: ing.tx.max,
+        n: ing.tx.n,
+      },
+    }),
+  );
+} finally {
+  await procs.stopAll();
+  await nets.destroy();
+  rmSync(work, { recursive: true, force: true });
+}

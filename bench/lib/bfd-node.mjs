@@ -1,0 +1,92 @@
+// A failover-bench "node": a bgp-ts Speaker with BFD wired to it exactly as the agent wires it
+// (packages/agent's BfdLink over @podnet/bfd), run inside the node's namespace.
+// Usage: node bfd-node.mjs '<json config>'
+//   { routerId, asn, originate: [prefix], watch: [prefix], peers: [{ address, asn, passive, holdTime,
+//     keepalive, bfd?: { minTx, minRx, multiplier } }] }
+// Prints JSON lines: {"event":"ready"}, {"event":"route","prefix","present","t"} when a watched
+// prefix enters or leaves the Loc-RIB, {"event":"bfd","peer","from","to","diag","t"} on every BFD
+// change, {"event":"eor","t","locRib"} on End-of-RIB, and {"event":"stats",...} on the stdin line
+// "stats" (BFD transmit intervals of this node since the last "stats").
+import { pino } from 'pino';
+import { BfdLink } from '../../packages/agent/dist/adapters/bfd.js';
+import { Bfd, BfdThread } from '../../packages/bfd/dist/index.js';
+import { Speaker } from '../../packages/bgp/dist/index.js';
+
+const cfg = JSON.parse(process.argv[2]);
+const out = (o) => process.stdout.write(`${JSON.stringify(o)}\n`);
+const logger = pino({ level: 'warn' }, pino.destination(2));
+let lastTx = new Map();
+let gaps = [];
+const onTransmit = (peer, t) => {
+  const prev = lastTx.get(peer);
+  if (prev !== undefined) gaps.push(t - prev);
+  lastTx.set(peer, t);
+};
+// cfg.mainThread: BFD on the speaker's own event loop (for comparison); default: on a worker
+// thread, as the agent runs it.
+const bfd = cfg.mainThread ? new Bfd({ logger, onTransmit }) : new BfdThread({ logger, onTransmit });
+const speaker = new Speaker({ asn: cfg.asn, routerId: cfg.routerId, listen: { port: 179 }, logger });
+const link = new BfdLink(() => speaker, { logger, bfd });
+bfd.on('state', (c) =>
+  out({ event: 'bfd', peer: c.peer, from: c.from, to: c.to, diag: c.diag, t: Date.now() }),
+);
+const watch = new Set(cfg.watch ?? []);
+speaker.on('bestpath', (c) => {
+  if (watch.has(c.prefix))
+    out({ event: 'route', prefix: c.prefix, present: c.type !== 'removed', t: Date.now() });
+});
+speaker.on('end-of-rib', () => out({ event: 'eor', t: Date.now(), locRib: speaker.locRibSize }));
+await speaker.start();
+for (const p of cfg.peers) {
+  speaker.addPeer({
+    address: p.address,
+    asn: p.asn,
+    passive: p.passive,
+    holdTime: p.holdTime,
+    keepalive: p.keepalive,
+    connectRetry: 1,
+    // Like the agent towards its peers: only the node's own blocks go out (the ingested table is
+    // not passed on to the fabric).
+    export: {
+      prefixList: (cfg.originate ?? []).map((prefix) => ({ prefix, action: 'accept' })),
+      defaultAction: 'reject',
+    },
+  });
+  // The agent's DesiredPeer, as far as BfdLink reads it.
+  link.sync({
+    key: `${p.address}:179`,
+    address: p.address,
+    port: 179,
+    ...(p.bfd ? { bfd: { ...p.bfd, controlPlaneCheck: false } } : {}),
+  });
+}
+for (const prefix of cfg.originate ?? []) speaker.originate(prefix, { nextHop: cfg.routerId });
+out({ event: 'ready' });
+let buf = '';
+process.stdin.on('data', (d) => {
+  buf += d;
+  for (let i = buf.indexOf('\n'); i !== -1; i = buf.indexOf('\n')) {
+    const line = buf.slice(0, i).trim();
+    buf = buf.slice(i + 1);
+    if (line === 'stats') {
+      const g = gaps.sort((a, b) => a - b);
+      const q = (f) => (g.length ? g[Math.min(g.length - 1, Math.floor(f * g.length))] : 0);
+      out({
+        event: 'stats',
+        n: g.length,
+        min: g[0] ?? 0,
+        p50: q(0.5),
+        p99: q(0.99),
+        max: g.at(-1) ?? 0,
+        counters: bfd.counters,
+      });
+      gaps = [];
+      lastTx = new Map();
+    }
+  }
+});
+process.stdin.on('end', async () => {
+  link.stop();
+  await speaker.stop();
+  process.exit(0);
+});

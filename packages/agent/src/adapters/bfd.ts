@@ -1,0 +1,153 @@
+// BFD beside the BGP speaker (RFC 5882 §4.2): one BFD session per peer address that has BFD on,
+// shared by every BGP session to that address. When a session that was Up goes Down, each BGP
+// session to that address goes down at once (Cease/BFD Down, routes withdrawn) and stays down until
+// BFD is Up again; the reason is logged and counted. With `controlPlaneCheck` and graceful restart,
+// a peer whose BFD shares fate with its control plane (C bit clear) keeps its routes stale as in a
+// restart (RFC 5882 §4.3); with the C bit set they go at once.
+import { type BfdInstance, BfdThread, type StateChange } from '@podnet/bfd';
+import type { Speaker } from '@podnet/bgp';
+import type { Logger } from 'pino';
+import { Counter, Gauge, type Registry } from 'prom-client';
+import type { DesiredPeer } from '../model.js';
+
+const BFD_STATES = ['admin-down', 'down', 'init', 'up'] as const;
+
+export class BfdLink {
+  readonly bfd: BfdInstance;
+  /** Desired BGP peers with BFD on, by key; BFD sessions are per address. */
+  private readonly peers = new Map<string, DesiredPeer>();
+  private readonly log: Logger;
+  private readonly downs: Counter<'peer' | 'diag'>;
+  private readonly state: Gauge<'peer' | 'state'>;
+
+  constructor(
+    private readonly speaker: () => Speaker | undefined,
+    opts: { logger: Logger; registry?: Registry | undefined; bfd?: BfdInstance | undefined },
+  ) {
+    this.log = opts.logger.child({ component: 'bfd' });
+    // On a worker thread: a busy main loop (a full-table UPDATE burst) must not delay BFD.
+    this.bfd = opts.bfd ?? new BfdThread({ logger: this.log });
+    this.bfd.on('error', (err: Error) =>
+      this.log.error({ event: 'bfd-error', err: err.message }, 'BFD: sessions may be missing'),
+    );
+    const registers = opts.registry ? [opts.registry] : [];
+    this.downs = new Counter({
+      name: 'podnet_bfd_session_down_total',
+      help: 'BFD sessions that went from Up to Down (each takes the BGP sessions to that address down), by diagnostic',
+      labelNames: ['peer', 'diag'],
+      registers,
+    });
+    this.state = new Gauge({
+      name: 'podnet_bfd_session_state',
+      help: 'BFD session state per peer address: 1 for the current state, 0 for the others',
+      labelNames: ['peer', 'state'],
+      registers,
+    });
+    this.bfd.on('state', (c: StateChange) => this.onState(c));
+  }
+
+  private started = false;
+  private failed = false;
+
+  /** Opens the BFD sockets with the first session that needs them; a failure is logged, BGP runs on. */
+  private ensureStarted(): boolean {
+    if (this.started) return true;
+    if (this.failed) return false;
+    try {
+      this.bfd.start();
+      this.started = true;
+    } catch (err) {
+      this.failed = true;
+      this.log.error(
+        { event: 'bfd-start-failed', err: (err as Error).message },
+        'BFD could not open UDP 3784: BGP sessions run without BFD',
+      );
+    }
+    return this.started;
+  }
+
+  stop(): void {
+    if (this.started) this.bfd.stop();
+    this.started = false;
+  }
+
+  /** A BGP peer was added or changed: start, retime or stop the BFD session to its address. */
+  sync(p: DesiredPeer): void {
+    if (p.bfd) this.peers.set(p.key, p);
+    else if (this.peers.delete(p.key)) this.release(p);
+    this.refresh(p.address);
+  }
+
+  /** BFD no longer watches this BGP peer: it may connect again if BFD held it down. */
+  private release(p: DesiredPeer): void {
+    try {
+      this.speaker()?.peerReachable(p.address, p.port);
+    } catch {
+      // Not (or no longer) a peer of the speaker.
+    }
+  }
+
+  remove(p: DesiredPeer): void {
+    this.peers.delete(p.key);
+    this.refresh(p.address);
+  }
+
+  private refresh(address: string): void {
+    const users = [...this.peers.values()].filter((p) => p.address === address);
+    if (users.length === 0) {
+      if (this.bfd.has(address)) {
+        this.bfd.removePeer(address);
+        for (const s of BFD_STATES) this.state.remove(address, s);
+      }
+      return;
+    }
+    if (!this.ensureStarted()) return;
+    // Sessions shared by several BGP peers run the fastest timers any of them asks for.
+    const b = users.map((p) => p.bfd!);
+    const timers = {
+      minTx: Math.min(...b.map((x) => x.minTx)),
+      minRx: Math.min(...b.map((x) => x.minRx)),
+      multiplier: Math.min(...b.map((x) => x.multiplier)),
+    };
+    this.bfd.addPeer({ peer: address, local: users[0]!.localAddress, timers });
+    const state = this.bfd.stateOf(address);
+    if (state) this.setStateGauge(address, state);
+  }
+
+  private setStateGauge(peer: string, state: string): void {
+    for (const s of BFD_STATES) this.state.set({ peer, state: s }, s === state ? 1 : 0);
+  }
+
+  private onState(c: StateChange): void {
+    this.setStateGauge(c.peer, c.to);
+    const speaker = this.speaker();
+    const users = [...this.peers.values()].filter((p) => p.address === c.peer);
+    if (c.to === 'up') {
+      for (const p of users) this.release(p);
+      return;
+    }
+    if (c.from !== 'up') return;
+    this.downs.inc({ peer: c.peer, diag: c.diag });
+    for (const p of users) {
+      const graceful = p.bfd!.controlPlaneCheck && !c.remoteCpi;
+      let keptStale = false;
+      try {
+        keptStale =
+          speaker?.peerUnreachable(p.address, { port: p.port, reason: `bfd-${c.diag}`, graceful }) ?? false;
+      } catch {
+        continue;
+      }
+      this.log.warn(
+        {
+          event: 'bfd-down',
+          peer: p.key,
+          diag: c.diag,
+          reason: c.reason,
+          remoteCpi: c.remoteCpi,
+          keptStale,
+        },
+        'BFD session down: BGP session taken down until BFD is Up again',
+      );
+    }
+  }
+}

@@ -1,0 +1,268 @@
+// The BFD instance of one host: single-hop sessions (RFC 5881) over UDP, received on port 3784 and
+// sent from a source port of 49152–65535 per session, TTL / hop limit 255 both ways. The received
+// TTL is read by @podnet/native (IP_RECVTTL / IPV6_RECVHOPLIMIT with recvmsg): Node's dgram cannot
+// report it. A packet that arrives with any other TTL is dropped and counted (RFC 5881 §5).
+import { randomInt } from 'node:crypto';
+import { EventEmitter } from 'node:events';
+import { isIPv6, SocketAddress } from 'node:net';
+import { openUdp, type UdpMeta, type UdpSocket } from '@podnet/native';
+import { BFD_PORT, BFD_TTL, decodePacket, SOURCE_PORT_MAX, SOURCE_PORT_MIN } from './packet.js';
+import {
+  BfdSession,
+  type BfdTimers,
+  type Clock,
+  DEFAULT_TIMERS,
+  type Logger,
+  type SessionStatus,
+  type StateChange,
+  silentLogger,
+  systemClock,
+} from './session.js';
+
+export class BfdConfigError extends Error {
+  readonly code = 'BFD_ERR_CONFIG';
+  constructor(
+    readonly field: string,
+    readonly value: unknown,
+    why: string,
+  ) {
+    super(`${field}: ${why} (got ${JSON.stringify(value)})`);
+    this.name = 'BfdConfigError';
+  }
+}
+
+export interface BfdPeerConfig {
+  /** The neighbour's address (IPv4 or IPv6, one hop away). */
+  peer: string;
+  /** Local address to send from (default: the kernel's choice). */
+  local?: string | undefined;
+  timers?: Partial<BfdTimers> | undefined;
+}
+
+export interface BfdOptions {
+  /** Open the sockets inside this network namespace (a path, as @podnet/native takes it). */
+  netns?: string | undefined;
+  logger?: Logger | undefined;
+  clock?: Clock | undefined;
+  random?: () => number;
+  /** Receive port (default 3784; tests may change it only together with the peer). */
+  port?: number;
+  /** Called after each packet sent, with the peer and the clock time (for jitter measurements). */
+  onTransmit?: (peer: string, t: number) => void;
+}
+
+export interface BfdCounters {
+  /** Packets dropped because their TTL / hop limit was not 255. */
+  ttlDropped: number;
+  /** Packets refused by the RFC 5880 §6.8.6 checks. */
+  invalid: number;
+  /** Packets that matched no session. */
+  noSession: number;
+  /** Sessions that went from Up to Down. */
+  downs: number;
+}
+
+export function canonical(address: string): string {
+  const family = isIPv6(address) ? 'ipv6' : 'ipv4';
+  try {
+    const a = new SocketAddress({ address, family }).address;
+    return a.startsWith('::ffff:') && a.includes('.') ? a.slice(7) : a;
+  } catch {
+    throw new BfdConfigError('peer', address, 'not an IP address');
+  }
+}
+
+function checkTimers(t: BfdTimers, field: string): BfdTimers {
+  for (const k of ['minTx', 'minRx'] as const) {
+    const v = t[k];
+    // The wire carries microseconds in 32 bits; below 10 ms is not a goal for a userspace daemon.
+    if (typeof v !== 'number' || !Number.isFinite(v) || v < 10 || v > 60_000)
+      throw new BfdConfigError(`${field}.${k}`, v, 'must be 10..60000 ms');
+  }
+  if (!Number.isInteger(t.multiplier) || t.multiplier < 1 || t.multiplier > 255)
+    throw new BfdConfigError(`${field}.multiplier`, t.multiplier, 'must be an integer 1..255');
+  return t;
+}
+
+interface Entry {
+  session: BfdSession;
+  sock: UdpSocket;
+  config: BfdPeerConfig;
+  wasUp: boolean;
+}
+
+/**
+ * Emits 'state' (StateChange) for every session state change, and 'down' (StateChange) when a
+ * session that was Up goes Down or AdminDown (the event BGP acts on).
+ */
+export class Bfd extends EventEmitter {
+  readonly counters: BfdCounters = { ttlDropped: 0, invalid: 0, noSession: 0, downs: 0 };
+  private readonly log: Logger;
+  private readonly clock: Clock;
+  private readonly byPeer = new Map<string, Entry>();
+  private readonly byDiscr = new Map<number, Entry>();
+  private readonly rx: UdpSocket[] = [];
+  private readonly port: number;
+  private started = false;
+
+  constructor(private readonly opts: BfdOptions = {}) {
+    super();
+    this.log = (opts.logger ?? silentLogger).child({ component: 'bfd' });
+    this.clock = opts.clock ?? systemClock;
+    this.port = opts.port ?? BFD_PORT;
+  }
+
+  /** Opens the receive sockets (IPv4, and IPv6 when the host has it). */
+  start(): void {
+    if (this.started) return;
+    for (const family of [4, 6] as const) {
+      try {
+        const s = openUdp({ family, port: this.port, ttl: BFD_TTL, netns: this.opts.netns });
+        s.onDatagram(
+          (buf, meta) => this.onDatagram(buf, meta),
+          (err) => this.log.warn({ event: 'bfd-recv-error', err: err.message }, 'BFD receive error'),
+        );
+        s.unref();
+        this.rx.push(s);
+      } catch (err) {
+        if (family === 4) throw err;
+        this.log.warn({ event: 'bfd-no-ipv6', err: (err as Error).message }, 'no IPv6 BFD listener');
+      }
+    }
+    this.started = true;
+    for (const e of this.byPeer.values()) e.session.start();
+  }
+
+  stop(): void {
+    this.started = false;
+    for (const e of this.byPeer.values()) {
+      e.session.stop();
+      e.sock.close();
+    }
+    this.byPeer.clear();
+    this.byDiscr.clear();
+    for (const s of this.rx.splice(0)) s.close();
+  }
+
+  /** Adds a session (a peer already present gets its timers updated instead). */
+  addPeer(c: BfdPeerConfig): void {
+    const peer = canonical(c.peer);
+    const timers = checkTimers({ ...DEFAULT_TIMERS, ...c.timers }, 'timers');
+    const old = this.byPeer.get(peer);
+    if (old) {
+      old.config = c;
+      old.session.setTimers(timers);
+      return;
+    }
+    const sock = this.openSource(peer, c.local);
+    let discr = 0;
+    while (discr === 0 || this.byDiscr.has(discr)) discr = randomInt(1, 0xffff_ffff);
+    const session = new BfdSession({
+      peer,
+      localDiscr: discr,
+      timers,
+      send: (b) => {
+        sock.send(b, peer, this.port);
+        this.opts.onTransmit?.(peer, this.clock.now());
+      },
+      clock: this.clock,
+      ...(this.opts.random ? { random: this.opts.random } : {}),
+      logger: this.log,
+      afterPendingInput: this.opts.clock ? undefined : (check) => setImmediate(check),
+    });
+    const entry: Entry = { session, sock, config: c, wasUp: false };
+    session.on('state', (ch: StateChange) => {
+      this.emit('state', ch);
+      if (ch.to === 'up') entry.wasUp = true;
+      else if (ch.from === 'up' && (ch.to === 'down' || ch.to === 'admin-down')) {
+        this.counters.downs++;
+        this.emit('down', ch);
+      }
+    });
+    this.byPeer.set(peer, entry);
+    this.byDiscr.set(discr, entry);
+    if (this.started) session.start();
+  }
+
+  /** Changes a session's timers in place: a running session switches with a Poll Sequence, no flap. */
+  updatePeer(peer: string, timers: Partial<BfdTimers>): void {
+    const e = this.byPeer.get(canonical(peer));
+    if (!e) throw new BfdConfigError('peer', peer, 'no such BFD session');
+    e.session.setTimers(checkTimers({ ...DEFAULT_TIMERS, ...timers }, 'timers'));
+  }
+
+  removePeer(peer: string): void {
+    const key = canonical(peer);
+    const e = this.byPeer.get(key);
+    if (!e) return;
+    // Tell the neighbour (AdminDown is not a failure, RFC 5880 §6.8.16), then go.
+    e.session.removeAllListeners();
+    e.session.adminDown();
+    e.session.stop();
+    e.sock.close();
+    this.byPeer.delete(key);
+    this.byDiscr.delete(e.session.localDiscr);
+  }
+
+  has(peer: string): boolean {
+    return this.byPeer.has(canonical(peer));
+  }
+
+  stateOf(peer: string): SessionStatus['state'] | undefined {
+    return this.byPeer.get(canonical(peer))?.session.state;
+  }
+
+  session(peer: string): SessionStatus | undefined {
+    return this.byPeer.get(canonical(peer))?.session.status();
+  }
+
+  sessions(): SessionStatus[] {
+    return [...this.byPeer.values()].map((e) => e.session.status());
+  }
+
+  /** A socket bound to a source port of 49152–65535 (RFC 5881 §4), picked at random. */
+  private openSource(peer: string, local: string | undefined): UdpSocket {
+    const family = isIPv6(peer) ? 6 : 4;
+    let lastErr: unknown;
+    for (let i = 0; i < 64; i++) {
+      const port = randomInt(SOURCE_PORT_MIN, SOURCE_PORT_MAX + 1);
+      try {
+        return openUdp({
+          family,
+          port,
+          ttl: BFD_TTL,
+          ...(local ? { bindAddress: local } : {}),
+          ...(this.opts.netns ? { netns: this.opts.netns } : {}),
+        });
+      } catch (err) {
+        lastErr = err;
+        if ((err as { code?: string }).code !== 'EADDRINUSE') break;
+      }
+    }
+    throw lastErr;
+  }
+
+  private onDatagram(buf: Buffer, meta: UdpMeta): void {
+    if (meta.ttl !== BFD_TTL) {
+      this.counters.ttlDropped++;
+      this.log.debug(
+        { event: 'bfd-ttl-drop', from: meta.address, ttl: meta.ttl },
+        'BFD packet with TTL != 255',
+      );
+      return;
+    }
+    const d = decodePacket(buf);
+    if (!d.ok) {
+      this.counters.invalid++;
+      this.log.debug({ event: 'bfd-invalid', from: meta.address, why: d.reason }, 'invalid BFD packet');
+      return;
+    }
+    const from = meta.address.startsWith('::ffff:') ? meta.address.slice(7) : meta.address;
+    const e = d.packet.yourDiscr !== 0 ? this.byDiscr.get(d.packet.yourDiscr) : this.byPeer.get(from);
+    if (!e || e.session.peer !== from) {
+      this.counters.noSession++;
+      return;
+    }
+    e.session.receive(d.packet);
+  }
+}

@@ -1,0 +1,236 @@
+// Two sessions wired back to back on the fake clock: the three-way handshake, detection, Poll/Final
+// for timer changes, jitter, AdminDown. No sockets, no sleeps.
+import { describe, expect, it } from 'vitest';
+import { FakeClock } from '../../bgp/src/__fixtures__/clock.js';
+import { detectionTime, initialVars, jittered, transition, txInterval } from './fsm.js';
+import { type BfdPacket, Diag, decodePacket, State } from './packet.js';
+import { BfdSession, type StateChange } from './session.js';
+
+interface Wire {
+  clock: FakeClock;
+  a: BfdSession;
+  b: BfdSession;
+  /** Packets a sent (decoded), in order, with the clock time. */
+  fromA: { t: number; p: BfdPacket }[];
+  changes: StateChange[];
+  /** Clock times at which a received a packet. */
+  toA: number[];
+  /** Cut the link: packets are dropped both ways. */
+  cut: { a: boolean; b: boolean };
+}
+
+function wire(random = () => 0.5): Wire {
+  const clock = new FakeClock();
+  const w = { clock, fromA: [], toA: [], changes: [], cut: { a: false, b: false } } as unknown as Wire;
+  const deliver = (to: () => BfdSession, buf: Buffer, dropped: () => boolean, log?: Wire['fromA']) => {
+    const d = decodePacket(buf);
+    if (!d.ok) throw new Error(d.reason);
+    log?.push({ t: clock.now(), p: d.packet });
+    if (dropped()) return;
+    // Delivered 1 ms later, like a wire.
+    clock.setTimeout(() => {
+      if (to() === w.a) w.toA.push(clock.now());
+      to().receive(d.packet);
+    }, 1);
+  };
+  const timers = { minTx: 300, minRx: 300, multiplier: 3 };
+  w.a = new BfdSession({
+    peer: 'b',
+    localDiscr: 1,
+    timers,
+    clock,
+    random,
+    send: (buf) =>
+      deliver(
+        () => w.b,
+        buf,
+        () => w.cut.a,
+        w.fromA,
+      ),
+  });
+  w.b = new BfdSession({
+    peer: 'a',
+    localDiscr: 2,
+    timers,
+    clock,
+    random,
+    send: (buf) =>
+      deliver(
+        () => w.a,
+        buf,
+        () => w.cut.b,
+      ),
+  });
+  w.a.on('state', (c: StateChange) => w.changes.push(c));
+  w.b.on('state', (c: StateChange) => w.changes.push(c));
+  return w;
+}
+
+function up(w: Wire): void {
+  w.a.start();
+  w.b.start();
+  for (let i = 0; i < 100 && !(w.a.state === 'up' && w.b.state === 'up' && !w.a.variables.polling); i++)
+    w.clock.advance(100);
+  expect(w.a.state).toBe('up');
+  expect(w.b.state).toBe('up');
+}
+
+describe('BFD session state machine', () => {
+  it('comes Up through Down, Init and Up on both sides', () => {
+    const w = wire();
+    up(w);
+    const path = (peer: string) => w.changes.filter((c) => c.peer === peer).map((c) => c.to);
+    expect([path('a'), path('b')]).toContainEqual(['init', 'up']);
+    expect(w.changes.every((c) => c.from !== 'up')).toBe(true);
+  });
+
+  it('sends at most once a second before Up, then at the negotiated 300 ms less jitter', () => {
+    const w = wire(() => 0.999);
+    w.a.start();
+    w.clock.advance(1);
+    const first = w.fromA.length;
+    w.clock.advance(999);
+    // Jitter 25% at most: the second packet is due 750 ms after the first.
+    expect(w.fromA.length - first).toBe(1);
+    expect(w.fromA.at(-1)!.p.desiredMinTx).toBe(1_000_000);
+    w.b.start();
+    up(w);
+    const since = w.fromA.length;
+    w.clock.advance(3000);
+    const gaps = w.fromA
+      .slice(since)
+      .map((x, i, all) => (i ? x.t - all[i - 1]!.t : 0))
+      .slice(1);
+    for (const g of gaps) expect(g).toBeGreaterThanOrEqual(225);
+    for (const g of gaps) expect(g).toBeLessThanOrEqual(300);
+  });
+
+  it('goes Down with diag 1 after remote multiplier x agreed interval of silence, and forgets the remote discriminator', () => {
+    const w = wire();
+    up(w);
+    expect(w.a.status().detectionTimeMs).toBe(900);
+    w.cut.b = true;
+    w.clock.advance(1);
+    const last = w.toA.at(-1)!;
+    w.clock.advance(last + 899 - w.clock.now());
+    expect(w.a.state).toBe('up');
+    w.clock.advance(1);
+    expect(w.a.state).toBe('down');
+    const c = w.changes.at(-1)!;
+    expect(c).toMatchObject({ peer: 'b', from: 'up', to: 'down', diag: 'control-detection-time-expired' });
+    expect(w.a.variables.remoteDiscr).toBe(0);
+    // b hears a's Down (diag 1, your discriminator 0) and goes Down with diag 3.
+    w.clock.advance(1100);
+    expect(w.b.state).toBe('down');
+    expect(w.b.variables.localDiag).toBe(Diag.NEIGHBOR_SIGNALED_SESSION_DOWN);
+  });
+
+  it('changes timers with a Poll Sequence and never leaves Up', () => {
+    const w = wire();
+    up(w);
+    const changesBefore = w.changes.length;
+    w.a.setTimers({ minTx: 1000, minRx: 1000, multiplier: 5 });
+    w.clock.advance(1);
+    // Packets carry P until b answers with F; the slower transmit interval waits for it.
+    expect(w.a.variables.polling).toBe(true);
+    expect(txInterval(w.a.variables)).toBe(300_000);
+    w.clock.advance(2000);
+    expect(w.a.variables.polling).toBe(false);
+    expect(w.fromA.some((x) => x.p.poll)).toBe(true);
+    expect(txInterval(w.a.variables)).toBe(1_000_000);
+    // b's detection time of a: a's multiplier 5 x max(b's 300 rx, a's 1000 tx).
+    expect(detectionTime(w.b.variables)).toBe(5_000_000);
+    w.clock.advance(20_000);
+    expect(w.changes.length).toBe(changesBefore);
+    expect(w.a.state).toBe('up');
+    expect(w.b.state).toBe('up');
+  });
+
+  it('AdminDown tells the neighbour, which goes Down with diag 3 and not by detection', () => {
+    const w = wire();
+    up(w);
+    w.a.adminDown();
+    w.clock.advance(1500);
+    expect(w.a.state).toBe('admin-down');
+    expect(w.b.state).toBe('down');
+    expect(w.changes.at(-1)).toMatchObject({ peer: 'a', diag: 'neighbor-signaled-session-down' });
+    w.a.adminUp();
+    w.clock.advance(5000);
+    expect(w.a.state).toBe('up');
+  });
+
+  it('reads packets already received before declaring a late detection timer expired', () => {
+    const clock = new FakeClock();
+    let pending: (() => void) | undefined;
+    const s = new BfdSession({
+      peer: 'x',
+      localDiscr: 7,
+      timers: { minTx: 300, minRx: 300, multiplier: 3 },
+      clock,
+      send: () => {},
+      afterPendingInput: (check) => {
+        pending = check;
+      },
+    });
+    s.start();
+    const pkt = (state: number): BfdPacket => ({
+      version: 1,
+      diag: 0,
+      state: state as 3,
+      poll: false,
+      final: false,
+      cpi: false,
+      auth: false,
+      demand: false,
+      multipoint: false,
+      detectMult: 3,
+      myDiscr: 9,
+      yourDiscr: 7,
+      desiredMinTx: 300_000,
+      requiredMinRx: 300_000,
+      requiredMinEchoRx: 0,
+    });
+    s.receive(pkt(State.INIT));
+    expect(s.state).toBe('up');
+    clock.advance(3000);
+    // The detection timer fired, but a packet was waiting in the socket: it is read first.
+    expect(pending).toBeDefined();
+    s.receive(pkt(State.UP));
+    pending!();
+    expect(s.state).toBe('up');
+  });
+
+  it('jitters 0-25% below the interval, 10-25% with multiplier 1', () => {
+    expect(jittered(300_000, 3, () => 0)).toBe(300_000);
+    expect(jittered(300_000, 3, () => 0.9999)).toBeCloseTo(225_007.5, 0);
+    expect(jittered(300_000, 1, () => 0)).toBe(270_000);
+    expect(jittered(300_000, 1, () => 0.9999)).toBeCloseTo(225_004.5, 0);
+  });
+
+  it('answers a Poll with a Final at once and ignores packets while AdminDown', () => {
+    const s = initialVars({ localDiscr: 1, desiredMinTx: 300_000, requiredMinRx: 300_000, detectMult: 3 });
+    const p: BfdPacket = {
+      version: 1,
+      diag: 0,
+      state: State.DOWN,
+      poll: true,
+      final: false,
+      cpi: true,
+      auth: false,
+      demand: false,
+      multipoint: false,
+      detectMult: 3,
+      myDiscr: 5,
+      yourDiscr: 0,
+      desiredMinTx: 1_000_000,
+      requiredMinRx: 1_000_000,
+      requiredMinEchoRx: 0,
+    };
+    const t = transition(s, { type: 'packet', packet: p });
+    expect(t.session.state).toBe(State.INIT);
+    expect(t.session.remoteCpi).toBe(true);
+    expect(t.actions).toContainEqual({ type: 'send-final' });
+    const ad = transition({ ...s, state: State.ADMIN_DOWN }, { type: 'packet', packet: p });
+    expect(ad.session.state).toBe(State.ADMIN_DOWN);
+  });
+});
