@@ -38,7 +38,8 @@ function load(dir: string): { file: string; obj: Obj }[] {
     .sort()
     .flatMap((f) => {
       const p = join(dir, f);
-      if (statSync(p).isDirectory()) return load(p);
+      // deploy/observability: Prometheus rules and a Grafana dashboard, not Kubernetes objects.
+      if (statSync(p).isDirectory()) return f === 'observability' ? [] : load(p);
       if (!/\.ya?ml$/.test(f) || f === 'kustomization.yaml') return [];
       return parseAllDocuments(readFileSync(p, 'utf8'))
         .map((d) => d.toJS() as Obj)

@@ -13,7 +13,8 @@ import type { DesiredPeer } from '../model.js';
 const BFD_STATES = ['admin-down', 'down', 'init', 'up'] as const;
 
 export class BfdLink {
-  readonly bfd: BfdInstance;
+  private readonly given: BfdInstance | undefined;
+  private instance: BfdInstance | undefined;
   /** Desired BGP peers with BFD on, by key; BFD sessions are per address. */
   private readonly peers = new Map<string, DesiredPeer>();
   private readonly log: Logger;
@@ -25,11 +26,7 @@ export class BfdLink {
     opts: { logger: Logger; registry?: Registry | undefined; bfd?: BfdInstance | undefined },
   ) {
     this.log = opts.logger.child({ component: 'bfd' });
-    // On a worker thread: a busy main loop (a full-table UPDATE burst) must not delay BFD.
-    this.bfd = opts.bfd ?? new BfdThread({ logger: this.log });
-    this.bfd.on('error', (err: Error) =>
-      this.log.error({ event: 'bfd-error', err: err.message }, 'BFD: sessions may be missing'),
-    );
+    this.given = opts.bfd;
     const registers = opts.registry ? [opts.registry] : [];
     this.downs = new Counter({
       name: 'podnet_bfd_session_down_total',
@@ -43,7 +40,22 @@ export class BfdLink {
       labelNames: ['peer', 'state'],
       registers,
     });
-    this.bfd.on('state', (c: StateChange) => this.onState(c));
+  }
+
+  /**
+   * The BFD instance, made with the first peer that has BFD on: on a worker thread, so a busy main
+   * loop (a full-table UPDATE burst) does not delay BFD; an agent without BFD peers runs no thread.
+   */
+  private get bfd(): BfdInstance {
+    if (!this.instance) {
+      const b = this.given ?? new BfdThread({ logger: this.log });
+      b.on('error', (err: Error) =>
+        this.log.error({ event: 'bfd-error', err: err.message }, 'BFD: sessions may be missing'),
+      );
+      b.on('state', (c: StateChange) => this.onState(c));
+      this.instance = b;
+    }
+    return this.instance;
   }
 
   private started = false;
@@ -95,7 +107,7 @@ export class BfdLink {
   private refresh(address: string): void {
     const users = [...this.peers.values()].filter((p) => p.address === address);
     if (users.length === 0) {
-      if (this.bfd.has(address)) {
+      if (this.instance?.has(address)) {
         this.bfd.removePeer(address);
         for (const s of BFD_STATES) this.state.remove(address, s);
       }

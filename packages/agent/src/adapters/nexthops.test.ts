@@ -60,7 +60,7 @@ describe('BgpAdapter with nextHopReachable', () => {
     };
     await adapter.addPeer(p);
     await until('the reachable path selected', () => adapter.rib().length === 1);
-    expect(adapter.rib()).toEqual([{ prefix: '10.60.0.0/26', nextHops: ['10.88.0.5'] }]);
+    expect(adapter.rib()).toEqual([{ prefix: '10.60.0.0/26', nextHops: ['10.88.0.5'], from: '127.0.0.1' }]);
     const c = adapter.unreachableNextHops();
     expect(c).toMatchObject([{ type: 'NextHopUnreachable', subject: '10.77.0.5', blocksReadiness: false }]);
     expect(c[0]!.message).toContain('10.50.0.0/26, 10.50.0.64/26');
