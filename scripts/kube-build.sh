@@ -228,7 +228,10 @@ KUBE_GIT_MINOR='20'
 EOF
 export KUBE_GIT_VERSION_FILE="$work/version.env"
 # -v: `go install` names each package it compiles, which the progress lines below count.
-export GOPATH="$work/gopath" GOPROXY=off GOFLAGS="-p=$jobs -v" GOTOOLCHAIN=local
+# The Makefile (hack/lib/golang.sh) makes its -tags list from "selinux,notest," and whatever
+# follows -tags= in GOFLAGS, or all of GOFLAGS when there is none: GOFLAGS must end in -tags=…, or
+# its spaces land in the tag list ("-tags space-separated list contains comma").
+export GOPATH="$work/gopath" GOPROXY=off GOFLAGS="-p=$jobs -v -tags=notest" GOTOOLCHAIN=local
 export KUBE_VERBOSE=2
 for t in "${order[@]}"; do
   name=${t#cmd/}

@@ -10,6 +10,7 @@ import {
   cachedKubeBinDir,
   inSubnet,
   ipToBigInt,
+  kubeBuildStatus,
   parseCidr,
   RealCluster,
   type RealClusterConfig,
@@ -21,7 +22,7 @@ import { repoRoot, routes, scenarioConfig } from './harness.js';
 const binDir = cachedKubeBinDir(repoRoot);
 if (!binDir)
   process.stderr.write(
-    'cluster-real: skipped: the Kubernetes binaries are not cached; build them once with scripts/kube-build.sh\n',
+    `cluster-real: skipped: the Kubernetes binaries are not cached yet: ${kubeBuildStatus(repoRoot)}. scripts/install.sh advances the build each run (scripts/kube-build.sh --budget, PODNET_KUBE_BUILD_BUDGET); scripts/kube-build.sh alone builds them at once\n`,
   );
 
 // A fixed prefix and state dir: the next run's `up` removes what an interrupted run left, its
@@ -154,7 +155,19 @@ describe.skipIf(!binDir)(
           body = await cluster.httpGet(from, `http://${ip}/`);
           if (body === undefined) await new Promise((r) => setTimeout(r, 1000));
         }
-        expect(body?.trim(), `${from.name} (${from.node}) → ${ip}:80`).toBe('ok');
+        // On failure, say whether the pods themselves answer (then the Service path is at fault).
+        const direct =
+          body === undefined
+            ? (
+                await Promise.all(
+                  pods.map(
+                    async (p) =>
+                      `${p.ip}: ${(await cluster.httpGet(from, `http://${p.ip}:8080/`))?.trim() ?? 'no answer'}`,
+                  ),
+                )
+              ).join(', ')
+            : '';
+        expect(body?.trim(), `${from.name} (${from.node}) → ${ip}:80 (pods directly: ${direct})`).toBe('ok');
       }
     }, 120_000);
 

@@ -633,7 +633,11 @@ export class Agent {
       reasons.push(
         `routes not applied${(this.lastRouteError ?? rs?.lastError) ? `: ${this.lastRouteError ?? rs?.lastError}` : ''}`,
       );
-    if (down.length)
+    // Down sessions hold readiness only until the first route reconcile. Later, a peer that drops
+    // (another node's agent restarting: peers keep its routes, graceful restart) is reported in
+    // /status, not by this node going unready: the DaemonSet controller replaces unready pods at
+    // once, outside maxUnavailable, so one agent's rolling restart would restart them all.
+    if (down.length && !this.routesStarted)
       reasons.push(`sessions not established: ${down.map((p) => `${p.address} ${p.state}`).join(', ')}`);
     // The data path itself: e.g. ip_forward is 0 and /proc/sys is read-only.
     const dataPathBroken = [...(rs?.notReady ?? [])];

@@ -6,6 +6,7 @@ export {
   type ClusterPod,
   cachedKubeBinDir,
   KUBE_BINARIES,
+  kubeBuildStatus,
   RealCluster,
   type RealClusterConfig,
   SERVICE_IP,

@@ -41,6 +41,12 @@ export function cachedKubeBinDir(repoRoot: string): string | undefined {
   return dir && KUBE_BINARIES.every((b) => existsSync(join(dir, b))) ? dir : undefined;
 }
 
+/** How far the cached build is (`scripts/kube-build.sh --status`: complete, or binaries and packages so far). */
+export function kubeBuildStatus(repoRoot: string): string {
+  const r = spawnSync(join(repoRoot, 'scripts', 'kube-build.sh'), ['--status'], { encoding: 'utf8' });
+  return (r.stdout.trim() || r.stderr.trim() || `exit ${r.status}`).split('\n')[0] ?? '';
+}
+
 /** The Service range of the lab cluster: its first address is the `kubernetes` Service. */
 export const SERVICE_CIDR = '10.96.0.0/24';
 export const SERVICE_IP = '10.96.0.1';
@@ -399,6 +405,13 @@ export class RealCluster {
       { timeoutMs: 30_000, intervalMs: 250 },
     );
     const objects = labObjects(this.lab.project.settings, this.lab.model, this.lab.tors);
+    // The graceful-restart time is deploy/'s (agent.yaml gracefulRestartTime, 120 s), not
+    // compose.yaml's 15 s for the namespace lab's quick failure scenarios: a DaemonSet pod's restart
+    // (SIGTERM, two init containers, the agent's start) takes tens of seconds, longer under load,
+    // and peers drop a restarting node's routes when the time runs out.
+    const gr = (objects.bgpConfiguration.spec as { gracefulRestart?: { restartTime?: number } })
+      .gracefulRestart;
+    if (gr) delete gr.restartTime;
     for (const obj of [...objects.ipPools, objects.bgpConfiguration, ...objects.bgpPeers])
       await this.applyObject(obj);
   }
@@ -676,11 +689,18 @@ export class RealCluster {
       'state',
       'established',
     ]);
-    return r.stdout
-      .split('\n')
-      .filter((l) => l.includes('(("node",'))
-      .map((l) => l.trim().split(/\s+/)[3] ?? '')
-      .filter(Boolean);
+    const out: string[] = [];
+    for (const line of r.stdout.split('\n')) {
+      // Recv-Q Send-Q Local Peer users:(("comm",pid=N,fd=M)); the comm of Node's main thread is
+      // "MainThread", so the process is told by its command line.
+      const pid = /pid=(\d+)/.exec(line)?.[1];
+      const peer = line.trim().split(/\s+/)[3];
+      if (!pid || !peer) continue;
+      try {
+        if (readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('podnet-agent')) out.push(peer);
+      } catch {}
+    }
+    return out;
   }
 
   /** The API server URL in the CNI plugin's kubeconfig that install-cni wrote on a node. */
