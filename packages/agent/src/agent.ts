@@ -664,7 +664,12 @@ export class Agent {
     return {
       version: 1,
       node: d?.node ?? { name: this.deps.config.nodeName, asNumber: 0, listenPort: 0 },
-      ready: synced && routesApplied && sessionsUp && this.phase === 'running' && dataPathBroken.length === 0,
+      ready:
+        synced &&
+        routesApplied &&
+        (sessionsUp || this.routesStarted) &&
+        this.phase === 'running' &&
+        dataPathBroken.length === 0,
       readiness: { synced, routesApplied, sessionsUp, reasons },
       datastore: { synced, reachable: this.deps.datastore.reachable() },
       routeProtocol: this.deps.routeProtocol ?? { number: 80, name: 'podnet' },
