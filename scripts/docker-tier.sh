@@ -6,6 +6,10 @@
 #   scripts/docker-tier.sh start    start dockerd in netns $PODNET_DOCKER_NS; prints DOCKER_HOST=…
 #   scripts/docker-tier.sh images   base images, then compose.yaml's images (needs DOCKER_HOST)
 #   scripts/docker-tier.sh stop     stop that dockerd (by its pid) and delete its namespace
+#   scripts/docker-tier.sh agent-archive TAG FILE
+#                                   only the agent image (deploy/docker/Dockerfile), tagged TAG and
+#                                   written by `docker save` to FILE (the real-cluster tier imports
+#                                   it with `ctr images import`; needs DOCKER_HOST)
 #
 # Offline images. There is no registry here, and containers cannot reach the npm registry or the
 # Debian mirror, so:
@@ -173,9 +177,22 @@ images() {
   say "all images ready ($(($(now) - t0)) s)"
 }
 
+agent_archive() {
+  [ -n "${DOCKER_HOST:-}" ] || { say "DOCKER_HOST is not set (scripts/docker-tier.sh start prints it)"; exit 1; }
+  t0=$(now)
+  base_images
+  from=$(host_tree)
+  DOCKER_BUILDKIT=1 nice -n 10 "$DOCKER" build -q --build-arg "PODNET_BUILD_FROM=$from" -t "$1" \
+    -f "$REPO/deploy/docker/Dockerfile" "$REPO" >/dev/null
+  "$DOCKER" save -o "$2.tmp" "$1"
+  mv "$2.tmp" "$2"
+  say "$1 built and saved to $2 ($(($(now) - t0)) s)"
+}
+
 case "${1:-}" in
   start) start ;;
+  agent-archive) [ $# -eq 3 ] || { echo "usage: $0 agent-archive TAG FILE" >&2; exit 2; }; agent_archive "$2" "$3" ;;
   stop) stop ;;
   images) images ;;
-  *) echo "usage: $0 start|images|stop" >&2; exit 2 ;;
+  *) echo "usage: $0 start|images|stop|agent-archive TAG FILE" >&2; exit 2 ;;
 esac

@@ -4,6 +4,13 @@
 # its own Node 24 into node_modules/.bin, so npm scripts never run on the system Node 20).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# --tests: also what only the tests need (the real-cluster tier's budgeted Kubernetes build).
+for_tests=0
+case "${1:-}" in
+  --tests) for_tests=1 ;;
+  "") ;;
+  *) echo "install: unknown option '$1' (only --tests)" >&2; exit 2 ;;
+esac
 
 mapfile -t pkgs < <(grep -vE '^\s*(#|$)' scripts/debian-packages.txt)
 missing=()
@@ -35,3 +42,22 @@ npm ci --no-fund --no-audit
 
 echo "install: kubectl and promtool builds for the tests (scripts/fetch-tools.sh)"
 scripts/fetch-tools.sh
+
+# The real-cluster tier's Kubernetes binaries (docs/real-cluster.md), for the tests only (`--tests`;
+# the lab does not need them). A cold build takes 60 to 80 minutes on 2 cores, more than one CI run
+# can spare: each run builds for at most PODNET_KUBE_BUILD_BUDGET seconds (default 600; 0 skips),
+# resuming where the last one stopped
+# (source tree, Go cache and finished binaries are kept under /var/cache/podnet), and
+# test/src/cluster-real.test.ts runs once the cache is complete (until then it is skipped and
+# prints how far the build is). Cached, this returns at once.
+budget=${PODNET_KUBE_BUILD_BUDGET:-600}
+if [ "$for_tests" = 1 ] && [ "$budget" != 0 ]; then
+  echo "install: Kubernetes 1.20.2 for the real-cluster tier (scripts/kube-build.sh --budget $budget)"
+  rc=0
+  scripts/kube-build.sh --budget "$budget" >&2 || rc=$?
+  case $rc in
+    0) ;;
+    3) echo "install: the Kubernetes build goes on in the next run: $(scripts/kube-build.sh --status || true)" ;;
+    *) echo "install: scripts/kube-build.sh failed (exit $rc); the real-cluster scenario is skipped until it succeeds" >&2 ;;
+  esac
+fi

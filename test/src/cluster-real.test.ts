@@ -1,17 +1,20 @@
 // The real-cluster tier (docs/real-cluster.md): compose.yaml's namespaces running etcd,
-// kube-apiserver (RBAC), kube-scheduler, kube-controller-manager, and containerd + a kubelet on
-// every node, with podnet's CNI plugin (installed by `podnet-agent install-cni`) and agent. Pods
-// are scheduled by the scheduler, wired by containerd through the CNI plugin, and probed by the
-// kubelet. Runs only when the Kubernetes binaries are cached (scripts/kube-build.sh builds them
+// kube-apiserver (RBAC), kube-scheduler, kube-controller-manager, and containerd + a kubelet +
+// kube-proxy on every node; podnet installed by `kubectl apply -k deploy/` with the agent image
+// built from deploy/docker/Dockerfile. Pods are scheduled by the scheduler, wired by containerd
+// through the CNI plugin, and probed by the kubelet. Runs only when the Kubernetes binaries are cached (scripts/kube-build.sh builds them
 // once, tens of minutes on 2 cores); otherwise the suite is skipped and says why.
 import {
+  AGENT_NAMESPACE,
   type ClusterPod,
   cachedKubeBinDir,
   inSubnet,
   ipToBigInt,
+  kubeBuildStatus,
   parseCidr,
   RealCluster,
   type RealClusterConfig,
+  SERVICE_IP,
 } from '@podnet/lab';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { repoRoot, routes, scenarioConfig } from './harness.js';
@@ -19,7 +22,7 @@ import { repoRoot, routes, scenarioConfig } from './harness.js';
 const binDir = cachedKubeBinDir(repoRoot);
 if (!binDir)
   process.stderr.write(
-    'cluster-real: skipped: the Kubernetes binaries are not cached; build them once with scripts/kube-build.sh\n',
+    `cluster-real: skipped: the Kubernetes binaries are not cached yet: ${kubeBuildStatus(repoRoot)}. scripts/install.sh advances the build each run (scripts/kube-build.sh --budget, PODNET_KUBE_BUILD_BUDGET); scripts/kube-build.sh alone builds them at once\n`,
   );
 
 // A fixed prefix and state dir: the next run's `up` removes what an interrupted run left, its
@@ -29,6 +32,15 @@ const config: RealClusterConfig = {
   ...(binDir ? { kubeBinDir: binDir } : {}),
 };
 const APP = 'app=podnet-lab-test';
+
+const label = (
+  sa: string,
+  verb: string,
+  resource: string,
+  opts: { namespace?: string; subresource?: string } | undefined,
+  answer: 'yes' | 'no',
+) =>
+  `${sa} ${verb} ${resource}${opts?.subresource ? `/${opts.subresource}` : ''}${opts?.namespace ? ` -n ${opts.namespace}` : ''}: ${answer}`;
 
 async function allocated(cluster: RealCluster, ip: string): Promise<boolean | undefined> {
   for (const b of await cluster.kube.list('/apis/podnet.io/v1alpha1/ipamblocks')) {
@@ -41,87 +53,249 @@ async function allocated(cluster: RealCluster, ip: string): Promise<boolean | un
   return undefined;
 }
 
-describe.skipIf(!binDir)('real cluster: kubelet + containerd + podnet (3 nodes, BIRD ToR, client)', () => {
-  let cluster: RealCluster;
-  let pods: ClusterPod[] = [];
-  let replicas = 0;
+describe.skipIf(!binDir)(
+  'real cluster: kubelet + containerd + kube-proxy + podnet’s DaemonSet (3 nodes, BIRD ToR, client)',
+  () => {
+    let cluster: RealCluster;
+    let pods: ClusterPod[] = [];
+    let replicas = 0;
 
-  beforeAll(async () => {
-    cluster = new RealCluster(config);
-    await cluster.up();
-    replicas = cluster.lab.nodes.length * cluster.lab.project.settings.podsPerNode;
-    expect(replicas, 'x-podnet.podsPerNode × nodes').toBeGreaterThan(0);
-    await cluster.deployTestPods(replicas);
-    pods = await cluster.waitForPods(APP, replicas);
-  }, 900_000);
+    beforeAll(async () => {
+      cluster = new RealCluster(config);
+      await cluster.up();
+      replicas = cluster.lab.nodes.length * cluster.lab.project.settings.podsPerNode;
+      expect(replicas, 'x-podnet.podsPerNode × nodes').toBeGreaterThan(0);
+      await cluster.deployTestPods(replicas);
+      pods = await cluster.waitForPods(APP, replicas);
+    }, 900_000);
 
-  afterAll(() => new RealCluster(config).down({ quiet: true }), 120_000);
+    afterAll(() => new RealCluster(config).down({ quiet: true }), 120_000);
 
-  it('registers every node and turns it Ready once podnet’s conflist is installed', async () => {
-    const nodes = await cluster.kube.list('/api/v1/nodes');
-    const ready = nodes
-      .filter((n) =>
-        ((n.status as { conditions?: { type: string; status: string }[] }).conditions ?? []).some(
-          (c) => c.type === 'Ready' && c.status === 'True',
-        ),
-      )
-      .map((n) => (n.metadata as { name: string }).name)
-      .sort();
-    expect(ready).toEqual(cluster.lab.nodes.map((n) => n.name).sort());
-  });
-
-  it('runs the scheduled pods with podnet addresses: status.podIP = podnet.io/podIP = eth0, in an IPPool', async () => {
-    expect(pods.length).toBe(replicas);
-    expect(new Set(pods.map((p) => p.node)).size, 'pods spread over every node').toBe(
-      cluster.lab.nodes.length,
-    );
-    const pools = cluster.lab.project.settings.ipPools
-      .filter((p) => !p.cidr.includes(':'))
-      .map((p) => parseCidr('cidr', p.cidr));
-    for (const p of pods) {
-      expect(p.ready, `${p.name} Ready (the kubelet's HTTP probe passed)`).toBe(true);
-      expect(p.annotatedIp, `${p.name} annotation`).toBe(p.ip);
+    it('installs podnet with kubectl apply -k deploy/: the DaemonSet Ready on every node, every node Ready', async () => {
+      const nodeNames = cluster.lab.nodes.map((n) => n.name).sort();
+      const agents = await cluster.agentPods();
+      expect(agents.map((a) => a.node).sort(), 'one agent pod per node').toEqual(nodeNames);
+      expect(agents.every((a) => a.ready)).toBe(true);
+      const st = await cluster.daemonSetStatus();
+      expect(st).toMatchObject({
+        desired: nodeNames.length,
+        ready: nodeNames.length,
+        updated: nodeNames.length,
+      });
+      // Nothing podnet-specific started by the lab: no agent or install-cni process of its own.
       expect(
-        pools.some((c) => inSubnet(p.ip, c)),
-        `${p.ip} in a lab IPPool`,
-      ).toBe(true);
-      const eth0 = await cluster.podExec(p, ['ip', '-4', '-o', 'addr', 'show', 'dev', 'eth0']);
-      expect(eth0.stdout, `${p.name} eth0`).toContain(` ${p.ip}/32 `);
-      expect(await allocated(cluster, p.ip), `${p.ip} allocated in its IPAMBlock`).toBe(true);
-    }
-    expect(new Set(pods.map((p) => p.ip)).size, 'no two pods share an address').toBe(pods.length);
-  });
+        cluster.lab.processes.filter((p) =>
+          p.argv.some((a) => a.includes('podnet-agent') || a.includes('agent/dist')),
+        ),
+      ).toEqual([]);
+      const nodes = await cluster.kube.list('/api/v1/nodes');
+      const ready = nodes
+        .filter((n) =>
+          ((n.status as { conditions?: { type: string; status: string }[] }).conditions ?? []).some(
+            (c) => c.type === 'Ready' && c.status === 'True',
+          ),
+        )
+        .map((n) => (n.metadata as { name: string }).name)
+        .sort();
+      expect(ready).toEqual(nodeNames);
+    });
 
-  it('reaches every pod from every other pod (across nodes) and from the client through the ToR', async () => {
-    const client = cluster.lab.plan.services.find((s) => s.role === 'client');
-    expect(client, 'a client service').toBeDefined();
-    // The client's only way to the pods is its default route via the ToR.
-    expect(routes(client?.ns ?? '').some((r) => r.dst === 'default' && r.gateway)).toBe(true);
-    let bad = await cluster.unreachable(pods);
-    for (let i = 0; i < 10 && bad.length > 0; i++) bad = await cluster.unreachable(pods);
-    expect(bad).toEqual([]);
-  });
+    it('the agents and the CNI plugin reach the API server through the kubernetes Service (kube-proxy)', async () => {
+      for (const n of cluster.lab.nodes) {
+        // The socket keeps the address the agent connected to; only kube-proxy's DNAT makes it work.
+        expect(await cluster.agentConnections(n.name), `${n.name} agent's API connection`).toContain(
+          `${SERVICE_IP}:443`,
+        );
+        expect(cluster.cniKubeconfigServer(n.name), `${n.name} CNI kubeconfig`).toBe(
+          `https://${SERVICE_IP}:443`,
+        );
+      }
+    });
 
-  it('frees a deleted pod’s address: CNI DEL through containerd removes its route and allocation', async () => {
-    await cluster.createTestPod('podnet-lab-single');
-    const [pod] = await cluster.waitForPods('app=podnet-lab-test-single', 1);
-    if (!pod) throw new Error('no pod');
-    const nodeNs = cluster.lab.service(pod.node).ns;
-    expect(routes(nodeNs).some((r) => r.dst === pod.ip)).toBe(true);
-    expect(await allocated(cluster, pod.ip)).toBe(true);
-    await cluster.kube.delete(
-      `/api/v1/namespaces/${cluster.lab.project.settings.podNamespace}/pods/${pod.name}`,
-    );
-    const deadline = Date.now() + 90_000;
-    const gone = async () =>
-      !routes(nodeNs).some((r) => r.dst === pod.ip) && (await allocated(cluster, pod.ip)) === false;
-    while (!(await gone()) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 500));
-    expect(
-      routes(nodeNs).some((r) => r.dst === pod.ip),
-      `${pod.ip}/32 still routed on ${pod.node}`,
-    ).toBe(false);
-    expect(await allocated(cluster, pod.ip), `${pod.ip} still allocated`).toBe(false);
-    const handles = await cluster.kube.list('/apis/podnet.io/v1alpha1/ipamhandles');
-    expect(handles.map((h) => JSON.stringify(h)).filter((h) => h.includes(pod.name))).toEqual([]);
-  }, 180_000);
-});
+    it('runs the scheduled pods with podnet addresses: status.podIP = podnet.io/podIP = eth0, in an IPPool', async () => {
+      expect(pods.length).toBe(replicas);
+      expect(new Set(pods.map((p) => p.node)).size, 'pods spread over every node').toBe(
+        cluster.lab.nodes.length,
+      );
+      const pools = cluster.lab.project.settings.ipPools
+        .filter((p) => !p.cidr.includes(':'))
+        .map((p) => parseCidr('cidr', p.cidr));
+      for (const p of pods) {
+        expect(p.ready, `${p.name} Ready (the kubelet's HTTP probe passed)`).toBe(true);
+        expect(p.annotatedIp, `${p.name} annotation`).toBe(p.ip);
+        expect(
+          pools.some((c) => inSubnet(p.ip, c)),
+          `${p.ip} in a lab IPPool`,
+        ).toBe(true);
+        const eth0 = await cluster.podExec(p, ['ip', '-4', '-o', 'addr', 'show', 'dev', 'eth0']);
+        expect(eth0.stdout, `${p.name} eth0`).toContain(` ${p.ip}/32 `);
+        expect(await allocated(cluster, p.ip), `${p.ip} allocated in its IPAMBlock`).toBe(true);
+      }
+      expect(new Set(pods.map((p) => p.ip)).size, 'no two pods share an address').toBe(pods.length);
+    });
+
+    it('reaches every pod from every other pod (across nodes) and from the client through the ToR', async () => {
+      const client = cluster.lab.plan.services.find((s) => s.role === 'client');
+      expect(client, 'a client service').toBeDefined();
+      // The client's only way to the pods is its default route via the ToR.
+      expect(routes(client?.ns ?? '').some((r) => r.dst === 'default' && r.gateway)).toBe(true);
+      let bad = await cluster.unreachable(pods);
+      for (let i = 0; i < 10 && bad.length > 0; i++) bad = await cluster.unreachable(pods);
+      expect(bad).toEqual([]);
+    });
+
+    it('answers on a ClusterIP Service through kube-proxy, from a pod on every node', async () => {
+      const ip = await cluster.exposeTestPods();
+      const clients = cluster.lab.nodes.map((n) => pods.find((p) => p.node === n.name));
+      for (const from of clients) {
+        if (!from) throw new Error('a node without a test pod');
+        let body: string | undefined;
+        // Bounded: the endpoints controller and kube-proxy's next sync.
+        for (let i = 0; i < 30 && body === undefined; i++) {
+          body = await cluster.httpGet(from, `http://${ip}/`);
+          if (body === undefined) await new Promise((r) => setTimeout(r, 1000));
+        }
+        // On failure, say whether the pods themselves answer (then the Service path is at fault).
+        const direct =
+          body === undefined
+            ? (
+                await Promise.all(
+                  pods.map(
+                    async (p) =>
+                      `${p.ip}: ${(await cluster.httpGet(from, `http://${p.ip}:8080/`))?.trim() ?? 'no answer'}`,
+                  ),
+                )
+              ).join(', ')
+            : '';
+        expect(body?.trim(), `${from.name} (${from.node}) → ${ip}:80 (pods directly: ${direct})`).toBe('ok');
+      }
+    }, 120_000);
+
+    it('RBAC: the agent and CNI service accounts may do what they need, and not what they must not', async () => {
+      const ns = AGENT_NAMESPACE;
+      const check = async (
+        sa: string,
+        verb: string,
+        resource: string,
+        opts: { namespace?: string; subresource?: string } = {},
+      ) => label(sa, verb, resource, opts, (await cluster.canI(sa, verb, resource, opts)) ? 'yes' : 'no');
+      const asked = [
+        // podnet-agent: what it needs
+        ['podnet-agent', 'watch', 'nodes'],
+        ['podnet-agent', 'patch', 'nodes'],
+        ['podnet-agent', 'watch', 'pods'],
+        ['podnet-agent', 'patch', 'pods'],
+        ['podnet-agent', 'watch', 'bgppeers.podnet.io'],
+        ['podnet-agent', 'create', 'ippools.podnet.io'],
+        ['podnet-agent', 'delete', 'ipamblocks.podnet.io'],
+        ['podnet-agent', 'patch', 'bgppeers.podnet.io', { subresource: 'status' }],
+        ['podnet-agent', 'create', 'leases.coordination.k8s.io', { namespace: ns }],
+        ['podnet-agent', 'create', 'events', { namespace: 'default' }],
+        ['podnet-agent', 'get', 'secrets/bgp-passwords', { namespace: ns }],
+        ['podnet-agent', 'create', 'serviceaccounts/podnet-cni', { namespace: ns, subresource: 'token' }],
+        // podnet-agent: what it must not
+        ['podnet-agent', 'list', 'secrets', { namespace: ns }],
+        ['podnet-agent', 'get', 'secrets/other', { namespace: ns }],
+        ['podnet-agent', 'get', 'secrets', { namespace: 'kube-system' }],
+        ['podnet-agent', 'create', 'serviceaccounts/podnet-agent', { namespace: ns, subresource: 'token' }],
+        ['podnet-agent', 'update', 'leases.coordination.k8s.io/kube-controller-manager', { namespace: ns }],
+        ['podnet-agent', 'create', 'pods', { namespace: 'default' }],
+        ['podnet-agent', 'delete', 'pods', { namespace: 'default' }],
+        ['podnet-agent', 'delete', 'nodes'],
+        ['podnet-agent', 'update', 'ippools.podnet.io'],
+        ['podnet-agent', 'delete', 'bgppeers.podnet.io'],
+        ['podnet-agent', 'create', 'clusterrolebindings.rbac.authorization.k8s.io'],
+        ['podnet-agent', 'patch', 'daemonsets.apps', { namespace: ns }],
+        // podnet-cni: what it needs
+        ['podnet-cni', 'get', 'pods', { namespace: 'default' }],
+        ['podnet-cni', 'patch', 'pods', { namespace: 'default' }],
+        ['podnet-cni', 'get', 'nodes'],
+        ['podnet-cni', 'list', 'ippools.podnet.io'],
+        ['podnet-cni', 'create', 'ipamhandles.podnet.io'],
+        ['podnet-cni', 'update', 'ipamblocks.podnet.io'],
+        ['podnet-cni', 'delete', 'ipamhandles.podnet.io'],
+        // podnet-cni: what it must not
+        ['podnet-cni', 'list', 'pods', { namespace: 'default' }],
+        ['podnet-cni', 'watch', 'pods', { namespace: 'default' }],
+        ['podnet-cni', 'delete', 'pods', { namespace: 'default' }],
+        ['podnet-cni', 'patch', 'nodes'],
+        ['podnet-cni', 'list', 'nodes'],
+        ['podnet-cni', 'get', 'secrets', { namespace: ns }],
+        ['podnet-cni', 'create', 'serviceaccounts/podnet-cni', { namespace: ns, subresource: 'token' }],
+        ['podnet-cni', 'create', 'ippools.podnet.io'],
+        ['podnet-cni', 'watch', 'bgppeers.podnet.io'],
+      ] as const;
+      const answers: string[] = [];
+      for (const [sa, verb, resource, opts] of asked) answers.push(await check(sa, verb, resource, opts));
+      expect(answers).toEqual([
+        ...asked.slice(0, 12).map(([sa, v, r, o]) => label(sa, v, r, o, 'yes')),
+        ...asked.slice(12, 24).map(([sa, v, r, o]) => label(sa, v, r, o, 'no')),
+        ...asked.slice(24, 31).map(([sa, v, r, o]) => label(sa, v, r, o, 'yes')),
+        ...asked.slice(31).map(([sa, v, r, o]) => label(sa, v, r, o, 'no')),
+      ]);
+    }, 180_000);
+
+    it('rolls the DaemonSet (kubelet SIGTERM → graceful restart) without losing a ping between pods, onto the API endpoint override', async () => {
+      const before = await cluster.agentPods();
+      const api = cluster.apiEndpoint;
+      // The override: kubernetes-services-endpoint names the API server itself, as for a cluster
+      // whose CNI must work before kube-proxy. Applied by the rolling update below.
+      await cluster.setApiEndpoint(api);
+      // One pinger per node: a pod to a pod on the next node.
+      const nodes = cluster.lab.nodes.map((n) => n.name);
+      const pingers = nodes.map((n, i) => {
+        const from = pods.find((p) => p.node === n);
+        const to = pods.find((p) => p.node === nodes[(i + 1) % nodes.length]);
+        if (!from || !to) throw new Error('a node without a test pod');
+        return { pair: `${from.name} → ${to.name} (${to.ip})`, ping: cluster.startPing(from, to.ip) };
+      });
+      try {
+        await cluster.restartAgents();
+        await cluster.waitForRollout();
+      } finally {
+        const results = await Promise.all(
+          pingers.map(async (p) => ({ pair: p.pair, ...(await p.ping.stop()) })),
+        );
+        for (const r of results) {
+          expect(r.sent, `${r.pair}: pings sent during the rollout`).toBeGreaterThan(10);
+          expect(r.lost, `${r.pair}: unanswered icmp_seq`).toEqual([]);
+        }
+      }
+      const after = await cluster.agentPods();
+      expect(after.map((a) => a.node)).toEqual(before.map((a) => a.node));
+      expect(
+        after.filter((a) => before.some((b) => b.uid === a.uid)),
+        'every agent pod replaced',
+      ).toEqual([]);
+      for (const n of nodes) {
+        const conns = await cluster.agentConnections(n);
+        expect(conns, `${n} agent connects to the override`).toContain(`${api.host}:${api.port}`);
+        expect(conns, `${n} agent no longer uses the Service`).not.toContain(`${SERVICE_IP}:443`);
+        expect(cluster.cniKubeconfigServer(n), `${n} CNI kubeconfig`).toBe(`https://${api.host}:${api.port}`);
+      }
+    }, 420_000);
+
+    it('frees a deleted pod’s address: CNI DEL through containerd removes its route and allocation', async () => {
+      await cluster.createTestPod('podnet-lab-single');
+      const [pod] = await cluster.waitForPods('app=podnet-lab-test-single', 1);
+      if (!pod) throw new Error('no pod');
+      const nodeNs = cluster.lab.service(pod.node).ns;
+      expect(routes(nodeNs).some((r) => r.dst === pod.ip)).toBe(true);
+      expect(await allocated(cluster, pod.ip)).toBe(true);
+      await cluster.kube.delete(
+        `/api/v1/namespaces/${cluster.lab.project.settings.podNamespace}/pods/${pod.name}`,
+      );
+      const deadline = Date.now() + 90_000;
+      const gone = async () =>
+        !routes(nodeNs).some((r) => r.dst === pod.ip) && (await allocated(cluster, pod.ip)) === false;
+      while (!(await gone()) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 500));
+      expect(
+        routes(nodeNs).some((r) => r.dst === pod.ip),
+        `${pod.ip}/32 still routed on ${pod.node}`,
+      ).toBe(false);
+      expect(await allocated(cluster, pod.ip), `${pod.ip} still allocated`).toBe(false);
+      const handles = await cluster.kube.list('/apis/podnet.io/v1alpha1/ipamhandles');
+      expect(handles.map((h) => JSON.stringify(h)).filter((h) => h.includes(pod.name))).toEqual([]);
+    }, 180_000);
+  },
+);

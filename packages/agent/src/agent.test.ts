@@ -372,6 +372,24 @@ describe('Agent', () => {
     await wait('ready', () => t.agent.status().ready);
   });
 
+  it('stays ready when a peer drops after the first reconcile (a rolling update restarts one agent at a time)', async () => {
+    const t = setup();
+    current = t.agent;
+    t.ds.snap.nodes = [node('node-a', '10.0.0.11'), node('node-b', '10.0.0.12')];
+    await t.agent.start();
+    await wait('peer added', () => t.bgp.state.size === 1);
+    t.bgp.establishAll();
+    t.bgp.cb();
+    await wait('ready', () => t.agent.status().ready);
+    // node-b's agent restarts: its session drops (graceful restart keeps its routes here).
+    t.bgp.state.get('10.0.0.12:179')!.state = 'Active';
+    t.bgp.cb();
+    const s = t.agent.status();
+    expect(s.peers.find((p) => p.address === '10.0.0.12')?.state).toBe('Active');
+    expect(s.readiness.sessionsUp).toBe(false);
+    expect(s.ready, s.readiness.reasons.join('; ')).toBe(true);
+  });
+
   it('is not ready while the route programmer says the data path is broken, and ready once it is not', async () => {
     const t = setup();
     current = t.agent;

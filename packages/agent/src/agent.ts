@@ -686,7 +686,11 @@ export class Agent {
       reasons.push(
         `routes not applied${(this.lastRouteError ?? rs?.lastError) ? `: ${this.lastRouteError ?? rs?.lastError}` : ''}`,
       );
-    if (down.length)
+    // Down sessions hold readiness only until the first route reconcile. Later, a peer that drops
+    // (another node's agent restarting: peers keep its routes, graceful restart) is reported in
+    // /status, not by this node going unready: the DaemonSet controller replaces unready pods at
+    // once, outside maxUnavailable, so one agent's rolling restart would restart them all.
+    if (down.length && !this.routesStarted)
       reasons.push(`sessions not established: ${down.map((p) => `${p.address} ${p.state}`).join(', ')}`);
     // The data path itself: e.g. ip_forward is 0 and /proc/sys is read-only.
     const dataPathBroken = [...(rs?.notReady ?? [])];
@@ -722,7 +726,12 @@ export class Agent {
     return {
       version: 1,
       node: d?.node ?? { name: this.deps.config.nodeName, asNumber: 0, listenPort: 0 },
-      ready: synced && routesApplied && sessionsUp && this.phase === 'running' && dataPathBroken.length === 0,
+      ready:
+        synced &&
+        routesApplied &&
+        (sessionsUp || this.routesStarted) &&
+        this.phase === 'running' &&
+        dataPathBroken.length === 0,
       readiness: { synced, routesApplied, sessionsUp, reasons },
       datastore: { synced, reachable: this.deps.datastore.reachable() },
       routeProtocol: this.deps.routeProtocol ?? { number: this.deps.config.routeProtocol, name: 'podnet' },

@@ -53,7 +53,6 @@ function cniTokenSpec(config: AgentConfig): TokenRequestSpec | undefined {
   return {
     namespace: config.namespace,
     serviceAccount: config.cniServiceAccount,
-    pod: { name: config.podName, ...(config.podUid ? { uid: config.podUid } : {}) },
     audiences: config.cniTokenAudience ? [config.cniTokenAudience] : [],
     expirationSeconds: Math.round(config.cniTokenExpiration / 1000),
   };
@@ -77,7 +76,7 @@ async function main(): Promise<number> {
 
   const sub = loaded.positionals[0];
   if (sub === 'install-cni') {
-    // In the DaemonSet: the first pod-bound token goes in before the conflist, so the plugin has a
+    // In the DaemonSet: the first token goes in before the conflist, so the plugin has a
     // credential as soon as the kubelet sees the network configured; the agent then refreshes it.
     const spec = cniTokenSpec(config);
     if (spec) {

@@ -1,10 +1,12 @@
-// The CNI plugin's credential: a service account token bound to this agent's pod (TokenRequest,
-// POST serviceaccounts/<sa>/token with boundObjectRef = the pod), with an audience and an expiry.
+// The CNI plugin's credential: a short-lived service account token (TokenRequest, POST
+// serviceaccounts/<sa>/token), with an audience and an expiry. It is not bound to the agent's pod:
+// a real API server binds a token to a pod only for the pod's own service account ("cannot bind
+// token for serviceaccount … to pod running with different serviceaccount name"), and the plugin's
+// account (podnet-cni) is not the agent's; the expiry is what limits a leaked token.
 // It is written 0600 by temp file + rename into the CNI conf dir as `podnet-cni-token`, which the
 // plugin's kubeconfig names by `tokenFile` (relative, so it resolves beside the kubeconfig on the
 // host whatever path the container mounts it at). The plugin reads it on every call and caches
-// no copy. The agent asks for a new token at 80% of its lifetime; a token whose pod is deleted
-// stops authenticating at once, so no node keeps a credential that outlives its agent's pod.
+// no copy. The agent asks for a new token at 80% of its lifetime.
 import { chmodSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
@@ -18,7 +20,6 @@ export const REFRESH_AT = 0.8;
 export interface TokenRequestSpec {
   namespace: string;
   serviceAccount: string;
-  pod: { name: string; uid?: string };
   /** Empty: the API server's own audiences (the only ones it accepts for API calls). */
   audiences: string[];
   expirationSeconds: number;
@@ -54,12 +55,6 @@ export function requestTokenVia(core: CoreApiLike): TokenRequester {
           spec: {
             ...(spec.audiences.length ? { audiences: spec.audiences } : {}),
             expirationSeconds: spec.expirationSeconds,
-            boundObjectRef: {
-              apiVersion: 'v1',
-              kind: 'Pod',
-              name: spec.pod.name,
-              ...(spec.pod.uid ? { uid: spec.pod.uid } : {}),
-            },
           },
         },
       });
@@ -67,7 +62,7 @@ export function requestTokenVia(core: CoreApiLike): TokenRequester {
       const body = (err as { body?: unknown }).body;
       throw new AgentError(
         'AGENT_ERR_CNI_TOKEN',
-        `TokenRequest for serviceaccount ${spec.namespace}/${spec.serviceAccount} bound to pod ${spec.pod.name} failed: ${
+        `TokenRequest for serviceaccount ${spec.namespace}/${spec.serviceAccount} failed: ${
           typeof body === 'string' ? body : (err as Error).message
         }`,
         { cause: err },

@@ -163,7 +163,6 @@ export const agentConfigSchema = z
     poolUsageWarning: z.coerce.number().gt(0).max(1).default(0.9),
     metricsListen: listen.default('0.0.0.0:9091'),
     podName: z.string().min(1).optional(),
-    podUid: z.string().min(1).optional(),
     cniServiceAccount: z.string().min(1).default('podnet-cni'),
     cniTokenExpiration: duration.default(3_600_000).refine((ms) => ms >= 600_000, {
       message: 'must be at least 10m (the API server refuses shorter tokens)',
@@ -421,9 +420,8 @@ export const FIELDS: Record<Field, FieldSpec> = {
     flag: 'pod-name',
     env: 'POD_NAME',
     type: 'string',
-    help: "this agent's pod; set, the agent keeps the CNI plugin's pod-bound token fresh",
+    help: "this agent's pod; set (in the DaemonSet), the agent keeps the CNI plugin's token fresh",
   },
-  podUid: { flag: 'pod-uid', env: 'POD_UID', type: 'string', help: "this agent's pod uid (binds the token)" },
   cniServiceAccount: {
     flag: 'cni-service-account',
     env: 'PODNET_CNI_SERVICE_ACCOUNT',

@@ -236,7 +236,6 @@ describe.each(kubectls)('kubectl apply -k deploy/ with $label', ({ bin, missing 
         expect(agent.env.map((e) => e.name)).toEqual([
           'NODENAME',
           'POD_NAME',
-          'POD_UID',
           'PODNET_CNI_CONF_DIR',
           'PODNET_LOG_LEVEL',
         ]);

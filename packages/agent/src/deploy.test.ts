@@ -267,13 +267,13 @@ describe('deploy/ manifests', () => {
     );
     for (const v of t.spec.volumes) expect(mounted, `volume ${v.name} is mounted`).toContain(v.name);
     expect(t.spec.volumes.map((v) => v.hostPath?.path)).not.toContain('/lib/modules');
-    // The CNI token is bound to this pod: the containers that request it know the pod's name and uid.
+    // The containers that request the CNI token know they run in the DaemonSet's pod (POD_NAME).
     for (const name of ['install-cni', 'agent']) {
       const c = [...t.spec.initContainers, ...t.spec.containers].find((x) => x.name === name)!;
       const env = Object.fromEntries(
         (c.env ?? []).map((e) => [e.name, e.valueFrom?.fieldRef?.fieldPath ?? e.value]),
       );
-      expect(env, name).toMatchObject({ POD_NAME: 'metadata.name', POD_UID: 'metadata.uid' });
+      expect(env, name).toMatchObject({ POD_NAME: 'metadata.name' });
     }
   });
 

@@ -1,5 +1,6 @@
 // The CNI plugin's credential as the DaemonSet installs it (item: no long-lived shared token on
-// every host): a TokenRequest token bound to the agent's pod, written 0600, named by the plugin's
+// every host): a short-lived TokenRequest token (not bound to the agent's pod: a real API server
+// binds a pod only to the pod's own service account, docs/real-cluster.md), written 0600, named by the plugin's
 // kubeconfig through tokenFile, renewed at 80% of its lifetime. Runs against the API server over
 // HTTP (the embedded one, or KUBECONFIG's) and runs the installed plugin as the kubelet would.
 import { spawn } from 'node:child_process';
@@ -41,7 +42,6 @@ const podName = `podnet-agent-${run}`;
 let cluster: TestCluster;
 let client: KubeClient;
 let root: string;
-let podUid: string;
 let server: string;
 let caPem: Buffer;
 
@@ -60,7 +60,6 @@ function spec(over: Partial<TokenRequestSpec> = {}): TokenRequestSpec {
   return {
     namespace: ns,
     serviceAccount: 'podnet-cni',
-    pod: { name: podName, uid: podUid },
     audiences: [],
     expirationSeconds: 900,
     ...over,
@@ -124,14 +123,13 @@ beforeAll(async () => {
     body: { metadata: { name: 'podnet-cni' } },
   });
   await client.core.createNode({ body: { metadata: { name: nodeName } } });
-  const pod = await client.core.createNamespacedPod({
+  await client.core.createNamespacedPod({
     namespace: ns,
     body: {
       metadata: { name: podName },
       spec: { nodeName, containers: [{ name: 'agent', image: 'podnet/agent:test' }] },
     },
   });
-  podUid = pod.metadata!.uid!;
   await client.resource(IPPOOL).create({
     apiVersion: 'podnet.io/v1alpha1',
     kind: 'IPPool',
@@ -155,7 +153,7 @@ afterAll(async () => {
 });
 
 describe('the CNI credential', () => {
-  it('is a pod-bound token in a 0600 file the kubeconfig names; the plugin uses it, caches no copy, and loses access with the pod', async () => {
+  it('is a short-lived token in a 0600 file the kubeconfig names; the plugin uses it and caches no copy', async () => {
     const bundle = defaultPluginBundle();
     if (!existsSync(bundle)) throw new Error(`${bundle} is missing: run the build of @podnet/cni first`);
     const binDir = join(root, 'host/opt/cni/bin');
@@ -170,7 +168,6 @@ describe('the CNI credential', () => {
     const installed = await runAgent(['install-cni', '--kubeconfig', cluster.kubeconfigPath], {
       NODENAME: nodeName,
       POD_NAME: podName,
-      POD_UID: podUid,
       PODNET_NAMESPACE: ns,
       PODNET_CNI_BIN_DIR: binDir,
       PODNET_CNI_CONF_DIR: confDir,
@@ -198,7 +195,8 @@ describe('the CNI credential', () => {
     else expect(c.aud.length).toBeGreaterThan(0);
     expect(c.exp - c.iat, 'lifetime as asked').toBe(900);
     expect(c.sub).toBe(`system:serviceaccount:${ns}:podnet-cni`);
-    expect(c['kubernetes.io'].pod).toEqual({ name: podName, uid: podUid });
+    // Not pod-bound: the API server refuses to bind a podnet-cni token to the agent's pod.
+    expect(c['kubernetes.io'].pod).toBeUndefined();
 
     const kubeconfig = readFileSync(join(confDir, 'podnet-kubeconfig'), 'utf8');
     expect(kubeconfig).toContain(`tokenFile: ${CNI_TOKEN_NAME}`);
@@ -215,21 +213,10 @@ describe('the CNI credential', () => {
       .map((e) => readFileSync(join(e.parentPath, e.name), 'utf8'));
     expect(cached.length, 'the plugin cached the parsed kubeconfig').toBeGreaterThan(0);
     for (const text of cached) expect(text).not.toContain(token.split('.')[2]!);
-
-    // Bound to the pod: when the agent's pod is deleted, the token no longer authenticates.
-    await client.core.deleteNamespacedPod({ name: podName, namespace: ns, gracePeriodSeconds: 0 });
-    let after = await pluginStatus(binDir, confDir, cacheDir);
-    for (let i = 0; i < 30 && after.code === 0; i++) {
-      // A real API server may answer from a cache for a moment after the delete.
-      await new Promise((r) => setTimeout(r, 1000));
-      after = await pluginStatus(binDir, confDir, cacheDir);
-    }
-    expect(after.code).not.toBe(0);
-    expect(after.out).toMatch(/Unauthorized|401/);
   }, 120_000);
 
   it('asks for a new token at 80% of its lifetime, replaces the file atomically, and retries a failed request', async () => {
-    const pod = await client.core.createNamespacedPod({
+    await client.core.createNamespacedPod({
       namespace: ns,
       body: {
         metadata: { name: `${podName}-2` },
@@ -246,7 +233,7 @@ describe('the CNI credential', () => {
     const writes: IssuedToken[] = [];
     let wrote: () => void = () => {};
     const refresher = new CniTokenRefresher({
-      spec: spec({ pod: { name: `${podName}-2`, uid: pod.metadata!.uid! }, audiences: ['podnet-test'] }),
+      spec: spec({ audiences: ['podnet-test'] }),
       request: async (s) => {
         if (failNext) {
           failNext = false;

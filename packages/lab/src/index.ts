@@ -1,11 +1,15 @@
 // @podnet/lab: runs compose.yaml on Linux network namespaces (../README.md).
 
 export {
+  AGENT_NAMESPACE,
+  API_ENDPOINT_CONFIGMAP,
   type ClusterPod,
   cachedKubeBinDir,
   KUBE_BINARIES,
+  kubeBuildStatus,
   RealCluster,
   type RealClusterConfig,
+  SERVICE_IP,
 } from './cluster/real.js';
 export {
   activeServices,

@@ -1,13 +1,15 @@
 // The real-cluster mode (`npm run lab -- --cluster real`, docs/real-cluster.md): compose.yaml's
 // namespaces with real Kubernetes in them. The apiserver service's namespace runs etcd,
 // kube-apiserver (RBAC on), kube-scheduler and kube-controller-manager; each node's namespace runs
-// containerd and a kubelet in a private mount namespace of its own (its /etc/cni/net.d,
-// /opt/cni/bin, /var/lib/kubelet, /run/containerd and /run/netns), then podnet: the CNI plugin
-// installed by `podnet-agent install-cni` and the agent as a process. The ToRs and the client are
-// the lab's as always. Every process is started through Lab.spawnDetached (recorded, stopped by
+// containerd, a kubelet (in a private mount namespace of its own: its /etc/cni/net.d,
+// /opt/cni/bin, /var/lib/kubelet, /run/containerd and /run/netns) and kube-proxy. podnet is
+// installed as users install it: `kubectl apply -k deploy/`, with the agent image built from
+// deploy/docker/Dockerfile (agent-image.ts) and imported into every node's containerd; the
+// DaemonSet's pods reach the API server through the `kubernetes` Service (kube-proxy) unless the
+// kubernetes-services-endpoint ConfigMap overrides it. The ToRs and the client are the lab's. Every process is started through Lab.spawnDetached (recorded, stopped by
 // pid); `down` first kills the containers (descendants of the nodes' containerd shims, which live
 // in the pods' network namespaces), then the lab's namespaces and state.
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseAllDocuments } from 'yaml';
@@ -19,6 +21,7 @@ import { serviceAddress } from '../plan.js';
 import { Lab, type LabConfig } from '../runner.js';
 import { elapsed, exec, mapLimit, tail, waitUntil } from '../sh.js';
 import type { ProcessRecord } from '../state.js';
+import { buildAgentArchive, daemonSetImage, stopBuilder } from './agent-image.js';
 import { BUSYBOX_IMAGE, labImages, PAUSE_IMAGE } from './images.js';
 import { inNet, killContainers, startContainerd, waitAlive } from './node.js';
 import { type CertSpec, kubeconfigFor, makePki, type Pki } from './pki.js';
@@ -38,19 +41,38 @@ export function cachedKubeBinDir(repoRoot: string): string | undefined {
   return dir && KUBE_BINARIES.every((b) => existsSync(join(dir, b))) ? dir : undefined;
 }
 
+/** How far the cached build is (`scripts/kube-build.sh --status`: complete, or binaries and packages so far). */
+export function kubeBuildStatus(repoRoot: string): string {
+  const r = spawnSync(join(repoRoot, 'scripts', 'kube-build.sh'), ['--status'], { encoding: 'utf8' });
+  return (r.stdout.trim() || r.stderr.trim() || `exit ${r.status}`).split('\n')[0] ?? '';
+}
+
 /** The Service range of the lab cluster: its first address is the `kubernetes` Service. */
 export const SERVICE_CIDR = '10.96.0.0/24';
-const SERVICE_IP = '10.96.0.1';
-const AGENT_NAMESPACE = 'podnet-system';
+export const SERVICE_IP = '10.96.0.1';
+export const AGENT_NAMESPACE = 'podnet-system';
+const AGENT_DAEMONSET = 'podnet-agent';
+/**
+ * The optional ConfigMap (in podnet-system) whose keys KUBERNETES_SERVICE_HOST and
+ * KUBERNETES_SERVICE_PORT replace the `kubernetes` Service address in the agent's and install-cni's
+ * environment (deploy/daemonset.yaml, envFrom): for clusters whose CNI starts before kube-proxy.
+ */
+export const API_ENDPOINT_CONFIGMAP = 'kubernetes-services-endpoint';
 const TEST_APP = 'podnet-lab-test';
 
 export interface ClusterTimeouts {
   apiMs: number;
   nodeMs: number;
   podMs: number;
-  tokenMs: number;
+  /** A DaemonSet rollout (every node's agent pod updated and Ready). */
+  rolloutMs: number;
 }
-const defaultTimeouts: ClusterTimeouts = { apiMs: 120_000, nodeMs: 180_000, podMs: 180_000, tokenMs: 60_000 };
+const defaultTimeouts: ClusterTimeouts = {
+  apiMs: 120_000,
+  nodeMs: 180_000,
+  podMs: 180_000,
+  rolloutMs: 300_000,
+};
 
 export interface RealClusterConfig extends LabConfig {
   /** Directory holding the binaries of KUBE_BINARIES (default: the cache of scripts/kube-build.sh). */
@@ -159,8 +181,7 @@ export class RealCluster {
   async up(): Promise<void> {
     const t0 = Date.now();
     const step = (line: string) => this.log(`✓ ${line} (${elapsed(t0)})`);
-    // kube-proxy is built and cached but not started yet (docs/real-cluster.md).
-    for (const b of KUBE_BINARIES) if (b !== 'kube-proxy') this.bin(b);
+    for (const b of KUBE_BINARIES) this.bin(b);
     await this.down({ quiet: true });
     await this.lab.wireOnly();
     step(`${this.lab.plan.services.length + 1} namespaces wired`);
@@ -174,12 +195,24 @@ export class RealCluster {
     await this.applyPodnetObjects();
     step('podnet namespace, RBAC, CRDs, IPPools, BGPConfiguration and ToR BGPPeers applied');
     const images = await labImages(this.config.repoRoot, join(this.dir, 'images'));
-    step(`images built: ${images.map((i) => i.ref).join(', ')}`);
-    for (const node of this.lab.nodes) await this.startNode(node, images);
+    const agentRef = daemonSetImage(this.config.repoRoot);
+    const agentTar = join(this.dir, 'images', 'agent.tar');
+    await buildAgentArchive({
+      repoRoot: this.config.repoRoot,
+      ref: agentRef,
+      out: agentTar,
+      ns: this.builderNs,
+    });
+    images.push({ ref: agentRef, tar: agentTar });
+    step(`images built: ${images.map((i) => i.ref).join(', ')} (deploy/docker/Dockerfile, docker save)`);
+    await Promise.all(this.lab.nodes.map((node) => this.startNode(node, images)));
+    step(`containerd (images imported with ctr), kubelet and kube-proxy on ${this.lab.nodes.length} nodes`);
     await this.waitForNodes(false);
     step(`${this.lab.nodes.length} kubelets registered (NotReady until a CNI conflist is there)`);
-    await this.installPodnet();
-    step('podnet installed on every node: CNI plugin + conflist (install-cni), agent process');
+    await this.kubectl(['apply', '-k', join(this.config.repoRoot, 'deploy')], 120_000);
+    step('kubectl apply -k deploy/');
+    await this.waitForRollout();
+    step(`DaemonSet ${AGENT_DAEMONSET} rolled out: an agent pod Ready on every node`);
     await this.waitForNodes(true);
     step(`${this.lab.nodes.length} nodes Ready`);
     if (this.lab.tors.length > 0) {
@@ -208,6 +241,8 @@ export class RealCluster {
       { name: 'apiserver-kubelet-client', cn: 'kube-apiserver-kubelet-client', orgs: ['system:masters'] },
       { name: 'kube-scheduler', cn: 'system:kube-scheduler' },
       { name: 'kube-controller-manager', cn: 'system:kube-controller-manager' },
+      // Bound to the built-in ClusterRole system:node-proxier.
+      { name: 'kube-proxy', cn: 'system:kube-proxy' },
       ...nodes.map((n) => ({
         name: `node-${n.name}`,
         cn: `system:node:${n.name}`,
@@ -226,6 +261,7 @@ export class RealCluster {
     kc('kube-scheduler', local);
     kc('kube-controller-manager', local);
     for (const n of nodes) kc(`node-${n.name}`, `https://${this.apiIp}:${this.port}`);
+    kc('kube-proxy', `https://${this.apiIp}:${this.port}`);
     this.client = undefined; // made again from the new certificates
     return pki;
   }
@@ -369,6 +405,13 @@ export class RealCluster {
       { timeoutMs: 30_000, intervalMs: 250 },
     );
     const objects = labObjects(this.lab.project.settings, this.lab.model, this.lab.tors);
+    // The graceful-restart time is deploy/'s (agent.yaml gracefulRestartTime, 120 s), not
+    // compose.yaml's 15 s for the namespace lab's quick failure scenarios: a DaemonSet pod's restart
+    // (SIGTERM, two init containers, the agent's start) takes tens of seconds, longer under load,
+    // and peers drop a restarting node's routes when the time runs out.
+    const gr = (objects.bgpConfiguration.spec as { gracefulRestart?: { restartTime?: number } })
+      .gracefulRestart;
+    if (gr) delete gr.restartTime;
     for (const obj of [...objects.ipPools, objects.bgpConfiguration, ...objects.bgpPeers])
       await this.applyObject(obj);
   }
@@ -416,6 +459,29 @@ export class RealCluster {
         holderPid,
       ),
     );
+    // kube-proxy (iptables mode) in the node's network namespace: Services, the `kubernetes` one
+    // included, for the node's own processes (hostNetwork pods) and its pods. Global conntrack
+    // sysctls are left alone (0 = as is): they are not the node namespace's to set.
+    this.spawn(
+      `${node.name}-kube-proxy`,
+      inNet(
+        node.ns,
+        [
+          this.bin('kube-proxy'),
+          `--kubeconfig=${join(this.dir, 'kube-proxy.kubeconfig')}`,
+          `--hostname-override=${node.name}`,
+          `--bind-address=${ip}`,
+          '--proxy-mode=iptables',
+          '--conntrack-max-per-core=0',
+          '--conntrack-tcp-timeout-established=0',
+          '--conntrack-tcp-timeout-close-wait=0',
+          '--metrics-bind-address=127.0.0.1:10249',
+          '--healthz-bind-address=127.0.0.1:10256',
+          '--v=1',
+        ],
+        holderPid,
+      ),
+    );
   }
 
   /** Waits for every node object; Ready ones when `ready`. */
@@ -458,87 +524,215 @@ export class RealCluster {
 
   // ---------------------------------------------------------------- podnet
 
-  /** The token of a service account (its token Secret, made by the controller manager). */
-  private async serviceAccountToken(sa: string): Promise<string> {
-    return waitUntil(
-      `the token Secret of service account ${AGENT_NAMESPACE}/${sa}`,
-      async () => {
-        for (const s of await this.kube.list(`/api/v1/namespaces/${AGENT_NAMESPACE}/secrets`)) {
-          const ann = (s.metadata as { annotations?: Record<string, string> }).annotations ?? {};
-          const token = (s.data as { token?: string } | undefined)?.token;
-          if (
-            s.type === 'kubernetes.io/service-account-token' &&
-            ann['kubernetes.io/service-account.name'] === sa &&
-            token
-          )
-            return Buffer.from(token, 'base64').toString('utf8');
-        }
-        return undefined;
-      },
-      { timeoutMs: this.timeouts.tokenMs, intervalMs: 500 },
-    );
+  /** The network namespace of the agent image's builder (scripts/docker-tier.sh). */
+  private get builderNs(): string {
+    return `${this.config.prefix}docker`;
   }
 
   /**
-   * podnet as the hand-made install the issue describes: `podnet-agent install-cni` in each node's
-   * mount namespace (plugin, conflist and a kubeconfig with the podnet-cni service account's token),
-   * then the agent as a process in the node's network namespace with the podnet-agent token. The
-   * DaemonSet install (`kubectl apply -k deploy/`) needs the agent image and is not done here.
+   * kubectl (Debian 12's 1.20 from scripts/fetch-kubectl.sh when there, else the one on PATH) in the
+   * apiserver namespace with the admin kubeconfig; throws with its output on a non-zero exit.
    */
-  private async installPodnet(): Promise<void> {
-    const pki = this.pki;
-    if (!pki) throw new Error('installPodnet before makePki');
-    const server = `https://${this.apiIp}:${this.port}`;
-    const agentKc = join(this.dir, 'podnet-agent.kubeconfig');
-    const cniKc = join(this.dir, 'podnet-cni.kubeconfig');
-    writeFileSync(
-      agentKc,
-      kubeconfigFor(
-        server,
-        pki.caCrt,
-        { token: await this.serviceAccountToken('podnet-agent') },
-        'podnet-agent',
-      ),
-      { mode: 0o600 },
-    );
-    writeFileSync(
-      cniKc,
-      kubeconfigFor(server, pki.caCrt, { token: await this.serviceAccountToken('podnet-cni') }, 'podnet-cni'),
-      { mode: 0o600 },
-    );
-    const agentCli = join(this.config.repoRoot, 'packages', 'agent', 'dist', 'cli.js');
-    if (!existsSync(agentCli))
-      throw new LabError(LabErrorCode.missingBuild, `${agentCli} does not exist (npm run build)`);
-    for (const node of this.lab.nodes) {
-      const holder = this.mounts.get(node.name);
-      if (!holder) throw new Error(`no mount namespace for ${node.name}`);
-      const r = await exec(
-        'nsenter',
-        inNet(node.ns, [process.execPath, agentCli, 'install-cni'], holder).slice(1),
-        {
-          env: {
-            ...process.env,
-            NODENAME: node.name,
-            KUBECONFIG: cniKc,
-            PODNET_CNI_BIN_DIR: '/opt/cni/bin',
-            PODNET_CNI_CONF_DIR: '/etc/cni/net.d',
-          },
-          timeoutMs: 60_000,
-        },
+  async kubectl(args: string[], timeoutMs = 30_000): Promise<string> {
+    const r = await this.kubectlExec(args, timeoutMs);
+    if (r.code !== 0)
+      throw new LabError(
+        LabErrorCode.command,
+        `kubectl ${args.join(' ')} exited ${r.code}: ${(r.stderr.trim() || r.stdout.trim()).slice(0, 2000)}`,
       );
-      if (r.code !== 0)
-        throw new LabError(
-          LabErrorCode.command,
-          `podnet-agent install-cni on ${node.name} exited ${r.code}: ${r.stderr.trim() || r.stdout.trim()}`,
+    return r.stdout;
+  }
+
+  /** kubectl as above, its exit code returned (`auth can-i` answers with it). */
+  kubectlExec(args: string[], timeoutMs = 30_000) {
+    const debian = join(this.config.repoRoot, 'node_modules', '.cache', 'kubectl-debian', 'kubectl');
+    return exec(
+      'nsenter',
+      [
+        `--net=/var/run/netns/${this.apiService.ns}`,
+        existsSync(debian) ? debian : 'kubectl',
+        `--kubeconfig=${join(this.dir, 'admin.kubeconfig')}`,
+        ...args,
+      ],
+      { timeoutMs },
+    );
+  }
+
+  /** The agent DaemonSet's status counters. */
+  async daemonSetStatus() {
+    const r = await this.kube.request(
+      'GET',
+      `/apis/apps/v1/namespaces/${AGENT_NAMESPACE}/daemonsets/${AGENT_DAEMONSET}`,
+    );
+    if (r.status !== 200) return undefined;
+    const ds = r.body as {
+      metadata: { generation: number };
+      status?: {
+        observedGeneration?: number;
+        desiredNumberScheduled?: number;
+        updatedNumberScheduled?: number;
+        numberReady?: number;
+        numberAvailable?: number;
+      };
+    };
+    const st = ds.status ?? {};
+    return {
+      generation: ds.metadata.generation,
+      observedGeneration: st.observedGeneration ?? 0,
+      desired: st.desiredNumberScheduled ?? 0,
+      updated: st.updatedNumberScheduled ?? 0,
+      ready: st.numberReady ?? 0,
+      available: st.numberAvailable ?? 0,
+    };
+  }
+
+  /**
+   * Waits until the DaemonSet is rolled out as `kubectl rollout status` means it: the current
+   * generation observed, one pod per node, every one of the current template, Ready and available.
+   */
+  async waitForRollout(): Promise<void> {
+    const nodes = this.lab.nodes.length;
+    let last = '';
+    await waitAlive(
+      `DaemonSet ${AGENT_NAMESPACE}/${AGENT_DAEMONSET} rolled out on ${nodes} nodes`,
+      this.lab.processes,
+      async () => {
+        const st = await this.daemonSetStatus();
+        last = JSON.stringify(st);
+        return (
+          st !== undefined &&
+          st.observedGeneration >= st.generation &&
+          st.desired === nodes &&
+          st.updated === nodes &&
+          st.ready === nodes &&
+          st.available === nodes
         );
-      this.lab.spawnDetached(
-        node.name,
-        node.ns,
-        [process.execPath, agentCli, '--node-name', node.name],
-        { KUBECONFIG: agentKc, NODENAME: node.name, PODNET_LOG_LEVEL: 'info' },
-        join(this.config.stateDir, node.name, `${node.name}.log`),
-      );
+      },
+      { timeoutMs: this.timeouts.rolloutMs, intervalMs: 1000 },
+    ).catch(async (err: LabError) => {
+      const pods = await this.kubectlExec(['-n', AGENT_NAMESPACE, 'get', 'pods', '-o', 'wide']);
+      throw new LabError(err.code, `${err.message}: status ${last}\n${pods.stdout}${this.nodeLogTails()}`);
+    });
+  }
+
+  /** The agent pods (name, node, uid), from the API. */
+  async agentPods(): Promise<{ name: string; node: string; uid: string; ready: boolean }[]> {
+    const items = await this.kube.list(
+      `/api/v1/namespaces/${AGENT_NAMESPACE}/pods?labelSelector=${encodeURIComponent('app.kubernetes.io/name=podnet-agent')}`,
+    );
+    return items
+      .map((p) => {
+        const meta = p.metadata as { name: string; uid: string };
+        const status = p.status as { conditions?: { type: string; status: string }[] };
+        return {
+          name: meta.name,
+          uid: meta.uid,
+          node: (p.spec as { nodeName?: string }).nodeName ?? '',
+          ready: (status.conditions ?? []).some((c) => c.type === 'Ready' && c.status === 'True'),
+        };
+      })
+      .sort((a, b) => a.node.localeCompare(b.node));
+  }
+
+  /** A rolling update of the agent DaemonSet (what `kubectl rollout restart` does: a template annotation). */
+  async restartAgents(): Promise<void> {
+    await this.kubectl([
+      '-n',
+      AGENT_NAMESPACE,
+      'patch',
+      'daemonset',
+      AGENT_DAEMONSET,
+      '-p',
+      JSON.stringify({
+        spec: {
+          template: {
+            metadata: { annotations: { 'podnet.io/lab-restartedAt': new Date().toISOString() } },
+          },
+        },
+      }),
+    ]);
+  }
+
+  /**
+   * Sets (or with undefined removes) the API endpoint override: the kubernetes-services-endpoint
+   * ConfigMap. Takes effect as the agent pods restart (restartAgents).
+   */
+  async setApiEndpoint(endpoint: { host: string; port: number } | undefined): Promise<void> {
+    const path = `/api/v1/namespaces/${AGENT_NAMESPACE}/configmaps`;
+    if (!endpoint) {
+      await this.kube.delete(`${path}/${API_ENDPOINT_CONFIGMAP}`);
+      return;
     }
+    await this.kube.apply(path, {
+      apiVersion: 'v1',
+      kind: 'ConfigMap',
+      metadata: { name: API_ENDPOINT_CONFIGMAP, namespace: AGENT_NAMESPACE },
+      data: { KUBERNETES_SERVICE_HOST: endpoint.host, KUBERNETES_SERVICE_PORT: String(endpoint.port) },
+    } as never);
+  }
+
+  /** The API server as the nodes reach it directly (the endpoint of the `kubernetes` Service). */
+  get apiEndpoint(): { host: string; port: number } {
+    return { host: this.apiIp, port: this.port };
+  }
+
+  /**
+   * Established TCP connections of Node processes (the agent) in a node's network namespace, as
+   * `ip:port` of the peer the process connected to (a Service address stays as such: kube-proxy's
+   * DNAT is invisible to the socket).
+   */
+  async agentConnections(node: string): Promise<string[]> {
+    const r = await exec('nsenter', [
+      `--net=/var/run/netns/${this.lab.service(node).ns}`,
+      'ss',
+      '-Htnp',
+      'state',
+      'established',
+    ]);
+    const out: string[] = [];
+    for (const line of r.stdout.split('\n')) {
+      // Recv-Q Send-Q Local Peer users:(("comm",pid=N,fd=M)); the comm of Node's main thread is
+      // "MainThread", so the process is told by its command line.
+      const pid = /pid=(\d+)/.exec(line)?.[1];
+      const peer = line.trim().split(/\s+/)[3];
+      if (!pid || !peer) continue;
+      try {
+        if (readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('podnet-agent')) out.push(peer);
+      } catch {}
+    }
+    return out;
+  }
+
+  /** The API server URL in the CNI plugin's kubeconfig that install-cni wrote on a node. */
+  cniKubeconfigServer(node: string): string | undefined {
+    const file = join(this.nodeDir(node), 'cni-net.d', 'podnet-kubeconfig');
+    if (!existsSync(file)) return undefined;
+    return /^\s*server:\s*(\S+)/m.exec(readFileSync(file, 'utf8'))?.[1];
+  }
+
+  /** `kubectl auth can-i VERB RESOURCE --as=system:serviceaccount:podnet-system:SA`: true for yes. */
+  async canI(
+    sa: string,
+    verb: string,
+    resource: string,
+    opts: { namespace?: string; subresource?: string } = {},
+  ): Promise<boolean> {
+    const r = await this.kubectlExec([
+      'auth',
+      'can-i',
+      verb,
+      resource,
+      `--as=system:serviceaccount:${AGENT_NAMESPACE}:${sa}`,
+      ...(opts.namespace ? ['-n', opts.namespace] : []),
+      ...(opts.subresource ? [`--subresource=${opts.subresource}`] : []),
+    ]);
+    const answer = r.stdout.trim();
+    if (answer !== 'yes' && answer !== 'no')
+      throw new LabError(
+        LabErrorCode.command,
+        `kubectl auth can-i ${verb} ${resource} as ${sa}: ${r.stderr.trim() || answer}`,
+      );
+    return answer === 'yes';
   }
 
   // ---------------------------------------------------------------- pods
@@ -585,6 +779,32 @@ export class RealCluster {
       metadata: { name, namespace: ns, labels: { app: `${TEST_APP}-single` } },
       spec: { terminationGracePeriodSeconds: 2, containers: [testContainer()] },
     } as never);
+  }
+
+  /** A ClusterIP Service (port 80) in front of the test Deployment's pods (their port 8080). */
+  async exposeTestPods(name = TEST_APP): Promise<string> {
+    const ns = this.lab.project.settings.podNamespace;
+    await this.kube.apply(`/api/v1/namespaces/${ns}/services`, {
+      apiVersion: 'v1',
+      kind: 'Service',
+      metadata: { name, namespace: ns },
+      spec: { type: 'ClusterIP', selector: { app: name }, ports: [{ port: 80, targetPort: 8080 }] },
+    } as never);
+    const r = await this.kube.request('GET', `/api/v1/namespaces/${ns}/services/${name}`);
+    const ip = (r.body as { spec?: { clusterIP?: string } }).spec?.clusterIP;
+    if (r.status !== 200 || !ip)
+      throw new LabError(LabErrorCode.command, `Service ${ns}/${name}: no clusterIP`);
+    return ip;
+  }
+
+  /** An HTTP GET from a pod's network namespace (this Node's fetch, 3 s); the body, or undefined. */
+  async httpGet(from: ClusterPod, url: string): Promise<string | undefined> {
+    const script =
+      'fetch(process.argv[1], { signal: AbortSignal.timeout(3000) })' +
+      '.then(async (r) => { if (!r.ok) process.exit(1); process.stdout.write(await r.text()); })' +
+      '.catch(() => process.exit(1))';
+    const r = await this.podExec(from, [process.execPath, '-e', script, url]);
+    return r.code === 0 ? r.stdout : undefined;
   }
 
   /** Pods matching the label selector, with their sandbox PIDs from the node's containerd. */
@@ -667,6 +887,33 @@ export class RealCluster {
     return (await this.podExec(from, ['ping', '-n', '-q', '-c', '1', '-W', '1', ip])).code === 0;
   }
 
+  /**
+   * A continuous ping (every 200 ms) from a pod to `ip`; stop() ends it (SIGINT, by its pid) and
+   * returns how many were sent and which sequence numbers went unanswered, the last one excepted
+   * (it may still be in flight when ping is stopped).
+   */
+  startPing(from: ClusterPod, ip: string): { stop: () => Promise<{ sent: number; lost: number[] }> } {
+    const child = spawn('nsenter', [`--net=/proc/${from.pid}/ns/net`, 'ping', '-n', '-i', '0.2', ip], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => {
+      out += d.toString();
+    });
+    const exited = new Promise<void>((resolve) => child.on('exit', () => resolve()));
+    return {
+      stop: async () => {
+        if (child.exitCode === null) child.kill('SIGINT');
+        await exited;
+        const sent = Number(/(\d+) packets transmitted/.exec(out)?.[1] ?? 0);
+        const got = new Set([...out.matchAll(/bytes from [^:]+: icmp_seq=(\d+) /g)].map((m) => Number(m[1])));
+        const lost: number[] = [];
+        for (let seq = 1; seq < sent; seq++) if (!got.has(seq)) lost.push(seq);
+        return { sent, lost };
+      },
+    };
+  }
+
   /** Every pod → every other pod and the client(s) → every pod; unreachable pairs. */
   async unreachable(pods: readonly ClusterPod[]): Promise<string[]> {
     const clients = this.lab.plan.services.filter((s) => s.role === 'client');
@@ -692,6 +939,7 @@ export class RealCluster {
    * pod's), then removes the lab (processes by pid, namespaces, state dir). Idempotent.
    */
   async down(opts: { quiet?: boolean } = {}): Promise<void> {
+    await stopBuilder(this.config.repoRoot, this.builderNs);
     await killContainers(this.config.prefix);
     await this.lab.down(opts);
     this.client = undefined;
