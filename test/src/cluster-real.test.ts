@@ -22,7 +22,7 @@ import { repoRoot, routes, scenarioConfig } from './harness.js';
 const binDir = cachedKubeBinDir(repoRoot);
 if (!binDir)
   process.stderr.write(
-    `cluster-real: skipped: the Kubernetes binaries are not cached yet: ${kubeBuildStatus(repoRoot)}. scripts/install.sh advances the build each run (scripts/kube-build.sh --budget, PODNET_KUBE_BUILD_BUDGET); scripts/kube-build.sh alone builds them at once\n`,
+    `cluster-real: skipped: the Kubernetes binaries are not cached yet: ${kubeBuildStatus(repoRoot)}. scripts/install.sh --tests advances the build each run (scripts/kube-build.sh --budget, PODNET_KUBE_BUILD_BUDGET); scripts/kube-build.sh alone builds them at once\n`,
   );
 
 // A fixed prefix and state dir: the next run's `up` removes what an interrupted run left, its
