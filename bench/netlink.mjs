@@ -133,7 +133,7 @@ async function main() {
   console.log(
     `netlink benchmark: ${N} IPv4 /32 routes (dev, proto ${PROTO}), ${ROUNDS} rounds, each in a fresh namespace`,
   );
-  console.log('reference: ip -batch (install/delete), ip route show proto 80 (dump, text output)');
+  console.log(`reference: ip -batch (install/delete), ip route show proto ${PROTO} (dump, text output)`);
   console.log('');
   console.log('per round, routes/s (rtnetlink-ts | ip):');
   for (let r = 0; r < ROUNDS; r++) {

@@ -6,6 +6,7 @@ import { type Netns, waitFor } from '@podnet/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { backends, fileNamespaces, nodeWithUplink } from './__fixtures__/netns.js';
 import { computeDesired } from './desired.js';
+import { PODNET_PROTO } from './model.js';
 import { NextHopResolver } from './nexthop.js';
 import { RouteProgrammer } from './programmer.js';
 
@@ -22,7 +23,7 @@ describe.each(backends)('next hops in another subnet, on %s', (_name, makeKernel
   let resolver: NextHopResolver;
   let rp: RouteProgrammer;
   const gateways = async (dst: string) => {
-    const r = (await node.ipJson<IpRoute[]>('route', 'show', 'proto', '80')).find((x) => x.dst === dst);
+    const r = (await node.ipJson<IpRoute[]>('route', 'show', 'proto', String(PODNET_PROTO))).find((x) => x.dst === dst);
     if (!r) return undefined;
     return r.nexthops ? r.nexthops.map((h) => h.gateway).sort() : [r.gateway];
   };
