@@ -1,10 +1,14 @@
 // A graceful agent restart (SIGTERM): the kernel routes stay, the peers keep node-b's routes
 // (graceful restart), so no packet to, from or through node-b is lost.
+// Without BFD: the agent's BFD stops with it (its C bit is clear, RFC 5882 §4.3), and the BIRD ToR
+// takes BGP down on BFD Down, purging node-b's routes for the ~1 s until it is back, unless BIRD's
+// `bfd graceful` is set, which would also keep a dead node's routes for the restart time. With BFD
+// on, the client → node-b pod pings lost about 1 s (docs/bfd.md, "BFD and graceful restart").
 import { spawn } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cleanupStaleScenarioLabs, Lab, pingRun, podIp, scenarioConfig, unreachable } from './harness.js';
 
-const config = scenarioConfig('g');
+const config = scenarioConfig('g', { bfd: false });
 let lab: Lab;
 
 beforeAll(async () => {

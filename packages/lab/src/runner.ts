@@ -60,6 +60,8 @@ export interface LabConfig {
   profiles?: string[];
   only?: string[];
   podsPerNode?: number;
+  /** Overrides x-podnet.bgp.bfd.enabled (BFD on the ToR and the nodes). */
+  bfd?: boolean;
   /**
    * Start the node agents (default true). Without them the nodes are namespaces that the CNI plugin
    * wires pods into, but nothing routes between nodes: for testing the runner itself.
@@ -146,6 +148,7 @@ export class Lab {
   constructor(readonly config: LabConfig) {
     this.project = parseCompose(readFileSync(config.composeFile, 'utf8'));
     if (config.podsPerNode !== undefined) this.project.settings.podsPerNode = config.podsPerNode;
+    if (config.bfd !== undefined) this.project.settings.bgp.bfd.enabled = config.bfd;
     this.model = selectModel(this.project.settings.models, config.model);
     this.plan = planLab(this.project, {
       prefix: config.prefix,
