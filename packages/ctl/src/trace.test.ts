@@ -96,9 +96,9 @@ const base = (over: Partial<TraceInput> = {}): TraceInput => ({
 
 const kernelA = {
   routes: [
-    { dst: '10.244.0.1/32', kind: 'unicast', via: [], dev: 'pnaaaaaaaaaaa', protocol: 80 },
-    { dst: '10.244.0.0/26', kind: 'blackhole', via: [], protocol: 80 },
-    { dst: '10.244.0.64/26', kind: 'unicast', via: ['10.88.0.12'], protocol: 80 },
+    { dst: '10.244.0.1/32', kind: 'unicast', via: [], dev: 'pnaaaaaaaaaaa', protocol: 213 },
+    { dst: '10.244.0.0/26', kind: 'blackhole', via: [], protocol: 213 },
+    { dst: '10.244.0.64/26', kind: 'unicast', via: ['10.88.0.12'], protocol: 213 },
     { dst: '0.0.0.0/0', kind: 'unicast', via: ['10.88.0.1'], protocol: 3 },
   ],
   links: [{ name: 'pnaaaaaaaaaaa', up: true }],
@@ -159,7 +159,7 @@ describe('trace', () => {
       routes: kernelA.routes.filter((x) => x.dst !== '10.244.0.64/26' && x.dst !== '10.244.0.1/32'),
       links: [],
     };
-    k.routes.push({ dst: '10.244.0.0/16', kind: 'blackhole', via: [], protocol: 80 });
+    k.routes.push({ dst: '10.244.0.0/16', kind: 'blackhole', via: [], protocol: 213 });
     const t = trace(
       base({
         nodeStatuses: [

@@ -8,6 +8,7 @@ import type { NodeStatus } from '@podnet/k8s';
 import { cidrContains, parseCidr, parseIp } from '@podnet/net';
 import type { CommandResult } from './commands.js';
 import { type Column, renderTable } from './format.js';
+import { PODNET_ROUTE_PROTOCOL } from './kernel.js';
 
 export const POD_GATEWAY = { 4: '169.254.1.1', 6: 'fe80::1' } as const;
 
@@ -96,7 +97,7 @@ export function longestMatch<T>(routes: T[], ip: string, key: (r: T) => string):
 
 function routeText(r: KernelRoute): string {
   const how = r.via.length ? `via ${r.via.join(',')}` : r.dev ? `dev ${r.dev}` : '';
-  return `${r.kind === 'unicast' ? '' : `${r.kind} `}${r.dst} ${how} proto ${r.protocol === 80 ? 'podnet' : r.protocol}`.replace(
+  return `${r.kind === 'unicast' ? '' : `${r.kind} `}${r.dst} ${how} proto ${r.protocol === PODNET_ROUTE_PROTOCOL ? 'podnet' : r.protocol}`.replace(
     /\s+/g,
     ' ',
   );
