@@ -214,7 +214,8 @@ describe('netfilter in namespaces (podnet-agent, real nft)', () => {
       ofTable(rs, 'podnet', 'chain')
         .map((c) => c.name)
         .sort(),
-    ).toEqual(['forward', 'postrouting']);
+      // np-forward: NetworkPolicy's base chain (docs/network-policy.md), there with --network-policy on
+    ).toEqual(['forward', 'np-forward', 'postrouting']);
   });
 
   it('masquerades pod traffic to outside every pool to the node address (IPv4 and IPv6)', async () => {
@@ -265,10 +266,16 @@ describe('netfilter in namespaces (podnet-agent, real nft)', () => {
 
   it('repairs `nft flush table inet podnet` by hand on the next resync', async () => {
     const repairs = (await status()).netfilter?.driftRepairs ?? 0;
+    const rules = ofTable(await ruleset(node), 'podnet', 'rule').length;
     await node.run('nft', ['flush', 'table', 'inet', 'podnet']);
-    await waitFor('the rules back', async () => ofTable(await ruleset(node), 'podnet', 'rule').length === 6, {
-      timeoutMs: 30_000,
-    });
+    expect(ofTable(await ruleset(node), 'podnet', 'rule')).toEqual([]);
+    await waitFor(
+      'the rules back',
+      async () => ofTable(await ruleset(node), 'podnet', 'rule').length === rules,
+      {
+        timeoutMs: 30_000,
+      },
+    );
     expect(elements(await ruleset(node), 'nat4')).toEqual(['10.60.0.0/16']);
     const s = await waitFor(
       'the repair counted',
