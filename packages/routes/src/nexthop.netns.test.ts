@@ -23,7 +23,9 @@ describe.each(backends)('next hops in another subnet, on %s', (_name, makeKernel
   let resolver: NextHopResolver;
   let rp: RouteProgrammer;
   const gateways = async (dst: string) => {
-    const r = (await node.ipJson<IpRoute[]>('route', 'show', 'proto', String(PODNET_PROTO))).find((x) => x.dst === dst);
+    const r = (await node.ipJson<IpRoute[]>('route', 'show', 'proto', String(PODNET_PROTO))).find(
+      (x) => x.dst === dst,
+    );
     if (!r) return undefined;
     return r.nexthops ? r.nexthops.map((h) => h.gateway).sort() : [r.gateway];
   };

@@ -21,7 +21,6 @@ export function agentRegistry(defaultMetrics: boolean): Registry {
     spec: {
       namespace: 'podnet-system',
       serviceAccount: 'podnet-cni',
-      pod: { name: 'p' },
       audiences: [],
       expirationSeconds: 3600,
     },
