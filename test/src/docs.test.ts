@@ -1,5 +1,6 @@
 // The project's documentation lives in the repository: no file points at a design document
-// outside it (../shared, DESIGN.md, STYLE.md), and every relative markdown link resolves.
+// outside it (the design notes and style guide the project was written from, which users do not
+// have), and every relative markdown link resolves.
 import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join, normalize } from 'node:path';
