@@ -2,11 +2,12 @@
 // network namespace of its own (scripts/docker-tier.sh), the images built from deploy/docker/ over
 // locally made base images, `docker-compose up` on the unchanged compose.yaml, pods made through the
 // CNI plugin in the node containers, BGP Established, 36/36 IPv4 and IPv6 reachability (client → pod
-// through the ToR), the frr profile, and `docker-compose down -v` leaving nothing behind.
+// through the ToR), kubectl on the Docker host against the API server over HTTPS, the frr profile, and `docker-compose down -v` leaving nothing behind.
 // Skipped, with the reason in its name, where dockerd cannot start (not root, no docker.io,
 // docker-compose or mmdebstrap, or dockerd fails).
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { DockerLab, type PeerRow, parseCompose, summary, validateComposeSpec } from '@podnet/lab';
@@ -18,6 +19,8 @@ const composeFile = join(repo, 'compose.yaml');
 const tier = join(repo, 'scripts', 'docker-tier.sh');
 const project = `pndtest${process.pid}`;
 const tierEnv = { ...process.env, PODNET_DOCKER_NS: 'pnd-test' };
+// A current kubectl, extracted by scripts/fetch-tools.sh.
+const kubectlBin = join(repo, 'node_modules/.cache/kubectl-trixie/kubectl');
 
 /** Starts dockerd (synchronously, at collection) and returns DOCKER_HOST, or why it cannot. */
 function startDocker(): { host?: string; skip?: string } {
@@ -118,6 +121,48 @@ describe.skipIf(docker.skip !== undefined)(
       ] as const) {
         const r = await lab.exec('client', ['ip', 'route', 'get', ip ?? '']);
         expect(r.stdout).toContain(`via ${via}`);
+      }
+    });
+
+    it("serves the API over HTTPS: kubectl on the Docker host lists the lab's pods with the kubeconfig the lab gives", async (ctx) => {
+      // The Docker host is dockerd's network namespace here (scripts/docker-tier.sh): kubectl runs
+      // there, against the API server's fabric address, checking its certificate with the CA.
+      if (!existsSync(kubectlBin)) ctx.skip(`${kubectlBin} is missing: run scripts/fetch-tools.sh`);
+      const text = await lab.hostKubeconfig();
+      expect(text).toMatch(/server: "https:\/\/10\.88\.0\.2:6443"/);
+      expect(text).toContain('certificate-authority-data');
+      expect(text).not.toContain('insecure-skip-tls-verify');
+      const dir = mkdtempSync(join(tmpdir(), 'pnd-kubectl-'));
+      try {
+        const kc = join(dir, 'kubeconfig');
+        writeFileSync(kc, text, { mode: 0o600 });
+        const r = spawnSync(
+          'nsenter',
+          [
+            `--net=/var/run/netns/${tierEnv.PODNET_DOCKER_NS}`,
+            kubectlBin,
+            '--request-timeout',
+            '20s',
+            'get',
+            'pods',
+            '-A',
+            '-o',
+            'json',
+          ],
+          {
+            env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: dir, KUBECONFIG: kc },
+            encoding: 'utf8',
+            timeout: 60_000,
+          },
+        );
+        log(`kubectl get pods -A: exit ${r.status} ${r.stderr.trim()}`);
+        expect(r.status, r.stderr).toBe(0);
+        const names = (JSON.parse(r.stdout) as { items: { metadata: { name: string } }[] }).items
+          .map((p) => p.metadata.name)
+          .sort();
+        expect(names).toEqual(lab.pods.map((p) => p.name).sort());
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
       }
     });
 

@@ -37,7 +37,8 @@ options:
   --pods <n>             pods per node (default: x-podnet.podsPerNode)
   --state-dir <dir>      state, logs and generated files (default ${DEFAULT_STATE_DIR})
   --prefix <p>           namespace prefix (default ${DEFAULT_PREFIX})
-  --engine docker        run the verbs up, status, down on docker compose instead (docs/docker.md)
+  --engine docker        run the verbs up, status, kubeconfig [file] (printed when no file), down
+                         on docker compose instead (docs/docker.md)
   --kubeconfig <file>    use this outside API server (e.g. a real kube-apiserver) instead of the
                          compose apiserver service; down deletes the lab's objects there
   --api-port <n>         host loopback port forwarded to the lab's API server, for kubectl
@@ -185,6 +186,7 @@ async function main(argv: string[]): Promise<number> {
       composeFile: resolve(values.compose ?? join(repoRoot, 'compose.yaml')),
       profiles: values.profile ?? [],
       ...(values.pods !== undefined ? { pods: values.pods } : {}),
+      args,
       log: say,
     });
   }

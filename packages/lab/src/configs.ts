@@ -158,9 +158,10 @@ export function frrConfig(tor: ComposeService, all: ComposeService[], bgp: LabSe
 }
 
 /**
- * A kubeconfig for the lab's API server with a bearer token. Over HTTPS (the namespace lab) it
- * carries the server's CA; over plain HTTP (the Docker lab's private fabric) @kubernetes/client-node
- * insists on `insecure-skip-tls-verify`, so it is set for http URLs (kubectl sends no token there).
+ * A kubeconfig for the lab's API server with a bearer token. With the server's CA it checks the
+ * certificate (the namespace lab's nodes, the host). Without one (the Docker lab's nodes: a static
+ * file written before the server makes its certificate) it sets `insecure-skip-tls-verify`: the
+ * connection is still HTTPS on the lab's private fabric, the certificate is not checked.
  */
 export function kubeconfig(server: string, token: string, caPem?: string): string {
   return [
@@ -171,7 +172,7 @@ export function kubeconfig(server: string, token: string, caPem?: string): strin
     '    cluster:',
     `      server: ${server}`,
     ...(caPem ? [`      certificate-authority-data: ${Buffer.from(caPem).toString('base64')}`] : []),
-    ...(server.startsWith('http://') ? ['      insecure-skip-tls-verify: true'] : []),
+    ...(caPem ? [] : ['      insecure-skip-tls-verify: true']),
     'users:',
     '  - name: podnet-lab',
     '    user:',
@@ -186,11 +187,11 @@ export function kubeconfig(server: string, token: string, caPem?: string): strin
   ].join('\n');
 }
 
-/**
- * The URL the lab's services use to reach the API server: its first IPv4 address. `http` for the
- * Docker lab (compose's `--no-tls`), `https` for the namespace lab.
- */
-export function apiServerUrl(project: ComposeProject, scheme: 'http' | 'https' = 'http'): string | undefined {
+/** The URL the lab's services use to reach the API server (HTTPS): its first IPv4 address. */
+export function apiServerUrl(
+  project: ComposeProject,
+  scheme: 'http' | 'https' = 'https',
+): string | undefined {
   const api = project.settings.apiServer;
   const ip = project.services.find((s) => s.name === api.service)?.networks.find((a) => a.ipv4)?.ipv4;
   return ip ? `${scheme}://${ip}:${api.port}` : undefined;

@@ -1,4 +1,6 @@
-// `npm run lab -- --engine docker <up|status|down>`: the lab's verbs over docker compose.
+// `npm run lab -- --engine docker <up|status|kubeconfig|down>`: the lab's verbs over docker compose.
+import { writeFileSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { DockerLab } from './docker.js';
 import { LabError, LabErrorCode } from './errors.js';
 import { agentPeerTable, matrix, peerTable, podTable, summary } from './report.js';
@@ -7,6 +9,8 @@ export interface DockerCliOptions {
   composeFile: string;
   profiles: string[];
   pods?: string;
+  /** The command's arguments (`kubeconfig FILE`). */
+  args?: string[];
   log: (line: string) => void;
 }
 
@@ -50,6 +54,10 @@ export async function dockerMain(command: string, o: DockerCliOptions): Promise<
     case 'up': {
       await lab.up();
       const ok = await printDockerReport(lab, o.log);
+      console.log(
+        `\nkubeconfig for kubectl on the host (API server over HTTPS, its CA, the lab token):\n${await lab.hostKubeconfig()}`,
+      );
+      o.log('kubectl: npm run lab -- --engine docker kubeconfig FILE; KUBECONFIG=FILE kubectl get pods -A');
       o.log(
         ok
           ? 'lab is up under docker compose. Remove it with: npm run lab -- --engine docker down'
@@ -60,13 +68,26 @@ export async function dockerMain(command: string, o: DockerCliOptions): Promise<
     case 'status':
       await lab.loadPods();
       return (await printDockerReport(lab, o.log)) ? 0 : 1;
+    case 'kubeconfig': {
+      const text = await lab.hostKubeconfig();
+      const file = o.args?.[0];
+      if (!file) {
+        process.stdout.write(text);
+        return 0;
+      }
+      writeFileSync(resolve(file), text, { mode: 0o600 });
+      o.log(
+        `kubeconfig written to ${resolve(file)}; use it with: export KUBECONFIG=${resolve(file)}; kubectl get pods -A`,
+      );
+      return 0;
+    }
     case 'down':
       await lab.down();
       return 0;
     default:
       throw new LabError(
         LabErrorCode.usage,
-        `--engine docker: unknown command ${JSON.stringify(command)} (up, status, down)`,
+        `--engine docker: unknown command ${JSON.stringify(command)} (up, status, kubeconfig [FILE], down)`,
       );
   }
 }

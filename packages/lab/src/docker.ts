@@ -7,7 +7,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { activeServices, type ComposeProject, type ComposeService, parseCompose } from './compose.js';
-import { apiServerUrl, torPeers } from './configs.js';
+import { torPeers } from './configs.js';
 import { LabError, LabErrorCode } from './errors.js';
 import { birdRows, frrRows } from './peers.js';
 import type { PeerRow, Probe } from './runner.js';
@@ -243,10 +243,67 @@ export class DockerLab {
     });
   }
 
-  /** The Pod object, written from inside the node container (the API is on the lab's network). */
+  /** Where compose.yaml's apiserver writes its kubeconfig (`--kubeconfig`): its CA and the token. */
+  private get apiKubeconfigPath(): string {
+    const argv = this.project.services.find(
+      (s) => s.name === this.project.settings.apiServer.service,
+    )?.command;
+    const i = argv?.indexOf('--kubeconfig') ?? -1;
+    const path = i >= 0 ? argv?.[i + 1] : undefined;
+    if (!path)
+      throw new LabError(
+        LabErrorCode.composeInvalid,
+        `compose: services.${this.project.settings.apiServer.service}.command has no --kubeconfig FILE (the host's kubeconfig is read from it)`,
+      );
+    return path;
+  }
+
+  private hostKubeconfigText?: string;
+
+  /**
+   * A kubeconfig for kubectl on the host: the one the API server writes (HTTPS to its lab address,
+   * 10.88.0.2 on compose's fabric network, which the Docker host reaches through the network's
+   * bridge; its self-signed CA; the lab token), read from the container once it is there.
+   */
+  async hostKubeconfig(): Promise<string> {
+    if (this.hostKubeconfigText) return this.hostKubeconfigText;
+    const service = this.project.settings.apiServer.service;
+    const file = this.apiKubeconfigPath;
+    let last = '';
+    const text = await waitUntil(
+      `the API server to write ${file}`,
+      async () => {
+        const r = await this.exec(service, ['cat', file]);
+        last = r.stderr.trim();
+        return r.code === 0 && r.stdout.includes('certificate-authority-data') ? r.stdout : undefined;
+      },
+      { timeoutMs: this.t.initMs, intervalMs: 500 },
+    ).catch((err: Error) => {
+      throw new LabError(
+        LabErrorCode.api,
+        `${err.message} (${last || 'no output'}); see docker compose logs ${service}`,
+      );
+    });
+    this.hostKubeconfigText = text;
+    return text;
+  }
+
+  /** The API server's CA and URL, from its kubeconfig. */
+  private async apiTarget(): Promise<{ url: string; ca: string }> {
+    const text = await this.hostKubeconfig();
+    const url = /^\s*server:\s*"?([^"\s]+)"?/m.exec(text)?.[1];
+    const ca = /certificate-authority-data:\s*(\S+)/.exec(text)?.[1];
+    if (!url || !ca)
+      throw new LabError(LabErrorCode.api, `the API server's kubeconfig has no server or CA:\n${text}`);
+    return { url, ca: Buffer.from(ca, 'base64').toString('utf8') };
+  }
+
+  /**
+   * The Pod object, written from inside the node container (the API is on the lab's network), over
+   * HTTPS checked against the API server's CA.
+   */
   private async applyPodObject(node: string, name: string): Promise<void> {
-    const url = apiServerUrl(this.project);
-    if (!url) throw new LabError(LabErrorCode.composeInvalid, 'compose: no apiserver service address');
+    const { url, ca } = await this.apiTarget();
     const namespace = this.project.settings.podNamespace;
     const pod = {
       apiVersion: 'v1',
@@ -255,11 +312,14 @@ export class DockerLab {
       spec: { nodeName: node, containers: [{ name: 'pause', image: 'registry.k8s.io/pause:3.10' }] },
     };
     const script = [
-      'const [url, token, ns, body] = process.argv.slice(1);',
+      'const [url, token, ns, body, ca] = process.argv.slice(1);',
       "const h = { authorization: 'Bearer ' + token, 'content-type': 'application/json' };",
-      "fetch(url + '/api/v1/namespaces/' + ns + '/pods', { method: 'POST', headers: h, body })",
-      '  .then(async (r) => { if (r.status !== 201 && r.status !== 409) { console.error(r.status, await r.text()); process.exit(1); } })',
-      '  .catch((e) => { console.error(String(e)); process.exit(1); });',
+      "const req = require('node:https').request(url + '/api/v1/namespaces/' + ns + '/pods', { method: 'POST', headers: h, ca }, (r) => {",
+      "  let t = ''; r.on('data', (d) => (t += d));",
+      "  r.on('end', () => { if (r.statusCode !== 201 && r.statusCode !== 409) { console.error(r.statusCode, t); process.exit(1); } });",
+      '});',
+      "req.on('error', (e) => { console.error(String(e)); process.exit(1); });",
+      'req.end(body);',
     ].join('\n');
     await this.execOk(node, [
       'node',
@@ -269,6 +329,7 @@ export class DockerLab {
       this.project.settings.apiServer.token,
       namespace,
       JSON.stringify(pod),
+      ca,
     ]);
   }
 

@@ -568,17 +568,25 @@ export class Lab {
     let argv: string[];
     switch (cmd) {
       case 'podnet-apiserver': {
-        // The namespace lab serves HTTPS (kubectl sends no token over http://): compose's
-        // --no-tls is for the Docker lab, whose nodes read a static plain-HTTP kubeconfig. The
-        // server makes its certificate (kept in its data file) for its lab addresses, and writes
-        // a kubeconfig with its CA, which the nodes' kubeconfigs and the runner use.
+        // HTTPS (kubectl sends no token over http://). The server makes its certificate (kept in
+        // its data file) for its lab addresses, and writes a kubeconfig with its CA, which the
+        // nodes' kubeconfigs and the runner use: compose's own --advertise and --kubeconfig (the
+        // Docker lab's paths) give way to these.
         const advertise = s.links.flatMap((l) =>
           [l.ipv4, l.ipv6].flatMap((a) => (a ? ['--advertise', a.split('/')[0]!] : [])),
+        );
+        const own = rest.filter(
+          (a, i) =>
+            a !== '--no-tls' &&
+            a !== '--advertise' &&
+            a !== '--kubeconfig' &&
+            rest[i - 1] !== '--advertise' &&
+            rest[i - 1] !== '--kubeconfig',
         );
         argv = [
           nodeBin,
           dist('apiserver', 'cli.js'),
-          ...rest.filter((a) => a !== '--no-tls').map(mapArg),
+          ...own.map(mapArg),
           ...advertise,
           '--kubeconfig',
           this.apiServerKubeconfigPath,
