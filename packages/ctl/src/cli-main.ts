@@ -20,16 +20,41 @@ import { completion } from './completion.js';
 import { CtlError } from './errors.js';
 import { OUTPUT_FORMATS, type OutputFormat, render } from './format.js';
 import { dumpPodnetRoutes, readKernel } from './kernel.js';
-import { policyExplain } from './policy.js';
-import { type LocalNode, type TracePod, type TraceTarget, traceResult } from './trace.js';
+import { parsePolicyQuery, policyExplain, policyHook, queryText } from './policy.js';
+import { type LocalNode, type PolicyHook, type TracePod, type TraceTarget, traceResult } from './trace.js';
+
+/** NetworkPolicies, pods and namespaces as @podnet/policy's translation reads them. */
+async function readPolicyCluster(client: KubeClient) {
+  const [policies, pods, namespaces] = await Promise.all([
+    client.custom.listClusterCustomObject({
+      group: 'networking.k8s.io',
+      version: 'v1',
+      plural: 'networkpolicies',
+    }),
+    client.listPods(),
+    client.core.listNamespace(),
+  ]);
+  return {
+    policies: (policies as { items?: unknown[] }).items ?? [],
+    pods: pods.map(podFromObject),
+    namespaces: namespaces.items.map((n) => ({
+      name: n.metadata?.name ?? '',
+      labels: n.metadata?.labels ?? {},
+    })),
+  };
+}
 
 export const USAGE = `usage: podnetctl [--output table|json|yaml] COMMAND
 
 Commands:
   node status              BGP peers of the local agent: type, state, since, prefixes in/out
   cluster status           every node's readiness and BGP sessions, from the NodeStatus objects
-  trace NS/POD NS/POD|IP   the path hop by hop: API state, and the kernel of the node podnetctl runs on
-  routes [--netns NAME]    podnet's routes in the kernel (protocol 213) joined with their source
+  trace NS/POD NS/POD|IP [--port N] [--protocol tcp|udp|sctp|icmp]
+                           the path hop by hop: API state, the kernel of the node podnetctl runs
+                           on, and the NetworkPolicy verdict on each side (for that port, else for
+                           any port: ok = every port allowed, partial = only some)
+  routes [--netns NAME]    podnet's routes in the kernel (the agent's route protocol, 213 by default)
+                           joined with their source
   ipam show                pools, blocks per node, utilisation
   ipam check               inconsistencies and leaked addresses (exit code 1 when any)
   ipam release --ip ADDR   free one address
@@ -63,6 +88,8 @@ export async function runCtl(argv: string[], io: CtlIo): Promise<number> {
             kubeconfig: { type: 'string' },
             ip: { type: 'string' },
             netns: { type: 'string' },
+            port: { type: 'string' },
+            protocol: { type: 'string' },
             help: { type: 'boolean', short: 'h' },
           },
         });
@@ -125,6 +152,7 @@ export async function runCtl(argv: string[], io: CtlIo): Promise<number> {
         break;
       }
       case 'trace': {
+        const query = parsePolicyQuery(values.port, values.protocol);
         const { client } = ipam();
         const pod = async (ref: string): Promise<TracePod> => {
           const [ns, name] = ref.split('/');
@@ -148,6 +176,16 @@ export async function runCtl(argv: string[], io: CtlIo): Promise<number> {
           client.resource(IPAMBLOCK).list(),
           client.resource(NODESTATUS).list(),
         ]).catch((e) => Promise.reject(apiError(e)));
+        // NetworkPolicies, pods and namespaces for the verdicts; when they cannot be read the
+        // policy hops say why (the rest of the trace still stands).
+        const cluster = await readPolicyCluster(client).catch((err: Error) => err);
+        const policy: PolicyHook =
+          cluster instanceof Error
+            ? () => ({
+                status: 'not-checked',
+                detail: `NetworkPolicies not read: ${cluster.message.split('\n')[0]}`,
+              })
+            : policyHook(cluster, query);
         // On a node: its agent says which node this is; the kernel is read here (or in --netns).
         const agent = await fetchAgentStatus(agentUrl, 2000).catch(() => undefined);
         let local: LocalNode | undefined;
@@ -168,28 +206,17 @@ export async function runCtl(argv: string[], io: CtlIo): Promise<number> {
           })),
           nodeStatuses: statuses.items as NodeStatus[],
           ...(local ? { local } : {}),
+          policy,
+          policyQuery: queryText(query),
         });
         break;
       }
       case 'policy': {
         const { client } = ipam();
-        const [policies, pods, namespaces] = await Promise.all([
-          client.custom.listClusterCustomObject({
-            group: 'networking.k8s.io',
-            version: 'v1',
-            plural: 'networkpolicies',
-          }),
-          client.listPods(),
-          client.core.listNamespace(),
-        ]).catch((e) => Promise.reject(apiError(e)));
-        result = policyExplain(positionals[1]!, {
-          policies: (policies as { items?: unknown[] }).items ?? [],
-          pods: pods.map(podFromObject),
-          namespaces: namespaces.items.map((n) => ({
-            name: n.metadata?.name ?? '',
-            labels: n.metadata?.labels ?? {},
-          })),
-        });
+        result = policyExplain(
+          positionals[1]!,
+          await readPolicyCluster(client).catch((e) => Promise.reject(apiError(e))),
+        );
         break;
       }
       case 'node status':
@@ -197,16 +224,18 @@ export async function runCtl(argv: string[], io: CtlIo): Promise<number> {
         break;
       case 'routes': {
         const notes: string[] = [];
-        const [st, kernel] = await Promise.all([
-          fetchAgentStatus(agentUrl).catch((err: Error) => {
-            notes.push(`no sources: ${err.message.split('\n')[0]}`);
-            return undefined;
-          }),
-          dumpPodnetRoutes(values.netns ? { netns: values.netns } : {}).catch((err: Error) => {
-            notes.push(`kernel not read: ${err.message}`);
-            return undefined;
-          }),
-        ]);
+        const st = await fetchAgentStatus(agentUrl).catch((err: Error) => {
+          notes.push(`no sources: ${err.message.split('\n')[0]}`);
+          return undefined;
+        });
+        // The agent's route protocol (--route-protocol), else podnet's default.
+        const kernel = await dumpPodnetRoutes({
+          ...(values.netns ? { netns: values.netns } : {}),
+          ...(st?.routeProtocol ? { protocol: st.routeProtocol.number } : {}),
+        }).catch((err: Error) => {
+          notes.push(`kernel not read: ${err.message}`);
+          return undefined;
+        });
         if (!st && !kernel)
           throw new CtlError(
             'CTL_ERR_AGENT',

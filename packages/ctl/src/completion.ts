@@ -13,7 +13,20 @@ export const COMMAND_TREE: Record<string, string[]> = {
   completion: ['bash', 'zsh'],
 };
 
-export const GLOBAL_FLAGS = ['-o', '--output', '--agent', '--kubeconfig', '--netns', '--ip', '-h', '--help'];
+export const GLOBAL_FLAGS = [
+  '-o',
+  '--output',
+  '--agent',
+  '--kubeconfig',
+  '--netns',
+  '--ip',
+  '--port',
+  '--protocol',
+  '-h',
+  '--help',
+];
+/** trace's --protocol values. */
+export const PROTOCOL_WORDS = ['tcp', 'udp', 'sctp', 'icmp'];
 export const OUTPUTS = ['table', 'json', 'yaml'];
 
 function bash(): string {
@@ -29,7 +42,8 @@ _podnetctl() {
   case "$prev" in
     -o|--output) COMPREPLY=($(compgen -W "${OUTPUTS.join(' ')}" -- "$cur")); return ;;
     --kubeconfig) COMPREPLY=($(compgen -f -- "$cur")); return ;;
-    --agent|--netns|--ip) return ;;
+    --protocol) COMPREPLY=($(compgen -W "${PROTOCOL_WORDS.join(' ')}" -- "$cur")); return ;;
+    --agent|--netns|--ip|--port) return ;;
   esac
   if [[ "$cur" == -* ]]; then
     COMPREPLY=($(compgen -W "${GLOBAL_FLAGS.join(' ')}" -- "$cur")); return
@@ -37,7 +51,7 @@ _podnetctl() {
   local i cmd=""
   for ((i = 1; i < COMP_CWORD; i++)); do
     case "\${COMP_WORDS[i]}" in
-      -o|--output|--agent|--kubeconfig|--netns|--ip) ((i++)) ;;
+      -o|--output|--agent|--kubeconfig|--netns|--ip|--port|--protocol) ((i++)) ;;
       -*) ;;
       *) cmd="\${COMP_WORDS[i]}"; break ;;
     esac
@@ -70,6 +84,8 @@ _podnetctl() {
     '--kubeconfig[kubeconfig file]:file:_files' \\
     '--netns[network namespace]:name:' \\
     '--ip[address]:address:' \\
+    '--port[trace: port of the policy verdict]:port:' \\
+    '--protocol[trace: protocol of the policy verdict]:protocol:(${PROTOCOL_WORDS.join(' ')})' \\
     '(-h --help)'{-h,--help}'[help]' \\
     '1:command:(${Object.keys(COMMAND_TREE).join(' ')})' \\
     '*::arg:->args'

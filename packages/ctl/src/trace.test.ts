@@ -198,13 +198,55 @@ describe('trace', () => {
       base({
         dst: { kind: 'ip', ip: '192.0.2.7' },
         local: { node: 'a', kernel: kernelA },
-        policy: (side) => ({ status: 'problem', detail: `${side} denied by test` }),
+        policy: ({ side, srcIp, dstIp }) => ({
+          status: 'problem',
+          detail: `${side} ${srcIp} → ${dstIp} denied by test`,
+          node: 'a',
+          decidedBy: ['default/deny'],
+        }),
       }),
     );
     expect(t.hops.find((h) => h.hop === 'kernel route')!.detail).toBe('0.0.0.0/0 via 10.88.0.1 proto 3');
     expect(t.hops.find((h) => h.hop === 'egress policy')).toMatchObject({
       status: 'problem',
-      detail: 'egress denied by test',
+      detail: 'egress 10.244.0.1 → 192.0.2.7 denied by test',
+      decidedBy: ['default/deny'],
+    });
+    // An IP destination: the hook decides whether a pod's ingress applies.
+    expect(t.hops.find((h) => h.hop === 'ingress policy')?.where).toBe('node a');
+  });
+
+  it("names the agent's kernel routes by the route protocol its /status gives, not a fixed 213", () => {
+    const proto150 = {
+      routes: kernelA.routes.map((r) => (r.protocol === 213 ? { ...r, protocol: 150 } : r)),
+      links: kernelA.links,
+    };
+    const agent = (n: number) => ({ routes: [], routeProtocol: { number: n, name: 'podnet' } }) as never;
+    const hopsWith = (kernel: typeof kernelA, n: number) =>
+      trace(base({ local: { node: 'a', kernel, agent: agent(n) } })).hops;
+    expect(hopsWith(proto150, 150).find((h) => h.hop === 'kernel route')).toMatchObject({
+      status: 'ok',
+      detail: '10.244.0.64/26 via 10.88.0.12 proto podnet',
+    });
+    // Routes of another protocol are not podnet's: the block of node b has no podnet route.
+    expect(hopsWith(kernelA, 150).find((h) => h.hop === 'kernel route')).toMatchObject({
+      status: 'problem',
+      detail:
+        'no podnet route (protocol 150) for block 10.244.0.64/26 of node b: 10.244.0.65 takes 10.244.0.64/26 via 10.88.0.12 proto 213',
+    });
+    expect(hopsWith(kernelA, 150).find((h) => h.hop === 'source veth')!.detail).toBe(
+      '10.244.0.1/32 dev pnaaaaaaaaaaa proto 213; pnaaaaaaaaaaa up',
+    );
+  });
+
+  it("the route to another node's block is missing when only the default route covers it", () => {
+    const k = { ...kernelA, routes: kernelA.routes.filter((x) => x.dst !== '10.244.0.64/26') };
+    expect(
+      trace(base({ local: { node: 'a', kernel: k } })).hops.find((h) => h.hop === 'kernel route'),
+    ).toMatchObject({
+      status: 'problem',
+      detail:
+        'no podnet route (protocol 213) for block 10.244.0.64/26 of node b: 10.244.0.65 takes 0.0.0.0/0 via 10.88.0.1 proto 3',
     });
   });
 });
@@ -223,6 +265,8 @@ describe('completion', () => {
     expect(ask(['podnetctl', 'cluster', ''])).toBe('status');
     expect(ask(['podnetctl', '-o', 'y'])).toBe('yaml');
     expect(ask(['podnetctl', 'completion', ''])).toBe('bash zsh');
+    expect(ask(['podnetctl', 'trace', 'a/b', 'c/d', '--protocol', ''])).toBe('tcp udp sctp icmp');
+    expect(ask(['podnetctl', 'trace', 'a/b', 'c/d', '--p'])).toBe('--port --protocol');
   });
 
   it('zsh defines the completion function for podnetctl, and other shells are refused', () => {

@@ -1,8 +1,9 @@
 // `podnetctl trace <ns/pod> <ns/pod | IP>`: the path of a packet, hop by hop, from the API state
 // (pods, IPAM blocks, NodeStatus) and, for the hops on the node podnetctl runs on, from the kernel
-// (routes and links) and the local agent (BGP best path, next hop, the peer it came from). Pure:
-// the command gathers the inputs, this explains them. Each hop is `ok`, `problem` (saying what is
-// missing) or `not-checked` (saying where it can be checked).
+// (routes and links) and the local agent (BGP best path, next hop, the peer it came from), and the
+// NetworkPolicy verdict on each side (policy.ts). Pure: the command gathers the inputs, this
+// explains them. Each hop is `ok`, `problem` (saying what is missing), `partial` (a policy allows
+// only some ports and no port was asked about) or `not-checked` (saying where it can be checked).
 import type { AgentStatus } from '@podnet/agent';
 import type { NodeStatus } from '@podnet/k8s';
 import { cidrContains, parseCidr, parseIp } from '@podnet/net';
@@ -41,18 +42,26 @@ export interface LocalNode {
 export interface PolicyVerdict {
   status: HopStatus;
   detail: string;
+  /** The node whose chains decide (the source's on egress, the destination pod's on ingress). */
+  node?: string;
+  /** The policies that decide; empty: none selects the pod for that side. */
+  decidedBy?: string[];
+  /** The pod an IP destination turned out to be (ingress). */
+  pod?: string;
 }
 
 /**
  * The NetworkPolicy verdict for src → dst on one side (egress on the source node, ingress on the
- * destination node). Not wired yet: the trace shows the hop as not-checked until a hook is given.
+ * destination node); `policyHook` (policy.ts) evaluates it with @podnet/policy's translation.
+ * Without a hook the hops are not-checked.
  */
-export type PolicyHook = (
-  side: 'egress' | 'ingress',
-  src: TracePod,
-  dst: TraceTarget,
-  ip: string,
-) => PolicyVerdict;
+export type PolicyHook = (q: {
+  side: 'egress' | 'ingress';
+  src: TracePod;
+  srcIp?: string;
+  dst: TraceTarget;
+  dstIp: string;
+}) => PolicyVerdict;
 
 export type TraceTarget = ({ kind: 'pod' } & TracePod) | { kind: 'ip'; ip: string };
 
@@ -64,9 +73,11 @@ export interface TraceInput {
   nodeStatuses: NodeStatus[];
   local?: LocalNode;
   policy?: PolicyHook;
+  /** What the policy verdicts are about (`TCP port 80`, `any port and protocol`), for the header. */
+  policyQuery?: string;
 }
 
-export type HopStatus = 'ok' | 'problem' | 'not-checked';
+export type HopStatus = 'ok' | 'problem' | 'partial' | 'not-checked';
 
 export interface Hop {
   hop: string;
@@ -74,6 +85,8 @@ export interface Hop {
   source: 'api' | 'kernel' | 'agent' | 'policy';
   status: HopStatus;
   detail: string;
+  /** Policy hops: the NetworkPolicies that decide (empty: none selects the pod). */
+  decidedBy?: string[];
 }
 
 const familyOf = (ip: string) => (ip.includes(':') ? 6 : 4);
@@ -95,9 +108,12 @@ export function longestMatch<T>(routes: T[], ip: string, key: (r: T) => string):
   return best?.r;
 }
 
-function routeText(r: KernelRoute): string {
+/** The route protocol of the agent's kernel routes: what its /status says, else podnet's default. */
+const podnetProto = (local?: LocalNode) => local?.agent?.routeProtocol?.number ?? PODNET_ROUTE_PROTOCOL;
+
+function routeText(r: KernelRoute, proto: number): string {
   const how = r.via.length ? `via ${r.via.join(',')}` : r.dev ? `dev ${r.dev}` : '';
-  return `${r.kind === 'unicast' ? '' : `${r.kind} `}${r.dst} ${how} proto ${r.protocol === PODNET_ROUTE_PROTOCOL ? 'podnet' : r.protocol}`.replace(
+  return `${r.kind === 'unicast' ? '' : `${r.kind} `}${r.dst} ${how} proto ${r.protocol === proto ? 'podnet' : r.protocol}`.replace(
     /\s+/g,
     ' ',
   );
@@ -154,7 +170,7 @@ export function trace(input: TraceInput): { ip: string; hops: Hop[] } {
     });
 
   // 2. Egress policy on the source node (hook).
-  hops.push(policyHop('egress', input, ip, srcNode));
+  hops.push(policyHop('egress', input, srcIp, ip, srcNode));
 
   // 3. The source node's route for the destination: the block owner from IPAM, the session to it
   // from the NodeStatus, and (on that node) the kernel's route and the agent's best path.
@@ -222,8 +238,8 @@ export function trace(input: TraceInput): { ip: string; hops: Hop[] } {
             : `agent not ready: ${ds.reasons.join('; ')}`,
       });
     if (dst.node !== src.node) hops.push(hostSide('destination veth', dst, ip, local));
-    hops.push(policyHop('ingress', input, ip, dst.node ?? '-'));
-  }
+    hops.push(policyHop('ingress', input, srcIp, ip, dst.node ?? '-'));
+  } else if (input.policy) hops.push(policyHop('ingress', input, srcIp, ip, '-'));
   return { ip, hops };
 }
 
@@ -254,7 +270,7 @@ function hostSide(hop: string, pod: TracePod, ip: string, local?: LocalNode): Ho
     ...(!r
       ? [`no route ${host} dev ${pod.iface}`]
       : r.dev !== pod.iface
-        ? [`${host} goes ${routeText(r)}, not dev ${pod.iface}`]
+        ? [`${host} goes ${routeText(r, podnetProto(local))}, not dev ${pod.iface}`]
         : []),
   ];
   return {
@@ -262,7 +278,7 @@ function hostSide(hop: string, pod: TracePod, ip: string, local?: LocalNode): Ho
     where,
     source: 'kernel',
     status: missing.length ? 'problem' : 'ok',
-    detail: missing.length ? missing.join('; ') : `${routeText(r!)}; ${pod.iface} up`,
+    detail: missing.length ? missing.join('; ') : `${routeText(r!, podnetProto(local))}; ${pod.iface} up`,
   };
 }
 
@@ -281,6 +297,7 @@ function kernelRouteHop(
       status: 'not-checked',
       detail: `kernel not read: ${local.kernelError ?? '?'}`,
     };
+  const proto = podnetProto(local);
   const r = longestMatch(local.kernel.routes, ip, (x) => x.dst);
   const bgp = local.agent?.routes.find((x) => x.type === 'remote' && r && x.dst === r.dst);
   const best = bgp
@@ -294,7 +311,7 @@ function kernelRouteHop(
       where,
       source: 'kernel',
       status: 'problem',
-      detail: `${routeText(r)} drops it: ${
+      detail: `${routeText(r, proto)} drops it: ${
         owner?.node === local.node && samePod === undefined
           ? `${ip} is in this node's block ${owner.cidr} but no pod here has it`
           : 'the more specific route is missing'
@@ -306,17 +323,52 @@ function kernelRouteHop(
       where,
       source: 'kernel',
       status: 'problem',
-      detail: `${ip} is a pod on this node but goes ${routeText(r)}, not dev ${samePod.iface}`,
+      detail: `${ip} is a pod on this node but goes ${routeText(r, proto)}, not dev ${samePod.iface}`,
     };
-  return { hop: 'kernel route', where, source: 'kernel', status: 'ok', detail: `${routeText(r)}${best}` };
+  // A block of another node is reached by the route the agent installs for it (protocol `proto`):
+  // anything else (a default route) means podnet's route is missing.
+  if (owner?.node && owner.node !== local.node && r.protocol !== proto)
+    return {
+      hop: 'kernel route',
+      where,
+      source: 'kernel',
+      status: 'problem',
+      detail: `no podnet route (protocol ${proto}) for block ${owner.cidr} of node ${owner.node}: ${ip} takes ${routeText(r, proto)}${best}`,
+    };
+  return {
+    hop: 'kernel route',
+    where,
+    source: 'kernel',
+    status: 'ok',
+    detail: `${routeText(r, proto)}${best}`,
+  };
 }
 
-function policyHop(side: 'egress' | 'ingress', input: TraceInput, ip: string, node: string): Hop {
-  const v = input.policy?.(side, input.src, input.dst, ip) ?? {
-    status: 'not-checked' as const,
-    detail: 'NetworkPolicy verdicts are not evaluated by trace yet (see `podnetctl policy NAMESPACE/POD`)',
+function policyHop(
+  side: 'egress' | 'ingress',
+  input: TraceInput,
+  srcIp: string | undefined,
+  ip: string,
+  node: string,
+): Hop {
+  const v: PolicyVerdict = input.policy?.({
+    side,
+    src: input.src,
+    ...(srcIp ? { srcIp } : {}),
+    dst: input.dst,
+    dstIp: ip,
+  }) ?? {
+    status: 'not-checked',
+    detail: 'NetworkPolicies not read (see `podnetctl policy NAMESPACE/POD`)',
   };
-  return { hop: `${side} policy`, where: `node ${node}`, source: 'policy', ...v };
+  return {
+    hop: `${side} policy`,
+    where: `node ${v.node ?? node}${v.pod ? ` (pod ${v.pod})` : ''}`,
+    source: 'policy',
+    status: v.status,
+    detail: v.detail,
+    ...(v.decidedBy ? { decidedBy: v.decidedBy } : {}),
+  };
 }
 
 /** The command's result: the hop table; exit code 1 when a hop has a problem. */
@@ -330,19 +382,37 @@ export function traceResult(input: TraceInput): CommandResult {
     { header: 'DETAIL', value: (h) => h.detail },
   ];
   const problems = t.hops.filter((h) => h.status === 'problem');
+  const partial = t.hops.filter((h) => h.status === 'partial');
   const to = input.dst.kind === 'pod' ? `${input.dst.namespace}/${input.dst.name} (${t.ip})` : t.ip;
+  const anyPort = input.policyQuery === 'any port and protocol';
   return {
-    data: { source: `${input.src.namespace}/${input.src.name}`, destination: to, ...t },
+    data: {
+      source: `${input.src.namespace}/${input.src.name}`,
+      destination: to,
+      ...(input.policyQuery ? { policyQuery: input.policyQuery } : {}),
+      ...t,
+    },
     exitCode: problems.length ? 1 : 0,
     table: () =>
       [
         `Trace ${input.src.namespace}/${input.src.name} → ${to}${input.local ? ` (read on node ${input.local.node})` : ''}`,
+        ...(input.policyQuery
+          ? [
+              `NetworkPolicy verdicts for ${input.policyQuery}${
+                anyPort
+                  ? ': ok = every port and protocol allowed, partial = only the ports named (give --port/--protocol to check one)'
+                  : ''
+              }`,
+            ]
+          : []),
         '',
         renderTable(cols, t.hops),
         '',
         problems.length
           ? `${problems.length} hop(s) with a problem.`
-          : 'No problem found on the hops checked.',
+          : partial.length
+            ? `No problem found on the hops checked; ${partial.length} policy hop(s) allow only some ports.`
+            : 'No problem found on the hops checked.',
       ].join('\n'),
   };
 }
