@@ -2,8 +2,10 @@
 // agent writes its NodeStatus with its sessions Established; the elected writer fills the ToR
 // BGPPeer's sessions per node and the pools' use; `podnetctl cluster status` reads them all in one
 // table, and `podnetctl trace`, run in a node, explains a pod-to-pod path from the API, the node's
-// kernel and its agent's BGP best path (and names what is missing on a broken path).
+// kernel and its agent's BGP best path, the NetworkPolicy verdict of each side for a port (or any
+// port) from a policy created in the API (and names what is missing on a broken path).
 import { execFile } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -151,6 +153,77 @@ describe('status resources and podnetctl in the lab (3 nodes, BIRD ToR)', () => 
     expect(fromB.hops.find((x) => x.hop === 'destination veth')).toMatchObject({ status: 'ok' });
     const table = await ctl('node-a', args);
     process.stderr.write(`\n$ podnetctl trace ${args.slice(1).join(' ')}   # on node-a\n${table.stdout}\n`);
+  });
+
+  it('gives the NetworkPolicy verdict of each side from the policies in the API, for a port or any port', async () => {
+    const a = lab.pods.find((p) => p.node === 'node-a')!;
+    const b = lab.pods.find((p) => p.node === 'node-b')!;
+    // Every lab pod isolated for ingress, TCP 80 allowed from anywhere.
+    const file = join(config.stateDir, 'trace-policy.json');
+    writeFileSync(
+      file,
+      JSON.stringify({
+        apiVersion: 'networking.k8s.io/v1',
+        kind: 'NetworkPolicy',
+        metadata: { name: 'web-only', namespace: b.namespace },
+        spec: { podSelector: { matchLabels: { app: 'podnet-lab' } }, ingress: [{ ports: [{ port: 80 }] }] },
+      }),
+    );
+    const kc = join(config.stateDir, 'node-a', 'kubeconfig');
+    await pexec('ip', [
+      'netns',
+      'exec',
+      lab.service('node-a').ns,
+      'kubectl',
+      '--kubeconfig',
+      kc,
+      'create',
+      '-f',
+      file,
+    ]);
+    const args = ['trace', `${a.namespace}/${a.name}`, `${b.namespace}/${b.name}`];
+    const verdict = async (...extra: string[]) => {
+      const r = await ctl('node-a', [...args, ...extra, '-o', 'json']);
+      const doc = JSON.parse(r.stdout) as { hops: (Hop & { where: string; decidedBy?: string[] })[] };
+      return {
+        code: r.code,
+        egress: doc.hops.find((h) => h.hop === 'egress policy')!,
+        ingress: doc.hops.find((h) => h.hop === 'ingress policy')!,
+      };
+    };
+    const on80 = await verdict('--port', '80');
+    expect(on80.egress).toMatchObject({ where: 'node node-a', status: 'ok', decidedBy: [] });
+    expect(on80.ingress).toMatchObject({
+      where: 'node node-b',
+      status: 'ok',
+      detail: `allowed from ${a.ipv4} on TCP port 80 by ${b.namespace}/web-only ingress[0]`,
+      decidedBy: [`${b.namespace}/web-only`],
+    });
+    expect(on80.code).toBe(0);
+    const on81 = await verdict('--port', '81');
+    expect(on81.ingress).toMatchObject({ status: 'problem', decidedBy: [`${b.namespace}/web-only`] });
+    expect(on81.ingress.detail).toMatch(
+      /^denied from \S+ on TCP port 81: .* isolated for ingress by \S+\/web-only/,
+    );
+    expect(on81.code).toBe(1);
+    const any = await verdict();
+    expect(any.ingress).toMatchObject({ status: 'partial' });
+    expect(any.ingress.detail).toMatch(/only on TCP\/80 by \S+\/web-only ingress\[0\]/);
+    const table = await ctl('node-a', [...args, '--port', '81']);
+    process.stderr.write(
+      `\n$ podnetctl trace ${args.slice(1).join(' ')} --port 81   # on node-a\n${table.stdout}\n`,
+    );
+    await pexec('ip', [
+      'netns',
+      'exec',
+      lab.service('node-a').ns,
+      'kubectl',
+      '--kubeconfig',
+      kc,
+      'delete',
+      '-f',
+      file,
+    ]);
   });
 
   it("names what is missing: an address of node-a's block that no pod holds is dropped by the block's blackhole", async () => {
