@@ -21,6 +21,18 @@ export interface ResourceType {
   schemas: Map<string, unknown>;
   builtin: boolean;
   verbs: string[];
+  /** Custom resources: each version's additionalPrinterColumns (server-side printing, table.ts). */
+  printerColumns?: Map<string, PrinterColumn[]>;
+}
+
+/** One of a CRD version's additionalPrinterColumns. */
+export interface PrinterColumn {
+  name: string;
+  type: string;
+  jsonPath: string;
+  format?: string;
+  description?: string;
+  priority?: number;
 }
 
 export const typeKey = (group: string, plural: string) => (group ? `${plural}.${group}` : plural);
@@ -176,6 +188,14 @@ interface CrdVersion {
   schema?: { openAPIV3Schema?: unknown };
   subresources?: { status?: unknown };
   selectableFields?: { jsonPath?: unknown }[];
+  additionalPrinterColumns?: {
+    name?: unknown;
+    type?: unknown;
+    jsonPath?: unknown;
+    format?: unknown;
+    description?: unknown;
+    priority?: unknown;
+  }[];
 }
 
 /** The ResourceType a (validated) CRD object defines. */
@@ -200,6 +220,25 @@ export function typeFromCrd(crd: {
   const schemas = new Map<string, unknown>();
   for (const v of spec.versions)
     if (v.schema?.openAPIV3Schema) schemas.set(String(v.name), v.schema.openAPIV3Schema);
+  const printerColumns = new Map<string, PrinterColumn[]>();
+  for (const v of spec.versions)
+    printerColumns.set(
+      String(v.name),
+      (v.additionalPrinterColumns ?? []).flatMap((c) =>
+        typeof c.name === 'string' && typeof c.type === 'string' && typeof c.jsonPath === 'string'
+          ? [
+              {
+                name: c.name,
+                type: c.type,
+                jsonPath: c.jsonPath,
+                ...(typeof c.format === 'string' ? { format: c.format } : {}),
+                ...(typeof c.description === 'string' ? { description: c.description } : {}),
+                ...(typeof c.priority === 'number' ? { priority: c.priority } : {}),
+              },
+            ]
+          : [],
+      ),
+    );
   const selectable = new Set<string>();
   for (const v of spec.versions)
     for (const f of v.selectableFields ?? [])
@@ -222,6 +261,7 @@ export function typeFromCrd(crd: {
     schemas,
     builtin: false,
     verbs: ALL_VERBS,
+    printerColumns,
   };
 }
 

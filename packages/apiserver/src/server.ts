@@ -31,6 +31,7 @@ import {
 } from './selectors.js';
 import type { KObject, Store, StoreEvent } from './store.js';
 import { MERGE_KEYS, strategicMergePatch } from './strategic.js';
+import { toTable, wantsTable } from './table.js';
 import { TokenIssuer } from './tokens.js';
 
 export interface LoggerLike {
@@ -334,7 +335,7 @@ export class ApiCore {
       switch (method) {
         case 'GET':
           if (isWatch) return this.watch(tg, q, req, res);
-          return send(res, 200, this.list(tg, q));
+          return send(res, 200, this.table(tg, req, this.list(tg, q)));
         case 'POST': {
           if (tg.namespace !== undefined) this.requireNamespace(tg.namespace);
           const body = await readJson(req, this.o.maxBodyBytes);
@@ -370,7 +371,15 @@ export class ApiCore {
       case 'GET':
         if (isWatch) return this.watch({ ...tg, name }, q, req, res);
         if (!existing) throw errors.notFound(this.ref(t), name);
-        return send(res, 200, this.present(t, version, existing));
+        return send(
+          res,
+          200,
+          this.table(tg, req, {
+            metadata: { resourceVersion: existing.metadata.resourceVersion },
+            items: [this.present(t, version, existing)],
+            one: this.present(t, version, existing),
+          }),
+        );
       case 'PUT': {
         const body = await readJson(req, this.o.maxBodyBytes);
         if (!existing) throw errors.notFound(this.ref(t), name);
@@ -567,6 +576,20 @@ export class ApiCore {
       metadata.remainingItemCount = remaining;
     }
     return { kind: t.listKind, apiVersion: apiVersionOf(t.group, version), metadata, items };
+  }
+
+  /**
+   * A custom resource's list (or object) as a Table when kubectl asks for one (server-side
+   * printing); otherwise `one` (a GET of one object) or the list as it is.
+   */
+  private table(
+    tg: Target,
+    req: IncomingMessage,
+    r: { metadata: Record<string, unknown>; items: KObject[]; one?: KObject },
+  ): object {
+    const cols = tg.type.printerColumns?.get(tg.version);
+    if (!cols || !wantsTable(req.headers.accept)) return r.one ?? r;
+    return toTable(cols, r.items, String(r.metadata.resourceVersion ?? this.o.store.revision));
   }
 
   private deleteCollection(tg: Target, q: URLSearchParams, dryRun: boolean) {

@@ -197,7 +197,7 @@ export function sideVerdict(
       status: 'ok',
       detail: `allowed: no NetworkPolicy isolates ${key} for ${side}${
         pp
-          ? ` (${pp.policies.join(', ')} select it for ${side === 'ingress' ? 'egress' : 'ingress'} only)`
+          ? ` (${pp.policies.join(', ')} ${pp.policies.length === 1 ? 'selects' : 'select'} it for ${side === 'ingress' ? 'egress' : 'ingress'} only)`
           : ''
       }${skipped}`,
       decidedBy: [],
