@@ -91,7 +91,11 @@ describe.skipIf(!existsSync(KUBECTL))(
       const obj = join(dir, 'ns.json');
       writeFileSync(
         obj,
-        JSON.stringify({ apiVersion: 'podnet.io/v1alpha1', kind: 'NodeStatus', metadata: { name: 'node-a' } }),
+        JSON.stringify({
+          apiVersion: 'podnet.io/v1alpha1',
+          kind: 'NodeStatus',
+          metadata: { name: 'node-a' },
+        }),
       );
       // The CRD is served once registered; a create racing kubectl's discovery cache is retried.
       let created = await run(['create', '-f', obj]);
