@@ -19,7 +19,7 @@ import {
 import { completion } from './completion.js';
 import { CtlError } from './errors.js';
 import { OUTPUT_FORMATS, type OutputFormat, render } from './format.js';
-import { dumpPodnetRoutes, readKernel } from './kernel.js';
+import { dumpPodnetRoutes, PODNET_ROUTE_PROTOCOL, readKernel } from './kernel.js';
 import { parsePolicyQuery, policyExplain, policyHook, queryText } from './policy.js';
 import { type LocalNode, type PolicyHook, type TracePod, type TraceTarget, traceResult } from './trace.js';
 
@@ -228,10 +228,24 @@ export async function runCtl(argv: string[], io: CtlIo): Promise<number> {
           notes.push(`no sources: ${err.message.split('\n')[0]}`);
           return undefined;
         });
-        // The agent's route protocol (--route-protocol), else podnet's default.
+        // The agent's route protocol (its --route-protocol, in /status); without the agent the
+        // same variable the agent reads (PODNET_ROUTE_PROTOCOL), else podnet's default.
+        let protocol = st?.routeProtocol?.number;
+        if (protocol === undefined) {
+          const env = io.env.PODNET_ROUTE_PROTOCOL;
+          if (env !== undefined && !(/^\d+$/.test(env) && Number(env) >= 1 && Number(env) <= 255))
+            throw new CtlError(
+              'CTL_ERR_USAGE',
+              `PODNET_ROUTE_PROTOCOL ${JSON.stringify(env)}: use a route protocol number from 1 to 255`,
+            );
+          protocol = env === undefined ? PODNET_ROUTE_PROTOCOL : Number(env);
+          notes.push(
+            `kernel read for protocol ${protocol} (${env === undefined ? "podnet's default; PODNET_ROUTE_PROTOCOL sets another" : 'PODNET_ROUTE_PROTOCOL'}): the agent did not say which it uses`,
+          );
+        }
         const kernel = await dumpPodnetRoutes({
           ...(values.netns ? { netns: values.netns } : {}),
-          ...(st?.routeProtocol ? { protocol: st.routeProtocol.number } : {}),
+          protocol,
         }).catch((err: Error) => {
           notes.push(`kernel not read: ${err.message}`);
           return undefined;
@@ -241,7 +255,7 @@ export async function runCtl(argv: string[], io: CtlIo): Promise<number> {
             'CTL_ERR_AGENT',
             `neither the agent nor the kernel could be read:\n  ${notes.join('\n  ')}`,
           );
-        result = routes(st, kernel, notes);
+        result = routes(st, kernel, notes, protocol);
         break;
       }
       case 'ipam show': {

@@ -27,7 +27,8 @@ const status: AgentStatus = {
     },
   ],
   netfilter: { table: 'inet podnet', generation: 3, applied: true, driftRepairs: 1 },
-  routeProtocol: { number: 80, name: 'podnet' },
+  // Not the default 213: podnetctl dumps the protocol the agent says it uses (--route-protocol).
+  routeProtocol: { number: 150, name: 'podnet' },
   peers: [
     {
       address: '10.0.0.12',
@@ -106,12 +107,13 @@ beforeAll(async () => {
     await ns.ip('link', 'set', name, 'up');
     if (addr) await ns.ip('addr', 'add', addr, 'dev', name);
   }
-  await ns.ip('route', 'add', 'blackhole', '10.244.1.0/26', 'proto', '213');
-  await ns.ip('route', 'add', '10.244.1.5/32', 'dev', 'pn0123456789a', 'scope', 'link', 'proto', '213');
-  await ns.ip('route', 'add', 'blackhole', '10.244.9.0/26', 'proto', '213');
-  await ns.ip('route', 'add', '10.244.4.0/26', 'via', '10.0.0.13', 'proto', '213');
-  // A route of another protocol is not podnet's and is not listed.
+  await ns.ip('route', 'add', 'blackhole', '10.244.1.0/26', 'proto', '150');
+  await ns.ip('route', 'add', '10.244.1.5/32', 'dev', 'pn0123456789a', 'scope', 'link', 'proto', '150');
+  await ns.ip('route', 'add', 'blackhole', '10.244.9.0/26', 'proto', '150');
+  await ns.ip('route', 'add', '10.244.4.0/26', 'via', '10.0.0.13', 'proto', '150');
+  // Routes of another protocol (213 included: not this agent's) are not podnet's and not listed.
   await ns.ip('route', 'add', '10.244.3.0/26', 'via', '10.0.0.13', 'proto', 'static');
+  await ns.ip('route', 'add', '10.244.8.0/26', 'via', '10.0.0.13', 'proto', '213');
   const srv = await startStatusServer(
     '127.0.0.1:0',
     {
@@ -129,12 +131,13 @@ afterAll(async () => {
   await nets.destroy();
 });
 
-async function ctl(...argv: string[]) {
+async function ctlEnv(env: Record<string, string>, ...argv: string[]) {
   let stdout = '';
   let stderr = '';
-  const code = await runCtl(argv, { env: {}, stdout: (s) => (stdout += s), stderr: (s) => (stderr += s) });
+  const code = await runCtl(argv, { env, stdout: (s) => (stdout += s), stderr: (s) => (stderr += s) });
   return { code, stdout, stderr };
 }
+const ctl = (...argv: string[]) => ctlEnv({}, ...argv);
 
 describe('podnetctl against an agent status endpoint', () => {
   it('node status prints an aligned peer table with type, state, since, prefixes and last error', async () => {
@@ -181,7 +184,8 @@ describe('podnetctl against an agent status endpoint', () => {
     const r = await ctl('routes', '--agent', url, '--netns', ns.name);
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
-    expect(r.stdout).toContain('protocol podnet, 80');
+    expect(r.stdout).toContain('protocol podnet, 150; see `ip route show proto 150`');
+    expect(r.stdout).not.toMatch(/10\.244\.[38]\.0/);
     expect(r.stdout).toMatch(/^DESTINATION\s+TYPE\s+VIA\s+SOURCE\s+STATE\s+KERNEL$/m);
     expect(r.stdout).toMatch(
       /^10\.244\.1\.0\/26\s+blackhole\s+\(drop\)\s+owned block\s+installed\s+present$/m,
@@ -219,10 +223,13 @@ describe('podnetctl against an agent status endpoint', () => {
     expect(new Set(doc.routes.map((x) => x.kernel))).toEqual(new Set(['not-read']));
   });
 
-  it('routes still lists the kernel routes when the agent is down, and says why sources are missing', async () => {
-    const r = await ctl('routes', '--agent', 'http://127.0.0.1:9', '--netns', ns.name, '-o', 'json');
+  it('routes still lists the kernel routes when the agent is down (protocol from PODNET_ROUTE_PROTOCOL, else 213), and says why sources are missing', async () => {
+    const down = ['routes', '--agent', 'http://127.0.0.1:9', '--netns', ns.name, '-o', 'json'];
+    const r = await ctlEnv({ PODNET_ROUTE_PROTOCOL: '150' }, ...down);
     expect(r.code).toBe(0);
-    const doc = JSON.parse(r.stdout) as { routes: { dst: string; state: string }[]; notes: string[] };
+    type Doc = { protocol: { number: number }; routes: { dst: string; state: string }[]; notes: string[] };
+    const doc = JSON.parse(r.stdout) as Doc;
+    expect(doc.protocol.number).toBe(150);
     expect(doc.routes.map((x) => x.dst).sort()).toEqual([
       '10.244.1.0/26',
       '10.244.1.5/32',
@@ -230,6 +237,15 @@ describe('podnetctl against an agent status endpoint', () => {
       '10.244.9.0/26',
     ]);
     expect(doc.notes[0]).toMatch(/no sources: cannot reach the podnet agent/);
+    expect(doc.notes[1]).toBe(
+      'kernel read for protocol 150 (PODNET_ROUTE_PROTOCOL): the agent did not say which it uses',
+    );
+    const byDefault = JSON.parse((await ctl(...down)).stdout) as Doc;
+    expect(byDefault.protocol.number).toBe(213);
+    expect(byDefault.routes.map((x) => x.dst)).toEqual(['10.244.8.0/26']);
+    const bad = await ctlEnv({ PODNET_ROUTE_PROTOCOL: '300' }, ...down);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain('PODNET_ROUTE_PROTOCOL "300": use a route protocol number from 1 to 255');
   });
 
   it('says what to do when the agent cannot be reached', async () => {

@@ -98,6 +98,8 @@ export function routes(
   s: AgentStatus | undefined,
   kernel: KernelRouteView[] | undefined,
   notes: string[] = [],
+  /** The protocol the kernel was dumped for, when the agent did not say (PODNET_ROUTE_PROTOCOL). */
+  protocol?: number,
 ): CommandResult {
   const rows: RouteRow[] = [];
   const inKernel = new Map((kernel ?? []).map((k) => [k.dst, k]));
@@ -148,7 +150,7 @@ export function routes(
     (r) =>
       (r.state === 'installed' || r.state === 'applied') && (r.kernel === 'absent' || r.kernel === 'differs'),
   );
-  const proto = s?.routeProtocol ?? { name: 'podnet', number: 213 }; // kernel.ts PODNET_ROUTE_PROTOCOL
+  const proto = s?.routeProtocol ?? { name: 'podnet', number: protocol ?? 213 }; // kernel.ts PODNET_ROUTE_PROTOCOL
   const cols: Column<RouteRow>[] = [
     { header: 'DESTINATION', value: (r) => r.dst },
     { header: 'TYPE', value: (r) => r.type },
