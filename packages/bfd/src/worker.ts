@@ -10,13 +10,15 @@ export type ToWorker =
   | { op: 'add'; config: import('./bfd.js').BfdPeerConfig }
   | { op: 'update'; peer: string; timers: Partial<import('./session.js').BfdTimers> }
   | { op: 'remove'; peer: string }
-  | { op: 'status'; id: number };
+  | { op: 'status'; id: number }
+  | { op: 'hold-over'; id: number; peers: { peer: string; ms: number }[]; waitMs: number };
 
 export type FromWorker =
   | { type: 'state'; change: StateChange }
   | { type: 'tx'; peer: string; t: number }
   | { type: 'log'; level: 'info' | 'warn' | 'debug'; obj: object; msg?: string | undefined }
   | { type: 'status'; id: number; sessions: ReturnType<Bfd['sessions']>; counters: Bfd['counters'] }
+  | { type: 'held'; id: number; peers: string[] }
   | { type: 'error'; op: string; message: string };
 
 const port = parentPort!;
@@ -26,6 +28,7 @@ const opts = workerData as {
   port?: number;
   measureTx?: boolean;
   logLevel?: 'info' | 'debug';
+  resumeListenMs?: number;
 };
 
 function logger(bindings: object): Logger {
@@ -47,6 +50,7 @@ const bfd = new Bfd({
   logger: logger({}),
   ...(opts.netns ? { netns: opts.netns } : {}),
   ...(opts.port ? { port: opts.port } : {}),
+  ...(opts.resumeListenMs !== undefined ? { resumeListenMs: opts.resumeListenMs } : {}),
   ...(opts.measureTx ? { onTransmit: (peer: string, t: number) => send({ type: 'tx', peer, t }) } : {}),
 });
 bfd.on('state', (change: StateChange) => send({ type: 'state', change }));
@@ -72,6 +76,9 @@ port.on('message', (m: ToWorker) => {
         return;
       case 'status':
         send({ type: 'status', id: m.id, sessions: bfd.sessions(), counters: bfd.counters });
+        return;
+      case 'hold-over':
+        void bfd.holdOver(m.peers, m.waitMs).then((peers) => send({ type: 'held', id: m.id, peers }));
         return;
     }
   } catch (err) {
