@@ -322,7 +322,16 @@ async function ingest(mainThread) {
   const poll = setInterval(async () => {
     const s = (await exec('birdc', ['-s', tor.sock, 'show', 'bfd', 'sessions'])).stdout;
     const allUp = (s.match(/\bUp\b/g) ?? []).length === 3;
-    if (torAllUp && !allUp) torNotUp++;
+    if (torAllUp && !allUp) {
+      torNotUp++;
+      const notUp = s
+        .split('\n')
+        .filter((l) => /^\s*\d+\.\d+\.\d+\.\d+\s/.test(l) && !/\bUp\b/.test(l))
+        .map((l) => l.trim().split(/\s+/).slice(0, 3).join(' '));
+      log(
+        `  ingest ${mainThread ? 'main loop' : 'worker'}: ToR BFD not all Up at +${Date.now() - t0} ms: ${notUp.join('; ')}`,
+      );
+    }
     torAllUp = allUp;
   }, 200);
   const eor = await waitFor(
@@ -335,7 +344,12 @@ async function ingest(mainThread) {
   );
   clearInterval(poll);
   const s = await stats();
-  const downs = nodeDowns(t0).length;
+  const downList = nodeDowns(t0);
+  for (const d of downList)
+    log(
+      `  ingest ${mainThread ? 'main loop' : 'worker'}: node ${d.node} BFD with ${d.peer} Up -> ${d.to} (${d.diag}) at +${d.t - t0} ms`,
+    );
+  const downs = downList.length;
   feeder.stdin.end();
   await stopAll();
   void torDowns0;
