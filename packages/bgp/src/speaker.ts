@@ -126,8 +126,13 @@ export interface PeerConfig {
    * prefixes than this are accepted from the peer (default: SpeakerOptions.defaultMaxPrefixes).
    */
   maxPrefixes?: number | undefined;
-  /** Advertise Graceful Restart with this restart time (seconds, <= 4095). */
-  gracefulRestart?: { restartTime: number } | undefined;
+  /**
+   * Advertise Graceful Restart with this restart time (seconds, <= 4095). `notification` sets the
+   * N bit (RFC 8538): when the peer sets it too, a NOTIFICATION (other than Cease/Hard Reset) or a
+   * Hold Timer expiry keeps the routes stale as a restart does, and our Cease for shutdown,
+   * deconfiguration, reset, maximum prefixes or BFD Down goes out as a Hard Reset.
+   */
+  gracefulRestart?: { restartTime: number; notification?: boolean | undefined } | undefined;
   /**
    * Longest time (seconds) we keep this peer's routes stale while it restarts, whatever restart
    * time it announces (RFC 4724 helper). Default: the peer's own restart time.
@@ -784,6 +789,7 @@ export class Speaker extends EventEmitter {
           restartTime: c.gracefulRestart.restartTime,
           restarting: p.restarting,
           forwardingPreserved: this.opts.forwardingPreserved ?? FAMILIES.map((f) => f.afi),
+          notification: c.gracefulRestart.notification === true,
         }
       : undefined;
     return new Session(
