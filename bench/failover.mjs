@@ -167,8 +167,10 @@ function startNode(n, bfd, ingest, mainThread = false) {
   n.child = procs.add(n.ns.spawn(process.execPath, [join(here, 'lib/bfd-node.mjs'), JSON.stringify(cfg)]));
   n.events = [];
   n.has3 = false;
+  n.bfd = new Map();
   jsonLines(n.child, (o) => {
     n.events.push(o);
+    if (o.event === 'bfd') n.bfd.set(o.peer, o.to);
     if (o.event === 'route') {
       n.has3 = o.present;
       if (!o.present) n.gone3 = o.t;
@@ -189,6 +191,9 @@ async function healed() {
     if (!(await exec('ip', ['-n', tor.ns.name, 'route', 'show', block(i)])).stdout.trim()) return false;
   return true;
 }
+
+/** Every node has its three BFD sessions (the ToR, the two other nodes) Up. */
+const nodesBfdUp = () => nodes.every((n) => n.bfd.size === 3 && [...n.bfd.values()].every((v) => v === 'up'));
 
 /** BFD Up→Down events seen since `from` (ms), on the nodes and (polled) the ToR. */
 function nodeDowns(from) {
@@ -211,6 +216,9 @@ async function trial(bfd) {
       },
       { timeoutMs: 60_000, intervalMs: 100 },
     );
+    // And every node's sessions, with the ToR and the other nodes: a trial that starts before the
+    // nodes' sessions with node 3 are Up measures their hold timer, not BFD.
+    await waitFor('every node BFD session Up', nodesBfdUp, { timeoutMs: 60_000, intervalMs: 100 });
   }
   for (const n of nodes) n.gone3 = undefined;
   tor.bfdDown3 = undefined;
@@ -288,6 +296,7 @@ async function ingest(mainThread) {
         .length === 3,
     { timeoutMs: 60_000, intervalMs: 100 },
   );
+  await waitFor('every node BFD session Up', nodesBfdUp, { timeoutMs: 60_000, intervalMs: 100 });
   const n1 = nodes[0];
   const stats = () =>
     new Promise((resolve) => {
