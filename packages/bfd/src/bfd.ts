@@ -6,7 +6,7 @@ import { randomInt } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { isIPv6, SocketAddress } from 'node:net';
 import { openUdp, type UdpMeta, type UdpSocket } from '@podnet/native';
-import { BFD_PORT, BFD_TTL, decodePacket, SOURCE_PORT_MAX, SOURCE_PORT_MIN } from './packet.js';
+import { BFD_PORT, BFD_TTL, decodePacket, SOURCE_PORT_MAX, SOURCE_PORT_MIN, State } from './packet.js';
 import {
   BfdSession,
   type BfdTimers,
@@ -284,7 +284,8 @@ export class Bfd extends EventEmitter {
     let e = d.packet.yourDiscr !== 0 ? this.byDiscr.get(d.packet.yourDiscr) : this.byPeer.get(from);
     // A discriminator we do not know, from a peer whose session listens to resume: the session our
     // previous process left Up there (BfdSession `resumeListenMs`).
-    if (!e && d.packet.yourDiscr !== 0 && this.byPeer.get(from)?.session.resuming) e = this.byPeer.get(from);
+    if (!e && d.packet.state === State.UP && this.byPeer.get(from)?.session.resuming)
+      e = this.byPeer.get(from);
     if (!e || e.session.peer !== from) {
       this.counters.noSession++;
       return;

@@ -17,6 +17,11 @@ export interface BfdThreadOptions {
   onTransmit?: ((peer: string, t: number) => void) | undefined;
   /** See BfdOptions.resumeListenMs. */
   resumeListenMs?: number | undefined;
+  /**
+   * Nice value of the worker thread alone (default -10: ahead of ordinary work, so a busy host
+   * delays BFD less; needs CAP_SYS_NICE, else logged and left). `null` leaves it alone.
+   */
+  priority?: number | null | undefined;
 }
 
 /** The part of Bfd and BfdThread that a client (the agent) uses. */
@@ -59,6 +64,7 @@ export class BfdThread extends EventEmitter implements BfdInstance {
         port: opts.port,
         measureTx: opts.onTransmit !== undefined,
         resumeListenMs: opts.resumeListenMs,
+        priority: opts.priority === null ? undefined : (opts.priority ?? -10),
       },
     });
     this.worker.unref();
