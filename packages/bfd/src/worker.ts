@@ -74,9 +74,9 @@ if (opts.priority !== undefined) {
   } catch (err) {
     send({
       type: 'log',
-      level: 'warn',
-      obj: { event: 'bfd-priority-failed', nice: opts.priority, err: (err as Error).message },
-      msg: 'BFD thread runs at the process priority',
+      level: 'info',
+      obj: { event: 'bfd-priority-unchanged', nice: opts.priority, err: (err as Error).message },
+      msg: 'BFD thread runs at the process priority (no CAP_SYS_NICE)',
     });
   }
 }
