@@ -16,7 +16,7 @@
 // Usage: npm run bench -- failover [--trials N] [--prefixes N]. Last line: one JSON object.
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { cleanupStale, exec, NetnsSet, ProcessGroup, waitFor } from '../packages/testkit/dist/index.js';
@@ -77,12 +77,14 @@ async function topology() {
 function birdConf(bfd) {
   const lines = [
     `router id ${TOR};`,
+    // BFD state changes go to stderr, where the bench stamps them on arrival (the ToR's detection).
+    'log stderr all;',
     'protocol device { scan time 10; }',
     'protocol kernel { ipv4 { import none; export all; }; merge paths on; }',
   ];
   if (bfd)
     lines.push(
-      `protocol bfd { interface "*" { min rx interval ${MINRX} ms; min tx interval ${MINTX} ms; multiplier ${MULT}; }; }`,
+      `protocol bfd { debug { events }; interface "*" { min rx interval ${MINRX} ms; min tx interval ${MINTX} ms; multiplier ${MULT}; }; }`,
     );
   for (const n of nodes)
     lines.push(
@@ -98,6 +100,30 @@ async function startTor(bfd) {
   writeFileSync(join(dir, 'bird.conf'), birdConf(bfd));
   tor.sock = join(dir, 'bird.ctl');
   tor.child = procs.add(tor.ns.spawn('bird', ['-f', '-c', join(dir, 'bird.conf'), '-s', tor.sock]));
+  // The ToR's view, stamped as it happens: its BFD session with node 3 going Down (its log) and
+  // node 3's block leaving its kernel table (ip monitor), rather than polled.
+  tor.bfdDown3 = undefined;
+  tor.gone3 = undefined;
+  let logBuf = '';
+  tor.child.stderr.on('data', (d) => {
+    logBuf += d.toString();
+    for (let i = logBuf.indexOf('\n'); i !== -1; i = logBuf.indexOf('\n')) {
+      const l = logBuf.slice(0, i);
+      logBuf = logBuf.slice(i + 1);
+      if (l.includes(`Session to ${addr(3)} changed state from Up to Down`)) tor.bfdDown3 ??= Date.now();
+    }
+  });
+  tor.monitor?.kill();
+  tor.monitor = procs.add(tor.ns.spawn('ip', ['monitor', 'route']));
+  let monBuf = '';
+  tor.monitor.stdout.on('data', (d) => {
+    monBuf += d.toString();
+    for (let i = monBuf.indexOf('\n'); i !== -1; i = monBuf.indexOf('\n')) {
+      const l = monBuf.slice(0, i);
+      monBuf = monBuf.slice(i + 1);
+      if (l.startsWith('Deleted') && l.includes(block(3).split('/')[0])) tor.gone3 ??= Date.now();
+    }
+  });
   await waitFor(
     'BIRD up',
     async () => (await exec('birdc', ['-s', tor.sock, 'show', 'status'])).stdout.includes('Daemon is up'),
@@ -141,8 +167,10 @@ function startNode(n, bfd, ingest, mainThread = false) {
   n.child = procs.add(n.ns.spawn(process.execPath, [join(here, 'lib/bfd-node.mjs'), JSON.stringify(cfg)]));
   n.events = [];
   n.has3 = false;
+  n.bfd = new Map();
   jsonLines(n.child, (o) => {
     n.events.push(o);
+    if (o.event === 'bfd') n.bfd.set(o.peer, o.to);
     if (o.event === 'route') {
       n.has3 = o.present;
       if (!o.present) n.gone3 = o.t;
@@ -163,6 +191,9 @@ async function healed() {
     if (!(await exec('ip', ['-n', tor.ns.name, 'route', 'show', block(i)])).stdout.trim()) return false;
   return true;
 }
+
+/** Every node has its three BFD sessions (the ToR, the two other nodes) Up. */
+const nodesBfdUp = () => nodes.every((n) => n.bfd.size === 3 && [...n.bfd.values()].every((v) => v === 'up'));
 
 /** BFD Up→Down events seen since `from` (ms), on the nodes and (polled) the ToR. */
 function nodeDowns(from) {
@@ -185,25 +216,42 @@ async function trial(bfd) {
       },
       { timeoutMs: 60_000, intervalMs: 100 },
     );
+    // And every node's sessions, with the ToR and the other nodes: a trial that starts before the
+    // nodes' sessions with node 3 are Up measures their hold timer, not BFD.
+    await waitFor('every node BFD session Up', nodesBfdUp, { timeoutMs: 60_000, intervalMs: 100 });
   }
   for (const n of nodes) n.gone3 = undefined;
+  tor.bfdDown3 = undefined;
+  tor.gone3 = undefined;
   const t0 = Date.now();
   execFileSync('ip', ['-n', nodes[2].ns.name, 'link', 'set', 'eth0', 'down']);
-  let torGone;
   await waitFor(
     "node 3's block gone everywhere",
     async () => {
-      if (torGone === undefined && !(await torHas3())) torGone = Date.now();
-      return torGone !== undefined && nodes.filter((n) => n.i !== 3).every((n) => n.gone3 !== undefined);
+      if (tor.gone3 === undefined && !(await torHas3())) tor.gone3 = Date.now();
+      return tor.gone3 !== undefined && nodes.filter((n) => n.i !== 3).every((n) => n.gone3 !== undefined);
     },
-    { timeoutMs: (HOLD + 30) * 1000, intervalMs: 10 },
+    { timeoutMs: (HOLD + 30) * 1000, intervalMs: 50 },
   );
-  const last = Math.max(torGone, ...nodes.filter((n) => n.i !== 3).map((n) => n.gone3));
+  const rest = nodes.filter((n) => n.i !== 3);
+  const last = Math.max(tor.gone3, ...rest.map((n) => n.gone3));
   const ms = last - t0;
+  // The breakdown: when each router saw the failure (its BFD session with node 3 went Down; for
+  // the hold timer, when the BGP session went), and when it had removed the block.
+  const detect = (n) =>
+    n.events.find((e) => e.event === 'bfd' && e.from === 'up' && e.peer === addr(3) && e.t >= t0)?.t;
+  const routers = [
+    { name: 'tor', detect: tor.bfdDown3, gone: tor.gone3 },
+    ...rest.map((n) => ({ name: `node${n.i}`, detect: detect(n), gone: n.gone3 })),
+  ].map((r) => ({
+    name: r.name,
+    detectMs: r.detect === undefined ? undefined : r.detect - t0,
+    goneMs: r.gone - t0,
+  }));
   // Downs the cut does not explain: sessions that do not involve node 3.
   const falseDowns = nodeDowns(t0).filter((e) => e.node !== 3 && e.peer !== addr(3)).length;
   execFileSync('ip', ['-n', nodes[2].ns.name, 'link', 'set', 'eth0', 'up']);
-  return { ms, falseDowns };
+  return { ms, falseDowns, routers };
 }
 
 async function stopAll() {
@@ -220,17 +268,20 @@ async function run(bfd) {
   await startTor(bfd);
   for (const n of nodes) startNode(n, bfd, false);
   const times = [];
+  const trials = [];
   let falseDowns = 0;
   for (let t = 0; t < TRIALS; t++) {
     const r = await trial(bfd);
     times.push(r.ms);
+    trials.push(r.routers);
     falseDowns += r.falseDowns;
+    const parts = r.routers.map((x) => `${x.name} ${x.detectMs ?? '-'}/${x.goneMs}`).join('  ');
     log(
-      `${bfd ? 'bfd ' : 'hold'} trial ${t + 1}/${TRIALS}: ${r.ms} ms${r.falseDowns ? ` (${r.falseDowns} false downs)` : ''}`,
+      `${bfd ? 'bfd ' : 'hold'} trial ${t + 1}/${TRIALS}: ${r.ms} ms (detect/withdrawn ms: ${parts}) load ${loadavg()[0].toFixed(2)}${r.falseDowns ? ` (${r.falseDowns} false downs)` : ''}`,
     );
   }
   await stopAll();
-  return { times, falseDowns };
+  return { times, falseDowns, trials };
 }
 
 /** BFD on, node 1 ingesting the feed: transmit intervals and every BFD Down while it runs. */
@@ -245,6 +296,7 @@ async function ingest(mainThread) {
         .length === 3,
     { timeoutMs: 60_000, intervalMs: 100 },
   );
+  await waitFor('every node BFD session Up', nodesBfdUp, { timeoutMs: 60_000, intervalMs: 100 });
   const n1 = nodes[0];
   const stats = () =>
     new Promise((resolve) => {
@@ -273,10 +325,23 @@ async function ingest(mainThread) {
       FEEDER,
     ]),
   );
+  // ToR-side Downs: episodes (a session leaving Up), not polls that found one not Up.
   let torNotUp = 0;
+  let torAllUp = true;
   const poll = setInterval(async () => {
     const s = (await exec('birdc', ['-s', tor.sock, 'show', 'bfd', 'sessions'])).stdout;
-    if ((s.match(/\bUp\b/g) ?? []).length !== 3) torNotUp++;
+    const allUp = (s.match(/\bUp\b/g) ?? []).length === 3;
+    if (torAllUp && !allUp) {
+      torNotUp++;
+      const notUp = s
+        .split('\n')
+        .filter((l) => /^\s*\d+\.\d+\.\d+\.\d+\s/.test(l) && !/\bUp\b/.test(l))
+        .map((l) => l.trim().split(/\s+/).slice(0, 3).join(' '));
+      log(
+        `  ingest ${mainThread ? 'main loop' : 'worker'}: ToR BFD not all Up at +${Date.now() - t0} ms: ${notUp.join('; ')}`,
+      );
+    }
+    torAllUp = allUp;
   }, 200);
   const eor = await waitFor(
     'node 1 to take the whole feed',
@@ -288,13 +353,19 @@ async function ingest(mainThread) {
   );
   clearInterval(poll);
   const s = await stats();
-  const downs = nodeDowns(t0).length;
+  const downList = nodeDowns(t0);
+  for (const d of downList)
+    log(
+      `  ingest ${mainThread ? 'main loop' : 'worker'}: node ${d.node} BFD with ${d.peer} Up -> ${d.to} (${d.diag}) at +${d.t - t0} ms`,
+    );
+  const downs = downList.length;
   feeder.stdin.end();
   await stopAll();
   void torDowns0;
   return { ingestMs: eor.t - t0, tx: s, nodeDowns: downs, torPollsNotUp: torNotUp };
 }
 
+const load0 = loadavg()[0];
 try {
   await topology();
   const feed = buildFeed({ prefixes: PREFIXES, sets: 10_000, feederAs: FEEDER_AS, nextHop: FEEDER });
@@ -309,12 +380,30 @@ try {
   console.log(`failover: ${TRIALS} trials each, cut to the last router without the dead node's block`);
   console.log(row(`BFD ${MINTX}/${MINRX} ms x ${MULT}`, b.times));
   console.log(row(`hold ${KEEPALIVE} s / ${HOLD} s`, h.times));
+  // Where the BFD time goes: detection (cut to the router's BFD Down) and withdrawal (BFD Down to the
+  // block gone from that router's table), per router.
+  const split = (trials) => {
+    const names = trials[0].map((r) => r.name);
+    return names.map((name) => {
+      const rs = trials.map((t) => t.find((r) => r.name === name)).filter((r) => r.detectMs !== undefined);
+      return {
+        name,
+        detect: rs.map((r) => r.detectMs),
+        withdraw: rs.map((r) => r.goneMs - r.detectMs),
+      };
+    });
+  };
+  const bSplit = split(b.trials);
+  for (const r of bSplit)
+    console.log(
+      `  BFD ${r.name.padEnd(6)} detect p50 ${String(p(r.detect, 0.5)).padStart(5)} p99 ${String(p(r.detect, 0.99)).padStart(5)} ms   withdraw after detect p50 ${String(p(r.withdraw, 0.5)).padStart(5)} p99 ${String(p(r.withdraw, 0.99)).padStart(5)} ms`,
+    );
   for (const [name, r] of [
     ['worker thread', ing],
     ['main event loop', ingMain],
   ])
     console.log(
-      `BFD on the ${name} beside a ${PREFIXES}-prefix ingest (${r.ingestMs} ms): node 1 transmit interval min ${r.tx.min.toFixed(1)} p50 ${r.tx.p50.toFixed(1)} p99 ${r.tx.p99.toFixed(1)} max ${r.tx.max.toFixed(1)} ms over ${r.tx.n} packets; BFD downs: nodes ${r.nodeDowns}, ToR polls not all Up ${r.torPollsNotUp}`,
+      `BFD on the ${name} beside a ${PREFIXES}-prefix ingest (${r.ingestMs} ms): node 1 transmit interval min ${r.tx.min.toFixed(1)} p50 ${r.tx.p50.toFixed(1)} p99 ${r.tx.p99.toFixed(1)} max ${r.tx.max.toFixed(1)} ms over ${r.tx.n} packets; BFD downs: nodes ${r.nodeDowns}, ToR Down episodes ${r.torPollsNotUp}`,
     );
   const falseDowns = b.falseDowns + ing.nodeDowns + ing.torPollsNotUp;
   console.log(
@@ -328,6 +417,9 @@ try {
       hold_p50_ms: p(h.times, 0.5),
       hold_p99_ms: p(h.times, 0.99),
       ratio: Number((p(h.times, 0.99) / p(b.times, 0.99)).toFixed(1)),
+      bfd_detect_p99_ms: Object.fromEntries(bSplit.map((r) => [r.name, p(r.detect, 0.99)])),
+      bfd_withdraw_p99_ms: Object.fromEntries(bSplit.map((r) => [r.name, p(r.withdraw, 0.99)])),
+      load_avg: { start: load0, end: loadavg()[0] },
       bfd_false_downs: falseDowns,
       ingest_prefixes: PREFIXES,
       ingest_ms: ing.ingestMs,

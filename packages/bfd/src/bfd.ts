@@ -6,7 +6,7 @@ import { randomInt } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { isIPv6, SocketAddress } from 'node:net';
 import { openUdp, type UdpMeta, type UdpSocket } from '@podnet/native';
-import { BFD_PORT, BFD_TTL, decodePacket, SOURCE_PORT_MAX, SOURCE_PORT_MIN } from './packet.js';
+import { BFD_PORT, BFD_TTL, decodePacket, SOURCE_PORT_MAX, SOURCE_PORT_MIN, State } from './packet.js';
 import {
   BfdSession,
   type BfdTimers,
@@ -37,6 +37,11 @@ export interface BfdPeerConfig {
   /** Local address to send from (default: the kernel's choice). */
   local?: string | undefined;
   timers?: Partial<BfdTimers> | undefined;
+  /**
+   * This system's previous process may have left the session Up at the peer, holding it over a
+   * planned restart (`holdOver`): listen first and take it over (BfdSession `resumeListenMs`).
+   */
+  resume?: boolean | undefined;
 }
 
 export interface BfdOptions {
@@ -49,6 +54,8 @@ export interface BfdOptions {
   port?: number;
   /** Called after each packet sent, with the peer and the clock time (for jitter measurements). */
   onTransmit?: (peer: string, t: number) => void;
+  /** How long a session with `resume` listens before it starts on its own (ms, default 2500). */
+  resumeListenMs?: number;
 }
 
 export interface BfdCounters {
@@ -169,6 +176,7 @@ export class Bfd extends EventEmitter {
       ...(this.opts.random ? { random: this.opts.random } : {}),
       logger: this.log,
       afterPendingInput: this.opts.clock ? undefined : (check) => setImmediate(check),
+      resumeListenMs: c.resume ? (this.opts.resumeListenMs ?? 2500) : 0,
     });
     const entry: Entry = { session, sock, config: c, wasUp: false };
     session.on('state', (ch: StateChange) => {
@@ -202,6 +210,21 @@ export class Bfd extends EventEmitter {
     e.sock.close();
     this.byPeer.delete(key);
     this.byDiscr.delete(e.session.localDiscr);
+  }
+
+  /**
+   * Before a planned restart: each Up session asks its peer to wait `ms` (a Poll Sequence with a
+   * long Desired Min TX, RFC 5882 §4.3), at most `waitMs` for the Finals. Returns the peers that
+   * confirmed. The sessions keep running; stop() then closes them without AdminDown.
+   */
+  async holdOver(peers: { peer: string; ms: number }[], waitMs: number): Promise<string[]> {
+    const held = await Promise.all(
+      peers.map(async ({ peer, ms }) => {
+        const e = this.byPeer.get(canonical(peer));
+        return e && (await e.session.holdOver(ms, waitMs)) ? e.session.peer : undefined;
+      }),
+    );
+    return held.filter((p): p is string => p !== undefined);
   }
 
   has(peer: string): boolean {
@@ -258,11 +281,20 @@ export class Bfd extends EventEmitter {
       return;
     }
     const from = meta.address.startsWith('::ffff:') ? meta.address.slice(7) : meta.address;
-    const e = d.packet.yourDiscr !== 0 ? this.byDiscr.get(d.packet.yourDiscr) : this.byPeer.get(from);
+    let e = d.packet.yourDiscr !== 0 ? this.byDiscr.get(d.packet.yourDiscr) : this.byPeer.get(from);
+    // A discriminator we do not know, from a peer whose session listens to resume: the session our
+    // previous process left Up there (BfdSession `resumeListenMs`).
+    if (!e && d.packet.state === State.UP && this.byPeer.get(from)?.session.resuming)
+      e = this.byPeer.get(from);
     if (!e || e.session.peer !== from) {
       this.counters.noSession++;
       return;
     }
+    const discr = e.session.localDiscr;
     e.session.receive(d.packet);
+    if (e.session.localDiscr !== discr) {
+      this.byDiscr.delete(discr);
+      this.byDiscr.set(e.session.localDiscr, e);
+    }
   }
 }

@@ -36,7 +36,13 @@ export type BfdEvent =
   | { type: 'admin-down' }
   | { type: 'admin-up' }
   /** New timers from configuration; a running session switches with a Poll Sequence. */
-  | { type: 'set-timers'; desiredMinTx: number; requiredMinRx: number; detectMult: number };
+  | { type: 'set-timers'; desiredMinTx: number; requiredMinRx: number; detectMult: number }
+  /**
+   * Take over the session that this system's previous process ran with the peer, as the peer's Up
+   * packet names it (its Your Discriminator is our old one): see BfdSession's `resume`. Only from
+   * Down; the new timers go out in a Poll Sequence.
+   */
+  | { type: 'resume'; packet: BfdPacket };
 
 export type BfdAction =
   /** Send a Control packet now, outside the periodic schedule (a Final answers a Poll). */
@@ -167,6 +173,30 @@ export function transition(s: SessionVars, ev: BfdEvent): BfdTransition {
         actions,
       );
       return { session: n, reason: 'detection-time-expired', actions };
+    }
+    case 'resume': {
+      const p = ev.packet;
+      if (s.state !== State.DOWN || p.state !== State.UP || p.yourDiscr === 0)
+        return { session: s, reason: 'ignored', actions: [] };
+      // The peer still holds the session Up with the timers our previous process advertised last
+      // (a long Desired Min TX before a planned restart): ours differ, so a Poll Sequence runs.
+      const n: SessionVars = {
+        ...s,
+        localDiscr: p.yourDiscr,
+        remoteDiscr: p.myDiscr,
+        remoteState: p.state,
+        remoteMinRx: p.requiredMinRx,
+        remoteMinTx: p.desiredMinTx,
+        remoteDetectMult: p.detectMult,
+        remoteCpi: p.cpi,
+      };
+      const actions: BfdAction[] = [];
+      const up = enter(n, State.UP, Diag.NONE, actions);
+      return {
+        session: { ...up, polling: true, activeMinTx: s.desiredMinTx },
+        reason: 'resumed',
+        actions: p.poll ? [...actions, { type: 'send-final' }] : actions,
+      };
     }
     case 'admin-down': {
       if (s.state === State.ADMIN_DOWN) return { session: s, reason: 'ignored', actions: [] };

@@ -233,4 +233,118 @@ describe('BFD session state machine', () => {
     const ad = transition({ ...s, state: State.ADMIN_DOWN }, { type: 'packet', packet: p });
     expect(ad.session.state).toBe(State.ADMIN_DOWN);
   });
+
+  describe('a planned restart (RFC 5882 §4.3): hold-over, then resume', () => {
+    /** a's next process: a new session towards b that listens first; b's packets now reach it. */
+    function successor(w: Wire, sent: BfdPacket[]): BfdSession {
+      const a2 = new BfdSession({
+        peer: 'b',
+        localDiscr: 77,
+        timers: { minTx: 300, minRx: 300, multiplier: 3 },
+        clock: w.clock,
+        random: () => 0.5,
+        resumeListenMs: 2500,
+        send: (buf) => {
+          const d = decodePacket(buf);
+          if (!d.ok) throw new Error(d.reason);
+          sent.push(d.packet);
+          w.clock.setTimeout(() => w.b.receive(d.packet), 1);
+        },
+      });
+      a2.on('state', (c: StateChange) => w.changes.push(c));
+      w.a = a2;
+      return a2;
+    }
+
+    it('asks the peer to wait with a long Desired Min TX in a Poll Sequence, and the next process takes the session over in Up', async () => {
+      const w = wire();
+      up(w);
+      const held = w.a.holdOver(120_000, 2000);
+      w.clock.advance(1000);
+      await expect(held).resolves.toBe(true);
+      // b's detection time of a: a's multiplier 3 x the 40 s a now announces.
+      expect(detectionTime(w.b.variables)).toBe(120_000_000);
+      const oldDiscr = w.a.localDiscr;
+      const bDiscr = w.b.localDiscr;
+      w.a.stop();
+      const changesBefore = w.changes.length;
+      // The restart: 5 s with nothing from a.
+      w.clock.advance(5000);
+      expect(w.b.state).toBe('up');
+      const sent: BfdPacket[] = [];
+      const a2 = successor(w, sent);
+      a2.start();
+      w.clock.advance(2000);
+      expect(a2.state).toBe('up');
+      expect(a2.localDiscr).toBe(oldDiscr);
+      expect(a2.variables.remoteDiscr).toBe(bDiscr);
+      // Nothing a2 sent could fail b's session: no Down, and the first packet already Up with P.
+      expect(sent.every((p) => p.state === State.UP)).toBe(true);
+      expect(sent[0]!.poll).toBe(true);
+      expect(w.b.state).toBe('up');
+      expect(w.changes.slice(changesBefore).filter((c) => c.peer === 'a')).toEqual([]);
+      // The Poll Sequence brought b's detection time of a back to 3 x 300 ms.
+      expect(a2.variables.polling).toBe(false);
+      expect(detectionTime(w.b.variables)).toBe(900_000);
+      // And it is a live session again: cut b, and a2 detects it.
+      w.cut.b = true;
+      w.clock.advance(2000);
+      expect(a2.state).toBe('down');
+    });
+
+    it('starts as usual when the peer already gave the session up (its packets are Down)', () => {
+      const w = wire();
+      up(w);
+      w.a.stop();
+      // No hold-over (a crash): b times a out and goes Down.
+      w.clock.advance(2000);
+      expect(w.b.state).toBe('down');
+      const sent: BfdPacket[] = [];
+      const a2 = successor(w, sent);
+      a2.start();
+      w.clock.advance(5000);
+      expect(a2.localDiscr).toBe(77);
+      expect(a2.state).toBe('up');
+      expect(w.b.state).toBe('up');
+    });
+
+    it('starts on its own at the end of the wait when the peer is silent', () => {
+      const w = wire();
+      w.b.stop();
+      const sent: BfdPacket[] = [];
+      const a2 = successor(w, sent);
+      a2.start();
+      w.clock.advance(2499);
+      expect(sent).toEqual([]);
+      w.clock.advance(1);
+      expect(sent.length).toBe(1);
+      expect(sent[0]).toMatchObject({ state: State.DOWN, yourDiscr: 0, myDiscr: 77 });
+    });
+
+    it('resume is taken only from Down and only on an Up packet that names a discriminator', () => {
+      const s = initialVars({ localDiscr: 1, desiredMinTx: 300_000, requiredMinRx: 300_000, detectMult: 3 });
+      const p: BfdPacket = {
+        version: 1,
+        diag: 0,
+        state: State.UP,
+        poll: false,
+        final: false,
+        cpi: false,
+        auth: false,
+        demand: false,
+        multipoint: false,
+        detectMult: 3,
+        myDiscr: 5,
+        yourDiscr: 9,
+        desiredMinTx: 300_000,
+        requiredMinRx: 300_000,
+        requiredMinEchoRx: 0,
+      };
+      const t = transition(s, { type: 'resume', packet: p });
+      expect(t.session).toMatchObject({ state: State.UP, localDiscr: 9, remoteDiscr: 5, polling: true });
+      expect(transition(s, { type: 'resume', packet: { ...p, state: State.INIT } }).reason).toBe('ignored');
+      expect(transition(s, { type: 'resume', packet: { ...p, yourDiscr: 0 } }).reason).toBe('ignored');
+      expect(transition({ ...s, state: State.INIT }, { type: 'resume', packet: p }).reason).toBe('ignored');
+    });
+  });
 });

@@ -11,7 +11,7 @@ import {
   transition,
   txInterval,
 } from './fsm.js';
-import { type BfdPacket, DIAG_NAMES, encodePacket, STATE_NAMES, type StateName } from './packet.js';
+import { type BfdPacket, DIAG_NAMES, encodePacket, STATE_NAMES, State, type StateName } from './packet.js';
 
 export interface Clock {
   now(): number;
@@ -104,6 +104,14 @@ export interface SessionInit {
    * sockets, so packets that did arrive in time would otherwise be read too late. Default: at once.
    */
   afterPendingInput?: (check: () => void) => void;
+  /**
+   * Listen this long (ms) before sending anything, to resume a session that this system's previous
+   * process ran with the peer (see {@link BfdSession.holdOver}): a Down packet from us would fail
+   * the peer's session (RFC 5882 §4.3). An Up packet from the peer that names a discriminator we
+   * do not know is that session, and it is taken over in Up. Any other packet, or the end of the
+   * wait, starts the session as usual. Default 0: send at once.
+   */
+  resumeListenMs?: number;
 }
 
 /**
@@ -126,6 +134,10 @@ export class BfdSession extends EventEmitter {
   private sinceT: number;
   private sent = 0;
   private received = 0;
+  private readonly resumeListenMs: number;
+  private resumeTimer: unknown;
+  /** Listening before the first packet, to resume the previous process's session. */
+  resuming = false;
 
   constructor(init: SessionInit) {
     super();
@@ -136,6 +148,7 @@ export class BfdSession extends EventEmitter {
     this.sendFn = init.send;
     this.afterInput = init.afterPendingInput ?? ((check) => check());
     this.vars = initialVars({ localDiscr: init.localDiscr, ...toWire(init.timers) });
+    this.resumeListenMs = init.resumeListenMs ?? 0;
     this.sinceT = this.clock.now();
   }
 
@@ -155,11 +168,17 @@ export class BfdSession extends EventEmitter {
   start(): void {
     if (this.running) return;
     this.running = true;
+    if (this.resumeListenMs > 0 && this.vars.state === State.DOWN && this.sent === 0) {
+      this.resuming = true;
+      this.resumeTimer = this.clock.setTimeout(() => this.endResume(), this.resumeListenMs);
+      return;
+    }
     this.scheduleTx(true);
   }
 
   stop(): void {
     this.running = false;
+    this.stopListening();
     this.clearTimer('tx');
     this.clearTimer('detect');
   }
@@ -168,8 +187,58 @@ export class BfdSession extends EventEmitter {
     if (!this.running) return;
     this.received++;
     this.lastRx = this.clock.now();
-    this.dispatch({ type: 'packet', packet });
+    if (this.resuming) {
+      const resumable = packet.state === State.UP && packet.yourDiscr !== 0;
+      this.stopListening();
+      this.dispatch(resumable ? { type: 'resume', packet } : { type: 'packet', packet });
+      this.scheduleTx(true);
+    } else this.dispatch({ type: 'packet', packet });
     this.armDetection();
+  }
+
+  private stopListening(): void {
+    this.resuming = false;
+    if (this.resumeTimer !== undefined) this.clock.clearTimeout(this.resumeTimer);
+    this.resumeTimer = undefined;
+  }
+
+  /** Nothing to resume came: a running session starts as usual. */
+  private endResume(): void {
+    if (!this.resuming) return;
+    this.stopListening();
+    if (this.running) this.scheduleTx(true);
+  }
+
+  /**
+   * Before a planned restart of this process (RFC 5882 §4.3): announce a Desired Min TX Interval
+   * long enough that the peer's detection time (our Detect Mult times it) covers `ms`, in a Poll
+   * Sequence. Resolves true once the peer's Final shows it took the new interval, false if the
+   * session is not Up or no Final came within `waitMs`. The next process resumes the session
+   * (`resumeListenMs`) before the peer's detection time runs out.
+   */
+  holdOver(ms: number, waitMs: number): Promise<boolean> {
+    if (this.vars.state !== State.UP || !this.running) return Promise.resolve(false);
+    const desiredMinTx = Math.min(0xffff_ffff, Math.ceil((ms * 1000) / this.vars.detectMult));
+    return new Promise((resolve) => {
+      const done = (ok: boolean) => {
+        this.clock.clearTimeout(timer);
+        this.off('poll-complete', onFinal);
+        resolve(ok);
+      };
+      const onFinal = () => done(true);
+      const timer = this.clock.setTimeout(() => done(false), waitMs);
+      this.on('poll-complete', onFinal);
+      this.dispatch({
+        type: 'set-timers',
+        desiredMinTx,
+        requiredMinRx: this.vars.requiredMinRx,
+        detectMult: this.vars.detectMult,
+      });
+      this.log.info(
+        { event: 'bfd-hold-over', holdOverMs: ms, desiredMinTxMs: desiredMinTx / 1000 },
+        'BFD: asking the peer to wait through a planned restart',
+      );
+    });
   }
 
   setTimers(t: BfdTimers): void {
@@ -209,6 +278,7 @@ export class BfdSession extends EventEmitter {
     if (t.reason === 'ignored') return;
     const from = this.vars.state;
     this.vars = t.session;
+    if (t.reason === 'poll-complete') this.emit('poll-complete');
     for (const a of t.actions) {
       switch (a.type) {
         case 'send-final':

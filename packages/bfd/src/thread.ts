@@ -15,6 +15,13 @@ export interface BfdThreadOptions {
   logger?: Logger | undefined;
   /** Called for each packet the worker sent (peer, the worker's clock in ms): jitter measurements. */
   onTransmit?: ((peer: string, t: number) => void) | undefined;
+  /** See BfdOptions.resumeListenMs. */
+  resumeListenMs?: number | undefined;
+  /**
+   * Nice value of the worker thread alone (default -10: ahead of ordinary work, so a busy host
+   * delays BFD less; needs CAP_SYS_NICE, else logged and left). `null` leaves it alone.
+   */
+  priority?: number | null | undefined;
 }
 
 /** The part of Bfd and BfdThread that a client (the agent) uses. */
@@ -24,6 +31,8 @@ export interface BfdInstance {
   addPeer(c: BfdPeerConfig): void;
   updatePeer(peer: string, timers: Partial<BfdTimers>): void;
   removePeer(peer: string): void;
+  /** Before a planned restart: Up sessions ask their peers to wait (see Bfd.holdOver). */
+  holdOver(peers: { peer: string; ms: number }[], waitMs: number): Promise<string[]>;
   has(peer: string): boolean;
   /** The last known state of the session to `peer`. */
   stateOf(peer: string): StateName | undefined;
@@ -39,6 +48,7 @@ export class BfdThread extends EventEmitter implements BfdInstance {
     number,
     (s: { sessions: SessionStatus[]; counters: BfdCounters }) => void
   >();
+  private readonly held = new Map<number, (peers: string[]) => void>();
   private seq = 0;
 
   constructor(opts: BfdThreadOptions = {}) {
@@ -49,7 +59,13 @@ export class BfdThread extends EventEmitter implements BfdInstance {
       ? new URL('../dist/worker.js', import.meta.url)
       : new URL('./worker.js', import.meta.url);
     this.worker = new Worker(url, {
-      workerData: { netns: opts.netns, port: opts.port, measureTx: opts.onTransmit !== undefined },
+      workerData: {
+        netns: opts.netns,
+        port: opts.port,
+        measureTx: opts.onTransmit !== undefined,
+        resumeListenMs: opts.resumeListenMs,
+        priority: opts.priority === null ? undefined : (opts.priority ?? -10),
+      },
     });
     this.worker.unref();
     this.worker.on('message', (m: FromWorker) => {
@@ -69,6 +85,10 @@ export class BfdThread extends EventEmitter implements BfdInstance {
         case 'status':
           this.waiting.get(m.id)?.({ sessions: m.sessions, counters: m.counters });
           this.waiting.delete(m.id);
+          return;
+        case 'held':
+          this.held.get(m.id)?.(m.peers);
+          this.held.delete(m.id);
           return;
         case 'error':
           this.emit('error', new Error(`bfd worker ${m.op}: ${m.message}`));
@@ -104,6 +124,14 @@ export class BfdThread extends EventEmitter implements BfdInstance {
   removePeer(peer: string): void {
     this.states.delete(canonical(peer));
     this.post({ op: 'remove', peer });
+  }
+
+  holdOver(peers: { peer: string; ms: number }[], waitMs: number): Promise<string[]> {
+    const id = ++this.seq;
+    return new Promise((resolve) => {
+      this.held.set(id, resolve);
+      this.post({ op: 'hold-over', id, peers, waitMs });
+    });
   }
 
   has(peer: string): boolean {

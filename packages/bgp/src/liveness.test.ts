@@ -78,4 +78,25 @@ describe('liveness detection (BFD) and the BGP session', () => {
     await until('session down', () => s.peers()[0]!.state !== 'established');
     expect(s.locRibSize).toBe(0);
   });
+
+  it('lets a restart under way go on when BFD goes Down with the C bit clear (RFC 5882 §4.3)', async () => {
+    const { s, p, clock } = await established({ gracefulRestart: { restartTime: 120 } }, [gr]);
+    p.conn.destroy();
+    await until('restart: routes stale', () => s.peers()[0]!.staleRoutes === 1);
+    expect(s.peerUnreachable(PEER, { reason: 'bfd-down', forwardingFailed: false })).toBe(true);
+    expect(s.locRibSize).toBe(1);
+    clock.advance(119_000);
+    expect(s.peers()[0]!.staleRoutes).toBe(1);
+    clock.advance(1_000);
+    expect(s.locRibSize).toBe(0);
+  });
+
+  it('ends a restart under way when BFD goes Down with the C bit set: its forwarding failed too', async () => {
+    const { s, p } = await established({ gracefulRestart: { restartTime: 120 } }, [gr]);
+    p.conn.destroy();
+    await until('restart: routes stale', () => s.peers()[0]!.staleRoutes === 1);
+    expect(s.peerUnreachable(PEER, { reason: 'bfd-down', forwardingFailed: true })).toBe(false);
+    expect(s.locRibSize).toBe(0);
+    expect(s.peers()[0]!.staleRoutes).toBe(0);
+  });
 });

@@ -126,8 +126,13 @@ export interface PeerConfig {
    * prefixes than this are accepted from the peer (default: SpeakerOptions.defaultMaxPrefixes).
    */
   maxPrefixes?: number | undefined;
-  /** Advertise Graceful Restart with this restart time (seconds, <= 4095). */
-  gracefulRestart?: { restartTime: number } | undefined;
+  /**
+   * Advertise Graceful Restart with this restart time (seconds, <= 4095). `notification` sets the
+   * N bit (RFC 8538): when the peer sets it too, a NOTIFICATION (other than Cease/Hard Reset) or a
+   * Hold Timer expiry keeps the routes stale as a restart does, and our Cease for shutdown,
+   * deconfiguration, reset, maximum prefixes or BFD Down goes out as a Hard Reset.
+   */
+  gracefulRestart?: { restartTime: number; notification?: boolean | undefined } | undefined;
   /**
    * Longest time (seconds) we keep this peer's routes stale while it restarts, whatever restart
    * time it announces (RFC 4724 helper). Default: the peer's own restart time.
@@ -597,15 +602,39 @@ export class Speaker extends EventEmitter {
   /**
    * A liveness detector (BFD, RFC 5882 §4.2) saw the path to this peer fail: the session goes down
    * at once, and it stays down (no connection out, incoming ones refused) until
-   * {@link peerReachable}. `graceful` (RFC 5882 §4.3: the peer's BFD shares fate with its control
-   * plane, so this may be a restart) keeps the routes stale when Graceful Restart was negotiated:
-   * the session closes without a NOTIFICATION. Otherwise a Cease/BFD Down NOTIFICATION (RFC 9384)
-   * is sent and the peer's routes are withdrawn now. Returns whether routes were kept stale.
+   * {@link peerReachable}. RFC 5882 §4.3 with graceful restart:
+   * - `graceful` (the peer's BFD shares fate with its control plane, C bit clear, so this may be a
+   *   restart) keeps the routes stale when Graceful Restart was negotiated: an Established session
+   *   closes without a NOTIFICATION. Otherwise a Cease/BFD Down NOTIFICATION (RFC 9384) is sent and
+   *   the peer's routes are withdrawn now.
+   * - A restart already under way (the session closed, its routes kept stale) goes on unless
+   *   `forwardingFailed` (the peer's BFD is independent of its control plane, C bit set): then its
+   *   forwarding failed too, and the stale routes go now.
+   * Returns whether the peer's routes are kept stale.
    */
-  peerUnreachable(address: string, opts: { port?: number; reason: string; graceful?: boolean }): boolean {
+  peerUnreachable(
+    address: string,
+    opts: { port?: number; reason: string; graceful?: boolean; forwardingFailed?: boolean },
+  ): boolean {
     const p = this.findPeer(address, opts.port);
-    const keepStale = opts.graceful === true && p.established && p.negotiated?.gracefulRestart === true;
     p.unreachable = opts.reason;
+    if (!p.established && p.src.stale !== undefined) {
+      const abort = opts.forwardingFailed === true;
+      this.log.warn(
+        { event: 'peer-unreachable', peer: p.config.address, reason: opts.reason, restartAborted: abort },
+        abort
+          ? 'liveness detection says the restarting peer cannot forward: its stale routes go now'
+          : 'liveness detection says the peer is unreachable during its restart: stale routes kept',
+      );
+      p.session.stop(CeaseSubcode.BFD_DOWN, true);
+      if (!abort) return true;
+      if (p.grTimer !== undefined) this.clock.clearTimeout(p.grTimer);
+      p.grTimer = undefined;
+      this.stopLongLived(p);
+      this.purge(p, 'stale');
+      return false;
+    }
+    const keepStale = opts.graceful === true && p.established && p.negotiated?.gracefulRestart === true;
     this.log.warn(
       { event: 'peer-unreachable', peer: p.config.address, reason: opts.reason, keepStale },
       'liveness detection says the peer is unreachable: session down until it is reachable again',
@@ -760,6 +789,7 @@ export class Speaker extends EventEmitter {
           restartTime: c.gracefulRestart.restartTime,
           restarting: p.restarting,
           forwardingPreserved: this.opts.forwardingPreserved ?? FAMILIES.map((f) => f.afi),
+          notification: c.gracefulRestart.notification === true,
         }
       : undefined;
     return new Session(

@@ -105,7 +105,20 @@ function birdBfd(b: LabSettings['bgp']['bfd']): string[] {
   ];
 }
 
-/** FRR bgpd configuration with the same policy as the BIRD ToR. */
+/**
+ * BFD for one FRR neighbour: bgpd asks bfdd (through zebra) for the session and takes BGP down on
+ * its Down. bfdd's defaults are 300 ms x 3; other timers go on the neighbour line.
+ */
+function frrBfd(ip: string, b: LabSettings['bgp']['bfd']): string[] {
+  if (!b.enabled) return [];
+  const defaults = b.minRx === 300 && b.minTx === 300 && b.multiplier === 3;
+  return [
+    ` neighbor ${ip} bfd`,
+    ...(defaults ? [] : [` neighbor ${ip} bfd ${b.multiplier} ${b.minRx} ${b.minTx}`]),
+  ];
+}
+
+/** FRR configuration (bgpd; BFD through bfdd) with the same policy as the BIRD ToR. */
 export function frrConfig(tor: ComposeService, all: ComposeService[], bgp: LabSettings['bgp']): string {
   const peers = torPeers(tor, all);
   const lines = [
@@ -124,6 +137,7 @@ export function frrConfig(tor: ComposeService, all: ComposeService[], bgp: LabSe
     for (const ip of [p.ipv4, p.ipv6]) {
       if (!ip) continue;
       lines.push(` neighbor ${ip} remote-as ${bgp.nodeAsNumber}`, ` neighbor ${ip} description ${p.name}`);
+      lines.push(...frrBfd(ip, bgp.bfd));
     }
   }
   lines.push(' !', ' address-family ipv4 unicast');

@@ -10,6 +10,11 @@ import { BfdLink } from './bfd.js';
 
 class FakeBfd extends EventEmitter implements BfdInstance {
   readonly peers = new Map<string, BfdPeerConfig>();
+  readonly heldOver: { peer: string; ms: number }[][] = [];
+  holdOver(peers: { peer: string; ms: number }[]) {
+    this.heldOver.push(peers);
+    return Promise.resolve(peers.map((p) => p.peer));
+  }
   start() {}
   stop() {}
   addPeer(c: BfdPeerConfig) {
@@ -27,11 +32,16 @@ class FakeBfd extends EventEmitter implements BfdInstance {
   }
 }
 
-function setup() {
+function setup(restarting = false) {
   const calls: string[] = [];
   const speaker = {
-    peerUnreachable: (a: string, o: { port?: number; reason: string; graceful?: boolean }) => {
-      calls.push(`down ${a}:${o.port} ${o.reason} graceful=${o.graceful}`);
+    peerUnreachable: (
+      a: string,
+      o: { port?: number; reason: string; graceful?: boolean; forwardingFailed?: boolean },
+    ) => {
+      calls.push(
+        `down ${a}:${o.port} ${o.reason} graceful=${o.graceful}${o.forwardingFailed ? ' forwarding-failed' : ''}`,
+      );
       return o.graceful === true;
     },
     peerReachable: (a: string, port?: number) => {
@@ -40,7 +50,7 @@ function setup() {
   } as unknown as Speaker;
   const bfd = new FakeBfd();
   const registry = new Registry();
-  const link = new BfdLink(() => speaker, { logger: pino({ level: 'silent' }), registry, bfd });
+  const link = new BfdLink(() => speaker, { logger: pino({ level: 'silent' }), registry, bfd, restarting });
   return { calls, bfd, link, registry };
 }
 
@@ -91,8 +101,39 @@ describe('BfdLink (the agent between BFD and BGP)', () => {
     bfd.emit('state', change('up', 'down', true));
     expect(calls).toEqual([
       'down 10.0.0.254:179 bfd-control-detection-time-expired graceful=true',
-      'down 10.0.0.254:179 bfd-control-detection-time-expired graceful=false',
+      'down 10.0.0.254:179 bfd-control-detection-time-expired graceful=false forwarding-failed',
     ]);
+  });
+
+  it('asks each peer with graceful restart to hold its session for the restart time before a graceful stop', async () => {
+    const { bfd, link } = setup();
+    link.sync(peer({ gracefulRestart: { enabled: true, restartTime: 120 } }));
+    link.sync(
+      peer({ key: '10.0.0.254:1179', port: 1179, gracefulRestart: { enabled: true, restartTime: 30 } }),
+    );
+    link.sync(
+      peer({
+        key: '10.0.0.9:179',
+        address: '10.0.0.9',
+        gracefulRestart: { enabled: false, restartTime: 120 },
+      }),
+    );
+    await link.holdOver();
+    // One session per address, held for the longest restart time of its BGP sessions; a peer
+    // without graceful restart drops our routes anyway, so its session is not held.
+    expect(bfd.heldOver).toEqual([[{ peer: '10.0.0.254', ms: 120_000 }]]);
+  });
+
+  it('after a graceful restart, the first session to each address listens first to resume the held one', () => {
+    const { bfd, link } = setup(true);
+    link.sync(peer());
+    expect(bfd.peers.get('10.0.0.254')?.resume).toBe(true);
+    link.remove(peer());
+    link.sync(peer());
+    expect(bfd.peers.get('10.0.0.254')?.resume).toBe(false);
+    const fresh = setup(false);
+    fresh.link.sync(peer());
+    expect(fresh.bfd.peers.get('10.0.0.254')?.resume).toBe(false);
   });
 
   it('shares one session per address at the fastest timers, and stops it (releasing BGP) when BFD is turned off', () => {

@@ -20,13 +20,23 @@ export class BfdLink {
   private readonly log: Logger;
   private readonly downs: Counter<'peer' | 'diag'>;
   private readonly state: Gauge<'peer' | 'state'>;
+  private readonly restarting: boolean;
+  /** Addresses that had a session in this process: only a first session may resume an old one. */
+  private readonly seen = new Set<string>();
 
   constructor(
     private readonly speaker: () => Speaker | undefined,
-    opts: { logger: Logger; registry?: Registry | undefined; bfd?: BfdInstance | undefined },
+    opts: {
+      logger: Logger;
+      registry?: Registry | undefined;
+      bfd?: BfdInstance | undefined;
+      /** Coming back from a graceful stop: sessions listen first, to resume the ones held over. */
+      restarting?: boolean | undefined;
+    },
   ) {
     this.log = opts.logger.child({ component: 'bfd' });
     this.given = opts.bfd;
+    this.restarting = opts.restarting === true;
     const registers = opts.registry ? [opts.registry] : [];
     this.downs = new Counter({
       name: 'podnet_bfd_session_down_total',
@@ -83,6 +93,30 @@ export class BfdLink {
     this.started = false;
   }
 
+  /**
+   * Before a graceful stop (RFC 5882 §4.3): our BFD stops with this process (C = 0), and a peer that
+   * takes BGP down on BFD Down (BIRD's `bfd on`) would purge our routes although graceful restart
+   * keeps them. So each Up session to a peer with graceful restart asks the peer to wait for its
+   * restart time (a Poll Sequence with a long Desired Min TX), and the next process resumes the
+   * session. Waits at most `waitMs` for the peers' Finals.
+   */
+  async holdOver(waitMs = 1500): Promise<void> {
+    if (!this.started) return;
+    const byAddress = new Map<string, number>();
+    for (const p of this.peers.values()) {
+      if (!p.gracefulRestart?.enabled) continue;
+      const ms = p.gracefulRestart.restartTime * 1000;
+      byAddress.set(p.address, Math.max(ms, byAddress.get(p.address) ?? 0));
+    }
+    const peers = [...byAddress].map(([peer, ms]) => ({ peer, ms }));
+    if (peers.length === 0) return;
+    const held = await this.bfd.holdOver(peers, waitMs);
+    this.log.info(
+      { event: 'bfd-hold-over', held, notHeld: peers.map((p) => p.peer).filter((p) => !held.includes(p)) },
+      'BFD sessions held over the restart',
+    );
+  }
+
   /** A BGP peer was added or changed: start, retime or stop the BFD session to its address. */
   sync(p: DesiredPeer): void {
     if (p.bfd) this.peers.set(p.key, p);
@@ -121,7 +155,9 @@ export class BfdLink {
       minRx: Math.min(...b.map((x) => x.minRx)),
       multiplier: Math.min(...b.map((x) => x.multiplier)),
     };
-    this.bfd.addPeer({ peer: address, local: users[0]!.localAddress, timers });
+    const resume = this.restarting && !this.seen.has(address);
+    this.seen.add(address);
+    this.bfd.addPeer({ peer: address, local: users[0]!.localAddress, timers, resume });
     const state = this.bfd.stateOf(address);
     if (state) this.setStateGauge(address, state);
   }
@@ -145,7 +181,12 @@ export class BfdLink {
       let keptStale = false;
       try {
         keptStale =
-          speaker?.peerUnreachable(p.address, { port: p.port, reason: `bfd-${c.diag}`, graceful }) ?? false;
+          speaker?.peerUnreachable(p.address, {
+            port: p.port,
+            reason: `bfd-${c.diag}`,
+            graceful,
+            forwardingFailed: c.remoteCpi,
+          }) ?? false;
       } catch {
         continue;
       }

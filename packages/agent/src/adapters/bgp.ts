@@ -107,6 +107,7 @@ export class BgpAdapter implements BgpPort {
       logger: opts.logger,
       registry: opts.registry,
       bfd: opts.bfd,
+      restarting: opts.restarting,
     });
   }
 
@@ -277,6 +278,8 @@ export class BgpAdapter implements BgpPort {
   }
 
   async stop(opts: { graceful: boolean }): Promise<void> {
+    // BFD first: its peers must hear of the restart before BGP closes (adapters/bfd.ts).
+    if (opts.graceful) await this.bfdLink.holdOver();
     this.bfdLink.stop();
     await this.speaker?.stop({ graceful: opts.graceful });
   }

@@ -23,6 +23,19 @@ import { type Capability, decodeMessage, encodeMessage, type OpenMessage } from 
 import { type FsmAction, type FsmEvent, type FsmState, type TimerName, transition } from './fsm.js';
 import { connectWithMd5 } from './md5.js';
 
+/**
+ * Cease subcodes sent as a Hard Reset when the N bit was negotiated (RFC 8538 §5): they mean the
+ * peer should forget our routes. Administrative Reset is left to the implementation there; ours
+ * means a reset. BFD Down (RFC 9384) is sent when our BFD saw the path fail: a hard end too.
+ */
+const HARD_RESET_SUBCODES: ReadonlySet<number> = new Set([
+  CeaseSubcode.MAX_PREFIXES,
+  CeaseSubcode.ADMINISTRATIVE_SHUTDOWN,
+  CeaseSubcode.PEER_DECONFIGURED,
+  CeaseSubcode.ADMINISTRATIVE_RESET,
+  CeaseSubcode.BFD_DOWN,
+]);
+
 export interface Clock {
   now(): number;
   setTimeout(fn: () => void, ms: number): unknown;
@@ -85,7 +98,15 @@ export interface LocalConfig {
    * Our Graceful Restart capability. `restarting` sets the R bit (we came back from a restart);
    * the F bit is set for the AFIs in `forwardingPreserved`, and only while `restarting`.
    */
-  gracefulRestart?: { restartTime: number; restarting: boolean; forwardingPreserved: number[] } | undefined;
+  gracefulRestart?:
+    | {
+        restartTime: number;
+        restarting: boolean;
+        forwardingPreserved: number[];
+        /** RFC 8538: set the N bit (Graceful Restart after a NOTIFICATION or a Hold Timer expiry). */
+        notification?: boolean | undefined;
+      }
+    | undefined;
   /**
    * Our Long-Lived Graceful Restart capability (RFC 9494): the stale time we ask the peer to keep
    * our routes for, past the restart time. Sent only beside `gracefulRestart`.
@@ -126,6 +147,11 @@ export interface Negotiated {
   };
   /** We both sent Graceful Restart. */
   gracefulRestart: boolean;
+  /**
+   * We both sent Graceful Restart with the N bit (RFC 8538): a NOTIFICATION other than Cease/Hard
+   * Reset, sent or received, and a Hold Timer expiry end the session gracefully too.
+   */
+  notificationGracefulRestart: boolean;
   /** The peer's Long-Lived Graceful Restart capability (RFC 9494), if it sent one. */
   peerLongLivedGracefulRestart?: {
     families: { afi: number; safi: number; forwardingPreserved: boolean; staleTime: number }[];
@@ -178,6 +204,8 @@ export class Session extends EventEmitter {
   private failures = 0;
   private enabled = false;
   private sentNotification = false;
+  /** The NOTIFICATION sent or received on this connection was Cease/Hard Reset (RFC 8538 §3). */
+  private hardReset = false;
   private writeQueue: Buffer[] = [];
   private draining = false;
   private readonly log: Logger;
@@ -369,6 +397,7 @@ export class Session extends EventEmitter {
     this.writeQueue = [];
     this.draining = false;
     this.sentNotification = false;
+    this.hardReset = false;
     conn.on('data', (chunk) => this.onData(conn, chunk));
     conn.on('error', (e) => {
       if (this.conn !== conn) return;
@@ -462,6 +491,7 @@ export class Session extends EventEmitter {
           'NOTIFICATION received',
         );
         this.downError = new BgpError(m.code, m.subcode, 'received from peer', m.data);
+        if (m.code === ErrorCode.CEASE && m.subcode === CeaseSubcode.HARD_RESET) this.hardReset = true;
         this.dispatch({ type: 'notification-received', code: m.code, subcode: m.subcode });
         return;
       }
@@ -539,6 +569,10 @@ export class Session extends EventEmitter {
           }
         : {}),
       gracefulRestart: gr !== undefined && this.local.gracefulRestart !== undefined,
+      notificationGracefulRestart:
+        gr?.type === 'graceful-restart' &&
+        gr.notification === true &&
+        this.local.gracefulRestart?.notification === true,
       ...(llgr?.type === 'long-lived-graceful-restart'
         ? { peerLongLivedGracefulRestart: { families: llgr.families } }
         : {}),
@@ -565,6 +599,7 @@ export class Session extends EventEmitter {
       caps.push({
         type: 'graceful-restart',
         restarting: gr.restarting,
+        ...(gr.notification ? { notification: true } : {}),
         restartTime: gr.restartTime,
         families: this.local.families.map((f) => ({
           ...f,
@@ -649,13 +684,25 @@ export class Session extends EventEmitter {
         this.sendKeepalive();
         return;
       case 'send-notification': {
-        const data = a.data ?? new Uint8Array(0);
+        let { code, subcode } = a;
+        let data = a.data ?? new Uint8Array(0);
+        // RFC 8538 §5: with the N bit, the Cease subcodes that mean "forget this peer's routes"
+        // go inside a Hard Reset (the peer would otherwise keep our routes stale).
+        if (
+          this.negotiated?.notificationGracefulRestart &&
+          code === ErrorCode.CEASE &&
+          HARD_RESET_SUBCODES.has(subcode)
+        ) {
+          data = Buffer.concat([Buffer.from([code, subcode]), data]);
+          subcode = CeaseSubcode.HARD_RESET;
+        }
+        if (code === ErrorCode.CEASE && subcode === CeaseSubcode.HARD_RESET) this.hardReset = true;
         this.log.warn(
-          { event: 'notification-sent', name: notificationName(a.code, a.subcode) },
+          { event: 'notification-sent', name: notificationName(code, subcode) },
           'sending NOTIFICATION',
         );
-        this.counters.lastError = `sent ${notificationName(a.code, a.subcode)}`;
-        this.write(encodeMessage({ type: 'notification', code: a.code, subcode: a.subcode, data }));
+        this.counters.lastError = `sent ${notificationName(code, subcode)}`;
+        this.write(encodeMessage({ type: 'notification', code, subcode, data }));
         this.sentNotification = true;
         return;
       }
@@ -674,12 +721,15 @@ export class Session extends EventEmitter {
         this.emit('established');
         return;
       case 'session-down': {
-        // Graceful: GR on at both ends and no NOTIFICATION either way (RFC 4724 §4.2; RFC 8538 not
-        // implemented).
+        // Graceful: GR on at both ends and no NOTIFICATION either way (RFC 4724 §4.2), or, with the
+        // N bit at both ends, any end but a Hard Reset (RFC 8538 §3: a NOTIFICATION sent or
+        // received, a Hold Timer expiry).
+        const n = this.negotiated;
         const graceful =
-          this.negotiated?.gracefulRestart === true &&
-          reason !== 'notification-received' &&
-          !this.sentNotification;
+          n?.gracefulRestart === true &&
+          (n.notificationGracefulRestart
+            ? !this.hardReset
+            : reason !== 'notification-received' && !this.sentNotification);
         this.writeQueue = [];
         this.handlers.onDown(reason, graceful, error);
         this.emit('down', reason);

@@ -37,6 +37,8 @@ export type Capability =
   | {
       type: 'graceful-restart';
       restarting: boolean;
+      /** RFC 8538 N bit: Graceful Restart also after a NOTIFICATION or a Hold Timer expiry. */
+      notification?: boolean;
       restartTime: number;
       families: { afi: number; safi: number; forwardingPreserved: boolean }[];
     }
@@ -154,7 +156,7 @@ function encodeCapability(w: Writer, c: Capability): void {
       return;
     case 'graceful-restart':
       w.u8(CapabilityCode.GRACEFUL_RESTART).u8(2 + 4 * c.families.length);
-      w.u16((c.restarting ? 0x8000 : 0) | (c.restartTime & 0x0fff));
+      w.u16((c.restarting ? 0x8000 : 0) | (c.notification ? 0x4000 : 0) | (c.restartTime & 0x0fff));
       for (const f of c.families)
         w.u16(f.afi)
           .u8(f.safi)
@@ -206,6 +208,7 @@ function decodeCapabilities(b: Uint8Array, out: Capability[]): void {
         out.push({
           type: 'graceful-restart',
           restarting: (flags & 0x8000) !== 0,
+          ...((flags & 0x4000) !== 0 ? { notification: true } : {}),
           restartTime: flags & 0x0fff,
           families,
         });
