@@ -118,6 +118,8 @@ export class LbAllocator {
   private term = 0;
   private leading = false;
   private readonly poolStatus = new Map<string, string>();
+  /** The pools' status is due once the queue drains. */
+  private poolsAfter = false;
   /** Writes made, for tests: creates, updates, deletes, status patches. */
   readonly counts = { created: 0, updated: 0, deleted: 0, conflicts: 0, statusWrites: 0 };
 
@@ -189,6 +191,7 @@ export class LbAllocator {
     const informers = [this.services, this.namespaces, this.pools, this.addresses];
     this.services = this.namespaces = this.pools = this.addresses = undefined;
     this.queue.clear();
+    this.poolsAfter = false;
     this.local.clear();
     this.poolStatus.clear();
     await Promise.all(informers.map((i) => i?.stop()));
@@ -204,6 +207,11 @@ export class LbAllocator {
 
   private enqueue(key: string): void {
     if (!this.leading) return;
+    if (key === 'pools' && this.queue.size > 0 && !this.queue.has('pools')) {
+      // The pools' status is written after the Services queued now, once for all of them.
+      this.poolsAfter = true;
+      return;
+    }
     this.queue.add(key);
     if (!this.draining)
       this.draining = this.drain().finally(() => {
@@ -214,6 +222,10 @@ export class LbAllocator {
   private async drain(): Promise<void> {
     const term = this.term;
     while (this.queue.size > 0 && term === this.term) {
+      if (this.queue.size === 1 && this.poolsAfter) {
+        this.poolsAfter = false;
+        this.queue.add('pools');
+      }
       const key = this.queue.values().next().value as string;
       this.queue.delete(key);
       try {
@@ -433,7 +445,7 @@ export class LbAllocator {
       };
       if (old && old.status === cond.status) cond.lastTransitionTime = old.lastTransitionTime as string;
       if (p && (old?.status !== 'False' || old.message !== cond.message))
-        await this.o.recorder?.record(involved(s), 'Warning', p.reason, cond.message!);
+        void this.o.recorder?.record(involved(s), 'Warning', p.reason, cond.message!);
       conditions = [...others, cond];
     }
     const same =
