@@ -14,6 +14,7 @@ import {
   type InformerSource,
   K8S_ERR,
   type KubeClient,
+  LB_ANNOTATIONS,
   LOADBALANCERADDRESS,
   LOADBALANCERPOOL,
   type LoadBalancerAddress,
@@ -294,7 +295,7 @@ export class LbAllocator {
     const rc = this.o.client.resource(LOADBALANCERADDRESS);
     const name = loadBalancerAddressName(t.address);
     const holder = { namespace: s.namespace, name: s.name, uid: s.uid, ports: s.ports };
-    const key = s.annotations['podnet.io/allow-shared-ip'];
+    const key = s.annotations[LB_ANNOTATIONS.sharingKey];
     try {
       if (!t.share) {
         const created = await rc.create({
@@ -360,6 +361,28 @@ export class LbAllocator {
     }
   }
 
+  /** Keeps the ports recorded for `s` on an address it holds current (sharing checks read them). */
+  private async updatePorts(address: string, s: LbService): Promise<void> {
+    const rc = this.o.client.resource(LOADBALANCERADDRESS);
+    const name = loadBalancerAddressName(address);
+    for (let i = 0; i < MAX_TRIES; i++) {
+      const cur = this.view().get(name);
+      const me = cur?.spec.services.find((h) => h.uid === s.uid);
+      if (!cur || !me || JSON.stringify(me.ports) === JSON.stringify(s.ports)) return;
+      try {
+        const services = cur.spec.services.map((h) => (h.uid === s.uid ? { ...h, ports: s.ports } : h));
+        this.remember(await rc.replace({ ...cur, spec: { ...cur.spec, services } }));
+        this.counts.updated++;
+        return;
+      } catch (err) {
+        const e = toK8sError(err, `update ports on ${address}`);
+        if (e.code !== K8S_ERR.CONFLICT) throw e;
+        this.counts.conflicts++;
+        await this.refetch(name);
+      }
+    }
+  }
+
   // ---- one Service ---------------------------------------------------------------------------
 
   private async reconcile(key: string): Promise<void> {
@@ -402,6 +425,7 @@ export class LbAllocator {
     }
     if (!d) return;
     for (const a of d.release) await this.release(a, (o) => o.uid === s.uid);
+    for (const a of d.keep) await this.updatePorts(a, s);
     const now = [...this.allocations().values()].filter((h) => h.holders.some((o) => o.uid === s.uid));
     await this.writeServiceStatus(s, raw, now, d);
   }

@@ -249,6 +249,20 @@ describe('LoadBalancer address allocation', () => {
     expect(plain.every((r) => r.holders.length === 1)).toBe(true);
     expect(new Set(table.map((r) => r.address)).size).toBe(table.length);
 
+    // the ports recorded for sharing follow the Service's
+    await client.core.patchNamespacedService({
+      name: 'shop-https',
+      namespace: NS,
+      body: [{ op: 'replace', path: '/spec/ports/0/port', value: 8443 }],
+    });
+    await waitFor('the recorded ports', async () => {
+      const a = (await client.resource(LOADBALANCERADDRESS).list()).items.find(
+        (x) => x.spec.address === shared,
+      );
+      const h = a?.spec.services.find((x) => x.name === 'shop-https');
+      return h?.ports.join() === 'TCP/8443' ? true : undefined;
+    });
+
     // not a LoadBalancer any more: its address goes back
     await client.core.patchNamespacedService({
       name: 'shop-clash',
