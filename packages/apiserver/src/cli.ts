@@ -14,6 +14,11 @@ const USAGE = `usage: podnet-apiserver [options]
                       else the one kept in --data, else a generated one)
   --advertise ADDR    address clients use (kubeconfig server, certificate); repeatable
   --no-tls            serve plain HTTP instead of HTTPS
+  --service-cluster-ip-range CIDRS
+                      Service cluster IPs: one CIDR, or one per family, comma-separated
+                      (default 10.96.0.0/12,fd00:10:96::/108)
+  --service-node-port-range FIRST-LAST
+                      Service node ports (default 30000-32767)
   --log-level LEVEL   debug | info | warn | error (default info)
   -h, --help          show this help
 `;
@@ -72,6 +77,10 @@ async function main(): Promise<void> {
     ...(v.data ? { dataFile: v.data } : {}),
     ...(v.kubeconfig ? { kubeconfigPath: v.kubeconfig } : {}),
     ...(v.advertise?.length ? { advertise: v.advertise } : {}),
+    ...(v['service-cluster-ip-range']
+      ? { serviceClusterIPRange: v['service-cluster-ip-range'].split(',') }
+      : {}),
+    ...(v['service-node-port-range'] ? { serviceNodePortRange: v['service-node-port-range'] } : {}),
     logger,
   });
   process.stdout.write(`podnet-apiserver listening on ${server.url}\n`);
@@ -108,6 +117,8 @@ function parse() {
       token: { type: 'string' },
       advertise: { type: 'string', multiple: true },
       'no-tls': { type: 'boolean' },
+      'service-cluster-ip-range': { type: 'string' },
+      'service-node-port-range': { type: 'string' },
       'log-level': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },

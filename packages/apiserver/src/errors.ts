@@ -191,6 +191,16 @@ export const causes = {
     message: `Invalid value: ${JSON.stringify(value)}: ${field} in body must be of type ${want}`,
     field,
   }),
+  duplicate: (field: string, value: unknown): StatusCause => ({
+    reason: 'FieldValueDuplicate',
+    message: `Duplicate value: ${JSON.stringify(value)}`,
+    field,
+  }),
+  tooMany: (field: string, actual: number, max: number): StatusCause => ({
+    reason: 'FieldValueTooMany',
+    message: `Too many: ${actual}: must have at most ${max} items`,
+    field,
+  }),
   forbidden: (field: string, why: string): StatusCause => ({
     reason: 'FieldValueForbidden',
     message: `Forbidden: ${why}`,

@@ -1,11 +1,13 @@
 // @podnet/apiserver: an embedded Kubernetes API server for the lab and tests.
-// Serves core/v1 Nodes, Pods, Namespaces, Secrets, ServiceAccounts (with TokenRequest), the kinds
+// Serves core/v1 Nodes, Pods, Namespaces, Secrets, Services (cluster IPs and node ports allocated),
+// discovery.k8s.io/v1 EndpointSlices, ServiceAccounts (with TokenRequest), the kinds
 // deploy/ installs, apiextensions/v1 CRDs and their custom resources with kube-apiserver semantics,
 // over HTTPS (self-signed) or HTTP, with bearer-token auth (its own token, or service account tokens).
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { kubeconfigYaml } from './kubeconfig.js';
 import { ApiCore, generateToken, type LoggerLike, listen, silentLogger } from './server.js';
+import { serviceNetwork as buildServiceNetwork } from './service-alloc.js';
 import { Store } from './store.js';
 import { altNames, selfSignedCert, type TlsMaterial } from './tls.js';
 
@@ -40,6 +42,13 @@ export interface ApiServerOptions {
    * the watch's `timeoutSeconds` ends, like kube-apiserver 1.20 (for tests that must hold on both).
    */
   bookmarkMode?: 'interval' | 'before-timeout';
+  /**
+   * Service cluster IPs (kube-apiserver's `--service-cluster-ip-range`): one CIDR, or one per IP
+   * family with the primary family first. Default 10.96.0.0/12 and fd00:10:96::/108 (dual-stack).
+   */
+  serviceClusterIPRange?: string[];
+  /** Service node ports (`--service-node-port-range`). Default 30000-32767. */
+  serviceNodePortRange?: string;
 }
 
 export interface ApiServer {
@@ -53,6 +62,10 @@ export interface ApiServer {
 
 export async function startApiServer(opts: ApiServerOptions = {}): Promise<ApiServer> {
   const log = (opts.logger ?? silentLogger).child({ component: 'apiserver' });
+  const serviceNetwork = buildServiceNetwork(
+    opts.serviceClusterIPRange ?? ['10.96.0.0/12', 'fd00:10:96::/108'],
+    opts.serviceNodePortRange,
+  );
   const host = opts.host ?? '127.0.0.1';
   const store = new Store({
     historySize: opts.historySize ?? 10_000,
@@ -85,6 +98,7 @@ export async function startApiServer(opts: ApiServerOptions = {}): Promise<ApiSe
     bookmarkIntervalMs: opts.bookmarkIntervalMs ?? 10_000,
     ...(opts.bookmarkMode ? { bookmarkMode: opts.bookmarkMode } : {}),
     maxBodyBytes: 3 * 1024 * 1024,
+    serviceNetwork,
   });
   const listener = await listen(core, { host, port: opts.port ?? 0, ...(tls ? { tls } : {}) });
   const port = listener.address.port;

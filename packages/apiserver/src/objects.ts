@@ -1,11 +1,13 @@
 // What kube-apiserver's per-type strategies do on create and update, for the types we serve:
 // system metadata, status handling, defaults and validation. Pure functions over plain objects.
 import { randomBytes, randomUUID } from 'node:crypto';
+import { validateEndpointSlice } from './endpointslices.js';
 import { causes, errors, type StatusCause } from './errors.js';
 import { validateNetworkPolicy } from './networkpolicy.js';
 import { deepEqual, type Json } from './patch.js';
 import type { ResourceType } from './resources.js';
 import { applyStructuralSchema } from './schema.js';
+import { validateService } from './services.js';
 import type { KObject, ObjectMeta } from './store.js';
 
 const DNS1123_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
@@ -76,8 +78,18 @@ function validateMeta(meta: ObjectMeta, out: StatusCause[]): void {
   }
 }
 
-/** Type-specific defaulting and validation, shared by create and update. */
-function typeRules(t: ResourceType, obj: KObject, version: string, out: StatusCause[]): KObject {
+/**
+ * Type-specific defaulting and validation, shared by create and update (`old`: the stored object;
+ * `statusOnly`: a write to the status subresource).
+ */
+function typeRules(
+  t: ResourceType,
+  obj: KObject,
+  version: string,
+  out: StatusCause[],
+  old?: KObject,
+  statusOnly = false,
+): KObject {
   if (!t.builtin) {
     const schema = t.schemas.get(version) ?? t.schemas.get(t.storageVersion);
     if (schema !== undefined) return applyStructuralSchema(obj, schema, out) as KObject;
@@ -126,6 +138,10 @@ function typeRules(t: ResourceType, obj: KObject, version: string, out: StatusCa
       return obj;
     case 'networkpolicies':
       return validateNetworkPolicy(obj, out);
+    case 'services':
+      return validateService(obj, out, old, statusOnly);
+    case 'endpointslices':
+      return validateEndpointSlice(obj, out, old);
     default:
       return obj;
   }
@@ -485,7 +501,7 @@ export function prepareUpdate(
     for (const f of ['group', 'scope'] as const)
       if (spec[f] !== was[f]) found.push(causes.invalid(`spec.${f}`, spec[f], 'field is immutable'));
   }
-  next = typeRules(t, next, version, found);
+  next = typeRules(t, next, version, found, existing, opts.subresource === 'status');
   invalidIfAny(t, name, found);
   const cmpExisting = { ...existing, apiVersion: next.apiVersion };
   if (deepEqual(next as unknown as Json, cmpExisting as unknown as Json)) return existing;

@@ -138,6 +138,31 @@ export function builtinTypes(): ResourceType[] {
     ),
     builtin(
       {
+        group: '',
+        plural: 'services',
+        singular: 'service',
+        kind: 'Service',
+        namespaced: true,
+        hasStatus: true,
+        shortNames: ['svc'],
+        categories: ['all'],
+        selectableFields: ['spec.clusterIP', 'spec.type'],
+      },
+      'v1',
+    ),
+    builtin(
+      {
+        group: 'discovery.k8s.io',
+        plural: 'endpointslices',
+        singular: 'endpointslice',
+        kind: 'EndpointSlice',
+        namespaced: true,
+        hasStatus: false,
+      },
+      'v1',
+    ),
+    builtin(
+      {
         group: 'coordination.k8s.io',
         plural: 'leases',
         singular: 'lease',

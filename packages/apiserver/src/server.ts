@@ -9,7 +9,7 @@ import {
 } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
-import { ApiError, causes, errors, successStatus } from './errors.js';
+import { ApiError, causes, errors, type StatusCause, successStatus } from './errors.js';
 import { nameSuffix, now, prepareCreate, prepareUpdate } from './objects.js';
 import { openApiV2 } from './openapi.js';
 import { type Json, jsonPatch, mergePatch } from './patch.js';
@@ -29,6 +29,7 @@ import {
   parseFieldSelector,
   parseLabelSelector,
 } from './selectors.js';
+import { allocateService, type ServiceNetwork } from './service-alloc.js';
 import type { KObject, Store, StoreEvent } from './store.js';
 import { MERGE_KEYS, strategicMergePatch } from './strategic.js';
 import { toTable, wantsTable } from './table.js';
@@ -63,6 +64,8 @@ export interface ServerCoreOptions {
    */
   bookmarkMode?: 'interval' | 'before-timeout';
   maxBodyBytes: number;
+  /** Where Services get their cluster IPs and node ports. */
+  serviceNetwork: ServiceNetwork;
 }
 
 const PROTECTED_NAMESPACES = new Set(['default', 'kube-system', 'kube-public']);
@@ -339,8 +342,8 @@ export class ApiCore {
         case 'POST': {
           if (tg.namespace !== undefined) this.requireNamespace(tg.namespace);
           const body = await readJson(req, this.o.maxBodyBytes);
-          const obj = prepareCreate(t, version, tg.namespace, body);
           const key = typeKey(t.group, t.plural);
+          const obj = this.allocate(t, prepareCreate(t, version, tg.namespace, body));
           const generated = !(body as { metadata?: { name?: string } }).metadata?.name;
           let name = obj.metadata.name!;
           if (this.o.store.get(key, tg.namespace, name)) {
@@ -387,7 +390,7 @@ export class ApiCore {
           tg.subresource === 'status'
             ? { subresource: 'status' as const, unconditional: false }
             : { unconditional: false };
-        const next = prepareUpdate(t, version, existing, body, opts);
+        const next = this.allocate(t, prepareUpdate(t, version, existing, body, opts), existing);
         return send(res, 200, this.present(t, version, this.write(t, key, existing, next, dryRun)));
       }
       case 'PATCH': {
@@ -407,7 +410,7 @@ export class ApiCore {
           tg.subresource === 'status'
             ? { subresource: 'status' as const, unconditional: true }
             : { unconditional: true };
-        const next = prepareUpdate(t, version, existing, patched, opts);
+        const next = this.allocate(t, prepareUpdate(t, version, existing, patched, opts), existing);
         return send(res, 200, this.present(t, version, this.write(t, key, existing, next, dryRun)));
       }
       case 'DELETE': {
@@ -481,6 +484,15 @@ export class ApiCore {
       existing,
     );
     return { ...successStatus(), code: 201 };
+  }
+
+  /** A Service's cluster IPs and node ports, as its REST storage allocates them after validation. */
+  private allocate(t: ResourceType, obj: KObject, existing?: KObject): KObject {
+    if (!t.builtin || t.plural !== 'services' || obj === existing) return obj;
+    const found: StatusCause[] = [];
+    const next = allocateService(obj, this.o.store.list('services'), this.o.serviceNetwork, found, existing);
+    if (found.length > 0) throw errors.invalid(t.kind, t.group, obj.metadata.name!, found);
+    return next;
   }
 
   private write(t: ResourceType, key: string, existing: KObject, next: KObject, dryRun: boolean): KObject {

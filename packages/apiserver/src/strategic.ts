@@ -38,6 +38,9 @@ export const MERGE_KEYS: Readonly<Record<string, MergeKeys>> = {
   customresourcedefinitions: meta,
   // NetworkPolicy's rule, peer and port lists have no merge key: a patch replaces them whole.
   networkpolicies: meta,
+  services: { ...meta, 'spec.ports': 'port', 'status.conditions': 'type' },
+  // EndpointSlice's endpoints and ports are atomic lists.
+  endpointslices: meta,
   // What `kubectl apply` patches when deploy/ changes (RBAC rules and subjects are atomic lists).
   daemonsets: {
     ...meta,
