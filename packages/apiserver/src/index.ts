@@ -8,12 +8,14 @@ import { kubeconfigYaml } from './kubeconfig.js';
 import { ApiCore, generateToken, type LoggerLike, listen, silentLogger } from './server.js';
 import { Store } from './store.js';
 import { altNames, selfSignedCert, type TlsMaterial } from './tls.js';
+import { type StaticToken, staticTokenUsers } from './tokens.js';
 
 export { ApiError, ApiErrorCode, type Status, type StatusCause } from './errors.js';
 export { kubeconfigYaml } from './kubeconfig.js';
 export { jsonPatch, mergePatch } from './patch.js';
 export { type LabelRequirement, matchesLabels, parseLabelSelector } from './selectors.js';
-export type { LoggerLike } from './server.js';
+export type { LoggerLike, RequestCount } from './server.js';
+export { parseTokenAuthFile, type StaticToken } from './tokens.js';
 
 export interface ApiServerOptions {
   /** 0 (the default) picks an ephemeral port. */
@@ -40,6 +42,11 @@ export interface ApiServerOptions {
    * the watch's `timeoutSeconds` ends, like kube-apiserver 1.20 (for tests that must hold on both).
    */
   bookmarkMode?: 'interval' | 'before-timeout';
+  /**
+   * More bearer tokens, each naming a user (kube-apiserver's --token-auth-file). Requests are
+   * counted per user either way: GET /debug/podnet/requests.
+   */
+  staticTokens?: StaticToken[];
 }
 
 export interface ApiServer {
@@ -85,6 +92,7 @@ export async function startApiServer(opts: ApiServerOptions = {}): Promise<ApiSe
     bookmarkIntervalMs: opts.bookmarkIntervalMs ?? 10_000,
     ...(opts.bookmarkMode ? { bookmarkMode: opts.bookmarkMode } : {}),
     maxBodyBytes: 3 * 1024 * 1024,
+    ...(opts.staticTokens?.length ? { staticTokens: staticTokenUsers(opts.staticTokens) } : {}),
   });
   const listener = await listen(core, { host, port: opts.port ?? 0, ...(tls ? { tls } : {}) });
   const port = listener.address.port;
