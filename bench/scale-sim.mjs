@@ -38,6 +38,8 @@ const { values } = parseArgs({
     'churn-pods': { type: 'string', default: '5000' },
     'no-bird': { type: 'boolean', default: false },
     timeout: { type: 'string', default: '900' },
+    'max-rss-gb': { type: 'string', default: '14' },
+    'bgp-only': { type: 'boolean', default: false },
   },
 });
 const int = (name, min, max) => {
@@ -53,6 +55,8 @@ const perWorker = int('per-worker', 1, 1000);
 const steadyS = int('steady', 5, 3600);
 const churnPods = int('churn-pods', 0, 100_000);
 const timeoutMs = int('timeout', 30, 7200) * 1000;
+const maxRss = int('max-rss-gb', 1, 1024) * 2 ** 30;
+const bgpOnly = values['bgp-only'];
 if (spawnSync('bird', ['--version']).error && !values['no-bird']) {
   console.error('scale-sim: BIRD 2 (bird) not found; install it or pass --no-bird');
   process.exit(2);
@@ -64,6 +68,8 @@ const nodes = Array.from({ length: N }, (_, i) => ({
   name: `sim-${String(i + 1).padStart(4, '0')}`,
   address: `127.1.${Math.floor(i / 250)}.${(i % 250) + 1}`,
   token: randomBytes(18).toString('base64url'),
+  // --bgp-only: the node's block, given here instead of by IPAM.
+  block: `10.${128 + Math.floor(i / 1024)}.${Math.floor((i % 1024) / 4)}.${(i % 4) * 64}/26`,
 }));
 const nodeUsers = new Set(nodes.map((n) => n.name));
 const work = `/tmp/podnet-bench-scale-sim-${process.pid}`;
@@ -83,6 +89,14 @@ const cpuS = (pid) => {
   return (Number(rest[11]) + Number(rest[12])) / 100;
 };
 let ns;
+
+/** Writes a child's configuration to a file of the work directory (tokens stay out of argv). */
+let files = 0;
+const configFile = (o) => {
+  const f = join(work, `config-${++files}.json`);
+  writeFileSync(f, JSON.stringify(o), { mode: 0o600 });
+  return f;
+};
 
 /** Starts a node process in the namespace, tracked by pid; lines are JSON events. */
 function start(name, args, { nodeArgs = [] } = {}) {
@@ -181,7 +195,13 @@ async function coldStart(label, rrPids) {
       `${label}-worker-${i}`,
       [
         join(lib, 'scale-sim-node.mjs'),
-        JSON.stringify({ server, nodes: g, expect: N - 1, podCidr: POD_CIDR }),
+        configFile({
+          server,
+          nodes: g,
+          expect: N - 1,
+          podCidr: POD_CIDR,
+          ...(bgpOnly ? { bgpOnly: { rrs: RRS } } : {}),
+        }),
       ],
       { nodeArgs: ['--max-old-space-size=8192'] },
     ),
@@ -231,6 +251,24 @@ async function cleanup() {
   })();
   return cleaning;
 }
+// The machine is shared: past --max-rss-gb for all the bench's processes together, stop everything.
+const guard = setInterval(() => {
+  let total = 0;
+  for (const c of started)
+    if (c.exitCode === null && c.signalCode === null)
+      try {
+        total += vmRss(c.pid);
+      } catch {
+        /* exited meanwhile */
+      }
+  if (total <= maxRss) return;
+  clearInterval(guard);
+  console.error(
+    `scale-sim: the bench's processes hold ${(total / 2 ** 30).toFixed(1)} GB, above --max-rss-gb ${maxRss / 2 ** 30}: stopping them all`,
+  );
+  cleanup().finally(() => process.exit(1));
+}, 2000);
+guard.unref();
 for (const sig of ['SIGINT', 'SIGTERM'])
   process.on(sig, () => {
     log(`${sig}: stopping every process the bench started`);
@@ -242,65 +280,68 @@ try {
   ns = await createNetns('scalesim');
   log(`namespace ${ns.name}; ${N} nodes, ${perWorker} per worker; load ${load()}`);
 
-  // ---- API server and driver.
-  const admin = randomBytes(18).toString('base64url');
-  writeFileSync(join(work, 'tokens.csv'), nodes.map((n) => `${n.token},${n.name},${n.name}`).join('\n'), {
-    mode: 0o600,
-  });
-  const api = start(
-    'apiserver',
-    [
-      join(root, 'packages/apiserver/dist/cli.js'),
-      '--port',
-      '6443',
-      '--no-tls',
-      '--token',
-      admin,
-      '--log-level',
-      'warn',
-      '--token-auth-file',
-      join(work, 'tokens.csv'),
-      '--kubeconfig',
-      join(work, 'kubeconfig'),
-    ],
-    { nodeArgs: ['--max-old-space-size=8192'] },
-  );
-  // The CLI prints plain lines; wait until it answers /healthz through the driver's start instead.
-  await new Promise((resolve, reject) => {
-    let out = '';
-    const timer = setTimeout(
-      () => reject(new Error(`API server not listening after 30 s: ${api.lastErr()}`)),
-      30_000,
-    );
-    api.stdout.on('data', (d) => {
-      out += d;
-      if (out.includes('listening on')) {
-        clearTimeout(timer);
-        resolve();
-      }
+  // ---- API server and driver (not with --bgp-only).
+  let api;
+  if (!bgpOnly) {
+    const admin = randomBytes(18).toString('base64url');
+    writeFileSync(join(work, 'tokens.csv'), nodes.map((n) => `${n.token},${n.name},${n.name}`).join('\n'), {
+      mode: 0o600,
     });
-    api.once('exit', () => reject(new Error(`API server exited: ${api.lastErr()}`)));
-  });
-  server = 'http://127.0.0.1:6443';
-  driver = start('driver', [join(lib, 'scale-sim-driver.mjs'), join(work, 'kubeconfig')], {
-    nodeArgs: ['--max-old-space-size=4096'],
-  });
-  const setup = await ask(
-    {
-      cmd: 'setup',
-      nodes: nodes.map(({ name, address }) => ({ name, address })),
-      rrs: RRS,
-      podCidr: POD_CIDR,
-    },
-    600_000,
-  );
-  log(`objects, ${N} Nodes and their blocks created in ${(setup.ms / 1000).toFixed(1)} s; load ${load()}`);
+    api = start(
+      'apiserver',
+      [
+        join(root, 'packages/apiserver/dist/cli.js'),
+        '--port',
+        '6443',
+        '--no-tls',
+        '--token',
+        admin,
+        '--log-level',
+        'warn',
+        '--token-auth-file',
+        join(work, 'tokens.csv'),
+        '--kubeconfig',
+        join(work, 'kubeconfig'),
+      ],
+      { nodeArgs: ['--max-old-space-size=8192'] },
+    );
+    // The CLI prints plain lines; wait until it answers /healthz through the driver's start instead.
+    await new Promise((resolve, reject) => {
+      let out = '';
+      const timer = setTimeout(
+        () => reject(new Error(`API server not listening after 30 s: ${api.lastErr()}`)),
+        30_000,
+      );
+      api.stdout.on('data', (d) => {
+        out += d;
+        if (out.includes('listening on')) {
+          clearTimeout(timer);
+          resolve();
+        }
+      });
+      api.once('exit', () => reject(new Error(`API server exited: ${api.lastErr()}`)));
+    });
+    server = 'http://127.0.0.1:6443';
+    driver = start('driver', [join(lib, 'scale-sim-driver.mjs'), join(work, 'kubeconfig')], {
+      nodeArgs: ['--max-old-space-size=4096'],
+    });
+    const setup = await ask(
+      {
+        cmd: 'setup',
+        nodes: nodes.map(({ name, address }) => ({ name, address })),
+        rrs: RRS,
+        podCidr: POD_CIDR,
+      },
+      600_000,
+    );
+    log(`objects, ${N} Nodes and their blocks created in ${(setup.ms / 1000).toFixed(1)} s; load ${load()}`);
+  }
 
   // ---- Phase 1: bgp-ts route reflectors.
   const rrs = RRS.map((address) =>
     start(`rr-${address}`, [
       join(lib, 'scale-sim-rr.mjs'),
-      JSON.stringify({ address, clusterId: RRS[0], clients: nodes.map((n) => n.address) }),
+      configFile({ address, clusterId: RRS[0], clients: nodes.map((n) => n.address) }),
     ]),
   );
   await Promise.all(rrs.map((rr) => next(rr, (e) => e.event === 'ready', 30_000, `${rr.label} ready`)));
@@ -315,26 +356,27 @@ try {
   const rrRss = rrs.map((r) => mb(vmRss(r.pid)));
 
   // Steady state.
-  const s0 = await nodeCounts();
+  const s0 = bgpOnly ? undefined : await nodeCounts();
   const rrCpuSteady0 = rrs.map((r) => cpuS(r.pid));
   await sleep(steadyS * 1000);
-  const s1 = await nodeCounts();
+  const s1 = bgpOnly ? undefined : await nodeCounts();
   const rrCpuSteady = rrs.map((r, i) => cpuS(r.pid) - rrCpuSteady0[i]);
-  const steady = perNodeMin(s0, s1);
+  const steady = bgpOnly ? Number.NaN : perNodeMin(s0, s1);
   const single = a.workers.at(-1);
   const multi = a.workers.slice(0, -1);
   const workerRss = multi.map((w) => vmRss(w.pid));
   const hostedRss = workerRss.reduce((x, y) => x + y, 0) / (N - 1);
   const singleRss = vmRss(single.pid);
-  const apiRss = vmRss(api.pid);
+  const apiRss = api ? vmRss(api.pid) : Number.NaN;
   const loadSteady = load();
-  log(`steady state: ${steady.toFixed(2)} API requests per node per minute (load ${loadSteady})`);
+  if (!bgpOnly)
+    log(`steady state: ${steady.toFixed(2)} API requests per node per minute (load ${loadSteady})`);
 
   // Churn.
   let churn;
   let churnRate = Number.NaN;
   let loadChurn = '';
-  if (churnPods > 0) {
+  if (churnPods > 0 && !bgpOnly) {
     const c0 = await nodeCounts();
     churn = await ask(
       { cmd: 'churn', pods: churnPods, concurrency: 16, nodes: nodes.map((n) => n.name) },
@@ -347,7 +389,7 @@ try {
       `churn of ${churnPods} pods: created in ${(churn.createMs / 1000).toFixed(1)} s, deleted in ${(churn.deleteMs / 1000).toFixed(1)} s, ${churn.errors} errors${churn.firstError ? ` (first: ${churn.firstError})` : ''}; ${churnRate.toFixed(2)} requests per node per minute (load ${loadChurn})`,
     );
   }
-  const apiCpu = cpuS(api.pid);
+  const apiCpu = api ? cpuS(api.pid) : Number.NaN;
   await Promise.all(a.workers.map(stopChild));
   await Promise.all(rrs.map(stopChild));
 
@@ -402,7 +444,7 @@ try {
   // ---- Report.
   const sum = (xs) => xs.reduce((x, y) => x + y, 0);
   console.log(
-    `\nscale-sim: ${N} simulated nodes (${multi.length} workers of up to ${perWorker} + 1 single-node process), 2 route reflectors, embedded API server`,
+    `\nscale-sim: ${N} simulated nodes (${multi.length} workers of up to ${perWorker} + 1 single-node process), 2 route reflectors, ${bgpOnly ? 'BGP only (--bgp-only: no API server, no agent stack; each node a speaker announcing a given block)' : 'embedded API server'}`,
   );
   console.log(
     table(
@@ -414,7 +456,11 @@ try {
           b ? String(r1(b.convergeS)) : 'not run',
           loadBird,
         ],
-        [`API requests / node / min, steady state (${steadyS} s)`, steady.toFixed(2), loadSteady],
+        [
+          `API requests / node / min, steady state (${steadyS} s)`,
+          bgpOnly ? 'not run' : steady.toFixed(2),
+          bgpOnly ? '' : loadSteady,
+        ],
         [
           `API requests / node / min, ${churnPods}-pod churn (${churn ? ((churn.createMs + churn.deleteMs) / 1000).toFixed(0) : 0} s)`,
           churn ? churnRate.toFixed(2) : 'not run',
@@ -433,8 +479,16 @@ try {
           '',
         ],
         ['BIRD RR RSS (MB, each)', birdRss.map((x) => x.toFixed(0)).join(' / '), ''],
-        ['agent stack, single-node process RSS (MB)', mb(singleRss).toFixed(0), ''],
-        [`agent stack, worker RSS / nodes hosted (MB)`, mb(hostedRss).toFixed(1), ''],
+        [
+          `${bgpOnly ? 'speaker' : 'agent stack'}, single-node process RSS (MB)`,
+          mb(singleRss).toFixed(0),
+          '',
+        ],
+        [
+          `${bgpOnly ? 'speaker' : 'agent stack'}, worker RSS / nodes hosted (MB)`,
+          mb(hostedRss).toFixed(1),
+          '',
+        ],
         [
           'worker RSS (MB, min / max)',
           `${mb(Math.min(...workerRss)).toFixed(0)} / ${mb(Math.max(...workerRss)).toFixed(0)}`,
@@ -453,6 +507,7 @@ try {
   );
   summary = JSON.stringify({
     bench: 'scale-sim',
+    mode: bgpOnly ? 'bgp-only' : 'full',
     nodes: N,
     per_worker: perWorker,
     api_req_per_node_min: r1(steady),
@@ -465,8 +520,10 @@ try {
     rr_rss_mb: r1(Math.max(...rrRss)),
     bird_cpu_s: b ? r1(sum(b.rrCpuS)) : null,
     bird_rss_mb: birdRss.length ? r1(Math.max(...birdRss)) : null,
-    agent_rss_mb: r1(mb(singleRss)),
-    agent_rss_per_hosted_node_mb: r1(mb(hostedRss)),
+    // With --bgp-only a simulated node is only its speaker: not an agent stack.
+    agent_rss_mb: bgpOnly ? null : r1(mb(singleRss)),
+    agent_rss_per_hosted_node_mb: bgpOnly ? null : r1(mb(hostedRss)),
+    ...(bgpOnly ? { speaker_rss_per_hosted_node_mb: r1(mb(hostedRss)) } : {}),
     load: loadConverged,
   });
 } catch (err) {

@@ -2,11 +2,15 @@
 // datastore/informer stack (KubeDatastore over a KubeClient with the node's own bearer token) and
 // the agent's compute() on every change, driving a real bgp-ts Speaker (no kernel routes, no ARP)
 // that announces the node's blocks to the route reflectors named by the BGPPeer objects.
-// Usage: node scale-sim-node.mjs '<json config>'
-//   { server, nodes: [{ name, address, token }], expect, podCidr }
+// Usage: node scale-sim-node.mjs <config.json>
+//   { server, nodes: [{ name, address, token, block }], expect, podCidr, bgpOnly?: { rrs } }
+// With bgpOnly (the bench's --bgp-only) a node is only its speaker: peers with the reflectors and
+// announces the given block, without the API server or the agent's code.
 // Prints JSON lines: {"event":"ready"} once every node's stack is started, then every 500 ms
 // {"event":"progress","synced","peered","established","converged","routes","t"} where converged
 // counts nodes whose Loc-RIB holds `expect` blocks of other nodes. Exits when stdin closes.
+
+import { readFileSync } from 'node:fs';
 import { KubeConfig } from '@kubernetes/client-node';
 import { pino } from 'pino';
 import { toPeerConfig } from '../../packages/agent/dist/adapters/bgp.js';
@@ -16,7 +20,10 @@ import { kubeconfigYaml } from '../../packages/apiserver/dist/index.js';
 import { Speaker } from '../../packages/bgp/dist/index.js';
 import { KubeClient } from '../../packages/k8s/dist/index.js';
 
-const cfg = JSON.parse(process.argv[2]);
+// The configuration file (it holds the nodes' tokens, so not on the command line).
+const cfg = JSON.parse(
+  process.argv[2].startsWith('{') ? process.argv[2] : readFileSync(process.argv[2], 'utf8'),
+);
 const out = (o) => process.stdout.write(`${JSON.stringify(o)}\n`);
 const logger = pino({ level: 'error' }, pino.destination(2));
 const [poolNet, poolLen] = cfg.podCidr.split('/');
@@ -31,9 +38,12 @@ const inPool = (prefix) => {
 };
 
 class SimNode {
-  constructor({ name, address, token }) {
+  constructor({ name, address, token, block }) {
     this.name = name;
     this.address = address;
+    this.block = block;
+    this.synced = false;
+    // The same objects whether or not they are used (--bgp-only), so its RSS is comparable.
     const kc = new KubeConfig();
     kc.loadFromString(kubeconfigYaml({ server: cfg.server, token }));
     this.client = new KubeClient({ kubeConfig: kc });
@@ -54,7 +64,20 @@ class SimNode {
 
   async start() {
     await this.speaker.start();
-    await this.ds.start(() => this.schedule());
+    if (!cfg.bgpOnly) return this.ds.start(() => this.schedule());
+    this.synced = true;
+    for (const address of cfg.bgpOnly.rrs) {
+      this.peers.add(address);
+      this.speaker.addPeer({
+        address,
+        asn: 64512,
+        sourceAddress: this.address,
+        holdTime: 90,
+        connectRetry: 2,
+      });
+    }
+    this.speaker.originate(this.block, { nextHop: this.address });
+    this.own.add(this.block);
   }
 
   /** The agent reconciles on a short debounce; so does the simulation (100 ms). */
@@ -97,7 +120,7 @@ class SimNode {
   async stop() {
     clearTimeout(this.timer);
     await this.speaker.stop().catch(() => {});
-    await this.ds.stop().catch(() => {});
+    if (!cfg.bgpOnly) await this.ds.stop().catch(() => {});
     await this.client.close().catch(() => {});
   }
 }
@@ -113,7 +136,7 @@ const progress = setInterval(() => {
   let converged = 0;
   let routes = 0;
   for (const n of nodes) {
-    if (n.ds.synced()) synced++;
+    if (n.synced || n.ds.synced()) synced++;
     if (n.peers.size) peered++;
     if (n.established() >= n.peers.size && n.peers.size) established++;
     if (n.routes >= cfg.expect) converged++;

@@ -1,12 +1,16 @@
 // A scale-sim route reflector: one bgp-ts Speaker listening on its own loopback address, every
 // simulated node a passive route-reflector client.
-// Usage: node scale-sim-rr.mjs '<json config>'   { address, clusterId, clients: [address] }
+// Usage: node scale-sim-rr.mjs <config.json>   { address, clusterId, clients: [address] }
 // Prints {"event":"ready"} once listening; on the stdin line "stats":
 // {"event":"stats","established","locRib","updatesOut"}. Exits when stdin closes.
+import { readFileSync } from 'node:fs';
 import { pino } from 'pino';
 import { Speaker } from '../../packages/bgp/dist/index.js';
 
-const cfg = JSON.parse(process.argv[2]);
+// The configuration file (it holds the nodes' tokens, so not on the command line).
+const cfg = JSON.parse(
+  process.argv[2].startsWith('{') ? process.argv[2] : readFileSync(process.argv[2], 'utf8'),
+);
 const out = (o) => process.stdout.write(`${JSON.stringify(o)}\n`);
 const logger = pino({ level: 'error' }, pino.destination(2));
 const speaker = new Speaker({
