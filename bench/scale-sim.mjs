@@ -333,7 +333,6 @@ try {
       });
       api.once('exit', () => reject(new Error(`API server exited: ${api.lastErr()}`)));
     });
-    server = 'http://127.0.0.1:6443';
     driver = start('driver', [join(lib, 'scale-sim-driver.mjs'), join(work, 'kubeconfig')], {
       nodeArgs: ['--max-old-space-size=4096'],
     });
