@@ -7,7 +7,7 @@
 // With bgpOnly (the bench's --bgp-only) a node is only its speaker: peers with the reflectors and
 // announces the given block, without the API server or the agent's code.
 // Prints JSON lines: {"event":"ready"} once every node's stack is started, then every 500 ms
-// {"event":"progress","synced","peered","established","converged","routes","t"} where converged
+// {"event":"progress","synced","peered","established","converged","routes","errors","t"} where converged
 // counts nodes whose Loc-RIB holds `expect` blocks of other nodes. Exits when stdin closes.
 
 import { readFileSync } from 'node:fs';
@@ -135,14 +135,21 @@ const progress = setInterval(() => {
   let established = 0;
   let converged = 0;
   let routes = 0;
+  // Why the sessions that are not up went down last, counted (diagnostics for slow convergence).
+  const errors = {};
   for (const n of nodes) {
+    for (const p of n.speaker.peers())
+      if (p.state !== 'established') {
+        const k = `${p.state}${p.lastError ? `: ${p.lastError}` : ''}`;
+        errors[k] = (errors[k] ?? 0) + 1;
+      }
     if (n.synced || n.ds.synced()) synced++;
     if (n.peers.size) peered++;
     if (n.established() >= n.peers.size && n.peers.size) established++;
     if (n.routes >= cfg.expect) converged++;
     routes += n.routes;
   }
-  out({ event: 'progress', synced, peered, established, converged, routes, t: Date.now() });
+  out({ event: 'progress', synced, peered, established, converged, routes, errors, t: Date.now() });
 }, 500);
 process.stdin.resume();
 process.stdin.on('end', async () => {
