@@ -212,11 +212,13 @@ async function coldStart(label, rrPids) {
   let convergedAt;
   let syncedAt;
   let converged = 0;
+  let established = 0;
   let last = 0;
   while (Date.now() - t0 < timeoutMs) {
     for (const w of workers) if (w.exited) throw new Error(`${w.label} exited: ${w.lastErr().slice(-600)}`);
     const sum = (k) => workers.reduce((a, w) => a + (w.progress?.[k] ?? 0), 0);
     converged = sum('converged');
+    established = sum('established');
     if (converged === N) {
       // The first progress report of each worker that showed all its nodes converged.
       convergedAt = Math.max(
@@ -246,6 +248,8 @@ async function coldStart(label, rrPids) {
   return {
     workers,
     converged,
+    // Nodes with both sessions up at the end (all of them once converged).
+    established,
     convergeS: convergedAt ? (convergedAt - t0) / 1000 : Number.NaN,
     // From every node synced (its block known, its peers configured) to full convergence: the
     // reflectors' share, within the 0.5 s resolution of the workers' reports.
@@ -552,6 +556,8 @@ try {
     converge_bird_s: b ? r1(b.convergeS) : null,
     converged_nodes: a.converged,
     converged_nodes_bird: b ? b.converged : null,
+    sessions_up_nodes: a.established,
+    sessions_up_nodes_bird: b ? b.established : null,
     converge_after_sync_s: r1(a.afterSyncS),
     converge_bird_after_sync_s: b ? r1(b.afterSyncS) : null,
     load_bird: loadBird || null,
