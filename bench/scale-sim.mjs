@@ -353,7 +353,7 @@ try {
         rrs: RRS,
         podCidr: POD_CIDR,
       },
-      600_000,
+      Math.max(600_000, timeoutMs),
     );
     log(`objects, ${N} Nodes and their blocks created in ${(setup.ms / 1000).toFixed(1)} s; load ${load()}`);
   }
