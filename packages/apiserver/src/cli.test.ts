@@ -1,7 +1,7 @@
 // The podnet-apiserver command, run as a process from the built dist/ (turbo builds before tests).
 import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -68,6 +68,31 @@ describe('podnet-apiserver', () => {
       objects: { obj: { metadata: { name: string } } }[];
     };
     expect(saved.objects.map((o) => o.obj.metadata.name)).toContain('cli-node');
+  });
+
+  it('authenticates the users of --token-auth-file and counts their requests', async () => {
+    const tokens = join(dir, 'tokens.csv');
+    await writeFile(tokens, 'node-token,node-1,uid-1\n');
+    const p = run(['--port', '0', '--no-tls', '--token', 'admin-token', '--token-auth-file', tokens]);
+    await until('the listening line', () => /listening on http:\/\/127\.0\.0\.1:\d+/.test(p.out()));
+    const url = /listening on (http:\/\/\S+)/.exec(p.out())![1]!;
+    const get = (path: string, token: string) =>
+      fetch(`${url}${path}`, { headers: { authorization: `Bearer ${token}` } });
+    expect((await get('/api/v1/nodes', 'node-token')).status).toBe(200);
+    const counts = (await (await get('/debug/podnet/requests', 'admin-token')).json()) as {
+      users: Record<string, { requests: number }>;
+    };
+    expect(counts.users['node-1']?.requests).toBe(1);
+    p.child.kill('SIGTERM');
+    expect(await p.exited).toBe(0);
+  });
+
+  it('rejects a malformed --token-auth-file naming the line', async () => {
+    const tokens = join(dir, 'bad-tokens.csv');
+    await writeFile(tokens, 'just-a-token\n');
+    const p = run(['--port', '0', '--token-auth-file', tokens]);
+    expect(await p.exited).toBe(2);
+    expect(p.err()).toContain(`--token-auth-file ${tokens}: token file line 1`);
   });
 
   it.each([

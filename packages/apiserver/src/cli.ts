@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // podnet-apiserver: runs the embedded Kubernetes API server until SIGTERM/SIGINT.
+import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { startApiServer } from './index.js';
+import { parseTokenAuthFile, type StaticToken, startApiServer } from './index.js';
 import type { LoggerLike } from './server.js';
 
 const USAGE = `usage: podnet-apiserver [options]
@@ -12,6 +13,8 @@ const USAGE = `usage: podnet-apiserver [options]
   --kubeconfig FILE   write a kubeconfig for clients to FILE
   --token TOKEN       bearer token clients must present (default: $PODNET_APISERVER_TOKEN,
                       else the one kept in --data, else a generated one)
+  --token-auth-file F more bearer tokens, one token,user,uid[,"groups"] a line (as
+                      kube-apiserver); requests are counted per user: GET /debug/podnet/requests
   --advertise ADDR    address clients use (kubeconfig server, certificate); repeatable
   --no-tls            serve plain HTTP instead of HTTPS
   --service-cluster-ip-range CIDRS
@@ -67,6 +70,13 @@ async function main(): Promise<void> {
   if (!(level in LEVELS))
     fail(`--log-level: invalid level "${v['log-level']}" (want debug, info, warn or error)`);
   const logger = jsonLogger(level);
+  let staticTokens: StaticToken[] = [];
+  if (v['token-auth-file'])
+    try {
+      staticTokens = parseTokenAuthFile(readFileSync(v['token-auth-file'], 'utf8'));
+    } catch (err) {
+      fail(`--token-auth-file ${v['token-auth-file']}: ${(err as Error).message}`);
+    }
   const server = await startApiServer({
     port,
     host: v.host ?? '127.0.0.1',
@@ -81,6 +91,7 @@ async function main(): Promise<void> {
       ? { serviceClusterIPRange: v['service-cluster-ip-range'].split(',') }
       : {}),
     ...(v['service-node-port-range'] ? { serviceNodePortRange: v['service-node-port-range'] } : {}),
+    ...(staticTokens.length ? { staticTokens } : {}),
     logger,
   });
   process.stdout.write(`podnet-apiserver listening on ${server.url}\n`);
@@ -115,6 +126,7 @@ function parse() {
       data: { type: 'string' },
       kubeconfig: { type: 'string' },
       token: { type: 'string' },
+      'token-auth-file': { type: 'string' },
       advertise: { type: 'string', multiple: true },
       'no-tls': { type: 'boolean' },
       'service-cluster-ip-range': { type: 'string' },

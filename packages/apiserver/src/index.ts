@@ -10,12 +10,14 @@ import { ApiCore, generateToken, type LoggerLike, listen, silentLogger } from '.
 import { serviceNetwork as buildServiceNetwork } from './service-alloc.js';
 import { Store } from './store.js';
 import { altNames, selfSignedCert, type TlsMaterial } from './tls.js';
+import { type StaticToken, staticTokenUsers } from './tokens.js';
 
 export { ApiError, ApiErrorCode, type Status, type StatusCause } from './errors.js';
 export { kubeconfigYaml } from './kubeconfig.js';
 export { jsonPatch, mergePatch } from './patch.js';
 export { type LabelRequirement, matchesLabels, parseLabelSelector } from './selectors.js';
-export type { LoggerLike } from './server.js';
+export type { LoggerLike, RequestCount } from './server.js';
+export { parseTokenAuthFile, type StaticToken } from './tokens.js';
 
 export interface ApiServerOptions {
   /** 0 (the default) picks an ephemeral port. */
@@ -49,6 +51,10 @@ export interface ApiServerOptions {
   serviceClusterIPRange?: string[];
   /** Service node ports (`--service-node-port-range`). Default 30000-32767. */
   serviceNodePortRange?: string;
+   * More bearer tokens, each naming a user (kube-apiserver's --token-auth-file). Requests are
+   * counted per user either way: GET /debug/podnet/requests.
+   */
+  staticTokens?: StaticToken[];
 }
 
 export interface ApiServer {
@@ -99,6 +105,7 @@ export async function startApiServer(opts: ApiServerOptions = {}): Promise<ApiSe
     ...(opts.bookmarkMode ? { bookmarkMode: opts.bookmarkMode } : {}),
     maxBodyBytes: 3 * 1024 * 1024,
     serviceNetwork,
+    ...(opts.staticTokens?.length ? { staticTokens: staticTokenUsers(opts.staticTokens) } : {}),
   });
   const listener = await listen(core, { host, port: opts.port ?? 0, ...(tls ? { tls } : {}) });
   const port = listener.address.port;

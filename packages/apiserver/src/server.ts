@@ -33,7 +33,7 @@ import { allocateService, type ServiceNetwork } from './service-alloc.js';
 import type { KObject, Store, StoreEvent } from './store.js';
 import { MERGE_KEYS, strategicMergePatch } from './strategic.js';
 import { toTable, wantsTable } from './table.js';
-import { TokenIssuer } from './tokens.js';
+import { ADMIN_USER, TokenIssuer, type UserInfo } from './tokens.js';
 
 export interface LoggerLike {
   debug(obj: object, msg?: string): void;
@@ -66,6 +66,16 @@ export interface ServerCoreOptions {
   maxBodyBytes: number;
   /** Where Services get their cluster IPs and node ports. */
   serviceNetwork: ServiceNetwork;
+  /** Static bearer tokens (kube-apiserver's --token-auth-file): token → user. */
+  staticTokens?: Map<string, UserInfo>;
+}
+
+/** Requests one user made since the server started (GET /debug/podnet/requests). */
+export interface RequestCount {
+  /** Every authenticated request, watches included. */
+  requests: number;
+  /** Of those, watch requests (each one a long-lived stream). */
+  watches: number;
 }
 
 const PROTECTED_NAMESPACES = new Set(['default', 'kube-system', 'kube-public']);
@@ -89,6 +99,8 @@ export class ApiCore {
   private readonly expectedAuth: Buffer;
   /** Service account tokens: TokenRequest and their authentication. */
   readonly tokens: TokenIssuer;
+  /** Requests per authenticated user (a Map increment per request; users are few and fixed). */
+  readonly requestCounts = new Map<string, RequestCount>();
 
   constructor(private readonly o: ServerCoreOptions) {
     this.log = o.logger;
@@ -165,12 +177,25 @@ export class ApiCore {
     );
   }
 
-  private authorized(req: IncomingMessage): boolean {
+  /** The user a request's bearer token names: the admin token, a static token or a service account token. */
+  private authenticate(req: IncomingMessage): UserInfo | undefined {
     const h = req.headers.authorization;
-    if (typeof h !== 'string') return false;
+    if (typeof h !== 'string') return undefined;
     const got = Buffer.from(h);
-    if (got.length === this.expectedAuth.length && timingSafeEqual(got, this.expectedAuth)) return true;
-    return h.startsWith('Bearer ') && this.tokens.authenticate(h.slice(7).trim()) !== undefined;
+    if (got.length === this.expectedAuth.length && timingSafeEqual(got, this.expectedAuth)) return ADMIN_USER;
+    if (!h.startsWith('Bearer ')) return undefined;
+    const token = h.slice(7).trim();
+    return this.o.staticTokens?.get(token) ?? this.tokens.authenticate(token);
+  }
+
+  private count(user: UserInfo, watch: boolean): void {
+    let c = this.requestCounts.get(user.username);
+    if (!c) {
+      c = { requests: 0, watches: 0 };
+      this.requestCounts.set(user.username, c);
+    }
+    c.requests++;
+    if (watch) c.watches++;
   }
 
   private async route(method: string, url: URL, req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -179,7 +204,14 @@ export class ApiCore {
       res.writeHead(200, { 'Content-Type': 'text/plain; charset=utf-8' }).end('ok');
       return;
     }
-    if (!this.authorized(req)) throw errors.unauthorized();
+    const user = this.authenticate(req);
+    if (!user) throw errors.unauthorized();
+    if (path === '/debug/podnet/requests') {
+      if (method !== 'GET') throw errors.methodNotAllowed(method);
+      return send(res, 200, { kind: 'RequestCounts', users: Object.fromEntries(this.requestCounts) });
+    }
+    const w = url.searchParams.get('watch');
+    this.count(user, w === 'true' || w === '1' || path.includes('/watch/'));
     if (path === '/version') return send(res, 200, VERSION);
     if (path === '/openapi/v2') return openApiV2(req, res, VERSION.gitVersion);
     let segs: string[];

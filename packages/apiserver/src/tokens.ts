@@ -229,3 +229,52 @@ export class TokenIssuer {
     };
   }
 }
+
+/** One line of a static token file: a bearer token and the user it names. */
+export interface StaticToken {
+  token: string;
+  username: string;
+  uid?: string;
+  groups?: string[];
+}
+
+/**
+ * Parses kube-apiserver's --token-auth-file format: one `token,user,uid[,"group1,group2"]` per line
+ * (blank lines and `#` comments skipped). Throws naming the line of a malformed entry.
+ */
+export function parseTokenAuthFile(text: string): StaticToken[] {
+  const out: StaticToken[] = [];
+  text.split('\n').forEach((raw, i) => {
+    const line = raw.trim();
+    if (!line || line.startsWith('#')) return;
+    const m = /^([^,]+),([^,]+),([^,]*)(?:,"?([^"]*)"?)?$/.exec(line);
+    if (!m || !m[1]!.trim() || !m[2]!.trim())
+      throw new Error(
+        `token file line ${i + 1}: expected token,user,uid[,"groups"], got ${JSON.stringify(line)}`,
+      );
+    const t: StaticToken = { token: m[1]!.trim(), username: m[2]!.trim() };
+    if (m[3]!.trim()) t.uid = m[3]!.trim();
+    const groups = (m[4] ?? '')
+      .split(',')
+      .map((g) => g.trim())
+      .filter(Boolean);
+    if (groups.length) t.groups = groups;
+    out.push(t);
+  });
+  return out;
+}
+
+/** The users of static tokens, keyed by token, as the server authenticates them. */
+export function staticTokenUsers(tokens: StaticToken[]): Map<string, UserInfo> {
+  return new Map(
+    tokens.map((t) => [
+      t.token,
+      {
+        username: t.username,
+        ...(t.uid ? { uid: t.uid } : {}),
+        groups: [...(t.groups ?? []), 'system:authenticated'],
+        extra: {},
+      },
+    ]),
+  );
+}
