@@ -51,6 +51,7 @@ export interface ApiServerOptions {
   serviceClusterIPRange?: string[];
   /** Service node ports (`--service-node-port-range`). Default 30000-32767. */
   serviceNodePortRange?: string;
+  /**
    * More bearer tokens, each naming a user (kube-apiserver's --token-auth-file). Requests are
    * counted per user either way: GET /debug/podnet/requests.
    */
