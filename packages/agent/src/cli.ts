@@ -18,6 +18,7 @@ import { CNI_TOKEN_NAME, CniTokenRefresher, requestTokenVia, type TokenRequestSp
 import { type AgentConfig, helpText, type LoadedConfig, loadConfig } from './config.js';
 import { startDefaultObjects } from './defaults.js';
 import { EventRecorder, TokenBucket } from './events.js';
+import { ServiceSync } from './service-sync.js';
 import { installCni } from './install-cni.js';
 import { LogLevelController, liveLogger } from './log-level.js';
 import { createMetrics } from './metrics.js';
@@ -206,6 +207,15 @@ async function main(): Promise<number> {
       ? { netfilter: new NetfilterReconciler({ nft: new NftTable({ exec: nftCli() }), log, metrics }) }
       : {}),
     ...(policy ? { policy } : {}),
+    services: new ServiceSync(client, {
+      log,
+      events: new EventRecorder({
+        client,
+        identity: config.nodeName,
+        limiter: new TokenBucket(config.statusWriteRate, config.statusWriteBurst),
+        logger: log,
+      }),
+    }),
     interfaces: listInterfaces,
     canReach,
     defaultObjects: defaults.done,
