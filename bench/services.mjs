@@ -76,7 +76,8 @@ let writes = 0;
 async function write(method, path, body) {
   writes++;
   const r = await lab.kube.request(method, path, body);
-  if (r.status >= 300) throw new Error(`${method} ${path}: ${r.status} ${JSON.stringify(r.body).slice(0, 200)}`);
+  if (r.status >= 300)
+    throw new Error(`${method} ${path}: ${r.status} ${JSON.stringify(r.body).slice(0, 200)}`);
   return r.body;
 }
 
@@ -115,10 +116,18 @@ async function pool(n, width, fn) {
 
 /** The ToR kernel's IPv4 routes, dst → sorted next hops. */
 function torTable(torNs) {
-  const out = execFileSync('ip', ['-4', '-n', torNs, '-json', 'route', 'show'], { maxBuffer: 64 << 20 }).toString();
+  const out = execFileSync('ip', ['-4', '-n', torNs, '-json', 'route', 'show'], {
+    maxBuffer: 64 << 20,
+  }).toString();
   const m = new Map();
   for (const r of out.trim() ? JSON.parse(out) : [])
-    m.set(r.dst, (r.nexthops ?? [r]).map((h) => h.gateway).filter(Boolean).sort());
+    m.set(
+      r.dst,
+      (r.nexthops ?? [r])
+        .map((h) => h.gateway)
+        .filter(Boolean)
+        .sort(),
+    );
   return m;
 }
 
@@ -211,7 +220,8 @@ try {
   const all = NODES.map(nodeIp).sort();
   let converged = Number.NaN;
   let t = torTable(tor.ns);
-  const isDone = (tb) => Array.from({ length: count }, (_, i) => tb.get(addressOf(i))).every((h) => h?.join() === all.join());
+  const isDone = (tb) =>
+    Array.from({ length: count }, (_, i) => tb.get(addressOf(i))).every((h) => h?.join() === all.join());
   for (let waited = 0; waited < 120_000; waited += 200) {
     t = torTable(tor.ns);
     if (isDone(t)) {
@@ -273,11 +283,14 @@ try {
   const events = (await lab.kube.list(`/api/v1/namespaces/${NS}/events`)).length - eventsBefore;
 
   const load = readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
-  console.log(`\nServices to the ToR on the lab (3 nodes, BIRD ToR; ${count} LoadBalancer Services, Local, 5 endpoints each); load ${load}`);
+  console.log(
+    `\nServices to the ToR on the lab (3 nodes, BIRD ToR; ${count} LoadBalancer Services, Local, 5 endpoints each); load ${load}`,
+  );
   console.log(
     table(
       ['measure', 'n', 'p50 ms', 'p99 ms', 'max ms'],
       [
+        ['writing the Services, statuses and slices', '1', String(r1(written - t0)), '', ''],
         ['all /32s on the ToR after the last write', '1', String(r1(converged)), '', ''],
         [
           'endpoints leave a node → ToR route updated',
@@ -299,8 +312,12 @@ try {
   console.log(
     `writes: ${createWrites} for ${count} Services (Service, status, EndpointSlice; by the bench), ${changeWrites} slice updates, ${events} Events by the agents`,
   );
-  console.log(`${mismatches} /32s with the wrong next hops on the ToR after convergence; ${missed} withdrawals not seen within 10 s`);
-  console.log(`${duplicates} LoadBalancer addresses held by more than one Service (set by the bench: no allocator in this lab)`);
+  console.log(
+    `${mismatches} /32s with the wrong next hops on the ToR after convergence; ${missed} withdrawals not seen within 10 s`,
+  );
+  console.log(
+    `${duplicates} LoadBalancer addresses held by more than one Service (set by the bench: no allocator in this lab)`,
+  );
   const w99 = pct(withdraws, 99);
   const ref99 = pct(refs, 99);
   summary = JSON.stringify({
@@ -308,6 +325,7 @@ try {
     services: count,
     alloc_p99_ms: null,
     alloc_per_s: null,
+    write_ms: r1(written - t0),
     converge_ms: r1(converged),
     withdraw_p50_ms: r1(pct(withdraws, 50)),
     withdraw_p99_ms: r1(w99),

@@ -77,7 +77,11 @@ async function createService(name: string, family: 4 | 6, address: string) {
 }
 
 /** Writes the Service's EndpointSlice with one ready endpoint per pod, as the controller would. */
-async function writeSlice(service: string, family: 4 | 6, pods: { name: string; node: string; ip: string }[]) {
+async function writeSlice(
+  service: string,
+  family: 4 | 6,
+  pods: { name: string; node: string; ip: string }[],
+) {
   const name = `${service}-1`;
   const body = {
     apiVersion: 'discovery.k8s.io/v1',
@@ -96,7 +100,10 @@ async function writeSlice(service: string, family: 4 | 6, pods: { name: string; 
   const r = existing
     ? await lab.kube.request('PUT', `${SLICES}/${name}`, {
         ...body,
-        metadata: { ...body.metadata, resourceVersion: (existing.metadata as { resourceVersion: string }).resourceVersion },
+        metadata: {
+          ...body.metadata,
+          resourceVersion: (existing.metadata as { resourceVersion: string }).resourceVersion,
+        },
       })
     : await lab.kube.request('POST', SLICES, body);
   expect(r.status, `write EndpointSlice ${name}: ${JSON.stringify(r.body).slice(0, 300)}`).toBeLessThan(300);
@@ -107,12 +114,13 @@ beforeAll(async () => {
   // Service LoadBalancer addresses may be announced from these ranges.
   const conf = await lab.kube.get(`${BGPCONF}/default`);
   const spec = (conf?.spec ?? {}) as Record<string, unknown>;
-  await lab.kube.apply(BGPCONF, {
+  const bgpConfiguration = {
     apiVersion: 'podnet.io/v1alpha1',
     kind: 'BGPConfiguration',
     metadata: { name: 'default' },
     spec: { ...spec, serviceLoadBalancerIPs: [{ cidr: V4_RANGE }, { cidr: V6_RANGE }] },
-  });
+  };
+  await lab.kube.apply(BGPCONF, bgpConfiguration);
 });
 
 afterAll(() => downScenarioLab(config));
@@ -135,9 +143,10 @@ describe('LoadBalancer Service with externalTrafficPolicy Local (3 nodes, BIRD T
 
     await writeSlice('web', 4, backends(4, ['node-a']));
     const one = [nodeIp('node-a')];
-    expect(await until(() => torPaths(`${address}/32`), one), 'BIRD paths after node-b lost its endpoints').toEqual(
-      one,
-    );
+    expect(
+      await until(() => torPaths(`${address}/32`), one),
+      'BIRD paths after node-b lost its endpoints',
+    ).toEqual(one);
     expect(await until(kernel, one), 'ToR kernel route after node-b lost its endpoints').toEqual(one);
     // The range itself is still announced by every node (Aggregate mode).
     expect(torPaths(V4_RANGE)).toHaveLength(lab.nodes.length);
@@ -151,9 +160,10 @@ describe('LoadBalancer Service with externalTrafficPolicy Local (3 nodes, BIRD T
     expect(await until(() => torPaths(`${address}/128`), want), 'BIRD paths for the /128').toEqual(want);
     await writeSlice('web6', 6, backends(6, ['node-c']));
     const one = [nodeIp('node-c', 6)];
-    expect(await until(() => torPaths(`${address}/128`), one), 'BIRD paths after node-b lost its endpoints').toEqual(
-      one,
-    );
+    expect(
+      await until(() => torPaths(`${address}/128`), one),
+      'BIRD paths after node-b lost its endpoints',
+    ).toEqual(one);
   });
 
   it('does not announce an address outside the ranges and says why in an Event on the Service', async () => {

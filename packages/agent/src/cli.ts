@@ -18,7 +18,6 @@ import { CNI_TOKEN_NAME, CniTokenRefresher, requestTokenVia, type TokenRequestSp
 import { type AgentConfig, helpText, type LoadedConfig, loadConfig } from './config.js';
 import { startDefaultObjects } from './defaults.js';
 import { EventRecorder, TokenBucket } from './events.js';
-import { ServiceSync } from './service-sync.js';
 import { installCni } from './install-cni.js';
 import { LogLevelController, liveLogger } from './log-level.js';
 import { createMetrics } from './metrics.js';
@@ -26,6 +25,7 @@ import { startMetricsListener } from './metrics-listener.js';
 import { NetfilterReconciler } from './netfilter-sync.js';
 import { parseSysctlConf } from './node-sysctls.js';
 import { PolicySync } from './policy-sync.js';
+import { ServiceSync } from './service-sync.js';
 import { startStatusServer } from './status.js';
 
 /**

@@ -303,9 +303,9 @@ export function compute(inputs: ComputeInputs): Desired {
   const advertised = new Set(advertisements.map((a) => a.prefix));
   // Import from other nodes: inside the pools and the service ranges (any mode: their per-Service
   // addresses are inside them).
-  const serviceRanges = (['serviceClusterIPs', 'serviceExternalIPs', 'serviceLoadBalancerIPs'] as const).flatMap(
-    (k) => (globalCfg?.[k] ?? []).flatMap((c) => parseCidr(c) ?? []),
-  );
+  const serviceRanges = (
+    ['serviceClusterIPs', 'serviceExternalIPs', 'serviceLoadBalancerIPs'] as const
+  ).flatMap((k) => (globalCfg?.[k] ?? []).flatMap((c) => parseCidr(c) ?? []));
   // Other nodes may each send every Service address: room for them, rounded up to a power of two
   // so that a Service more or less does not change every node peer's limit.
   const serviceRoom = serviceAddresses ? 2 ** Math.ceil(Math.log2(serviceAddresses)) : 0;

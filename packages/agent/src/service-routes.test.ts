@@ -66,7 +66,9 @@ describe('serviceRoutes', () => {
   });
 
   it('reports an address outside every range, naming the field and value, and does not announce it', () => {
-    const r = serviceRoutes(base({ services: [lb('web', '198.51.100.4')], slices: [slice('web', ['node-a'])] }));
+    const r = serviceRoutes(
+      base({ services: [lb('web', '198.51.100.4')], slices: [slice('web', ['node-a'])] }),
+    );
     expect(r.advertisements).toEqual([]);
     expect(r.problems).toEqual([
       expect.objectContaining({
@@ -91,7 +93,10 @@ describe('serviceRoutes', () => {
       base({
         services: [
           lb('web', '192.0.2.10', {
-            annotations: { [COMMUNITIES_ANNOTATION]: '65000:100, 65000:1:2', [LOCAL_PREFERENCE_ANNOTATION]: '200' },
+            annotations: {
+              [COMMUNITIES_ANNOTATION]: '65000:100, 65000:1:2',
+              [LOCAL_PREFERENCE_ANNOTATION]: '200',
+            },
           }),
         ],
         slices: [slice('web', ['node-a'])],
@@ -145,7 +150,10 @@ describe('projections', () => {
         name: 'web',
         namespace: 'shop',
         uid: 'u1',
-        annotations: { [LOCAL_PREFERENCE_ANNOTATION]: '150', 'kubectl.kubernetes.io/last-applied': 'x'.repeat(100) },
+        annotations: {
+          [LOCAL_PREFERENCE_ANNOTATION]: '150',
+          'kubectl.kubernetes.io/last-applied': 'x'.repeat(100),
+        },
       },
       spec: { type: 'LoadBalancer', clusterIPs: ['10.96.0.5'], externalTrafficPolicy: 'Local' },
       status: { loadBalancer: { ingress: [{ ip: '192.0.2.9' }] } },

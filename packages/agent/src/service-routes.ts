@@ -80,7 +80,12 @@ export interface ServiceRoutes {
 
 const KINDS = [
   { key: 'clusterIPs', field: 'spec.clusterIPs', range: 'serviceClusterIPs', source: 'service-cluster-ip' },
-  { key: 'externalIPs', field: 'spec.externalIPs', range: 'serviceExternalIPs', source: 'service-external-ip' },
+  {
+    key: 'externalIPs',
+    field: 'spec.externalIPs',
+    range: 'serviceExternalIPs',
+    source: 'service-external-ip',
+  },
   {
     key: 'loadBalancerIPs',
     field: 'status.loadBalancer.ingress',
@@ -122,8 +127,7 @@ export function serviceAttributes(svc: ServiceView): {
         rawCommunities,
         `is not a comma-separated list of communities (asn:value, 16-bit each, or a:b:c, 32-bit each)${wrong.length ? `: ${wrong.map((w) => JSON.stringify(w)).join(', ')}` : ''}`,
       );
-    else
-      for (const v of values) (v.split(':').length === 2 ? communities : largeCommunities).push(v);
+    else for (const v of values) (v.split(':').length === 2 ? communities : largeCommunities).push(v);
   }
   let localPref: number | undefined;
   const rawPref = svc.annotations[LOCAL_PREFERENCE_ANNOTATION];

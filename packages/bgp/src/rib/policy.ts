@@ -106,7 +106,7 @@ function exactKey(family: number, bytes: Uint8Array, len: number): string {
   let hex = '';
   for (let i = 0; i * 8 < len; i++) {
     const keep = Math.min(8, len - i * 8);
-    hex += ((bytes[i]! & (0xff << (8 - keep))) & 0xff).toString(16).padStart(2, '0');
+    hex += (bytes[i]! & (0xff << (8 - keep)) & 0xff).toString(16).padStart(2, '0');
   }
   return `${family}/${len}/${hex}`;
 }
