@@ -19,6 +19,7 @@ import { type AgentConfig, helpText, type LoadedConfig, loadConfig } from './con
 import { startDefaultObjects } from './defaults.js';
 import { EventRecorder, TokenBucket } from './events.js';
 import { installCni } from './install-cni.js';
+import { LbAllocator } from './lb-controller.js';
 import { LogLevelController, liveLogger } from './log-level.js';
 import { createMetrics } from './metrics.js';
 import { startMetricsListener } from './metrics-listener.js';
@@ -272,7 +273,20 @@ async function main(): Promise<number> {
     logger: log,
   });
   logLevel.start();
-  // One elected agent does the cluster-wide work: the status writer and the IPAM garbage collection.
+  // One elected agent does the cluster-wide work: the status writer, the IPAM garbage collection
+  // and the LoadBalancer address allocation.
+  const lbAllocator = config.loadBalancerAllocation
+    ? new LbAllocator({
+        client,
+        recorder: new EventRecorder({
+          client,
+          identity: config.nodeName,
+          limiter: new TokenBucket(config.statusWriteRate, config.statusWriteBurst),
+          logger: log,
+        }),
+        logger: log,
+      })
+    : undefined;
   const clusterStatus = startClusterStatus(
     client,
     config,
@@ -282,6 +296,7 @@ async function main(): Promise<number> {
         onStartedLeading: () => agent.setIpamGcLeader(true),
         onStoppedLeading: () => agent.setIpamGcLeader(false),
       },
+      ...(lbAllocator ? [lbAllocator] : []),
     ],
     () => agent.status(),
   );
@@ -303,6 +318,7 @@ async function main(): Promise<number> {
       void clusterStatus
         .stop()
         .catch((err: unknown) => log.warn({ err }, 'error while stopping the status writer'))
+        .then(() => lbAllocator?.stop())
         .then(() => logLevel.stop())
         .then(() => agent.stop({ graceful: true }))
         .then(() => policy?.stop())

@@ -149,6 +149,7 @@ export const agentConfigSchema = z
     ipamGcInterval: duration.default(300_000),
     ipamGcGrace: duration.default(60_000),
     ipamGcKeepLastBlock: bool.default(true),
+    loadBalancerAllocation: bool.default(true),
     leaderElectionLeaseDuration: duration.default(15_000),
     leaderElectionRenewDeadline: duration.default(10_000),
     leaderElectionRetryPeriod: duration.default(2_000),
@@ -355,6 +356,12 @@ export const FIELDS: Record<Field, FieldSpec> = {
     env: 'PODNET_IPAM_GC_KEEP_LAST_BLOCK',
     type: 'boolean',
     help: "keep each node's last block of each family even when empty (default true)",
+  },
+  loadBalancerAllocation: {
+    flag: 'load-balancer-allocation',
+    env: 'PODNET_LOAD_BALANCER_ALLOCATION',
+    type: 'boolean',
+    help: 'give Services of type LoadBalancer addresses from LoadBalancerPools, on the agent holding the status Lease (default true)',
   },
   leaderElectionLeaseDuration: {
     flag: 'leader-election-lease-duration',

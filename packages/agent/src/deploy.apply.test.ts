@@ -114,7 +114,7 @@ describe('deploy/ applied to an API server', () => {
 
   it('accepts the CRDs, then every podnet object, Namespace and Secret, and serves them back', async () => {
     const crds = all.filter((d) => d.obj.kind === 'CustomResourceDefinition');
-    expect(crds.length).toBe(7);
+    expect(crds.length).toBe(9);
     for (const { obj } of crds) {
       await apply(obj);
       const spec = obj.spec as { group: string; names: { kind: string; plural: string } };
@@ -141,6 +141,8 @@ describe('deploy/ applied to an API server', () => {
         'IPPool/default-ipv4',
         'BGPConfiguration/default',
         'BGPPeer/tor-r1',
+        'LoadBalancerPool/public',
+        'LoadBalancerPool/edge-reserved',
       ]),
     );
     const pool = (await client.custom.getClusterCustomObject({

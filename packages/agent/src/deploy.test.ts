@@ -5,7 +5,7 @@
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { BGPCONFIGURATION, BGPPEER, IPPOOL, validate } from '@podnet/k8s';
+import { BGPCONFIGURATION, BGPPEER, IPPOOL, LOADBALANCERPOOL, validate } from '@podnet/k8s';
 import { describe, expect, it } from 'vitest';
 import { parseAllDocuments } from 'yaml';
 import { loadConfig } from './config.js';
@@ -49,6 +49,7 @@ const podnetSchemas: Record<string, Parameters<typeof validate>[0]> = {
   IPPool: IPPOOL,
   BGPPeer: BGPPEER,
   BGPConfiguration: BGPCONFIGURATION,
+  LoadBalancerPool: LOADBALANCERPOOL,
 };
 
 async function validateBuiltin(d: Doc): Promise<void> {

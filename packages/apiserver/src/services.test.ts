@@ -550,7 +550,10 @@ describe('Service', () => {
 });
 
 const slice = (name: string, body: Record<string, unknown>): V1EndpointSlice =>
-  ({ metadata: { name, labels: { 'kubernetes.io/service-name': 'web' } }, ...body }) as V1EndpointSlice;
+  ({
+    metadata: { name, labels: { 'kubernetes.io/service-name': 'web' } },
+    ...body,
+  }) as unknown as V1EndpointSlice;
 
 describe('EndpointSlice', () => {
   it('creates with defaults, lists by the service-name label, watches and replaces', async () => {

@@ -11,6 +11,7 @@ export * from './crd.js';
 export * from './errors.js';
 export * from './informer.js';
 export * from './install.js';
+export * from './lb.js';
 export * from './net.js';
 export * from './resources.js';
 export * from './schemas.js';

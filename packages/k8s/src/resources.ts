@@ -2,6 +2,7 @@
 // CRD presents it (short names, printer columns, status subresource).
 import type { z } from 'zod';
 import { K8S_ERR, K8sError, problemsOf, SchemaError } from './errors.js';
+import { loadBalancerAddressSchema, loadBalancerPoolSchema } from './lb.js';
 import {
   API_VERSION,
   bgpConfigurationSchema,
@@ -170,6 +171,42 @@ export const NODESTATUS = def({
   ],
 });
 
+export const LOADBALANCERPOOL = def({
+  kind: 'LoadBalancerPool',
+  plural: 'loadbalancerpools',
+  singular: 'loadbalancerpool',
+  shortNames: ['lbpool'],
+  namespaced: false,
+  schema: loadBalancerPoolSchema,
+  statusSubresource: true,
+  description: 'Addresses for Services of type LoadBalancer (docs/services.md).',
+  printerColumns: [
+    { name: 'Addresses', type: 'string', jsonPath: '.spec.addresses' },
+    { name: 'Auto', type: 'boolean', jsonPath: '.spec.autoAssign' },
+    { name: 'InUse', type: 'integer', jsonPath: '.status.addressesInUse' },
+    { name: 'Free', type: 'string', jsonPath: '.status.addressesFree' },
+    { name: 'Services', type: 'string', jsonPath: '.spec.serviceSelector', priority: 1 },
+    AGE,
+  ],
+});
+
+export const LOADBALANCERADDRESS = def({
+  kind: 'LoadBalancerAddress',
+  plural: 'loadbalanceraddresses',
+  singular: 'loadbalanceraddress',
+  shortNames: ['lbaddr'],
+  namespaced: false,
+  schema: loadBalancerAddressSchema,
+  statusSubresource: false,
+  description: 'One LoadBalancer address handed out and the Services holding it (allocation state).',
+  printerColumns: [
+    { name: 'Address', type: 'string', jsonPath: '.spec.address' },
+    { name: 'Pool', type: 'string', jsonPath: '.spec.pool' },
+    { name: 'Sharing', type: 'string', jsonPath: '.spec.sharingKey' },
+    AGE,
+  ],
+});
+
 export const RESOURCES = [
   IPPOOL,
   BGPCONFIGURATION,
@@ -178,6 +215,8 @@ export const RESOURCES = [
   BLOCKAFFINITY,
   IPAMHANDLE,
   NODESTATUS,
+  LOADBALANCERPOOL,
+  LOADBALANCERADDRESS,
 ] as const;
 
 /**
