@@ -15,16 +15,20 @@
 // - reference, same run, same ToR: BIRD's own time to apply a route change from its configuration
 //   (`birdc configure` removing a static /32), until the ToR's kernel drops it. The ratio is
 //   withdraw p99 / reference p99.
-// - allocation: the LoadBalancer allocator is not part of this branch's lab; the bench sets
-//   status.loadBalancer.ingress itself and reports alloc_* as null (not measured).
-// - API writes per Service: counted by the bench (its own writes) plus the Events the agents wrote.
-// Last line: {"bench":"services","services":…,"alloc_p99_ms":null,"withdraw_p50_ms":…,
+// - allocation: podnet's LoadBalancer allocator (the agents' elected one) hands out the addresses
+//   from a LoadBalancerPool; from just before each Service's create until a watch on Services
+//   sees its status.loadBalancer.ingress (p50/p99, and Services allocated per second).
+// - API writes per Service: the growth of the embedded API server's resourceVersion (one per
+//   write of any object) over the create phase, divided by the Services; the bench's own writes
+//   (Service, EndpointSlice) are part of it and shown apart.
+// Last line: {"bench":"services","services":…,"alloc_p99_ms":…,"withdraw_p50_ms":…,
 //             "withdraw_p99_ms":…,"ref_p99_ms":…,"ratio":…,"duplicates":…,"mismatches":…,…}
 import { execFileSync, spawn } from 'node:child_process';
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { KubeConfig, Watch } from '@kubernetes/client-node';
 import { parseDocument } from 'yaml';
 import { Lab, table } from '../packages/lab/dist/index.js';
 
@@ -44,7 +48,9 @@ if (!Number.isInteger(samples) || samples < 1 || samples > count) {
 }
 
 const RANGE = '198.18.0.0/20';
-const addressOf = (i) => `198.18.${(i >> 8) & 0xff}.${(i & 0xff) + 0}`;
+/** The address the allocator gave each Service, by index. */
+const addresses = new Map();
+const addressOf = (i) => addresses.get(`svc-${i}`);
 const NS = 'default';
 const SERVICES = `/api/v1/namespaces/${NS}/services`;
 const SLICES = `/apis/discovery.k8s.io/v1/namespaces/${NS}/endpointslices`;
@@ -189,13 +195,41 @@ try {
       spec: { ...conf.spec, serviceLoadBalancerIPs: [{ cidr: RANGE }] },
     });
   });
+  await lab.kube.apply('/apis/podnet.io/v1alpha1/loadbalancerpools', {
+    apiVersion: 'podnet.io/v1alpha1',
+    kind: 'LoadBalancerPool',
+    metadata: { name: 'bench' },
+    spec: { addresses: [RANGE] },
+  });
   const eventsBefore = (await lab.kube.list(`/api/v1/namespaces/${NS}/events`)).length;
+  // Allocation seen through a watch, as a client of the API would see it.
+  const createdAt = new Map();
+  const allocatedAt = new Map();
+  const kc = new KubeConfig();
+  kc.loadFromFile(lab.hostKubeconfigPath);
+  const watchReq = await new Watch(kc).watch(
+    `/api/v1/namespaces/${NS}/services`,
+    {},
+    (_type, obj) => {
+      const ip = obj?.status?.loadBalancer?.ingress?.[0]?.ip;
+      const name = obj?.metadata?.name;
+      if (ip && name && !allocatedAt.has(name)) {
+        allocatedAt.set(name, performance.now());
+        addresses.set(name, ip);
+      }
+    },
+    () => {},
+  );
+  const rv = async () =>
+    Number((await lab.kube.request('GET', `${SERVICES}?limit=1`)).body.metadata?.resourceVersion);
+  const rvBefore = await rv();
 
   // ---- 1,000 Services, their addresses and their EndpointSlices.
   const writesBefore = writes;
   const t0 = performance.now();
   await pool(count, 8, async (i) => {
-    const svc = await write('POST', SERVICES, {
+    createdAt.set(`svc-${i}`, performance.now());
+    await write('POST', SERVICES, {
       apiVersion: 'v1',
       kind: 'Service',
       metadata: { name: `svc-${i}`, namespace: NS },
@@ -206,15 +240,19 @@ try {
         ports: [{ name: 'http', port: 80, targetPort: 8080, protocol: 'TCP' }],
       },
     });
-    await write('PUT', `${SERVICES}/svc-${i}/status`, {
-      ...svc,
-      status: { loadBalancer: { ingress: [{ ip: addressOf(i) }] } },
-    });
     await write('POST', SLICES, slice(i));
     if ((i + 1) % 100 === 0) process.stderr.write(`[bench] ${i + 1}/${count} Services written\n`);
   });
   const written = performance.now();
   const createWrites = writes - writesBefore;
+  for (let waited = 0; allocatedAt.size < count && waited < 120_000; waited += 100) await sleep(100);
+  if (allocatedAt.size < count)
+    throw new Error(`only ${allocatedAt.size} of ${count} Services got an address`);
+  const allocs = [...createdAt].map(([n, t]) => allocatedAt.get(n) - t);
+  const allocSpan = Math.max(...allocatedAt.values()) - Math.min(...createdAt.values());
+  await sleep(2000);
+  const apiWrites = (await rv()) - rvBefore;
+  watchReq?.abort?.();
 
   // ---- Converged: every /32 in the ToR's kernel via exactly the three nodes.
   const all = NODES.map(nodeIp).sort();
@@ -290,7 +328,14 @@ try {
     table(
       ['measure', 'n', 'p50 ms', 'p99 ms', 'max ms'],
       [
-        ['writing the Services, statuses and slices', '1', String(r1(written - t0)), '', ''],
+        ['writing the Services and slices', '1', String(r1(written - t0)), '', ''],
+        [
+          'Service created → address in its status (watch)',
+          String(allocs.length),
+          String(r1(pct(allocs, 50))),
+          String(r1(pct(allocs, 99))),
+          String(r1(Math.max(...allocs))),
+        ],
         ['all /32s on the ToR after the last write', '1', String(r1(converged)), '', ''],
         [
           'endpoints leave a node → ToR route updated',
@@ -310,21 +355,20 @@ try {
     ),
   );
   console.log(
-    `writes: ${createWrites} for ${count} Services (Service, status, EndpointSlice; by the bench), ${changeWrites} slice updates, ${events} Events by the agents`,
+    `API writes while creating: ${apiWrites} for ${count} Services (${createWrites} by the bench: Service, EndpointSlice); ${changeWrites} slice updates after; ${events} Events in ${NS}; ${r1(count / (allocSpan / 1000))} Services allocated per second`,
   );
   console.log(
     `${mismatches} /32s with the wrong next hops on the ToR after convergence; ${missed} withdrawals not seen within 10 s`,
   );
-  console.log(
-    `${duplicates} LoadBalancer addresses held by more than one Service (set by the bench: no allocator in this lab)`,
-  );
+  console.log(`${duplicates} LoadBalancer addresses held by more than one Service (read back from the API)`);
   const w99 = pct(withdraws, 99);
   const ref99 = pct(refs, 99);
   summary = JSON.stringify({
     bench: 'services',
     services: count,
-    alloc_p99_ms: null,
-    alloc_per_s: null,
+    alloc_p50_ms: r1(pct(allocs, 50)),
+    alloc_p99_ms: r1(pct(allocs, 99)),
+    alloc_per_s: r1(count / (allocSpan / 1000)),
     write_ms: r1(written - t0),
     converge_ms: r1(converged),
     withdraw_p50_ms: r1(pct(withdraws, 50)),
@@ -332,7 +376,8 @@ try {
     withdraw_missed: missed,
     ref_p99_ms: r1(ref99),
     ratio: r1(w99 / ref99),
-    api_writes_per_service: r1((createWrites + events) / count),
+    api_writes_per_service: r1(apiWrites / count),
+    bench_writes_per_service: r1(createWrites / count),
     duplicates,
     mismatches,
     load,

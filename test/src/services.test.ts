@@ -2,8 +2,8 @@
 // externalTrafficPolicy Local on two of the three nodes. The ToR (BIRD) holds the Service /32 via
 // exactly those two nodes (ECMP in its kernel); removing the endpoints on one node withdraws it
 // there. The lab has no endpointslice controller: the test writes the EndpointSlices as that
-// controller would. The address is set in status.loadBalancer.ingress by the test (the role of
-// the LoadBalancer allocator), through the status subresource.
+// controller would. The address comes from podnet's LoadBalancer allocator (a LoadBalancerPool,
+// the agents' elected allocator writing status.loadBalancer.ingress).
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -26,6 +26,7 @@ const V6_RANGE = '2001:db8:5::/112';
 const BGPCONF = '/apis/podnet.io/v1alpha1/bgpconfigurations';
 const SERVICES = `/api/v1/namespaces/${NS}/services`;
 const SLICES = `/apis/discovery.k8s.io/v1/namespaces/${NS}/endpointslices`;
+const LBPOOLS = '/apis/podnet.io/v1alpha1/loadbalancerpools';
 
 const nodeIp = (name: string, family: 4 | 6 = 4) =>
   (family === 4 ? lab.service(name).links[0]?.ipv4 : lab.service(name).links[0]?.ipv6)?.split('/')[0] ?? '';
@@ -54,7 +55,8 @@ async function until<T>(read: () => T, want: T, boundMs = 20_000): Promise<T> {
   return last;
 }
 
-async function createService(name: string, family: 4 | 6, address: string) {
+/** Creates the Service and returns the address the allocator gives it (bounded wait). */
+async function createService(name: string, family: 4 | 6, requested?: string): Promise<string> {
   const r = await lab.kube.request('POST', SERVICES, {
     apiVersion: 'v1',
     kind: 'Service',
@@ -63,17 +65,24 @@ async function createService(name: string, family: 4 | 6, address: string) {
       type: 'LoadBalancer',
       externalTrafficPolicy: 'Local',
       ipFamilies: [family === 4 ? 'IPv4' : 'IPv6'],
+      ipFamilyPolicy: 'SingleStack',
+      ...(requested ? { loadBalancerIP: requested } : {}),
       selector: { app: name },
       ports: [{ name: 'http', port: 80, targetPort: 8080, protocol: 'TCP' }],
     },
   });
   expect(r.status, `create Service ${name}: ${JSON.stringify(r.body).slice(0, 300)}`).toBe(201);
-  const svc = r.body as { metadata: Record<string, unknown>; spec: Record<string, unknown> };
-  const s = await lab.kube.request('PUT', `${SERVICES}/${name}/status`, {
-    ...svc,
-    status: { loadBalancer: { ingress: [{ ip: address }] } },
-  });
-  expect(s.status, `status of Service ${name}: ${JSON.stringify(s.body).slice(0, 300)}`).toBe(200);
+  let last: unknown;
+  for (let i = 0; i < 150; i++) {
+    const svc = (await lab.kube.get(`${SERVICES}/${name}`)) as
+      | { status?: { loadBalancer?: { ingress?: { ip?: string }[] } } }
+      | undefined;
+    last = svc?.status;
+    const ip = svc?.status?.loadBalancer?.ingress?.[0]?.ip;
+    if (ip) return ip;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  throw new Error(`Service ${name} got no LoadBalancer address from the allocator: ${JSON.stringify(last)}`);
 }
 
 /** Writes the Service's EndpointSlice with one ready endpoint per pod, as the controller would. */
@@ -121,6 +130,15 @@ beforeAll(async () => {
     spec: { ...spec, serviceLoadBalancerIPs: [{ cidr: V4_RANGE }, { cidr: V6_RANGE }] },
   };
   await lab.kube.apply(BGPCONF, bgpConfiguration);
+  // The allocator's pools: inside the announced ranges, and one outside them (by request only).
+  const pool = (name: string, addresses: string[], autoAssign = true) => ({
+    apiVersion: 'podnet.io/v1alpha1',
+    kind: 'LoadBalancerPool',
+    metadata: { name },
+    spec: { addresses, autoAssign },
+  });
+  await lab.kube.apply(LBPOOLS, pool('lab', ['192.0.2.0/27', '2001:db8:5::/120']));
+  await lab.kube.apply(LBPOOLS, pool('outside', ['198.51.100.0/28'], false));
 });
 
 afterAll(() => downScenarioLab(config));
@@ -132,8 +150,8 @@ const backends = (family: 4 | 6, nodes: string[]) =>
 
 describe('LoadBalancer Service with externalTrafficPolicy Local (3 nodes, BIRD ToR)', () => {
   it('the ToR holds the Service /32 via exactly the two nodes with endpoints, and drops one whose endpoints go', async () => {
-    const address = '192.0.2.10';
-    await createService('web', 4, address);
+    const address = await createService('web', 4);
+    expect(address.startsWith('192.0.2.'), `${address} from pool lab`).toBe(true);
     await writeSlice('web', 4, backends(4, ['node-a', 'node-b']));
     const both = [nodeIp('node-a'), nodeIp('node-b')].sort();
     expect(await until(() => torPaths(`${address}/32`), both), 'BIRD paths for the /32').toEqual(both);
@@ -153,8 +171,8 @@ describe('LoadBalancer Service with externalTrafficPolicy Local (3 nodes, BIRD T
   });
 
   it('does the same for an IPv6 Service address (/128 via the nodes’ IPv6 addresses)', async () => {
-    const address = '2001:db8:5::10';
-    await createService('web6', 6, address);
+    const address = await createService('web6', 6);
+    expect(address.startsWith('2001:db8:5::'), `${address} from pool lab`).toBe(true);
     await writeSlice('web6', 6, backends(6, ['node-b', 'node-c']));
     const want = [nodeIp('node-b', 6), nodeIp('node-c', 6)].sort();
     expect(await until(() => torPaths(`${address}/128`), want), 'BIRD paths for the /128').toEqual(want);
@@ -167,8 +185,8 @@ describe('LoadBalancer Service with externalTrafficPolicy Local (3 nodes, BIRD T
   });
 
   it('does not announce an address outside the ranges and says why in an Event on the Service', async () => {
-    const address = '198.51.100.7';
-    await createService('outside', 4, address);
+    const address = await createService('outside', 4, '198.51.100.7');
+    expect(address).toBe('198.51.100.7');
     await writeSlice('outside', 4, backends(4, ['node-a']));
     const eventFor = async () => {
       const events = await lab.kube.list(`/api/v1/namespaces/${NS}/events`);
