@@ -9,6 +9,8 @@ import type { Advertisement, ArpInterface, DesiredPeer, DesiredRoute, NodeView, 
 import type { NetfilterPort, NetfilterStatus } from './netfilter-sync.js';
 import type { PolicyPort } from './policy-sync.js';
 import type { ArpPort, BgpPort, DatastorePort, DatastoreSnapshot, PeerStatus, RoutesPort } from './ports.js';
+import type { ServiceProblem, ServiceView } from './service-routes.js';
+import type { ServicePort } from './service-sync.js';
 import { startStatusServer } from './status.js';
 
 /** The netfilter port, recording the tables it is given; `fail` makes it report an error. */
@@ -791,5 +793,101 @@ describe('status endpoint', () => {
     } finally {
       await srv.close();
     }
+  });
+});
+
+/** Services and EndpointSlices as the ServiceSync hands them over; `synced` as its informers say. */
+class FakeServices implements ServicePort {
+  isSynced = false;
+  snap: ReturnType<ServicePort['snapshot']> = { services: [], slices: [] };
+  reported: ServiceProblem[][] = [];
+  onChange: () => void = () => {};
+  start(onChange: () => void) {
+    this.onChange = onChange;
+  }
+  synced() {
+    return this.isSynced;
+  }
+  snapshot() {
+    return this.snap;
+  }
+  report(p: ServiceProblem[]) {
+    this.reported.push(p);
+  }
+  async stop() {}
+  set(patch: Partial<ReturnType<ServicePort['snapshot']>>, synced = true) {
+    this.snap = { ...this.snap, ...patch };
+    this.isSynced = synced;
+    this.onChange();
+  }
+}
+
+describe('Agent Service announcements', () => {
+  const web: ServiceView = {
+    namespace: 'shop',
+    name: 'web',
+    type: 'LoadBalancer',
+    clusterIPs: ['10.96.0.10'],
+    externalIPs: [],
+    loadBalancerIPs: ['192.0.2.10'],
+    externalTrafficPolicy: 'Local',
+    annotations: {},
+  };
+  const slice = (nodes: string[]) => ({
+    namespace: 'shop',
+    name: 'web-1',
+    service: 'web',
+    addressType: 'IPv4',
+    readyNodes: nodes,
+  });
+
+  it('configures no session and announces nothing until the Services are listed (peers keep the restarted node’s service routes meanwhile), then sends the /32 with the first announcements', async () => {
+    const services = new FakeServices();
+    const t = setup([], { services });
+    current = t.agent;
+    t.ds.snap.nodes = [node('node-a', '10.0.0.11'), node('node-b', '10.0.0.12')];
+    t.ds.snap.bgpConfigs = [{ name: 'default', serviceLoadBalancerIPs: ['192.0.2.0/24'] }];
+    // What the Services were when the speaker was first told anything about peers or routes.
+    const seen: boolean[] = [];
+    for (const m of ['addPeer', 'originate', 'withdraw'] as const) {
+      const f = t.bgp[m].bind(t.bgp) as (x: never) => Promise<void>;
+      (t.bgp as unknown as Record<string, unknown>)[m] = (x: never) => {
+        seen.push(services.isSynced);
+        return f(x);
+      };
+    }
+    await t.agent.start();
+    await wait('speaker started', () => t.bgp.log.includes('start'));
+    t.ds.set({});
+    services.set({ services: [web], slices: [slice(['node-a'])] });
+    await wait('/32 announced', () => t.bgp.log.includes('originate 192.0.2.10/32'));
+    // The peer is added in the same pass, before the /32: its first UPDATEs (and End-of-RIB) carry it.
+    const added = t.bgp.log.findIndex((l) => l.startsWith('add '));
+    expect(added).toBeGreaterThan(0);
+    expect(t.bgp.log.slice(added)).toContain('originate 192.0.2.10/32');
+    expect(t.bgp.log.filter((l) => l.startsWith('withdraw'))).toEqual([]);
+    // No session was configured and nothing announced or withdrawn before the Services were listed.
+    expect(seen.length).toBeGreaterThan(0);
+    expect(seen.every(Boolean)).toBe(true);
+  });
+
+  it('withdraws the /32 when the last local endpoint goes, on the slice event, and reports an invalid annotation', async () => {
+    const services = new FakeServices();
+    const t = setup([], { services });
+    current = t.agent;
+    t.ds.snap.nodes = [node('node-a', '10.0.0.11')];
+    t.ds.snap.bgpConfigs = [{ name: 'default', serviceLoadBalancerIPs: ['192.0.2.0/24'] }];
+    services.set({
+      services: [{ ...web, annotations: { 'podnet.io/bgp-local-preference': '-1' } }],
+      slices: [slice(['node-a', 'node-b'])],
+    });
+    await t.agent.start();
+    await wait('/32 announced', () => t.bgp.log.includes('originate 192.0.2.10/32'));
+    expect(services.reported.at(-1)?.map((p) => [p.field, p.value])).toEqual([
+      ['podnet.io/bgp-local-preference', '-1'],
+    ]);
+    services.set({ slices: [slice(['node-b'])] });
+    await wait('/32 withdrawn', () => t.bgp.log.includes('withdraw 192.0.2.10/32'));
+    expect(t.bgp.log).not.toContain('withdraw 192.0.2.0/24');
   });
 });

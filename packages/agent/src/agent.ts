@@ -13,6 +13,7 @@ import type { NetfilterPort } from './netfilter-sync.js';
 import { type PolicyPort, withPolicy } from './policy-sync.js';
 import type { ArpPort, BgpPort, DatastorePort, PeerStatus, RoutesPort } from './ports.js';
 import { diffAdvertisements, diffArp, diffPeers } from './reconcile.js';
+import type { ServicePort } from './service-sync.js';
 import type { AgentStatus, PeerStatusView, RouteStatusView } from './status.js';
 
 export const NODE_IPV4_ANNOTATION = 'podnet.io/ipv4-address';
@@ -53,6 +54,8 @@ export interface AgentDeps {
   netfilter?: NetfilterPort;
   /** NetworkPolicy enforcement (policy-sync.ts), merged into `inet podnet`; absent with --network-policy off. */
   policy?: PolicyPort;
+  /** Services and EndpointSlices for per-Service announcements (service-sync.ts). */
+  services?: ServicePort;
 }
 
 type Phase = 'starting' | 'waiting-for-datastore' | 'resolving-address' | 'running' | 'stopping' | 'stopped';
@@ -103,6 +106,7 @@ export class Agent {
     this.log.info({ config: { ...this.deps.config } }, 'starting');
     await this.deps.arp.start();
     await this.deps.datastore.start(() => this.schedule('datastore'));
+    this.deps.services?.start(() => this.schedule('services'));
     this.deps.bgp.onRibChange(() => this.schedule('rib'));
     this.timers.push(
       setInterval(() => {
@@ -266,7 +270,9 @@ export class Agent {
       ...(cfg.bgpListenPort !== undefined ? { listenPortOverride: cfg.bgpListenPort } : {}),
       gracefulRestartTime: Math.round(cfg.gracefulRestartTime / 1000),
       externalMaxPrefixes: cfg.bgpMaxPrefixes,
+      ...(this.deps.services ? { services: this.deps.services.snapshot() } : {}),
     });
+    this.deps.services?.report(d.serviceProblems ?? []);
     this.metrics.recomputes.inc();
     const problems = d.problems.join('\n');
     if (problems !== this.lastProblems) {
@@ -283,7 +289,9 @@ export class Agent {
   }
 
   private async reconcile(): Promise<void> {
-    if (!this.deps.datastore.synced()) return;
+    // Until the Services are listed, announcing would withdraw the service routes peers kept over
+    // a graceful restart (End-of-RIB follows the first announcements).
+    if (!this.deps.datastore.synced() || this.deps.services?.synced() === false) return;
     // Read before computing: a pass that began while the speaker was still starting has neither
     // reconciled the peers nor seen the RIB, so it must not start the route programmer even if
     // the boot finishes while it runs.
@@ -776,6 +784,7 @@ export class Agent {
       ],
       ['arp', () => this.deps.arp.stop()],
       ['datastore', () => this.deps.datastore.stop()],
+      ['services', () => this.deps.services?.stop() ?? Promise.resolve()],
     ];
     for (const [part, step] of steps) {
       try {

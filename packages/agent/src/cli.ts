@@ -26,6 +26,7 @@ import { startMetricsListener } from './metrics-listener.js';
 import { NetfilterReconciler } from './netfilter-sync.js';
 import { parseSysctlConf } from './node-sysctls.js';
 import { PolicySync } from './policy-sync.js';
+import { ServiceSync } from './service-sync.js';
 import { startStatusServer } from './status.js';
 
 /**
@@ -207,6 +208,15 @@ async function main(): Promise<number> {
       ? { netfilter: new NetfilterReconciler({ nft: new NftTable({ exec: nftCli() }), log, metrics }) }
       : {}),
     ...(policy ? { policy } : {}),
+    services: new ServiceSync(client, {
+      log,
+      events: new EventRecorder({
+        client,
+        identity: config.nodeName,
+        limiter: new TokenBucket(config.statusWriteRate, config.statusWriteBurst),
+        logger: log,
+      }),
+    }),
     interfaces: listInterfaces,
     canReach,
     defaultObjects: defaults.done,

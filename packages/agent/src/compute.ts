@@ -25,6 +25,7 @@ import type {
   PrefixRule,
 } from './model.js';
 import { compileSelector } from './selector.js';
+import { type ServiceProblem, serviceRoutes } from './service-routes.js';
 
 export const DEFAULT_AS_NUMBER = 64512;
 export const DEFAULT_BGP_PORT = 179;
@@ -212,12 +213,21 @@ export function compute(inputs: ComputeInputs): Desired {
 
   // ---- Advertisements: confirmed blocks, borrowed /32s, service ranges.
   const advertisements: Advertisement[] = [];
+  let serviceProblems: ServiceProblem[] = [];
+  let serviceAddresses = 0;
   const communityRules = ((cfg('communities') ?? []) as { cidr: string; values: string[] }[]).flatMap((r) => {
     const c = parseCidr(r.cidr);
     return c ? [{ cidr: c, values: r.values }] : [];
   });
   if (address) {
-    const adv = (prefix: string, source: Advertisement['source']) => {
+    const adv = (
+      prefix: string,
+      source: Advertisement['source'],
+      extra: Pick<Advertisement, 'communities' | 'largeCommunities' | 'localPref' | 'services'> = {
+        communities: [],
+        largeCommunities: [],
+      },
+    ) => {
       const p = parseCidr(prefix)!;
       // IPv6 prefixes go out with the node's IPv6 address as next hop (podnet.io/ipv6-address).
       const nextHop = p.family === 4 ? address : addressV6;
@@ -228,12 +238,21 @@ export function compute(inputs: ComputeInputs): Desired {
       const values = [
         ...new Set(communityRules.filter((r) => cidrContains(r.cidr, p)).flatMap((r) => r.values)),
       ];
+      const merge = (a: string[], b: string[]) => [...new Set([...a, ...b])].sort();
       advertisements.push({
         prefix,
         nextHop,
-        communities: values.filter((v) => v.split(':').length === 2),
-        largeCommunities: values.filter((v) => v.split(':').length === 3),
+        communities: merge(
+          values.filter((v) => v.split(':').length === 2),
+          extra.communities,
+        ),
+        largeCommunities: merge(
+          values.filter((v) => v.split(':').length === 3),
+          extra.largeCommunities,
+        ),
         source,
+        ...(extra.localPref !== undefined ? { localPref: extra.localPref } : {}),
+        ...(extra.services ? { services: extra.services } : {}),
       });
     };
     for (const b of ownedBlocks) {
@@ -250,22 +269,49 @@ export function compute(inputs: ComputeInputs): Desired {
       ['serviceExternalIPs', 'service-external-ip'],
       ['serviceLoadBalancerIPs', 'service-loadbalancer-ip'],
     ];
+    // Aggregate (default): every node announces the ranges. PerService: each Service address
+    // instead (service-routes.ts); externalTrafficPolicy Local addresses go out in both modes.
+    const mode = globalCfg?.serviceAdvertisement ?? 'Aggregate';
     for (const [key, source] of services) {
       for (const c of (globalCfg?.[key] as string[] | undefined) ?? []) {
         const parsed = parseCidr(c);
         if (!parsed)
           problems.push(`BGPConfiguration default: ${key} entry ${JSON.stringify(c)} is not a CIDR, skipped`);
-        else adv(parsed.text, source);
+        else if (mode === 'Aggregate') adv(parsed.text, source);
       }
+    }
+    if (inputs.services) {
+      const sr = serviceRoutes({
+        nodeName: me,
+        ...inputs.services,
+        ranges: {
+          clusterIPs: globalCfg?.serviceClusterIPs ?? [],
+          externalIPs: globalCfg?.serviceExternalIPs ?? [],
+          loadBalancerIPs: globalCfg?.serviceLoadBalancerIPs ?? [],
+        },
+        mode,
+      });
+      serviceProblems = sr.problems;
+      const taken = new Set(advertisements.map((a) => a.prefix));
+      for (const a of sr.advertisements) if (!taken.has(a.prefix)) adv(a.prefix, a.source, a);
+      serviceAddresses = inputs.services.services.reduce(
+        (n, s) => n + s.clusterIPs.length + s.externalIPs.length + s.loadBalancerIPs.length,
+        0,
+      );
     }
   }
   const advertised = new Set(advertisements.map((a) => a.prefix));
-  const serviceRanges = advertisements
-    .filter((a) => a.source.startsWith('service-'))
-    .map((a) => parseCidr(a.prefix)!);
+  // Import from other nodes: inside the pools and the service ranges (any mode: their per-Service
+  // addresses are inside them).
+  const serviceRanges = (
+    ['serviceClusterIPs', 'serviceExternalIPs', 'serviceLoadBalancerIPs'] as const
+  ).flatMap((k) => (globalCfg?.[k] ?? []).flatMap((c) => parseCidr(c) ?? []));
+  // Other nodes may each send every Service address: room for them, rounded up to a power of two
+  // so that a Service more or less does not change every node peer's limit.
+  const serviceRoom = serviceAddresses ? 2 ** Math.ceil(Math.log2(serviceAddresses)) : 0;
   const nodeMax = nodeMaxPrefixes(
     pools.map((p) => ({ cidr: p.cidr, blockSize: p.pool.blockSize })),
-    serviceRanges.length,
+    serviceRanges.length + serviceRoom,
   );
   const nodeImport = nodeImportFilter([...pools.map((p) => p.cidr), ...serviceRanges]);
 
@@ -443,5 +489,6 @@ export function compute(inputs: ComputeInputs): Desired {
     peers: [...peers.values()].sort((a, b) => compareIp(a.address, b.address) || a.port - b.port),
     advertisements: advertisements.sort((a, b) => compareIp(a.prefix, b.prefix)),
     problems,
+    ...(inputs.services ? { serviceProblems } : {}),
   };
 }

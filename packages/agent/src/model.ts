@@ -2,6 +2,8 @@
 // bgp-ts RIB events into these plain shapes, so `compute` stays pure and is tested without a kernel,
 // an API server or a BGP peer.
 
+import type { EndpointSliceView, ServiceProblem, ServiceView } from './service-routes.js';
+
 export type Labels = Record<string, string>;
 
 export interface NodeView {
@@ -47,6 +49,8 @@ export interface BgpConfigView {
   serviceClusterIPs?: string[];
   serviceExternalIPs?: string[];
   serviceLoadBalancerIPs?: string[];
+  /** How Services with externalTrafficPolicy Cluster are announced (service-routes.ts). */
+  serviceAdvertisement?: 'Aggregate' | 'PerService';
   /** Destinations never masqueraded. */
   natOutgoingExclusions?: string[];
   /** BFD for node-to-node sessions and the default for BGPPeers. */
@@ -188,6 +192,10 @@ export interface Advertisement {
   communities: string[];
   largeCommunities: string[];
   source: AdvertisementSource;
+  /** LOCAL_PREF (iBGP peers only), from a Service annotation. */
+  localPref?: number;
+  /** The Services behind a per-Service address (`namespace/name`). */
+  services?: string[];
 }
 
 export interface ArpInterface {
@@ -219,6 +227,8 @@ export interface Desired {
   advertisements: Advertisement[];
   /** Inputs that were skipped, with why (logged by the shell, shown in /status). */
   problems: string[];
+  /** What a Service asks for that is not announced as written (Events on the Service). */
+  serviceProblems?: ServiceProblem[];
 }
 
 export interface ComputeInputs {
@@ -241,4 +251,6 @@ export interface ComputeInputs {
   gracefulRestartTime?: number;
   /** Receive limit of an external BGPPeer without maxPrefixes (--bgp-max-prefixes). */
   externalMaxPrefixes?: number;
+  /** Services and EndpointSlices (service-sync.ts); absent when the agent does not watch them. */
+  services?: { services: ServiceView[]; slices: EndpointSliceView[] };
 }

@@ -184,7 +184,8 @@ const communityValue = z
   .string()
   .describe('A standard community "asn:value" (16-bit each) or a large community "a:b:c" (32-bit each).');
 
-function communityProblem(v: string): boolean {
+/** True when `v` is neither a standard community (asn:value) nor a large one (a:b:c). */
+export function communityProblem(v: string): boolean {
   const parts = v.split(':');
   if (!parts.every((p) => /^\d{1,10}$/.test(p))) return true;
   const n = parts.map(Number);
@@ -260,6 +261,12 @@ export const bgpConfigurationSpecSchema = z
       ),
     serviceExternalIPs: z.array(cidrEntry).default([]),
     serviceLoadBalancerIPs: z.array(cidrEntry).default([]),
+    serviceAdvertisement: z
+      .enum(['Aggregate', 'PerService'])
+      .optional()
+      .describe(
+        'How Services with externalTrafficPolicy Cluster are announced: Aggregate (default) announces the serviceClusterIPs/serviceExternalIPs/serviceLoadBalancerIPs ranges from every node; PerService announces each such Service address (/32, /128) inside those ranges from every node instead. Services with externalTrafficPolicy Local are announced per address, only from nodes with a ready local endpoint, in both modes.',
+      ),
     logSeverity: z
       .enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal'])
       .optional()

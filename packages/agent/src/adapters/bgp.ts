@@ -188,6 +188,7 @@ export class BgpAdapter implements BgpPort {
       nextHop: a.nextHop,
       ...(a.communities.length ? { communities: a.communities } : {}),
       ...(a.largeCommunities.length ? { largeCommunities: a.largeCommunities } : {}),
+      ...(a.localPref !== undefined ? { localPref: a.localPref } : {}),
     });
   }
 

@@ -107,6 +107,7 @@ export function bgpConfigView(c: BGPConfiguration): BgpConfigView {
     serviceClusterIPs: s.serviceClusterIPs.map((e) => e.cidr),
     serviceExternalIPs: s.serviceExternalIPs.map((e) => e.cidr),
     serviceLoadBalancerIPs: s.serviceLoadBalancerIPs.map((e) => e.cidr),
+    ...(s.serviceAdvertisement ? { serviceAdvertisement: s.serviceAdvertisement } : {}),
     natOutgoingExclusions: s.natOutgoingExclusions.map((e) => e.cidr),
     ...(s.bfd ? { bfd: s.bfd } : {}),
   };

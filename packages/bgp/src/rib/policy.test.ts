@@ -21,7 +21,7 @@ describe('prefixAllowedV4', () => {
   it('agrees with prefixAllowed on the prefix written out, for any prefix list', () => {
     fc.assert(
       fc.property(
-        fc.array(fc.oneof(rule, fc.constant(ipv6Rule)), { maxLength: 6 }),
+        fc.array(fc.oneof(rule, fc.constant(ipv6Rule)), { maxLength: 12 }),
         fc.constantFrom('accept', 'reject'),
         // Prefixes near the rules' own networks as well as anywhere.
         fc.array(v4, { minLength: 1, maxLength: 20 }),
@@ -29,10 +29,11 @@ describe('prefixAllowedV4', () => {
           const p = compilePolicy({ prefixList: rules, defaultAction }, 'import');
           const near = rules
             .filter((r) => r !== ipv6Rule)
-            .map((r) => {
+            .flatMap((r) => {
               const [a, l] = r.prefix.split('/');
               const n = a!.split('.').reduce((x, o) => x * 256 + Number(o), 0);
-              return [n, Math.min(32, Number(l) + 2)] as const;
+              // The rule's own prefix (an exact rule's lookup) and a longer one inside it.
+              return [[n, Number(l)] as const, [n, Math.min(32, Number(l) + 2)] as const];
             });
           for (const [a, len] of [...prefixes, ...near]) {
             const net = len === 0 ? 0 : (a & ~(0xffffffff >>> len)) >>> 0;

@@ -40,6 +40,13 @@ interface CompiledRule {
 
 export interface CompiledPolicy {
   rules: CompiledRule[];
+  /**
+   * Exact-prefix rules (ge = le = the rule's length), by prefix key, to the index of the first one:
+   * a long list of exact prefixes (an originated-only export list) is a lookup, not a scan.
+   */
+  exact: Map<string, number>;
+  /** Indices of the other rules, in order. */
+  ranged: number[];
   defaultAccept: boolean;
   reject: Set<string>;
   add: string[];
@@ -63,11 +70,21 @@ export function compilePolicy(p: Policy | undefined, field: string): CompiledPol
     const v4 = pp.afi === Afi.IPV4 ? ((b[0]! << 24) | (b[1]! << 16) | (b[2]! << 8) | b[3]!) >>> 0 : 0;
     return { family: pp.afi, bytes: pp.bytes, len: pp.len, ge, le, accept: r.action === 'accept', v4 };
   });
+  const exact = new Map<string, number>();
+  const ranged: number[] = [];
+  rules.forEach((r, i) => {
+    if (r.ge === r.len && r.le === r.len) {
+      const k = exactKey(r.family, r.bytes, r.len);
+      if (!exact.has(k)) exact.set(k, i);
+    } else ranged.push(i);
+  });
   for (const [i, c] of [...(p.rejectCommunities ?? []), ...(p.addCommunities ?? [])].entries())
     if (parseCommunity(c) === undefined)
       throw new BgpConfigError(`${field}.communities[${i}]`, c, 'expected asn:value');
   return {
     rules,
+    exact,
+    ranged,
     defaultAccept: (p.defaultAction ?? (rules.length > 0 ? 'reject' : 'accept')) === 'accept',
     reject: new Set((p.rejectCommunities ?? []).map((c) => normaliseCommunity(c)!)),
     add: (p.addCommunities ?? []).map((c) => normaliseCommunity(c)!),
@@ -84,12 +101,27 @@ function covers(r: CompiledRule, bytes: Uint8Array, len: number): boolean {
   return true;
 }
 
-/** Does the prefix pass the prefix list? */
+/** `family/len/` and the prefix's leading `len` bits as hex (host bits cleared). */
+function exactKey(family: number, bytes: Uint8Array, len: number): string {
+  let hex = '';
+  for (let i = 0; i * 8 < len; i++) {
+    const keep = Math.min(8, len - i * 8);
+    hex += (bytes[i]! & (0xff << (8 - keep)) & 0xff).toString(16).padStart(2, '0');
+  }
+  return `${family}/${len}/${hex}`;
+}
+
+/** Does the prefix pass the prefix list? The first matching rule decides. */
 export function prefixAllowed(p: CompiledPolicy | undefined, prefix: string): boolean {
   if (!p || p.rules.length === 0) return p?.defaultAccept ?? true;
   const pp = parsePrefix(prefix);
-  for (const r of p.rules) if (r.family === pp.afi && covers(r, pp.bytes, pp.len)) return r.accept;
-  return p.defaultAccept;
+  const hit = p.exact.size ? p.exact.get(exactKey(pp.afi, pp.bytes, pp.len)) : undefined;
+  for (const i of p.ranged) {
+    if (hit !== undefined && i > hit) break;
+    const r = p.rules[i]!;
+    if (r.family === pp.afi && covers(r, pp.bytes, pp.len)) return r.accept;
+  }
+  return hit !== undefined ? p.rules[hit]!.accept : p.defaultAccept;
 }
 
 /**

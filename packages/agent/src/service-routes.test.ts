@@ -1,0 +1,226 @@
+import { describe, expect, it } from 'vitest';
+import { compute } from './compute.js';
+import type { ComputeInputs } from './model.js';
+import {
+  COMMUNITIES_ANNOTATION,
+  type EndpointSliceView,
+  LOCAL_PREFERENCE_ANNOTATION,
+  type ServiceInputs,
+  type ServiceView,
+  serviceRoutes,
+} from './service-routes.js';
+import { projectService, projectSlice } from './service-sync.js';
+
+const lb = (name: string, ip: string, over: Partial<ServiceView> = {}): ServiceView => ({
+  namespace: 'shop',
+  name,
+  type: 'LoadBalancer',
+  clusterIPs: ['10.96.0.10'],
+  externalIPs: [],
+  loadBalancerIPs: [ip],
+  externalTrafficPolicy: 'Local',
+  annotations: {},
+  ...over,
+});
+
+const slice = (service: string, readyNodes: string[]): EndpointSliceView => ({
+  namespace: 'shop',
+  name: `${service}-abc`,
+  service,
+  addressType: 'IPv4',
+  readyNodes,
+});
+
+const base = (over: Partial<ServiceInputs> = {}): ServiceInputs => ({
+  nodeName: 'node-a',
+  services: [],
+  slices: [],
+  ranges: { clusterIPs: [], externalIPs: [], loadBalancerIPs: ['192.0.2.0/24', '2001:db8:5::/112'] },
+  mode: 'Aggregate',
+  ...over,
+});
+
+describe('serviceRoutes', () => {
+  it('announces a Local Service /32 only from a node with a ready local endpoint', () => {
+    const services = [lb('web', '192.0.2.10')];
+    const here = serviceRoutes(base({ services, slices: [slice('web', ['node-a', 'node-b'])] }));
+    expect(here.advertisements.map((a) => a.prefix)).toEqual(['192.0.2.10/32']);
+    expect(here.advertisements[0]!.source).toBe('service-loadbalancer-ip');
+    const elsewhere = serviceRoutes(base({ services, slices: [slice('web', ['node-b'])] }));
+    expect(elsewhere.advertisements).toEqual([]);
+    expect(serviceRoutes(base({ services })).advertisements).toEqual([]);
+  });
+
+  it('withdraws when the last local endpoint goes, even if another slice of the Service remains', () => {
+    const services = [lb('web', '192.0.2.10')];
+    const two = [slice('web', ['node-a']), { ...slice('web', ['node-b']), name: 'web-def' }];
+    expect(serviceRoutes(base({ services, slices: two })).advertisements).toHaveLength(1);
+    expect(serviceRoutes(base({ services, slices: [two[1]!] })).advertisements).toEqual([]);
+  });
+
+  it('announces IPv6 addresses as /128', () => {
+    const r = serviceRoutes(
+      base({ services: [lb('v6', '2001:db8:5::7')], slices: [slice('v6', ['node-a'])] }),
+    );
+    expect(r.advertisements.map((a) => a.prefix)).toEqual(['2001:db8:5::7/128']);
+  });
+
+  it('reports an address outside every range, naming the field and value, and does not announce it', () => {
+    const r = serviceRoutes(
+      base({ services: [lb('web', '198.51.100.4')], slices: [slice('web', ['node-a'])] }),
+    );
+    expect(r.advertisements).toEqual([]);
+    expect(r.problems).toEqual([
+      expect.objectContaining({
+        name: 'web',
+        field: 'status.loadBalancer.ingress[0].ip',
+        value: '198.51.100.4',
+        reason: 'ServiceAddressNotAnnounced',
+      }),
+    ]);
+    expect(r.problems[0]!.message).toContain('serviceLoadBalancerIPs');
+  });
+
+  it('Cluster policy: nothing per Service in Aggregate mode, every Service address in PerService mode', () => {
+    const services = [lb('web', '192.0.2.10', { externalTrafficPolicy: 'Cluster' })];
+    expect(serviceRoutes(base({ services })).advertisements).toEqual([]);
+    const per = serviceRoutes(base({ services, mode: 'PerService' }));
+    expect(per.advertisements.map((a) => a.prefix)).toEqual(['192.0.2.10/32']);
+  });
+
+  it('applies valid community and local preference annotations', () => {
+    const r = serviceRoutes(
+      base({
+        services: [
+          lb('web', '192.0.2.10', {
+            annotations: {
+              [COMMUNITIES_ANNOTATION]: '65000:100, 65000:1:2',
+              [LOCAL_PREFERENCE_ANNOTATION]: '200',
+            },
+          }),
+        ],
+        slices: [slice('web', ['node-a'])],
+      }),
+    );
+    expect(r.problems).toEqual([]);
+    expect(r.advertisements[0]).toMatchObject({
+      communities: ['65000:100'],
+      largeCommunities: ['65000:1:2'],
+      localPref: 200,
+    });
+  });
+
+  it('reports a bad annotation by name and value and still announces the Service without it', () => {
+    const r = serviceRoutes(
+      base({
+        services: [
+          lb('web', '192.0.2.10', {
+            annotations: { [COMMUNITIES_ANNOTATION]: '65000:70000', [LOCAL_PREFERENCE_ANNOTATION]: 'high' },
+          }),
+        ],
+        slices: [slice('web', ['node-a'])],
+      }),
+    );
+    expect(r.advertisements).toHaveLength(1);
+    expect(r.advertisements[0]).toMatchObject({ communities: [], largeCommunities: [] });
+    expect(r.advertisements[0]!.localPref).toBeUndefined();
+    expect(r.problems.map((p) => [p.field, p.value, p.reason])).toEqual([
+      [COMMUNITIES_ANNOTATION, '65000:70000', 'InvalidServiceAnnotation'],
+      [LOCAL_PREFERENCE_ANNOTATION, 'high', 'InvalidServiceAnnotation'],
+    ]);
+  });
+
+  it('announces a shared address once for both Services', () => {
+    const r = serviceRoutes(
+      base({
+        services: [lb('a', '192.0.2.10'), lb('b', '192.0.2.10', { externalTrafficPolicy: 'Cluster' })],
+        slices: [slice('a', ['node-a'])],
+        mode: 'PerService',
+      }),
+    );
+    expect(r.advertisements).toHaveLength(1);
+    expect(r.advertisements[0]!.services).toEqual(['shop/a', 'shop/b']);
+  });
+});
+
+describe('projections', () => {
+  it('keep only the fields the announcements use', () => {
+    const s = projectService({
+      metadata: {
+        name: 'web',
+        namespace: 'shop',
+        uid: 'u1',
+        annotations: {
+          [LOCAL_PREFERENCE_ANNOTATION]: '150',
+          'kubectl.kubernetes.io/last-applied': 'x'.repeat(100),
+        },
+      },
+      spec: { type: 'LoadBalancer', clusterIPs: ['10.96.0.5'], externalTrafficPolicy: 'Local' },
+      status: { loadBalancer: { ingress: [{ ip: '192.0.2.9' }] } },
+    });
+    expect(s).toEqual({
+      namespace: 'shop',
+      name: 'web',
+      uid: 'u1',
+      type: 'LoadBalancer',
+      clusterIPs: ['10.96.0.5'],
+      externalIPs: [],
+      loadBalancerIPs: ['192.0.2.9'],
+      externalTrafficPolicy: 'Local',
+      annotations: { [LOCAL_PREFERENCE_ANNOTATION]: '150' },
+    });
+    const e = projectSlice({
+      metadata: { name: 'web-x', namespace: 'shop', labels: { 'kubernetes.io/service-name': 'web' } },
+      addressType: 'IPv4',
+      endpoints: [
+        { nodeName: 'node-b', conditions: { ready: true } },
+        { nodeName: 'node-a' },
+        { nodeName: 'node-c', conditions: { ready: false } },
+        { nodeName: 'node-b', conditions: { ready: null } },
+      ],
+    });
+    expect(e.readyNodes).toEqual(['node-a', 'node-b']);
+    expect(e.service).toBe('web');
+  });
+});
+
+describe('compute with Services', () => {
+  const inputs = (mode?: 'Aggregate' | 'PerService'): ComputeInputs => ({
+    nodeName: 'node-a',
+    nodeAddress: '10.0.0.1/24',
+    nodes: [{ name: 'node-a', labels: {}, ipv4: '10.0.0.1/24' }],
+    pools: [],
+    bgpConfigs: [
+      {
+        name: 'default',
+        serviceLoadBalancerIPs: ['192.0.2.0/24'],
+        communities: [{ cidr: '192.0.2.0/24', values: ['65000:1'] }],
+        ...(mode ? { serviceAdvertisement: mode } : {}),
+      },
+    ],
+    peers: [],
+    secrets: {},
+    blocks: [],
+    affinities: [],
+    pods: [],
+    rib: [],
+    services: {
+      services: [lb('web', '192.0.2.10', { annotations: { [COMMUNITIES_ANNOTATION]: '65000:2' } })],
+      slices: [slice('web', ['node-a'])],
+    },
+  });
+
+  it('announces the range and the Local /32 with range and Service communities', () => {
+    const d = compute(inputs());
+    expect(d.advertisements.map((a) => [a.prefix, a.communities])).toEqual([
+      ['192.0.2.0/24', ['65000:1']],
+      ['192.0.2.10/32', ['65000:1', '65000:2']],
+    ]);
+    expect(d.advertisements[1]!.nextHop).toBe('10.0.0.1');
+  });
+
+  it('PerService mode leaves the range aggregate out', () => {
+    const d = compute(inputs('PerService'));
+    expect(d.advertisements.map((a) => a.prefix)).toEqual(['192.0.2.10/32']);
+  });
+});

@@ -1,0 +1,250 @@
+// Which Service addresses this node announces (docs/services.md, "Advertisement"): a pure function of
+// the Services, the EndpointSlices, the BGPConfiguration ranges and the node's name. No I/O, sorted
+// output, so the agent's compute stays pure and this part is tested alone.
+//
+// - An address is announced only inside a range of its kind (serviceClusterIPs, serviceExternalIPs,
+//   serviceLoadBalancerIPs); one outside is reported, naming the field and the value.
+// - externalTrafficPolicy Local: the address (/32, /128) only while this node has a ready endpoint.
+// - externalTrafficPolicy Cluster: the range aggregate (mode Aggregate, the default) or each
+//   address from every node (mode PerService).
+// - Annotations add communities and a local preference; a bad value is reported and left out.
+import { communityProblem } from '@podnet/k8s';
+import { type Cidr, cidrContains, compareIp, hostCidr, parseCidr } from './ip.js';
+import type { AdvertisementSource } from './model.js';
+
+export const COMMUNITIES_ANNOTATION = 'podnet.io/bgp-communities';
+export const LOCAL_PREFERENCE_ANNOTATION = 'podnet.io/bgp-local-preference';
+
+/** The fields of a core/v1 Service the agent reads (service-sync.ts projects them). */
+export interface ServiceView {
+  namespace: string;
+  name: string;
+  uid?: string;
+  type: string;
+  clusterIPs: string[];
+  externalIPs: string[];
+  /** status.loadBalancer.ingress[].ip */
+  loadBalancerIPs: string[];
+  externalTrafficPolicy: 'Cluster' | 'Local';
+  /** Only the annotations read here. */
+  annotations: Record<string, string>;
+}
+
+/** The fields of a discovery.k8s.io/v1 EndpointSlice the agent reads. */
+export interface EndpointSliceView {
+  namespace: string;
+  name: string;
+  /** Label kubernetes.io/service-name. */
+  service: string;
+  addressType: string;
+  /** Nodes with at least one ready endpoint of this slice (sorted, unique). */
+  readyNodes: string[];
+}
+
+export type ServiceAdvertisementMode = 'Aggregate' | 'PerService';
+
+export interface ServiceInputs {
+  nodeName: string;
+  services: ServiceView[];
+  slices: EndpointSliceView[];
+  ranges: { clusterIPs: string[]; externalIPs: string[]; loadBalancerIPs: string[] };
+  mode: ServiceAdvertisementMode;
+}
+
+export interface ServiceAdvertisement {
+  prefix: string;
+  source: AdvertisementSource;
+  communities: string[];
+  largeCommunities: string[];
+  localPref?: number;
+  /** `namespace/name` of the Services behind the prefix (two may share an address). */
+  services: string[];
+}
+
+/** Something in a Service that podnet cannot use as written: reported as an Event on the Service. */
+export interface ServiceProblem {
+  namespace: string;
+  name: string;
+  uid?: string;
+  /** The field or annotation, e.g. `status.loadBalancer.ingress[0].ip`. */
+  field: string;
+  value: string;
+  reason: 'ServiceAddressNotAnnounced' | 'InvalidServiceAnnotation';
+  message: string;
+}
+
+export interface ServiceRoutes {
+  advertisements: ServiceAdvertisement[];
+  problems: ServiceProblem[];
+}
+
+const KINDS = [
+  { key: 'clusterIPs', field: 'spec.clusterIPs', range: 'serviceClusterIPs', source: 'service-cluster-ip' },
+  {
+    key: 'externalIPs',
+    field: 'spec.externalIPs',
+    range: 'serviceExternalIPs',
+    source: 'service-external-ip',
+  },
+  {
+    key: 'loadBalancerIPs',
+    field: 'status.loadBalancer.ingress',
+    range: 'serviceLoadBalancerIPs',
+    source: 'service-loadbalancer-ip',
+  },
+] as const;
+
+/** Communities and local preference from a Service's annotations, with what was wrong. */
+export function serviceAttributes(svc: ServiceView): {
+  communities: string[];
+  largeCommunities: string[];
+  localPref?: number;
+  problems: ServiceProblem[];
+} {
+  const problems: ServiceProblem[] = [];
+  const bad = (field: string, value: string, why: string) =>
+    problems.push({
+      namespace: svc.namespace,
+      name: svc.name,
+      ...(svc.uid ? { uid: svc.uid } : {}),
+      field,
+      value,
+      reason: 'InvalidServiceAnnotation',
+      message: `annotation ${field} value ${JSON.stringify(value)} ${why}; the Service is announced without it`,
+    });
+  const communities: string[] = [];
+  const largeCommunities: string[] = [];
+  const rawCommunities = svc.annotations[COMMUNITIES_ANNOTATION];
+  if (rawCommunities !== undefined) {
+    const values = rawCommunities
+      .split(',')
+      .map((v) => v.trim())
+      .filter(Boolean);
+    const wrong = values.filter(communityProblem);
+    if (wrong.length || values.length === 0)
+      bad(
+        COMMUNITIES_ANNOTATION,
+        rawCommunities,
+        `is not a comma-separated list of communities (asn:value, 16-bit each, or a:b:c, 32-bit each)${wrong.length ? `: ${wrong.map((w) => JSON.stringify(w)).join(', ')}` : ''}`,
+      );
+    else for (const v of values) (v.split(':').length === 2 ? communities : largeCommunities).push(v);
+  }
+  let localPref: number | undefined;
+  const rawPref = svc.annotations[LOCAL_PREFERENCE_ANNOTATION];
+  if (rawPref !== undefined) {
+    const t = rawPref.trim();
+    if (/^\d{1,10}$/.test(t) && Number(t) <= 0xffffffff) localPref = Number(t);
+    else bad(LOCAL_PREFERENCE_ANNOTATION, rawPref, 'is not an integer from 0 to 4294967295');
+  }
+  return {
+    communities: [...new Set(communities)].sort(),
+    largeCommunities: [...new Set(largeCommunities)].sort(),
+    ...(localPref !== undefined ? { localPref } : {}),
+    problems,
+  };
+}
+
+function parseRanges(list: string[]): Cidr[] {
+  return list.flatMap((c) => parseCidr(c) ?? []);
+}
+
+/** The Services this node has a ready endpoint of, as `namespace/name`. */
+export function servicesWithLocalEndpoints(slices: EndpointSliceView[], nodeName: string): Set<string> {
+  const out = new Set<string>();
+  for (const s of slices)
+    if (s.service && s.readyNodes.includes(nodeName)) out.add(`${s.namespace}/${s.service}`);
+  return out;
+}
+
+export function serviceRoutes(inputs: ServiceInputs): ServiceRoutes {
+  const problems: ServiceProblem[] = [];
+  const local = servicesWithLocalEndpoints(inputs.slices, inputs.nodeName);
+  const byPrefix = new Map<string, ServiceAdvertisement>();
+  const ranges = {
+    clusterIPs: parseRanges(inputs.ranges.clusterIPs),
+    externalIPs: parseRanges(inputs.ranges.externalIPs),
+    loadBalancerIPs: parseRanges(inputs.ranges.loadBalancerIPs),
+  };
+  const services = [...inputs.services].sort(
+    (a, b) => a.namespace.localeCompare(b.namespace) || a.name.localeCompare(b.name),
+  );
+  for (const svc of services) {
+    if (svc.type === 'ExternalName') continue;
+    const id = `${svc.namespace}/${svc.name}`;
+    // externalTrafficPolicy only exists for Services reachable from outside (NodePort,
+    // LoadBalancer, or with externalIPs); a ClusterIP Service without externalIPs is Cluster.
+    const external = svc.type === 'NodePort' || svc.type === 'LoadBalancer' || svc.externalIPs.length > 0;
+    const localPolicy = external && svc.externalTrafficPolicy === 'Local';
+    // Problems are reported whether or not this node announces the Service right now, so the
+    // report does not come and go with the endpoints.
+    const announce = localPolicy ? local.has(id) : inputs.mode === 'PerService';
+    const attrs = serviceAttributes(svc);
+    problems.push(...attrs.problems);
+    for (const kind of KINDS) {
+      if (kind.key === 'loadBalancerIPs' && svc.type !== 'LoadBalancer') continue;
+      const allowed = ranges[kind.key];
+      svc[kind.key].forEach((ip, i) => {
+        if (ip === 'None' || ip === '') return;
+        const host = hostCidr(ip);
+        const field = kind.key === 'loadBalancerIPs' ? `${kind.field}[${i}].ip` : `${kind.field}[${i}]`;
+        const c = host ? parseCidr(host) : undefined;
+        if (!host || !c) {
+          problems.push(problem(svc, field, ip, `is not an IP address`));
+          return;
+        }
+        if (!allowed.some((r) => cidrContains(r, c))) {
+          // Cluster IPs outside every range are the norm when none is configured: not reported.
+          if (kind.key === 'clusterIPs' && allowed.length === 0) return;
+          problems.push(
+            problem(
+              svc,
+              field,
+              ip,
+              allowed.length
+                ? `is outside every BGPConfiguration ${kind.range} range (${allowed.map((r) => r.text).join(', ')})`
+                : `is not announced: BGPConfiguration default has no ${kind.range} range`,
+            ),
+          );
+          return;
+        }
+        if (!announce) return;
+        const existing = byPrefix.get(host);
+        if (existing) {
+          // Two Services sharing an address: one announcement, with the union of their attributes.
+          existing.services = [...new Set([...existing.services, id])].sort();
+          existing.communities = [...new Set([...existing.communities, ...attrs.communities])].sort();
+          existing.largeCommunities = [
+            ...new Set([...existing.largeCommunities, ...attrs.largeCommunities]),
+          ].sort();
+          if (attrs.localPref !== undefined)
+            existing.localPref = Math.max(existing.localPref ?? 0, attrs.localPref);
+          return;
+        }
+        byPrefix.set(host, {
+          prefix: host,
+          source: kind.source,
+          communities: attrs.communities,
+          largeCommunities: attrs.largeCommunities,
+          ...(attrs.localPref !== undefined ? { localPref: attrs.localPref } : {}),
+          services: [id],
+        });
+      });
+    }
+  }
+  return {
+    advertisements: [...byPrefix.values()].sort((a, b) => compareIp(a.prefix, b.prefix)),
+    problems,
+  };
+}
+
+function problem(svc: ServiceView, field: string, value: string, why: string): ServiceProblem {
+  return {
+    namespace: svc.namespace,
+    name: svc.name,
+    ...(svc.uid ? { uid: svc.uid } : {}),
+    field,
+    value,
+    reason: 'ServiceAddressNotAnnounced',
+    message: `${field} ${JSON.stringify(value)} ${why}; not announced`,
+  };
+}
