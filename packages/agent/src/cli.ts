@@ -237,6 +237,25 @@ async function main(): Promise<number> {
           async () => ({ contentType: metrics.registry.contentType, body: await metrics.registry.metrics() }),
           log.child({ component: 'metrics' }),
         );
+  // The CNI shim's socket (loaded only when served: @podnet/cni is not otherwise in the agent).
+  const cniServer =
+    config.cniSocket === 'none'
+      ? undefined
+      : await import('./cni-server.js')
+          .then(({ startCniServer }) =>
+            startCniServer({
+              path: config.cniSocket,
+              nodeName: config.nodeName,
+              log,
+              metrics,
+              ...(config.cniHostConfDir ? { pathMap: [[config.cniHostConfDir, config.cniConfDir]] } : {}),
+            }),
+          )
+          .catch((err: unknown) => {
+            // Pods still start: the shim runs the standalone plugin when nothing answers.
+            log.error({ err, path: config.cniSocket }, 'cannot serve the CNI socket');
+            return undefined;
+          });
   const tokenSpec = cniTokenSpec(config);
   const cniToken = tokenSpec
     ? new CniTokenRefresher({
@@ -294,6 +313,7 @@ async function main(): Promise<number> {
         .stop()
         .catch((err: unknown) => log.warn({ err }, 'error while stopping the status writer'))
         .then(() => logLevel.stop())
+        .then(() => cniServer?.close())
         .then(() => agent.stop({ graceful: true }))
         .then(() => policy?.stop())
         .then(() => routes.nextHops.stop())

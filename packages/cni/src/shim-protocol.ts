@@ -41,7 +41,10 @@ export function decodeShimRequest(buf: Buffer): ShimDecode {
     records.push(rec);
   }
   if (records[0] !== SHIM_MAGIC) {
-    return { ok: false, error: `the request does not start with ${SHIM_MAGIC} (got ${JSON.stringify(records[0] ?? '')})` };
+    return {
+      ok: false,
+      error: `the request does not start with ${SHIM_MAGIC} (got ${JSON.stringify(records[0] ?? '')})`,
+    };
   }
   const meta: Record<string, string> = {};
   const env: Record<string, string> = {};
@@ -81,7 +84,10 @@ export function encodeShimRequest(r: ShimRequest): Buffer {
     ...Object.entries(r.env).map(([k, v]) => `${k}=${v}`),
     '',
   ];
-  return Buffer.concat([Buffer.from(recs.map((s) => `${s}\0`).join(''), 'utf8'), Buffer.from(r.stdin, 'utf8')]);
+  return Buffer.concat([
+    Buffer.from(recs.map((s) => `${s}\0`).join(''), 'utf8'),
+    Buffer.from(r.stdin, 'utf8'),
+  ]);
 }
 
 /** The byte the agent sends as soon as it takes a request. */
