@@ -21,7 +21,11 @@ let socket: string;
 
 type Result = { ips: { address: string }[]; interfaces: { name: string; sandbox?: string }[] };
 
-async function shim(command: 'ADD' | 'DEL', pod: string, podNs: Netns) {
+/**
+ * Runs the shim in the node's namespace. `fallback: false` gives it a standalone plugin that does not
+ * exist, so a command the agent did not answer fails instead of being done by the fallback.
+ */
+async function shim(command: 'ADD' | 'DEL', pod: string, podNs: Netns, fallback = true) {
   const env = {
     PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin',
     CNI_COMMAND: command,
@@ -31,6 +35,7 @@ async function shim(command: 'ADD' | 'DEL', pod: string, podNs: Netns) {
     CNI_ARGS: `IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME=${pod}`,
     CNI_PATH: dirname(SHIM),
     PODNET_CNI_SOCKET: socket,
+    ...(fallback ? {} : { PODNET_CNI_FALLBACK: join(lab.work, 'no-standalone-plugin') }),
   };
   const conf = {
     cniVersion: '1.0.0',
@@ -124,7 +129,7 @@ describe('the CNI shim and the agent socket', () => {
     const before = await served('ADD');
 
     const pod1 = await newPod('pod-1');
-    const add = await shim('ADD', 'pod-1', pod1);
+    const add = await shim('ADD', 'pod-1', pod1, false);
     expect(add.code, `${add.stdout}\n${add.stderr}`).toBe(0);
     const wired = await expectWired(pod1, JSON.parse(add.stdout) as Result);
     // The agent ran it (the standalone plugin would not count in the agent's metrics).
@@ -132,7 +137,7 @@ describe('the CNI shim and the agent socket', () => {
     const annotated = await lab.client.core.readNamespacedPod({ namespace: 'default', name: 'pod-1' });
     expect(annotated.metadata?.annotations?.['podnet.io/podIP']).toBe(wired.ip);
 
-    const del = await shim('DEL', 'pod-1', pod1);
+    const del = await shim('DEL', 'pod-1', pod1, false);
     expect(del.code, `${del.stdout}\n${del.stderr}`).toBe(0);
     expect(await served('DEL')).toBe(1);
     expect((await node.exec('ip', ['link', 'show', wired.hostIf])).code).not.toBe(0);

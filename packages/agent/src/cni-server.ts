@@ -209,7 +209,7 @@ export async function startCniServer(o: CniServerOptions): Promise<CniServer> {
   const sockets = new Set<Socket>();
   const inProgress = new Set<Promise<void>>();
 
-  const serve = async (c: Socket, buf: Buffer) => {
+  const serve = async (c: Socket, buf: Buffer, connectedAt: bigint) => {
     const decoded = decodeShimRequest(buf);
     if (!decoded.ok) {
       log.warn({ error: decoded.error }, 'CNI shim request refused');
@@ -237,10 +237,22 @@ export async function startCniServer(o: CniServerOptions): Promise<CniServer> {
     });
     const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
     o.metrics?.cniDuration.observe({ command, result: out.exitCode === 0 ? 'success' : 'error' }, seconds);
+    log.debug(
+      {
+        command,
+        containerId: req.env.CNI_CONTAINERID,
+        exitCode: out.exitCode,
+        receiveMs: Number(t0 - connectedAt) / 1e6,
+        runMs: seconds * 1000,
+      },
+      'CNI command answered',
+    );
     c.end(encodeShimAnswer(out.exitCode, out.stdout));
   };
 
-  const server: Server = createServer((c) => {
+  // Half-open: the shim shuts its side down after the request and reads the answer afterwards.
+  const server: Server = createServer({ allowHalfOpen: true }, (c) => {
+    const connectedAt = process.hrtime.bigint();
     sockets.add(c);
     const chunks: Buffer[] = [];
     let size = 0;
@@ -257,7 +269,7 @@ export async function startCniServer(o: CniServerOptions): Promise<CniServer> {
     c.on('end', () => {
       // The answer may take as long as the command does; the shim bounds its own wait.
       c.setTimeout(0);
-      const p = serve(c, Buffer.concat(chunks))
+      const p = serve(c, Buffer.concat(chunks), connectedAt)
         .catch((err: unknown) => {
           log.error({ err }, 'CNI request failed in the agent');
           c.destroy();
