@@ -16,7 +16,17 @@
 // Both paths may run at once on a node (an agent restarting, a timed-out shim): the allocation is a
 // compare-and-swap on the block and the result cache is the same directory.
 import { createHash } from 'node:crypto';
-import { chmodSync, existsSync, lstatSync, mkdirSync, readFileSync, statSync, unlinkSync } from 'node:fs';
+import {
+  accessSync,
+  chmodSync,
+  constants,
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  readFileSync,
+  statSync,
+  unlinkSync,
+} from 'node:fs';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { dirname } from 'node:path';
 import {
@@ -61,6 +71,8 @@ export interface CniServerOptions {
    * /etc/cni/net.d (the conflist's `kubeconfig`) mounted at /host/etc/cni/net.d in the DaemonSet.
    */
   pathMap?: [host: string, here: string][];
+  /** Whether ADD can write the host interface's sysctls (default: /proc/sys is writable). */
+  sysctlsWritable?: boolean;
   /** Runs one command (default @podnet/cni runPlugin); tests replace it. */
   run?: (env: NodeJS.ProcessEnv, stdin: string, hooks: RunHooks) => Promise<RunOutcome>;
 }
@@ -90,10 +102,27 @@ function startOf(pid: number): string | undefined {
   }
 }
 
+/**
+ * Whether this process can write the per-interface sysctls an ADD sets on the host end of the veth
+ * (forwarding, proxy_arp…). An unprivileged container's /proc/sys is read-only (the DaemonSet's
+ * agent): its ADDs are left to the standalone plugin, which runs on the host as root.
+ */
+export function interfaceSysctlsWritable(procSys = '/proc/sys'): boolean {
+  try {
+    accessSync(`${procSys}/net/ipv4/conf/default/forwarding`, constants.W_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** Why the agent cannot run this request as the standalone plugin would, or undefined. */
-export function declineReason(r: ShimRequest): string | undefined {
+export function declineReason(r: ShimRequest, canAdd = true): string | undefined {
   const cmd = r.env.CNI_COMMAND ?? '';
   if (!SERVED.has(cmd)) return `command ${JSON.stringify(cmd)} is not served by the agent`;
+  if (cmd === 'ADD' && !canAdd) {
+    return "the agent cannot write the pod interface's sysctls (its /proc/sys is read-only)";
+  }
   const start = startOf(r.pid);
   if (start === undefined || start !== r.pidStart) {
     return `the agent does not share the host's pid namespace (shim pid ${r.pid} not seen here)`;
@@ -206,6 +235,13 @@ export async function startCniServer(o: CniServerOptions): Promise<CniServer> {
     if (await answers(o.path)) throw new Error(`--cni-socket ${o.path} is served by another process`);
     unlinkSync(o.path);
   }
+  const canAdd = o.sysctlsWritable ?? interfaceSysctlsWritable();
+  if (!canAdd) {
+    log.warn(
+      { path: o.path },
+      '/proc/sys is read-only here: ADD is left to the standalone plugin (DEL and CHECK are served)',
+    );
+  }
   const sockets = new Set<Socket>();
   const inProgress = new Set<Promise<void>>();
 
@@ -218,11 +254,17 @@ export async function startCniServer(o: CniServerOptions): Promise<CniServer> {
       return;
     }
     const req = decoded.request;
-    const why = declineReason(req);
+    const why = declineReason(req, canAdd);
     if (why) {
       log.warn({ reason: why, command: req.env.CNI_COMMAND }, 'CNI request left to the standalone plugin');
       o.metrics?.cniDeclined.inc({
-        reason: why.startsWith('command') ? 'command' : why.includes('pid') ? 'pid-namespace' : 'netns',
+        reason: why.startsWith('command')
+          ? 'command'
+          : why.includes('sysctls')
+            ? 'sysctl-readonly'
+            : why.includes('pid')
+              ? 'pid-namespace'
+              : 'netns',
       });
       c.end(encodeShimDecline(why));
       return;
