@@ -105,6 +105,18 @@ async function main(): Promise<number> {
       ...(process.env.PODNET_CNI_TOKEN_DIR ? { tokenDir: process.env.PODNET_CNI_TOKEN_DIR } : {}),
       ...(spec ? { tokenFile: CNI_TOKEN_NAME } : {}),
       ...(config.kubeconfig ? { kubeconfigPath: config.kubeconfig } : {}),
+      // The host's own Node instead of a copy: where to look (comma-separated host paths, or none),
+      // where the host's root is mounted, and where the host sees the bin directory.
+      ...(process.env.PODNET_CNI_HOST_NODES
+        ? {
+            hostNodes:
+              process.env.PODNET_CNI_HOST_NODES === 'none'
+                ? []
+                : process.env.PODNET_CNI_HOST_NODES.split(',').filter((p) => p !== ''),
+          }
+        : {}),
+      ...(process.env.PODNET_HOST_ROOT ? { hostRoot: process.env.PODNET_HOST_ROOT } : {}),
+      ...(process.env.PODNET_CNI_HOST_BIN_DIR ? { hostBinDir: process.env.PODNET_CNI_HOST_BIN_DIR } : {}),
       logger: log,
     });
     return 0;
