@@ -66,7 +66,7 @@ describe('the CNI socket and the shim', () => {
         nodeName: 'node-a',
         log,
         metrics,
-        sysctlsWritable: true,
+        can: { sysctls: true, setns: true },
         run: async (env, stdin, hooks) => {
           seen.push({ env, stdin, caller: hooks.caller });
           return { stdout: '{"cniVersion":"1.0.0","code":11,"msg":"try again"}\n', exitCode: 1 };
@@ -124,7 +124,7 @@ describe('the CNI socket and the shim', () => {
         nodeName: 'node-a',
         log,
         metrics,
-        sysctlsWritable: false,
+        can: { sysctls: false, setns: true },
         run: async () => {
           ran++;
           return { stdout: '', exitCode: 0 };
@@ -169,7 +169,12 @@ describe('the CNI socket and the shim', () => {
     );
     expect(declineReason({ ...req, pidStart: '1' })).toMatch(/does not share the host's pid namespace/);
     expect(declineReason({ ...req, env: { CNI_COMMAND: 'GC' } })).toMatch(/command "GC" is not served/);
-    expect(declineReason(req, false)).toMatch(/sysctls/);
+    expect(declineReason(req, { sysctls: false, setns: true })).toMatch(/sysctls/);
+    const del = { ...req, env: { ...req.env, CNI_COMMAND: 'DEL' } };
+    expect(declineReason(del, { sysctls: false, setns: true })).toBeUndefined();
+    expect(declineReason(del, { sysctls: true, setns: false })).toMatch(
+      /cannot enter pod network namespaces/,
+    );
   });
 
   it('refuses to take over a socket another process serves', async () => {

@@ -71,8 +71,11 @@ export interface CniServerOptions {
    * /etc/cni/net.d (the conflist's `kubeconfig`) mounted at /host/etc/cni/net.d in the DaemonSet.
    */
   pathMap?: [host: string, here: string][];
-  /** Whether ADD can write the host interface's sysctls (default: /proc/sys is writable). */
-  sysctlsWritable?: boolean;
+  /**
+   * What this agent can do (default agentLimits(): /proc/sys writable, CAP_SYS_ADMIN for setns);
+   * tests override it.
+   */
+  can?: Partial<{ sysctls: boolean; setns: boolean }>;
   /** Runs one command (default @podnet/cni runPlugin); tests replace it. */
   run?: (env: NodeJS.ProcessEnv, stdin: string, hooks: RunHooks) => Promise<RunOutcome>;
 }
@@ -116,11 +119,33 @@ export function interfaceSysctlsWritable(procSys = '/proc/sys'): boolean {
   }
 }
 
+/**
+ * Whether this process may enter other network namespaces (setns needs CAP_SYS_ADMIN): ADD, CHECK
+ * and DEL work inside the pod's namespace. The DaemonSet's agent, unprivileged, has not.
+ */
+export function canEnterNamespaces(status = '/proc/self/status'): boolean {
+  try {
+    const m = /^CapEff:\s*([0-9a-f]+)$/m.exec(readFileSync(status, 'utf8'));
+    return m !== null && (BigInt(`0x${m[1]}`) & (1n << 21n)) !== 0n;
+  } catch {
+    return false;
+  }
+}
+
+/** What keeps this agent from running commands as the plugin would, whatever the request. */
+export function agentLimits(): { sysctls: boolean; setns: boolean } {
+  return { sysctls: interfaceSysctlsWritable(), setns: canEnterNamespaces() };
+}
+
 /** Why the agent cannot run this request as the standalone plugin would, or undefined. */
-export function declineReason(r: ShimRequest, canAdd = true): string | undefined {
+export function declineReason(
+  r: ShimRequest,
+  can: { sysctls: boolean; setns: boolean } = { sysctls: true, setns: true },
+): string | undefined {
   const cmd = r.env.CNI_COMMAND ?? '';
   if (!SERVED.has(cmd)) return `command ${JSON.stringify(cmd)} is not served by the agent`;
-  if (cmd === 'ADD' && !canAdd) {
+  if (!can.setns) return 'the agent cannot enter pod network namespaces (no CAP_SYS_ADMIN)';
+  if (cmd === 'ADD' && !can.sysctls) {
     return "the agent cannot write the pod interface's sysctls (its /proc/sys is read-only)";
   }
   const start = startOf(r.pid);
@@ -235,8 +260,13 @@ export async function startCniServer(o: CniServerOptions): Promise<CniServer> {
     if (await answers(o.path)) throw new Error(`--cni-socket ${o.path} is served by another process`);
     unlinkSync(o.path);
   }
-  const canAdd = o.sysctlsWritable ?? interfaceSysctlsWritable();
-  if (!canAdd) {
+  const can = { ...agentLimits(), ...o.can };
+  if (!can.setns) {
+    log.warn(
+      { path: o.path },
+      'no CAP_SYS_ADMIN: every CNI command is left to the standalone plugin (see docs/install.md, the CNI socket)',
+    );
+  } else if (!can.sysctls) {
     log.warn(
       { path: o.path },
       '/proc/sys is read-only here: ADD is left to the standalone plugin (DEL and CHECK are served)',
@@ -254,7 +284,7 @@ export async function startCniServer(o: CniServerOptions): Promise<CniServer> {
       return;
     }
     const req = decoded.request;
-    const why = declineReason(req, canAdd);
+    const why = declineReason(req, can);
     if (why) {
       log.warn({ reason: why, command: req.env.CNI_COMMAND }, 'CNI request left to the standalone plugin');
       o.metrics?.cniDeclined.inc({
@@ -262,9 +292,11 @@ export async function startCniServer(o: CniServerOptions): Promise<CniServer> {
           ? 'command'
           : why.includes('sysctls')
             ? 'sysctl-readonly'
-            : why.includes('pid')
-              ? 'pid-namespace'
-              : 'netns',
+            : why.includes('CAP_SYS_ADMIN')
+              ? 'no-cap-sys-admin'
+              : why.includes('pid')
+                ? 'pid-namespace'
+                : 'netns',
       });
       c.end(encodeShimDecline(why));
       return;

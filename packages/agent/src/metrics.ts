@@ -174,7 +174,7 @@ export function createMetrics(opts: { defaultMetrics?: boolean } = {}) {
     }),
     cniDeclined: new Counter({
       name: 'podnet_cni_declined_total',
-      help: 'CNI requests the agent left to the standalone plugin, by reason (command, sysctl-readonly, pid-namespace, netns, bad-request)',
+      help: 'CNI requests the agent left to the standalone plugin, by reason (command, no-cap-sys-admin, sysctl-readonly, pid-namespace, netns, bad-request)',
       labelNames: ['reason'],
       registers: [registry],
     }),
