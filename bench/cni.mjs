@@ -296,7 +296,8 @@ async function main() {
           'sinceProcessStartMs',
           'apiRequests',
         ]) {
-          (phases[k] ??= []).push(o[k]);
+          phases[k] ??= [];
+          phases[k].push(o[k]);
         }
       }
       refAdd.push((await cni(node, ref, env(groups.ref[i], 'ADD'), refConf)).ms);
