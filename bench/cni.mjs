@@ -38,6 +38,8 @@ const SCRIPT = fileURLToPath(new URL('../packages/cni/dist/podnet-cni.js', impor
 const REF_DIR = '/usr/lib/cni';
 const NODE = 'bench-node';
 const namespaces = [];
+/** The --load busy processes. */
+const loadWorkers = [];
 
 function sh(cmd, args, input) {
   const r = spawnSync(cmd, args, { input, encoding: 'utf8' });
@@ -122,11 +124,10 @@ async function forward(node, port) {
 /** Starts one busy process per core (bounded to LOAD_MAX_MS); returns a function that ends them. */
 function startLoad() {
   const spin = `const end = Date.now() + ${LOAD_MAX_MS}; let x = 0; while (Date.now() < end) x += Math.sqrt(x + 1);`;
-  const workers = [];
   for (let i = 0; i < availableParallelism(); i++)
-    workers.push(spawn(process.execPath, ['-e', spin], { stdio: 'ignore' }));
+    loadWorkers.push(spawn(process.execPath, ['-e', spin], { stdio: 'ignore' }));
   return () => {
-    for (const w of workers) if (w.exitCode === null) w.kill('SIGKILL');
+    for (const w of loadWorkers) if (w.exitCode === null) w.kill('SIGKILL');
   };
 }
 
@@ -379,6 +380,16 @@ async function main() {
     if (process.env.CNI_BENCH_KEEP) console.error(`kept ${tmp}`);
     else rmSync(tmp, { recursive: true, force: true });
   }
+}
+
+// Interrupted: the namespaces and the --load workers go too (the agent, in a namespace, follows
+// its namespace's removal only by its own exit; it is ended by the finally block when reached).
+for (const sig of ['SIGINT', 'SIGTERM']) {
+  process.once(sig, () => {
+    for (const w of loadWorkers) if (w.exitCode === null) w.kill('SIGKILL');
+    for (const n of namespaces) spawnSync('ip', ['netns', 'del', n]);
+    process.exit(1);
+  });
 }
 
 main().catch((err) => {
