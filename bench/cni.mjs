@@ -1,24 +1,36 @@
 // Benchmark: the podnet CNI plugin's ADD and DEL latency over N pods on one node, as a runtime
 // sees it (one process per call, environment + stdin), against the embedded API server; the
 // reference `ptp` plugin with `host-local` IPAM (Debian containernetworking-plugins) is run on the
-// same node for comparison. Process start is measured apart (VERSION wall time).
-// The plugin is run as installed: the dist/podnet-cni launcher (Node from the plugin's startup
-// snapshot); the script form (`node podnet-cni.js`) is timed on VERSION beside it.
-//   npm run bench -- cni [pods]
-//   CNI_BENCH_PLUGIN=/path/to/podnet-cni[.js] npm run bench -- cni   (another build; .js runs with node)
+// same node in the same run for comparison. Three paths, interleaved pod by pod so that the
+// machine's noise falls on all of them alike:
+// - podnet through the socket: the shim (dist/podnet-cni-shim) hands the command to a real
+//   podnet-agent running in the node's namespace with --cni-socket;
+// - podnet's fallback: the same shim with no agent answering, so it execs the standalone plugin
+//   (dist/podnet-standalone: Node from the plugin's startup snapshot);
+// - the reference ptp + host-local.
+// Process start is measured apart (VERSION wall time).
+//   npm run bench -- cni [pods] [--load]
+//   --load: two busy processes (one per core, bounded to 15 minutes) run beside the whole measurement.
+//   CNI_BENCH_PLUGIN=/path/to/podnet-cni[.js] npm run bench -- cni   (another standalone build; .js runs with node)
 // Everything runs in namespaces named pnt-cnibench-<pid>-<n> (removed at the end, or by the
 // testkit's cleanupStale() after a crash). Last line: one JSON object.
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, unlinkSync } from 'node:fs';
 import { connect, createServer } from 'node:net';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { startApiServer } from '../packages/apiserver/dist/index.js';
 import { IPPOOL, installCrds, KubeClient } from '../packages/k8s/dist/index.js';
 
-const PODS = Number(process.argv[2] ?? 200);
+const args = process.argv.slice(2);
+const LOAD = args.includes('--load');
+const PODS = Number(args.find((a) => /^\d+$/.test(a)) ?? 200);
+const SHIM = fileURLToPath(new URL('../packages/cni/dist/podnet-cni-shim', import.meta.url));
+const AGENT = fileURLToPath(new URL('../packages/agent/dist/cli.js', import.meta.url));
+/** How long the --load workers may spin at most (they are also ended when the bench ends). */
+const LOAD_MAX_MS = 15 * 60_000;
 // CNI_BENCH_PLUGIN=<path to podnet-cni.js> measures another build (e.g. an older one, side by side).
 const PLUGIN =
   process.env.CNI_BENCH_PLUGIN ?? fileURLToPath(new URL('../packages/cni/dist/podnet-cni', import.meta.url));
@@ -26,6 +38,8 @@ const SCRIPT = fileURLToPath(new URL('../packages/cni/dist/podnet-cni.js', impor
 const REF_DIR = '/usr/lib/cni';
 const NODE = 'bench-node';
 const namespaces = [];
+/** The --load busy processes. */
+const loadWorkers = [];
 
 function sh(cmd, args, input) {
   const r = spawnSync(cmd, args, { input, encoding: 'utf8' });
@@ -107,11 +121,67 @@ async function forward(node, port) {
   };
 }
 
+/** Starts one busy process per core (bounded to LOAD_MAX_MS); returns a function that ends them. */
+function startLoad() {
+  const spin = `const end = Date.now() + ${LOAD_MAX_MS}; let x = 0; while (Date.now() < end) x += Math.sqrt(x + 1);`;
+  for (let i = 0; i < availableParallelism(); i++)
+    loadWorkers.push(spawn(process.execPath, ['-e', spin], { stdio: 'ignore' }));
+  return () => {
+    for (const w of loadWorkers) if (w.exitCode === null) w.kill('SIGKILL');
+  };
+}
+
+/** Starts podnet-agent in the node's namespace serving `socket`; resolves once the socket is there. */
+async function startAgent(node, kubeconfig, socket, logFile) {
+  const { openSync } = await import('node:fs');
+  const out = openSync(logFile, 'a');
+  const child = spawn(
+    'nsenter',
+    [
+      `--net=${node.path}`,
+      process.execPath,
+      AGENT,
+      '--node-name',
+      NODE,
+      '--kubeconfig',
+      kubeconfig,
+      '--ip-autodetection-method',
+      'interface=up0',
+      '--status-listen',
+      'none',
+      '--metrics-listen',
+      'none',
+      '--cni-socket',
+      socket,
+      '--log-level',
+      process.env.CNI_BENCH_AGENT_LOGLEVEL ?? 'warn',
+    ],
+    { stdio: ['ignore', out, out] },
+  );
+  const t0 = Date.now();
+  while (!existsSync(socket)) {
+    if (child.exitCode !== null) throw new Error(`podnet-agent exited ${child.exitCode}: see ${logFile}`);
+    if (Date.now() - t0 > 60_000) throw new Error(`podnet-agent did not serve ${socket} within 60 s`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return async () => {
+    if (child.exitCode !== null) return;
+    const exited = new Promise((r) => child.once('exit', r));
+    child.kill('SIGTERM');
+    const t = setTimeout(() => child.kill('SIGKILL'), 20_000);
+    await exited;
+    clearTimeout(t);
+  };
+}
+
 async function main() {
-  if (!existsSync(PLUGIN)) throw new Error(`${PLUGIN} is missing: run the build first`);
+  for (const f of [PLUGIN, SHIM, AGENT])
+    if (!existsSync(f)) throw new Error(`${f} is missing: run the build first (npx turbo run build)`);
   const tmp = mkdtempSync(join(tmpdir(), 'podnet-bench-cni-'));
   const api = await startApiServer({ port: 0, host: '127.0.0.1', kubeconfigPath: join(tmp, 'kubeconfig') });
   let stopForward = async () => {};
+  let stopAgent = async () => {};
+  let stopLoad = () => {};
   try {
     const client = new KubeClient({ kubeconfigPath: join(tmp, 'kubeconfig') });
     await installCrds(client);
@@ -128,18 +198,30 @@ async function main() {
     sh('ip', ['-n', node.name, 'route', 'add', 'default', 'via', '192.0.2.2']);
     stopForward = await forward(node, Number(new URL(api.url).port));
 
-    const pods = [];
+    // Three pod sets, one per path, all present at once (as pods pile up on a node).
+    const groups = { socket: [], fallback: [], ref: [] };
     for (let i = 0; i < PODS; i++) {
-      const name = `bench-${i}`;
-      await client.core.createNamespacedPod({
-        namespace: 'default',
-        body: { metadata: { name }, spec: { nodeName: NODE, containers: [{ name: 'c', image: 'none' }] } },
-      });
-      pods.push({ name, ns: netns('cnibench'), id: `bench${String(i).padStart(6, '0')}` });
+      for (const [g, tag] of [
+        ['socket', 's'],
+        ['fallback', 'f'],
+        ['ref', 'r'],
+      ]) {
+        const name = `bench-${tag}${i}`;
+        if (g !== 'ref')
+          await client.core.createNamespacedPod({
+            namespace: 'default',
+            body: {
+              metadata: { name },
+              spec: { nodeName: NODE, containers: [{ name: 'c', image: 'none' }] },
+            },
+          });
+        groups[g].push({ name, ns: netns('cnibench'), id: `bench${tag}${String(i).padStart(6, '0')}` });
+      }
     }
 
     const node24 = PLUGIN.endsWith('.js') ? [process.execPath, PLUGIN] : [PLUGIN];
     const snapshot = !PLUGIN.endsWith('.js') && readFileSync(PLUGIN, 'utf8').includes('--snapshot-blob');
+    const socket = join(tmp, 'run', 'cni.sock');
     const conf = {
       cniVersion: '1.0.0',
       name: 'podnet',
@@ -150,6 +232,15 @@ async function main() {
       cacheDir: join(tmp, 'cache'),
       logLevel: process.env.CNI_BENCH_LOGLEVEL ?? 'warn',
     };
+    // No standalone plugin behind the socket path: a command the agent did not answer fails the bench.
+    const socketEnv = { PODNET_CNI_SOCKET: socket, PODNET_CNI_FALLBACK: join(tmp, 'no-standalone-plugin') };
+    const fallbackEnv = {
+      PODNET_CNI_SOCKET: join(tmp, 'run', 'nobody-serves-this.sock'),
+      ...(process.env.CNI_BENCH_PLUGIN ? { PODNET_CNI_FALLBACK: PLUGIN } : {}),
+    };
+    if (LOAD) stopLoad = startLoad();
+    stopAgent = await startAgent(node, join(tmp, 'kubeconfig'), socket, join(tmp, 'agent.log'));
+
     // Process start: VERSION loads nothing but the bundle; the first runs fill the compile cache.
     for (let i = 0; i < 3; i++) await cni(node, node24, { CNI_COMMAND: 'VERSION' }, { cniVersion: '1.0.0' });
     const start = [];
@@ -171,14 +262,28 @@ async function main() {
       CNI_IFNAME: 'eth0',
       CNI_ARGS: `IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME=${p.name}`,
     });
+    // The reference: ptp + host-local (veth, /32 address, routes; IPAM in a local file).
+    const refConf = {
+      cniVersion: '1.0.0',
+      name: 'ref',
+      type: 'ptp',
+      mtu: 1500,
+      ipam: { type: 'host-local', subnet: '10.99.0.0/16', dataDir: join(tmp, 'host-local') },
+    };
+    const ref = [join(REF_DIR, 'ptp')];
     const add = [];
     const del = [];
+    const fbAdd = [];
+    const fbDel = [];
+    const refAdd = [];
+    const refDel = [];
     const phases = {};
     const apiCalls = [];
-    for (const p of pods) {
-      const r = await cni(node, node24, env(p, 'ADD'), conf);
-      add.push(r.ms);
-      // With CNI_BENCH_LOGLEVEL=info the plugin logs its phases ('ADD done'): collect them.
+    for (let i = 0; i < PODS; i++) {
+      add.push((await cni(node, [SHIM], { ...env(groups.socket[i], 'ADD'), ...socketEnv }, conf)).ms);
+      const r = await cni(node, [SHIM], { ...env(groups.fallback[i], 'ADD'), ...fallbackEnv }, conf);
+      fbAdd.push(r.ms);
+      // With CNI_BENCH_LOGLEVEL=info the standalone plugin logs its phases ('ADD done'): collect them.
       for (const line of r.err.split('\n')) {
         if (!line.includes('"ADD done"')) continue;
         const o = JSON.parse(line);
@@ -192,36 +297,37 @@ async function main() {
           'sinceProcessStartMs',
           'apiRequests',
         ]) {
-          (phases[k] ??= []).push(o[k]);
+          phases[k] ??= [];
+          phases[k].push(o[k]);
         }
       }
+      refAdd.push((await cni(node, ref, env(groups.ref[i], 'ADD'), refConf)).ms);
     }
     const links = sh('ip', ['-n', node.name, '-json', 'link', 'show']);
     const wired = JSON.parse(links).filter((l) => l.ifname.startsWith('pn')).length;
-    if (wired !== PODS) throw new Error(`expected ${PODS} host interfaces after ADD, found ${wired}`);
-    for (const p of pods) del.push((await cni(node, node24, env(p, 'DEL'), conf)).ms);
-
-    // The reference: ptp + host-local (veth, /32 address, routes; IPAM in a local file).
-    const refConf = {
-      cniVersion: '1.0.0',
-      name: 'ref',
-      type: 'ptp',
-      mtu: 1500,
-      ipam: { type: 'host-local', subnet: '10.99.0.0/16', dataDir: join(tmp, 'host-local') },
-    };
-    const ref = [join(REF_DIR, 'ptp')];
-    const refAdd = [];
-    const refDel = [];
-    for (const p of pods) refAdd.push((await cni(node, ref, env(p, 'ADD'), refConf)).ms);
-    for (const p of pods) refDel.push((await cni(node, ref, env(p, 'DEL'), refConf)).ms);
+    if (wired !== 2 * PODS)
+      throw new Error(`expected ${2 * PODS} podnet host interfaces after ADD, found ${wired}`);
+    const agentLog = readFileSync(join(tmp, 'agent.log'), 'utf8');
+    if (agentLog.includes('CNI request left to the standalone plugin'))
+      throw new Error(`the agent declined requests the bench meant for it:\n${agentLog}`);
+    for (let i = 0; i < PODS; i++) {
+      del.push((await cni(node, [SHIM], { ...env(groups.socket[i], 'DEL'), ...socketEnv }, conf)).ms);
+      fbDel.push((await cni(node, [SHIM], { ...env(groups.fallback[i], 'DEL'), ...fallbackEnv }, conf)).ms);
+      refDel.push((await cni(node, ref, env(groups.ref[i], 'DEL'), refConf)).ms);
+    }
+    stopLoad();
 
     const res = {
       bench: 'cni',
       pods: PODS,
+      loaded: LOAD,
       add_p50_ms: r1(pct(add, 0.5)),
       add_p99_ms: r1(pct(add, 0.99)),
       del_p50_ms: r1(pct(del, 0.5)),
       del_p99_ms: r1(pct(del, 0.99)),
+      fallback_add_p50_ms: r1(pct(fbAdd, 0.5)),
+      fallback_add_p99_ms: r1(pct(fbAdd, 0.99)),
+      fallback_del_p99_ms: r1(pct(fbDel, 0.99)),
       process_start_ms: r1(pct(start, 0.5)),
       launcher: snapshot ? 'snapshot' : 'script',
       script_start_ms: r1(pct(script, 0.5)),
@@ -229,41 +335,61 @@ async function main() {
       ref_add_p50_ms: r1(pct(refAdd, 0.5)),
       ref_add_p99_ms: r1(pct(refAdd, 0.99)),
       ref_del_p99_ms: r1(pct(refDel, 0.99)),
-      add_p50_ratio_vs_ref: r1(pct(add, 0.5) / pct(refAdd, 0.5)),
+      add_p99_ratio: Math.round((pct(add, 0.99) / pct(refAdd, 0.99)) * 100) / 100,
+      add_p50_ratio_vs_ref: Math.round((pct(add, 0.5) / pct(refAdd, 0.5)) * 100) / 100,
+      fallback_add_p99_ratio: Math.round((pct(fbAdd, 0.99) / pct(refAdd, 0.99)) * 100) / 100,
     };
     const rows = [
-      ['podnet ADD', add],
-      ['podnet DEL', del],
+      ['podnet ADD (shim → agent socket)', add],
+      ['podnet DEL (shim → agent socket)', del],
+      ['podnet ADD (shim → standalone fallback)', fbAdd],
+      ['podnet DEL (shim → standalone fallback)', fbDel],
       [`podnet VERSION (process start, ${res.launcher})`, start],
       ['podnet VERSION (node podnet-cni.js)', script],
       ['node -e 0 (bare Node start)', bare],
       ['ref ptp+host-local ADD', refAdd],
       ['ref ptp+host-local DEL', refDel],
     ];
-    console.log(`CNI latency over ${PODS} pods on one node (ms, wall time per process incl. nsenter)`);
+    console.log(
+      `CNI latency over ${PODS} pods per path on one node (ms, wall time per process incl. nsenter)` +
+        (LOAD ? `, with ${availableParallelism()} busy processes beside it (--load)` : ''),
+    );
     const cols = ['p50', 'p90', 'p99', 'max'];
-    console.log(`${'call'.padEnd(40)}${cols.map((c) => c.padStart(9)).join('')}`);
+    console.log(`${'call'.padEnd(44)}${cols.map((c) => c.padStart(9)).join('')}`);
     for (const [k, v] of rows) {
       const f = [0.5, 0.9, 0.99, 1].map((p) => String(r1(pct(v, p))).padStart(9));
-      console.log(`${k.padEnd(40)}${f.join('')}`);
+      console.log(`${k.padEnd(44)}${f.join('')}`);
     }
     if (Object.keys(phases).length > 0) {
-      console.log('ADD phases inside the plugin (p50 ms):');
+      console.log('ADD phases inside the standalone plugin (p50 ms):');
       for (const [k, v] of Object.entries(phases))
         console.log(`  ${k.padEnd(22)}${String(r1(pct(v, 0.5))).padStart(8)}`);
     }
     if (apiCalls.length > 1) {
-      console.log('API requests of the first ADD (claims a block) and of the last one:');
+      console.log('API requests of the first standalone ADD (claims a block) and of the last one:');
       for (const c of apiCalls[0]) console.log(`  first  ${c}`);
       for (const c of apiCalls[apiCalls.length - 1]) console.log(`  last   ${c}`);
     }
     console.log(JSON.stringify(res));
   } finally {
+    stopLoad();
+    await stopAgent();
     await stopForward();
     await api.close();
     for (const n of namespaces) spawnSync('ip', ['netns', 'del', n]);
-    rmSync(tmp, { recursive: true, force: true });
+    if (process.env.CNI_BENCH_KEEP) console.error(`kept ${tmp}`);
+    else rmSync(tmp, { recursive: true, force: true });
   }
+}
+
+// Interrupted: the namespaces and the --load workers go too (the agent, in a namespace, follows
+// its namespace's removal only by its own exit; it is ended by the finally block when reached).
+for (const sig of ['SIGINT', 'SIGTERM']) {
+  process.once(sig, () => {
+    for (const w of loadWorkers) if (w.exitCode === null) w.kill('SIGKILL');
+    for (const n of namespaces) spawnSync('ip', ['netns', 'del', n]);
+    process.exit(1);
+  });
 }
 
 main().catch((err) => {

@@ -107,6 +107,18 @@ async function main(): Promise<number> {
       ...(process.env.PODNET_CNI_TOKEN_DIR ? { tokenDir: process.env.PODNET_CNI_TOKEN_DIR } : {}),
       ...(spec ? { tokenFile: CNI_TOKEN_NAME } : {}),
       ...(config.kubeconfig ? { kubeconfigPath: config.kubeconfig } : {}),
+      // The host's own Node instead of a copy: where to look (comma-separated host paths, or none),
+      // where the host's root is mounted, and where the host sees the bin directory.
+      ...(process.env.PODNET_CNI_HOST_NODES
+        ? {
+            hostNodes:
+              process.env.PODNET_CNI_HOST_NODES === 'none'
+                ? []
+                : process.env.PODNET_CNI_HOST_NODES.split(',').filter((p) => p !== ''),
+          }
+        : {}),
+      ...(process.env.PODNET_HOST_ROOT ? { hostRoot: process.env.PODNET_HOST_ROOT } : {}),
+      ...(process.env.PODNET_CNI_HOST_BIN_DIR ? { hostBinDir: process.env.PODNET_CNI_HOST_BIN_DIR } : {}),
       logger: log,
     });
     return 0;
@@ -248,6 +260,25 @@ async function main(): Promise<number> {
           async () => ({ contentType: metrics.registry.contentType, body: await metrics.registry.metrics() }),
           log.child({ component: 'metrics' }),
         );
+  // The CNI shim's socket (loaded only when served: @podnet/cni is not otherwise in the agent).
+  const cniServer =
+    config.cniSocket === 'none'
+      ? undefined
+      : await import('./cni-server.js')
+          .then(({ startCniServer }) =>
+            startCniServer({
+              path: config.cniSocket,
+              nodeName: config.nodeName,
+              log,
+              metrics,
+              ...(config.cniHostConfDir ? { pathMap: [[config.cniHostConfDir, config.cniConfDir]] } : {}),
+            }),
+          )
+          .catch((err: unknown) => {
+            // Pods still start: the shim runs the standalone plugin when nothing answers.
+            log.error({ err, path: config.cniSocket }, 'cannot serve the CNI socket');
+            return undefined;
+          });
   const tokenSpec = cniTokenSpec(config);
   const cniToken = tokenSpec
     ? new CniTokenRefresher({
@@ -320,6 +351,7 @@ async function main(): Promise<number> {
         .catch((err: unknown) => log.warn({ err }, 'error while stopping the status writer'))
         .then(() => lbAllocator?.stop())
         .then(() => logLevel.stop())
+        .then(() => cniServer?.close())
         .then(() => agent.stop({ graceful: true }))
         .then(() => policy?.stop())
         .then(() => routes.nextHops.stop())

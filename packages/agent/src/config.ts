@@ -144,6 +144,8 @@ export const agentConfigSchema = z
     cniConfDir: z.string().min(1).default('/etc/cni/net.d'),
     /** Where the host sees cniConfDir (install-cni in a container mounts it elsewhere); default cniConfDir. */
     cniHostConfDir: z.string().min(1).optional(),
+    /** The unix socket the CNI shim hands commands to (cni-server.ts); 'none': not served. */
+    cniSocket: z.string().min(1).default('none'),
     removeUnownedPodRoutes: bool.default(false),
     namespace: z.string().min(1).default('podnet-system'),
     ipamGcInterval: duration.default(300_000),
@@ -332,6 +334,12 @@ export const FIELDS: Record<Field, FieldSpec> = {
     env: 'PODNET_CNI_HOST_CONF_DIR',
     type: 'string',
     help: 'the CNI config dir as the host (kubelet, runtime) sees it, written into the conflist (default --cni-conf-dir)',
+  },
+  cniSocket: {
+    flag: 'cni-socket',
+    env: 'PODNET_CNI_SOCKET',
+    type: 'string',
+    help: "unix socket on which the agent runs the CNI shim's ADD/DEL/CHECK (the DaemonSet: /var/run/podnet/cni.sock; default none: not served)",
   },
   namespace: {
     flag: 'namespace',

@@ -1,5 +1,14 @@
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -76,10 +85,21 @@ describe('installCni', () => {
     if (!existsSync(bundle)) throw new Error(`${bundle} is missing: run the build of @podnet/cni first`);
     const root = tmp();
     const binDir = join(root, 'bin');
-    installCni({ nodeName: 'node-a', binDir, confDir: join(root, 'net.d') });
+    const { node, shim } = installCni({
+      nodeName: 'node-a',
+      binDir,
+      confDir: join(root, 'net.d'),
+      hostNodes: [],
+    });
     expect(existsSync(join(binDir, 'podnet_native.node'))).toBe(true);
+    expect(node).toMatchObject({ source: 'copy', path: join(binDir, 'podnet-node') });
+    // The runtime runs the shim; it execs the standalone launcher when the agent does not answer.
+    expect(shim).toBe(true);
+    expect(readFileSync(join(binDir, 'podnet'))).toEqual(
+      readFileSync(join(dirname(defaultPluginBundle()), 'podnet-cni-shim')),
+    );
     // The bundle was built with this Node, and the installed Node is a copy of it: the snapshot is used.
-    expect(readFileSync(join(binDir, 'podnet'), 'utf8')).toContain(
+    expect(readFileSync(join(binDir, 'podnet-standalone'), 'utf8')).toContain(
       '"$d/podnet-node" --snapshot-blob "$d/podnet-cni.snapshot" "$d"',
     );
     expect(existsSync(join(binDir, 'podnet-cni.snapshot'))).toBe(true);
@@ -103,15 +123,84 @@ describe('installCni', () => {
       binDir,
       confDir: join(root, 'net.d'),
       pluginSnapshot: notASnapshot,
+      hostNodes: [],
       logger: logger as never,
     });
     expect(warnings.join('\n')).toContain('does not start with the installed Node');
     expect(files).not.toContain(join(binDir, 'podnet-cni.snapshot'));
     expect(existsSync(join(binDir, 'podnet-cni.snapshot'))).toBe(false);
-    expect(readFileSync(join(binDir, 'podnet'), 'utf8')).toContain(
+    expect(readFileSync(join(binDir, 'podnet-standalone'), 'utf8')).toContain(
       '"$d/podnet-node" "$d/podnet-cni.cjs" "$@"',
     );
     expect(versionOf(binDir, root)).toMatchObject({ supportedVersions: expect.arrayContaining(['1.0.0']) });
+  });
+
+  it("runs the plugin on the host's own Node when it is recent enough, copies none and removes an earlier copy", () => {
+    const root = tmp();
+    const binDir = join(root, 'bin');
+    mkdirSync(binDir);
+    writeFileSync(join(binDir, 'podnet-node'), 'a copy from an earlier install');
+    const infos: { obj: unknown; msg: string }[] = [];
+    const logger = { warn() {}, info: (obj: unknown, msg: string) => infos.push({ obj, msg }) };
+    // This test's own Node stands for the host's (it built the snapshot, so the snapshot is used too).
+    const { node, files } = installCni({
+      nodeName: 'node-a',
+      binDir,
+      confDir: join(root, 'net.d'),
+      hostNodes: [join(root, 'no-such-node'), process.execPath],
+      logger: logger as never,
+    });
+    expect(node).toEqual({
+      source: 'host',
+      path: process.execPath,
+      version: process.versions.node,
+      rejected: [{ path: join(root, 'no-such-node'), reason: 'not found' }],
+    });
+    expect(existsSync(join(binDir, 'podnet-node'))).toBe(false);
+    expect(files).not.toContain(join(binDir, 'podnet-node'));
+    expect(readFileSync(join(binDir, 'podnet-standalone'), 'utf8')).toContain(
+      `exec '${process.execPath}' --snapshot-blob "$d/podnet-cni.snapshot" "$d"`,
+    );
+    expect(infos.at(-1)?.msg).toBe(
+      `CNI plugin installed: runs on the host's Node ${process.execPath} (${process.versions.node}), nothing copied`,
+    );
+    // The shim, with no agent to answer, runs the standalone launcher on the host's Node.
+    expect(versionOf(binDir, root)).toMatchObject({ supportedVersions: expect.arrayContaining(['1.1.0']) });
+  });
+
+  it("copies Node when the host's is too old or does not run, and says why", () => {
+    const root = tmp();
+    const old = join(root, 'old-node');
+    writeFileSync(old, '#!/bin/sh\necho 20.19.0\n');
+    chmodSync(old, 0o755);
+    const broken = join(root, 'broken-node');
+    writeFileSync(broken, '#!/bin/sh\necho "cannot execute binary file" >&2\nexit 126\n');
+    chmodSync(broken, 0o755);
+    const infos: { obj: unknown; msg: string }[] = [];
+    const logger = { warn() {}, info: (obj: unknown, msg: string) => infos.push({ obj, msg }) };
+    const binDir = join(root, 'bin');
+    const { node } = installCni({
+      nodeName: 'node-a',
+      binDir,
+      confDir: join(root, 'net.d'),
+      hostNodes: [old, broken],
+      logger: logger as never,
+    });
+    expect(node).toEqual({
+      source: 'copy',
+      path: join(binDir, 'podnet-node'),
+      version: process.versions.node,
+      rejected: [
+        { path: old, reason: 'version 20.19.0 is older than 22.3.0' },
+        { path: broken, reason: 'does not run: cannot execute binary file' },
+      ],
+    });
+    expect(statSync(join(binDir, 'podnet-node')).size).toBe(statSync(process.execPath).size);
+    expect(infos.at(-1)?.msg).toBe(
+      `CNI plugin installed with a copy of Node ${process.versions.node} (no usable Node on the host)`,
+    );
+    expect(infos.at(-1)?.obj).toMatchObject({ hostNodesNotUsed: node.rejected, shim: true });
+    expect(versionOf(binDir, root)).toMatchObject({ supportedVersions: expect.arrayContaining(['1.1.0']) });
   });
 
   it('fails naming the missing plugin bundle and what to do', () => {

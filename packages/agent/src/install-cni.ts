@@ -1,7 +1,8 @@
 // `podnet-agent install-cni`: what the DaemonSet's init container runs. Puts the CNI plugin on the
-// host (the bundled plugin `podnet-cni.cjs`, its startup snapshot `podnet-cni.snapshot`, the
-// rtnetlink addon `podnet_native.node` beside it, the Node binary that runs it and a `podnet`
-// wrapper), writes the
+// host (the shim `podnet` that hands commands to the agent, the standalone launcher
+// `podnet-standalone` it falls back to, the bundled plugin `podnet-cni.cjs`, its startup snapshot
+// `podnet-cni.snapshot`, the rtnetlink addon `podnet_native.node` beside it, and the host's own Node
+// when it is recent enough, else a copy `podnet-node`), writes the
 // conflist and a kubeconfig for the plugin. Every file is written to a temporary name and renamed,
 // so the kubelet never sees half a file.
 import { spawnSync } from 'node:child_process';
@@ -57,8 +58,25 @@ export interface InstallCniOptions {
    * the bundle). Without it the plugin still works, through `ip`/`nsenter`, and says so.
    */
   nativeAddon?: string;
-  /** The Node binary that runs the plugin (default: this process's). */
+  /**
+   * The Node binary to copy beside the plugin. Given, it is always copied; otherwise the host's own
+   * Node is used when one of `hostNodes` is recent enough, and this process's Node is copied if not.
+   */
   nodeBinary?: string;
+  /**
+   * Host Node binaries to try instead of copying one (host paths; default DEFAULT_HOST_NODES; []
+   * always copies). One is used when it runs and is at least MIN_HOST_NODE.
+   */
+  hostNodes?: string[];
+  /**
+   * Where this process sees the host's root (default '/': install-cni runs on the host). Otherwise
+   * a host Node is checked by running it under `chroot hostRoot` (CAP_SYS_CHROOT).
+   */
+  hostRoot?: string;
+  /** Where the host sees binDir (default binDir): the path the host's Node is probed with. */
+  hostBinDir?: string;
+  /** The CNI shim (default: podnet-cni-shim beside the bundle, when there). */
+  shim?: string;
   /**
    * The plugin's V8 startup snapshot (default: podnet-cni.snapshot beside the bundle, when there).
    * It is installed only if the installed Node starts from it; otherwise the wrapper runs the bundle.
@@ -104,15 +122,78 @@ export const CNI_BIN_FILES = {
   snapshot: 'podnet-cni.snapshot',
   addon: 'podnet_native.node',
   node: 'podnet-node',
+  /** The plugin the runtime runs (the conflist's type): the shim, or the standalone launcher. */
   wrapper: 'podnet',
+  /** The standalone plugin's launcher when the shim is installed as `podnet` (the shim execs it). */
+  standalone: 'podnet-standalone',
+  /** The shim in @podnet/cni's dist. */
+  shimSource: 'podnet-cni-shim',
 } as const;
+
+/** The oldest Node the bundle runs on (process.getBuiltinModule). */
+export const MIN_HOST_NODE = '22.3.0';
+/** Where a host's Node usually is. */
+export const DEFAULT_HOST_NODES = ['/usr/local/bin/node', '/usr/bin/node'];
+
+/** What runs the plugin: the host's own Node or a copy in the CNI bin directory. */
+export interface InstalledNode {
+  source: 'host' | 'copy';
+  /** The path the host runs (in the wrapper). */
+  path: string;
+  version: string;
+  /** Host Node binaries looked at and why each was not used. */
+  rejected: { path: string; reason: string }[];
+}
+
+const newer = (v: string, min: string) => {
+  const a = v.split('.').map(Number);
+  const b = min.split('.').map(Number);
+  for (let i = 0; i < 3; i++) if ((a[i] ?? 0) !== (b[i] ?? 0)) return (a[i] ?? 0) > (b[i] ?? 0);
+  return true;
+};
+
+/** Runs a Node binary as the host would (under chroot when the host's root is elsewhere). */
+function runHostNode(o: InstallCniOptions, node: string, args: string[], env: NodeJS.ProcessEnv = {}) {
+  const root = o.hostRoot ?? '/';
+  const [cmd, argv] = root === '/' ? [node, args] : ['chroot', [root, node, ...args]];
+  return spawnSync(cmd, argv, {
+    env: { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', ...env },
+    input: '',
+    encoding: 'utf8',
+    timeout: 20_000,
+  });
+}
+
+/** The first of o.hostNodes that runs and is recent enough, and why the others were not used. */
+export function findHostNode(o: InstallCniOptions): {
+  found?: { path: string; version: string };
+  rejected: { path: string; reason: string }[];
+} {
+  const rejected: { path: string; reason: string }[] = [];
+  for (const path of o.hostNodes ?? DEFAULT_HOST_NODES) {
+    if (!existsSync(join(o.hostRoot ?? '/', path))) {
+      rejected.push({ path, reason: 'not found' });
+      continue;
+    }
+    const r = runHostNode(o, path, ['-p', 'process.versions.node']);
+    const version = r.status === 0 ? r.stdout.trim() : '';
+    if (!/^\d+\.\d+\.\d+$/.test(version)) {
+      rejected.push({ path, reason: `does not run: ${(r.stderr || r.error?.message || r.stdout).trim()}` });
+    } else if (!newer(version, MIN_HOST_NODE)) {
+      rejected.push({ path, reason: `version ${version} is older than ${MIN_HOST_NODE}` });
+    } else {
+      return { found: { path, version }, rejected };
+    }
+  }
+  return { rejected };
+}
 
 /**
  * Copies the plugin's startup snapshot and checks that the installed Node starts from it (a
  * snapshot works only with the very Node binary that built it). Returns its installed path, or
  * undefined when there is none or it does not start (the wrapper then runs the bundle).
  */
-function installSnapshot(o: InstallCniOptions, bundle: string, nodeBin: string): string | undefined {
+function installSnapshot(o: InstallCniOptions, bundle: string, node: InstalledNode): string | undefined {
   const src = o.pluginSnapshot ?? join(dirname(bundle), CNI_BIN_FILES.snapshot);
   const dst = join(o.binDir, CNI_BIN_FILES.snapshot);
   if (!existsSync(src)) {
@@ -122,22 +203,29 @@ function installSnapshot(o: InstallCniOptions, bundle: string, nodeBin: string):
     return undefined;
   }
   atomicCopy(src, dst, 0o644);
-  const probe = spawnSync(nodeBin, ['--snapshot-blob', dst, o.binDir], {
-    env: { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', CNI_COMMAND: 'VERSION' },
-    input: '',
-    encoding: 'utf8',
-    timeout: 20_000,
-  });
+  // As the host runs it: the host's paths, and the host's Node under chroot when that is elsewhere.
+  const hostBin = node.source === 'host' ? (o.hostBinDir ?? o.binDir) : o.binDir;
+  const probe =
+    node.source === 'host'
+      ? runHostNode(o, node.path, ['--snapshot-blob', join(hostBin, CNI_BIN_FILES.snapshot), hostBin], {
+          CNI_COMMAND: 'VERSION',
+        })
+      : spawnSync(join(o.binDir, CNI_BIN_FILES.node), ['--snapshot-blob', dst, o.binDir], {
+          env: { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', CNI_COMMAND: 'VERSION' },
+          input: '',
+          encoding: 'utf8',
+          timeout: 20_000,
+        });
   if (probe.status === 0 && probe.stdout.includes('supportedVersions')) return dst;
   o.logger?.warn(
-    { snapshot: src, node: nodeBin, error: (probe.stderr || probe.error?.message || probe.stdout).trim() },
+    { snapshot: src, node: node.path, error: (probe.stderr || probe.error?.message || probe.stdout).trim() },
     'the CNI plugin snapshot does not start with the installed Node: the plugin runs from the bundle',
   );
   rmSync(dst, { force: true });
   return undefined;
 }
 
-export function installCni(o: InstallCniOptions): { files: string[] } {
+export function installCni(o: InstallCniOptions): { files: string[]; node: InstalledNode; shim: boolean } {
   const bundle = o.pluginBundle ?? defaultPluginBundle();
   if (!existsSync(bundle))
     throw new AgentError(
@@ -167,18 +255,48 @@ export function installCni(o: InstallCniOptions): { files: string[] } {
   const js = join(o.binDir, CNI_BIN_FILES.bundle);
   atomicCopy(bundle, js, 0o755);
   files.push(js);
-  const nodeBin = join(o.binDir, CNI_BIN_FILES.node);
-  atomicCopy(o.nodeBinary ?? process.execPath, nodeBin, 0o755);
-  files.push(nodeBin);
-  const snapshot = installSnapshot(o, bundle, nodeBin);
+  // The host's own Node when it will do; a copy of ours (about 100 MB) otherwise.
+  const host = o.nodeBinary === undefined ? findHostNode(o) : { rejected: [] };
+  const copied = join(o.binDir, CNI_BIN_FILES.node);
+  let node: InstalledNode;
+  if (host.found) {
+    node = { source: 'host', ...host.found, rejected: host.rejected };
+  } else {
+    atomicCopy(o.nodeBinary ?? process.execPath, copied, 0o755);
+    files.push(copied);
+    node = {
+      source: 'copy',
+      path: copied,
+      version: o.nodeBinary === undefined ? process.versions.node : 'given',
+      rejected: host.rejected,
+    };
+  }
+  const snapshot = installSnapshot(o, bundle, node);
   if (snapshot) files.push(snapshot);
-  const wrapper = join(o.binDir, CNI_BIN_FILES.wrapper);
+  // The standalone launcher: `podnet` itself without the shim, `podnet-standalone` beside it with.
+  const shimSrc = o.shim ?? join(dirname(bundle), CNI_BIN_FILES.shimSource);
+  const withShim = existsSync(shimSrc);
+  if (!withShim && o.shim !== undefined)
+    throw new AgentError('AGENT_ERR_CONFIG', `CNI shim ${shimSrc} not found`);
+  const launcher = join(o.binDir, withShim ? CNI_BIN_FILES.standalone : CNI_BIN_FILES.wrapper);
   // The directory is taken from $0 without running dirname (one process less per pod).
+  const exe =
+    node.source === 'host' ? `'${node.path.replaceAll("'", "'\\''")}'` : `"$d/${CNI_BIN_FILES.node}"`;
   const run = snapshot
-    ? `exec "$d/${CNI_BIN_FILES.node}" --snapshot-blob "$d/${CNI_BIN_FILES.snapshot}" "$d"`
-    : `exec "$d/${CNI_BIN_FILES.node}" "$d/${CNI_BIN_FILES.bundle}" "$@"`;
-  atomicWrite(wrapper, `#!/bin/sh\ncase $0 in */*) d=\${0%/*} ;; *) d=. ;; esac\n${run}\n`, 0o755);
-  files.push(wrapper);
+    ? `exec ${exe} --snapshot-blob "$d/${CNI_BIN_FILES.snapshot}" "$d"`
+    : `exec ${exe} "$d/${CNI_BIN_FILES.bundle}" "$@"`;
+  atomicWrite(launcher, `#!/bin/sh\ncase $0 in */*) d=\${0%/*} ;; *) d=. ;; esac\n${run}\n`, 0o755);
+  files.push(launcher);
+  if (withShim) {
+    // Last: the shim execs the launcher written above.
+    const wrapper = join(o.binDir, CNI_BIN_FILES.wrapper);
+    atomicCopy(shimSrc, wrapper, 0o755);
+    files.push(wrapper);
+  } else {
+    rmSync(join(o.binDir, CNI_BIN_FILES.standalone), { force: true });
+  }
+  // A copy from an earlier install is no longer run once the launcher names the host's Node.
+  if (node.source === 'host') rmSync(copied, { force: true });
 
   const kubeconfig = join(o.confDir, CNI_KUBECONFIG_NAME);
   if (o.tokenDir) {
@@ -245,6 +363,17 @@ export function installCni(o: InstallCniOptions): { files: string[] } {
   const conf = join(o.confDir, CONFLIST_NAME);
   atomicWrite(conf, conflist, 0o644);
   files.push(conf);
-  o.logger?.info({ files }, 'CNI plugin installed');
-  return { files };
+  o.logger?.info(
+    {
+      files,
+      node: { source: node.source, path: node.path, version: node.version },
+      hostNodesNotUsed: node.rejected,
+      snapshot: snapshot !== undefined,
+      shim: withShim,
+    },
+    node.source === 'host'
+      ? `CNI plugin installed: runs on the host's Node ${node.path} (${node.version}), nothing copied`
+      : `CNI plugin installed with a copy of Node ${node.version} (no usable Node on the host)`,
+  );
+  return { files, node, shim: withShim };
 }

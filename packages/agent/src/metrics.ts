@@ -165,6 +165,19 @@ export function createMetrics(opts: { defaultMetrics?: boolean } = {}) {
       help: '1 when /readyz answers 200',
       registers: [registry],
     }),
+    cniDuration: new Histogram({
+      name: 'podnet_cni_duration_seconds',
+      help: 'Time the agent took to run a CNI command the shim handed it over the CNI socket (from acceptance to answer)',
+      labelNames: ['command', 'result'],
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      registers: [registry],
+    }),
+    cniDeclined: new Counter({
+      name: 'podnet_cni_declined_total',
+      help: 'CNI requests the agent left to the standalone plugin, by reason (command, no-cap-sys-admin, sysctl-readonly, pid-namespace, netns, bad-request)',
+      labelNames: ['reason'],
+      registers: [registry],
+    }),
   };
   return m;
 }

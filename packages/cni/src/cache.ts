@@ -52,6 +52,9 @@ export interface InflightMarker {
   startedAt: string;
 }
 
+/** Distinguishes temporary files of one process (the agent serves several commands at once). */
+let tmpSeq = 0;
+
 /** The start time of a process (clock ticks since boot), or undefined when there is no such process. */
 export function processStart(pid: number): string | undefined {
   try {
@@ -105,7 +108,7 @@ export class ResultCache {
   put(entry: CacheEntry): void {
     mkdirSync(this.dir, { recursive: true, mode: 0o700 });
     const file = this.path(entry.network, entry.containerId, entry.ifname);
-    const tmp = `${file}.${process.pid}.tmp`;
+    const tmp = `${file}.${process.pid}.${++tmpSeq}.tmp`;
     writeFileSync(tmp, JSON.stringify(entry), { mode: 0o600 });
     renameSync(tmp, file);
   }
@@ -118,19 +121,25 @@ export class ResultCache {
     return join(this.dir, 'inflight', `${handle.replace(/[^A-Za-z0-9_.-]/g, '_')}.json`);
   }
 
-  /** Records that this process is about to allocate for `handle` (removed by clearInflight). */
-  markInflight(m: Omit<InflightMarker, 'kind' | 'pid' | 'pidStart' | 'startedAt'>): void {
+  /**
+   * Records that this process (or `owner`, the process the ADD is done for) is about to allocate
+   * for `handle` (removed by clearInflight).
+   */
+  markInflight(
+    m: Omit<InflightMarker, 'kind' | 'pid' | 'pidStart' | 'startedAt'>,
+    owner?: { pid: number; pidStart: string },
+  ): void {
     const dir = join(this.dir, 'inflight');
     mkdirSync(dir, { recursive: true, mode: 0o700 });
     const marker: InflightMarker = {
       kind: 'podnet-inflight',
       ...m,
-      pid: process.pid,
-      pidStart: processStart(process.pid) ?? '',
+      pid: owner?.pid ?? process.pid,
+      pidStart: owner ? owner.pidStart : (processStart(process.pid) ?? ''),
       startedAt: new Date().toISOString(),
     };
     const file = this.inflightPath(m.handle);
-    const tmp = `${file}.${process.pid}.tmp`;
+    const tmp = `${file}.${process.pid}.${++tmpSeq}.tmp`;
     writeFileSync(tmp, JSON.stringify(marker), { mode: 0o600 });
     renameSync(tmp, file);
   }

@@ -22,6 +22,8 @@ export {
 export { type CniCommand, type CniRequest, type PodRef, parseCniArgs, parseEnv } from './env.js';
 export { CniError, CniErrorCode, CniErrorName, type CniErrorObject } from './errors.js';
 export { IprouteDataplane } from './iproute.js';
+export { type KubeTarget, loadKubeTarget, MiniKube } from './kube.js';
+export { KubeDatastore } from './kube-datastore.js';
 export { type RunHooks, type RunOutcome, runPlugin } from './main.js';
 export { NetlinkDataplane } from './netlink.js';
 export {
@@ -36,4 +38,15 @@ export {
 } from './plan.js';
 export { cmdAdd, cmdCheck, cmdDel, cmdGc, cmdStatus, type Deps, type Log } from './plugin.js';
 export { type CniResult, convertResult, mergeResults, parseResult } from './result.js';
+export {
+  DEFAULT_AGENT_SOCKET,
+  decodeShimRequest,
+  encodeShimAnswer,
+  encodeShimDecline,
+  encodeShimRequest,
+  SHIM_ACCEPTED,
+  SHIM_MAGIC,
+  type ShimDecode,
+  type ShimRequest,
+} from './shim-protocol.js';
 export { CURRENT_VERSION, compareVersions, SUPPORTED_VERSIONS, versionInfo } from './version.js';

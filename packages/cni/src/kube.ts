@@ -353,6 +353,9 @@ function describeNetError(err: NodeJS.ErrnoException, target: KubeTarget): strin
   return code || err.message;
 }
 
+/** Connections kept per API server. */
+const MAX_SOCKETS = 4;
+
 export class MiniKube {
   /** Requests sent and the time spent waiting for them (logged with each ADD). */
   readonly stats = { requests: 0, ms: 0, calls: [] as string[] };
@@ -364,7 +367,7 @@ export class MiniKube {
     private readonly timeoutMs: number,
   ) {
     this.https = target.server.protocol === 'https:';
-    const opts = { keepAlive: true, maxSockets: 4 };
+    const opts = { keepAlive: true, maxSockets: MAX_SOCKETS };
     this.agent = this.https
       ? new HttpsAgent({
           ...opts,
@@ -399,23 +402,45 @@ export class MiniKube {
     const what = `${method} ${url.pathname}`;
     const t0 = now();
     this.stats.requests += 1;
-    const res = await new Promise<{ status: number; text: string }>((resolve, reject) => {
-      const req = (this.https ? httpsRequest : httpRequest)(
-        url,
-        { method, headers, agent: this.agent, timeout: this.timeoutMs },
-        (r: IncomingMessage) => {
-          const chunks: Buffer[] = [];
-          r.on('data', (c: Buffer) => chunks.push(c));
-          r.on('end', () =>
-            resolve({ status: r.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') }),
-          );
-          r.on('error', reject);
-        },
-      );
-      req.on('timeout', () => req.destroy(new Error(`no answer within ${this.timeoutMs} ms`)));
-      req.on('error', reject);
-      req.end(payload);
-    }).catch((err: NodeJS.ErrnoException) => {
+    const send = () =>
+      new Promise<{ status: number; text: string }>((resolve, reject) => {
+        let answered = false;
+        const req = (this.https ? httpsRequest : httpRequest)(
+          url,
+          { method, headers, agent: this.agent, timeout: this.timeoutMs },
+          (r: IncomingMessage) => {
+            answered = true;
+            const chunks: Buffer[] = [];
+            r.on('data', (c: Buffer) => chunks.push(c));
+            r.on('end', () =>
+              resolve({ status: r.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') }),
+            );
+            r.on('error', reject);
+          },
+        );
+        req.on('timeout', () => req.destroy(new Error(`no answer within ${this.timeoutMs} ms`)));
+        req.on('error', (err: NodeJS.ErrnoException) => {
+          // A kept-alive connection the server closed while idle (its keep-alive timeout) fails the
+          // next request sent on it before any answer: that request never reached the server.
+          if (req.reusedSocket && !answered && (err.code === 'ECONNRESET' || err.code === 'EPIPE')) {
+            reject(Object.assign(err, { staleConnection: true }));
+          } else reject(err);
+        });
+        req.end(payload);
+      });
+    // Each pooled connection may be stale; a new one is opened once they are used up.
+    const sendFresh = async (): Promise<{ status: number; text: string }> => {
+      for (let attempt = 0; ; attempt++) {
+        try {
+          return await send();
+        } catch (err) {
+          const e = err as NodeJS.ErrnoException & { staleConnection?: boolean };
+          if (!e.staleConnection || attempt >= MAX_SOCKETS) throw err;
+          this.stats.calls.push(`${what} sent again (${e.code} on a kept-alive connection)`);
+        }
+      }
+    };
+    const res = await sendFresh().catch((err: NodeJS.ErrnoException) => {
       throw new CniError(
         CniErrorCode.TryAgainLater,
         `Kubernetes API ${this.target.server.origin} unreachable (${what}): ${describeNetError(err, this.target)}`,

@@ -24,6 +24,11 @@ export interface RunHooks {
   /** Opens the datastore for a config (default: the Kubernetes API through the kubeconfig). */
   datastore?: (cfg: PluginConfig, log: Log) => Promise<Datastore>;
   logger?: (cfg: PluginConfig) => Promise<Log>;
+  /**
+   * Who the command is run for, when not this process (the agent serving the shim): the runtime GC
+   * keys on, and the process named by the ADD's in-flight marker.
+   */
+  caller?: { runtime: string; pid: number; pidStart: string };
 }
 
 async function defaultLogger(cfg: PluginConfig): Promise<Log> {
@@ -83,6 +88,9 @@ export async function runPlugin(
       },
       cache: new ResultCache(cfg.cacheDir),
       log: child,
+      ...(hooks.caller
+        ? { runtime: hooks.caller.runtime, owner: { pid: hooks.caller.pid, pidStart: hooks.caller.pidStart } }
+        : {}),
     };
     const fp = failpointFromEnv(env);
     if (fp) deps.failpoint = fp;

@@ -41,6 +41,11 @@ export interface Deps {
   failpoint?: (name: FailpointName) => Promise<void>;
   /** Who runs the plugin (default: runtimeId(), the parent's executable); GC keys on it. */
   runtime?: string;
+  /**
+   * The process an ADD's in-flight marker names (default: this one). The agent serving the shim
+   * names the shim, which waits for the answer (and execs the standalone plugin if the agent dies).
+   */
+  owner?: { pid: number; pidStart: string };
   /** Wall clock in ms (default Date.now); GC's grace period is measured with it. */
   wallClock?: () => number;
 }
@@ -149,16 +154,20 @@ export async function cmdAdd(cfg: PluginConfig, req: AddReq, deps: Deps): Promis
   // stays that process's.
   const runtime = deps.runtime ?? runtimeId();
   const other = deps.cache.getInflight(handle);
-  const ownMarker = !(other && other.pid !== process.pid && inflightAlive(other));
+  const self = deps.owner?.pid ?? process.pid;
+  const ownMarker = !(other && other.pid !== self && inflightAlive(other));
   if (ownMarker) {
-    deps.cache.markInflight({
-      network: cfg.name,
-      containerId: req.containerId,
-      ifname: req.ifname,
-      handle,
-      runtime,
-      hostIf,
-    });
+    deps.cache.markInflight(
+      {
+        network: cfg.name,
+        containerId: req.containerId,
+        ifname: req.ifname,
+        handle,
+        runtime,
+        hostIf,
+      },
+      deps.owner,
+    );
   }
   const clearMarker = () => {
     if (ownMarker) deps.cache.clearInflight(handle);
@@ -396,7 +405,7 @@ export async function cmdGc(cfg: PluginConfig, deps: Deps): Promise<void> {
     }
     // A repeated ADD rebuilding this attachment right now.
     const busy = deps.cache.getInflight(e.handle);
-    if (busy && busy.pid !== process.pid && inflightAlive(busy)) {
+    if (busy && busy.pid !== (deps.owner?.pid ?? process.pid) && inflightAlive(busy)) {
       deps.log.info({ handle: e.handle, pid: busy.pid }, 'GC left the attachment of an ADD in flight alone');
       continue;
     }
