@@ -171,9 +171,13 @@ try {
     );
   }
   const targetIps = targets.map((t) => t.ipv4);
-  probe = spawn('ip', ['netns', 'exec', src.ns, process.execPath, join(root, 'bench', 'lib', 'np-probe.mjs')], {
-    stdio: ['pipe', 'pipe', 'inherit'],
-  });
+  probe = spawn(
+    'ip',
+    ['netns', 'exec', src.ns, process.execPath, join(root, 'bench', 'lib', 'np-probe.mjs')],
+    {
+      stdio: ['pipe', 'pipe', 'inherit'],
+    },
+  );
   const waiting = new Map();
   jsonLines(probe, (o) => {
     const w = waiting.get(o.id);
@@ -188,14 +192,17 @@ try {
   /** Starts watching every target for `want`, runs `act`, resolves with the ms from act's start until the last target flipped. */
   async function measure(want, act) {
     const id = ++watchId;
-    const done = new Promise((res) => waiting.set(id, { n: targetIps.length, results: new Map(), resolve: res }));
+    const done = new Promise((res) =>
+      waiting.set(id, { n: targetIps.length, results: new Map(), resolve: res }),
+    );
     probe.stdin.write(`${JSON.stringify({ id, want, port: 80, targets: targetIps })}\n`);
     const t0 = now();
     await act();
     const results = await done;
     let last = 0;
     for (const r of results.values()) {
-      if (r.timeout) throw new Error(`target ${r.target} never became ${want === 'drop' ? 'dropped' : 'allowed'}`);
+      if (r.timeout)
+        throw new Error(`target ${r.target} never became ${want === 'drop' ? 'dropped' : 'allowed'}`);
       last = Math.max(last, r.at - t0);
     }
     return last;
@@ -258,9 +265,7 @@ try {
   const deletes = [];
   for (let i = 0; i < nChanges; i++) {
     creates.push(await measure('drop', () => kube.apply(policyPath('npb-probe'), gate(`deny-${i}`))));
-    deletes.push(
-      await measure('allow', () => kube.delete(`${policyPath('npb-probe')}/deny-${i}`)),
-    );
+    deletes.push(await measure('allow', () => kube.delete(`${policyPath('npb-probe')}/deny-${i}`)));
     if ((i + 1) % 20 === 0) log(`create/delete ${i + 1}/${nChanges}`);
   }
 
@@ -269,7 +274,8 @@ try {
   const labelOpen = [];
   const labelClose = [];
   const srcPath = '/api/v1/namespaces/npb-probe/pods/src';
-  const patch = (labels) => kube.request('PATCH', srcPath, { metadata: { labels } }, 'application/merge-patch+json');
+  const patch = (labels) =>
+    kube.request('PATCH', srcPath, { metadata: { labels } }, 'application/merge-patch+json');
   for (let i = 0; i < nChanges; i++) {
     const list = i % 2 === 0 ? labelOpen : labelClose;
     list.push(
@@ -282,9 +288,13 @@ try {
 
   // (d) rules, and the reference.
   const rules = lab.nodes.map((n) => rulesOf(n.ns));
-  const text = execFileSync('ip', ['netns', 'exec', lab.nodes[0].ns, 'nft', 'list', 'table', 'inet', 'podnet'], {
-    maxBuffer: 1 << 28,
-  }).toString();
+  const text = execFileSync(
+    'ip',
+    ['netns', 'exec', lab.nodes[0].ns, 'nft', 'list', 'table', 'inet', 'podnet'],
+    {
+      maxBuffer: 1 << 28,
+    },
+  ).toString();
   const file = join(work, 'ruleset.nft');
   writeFileSync(file, text);
   const refs = [];
@@ -315,16 +325,34 @@ try {
     table(
       ['measure', 'p50', 'p99', 'max'],
       [
-        ['(a) policy create → dropped on every node (ms)', ...[50, 99, 100].map((p) => pct(creates, p).toFixed(1))],
-        ['    policy delete → allowed on every node (ms)', ...[50, 99, 100].map((p) => pct(deletes, p).toFixed(1))],
-        ['(b) pod label change → flipped on every node (ms)', ...[50, 99, 100].map((p) => pct(labels, p).toFixed(1))],
+        [
+          '(a) policy create → dropped on every node (ms)',
+          ...[50, 99, 100].map((p) => pct(creates, p).toFixed(1)),
+        ],
+        [
+          '    policy delete → allowed on every node (ms)',
+          ...[50, 99, 100].map((p) => pct(deletes, p).toFixed(1)),
+        ],
+        [
+          '(b) pod label change → flipped on every node (ms)',
+          ...[50, 99, 100].map((p) => pct(labels, p).toFixed(1)),
+        ],
         ['reference: nft -f of the final table (ms)', ref.toFixed(1), '', Math.max(...refs).toFixed(1)],
       ],
     ),
   );
   console.log(
     table(
-      ['node', 'RSS before (MB)', 'with pods', 'with policies', 'per remote pod (B)', 'rules', 'np- rules', 'pod×policy pairs'],
+      [
+        'node',
+        'RSS before (MB)',
+        'with pods',
+        'with policies',
+        'per remote pod (B)',
+        'rules',
+        'np- rules',
+        'pod×policy pairs',
+      ],
       nodes.map((n, i) => [
         n,
         mb(rssBefore[i]),
