@@ -2,9 +2,11 @@
 // drift() says how the kernel differs from the last model synced.
 //
 // Which transaction: a full flush-and-recreate (`nft -f -`) on the first sync of a process, when
-// the model's structure changed or when the kernel drifted structurally (a chain, set or map, or
-// the content of a rule, differs from what the last full apply left); otherwise only the element
-// delta, over netlink when the executor has the fast path and no set involved has `interval`,
+// the kernel drifted structurally (a chain, set or map, or the content of a rule, differs from what
+// podnet left) or when the structure changed in a way renderPatch() does not express; a structure
+// change while the generation is podnet's own is a patch (`nft -f -` of only the chains, sets and
+// elements that differ; the rules are read back after it as after a full apply); otherwise the
+// element delta, over netlink when the executor has the fast path and no set involved has `interval`,
 // else through `nft -f -`. Either way one kernel transaction.
 //
 // Drift detection: right after a full apply the rules are read back (`nft -t -j list table`) and
