@@ -59,14 +59,15 @@ export function renderPatch(from: ValidTable, to: ValidTable): string | null {
   for (const s of from.sets) if (!newSets.has(s.name)) deleteSets.push(`delete ${s.kind} ${fam} ${s.name}`);
 
   // New chains and sets exist before anything refers to them; map elements and rules referring to
-  // what goes away are gone before it is deleted.
+  // what goes away are gone before it is deleted (a map going away is deleted before the chains
+  // its elements jump to).
   const out = [
     ...addChains,
     ...addSets,
     ...delElements,
     ...flush,
-    ...deleteChains,
     ...deleteSets,
+    ...deleteChains,
     ...addElements,
     ...rules,
   ];
