@@ -17,8 +17,11 @@
 // (b) label: with a policy allowing the targets' ingress only from access=yes, t0 = just before
 //     PATCHing src's labels, until allowed (access=yes) / dropped (label removed) on every target.
 // (c) each agent's RSS (VmRSS) before the pods, with the pods, with the policies:
-//     bytes_per_remote_pod = (with pods - before) / (pods not on that node), mean over agents
-//     (it includes what the agent keeps for its own pods and V8's heap growth: an upper bound).
+//     rss_bytes_per_remote_pod = (with pods - before) / (pods not on that node), mean over agents
+//     (it includes what the agent keeps for its own pods and V8's heap growth: an upper bound, and
+//     noise at small pod counts); bytes_per_remote_pod = the heap the agent's own pod store code
+//     (projectPod into a Map, packages/agent/src/__fixtures__/policy-memory.mjs) keeps per pod for
+//     20,000 realistic Pods, after full GCs, run here in a child process.
 // (d) rules in `inet podnet` on every node (nft -j list), against the pod-policy pairs
 //     (selected pods × policies selecting them) and the node's own np-forward rules.
 // Reference, same run: `nft -f` of node 1's final `inet podnet` (nft list table) into a fresh
@@ -313,6 +316,15 @@ try {
   const remote = nodes.map((n) => pods.filter((p) => p.node !== n).length + targets.length);
   const perRemote = nodes.map((_, i) => (rssPods[i] - rssBefore[i]) / remote[i]);
   const bytesPerRemote = perRemote.reduce((a, b) => a + b, 0) / perRemote.length;
+  const heapPerPod = JSON.parse(
+    execFileSync(process.execPath, [
+      '--expose-gc',
+      join(root, 'packages', 'agent', 'src', '__fixtures__', 'policy-memory.mjs'),
+      '20000',
+    ])
+      .toString()
+      .trim(),
+  ).bytes_per_remote_pod;
   const mb = (b) => (b / 2 ** 20).toFixed(1);
   const totalRules = rules.reduce((a, r) => a + r.all, 0);
   const npRules = rules.reduce((a, r) => a + r.np, 0);
@@ -338,6 +350,7 @@ try {
           ...[50, 99, 100].map((p) => pct(labels, p).toFixed(1)),
         ],
         ['reference: nft -f of the final table (ms)', ref.toFixed(1), '', Math.max(...refs).toFixed(1)],
+        ['heap per remote pod in the pod store (bytes)', String(heapPerPod), '', ''],
       ],
     ),
   );
@@ -348,7 +361,7 @@ try {
         'RSS before (MB)',
         'with pods',
         'with policies',
-        'per remote pod (B)',
+        'RSS per remote pod (B)',
         'rules',
         'np- rules',
         'pod×policy pairs',
@@ -376,7 +389,8 @@ try {
     delete_p99_ms: r1(pct(deletes, 99)),
     label_p50_ms: r1(pct(labels, 50)),
     label_p99_ms: r1(pct(labels, 99)),
-    bytes_per_remote_pod: Math.round(bytesPerRemote),
+    bytes_per_remote_pod: heapPerPod,
+    rss_bytes_per_remote_pod: Math.round(bytesPerRemote),
     rss_policies_delta_mb: r1(
       rssPolicies.reduce((a, b, i) => a + (b - rssPods[i]), 0) / nodes.length / 2 ** 20,
     ),
