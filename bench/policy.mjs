@@ -133,6 +133,19 @@ const policyPath = (n) => `/apis/networking.k8s.io/v1/namespaces/${n}/networkpol
 let exitCode = 0;
 let summary;
 let probe;
+// Interrupted: take the lab down before leaving (its namespaces and agents are ours).
+for (const sig of ['SIGINT', 'SIGTERM'])
+  process.once(sig, () => {
+    console.error(`policy: ${sig}, taking the lab down`);
+    if (probe?.pid && probe.exitCode === null) process.kill(probe.pid);
+    lab
+      .down({ quiet: true })
+      .catch(() => {})
+      .finally(() => {
+        rmSync(work, { recursive: true, force: true });
+        process.exit(130);
+      });
+  });
 try {
   await lab.up();
   const nodes = lab.nodes.map((n) => n.name);
