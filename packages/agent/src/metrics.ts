@@ -76,7 +76,7 @@ export function createMetrics(opts: { defaultMetrics?: boolean } = {}) {
     }),
     netfilterTransactions: new Counter({
       name: 'podnet_netfilter_transactions_total',
-      help: 'Transactions applied to the inet podnet table, by mode (full: flushed and recreated; elements: set elements only)',
+      help: 'Transactions applied to the inet podnet table, by mode (full: flushed and recreated; patch: only the chains, sets and elements that differ; elements: set elements only)',
       labelNames: ['mode'],
       registers: [registry],
     }),

@@ -22,6 +22,7 @@ export {
   type SyncResult,
 } from './nft.js';
 export { type Observed, type ObservedChain, type ObservedSet, parseListing } from './observed.js';
+export { renderPatch } from './patch.js';
 export {
   compare,
   type Drift,

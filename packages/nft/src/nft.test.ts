@@ -182,6 +182,7 @@ describe('NftTable.sync with the fast path and the generation', () => {
     expect(fake.lists).toBe(lists); // the generation was podnet's own: no read
     expect(nft.counters).toEqual({
       fullApplies: 1,
+      patches: 0,
       elementDeltas: 2,
       elementDeltasNetlink: 2,
       driftRepairs: 0,

@@ -2,9 +2,11 @@
 // drift() says how the kernel differs from the last model synced.
 //
 // Which transaction: a full flush-and-recreate (`nft -f -`) on the first sync of a process, when
-// the model's structure changed or when the kernel drifted structurally (a chain, set or map, or
-// the content of a rule, differs from what the last full apply left); otherwise only the element
-// delta, over netlink when the executor has the fast path and no set involved has `interval`,
+// the kernel drifted structurally (a chain, set or map, or the content of a rule, differs from what
+// podnet left) or when the structure changed in a way renderPatch() does not express; a structure
+// change while the generation is podnet's own is a patch (`nft -f -` of only the chains, sets and
+// elements that differ; the rules are read back after it as after a full apply); otherwise the
+// element delta, over netlink when the executor has the fast path and no set involved has `interval`,
 // else through `nft -f -`. Either way one kernel transaction.
 //
 // Drift detection: right after a full apply the rules are read back (`nft -t -j list table`) and
@@ -19,6 +21,7 @@ import type { NftExecutor } from './exec.js';
 import type { Table, Verdict } from './model.js';
 import type { ElementChange } from './nfnl.js';
 import { type Observed, parseListing } from './observed.js';
+import { renderPatch } from './patch.js';
 import {
   compare,
   type Drift,
@@ -31,8 +34,12 @@ import {
 } from './render.js';
 
 export interface SyncResult {
-  /** `full`: flushed and recreated; `elements`: only set/map elements changed; `none`: already equal. */
-  mode: 'full' | 'elements' | 'none';
+  /**
+   * `full`: flushed and recreated; `patch`: only the chains, sets and elements that differ from
+   * the last model (the kernel held it unchanged); `elements`: only set/map elements changed;
+   * `none`: already equal.
+   */
+  mode: 'full' | 'patch' | 'elements' | 'none';
   /** The transaction applied, in nft syntax ('' for `none`; for `netlink` the equivalent text). */
   script: string;
   /** The executor that applied it: `nft -f -` or the netlink element fast path (absent for `none`). */
@@ -45,6 +52,8 @@ export interface SyncResult {
 export interface NftCounters {
   /** Full flush-and-recreate transactions applied. */
   fullApplies: number;
+  /** Incremental transactions (chains, sets and elements that differ) applied through `nft -f -`. */
+  patches: number;
   /** Element-only transactions applied (either executor). */
   elementDeltas: number;
   /** Of those, applied over netlink. */
@@ -82,6 +91,7 @@ export class NftTable {
   private queue: Promise<unknown> = Promise.resolve();
   private readonly stats: NftCounters = {
     fullApplies: 0,
+    patches: 0,
     elementDeltas: 0,
     elementDeltasNetlink: 0,
     driftRepairs: 0,
@@ -130,6 +140,11 @@ export class NftTable {
       this.stats.readsSkipped++;
       return this.applyDelta(t, diffModels(prev, t), []);
     }
+    if (prev && this.applied !== undefined && gen !== undefined && gen === this.stats.generation) {
+      // The kernel holds `prev` exactly: change only what differs, in one transaction.
+      const script = renderPatch(prev, t);
+      if (script !== null) return this.applyPatch(t, key, script);
+    }
     const observed = await this.read(t.name);
     const drift = compare(t, observed);
     const ruleDrift =
@@ -149,6 +164,16 @@ export class NftTable {
     this.applied = key;
     await this.snapshot(t.name);
     return { mode: 'full', script, via: 'nft', repaired };
+  }
+
+  /** Applies renderPatch()'s script and takes `t` as the model; the rules are read back as after a full apply. */
+  private async applyPatch(t: ValidTable, key: string, script: string): Promise<SyncResult> {
+    await this.guard(() => this.exec.apply(script));
+    this.stats.patches++;
+    this.setModel(t);
+    this.applied = key;
+    await this.snapshot(t.name);
+    return { mode: 'patch', script, via: 'nft', repaired: [] };
   }
 
   /**

@@ -311,7 +311,7 @@ export function renderRule(r: Rule): string {
   return parts.join(' ');
 }
 
-function chainSpec(c: Chain): string {
+export function chainSpec(c: Chain): string {
   const parts: string[] = [];
   if (c.base) {
     parts.push(`type ${c.base.type} hook ${c.base.hook} priority ${c.base.priority};`);
@@ -338,12 +338,17 @@ function mapElementText(type: SetType, e: string): string {
   return `${elementText(type, k!)} : ${v}`;
 }
 
-function elementsLine(op: 'add' | 'delete', fam: string, s: ValidTable['sets'][number], elems: string[]) {
+export function elementsLine(
+  op: 'add' | 'delete',
+  fam: string,
+  s: ValidTable['sets'][number],
+  elems: string[],
+) {
   const text = elems.map((e) => (s.kind === 'map' ? mapElementText(s.type, e) : elementText(s.type, e)));
   return `${op} element ${fam} ${s.name} { ${text.join(', ')} }`;
 }
 
-function setSpec(s: ValidTable['sets'][number]): string {
+export function setSpec(s: ValidTable['sets'][number]): string {
   const parts = [s.kind === 'map' ? `type ${s.type} : verdict;` : `type ${s.type};`];
   if (s.interval) parts.push('flags interval;');
   if (s.comment !== undefined) parts.push(`comment ${q(s.comment)};`);
