@@ -30,6 +30,11 @@ export interface InformerSource<T> {
   list(opts: {
     labelSelector?: string;
     fieldSelector?: string;
+    /**
+     * `0`: any version the server holds (kube-apiserver answers from its watch cache); a version:
+     * not older than it (also from the cache); absent or empty: the latest, read from etcd.
+     */
+    resourceVersion?: string;
   }): Promise<{ items: unknown[]; resourceVersion: string }>;
   parse(raw: unknown): ParseResult<T>;
 }
@@ -43,7 +48,7 @@ export type InformerEvent<T> =
   /** The set of invalid objects (`invalid()`) changed: one was rejected, fixed or deleted. */
   | { type: 'invalid'; key: string };
 
-export interface InformerOptions {
+export interface InformerOptions<T = unknown> {
   labelSelector?: string;
   fieldSelector?: string;
   logger?: Logger;
@@ -62,6 +67,17 @@ export interface InformerOptions {
    * only after a complete list.
    */
   resumeFrom?: string;
+  /**
+   * Keeps only what the consumer uses of each object (a projection), so the store stays small at
+   * scale. Applied after validation; the result must keep metadata.name (and namespace).
+   */
+  project?: (obj: T) => T;
+  /**
+   * Whether two versions of an object are the same to the consumer. When given, a MODIFIED event
+   * whose projection is `same` as the stored one updates the store silently: no `modified` is
+   * emitted (e.g. a Node's heartbeat, when only its addresses and podnet annotations are used).
+   */
+  same?: (a: T, b: T) => boolean;
 }
 
 export function objectKey(o: Meta): string {
@@ -93,6 +109,8 @@ export class Informer<T extends Meta> {
   private readonly rejected = new Map<string, InvalidObject>();
   private readonly handlers = new Set<(ev: InformerEvent<T>) => void>();
   private resourceVersion = '';
+  /** The version of the last complete list (or later event): where a relist need not be older than. */
+  private listedVersion = '';
   private stopped = true;
   private abort: AbortController | undefined;
   private sleepTimer: NodeJS.Timeout | undefined;
@@ -106,12 +124,12 @@ export class Informer<T extends Meta> {
   readonly synced: Promise<void>;
   hasSynced = false;
   /** Counters for tests and metrics. */
-  readonly counts = { lists: 0, watches: 0, invalid: 0, errors: 0, bookmarks: 0 };
+  readonly counts = { lists: 0, watches: 0, invalid: 0, errors: 0, bookmarks: 0, unchanged: 0 };
 
   constructor(
     readonly client: KubeClient,
     readonly source: InformerSource<T>,
-    private readonly opts: InformerOptions = {},
+    private readonly opts: InformerOptions<T> = {},
   ) {
     this.watcher = new Watch(client.kc);
     this.log = opts.logger?.child({ informer: source.kind, path: source.path });
@@ -174,7 +192,7 @@ export class Informer<T extends Meta> {
     const key = objectKey(raw as Meta);
     if (r.ok) {
       if (this.rejected.delete(key)) this.emit({ type: 'invalid', key });
-      return r.value;
+      return this.opts.project ? this.opts.project(r.value) : r.value;
     }
     this.rejected.set(key, { key, raw, error: r.error });
     this.emit({ type: 'invalid', key });
@@ -187,9 +205,24 @@ export class Informer<T extends Meta> {
     return undefined;
   }
 
-  private async relist(): Promise<void> {
+  /**
+   * Lists as client-go's reflector does: the first list with resourceVersion=0 (served from the
+   * API server's watch cache, not etcd), a relist not older than what was seen, and, if the server
+   * no longer has that version (410), the latest.
+   */
+  private async listFromCache(): Promise<{ items: unknown[]; resourceVersion: string }> {
     const { labelSelector, fieldSelector } = this.opts;
-    const r = await this.source.list({ labelSelector, fieldSelector });
+    const resourceVersion = this.listedVersion || '0';
+    try {
+      return await this.source.list({ labelSelector, fieldSelector, resourceVersion });
+    } catch (err) {
+      if (resourceVersion === '0' || (err as { code?: string }).code !== K8S_ERR.GONE) throw err;
+      return await this.source.list({ labelSelector, fieldSelector });
+    }
+  }
+
+  private async relist(): Promise<void> {
+    const r = await this.listFromCache();
     this.counts.lists++;
     const seen = new Set<string>();
     for (const raw of r.items) {
@@ -215,6 +248,7 @@ export class Informer<T extends Meta> {
       }
     }
     this.resourceVersion = r.resourceVersion;
+    this.listedVersion = r.resourceVersion;
     if (this.hasSynced) this.emit({ type: 'relisted', resourceVersion: r.resourceVersion });
     else {
       this.hasSynced = true;
@@ -229,8 +263,10 @@ export class Informer<T extends Meta> {
     const old = this.store.get(key);
     this.store.set(key, obj);
     if (!old) this.emit({ type: 'added', object: obj });
-    else if (old.metadata?.resourceVersion !== obj.metadata?.resourceVersion)
-      this.emit({ type: 'modified', object: obj, old });
+    else if (old.metadata?.resourceVersion !== obj.metadata?.resourceVersion) {
+      if (this.opts.same?.(old, obj)) this.counts.unchanged++;
+      else this.emit({ type: 'modified', object: obj, old });
+    }
   }
 
   private onWatchEvent(type: string, raw: unknown): 'gone' | undefined {
@@ -345,10 +381,14 @@ export class Informer<T extends Meta> {
           { resourceVersion: this.resourceVersion },
           'resourceVersion too old (410 Gone); relisting',
         );
+        this.listedVersion = this.resourceVersion;
         this.resourceVersion = '';
       } else if (r.reason === 'error') {
         const code = toK8sError(r.err, 'watch').code;
-        if (code === K8S_ERR.GONE) this.resourceVersion = '';
+        if (code === K8S_ERR.GONE) {
+          this.listedVersion = this.resourceVersion;
+          this.resourceVersion = '';
+        }
         await this.backoff(r.err);
       } else if (Date.now() - started < 1000) {
         // A watch that closes at once without an error is still a fault: do not spin.
@@ -391,13 +431,14 @@ export function resourceSource<S extends z.ZodType>(
   };
 }
 
-/** An informer source for core/v1 objects (pods, nodes), checked only for a name. */
+/** An informer source for core/v1 objects (pods, nodes, secrets), checked only for a name. */
 export function coreSource<T extends Meta>(
   client: KubeClient,
-  kind: 'Pod' | 'Node',
+  kind: 'Pod' | 'Node' | 'Secret',
   namespace?: string,
 ): InformerSource<T> {
-  const plural = kind === 'Pod' ? 'pods' : 'nodes';
+  if (kind === 'Secret' && !namespace) throw new Error('coreSource: Secrets are read in one namespace');
+  const plural = kind === 'Pod' ? 'pods' : kind === 'Node' ? 'nodes' : 'secrets';
   const path = namespace ? `/api/v1/namespaces/${namespace}/${plural}` : `/api/v1/${plural}`;
   return {
     kind,
@@ -408,9 +449,11 @@ export function coreSource<T extends Meta>(
         const r =
           kind === 'Node'
             ? await client.core.listNode(opts)
-            : namespace
-              ? await client.core.listNamespacedPod({ namespace, ...opts })
-              : await client.core.listPodForAllNamespaces(opts);
+            : kind === 'Secret'
+              ? await client.core.listNamespacedSecret({ namespace: namespace!, ...opts })
+              : namespace
+                ? await client.core.listNamespacedPod({ namespace, ...opts })
+                : await client.core.listPodForAllNamespaces(opts);
         // client-node's typed list drops kind/apiVersion on items; keep them as plain objects.
         return { items: r.items as unknown[], resourceVersion: r.metadata?.resourceVersion ?? '' };
       } catch (err) {
