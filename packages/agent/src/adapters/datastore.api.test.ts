@@ -2,7 +2,7 @@
 import { fileURLToPath } from 'node:url';
 import { PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
 import { Ipam } from '@podnet/ipam';
-import { IPPOOL, installCrds, KubeClient, loadCrdFiles } from '@podnet/k8s';
+import { BGPPEER, IPPOOL, installCrds, KubeClient, loadCrdFiles } from '@podnet/k8s';
 import { type TestCluster, testCluster } from '@podnet/testkit';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -112,6 +112,49 @@ describe('KubeDatastore', () => {
       expect(snap.nodes.find((n) => n.name === b)?.ipv4).toBe('192.0.2.2/24');
     } finally {
       await ds.stop();
+    }
+  }, 60_000);
+
+  it('watches the BGP password Secret by name: a rotated password reaches the snapshot', async () => {
+    const log = pino({ level: 'silent' });
+    const name = `${RUN}-pw`;
+    await client.core.createNamespacedSecret({
+      namespace: 'default',
+      body: { metadata: { name }, stringData: { peer: 'first' } },
+    });
+    // Another Secret in the namespace: never read.
+    await client.core.createNamespacedSecret({
+      namespace: 'default',
+      body: { metadata: { name: `${RUN}-other` }, stringData: { peer: 'x' } },
+    });
+    await client.resource(BGPPEER).create({
+      metadata: { name: `${RUN}-peer` },
+      spec: { peerIP: '192.0.2.9', asNumber: 65009, password: { secretKeyRef: { name, key: 'peer' } } },
+    });
+    const ds = new KubeDatastore(client, { nodeName: `${RUN}-n`, namespace: 'default', logger: log });
+    await ds.start(() => {});
+    const until = async (what: string, ok: () => boolean) => {
+      for (let i = 0; i < 800 && !ok(); i++) await new Promise((r) => setTimeout(r, 25));
+      if (!ok()) throw new Error(`timed out waiting for ${what}`);
+    };
+    try {
+      await until('the first password', () => ds.snapshot().secrets[`${name}/peer`] === 'first');
+      await client.core.replaceNamespacedSecret({
+        name,
+        namespace: 'default',
+        body: { metadata: { name }, stringData: { peer: 'second' } },
+      });
+      await until('the rotated password', () => ds.snapshot().secrets[`${name}/peer`] === 'second');
+      expect(Object.keys(ds.snapshot().secrets)).toEqual([`${name}/peer`]);
+      const c = ds.counts()[`Secret/${name}`]!;
+      expect(c.lists).toBe(1);
+      expect(c.watches).toBeGreaterThanOrEqual(1);
+    } finally {
+      await ds.stop();
+      await client
+        .resource(BGPPEER)
+        .delete(`${RUN}-peer`)
+        .catch(() => {});
     }
   }, 60_000);
 });
