@@ -8,13 +8,14 @@
 // - `synced` resolves after the first complete list; `hasSynced` is the flag.
 // - An object that fails its schema is logged with the failing fields and skipped; the informer
 //   keeps running and keeps the last valid version.
-import { Watch } from '@kubernetes/client-node';
+import { createInterface } from 'node:readline';
 import type { Logger } from 'pino';
 import type { z } from 'zod';
 import type { KubeClient } from './client.js';
 import { toK8sError } from './client.js';
 import { K8S_ERR, type SchemaError } from './errors.js';
 import { type ResourceDef, safeValidate } from './resources.js';
+import { HttpStatusError } from './transport.js';
 
 export interface Meta {
   metadata?: { name?: string; namespace?: string; resourceVersion?: string };
@@ -118,7 +119,6 @@ export class Informer<T extends Meta> {
   private attempt = 0;
   private loop: Promise<void> | undefined;
   private resolveSynced!: () => void;
-  private readonly watcher: Watch;
   private readonly log: Logger | undefined;
   /** Resolves after the first complete list. */
   readonly synced: Promise<void>;
@@ -131,7 +131,6 @@ export class Informer<T extends Meta> {
     readonly source: InformerSource<T>,
     private readonly opts: InformerOptions<T> = {},
   ) {
-    this.watcher = new Watch(client.kc);
     this.log = opts.logger?.child({ informer: source.kind, path: source.path });
     this.synced = new Promise((r) => {
       this.resolveSynced = r;
@@ -305,43 +304,51 @@ export class Informer<T extends Meta> {
   }
 
   /** One watch connection; resolves when it ends, with why. */
-  private watchOnce(): Promise<{ reason: 'closed' | 'gone' | 'error'; err?: unknown }> {
-    return new Promise((resolve) => {
-      let gone = false;
-      const { labelSelector, fieldSelector } = this.opts;
-      const params = {
-        resourceVersion: this.resourceVersion,
-        allowWatchBookmarks: true,
-        labelSelector,
-        fieldSelector,
-        timeoutSeconds: this.opts.watchTimeoutSeconds ?? 240,
-      };
-      this.counts.watches++;
-      this.watcher
-        .watch(
-          this.source.path,
-          params,
-          (type, obj) => {
-            if (this.onWatchEvent(type, obj) === 'gone') {
-              gone = true;
-              this.abort?.abort();
-            } else this.attempt = 0;
-          },
-          (err) => {
-            if (gone || (err as { statusCode?: number } | null)?.statusCode === 410)
-              resolve({ reason: 'gone' });
-            else if (!err || this.stopped) resolve({ reason: 'closed' });
-            else if ((err as Error).name === 'TimeoutError' || (err as Error).name === 'AbortError')
-              resolve({ reason: 'closed' });
-            else resolve({ reason: 'error', err });
-          },
-        )
-        .then((ctrl) => {
-          this.abort = ctrl;
-          if (this.stopped) ctrl.abort();
-        })
-        .catch((err) => resolve({ reason: 'error', err }));
-    });
+  private async watchOnce(): Promise<{ reason: 'closed' | 'gone' | 'error'; err?: unknown }> {
+    const { labelSelector, fieldSelector } = this.opts;
+    const ctrl = new AbortController();
+    this.abort = ctrl;
+    if (this.stopped) ctrl.abort();
+    this.counts.watches++;
+    try {
+      const res = await this.client.open(this.source.path, {
+        query: {
+          watch: true,
+          resourceVersion: this.resourceVersion,
+          allowWatchBookmarks: true,
+          labelSelector,
+          fieldSelector,
+          timeoutSeconds: this.opts.watchTimeoutSeconds ?? 240,
+        },
+        signal: ctrl.signal,
+      });
+      const code = res.statusCode ?? 0;
+      if (code < 200 || code > 299) {
+        const chunks: Buffer[] = [];
+        for await (const c of res) chunks.push(c as Buffer);
+        const err = new HttpStatusError(code, Buffer.concat(chunks).toString('utf8'));
+        return code === 410 ? { reason: 'gone' } : { reason: 'error', err };
+      }
+      for await (const line of createInterface({ input: res, crlfDelay: Infinity })) {
+        if (!line.trim()) continue;
+        let ev: { type?: string; object?: unknown };
+        try {
+          ev = JSON.parse(line);
+        } catch (err) {
+          return { reason: 'error', err };
+        }
+        if (this.onWatchEvent(String(ev.type), ev.object) === 'gone') {
+          ctrl.abort();
+          return { reason: 'gone' };
+        }
+        this.attempt = 0;
+      }
+      return { reason: 'closed' };
+    } catch (err) {
+      if (this.stopped || ctrl.signal.aborted || (err as Error).name === 'AbortError')
+        return { reason: 'closed' };
+      return { reason: 'error', err };
+    }
   }
 
   private sleep(ms: number): Promise<void> {
@@ -413,12 +420,9 @@ export function resourceSource<S extends z.ZodType>(
     path,
     async list(opts) {
       // Raw list: the informer validates each item itself, so invalid ones get logged with their problems.
-      const { group, version, plural } = def;
       client.stats.reads++;
       try {
-        const raw = (await (namespace
-          ? client.custom.listNamespacedCustomObject({ group, version, plural, namespace, ...opts })
-          : client.custom.listClusterCustomObject({ group, version, plural, ...opts }))) as {
+        const raw = (await client.request('GET', path, { query: { ...opts } })) as {
           items?: unknown[];
           metadata?: { resourceVersion?: string };
         };
@@ -446,16 +450,11 @@ export function coreSource<T extends Meta>(
     async list(opts) {
       client.stats.reads++;
       try {
-        const r =
-          kind === 'Node'
-            ? await client.core.listNode(opts)
-            : kind === 'Secret'
-              ? await client.core.listNamespacedSecret({ namespace: namespace!, ...opts })
-              : namespace
-                ? await client.core.listNamespacedPod({ namespace, ...opts })
-                : await client.core.listPodForAllNamespaces(opts);
-        // client-node's typed list drops kind/apiVersion on items; keep them as plain objects.
-        return { items: r.items as unknown[], resourceVersion: r.metadata?.resourceVersion ?? '' };
+        const r = (await client.request('GET', path, { query: { ...opts } })) as {
+          items?: unknown[];
+          metadata?: { resourceVersion?: string };
+        };
+        return { items: r.items ?? [], resourceVersion: r.metadata?.resourceVersion ?? '' };
       } catch (err) {
         throw toK8sError(err, `list ${kind}`);
       }
