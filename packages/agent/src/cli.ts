@@ -89,7 +89,7 @@ async function main(): Promise<number> {
         });
         const refresher = new CniTokenRefresher({
           spec,
-          request: requestTokenVia(client.core),
+          request: requestTokenVia(tokenApi(client)),
           dir: config.cniConfDir,
           log,
         });
@@ -283,7 +283,7 @@ async function main(): Promise<number> {
   const cniToken = tokenSpec
     ? new CniTokenRefresher({
         spec: tokenSpec,
-        request: requestTokenVia(client.core),
+        request: requestTokenVia(tokenApi(client)),
         dir: config.cniConfDir,
         log: log.child({ component: 'cni-token' }),
         registry: metrics.registry,
@@ -376,3 +376,15 @@ main().then(
     process.exit(1);
   },
 );
+
+/** TokenRequests over the client's pooled requests (client.core would load client-node in full). */
+function tokenApi(client: KubeClient): Parameters<typeof requestTokenVia>[0] {
+  return {
+    createNamespacedServiceAccountToken: async (p) =>
+      (await client.request(
+        'POST',
+        `/api/v1/namespaces/${encodeURIComponent(p.namespace)}/serviceaccounts/${encodeURIComponent(p.name)}/token`,
+        { body: p.body },
+      )) as { status?: { token?: string; expirationTimestamp?: string } },
+  };
+}

@@ -31,7 +31,7 @@ export interface IssuedToken {
   expiresAt: number;
 }
 
-/** Sends one TokenRequest; production passes requestTokenVia(client.core). */
+/** Sends one TokenRequest; production passes requestTokenVia over KubeClient.request (cli.ts tokenApi). */
 export type TokenRequester = (spec: TokenRequestSpec) => Promise<IssuedToken>;
 
 interface CoreApiLike {

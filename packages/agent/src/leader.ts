@@ -124,13 +124,15 @@ export class LeaderElector {
     }
   }
 
+  /** The Leases collection of the namespace, or one Lease in it. */
+  private path(name?: string): string {
+    const base = `/apis/${GROUP.group}/${GROUP.version}/namespaces/${encodeURIComponent(this.o.namespace)}/${GROUP.plural}`;
+    return name === undefined ? base : `${base}/${encodeURIComponent(name)}`;
+  }
+
   private async get(): Promise<Lease | undefined> {
     try {
-      return (await this.o.client.custom.getNamespacedCustomObject({
-        ...GROUP,
-        namespace: this.o.namespace,
-        name: this.o.name,
-      })) as Lease;
+      return (await this.o.client.request('GET', this.path(this.o.name))) as Lease;
     } catch (err) {
       const e = toK8sError(err, `get Lease ${this.o.namespace}/${this.o.name}`);
       if (e.code === K8S_ERR.NOT_FOUND) return undefined;
@@ -143,13 +145,8 @@ export class LeaderElector {
     const what = `${create ? 'create' : 'update'} Lease ${this.o.namespace}/${this.o.name}`;
     try {
       return (await (create
-        ? this.o.client.custom.createNamespacedCustomObject({ ...GROUP, namespace: this.o.namespace, body })
-        : this.o.client.custom.replaceNamespacedCustomObject({
-            ...GROUP,
-            namespace: this.o.namespace,
-            name: this.o.name,
-            body,
-          }))) as Lease;
+        ? this.o.client.request('POST', this.path(), { body })
+        : this.o.client.request('PUT', this.path(this.o.name), { body }))) as Lease;
     } catch (err) {
       throw toK8sError(err, what);
     }

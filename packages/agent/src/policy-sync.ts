@@ -207,8 +207,11 @@ export function namespaceSource(client: KubeClient, interner: Interner): Informe
     async list(opts) {
       client.stats.reads++;
       try {
-        const r = await client.core.listNamespace(opts);
-        return { items: r.items as unknown[], resourceVersion: r.metadata?.resourceVersion ?? '' };
+        const r = (await client.request('GET', '/api/v1/namespaces', { query: { ...opts } })) as {
+          items?: unknown[];
+          metadata?: { resourceVersion?: string };
+        };
+        return { items: r.items ?? [], resourceVersion: r.metadata?.resourceVersion ?? '' };
       } catch (err) {
         throw toK8sError(err, 'list Namespace');
       }
@@ -228,11 +231,8 @@ export function networkPolicySource(client: KubeClient): InformerSource<PolicyOb
     async list(opts) {
       client.stats.reads++;
       try {
-        const r = (await client.custom.listClusterCustomObject({
-          group: 'networking.k8s.io',
-          version: 'v1',
-          plural: 'networkpolicies',
-          ...opts,
+        const r = (await client.request('GET', '/apis/networking.k8s.io/v1/networkpolicies', {
+          query: { ...opts },
         })) as { items?: unknown[]; metadata?: { resourceVersion?: string } };
         return { items: r.items ?? [], resourceVersion: r.metadata?.resourceVersion ?? '' };
       } catch (err) {

@@ -812,6 +812,48 @@ describe('watch', () => {
     expect(w.events.map((e) => e.obj.code)).toEqual([410]);
   });
 
+  it('answers lists with resourceVersion=0 and resourceVersionMatch as kube-apiserver does', async () => {
+    const s = await start();
+    try {
+      await s.core.createNamespacedSecret({
+        namespace: 'default',
+        body: { metadata: { name: 'pw' }, stringData: { k: 'v' } },
+      });
+      await s.core.createNamespacedSecret({ namespace: 'default', body: { metadata: { name: 'other' } } });
+      const zero = await s.core.listNamespacedSecret({
+        namespace: 'default',
+        resourceVersion: '0',
+        fieldSelector: 'metadata.name=pw',
+      });
+      expect(zero.items.map((i) => i.metadata?.name)).toEqual(['pw']);
+      const rv = zero.metadata!.resourceVersion!;
+      const notOlder = await s.core.listNamespacedSecret({
+        namespace: 'default',
+        resourceVersion: rv,
+        resourceVersionMatch: 'NotOlderThan',
+      });
+      expect(notOlder.items.map((i) => i.metadata?.name).sort()).toEqual(['other', 'pw']);
+      const bad = await failure(
+        s.core.listNamespacedSecret({ namespace: 'default', resourceVersionMatch: 'NotOlderThan' }),
+      );
+      expect(bad.code).toBe(400);
+      expect(String(bad.body.message)).toMatch(/resourceVersionMatch/);
+      expect(
+        (await failure(s.core.listNamespacedSecret({ namespace: 'default', resourceVersion: 'x' }))).code,
+      ).toBe(400);
+      await s.core.createNamespacedSecret({ namespace: 'default', body: { metadata: { name: 'third' } } });
+      const exactOld = await failure(
+        s.core.listNamespacedSecret({
+          namespace: 'default',
+          resourceVersion: rv,
+          resourceVersionMatch: 'Exact',
+        }),
+      );
+      expect(exactOld.code).toBe(410);
+    } finally {
+      await s.server.close();
+    }
+  });
   it('turns field-selector transitions into ADDED and DELETED for the filtered watch', async () => {
     const list = await s.core.listPodForAllNamespaces({ fieldSelector: 'spec.nodeName=node-x' });
     const w = await openWatch(s.kc, '/api/v1/pods', {

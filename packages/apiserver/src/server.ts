@@ -584,6 +584,7 @@ export class ApiCore {
   private list(tg: Target, q: URLSearchParams) {
     const { type: t, version } = tg;
     const { labels, fields } = this.selectors(t, q);
+    listResourceVersion(q, this.o.store.revision);
     const limit = Number(q.get('limit') ?? 0);
     if (!Number.isInteger(limit) || limit < 0)
       throw errors.badRequest(`limit: invalid value "${q.get('limit')}"`);
@@ -842,3 +843,33 @@ export async function listen(
 }
 
 export const generateToken = () => randomBytes(24).toString('base64url');
+
+/**
+ * Checks a list's resourceVersion and resourceVersionMatch as kube-apiserver does. This server
+ * keeps no history, so every accepted form is answered from the current state, which satisfies
+ * them all: `0` (any version, what informers send first), a version with NotOlderThan (or no
+ * match: the legacy meaning is the same), and Exact of the current version.
+ */
+function listResourceVersion(q: URLSearchParams, revision: number): void {
+  const rv = q.get('resourceVersion') ?? '';
+  const match = q.get('resourceVersionMatch') ?? '';
+  if (rv !== '' && !/^\d+$/.test(rv))
+    throw errors.badRequest(`resourceVersion: Invalid value: "${rv}": must be a non-negative integer`);
+  if (match === '') return;
+  if (match !== 'NotOlderThan' && match !== 'Exact')
+    throw errors.badRequest(
+      `resourceVersionMatch: Unsupported value: "${match}": supported values: "Exact", "NotOlderThan"`,
+    );
+  if (rv === '')
+    throw errors.badRequest(
+      'resourceVersionMatch: Forbidden: resourceVersionMatch is forbidden unless resourceVersion is provided',
+    );
+  if (match === 'Exact' && rv === '0')
+    throw errors.badRequest(
+      'resourceVersionMatch: Forbidden: resourceVersionMatch "exact" is forbidden for resourceVersion "0"',
+    );
+  if (match === 'Exact' && Number(rv) !== revision)
+    throw errors.gone(
+      `The resourceVersion for the provided list is too old (${rv}); this server holds ${revision} only.`,
+    );
+}

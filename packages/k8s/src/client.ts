@@ -6,23 +6,40 @@
 // Every API failure is a K8sError with a stable code.
 
 import { createHash } from 'node:crypto';
-import {
-  ApiException,
+import type { Agent as HttpAgent } from 'node:http';
+import { createRequire } from 'node:module';
+import type {
   ApiextensionsV1Api,
   CoreV1Api,
-  type CoreV1Event,
+  CoreV1Event,
   CustomObjectsApi,
   KubeConfig,
-  PatchStrategy,
-  setHeaderOptions,
-  type V1Node,
-  type V1Pod,
+  V1Node,
+  V1Pod,
 } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import type { z } from 'zod';
 import { K8S_ERR, K8sError, type SchemaError } from './errors.js';
 import { type ResourceDef, safeValidate, validate } from './resources.js';
 import type { ObjectMeta } from './schemas.js';
+import { HttpStatusError, loadKubeTarget, type RequestOptions, Transport, targetAuth } from './transport.js';
+
+type ClientNode = typeof import('@kubernetes/client-node');
+let clientNode: ClientNode | undefined;
+/**
+ * @kubernetes/client-node in full (every generated API and model, ~80 MB of RSS), loaded on first
+ * use only: by a kubeconfig the light transport does not serve, or by a caller of `kc`, `core`,
+ * `custom` or `extensions`.
+ */
+export function fullClientNode(): ClientNode {
+  clientNode ??= createRequire(import.meta.url)('@kubernetes/client-node') as ClientNode;
+  return clientNode;
+}
+
+/** Whether @kubernetes/client-node has been loaded in full in this process. */
+export function clientNodeLoaded(): boolean {
+  return clientNode !== undefined;
+}
 
 export interface LoadKubeConfigOptions {
   /** A kubeconfig file; wins over $KUBECONFIG and the in-cluster account. */
@@ -31,7 +48,7 @@ export interface LoadKubeConfigOptions {
 
 /** Loads a kubeconfig: the given file, else $KUBECONFIG, else in-cluster, else ~/.kube/config. */
 export function loadKubeConfig(opts: LoadKubeConfigOptions = {}): KubeConfig {
-  const kc = new KubeConfig();
+  const kc = new (fullClientNode().KubeConfig)();
   try {
     if (opts.kubeconfigPath) kc.loadFromFile(opts.kubeconfigPath);
     else if (!process.env.KUBECONFIG && process.env.KUBERNETES_SERVICE_HOST) kc.loadFromCluster();
@@ -111,79 +128,6 @@ function reuseConnections(kc: KubeConfig): { close(): Promise<void> } {
   };
 }
 
-/**
- * Sends one JSON request for a resource client: resolves with the parsed body of a 2xx response and
- * throws ApiException (mapped by toK8sError like client-node's own) for any other status.
- */
-export type DirectTransport = (
-  method: string,
-  path: string,
-  body: unknown,
-  fallback: () => Promise<unknown>,
-) => Promise<unknown>;
-
-interface RawDispatcher {
-  request(opts: {
-    origin: string;
-    path: string;
-    method: string;
-    headers: Record<string, string>;
-    body?: string;
-  }): Promise<{ statusCode: number; headers: Record<string, unknown>; body: { text(): Promise<string> } }>;
-}
-
-/**
- * The hot verbs (get, create, replace, delete of custom resources) go straight to the pooled undici
- * dispatcher with client-node's own authentication (headers and TLS from the kubeconfig, applied per
- * request so rotating tokens keep working). It skips client-node's fetch, web streams and
- * ObjectSerializer, which cost about twice the client CPU of the request itself. Undefined when the
- * kubeconfig gives no dispatcher to use (no TLS settings): client-node sends the request then.
- */
-function directTransport(kc: KubeConfig): DirectTransport | undefined {
-  const server = kc.getCurrentCluster()?.server;
-  if (!server) return undefined;
-  const url = new URL(server);
-  const prefix = url.pathname.replace(/\/+$/, '');
-  const auth = kc as unknown as {
-    applySecurityAuthentication(ctx: {
-      setHeaderParam(k: string, v: string): void;
-      setDispatcher(d: unknown): void;
-    }): Promise<void>;
-  };
-  if (typeof auth.applySecurityAuthentication !== 'function') return undefined;
-  return async (method, path, body, fallback) => {
-    const headers: Record<string, string> = { accept: 'application/json' };
-    let dispatcher: RawDispatcher | undefined;
-    await auth.applySecurityAuthentication({
-      setHeaderParam: (k, v) => {
-        headers[k.toLowerCase()] = v;
-      },
-      setDispatcher: (d) => {
-        dispatcher = d as RawDispatcher;
-      },
-    });
-    if (!dispatcher || typeof dispatcher.request !== 'function') return fallback();
-    const text = body === undefined ? undefined : JSON.stringify(body);
-    if (text !== undefined) headers['content-type'] = 'application/json';
-    const r = await dispatcher.request({
-      origin: url.origin,
-      path: prefix + path,
-      method,
-      headers,
-      ...(text !== undefined ? { body: text } : {}),
-    });
-    const out = await r.body.text();
-    if (r.statusCode < 200 || r.statusCode > 299)
-      throw new ApiException(
-        r.statusCode,
-        `HTTP-Code: ${r.statusCode}`,
-        out,
-        r.headers as Record<string, string>,
-      );
-    return out ? JSON.parse(out) : {};
-  };
-}
-
 /** Request counters, shared by every resource client of one KubeClient (benchmarks, metrics). */
 export interface ClientStats {
   reads: number;
@@ -208,13 +152,20 @@ function statusOf(body: unknown): StatusBody {
   return (body ?? {}) as StatusBody;
 }
 
+/** client-node's ApiException, recognised without loading client-node. */
+function isApiException(err: unknown): boolean {
+  const e = err as { code?: unknown; body?: unknown; headers?: unknown } | null;
+  return typeof e === 'object' && e !== null && typeof e.code === 'number' && 'body' in e && 'headers' in e;
+}
+
 /** Maps anything client-node throws onto a K8sError with a stable code. */
 export function toK8sError(err: unknown, what: string): K8sError {
   if (err instanceof K8sError) return err;
-  if (err instanceof ApiException) {
-    const status = statusOf(err.body);
-    const msg = `${what}: ${status.message ?? err.message}`;
-    switch (err.code) {
+  if (err instanceof HttpStatusError || isApiException(err)) {
+    const e = err as { code: number; body: unknown; message: string };
+    const status = statusOf(e.body);
+    const msg = `${what}: ${status.message ?? e.message}`;
+    switch (e.code) {
       case 404:
         return new K8sError(K8S_ERR.NOT_FOUND, msg, 404, { cause: err });
       case 409:
@@ -228,13 +179,13 @@ export function toK8sError(err: unknown, what: string): K8sError {
         return new K8sError(K8S_ERR.GONE, msg, 410, { cause: err });
       case 400:
       case 422:
-        return new K8sError(K8S_ERR.INVALID, msg, err.code, { cause: err });
+        return new K8sError(K8S_ERR.INVALID, msg, e.code, { cause: err });
       case 401:
         return new K8sError(K8S_ERR.UNAUTHORIZED, msg, 401, { cause: err });
       case 403:
         return new K8sError(K8S_ERR.FORBIDDEN, msg, 403, { cause: err });
       default:
-        return new K8sError(K8S_ERR.SERVER, `${msg} (HTTP ${err.code})`, err.code, { cause: err });
+        return new K8sError(K8S_ERR.SERVER, `${msg} (HTTP ${e.code})`, e.code, { cause: err });
     }
   }
   const e = err as Error & { cause?: { code?: string; message?: string }; code?: string };
@@ -264,30 +215,27 @@ export interface KubeObject {
   metadata: ObjectMeta;
 }
 
-const mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
+const MERGE_PATCH = 'application/merge-patch+json';
+
+/** One JSON request to the API server (KubeClient.request). */
+export type Send = (method: string, path: string, o?: RequestOptions) => Promise<unknown>;
 
 /** Typed get/list/create/replace/patch/delete for one custom resource. */
 export class ResourceClient<S extends z.ZodType> {
   constructor(
     readonly def: ResourceDef<S>,
-    private readonly api: CustomObjectsApi,
+    private readonly send: Send,
     private readonly stats: ClientStats,
-    private readonly direct?: DirectTransport,
   ) {}
 
-  /** The object's URL path, for the direct transport. */
-  private path(namespace: string | undefined, name?: string): string {
-    const { group, version, plural } = this.def;
-    const ns = this.def.namespaced ? `/namespaces/${encodeURIComponent(namespace!)}` : '';
-    return `/apis/${group}/${version}${ns}/${plural}${name === undefined ? '' : `/${encodeURIComponent(name)}`}`;
-  }
-
-  private base(namespace?: string) {
+  /** The collection's or the object's URL path. */
+  private path(namespace: string | undefined, name?: string, sub = ''): string {
     const { group, version, plural } = this.def;
     if (this.def.namespaced && !namespace) {
       throw new K8sError(K8S_ERR.INVALID, `${this.def.kind} is namespaced: metadata.namespace is required`);
     }
-    return { group, version, plural, namespace: namespace ?? '' };
+    const ns = this.def.namespaced ? `/namespaces/${encodeURIComponent(namespace!)}` : '';
+    return `/apis/${group}/${version}${ns}/${plural}${name === undefined ? '' : `/${encodeURIComponent(name)}`}${sub}`;
   }
 
   private what(verb: string, name?: string) {
@@ -307,28 +255,22 @@ export class ResourceClient<S extends z.ZodType> {
   }
 
   async get(name: string, namespace?: string): Promise<z.infer<S>> {
-    const b = this.base(namespace);
-    const raw = await this.call(this.what('get', name), false, () => {
-      const viaClientNode = () =>
-        this.def.namespaced
-          ? this.api.getNamespacedCustomObject({ ...b, name })
-          : this.api.getClusterCustomObject({ ...b, name });
-      return this.direct
-        ? this.direct('GET', this.path(namespace, name), undefined, viaClientNode)
-        : viaClientNode();
-    });
+    const path = this.path(namespace, name);
+    const raw = await this.call(this.what('get', name), false, () => this.send('GET', path));
     return validate(this.def, raw);
   }
 
   /** Lists objects; invalid ones are returned apart in `invalid`, not thrown. */
   async list(opts: ListOptions = {}): Promise<ListResult<z.infer<S>>> {
     const { group, version, plural } = this.def;
-    const q = { labelSelector: opts.labelSelector, fieldSelector: opts.fieldSelector };
-    const raw = (await this.call(this.what('list'), false, () =>
-      opts.namespace
-        ? this.api.listNamespacedCustomObject({ group, version, plural, namespace: opts.namespace, ...q })
-        : this.api.listClusterCustomObject({ group, version, plural, ...q }),
-    )) as { items?: unknown[]; metadata?: { resourceVersion?: string } };
+    const path = opts.namespace
+      ? `/apis/${group}/${version}/namespaces/${encodeURIComponent(opts.namespace)}/${plural}`
+      : `/apis/${group}/${version}/${plural}`;
+    const query = { labelSelector: opts.labelSelector, fieldSelector: opts.fieldSelector };
+    const raw = (await this.call(this.what('list'), false, () => this.send('GET', path, { query }))) as {
+      items?: unknown[];
+      metadata?: { resourceVersion?: string };
+    };
     const out: ListResult<z.infer<S>> = {
       items: [],
       resourceVersion: raw.metadata?.resourceVersion ?? '',
@@ -345,16 +287,10 @@ export class ResourceClient<S extends z.ZodType> {
   /** Creates the object (validated first); ALREADY_EXISTS when the name is taken. */
   async create(obj: z.input<S>): Promise<z.infer<S>> {
     const body = this.outgoing(obj);
-    const b = this.base(body.metadata.namespace);
-    const raw = await this.call(this.what('create', body.metadata.name), true, () => {
-      const viaClientNode = () =>
-        this.def.namespaced
-          ? this.api.createNamespacedCustomObject({ ...b, body })
-          : this.api.createClusterCustomObject({ ...b, body });
-      return this.direct
-        ? this.direct('POST', this.path(body.metadata.namespace), body, viaClientNode)
-        : viaClientNode();
-    });
+    const path = this.path(body.metadata.namespace);
+    const raw = await this.call(this.what('create', body.metadata.name), true, () =>
+      this.send('POST', path, { body }),
+    );
     return validate(this.def, raw);
   }
 
@@ -364,29 +300,19 @@ export class ResourceClient<S extends z.ZodType> {
    */
   async replace(obj: z.input<S>): Promise<z.infer<S>> {
     const body = this.outgoing(obj);
-    const b = this.base(body.metadata.namespace);
     const name = body.metadata.name;
-    const raw = await this.call(this.what('replace', name), true, () => {
-      const viaClientNode = () =>
-        this.def.namespaced
-          ? this.api.replaceNamespacedCustomObject({ ...b, name, body })
-          : this.api.replaceClusterCustomObject({ ...b, name, body });
-      return this.direct
-        ? this.direct('PUT', this.path(body.metadata.namespace, name), body, viaClientNode)
-        : viaClientNode();
-    });
+    const path = this.path(body.metadata.namespace, name);
+    const raw = await this.call(this.what('replace', name), true, () => this.send('PUT', path, { body }));
     return validate(this.def, raw);
   }
 
   /** Writes the status subresource (resources with statusSubresource). */
   async replaceStatus(obj: z.input<S>): Promise<z.infer<S>> {
     const body = this.outgoing(obj);
-    const b = this.base(body.metadata.namespace);
     const name = body.metadata.name;
+    const path = this.path(body.metadata.namespace, name, '/status');
     const raw = await this.call(this.what('replace status of', name), true, () =>
-      this.def.namespaced
-        ? this.api.replaceNamespacedCustomObjectStatus({ ...b, name, body })
-        : this.api.replaceClusterCustomObjectStatus({ ...b, name, body }),
+      this.send('PUT', path, { body }),
     );
     return validate(this.def, raw);
   }
@@ -401,44 +327,32 @@ export class ResourceClient<S extends z.ZodType> {
     status: Record<string, unknown>,
     opts: { resourceVersion?: string; namespace?: string } = {},
   ): Promise<void> {
-    const b = this.base(opts.namespace);
+    const path = this.path(opts.namespace, name, '/status');
     const body = {
       ...(opts.resourceVersion ? { metadata: { resourceVersion: opts.resourceVersion } } : {}),
       status,
     };
     await this.call(this.what('patch status of', name), true, () =>
-      this.def.namespaced
-        ? this.api.patchNamespacedCustomObjectStatus({ ...b, name, body }, mergePatch)
-        : this.api.patchClusterCustomObjectStatus({ ...b, name, body }, mergePatch),
+      this.send('PATCH', path, { body, contentType: MERGE_PATCH }),
     );
   }
 
   /** JSON merge patch (RFC 7386). Include metadata.resourceVersion in the patch for CAS. */
   async patch(name: string, patch: Record<string, unknown>, namespace?: string): Promise<z.infer<S>> {
-    const b = this.base(namespace);
+    const path = this.path(namespace, name);
     const raw = await this.call(this.what('patch', name), true, () =>
-      this.def.namespaced
-        ? this.api.patchNamespacedCustomObject({ ...b, name, body: patch }, mergePatch)
-        : this.api.patchClusterCustomObject({ ...b, name, body: patch }, mergePatch),
+      this.send('PATCH', path, { body: patch, contentType: MERGE_PATCH }),
     );
     return validate(this.def, raw);
   }
 
   /** Deletes; with `resourceVersion` only if unchanged since (CONFLICT otherwise). */
   async delete(name: string, opts: { namespace?: string; resourceVersion?: string } = {}): Promise<void> {
-    const b = this.base(opts.namespace);
+    const path = this.path(opts.namespace, name);
     const body = opts.resourceVersion
       ? { preconditions: { resourceVersion: opts.resourceVersion } }
       : undefined;
-    await this.call(this.what('delete', name), true, () => {
-      const viaClientNode = () =>
-        this.def.namespaced
-          ? this.api.deleteNamespacedCustomObject({ ...b, name, body })
-          : this.api.deleteClusterCustomObject({ ...b, name, body });
-      return this.direct
-        ? this.direct('DELETE', this.path(opts.namespace, name), body, viaClientNode)
-        : viaClientNode();
-    });
+    await this.call(this.what('delete', name), true, () => this.send('DELETE', path, body ? { body } : {}));
   }
 
   private outgoing(obj: z.input<S>): KubeObject {
@@ -448,45 +362,94 @@ export class ResourceClient<S extends z.ZodType> {
 }
 
 export interface KubeClientOptions extends LoadKubeConfigOptions {
+  /** A loaded KubeConfig: requests then authenticate through it (client-node loaded in full). */
   kubeConfig?: KubeConfig;
   logger?: Logger;
   /**
-   * Send get/create/replace/delete of custom resources straight over the pooled connection
-   * (client-node's authentication, not its fetch pipeline). Default true; false uses client-node
-   * for every request.
+   * false: authenticate every request through client-node's KubeConfig (loaded in full) even when
+   * the kubeconfig is one the light reader serves. Default true.
    */
   directRequests?: boolean;
 }
 
-/** One connection to the API server: typed resource clients plus the core objects podnet reads. */
+/**
+ * One connection to the API server: typed resource clients plus the core objects podnet reads.
+ * Requests go over pooled keep-alive connections (transport.ts). `kc`, `core`, `custom` and
+ * `extensions` (client-node's KubeConfig and generated APIs) load client-node in full on first use.
+ */
 export class KubeClient {
-  readonly kc: KubeConfig;
-  readonly custom: CustomObjectsApi;
-  readonly core: CoreV1Api;
-  readonly extensions: ApiextensionsV1Api;
   readonly stats: ClientStats = { reads: 0, writes: 0, conflicts: 0 };
   private readonly clients = new Map<ResourceDef, ResourceClient<z.ZodType>>();
-  private readonly connections: { close(): Promise<void> };
-  private readonly direct: DirectTransport | undefined;
+  private connections: { close(): Promise<void> } | undefined;
+  private readonly transport: Transport;
+  private readonly kubeconfigPath: string | undefined;
+  private loaded: KubeConfig | undefined;
+  private apis: { core?: CoreV1Api; custom?: CustomObjectsApi; extensions?: ApiextensionsV1Api } = {};
 
   constructor(opts: KubeClientOptions = {}) {
-    this.kc = opts.kubeConfig ?? loadKubeConfig(opts);
-    this.connections = reuseConnections(this.kc);
-    this.direct = opts.directRequests === false ? undefined : directTransport(this.kc);
-    this.custom = this.kc.makeApiClient(CustomObjectsApi);
-    this.core = this.kc.makeApiClient(CoreV1Api);
-    this.extensions = this.kc.makeApiClient(ApiextensionsV1Api);
+    this.kubeconfigPath = opts.kubeconfigPath;
+    let target: ReturnType<typeof loadKubeTarget>;
+    if (!opts.kubeConfig && opts.directRequests !== false) {
+      try {
+        target = loadKubeTarget(opts.kubeconfigPath);
+      } catch {
+        target = undefined; // loadKubeConfig below reports it with client-node's message
+      }
+    }
+    if (opts.kubeConfig) this.loaded = opts.kubeConfig;
+    if (target) {
+      this.transport = new Transport(target.cluster.server, targetAuth(target));
+    } else {
+      const kc = this.kc;
+      const server = kc.getCurrentCluster()!.server;
+      this.transport = new Transport(server, async () => {
+        const o: { headers?: Record<string, string>; agent?: HttpAgent } = {};
+        await kc.applyToHTTPSOptions(o as never);
+        return { headers: o.headers ?? {}, agent: o.agent! };
+      });
+    }
+  }
+
+  /** client-node's KubeConfig for the same kubeconfig (loads client-node in full). */
+  get kc(): KubeConfig {
+    if (!this.loaded) this.loaded = loadKubeConfig({ kubeconfigPath: this.kubeconfigPath });
+    if (!this.connections) this.connections = reuseConnections(this.loaded);
+    return this.loaded;
+  }
+
+  get core(): CoreV1Api {
+    this.apis.core ??= this.kc.makeApiClient(fullClientNode().CoreV1Api);
+    return this.apis.core;
+  }
+
+  get custom(): CustomObjectsApi {
+    this.apis.custom ??= this.kc.makeApiClient(fullClientNode().CustomObjectsApi);
+    return this.apis.custom;
+  }
+
+  get extensions(): ApiextensionsV1Api {
+    this.apis.extensions ??= this.kc.makeApiClient(fullClientNode().ApiextensionsV1Api);
+    return this.apis.extensions;
+  }
+
+  /** One JSON request over the pooled connections; failures are HttpStatusError (see toK8sError). */
+  readonly request: Send = (method, path, o) => this.transport.request(method, path, o);
+
+  /** Opens a streaming GET (a watch); the caller reads and ends the response. */
+  open(path: string, o: RequestOptions): ReturnType<Transport['open']> {
+    return this.transport.open('GET', path, o);
   }
 
   /** Closes the pooled connections (watches end too). */
   async close(): Promise<void> {
-    await this.connections.close();
+    this.transport.close();
+    await this.connections?.close();
   }
 
   resource<S extends z.ZodType>(def: ResourceDef<S>): ResourceClient<S> {
     let c = this.clients.get(def as ResourceDef);
     if (!c) {
-      c = new ResourceClient(def as ResourceDef, this.custom, this.stats, this.direct);
+      c = new ResourceClient(def as ResourceDef, this.request, this.stats);
       this.clients.set(def as ResourceDef, c);
     }
     return c as unknown as ResourceClient<S>;
@@ -495,7 +458,7 @@ export class KubeClient {
   async getNode(name: string): Promise<V1Node> {
     this.stats.reads++;
     try {
-      return await this.core.readNode({ name });
+      return (await this.request('GET', `/api/v1/nodes/${encodeURIComponent(name)}`)) as V1Node;
     } catch (err) {
       throw toK8sError(err, `get Node ${JSON.stringify(name)}`);
     }
@@ -504,7 +467,8 @@ export class KubeClient {
   async listNodes(opts: { labelSelector?: string } = {}): Promise<V1Node[]> {
     this.stats.reads++;
     try {
-      return (await this.core.listNode(opts)).items;
+      const r = (await this.request('GET', '/api/v1/nodes', { query: { ...opts } })) as { items?: V1Node[] };
+      return r.items ?? [];
     } catch (err) {
       throw toK8sError(err, 'list Node');
     }
@@ -514,7 +478,10 @@ export class KubeClient {
   async annotateNode(name: string, annotations: Record<string, string | null>): Promise<V1Node> {
     this.stats.writes++;
     try {
-      return await this.core.patchNode({ name, body: { metadata: { annotations } } }, mergePatch);
+      return (await this.request('PATCH', `/api/v1/nodes/${encodeURIComponent(name)}`, {
+        body: { metadata: { annotations } },
+        contentType: MERGE_PATCH,
+      })) as V1Node;
     } catch (err) {
       throw toK8sError(err, `annotate Node ${JSON.stringify(name)}`);
     }
@@ -525,7 +492,9 @@ export class KubeClient {
     this.stats.writes++;
     const namespace = event.metadata?.namespace ?? 'default';
     try {
-      await this.core.createNamespacedEvent({ namespace, body: event });
+      await this.request('POST', `/api/v1/namespaces/${encodeURIComponent(namespace)}/events`, {
+        body: { apiVersion: 'v1', kind: 'Event', ...event },
+      });
     } catch (err) {
       throw toK8sError(err, `create Event for ${event.involvedObject.kind} ${event.involvedObject.name}`);
     }
@@ -533,12 +502,13 @@ export class KubeClient {
 
   async listPods(opts: ListOptions = {}): Promise<V1Pod[]> {
     this.stats.reads++;
-    const q = { labelSelector: opts.labelSelector, fieldSelector: opts.fieldSelector };
+    const query = { labelSelector: opts.labelSelector, fieldSelector: opts.fieldSelector };
     try {
-      const r = opts.namespace
-        ? await this.core.listNamespacedPod({ namespace: opts.namespace, ...q })
-        : await this.core.listPodForAllNamespaces(q);
-      return r.items;
+      const path = opts.namespace
+        ? `/api/v1/namespaces/${encodeURIComponent(opts.namespace)}/pods`
+        : '/api/v1/pods';
+      const r = (await this.request('GET', path, { query })) as { items?: V1Pod[] };
+      return r.items ?? [];
     } catch (err) {
       throw toK8sError(err, 'list Pod');
     }
@@ -548,7 +518,10 @@ export class KubeClient {
   async findPod(namespace: string, name: string): Promise<V1Pod | undefined> {
     this.stats.reads++;
     try {
-      return await this.core.readNamespacedPod({ namespace, name });
+      return (await this.request(
+        'GET',
+        `/api/v1/namespaces/${encodeURIComponent(namespace)}/pods/${encodeURIComponent(name)}`,
+      )) as V1Pod;
     } catch (err) {
       const e = toK8sError(err, `get Pod ${namespace}/${name}`);
       if (e.code === K8S_ERR.NOT_FOUND) return undefined;

@@ -8,13 +8,14 @@
 // - `synced` resolves after the first complete list; `hasSynced` is the flag.
 // - An object that fails its schema is logged with the failing fields and skipped; the informer
 //   keeps running and keeps the last valid version.
-import { Watch } from '@kubernetes/client-node';
+import { createInterface } from 'node:readline';
 import type { Logger } from 'pino';
 import type { z } from 'zod';
 import type { KubeClient } from './client.js';
 import { toK8sError } from './client.js';
 import { K8S_ERR, type SchemaError } from './errors.js';
 import { type ResourceDef, safeValidate } from './resources.js';
+import { HttpStatusError } from './transport.js';
 
 export interface Meta {
   metadata?: { name?: string; namespace?: string; resourceVersion?: string };
@@ -30,6 +31,11 @@ export interface InformerSource<T> {
   list(opts: {
     labelSelector?: string;
     fieldSelector?: string;
+    /**
+     * `0`: any version the server holds (kube-apiserver answers from its watch cache); a version:
+     * not older than it (also from the cache); absent or empty: the latest, read from etcd.
+     */
+    resourceVersion?: string;
   }): Promise<{ items: unknown[]; resourceVersion: string }>;
   parse(raw: unknown): ParseResult<T>;
 }
@@ -43,7 +49,7 @@ export type InformerEvent<T> =
   /** The set of invalid objects (`invalid()`) changed: one was rejected, fixed or deleted. */
   | { type: 'invalid'; key: string };
 
-export interface InformerOptions {
+export interface InformerOptions<T = unknown> {
   labelSelector?: string;
   fieldSelector?: string;
   logger?: Logger;
@@ -62,6 +68,17 @@ export interface InformerOptions {
    * only after a complete list.
    */
   resumeFrom?: string;
+  /**
+   * Keeps only what the consumer uses of each object (a projection), so the store stays small at
+   * scale. Applied after validation; the result must keep metadata.name (and namespace).
+   */
+  project?: (obj: T) => T;
+  /**
+   * Whether two versions of an object are the same to the consumer. When given, a MODIFIED event
+   * whose projection is `same` as the stored one updates the store silently: no `modified` is
+   * emitted (e.g. a Node's heartbeat, when only its addresses and podnet annotations are used).
+   */
+  same?: (a: T, b: T) => boolean;
 }
 
 export function objectKey(o: Meta): string {
@@ -93,6 +110,8 @@ export class Informer<T extends Meta> {
   private readonly rejected = new Map<string, InvalidObject>();
   private readonly handlers = new Set<(ev: InformerEvent<T>) => void>();
   private resourceVersion = '';
+  /** The version of the last complete list (or later event): where a relist need not be older than. */
+  private listedVersion = '';
   private stopped = true;
   private abort: AbortController | undefined;
   private sleepTimer: NodeJS.Timeout | undefined;
@@ -100,20 +119,18 @@ export class Informer<T extends Meta> {
   private attempt = 0;
   private loop: Promise<void> | undefined;
   private resolveSynced!: () => void;
-  private readonly watcher: Watch;
   private readonly log: Logger | undefined;
   /** Resolves after the first complete list. */
   readonly synced: Promise<void>;
   hasSynced = false;
   /** Counters for tests and metrics. */
-  readonly counts = { lists: 0, watches: 0, invalid: 0, errors: 0, bookmarks: 0 };
+  readonly counts = { lists: 0, watches: 0, invalid: 0, errors: 0, bookmarks: 0, unchanged: 0 };
 
   constructor(
     readonly client: KubeClient,
     readonly source: InformerSource<T>,
-    private readonly opts: InformerOptions = {},
+    private readonly opts: InformerOptions<T> = {},
   ) {
-    this.watcher = new Watch(client.kc);
     this.log = opts.logger?.child({ informer: source.kind, path: source.path });
     this.synced = new Promise((r) => {
       this.resolveSynced = r;
@@ -174,7 +191,7 @@ export class Informer<T extends Meta> {
     const key = objectKey(raw as Meta);
     if (r.ok) {
       if (this.rejected.delete(key)) this.emit({ type: 'invalid', key });
-      return r.value;
+      return this.opts.project ? this.opts.project(r.value) : r.value;
     }
     this.rejected.set(key, { key, raw, error: r.error });
     this.emit({ type: 'invalid', key });
@@ -187,9 +204,24 @@ export class Informer<T extends Meta> {
     return undefined;
   }
 
-  private async relist(): Promise<void> {
+  /**
+   * Lists as client-go's reflector does: the first list with resourceVersion=0 (served from the
+   * API server's watch cache, not etcd), a relist not older than what was seen, and, if the server
+   * no longer has that version (410), the latest.
+   */
+  private async listFromCache(): Promise<{ items: unknown[]; resourceVersion: string }> {
     const { labelSelector, fieldSelector } = this.opts;
-    const r = await this.source.list({ labelSelector, fieldSelector });
+    const resourceVersion = this.listedVersion || '0';
+    try {
+      return await this.source.list({ labelSelector, fieldSelector, resourceVersion });
+    } catch (err) {
+      if (resourceVersion === '0' || (err as { code?: string }).code !== K8S_ERR.GONE) throw err;
+      return await this.source.list({ labelSelector, fieldSelector });
+    }
+  }
+
+  private async relist(): Promise<void> {
+    const r = await this.listFromCache();
     this.counts.lists++;
     const seen = new Set<string>();
     for (const raw of r.items) {
@@ -215,6 +247,7 @@ export class Informer<T extends Meta> {
       }
     }
     this.resourceVersion = r.resourceVersion;
+    this.listedVersion = r.resourceVersion;
     if (this.hasSynced) this.emit({ type: 'relisted', resourceVersion: r.resourceVersion });
     else {
       this.hasSynced = true;
@@ -229,8 +262,10 @@ export class Informer<T extends Meta> {
     const old = this.store.get(key);
     this.store.set(key, obj);
     if (!old) this.emit({ type: 'added', object: obj });
-    else if (old.metadata?.resourceVersion !== obj.metadata?.resourceVersion)
-      this.emit({ type: 'modified', object: obj, old });
+    else if (old.metadata?.resourceVersion !== obj.metadata?.resourceVersion) {
+      if (this.opts.same?.(old, obj)) this.counts.unchanged++;
+      else this.emit({ type: 'modified', object: obj, old });
+    }
   }
 
   private onWatchEvent(type: string, raw: unknown): 'gone' | undefined {
@@ -269,43 +304,51 @@ export class Informer<T extends Meta> {
   }
 
   /** One watch connection; resolves when it ends, with why. */
-  private watchOnce(): Promise<{ reason: 'closed' | 'gone' | 'error'; err?: unknown }> {
-    return new Promise((resolve) => {
-      let gone = false;
-      const { labelSelector, fieldSelector } = this.opts;
-      const params = {
-        resourceVersion: this.resourceVersion,
-        allowWatchBookmarks: true,
-        labelSelector,
-        fieldSelector,
-        timeoutSeconds: this.opts.watchTimeoutSeconds ?? 240,
-      };
-      this.counts.watches++;
-      this.watcher
-        .watch(
-          this.source.path,
-          params,
-          (type, obj) => {
-            if (this.onWatchEvent(type, obj) === 'gone') {
-              gone = true;
-              this.abort?.abort();
-            } else this.attempt = 0;
-          },
-          (err) => {
-            if (gone || (err as { statusCode?: number } | null)?.statusCode === 410)
-              resolve({ reason: 'gone' });
-            else if (!err || this.stopped) resolve({ reason: 'closed' });
-            else if ((err as Error).name === 'TimeoutError' || (err as Error).name === 'AbortError')
-              resolve({ reason: 'closed' });
-            else resolve({ reason: 'error', err });
-          },
-        )
-        .then((ctrl) => {
-          this.abort = ctrl;
-          if (this.stopped) ctrl.abort();
-        })
-        .catch((err) => resolve({ reason: 'error', err }));
-    });
+  private async watchOnce(): Promise<{ reason: 'closed' | 'gone' | 'error'; err?: unknown }> {
+    const { labelSelector, fieldSelector } = this.opts;
+    const ctrl = new AbortController();
+    this.abort = ctrl;
+    if (this.stopped) ctrl.abort();
+    this.counts.watches++;
+    try {
+      const res = await this.client.open(this.source.path, {
+        query: {
+          watch: true,
+          resourceVersion: this.resourceVersion,
+          allowWatchBookmarks: true,
+          labelSelector,
+          fieldSelector,
+          timeoutSeconds: this.opts.watchTimeoutSeconds ?? 240,
+        },
+        signal: ctrl.signal,
+      });
+      const code = res.statusCode ?? 0;
+      if (code < 200 || code > 299) {
+        const chunks: Buffer[] = [];
+        for await (const c of res) chunks.push(c as Buffer);
+        const err = new HttpStatusError(code, Buffer.concat(chunks).toString('utf8'));
+        return code === 410 ? { reason: 'gone' } : { reason: 'error', err };
+      }
+      for await (const line of createInterface({ input: res, crlfDelay: Infinity })) {
+        if (!line.trim()) continue;
+        let ev: { type?: string; object?: unknown };
+        try {
+          ev = JSON.parse(line);
+        } catch (err) {
+          return { reason: 'error', err };
+        }
+        if (this.onWatchEvent(String(ev.type), ev.object) === 'gone') {
+          ctrl.abort();
+          return { reason: 'gone' };
+        }
+        this.attempt = 0;
+      }
+      return { reason: 'closed' };
+    } catch (err) {
+      if (this.stopped || ctrl.signal.aborted || (err as Error).name === 'AbortError')
+        return { reason: 'closed' };
+      return { reason: 'error', err };
+    }
   }
 
   private sleep(ms: number): Promise<void> {
@@ -345,10 +388,14 @@ export class Informer<T extends Meta> {
           { resourceVersion: this.resourceVersion },
           'resourceVersion too old (410 Gone); relisting',
         );
+        this.listedVersion = this.resourceVersion;
         this.resourceVersion = '';
       } else if (r.reason === 'error') {
         const code = toK8sError(r.err, 'watch').code;
-        if (code === K8S_ERR.GONE) this.resourceVersion = '';
+        if (code === K8S_ERR.GONE) {
+          this.listedVersion = this.resourceVersion;
+          this.resourceVersion = '';
+        }
         await this.backoff(r.err);
       } else if (Date.now() - started < 1000) {
         // A watch that closes at once without an error is still a fault: do not spin.
@@ -373,12 +420,9 @@ export function resourceSource<S extends z.ZodType>(
     path,
     async list(opts) {
       // Raw list: the informer validates each item itself, so invalid ones get logged with their problems.
-      const { group, version, plural } = def;
       client.stats.reads++;
       try {
-        const raw = (await (namespace
-          ? client.custom.listNamespacedCustomObject({ group, version, plural, namespace, ...opts })
-          : client.custom.listClusterCustomObject({ group, version, plural, ...opts }))) as {
+        const raw = (await client.request('GET', path, { query: { ...opts } })) as {
           items?: unknown[];
           metadata?: { resourceVersion?: string };
         };
@@ -391,13 +435,14 @@ export function resourceSource<S extends z.ZodType>(
   };
 }
 
-/** An informer source for core/v1 objects (pods, nodes), checked only for a name. */
+/** An informer source for core/v1 objects (pods, nodes, secrets), checked only for a name. */
 export function coreSource<T extends Meta>(
   client: KubeClient,
-  kind: 'Pod' | 'Node',
+  kind: 'Pod' | 'Node' | 'Secret',
   namespace?: string,
 ): InformerSource<T> {
-  const plural = kind === 'Pod' ? 'pods' : 'nodes';
+  if (kind === 'Secret' && !namespace) throw new Error('coreSource: Secrets are read in one namespace');
+  const plural = kind === 'Pod' ? 'pods' : kind === 'Node' ? 'nodes' : 'secrets';
   const path = namespace ? `/api/v1/namespaces/${namespace}/${plural}` : `/api/v1/${plural}`;
   return {
     kind,
@@ -405,14 +450,11 @@ export function coreSource<T extends Meta>(
     async list(opts) {
       client.stats.reads++;
       try {
-        const r =
-          kind === 'Node'
-            ? await client.core.listNode(opts)
-            : namespace
-              ? await client.core.listNamespacedPod({ namespace, ...opts })
-              : await client.core.listPodForAllNamespaces(opts);
-        // client-node's typed list drops kind/apiVersion on items; keep them as plain objects.
-        return { items: r.items as unknown[], resourceVersion: r.metadata?.resourceVersion ?? '' };
+        const r = (await client.request('GET', path, { query: { ...opts } })) as {
+          items?: unknown[];
+          metadata?: { resourceVersion?: string };
+        };
+        return { items: r.items ?? [], resourceVersion: r.metadata?.resourceVersion ?? '' };
       } catch (err) {
         throw toK8sError(err, `list ${kind}`);
       }

@@ -2,9 +2,9 @@
 // Tests install them from deploy/crds; src/crd.test.ts keeps those files equal to the schemas.
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { loadYaml, type V1CustomResourceDefinition } from '@kubernetes/client-node';
+import type { V1CustomResourceDefinition } from '@kubernetes/client-node';
 import { parse } from 'yaml';
-import { type KubeClient, toK8sError } from './client.js';
+import { fullClientNode, type KubeClient, toK8sError } from './client.js';
 import { allCrds } from './crd.js';
 import { K8S_ERR, K8sError } from './errors.js';
 import { RESOURCES } from './resources.js';
@@ -34,7 +34,7 @@ export async function installCrds(
     // client-node serialises its typed models by their own field names (`_default`,
     // `x_kubernetes_preserve_unknown_fields`): a plain object's `default:` and `x-kubernetes-*`
     // keys would be dropped on the wire. loadYaml maps the wire names onto the model first.
-    const crd = loadYaml<V1CustomResourceDefinition>(JSON.stringify(raw));
+    const crd = fullClientNode().loadYaml<V1CustomResourceDefinition>(JSON.stringify(raw));
     const name = crd.metadata!.name!;
     try {
       await client.extensions.createCustomResourceDefinition({ body: crd });

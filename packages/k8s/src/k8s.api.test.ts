@@ -113,11 +113,11 @@ describe('typed resource client', () => {
   });
 
   it('reuses one pooled connection for every verb, DELETE with a precondition included', async () => {
-    // A fresh client; undici reports every new connection on this channel.
+    // A fresh client; node reports every new client socket on this channel.
     const c = new KubeClient({ kubeconfigPath: cluster.kubeconfigPath });
     let connects = 0;
     const onConnect = () => connects++;
-    diagnostics.subscribe('undici:client:connected', onConnect);
+    diagnostics.subscribe('net.client.socket', onConnect);
     try {
       const pools = c.resource(IPPOOL);
       await pools.list({ labelSelector: runSelector });
@@ -137,11 +137,11 @@ describe('typed resource client', () => {
         await c.listPods({ fieldSelector: 'spec.nodeName=nowhere' });
       }
       expect(first).toBeGreaterThanOrEqual(1);
-      // undici may open a second connection when a request goes out just before the previous
-      // response is fully processed; a connection per DELETE would be 20 here.
+      // A second connection may open when a request goes out just before the previous response is
+      // fully processed; a connection per DELETE would be 20 here.
       expect(connects - first).toBeLessThanOrEqual(2);
     } finally {
-      diagnostics.unsubscribe('undici:client:connected', onConnect);
+      diagnostics.unsubscribe('net.client.socket', onConnect);
       await c.close();
     }
   });

@@ -1,6 +1,15 @@
-// DatastorePort over @podnet/k8s: one informer per kind the agent needs (its own pods only, by
-// field selector), Secrets for BGP passwords read by name, and a reachability probe. While the API
-// server is unreachable the informers keep their last store, so the agent keeps its last state.
+// DatastorePort over @podnet/k8s: one informer per kind the agent needs, each narrowed to what
+// concerns this node, so the API server's load and the agent's work do not grow with the cluster:
+// - its own pods only (fieldSelector spec.nodeName), projected to what podView reads;
+// - its own IPAMBlocks and BlockAffinities (labelSelector podnet.io/node=<node>): the routes and
+//   announcements come from those alone; a borrowed address is announced from the pod itself;
+// - every Node (the mesh needs them), projected to the podnet annotations, labels and InternalIPs,
+//   so a kubelet heartbeat (status.conditions) changes nothing and triggers no recompute;
+// - each Secret a BGPPeer references, watched by name (fieldSelector metadata.name), not polled.
+// A reachability probe says whether the API server answers. While it does not, the informers keep
+// their last store, so the agent keeps its last state.
+
+import { NODE_LABEL } from '@podnet/ipam';
 import {
   BGPCONFIGURATION,
   BGPPEER,
@@ -23,6 +32,8 @@ import {
   type CoreNode,
   type CorePod,
   nodeView,
+  POD_IP_ANNOTATION,
+  POD_IPS_ANNOTATION,
   peerView,
   podView,
   poolView,
@@ -38,7 +49,10 @@ export class KubeDatastore implements DatastorePort {
   private readonly blocks;
   private readonly affinities;
   private readonly all: Informer<{ metadata?: { name?: string } }>[];
+  /** One informer per Secret name a BGPPeer references. */
+  private readonly secretInformers = new Map<string, Informer<CoreSecret>>();
   private secrets: Record<string, string> = {};
+  private started = false;
   private isReachable = true;
   private probe: NodeJS.Timeout | undefined;
   private onChange: () => void = () => {};
@@ -50,16 +64,25 @@ export class KubeDatastore implements DatastorePort {
   ) {
     this.log = opts.logger.child({ component: 'datastore' });
     const o = { logger: opts.logger, initialBackoffMs: 200, maxBackoffMs: 5000 };
-    this.nodes = new Informer<CoreNode>(client, coreSource(client, 'Node'), o);
+    this.nodes = new Informer<CoreNode>(client, coreSource(client, 'Node'), {
+      ...o,
+      project: projectNode,
+      same: sameProjection,
+    });
     this.pods = new Informer<CorePod>(client, coreSource(client, 'Pod'), {
       ...o,
       fieldSelector: `spec.nodeName=${opts.nodeName}`,
+      project: projectPod,
+      same: sameProjection,
     });
     this.pools = new Informer(client, resourceSource(client, IPPOOL), o);
     this.configs = new Informer(client, resourceSource(client, BGPCONFIGURATION), o);
     this.peers = new Informer(client, resourceSource(client, BGPPEER), o);
-    this.blocks = new Informer(client, resourceSource(client, IPAMBLOCK), o);
-    this.affinities = new Informer(client, resourceSource(client, BLOCKAFFINITY), o);
+    // IPAM labels the blocks and affinities it creates with their node (@podnet/ipam NODE_LABEL);
+    // a node name that cannot be a label value gets no label, and then everything is watched.
+    const mine = LABEL_VALUE.test(opts.nodeName) ? { labelSelector: `${NODE_LABEL}=${opts.nodeName}` } : {};
+    this.blocks = new Informer(client, resourceSource(client, IPAMBLOCK), { ...o, ...mine });
+    this.affinities = new Informer(client, resourceSource(client, BLOCKAFFINITY), { ...o, ...mine });
     this.all = [
       this.nodes,
       this.pods,
@@ -73,9 +96,11 @@ export class KubeDatastore implements DatastorePort {
 
   async start(onChange: () => void): Promise<void> {
     this.onChange = onChange;
+    this.started = true;
     for (const inf of this.all) {
       inf.on((ev) => {
-        if (ev.type !== 'synced' && inf === (this.peers as never)) void this.refreshSecrets();
+        if (ev.type === 'invalid') return;
+        if (inf === (this.peers as never)) this.watchSecrets();
         this.onChange();
       });
       inf.start();
@@ -88,6 +113,14 @@ export class KubeDatastore implements DatastorePort {
     return this.all.every((i) => i.hasSynced);
   }
 
+  /** Informer counters (lists, watches, …) by kind, for tests and diagnostics. */
+  counts(): Record<string, Informer<never>['counts']> {
+    const out: Record<string, Informer<never>['counts']> = {};
+    for (const i of this.all) out[i.source.kind] = i.counts;
+    for (const [name, i] of this.secretInformers) out[`Secret/${name}`] = i.counts;
+    return out;
+  }
+
   reachable(): boolean {
     return this.isReachable;
   }
@@ -97,7 +130,6 @@ export class KubeDatastore implements DatastorePort {
       await this.client.getNode(this.opts.nodeName);
       if (!this.isReachable) this.log.info('API server reachable again');
       this.isReachable = true;
-      await this.refreshSecrets();
     } catch (err) {
       if (this.isReachable)
         this.log.warn(
@@ -108,26 +140,54 @@ export class KubeDatastore implements DatastorePort {
     }
   }
 
-  /** GETs each Secret a BGPPeer references (RBAC allows get by name only). */
-  private async refreshSecrets() {
+  /**
+   * Keeps one informer per Secret a BGPPeer references (fieldSelector metadata.name: RBAC grants
+   * list and watch of those names only) and drops the ones no peer references any more.
+   */
+  private watchSecrets() {
+    if (!this.started) return;
     const names = new Set(
       this.peers.list().flatMap((p) => (p.spec.password ? [p.spec.password.secretKeyRef.name] : [])),
     );
-    const next: Record<string, string> = {};
-    for (const name of names) {
-      try {
-        const s = await this.client.core.readNamespacedSecret({ name, namespace: this.opts.namespace });
-        for (const [k, v] of Object.entries(s.data ?? {}))
-          next[`${name}/${k}`] = Buffer.from(v, 'base64').toString('utf8');
-        for (const [k, v] of Object.entries((s as { stringData?: Record<string, string> }).stringData ?? {}))
-          next[`${name}/${k}`] = v;
-      } catch (err) {
-        this.log.warn(
-          { secret: `${this.opts.namespace}/${name}`, err: (err as Error).message },
-          'cannot read BGP password secret',
-        );
-        for (const [k, v] of Object.entries(this.secrets)) if (k.startsWith(`${name}/`)) next[k] = v;
+    for (const [name, inf] of this.secretInformers)
+      if (!names.has(name)) {
+        this.secretInformers.delete(name);
+        void inf.stop();
+        this.updateSecrets();
       }
+    for (const name of names) {
+      if (this.secretInformers.has(name)) continue;
+      const inf = new Informer<CoreSecret>(
+        this.client,
+        coreSource(this.client, 'Secret', this.opts.namespace),
+        {
+          logger: this.opts.logger,
+          initialBackoffMs: 200,
+          maxBackoffMs: 5000,
+          fieldSelector: `metadata.name=${name}`,
+        },
+      );
+      this.secretInformers.set(name, inf);
+      inf.on((ev) => {
+        if (ev.type !== 'invalid') this.updateSecrets();
+      });
+      inf.start();
+    }
+  }
+
+  /** The passwords (`<secret>/<key>`) from the watched Secrets; onChange when they changed. */
+  private updateSecrets() {
+    const next: Record<string, string> = {};
+    for (const [name, inf] of this.secretInformers) {
+      const s = inf.list()[0];
+      if (!s) {
+        // Not there (yet), or not readable: keep what we had, so sessions keep their password.
+        for (const [k, v] of Object.entries(this.secrets)) if (k.startsWith(`${name}/`)) next[k] = v;
+        continue;
+      }
+      for (const [k, v] of Object.entries(s.data ?? {}))
+        next[`${name}/${k}`] = Buffer.from(v, 'base64').toString('utf8');
+      for (const [k, v] of Object.entries(s.stringData ?? {})) next[`${name}/${k}`] = v;
     }
     if (JSON.stringify(next) !== JSON.stringify(this.secrets)) {
       this.secrets = next;
@@ -168,6 +228,75 @@ export class KubeDatastore implements DatastorePort {
 
   async stop(): Promise<void> {
     clearInterval(this.probe);
-    await Promise.all(this.all.map((i) => i.stop()));
+    this.started = false;
+    await Promise.all([...this.all, ...this.secretInformers.values()].map((i) => i.stop()));
+    this.secretInformers.clear();
   }
+}
+
+/** A label value (as @podnet/ipam labels blocks and affinities with their node). */
+const LABEL_VALUE = /^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$/;
+
+interface CoreSecret {
+  metadata?: { name?: string; namespace?: string; resourceVersion?: string };
+  data?: Record<string, string>;
+  stringData?: Record<string, string>;
+}
+
+/** What nodeView reads of a Node: labels, the podnet.io annotations and the InternalIPs. */
+export function projectNode(n: CoreNode): CoreNode {
+  const m = n.metadata ?? {};
+  const annotations: Record<string, string> = {};
+  for (const [k, v] of Object.entries(m.annotations ?? {}))
+    if (k.startsWith('podnet.io/')) annotations[k] = v;
+  return {
+    metadata: {
+      ...(m.name !== undefined ? { name: m.name } : {}),
+      ...((m as { resourceVersion?: string }).resourceVersion !== undefined
+        ? { resourceVersion: (m as { resourceVersion?: string }).resourceVersion }
+        : {}),
+      labels: m.labels ?? {},
+      annotations,
+    },
+    status: {
+      addresses: (n.status?.addresses ?? [])
+        .filter((a) => a.type === 'InternalIP')
+        .map((a) => ({ type: a.type, address: a.address })),
+    },
+  } as CoreNode;
+}
+
+/** What podView reads of a Pod. */
+export function projectPod(p: CorePod): CorePod {
+  const m = p.metadata ?? {};
+  const annotations: Record<string, string> = {};
+  for (const k of [POD_IPS_ANNOTATION, POD_IP_ANNOTATION]) {
+    const v = m.annotations?.[k];
+    if (v !== undefined) annotations[k] = v;
+  }
+  return {
+    metadata: {
+      ...(m.name !== undefined ? { name: m.name } : {}),
+      ...(m.namespace !== undefined ? { namespace: m.namespace } : {}),
+      ...((m as { resourceVersion?: string }).resourceVersion !== undefined
+        ? { resourceVersion: (m as { resourceVersion?: string }).resourceVersion }
+        : {}),
+      annotations,
+    },
+    spec: {
+      ...(p.spec?.nodeName !== undefined ? { nodeName: p.spec.nodeName } : {}),
+      ...(p.spec?.hostNetwork !== undefined ? { hostNetwork: p.spec.hostNetwork } : {}),
+    },
+    status: {
+      ...(p.status?.phase !== undefined ? { phase: p.status.phase } : {}),
+      ...(p.status?.podIPs ? { podIPs: p.status.podIPs.map((x) => ({ ip: x.ip })) } : {}),
+      ...(p.status?.podIP !== undefined ? { podIP: p.status.podIP } : {}),
+    },
+  } as CorePod;
+}
+
+/** Two projections are the same when they differ at most in resourceVersion. */
+function sameProjection<T extends { metadata?: object }>(a: T, b: T): boolean {
+  const strip = (o: T) => ({ ...o, metadata: { ...o.metadata, resourceVersion: undefined } });
+  return JSON.stringify(strip(a)) === JSON.stringify(strip(b));
 }
