@@ -1,3 +1,4 @@
+import { K8S_ERR, K8sError, type KubeClient } from '@podnet/k8s';
 import { describe, expect, it } from 'vitest';
 import { compute } from './compute.js';
 import type { ComputeInputs } from './model.js';
@@ -9,7 +10,7 @@ import {
   type ServiceView,
   serviceRoutes,
 } from './service-routes.js';
-import { projectService, projectSlice } from './service-sync.js';
+import { projectService, projectSlice, sliceSource } from './service-sync.js';
 
 const lb = (name: string, ip: string, over: Partial<ServiceView> = {}): ServiceView => ({
   namespace: 'shop',
@@ -181,6 +182,63 @@ describe('projections', () => {
     });
     expect(e.readyNodes).toEqual(['node-a', 'node-b']);
     expect(e.service).toBe('web');
+  });
+});
+
+describe('EndpointSlices on a server without discovery.k8s.io/v1 (Kubernetes 1.20)', () => {
+  it('lists and watches v1beta1 after v1 answers 404, and reads the node from topology', async () => {
+    const asked: string[] = [];
+    const client = {
+      stats: { reads: 0 },
+      custom: {
+        async listClusterCustomObject(q: { version: string }) {
+          asked.push(q.version);
+          if (q.version === 'v1')
+            throw new K8sError(K8S_ERR.NOT_FOUND, 'the server could not find the requested resource', 404);
+          return {
+            metadata: { resourceVersion: '7' },
+            items: [
+              {
+                metadata: {
+                  name: 'web-x',
+                  namespace: 'shop',
+                  labels: { 'kubernetes.io/service-name': 'web' },
+                },
+                addressType: 'IPv4',
+                endpoints: [
+                  { topology: { 'kubernetes.io/hostname': 'node-b' }, conditions: { ready: true } },
+                  { topology: { 'kubernetes.io/hostname': 'node-c' }, conditions: { ready: false } },
+                ],
+              },
+            ],
+          };
+        },
+      },
+    } as unknown as KubeClient;
+    const src = sliceSource(client);
+    expect(src.path).toBe('/apis/discovery.k8s.io/v1/endpointslices');
+    const listed = await src.list({});
+    expect(asked).toEqual(['v1', 'v1beta1']);
+    expect(src.path).toBe('/apis/discovery.k8s.io/v1beta1/endpointslices');
+    expect(listed.resourceVersion).toBe('7');
+    const parsed = src.parse(listed.items[0]);
+    expect(parsed.ok && parsed.value.readyNodes).toEqual(['node-b']);
+    await src.list({});
+    expect(asked).toEqual(['v1', 'v1beta1', 'v1beta1']);
+  });
+
+  it('keeps other list errors as they are', async () => {
+    const client = {
+      stats: { reads: 0 },
+      custom: {
+        async listClusterCustomObject() {
+          throw new K8sError(K8S_ERR.FORBIDDEN, 'endpointslices is forbidden', 403);
+        },
+      },
+    } as unknown as KubeClient;
+    const src = sliceSource(client);
+    await expect(src.list({})).rejects.toThrow(/forbidden/);
+    expect(src.path).toBe('/apis/discovery.k8s.io/v1/endpointslices');
   });
 });
 

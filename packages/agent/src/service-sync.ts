@@ -1,6 +1,14 @@
 // Cluster-wide watches of Services and EndpointSlices, kept as small projections (only the fields
 // service-routes.ts reads), and the Events for what a Service asks that is not announced.
-import { Informer, type InformerSource, type KubeClient, type Meta, toK8sError } from '@podnet/k8s';
+import {
+  Informer,
+  type InformerSource,
+  isK8sError,
+  K8S_ERR,
+  type KubeClient,
+  type Meta,
+  toK8sError,
+} from '@podnet/k8s';
 import type { Logger } from 'pino';
 import type { EventRecorder } from './events.js';
 import {
@@ -36,7 +44,12 @@ interface RawService {
 interface RawSlice {
   metadata?: { name?: string; namespace?: string; resourceVersion?: string; labels?: Record<string, string> };
   addressType?: string;
-  endpoints?: { nodeName?: string; conditions?: { ready?: boolean | null } }[];
+  endpoints?: {
+    nodeName?: string;
+    /** discovery.k8s.io/v1beta1 (Kubernetes 1.20) names the node here. */
+    topology?: Record<string, string>;
+    conditions?: { ready?: boolean | null };
+  }[];
 }
 
 /** The fields of a Service the agent keeps (the rest of the object is dropped on arrival). */
@@ -66,7 +79,10 @@ export function projectSlice(raw: RawSlice): EndpointSliceView {
   const m = raw.metadata ?? {};
   const nodes = new Set<string>();
   // conditions.ready unset means ready (discovery.k8s.io/v1).
-  for (const e of raw.endpoints ?? []) if (e.nodeName && e.conditions?.ready !== false) nodes.add(e.nodeName);
+  for (const e of raw.endpoints ?? []) {
+    const node = e.nodeName ?? e.topology?.['kubernetes.io/hostname'];
+    if (node && e.conditions?.ready !== false) nodes.add(node);
+  }
   return {
     namespace: m.namespace ?? '',
     name: m.name ?? '',
@@ -114,6 +130,52 @@ function projectedSource<T>(
   };
 }
 
+/**
+ * EndpointSlices from discovery.k8s.io/v1, or from v1beta1 when the server does not serve v1
+ * (Kubernetes 1.20). The version is chosen by the first list that the server answers, and the
+ * watch path follows it (the informer reads `path` when it opens a watch).
+ */
+export function sliceSource(client: KubeClient, log?: Logger): InformerSource<Projected<EndpointSliceView>> {
+  const of = (version: 'v1' | 'v1beta1') =>
+    projectedSource(
+      client,
+      'EndpointSlice',
+      `/apis/discovery.k8s.io/${version}/endpointslices`,
+      // The custom-objects client lists any group's collection (/apis/{group}/{version}/{plural}).
+      (q) =>
+        client.custom.listClusterCustomObject({
+          group: 'discovery.k8s.io',
+          version,
+          plural: 'endpointslices',
+          ...q,
+        }),
+      projectSlice,
+    );
+  const v1 = of('v1');
+  const v1beta1 = of('v1beta1');
+  let current = v1;
+  return {
+    kind: 'EndpointSlice',
+    get path() {
+      return current.path;
+    },
+    async list(opts) {
+      try {
+        return await current.list(opts);
+      } catch (err) {
+        if (current !== v1 || !isK8sError(err, K8S_ERR.NOT_FOUND)) throw err;
+        log?.info(
+          { path: v1beta1.path },
+          'discovery.k8s.io/v1 EndpointSlices not served (Kubernetes before 1.21): using v1beta1',
+        );
+        current = v1beta1;
+        return await current.list(opts);
+      }
+    },
+    parse: (raw) => current.parse(raw),
+  };
+}
+
 export interface ServicePort {
   start(onChange: () => void): void;
   synced(): boolean;
@@ -146,25 +208,13 @@ export class ServiceSync implements ServicePort {
       ),
       o,
     );
-    // Only slices a Service owns (the controller labels them with its name).
-    this.slices = new Informer(
-      client,
-      projectedSource(
-        client,
-        'EndpointSlice',
-        '/apis/discovery.k8s.io/v1/endpointslices',
-        // The custom-objects client lists any group's collection (/apis/{group}/{version}/{plural}).
-        (q) =>
-          client.custom.listClusterCustomObject({
-            group: 'discovery.k8s.io',
-            version: 'v1',
-            plural: 'endpointslices',
-            ...q,
-          }),
-        projectSlice,
-      ),
-      { ...o, labelSelector: SERVICE_NAME_LABEL },
-    );
+    // Only slices a Service owns (the controller labels them with its name). discovery.k8s.io/v1
+    // is served from Kubernetes 1.21; an older server (1.20: v1beta1 only) answers 404 there, and
+    // the source then lists and watches v1beta1 instead (sliceSource).
+    this.slices = new Informer(client, sliceSource(client, this.log), {
+      ...o,
+      labelSelector: SERVICE_NAME_LABEL,
+    });
   }
 
   start(onChange: () => void): void {
