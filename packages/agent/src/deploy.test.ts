@@ -140,7 +140,7 @@ describe('deploy/ manifests', () => {
     expect(admission.resources).toEqual(['node-scoped-writes.yaml']);
   });
 
-  it('grants no wildcard, no cluster-admin, and Secrets only by name with get', () => {
+  it('grants no wildcard, no cluster-admin, and Secrets only by name (get, list, watch)', () => {
     const roles = [...of('ClusterRole'), ...of('Role')];
     expect(roles.length).toBeGreaterThan(0);
     for (const r of roles) {
@@ -154,7 +154,8 @@ describe('deploy/ manifests', () => {
           expect(field, `${r.obj.metadata?.name}: no wildcard`).not.toContain('*');
         if (rule.resources.includes('secrets')) {
           expect(r.obj.kind, 'secrets only through a namespaced Role').toBe('Role');
-          expect(rule.verbs).toEqual(['get']);
+          // get, and list/watch for the by-name watch (fieldSelector metadata.name) of BGP passwords.
+          expect(rule.verbs).toEqual(['get', 'list', 'watch']);
           expect(rule.resourceNames?.length, 'secrets only by resourceNames').toBeGreaterThan(0);
         }
       }

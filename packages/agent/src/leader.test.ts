@@ -33,7 +33,15 @@ function fakeApi() {
       return structuredClone(state.lease);
     },
   };
-  return { state, client: { custom } as unknown as KubeClient };
+  // The elector talks to the Lease through KubeClient.request (GET, POST the collection, PUT one).
+  const request = async (method: string, _path: string, o?: { body?: unknown }) => {
+    const body = o?.body as never;
+    if (method === 'GET') return custom.getNamespacedCustomObject();
+    if (method === 'POST') return custom.createNamespacedCustomObject({ body });
+    if (method === 'PUT') return custom.replaceNamespacedCustomObject({ body });
+    throw new Error(`fake Lease API: no ${method}`);
+  };
+  return { state, client: { custom, request } as unknown as KubeClient };
 }
 
 async function until(what: string, check: () => boolean) {
