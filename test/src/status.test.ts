@@ -14,7 +14,7 @@ import { downScenarioLab, type Lab, repoRoot, scenarioConfig, upScenarioLab } fr
 const pexec = promisify(execFile);
 const CTL = join(repoRoot, 'packages/ctl/dist/cli.js');
 // No host port forward: scenario labs run side by side.
-const config = scenarioConfig('st', { podsPerNode: 1, apiHostPort: 0 });
+const config = scenarioConfig('st', { podsPerNode: 1 });
 let lab: Lab;
 
 /** podnetctl in a node's namespace, with that node's kubeconfig; exit code kept. */

@@ -226,7 +226,7 @@ async function main(argv: string[]): Promise<number> {
     only: command === 'up' ? args : (saved?.only ?? []),
     ...(pods === undefined ? {} : { podsPerNode: pods }),
     ...(values.kubeconfig ? { kubeconfig: resolve(values.kubeconfig) } : {}),
-    ...(apiHostPort === undefined ? {} : { apiHostPort }),
+    apiHostPort: apiHostPort ?? DEFAULT_API_HOST_PORT,
     log: say,
   });
   const needRunning = () => {

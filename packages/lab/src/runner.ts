@@ -75,7 +75,8 @@ export interface LabConfig {
   kubeconfig?: string;
   /**
    * Port on the host's loopback (127.0.0.1) forwarded to the lab's API server, for kubectl from
-   * the host (hostKubeconfig()); default DEFAULT_API_HOST_PORT, 0 for none.
+   * the host (hostKubeconfig()); 0 or absent for none. `npm run lab` passes
+   * DEFAULT_API_HOST_PORT; tests and benchmarks leave it out, so labs side by side do not collide.
    */
   apiHostPort?: number;
   /**
@@ -194,7 +195,7 @@ export class Lab {
       token: this.project.settings.apiServer.token,
       model: this.model.name,
       ...(this.config.kubeconfig ? { kubeconfig: resolve(this.config.kubeconfig) } : {}),
-      ...(this.config.kubeconfig ? {} : { apiHostPort: this.config.apiHostPort ?? DEFAULT_API_HOST_PORT }),
+      ...(this.config.kubeconfig ? {} : { apiHostPort: this.config.apiHostPort ?? 0 }),
     };
   }
 
