@@ -31,43 +31,22 @@ for w in "${wanted[@]}"; do
 done
 ((${#missing[@]})) || exit 0
 
-keyring=/usr/share/keyrings/debian-archive-keyring.gpg
-[ -r "$keyring" ] || {
-  echo "fetch-tools: $keyring is missing (Debian package debian-archive-keyring)" >&2
+. scripts/lib/private-apt.sh
+apt="$PWD/$cache/apt-kubectl"
+private_apt "$apt" \
+  "deb [signed-by=$private_apt_keyring] http://deb.debian.org/debian bookworm main" \
+  "deb [signed-by=$private_apt_keyring] http://deb.debian.org/debian trixie main" || {
+  echo "fetch-tools: cannot make the private apt configuration" >&2
   exit 1
 }
-apt="$PWD/$cache/apt-kubectl"
-mkdir -p "$apt/etc/sources.list.d" "$apt/etc/preferences.d" "$apt/etc/apt.conf.d" \
-  "$apt/lists/partial" "$apt/archives/partial"
-: >"$apt/status"
-{
-  for suite in bookworm trixie; do
-    echo "deb [signed-by=$keyring] http://deb.debian.org/debian $suite main"
-  done
-} >"$apt/etc/sources.list"
-opts=(
-  -o "Dir::Etc=$apt/etc"
-  -o "Dir::Etc::sourcelist=$apt/etc/sources.list"
-  -o "Dir::Etc::sourceparts=$apt/etc/sources.list.d"
-  -o "Dir::Etc::preferencesparts=$apt/etc/preferences.d"
-  -o "Dir::Etc::parts=$apt/etc/apt.conf.d"
-  -o "Dir::State::lists=$apt/lists"
-  -o "Dir::State::status=$apt/status"
-  -o "Dir::Cache=$apt"
-  -o "Dir::Cache::archives=$apt/archives"
-  -o "APT::Architecture=$(dpkg --print-architecture)"
-  -o "APT::Architectures::=$(dpkg --print-architecture)"
-)
-# As root apt fetches as the _apt user, which cannot write under a private directory: stay root.
-[ "$(id -u)" -ne 0 ] || opts+=(-o "APT::Sandbox::User=root")
-apt-get "${opts[@]}" -q update
+apt-get "${apt_opts[@]}" -q update
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 for w in "${missing[@]}"; do
   read -r suite pkg bin dir <<<"$w"
   rm -rf "$work/root" "$work"/*.deb
-  (cd "$work" && apt-get "${opts[@]}" -q download "$pkg/$suite")
+  (cd "$work" && apt-get "${apt_opts[@]}" -q download "$pkg/$suite")
   dpkg-deb -x "$work"/"${pkg}"_*.deb "$work/root"
   mkdir -p "$cache/$dir"
   install -m 0755 "$work/root/usr/bin/$bin" "$cache/$dir/$bin"

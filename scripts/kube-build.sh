@@ -30,6 +30,7 @@
 #        scripts/kube-build.sh --status      one line: complete, or how far the build is (exit 0
 #                                            when complete, else 1); builds nothing
 set -euo pipefail
+. "$(dirname "${BASH_SOURCE[0]}")/lib/private-apt.sh"
 
 cache_root=${PODNET_KUBE_CACHE:-/var/cache/podnet}
 version=1.20.2
@@ -160,29 +161,13 @@ progress "fetching the source"
 # 1. The source package, through a private apt configuration that names bookworm's deb-src.
 if [ ! -f "$src/.unpacked" ]; then
   log "fetching the Debian source package $source_pkg"
-  keyring=/usr/share/keyrings/debian-archive-keyring.gpg
-  [ -r "$keyring" ] || die "$keyring is missing (Debian package debian-archive-keyring)"
   apt="$work/apt"
   rm -rf "$src" "$apt"
-  mkdir -p "$apt/etc/sources.list.d" "$apt/etc/preferences.d" "$apt/etc/apt.conf.d" \
-    "$apt/lists/partial" "$apt/archives/partial" "$work/dl"
-  : >"$apt/status"
-  echo "deb-src [signed-by=$keyring] http://deb.debian.org/debian bookworm main" >"$apt/etc/sources.list"
-  opts=(
-    -o "Dir::Etc=$apt/etc"
-    -o "Dir::Etc::sourcelist=$apt/etc/sources.list"
-    -o "Dir::Etc::sourceparts=$apt/etc/sources.list.d"
-    -o "Dir::Etc::preferencesparts=$apt/etc/preferences.d"
-    -o "Dir::Etc::parts=$apt/etc/apt.conf.d"
-    -o "Dir::State::lists=$apt/lists"
-    -o "Dir::State::status=$apt/status"
-    -o "Dir::Cache=$apt"
-    -o "Dir::Cache::archives=$apt/archives"
-  )
-  # As root apt fetches as the _apt user, which cannot write under a private directory: stay root.
-  [ "$(id -u)" -ne 0 ] || opts+=(-o "APT::Sandbox::User=root")
-  apt-get "${opts[@]}" -q update
-  (cd "$work/dl" && apt-get "${opts[@]}" -q source --download-only "$source_pkg")
+  mkdir -p "$work/dl"
+  private_apt "$apt" "deb-src [signed-by=$private_apt_keyring] http://deb.debian.org/debian bookworm main" ||
+    die "cannot make the private apt configuration"
+  apt-get "${apt_opts[@]}" -q update
+  (cd "$work/dl" && apt-get "${apt_opts[@]}" -q source --download-only "$source_pkg")
   dsc=$(ls "$work/dl"/kubernetes_*.dsc)
   log "unpacking $(basename "$dsc")"
   dpkg-source --no-check -x "$dsc" "$src" >/dev/null
