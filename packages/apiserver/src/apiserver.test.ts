@@ -4,7 +4,6 @@ import { request as httpsRequest } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
-  ApiException,
   ApiextensionsV1Api,
   ApisApi,
   CoreV1Api,
@@ -20,6 +19,7 @@ import {
   Watch,
 } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { failure, mergePatch } from './__fixtures__/client.js';
 import { type ApiServerOptions, startApiServer } from './index.js';
 
 let dir: string;
@@ -46,20 +46,6 @@ async function start(opts: ApiServerOptions = {}) {
   return { server, ...clientsFor(server.kubeconfig) };
 }
 
-/** The HTTP status and Status body of a call that must fail. */
-async function failure(p: Promise<unknown>): Promise<{ code: number; body: Record<string, unknown> }> {
-  try {
-    await p;
-  } catch (err) {
-    if (err instanceof ApiException) {
-      const body = typeof err.body === 'string' ? JSON.parse(err.body) : err.body;
-      return { code: err.code, body };
-    }
-    throw err;
-  }
-  throw new Error('expected the call to fail, but it succeeded');
-}
-
 async function until<T>(what: string, check: () => T | undefined | false, timeoutMs = 10_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
@@ -74,8 +60,6 @@ const pod = (name: string, extra: Partial<V1Pod> = {}): V1Pod => ({
   metadata: { name, ...extra.metadata },
   spec: { containers: [{ name: 'app', image: 'busybox' }], ...extra.spec },
 });
-
-const mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
 
 interface WatchEvent {
   type: string;

@@ -10,6 +10,7 @@ import {
   Watch,
 } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { mergePatch } from './__fixtures__/client.js';
 import { type ApiServer, startApiServer } from './index.js';
 
 let server: ApiServer;
@@ -24,7 +25,6 @@ beforeAll(async () => {
 });
 afterAll(() => server.close());
 
-const mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
 const jsonPatch = setHeaderOptions('Content-Type', PatchStrategy.JsonPatch);
 const NAME_LABEL = 'kubernetes.io/metadata.name';
 

@@ -2,7 +2,6 @@
 // over real HTTPS: the verbs, kube-apiserver's defaults, and its validation (422 Invalid with
 // causes naming the field path and the value).
 import {
-  ApiException,
   CoreV1Api,
   KubeConfig,
   NetworkingV1Api,
@@ -12,6 +11,7 @@ import {
   Watch,
 } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { failure, getJson, mergePatch } from './__fixtures__/client.js';
 import { type ApiServer, startApiServer } from './index.js';
 
 let server: ApiServer;
@@ -28,19 +28,7 @@ beforeAll(async () => {
 });
 afterAll(() => server.close());
 
-const mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
-
-async function failure(p: Promise<unknown>): Promise<{ code: number; body: Record<string, unknown> }> {
-  try {
-    await p;
-  } catch (err) {
-    if (err instanceof ApiException) {
-      return { code: err.code, body: typeof err.body === 'string' ? JSON.parse(err.body) : err.body };
-    }
-    throw err;
-  }
-  throw new Error('expected the call to fail, but it succeeded');
-}
+const fetchJson = (path: string) => getJson(server, kc.getCurrentCluster()!.caData!, path);
 
 /** client-node's model names the `from` field `_from` (a reserved word); its serializer writes `from`. */
 const clientShape = (v: unknown): unknown =>
@@ -414,23 +402,3 @@ describe('Namespace labels (what namespaceSelector reads)', () => {
     expect(sel.items.map((n) => n.metadata?.name)).toEqual(['team-x']);
   });
 });
-
-async function fetchJson(path: string): Promise<Record<string, unknown>> {
-  const ca = kc.getCurrentCluster()!.caData!;
-  const { request } = await import('node:https');
-  return new Promise((resolve, reject) => {
-    const req = request(
-      `${server.url}${path}`,
-      { ca: Buffer.from(ca, 'base64'), headers: { authorization: `Bearer ${server.token}` } },
-      (res) => {
-        let body = '';
-        res.on('data', (c) => {
-          body += c;
-        });
-        res.on('end', () => resolve(JSON.parse(body)));
-      },
-    );
-    req.on('error', reject);
-    req.end();
-  });
-}

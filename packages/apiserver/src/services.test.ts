@@ -3,17 +3,15 @@
 // kube-apiserver's defaults and allocations (cluster IPs, node ports), and its validation
 // (422 Invalid with causes naming the field path and the value).
 import {
-  ApiException,
   CoreV1Api,
   DiscoveryV1Api,
   KubeConfig,
-  PatchStrategy,
-  setHeaderOptions,
   type V1EndpointSlice,
   type V1Service,
   Watch,
 } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type Cause, getJson, invalid, mergePatch } from './__fixtures__/client.js';
 import { type ApiServer, startApiServer } from './index.js';
 
 let server: ApiServer;
@@ -30,56 +28,12 @@ beforeAll(async () => {
 });
 afterAll(() => server.close());
 
-const mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
+const fetchJson = (path: string) => getJson(server, kc.getCurrentCluster()!.caData!, path);
+
 const namespace = 'default';
-
-interface Cause {
-  field?: string;
-  reason: string;
-  message: string;
-}
-
-async function failure(p: Promise<unknown>): Promise<{ code: number; body: Record<string, unknown> }> {
-  try {
-    await p;
-  } catch (err) {
-    if (err instanceof ApiException) {
-      return { code: err.code, body: typeof err.body === 'string' ? JSON.parse(err.body) : err.body };
-    }
-    throw err;
-  }
-  throw new Error('expected the call to fail, but it succeeded');
-}
-
-async function invalid(p: Promise<unknown>): Promise<Cause[]> {
-  const f = await failure(p);
-  expect(f.code).toBe(422);
-  expect(f.body.reason).toBe('Invalid');
-  return (f.body.details as { causes: Cause[] }).causes;
-}
 
 const svc = (name: string, spec: Record<string, unknown>, labels?: Record<string, string>): V1Service =>
   ({ metadata: { name, ...(labels ? { labels } : {}) }, spec }) as V1Service;
-
-async function fetchJson(path: string): Promise<Record<string, unknown>> {
-  const ca = kc.getCurrentCluster()!.caData!;
-  const { request } = await import('node:https');
-  return new Promise((resolve, reject) => {
-    const req = request(
-      `${server.url}${path}`,
-      { ca: Buffer.from(ca, 'base64'), headers: { authorization: `Bearer ${server.token}` } },
-      (res) => {
-        let body = '';
-        res.on('data', (c) => {
-          body += c;
-        });
-        res.on('end', () => resolve(JSON.parse(body)));
-      },
-    );
-    req.on('error', reject);
-    req.end();
-  });
-}
 
 async function waitFor(events: string[], n: number): Promise<void> {
   const deadline = Date.now() + 10_000;
