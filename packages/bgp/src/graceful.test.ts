@@ -1,39 +1,22 @@
 // Graceful restart as helper (RFC 4724 §4.2) and as restarting speaker (§4.1), driven by raw
 // peers and the fake clock.
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { FakeClock } from './__fixtures__/clock.js';
+import { baseAttrs, grCap, mp, stopsSpeaker } from './__fixtures__/raw-session.js';
 import { rawPeer, until } from './__fixtures__/rawpeer.js';
 import { type PeerConfig, Speaker, type SpeakerOptions } from './speaker.js';
-import type { PathAttr } from './wire/attributes.js';
 import type { Capability, OpenMessage } from './wire/messages.js';
 
-let speaker: Speaker | undefined;
-afterEach(async () => {
-  await speaker?.stop();
-  speaker = undefined;
-});
+const track = stopsSpeaker();
 
 const PEER = '10.0.0.1';
 const US = '10.0.0.2';
-const base: PathAttr[] = [
-  { type: 'origin', value: 0 },
-  { type: 'as-path', segments: [{ type: 'sequence', asns: [65001] }] },
-];
-const mp: Capability[] = [
-  { type: 'multiprotocol', afi: 1, safi: 1 },
-  { type: 'multiprotocol', afi: 2, safi: 1 },
-];
-const grCap = (restartTime: number, afis: number[]): Capability => ({
-  type: 'graceful-restart',
-  restarting: false,
-  restartTime,
-  families: afis.map((afi) => ({ afi, safi: 1, forwardingPreserved: true })),
-});
+const base = baseAttrs(65001);
 
 function speakerWith(peer: Partial<PeerConfig>, opts: Partial<SpeakerOptions> = {}) {
   const clock = new FakeClock();
   const s = new Speaker({ asn: 65000, routerId: US, clock, ...opts });
-  speaker = s;
+  track(s);
   s.addPeer({ address: PEER, asn: 65001, passive: true, holdTime: 9, ...peer });
   return { s, clock };
 }

@@ -1,15 +1,12 @@
 // What one peer can make the speaker hold: attribute sets only for accepted prefixes, a raw
 // attribute cache bounded in bytes, and a default receive limit.
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
+import { stopsSpeaker } from './__fixtures__/raw-session.js';
 import { rawPeer, until } from './__fixtures__/rawpeer.js';
 import { Speaker } from './speaker.js';
 import type { PathAttr } from './wire/attributes.js';
 
-let speaker: Speaker | undefined;
-afterEach(async () => {
-  await speaker?.stop();
-  speaker = undefined;
-});
+const track = stopsSpeaker();
 
 const attrs = (med: number): PathAttr[] => [
   { type: 'origin', value: 0 },
@@ -23,7 +20,7 @@ async function established(
   peer: Parameters<Speaker['addPeer']>[0],
 ) {
   const s = new Speaker(opts);
-  speaker = s;
+  track(s);
   s.addPeer(peer);
   await s.start();
   const p = rawPeer(s, peer.address, opts.routerId);

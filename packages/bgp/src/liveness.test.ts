@@ -1,36 +1,23 @@
 // A liveness detector (BFD) taking a session down: peerUnreachable / peerReachable (RFC 5882 §4.2,
 // §4.3), driven by raw peers and the fake clock.
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { FakeClock } from './__fixtures__/clock.js';
+import { baseAttrs, grCap, stopsSpeaker } from './__fixtures__/raw-session.js';
 import { rawPeer, until } from './__fixtures__/rawpeer.js';
 import { type PeerConfig, Speaker } from './speaker.js';
-import type { PathAttr } from './wire/attributes.js';
 import type { Capability } from './wire/messages.js';
 
-let speaker: Speaker | undefined;
-afterEach(async () => {
-  await speaker?.stop();
-  speaker = undefined;
-});
+const track = stopsSpeaker();
 
 const PEER = '10.0.0.1';
 const US = '10.0.0.2';
-const attrs: PathAttr[] = [
-  { type: 'origin', value: 0 },
-  { type: 'as-path', segments: [{ type: 'sequence', asns: [65001] }] },
-  { type: 'next-hop', addr: PEER },
-];
-const gr: Capability = {
-  type: 'graceful-restart',
-  restarting: false,
-  restartTime: 120,
-  families: [{ afi: 1, safi: 1, forwardingPreserved: true }],
-};
+const attrs = baseAttrs(65001, PEER);
+const gr = grCap(120, [1]);
 
 async function established(peer: Partial<PeerConfig>, caps: Capability[] = []) {
   const clock = new FakeClock();
   const s = new Speaker({ asn: 65000, routerId: US, clock });
-  speaker = s;
+  track(s);
   s.addPeer({ address: PEER, asn: 65001, passive: true, holdTime: 9, ...peer });
   await s.start();
   const p = rawPeer(s, PEER, US);

@@ -1,33 +1,20 @@
 // Long-Lived Graceful Restart (RFC 9494) as the receiving speaker, driven by raw peers and the
 // fake clock: routes of a peer gone past its restart time stay as LLGR_STALE for its stale time.
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { FakeClock } from './__fixtures__/clock.js';
+import { grCap, mp, stopsSpeaker } from './__fixtures__/raw-session.js';
 import { type RawPeer, rawPeer, until } from './__fixtures__/rawpeer.js';
 import { type PeerConfig, Speaker } from './speaker.js';
 import type { PathAttr } from './wire/attributes.js';
 import { BgpConfigError } from './wire/errors.js';
 import type { Capability, OpenMessage, UpdateMessage } from './wire/messages.js';
 
-let speaker: Speaker | undefined;
-afterEach(async () => {
-  await speaker?.stop();
-  speaker = undefined;
-});
+const track = stopsSpeaker();
 
 const US = '10.0.0.100';
 const A = '10.0.0.1';
 const LLGR_STALE = 0xffff0006;
 const NO_LLGR = 0xffff0007;
-const mp: Capability[] = [
-  { type: 'multiprotocol', afi: 1, safi: 1 },
-  { type: 'multiprotocol', afi: 2, safi: 1 },
-];
-const grCap = (restartTime: number, afis: number[]): Capability => ({
-  type: 'graceful-restart',
-  restarting: false,
-  restartTime,
-  families: afis.map((afi) => ({ afi, safi: 1, forwardingPreserved: true })),
-});
 const llgrCap = (staleTime: number, afis: number[]): Capability => ({
   type: 'long-lived-graceful-restart',
   families: afis.map((afi) => ({ afi, safi: 1, forwardingPreserved: true, staleTime })),
@@ -44,7 +31,7 @@ const LLGR = { ...GR, longLivedGracefulRestart: { staleTime: 3600 } };
 function newSpeaker(peers: Partial<PeerConfig>[]) {
   const clock = new FakeClock();
   const s = new Speaker({ asn: 65000, routerId: US, clock });
-  speaker = s;
+  track(s);
   for (const [i, p] of peers.entries())
     s.addPeer({ address: `10.0.0.${i + 1}`, asn: 65001 + i, passive: true, holdTime: 0, ...p });
   return { s, clock };

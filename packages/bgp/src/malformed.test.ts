@@ -1,6 +1,7 @@
 // A speaker fed malformed UPDATEs by a raw peer: RFC 7606 actions apply per UPDATE, the process
 // keeps running and the RIB keeps exactly what it should.
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
+import { stopsSpeaker } from './__fixtures__/raw-session.js';
 import { rawPeer, until } from './__fixtures__/rawpeer.js';
 import { Speaker } from './speaker.js';
 
@@ -14,14 +15,11 @@ function rawUpdate(attrs: string, nlri: string): Buffer {
 }
 const good = '40 01 01 00  40 02 06 02 01 0000fde9  40 03 04 0a000001';
 
-let speaker: Speaker | undefined;
-afterEach(async () => {
-  await speaker?.stop();
-});
+const track = stopsSpeaker();
 
 async function connect() {
   const s = new Speaker({ asn: 65000, routerId: '10.0.0.2' });
-  speaker = s;
+  track(s);
   s.addPeer({ address: '10.0.0.1', asn: 65001, passive: true, holdTime: 9 });
   await s.start();
   const peer = rawPeer(s, '10.0.0.1', '10.0.0.2');

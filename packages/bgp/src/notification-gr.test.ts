@@ -1,38 +1,24 @@
 // RFC 8538 (Notification Message support for BGP Graceful Restart): with the N bit at both ends, a
 // Hold Timer expiry or a NOTIFICATION keeps the peer's routes stale as a restart does, and only a
 // Cease/Hard Reset ends the session hard. Raw peers and the fake clock.
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { FakeClock } from './__fixtures__/clock.js';
+import { baseAttrs, grCap, stopsSpeaker } from './__fixtures__/raw-session.js';
 import { rawPeer, until } from './__fixtures__/rawpeer.js';
 import { Speaker } from './speaker.js';
-import type { PathAttr } from './wire/attributes.js';
 import { type Capability, decodeMessage, encodeMessage } from './wire/messages.js';
 
-let speaker: Speaker | undefined;
-afterEach(async () => {
-  await speaker?.stop();
-  speaker = undefined;
-});
+const track = stopsSpeaker();
 
 const PEER = '10.0.0.1';
 const US = '10.0.0.2';
-const attrs: PathAttr[] = [
-  { type: 'origin', value: 0 },
-  { type: 'as-path', segments: [{ type: 'sequence', asns: [65001] }] },
-  { type: 'next-hop', addr: PEER },
-];
-const gr = (notification: boolean): Capability => ({
-  type: 'graceful-restart',
-  restarting: false,
-  ...(notification ? { notification: true } : {}),
-  restartTime: 120,
-  families: [{ afi: 1, safi: 1, forwardingPreserved: true }],
-});
+const attrs = baseAttrs(65001, PEER);
+const gr = (notification: boolean): Capability => grCap(120, [1], notification);
 
 async function established(ours: boolean, theirs: boolean) {
   const clock = new FakeClock();
   const s = new Speaker({ asn: 65000, routerId: US, clock });
-  speaker = s;
+  track(s);
   s.addPeer({
     address: PEER,
     asn: 65001,
