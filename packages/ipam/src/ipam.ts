@@ -253,6 +253,12 @@ interface FamilyPlan {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/** A write another writer got in before: changed (409), made (409 AlreadyExists) or deleted (404). */
+const lostRace = (err: unknown): boolean =>
+  isK8sError(err, K8S_ERR.CONFLICT) ||
+  isK8sError(err, K8S_ERR.ALREADY_EXISTS) ||
+  isK8sError(err, K8S_ERR.NOT_FOUND);
+
 export class Ipam {
   readonly ds: IpamDatastore;
   readonly client: KubeClient | undefined;
@@ -468,11 +474,7 @@ export class Ipam {
         }
         return;
       } catch (err) {
-        if (
-          isK8sError(err, K8S_ERR.CONFLICT) ||
-          isK8sError(err, K8S_ERR.ALREADY_EXISTS) ||
-          isK8sError(err, K8S_ERR.NOT_FOUND)
-        ) {
+        if (lostRace(err)) {
           this.conflicts++;
           continue;
         }
@@ -867,11 +869,7 @@ export class Ipam {
         this.log?.debug({ node, block: cidr, from: state, to: t.next, reason: t.reason }, 'block affinity');
         return;
       } catch (err) {
-        if (
-          isK8sError(err, K8S_ERR.CONFLICT) ||
-          isK8sError(err, K8S_ERR.ALREADY_EXISTS) ||
-          isK8sError(err, K8S_ERR.NOT_FOUND)
-        ) {
+        if (lostRace(err)) {
           this.conflicts++;
           continue;
         }
