@@ -9,6 +9,7 @@
 //   node forward.js <listen> <target>
 import { existsSync, unlinkSync } from 'node:fs';
 import { connect, createServer, type Socket } from 'node:net';
+import { splice } from './splice.js';
 
 type Endpoint = { type: 'unix'; path: string } | { type: 'tcp'; host: string; port: number };
 
@@ -27,19 +28,7 @@ const target = endpoint(process.argv[3]);
 const open = (): Socket =>
   target.type === 'unix' ? connect(target.path) : connect(target.port, target.host);
 
-const server = createServer((conn) => {
-  const up = open();
-  conn.pipe(up);
-  up.pipe(conn);
-  const close = () => {
-    conn.destroy();
-    up.destroy();
-  };
-  conn.on('error', close);
-  up.on('error', close);
-  conn.on('close', close);
-  up.on('close', close);
-});
+const server = createServer((conn) => splice(conn, open()));
 if (listen.type === 'unix') {
   if (existsSync(listen.path)) unlinkSync(listen.path);
   server.listen(listen.path);

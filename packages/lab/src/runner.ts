@@ -29,6 +29,7 @@ import { labObjects } from './objects.js';
 import { birdRows, frrRows } from './peers.js';
 import { type LabPlan, type PlannedService, planLab, serviceAddress } from './plan.js';
 import { elapsed, exec, ipIn, mapLimit, nsExec, run, sleep, tail, waitUntil } from './sh.js';
+import { splice } from './splice.js';
 import {
   isOurs,
   type LabState,
@@ -827,19 +828,7 @@ export class Lab {
     caPem?: string;
     close: () => Promise<void>;
   }> {
-    const server: Server = createServer((conn) => {
-      const up = netConnect(this.apiSocket);
-      conn.pipe(up);
-      up.pipe(conn);
-      const close = () => {
-        conn.destroy();
-        up.destroy();
-      };
-      conn.on('error', close);
-      up.on('error', close);
-      conn.on('close', close);
-      up.on('close', close);
-    });
+    const server: Server = createServer((conn) => splice(conn, netConnect(this.apiSocket)));
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
     const addr = server.address();
     const port = typeof addr === 'object' && addr ? addr.port : 0;
