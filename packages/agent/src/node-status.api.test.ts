@@ -16,6 +16,7 @@ import {
 } from '@podnet/k8s';
 import { type TestCluster, testCluster } from '@podnet/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { agentStatus } from './__fixtures__/status.js';
 import { EventRecorder, TokenBucket } from './events.js';
 import { NodeStatusReporter } from './node-status.js';
 import type { AgentStatus } from './status.js';
@@ -40,25 +41,6 @@ async function events(name: string) {
   return all.items
     .filter((e) => e.involvedObject.name === name)
     .map((e) => ({ kind: e.involvedObject.kind, type: e.type, reason: e.reason, message: e.message ?? '' }));
-}
-
-function agentStatus(over: Partial<AgentStatus> = {}): AgentStatus {
-  return {
-    version: 1,
-    node: { name: 'x', address: '10.88.0.11', asNumber: 64512, listenPort: 179 },
-    ready: true,
-    readiness: { synced: true, routesApplied: true, sessionsUp: true, reasons: [] },
-    datastore: { synced: true, reachable: true },
-    routeProtocol: { number: 80, name: 'podnet' },
-    peers: [],
-    routes: [],
-    advertisements: [],
-    arp: { mode: 'userspace', interfaces: [], replies: 0 },
-    problems: [],
-    conditions: [],
-    startedAt: '2026-01-01T00:00:00.000Z',
-    ...over,
-  };
 }
 
 const peer = (state: AgentStatus['peers'][number]['state'], lastError?: string) => ({

@@ -1,5 +1,6 @@
 import type { IPAMBlock, IPPool, NodeStatus } from '@podnet/k8s';
 import { describe, expect, it } from 'vitest';
+import { agentStatus } from './__fixtures__/status.js';
 import { buildNodeStatus, nodeEvents } from './node-status.js';
 import { peerSessions, poolUsage } from './resource-status.js';
 import type { AgentStatus } from './status.js';
@@ -89,24 +90,8 @@ describe('peerSessions', () => {
   });
 });
 
-function status(over: Partial<AgentStatus>): AgentStatus {
-  return {
-    version: 1,
-    node: { name: 'n', asNumber: 64512, listenPort: 179 },
-    ready: true,
-    readiness: { synced: true, routesApplied: true, sessionsUp: true, reasons: [] },
-    datastore: { synced: true, reachable: true },
-    routeProtocol: { number: 80, name: 'podnet' },
-    peers: [],
-    routes: [],
-    advertisements: [],
-    arp: { mode: 'userspace', interfaces: [], replies: 0 },
-    problems: [],
-    conditions: [],
-    startedAt: '2026-01-01T00:00:00.000Z',
-    ...over,
-  };
-}
+const status = (over: Partial<AgentStatus>): AgentStatus =>
+  agentStatus({ node: { name: 'n', asNumber: 64512, listenPort: 179 }, ...over });
 
 const meshPeer = (state: AgentStatus['peers'][number]['state']) => ({
   address: '10.0.0.2',
