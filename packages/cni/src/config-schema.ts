@@ -34,6 +34,8 @@ export const NetConfSchema = z
     logLevel: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).optional(),
     logFile: z.string().min(1).optional(),
     cacheDir: z.string().min(1).optional(),
+    /** Where the plugin leaves its timing records for the agent (default /var/run/podnet/cni-timings; "none": not at all). */
+    timingDir: z.string().min(1).optional(),
     datastoreTimeoutMs: z.number().int().positive().optional(),
     /** CNI 1.1: GC does nothing for this network. */
     disableGC: z.boolean().optional(),

@@ -1,8 +1,10 @@
 // The network configuration the runtime writes on stdin (SPEC.md section 1, plugin configuration
 // object), validated by hand (config-schema.ts has the same as a zod schema). Unknown keys are kept:
 // runtimes add their own (args, capabilities…).
+
 import { hostname } from 'node:os';
 import { CniError, CniErrorCode } from './errors.js';
+import { DEFAULT_TIMING_DIR } from './timing.js';
 import { isSupportedVersion, SUPPORTED_VERSIONS } from './version.js';
 
 type Issue = { path: (string | number)[]; message: string };
@@ -30,6 +32,7 @@ export interface NetConf {
   logLevel?: (typeof LOG_LEVELS)[number];
   logFile?: string;
   cacheDir?: string;
+  timingDir?: string;
   datastoreTimeoutMs?: number;
   disableGC?: boolean;
   gcGracePeriodSeconds?: number;
@@ -72,7 +75,7 @@ export function validateNetConf(
   str(json, 'cniVersion', [], true);
   str(json, 'name', [], true);
   if (json.type !== 'podnet') bad(['type'], 'must be "podnet"');
-  for (const k of ['kubeconfig', 'nodeName', 'logFile', 'cacheDir']) str(json, k, [], false);
+  for (const k of ['kubeconfig', 'nodeName', 'logFile', 'cacheDir', 'timingDir']) str(json, k, [], false);
   int('mtu', 68, 65535);
   int('datastoreTimeoutMs', 1, Number.MAX_SAFE_INTEGER);
   int('gcGracePeriodSeconds', 0, 86_400);
@@ -143,6 +146,8 @@ export interface PluginConfig {
   logLevel: NonNullable<NetConf['logLevel']>;
   logFile: string | undefined;
   cacheDir: string;
+  /** Where timing records go for the agent (timing.ts); undefined: none written. */
+  timingDir: string | undefined;
   datastoreTimeoutMs: number;
   /** CNI 1.1 `disableGC`: GC does nothing. */
   disableGC: boolean;
@@ -240,6 +245,7 @@ export function parseConfig(stdin: string, env: NodeJS.ProcessEnv = process.env)
     logLevel: c.logLevel ?? 'warn',
     logFile: c.logFile,
     cacheDir: c.cacheDir ?? DEFAULT_CACHE_DIR,
+    timingDir: c.timingDir === 'none' ? undefined : (c.timingDir ?? DEFAULT_TIMING_DIR),
     datastoreTimeoutMs: c.datastoreTimeoutMs ?? 10_000,
     disableGC: c.disableGC ?? false,
     gcGracePeriodSeconds: c.gcGracePeriodSeconds ?? DEFAULT_GC_GRACE_SECONDS,

@@ -49,4 +49,12 @@ export {
   type ShimDecode,
   type ShimRequest,
 } from './shim-protocol.js';
+export {
+  DEFAULT_TIMING_DIR,
+  MAX_TIMINGS_BYTES,
+  parseTimingLine,
+  TIMINGS_FILE,
+  type TimingRecord,
+  writeTiming,
+} from './timing.js';
 export { CURRENT_VERSION, compareVersions, SUPPORTED_VERSIONS, versionInfo } from './version.js';

@@ -11,6 +11,7 @@ import { failpointFromEnv } from './failpoint.js';
 import { pluginLogger } from './log.js';
 import { cmdAdd, cmdCheck, cmdDel, cmdGc, cmdStatus, type Deps, type Log } from './plugin.js';
 import { convertResult } from './result.js';
+import { TIMED_COMMANDS, type TimedCommand, writeTiming } from './timing.js';
 import { CURRENT_VERSION, versionInfo } from './version.js';
 
 export interface RunOutcome {
@@ -66,11 +67,17 @@ export async function runPlugin(
   let datastore: Datastore | undefined;
   let dataplane: Dataplane | undefined;
   let log: Log | undefined;
+  // For the timing record (timing.ts): set once the command and config are known.
+  let timed: { command: TimedCommand; dir: string } | undefined;
+  let exitCode = 1;
   try {
     const req = parseEnv(env);
     if (req.type === 'VERSION') return { stdout: `${JSON.stringify(versionInfo())}\n`, exitCode: 0 };
     const cfg = parseConfig(stdin, env);
     version = cfg.cniVersion;
+    // The agent serving the shim measures its own runs; only the standalone process records.
+    if (!hooks.caller && cfg.timingDir && TIMED_COMMANDS.includes(req.type as TimedCommand))
+      timed = { command: req.type as TimedCommand, dir: cfg.timingDir };
     const logger = await (hooks.logger ?? defaultLogger)(cfg);
     log = logger;
     const tConfig = now();
@@ -97,14 +104,17 @@ export async function runPlugin(
     switch (req.type) {
       case 'ADD': {
         const result = await cmdAdd(cfg, req, deps);
-        return { stdout: `${JSON.stringify(convertResult(result, cfg.cniVersion))}\n`, exitCode: 0 };
+        exitCode = 0;
+        return { stdout: `${JSON.stringify(convertResult(result, cfg.cniVersion))}\n`, exitCode };
       }
       case 'DEL':
         await cmdDel(cfg, req, deps);
-        return { stdout: '', exitCode: 0 };
+        exitCode = 0;
+        return { stdout: '', exitCode };
       case 'CHECK':
         await cmdCheck(cfg, req, deps);
-        return { stdout: '', exitCode: 0 };
+        exitCode = 0;
+        return { stdout: '', exitCode };
       case 'GC':
         await cmdGc(cfg, deps);
         return { stdout: '', exitCode: 0 };
@@ -137,5 +147,15 @@ export async function runPlugin(
   } finally {
     dataplane?.close?.();
     if (datastore) await datastore.close().catch(() => undefined);
+    if (timed) {
+      const outcome = writeTiming(timed.dir, {
+        command: timed.command,
+        result: exitCode === 0 ? 'success' : 'error',
+        seconds: now() / 1000,
+        at: Date.now(),
+      });
+      if (outcome === 'failed' || outcome === 'full')
+        log?.debug({ dir: timed.dir, outcome }, 'timing record not written');
+    }
   }
 }
