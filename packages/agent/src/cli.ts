@@ -279,6 +279,24 @@ async function main(): Promise<number> {
             log.error({ err, path: config.cniSocket }, 'cannot serve the CNI socket');
             return undefined;
           });
+  // The standalone plugin's timing records (the CNI latency histogram when the socket is not served).
+  const cniTimings =
+    config.cniTimingDir === 'none'
+      ? undefined
+      : await import('./cni-timings.js').then(async ({ CniTimings }) => {
+          const t = new CniTimings({
+            dir: config.cniTimingDir,
+            metrics,
+            log: log.child({ component: 'cni-timings' }),
+          });
+          return t.start().then(
+            () => t,
+            (err: unknown) => {
+              log.error({ err, dir: config.cniTimingDir }, 'cannot read CNI timing records');
+              return undefined;
+            },
+          );
+        });
   const tokenSpec = cniTokenSpec(config);
   const cniToken = tokenSpec
     ? new CniTokenRefresher({
@@ -352,6 +370,7 @@ async function main(): Promise<number> {
         .then(() => lbAllocator?.stop())
         .then(() => logLevel.stop())
         .then(() => cniServer?.close())
+        .then(() => cniTimings?.stop())
         .then(() => agent.stop({ graceful: true }))
         .then(() => policy?.stop())
         .then(() => routes.nextHops.stop())

@@ -310,7 +310,10 @@ export async function startCniServer(o: CniServerOptions): Promise<CniServer> {
       caller: { runtime: req.runtime, pid: req.pid, pidStart: req.pidStart },
     });
     const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
-    o.metrics?.cniDuration.observe({ command, result: out.exitCode === 0 ? 'success' : 'error' }, seconds);
+    o.metrics?.cniDuration.observe(
+      { command, result: out.exitCode === 0 ? 'success' : 'error', via: 'agent' },
+      seconds,
+    );
     log.debug(
       {
         command,

@@ -146,6 +146,8 @@ export const agentConfigSchema = z
     cniHostConfDir: z.string().min(1).optional(),
     /** The unix socket the CNI shim hands commands to (cni-server.ts); 'none': not served. */
     cniSocket: z.string().min(1).default('none'),
+    /** Where the standalone CNI plugin leaves its timing records (cni-timings.ts); 'none': not read. */
+    cniTimingDir: z.string().min(1).default('none'),
     removeUnownedPodRoutes: bool.default(false),
     namespace: z.string().min(1).default('podnet-system'),
     ipamGcInterval: duration.default(300_000),
@@ -340,6 +342,12 @@ export const FIELDS: Record<Field, FieldSpec> = {
     env: 'PODNET_CNI_SOCKET',
     type: 'string',
     help: "unix socket on which the agent runs the CNI shim's ADD/DEL/CHECK (the DaemonSet: /var/run/podnet/cni.sock; default none: not served)",
+  },
+  cniTimingDir: {
+    flag: 'cni-timing-dir',
+    env: 'PODNET_CNI_TIMING_DIR',
+    type: 'string',
+    help: 'directory where the standalone CNI plugin leaves its timing records for podnet_cni_duration_seconds{via="plugin"} (the DaemonSet: /var/run/podnet/cni-timings; default none: not read)',
   },
   namespace: {
     flag: 'namespace',

@@ -167,9 +167,15 @@ export function createMetrics(opts: { defaultMetrics?: boolean } = {}) {
     }),
     cniDuration: new Histogram({
       name: 'podnet_cni_duration_seconds',
-      help: 'Time the agent took to run a CNI command the shim handed it over the CNI socket (from acceptance to answer)',
-      labelNames: ['command', 'result'],
+      help: 'CNI command latency: via="agent", a command the shim handed the agent over the CNI socket (from acceptance to answer); via="plugin", the standalone plugin process (from its start to its answer, from its timing record)',
+      labelNames: ['command', 'result', 'via'],
       buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      registers: [registry],
+    }),
+    cniTimingRecordsDropped: new Counter({
+      name: 'podnet_cni_timing_records_dropped_total',
+      help: 'Timing records of the standalone CNI plugin the agent could not use, by reason (invalid, too-many)',
+      labelNames: ['reason'],
       registers: [registry],
     }),
     cniDeclined: new Counter({
