@@ -57,6 +57,43 @@ beforeAll(async () => {
 afterAll(() => downScenarioLab(config));
 
 describe('status resources and podnetctl in the lab (3 nodes, BIRD ToR)', () => {
+  it("counts each pod's ADD, run by the standalone CNI plugin, in its node agent's CNI latency histogram", async () => {
+    // The plugin leaves a timing record; the agent reads records about every second (bounded wait).
+    const added = async (node: string): Promise<number> => {
+      const { stdout } = await pexec(
+        'ip',
+        [
+          'netns',
+          'exec',
+          lab.service(node).ns,
+          'curl',
+          '-sf',
+          '--max-time',
+          '3',
+          'http://127.0.0.1:9099/metrics',
+        ],
+        { timeout: 10_000 },
+      );
+      const line = stdout
+        .split('\n')
+        .find((l) =>
+          l.startsWith('podnet_cni_duration_seconds_count{command="ADD",result="success",via="plugin"}'),
+        );
+      return line ? Number(line.split(' ').pop()) : 0;
+    };
+    for (const node of ['node-a', 'node-b', 'node-c']) {
+      const pods = lab.pods.filter((p) => p.node === node).length;
+      expect(pods).toBeGreaterThan(0);
+      const deadline = Date.now() + 15_000;
+      let seen = await added(node);
+      while (seen < pods && Date.now() < deadline) {
+        await new Promise((r) => setTimeout(r, 500));
+        seen = await added(node);
+      }
+      expect(seen, node).toBe(pods);
+    }
+  });
+
   it('shows the NodeStatus of every node Ready with all sessions Established in `podnetctl cluster status`', async () => {
     const nodes = ['node-a', 'node-b', 'node-c'];
     let doc: ClusterDoc = { nodes: [] };

@@ -206,13 +206,16 @@ describe.each(kubectls)('kubectl apply -k deploy/ with $label', ({ bin, missing 
       try {
         cpSync(DEPLOY, copy, { recursive: true });
         const ds = readFileSync(join(copy, 'daemonset.yaml'), 'utf8');
+        const lastEnv = '              value: /var/run/podnet/cni-timings\n          ports:\n';
+        expect(ds, 'the edit below finds the agent env’s last entry').toContain(lastEnv);
         writeFileSync(
           join(copy, 'daemonset.yaml'),
           ds
             .replaceAll('image: podnet/agent:0.1.0', 'image: podnet/agent:0.1.1')
             .replace(
-              '              value: /host/etc/cni/net.d\n          ports:\n',
-              '              value: /host/etc/cni/net.d\n            - name: PODNET_LOG_LEVEL\n              value: debug\n          ports:\n',
+              lastEnv,
+              lastEnv.replace('ports:', '').trimEnd() +
+                '\n            - name: PODNET_LOG_LEVEL\n              value: debug\n          ports:\n',
             ),
         );
         const upgrade = await kubectl(bin!, ['apply', '-k', copy]);
@@ -237,6 +240,7 @@ describe.each(kubectls)('kubectl apply -k deploy/ with $label', ({ bin, missing 
           'NODENAME',
           'POD_NAME',
           'PODNET_CNI_CONF_DIR',
+          'PODNET_CNI_TIMING_DIR',
           'PODNET_LOG_LEVEL',
         ]);
         expect(agent.livenessProbe, 'the rest of the container is kept').toBeDefined();

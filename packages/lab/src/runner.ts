@@ -949,6 +949,11 @@ export class Lab {
       nodeName: node.name,
       cacheDir: join(this.serviceDir(node.name), 'cni-cache'),
       logFile: join(this.serviceDir(node.name), 'cni.log'),
+      // Where this node's agent reads the plugin's timing records (compose's PODNET_CNI_TIMING_DIR,
+      // mapped like the agent's own environment); none without it.
+      timingDir: node.compose.environment.PODNET_CNI_TIMING_DIR
+        ? this.hostPath(node, node.compose.environment.PODNET_CNI_TIMING_DIR, new Map())
+        : 'none',
       logLevel: 'info',
       ipam: { assign_ipv4: true, assign_ipv6: hasV6 },
     });

@@ -40,6 +40,8 @@ export function nodeMounts(dir: string): [string, string][] {
     [join(dir, 'log-containers'), '/var/log/containers'],
     [join(dir, 'run-containerd'), '/run/containerd'],
     [join(dir, 'run-netns'), '/run/netns'],
+    // The agent's and the CNI plugin's /var/run/podnet (timing records, the CNI socket).
+    [join(dir, 'run-podnet'), '/run/podnet'],
   ];
 }
 
