@@ -58,7 +58,9 @@ async function served(command: string): Promise<number> {
   if (r.code !== 0) throw new Error(`the agent's /metrics did not answer: ${r.stderr}`);
   const line = r.stdout
     .split('\n')
-    .find((l) => l.startsWith(`podnet_cni_duration_seconds_count{command="${command}",result="success",via="agent"}`));
+    .find((l) =>
+      l.startsWith(`podnet_cni_duration_seconds_count{command="${command}",result="success",via="agent"}`),
+    );
   return line ? Number(line.split(' ').pop()) : 0;
 }
 

@@ -97,7 +97,9 @@ describe('the CNI socket and the shim', () => {
     });
     const counted = (await metrics.registry.getSingleMetricAsString('podnet_cni_duration_seconds'))
       .split('\n')
-      .find((l) => l.startsWith('podnet_cni_duration_seconds_count{command="ADD",result="error",via="agent"}'));
+      .find((l) =>
+        l.startsWith('podnet_cni_duration_seconds_count{command="ADD",result="error",via="agent"}'),
+      );
     expect(counted).toMatch(/ 1$/);
   });
 
