@@ -170,20 +170,36 @@ describe('projections', () => {
 });
 
 describe('Debouncer', () => {
-  it('coalesces a burst into one call after the quiet time', () => {
+  it('runs a lone change on the next turn, without the quiet time', () => {
     const clock = new FakeClock();
-    let calls = 0;
-    const d = new Debouncer(() => calls++, 20, 200, clock);
+    const at: number[] = [];
+    const d = new Debouncer(() => at.push(clock.now()), 20, 200, clock);
+    d.trigger();
+    d.trigger();
+    expect(at).toEqual([]);
+    clock.advance(0);
+    expect(at).toEqual([0]);
+    clock.advance(100);
+    d.trigger();
+    clock.advance(0);
+    expect(at).toEqual([0, 100]);
+  });
+
+  it('coalesces the rest of a burst into one call after the quiet time', () => {
+    const clock = new FakeClock();
+    const at: number[] = [];
+    const d = new Debouncer(() => at.push(clock.now()), 20, 200, clock);
     for (let k = 0; k < 5; k++) {
       d.trigger();
       clock.advance(5);
     }
-    expect(calls).toBe(0);
+    // The first change at once; the four after it in one call 20 ms after the last.
+    expect(at).toEqual([0]);
     clock.advance(20);
-    expect(calls).toBe(1);
+    expect(at).toEqual([0, 40]);
   });
 
-  it('calls at the latest the maximum delay after the first change while changes keep coming', () => {
+  it('calls at the latest the maximum delay after the first held change while changes keep coming', () => {
     const clock = new FakeClock();
     const at: number[] = [];
     const d = new Debouncer(() => at.push(clock.now()), 20, 100, clock);
@@ -191,8 +207,9 @@ describe('Debouncer', () => {
       d.trigger();
       clock.advance(10);
     }
-    expect(at[0]).toBe(100);
-    expect(at.length).toBeGreaterThanOrEqual(2);
+    expect(at[0]).toBe(0);
+    expect(at[1]).toBe(110);
+    expect(at.length).toBeGreaterThanOrEqual(3);
     for (let k = 1; k < at.length; k++) expect(at[k]! - at[k - 1]!).toBeLessThanOrEqual(110);
   });
 });

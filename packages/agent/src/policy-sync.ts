@@ -261,12 +261,18 @@ const realClock: Clock = {
 };
 
 /**
- * Coalesces a burst of changes into one call: `fn` runs `quietMs` after the last change, but never
- * later than `maxDelayMs` after the first one of the burst (a steady stream still gets applied).
+ * Coalesces a burst of changes into one call without delaying a lone change: the first change
+ * after a quiet spell runs `fn` on the next turn of the event loop (the events of one watch batch
+ * still go together); changes within `quietMs` of a call are held and run `quietMs` after the
+ * last of them, but never later than `maxDelayMs` after the first one held (a steady stream still
+ * gets applied).
  */
 export class Debouncer {
   private timer: unknown;
   private firstAt: number | undefined;
+  /** The pending call is a leading one: changes before it runs are in it already. */
+  private leading = false;
+  private lastFireAt = Number.NEGATIVE_INFINITY;
 
   constructor(
     private readonly fn: () => void,
@@ -276,7 +282,13 @@ export class Debouncer {
   ) {}
 
   trigger(): void {
+    if (this.leading) return;
     const now = this.clock.now();
+    if (this.timer === undefined && now - this.lastFireAt >= this.quietMs) {
+      this.leading = true;
+      this.timer = this.clock.setTimeout(() => this.fire(), 0);
+      return;
+    }
     this.firstAt ??= now;
     if (this.timer !== undefined) this.clock.clearTimeout(this.timer);
     const wait = Math.max(0, Math.min(this.quietMs, this.firstAt + this.maxDelayMs - now));
@@ -286,6 +298,8 @@ export class Debouncer {
   private fire(): void {
     this.timer = undefined;
     this.firstAt = undefined;
+    this.leading = false;
+    this.lastFireAt = this.clock.now();
     this.fn();
   }
 
@@ -293,6 +307,7 @@ export class Debouncer {
     if (this.timer !== undefined) this.clock.clearTimeout(this.timer);
     this.timer = undefined;
     this.firstAt = undefined;
+    this.leading = false;
   }
 }
 

@@ -104,7 +104,18 @@ function addrValue(text: string, type: SetType): bigint {
   return groups.reduce((acc, g) => (acc << 16n) + BigInt(`0x${g || '0'}`), 0n);
 }
 
-/** Checks the whole model; throws NFT_ERR_INVALID naming the field and the value. */
+/**
+ * A frozen `elements` array cannot change, so its elements are checked (canonical form, overlaps)
+ * once per type and interval flag: a model rebuilt with the unchanged sets' arrays costs the
+ * changed sets only, and the checked array is the same object each time (renderPatch() then skips
+ * the set without comparing elements).
+ */
+const checkedElements = new WeakMap<readonly string[], { type: SetType; interval: boolean; elements: string[] }>();
+
+/**
+ * Checks the whole model; throws NFT_ERR_INVALID naming the field and the value. A set whose
+ * `elements` array is frozen is checked on first sight only (see checkedElements).
+ */
 export function validate(table: Table): ValidTable {
   const name = table.name ?? DEFAULT_TABLE;
   checkName('table.name', name);
@@ -146,10 +157,16 @@ export function validate(table: Table): ValidTable {
   (table.sets ?? []).forEach((s, i) => {
     addSet('set', i, s);
     const interval = s.interval ?? false;
-    const elements = [
-      ...new Set(s.elements.map((e, j) => canon(() => `sets[${i}].elements[${j}]`, s.type, interval, e))),
-    ];
-    if (interval) checkOverlap(`sets[${i}].elements`, s.type, elements);
+    const hit = Object.isFrozen(s.elements) ? checkedElements.get(s.elements) : undefined;
+    let elements: string[];
+    if (hit && hit.type === s.type && hit.interval === interval) elements = hit.elements;
+    else {
+      elements = [
+        ...new Set(s.elements.map((e, j) => canon(() => `sets[${i}].elements[${j}]`, s.type, interval, e))),
+      ];
+      if (interval) checkOverlap(`sets[${i}].elements`, s.type, elements);
+      if (Object.isFrozen(s.elements)) checkedElements.set(s.elements, { type: s.type, interval, elements });
+    }
     sets.push({ name: s.name, kind: 'set', type: s.type, interval, comment: s.comment, elements });
   });
   const chainNames = new Map<string, Chain>();
