@@ -121,7 +121,10 @@ export function podInfo(raw: PodInput): { pod?: PodInfo; problems: string[] } {
 
 export function addPod(c: Cluster, p: PodInfo): void {
   let m = c.podsByNs.get(p.namespace);
-  if (!m) c.podsByNs.set(p.namespace, (m = new Map()));
+  if (!m) {
+    m = new Map();
+    c.podsByNs.set(p.namespace, m);
+  }
   m.set(p.name, p);
 }
 
@@ -349,8 +352,14 @@ export function assemble(
         byIf.set(e.ifname, pp);
       }
       pp.policies.push(part.key);
-      if (e.ingress) (pp.ingress ??= []).push(...e.ingress);
-      if (e.egress) (pp.egress ??= []).push(...e.egress);
+      if (e.ingress) {
+        pp.ingress ??= [];
+        pp.ingress.push(...e.ingress);
+      }
+      if (e.egress) {
+        pp.egress ??= [];
+        pp.egress.push(...e.egress);
+      }
     }
   }
   return {
