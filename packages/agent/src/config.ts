@@ -280,13 +280,13 @@ export const FIELDS: Record<Field, FieldSpec> = {
     flag: 'network-policy-debounce',
     env: 'PODNET_NETWORK_POLICY_DEBOUNCE',
     type: 'string',
-    help: 'quiet time after a pod, namespace or policy change before the rules are rebuilt (default 20ms)',
+    help: 'a change after a quiet spell is applied at once; further changes within this time are held and applied together this long after the last (default 20ms)',
   },
   networkPolicyMaxDelay: {
     flag: 'network-policy-max-delay',
     env: 'PODNET_NETWORK_POLICY_MAX_DELAY',
     type: 'string',
-    help: 'longest a change waits for the rebuild while changes keep coming (default 200ms)',
+    help: 'longest a held change waits while changes keep coming (default 200ms)',
   },
   netfilterResyncInterval: {
     flag: 'netfilter-resync-interval',

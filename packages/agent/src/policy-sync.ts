@@ -15,7 +15,15 @@ import {
   toK8sError,
 } from '@podnet/k8s';
 import type { Table } from '@podnet/nft';
-import { type NamespaceInput, type PodInput, podFromObject, policyTable, translate } from '@podnet/policy';
+import {
+  Incremental,
+  LowerMemo,
+  type NamespaceInput,
+  type PodInput,
+  podFromObject,
+  policyTable,
+  type Translation,
+} from '@podnet/policy';
 import type { Logger } from 'pino';
 import { POD_IP_ANNOTATION, POD_IPS_ANNOTATION } from './adapters/views.js';
 import type { EventRecorder } from './events.js';
@@ -179,6 +187,23 @@ export function projectPolicy(raw: unknown): PolicyObject {
   };
 }
 
+/** A projection as the translation's input (shared label and port objects, no copies). */
+function podInput(p: PodProjection): PodInput {
+  return {
+    namespace: p.metadata.namespace,
+    name: p.metadata.name,
+    labels: p.labels as Record<string, string>,
+    ips: p.ips as string[],
+    ...(p.node ? { node: p.node } : {}),
+    ports: p.ports,
+  };
+}
+
+const namespaceInput = (n: NamespaceProjection): NamespaceInput => ({
+  name: n.metadata.name,
+  labels: n.labels as Record<string, string>,
+});
+
 // ------------------------------------------------------------------ sources
 
 function named(raw: unknown): boolean {
@@ -261,12 +286,18 @@ const realClock: Clock = {
 };
 
 /**
- * Coalesces a burst of changes into one call: `fn` runs `quietMs` after the last change, but never
- * later than `maxDelayMs` after the first one of the burst (a steady stream still gets applied).
+ * Coalesces a burst of changes into one call without delaying a lone change: the first change
+ * after a quiet spell runs `fn` on the next turn of the event loop (the events of one watch batch
+ * still go together); changes within `quietMs` of a call are held and run `quietMs` after the
+ * last of them, but never later than `maxDelayMs` after the first one held (a steady stream still
+ * gets applied).
  */
 export class Debouncer {
   private timer: unknown;
   private firstAt: number | undefined;
+  /** The pending call is a leading one: changes before it runs are in it already. */
+  private leading = false;
+  private lastFireAt = Number.NEGATIVE_INFINITY;
 
   constructor(
     private readonly fn: () => void,
@@ -276,7 +307,13 @@ export class Debouncer {
   ) {}
 
   trigger(): void {
+    if (this.leading) return;
     const now = this.clock.now();
+    if (this.timer === undefined && now - this.lastFireAt >= this.quietMs) {
+      this.leading = true;
+      this.timer = this.clock.setTimeout(() => this.fire(), 0);
+      return;
+    }
     this.firstAt ??= now;
     if (this.timer !== undefined) this.clock.clearTimeout(this.timer);
     const wait = Math.max(0, Math.min(this.quietMs, this.firstAt + this.maxDelayMs - now));
@@ -286,6 +323,8 @@ export class Debouncer {
   private fire(): void {
     this.timer = undefined;
     this.firstAt = undefined;
+    this.leading = false;
+    this.lastFireAt = this.clock.now();
     this.fn();
   }
 
@@ -293,6 +332,7 @@ export class Debouncer {
     if (this.timer !== undefined) this.clock.clearTimeout(this.timer);
     this.timer = undefined;
     this.firstAt = undefined;
+    this.leading = false;
   }
 }
 
@@ -320,10 +360,18 @@ export function policyOfProblem(p: string): { namespace: string; name: string; m
   return m ? { namespace: m[1]!, name: m[2]!, message: m[3]! } : undefined;
 }
 
-/** The translation over stores: cached until a store changes or the node's addresses do. */
+type Change<T> = { type: 'added' | 'modified' | 'deleted'; object: T };
+
+/**
+ * The translation over stores, kept up to date change by change (@podnet/policy's Incremental:
+ * a change recomputes only the policies it concerns; LowerMemo keeps the unchanged chains and sets
+ * the same objects, so validation and the nft patch cost the change, not the table). `changed()`
+ * (or a relist) rebuilds from the stores on the next fragment().
+ */
 export class PolicyEngine implements PolicyPort {
-  private version = 0;
-  private cached: { key: string; fragment: PolicyFragment; problems: string[] } | undefined;
+  private inc: Incremental | undefined;
+  private memo = new LowerMemo();
+  private cached: { t: Translation; fragment: PolicyFragment } | undefined;
   private reported = new Set<string>();
   private readonly log: Logger;
 
@@ -334,52 +382,74 @@ export class PolicyEngine implements PolicyPort {
     this.log = o.log.child({ component: 'network-policy' });
   }
 
-  /** A store changed in a way the translation reads. */
+  /** Rebuild from the stores on the next fragment() (a relist; tests changing the stores). */
   changed(): void {
-    this.version++;
+    this.inc = undefined;
+  }
+
+  pod(ev: Change<PodProjection>): void {
+    if (!this.inc) return;
+    const p = ev.object;
+    if (ev.type === 'deleted' || p.hostNetwork) this.inc.deletePod(p.metadata.namespace, p.metadata.name);
+    else this.inc.setPod(podInput(p));
+  }
+
+  namespace(ev: Change<NamespaceProjection>): void {
+    if (!this.inc) return;
+    if (ev.type === 'deleted') this.inc.deleteNamespace(ev.object.metadata.name);
+    else this.inc.setNamespace(namespaceInput(ev.object));
+  }
+
+  policy(ev: Change<PolicyObject>): void {
+    if (!this.inc) return;
+    if (ev.type === 'deleted') this.inc.deletePolicy(ev.object.metadata.namespace, ev.object.metadata.name);
+    else this.inc.setPolicy(ev.object);
   }
 
   synced(): boolean {
     return this.stores.pods.hasSynced && this.stores.namespaces.hasSynced && this.stores.policies.hasSynced;
   }
 
+  private rebuild(): Incremental {
+    const inc = new Incremental(this.o.node);
+    for (const n of this.stores.namespaces.list()) inc.setNamespace(namespaceInput(n));
+    for (const p of this.stores.pods.list()) if (!p.hostNetwork) inc.setPod(podInput(p));
+    for (const np of this.stores.policies.list()) inc.setPolicy(np);
+    this.memo = new LowerMemo();
+    return inc;
+  }
+
   fragment(nodeAddresses: string[]): PolicyFragment {
-    const key = `${this.version}|${nodeAddresses.join(',')}`;
-    if (this.cached?.key === key) return this.cached.fragment;
-    const pods: PodInput[] = [];
-    for (const p of this.stores.pods.list()) {
-      if (p.hostNetwork) continue;
-      pods.push({
-        namespace: p.metadata.namespace,
-        name: p.metadata.name,
-        labels: p.labels as Record<string, string>,
-        ips: p.ips as string[],
-        ...(p.node ? { node: p.node } : {}),
-        ports: p.ports,
-      });
-    }
-    const namespaces: NamespaceInput[] = this.stores.namespaces
-      .list()
-      .map((n) => ({ name: n.metadata.name, labels: n.labels as Record<string, string> }));
-    const t = translate({
-      node: this.o.node,
-      nodeAddresses,
-      policies: this.stores.policies.list(),
-      pods,
-      namespaces,
-    });
-    const fragment = policyTable(t);
+    const started = performance.now();
+    const full = !this.inc;
+    this.inc ??= this.rebuild();
+    this.inc.setNodeAddresses(nodeAddresses);
+    const parts = this.inc.pending();
+    const t = this.inc.translation();
+    if (this.cached?.t === t) return this.cached.fragment;
+    const translated = performance.now();
+    const fragment = policyTable(t, this.memo);
     this.report(t.problems);
-    this.cached = { key, fragment, problems: t.problems };
+    this.cached = { t, fragment };
     this.log.debug(
-      { pods: t.pods.length, sets: fragment.sets.length, chains: fragment.chains.length },
+      {
+        full,
+        policiesRecomputed: parts,
+        chainsRebuilt: this.memo.rebuilt.chains,
+        setsRebuilt: this.memo.rebuilt.sets,
+        translateMs: Math.round((translated - started) * 10) / 10,
+        lowerMs: Math.round((performance.now() - translated) * 10) / 10,
+        pods: t.pods.length,
+        sets: fragment.sets.length,
+        chains: fragment.chains.length,
+      },
       'network policy translated',
     );
     return fragment;
   }
 
   problems(): string[] {
-    return this.cached?.problems ?? [];
+    return this.cached?.t.problems ?? [];
   }
 
   /** Each problem once while it lasts: a log line, and an Event on the policy it names. */
@@ -432,16 +502,20 @@ export class PolicySync implements PolicyPort {
   }
 
   start(): void {
-    for (const inf of [this.pods, this.namespaces, this.policies] as Informer<Meta>[]) {
+    const watch = <T extends Meta>(inf: Informer<T>, apply: (ev: Change<T>) => void) => {
       this.unsubscribe.push(
-        inf.on((ev: InformerEvent<Meta>) => {
-          if (ev.type === 'invalid' || ev.type === 'relisted') return;
-          this.engine.changed();
+        inf.on((ev: InformerEvent<T>) => {
+          if (ev.type === 'invalid') return;
+          if (ev.type === 'relisted' || ev.type === 'synced') this.engine.changed();
+          else apply(ev);
           this.debouncer.trigger();
         }),
       );
       inf.start();
-    }
+    };
+    watch(this.pods, (ev) => this.engine.pod(ev));
+    watch(this.namespaces, (ev) => this.engine.namespace(ev));
+    watch(this.policies, (ev) => this.engine.policy(ev));
   }
 
   async stop(): Promise<void> {

@@ -22,7 +22,11 @@ export function renderPatch(from: ValidTable, to: ValidTable): string | null {
   for (const c of to.chains) {
     const o = oldChains.get(c.name);
     if (o && chainSpec(o) !== chainSpec(c)) return null;
-    if (o && o.rules.length === c.rules.length && JSON.stringify(o.rules) === JSON.stringify(c.rules))
+    if (
+      o &&
+      (o.rules === c.rules ||
+        (o.rules.length === c.rules.length && JSON.stringify(o.rules) === JSON.stringify(c.rules)))
+    )
       continue;
     if (o) flush.push(`flush chain ${fam} ${c.name}`);
     else addChains.push(`add chain ${fam} ${c.name}${chainSpec(c)}`);

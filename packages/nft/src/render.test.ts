@@ -239,6 +239,39 @@ describe('validate', () => {
   });
 });
 
+describe('validate with frozen element arrays', () => {
+  const model = (elements: string[]): Table => ({
+    name: 't',
+    chains: [],
+    sets: [{ name: 'peers', type: 'ipv4_addr', interval: true, elements }],
+  });
+
+  it('checks a frozen array once and hands back the same canonical array', () => {
+    const elements = Object.freeze(['10.0.0.0/24', '10.0.1.7']) as string[];
+    const a = validate(model(elements));
+    const b = validate(model(elements));
+    expect(a.sets[0]!.elements).toEqual(['10.0.0.0/24', '10.0.1.7']);
+    expect(b.sets[0]!.elements).toBe(a.sets[0]!.elements);
+  });
+
+  it('still rejects a bad element or an overlap in a frozen array, every time, naming it', () => {
+    const bad = Object.freeze(['10.0.0.0/24', '10.0.0.300']) as string[];
+    expect(() => validate(model(bad))).toThrow(/sets\[0\]\.elements\[1\].*10\.0\.0\.300/);
+    expect(() => validate(model(bad))).toThrow(/10\.0\.0\.300/);
+    const overlap = Object.freeze(['10.0.0.0/24', '10.0.0.9']) as string[];
+    expect(() => validate(model(overlap))).toThrow(/overlaps 10\.0\.0\.0\/24/);
+    expect(() => validate(model(overlap))).toThrow(/overlaps/);
+  });
+
+  it('checks an array that is not frozen on every call (it may have changed)', () => {
+    const elements = ['10.0.0.1'];
+    const a = validate(model(elements));
+    elements.push('10.0.0.0/24');
+    expect(() => validate(model(elements))).toThrow(/overlaps/);
+    expect(a.sets[0]!.elements).toEqual(['10.0.0.1']);
+  });
+});
+
 describe('compare and renderElements', () => {
   const listing = (pools: unknown[], ports: unknown[], rulesInForward: number) =>
     JSON.stringify({

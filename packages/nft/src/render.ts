@@ -84,8 +84,7 @@ function checkOverlap(field: string, type: SetType, elements: string[]): void {
   const width = type === 'ipv4_addr' ? 32n : 128n;
   const spans = elements.map((e) => {
     const [a, l] = e.split('/');
-    const r = elementResult(type, a!, false);
-    const start = r.ok ? addrValue(r.value, type) : 0n;
+    const start = startOf(type, a!);
     const len = l === undefined ? width : BigInt(l);
     return { e, start, end: start + (1n << (width - len)) - 1n };
   });
@@ -93,6 +92,27 @@ function checkOverlap(field: string, type: SetType, elements: string[]): void {
   for (let i = 1; i < spans.length; i++) {
     if (spans[i]!.start <= spans[i - 1]!.end) bad(field, spans[i]!.e, `overlaps ${spans[i - 1]!.e}`);
   }
+}
+
+/**
+ * Canonical forms (of valid elements) and address values by element text, shared by every
+ * validate() call (both pure functions of the text): a model rebuilt after a change looks most of its elements up. Emptied at
+ * MEMO_LIMIT entries.
+ */
+const MEMO_LIMIT = 200_000;
+const canonMemo = new Map<string, string>();
+const startMemo = new Map<string, bigint>();
+
+function startOf(type: SetType, addr: string): bigint {
+  const key = `${type} ${addr}`;
+  let v = startMemo.get(key);
+  if (v === undefined) {
+    const r = elementResult(type, addr, false);
+    v = r.ok ? addrValue(r.value, type) : 0n;
+    if (startMemo.size >= MEMO_LIMIT) startMemo.clear();
+    startMemo.set(key, v);
+  }
+  return v;
 }
 
 function addrValue(text: string, type: SetType): bigint {
@@ -104,7 +124,21 @@ function addrValue(text: string, type: SetType): bigint {
   return groups.reduce((acc, g) => (acc << 16n) + BigInt(`0x${g || '0'}`), 0n);
 }
 
-/** Checks the whole model; throws NFT_ERR_INVALID naming the field and the value. */
+/**
+ * A frozen `elements` array cannot change, so its elements are checked (canonical form, overlaps)
+ * once per type and interval flag: a model rebuilt with the unchanged sets' arrays costs the
+ * changed sets only, and the checked array is the same object each time (renderPatch() then skips
+ * the set without comparing elements).
+ */
+const checkedElements = new WeakMap<
+  readonly string[],
+  { type: SetType; interval: boolean; elements: string[] }
+>();
+
+/**
+ * Checks the whole model; throws NFT_ERR_INVALID naming the field and the value. A set whose
+ * `elements` array is frozen is checked on first sight only (see checkedElements).
+ */
 export function validate(table: Table): ValidTable {
   const name = table.name ?? DEFAULT_TABLE;
   checkName('table.name', name);
@@ -136,20 +170,31 @@ export function validate(table: Table): ValidTable {
     checkComment(`${f}.comment`, s.comment);
     setTypes.set(s.name, { kind, type: s.type });
   };
+  if (canonMemo.size >= MEMO_LIMIT) canonMemo.clear();
   const memo = new Map<string, string>();
   // The field's name is built only for an error (elements can be many).
   const canon = (field: () => string, type: SetType, interval: boolean, e: string) => {
+    const key = `${interval ? 'i' : '-'} ${type} ${e}`;
+    const hit = canonMemo.get(key);
+    if (hit !== undefined) return hit;
     const r = elementResult(type, e, interval, memo);
     if (!r.ok) bad(field(), e, `is not a ${type} element: ${r.reason}`);
+    canonMemo.set(key, r.value);
     return r.value;
   };
   (table.sets ?? []).forEach((s, i) => {
     addSet('set', i, s);
     const interval = s.interval ?? false;
-    const elements = [
-      ...new Set(s.elements.map((e, j) => canon(() => `sets[${i}].elements[${j}]`, s.type, interval, e))),
-    ];
-    if (interval) checkOverlap(`sets[${i}].elements`, s.type, elements);
+    const hit = Object.isFrozen(s.elements) ? checkedElements.get(s.elements) : undefined;
+    let elements: string[];
+    if (hit && hit.type === s.type && hit.interval === interval) elements = hit.elements;
+    else {
+      elements = [
+        ...new Set(s.elements.map((e, j) => canon(() => `sets[${i}].elements[${j}]`, s.type, interval, e))),
+      ];
+      if (interval) checkOverlap(`sets[${i}].elements`, s.type, elements);
+      if (Object.isFrozen(s.elements)) checkedElements.set(s.elements, { type: s.type, interval, elements });
+    }
     sets.push({ name: s.name, kind: 'set', type: s.type, interval, comment: s.comment, elements });
   });
   const chainNames = new Map<string, Chain>();

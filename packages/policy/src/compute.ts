@@ -7,7 +7,14 @@ import { type Family, parseCidrResult, parseIpResult, podInterfaceName } from '@
 import { type ParsedPolicy, type ParsedPort, type ParsedRule, parsePolicy } from './parse.js';
 import { inSpans, type Span, toPrefixes } from './ranges.js';
 import { matchesSelector } from './selector.js';
-import { NamespaceSchema, type Pod, PodSchema, type PolicyInput, type Protocol } from './types.js';
+import {
+  NamespaceSchema,
+  type Pod,
+  type PodInput,
+  PodSchema,
+  type PolicyInput,
+  type Protocol,
+} from './types.js';
 
 /** The label the API server puts on every namespace (selectable even when the input lacks it). */
 export const NAMESPACE_NAME_LABEL = 'kubernetes.io/metadata.name';
@@ -72,51 +79,78 @@ interface Addr {
   family: Family;
   value: bigint;
 }
-interface PodInfo extends Pod {
+export interface PodInfo extends Pod {
   addrs: Addr[];
 }
 
-/** The cluster as the translation indexes it. */
-interface Cluster {
+/** The cluster as the translation indexes it (kept up to date change by change by Incremental). */
+export interface Cluster {
+  /** Each namespace's labels, with its name label. */
   namespaces: Map<string, Record<string, string>>;
-  podsByNs: Map<string, PodInfo[]>;
-  pods: PodInfo[];
+  /** The pods of each namespace by name (a namespace without pods has no entry). */
+  podsByNs: Map<string, Map<string, PodInfo>>;
+}
+
+function* allPods(c: Cluster): Iterable<PodInfo> {
+  for (const pods of c.podsByNs.values()) yield* pods.values();
+}
+
+/** A namespace as the cluster holds it (labels plus its name label), or a problem naming it. */
+export function namespaceInfo(raw: unknown): { name: string; labels: Record<string, string> } | string {
+  const r = NamespaceSchema.safeParse(raw);
+  if (!r.success) return `namespace ${JSON.stringify(raw)}: ${r.error.issues[0]?.message}`;
+  return { name: r.data.name, labels: { ...r.data.labels, [NAMESPACE_NAME_LABEL]: r.data.name } };
+}
+
+/** A pod as the cluster holds it (its parsed addresses; bad ones skipped), and its problems. */
+export function podInfo(raw: PodInput): { pod?: PodInfo; problems: string[] } {
+  const r = PodSchema.safeParse(raw);
+  if (!r.success) return { problems: [`pod ${raw.namespace}/${raw.name}: ${r.error.issues[0]?.message}`] };
+  const problems: string[] = [];
+  const addrs: Addr[] = [];
+  for (const ip of r.data.ips) {
+    const a = parseIpResult(ip);
+    if (a.ok) addrs.push({ family: a.value.family, value: a.value.value });
+    else
+      problems.push(
+        `pod ${r.data.namespace}/${r.data.name}: ips: ${JSON.stringify(ip)} is not an IP address: ${a.reason}`,
+      );
+  }
+  return { pod: { ...r.data, addrs }, problems };
+}
+
+export function addPod(c: Cluster, p: PodInfo): void {
+  let m = c.podsByNs.get(p.namespace);
+  if (!m) {
+    m = new Map();
+    c.podsByNs.set(p.namespace, m);
+  }
+  m.set(p.name, p);
+}
+
+export function removePod(c: Cluster, namespace: string, name: string): void {
+  const m = c.podsByNs.get(namespace);
+  if (!m) return;
+  m.delete(name);
+  if (m.size === 0) c.podsByNs.delete(namespace);
 }
 
 function index(input: PolicyInput, problems: string[]): Cluster {
-  const namespaces = new Map<string, Record<string, string>>();
+  const c: Cluster = { namespaces: new Map(), podsByNs: new Map() };
   for (const raw of input.namespaces) {
-    const r = NamespaceSchema.safeParse(raw);
-    if (!r.success) problems.push(`namespace ${JSON.stringify(raw)}: ${r.error.issues[0]?.message}`);
-    else namespaces.set(r.data.name, { ...r.data.labels, [NAMESPACE_NAME_LABEL]: r.data.name });
+    const n = namespaceInfo(raw);
+    if (typeof n === 'string') problems.push(n);
+    else c.namespaces.set(n.name, n.labels);
   }
-  const podsByNs = new Map<string, PodInfo[]>();
-  const pods: PodInfo[] = [];
   for (const raw of input.pods) {
-    const r = PodSchema.safeParse(raw);
-    if (!r.success) {
-      problems.push(`pod ${raw.namespace}/${raw.name}: ${r.error.issues[0]?.message}`);
-      continue;
-    }
-    const addrs: Addr[] = [];
-    for (const ip of r.data.ips) {
-      const a = parseIpResult(ip);
-      if (a.ok) addrs.push({ family: a.value.family, value: a.value.value });
-      else
-        problems.push(
-          `pod ${r.data.namespace}/${r.data.name}: ips: ${JSON.stringify(ip)} is not an IP address: ${a.reason}`,
-        );
-    }
-    const p: PodInfo = { ...r.data, addrs };
-    pods.push(p);
-    const list = podsByNs.get(p.namespace) ?? [];
-    list.push(p);
-    podsByNs.set(p.namespace, list);
+    const r = podInfo(raw);
+    problems.push(...r.problems);
+    if (r.pod) addPod(c, r.pod);
   }
-  return { namespaces, podsByNs, pods };
+  return c;
 }
 
-const nsLabels = (c: Cluster, ns: string) => c.namespaces.get(ns) ?? { [NAMESPACE_NAME_LABEL]: ns };
+export const nsLabels = (c: Cluster, ns: string) => c.namespaces.get(ns) ?? { [NAMESPACE_NAME_LABEL]: ns };
 
 /** Pods a rule's selector peers pick, and the spans of its ipBlocks, per family. */
 function rulePeers(c: Cluster, policy: ParsedPolicy, rule: ParsedRule) {
@@ -131,7 +165,7 @@ function rulePeers(c: Cluster, policy: ParsedPolicy, rule: ParsedRule) {
       ? [...c.podsByNs.keys()].filter((ns) => matchesSelector(peer.namespaceSelector!, nsLabels(c, ns)))
       : [policy.namespace];
     for (const ns of nss)
-      for (const p of c.podsByNs.get(ns) ?? [])
+      for (const p of c.podsByNs.get(ns)?.values() ?? [])
         if (!peer.podSelector || matchesSelector(peer.podSelector, p.labels)) pods.add(p);
   }
   return { pods: [...pods], blocks };
@@ -191,9 +225,9 @@ class RuleSets {
   named(policy: ParsedPolicy, i: number, rule: ParsedRule, name: string, protocol: Protocol) {
     const { pods, blocks } = rule.peers
       ? rulePeers(this.c, policy, rule)
-      : { pods: this.c.pods, blocks: { 4: [], 6: [] } as Record<Family, Span[]> };
+      : { pods: [...allPods(this.c)], blocks: { 4: [], 6: [] } as Record<Family, Span[]> };
     const candidates = new Set(pods);
-    for (const p of this.c.pods)
+    for (const p of allPods(this.c))
       if (p.addrs.some((a) => inSpans(blocks[a.family], a.value))) candidates.add(p);
     const byNumber = new Map<number, PodInfo[]>();
     for (const p of candidates) {
@@ -267,7 +301,7 @@ function egressAllows(sets: RuleSets, policy: ParsedPolicy): Allow[] {
   return out;
 }
 
-function nodeAddrs(addresses: string[], problems: string[]) {
+export function nodeAddrs(addresses: string[], problems: string[]) {
   const spans: Record<Family, Span[]> = { 4: [], 6: [] };
   for (const text of addresses) {
     // Node annotations carry the address with its prefix length (10.0.0.11/24): the address counts.
@@ -277,6 +311,67 @@ function nodeAddrs(addresses: string[], problems: string[]) {
   }
   return { v4: toPrefixes(4, spans[4]), v6: toPrefixes(6, spans[6]) };
 }
+
+/** What one policy contributes on `node`: its entries for each local pod it selects, and its sets. */
+export interface PolicyPart {
+  key: string;
+  pods: { pod: PodInfo; ifname: string; ingress?: Allow[]; egress?: Allow[] }[];
+  sets: PeerSet[];
+}
+
+/** One policy's part of the translation for `node` (its sets are its own: ids derive from its key). */
+export function policyPart(cluster: Cluster, policy: ParsedPolicy, node: string): PolicyPart {
+  const sets = new RuleSets(cluster);
+  const pods: PolicyPart['pods'] = [];
+  let egress: Allow[] | undefined;
+  for (const pod of cluster.podsByNs.get(policy.namespace)?.values() ?? []) {
+    if (pod.node !== node || !matchesSelector(policy.podSelector, pod.labels)) continue;
+    const entry: PolicyPart['pods'][number] = { pod, ifname: podInterfaceName(pod.namespace, pod.name) };
+    if (policy.ingress) entry.ingress = ingressAllows(sets, policy, pod);
+    if (policy.egress) entry.egress = egress ??= egressAllows(sets, policy);
+    pods.push(entry);
+  }
+  return { key: policy.key, pods, sets: [...sets.sets.values()] };
+}
+
+/** The translation from the policies' parts, taken in the order of their keys. */
+export function assemble(
+  node: string,
+  parts: Iterable<PolicyPart>,
+  nodeAddresses: { v4: string[]; v6: string[] },
+  problems: string[],
+): Translation {
+  const byIf = new Map<string, PodPolicy>();
+  const sets: PeerSet[] = [];
+  for (const part of parts) {
+    sets.push(...part.sets);
+    for (const e of part.pods) {
+      let pp = byIf.get(e.ifname);
+      if (!pp) {
+        pp = { namespace: e.pod.namespace, name: e.pod.name, ifname: e.ifname, policies: [] };
+        byIf.set(e.ifname, pp);
+      }
+      pp.policies.push(part.key);
+      if (e.ingress) {
+        pp.ingress ??= [];
+        pp.ingress.push(...e.ingress);
+      }
+      if (e.egress) {
+        pp.egress ??= [];
+        pp.egress.push(...e.egress);
+      }
+    }
+  }
+  return {
+    node,
+    pods: [...byIf.values()].sort((a, b) => (a.ifname < b.ifname ? -1 : 1)),
+    sets: sets.sort((a, b) => (a.id < b.id ? -1 : 1)),
+    nodeAddrs: nodeAddresses,
+    problems,
+  };
+}
+
+export const byKey = (a: { key: string }, b: { key: string }) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0);
 
 /** Policies + pods + namespaces → what `input.node` enforces for its pods. Pure. */
 export function translate(input: PolicyInput): Translation {
@@ -288,40 +383,8 @@ export function translate(input: PolicyInput): Translation {
     if (r.ok) policies.push(r.policy);
     else problems.push(...r.problems.map((p) => `networkpolicy ${r.key}: ${p}`));
   }
-  policies.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
-  const sets = new RuleSets(cluster);
-  const byIf = new Map<string, PodPolicy>();
-  for (const policy of policies) {
-    let egress: Allow[] | undefined;
-    for (const pod of cluster.podsByNs.get(policy.namespace) ?? []) {
-      if (pod.node !== input.node || !matchesSelector(policy.podSelector, pod.labels)) continue;
-      const ifname = podInterfaceName(pod.namespace, pod.name);
-      const pp: PodPolicy = byIf.get(ifname) ?? {
-        namespace: pod.namespace,
-        name: pod.name,
-        ifname,
-        policies: [],
-      };
-      byIf.set(ifname, pp);
-      pp.policies.push(policy.key);
-      if (policy.ingress) {
-        pp.ingress ??= [];
-        pp.ingress.push(...ingressAllows(sets, policy, pod));
-      }
-      if (policy.egress) {
-        egress ??= egressAllows(sets, policy);
-        pp.egress ??= [];
-        pp.egress.push(...egress);
-      }
-    }
-  }
-  const pods = [...byIf.values()].sort((a, b) => (a.ifname < b.ifname ? -1 : 1));
-  const usedSets = [...sets.sets.values()].sort((a, b) => (a.id < b.id ? -1 : 1));
-  return {
-    node: input.node,
-    pods,
-    sets: usedSets,
-    nodeAddrs: nodeAddrs(input.nodeAddresses, problems),
-    problems,
-  };
+  policies.sort(byKey);
+  const parts = policies.map((p) => policyPart(cluster, p, input.node));
+  const addrs = nodeAddrs(input.nodeAddresses, problems);
+  return assemble(input.node, parts, addrs, problems);
 }

@@ -8,11 +8,13 @@ export {
   type Translation,
   translate,
 } from './compute.js';
+export { Incremental, type IncrementalStats } from './incremental.js';
 export {
   EGRESS_MAP,
   egressChain,
   INGRESS_MAP,
   ingressChain,
+  LowerMemo,
   NODE_SET,
   POLICY_CHAIN,
   policyTable,

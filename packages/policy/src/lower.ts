@@ -68,41 +68,114 @@ function podChain(name: string, allows: Allow[], dir: 'ingress' | 'egress', pod:
   return { name, rules, comment: comment(`${dir} of ${pod}`) };
 }
 
-/** The nft table fragment (chains, sets, maps) of a translation. Concatenate it into the agent's table. */
-export function policyTable(t: Translation): Required<Pick<Table, 'chains' | 'sets' | 'maps'>> {
-  const chains: Chain[] = [
-    {
-      name: POLICY_CHAIN,
-      base: { type: 'filter', hook: 'forward', priority: 'filter', policy: 'accept' },
-      comment: "NetworkPolicy of this node's pods",
-      rules: [
-        { match: [{ kind: 'ct', states: ['established', 'related'] }], action: { kind: 'accept' } },
-        { match: [], action: { kind: 'vmap', field: 'iifname', map: EGRESS_MAP } },
-        { match: [], action: { kind: 'vmap', field: 'oifname', map: INGRESS_MAP } },
-      ],
-    },
-  ];
+/** The base chain dispatching to the pods' chains (the same for every translation). */
+function forwardChain(): Chain {
+  return {
+    name: POLICY_CHAIN,
+    base: { type: 'filter', hook: 'forward', priority: 'filter', policy: 'accept' },
+    comment: "NetworkPolicy of this node's pods",
+    rules: [
+      { match: [{ kind: 'ct', states: ['established', 'related'] }], action: { kind: 'accept' } },
+      { match: [], action: { kind: 'vmap', field: 'iifname', map: EGRESS_MAP } },
+      { match: [], action: { kind: 'vmap', field: 'oifname', map: INGRESS_MAP } },
+    ],
+  };
+}
+const FORWARD = forwardChain();
+
+/**
+ * What policyTable() built last, so that the next one hands back the same objects for what did not
+ * change: a pod's chain whose entries are equal, a set whose elements are equal (its elements array
+ * frozen: @podnet/nft checks a frozen array once, and renderPatch() skips an unchanged chain or set
+ * by identity). Only for one translation after another of the same node.
+ */
+export class LowerMemo {
+  chains = new Map<string, { key: string; chain: Chain }>();
+  sets = new Map<string, NamedSet>();
+  /** Chains and sets built anew (not reused) by the last policyTable() call. */
+  rebuilt = { chains: 0, sets: 0 };
+}
+
+function sameElements(a: readonly string[], b: readonly string[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+/**
+ * The nft table fragment (chains, sets, maps) of a translation. Concatenate it into the agent's
+ * table. With `memo`, unchanged chains and sets are the objects of the previous call.
+ */
+export function policyTable(
+  t: Translation,
+  memo?: LowerMemo,
+): Required<Pick<Table, 'chains' | 'sets' | 'maps'>> {
+  const chains: Chain[] = [memo ? FORWARD : forwardChain()];
   const ingress: VerdictMap = { name: INGRESS_MAP, type: 'ifname', elements: [] };
   const egress: VerdictMap = { name: EGRESS_MAP, type: 'ifname', elements: [] };
+  const chainMemo = new Map<string, { key: string; chain: Chain }>();
+  const setMemo = new Map<string, NamedSet>();
+  const rebuilt = { chains: 0, sets: 0 };
+  const chain = (name: string, allows: Allow[], dir: 'ingress' | 'egress', pod: string): Chain => {
+    if (!memo) return podChain(name, allows, dir, pod);
+    const key = `${pod}\0${JSON.stringify(allows)}`;
+    const prev = memo.chains.get(name);
+    const c = prev?.key === key ? prev.chain : podChain(name, allows, dir, pod);
+    if (c !== prev?.chain) rebuilt.chains++;
+    chainMemo.set(name, { key, chain: c });
+    return c;
+  };
+  const set = (s: NamedSet): NamedSet => {
+    if (!memo) return s;
+    const prev = memo.sets.get(s.name);
+    const out =
+      prev && prev.type === s.type && prev.comment === s.comment && sameElements(prev.elements, s.elements)
+        ? prev
+        : { ...s, elements: Object.freeze([...s.elements]) as string[] };
+    if (out !== prev) rebuilt.sets++;
+    setMemo.set(s.name, out);
+    return out;
+  };
   for (const p of t.pods) {
     const pod = `${p.namespace}/${p.name}`;
     if (p.ingress) {
-      chains.push(podChain(ingressChain(p.ifname), p.ingress, 'ingress', pod));
+      chains.push(chain(ingressChain(p.ifname), p.ingress, 'ingress', pod));
       ingress.elements.push({ key: p.ifname, verdict: { kind: 'jump', chain: ingressChain(p.ifname) } });
     }
     if (p.egress) {
-      chains.push(podChain(egressChain(p.ifname), p.egress, 'egress', pod));
+      chains.push(chain(egressChain(p.ifname), p.egress, 'egress', pod));
       egress.elements.push({ key: p.ifname, verdict: { kind: 'jump', chain: egressChain(p.ifname) } });
     }
   }
   const sets: NamedSet[] = [
-    { name: NODE_SET.v4, type: 'ipv4_addr', interval: true, elements: t.nodeAddrs.v4, comment: 'this node' },
-    { name: NODE_SET.v6, type: 'ipv6_addr', interval: true, elements: t.nodeAddrs.v6, comment: 'this node' },
+    set({
+      name: NODE_SET.v4,
+      type: 'ipv4_addr',
+      interval: true,
+      elements: t.nodeAddrs.v4,
+      comment: 'this node',
+    }),
+    set({
+      name: NODE_SET.v6,
+      type: 'ipv6_addr',
+      interval: true,
+      elements: t.nodeAddrs.v6,
+      comment: 'this node',
+    }),
   ];
   for (const s of t.sets) {
     const c = comment(s.origin);
-    sets.push({ name: setName(s.id, 'v4'), type: 'ipv4_addr', interval: true, elements: s.v4, comment: c });
-    sets.push({ name: setName(s.id, 'v6'), type: 'ipv6_addr', interval: true, elements: s.v6, comment: c });
+    sets.push(
+      set({ name: setName(s.id, 'v4'), type: 'ipv4_addr', interval: true, elements: s.v4, comment: c }),
+    );
+    sets.push(
+      set({ name: setName(s.id, 'v6'), type: 'ipv6_addr', interval: true, elements: s.v6, comment: c }),
+    );
+  }
+  if (memo) {
+    memo.chains = chainMemo;
+    memo.sets = setMemo;
+    memo.rebuilt = rebuilt;
   }
   return { chains, sets, maps: [ingress, egress] };
 }
