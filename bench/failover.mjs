@@ -24,6 +24,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { Rtnl } from '../packages/rtnetlink/dist/index.js';
 import { cleanupStale, exec, NetnsSet, ProcessGroup, waitFor } from '../packages/testkit/dist/index.js';
 import { buildFeed } from './lib/bgp-feed.mjs';
 import { jsonLines } from './lib/proc.mjs';
@@ -61,6 +62,8 @@ const block = (i) => `10.244.${i}.0/26`;
 
 let tor;
 let feederNs;
+/** Netlink in node 3's namespace: the cut is one request from this process, stamped as it is sent. */
+let cutNl;
 const nodes = [];
 
 async function topology() {
@@ -84,6 +87,7 @@ async function topology() {
   }
   feederNs = await nets.create('fofeed');
   await attach(feederNs, FEEDER, 'f');
+  cutNl = await Rtnl.open({ netns: nodes[2].ns.path });
 }
 
 function birdConf(bfd) {
@@ -123,6 +127,10 @@ async function startTor(bfd) {
       const l = logBuf.slice(0, i);
       logBuf = logBuf.slice(i + 1);
       if (l.includes(`Session to ${addr(3)} changed state from Up to Down`)) tor.bfdDown3 ??= Date.now();
+      // BGP sessions leaving Established and BFD sessions leaving Up, as the ToR logs them (the
+      // ingest lists those it did not expect).
+      if (/ n\d: (Error|Received|State changed to (stop|down))|changed state from Up/.test(l))
+        tor.events?.push({ t: Date.now(), line: l.replace(/^\S+ \S+ /, '') });
     }
   });
   tor.monitor?.kill();
@@ -236,8 +244,10 @@ async function trial(bfd) {
   for (const n of nodes) n.gone3 = undefined;
   tor.bfdDown3 = undefined;
   tor.gone3 = undefined;
+  // The clock is read as the link-down request goes out (no `ip` process to start first, whose
+  // start-up time under load would count as detection time).
   const t0 = Date.now();
-  execFileSync('ip', ['-n', nodes[2].ns.name, 'link', 'set', 'eth0', 'down']);
+  await cutNl.links.set('eth0', { up: false });
   await waitFor(
     "node 3's block gone everywhere",
     async () => {
@@ -263,7 +273,7 @@ async function trial(bfd) {
   }));
   // Downs the cut does not explain: sessions that do not involve node 3.
   const falseDowns = nodeDowns(t0).filter((e) => e.node !== 3 && e.peer !== addr(3)).length;
-  execFileSync('ip', ['-n', nodes[2].ns.name, 'link', 'set', 'eth0', 'up']);
+  await cutNl.links.set('eth0', { up: true });
   return { ms, falseDowns, routers };
 }
 
@@ -338,6 +348,31 @@ async function ingest(mainThread) {
       FEEDER,
     ]),
   );
+  // Every BFD packet reaching the ToR's interface, stamped by the kernel (tcpdump): the longest
+  // silence per sender tells a packet sent late or lost on the way from a ToR slow to read it.
+  const arrivals = new Map();
+  const dump = procs.add(
+    tor.ns.spawn('tcpdump', ['-i', 'eth0', '-n', '-tt', '-l', '-Q', 'in', 'udp dst port 3784']),
+  );
+  let dumpBuf = '';
+  dump.stdout.on('data', (d) => {
+    dumpBuf += d.toString();
+    for (let i = dumpBuf.indexOf('\n'); i !== -1; i = dumpBuf.indexOf('\n')) {
+      const m = /^(\d+\.\d+) IP (\d+\.\d+\.\d+\.\d+)\.\d+ >/.exec(dumpBuf.slice(0, i));
+      dumpBuf = dumpBuf.slice(i + 1);
+      if (!m) continue;
+      const t = Number(m[1]) * 1000;
+      const a = arrivals.get(m[2]) ?? { last: undefined, maxGap: 0, at: 0, n: 0 };
+      if (a.last !== undefined && t - a.last > a.maxGap) {
+        a.maxGap = t - a.last;
+        a.at = Math.round(t - t0);
+      }
+      a.last = t;
+      a.n++;
+      arrivals.set(m[2], a);
+    }
+  });
+  tor.events = [];
   // ToR-side Downs: episodes (a session leaving Up), not polls that found one not Up.
   let torNotUp = 0;
   let torAllUp = true;
@@ -365,6 +400,14 @@ async function ingest(mainThread) {
     },
   );
   clearInterval(poll);
+  dump.kill('SIGINT');
+  for (const e of tor.events)
+    log(`  ingest ${mainThread ? 'main loop' : 'worker'}: ToR log at +${e.t - t0} ms: ${e.line.trim()}`);
+  tor.events = undefined;
+  for (const [src, a] of [...arrivals].sort())
+    log(
+      `  ingest ${mainThread ? 'main loop' : 'worker'}: BFD packets from ${src} at the ToR's interface: ${a.n}, longest silence ${a.maxGap.toFixed(1)} ms (ending at +${a.at} ms)`,
+    );
   const s = await stats();
   const downList = nodeDowns(t0);
   for (const d of downList)
@@ -494,6 +537,7 @@ try {
     }),
   );
 } finally {
+  cutNl?.close();
   await procs.stopAll();
   await nets.destroy();
   rmSync(work, { recursive: true, force: true });
