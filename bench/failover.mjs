@@ -378,12 +378,14 @@ async function ingest(mainThread) {
   let torAllUp = true;
   const poll = setInterval(async () => {
     const s = (await exec('birdc', ['-s', tor.sock, 'show', 'bfd', 'sessions'])).stdout;
-    const allUp = (s.match(/\bUp\b/g) ?? []).length === 3;
+    // A reply without the three session lines (birdc failed or timed out under load) says nothing.
+    const lines = s.split('\n').filter((l) => /^\s*\d+\.\d+\.\d+\.\d+\s/.test(l));
+    if (lines.length !== 3) return;
+    const allUp = lines.every((l) => /\bUp\b/.test(l));
     if (torAllUp && !allUp) {
       torNotUp++;
-      const notUp = s
-        .split('\n')
-        .filter((l) => /^\s*\d+\.\d+\.\d+\.\d+\s/.test(l) && !/\bUp\b/.test(l))
+      const notUp = lines
+        .filter((l) => !/\bUp\b/.test(l))
         .map((l) => l.trim().split(/\s+/).slice(0, 3).join(' '));
       log(
         `  ingest ${mainThread ? 'main loop' : 'worker'}: ToR BFD not all Up at +${Date.now() - t0} ms: ${notUp.join('; ')}`,
