@@ -13,12 +13,18 @@
 // on a worker thread (as the agent runs it; counted in bfd_false_downs), and BFD on the speaker's
 // own event loop (main_loop_*, for comparison only).
 // A false Down is an Up→Down of any BFD session that the trial's cut does not explain.
-// Usage: npm run bench -- failover [--trials N] [--prefixes N]. Last line: one JSON object.
+// During the ingest each node's BFD worker reports every loop stall over 60 ms with where the time
+// went (waiting for a CPU, running, its own GC, blocked in the kernel) and the main thread's GC
+// pauses, lined up with it.
+// Usage: npm run bench -- failover [--trials N] [--prefixes N] [--nice N|none] [--only bfd,hold,ingest]
+// (--nice: the BFD worker thread's nice value, default -10, `none` to leave it at the process's;
+// --only: run only these parts, for a look at one of them). Last line: one JSON object.
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { Rtnl } from '../packages/rtnetlink/dist/index.js';
 import { cleanupStale, exec, NetnsSet, ProcessGroup, waitFor } from '../packages/testkit/dist/index.js';
 import { buildFeed } from './lib/bgp-feed.mjs';
 import { jsonLines } from './lib/proc.mjs';
@@ -31,6 +37,13 @@ const arg = (name, def) => {
 const TRIALS = Number(arg('--trials', '20'));
 const PREFIXES = Number(arg('--prefixes', '1000000'));
 const [MINTX, MINRX, MULT] = arg('--bfd', '300,300,3').split(',').map(Number);
+const NICE_ARG = arg('--nice', '-10');
+const NICE = NICE_ARG === 'none' ? null : Number(NICE_ARG);
+if (NICE !== null && (!Number.isInteger(NICE) || NICE < -20 || NICE > 19))
+  throw new Error(`--nice must be an integer -20..19 or none, got ${NICE_ARG}`);
+const ONLY = new Set(arg('--only', 'bfd,hold,ingest').split(','));
+for (const o of ONLY)
+  if (!['bfd', 'hold', 'ingest'].includes(o)) throw new Error(`--only: unknown part ${o}`);
 if (!Number.isInteger(TRIALS) || TRIALS < 1 || TRIALS > 200) throw new Error(`--trials must be 1..200`);
 const KEEPALIVE = 3;
 const HOLD = 9;
@@ -49,6 +62,8 @@ const block = (i) => `10.244.${i}.0/26`;
 
 let tor;
 let feederNs;
+/** Netlink in node 3's namespace: the cut is one request from this process, stamped as it is sent. */
+let cutNl;
 const nodes = [];
 
 async function topology() {
@@ -72,6 +87,7 @@ async function topology() {
   }
   feederNs = await nets.create('fofeed');
   await attach(feederNs, FEEDER, 'f');
+  cutNl = await Rtnl.open({ netns: nodes[2].ns.path });
 }
 
 function birdConf(bfd) {
@@ -111,6 +127,10 @@ async function startTor(bfd) {
       const l = logBuf.slice(0, i);
       logBuf = logBuf.slice(i + 1);
       if (l.includes(`Session to ${addr(3)} changed state from Up to Down`)) tor.bfdDown3 ??= Date.now();
+      // BGP sessions leaving Established and BFD sessions leaving Up, as the ToR logs them (the
+      // ingest lists those it did not expect).
+      if (/ n\d: (Error|Received|State changed to (stop|down))|changed state from Up/.test(l))
+        tor.events?.push({ t: Date.now(), line: l.replace(/^\S+ \S+ /, '') });
     }
   });
   tor.monitor?.kill();
@@ -163,6 +183,7 @@ function startNode(n, bfd, ingest, mainThread = false) {
     watch: [block(3)],
     peers,
     mainThread,
+    priority: NICE,
   };
   n.child = procs.add(n.ns.spawn(process.execPath, [join(here, 'lib/bfd-node.mjs'), JSON.stringify(cfg)]));
   n.events = [];
@@ -223,8 +244,10 @@ async function trial(bfd) {
   for (const n of nodes) n.gone3 = undefined;
   tor.bfdDown3 = undefined;
   tor.gone3 = undefined;
+  // The clock is read as the link-down request goes out (no `ip` process to start first, whose
+  // start-up time under load would count as detection time).
   const t0 = Date.now();
-  execFileSync('ip', ['-n', nodes[2].ns.name, 'link', 'set', 'eth0', 'down']);
+  await cutNl.links.set('eth0', { up: false });
   await waitFor(
     "node 3's block gone everywhere",
     async () => {
@@ -250,7 +273,7 @@ async function trial(bfd) {
   }));
   // Downs the cut does not explain: sessions that do not involve node 3.
   const falseDowns = nodeDowns(t0).filter((e) => e.node !== 3 && e.peer !== addr(3)).length;
-  execFileSync('ip', ['-n', nodes[2].ns.name, 'link', 'set', 'eth0', 'up']);
+  await cutNl.links.set('eth0', { up: true });
   return { ms, falseDowns, routers };
 }
 
@@ -325,17 +348,44 @@ async function ingest(mainThread) {
       FEEDER,
     ]),
   );
+  // Every BFD packet reaching the ToR's interface, stamped by the kernel (tcpdump): the longest
+  // silence per sender tells a packet sent late or lost on the way from a ToR slow to read it.
+  const arrivals = new Map();
+  const dump = procs.add(
+    tor.ns.spawn('tcpdump', ['-i', 'eth0', '-n', '-tt', '-l', '-Q', 'in', 'udp dst port 3784']),
+  );
+  let dumpBuf = '';
+  dump.stdout.on('data', (d) => {
+    dumpBuf += d.toString();
+    for (let i = dumpBuf.indexOf('\n'); i !== -1; i = dumpBuf.indexOf('\n')) {
+      const m = /^(\d+\.\d+) IP (\d+\.\d+\.\d+\.\d+)\.\d+ >/.exec(dumpBuf.slice(0, i));
+      dumpBuf = dumpBuf.slice(i + 1);
+      if (!m) continue;
+      const t = Number(m[1]) * 1000;
+      const a = arrivals.get(m[2]) ?? { last: undefined, maxGap: 0, at: 0, n: 0 };
+      if (a.last !== undefined && t - a.last > a.maxGap) {
+        a.maxGap = t - a.last;
+        a.at = Math.round(t - t0);
+      }
+      a.last = t;
+      a.n++;
+      arrivals.set(m[2], a);
+    }
+  });
+  tor.events = [];
   // ToR-side Downs: episodes (a session leaving Up), not polls that found one not Up.
   let torNotUp = 0;
   let torAllUp = true;
   const poll = setInterval(async () => {
     const s = (await exec('birdc', ['-s', tor.sock, 'show', 'bfd', 'sessions'])).stdout;
-    const allUp = (s.match(/\bUp\b/g) ?? []).length === 3;
+    // A reply without the three session lines (birdc failed or timed out under load) says nothing.
+    const lines = s.split('\n').filter((l) => /^\s*\d+\.\d+\.\d+\.\d+\s/.test(l));
+    if (lines.length !== 3) return;
+    const allUp = lines.every((l) => /\bUp\b/.test(l));
     if (torAllUp && !allUp) {
       torNotUp++;
-      const notUp = s
-        .split('\n')
-        .filter((l) => /^\s*\d+\.\d+\.\d+\.\d+\s/.test(l) && !/\bUp\b/.test(l))
+      const notUp = lines
+        .filter((l) => !/\bUp\b/.test(l))
         .map((l) => l.trim().split(/\s+/).slice(0, 3).join(' '));
       log(
         `  ingest ${mainThread ? 'main loop' : 'worker'}: ToR BFD not all Up at +${Date.now() - t0} ms: ${notUp.join('; ')}`,
@@ -352,6 +402,14 @@ async function ingest(mainThread) {
     },
   );
   clearInterval(poll);
+  dump.kill('SIGINT');
+  for (const e of tor.events)
+    log(`  ingest ${mainThread ? 'main loop' : 'worker'}: ToR log at +${e.t - t0} ms: ${e.line.trim()}`);
+  tor.events = undefined;
+  for (const [src, a] of [...arrivals].sort())
+    log(
+      `  ingest ${mainThread ? 'main loop' : 'worker'}: BFD packets from ${src} at the ToR's interface: ${a.n}, longest silence ${a.maxGap.toFixed(1)} ms (ending at +${a.at} ms)`,
+    );
   const s = await stats();
   const downList = nodeDowns(t0);
   for (const d of downList)
@@ -359,10 +417,50 @@ async function ingest(mainThread) {
       `  ingest ${mainThread ? 'main loop' : 'worker'}: node ${d.node} BFD with ${d.peer} Up -> ${d.to} (${d.diag}) at +${d.t - t0} ms`,
     );
   const downs = downList.length;
+  // Worker stalls on every node while the feed ran, biggest first, each beside the main-thread GC
+  // pauses of its node that overlap it.
+  const stalls = nodes.flatMap((n) =>
+    n.events
+      .filter((e) => e.event === 'stall' && e.at >= t0)
+      .map((e) => ({
+        node: n.i,
+        ...e,
+        mainGc: n.events
+          .filter((g) => g.event === 'main-gc' && g.at >= e.at - e.gapMs - 40 && g.at - g.ms <= e.at)
+          .reduce((s, g) => s + g.ms, 0),
+      })),
+  );
+  stalls.sort((a, b) => b.gapMs - a.gapMs);
+  for (const s of stalls.slice(0, 8))
+    log(
+      `  ingest ${mainThread ? 'main loop' : 'worker'}: node ${s.node} BFD loop ${s.gapMs} ms late at +${s.at - t0} ms: run queue ${s.runQueueMs}, on CPU ${s.cpuMs}, own GC ${s.gcMs}, blocked ${s.blockedMs} ms; main-thread GC overlapping ${s.mainGc} ms`,
+    );
+  const mainGcs = nodes[0].events.filter((e) => e.event === 'main-gc' && e.at >= t0).map((e) => e.ms);
   feeder.stdin.end();
   await stopAll();
   void torDowns0;
-  return { ingestMs: eor.t - t0, tx: s, nodeDowns: downs, torPollsNotUp: torNotUp };
+  const sum = (k) => Math.round(stalls.reduce((a, x) => a + x[k], 0));
+  return {
+    ingestMs: eor.t - t0,
+    tx: s,
+    nodeDowns: downs,
+    torPollsNotUp: torNotUp,
+    stalls: {
+      n: stalls.length,
+      over_200_ms: stalls.filter((x) => x.gapMs > 200).length,
+      max_ms: stalls[0]?.gapMs ?? 0,
+      run_queue_ms: sum('runQueueMs'),
+      cpu_ms: sum('cpuMs'),
+      own_gc_ms: sum('gcMs'),
+      blocked_ms: sum('blockedMs'),
+      main_gc_overlap_ms: sum('mainGc'),
+    },
+    mainGc: {
+      n: mainGcs.length,
+      max_ms: Math.max(0, ...mainGcs),
+      total_ms: mainGcs.reduce((a, b) => a + b, 0),
+    },
+  };
 }
 
 const load0 = loadavg()[0];
@@ -370,16 +468,18 @@ try {
   await topology();
   const feed = buildFeed({ prefixes: PREFIXES, sets: 10_000, feederAs: FEEDER_AS, nextHop: FEEDER });
   writeFileSync(join(work, 'feed.bin'), feed.stream);
-  const b = await run(true);
-  const h = await run(false);
+  const b = ONLY.has('bfd') ? await run(true) : undefined;
+  const loadBfd = loadavg()[0];
+  const h = ONLY.has('hold') ? await run(false) : undefined;
   // BFD as the agent runs it (worker thread), then on the speaker's own event loop for comparison.
-  const ing = await ingest(false);
-  const ingMain = await ingest(true);
+  const ing = ONLY.has('ingest') ? await ingest(false) : undefined;
+  const loadIngest = loadavg()[0];
+  const ingMain = ONLY.has('ingest') ? await ingest(true) : undefined;
   const row = (name, xs) =>
     `${name.padEnd(22)} p50 ${String(p(xs, 0.5)).padStart(6)} ms   p99 ${String(p(xs, 0.99)).padStart(6)} ms   max ${String(Math.max(...xs)).padStart(6)} ms`;
   console.log(`failover: ${TRIALS} trials each, cut to the last router without the dead node's block`);
-  console.log(row(`BFD ${MINTX}/${MINRX} ms x ${MULT}`, b.times));
-  console.log(row(`hold ${KEEPALIVE} s / ${HOLD} s`, h.times));
+  if (b) console.log(row(`BFD ${MINTX}/${MINRX} ms x ${MULT}`, b.times));
+  if (h) console.log(row(`hold ${KEEPALIVE} s / ${HOLD} s`, h.times));
   // Where the BFD time goes: detection (cut to the router's BFD Down) and withdrawal (BFD Down to the
   // block gone from that router's table), per router.
   const split = (trials) => {
@@ -393,7 +493,7 @@ try {
       };
     });
   };
-  const bSplit = split(b.trials);
+  const bSplit = b ? split(b.trials) : [];
   for (const r of bSplit)
     console.log(
       `  BFD ${r.name.padEnd(6)} detect p50 ${String(p(r.detect, 0.5)).padStart(5)} p99 ${String(p(r.detect, 0.99)).padStart(5)} ms   withdraw after detect p50 ${String(p(r.withdraw, 0.5)).padStart(5)} p99 ${String(p(r.withdraw, 0.99)).padStart(5)} ms`,
@@ -401,38 +501,45 @@ try {
   for (const [name, r] of [
     ['worker thread', ing],
     ['main event loop', ingMain],
-  ])
+  ]) {
+    if (!r) continue;
     console.log(
       `BFD on the ${name} beside a ${PREFIXES}-prefix ingest (${r.ingestMs} ms): node 1 transmit interval min ${r.tx.min.toFixed(1)} p50 ${r.tx.p50.toFixed(1)} p99 ${r.tx.p99.toFixed(1)} max ${r.tx.max.toFixed(1)} ms over ${r.tx.n} packets; BFD downs: nodes ${r.nodeDowns}, ToR Down episodes ${r.torPollsNotUp}`,
     );
-  const falseDowns = b.falseDowns + ing.nodeDowns + ing.torPollsNotUp;
+    if (name === 'worker thread')
+      console.log(
+        `  worker loop stalls > 60 ms (all nodes): ${r.stalls.n}, > 200 ms: ${r.stalls.over_200_ms}, max ${r.stalls.max_ms} ms; their time: run queue ${r.stalls.run_queue_ms}, on CPU ${r.stalls.cpu_ms}, own GC ${r.stalls.own_gc_ms}, blocked ${r.stalls.blocked_ms} ms; node 1 main-thread GC > 50 ms: ${r.mainGc.n}, max ${r.mainGc.max_ms} ms`,
+      );
+  }
+  const falseDowns = (b?.falseDowns ?? 0) + (ing ? ing.nodeDowns + ing.torPollsNotUp : 0);
   console.log(
     JSON.stringify({
       bench: 'failover',
       trials: TRIALS,
+      parts: [...ONLY],
       bfd: { minTx: MINTX, minRx: MINRX, multiplier: MULT },
+      bfd_worker_nice: NICE,
       hold: { keepalive: KEEPALIVE, hold: HOLD },
-      bfd_p50_ms: p(b.times, 0.5),
-      bfd_p99_ms: p(b.times, 0.99),
-      hold_p50_ms: p(h.times, 0.5),
-      hold_p99_ms: p(h.times, 0.99),
-      ratio: Number((p(h.times, 0.99) / p(b.times, 0.99)).toFixed(1)),
+      bfd_p50_ms: b ? p(b.times, 0.5) : null,
+      bfd_p99_ms: b ? p(b.times, 0.99) : null,
+      hold_p50_ms: h ? p(h.times, 0.5) : null,
+      hold_p99_ms: h ? p(h.times, 0.99) : null,
+      ratio: b && h ? Number((p(h.times, 0.99) / p(b.times, 0.99)).toFixed(1)) : null,
       bfd_detect_p99_ms: Object.fromEntries(bSplit.map((r) => [r.name, p(r.detect, 0.99)])),
       bfd_withdraw_p99_ms: Object.fromEntries(bSplit.map((r) => [r.name, p(r.withdraw, 0.99)])),
-      load_avg: { start: load0, end: loadavg()[0] },
+      load_avg: { start: load0, after_bfd: loadBfd, after_ingest: loadIngest, end: loadavg()[0] },
       bfd_false_downs: falseDowns,
       ingest_prefixes: PREFIXES,
-      ingest_ms: ing.ingestMs,
-      ingest_tx_interval_ms: {
-        min: ing.tx.min,
-        p50: ing.tx.p50,
-        p99: ing.tx.p99,
-        max: ing.tx.max,
-        n: ing.tx.n,
-      },
+      ingest_ms: ing?.ingestMs ?? null,
+      ingest_tx_interval_ms: ing
+        ? { min: ing.tx.min, p50: ing.tx.p50, p99: ing.tx.p99, max: ing.tx.max, n: ing.tx.n }
+        : null,
+      ingest_worker_stalls: ing?.stalls ?? null,
+      ingest_main_gc: ing?.mainGc ?? null,
     }),
   );
 } finally {
+  cutNl?.close();
   await procs.stopAll();
   await nets.destroy();
   rmSync(work, { recursive: true, force: true });

@@ -3,10 +3,12 @@
 // Usage: node bfd-node.mjs '<json config>'
 //   { routerId, asn, originate: [prefix], watch: [prefix], peers: [{ address, asn, passive, holdTime,
 //     keepalive, bfd?: { minTx, minRx, multiplier } }] }
-// Prints JSON lines: {"event":"ready"}, {"event":"route","prefix","present","t"} when a watched
+// Prints JSON lines: {"event":"ready"}, {"event":"stall",...} when the BFD worker's loop ran late,
+// {"event":"main-gc","at","ms"} for a main-thread GC over 50 ms, {"event":"route","prefix","present","t"} when a watched
 // prefix enters or leaves the Loc-RIB, {"event":"bfd","peer","from","to","diag","t"} on every BFD
 // change, {"event":"eor","t","locRib"} on End-of-RIB, and {"event":"stats",...} on the stdin line
 // "stats" (BFD transmit intervals of this node since the last "stats").
+import { PerformanceObserver } from 'node:perf_hooks';
 import { pino } from 'pino';
 import { BfdLink } from '../../packages/agent/dist/adapters/bfd.js';
 import { Bfd, BfdThread } from '../../packages/bfd/dist/index.js';
@@ -24,7 +26,28 @@ const onTransmit = (peer, t) => {
 };
 // cfg.mainThread: BFD on the speaker's own event loop (for comparison); default: on a worker
 // thread, as the agent runs it.
-const bfd = cfg.mainThread ? new Bfd({ logger, onTransmit }) : new BfdThread({ logger, onTransmit });
+// Where a late BFD loop lost its time (the worker's run-queue wait, CPU, GC, blocked), and this
+// main thread's garbage collections over 50 ms, both stamped with the wall clock so the bench can
+// line them up.
+const onStall = (s) => out({ event: 'stall', ...s });
+new PerformanceObserver((list) => {
+  for (const e of list.getEntries())
+    if (e.duration > 50)
+      out({
+        event: 'main-gc',
+        at: Math.round(performance.timeOrigin + e.startTime + e.duration),
+        ms: Math.round(e.duration),
+        kind: e.detail?.kind,
+      });
+}).observe({ entryTypes: ['gc'] });
+const bfd = cfg.mainThread
+  ? new Bfd({ logger, onTransmit })
+  : new BfdThread({
+      logger,
+      onTransmit,
+      onStall,
+      ...(cfg.priority !== undefined ? { priority: cfg.priority } : {}),
+    });
 const speaker = new Speaker({ asn: cfg.asn, routerId: cfg.routerId, listen: { port: 179 }, logger });
 const link = new BfdLink(() => speaker, { logger, bfd });
 bfd.on('state', (c) =>

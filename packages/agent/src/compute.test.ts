@@ -604,6 +604,21 @@ describe('compute: graceful restart towards BGPPeers', () => {
     expect(d.peers.find((p) => p.source === 'rr1')!.longLivedGracefulRestart).toEqual({ staleTime: 3600 });
     expect(d.peers.find((p) => p.source === 'tor')!.longLivedGracefulRestart).toBeUndefined();
   });
+
+  it('passes BGPPeer gracefulRestartNotification (RFC 8538) on to that peer only (off by default)', () => {
+    const d = compute(
+      inputs({
+        peers: [
+          { name: 'tor', peerIP: '10.0.0.1', asNumber: 65000, gracefulRestartNotification: true },
+          { name: 'rr1', peerIP: '10.0.0.2', asNumber: 64512, gracefulRestartNotification: false },
+          { name: 'rr2', peerIP: '10.0.0.3', asNumber: 64512 },
+        ],
+      }),
+    );
+    expect(d.peers.find((p) => p.source === 'tor')!.gracefulRestartNotification).toBe(true);
+    expect(d.peers.find((p) => p.source === 'rr1')!.gracefulRestartNotification).toBeUndefined();
+    expect(d.peers.find((p) => p.source === 'rr2')!.gracefulRestartNotification).toBeUndefined();
+  });
 });
 
 describe('compute: peer keys', () => {

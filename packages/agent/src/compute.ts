@@ -417,6 +417,7 @@ export function compute(inputs: ComputeInputs): Desired {
         // We announce our own restart time; maxRestartTime caps the one the peer announces.
         gracefulRestart: { enabled: grEnabled, restartTime },
         ...(peer.maxRestartTime !== undefined ? { maxRestartTime: peer.maxRestartTime } : {}),
+        ...(peer.gracefulRestartNotification ? { gracefulRestartNotification: true } : {}),
         ...(peer.longLivedGracefulRestart ? { longLivedGracefulRestart: peer.longLivedGracefulRestart } : {}),
         routeReflectorClient: peer.routeReflectorClient ?? false,
         importFilter: peer.importFilter ?? [],

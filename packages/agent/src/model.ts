@@ -96,6 +96,8 @@ export interface PeerView {
   keepaliveTime?: number;
   holdTime?: number;
   maxRestartTime?: number;
+  /** BGPPeer gracefulRestartNotification: the RFC 8538 N bit in our graceful restart capability. */
+  gracefulRestartNotification?: boolean;
   /** BGPPeer longLivedGracefulRestart (RFC 9494): stale time we advertise, cap on the peer's. */
   longLivedGracefulRestart?: { staleTime: number; maxStaleTime?: number };
   /** `UseNodeIP` (default) binds the session to the node address; `None` lets the kernel choose; or an IP. */
@@ -160,6 +162,8 @@ export interface DesiredPeer {
   gracefulRestart: { enabled: boolean; restartTime: number };
   /** Cap on the restart time the peer announces (BGPPeer maxRestartTime), seconds. */
   maxRestartTime?: number;
+  /** RFC 8538: the N bit in our graceful restart capability (a NOTIFICATION keeps routes stale). */
+  gracefulRestartNotification?: boolean;
   /** Long-lived graceful restart (RFC 9494): the stale time we announce, the cap on the peer's. */
   longLivedGracefulRestart?: { staleTime: number; maxStaleTime?: number };
   /** We act as route reflector for this peer. */

@@ -46,4 +46,4 @@ export {
   type SessionStatus,
   type StateChange,
 } from './session.js';
-export { type BfdInstance, BfdThread, type BfdThreadOptions } from './thread.js';
+export { type BfdInstance, BfdThread, type BfdThreadOptions, type StallReport } from './thread.js';

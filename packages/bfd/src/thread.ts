@@ -7,7 +7,9 @@ import { type BfdCounters, type BfdPeerConfig, canonical } from './bfd.js';
 import type { StateName } from './packet.js';
 import type { BfdTimers, Logger, SessionStatus, StateChange } from './session.js';
 import { silentLogger } from './session.js';
-import type { FromWorker, ToWorker } from './worker.js';
+import type { FromWorker, StallReport, ToWorker } from './worker.js';
+
+export type { StallReport } from './worker.js';
 
 export interface BfdThreadOptions {
   netns?: string | undefined;
@@ -15,6 +17,11 @@ export interface BfdThreadOptions {
   logger?: Logger | undefined;
   /** Called for each packet the worker sent (peer, the worker's clock in ms): jitter measurements. */
   onTransmit?: ((peer: string, t: number) => void) | undefined;
+  /**
+   * Measurement (benchmarks): called each time the worker's loop ran more than 60 ms late, with
+   * where the time went (run queue, CPU, garbage collection, blocked). Off when absent.
+   */
+  onStall?: ((s: StallReport) => void) | undefined;
   /** See BfdOptions.resumeListenMs. */
   resumeListenMs?: number | undefined;
   /**
@@ -63,6 +70,7 @@ export class BfdThread extends EventEmitter implements BfdInstance {
         netns: opts.netns,
         port: opts.port,
         measureTx: opts.onTransmit !== undefined,
+        measureStalls: opts.onStall !== undefined,
         resumeListenMs: opts.resumeListenMs,
         priority: opts.priority === null ? undefined : (opts.priority ?? -10),
       },
@@ -78,6 +86,9 @@ export class BfdThread extends EventEmitter implements BfdInstance {
           return;
         case 'tx':
           opts.onTransmit?.(m.peer, m.t);
+          return;
+        case 'stall':
+          opts.onStall?.(m.stall);
           return;
         case 'log':
           this.log[m.level](m.obj, m.msg);

@@ -1,7 +1,8 @@
 // The worker side of BfdThread (thread.ts): a Bfd instance on a thread of its own, so its timers
 // and sockets never wait behind the main thread's work (a large UPDATE burst). Messages only.
-import { readlinkSync } from 'node:fs';
+import { readFileSync, readlinkSync } from 'node:fs';
 import { setPriority } from 'node:os';
+import { PerformanceObserver } from 'node:perf_hooks';
 import { parentPort, workerData } from 'node:worker_threads';
 import { Bfd } from './bfd.js';
 import type { Logger, StateChange } from './session.js';
@@ -18,10 +19,28 @@ export type ToWorker =
 export type FromWorker =
   | { type: 'state'; change: StateChange }
   | { type: 'tx'; peer: string; t: number }
+  | { type: 'stall'; stall: StallReport }
   | { type: 'log'; level: 'info' | 'warn' | 'debug'; obj: object; msg?: string | undefined }
   | { type: 'status'; id: number; sessions: ReturnType<Bfd['sessions']>; counters: Bfd['counters'] }
   | { type: 'held'; id: number; peers: string[] }
   | { type: 'error'; op: string; message: string };
+
+/**
+ * The worker's loop ran late (measureStalls): where the time went, from the thread's own view.
+ * `gapMs` is the time between two heartbeats less their interval; of it, `runQueueMs` the thread
+ * waited for a CPU (runnable, not running: /proc schedstat), `cpuMs` it ran, `gcMs` its own
+ * isolate collected garbage. The rest (`blockedMs`) it slept in the kernel (a page fault waiting on
+ * the process's memory map lock, for one).
+ */
+export interface StallReport {
+  /** Wall clock (ms since the epoch) at the end of the stall. */
+  at: number;
+  gapMs: number;
+  runQueueMs: number;
+  cpuMs: number;
+  gcMs: number;
+  blockedMs: number;
+}
 
 const port = parentPort!;
 const send = (m: FromWorker) => port.postMessage(m);
@@ -32,6 +51,7 @@ const opts = workerData as {
   logLevel?: 'info' | 'debug';
   resumeListenMs?: number;
   priority?: number;
+  measureStalls?: boolean;
 };
 
 function logger(bindings: object): Logger {
@@ -79,6 +99,53 @@ if (opts.priority !== undefined) {
       msg: 'BFD thread runs at the process priority (no CAP_SYS_NICE)',
     });
   }
+}
+
+// Stall measurement: a 20 ms heartbeat; a beat more than 60 ms late is reported with this thread's
+// run-queue wait and CPU time over the gap (schedstat: ns on CPU, ns waiting, timeslices) and the
+// garbage collections of this isolate that overlap it.
+if (opts.measureStalls) {
+  const BEAT = 20;
+  const schedstat = (): [number, number] | undefined => {
+    try {
+      const [cpu, wait] = readFileSync('/proc/thread-self/schedstat', 'utf8').split(' ').map(Number);
+      return [cpu! / 1e6, wait! / 1e6];
+    } catch {
+      return undefined;
+    }
+  };
+  const gcs: { start: number; end: number }[] = [];
+  new PerformanceObserver((list) => {
+    for (const e of list.getEntries()) gcs.push({ start: e.startTime, end: e.startTime + e.duration });
+    if (gcs.length > 64) gcs.splice(0, gcs.length - 64);
+  }).observe({ entryTypes: ['gc'] });
+  let last = performance.now();
+  let lastStat = schedstat();
+  const beat = setInterval(() => {
+    const now = performance.now();
+    const stat = schedstat();
+    const gap = now - last - BEAT;
+    if (gap > 60) {
+      const gcMs = gcs.reduce((s, g) => s + Math.max(0, Math.min(g.end, now) - Math.max(g.start, last)), 0);
+      const cpuMs = stat && lastStat ? stat[0] - lastStat[0] : Number.NaN;
+      const runQueueMs = stat && lastStat ? stat[1] - lastStat[1] : Number.NaN;
+      const r = (x: number) => Math.round(x * 10) / 10;
+      send({
+        type: 'stall',
+        stall: {
+          at: Date.now(),
+          gapMs: r(gap),
+          runQueueMs: r(runQueueMs),
+          cpuMs: r(cpuMs),
+          gcMs: r(gcMs),
+          blockedMs: r(now - last - runQueueMs - cpuMs),
+        },
+      });
+    }
+    last = now;
+    lastStat = stat;
+  }, BEAT);
+  beat.unref();
 }
 
 port.on('message', (m: ToWorker) => {

@@ -48,6 +48,36 @@ describe('speaker over an in-memory network', () => {
     expect(a.peers()[0]).toMatchObject({ prefixesAdvertised: 1 });
   });
 
+  it('sends a table larger than one flush slice whole, End-of-RIB after its last route, export list applied', async () => {
+    const net = new MemNet();
+    const a = mk(net, '10.0.0.1', 65001);
+    const b = mk(net, '10.0.0.2', 65002);
+    link(a, '10.0.0.1', b, '10.0.0.2', {
+      export: {
+        prefixList: [
+          { prefix: '10.99.0.0/16', ge: 16, le: 32, action: 'reject' },
+          { prefix: '10.0.0.0/8', ge: 8, le: 32, action: 'accept' },
+        ],
+        defaultAction: 'reject',
+      },
+    });
+    // 45,000 /32s in 10.64.0.0/10 (more than two slices), one /8, and three the list rejects.
+    for (let i = 0; i < 45_000; i++) a.originate(`10.${64 + (i >> 16)}.${(i >> 8) & 255}.${i & 255}/32`);
+    a.originate('10.0.0.0/8');
+    for (const p of ['10.99.1.0/24', '172.16.0.0/12', '0.0.0.0/0']) a.originate(p);
+    let atEor: number | undefined;
+    b.on('end-of-rib', () => {
+      atEor ??= b.locRibSize;
+    });
+    await Promise.all([a.start(), b.start()]);
+    await until('End-of-RIB at b', () => atEor !== undefined, 60_000);
+    expect(atEor).toBe(45_001);
+    expect(b.lookup('10.64.0.0/32')).toBeDefined();
+    expect(b.lookup('10.64.175.199/32')).toBeDefined();
+    expect(b.lookup('10.0.0.0/8')).toBeDefined();
+    for (const p of ['10.99.1.0/24', '172.16.0.0/12', '0.0.0.0/0']) expect(b.lookup(p)).toBeUndefined();
+  });
+
   it('emits bestpath events with the ECMP next-hop set', async () => {
     const net = new MemNet();
     const r = mk(net, '10.0.0.9', 65000);

@@ -232,6 +232,8 @@ interface Peer {
   sending: boolean;
   /** Keys waiting to be re-evaluated for this peer's Adj-RIB-Out. */
   dirty: Set<PrefixKey>;
+  /** End-of-RIB markers owed once the initial advertisement is out (sent when `dirty` empties). */
+  eorPending?: Buffer[] | undefined;
   treatAsWithdraw: number;
   /** Our next OPEN to this peer carries the R bit: no session with it since our restart. */
   restarting: boolean;
@@ -299,6 +301,15 @@ function validatePeer(c: PeerConfig): Peer['config'] {
 export const DEFAULT_ATTR_CACHE_BYTES = 4 * 1024 * 1024;
 /** Entries of a peer's export-transformation cache before it is emptied. */
 const OUT_CACHE_ENTRIES = 65_536;
+/** Keys one flushPeer call re-evaluates before it yields to the event loop. */
+const FLUSH_SLICE = 20_000;
+
+/** The export prefix list on a Loc-RIB key: IPv4 keys (numbers) without a string per prefix. */
+function exportAllowed(p: CompiledPolicy, k: PrefixKey): boolean {
+  if (typeof k !== 'number') return prefixAllowed(p, k);
+  const len = k >= 2 ** 32 ? 32 : 31 - Math.clz32(k);
+  return prefixAllowedV4(p, (k - 2 ** len) * 2 ** (32 - len), len);
+}
 
 /**
  * Estimated bytes one raw-attribute cache entry holds: the key string and the map slot, plus for
@@ -1001,10 +1012,11 @@ export class Speaker extends EventEmitter {
       this.clock.clearTimeout(p.grTimer);
       p.grTimer = undefined;
     }
-    // Initial advertisement: the whole Loc-RIB, then End-of-RIB per family.
+    // Initial advertisement: the whole Loc-RIB, then End-of-RIB per family (flushPeer sends them
+    // once the last slice of the table is out).
     for (const k of this.loc.keys()) p.dirty.add(k);
+    p.eorPending = n.families.map((f) => encodeMessage(endOfRib(f.afi, f.safi), { as4: n.as4 }));
     this.flushPeer(p);
-    p.session.sendFrames(n.families.map((f) => encodeMessage(endOfRib(f.afi, f.safi), { as4: n.as4 })));
   }
 
   private onDown(p: Peer, reason: string, graceful: boolean, error?: BgpError): void {
@@ -1012,6 +1024,7 @@ export class Speaker extends EventEmitter {
     p.established = false;
     p.src.up = false;
     p.dirty.clear();
+    p.eorPending = undefined;
     for (const s of p.out.values()) this.attrs.release(s);
     p.out.clear();
     // RFC 4724 §4.2 helper: only with GR on at both ends, only the families the peer's capability
@@ -1534,7 +1547,7 @@ export class Speaker extends EventEmitter {
     const fam = keyFamily(k);
     if (!n.families.some((f) => f.afi === fam)) return undefined;
     const set = pathOf(best, k)!;
-    if (p.exportP?.rules.length && !prefixAllowed(p.exportP, keyToPrefix(k))) return undefined;
+    if (p.exportP?.rules.length && !exportAllowed(p.exportP, k)) return undefined;
     const ck = `${best.id}:${set.id}:${fam}`;
     let out = p.outCache.get(ck);
     if (out === undefined) {
@@ -1605,12 +1618,21 @@ export class Speaker extends EventEmitter {
     return a && addressFamily(a) === Afi.IPV6 ? a : undefined;
   }
 
+  /**
+   * Sends `p` what changed for it: at most FLUSH_SLICE keys per call, the rest on the next turn of
+   * the event loop (scheduleFlush). A full table to a new peer (a million prefixes) thus never
+   * holds the loop for seconds: timers (every session's KEEPALIVE, hold timer) run between slices,
+   * and a peer's hold timer does not expire because we were busy advertising to another.
+   */
   private flushPeer(p: Peer): void {
     const n = p.negotiated;
     if (!n || !p.established) return;
     const announce = new Map<AttrSet, { v4: string[]; v6: string[] }>();
     const withdraw = { v4: [] as string[], v6: [] as string[] };
+    let done = 0;
     for (const k of p.dirty) {
+      if (done++ === FLUSH_SLICE) break;
+      p.dirty.delete(k);
       const cand = this.exportFor(p, k);
       const cur = p.out.get(k);
       if (sameAttrs(cand, cur)) continue;
@@ -1630,7 +1652,6 @@ export class Speaker extends EventEmitter {
       }
       if (cur) this.attrs.release(cur);
     }
-    p.dirty.clear();
     const frames: Buffer[] = [];
     const ctx = { as4: n.as4 };
     if (withdraw.v4.length) frames.push(...packWithdraw(Afi.IPV4, withdraw.v4));
@@ -1644,6 +1665,11 @@ export class Speaker extends EventEmitter {
         ];
         frames.push(...packAnnounce(Afi.IPV6, g.v6, toWire(set.attrs, n.as4, false), ctx, hops));
       }
+    }
+    if (p.dirty.size > 0) this.scheduleFlush();
+    else if (p.eorPending) {
+      frames.push(...p.eorPending);
+      p.eorPending = undefined;
     }
     if (frames.length) p.session.sendFrames(frames);
   }

@@ -199,6 +199,37 @@ describe('typed resource client', () => {
     expect(toK8sError(err, 'create').code).toBe(K8S_ERR.INVALID);
   });
 
+  it('keeps BGPPeer gracefulRestartNotification through the CRD schema and rejects a non-boolean', async () => {
+    const peers = client.resource(BGPPEER);
+    const name = `${RUN}-nbit`;
+    created.peers.push(name);
+    const made = await peers.create({
+      metadata: { name, labels: runLabel },
+      spec: { peerIP: '10.0.0.1', asNumber: 65000, gracefulRestartNotification: true },
+    });
+    expect(made.spec.gracefulRestartNotification).toBe(true);
+    expect((await peers.get(name)).spec.gracefulRestartNotification).toBe(true);
+    const { toK8sError } = await import('./client.js');
+    created.peers.push(`${RUN}-nbit-bad`);
+    const err = await client.custom
+      .createClusterCustomObject({
+        group: 'podnet.io',
+        version: 'v1alpha1',
+        plural: 'bgppeers',
+        body: {
+          apiVersion: 'podnet.io/v1alpha1',
+          kind: 'BGPPeer',
+          metadata: { name: `${RUN}-nbit-bad`, labels: runLabel },
+          spec: { peerIP: '10.0.0.1', asNumber: 65000, gracefulRestartNotification: 'yes' },
+        },
+      })
+      .then(() => undefined)
+      .catch((e) => e);
+    const e = toK8sError(err, 'create');
+    expect(e.code).toBe(K8S_ERR.INVALID);
+    expect(e.message).toContain('gracefulRestartNotification');
+  });
+
   it('serves and validates IPPool isolated and BGPConfiguration natOutgoingExclusions against the CRD schema', async () => {
     const pools = client.resource(IPPOOL);
     const p = await pools.create({

@@ -131,6 +131,7 @@ describe('BGPPeer', () => {
     expect(p.spec.sourceAddress).toBe('UseNodeIP');
     expect(p.spec.routeReflectorClient).toBe(false);
     expect(p.spec.longLivedGracefulRestart).toBeUndefined();
+    expect(p.spec.gracefulRestartNotification).toBeUndefined();
     expect(parsePeerAddress(p.spec.peerIP!)).toEqual({ ip: '10.0.0.1', port: 1179 });
   });
 
@@ -175,6 +176,10 @@ describe('BGPPeer', () => {
     [
       { peerIP: '10.0.0.1', asNumber: 1, longLivedGracefulRestart: {} },
       'spec.longLivedGracefulRestart.staleTime',
+    ],
+    [
+      { peerIP: '10.0.0.1', asNumber: 1, gracefulRestartNotification: 'yes' },
+      'spec.gracefulRestartNotification',
     ],
   ])('rejects %j', (spec, message) => {
     expect(problemsOf(() => validate(BGPPEER, { metadata: meta, spec }))).toContain(message);

@@ -373,6 +373,12 @@ export const bgpPeerSpecSchema = z
     keepaliveTime: seconds('KEEPALIVE interval in seconds.').optional(),
     holdTime: seconds('Hold time in seconds (0, or at least 3).').optional(),
     maxRestartTime: seconds('How long to keep routes from this peer while it restarts, seconds.').optional(),
+    gracefulRestartNotification: z
+      .boolean()
+      .optional()
+      .describe(
+        'RFC 8538: advertise the N bit in the graceful restart capability, so that a NOTIFICATION (a hold timer expiry, an error) keeps routes stale as in a restart when both sides set it. Default false. Needs graceful restart (BGPConfiguration).',
+      ),
     longLivedGracefulRestart: z
       .object({
         staleTime: z

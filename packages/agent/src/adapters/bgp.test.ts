@@ -91,6 +91,20 @@ describe('toPeerConfig', () => {
     });
   });
 
+  it('sets the RFC 8538 N bit only when the peer asks for it, and only beside graceful restart', () => {
+    expect(toPeerConfig({ ...base, gracefulRestartNotification: true }).gracefulRestart).toEqual({
+      restartTime: 120,
+      notification: true,
+    });
+    expect(toPeerConfig(base).gracefulRestart).toEqual({ restartTime: 120 });
+    const off = toPeerConfig({
+      ...base,
+      gracefulRestart: { enabled: false, restartTime: 120 },
+      gracefulRestartNotification: true,
+    });
+    expect(off.gracefulRestart).toBeUndefined();
+  });
+
   it('passes longLivedGracefulRestart on (RFC 9494) only beside graceful restart, whose restart time may then be 0', () => {
     const llgr = { staleTime: 86400, maxStaleTime: 3600 };
     expect(

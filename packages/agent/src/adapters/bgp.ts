@@ -44,6 +44,8 @@ export function toPeerConfig(p: DesiredPeer): PeerConfig {
       ? {
           gracefulRestart: {
             restartTime: Math.max(llgr ? 0 : 1, Math.min(4095, p.gracefulRestart.restartTime)),
+            // RFC 8538: the N bit, so a NOTIFICATION keeps routes stale as in a restart.
+            ...(p.gracefulRestartNotification ? { notification: true } : {}),
           },
         }
       : {}),

@@ -135,6 +135,9 @@ export function peerView(p: BGPPeer): PeerView {
     ...(s.keepaliveTime !== undefined ? { keepaliveTime: s.keepaliveTime } : {}),
     ...(s.holdTime !== undefined ? { holdTime: s.holdTime } : {}),
     ...(s.maxRestartTime !== undefined ? { maxRestartTime: s.maxRestartTime } : {}),
+    ...(s.gracefulRestartNotification !== undefined
+      ? { gracefulRestartNotification: s.gracefulRestartNotification }
+      : {}),
     ...(s.longLivedGracefulRestart ? { longLivedGracefulRestart: s.longLivedGracefulRestart } : {}),
     sourceAddress: s.sourceAddress,
     routeReflectorClient: s.routeReflectorClient,

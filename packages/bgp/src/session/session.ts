@@ -64,6 +64,9 @@ export interface Conn {
   once(ev: 'connect', fn: () => void): this;
   removeAllListeners(): this;
   setNoDelay?(v: boolean): this;
+  /** Stop and restart reading (net.Socket): a burst of UPDATEs is read a chunk per loop turn. */
+  pause?(): this;
+  resume?(): this;
   remoteAddress?: string | undefined;
   localAddress?: string | undefined;
 }
@@ -200,6 +203,8 @@ export class Session extends EventEmitter {
   private lastRecv = 0;
   /** A whole KEEPALIVE or UPDATE arrived in the chunk being processed. */
   private holdFed = false;
+  /** The chunk being read held an UPDATE (onData then yields before reading the next). */
+  private updateSeen = false;
   private lastSent = 0;
   private failures = 0;
   private enabled = false;
@@ -449,6 +454,16 @@ export class Session extends EventEmitter {
     // RFC 4271 §4.4/§8: only a whole KEEPALIVE or UPDATE restarts the hold timer (not a trickle of
     // bytes); it counts from when it was processed, as processing a burst may have taken a while.
     if (this.holdFed) this.lastRecv = this.clock.now();
+    // A chunk with UPDATEs in it: read the next one on the next turn of the event loop, not in the
+    // same one (libuv reads up to 32 chunks per turn). A full table arriving at wire speed then
+    // leaves timers, other sessions' KEEPALIVEs and hold timers among them, room to run.
+    if (this.updateSeen && conn.pause && conn.resume) {
+      conn.pause();
+      setImmediate(() => {
+        if (this.conn === conn) conn.resume?.();
+      });
+    }
+    this.updateSeen = false;
     // Keepalives are never starved by a long burst of input: send one if it is due.
     if (
       this.state === 'established' &&
@@ -460,6 +475,7 @@ export class Session extends EventEmitter {
 
   private onFrame(f: Buffer, t: number): void {
     if (t === MessageType.UPDATE || t === MessageType.KEEPALIVE) this.holdFed = true;
+    if (t === MessageType.UPDATE) this.updateSeen = true;
     switch (t) {
       case MessageType.UPDATE:
         this.counters.updatesIn++;
