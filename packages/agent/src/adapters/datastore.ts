@@ -147,8 +147,8 @@ export class KubeDatastore implements DatastorePort {
   }
 
   /** Requests the probe made (for tests and diagnostics). */
-  probes(): number {
-    return this.gate.probes;
+  probes(): { ticks: number; requests: number } {
+    return { ticks: this.gate.ticks, requests: this.gate.probes };
   }
 
   /** What the informers heard and how often they failed, summed over all of them. */
@@ -264,6 +264,7 @@ export class KubeDatastore implements DatastorePort {
 export class Reachability {
   reachable = true;
   probes = 0;
+  ticks = 0;
   private last: { heard: number; errors: number } | undefined;
   private lastHeardAt: number | undefined;
   private probing = false;
@@ -275,6 +276,7 @@ export class Reachability {
   ) {}
 
   async tick(now: number): Promise<void> {
+    this.ticks++;
     if (this.probing) return;
     const cur = this.read();
     const prev = this.last ?? cur;
