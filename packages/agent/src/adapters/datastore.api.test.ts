@@ -157,4 +157,25 @@ describe('KubeDatastore', () => {
         .catch(() => {});
     }
   }, 60_000);
+
+  it('asks nothing to know the server answers while its watches are open', async () => {
+    const ds = new KubeDatastore(client, {
+      nodeName: `${RUN}-q`,
+      namespace: 'default',
+      logger: pino({ level: 'silent' }),
+      probeIntervalMs: 20,
+    });
+    await ds.start(() => {});
+    const until = async (what: string, ok: () => boolean) => {
+      for (let i = 0; i < 800 && !ok(); i++) await new Promise((r) => setTimeout(r, 25));
+      if (!ok()) throw new Error(`timed out waiting for ${what}`);
+    };
+    try {
+      await until('synced and 25 reachability checks', () => ds.synced() && ds.probes().ticks >= 25);
+      expect(ds.reachable()).toBe(true);
+      expect(ds.probes().requests).toBe(0);
+    } finally {
+      await ds.stop();
+    }
+  }, 60_000);
 });

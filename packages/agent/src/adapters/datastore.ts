@@ -6,8 +6,11 @@
 // - every Node (the mesh needs them), projected to the podnet annotations, labels and InternalIPs,
 //   so a kubelet heartbeat (status.conditions) changes nothing and triggers no recompute;
 // - each Secret a BGPPeer references, watched by name (fieldSelector metadata.name), not polled.
-// A reachability probe says whether the API server answers. While it does not, the informers keep
-// their last store, so the agent keeps its last state.
+// Reachability comes from the informers themselves: a list, an event or a bookmark says the API
+// server answers, a failed list or watch says it may not, and only then (or after a long silence
+// of every watch) does the datastore ask for its own Node. At steady state that is at most one
+// request per silence period (5 min), not one every 5 s. While the server does not answer, the
+// informers keep their last store, so the agent keeps its last state.
 
 import { NODE_LABEL } from '@podnet/ipam';
 import {
@@ -53,16 +56,33 @@ export class KubeDatastore implements DatastorePort {
   private readonly secretInformers = new Map<string, Informer<CoreSecret>>();
   private secrets: Record<string, string> = {};
   private started = false;
-  private isReachable = true;
   private probe: NodeJS.Timeout | undefined;
+  private readonly gate: Reachability;
+  /** Events the informers delivered (each says the API server answered). */
+  private events = 0;
   private onChange: () => void = () => {};
   private problems: string[] = [];
 
   constructor(
     private readonly client: KubeClient,
-    private readonly opts: { nodeName: string; namespace: string; logger: Logger; probeIntervalMs?: number },
+    private readonly opts: {
+      nodeName: string;
+      namespace: string;
+      logger: Logger;
+      /** How often the informers' counters are looked at (no request unless they say so). */
+      probeIntervalMs?: number;
+      /** After this long without a word from any watch, one GET of the own Node. */
+      silentProbeMs?: number;
+    },
   ) {
     this.log = opts.logger.child({ component: 'datastore' });
+    this.gate = new Reachability(
+      () => this.heard(),
+      async () => {
+        await this.client.getNode(this.opts.nodeName);
+      },
+      { silentProbeMs: opts.silentProbeMs ?? 300_000, log: this.log },
+    );
     const o = { logger: opts.logger, initialBackoffMs: 200, maxBackoffMs: 5000 };
     this.nodes = new Informer<CoreNode>(client, coreSource(client, 'Node'), {
       ...o,
@@ -99,13 +119,14 @@ export class KubeDatastore implements DatastorePort {
     this.started = true;
     for (const inf of this.all) {
       inf.on((ev) => {
+        this.events++;
         if (ev.type === 'invalid') return;
         if (inf === (this.peers as never)) this.watchSecrets();
         this.onChange();
       });
       inf.start();
     }
-    this.probe = setInterval(() => void this.checkReachable(), this.opts.probeIntervalMs ?? 5000);
+    this.probe = setInterval(() => void this.gate.tick(Date.now()), this.opts.probeIntervalMs ?? 5000);
     this.probe.unref();
   }
 
@@ -122,22 +143,23 @@ export class KubeDatastore implements DatastorePort {
   }
 
   reachable(): boolean {
-    return this.isReachable;
+    return this.gate.reachable;
   }
 
-  private async checkReachable() {
-    try {
-      await this.client.getNode(this.opts.nodeName);
-      if (!this.isReachable) this.log.info('API server reachable again');
-      this.isReachable = true;
-    } catch (err) {
-      if (this.isReachable)
-        this.log.warn(
-          { err: (err as Error).message },
-          'API server unreachable; keeping the last known state',
-        );
-      this.isReachable = false;
+  /** Requests the probe made (for tests and diagnostics). */
+  probes(): { ticks: number; requests: number } {
+    return { ticks: this.gate.ticks, requests: this.gate.probes };
+  }
+
+  /** What the informers heard and how often they failed, summed over all of them. */
+  private heard(): { heard: number; errors: number } {
+    let heard = this.events;
+    let errors = 0;
+    for (const i of [...this.all, ...this.secretInformers.values()]) {
+      heard += i.counts.lists + i.counts.bookmarks + i.counts.unchanged;
+      errors += i.counts.errors;
     }
+    return { heard, errors };
   }
 
   /**
@@ -231,6 +253,60 @@ export class KubeDatastore implements DatastorePort {
     this.started = false;
     await Promise.all([...this.all, ...this.secretInformers.values()].map((i) => i.stop()));
     this.secretInformers.clear();
+  }
+}
+
+/**
+ * Whether the API server answers, from the informers' own counters: a change in what they heard
+ * (lists, events, bookmarks) says yes; a new failure, or a silence of `silentProbeMs`, makes one
+ * probe request, whose outcome decides. Nothing is requested while the watches keep talking.
+ */
+export class Reachability {
+  reachable = true;
+  probes = 0;
+  ticks = 0;
+  private last: { heard: number; errors: number } | undefined;
+  private lastHeardAt: number | undefined;
+  private probing = false;
+
+  constructor(
+    private readonly read: () => { heard: number; errors: number },
+    private readonly probe: () => Promise<void>,
+    private readonly opts: { silentProbeMs: number; log: Logger },
+  ) {}
+
+  async tick(now: number): Promise<void> {
+    this.ticks++;
+    if (this.probing) return;
+    const cur = this.read();
+    const prev = this.last ?? cur;
+    this.last = cur;
+    this.lastHeardAt ??= now;
+    const failed = cur.errors > prev.errors;
+    if (!failed && cur.heard !== prev.heard) {
+      this.lastHeardAt = now;
+      this.set(true);
+      return;
+    }
+    if (!failed && this.reachable && now - this.lastHeardAt < this.opts.silentProbeMs) return;
+    this.probing = true;
+    this.probes++;
+    try {
+      await this.probe();
+      this.lastHeardAt = now;
+      this.set(true);
+    } catch (err) {
+      this.set(false, (err as Error).message);
+    } finally {
+      this.probing = false;
+    }
+  }
+
+  private set(ok: boolean, err?: string) {
+    if (ok && !this.reachable) this.opts.log.info('API server reachable again');
+    if (!ok && this.reachable)
+      this.opts.log.warn({ err }, 'API server unreachable; keeping the last known state');
+    this.reachable = ok;
   }
 }
 
