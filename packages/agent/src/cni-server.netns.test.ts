@@ -169,4 +169,50 @@ describe('the CNI shim and the agent socket', () => {
     expect(add3.code, `${add3.stdout}\n${add3.stderr}`).toBe(0);
     await expectWired(pod3, JSON.parse(add3.stdout) as Result);
   }, 180_000);
+
+  it('an agent without CAP_SYS_ADMIN and with a read-only /proc/sys serves ADD and DEL over the descriptors the shim hands over', async () => {
+    // As the DaemonSet runs it: its own mount namespace with /proc/sys read-only, CAP_SYS_ADMIN
+    // out of its bounding set (so out of every set after the exec), CAP_NET_ADMIN kept.
+    const argv = lab.agentArgv(NODE, kubeconfig, ['--cni-socket', socket]);
+    const agent = lab.logged(
+      node.spawn('unshare', [
+        '-m',
+        '--',
+        'sh',
+        '-c',
+        'mount -o bind,ro /proc/sys /proc/sys && exec capsh --drop=cap_sys_admin -- -c \'exec "$@"\' agent "$@"',
+        'wrapper',
+        process.execPath,
+        ...argv,
+      ]),
+      'agent-unprivileged.log',
+    );
+    await waitFor('the unprivileged agent to serve the CNI socket', async () => existsSync(socket), {
+      timeoutMs: 60_000,
+      intervalMs: 200,
+    });
+    // The serving process really lacks CAP_SYS_ADMIN and sees /proc/sys read-only.
+    const status = await node.exec('cat', [`/proc/${agent.pid}/status`]);
+    const capEff = BigInt(`0x${/^CapEff:\s*([0-9a-f]+)$/m.exec(status.stdout)![1]}`);
+    expect(capEff & (1n << 21n)).toBe(0n); // CAP_SYS_ADMIN
+    expect(capEff & (1n << 12n)).not.toBe(0n); // CAP_NET_ADMIN
+    const mounts = await node.exec('cat', [`/proc/${agent.pid}/mountinfo`]);
+    expect(mounts.stdout.split('\n').find((l) => l.split(' ')[4] === '/proc/sys')).toMatch(/ ro[, ]/);
+
+    const before = { add: await served('ADD'), del: await served('DEL') };
+    const pod = await newPod('pod-4');
+    const add = await shim('ADD', 'pod-4', pod, false);
+    expect(add.code, `${add.stdout}\n${add.stderr}`).toBe(0);
+    const wired = await expectWired(pod, JSON.parse(add.stdout) as Result);
+    expect(await served('ADD')).toBe(before.add + 1);
+    // The host sysctls went through the handed /proc/sys/net.
+    const fwd = await node.exec('cat', [`/proc/sys/net/ipv4/conf/${wired.hostIf}/forwarding`]);
+    expect(fwd.stdout.trim()).toBe('1');
+
+    const del = await shim('DEL', 'pod-4', pod, false);
+    expect(del.code, `${del.stdout}\n${del.stderr}`).toBe(0);
+    expect(await served('DEL')).toBe(before.del + 1);
+    expect((await node.exec('ip', ['link', 'show', wired.hostIf])).code).not.toBe(0);
+    await lab.procs.stop(agent, 10_000);
+  }, 180_000);
 });

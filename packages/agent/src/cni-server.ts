@@ -318,12 +318,12 @@ export async function startCniServer(o: CniServerOptions): Promise<CniServer> {
   if (!can.setns) {
     log.warn(
       { path: o.path },
-      'no CAP_SYS_ADMIN: every CNI command is left to the standalone plugin (see docs/install.md, the CNI socket)',
+      'no CAP_SYS_ADMIN: CNI commands are served when the shim hands over the pod namespace, else left to the standalone plugin',
     );
   } else if (!can.sysctls) {
     log.warn(
       { path: o.path },
-      '/proc/sys is read-only here: ADD is left to the standalone plugin (DEL and CHECK are served)',
+      '/proc/sys is read-only here: ADD is served when the shim hands over /proc/sys/net, else left to the standalone plugin',
     );
   }
   const sockets = new Set<Socket>();
