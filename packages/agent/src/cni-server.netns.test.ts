@@ -2,7 +2,7 @@
 // with a real agent serving the CNI socket: the agent does the ADD (address, routes, veth) and DEL,
 // and says so in its metrics. With the agent stopped, the same shim runs the standalone plugin and
 // the pod is still added.
-import { existsSync } from 'node:fs';
+import { existsSync, rmSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { exec, type Netns, vethPair, waitFor } from '@podnet/testkit';
@@ -173,6 +173,8 @@ describe('the CNI shim and the agent socket', () => {
   it('an agent without CAP_SYS_ADMIN and with a read-only /proc/sys serves ADD and DEL over the descriptors the shim hands over', async () => {
     // As the DaemonSet runs it: its own mount namespace with /proc/sys read-only, CAP_SYS_ADMIN
     // out of its bounding set (so out of every set after the exec), CAP_NET_ADMIN kept.
+    // The agent the first test killed left its socket file: wait for this agent's own.
+    rmSync(socket, { force: true });
     const argv = lab.agentArgv(NODE, kubeconfig, ['--cni-socket', socket]);
     const agent = lab.logged(
       node.spawn('unshare', [
