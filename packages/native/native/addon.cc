@@ -195,7 +195,7 @@ Napi::Value NlOpen(const Napi::CallbackInfo& info) {
         getsockopt(fd, SOL_SOCKET, SO_PROTOCOL, &proto, &pl) < 0) {
       int e = errno;
       CloseQuietly(fd);
-      ThrowErrno(env, e, "getsockopt(SO_DOMAIN)", "fd " + std::to_string(fd));
+      ThrowErrno(env, e, "getsockopt(SO_DOMAIN)", "fd " + std::to_string(fd) + " is not an AF_NETLINK socket");
       return env.Undefined();
     }
     if (domain != AF_NETLINK || proto != protocol) {
