@@ -136,7 +136,10 @@ describe('the CNI socket and the shim', () => {
     expect(r).toEqual({ code: 0, stdout: '' });
     expect(ran).toEqual([true]);
     // A namespace the shim cannot open: nothing to hand over, and this agent cannot enter it.
-    const absent = await runShim({ ...addEnv(socket), CNI_NETNS: join(dir, 'absent') }, '{"cniVersion":"1.0.0"}');
+    const absent = await runShim(
+      { ...addEnv(socket), CNI_NETNS: join(dir, 'absent') },
+      '{"cniVersion":"1.0.0"}',
+    );
     expect(absent.code).toBe(3);
     expect(absent.stdout).toBe(
       'fallback:declined: the agent cannot enter pod network namespaces (no CAP_SYS_ADMIN) and the shim handed over none\n' +
@@ -160,7 +163,9 @@ describe('the CNI socket and the shim', () => {
     const can = { sysctls: false, setns: false };
     expect(declineReason(req, can, { netnsFd: 5, netlinkFd: 6 })).toMatch(/sysctls/);
     expect(declineReason(req, can, { netnsFd: 5, netlinkFd: 6, sysctlFd: 7 })).toBeUndefined();
-    expect(declineReason(req, can, { netnsFd: 5, sysctlFd: 7 })).toMatch(/cannot enter pod network namespaces/);
+    expect(declineReason(req, can, { netnsFd: 5, sysctlFd: 7 })).toMatch(
+      /cannot enter pod network namespaces/,
+    );
   });
 
   it('declines a pod namespace it does not see as the shim does, and a shim outside its pid namespace', () => {

@@ -422,7 +422,10 @@ export async function startCniServer(o: CniServerOptions): Promise<CniServer> {
     }
     recvFds(fd, { maxBytes: FDS_MAGIC.length + 1, maxFds: 3, timeoutMs: REQUEST_TIMEOUT_MS }).then(
       (got) => {
-        if (got.data.length === FDS_MAGIC.length + 1 && got.data.subarray(0, FDS_MAGIC.length).equals(FDS_MAGIC)) {
+        if (
+          got.data.length === FDS_MAGIC.length + 1 &&
+          got.data.subarray(0, FDS_MAGIC.length).equals(FDS_MAGIC)
+        ) {
           const mask = got.data[FDS_MAGIC.length]!;
           const fds = [...got.fds];
           if (mask & FD_NETNS) handed.netnsFd = fds.shift();

@@ -280,7 +280,10 @@ describe('deploy/ manifests', () => {
     expect((t.spec as { hostPID?: boolean }).hostPID).toBeUndefined();
     const hostPathOf = (name: string) => t.spec.volumes.find((v) => v.name === name)?.hostPath?.path;
     const agentMounts = Object.fromEntries(
-      ((a.volumeMounts ?? []) as { name: string; mountPath?: string }[]).map((m) => [m.mountPath, hostPathOf(m.name)]),
+      ((a.volumeMounts ?? []) as { name: string; mountPath?: string }[]).map((m) => [
+        m.mountPath,
+        hostPathOf(m.name),
+      ]),
     );
     expect(agentMounts).toMatchObject({
       '/var/run/podnet': '/var/run/podnet',

@@ -133,7 +133,10 @@ export class NetlinkDataplane implements Dataplane {
         const fd = this.handed!.netlinkFd;
         if (fd === undefined) {
           return Promise.reject(
-            new CniError(CniErrorCode.DataplaneFailure, `no netlink socket was handed over for ${netns} (${what})`),
+            new CniError(
+              CniErrorCode.DataplaneFailure,
+              `no netlink socket was handed over for ${netns} (${what})`,
+            ),
           );
         }
         // The descriptor is consumed once: the client owns it from here on.

@@ -1,9 +1,9 @@
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import net from 'node:net';
 import { cleanupStale, type Netns, NetnsSet, vethPair, waitFor } from '@podnet/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -883,7 +883,9 @@ describe('descriptors passed over a unix socket (recvFds) and a handed-over netl
     const client = net.connect(path);
     const [c] = await conn;
     const fd = (c as unknown as { _handle: { fd: number } })._handle.fd;
-    await expect(recvFds(fd, { maxBytes: 5, maxFds: 1, timeoutMs: 50 })).rejects.toMatchObject({ code: 'ETIMEDOUT' });
+    await expect(recvFds(fd, { maxBytes: 5, maxFds: 1, timeoutMs: 50 })).rejects.toMatchObject({
+      code: 'ETIMEDOUT',
+    });
     client.destroy();
     c.destroy();
     server.close();

@@ -316,9 +316,7 @@ export function openNetlink(opts: NetlinkOptions): NetlinkSocket {
   });
   if (opts.rcvbuf !== undefined) checkInt('rcvbuf', opts.rcvbuf, 1, 0x7fff_ffff);
   if (opts.fd !== undefined) checkInt('fd', opts.fd, 0, 0x7fff_ffff);
-  const { fd, portId } = wrap(() =>
-    binding.nlOpen(opts.protocol, groups, opts.netns, opts.rcvbuf, opts.fd),
-  );
+  const { fd, portId } = wrap(() => binding.nlOpen(opts.protocol, groups, opts.netns, opts.rcvbuf, opts.fd));
   // A dump datagram is at most 32 KiB unless the reader offers more; 1 MiB covers every case.
   return new NetlinkSocketImpl(fd, portId, 1 << 20);
 }

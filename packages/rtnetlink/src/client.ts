@@ -408,7 +408,11 @@ export class Rtnl {
       for (const x of list) nums.add(x);
     }
     if (this.adopted) {
-      throw invalid('subscribe', 'fd', 'a client over a handed-over socket cannot open another in its namespace');
+      throw invalid(
+        'subscribe',
+        'fd',
+        'a client over a handed-over socket cannot open another in its namespace',
+      );
     }
     let sock: NetlinkSocket;
     try {
