@@ -316,12 +316,12 @@ export async function startCniServer(o: CniServerOptions): Promise<CniServer> {
   }
   const can = { ...agentLimits(), ...o.can };
   if (!can.setns) {
-    log.warn(
+    log.info(
       { path: o.path },
       'no CAP_SYS_ADMIN: CNI commands are served when the shim hands over the pod namespace, else left to the standalone plugin',
     );
   } else if (!can.sysctls) {
-    log.warn(
+    log.info(
       { path: o.path },
       '/proc/sys is read-only here: ADD is served when the shim hands over /proc/sys/net, else left to the standalone plugin',
     );
