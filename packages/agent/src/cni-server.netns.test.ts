@@ -201,6 +201,9 @@ describe('the CNI shim and the agent socket', () => {
     const mounts = await node.exec('cat', [`/proc/${agent.pid}/mountinfo`]);
     expect(mounts.stdout.split('\n').find((l) => l.split(' ')[4] === '/proc/sys')).toMatch(/ ro[, ]/);
 
+    // New interfaces in the node's namespace start with forwarding off: only the ADD's write
+    // through the handed /proc/sys/net turns it on (this agent cannot write its own /proc/sys).
+    expect((await node.exec('sysctl', ['-w', 'net.ipv4.conf.default.forwarding=0'])).code).toBe(0);
     const before = { add: await served('ADD'), del: await served('DEL') };
     const pod = await newPod('pod-4');
     const add = await shim('ADD', 'pod-4', pod, false);
