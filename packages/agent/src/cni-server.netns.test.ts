@@ -2,7 +2,7 @@
 // with a real agent serving the CNI socket: the agent does the ADD (address, routes, veth) and DEL,
 // and says so in its metrics. With the agent stopped, the same shim runs the standalone plugin and
 // the pod is still added.
-import { existsSync } from 'node:fs';
+import { existsSync, rmSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { exec, type Netns, vethPair, waitFor } from '@podnet/testkit';
@@ -170,5 +170,56 @@ describe('the CNI shim and the agent socket', () => {
     const add3 = await shim('ADD', 'pod-3', pod3);
     expect(add3.code, `${add3.stdout}\n${add3.stderr}`).toBe(0);
     await expectWired(pod3, JSON.parse(add3.stdout) as Result);
+  }, 180_000);
+
+  it('an agent without CAP_SYS_ADMIN and with a read-only /proc/sys serves ADD and DEL over the descriptors the shim hands over', async () => {
+    // As the DaemonSet runs it: its own mount namespace with /proc/sys read-only, CAP_SYS_ADMIN
+    // out of its bounding set (so out of every set after the exec), CAP_NET_ADMIN kept.
+    // The agent the first test killed left its socket file: wait for this agent's own.
+    rmSync(socket, { force: true });
+    const argv = lab.agentArgv(NODE, kubeconfig, ['--cni-socket', socket]);
+    const agent = lab.logged(
+      node.spawn('unshare', [
+        '-m',
+        '--',
+        'sh',
+        '-c',
+        'mount -o bind,ro /proc/sys /proc/sys && exec capsh --drop=cap_sys_admin -- -c \'exec "$@"\' agent "$@"',
+        'wrapper',
+        process.execPath,
+        ...argv,
+      ]),
+      'agent-unprivileged.log',
+    );
+    await waitFor('the unprivileged agent to serve the CNI socket', async () => existsSync(socket), {
+      timeoutMs: 60_000,
+      intervalMs: 200,
+    });
+    // The serving process really lacks CAP_SYS_ADMIN and sees /proc/sys read-only.
+    const status = await node.exec('cat', [`/proc/${agent.pid}/status`]);
+    const capEff = BigInt(`0x${/^CapEff:\s*([0-9a-f]+)$/m.exec(status.stdout)![1]}`);
+    expect(capEff & (1n << 21n)).toBe(0n); // CAP_SYS_ADMIN
+    expect(capEff & (1n << 12n)).not.toBe(0n); // CAP_NET_ADMIN
+    const mounts = await node.exec('cat', [`/proc/${agent.pid}/mountinfo`]);
+    expect(mounts.stdout.split('\n').find((l) => l.split(' ')[4] === '/proc/sys')).toMatch(/ ro[, ]/);
+
+    // New interfaces in the node's namespace start with forwarding off: only the ADD's write
+    // through the handed /proc/sys/net turns it on (this agent cannot write its own /proc/sys).
+    expect((await node.exec('sysctl', ['-w', 'net.ipv4.conf.default.forwarding=0'])).code).toBe(0);
+    const before = { add: await served('ADD'), del: await served('DEL') };
+    const pod = await newPod('pod-4');
+    const add = await shim('ADD', 'pod-4', pod, false);
+    expect(add.code, `${add.stdout}\n${add.stderr}`).toBe(0);
+    const wired = await expectWired(pod, JSON.parse(add.stdout) as Result);
+    expect(await served('ADD')).toBe(before.add + 1);
+    // The host sysctls went through the handed /proc/sys/net.
+    const fwd = await node.exec('cat', [`/proc/sys/net/ipv4/conf/${wired.hostIf}/forwarding`]);
+    expect(fwd.stdout.trim()).toBe('1');
+
+    const del = await shim('DEL', 'pod-4', pod, false);
+    expect(del.code, `${del.stdout}\n${del.stderr}`).toBe(0);
+    expect(await served('DEL')).toBe(before.del + 1);
+    expect((await node.exec('ip', ['link', 'show', wired.hostIf])).code).not.toBe(0);
+    await lab.procs.stop(agent, 10_000);
   }, 180_000);
 });

@@ -115,37 +115,58 @@ describe('the CNI socket and the shim', () => {
     expect(r).toEqual({ code: 3, stdout: 'fallback:not-forwarded\n{}' });
   });
 
-  it('the agent declines an ADD it cannot do as the plugin would, and the shim runs the standalone plugin', async () => {
+  it('serves an ADD over the descriptors the shim hands over without CAP_SYS_ADMIN or a writable /proc/sys, and declines one the shim could hand nothing for', async () => {
     setup();
     const metrics = createMetrics();
     const socket = join(dir, 'cni.sock');
-    let ran = 0;
+    const ran: boolean[] = [];
     servers.push(
       await startCniServer({
         path: socket,
         nodeName: 'node-a',
         log,
         metrics,
-        can: { sysctls: false, setns: true },
-        run: async () => {
-          ran++;
+        can: { sysctls: false, setns: false },
+        run: async (_env, _stdin, hooks) => {
+          // The handed descriptors become the plugin's dataplane.
+          ran.push(hooks.dataplane !== undefined);
           return { stdout: '', exitCode: 0 };
         },
       }),
     );
     const r = await runShim(addEnv(socket), '{"cniVersion":"1.0.0"}');
-    expect(r.code).toBe(3);
-    expect(r.stdout).toBe(
-      "fallback:declined: the agent cannot write the pod interface's sysctls (its /proc/sys is read-only)\n" +
+    expect(r).toEqual({ code: 0, stdout: '' });
+    expect(ran).toEqual([true]);
+    // A namespace the shim cannot open: nothing to hand over, and this agent cannot enter it.
+    const absent = await runShim(
+      { ...addEnv(socket), CNI_NETNS: join(dir, 'absent') },
+      '{"cniVersion":"1.0.0"}',
+    );
+    expect(absent.code).toBe(3);
+    expect(absent.stdout).toBe(
+      'fallback:declined: the agent cannot enter pod network namespaces (no CAP_SYS_ADMIN) and the shim handed over none\n' +
         '{"cniVersion":"1.0.0"}',
     );
-    expect(ran).toBe(0);
-    // DEL writes no sysctl: the agent serves it.
-    const del = await runShim({ ...addEnv(socket), CNI_COMMAND: 'DEL' }, '{"cniVersion":"1.0.0"}');
-    expect(del).toEqual({ code: 0, stdout: '' });
-    expect(ran).toBe(1);
+    expect(ran).toEqual([true]);
     expect(await metrics.registry.getSingleMetricAsString('podnet_cni_declined_total')).toContain(
-      'podnet_cni_declined_total{reason="sysctl-readonly"} 1',
+      'podnet_cni_declined_total{reason="no-cap-sys-admin"} 1',
+    );
+  });
+
+  it('declines an ADD whose sysctls it cannot write when no /proc/sys/net is handed over', () => {
+    const req = {
+      pid: process.pid,
+      pidStart: '1',
+      netnsId: undefined,
+      runtime: '/usr/bin/containerd',
+      env: { CNI_COMMAND: 'ADD', CNI_NETNS: '/proc/self/ns/net' },
+      stdin: '{}',
+    };
+    const can = { sysctls: false, setns: false };
+    expect(declineReason(req, can, { netnsFd: 5, netlinkFd: 6 })).toMatch(/sysctls/);
+    expect(declineReason(req, can, { netnsFd: 5, netlinkFd: 6, sysctlFd: 7 })).toBeUndefined();
+    expect(declineReason(req, can, { netnsFd: 5, sysctlFd: 7 })).toMatch(
+      /cannot enter pod network namespaces/,
     );
   });
 

@@ -13,6 +13,12 @@
 // - it does not see the pod's network namespace at CNI_NETNS as the same namespace (st_dev and
 //   st_ino differ, or the path is absent here: /var/run/netns not mounted, a /proc/<pid>/ns/net path
 //   without the host's pid namespace).
+// Unless the shim hands over descriptors (its preamble, see shim/podnet-cni-shim.c): the pod's
+// namespace, a NETLINK_ROUTE socket made inside it and the node's /proc/sys/net, opened by the shim
+// as root. Then none of the above is needed: no setns (the pod side goes over the handed socket,
+// the veth's peer is placed with the namespace descriptor: CAP_NET_ADMIN), no writable /proc/sys
+// here, no view of /var/run/netns, and the in-flight marker names the shim's pid as the shim (in
+// the runtime's, the host's, pid namespace) reported it.
 // Both paths may run at once on a node (an agent restarting, a timed-out shim): the allocation is a
 // compare-and-swap on the block and the result cache is the same directory.
 import { createHash } from 'node:crypto';
@@ -34,10 +40,12 @@ import {
   decodeShimRequest,
   encodeShimAnswer,
   encodeShimDecline,
+  type HandedNamespace,
   KubeDatastore,
   type Log,
   loadKubeTarget,
   MiniKube,
+  NetlinkDataplane,
   type PluginConfig,
   type RunHooks,
   type RunOutcome,
@@ -45,11 +53,23 @@ import {
   SHIM_ACCEPTED,
   type ShimRequest,
 } from '@podnet/cni';
+import { closeFd, recvFds } from '@podnet/native';
 import type { Logger } from 'pino';
 import type { Metrics } from './metrics.js';
 
 /** The commands the shim forwards. */
 const SERVED = new Set(['ADD', 'DEL', 'CHECK']);
+/** The shim's preamble: this, then one byte saying which descriptors came with it. */
+const FDS_MAGIC = Buffer.from('podnet-cni-fds/1\0');
+const FD_NETNS = 1;
+const FD_NETLINK = 2;
+const FD_SYSCTL = 4;
+/** The descriptors the shim handed over for one request. */
+export interface Handed {
+  netnsFd?: number;
+  netlinkFd?: number;
+  sysctlFd?: number;
+}
 /** A request larger than this is refused (the shim allows 16 MiB of configuration). */
 const MAX_REQUEST = 17 << 20;
 /** A client that does not finish its request in this time is dropped (the shim gives up after 2 s). */
@@ -141,13 +161,21 @@ export function agentLimits(): { sysctls: boolean; setns: boolean } {
 export function declineReason(
   r: ShimRequest,
   can: { sysctls: boolean; setns: boolean } = { sysctls: true, setns: true },
+  handed: Handed = {},
 ): string | undefined {
   const cmd = r.env.CNI_COMMAND ?? '';
   if (!SERVED.has(cmd)) return `command ${JSON.stringify(cmd)} is not served by the agent`;
-  if (!can.setns) return 'the agent cannot enter pod network namespaces (no CAP_SYS_ADMIN)';
-  if (cmd === 'ADD' && !can.sysctls) {
+  // The shim opened the pod's namespace and a netlink socket in it: no setns here.
+  const viaFds = r.env.CNI_NETNS
+    ? handed.netnsFd !== undefined && handed.netlinkFd !== undefined
+    : handed.sysctlFd !== undefined;
+  if (!can.setns && !viaFds) {
+    return 'the agent cannot enter pod network namespaces (no CAP_SYS_ADMIN) and the shim handed over none';
+  }
+  if (cmd === 'ADD' && !can.sysctls && handed.sysctlFd === undefined) {
     return "the agent cannot write the pod interface's sysctls (its /proc/sys is read-only)";
   }
+  if (viaFds) return undefined;
   const start = startOf(r.pid);
   if (start === undefined || start !== r.pidStart) {
     return `the agent does not share the host's pid namespace (shim pid ${r.pid} not seen here)`;
@@ -235,6 +263,32 @@ class WarmDatastores {
   }
 }
 
+/** The dataplane's view of the handed descriptors (the sysctl directory as a path through /proc/self/fd). */
+function toNamespace(netns: string, h: Handed): HandedNamespace {
+  const ns: HandedNamespace = { netns };
+  if (h.netnsFd !== undefined) ns.netnsFd = h.netnsFd;
+  if (h.netlinkFd !== undefined) ns.netlinkFd = h.netlinkFd;
+  if (h.sysctlFd !== undefined) ns.sysctlNetDir = `/proc/self/fd/${h.sysctlFd}`;
+  // The dataplane owns (and closes) the namespace and netlink descriptors from here on.
+  h.netnsFd = undefined;
+  h.netlinkFd = undefined;
+  return ns;
+}
+
+/** Closes the handed descriptors nobody took over. */
+function closeHanded(h: Handed): void {
+  for (const k of ['netnsFd', 'netlinkFd', 'sysctlFd'] as const) {
+    const fd = h[k];
+    if (fd === undefined) continue;
+    h[k] = undefined;
+    try {
+      closeFd(fd);
+    } catch {
+      // Already closed: nothing to release.
+    }
+  }
+}
+
 /** Whether something accepts connections on the socket (an earlier agent's file does not). */
 function answers(path: string): Promise<boolean> {
   return new Promise((resolve) => {
@@ -262,20 +316,20 @@ export async function startCniServer(o: CniServerOptions): Promise<CniServer> {
   }
   const can = { ...agentLimits(), ...o.can };
   if (!can.setns) {
-    log.warn(
+    log.info(
       { path: o.path },
-      'no CAP_SYS_ADMIN: every CNI command is left to the standalone plugin (see docs/install.md, the CNI socket)',
+      'no CAP_SYS_ADMIN: CNI commands are served when the shim hands over the pod namespace, else left to the standalone plugin',
     );
   } else if (!can.sysctls) {
-    log.warn(
+    log.info(
       { path: o.path },
-      '/proc/sys is read-only here: ADD is left to the standalone plugin (DEL and CHECK are served)',
+      '/proc/sys is read-only here: ADD is served when the shim hands over /proc/sys/net, else left to the standalone plugin',
     );
   }
   const sockets = new Set<Socket>();
   const inProgress = new Set<Promise<void>>();
 
-  const serve = async (c: Socket, buf: Buffer, connectedAt: bigint) => {
+  const serve = async (c: Socket, buf: Buffer, connectedAt: bigint, handed: Handed) => {
     const decoded = decodeShimRequest(buf);
     if (!decoded.ok) {
       log.warn({ error: decoded.error }, 'CNI shim request refused');
@@ -284,7 +338,7 @@ export async function startCniServer(o: CniServerOptions): Promise<CniServer> {
       return;
     }
     const req = decoded.request;
-    const why = declineReason(req, can);
+    const why = declineReason(req, can, handed);
     if (why) {
       log.warn({ reason: why, command: req.env.CNI_COMMAND }, 'CNI request left to the standalone plugin');
       o.metrics?.cniDeclined.inc({
@@ -307,6 +361,9 @@ export async function startCniServer(o: CniServerOptions): Promise<CniServer> {
     const out = await run({ PODNET_NODENAME: o.nodeName, ...req.env }, req.stdin, {
       logger: async () => log as unknown as Log,
       datastore: async (cfg) => datastores.get(cfg),
+      ...(handed.netnsFd !== undefined || handed.sysctlFd !== undefined
+        ? { dataplane: async () => new NetlinkDataplane(toNamespace(req.env.CNI_NETNS ?? '', handed)) }
+        : {}),
       caller: { runtime: req.runtime, pid: req.pid, pidStart: req.pidStart },
     });
     const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
@@ -328,10 +385,12 @@ export async function startCniServer(o: CniServerOptions): Promise<CniServer> {
   };
 
   // Half-open: the shim shuts its side down after the request and reads the answer afterwards.
-  const server: Server = createServer({ allowHalfOpen: true }, (c) => {
+  // Paused: the preamble and its descriptors are read with recvmsg (recvFds) before Node reads.
+  const server: Server = createServer({ allowHalfOpen: true, pauseOnConnect: true }, (c) => {
     const connectedAt = process.hrtime.bigint();
     sockets.add(c);
     const chunks: Buffer[] = [];
+    const handed: Handed = {};
     let size = 0;
     c.setTimeout(REQUEST_TIMEOUT_MS, () => c.destroy());
     c.on('data', (b: Buffer) => {
@@ -346,16 +405,49 @@ export async function startCniServer(o: CniServerOptions): Promise<CniServer> {
     c.on('end', () => {
       // The answer may take as long as the command does; the shim bounds its own wait.
       c.setTimeout(0);
-      const p = serve(c, Buffer.concat(chunks), connectedAt)
+      const p = serve(c, Buffer.concat(chunks), connectedAt, handed)
         .catch((err: unknown) => {
           log.error({ err }, 'CNI request failed in the agent');
           c.destroy();
         })
-        .finally(() => inProgress.delete(p));
+        .finally(() => {
+          closeHanded(handed);
+          inProgress.delete(p);
+        });
       inProgress.add(p);
     });
     c.on('error', () => c.destroy());
     c.on('close', () => sockets.delete(c));
+    const fd = (c as unknown as { _handle?: { fd?: number } })._handle?.fd;
+    if (fd === undefined || fd < 0) {
+      c.resume();
+      return;
+    }
+    recvFds(fd, { maxBytes: FDS_MAGIC.length + 1, maxFds: 3, timeoutMs: REQUEST_TIMEOUT_MS }).then(
+      (got) => {
+        if (
+          got.data.length === FDS_MAGIC.length + 1 &&
+          got.data.subarray(0, FDS_MAGIC.length).equals(FDS_MAGIC)
+        ) {
+          const mask = got.data[FDS_MAGIC.length]!;
+          const fds = [...got.fds];
+          if (mask & FD_NETNS) handed.netnsFd = fds.shift();
+          if (mask & FD_NETLINK) handed.netlinkFd = fds.shift();
+          if (mask & FD_SYSCTL) handed.sysctlFd = fds.shift();
+          for (const extra of fds) closeFd(extra);
+        } else {
+          // A shim without the preamble: these bytes begin its request.
+          for (const extra of got.fds) closeFd(extra);
+          size += got.data.length;
+          chunks.push(got.data);
+        }
+        c.resume();
+      },
+      (err: unknown) => {
+        log.warn({ err }, 'CNI shim connection dropped before its request');
+        c.destroy();
+      },
+    );
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);

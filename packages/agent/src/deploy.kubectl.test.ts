@@ -239,6 +239,8 @@ describe.each(kubectls)('kubectl apply -k deploy/ with $label', ({ bin, missing 
         expect(agent.env.map((e) => e.name)).toEqual([
           'NODENAME',
           'POD_NAME',
+          'PODNET_CNI_SOCKET',
+          'PODNET_CNI_HOST_CONF_DIR',
           'PODNET_CNI_CONF_DIR',
           'PODNET_CNI_TIMING_DIR',
           'PODNET_LOG_LEVEL',

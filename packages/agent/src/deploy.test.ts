@@ -269,6 +269,27 @@ describe('deploy/ manifests', () => {
     );
     for (const v of t.spec.volumes) expect(mounted, `volume ${v.name} is mounted`).toContain(v.name);
     expect(t.spec.volumes.map((v) => v.hostPath?.path)).not.toContain('/lib/modules');
+    // The agent serves the CNI socket as shipped, unprivileged: no hostPID and no /var/run/netns
+    // mount (the shim hands over the pod's namespace as descriptors); the socket's directory and
+    // the plugin's cache are the host's.
+    const agentEnv = Object.fromEntries((a.env ?? []).map((e) => [e.name, e.value]));
+    expect(agentEnv).toMatchObject({
+      PODNET_CNI_SOCKET: '/var/run/podnet/cni.sock',
+      PODNET_CNI_HOST_CONF_DIR: '/etc/cni/net.d',
+    });
+    expect((t.spec as { hostPID?: boolean }).hostPID).toBeUndefined();
+    const hostPathOf = (name: string) => t.spec.volumes.find((v) => v.name === name)?.hostPath?.path;
+    const agentMounts = Object.fromEntries(
+      ((a.volumeMounts ?? []) as { name: string; mountPath?: string }[]).map((m) => [
+        m.mountPath,
+        hostPathOf(m.name),
+      ]),
+    );
+    expect(agentMounts).toMatchObject({
+      '/var/run/podnet': '/var/run/podnet',
+      '/var/lib/cni/podnet': '/var/lib/cni/podnet',
+    });
+    expect(t.spec.volumes.map((v) => v.hostPath?.path)).not.toContain('/var/run/netns');
     // The containers that request the CNI token know they run in the DaemonSet's pod (POD_NAME).
     for (const name of ['install-cni', 'agent']) {
       const c = [...t.spec.initContainers, ...t.spec.containers].find((x) => x.name === name)!;

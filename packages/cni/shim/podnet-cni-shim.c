@@ -9,6 +9,13 @@
 // other command (VERSION, STATUS, GC) goes to the standalone plugin at once.
 //
 // Wire format (agent side: packages/agent/src/cni-server.ts, codec: packages/cni/src/shim-protocol.ts):
+//   preamble = "podnet-cni-fds/1\0" and one byte saying which descriptors ride with it (SCM_RIGHTS,
+//              in this order): 1 = the pod's namespace (open(CNI_NETNS)), 2 = a NETLINK_ROUTE socket
+//              created inside it (after setns; a netlink socket stays in the namespace it was made
+//              in), 4 = the node's /proc/sys/net directory (this process's /proc is writable). The
+//              agent then needs neither CAP_SYS_ADMIN nor a writable /proc/sys nor a view of
+//              /var/run/netns: this shim, root with the runtime's privileges, did the opening. A
+//              descriptor that cannot be opened is left out (the agent then declines as before).
 //   request  = records, each a NUL-terminated string: "podnet-cni-shim/1", then "pid=<pid>",
 //              "start=<field 22 of /proc/self/stat>", "netns=<st_dev>:<st_ino>" (empty when
 //              CNI_NETNS cannot be stat'ed), "runtime=<parent's executable>", then every CNI_*
@@ -30,6 +37,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sched.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -38,6 +46,10 @@
 #include <unistd.h>
 
 #define MAGIC "podnet-cni-shim/1"
+#define FDS_MAGIC "podnet-cni-fds/1"
+#define FD_NETNS 1
+#define FD_NETLINK 2
+#define FD_SYSCTL 4
 #define DEFAULT_SOCKET "/var/run/podnet/cni.sock"
 #define FALLBACK_NAME "podnet-standalone"
 #define MAX_STDIN (16 << 20)
@@ -196,6 +208,73 @@ static void start_time(char *out, size_t size) {
   }
 }
 
+/*
+ * Opens what the agent cannot open itself (see "preamble" above). Returns the mask of descriptors
+ * put in fds[]. Exits when it cannot return to its own namespace (nothing after that may run in
+ * the pod's).
+ */
+static int open_handed(const char *netns, int fds[3], int *count) {
+  int mask = 0;
+  *count = 0;
+  if (netns && *netns) {
+    int ns = open(netns, O_RDONLY | O_CLOEXEC);
+    if (ns >= 0) {
+      fds[(*count)++] = ns;
+      mask |= FD_NETNS;
+      int self = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
+      if (self >= 0 && setns(ns, CLONE_NEWNET) == 0) {
+        int nl = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, 0 /* NETLINK_ROUTE */);
+        if (setns(self, CLONE_NEWNET) != 0) {
+          printf("{\"cniVersion\":\"1.0.0\",\"code\":5,\"msg\":\"podnet shim: cannot return from %s to its own network namespace: %s\"}\n",
+                 netns, strerror(errno));
+          exit(1);
+        }
+        if (nl >= 0) {
+          fds[(*count)++] = nl;
+          mask |= FD_NETLINK;
+        }
+      }
+      if (self >= 0) close(self);
+    }
+  }
+  int sys = open("/proc/sys/net", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (sys >= 0) {
+    fds[(*count)++] = sys;
+    mask |= FD_SYSCTL;
+  }
+  return mask;
+}
+
+/* Sends the preamble and the descriptors in one sendmsg; returns 0 or -1. */
+static int send_handed(int fd, int mask, const int *fds, int count, long long deadline) {
+  char pre[sizeof(FDS_MAGIC) + 1];
+  memcpy(pre, FDS_MAGIC, sizeof(FDS_MAGIC));
+  pre[sizeof(FDS_MAGIC)] = (char)mask;
+  union {
+    char buf[CMSG_SPACE(sizeof(int) * 3)];
+    struct cmsghdr align;
+  } ctl;
+  memset(&ctl, 0, sizeof(ctl));
+  struct iovec iov = {.iov_base = pre, .iov_len = sizeof(pre)};
+  struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1};
+  if (count > 0) {
+    m.msg_control = ctl.buf;
+    m.msg_controllen = CMSG_SPACE(sizeof(int) * (size_t)count);
+    struct cmsghdr *c = CMSG_FIRSTHDR(&m);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int) * (size_t)count);
+    memcpy(CMSG_DATA(c), fds, sizeof(int) * (size_t)count);
+  }
+  for (;;) {
+    ssize_t w = sendmsg(fd, &m, MSG_NOSIGNAL);
+    if (w == (ssize_t)sizeof(pre)) return 0;
+    if (w < 0 && errno == EINTR) continue;
+    if (w < 0 && errno == EAGAIN && wait_fd(fd, POLLOUT, deadline)) continue;
+    return -1;
+  }
+}
+
 int main(void) {
   signal(SIGPIPE, SIG_IGN);
   const char *cmd = getenv("CNI_COMMAND");
@@ -215,6 +294,12 @@ int main(void) {
     /* A full backlog answers EAGAIN on a non-blocking unix socket: the agent is busy or stuck. */
     fallback(errno == ENOENT ? "no-socket" : errno == ECONNREFUSED ? "refused" : "connect");
   }
+
+  int handed[3], handed_count;
+  int mask = open_handed(getenv("CNI_NETNS"), handed, &handed_count);
+  int sent = send_handed(fd, mask, handed, handed_count, deadline);
+  for (int i = 0; i < handed_count; i++) close(handed[i]);
+  if (sent < 0) fallback("send");
 
   struct buf req = {0};
   char num[64], ns[64], start[32], runtime[PATH_MAX];

@@ -53,12 +53,15 @@ export interface Dataplane {
 }
 
 /** An observation before anything is looked at: nothing found yet, and whether the netns exists. */
-export function emptyObservation(plan: AttachmentPlan): ObservedAttachment {
+export function emptyObservation(
+  plan: AttachmentPlan,
+  netnsExists = existsSync(plan.netns),
+): ObservedAttachment {
   return {
     hostLink: undefined,
     hostRoutes: [],
     hostSysctls: {},
-    netnsExists: existsSync(plan.netns),
+    netnsExists,
     podLink: undefined,
     podAddresses: [],
     podRoutes: [],
@@ -66,11 +69,25 @@ export function emptyObservation(plan: AttachmentPlan): ObservedAttachment {
   };
 }
 
+/**
+ * Where a sysctl key (`net/ipv4/conf/X/forwarding`) is written: under /proc/sys, or under a handed
+ * `/proc/sys/net` directory (`/proc/self/fd/N`, opened by the root shim on a writable /proc: an
+ * unprivileged agent's own /proc/sys is read-only). Lookups through it still resolve in this
+ * process's network namespace, the node's.
+ */
+export function sysctlPath(key: string, netDir?: string): string {
+  if (netDir === undefined) return `/proc/sys/${key}`;
+  if (!key.startsWith('net/')) {
+    throw new CniError(CniErrorCode.DataplaneFailure, `sysctl ${key.replaceAll('/', '.')} is not under net/`);
+  }
+  return `${netDir}/${key.slice(4)}`;
+}
+
 /** Writes the plan's host sysctls in this process's namespace (the node's). */
-export function writeHostSysctls(plan: AttachmentPlan): void {
+export function writeHostSysctls(plan: AttachmentPlan, netDir?: string): void {
   for (const s of plan.hostSysctls) {
     try {
-      writeFileSync(`/proc/sys/${s.key}`, s.value);
+      writeFileSync(sysctlPath(s.key, netDir), s.value);
     } catch (err) {
       throw new CniError(
         CniErrorCode.DataplaneFailure,
@@ -81,11 +98,11 @@ export function writeHostSysctls(plan: AttachmentPlan): void {
 }
 
 /** Reads the plan's host sysctls; one that cannot be read is undefined. */
-export function readHostSysctls(plan: AttachmentPlan): Record<string, string | undefined> {
+export function readHostSysctls(plan: AttachmentPlan, netDir?: string): Record<string, string | undefined> {
   const out: Record<string, string | undefined> = {};
   for (const s of plan.hostSysctls) {
     try {
-      out[s.key] = readFileSync(`/proc/sys/${s.key}`, 'utf8').trim();
+      out[s.key] = readFileSync(sysctlPath(s.key, netDir), 'utf8').trim();
     } catch {
       out[s.key] = undefined;
     }

@@ -25,7 +25,7 @@ export { IprouteDataplane } from './iproute.js';
 export { type KubeTarget, loadKubeTarget, MiniKube } from './kube.js';
 export { KubeDatastore } from './kube-datastore.js';
 export { type RunHooks, type RunOutcome, runPlugin } from './main.js';
-export { NetlinkDataplane } from './netlink.js';
+export { type HandedNamespace, NetlinkDataplane } from './netlink.js';
 export {
   type AttachmentPlan,
   GATEWAY_V4,

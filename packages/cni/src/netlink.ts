@@ -2,6 +2,11 @@
 // node's namespace and one opened inside the pod's (CNI_NETNS). The veth is created with its peer
 // already in the pod's namespace (IFLA_NET_NS_FD), named CNI_IFNAME there, so no rename or move is
 // needed. Host sysctls are written to /proc/sys of the plugin's own (the node's) namespace.
+//
+// Handed over (the agent serving the shim, without CAP_SYS_ADMIN and with a read-only /proc/sys):
+// the shim, root on the host, opened the pod's namespace, a NETLINK_ROUTE socket inside it and the
+// node's /proc/sys/net, and passed the descriptors; the pod side is then programmed over that
+// socket, the veth's peer is placed with the namespace descriptor, and no setns is needed.
 import { closeSync, existsSync, openSync } from 'node:fs';
 import { type NetlinkError, type Request, Rtnl } from '@podnet/rtnetlink';
 import {
@@ -68,11 +73,40 @@ function firstError(results: { ok: boolean; error?: NetlinkError }[]): NetlinkEr
   return undefined;
 }
 
+/** Descriptors a privileged caller opened for one pod's namespace (see the header). */
+export interface HandedNamespace {
+  /** CNI_NETNS as the caller named it: the namespace these descriptors belong to. */
+  netns: string;
+  /** The namespace itself (open(CNI_NETNS)); absent when the caller could not open it. */
+  netnsFd?: number;
+  /** An unbound NETLINK_ROUTE socket created inside that namespace. */
+  netlinkFd?: number;
+  /** The node's /proc/sys/net directory, as a path through this process (/proc/self/fd/N). */
+  sysctlNetDir?: string;
+}
+
 export class NetlinkDataplane implements Dataplane {
   private readonly conns = new Map<string, Promise<Rtnl>>();
 
+  constructor(private readonly handed?: HandedNamespace) {}
+
+  /** Whether `netns` is the handed namespace (then its path is not looked at here). */
+  private isHanded(netns: string | undefined): boolean {
+    return this.handed !== undefined && netns === this.handed.netns;
+  }
+
+  private netnsExists(netns: string): boolean {
+    return this.isHanded(netns) ? this.handed!.netnsFd !== undefined : existsSync(netns);
+  }
+
+  /** Runs fn on a socket in `netns`: the handed one (kept until close()) or a fresh one. */
+  private withNs<T>(netns: string | undefined, what: string, fn: (nl: Rtnl) => Promise<T>): Promise<T> {
+    if (this.isHanded(netns)) return this.conn(netns, what).then(fn);
+    return withRtnl(netns, what, fn);
+  }
+
   async checkNetns(netns: string): Promise<void> {
-    if (!existsSync(netns)) {
+    if (!this.netnsExists(netns)) {
       throw new CniError(CniErrorCode.UnknownContainer, `network namespace ${netns} does not exist`);
     }
   }
@@ -95,7 +129,24 @@ export class NetlinkDataplane implements Dataplane {
     const key = netns ?? '';
     let c = this.conns.get(key);
     if (!c) {
-      c = withRtnl(netns, what, async (nl) => nl, false);
+      if (this.isHanded(netns)) {
+        const fd = this.handed!.netlinkFd;
+        if (fd === undefined) {
+          return Promise.reject(
+            new CniError(
+              CniErrorCode.DataplaneFailure,
+              `no netlink socket was handed over for ${netns} (${what})`,
+            ),
+          );
+        }
+        // The descriptor is consumed once: the client owns it from here on.
+        this.handed!.netlinkFd = undefined;
+        c = Rtnl.open({ fd }).catch((err: unknown) => {
+          throw nlFail(`taking over the netlink socket of ${netns} (${what})`, err);
+        });
+      } else {
+        c = withRtnl(netns, what, async (nl) => nl, false);
+      }
       this.conns.set(key, c);
       c.catch(() => this.conns.delete(key));
     }
@@ -103,6 +154,12 @@ export class NetlinkDataplane implements Dataplane {
   }
 
   close(): void {
+    if (this.handed?.netlinkFd !== undefined) closeSync(this.handed.netlinkFd);
+    if (this.handed?.netnsFd !== undefined) closeSync(this.handed.netnsFd);
+    if (this.handed) {
+      this.handed.netlinkFd = undefined;
+      this.handed.netnsFd = undefined;
+    }
     for (const c of this.conns.values())
       void c.then(
         (nl) => nl.close(),
@@ -112,11 +169,12 @@ export class NetlinkDataplane implements Dataplane {
   }
 
   async createLink(plan: AttachmentPlan): Promise<{ podMac: string }> {
-    if (!existsSync(plan.netns)) {
+    if (!this.netnsExists(plan.netns)) {
       throw new CniError(CniErrorCode.UnknownContainer, `network namespace ${plan.netns} does not exist`);
     }
     const host = await this.conn(undefined, 'create');
-    const fd = openSync(plan.netns, 'r');
+    const handedFd = this.isHanded(plan.netns) ? this.handed!.netnsFd : undefined;
+    const fd = handedFd ?? openSync(plan.netns, 'r');
     try {
       await host.links.createVeth({
         name: plan.hostIf,
@@ -132,7 +190,7 @@ export class NetlinkDataplane implements Dataplane {
         err,
       );
     } finally {
-      closeSync(fd);
+      if (handedFd === undefined) closeSync(fd);
     }
     const hostLink = await host.links.get(plan.hostIf);
     if (!hostLink)
@@ -141,7 +199,7 @@ export class NetlinkDataplane implements Dataplane {
         `host interface ${plan.hostIf} vanished after creation`,
       );
     // Before the link comes up: IPv6's accept_dad must be set before the link-local address appears.
-    writeHostSysctls(plan);
+    writeHostSysctls(plan, this.handed?.sysctlNetDir);
     const up = firstError(
       await host.batch([{ type: 'link.set', index: hostLink.index, change: { up: true } }]),
     );
@@ -216,9 +274,9 @@ export class NetlinkDataplane implements Dataplane {
         throw nlFail(`deleting host interface ${target.hostIf}`, err);
       }
     });
-    if (hostGone && target.netns && existsSync(target.netns)) {
+    if (hostGone && target.netns && this.netnsExists(target.netns)) {
       // The host end is gone but the pod end may remain (e.g. an earlier partial ADD).
-      await withRtnl(target.netns, 'remove', async (pod) => {
+      await this.withNs(target.netns, 'remove', async (pod) => {
         try {
           await pod.links.del(target.podIf);
         } catch (err) {
@@ -226,13 +284,13 @@ export class NetlinkDataplane implements Dataplane {
         }
       }).catch((err) => {
         // A namespace that disappears while we look is as good as removed.
-        if (existsSync(target.netns!)) throw err;
+        if (this.netnsExists(target.netns!)) throw err;
       });
     }
   }
 
   async observe(plan: AttachmentPlan): Promise<ObservedAttachment> {
-    const seen = emptyObservation(plan);
+    const seen = emptyObservation(plan, this.netnsExists(plan.netns));
     await withRtnl(undefined, 'observe', async (host) => {
       const l = await host.links.get(plan.hostIf);
       if (!l) return;
@@ -244,10 +302,10 @@ export class NetlinkDataplane implements Dataplane {
           seen.hostRoutes.push(r.dst);
         }
       }
-      seen.hostSysctls = readHostSysctls(plan);
+      seen.hostSysctls = readHostSysctls(plan, this.handed?.sysctlNetDir);
     });
     if (!seen.netnsExists) return seen;
-    await withRtnl(plan.netns, 'observe', async (pod) => {
+    await this.withNs(plan.netns, 'observe', async (pod) => {
       const l = await pod.links.get(plan.podIf);
       if (!l) return;
       seen.podLink = { name: l.name, mac: l.mac ?? '', mtu: l.mtu ?? 0, up: l.up };

@@ -183,8 +183,39 @@ Napi::Value NlOpen(const Napi::CallbackInfo& info) {
   std::string netns = OptString(info[2]);
   int rcvbuf = info[3].IsNumber() ? info[3].As<Napi::Number>().Int32Value() : 0;
 
-  int fd = SocketIn(env, netns, AF_NETLINK, SOCK_RAW, protocol, "socket(AF_NETLINK)");
-  if (fd < 0) return env.Undefined();
+  int fd;
+  if (info.Length() >= 5 && info[4].IsNumber()) {
+    // Adopt a socket made elsewhere (e.g. inside another namespace by another process and received
+    // over SCM_RIGHTS): it stays bound to the namespace it was created in. It must be an unbound
+    // AF_NETLINK socket of this protocol; from here on it is ours (closed on every error path).
+    fd = info[4].As<Napi::Number>().Int32Value();
+    int domain = 0, proto = -1;
+    socklen_t dl = sizeof domain, pl = sizeof proto;
+    if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &dl) < 0 ||
+        getsockopt(fd, SOL_SOCKET, SO_PROTOCOL, &proto, &pl) < 0) {
+      int e = errno;
+      CloseQuietly(fd);
+      ThrowErrno(env, e, "getsockopt(SO_DOMAIN)", "fd " + std::to_string(fd) + " is not an AF_NETLINK socket");
+      return env.Undefined();
+    }
+    if (domain != AF_NETLINK || proto != protocol) {
+      CloseQuietly(fd);
+      ThrowInvalid(env, "fd " + std::to_string(fd) + " is not an AF_NETLINK socket of protocol " +
+                            std::to_string(protocol) + " (domain " + std::to_string(domain) +
+                            ", protocol " + std::to_string(proto) + ")");
+      return env.Undefined();
+    }
+    int fl = fcntl(fd, F_GETFL);
+    if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0 || fcntl(fd, F_SETFD, FD_CLOEXEC) < 0) {
+      int e = errno;
+      CloseQuietly(fd);
+      ThrowErrno(env, e, "fcntl(O_NONBLOCK)");
+      return env.Undefined();
+    }
+  } else {
+    fd = SocketIn(env, netns, AF_NETLINK, SOCK_RAW, protocol, "socket(AF_NETLINK)");
+    if (fd < 0) return env.Undefined();
+  }
 
   if (rcvbuf > 0) {
     if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &rcvbuf, sizeof rcvbuf) < 0 &&
@@ -497,6 +528,106 @@ Napi::Value CloseFd(const Napi::CallbackInfo& info) {
   int fd = info[0].As<Napi::Number>().Int32Value();
   if (close(fd) < 0 && errno != EINTR) ThrowErrno(env, errno, "close");
   return env.Undefined();
+}
+
+// recvFds(fd, maxBytes, maxFds, timeoutMs) -> Promise<{ data: Buffer, fds: number[] }>: waits (on
+// a libuv worker thread, with poll) until the unix stream socket fd is readable, then reads once
+// with recvmsg: up to maxBytes of data and the descriptors passed with them (SCM_RIGHTS, received
+// close-on-exec). Node's net.Socket reads with read(), which drops passed descriptors, so the
+// caller reads this first part here and the rest of the stream as usual. Descriptors beyond maxFds
+// are closed (MSG_CTRUNC). Rejects with ETIMEDOUT when nothing arrives in time.
+class RecvFdsWorker : public Napi::AsyncWorker {
+ public:
+  RecvFdsWorker(Napi::Env env, int fd, size_t maxBytes, size_t maxFds, int timeoutMs)
+      : Napi::AsyncWorker(env, "podnet.recvFds"),
+        deferred_(Napi::Promise::Deferred::New(env)),
+        fd_(fd),
+        maxFds_(maxFds),
+        timeoutMs_(timeoutMs),
+        data_(maxBytes) {}
+
+  Napi::Promise Promise() { return deferred_.Promise(); }
+
+  void Execute() override {
+    struct pollfd p = {fd_, POLLIN, 0};
+    int r;
+    do r = poll(&p, 1, timeoutMs_);
+    while (r < 0 && errno == EINTR);
+    if (r < 0) return Fail(errno, "poll");
+    if (r == 0) return Fail(ETIMEDOUT, "poll");
+    std::vector<char> control(CMSG_SPACE(sizeof(int) * maxFds_));
+    struct iovec iov = {data_.data(), data_.size()};
+    struct msghdr m;
+    memset(&m, 0, sizeof m);
+    m.msg_iov = &iov;
+    m.msg_iovlen = 1;
+    m.msg_control = control.data();
+    m.msg_controllen = control.size();
+    ssize_t n;
+    do n = recvmsg(fd_, &m, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
+    while (n < 0 && errno == EINTR);
+    if (n < 0) return Fail(errno, "recvmsg");
+    data_.resize(static_cast<size_t>(n));
+    for (struct cmsghdr* c = CMSG_FIRSTHDR(&m); c; c = CMSG_NXTHDR(&m, c)) {
+      if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+      size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+      const int* fds = reinterpret_cast<const int*>(CMSG_DATA(c));
+      for (size_t i = 0; i < count; i++) fds_.push_back(fds[i]);
+    }
+    truncated_ = (m.msg_flags & MSG_CTRUNC) != 0;
+  }
+
+  void OnOK() override {
+    Napi::Env env = Env();
+    if (err_ != 0) {
+      Napi::Error e = Napi::Error::New(env, std::string(syscall_) + " on fd " + std::to_string(fd_) +
+                                                ": " + strerror(err_));
+      e.Set("code", Napi::String::New(env, ErrnoName(err_)));
+      e.Set("errno", Napi::Number::New(env, err_));
+      e.Set("syscall", Napi::String::New(env, syscall_));
+      deferred_.Reject(e.Value());
+      return;
+    }
+    Napi::Object out = Napi::Object::New(env);
+    out.Set("data", Napi::Buffer<char>::Copy(env, data_.data(), data_.size()));
+    Napi::Array fds = Napi::Array::New(env, fds_.size());
+    for (size_t i = 0; i < fds_.size(); i++) fds.Set(i, Napi::Number::New(env, fds_[i]));
+    out.Set("fds", fds);
+    out.Set("truncated", Napi::Boolean::New(env, truncated_));
+    deferred_.Resolve(out);
+  }
+
+ private:
+  void Fail(int err, const char* syscall) {
+    err_ = err;
+    syscall_ = syscall;
+  }
+
+  Napi::Promise::Deferred deferred_;
+  int fd_;
+  size_t maxFds_;
+  int timeoutMs_;
+  std::vector<char> data_;
+  std::vector<int> fds_;
+  bool truncated_ = false;
+  int err_ = 0;
+  const char* syscall_ = "";
+};
+
+Napi::Value RecvFds(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 4 || !info[0].IsNumber() || !info[1].IsNumber() || !info[2].IsNumber() ||
+      !info[3].IsNumber()) {
+    ThrowInvalid(env, "recvFds(fd, maxBytes, maxFds, timeoutMs): bad arguments");
+    return env.Undefined();
+  }
+  auto* w = new RecvFdsWorker(env, info[0].As<Napi::Number>().Int32Value(),
+                              info[1].As<Napi::Number>().Uint32Value(),
+                              info[2].As<Napi::Number>().Uint32Value(),
+                              info[3].As<Napi::Number>().Int32Value());
+  Napi::Promise p = w->Promise();
+  w->Queue();
+  return p;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1461,6 +1592,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("tcpSocket", Napi::Function::New(env, TcpSocket, "tcpSocket"));
   exports.Set("setTcpMd5", Napi::Function::New(env, SetTcpMd5, "setTcpMd5"));
   exports.Set("closeFd", Napi::Function::New(env, CloseFd, "closeFd"));
+  exports.Set("recvFds", Napi::Function::New(env, RecvFds, "recvFds"));
   exports.Set("udpSocket", Napi::Function::New(env, UdpSocket, "udpSocket"));
   exports.Set("udpSendTo", Napi::Function::New(env, UdpSendTo, "udpSendTo"));
   exports.Set("Poller", Poller::Define(env));

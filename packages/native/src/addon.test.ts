@@ -1,7 +1,9 @@
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { readdirSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import net from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { cleanupStale, type Netns, NetnsSet, vethPair, waitFor } from '@podnet/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -13,6 +15,7 @@ import {
   type NetlinkSocket,
   openNetlink,
   openPacket,
+  recvFds,
   setTcpMd5,
 } from './index.js';
 
@@ -776,5 +779,115 @@ describe('TCP sockets with MD5 signatures', () => {
     const fd = createTcpSocket({ family: 4 });
     closeFd(fd);
     expect(() => closeFd(fd)).toThrow(expect.objectContaining({ code: 'EBADF' }));
+  });
+});
+
+// A sender independent of this addon: Python's socket.send_fds (sendmsg with SCM_RIGHTS). It sends
+// "hello" with a pipe holding "piped" and, when asked, an unbound NETLINK_ROUTE socket, then
+// " world" without descriptors.
+const SENDER = `
+import os, socket, sys
+path, with_nl = sys.argv[1], sys.argv[2] == '1'
+r, w = os.pipe()
+os.write(w, b'piped'); os.close(w)
+fds = [r]
+if with_nl:
+    fds.append(socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 0).detach())
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.connect(path)
+socket.send_fds(s, [b'hello'], fds)
+s.sendall(b' world')
+s.close()
+`;
+
+describe('descriptors passed over a unix socket (recvFds) and a handed-over netlink socket', () => {
+  let dir: string;
+  beforeAll(() => {
+    dir = mkdtempSync(join(tmpdir(), 'pnt-recvfds-'));
+  });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  /** Accepts one connection paused, runs the sender, and returns what recvFds and Node then read. */
+  async function receive(withNetlink: boolean) {
+    const path = join(dir, `s${withNetlink ? 1 : 0}.sock`);
+    const server = net.createServer({ pauseOnConnect: true });
+    await new Promise<void>((r) => server.listen(path, r));
+    const conn = once(server, 'connection') as Promise<[net.Socket]>;
+    const sender = spawn('python3', ['-c', SENDER, path, withNetlink ? '1' : '0'], { stdio: 'inherit' });
+    const [c] = await conn;
+    const fd = (c as unknown as { _handle: { fd: number } })._handle.fd;
+    const got = await recvFds(fd, { maxBytes: 5, maxFds: 4, timeoutMs: 20_000 });
+    const rest: Buffer[] = [];
+    c.on('data', (b: Buffer) => rest.push(b));
+    c.resume();
+    await once(c, 'end');
+    await once(sender, 'exit');
+    server.close();
+    return { ...got, rest: Buffer.concat(rest).toString() };
+  }
+
+  it('reads the first bytes with the descriptors sent beside them; Node reads the rest of the stream', async () => {
+    const got = await receive(false);
+    expect(got.data.toString()).toBe('hello');
+    expect(got.truncated).toBe(false);
+    expect(got.fds).toHaveLength(1);
+    expect(readFileSync(`/proc/self/fd/${got.fds[0]}`, 'utf8')).toBe('piped');
+    closeFd(got.fds[0]!);
+    expect(got.rest).toBe(' world');
+  });
+
+  it('takes over a netlink socket made by another process and dumps links over it', async () => {
+    const got = await receive(true);
+    expect(got.fds).toHaveLength(2);
+    closeFd(got.fds[0]!);
+    const sock = openNetlink({ protocol: NETLINK_ROUTE, fd: got.fds[1]! });
+    try {
+      expect(sock.portId).toBeGreaterThan(0);
+      const names: number[] = [];
+      const done = new Promise<void>((resolve) => {
+        sock.onMessage((d) => {
+          for (let off = 0; off + 16 <= d.length; ) {
+            const len = d.readUInt32LE(off);
+            const type = d.readUInt16LE(off + 4);
+            if (type === NLMSG_DONE) resolve();
+            if (type === RTM_NEWLINK) names.push(type);
+            if (len < 16) break;
+            off += (len + 3) & ~3;
+          }
+        });
+      });
+      sock.send(linkDumpRequest(1));
+      await done;
+      expect(names.length).toBeGreaterThan(0); // at least lo
+    } finally {
+      sock.close();
+    }
+  });
+
+  it('refuses to take over a descriptor that is not a netlink socket, naming it', async () => {
+    const got = await receive(false);
+    const fd = got.fds[0]!;
+    // A pipe: not a socket at all.
+    expect(() => openNetlink({ protocol: NETLINK_ROUTE, fd })).toThrow(
+      new RegExp(`fd ${fd} is not an AF_NETLINK socket`),
+    );
+    // Refused means closed: the descriptor was the caller's to give.
+    expect(() => closeFd(fd)).toThrow(/EBADF/);
+  });
+
+  it('rejects with ETIMEDOUT when nothing arrives in time', async () => {
+    const path = join(dir, 'quiet.sock');
+    const server = net.createServer({ pauseOnConnect: true });
+    await new Promise<void>((r) => server.listen(path, r));
+    const conn = once(server, 'connection') as Promise<[net.Socket]>;
+    const client = net.connect(path);
+    const [c] = await conn;
+    const fd = (c as unknown as { _handle: { fd: number } })._handle.fd;
+    await expect(recvFds(fd, { maxBytes: 5, maxFds: 1, timeoutMs: 50 })).rejects.toMatchObject({
+      code: 'ETIMEDOUT',
+    });
+    client.destroy();
+    c.destroy();
+    server.close();
   });
 });

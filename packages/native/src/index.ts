@@ -52,10 +52,17 @@ interface Binding {
     groups: number[],
     netns: string | undefined,
     rcvbuf: number | undefined,
+    adoptFd?: number,
   ): {
     fd: number;
     portId: number;
   };
+  recvFds(
+    fd: number,
+    maxBytes: number,
+    maxFds: number,
+    timeoutMs: number,
+  ): Promise<{ data: Buffer; fds: number[]; truncated: boolean }>;
   nlSetOpt(fd: number, opt: number, value: number): void;
   sendBuf(fd: number, buf: Buffer): number;
   packetOpen(ifindex: number, ethertype: number, netns: string | undefined, ignoreOutgoing?: boolean): number;
@@ -171,6 +178,13 @@ export interface NetlinkOptions {
    * buffer is raised too, to max(rcvbuf, 1 MiB), so one sendmsg can carry a large batch.
    */
   rcvbuf?: number;
+  /**
+   * Take over this AF_NETLINK socket instead of creating one (e.g. one another process created
+   * inside a pod's namespace and passed over SCM_RIGHTS: a netlink socket stays in the namespace
+   * it was made in). It must be unbound and of `protocol`; it is closed with the returned socket,
+   * or at once when it is refused. `netns` is then ignored.
+   */
+  fd?: number;
 }
 
 export interface NetlinkSocket {
@@ -301,9 +315,41 @@ export function openNetlink(opts: NetlinkOptions): NetlinkSocket {
     checkInt(`groups[${i}]`, g, 1, 0xffff_ffff);
   });
   if (opts.rcvbuf !== undefined) checkInt('rcvbuf', opts.rcvbuf, 1, 0x7fff_ffff);
-  const { fd, portId } = wrap(() => binding.nlOpen(opts.protocol, groups, opts.netns, opts.rcvbuf));
+  if (opts.fd !== undefined) checkInt('fd', opts.fd, 0, 0x7fff_ffff);
+  const { fd, portId } = wrap(() => binding.nlOpen(opts.protocol, groups, opts.netns, opts.rcvbuf, opts.fd));
   // A dump datagram is at most 32 KiB unless the reader offers more; 1 MiB covers every case.
   return new NetlinkSocketImpl(fd, portId, 1 << 20);
+}
+
+/** What recvFds read: the first bytes of the stream and the descriptors passed with them. */
+export interface ReceivedFds {
+  data: Buffer;
+  /** Received close-on-exec; the caller owns them (closeFd). */
+  fds: number[];
+  /** More descriptors were sent than maxFds: the rest were closed by the kernel. */
+  truncated: boolean;
+}
+
+/**
+ * Reads once from a unix stream socket (e.g. `socket._handle.fd` of a net.Socket accepted with
+ * pauseOnConnect, before it is read from): up to maxBytes and the descriptors sent with them
+ * (SCM_RIGHTS), which Node's own reads would drop. Waits on a libuv worker thread until data
+ * arrives, at most timeoutMs (then NativeError ETIMEDOUT). Data and descriptors that came with
+ * them go together: send them in one sendmsg.
+ */
+export async function recvFds(
+  fd: number,
+  opts: { maxBytes: number; maxFds: number; timeoutMs: number },
+): Promise<ReceivedFds> {
+  checkInt('fd', fd, 0, 0x7fff_ffff);
+  checkInt('maxBytes', opts.maxBytes, 1, 1 << 20);
+  checkInt('maxFds', opts.maxFds, 1, 253);
+  checkInt('timeoutMs', opts.timeoutMs, 0, 0x7fff_ffff);
+  try {
+    return await binding.recvFds(fd, opts.maxBytes, opts.maxFds, opts.timeoutMs);
+  } catch (err) {
+    throw toNativeError(err);
+  }
 }
 
 export interface PacketMeta {

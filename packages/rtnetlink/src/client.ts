@@ -34,6 +34,13 @@ import { Writer } from './writer.js';
 export interface RtnlOptions {
   /** Namespace to work in: /var/run/netns/NAME or /proc/PID/ns/net. Default: the caller's. */
   netns?: string;
+  /**
+   * An unbound NETLINK_ROUTE socket to take over instead of opening one, e.g. one made inside a
+   * pod's namespace by another process and passed over a unix socket (it works in the namespace it
+   * was created in, so this process needs no setns). The client owns it from here on. subscribe()
+   * is not available on such a client (it opens sockets of its own).
+   */
+  fd?: number;
   /** Socket receive buffer (bytes). Default 32 MiB: a whole batch's replies fit. */
   rcvbuf?: number;
   /** Fail a request that gets no reply in this time. Default 30 s. */
@@ -208,6 +215,8 @@ export class Rtnl {
   private closed = false;
   private readonly timeoutMs: number;
   private readonly netns: string | undefined;
+  /** The socket was handed over (RtnlOptions.fd): its namespace cannot be reopened here. */
+  private readonly adopted: boolean;
   private readonly rcvbuf: number;
 
   /** Routes: list (kernel-filtered), add/replace/append/del, ECMP, blackhole, IPv4/IPv6. */
@@ -256,6 +265,7 @@ export class Rtnl {
     this.sock = sock;
     this.timeoutMs = opts.timeoutMs ?? 30_000;
     this.netns = opts.netns;
+    this.adopted = opts.fd !== undefined;
     this.rcvbuf = opts.rcvbuf ?? 32 << 20;
   }
 
@@ -263,7 +273,12 @@ export class Rtnl {
   static async open(opts: RtnlOptions = {}): Promise<Rtnl> {
     let sock: NetlinkSocket;
     try {
-      sock = openNetlink({ protocol: 0, netns: opts.netns, rcvbuf: opts.rcvbuf ?? 32 << 20 });
+      sock = openNetlink({
+        protocol: 0,
+        netns: opts.netns,
+        rcvbuf: opts.rcvbuf ?? 32 << 20,
+        ...(opts.fd !== undefined ? { fd: opts.fd } : {}),
+      });
     } catch (err) {
       throw socketError('open', err);
     }
@@ -391,6 +406,13 @@ export class Rtnl {
       const list = GROUPS[g];
       if (!list) throw invalid('groups', g, `unknown group (one of ${Object.keys(GROUPS).join(', ')})`);
       for (const x of list) nums.add(x);
+    }
+    if (this.adopted) {
+      throw invalid(
+        'subscribe',
+        'fd',
+        'a client over a handed-over socket cannot open another in its namespace',
+      );
     }
     let sock: NetlinkSocket;
     try {
