@@ -52,7 +52,8 @@ spec:
 `;
 const peerServer = [
   'mkdir -p /tmp/www/cgi-bin && echo ok > /tmp/www/index.html',
-  `printf '#!/bin/sh\\necho Content-Type: text/plain\\necho\\necho "$REMOTE_ADDR"\\n' > /tmp/www/cgi-bin/peer`,
+  // CRLF after the header: Node's fetch refuses a bare LF there.
+  `printf '%s\\n' '#!/bin/sh' 'printf "Content-Type: text/plain\\r\\n\\r\\n%s\\n" "$REMOTE_ADDR"' > /tmp/www/cgi-bin/peer`,
   'chmod +x /tmp/www/cgi-bin/peer',
   'exec httpd -f -p 8080 -h /tmp/www',
 ].join(' && ');
@@ -450,6 +451,12 @@ describe.skipIf(!binDir)(
 
         const { ns, ip: clientIp } = client();
         const body = await nsHttpGetRetry(ns, `http://${address}/cgi-bin/peer`);
+        // On failure, tell the CGI from the path: the static page through the LB address, and
+        // the pods' own addresses from the client.
+        if (body === undefined)
+          process.stderr.write(
+            `cluster-real: no answer from ${address}/cgi-bin/peer; ${address}/: ${nsHttpGet(ns, `http://${address}/`) ?? 'no answer'}; ${lbPods.map((p) => `${p.ip}:8080/cgi-bin/peer: ${nsHttpGet(ns, `http://${p.ip}:8080/cgi-bin/peer`) ?? 'no answer'}`).join('; ')}\n`,
+          );
         // eTP Local: kube-proxy DNATs to a local endpoint without SNAT; the pod sees the client.
         expect(body, `client → ${address}:80 → a pod's CGI (REMOTE_ADDR)`).toBe(clientIp);
       }, 240_000);
