@@ -4,6 +4,10 @@
 // built from deploy/docker/Dockerfile. Pods are scheduled by the scheduler, wired by containerd
 // through the CNI plugin, and probed by the kubelet. Runs only when the Kubernetes binaries are cached (scripts/kube-build.sh builds them
 // once, tens of minutes on 2 cores); otherwise the suite is skipped and says why.
+
+import { spawnSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import {
   AGENT_NAMESPACE,
   type ClusterPod,
@@ -32,6 +36,72 @@ const config: RealClusterConfig = {
   ...(binDir ? { kubeBinDir: binDir } : {}),
 };
 const APP = 'app=podnet-lab-test';
+
+// LoadBalancer Services (docs/services.md): a pool inside the range BGPConfiguration lets the
+// nodes announce, and busybox httpd pods whose CGI answers with the TCP peer's address.
+const LB_RANGE = '192.0.2.0/24';
+const LB_POOL = '192.0.2.0/28';
+const LB_APP = 'podnet-lb';
+const lbPoolYaml = `apiVersion: podnet.io/v1alpha1
+kind: LoadBalancerPool
+metadata:
+  name: lab-lb
+spec:
+  addresses: ["${LB_POOL}"]
+  autoAssign: true
+`;
+const peerServer = [
+  'mkdir -p /tmp/www/cgi-bin && echo ok > /tmp/www/index.html',
+  // CRLF after the header: Node's fetch refuses a bare LF there.
+  `printf '%s\\n' '#!/bin/sh' 'printf "Content-Type: text/plain\\r\\n\\r\\n%s\\n" "$REMOTE_ADDR"' > /tmp/www/cgi-bin/peer`,
+  'chmod +x /tmp/www/cgi-bin/peer',
+  'exec httpd -f -p 8080 -h /tmp/www',
+].join(' && ');
+
+/** The next hops of every path the BIRD ToR holds for `prefix`, sorted. */
+function torPaths(prefix: string): string[] {
+  const sock = join(config.stateDir, 'tor', 'root', 'run', 'bird', 'bird.ctl');
+  // birdc exits non-zero on "Network not found": read its output either way.
+  const r = spawnSync('birdc', ['-s', sock, 'show', 'route', prefix], { encoding: 'utf8', timeout: 10_000 });
+  if (r.error) throw r.error;
+  if (!/Network not found|Table master/.test(r.stdout))
+    throw new Error(`birdc show route ${prefix}: ${r.stdout.trim() || r.stderr.trim()}`);
+  return [...r.stdout.matchAll(/\bvia (\S+)/g)].map((m) => m[1] ?? '').sort();
+}
+
+/** Polls `read` every 250 ms until it equals `want` (bounded); the last reading. */
+async function until<T>(read: () => T, want: T, boundMs = 30_000): Promise<T> {
+  const t0 = Date.now();
+  let last = read();
+  while (JSON.stringify(last) !== JSON.stringify(want) && Date.now() - t0 < boundMs) {
+    await new Promise((r) => setTimeout(r, 250));
+    last = read();
+  }
+  return last;
+}
+
+/** An HTTP GET from a lab namespace (this Node's fetch, 3 s); the body, or undefined. */
+function nsHttpGet(ns: string, url: string): string | undefined {
+  const script =
+    'fetch(process.argv[1], { signal: AbortSignal.timeout(3000) })' +
+    '.then(async (r) => { if (!r.ok) process.exit(1); process.stdout.write(await r.text()); })' +
+    '.catch(() => process.exit(1))';
+  const r = spawnSync('ip', ['netns', 'exec', ns, process.execPath, '-e', script, url], {
+    encoding: 'utf8',
+    timeout: 10_000,
+  });
+  return r.status === 0 ? r.stdout.trim() : undefined;
+}
+
+/** GETs `url` from `ns` until it answers (bounded: kube-proxy's next sync). */
+async function nsHttpGetRetry(ns: string, url: string): Promise<string | undefined> {
+  for (let i = 0; i < 30; i++) {
+    const body = nsHttpGet(ns, url);
+    if (body !== undefined) return body;
+    await new Promise((r) => setTimeout(r, 1000));
+  }
+  return undefined;
+}
 
 const label = (
   sa: string,
@@ -297,5 +367,123 @@ describe.skipIf(!binDir)(
       const handles = await cluster.kube.list('/apis/podnet.io/v1alpha1/ipamhandles');
       expect(handles.map((h) => JSON.stringify(h)).filter((h) => h.includes(pod.name))).toEqual([]);
     }, 180_000);
+
+    describe('a LoadBalancer Service to the ToR (kube-proxy DNAT, podnet announcements)', () => {
+      const podNs = () => cluster.lab.project.settings.podNamespace;
+      const nodeIp = (name: string) => cluster.lab.service(name).links[0]?.ipv4?.split('/')[0] ?? '';
+      const client = () => {
+        const c = cluster.lab.plan.services.find((s) => s.role === 'client');
+        if (!c) throw new Error('no client service in the lab');
+        return { ns: c.ns, ip: c.links[0]?.ipv4?.split('/')[0] ?? '' };
+      };
+      const servingNodes = () => cluster.lab.nodes.slice(0, 2).map((n) => n.name);
+
+      async function createService(name: string, policy: 'Local' | 'Cluster', port: number): Promise<string> {
+        await cluster.kube.apply(`/api/v1/namespaces/${podNs()}/services`, {
+          apiVersion: 'v1',
+          kind: 'Service',
+          metadata: { name, namespace: podNs() },
+          spec: {
+            type: 'LoadBalancer',
+            externalTrafficPolicy: policy,
+            selector: { app: LB_APP },
+            ports: [{ name: 'http', port, targetPort: 8080, protocol: 'TCP' }],
+          },
+        } as never);
+        let last: unknown;
+        for (let i = 0; i < 150; i++) {
+          const r = await cluster.kube.request('GET', `/api/v1/namespaces/${podNs()}/services/${name}`);
+          const status = (r.body as { status?: { loadBalancer?: { ingress?: { ip?: string }[] } } }).status;
+          last = status;
+          const ip = status?.loadBalancer?.ingress?.[0]?.ip;
+          if (ip) return ip;
+          await new Promise((r) => setTimeout(r, 200));
+        }
+        throw new Error(`Service ${name} got no status.loadBalancer.ingress: ${JSON.stringify(last)}`);
+      }
+
+      let address = '';
+
+      it('gives an externalTrafficPolicy Local Service an address from the pool; the ToR has its /32 via exactly the two serving nodes; the client reaches a pod and the pod sees the client’s address', async () => {
+        // As a user would: the pool with kubectl apply, the announced range with kubectl patch.
+        const file = join(config.stateDir, 'lb-pool.yaml');
+        writeFileSync(file, lbPoolYaml);
+        await cluster.kubectl(['apply', '-f', file]);
+        await cluster.kubectl([
+          'patch',
+          'bgpconfigurations.podnet.io',
+          'default',
+          '--type=merge',
+          '-p',
+          JSON.stringify({ spec: { serviceLoadBalancerIPs: [{ cidr: LB_RANGE }] } }),
+        ]);
+        // One serving pod on each of two nodes (placed by nodeName).
+        for (const node of servingNodes())
+          await cluster.kube.apply(`/api/v1/namespaces/${podNs()}/pods`, {
+            apiVersion: 'v1',
+            kind: 'Pod',
+            metadata: { name: `${LB_APP}-${node}`, namespace: podNs(), labels: { app: LB_APP } },
+            spec: {
+              nodeName: node,
+              terminationGracePeriodSeconds: 2,
+              containers: [
+                {
+                  name: 'web',
+                  image: 'podnet.local/busybox:lab',
+                  imagePullPolicy: 'Never',
+                  command: ['sh', '-c', peerServer],
+                  ports: [{ containerPort: 8080 }],
+                  readinessProbe: { httpGet: { path: '/', port: 8080 }, periodSeconds: 2 },
+                },
+              ],
+            },
+          } as never);
+        const lbPods = await cluster.waitForPods(`app=${LB_APP}`, 2);
+        expect(lbPods.map((p) => p.node).sort()).toEqual([...servingNodes()].sort());
+
+        address = await createService('web-local', 'Local', 80);
+        expect(inSubnet(address, parseCidr('pool', LB_POOL)), `${address} in ${LB_POOL}`).toBe(true);
+
+        const both = servingNodes().map(nodeIp).sort();
+        expect(await until(() => torPaths(`${address}/32`), both), `ToR paths for ${address}/32`).toEqual(
+          both,
+        );
+
+        const { ns, ip: clientIp } = client();
+        const body = await nsHttpGetRetry(ns, `http://${address}/cgi-bin/peer`);
+        // On failure, tell the CGI from the path: the static page through the LB address, and
+        // the pods' own addresses from the client.
+        if (body === undefined)
+          process.stderr.write(
+            `cluster-real: no answer from ${address}/cgi-bin/peer; ${address}/: ${nsHttpGet(ns, `http://${address}/`) ?? 'no answer'}; ${lbPods.map((p) => `${p.ip}:8080/cgi-bin/peer: ${nsHttpGet(ns, `http://${p.ip}:8080/cgi-bin/peer`) ?? 'no answer'}`).join('; ')}\n`,
+          );
+        // eTP Local: kube-proxy DNATs to a local endpoint without SNAT; the pod sees the client.
+        expect(body, `client → ${address}:80 → a pod's CGI (REMOTE_ADDR)`).toBe(clientIp);
+      }, 240_000);
+
+      it('withdraws a node’s next hop on the ToR when its serving pod goes', async () => {
+        expect(address, 'the Service of the test before').not.toBe('');
+        const [keep, drop] = servingNodes();
+        await cluster.kube.delete(`/api/v1/namespaces/${podNs()}/pods/${LB_APP}-${drop}`);
+        const one = [nodeIp(keep ?? '')];
+        expect(
+          await until(() => torPaths(`${address}/32`), one, 60_000),
+          `ToR paths for ${address}/32 after ${drop}'s pod went`,
+        ).toEqual(one);
+        // Still served, through the node that keeps its endpoint.
+        expect(await nsHttpGetRetry(client().ns, `http://${address}/cgi-bin/peer`)).toBe(client().ip);
+      }, 120_000);
+
+      it('externalTrafficPolicy Cluster: every node announces the range; traffic works, SNATed by kube-proxy', async () => {
+        const cluster4 = await createService('web-cluster', 'Cluster', 80);
+        expect(inSubnet(cluster4, parseCidr('pool', LB_POOL))).toBe(true);
+        const all = cluster.lab.nodes.map((n) => nodeIp(n.name)).sort();
+        expect(await until(() => torPaths(LB_RANGE), all), `ToR paths for ${LB_RANGE}`).toEqual(all);
+        const { ns, ip: clientIp } = client();
+        const body = await nsHttpGetRetry(ns, `http://${cluster4}/cgi-bin/peer`);
+        expect(body, `client → ${cluster4}:80 answered`).toBeDefined();
+        expect(body, 'the pod sees a node address, not the client (masquerade)').not.toBe(clientIp);
+      }, 120_000);
+    });
   },
 );
