@@ -802,6 +802,7 @@ s.close()
 
 describe('descriptors passed over a unix socket (recvFds) and a handed-over netlink socket', () => {
   let dir: string;
+  let receives = 0;
   beforeAll(() => {
     dir = mkdtempSync(join(tmpdir(), 'pnt-recvfds-'));
   });
@@ -809,21 +810,28 @@ describe('descriptors passed over a unix socket (recvFds) and a handed-over netl
 
   /** Accepts one connection paused, runs the sender, and returns what recvFds and Node then read. */
   async function receive(withNetlink: boolean) {
-    const path = join(dir, `s${withNetlink ? 1 : 0}.sock`);
+    const path = join(dir, `s${++receives}.sock`);
     const server = net.createServer({ pauseOnConnect: true });
     await new Promise<void>((r) => server.listen(path, r));
     const conn = once(server, 'connection') as Promise<[net.Socket]>;
     const sender = spawn('python3', ['-c', SENDER, path, withNetlink ? '1' : '0'], { stdio: 'inherit' });
-    const [c] = await conn;
-    const fd = (c as unknown as { _handle: { fd: number } })._handle.fd;
-    const got = await recvFds(fd, { maxBytes: 5, maxFds: 4, timeoutMs: 20_000 });
-    const rest: Buffer[] = [];
-    c.on('data', (b: Buffer) => rest.push(b));
-    c.resume();
-    await once(c, 'end');
-    await once(sender, 'exit');
-    server.close();
-    return { ...got, rest: Buffer.concat(rest).toString() };
+    // Listened for from the start: the sender may exit before the stream's end is read.
+    const exited = once(sender, 'exit');
+    try {
+      const [c] = await conn;
+      const fd = (c as unknown as { _handle: { fd: number } })._handle.fd;
+      const got = await recvFds(fd, { maxBytes: 5, maxFds: 4, timeoutMs: 20_000 });
+      const rest: Buffer[] = [];
+      c.on('data', (b: Buffer) => rest.push(b));
+      const ended = once(c, 'end');
+      c.resume();
+      await ended;
+      const [code] = (await exited) as [number | null];
+      expect(code).toBe(0);
+      return { ...got, rest: Buffer.concat(rest).toString() };
+    } finally {
+      server.close();
+    }
   }
 
   it('reads the first bytes with the descriptors sent beside them; Node reads the rest of the stream', async () => {
