@@ -330,6 +330,8 @@ describe.skipIf(!binDir)(
         return { pair: `${from.name} → ${to.name} (${to.ip})`, ping: cluster.startPing(from, to.ip) };
       });
       try {
+        // Each ping has run for a second (so it reached its pod's namespace) before the rollout.
+        await Promise.all(pingers.map((p) => p.ping.running(1000)));
         await cluster.restartAgents();
         await cluster.waitForRollout();
       } finally {
@@ -337,7 +339,10 @@ describe.skipIf(!binDir)(
           pingers.map(async (p) => ({ pair: p.pair, ...(await p.ping.stop()) })),
         );
         for (const r of results) {
-          expect(r.sent, `${r.pair}: pings sent during the rollout`).toBeGreaterThan(10);
+          expect(
+            r.sent,
+            `${r.pair}: pings sent during the rollout (ping ${r.exit}: ${r.stderr})`,
+          ).toBeGreaterThan(10);
           expect(r.lost, `${r.pair}: unanswered icmp_seq`).toEqual([]);
         }
       }

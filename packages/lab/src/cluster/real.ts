@@ -19,7 +19,7 @@ import { labObjects } from '../objects.js';
 import type { PlannedService } from '../plan.js';
 import { serviceAddress } from '../plan.js';
 import { Lab, type LabConfig } from '../runner.js';
-import { elapsed, exec, mapLimit, tail, waitUntil } from '../sh.js';
+import { elapsed, exec, mapLimit, sleep, tail, waitUntil } from '../sh.js';
 import type { ProcessRecord } from '../state.js';
 import { buildAgentArchive, daemonSetImage, stopBuilder } from './agent-image.js';
 import { BUSYBOX_IMAGE, labImages, PAUSE_IMAGE } from './images.js';
@@ -888,28 +888,58 @@ export class RealCluster {
   }
 
   /**
-   * A continuous ping (every 200 ms) from a pod to `ip`; stop() ends it (SIGINT, by its pid) and
-   * returns how many were sent and which sequence numbers went unanswered, the last one excepted
-   * (it may still be in flight when ping is stopped).
+   * A continuous ping (every 200 ms) from a pod to `ip`. `running()` resolves once ping has run for
+   * `ms` and rejects, with its exit status and stderr, if it ended before that. stop() ends it
+   * (SIGINT, by its pid) and returns how many were sent and which sequence numbers went unanswered,
+   * the last one excepted (it may still be in flight when ping is stopped), with ping's exit status
+   * and stderr for the failure message.
    */
-  startPing(from: ClusterPod, ip: string): { stop: () => Promise<{ sent: number; lost: number[] }> } {
+  startPing(
+    from: ClusterPod,
+    ip: string,
+  ): {
+    running: (ms: number) => Promise<void>;
+    stop: () => Promise<{ sent: number; lost: number[]; exit: string; stderr: string }>;
+  } {
     const child = spawn('nsenter', [`--net=/proc/${from.pid}/ns/net`, 'ping', '-n', '-i', '0.2', ip], {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let out = '';
+    let err = '';
+    let exit = '';
     child.stdout.on('data', (d: Buffer) => {
       out += d.toString();
     });
-    const exited = new Promise<void>((resolve) => child.on('exit', () => resolve()));
+    child.stderr.on('data', (d: Buffer) => {
+      err += d.toString();
+    });
+    child.on('error', (e) => {
+      err += String(e);
+    });
+    const exited = new Promise<void>((resolve) =>
+      child.on('close', (code, signal) => {
+        exit = signal ? `signal ${signal}` : `exit ${code}`;
+        resolve();
+      }),
+    );
+    const what = `ping from ${from.name} (pid ${from.pid}) to ${ip}`;
     return {
+      running: async (ms) => {
+        const ended = await Promise.race([exited.then(() => true), sleep(ms).then(() => false)]);
+        if (ended)
+          throw new LabError(
+            LabErrorCode.command,
+            `${what} ended at once (${exit}): ${err.trim() || out.trim()}`,
+          );
+      },
       stop: async () => {
-        if (child.exitCode === null) child.kill('SIGINT');
+        if (child.exitCode === null && child.signalCode === null) child.kill('SIGINT');
         await exited;
         const sent = Number(/(\d+) packets transmitted/.exec(out)?.[1] ?? 0);
         const got = new Set([...out.matchAll(/bytes from [^:]+: icmp_seq=(\d+) /g)].map((m) => Number(m[1])));
         const lost: number[] = [];
         for (let seq = 1; seq < sent; seq++) if (!got.has(seq)) lost.push(seq);
-        return { sent, lost };
+        return { sent, lost, exit, stderr: err.trim() };
       },
     };
   }
