@@ -53,20 +53,50 @@ export interface EventRecorderOptions {
   identity: string;
   limiter: TokenBucket;
   logger?: Logger;
+  /** Events waiting for the limiter at most (default 256); more are dropped and counted. */
+  maxPending?: number;
 }
 
-/** Writes core/v1 Events, one per call, through the rate limiter; failures are logged, not thrown. */
+/**
+ * Writes core/v1 Events, one per call, through the rate limiter; failures are logged, not thrown.
+ * Callers need not wait: at most `maxPending` Events wait for the limiter, and a burst beyond that
+ * is dropped (counted, and logged once per burst), as client-go's broadcaster drops when full.
+ */
 export class EventRecorder {
   private readonly log: Logger | undefined;
   /** Events written, for tests and metrics. */
   written = 0;
+  /** Events dropped because too many were waiting for the limiter. */
+  dropped = 0;
+  private pending = 0;
+  private burstDropped = 0;
+  private readonly maxPending: number;
 
   constructor(private readonly o: EventRecorderOptions) {
     this.log = o.logger?.child({ component: 'events' });
+    this.maxPending = Math.max(1, o.maxPending ?? 256);
   }
 
   async record(obj: InvolvedObject, type: 'Normal' | 'Warning', reason: string, message: string) {
-    await this.o.limiter.take();
+    if (this.pending >= this.maxPending) {
+      this.dropped++;
+      if (this.burstDropped++ === 0)
+        this.log?.warn(
+          { kind: obj.kind, name: obj.name, reason, waiting: this.pending },
+          `${this.maxPending} Events are waiting for the rate limit; dropping Events until they drain`,
+        );
+      return;
+    }
+    this.pending++;
+    try {
+      await this.o.limiter.take();
+    } finally {
+      this.pending--;
+      if (this.pending === 0 && this.burstDropped > 0) {
+        this.log?.warn({ dropped: this.burstDropped }, 'Events drained; some were dropped');
+        this.burstDropped = 0;
+      }
+    }
     const now = new Date();
     const suffix = `${now.getTime().toString(16)}${randomBytes(3).toString('hex')}`;
     try {

@@ -104,6 +104,10 @@ export interface LbAllocatorOptions {
   recorder?: EventRecorder;
   logger?: Logger;
   now?: () => Date;
+  /** Services reconciled at once (default 8); a Service with a sharing key or a requested address runs alone. */
+  concurrency?: number;
+  /** The pools' status is written at most this often (default 500 ms), once for a burst of changes. */
+  poolStatusDelayMs?: number;
 }
 
 export class LbAllocator {
@@ -115,17 +119,26 @@ export class LbAllocator {
   /** Our own writes the address informer may not have seen yet (null: deleted at that resourceVersion). */
   private readonly local = new Map<string, { obj: LoadBalancerAddress | null; rv: number }>();
   private readonly queue = new Set<string>();
-  private draining: Promise<void> | undefined;
+  /** Keys being reconciled now, by workers (at most `concurrency`). */
+  private readonly active = new Set<string>();
+  /** A Service that must not overlap with another (sharing key, requested address) is running. */
+  private exclusive = false;
+  /** Addresses a running worker is taking: the others do not pick them. */
+  private readonly reserved = new Set<string>();
+  private readonly concurrency: number;
+  private readonly poolStatusDelayMs: number;
+  private poolsTimer: NodeJS.Timeout | undefined;
+  private idleWaiters: (() => void)[] = [];
   private term = 0;
   private leading = false;
   private readonly poolStatus = new Map<string, string>();
-  /** The pools' status is due once the queue drains. */
-  private poolsAfter = false;
   /** Writes made, for tests: creates, updates, deletes, status patches. */
   readonly counts = { created: 0, updated: 0, deleted: 0, conflicts: 0, statusWrites: 0 };
 
   constructor(private readonly o: LbAllocatorOptions) {
     this.log = o.logger?.child({ component: 'lb-allocator' });
+    this.concurrency = Math.max(1, o.concurrency ?? 8);
+    this.poolStatusDelayMs = Math.max(0, o.poolStatusDelayMs ?? 500);
   }
 
   isLeading(): boolean {
@@ -148,12 +161,24 @@ export class LbAllocator {
 
   async stop(): Promise<void> {
     this.onStoppedLeading();
-    await this.draining;
+    await this.idle();
   }
 
-  /** Resolves once nothing is queued or running (for tests). */
-  async idle(): Promise<void> {
-    while (this.draining) await this.draining;
+  /** Resolves once nothing is queued, due or running. */
+  idle(): Promise<void> {
+    if (!this.busy()) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  private busy(): boolean {
+    return this.queue.size > 0 || this.active.size > 0 || this.poolsTimer !== undefined;
+  }
+
+  private settle(): void {
+    if (this.busy()) return;
+    const waiters = this.idleWaiters;
+    this.idleWaiters = [];
+    for (const w of waiters) w();
   }
 
   private async begin(term: number): Promise<void> {
@@ -192,7 +217,9 @@ export class LbAllocator {
     const informers = [this.services, this.namespaces, this.pools, this.addresses];
     this.services = this.namespaces = this.pools = this.addresses = undefined;
     this.queue.clear();
-    this.poolsAfter = false;
+    if (this.poolsTimer) clearTimeout(this.poolsTimer);
+    this.poolsTimer = undefined;
+    this.settle();
     this.local.clear();
     this.poolStatus.clear();
     await Promise.all(informers.map((i) => i?.stop()));
@@ -208,35 +235,61 @@ export class LbAllocator {
 
   private enqueue(key: string): void {
     if (!this.leading) return;
-    if (key === 'pools' && this.queue.size > 0 && !this.queue.has('pools')) {
-      // The pools' status is written after the Services queued now, once for all of them.
-      this.poolsAfter = true;
+    if (key === 'pools') {
+      // Once for a burst: every address written in the delay is counted by one status write.
+      if (this.poolsTimer || this.queue.has('pools')) return;
+      this.poolsTimer = setTimeout(() => {
+        this.poolsTimer = undefined;
+        if (this.leading) this.queue.add('pools');
+        this.pump();
+        this.settle();
+      }, this.poolStatusDelayMs);
+      this.poolsTimer.unref();
       return;
     }
     this.queue.add(key);
-    if (!this.draining)
-      this.draining = this.drain().finally(() => {
-        this.draining = undefined;
-      });
+    this.pump();
   }
 
-  private async drain(): Promise<void> {
+  /** Whether a Service must be reconciled alone: what it may take depends on what others take. */
+  private mustRunAlone(key: string): boolean {
+    const a = this.services?.get(key)?.metadata as { annotations?: Record<string, string> } | undefined;
+    const spec = this.services?.get(key)?.spec;
+    return (
+      !!a?.annotations?.[LB_ANNOTATIONS.sharingKey] ||
+      a?.annotations?.[LB_ANNOTATIONS.addresses] !== undefined ||
+      !!spec?.loadBalancerIP
+    );
+  }
+
+  /** Starts workers for queued keys, up to `concurrency`; a key already running waits for its worker. */
+  private pump(): void {
     const term = this.term;
-    while (this.queue.size > 0 && term === this.term) {
-      if (this.queue.size === 1 && this.poolsAfter) {
-        this.poolsAfter = false;
-        this.queue.add('pools');
-      }
-      const key = this.queue.values().next().value as string;
+    for (const key of this.queue) {
+      if (!this.leading || this.exclusive || this.active.size >= this.concurrency) break;
+      if (this.active.has(key)) continue;
+      const alone = key !== 'pools' && this.mustRunAlone(key);
+      if (alone && this.active.size > 0) break; // waits for the running ones, in queue order
       this.queue.delete(key);
-      try {
-        if (key === 'pools') await this.writePoolStatus();
-        else await this.reconcile(key);
-      } catch (err) {
-        const e = toK8sError(err, key);
-        this.log?.warn({ key, err: e.message, code: e.code }, 'allocation pass failed; retrying');
-        if (term === this.term) setTimeout(() => this.enqueue(key), 1000).unref();
-      }
+      this.active.add(key);
+      if (alone) this.exclusive = true;
+      void this.work(key, term).finally(() => {
+        this.active.delete(key);
+        if (alone) this.exclusive = false;
+        if (term === this.term) this.pump();
+        this.settle();
+      });
+    }
+  }
+
+  private async work(key: string, term: number): Promise<void> {
+    try {
+      if (key === 'pools') await this.writePoolStatus();
+      else await this.reconcile(key);
+    } catch (err) {
+      const e = toK8sError(err, key);
+      this.log?.warn({ key, err: e.message, code: e.code }, 'allocation pass failed; retrying');
+      if (term === this.term) setTimeout(() => this.enqueue(key), 1000).unref();
     }
   }
 
@@ -398,6 +451,8 @@ export class LbAllocator {
     const s = lbService(raw);
     const exclude = new Set<string>();
     let d: Decision | undefined;
+    /** Other workers held addresses back when this one found none free: it is due again after them. */
+    let again = false;
     for (let i = 0; i < MAX_TRIES; i++) {
       const allocations = this.allocations();
       const mine = [...allocations.values()].filter((h) => h.holders.some((o) => o.uid === s.uid));
@@ -405,24 +460,34 @@ export class LbAllocator {
         pools: this.validPools(),
         allocations,
         namespaceLabels: this.namespaceLabels,
-        exclude,
+        exclude: this.reserved.size > 0 ? new Set([...exclude, ...this.reserved]) : exclude,
       };
       d = decide(s, mine, world);
+      again = this.reserved.size > 0 && d.problems.some((p) => p.reason === 'NoAddressAvailable');
+      // Reserved before the first await: a worker deciding meanwhile picks another address.
+      const taking = d.take.filter((t) => !t.share).map((t) => t.address);
+      for (const a of taking) this.reserved.add(a);
       let lost = false;
-      for (const t of d.take) {
-        if (!(await this.take(s, t, exclude))) {
-          lost = true;
-          break;
+      try {
+        for (const t of d.take) {
+          if (!(await this.take(s, t, exclude))) {
+            lost = true;
+            break;
+          }
+          // Not awaited: Events are rate-limited and must not hold back the allocation.
+          void this.o.recorder?.record(
+            involved(s),
+            'Normal',
+            'AddressAllocated',
+            `allocated ${t.address} from LoadBalancerPool ${t.pool}${t.share ? ' (shared)' : ''}`,
+          );
         }
-        await this.o.recorder?.record(
-          involved(s),
-          'Normal',
-          'AddressAllocated',
-          `allocated ${t.address} from LoadBalancerPool ${t.pool}${t.share ? ' (shared)' : ''}`,
-        );
+      } finally {
+        for (const a of taking) this.reserved.delete(a);
       }
       if (!lost) break;
     }
+    if (again) setImmediate(() => this.enqueue(key));
     if (!d) return;
     for (const a of d.release) await this.release(a, (o) => o.uid === s.uid);
     for (const a of d.keep) await this.updatePorts(a, s);

@@ -335,4 +335,53 @@ describe('LoadBalancer address allocation', () => {
     expect(race.every((r) => r.holders.length === 1)).toBe(true);
     expect(race.map((r) => r.holders[0]).sort()).toEqual(mine.sort());
   });
+  it('reconciles Services side by side without two taking one address; when the pool runs out, the rest say so and get an address once one is freed', async () => {
+    // The earlier tests' pools serve every Service: gone, so this one is all there is.
+    for (const p of pools) await client.resource(LOADBALANCERPOOL).delete(p);
+    // 8 addresses (.0 and .7 included), 12 Services created at once, 8 workers.
+    await pool(`${RUN}-side`, {
+      addresses: ['198.19.1.0/29'],
+      serviceSelector: 'side=yes',
+    });
+    const a = allocator('node-c');
+    a.onStartedLeading();
+    const names = Array.from({ length: 12 }, (_, i) => `side-${i}`);
+    await Promise.all(
+      names.map((n) =>
+        client.core.createNamespacedService({
+          namespace: NS,
+          body: {
+            metadata: { name: n, labels: { side: 'yes' } },
+            spec: { type: 'LoadBalancer', ports: [{ port: 80 }], selector: { app: n } },
+          } as V1Service,
+        }),
+      ),
+    );
+    const states = () =>
+      Promise.all(
+        names.map(async (n) => ({ n, ips: await ingressOf(n), cond: (await condition(n))?.reason })),
+      );
+    const settled = await waitFor('every Service allocated or refused', async () => {
+      await a.idle();
+      const st = await states();
+      return st.every((x) => x.ips.length === 1 || x.cond === 'NoAddressAvailable') ? st : undefined;
+    });
+    const given = settled.filter((x) => x.ips.length === 1);
+    expect(given).toHaveLength(8);
+    expect(new Set(given.map((x) => x.ips[0])).size).toBe(8);
+    const refused = settled.filter((x) => x.ips.length === 0).map((x) => x.n);
+    expect(refused).toHaveLength(4);
+    // Freeing one address gives it to one of the refused.
+    await client.core.deleteNamespacedService({ name: given[0]!.n, namespace: NS });
+    const freed = given[0]!.ips[0];
+    const taker = await waitFor('a refused Service to get the freed address', async () => {
+      for (const n of refused) if ((await ingressOf(n))[0] === freed) return n;
+      return undefined;
+    });
+    expect(refused).toContain(taker);
+    await a.stop();
+    const table = (await allocationTable()).filter((r) => r.pool === `${RUN}-side`);
+    expect(table).toHaveLength(8);
+    expect(table.every((r) => r.holders.length === 1)).toBe(true);
+  });
 });

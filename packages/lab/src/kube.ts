@@ -29,13 +29,8 @@ export interface KubeResponse {
 export class Kube {
   constructor(private readonly target: KubeTarget) {}
 
-  request(
-    method: string,
-    path: string,
-    body?: unknown,
-    contentType = 'application/json',
-  ): Promise<KubeResponse> {
-    const data = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
+  /** The node:http(s) call and its options for one request to the API server. */
+  private call(method: string, path: string, headers: Record<string, string | number>) {
     const url = this.target.url ? new URL(path, this.target.url) : undefined;
     const ca = typeof this.target.caPem === 'function' ? this.target.caPem() : this.target.caPem;
     const tls =
@@ -48,44 +43,114 @@ export class Kube {
             rejectUnauthorized: !this.target.insecure,
           }
         : undefined;
-    const send = tls ? httpsRequest : request;
+    return {
+      send: tls ? httpsRequest : request,
+      options: {
+        ...tls,
+        method,
+        path: url ? `${url.pathname}${url.search}` : path,
+        ...(this.target.socketPath
+          ? { socketPath: this.target.socketPath }
+          : { host: url?.hostname, port: url?.port }),
+        headers: {
+          accept: 'application/json',
+          ...headers,
+          ...(this.target.token ? { authorization: `Bearer ${this.target.token}` } : {}),
+        },
+      },
+    };
+  }
+
+  request(
+    method: string,
+    path: string,
+    body?: unknown,
+    contentType = 'application/json',
+  ): Promise<KubeResponse> {
+    const data = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
+    const { send, options } = this.call(
+      method,
+      path,
+      data ? { 'content-type': contentType, 'content-length': data.length } : {},
+    );
     return new Promise((resolve, reject) => {
-      const req = send(
-        {
-          ...tls,
-          method,
-          path: url ? `${url.pathname}${url.search}` : path,
-          ...(this.target.socketPath
-            ? { socketPath: this.target.socketPath }
-            : { host: url?.hostname, port: url?.port }),
-          headers: {
-            accept: 'application/json',
-            ...(data ? { 'content-type': contentType, 'content-length': data.length } : {}),
-            ...(this.target.token ? { authorization: `Bearer ${this.target.token}` } : {}),
-          },
-          timeout: 15_000,
-        },
-        (res) => {
-          const chunks: Buffer[] = [];
-          res.on('data', (c: Buffer) => chunks.push(c));
-          res.on('end', () => {
-            const text = Buffer.concat(chunks).toString('utf8');
-            let parsed: Record<string, unknown> = {};
-            try {
-              parsed = text ? (JSON.parse(text) as Record<string, unknown>) : {};
-            } catch {
-              parsed = { message: text.slice(0, 500) };
-            }
-            resolve({ status: res.statusCode ?? 0, body: parsed });
-          });
-        },
-      );
+      const req = send({ ...options, timeout: 15_000 }, (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => {
+          const text = Buffer.concat(chunks).toString('utf8');
+          let parsed: Record<string, unknown> = {};
+          try {
+            parsed = text ? (JSON.parse(text) as Record<string, unknown>) : {};
+          } catch {
+            parsed = { message: text.slice(0, 500) };
+          }
+          resolve({ status: res.statusCode ?? 0, body: parsed });
+        });
+      });
       req.on('timeout', () => req.destroy(new Error(`${method} ${path}: no answer in 15 s`)));
       req.on('error', (err) =>
         reject(new LabError(LabErrorCode.api, `API ${method} ${path}: ${err.message}`, { cause: err })),
       );
       req.end(data);
     });
+  }
+
+  /**
+   * A watch (`path` with `?watch=1&resourceVersion=…`): `onEvent` gets each event as it arrives.
+   * `opened` resolves once the server has answered 200 and rejects otherwise; `ended` resolves when
+   * the stream ends (the server's timeout, or stop()).
+   */
+  watch(
+    path: string,
+    onEvent: (ev: { type: string; object: Record<string, unknown> }) => void,
+  ): { opened: Promise<void>; ended: Promise<void>; stop: () => void } {
+    const { send, options } = this.call('GET', path, {});
+    let stopped = false;
+    let endedResolve = () => {};
+    const ended = new Promise<void>((r) => {
+      endedResolve = r;
+    });
+    let req: ReturnType<typeof request> | undefined;
+    const opened = new Promise<void>((resolve, reject) => {
+      req = send(options, (res) => {
+        if (res.statusCode !== 200) {
+          res.resume();
+          endedResolve();
+          reject(new LabError(LabErrorCode.api, `API watch ${path} answered ${res.statusCode}`));
+          return;
+        }
+        resolve();
+        let buf = '';
+        res.setEncoding('utf8');
+        res.on('data', (chunk: string) => {
+          buf += chunk;
+          for (let nl = buf.indexOf('\n'); nl >= 0; nl = buf.indexOf('\n')) {
+            const line = buf.slice(0, nl).trim();
+            buf = buf.slice(nl + 1);
+            if (line) onEvent(JSON.parse(line) as { type: string; object: Record<string, unknown> });
+          }
+        });
+        res.on('end', endedResolve);
+        res.on('close', endedResolve);
+      });
+      req.on('error', (err) => {
+        endedResolve();
+        if (!stopped)
+          reject(new LabError(LabErrorCode.api, `API watch ${path}: ${err.message}`, { cause: err }));
+      });
+      req.end();
+    });
+    opened.catch(() => {});
+    return {
+      opened,
+      ended,
+      stop: () => {
+        stopped = true;
+        req?.destroy();
+        endedResolve();
+      },
+    };
   }
 
   private async expect(method: string, path: string, ok: number[], body?: unknown, ct?: string) {
