@@ -203,6 +203,15 @@ const familyOf = (ip: string): Family | undefined => parseIp(ip)?.family;
 const sharingKey = (s: LbService) => s.annotations[LB_ANNOTATIONS.sharingKey] || undefined;
 const clash = (a: readonly string[], b: readonly string[]) => a.some((p) => b.includes(p));
 
+/**
+ * Whether what `s` may take depends on what other Services take at the same time (a sharing key,
+ * or a requested address by annotation or spec.loadBalancerIP): such a Service is reconciled alone.
+ */
+export const dependsOnOthers = (s: LbService) =>
+  sharingKey(s) !== undefined ||
+  s.annotations[LB_ANNOTATIONS.addresses] !== undefined ||
+  s.loadBalancerIP !== undefined;
+
 /** The addresses the Service requests (annotation, else spec.loadBalancerIP), canonical, or why not. */
 export function requested(s: LbService): string[] | Problem {
   const note = s.annotations[LB_ANNOTATIONS.addresses];

@@ -29,6 +29,7 @@ import type { EventRecorder } from './events.js';
 import {
   type Decision,
   decide,
+  dependsOnOthers,
   type Held,
   held,
   type LbService,
@@ -251,15 +252,10 @@ export class LbAllocator {
     this.pump();
   }
 
-  /** Whether a Service must be reconciled alone: what it may take depends on what others take. */
+  /** Whether a Service must be reconciled alone (lb-alloc's dependsOnOthers). */
   private mustRunAlone(key: string): boolean {
-    const a = this.services?.get(key)?.metadata as { annotations?: Record<string, string> } | undefined;
-    const spec = this.services?.get(key)?.spec;
-    return (
-      !!a?.annotations?.[LB_ANNOTATIONS.sharingKey] ||
-      a?.annotations?.[LB_ANNOTATIONS.addresses] !== undefined ||
-      !!spec?.loadBalancerIP
-    );
+    const raw = this.services?.get(key);
+    return raw !== undefined && dependsOnOthers(lbService(raw));
   }
 
   /** Starts workers for queued keys, up to `concurrency`; a key already running waits for its worker. */
