@@ -1,6 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { compute, filterAccepts, REJECT_ALL, resolveAsNumber, splitPeerIP } from './compute.js';
-import { parseCidr } from './ip.js';
+import { compute, REJECT_ALL, resolveAsNumber, splitPeerIP } from './compute.js';
 import type { ComputeInputs, NodeView } from './model.js';
 
 const node = (name: string, ip: string, extra: Partial<NodeView> = {}): NodeView => ({
@@ -445,26 +444,22 @@ describe('compute: what external peers get', () => {
       }),
     );
 
-  it('exports to a ToR exactly the prefixes the node originates, and rejects learned ones', () => {
+  it('exports to a ToR only what the node originates (the speaker originatedOnly rule), with no per-prefix list', () => {
     const tor = withTor().peers.find((p) => p.source === 'tor')!;
-    expect(tor.exportFilter).toEqual([
-      { action: 'accept', cidr: '10.244.1.0/26' },
-      { action: 'accept', cidr: '10.244.2.9/32' },
-      ...REJECT_ALL,
-    ]);
-    // The block learned from node-b (iBGP) matches no accept rule and falls on the reject-all tail.
-    expect(filterAccepts(tor.exportFilter, parseCidr('10.244.2.0/26')!)).toBe(false);
-    expect(filterAccepts(tor.exportFilter, parseCidr('fd00::/122')!)).toBe(false);
-    expect(filterAccepts(tor.exportFilter, parseCidr('10.244.1.0/26')!)).toBe(true);
+    expect(tor.exportOriginatedOnly).toBe(true);
+    expect(tor.exportFilter).toEqual([]);
+    // The ToR's peer does not change when the node originates another prefix.
+    const more = withTor({
+      pods: [
+        { namespace: 'default', name: 'p2', ips: ['10.244.2.9'], iface: 'pn0123456789b' },
+        { namespace: 'default', name: 'p3', ips: ['10.244.3.9'], iface: 'pn0123456789c' },
+      ],
+    });
+    expect(more.advertisements.length).toBeGreaterThan(withTor().advertisements.length);
+    expect(more.peers.find((p) => p.source === 'tor')).toEqual(tor);
   });
 
-  it('exports nothing to a ToR while the node originates nothing', () => {
-    const tor = withTor({ affinities: [], pods: [] }).peers.find((p) => p.source === 'tor')!;
-    expect(tor.exportFilter).toEqual(REJECT_ALL);
-    expect(filterAccepts(tor.exportFilter, parseCidr('10.244.2.0/26')!)).toBe(false);
-  });
-
-  it('applies the BGPPeer export filter on top of the originated-only rule', () => {
+  it('keeps the BGPPeer export filter as given, beside the originated-only rule', () => {
     const d = withTor({
       peers: [
         {
@@ -475,10 +470,10 @@ describe('compute: what external peers get', () => {
         },
       ],
     });
-    expect(d.peers.find((p) => p.source === 'tor2')!.exportFilter).toEqual([
-      { action: 'accept', cidr: '10.244.1.0/26' },
-      ...REJECT_ALL,
-    ]);
+    expect(d.peers.find((p) => p.source === 'tor2')).toMatchObject({
+      exportOriginatedOnly: true,
+      exportFilter: [{ action: 'reject', cidr: '10.244.2.0/24', ge: 32 }],
+    });
   });
 
   it('keeps the full table towards mesh peers and route-reflector clients', () => {
@@ -487,21 +482,8 @@ describe('compute: what external peers get', () => {
     });
     expect(d.peers.filter((p) => p.type === 'mesh').every((p) => p.exportFilter.length === 0)).toBe(true);
     expect(d.peers.find((p) => p.source === 'client')!.exportFilter).toEqual([]);
-  });
-});
-
-describe('filterAccepts', () => {
-  it.each([
-    [[{ action: 'accept' as const, cidr: '10.0.0.0/8' }], '10.0.0.0/8', true],
-    [[{ action: 'accept' as const, cidr: '10.0.0.0/8' }], '10.1.0.0/16', false],
-    [[{ action: 'accept' as const, cidr: '10.0.0.0/8', le: 24 }], '10.1.0.0/16', true],
-    [[{ action: 'accept' as const, cidr: '10.0.0.0/8', ge: 26 }], '10.1.0.0/26', true],
-    [[{ action: 'accept' as const, cidr: '10.0.0.0/8', ge: 26 }], '10.1.0.0/24', false],
-    [[{ action: 'reject' as const, cidr: '10.0.0.0/8', ge: 8 }], '10.1.0.0/24', false],
-    [[{ action: 'reject' as const, cidr: '10.0.0.0/8', ge: 8 }], '192.168.0.0/24', true],
-    [[{ action: 'accept' as const, cidr: '10.0.0.0/8', ge: 8 }], 'fd00::/64', false],
-  ])('%j on %s accepts: %s', (rules, prefix, want) => {
-    expect(filterAccepts(rules, parseCidr(prefix)!)).toBe(want);
+    expect(d.peers.some((p) => p.type === 'mesh' && p.exportOriginatedOnly)).toBe(false);
+    expect(d.peers.find((p) => p.source === 'client')!.exportOriginatedOnly).toBeUndefined();
   });
 });
 

@@ -93,39 +93,11 @@ export function splitPeerIP(text: string): { address: string; port?: number } | 
   return splitAddrPort(text);
 }
 
-/** Does a prefix rule (ge/le as in router prefix lists) match `prefix`? */
-export function ruleMatches(rule: PrefixRule, prefix: Cidr): boolean {
-  const r = parseCidr(rule.cidr);
-  if (!r || r.family !== prefix.family) return false;
-  const max = r.family === 4 ? 32 : 128;
-  const ge = rule.ge ?? r.prefixLen;
-  const le = rule.le ?? (rule.ge !== undefined ? max : r.prefixLen);
-  return prefix.prefixLen >= ge && prefix.prefixLen <= le && cidrContains(r, prefix);
-}
-
-/** A user prefix list on one prefix: first match decides; accept-lists reject the rest. */
-export function filterAccepts(rules: PrefixRule[], prefix: Cidr): boolean {
-  for (const r of rules) if (ruleMatches(r, prefix)) return r.action === 'accept';
-  return !rules.some((r) => r.action === 'accept');
-}
-
-/** Rejects every prefix of both families (the tail of an originated-only export list). */
+/** Rejects every prefix of both families (a node peer's import list when nothing may be learned). */
 export const REJECT_ALL: PrefixRule[] = [
   { action: 'reject', cidr: '0.0.0.0/0', ge: 0, le: 32 },
   { action: 'reject', cidr: '::/0', ge: 0, le: 128 },
 ];
-
-/**
- * The export list for an external peer: exactly the prefixes this node originates that the
- * peer's own export filter lets through, then reject everything else.
- */
-export function originatedOnly(advertisements: Advertisement[], userFilter: PrefixRule[]): PrefixRule[] {
-  const accepted = advertisements
-    .map((a) => parseCidr(a.prefix))
-    .filter((c): c is Cidr => c !== undefined && filterAccepts(userFilter, c))
-    .sort((a, b) => compareIp(a.text, b.text));
-  return [...accepted.map((c) => ({ action: 'accept' as const, cidr: c.text })), ...REJECT_ALL];
-}
 
 const PRIORITY: Record<PeerType, number> = {
   node: 0,
@@ -454,14 +426,13 @@ export function compute(inputs: ComputeInputs): Desired {
       const port = split.port ?? DEFAULT_BGP_PORT;
       const localAddress = sourceFor(split.address);
       // An external peer (not a node, not our route-reflector client) gets only what this node
-      // originates: its blocks, borrowed /32s and service ranges, never routes learned from others.
-      const exportFilter = peer.routeReflectorClient
-        ? common.exportFilter
-        : originatedOnly(advertisements, common.exportFilter);
+      // originates: its blocks, borrowed /32s and service routes, never routes learned from others.
+      // The speaker applies that rule itself, so the peer's policy does not change with each
+      // prefix the node originates.
       addPeer({
         ...common,
         ...(localAddress ? { localAddress } : {}),
-        exportFilter,
+        ...(peer.routeReflectorClient ? {} : { exportOriginatedOnly: true }),
         maxPrefixes: peer.maxPrefixes ?? inputs.externalMaxPrefixes ?? DEFAULT_EXTERNAL_MAX_PREFIXES,
         key: peerKey(split.address, port),
         type,

@@ -1,8 +1,17 @@
-import { LB_ANNOTATIONS, LB_CLASS, LOADBALANCERPOOL, type LoadBalancerPool, validate } from '@podnet/k8s';
+import {
+  LB_ANNOTATIONS,
+  LB_CLASS,
+  LOADBALANCERADDRESS,
+  LOADBALANCERPOOL,
+  type LoadBalancerAddress,
+  type LoadBalancerPool,
+  validate,
+} from '@podnet/k8s';
 import { describe, expect, it } from 'vitest';
 import {
   decide,
   type Held,
+  HeldIndex,
   type LbService,
   lbService,
   overlapProblems,
@@ -192,5 +201,50 @@ describe('pools', () => {
     expect(() => pool('bad', { addresses: ['192.0.2.9-192.0.2.1'] })).toThrow(
       /spec\.addresses\.0.*"192\.0\.2\.9-192\.0\.2\.1": the first address is after the last/,
     );
+  });
+});
+
+describe('HeldIndex', () => {
+  const address = (name: string, ip: string, holders: string[], rv = '1'): LoadBalancerAddress =>
+    validate(LOADBALANCERADDRESS, {
+      metadata: { name, resourceVersion: rv },
+      spec: {
+        address: ip,
+        pool: 'a',
+        services: holders.map((h) => ({ namespace: 'default', name: h, uid: `uid-${h}`, ports: ['TCP/80'] })),
+      },
+    });
+
+  it('indexes each object by address and by every Service holding it, and forgets what it replaced', () => {
+    const ix = new HeldIndex();
+    ix.set('one', address('one', '198.18.0.1', ['web']));
+    ix.set('two', address('two', '198.18.0.2', ['web', 'api']));
+    expect([...ix.byAddress.keys()].sort()).toEqual(['198.18.0.1', '198.18.0.2']);
+    expect(
+      ix
+        .heldBy('default/web')
+        .map((h) => h.address)
+        .sort(),
+    ).toEqual(['198.18.0.1', '198.18.0.2']);
+    expect(ix.heldBy('default/api').map((h) => h.address)).toEqual(['198.18.0.2']);
+    // A newer version without api: api holds nothing any more, web still both.
+    ix.set('two', address('two', '198.18.0.2', ['web'], '2'));
+    expect(ix.heldBy('default/api')).toEqual([]);
+    expect(ix.heldBy('default/web')).toHaveLength(2);
+    expect(ix.get('two')?.metadata.resourceVersion).toBe('2');
+    ix.set('one', undefined);
+    expect(ix.get('one')).toBeUndefined();
+    expect([...ix.byAddress.keys()]).toEqual(['198.18.0.2']);
+    expect(ix.heldBy('default/web').map((h) => h.address)).toEqual(['198.18.0.2']);
+    expect(ix.objects().map((o) => o.metadata.name)).toEqual(['two']);
+    ix.clear();
+    expect(ix.byAddress.size).toBe(0);
+    expect(ix.heldBy('default/web')).toEqual([]);
+  });
+
+  it('writes addresses in canonical form', () => {
+    const ix = new HeldIndex();
+    ix.set('v6', address('v6', '2001:DB8:0:0::7', ['web']));
+    expect([...ix.byAddress.keys()]).toEqual(['2001:db8::7']);
   });
 });

@@ -171,6 +171,74 @@ export function held(a: LoadBalancerAddress): Held {
   };
 }
 
+/**
+ * The LoadBalancerAddresses in effect, by name, with their allocations indexed by address and by
+ * the Service (`namespace/name`) holding them: kept up to date one object at a time, so one
+ * Service's pass costs its own addresses, not a walk over every allocation.
+ */
+export class HeldIndex {
+  private readonly byName = new Map<string, { obj: LoadBalancerAddress; held: Held }>();
+  private readonly addresses = new Map<string, Held>();
+  /** Names of the objects with a holder, by the holder's `namespace/name`. */
+  private readonly services = new Map<string, Set<string>>();
+
+  /** Every allocation, by canonical address. */
+  get byAddress(): ReadonlyMap<string, Held> {
+    return this.addresses;
+  }
+
+  get(name: string): LoadBalancerAddress | undefined {
+    return this.byName.get(name)?.obj;
+  }
+
+  objects(): LoadBalancerAddress[] {
+    return [...this.byName.values()].map((e) => e.obj);
+  }
+
+  /** The allocations with a holder named `namespace/name` (whatever its uid). */
+  heldBy(key: string): Held[] {
+    return [...(this.services.get(key) ?? [])].flatMap((name) => {
+      const e = this.byName.get(name);
+      return e ? [e.held] : [];
+    });
+  }
+
+  /** What is in effect under `name` now (undefined: nothing). */
+  set(name: string, obj: LoadBalancerAddress | undefined): void {
+    const was = this.byName.get(name);
+    if (was?.obj === obj) return;
+    if (was) {
+      this.byName.delete(name);
+      if (this.addresses.get(was.held.address) === was.held) this.addresses.delete(was.held.address);
+      for (const o of was.held.holders) {
+        const k = `${o.namespace}/${o.name}`;
+        const set = this.services.get(k);
+        set?.delete(name);
+        if (set?.size === 0) this.services.delete(k);
+      }
+    }
+    if (!obj) return;
+    const h = held(obj);
+    this.byName.set(name, { obj, held: h });
+    this.addresses.set(h.address, h);
+    for (const o of h.holders) {
+      const k = `${o.namespace}/${o.name}`;
+      let set = this.services.get(k);
+      if (!set) {
+        set = new Set();
+        this.services.set(k, set);
+      }
+      set.add(name);
+    }
+  }
+
+  clear(): void {
+    this.byName.clear();
+    this.addresses.clear();
+    this.services.clear();
+  }
+}
+
 export interface Problem {
   reason: 'InvalidRequest' | 'AddressNotInPool' | 'RequestedAddressTaken' | 'NoAddressAvailable';
   message: string;

@@ -31,7 +31,7 @@ import {
   decide,
   dependsOnOthers,
   type Held,
-  held,
+  HeldIndex,
   type LbService,
   lbService,
   overlapProblems,
@@ -119,6 +119,8 @@ export class LbAllocator {
   private addresses: Informer<LoadBalancerAddress> | undefined;
   /** Our own writes the address informer may not have seen yet (null: deleted at that resourceVersion). */
   private readonly local = new Map<string, { obj: LoadBalancerAddress | null; rv: number }>();
+  /** The addresses in effect: the informer's, overlaid with `local` (see `refresh`). */
+  private readonly index = new HeldIndex();
   private readonly queue = new Set<string>();
   /** Keys being reconciled now, by workers (at most `concurrency`). */
   private readonly active = new Set<string>();
@@ -185,6 +187,8 @@ export class LbAllocator {
   private async begin(term: number): Promise<void> {
     const c = this.o.client;
     const opts = this.log ? { logger: this.log } : {};
+    this.local.clear();
+    this.index.clear();
     this.services = new Informer(c, coreSource(c, 'Service'), opts);
     this.namespaces = new Informer(c, coreSource(c, 'Namespace'), opts);
     this.pools = new Informer(c, resourceSource(c, LOADBALANCERPOOL), opts);
@@ -203,7 +207,11 @@ export class LbAllocator {
       if (ev.type === 'synced' || ev.type === 'relisted') return;
       this.enqueueAll();
     });
-    this.addresses.on((ev) => {
+    const addresses = this.addresses;
+    addresses.on((ev) => {
+      if (this.addresses !== addresses) return;
+      if (ev.type === 'added' || ev.type === 'modified' || ev.type === 'deleted')
+        this.refresh(ev.object.metadata.name);
       if (ev.type === 'deleted') this.enqueueAll();
       else if (ev.type === 'added' || ev.type === 'modified') this.enqueue('pools');
     });
@@ -222,6 +230,7 @@ export class LbAllocator {
     this.poolsTimer = undefined;
     this.settle();
     this.local.clear();
+    this.index.clear();
     this.poolStatus.clear();
     await Promise.all(informers.map((i) => i?.stop()));
   }
@@ -229,7 +238,7 @@ export class LbAllocator {
   /** Every Service, every Service an allocation names, and the pools' status. */
   private enqueueAll(): void {
     for (const s of this.services?.list() ?? []) this.enqueue(`${s.metadata.namespace}/${s.metadata.name}`);
-    for (const a of this.view().values())
+    for (const a of this.index.objects())
       for (const h of a.spec.services) this.enqueue(`${h.namespace}/${h.name}`);
     this.enqueue('pools');
   }
@@ -291,29 +300,28 @@ export class LbAllocator {
 
   // ---- allocation state ----------------------------------------------------------------------
 
-  /** The LoadBalancerAddresses by name: the informer's, overlaid with our newer writes. */
-  private view(): Map<string, LoadBalancerAddress> {
-    const m = new Map<string, LoadBalancerAddress>();
-    for (const a of this.addresses?.list() ?? []) m.set(a.metadata.name, a);
-    for (const [name, l] of this.local) {
-      const seen = m.get(name);
-      if (l.obj === null) {
-        if (!seen) this.local.delete(name);
-        else if (rvOf(seen) <= l.rv) m.delete(name);
-        else this.local.delete(name);
-      } else if (!seen || rvOf(seen) < l.rv) m.set(name, l.obj);
+  /**
+   * Sets what is in effect under `name` from the informer's copy and our own last write: ours while
+   * the informer has not caught up with it (a deletion hides an older copy), the informer's after.
+   */
+  private refresh(name: string): void {
+    const seen = this.addresses?.get(name);
+    const l = this.local.get(name);
+    let now = seen;
+    if (l?.obj === null) {
+      if (seen && rvOf(seen) <= l.rv) now = undefined;
+      else this.local.delete(name);
+    } else if (l) {
+      if (!seen || rvOf(seen) < l.rv) now = l.obj;
       else this.local.delete(name);
     }
-    return m;
+    this.index.set(name, now);
   }
 
-  private allocations(): Map<string, Held> {
-    const m = new Map<string, Held>();
-    for (const a of this.view().values()) {
-      const h = held(a);
-      m.set(h.address, h);
-    }
-    return m;
+  /** Records one of our writes (null: we deleted it, at resourceVersion `rv`). */
+  private wrote(name: string, obj: LoadBalancerAddress | null, rv: number): void {
+    this.local.set(name, { obj, rv });
+    this.refresh(name);
   }
 
   private validPools() {
@@ -325,7 +333,7 @@ export class LbAllocator {
   private namespaceLabels = (ns: string) => this.namespaces?.get(ns)?.metadata.labels ?? {};
 
   private remember(obj: LoadBalancerAddress): void {
-    this.local.set(obj.metadata.name, { obj, rv: rvOf(obj) });
+    this.wrote(obj.metadata.name, obj, rvOf(obj));
   }
 
   private async refetch(name: string): Promise<void> {
@@ -334,8 +342,8 @@ export class LbAllocator {
     } catch (err) {
       const e = toK8sError(err, `get LoadBalancerAddress ${name}`);
       if (e.code !== K8S_ERR.NOT_FOUND) throw e;
-      const was = this.view().get(name);
-      this.local.set(name, { obj: null, rv: was ? rvOf(was) : 0 });
+      const was = this.index.get(name);
+      this.wrote(name, null, was ? rvOf(was) : 0);
     }
   }
 
@@ -354,7 +362,7 @@ export class LbAllocator {
         this.counts.created++;
         this.remember(created);
       } else {
-        const cur = this.view().get(name);
+        const cur = this.index.get(name);
         if (!cur) return false;
         const updated = await rc.replace({
           ...cur,
@@ -386,7 +394,7 @@ export class LbAllocator {
     const rc = this.o.client.resource(LOADBALANCERADDRESS);
     const name = loadBalancerAddressName(address);
     for (let i = 0; i < MAX_TRIES; i++) {
-      const cur = this.view().get(name);
+      const cur = this.index.get(name);
       if (!cur) return;
       const left = cur.spec.services.filter((h) => !drop(h));
       if (left.length === cur.spec.services.length) return;
@@ -394,7 +402,7 @@ export class LbAllocator {
         if (left.length === 0) {
           await rc.delete(name, { resourceVersion: cur.metadata.resourceVersion! });
           this.counts.deleted++;
-          this.local.set(name, { obj: null, rv: rvOf(cur) });
+          this.wrote(name, null, rvOf(cur));
           this.log?.info({ address }, 'released');
         } else {
           this.remember(await rc.replace({ ...cur, spec: { ...cur.spec, services: left } }));
@@ -415,7 +423,7 @@ export class LbAllocator {
     const rc = this.o.client.resource(LOADBALANCERADDRESS);
     const name = loadBalancerAddressName(address);
     for (let i = 0; i < MAX_TRIES; i++) {
-      const cur = this.view().get(name);
+      const cur = this.index.get(name);
       const me = cur?.spec.services.find((h) => h.uid === s.uid);
       if (!cur || !me || JSON.stringify(me.ports) === JSON.stringify(s.ports)) return;
       try {
@@ -440,7 +448,7 @@ export class LbAllocator {
     const ofKey = (h: Held['holders'][number]) => h.namespace === namespace && h.name === name;
     // Holders under this name with another uid belong to a Service that is gone.
     const uid = raw?.metadata.uid;
-    for (const h of this.allocations().values())
+    for (const h of this.index.heldBy(key))
       if (h.holders.some((o) => ofKey(o) && o.uid !== uid))
         await this.release(h.address, (o) => ofKey(o) && o.uid !== uid);
     if (!raw) return;
@@ -450,11 +458,10 @@ export class LbAllocator {
     /** Other workers held addresses back when this one found none free: it is due again after them. */
     let again = false;
     for (let i = 0; i < MAX_TRIES; i++) {
-      const allocations = this.allocations();
-      const mine = [...allocations.values()].filter((h) => h.holders.some((o) => o.uid === s.uid));
+      const mine = this.index.heldBy(key).filter((h) => h.holders.some((o) => o.uid === s.uid));
       const world: World = {
         pools: this.validPools(),
-        allocations,
+        allocations: this.index.byAddress,
         namespaceLabels: this.namespaceLabels,
         exclude: this.reserved.size > 0 ? new Set([...exclude, ...this.reserved]) : exclude,
       };
@@ -487,7 +494,7 @@ export class LbAllocator {
     if (!d) return;
     for (const a of d.release) await this.release(a, (o) => o.uid === s.uid);
     for (const a of d.keep) await this.updatePorts(a, s);
-    const now = [...this.allocations().values()].filter((h) => h.holders.some((o) => o.uid === s.uid));
+    const now = this.index.heldBy(key).filter((h) => h.holders.some((o) => o.uid === s.uid));
     await this.writeServiceStatus(s, raw, now, d);
   }
 
@@ -561,7 +568,7 @@ export class LbAllocator {
   private async writePoolStatus(): Promise<void> {
     const pools = this.pools?.list() ?? [];
     const bad = overlapProblems(pools);
-    const allocations = this.allocations();
+    const allocations = this.index.byAddress;
     const rc = this.o.client.resource(LOADBALANCERPOOL);
     const at = (this.o.now?.() ?? new Date()).toISOString().replace(/\.\d{3}Z$/, 'Z');
     const desired: {

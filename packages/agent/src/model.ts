@@ -170,6 +170,8 @@ export interface DesiredPeer {
   routeReflectorClient: boolean;
   importFilter: PrefixRule[];
   exportFilter: PrefixRule[];
+  /** Export only what this node originates (an external peer): bgp-ts `export.originatedOnly`. */
+  exportOriginatedOnly?: boolean;
   /** Receive limit (BGPPeer maxPrefixes, or the default for the peer's type). */
   maxPrefixes: number;
   /** BFD towards the peer, when enabled. */

@@ -210,6 +210,39 @@ describe('speaker over an in-memory network', () => {
     expect(established(r, '10.0.0.2')).toBe(true);
   });
 
+  it('exports only what it originates to a peer whose export policy says originatedOnly, prefix list applied on top', async () => {
+    const net = new MemNet();
+    const r = mk(net, '10.0.0.9', 65000);
+    const x = mk(net, '10.0.0.1', 65001);
+    const tor = mk(net, '10.0.0.2', 65002);
+    link(r, '10.0.0.9', x, '10.0.0.1');
+    link(r, '10.0.0.9', tor, '10.0.0.2', {
+      export: {
+        originatedOnly: true,
+        prefixList: [{ prefix: '10.99.0.0/16', ge: 16, le: 32, action: 'reject' }],
+        defaultAction: 'accept',
+      },
+    });
+    x.originate('10.1.0.0/24');
+    // Originated by both: r's own path is its best, so the ToR gets it (from r, as r's route).
+    x.originate('10.5.0.0/24');
+    r.originate('10.5.0.0/24');
+    r.originate('10.2.0.0/24');
+    r.originate('10.99.1.0/24');
+    await Promise.all([r.start(), x.start(), tor.start()]);
+    await until('r learns x', () => !!r.lookup('10.1.0.0/24'));
+    await until('ToR has r routes', () => tor.locRibSize === 2);
+    expect(tor.lookup('10.2.0.0/24')!.attrs.asPath).toEqual([{ type: 'sequence', asns: [65000] }]);
+    expect(tor.lookup('10.5.0.0/24')!.attrs.asPath).toEqual([{ type: 'sequence', asns: [65000] }]);
+    expect(tor.lookup('10.1.0.0/24')).toBeUndefined();
+    expect(tor.lookup('10.99.1.0/24')).toBeUndefined();
+    // r stops originating 10.5.0.0/24: its best is now x's, learned, and leaves the ToR.
+    r.withdraw('10.5.0.0/24');
+    await until('learned path withdrawn from the ToR', () => !tor.lookup('10.5.0.0/24'));
+    expect(r.lookup('10.5.0.0/24')!.nextHops).toEqual(['10.0.0.1']);
+    expect(tor.locRibSize).toBe(1);
+  });
+
   it('ends up with one session per pair when both sides connect at once (collision resolution)', async () => {
     const net = new MemNet();
     const a = mk(net, '10.0.0.1', 65001);
@@ -285,6 +318,7 @@ describe('speaker over an in-memory network', () => {
         { export: { prefixList: [{ prefix: '10.0.0.1/8', action: 'accept' }] } },
         'export.prefixList[0].prefix',
       ],
+      [{ import: { originatedOnly: true } }, 'import.originatedOnly'],
     ];
     for (const [c, field] of bad) {
       let err: unknown;

@@ -1547,6 +1547,7 @@ export class Speaker extends EventEmitter {
     const fam = keyFamily(k);
     if (!n.families.some((f) => f.afi === fam)) return undefined;
     const set = pathOf(best, k)!;
+    if (p.exportP?.originatedOnly && best.kind !== 'local') return undefined;
     if (p.exportP?.rules.length && !exportAllowed(p.exportP, k)) return undefined;
     const ck = `${best.id}:${set.id}:${fam}`;
     let out = p.outCache.get(ck);

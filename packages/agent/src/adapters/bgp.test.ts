@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { compute, REJECT_ALL } from '../compute.js';
+import { compute } from '../compute.js';
 import type { DesiredPeer } from '../model.js';
 import { toPeerConfig } from './bgp.js';
 
@@ -56,7 +56,7 @@ describe('toPeerConfig', () => {
     expect(toPeerConfig(base).import).toBeUndefined();
   });
 
-  it('gives an external peer a prefix list of the originated prefixes that rejects everything else', () => {
+  it('gives an external peer the originated-only export rule, without a list of the prefixes', () => {
     const d = compute({
       nodeName: 'node-a',
       nodes: [
@@ -73,12 +73,16 @@ describe('toPeerConfig', () => {
       rib: [{ prefix: '10.244.2.0/26', nextHops: ['10.0.0.12'] }],
     });
     const tor = toPeerConfig(d.peers.find((p) => p.source === 'tor')!);
-    expect(tor.export).toEqual({
-      prefixList: [
-        { prefix: '10.244.1.0/26', action: 'accept' },
-        ...REJECT_ALL.map((r) => ({ prefix: r.cidr, action: r.action, ge: r.ge, le: r.le })),
-      ],
-      defaultAction: 'reject',
+    expect(tor.export).toEqual({ originatedOnly: true });
+    // A BGPPeer export filter rides along with the rule.
+    const filtered = toPeerConfig({
+      ...d.peers.find((p) => p.source === 'tor')!,
+      exportFilter: [{ action: 'reject', cidr: '10.244.1.0/24', ge: 26 }],
+    });
+    expect(filtered.export).toEqual({
+      originatedOnly: true,
+      prefixList: [{ prefix: '10.244.1.0/24', action: 'reject', ge: 26 }],
+      defaultAction: 'accept',
     });
     // Mesh peers keep bgp-ts's default export (iBGP rules already stop re-advertising learned routes).
     expect(toPeerConfig(d.peers.find((p) => p.type === 'mesh')!).export).toBeUndefined();

@@ -9,9 +9,10 @@ import type { Advertisement, DesiredPeer, NodeIdentity, PrefixRule, RibEntry } f
 import type { BgpPort, Condition, PeerState, PeerStatus } from '../ports.js';
 import { BfdLink } from './bfd.js';
 
-function policy(rules: PrefixRule[]) {
-  if (rules.length === 0) return undefined;
+function policy(rules: PrefixRule[], originatedOnly = false) {
+  if (rules.length === 0) return originatedOnly ? { originatedOnly } : undefined;
   return {
+    ...(originatedOnly ? { originatedOnly } : {}),
     prefixList: rules.map((r) => ({
       prefix: r.cidr,
       action: r.action,
@@ -26,7 +27,7 @@ function policy(rules: PrefixRule[]) {
 
 export function toPeerConfig(p: DesiredPeer): PeerConfig {
   const imp = policy(p.importFilter);
-  const exp = policy(p.exportFilter);
+  const exp = policy(p.exportFilter, p.exportOriginatedOnly === true);
   const llgr = p.longLivedGracefulRestart;
   return {
     address: p.address,

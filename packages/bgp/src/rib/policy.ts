@@ -25,6 +25,12 @@ export interface Policy {
   addCommunities?: string[] | undefined;
   /** LOCAL_PREF set on accepted routes (import only). */
   localPref?: number | undefined;
+  /**
+   * Export only: only routes this speaker originates (`announce`) leave, never routes learned from
+   * a peer, whatever the prefix list says. A constant rule, so a peer's policy does not change
+   * (and its table is not re-evaluated) each time the speaker originates another prefix.
+   */
+  originatedOnly?: boolean | undefined;
 }
 
 interface CompiledRule {
@@ -51,6 +57,7 @@ export interface CompiledPolicy {
   reject: Set<string>;
   add: string[];
   localPref?: number | undefined;
+  originatedOnly: boolean;
 }
 
 export function compilePolicy(p: Policy | undefined, field: string): CompiledPolicy | undefined {
@@ -78,6 +85,10 @@ export function compilePolicy(p: Policy | undefined, field: string): CompiledPol
       if (!exact.has(k)) exact.set(k, i);
     } else ranged.push(i);
   });
+  if (p.originatedOnly !== undefined && typeof p.originatedOnly !== 'boolean')
+    throw new BgpConfigError(`${field}.originatedOnly`, p.originatedOnly, 'must be true or false');
+  if (p.originatedOnly && field !== 'export')
+    throw new BgpConfigError(`${field}.originatedOnly`, p.originatedOnly, 'applies to an export policy only');
   for (const [i, c] of [...(p.rejectCommunities ?? []), ...(p.addCommunities ?? [])].entries())
     if (parseCommunity(c) === undefined)
       throw new BgpConfigError(`${field}.communities[${i}]`, c, 'expected asn:value');
@@ -89,6 +100,7 @@ export function compilePolicy(p: Policy | undefined, field: string): CompiledPol
     reject: new Set((p.rejectCommunities ?? []).map((c) => normaliseCommunity(c)!)),
     add: (p.addCommunities ?? []).map((c) => normaliseCommunity(c)!),
     localPref: p.localPref,
+    originatedOnly: p.originatedOnly === true,
   };
 }
 
