@@ -502,9 +502,9 @@ describe('Agent', () => {
     t.bgp.log.length = 0;
     t.ds.set({ affinities: [] });
     await wait('withdraw', () => t.bgp.log.some((l) => l.startsWith('withdraw')));
-    // The ToR's originated-only export list loses the block (in place, no session reset), then
-    // the block is withdrawn; the mesh peer is not touched.
-    expect(t.bgp.log).toEqual(['update 10.0.0.1:179', 'withdraw 10.244.1.0/26']);
+    // Only the block is withdrawn: no peer changes (the ToR's originated-only rule does not name
+    // prefixes), and the mesh peer is not touched.
+    expect(t.bgp.log).toEqual(['withdraw 10.244.1.0/26']);
   });
 
   it('serves pod interfaces to the ARP responder as pods come and go', async () => {

@@ -8,12 +8,31 @@ export interface Diff<T> {
   remove: T[];
 }
 
-function stable(v: unknown): string {
-  return JSON.stringify(v, (_k, x) =>
-    x && typeof x === 'object' && !Array.isArray(x)
-      ? Object.fromEntries(Object.entries(x).sort(([a], [b]) => a.localeCompare(b)))
-      : x,
-  );
+/**
+ * Deep equality of plain data as JSON would see it: key order does not matter, and a key holding
+ * `undefined` is the same as no key. Cheaper than serialising both sides (this runs over every
+ * advertisement on every pass).
+ */
+export function sameData(a: unknown, b: unknown): boolean {
+  if (a === b) return true;
+  if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null) return false;
+  if (Array.isArray(a) !== Array.isArray(b)) return false;
+  if (Array.isArray(a)) {
+    const y = b as unknown[];
+    if (a.length !== y.length) return false;
+    for (let i = 0; i < a.length; i++) if (!sameData(a[i], y[i])) return false;
+    return true;
+  }
+  const x = a as Record<string, unknown>;
+  const y = b as Record<string, unknown>;
+  let n = 0;
+  for (const k in x) {
+    if (x[k] === undefined) continue;
+    n++;
+    if (!sameData(x[k], y[k])) return false;
+  }
+  for (const k in y) if (y[k] !== undefined) n--;
+  return n === 0;
 }
 
 /** Keyed diff: entries only in `desired` are added, only in `current` removed, changed ones updated. */
@@ -23,7 +42,7 @@ export function diffKeyed<T>(current: Map<string, T>, desired: T[], key: (t: T) 
   for (const [k, d] of want) {
     const cur = current.get(k);
     if (cur === undefined) out.add.push(d);
-    else if (stable(cur) !== stable(d)) out.update.push(d);
+    else if (!sameData(cur, d)) out.update.push(d);
   }
   for (const [k, c] of current) if (!want.has(k)) out.remove.push(c);
   return out;

@@ -9,7 +9,7 @@
 //   address from every node (mode PerService).
 // - Annotations add communities and a local preference; a bad value is reported and left out.
 import { communityProblem } from '@podnet/k8s';
-import { type Cidr, cidrContains, compareIp, hostCidr, parseCidr } from './ip.js';
+import { type Cidr, cidrContains, hostCidr, parseCidr } from './ip.js';
 import type { AdvertisementSource } from './model.js';
 
 export const COMMUNITIES_ANNOTATION = 'podnet.io/bgp-communities';
@@ -156,21 +156,67 @@ export function servicesWithLocalEndpoints(slices: EndpointSliceView[], nodeName
   return out;
 }
 
+/** One address field of a Service, parsed. */
+interface ServiceAddress {
+  kind: (typeof KINDS)[number];
+  field: string;
+  ip: string;
+  /** The address as a host prefix; undefined when it is not an address. */
+  host?: string;
+  cidr?: Cidr;
+}
+
+/** What `serviceRoutes` reads of one Service that does not depend on the other inputs. */
+interface ParsedService {
+  id: string;
+  attrs: ReturnType<typeof serviceAttributes>;
+  addresses: ServiceAddress[];
+}
+
+/**
+ * Parsed Services by object: the informer hands out the same object until the Service changes, so a
+ * pass re-parses only the Services that changed since the last one.
+ */
+const parsedServices = new WeakMap<ServiceView, ParsedService>();
+
+function parsedService(svc: ServiceView): ParsedService {
+  let p = parsedServices.get(svc);
+  if (p) return p;
+  const addresses: ServiceAddress[] = [];
+  for (const kind of KINDS) {
+    if (kind.key === 'loadBalancerIPs' && svc.type !== 'LoadBalancer') continue;
+    svc[kind.key].forEach((ip, i) => {
+      if (ip === 'None' || ip === '') return;
+      const field = kind.key === 'loadBalancerIPs' ? `${kind.field}[${i}].ip` : `${kind.field}[${i}]`;
+      const host = hostCidr(ip);
+      const cidr = host ? parseCidr(host) : undefined;
+      addresses.push(host && cidr ? { kind, field, ip, host, cidr } : { kind, field, ip });
+    });
+  }
+  p = { id: `${svc.namespace}/${svc.name}`, attrs: serviceAttributes(svc), addresses };
+  parsedServices.set(svc, p);
+  return p;
+}
+
+/** Plain string order (not locale order: this runs over every Service on every pass). */
+const byString = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
+
 export function serviceRoutes(inputs: ServiceInputs): ServiceRoutes {
   const problems: ServiceProblem[] = [];
   const local = servicesWithLocalEndpoints(inputs.slices, inputs.nodeName);
   const byPrefix = new Map<string, ServiceAdvertisement>();
+  const cidrs = new Map<string, Cidr>();
   const ranges = {
     clusterIPs: parseRanges(inputs.ranges.clusterIPs),
     externalIPs: parseRanges(inputs.ranges.externalIPs),
     loadBalancerIPs: parseRanges(inputs.ranges.loadBalancerIPs),
   };
   const services = [...inputs.services].sort(
-    (a, b) => a.namespace.localeCompare(b.namespace) || a.name.localeCompare(b.name),
+    (a, b) => byString(a.namespace, b.namespace) || byString(a.name, b.name),
   );
   for (const svc of services) {
     if (svc.type === 'ExternalName') continue;
-    const id = `${svc.namespace}/${svc.name}`;
+    const { id, attrs, addresses } = parsedService(svc);
     // externalTrafficPolicy only exists for Services reachable from outside (NodePort,
     // LoadBalancer, or with externalIPs); a ClusterIP Service without externalIPs is Cluster.
     const external = svc.type === 'NodePort' || svc.type === 'LoadBalancer' || svc.externalIPs.length > 0;
@@ -178,61 +224,58 @@ export function serviceRoutes(inputs: ServiceInputs): ServiceRoutes {
     // Problems are reported whether or not this node announces the Service right now, so the
     // report does not come and go with the endpoints.
     const announce = localPolicy ? local.has(id) : inputs.mode === 'PerService';
-    const attrs = serviceAttributes(svc);
     problems.push(...attrs.problems);
-    for (const kind of KINDS) {
-      if (kind.key === 'loadBalancerIPs' && svc.type !== 'LoadBalancer') continue;
+    for (const { kind, field, ip, host, cidr: c } of addresses) {
       const allowed = ranges[kind.key];
-      svc[kind.key].forEach((ip, i) => {
-        if (ip === 'None' || ip === '') return;
-        const host = hostCidr(ip);
-        const field = kind.key === 'loadBalancerIPs' ? `${kind.field}[${i}].ip` : `${kind.field}[${i}]`;
-        const c = host ? parseCidr(host) : undefined;
-        if (!host || !c) {
-          problems.push(problem(svc, field, ip, `is not an IP address`));
-          return;
-        }
-        if (!allowed.some((r) => cidrContains(r, c))) {
-          // Cluster IPs outside every range are the norm when none is configured: not reported.
-          if (kind.key === 'clusterIPs' && allowed.length === 0) return;
-          problems.push(
-            problem(
-              svc,
-              field,
-              ip,
-              allowed.length
-                ? `is outside every BGPConfiguration ${kind.range} range (${allowed.map((r) => r.text).join(', ')})`
-                : `is not announced: BGPConfiguration default has no ${kind.range} range`,
-            ),
-          );
-          return;
-        }
-        if (!announce) return;
-        const existing = byPrefix.get(host);
-        if (existing) {
-          // Two Services sharing an address: one announcement, with the union of their attributes.
-          existing.services = [...new Set([...existing.services, id])].sort();
-          existing.communities = [...new Set([...existing.communities, ...attrs.communities])].sort();
-          existing.largeCommunities = [
-            ...new Set([...existing.largeCommunities, ...attrs.largeCommunities]),
-          ].sort();
-          if (attrs.localPref !== undefined)
-            existing.localPref = Math.max(existing.localPref ?? 0, attrs.localPref);
-          return;
-        }
-        byPrefix.set(host, {
-          prefix: host,
-          source: kind.source,
-          communities: attrs.communities,
-          largeCommunities: attrs.largeCommunities,
-          ...(attrs.localPref !== undefined ? { localPref: attrs.localPref } : {}),
-          services: [id],
-        });
+      if (!host || !c) {
+        problems.push(problem(svc, field, ip, `is not an IP address`));
+        continue;
+      }
+      if (!allowed.some((r) => cidrContains(r, c))) {
+        // Cluster IPs outside every range are the norm when none is configured: not reported.
+        if (kind.key === 'clusterIPs' && allowed.length === 0) continue;
+        problems.push(
+          problem(
+            svc,
+            field,
+            ip,
+            allowed.length
+              ? `is outside every BGPConfiguration ${kind.range} range (${allowed.map((r) => r.text).join(', ')})`
+              : `is not announced: BGPConfiguration default has no ${kind.range} range`,
+          ),
+        );
+        continue;
+      }
+      if (!announce) continue;
+      const existing = byPrefix.get(host);
+      if (existing) {
+        // Two Services sharing an address: one announcement, with the union of their attributes.
+        existing.services = [...new Set([...existing.services, id])].sort();
+        existing.communities = [...new Set([...existing.communities, ...attrs.communities])].sort();
+        existing.largeCommunities = [
+          ...new Set([...existing.largeCommunities, ...attrs.largeCommunities]),
+        ].sort();
+        if (attrs.localPref !== undefined)
+          existing.localPref = Math.max(existing.localPref ?? 0, attrs.localPref);
+        continue;
+      }
+      cidrs.set(host, c);
+      byPrefix.set(host, {
+        prefix: host,
+        source: kind.source,
+        communities: [...attrs.communities],
+        largeCommunities: [...attrs.largeCommunities],
+        ...(attrs.localPref !== undefined ? { localPref: attrs.localPref } : {}),
+        services: [id],
       });
     }
   }
   return {
-    advertisements: [...byPrefix.values()].sort((a, b) => compareIp(a.prefix, b.prefix)),
+    advertisements: [...byPrefix.values()].sort((a, b) => {
+      const x = cidrs.get(a.prefix)!;
+      const y = cidrs.get(b.prefix)!;
+      return x.family - y.family || (x.net < y.net ? -1 : x.net > y.net ? 1 : 0);
+    }),
     problems,
   };
 }

@@ -1,6 +1,9 @@
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { type KObject, Store } from './store.js';
+import { type KObject, PERSIST_MAX_DELAY_MS, Store } from './store.js';
 
 type Op = { type: 'put'; name: string; v: number } | { type: 'del'; name: string };
 
@@ -77,5 +80,42 @@ describe('store revisions and history', () => {
         expect(seen.at(-1) ?? 0).toBe(store.revision);
       }),
     );
+  });
+});
+
+describe('store persistence', () => {
+  it('waits longer after a costly snapshot write: 20 times its cost, between the least debounce and 5 s', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'podnet-store-'));
+    try {
+      let clock = 0;
+      let cost = 0;
+      const store = new Store({
+        dataFile: join(dir, 'data.json'),
+        persistDelayMs: 100,
+        now: () => {
+          clock += cost;
+          return clock;
+        },
+      });
+      expect(store.persistDelay()).toBe(100);
+      const put = (name: string) =>
+        store.commit('ADDED', 'things', { metadata: { name, namespace: 'ns' } }, undefined);
+      cost = 2; // the write is timed by two readings: 2 ms apart
+      put('a');
+      store.flush();
+      expect(store.persistDelay()).toBe(100); // 20 x 2 ms < 100 ms
+      cost = 30;
+      put('b');
+      store.flush();
+      expect(store.persistDelay()).toBe(600);
+      cost = 1000;
+      put('c');
+      store.flush();
+      expect(store.persistDelay()).toBe(PERSIST_MAX_DELAY_MS);
+      const saved = JSON.parse(readFileSync(join(dir, 'data.json'), 'utf8')) as { objects: unknown[] };
+      expect(saved.objects).toHaveLength(3);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -49,12 +49,23 @@ interface Snapshot {
   extra?: Record<string, unknown>;
 }
 
+/** The wait after a snapshot write is at least this many times what the write took. */
+export const PERSIST_COST_FACTOR = 20;
+/** ...but never longer than this. */
+export const PERSIST_MAX_DELAY_MS = 5000;
+
 export interface StoreOptions {
   historySize?: number;
   dataFile?: string;
-  /** Debounce for writes to dataFile. */
+  /**
+   * Least debounce for writes to dataFile (default 100 ms). Each write is the whole state, so the
+   * wait after one grows with what it cost: at least PERSIST_COST_FACTOR times as long (up to
+   * PERSIST_MAX_DELAY_MS), which keeps persistence to a small share of the CPU as the state grows.
+   */
   persistDelayMs?: number;
   onPersistError?: (err: unknown) => void;
+  /** Milliseconds on a monotonic clock (default performance.now), to time snapshot writes. */
+  now?: () => number;
 }
 
 export class Store {
@@ -67,6 +78,8 @@ export class Store {
   private readonly watchers = new Map<string, Set<Watcher>>();
   private readonly historySize: number;
   private persistTimer: NodeJS.Timeout | undefined;
+  /** What the last snapshot write took. */
+  private lastFlushMs = 0;
   private dirty = false;
   /** Extra state persisted alongside the objects (the token and TLS material). */
   extra: Record<string, unknown> = {};
@@ -190,7 +203,13 @@ export class Store {
       } catch (err) {
         this.opts.onPersistError?.(err);
       }
-    }, this.opts.persistDelayMs ?? 100);
+    }, this.persistDelay());
+  }
+
+  /** The debounce before the next snapshot write: the least one, or longer after a costly write. */
+  persistDelay(): number {
+    const least = this.opts.persistDelayMs ?? 100;
+    return Math.max(least, Math.min(PERSIST_MAX_DELAY_MS, Math.ceil(this.lastFlushMs * PERSIST_COST_FACTOR)));
   }
 
   /** Writes the snapshot now (atomically: a temp file renamed over the data file). */
@@ -202,6 +221,8 @@ export class Store {
       this.persistTimer = undefined;
     }
     if (!this.dirty) return;
+    const now = this.opts.now ?? (() => performance.now());
+    const started = now();
     const snap: Snapshot = {
       format: 'podnet-apiserver/v1',
       revision: this.revision,
@@ -214,6 +235,7 @@ export class Store {
     writeFileSync(tmp, JSON.stringify(snap), { mode: 0o600 });
     renameSync(tmp, file);
     this.dirty = false;
+    this.lastFlushMs = now() - started;
   }
 
   markDirty(): void {
