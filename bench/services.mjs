@@ -18,11 +18,13 @@
 // - allocation: podnet's LoadBalancer allocator (the agents' elected one) hands out the addresses
 //   from a LoadBalancerPool; from just before each Service's create until a watch on the Services
 //   delivers its status.loadBalancer.ingress (p50/p99, and Services allocated per second),
-//   8 Services in flight.
+//   8 Services in flight (a burst: each waits behind the others, so this is mostly throughput);
+//   then, with the 1,000 in place and the rest of the bench done, `--one` more Services created
+//   one at a time, each waiting for its address before the next (the latency one Service sees).
 // - API writes per Service: the growth of the embedded API server's resourceVersion (one per
 //   write of any object) over the create phase, divided by the Services; the bench's own writes
 //   (Service, EndpointSlice) are part of it and shown apart.
-// Last line: {"bench":"services","services":…,"alloc_p99_ms":…,"withdraw_p50_ms":…,
+// Last line: {"bench":"services","services":…,"alloc_p99_ms":…,"alloc_one_p99_ms":…,"withdraw_p50_ms":…,
 //             "withdraw_p99_ms":…,"ref_p99_ms":…,"ratio":…,"duplicates":…,"mismatches":…,…}
 import { execFileSync, spawn } from 'node:child_process';
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -34,12 +36,23 @@ import { Lab, table } from '../packages/lab/dist/index.js';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const { values } = parseArgs({
-  options: { services: { type: 'string', default: '1000' }, samples: { type: 'string', default: '200' } },
+  options: {
+    services: { type: 'string', default: '1000' },
+    samples: { type: 'string', default: '200' },
+    one: { type: 'string', default: '100' },
+  },
 });
 const count = Number(values.services);
 const samples = Number(values.samples);
+const ones = Number(values.one);
 if (!Number.isInteger(count) || count < 1 || count > 4000) {
   console.error(`services: --services ${values.services}: expected 1..4000`);
+  process.exit(2);
+}
+if (!Number.isInteger(ones) || ones < 1 || ones > Math.min(1000, 4096 - count)) {
+  console.error(
+    `services: --one ${values.one}: expected 1..${Math.min(1000, 4096 - count)} (the pool holds 4,096)`,
+  );
   process.exit(2);
 }
 if (!Number.isInteger(samples) || samples < 1 || samples > count) {
@@ -264,7 +277,6 @@ try {
   if (allocatedAt.size < count)
     throw new Error(`only ${allocatedAt.size} of ${count} Services got an address`);
   const allocs = [...createdAt].map(([n, t]) => allocatedAt.get(n) - t);
-  watch.stop();
   const allocSpan = Math.max(...allocatedAt.values()) - Math.min(...createdAt.values());
   await sleep(2000);
   const apiWrites = (await rv()) - rvBefore;
@@ -335,6 +347,28 @@ try {
   }
   const events = (await lab.kube.list(`/api/v1/namespaces/${NS}/events`)).length - eventsBefore;
 
+  // ---- One at a time: `ones` more Services (no endpoints), each created once the last has its address.
+  const single = [];
+  for (let k = 0; k < ones; k++) {
+    const name = `one-${k}`;
+    const at = performance.now();
+    await write('POST', SERVICES, {
+      apiVersion: 'v1',
+      kind: 'Service',
+      metadata: { name, namespace: NS },
+      spec: {
+        type: 'LoadBalancer',
+        externalTrafficPolicy: 'Local',
+        selector: { app: name },
+        ports: [{ name: 'http', port: 80, targetPort: 8080, protocol: 'TCP' }],
+      },
+    });
+    await awaitAddress(name);
+    if (!allocatedAt.has(name)) throw new Error(`${name} got no address within 10 s`);
+    single.push(allocatedAt.get(name) - at);
+  }
+  watch.stop();
+
   const load = readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
   console.log(
     `\nServices to the ToR on the lab (3 nodes, BIRD ToR; ${count} LoadBalancer Services, Local, 5 endpoints each); load ${load}`,
@@ -345,11 +379,18 @@ try {
       [
         ['writing the Services and slices', '1', String(r1(written - t0)), '', ''],
         [
-          'Service created → address in its status',
+          'Service created → address in its status (8 in flight)',
           String(allocs.length),
           String(r1(pct(allocs, 50))),
           String(r1(pct(allocs, 99))),
           String(r1(Math.max(...allocs))),
+        ],
+        [
+          `one Service at a time (${count} in place) → address`,
+          String(single.length),
+          String(r1(pct(single, 50))),
+          String(r1(pct(single, 99))),
+          String(r1(Math.max(...single))),
         ],
         ['all /32s on the ToR after the last write', '1', String(r1(converged)), '', ''],
         [
@@ -384,6 +425,8 @@ try {
     alloc_p50_ms: r1(pct(allocs, 50)),
     alloc_p99_ms: r1(pct(allocs, 99)),
     alloc_per_s: r1(count / (allocSpan / 1000)),
+    alloc_one_p50_ms: r1(pct(single, 50)),
+    alloc_one_p99_ms: r1(pct(single, 99)),
     write_ms: r1(written - t0),
     converge_ms: r1(converged),
     withdraw_p50_ms: r1(pct(withdraws, 50)),

@@ -890,4 +890,32 @@ describe('Agent Service announcements', () => {
     await wait('/32 withdrawn', () => t.bgp.log.includes('withdraw 192.0.2.10/32'));
     expect(t.bgp.log).not.toContain('withdraw 192.0.2.0/24');
   });
+
+  it('recomputes a burst of Service changes once per gap, and applies the last of them', async () => {
+    const services = new FakeServices();
+    const t = setup([], { services, servicePassGapMs: 200 });
+    current = t.agent;
+    t.ds.snap.nodes = [node('node-a', '10.0.0.11')];
+    t.ds.snap.bgpConfigs = [{ name: 'default', serviceLoadBalancerIPs: ['192.0.2.0/24'] }];
+    services.set({ services: [web], slices: [slice(['node-a'])] });
+    await t.agent.start();
+    await wait('/32 announced', () => t.bgp.log.includes('originate 192.0.2.10/32'));
+    const passes = async () => (await t.agent.metrics.recomputes.get()).values[0]?.value ?? 0;
+    await new Promise((r) => setTimeout(r, 250));
+    const before = await passes();
+    // 20 changes 10 ms apart: the first starts a pass at once, the others wait for the gap (one
+    // pass per 200 ms), where without it each would have its own pass.
+    const t0 = performance.now();
+    for (let i = 1; i <= 20; i++) {
+      services.set({ services: [{ ...web, loadBalancerIPs: [`192.0.2.${10 + i}`] }] });
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    await wait('the last address announced', () => t.bgp.log.includes('originate 192.0.2.30/32'));
+    const ran = (await passes()) - before;
+    // One at the start, then one per gap over the time the changes took (more on a slow machine).
+    const gaps = Math.ceil((performance.now() - t0) / 200);
+    expect(ran).toBeGreaterThanOrEqual(2);
+    expect(ran).toBeLessThanOrEqual(1 + gaps);
+    expect(ran).toBeLessThan(20);
+  });
 });

@@ -56,7 +56,16 @@ export interface AgentDeps {
   policy?: PolicyPort;
   /** Services and EndpointSlices for per-Service announcements (service-sync.ts). */
   services?: ServicePort;
+  /**
+   * Least time between the starts of two passes set off by Service or EndpointSlice changes
+   * (default SERVICE_PASS_GAP_MS): a burst of them is one pass per gap, not one per change. Other
+   * changes (pods, blocks, peers, routes) still start a pass at once.
+   */
+  servicePassGapMs?: number;
 }
+
+/** Default AgentDeps.servicePassGapMs. */
+export const SERVICE_PASS_GAP_MS = 50;
 
 type Phase = 'starting' | 'waiting-for-datastore' | 'resolving-address' | 'running' | 'stopping' | 'stopped';
 
@@ -80,6 +89,10 @@ export class Agent {
   private lastTick = Date.now();
   private lastRouteError: string | undefined;
   private retryTimer: NodeJS.Timeout | undefined;
+  /** A pass due once the Service gap has passed (schedule('services')). */
+  private serviceTimer: NodeJS.Timeout | undefined;
+  /** When the last pass started (this.now()). */
+  private lastPassAt = Number.NEGATIVE_INFINITY;
   private readonly startedAt = new Date();
   private readonly peerLog = new Map<string, Logger>();
   /** Last maxPrefixesExceeded seen per peer (for the counter). */
@@ -223,6 +236,16 @@ export class Agent {
   /** Coalesces triggers: at most one recompute runs, and one more follows if anything changed meanwhile. */
   schedule(reason: string): void {
     if (this.isStopping()) return;
+    if (reason === 'services') {
+      const wait = this.lastPassAt + (this.deps.servicePassGapMs ?? SERVICE_PASS_GAP_MS) - this.now();
+      if (wait > 0) {
+        this.serviceTimer ??= setTimeout(() => {
+          this.serviceTimer = undefined;
+          this.schedule('services-gap');
+        }, wait);
+        return;
+      }
+    }
     this.dirty = true;
     // Set before the loop starts: a reconcile step may trigger schedule() synchronously.
     if (this.loopActive) return;
@@ -234,6 +257,7 @@ export class Agent {
     try {
       while (this.dirty && !this.isStopping()) {
         this.dirty = false;
+        this.lastPassAt = this.now();
         const end = this.metrics.reconcileDuration.startTimer();
         try {
           await this.reconcile();
@@ -775,6 +799,7 @@ export class Agent {
     for (const t of this.timers) clearInterval(t);
     this.setIpamGcLeader(false);
     if (this.retryTimer) clearTimeout(this.retryTimer);
+    if (this.serviceTimer) clearTimeout(this.serviceTimer);
     await this.running?.catch(() => undefined);
     const steps: [string, () => Promise<void>][] = [
       ['bgp', () => (this.bgpStarted ? this.deps.bgp.stop({ graceful: opts.graceful }) : Promise.resolve())],
