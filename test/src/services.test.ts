@@ -41,6 +41,33 @@ function torPaths(prefix: string): string[] {
   return [...r.stdout.matchAll(/\bvia (\S+)/g)].map((m) => m[1]!).sort();
 }
 
+/** BIRD's `show route all` for `prefix`: every path with its attributes. */
+function torRouteAll(prefix: string): string {
+  const sock = join(config.stateDir, 'tor', 'root', 'run', 'bird', 'bird.ctl');
+  const r = spawnSync('birdc', ['-s', sock, 'show', 'route', 'all', prefix], {
+    encoding: 'utf8',
+    timeout: 10_000,
+  });
+  if (r.error) throw r.error;
+  return r.stdout;
+}
+
+/** Waits (bounded) for an Event on Service `name` with `reason` whose message holds every `parts`. */
+async function serviceEvent(name: string, reason: string, parts: string[]): Promise<boolean> {
+  for (let i = 0; i < 100; i++) {
+    const events = await lab.kube.list(`/api/v1/namespaces/${NS}/events`);
+    const hit = events.some(
+      (e) =>
+        (e.involvedObject as { name?: string }).name === name &&
+        e.reason === reason &&
+        parts.every((p) => String(e.message).includes(p)),
+    );
+    if (hit) return true;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  return false;
+}
+
 const hopsOf = (r: KernelRoute | undefined) =>
   r ? (r.nexthops ?? [r]).map((h) => h.gateway ?? '').sort() : [];
 
@@ -56,11 +83,16 @@ async function until<T>(read: () => T, want: T, boundMs = 20_000): Promise<T> {
 }
 
 /** Creates the Service and returns the address the allocator gives it (bounded wait). */
-async function createService(name: string, family: 4 | 6, requested?: string): Promise<string> {
+async function createService(
+  name: string,
+  family: 4 | 6,
+  requested?: string,
+  annotations: Record<string, string> = {},
+): Promise<string> {
   const r = await lab.kube.request('POST', SERVICES, {
     apiVersion: 'v1',
     kind: 'Service',
-    metadata: { name, namespace: NS },
+    metadata: { name, namespace: NS, annotations },
     spec: {
       type: 'LoadBalancer',
       externalTrafficPolicy: 'Local',
@@ -188,25 +220,49 @@ describe('LoadBalancer Service with externalTrafficPolicy Local (3 nodes, BIRD T
     const address = await createService('outside', 4, '198.51.100.7');
     expect(address).toBe('198.51.100.7');
     await writeSlice('outside', 4, backends(4, ['node-a']));
-    const eventFor = async () => {
-      const events = await lab.kube.list(`/api/v1/namespaces/${NS}/events`);
-      return events.some((e) => {
-        const o = e.involvedObject as { name?: string };
-        return (
-          o.name === 'outside' &&
-          e.reason === 'ServiceAddressNotAnnounced' &&
-          String(e.message).includes('status.loadBalancer.ingress[0].ip') &&
-          String(e.message).includes(address)
-        );
-      });
-    };
-    let seen = false;
-    for (let i = 0; i < 100 && !seen; i++) {
-      seen = await eventFor();
-      if (!seen) await new Promise((r) => setTimeout(r, 200));
-    }
-    expect(seen, 'a ServiceAddressNotAnnounced Event naming the field and the address').toBe(true);
+    expect(
+      await serviceEvent('outside', 'ServiceAddressNotAnnounced', [
+        'status.loadBalancer.ingress[0].ip',
+        address,
+      ]),
+      'a ServiceAddressNotAnnounced Event naming the field and the address',
+    ).toBe(true);
     // The Event comes from the same computation that left the address out of the announcements.
     expect(torPaths(`${address}/32`)).toEqual([]);
+  });
+
+  it('sends the Service’s communities (standard and large) to the ToR, and announces it without one that does not parse, with an Event', async () => {
+    const address = await createService('tagged', 4, undefined, {
+      'podnet.io/bgp-communities': '65000:120, 64512:7:9',
+    });
+    await writeSlice('tagged', 4, backends(4, ['node-a']));
+    const one = [nodeIp('node-a')];
+    expect(await until(() => torPaths(`${address}/32`), one), 'BIRD path for the /32').toEqual(one);
+    const tagged = () => {
+      const all = torRouteAll(`${address}/32`);
+      return (
+        /BGP\.community:.*\(65000,\s*120\)/.test(all) &&
+        /BGP\.large_community:.*\(64512,\s*7,\s*9\)/.test(all)
+      );
+    };
+    expect(await until(tagged, true), `BIRD route attributes:\n${torRouteAll(`${address}/32`)}`).toBe(true);
+
+    // A bad value: the Service stays announced, without the communities, and an Event says why.
+    const svc = (await lab.kube.get(`${SERVICES}/tagged`)) as { metadata: Record<string, unknown> };
+    const r = await lab.kube.request('PUT', `${SERVICES}/tagged`, {
+      ...svc,
+      metadata: { ...svc.metadata, annotations: { 'podnet.io/bgp-communities': '65000:x' } },
+    });
+    expect(r.status, `update Service tagged: ${JSON.stringify(r.body).slice(0, 300)}`).toBe(200);
+    expect(
+      await serviceEvent('tagged', 'InvalidServiceAnnotation', ['podnet.io/bgp-communities', '65000:x']),
+      'an InvalidServiceAnnotation Event naming the annotation and the value',
+    ).toBe(true);
+    const untagged = () => {
+      const all = torRouteAll(`${address}/32`);
+      return all.includes('via') && !/BGP\.(large_)?community:/.test(all);
+    };
+    expect(await until(untagged, true), `BIRD route attributes:\n${torRouteAll(`${address}/32`)}`).toBe(true);
+    expect(torPaths(`${address}/32`)).toEqual(one);
   });
 });

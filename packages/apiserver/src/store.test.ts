@@ -112,8 +112,30 @@ describe('store persistence', () => {
       put('c');
       store.flush();
       expect(store.persistDelay()).toBe(PERSIST_MAX_DELAY_MS);
-      const saved = JSON.parse(readFileSync(join(dir, 'data.json'), 'utf8')) as { objects: unknown[] };
-      expect(saved.objects).toHaveLength(3);
+      const read = () =>
+        JSON.parse(readFileSync(join(dir, 'data.json'), 'utf8')) as {
+          revision: number;
+          objects: { typeKey: string; obj: KObject }[];
+        };
+      expect(read().objects).toHaveLength(3);
+      // A changed object is written as it is now (not the text kept from the last write), a
+      // deleted one is gone, and a new store loads the same state.
+      const old = store.get('things', 'ns', 'a')!;
+      store.commit('MODIFIED', 'things', { ...old, spec: { v: 2 } }, old);
+      store.commit('DELETED', 'things', store.get('things', 'ns', 'b')!, store.get('things', 'ns', 'b'));
+      store.flush();
+      const saved = read();
+      expect(saved.revision).toBe(store.revision);
+      expect(saved.objects.map((o) => [o.typeKey, o.obj.metadata.name]).sort()).toEqual([
+        ['things', 'a'],
+        ['things', 'c'],
+      ]);
+      expect(saved.objects.find((o) => o.obj.metadata.name === 'a')?.obj).toEqual(
+        store.get('things', 'ns', 'a'),
+      );
+      const again = new Store({ dataFile: join(dir, 'data.json') });
+      expect(again.load()).toBe(true);
+      expect(again.list('things')).toEqual(store.list('things'));
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

@@ -81,6 +81,8 @@ export class Store {
   /** What the last snapshot write took. */
   private lastFlushMs = 0;
   private dirty = false;
+  /** Each stored object's JSON as the last snapshot wrote it, with the resourceVersion it had. */
+  private readonly texts = new WeakMap<KObject, { rv: string | undefined; text: string }>();
   /** Extra state persisted alongside the objects (the token and TLS material). */
   extra: Record<string, unknown> = {};
 
@@ -223,16 +225,26 @@ export class Store {
     if (!this.dirty) return;
     const now = this.opts.now ?? (() => performance.now());
     const started = now();
-    const snap: Snapshot = {
-      format: 'podnet-apiserver/v1',
-      revision: this.revision,
-      objects: [],
-      extra: this.extra,
-    };
-    for (const [typeKey, t] of this.tables) for (const obj of t.values()) snap.objects.push({ typeKey, obj });
+    // The Snapshot layout, written piece by piece: an object unchanged since the last write reuses
+    // its text (a commit stores a new object with a new resourceVersion, so the pair names one text).
+    const parts: string[] = [];
+    for (const [typeKey, t] of this.tables) {
+      const head = `{"typeKey":${JSON.stringify(typeKey)},"obj":`;
+      for (const obj of t.values()) {
+        const rv = obj.metadata.resourceVersion;
+        let c = this.texts.get(obj);
+        if (!c || c.rv !== rv) {
+          c = { rv, text: JSON.stringify(obj) };
+          this.texts.set(obj, c);
+        }
+        parts.push(`${head}${c.text}}`);
+      }
+    }
+    const format: Snapshot['format'] = 'podnet-apiserver/v1';
+    const text = `{"format":"${format}","revision":${this.revision},"objects":[${parts.join(',')}],"extra":${JSON.stringify(this.extra)}}`;
     mkdirSync(dirname(file), { recursive: true });
     const tmp = `${file}.tmp-${process.pid}`;
-    writeFileSync(tmp, JSON.stringify(snap), { mode: 0o600 });
+    writeFileSync(tmp, text, { mode: 0o600 });
     renameSync(tmp, file);
     this.dirty = false;
     this.lastFlushMs = now() - started;
