@@ -310,6 +310,17 @@ async function main() {
     const agentLog = readFileSync(join(tmp, 'agent.log'), 'utf8');
     if (agentLog.includes('CNI request left to the standalone plugin'))
       throw new Error(`the agent declined requests the bench meant for it:\n${agentLog}`);
+    // With CNI_BENCH_AGENT_LOGLEVEL=info the agent logs the same phases for the socket path.
+    const agentPhases = {};
+    for (const line of agentLog.split('\n')) {
+      if (!line.includes('"ADD done"')) continue;
+      const o = JSON.parse(line);
+      for (const k of ['openMs', 'allocateMs', 'linkMs', 'wireMs', 'annotateMs', 'apiRequests']) {
+        if (typeof o[k] !== 'number') continue;
+        agentPhases[k] ??= [];
+        agentPhases[k].push(o[k]);
+      }
+    }
     for (let i = 0; i < PODS; i++) {
       del.push((await cni(node, [SHIM], { ...env(groups.socket[i], 'DEL'), ...socketEnv }, conf)).ms);
       fbDel.push((await cni(node, [SHIM], { ...env(groups.fallback[i], 'DEL'), ...fallbackEnv }, conf)).ms);
@@ -364,6 +375,13 @@ async function main() {
       console.log('ADD phases inside the standalone plugin (p50 ms):');
       for (const [k, v] of Object.entries(phases))
         console.log(`  ${k.padEnd(22)}${String(r1(pct(v, 0.5))).padStart(8)}`);
+    }
+    if (Object.keys(agentPhases).length > 0) {
+      console.log('ADD phases inside the agent, socket path (p50 / p99 ms):');
+      for (const [k, v] of Object.entries(agentPhases))
+        console.log(
+          `  ${k.padEnd(22)}${String(r1(pct(v, 0.5))).padStart(8)}${String(r1(pct(v, 0.99))).padStart(8)}`,
+        );
     }
     if (apiCalls.length > 1) {
       console.log('API requests of the first standalone ADD (claims a block) and of the last one:');
