@@ -4,7 +4,7 @@
 // there. The lab has no endpointslice controller: the test writes the EndpointSlices as that
 // controller would. The address comes from podnet's LoadBalancer allocator (a LoadBalancerPool,
 // the agents' elected allocator writing status.loadBalancer.ingress).
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -264,5 +264,36 @@ describe('LoadBalancer Service with externalTrafficPolicy Local (3 nodes, BIRD T
     };
     expect(await until(untagged, true), `BIRD route attributes:\n${torRouteAll(`${address}/32`)}`).toBe(true);
     expect(torPaths(`${address}/32`)).toEqual(one);
+  });
+
+  it('keeps the Service /32 on the ToR while the agent announcing it restarts gracefully', async () => {
+    const address = await createService('steady', 4);
+    await writeSlice('steady', 4, backends(4, ['node-a']));
+    const one = [nodeIp('node-a')];
+    expect(await until(() => torPaths(`${address}/32`), one), 'BIRD path for the /32').toEqual(one);
+    // Every route change in the ToR's kernel while node-a's agent restarts: the /32 must not go.
+    const monitor = spawn('ip', ['-n', lab.service('tor').ns, 'monitor', 'route'], {
+      stdio: ['ignore', 'pipe', 'ignore'],
+    });
+    let changes = '';
+    monitor.stdout.on('data', (b: Buffer) => {
+      changes += b.toString();
+    });
+    const before = lab.processes.find((p) => p.service === 'node-a')?.pid;
+    try {
+      await new Promise((r) => setTimeout(r, 500));
+      await lab.restartService('node-a', 'SIGTERM');
+      await lab.waitForSessions();
+      // Past the new agent's first announcements and End-of-RIB, when stale routes are swept.
+      await new Promise((r) => setTimeout(r, 3000));
+    } finally {
+      monitor.kill('SIGTERM');
+    }
+    // The monitor watched the whole restart (it had not exited before it was stopped).
+    expect(monitor.exitCode, 'ip monitor route exited early').toBeNull();
+    expect(lab.processes.find((p) => p.service === 'node-a')?.pid, 'a new node-a agent').not.toBe(before);
+    const gone = changes.split('\n').filter((l) => l.startsWith('Deleted') && l.includes(`${address} `));
+    expect(gone, `ToR kernel route changes:\n${changes}`).toEqual([]);
+    expect(torPaths(`${address}/32`), 'BIRD path after the restart').toEqual(one);
   });
 });
