@@ -26,7 +26,7 @@ export interface Policy {
   /** LOCAL_PREF set on accepted routes (import only). */
   localPref?: number | undefined;
   /**
-   * Export only: only routes this speaker originates (`announce`) leave, never routes learned from
+   * Export only: only routes this speaker originates (`originate`) leave, never routes learned from
    * a peer, whatever the prefix list says. A constant rule, so a peer's policy does not change
    * (and its table is not re-evaluated) each time the speaker originates another prefix.
    */
