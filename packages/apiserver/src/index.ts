@@ -130,7 +130,7 @@ export async function startApiServer(opts: ApiServerOptions = {}): Promise<ApiSe
           for (const s of listener.sockets) s.destroy();
         }, 1000).unref();
       });
-      store.flush();
+      await store.drain();
       log.info({ url }, 'stopped');
     })();
     return closed;

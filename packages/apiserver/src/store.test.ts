@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
@@ -136,6 +136,65 @@ describe('store persistence', () => {
       const again = new Store({ dataFile: join(dir, 'data.json') });
       expect(again.load()).toBe(true);
       expect(again.list('things')).toEqual(store.list('things'));
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('writes the snapshot off the event loop, and an older write never replaces a newer one', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'podnet-store-'));
+    try {
+      const file = join(dir, 'data.json');
+      // A clock that stands still: every write costs 0 ms, so the next one is due at once.
+      const store = new Store({ dataFile: file, persistDelayMs: 0, now: () => 0 });
+      const names = (): string[] =>
+        (JSON.parse(readFileSync(file, 'utf8')) as { objects: { obj: KObject }[] }).objects
+          .map((o) => o.obj.metadata.name!)
+          .sort();
+      // Large enough that the background write is still under way when flush() runs below.
+      for (let i = 0; i < 2000; i++)
+        store.commit(
+          'ADDED',
+          'things',
+          { metadata: { name: `t${i}`, namespace: 'ns' }, spec: { pad: 'x'.repeat(500) } },
+          undefined,
+        );
+      for (let i = 0; i < 200 && !existsSync(file); i++) await new Promise((r) => setTimeout(r, 10));
+      expect(names()).toHaveLength(2000);
+      // The timer's write starts (its text has t0..t1999); a newer state is flushed synchronously
+      // while it runs; the newer file stays.
+      store.commit('DELETED', 'things', store.get('things', 'ns', 't0')!, store.get('things', 'ns', 't0'));
+      await new Promise((r) => setTimeout(r, 0));
+      store.commit('DELETED', 'things', store.get('things', 'ns', 't1')!, store.get('things', 'ns', 't1'));
+      store.flush();
+      await store.drain();
+      const left = names();
+      expect(left).toHaveLength(1998);
+      expect(left).not.toContain('t1');
+      expect(readdirSync(dir)).toEqual(['data.json']); // no temp file left behind
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('reports a failed background write and keeps the state to write again', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'podnet-store-'));
+    try {
+      writeFileSync(join(dir, 'blocker'), 'not a directory');
+      const errors: unknown[] = [];
+      const store = new Store({
+        dataFile: join(dir, 'blocker', 'data.json'),
+        persistDelayMs: 0,
+        onPersistError: (err) => errors.push(err),
+      });
+      store.commit('ADDED', 'things', { metadata: { name: 'a', namespace: 'ns' } }, undefined);
+      for (let i = 0; i < 200 && errors.length === 0; i++) await new Promise((r) => setTimeout(r, 10));
+      expect(String(errors[0])).toMatch(/ENOTDIR|EEXIST/);
+      // The next try waits the longest delay, not a tight loop of failures.
+      expect(store.persistDelay()).toBe(PERSIST_MAX_DELAY_MS);
+      rmSync(join(dir, 'blocker'));
+      await store.drain(); // the synchronous flush writes the state kept dirty
+      expect(existsSync(join(dir, 'blocker', 'data.json'))).toBe(true);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

@@ -1,6 +1,7 @@
 // The object store: one table per resource type, a global revision counter (like etcd's), a bounded
 // history of events for watch resumption, the live watchers, and optional persistence to a file.
-import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 
 export interface ObjectMeta {
@@ -81,6 +82,11 @@ export class Store {
   /** What the last snapshot write took. */
   private lastFlushMs = 0;
   private dirty = false;
+  /** The timer's snapshot write in progress. */
+  private writing: Promise<void> | undefined;
+  /** Snapshots begun, and the newest one renamed into place (an older one never replaces it). */
+  private generation = 0;
+  private committed = 0;
   /** Each stored object's JSON as the last snapshot wrote it, with the resourceVersion it had. */
   private readonly texts = new WeakMap<KObject, { rv: string | undefined; text: string }>();
   /** Extra state persisted alongside the objects (the token and TLS material). */
@@ -197,14 +203,14 @@ export class Store {
   schedulePersist(): void {
     if (!this.opts.dataFile) return;
     this.dirty = true;
-    if (this.persistTimer) return;
+    // A write in progress schedules the next one when it ends.
+    if (this.persistTimer || this.writing) return;
     this.persistTimer = setTimeout(() => {
       this.persistTimer = undefined;
-      try {
-        this.flush();
-      } catch (err) {
-        this.opts.onPersistError?.(err);
-      }
+      this.writing = this.writeInBackground().finally(() => {
+        this.writing = undefined;
+        if (this.dirty) this.schedulePersist();
+      });
     }, this.persistDelay());
   }
 
@@ -214,7 +220,7 @@ export class Store {
     return Math.max(least, Math.min(PERSIST_MAX_DELAY_MS, Math.ceil(this.lastFlushMs * PERSIST_COST_FACTOR)));
   }
 
-  /** Writes the snapshot now (atomically: a temp file renamed over the data file). */
+  /** Writes the snapshot now, synchronously (atomically: a temp file renamed over the data file). */
   flush(): void {
     const file = this.opts.dataFile;
     if (!file) return;
@@ -225,8 +231,68 @@ export class Store {
     if (!this.dirty) return;
     const now = this.opts.now ?? (() => performance.now());
     const started = now();
-    // The Snapshot layout, written piece by piece: an object unchanged since the last write reuses
-    // its text (a commit stores a new object with a new resourceVersion, so the pair names one text).
+    const gen = ++this.generation;
+    const text = this.snapshotText();
+    const tmp = this.tmpFile(file, gen);
+    writeFileSync(tmp, text, { mode: 0o600 });
+    this.commitFile(tmp, file, gen);
+    this.lastFlushMs = now() - started;
+  }
+
+  /** Ends any write in progress, then writes what is not written yet (for shutdown). */
+  async drain(): Promise<void> {
+    await this.writing;
+    this.flush();
+  }
+
+  /**
+   * The timer's write: the text is built on the event loop (unchanged objects reuse their text),
+   * the file is written off it, so requests are not held up by the disk. Timed from start to
+   * rename, so a loaded machine also lengthens the wait before the next one.
+   */
+  private async writeInBackground(): Promise<void> {
+    const file = this.opts.dataFile;
+    if (!file || !this.dirty) return;
+    const now = this.opts.now ?? (() => performance.now());
+    const started = now();
+    const gen = ++this.generation;
+    let tmp: string | undefined;
+    try {
+      tmp = this.tmpFile(file, gen);
+      await writeFile(tmp, this.snapshotText(), { mode: 0o600 });
+      this.commitFile(tmp, file, gen);
+      this.lastFlushMs = now() - started;
+    } catch (err) {
+      // Tried again after the longest wait, not at once: a full disk is not helped by a tight loop.
+      this.dirty = true;
+      this.lastFlushMs = PERSIST_MAX_DELAY_MS / PERSIST_COST_FACTOR;
+      if (tmp) rmSync(tmp, { force: true });
+      this.opts.onPersistError?.(err);
+    }
+  }
+
+  private tmpFile(file: string, gen: number): string {
+    mkdirSync(dirname(file), { recursive: true });
+    return `${file}.tmp-${process.pid}-${gen}`;
+  }
+
+  /**
+   * Renames `tmp` over the data file unless a newer snapshot is already there (a synchronous flush
+   * while this one was being written); synchronous, so no other write can come in between.
+   */
+  private commitFile(tmp: string, file: string, gen: number): void {
+    if (gen < this.committed) {
+      rmSync(tmp, { force: true });
+      return;
+    }
+    renameSync(tmp, file);
+    this.committed = gen;
+  }
+
+  /** The whole state as a Snapshot's JSON; marks the store clean. */
+  private snapshotText(): string {
+    // Written piece by piece: an object unchanged since the last write reuses its text (a commit
+    // stores a new object with a new resourceVersion, so the pair names one text).
     const parts: string[] = [];
     for (const [typeKey, t] of this.tables) {
       const head = `{"typeKey":${JSON.stringify(typeKey)},"obj":`;
@@ -240,14 +306,9 @@ export class Store {
         parts.push(`${head}${c.text}}`);
       }
     }
-    const format: Snapshot['format'] = 'podnet-apiserver/v1';
-    const text = `{"format":"${format}","revision":${this.revision},"objects":[${parts.join(',')}],"extra":${JSON.stringify(this.extra)}}`;
-    mkdirSync(dirname(file), { recursive: true });
-    const tmp = `${file}.tmp-${process.pid}`;
-    writeFileSync(tmp, text, { mode: 0o600 });
-    renameSync(tmp, file);
     this.dirty = false;
-    this.lastFlushMs = now() - started;
+    const format: Snapshot['format'] = 'podnet-apiserver/v1';
+    return `{"format":"${format}","revision":${this.revision},"objects":[${parts.join(',')}],"extra":${JSON.stringify(this.extra)}}`;
   }
 
   markDirty(): void {
