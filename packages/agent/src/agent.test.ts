@@ -114,8 +114,10 @@ class FakeBgp implements BgpPort {
   rib() {
     return this.ribEntries;
   }
-  onRibChange(cb: () => void) {
+  relevant: ((prefix: string) => boolean) | undefined;
+  onRibChange(cb: () => void, relevant?: (prefix: string) => boolean) {
     this.cb = cb;
+    this.relevant = relevant;
   }
   peers() {
     return [...this.state.values()];
@@ -917,5 +919,30 @@ describe('Agent Service announcements', () => {
     expect(ran).toBeGreaterThanOrEqual(2);
     expect(ran).toBeLessThanOrEqual(1 + gaps);
     expect(ran).toBeLessThan(20);
+  });
+
+  it('asks for a pass only on best-path changes inside a pool', async () => {
+    const t = setup();
+    current = t.agent;
+    t.ds.snap.nodes = [node('node-a', '10.0.0.11')];
+    t.ds.snap.pools = [
+      { name: 'v4', cidr: '10.244.0.0/16', blockSize: 26, disabled: false, disableBGPExport: false },
+      { name: 'v6', cidr: 'fd00:10:244::/48', blockSize: 122, disabled: false, disableBGPExport: false },
+    ];
+    const relevant = (p: string) => t.bgp.relevant?.(p);
+    await t.agent.start();
+    await wait('the pools read', () => relevant('198.18.0.5/32') === false);
+    expect(relevant('10.244.2.0/26')).toBe(true);
+    expect(relevant('fd00:10:244:0:1::/122')).toBe(true);
+    expect(relevant('10.245.0.0/26')).toBe(false);
+    expect(relevant('fd00:10:245::/122')).toBe(false);
+    // A new pool is read by the pass its own change starts.
+    t.ds.set({
+      pools: [
+        ...t.ds.snap.pools,
+        { name: 'lb', cidr: '10.245.0.0/16', blockSize: 26, disabled: false, disableBGPExport: false },
+      ],
+    });
+    await wait('the new pool read', () => relevant('10.245.0.0/26') === true);
   });
 });

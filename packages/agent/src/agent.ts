@@ -4,7 +4,7 @@ import type { Logger } from 'pino';
 import { detectNodeAddress, type NodeInterface, parseAutodetectionMethod } from './autodetect.js';
 import { compute } from './compute.js';
 import type { AgentConfig } from './config.js';
-import { addressOf } from './ip.js';
+import { addressOf, type Cidr, cidrContains, parseCidr } from './ip.js';
 import type { Metrics } from './metrics.js';
 import { createMetrics, PEER_STATES } from './metrics.js';
 import type { Advertisement, ArpInterface, Desired, DesiredPeer } from './model.js';
@@ -107,6 +107,8 @@ export class Agent {
   private lastResync: { at: number; durationMs: number } | undefined;
   /** The peer each best path came from, by prefix (from the last recompute). */
   private bestPathFrom = new Map<string, string>();
+  /** The pools of the last pass, parsed (undefined before it: every prefix counts). */
+  private poolCidrs: Cidr[] | undefined;
 
   constructor(private readonly deps: AgentDeps) {
     this.log = deps.log.child({ component: 'agent', node: deps.config.nodeName });
@@ -120,7 +122,12 @@ export class Agent {
     await this.deps.arp.start();
     await this.deps.datastore.start(() => this.schedule('datastore'));
     this.deps.services?.start(() => this.schedule('services'));
-    this.deps.bgp.onRibChange(() => this.schedule('rib'));
+    // Only best paths inside a pool become routes (compute.ts); a change of any other prefix (e.g.
+    // another node's Service address) needs no pass.
+    this.deps.bgp.onRibChange(
+      () => this.schedule('rib'),
+      (prefix) => this.inAPool(prefix),
+    );
     this.timers.push(
       setInterval(() => {
         this.lastTick = Date.now();
@@ -229,6 +236,12 @@ export class Agent {
     return address;
   }
 
+  private inAPool(prefix: string): boolean {
+    if (!this.poolCidrs) return true;
+    const c = parseCidr(prefix);
+    return c === undefined || this.poolCidrs.some((p) => cidrContains(p, c));
+  }
+
   private isStopping() {
     return this.phase === 'stopping' || this.phase === 'stopped';
   }
@@ -283,6 +296,8 @@ export class Agent {
 
   private computeNow(): Desired {
     const snap = this.deps.datastore.snapshot();
+    // A pool change is a datastore change, whose own pass reads every best path again.
+    this.poolCidrs = snap.pools.flatMap((p) => parseCidr(p.cidr) ?? []);
     const cfg = this.deps.config;
     const rib = this.bgpStarted ? this.deps.bgp.rib() : [];
     this.bestPathFrom = new Map(rib.flatMap((e) => (e.from ? [[e.prefix, e.from] as const] : [])));

@@ -70,11 +70,15 @@ export interface BgpPort {
   removePeer(p: DesiredPeer): Promise<void>;
   originate(a: Advertisement): Promise<void>;
   withdraw(a: Advertisement): Promise<void>;
-  /** Current best paths (with ECMP next hops). */
+  /** The best paths learned from peers (with ECMP next hops); the node's own are left out. Read only. */
   rib(): RibEntry[];
   /** Received paths left out of best-path selection because their next hop has no route. */
   unreachableNextHops?(): Condition[];
-  onRibChange(cb: () => void): void;
+  /**
+   * `cb` after the best paths or a session changed (deferred, once for a burst). With `relevant`,
+   * a best-path change of a prefix it rejects does not call `cb` (a session change always does).
+   */
+  onRibChange(cb: () => void, relevant?: (prefix: string) => boolean): void;
   peers(): PeerStatus[];
   stop(opts: { graceful: boolean }): Promise<void>;
 }

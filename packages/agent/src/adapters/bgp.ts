@@ -2,7 +2,7 @@
 // at a time, so a change to one BGPPeer never resets another session.
 
 import type { BfdInstance } from '@podnet/bfd';
-import { type PeerConfig, Speaker, type PeerStatus as SpeakerPeerStatus } from '@podnet/bgp';
+import { type PeerConfig, type RibChange, Speaker, type PeerStatus as SpeakerPeerStatus } from '@podnet/bgp';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import type { Advertisement, DesiredPeer, NodeIdentity, PrefixRule, RibEntry } from '../model.js';
@@ -76,7 +76,14 @@ const STATE_NAMES: Record<string, PeerState> = {
 
 export class BgpAdapter implements BgpPort {
   private speaker: Speaker | undefined;
-  private readonly callbacks: (() => void)[] = [];
+  private readonly callbacks: { cb: () => void; relevant: ((prefix: string) => boolean) | undefined }[] = [];
+  /**
+   * The learned best paths (not our own), kept from the speaker's best-path events one prefix at a
+   * time, so a pass does not walk and re-encode the whole Loc-RIB; `ribList` is their array until
+   * the next change.
+   */
+  private readonly learned = new Map<string, RibEntry>();
+  private ribList: RibEntry[] | undefined;
   private readonly eor = new Set<string>();
   private firePending = false;
   private readonly log: Logger;
@@ -131,7 +138,13 @@ export class BgpAdapter implements BgpPort {
       // Every peer the agent adds carries its own limit (see compute); none falls back to this.
       defaultMaxPrefixes: 0,
     });
-    s.on('bestpath', () => this.fire());
+    this.learned.clear();
+    this.ribList = undefined;
+    s.on('bestpath', (c: RibChange) => {
+      if (this.speaker !== s) return;
+      this.noteBestPath(c);
+      this.fire(c.prefix);
+    });
     s.on('peer', (e: { key: string; to: string; reason?: string }) => {
       if (e.to !== 'established') this.eor.delete(e.key);
       this.log.info({ peer: e.key, state: e.to, reason: e.reason }, 'session state');
@@ -149,14 +162,32 @@ export class BgpAdapter implements BgpPort {
     );
   }
 
-  /** Deferred: the speaker emits events synchronously from inside addPeer/updatePeer. */
-  private fire() {
+  private noteBestPath(c: RibChange): void {
+    if (c.type === 'removed' || !c.from || c.from === 'local') {
+      if (this.learned.delete(c.prefix)) this.ribList = undefined;
+      return;
+    }
+    const nextHops = c.nextHops.length ? c.nextHops : c.attrs?.nextHop ? [c.attrs.nextHop] : [];
+    this.learned.set(c.prefix, { prefix: c.prefix, nextHops, from: c.from });
+    this.ribList = undefined;
+  }
+
+  /**
+   * Deferred: the speaker emits events synchronously from inside addPeer/updatePeer. A best-path
+   * change (`prefix`) reaches only the callbacks it is relevant to; a session event reaches all.
+   */
+  private readonly due = new Set<() => void>();
+  private fire(prefix?: string) {
     this.unreachable = undefined;
-    if (this.firePending) return;
+    for (const c of this.callbacks)
+      if (prefix === undefined || !c.relevant || c.relevant(prefix)) this.due.add(c.cb);
+    if (this.firePending || this.due.size === 0) return;
     this.firePending = true;
     setImmediate(() => {
       this.firePending = false;
-      for (const cb of this.callbacks) cb();
+      const due = [...this.due];
+      this.due.clear();
+      for (const cb of due) cb();
     });
   }
 
@@ -201,14 +232,8 @@ export class BgpAdapter implements BgpPort {
 
   rib(): RibEntry[] {
     if (!this.speaker) return [];
-    return this.speaker
-      .locRib()
-      .filter((e) => e.from !== 'local')
-      .map((e) => ({
-        prefix: e.prefix,
-        nextHops: e.nextHops.length ? e.nextHops : e.attrs.nextHop ? [e.attrs.nextHop] : [],
-        from: e.from,
-      }));
+    this.ribList ??= [...this.learned.values()];
+    return this.ribList;
   }
 
   /** The kernel's routes changed: select best paths again (their next hops may resolve differently). */
@@ -263,8 +288,8 @@ export class BgpAdapter implements BgpPort {
     return out;
   }
 
-  onRibChange(cb: () => void): void {
-    this.callbacks.push(cb);
+  onRibChange(cb: () => void, relevant?: (prefix: string) => boolean): void {
+    this.callbacks.push({ cb, relevant });
   }
 
   peers(): PeerStatus[] {
