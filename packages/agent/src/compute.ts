@@ -107,6 +107,9 @@ const PRIORITY: Record<PeerType, number> = {
   mesh: 4,
 };
 
+/** The Advertisement made from each service-routes advertisement, for the next hops and rules in `key`. */
+const serviceAdvertisements = new WeakMap<object, { key: string; out: Advertisement }>();
+
 export function compute(inputs: ComputeInputs): Desired {
   const problems: string[] = [];
   const me = inputs.nodeName;
@@ -265,7 +268,22 @@ export function compute(inputs: ComputeInputs): Desired {
       });
       serviceProblems = sr.problems;
       const taken = new Set(advertisements.map((a) => a.prefix));
-      for (const a of sr.advertisements) if (!taken.has(a.prefix)) adv(a.prefix, a.source, a);
+      // service-routes hands out the same object for a Service that did not change: so does this,
+      // for the same next hops and community rules, which spares the parse here and the deep
+      // comparison in the agent's diff (reconcile.ts) for each of many Services on every pass.
+      const key = `${address}|${addressV6 ?? ''}|${JSON.stringify(cfg('communities') ?? [])}`;
+      for (const a of sr.advertisements) {
+        if (taken.has(a.prefix)) continue;
+        const done = serviceAdvertisements.get(a);
+        if (done?.key === key) {
+          advertisements.push(done.out);
+          continue;
+        }
+        const n = advertisements.length;
+        adv(a.prefix, a.source, a);
+        const out = advertisements[n];
+        if (out) serviceAdvertisements.set(a, { key, out });
+      }
       serviceAddresses = inputs.services.services.reduce(
         (n, s) => n + s.clusterIPs.length + s.externalIPs.length + s.loadBalancerIPs.length,
         0,

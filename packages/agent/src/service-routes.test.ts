@@ -142,6 +142,51 @@ describe('serviceRoutes', () => {
     expect(r.advertisements).toHaveLength(1);
     expect(r.advertisements[0]!.services).toEqual(['shop/a', 'shop/b']);
   });
+
+  it('gives the same answer when Services are reused across passes (the per-object memo)', () => {
+    // The informer hands out the same objects pass after pass: a merge for a shared address must not
+    // leak into the next pass, and a change of ranges must be seen by an unchanged Service.
+    const a = lb('a', '192.0.2.10', { annotations: { [COMMUNITIES_ANNOTATION]: '65000:1' } });
+    const b = lb('b', '192.0.2.10', {
+      externalTrafficPolicy: 'Cluster',
+      annotations: { [COMMUNITIES_ANNOTATION]: '65000:2', [LOCAL_PREFERENCE_ANNOTATION]: '300' },
+    });
+    const slices = [slice('a', ['node-a'])];
+    const both = serviceRoutes(base({ services: [a, b], slices, mode: 'PerService' }));
+    expect(both.advertisements).toMatchObject([
+      {
+        prefix: '192.0.2.10/32',
+        services: ['shop/a', 'shop/b'],
+        communities: ['65000:1', '65000:2'],
+        localPref: 300,
+      },
+    ]);
+    const alone = serviceRoutes(base({ services: [a], slices, mode: 'PerService' }));
+    expect(alone.advertisements).toEqual([
+      {
+        prefix: '192.0.2.10/32',
+        source: 'service-loadbalancer-ip',
+        communities: ['65000:1'],
+        largeCommunities: [],
+        services: ['shop/a'],
+      },
+    ]);
+    expect(serviceRoutes(base({ services: [a], slices, mode: 'PerService' })).advertisements[0]).toBe(
+      alone.advertisements[0],
+    );
+    const moved = serviceRoutes(
+      base({
+        services: [a],
+        slices,
+        ranges: { clusterIPs: [], externalIPs: [], loadBalancerIPs: ['198.51.100.0/24'] },
+      }),
+    );
+    expect(moved.advertisements).toEqual([]);
+    expect(moved.problems.map((p) => p.field)).toEqual(['status.loadBalancer.ingress[0].ip']);
+    expect(serviceRoutes(base({ services: [a], slices })).advertisements.map((x) => x.prefix)).toEqual([
+      '192.0.2.10/32',
+    ]);
+  });
 });
 
 describe('projections', () => {
@@ -275,6 +320,21 @@ describe('compute with Services', () => {
       ['192.0.2.10/32', ['65000:1', '65000:2']],
     ]);
     expect(d.advertisements[1]!.nextHop).toBe('10.0.0.1');
+  });
+
+  it('reuses a Service advertisement for the same Service, next hop and rules, and makes a new one when they change', () => {
+    const first = inputs();
+    const again = { ...inputs(), services: first.services! };
+    const x = compute(first).advertisements[1]!;
+    expect(compute(again).advertisements[1]).toBe(x);
+    const other = compute({ ...again, nodeAddress: '10.0.0.2/24' }).advertisements[1]!;
+    expect(other.nextHop).toBe('10.0.0.2');
+    const rules = compute({
+      ...again,
+      bgpConfigs: [{ ...again.bgpConfigs[0]!, communities: [{ cidr: '192.0.2.0/24', values: ['65000:9'] }] }],
+    }).advertisements[1]!;
+    expect(rules.communities).toEqual(['65000:2', '65000:9']);
+    expect(compute(again).advertisements[1]).toEqual(x);
   });
 
   it('PerService mode leaves the range aggregate out', () => {

@@ -148,11 +148,21 @@ function parseRanges(list: string[]): Cidr[] {
   return list.flatMap((c) => parseCidr(c) ?? []);
 }
 
+/** `namespace/service` of each slice, made once per informer object. */
+const sliceServiceIds = new WeakMap<EndpointSliceView, string>();
+
 /** The Services this node has a ready endpoint of, as `namespace/name`. */
 export function servicesWithLocalEndpoints(slices: EndpointSliceView[], nodeName: string): Set<string> {
   const out = new Set<string>();
-  for (const s of slices)
-    if (s.service && s.readyNodes.includes(nodeName)) out.add(`${s.namespace}/${s.service}`);
+  for (const s of slices) {
+    if (!s.service || !s.readyNodes.includes(nodeName)) continue;
+    let id = sliceServiceIds.get(s);
+    if (id === undefined) {
+      id = `${s.namespace}/${s.service}`;
+      sliceServiceIds.set(s, id);
+    }
+    out.add(id);
+  }
   return out;
 }
 
@@ -171,6 +181,19 @@ interface ParsedService {
   id: string;
   attrs: ReturnType<typeof serviceAttributes>;
   addresses: ServiceAddress[];
+  /** The Service against the ranges last in force (`rangesKey`). */
+  checked?: CheckedService;
+}
+
+/** A Service against the BGPConfiguration ranges: what is wrong, and what it would announce. */
+interface CheckedService {
+  rangesKey: string;
+  problems: ServiceProblem[];
+  /**
+   * One advertisement per address inside a range, with the Service's own attributes. Made once and
+   * never changed: an address two Services share gets a new, merged object in `serviceRoutes`.
+   */
+  advertisements: { ad: ServiceAdvertisement; cidr: Cidr }[];
 }
 
 /**
@@ -201,72 +224,109 @@ function parsedService(svc: ServiceView): ParsedService {
 /** Plain string order (not locale order: this runs over every Service on every pass). */
 const byString = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
 
+type Ranges = Record<(typeof KINDS)[number]['key'], Cidr[]>;
+
+function checkedService(
+  svc: ServiceView,
+  p: ParsedService,
+  ranges: Ranges,
+  rangesKey: string,
+): CheckedService {
+  if (p.checked?.rangesKey === rangesKey) return p.checked;
+  const problems: ServiceProblem[] = [...p.attrs.problems];
+  const advertisements: CheckedService['advertisements'] = [];
+  for (const { kind, field, ip, host, cidr } of p.addresses) {
+    const allowed = ranges[kind.key];
+    if (!host || !cidr) {
+      problems.push(problem(svc, field, ip, `is not an IP address`));
+      continue;
+    }
+    if (!allowed.some((r) => cidrContains(r, cidr))) {
+      // Cluster IPs outside every range are the norm when none is configured: not reported.
+      if (kind.key === 'clusterIPs' && allowed.length === 0) continue;
+      problems.push(
+        problem(
+          svc,
+          field,
+          ip,
+          allowed.length
+            ? `is outside every BGPConfiguration ${kind.range} range (${allowed.map((r) => r.text).join(', ')})`
+            : `is not announced: BGPConfiguration default has no ${kind.range} range`,
+        ),
+      );
+      continue;
+    }
+    const { communities, largeCommunities, localPref } = p.attrs;
+    advertisements.push({
+      cidr,
+      ad: {
+        prefix: host,
+        source: kind.source,
+        communities,
+        largeCommunities,
+        ...(localPref !== undefined ? { localPref } : {}),
+        services: [p.id],
+      },
+    });
+  }
+  p.checked = { rangesKey, problems, advertisements };
+  return p.checked;
+}
+
+const union = (a: string[], b: string[]) => [...new Set([...a, ...b])].sort(byString);
+
+/**
+ * Each Service's part is computed once per informer object and ranges (`checkedService`), so a pass
+ * over many Services where one changed costs little more than walking them.
+ */
 export function serviceRoutes(inputs: ServiceInputs): ServiceRoutes {
   const problems: ServiceProblem[] = [];
   const local = servicesWithLocalEndpoints(inputs.slices, inputs.nodeName);
   const byPrefix = new Map<string, ServiceAdvertisement>();
   const cidrs = new Map<string, Cidr>();
-  const ranges = {
-    clusterIPs: parseRanges(inputs.ranges.clusterIPs),
-    externalIPs: parseRanges(inputs.ranges.externalIPs),
-    loadBalancerIPs: parseRanges(inputs.ranges.loadBalancerIPs),
-  };
+  const rangesKey = JSON.stringify([
+    inputs.ranges.clusterIPs,
+    inputs.ranges.externalIPs,
+    inputs.ranges.loadBalancerIPs,
+  ]);
+  let ranges: Ranges | undefined;
   const services = [...inputs.services].sort(
     (a, b) => byString(a.namespace, b.namespace) || byString(a.name, b.name),
   );
   for (const svc of services) {
     if (svc.type === 'ExternalName') continue;
-    const { id, attrs, addresses } = parsedService(svc);
+    const p = parsedService(svc);
+    ranges ??= {
+      clusterIPs: parseRanges(inputs.ranges.clusterIPs),
+      externalIPs: parseRanges(inputs.ranges.externalIPs),
+      loadBalancerIPs: parseRanges(inputs.ranges.loadBalancerIPs),
+    };
+    const checked = checkedService(svc, p, ranges, rangesKey);
+    // Problems are reported whether or not this node announces the Service right now, so the
+    // report does not come and go with the endpoints.
+    problems.push(...checked.problems);
     // externalTrafficPolicy only exists for Services reachable from outside (NodePort,
     // LoadBalancer, or with externalIPs); a ClusterIP Service without externalIPs is Cluster.
     const external = svc.type === 'NodePort' || svc.type === 'LoadBalancer' || svc.externalIPs.length > 0;
     const localPolicy = external && svc.externalTrafficPolicy === 'Local';
-    // Problems are reported whether or not this node announces the Service right now, so the
-    // report does not come and go with the endpoints.
-    const announce = localPolicy ? local.has(id) : inputs.mode === 'PerService';
-    problems.push(...attrs.problems);
-    for (const { kind, field, ip, host, cidr: c } of addresses) {
-      const allowed = ranges[kind.key];
-      if (!host || !c) {
-        problems.push(problem(svc, field, ip, `is not an IP address`));
+    const announce = localPolicy ? local.has(p.id) : inputs.mode === 'PerService';
+    if (!announce) continue;
+    for (const { ad, cidr } of checked.advertisements) {
+      const existing = byPrefix.get(ad.prefix);
+      if (!existing) {
+        byPrefix.set(ad.prefix, ad);
+        cidrs.set(ad.prefix, cidr);
         continue;
       }
-      if (!allowed.some((r) => cidrContains(r, c))) {
-        // Cluster IPs outside every range are the norm when none is configured: not reported.
-        if (kind.key === 'clusterIPs' && allowed.length === 0) continue;
-        problems.push(
-          problem(
-            svc,
-            field,
-            ip,
-            allowed.length
-              ? `is outside every BGPConfiguration ${kind.range} range (${allowed.map((r) => r.text).join(', ')})`
-              : `is not announced: BGPConfiguration default has no ${kind.range} range`,
-          ),
-        );
-        continue;
-      }
-      if (!announce) continue;
-      const existing = byPrefix.get(host);
-      if (existing) {
-        // Two Services sharing an address: one announcement, with the union of their attributes.
-        existing.services = [...new Set([...existing.services, id])].sort();
-        existing.communities = [...new Set([...existing.communities, ...attrs.communities])].sort();
-        existing.largeCommunities = [
-          ...new Set([...existing.largeCommunities, ...attrs.largeCommunities]),
-        ].sort();
-        if (attrs.localPref !== undefined)
-          existing.localPref = Math.max(existing.localPref ?? 0, attrs.localPref);
-        continue;
-      }
-      cidrs.set(host, c);
-      byPrefix.set(host, {
-        prefix: host,
-        source: kind.source,
-        communities: [...attrs.communities],
-        largeCommunities: [...attrs.largeCommunities],
-        ...(attrs.localPref !== undefined ? { localPref: attrs.localPref } : {}),
-        services: [id],
+      // Two Services sharing an address: one announcement, with the union of their attributes.
+      const localPref =
+        ad.localPref === undefined ? existing.localPref : Math.max(existing.localPref ?? 0, ad.localPref);
+      byPrefix.set(ad.prefix, {
+        ...existing,
+        services: union(existing.services, ad.services),
+        communities: union(existing.communities, ad.communities),
+        largeCommunities: union(existing.largeCommunities, ad.largeCommunities),
+        ...(localPref !== undefined ? { localPref } : {}),
       });
     }
   }
