@@ -66,6 +66,7 @@ const addresses = new Map();
 const addressOf = (i) => addresses.get(`svc-${i}`);
 const NS = 'default';
 const SERVICES = `/api/v1/namespaces/${NS}/services`;
+const ADDRESSES = '/apis/podnet.io/v1alpha1/loadbalanceraddresses';
 const SLICES = `/apis/discovery.k8s.io/v1/namespaces/${NS}/endpointslices`;
 const NODES = ['node-a', 'node-b', 'node-c'];
 
@@ -230,6 +231,15 @@ try {
     waiting.get(name)?.();
   });
   await watch.opened;
+  // When each Service's LoadBalancerAddress appeared, to split the one-at-a-time latency in phases.
+  const heldAt = new Map();
+  const rvAddr = (await lab.kube.request('GET', `${ADDRESSES}?limit=1`)).body.metadata?.resourceVersion;
+  const addrWatch = lab.kube.watch(`${ADDRESSES}?watch=1&resourceVersion=${rvAddr}`, (ev) => {
+    if (ev.type !== 'ADDED' && ev.type !== 'MODIFIED') return;
+    for (const h of ev.object?.spec?.services ?? [])
+      if (!heldAt.has(h.name)) heldAt.set(h.name, performance.now());
+  });
+  await addrWatch.opened;
   /** Waits (at most 10 s) until the watch has shown the Service's address. */
   async function awaitAddress(name) {
     if (!arrived.has(name)) await Promise.race([new Promise((r) => waiting.set(name, r)), sleep(10_000)]);
@@ -349,6 +359,8 @@ try {
 
   // ---- One at a time: `ones` more Services (no endpoints), each created once the last has its address.
   const single = [];
+  /** Per one-at-a-time Service: the POST answered, its address object seen, its status seen. */
+  const phases = { post: [], take: [], status: [] };
   for (let k = 0; k < ones; k++) {
     const name = `one-${k}`;
     const at = performance.now();
@@ -363,12 +375,39 @@ try {
         ports: [{ name: 'http', port: 80, targetPort: 8080, protocol: 'TCP' }],
       },
     });
+    const posted = performance.now();
     await awaitAddress(name);
     if (!allocatedAt.has(name)) throw new Error(`${name} got no address within 10 s`);
     single.push(allocatedAt.get(name) - at);
+    const held = heldAt.get(name);
+    phases.post.push(posted - at);
+    if (held !== undefined) {
+      phases.take.push(held - posted);
+      phases.status.push(allocatedAt.get(name) - held);
+    }
   }
   watch.stop();
+  addrWatch.stop();
 
+  // The agents' loop passes over the whole run (each Service or slice change leads to one, at most
+  // one per 50 ms): how many and what they cost, from each agent's /metrics.
+  const passes = NODES.map((n) => {
+    const text = execFileSync('ip', [
+      'netns',
+      'exec',
+      lab.service(n).ns,
+      process.execPath,
+      '-e',
+      "fetch('http://127.0.0.1:9091/metrics').then((r) => r.text()).then((t) => process.stdout.write(t))",
+    ]).toString();
+    const read = (name) =>
+      Number(new RegExp(`^${name}\\{result="ok"\\} (\\S+)$`, 'm').exec(text)?.[1] ?? Number.NaN);
+    return {
+      node: n,
+      count: read('podnet_agent_reconcile_duration_seconds_count'),
+      sum: read('podnet_agent_reconcile_duration_seconds_sum'),
+    };
+  });
   const load = readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
   console.log(
     `\nServices to the ToR on the lab (3 nodes, BIRD ToR; ${count} LoadBalancer Services, Local, 5 endpoints each); load ${load}`,
@@ -392,6 +431,17 @@ try {
           String(r1(pct(single, 99))),
           String(r1(Math.max(...single))),
         ],
+        ...[
+          ['  of which: POST answered', phases.post],
+          ['  then: LoadBalancerAddress created (seen on a watch)', phases.take],
+          ['  then: address in the Service status (seen on a watch)', phases.status],
+        ].map(([what, xs]) => [
+          what,
+          String(xs.length),
+          String(r1(pct(xs, 50))),
+          String(r1(pct(xs, 99))),
+          String(r1(Math.max(...xs))),
+        ]),
         ['all /32s on the ToR after the last write', '1', String(r1(converged)), '', ''],
         [
           'endpoints leave a node → ToR route updated',
@@ -415,6 +465,9 @@ try {
   );
   console.log(
     `${mismatches} /32s with the wrong next hops on the ToR after convergence; ${missed} withdrawals not seen within 10 s`,
+  );
+  console.log(
+    `agent loop passes: ${passes.map((p) => `${p.node} ${p.count} (mean ${r1((p.sum / p.count) * 1000)} ms, ${r1(p.sum)} s)`).join(', ')}`,
   );
   console.log(`${duplicates} LoadBalancer addresses held by more than one Service (read back from the API)`);
   const w99 = pct(withdraws, 99);
