@@ -143,6 +143,28 @@ describe('serviceRoutes', () => {
     expect(r.advertisements[0]!.services).toEqual(['shop/a', 'shop/b']);
   });
 
+  it('answers the same lists and settings with the same result, and anything else afresh', () => {
+    const services = [lb('web', '192.0.2.10')];
+    const slices = [slice('web', ['node-a'])];
+    const a = serviceRoutes(base({ services, slices }));
+    expect(a.advertisements.map((x) => x.prefix)).toEqual(['192.0.2.10/32']);
+    expect(serviceRoutes(base({ services, slices }))).toBe(a);
+    expect(serviceRoutes(base({ services, slices: [slice('web', ['node-b'])] })).advertisements).toEqual([]);
+    expect(serviceRoutes(base({ services, slices, nodeName: 'node-b' })).advertisements).toEqual([]);
+    expect(
+      serviceRoutes(base({ services: [...services, lb('api', '192.0.2.11')], slices })).advertisements,
+    ).toHaveLength(1);
+    const moved = serviceRoutes(
+      base({
+        services,
+        slices,
+        ranges: { clusterIPs: [], externalIPs: [], loadBalancerIPs: ['198.51.100.0/24'] },
+      }),
+    );
+    expect(moved.advertisements).toEqual([]);
+    expect(serviceRoutes(base({ services, slices }))).toEqual(a);
+  });
+
   it('gives the same answer when Services are reused across passes (the per-object memo)', () => {
     // The informer hands out the same objects pass after pass: a merge for a shared address must not
     // leak into the next pass, and a change of ranges must be seen by an unchanged Service.

@@ -280,19 +280,64 @@ const union = (a: string[], b: string[]) => [...new Set([...a, ...b])].sort(bySt
  * over many Services where one changed costs little more than walking them.
  */
 export function serviceRoutes(inputs: ServiceInputs): ServiceRoutes {
-  const problems: ServiceProblem[] = [];
-  const local = servicesWithLocalEndpoints(inputs.slices, inputs.nodeName);
-  const byPrefix = new Map<string, ServiceAdvertisement>();
-  const cidrs = new Map<string, Cidr>();
   const rangesKey = JSON.stringify([
     inputs.ranges.clusterIPs,
     inputs.ranges.externalIPs,
     inputs.ranges.loadBalancerIPs,
   ]);
+  // The same lists (service-sync hands out the same arrays until a Service or slice changes) and
+  // settings: the same answer, e.g. for a pass that a pod or a route started.
+  const last = lastRoutes;
+  if (
+    last?.services === inputs.services &&
+    last.slices === inputs.slices &&
+    last.nodeName === inputs.nodeName &&
+    last.mode === inputs.mode &&
+    last.rangesKey === rangesKey
+  )
+    return last.out;
+  const out = computeServiceRoutes(inputs, rangesKey);
+  lastRoutes = {
+    services: inputs.services,
+    slices: inputs.slices,
+    nodeName: inputs.nodeName,
+    mode: inputs.mode,
+    rangesKey,
+    out,
+  };
+  return out;
+}
+
+/** The last call's inputs (by identity) and answer. */
+let lastRoutes:
+  | (Pick<ServiceInputs, 'services' | 'slices' | 'nodeName' | 'mode'> & {
+      rangesKey: string;
+      out: ServiceRoutes;
+    })
+  | undefined;
+/** Services in (namespace, name) order, per input array. */
+const sortedServices = new WeakMap<ServiceView[], ServiceView[]>();
+/** servicesWithLocalEndpoints, per slices array and node. */
+const localServices = new WeakMap<EndpointSliceView[], { nodeName: string; ids: Set<string> }>();
+
+function computeServiceRoutes(inputs: ServiceInputs, rangesKey: string): ServiceRoutes {
+  const problems: ServiceProblem[] = [];
+  let l = localServices.get(inputs.slices);
+  if (l?.nodeName !== inputs.nodeName) {
+    l = { nodeName: inputs.nodeName, ids: servicesWithLocalEndpoints(inputs.slices, inputs.nodeName) };
+    localServices.set(inputs.slices, l);
+  }
+  const local = l.ids;
+  const byPrefix = new Map<string, ServiceAdvertisement>();
+  const cidrs = new Map<string, Cidr>();
   let ranges: Ranges | undefined;
-  const services = [...inputs.services].sort(
-    (a, b) => byString(a.namespace, b.namespace) || byString(a.name, b.name),
-  );
+  let services = sortedServices.get(inputs.services);
+  if (!services) {
+    services = [...inputs.services].sort(
+      (a, b) => byString(a.namespace, b.namespace) || byString(a.name, b.name),
+    );
+    sortedServices.set(inputs.services, services);
+  }
   for (const svc of services) {
     if (svc.type === 'ExternalName') continue;
     const p = parsedService(svc);

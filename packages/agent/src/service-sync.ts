@@ -190,6 +190,8 @@ export class ServiceSync implements ServicePort {
   private readonly slices: Informer<Projected<EndpointSliceView>>;
   private readonly log: Logger;
   private reported = new Set<string>();
+  /** The informers' lists as last handed out: the same arrays until one of them changes. */
+  private listed: { services?: ServiceView[]; slices?: EndpointSliceView[] } = {};
 
   constructor(
     client: KubeClient,
@@ -218,18 +220,30 @@ export class ServiceSync implements ServicePort {
   }
 
   start(onChange: () => void): void {
-    for (const inf of [this.services, this.slices] as Informer<Meta>[]) {
-      inf.on(() => onChange());
-      inf.start();
-    }
+    this.services.on(() => {
+      this.listed.services = undefined;
+      onChange();
+    });
+    this.slices.on(() => {
+      this.listed.slices = undefined;
+      onChange();
+    });
+    this.services.start();
+    this.slices.start();
   }
 
   synced(): boolean {
     return this.services.hasSynced && this.slices.hasSynced;
   }
 
+  /**
+   * The same arrays while nothing changed (so serviceRoutes can reuse what it made of them); read
+   * only.
+   */
   snapshot() {
-    return { services: this.services.list(), slices: this.slices.list() };
+    this.listed.services ??= this.services.list();
+    this.listed.slices ??= this.slices.list();
+    return { services: this.listed.services, slices: this.listed.slices };
   }
 
   report(problems: ServiceProblem[]): void {
