@@ -905,8 +905,8 @@ describe('Agent Service announcements', () => {
     const passes = async () => (await t.agent.metrics.recomputes.get()).values[0]?.value ?? 0;
     await new Promise((r) => setTimeout(r, 250));
     const before = await passes();
-    // 20 changes 10 ms apart: the first starts a pass at once, the others wait for the gap (one
-    // pass per 200 ms), where without it each would have its own pass.
+    // 20 changes 10 ms apart: the first starts a pass after the short delay (20 ms), the others
+    // wait for the gap (one pass per 200 ms), where without it each would have its own pass.
     const t0 = performance.now();
     for (let i = 1; i <= 20; i++) {
       services.set({ services: [{ ...web, loadBalancerIPs: [`192.0.2.${10 + i}`] }] });
@@ -919,6 +919,33 @@ describe('Agent Service announcements', () => {
     expect(ran).toBeGreaterThanOrEqual(2);
     expect(ran).toBeLessThanOrEqual(1 + gaps);
     expect(ran).toBeLessThan(20);
+  });
+
+  it('makes one pass of a Service change and the status change that follows it', async () => {
+    for (const [delay, want] of [
+      [100, 1],
+      [0, 2],
+    ] as const) {
+      const services = new FakeServices();
+      const t = setup([], { services, servicePassGapMs: 0, servicePassDelayMs: delay });
+      current = t.agent;
+      t.ds.snap.nodes = [node('node-a', '10.0.0.11')];
+      t.ds.snap.bgpConfigs = [{ name: 'default', serviceLoadBalancerIPs: ['192.0.2.0/24'] }];
+      services.set({ services: [], slices: [slice(['node-a'])] });
+      await t.agent.start();
+      await wait('a first pass', () => t.bgp.log.includes('start'));
+      await new Promise((r) => setTimeout(r, 150));
+      const passes = async () => (await t.agent.metrics.recomputes.get()).values[0]?.value ?? 0;
+      const before = await passes();
+      // A new Service, then the allocator's address in its status 5 ms later.
+      services.set({ services: [{ ...web, loadBalancerIPs: [] }] });
+      await new Promise((r) => setTimeout(r, 5));
+      services.set({ services: [web] });
+      await wait('/32 announced', () => t.bgp.log.includes('originate 192.0.2.10/32'));
+      await new Promise((r) => setTimeout(r, 150));
+      expect((await passes()) - before, `delay ${delay} ms`).toBe(want);
+      await t.agent.stop({ graceful: false });
+    }
   });
 
   it('asks for a pass only on best-path changes inside a pool', async () => {

@@ -62,10 +62,18 @@ export interface AgentDeps {
    * changes (pods, blocks, peers, routes) still start a pass at once.
    */
   servicePassGapMs?: number;
+  /**
+   * How long a pass set off by a Service or EndpointSlice change waits at least (default
+   * SERVICE_PASS_DELAY_MS), so the changes that come together are one pass: a new LoadBalancer
+   * Service and the address the allocator writes to its status a few milliseconds later.
+   */
+  servicePassDelayMs?: number;
 }
 
 /** Default AgentDeps.servicePassGapMs. */
 export const SERVICE_PASS_GAP_MS = 50;
+/** Default AgentDeps.servicePassDelayMs. */
+export const SERVICE_PASS_DELAY_MS = 20;
 
 type Phase = 'starting' | 'waiting-for-datastore' | 'resolving-address' | 'running' | 'stopping' | 'stopped';
 
@@ -250,7 +258,10 @@ export class Agent {
   schedule(reason: string): void {
     if (this.isStopping()) return;
     if (reason === 'services') {
-      const wait = this.lastPassAt + (this.deps.servicePassGapMs ?? SERVICE_PASS_GAP_MS) - this.now();
+      const wait = Math.max(
+        this.deps.servicePassDelayMs ?? SERVICE_PASS_DELAY_MS,
+        this.lastPassAt + (this.deps.servicePassGapMs ?? SERVICE_PASS_GAP_MS) - this.now(),
+      );
       if (wait > 0) {
         this.serviceTimer ??= setTimeout(() => {
           this.serviceTimer = undefined;
