@@ -60,7 +60,12 @@ export interface SpeakerOptions {
   /** Our BGP Identifier (an IPv4 address). */
   routerId: string;
   /** Accept incoming sessions here (e.g. `{ port: 179 }`); omit for outgoing-only. */
-  listen?: { port: number; address?: string | undefined } | undefined;
+  /**
+   * Accept sessions on this port. `backlog`: connections the kernel queues before they are
+   * accepted (default LISTEN_BACKLOG, capped by net.core.somaxconn), room for the clients of a
+   * route reflector that all connect at once.
+   */
+  listen?: { port: number; address?: string | undefined; backlog?: number | undefined } | undefined;
   logger?: Logger | undefined;
   /** Route reflector CLUSTER_ID (default: routerId). Reflection happens for peers marked `routeReflectorClient`. */
   clusterId?: string | undefined;
@@ -356,6 +361,9 @@ function normaliseAddr(a: string | undefined): string {
  * - `'bestpath'` (RibChange): a Loc-RIB best path was added, changed or removed.
  * - `'peer'` ({ address, from, to, reason }): a session changed state.
  */
+/** Default Speaker listen backlog (Node's own is 511). */
+export const LISTEN_BACKLOG = 4096;
+
 export class Speaker extends EventEmitter {
   readonly asn: number;
   readonly routerId: string;
@@ -454,7 +462,8 @@ export class Speaker extends EventEmitter {
       this.server = server;
       await new Promise<void>((resolve, reject) => {
         server.once('error', reject);
-        server.listen({ port: this.opts.listen!.port, host: this.opts.listen!.address }, () => {
+        const l = this.opts.listen!;
+        server.listen({ port: l.port, host: l.address, backlog: l.backlog ?? LISTEN_BACKLOG }, () => {
           server.off('error', reject);
           resolve();
         });

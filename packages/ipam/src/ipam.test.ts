@@ -55,6 +55,26 @@ describe('Ipam over an in-memory datastore', () => {
     expect(await ipam.check()).toEqual([]);
   });
 
+  it('shares one list of the blocks among claims close together, and still gives each node its own block', async () => {
+    const ds = memoryDatastore();
+    await withPools(ds, [{ name: 'default', cidr: '10.244.0.0/16' }]);
+    const ipam = new Ipam({ datastore: ds });
+    // Lists of every block (a node's own blocks are read by label, and stay per node).
+    let lists = 0;
+    const list = ds.blocks.list.bind(ds.blocks);
+    ds.blocks.list = (opts) => {
+      if (!opts?.labelSelector) lists++;
+      return list(opts);
+    };
+    const nodes = Array.from({ length: 40 }, (_, i) => `n${i}`);
+    const got = await Promise.all(nodes.map((node) => ipam.allocate({ handle: `podnet.${node}`, node })));
+    const blocks = got.map((r) => r.ipv4!.block);
+    expect(new Set(blocks).size).toBe(40);
+    // One list per claim before; now the lists are the first one and the retries after lost races.
+    expect(lists).toBeLessThan(20);
+    expect(await ipam.check()).toEqual([]);
+  });
+
   it('writes twice per allocation once the node has a block (handle, then block)', async () => {
     const ds = memoryDatastore();
     await withPools(ds, [{ name: 'default', cidr: '10.244.0.0/16' }]);

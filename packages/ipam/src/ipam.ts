@@ -259,6 +259,9 @@ const lostRace = (err: unknown): boolean =>
   isK8sError(err, K8S_ERR.ALREADY_EXISTS) ||
   isK8sError(err, K8S_ERR.NOT_FOUND);
 
+/** How long a list of the blocks serves further block claims (Ipam.blocksTaken). */
+const TAKEN_BLOCKS_TTL_MS = 1000;
+
 export class Ipam {
   readonly ds: IpamDatastore;
   readonly client: KubeClient | undefined;
@@ -284,6 +287,13 @@ export class Ipam {
   conflicts = 0;
   /** Blocks this instance claimed. */
   claims = 0;
+  /**
+   * The block CIDRs seen taken by the last list, and when: claims close together (many nodes
+   * starting at once) share one list instead of each listing every block. Stale is safe: a
+   * block's create is the atomic point, so a CIDR taken since only costs a lost race.
+   */
+  private takenBlocks: { at: number; cidrs: Set<string> } | undefined;
+  private listingBlocks: Promise<{ at: number; cidrs: Set<string> }> | undefined;
 
   constructor(opts: IpamOptions = {}) {
     if (opts.datastore) {
@@ -791,14 +801,10 @@ export class Ipam {
    */
   async claimBlock(node: string, pool: PoolInfo): Promise<IPAMBlock | undefined> {
     for (let attempt = 0; attempt < this.maxRetries; attempt++) {
-      const existing = await this.ds.blocks.list();
-      const taken = new Set(existing.items.map((b) => b.spec.cidr));
-      for (const bad of existing.invalid) {
-        // Never hand out a block whose object exists but cannot be read.
-        const c = cidrOfBlockName(bad.name);
-        if (c) taken.add(c);
-      }
-      const cidr = pickFreeBlock(pool, taken, `${node}/${attempt}`);
+      const taken = await this.blocksTaken(attempt);
+      // After each lost race, choose among more free blocks: claimers racing for the lowest few
+      // spread out instead of colliding again.
+      const cidr = pickFreeBlock(pool, taken, `${node}/${attempt}`, 4 << Math.min(attempt, 4));
       if (!cidr) return undefined;
       const cidrText = formatCidr(cidr);
       const affName = affinityName(node, cidr);
@@ -810,6 +816,7 @@ export class Ipam {
           spec: block,
         });
         this.remember(created);
+        this.takenBlocks?.cidrs.add(cidrText);
         this.claims++;
         await this.affinityEvent(affName, node, cidrText, { type: 'block-created' });
         this.log?.info({ node, block: cidrText, pool: pool.name }, 'claimed block');
@@ -817,6 +824,7 @@ export class Ipam {
       } catch (err) {
         if (!isK8sError(err, K8S_ERR.ALREADY_EXISTS)) throw err;
         // Lost the race (or an earlier attempt of ours won it).
+        this.takenBlocks?.cidrs.add(cidrText);
         const b = await this.fetchBlock(cidrText);
         if (b && affineNode(b.spec) === node) {
           await this.affinityEvent(affName, node, cidrText, { type: 'block-already-ours' });
@@ -834,6 +842,32 @@ export class Ipam {
       IPAM_ERR.TOO_MANY_CONFLICTS,
       `node ${node}: could not claim a block of pool ${pool.name}`,
     );
+  }
+
+  /** Block CIDRs taken: the last list if it is recent and this is not a retry after two lost races. */
+  private async blocksTaken(attempt: number): Promise<Set<string>> {
+    const t = this.takenBlocks;
+    if (t && Date.now() - t.at < TAKEN_BLOCKS_TTL_MS && attempt < 2) return t.cidrs;
+    // Claims arriving while a list is under way wait for it rather than list again.
+    if (attempt < 2 && this.listingBlocks) return (await this.listingBlocks).cidrs;
+    const listing = (async () => {
+      const at = Date.now();
+      const existing = await this.ds.blocks.list();
+      const cidrs = new Set(existing.items.map((b) => b.spec.cidr));
+      for (const bad of existing.invalid) {
+        // Never hand out a block whose object exists but cannot be read.
+        const c = cidrOfBlockName(bad.name);
+        if (c) cidrs.add(c);
+      }
+      return { at, cidrs };
+    })();
+    this.listingBlocks = listing;
+    try {
+      this.takenBlocks = await listing;
+      return this.takenBlocks.cidrs;
+    } finally {
+      if (this.listingBlocks === listing) this.listingBlocks = undefined;
+    }
   }
 
   /**
