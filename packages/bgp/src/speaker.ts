@@ -52,7 +52,7 @@ import {
   updateLayout,
   validateAttributes,
 } from './wire/messages.js';
-import { packAnnounce, packWithdraw } from './wire/pack.js';
+import { encodeAnnounceAttrs, packAnnounceEncoded, packWithdraw } from './wire/pack.js';
 
 export interface SpeakerOptions {
   /** Our AS number (1..4294967295). */
@@ -361,6 +361,26 @@ function normaliseAddr(a: string | undefined): string {
  * - `'bestpath'` (RibChange): a Loc-RIB best path was added, changed or removed.
  * - `'peer'` ({ address, from, to, reason }): a session changed state.
  */
+/**
+ * The attributes of an interned outgoing attribute set, encoded once per family and AS-number
+ * width: every peer sent the same set (a reflector's clients, a mesh) shares the bytes.
+ */
+const encodedAttrs = new WeakMap<AttrSet, Map<number, Buffer>>();
+function wireAttrs(set: AttrSet, afi: number, ctx: { as4: boolean }): Buffer {
+  let m = encodedAttrs.get(set);
+  if (!m) {
+    m = new Map();
+    encodedAttrs.set(set, m);
+  }
+  const k = afi * 2 + (ctx.as4 ? 1 : 0);
+  let b = m.get(k);
+  if (!b) {
+    b = encodeAnnounceAttrs(afi, toWire(set.attrs, ctx.as4, afi === Afi.IPV4), ctx);
+    m.set(k, b);
+  }
+  return b;
+}
+
 /** Default Speaker listen backlog (Node's own is 511). */
 export const LISTEN_BACKLOG = 4096;
 
@@ -1667,13 +1687,13 @@ export class Speaker extends EventEmitter {
     if (withdraw.v4.length) frames.push(...packWithdraw(Afi.IPV4, withdraw.v4));
     if (withdraw.v6.length) frames.push(...packWithdraw(Afi.IPV6, withdraw.v6));
     for (const [set, g] of announce) {
-      if (g.v4.length) frames.push(...packAnnounce(Afi.IPV4, g.v4, toWire(set.attrs, n.as4, true), ctx));
+      if (g.v4.length) frames.push(...packAnnounceEncoded(Afi.IPV4, g.v4, wireAttrs(set, Afi.IPV4, ctx)));
       if (g.v6.length) {
         const hops = [
           set.attrs.nextHop!,
           ...(set.attrs.linkLocalNextHop ? [set.attrs.linkLocalNextHop] : []),
         ];
-        frames.push(...packAnnounce(Afi.IPV6, g.v6, toWire(set.attrs, n.as4, false), ctx, hops));
+        frames.push(...packAnnounceEncoded(Afi.IPV6, g.v6, wireAttrs(set, Afi.IPV6, ctx), hops));
       }
     }
     if (p.dirty.size > 0) this.scheduleFlush();

@@ -23,12 +23,29 @@ export function packAnnounce(
   ctx: CodecContext,
   nextHops: string[] = [],
 ): Buffer[] {
-  const base = encodeAttributes(
+  return packAnnounceEncoded(afi, prefixes, encodeAnnounceAttrs(afi, attrs, ctx), nextHops);
+}
+
+/**
+ * The attributes of an announcement of family `afi`, encoded once for many UPDATEs (and, by a
+ * caller that keeps them, for many peers): MP_REACH/MP_UNREACH left out, NEXT_HOP only for IPv4.
+ */
+export function encodeAnnounceAttrs(afi: number, attrs: PathAttr[], ctx: CodecContext): Buffer {
+  return encodeAttributes(
     attrs.filter(
       (a) => a.type !== 'mp-reach' && a.type !== 'mp-unreach' && (afi === Afi.IPV4 || a.type !== 'next-hop'),
     ),
     ctx,
   );
+}
+
+/** packAnnounce with the attributes already encoded (encodeAnnounceAttrs). */
+export function packAnnounceEncoded(
+  afi: number,
+  prefixes: string[],
+  base: Buffer,
+  nextHops: string[] = [],
+): Buffer[] {
   const out: Buffer[] = [];
   let i = 0;
   while (i < prefixes.length) {
