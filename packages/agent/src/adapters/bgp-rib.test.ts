@@ -1,10 +1,9 @@
 // The BGP adapter's view of the Loc-RIB: the learned best paths kept from the speaker's best-path
 // events (not the node's own), and the change callback called only for the prefixes it asks for.
 // A real bgp-ts speaker over loopback TCP announces and withdraws the paths.
-import { Speaker } from '@podnet/bgp';
 import pino from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { DesiredPeer } from '../model.js';
+import { loopbackPeer, startAdapter, torPeer } from '../__fixtures__/loopback-peer.js';
 import { BgpAdapter } from './bgp.js';
 
 const until = async (what: string, f: () => boolean) => {
@@ -20,11 +19,7 @@ afterEach(async () => {
 
 describe('BgpAdapter rib and onRibChange', () => {
   it('keeps the learned best paths, and calls back only for relevant prefixes and session changes', async () => {
-    const peer = new Speaker({ asn: 65000, routerId: '10.9.0.1', listen: { port: 0, address: '127.0.0.1' } });
-    peer.addPeer({ address: '127.0.0.1', asn: 64512, passive: true, holdTime: 9 });
-    peer.originate('10.50.0.0/26', { nextHop: '10.77.0.5' });
-    peer.originate('10.50.0.64/26', { nextHop: '10.77.0.5' });
-    await peer.start();
+    const peer = await loopbackPeer({ '10.50.0.0/26': '10.77.0.5', '10.50.0.64/26': '10.77.0.5' });
     cleanup.push(() => peer.stop());
     const adapter = new BgpAdapter({ logger: pino({ level: 'silent' }), restarting: false });
     let calls = 0;
@@ -34,31 +29,8 @@ describe('BgpAdapter rib and onRibChange', () => {
       (prefix) => prefix.startsWith('10.50.'),
     );
     adapter.onRibChange(() => all++);
-    await adapter.start({
-      name: 'n1',
-      address: '127.0.0.1',
-      routerId: '10.9.0.2',
-      asNumber: 64512,
-      listenPort: 0,
-    });
     cleanup.push(() => adapter.stop({ graceful: false }));
-    const p: DesiredPeer = {
-      key: `127.0.0.1:${peer.listenPort}`,
-      source: 'tor',
-      type: 'global',
-      address: '127.0.0.1',
-      port: peer.listenPort!,
-      remoteAs: 65000,
-      localAs: 64512,
-      passive: false,
-      holdTime: 9,
-      keepaliveTime: 3,
-      gracefulRestart: { enabled: false, restartTime: 120 },
-      routeReflectorClient: false,
-      importFilter: [],
-      exportFilter: [],
-      maxPrefixes: 10_000,
-    };
+    await startAdapter(adapter);
     // The node's own route is never in rib(), also where a peer sends the same prefix.
     await adapter.originate({
       prefix: '10.50.0.64/26',
@@ -67,7 +39,7 @@ describe('BgpAdapter rib and onRibChange', () => {
       largeCommunities: [],
       source: 'block',
     });
-    await adapter.addPeer(p);
+    await adapter.addPeer(torPeer(peer));
     await until('the learned path', () => adapter.rib().length === 1);
     expect(adapter.rib()).toEqual([{ prefix: '10.50.0.0/26', nextHops: ['10.77.0.5'], from: '127.0.0.1' }]);
     await tick();

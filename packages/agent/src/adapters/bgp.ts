@@ -84,6 +84,8 @@ export class BgpAdapter implements BgpPort {
    */
   private readonly learned = new Map<string, RibEntry>();
   private ribList: RibEntry[] | undefined;
+  /** Callbacks to call on the next turn (fire). */
+  private readonly due = new Set<() => void>();
   private readonly eor = new Set<string>();
   private firePending = false;
   private readonly log: Logger;
@@ -176,7 +178,6 @@ export class BgpAdapter implements BgpPort {
    * Deferred: the speaker emits events synchronously from inside addPeer/updatePeer. A best-path
    * change (`prefix`) reaches only the callbacks it is relevant to; a session event reaches all.
    */
-  private readonly due = new Set<() => void>();
   private fire(prefix?: string) {
     this.unreachable = undefined;
     for (const c of this.callbacks)

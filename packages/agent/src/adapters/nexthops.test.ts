@@ -1,10 +1,9 @@
 // The BGP adapter with next-hop reachability: a path whose next hop has no route is not a best
 // path (so no route is computed for it) and shows as a NextHopUnreachable condition until the
 // kernel has a route to it. A real bgp-ts speaker over loopback TCP announces the path.
-import { Speaker } from '@podnet/bgp';
 import pino from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { DesiredPeer } from '../model.js';
+import { loopbackPeer, startAdapter, torPeer } from '../__fixtures__/loopback-peer.js';
 import { BgpAdapter } from './bgp.js';
 
 const until = async (what: string, f: () => boolean) => {
@@ -19,12 +18,11 @@ afterEach(async () => {
 
 describe('BgpAdapter with nextHopReachable', () => {
   it('leaves out paths whose next hop has no route, reports each such next hop, and takes them back when told', async () => {
-    const peer = new Speaker({ asn: 65000, routerId: '10.9.0.1', listen: { port: 0, address: '127.0.0.1' } });
-    peer.addPeer({ address: '127.0.0.1', asn: 64512, passive: true, holdTime: 9 });
-    peer.originate('10.50.0.0/26', { nextHop: '10.77.0.5' });
-    peer.originate('10.50.0.64/26', { nextHop: '10.77.0.5' });
-    peer.originate('10.60.0.0/26', { nextHop: '10.88.0.5' });
-    await peer.start();
+    const peer = await loopbackPeer({
+      '10.50.0.0/26': '10.77.0.5',
+      '10.50.0.64/26': '10.77.0.5',
+      '10.60.0.0/26': '10.88.0.5',
+    });
     cleanup.push(() => peer.stop());
     const routed = new Set(['10.88.0.5']);
     const lines: string[] = [];
@@ -33,32 +31,9 @@ describe('BgpAdapter with nextHopReachable', () => {
       restarting: false,
       nextHopReachable: (a) => routed.has(a),
     });
-    await adapter.start({
-      name: 'n1',
-      address: '127.0.0.1',
-      routerId: '10.9.0.2',
-      asNumber: 64512,
-      listenPort: 0,
-    });
+    await startAdapter(adapter);
     cleanup.push(() => adapter.stop({ graceful: false }));
-    const p: DesiredPeer = {
-      key: `127.0.0.1:${peer.listenPort}`,
-      source: 'tor',
-      type: 'global',
-      address: '127.0.0.1',
-      port: peer.listenPort!,
-      remoteAs: 65000,
-      localAs: 64512,
-      passive: false,
-      holdTime: 9,
-      keepaliveTime: 3,
-      gracefulRestart: { enabled: false, restartTime: 120 },
-      routeReflectorClient: false,
-      importFilter: [],
-      exportFilter: [],
-      maxPrefixes: 10_000,
-    };
-    await adapter.addPeer(p);
+    await adapter.addPeer(torPeer(peer));
     await until('the reachable path selected', () => adapter.rib().length === 1);
     expect(adapter.rib()).toEqual([{ prefix: '10.60.0.0/26', nextHops: ['10.88.0.5'], from: '127.0.0.1' }]);
     const c = adapter.unreachableNextHops();
