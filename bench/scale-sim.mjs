@@ -38,7 +38,7 @@ const { values } = parseArgs({
     'churn-pods': { type: 'string', default: '5000' },
     'no-bird': { type: 'boolean', default: false },
     timeout: { type: 'string', default: '900' },
-    'max-rss-gb': { type: 'string', default: '14' },
+    'max-rss-gb': { type: 'string', default: '19' },
     'bgp-only': { type: 'boolean', default: false },
   },
 });
