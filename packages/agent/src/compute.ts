@@ -25,7 +25,7 @@ import type {
   PrefixRule,
 } from './model.js';
 import { compileSelector } from './selector.js';
-import { type ServiceProblem, serviceRoutes } from './service-routes.js';
+import { type ServiceProblem, serviceRoutes, union } from './service-routes.js';
 
 export const DEFAULT_AS_NUMBER = 64512;
 export const DEFAULT_BGP_PORT = 179;
@@ -213,15 +213,14 @@ export function compute(inputs: ComputeInputs): Desired {
       const values = [
         ...new Set(communityRules.filter((r) => cidrContains(r.cidr, p)).flatMap((r) => r.values)),
       ];
-      const merge = (a: string[], b: string[]) => [...new Set([...a, ...b])].sort();
       advertisements.push({
         prefix,
         nextHop,
-        communities: merge(
+        communities: union(
           values.filter((v) => v.split(':').length === 2),
           extra.communities,
         ),
-        largeCommunities: merge(
+        largeCommunities: union(
           values.filter((v) => v.split(':').length === 3),
           extra.largeCommunities,
         ),

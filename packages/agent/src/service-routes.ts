@@ -273,7 +273,8 @@ function checkedService(
   return p.checked;
 }
 
-const union = (a: string[], b: string[]) => [...new Set([...a, ...b])].sort(byString);
+/** The strings of both lists, once each, in plain string order. */
+export const union = (a: string[], b: string[]) => [...new Set([...a, ...b])].sort(byString);
 
 /**
  * Each Service's part is computed once per informer object and ranges (`checkedService`), so a pass
