@@ -357,11 +357,6 @@ function normaliseAddr(a: string | undefined): string {
 }
 
 /**
- * A BGP speaker. Events:
- * - `'bestpath'` (RibChange): a Loc-RIB best path was added, changed or removed.
- * - `'peer'` ({ address, from, to, reason }): a session changed state.
- */
-/**
  * The attributes of an interned outgoing attribute set, encoded once per family and AS-number
  * width: every peer sent the same set (a reflector's clients, a mesh) shares the bytes.
  */
@@ -384,6 +379,11 @@ function wireAttrs(set: AttrSet, afi: number, ctx: { as4: boolean }): Buffer {
 /** Default Speaker listen backlog (Node's own is 511). */
 export const LISTEN_BACKLOG = 4096;
 
+/**
+ * A BGP speaker. Events:
+ * - `'bestpath'` (RibChange): a Loc-RIB best path was added, changed or removed.
+ * - `'peer'` ({ address, from, to, reason }): a session changed state.
+ */
 export class Speaker extends EventEmitter {
   readonly asn: number;
   readonly routerId: string;
