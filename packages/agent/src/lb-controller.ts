@@ -8,10 +8,9 @@
 // LoadBalancer. The result goes to status.loadBalancer.ingress and a status condition, problems
 // also to Events; each pool's status says whether it is usable and how many addresses are in use.
 
-import { PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
 import {
+  coreSource,
   Informer,
-  type InformerSource,
   K8S_ERR,
   type KubeClient,
   LB_ANNOTATIONS,
@@ -20,6 +19,7 @@ import {
   type LoadBalancerAddress,
   type LoadBalancerPool,
   loadBalancerAddressName,
+  MERGE_PATCH,
   parseIp,
   resourceSource,
   toK8sError,
@@ -44,7 +44,6 @@ import {
 /** The Service condition the allocator owns. */
 export const LB_CONDITION = 'podnet.io/AddressAllocated';
 
-const mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
 const MAX_TRIES = 16;
 
 interface RawMeta {
@@ -60,7 +59,7 @@ interface RawCondition {
   status: string;
   reason?: string;
   message?: string;
-  lastTransitionTime?: string | Date;
+  lastTransitionTime?: string;
   observedGeneration?: number;
 }
 interface RawService {
@@ -70,32 +69,6 @@ interface RawService {
 }
 interface RawNamespace {
   metadata?: RawMeta;
-}
-
-function coreSource<T>(client: KubeClient, kind: 'Service' | 'Namespace'): InformerSource<T> {
-  const path = kind === 'Service' ? '/api/v1/services' : '/api/v1/namespaces';
-  return {
-    kind,
-    path,
-    async list(opts) {
-      client.stats.reads++;
-      try {
-        const r =
-          kind === 'Service'
-            ? await client.core.listServiceForAllNamespaces(opts)
-            : await client.core.listNamespace(opts);
-        return { items: r.items as unknown[], resourceVersion: r.metadata?.resourceVersion ?? '' };
-      } catch (err) {
-        throw toK8sError(err, `list ${kind}`);
-      }
-    },
-    parse(raw) {
-      const name = (raw as RawNamespace)?.metadata?.name;
-      if (typeof name !== 'string' || name === '')
-        return { ok: false, error: new Error(`${kind} without metadata.name`) };
-      return { ok: true, value: raw as T };
-    },
-  };
 }
 
 const rvOf = (o: { metadata: { resourceVersion?: string } }) => Number(o.metadata.resourceVersion ?? 0);
@@ -189,8 +162,8 @@ export class LbAllocator {
     const opts = this.log ? { logger: this.log } : {};
     this.local.clear();
     this.index.clear();
-    this.services = new Informer(c, coreSource(c, 'Service'), opts);
-    this.namespaces = new Informer(c, coreSource(c, 'Namespace'), opts);
+    this.services = new Informer(c, coreSource<RawService & { metadata: RawMeta }>(c, 'Service'), opts);
+    this.namespaces = new Informer(c, coreSource<RawNamespace & { metadata: RawMeta }>(c, 'Namespace'), opts);
     this.pools = new Informer(c, resourceSource(c, LOADBALANCERPOOL), opts);
     this.addresses = new Informer(c, resourceSource(c, LOADBALANCERADDRESS), opts);
     this.services.on((ev) => {
@@ -535,7 +508,7 @@ export class LbAllocator {
         observedGeneration: raw.metadata?.generation ?? 1,
         lastTransitionTime: (this.o.now?.() ?? new Date()).toISOString().replace(/\.\d{3}Z$/, 'Z'),
       };
-      if (old && old.status === cond.status) cond.lastTransitionTime = old.lastTransitionTime as string;
+      if (old && old.status === cond.status) cond.lastTransitionTime = old.lastTransitionTime;
       if (p && (old?.status !== 'False' || old.message !== cond.message))
         void this.o.recorder?.record(involved(s), 'Warning', p.reason, cond.message!);
       conditions = [...others, cond];
@@ -545,16 +518,17 @@ export class LbAllocator {
       JSON.stringify(conditions.map(strip)) === JSON.stringify((status.conditions ?? []).map(strip));
     if (same) return;
     try {
-      await this.o.client.core.patchNamespacedServiceStatus(
+      this.o.client.stats.writes++;
+      await this.o.client.request(
+        'PATCH',
+        `/api/v1/namespaces/${encodeURIComponent(s.namespace)}/services/${encodeURIComponent(s.name)}/status`,
         {
-          name: s.name,
-          namespace: s.namespace,
           body: {
             metadata: { uid: s.uid },
             status: { loadBalancer: ingress.length > 0 ? { ingress } : { ingress: null }, conditions },
           },
+          contentType: MERGE_PATCH,
         },
-        mergePatch,
       );
       this.counts.statusWrites++;
     } catch (err) {

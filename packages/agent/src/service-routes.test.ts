@@ -257,50 +257,47 @@ describe('EndpointSlices on a server without discovery.k8s.io/v1 (Kubernetes 1.2
     const asked: string[] = [];
     const client = {
       stats: { reads: 0 },
-      custom: {
-        async listClusterCustomObject(q: { version: string }) {
-          asked.push(q.version);
-          if (q.version === 'v1')
-            throw new K8sError(K8S_ERR.NOT_FOUND, 'the server could not find the requested resource', 404);
-          return {
-            metadata: { resourceVersion: '7' },
-            items: [
-              {
-                metadata: {
-                  name: 'web-x',
-                  namespace: 'shop',
-                  labels: { 'kubernetes.io/service-name': 'web' },
-                },
-                addressType: 'IPv4',
-                endpoints: [
-                  { topology: { 'kubernetes.io/hostname': 'node-b' }, conditions: { ready: true } },
-                  { topology: { 'kubernetes.io/hostname': 'node-c' }, conditions: { ready: false } },
-                ],
+      async request(method: string, path: string) {
+        const version = path.split('/')[3] ?? '';
+        asked.push(`${method} ${version}`);
+        if (version === 'v1')
+          throw new K8sError(K8S_ERR.NOT_FOUND, 'the server could not find the requested resource', 404);
+        return {
+          metadata: { resourceVersion: '7' },
+          items: [
+            {
+              metadata: {
+                name: 'web-x',
+                namespace: 'shop',
+                labels: { 'kubernetes.io/service-name': 'web' },
               },
-            ],
-          };
-        },
+              addressType: 'IPv4',
+              endpoints: [
+                { topology: { 'kubernetes.io/hostname': 'node-b' }, conditions: { ready: true } },
+                { topology: { 'kubernetes.io/hostname': 'node-c' }, conditions: { ready: false } },
+              ],
+            },
+          ],
+        };
       },
     } as unknown as KubeClient;
     const src = sliceSource(client);
     expect(src.path).toBe('/apis/discovery.k8s.io/v1/endpointslices');
     const listed = await src.list({});
-    expect(asked).toEqual(['v1', 'v1beta1']);
+    expect(asked).toEqual(['GET v1', 'GET v1beta1']);
     expect(src.path).toBe('/apis/discovery.k8s.io/v1beta1/endpointslices');
     expect(listed.resourceVersion).toBe('7');
     const parsed = src.parse(listed.items[0]);
     expect(parsed.ok && parsed.value.readyNodes).toEqual(['node-b']);
     await src.list({});
-    expect(asked).toEqual(['v1', 'v1beta1', 'v1beta1']);
+    expect(asked).toEqual(['GET v1', 'GET v1beta1', 'GET v1beta1']);
   });
 
   it('keeps other list errors as they are', async () => {
     const client = {
       stats: { reads: 0 },
-      custom: {
-        async listClusterCustomObject() {
-          throw new K8sError(K8S_ERR.FORBIDDEN, 'endpointslices is forbidden', 403);
-        },
+      async request() {
+        throw new K8sError(K8S_ERR.FORBIDDEN, 'endpointslices is forbidden', 403);
       },
     } as unknown as KubeClient;
     const src = sliceSource(client);

@@ -96,7 +96,6 @@ function projectedSource<T>(
   client: KubeClient,
   kind: string,
   path: string,
-  list: (opts: { labelSelector?: string; fieldSelector?: string }) => Promise<unknown>,
   project: (raw: never) => T,
 ): InformerSource<Projected<T>> {
   return {
@@ -105,7 +104,7 @@ function projectedSource<T>(
     async list(opts) {
       client.stats.reads++;
       try {
-        const r = (await list(opts)) as {
+        const r = (await client.request('GET', path, { query: { ...opts } })) as {
           items?: unknown[];
           metadata?: { resourceVersion?: string };
         };
@@ -141,14 +140,6 @@ export function sliceSource(client: KubeClient, log?: Logger): InformerSource<Pr
       client,
       'EndpointSlice',
       `/apis/discovery.k8s.io/${version}/endpointslices`,
-      // The custom-objects client lists any group's collection (/apis/{group}/{version}/{plural}).
-      (q) =>
-        client.custom.listClusterCustomObject({
-          group: 'discovery.k8s.io',
-          version,
-          plural: 'endpointslices',
-          ...q,
-        }),
       projectSlice,
     );
   const v1 = of('v1');
@@ -201,13 +192,7 @@ export class ServiceSync implements ServicePort {
     const o = { logger: opts.log, initialBackoffMs: 200, maxBackoffMs: 5000 };
     this.services = new Informer(
       client,
-      projectedSource(
-        client,
-        'Service',
-        '/api/v1/services',
-        (q) => client.core.listServiceForAllNamespaces(q),
-        projectService,
-      ),
+      projectedSource(client, 'Service', '/api/v1/services', projectService),
       o,
     );
     // Only slices a Service owns (the controller labels them with its name). discovery.k8s.io/v1

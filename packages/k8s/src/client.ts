@@ -215,7 +215,8 @@ export interface KubeObject {
   metadata: ObjectMeta;
 }
 
-const MERGE_PATCH = 'application/merge-patch+json';
+/** The Content-Type of a JSON merge patch (RFC 7386). */
+export const MERGE_PATCH = 'application/merge-patch+json';
 
 /** One JSON request to the API server (KubeClient.request). */
 export type Send = (method: string, path: string, o?: RequestOptions) => Promise<unknown>;

@@ -435,14 +435,23 @@ export function resourceSource<S extends z.ZodType>(
   };
 }
 
-/** An informer source for core/v1 objects (pods, nodes, secrets), checked only for a name. */
+const CORE_PLURALS = {
+  Pod: 'pods',
+  Node: 'nodes',
+  Secret: 'secrets',
+  Service: 'services',
+  Namespace: 'namespaces',
+} as const;
+
+/** An informer source for core/v1 objects, checked only for a name. */
 export function coreSource<T extends Meta>(
   client: KubeClient,
-  kind: 'Pod' | 'Node' | 'Secret',
+  kind: keyof typeof CORE_PLURALS,
   namespace?: string,
 ): InformerSource<T> {
   if (kind === 'Secret' && !namespace) throw new Error('coreSource: Secrets are read in one namespace');
-  const plural = kind === 'Pod' ? 'pods' : kind === 'Node' ? 'nodes' : 'secrets';
+  if (kind === 'Namespace' && namespace) throw new Error('coreSource: Namespaces are cluster-scoped');
+  const plural = CORE_PLURALS[kind];
   const path = namespace ? `/api/v1/namespaces/${namespace}/${plural}` : `/api/v1/${plural}`;
   return {
     kind,

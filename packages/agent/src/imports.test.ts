@@ -1,0 +1,40 @@
+// The agent loads only the stand-alone parts of @kubernetes/client-node (docs/footprint.md). Its
+// index pulls in every generated API and model (~35 MB of module source and code in a running
+// agent), and one value import of it anywhere in the agent's modules loads all of that at start.
+import { execFileSync } from 'node:child_process';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { expect, it } from 'vitest';
+
+const DIST = join(dirname(fileURLToPath(import.meta.url)), '..', 'dist');
+
+/** Imports every module of the built agent but cli.js (which starts it) and lists what resolved into client-node. */
+const SCRIPT = `
+import { registerHooks } from 'node:module';
+import { readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+const seen = new Set();
+registerHooks({
+  resolve(specifier, context, next) {
+    const r = next(specifier, context);
+    const at = r.url.indexOf('/@kubernetes/client-node/');
+    if (at >= 0) seen.add(r.url.slice(at + '/@kubernetes/client-node/'.length));
+    return r;
+  },
+});
+const dist = process.argv[1];
+const files = readdirSync(dist, { recursive: true })
+  .filter((f) => f.endsWith('.js') && f !== 'cli.js')
+  .sort();
+for (const f of files) await import(pathToFileURL(join(dist, f)).href);
+console.log(JSON.stringify({ modules: files.length, clientNode: [...seen].sort() }));
+`;
+
+it('importing every agent module loads only client-node kubeconfig and authentication files', () => {
+  const out = JSON.parse(
+    execFileSync(process.execPath, ['--input-type=module', '-e', SCRIPT, DIST], { encoding: 'utf8' }),
+  ) as { modules: number; clientNode: string[] };
+  expect(out.modules).toBeGreaterThan(40);
+  expect(out.clientNode).toEqual(['dist/config_types.js', 'dist/exec_auth.js', 'dist/file_auth.js']);
+});
