@@ -7,7 +7,8 @@
 // (KubeDatastore, one bearer token per node so the API server counts its requests) with the
 // agent's compute() driving a real bgp-ts speaker (no kernel, no ARP) that announces the node's
 // block to 2 route reflectors; --per-worker nodes share a process (bench/lib/scale-sim-node.mjs),
-// and one more process hosts a single node, for the RSS of one agent stack on its own.
+// and one more process hosts a single node, for the RSS of one agent stack on its own (run with
+// the node flags of podnet-agent's `#!` line).
 //   1. bgp-ts route reflectors (one process each): cold start of every worker → every node has
 //      every other node's block (converge_s); API requests per node per minute at steady state
 //      (--steady seconds) and during a churn of --churn-pods pods (IPAM allocation + Pod, then
@@ -29,6 +30,13 @@ import { cleanupStale, createNetns, deleteNetns, ProcessGroup } from '../package
 import { jsonLines, vmRss } from './lib/proc.mjs';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+// The node flags podnet-agent runs with (the `#!` line of its entry point): the single-node
+// process gets them, so that its RSS is an agent's.
+const agentNodeFlags =
+  / node((?: --\S+)*)\s*$/
+    .exec(readFileSync(join(root, 'packages/agent/dist/cli.js'), 'utf8').split('\n', 1)[0])?.[1]
+    ?.trim()
+    .split(/\s+/) ?? [];
 const lib = join(root, 'bench', 'lib');
 const { values } = parseArgs({
   options: {
@@ -203,7 +211,7 @@ async function coldStart(label, rrPids) {
           ...(bgpOnly ? { bgpOnly: { rrs: RRS } } : {}),
         }),
       ],
-      { nodeArgs: ['--max-old-space-size=8192'] },
+      { nodeArgs: i === groups.length - 1 ? agentNodeFlags : ['--max-old-space-size=8192'] },
     ),
   );
   workers.forEach((w, i) => {

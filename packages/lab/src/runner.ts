@@ -28,7 +28,18 @@ import { type NetworkModel, selectModel } from './models.js';
 import { labObjects } from './objects.js';
 import { birdRows, frrRows } from './peers.js';
 import { type LabPlan, type PlannedService, planLab, serviceAddress } from './plan.js';
-import { elapsed, exec, ipIn, mapLimit, nsExec, run, sleep, tail, waitUntil } from './sh.js';
+import {
+  elapsed,
+  exec,
+  ipIn,
+  mapLimit,
+  nsExec,
+  run,
+  shebangNodeFlags,
+  sleep,
+  tail,
+  waitUntil,
+} from './sh.js';
 import { splice } from './splice.js';
 import {
   isOurs,
@@ -595,9 +606,12 @@ export class Lab {
         ];
         break;
       }
-      case 'podnet-agent':
-        argv = [nodeBin, dist('agent', 'cli.js'), ...rest.map(mapArg)];
+      case 'podnet-agent': {
+        // With the node flags of its `#!` line, as the image runs it (`podnet-agent`).
+        const cli = dist('agent', 'cli.js');
+        argv = [nodeBin, ...shebangNodeFlags(cli), cli, ...rest.map(mapArg)];
         break;
+      }
       case 'bird':
         argv = ['bird', ...rest.map(mapArg)];
         break;

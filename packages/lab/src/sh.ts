@@ -120,3 +120,15 @@ export function tail(file: string, lines = 15): string {
 
 /** Seconds since `t0` (a Date.now() value), for progress lines: "1.5 s". */
 export const elapsed = (t0: number) => `${((Date.now() - t0) / 1000).toFixed(1)} s`;
+
+/**
+ * The node flags of a script's `#!/usr/bin/env -S node --flag…` line (none for another first
+ * line), so that a script the runner starts as `node script` runs as it would by its own name.
+ */
+export function shebangNodeFlags(file: string): string[] {
+  const first = readFileSync(file, 'utf8').split('\n', 1)[0] ?? '';
+  const m =
+    /^#!\s*\S*\benv\s+-S\s+node((?:\s+--\S+)*)\s*$/.exec(first) ??
+    /^#!\s*\S*\/node((?:\s+--\S+)*)\s*$/.exec(first);
+  return m?.[1]?.trim().split(/\s+/).filter(Boolean) ?? [];
+}
