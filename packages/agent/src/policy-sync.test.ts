@@ -320,7 +320,7 @@ describe('PolicyEngine', () => {
     // Same chain objects; of the sets only the policy's peer set is another object.
     expect(f2.chains.every((c, k) => c === f1.chains[k])).toBe(true);
     expect(f2.sets.filter((s, k) => s !== f1.sets[k]).map((s) => s.name)).toEqual([
-      expect.stringMatching(/^np[0-9a-f]{10}-i0-v4$/),
+      expect.stringMatching(/^np[0-9a-f]{10}-i0-p4$/),
     ]);
     // A new policy, a deleted pod and a namespace event, each applied by its event.
     p.items[1] = old;

@@ -10,6 +10,7 @@ import {
   type PortMatch,
   PROTOCOLS,
   type Protocol,
+  peerEntries,
   type Translation,
   translate,
 } from '@podnet/policy';
@@ -32,7 +33,7 @@ const portText = (p: PortMatch) =>
 function peersText(a: Allow, sets: Map<string, PeerSet>): string {
   if (!a.peers) return '*';
   const s = sets.get(a.peers)!;
-  const all = [...s.v4, ...s.v6];
+  const all = [...peerEntries(s, 'v4'), ...peerEntries(s, 'v6')];
   return all.length ? all.join(',') : '(none)';
 }
 
@@ -150,7 +151,7 @@ export interface SideVerdict {
 function inSet(set: PeerSet | undefined, ip: string): boolean {
   const a = parseIp(ip);
   if (!a || !set) return false;
-  for (const e of a.family === 6 ? set.v6 : set.v4) {
+  for (const e of peerEntries(set, a.family === 6 ? 'v6' : 'v4')) {
     const c = parseCidr(e.includes('/') ? e : `${e}/${a.family === 6 ? 128 : 32}`, { hostBits: 'clear' });
     if (c && cidrContains(c, a)) return true;
   }

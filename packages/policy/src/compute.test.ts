@@ -348,7 +348,8 @@ describe('translate: what it produces', () => {
       }),
     ]);
     expect(t.sets).toHaveLength(1);
-    expect(t.sets[0]!.v4).toEqual([
+    expect(t.sets[0]!.pods).toBeUndefined();
+    expect(t.sets[0]!.blocks!.v4).toEqual([
       '10.0.0.0/23',
       '10.0.3.0/24',
       '10.0.4.0/22',
@@ -358,10 +359,10 @@ describe('translate: what it produces', () => {
       '10.0.64.0/18',
       '10.0.128.0/17',
     ]);
-    expect(t.sets[0]!.v6).toEqual([]);
+    expect(t.sets[0]!.blocks!.v6).toEqual([]);
   });
 
-  it('merges pod addresses and blocks of one rule into one set without overlaps', () => {
+  it("keeps a rule's pod addresses (hosts, in numeric order) apart from its blocks (fewest prefixes)", () => {
     const t = translateFor(NODE1, [
       policy('x', 'mixed', {
         podSelector: {},
@@ -376,9 +377,13 @@ describe('translate: what it produces', () => {
         ],
       }),
     ]);
-    // y's pods .1 .2 (inside the /30) and .3 (right after it) join the block; x's pods are hosts.
-    expect(t.sets[0]!.v4).toEqual(['10.0.1.1', '10.0.1.2/31', '10.0.2.0/30']);
-    expect(t.sets[0]!.v6).toEqual(['fd00::1:1', 'fd00::1:2/127', 'fd00::2:1', 'fd00::2:2/127']);
+    // y's pods .1 .2 (inside the /30) and .3 (right after it) and x's pods are plain addresses,
+    // also those the block holds: the pods' set changes with pods, the block's with the policy.
+    expect(t.sets[0]!.pods).toEqual({
+      v4: ['10.0.1.1', '10.0.1.2', '10.0.1.3', '10.0.2.1', '10.0.2.2', '10.0.2.3'],
+      v6: ['fd00::1:1', 'fd00::1:2', 'fd00::1:3', 'fd00::2:1', 'fd00::2:2', 'fd00::2:3'],
+    });
+    expect(t.sets[0]!.blocks).toEqual({ v4: ['10.0.2.0/30'], v6: [] });
   });
 
   it('keeps only the local pods, each with the policies that select it, keyed by the CNI interface name', () => {
@@ -424,8 +429,8 @@ describe('translate: what it produces', () => {
     const before = translateFor(NODE1, ps);
     const moved = PODS.map((p) => (p.namespace === 'y' && p.name === 'a' ? { ...p, ips: ['10.9.9.9'] } : p));
     const after = translateFor(NODE1, ps, moved);
-    expect(after.sets[0]!.v4).toContain('10.9.9.9');
-    expect(after.sets[0]!.v4).not.toContain('10.0.2.1');
+    expect(after.sets[0]!.pods!.v4).toContain('10.9.9.9');
+    expect(after.sets[0]!.pods!.v4).not.toContain('10.0.2.1');
     expect(after.sets.map((s) => s.id)).toEqual(before.sets.map((s) => s.id));
     expect(after.pods).toEqual(before.pods);
   });
@@ -470,6 +475,6 @@ describe('translate: what it produces', () => {
       [...PODS.filter((p) => p.namespace !== 'y'), { ...pod('y', 'a'), ips: ['10.0.2.1', '10.0.2.300'] }],
     );
     expect(t.problems).toEqual(['pod y/a: ips: "10.0.2.300" is not an IP address: IPv4 octet above 255']);
-    expect(t.sets[0]!.v4).toEqual(['10.0.2.1']);
+    expect(t.sets[0]!.pods!.v4).toEqual(['10.0.2.1']);
   });
 });

@@ -1,9 +1,11 @@
 // The semantics: which local pods the policies select, and for each of them the union of what
 // its policies allow, as allow entries over shared peer sets. A peer set belongs to one policy
 // rule (not to a pod), so the rules grow with pods x policies selecting them, while the peers of
-// a rule (every pod a selector picks, every ipBlock) are elements of its set.
+// a rule (every pod a selector picks, every ipBlock) are elements of its set. The pods' addresses
+// and the ipBlocks' prefixes are kept apart: pods come and go and change labels, and their
+// addresses are plain elements the kernel takes as a delta; prefixes need an interval set.
 import { createHash } from 'node:crypto';
-import { type Family, parseCidrResult, parseIpResult, podInterfaceName } from '@podnet/net';
+import { type Family, formatIp, parseCidrResult, parseIpResult, podInterfaceName } from '@podnet/net';
 import { type ParsedPolicy, type ParsedPort, type ParsedRule, parsePolicy } from './parse.js';
 import { inSpans, type Span, toPrefixes } from './ranges.js';
 import { matchesSelector } from './selector.js';
@@ -19,14 +21,30 @@ import {
 /** The label the API server puts on every namespace (selectable even when the input lacks it). */
 export const NAMESPACE_NAME_LABEL = 'kubernetes.io/metadata.name';
 
-/** The addresses of a rule's peers: canonical prefixes (a host as the bare address). */
+export interface FamilyAddrs {
+  v4: string[];
+  v6: string[];
+}
+
+/**
+ * The addresses of a rule's peers, by kind. Which kinds are present depends on the rule alone
+ * (its peers' kinds), never on the pods: the rules referring to the set stay the same while its
+ * members change.
+ */
 export interface PeerSet {
   /** Unique per policy rule (and named port): the nft set names derive from it. */
   id: string;
   /** `namespace/name ingress[0]` (and the named port). */
   origin: string;
-  v4: string[];
-  v6: string[];
+  /** Present when the rule has an ipBlock peer: the blocks less their excepts, as canonical prefixes (a host as the bare address). */
+  blocks?: FamilyAddrs;
+  /** Present when the rule has a selector peer: the addresses of the pods picked, bare, in numeric order. */
+  pods?: FamilyAddrs;
+}
+
+/** Every entry of a peer set in one family: its pods' addresses, then its ipBlocks' prefixes. */
+export function peerEntries(s: PeerSet, family: keyof FamilyAddrs): string[] {
+  return [...(s.pods?.[family] ?? []), ...(s.blocks?.[family] ?? [])];
 }
 
 export interface PortMatch {
@@ -152,15 +170,20 @@ function index(input: PolicyInput, problems: string[]): Cluster {
 
 export const nsLabels = (c: Cluster, ns: string) => c.namespaces.get(ns) ?? { [NAMESPACE_NAME_LABEL]: ns };
 
-/** Pods a rule's selector peers pick, and the spans of its ipBlocks, per family. */
+/**
+ * Pods a rule's selector peers pick, and the spans of its ipBlocks, per family; each undefined
+ * when the rule has no peer of that kind.
+ */
 function rulePeers(c: Cluster, policy: ParsedPolicy, rule: ParsedRule) {
-  const pods = new Set<PodInfo>();
-  const blocks: Record<Family, Span[]> = { 4: [], 6: [] };
+  let pods: Set<PodInfo> | undefined;
+  let blocks: Record<Family, Span[]> | undefined;
   for (const peer of rule.peers ?? []) {
     if (peer.kind === 'block') {
+      blocks ??= { 4: [], 6: [] };
       blocks[peer.family].push(...peer.spans);
       continue;
     }
+    pods ??= new Set();
     const nss = peer.namespaceSelector
       ? [...c.podsByNs.keys()].filter((ns) => matchesSelector(peer.namespaceSelector!, nsLabels(c, ns)))
       : [policy.namespace];
@@ -168,14 +191,33 @@ function rulePeers(c: Cluster, policy: ParsedPolicy, rule: ParsedRule) {
       for (const p of c.podsByNs.get(ns)?.values() ?? [])
         if (!peer.podSelector || matchesSelector(peer.podSelector, p.labels)) pods.add(p);
   }
-  return { pods: [...pods], blocks };
+  return { pods: pods && [...pods], blocks };
 }
 
-function peerSet(id: string, origin: string, pods: PodInfo[], blocks: Record<Family, Span[]>): PeerSet {
-  const spans: Record<Family, Span[]> = { 4: [...blocks[4]], 6: [...blocks[6]] };
-  for (const p of pods) for (const a of p.addrs) spans[a.family].push({ start: a.value, end: a.value });
-  return { id, origin, v4: toPrefixes(4, spans[4]), v6: toPrefixes(6, spans[6]) };
+/** The addresses of `addrs`, each family in numeric order, without repeats. */
+function hostAddrs(addrs: Iterable<Addr>): FamilyAddrs {
+  const byFamily: Record<Family, bigint[]> = { 4: [], 6: [] };
+  for (const a of addrs) byFamily[a.family].push(a.value);
+  const text = (family: Family) => {
+    const v = byFamily[family].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+    return v.filter((x, i) => i === 0 || x !== v[i - 1]).map((value) => formatIp({ family, value }));
+  };
+  return { v4: text(4), v6: text(6) };
 }
+
+function peerSet(
+  id: string,
+  origin: string,
+  pods: Iterable<Addr> | undefined,
+  blocks: Record<Family, Span[]> | undefined,
+): PeerSet {
+  const s: PeerSet = { id, origin };
+  if (blocks) s.blocks = { v4: toPrefixes(4, blocks[4]), v6: toPrefixes(6, blocks[6]) };
+  if (pods) s.pods = hostAddrs(pods);
+  return s;
+}
+
+const addrsOf = (pods: PodInfo[]) => pods.flatMap((p) => p.addrs);
 
 /** The number a named port means on `pod` (first container port with that name and protocol). */
 function resolveNamed(pod: Pod, name: string, protocol: Protocol): number | undefined {
@@ -212,7 +254,7 @@ class RuleSets {
     const id = `np${policyHash(policy.key)}-${dir[0]}${i}`;
     if (!this.sets.has(id)) {
       const { pods, blocks } = rulePeers(this.c, policy, rule);
-      this.sets.set(id, peerSet(id, `${policy.key} ${dir}[${i}]`, pods, blocks));
+      this.sets.set(id, peerSet(id, `${policy.key} ${dir}[${i}]`, pods && addrsOf(pods), blocks));
     }
     return id;
   }
@@ -223,12 +265,15 @@ class RuleSets {
    * when the rule has no peers) that define the name as that number.
    */
   named(policy: ParsedPolicy, i: number, rule: ParsedRule, name: string, protocol: Protocol) {
-    const { pods, blocks } = rule.peers
+    const peers = rule.peers
       ? rulePeers(this.c, policy, rule)
-      : { pods: [...allPods(this.c)], blocks: { 4: [], 6: [] } as Record<Family, Span[]> };
+      : { pods: [...allPods(this.c)], blocks: undefined };
+    const pods = peers.pods ?? [];
+    const blocks = peers.blocks ?? { 4: [], 6: [] };
     const candidates = new Set(pods);
-    for (const p of allPods(this.c))
-      if (p.addrs.some((a) => inSpans(blocks[a.family], a.value))) candidates.add(p);
+    if (peers.blocks)
+      for (const p of allPods(this.c))
+        if (p.addrs.some((a) => inSpans(blocks[a.family], a.value))) candidates.add(p);
     const byNumber = new Map<number, PodInfo[]>();
     for (const p of candidates) {
       const n = resolveNamed(p, name, protocol);
@@ -237,13 +282,14 @@ class RuleSets {
     const out: { id: string; port: number }[] = [];
     for (const [n, ps] of [...byNumber].sort((a, b) => a[0] - b[0])) {
       const id = `np${policyHash(policy.key)}-e${i}-${protocol.toLowerCase()}${n}`;
-      const inBlocks = (p: PodInfo) =>
-        p.addrs.filter((a) => inSpans(blocks[a.family], a.value)).map((a) => ({ ...p, addrs: [a] }));
+      const picked = new Set(pods);
       // A pod picked only through an ipBlock contributes only its addresses inside the block.
-      const members = ps.flatMap((p) => (pods.includes(p) || !rule.peers ? [p] : inBlocks(p)));
+      const members = ps.flatMap((p) =>
+        picked.has(p) ? p.addrs : p.addrs.filter((a) => inSpans(blocks[a.family], a.value)),
+      );
       this.sets.set(
         id,
-        peerSet(id, `${policy.key} egress[${i}] ${name}=${protocol}/${n}`, members, { 4: [], 6: [] }),
+        peerSet(id, `${policy.key} egress[${i}] ${name}=${protocol}/${n}`, members, undefined),
       );
       out.push({ id, port: n });
     }

@@ -2,10 +2,18 @@
 // over veths named as the CNI plugin names them, the translation's table loaded with nft. A packet
 // the policy denies is proven dropped by the drop rule's counter (the event), not by a silence.
 import { podInterfaceName } from '@podnet/net';
-import { renderFull, validate } from '@podnet/nft';
+import { NftTable, nftCli, renderFull, validate } from '@podnet/nft';
 import { cleanupStale, type Netns, NetnsSet, vethPair } from '@podnet/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { NODE1, policy, translateFor } from './__fixtures__/cluster.js';
+import {
+  PODS as CLUSTER_PODS,
+  NAMESPACES,
+  NODE1,
+  NODE1_ADDRS,
+  policy,
+  translateFor,
+} from './__fixtures__/cluster.js';
+import { translate } from './compute.js';
 import { egressChain, ingressChain, policyTable } from './lower.js';
 
 const GW = '10.0.0.254';
@@ -15,6 +23,19 @@ const PODS = [
   { ns: 'x', name: 'c', ip: '10.0.1.3', ip6: 'fd00::1:3' },
   { ns: 'y', name: 'a', ip: '10.0.2.1', ip6: 'fd00::2:1' },
 ] as const;
+
+// x/a admits only namespace y; x/c may send only to x/a; y/a is selected by no policy.
+const POLICIES = [
+  policy('x', 'from-y', {
+    podSelector: { matchLabels: { pod: 'a' } },
+    ingress: [{ from: [{ namespaceSelector: { matchLabels: { ns: 'y' } } }] }],
+  }),
+  policy('x', 'c-to-a', {
+    podSelector: { matchLabels: { pod: 'c' } },
+    policyTypes: ['Egress'],
+    egress: [{ to: [{ podSelector: { matchLabels: { pod: 'a' } } }] }],
+  }),
+];
 
 const lab = new NetnsSet();
 let node: Netns;
@@ -41,19 +62,9 @@ beforeAll(async () => {
     await ns.ip('-6', 'route', 'add', 'default', 'via', GW6);
     pods.set(`${p.ns}/${p.name}`, ns);
   }
-  // x/a admits only namespace y; x/c may send only to x/a; y/a is selected by no policy.
-  const t = translateFor(NODE1, [
-    policy('x', 'from-y', {
-      podSelector: { matchLabels: { pod: 'a' } },
-      ingress: [{ from: [{ namespaceSelector: { matchLabels: { ns: 'y' } } }] }],
-    }),
-    policy('x', 'c-to-a', {
-      podSelector: { matchLabels: { pod: 'c' } },
-      policyTypes: ['Egress'],
-      egress: [{ to: [{ podSelector: { matchLabels: { pod: 'a' } } }] }],
-    }),
-  ]);
-  await node.run('nft', ['-f', '-'], { input: renderFull(validate(policyTable(t))) });
+  await node.run('nft', ['-f', '-'], {
+    input: renderFull(validate(policyTable(translateFor(NODE1, POLICIES)))),
+  });
 });
 afterAll(() => lab.destroy());
 
@@ -100,5 +111,37 @@ describe.each([4, 6] as const)('a NetworkPolicy table in the kernel, IPv%s', (fa
   it('leaves unselected pods open to everyone', async () => {
     expect((await ping('x/a', 'y/a', family)).code).toBe(0);
     expect((await ping('y/a', 'x/c', family)).code).toBe(0);
+  });
+});
+
+describe('a namespace label change, synced by @podnet/nft as the agent does', () => {
+  it('is an element delta over netlink (no nft process), and the kernel follows it', async () => {
+    const nft = new NftTable({ exec: nftCli({ netns: node.name }) });
+    const tableWith = (yLabels: Record<string, string>) =>
+      policyTable(
+        translate({
+          node: NODE1,
+          nodeAddresses: NODE1_ADDRS,
+          policies: POLICIES,
+          pods: CLUSTER_PODS,
+          namespaces: NAMESPACES.map((n) => (n.name === 'y' ? { ...n, labels: yLabels } : n)),
+        }),
+      );
+    try {
+      expect((await nft.sync(tableWith({ ns: 'y' }))).mode).toBe('full');
+      expect((await ping('y/a', 'x/a')).code).toBe(0);
+      // y no longer carries ns=y: its pods leave from-y's pod set, so y/a is dropped at x/a.
+      expect(await nft.sync(tableWith({ ns: 'elsewhere' }))).toMatchObject({
+        mode: 'elements',
+        via: 'netlink',
+      });
+      const before = await dropped(ingressChain(podInterfaceName('x', 'a')));
+      expect((await ping('y/a', 'x/a')).code).not.toBe(0);
+      expect(await dropped(ingressChain(podInterfaceName('x', 'a')))).toBeGreaterThan(before);
+      expect(await nft.sync(tableWith({ ns: 'y' }))).toMatchObject({ mode: 'elements', via: 'netlink' });
+      expect((await ping('y/a', 'x/a')).code).toBe(0);
+    } finally {
+      nft.close();
+    }
   });
 });

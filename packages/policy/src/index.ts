@@ -1,10 +1,12 @@
 // @podnet/policy: Kubernetes NetworkPolicy as a pure translation (see README.md).
 export {
   type Allow,
+  type FamilyAddrs,
   NAMESPACE_NAME_LABEL,
   type PeerSet,
   type PodPolicy,
   type PortMatch,
+  peerEntries,
   type Translation,
   translate,
 } from './compute.js';

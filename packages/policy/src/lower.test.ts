@@ -44,8 +44,8 @@ describe('policyTable', () => {
     expect(chainText(table, ingressChain(a))).toEqual([
       'ip saddr @np-node4 return',
       'ip6 saddr @np-node6 return',
-      `ip saddr @${i0}-v4 tcp dport 8080 return comment "x/web ingress[0]"`,
-      `ip6 saddr @${i0}-v6 tcp dport 8080 return comment "x/web ingress[0]"`,
+      `ip saddr @${i0}-p4 tcp dport 8080 return comment "x/web ingress[0]"`,
+      `ip6 saddr @${i0}-p6 tcp dport 8080 return comment "x/web ingress[0]"`,
       `ip saddr @${i1}-v4 tcp dport 80-81 return comment "x/web ingress[1]"`,
       `ip6 saddr @${i1}-v6 tcp dport 80-81 return comment "x/web ingress[1]"`,
       `ip saddr @${i2}-v4 sctp dport 81 return comment "x/web ingress[2]"`,
@@ -62,7 +62,44 @@ describe('policyTable', () => {
       'ip6 daddr @S tcp dport 9090 return comment "x/web egress[0]"',
     ]);
     const web8080 = t.sets.find((s) => s.id.endsWith('-e0-tcp8080'))!;
-    expect(web8080.v4).toEqual(['10.0.1.1', '10.0.2.1', '10.0.3.1']);
+    expect(web8080.pods!.v4).toEqual(['10.0.1.1', '10.0.2.1', '10.0.3.1']);
+  });
+
+  it("puts a rule's pods in plain sets and its ipBlocks in interval sets, a rule row for each", () => {
+    const t = translateFor(NODE1, [
+      policy('x', 'mixed', {
+        podSelector: { matchLabels: { pod: 'a' } },
+        ingress: [
+          { from: [{ ipBlock: { cidr: '10.9.0.0/16' } }, { podSelector: {} }], ports: [{ port: 80 }] },
+        ],
+      }),
+    ]);
+    const table = policyTable(t);
+    const id = t.sets[0]!.id;
+    expect(chainText(table, ingressChain(podInterfaceName('x', 'a'))).slice(2, -1)).toEqual([
+      `ip saddr @${id}-p4 tcp dport 80 return comment "x/mixed ingress[0]"`,
+      `ip6 saddr @${id}-p6 tcp dport 80 return comment "x/mixed ingress[0]"`,
+      `ip saddr @${id}-v4 tcp dport 80 return comment "x/mixed ingress[0]"`,
+      `ip6 saddr @${id}-v6 tcp dport 80 return comment "x/mixed ingress[0]"`,
+    ]);
+    const set = (name: string) => table.sets.find((s) => s.name === name)!;
+    expect(set(`${id}-p4`).interval).toBeUndefined();
+    expect(set(`${id}-p4`).elements).toEqual(['10.0.1.1', '10.0.1.2', '10.0.1.3']);
+    expect(set(`${id}-v4`).interval).toBe(true);
+    expect(set(`${id}-v4`).elements).toEqual(['10.9.0.0/16']);
+    // A rule with selectors only has no interval sets, one with ipBlocks only no plain sets.
+    const only = policyTable(
+      translateFor(NODE1, [
+        policy('x', 'sel', { podSelector: {}, ingress: [{ from: [{ podSelector: {} }] }] }),
+        policy('x', 'blk', { podSelector: {}, ingress: [{ from: [{ ipBlock: { cidr: '10.9.0.0/16' } }] }] }),
+      ]),
+    );
+    expect(
+      only.sets
+        .filter((s) => s.name.startsWith('np') && !s.name.startsWith('np-node'))
+        .map((s) => s.name.slice(-3)),
+    ).toEqual(expect.arrayContaining(['-p4', '-p6', '-v4', '-v6']));
+    expect(only.sets.filter((s) => s.name.startsWith('np') && !s.name.startsWith('np-node'))).toHaveLength(4);
   });
 
   it('is a valid model for @podnet/nft, every set holding its node and rule addresses', () => {

@@ -11,11 +11,14 @@
 //   chain np-out-<ifname>                       one per pod isolated for egress, daddr instead
 //
 // A chain allows with `return`, so a packet between two selected pods of this node passes the
-// sender's egress chain and then the receiver's ingress chain. Peer addresses live in one interval
-// set per policy rule and family: a pod or namespace label change, a pod address change, is an
-// element update of those sets; the rules change only with the pods a policy selects.
+// sender's egress chain and then the receiver's ingress chain. Peer addresses live in sets per
+// policy rule and family: the pods a rule's selectors pick in a plain set (`<id>-p4`), its
+// ipBlocks in an interval set (`<id>-v4`), each only when the rule has peers of that kind. A pod or
+// namespace label change, a pod address change, is an element update of the plain sets (which the
+// kernel takes over netlink, without an `nft` process); the rules change only with the pods a
+// policy selects.
 import type { Chain, Match, NamedSet, Rule, Table, VerdictMap } from '@podnet/nft';
-import type { Allow, PortMatch, Translation } from './compute.js';
+import type { Allow, PeerSet, PortMatch, Translation } from './compute.js';
 
 export const POLICY_CHAIN = 'np-forward';
 export const INGRESS_MAP = 'np-ingress';
@@ -24,7 +27,10 @@ export const NODE_SET = { v4: 'np-node4', v6: 'np-node6' } as const;
 
 export const ingressChain = (ifname: string) => `np-in-${ifname}`;
 export const egressChain = (ifname: string) => `np-out-${ifname}`;
+/** The set of a rule's ipBlock prefixes (`interval`). */
 export const setName = (id: string, family: 'v4' | 'v6') => `${id}-${family}`;
+/** The set of the addresses of the pods a rule's selectors pick. */
+export const podSetName = (id: string, family: 'v4' | 'v6') => `${id}-p${family.slice(1)}`;
 
 const COMMENT_MAX = 128;
 const comment = (text: string) => (text.length > COMMENT_MAX ? `${text.slice(0, COMMENT_MAX - 1)}~` : text);
@@ -36,14 +42,20 @@ function portMatch(p: PortMatch): Match {
   return { kind: 'l4', proto, dport: { range: [p.port, p.endPort] } };
 }
 
-function allowRules(a: Allow, dir: 'ingress' | 'egress'): Rule[] {
+function allowRules(a: Allow, dir: 'ingress' | 'egress', peers: PeerSet | undefined): Rule[] {
   const side = dir === 'ingress' ? 'saddr' : 'daddr';
-  const addrs: Match[][] = a.peers
-    ? [
-        [{ kind: 'addr', field: `ip ${side}`, set: setName(a.peers, 'v4') }],
-        [{ kind: 'addr', field: `ip6 ${side}`, set: setName(a.peers, 'v6') }],
-      ]
-    : [[]];
+  const addrs: Match[][] = [];
+  if (!a.peers) addrs.push([]);
+  else
+    for (const [present, name] of [
+      [peers?.pods, podSetName],
+      [peers?.blocks, setName],
+    ] as const)
+      if (present)
+        addrs.push(
+          [{ kind: 'addr', field: `ip ${side}`, set: name(a.peers, 'v4') }],
+          [{ kind: 'addr', field: `ip6 ${side}`, set: name(a.peers, 'v6') }],
+        );
   const ports: Match[][] = a.ports ? a.ports.map((p) => [portMatch(p)]) : [[]];
   const text = comment(`${a.policy} ${dir}[${a.rule}]`);
   return addrs.flatMap((am) =>
@@ -56,14 +68,21 @@ function allowRules(a: Allow, dir: 'ingress' | 'egress'): Rule[] {
   );
 }
 
-function podChain(name: string, allows: Allow[], dir: 'ingress' | 'egress', pod: string): Chain {
+function podChain(
+  name: string,
+  allows: Allow[],
+  dir: 'ingress' | 'egress',
+  pod: string,
+  sets: ReadonlyMap<string, PeerSet>,
+): Chain {
   const rules: Rule[] = [];
   if (dir === 'ingress')
     rules.push(
       { match: [{ kind: 'addr', field: 'ip saddr', set: NODE_SET.v4 }], action: { kind: 'return' } },
       { match: [{ kind: 'addr', field: 'ip6 saddr', set: NODE_SET.v6 }], action: { kind: 'return' } },
     );
-  for (const a of allows) rules.push(...allowRules(a, dir));
+  for (const a of allows)
+    rules.push(...allowRules(a, dir, a.peers === undefined ? undefined : sets.get(a.peers)));
   rules.push({ counter: true, action: { kind: 'drop' }, comment: comment(`${pod} ${dir} not allowed`) });
   return { name, rules, comment: comment(`${dir} of ${pod}`) };
 }
@@ -116,11 +135,17 @@ export function policyTable(
   const chainMemo = new Map<string, { key: string; chain: Chain }>();
   const setMemo = new Map<string, NamedSet>();
   const rebuilt = { chains: 0, sets: 0 };
+  const peerSets = new Map(t.sets.map((s) => [s.id, s]));
   const chain = (name: string, allows: Allow[], dir: 'ingress' | 'egress', pod: string): Chain => {
-    if (!memo) return podChain(name, allows, dir, pod);
-    const key = `${pod}\0${JSON.stringify(allows)}`;
+    if (!memo) return podChain(name, allows, dir, pod, peerSets);
+    // The kinds of each set an entry refers to shape the rules too (they are the rule's, fixed).
+    const kinds = allows.map((a) => {
+      const s = a.peers === undefined ? undefined : peerSets.get(a.peers);
+      return `${s?.pods ? 'p' : ''}${s?.blocks ? 'b' : ''}`;
+    });
+    const key = `${pod}\0${JSON.stringify(allows)}\0${kinds.join()}`;
     const prev = memo.chains.get(name);
-    const c = prev?.key === key ? prev.chain : podChain(name, allows, dir, pod);
+    const c = prev?.key === key ? prev.chain : podChain(name, allows, dir, pod, peerSets);
     if (c !== prev?.chain) rebuilt.chains++;
     chainMemo.set(name, { key, chain: c });
     return c;
@@ -129,7 +154,11 @@ export function policyTable(
     if (!memo) return s;
     const prev = memo.sets.get(s.name);
     const out =
-      prev && prev.type === s.type && prev.comment === s.comment && sameElements(prev.elements, s.elements)
+      prev &&
+      prev.type === s.type &&
+      prev.interval === s.interval &&
+      prev.comment === s.comment &&
+      sameElements(prev.elements, s.elements)
         ? prev
         : { ...s, elements: Object.freeze([...s.elements]) as string[] };
     if (out !== prev) rebuilt.sets++;
@@ -165,12 +194,19 @@ export function policyTable(
   ];
   for (const s of t.sets) {
     const c = comment(s.origin);
-    sets.push(
-      set({ name: setName(s.id, 'v4'), type: 'ipv4_addr', interval: true, elements: s.v4, comment: c }),
-    );
-    sets.push(
-      set({ name: setName(s.id, 'v6'), type: 'ipv6_addr', interval: true, elements: s.v6, comment: c }),
-    );
+    if (s.pods) {
+      sets.push(set({ name: podSetName(s.id, 'v4'), type: 'ipv4_addr', elements: s.pods.v4, comment: c }));
+      sets.push(set({ name: podSetName(s.id, 'v6'), type: 'ipv6_addr', elements: s.pods.v6, comment: c }));
+    }
+    if (s.blocks) {
+      const b = s.blocks;
+      sets.push(
+        set({ name: setName(s.id, 'v4'), type: 'ipv4_addr', interval: true, elements: b.v4, comment: c }),
+      );
+      sets.push(
+        set({ name: setName(s.id, 'v6'), type: 'ipv6_addr', interval: true, elements: b.v6, comment: c }),
+      );
+    }
   }
   if (memo) {
     memo.chains = chainMemo;

@@ -3,7 +3,7 @@
 // sets the translation produced? The expected answers in the tests are written from the
 // Kubernetes documentation, not from this code.
 import { type Family, parseCidr, parseIp } from '@podnet/net';
-import { type Translation, translate } from '../compute.js';
+import { peerEntries, type Translation, translate } from '../compute.js';
 import { spanOf } from '../ranges.js';
 import type { NamespaceInput, PodInput, Protocol } from '../types.js';
 
@@ -90,7 +90,7 @@ export function passes(
   return allows.some((a) => {
     if (a.peers) {
       const set = t.sets.find((s) => s.id === a.peers)!;
-      if (!inPrefixes(ip.family === 4 ? set.v4 : set.v6, ip)) return false;
+      if (!inPrefixes(peerEntries(set, ip.family === 4 ? 'v4' : 'v6'), ip)) return false;
     }
     if (!a.ports) return true;
     return a.ports.some(
