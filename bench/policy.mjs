@@ -22,6 +22,8 @@
 //     noise at small pod counts); bytes_per_remote_pod = the heap the agent's own pod store code
 //     (projectPod into a Map, packages/agent/src/__fixtures__/policy-memory.mjs) keeps per pod for
 //     20,000 realistic Pods, after full GCs, run here in a child process.
+// (a, b) also the agents' side: from the API call to the kernel transaction done on every node,
+//     from each agent's 'netfilter table applied' log line (pino time, ms).
 // (d) rules in `inet podnet` on every node (nft -j list), against the pod-policy pairs
 //     (selected pods × policies selecting them) and the node's own np-forward rules.
 // Reference, same run: `nft -f` of node 1's final `inet podnet` (nft list table) into a fresh
@@ -205,14 +207,17 @@ try {
     }
   });
   let watchId = 0;
+  /** The start of every measured change, by kind, for the agents' side of it (agentSide below). */
+  const starts = { create: [], delete: [], label: [] };
   /** Starts watching every target for `want`, runs `act`, resolves with the ms from act's start until the last target flipped. */
-  async function measure(want, act) {
+  async function measure(want, act, kind) {
     const id = ++watchId;
     const done = new Promise((res) =>
       waiting.set(id, { n: targetIps.length, results: new Map(), resolve: res }),
     );
     probe.stdin.write(`${JSON.stringify({ id, want, port: 80, targets: targetIps })}\n`);
     const t0 = now();
+    starts[kind]?.push(t0);
     await act();
     const results = await done;
     let last = 0;
@@ -280,8 +285,10 @@ try {
   const creates = [];
   const deletes = [];
   for (let i = 0; i < nChanges; i++) {
-    creates.push(await measure('drop', () => kube.apply(policyPath('npb-probe'), gate(`deny-${i}`))));
-    deletes.push(await measure('allow', () => kube.delete(`${policyPath('npb-probe')}/deny-${i}`)));
+    creates.push(
+      await measure('drop', () => kube.apply(policyPath('npb-probe'), gate(`deny-${i}`)), 'create'),
+    );
+    deletes.push(await measure('allow', () => kube.delete(`${policyPath('npb-probe')}/deny-${i}`), 'delete'));
     if ((i + 1) % 20 === 0) log(`create/delete ${i + 1}/${nChanges}`);
   }
 
@@ -295,12 +302,45 @@ try {
   for (let i = 0; i < nChanges; i++) {
     const list = i % 2 === 0 ? labelOpen : labelClose;
     list.push(
-      await measure(i % 2 === 0 ? 'allow' : 'drop', () =>
-        patch(i % 2 === 0 ? { role: 'source', access: 'yes' } : { role: 'source', access: null }),
+      await measure(
+        i % 2 === 0 ? 'allow' : 'drop',
+        () => patch(i % 2 === 0 ? { role: 'source', access: 'yes' } : { role: 'source', access: null }),
+        'label',
       ),
     );
   }
   const labels = [...labelOpen, ...labelClose];
+
+  // The agents' side of each change: from its start to the first 'netfilter table applied' line
+  // (pino's `time`, ms) after it in every agent's log, i.e. the kernel transaction done on every
+  // node (the line follows the transaction; after a patch also the read-back of its rules).
+  const applied = lab.nodes.map((n) => {
+    const log = lab.processes.find((p) => p.service === n.name)?.log;
+    const out = [];
+    for (const line of (log ? readFileSync(log, 'utf8') : '').split('\n'))
+      if (line.includes('"netfilter table applied"')) {
+        const o = JSON.parse(line);
+        out.push({ time: o.time, mode: o.mode });
+      }
+    return out;
+  });
+  const agentSide = (kind) =>
+    starts[kind].map((t0) => {
+      let last = 0;
+      for (const lines of applied) {
+        const first = lines.find((l) => l.time >= Math.floor(t0));
+        if (!first) return Number.NaN;
+        last = Math.max(last, first.time - t0);
+      }
+      return last;
+    });
+  // A change some agent logged no transaction for (none seen after it) is left out, and counted.
+  const agentAll = [...agentSide('create'), ...agentSide('label')];
+  const agentCreates = agentSide('create').filter(Number.isFinite);
+  const agentLabels = agentSide('label').filter(Number.isFinite);
+  const agentMissing = agentAll.filter((x) => !Number.isFinite(x)).length;
+  const modes = {};
+  for (const lines of applied) for (const l of lines) modes[l.mode] = (modes[l.mode] ?? 0) + 1;
 
   // (d) rules, and the reference.
   const rules = lab.nodes.map((n) => rulesOf(n.ns));
@@ -359,8 +399,16 @@ try {
           ...[50, 99, 100].map((p) => pct(deletes, p).toFixed(1)),
         ],
         [
+          '    of which the agents: create → applied on every node (ms)',
+          ...[50, 99, 100].map((p) => pct(agentCreates, p).toFixed(1)),
+        ],
+        [
           '(b) pod label change → flipped on every node (ms)',
           ...[50, 99, 100].map((p) => pct(labels, p).toFixed(1)),
+        ],
+        [
+          '    of which the agents: label → applied on every node (ms)',
+          ...[50, 99, 100].map((p) => pct(agentLabels, p).toFixed(1)),
         ],
         ['reference: nft -f of the final table (ms)', ref.toFixed(1), '', Math.max(...refs).toFixed(1)],
         ['heap per remote pod in the pod store (bytes)', String(heapPerPod), '', ''],
@@ -402,6 +450,10 @@ try {
     delete_p99_ms: r1(pct(deletes, 99)),
     label_p50_ms: r1(pct(labels, 50)),
     label_p99_ms: r1(pct(labels, 99)),
+    agent_p99_ms: r1(pct(agentCreates, 99)),
+    label_agent_p99_ms: r1(pct(agentLabels, 99)),
+    agent_missing: agentMissing,
+    transactions: modes,
     bytes_per_remote_pod: heapPerPod,
     rss_bytes_per_remote_pod: Math.round(bytesPerRemote),
     rss_policies_delta_mb: r1(
