@@ -10,20 +10,27 @@
 // {"event":"progress","synced","peered","established","converged","routes","errors","t"} where converged
 // counts nodes whose Loc-RIB holds `expect` blocks of other nodes. Exits when stdin closes.
 
-import { readFileSync } from 'node:fs';
-import { KubeConfig } from '@kubernetes/client-node';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { pino } from 'pino';
 import { toPeerConfig } from '../../packages/agent/dist/adapters/bgp.js';
 import { KubeDatastore } from '../../packages/agent/dist/adapters/datastore.js';
 import { compute } from '../../packages/agent/dist/index.js';
-import { kubeconfigYaml } from '../../packages/apiserver/dist/index.js';
+import { kubeconfigYaml } from '../../packages/apiserver/dist/kubeconfig.js';
 import { Speaker } from '../../packages/bgp/dist/index.js';
 import { KubeClient } from '../../packages/k8s/dist/index.js';
 
 // The configuration file (it holds the nodes' tokens, so not on the command line).
-const cfg = JSON.parse(
-  process.argv[2].startsWith('{') ? process.argv[2] : readFileSync(process.argv[2], 'utf8'),
-);
+const inline = process.argv[2].startsWith('{');
+const cfg = JSON.parse(inline ? process.argv[2] : readFileSync(process.argv[2], 'utf8'));
+// Each node's kubeconfig file, read as the agent reads its own (`--kubeconfig`: the light
+// transport, without client-node's index), beside the configuration file.
+const kubeconfigDir = inline
+  ? mkdtempSync(join(tmpdir(), 'podnet-scale-sim-'))
+  : `${process.argv[2]}.kubeconfigs`;
+mkdirSync(kubeconfigDir, { recursive: true });
+process.on('exit', () => rmSync(kubeconfigDir, { recursive: true, force: true }));
 const out = (o) => process.stdout.write(`${JSON.stringify(o)}\n`);
 const logger = pino({ level: 'error' }, pino.destination(2));
 const [poolNet, poolLen] = cfg.podCidr.split('/');
@@ -44,9 +51,9 @@ class SimNode {
     this.block = block;
     this.synced = false;
     // The same objects whether or not they are used (--bgp-only), so its RSS is comparable.
-    const kc = new KubeConfig();
-    kc.loadFromString(kubeconfigYaml({ server: cfg.server, token }));
-    this.client = new KubeClient({ kubeConfig: kc });
+    const kubeconfigPath = join(kubeconfigDir, name);
+    writeFileSync(kubeconfigPath, kubeconfigYaml({ server: cfg.server, token }), { mode: 0o600 });
+    this.client = new KubeClient({ kubeconfigPath });
     this.ds = new KubeDatastore(this.client, { nodeName: name, namespace: 'kube-system', logger });
     // Like the agent's speaker, but without a listener: the route reflectors are passive.
     this.speaker = new Speaker({ asn: 64512, routerId: address, logger });
