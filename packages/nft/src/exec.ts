@@ -23,9 +23,10 @@ export interface NftExecutor {
   applyElements?(table: string, changes: ElementChange[]): Promise<number | null>;
   /**
    * Each chain's rules as digests of the kernel's encoding, counters left out (optional; without
-   * it the rules are compared in `list(table, { terse: true })` output). Null: no such table.
+   * it the rules are compared in `list(table, { terse: true })` output); with `chain`, that chain's
+   * only. Null: no such table (or chain).
    */
-  ruleDigests?(table: string): Promise<Map<string, string[]> | null>;
+  ruleDigests?(table: string, chain?: string): Promise<Map<string, string[]> | null>;
   /** The namespace's nf_tables ruleset generation (optional; without it every sync reads the table). */
   generation?(): Promise<number>;
   /** Releases what the executor holds open (the netlink socket). */
@@ -89,7 +90,7 @@ export function nftCli(opts: CliOptions = {}): NftExecutor {
   const fast: Pick<NftExecutor, 'applyElements' | 'generation' | 'ruleDigests' | 'close'> = nl
     ? {
         applyElements: (table, changes) => nl.applyElements(table, changes),
-        ruleDigests: (table) => nl.ruleDigests(table),
+        ruleDigests: (table, chain) => nl.ruleDigests(table, chain),
         generation: () => nl.generation(),
         close: () => nl.close(),
       }

@@ -151,11 +151,12 @@ export class NfNetlink {
   }
 
   /**
-   * Digests of every rule of `table`, per chain in order (NFT_MSG_GETRULE dump; see nfnl.ts
-   * ruleDigest), or null when the table does not exist. Far cheaper than `nft -j list` for large
+   * Digests of every rule of `table` (of its chain `chain` only, when given), per chain in order
+   * (NFT_MSG_GETRULE dump; see nfnl.ts ruleDigest), or null when the table (or the chain) does not
+   * exist; a chain without rules is absent from the map. Far cheaper than `nft -j list` for large
    * tables, and it compares the kernel's own encoding of each rule.
    */
-  ruleDigests(table: string): Promise<Map<string, string[]> | null> {
+  ruleDigests(table: string, chain?: string): Promise<Map<string, string[]> | null> {
     return this.serial(() => {
       const sock = this.socket();
       const seq = this.takeSeq(1);
@@ -175,7 +176,7 @@ export class NfNetlink {
         };
         sock.ref();
         try {
-          sock.send(encodeGetRules(table, seq));
+          sock.send(encodeGetRules(table, seq, chain));
         } catch (err) {
           this.failDump(
             new NftError('NFT_ERR_EXEC', `nf_tables netlink send: ${(err as Error).message}`, '', {

@@ -243,11 +243,13 @@ export function encodeGetGen(seq: number): Buffer {
 }
 
 /** NFT_MSG_GETRULE dump of every rule of `table` (inet), answered by NEWRULE messages and DONE. */
-export function encodeGetRules(table: string, seq: number): Buffer {
+export function encodeGetRules(table: string, seq: number, chain?: string): Buffer {
   const w = new Writer(64);
   const m = w.beginMsg(nftMsgType(NFT_MSG.GETRULE), NLM_F.REQUEST | NLM_F.DUMP, seq);
   nfgen(w, NFPROTO_INET, 0);
   w.attrStr(NFTA_RULE.TABLE, table);
+  // The kernel dumps only this chain's rules (ENOENT when the chain does not exist).
+  if (chain !== undefined) w.attrStr(NFTA_RULE.CHAIN, chain);
   w.endMsg(m);
   return Buffer.from(w.view());
 }

@@ -21,7 +21,7 @@ import type { NftExecutor } from './exec.js';
 import type { Table, Verdict } from './model.js';
 import type { ElementChange } from './nfnl.js';
 import { type Observed, parseListing } from './observed.js';
-import { renderPatch } from './patch.js';
+import { patchedChains, renderPatch } from './patch.js';
 import {
   compare,
   type Drift,
@@ -70,6 +70,9 @@ export interface NftCounters {
 export type ElementUpdate =
   | { set: string; add?: string[]; delete?: string[] }
   | { map: string; add?: { key: string; verdict: Verdict }[]; delete?: string[] };
+
+/** Past this many chains written by a patch, reading the whole table back costs less than a dump per chain. */
+const PATCH_READ_CHAINS_MAX = 32;
 
 export class NftTable {
   private readonly exec: NftExecutor;
@@ -143,7 +146,7 @@ export class NftTable {
     if (prev && this.applied !== undefined && gen !== undefined && gen === this.stats.generation) {
       // The kernel holds `prev` exactly: change only what differs, in one transaction.
       const script = renderPatch(prev, t);
-      if (script !== null) return this.applyPatch(t, key, script);
+      if (script !== null) return this.applyPatch(prev, t, key, script);
     }
     const observed = await this.read(t.name);
     const drift = compare(t, observed);
@@ -166,14 +169,52 @@ export class NftTable {
     return { mode: 'full', script, via: 'nft', repaired };
   }
 
-  /** Applies renderPatch()'s script and takes `t` as the model; the rules are read back as after a full apply. */
-  private async applyPatch(t: ValidTable, key: string, script: string): Promise<SyncResult> {
+  /**
+   * Applies renderPatch()'s script and takes `t` as the model; the rules of the chains it wrote are
+   * read back (the others are as the last read left them: the kernel held `prev` exactly).
+   */
+  private async applyPatch(
+    prev: ValidTable,
+    t: ValidTable,
+    key: string,
+    script: string,
+  ): Promise<SyncResult> {
     await this.guard(() => this.exec.apply(script));
     this.stats.patches++;
     this.setModel(t);
     this.applied = key;
-    await this.snapshot(t.name);
+    await this.snapshotPatched(t.name, patchedChains(prev, t));
     return { mode: 'patch', script, via: 'nft', repaired: [] };
+  }
+
+  /**
+   * After a patch: the rule digests of the chains it wrote, one dump each, into the ones kept; the
+   * whole table's dump instead when there is no earlier read to start from or many chains changed.
+   */
+  private async snapshotPatched(
+    table: string,
+    chains: { written: string[]; deleted: string[] },
+  ): Promise<void> {
+    const read = this.exec.ruleDigests;
+    if (!read || !this.exec.generation || !this.rules || chains.written.length > PATCH_READ_CHAINS_MAX)
+      return this.snapshot(table);
+    const before = await this.exec.generation();
+    const rules = new Map(this.rules);
+    for (const name of chains.deleted) rules.delete(name);
+    for (const name of chains.written) {
+      const got = await read.call(this.exec, table, name);
+      if (got === null) return this.snapshot(table); // the table or chain went away: read it all
+      const digests = got.get(name);
+      if (digests) rules.set(name, digests);
+      else rules.delete(name);
+    }
+    const after = await this.exec.generation();
+    this.rules = rules;
+    if (before !== after) {
+      // Something else changed nf_tables during the reads: the next sync reads the table.
+      this.applied = undefined;
+      this.stats.generation = undefined;
+    } else this.stats.generation = after;
   }
 
   /**

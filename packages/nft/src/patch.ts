@@ -7,6 +7,28 @@
 import { FAMILY } from './model.js';
 import { chainSpec, elementsLine, renderRule, setSpec, type ValidTable } from './render.js';
 
+type ValidChain = ValidTable['chains'][number];
+
+/** Whether a chain of the new model holds the same rules as the old one (by identity first). */
+function sameRules(o: ValidChain, c: ValidChain): boolean {
+  return (
+    o.rules === c.rules ||
+    (o.rules.length === c.rules.length && JSON.stringify(o.rules) === JSON.stringify(c.rules))
+  );
+}
+
+/** The chains renderPatch(from, to) writes: added or flushed and refilled, and deleted. */
+export function patchedChains(from: ValidTable, to: ValidTable): { written: string[]; deleted: string[] } {
+  const old = new Map(from.chains.map((c) => [c.name, c]));
+  const kept = new Set(to.chains.map((c) => c.name));
+  const written: string[] = [];
+  for (const c of to.chains) {
+    const o = old.get(c.name);
+    if (!o || !sameRules(o, c)) written.push(c.name);
+  }
+  return { written, deleted: from.chains.filter((c) => !kept.has(c.name)).map((c) => c.name) };
+}
+
 /** The script turning the kernel's `from` into `to` (pure); '' when equal, null when only a full apply will do. */
 export function renderPatch(from: ValidTable, to: ValidTable): string | null {
   if (from.name !== to.name) return null;
@@ -22,12 +44,7 @@ export function renderPatch(from: ValidTable, to: ValidTable): string | null {
   for (const c of to.chains) {
     const o = oldChains.get(c.name);
     if (o && chainSpec(o) !== chainSpec(c)) return null;
-    if (
-      o &&
-      (o.rules === c.rules ||
-        (o.rules.length === c.rules.length && JSON.stringify(o.rules) === JSON.stringify(c.rules)))
-    )
-      continue;
+    if (o && sameRules(o, c)) continue;
     if (o) flush.push(`flush chain ${fam} ${c.name}`);
     else addChains.push(`add chain ${fam} ${c.name}${chainSpec(c)}`);
     for (const r of c.rules) rules.push(`add rule ${fam} ${c.name} ${renderRule(r)}`);
