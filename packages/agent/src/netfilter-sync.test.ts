@@ -3,7 +3,7 @@ import pino from 'pino';
 import { describe, expect, it } from 'vitest';
 import { createMetrics } from './metrics.js';
 import { buildNetfilter } from './netfilter.js';
-import { NetfilterReconciler } from './netfilter-sync.js';
+import { NetfilterReconciler, sameTable } from './netfilter-sync.js';
 
 /** NftTable.sync scripted: what each call returns (or throws). */
 class FakeNft implements Pick<NftTable, 'sync'> {
@@ -111,6 +111,22 @@ describe('NetfilterReconciler', () => {
     await r.sync(table(true), { resync: false });
     expect(r.status()).toMatchObject({ applied: true, generation: 1 });
     expect(r.status().lastError).toBeUndefined();
+  });
+});
+
+describe('sameTable', () => {
+  it('compares kept objects by identity and new ones by content, with or without set elements', () => {
+    const a = table(true);
+    const copy = JSON.parse(JSON.stringify(a)) as Table;
+    expect(sameTable(a, a, true)).toBe(true);
+    expect(sameTable(copy, a, true)).toBe(true);
+    expect(sameTable(table(false), a, true)).toBe(false);
+    expect(sameTable(table(false), a, false)).toBe(true);
+    const renamed = { ...copy, chains: copy.chains.map((c, i) => (i === 0 ? { ...c, name: 'other' } : c)) };
+    expect(sameTable(renamed, a, false)).toBe(false);
+    expect(sameTable({ ...copy, chains: copy.chains.slice(1) }, a, true)).toBe(false);
+    expect(sameTable({ ...copy, name: 'other' }, a, true)).toBe(false);
+    expect(sameTable(a, undefined, true)).toBe(false);
   });
 });
 

@@ -28,9 +28,8 @@ export interface NetfilterPort {
 
 export class NetfilterReconciler implements NetfilterPort {
   private readonly log: Logger;
-  private appliedKey: string | undefined;
-  /** The last applied table without set elements: chains, rules, set specs. */
-  private appliedStructure: string | undefined;
+  /** The last table applied (compared by sameTable: by identity where the objects are kept). */
+  private applied: Table | undefined;
   private generation = 0;
   private driftRepairs = 0;
   private lastError: string | undefined;
@@ -71,21 +70,19 @@ export class NetfilterReconciler implements NetfilterPort {
   }
 
   private async syncNow(table: Table, resync: boolean): Promise<void> {
-    const key = JSON.stringify(table);
     this.tableName = table.name ?? 'podnet';
-    if (!resync && key === this.appliedKey && !this.lastError) return;
+    const same = sameTable(table, this.applied, true);
+    if (!resync && same && !this.lastError) return;
     const now = this.o.now ?? Date.now;
     const started = now();
     const m = this.o.metrics;
-    const structure = structureOf(table);
     try {
       const r = await this.o.nft.sync(table);
       // sync() reads the kernel and writes only what differs from the model. A transaction for a
       // model equal to the one applied last, or a full one for an unchanged structure, can only
       // mean the kernel was changed by someone else (one read: no race with a second read).
       const repaired =
-        r.mode !== 'none' &&
-        (key === this.appliedKey || (r.mode === 'full' && structure === this.appliedStructure));
+        r.mode !== 'none' && (same || (r.mode === 'full' && sameTable(table, this.applied, false)));
       if (r.mode !== 'none') {
         this.generation++;
         m.netfilterGeneration.set(this.generation);
@@ -105,8 +102,7 @@ export class NetfilterReconciler implements NetfilterPort {
         );
       }
       if (this.lastError) this.log.info('netfilter table applied again after errors');
-      this.appliedKey = key;
-      this.appliedStructure = structure;
+      this.applied = table;
       this.lastError = undefined;
       this.lastSync = new Date(now());
       m.netfilterApplied.set(1);
@@ -131,7 +127,7 @@ export class NetfilterReconciler implements NetfilterPort {
     return {
       table: `inet ${this.tableName}`,
       generation: this.generation,
-      applied: this.appliedKey !== undefined && this.lastError === undefined,
+      applied: this.applied !== undefined && this.lastError === undefined,
       ...(this.lastError ? { lastError: this.lastError } : {}),
       ...(this.lastSync ? { lastSync: this.lastSync.toISOString() } : {}),
       driftRepairs: this.driftRepairs,
@@ -139,6 +135,17 @@ export class NetfilterReconciler implements NetfilterPort {
   }
 }
 
-function structureOf(t: Table): string {
-  return JSON.stringify({ ...t, sets: (t.sets ?? []).map((x) => ({ ...x, elements: [] })) });
+/**
+ * Whether `a` equals `b` (`elements` false: apart from set and map elements). Objects the agent
+ * keeps from one model to the next (the policy fragment's chains and sets, LowerMemo) compare by
+ * identity; only the others are serialised, so an unchanged table of thousands of elements costs
+ * a walk, not a JSON text of the whole table on every pass.
+ */
+export function sameTable(a: Table, b: Table | undefined, elements: boolean): boolean {
+  if (!b || (a.name ?? 'podnet') !== (b.name ?? 'podnet')) return false;
+  const bare = (x: object) => (elements || !('elements' in x) ? x : { ...x, elements: [] });
+  const same = (xs: readonly object[] = [], ys: readonly object[] = []) =>
+    xs.length === ys.length &&
+    xs.every((x, i) => x === ys[i] || JSON.stringify(bare(x)) === JSON.stringify(bare(ys[i]!)));
+  return same(a.chains, b.chains) && same(a.sets, b.sets) && same(a.maps, b.maps);
 }
