@@ -23,7 +23,8 @@
 //     (projectPod into a Map, packages/agent/src/__fixtures__/policy-memory.mjs) keeps per pod for
 //     20,000 realistic Pods, after full GCs, run here in a child process.
 // (a, b) also the agents' side: from the API call to the kernel transaction done on every node,
-//     from each agent's 'netfilter table applied' log line (pino time, ms).
+//     from each agent's 'netfilter table applied' log line (pino time, ms), and of it the slowest
+//     agent's sync (the line's `ms`: the transaction and its checks, not the watch or the pass).
 // (d) rules in `inet podnet` on every node (nft -j list), against the pod-policy pairs
 //     (selected pods × policies selecting them) and the node's own np-forward rules.
 // Reference, same run: `nft -f` of node 1's final `inet podnet` (nft list table) into a fresh
@@ -320,20 +321,24 @@ try {
     for (const line of (log ? readFileSync(log, 'utf8') : '').split('\n'))
       if (line.includes('"netfilter table applied"')) {
         const o = JSON.parse(line);
-        out.push({ time: o.time, mode: o.mode });
+        out.push({ time: o.time, mode: o.mode, ms: o.ms });
       }
     return out;
   });
-  const agentSide = (kind) =>
+  // `sync`: the longest of the agents' own syncs of the change (the line's `ms`: the transaction
+  // and its checks, without the watch delivery and the pass before it).
+  const agentSide = (kind, what = 'applied') =>
     starts[kind].map((t0) => {
       let last = 0;
       for (const lines of applied) {
         const first = lines.find((l) => l.time >= Math.floor(t0));
         if (!first) return Number.NaN;
-        last = Math.max(last, first.time - t0);
+        last = Math.max(last, what === 'sync' ? (first.ms ?? Number.NaN) : first.time - t0);
       }
       return last;
     });
+  const syncCreates = agentSide('create', 'sync').filter(Number.isFinite);
+  const syncLabels = agentSide('label', 'sync').filter(Number.isFinite);
   // A change some agent logged no transaction for (none seen after it) is left out, and counted.
   const agentAll = [...agentSide('create'), ...agentSide('label')];
   const agentCreates = agentSide('create').filter(Number.isFinite);
@@ -403,12 +408,20 @@ try {
           ...[50, 99, 100].map((p) => pct(agentCreates, p).toFixed(1)),
         ],
         [
+          '      of which the slowest sync of the change (ms)',
+          ...[50, 99, 100].map((p) => pct(syncCreates, p).toFixed(1)),
+        ],
+        [
           '(b) pod label change → flipped on every node (ms)',
           ...[50, 99, 100].map((p) => pct(labels, p).toFixed(1)),
         ],
         [
           '    of which the agents: label → applied on every node (ms)',
           ...[50, 99, 100].map((p) => pct(agentLabels, p).toFixed(1)),
+        ],
+        [
+          '      of which the slowest sync of the change (ms)',
+          ...[50, 99, 100].map((p) => pct(syncLabels, p).toFixed(1)),
         ],
         ['reference: nft -f of the final table (ms)', ref.toFixed(1), '', Math.max(...refs).toFixed(1)],
         ['heap per remote pod in the pod store (bytes)', String(heapPerPod), '', ''],
@@ -452,6 +465,8 @@ try {
     label_p99_ms: r1(pct(labels, 99)),
     agent_p99_ms: r1(pct(agentCreates, 99)),
     label_agent_p99_ms: r1(pct(agentLabels, 99)),
+    sync_p99_ms: r1(pct(syncCreates, 99)),
+    label_sync_p99_ms: r1(pct(syncLabels, 99)),
     agent_missing: agentMissing,
     transactions: modes,
     bytes_per_remote_pod: heapPerPod,

@@ -97,7 +97,13 @@ export class NetfilterReconciler implements NetfilterPort {
         );
       } else if (r.mode !== 'none') {
         this.log.info(
-          { table: `inet ${this.tableName}`, mode: r.mode, generation: this.generation },
+          {
+            table: `inet ${this.tableName}`,
+            mode: r.mode,
+            generation: this.generation,
+            // The transaction and its checks, from the model handed over (not the pass before it).
+            ms: Math.round((now() - started) * 10) / 10,
+          },
           'netfilter table applied',
         );
       }
