@@ -361,6 +361,8 @@ export class ArpResponder {
         // Frames are read into one reused buffer (no allocation per frame). Our own replies do not
         // come back: the kernel hands outgoing frames only to ETH_P_ALL sockets.
         reuseFrameBuffer: true,
+        // An ARP frame is 42 bytes (60 padded): the smallest receive buffers, per pod interface.
+        frameBufferSize: 4096,
         // The reply cache answers on the socket's receive thread (fastPathThread), or in the poll
         // callback on the event loop.
         ...(this.replyCacheSize > 0

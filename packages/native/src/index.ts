@@ -439,6 +439,13 @@ export interface PacketOptions {
    * Default false.
    */
   fastPathThread?: boolean;
+  /**
+   * Bytes of each receive buffer (the socket's, and its thread's with `fastPathThread`): a longer
+   * frame is truncated and reported to onError (EMSGSIZE). 4096..65536, default 65536 (a GRO
+   * frame). A socket of one small protocol (ARP: 42-byte frames) needs only the minimum; each
+   * buffer is resident memory per socket.
+   */
+  frameBufferSize?: number;
 }
 
 /** Frames up to this length get a cached view of the shared buffer (no allocation per frame). */
@@ -490,9 +497,10 @@ class PacketSocketImpl implements PacketSocket {
     reuse = false,
     cache?: ReplyCacheOptions,
     readonly threaded = false,
+    bufferSize = 65536,
   ) {
     try {
-      this.poller = new binding.Poller(fd, reuse ? 2 : 1, 65536, threaded);
+      this.poller = new binding.Poller(fd, reuse ? 2 : 1, bufferSize, threaded);
       this.shared = reuse ? this.poller.sharedBuffer() : undefined;
       if (reuse && !this.shared) throw new NativeError('no shared receive buffer', 'EINVAL', 22, 'argument');
       this.replyCache = cache ? new ReplyCacheImpl(this.poller, cache) : undefined;
@@ -573,13 +581,20 @@ export function openPacket(opts: PacketOptions): PacketSocket {
       throw invalid('replyCache.mask', mask?.length, 'must be a Buffer of 1..64 bytes');
     checkInt('replyCache.capacity', capacity, 1, 64);
   }
+  if (opts.frameBufferSize !== undefined) checkInt('frameBufferSize', opts.frameBufferSize, 4096, 65536);
   const threaded = opts.fastPathThread === true;
   if (threaded && !opts.replyCache)
     throw invalid('fastPathThread', true, 'needs replyCache (the thread answers from the reply cache)');
   const fd = wrap(() =>
     binding.packetOpen(opts.ifindex, opts.ethertype, opts.netns, opts.ignoreOutgoing === true),
   );
-  return new PacketSocketImpl(fd, opts.reuseFrameBuffer === true, opts.replyCache, threaded);
+  return new PacketSocketImpl(
+    fd,
+    opts.reuseFrameBuffer === true,
+    opts.replyCache,
+    threaded,
+    opts.frameBufferSize,
+  );
 }
 
 export interface TcpSocketOptions {
