@@ -405,6 +405,13 @@ describe('packet sockets with a reply cache', () => {
     },
   );
 
+  it('rejects a frame buffer size outside 4096..65536, naming the field and the value', () => {
+    const opts = { ifindex: 1, ethertype: 0x88b7 };
+    expect(() => openPacket({ ...opts, frameBufferSize: 100 })).toThrow(/frameBufferSize.*100/);
+    expect(() => openPacket({ ...opts, frameBufferSize: 65537 })).toThrow(/frameBufferSize.*65537/);
+    expect(() => openPacket({ ...opts, frameBufferSize: 4096.5 })).toThrow(/frameBufferSize/);
+  });
+
   it('rejects a reply cache with an empty or oversized mask or capacity, naming the field', () => {
     const opts = { ifindex: 1, ethertype: 0x88b7 };
     expect(() => openPacket({ ...opts, replyCache: { mask: Buffer.alloc(0), capacity: 4 } })).toThrow(
