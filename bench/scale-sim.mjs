@@ -209,6 +209,8 @@ async function coldStart(label, rrPids) {
           expect: N - 1,
           podCidr: POD_CIDR,
           ...(bgpOnly ? { bgpOnly: { rrs: RRS } } : {}),
+          // The single-node process: the agent's client and node flags, so its RSS is an agent's.
+          ...(i === groups.length - 1 ? { agentClient: true } : {}),
         }),
       ],
       { nodeArgs: i === groups.length - 1 ? agentNodeFlags : ['--max-old-space-size=8192'] },

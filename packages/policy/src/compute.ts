@@ -280,9 +280,9 @@ class RuleSets {
       if (n !== undefined) byNumber.set(n, [...(byNumber.get(n) ?? []), p]);
     }
     const out: { id: string; port: number }[] = [];
+    const picked = new Set(pods);
     for (const [n, ps] of [...byNumber].sort((a, b) => a[0] - b[0])) {
       const id = `np${policyHash(policy.key)}-e${i}-${protocol.toLowerCase()}${n}`;
-      const picked = new Set(pods);
       // A pod picked only through an ipBlock contributes only its addresses inside the block.
       const members = ps.flatMap((p) =>
         picked.has(p) ? p.addrs : p.addrs.filter((a) => inSpans(blocks[a.family], a.value)),
