@@ -25,18 +25,14 @@ import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { table } from '../packages/lab/dist/index.js';
+import { shebangNodeFlags, table } from '../packages/lab/dist/index.js';
 import { cleanupStale, createNetns, deleteNetns, ProcessGroup } from '../packages/testkit/dist/index.js';
 import { jsonLines, vmRss } from './lib/proc.mjs';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 // The node flags podnet-agent runs with (the `#!` line of its entry point): the single-node
 // process gets them, so that its RSS is an agent's.
-const agentNodeFlags =
-  / node((?: --\S+)*)\s*$/
-    .exec(readFileSync(join(root, 'packages/agent/dist/cli.js'), 'utf8').split('\n', 1)[0])?.[1]
-    ?.trim()
-    .split(/\s+/) ?? [];
+const agentNodeFlags = shebangNodeFlags(join(root, 'packages/agent/dist/cli.js'));
 const lib = join(root, 'bench', 'lib');
 const { values } = parseArgs({
   options: {

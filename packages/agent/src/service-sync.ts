@@ -7,7 +7,7 @@ import {
   K8S_ERR,
   type KubeClient,
   type Meta,
-  toK8sError,
+  rawList,
 } from '@podnet/k8s';
 import type { Logger } from 'pino';
 import type { EventRecorder } from './events.js';
@@ -101,18 +101,7 @@ function projectedSource<T>(
   return {
     kind,
     path,
-    async list(opts) {
-      client.stats.reads++;
-      try {
-        const r = (await client.request('GET', path, { query: { ...opts } })) as {
-          items?: unknown[];
-          metadata?: { resourceVersion?: string };
-        };
-        return { items: r.items ?? [], resourceVersion: r.metadata?.resourceVersion ?? '' };
-      } catch (err) {
-        throw toK8sError(err, `list ${kind}`);
-      }
-    },
+    list: rawList(client, kind, path),
     parse(raw) {
       const m = (raw as Meta)?.metadata;
       if (typeof m?.name !== 'string' || m.name === '')

@@ -405,6 +405,22 @@ export class Informer<T extends Meta> {
   }
 }
 
+/** An InformerSource's list: the collection at `path` as the server sends it (one GET, counted as a read). */
+export function rawList(client: KubeClient, kind: string, path: string): InformerSource<unknown>['list'] {
+  return async (opts) => {
+    client.stats.reads++;
+    try {
+      const r = (await client.request('GET', path, { query: { ...opts } })) as {
+        items?: unknown[];
+        metadata?: { resourceVersion?: string };
+      };
+      return { items: r.items ?? [], resourceVersion: r.metadata?.resourceVersion ?? '' };
+    } catch (err) {
+      throw toK8sError(err, `list ${kind}`);
+    }
+  };
+}
+
 /** An informer source for a podnet custom resource, validated by its zod schema. */
 export function resourceSource<S extends z.ZodType>(
   client: KubeClient,
@@ -418,19 +434,8 @@ export function resourceSource<S extends z.ZodType>(
   return {
     kind: def.kind,
     path,
-    async list(opts) {
-      // Raw list: the informer validates each item itself, so invalid ones get logged with their problems.
-      client.stats.reads++;
-      try {
-        const raw = (await client.request('GET', path, { query: { ...opts } })) as {
-          items?: unknown[];
-          metadata?: { resourceVersion?: string };
-        };
-        return { items: raw.items ?? [], resourceVersion: raw.metadata?.resourceVersion ?? '' };
-      } catch (err) {
-        throw toK8sError(err, `list ${rc.def.kind}`);
-      }
-    },
+    // Raw list: the informer validates each item itself, so invalid ones get logged with their problems.
+    list: rawList(client, rc.def.kind, path),
     parse: (raw) => safeValidate(def, raw) as ParseResult<z.infer<S> & Meta>,
   };
 }
@@ -456,18 +461,7 @@ export function coreSource<T extends Meta>(
   return {
     kind,
     path,
-    async list(opts) {
-      client.stats.reads++;
-      try {
-        const r = (await client.request('GET', path, { query: { ...opts } })) as {
-          items?: unknown[];
-          metadata?: { resourceVersion?: string };
-        };
-        return { items: r.items ?? [], resourceVersion: r.metadata?.resourceVersion ?? '' };
-      } catch (err) {
-        throw toK8sError(err, `list ${kind}`);
-      }
-    },
+    list: rawList(client, kind, path),
     parse(raw) {
       const name = (raw as Meta)?.metadata?.name;
       if (typeof name !== 'string' || name === '')

@@ -76,6 +76,7 @@ export {
   type PeerRow,
   type Probe,
 } from './runner.js';
+export { shebangNodeFlags } from './sh.js';
 export { validateComposeSpec } from './spec.js';
 export type { LabState, PodRecord, ProcessRecord } from './state.js';
 export {
