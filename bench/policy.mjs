@@ -321,7 +321,7 @@ try {
     for (const line of (log ? readFileSync(log, 'utf8') : '').split('\n'))
       if (line.includes('"netfilter table applied"')) {
         const o = JSON.parse(line);
-        out.push({ time: o.time, mode: o.mode, ms: o.ms });
+        out.push({ time: o.time, mode: o.mode, ms: o.ms, phases: o.phases });
       }
     return out;
   });
@@ -338,6 +338,19 @@ try {
       return last;
     });
   const syncCreates = agentSide('create', 'sync').filter(Number.isFinite);
+  // Where the slowest agent's sync of each create went (NftTable's phases), per phase over creates.
+  const createPhases = {};
+  for (const t0 of starts.create) {
+    let slowest;
+    for (const lines of applied) {
+      const first = lines.find((l) => l.time >= Math.floor(t0));
+      if (first?.phases && (!slowest || first.ms > slowest.ms)) slowest = first;
+    }
+    for (const [k, v] of Object.entries(slowest?.phases ?? {})) {
+      createPhases[k] ??= [];
+      createPhases[k].push(v);
+    }
+  }
   const syncLabels = agentSide('label', 'sync').filter(Number.isFinite);
   // A change some agent logged no transaction for (none seen after it) is left out, and counted.
   const agentAll = [...agentSide('create'), ...agentSide('label')];
@@ -411,6 +424,10 @@ try {
           '      of which the slowest sync of the change (ms)',
           ...[50, 99, 100].map((p) => pct(syncCreates, p).toFixed(1)),
         ],
+        ...Object.entries(createPhases).map(([k, v]) => [
+          `        its ${k} (ms)`,
+          ...[50, 99, 100].map((p) => pct(v, p).toFixed(1)),
+        ]),
         [
           '(b) pod label change → flipped on every node (ms)',
           ...[50, 99, 100].map((p) => pct(labels, p).toFixed(1)),
@@ -467,6 +484,7 @@ try {
     label_agent_p99_ms: r1(pct(agentLabels, 99)),
     sync_p99_ms: r1(pct(syncCreates, 99)),
     label_sync_p99_ms: r1(pct(syncLabels, 99)),
+    sync_phase_p50_ms: Object.fromEntries(Object.entries(createPhases).map(([k, v]) => [k, r1(pct(v, 50))])),
     agent_missing: agentMissing,
     transactions: modes,
     bytes_per_remote_pod: heapPerPod,

@@ -103,6 +103,7 @@ export class NetfilterReconciler implements NetfilterPort {
             generation: this.generation,
             // The transaction and its checks, from the model handed over (not the pass before it).
             ms: Math.round((now() - started) * 10) / 10,
+            ...(r.phases ? { phases: r.phases } : {}),
           },
           'netfilter table applied',
         );

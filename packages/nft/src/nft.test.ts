@@ -6,6 +6,14 @@ import { NftError } from './errors.js';
 import { nftCli } from './exec.js';
 import { type ElementUpdate, NftTable } from './nft.js';
 
+/** A sync()'s phases: four times in ms. */
+const anyPhases = {
+  check: expect.any(Number),
+  plan: expect.any(Number),
+  apply: expect.any(Number),
+  readBack: expect.any(Number),
+};
+
 /** A listing equal to natModel(pools) as the kernel would print it, with `forwardRules` rules in forward. */
 function listing(
   pools: string[],
@@ -108,9 +116,14 @@ describe('NftTable.sync', () => {
       script: 'add element inet podnet pools4 { 10.66.0.0/16 }\n',
       via: 'nft',
       repaired: [],
+      phases: anyPhases,
     });
     fake.listing = listing(['10.65.0.0/16', '10.66.0.0/16']);
-    expect(await nft.sync(natModel(['10.65.0.0/16', '10.66.0.0/16']))).toEqual({ mode: 'none', script: '' });
+    expect(await nft.sync(natModel(['10.65.0.0/16', '10.66.0.0/16']))).toEqual({
+      mode: 'none',
+      script: '',
+      phases: anyPhases,
+    });
     expect(fake.applied).toHaveLength(2);
   });
 
@@ -297,7 +310,7 @@ describe('NftTable.update', () => {
     const same = natModel();
     same.sets!.find((x) => x.name === 'pod-ifs')!.elements.push('pn0002');
     same.maps![0]!.elements.push({ key: '10.65.0.2', verdict: { kind: 'drop' } });
-    expect(await nft.sync(same)).toEqual({ mode: 'none', script: '' });
+    expect(await nft.sync(same)).toEqual({ mode: 'none', script: '', phases: anyPhases });
     expect(nft.counters).toMatchObject({ elementDeltasNetlink: 2, readsSkipped: 3 });
   });
 
@@ -324,7 +337,7 @@ describe('NftTable.update', () => {
     await nft.update([{ set: 'pod-ifs', delete: ['pn0001'] }]);
     const want = natModel();
     want.sets!.find((x) => x.name === 'pod-ifs')!.elements = ['pn0002'];
-    expect(await nft.sync(want)).toEqual({ mode: 'none', script: '' });
+    expect(await nft.sync(want)).toEqual({ mode: 'none', script: '', phases: anyPhases });
     expect(await nft.sync(natModel())).toMatchObject({ mode: 'elements' });
     expect(fake.fastApplied.at(-1)).toEqual([
       { set: 'pod-ifs', kind: 'set', type: 'ifname', add: ['pn0001'], delete: ['pn0002'] },

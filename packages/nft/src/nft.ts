@@ -46,6 +46,12 @@ export interface SyncResult {
   via?: 'nft' | 'netlink';
   /** How the kernel differed from what podnet last left there (repaired by this sync); empty: no drift. */
   repaired?: string[];
+  /**
+   * Where the sync's time went, in ms (present for a sync(), not for update()): `check` validating
+   * the model and its structure key, `plan` reading the generation (and the table when it must) and
+   * rendering, `apply` the kernel transaction, `readBack` reading the written rules back.
+   */
+  phases?: { check: number; plan: number; apply: number; readBack: number };
 }
 
 /** What the agent exports as metrics. */
@@ -123,7 +129,11 @@ export class NftTable {
    * kernel or nft refuses.
    */
   sync(model: Table): Promise<SyncResult> {
-    return this.serial(() => this.syncNow(model));
+    return this.serial(async () => {
+      const clock = phaseClock();
+      const r = await this.syncNow(model, clock);
+      return { ...r, phases: clock.done() };
+    });
   }
 
   /** One sync or update at a time: each starts from what the one before left. */
@@ -133,20 +143,23 @@ export class NftTable {
     return run;
   }
 
-  private async syncNow(model: Table): Promise<SyncResult> {
+  private async syncNow(model: Table, clock = phaseClock()): Promise<SyncResult> {
     const t = validate(model);
     const key = structureKey(t);
+    clock.lap('check');
     const gen = this.exec.generation ? await this.exec.generation() : undefined;
     const prev = this.model && this.current();
     if (prev && this.applied === key && gen !== undefined && gen === this.stats.generation) {
       // Nothing in nf_tables changed since podnet's last transaction: the kernel holds the model.
       this.stats.readsSkipped++;
-      return this.applyDelta(t, diffModels(prev, t), []);
+      const deltas = diffModels(prev, t);
+      clock.lap('plan');
+      return this.applyDelta(t, deltas, []);
     }
     if (prev && this.applied !== undefined && gen !== undefined && gen === this.stats.generation) {
       // The kernel holds `prev` exactly: change only what differs, in one transaction.
       const script = renderPatch(prev, t);
-      if (script !== null) return this.applyPatch(prev, t, key, script);
+      if (script !== null) return this.applyPatch(prev, t, key, script, clock);
     }
     const observed = await this.read(t.name);
     const drift = compare(t, observed);
@@ -157,15 +170,19 @@ export class NftTable {
     const repaired = prev ? describeDrift(prev, observed, ruleDrift) : [];
     this.stats.generation = gen;
     if (this.applied === key && drift.structural.length === 0 && ruleDrift.length === 0) {
+      clock.lap('plan');
       return this.applyDelta(t, drift.elements, repaired);
     }
     const script = renderFull(t, observed);
+    clock.lap('plan');
     await this.exec.apply(script);
+    clock.lap('apply');
     this.stats.fullApplies++;
     if (repaired.length) this.stats.driftRepairs++;
     this.setModel(t);
     this.applied = key;
     await this.snapshot(t.name);
+    clock.lap('readBack');
     return { mode: 'full', script, via: 'nft', repaired };
   }
 
@@ -178,12 +195,16 @@ export class NftTable {
     t: ValidTable,
     key: string,
     script: string,
+    clock: PhaseClock,
   ): Promise<SyncResult> {
+    clock.lap('plan');
     await this.guard(() => this.exec.apply(script));
+    clock.lap('apply');
     this.stats.patches++;
     this.setModel(t);
     this.applied = key;
     await this.snapshotPatched(t.name, patchedChains(prev, t));
+    clock.lap('readBack');
     return { mode: 'patch', script, via: 'nft', repaired: [] };
   }
 
@@ -481,6 +502,32 @@ function stageUpdates(
     if (add.length || del.length) deltas.push({ set: name, add, delete: del });
   }
   return { deltas, staged };
+}
+
+type PhaseClock = ReturnType<typeof phaseClock>;
+
+/** Splits a sync's time into SyncResult's phases: lap(p) adds the time since the last lap to p. */
+function phaseClock() {
+  const phases = { check: 0, plan: 0, apply: 0, readBack: 0 };
+  let last = performance.now();
+  const round = (ms: number) => Math.round(ms * 10) / 10;
+  return {
+    lap(p: keyof typeof phases) {
+      const t = performance.now();
+      phases[p] += t - last;
+      last = t;
+    },
+    /** The phases, the time since the last lap counted as `apply` (an element delta's transaction). */
+    done() {
+      this.lap('apply');
+      return {
+        check: round(phases.check),
+        plan: round(phases.plan),
+        apply: round(phases.apply),
+        readBack: round(phases.readBack),
+      };
+    },
+  };
 }
 
 /** A valid model back in the model's own shape (to hand to sync()). */
