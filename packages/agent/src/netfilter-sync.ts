@@ -100,6 +100,7 @@ export class NetfilterReconciler implements NetfilterPort {
           {
             table: `inet ${this.tableName}`,
             mode: r.mode,
+            via: r.via,
             generation: this.generation,
             // The transaction and its checks, from the model handed over (not the pass before it).
             ms: Math.round((now() - started) * 10) / 10,

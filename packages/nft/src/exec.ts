@@ -5,6 +5,7 @@ import { spawn } from 'node:child_process';
 import { NftError } from './errors.js';
 import { NfNetlink } from './netlink.js';
 import type { ElementChange } from './nfnl.js';
+import type { PatchPlan } from './patch.js';
 
 export interface NftExecutor {
   /** Applies one transaction; throws NFT_ERR_APPLY (with nft's stderr) when it is refused. */
@@ -21,6 +22,13 @@ export interface NftExecutor {
    * NFT_ERR_APPLY naming the refused change; the kernel then changed nothing.
    */
   applyElements?(table: string, changes: ElementChange[]): Promise<number | null>;
+  /**
+   * The patch fast path (optional): applies planPatch()'s steps as one nf_tables transaction over
+   * netlink. Resolves with the ruleset generation after it, or null when it does not take this
+   * plan (the caller renders it for `apply`). Throws NFT_ERR_APPLY naming the refused step; the
+   * kernel then changed nothing.
+   */
+  applyPatch?(plan: PatchPlan): Promise<number | null>;
   /**
    * Each chain's rules as digests of the kernel's encoding, counters left out (optional; without
    * it the rules are compared in `list(table, { terse: true })` output); with `chain`, that chain's
@@ -45,6 +53,11 @@ export interface CliOptions {
    * change through `nft -f` and no generation (every sync reads the table back).
    */
   netlink?: boolean;
+  /**
+   * With `netlink`: patches (chains, sets and rules that differ) over NETLINK_NETFILTER too
+   * (default true); false: through `nft -f`.
+   */
+  netlinkPatches?: boolean;
 }
 
 interface Ran {
@@ -87,9 +100,10 @@ export function nftCli(opts: CliOptions = {}): NftExecutor {
   // The netlink socket is opened in the same namespace, by path, on first use.
   const nsPath = opts.netns && !opts.netns.startsWith('/') ? `/var/run/netns/${opts.netns}` : opts.netns;
   const nl = opts.netlink === false ? undefined : new NfNetlink({ netns: nsPath, timeoutMs });
-  const fast: Pick<NftExecutor, 'applyElements' | 'generation' | 'ruleDigests' | 'close'> = nl
+  const fast: Pick<NftExecutor, 'applyElements' | 'applyPatch' | 'generation' | 'ruleDigests' | 'close'> = nl
     ? {
         applyElements: (table, changes) => nl.applyElements(table, changes),
+        ...(opts.netlinkPatches === false ? {} : { applyPatch: (plan: PatchPlan) => nl.applyPatch(plan) }),
         ruleDigests: (table, chain) => nl.ruleDigests(table, chain),
         generation: () => nl.generation(),
         close: () => nl.close(),

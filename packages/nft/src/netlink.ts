@@ -1,6 +1,6 @@
-// The element fast path: a NETLINK_NETFILTER socket in the table's namespace that sends one
-// nf_tables transaction of element changes and waits for the kernel's answer, and reads the
-// ruleset generation. Spawning `nft` costs a process start per change (~20 ms); this costs a
+// The netlink path: a NETLINK_NETFILTER socket in the table's namespace that sends one nf_tables
+// transaction (element changes, or a whole patch of chains, sets and rules) and waits for the
+// kernel's answer, and reads the ruleset generation and rule digests. Spawning `nft` costs a process start per change (~20 ms); this costs a
 // sendmsg and the kernel's commit.
 //
 // After each batch a GETGEN request follows on the same socket: the kernel handles a socket's
@@ -17,6 +17,8 @@ import {
   encodeGetGen,
   encodeGetRules,
 } from './nfnl.js';
+import { encodePatchBatch } from './nfnl-patch.js';
+import type { PatchPlan } from './patch.js';
 
 const NETLINK_NETFILTER = 12;
 
@@ -61,12 +63,15 @@ function describe(table: string, p: BatchPart): string {
   return `${p.op} element inet ${table} ${p.set} { ${shorten(p.elements)} }`;
 }
 
-/** The generation, or NFT_ERR_APPLY naming the first refused change (the kernel changed nothing). */
-function checkBatch(o: Outcome, table: string, parts: BatchPart[]): number {
+/**
+ * The generation, or NFT_ERR_APPLY naming the first refused change (the kernel changed nothing).
+ * `describe(p)`: what part `p` asked, in nft's words.
+ */
+function checkBatch<P extends { seq: number }>(o: Outcome, parts: P[], describe: (p: P) => string): number {
   if (o.errors.length) {
     const e = o.errors[0]!;
     const part = parts.find((p) => p.seq === e.seq);
-    const what = part ? describe(table, part) : `message ${e.seq} of the batch`;
+    const what = part ? describe(part) : `message ${e.seq} of the batch`;
     const name = errnoName(e.errno);
     throw new NftError(
       'NFT_ERR_APPLY',
@@ -78,7 +83,7 @@ function checkBatch(o: Outcome, table: string, parts: BatchPart[]): number {
   if (missing.length) {
     throw new NftError(
       'NFT_ERR_APPLY',
-      `nf_tables did not acknowledge ${missing.length} of ${parts.length} element messages (first: ${describe(table, missing[0]!)})`,
+      `nf_tables did not acknowledge ${missing.length} of ${parts.length} messages (first: ${describe(missing[0]!)})`,
     );
   }
   return o.gen;
@@ -146,7 +151,24 @@ export class NfNetlink {
       const batch = encodeElementBatch(table, changes, this.takeSeq(0));
       if (batch.bytes.length > this.maxBatchBytes) return null;
       this.seq = batch.last + 1;
-      return checkBatch(await this.exchange(batch.bytes, batch.first, batch.last), table, batch.parts);
+      const o = await this.exchange(batch.bytes, batch.first, batch.last);
+      return checkBatch(o, batch.parts, (p) => describe(table, p));
+    });
+  }
+
+  /**
+   * Applies a patch (chains, sets, elements and rules) as one transaction; resolves with the
+   * generation after it, or null when the encoder does not take the plan or the batch is larger
+   * than `maxBatchBytes` (nothing was sent: the caller uses `nft -f`). Throws NFT_ERR_APPLY naming
+   * the refused step; the kernel then changed nothing.
+   */
+  applyPatch(plan: PatchPlan): Promise<number | null> {
+    return this.serial(async () => {
+      const batch = encodePatchBatch(plan, this.takeSeq(0));
+      if (!batch || batch.bytes.length > this.maxBatchBytes) return null;
+      this.seq = batch.last + 1;
+      const o = await this.exchange(batch.bytes, batch.first, batch.last);
+      return checkBatch(o, batch.parts, (p) => p.what);
     });
   }
 

@@ -31,32 +31,37 @@ export const NFPROTO_INET = 1;
 
 /** nf_tables.h enum nf_tables_msg_types (only those used). */
 export const NFT_MSG = {
+  NEWCHAIN: 3,
+  DELCHAIN: 5,
   NEWRULE: 6,
   GETRULE: 7,
+  DELRULE: 8,
+  NEWSET: 9,
+  DELSET: 11,
   NEWSETELEM: 12,
   DELSETELEM: 14,
   NEWGEN: 15,
   GETGEN: 16,
 } as const;
 /** enum nft_rule_attributes (only those used). */
-const NFTA_RULE = { TABLE: 1, CHAIN: 2, EXPRESSIONS: 4, USERDATA: 7 } as const;
+export const NFTA_RULE = { TABLE: 1, CHAIN: 2, EXPRESSIONS: 4, USERDATA: 7 } as const;
 /** enum nft_expr_attributes */
-const NFTA_EXPR = { NAME: 1, DATA: 2 } as const;
+export const NFTA_EXPR = { NAME: 1, DATA: 2 } as const;
 /** enum nft_set_elem_list_attributes */
 const NFTA_SET_ELEM_LIST = { TABLE: 1, SET: 2, ELEMENTS: 3 } as const;
 /** enum nft_set_elem_attributes */
 const NFTA_SET_ELEM = { KEY: 1, DATA: 2 } as const;
 /** enum nft_data_attributes */
-const NFTA_DATA = { VALUE: 1, VERDICT: 2 } as const;
+export const NFTA_DATA = { VALUE: 1, VERDICT: 2 } as const;
 /** enum nft_verdict_attributes */
-const NFTA_VERDICT = { CODE: 1, CHAIN: 2 } as const;
+export const NFTA_VERDICT = { CODE: 1, CHAIN: 2 } as const;
 /** enum nft_gen_attributes */
 const NFTA_GEN_ID = 1;
-const NLA_F_NESTED = 0x8000;
+export const NLA_F_NESTED = 0x8000;
 /** Verdict codes: NF_DROP 0, NF_ACCEPT 1 (netfilter.h); enum nft_verdicts. */
-const VERDICT_CODE = { drop: 0, accept: 1, jump: -3, goto: -4, return: -5 } as const;
+export const VERDICT_CODE = { drop: 0, accept: 1, jump: -3, goto: -4, return: -5 } as const;
 /** IFNAMSIZ: an ifname key is 16 bytes, NUL-padded. */
-const IFNAMSIZ = 16;
+export const IFNAMSIZ = 16;
 
 export const nftMsgType = (m: number) => (NFNL_SUBSYS_NFTABLES << 8) | m;
 
@@ -88,9 +93,9 @@ export interface EncodedBatch {
 }
 
 /** Elements per NEWSETELEM/DELSETELEM message: a nested attribute's length is 16 bits. */
-const ELEMENTS_PER_MESSAGE = 256;
+export const ELEMENTS_PER_MESSAGE = 256;
 
-function keyBytes(type: SetType, text: string): Uint8Array {
+export function keyBytes(type: SetType, text: string): Uint8Array {
   if (type.includes(' . ')) {
     // A concatenation: each field in its own 32-bit registers, zero-padded to a multiple of 4.
     const types = typeParts(type);
@@ -142,13 +147,13 @@ function parseVerdict(text: string): Verdict {
   throw new NftError('NFT_ERR_INVALID', `map element verdict ${JSON.stringify(text)} is not a verdict`);
 }
 
-function u32be(v: number): Uint8Array {
+export function u32be(v: number): Uint8Array {
   const b = Buffer.alloc(4);
-  b.writeInt32BE(v);
+  b.writeUInt32BE(v >>> 0); // verdict codes are negative
   return b;
 }
 
-function nfgen(w: Writer, family: number, resId: number): void {
+export function nfgen(w: Writer, family: number, resId: number): void {
   w.u8(family);
   w.u8(NFNETLINK_V0);
   w.ensure(2);
@@ -156,7 +161,7 @@ function nfgen(w: Writer, family: number, resId: number): void {
   w.off += 2;
 }
 
-function encodeElementMessage(
+export function encodeElementMessage(
   w: Writer,
   op: 'add' | 'delete',
   table: string,
@@ -196,7 +201,7 @@ function encodeElementMessage(
   w.endMsg(m);
 }
 
-function batchMarker(w: Writer, type: number, seq: number): void {
+export function batchMarker(w: Writer, type: number, seq: number): void {
   const m = w.beginMsg(type, NLM_F.REQUEST, seq);
   nfgen(w, 0, NFNL_SUBSYS_NFTABLES);
   w.endMsg(m);

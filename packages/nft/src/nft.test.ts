@@ -196,6 +196,7 @@ describe('NftTable.sync with the fast path and the generation', () => {
     expect(nft.counters).toEqual({
       fullApplies: 1,
       patches: 0,
+      patchesNetlink: 0,
       elementDeltas: 2,
       elementDeltasNetlink: 2,
       driftRepairs: 0,

@@ -3,11 +3,12 @@
 //
 // Which transaction: a full flush-and-recreate (`nft -f -`) on the first sync of a process, when
 // the kernel drifted structurally (a chain, set or map, or the content of a rule, differs from what
-// podnet left) or when the structure changed in a way renderPatch() does not express; a structure
-// change while the generation is podnet's own is a patch (`nft -f -` of only the chains, sets and
-// elements that differ; the rules are read back after it as after a full apply); otherwise the
-// element delta, over netlink when the executor has the fast path and no set involved has `interval`,
-// else through `nft -f -`. Either way one kernel transaction.
+// podnet left) or when the structure changed in a way planPatch() does not express; a structure
+// change while the generation is podnet's own is a patch (only the chains, sets and elements that
+// differ, over netlink when the executor has the fast path and nfnl-patch.ts encodes the steps,
+// else `nft -f -`; the rules of the chains written are read back after it); otherwise the element
+// delta, over netlink when the executor has the fast path and no set involved has `interval`, else
+// through `nft -f -`. Either way one kernel transaction.
 //
 // Drift detection: right after a full apply the rules are read back (`nft -t -j list table`) and
 // kept, normalised (handles and counter values dropped); a later read compares every rule with
@@ -21,7 +22,7 @@ import type { NftExecutor } from './exec.js';
 import type { Table, Verdict } from './model.js';
 import type { ElementChange } from './nfnl.js';
 import { type Observed, parseListing } from './observed.js';
-import { patchedChains, renderPatch } from './patch.js';
+import { type PatchPlan, planPatch, renderPlan } from './patch.js';
 import {
   compare,
   type Drift,
@@ -42,7 +43,7 @@ export interface SyncResult {
   mode: 'full' | 'patch' | 'elements' | 'none';
   /** The transaction applied, in nft syntax ('' for `none`; for `netlink` the equivalent text). */
   script: string;
-  /** The executor that applied it: `nft -f -` or the netlink element fast path (absent for `none`). */
+  /** The executor that applied it: `nft -f -` or the netlink fast path (absent for `none`). */
   via?: 'nft' | 'netlink';
   /** How the kernel differed from what podnet last left there (repaired by this sync); empty: no drift. */
   repaired?: string[];
@@ -58,8 +59,10 @@ export interface SyncResult {
 export interface NftCounters {
   /** Full flush-and-recreate transactions applied. */
   fullApplies: number;
-  /** Incremental transactions (chains, sets and elements that differ) applied through `nft -f -`. */
+  /** Incremental transactions (chains, sets and elements that differ) applied (either executor). */
   patches: number;
+  /** Of those, applied over netlink. */
+  patchesNetlink: number;
   /** Element-only transactions applied (either executor). */
   elementDeltas: number;
   /** Of those, applied over netlink. */
@@ -101,6 +104,7 @@ export class NftTable {
   private readonly stats: NftCounters = {
     fullApplies: 0,
     patches: 0,
+    patchesNetlink: 0,
     elementDeltas: 0,
     elementDeltasNetlink: 0,
     driftRepairs: 0,
@@ -158,8 +162,8 @@ export class NftTable {
     }
     if (prev && this.applied !== undefined && gen !== undefined && gen === this.stats.generation) {
       // The kernel holds `prev` exactly: change only what differs, in one transaction.
-      const script = renderPatch(prev, t);
-      if (script !== null) return this.applyPatch(prev, t, key, script, clock);
+      const plan = planPatch(prev, t);
+      if (plan !== null) return this.applyPatch(plan, t, key, clock);
     }
     const observed = await this.read(t.name);
     const drift = compare(t, observed);
@@ -187,25 +191,34 @@ export class NftTable {
   }
 
   /**
-   * Applies renderPatch()'s script and takes `t` as the model; the rules of the chains it wrote are
-   * read back (the others are as the last read left them: the kernel held `prev` exactly).
+   * Applies planPatch()'s steps (over netlink when the executor takes them, else as `nft -f` text)
+   * and takes `t` as the model; the rules of the chains it wrote are read back (the others are as
+   * the last read left them: the kernel held the old model exactly).
    */
   private async applyPatch(
-    prev: ValidTable,
+    plan: PatchPlan,
     t: ValidTable,
     key: string,
-    script: string,
     clock: PhaseClock,
   ): Promise<SyncResult> {
+    const script = renderPlan(plan);
     clock.lap('plan');
-    await this.guard(() => this.exec.apply(script));
+    let via: 'nft' | 'netlink' = 'nft';
+    if (this.exec.applyPatch) {
+      const gen = await this.guard(() => this.exec.applyPatch!(plan));
+      if (gen !== null) {
+        via = 'netlink';
+        this.stats.patchesNetlink++;
+      }
+    }
+    if (via === 'nft') await this.guard(() => this.exec.apply(script));
     clock.lap('apply');
     this.stats.patches++;
     this.setModel(t);
     this.applied = key;
-    await this.snapshotPatched(t.name, patchedChains(prev, t));
+    await this.snapshotPatched(t.name, plan);
     clock.lap('readBack');
-    return { mode: 'patch', script, via: 'nft', repaired: [] };
+    return { mode: 'patch', script, via, repaired: [] };
   }
 
   /**
@@ -214,14 +227,14 @@ export class NftTable {
    */
   private async snapshotPatched(
     table: string,
-    chains: { written: string[]; deleted: string[] },
+    chains: { written: string[]; deleteChains: string[] },
   ): Promise<void> {
     const read = this.exec.ruleDigests;
     if (!read || !this.exec.generation || !this.rules || chains.written.length > PATCH_READ_CHAINS_MAX)
       return this.snapshot(table);
     const before = await this.exec.generation();
     const rules = new Map(this.rules);
-    for (const name of chains.deleted) rules.delete(name);
+    for (const name of chains.deleteChains) rules.delete(name);
     for (const name of chains.written) {
       const got = await read.call(this.exec, table, name);
       if (got === null) return this.snapshot(table); // the table or chain went away: read it all

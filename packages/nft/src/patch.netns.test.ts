@@ -55,6 +55,7 @@ describe('NftTable patch transactions in namespaces with the real nft', () => {
     const toTwo = await a.sync(policyModel(2));
     expect(toTwo.mode).toBe('patch');
     expect(toTwo.script).not.toContain('flush table');
+    expect(toTwo.via).toBe('netlink');
     const b = new NftTable({ exec: nftCli({ netns: fresh.name }) });
     expect((await b.sync(policyModel(2))).mode).toBe('full');
     const want = await table(fresh);

@@ -1,10 +1,11 @@
 // The incremental transaction between two valid models of the same table: only the chains, sets,
-// maps and elements that differ, as one `nft -f -` script (so one kernel transaction, whole or not
-// at all). Chains whose rules changed are flushed and refilled; chains, sets and maps only in the
+// maps and elements that differ, as steps (planPatch) that become one `nft -f -` script
+// (renderPlan) or one nf_tables netlink batch (nfnl-patch.ts): one kernel transaction, whole or not
+// at all. Chains whose rules changed are flushed and refilled; chains, sets and maps only in the
 // new model are added, those only in the old one deleted; the elements of the others change by
 // their difference. A change this does not express (a chain's hook, priority, policy or comment, a
 // set's type, flags or comment) returns null: the caller applies the full program instead.
-import { FAMILY } from './model.js';
+import { FAMILY, type Rule } from './model.js';
 import { chainSpec, elementsLine, renderRule, setSpec, type ValidTable } from './render.js';
 
 type ValidChain = ValidTable['chains'][number];
@@ -17,55 +18,69 @@ function sameRules(o: ValidChain, c: ValidChain): boolean {
   );
 }
 
-/** The chains renderPatch(from, to) writes: added or flushed and refilled, and deleted. */
-export function patchedChains(from: ValidTable, to: ValidTable): { written: string[]; deleted: string[] } {
-  const old = new Map(from.chains.map((c) => [c.name, c]));
-  const kept = new Set(to.chains.map((c) => c.name));
-  const written: string[] = [];
-  for (const c of to.chains) {
-    const o = old.get(c.name);
-    if (!o || !sameRules(o, c)) written.push(c.name);
-  }
-  return { written, deleted: from.chains.filter((c) => !kept.has(c.name)).map((c) => c.name) };
+type ValidSet = ValidTable['sets'][number];
+
+/**
+ * The incremental transaction as steps, in the order they must run: new chains and sets exist
+ * before anything refers to them; map elements and rules referring to what goes away are gone
+ * before it is deleted (a map going away is deleted before the chains its elements jump to).
+ * renderPlan() writes it as `nft -f` text; nfnl.ts encodes it as a netlink batch.
+ */
+export interface PatchPlan {
+  table: string;
+  addChains: ValidChain[];
+  addSets: ValidSet[];
+  delElements: { set: ValidSet; elements: string[] }[];
+  /** Chains emptied: the ones rewritten (refilled by `rules`) and the ones going away. */
+  flush: string[];
+  deleteSets: ValidSet[];
+  deleteChains: string[];
+  addElements: { set: ValidSet; elements: string[] }[];
+  rules: { chain: string; rule: Rule }[];
+  /** Chains whose rules the patch writes (added, or flushed and refilled). */
+  written: string[];
 }
 
-/** The script turning the kernel's `from` into `to` (pure); '' when equal, null when only a full apply will do. */
-export function renderPatch(from: ValidTable, to: ValidTable): string | null {
+/** The steps turning the kernel's `from` into `to` (pure); null when only a full apply will do. */
+export function planPatch(from: ValidTable, to: ValidTable): PatchPlan | null {
   if (from.name !== to.name) return null;
-  const fam = `${FAMILY} ${to.name}`;
   const oldChains = new Map(from.chains.map((c) => [c.name, c]));
   const newChains = new Set(to.chains.map((c) => c.name));
   const oldSets = new Map(from.sets.map((s) => [s.name, s]));
   const newSets = new Set(to.sets.map((s) => s.name));
-
-  const addChains: string[] = [];
-  const flush: string[] = [];
-  const rules: string[] = [];
+  const plan: PatchPlan = {
+    table: to.name,
+    addChains: [],
+    addSets: [],
+    delElements: [],
+    flush: [],
+    deleteSets: [],
+    deleteChains: [],
+    addElements: [],
+    rules: [],
+    written: [],
+  };
   for (const c of to.chains) {
     const o = oldChains.get(c.name);
     if (o && chainSpec(o) !== chainSpec(c)) return null;
     if (o && sameRules(o, c)) continue;
-    if (o) flush.push(`flush chain ${fam} ${c.name}`);
-    else addChains.push(`add chain ${fam} ${c.name}${chainSpec(c)}`);
-    for (const r of c.rules) rules.push(`add rule ${fam} ${c.name} ${renderRule(r)}`);
+    if (o) plan.flush.push(c.name);
+    else plan.addChains.push(c);
+    plan.written.push(c.name);
+    for (const rule of c.rules) plan.rules.push({ chain: c.name, rule });
   }
-  const deleteChains: string[] = [];
   for (const c of from.chains) {
     if (newChains.has(c.name)) continue;
     // Flushed first: a chain going away may jump to another going away.
-    flush.push(`flush chain ${fam} ${c.name}`);
-    deleteChains.push(`delete chain ${fam} ${c.name}`);
+    plan.flush.push(c.name);
+    plan.deleteChains.push(c.name);
   }
-
-  const addSets: string[] = [];
-  const delElements: string[] = [];
-  const addElements: string[] = [];
   for (const s of to.sets) {
     const o = oldSets.get(s.name);
     if (o && (o.kind !== s.kind || setSpec(o) !== setSpec(s))) return null;
     if (!o) {
-      addSets.push(`add ${s.kind} ${fam} ${s.name} ${setSpec(s)}`);
-      if (s.elements.length) addElements.push(elementsLine('add', fam, s, s.elements));
+      plan.addSets.push(s);
+      if (s.elements.length) plan.addElements.push({ set: s, elements: s.elements });
       continue;
     }
     if (o.elements === s.elements) continue;
@@ -73,24 +88,31 @@ export function renderPatch(from: ValidTable, to: ValidTable): string | null {
     const want = new Set(s.elements);
     const del = o.elements.filter((e) => !want.has(e));
     const add = s.elements.filter((e) => !had.has(e));
-    if (del.length) delElements.push(elementsLine('delete', fam, s, del));
-    if (add.length) addElements.push(elementsLine('add', fam, s, add));
+    if (del.length) plan.delElements.push({ set: s, elements: del });
+    if (add.length) plan.addElements.push({ set: s, elements: add });
   }
-  const deleteSets: string[] = [];
-  for (const s of from.sets) if (!newSets.has(s.name)) deleteSets.push(`delete ${s.kind} ${fam} ${s.name}`);
+  for (const s of from.sets) if (!newSets.has(s.name)) plan.deleteSets.push(s);
+  return plan;
+}
 
-  // New chains and sets exist before anything refers to them; map elements and rules referring to
-  // what goes away are gone before it is deleted (a map going away is deleted before the chains
-  // its elements jump to).
+/** The plan as an `nft -f` script ('' when it changes nothing). */
+export function renderPlan(p: PatchPlan): string {
+  const fam = `${FAMILY} ${p.table}`;
   const out = [
-    ...addChains,
-    ...addSets,
-    ...delElements,
-    ...flush,
-    ...deleteSets,
-    ...deleteChains,
-    ...addElements,
-    ...rules,
+    ...p.addChains.map((c) => `add chain ${fam} ${c.name}${chainSpec(c)}`),
+    ...p.addSets.map((s) => `add ${s.kind} ${fam} ${s.name} ${setSpec(s)}`),
+    ...p.delElements.map((d) => elementsLine('delete', fam, d.set, d.elements)),
+    ...p.flush.map((name) => `flush chain ${fam} ${name}`),
+    ...p.deleteSets.map((s) => `delete ${s.kind} ${fam} ${s.name}`),
+    ...p.deleteChains.map((name) => `delete chain ${fam} ${name}`),
+    ...p.addElements.map((a) => elementsLine('add', fam, a.set, a.elements)),
+    ...p.rules.map((r) => `add rule ${fam} ${r.chain} ${renderRule(r.rule)}`),
   ];
   return out.length ? `${out.join('\n')}\n` : '';
+}
+
+/** The script turning the kernel's `from` into `to` (pure); '' when equal, null when only a full apply will do. */
+export function renderPatch(from: ValidTable, to: ValidTable): string | null {
+  const plan = planPatch(from, to);
+  return plan && renderPlan(plan);
 }
