@@ -3,9 +3,9 @@
 import { describe, expect, it } from 'vitest';
 import { natModel } from './__fixtures__/models.js';
 import { NftError } from './errors.js';
-import type { Table } from './model.js';
+import type { Rule, Table } from './model.js';
 import { parseListing } from './observed.js';
-import { compare, renderElements, renderFull, renderRule, validate } from './render.js';
+import { compare, renderElements, renderFull, renderRule, structureKey, validate } from './render.js';
 
 const GOLDEN_FULL = `add table inet podnet
 flush table inet podnet
@@ -269,6 +269,51 @@ describe('validate with frozen element arrays', () => {
     elements.push('10.0.0.0/24');
     expect(() => validate(model(elements))).toThrow(/overlaps/);
     expect(a.sets[0]!.elements).toEqual(['10.0.0.1']);
+  });
+});
+
+describe('validate and structureKey with frozen rules arrays', () => {
+  const chain = (rules: Rule[]): Table => ({
+    name: 't',
+    chains: [
+      { name: 'c', rules },
+      { name: 'd', rules: [{ action: { kind: 'return' } }] },
+    ],
+    sets: [{ name: 'peers', type: 'ipv4_addr', elements: [] }],
+  });
+  const allow: Rule = {
+    match: [{ kind: 'addr', field: 'ip saddr', set: 'peers' }],
+    action: { kind: 'jump', chain: 'd' },
+  };
+
+  it('checks what a frozen array refers to against every table, naming the field', () => {
+    const rules = Object.freeze([allow]) as Rule[];
+    validate(chain(rules));
+    const noSet: Table = { ...chain(rules), sets: [] };
+    expect(() => validate(noSet)).toThrow(
+      /chains\[0\]\.rules\[0\]\.match\[0\]\.set: "peers" is not a set of the table/,
+    );
+    const noChain: Table = { ...chain(rules), chains: [{ name: 'c', rules }] };
+    expect(() => validate(noChain)).toThrow(/chains\[0\]\.rules\[0\]\.action\.chain: "d" is not a chain/);
+  });
+
+  it('still rejects a frozen array with a bad rule, every time', () => {
+    const rules = Object.freeze([{ match: [{ kind: 'l4', proto: 'tcp', dport: 70000 }] }]) as Rule[];
+    expect(() => validate(chain(rules))).toThrow(/chains\[0\]\.rules\[0\]\.match\[0\]\.dport: 70000/);
+    expect(() => validate(chain(rules))).toThrow(/70000/);
+  });
+
+  it('keys a frozen array by identity and one that is not frozen by its content', () => {
+    const rules = Object.freeze([allow]) as Rule[];
+    const key = structureKey(validate(chain(rules)));
+    expect(structureKey(validate(chain(rules)))).toBe(key);
+    expect(key).not.toContain('saddr'); // the frozen rules stand as their id
+    const other = Object.freeze([{ ...allow, comment: 'x' }]) as Rule[];
+    expect(structureKey(validate(chain(other)))).not.toBe(key);
+    const open = [allow];
+    const before = structureKey(validate(chain(open)));
+    open.push({ action: { kind: 'drop' } });
+    expect(structureKey(validate(chain(open)))).not.toBe(before);
   });
 });
 

@@ -135,9 +135,90 @@ const checkedElements = new WeakMap<
   { type: SetType; interval: boolean; elements: string[] }
 >();
 
+/** The sets, maps and chains a chain's rules refer to (field: relative to the chain). */
+interface RuleRefs {
+  sets: { field: string; set: string; kind: 'set' | 'map'; types: readonly SetType[] }[];
+  verdicts: { field: string; verdict: Verdict }[];
+}
+
+/**
+ * A frozen `rules` array is taken as unchanging (its rules too): its own checks run once, and only
+ * what it refers to is checked against each table (the policy's chains are rebuilt only when they
+ * change, so a model of thousands of rules costs the changed chains).
+ */
+const checkedRules = new WeakMap<readonly Rule[], RuleRefs>();
+
+/** The checks of a chain's rules that need nothing but the rules (`at`: the chain's field). */
+function checkRules(at: string, rules: readonly Rule[]): RuleRefs {
+  const refs: RuleRefs = { sets: [], verdicts: [] };
+  const addrType = (field: string): SetType[] => [field.startsWith('ip6') ? 'ipv6_addr' : 'ipv4_addr'];
+  rules.forEach((r, j) => {
+    const rf = `rules[${j}]`;
+    const f = `${at}.${rf}`;
+    checkComment(`${f}.comment`, r.comment);
+    if (!r.match?.length && !r.action && !r.counter) bad(f, r, 'does nothing (no match, counter or action)');
+    (r.match ?? []).forEach((m, k) => {
+      const mf = `${f}.match[${k}]`;
+      const ref = (field: string, set: string, kind: 'set' | 'map', types: SetType[]) =>
+        refs.sets.push({ field: `${rf}.match[${k}].${field}`, set, kind, types });
+      if (m.kind === 'addr') ref('set', m.set, 'set', addrType(m.field));
+      if (m.kind === 'ifset') ref('set', m.set, 'set', ['ifname']);
+      if (m.kind === 'concat') {
+        if (!Array.isArray(m.fields) || m.fields.length < 2 || m.fields.length > 3)
+          bad(`${mf}.fields`, m.fields, 'is not 2 or 3 fields');
+        m.fields.forEach((x, n) => {
+          if (!(x in FIELD_TYPE))
+            bad(`${mf}.fields[${n}]`, x, `is not one of ${Object.keys(FIELD_TYPE).join(', ')}`);
+        });
+        ref('set', m.set, 'set', [m.fields.map((x) => FIELD_TYPE[x]).join(' . ') as SetType]);
+      }
+      if (m.kind === 'ifname') {
+        const stem = m.name.endsWith('*') ? m.name.slice(0, -1) : m.name;
+        if (!IFNAME_RE.test(stem))
+          bad(`${mf}.name`, m.name, 'is not an interface name or prefix* (1-15 of A-Z a-z 0-9 _ . -)');
+      }
+      if (
+        m.kind === 'l4' &&
+        typeof m.dport === 'number' &&
+        !(Number.isInteger(m.dport) && m.dport >= 1 && m.dport <= 65535)
+      ) {
+        bad(`${mf}.dport`, m.dport, 'is not a port 1..65535');
+      }
+      if (m.kind === 'l4' && typeof m.dport === 'object' && 'set' in m.dport)
+        refs.sets.push({
+          field: `${rf}.match[${k}].dport.set`,
+          set: m.dport.set,
+          kind: 'set',
+          types: ['inet_service'],
+        });
+      if (m.kind === 'l4' && typeof m.dport === 'object' && 'range' in m.dport) {
+        const [from, to] = m.dport.range;
+        const port = (p: number) => Number.isInteger(p) && p >= 1 && p <= 65535;
+        if (!port(from) || !port(to) || from > to)
+          bad(`${mf}.dport.range`, m.dport.range, 'is not a port range from..to within 1..65535');
+      }
+      if (m.kind === 'ct' && m.states.length === 0) bad(`${mf}.states`, m.states, 'is empty');
+    });
+    const a = r.action;
+    if (a && a.kind === 'vmap') {
+      const t: SetType[] =
+        a.field === 'th dport'
+          ? ['inet_service']
+          : a.field.endsWith('ifname')
+            ? ['ifname']
+            : addrType(a.field);
+      refs.sets.push({ field: `${rf}.action.map`, set: a.map, kind: 'map', types: t });
+    } else if (a && a.kind !== 'masquerade') {
+      refs.verdicts.push({ field: `${rf}.action`, verdict: a });
+    }
+  });
+  return refs;
+}
+
 /**
  * Checks the whole model; throws NFT_ERR_INVALID naming the field and the value. A set whose
- * `elements` array is frozen is checked on first sight only (see checkedElements).
+ * `elements` array is frozen is checked on first sight only (see checkedElements), and so are the
+ * rules of a frozen `rules` array (see checkedRules).
  */
 export function validate(table: Table): ValidTable {
   const name = table.name ?? DEFAULT_TABLE;
@@ -216,11 +297,12 @@ export function validate(table: Table): ValidTable {
     }
     chainNames.set(c.name, c);
   });
-  const checkVerdict = (field: string, v: Verdict) => {
+  const checkVerdict = (field: () => string, v: Verdict) => {
     if (v.kind === 'jump' || v.kind === 'goto') {
       const target = chainNames.get(v.chain);
-      if (!target) bad(`${field}.chain`, v.chain, 'is not a chain of the table');
-      if (target.base) bad(`${field}.chain`, v.chain, 'is a base chain (jump and goto need a regular chain)');
+      if (!target) bad(`${field()}.chain`, v.chain, 'is not a chain of the table');
+      if (target.base)
+        bad(`${field()}.chain`, v.chain, 'is a base chain (jump and goto need a regular chain)');
     }
   };
   (table.maps ?? []).forEach((m, i) => {
@@ -229,7 +311,7 @@ export function validate(table: Table): ValidTable {
     const byKey = new Map<string, string>();
     m.elements.forEach((el, j) => {
       const key = canon(() => `maps[${i}].elements[${j}].key`, m.type, interval, el.key);
-      checkVerdict(`maps[${i}].elements[${j}].verdict`, el.verdict);
+      checkVerdict(() => `maps[${i}].elements[${j}].verdict`, el.verdict);
       if (byKey.has(key)) bad(`maps[${i}].elements[${j}].key`, el.key, 'appears twice');
       byKey.set(key, verdictText(el.verdict));
     });
@@ -243,66 +325,21 @@ export function validate(table: Table): ValidTable {
       elements: [...byKey].map(([k, v]) => `${k} : ${v}`),
     });
   });
-  const wantSet = (field: string, set: string, kind: 'set' | 'map', types: SetType[]) => {
+  const wantSet = (field: () => string, set: string, kind: 'set' | 'map', types: readonly SetType[]) => {
     const s = setTypes.get(set);
-    if (!s || s.kind !== kind) bad(field, set, `is not a ${kind} of the table`);
-    if (!types.includes(s.type)) bad(field, set, `is a ${kind} of ${s.type}, not ${types.join(' or ')}`);
+    if (!s || s.kind !== kind) bad(field(), set, `is not a ${kind} of the table`);
+    if (!types.includes(s.type)) bad(field(), set, `is a ${kind} of ${s.type}, not ${types.join(' or ')}`);
   };
   table.chains.forEach((c, i) => {
-    c.rules.forEach((r, j) => {
-      const f = `chains[${i}].rules[${j}]`;
-      checkComment(`${f}.comment`, r.comment);
-      if (!r.match?.length && !r.action && !r.counter)
-        bad(f, r, 'does nothing (no match, counter or action)');
-      (r.match ?? []).forEach((m, k) => {
-        const mf = `${f}.match[${k}]`;
-        if (m.kind === 'addr')
-          wantSet(`${mf}.set`, m.set, 'set', [m.field.startsWith('ip6') ? 'ipv6_addr' : 'ipv4_addr']);
-        if (m.kind === 'ifset') wantSet(`${mf}.set`, m.set, 'set', ['ifname']);
-        if (m.kind === 'concat') {
-          if (!Array.isArray(m.fields) || m.fields.length < 2 || m.fields.length > 3)
-            bad(`${mf}.fields`, m.fields, 'is not 2 or 3 fields');
-          m.fields.forEach((x, n) => {
-            if (!(x in FIELD_TYPE))
-              bad(`${mf}.fields[${n}]`, x, `is not one of ${Object.keys(FIELD_TYPE).join(', ')}`);
-          });
-          wantSet(`${mf}.set`, m.set, 'set', [m.fields.map((x) => FIELD_TYPE[x]).join(' . ') as SetType]);
-        }
-        if (m.kind === 'ifname') {
-          const stem = m.name.endsWith('*') ? m.name.slice(0, -1) : m.name;
-          if (!IFNAME_RE.test(stem))
-            bad(`${mf}.name`, m.name, 'is not an interface name or prefix* (1-15 of A-Z a-z 0-9 _ . -)');
-        }
-        if (
-          m.kind === 'l4' &&
-          typeof m.dport === 'number' &&
-          !(Number.isInteger(m.dport) && m.dport >= 1 && m.dport <= 65535)
-        ) {
-          bad(`${mf}.dport`, m.dport, 'is not a port 1..65535');
-        }
-        if (m.kind === 'l4' && typeof m.dport === 'object' && 'set' in m.dport)
-          wantSet(`${mf}.dport.set`, m.dport.set, 'set', ['inet_service']);
-        if (m.kind === 'l4' && typeof m.dport === 'object' && 'range' in m.dport) {
-          const [from, to] = m.dport.range;
-          const port = (p: number) => Number.isInteger(p) && p >= 1 && p <= 65535;
-          if (!port(from) || !port(to) || from > to)
-            bad(`${mf}.dport.range`, m.dport.range, 'is not a port range from..to within 1..65535');
-        }
-        if (m.kind === 'ct' && m.states.length === 0) bad(`${mf}.states`, m.states, 'is empty');
-      });
-      const a = r.action;
-      if (a && a.kind === 'vmap') {
-        const t: SetType[] =
-          a.field === 'th dport'
-            ? ['inet_service']
-            : a.field.endsWith('ifname')
-              ? ['ifname']
-              : [a.field.startsWith('ip6') ? 'ipv6_addr' : 'ipv4_addr'];
-        wantSet(`${f}.action.map`, a.map, 'map', t);
-      } else if (a && a.kind !== 'masquerade') {
-        checkVerdict(`${f}.action`, a);
-      }
-    });
+    const frozen = Object.isFrozen(c.rules);
+    let refs = frozen ? checkedRules.get(c.rules) : undefined;
+    if (!refs) {
+      refs = checkRules(`chains[${i}]`, c.rules);
+      if (frozen) checkedRules.set(c.rules, refs);
+    }
+    // What the rules refer to is checked against this table every time (the field built on error only).
+    for (const r of refs.sets) wantSet(() => `chains[${i}].${r.field}`, r.set, r.kind, r.types);
+    for (const r of refs.verdicts) checkVerdict(() => `chains[${i}].${r.field}`, r.verdict);
   });
   return { name, chains: table.chains, sets };
 }
@@ -458,13 +495,28 @@ export function renderFull(t: ValidTable, observed?: Observed | null): string {
   return `${out.join('\n')}\n`;
 }
 
+/** Ids of the frozen rules arrays seen (see structureKey). */
+const rulesIds = new WeakMap<readonly Rule[], number>();
+let nextRulesId = 1;
+
 /** The structure of the model without set contents: equal keys need no rule rewrite. */
 export function structureKey(t: ValidTable): string {
   // The model's own structure as JSON (the chains with their rules, the sets' specs): equal JSON,
-  // equal rendering. Cheaper than rendering the text for large tables.
+  // equal rendering. Cheaper than rendering the text for large tables. A frozen rules array (taken
+  // as unchanging, see checkedRules) stands as an id of that array, so a table of thousands of
+  // policy rules costs a line per chain.
+  const chains = t.chains.map((c) => {
+    if (!Object.isFrozen(c.rules)) return c;
+    let id = rulesIds.get(c.rules);
+    if (id === undefined) {
+      id = nextRulesId++;
+      rulesIds.set(c.rules, id);
+    }
+    return { ...c, rules: `#${id}` };
+  });
   return JSON.stringify([
     t.name,
-    t.chains,
+    chains,
     t.sets.map((s) => [s.name, s.kind, s.type, s.interval, s.comment ?? null]),
   ]);
 }

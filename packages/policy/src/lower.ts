@@ -100,7 +100,28 @@ function forwardChain(): Chain {
     ],
   };
 }
-const FORWARD = forwardChain();
+const FORWARD = frozenRules(forwardChain());
+
+/**
+ * `c` with its rules frozen, deeply: @podnet/nft checks a frozen rules array once and keys it by
+ * identity (the memo hands the same chain back while its entries are unchanged).
+ */
+function frozenRules(c: Chain): Chain {
+  for (const r of c.rules) {
+    for (const m of r.match ?? []) {
+      if (m.kind === 'l4' && typeof m.dport === 'object') {
+        if ('range' in m.dport) Object.freeze(m.dport.range);
+        Object.freeze(m.dport);
+      }
+      if (m.kind === 'concat' || m.kind === 'ct') Object.freeze(m.kind === 'concat' ? m.fields : m.states);
+      Object.freeze(m);
+    }
+    if (r.match) Object.freeze(r.match);
+    if (r.action) Object.freeze(r.action);
+    Object.freeze(r);
+  }
+  return { ...c, rules: Object.freeze(c.rules) as Rule[] };
+}
 
 /**
  * What policyTable() built last, so that the next one hands back the same objects for what did not
@@ -145,7 +166,7 @@ export function policyTable(
     });
     const key = `${pod}\0${JSON.stringify(allows)}\0${kinds.join()}`;
     const prev = memo.chains.get(name);
-    const c = prev?.key === key ? prev.chain : podChain(name, allows, dir, pod, peerSets);
+    const c = prev?.key === key ? prev.chain : frozenRules(podChain(name, allows, dir, pod, peerSets));
     if (c !== prev?.chain) rebuilt.chains++;
     chainMemo.set(name, { key, chain: c });
     return c;
