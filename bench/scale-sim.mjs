@@ -383,6 +383,22 @@ try {
   if (Number.isFinite(a.convergeS))
     log(`bgp-ts reflectors: converged in ${a.convergeS.toFixed(1)} s (load ${loadConverged})`);
   const rrRss = rrs.map((r) => mb(vmRss(r.pid)));
+  // Where a reflector's memory is: V8's heap, and outside it (socket and other native buffers).
+  const rrMem = await Promise.all(
+    rrs.map((rr) => {
+      const got = next(rr, (e) => e.event === 'mem', 30_000, `${rr.label} memory`);
+      rr.stdin.write('mem\n');
+      return got;
+    }),
+  );
+  log(
+    `bgp-ts reflectors' memory (MB): ${rrMem
+      .map(
+        (m) =>
+          `rss ${mb(m.rss).toFixed(0)}, heap ${mb(m.heapUsed).toFixed(0)} used of ${mb(m.heapTotal).toFixed(0)}, external ${mb(m.external).toFixed(0)} (array buffers ${mb(m.arrayBuffers).toFixed(0)})`,
+      )
+      .join('; ')}`,
+  );
 
   // Steady state.
   const s0 = bgpOnly ? undefined : await nodeCounts();
@@ -570,6 +586,8 @@ try {
     converge_ratio: b ? Math.round((a.convergeS / b.convergeS) * 100) / 100 : null,
     rr_cpu_s: r1(sum(a.rrCpuS)),
     rr_rss_mb: r1(Math.max(...rrRss)),
+    rr_heap_used_mb: r1(Math.max(...rrMem.map((m) => mb(m.heapUsed)))),
+    rr_external_mb: r1(Math.max(...rrMem.map((m) => mb(m.external)))),
     bird_cpu_s: b ? r1(sum(b.rrCpuS)) : null,
     bird_rss_mb: birdRss.length ? r1(Math.max(...birdRss)) : null,
     // With --bgp-only a simulated node is only its speaker: not an agent stack.

@@ -2,7 +2,9 @@
 // simulated node a passive route-reflector client.
 // Usage: node scale-sim-rr.mjs <config.json>   { address, clusterId, clients: [address] }
 // Prints {"event":"ready"} once listening; on the stdin line "stats":
-// {"event":"stats","established","locRib","updatesOut"}. Exits when stdin closes.
+// {"event":"stats","established","locRib","updatesOut"}; on "mem": {"event":"mem", …} with
+// process.memoryUsage() (bytes: rss, heapTotal, heapUsed, external, arrayBuffers). Exits when
+// stdin closes.
 import { readFileSync } from 'node:fs';
 import { pino } from 'pino';
 import { Speaker } from '../../packages/bgp/dist/index.js';
@@ -30,6 +32,7 @@ process.stdin.on('data', (d) => {
   for (let i = buf.indexOf('\n'); i !== -1; i = buf.indexOf('\n')) {
     const line = buf.slice(0, i).trim();
     buf = buf.slice(i + 1);
+    if (line === 'mem') out({ event: 'mem', ...process.memoryUsage() });
     if (line !== 'stats') continue;
     const peers = speaker.peers();
     out({

@@ -226,8 +226,11 @@ interface Peer {
   cache: Map<string, AttrSet | null>;
   /** Estimated bytes held by `cache`. */
   cacheBytes: number;
-  /** Export transformation cache: `${src.id}:${set.id}` -> outgoing set. */
-  outCache: Map<string, AttrSet | null>;
+  /**
+   * Export transformation cache: `${src.id}:${set.id}:${afi}` -> outgoing set, shared by every
+   * peer with the same export context (Speaker.outCacheOf); undefined until first used.
+   */
+  outCache?: Map<string, AttrSet | null> | undefined;
   out: PrefixMap<AttrSet>;
   negotiated?: Negotiated | undefined;
   grTimer?: unknown;
@@ -306,6 +309,8 @@ function validatePeer(c: PeerConfig): Peer['config'] {
 export const DEFAULT_ATTR_CACHE_BYTES = 4 * 1024 * 1024;
 /** Entries of a peer's export-transformation cache before it is emptied. */
 const OUT_CACHE_ENTRIES = 65_536;
+/** Export contexts whose caches are kept (a context is shared by every peer exported to alike). */
+const OUT_CACHE_CONTEXTS = 1024;
 /** Keys one flushPeer call re-evaluates before it yields to the event loop. */
 const FLUSH_SLICE = 20_000;
 
@@ -393,6 +398,11 @@ export class Speaker extends EventEmitter {
   private readonly transport: Transport;
   private readonly attrs = new AttrTable();
   private readonly peersByKey = new Map<string, Peer>();
+  /**
+   * Export caches by export context: a reflector's clients (or a mesh) share one, so the outgoing
+   * set of each route is found once, not once per peer (a million entries at 1,000 clients).
+   */
+  private readonly outCaches = new Map<string, Map<string, AttrSet | null>>();
   private readonly peerBySource = new Map<number, Peer>();
   private readonly sources: PathSource[] = [];
   private readonly local: PathSource;
@@ -543,7 +553,6 @@ export class Speaker extends EventEmitter {
       exportP: compilePolicy(c.export, 'export'),
       cache: new Map(),
       cacheBytes: 0,
-      outCache: new Map(),
       out: new PrefixMap(),
       established: false,
       sending: false,
@@ -593,7 +602,9 @@ export class Speaker extends EventEmitter {
     p.importP = compilePolicy(c.import, 'import');
     p.exportP = compilePolicy(c.export, 'export');
     p.src.routeReflectorClient = c.routeReflectorClient ?? false;
-    p.outCache.clear();
+    // The routes from this peer may now be reflected differently: every context's cache goes.
+    this.outCaches.clear();
+    p.outCache = undefined;
     this.cacheClear(p);
     if (importChanged && !transport && p.established && p.negotiated?.routeRefresh) {
       // Soft inbound reconfiguration: the peer re-sends everything, and every route goes
@@ -859,7 +870,7 @@ export class Speaker extends EventEmitter {
         onUpdate: (body) => this.onUpdate(p, body),
         onRouteRefresh: () => {
           for (const k of this.loc.keys()) p.dirty.add(k);
-          p.outCache.clear();
+          p.outCache = undefined;
           for (const s of p.out.values()) this.attrs.release(s);
           p.out.clear();
           this.scheduleFlush();
@@ -1014,7 +1025,7 @@ export class Speaker extends EventEmitter {
     this.establishedCount++;
     p.src.routerId = n.peerId;
     this.cacheClear(p);
-    p.outCache.clear();
+    p.outCache = undefined; // its context (the local address, LLGR) is known anew
     // Our restart is over for this peer: later OPENs carry neither the R bit nor F bits.
     p.restarting = false;
     if (p.session.local.gracefulRestart) p.session.local.gracefulRestart.restarting = false;
@@ -1578,15 +1589,52 @@ export class Speaker extends EventEmitter {
     const set = pathOf(best, k)!;
     if (p.exportP?.originatedOnly && best.kind !== 'local') return undefined;
     if (p.exportP?.rules.length && !exportAllowed(p.exportP, k)) return undefined;
+    // iBGP to iBGP: never back to the router the route came from (RFC 4456 §8); the one check of
+    // transformOut's that depends on the peer itself, so it is made before the shared cache.
+    const a = set.attrs;
+    if (
+      best.kind === 'peer' &&
+      !best.ebgp &&
+      !p.src.ebgp &&
+      (a.originatorId === p.src.routerId || (!a.originatorId && best.routerId === p.src.routerId))
+    )
+      return undefined;
+    const cache = this.outCacheOf(p);
     const ck = `${best.id}:${set.id}:${fam}`;
-    let out = p.outCache.get(ck);
+    let out = cache.get(ck);
     if (out === undefined) {
       out = this.transformOut(p, best, set, fam);
       // Keys name set ids, which retire with their sets: bound the map rather than track them.
-      if (p.outCache.size >= OUT_CACHE_ENTRIES) p.outCache.clear();
-      p.outCache.set(ck, out);
+      if (cache.size >= OUT_CACHE_ENTRIES) cache.clear();
+      cache.set(ck, out);
     }
     return out ?? undefined;
+  }
+
+  /**
+   * The export cache of `p`'s context: everything transformOut reads of the peer (eBGP or not,
+   * reflector client or not, LLGR, the next hops we would set, next-hop-self, the export policy).
+   */
+  private outCacheOf(p: Peer): Map<string, AttrSet | null> {
+    if (p.outCache) return p.outCache;
+    const ctx = [
+      p.src.ebgp ? 'e' : 'i',
+      p.src.routeReflectorClient ? 'c' : '-',
+      p.negotiated?.peerLongLivedGracefulRestart ? 'l' : '-',
+      p.config.nextHopSelf ? 's' : '-',
+      this.selfV4(p) ?? '',
+      this.selfV6(p) ?? '',
+      JSON.stringify(p.config.export ?? null),
+    ].join('|');
+    let cache = this.outCaches.get(ctx);
+    if (!cache) {
+      // Contexts of peers long gone are not tracked: bound their number (peers keep their own).
+      if (this.outCaches.size >= OUT_CACHE_CONTEXTS) this.outCaches.clear();
+      cache = new Map();
+      this.outCaches.set(ctx, cache);
+    }
+    p.outCache = cache;
+    return cache;
   }
 
   private transformOut(p: Peer, best: PathSource, set: AttrSet, fam: number): AttrSet | null {
@@ -1602,9 +1650,7 @@ export class Speaker extends EventEmitter {
     if (fromIbgp && !p.src.ebgp) {
       // iBGP split horizon, relaxed by route reflection (RFC 4456 §6).
       if (!best.routeReflectorClient && !p.src.routeReflectorClient) return null;
-      reflect = true;
-      if (a.originatorId === p.src.routerId || (!a.originatorId && best.routerId === p.src.routerId))
-        return null;
+      reflect = true; // (a route back to its originator was refused by exportFor)
     }
     const self = fam === Afi.IPV4 ? this.selfV4(p) : this.selfV6(p);
     const r: RouteAttrs = { ...a };
