@@ -1,5 +1,5 @@
 // npm run bench -- scale-sim [--nodes 1000] [--per-worker 50] [--steady 60] [--churn-pods 5000]
-//                            [--no-bird] [--timeout 900]
+//                            [--no-bird] [--timeout 900] [--rr-heap-snapshot DIR]
 //
 // The embedded API server (its own process) and N simulated nodes, all inside one network
 // namespace of the bench's own (pnt-scalesim-<pid>-1; only its loopback is used: every process
@@ -9,7 +9,8 @@
 // block to 2 route reflectors; --per-worker nodes share a process (bench/lib/scale-sim-node.mjs),
 // and one more process hosts a single node, for the RSS of one agent stack on its own (run with
 // the node flags of podnet-agent's `#!` line).
-//   1. bgp-ts route reflectors (one process each): cold start of every worker → every node has
+//   1. bgp-ts route reflectors (one process each, with the agent's node flags: a reflector is an
+//      agent on a node annotated as one): cold start of every worker → every node has
 //      every other node's block (converge_s); API requests per node per minute at steady state
 //      (--steady seconds) and during a churn of --churn-pods pods (IPAM allocation + Pod, then
 //      delete + release, from a driver process with the admin token); the reflectors' CPU and RSS;
@@ -44,6 +45,8 @@ const { values } = parseArgs({
     timeout: { type: 'string', default: '900' },
     'max-rss-gb': { type: 'string', default: '19' },
     'bgp-only': { type: 'boolean', default: false },
+    // Where each bgp-ts reflector writes a V8 heap snapshot once converged (for a look at its memory).
+    'rr-heap-snapshot': { type: 'string' },
   },
 });
 const int = (name, min, max) => {
@@ -366,10 +369,20 @@ try {
 
   // ---- Phase 1: bgp-ts route reflectors.
   const rrs = RRS.map((address) =>
-    start(`rr-${address}`, [
-      join(lib, 'scale-sim-rr.mjs'),
-      configFile({ address, clusterId: RRS[0], clients: nodes.map((n) => n.address) }),
-    ]),
+    start(
+      `rr-${address}`,
+      [
+        join(lib, 'scale-sim-rr.mjs'),
+        configFile({
+          address,
+          clusterId: RRS[0],
+          clients: nodes.map((n) => n.address),
+          ...(values['rr-heap-snapshot'] ? { heapSnapshotDir: resolve(values['rr-heap-snapshot']) } : {}),
+        }),
+        // A reflector is a podnet-agent on a node annotated as one: its node flags.
+      ],
+      { nodeArgs: agentNodeFlags },
+    ),
   );
   await Promise.all(rrs.map((rr) => next(rr, (e) => e.event === 'ready', 30_000, `${rr.label} ready`)));
   const a = await coldStart(
@@ -386,7 +399,7 @@ try {
   // Where a reflector's memory is: V8's heap, and outside it (socket and other native buffers).
   const rrMem = await Promise.all(
     rrs.map((rr) => {
-      const got = next(rr, (e) => e.event === 'mem', 30_000, `${rr.label} memory`);
+      const got = next(rr, (e) => e.event === 'mem', 600_000, `${rr.label} memory`);
       rr.stdin.write('mem\n');
       return got;
     }),

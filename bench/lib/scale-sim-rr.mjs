@@ -1,11 +1,15 @@
 // A scale-sim route reflector: one bgp-ts Speaker listening on its own loopback address, every
 // simulated node a passive route-reflector client.
-// Usage: node scale-sim-rr.mjs <config.json>   { address, clusterId, clients: [address] }
+// Usage: node scale-sim-rr.mjs <config.json>   { address, clusterId, clients: [address], heapSnapshotDir? }
 // Prints {"event":"ready"} once listening; on the stdin line "stats":
 // {"event":"stats","established","locRib","updatesOut"}; on "mem": {"event":"mem", …} with
-// process.memoryUsage() (bytes: rss, heapTotal, heapUsed, external, arrayBuffers). Exits when
-// stdin closes.
+// process.memoryUsage() (bytes: rss, heapTotal, heapUsed, external, arrayBuffers); with
+// `heapSnapshotDir` in the configuration, a V8 heap snapshot written there too
+// (rr-<address>.heapsnapshot; the figures are taken before it).
+// Exits when stdin closes.
 import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { writeHeapSnapshot } from 'node:v8';
 import { pino } from 'pino';
 import { Speaker } from '../../packages/bgp/dist/index.js';
 
@@ -32,7 +36,11 @@ process.stdin.on('data', (d) => {
   for (let i = buf.indexOf('\n'); i !== -1; i = buf.indexOf('\n')) {
     const line = buf.slice(0, i).trim();
     buf = buf.slice(i + 1);
-    if (line === 'mem') out({ event: 'mem', ...process.memoryUsage() });
+    if (line === 'mem') {
+      const mem = process.memoryUsage(); // before the snapshot's own full GC
+      if (cfg.heapSnapshotDir) writeHeapSnapshot(join(cfg.heapSnapshotDir, `rr-${cfg.address}.heapsnapshot`));
+      out({ event: 'mem', ...mem });
+    }
     if (line !== 'stats') continue;
     const peers = speaker.peers();
     out({
