@@ -321,7 +321,7 @@ try {
     for (const line of (log ? readFileSync(log, 'utf8') : '').split('\n'))
       if (line.includes('"netfilter table applied"')) {
         const o = JSON.parse(line);
-        out.push({ time: o.time, mode: o.mode, ms: o.ms, phases: o.phases });
+        out.push({ time: o.time, mode: o.mode, via: o.via, ms: o.ms, phases: o.phases });
       }
     return out;
   });
@@ -358,7 +358,12 @@ try {
   const agentLabels = agentSide('label').filter(Number.isFinite);
   const agentMissing = agentAll.filter((x) => !Number.isFinite(x)).length;
   const modes = {};
-  for (const lines of applied) for (const l of lines) modes[l.mode] = (modes[l.mode] ?? 0) + 1;
+  // By mode and by the way it went to the kernel (`patch/netlink`, `patch/nft`, …).
+  for (const lines of applied)
+    for (const l of lines) {
+      const k = l.via ? `${l.mode}/${l.via}` : l.mode;
+      modes[k] = (modes[k] ?? 0) + 1;
+    }
 
   // (d) rules, and the reference.
   const rules = lab.nodes.map((n) => rulesOf(n.ns));
