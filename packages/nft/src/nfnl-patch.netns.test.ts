@@ -4,13 +4,14 @@
 // `nft -j list` must print the same table.
 import { cleanupStale, type Netns, NetnsSet } from '@podnet/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { tableListing } from './__fixtures__/listing.js';
 import { natModel } from './__fixtures__/models.js';
 import { NftError } from './errors.js';
 import { nftCli } from './exec.js';
 import type { Chain, Rule, Table } from './model.js';
 import { NfNetlink } from './netlink.js';
 import { NftTable } from './nft.js';
-import type { PatchPlan } from './patch.js';
+import { emptyPlan, type PatchPlan } from './patch.js';
 
 const lab = new NetnsSet();
 let viaNetlink: Netns;
@@ -142,31 +143,6 @@ function patched(): Table {
   return t;
 }
 
-/** `inet podnet` as nft lists it: without handles, objects sorted by kind and name, elements sorted. */
-async function listing(ns: Netns): Promise<string[]> {
-  const items = (
-    JSON.parse(await ns.run('nft', ['-j', 'list', 'table', 'inet', 'podnet'])) as {
-      nftables: Record<string, Record<string, unknown>>[];
-    }
-  ).nftables.filter((i) => !('metainfo' in i));
-  const key = (i: Record<string, Record<string, unknown>>) => {
-    const [kind, o] = Object.entries(i)[0]!;
-    return `${kind === 'rule' ? 'zrule' : kind} ${String(o.chain ?? o.name)}`;
-  };
-  return items
-    .map((i) => ({ k: key(i), i }))
-    .sort((a, b) => (a.k < b.k ? -1 : a.k > b.k ? 1 : 0))
-    .map(({ i }) =>
-      JSON.stringify(i, (k, v) =>
-        k === 'handle'
-          ? undefined
-          : k === 'elem' && Array.isArray(v)
-            ? [...v].map((e) => JSON.stringify(e)).sort()
-            : v,
-      ),
-    );
-}
-
 describe('a patch over netlink in namespaces with the real kernel and nft', () => {
   beforeAll(async () => {
     await cleanupStale();
@@ -194,7 +170,7 @@ describe('a patch over netlink in namespaces with the real kernel and nft', () =
       expect({ chain, digests: got!.get(chain) }).toEqual({ chain, digests: want!.get(chain) });
     }
     expect(got).toEqual(want);
-    expect(await listing(viaNetlink)).toEqual(await listing(viaNft));
+    expect(await tableListing(viaNetlink)).toEqual(await tableListing(viaNft));
     expect(await b.drift()).toEqual({ structural: [], elements: [] });
     expect(await a.drift()).toEqual({ structural: [], elements: [] });
 
@@ -202,7 +178,7 @@ describe('a patch over netlink in namespaces with the real kernel and nft', () =
     const back = await a.sync(base());
     expect([back.mode, back.via]).toEqual(['patch', 'netlink']);
     await b.sync(base());
-    expect(await listing(viaNetlink)).toEqual(await listing(viaNft));
+    expect(await tableListing(viaNetlink)).toEqual(await tableListing(viaNft));
     a.close();
     b.close();
   });
@@ -222,21 +198,15 @@ describe('a patch over netlink in namespaces with the real kernel and nft', () =
     const t = new NftTable({ exec: nftCli({ netns: viaNetlink.name }) });
     await t.sync(base());
     t.close();
-    const before = await listing(viaNetlink);
+    const before = await tableListing(viaNetlink);
     const nl = new NfNetlink({ netns: `/var/run/netns/${viaNetlink.name}` });
     const rule: Rule = {
       match: [{ kind: 'addr', field: 'ip saddr', set: 'no-such-set' }],
       action: { kind: 'drop' },
     };
     const plan: PatchPlan = {
-      table: 'podnet',
+      ...emptyPlan('podnet'),
       addChains: [{ name: 'np-t-new', rules: [rule] }],
-      addSets: [],
-      delElements: [],
-      flush: [],
-      deleteSets: [],
-      deleteChains: [],
-      addElements: [],
       rules: [{ chain: 'np-t-new', rule }],
       written: ['np-t-new'],
     };
@@ -244,7 +214,7 @@ describe('a patch over netlink in namespaces with the real kernel and nft', () =
     expect(err).toBeInstanceOf(NftError);
     expect((err as NftError).code).toBe('NFT_ERR_APPLY');
     expect((err as NftError).message).toMatch(/add rule inet podnet np-t-new \(addr\): ENOENT/);
-    expect(await listing(viaNetlink)).toEqual(before);
+    expect(await tableListing(viaNetlink)).toEqual(before);
     nl.close();
   });
 });

@@ -2,6 +2,7 @@
 // exactly what a full apply of the new model leaves in a fresh namespace, read back with nft.
 import { cleanupStale, type Netns, NetnsSet } from '@podnet/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { tableListing } from './__fixtures__/listing.js';
 import { natModel } from './__fixtures__/models.js';
 import { policyModel } from './__fixtures__/patch-models.js';
 import { type NftExecutor, nftCli } from './exec.js';
@@ -10,35 +11,6 @@ import { NftTable } from './nft.js';
 const lab = new NetnsSet();
 let patched: Netns;
 let fresh: Netns;
-
-/**
- * `inet podnet` as nft lists it, in an order of its own: without handles (they number the history,
- * not the content), objects by kind and name (nft lists them in creation order), each chain's rules
- * in their order, set elements sorted.
- */
-async function table(ns: Netns): Promise<string[]> {
-  const items = (
-    JSON.parse(await ns.run('nft', ['-j', 'list', 'table', 'inet', 'podnet'])) as {
-      nftables: Record<string, Record<string, unknown>>[];
-    }
-  ).nftables.filter((i) => !('metainfo' in i));
-  const key = (i: Record<string, Record<string, unknown>>) => {
-    const [kind, o] = Object.entries(i)[0]!;
-    return `${kind === 'rule' ? 'zrule' : kind} ${String(o.chain ?? o.name)}`;
-  };
-  return items
-    .map((i) => ({ k: key(i), i }))
-    .sort((a, b) => (a.k < b.k ? -1 : a.k > b.k ? 1 : 0))
-    .map(({ i }) =>
-      JSON.stringify(i, (k, v) =>
-        k === 'handle'
-          ? undefined
-          : k === 'elem' && Array.isArray(v)
-            ? [...v].map((e) => JSON.stringify(e)).sort()
-            : v,
-      ),
-    );
-}
 
 describe('NftTable patch transactions in namespaces with the real nft', () => {
   beforeAll(async () => {
@@ -58,9 +30,9 @@ describe('NftTable patch transactions in namespaces with the real nft', () => {
     expect(toTwo.via).toBe('netlink');
     const b = new NftTable({ exec: nftCli({ netns: fresh.name }) });
     expect((await b.sync(policyModel(2))).mode).toBe('full');
-    const want = await table(fresh);
+    const want = await tableListing(fresh);
     expect(JSON.stringify(want)).toContain('np-in-c');
-    expect(await table(patched)).toEqual(want);
+    expect(await tableListing(patched)).toEqual(want);
     expect(await a.drift()).toEqual({ structural: [], elements: [] });
 
     // And back.
@@ -68,7 +40,7 @@ describe('NftTable patch transactions in namespaces with the real nft', () => {
     const c = new NftTable({ exec: nftCli({ netns: fresh.name }) });
     await fresh.run('nft', ['delete', 'table', 'inet', 'podnet']);
     expect((await c.sync(policyModel(1))).mode).toBe('full');
-    expect(await table(patched)).toEqual(await table(fresh));
+    expect(await tableListing(patched)).toEqual(await tableListing(fresh));
     a.close();
     b.close();
     c.close();
@@ -138,7 +110,7 @@ describe('NftTable patch transactions in namespaces with the real nft', () => {
     expect(r.repaired?.join('\n')).toMatch(/np-in-c/);
     const b = new NftTable({ exec: nftCli({ netns: fresh.name }) });
     await b.sync(policyModel(2));
-    expect(await table(patched)).toEqual(await table(fresh));
+    expect(await tableListing(patched)).toEqual(await tableListing(fresh));
     a.close();
     b.close();
   });

@@ -41,15 +41,10 @@ export interface PatchPlan {
   written: string[];
 }
 
-/** The steps turning the kernel's `from` into `to` (pure); null when only a full apply will do. */
-export function planPatch(from: ValidTable, to: ValidTable): PatchPlan | null {
-  if (from.name !== to.name) return null;
-  const oldChains = new Map(from.chains.map((c) => [c.name, c]));
-  const newChains = new Set(to.chains.map((c) => c.name));
-  const oldSets = new Map(from.sets.map((s) => [s.name, s]));
-  const newSets = new Set(to.sets.map((s) => s.name));
-  const plan: PatchPlan = {
-    table: to.name,
+/** A plan of no steps for `table` (planPatch fills it; tests build plans from it). */
+export function emptyPlan(table: string): PatchPlan {
+  return {
+    table,
     addChains: [],
     addSets: [],
     delElements: [],
@@ -60,6 +55,16 @@ export function planPatch(from: ValidTable, to: ValidTable): PatchPlan | null {
     rules: [],
     written: [],
   };
+}
+
+/** The steps turning the kernel's `from` into `to` (pure); null when only a full apply will do. */
+export function planPatch(from: ValidTable, to: ValidTable): PatchPlan | null {
+  if (from.name !== to.name) return null;
+  const oldChains = new Map(from.chains.map((c) => [c.name, c]));
+  const newChains = new Set(to.chains.map((c) => c.name));
+  const oldSets = new Map(from.sets.map((s) => [s.name, s]));
+  const newSets = new Set(to.sets.map((s) => s.name));
+  const plan = emptyPlan(to.name);
   for (const c of to.chains) {
     const o = oldChains.get(c.name);
     if (o && chainSpec(o) !== chainSpec(c)) return null;
