@@ -271,6 +271,7 @@ async function main(): Promise<number> {
               nodeName: config.nodeName,
               log,
               metrics,
+              spareAddresses: config.cniSpareAddresses,
               ...(config.cniHostConfDir ? { pathMap: [[config.cniHostConfDir, config.cniConfDir]] } : {}),
             }),
           )

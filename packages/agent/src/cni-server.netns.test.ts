@@ -1,10 +1,12 @@
 // The CNI shim as a runtime runs it (a process with the CNI environment, in the node's namespace),
 // with a real agent serving the CNI socket: the agent does the ADD (address, routes, veth) and DEL,
 // and says so in its metrics. With the agent stopped, the same shim runs the standalone plugin and
-// the pod is still added.
-import { existsSync, rmSync } from 'node:fs';
+// the pod is still added. With spare addresses, the agent answers an ADD from an address it
+// allocated ahead and records it for the pod afterwards.
+import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { Ipam } from '@podnet/ipam';
 import { exec, type Netns, vethPair, waitFor } from '@podnet/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AGENT, AgentLab, STATUS_URL } from './__fixtures__/netns-agent.js';
@@ -220,6 +222,90 @@ describe('the CNI shim and the agent socket', () => {
     expect(del.code, `${del.stdout}\n${del.stderr}`).toBe(0);
     expect(await served('DEL')).toBe(before.del + 1);
     expect((await node.exec('ip', ['link', 'show', wired.hostIf])).code).not.toBe(0);
+    await lab.procs.stop(agent, 10_000);
+  }, 180_000);
+
+  it('with spare addresses, an ADD gets one made ahead; the pod handle and annotation follow, and a restarted agent uses the spares left', async () => {
+    rmSync(socket, { force: true });
+    const ipam = new Ipam({ client: lab.client });
+    const spareIps = async () => (await ipam.sparesOf(NODE)).map((s) => s.addresses[0]!.address);
+    const start = () =>
+      lab.logged(
+        node.spawn(
+          process.execPath,
+          lab.agentArgv(NODE, kubeconfig, ['--cni-socket', socket, '--cni-spare-addresses', '2']),
+        ),
+        'agent-spares.log',
+      );
+    let agent = start();
+    await waitFor('the agent to serve the CNI socket', async () => existsSync(socket), {
+      timeoutMs: 60_000,
+      intervalMs: 200,
+    });
+    const before = await served('ADD');
+    // The first ADD finds no spares and allocates through IPAM; the agent then makes two.
+    const pod5 = await newPod('pod-5');
+    const add5 = await shim('ADD', 'pod-5', pod5, false);
+    expect(add5.code, `${add5.stdout}\n${add5.stderr}`).toBe(0);
+    await waitFor('two spare addresses', async () => (await spareIps()).length === 2, {
+      timeoutMs: 30_000,
+      intervalMs: 100,
+    });
+    const made = await spareIps();
+
+    const pod6 = await newPod('pod-6');
+    const add6 = await shim('ADD', 'pod-6', pod6, false);
+    expect(add6.code, `${add6.stdout}\n${add6.stderr}`).toBe(0);
+    const wired = await expectWired(pod6, JSON.parse(add6.stdout) as Result);
+    expect(made).toContain(wired.ip);
+    expect(await served('ADD')).toBe(before + 2);
+    // Afterwards: the pod's own handle holds the address, the pod is annotated, and the agent made
+    // another spare.
+    await waitFor(
+      "pod-6's address recorded for it",
+      async () => {
+        const r = await ipam.allocate({ handle: 'podnet.c-pod-6.eth0', node: NODE }).catch(() => undefined);
+        const pod = await lab.client.core.readNamespacedPod({ namespace: 'default', name: 'pod-6' });
+        return r?.ipv4?.address === wired.ip && pod.metadata?.annotations?.['podnet.io/podIP'] === wired.ip;
+      },
+      { timeoutMs: 30_000, intervalMs: 100 },
+    );
+    await waitFor('the spares refilled', async () => (await spareIps()).length === 2, {
+      timeoutMs: 30_000,
+      intervalMs: 100,
+    });
+    expect(await spareIps()).not.toContain(wired.ip);
+    expect(await ipam.check()).toEqual([]);
+
+    const handles = (await ipam.usage()).totals.handles;
+    const del6 = await shim('DEL', 'pod-6', pod6, false);
+    expect(del6.code, `${del6.stdout}\n${del6.stderr}`).toBe(0);
+    expect((await ipam.usage()).totals.handles).toBe(handles - 1);
+    expect(await spareIps()).toHaveLength(2);
+
+    // A restarted agent reads the spares left in the API and gives one to the next ADD.
+    await lab.procs.stop(agent, 10_000);
+    const left = await spareIps();
+    agent = start();
+    await waitFor('the restarted agent to serve the CNI socket', async () => existsSync(socket), {
+      timeoutMs: 60_000,
+      intervalMs: 200,
+    });
+    // Its spares are read with its first command (which allocates through IPAM meanwhile).
+    const pod7 = await newPod('pod-7');
+    const add7 = await shim('ADD', 'pod-7', pod7, false);
+    expect(add7.code, `${add7.stdout}\n${add7.stderr}`).toBe(0);
+    expect(left).not.toContain((await expectWired(pod7, JSON.parse(add7.stdout) as Result)).ip);
+    await waitFor(
+      'the spares loaded',
+      async () =>
+        readFileSync(join(lab.work, 'agent-spares.log'), 'utf8').split('spare addresses loaded').length === 3,
+      { timeoutMs: 30_000, intervalMs: 100 },
+    );
+    const pod8 = await newPod('pod-8');
+    const add8 = await shim('ADD', 'pod-8', pod8, false);
+    expect(add8.code, `${add8.stdout}\n${add8.stderr}`).toBe(0);
+    expect(left).toContain((await expectWired(pod8, JSON.parse(add8.stdout) as Result)).ip);
     await lab.procs.stop(agent, 10_000);
   }, 180_000);
 });

@@ -55,6 +55,7 @@ import {
 } from '@podnet/cni';
 import { closeFd, recvFds } from '@podnet/native';
 import type { Logger } from 'pino';
+import { SpareAddresses } from './cni-spares.js';
 import type { Metrics } from './metrics.js';
 
 /** The commands the shim forwards. */
@@ -96,12 +97,19 @@ export interface CniServerOptions {
    * tests override it.
    */
   can?: Partial<{ sysctls: boolean; setns: boolean }>;
+  /**
+   * Addresses kept allocated ahead per kind of request, so that an ADD answers without waiting on
+   * the API server (cni-spares.ts). Default 0: every ADD allocates through IPAM.
+   */
+  spareAddresses?: number;
   /** Runs one command (default @podnet/cni runPlugin); tests replace it. */
   run?: (env: NodeJS.ProcessEnv, stdin: string, hooks: RunHooks) => Promise<RunOutcome>;
 }
 
 export interface CniServer {
   readonly path: string;
+  /** The spare addresses of each configuration slot served so far (none when spareAddresses is 0). */
+  spareAddresses(): SpareAddresses[];
   close(): Promise<void>;
 }
 
@@ -194,10 +202,13 @@ export function declineReason(
 class WarmDatastores {
   private current = new Map<string, { key: string; kube: MiniKube; ds: KubeDatastore }>();
   private readonly retired = new Set<NodeJS.Timeout>();
+  /** Per configuration slot: they outlive a rotated connection (their journal is the slot's). */
+  readonly spares = new Map<string, SpareAddresses>();
 
   constructor(
     private readonly log: Log,
     private readonly pathMap: [string, string][],
+    private readonly spare?: { node: string; count: number; dir: string; log: Logger },
   ) {}
 
   private here(path: string): string {
@@ -235,15 +246,57 @@ class WarmDatastores {
       this.current.set(slot, e);
     }
     const ds = e.ds;
+    const spares = this.sparesFor(slot, ds);
+    if (!spares) {
+      return {
+        allocate: (r) => ds.allocate(r),
+        releaseByHandle: (h) => ds.releaseByHandle(h),
+        annotatePod: (p, ips) => ds.annotatePod(p, ips),
+        listHandles: (n, p) => ds.listHandles(n, p),
+        status: (n) => ds.status(n),
+        close: async () => {},
+      };
+    }
+    // One command's datastore: the spare its ADD took (if any) gets the pod's annotation later.
+    let taken: Awaited<ReturnType<SpareAddresses['allocate']>>['taken'];
     return {
-      allocate: (r) => ds.allocate(r),
-      releaseByHandle: (h) => ds.releaseByHandle(h),
-      annotatePod: (p, ips) => ds.annotatePod(p, ips),
+      allocate: async (r) => {
+        const got = await spares.allocate(r, { cacheDir: cfg.cacheDir, network: cfg.name });
+        taken = got.taken;
+        return got.alloc;
+      },
+      releaseByHandle: (h) => spares.releaseByHandle(h),
+      annotatePod: async (p, ips) => {
+        if (taken && spares.annotateLater(taken, p, ips)) return;
+        await ds.annotatePod(p, ips);
+      },
       listHandles: (n, p) => ds.listHandles(n, p),
       status: (n) => ds.status(n),
       // The connection outlives the command.
       close: async () => {},
     };
+  }
+
+  private sparesFor(slot: string, ds: KubeDatastore): SpareAddresses | undefined {
+    if (!this.spare || this.spare.count <= 0) return undefined;
+    let s = this.spares.get(slot);
+    if (s) {
+      s.rebind(ds.ipam, ds);
+      return s;
+    }
+    const tag = createHash('sha256').update(slot).digest('hex').slice(0, 12);
+    s = new SpareAddresses(
+      {
+        node: this.spare.node,
+        count: this.spare.count,
+        journal: `${this.spare.dir}/cni-spares-${tag}.journal`,
+        log: this.spare.log.child({ component: 'cni-spares', slot }),
+      },
+      ds.ipam,
+      ds,
+    );
+    this.spares.set(slot, s);
+    return s;
   }
 
   private retire(kube: MiniKube) {
@@ -256,6 +309,7 @@ class WarmDatastores {
   }
 
   close() {
+    for (const s of this.spares.values()) s.close();
     for (const t of this.retired) clearTimeout(t);
     this.retired.clear();
     for (const e of this.current.values()) e.kube.close();
@@ -305,7 +359,12 @@ function answers(path: string): Promise<boolean> {
 export async function startCniServer(o: CniServerOptions): Promise<CniServer> {
   const log = o.log.child({ component: 'cni-server' });
   const run = o.run ?? runPlugin;
-  const datastores = new WarmDatastores(log as unknown as Log, o.pathMap ?? []);
+  const datastores = new WarmDatastores(log as unknown as Log, o.pathMap ?? [], {
+    node: o.nodeName,
+    count: o.spareAddresses ?? 0,
+    dir: dirname(o.path),
+    log,
+  });
   mkdirSync(dirname(o.path), { recursive: true, mode: 0o755 });
   if (existsSync(o.path)) {
     if (!lstatSync(o.path).isSocket()) {
@@ -461,6 +520,7 @@ export async function startCniServer(o: CniServerOptions): Promise<CniServer> {
   log.info({ path: o.path }, 'serving the CNI socket');
   return {
     path: o.path,
+    spareAddresses: () => [...datastores.spares.values()],
     close: async () => {
       // No new requests; the ones in progress finish (a shim whose connection drops mid-command
       // runs the standalone plugin, which would redo the command beside this one).

@@ -148,6 +148,8 @@ export const agentConfigSchema = z
     cniSocket: z.string().min(1).default('none'),
     /** Where the standalone CNI plugin leaves its timing records (cni-timings.ts); 'none': not read. */
     cniTimingDir: z.string().min(1).default('none'),
+    /** Addresses allocated ahead for ADDs served on cniSocket (cni-spares.ts); 0: none. */
+    cniSpareAddresses: z.coerce.number().int().min(0).max(64).default(0),
     removeUnownedPodRoutes: bool.default(false),
     namespace: z.string().min(1).default('podnet-system'),
     ipamGcInterval: duration.default(300_000),
@@ -342,6 +344,12 @@ export const FIELDS: Record<Field, FieldSpec> = {
     env: 'PODNET_CNI_SOCKET',
     type: 'string',
     help: "unix socket on which the agent runs the CNI shim's ADD/DEL/CHECK (the DaemonSet: /var/run/podnet/cni.sock; default none: not served)",
+  },
+  cniSpareAddresses: {
+    flag: 'cni-spare-addresses',
+    env: 'PODNET_CNI_SPARE_ADDRESSES',
+    type: 'string',
+    help: "addresses of this node's blocks kept allocated ahead, per address family set, so that an ADD served on --cni-socket answers without waiting on the API server (0-64; default 0: every ADD allocates through the API)",
   },
   cniTimingDir: {
     flag: 'cni-timing-dir',

@@ -58,7 +58,8 @@ export function toCniIpamError(err: unknown, what: string): CniError {
 
 export class KubeDatastore implements Datastore {
   private readonly store;
-  private readonly ipam: Ipam;
+  /** The IPAM instance (its pool and block caches) this datastore allocates with. */
+  readonly ipam: Ipam;
 
   constructor(
     private readonly kube: MiniKube,

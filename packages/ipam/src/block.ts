@@ -246,6 +246,29 @@ export function ordinalsOfHandle(b: BlockState, handleID: string): number[] {
   return out;
 }
 
+/**
+ * Gives the ordinals `from` holds to `to` with the attributes `secondary` (one attribute for all of
+ * them). Pure; `moved` is empty (and the state unchanged) when `from` holds nothing here.
+ */
+export function reassignHandle(
+  b: BlockState,
+  from: string,
+  to: string,
+  secondary: Record<string, string> | undefined,
+): { block: BlockState; moved: number[] } {
+  const moved = ordinalsOfHandle(b, from);
+  if (moved.length === 0) return { block: b, moved };
+  const attributes = [...b.attributes];
+  let attr = attributes.findIndex((a) => sameAttr(a, to, secondary));
+  if (attr < 0) {
+    attributes.push(secondary ? { handleID: to, secondary: { ...secondary } } : { handleID: to });
+    attr = attributes.length - 1;
+  }
+  const allocations = [...b.allocations];
+  for (const o of moved) allocations[o] = attr;
+  return { block: { ...b, ...compactAttributes(allocations, attributes) }, moved };
+}
+
 export function releaseHandle(b: BlockState, handleID: string): { block: BlockState; released: number[] } {
   return releaseOrdinals(b, ordinalsOfHandle(b, handleID));
 }

@@ -56,6 +56,7 @@ export {
   NODE_LABEL,
   type NodeBlock,
   type ReleasedAddress,
+  SPARE_ATTR,
   type Usage,
 } from './ipam.js';
 export { type MemoryDatastore, MemoryStore, memoryDatastore } from './memory.js';

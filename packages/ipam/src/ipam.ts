@@ -49,6 +49,7 @@ import {
   poolContaining,
   poolInfo,
   poolsForNode,
+  reassignHandle,
   releaseHandle,
   releaseOrdinals,
   type SetAsidePool,
@@ -59,6 +60,11 @@ import { type IpamDatastore, kubeDatastore } from './datastore.js';
 import { IPAM_ERR, IpamError } from './errors.js';
 
 export const NODE_LABEL = 'podnet.io/node';
+/**
+ * The allocation attribute of an address an agent set aside for its node's next pod (its value is
+ * the node). Such an address has no pod: GC leaves it alone while the node exists.
+ */
+export const SPARE_ATTR = 'podnet.io/spare';
 
 export interface IpamOptions {
   /** A datastore; else one over `client`; else a KubeClient from kubeconfigPath/KUBECONFIG/in-cluster. */
@@ -916,6 +922,100 @@ export class Ipam {
     );
   }
 
+  /**
+   * Gives every address handle `from` holds in `blocks` to handle `to`, with the attributes `attrs`
+   * (the node is added): `to` is created pinning those blocks, each block's ordinals of `from` are
+   * rewritten in one compare-and-swap, then `from` is deleted. Idempotent: a transfer interrupted
+   * at any step completes when called again. Throws HANDLE_BUSY when `to` already exists pinning
+   * other blocks (another allocation owns it), NOT_ALLOCATED when neither handle holds an address
+   * in one of the blocks. Returns the addresses `to` holds in them.
+   */
+  async transfer(
+    from: string,
+    to: string,
+    node: string,
+    blocks: string[],
+    attrs: AllocationAttrs = {},
+  ): Promise<string[]> {
+    const secondary: Record<string, string> = { node };
+    for (const [k, v] of Object.entries(attrs)) if (v !== undefined) secondary[k] = v;
+    const name = handleName(to);
+    try {
+      await this.ds.handles.create({
+        metadata: { name },
+        spec: { handleID: to, block: Object.fromEntries(blocks.map((b) => [b, 1])) },
+      });
+    } catch (err) {
+      if (!isK8sError(err, K8S_ERR.ALREADY_EXISTS)) throw err;
+      const h = await this.readHandle(name);
+      const pinned = Object.keys(h?.spec.block ?? {});
+      if (!h || pinned.length !== blocks.length || !blocks.every((b) => pinned.includes(b))) {
+        throw new IpamError(
+          IPAM_ERR.HANDLE_BUSY,
+          `handle ${to} already exists and pins ${pinned.join(', ') || 'nothing'}, not ${blocks.join(', ')}: another allocation owns it`,
+        );
+      }
+    }
+    const held: string[] = [];
+    for (const cidr of blocks) {
+      const c = mustParseCidr(cidr);
+      const r = await this.casBlock(cidr, (s) => {
+        const m = reassignHandle(s, from, to, secondary);
+        const ords = m.moved.length > 0 ? m.moved : ordinalsOfHandle(s, to);
+        return { state: m.moved.length > 0 ? m.block : s, result: ords };
+      });
+      if (!r || r.result.length === 0) {
+        // Nothing was held anywhere: the handle made above pins nothing.
+        if (held.length === 0) await this.casHandle(to, () => undefined);
+        throw new IpamError(
+          IPAM_ERR.NOT_ALLOCATED,
+          `block ${cidr} holds no address of handle ${from} or ${to}: nothing to transfer`,
+        );
+      }
+      for (const o of r.result) held.push(ipAt(c, o));
+    }
+    await this.casHandle(from, () => undefined);
+    this.log?.debug({ from, to, addresses: held }, 'transferred');
+    return held;
+  }
+
+  /**
+   * The addresses set aside on `node` (allocations whose SPARE_ATTR names it) in its affine blocks,
+   * per handle, read from the server.
+   */
+  async sparesOf(
+    node: string,
+  ): Promise<{ handle: string; addresses: { address: string; block: string }[] }[]> {
+    const v = labelValue(node);
+    const r = await this.ds.blocks.list(v ? { labelSelector: `${NODE_LABEL}=${v}` } : {});
+    const out = new Map<string, { address: string; block: string }[]>();
+    for (const b of r.items) {
+      if (affineNode(b.spec) !== node || b.spec.deleted) continue;
+      for (const a of allocatedAddresses(toState(b))) {
+        if (a.attr.secondary?.[SPARE_ATTR] !== node) continue;
+        const list = out.get(a.attr.handleID) ?? [];
+        list.push({ address: a.ip, block: b.spec.cidr });
+        out.set(a.attr.handleID, list);
+      }
+    }
+    return [...out].map(([handle, addresses]) => ({ handle, addresses }));
+  }
+
+  /**
+   * Whether an address in each of `blocks` may still go to a pod on `node`: the block lies in an
+   * enabled pool of its family that selects the node (allocate()'s choice, from the cached pools).
+   */
+  async allocatable(node: string, blocks: string[]): Promise<boolean> {
+    const allPools = await this.pools();
+    const labels = allPools.some((p) => !selectsEveryNode(p.nodeSelector))
+      ? ((await this.labelsOf(node)) ?? {})
+      : {};
+    return blocks.every((cidr) => {
+      const c = mustParseCidr(cidr);
+      return poolContaining(poolsForNode(allPools, familyOf(c), labels), c) !== undefined;
+    });
+  }
+
   // -------------------------------------------------------------------------------------------
   // Release
 
@@ -1222,6 +1322,32 @@ export class Ipam {
           report.releasedHandles.push(handle);
           this.gcSeen.delete(`handle:${handle}`);
         }
+      }
+    }
+
+    if ((opts.addresses ?? true) && opts.deletedNodes === true) {
+      // Addresses an agent set aside for a node that is gone: nobody will hand them out.
+      const spares = new Map<string, string>();
+      for (const b of blocks)
+        for (const a of allocatedAddresses(toState(b))) {
+          const n = a.attr.secondary?.[SPARE_ATTR];
+          if (n) spares.set(a.attr.handleID, n);
+        }
+      const gone = new Map<string, boolean>();
+      for (const [handle, node] of spares) {
+        let g = gone.get(node);
+        if (g === undefined) {
+          g = (await this.ds.nodeLabels(node)) === undefined;
+          gone.set(node, g);
+        }
+        if (!g || !due(`spare:${handle}`)) continue;
+        const rel = await this.releaseByHandle(handle);
+        this.log?.info(
+          { handle, node, released: rel.map((r) => r.address) },
+          'gc: released the spare addresses of a deleted node',
+        );
+        report.releasedHandles.push(handle);
+        this.gcSeen.delete(`spare:${handle}`);
       }
     }
 
