@@ -9,8 +9,9 @@
 //   (dist/podnet-standalone: Node from the plugin's startup snapshot);
 // - the reference ptp + host-local.
 // Process start is measured apart (VERSION wall time).
-//   npm run bench -- cni [pods] [--load]
+//   npm run bench -- cni [pods] [--load] [--spares N]
 //   --load: two busy processes (one per core, bounded to 15 minutes) run beside the whole measurement.
+//   --spares N: the agent's --cni-spare-addresses (default 4; 0: every ADD allocates through the API).
 //   CNI_BENCH_PLUGIN=/path/to/podnet-cni[.js] npm run bench -- cni   (another standalone build; .js runs with node)
 // Everything runs in namespaces named pnt-cnibench-<pid>-<n> (removed at the end, or by the
 // testkit's cleanupStale() after a crash). Last line: one JSON object.
@@ -26,7 +27,11 @@ import { IPPOOL, installCrds, KubeClient } from '../packages/k8s/dist/index.js';
 
 const args = process.argv.slice(2);
 const LOAD = args.includes('--load');
-const PODS = Number(args.find((a) => /^\d+$/.test(a)) ?? 200);
+const sparesAt = args.indexOf('--spares');
+const SPARES = sparesAt >= 0 ? Number(args[sparesAt + 1]) : 4;
+if (!Number.isInteger(SPARES) || SPARES < 0 || SPARES > 64)
+  throw new Error(`--spares ${args[sparesAt + 1]}: expected a whole number from 0 to 64`);
+const PODS = Number(args.find((a, i) => /^\d+$/.test(a) && (sparesAt < 0 || i !== sparesAt + 1)) ?? 200);
 const SHIM = fileURLToPath(new URL('../packages/cni/dist/podnet-cni-shim', import.meta.url));
 const AGENT = fileURLToPath(new URL('../packages/agent/dist/cli.js', import.meta.url));
 /** How long the --load workers may spin at most (they are also ended when the bench ends). */
@@ -153,6 +158,8 @@ async function startAgent(node, kubeconfig, socket, logFile) {
       'none',
       '--cni-socket',
       socket,
+      '--cni-spare-addresses',
+      String(SPARES),
       '--log-level',
       process.env.CNI_BENCH_AGENT_LOGLEVEL ?? 'warn',
     ],
@@ -199,8 +206,10 @@ async function main() {
     stopForward = await forward(node, Number(new URL(api.url).port));
 
     // Three pod sets, one per path, all present at once (as pods pile up on a node).
+    // Pod 0 of each path is the warm-up (not counted): the node's first block claim, the agent's
+    // first command (its API connection, its spares read), host-local's first file.
     const groups = { socket: [], fallback: [], ref: [] };
-    for (let i = 0; i < PODS; i++) {
+    for (let i = 0; i <= PODS; i++) {
       for (const [g, tag] of [
         ['socket', 's'],
         ['fallback', 'f'],
@@ -279,7 +288,14 @@ async function main() {
     const refDel = [];
     const phases = {};
     const apiCalls = [];
-    for (let i = 0; i < PODS; i++) {
+    for (const [path, e, c] of [
+      [[SHIM], { ...env(groups.socket[0], 'ADD'), ...socketEnv }, conf],
+      [[SHIM], { ...env(groups.fallback[0], 'ADD'), ...fallbackEnv }, conf],
+      [ref, env(groups.ref[0], 'ADD'), refConf],
+    ]) {
+      await cni(node, path, e, c);
+    }
+    for (let i = 1; i <= PODS; i++) {
       add.push((await cni(node, [SHIM], { ...env(groups.socket[i], 'ADD'), ...socketEnv }, conf)).ms);
       const r = await cni(node, [SHIM], { ...env(groups.fallback[i], 'ADD'), ...fallbackEnv }, conf);
       fbAdd.push(r.ms);
@@ -305,8 +321,8 @@ async function main() {
     }
     const links = sh('ip', ['-n', node.name, '-json', 'link', 'show']);
     const wired = JSON.parse(links).filter((l) => l.ifname.startsWith('pn')).length;
-    if (wired !== 2 * PODS)
-      throw new Error(`expected ${2 * PODS} podnet host interfaces after ADD, found ${wired}`);
+    if (wired !== 2 * (PODS + 1))
+      throw new Error(`expected ${2 * (PODS + 1)} podnet host interfaces after ADD, found ${wired}`);
     const agentLog = readFileSync(join(tmp, 'agent.log'), 'utf8');
     if (agentLog.includes('CNI request left to the standalone plugin'))
       throw new Error(`the agent declined requests the bench meant for it:\n${agentLog}`);
@@ -321,7 +337,7 @@ async function main() {
         agentPhases[k].push(o[k]);
       }
     }
-    for (let i = 0; i < PODS; i++) {
+    for (let i = 1; i <= PODS; i++) {
       del.push((await cni(node, [SHIM], { ...env(groups.socket[i], 'DEL'), ...socketEnv }, conf)).ms);
       fbDel.push((await cni(node, [SHIM], { ...env(groups.fallback[i], 'DEL'), ...fallbackEnv }, conf)).ms);
       refDel.push((await cni(node, ref, env(groups.ref[i], 'DEL'), refConf)).ms);
@@ -332,6 +348,7 @@ async function main() {
       bench: 'cni',
       pods: PODS,
       loaded: LOAD,
+      spares: SPARES,
       add_p50_ms: r1(pct(add, 0.5)),
       add_p99_ms: r1(pct(add, 0.99)),
       del_p50_ms: r1(pct(del, 0.5)),

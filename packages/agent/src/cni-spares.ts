@@ -6,8 +6,9 @@
 //
 // What keeps an address from being handed out twice:
 // - a spare is allocated in the API before it is kept, so no other allocation takes it;
-// - taking one is written to a journal (a file beside the CNI socket, fsync'd) before the ADD gets
-//   its answer, and the record is closed once the transfer (and the annotation) is stored. An agent
+// - taking one is written to a journal (a file beside the CNI socket) before the ADD gets its
+//   answer (written, not fsync'd: a crash of the agent keeps what it wrote; a crash of the kernel
+//   ends the pods too), and the record is closed once the transfer (and the annotation) is stored. An agent
 //   that starts reads the journal first: a spare taken and not closed is never given again; its
 //   transfer is completed when the ADD finished (its result cache entry names the handle) and it
 //   goes back to the spares when the ADD did not (the shim then ran the standalone plugin, which
@@ -16,7 +17,7 @@
 //   reboot, which ends every pod of the node, empties it, and every spare is free again.
 // Only ADDs for this node that name no pools take spares; the rest go through IPAM as before.
 import { randomBytes } from 'node:crypto';
-import { appendFileSync, closeSync, fsyncSync, openSync, readFileSync, writeFileSync } from 'node:fs';
+import { appendFileSync, readFileSync, writeFileSync } from 'node:fs';
 import {
   type Allocation,
   type AllocateRequest as CniAllocateRequest,
@@ -233,7 +234,7 @@ export class SpareAddresses {
   }
 
   private record(spare: Spare, handle: string, attrs: Record<string, string>, by: TakenBy): Taken {
-    this.append({ op: 'take', spare, handle, attrs, by }, true);
+    this.append({ op: 'take', spare, handle, attrs, by });
     this.held.add(spare.handle);
     let annotation!: Taken['annotation'];
     const wanted = new Promise<{ pod: PodRef; ips: string[] } | undefined>((r) => {
@@ -444,14 +445,8 @@ export class SpareAddresses {
     return out;
   }
 
-  private append(line: JournalLine, sync = false): void {
-    const fd = openSync(this.o.journal, 'a', 0o600);
-    try {
-      appendFileSync(fd, `${JSON.stringify(line)}\n`);
-      if (sync) fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
+  private append(line: JournalLine): void {
+    appendFileSync(this.o.journal, `${JSON.stringify(line)}\n`, { mode: 0o600 });
   }
 
   /** Empties the journal when no record is open. */
