@@ -158,7 +158,7 @@ export class SpareAddresses {
       if (spare) {
         const t = this.record(spare, req.handle, req.attrs, by);
         this.stats.given++;
-        this.refill(kind);
+        this.kinds.add(kind);
         return { alloc: { ipv4: spare.ipv4, ipv6: spare.ipv6 }, taken: t };
       }
       this.stats.missed++;
@@ -246,15 +246,14 @@ export class SpareAddresses {
     return t;
   }
 
-  /** The background record of a taken spare: the transfer, then the annotation. */
+  /**
+   * The background record of a taken spare: once its ADD has been answered (the pod's annotation
+   * is asked for, or the ADD is rolled back), so that the ADD never shares the CPU with it; then
+   * the transfer, the annotation, and a new spare.
+   */
   private async complete(t: Taken, wanted: Promise<{ pod: PodRef; ips: string[] } | undefined>) {
     const log = this.o.log.child({ handle: t.handle, spare: t.spare.handle });
     try {
-      const moved = await this.retrying('transfer', () =>
-        this.ipam.transfer(t.spare.handle, t.handle, this.o.node, t.spare.blocks, t.attrs as AllocationAttrs),
-      );
-      if (!moved.ok) return;
-      this.stats.transferred++;
       let timer: NodeJS.Timeout | undefined;
       const a = await Promise.race([
         wanted,
@@ -264,6 +263,13 @@ export class SpareAddresses {
         }),
       ]);
       clearTimeout(timer);
+      // The ADD writes its result and answers in this turn of the event loop: after it.
+      await new Promise((r) => setImmediate(r));
+      const moved = await this.retrying('transfer', () =>
+        this.ipam.transfer(t.spare.handle, t.handle, this.o.node, t.spare.blocks, t.attrs as AllocationAttrs),
+      );
+      if (!moved.ok) return;
+      this.stats.transferred++;
       if (a && !(await this.retrying('annotate', () => this.inner.annotatePod(a.pod, a.ips))).ok) return;
       this.append({ op: 'done', spare: t.spare.handle });
       this.held.delete(t.spare.handle);
@@ -271,6 +277,7 @@ export class SpareAddresses {
     } finally {
       this.taken.delete(t.handle);
       this.compact();
+      this.refill(kindOf(t.spare.ipv4 !== undefined, t.spare.ipv6 !== undefined));
     }
   }
 
