@@ -11,6 +11,8 @@
 //   await ipam.gc({ graceMs });                                 // leaked addresses, empty blocks
 //   await ipam.check();                                         // inconsistencies (podnetctl ipam check)
 //   await ipam.usage();                                         // pools, blocks per node, utilisation
+//   await ipam.transfer(spare, 'podnet.<containerID>', node, blocks, attrs); // a spare to a pod
+//   await ipam.sparesOf('node-1'); await ipam.allocatable('node-1', blocks);
 //
 // allocate() is idempotent per handle: a retried ADD gets the address the handle already holds.
 // Errors are IpamError with codes IPAM_ERR_* (errors.ts); datastore failures surface as the

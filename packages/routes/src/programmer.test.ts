@@ -269,11 +269,38 @@ describe('RouteProgrammer with an in-memory kernel', () => {
     await expect(rp.start()).rejects.toMatchObject({ code: 'ROUTES_ERR_STOPPED' });
   });
 
-  it('coalesces a burst of link events into one resync', async () => {
+  it('coalesces a burst of link removals into one resync', async () => {
     const { kernel, rp } = setup();
     await rp.start();
     const dumps = kernel.dumps;
-    for (let i = 0; i < 50; i++) kernel.emit!({ type: 'link', ifname: `pn${i}`, ifindex: 100 + i, up: true });
+    for (let i = 0; i < 50; i++) kernel.emit!({ type: 'link-removed', ifname: `pn${i}`, ifindex: 100 + i });
+    await settle();
+    expect(kernel.dumps).toBe(dumps + 1);
+    await rp.stop();
+  });
+
+  it('writes the routes that wait for a new interface without dumping the tables', async () => {
+    const { kernel, rp } = setup();
+    await rp.start();
+    const pods = computeDesired({
+      localPods: [
+        { ifname: 'pna', ips: ['10.0.0.1'] },
+        { ifname: 'pnb', ips: ['10.0.0.2'] },
+      ],
+    }).routes;
+    await rp.setDesired(pods);
+    // pnb does not exist yet: its route waits.
+    expect([...kernel.routes.values()].map((r) => r.dst)).toEqual(['10.0.0.1/32']);
+    const dumps = kernel.dumps;
+    kernel.links.push({ ifname: 'pnb', ifindex: 11, up: true });
+    for (let i = 0; i < 20; i++)
+      kernel.emit!({ type: 'link', ifname: `pnx${i}`, ifindex: 200 + i, up: false });
+    kernel.emit!({ type: 'link', ifname: 'pnb', ifindex: 11, up: true });
+    await settle();
+    expect([...kernel.routes.values()].map((r) => r.dst).sort()).toEqual(['10.0.0.1/32', '10.0.0.2/32']);
+    expect(kernel.dumps).toBe(dumps);
+    // A link going down may take routes with it: that needs the tables again.
+    kernel.emit!({ type: 'link', ifname: 'pnb', ifindex: 11, up: false });
     await settle();
     expect(kernel.dumps).toBe(dumps + 1);
     await rp.stop();

@@ -188,6 +188,8 @@ export class RouteProgrammer {
   private running = false;
   private timer: NodeJS.Timeout | undefined;
   private debounce: NodeJS.Timeout | undefined;
+  /** An event waiting for the debounced pass needs the kernel's tables dumped. */
+  private eventDump = false;
   private stopped = false;
   /** `table|dst` of every desired route, for filtering route events; rebuilt on demand. */
   private desiredDsts: Set<string> | undefined;
@@ -630,6 +632,22 @@ export class RouteProgrammer {
         const known = this.links.find((l) => l.ifindex === e.ifindex);
         if (e.type === 'link' && known && known.up === e.up && known.ifname === e.ifname) return;
         if (e.type === 'link-removed') this.forgetInterfaceSysctls(e.ifindex);
+        if (e.type === 'link' && (!known || (known.ifname === e.ifname && !known.up && e.up))) {
+          // A new interface (a pod's veth), or one coming up: no route went away with it, so the
+          // routes that wait for it are written from what is known, without dumping the kernel's
+          // tables (on a node with hundreds of pods, every pod start cost a dump of them all).
+          const link = { ifname: e.ifname, ifindex: e.ifindex, up: e.up };
+          this.links = known
+            ? this.links.map((l) => (l.ifindex === e.ifindex ? link : l))
+            : [...this.links, link];
+          this.dirtySlots = 'all';
+          this.log?.debug(
+            { ifname: e.ifname, ifindex: e.ifindex, up: e.up },
+            'link added or up; reconciling',
+          );
+          this.scheduleEventPass(false);
+          return;
+        }
         this.log?.debug({ event: e.type, ifname: e.ifname, ifindex: e.ifindex }, 'link changed; resyncing');
         break;
       }
@@ -637,12 +655,21 @@ export class RouteProgrammer {
         this.log?.warn('kernel events lost; resyncing');
         break;
     }
-    // The first event schedules a resync; later ones until it runs are covered by it (a steady
-    // stream of events cannot postpone it forever).
+    this.scheduleEventPass(true);
+  }
+
+  /**
+   * The first event schedules a pass (with a dump of the kernel's tables when `dump`); later ones
+   * until it runs are covered by it (a steady stream of events cannot postpone it forever).
+   */
+  private scheduleEventPass(dump: boolean): void {
+    if (dump) this.eventDump = true;
     if (this.debounce) return;
     this.debounce = setTimeout(() => {
       this.debounce = undefined;
-      void this.kick('event', true);
+      const withDump = this.eventDump;
+      this.eventDump = false;
+      void this.kick('event', withDump);
     }, this.opts.eventDebounceMs);
   }
 
