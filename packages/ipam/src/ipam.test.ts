@@ -4,6 +4,7 @@
 import { K8S_ERR, K8sError } from '@podnet/k8s';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { codeOf } from './__fixtures__/errors.js';
 import { mustParseCidr, type PoolInfo, selectPools } from './block.js';
 import { IPAM_ERR, IpamError } from './errors.js';
 import { handleName, Ipam } from './ipam.js';
@@ -23,16 +24,6 @@ async function withPools(
 
 function poolInfoOf(name: string, cidr: string): PoolInfo {
   return { name, cidr: mustParseCidr(cidr), blockSize: 26, disabled: false, nodeSelector: 'all()' };
-}
-
-async function codeOf(p: Promise<unknown>): Promise<string> {
-  try {
-    await p;
-  } catch (err) {
-    expect(err).toBeInstanceOf(IpamError);
-    return (err as IpamError).code;
-  }
-  return 'no error';
 }
 
 describe('Ipam over an in-memory datastore', () => {

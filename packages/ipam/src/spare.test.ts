@@ -1,7 +1,8 @@
 // Spare addresses (an agent's allocations ahead of its pods) over the in-memory datastore:
 // transfer to a pod's handle, the node's spares read back, pools checked on use, GC.
 import { describe, expect, it } from 'vitest';
-import { IPAM_ERR, IpamError } from './errors.js';
+import { codeOf } from './__fixtures__/errors.js';
+import { IPAM_ERR } from './errors.js';
 import { handleName, Ipam, SPARE_ATTR } from './ipam.js';
 import { memoryDatastore } from './memory.js';
 
@@ -30,16 +31,6 @@ async function spare(ipam: Ipam, name: string, ipv6 = false) {
     attrs: { [SPARE_ATTR]: 'n1' },
   });
   return { r, blocks: [r.ipv4!.block, ...(r.ipv6 ? [r.ipv6.block] : [])] };
-}
-
-async function codeOf(p: Promise<unknown>): Promise<string> {
-  try {
-    await p;
-  } catch (err) {
-    expect(err).toBeInstanceOf(IpamError);
-    return (err as IpamError).code;
-  }
-  return 'no error';
 }
 
 describe('spare addresses', () => {
