@@ -81,6 +81,7 @@ function spares(w: { ipam: SpareIpam; inner: Datastore }, count = 2) {
       log,
       retryMs: { first: 5, max: 20 },
       annotationWaitMs: 2_000,
+      replayCheckMs: 20,
     },
     w.ipam,
     w.inner,
@@ -177,12 +178,13 @@ describe('spare addresses', () => {
         throw new K8sError(K8S_ERR.UNREACHABLE, 'connect ECONNREFUSED');
       },
     };
-    const a = spares({ ipam: down, inner: w.inner });
+    const a = spares({ ipam: down, inner: w.inner }, 3);
     await a.loaded();
     await a.allocate(req('c0'), by());
-    await refilled(a, 2);
+    await refilled(a, 3);
     const done = await a.allocate(req('c1'), by());
     const lost = await a.allocate(req('c2'), by());
+    const late = await a.allocate(req('c4'), by());
     expect(a.annotateLater(done.taken!, { namespace: 'default', name: 'pod-c1' }, [done.alloc.ipv4!])).toBe(
       true,
     );
@@ -192,8 +194,17 @@ describe('spare addresses', () => {
 
     const b = spares(w);
     await b.loaded();
-    expect(b.stats).toMatchObject({ replayed: 1, cancelled: 1 });
+    // c2's spare is held until the checks for its result have run out (the agent before may still
+    // have been running its ADD).
+    expect(b.stats).toMatchObject({ replayed: 1, cancelled: 0 });
+    // c4's ADD was still running in the agent before: its result appears during the checks.
+    completed('c4', late.alloc.ipv4!);
+    for (let i = 0; i < 200 && b.stats.cancelled === 0; i++) await new Promise((r) => setTimeout(r, 5));
+    expect(b.stats).toMatchObject({ replayed: 2, cancelled: 1 });
     await b.settled();
+    expect((await w.ipam.allocate({ handle: 'podnet.c4.eth0', node: 'n1' })).ipv4!.address).toBe(
+      late.alloc.ipv4,
+    );
     const c1 = await w.ipam.allocate({ handle: 'podnet.c1.eth0', node: 'n1' });
     expect(c1.ipv4!.address).toBe(done.alloc.ipv4);
     expect(w.annotations).toContainEqual({
@@ -204,6 +215,7 @@ describe('spare addresses', () => {
     const free = (await w.ipam.sparesOf('n1')).map((x) => x.addresses[0]!.address);
     expect(free).toContain(lost.alloc.ipv4);
     expect(free).not.toContain(done.alloc.ipv4);
+    expect(free).not.toContain(late.alloc.ipv4);
     const next = await b.allocate(req('c3'), by());
     expect(next.alloc.ipv4).not.toBe(done.alloc.ipv4);
     b.annotateLater(next.taken!, { namespace: 'default', name: 'pod-c3' }, [next.alloc.ipv4!]);

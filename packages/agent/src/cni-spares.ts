@@ -59,6 +59,12 @@ type JournalLine =
   | { op: 'annotate'; spare: string; pod: PodRef; ips: string[] }
   | { op: 'done' | 'cancel'; spare: string };
 
+/** A take read from the journal, with the annotation its ADD asked for. */
+type OpenTake = Extract<JournalLine, { op: 'take' }> & { annotate?: { pod: PodRef; ips: string[] } };
+
+/** How often a replayed take without a result cache entry is looked at again before it is freed. */
+const REPLAY_CHECKS = 4;
+
 interface Taken {
   spare: Spare;
   handle: string;
@@ -77,6 +83,8 @@ export interface SpareOptions {
   log: Logger;
   /** Retry pause bounds of a background write, ms (tests shorten them). */
   retryMs?: { first: number; max: number };
+  /** Pause between the checks of a replayed take without a result (default 15 s). */
+  replayCheckMs?: number;
   /** How long a taken spare waits for its ADD's annotation before the record is closed. */
   annotationWaitMs?: number;
 }
@@ -368,10 +376,7 @@ export class SpareAddresses {
 
   /** Replays the journal, then reads the node's spares from the API. */
   private async start(): Promise<void> {
-    const open = new Map<
-      string,
-      Extract<JournalLine, { op: 'take' }> & { annotate?: { pod: PodRef; ips: string[] } }
-    >();
+    const open = new Map<string, OpenTake>();
     for (const line of this.readJournal()) {
       if (line.op === 'take') open.set(line.spare.handle, { ...line });
       else if (line.op === 'annotate') {
@@ -379,36 +384,7 @@ export class SpareAddresses {
         if (e) e.annotate = { pod: line.pod, ips: line.ips };
       } else open.delete(line.spare);
     }
-    for (const e of open.values()) {
-      const entry = new ResultCache(e.by.cacheDir).get(
-        e.by.network,
-        e.attrs.containerID ?? '',
-        e.attrs.ifname ?? '',
-      );
-      if (!entry || entry.handle !== e.handle) {
-        // The ADD did not finish here (the shim ran the standalone plugin) or was deleted since.
-        this.append({ op: 'cancel', spare: e.spare.handle });
-        this.stats.cancelled++;
-        continue;
-      }
-      this.held.add(e.spare.handle);
-      this.stats.replayed++;
-      const ips = [e.spare.ipv4, e.spare.ipv6].filter((x): x is string => x !== undefined);
-      const pod = e.annotate?.pod ?? (e.attrs.pod !== undefined ? entry.pod : undefined);
-      const t: Taken = {
-        spare: e.spare,
-        handle: e.handle,
-        attrs: e.attrs,
-        annotation: () => {},
-        job: Promise.resolve(),
-      };
-      this.taken.set(e.handle, t);
-      t.job = this.complete(t, Promise.resolve(pod ? { pod, ips: e.annotate?.ips ?? ips } : undefined));
-      this.o.log.info(
-        { handle: e.handle, spare: e.spare.handle, ips },
-        'completing the record of a spare address taken before the restart',
-      );
-    }
+    for (const e of open.values()) this.replay(e, REPLAY_CHECKS);
     const found = await this.ipam.sparesOf(this.o.node);
     for (const f of found) {
       if (this.held.has(f.handle)) continue;
@@ -429,6 +405,61 @@ export class SpareAddresses {
     this.o.log.info(
       { spares: this.available(), replayed: this.stats.replayed, cancelled: this.stats.cancelled },
       'spare addresses loaded',
+    );
+  }
+
+  /**
+   * Decides on a spare taken before this process started and not closed: completes its record when
+   * its ADD finished (the result cache entry names the handle). Without an entry it waits: the
+   * agent before this one may still be running that ADD (it drains its commands while this one
+   * starts). After REPLAY_CHECKS checks without one, the ADD did not finish here (the shim ran the
+   * standalone plugin) or was deleted since, and the spare is free again.
+   */
+  private replay(e: OpenTake, checksLeft: number): void {
+    if (this.closed) return;
+    const entry = new ResultCache(e.by.cacheDir).get(
+      e.by.network,
+      e.attrs.containerID ?? '',
+      e.attrs.ifname ?? '',
+    );
+    if (!entry || entry.handle !== e.handle) {
+      if (checksLeft > 0) {
+        this.held.add(e.spare.handle);
+        const timer = setTimeout(() => this.replay(e, checksLeft - 1), this.o.replayCheckMs ?? 15_000);
+        timer.unref();
+        return;
+      }
+      this.append({ op: 'cancel', spare: e.spare.handle });
+      this.stats.cancelled++;
+      if (this.held.delete(e.spare.handle) && this.ready) {
+        const kind = kindOf(e.spare.ipv4 !== undefined, e.spare.ipv6 !== undefined);
+        const list = this.free.get(kind) ?? [];
+        list.push(e.spare);
+        this.free.set(kind, list);
+      }
+      this.compact();
+      this.o.log.info(
+        { handle: e.handle, spare: e.spare.handle },
+        'a spare taken before the restart was not used: free again',
+      );
+      return;
+    }
+    this.held.add(e.spare.handle);
+    this.stats.replayed++;
+    const ips = [e.spare.ipv4, e.spare.ipv6].filter((x): x is string => x !== undefined);
+    const pod = e.annotate?.pod ?? (e.attrs.pod !== undefined ? entry.pod : undefined);
+    const t: Taken = {
+      spare: e.spare,
+      handle: e.handle,
+      attrs: e.attrs,
+      annotation: () => {},
+      job: Promise.resolve(),
+    };
+    this.taken.set(e.handle, t);
+    t.job = this.complete(t, Promise.resolve(pod ? { pod, ips: e.annotate?.ips ?? ips } : undefined));
+    this.o.log.info(
+      { handle: e.handle, spare: e.spare.handle, ips },
+      'completing the record of a spare address taken before the restart',
     );
   }
 
