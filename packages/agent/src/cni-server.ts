@@ -55,7 +55,7 @@ import {
 } from '@podnet/cni';
 import { closeFd, recvFds } from '@podnet/native';
 import type { Logger } from 'pino';
-import { SpareAddresses } from './cni-spares.js';
+import { SpareAddresses, type SpareOptions } from './cni-spares.js';
 import type { Metrics } from './metrics.js';
 
 /** The commands the shim forwards. */
@@ -86,7 +86,8 @@ export interface CniServerOptions {
   /** This node: the default `nodeName` of a configuration that names none. */
   nodeName: string;
   log: Logger;
-  metrics?: Pick<Metrics, 'cniDuration' | 'cniDeclined'>;
+  metrics?: Pick<Metrics, 'cniDuration' | 'cniDeclined'> &
+    Partial<Pick<Metrics, 'cniSpares' | 'cniSpareAllocations' | 'cniSparePending'>>;
   /**
    * Host paths in the network configuration → where this process sees them, e.g. the host's
    * /etc/cni/net.d (the conflist's `kubeconfig`) mounted at /host/etc/cni/net.d in the DaemonSet.
@@ -208,7 +209,13 @@ class WarmDatastores {
   constructor(
     private readonly log: Log,
     private readonly pathMap: [string, string][],
-    private readonly spare?: { node: string; count: number; dir: string; log: Logger },
+    private readonly spare?: {
+      node: string;
+      count: number;
+      dir: string;
+      log: Logger;
+      metrics?: SpareOptions['metrics'];
+    },
   ) {}
 
   private here(path: string): string {
@@ -291,6 +298,7 @@ class WarmDatastores {
         count: this.spare.count,
         journal: `${this.spare.dir}/cni-spares-${tag}.journal`,
         log: this.spare.log.child({ component: 'cni-spares', slot }),
+        ...(this.spare.metrics ? { metrics: this.spare.metrics } : {}),
       },
       ds.ipam,
       ds,
@@ -364,6 +372,15 @@ export async function startCniServer(o: CniServerOptions): Promise<CniServer> {
     count: o.spareAddresses ?? 0,
     dir: dirname(o.path),
     log,
+    ...(o.metrics?.cniSpares && o.metrics.cniSpareAllocations && o.metrics.cniSparePending
+      ? {
+          metrics: {
+            cniSpares: o.metrics.cniSpares,
+            cniSpareAllocations: o.metrics.cniSpareAllocations,
+            cniSparePending: o.metrics.cniSparePending,
+          },
+        }
+      : {}),
   });
   mkdirSync(dirname(o.path), { recursive: true, mode: 0o755 });
   if (existsSync(o.path)) {

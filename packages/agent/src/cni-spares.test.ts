@@ -17,6 +17,7 @@ import { K8S_ERR, K8sError } from '@podnet/k8s';
 import pino from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { SpareAddresses, type SpareIpam } from './cni-spares.js';
+import { createMetrics } from './metrics.js';
 
 let dir: string;
 beforeEach(() => {
@@ -72,7 +73,11 @@ const req = (c: string, extra: Partial<AllocateRequest> = {}): AllocateRequest =
 
 const by = () => ({ cacheDir: join(dir, 'cache'), network: 'podnet' });
 
-function spares(w: { ipam: SpareIpam; inner: Datastore }, count = 2) {
+function spares(
+  w: { ipam: SpareIpam; inner: Datastore },
+  count = 2,
+  metrics?: ReturnType<typeof createMetrics>,
+) {
   return new SpareAddresses(
     {
       node: 'n1',
@@ -82,6 +87,7 @@ function spares(w: { ipam: SpareIpam; inner: Datastore }, count = 2) {
       retryMs: { first: 5, max: 20 },
       annotationWaitMs: 2_000,
       replayCheckMs: 20,
+      ...(metrics ? { metrics } : {}),
     },
     w.ipam,
     w.inner,
@@ -112,7 +118,8 @@ function completed(c: string, ip: string) {
 describe('spare addresses', () => {
   it('answers from a spare made ahead, then records it for the pod in the background', async () => {
     const w = await world();
-    const s = spares(w);
+    const metrics = createMetrics();
+    const s = spares(w, 2, metrics);
     await s.loaded();
     // Nothing set aside yet: the first ADD allocates through IPAM, and spares are made after it.
     const first = await s.allocate(req('c1'), by());
@@ -147,10 +154,18 @@ describe('spare addresses', () => {
     // DEL right after an ADD that took a spare: released once recorded, nothing left held.
     const third = await s.allocate(req('c3'), by());
     expect(third.taken).toBeDefined();
+    expect((await metrics.cniSparePending.get()).values[0]?.value).toBe(1);
     await s.releaseByHandle('podnet.c3.eth0');
     const held = (await w.ds.blocks.list()).items[0]!.spec.attributes.map((a) => a.handleID);
     expect(held).not.toContain('podnet.c3.eth0');
     await s.settled();
+    await refilled(s, 2);
+    const count = async (result: string) =>
+      (await metrics.cniSpareAllocations.get()).values.find((v) => v.labels.result === result)?.value;
+    expect(await count('given')).toBe(2);
+    expect(await count('missed')).toBe(1);
+    expect((await metrics.cniSpares.get()).values).toEqual([{ labels: { families: '4' }, value: 2 }]);
+    expect((await metrics.cniSparePending.get()).values[0]?.value).toBe(0);
     s.close();
   });
 

@@ -29,6 +29,7 @@ import {
 } from '@podnet/cni';
 import { type AllocationAttrs, IPAM_ERR, type Ipam, IpamError, SPARE_ATTR } from '@podnet/ipam';
 import type { Logger } from 'pino';
+import type { Metrics } from './metrics.js';
 
 /** The parts of Ipam the spares use. */
 export type SpareIpam = Pick<Ipam, 'allocate' | 'transfer' | 'sparesOf' | 'allocatable' | 'releaseByHandle'>;
@@ -83,6 +84,7 @@ export interface SpareOptions {
   log: Logger;
   /** Retry pause bounds of a background write, ms (tests shorten them). */
   retryMs?: { first: number; max: number };
+  metrics?: Pick<Metrics, 'cniSpares' | 'cniSpareAllocations' | 'cniSparePending'>;
   /** Pause between the checks of a replayed take without a result (default 15 s). */
   replayCheckMs?: number;
   /** How long a taken spare waits for its ADD's annotation before the record is closed. */
@@ -166,10 +168,13 @@ export class SpareAddresses {
       if (spare) {
         const t = this.record(spare, req.handle, req.attrs, by);
         this.stats.given++;
+        this.o.metrics?.cniSpareAllocations.inc({ result: 'given' });
+        this.report();
         this.kinds.add(kind);
         return { alloc: { ipv4: spare.ipv4, ipv6: spare.ipv6 }, taken: t };
       }
       this.stats.missed++;
+      this.o.metrics?.cniSpareAllocations.inc({ result: 'missed' });
     }
     let alloc: Allocation;
     try {
@@ -216,6 +221,14 @@ export class SpareAddresses {
       }
     }
     await this.inner.releaseByHandle(handle);
+  }
+
+  /** The spares held and the records pending, into the metrics. */
+  private report(): void {
+    const m = this.o.metrics;
+    if (!m) return;
+    for (const [kind, list] of this.free) m.cniSpares.set({ families: kind }, list.length);
+    m.cniSparePending.set(this.held.size);
   }
 
   private anyFree(): boolean {
@@ -355,6 +368,7 @@ export class SpareAddresses {
           if (r.ipv6) spare.ipv6 = r.ipv6.address;
           list.push(spare);
           this.stats.made++;
+          this.report();
         }
       } catch (err) {
         this.cooldownUntil = Date.now() + 30_000;
@@ -369,6 +383,7 @@ export class SpareAddresses {
   private async releaseFree(why: string): Promise<void> {
     const all = [...this.free.values()].flat();
     for (const l of this.free.values()) l.length = 0;
+    this.report();
     this.cooldownUntil = Date.now() + 30_000;
     this.o.log.info({ spares: all.map((s) => s.handle), why }, 'spare addresses released');
     for (const s of all) await this.ipam.releaseByHandle(s.handle);
@@ -490,5 +505,6 @@ export class SpareAddresses {
   /** Empties the journal when no record is open. */
   private compact(): void {
     if (this.taken.size === 0 && this.held.size === 0) writeFileSync(this.o.journal, '', { mode: 0o600 });
+    this.report();
   }
 }

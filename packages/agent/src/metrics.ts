@@ -178,6 +178,23 @@ export function createMetrics(opts: { defaultMetrics?: boolean } = {}) {
       labelNames: ['reason'],
       registers: [registry],
     }),
+    cniSpares: new Gauge({
+      name: 'podnet_cni_spare_addresses',
+      help: 'Spare addresses the agent holds for ADDs on its CNI socket, by the address families they serve (4, 6, 46)',
+      labelNames: ['families'],
+      registers: [registry],
+    }),
+    cniSpareAllocations: new Counter({
+      name: 'podnet_cni_spare_allocations_total',
+      help: 'ADDs on the CNI socket that could take a spare address: given one, or missed (none left; allocated through the API)',
+      labelNames: ['result'],
+      registers: [registry],
+    }),
+    cniSparePending: new Gauge({
+      name: 'podnet_cni_spare_records_pending',
+      help: 'Spare addresses given to pods whose IPAM handle and annotation are not stored yet (retried while the API server does not answer)',
+      registers: [registry],
+    }),
     cniDeclined: new Counter({
       name: 'podnet_cni_declined_total',
       help: 'CNI requests the agent left to the standalone plugin, by reason (command, no-cap-sys-admin, sysctl-readonly, pid-namespace, netns, bad-request)',
