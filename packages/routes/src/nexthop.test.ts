@@ -188,6 +188,7 @@ describe('RouteProgrammer with a NextHopResolver', () => {
     await resolver.start();
     let changes = 0;
     resolver.onChange(() => changes++);
+    expect(resolver.reachable('10.88.7.1')).toBe(false);
     const dumps = kernel.dumps;
     for (const l of kernel.listeners)
       l({ type: 'route-added', dst: '10.244.0.0/26', table: 254, protocol: PODNET_PROTO });
@@ -196,6 +197,28 @@ describe('RouteProgrammer with a NextHopResolver', () => {
     expect(kernel.dumps).toBe(dumps + 1);
     expect(resolver.reachable('10.88.7.1')).toBe(true);
     expect(resolver.reachable('10.88.8.1')).toBe(false);
+    await resolver.stop();
+  });
+
+  it('tells its listeners only when an address they asked about resolves differently', async () => {
+    const kernel = new TableKernel();
+    kernel.routes.set('254|10.88.1.0/24|0', r('10.88.1.0/24'));
+    const resolver = new NextHopResolver({ kernel, eventDebounceMs: 1 });
+    await resolver.start();
+    let changes = 0;
+    resolver.onChange(() => changes++);
+    expect(resolver.resolve('10.88.1.12')).toMatchObject({ type: 'connected' });
+    // A pod's host route (what every pod start adds): read, and nobody is told.
+    const dumps = kernel.dumps;
+    kernel.set(r('10.244.0.5/32', { protocol: RTPROT.boot }));
+    await until('the reload', () => kernel.dumps === dumps + 1);
+    await new Promise((x) => setTimeout(x, 20));
+    expect(changes).toBe(0);
+    expect(resolver.reachable('10.244.0.5')).toBe(true);
+    // The route to the next hop goes: told.
+    kernel.set(undefined, '254|10.88.1.0/24|0');
+    await until('told', () => changes === 1);
+    expect(resolver.reachable('10.88.1.12')).toBe(false);
     await resolver.stop();
   });
 });

@@ -103,6 +103,8 @@ export class NextHopResolver {
   private table: TableEntry[] = [];
   private signature = '';
   private readonly cache = new Map<string, NextHopResolution>();
+  /** The cache was cleared for its size since the last load: it no longer lists every address asked. */
+  private evicted = false;
   private readonly listeners = new Set<() => void>();
   private unwatch: (() => void) | undefined;
   private debounce: NodeJS.Timeout | undefined;
@@ -137,7 +139,11 @@ export class NextHopResolver {
     let r = this.cache.get(addr);
     if (!r) {
       r = resolveIn(addr, this.table);
-      if (this.cache.size >= 4096) this.cache.clear(); // many distinct next hops: keep it bounded
+      if (this.cache.size >= 4096) {
+        // Many distinct next hops: keep it bounded (and notify on the next change whatever it is).
+        this.cache.clear();
+        this.evicted = true;
+      }
       this.cache.set(addr, r);
     }
     return r;
@@ -202,9 +208,23 @@ export class NextHopResolver {
     const first = this.signature === '';
     this.signature = sig;
     this.table = table;
+    // Listeners are told only when an address they asked about resolves differently now: a pod's
+    // host route (every pod start adds one) changes the table, not the way to another node.
+    const asked = [...this.cache];
+    const evicted = this.evicted;
     this.cache.clear();
+    this.evicted = false;
     if (first) return;
-    this.log?.debug({ routes: table.length }, 'kernel routes changed; resolving next hops again');
+    const moved = asked.filter(([addr, was]) => {
+      const now = resolveIn(addr, table);
+      this.cache.set(addr, now);
+      return JSON.stringify(now) !== JSON.stringify(was);
+    });
+    if (moved.length === 0 && !evicted) return;
+    this.log?.debug(
+      { routes: table.length, changed: moved.map(([addr]) => addr) },
+      'kernel routes changed; resolving next hops again',
+    );
     for (const cb of this.listeners) {
       try {
         cb();
