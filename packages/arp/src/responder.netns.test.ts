@@ -182,3 +182,33 @@ describe('interfaces that vanish', () => {
     }
   });
 });
+
+describe('an interface served before it is up', () => {
+  it('answers once it comes up, and counts no error for the time it was down', async () => {
+    // As the CNI plugin makes a pod's veth: the agent may serve it before the plugin brings it up.
+    const pod2 = await lab.create('arppod2');
+    await node.ip('link', 'add', 'pnlate0', 'type', 'veth', 'peer', 'name', 'eth0', 'netns', pod2.name);
+    await node.ip('link', 'set', 'pnlate0', 'address', HOST_MAC);
+    const [l] = await node.ipJson<{ ifindex: number }[]>('link', 'show', 'pnlate0');
+    const arp = new ArpResponder({ netns: node.path });
+    try {
+      await arp.addInterface({
+        ifname: 'pnlate0',
+        ifindex: l!.ifindex,
+        podIPs: ['10.65.0.8'],
+        hostMac: HOST_MAC,
+      });
+      await new Promise((r) => setTimeout(r, 200));
+      await node.ip('link', 'set', 'pnlate0', 'up');
+      await pod2.ip('link', 'set', 'eth0', 'up');
+      await pod2.ip('addr', 'add', '10.65.0.8/32', 'dev', 'eth0');
+      const r = await pod2.exec('arping', ['-c', '2', '-C', '1', '-w', '3', '-i', 'eth0', '169.254.1.1'], {
+        timeoutMs: 10_000,
+      });
+      expect(r.stdout).toContain(HOST_MAC);
+      expect(arp.stats().errors).toBe(0);
+    } finally {
+      await arp.close();
+    }
+  });
+});

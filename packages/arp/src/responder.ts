@@ -381,6 +381,12 @@ export class ArpResponder {
       socket.onFrame(
         (frame, meta) => this.onFrame(served, socket, frame, meta),
         (err: NativeError) => {
+          if (err.code === 'ENETDOWN') {
+            // A socket bound to an interface that is (or goes) down says so once, and receives
+            // again once it is up: every new pod's veth is served before its plugin brings it up.
+            this.log?.debug({ ifname }, 'pod interface down');
+            return;
+          }
           this.counts.errors++;
           this.metrics?.errors.inc();
           this.log?.warn({ ifname, code: err.code, err: err.message }, 'packet socket receive error');
