@@ -240,6 +240,7 @@ describe.each(kubectls)('kubectl apply -k deploy/ with $label', ({ bin, missing 
           'NODENAME',
           'POD_NAME',
           'PODNET_CNI_SOCKET',
+          'PODNET_CNI_SPARE_ADDRESSES',
           'PODNET_CNI_HOST_CONF_DIR',
           'PODNET_CNI_CONF_DIR',
           'PODNET_CNI_TIMING_DIR',
