@@ -212,6 +212,8 @@ describe('spare addresses', () => {
     // c2's spare is held until the checks for its result have run out (the agent before may still
     // have been running its ADD).
     expect(b.stats).toMatchObject({ replayed: 1, cancelled: 0 });
+    // The records still being decided stay in the journal.
+    expect(readFileSync(join(dir, 'journal'), 'utf8')).toContain('"handle":"podnet.c4.eth0"');
     // c4's ADD was still running in the agent before: its result appears during the checks.
     completed('c4', late.alloc.ipv4!);
     for (let i = 0; i < 200 && b.stats.cancelled === 0; i++) await new Promise((r) => setTimeout(r, 5));
@@ -270,5 +272,55 @@ describe('spare addresses', () => {
       await new Promise((x) => setTimeout(x, 5));
     expect(await w2.ipam.sparesOf('n1')).toEqual([]);
     t.close();
+  });
+
+  it('keeps the journal short when a record stays open, and gives spares while the pools cannot be read', async () => {
+    const w = await world('10.9.0.0/20', 26);
+    let apiDown = false;
+    const ipam: SpareIpam = {
+      allocate: (r) => w.ipam.allocate(r),
+      sparesOf: (n) => w.ipam.sparesOf(n),
+      allocatable: async (n, b) => {
+        if (apiDown) throw new K8sError(K8S_ERR.UNREACHABLE, 'connect ECONNREFUSED');
+        return w.ipam.allocatable(n, b);
+      },
+      releaseByHandle: (h) => w.ipam.releaseByHandle(h),
+      transfer: async (from, to, node, blocks, attrs) => {
+        if (to === 'podnet.bad.eth0') throw new IpamError(IPAM_ERR.HANDLE_BUSY, 'another allocation owns it');
+        return w.ipam.transfer(from, to, node, blocks, attrs);
+      },
+    };
+    const s = spares({ ipam, inner: w.inner });
+    await s.loaded();
+    await s.allocate(req('c0'), by());
+    await refilled(s, 2);
+    const bad = await s.allocate(req('bad'), by());
+    expect(bad.taken).toBeDefined();
+    s.annotateLater(bad.taken!, { namespace: 'default', name: 'pod-bad' }, [bad.alloc.ipv4!]);
+    await s.settled();
+    // 120 pods come and go (three lines each): the file is rewritten with the open record only.
+    for (let i = 0; i < 120; i++) {
+      await refilled(s, 2);
+      const got = await s.allocate(req(`p${i}`), by());
+      expect(got.taken).toBeDefined();
+      s.annotateLater(got.taken!, { namespace: 'default', name: `pod-p${i}` }, [got.alloc.ipv4!]);
+      await s.settled();
+      await s.releaseByHandle(`podnet.p${i}.eth0`);
+    }
+    const lines = readFileSync(join(dir, 'journal'), 'utf8').split('\n').filter(Boolean);
+    expect(lines.length).toBeLessThan(260);
+    expect(lines[0]).toContain('"handle":"podnet.bad.eth0"');
+    // The refused spare is never given again.
+    expect((await w.ipam.sparesOf('n1')).map((x) => x.addresses[0]!.address)).toContain(bad.alloc.ipv4);
+    // The API server does not answer: an ADD still gets a spare.
+    await refilled(s, 2);
+    apiDown = true;
+    const offline = await s.allocate(req('off'), by());
+    expect(offline.taken).toBeDefined();
+    expect(offline.alloc.ipv4).not.toBe(bad.alloc.ipv4);
+    apiDown = false;
+    s.annotateLater(offline.taken!, { namespace: 'default', name: 'pod-off' }, [offline.alloc.ipv4!]);
+    await s.settled();
+    s.close();
   });
 });

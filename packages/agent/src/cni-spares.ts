@@ -17,7 +17,7 @@
 //   reboot, which ends every pod of the node, empties it, and every spare is free again.
 // Only ADDs for this node that name no pools take spares; the rest go through IPAM as before.
 import { randomBytes } from 'node:crypto';
-import { appendFileSync, readFileSync, writeFileSync } from 'node:fs';
+import { appendFileSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import {
   type Allocation,
   type AllocateRequest as CniAllocateRequest,
@@ -62,6 +62,9 @@ type JournalLine =
 
 /** A take read from the journal, with the annotation its ADD asked for. */
 type OpenTake = Extract<JournalLine, { op: 'take' }> & { annotate?: { pod: PodRef; ips: string[] } };
+
+/** Lines appended before a journal that still holds open records is rewritten without the closed ones. */
+const COMPACT_AFTER = 256;
 
 /** How often a replayed take without a result cache entry is looked at again before it is freed. */
 const REPLAY_CHECKS = 4;
@@ -108,6 +111,10 @@ export class SpareAddresses {
   private readonly kinds = new Set<string>();
   /** Spare handles taken and not closed (journal), never given again in this process. */
   private readonly held = new Set<string>();
+  /** The journal's open records (take and annotate lines) by spare handle, to rewrite it. */
+  private readonly open = new Map<string, string>();
+  /** Lines written since the journal was last emptied or rewritten. */
+  private appended = 0;
   private ready = false;
   private closed = false;
   private cooldownUntil = 0;
@@ -241,8 +248,17 @@ export class SpareAddresses {
     const list = this.free.get(kind);
     while (list && list.length > 0) {
       const s = list.shift()!;
-      // A pool disabled, deleted or no longer selecting this node since the spare was made.
-      if (await this.ipam.allocatable(this.o.node, s.blocks)) return s;
+      // A pool disabled, deleted or no longer selecting this node since the spare was made. When
+      // the pools cannot be read (the API server does not answer), the spare is given: it was in
+      // an enabled pool when it was made, and an ADD should not need the API server.
+      const ok = await this.ipam.allocatable(this.o.node, s.blocks).catch((err: unknown) => {
+        this.o.log.debug(
+          { spare: s.handle, err: (err as Error).message },
+          'pools not read: spare given as made',
+        );
+        return true;
+      });
+      if (ok) return s;
       this.o.log.info(
         { spare: s.handle, blocks: s.blocks },
         'spare address no longer allocatable here: released',
@@ -392,12 +408,21 @@ export class SpareAddresses {
   /** Replays the journal, then reads the node's spares from the API. */
   private async start(): Promise<void> {
     const open = new Map<string, OpenTake>();
-    for (const line of this.readJournal()) {
+    const lines = this.readJournal();
+    for (const line of lines) {
       if (line.op === 'take') open.set(line.spare.handle, { ...line });
       else if (line.op === 'annotate') {
         const e = open.get(line.spare);
         if (e) e.annotate = { pod: line.pod, ips: line.ips };
       } else open.delete(line.spare);
+    }
+    this.appended = lines.length;
+    for (const e of open.values()) {
+      const { annotate, ...take } = e;
+      const annotated = annotate
+        ? `${JSON.stringify({ op: 'annotate', spare: e.spare.handle, ...annotate })}\n`
+        : '';
+      this.open.set(e.spare.handle, `${JSON.stringify(take)}\n${annotated}`);
     }
     for (const e of open.values()) this.replay(e, REPLAY_CHECKS);
     const found = await this.ipam.sparesOf(this.o.node);
@@ -499,12 +524,28 @@ export class SpareAddresses {
   }
 
   private append(line: JournalLine): void {
-    appendFileSync(this.o.journal, `${JSON.stringify(line)}\n`, { mode: 0o600 });
+    const text = `${JSON.stringify(line)}\n`;
+    const key = line.op === 'take' ? line.spare.handle : line.spare;
+    if (line.op === 'take' || line.op === 'annotate')
+      this.open.set(key, `${this.open.get(key) ?? ''}${text}`);
+    else this.open.delete(key);
+    appendFileSync(this.o.journal, text, { mode: 0o600 });
+    this.appended++;
   }
 
   /** Empties the journal when no record is open. */
   private compact(): void {
-    if (this.taken.size === 0 && this.held.size === 0) writeFileSync(this.o.journal, '', { mode: 0o600 });
+    if (this.open.size === 0) {
+      if (this.appended > 0) writeFileSync(this.o.journal, '', { mode: 0o600 });
+      this.appended = 0;
+    } else if (this.appended > COMPACT_AFTER) {
+      // Records that stay open (a transfer refused for good) keep the file from emptying: rewrite
+      // it with the open ones only.
+      const tmp = `${this.o.journal}.tmp`;
+      writeFileSync(tmp, [...this.open.values()].join(''), { mode: 0o600 });
+      renameSync(tmp, this.o.journal);
+      this.appended = 0;
+    }
     this.report();
   }
 }
