@@ -959,11 +959,20 @@ export class Ipam {
     const held: string[] = [];
     for (const cidr of blocks) {
       const c = mustParseCidr(cidr);
-      const r = await this.casBlock(cidr, (s) => {
-        const m = reassignHandle(s, from, to, secondary);
-        const ords = m.moved.length > 0 ? m.moved : ordinalsOfHandle(s, to);
-        return { state: m.moved.length > 0 ? m.block : s, result: ords };
-      });
+      const move = () =>
+        this.casBlock(cidr, (s) => {
+          const m = reassignHandle(s, from, to, secondary);
+          if (m.moved.length > 0) return { state: m.block, result: { ords: m.moved, wrote: true } };
+          return { state: s, result: { ords: ordinalsOfHandle(s, to), wrote: false } };
+        });
+      let moved = await move();
+      // Nothing to write (done before, or nothing held): decide on the server's block, not on a
+      // cached copy another process may have changed since.
+      if (!moved?.result.wrote) {
+        this.forget(cidr);
+        moved = await move();
+      }
+      const r = moved && { result: moved.result.ords };
       if (!r || r.result.length === 0) {
         // Nothing was held anywhere: the handle made above pins nothing.
         if (held.length === 0) await this.casHandle(to, () => undefined);

@@ -67,6 +67,20 @@ describe('spare addresses', () => {
     expect(await ipam.transfer('podnet-spare.n1.a', 'podnet.c1.eth0', 'n1', blocks, attrs)).toEqual(held);
     expect(ds.blocks.writes).toBe(writes);
 
+    // Released meanwhile by another process (this instance's copy of the block is stale): a replay
+    // is decided on the server's block.
+    const other = new Ipam({ datastore: ds, cacheTtlMs: 0 });
+    await ds.handles.create({
+      metadata: { name: 'podnet.c2.eth0' },
+      spec: { handleID: 'podnet.c2.eth0', block: { [r.ipv4!.block]: 1, [r.ipv6!.block]: 1 } },
+    });
+    const stale = await spare(ipam, 'podnet-spare.n1.s', true);
+    await ipam.transfer('podnet-spare.n1.s', 'podnet.c2.eth0', 'n1', stale.blocks, {});
+    await other.releaseByHandle('podnet.c2.eth0');
+    expect(await codeOf(ipam.transfer('podnet-spare.n1.s', 'podnet.c2.eth0', 'n1', stale.blocks, {}))).toBe(
+      IPAM_ERR.NOT_ALLOCATED,
+    );
+
     // A handle that exists pinning other blocks belongs to another allocation: the spare stays.
     const s2 = await spare(ipam, 'podnet-spare.n1.b');
     expect(await codeOf(ipam.transfer('podnet-spare.n1.b', 'podnet.c1.eth0', 'n1', s2.blocks, {}))).toBe(
