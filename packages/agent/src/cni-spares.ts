@@ -402,7 +402,11 @@ export class SpareAddresses {
     this.report();
     this.cooldownUntil = Date.now() + 30_000;
     this.o.log.info({ spares: all.map((s) => s.handle), why }, 'spare addresses released');
-    for (const s of all) await this.ipam.releaseByHandle(s.handle);
+    for (const s of all) {
+      await this.ipam.releaseByHandle(s.handle).catch((err: unknown) => {
+        this.o.log.warn({ spare: s.handle, err: (err as Error).message }, 'releasing a spare failed');
+      });
+    }
   }
 
   /** Replays the journal, then reads the node's spares from the API. */
