@@ -299,10 +299,39 @@ describe('RouteProgrammer with an in-memory kernel', () => {
     await settle();
     expect([...kernel.routes.values()].map((r) => r.dst).sort()).toEqual(['10.0.0.1/32', '10.0.0.2/32']);
     expect(kernel.dumps).toBe(dumps);
+    // A link that comes while a dump runs (the dump began before it) is not lost.
+    kernel.emit!({ type: 'link-removed', ifname: 'pnx0', ifindex: 200 });
+    let open!: () => void;
+    const gate = new Promise<void>((r) => {
+      open = r;
+    });
+    const listLinks = kernel.listLinks.bind(kernel);
+    kernel.listLinks = async () => {
+      const before = await listLinks();
+      await gate;
+      return before;
+    };
+    await settle(10);
+    kernel.links.push({ ifname: 'pnc', ifindex: 12, up: true });
+    kernel.emit!({ type: 'link', ifname: 'pnc', ifindex: 12, up: true });
+    const writing = rp.setDesired([
+      ...pods,
+      ...computeDesired({ localPods: [{ ifname: 'pnc', ips: ['10.0.0.3'] }] }).routes,
+    ]);
+    open();
+    await writing;
+    await settle();
+    kernel.listLinks = listLinks;
+    expect([...kernel.routes.values()].map((r) => r.dst).sort()).toEqual([
+      '10.0.0.1/32',
+      '10.0.0.2/32',
+      '10.0.0.3/32',
+    ]);
     // A link going down may take routes with it: that needs the tables again.
+    const dumps2 = kernel.dumps;
     kernel.emit!({ type: 'link', ifname: 'pnb', ifindex: 11, up: false });
     await settle();
-    expect(kernel.dumps).toBe(dumps + 1);
+    expect(kernel.dumps).toBe(dumps2 + 1);
     await rp.stop();
   });
 

@@ -224,6 +224,8 @@ export class RouteProgrammer {
   private readonly ackedSinceDump = new Set<string>();
   /** `table|dst` the kernel reported deleted (podnet's protocol) since the last dump: `missing`. */
   private readonly goneSinceDump = new Set<string>();
+  /** Links added or brought up (events) since the last dump began: a dump that began before them misses them. */
+  private readonly linksSinceDump = new Map<number, LinkInfo>();
   private verify: NodeJS.Timeout | undefined;
   private readonly counts = { add: 0, replace: 0, delete: 0 };
   private readonly metrics:
@@ -632,11 +634,13 @@ export class RouteProgrammer {
         const known = this.links.find((l) => l.ifindex === e.ifindex);
         if (e.type === 'link' && known && known.up === e.up && known.ifname === e.ifname) return;
         if (e.type === 'link-removed') this.forgetInterfaceSysctls(e.ifindex);
+        if (e.type !== 'link' || e.up === false) this.linksSinceDump.delete(e.ifindex);
         if (e.type === 'link' && (!known || (known.ifname === e.ifname && !known.up && e.up))) {
           // A new interface (a pod's veth), or one coming up: no route went away with it, so the
           // routes that wait for it are written from what is known, without dumping the kernel's
           // tables (on a node with hundreds of pods, every pod start cost a dump of them all).
           const link = { ifname: e.ifname, ifindex: e.ifindex, up: e.up };
+          this.linksSinceDump.set(e.ifindex, link);
           this.links = known
             ? this.links.map((l) => (l.ifindex === e.ifindex ? link : l))
             : [...this.links, link];
@@ -711,10 +715,16 @@ export class RouteProgrammer {
         // The dump is the truth from here on; a deletion reported while it runs marks the slot again.
         this.ackedSinceDump.clear();
         this.goneSinceDump.clear();
+        this.linksSinceDump.clear();
         // One after the other: a netlink socket runs one dump at a time (EBUSY otherwise).
         const links = await this.kernel.listLinks();
         const routes = await this.kernel.listRoutes(this.tables());
-        this.links = links;
+        // A link that came (up) while the dump ran may be missing from it, or listed as it was.
+        const dumped = new Set(links.map((l) => l.ifindex));
+        this.links = [
+          ...links.map((l) => this.linksSinceDump.get(l.ifindex) ?? l),
+          ...[...this.linksSinceDump.values()].filter((l) => !dumped.has(l.ifindex)),
+        ];
         this.actual = new Map(routes.map((r) => [slotKey(r), r]));
         if (this.kernel.listNeighbours) {
           this.actualNeigh = new Map((await this.kernel.listNeighbours()).map((n) => [neighKey(n), n]));
