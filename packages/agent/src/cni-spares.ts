@@ -95,6 +95,7 @@ export interface SpareOptions {
 }
 
 const kindOf = (ipv4: boolean, ipv6: boolean) => `${ipv4 ? '4' : ''}${ipv6 ? '6' : ''}`;
+const spareKind = (s: Spare) => kindOf(s.ipv4 !== undefined, s.ipv6 !== undefined);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Errors a later attempt cannot mend: the handle belongs to another allocation, or the spare is gone. */
@@ -109,9 +110,10 @@ export class SpareAddresses {
   private readonly refilling = new Set<string>();
   /** The kinds of request seen (refilled once loaded). */
   private readonly kinds = new Set<string>();
-  /** Spare handles taken and not closed (journal), never given again in this process. */
-  private readonly held = new Set<string>();
-  /** The journal's open records (take and annotate lines) by spare handle, to rewrite it. */
+  /**
+   * The journal's open records (take and annotate lines) by spare handle: the spares taken and not
+   * closed, never given again in this process.
+   */
   private readonly open = new Map<string, string>();
   /** Lines written since the journal was last emptied or rewritten. */
   private appended = 0;
@@ -235,7 +237,15 @@ export class SpareAddresses {
     const m = this.o.metrics;
     if (!m) return;
     for (const [kind, list] of this.free) m.cniSpares.set({ families: kind }, list.length);
-    m.cniSparePending.set(this.held.size);
+    m.cniSparePending.set(this.open.size);
+  }
+
+  /** A spare free to give. */
+  private keep(spare: Spare): void {
+    const kind = spareKind(spare);
+    const list = this.free.get(kind) ?? [];
+    list.push(spare);
+    this.free.set(kind, list);
   }
 
   private anyFree(): boolean {
@@ -272,7 +282,6 @@ export class SpareAddresses {
 
   private record(spare: Spare, handle: string, attrs: Record<string, string>, by: TakenBy): Taken {
     this.append({ op: 'take', spare, handle, attrs, by });
-    this.held.add(spare.handle);
     let annotation!: Taken['annotation'];
     const wanted = new Promise<{ pod: PodRef; ips: string[] } | undefined>((r) => {
       annotation = r;
@@ -309,12 +318,11 @@ export class SpareAddresses {
       this.stats.transferred++;
       if (a && !(await this.retrying('annotate', () => this.inner.annotatePod(a.pod, a.ips))).ok) return;
       this.append({ op: 'done', spare: t.spare.handle });
-      this.held.delete(t.spare.handle);
       log.debug({ addresses: moved.value }, 'spare address recorded for its pod');
     } finally {
       this.taken.delete(t.handle);
       this.compact();
-      this.refill(kindOf(t.spare.ipv4 !== undefined, t.spare.ipv6 !== undefined));
+      this.refill(spareKind(t.spare));
     }
   }
 
@@ -382,7 +390,7 @@ export class SpareAddresses {
           };
           if (r.ipv4) spare.ipv4 = r.ipv4.address;
           if (r.ipv6) spare.ipv6 = r.ipv6.address;
-          list.push(spare);
+          this.keep(spare);
           this.stats.made++;
           this.report();
         }
@@ -431,16 +439,13 @@ export class SpareAddresses {
     for (const e of open.values()) this.replay(e, REPLAY_CHECKS);
     const found = await this.ipam.sparesOf(this.o.node);
     for (const f of found) {
-      if (this.held.has(f.handle)) continue;
+      if (this.open.has(f.handle)) continue;
       const spare: Spare = { handle: f.handle, blocks: f.addresses.map((a) => a.block) };
       for (const a of f.addresses) {
         if (a.address.includes(':')) spare.ipv6 = a.address;
         else spare.ipv4 = a.address;
       }
-      const kind = kindOf(spare.ipv4 !== undefined, spare.ipv6 !== undefined);
-      const list = this.free.get(kind) ?? [];
-      list.push(spare);
-      this.free.set(kind, list);
+      this.keep(spare);
     }
     this.ready = true;
     this.compact();
@@ -468,19 +473,14 @@ export class SpareAddresses {
     );
     if (!entry || entry.handle !== e.handle) {
       if (checksLeft > 0) {
-        this.held.add(e.spare.handle);
         const timer = setTimeout(() => this.replay(e, checksLeft - 1), this.o.replayCheckMs ?? 15_000);
         timer.unref();
         return;
       }
       this.append({ op: 'cancel', spare: e.spare.handle });
       this.stats.cancelled++;
-      if (this.held.delete(e.spare.handle) && this.ready) {
-        const kind = kindOf(e.spare.ipv4 !== undefined, e.spare.ipv6 !== undefined);
-        const list = this.free.get(kind) ?? [];
-        list.push(e.spare);
-        this.free.set(kind, list);
-      }
+      // Not yet loaded: the node's spares, read then, include it.
+      if (this.ready) this.keep(e.spare);
       this.compact();
       this.o.log.info(
         { handle: e.handle, spare: e.spare.handle },
@@ -488,7 +488,6 @@ export class SpareAddresses {
       );
       return;
     }
-    this.held.add(e.spare.handle);
     this.stats.replayed++;
     const ips = [e.spare.ipv4, e.spare.ipv6].filter((x): x is string => x !== undefined);
     const pod = e.annotate?.pod ?? (e.attrs.pod !== undefined ? entry.pod : undefined);

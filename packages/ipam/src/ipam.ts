@@ -372,6 +372,20 @@ export class Ipam {
     return labels;
   }
 
+  /**
+   * The node's labels as pool selection needs them: read only when a pool selects some nodes (with
+   * every pool on all(), the default, the Node is not read).
+   */
+  private async selectorLabels(node: string, pools: PoolInfo[]): Promise<Record<string, string>> {
+    return pools.some((p) => !selectsEveryNode(p.nodeSelector)) ? ((await this.labelsOf(node)) ?? {}) : {};
+  }
+
+  /** The blocks labelled with the node (its affine blocks, and any that still carry its label). */
+  private async nodeBlocks(node: string) {
+    const v = labelValue(node);
+    return this.ds.blocks.list(v ? { labelSelector: `${NODE_LABEL}=${v}` } : {});
+  }
+
   private remember(b: IPAMBlock): IPAMBlock {
     this.blocks.set(b.spec.cidr, b);
     return b;
@@ -384,8 +398,7 @@ export class Ipam {
   /** Loads the node's affine blocks into the cache (once per node, then kept by writes and conflicts). */
   private async loadNode(node: string): Promise<void> {
     if (this.loadedNodes.has(node)) return;
-    const v = labelValue(node);
-    const r = await this.ds.blocks.list(v ? { labelSelector: `${NODE_LABEL}=${v}` } : {});
+    const r = await this.nodeBlocks(node);
     for (const b of r.items) if (affineNode(b.spec) === node) this.remember(b);
     this.loadedNodes.add(node);
   }
@@ -530,11 +543,7 @@ export class Ipam {
     for (const [k, v] of Object.entries(req.attrs ?? {})) if (v !== undefined) secondary[k] = v;
 
     const allPools = await this.pools();
-    // The node's labels matter only to a pool that selects some nodes: with every pool on all()
-    // (the default), the read of the Node is skipped.
-    const labels = allPools.some((p) => !selectsEveryNode(p.nodeSelector))
-      ? ((await this.labelsOf(req.node)) ?? {})
-      : {};
+    const labels = await this.selectorLabels(req.node, allPools);
     const plan: FamilyPlan[] = families.map((family) => {
       let pools = poolsForNode(allPools, family, labels);
       if (req.pools) pools = pools.filter((p) => req.pools!.includes(p.name));
@@ -995,8 +1004,7 @@ export class Ipam {
   async sparesOf(
     node: string,
   ): Promise<{ handle: string; addresses: { address: string; block: string }[] }[]> {
-    const v = labelValue(node);
-    const r = await this.ds.blocks.list(v ? { labelSelector: `${NODE_LABEL}=${v}` } : {});
+    const r = await this.nodeBlocks(node);
     const out = new Map<string, { address: string; block: string }[]>();
     for (const b of r.items) {
       if (affineNode(b.spec) !== node || b.spec.deleted) continue;
@@ -1016,9 +1024,7 @@ export class Ipam {
    */
   async allocatable(node: string, blocks: string[]): Promise<boolean> {
     const allPools = await this.pools();
-    const labels = allPools.some((p) => !selectsEveryNode(p.nodeSelector))
-      ? ((await this.labelsOf(node)) ?? {})
-      : {};
+    const labels = await this.selectorLabels(node, allPools);
     return blocks.every((cidr) => {
       const c = mustParseCidr(cidr);
       return poolContaining(poolsForNode(allPools, familyOf(c), labels), c) !== undefined;
