@@ -33,7 +33,7 @@ if (!Number.isInteger(SPARES) || SPARES < 0 || SPARES > 64)
   throw new Error(`--spares ${args[sparesAt + 1]}: expected a whole number from 0 to 64`);
 const PODS = Number(args.find((a, i) => /^\d+$/.test(a) && (sparesAt < 0 || i !== sparesAt + 1)) ?? 200);
 const SHIM = fileURLToPath(new URL('../packages/cni/dist/podnet-cni-shim', import.meta.url));
-const AGENT = fileURLToPath(new URL('../packages/agent/dist/cli.js', import.meta.url));
+const AGENT = fileURLToPath(new URL('../packages/agent/dist/podnet-agent.js', import.meta.url));
 /** How long the --load workers may spin at most (they are also ended when the bench ends). */
 const LOAD_MAX_MS = 15 * 60_000;
 // CNI_BENCH_PLUGIN=<path to podnet-cni.js> measures another build (e.g. an older one, side by side).

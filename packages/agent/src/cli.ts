@@ -5,6 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { Ipam } from '@podnet/ipam';
 import { KubeClient } from '@podnet/k8s';
+import { mallocTrim, mallocTune } from '@podnet/native';
 import { NftTable, nftCli } from '@podnet/nft';
 import { procSysctl } from '@podnet/routes';
 import { Rtnl } from '@podnet/rtnetlink';
@@ -59,6 +60,9 @@ function cniTokenSpec(config: AgentConfig): TokenRequestSpec | undefined {
     expirationSeconds: Math.round(config.cniTokenExpiration / 1000),
   };
 }
+
+/** How often freed malloc memory is given back to the kernel (malloc_trim). */
+const MALLOC_TRIM_INTERVAL_MS = 30_000;
 
 async function main(): Promise<number> {
   let loaded: LoadedConfig;
@@ -149,6 +153,11 @@ async function main(): Promise<number> {
     process.stderr.write(`podnet-agent: ${(err as Error).message}; pass --kubeconfig or run in a cluster\n`);
     return 2;
   }
+  // The agent's threads (a receive thread per pod interface's ARP socket, V8's and libuv's) each
+  // allocate little: two malloc arenas serve them all, large blocks get mappings of their own, and
+  // what is freed goes back to the kernel every half minute (docs/footprint.md).
+  mallocTune({ arenaMax: 2, mmapThreshold: 128 * 1024, trimThreshold: 128 * 1024 });
+  setInterval(() => mallocTrim(), MALLOC_TRIM_INTERVAL_MS).unref();
   const metrics = createMetrics({ defaultMetrics: true });
   // The default IPPool(s) and BGPConfiguration, when absent (deploy/ cannot apply them with the CRDs).
   const defaults = startDefaultObjects(

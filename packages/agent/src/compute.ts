@@ -1,6 +1,7 @@
 // desired = compute(inputs): the agent's pure core (docs/architecture.md, "Inside the agent"). No I/O, no clocks, no randomness:
 // the same inputs always give the same, sorted output, so reconcilers can diff it cheaply.
 import { peerKey } from '@podnet/bgp';
+import { compareStrings } from '@podnet/k8s';
 import { resolveBfd } from './bfd-config.js';
 import {
   addressOf,
@@ -368,7 +369,7 @@ export function compute(inputs: ComputeInputs): Desired {
     }
 
     const myLabels = selfNode?.labels ?? {};
-    for (const peer of [...inputs.peers].sort((a, b) => a.name.localeCompare(b.name))) {
+    for (const peer of [...inputs.peers].sort((a, b) => compareStrings(a.name, b.name))) {
       const what = `BGPPeer ${peer.name}`;
       let applies: boolean;
       if (peer.node) applies = peer.node === me;
@@ -461,7 +462,7 @@ export function compute(inputs: ComputeInputs): Desired {
     }
   }
 
-  const sortedRoutes = routes.sort((a, b) => compareIp(a.dst, b.dst) || a.type.localeCompare(b.type));
+  const sortedRoutes = routes.sort((a, b) => compareIp(a.dst, b.dst) || compareStrings(a.type, b.type));
   // Families in use: those of the pools (a disabled pool's pods keep their addresses).
   const families = [...new Set(pools.map((p) => p.cidr.family))].sort();
   return {
@@ -474,7 +475,7 @@ export function compute(inputs: ComputeInputs): Desired {
     },
     routes: sortedRoutes,
     families,
-    arpInterfaces: arpInterfaces.sort((a, b) => a.iface.localeCompare(b.iface)),
+    arpInterfaces: arpInterfaces.sort((a, b) => compareStrings(a.iface, b.iface)),
     peers: [...peers.values()].sort((a, b) => compareIp(a.address, b.address) || a.port - b.port),
     advertisements: advertisements.sort((a, b) => compareIp(a.prefix, b.prefix)),
     problems,

@@ -11,7 +11,7 @@ import { parse as parseYaml } from 'yaml';
 import { parseSysctlConf } from './node-sysctls.js';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
-const CLI = join(HERE, '../dist/cli.js');
+const CLI = join(HERE, '../dist/podnet-agent.js');
 const set = new NetnsSet();
 let dir: string;
 beforeAll(async () => {

@@ -34,7 +34,7 @@ import {
 import { defaultPluginBundle } from './install-cni.js';
 
 const log = pino({ level: 'silent' });
-const CLI = fileURLToPath(new URL('../dist/cli.js', import.meta.url));
+const CLI = fileURLToPath(new URL('../dist/podnet-agent.js', import.meta.url));
 const run = Math.random().toString(36).slice(2, 8);
 const ns = `podnet-tok-${run}`;
 const nodeName = `tok-node-${run}`;

@@ -2,13 +2,17 @@
 // index pulls in every generated API and model (~35 MB of module source and code in a running
 // agent), and one value import of it anywhere in the agent's modules loads all of that at start.
 import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { expect, it } from 'vitest';
 
 const DIST = join(dirname(fileURLToPath(import.meta.url)), '..', 'dist');
 
-/** Imports every module of the built agent but cli.js (which starts it) and lists what resolved into client-node. */
+/**
+ * Imports every module of the built agent but the entry points (cli.js and its bundle start it; the
+ * BFD worker's bundle runs only as a worker thread) and lists what resolved into client-node.
+ */
 const SCRIPT = `
 import { registerHooks } from 'node:module';
 import { readdirSync } from 'node:fs';
@@ -25,7 +29,7 @@ registerHooks({
 });
 const dist = process.argv[1];
 const files = readdirSync(dist, { recursive: true })
-  .filter((f) => f.endsWith('.js') && f !== 'cli.js')
+  .filter((f) => f.endsWith('.js') && !['cli.js', 'podnet-agent.js', 'podnet-agent-bfd-worker.js'].includes(f))
   .sort();
 for (const f of files) await import(pathToFileURL(join(dist, f)).href);
 console.log(JSON.stringify({ modules: files.length, clientNode: [...seen].sort() }));
@@ -37,4 +41,22 @@ it('importing every agent module loads only client-node kubeconfig and authentic
   ) as { modules: number; clientNode: string[] };
   expect(out.modules).toBeGreaterThan(40);
   expect(out.clientNode).toEqual(['dist/config_types.js', 'dist/exec_auth.js', 'dist/file_auth.js']);
+});
+
+// The bundle (scripts/bundle.mjs) is what `podnet-agent` runs: the same rule holds for what it
+// carries, and it must load and answer.
+it('the podnet-agent bundle carries only those client-node files, is ASCII, and runs', () => {
+  const bundle = readFileSync(join(DIST, 'podnet-agent.js'), 'utf8');
+  // esbuild (not minifying) heads each bundled module with a comment naming its path.
+  const clientNode = [...bundle.matchAll(/^\/\/ \S*@kubernetes\/client-node\/(\S+)$/gm)]
+    .map((m) => m[1])
+    .sort();
+  expect(clientNode).toEqual(['dist/config_types.js', 'dist/exec_auth.js', 'dist/file_auth.js']);
+  // One non-ASCII character would make V8 hold the whole 2 MB source as UTF-16.
+  expect(bundle.match(/[^\x00-\x7f]/)?.[0]).toBeUndefined();
+  const help = execFileSync(process.execPath, [join(DIST, 'podnet-agent.js'), '--help'], {
+    encoding: 'utf8',
+  });
+  expect(help).toMatch(/^usage: podnet-agent/m);
+  expect(help).toContain('--cni-spare-addresses');
 });

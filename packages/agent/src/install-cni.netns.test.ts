@@ -22,7 +22,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
-const AGENT = join(ROOT, 'packages/agent/dist/cli.js');
+const AGENT = join(ROOT, 'packages/agent/dist/podnet-agent.js');
 const API_PORT = 6443;
 const NODE = 'node-inst';
 

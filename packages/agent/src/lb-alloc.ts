@@ -4,6 +4,7 @@
 // use. No I/O: lb-controller.ts turns a Decision into compare-and-swap writes.
 import {
   type AddressRange,
+  compareStrings,
   formatIp,
   LB_ANNOTATIONS,
   LB_CLASS,
@@ -104,8 +105,8 @@ export interface PoolProblem {
 export function overlapProblems(pools: readonly LoadBalancerPool[]): Map<string, PoolProblem> {
   const order = [...pools].sort(
     (a, b) =>
-      (a.metadata.creationTimestamp ?? '').localeCompare(b.metadata.creationTimestamp ?? '') ||
-      a.metadata.name.localeCompare(b.metadata.name),
+      compareStrings(a.metadata.creationTimestamp ?? '', b.metadata.creationTimestamp ?? '') ||
+      compareStrings(a.metadata.name, b.metadata.name),
   );
   const out = new Map<string, PoolProblem>();
   const accepted: { pool: string; field: string; text: string; r: AddressRange }[] = [];

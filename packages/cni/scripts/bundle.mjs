@@ -81,7 +81,7 @@ function publish(path, contents, mode = 0o644) {
 // definitions, errors, addresses and selectors, so in the bundle '@podnet/k8s' is that subset, plus
 // a KubeClient that throws if constructed (ipam builds one only without a datastore; the plugin
 // always gives it one). A name imported from outside the subset fails the build, loudly.
-const K8S_SUBSET = ['errors', 'net', 'selector', 'schemas', 'resources'];
+const K8S_SUBSET = ['errors', 'net', 'order', 'selector', 'schemas', 'resources'];
 const leanK8s = {
   name: 'lean-k8s',
   setup(b) {

@@ -6,6 +6,7 @@ import {
   cidrContains,
   cidrContainsIp,
   cidrsOverlap,
+  compareStrings,
   familyBits,
   formatCidr,
   formatIp,
@@ -381,7 +382,7 @@ export function poolsForNode(
   return pools
     .filter((p) => !p.disabled && p.cidr.family === family)
     .filter((p) => matchesSelector(parseSelector(p.nodeSelector), nodeLabels))
-    .sort((a, b) => a.name.localeCompare(b.name));
+    .sort((a, b) => compareStrings(a.name, b.name));
 }
 
 export function poolContaining(pools: PoolInfo[], block: ParsedCidr): PoolInfo | undefined {

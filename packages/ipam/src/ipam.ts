@@ -13,6 +13,7 @@ import {
   type BlockAffinity,
   cidrContainsIp,
   cidrsOverlap,
+  compareStrings,
   formatCidr,
   type IPAMBlock,
   type IPAMHandle,
@@ -359,7 +360,7 @@ export class Ipam {
         this.log?.warn({ pool: s.pool.name, overlaps: s.overlaps.name, err: s.message }, 'IPPool set aside');
       }
     // Keep the name order the rest of IPAM relies on (poolsForNode sorts again).
-    this.poolCache = { at: now, pools: valid.sort((a, b) => a.name.localeCompare(b.name)), setAside };
+    this.poolCache = { at: now, pools: valid.sort((a, b) => compareStrings(a.name, b.name)), setAside };
     return this.poolCache;
   }
 
@@ -773,7 +774,7 @@ export class Ipam {
       affine = [...this.blocks.values()].filter((b) => affineNode(b.spec) === node && !b.spec.deleted);
       const withRoom = affine
         .filter((b) => inPools(b) && freeCount(toState(b)) > 0 && !tried.has(b.spec.cidr))
-        .sort((a, b) => a.spec.cidr.localeCompare(b.spec.cidr));
+        .sort((a, b) => compareStrings(a.spec.cidr, b.spec.cidr));
       if (withRoom[0]) return withRoom[0].spec.cidr;
       // The cache may be stale (another process released addresses): re-read once before claiming.
       if (pass === 0) {
@@ -1128,7 +1129,7 @@ export class Ipam {
         used: usedCount(toState(b)),
         free: freeCount(toState(b)),
       }))
-      .sort((a, b) => a.cidr.localeCompare(b.cidr));
+      .sort((a, b) => compareStrings(a.cidr, b.cidr));
   }
 
   /** Addresses used by pods on `node` that come from other nodes' blocks (announced as /32s). */
@@ -1191,7 +1192,7 @@ export class Ipam {
         capacity: (1n << BigInt((p.cidr.family === 4 ? 32 : 128) - p.cidr.prefixLength)).toString(),
         used: perPool.get(p.name)!.used,
       })),
-      nodes: [...nodes.values()].sort((a, b) => a.node.localeCompare(b.node)),
+      nodes: [...nodes.values()].sort((a, b) => compareStrings(a.node, b.node)),
       totals: { blocks: blocks.items.length, used, handles: handles.items.length },
     };
   }

@@ -13,6 +13,7 @@ export * from './informer.js';
 export * from './install.js';
 export * from './lb.js';
 export * from './net.js';
+export * from './order.js';
 export * from './resources.js';
 export * from './schemas.js';
 export * from './selector.js';

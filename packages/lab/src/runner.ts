@@ -607,8 +607,8 @@ export class Lab {
         break;
       }
       case 'podnet-agent': {
-        // With the node flags of its `#!` line, as the image runs it (`podnet-agent`).
-        const cli = dist('agent', 'cli.js');
+        // The bundle `podnet-agent` runs in the image, with the node flags of its `#!` line.
+        const cli = dist('agent', 'podnet-agent.js');
         argv = [nodeBin, ...shebangNodeFlags(cli), cli, ...rest.map(mapArg)];
         break;
       }

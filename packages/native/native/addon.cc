@@ -19,6 +19,9 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 #include <linux/if_packet.h>
 #include <linux/netlink.h>
 #include <net/ethernet.h>
@@ -1576,6 +1579,41 @@ class Poller : public Napi::ObjectWrap<Poller> {
   uint64_t dropsReported_ = 0;  // JS thread only
 };
 
+// mallocTune(arenaMax, mmapThreshold, trimThreshold) -> boolean: glibc malloc's M_ARENA_MAX,
+// M_MMAP_THRESHOLD and M_TRIM_THRESHOLD (mallopt(3)); a value of 0 leaves that one as it is. Setting
+// the mmap threshold also turns off glibc's dynamic threshold, which otherwise rises after a large
+// block is freed and then serves large blocks from the heap, where freed memory stays. False when
+// the C library is not glibc (nothing set) or glibc refused a value.
+Napi::Value MallocTune(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 3 || !info[0].IsNumber() || !info[1].IsNumber() || !info[2].IsNumber()) {
+    ThrowInvalid(env, "mallocTune(arenaMax, mmapThreshold, trimThreshold): bad arguments");
+    return env.Undefined();
+  }
+#if defined(__GLIBC__)
+  bool ok = true;
+  const int params[3] = {M_ARENA_MAX, M_MMAP_THRESHOLD, M_TRIM_THRESHOLD};
+  for (int i = 0; i < 3; i++) {
+    int v = info[i].As<Napi::Number>().Int32Value();
+    if (v > 0 && mallopt(params[i], v) != 1) ok = false;
+  }
+  return Napi::Boolean::New(env, ok);
+#else
+  return Napi::Boolean::New(env, false);
+#endif
+}
+
+// mallocTrim() -> boolean: malloc_trim(0), which gives the free pages of every malloc arena back to
+// the kernel (glibc); true when some memory was released, false when none was or not glibc.
+Napi::Value MallocTrim(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+#if defined(__GLIBC__)
+  return Napi::Boolean::New(env, malloc_trim(0) == 1);
+#else
+  return Napi::Boolean::New(env, false);
+#endif
+}
+
 Napi::Value AddonInfo(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Napi::Object out = Napi::Object::New(env);
@@ -1585,6 +1623,8 @@ Napi::Value AddonInfo(const Napi::CallbackInfo& info) {
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("addonInfo", Napi::Function::New(env, AddonInfo, "addonInfo"));
+  exports.Set("mallocTune", Napi::Function::New(env, MallocTune, "mallocTune"));
+  exports.Set("mallocTrim", Napi::Function::New(env, MallocTrim, "mallocTrim"));
   exports.Set("nlOpen", Napi::Function::New(env, NlOpen, "nlOpen"));
   exports.Set("nlSetOpt", Napi::Function::New(env, NlSetOpt, "nlSetOpt"));
   exports.Set("sendBuf", Napi::Function::New(env, SendBuf, "sendBuf"));

@@ -10,6 +10,8 @@ import {
   addonInfo,
   closeFd,
   createTcpSocket,
+  mallocTrim,
+  mallocTune,
   NativeError,
   NETLINK_ROUTE,
   type NetlinkSocket,
@@ -93,6 +95,56 @@ afterAll(async () => {
 describe('native addon', () => {
   it('loads the compiled addon and reports the N-API version it was built for', () => {
     expect(addonInfo().napiVersion).toBe(8);
+  });
+});
+
+describe('malloc settings and trimming (glibc)', () => {
+  it('refuses a bad value, naming the field and the value', () => {
+    expect(() => mallocTune({ arenaMax: -1 })).toThrow(/arenaMax: .*\(got -1\)/);
+    expect(() => mallocTune({ mmapThreshold: 2 ** 40 })).toThrow(/mmapThreshold/);
+  });
+
+  it('gives the freed heap of a process back to the kernel', async () => {
+    // A child process: malloc 80 MB in 4 KiB blocks (under the mmap threshold: the heap), free them,
+    // then malloc_trim. The blocks are ArrayBuffer stores, which Node takes from malloc.
+    const script = `
+      const { mallocTrim, mallocTune } = await import(${JSON.stringify(new URL('../dist/index.js', import.meta.url).href)});
+      const rss = () => Number(/VmRSS:\\s+(\\d+)/.exec(require('node:fs').readFileSync('/proc/self/status', 'utf8'))[1]) * 1024;
+      const tuned = mallocTune({ arenaMax: 2, mmapThreshold: 128 * 1024, trimThreshold: 128 * 1024 });
+      let held = [];
+      for (let i = 0; i < 20000; i++) held.push(new Uint8Array(new ArrayBuffer(4096)).fill(1));
+      // Keep one block in 64 so the heap's top stays in use: only malloc_trim can give back the rest.
+      held = held.filter((_, i) => i % 64 === 63);
+      globalThis.gc(); globalThis.gc();
+      await new Promise((r) => setTimeout(r, 200));
+      const before = rss();
+      const released = mallocTrim();
+      const after = rss();
+      console.log(JSON.stringify({ tuned, released, freedMb: (before - after) / 1048576, kept: held.length }));
+    `;
+    const child = spawn(
+      process.execPath,
+      [
+        '--expose-gc',
+        '--input-type=module',
+        '-e',
+        `import { createRequire } from 'node:module'; const require = createRequire(import.meta.url);\n${script}`,
+      ],
+      {
+        stdio: ['ignore', 'pipe', 'inherit'],
+      },
+    );
+    let out = '';
+    child.stdout.on('data', (d) => {
+      out += d;
+    });
+    const [code] = await once(child, 'exit');
+    expect(code).toBe(0);
+    const r = JSON.parse(out) as { tuned: boolean; released: boolean; freedMb: number; kept: number };
+    expect(r.tuned).toBe(true);
+    expect(r.released).toBe(true);
+    expect(r.kept).toBe(312);
+    expect(r.freedMb).toBeGreaterThan(40);
   });
 });
 

@@ -47,6 +47,8 @@ interface RawPoller {
 
 interface Binding {
   addonInfo(): AddonInfo;
+  mallocTune(arenaMax: number, mmapThreshold: number, trimThreshold: number): boolean;
+  mallocTrim(): boolean;
   nlOpen(
     protocol: number,
     groups: number[],
@@ -155,6 +157,33 @@ function checkInt(field: string, value: unknown, min: number, max: number): numb
 
 export function addonInfo(): AddonInfo {
   return binding.addonInfo();
+}
+
+/** glibc malloc settings (mallopt(3)); an unset field is left as it is. */
+export interface MallocSettings {
+  /** M_ARENA_MAX: arenas threads share (glibc's default: 8 per core). */
+  arenaMax?: number;
+  /** M_MMAP_THRESHOLD: bytes from which a block gets its own mapping (and fixes the threshold). */
+  mmapThreshold?: number;
+  /** M_TRIM_THRESHOLD: free bytes at the top of the heap given back at once. */
+  trimThreshold?: number;
+}
+
+/**
+ * Tunes glibc's malloc for a long-lived process with many threads that allocate little: fewer
+ * arenas, and large blocks in mappings of their own, so that freed memory goes back to the kernel.
+ * False when the C library is not glibc (nothing changed) or a value was refused.
+ */
+export function mallocTune(s: MallocSettings): boolean {
+  const arenaMax = checkInt('arenaMax', s.arenaMax ?? 0, 0, 1024);
+  const mmapThreshold = checkInt('mmapThreshold', s.mmapThreshold ?? 0, 0, 32 * 1024 * 1024);
+  const trimThreshold = checkInt('trimThreshold', s.trimThreshold ?? 0, 0, 2 ** 30);
+  return binding.mallocTune(arenaMax, mmapThreshold, trimThreshold);
+}
+
+/** malloc_trim(0): gives free pages of every malloc arena back to the kernel. True when some were. */
+export function mallocTrim(): boolean {
+  return binding.mallocTrim();
 }
 
 // SOL_NETLINK options (linux/netlink.h).

@@ -21,7 +21,7 @@ import {
 import { parse as parseYaml, stringify as toYaml } from 'yaml';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../../../..');
-export const AGENT = join(ROOT, 'packages/agent/dist/cli.js');
+export const AGENT = join(ROOT, 'packages/agent/dist/podnet-agent.js');
 export const CNI = join(ROOT, 'packages/cni/dist/podnet-cni.js');
 /** The API server's port inside each node namespace (the tunnel's end). */
 const API_PORT = 6443;
