@@ -10,7 +10,7 @@
 // (../package.json, ../../cni/dist/…) are the same in both. Two paths are patched below.
 import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
-import { createRequire } from 'node:module';
+import { createRequire, isBuiltin } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
@@ -61,6 +61,25 @@ const zodEnglishOnly = {
   },
 };
 
+// Node's builtins are required, not imported: an `import` of one makes Node build an ES module
+// facade that reads every export, and node:http's include getters that load the fetch
+// implementation (undici, 745 KB of source, compiled and kept) although the agent never uses it.
+const builtinsByRequire = {
+  name: 'builtins-by-require',
+  setup(b) {
+    b.onResolve({ filter: /^[a-z_:/]+$/ }, (a) => {
+      if (!isBuiltin(a.path)) return undefined;
+      const path = a.path.startsWith('node:') ? a.path : `node:${a.path}`;
+      // The require() in the module made below is Node's own.
+      return a.namespace === 'builtin' ? { path, external: true } : { path, namespace: 'builtin' };
+    });
+    b.onLoad({ filter: /.*/, namespace: 'builtin' }, (a) => ({
+      contents: `module.exports = require(${JSON.stringify(a.path)});`,
+      loader: 'js',
+    }));
+  },
+};
+
 const common = {
   write: false,
   bundle: true,
@@ -71,7 +90,7 @@ const common = {
   minify: false,
   legalComments: 'none',
   logLevel: 'warning',
-  // The CommonJS packages bundled (pino, prom-client…) require() Node's builtins.
+  // Builtins are loaded with this require (builtinsByRequire, and the CommonJS packages bundled).
   banner: {
     js: "import { createRequire as __podnetCreateRequire } from 'node:module';\nconst require = __podnetCreateRequire(import.meta.url);",
   },
@@ -105,14 +124,14 @@ const [agent, worker] = await Promise.all([
     charset: 'ascii',
     entryPoints: [join(dist, 'cli.js')],
     outfile: join(dist, 'podnet-agent.js'),
-    plugins: [nativeAddon, bfdWorker, zodEnglishOnly],
+    plugins: [builtinsByRequire, nativeAddon, bfdWorker, zodEnglishOnly],
   }),
   build({
     ...common,
     charset: 'ascii',
     entryPoints: [join(dirname(createRequire(import.meta.url).resolve('@podnet/bfd')), 'worker.js')],
     outfile: join(dist, BFD_WORKER),
-    plugins: [nativeAddon],
+    plugins: [builtinsByRequire, nativeAddon],
   }),
 ]);
 publish(join(dist, 'podnet-agent.js'), ascii(agent.outputFiles[0].text), 0o755);

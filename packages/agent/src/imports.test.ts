@@ -54,9 +54,20 @@ it('the podnet-agent bundle carries only those client-node files, is ASCII, and 
   expect(clientNode).toEqual(['dist/config_types.js', 'dist/exec_auth.js', 'dist/file_auth.js']);
   // One non-ASCII character would make V8 hold the whole 2 MB source as UTF-16.
   expect(bundle.match(/[^\x00-\x7f]/)?.[0]).toBeUndefined();
-  const help = execFileSync(process.execPath, [join(DIST, 'podnet-agent.js'), '--help'], {
-    encoding: 'utf8',
-  });
+  // At exit, whether Node's fetch implementation (undici) was loaded: an ES module import of
+  // node:http does (scripts/bundle.mjs, builtinsByRequire).
+  const atExit = `process.on('exit', () => process.stdout.write('undici:' + process.moduleLoadList.some((m) => m.includes('undici'))))`;
+  const help = execFileSync(
+    process.execPath,
+    [
+      '--import',
+      `data:text/javascript,${encodeURIComponent(atExit)}`,
+      join(DIST, 'podnet-agent.js'),
+      '--help',
+    ],
+    { encoding: 'utf8' },
+  );
   expect(help).toMatch(/^usage: podnet-agent/m);
   expect(help).toContain('--cni-spare-addresses');
+  expect(help).toMatch(/undici:false$/);
 });
