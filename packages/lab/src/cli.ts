@@ -12,6 +12,7 @@ import { LabError, LabErrorCode } from './errors.js';
 import { expectedFor } from './models.js';
 import { agentPeerTable, matrix, peerTable, podTable, summary } from './report.js';
 import { DEFAULT_API_HOST_PORT, DEFAULT_PREFIX, DEFAULT_STATE_DIR, Lab } from './runner.js';
+import { exitWhenFlushed } from './sh.js';
 import { readState } from './state.js';
 import { renderTable, rowProblems } from './table.js';
 
@@ -336,7 +337,7 @@ async function main(argv: string[]): Promise<number> {
 }
 
 main(process.argv.slice(2)).then(
-  (code) => process.exit(code),
+  (code) => exitWhenFlushed(code),
   (err: unknown) => {
     if (err instanceof LabError) process.stderr.write(`[lab] error ${err.code}: ${err.message}\n`);
     else

@@ -12,6 +12,7 @@ import {
   probeAll,
   startEchoServer,
 } from './echo.js';
+import { exitWhenFlushed } from './sh.js';
 
 function int(name: string, text: string | undefined, dflt: number, min: number, max: number): number {
   if (text === undefined) return dflt;
@@ -56,7 +57,7 @@ async function main(argv: string[]): Promise<number> {
 }
 
 main(process.argv.slice(2)).then(
-  (code) => process.exit(code),
+  (code) => exitWhenFlushed(code),
   (err: unknown) => {
     process.stderr.write(`echo: ${err instanceof Error ? err.message : String(err)}\n`);
     process.exit(2);

@@ -62,6 +62,20 @@ export const ipIn = (ns: string, ...args: string[]) => run('ip', ['-n', ns, ...a
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 /**
+ * Exits with `code` once everything written to stdout and stderr has left the process. When they
+ * are pipes, what does not fit the pipe's buffer (64 KiB) waits in the process, and process.exit
+ * drops it: the echo probe of a 102-pod lab lost the tail of its answers that way.
+ */
+export function exitWhenFlushed(code: number): void {
+  let pending = 2;
+  const done = () => {
+    if (--pending === 0) process.exit(code);
+  };
+  process.stdout.write('', done);
+  process.stderr.write('', done);
+}
+
+/**
  * Polls `check` until truthy, or throws LAB_ERR_TIMEOUT naming `what`. `alive`, when given, runs
  * before every check and throws to stop waiting at once (e.g. the process being waited for exited).
  */
