@@ -1,19 +1,9 @@
-// Bundles the agent into the files `podnet-agent` runs (the image, the DaemonSet, the lab):
-// - dist/podnet-agent.js: the agent (dist/cli.js and everything it imports), one ES module;
-// - dist/podnet-agent-bfd-worker.js: the BFD worker thread (@podnet/bfd's worker.js), one module.
-// Loading one module instead of ~1,100 costs less memory: Node's module loader keeps a record, a URL
-// and a source string per module (measured with every agent module imported, Node 24: RSS 89.5 → 74.8
-// MB, V8 heap used 15.2 → 9.9 MB; start 600 → 380 ms). dist/cli.js stays the same program unbundled
-// (the unit tests import its modules).
-//
-// The bundle stays in dist/ next to cli.js, so the paths the agent resolves from its own module
-// (../package.json, ../../cni/dist/…) are the same in both. Two paths are patched below.
-import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { createRequire, isBuiltin } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
+import { publish, zodEnglishOnly } from '../../cni/scripts/build-lib.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const dist = join(root, 'dist');
@@ -49,17 +39,6 @@ const bfdWorker = patch(
   "new URL('./worker.js', import.meta.url)",
   `new URL('./${BFD_WORKER}', import.meta.url)`,
 );
-// zod evaluates its error messages in ~50 languages (z.locales) when it loads; the agent's messages
-// are English (zod's default, which zod imports itself from en.js).
-const zodEnglishOnly = {
-  name: 'zod-english-only',
-  setup(b) {
-    b.onLoad({ filter: /[\\/]zod[\\/]v4[\\/]locales[\\/]index\.js$/ }, () => ({
-      contents: 'export { default as en } from "./en.js";',
-      loader: 'js',
-    }));
-  },
-};
 
 // Node's builtins are required, not imported: an `import` of one makes Node build an ES module
 // facade that reads every export, and node:http's include getters that load the fetch
@@ -107,15 +86,6 @@ const common = {
  */
 function ascii(text) {
   return text.replace(/[^\x00-\x7f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
-}
-
-/** Writes atomically, and only on change: a running agent may have the old file open. */
-function publish(path, contents, mode) {
-  const data = Buffer.from(contents);
-  if (existsSync(path) && readFileSync(path).equals(data)) return;
-  const tmp = `${path}.${process.pid}.tmp`;
-  writeFileSync(tmp, data, { mode });
-  renameSync(tmp, path);
 }
 
 const [agent, worker] = await Promise.all([

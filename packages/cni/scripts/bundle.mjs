@@ -9,12 +9,13 @@
 // - dist/podnet-cni: the launcher runtimes should run, a shell script that starts this Node from
 //   the snapshot (or runs podnet-cni.js when no snapshot could be built).
 import { spawnSync } from 'node:child_process';
-import { chmodSync, existsSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { build } from 'esbuild';
+import { publish, zodEnglishOnly } from './build-lib.mjs';
 
 // A fallback since lean-k8s (below) leaves KubeClient out: should anything still import
 // @kubernetes/client-node, it gets a stub. Originally: @podnet/k8s and @podnet/ipam import
@@ -60,21 +61,6 @@ const nativeNextToBundle = {
   },
 };
 
-/**
- * Replaces a file atomically (temp file + rename), and only when its content changes: plugin
- * processes started from these files may be running while another build happens (several engineers
- * and CI share a machine), and rewriting a loaded addon or bundle in place can crash them (SIGBUS
- * on a truncated mapping, a torn script).
- */
-function publish(path, contents, mode = 0o644) {
-  const data = Buffer.from(contents);
-  if (existsSync(path) && readFileSync(path).equals(data)) return;
-  const tmp = `${path}.${process.pid}.tmp`;
-  writeFileSync(tmp, data, { mode });
-  chmodSync(tmp, mode);
-  renameSync(tmp, path);
-}
-
 // @podnet/k8s's index re-exports everything (KubeClient over client-node, informers, CRD rendering,
 // install), and esbuild keeps and runs every re-exported module (measured: ~18 ms of each ADD's
 // start in k8s/dist/client.js alone). The plugin and @podnet/ipam use only the schemas, resource
@@ -99,19 +85,6 @@ const leanK8s = {
         ].join('\n'),
       };
     });
-  },
-};
-
-// zod exports its error messages in ~50 languages (z.locales) and every one of them is evaluated when
-// zod loads; the plugin speaks English only (zod's default, imported by zod itself from en.js).
-// Keeping just that one makes the bundle smaller and the startup snapshot's heap lighter.
-const zodEnglishOnly = {
-  name: 'zod-english-only',
-  setup(b) {
-    b.onLoad({ filter: /[\\/]zod[\\/]v4[\\/]locales[\\/]index\.js$/ }, () => ({
-      contents: 'export { default as en } from "./en.js";',
-      loader: 'js',
-    }));
   },
 };
 

@@ -6,22 +6,14 @@
 // Without a compiler the build goes on (warning): install-cni then installs the standalone plugin
 // as `podnet`, as before the shim existed.
 import { spawnSync } from 'node:child_process';
-import { chmodSync, existsSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { publish } from './build-lib.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const dist = join(root, 'dist');
 const out = join(dist, 'podnet-cni-shim');
-
-/** Replaces a file atomically and only when it changes (running plugins may be executing it). */
-function publish(path, data, mode) {
-  if (existsSync(path) && readFileSync(path).equals(data)) return;
-  const tmp = `${path}.${process.pid}.tmp`;
-  writeFileSync(tmp, data, { mode });
-  chmodSync(tmp, mode);
-  renameSync(tmp, path);
-}
 
 publish(join(dist, 'podnet-standalone'), readFileSync(join(dist, 'podnet-cni')), 0o755);
 
