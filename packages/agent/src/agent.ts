@@ -365,9 +365,12 @@ export class Agent {
         );
       }
       // A failing peer or announcement never holds up the ARP responder or the routes.
+      // Announcements first: a session configured in this pass can come up while the pass still
+      // awaits (a peer connecting at once), and its first UPDATEs and End-of-RIB must already carry
+      // every route (after a graceful restart, End-of-RIB ends the routes the peer kept for us).
       try {
-        await this.reconcilePeers(d);
         await this.reconcileAdvertisements(d);
+        await this.reconcilePeers(d);
       } catch (err) {
         this.log.error({ err }, 'BGP reconcile failed; retrying in 1s');
         this.retryLater();
