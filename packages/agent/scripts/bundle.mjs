@@ -1,3 +1,13 @@
+// Bundles the agent into the files `podnet-agent` runs (the image, the DaemonSet, the lab):
+// - dist/podnet-agent.js: the agent (dist/cli.js and everything it imports), one ES module;
+// - dist/podnet-agent-bfd-worker.js: the BFD worker thread (@podnet/bfd's worker.js), one module.
+// Loading one module instead of ~1,100 costs less memory: Node's module loader keeps a record, a URL
+// and a source string per module (measured with every agent module imported, Node 24: RSS 89.5 → 74.8
+// MB, V8 heap used 15.2 → 9.9 MB; start 600 → 380 ms). dist/cli.js stays the same program unbundled
+// (the unit tests import its modules).
+//
+// The bundle stays in dist/ next to cli.js, so the paths the agent resolves from its own module
+// (../package.json, ../../cni/dist/…) are the same in both. Two paths are patched below.
 import { readFile } from 'node:fs/promises';
 import { createRequire, isBuiltin } from 'node:module';
 import { dirname, join } from 'node:path';
