@@ -23,7 +23,8 @@ it('prints an answer for each of 1,500 targets into a pipe its reader empties la
   const targets = Array.from({ length: 1500 }, (_, i) =>
     formatTarget({ proto: 'tcp', address: '127.0.0.1', port: 1000 + i }),
   );
-  // The reader (a shell) sleeps 2 s before reading: the prober has answered and exited by then.
+  // The reader (a shell) sleeps 2 s before reading: by then the prober has every answer, and the
+  // old one had exited, dropping what the pipe could not hold.
   const out = execFileSync(
     'sh',
     [
