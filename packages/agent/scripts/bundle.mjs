@@ -8,31 +8,15 @@
 //
 // The bundle stays in dist/ next to cli.js, so the paths the agent resolves from its own module
 // (../package.json, ../../cni/dist/…) are the same in both. Two paths are patched below.
-import { readFile } from 'node:fs/promises';
 import { createRequire, isBuiltin } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
-import { publish, zodEnglishOnly } from '../../cni/scripts/build-lib.mjs';
+import { patch, publish, zodEnglishOnly } from '../../cni/scripts/build-lib.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const dist = join(root, 'dist');
 const BFD_WORKER = 'podnet-agent-bfd-worker.js';
-
-/** Replaces `from` by `to` in the module whose path matches `filter`; the build fails if `from` is not there. */
-function patch(name, filter, from, to) {
-  return {
-    name,
-    setup(b) {
-      b.onLoad({ filter }, async (args) => {
-        const src = await readFile(args.path, 'utf8');
-        if (!src.includes(from))
-          throw new Error(`${args.path}: ${JSON.stringify(from)} (to patch) not found`);
-        return { contents: src.replace(from, to), loader: 'js' };
-      });
-    },
-  };
-}
 
 // @podnet/native loads its addon relative to its own module (../build/Release); from dist/ here the
 // addon is ../../native/build/Release (the repository and the image keep that layout).

@@ -6,6 +6,7 @@
 // and then trigger one netfilter reconcile; unusable policies are logged and reported as Events
 // naming the field and value, while every other policy stays enforced.
 import {
+  compareStrings,
   coreSource,
   Informer,
   type InformerEvent,
@@ -92,7 +93,7 @@ export class Interner {
 
   labels(l: Record<string, string> | undefined): Readonly<Record<string, string>> {
     if (!l) return EMPTY;
-    const entries = Object.entries(l).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    const entries = Object.entries(l).sort(([a], [b]) => compareStrings(a, b));
     if (entries.length === 0) return EMPTY;
     return this.intern(`l\0${JSON.stringify(entries)}`, () =>
       Object.freeze(Object.fromEntries(entries.map(([k, v]) => [this.string(k), this.string(v)]))),

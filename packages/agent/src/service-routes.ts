@@ -8,7 +8,7 @@
 // - externalTrafficPolicy Cluster: the range aggregate (mode Aggregate, the default) or each
 //   address from every node (mode PerService).
 // - Annotations add communities and a local preference; a bad value is reported and left out.
-import { communityProblem } from '@podnet/k8s';
+import { communityProblem, compareStrings } from '@podnet/k8s';
 import { type Cidr, cidrContains, hostCidr, parseCidr } from './ip.js';
 import type { AdvertisementSource } from './model.js';
 
@@ -221,9 +221,6 @@ function parsedService(svc: ServiceView): ParsedService {
   return p;
 }
 
-/** Plain string order (not locale order: this runs over every Service on every pass). */
-const byString = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
-
 type Ranges = Record<(typeof KINDS)[number]['key'], Cidr[]>;
 
 function checkedService(
@@ -274,7 +271,7 @@ function checkedService(
 }
 
 /** The strings of both lists, once each, in plain string order. */
-export const union = (a: string[], b: string[]) => [...new Set([...a, ...b])].sort(byString);
+export const union = (a: string[], b: string[]) => [...new Set([...a, ...b])].sort(compareStrings);
 
 /**
  * Each Service's part is computed once per informer object and ranges (`checkedService`), so a pass
@@ -335,7 +332,7 @@ function computeServiceRoutes(inputs: ServiceInputs, rangesKey: string): Service
   let services = sortedServices.get(inputs.services);
   if (!services) {
     services = [...inputs.services].sort(
-      (a, b) => byString(a.namespace, b.namespace) || byString(a.name, b.name),
+      (a, b) => compareStrings(a.namespace, b.namespace) || compareStrings(a.name, b.name),
     );
     sortedServices.set(inputs.services, services);
   }

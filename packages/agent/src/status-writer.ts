@@ -7,6 +7,7 @@ import {
   BGPCONFIGURATION,
   BGPPEER,
   type BGPPeer,
+  compareStrings,
   Informer,
   IPAMBLOCK,
   type IPAMBlock,
@@ -71,7 +72,7 @@ interface Pending {
 function canonical(v: unknown): string {
   return JSON.stringify(v, (_k, x) =>
     x && typeof x === 'object' && !Array.isArray(x)
-      ? Object.fromEntries(Object.entries(x).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
+      ? Object.fromEntries(Object.entries(x).sort(([a], [b]) => compareStrings(a, b)))
       : x,
   );
 }

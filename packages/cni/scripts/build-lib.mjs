@@ -1,6 +1,7 @@
 // What the build scripts that bundle with esbuild share: this package's (bundle.mjs, shim.mjs) and
 // @podnet/agent's (scripts/bundle.mjs, which depends on this package's build).
 import { chmodSync, existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 
 /**
  * Replaces a file atomically (temp file + rename), and only when its content changes: processes
@@ -29,3 +30,21 @@ export const zodEnglishOnly = {
     }));
   },
 };
+
+/**
+ * An esbuild plugin that replaces `from` by `to` in the module whose path matches `filter`; the
+ * build fails if `from` is not there (the module changed under the patch).
+ */
+export function patch(name, filter, from, to) {
+  return {
+    name,
+    setup(b) {
+      b.onLoad({ filter }, async (args) => {
+        const src = await readFile(args.path, 'utf8');
+        if (!src.includes(from))
+          throw new Error(`${args.path}: ${JSON.stringify(from)} (to patch) not found`);
+        return { contents: src.replace(from, to), loader: 'js' };
+      });
+    },
+  };
+}

@@ -15,7 +15,7 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { build } from 'esbuild';
-import { publish, zodEnglishOnly } from './build-lib.mjs';
+import { patch, publish, zodEnglishOnly } from './build-lib.mjs';
 
 // A fallback since lean-k8s (below) leaves KubeClient out: should anything still import
 // @kubernetes/client-node, it gets a stub. Originally: @podnet/k8s and @podnet/ipam import
@@ -49,17 +49,12 @@ const stubClientNode = {
 // @podnet/native loads its addon from ../build/Release relative to its own module. In the bundle
 // the addon sits next to the bundle (dist/podnet_native.node, copied below), so the bundle can be
 // installed anywhere with that one file beside it (e.g. /opt/cni/bin).
-const nativeNextToBundle = {
-  name: 'native-next-to-bundle',
-  setup(b) {
-    b.onLoad({ filter: /[\\/]native[\\/]dist[\\/]index\.js$/ }, async (args) => {
-      const src = await readFile(args.path, 'utf8');
-      const from = "const path = '../build/Release/podnet_native.node';";
-      if (!src.includes(from)) throw new Error(`${args.path}: the addon path to patch was not found`);
-      return { contents: src.replace(from, 'const path = globalThis.__podnetNativeAddon;'), loader: 'js' };
-    });
-  },
-};
+const nativeNextToBundle = patch(
+  'native-next-to-bundle',
+  /[\\/]native[\\/]dist[\\/]index\.js$/,
+  "const path = '../build/Release/podnet_native.node';",
+  'const path = globalThis.__podnetNativeAddon;',
+);
 
 // @podnet/k8s's index re-exports everything (KubeClient over client-node, informers, CRD rendering,
 // install), and esbuild keeps and runs every re-exported module (measured: ~18 ms of each ADD's
