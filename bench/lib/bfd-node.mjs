@@ -3,33 +3,23 @@
 // Usage: node bfd-node.mjs '<json config>'
 //   { routerId, asn, originate: [prefix], watch: [prefix], peers: [{ address, asn, passive, holdTime,
 //     keepalive, bfd?: { minTx, minRx, multiplier } }] }
-// Prints JSON lines: {"event":"ready"}, {"event":"stall",...} when the BFD worker's loop ran late,
-// {"event":"main-gc","at","ms"} for a main-thread GC over 50 ms, {"event":"route","prefix","present","t"} when a watched
+// Prints JSON lines: {"event":"ready"}, {"event":"main-gc","at","ms"} for a main-thread GC over 50 ms, {"event":"route","prefix","present","t"} when a watched
 // prefix enters or leaves the Loc-RIB, {"event":"bfd","peer","from","to","diag","t"} on every BFD
 // change, {"event":"eor","t","locRib"} on End-of-RIB, and {"event":"stats",...} on the stdin line
-// "stats" (BFD transmit intervals of this node since the last "stats").
+// "stats" (BFD transmit intervals of this node since the last "stats", and the longest any periodic
+// packet went out after its due time).
 import { PerformanceObserver } from 'node:perf_hooks';
 import { pino } from 'pino';
 import { BfdLink } from '../../packages/agent/dist/adapters/bfd.js';
-import { Bfd, BfdThread } from '../../packages/bfd/dist/index.js';
+import { Bfd } from '../../packages/bfd/dist/index.js';
 import { Speaker } from '../../packages/bgp/dist/index.js';
 
 const cfg = JSON.parse(process.argv[2]);
 const out = (o) => process.stdout.write(`${JSON.stringify(o)}\n`);
 const logger = pino({ level: 'warn' }, pino.destination(2));
-let lastTx = new Map();
-let gaps = [];
-const onTransmit = (peer, t) => {
-  const prev = lastTx.get(peer);
-  if (prev !== undefined) gaps.push(t - prev);
-  lastTx.set(peer, t);
-};
-// cfg.mainThread: BFD on the speaker's own event loop (for comparison); default: on a worker
-// thread, as the agent runs it.
-// Where a late BFD loop lost its time (the worker's run-queue wait, CPU, GC, blocked), and this
-// main thread's garbage collections over 50 ms, both stamped with the wall clock so the bench can
-// line them up.
-const onStall = (s) => out({ event: 'stall', ...s });
+// cfg.mainThread: periodic BFD packets from timers on this event loop (for comparison); default:
+// from the native addon's sending thread, as the agent sends them. This main thread's garbage
+// collections over 50 ms are reported, stamped with the wall clock.
 new PerformanceObserver((list) => {
   for (const e of list.getEntries())
     if (e.duration > 50)
@@ -40,14 +30,12 @@ new PerformanceObserver((list) => {
         kind: e.detail?.kind,
       });
 }).observe({ entryTypes: ['gc'] });
-const bfd = cfg.mainThread
-  ? new Bfd({ logger, onTransmit })
-  : new BfdThread({
-      logger,
-      onTransmit,
-      onStall,
-      ...(cfg.priority !== undefined ? { priority: cfg.priority } : {}),
-    });
+const bfd = new Bfd({
+  logger,
+  transmit: cfg.mainThread ? 'loop' : 'thread',
+  measureTx: true,
+  priority: cfg.mainThread ? undefined : (cfg.priority ?? undefined),
+});
 const speaker = new Speaker({ asn: cfg.asn, routerId: cfg.routerId, listen: { port: 179 }, logger });
 const link = new BfdLink(() => speaker, { logger, bfd });
 bfd.on('state', (c) =>
@@ -92,7 +80,8 @@ process.stdin.on('data', (d) => {
     const line = buf.slice(0, i).trim();
     buf = buf.slice(i + 1);
     if (line === 'stats') {
-      const g = gaps.sort((a, b) => a - b);
+      const { gapsMs, maxLateMs } = bfd.drainTxGaps();
+      const g = gapsMs.sort((a, b) => a - b);
       const q = (f) => (g.length ? g[Math.min(g.length - 1, Math.floor(f * g.length))] : 0);
       out({
         event: 'stats',
@@ -101,10 +90,9 @@ process.stdin.on('data', (d) => {
         p50: q(0.5),
         p99: q(0.99),
         max: g.at(-1) ?? 0,
+        lateMax: maxLateMs,
         counters: bfd.counters,
       });
-      gaps = [];
-      lastTx = new Map();
     }
   }
 });

@@ -1,14 +1,13 @@
-// Bundles the agent into the files `podnet-agent` runs (the image, the DaemonSet, the lab):
-// - dist/podnet-agent.js: the agent (dist/cli.js and everything it imports), one ES module;
-// - dist/podnet-agent-bfd-worker.js: the BFD worker thread (@podnet/bfd's worker.js), one module.
+// Bundles the agent into the file `podnet-agent` runs (the image, the DaemonSet, the lab):
+// dist/podnet-agent.js, the agent (dist/cli.js and everything it imports), one ES module.
 // Loading one module instead of ~1,100 costs less memory: Node's module loader keeps a record, a URL
 // and a source string per module (measured with every agent module imported, Node 24: RSS 89.5 → 74.8
 // MB, V8 heap used 15.2 → 9.9 MB; start 600 → 380 ms). dist/cli.js stays the same program unbundled
 // (the unit tests import its modules).
 //
 // The bundle stays in dist/ next to cli.js, so the paths the agent resolves from its own module
-// (../package.json, ../../cni/dist/…) are the same in both. Two paths are patched below.
-import { createRequire, isBuiltin } from 'node:module';
+// (../package.json, ../../cni/dist/…) are the same in both. One path is patched below.
+import { isBuiltin } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
@@ -16,7 +15,6 @@ import { patch, publish, zodEnglishOnly } from '../../cni/scripts/build-lib.mjs'
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const dist = join(root, 'dist');
-const BFD_WORKER = 'podnet-agent-bfd-worker.js';
 
 // @podnet/native loads its addon relative to its own module (../build/Release); from dist/ here the
 // addon is ../../native/build/Release (the repository and the image keep that layout).
@@ -25,13 +23,6 @@ const nativeAddon = patch(
   /[\\/]native[\\/]dist[\\/]index\.js$/,
   "const path = '../build/Release/podnet_native.node';",
   "const path = '../../native/build/Release/podnet_native.node';",
-);
-// BfdThread starts ./worker.js relative to its own module: here, the worker's bundle beside this one.
-const bfdWorker = patch(
-  'bfd-worker-path',
-  /[\\/]bfd[\\/]dist[\\/]thread\.js$/,
-  "new URL('./worker.js', import.meta.url)",
-  `new URL('./${BFD_WORKER}', import.meta.url)`,
 );
 
 // Node's builtins are required, not imported: an `import` of one makes Node build an ES module
@@ -82,21 +73,11 @@ function ascii(text) {
   return text.replace(/[^\x00-\x7f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
 }
 
-const [agent, worker] = await Promise.all([
-  build({
-    ...common,
-    charset: 'ascii',
-    entryPoints: [join(dist, 'cli.js')],
-    outfile: join(dist, 'podnet-agent.js'),
-    plugins: [builtinsByRequire, nativeAddon, bfdWorker, zodEnglishOnly],
-  }),
-  build({
-    ...common,
-    charset: 'ascii',
-    entryPoints: [join(dirname(createRequire(import.meta.url).resolve('@podnet/bfd')), 'worker.js')],
-    outfile: join(dist, BFD_WORKER),
-    plugins: [builtinsByRequire, nativeAddon],
-  }),
-]);
+const agent = await build({
+  ...common,
+  charset: 'ascii',
+  entryPoints: [join(dist, 'cli.js')],
+  outfile: join(dist, 'podnet-agent.js'),
+  plugins: [builtinsByRequire, nativeAddon, zodEnglishOnly],
+});
 publish(join(dist, 'podnet-agent.js'), ascii(agent.outputFiles[0].text), 0o755);
-publish(join(dist, BFD_WORKER), ascii(worker.outputFiles[0].text), 0o644);

@@ -10,8 +10,8 @@ import { expect, it } from 'vitest';
 const DIST = join(dirname(fileURLToPath(import.meta.url)), '..', 'dist');
 
 /**
- * Imports every module of the built agent but the entry points (cli.js and its bundle start it; the
- * BFD worker's bundle runs only as a worker thread) and lists what resolved into client-node.
+ * Imports every module of the built agent but the entry points (cli.js and its bundle start it) and
+ * lists what resolved into client-node.
  */
 const SCRIPT = `
 import { registerHooks } from 'node:module';
@@ -29,7 +29,7 @@ registerHooks({
 });
 const dist = process.argv[1];
 const files = readdirSync(dist, { recursive: true })
-  .filter((f) => f.endsWith('.js') && !['cli.js', 'podnet-agent.js', 'podnet-agent-bfd-worker.js'].includes(f))
+  .filter((f) => f.endsWith('.js') && !['cli.js', 'podnet-agent.js'].includes(f))
   .sort();
 for (const f of files) await import(pathToFileURL(join(dist, f)).href);
 console.log(JSON.stringify({ modules: files.length, clientNode: [...seen].sort() }));

@@ -2,21 +2,41 @@
 // sent from a source port of 49152–65535 per session, TTL / hop limit 255 both ways. The received
 // TTL is read by @podnet/native (IP_RECVTTL / IPV6_RECVHOPLIMIT with recvmsg): Node's dgram cannot
 // report it. A packet that arrives with any other TTL is dropped and counted (RFC 5881 §5).
+// The periodic packets go out from the addon's sending thread (`periodicSender`), so a busy event
+// loop (a full-table UPDATE burst) delays none of them; the state machines, the Finals and the
+// reception stay on this loop, where the detection timer reads waiting packets before it fires.
 import { randomInt } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { isIPv6, SocketAddress } from 'node:net';
-import { openUdp, type UdpMeta, type UdpSocket } from '@podnet/native';
-import { BFD_PORT, BFD_TTL, decodePacket, SOURCE_PORT_MAX, SOURCE_PORT_MIN, State } from './packet.js';
+import {
+  openUdp,
+  type PeriodicSender,
+  periodicSender,
+  setPeriodicSenderPriority,
+  type UdpMeta,
+  type UdpSocket,
+} from '@podnet/native';
+import {
+  BFD_PORT,
+  BFD_TTL,
+  decodePacket,
+  SOURCE_PORT_MAX,
+  SOURCE_PORT_MIN,
+  State,
+  type StateName,
+} from './packet.js';
 import {
   BfdSession,
   type BfdTimers,
   type Clock,
   DEFAULT_TIMERS,
   type Logger,
+  type PeriodicTransmit,
   type SessionStatus,
   type StateChange,
   silentLogger,
   systemClock,
+  TimerTransmit,
 } from './session.js';
 
 export class BfdConfigError extends Error {
@@ -52,8 +72,19 @@ export interface BfdOptions {
   random?: () => number;
   /** Receive port (default 3784; tests may change it only together with the peer). */
   port?: number;
-  /** Called after each packet sent, with the peer and the clock time (for jitter measurements). */
-  onTransmit?: (peer: string, t: number) => void;
+  /**
+   * Who sends the periodic packets: `thread`, the addon's sending thread (the default), or `loop`,
+   * timers on this event loop (the default with an injected clock, which the thread cannot follow).
+   */
+  transmit?: 'thread' | 'loop';
+  /**
+   * Nice value of the sending thread alone (`transmit: 'thread'`), set with the first session: a
+   * busy host then delays its packets less. Lowering it needs CAP_SYS_NICE, else it is logged and
+   * left. Default: left as it is.
+   */
+  priority?: number | undefined;
+  /** Keep the gaps between periodic packets for `drainTxGaps` (benchmarks). */
+  measureTx?: boolean;
   /** How long a session with `resume` listens before it starts on its own (ms, default 2500). */
   resumeListenMs?: number;
 }
@@ -91,9 +122,26 @@ function checkTimers(t: BfdTimers, field: string): BfdTimers {
   return t;
 }
 
+/** The part of Bfd that a client (the agent) uses; tests pass their own. */
+export interface BfdInstance {
+  start(): void;
+  stop(): void;
+  addPeer(c: BfdPeerConfig): void;
+  updatePeer(peer: string, timers: Partial<BfdTimers>): void;
+  removePeer(peer: string): void;
+  /** Before a planned restart: Up sessions ask their peers to wait (see Bfd.holdOver). */
+  holdOver(peers: { peer: string; ms: number }[], waitMs: number): Promise<string[]>;
+  has(peer: string): boolean;
+  /** The current state of the session to `peer`. */
+  stateOf(peer: string): StateName | undefined;
+  on(ev: 'state' | 'down', fn: (c: StateChange) => void): this;
+  on(ev: 'error', fn: (err: Error) => void): this;
+}
+
 interface Entry {
   session: BfdSession;
   sock: UdpSocket;
+  periodic: PeriodicTransmit | undefined;
   config: BfdPeerConfig;
   wasUp: boolean;
 }
@@ -102,7 +150,7 @@ interface Entry {
  * Emits 'state' (StateChange) for every session state change, and 'down' (StateChange) when a
  * session that was Up goes Down or AdminDown (the event BGP acts on).
  */
-export class Bfd extends EventEmitter {
+export class Bfd extends EventEmitter implements BfdInstance {
   readonly counters: BfdCounters = { ttlDropped: 0, invalid: 0, noSession: 0, downs: 0 };
   private readonly log: Logger;
   private readonly clock: Clock;
@@ -110,6 +158,8 @@ export class Bfd extends EventEmitter {
   private readonly byDiscr = new Map<number, Entry>();
   private readonly rx: UdpSocket[] = [];
   private readonly port: number;
+  private readonly threaded: boolean;
+  private prioritised = false;
   private started = false;
 
   constructor(private readonly opts: BfdOptions = {}) {
@@ -117,6 +167,8 @@ export class Bfd extends EventEmitter {
     this.log = (opts.logger ?? silentLogger).child({ component: 'bfd' });
     this.clock = opts.clock ?? systemClock;
     this.port = opts.port ?? BFD_PORT;
+    this.threaded = (opts.transmit ?? (opts.clock ? 'loop' : 'thread')) === 'thread';
+    if (this.threaded && opts.clock) throw new BfdConfigError('transmit', 'thread', 'needs the system clock');
   }
 
   /** Opens the receive sockets (IPv4, and IPv6 when the host has it). */
@@ -144,6 +196,7 @@ export class Bfd extends EventEmitter {
     this.started = false;
     for (const e of this.byPeer.values()) {
       e.session.stop();
+      e.periodic?.close();
       e.sock.close();
     }
     this.byPeer.clear();
@@ -164,21 +217,42 @@ export class Bfd extends EventEmitter {
     const sock = this.openSource(peer, c.local);
     let discr = 0;
     while (discr === 0 || this.byDiscr.has(discr)) discr = randomInt(1, 0xffff_ffff);
+    const send = (b: Buffer) => sock.send(b, peer, this.port);
+    let periodic: PeriodicTransmit;
+    try {
+      periodic = this.threaded
+        ? threadTransmit(periodicSender(sock, peer, this.port, { measure: this.opts.measureTx === true }))
+        : new TimerTransmit(
+            this.clock,
+            this.opts.random ?? Math.random,
+            (b) => {
+              try {
+                send(b);
+                return true;
+              } catch {
+                return false;
+              }
+            },
+            this.opts.measureTx === true,
+          );
+    } catch (err) {
+      sock.close();
+      throw err;
+    }
+    if (this.threaded) this.prioritise();
     const session = new BfdSession({
       peer,
       localDiscr: discr,
       timers,
-      send: (b) => {
-        sock.send(b, peer, this.port);
-        this.opts.onTransmit?.(peer, this.clock.now());
-      },
+      send,
       clock: this.clock,
       ...(this.opts.random ? { random: this.opts.random } : {}),
       logger: this.log,
       afterPendingInput: this.opts.clock ? undefined : (check) => setImmediate(check),
       resumeListenMs: c.resume ? (this.opts.resumeListenMs ?? 2500) : 0,
+      periodic,
     });
-    const entry: Entry = { session, sock, config: c, wasUp: false };
+    const entry: Entry = { session, sock, periodic, config: c, wasUp: false };
     session.on('state', (ch: StateChange) => {
       this.emit('state', ch);
       if (ch.to === 'up') entry.wasUp = true;
@@ -207,6 +281,7 @@ export class Bfd extends EventEmitter {
     e.session.removeAllListeners();
     e.session.adminDown();
     e.session.stop();
+    e.periodic?.close();
     e.sock.close();
     this.byPeer.delete(key);
     this.byDiscr.delete(e.session.localDiscr);
@@ -231,7 +306,7 @@ export class Bfd extends EventEmitter {
     return this.byPeer.has(canonical(peer));
   }
 
-  stateOf(peer: string): SessionStatus['state'] | undefined {
+  stateOf(peer: string): StateName | undefined {
     return this.byPeer.get(canonical(peer))?.session.state;
   }
 
@@ -241,6 +316,37 @@ export class Bfd extends EventEmitter {
 
   sessions(): SessionStatus[] {
     return [...this.byPeer.values()].map((e) => e.session.status());
+  }
+
+  /**
+   * Measurement (`measureTx`): the gaps between consecutive periodic packets of every session (ms)
+   * and the longest any went out after its due time, since the last call.
+   */
+  drainTxGaps(): { gapsMs: number[]; maxLateMs: number } {
+    const out = { gapsMs: [] as number[], maxLateMs: 0 };
+    for (const e of this.byPeer.values()) {
+      const d = e.periodic?.drain();
+      if (!d) continue;
+      out.gapsMs.push(...d.gapsMs);
+      out.maxLateMs = Math.max(out.maxLateMs, d.maxLateMs);
+    }
+    return out;
+  }
+
+  /** The sending thread's nice value (`priority`), once: the thread runs from the first sender on. */
+  private prioritise(): void {
+    const nice = this.opts.priority;
+    if (nice === undefined || this.prioritised) return;
+    this.prioritised = true;
+    try {
+      const tid = setPeriodicSenderPriority(nice);
+      this.log.info({ event: 'bfd-priority', tid, nice }, 'BFD sending thread priority set');
+    } catch (err) {
+      this.log.info(
+        { event: 'bfd-priority-unchanged', nice, err: (err as Error).message },
+        'BFD sending thread runs at the process priority (no CAP_SYS_NICE)',
+      );
+    }
   }
 
   /** A socket bound to a source port of 49152–65535 (RFC 5881 §4), picked at random. */
@@ -297,4 +403,19 @@ export class Bfd extends EventEmitter {
       this.byDiscr.set(e.session.localDiscr, e);
     }
   }
+}
+
+/** The addon's periodic sender as a session's transmitter. */
+function threadTransmit(sender: PeriodicSender): PeriodicTransmit {
+  return {
+    arm: (packet, intervalUs, detectMult, paced) => sender.arm(packet, intervalUs, detectMult, paced),
+    update: (packet) => sender.update(packet),
+    pause: () => sender.pause(),
+    sent: () => sender.stats().sent,
+    drain: () => {
+      const s = sender.drain();
+      return { gapsMs: s.gapsMs, maxLateMs: s.maxLateMs };
+    },
+    close: () => sender.close(),
+  };
 }

@@ -1,6 +1,8 @@
 /**
  * @podnet/bfd: Bidirectional Forwarding Detection (RFC 5880), single hop (RFC 5881), asynchronous
  * mode, no authentication. A standalone library: bgp-ts never imports it; the agent connects the two.
+ * The periodic packets go out from the native addon's sending thread, so a busy event loop delays
+ * none of them.
  *
  * ```ts
  * const bfd = new Bfd({ logger });
@@ -12,7 +14,14 @@
  * bfd.sessions();                                        // status for podnetctl
  * ```
  */
-export { Bfd, BfdConfigError, type BfdCounters, type BfdOptions, type BfdPeerConfig } from './bfd.js';
+export {
+  Bfd,
+  BfdConfigError,
+  type BfdCounters,
+  type BfdInstance,
+  type BfdOptions,
+  type BfdPeerConfig,
+} from './bfd.js';
 export {
   type BfdAction,
   type BfdEvent,
@@ -43,7 +52,8 @@ export {
   type Clock,
   DEFAULT_TIMERS,
   type Logger,
+  type PeriodicTransmit,
   type SessionStatus,
   type StateChange,
+  TimerTransmit,
 } from './session.js';
-export { type BfdInstance, BfdThread, type BfdThreadOptions, type StallReport } from './thread.js';

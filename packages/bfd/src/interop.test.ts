@@ -5,7 +5,6 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { type Daemon, startBirdBfd, startFrrBfd } from './__fixtures__/peers.js';
 import { Bfd } from './bfd.js';
 import type { StateChange } from './session.js';
-import { BfdThread } from './thread.js';
 
 const lab = new NetnsSet();
 const procs = new ProcessGroup();
@@ -166,32 +165,64 @@ describe('BFD with FRR bfdd', () => {
   }, 90_000);
 });
 
-describe('BFD on a worker thread (BfdThread) with BIRD 2', () => {
-  it('stays Up on both sides while the main thread is blocked for three detection times', async () => {
+describe("periodic packets from the addon's sending thread, with BIRD 2", () => {
+  it('stays Up on both sides while the event loop is blocked for three detection times', async () => {
     const bird = await startBirdBfd(theirs, procs, { neighbor: '10.77.0.1', ...timers });
-    const b = new BfdThread({ netns: ours.path });
-    b.start();
+    const b = bfdIn(ours);
+    const changes: StateChange[] = [];
+    b.on('state', (c) => changes.push(c));
     try {
       b.addPeer({ peer: '10.77.0.2', timers });
-      await waitFor('our session Up', () => b.stateOf('10.77.0.2') === 'up', { timeoutMs: 20_000 });
-      await waitFor('BIRD session Up', async () => (await bird.session('10.77.0.1'))?.state === 'Up', {
-        timeoutMs: 20_000,
-      });
-      await waitFor(
-        'the poll sequence to end',
-        async () => (await b.status()).sessions[0]?.polling === false,
-      );
-      const before = (await b.status()).sessions[0]!;
-      // A main thread as busy as a full-table UPDATE burst: nothing else runs on it for 2.7 s.
+      await upBothWays(b, bird, '10.77.0.2', '10.77.0.1');
+      await waitFor('the poll sequence to end', () => b.session('10.77.0.2')?.polling === false);
+      const before = b.session('10.77.0.2')!;
+      const seen = changes.length;
+      // An event loop as busy as a full-table UPDATE burst: nothing else runs on it for 2.7 s, three
+      // times the detection time (900 ms) on both sides.
       const t0 = Date.now();
       while (Date.now() - t0 < 2700) {
         /* busy */
       }
-      const after = (await b.status()).sessions[0]!;
+      const sentDuring = b.session('10.77.0.2')!.sent - before.sent;
+      // Then the loop reads what arrived meanwhile before its detection timer decides, and BIRD had
+      // our packets all along.
+      await new Promise((r) => setTimeout(r, 1500));
+      const after = b.session('10.77.0.2')!;
+      expect(sentDuring).toBeGreaterThanOrEqual(9);
+      expect(changes.slice(seen)).toEqual([]);
       expect(after.state).toBe('up');
       expect(after.since).toBe(before.since);
-      expect(after.sent - before.sent).toBeGreaterThanOrEqual(9);
       expect((await bird.session('10.77.0.1'))?.state).toBe('Up');
+    } finally {
+      b.stop();
+    }
+  }, 60_000);
+
+  it('fails the same way without it: periodic packets on the blocked loop make BIRD declare Down', async () => {
+    const bird = await startBirdBfd(theirs, procs, { neighbor: '10.77.0.1', ...timers });
+    const b = new Bfd({ netns: ours.path, transmit: 'loop' });
+    b.start();
+    const changes: StateChange[] = [];
+    b.on('state', (c) => changes.push(c));
+    try {
+      b.addPeer({ peer: '10.77.0.2', timers });
+      await upBothWays(b, bird, '10.77.0.2', '10.77.0.1');
+      await waitFor('the poll sequence to end', () => b.session('10.77.0.2')?.polling === false);
+      const before = b.session('10.77.0.2')!.sent;
+      const seen = changes.length;
+      const t0 = Date.now();
+      while (Date.now() - t0 < 2700) {
+        /* busy */
+      }
+      expect(b.session('10.77.0.2')!.sent).toBe(before);
+      // BIRD's Down (detection time expired) waits in our socket; read, it takes our session down.
+      await waitFor(
+        'our session to read that BIRD declared it Down',
+        () => changes.slice(seen).some((c) => c.from === 'up' && c.to === 'down'),
+        { timeoutMs: 5000 },
+      );
+      const down = changes.slice(seen).find((c) => c.to === 'down')!;
+      expect(down.reason).toBe('neighbor-signaled-down');
     } finally {
       b.stop();
     }

@@ -1,5 +1,7 @@
-// One BFD session: applies the pure transition function (fsm.ts), keeps the transmit and detection
-// timers on an injected clock, and hands each packet to an injected sender. No socket here.
+// One BFD session: applies the pure transition function (fsm.ts), keeps the detection timer on an
+// injected clock, and hands its packets to an injected sender: the periodic ones to a transmitter
+// that keeps their time (timers on the clock here; the native addon's sending thread in Bfd). No
+// socket here.
 import { EventEmitter } from 'node:events';
 import {
   type BfdEvent,
@@ -88,6 +90,103 @@ export interface SessionStatus {
   received: number;
 }
 
+/**
+ * The periodic transmission of a session's Control packet (§6.8.7): the session decides the packet
+ * and the interval; the transmitter sends it every interval less the jitter (`jittered`).
+ */
+export interface PeriodicTransmit {
+  /**
+   * Sends `packet` every `intervalUs` less the jitter, the first at once, or with `paced` 75% of
+   * the interval after the previous periodic packet (at once if that is past).
+   */
+  arm(packet: Buffer, intervalUs: number, detectMult: number, paced: boolean): void;
+  /** The packet for the next periodic sends (the schedule stays). */
+  update(packet: Buffer): void;
+  /** No periodic packets until the next `arm`. */
+  pause(): void;
+  /** Periodic packets sent so far. */
+  sent(): number;
+  /**
+   * Measurement: the time between consecutive periodic packets (ms) and the longest any went out
+   * after its due time, since the last call. Empty unless the transmitter measures.
+   */
+  drain(): { gapsMs: number[]; maxLateMs: number };
+  /** For good (Bfd closes the native sender with its session). */
+  close(): void;
+}
+
+/** Periodic packets from the clock's timers, on the caller's event loop. */
+export class TimerTransmit implements PeriodicTransmit {
+  private timer: unknown;
+  private packet: Buffer | undefined;
+  private intervalUs = 0;
+  private detectMult = 3;
+  private due = 0;
+  private lastTx = Number.NEGATIVE_INFINITY;
+  private count = 0;
+  private gapsMs: number[] = [];
+  private maxLateMs = 0;
+
+  constructor(
+    private readonly clock: Clock,
+    private readonly random: () => number,
+    /** Sends one packet; false when it failed (not counted). */
+    private readonly send: (packet: Buffer) => boolean,
+    private readonly measure = false,
+  ) {}
+
+  arm(packet: Buffer, intervalUs: number, detectMult: number, paced: boolean): void {
+    this.packet = packet;
+    this.intervalUs = intervalUs;
+    this.detectMult = detectMult;
+    const now = this.clock.now();
+    this.schedule(paced ? Math.max(0, this.lastTx + (intervalUs / 1000) * 0.75 - now) : 0);
+  }
+
+  update(packet: Buffer): void {
+    this.packet = packet;
+  }
+
+  pause(): void {
+    if (this.timer !== undefined) this.clock.clearTimeout(this.timer);
+    this.timer = undefined;
+  }
+
+  sent(): number {
+    return this.count;
+  }
+
+  drain(): { gapsMs: number[]; maxLateMs: number } {
+    const out = { gapsMs: this.gapsMs, maxLateMs: this.maxLateMs };
+    this.gapsMs = [];
+    this.maxLateMs = 0;
+    return out;
+  }
+
+  close(): void {
+    this.pause();
+  }
+
+  private schedule(ms: number): void {
+    this.pause();
+    this.due = this.clock.now() + ms;
+    this.timer = this.clock.setTimeout(() => this.fire(), ms);
+  }
+
+  private fire(): void {
+    this.timer = undefined;
+    const now = this.clock.now();
+    if (this.measure) {
+      if (this.lastTx !== Number.NEGATIVE_INFINITY && this.gapsMs.length < 4096)
+        this.gapsMs.push(now - this.lastTx);
+      this.maxLateMs = Math.max(this.maxLateMs, now - this.due);
+    }
+    if (this.packet && this.send(this.packet)) this.count++;
+    this.lastTx = now;
+    this.schedule(jittered(this.intervalUs, this.detectMult, this.random) / 1000);
+  }
+}
+
 export interface SessionInit {
   peer: string;
   localDiscr: number;
@@ -112,6 +211,11 @@ export interface SessionInit {
    * wait, starts the session as usual. Default 0: send at once.
    */
   resumeListenMs?: number;
+  /**
+   * Sends the periodic packets (default: a TimerTransmit on `clock`, with `send`). Whoever passes
+   * one closes it (Bfd does, with the session's socket).
+   */
+  periodic?: PeriodicTransmit;
 }
 
 /**
@@ -122,13 +226,13 @@ export class BfdSession extends EventEmitter {
   readonly peer: string;
   private vars: SessionVars;
   private readonly clock: Clock;
-  private readonly random: () => number;
   private readonly log: Logger;
   private readonly sendFn: (packet: Buffer) => void;
   private readonly afterInput: (check: () => void) => void;
-  private txTimer: unknown;
+  private readonly periodic: PeriodicTransmit;
+  /** The interval the periodic packets were armed with (µs; 0: not sending). */
+  private armedUs = 0;
   private detectTimer: unknown;
-  private lastTx = Number.NEGATIVE_INFINITY;
   private lastRx = 0;
   private running = false;
   private sinceT: number;
@@ -143,12 +247,14 @@ export class BfdSession extends EventEmitter {
     super();
     this.peer = init.peer;
     this.clock = init.clock ?? systemClock;
-    this.random = init.random ?? Math.random;
     this.log = (init.logger ?? silentLogger).child({ component: 'bfd', peer: init.peer });
     this.sendFn = init.send;
     this.afterInput = init.afterPendingInput ?? ((check) => check());
     this.vars = initialVars({ localDiscr: init.localDiscr, ...toWire(init.timers) });
     this.resumeListenMs = init.resumeListenMs ?? 0;
+    this.periodic =
+      init.periodic ??
+      new TimerTransmit(this.clock, init.random ?? Math.random, (p) => this.transmitPacket(p));
     this.sinceT = this.clock.now();
   }
 
@@ -168,7 +274,7 @@ export class BfdSession extends EventEmitter {
   start(): void {
     if (this.running) return;
     this.running = true;
-    if (this.resumeListenMs > 0 && this.vars.state === State.DOWN && this.sent === 0) {
+    if (this.resumeListenMs > 0 && this.vars.state === State.DOWN && this.sent + this.periodic.sent() === 0) {
       this.resuming = true;
       this.resumeTimer = this.clock.setTimeout(() => this.endResume(), this.resumeListenMs);
       return;
@@ -179,8 +285,9 @@ export class BfdSession extends EventEmitter {
   stop(): void {
     this.running = false;
     this.stopListening();
-    this.clearTimer('tx');
-    this.clearTimer('detect');
+    this.periodic.pause();
+    this.armedUs = 0;
+    this.clearTimer();
   }
 
   receive(packet: BfdPacket): void {
@@ -190,8 +297,7 @@ export class BfdSession extends EventEmitter {
     if (this.resuming) {
       const resumable = packet.state === State.UP && packet.yourDiscr !== 0;
       this.stopListening();
-      this.dispatch(resumable ? { type: 'resume', packet } : { type: 'packet', packet });
-      this.scheduleTx(true);
+      this.dispatch(resumable ? { type: 'resume', packet } : { type: 'packet', packet }, true);
     } else this.dispatch({ type: 'packet', packet });
     this.armDetection();
   }
@@ -268,24 +374,29 @@ export class BfdSession extends EventEmitter {
       polling: v.polling,
       remoteCpi: v.remoteCpi,
       since: this.sinceT,
-      sent: this.sent,
+      sent: this.sent + this.periodic.sent(),
       received: this.received,
     };
   }
 
-  private dispatch(ev: BfdEvent): void {
+  /** Applies one event; `sendNow` (re)starts the periodic packets at once (from the new state). */
+  private dispatch(ev: BfdEvent, sendNow = false): void {
     const t = transition(this.vars, ev);
-    if (t.reason === 'ignored') return;
+    if (t.reason === 'ignored') {
+      if (sendNow && this.running) this.scheduleTx(true);
+      return;
+    }
     const from = this.vars.state;
     this.vars = t.session;
+    let rearm = false;
     if (t.reason === 'poll-complete') this.emit('poll-complete');
     for (const a of t.actions) {
       switch (a.type) {
         case 'send-final':
-          this.transmit(true);
+          this.sendFinal();
           break;
         case 'timers-changed':
-          if (this.running) this.scheduleTx(false);
+          rearm = true;
           break;
         case 'state-changed': {
           this.sinceT = this.clock.now();
@@ -298,20 +409,36 @@ export class BfdSession extends EventEmitter {
             remoteCpi: this.vars.remoteCpi,
           };
           this.log.info({ event: 'bfd-state', ...change }, 'BFD session state change');
-          if (this.running) this.scheduleTx(false);
+          rearm = true;
           this.emit('state', change);
           break;
         }
       }
     }
+    // Every periodic packet from now on carries the new variables, at the interval they give (a
+    // remote's new Required Min RX changes it without an action). A listener of 'state' may have
+    // stopped the session meanwhile.
+    if (this.running && !this.resuming && (sendNow || rearm || txInterval(this.vars) !== this.armedUs))
+      this.scheduleTx(sendNow);
+    else this.periodic.update(this.packet(false));
   }
 
-  private transmit(final: boolean): void {
+  private packet(final: boolean): Buffer {
+    return encodePacket(outgoing(this.vars, final));
+  }
+
+  /** The Final answering a Poll: at once, not waiting for the periodic packet (§6.8.7). */
+  private sendFinal(): void {
+    if (this.transmitPacket(this.packet(true))) this.sent++;
+  }
+
+  private transmitPacket(p: Buffer): boolean {
     try {
-      this.sendFn(encodePacket(outgoing(this.vars, final)));
-      this.sent++;
+      this.sendFn(p);
+      return true;
     } catch (err) {
       this.log.debug({ event: 'bfd-send-failed', err: (err as Error).message }, 'BFD send failed');
+      return false;
     }
   }
 
@@ -320,28 +447,14 @@ export class BfdSession extends EventEmitter {
    * as the new interval allows, counted from the last one, never earlier than 75% of the interval.
    */
   private scheduleTx(now: boolean): void {
-    this.clearTimer('tx');
-    const interval = txInterval(this.vars) / 1000;
-    if (interval === 0) return;
-    const due = now ? 0 : Math.max(0, this.lastTx + interval * 0.75 - this.clock.now());
-    this.txTimer = this.clock.setTimeout(() => this.periodic(), due);
-  }
-
-  private periodic(): void {
-    this.txTimer = undefined;
-    if (!this.running) return;
-    this.transmit(false);
-    this.lastTx = this.clock.now();
     const interval = txInterval(this.vars);
-    if (interval === 0) return;
-    this.txTimer = this.clock.setTimeout(
-      () => this.periodic(),
-      jittered(interval, this.vars.detectMult, this.random) / 1000,
-    );
+    this.armedUs = interval;
+    if (interval === 0) this.periodic.pause();
+    else this.periodic.arm(this.packet(false), interval, this.vars.detectMult, !now);
   }
 
   private armDetection(): void {
-    this.clearTimer('detect');
+    this.clearTimer();
     const ms = detectionTime(this.vars) / 1000;
     if (ms <= 0) return;
     const check = () => {
@@ -362,11 +475,11 @@ export class BfdSession extends EventEmitter {
     this.detectTimer = this.clock.setTimeout(fire, ms);
   }
 
-  private clearTimer(which: 'tx' | 'detect'): void {
-    const h = which === 'tx' ? this.txTimer : this.detectTimer;
+  /** Clears the detection timer. */
+  private clearTimer(): void {
+    const h = this.detectTimer;
     if (h !== undefined && h !== 'checking') this.clock.clearTimeout(h);
-    if (which === 'tx') this.txTimer = undefined;
-    else this.detectTimer = undefined;
+    this.detectTimer = undefined;
   }
 }
 

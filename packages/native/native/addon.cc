@@ -9,7 +9,9 @@
 // The one exception to "no logic": a packet socket's reply cache (see ReplyCache below), a small
 // exact-match table of answers that JavaScript decided and installed; the addon only compares bytes
 // and sends the stored frame. Such a socket may also be read by its own receive thread (see
-// "Receive thread" in Poller), so a cached answer never waits for Node's event loop.
+// "Receive thread" in Poller), so a cached answer never waits for Node's event loop. Likewise the
+// periodic sender (see PeriodicTx below) sends datagrams that JavaScript built, at the intervals it
+// chose, from a thread of its own.
 //
 // Errors are thrown as JS Errors carrying `code` (errno name), `errno` and `syscall`; the TypeScript
 // wrapper turns them into NativeError. Every error path closes the descriptors it opened.
@@ -36,7 +38,14 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <sys/resource.h>
+#include <sys/syscall.h>
+
 #include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <map>
+#include <random>
 #include <deque>
 #include <initializer_list>
 #include <mutex>
@@ -831,6 +840,325 @@ Napi::Value UdpSendTo(const Napi::CallbackInfo& info) {
   }
   return Napi::Number::New(env, static_cast<double>(n));
 }
+
+// ---------------------------------------------------------------------------------------------
+// PeriodicTx: datagrams sent at intervals from a thread of their own (BFD's periodic Control
+// packets, RFC 5880 §6.8.7), so a busy event loop delays none of them. JavaScript decides every
+// byte and every interval: it arms an entry with a packet, an interval and the detect multiplier
+// that selects the jitter, and replaces the packet whenever its state changes. The thread only
+// waits for the earliest due entry, sends its packet with sendto, and computes the next due time:
+// the interval less a random 0-25% (10-25% when the multiplier is 1). Process-wide: one thread,
+// started by the first txCreate, never stopped (it sleeps without entries; it dies with the process).
+//
+// Each entry holds a dup() of the caller's socket, closed when the entry goes: the thread never
+// writes to a descriptor that JavaScript closed or reused. The thread sends with the lock held, so
+// once txDestroy returns, the entry's packet is not sent again.
+
+int64_t MonoNs() {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<int64_t>(ts.tv_sec) * 1000000000LL + ts.tv_nsec;
+}
+
+struct TxEntry {
+  int fd = -1;
+  struct sockaddr_storage to;
+  socklen_t toLen = 0;
+  std::vector<uint8_t> packet;
+  int64_t intervalNs = 0;
+  int detectMult = 3;
+  int64_t dueNs = 0;
+  int64_t lastNs = -1;
+  double sent = 0;
+  double errors = 0;
+  int lastErrno = 0;
+  // Measurement (measure): the time between consecutive sends (ms), at most kMaxGaps kept, and the
+  // longest lateness of a send against its due time since the last txStats.
+  bool measure = false;
+  std::vector<double> gapsMs;
+  double maxLateMs = 0;
+};
+
+class PeriodicTx {
+ public:
+  static PeriodicTx& Get() {
+    static PeriodicTx* tx = new PeriodicTx();  // never destroyed: the thread may outlive main()
+    return *tx;
+  }
+
+  // A new entry, not armed yet: returns its id, or 0 with *err set (dup, or the thread's start).
+  uint32_t Create(int fd, const struct sockaddr_storage& to, socklen_t toLen, int* err) {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!running_) {
+      pthread_t t;
+      *err = pthread_create(&t, nullptr, &PeriodicTx::Main, this);
+      if (*err != 0) return 0;
+      pthread_detach(t);
+      running_ = true;
+    }
+    int copy = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+    if (copy < 0) {
+      *err = errno;
+      return 0;
+    }
+    uint32_t id = ++lastId_;
+    TxEntry& e = entries_[id];
+    e.fd = copy;
+    e.to = to;
+    e.toLen = toLen;
+    return id;
+  }
+
+  // Sends `packet` every interval less the jitter: the first at once or, `paced`, 75% of the
+  // interval after the last one. False when there is no such entry.
+  bool Arm(uint32_t id, std::vector<uint8_t> packet, int64_t intervalNs, int detectMult, bool paced, bool measure) {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = entries_.find(id);
+    if (it == entries_.end()) return false;
+    TxEntry& e = it->second;
+    e.packet = std::move(packet);
+    e.intervalNs = intervalNs;
+    e.detectMult = detectMult;
+    e.measure = measure;
+    int64_t now = MonoNs();
+    e.dueNs = paced && e.lastNs >= 0 ? std::max(now, e.lastNs + intervalNs * 3 / 4) : now;
+    cv_.notify_one();
+    return true;
+  }
+
+  // Stops sending (the entry stays, with its descriptor and counters).
+  void Pause(uint32_t id) {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = entries_.find(id);
+    if (it != entries_.end()) it->second.intervalNs = 0;
+  }
+
+  bool Update(uint32_t id, std::vector<uint8_t> packet) {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = entries_.find(id);
+    if (it == entries_.end()) return false;
+    it->second.packet = std::move(packet);
+    return true;
+  }
+
+  void Destroy(uint32_t id) {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = entries_.find(id);
+    if (it == entries_.end()) return;
+    CloseQuietly(it->second.fd);
+    entries_.erase(it);
+  }
+
+  // Copies the entry's counters and, with `drain`, takes its gaps and lateness; false when there is
+  // no such entry.
+  bool Stats(uint32_t id, bool drain, TxEntry* out) {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = entries_.find(id);
+    if (it == entries_.end()) return false;
+    out->sent = it->second.sent;
+    out->errors = it->second.errors;
+    out->lastErrno = it->second.lastErrno;
+    if (drain) {
+      out->maxLateMs = it->second.maxLateMs;
+      out->gapsMs.swap(it->second.gapsMs);
+      it->second.maxLateMs = 0;
+    }
+    return true;
+  }
+
+  // The thread's id once it runs (the first Create starts it), 0 before.
+  int Tid() {
+    std::unique_lock<std::mutex> lock(mu_);
+    if (running_) started_.wait(lock, [this] { return tid_ != 0; });
+    return tid_;
+  }
+
+ private:
+  static constexpr size_t kMaxGaps = 4096;
+
+  static void* Main(void* self) {
+    static_cast<PeriodicTx*>(self)->Run();
+    return nullptr;
+  }
+
+  void Run() {
+    std::unique_lock<std::mutex> lock(mu_);
+    tid_ = static_cast<int>(syscall(SYS_gettid));
+    started_.notify_all();
+    std::mt19937_64 rng{std::random_device{}()};
+    std::uniform_real_distribution<double> unit(0.0, 1.0);
+    for (;;) {
+      TxEntry* next = nullptr;
+      for (auto& kv : entries_) {
+        if (kv.second.intervalNs > 0 && (!next || kv.second.dueNs < next->dueNs)) next = &kv.second;
+      }
+      if (!next) {
+        cv_.wait(lock);
+        continue;
+      }
+      int64_t now = MonoNs();
+      if (next->dueNs > now) {
+        cv_.wait_for(lock, std::chrono::nanoseconds(next->dueNs - now));
+        continue;  // woken early, or an entry changed: look again
+      }
+      TxEntry& e = *next;
+      ssize_t n;
+      do {
+        n = sendto(e.fd, e.packet.data(), e.packet.size(), MSG_DONTWAIT,
+                   reinterpret_cast<struct sockaddr*>(&e.to), e.toLen);
+      } while (n < 0 && errno == EINTR);
+      if (n < 0) {
+        e.errors++;
+        e.lastErrno = errno;
+      } else {
+        e.sent++;
+      }
+      if (e.measure) {
+        if (e.lastNs >= 0 && e.gapsMs.size() < kMaxGaps) e.gapsMs.push_back((now - e.lastNs) / 1e6);
+        e.maxLateMs = std::max(e.maxLateMs, (now - e.dueNs) / 1e6);
+      }
+      e.lastNs = now;
+      double cut = e.detectMult == 1 ? 0.1 + 0.15 * unit(rng) : 0.25 * unit(rng);
+      e.dueNs = now + static_cast<int64_t>(static_cast<double>(e.intervalNs) * (1 - cut));
+    }
+  }
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::condition_variable started_;
+  std::map<uint32_t, TxEntry> entries_;
+  bool running_ = false;
+  int tid_ = 0;
+  uint32_t lastId_ = 0;
+};
+
+// txCreate(fd, address, port) -> id: a periodic sender to address:port from a dup of fd, not armed.
+Napi::Value TxCreate(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 3 || !info[0].IsNumber() || !info[1].IsString() || !info[2].IsNumber()) {
+    ThrowInvalid(env, "txCreate(fd, address, port): bad arguments");
+    return env.Undefined();
+  }
+  int fd = info[0].As<Napi::Number>().Int32Value();
+  std::string addr = info[1].As<Napi::String>().Utf8Value();
+  int port = info[2].As<Napi::Number>().Int32Value();
+  int family = SocketFamily(fd);
+  struct sockaddr_storage ss;
+  socklen_t len = 0;
+  if (port < 1 || port > 65535 || family < 0 || !ParseAddr(family, addr, &ss, &len)) {
+    ThrowInvalid(env, "txCreate: address " + addr + " port " + std::to_string(port) + " does not fit the socket");
+    return env.Undefined();
+  }
+  if (family == AF_INET) {
+    reinterpret_cast<struct sockaddr_in*>(&ss)->sin_port = htons(static_cast<uint16_t>(port));
+  } else {
+    reinterpret_cast<struct sockaddr_in6*>(&ss)->sin6_port = htons(static_cast<uint16_t>(port));
+  }
+  int err = 0;
+  uint32_t id = PeriodicTx::Get().Create(fd, ss, len, &err);
+  if (id == 0) {
+    ThrowErrno(env, err, "txCreate", "dup of the socket, or the sending thread's start");
+    return env.Undefined();
+  }
+  return Napi::Number::New(env, id);
+}
+
+// txArm(id, packet, intervalUs, detectMult, paced, measure) -> boolean (false: no such id).
+Napi::Value TxArm(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 6 || !info[0].IsNumber() || !info[1].IsBuffer() || !info[2].IsNumber() ||
+      !info[3].IsNumber() || !info[4].IsBoolean() || !info[5].IsBoolean()) {
+    ThrowInvalid(env, "txArm(id, packet, intervalUs, detectMult, paced, measure): bad arguments");
+    return env.Undefined();
+  }
+  Napi::Buffer<uint8_t> buf = info[1].As<Napi::Buffer<uint8_t>>();
+  double intervalUs = info[2].As<Napi::Number>().DoubleValue();
+  if (!(intervalUs >= 1000 && intervalUs <= 3.6e9) || buf.Length() == 0) {
+    ThrowInvalid(env, "txArm: intervalUs must be 1000..3.6e9 and the packet not empty");
+    return env.Undefined();
+  }
+  bool ok = PeriodicTx::Get().Arm(info[0].As<Napi::Number>().Uint32Value(),
+                                  std::vector<uint8_t>(buf.Data(), buf.Data() + buf.Length()),
+                                  static_cast<int64_t>(intervalUs * 1000), info[3].As<Napi::Number>().Int32Value(),
+                                  info[4].As<Napi::Boolean>().Value(), info[5].As<Napi::Boolean>().Value());
+  return Napi::Boolean::New(env, ok);
+}
+
+// txPause(id): no more sends until the next txArm (counters kept).
+Napi::Value TxPause(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsNumber()) {
+    ThrowInvalid(env, "txPause(id): bad arguments");
+    return env.Undefined();
+  }
+  PeriodicTx::Get().Pause(info[0].As<Napi::Number>().Uint32Value());
+  return env.Undefined();
+}
+
+// txUpdate(id, packet) -> boolean: the packet sent from now on; false when id is not armed.
+Napi::Value TxUpdate(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 2 || !info[0].IsNumber() || !info[1].IsBuffer()) {
+    ThrowInvalid(env, "txUpdate(id, packet): bad arguments");
+    return env.Undefined();
+  }
+  Napi::Buffer<uint8_t> buf = info[1].As<Napi::Buffer<uint8_t>>();
+  bool ok = PeriodicTx::Get().Update(info[0].As<Napi::Number>().Uint32Value(),
+                                     std::vector<uint8_t>(buf.Data(), buf.Data() + buf.Length()));
+  return Napi::Boolean::New(env, ok);
+}
+
+// txDestroy(id): stops sending and closes the entry's descriptor; nothing is sent for id after it.
+Napi::Value TxDestroy(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsNumber()) {
+    ThrowInvalid(env, "txDestroy(id): bad arguments");
+    return env.Undefined();
+  }
+  PeriodicTx::Get().Destroy(info[0].As<Napi::Number>().Uint32Value());
+  return env.Undefined();
+}
+
+// txStats(id, drain) -> { sent, errors, lastError, maxLateMs, gapsMs } | undefined. With drain,
+// gapsMs and maxLateMs (armed with measure) cover the time since the last draining call; without,
+// they are empty and 0.
+Napi::Value TxStats(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 2 || !info[0].IsNumber() || !info[1].IsBoolean()) {
+    ThrowInvalid(env, "txStats(id, drain): bad arguments");
+    return env.Undefined();
+  }
+  TxEntry e;
+  if (!PeriodicTx::Get().Stats(info[0].As<Napi::Number>().Uint32Value(), info[1].As<Napi::Boolean>().Value(), &e))
+    return env.Undefined();
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("sent", Napi::Number::New(env, e.sent));
+  out.Set("errors", Napi::Number::New(env, e.errors));
+  out.Set("lastError", e.lastErrno ? Napi::Value(Napi::String::New(env, ErrnoName(e.lastErrno))) : env.Null());
+  out.Set("maxLateMs", Napi::Number::New(env, e.maxLateMs));
+  Napi::Array gaps = Napi::Array::New(env, e.gapsMs.size());
+  for (size_t i = 0; i < e.gapsMs.size(); i++) gaps.Set(static_cast<uint32_t>(i), Napi::Number::New(env, e.gapsMs[i]));
+  out.Set("gapsMs", gaps);
+  return out;
+}
+
+// txPriority(nice) -> the thread's id, or 0 when it does not run yet (no txCreate; nothing set):
+// setpriority(2) on the sending thread alone. Lowering the nice value needs CAP_SYS_NICE (EACCES).
+Napi::Value TxPriority(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsNumber()) {
+    ThrowInvalid(env, "txPriority(nice): bad arguments");
+    return env.Undefined();
+  }
+  int tid = PeriodicTx::Get().Tid();
+  if (tid == 0) return Napi::Number::New(env, 0);
+  if (setpriority(PRIO_PROCESS, static_cast<id_t>(tid), info[0].As<Napi::Number>().Int32Value()) < 0) {
+    ThrowErrno(env, errno, "setpriority", "the periodic sender thread");
+    return env.Undefined();
+  }
+  return Napi::Number::New(env, tid);
+}
+
 
 // ---------------------------------------------------------------------------------------------
 // Poller: reads every datagram of a socket fd until EAGAIN and hands each one to JS.
@@ -1635,6 +1963,13 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("recvFds", Napi::Function::New(env, RecvFds, "recvFds"));
   exports.Set("udpSocket", Napi::Function::New(env, UdpSocket, "udpSocket"));
   exports.Set("udpSendTo", Napi::Function::New(env, UdpSendTo, "udpSendTo"));
+  exports.Set("txCreate", Napi::Function::New(env, TxCreate, "txCreate"));
+  exports.Set("txArm", Napi::Function::New(env, TxArm, "txArm"));
+  exports.Set("txPause", Napi::Function::New(env, TxPause, "txPause"));
+  exports.Set("txUpdate", Napi::Function::New(env, TxUpdate, "txUpdate"));
+  exports.Set("txDestroy", Napi::Function::New(env, TxDestroy, "txDestroy"));
+  exports.Set("txStats", Napi::Function::New(env, TxStats, "txStats"));
+  exports.Set("txPriority", Napi::Function::New(env, TxPriority, "txPriority"));
   exports.Set("Poller", Poller::Define(env));
   return exports;
 }

@@ -17,8 +17,12 @@ import {
   type NetlinkSocket,
   openNetlink,
   openPacket,
+  openUdp,
+  periodicSender,
   recvFds,
+  setPeriodicSenderPriority,
   setTcpMd5,
+  type UdpMeta,
 } from './index.js';
 
 const RTM_NEWLINK = 16;
@@ -145,6 +149,83 @@ describe('malloc settings and trimming (glibc)', () => {
     expect(r.released).toBe(true);
     expect(r.kept).toBe(312);
     expect(r.freedMb).toBeGreaterThan(40);
+  });
+});
+
+describe('periodic sender (a thread of the addon sends stored datagrams)', () => {
+  it('keeps sending while the event loop is blocked, with the TTL and jitter asked for, the packet replaced in place', async () => {
+    const rx = openUdp({ family: 4, bindAddress: '10.77.0.2', port: 0, ttl: 255, netns: b.path });
+    const tx = openUdp({ family: 4, bindAddress: '10.77.0.1', port: 0, ttl: 255, netns: a.path });
+    const got: { data: string; meta: UdpMeta }[] = [];
+    rx.onDatagram((d, meta) => got.push({ data: d.toString(), meta }));
+    // Before the first sender, no thread runs: nothing to set.
+    expect(setPeriodicSenderPriority(0)).toBe(0);
+    const sender = periodicSender(tx, '10.77.0.2', rx.port, { measure: true });
+    try {
+      sender.arm(Buffer.from('first'), 20_000, 3, false);
+      // The socket it was made from can go: the sender holds its own descriptor.
+      tx.close();
+      // Nothing else runs on this thread for 500 ms: the addon's thread sends on.
+      const t0 = Date.now();
+      while (Date.now() - t0 < 500) {
+        /* busy */
+      }
+      expect(sender.stats().gapsMs).toEqual([]);
+      const during = sender.drain();
+      expect(during.sent).toBeGreaterThanOrEqual(10);
+      expect(during.errors).toBe(0);
+      // Every interval is 20 ms less 0-25%, never shorter (the clock is monotonic).
+      expect(during.gapsMs.length).toBeGreaterThanOrEqual(9);
+      expect(Math.min(...during.gapsMs)).toBeGreaterThanOrEqual(15);
+      await waitFor('the packets sent while blocked', () => got.length >= 10);
+      expect(
+        got.every((g) => g.data === 'first' && g.meta.ttl === 255 && g.meta.address === '10.77.0.1'),
+      ).toBe(true);
+      expect(got[0]!.meta.port).toBe(tx.port);
+
+      sender.update(Buffer.from('second'));
+      await waitFor('the replaced packet', () => got.at(-1)?.data === 'second');
+
+      // The thread runs now: its nice value can be raised (lowering it needs CAP_SYS_NICE).
+      const tid = setPeriodicSenderPriority(5);
+      expect(readFileSync(`/proc/self/task/${tid}/stat`, 'utf8').split(') ')[1]!.split(' ')[16]).toBe('5');
+
+      sender.pause();
+      await new Promise((r) => setTimeout(r, 60));
+      const paused = got.length;
+      await new Promise((r) => setTimeout(r, 100));
+      expect(got.length).toBe(paused);
+
+      // Paced: the first packet 75% of the interval after the last one, here long past: at once.
+      sender.arm(Buffer.from('third'), 1_000_000, 3, true);
+      await waitFor('the re-armed packet', () => got.at(-1)?.data === 'third');
+      expect(got.filter((g) => g.data === 'third').length).toBe(1);
+      sender.close();
+      const sent = got.length;
+      await new Promise((r) => setTimeout(r, 100));
+      expect(got.length).toBe(sent);
+      expect(sender.stats().sent).toBe(0);
+      expect(() => sender.arm(Buffer.from('x'), 20_000, 3, false)).toThrow(/closed/);
+    } finally {
+      sender.close();
+      rx.close();
+      tx.close();
+    }
+  });
+
+  it('refuses bad arguments by name', () => {
+    const tx = openUdp({ family: 4, port: 0, ttl: 255, netns: a.path });
+    try {
+      expect(() => periodicSender(tx, '10.77.0.2', 0)).toThrow(/port/);
+      expect(() => periodicSender(tx, 'fd77::2', 3784)).toThrow(/does not fit the socket/);
+      const s = periodicSender(tx, '10.77.0.2', 3784);
+      expect(() => s.arm(Buffer.from('x'), 999, 3, false)).toThrow(/intervalUs/);
+      expect(() => s.arm(Buffer.from('x'), 20_000, 0, false)).toThrow(/detectMult/);
+      s.close();
+      expect(() => setPeriodicSenderPriority(-21)).toThrow(/nice/);
+    } finally {
+      tx.close();
+    }
   });
 });
 

@@ -49,6 +49,20 @@ interface Binding {
   addonInfo(): AddonInfo;
   mallocTune(arenaMax: number, mmapThreshold: number, trimThreshold: number): boolean;
   mallocTrim(): boolean;
+  txCreate(fd: number, address: string, port: number): number;
+  txArm(
+    id: number,
+    packet: Buffer,
+    intervalUs: number,
+    detectMult: number,
+    paced: boolean,
+    measure: boolean,
+  ): boolean;
+  txPause(id: number): void;
+  txUpdate(id: number, packet: Buffer): boolean;
+  txDestroy(id: number): void;
+  txStats(id: number, drain: boolean): PeriodicSenderStats | undefined;
+  txPriority(nice: number): number;
   nlOpen(
     protocol: number,
     groups: number[],
@@ -775,4 +789,118 @@ export function openUdp(opts: UdpOptions): UdpSocket {
     binding.udpSocket(opts.family, opts.bindAddress, opts.port, opts.ttl, opts.netns),
   );
   return new UdpSocketImpl(fd, port);
+}
+
+/** What a periodic sender did (PeriodicSender.stats). */
+export interface PeriodicSenderStats {
+  sent: number;
+  /** sendto failures, and the errno name of the last one (null before any). */
+  errors: number;
+  lastError: string | null;
+  /**
+   * With `measure`, from drain() only: the time between consecutive packets since the last drain
+   * (ms, at most 4096 kept).
+   */
+  gapsMs: number[];
+  /** With `measure`, from drain() only: the longest a packet went out after its due time (ms). */
+  maxLateMs: number;
+}
+
+/**
+ * A datagram sent at intervals by the addon's sending thread, not Node's event loop (BFD's periodic
+ * Control packets, RFC 5880 §6.8.7): a busy loop delays none of them. The caller decides the bytes
+ * and the timing; `update` replaces the packet without touching the schedule.
+ */
+export interface PeriodicSender {
+  /**
+   * Sends `packet` every `intervalUs` less a random 0–25% (10–25% when `detectMult` is 1), the first
+   * at once, or with `paced` 75% of the interval after the previous one (at once if that is past).
+   */
+  arm(packet: Buffer, intervalUs: number, detectMult: number, paced: boolean): void;
+  /** The packet sent from the next one on. */
+  update(packet: Buffer): void;
+  /** No more packets until the next `arm`. */
+  pause(): void;
+  /** Counters (gapsMs empty, maxLateMs 0). */
+  stats(): PeriodicSenderStats;
+  /** Counters, and the measurements since the last drain (`measure`). */
+  drain(): PeriodicSenderStats;
+  /** Stops for good; nothing is sent after it returns. Idempotent. */
+  close(): void;
+}
+
+class PeriodicSenderImpl implements PeriodicSender {
+  private closed = false;
+  constructor(
+    private readonly id: number,
+    private readonly measure: boolean,
+  ) {}
+
+  arm(packet: Buffer, intervalUs: number, detectMult: number, paced: boolean): void {
+    if (this.closed) throw new NativeError('arm: periodic sender is closed', 'EBADF', 9, 'txArm');
+    checkInt('detectMult', detectMult, 1, 255);
+    if (!Number.isFinite(intervalUs) || intervalUs < 1000 || intervalUs > 3.6e9)
+      throw invalid('intervalUs', intervalUs, 'must be 1000..3600000000');
+    wrap(() => binding.txArm(this.id, packet, intervalUs, detectMult, paced, this.measure));
+  }
+
+  update(packet: Buffer): void {
+    if (!this.closed) binding.txUpdate(this.id, packet);
+  }
+
+  pause(): void {
+    if (!this.closed) binding.txPause(this.id);
+  }
+
+  stats(): PeriodicSenderStats {
+    return this.read(false);
+  }
+
+  drain(): PeriodicSenderStats {
+    return this.read(true);
+  }
+
+  private read(drain: boolean): PeriodicSenderStats {
+    return (
+      (this.closed ? undefined : binding.txStats(this.id, drain)) ?? {
+        sent: 0,
+        errors: 0,
+        lastError: null,
+        gapsMs: [],
+        maxLateMs: 0,
+      }
+    );
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    binding.txDestroy(this.id);
+  }
+}
+
+/**
+ * A periodic sender to `address`:`port` from `socket` (its TTL and source port; the sender holds a
+ * duplicate of the descriptor, so closing the socket first is safe). `measure` keeps the gaps
+ * between packets for stats().
+ */
+export function periodicSender(
+  socket: UdpSocket,
+  address: string,
+  port: number,
+  opts: { measure?: boolean } = {},
+): PeriodicSender {
+  checkInt('port', port, 1, 65535);
+  const id = wrap(() => binding.txCreate(socket.fd, address, port));
+  return new PeriodicSenderImpl(id, opts.measure === true);
+}
+
+/**
+ * Sets the nice value of the periodic senders' thread alone (setpriority on its thread id), so a
+ * busy host delays its packets less. Returns the thread id, or 0 when no sender was made yet
+ * (then nothing is set). Lowering the value needs CAP_SYS_NICE (NativeError EACCES).
+ */
+export function setPeriodicSenderPriority(nice: number): number {
+  checkInt('nice', nice, -20, 19);
+  return wrap(() => binding.txPriority(nice));
 }

@@ -4,7 +4,7 @@
 // BFD is Up again; the reason is logged and counted. With `controlPlaneCheck` and graceful restart,
 // a peer whose BFD shares fate with its control plane (C bit clear) keeps its routes stale as in a
 // restart (RFC 5882 §4.3); with the C bit set they go at once.
-import { type BfdInstance, BfdThread, type StateChange } from '@podnet/bfd';
+import { Bfd, type BfdInstance, type StateChange } from '@podnet/bfd';
 import type { Speaker } from '@podnet/bgp';
 import type { Logger } from 'pino';
 import { Counter, Gauge, type Registry } from 'prom-client';
@@ -53,12 +53,13 @@ export class BfdLink {
   }
 
   /**
-   * The BFD instance, made with the first peer that has BFD on: on a worker thread, so a busy main
-   * loop (a full-table UPDATE burst) does not delay BFD; an agent without BFD peers runs no thread.
+   * The BFD instance, made with the first peer that has BFD on. Its periodic packets go out from the
+   * native addon's sending thread, at nice -10 where the agent may (CAP_SYS_NICE), so a busy event
+   * loop (a full-table UPDATE burst) does not delay them; an agent without BFD peers runs no thread.
    */
   private get bfd(): BfdInstance {
     if (!this.instance) {
-      const b = this.given ?? new BfdThread({ logger: this.log });
+      const b = this.given ?? new Bfd({ logger: this.log, priority: -10 });
       b.on('error', (err: Error) =>
         this.log.error({ event: 'bfd-error', err: err.message }, 'BFD: sessions may be missing'),
       );
