@@ -45,6 +45,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <map>
+#include <memory>
 #include <random>
 #include <deque>
 #include <initializer_list>
@@ -893,6 +894,7 @@ class PeriodicTx {
       pthread_t t;
       *err = pthread_create(&t, nullptr, &PeriodicTx::Main, this);
       if (*err != 0) return 0;
+      pthread_setname_np(t, "podnet-tx");  // as top, perf and /proc show it
       pthread_detach(t);
       running_ = true;
     }
@@ -1292,9 +1294,12 @@ class Poller : public Napi::ObjectWrap<Poller> {
       recvData_ = shared.Data();
       recvSize_ = shared.Length();
     } else {
-      buf_.resize(size);
-      recvData_ = buf_.data();
-      recvSize_ = buf_.size();
+      // Not zero-filled: a large block is mmapped by malloc, and only the pages a datagram is
+      // written into become resident (a netlink socket's 1 MiB buffer holds what its largest
+      // datagram touched, not 1 MiB from the start).
+      buf_.reset(new uint8_t[size]);
+      recvData_ = buf_.get();
+      recvSize_ = size;
     }
     if (napi_get_uv_event_loop(env, &loop_) != napi_ok || loop_ == nullptr) {
       ThrowInvalid(env, "no libuv loop");
@@ -1304,7 +1309,8 @@ class Poller : public Napi::ObjectWrap<Poller> {
     if (threaded_) {
       // The thread reads into its own buffer; frames for JS are copied into recvData_ on the JS
       // thread. The async handle and the thread are created by start().
-      threadBuf_.resize(size);
+      threadBuf_.reset(new uint8_t[size]);
+      threadBufSize_ = size;
       return;
     }
     handle_ = new uv_poll_t;
@@ -1667,7 +1673,7 @@ class Poller : public Napi::ObjectWrap<Poller> {
       for (int i = 0; i < 1024; i++) {
         struct sockaddr_ll sll;
         int msgFlags = 0;
-        ssize_t n = RecvOne(fd_, threadBuf_.data(), threadBuf_.size(), &sll, sizeof sll, &msgFlags);
+        ssize_t n = RecvOne(fd_, threadBuf_.get(), threadBufSize_, &sll, sizeof sll, &msgFlags);
         if (n < 0) {
           int err = errno;
           if (err == EINTR) continue;
@@ -1682,9 +1688,9 @@ class Poller : public Napi::ObjectWrap<Poller> {
           wake = true;
           continue;
         }
-        if (AnswerFromCache(threadBuf_.data(), static_cast<size_t>(n), &sll)) continue;
+        if (AnswerFromCache(threadBuf_.get(), static_cast<size_t>(n), &sll)) continue;
         Queued q;
-        q.data.assign(threadBuf_.data(), threadBuf_.data() + n);
+        q.data.assign(threadBuf_.get(), threadBuf_.get() + n);
         q.ifindex = sll.sll_ifindex;
         q.pktType = sll.sll_pkttype;
         Enqueue(std::move(q));
@@ -1881,7 +1887,7 @@ class Poller : public Napi::ObjectWrap<Poller> {
   bool polling_ = false;
   bool refed_ = true;  // what JS asked for with ref()/unref()
   int selfRefs_ = 0;
-  std::vector<uint8_t> buf_;
+  std::unique_ptr<uint8_t[]> buf_;
   Napi::Reference<Napi::Buffer<uint8_t>> shared_;
   uint8_t* recvData_ = nullptr;
   size_t recvSize_ = 0;
@@ -1900,7 +1906,8 @@ class Poller : public Napi::ObjectWrap<Poller> {
   pthread_t thread_{};
   int wakeFd_ = -1;  // eventfd: written to stop the thread
   uv_async_t* async_ = nullptr;
-  std::vector<uint8_t> threadBuf_;
+  std::unique_ptr<uint8_t[]> threadBuf_;
+  size_t threadBufSize_ = 0;
   std::mutex queueMu_;  // guards queue_
   std::deque<Queued> queue_;
   std::atomic<uint64_t> drops_{0};

@@ -152,6 +152,54 @@ describe('malloc settings and trimming (glibc)', () => {
   });
 });
 
+describe('receive buffers', () => {
+  it('a netlink socket holds only the pages of its 1 MiB receive buffer that datagrams touched', async () => {
+    // A child process opens 32 netlink sockets (each with a 1 MiB receive buffer) and dumps the
+    // links on each: zero-filled buffers would add 32 MiB of RSS.
+    const script = `
+      const { openNetlink, NETLINK_ROUTE } = await import(${JSON.stringify(new URL('../dist/index.js', import.meta.url).href)});
+      const rss = () => Number(/VmRSS:\\s+(\\d+)/.exec(require('node:fs').readFileSync('/proc/self/status', 'utf8'))[1]) * 1024;
+      const dump = Buffer.alloc(32);
+      dump.writeUInt32LE(32, 0); dump.writeUInt16LE(18, 4); dump.writeUInt16LE(0x301, 6); dump.writeUInt32LE(1, 8);
+      globalThis.gc();
+      const before = rss();
+      const socks = [];
+      let answered = 0;
+      for (let i = 0; i < 32; i++) {
+        const s = openNetlink({ protocol: NETLINK_ROUTE, netns: ${JSON.stringify(a.path)} });
+        await new Promise((resolve) => {
+          s.onMessage((d) => { if (d.readUInt16LE(4) === 3) { answered++; resolve(); } });
+          s.send(dump);
+        });
+        socks.push(s);
+      }
+      globalThis.gc();
+      const grewMb = (rss() - before) / 1048576;
+      for (const s of socks) s.close();
+      console.log(JSON.stringify({ answered, grewMb }));
+    `;
+    const child = spawn(
+      process.execPath,
+      [
+        '--expose-gc',
+        '--input-type=module',
+        '-e',
+        `import { createRequire } from 'node:module'; const require = createRequire(import.meta.url);\n${script}`,
+      ],
+      { stdio: ['ignore', 'pipe', 'inherit'] },
+    );
+    let out = '';
+    child.stdout.on('data', (d) => {
+      out += d;
+    });
+    const [code] = await once(child, 'exit');
+    expect(code).toBe(0);
+    const r = JSON.parse(out) as { answered: number; grewMb: number };
+    expect(r.answered).toBe(32);
+    expect(r.grewMb).toBeLessThan(8);
+  });
+});
+
 describe('periodic sender (a thread of the addon sends stored datagrams)', () => {
   it('keeps sending while the event loop is blocked, with the TTL and jitter asked for, the packet replaced in place', async () => {
     const rx = openUdp({ family: 4, bindAddress: '10.77.0.2', port: 0, ttl: 255, netns: b.path });
@@ -188,6 +236,7 @@ describe('periodic sender (a thread of the addon sends stored datagrams)', () =>
 
       // The thread runs now: its nice value can be raised (lowering it needs CAP_SYS_NICE).
       const tid = setPeriodicSenderPriority(5);
+      expect(readFileSync(`/proc/self/task/${tid}/comm`, 'utf8').trim()).toBe('podnet-tx');
       expect(readFileSync(`/proc/self/task/${tid}/stat`, 'utf8').split(') ')[1]!.split(' ')[16]).toBe('5');
 
       sender.pause();
