@@ -36,7 +36,6 @@ import {
   type StateChange,
   silentLogger,
   systemClock,
-  TimerTransmit,
 } from './session.js';
 
 export class BfdConfigError extends Error {
@@ -141,6 +140,7 @@ export interface BfdInstance {
 interface Entry {
   session: BfdSession;
   sock: UdpSocket;
+  /** The sending thread's transmitter (`transmit: 'thread'`), closed with the session. */
   periodic: PeriodicTransmit | undefined;
   config: BfdPeerConfig;
   wasUp: boolean;
@@ -217,40 +217,30 @@ export class Bfd extends EventEmitter implements BfdInstance {
     const sock = this.openSource(peer, c.local);
     let discr = 0;
     while (discr === 0 || this.byDiscr.has(discr)) discr = randomInt(1, 0xffff_ffff);
-    const send = (b: Buffer) => sock.send(b, peer, this.port);
-    let periodic: PeriodicTransmit;
-    try {
-      periodic = this.threaded
-        ? threadTransmit(periodicSender(sock, peer, this.port, { measure: this.opts.measureTx === true }))
-        : new TimerTransmit(
-            this.clock,
-            this.opts.random ?? Math.random,
-            (b) => {
-              try {
-                send(b);
-                return true;
-              } catch {
-                return false;
-              }
-            },
-            this.opts.measureTx === true,
-          );
-    } catch (err) {
-      sock.close();
-      throw err;
+    let periodic: PeriodicTransmit | undefined;
+    if (this.threaded) {
+      try {
+        periodic = threadTransmit(
+          periodicSender(sock, peer, this.port, { measure: this.opts.measureTx === true }),
+        );
+      } catch (err) {
+        sock.close();
+        throw err;
+      }
+      this.prioritise();
     }
-    if (this.threaded) this.prioritise();
     const session = new BfdSession({
       peer,
       localDiscr: discr,
       timers,
-      send,
+      send: (b) => sock.send(b, peer, this.port),
       clock: this.clock,
       ...(this.opts.random ? { random: this.opts.random } : {}),
       logger: this.log,
       afterPendingInput: this.opts.clock ? undefined : (check) => setImmediate(check),
       resumeListenMs: c.resume ? (this.opts.resumeListenMs ?? 2500) : 0,
-      periodic,
+      ...(periodic ? { periodic } : {}),
+      measureTx: this.opts.measureTx === true,
     });
     const entry: Entry = { session, sock, periodic, config: c, wasUp: false };
     session.on('state', (ch: StateChange) => {
@@ -325,8 +315,7 @@ export class Bfd extends EventEmitter implements BfdInstance {
   drainTxGaps(): { gapsMs: number[]; maxLateMs: number } {
     const out = { gapsMs: [] as number[], maxLateMs: 0 };
     for (const e of this.byPeer.values()) {
-      const d = e.periodic?.drain();
-      if (!d) continue;
+      const d = e.session.drainTx();
       out.gapsMs.push(...d.gapsMs);
       out.maxLateMs = Math.max(out.maxLateMs, d.maxLateMs);
     }

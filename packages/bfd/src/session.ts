@@ -216,6 +216,8 @@ export interface SessionInit {
    * one closes it (Bfd does, with the session's socket).
    */
   periodic?: PeriodicTransmit;
+  /** The default transmitter keeps the gaps between packets for `drainTx` (benchmarks). */
+  measureTx?: boolean;
 }
 
 /**
@@ -345,6 +347,11 @@ export class BfdSession extends EventEmitter {
         'BFD: asking the peer to wait through a planned restart',
       );
     });
+  }
+
+  /** The transmitter's measurements since the last call (see PeriodicTransmit.drain). */
+  drainTx(): { gapsMs: number[]; maxLateMs: number } {
+    return this.periodic.drain();
   }
 
   setTimers(t: BfdTimers): void {
