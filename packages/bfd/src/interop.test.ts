@@ -165,24 +165,34 @@ describe('BFD with FRR bfdd', () => {
   }, 90_000);
 });
 
+/** Our session with BIRD Up on both sides and its Poll Sequence over; returns the changes seen. */
+async function upWithBird(b: Bfd, bird: Daemon): Promise<StateChange[]> {
+  const changes: StateChange[] = [];
+  b.on('state', (c) => changes.push(c));
+  b.addPeer({ peer: '10.77.0.2', timers });
+  await upBothWays(b, bird, '10.77.0.2', '10.77.0.1');
+  await waitFor('the poll sequence to end', () => b.session('10.77.0.2')?.polling === false);
+  return changes;
+}
+
+/** An event loop as busy as a full-table UPDATE burst: nothing else runs on it for `ms`. */
+function blockLoop(ms: number): void {
+  const t0 = Date.now();
+  while (Date.now() - t0 < ms) {
+    /* busy */
+  }
+}
+
 describe("periodic packets from the addon's sending thread, with BIRD 2", () => {
   it('stays Up on both sides while the event loop is blocked for three detection times', async () => {
     const bird = await startBirdBfd(theirs, procs, { neighbor: '10.77.0.1', ...timers });
     const b = bfdIn(ours);
-    const changes: StateChange[] = [];
-    b.on('state', (c) => changes.push(c));
     try {
-      b.addPeer({ peer: '10.77.0.2', timers });
-      await upBothWays(b, bird, '10.77.0.2', '10.77.0.1');
-      await waitFor('the poll sequence to end', () => b.session('10.77.0.2')?.polling === false);
+      const changes = await upWithBird(b, bird);
       const before = b.session('10.77.0.2')!;
       const seen = changes.length;
-      // An event loop as busy as a full-table UPDATE burst: nothing else runs on it for 2.7 s, three
-      // times the detection time (900 ms) on both sides.
-      const t0 = Date.now();
-      while (Date.now() - t0 < 2700) {
-        /* busy */
-      }
+      // Three times the detection time (900 ms) on both sides.
+      blockLoop(2700);
       const sentDuring = b.session('10.77.0.2')!.sent - before.sent;
       // Then the loop reads what arrived meanwhile before its detection timer decides, and BIRD had
       // our packets all along.
@@ -202,18 +212,11 @@ describe("periodic packets from the addon's sending thread, with BIRD 2", () => 
     const bird = await startBirdBfd(theirs, procs, { neighbor: '10.77.0.1', ...timers });
     const b = new Bfd({ netns: ours.path, transmit: 'loop' });
     b.start();
-    const changes: StateChange[] = [];
-    b.on('state', (c) => changes.push(c));
     try {
-      b.addPeer({ peer: '10.77.0.2', timers });
-      await upBothWays(b, bird, '10.77.0.2', '10.77.0.1');
-      await waitFor('the poll sequence to end', () => b.session('10.77.0.2')?.polling === false);
+      const changes = await upWithBird(b, bird);
       const before = b.session('10.77.0.2')!.sent;
       const seen = changes.length;
-      const t0 = Date.now();
-      while (Date.now() - t0 < 2700) {
-        /* busy */
-      }
+      blockLoop(2700);
       expect(b.session('10.77.0.2')!.sent).toBe(before);
       // BIRD's Down (detection time expired) waits in our socket; read, it takes our session down.
       await waitFor(

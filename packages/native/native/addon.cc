@@ -1086,15 +1086,21 @@ Napi::Value TxArm(const Napi::CallbackInfo& info) {
   return Napi::Boolean::New(env, ok);
 }
 
+// The id argument of txPause / txDestroy; false (a TypeError thrown) when it is not a number.
+bool TxIdArg(const Napi::CallbackInfo& info, const char* usage, uint32_t* id) {
+  if (info.Length() < 1 || !info[0].IsNumber()) {
+    ThrowInvalid(info.Env(), std::string(usage) + ": bad arguments");
+    return false;
+  }
+  *id = info[0].As<Napi::Number>().Uint32Value();
+  return true;
+}
+
 // txPause(id): no more sends until the next txArm (counters kept).
 Napi::Value TxPause(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  if (info.Length() < 1 || !info[0].IsNumber()) {
-    ThrowInvalid(env, "txPause(id): bad arguments");
-    return env.Undefined();
-  }
-  PeriodicTx::Get().Pause(info[0].As<Napi::Number>().Uint32Value());
-  return env.Undefined();
+  uint32_t id;
+  if (TxIdArg(info, "txPause(id)", &id)) PeriodicTx::Get().Pause(id);
+  return info.Env().Undefined();
 }
 
 // txUpdate(id, packet) -> boolean: the packet sent from now on; false when id is not armed.
@@ -1112,13 +1118,9 @@ Napi::Value TxUpdate(const Napi::CallbackInfo& info) {
 
 // txDestroy(id): stops sending and closes the entry's descriptor; nothing is sent for id after it.
 Napi::Value TxDestroy(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  if (info.Length() < 1 || !info[0].IsNumber()) {
-    ThrowInvalid(env, "txDestroy(id): bad arguments");
-    return env.Undefined();
-  }
-  PeriodicTx::Get().Destroy(info[0].As<Napi::Number>().Uint32Value());
-  return env.Undefined();
+  uint32_t id;
+  if (TxIdArg(info, "txDestroy(id)", &id)) PeriodicTx::Get().Destroy(id);
+  return info.Env().Undefined();
 }
 
 // txStats(id, drain) -> { sent, errors, lastError, maxLateMs, gapsMs } | undefined. With drain,

@@ -77,6 +77,30 @@ function dumpLinkNames(sock: NetlinkSocket, seq: number): Promise<string[]> {
   });
 }
 
+/**
+ * Runs an ES module `script` in a fresh Node process (`--expose-gc`, `require` defined) and returns
+ * the JSON it printed; the process must exit 0. For memory measurements away from the test runner.
+ */
+async function inChild(script: string): Promise<unknown> {
+  const child = spawn(
+    process.execPath,
+    [
+      '--expose-gc',
+      '--input-type=module',
+      '-e',
+      `import { createRequire } from 'node:module'; const require = createRequire(import.meta.url);\n${script}`,
+    ],
+    { stdio: ['ignore', 'pipe', 'inherit'] },
+  );
+  let out = '';
+  child.stdout.on('data', (d) => {
+    out += d;
+  });
+  const [code] = await once(child, 'exit');
+  expect(code).toBe(0);
+  return JSON.parse(out);
+}
+
 const lab = new NetnsSet();
 let a: Netns;
 let b: Netns;
@@ -126,25 +150,7 @@ describe('malloc settings and trimming (glibc)', () => {
       const after = rss();
       console.log(JSON.stringify({ tuned, released, freedMb: (before - after) / 1048576, kept: held.length }));
     `;
-    const child = spawn(
-      process.execPath,
-      [
-        '--expose-gc',
-        '--input-type=module',
-        '-e',
-        `import { createRequire } from 'node:module'; const require = createRequire(import.meta.url);\n${script}`,
-      ],
-      {
-        stdio: ['ignore', 'pipe', 'inherit'],
-      },
-    );
-    let out = '';
-    child.stdout.on('data', (d) => {
-      out += d;
-    });
-    const [code] = await once(child, 'exit');
-    expect(code).toBe(0);
-    const r = JSON.parse(out) as { tuned: boolean; released: boolean; freedMb: number; kept: number };
+    const r = (await inChild(script)) as { tuned: boolean; released: boolean; freedMb: number; kept: number };
     expect(r.tuned).toBe(true);
     expect(r.released).toBe(true);
     expect(r.kept).toBe(312);
@@ -178,23 +184,7 @@ describe('receive buffers', () => {
       for (const s of socks) s.close();
       console.log(JSON.stringify({ answered, grewMb }));
     `;
-    const child = spawn(
-      process.execPath,
-      [
-        '--expose-gc',
-        '--input-type=module',
-        '-e',
-        `import { createRequire } from 'node:module'; const require = createRequire(import.meta.url);\n${script}`,
-      ],
-      { stdio: ['ignore', 'pipe', 'inherit'] },
-    );
-    let out = '';
-    child.stdout.on('data', (d) => {
-      out += d;
-    });
-    const [code] = await once(child, 'exit');
-    expect(code).toBe(0);
-    const r = JSON.parse(out) as { answered: number; grewMb: number };
+    const r = (await inChild(script)) as { answered: number; grewMb: number };
     expect(r.answered).toBe(32);
     expect(r.grewMb).toBeLessThan(8);
   });
