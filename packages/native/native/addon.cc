@@ -1075,8 +1075,9 @@ Napi::Value TxArm(const Napi::CallbackInfo& info) {
   }
   Napi::Buffer<uint8_t> buf = info[1].As<Napi::Buffer<uint8_t>>();
   double intervalUs = info[2].As<Napi::Number>().DoubleValue();
-  if (!(intervalUs >= 1000 && intervalUs <= 3.6e9) || buf.Length() == 0) {
-    ThrowInvalid(env, "txArm: intervalUs must be 1000..3.6e9 and the packet not empty");
+  // Up to 2^32-1 us, BFD's largest interval (a 32-bit field of microseconds).
+  if (!(intervalUs >= 1000 && intervalUs <= 4294967295.0) || buf.Length() == 0) {
+    ThrowInvalid(env, "txArm: intervalUs must be 1000..4294967295 and the packet not empty");
     return env.Undefined();
   }
   bool ok = PeriodicTx::Get().Arm(info[0].As<Napi::Number>().Uint32Value(),

@@ -259,6 +259,9 @@ describe('periodic sender (a thread of the addon sends stored datagrams)', () =>
       expect(() => periodicSender(tx, 'fd77::2', 3784)).toThrow(/does not fit the socket/);
       const s = periodicSender(tx, '10.77.0.2', 3784);
       expect(() => s.arm(Buffer.from('x'), 999, 3, false)).toThrow(/intervalUs/);
+      expect(() => s.arm(Buffer.from('x'), 2 ** 32, 3, false)).toThrow(/intervalUs/);
+      // The longest BFD interval (a hold-over's) is taken: nothing goes out for 71 minutes after the first.
+      s.arm(Buffer.from('x'), 0xffff_ffff, 3, true);
       expect(() => s.arm(Buffer.from('x'), 20_000, 0, false)).toThrow(/detectMult/);
       s.close();
       expect(() => setPeriodicSenderPriority(-21)).toThrow(/nice/);

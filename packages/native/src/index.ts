@@ -839,8 +839,9 @@ class PeriodicSenderImpl implements PeriodicSender {
   arm(packet: Buffer, intervalUs: number, detectMult: number, paced: boolean): void {
     if (this.closed) throw new NativeError('arm: periodic sender is closed', 'EBADF', 9, 'txArm');
     checkInt('detectMult', detectMult, 1, 255);
-    if (!Number.isFinite(intervalUs) || intervalUs < 1000 || intervalUs > 3.6e9)
-      throw invalid('intervalUs', intervalUs, 'must be 1000..3600000000');
+    // Up to BFD's largest interval: a 32-bit field of microseconds (a hold-over's Desired Min TX).
+    if (!Number.isFinite(intervalUs) || intervalUs < 1000 || intervalUs > 0xffff_ffff)
+      throw invalid('intervalUs', intervalUs, 'must be 1000..4294967295');
     wrap(() => binding.txArm(this.id, packet, intervalUs, detectMult, paced, this.measure));
   }
 
