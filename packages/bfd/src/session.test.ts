@@ -347,4 +347,66 @@ describe('BFD session state machine', () => {
       expect(transition({ ...s, state: State.INIT }, { type: 'resume', packet: p }).reason).toBe('ignored');
     });
   });
+
+  it('a transmitter that cannot be armed is logged, and the session goes on receiving', () => {
+    const clock = new FakeClock();
+    const warned: object[] = [];
+    const logger = {
+      info() {},
+      debug() {},
+      warn(obj: object) {
+        warned.push(obj);
+      },
+      child() {
+        return logger;
+      },
+    };
+    const s = new BfdSession({
+      peer: 'b',
+      localDiscr: 1,
+      timers: { minTx: 300, minRx: 300, multiplier: 3 },
+      clock,
+      logger,
+      send: () => {},
+      periodic: {
+        arm() {
+          throw new Error('no sending thread');
+        },
+        update() {},
+        pause() {},
+        sent: () => 0,
+        drain: () => ({ gapsMs: [], maxLateMs: 0 }),
+        close() {},
+      },
+    });
+    expect(() => s.start()).not.toThrow();
+    expect(warned).toEqual([
+      expect.objectContaining({
+        event: 'bfd-tx-arm-failed',
+        intervalUs: 1_000_000,
+        err: 'no sending thread',
+      }),
+    ]);
+    // The peer's Down packet still moves the session to Init (and the re-arm is logged again).
+    s.receive({
+      version: 1,
+      diag: 0,
+      state: State.DOWN,
+      poll: false,
+      final: false,
+      cpi: false,
+      auth: false,
+      demand: false,
+      multipoint: false,
+      detectMult: 3,
+      myDiscr: 5,
+      yourDiscr: 0,
+      desiredMinTx: 300_000,
+      requiredMinRx: 300_000,
+      requiredMinEchoRx: 0,
+    });
+    expect(s.state).toBe('init');
+    expect(warned).toHaveLength(2);
+    s.stop();
+  });
 });

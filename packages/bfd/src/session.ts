@@ -456,8 +456,16 @@ export class BfdSession extends EventEmitter {
   private scheduleTx(now: boolean): void {
     const interval = txInterval(this.vars);
     this.armedUs = interval;
-    if (interval === 0) this.periodic.pause();
-    else this.periodic.arm(this.packet(false), interval, this.vars.detectMult, !now);
+    try {
+      if (interval === 0) this.periodic.pause();
+      else this.periodic.arm(this.packet(false), interval, this.vars.detectMult, !now);
+    } catch (err) {
+      // Not expected (the intervals are in range); the session then sends nothing, and says so.
+      this.log.warn(
+        { event: 'bfd-tx-arm-failed', intervalUs: interval, err: (err as Error).message },
+        'BFD: periodic packets could not be scheduled',
+      );
+    }
   }
 
   private armDetection(): void {
