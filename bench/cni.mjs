@@ -13,6 +13,8 @@
 //   --load: two busy processes (one per core, bounded to 15 minutes) run beside the whole measurement.
 //   --spares N: the agent's --cni-spare-addresses (default 4; 0: every ADD allocates through the API).
 //   CNI_BENCH_PLUGIN=/path/to/podnet-cni[.js] npm run bench -- cni   (another standalone build; .js runs with node)
+//   CNI_BENCH_AGENT_NODE_FLAGS='--max-opt=2' npm run bench -- cni   (Node/V8 flags for the agent, which
+//   otherwise runs with none; its RSS at the end is reported as agent_rss_mb)
 // Everything runs in namespaces named pnt-cnibench-<pid>-<n> (removed at the end, or by the
 // testkit's cleanupStale() after a crash). Last line: one JSON object.
 import { spawn, spawnSync } from 'node:child_process';
@@ -41,6 +43,7 @@ const PLUGIN =
   process.env.CNI_BENCH_PLUGIN ?? fileURLToPath(new URL('../packages/cni/dist/podnet-cni', import.meta.url));
 const SCRIPT = fileURLToPath(new URL('../packages/cni/dist/podnet-cni.js', import.meta.url));
 const REF_DIR = '/usr/lib/cni';
+const AGENT_NODE_FLAGS = (process.env.CNI_BENCH_AGENT_NODE_FLAGS ?? '').split(/\s+/).filter(Boolean);
 const NODE = 'bench-node';
 const namespaces = [];
 /** The --load busy processes. */
@@ -145,6 +148,7 @@ async function startAgent(node, kubeconfig, socket, logFile) {
     [
       `--net=${node.path}`,
       process.execPath,
+      ...AGENT_NODE_FLAGS,
       AGENT,
       '--node-name',
       NODE,
@@ -171,7 +175,7 @@ async function startAgent(node, kubeconfig, socket, logFile) {
     if (Date.now() - t0 > 60_000) throw new Error(`podnet-agent did not serve ${socket} within 60 s`);
     await new Promise((r) => setTimeout(r, 100));
   }
-  return async () => {
+  const stop = async () => {
     if (child.exitCode !== null) return;
     const exited = new Promise((r) => child.once('exit', r));
     child.kill('SIGTERM');
@@ -179,6 +183,15 @@ async function startAgent(node, kubeconfig, socket, logFile) {
     await exited;
     clearTimeout(t);
   };
+  // nsenter execs the agent in place: the child's pid is the agent's.
+  const rssMb = () => {
+    try {
+      return Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${child.pid}/status`, 'utf8'))[1]) / 1024;
+    } catch {
+      return null;
+    }
+  };
+  return { stop, rssMb };
 }
 
 async function main() {
@@ -187,7 +200,7 @@ async function main() {
   const tmp = mkdtempSync(join(tmpdir(), 'podnet-bench-cni-'));
   const api = await startApiServer({ port: 0, host: '127.0.0.1', kubeconfigPath: join(tmp, 'kubeconfig') });
   let stopForward = async () => {};
-  let stopAgent = async () => {};
+  let agent = { stop: async () => {}, rssMb: () => null };
   let stopLoad = () => {};
   try {
     const client = new KubeClient({ kubeconfigPath: join(tmp, 'kubeconfig') });
@@ -248,7 +261,7 @@ async function main() {
       ...(process.env.CNI_BENCH_PLUGIN ? { PODNET_CNI_FALLBACK: PLUGIN } : {}),
     };
     if (LOAD) stopLoad = startLoad();
-    stopAgent = await startAgent(node, join(tmp, 'kubeconfig'), socket, join(tmp, 'agent.log'));
+    agent = await startAgent(node, join(tmp, 'kubeconfig'), socket, join(tmp, 'agent.log'));
 
     // Process start: VERSION loads nothing but the bundle; the first runs fill the compile cache.
     for (let i = 0; i < 3; i++) await cni(node, node24, { CNI_COMMAND: 'VERSION' }, { cniVersion: '1.0.0' });
@@ -349,6 +362,8 @@ async function main() {
       pods: PODS,
       loaded: LOAD,
       spares: SPARES,
+      agent_node_flags: AGENT_NODE_FLAGS.join(' '),
+      agent_rss_mb: agent.rssMb() === null ? null : r1(agent.rssMb()),
       add_p50_ms: r1(pct(add, 0.5)),
       add_p99_ms: r1(pct(add, 0.99)),
       del_p50_ms: r1(pct(del, 0.5)),
@@ -408,7 +423,7 @@ async function main() {
     console.log(JSON.stringify(res));
   } finally {
     stopLoad();
-    await stopAgent();
+    await agent.stop();
     await stopForward();
     await api.close();
     for (const n of namespaces) spawnSync('ip', ['netns', 'del', n]);

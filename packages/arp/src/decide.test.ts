@@ -170,6 +170,14 @@ describe('decidePrepared (the responder hot path)', () => {
       reason: 'other-interface',
     });
   });
+
+  it("keeps its bytes in buffers of their own, not in views of Node's 64 KiB pool", () => {
+    // A prepared interface lives as long as the pod: a pooled 6-byte MAC kept a pool block each.
+    const p = prepareInterface(pod);
+    expect(p.hostMac.toString('hex')).toBe(pod.hostMac.replace(/:/g, ''));
+    expect(p.hostMac.buffer.byteLength).toBe(6);
+    expect(p.reply.buffer.byteLength).toBe(p.reply.length);
+  });
 });
 
 describe('DECISION_BYTES (the reply cache key)', () => {

@@ -70,19 +70,8 @@ export function buildReply(req: ArpPacket, hostMac: string): Buffer {
   });
 }
 
-// Byte-level caches: the responder sees the same few MACs and addresses over and over.
-const macCache = new Map<string, Buffer>();
+// Byte-level cache: the responder sees the same few addresses over and over.
 const ipCache = new Map<string, number>();
-
-function macBytes(mac: string): Buffer {
-  let b = macCache.get(mac);
-  if (!b) {
-    b = Buffer.from(mac.replace(/:/g, ''), 'hex');
-    if (macCache.size > 4096) macCache.clear();
-    macCache.set(mac, b);
-  }
-  return b;
-}
 
 function ipv4Number(ip: string): number {
   let n = ipCache.get(ip);
@@ -111,7 +100,10 @@ export interface PreparedInterface {
 
 export function prepareInterface(iface: ArpInterface): PreparedInterface {
   const reply = Buffer.alloc(ETH_ZLEN);
-  const hostMac = Buffer.from(macBytes(iface.hostMac));
+  // Buffer.alloc, not Buffer.from: a small Buffer.from is a view of Node's 64 KiB pool, and this
+  // one lives as long as the interface, keeping the whole pool block.
+  const hostMac = Buffer.alloc(6);
+  hostMac.write(iface.hostMac.replace(/:/g, ''), 'hex');
   // The constant part of every reply: Ethernet source, ethertype…op = reply, sha.
   hostMac.copy(reply, 6);
   REPLY_HEADER.copy(reply, 12);

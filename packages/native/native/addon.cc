@@ -1501,6 +1501,11 @@ class Poller : public Napi::ObjectWrap<Poller> {
   Napi::Value Close(const Napi::CallbackInfo& info) {
     DoClose();
     ReleaseSelf();
+    // The callbacks are strong references (global handles), and they usually reach this object's
+    // JS wrapper (the socket object that owns it): kept, they would keep the wrapper, and all the
+    // callbacks reach, alive for good. A closed poller calls nothing (CallJs skips empty ones).
+    onData_.Reset();
+    onError_.Reset();
     return info.Env().Undefined();
   }
 

@@ -190,6 +190,34 @@ describe('receive buffers', () => {
   });
 });
 
+describe('closing', () => {
+  it('a closed socket, and whatever its callbacks reach, can be garbage-collected', async () => {
+    // The callbacks close over the socket (as every client's do). Held by the addon after close(),
+    // they kept the socket object, its buffers and their owner alive for good.
+    const script = `
+      const { openNetlink, openUdp, NETLINK_ROUTE } = await import(${JSON.stringify(new URL('../dist/index.js', import.meta.url).href)});
+      const refs = [];
+      for (let i = 0; i < 20; i++) {
+        const owner = { payload: new Uint8Array(256 * 1024) };
+        owner.nl = openNetlink({ protocol: NETLINK_ROUTE, netns: ${JSON.stringify(a.path)} });
+        owner.nl.onMessage(() => owner.payload[0]++);
+        owner.udp = openUdp({ family: 4, port: 0, ttl: 255, netns: ${JSON.stringify(a.path)} });
+        owner.udp.onDatagram(() => owner.payload[1]++);
+        owner.nl.close();
+        owner.udp.close();
+        refs.push(new WeakRef(owner));
+      }
+      for (let i = 0; i < 5; i++) {
+        await new Promise((r) => setTimeout(r, 20));
+        globalThis.gc();
+      }
+      console.log(JSON.stringify({ alive: refs.filter((r) => r.deref() !== undefined).length }));
+    `;
+    const r = (await inChild(script)) as { alive: number };
+    expect(r.alive).toBe(0);
+  });
+});
+
 describe('periodic sender (a thread of the addon sends stored datagrams)', () => {
   it('keeps sending while the event loop is blocked, with the TTL and jitter asked for, the packet replaced in place', async () => {
     const rx = openUdp({ family: 4, bindAddress: '10.77.0.2', port: 0, ttl: 255, netns: b.path });

@@ -201,7 +201,8 @@ function encodeRequest(w: Writer, r: Request, seq: number, ack: boolean): void {
  */
 export class Rtnl {
   private readonly sock: NetlinkSocket;
-  private readonly w = new Writer(64 * 1024);
+  // Grows as a request needs (Writer.ensure); a client per namespace or per CNI call stays small.
+  private readonly w = new Writer(4096);
   private seq = 1;
   private readonly pending = new Map<number, Pending>();
   private readonly batches = new Set<BatchState>();
