@@ -3,11 +3,12 @@
 // Usage: node bfd-node.mjs '<json config>'
 //   { routerId, asn, originate: [prefix], watch: [prefix], peers: [{ address, asn, passive, holdTime,
 //     keepalive, bfd?: { minTx, minRx, multiplier } }] }
-// Prints JSON lines: {"event":"ready"}, {"event":"main-gc","at","ms"} for a main-thread GC over 50 ms, {"event":"route","prefix","present","t"} when a watched
-// prefix enters or leaves the Loc-RIB, {"event":"bfd","peer","from","to","diag","t"} on every BFD
-// change, {"event":"eor","t","locRib"} on End-of-RIB, and {"event":"stats",...} on the stdin line
-// "stats" (BFD transmit intervals of this node since the last "stats", and the longest any periodic
-// packet went out after its due time).
+// Prints JSON lines: {"event":"ready"}; {"event":"main-gc","at","ms"} for a main-thread GC over
+// 50 ms; {"event":"route","prefix","present","t"} when a watched prefix enters or leaves the
+// Loc-RIB; {"event":"bfd","peer","from","to","diag","t"} on every BFD change;
+// {"event":"eor","t","locRib"} on End-of-RIB; and {"event":"stats",...} on the stdin line "stats"
+// (BFD transmit intervals of this node since the last "stats", and the longest any periodic packet
+// went out after its due time).
 import { PerformanceObserver } from 'node:perf_hooks';
 import { pino } from 'pino';
 import { BfdLink } from '../../packages/agent/dist/adapters/bfd.js';
