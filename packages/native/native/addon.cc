@@ -891,8 +891,13 @@ class PeriodicTx {
   uint32_t Create(int fd, const struct sockaddr_storage& to, socklen_t toLen, int* err) {
     std::lock_guard<std::mutex> lock(mu_);
     if (!running_) {
+      // The thread takes no signals: Node's handlers run on the JS thread, as they expect.
+      sigset_t all, saved;
+      sigfillset(&all);
+      pthread_sigmask(SIG_SETMASK, &all, &saved);
       pthread_t t;
       *err = pthread_create(&t, nullptr, &PeriodicTx::Main, this);
+      pthread_sigmask(SIG_SETMASK, &saved, nullptr);
       if (*err != 0) return 0;
       pthread_setname_np(t, "podnet-tx");  // as top, perf and /proc show it
       pthread_detach(t);

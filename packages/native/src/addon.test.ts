@@ -255,6 +255,11 @@ describe('periodic sender (a thread of the addon sends stored datagrams)', () =>
       // The thread runs now: its nice value can be raised (lowering it needs CAP_SYS_NICE).
       const tid = setPeriodicSenderPriority(5);
       expect(readFileSync(`/proc/self/task/${tid}/comm`, 'utf8').trim()).toBe('podnet-tx');
+      // It takes no signals: signals 1-16 are all blocked but SIGKILL (9), which cannot be.
+      const blocked = /SigBlk:\s+([0-9a-f]+)/.exec(
+        readFileSync(`/proc/self/task/${tid}/status`, 'utf8'),
+      )![1]!;
+      expect(BigInt(`0x${blocked}`) & 0xfeffn).toBe(0xfeffn);
       expect(readFileSync(`/proc/self/task/${tid}/stat`, 'utf8').split(') ')[1]!.split(' ')[16]).toBe('5');
 
       sender.pause();
