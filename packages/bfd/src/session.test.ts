@@ -6,6 +6,28 @@ import { detectionTime, initialVars, jittered, transition, txInterval } from './
 import { type BfdPacket, Diag, decodePacket, State } from './packet.js';
 import { BfdSession, type StateChange } from './session.js';
 
+/** A Control packet from the peer: Down, 300 ms x 3, its discriminator 5; `over` changes fields. */
+function control(over: Partial<BfdPacket> = {}): BfdPacket {
+  return {
+    version: 1,
+    diag: 0,
+    state: State.DOWN,
+    poll: false,
+    final: false,
+    cpi: false,
+    auth: false,
+    demand: false,
+    multipoint: false,
+    detectMult: 3,
+    myDiscr: 5,
+    yourDiscr: 0,
+    desiredMinTx: 300_000,
+    requiredMinRx: 300_000,
+    requiredMinEchoRx: 0,
+    ...over,
+  };
+}
+
 interface Wire {
   clock: FakeClock;
   a: BfdSession;
@@ -173,23 +195,7 @@ describe('BFD session state machine', () => {
       },
     });
     s.start();
-    const pkt = (state: number): BfdPacket => ({
-      version: 1,
-      diag: 0,
-      state: state as 3,
-      poll: false,
-      final: false,
-      cpi: false,
-      auth: false,
-      demand: false,
-      multipoint: false,
-      detectMult: 3,
-      myDiscr: 9,
-      yourDiscr: 7,
-      desiredMinTx: 300_000,
-      requiredMinRx: 300_000,
-      requiredMinEchoRx: 0,
-    });
+    const pkt = (state: number): BfdPacket => control({ state: state as 3, myDiscr: 9, yourDiscr: 7 });
     s.receive(pkt(State.INIT));
     expect(s.state).toBe('up');
     clock.advance(3000);
@@ -209,23 +215,7 @@ describe('BFD session state machine', () => {
 
   it('answers a Poll with a Final at once and ignores packets while AdminDown', () => {
     const s = initialVars({ localDiscr: 1, desiredMinTx: 300_000, requiredMinRx: 300_000, detectMult: 3 });
-    const p: BfdPacket = {
-      version: 1,
-      diag: 0,
-      state: State.DOWN,
-      poll: true,
-      final: false,
-      cpi: true,
-      auth: false,
-      demand: false,
-      multipoint: false,
-      detectMult: 3,
-      myDiscr: 5,
-      yourDiscr: 0,
-      desiredMinTx: 1_000_000,
-      requiredMinRx: 1_000_000,
-      requiredMinEchoRx: 0,
-    };
+    const p = control({ poll: true, cpi: true, desiredMinTx: 1_000_000, requiredMinRx: 1_000_000 });
     const t = transition(s, { type: 'packet', packet: p });
     expect(t.session.state).toBe(State.INIT);
     expect(t.session.remoteCpi).toBe(true);
@@ -323,23 +313,7 @@ describe('BFD session state machine', () => {
 
     it('resume is taken only from Down and only on an Up packet that names a discriminator', () => {
       const s = initialVars({ localDiscr: 1, desiredMinTx: 300_000, requiredMinRx: 300_000, detectMult: 3 });
-      const p: BfdPacket = {
-        version: 1,
-        diag: 0,
-        state: State.UP,
-        poll: false,
-        final: false,
-        cpi: false,
-        auth: false,
-        demand: false,
-        multipoint: false,
-        detectMult: 3,
-        myDiscr: 5,
-        yourDiscr: 9,
-        desiredMinTx: 300_000,
-        requiredMinRx: 300_000,
-        requiredMinEchoRx: 0,
-      };
+      const p = control({ state: State.UP, yourDiscr: 9 });
       const t = transition(s, { type: 'resume', packet: p });
       expect(t.session).toMatchObject({ state: State.UP, localDiscr: 9, remoteDiscr: 5, polling: true });
       expect(transition(s, { type: 'resume', packet: { ...p, state: State.INIT } }).reason).toBe('ignored');
@@ -388,23 +362,7 @@ describe('BFD session state machine', () => {
       }),
     ]);
     // The peer's Down packet still moves the session to Init (and the re-arm is logged again).
-    s.receive({
-      version: 1,
-      diag: 0,
-      state: State.DOWN,
-      poll: false,
-      final: false,
-      cpi: false,
-      auth: false,
-      demand: false,
-      multipoint: false,
-      detectMult: 3,
-      myDiscr: 5,
-      yourDiscr: 0,
-      desiredMinTx: 300_000,
-      requiredMinRx: 300_000,
-      requiredMinEchoRx: 0,
-    });
+    s.receive(control());
     expect(s.state).toBe('init');
     expect(warned).toHaveLength(2);
     s.stop();
