@@ -368,3 +368,36 @@ describe('BFD session state machine', () => {
     s.stop();
   });
 });
+
+describe('the periodic transmitter', () => {
+  it('is re-armed on a change of state or interval, told of a new packet, and left alone otherwise', () => {
+    const clock = new FakeClock();
+    const calls: string[] = [];
+    const s = new BfdSession({
+      peer: 'b',
+      localDiscr: 1,
+      timers: { minTx: 300, minRx: 300, multiplier: 3 },
+      clock,
+      send: () => {},
+      periodic: {
+        arm: (_p, intervalUs) => calls.push(`arm ${intervalUs}`),
+        update: (p) => calls.push(`update yourDiscr=${p.readUInt32BE(8)}`),
+        pause: () => calls.push('pause'),
+        sent: () => 0,
+        drain: () => ({ gapsMs: [], maxLateMs: 0 }),
+        close() {},
+      },
+    });
+    s.start();
+    s.receive(control({ state: State.INIT }));
+    expect(s.state).toBe('up');
+    const settled = calls.length;
+    for (let i = 0; i < 10; i++) s.receive(control({ state: State.UP }));
+    expect(calls.slice(settled)).toEqual([]);
+    // The peer restarted its session with a new discriminator, still Up to us: a new packet only.
+    s.receive(control({ state: State.UP, myDiscr: 6 }));
+    expect(calls.slice(settled)).toEqual(['update yourDiscr=6']);
+    s.stop();
+    expect(calls.at(-1)).toBe('pause');
+  });
+});

@@ -234,6 +234,8 @@ export class BfdSession extends EventEmitter {
   private readonly periodic: PeriodicTransmit;
   /** The interval the periodic packets were armed with (µs; 0: not sending). */
   private armedUs = 0;
+  /** The periodic packet the transmitter holds. */
+  private lastPeriodic: Buffer | undefined;
   private detectTimer: unknown;
   private lastRx = 0;
   private running = false;
@@ -427,7 +429,14 @@ export class BfdSession extends EventEmitter {
     // stopped the session meanwhile.
     if (this.running && !this.resuming && (sendNow || rearm || txInterval(this.vars) !== this.armedUs))
       this.scheduleTx(sendNow);
-    else this.periodic.update(this.packet(false));
+    else {
+      // Most packets received change nothing we send: the transmitter is told only of a change.
+      const p = this.packet(false);
+      if (!this.lastPeriodic?.equals(p)) {
+        this.lastPeriodic = p;
+        this.periodic.update(p);
+      }
+    }
   }
 
   private packet(final: boolean): Buffer {
@@ -458,7 +467,10 @@ export class BfdSession extends EventEmitter {
     this.armedUs = interval;
     try {
       if (interval === 0) this.periodic.pause();
-      else this.periodic.arm(this.packet(false), interval, this.vars.detectMult, !now);
+      else {
+        this.lastPeriodic = this.packet(false);
+        this.periodic.arm(this.lastPeriodic, interval, this.vars.detectMult, !now);
+      }
     } catch (err) {
       // Not expected (the intervals are in range); the session then sends nothing, and says so.
       this.log.warn(
