@@ -19,6 +19,7 @@ import { CNI_TOKEN_NAME, CniTokenRefresher, requestTokenVia, type TokenRequestSp
 import { type AgentConfig, helpText, type LoadedConfig, loadConfig } from './config.js';
 import { startDefaultObjects } from './defaults.js';
 import { EventRecorder, TokenBucket } from './events.js';
+import { scheduleFootprintTrim } from './footprint.js';
 import { installCni } from './install-cni.js';
 import { LbAllocator } from './lb-controller.js';
 import { LogLevelController, liveLogger } from './log-level.js';
@@ -63,6 +64,9 @@ function cniTokenSpec(config: AgentConfig): TokenRequestSpec | undefined {
 
 /** How often freed malloc memory is given back to the kernel (malloc_trim). */
 const MALLOC_TRIM_INTERVAL_MS = 30_000;
+/** The memory trim (footprint.ts): once start-up is a minute behind, then every 10 minutes. */
+const FOOTPRINT_TRIM_FIRST_MS = 60_000;
+const FOOTPRINT_TRIM_INTERVAL_MS = 600_000;
 
 async function main(): Promise<number> {
   let loaded: LoadedConfig;
@@ -360,6 +364,11 @@ async function main(): Promise<number> {
     () => agent.status(),
   );
   log.info({ restarting }, 'podnet-agent running');
+  const footprint = scheduleFootprintTrim({
+    logger: log.child({ component: 'footprint' }),
+    firstAfterMs: FOOTPRINT_TRIM_FIRST_MS,
+    intervalMs: FOOTPRINT_TRIM_INTERVAL_MS,
+  });
 
   return new Promise<number>((resolve) => {
     let stopping = false;
@@ -371,6 +380,7 @@ async function main(): Promise<number> {
       }
       stopping = true;
       defaults.stop();
+      footprint.stop();
       log.info({ signal }, 'graceful stop: keeping kernel routes, graceful restart towards peers');
       const force = setTimeout(() => resolve(1), 20_000);
       force.unref();

@@ -30,11 +30,13 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <stdio.h>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -1962,6 +1964,68 @@ Napi::Value MallocTrim(const Napi::CallbackInfo& info) {
 #endif
 }
 
+// releaseExecutablePages() -> number: unmaps from this process the resident pages of the
+// executable's read-only file mappings (its code and constants), so that only the pages used from
+// now on come back, by a minor fault from the page cache. A long-lived process touches much of the
+// executable while it starts (V8 deserialising its snapshot, the compilers, the module loader) and
+// little afterwards. Only mappings that are private, not writable and hold no private copy of a page
+// (smaps' Anonymous: 0, so the relocated RELRO part is left alone) are released with
+// MADV_DONTNEED, which for such a mapping drops page table entries and nothing else: the bytes read
+// afterwards are the file's, as before. The executable is never unmapped, so no other mapping can
+// take its addresses between reading smaps and madvise. Returns the bytes that were resident.
+Napi::Value ReleaseExecutablePages(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  char exe[4096];
+  ssize_t len = readlink("/proc/self/exe", exe, sizeof exe - 1);
+  if (len <= 0) {
+    ThrowErrno(env, errno, "readlink", "/proc/self/exe");
+    return env.Undefined();
+  }
+  exe[len] = '\0';
+  FILE* f = fopen("/proc/self/smaps", "re");
+  if (f == nullptr) {
+    ThrowErrno(env, errno, "open", "/proc/self/smaps");
+    return env.Undefined();
+  }
+  struct Mapping {
+    uintptr_t start, end;
+    uint64_t rssKb;
+  };
+  std::vector<Mapping> release;
+  char line[4608];
+  bool candidate = false;
+  Mapping cur{0, 0, 0};
+  uint64_t anonKb = 0;
+  while (fgets(line, sizeof line, f) != nullptr) {
+    unsigned long start, end;
+    char perms[8];
+    int path = 0;
+    if (sscanf(line, "%lx-%lx %7s %*s %*s %*s %n", &start, &end, perms, &path) == 3 && path > 0) {
+      char* name = line + path;
+      name[strcspn(name, "\n")] = '\0';
+      candidate = strcmp(name, exe) == 0 && perms[1] == '-' && perms[3] == 'p';
+      cur = Mapping{start, end, 0};
+      anonKb = 0;
+      continue;
+    }
+    unsigned long kb;
+    if (sscanf(line, "Rss: %lu kB", &kb) == 1) cur.rssKb = kb;
+    else if (sscanf(line, "Anonymous: %lu kB", &kb) == 1) anonKb = kb;
+    else if (strncmp(line, "VmFlags:", 8) == 0) {
+      // The last line of a mapping's entry. "lo": locked pages stay.
+      if (candidate && anonKb == 0 && cur.rssKb > 0 && strstr(line, " lo") == nullptr) release.push_back(cur);
+      candidate = false;
+    }
+  }
+  fclose(f);
+  uint64_t released = 0;
+  for (const Mapping& m : release) {
+    void* at = reinterpret_cast<void*>(m.start);
+    if (madvise(at, m.end - m.start, MADV_DONTNEED) == 0) released += m.rssKb * 1024;
+  }
+  return Napi::Number::New(env, static_cast<double>(released));
+}
+
 Napi::Value AddonInfo(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Napi::Object out = Napi::Object::New(env);
@@ -1973,6 +2037,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("addonInfo", Napi::Function::New(env, AddonInfo, "addonInfo"));
   exports.Set("mallocTune", Napi::Function::New(env, MallocTune, "mallocTune"));
   exports.Set("mallocTrim", Napi::Function::New(env, MallocTrim, "mallocTrim"));
+  exports.Set("releaseExecutablePages", Napi::Function::New(env, ReleaseExecutablePages, "releaseExecutablePages"));
   exports.Set("nlOpen", Napi::Function::New(env, NlOpen, "nlOpen"));
   exports.Set("nlSetOpt", Napi::Function::New(env, NlSetOpt, "nlSetOpt"));
   exports.Set("sendBuf", Napi::Function::New(env, SendBuf, "sendBuf"));

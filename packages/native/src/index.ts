@@ -49,6 +49,7 @@ interface Binding {
   addonInfo(): AddonInfo;
   mallocTune(arenaMax: number, mmapThreshold: number, trimThreshold: number): boolean;
   mallocTrim(): boolean;
+  releaseExecutablePages(): number;
   txCreate(fd: number, address: string, port: number): number;
   txArm(
     id: number,
@@ -198,6 +199,16 @@ export function mallocTune(s: MallocSettings): boolean {
 /** malloc_trim(0): gives free pages of every malloc arena back to the kernel. True when some were. */
 export function mallocTrim(): boolean {
   return binding.mallocTrim();
+}
+
+/**
+ * Unmaps from this process the resident pages of the executable's read-only mappings (its code and
+ * constants). The pages used afterwards come back from the page cache by a minor fault; the ones
+ * only start-up used stay out. Mappings holding a private copy of a page are left alone. Returns the
+ * bytes that were resident. Meant for a long-lived process once its start-up is over.
+ */
+export function releaseExecutablePages(): number {
+  return binding.releaseExecutablePages();
 }
 
 // SOL_NETLINK options (linux/netlink.h).
