@@ -5,7 +5,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import pino from 'pino';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { scheduleFootprintTrim, type TrimReport } from './footprint.js';
+import { scheduleFootprintTrim, TRIM_SETTLE_MS, type TrimReport } from './footprint.js';
 
 const DIST = join(dirname(fileURLToPath(import.meta.url)), '..', 'dist');
 
@@ -61,7 +61,7 @@ describe('scheduleFootprintTrim', () => {
     return { logger, lines };
   }
 
-  it('trims once after start-up, then at the interval, logs each, and stops', () => {
+  it('trims once after start-up, then at the interval, logs each with the RSS it settled at, and stops', () => {
     vi.useFakeTimers();
     const { logger, lines } = logged();
     let calls = 0;
@@ -73,23 +73,31 @@ describe('scheduleFootprintTrim', () => {
         calls++;
         return report;
       },
+      rss: () => 70 * 1048576,
     });
     vi.advanceTimersByTime(59_999);
     expect(calls).toBe(0);
     vi.advanceTimersByTime(1);
     expect(calls).toBe(1);
-    vi.advanceTimersByTime(600_000 * 2);
-    expect(calls).toBe(3);
+    // The line waits for the pages in use to come back.
+    expect(lines).toHaveLength(0);
+    vi.advanceTimersByTime(TRIM_SETTLE_MS);
     expect(lines[0]).toMatchObject({
       msg: 'memory trimmed',
       pauseMs: 12.5,
       heapUsedMb: [20, 17],
-      rssMb: [96, 66],
       executableReleasedMb: 48.5,
+      rssMb: [96, 70],
+      rssSettledAfterMs: TRIM_SETTLE_MS,
     });
+    vi.advanceTimersByTime(600_000 * 2);
+    expect(calls).toBe(3);
+    expect(lines).toHaveLength(3);
+    vi.advanceTimersByTime(600_000 - TRIM_SETTLE_MS - 1);
     s.stop();
     vi.advanceTimersByTime(600_000 * 3);
     expect(calls).toBe(3);
+    expect(lines).toHaveLength(3);
   });
 
   it('a trim that throws is logged and the schedule goes on', () => {
@@ -99,16 +107,17 @@ describe('scheduleFootprintTrim', () => {
     const s = scheduleFootprintTrim({
       logger,
       firstAfterMs: 10,
-      intervalMs: 100,
+      intervalMs: 100_000,
       trim: () => {
         calls++;
         if (calls === 1) throw new Error('madvise: EINVAL');
         return report;
       },
     });
-    vi.advanceTimersByTime(110);
+    vi.advanceTimersByTime(100_010 + TRIM_SETTLE_MS);
     expect(calls).toBe(2);
-    expect(lines.map((l) => l.msg)).toEqual(['memory trim failed; the agent goes on', 'memory trimmed']);
+    expect(lines[0]?.msg).toBe('memory trim failed; the agent goes on');
+    expect(lines.slice(1).map((l) => l.msg)).toEqual(['memory trimmed']);
     expect(lines[0]).toMatchObject({ level: 40, err: { message: 'madvise: EINVAL' } });
     s.stop();
   });

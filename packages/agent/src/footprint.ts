@@ -50,6 +50,7 @@ export interface TrimReport {
   heapUsedBefore: number;
   heapUsedAfter: number;
   rssBefore: number;
+  /** Right after the trim: before the pages in use fault back. */
   rssAfter: number;
   /** Resident bytes of the executable that were unmapped. */
   executableReleased: number;
@@ -83,30 +84,47 @@ export interface FootprintTrimOptions {
   intervalMs: number;
   /** The trim itself (tests). */
   trim?: () => TrimReport;
+  /** The resident set size now (tests). */
+  rss?: () => number;
 }
+
+/**
+ * The trim's log line waits this long for its RSS figure: right after the trim the executable's
+ * pages in use have not faulted back yet, and the figure would be lower than any the process holds.
+ */
+export const TRIM_SETTLE_MS = 30_000;
 
 const mb = (bytes: number): number => Math.round((bytes / 1048576) * 10) / 10;
 
 /** Trims once `firstAfterMs` after the call, then every `intervalMs`; stop() ends it. */
 export function scheduleFootprintTrim(opts: FootprintTrimOptions): { stop(): void } {
   const trim = opts.trim ?? trimFootprint;
+  const rss = opts.rss ?? (() => process.memoryUsage.rss());
   let interval: NodeJS.Timeout | undefined;
+  let settle: NodeJS.Timeout | undefined;
   const run = (): void => {
+    let r: TrimReport;
     try {
-      const r = trim();
+      r = trim();
+    } catch (err) {
+      opts.logger.warn({ err }, 'memory trim failed; the agent goes on');
+      return;
+    }
+    clearTimeout(settle);
+    settle = setTimeout(() => {
       opts.logger.info(
         {
           pauseMs: r.ms,
           collected: r.collected,
           heapUsedMb: [mb(r.heapUsedBefore), mb(r.heapUsedAfter)],
-          rssMb: [mb(r.rssBefore), mb(r.rssAfter)],
           executableReleasedMb: mb(r.executableReleased),
+          rssMb: [mb(r.rssBefore), mb(rss())],
+          rssSettledAfterMs: TRIM_SETTLE_MS,
         },
         'memory trimmed',
       );
-    } catch (err) {
-      opts.logger.warn({ err }, 'memory trim failed; the agent goes on');
-    }
+    }, TRIM_SETTLE_MS);
+    settle.unref();
   };
   const first = setTimeout(() => {
     run();
@@ -117,6 +135,7 @@ export function scheduleFootprintTrim(opts: FootprintTrimOptions): { stop(): voi
   return {
     stop() {
       clearTimeout(first);
+      clearTimeout(settle);
       if (interval) clearInterval(interval);
     },
   };
