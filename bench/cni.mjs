@@ -13,8 +13,8 @@
 //   --load: two busy processes (one per core, bounded to 15 minutes) run beside the whole measurement.
 //   --spares N: the agent's --cni-spare-addresses (default 4; 0: every ADD allocates through the API).
 //   CNI_BENCH_PLUGIN=/path/to/podnet-cni[.js] npm run bench -- cni   (another standalone build; .js runs with node)
-//   CNI_BENCH_AGENT_NODE_FLAGS='--max-opt=2' npm run bench -- cni   (Node/V8 flags for the agent, which
-//   otherwise runs with none; its RSS at the end is reported as agent_rss_mb)
+//   CNI_BENCH_AGENT_NODE_FLAGS='--max-opt=2' npm run bench -- cni   (Node/V8 flags for the agent instead
+//   of its own, those of podnet-agent's #! line; its RSS at the end is reported as agent_rss_mb)
 // Everything runs in namespaces named pnt-cnibench-<pid>-<n> (removed at the end, or by the
 // testkit's cleanupStale() after a crash). Last line: one JSON object.
 import { spawn, spawnSync } from 'node:child_process';
@@ -26,6 +26,7 @@ import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { startApiServer } from '../packages/apiserver/dist/index.js';
 import { IPPOOL, installCrds, KubeClient } from '../packages/k8s/dist/index.js';
+import { shebangNodeFlags } from '../packages/lab/dist/sh.js';
 
 const args = process.argv.slice(2);
 const LOAD = args.includes('--load');
@@ -43,7 +44,10 @@ const PLUGIN =
   process.env.CNI_BENCH_PLUGIN ?? fileURLToPath(new URL('../packages/cni/dist/podnet-cni', import.meta.url));
 const SCRIPT = fileURLToPath(new URL('../packages/cni/dist/podnet-cni.js', import.meta.url));
 const REF_DIR = '/usr/lib/cni';
-const AGENT_NODE_FLAGS = (process.env.CNI_BENCH_AGENT_NODE_FLAGS ?? '').split(/\s+/).filter(Boolean);
+const AGENT_NODE_FLAGS =
+  process.env.CNI_BENCH_AGENT_NODE_FLAGS === undefined
+    ? shebangNodeFlags(AGENT)
+    : process.env.CNI_BENCH_AGENT_NODE_FLAGS.split(/\s+/).filter(Boolean);
 const NODE = 'bench-node';
 const namespaces = [];
 /** The --load busy processes. */

@@ -1,4 +1,4 @@
-#!/usr/bin/env -S node --max-semi-space-size=4 --heap-growing-percent=50
+#!/usr/bin/env -S node --max-semi-space-size=4 --heap-growing-percent=50 --max-opt=2
 // podnet-agent: the node daemon's entry point. See README.md for the options.
 // The young generation is capped at 2 x 4 MiB: with Node's default (up to 2 x 32 MiB on a large
 // host) connection churn from BGP peers grows the agent's RSS by ~60 MiB of mostly empty heap.
