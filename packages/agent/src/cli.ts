@@ -3,7 +3,7 @@
 // The young generation is capped at 2 x 4 MiB: with Node's default (up to 2 x 32 MiB on a large
 // host) connection churn from BGP peers grows the agent's RSS by ~60 MiB of mostly empty heap.
 // The old generation grows by half of what survived a full collection, not 4x. --max-opt=2: V8
-// stops at Maglev, no TurboFan (its code and zones were ~8 MB of a running agent; README.md).
+// stops at Maglev, no TurboFan (its code pages were ~8 MB of a running agent; README.md).
 import { readFileSync } from 'node:fs';
 import { Ipam } from '@podnet/ipam';
 import { KubeClient } from '@podnet/k8s';

@@ -1,8 +1,8 @@
 /**
  * What the agent's start-up leaves resident, given back once start-up is over and then at a long
  * interval (docs/footprint.md, "After start-up"):
- * - V8's last-resort collection (the one a low-memory notification runs): every collectable object,
- *   the bytecode of functions not running, the young generation shrunk to its minimum;
+ * - V8's last-resort collection (the one a low-memory notification runs): full collections until
+ *   one frees nothing more; the young generation is left at its smallest (1 MiB in the lab);
  * - malloc's free pages;
  * - the pages of the Node executable that start-up faulted in (V8's snapshot, the compilers, the
  *   module loader): unmapped, so only the ones used again come back, from the page cache.
