@@ -19,12 +19,15 @@ describe('trimFootprint (a child process)', () => {
       for (let i = 0; i < 200; i++) new Function('a', 'return a + ' + i)(1);
       junk = undefined;
       const r = trimFootprint();
+      // Read at once: the executable's pages in use have not faulted back yet.
+      const rssAfter = process.memoryUsage.rss();
       const again = trimFootprint();
-      console.log(JSON.stringify({ r, again, gcOnGlobal: typeof globalThis.gc }));
+      console.log(JSON.stringify({ r, rssAfter, again, gcOnGlobal: typeof globalThis.gc }));
     `;
     const out = execFileSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8' });
-    const { r, again, gcOnGlobal } = JSON.parse(out) as {
+    const { r, rssAfter, again, gcOnGlobal } = JSON.parse(out) as {
       r: TrimReport;
+      rssAfter: number;
       again: TrimReport;
       gcOnGlobal: string;
     };
@@ -32,7 +35,7 @@ describe('trimFootprint (a child process)', () => {
     expect(r.collected).toBe(true);
     expect(r.heapUsedAfter).toBeLessThan(r.heapUsedBefore - 5 * mb);
     expect(r.executableReleased).toBeGreaterThan(10 * mb);
-    expect(r.rssAfter).toBeLessThan(r.rssBefore - 15 * mb);
+    expect(rssAfter).toBeLessThan(r.rssBefore - 15 * mb);
     // The second trim finds the collector already had, and little of the executable back.
     expect(again.collected).toBe(true);
     expect(again.executableReleased).toBeLessThan(r.executableReleased / 2);
@@ -51,7 +54,6 @@ describe('scheduleFootprintTrim', () => {
     heapUsedBefore: 20 * 1048576,
     heapUsedAfter: 17 * 1048576,
     rssBefore: 96 * 1048576,
-    rssAfter: 66 * 1048576,
     executableReleased: 48.5 * 1048576,
   };
 
