@@ -26,7 +26,7 @@ import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { startApiServer } from '../packages/apiserver/dist/index.js';
 import { IPPOOL, installCrds, KubeClient } from '../packages/k8s/dist/index.js';
-import { shebangNodeFlags } from '../packages/lab/dist/sh.js';
+import { shebangNodeFlags } from '../packages/lab/dist/index.js';
 
 const args = process.argv.slice(2);
 const LOAD = args.includes('--load');
